@@ -1,0 +1,54 @@
+"""modyn-store: an embedded, versioned dataset store for training on dynamic data.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> import modyn_store
+>>> store = modyn_store.Store.open("memory://init-doc", create=True)
+>>> store.append(pa.table({"ts": [1, 2, 3]})).inserted
+3
+"""
+
+from modyn_store.errors import (
+    ConflictError,
+    DataUnavailableError,
+    DuplicateKeyError,
+    FormatVersionError,
+    InvalidArgumentError,
+    InvalidFilterError,
+    InvalidNameError,
+    ModynStoreError,
+    NotAStoreError,
+    SchemaMismatchError,
+    UnknownKeyError,
+    UnknownVersionError,
+)
+from modyn_store.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord
+from modyn_store.snapshot import Snapshot
+from modyn_store.store import Store, Transaction
+from modyn_store.trainset import TrainSet
+
+__all__ = [
+    "ConflictError",
+    "DataUnavailableError",
+    "Delta",
+    "Diff",
+    "DuplicateKeyError",
+    "ErasureReport",
+    "FormatVersionError",
+    "InvalidArgumentError",
+    "InvalidFilterError",
+    "InvalidNameError",
+    "ModynStoreError",
+    "NotAStoreError",
+    "SchemaMismatchError",
+    "Snapshot",
+    "Store",
+    "TrainSet",
+    "Transaction",
+    "UnknownKeyError",
+    "UnknownVersionError",
+    "VacuumReport",
+    "VersionRecord",
+]
+__version__ = "0.1.0"

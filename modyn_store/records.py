@@ -1,0 +1,169 @@
+"""Typed records the store returns: versions, diffs, deltas, erasure and vacuum reports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["Delta", "Diff", "ErasureReport", "VacuumReport", "VersionRecord"]
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One committed store version.
+
+    Attributes
+    ----------
+    version:
+        The version number (1, 2, ...; 0 is the empty store).
+    time:
+        Wall-clock commit time (UTC).
+    op:
+        ``append``, ``delete``, ``erase``, ``scores``, ``tag``, ``untag``, ``vacuum`` or an
+        extension's operation (e.g. ``train``).
+    message:
+        Free text given by the writer.
+    inserted, deleted, erased:
+        Row counts the version changed.
+    live:
+        The number of live rows after the version.
+    details:
+        Operation-specific facts (score name, tag, training id ...).
+    """
+
+    version: int
+    time: datetime
+    op: str
+    message: str = ""
+    inserted: int = 0
+    deleted: int = 0
+    erased: int = 0
+    live: int = 0
+    max_key: int = -1
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "_version": self.version,
+            "time": self.time,
+            "op": self.op,
+            "message": self.message,
+            "inserted": self.inserted,
+            "deleted": self.deleted,
+            "erased": self.erased,
+            "live": self.live,
+            "max_key": self.max_key,
+            "details": json.dumps(self.details, sort_keys=True),
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> VersionRecord:
+        return cls(
+            version=int(row["_version"]),
+            time=row["time"],
+            op=str(row["op"]),
+            message=str(row["message"]),
+            inserted=int(row["inserted"]),
+            deleted=int(row["deleted"]),
+            erased=int(row["erased"]),
+            live=int(row["live"]),
+            max_key=int(row["max_key"]),
+            details=json.loads(row["details"]),
+        )
+
+
+VERSIONS_SCHEMA = pa.schema(
+    [
+        ("_version", pa.int64()),
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("op", pa.string()),
+        ("message", pa.string()),
+        ("inserted", pa.int64()),
+        ("deleted", pa.int64()),
+        ("erased", pa.int64()),
+        ("live", pa.int64()),
+        ("max_key", pa.int64()),
+        ("details", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Diff:
+    """Keys that entered (``inserted``) and left (``deleted``) the live set between two versions."""
+
+    start: int
+    end: int
+    inserted: np.ndarray
+    deleted: np.ndarray
+
+    def __repr__(self) -> str:
+        return (
+            f"Diff({self.start}->{self.end}: +{self.inserted.size} inserted, "
+            f"-{self.deleted.size} deleted)"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Delta:
+    """What versions ``(start, end]`` changed, in the form triggers consume.
+
+    ``inserted`` holds the inserted rows that still exist (erased rows are gone), with the
+    columns asked for plus ``key``, ``ts``, ``label`` (if the store has labels) and ``version``,
+    sorted by (version, ts, key). ``deleted`` and ``erased`` are sorted key arrays.
+    """
+
+    start: int
+    end: int
+    inserted: pa.Table
+    deleted: np.ndarray
+    erased: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.inserted.num_rows)
+
+    def __repr__(self) -> str:
+        return (
+            f"Delta({self.start}->{self.end}: {self.inserted.num_rows} inserted, "
+            f"{self.deleted.size} deleted, {self.erased.size} erased)"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ErasureReport:
+    """The result of :meth:`Store.erase`.
+
+    ``trainings`` names the past trainings whose train sets held an erased key;
+    ``caches_removed`` counts the materialization caches that were deleted.
+    """
+
+    version: int
+    keys: np.ndarray
+    reason: str
+    trainings: tuple[str, ...] = ()
+    caches_removed: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"ErasureReport(version={self.version}, keys={self.keys.size}, "
+            f"trainings={list(self.trainings)}, caches_removed={self.caches_removed})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class VacuumReport:
+    """The result of :meth:`Store.vacuum`: which soft-deleted rows are (or would be) purged."""
+
+    dry_run: bool
+    keys: np.ndarray
+    version: int | None
+    keep_versions: int
+
+    def __repr__(self) -> str:
+        what = "would purge" if self.dry_run else "purged"
+        return f"VacuumReport({what} {self.keys.size} rows, keep_versions={self.keep_versions})"
