@@ -177,27 +177,36 @@ class Snapshot:
     ) -> Iterator[pa.RecordBatch]:
         """Stream live rows as record batches in storage order (bounded memory).
 
-        ``filter`` is a Lance SQL expression over the store's columns (e.g. ``"label = 1"``).
+        ``filter`` is a Lance SQL expression over the store's columns (e.g. ``"label = 1"``);
+        it is checked before this returns.
         """
         cols = self._check_columns(columns)
         self._check_unavailable(on_unavailable)
+        if filter is not None and (not isinstance(filter, str) or not filter.strip()):
+            raise InvalidArgumentError("filter", filter, "a non-empty SQL filter expression or None")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
         ds = self._store._tables.open("samples")
         if ds is None:
-            return
-        dead = self._dead()
+            return iter(())
         need_key = "key" not in cols
         read = cols + (["key"] if need_key else [])
         try:
-            scanner = ds.scanner(columns=read, filter=self._version_filter(filter), batch_size=batch_size)
-            batches = scanner.to_batches()
+            reader = ds.scanner(
+                columns=read, filter=self._version_filter(filter), batch_size=batch_size
+            ).to_reader()
         except (ValueError, OSError) as exc:
             raise InvalidFilterError(f"invalid filter {filter!r}: {exc}") from exc
-        for batch in batches:
+        return self._live_batches(reader, need_key)
+
+    def _live_batches(self, reader: pa.RecordBatchReader, drop_key: bool) -> Iterator[pa.RecordBatch]:
+        dead = self._dead()
+        for batch in reader:
             if dead.size:
                 keep = ~_isin_sorted(batch.column(batch.schema.get_field_index("key")).to_numpy(), dead)
                 if not keep.all():
                     batch = batch.filter(pa.array(keep))
-            if need_key:
+            if drop_key:
                 batch = batch.drop_columns(["key"])
             if batch.num_rows:
                 yield batch

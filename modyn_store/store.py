@@ -32,6 +32,7 @@ from modyn_store._lock import WriterLock
 from modyn_store._tables import Tables, with_version
 from modyn_store._validate import as_keys, check_name
 from modyn_store.errors import (
+    ConflictError,
     DuplicateKeyError,
     FormatVersionError,
     InvalidArgumentError,
@@ -154,7 +155,20 @@ class Store:
             with fs.open(marker + ".tmp", "w") as fh:
                 json.dump({"format": "modyn-store", "format_version": FORMAT_VERSION}, fh)
             fs.mv(marker + ".tmp", marker)
-        return cls(loc, lock_timeout=float(lock_timeout))
+        store = cls(loc, lock_timeout=float(lock_timeout))
+        store._recover_if_idle()
+        return store
+
+    def _recover_if_idle(self) -> None:
+        """Finish or roll back an interrupted write now, unless a live writer holds the lock."""
+        if not self.fs.exists(self._location.path(INTENT)):
+            return
+        idle = WriterLock(self._lock.path, 0.0)
+        try:
+            with idle:
+                self._recover()
+        except ConflictError:
+            pass  # a writer is active; it recovers before its own write
 
     @property
     def uri(self) -> str:
@@ -537,8 +551,6 @@ class Store:
     def tag(self, name: str, version: VersionRef = None, *, message: str = "") -> VersionRecord:
         """Name a version (default: the latest). Tags protect their version's rows from vacuum."""
         check_name("tag", name)
-        if name.isdigit():
-            raise InvalidArgumentError("tag", name, "a name that is not a number")
         target = self._resolve(version)
         if name in self.tags():
             raise InvalidArgumentError("tag", name, f"a new tag name; {name!r} already names version {self.tags()[name]}")

@@ -1,0 +1,125 @@
+"""Bad input gets a typed error naming the problem and leaves the store exactly as it was."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from modyn_store import (
+    DuplicateKeyError,
+    FormatVersionError,
+    InvalidArgumentError,
+    InvalidFilterError,
+    InvalidNameError,
+    ModynStoreError,
+    NotAStoreError,
+    SchemaMismatchError,
+    Store,
+    UnknownKeyError,
+    UnknownVersionError,
+)
+
+
+def _state(store: Store) -> Any:
+    snap = store.as_of()
+    return (
+        store.version,
+        [(r.version, r.op, r.inserted, r.deleted) for r in store.log()],
+        snap.keys().tolist(),
+        snap.to_table().to_pydict(),
+        store.tags(),
+        {n: store.scores.as_of(None, n).to_pydict() for n in store.scores.names()},
+    )
+
+
+@pytest.fixture
+def store(store_uri: str) -> Store:
+    s = Store.open(store_uri, create=True)
+    s.append(pa.table({"key": [1, 2, 3], "ts": [10, 20, 30], "label": [0, 1, 0], "x": [0.1, 0.2, 0.3]}))
+    s.scores.write("loss", [1, 2], [0.5, 0.25])
+    s.tag("base")
+    return s
+
+
+CASES: list[tuple[str, type[Exception], str, Callable[[Store], Any]]] = [
+    ("schema: extra column", SchemaMismatchError, "unexpected columns", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0], "y": [2]}))),
+    ("schema: wrong type", SchemaMismatchError, "column 'x' is string", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": ["a"]}))),
+    ("schema: missing column", SchemaMismatchError, "missing columns", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0]}))),
+    ("schema: no event time", SchemaMismatchError, "event-time", lambda s: s.append(pa.table({"key": [9], "label": [0], "x": [1.0]}))),
+    ("schema: reserved name", SchemaMismatchError, "reserved", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0], "_version": [5]}))),
+    ("duplicate keys in batch", DuplicateKeyError, "within the appended data", lambda s: s.append(pa.table({"key": [7, 7], "ts": [1, 2], "label": [0, 0], "x": [1.0, 2.0]}))),
+    ("duplicate key vs store", DuplicateKeyError, "already exist", lambda s: s.append(pa.table({"key": [8, 2], "ts": [1, 2], "label": [0, 0], "x": [1.0, 2.0]}))),
+    ("duplicate key vs store (stream)", DuplicateKeyError, "already exist", lambda s: s.append(pa.table({"key": [8, 2], "ts": [1, 2], "label": [0, 0], "x": [1.0, 2.0]}).to_reader())),
+    ("null keys", InvalidArgumentError, "null keys", lambda s: s.append(pa.table({"key": pa.array([None, 9], pa.int64()), "ts": [1, 2], "label": [0, 0], "x": [1.0, 2.0]}))),
+    ("float keys", SchemaMismatchError, "keys must be integers", lambda s: s.append(pa.table({"key": [1.5], "ts": [1], "label": [0], "x": [1.0]}))),
+    ("empty append", InvalidArgumentError, "at least one row", lambda s: s.append(pa.table({"key": pa.array([], pa.int64()), "ts": pa.array([], pa.int64()), "label": pa.array([], pa.int64()), "x": pa.array([], pa.float64())}))),
+    ("bad data type", InvalidArgumentError, "pyarrow Table", lambda s: s.append([1, 2, 3])),
+    ("unknown keys on delete", UnknownKeyError, "not live", lambda s: s.delete(keys=[1, 99])),
+    ("delete keys and where", InvalidArgumentError, "exactly one", lambda s: s.delete(keys=[1], where="x > 0")),
+    ("invalid filter", InvalidFilterError, "invalid filter", lambda s: s.delete(where="x >>> ")),
+    ("filter on unknown column", InvalidFilterError, "invalid filter", lambda s: s.as_of().to_table(filter="nope = 1")),
+    ("NaN score", InvalidArgumentError, "NaN or inf", lambda s: s.scores.write("loss", [1, 2], [0.1, float("nan")])),
+    ("inf score", InvalidArgumentError, "NaN or inf", lambda s: s.scores.write("loss", [1], [float("inf")])),
+    ("score for unknown key", UnknownKeyError, "not live", lambda s: s.scores.write("loss", [42], [0.1])),
+    ("score shape change", SchemaMismatchError, "holds values of type", lambda s: s.scores.write("loss", [1], [[0.1, 0.2]])),
+    ("unknown version", UnknownVersionError, "does not exist", lambda s: s.as_of(999)),
+    ("negative version", UnknownVersionError, "does not exist", lambda s: s.as_of(-1)),
+    ("unknown tag", UnknownVersionError, "unknown tag", lambda s: s.as_of("nope")),
+    ("invalid tag name", InvalidNameError, "tag", lambda s: s.tag("../escape")),
+    ("numeric tag name", InvalidNameError, "a letter", lambda s: s.tag("12")),
+    ("duplicate tag", InvalidArgumentError, "already names", lambda s: s.tag("base")),
+    ("invalid score name", InvalidNameError, "score", lambda s: s.scores.write("../x", [1], [0.1])),
+    ("unknown columns", InvalidArgumentError, "columns of the store", lambda s: s.as_of().to_table(["nope"])),
+    ("erase without reason", InvalidArgumentError, "reason", lambda s: s.erase([1], reason="")),
+    ("vacuum keep 0", InvalidArgumentError, "keep_versions", lambda s: s.vacuum(keep_versions=0)),
+    ("aux path traversal", InvalidArgumentError, "relative", lambda s: s.path("../../etc/passwd")),
+    ("bad version type", InvalidArgumentError, "version number", lambda s: s.as_of(1.5)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_leaves_store_unchanged(store: Store, case: tuple[str, type[Exception], str, Callable[[Store], Any]]) -> None:
+    _, error, words, call = case
+    before = _state(store)
+    with pytest.raises(error, match=words) as info:
+        call(store)
+    assert isinstance(info.value, ModynStoreError)
+    assert _state(store) == before
+    # and a reopened store agrees
+    assert _state(Store.open(store.uri)) == before
+
+
+def test_not_a_store(tmp_path: Path) -> None:
+    with pytest.raises(NotAStoreError, match="not a modyn-store store"):
+        Store.open(str(tmp_path / "nothing"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "file.txt").write_text("hello")
+    with pytest.raises(NotAStoreError, match="not empty"):
+        Store.open(str(tmp_path / "other"), create=True)
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["file.txt"]
+
+
+def test_newer_format(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    Store.open(str(root), create=True)
+    (root / "_modyn_store.json").write_text(json.dumps({"format": "modyn-store", "format_version": 99}))
+    with pytest.raises(FormatVersionError, match="format 99"):
+        Store.open(str(root))
+
+
+def test_unsupported_uri_scheme() -> None:
+    with pytest.raises(InvalidArgumentError, match="uri"):
+        Store.open("ftp://host/x", create=True)
+
+
+def test_delete_missing_ignore_counts(store: Store) -> None:
+    rec = store.delete(keys=[1, 99, 100], missing="ignore")
+    assert rec.deleted == 1 and rec.details["ignored"] == 2
+    assert store.as_of().keys().tolist() == [2, 3]
+    assert np.array_equal(store.as_of(1).keys(), [1, 2, 3])
