@@ -203,10 +203,15 @@ class Store:
         if ds is None:
             return []
         lv = ds.version
-        if self._records_cache is not None and self._records_cache[0] == lv:
-            return self._records_cache[1]
-        rows = ds.to_table().sort_by("_version").to_pylist()
-        records = [VersionRecord.from_row(r) for r in rows]
+        cached = self._records_cache
+        if cached is not None and cached[0] == lv:
+            return cached[1]
+        # the log only grows (rows above the last commit are invisible leftovers), so read
+        # just the new rows
+        known = cached[1] if cached is not None else []
+        since = known[-1].version if known else 0
+        rows = ds.to_table(filter=f"_version > {since}").sort_by("_version").to_pylist()
+        records = known + [VersionRecord.from_row(r) for r in rows]
         self._records_cache = (lv, records)
         return records
 

@@ -1,0 +1,140 @@
+"""The report renderer: files, PNG validity, and table numbers equal to the input."""
+
+from __future__ import annotations
+
+import math
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.report import (
+    PipelineResult,
+    TriggerRecord,
+    current_model_curve,
+    pareto_front,
+    render_report,
+    summarize,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _results(n_slices: int = 8) -> list[PipelineResult]:
+    rng = np.random.default_rng(7)
+    labels = [f"day {i}" for i in range(n_slices)]
+    out = []
+    for name, every, cost in [("every | slice", 1, 1.0), ("every 2", 2, 0.7), ("once", n_slices, 0.3)]:
+        slices = list(range(0, n_slices, every))
+        triggers = [TriggerRecord(i, 10 + i, int(rng.integers(100, 1000)), float(rng.uniform(0.1, 2.0)) * cost, slice_index=s)
+                    for i, s in enumerate(slices)]  # fmt: skip
+        matrix = rng.uniform(0.5, 0.95, size=(len(slices), n_slices))
+        out.append(PipelineResult(name, f"time {every}", "new data", "finetune", tuple(triggers), matrix.tolist(), labels))
+    return out
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def _reference_curve(r: PipelineResult) -> list[float]:
+    out = []
+    for s in range(len(r.slice_labels)):
+        trained_before = [t for t in r.triggers if t.slice_index is not None and t.slice_index < s]
+        out.append(r.matrix[max(t.index for t in trained_before)][s] if trained_before else math.nan)
+    return out
+
+
+def test_current_model_curve_matches_reference() -> None:
+    for r in _results():
+        got = current_model_curve(r)
+        ref = _reference_curve(r)
+        assert len(got) == len(ref)
+        assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(got, ref))
+
+
+def test_pareto_front_against_brute_force() -> None:
+    rng = np.random.default_rng(1)
+    costs, scores = rng.uniform(0, 10, 30).tolist(), rng.uniform(0, 1, 30).tolist()
+    got = pareto_front(costs, scores)
+    for i in range(30):
+        dominated = any(costs[j] <= costs[i] and scores[j] >= scores[i] and j != i for j in range(30))
+        assert got[i] == (not dominated)
+    assert any(got)
+    lower = pareto_front(costs, scores, higher_is_better=False)
+    assert lower[int(np.argmin(scores))] and lower != got
+
+
+def test_render_writes_valid_files_and_table_equals_input(tmp_path: Path) -> None:
+    results = _results()
+    files = render_report(results, tmp_path / "out", title="grid")
+    assert len(files.heatmaps) == len(results)
+    for p in (files.curve, files.pareto, *files.heatmaps):
+        width, height = _png_size(Path(p))
+        assert 300 <= width <= 2000 and 200 <= height <= 1500
+        assert Path(p).parent == tmp_path / "out"
+    md = Path(files.markdown).read_text()
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| pipeline |"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    rows = lines[start + 2 : end]
+    assert len(rows) == len(results)
+    for line, r in zip(rows, results):
+        cells = [c.strip() for c in line.strip("|").replace("\\|", "\x00").split("|")]
+        cells = [c.replace("\x00", "|") for c in cells]
+        assert cells[0] == r.name
+        assert int(cells[4]) == len(r.triggers)
+        assert int(cells[5]) == sum(t.n_samples for t in r.triggers)
+        assert float(cells[6]) == pytest.approx(sum(t.train_seconds for t in r.triggers), abs=0.006)
+        curve = [v for v in _reference_curve(r) if not math.isnan(v)]
+        assert float(cells[7]) == pytest.approx(sum(curve) / len(curve), abs=6e-5)
+        assert float(cells[8]) == pytest.approx(curve[-1], abs=6e-5)
+    # per-trigger tables list every trigger's samples and seconds
+    for r in results:
+        for t in r.triggers:
+            assert f"| {t.index} | {t.data_version} | {r.slice_labels[t.last_slice]} | {t.n_samples} | {t.train_seconds:.2f} |" in md
+    for name in ("metric_over_time.png", "cost_vs_metric.png"):
+        assert f"]({name})" in md
+    page = Path(files.html).read_text()
+    assert page.startswith("<!DOCTYPE html>") and "every | slice" in page and page.count("<tr>") == len(results) + 1
+    summary = summarize(results)
+    assert [s.pareto for s in summary] == pareto_front([r.total_seconds for r in results], [s.mean_metric for s in summary])
+
+
+def test_hostile_names_stay_inside_the_folder(tmp_path: Path) -> None:
+    r = _results()[0]
+    evil = PipelineResult("../../etc/passwd <b>", r.trigger, r.selection, r.update, r.triggers, r.matrix, r.slice_labels)
+    files = render_report([evil], tmp_path)
+    assert all(Path(p).resolve().parent == tmp_path.resolve() for p in files.all)
+    assert "<b>" not in Path(files.html).read_text().split("<body>")[1].replace("&lt;b&gt;", "")
+
+
+def test_invalid_results_are_rejected(tmp_path: Path) -> None:
+    r = _results()[0]
+    with pytest.raises(InvalidArgumentError, match="matrix"):
+        PipelineResult("x", "t", "s", "u", r.triggers, r.matrix[:-1], r.slice_labels)
+    with pytest.raises(InvalidArgumentError, match=r"matrix\[0\]"):
+        PipelineResult("x", "t", "s", "u", r.triggers, [row[:-1] for row in r.matrix], r.slice_labels)
+    with pytest.raises(InvalidArgumentError, match="results"):
+        render_report([], tmp_path)
+    other = PipelineResult("y", "t", "s", "u", r.triggers, r.matrix, r.slice_labels, metric="auc")
+    with pytest.raises(InvalidArgumentError, match=r"results\[1\].metric"):
+        summarize([r, other])
+    with pytest.raises(InvalidArgumentError, match="n_samples"):
+        TriggerRecord(0, 1, -5, 1.0)
+
+
+def test_heavy_modules_are_not_imported_by_the_package() -> None:
+    code = (
+        "import sys, modyn_store, modyn_store.datasets, modyn_store.report; "
+        "bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
