@@ -32,9 +32,27 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     return np.unique(a) if a.size else np.empty(0, dtype=np.int64)
 
 
+def _is_sorted(a: np.ndarray) -> bool:
+    return bool(a.size < 2 or (a[1:] >= a[:-1]).all())
+
+
 def _isin_sorted(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Mask of ``a``'s elements found in the sorted array ``sorted_b``.
+
+    When ``a`` is itself sorted and much larger than ``sorted_b`` (live keys vs deleted
+    keys), the small side is searched in the large one: O(|b| log |a|) instead of
+    O(|a| log |b|).
+    """
     if sorted_b.size == 0 or a.size == 0:
         return np.zeros(a.size, dtype=bool)
+    if a.size > 8 * sorted_b.size and _is_sorted(a):
+        mask = np.zeros(a.size, dtype=bool)
+        lo = np.searchsorted(a, sorted_b, side="left")
+        hi = np.searchsorted(a, sorted_b, side="right")
+        hit = hi > lo
+        for start, stop in zip(lo[hit], hi[hit]):
+            mask[start:stop] = True
+        return mask
     idx = np.searchsorted(sorted_b, a)
     idx[idx == sorted_b.size] = 0
     return sorted_b[idx] == a
@@ -125,7 +143,8 @@ class Snapshot:
             unavailable = self.unavailable()
             if unavailable.size:
                 keys = np.concatenate([keys, unavailable])
-            keys = np.sort(keys)
+            if not _is_sorted(keys):
+                keys = np.sort(keys)
             keys.setflags(write=False)
             self._keys_cache = keys
         return self._keys_cache

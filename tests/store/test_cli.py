@@ -1,0 +1,53 @@
+"""The store commands of the CLI on a small store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from modyn_store import Store
+from modyn_store.cli import main
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    p = str(tmp_path / "s")
+    s = Store.open(p, create=True)
+    s.append(pa.table({"ts": [1, 2, 3, 4], "x": [0.1, 0.2, 0.3, 0.4]}), message="first")
+    s.delete(keys=[0])
+    return p
+
+
+def test_log_diff_show(path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["log", path]) == 0
+    out = capsys.readouterr().out
+    assert "append" in out and "delete" in out and "first" in out
+    assert main(["diff", path, "1", "2", "--keys", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "0 inserted, 1 deleted" in out and "deleted:  0" in out
+    assert main(["show", path, "1", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "live rows 4" in out and "x:double" in out
+
+
+def test_tag_erase_vacuum_compact(path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tag", path, "v1", "1"]) == 0
+    assert "-> version 1" in capsys.readouterr().out
+    assert main(["erase", path, "2", "--reason", "request"]) == 0
+    assert "erased 1 keys" in capsys.readouterr().out
+    assert main(["vacuum", path, "--keep-versions", "1"]) == 0
+    assert "would purge 0" in capsys.readouterr().out  # the tag protects version 1
+    assert main(["tag", path, "v1", "--delete"]) == 0
+    assert main(["vacuum", path, "--keep-versions", "1", "--apply"]) == 0
+    assert "purged (version" in capsys.readouterr().out
+    assert main(["compact", path]) == 0
+    assert Store.open(path).as_of().keys().tolist() == [1, 3]
+
+
+def test_errors_exit_2(path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", path, "99"]) == 2
+    assert "error: version 99 does not exist" in capsys.readouterr().err
+    assert main(["erase", path, "77", "--reason", "x"]) == 2
+    assert main(["log", path + "-missing"]) == 2
