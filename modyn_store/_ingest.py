@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from modyn_store.errors import DuplicateKeyError, InvalidArgumentError, SchemaMismatchError
 
-__all__ = ["RESERVED", "Prepared", "prepare"]
+__all__ = ["RESERVED", "KeyTracker", "Prepared", "check_unique", "prepare"]
 
 RESERVED = ("_version", "_rowid", "_rowaddr")
 ROLE_COLUMNS = ("key", "ts", "label")
@@ -175,3 +175,44 @@ def check_unique(keys: np.ndarray) -> np.ndarray:
                 f"{dup.size} duplicate keys within the appended data, e.g. {np.unique(dup)[:5].tolist()}"
             )
     return s
+
+
+class KeyTracker:
+    """Follows the keys of a streamed append without copying them while they stay increasing.
+
+    Time-ordered ingest usually appends increasing keys; then uniqueness within the append
+    is proven batch by batch and only the range is needed to check against the store.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.increasing = True
+        self.count = 0
+        self.first = 0
+        self.last = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        if keys.size == 0:
+            return
+        if self.increasing and (
+            (self.count and keys[0] <= self.last) or (keys.size > 1 and not bool((keys[1:] > keys[:-1]).all()))
+        ):
+            self.increasing = False
+        if self.count == 0:
+            self.first = int(keys[0])
+        self.last = int(keys[-1])
+        self.count += int(keys.size)
+        self.parts.append(keys)
+
+    def sorted_unique(self) -> np.ndarray:
+        """All keys, sorted; raises :class:`DuplicateKeyError` on a repeated key."""
+        keys = np.concatenate(self.parts) if self.parts else np.empty(0, np.int64)
+        return keys if self.increasing else check_unique(keys)
+
+    @property
+    def lowest(self) -> int:
+        return self.first if self.increasing else int(min(int(p.min()) for p in self.parts))
+
+    @property
+    def highest(self) -> int:
+        return self.last if self.increasing else int(max(int(p.max()) for p in self.parts))

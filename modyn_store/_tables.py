@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,72 @@ class Tables:
 
     def __init__(self, location: Location) -> None:
         self.location = location
+        self._ranges: dict[str, dict[int, tuple[int, int, int]]] = {}
+
+    # -- per-fragment version ranges -----------------------------------------------------
+    def _ranges_path(self, name: str) -> str:
+        return self.location.path(f"_meta/{name.replace('/', '__')}.fragments.json")
+
+    def fragment_versions(
+        self, name: str, ds: lance.LanceDataset, *, assume: int | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """``fragment id -> (min _version, max _version)`` for every fragment of ``ds``.
+
+        Lance fragments are immutable apart from deletion files, and their ids are never
+        reused, so a range once known stays a valid bound. Ranges come from a side file the
+        writer keeps, from this process's memory, or from reading that fragment's
+        ``_version`` column once.
+        """
+        known = self._ranges.get(name)
+        if known is None:
+            known = {}
+            fs = self.location.fs
+            path = self._ranges_path(name)
+            if fs.exists(path):
+                with fs.open(path, "r") as fh:
+                    try:
+                        known = {int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in json.load(fh).items()}
+                    except (ValueError, KeyError, TypeError, IndexError):
+                        known = {}
+            self._ranges[name] = known
+        out: dict[int, tuple[int, int]] = {}
+        for frag in ds.get_fragments():
+            fid = frag.fragment_id
+            rows = frag.metadata.physical_rows
+            hit = known.get(fid)
+            if hit is None and assume is not None:
+                hit = (assume, assume, rows)
+                known[fid] = hit
+            elif hit is None or hit[2] != rows:
+                col = frag.to_table(columns=["_version"]).column(0).to_numpy()
+                lo, hi = (int(col.min()), int(col.max())) if col.size else (0, -1)
+                hit = (lo, hi, rows)
+                known[fid] = hit
+            out[fid] = (hit[0], hit[1])
+        return out
+
+    def save_fragment_versions(self, name: str, new_version: int | None = None) -> None:
+        """Persist the ranges of ``name``'s current fragments (called by the writer).
+
+        With ``new_version``, fragments the side file does not know yet are the ones the
+        current write created, all at that version, and need no reading.
+        """
+        ds = self.open(name)
+        if ds is None:
+            return
+        self._ranges.pop(name, None)  # re-read the side file: another process may have written
+        if new_version is not None:
+            self.fragment_versions(name, ds, assume=new_version)
+        else:
+            self.fragment_versions(name, ds)
+        live = {f.fragment_id for f in ds.get_fragments()}
+        body = {str(k): list(v) for k, v in self._ranges[name].items() if k in live}
+        fs = self.location.fs
+        path = self._ranges_path(name)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path + ".tmp", "w") as fh:
+            json.dump(body, fh)
+        fs.mv(path + ".tmp", path)
 
     def uri(self, name: str) -> str:
         return self.location.table_uri(name)
@@ -113,12 +180,16 @@ class Tables:
             return
         ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
         self.cleanup(name)
+        if name == "samples":
+            self.save_fragment_versions(name)
 
     def compact(self, name: str) -> None:
         ds = self.open(name)
         if ds is None:
             return
         ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        if name == "samples":
+            self.save_fragment_versions(name)
 
     def cleanup(self, name: str) -> None:
         ds = self.open(name)

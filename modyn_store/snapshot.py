@@ -46,13 +46,12 @@ def _isin_sorted(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     if sorted_b.size == 0 or a.size == 0:
         return np.zeros(a.size, dtype=bool)
     if a.size > 8 * sorted_b.size and _is_sorted(a):
-        mask = np.zeros(a.size, dtype=bool)
         lo = np.searchsorted(a, sorted_b, side="left")
         hi = np.searchsorted(a, sorted_b, side="right")
-        hit = hi > lo
-        for start, stop in zip(lo[hit], hi[hit]):
-            mask[start:stop] = True
-        return mask
+        edges = np.zeros(a.size + 1, dtype=np.int64)
+        np.add.at(edges, lo, 1)
+        np.add.at(edges, hi, -1)
+        return np.cumsum(edges[:-1]) > 0
     idx = np.searchsorted(sorted_b, a)
     idx[idx == sorted_b.size] = 0
     return sorted_b[idx] == a
@@ -117,17 +116,59 @@ class Snapshot:
         base = f"_version <= {self.version}"
         return base if not user_filter else f"({user_filter}) AND {base}"
 
+    def _readers(
+        self,
+        ds: Any,
+        columns: list[str],
+        user_filter: str | None = None,
+        *,
+        batch_size: int | None = None,
+        with_row_id: bool = False,
+    ) -> list[pa.RecordBatchReader]:
+        """Readers over the rows inserted at or before this version.
+
+        Fragments written entirely at or before the version are read without a version
+        filter (and without reading ``_version``); fragments entirely after it are skipped;
+        only fragments that straddle it are filtered.
+        """
+        ranges = self._store._tables.fragment_versions("samples", ds)
+        full, partial = [], []
+        for frag in ds.get_fragments():
+            lo, hi = ranges[frag.fragment_id]
+            if hi <= self.version:
+                full.append(frag)
+            elif lo <= self.version:
+                partial.append(frag)
+        readers = []
+        try:
+            for frags, flt in ((full, user_filter), (partial, self._version_filter(user_filter))):
+                if frags:
+                    scanner = ds.scanner(
+                        columns=columns, filter=flt, fragments=frags, batch_size=batch_size, with_row_id=with_row_id
+                    )
+                    readers.append(scanner.to_reader())
+        except (ValueError, OSError) as exc:
+            raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
+        return readers
+
+    def _key_array(self, ds: Any) -> np.ndarray:
+        parts = [
+            b.column(0).to_numpy() for r in self._readers(ds, ["key"], batch_size=1 << 20) for b in r
+        ]
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
     def iter_keys(self, batch_size: int = 1 << 20) -> Iterator[np.ndarray]:
         """Live keys with stored rows, in storage order, one array per batch (bounded memory)."""
         ds = self._store._tables.open("samples")
         if ds is None:
             return
         dead = self._dead()
-        for batch in ds.to_batches(columns=["key"], filter=self._version_filter(None), batch_size=batch_size):
-            k = batch.column(0).to_numpy()
-            if dead.size:
-                k = k[~_isin_sorted(k, dead)]
-            yield k
+        for reader in self._readers(ds, ["key"], batch_size=batch_size):
+            for batch in reader:
+                k = batch.column(0).to_numpy()
+                if dead.size:
+                    k = k[~_isin_sorted(k, dead)]
+                yield k
 
     def keys(self) -> np.ndarray:
         """All live keys, sorted ascending (int64), including unavailable (purged) ones."""
@@ -136,7 +177,7 @@ class Snapshot:
             if ds is None:
                 keys = np.empty(0, np.int64)
             else:
-                keys = ds.to_table(columns=["key"], filter=self._version_filter(None)).column(0).to_numpy()
+                keys = self._key_array(ds)
                 dead = self._dead()
                 if dead.size:
                     keys = keys[~_isin_sorted(keys, dead)]
@@ -210,17 +251,12 @@ class Snapshot:
             return iter(())
         need_key = "key" not in cols
         read = cols + (["key"] if need_key else [])
-        try:
-            reader = ds.scanner(
-                columns=read, filter=self._version_filter(filter), batch_size=batch_size
-            ).to_reader()
-        except (ValueError, OSError) as exc:
-            raise InvalidFilterError(f"invalid filter {filter!r}: {exc}") from exc
-        return self._live_batches(reader, need_key)
+        readers = self._readers(ds, read, filter, batch_size=batch_size)
+        return self._live_batches(readers, need_key)
 
-    def _live_batches(self, reader: pa.RecordBatchReader, drop_key: bool) -> Iterator[pa.RecordBatch]:
+    def _live_batches(self, readers: list[pa.RecordBatchReader], drop_key: bool) -> Iterator[pa.RecordBatch]:
         dead = self._dead()
-        for batch in reader:
+        for batch in (b for r in readers for b in r):
             if dead.size:
                 keep = ~_isin_sorted(batch.column(batch.schema.get_field_index("key")).to_numpy(), dead)
                 if not keep.all():
@@ -259,7 +295,7 @@ class Snapshot:
         ds = self._store._tables.open("samples")
         if ds is None or want.size == 0:
             return np.empty(0, np.uint64)
-        t = ds.to_table(columns=["key"], filter=self._version_filter(None), with_row_id=True)
+        t = pa.Table.from_batches([b for r in self._readers(ds, ["key"], with_row_id=True) for b in r])
         k = t.column("key").to_numpy()
         r = t.column("_rowid").to_numpy()
         order = np.argsort(k, kind="stable")

@@ -320,6 +320,8 @@ class Store:
             from modyn_store import maintenance
 
             maintenance.finish_purge(self, pending, op)
+        # the interrupted writer may not have recorded its fragments' versions
+        self._tables.save_fragment_versions("samples")
         fs.rm(path)
 
     @contextmanager
@@ -364,6 +366,8 @@ class Store:
             txn.touched.add("versions")
             self._write_intent(txn)
             self._tables.append("versions", pa.Table.from_pylist([record.to_row()], schema=VERSIONS_SCHEMA))
+            if "samples" in txn.touched:
+                self._tables.save_fragment_versions("samples", new_version=txn.version if op == "append" else None)
             if op in ("erase", "vacuum"):
                 from modyn_store import maintenance
 
@@ -438,45 +442,43 @@ class Store:
             prepared = _ingest.prepare(
                 data, key=key, ts=ts, label=label, store_schema=self.schema, next_key=max_key + 1
             )
-            seen: list[np.ndarray] = []
-            counter = {"rows": 0}
+            tracker = _ingest.KeyTracker()
+            schema = prepared.schema.append(pa.field("_version", pa.int64()))
+            version_column = np.full(1 << 16, txn.version, np.int64)
 
             def checked() -> Iterator[pa.RecordBatch]:
+                nonlocal version_column
                 for batch in prepared.batches:
-                    keys = batch.column(0).to_numpy()
-                    seen.append(keys)
-                    counter["rows"] += batch.num_rows
+                    tracker.add(batch.column(0).to_numpy())
+                    if batch.num_rows > version_column.size:
+                        version_column = np.full(batch.num_rows, txn.version, np.int64)
                     yield pa.RecordBatch.from_arrays(
-                        [*batch.columns, pa.array(np.full(batch.num_rows, txn.version, np.int64))],
-                        schema=prepared.schema.append(pa.field("_version", pa.int64())),
+                        [*batch.columns, pa.array(version_column[: batch.num_rows])], schema=schema
                     )
 
-            # Materialise the keys before writing when the input is in memory, so that
-            # duplicate keys are rejected without touching the store.
             if isinstance(data, pa.RecordBatchReader):
+                # streamed: rows are written as they come and rolled back if a key clashes
                 txn.touched.add("samples")
                 self._write_intent(txn)
-                self._tables.append(
-                    "samples", checked(), schema=prepared.schema.append(pa.field("_version", pa.int64()))
-                )
-                keys = np.concatenate(seen) if seen else np.empty(0, np.int64)
-                self._check_new_keys(keys, max_key, txn.version)
+                self._tables.append("samples", checked(), schema=schema)
+                self._check_new_keys(tracker, max_key, txn.version)
             else:
+                # in memory: every key is checked before the store is touched
                 batches = list(checked())
-                keys = np.concatenate(seen) if seen else np.empty(0, np.int64)
-                self._check_new_keys(keys, max_key, txn.version)
-                if batches:
-                    txn.touched.add("samples")
-                    self._write_intent(txn)
-                    self._tables.append("samples", pa.Table.from_batches(batches))
-            txn.inserted = txn.live_delta = int(keys.size)
-            txn.max_key = int(keys.max()) if keys.size else None
+                self._check_new_keys(tracker, max_key, txn.version)
+                txn.touched.add("samples")
+                self._write_intent(txn)
+                self._tables.append("samples", pa.Table.from_batches(batches, schema=schema))
+            txn.inserted = txn.live_delta = tracker.count
+            txn.max_key = tracker.highest
         return self._read_records()[-1]
 
-    def _check_new_keys(self, keys: np.ndarray, max_key: int, version: int) -> None:
-        if keys.size == 0:
+    def _check_new_keys(self, tracker: _ingest.KeyTracker, max_key: int, version: int) -> None:
+        if tracker.count == 0:
             raise InvalidArgumentError("data", "0 rows", "at least one row to append")
-        s = _ingest.check_unique(keys)
+        if tracker.increasing and tracker.lowest > max_key:
+            return  # unique within the append and above every key ever used
+        s = tracker.sorted_unique()
         if s[0] <= max_key:
             clash = self._existing_keys(s, version)
             if clash.size:
