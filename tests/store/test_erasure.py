@@ -101,3 +101,20 @@ def test_erase_unknown_and_repeated_keys(tmp_path: Path) -> None:
     report = store.erase([1, 2, 99], reason="r", missing="ignore")
     assert report.keys.tolist() == [2]
     assert store.as_of().keys().tolist() == [0]
+
+
+def test_erase_reports_trainings_that_used_the_keys(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(10)}))
+    for tid, keys in (("train-a", [1, 2, 3]), ("train-b", [4, 5]), ("train-c", [2, 9])):
+        with store.transaction("train") as txn:
+            txn.append(
+                "selections",
+                pa.table({"training_id": [tid] * len(keys), "key": pa.array(keys, pa.int64()), "weight": [1.0] * len(keys)}),
+            )
+    report = store.erase([2, 7], reason="request")
+    assert report.trainings == ("train-a", "train-c")
+    assert store.log()[-1].details["trainings"] == ["train-a", "train-c"]
+    # selections keep the identifiers (not content), so lineage stays answerable afterwards
+    sel = store.read_table("selections")
+    assert 2 in sel.column("key").to_pylist()
