@@ -1,0 +1,274 @@
+"""Training-data benchmarks: cold materialization and warm epochs of the loader.
+
+Rows are 272 bytes: ``key`` int64, ``ts`` int64 and ``x`` 64 x float32. Two comparisons, each
+a ratio measured in one run:
+
+1. cold materialization of a 25% random selection (``training.loader`` building its cache
+   entry) vs ``lance.torch.data.LanceDataset`` scanning the whole table into torch;
+2. a warm, shuffled epoch served from the cache vs a gather (``index_select``) of the same
+   shuffled rows from torch tensors already in memory.
+
+Run as a script to print the ratios (``--rows`` sets the table size)::
+
+    python benchmarks/bench_training.py --rows 4000000
+
+The asv classes below time the same operations on smaller tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from modyn_store import Store  # noqa: E402
+from modyn_store.trainset import TrainSet  # noqa: E402
+
+DIM = 64
+SELECTIVITY = 0.25
+BATCH = 4096
+
+
+def make_store(path: str, rows: int, *, chunk: int = 1 << 20) -> Store:
+    """A store of ``rows`` 272-byte rows (key, ts, 64 x float32), appended as one streamed version."""
+    store = Store.open(path, create=True)
+    rng = np.random.default_rng(0)
+    schema = pa.schema([("key", pa.int64()), ("ts", pa.int64()), ("x", pa.list_(pa.float32(), DIM))])
+
+    def batches() -> Any:
+        for s in range(0, rows, chunk):
+            m = min(chunk, rows - s)
+            x = rng.standard_normal((m, DIM), dtype=np.float32)
+            k = np.arange(s, s + m, dtype=np.int64)
+            x_col = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), DIM)
+            yield pa.record_batch([pa.array(k), pa.array(k), x_col], schema=schema)
+
+    store.append(pa.RecordBatchReader.from_batches(schema, batches()))
+    return store
+
+
+def selection(store: Store, share: float, seed: int) -> TrainSet:
+    keys = store.as_of(None).keys()
+    rng = np.random.default_rng(seed)
+    return TrainSet.uniform(rng.choice(keys, int(keys.size * share), replace=False), version=store.version)
+
+
+def lance_torch_scan(store: Store) -> int:
+    """Rows read by scanning the whole samples table through ``lance.torch.data.LanceDataset``.
+
+    Uses lance's own arrow-to-torch conversion (zero-copy where it can; its warning about
+    read-only arrays is silenced).
+    """
+    import warnings
+
+    from lance.torch.data import LanceDataset
+
+    n = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for batch in LanceDataset(store.samples_dataset(), batch_size=65536, columns=["key", "ts", "x"]):
+            n += int(batch["key"].shape[0])
+    return n
+
+
+def lance_masked_read(store: Store, ts: TrainSet) -> int:
+    """Rows read by Lance's own masked scan of the selection (row-id allowlist), no bookkeeping.
+
+    The ceiling of the ``scan`` strategy: no live check, no key lookup, no copy into the cache.
+    """
+    from lance.dataset import serialize_row_addrs
+
+    ds = store.samples_dataset()
+    t = ds.to_table(columns=["key"], with_row_id=True)
+    keys = t.column("key").to_numpy()
+    rid = t.column("_rowid").to_numpy()[np.isin(keys, ts.keys)]
+    n = 0
+    for b in ds.scanner(columns=["key", "ts", "x"], row_addr_allowlist=serialize_row_addrs(np.sort(rid).tolist()),
+                        batch_size=65536).to_batches():
+        n += b.num_rows
+    return n
+
+
+def cold_materialize(store: Store, ts: TrainSet, strategy: str = "auto") -> float:
+    """Seconds to build the cache entry of ``ts`` (any previous entry is removed first)."""
+    from training.cache import cache_for
+    from training.loading import LoaderOptions, materialize_entry, selection_digest
+
+    cols = ["ts", "x"]
+    cache = cache_for(store)
+    cache.discard(selection_digest(ts.version, ts.keys, cols))
+    t0 = time.perf_counter()
+    materialize_entry(store, ts, cols, LoaderOptions(strategy=strategy))  # type: ignore[arg-type]
+    return time.perf_counter() - t0
+
+
+def warm_epoch(dl: Any) -> float:
+    t0 = time.perf_counter()
+    n = 0
+    for b in dl:
+        n += int(b["key"].shape[0])
+    return time.perf_counter() - t0
+
+
+def tensor_gather_epoch(tensors: dict[str, Any], seed: int) -> float:
+    """The baseline: a shuffled epoch of ``index_select`` from torch tensors in memory."""
+    import torch
+
+    n = tensors["key"].shape[0]
+    t0 = time.perf_counter()
+    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    for s in range(0, n, BATCH):
+        idx = perm[s : s + BATCH]
+        _ = {k: v.index_select(0, idx) for k, v in tensors.items()}
+    return time.perf_counter() - t0
+
+
+def run(rows: int, repeats: int = 3) -> dict[str, float]:
+    import torch
+
+    from training.loading import loader
+
+    tmp = tempfile.mkdtemp(prefix="bench-training-")
+    try:
+        t0 = time.perf_counter()
+        store = make_store(os.path.join(tmp, "store"), rows)
+        print(f"# built {rows} rows in {time.perf_counter() - t0:.1f} s; torch threads={torch.get_num_threads()}")
+        ts = selection(store, SELECTIVITY, 1)
+        sel = ts.size
+        lance_torch_scan(store)  # warm the OS page cache for both sides
+        times: dict[str, list[float]] = {"base": [], "raw": [], "auto": [], "take": [], "scan": []}
+        for _ in range(repeats):  # interleaved, so that load from other processes hits both sides
+            times["base"].append(_timed(lambda: lance_torch_scan(store)))
+            times["raw"].append(_timed(lambda: lance_masked_read(store, ts)))
+            for s in ("auto", "take", "scan"):
+                times[s].append(cold_materialize(store, ts, s))
+        base = min(times["base"])
+        cold = {s: min(times[s]) for s in ("auto", "take", "scan")}
+        out = {
+            "lance_torch_full_scan_rows_per_s": rows / base,
+            "cold_materialize_selected_rows_per_s": sel / cold["auto"],
+            "cold_take_selected_rows_per_s": sel / cold["take"],
+            "cold_scan_selected_rows_per_s": sel / cold["scan"],
+            "lance_masked_read_selected_rows_per_s": sel / min(times["raw"]),
+            "ratio_time_to_selection": base / cold["auto"],
+            "ratio_time_to_selection_lance_masked_read": base / min(times["raw"]),
+            "ratio_rows_per_s": (sel / cold["auto"]) / (rows / base),
+        }
+        dl = loader(store, ts, columns=["ts", "x"], batch_size=BATCH, seed=0)
+        warm_epoch(dl)
+        entry = dl._entry
+        tensors = {
+            "key": torch.from_numpy(np.array(entry.keys)),
+            "ts": torch.from_numpy(np.array(entry.fixed["ts"])),
+            "x": torch.from_numpy(np.array(entry.fixed["x"])),
+        }
+        tensor_gather_epoch(tensors, 0)
+        ours_t, gather_t = [], []
+        for i in range(repeats):
+            ours_t.append(warm_epoch(dl))
+            gather_t.append(tensor_gather_epoch(tensors, i))
+        ours, gather = min(ours_t), min(gather_t)
+        out.update(
+            {
+                "warm_epoch_rows_per_s": sel / ours,
+                "tensor_gather_rows_per_s": sel / gather,
+                "ratio_warm_vs_gather": gather / ours,
+                "warm_epoch_gb_per_s": sel * (16 + 4 * DIM) / ours / 1e9,
+            }
+        )
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# -- asv ----------------------------------------------------------------------------------
+class Materialize:
+    """Cold materialization of a 25% selection vs a full LanceDataset scan."""
+
+    params = [[10**5, 10**6]]
+    param_names = ["rows"]
+    timeout = 600
+
+    def setup_cache(self) -> str:
+        root = tempfile.mkdtemp(prefix="asv-training-")
+        for rows in self.params[0]:
+            make_store(os.path.join(root, str(rows)), rows)
+        return root
+
+    def setup(self, root: str, rows: int) -> None:
+        self.store = Store.open(os.path.join(root, str(rows)))
+        self.ts = selection(self.store, SELECTIVITY, 1)
+
+    def time_cold_materialize(self, root: str, rows: int) -> None:
+        cold_materialize(self.store, self.ts)
+
+    def time_lance_torch_scan(self, root: str, rows: int) -> None:
+        lance_torch_scan(self.store)
+
+    def peakmem_cold_materialize(self, root: str, rows: int) -> None:
+        cold_materialize(self.store, self.ts)
+
+
+class WarmEpoch:
+    """A warm shuffled epoch from the cache vs a gather from in-memory torch tensors."""
+
+    params = [[10**5, 10**6]]
+    param_names = ["rows"]
+    timeout = 600
+
+    def setup_cache(self) -> str:
+        return Materialize.setup_cache(self)  # type: ignore[arg-type]
+
+    def setup(self, root: str, rows: int) -> None:
+        import torch
+
+        from training.loading import loader
+
+        store = Store.open(os.path.join(root, str(rows)))
+        ts = selection(store, SELECTIVITY, 1)
+        self.dl = loader(store, ts, columns=["ts", "x"], batch_size=BATCH, seed=0)
+        e = self.dl._entry
+        self.tensors = {"key": torch.from_numpy(np.array(e.keys)), "ts": torch.from_numpy(np.array(e.fixed["ts"])),
+                        "x": torch.from_numpy(np.array(e.fixed["x"]))}
+
+    def time_warm_epoch(self, root: str, rows: int) -> None:
+        warm_epoch(self.dl)
+
+    def time_tensor_gather(self, root: str, rows: int) -> None:
+        tensor_gather_epoch(self.tensors, 0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=4_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    res = run(args.rows, args.repeats)
+    width = max(len(k) for k in res)
+    for k, v in res.items():
+        shown = f"{v:,.3f}" if "ratio" in k or v <= 100 else f"{v:,.0f}"
+        print(f"{k:<{width}}  {shown}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The loader against a plain reference: same rows, same order for a seed, shards, weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from tests.training.conftest import reference_rows
+from training.loading import LoaderOptions, epoch_order, loader
+
+COLUMNS = ["ts", "label", "x", "img", "text"]
+
+
+def _selection(store, n: int, seed: int = 0) -> TrainSet:
+    rng = np.random.default_rng(seed)
+    keys = rng.choice(store.as_of(None).keys(), n, replace=False)
+    weights = rng.uniform(0.5, 2.0, n)
+    return TrainSet(keys=keys, weights=weights, version=store.version)
+
+
+def _expected_order(ts: TrainSet, epoch: int, seed: int) -> np.ndarray:
+    pos = ts.for_epoch(epoch)
+    return pos[np.random.default_rng([seed, epoch]).permutation(pos.size)]
+
+
+def _as_lists(batch: dict) -> dict[str, list]:
+    return {n: (v.tolist() if isinstance(v, torch.Tensor) else list(v)) for n, v in batch.items()}
+
+
+@pytest.mark.parametrize("strategy", ["scan", "take"])
+def test_batches_equal_plain_reference(store, strategy: str) -> None:
+    ts = _selection(store, 700)
+    dl = loader(store, ts, columns=COLUMNS, batch_size=64, seed=5, options=LoaderOptions(strategy=strategy))
+    for epoch in range(2):
+        order = _expected_order(ts, epoch, 5)
+        ref = reference_rows(store, ts.keys[order], COLUMNS)
+        got: dict[str, list] = {n: [] for n in ["key", "weight", *COLUMNS]}
+        sizes = []
+        for batch in dl:
+            sizes.append(len(batch["key"]))
+            for n, v in _as_lists(batch).items():
+                got[n].extend(v)
+        assert sizes == [64] * 10 + [60]
+        for c in ["key", *COLUMNS]:
+            assert got[c] == ref[c], c
+        np.testing.assert_array_equal(np.array(got["weight"], np.float32), ts.weights[order].astype(np.float32))
+
+
+def test_every_row_once_per_epoch_and_order_changes(store) -> None:
+    ts = _selection(store, 500, seed=3)
+    dl = loader(store, ts, columns=["label"], batch_size=50, seed=11)
+    orders = []
+    for _ in range(3):
+        keys = np.concatenate([b["key"].numpy() for b in dl])
+        assert np.array_equal(np.sort(keys), np.sort(ts.keys))
+        orders.append(keys)
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    again = loader(store, ts, columns=["label"], batch_size=50, seed=11)
+    assert np.array_equal(np.concatenate([b["key"].numpy() for b in again]), orders[0])
+    other = loader(store, ts, columns=["label"], batch_size=50, seed=12)
+    assert not np.array_equal(np.concatenate([b["key"].numpy() for b in other]), orders[0])
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])
+def test_shards_disjoint_and_complete(store, world_size: int) -> None:
+    ts = _selection(store, 301, seed=4)
+    for epoch in range(2):
+        shards = []
+        for rank in range(world_size):
+            dl = loader(store, ts, columns=["x"], batch_size=32, seed=2, rank=rank, world_size=world_size)
+            dl.set_epoch(epoch)
+            shards.append(np.concatenate([b["key"].numpy() for b in dl]))
+        allk = np.concatenate(shards)
+        assert allk.size == ts.size and np.unique(allk).size == ts.size
+        assert set(allk.tolist()) == set(ts.keys.tolist())
+        assert max(s.size for s in shards) - min(s.size for s in shards) <= 1
+
+
+def test_per_epoch_plans_and_unshuffled_order(store) -> None:
+    keys = store.as_of(None).keys()[:200]
+    plans = (np.arange(0, 200, 2), np.arange(1, 200, 3))
+    ts = TrainSet(keys=keys, weights=np.ones(200), version=store.version, per_epoch=plans)
+    dl = loader(store, ts, columns=["label"], batch_size=16, shuffle=False)
+    for epoch in range(3):
+        got = np.concatenate([b["key"].numpy() for b in dl])
+        assert np.array_equal(got, keys[plans[epoch % 2]])
+
+
+def test_unshuffled_batches_are_zero_copy_views_of_the_cache(store) -> None:
+    keys = store.as_of(None).keys()[:300]  # appended in key order: storage order
+    ts = TrainSet.uniform(keys, version=store.version)
+    dl = loader(store, ts, columns=["x"], batch_size=100, shuffle=False, options=LoaderOptions(prefetch=0))
+    cache = dl._entry.fixed["x"]
+    assert dl._entry.keys.tolist() == keys.tolist()
+    for i, b in enumerate(dl):
+        assert np.shares_memory(b["x"].numpy(), cache)
+        np.testing.assert_array_equal(b["x"].numpy(), cache[i * 100 : (i + 1) * 100])
+    # the same keys in another order share the entry, and are served in their own order
+    rev = TrainSet.uniform(keys[::-1], version=store.version)
+    dl2 = loader(store, rev, columns=["x"], batch_size=100, shuffle=False)
+    assert dl2._entry is dl._entry
+    assert np.concatenate([b["key"].numpy() for b in dl2]).tolist() == keys[::-1].tolist()
+
+
+def test_drop_last_and_len(store) -> None:
+    ts = _selection(store, 130)
+    dl = loader(store, ts, columns=["label"], batch_size=50, drop_last=True)
+    assert len(dl) == 2
+    assert [len(b["key"]) for b in dl] == [50, 50]
+
+
+def decode(batch: dict) -> dict:
+    """A stand-in for image decoding: the byte length of every blob."""
+    return {**batch, "n_bytes": torch.tensor([len(b) for b in batch["img"]])}
+
+
+def test_transform_in_worker_processes(store) -> None:
+    ts = _selection(store, 120, seed=8)
+    dl = loader(store, ts, columns=["img"], batch_size=25, seed=1, transform=decode, num_workers=2)
+    plain = loader(store, ts, columns=["img"], batch_size=25, seed=1, transform=decode)
+    got = [(b["key"].tolist(), b["n_bytes"].tolist()) for b in dl]
+    want = [(b["key"].tolist(), b["n_bytes"].tolist()) for b in plain]
+    assert got == want
+    ref = reference_rows(store, np.concatenate([np.array(k) for k, _ in got]), ["img"])
+    assert sum((n for _, n in got), []) == [len(b) for b in ref["img"]]
+    second = [b["key"].tolist() for b in dl]  # the same workers serve the next epoch
+    assert sorted(sum(second, [])) == sorted(ts.keys.tolist()) and second != [k for k, _ in got]
+
+
+def test_invalid_arguments(store) -> None:
+    ts = _selection(store, 10)
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        loader(store, ts, columns=["x"], batch_size=0)
+    with pytest.raises(InvalidArgumentError, match="rank"):
+        loader(store, ts, columns=["x"], batch_size=4, rank=2, world_size=2)
+    with pytest.raises(InvalidArgumentError, match="columns"):
+        loader(store, ts, columns=["nope"], batch_size=4)
+    with pytest.raises(InvalidArgumentError, match="device"):
+        loader(store, ts, columns=["x"], batch_size=4, device="cuda:0" if not torch.cuda.is_available() else "bogus")
+
+
+def test_streamed_path_matches_cpu_path(store) -> None:
+    """The pinned double-buffer path (run here with a CPU target) serves the same batches."""
+    ts = _selection(store, 250, seed=6)
+    dl = loader(store, ts, columns=["x", "text"], batch_size=40, seed=9)
+    ref = [_as_lists(b) for b in dl]
+    dl2 = loader(store, ts, columns=["x", "text"], batch_size=40, seed=9)
+    streamed = [_as_lists(b) for b in dl2._batches_streamed(dl2._pos2row[dl2.order(0)])]
+    assert streamed == ref
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 300), world=st.integers(1, 7), seed=st.integers(0, 2**31), epoch=st.integers(0, 5),
+       shuffle=st.booleans())
+def test_epoch_order_shards_are_a_partition(n: int, world: int, seed: int, epoch: int, shuffle: bool) -> None:
+    ts = TrainSet.uniform(np.arange(100, 100 + n), version=1)
+    shards = [epoch_order(ts, epoch, shuffle=shuffle, seed=seed, rank=r, world_size=world) for r in range(world)]
+    allpos = np.concatenate(shards)
+    assert sorted(allpos.tolist()) == list(range(n))
+    assert max(s.size for s in shards) - min(s.size for s in shards) <= 1
+    full = epoch_order(ts, epoch, shuffle=shuffle, seed=seed)
+    assert all(np.array_equal(shards[r], full[r::world]) for r in range(world))
+    if not shuffle:
+        assert full.tolist() == list(range(n))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("budget", [None, 0])
+def test_cuda_batches_equal_cpu_batches(store, budget) -> None:
+    """Device-resident (budget None) and streamed (budget 0) CUDA paths serve the CPU batches."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    ts = _selection(store, 500, seed=12)
+    cpu = [_as_lists(b) for b in loader(store, ts, columns=["x", "label", "text"], batch_size=64, seed=3)]
+    dl = loader(store, ts, columns=["x", "label", "text"], batch_size=64, seed=3, device="cuda",
+                options=LoaderOptions(device_memory_budget=budget))
+    assert dl.on_device == (budget is None)
+    got = []
+    for b in dl:
+        assert b["x"].is_cuda and b["key"].is_cuda
+        got.append(_as_lists(b))
+    assert got == cpu

@@ -1,0 +1,62 @@
+"""Materialization straight from Lance: both read paths against a plain reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lance
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from modyn_store.errors import InvalidArgumentError
+from tests.training.conftest import sample_table
+from training.errors import ErasedKeysError
+from training.materialize import KeyLookup, choose_strategy, materialize
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> lance.LanceDataset:
+    """Three fragments with stable row ids, keys shuffled within fragments, some rows deleted."""
+    t = sample_table(900, seed=3)
+    t = t.take(pa.array(np.random.default_rng(0).permutation(900)))
+    ds = lance.write_dataset(t, str(tmp_path / "t.lance"), max_rows_per_file=300, enable_stable_row_ids=True)
+    ds.delete("key % 11 = 0")
+    return lance.dataset(str(tmp_path / "t.lance"))
+
+
+@pytest.mark.parametrize("strategy", ["scan", "take"])
+def test_rows_match_a_plain_read(dataset, strategy: str) -> None:
+    live = np.array(dataset.to_table(columns=["key"]).column("key").to_pylist())
+    keys = np.random.default_rng(1).choice(live, 200, replace=False)
+    out = materialize(dataset, keys, ["x", "img", "text", "label"], strategy=strategy, threads=2)
+    assert out.strategy == strategy and sorted(out.keys.tolist()) == sorted(keys.tolist())
+    ref = dataset.to_table(columns=["key", "x", "img", "text", "label"]).to_pylist()
+    by_key = {r["key"]: r for r in ref}
+    for i, k in enumerate(out.keys.tolist()):
+        r = by_key[k]
+        assert out.fixed["x"][i].tolist() == pytest.approx(r["x"])
+        assert out.fixed["label"][i] == r["label"]
+        assert bytes(out.var["img"].data[out.var["img"].offsets[i] : out.var["img"].offsets[i + 1]]) == r["img"]
+        assert out.var["text"].rows(np.array([i]), text=True) == [r["text"]]
+
+
+def test_missing_and_deleted_keys_are_named(dataset) -> None:
+    with pytest.raises(ErasedKeysError) as info:
+        materialize(dataset, np.array([1, 22, 5000]), ["x"])  # 22 was deleted, 5000 never existed
+    assert info.value.keys.tolist() == [22, 5000]
+
+
+def test_duplicate_keys_are_refused(dataset) -> None:
+    with pytest.raises(InvalidArgumentError, match="keys"):
+        materialize(dataset, np.array([3, 1, 3]), ["x"])
+
+
+def test_strategy_choice_and_lookup() -> None:
+    assert choose_strategy(5, 1000) == "take" and choose_strategy(500, 1000) == "scan"
+    assert choose_strategy(500, 1000, "take") == "take"
+    with pytest.raises(InvalidArgumentError):
+        choose_strategy(1, 2, "bogus")  # type: ignore[arg-type]
+    for keys in (np.array([10, 3, 7]), np.array([10, 3, 2**40])):  # dense table and sorted search
+        lk = KeyLookup(keys)
+        assert lk(np.array([3, 4, 2**40, 10, -5])).tolist() == [1, -1, 2 if keys[2] == 2**40 else -1, 0, -1]

@@ -1,0 +1,114 @@
+"""Scoring passes against plain NumPy references, written back to the store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from training.models import build_model
+from training.scoring import score
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _reference(store, model, keys: np.ndarray) -> dict[str, np.ndarray]:
+    t = store.as_of(None).take(keys, ["x", "label"])
+    x = np.array(t.column("x").to_pylist(), np.float32)
+    y = np.array(t.column("label").to_pylist())
+    with torch.no_grad():
+        hidden = model.body(torch.from_numpy(x)).double().numpy()
+        z = model(torch.from_numpy(x)).double().numpy()
+    p = _softmax(z)
+    onehot = np.eye(p.shape[1])[y]
+    top2 = np.sort(p, axis=1)[:, ::-1]
+    err = np.sqrt(((p - onehot) ** 2).sum(axis=1))
+    return {
+        "loss": -np.log(p[np.arange(y.size), y]),
+        "least_confidence": 1 - p.max(axis=1),
+        "entropy": -(p * np.log(p)).sum(axis=1),
+        "margin": top2[:, 0] - top2[:, 1],
+        "el2n": err,
+        "grad_norm_bound": err * np.sqrt((hidden**2).sum(axis=1)),
+        "embedding": hidden,
+    }
+
+
+def _mlp() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("mlp", in_features=8, n_classes=3, hidden=[5])
+
+
+def test_scores_match_reference_and_are_written(store) -> None:
+    model = _mlp()
+    names = ("loss", "least_confidence", "entropy", "margin", "el2n", "grad_norm_bound", "embedding")
+    rng = np.random.default_rng(0)
+    ts = TrainSet.uniform(rng.choice(store.as_of(None).keys(), 333, replace=False), version=store.version)
+    out = score(store, model, inputs={"features": "x"}, train_set=ts, scores=names,
+                embedding_layer="head",
+                batch_size=100, training_id="t1")
+    assert out.keys.tolist() == ts.keys.tolist()
+    ref = _reference(store, model, out.keys)
+    for n in names:
+        np.testing.assert_allclose(out.values[n], ref[n], rtol=1e-5, atol=1e-6, err_msg=n)
+    stored = store.scores.as_of(None, "entropy")
+    got = dict(zip(stored.column("key").to_pylist(), stored.column("value").to_pylist()))
+    np.testing.assert_allclose([got[int(k)] for k in out.keys], out.values["entropy"])
+    assert set(stored.column("training_id").to_pylist()) == {"t1"}
+    assert len(set(out.versions.values())) == len(names)
+
+
+def test_snapshot_pass_scores_every_live_sample(store) -> None:
+    store.delete(keys=[0, 1, 2])
+    out = score(store, _mlp(), inputs={"features": "x"}, scores=("least_confidence",), write=False)
+    assert out.keys.tolist() == store.as_of(None).keys().tolist()
+    assert out.versions == {}
+
+
+def test_engine_kernels_agree_when_present(store) -> None:
+    scores = pytest.importorskip("engine.scores")
+    model = _mlp()
+    ts = TrainSet.uniform(store.as_of(None).keys()[:200], version=store.version)
+    out = score(store, model, inputs={"features": "x"}, train_set=ts, scores=("loss", "entropy", "el2n"), write=False)
+    t = store.as_of(None).take(out.keys, ["x", "label"])
+    with torch.no_grad():
+        z = model(torch.tensor(t.column("x").to_pylist())).double().numpy()
+    y = np.array(t.column("label").to_pylist(), np.int64)
+    np.testing.assert_allclose(out.values["loss"], scores.cross_entropy(z, y), rtol=1e-6)
+    np.testing.assert_allclose(out.values["entropy"], scores.entropy(z), rtol=1e-6)
+    np.testing.assert_allclose(out.values["el2n"], scores.el2n(z, y), rtol=1e-6)
+
+
+def test_invalid_score_requests(store) -> None:
+    with pytest.raises(InvalidArgumentError, match="scores"):
+        score(store, _mlp(), inputs={"features": "x"}, scores=("nope",))
+    with pytest.raises(InvalidArgumentError, match="embedding_layer"):
+        score(store, _mlp(), inputs={"features": "x"}, scores=("embedding",))
+
+
+@pytest.mark.parametrize("use_engine", [True, False])
+def test_engine_and_torch_paths_agree_with_numpy(use_engine: bool) -> None:
+    from training.scoring import scores_from_logits
+
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(300, 4)) * 3
+    z[:5] = 0.0  # ties on purpose
+    y = rng.integers(0, 4, 300)
+    names = ["loss", "least_confidence", "entropy", "margin", "el2n"]
+    got = scores_from_logits(names, torch.from_numpy(z), torch.from_numpy(y), use_engine=use_engine)
+    p = _softmax(z)
+    top2 = np.sort(p, axis=1)[:, ::-1]
+    ref = {
+        "loss": -np.log(p[np.arange(300), y]),
+        "least_confidence": 1 - p.max(axis=1),
+        "entropy": -(p * np.log(p)).sum(axis=1),
+        "margin": top2[:, 0] - top2[:, 1],
+        "el2n": np.sqrt(((p - np.eye(4)[y]) ** 2).sum(axis=1)),
+    }
+    for n in names:
+        np.testing.assert_allclose(got[n].numpy(), ref[n], rtol=1e-9, atol=1e-12, err_msg=n)

@@ -1,0 +1,436 @@
+"""A bounded, crash-safe, multi-process cache of materialized rows.
+
+An entry lives at ``<store>/_cache/<name>/`` and holds:
+
+- ``keys.npy``: the sorted int64 keys it holds (what the store's ``erase`` consults: it deletes
+  every entry whose ``keys.npy`` holds an erased key);
+- ``rows.npy``: the keys in row order;
+- ``c<i>.npy`` for fixed column ``i``, ``c<i>.offsets.npy`` and ``c<i>.data.npy`` for a
+  variable-length one (all plain ``.npy``, never pickles, opened memory-mapped);
+- ``meta.json``: column specs, row count, byte size; written last.
+
+An entry is built in ``_cache/.tmp-<name>-<random>/`` under an exclusive per-name lock and
+published with one ``rename``, so readers never see a partial entry and a builder killed
+mid-build (even by SIGKILL: the lock dies with the process) leaves only a temporary folder that
+the next builder removes. The total size is bounded by ``max_bytes``; least recently used
+entries are evicted first. Stores that are not on a local disk keep entries in process memory.
+
+Example
+-------
+>>> import tempfile, numpy as np
+>>> from training.cache import Cache
+>>> from training.columns import ColumnSpec
+>>> cache = Cache(tempfile.mkdtemp(), max_bytes=1 << 20)
+>>> spec = {"x": ColumnSpec("x", "fixed", "<f4", ())}
+>>> def fill(alloc):
+...     alloc(spec["x"], 3)[:] = [1.0, 2.0, 3.0]
+...     return np.array([9, 4, 6]), {}
+>>> entry = cache.get_or_build("demo", np.array([4, 6, 9]), spec, fill)
+>>> entry.fixed["x"].tolist(), cache.open("demo").keys.tolist()
+([1.0, 2.0, 3.0], [9, 4, 6])
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modyn_store.errors import InvalidArgumentError
+from training.columns import ColumnSpec, VarColumn
+from training.errors import CacheError
+
+__all__ = ["Cache", "CacheEntry", "DEFAULT_MAX_BYTES", "cache_for", "forget"]
+
+DEFAULT_MAX_BYTES = 16 << 30
+FORMAT = 1
+_TMP = ".tmp-"
+_LOCKS = ".locks"
+
+#: ``fill(alloc) -> (row_keys, var_columns)``: fills the fixed buffers from ``alloc(spec, rows)``
+#: and returns the key of every row (in row order) and the variable-length columns.
+Filler = Callable[[Callable[[ColumnSpec, int], np.ndarray]], tuple[np.ndarray, dict[str, VarColumn]]]
+
+
+@dataclass
+class CacheEntry:
+    """An opened entry: ``keys[i]`` is the key of row ``i``; fixed columns memory-mapped."""
+
+    name: str
+    keys: np.ndarray
+    specs: dict[str, ColumnSpec]
+    fixed: dict[str, np.ndarray]
+    var: dict[str, VarColumn]
+    path: str | None = None
+    _ident: tuple[int, int] | None = field(default=None, repr=False)
+    device_copies: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def nbytes(self) -> int:
+        return int(
+            self.keys.nbytes + sum(a.nbytes for a in self.fixed.values()) + sum(v.nbytes for v in self.var.values())
+        )
+
+    def alive(self) -> bool:
+        """False once the entry was removed from disk (by an erasure or eviction)."""
+        if self.path is None:
+            return True
+        try:
+            st = os.stat(os.path.join(self.path, "keys.npy"))
+        except FileNotFoundError:
+            return False
+        return (st.st_dev, st.st_ino) == self._ident
+
+
+def _name_ok(name: str) -> str:
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise InvalidArgumentError("name", name, "letters, digits, '-' and '_'")
+    return name
+
+
+def _entry_bytes(n: int, specs: dict[str, ColumnSpec]) -> int:
+    return int(n * (16 + sum(s.row_nbytes() for s in specs.values())))
+
+
+class Cache:
+    """Entries under one folder (``root``), or in process memory when ``root`` is ``None``.
+
+    Parameters
+    ----------
+    root:
+        A local folder (created on demand), e.g. ``<store>/_cache``.
+    max_bytes:
+        Size bound; building an entry first evicts least recently used ones to fit. An entry
+        larger than the bound is served from process memory only.
+    """
+
+    def __init__(self, root: str | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
+            raise InvalidArgumentError("max_bytes", max_bytes, "an integer number of bytes >= 0")
+        self.root = root
+        self.max_bytes = int(max_bytes)
+        self._open: dict[str, CacheEntry] = {}
+        self._mutex = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Cache(root={self.root!r}, max_bytes={self.max_bytes})"
+
+    # -- locking -------------------------------------------------------------------------
+    @contextmanager
+    def _flock(self, lock_name: str) -> Iterator[None]:
+        assert self.root is not None
+        folder = os.path.join(self.root, _LOCKS)
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(os.path.join(folder, lock_name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _lock_is_free(self, lock_name: str) -> bool:
+        assert self.root is not None
+        path = os.path.join(self.root, _LOCKS, lock_name + ".lock")
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+        finally:
+            os.close(fd)
+
+    # -- reading -------------------------------------------------------------------------
+    def open(self, name: str) -> CacheEntry | None:
+        """The entry ``name`` if it exists (and was not removed since it was opened), else None."""
+        _name_ok(name)
+        with self._mutex:
+            entry = self._open.get(name)
+            if entry is not None and entry.alive():
+                self._touch(entry)
+                return entry
+            self._open.pop(name, None)
+        if self.root is None:
+            return None
+        path = os.path.join(self.root, name)
+        try:
+            entry = _read_entry(name, path)
+        except FileNotFoundError:
+            return None
+        with self._mutex:
+            self._open[name] = entry
+        self._touch(entry)
+        return entry
+
+    def _touch(self, entry: CacheEntry) -> None:
+        if entry.path is not None:
+            try:
+                os.utime(entry.path)
+            except FileNotFoundError:
+                pass  # removed concurrently; the next open() notices through alive()
+
+    def entries(self) -> list[str]:
+        """Names of the published entries on disk (or in memory)."""
+        if self.root is None:
+            return sorted(self._open)
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if not n.startswith(".") and os.path.isdir(os.path.join(self.root, n)))
+
+    def total_bytes(self) -> int:
+        """Bytes held by published entries."""
+        if self.root is None:
+            return sum(e.nbytes for e in self._open.values())
+        return sum(_size_of(os.path.join(self.root, n)) for n in self.entries())
+
+    def discard(self, name: str) -> None:
+        """Remove an entry (on disk and in this process)."""
+        _name_ok(name)
+        with self._mutex:
+            self._open.pop(name, None)
+        if self.root is not None:
+            with self._flock(name):
+                path = os.path.join(self.root, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+
+    # -- building ------------------------------------------------------------------------
+    def get_or_build(
+        self, name: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler
+    ) -> CacheEntry:
+        """Open ``name``, or build it with ``fill`` (see :data:`Filler`) for the key set ``keys``.
+
+        Concurrent callers (threads or processes) for the same name build it once; the others
+        wait and open the published entry.
+        """
+        entry = self.open(name)
+        if entry is not None:
+            return entry
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        size = _entry_bytes(keys.size, specs)
+        if self.root is None or size > self.max_bytes:
+            return self._build_in_memory(name, keys, specs, fill)
+        os.makedirs(self.root, exist_ok=True)
+        with self._flock(name):
+            entry = self.open(name)
+            if entry is not None:
+                return entry
+            self._remove_stale_tmp(name)
+            self._evict(size, keep=name)
+            tmp = os.path.join(self.root, f"{_TMP}{name}-{uuid.uuid4().hex[:12]}")
+            os.makedirs(tmp)
+            try:
+                _write_entry(tmp, keys, specs, fill)
+                os.rename(tmp, os.path.join(self.root, name))
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        entry = self.open(name)
+        if entry is None:
+            raise CacheError(f"cache entry {name!r} disappeared right after it was built (erased or evicted)")
+        return entry
+
+    def _build_in_memory(self, name: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler) -> CacheEntry:
+        fixed: dict[str, np.ndarray] = {}
+
+        def alloc(spec: ColumnSpec, n: int) -> np.ndarray:
+            arr = np.empty((n, *spec.shape), dtype=np.dtype(spec.dtype))
+            fixed[spec.name] = arr
+            return arr
+
+        rows, var = fill(alloc)
+        _check_rows(rows, keys)
+        entry = CacheEntry(name, np.ascontiguousarray(rows, dtype=np.int64), dict(specs), fixed, var)
+        with self._mutex:
+            if self.root is None:
+                budget = self.max_bytes - entry.nbytes
+                for old in list(self._open):
+                    if sum(e.nbytes for e in self._open.values()) <= budget:
+                        break
+                    self._open.pop(old)
+            self._open[name] = entry
+        return entry
+
+    def _remove_stale_tmp(self, name: str) -> None:
+        """Temporary folders of ``name`` left by a killed builder (we hold ``name``'s lock)."""
+        assert self.root is not None
+        for n in os.listdir(self.root):
+            if n.startswith(f"{_TMP}{name}-"):
+                shutil.rmtree(os.path.join(self.root, n), ignore_errors=True)
+
+    def _evict(self, needed: int, *, keep: str) -> None:
+        assert self.root is not None
+        with self._flock("_evict"):
+            for n in os.listdir(self.root):  # temporary folders of dead builders
+                if n.startswith(_TMP):
+                    owner = n[len(_TMP) :].rsplit("-", 1)[0]
+                    if owner != keep and self._lock_is_free(owner):
+                        shutil.rmtree(os.path.join(self.root, n), ignore_errors=True)
+            sized = []
+            for n in self.entries():
+                p = os.path.join(self.root, n)
+                try:
+                    sized.append((os.stat(p).st_mtime, n, _size_of(p)))
+                except FileNotFoundError:
+                    continue
+            total = sum(s for _, _, s in sized)
+            for _, n, s in sorted(sized):
+                if total + needed <= self.max_bytes:
+                    break
+                if n == keep:
+                    continue
+                shutil.rmtree(os.path.join(self.root, n), ignore_errors=True)
+                with self._mutex:
+                    self._open.pop(n, None)
+                total -= s
+
+
+def _size_of(path: str) -> int:
+    total = 0
+    try:
+        for f in os.scandir(path):
+            if f.is_file():
+                total += f.stat().st_size
+    except FileNotFoundError:
+        return 0
+    return total
+
+
+def _sorted(a: np.ndarray) -> np.ndarray:
+    return a if a.size < 2 or bool(np.all(a[1:] > a[:-1])) else np.sort(a)
+
+
+def _check_rows(rows: np.ndarray, keys: np.ndarray) -> None:
+    if rows.shape != keys.shape or not np.array_equal(_sorted(rows), _sorted(keys)):
+        raise CacheError("a cache entry's rows do not hold exactly the requested keys")
+
+
+def _write_entry(tmp: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler) -> None:
+    # keys.npy first: an erasure running during the build finds and removes the folder
+    np.save(os.path.join(tmp, "keys.npy"), _sorted(keys), allow_pickle=False)
+    names = list(specs)
+    index = {n: i for i, n in enumerate(names)}
+    maps: list[np.memmap] = []
+
+    def alloc(spec: ColumnSpec, n: int) -> np.ndarray:
+        path = os.path.join(tmp, f"c{index[spec.name]}.npy")
+        shape = (n, *spec.shape)
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(spec.dtype), shape=shape)
+        maps.append(arr)
+        return arr
+
+    rows, var = fill(alloc)
+    _check_rows(rows, keys)
+    np.save(os.path.join(tmp, "rows.npy"), np.ascontiguousarray(rows, dtype=np.int64), allow_pickle=False)
+    # no msync: the rows are in the shared page cache, visible to every process once the
+    # folder is renamed; the cache is rebuilt if a machine crash ever loses them
+    del maps[:]
+    for name, col in var.items():
+        i = index[name]
+        np.save(os.path.join(tmp, f"c{i}.offsets.npy"), col.offsets, allow_pickle=False)
+        np.save(os.path.join(tmp, f"c{i}.data.npy"), col.data, allow_pickle=False)
+    meta = {
+        "format": FORMAT,
+        "rows": int(keys.size),
+        "columns": [specs[n].to_json() for n in names],
+        "created": time.time(),
+    }
+    with open(os.path.join(tmp, "meta.json"), "w") as fh:
+        json.dump(meta, fh)
+
+
+def _load(path: str) -> np.ndarray:
+    # copy-on-write mapping: pages are shared with the page cache, and the arrays are writable
+    # views (so torch.from_numpy accepts them) whose writes never reach the file
+    return np.load(path, mmap_mode="c", allow_pickle=False)
+
+
+def _read_entry(name: str, path: str) -> CacheEntry:
+    try:
+        with open(os.path.join(path, "meta.json")) as fh:
+            meta = json.load(fh)
+        st = os.stat(os.path.join(path, "keys.npy"))
+    except FileNotFoundError:
+        raise
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CacheError(f"cache entry {path!r} is unreadable: {exc}") from exc
+    if meta.get("format") != FORMAT:
+        raise CacheError(f"cache entry {path!r} has format {meta.get('format')!r}, expected {FORMAT}")
+    rows = int(meta["rows"])
+    keys = _load(os.path.join(path, "rows.npy"))
+    specs = {d["name"]: ColumnSpec.from_json(d) for d in meta["columns"]}
+    fixed: dict[str, np.ndarray] = {}
+    var: dict[str, VarColumn] = {}
+    for i, (n, spec) in enumerate(specs.items()):
+        if spec.kind == "fixed":
+            arr = _load(os.path.join(path, f"c{i}.npy"))
+            if arr.shape != (rows, *spec.shape) or arr.dtype != np.dtype(spec.dtype):
+                raise CacheError(f"cache entry {path!r}: column {n!r} has shape {arr.shape}, dtype {arr.dtype}")
+            fixed[n] = arr
+        else:
+            off = _load(os.path.join(path, f"c{i}.offsets.npy"))
+            data = _load(os.path.join(path, f"c{i}.data.npy"))
+            if off.shape != (rows + 1,) or (rows and int(off[-1]) != data.size):
+                raise CacheError(f"cache entry {path!r}: column {n!r} has inconsistent offsets")
+            var[n] = VarColumn(off, data)
+    if keys.shape != (rows,):
+        raise CacheError(f"cache entry {path!r}: rows.npy has shape {keys.shape}, expected ({rows},)")
+    return CacheEntry(name, keys, specs, fixed, var, path, (st.st_dev, st.st_ino))
+
+
+_CACHES: dict[tuple[str, int], Cache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def cache_for(store: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Cache:
+    """The process-wide :class:`Cache` of ``store`` (``_cache/`` in its folder when local)."""
+    fs = store.fs
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    root = store.path("_cache") if "file" in protocols or "local" in protocols else None
+    key = (root or f"memory:{store.uri}", int(max_bytes))
+    with _CACHES_LOCK:
+        cache = _CACHES.get(key)
+        if cache is None:
+            cache = Cache(root, max_bytes=max_bytes)
+            _CACHES[key] = cache
+        return cache
+
+
+def forget(store: Any, keys: np.ndarray) -> int:
+    """Drop every in-process entry of ``store`` holding one of ``keys``; returns how many.
+
+    On-disk entries are removed by the store's ``erase``; open entries notice it on their next
+    use. This also covers stores held in memory.
+    """
+    keys = np.unique(np.asarray(keys, dtype=np.int64))
+    dropped = 0
+    with _CACHES_LOCK:
+        caches = [c for (r, _), c in _CACHES.items() if r in (store.path("_cache"), f"memory:{store.uri}")]
+    for cache in caches:
+        with cache._mutex:
+            for name, entry in list(cache._open.items()):
+                if np.isin(keys, entry.keys).any():
+                    cache._open.pop(name)
+                    dropped += 1
+    return dropped

@@ -1,0 +1,50 @@
+"""Errors raised by the training API.
+
+Every class derives from :class:`modyn_store.errors.ModynStoreError`.
+
+Example
+-------
+>>> import numpy as np
+>>> from training.errors import ErasedKeysError
+>>> err = ErasedKeysError("training t1", np.array([3, 5]))
+>>> err.keys.tolist()
+[3, 5]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modyn_store.errors import DataUnavailableError, ModynStoreError
+
+__all__ = ["CacheError", "ErasedKeysError", "ReproductionError"]
+
+
+class ErasedKeysError(DataUnavailableError):
+    """Keys of a train set are no longer live (erased, deleted or purged); nothing is substituted.
+
+    Parameters
+    ----------
+    what:
+        What needed the keys (e.g. ``"training t7"`` or ``"train set at version 4"``).
+    keys:
+        The sorted int64 keys that cannot be returned; kept in the ``keys`` attribute.
+    """
+
+    def __init__(self, what: str, keys: np.ndarray) -> None:
+        keys = np.sort(np.asarray(keys, dtype=np.int64))
+        shown = keys[:10].tolist()
+        more = f" and {keys.size - 10} more" if keys.size > 10 else ""
+        super().__init__(
+            f"{what}: {keys.size} keys can no longer be returned (erased, deleted, purged or never inserted): "
+            f"{shown}{more}; refusing to substitute other rows",
+            keys=keys,
+        )
+
+
+class CacheError(ModynStoreError):
+    """A materialized cache entry is unreadable or inconsistent with its metadata."""
+
+
+class ReproductionError(ModynStoreError):
+    """A recorded training cannot be reproduced (missing checkpoint, model or configuration)."""

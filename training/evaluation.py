@@ -1,0 +1,282 @@
+"""Evaluate every model on every evaluation slice (time windows of the stream).
+
+The result is a model x slice x metric matrix (:class:`EvalMatrix`), stored with the trainings
+in the catalog's ``evaluations`` table. Metrics: ``accuracy``, ``f1`` (macro over the classes
+present in labels or predictions), ``roc_auc`` (binary: of ``p[:, 1]``; multi-class: macro
+one-vs-rest over classes with both positives and negatives; NaN when undefined) and ``loss``
+(mean cross entropy).
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa, torch
+>>> from modyn_store import Store
+>>> from training.evaluation import evaluate, time_slices
+>>> store = Store.open("memory://evaluation-doc", create=True)
+>>> x = np.random.default_rng(0).standard_normal((40, 2)).astype(np.float32)
+>>> _ = store.append(pa.table({"ts": np.arange(40), "label": (x[:, 0] > 0).astype(np.int64),
+...                            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+>>> slices = time_slices(store, n=2)
+>>> [(s.start, s.end) for s in slices]
+[(0.0, 19.5), (19.5, 39.0)]
+>>> m = evaluate(store, {"lin": torch.nn.Linear(2, 2)}, slices, inputs={"input": "x"}, record=False)
+>>> m.matrix("accuracy").shape
+(1, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from torch import nn
+
+from modyn_store.catalog import Catalog
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from training.loading import LoaderOptions, loader
+from training.trainer import Prepare, TrainConfig, model_inputs
+
+__all__ = ["METRICS", "EvalMatrix", "Slice", "accuracy", "evaluate", "f1_macro", "roc_auc", "time_slices"]
+
+METRICS = ("accuracy", "f1", "roc_auc", "loss")
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Samples with ``start <= ts < end`` (the last slice of :func:`time_slices` includes ``end``)."""
+
+    name: str
+    start: float
+    end: float
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class EvalMatrix:
+    """``values[m, s, k]``: metric ``metrics[k]`` of model ``models[m]`` on slice ``slices[s]``."""
+
+    models: tuple[str, ...]
+    slices: tuple[Slice, ...]
+    metrics: tuple[str, ...]
+    values: np.ndarray = field(repr=False)
+    counts: tuple[int, ...]
+    data_version: int
+    evaluation_id: str | None = None
+
+    def matrix(self, metric: str) -> np.ndarray:
+        """The model x slice matrix of one metric."""
+        if metric not in self.metrics:
+            raise InvalidArgumentError("metric", metric, f"one of {self.metrics}")
+        return self.values[:, :, self.metrics.index(metric)]
+
+    def to_table(self) -> pa.Table:
+        """Long format: one row per (model, slice, metric)."""
+        rows = []
+        for m, model in enumerate(self.models):
+            for s, sl in enumerate(self.slices):
+                for k, metric in enumerate(self.metrics):
+                    rows.append(
+                        {"model_id": model, "slice": sl.name, "slice_start": sl.start, "slice_end": sl.end,
+                         "metric": metric, "value": float(self.values[m, s, k]), "n": self.counts[s],
+                         "data_version": self.data_version}
+                    )
+        return pa.Table.from_pylist(rows)
+
+
+def _ts_numeric(col: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_temporal(col.type):
+        col = pc.cast(col, pa.timestamp("us")) if pa.types.is_date(col.type) else col
+        col = col.cast(pa.int64())
+    return col.to_numpy().astype(np.float64)
+
+
+def time_slices(
+    store: Any, *, n: int | None = None, every: float | None = None, version: int | None = None
+) -> list[Slice]:
+    """Split the event-time range of the live samples into ``n`` equal windows or windows of ``every``.
+
+    Timestamps are compared as numbers (temporal columns as int64 microseconds for dates,
+    their own unit otherwise).
+    """
+    if (n is None) == (every is None):
+        raise InvalidArgumentError("n/every", (n, every), "exactly one of n= or every=")
+    snap = store.as_of(version)
+    ts = _ts_numeric(snap.to_table(["ts"]).column("ts"))
+    if ts.size == 0:
+        return []
+    lo, hi = float(ts.min()), float(ts.max())
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidArgumentError("n", n, "an integer >= 1")
+        edges = np.linspace(lo, hi, n + 1)
+    else:
+        if not isinstance(every, (int, float)) or every <= 0:
+            raise InvalidArgumentError("every", every, "a window width > 0")
+        edges = np.arange(lo, hi + every, every, dtype=np.float64)
+        if edges[-1] < hi:
+            edges = np.append(edges, hi)
+        edges[-1] = max(edges[-1], hi)
+        if edges.size < 2:
+            edges = np.array([lo, hi])
+    k = edges.size - 1
+    return [
+        Slice(f"slice-{i:04d}", float(edges[i]), float(edges[i + 1]), closed=(i == k - 1)) for i in range(k)
+    ]
+
+
+def accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
+    """Share of correct predictions (NaN when empty)."""
+    return float(np.mean(labels == pred)) if labels.size else math.nan
+
+
+def f1_macro(labels: np.ndarray, pred: np.ndarray) -> float:
+    """Macro F1 over the classes present in ``labels`` or ``pred`` (NaN when empty)."""
+    if labels.size == 0:
+        return math.nan
+    f1s = []
+    for c in np.union1d(labels, pred):
+        tp = np.sum((pred == c) & (labels == c))
+        fp = np.sum((pred == c) & (labels != c))
+        fn = np.sum((pred != c) & (labels == c))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
+    return float(np.mean(f1s))
+
+
+def _auc_binary(pos_scores: np.ndarray, positive: np.ndarray) -> float:
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    order = np.argsort(pos_scores, kind="mergesort")
+    s = pos_scores[order]
+    ranks = np.empty(s.size, dtype=np.float64)
+    i = 0
+    while i < s.size:  # average ranks of ties
+        j = i
+        while j + 1 < s.size and s[j + 1] == s[i]:
+            j += 1
+        ranks[i : j + 1] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    r = np.empty_like(ranks)
+    r[order] = ranks
+    return float((r[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """ROC-AUC: binary of ``probs[:, 1]``; else macro one-vs-rest (NaN when undefined)."""
+    if labels.size == 0:
+        return math.nan
+    if probs.shape[1] == 2:
+        return _auc_binary(probs[:, 1], labels == 1)
+    aucs = [_auc_binary(probs[:, c], labels == c) for c in range(probs.shape[1])]
+    aucs = [a for a in aucs if not math.isnan(a)]
+    return float(np.mean(aucs)) if aucs else math.nan
+
+
+def _metrics(names: Sequence[str], labels: np.ndarray, logits: np.ndarray) -> list[float]:
+    out = []
+    if logits.size:
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    else:
+        logp = logits
+    pred = logits.argmax(axis=1) if logits.size else labels
+    for m in names:
+        if m == "accuracy":
+            out.append(accuracy(labels, pred))
+        elif m == "f1":
+            out.append(f1_macro(labels, pred))
+        elif m == "roc_auc":
+            out.append(roc_auc(labels, np.exp(logp)))
+        else:
+            out.append(float(-logp[np.arange(labels.size), labels].mean()) if labels.size else math.nan)
+    return out
+
+
+def _load_model(catalog: Catalog, training_id: str) -> nn.Module:
+    from training.models import build_model
+
+    rec = catalog.get(training_id)
+    cfg = TrainConfig.from_json(rec.config) if rec.config else None
+    if cfg is None or not cfg.model:
+        raise InvalidArgumentError("models", training_id, "trainings built from a model name (or pass modules)")
+    model = build_model(cfg.model, **cfg.model_params)
+    model.load_state_dict(catalog.load_checkpoint(training_id))
+    return model
+
+
+def evaluate(
+    store: Any,
+    models: Mapping[str, nn.Module] | Sequence[str],
+    slices: Sequence[Slice],
+    *,
+    inputs: Mapping[str, str],
+    label: str = "label",
+    metrics: Sequence[str] = METRICS,
+    version: int | None = None,
+    batch_size: int = 4096,
+    device: str = "cpu",
+    record: bool = True,
+    prepare: Prepare | None = None,
+    loader_options: LoaderOptions | None = None,
+) -> EvalMatrix:
+    """Every model on every slice; with ``record`` the matrix is stored in the catalog.
+
+    Parameters
+    ----------
+    models:
+        ``{name: module}``, or training ids whose checkpoints are loaded from the catalog.
+    slices:
+        From :func:`time_slices` (or any :class:`Slice` list) over the snapshot at ``version``.
+    inputs, label:
+        Forward argument -> column, and the label column (integer classes).
+    """
+    names = tuple(metrics)
+    if not names or any(m not in METRICS for m in names):
+        raise InvalidArgumentError("metrics", list(names), f"names from {METRICS}")
+    catalog = Catalog(store)
+    if isinstance(models, Mapping):
+        named = dict(models)
+    else:
+        named = {tid: _load_model(catalog, tid) for tid in models}
+    snap = store.as_of(version)
+    t = snap.to_table(["key", "ts"])
+    keys = t.column("key").to_numpy()
+    ts = _ts_numeric(t.column("ts"))
+    dev = torch.device(device)
+    for m in named.values():
+        m.to(dev).eval()
+    values = np.full((len(named), len(slices), len(names)), math.nan)
+    counts = []
+    cols = list(dict.fromkeys([*inputs.values(), label]))
+    for s, sl in enumerate(slices):
+        inside = (ts >= sl.start) & ((ts <= sl.end) if sl.closed else (ts < sl.end))
+        sel = keys[inside]
+        counts.append(int(sel.size))
+        if sel.size == 0:
+            continue
+        dl = loader(store, TrainSet.uniform(sel, version=snap.version), columns=cols, batch_size=batch_size,
+                    shuffle=False, device=device, options=loader_options)
+        logits: list[list[np.ndarray]] = [[] for _ in named]
+        labels: list[np.ndarray] = []
+        with torch.no_grad():
+            for batch in dl:
+                args = prepare(batch) if prepare is not None else model_inputs(batch, inputs)
+                args = {k: v.to(dev) for k, v in args.items()}
+                for i, m in enumerate(named.values()):
+                    logits[i].append(m(**args).float().cpu().numpy())
+                labels.append(batch[label].cpu().numpy())
+        y = np.concatenate(labels).astype(np.int64)
+        for i in range(len(named)):
+            values[i, s] = _metrics(names, y, np.concatenate(logits[i]))
+    out = EvalMatrix(tuple(named), tuple(slices), names, values, tuple(counts), snap.version)
+    if record:
+        eid = catalog.record_evaluation(out.to_table())
+        out = EvalMatrix(out.models, out.slices, out.metrics, out.values, out.counts, out.data_version, eid)
+    return out

@@ -1,0 +1,579 @@
+"""Serve epochs of a materialized train set: shuffled, sharded, batched, on CPU or GPU.
+
+:func:`loader` materializes the train set once (see :mod:`training.materialize` and
+:mod:`training.cache`) and returns a :class:`Loader`, an iterable over batches. Iterating it
+serves one epoch and moves on to the next, so ``for epoch in range(n): for batch in dl: ...``
+sees a fresh order every epoch.
+
+Order of an epoch ``e`` (on every rank, then split):
+
+1. ``positions = train_set.for_epoch(e)`` (all keys, or the epoch's plan);
+2. with ``shuffle``: ``positions[np.random.default_rng([seed, e]).permutation(len(positions))]``;
+3. rank ``r`` of ``world_size`` takes ``positions[r::world_size]`` (shards are disjoint and
+   together complete; their sizes differ by at most one);
+4. consecutive runs of ``batch_size`` positions form the batches.
+
+The cache entry holds the rows in storage order, keyed by the *set* of keys (train sets with
+the same keys share it, whatever their order or weights); the loader maps train-set positions
+to entry rows once, so a batch is one gather.
+
+A batch is a dict: ``"key"`` (int64), ``"weight"`` (float32, the train set's per-sample
+weights) and one entry per column: a tensor for fixed columns, a list of ``bytes`` (binary) or
+``str`` (strings) for variable-length ones. On a CUDA device the fixed columns are copied to the
+device once when they fit ``device_memory_budget`` and batches are gathered there; otherwise
+each batch is gathered into pinned host buffers (two, used in turn) and copied asynchronously
+while the previous batch is in use.
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa
+>>> from modyn_store import Store
+>>> from modyn_store.trainset import TrainSet
+>>> from training.loading import loader
+>>> store = Store.open("memory://loader-doc", create=True)
+>>> _ = store.append(pa.table({"ts": np.arange(6), "x": np.arange(6) * 10}))
+>>> ts = TrainSet.uniform(np.array([5, 1, 3]), version=store.version)
+>>> dl = loader(store, ts, columns=["x"], batch_size=2, shuffle=False)
+>>> [b["x"].tolist() for b in dl]
+[[50, 10], [30]]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from training.cache import DEFAULT_MAX_BYTES, CacheEntry, cache_for
+from training.errors import ErasedKeysError
+from training.materialize import KeyLookup, Strategy, materialize, specs_for
+
+__all__ = [
+    "Loader",
+    "LoaderOptions",
+    "epoch_order",
+    "gather_host",
+    "loader",
+    "materialize_entry",
+    "selection_digest",
+]
+
+Batch = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """Tuning knobs of :func:`loader`.
+
+    Parameters
+    ----------
+    strategy:
+        Read path for materialization: ``"auto"`` (by selectivity), ``"scan"`` or ``"take"``.
+    threads:
+        Parallel fragment readers (default: the number of CPUs).
+    max_cache_bytes:
+        Bound of the store's on-disk cache (least recently used entries are evicted).
+    device_memory_budget:
+        Bytes of device memory the train set may occupy to be held on the GPU (default: half
+        of the free device memory). ``0`` always streams from host memory.
+    prefetch:
+        Batches prepared ahead of the consumer (a background thread; 0 disables it).
+    pin_memory:
+        Use pinned host buffers for host-to-device copies (default: when the device is CUDA).
+    """
+
+    strategy: Strategy = "auto"
+    threads: int | None = None
+    max_cache_bytes: int = DEFAULT_MAX_BYTES
+    device_memory_budget: int | None = None
+    prefetch: int = 2
+    pin_memory: bool | None = None
+
+
+def selection_digest(version: int, keys: np.ndarray, columns: Sequence[str]) -> str:
+    """The cache entry name of the key set ``keys`` and ``columns`` at store ``version``.
+
+    The order of ``keys`` does not matter: train sets with the same keys share an entry.
+    """
+    h = hashlib.sha256()
+    h.update(b"modyn-store-materialized-v2|")
+    h.update(np.int64(version).tobytes())
+    k = np.asarray(keys, dtype=np.int64)
+    h.update((k if k.size < 2 or bool(np.all(k[1:] > k[:-1])) else np.sort(k)).tobytes())
+    h.update(json.dumps(list(columns)).encode())
+    return f"v{int(version)}-{h.hexdigest()[:40]}"
+
+
+def epoch_order(
+    train_set: TrainSet, epoch: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
+) -> np.ndarray:
+    """Positions into ``train_set.keys`` visited by ``rank`` in ``epoch`` (see the module docstring)."""
+    pos = train_set.for_epoch(epoch)
+    if shuffle:
+        pos = pos[np.random.default_rng([int(seed), int(epoch)]).permutation(pos.size)]
+    if world_size > 1:
+        pos = pos[rank::world_size]
+    return np.ascontiguousarray(pos, dtype=np.int64)
+
+
+def _check_int(name: str, value: Any, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise InvalidArgumentError(name, value, f"an integer >= {lo}")
+    return int(value)
+
+
+def _live_check(store: Any, train_set: TrainSet, sorted_keys: np.ndarray | None = None) -> Any:
+    """The snapshot of ``train_set.version``; raises if some of its keys are no longer live."""
+    snap = store.as_of(train_set.version)
+    live = snap.keys()
+    # sorted queries keep the binary search cache-friendly
+    keys = np.sort(train_set.keys) if sorted_keys is None else sorted_keys
+    pos = np.searchsorted(live, keys)
+    pos[pos == live.size] = 0
+    ok = live[pos] == keys if live.size else np.zeros(keys.size, bool)
+    unavailable = snap.unavailable()
+    if unavailable.size:
+        ok &= ~np.isin(keys, unavailable)
+    if not ok.all():
+        raise ErasedKeysError(f"train set at version {train_set.version}", keys[~ok])
+    return snap
+
+
+def materialize_entry(
+    store: Any, train_set: TrainSet, columns: Sequence[str], options: LoaderOptions = LoaderOptions()
+) -> CacheEntry:
+    """Materialize ``train_set``'s ``columns`` into the store's cache (or open the entry).
+
+    Raises :class:`~training.errors.ErasedKeysError` when some keys are no longer live.
+    """
+    checked_at = store.version
+    sorted_keys = np.sort(train_set.keys)
+    _live_check(store, train_set, sorted_keys)
+    ds = store.samples_dataset()
+    if ds is None:
+        raise ErasedKeysError(f"train set at version {train_set.version}", train_set.keys)
+    specs = specs_for(ds.schema, columns)
+    name = selection_digest(train_set.version, sorted_keys, list(columns))
+    cache = cache_for(store, max_bytes=options.max_cache_bytes)
+    built = {"now": False}
+
+    def fill(alloc: Callable[..., np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
+        built["now"] = True
+        out = materialize(
+            ds,
+            sorted_keys,
+            list(columns),
+            strategy=options.strategy,
+            threads=options.threads,
+            allocate=alloc,
+            what=f"train set at version {train_set.version}",
+        )
+        return out.keys, out.var
+
+    entry = cache.get_or_build(name, sorted_keys, specs, fill)
+    if built["now"] and store.version != checked_at:
+        # a version (perhaps an erasure) committed while the entry was being built: check
+        # again, so that an entry holding erased rows never outlives this call
+        try:
+            _live_check(store, train_set, sorted_keys)
+        except ErasedKeysError:
+            cache.discard(name)
+            raise
+    return entry
+
+
+class Loader:
+    """Batches of one materialized train set, epoch after epoch (see :func:`loader`)."""
+
+    def __init__(
+        self,
+        store: Any,
+        train_set: TrainSet,
+        entry: CacheEntry,
+        *,
+        columns: Sequence[str],
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        device: torch.device,
+        rank: int,
+        world_size: int,
+        drop_last: bool,
+        transform: Callable[[Batch], Batch] | None,
+        num_workers: int,
+        options: LoaderOptions,
+    ) -> None:
+        self.store = store
+        self.train_set = train_set
+        self.columns = list(columns)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.device = device
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_last = drop_last
+        self.transform = transform
+        self.num_workers = num_workers
+        self.options = options
+        self.epoch = 0
+        self._entry = entry
+        self._pool: Any = None
+        self._checked_version = store.version
+        self._bind(entry)
+
+    def _bind(self, entry: CacheEntry) -> None:
+        """Serve from ``entry``: rows are in storage order, ``_pos2row`` maps train positions to rows."""
+        self._entry = entry
+        pos2row = KeyLookup(np.asarray(entry.keys))(self.train_set.keys)
+        if pos2row.size and pos2row.min() < 0:
+            raise ErasedKeysError("cache entry", self.train_set.keys[pos2row < 0])
+        self._pos2row = pos2row
+        weights = np.empty(pos2row.size, dtype=np.float32)
+        weights[pos2row] = self.train_set.weights
+        self._weights = torch.from_numpy(weights)
+        self._keys = torch.from_numpy(np.asarray(entry.keys))
+        self._host = {n: torch.from_numpy(np.asarray(a)) for n, a in entry.fixed.items()}
+        self._dev: dict[str, torch.Tensor] | None = None
+        if self.device.type == "cuda":
+            budget = self.options.device_memory_budget
+            if budget is None:
+                free, _ = torch.cuda.mem_get_info(self.device)
+                budget = free // 2
+            need = sum(t.nbytes for t in self._host.values()) + self._keys.nbytes + self._weights.nbytes
+            if need <= budget:
+                tag = str(self.device)
+                copies = entry.device_copies.get(tag)
+                if copies is None:
+                    copies = {n: t.to(self.device) for n, t in self._host.items()}
+                    copies["__key__"] = self._keys.to(self.device)
+                    entry.device_copies[tag] = copies
+                self._dev = dict(copies)
+                self._dev["__weight__"] = self._weights.to(self.device)
+
+    @property
+    def on_device(self) -> bool:
+        """True when the train set is held in device memory and batches are gathered there."""
+        return self._dev is not None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the materialized rows (fixed and variable-length columns)."""
+        return self._entry.nbytes
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve ``epoch`` on the next iteration."""
+        self.epoch = _check_int("epoch", epoch, 0)
+
+    def order(self, epoch: int | None = None) -> np.ndarray:
+        """Positions into ``train_set.keys`` this rank visits in ``epoch`` (default: the next one)."""
+        e = self.epoch if epoch is None else _check_int("epoch", epoch, 0)
+        return epoch_order(
+            self.train_set, e, shuffle=self.shuffle, seed=self.seed, rank=self.rank, world_size=self.world_size
+        )
+
+    def _bounds(self, n: int) -> list[tuple[int, int]]:
+        stop = n - n % self.batch_size if self.drop_last else n
+        return [(s, min(s + self.batch_size, n)) for s in range(0, stop, self.batch_size)]
+
+    def __len__(self) -> int:
+        return len(self._bounds(self.order().size))
+
+    # -- building batches ---------------------------------------------------------------
+    def _host_batch(self, idx: np.ndarray, contiguous: bool) -> Batch:
+        """Gather rows ``idx`` of the entry from host memory."""
+        return gather_host(self._entry, self._keys, self._weights, self._host, idx, self.columns, contiguous)
+
+    def _batches_cpu(self, rows: np.ndarray, sequential: bool) -> Iterator[Batch]:
+        for s, e in self._bounds(rows.size):
+            r = rows[s:e]
+            contiguous = sequential and bool(r[-1] - r[0] == r.size - 1) and bool(np.all(np.diff(r) == 1))
+            b = self._host_batch(r, contiguous)
+            yield self.transform(b) if self.transform is not None else b
+
+    def _batches_device(self, order: np.ndarray) -> Iterator[Batch]:
+        assert self._dev is not None
+        dorder = torch.from_numpy(order).to(self.device)
+        for s, e in self._bounds(order.size):
+            ti = dorder[s:e]
+            batch: Batch = {
+                "key": self._dev["__key__"].index_select(0, ti),
+                "weight": self._dev["__weight__"].index_select(0, ti),
+            }
+            for n in self.columns:
+                if n in self._dev:
+                    batch[n] = self._dev[n].index_select(0, ti)
+                else:
+                    batch[n] = self._entry.var[n].rows(order[s:e], text=self._entry.specs[n].kind == "string")
+            yield self.transform(batch) if self.transform is not None else batch
+
+    def _batches_streamed(self, order: np.ndarray) -> Iterator[Batch]:
+        """Host gather of entry rows ``order`` into pinned buffers (two, in turn), copied asynchronously."""
+        pin = self.options.pin_memory if self.options.pin_memory is not None else True
+        cuda = self.device.type == "cuda"
+        stream = torch.cuda.Stream(self.device) if cuda else None
+        names = ["__key__", "__weight__", *[n for n in self.columns if n in self._host]]
+        src = {"__key__": self._keys, "__weight__": self._weights, **self._host}
+        slots = [
+            {
+                n: torch.empty((self.batch_size, *src[n].shape[1:]), dtype=src[n].dtype, pin_memory=pin and cuda)
+                for n in names
+            }
+            for _ in range(2)
+        ]
+        done: list[Any] = [None, None]
+        for i, (s, e) in enumerate(self._bounds(order.size)):
+            k = i % 2
+            if done[k] is not None:
+                done[k].synchronize()  # the copy out of this slot has finished
+            ti = torch.from_numpy(order[s:e])
+            host = {n: torch.index_select(src[n], 0, ti, out=slots[k][n][: e - s]) for n in names}
+            if cuda:
+                assert stream is not None
+                with torch.cuda.stream(stream):
+                    dev = {n: t.to(self.device, non_blocking=True) for n, t in host.items()}
+                    ev = torch.cuda.Event()
+                    ev.record(stream)
+                done[k] = ev
+                cur = torch.cuda.current_stream(self.device)
+                cur.wait_event(ev)
+                for t in dev.values():
+                    t.record_stream(cur)
+            else:
+                dev = {n: t.to(self.device, copy=True) for n, t in host.items()}
+            batch: Batch = {"key": dev["__key__"], "weight": dev["__weight__"]}
+            for n in self.columns:
+                if n in dev:
+                    batch[n] = dev[n]
+                else:
+                    batch[n] = self._entry.var[n].rows(order[s:e], text=self._entry.specs[n].kind == "string")
+            yield self.transform(batch) if self.transform is not None else batch
+
+    def _ensure_alive(self) -> None:
+        if not self._entry.alive():
+            # removed by an erasure or eviction: rebuild (raises if keys were erased)
+            self._bind(materialize_entry(self.store, self.train_set, self.columns, self.options))
+            self._checked_version = self.store.version
+        elif self._entry.path is None and self.store.version != self._checked_version:
+            # entries held only in memory are invisible to the store's erase: check again
+            try:
+                _live_check(self.store, self.train_set)
+            except ErasedKeysError:
+                cache_for(self.store, max_bytes=self.options.max_cache_bytes).discard(self._entry.name)
+                raise
+            self._checked_version = self.store.version
+
+    def __iter__(self) -> Iterator[Batch]:
+        self._ensure_alive()
+        epoch = self.epoch
+        self.epoch += 1
+        order = self._pos2row[self.order(epoch)]  # positions -> rows of the entry
+        if self.num_workers > 0:
+            from training.workers import worker_batches
+
+            yield from worker_batches(self, order)
+            return
+        sequential = not self.shuffle and self.world_size == 1 and order.size > 0
+        if self._dev is not None:
+            gen = self._batches_device(order)
+        elif self.device.type == "cpu":
+            gen = self._batches_cpu(order, sequential)
+        else:
+            gen = self._batches_streamed(order)
+        if self.options.prefetch <= 0 or self.device.type == "cuda":
+            yield from gen
+        else:
+            yield from _prefetched(gen, self.options.prefetch)
+
+    def __repr__(self) -> str:
+        return (
+            f"Loader(rows={self.train_set.size}, columns={self.columns}, batch_size={self.batch_size}, "
+            f"device={self.device}, rank={self.rank}/{self.world_size}, epoch={self.epoch})"
+        )
+
+
+def gather_host(
+    entry: CacheEntry,
+    keys: torch.Tensor,
+    weights: torch.Tensor,
+    host: dict[str, torch.Tensor],
+    idx: np.ndarray,
+    columns: Sequence[str],
+    contiguous: bool,
+) -> Batch:
+    """A batch of rows ``idx`` of ``entry``: zero-copy slices when ``contiguous``, else gathers."""
+    batch: Batch = {}
+    if contiguous:
+        lo, hi = int(idx[0]), int(idx[-1]) + 1
+        batch["key"] = keys[lo:hi]
+        batch["weight"] = weights[lo:hi]
+        for n in columns:
+            if n in host:
+                batch[n] = host[n][lo:hi]
+    else:
+        ti = torch.from_numpy(idx)
+        batch["key"] = keys.index_select(0, ti)
+        batch["weight"] = weights.index_select(0, ti)
+        for n in columns:
+            if n in host:
+                batch[n] = host[n].index_select(0, ti)
+    for n in columns:
+        if n in entry.var:
+            batch[n] = entry.var[n].rows(idx, text=entry.specs[n].kind == "string")
+    return {n: batch[n] for n in ["key", "weight", *columns]}
+
+
+_END = object()
+
+
+def _prefetched(gen: Iterator[Batch], depth: int) -> Iterator[Batch]:
+    """Run ``gen`` in a background thread, ``depth`` items ahead; errors re-raise here."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    threads = torch.get_num_threads()
+
+    def produce() -> None:
+        # OpenMP's thread count is per thread: give the producer the consumer's setting
+        torch.set_num_threads(threads)
+        try:
+            for item in gen:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            q.put(exc)
+
+    t = threading.Thread(target=produce, name="modyn-store-loader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        t.join()
+
+
+def loader(
+    store: Any,
+    train_set: TrainSet,
+    *,
+    columns: Sequence[str],
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+    drop_last: bool = False,
+    transform: Callable[[Batch], Batch] | None = None,
+    num_workers: int = 0,
+    options: LoaderOptions | None = None,
+) -> Loader:
+    """Materialize ``train_set`` once and return a :class:`Loader` over its batches.
+
+    Parameters
+    ----------
+    store:
+        A :class:`modyn_store.Store`.
+    train_set:
+        The keys (with weights and optional per-epoch plans) to serve; all must be live at
+        ``train_set.version``.
+    columns:
+        Sample columns to serve (numbers, fixed-size tensors, binary, strings).
+    batch_size:
+        Rows per batch (the last batch may be smaller unless ``drop_last``).
+    shuffle, seed:
+        A seeded permutation that changes every epoch (see the module docstring).
+    device:
+        ``"cpu"`` or a CUDA device.
+    rank, world_size:
+        DDP-style sharding: disjoint shards that together cover every row once per epoch.
+    transform:
+        ``transform(batch) -> batch``, run in ``num_workers`` worker processes when > 0.
+    options:
+        :class:`LoaderOptions` (read strategy, cache bound, device budget, prefetch).
+
+    Raises
+    ------
+    ErasedKeysError
+        Keys of the train set are no longer live (erased, deleted or purged).
+
+    Example
+    -------
+    >>> import numpy as np, pyarrow as pa
+    >>> from modyn_store import Store
+    >>> from modyn_store.trainset import TrainSet
+    >>> store = Store.open("memory://loader-fn-doc", create=True)
+    >>> _ = store.append(pa.table({"ts": np.arange(4), "y": np.arange(4)}))
+    >>> dl = loader(store, TrainSet.uniform(np.arange(4), version=1), columns=["y"], batch_size=4, seed=1)
+    >>> sorted(next(iter(dl))["y"].tolist())
+    [0, 1, 2, 3]
+    """
+    if not isinstance(train_set, TrainSet):
+        raise InvalidArgumentError("train_set", type(train_set).__name__, "a modyn_store.trainset.TrainSet")
+    batch_size = _check_int("batch_size", batch_size, 1)
+    world_size = _check_int("world_size", world_size, 1)
+    rank = _check_int("rank", rank, 0)
+    if rank >= world_size:
+        raise InvalidArgumentError("rank", rank, f"an integer in [0, {world_size})")
+    seed = _check_int("seed", seed, 0)
+    num_workers = _check_int("num_workers", num_workers, 0)
+    if transform is not None and not callable(transform):
+        raise InvalidArgumentError("transform", transform, "a callable taking and returning a batch dict")
+    if num_workers and transform is None:
+        raise InvalidArgumentError("num_workers", num_workers, "0 unless a transform is given")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InvalidArgumentError("device", device, "a torch device such as 'cpu' or 'cuda:0'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError("device", device, "'cpu' (no CUDA device is available)")
+    opts = options if options is not None else LoaderOptions()
+    if not isinstance(opts, LoaderOptions):
+        raise InvalidArgumentError("options", opts, "a LoaderOptions")
+    cols = list(columns)
+    reserved = [c for c in cols if c in ("weight",)]
+    if reserved:
+        raise InvalidArgumentError("columns", reserved, "sample columns other than the reserved 'weight'")
+    entry = materialize_entry(store, train_set, cols, opts)
+    return Loader(
+        store,
+        train_set,
+        entry,
+        columns=cols,
+        batch_size=batch_size,
+        shuffle=bool(shuffle),
+        seed=seed,
+        device=dev,
+        rank=rank,
+        world_size=world_size,
+        drop_last=bool(drop_last),
+        transform=transform,
+        num_workers=num_workers,
+        options=opts,
+    )

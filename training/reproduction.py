@@ -1,0 +1,142 @@
+"""Reproduce a recorded training from the store's history.
+
+:func:`reproduce` rebuilds the exact train set of a training (same keys, weights, epoch plans
+and, for the recorded seed, the same order), checks that every key can still be returned, and
+retrains with the recorded configuration on CPU with deterministic algorithms. It then compares
+the new weights with the stored checkpoint bit for bit. After an erasure it refuses: it raises
+:class:`~training.errors.ErasedKeysError` naming the keys it can no longer return, and never
+substitutes other rows.
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa
+>>> from modyn_store import Store, TrainSet
+>>> from training.trainer import TrainConfig, train
+>>> from training.reproduction import reproduce
+>>> store = Store.open("memory://reproduce-doc", create=True)
+>>> x = np.random.default_rng(1).standard_normal((40, 2)).astype(np.float32)
+>>> _ = store.append(pa.table({"ts": np.arange(40), "label": (x[:, 1] > 0).astype(np.int64),
+...                            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+>>> cfg = TrainConfig(model="logreg", model_params={"in_features": 2, "n_classes": 2}, batch_size=8, seed=3)
+>>> first = train(store, TrainSet.uniform(np.arange(40), version=1), cfg, training_id="t1")
+>>> reproduce(store, "t1").identical
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from modyn_store.catalog import Catalog
+from modyn_store.trainset import TrainSet
+from training.errors import ErasedKeysError, ReproductionError
+from training.loading import LoaderOptions, epoch_order
+from training.trainer import Prepare, TrainConfig, state_equal, train
+
+__all__ = ["Reproduction", "reproduce", "reproduce_train_set", "visit_order"]
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The outcome of :func:`reproduce`.
+
+    ``identical`` is True when every tensor of the new state dict equals the stored checkpoint
+    bit for bit; ``mismatched`` names the tensors that differ.
+    """
+
+    training_id: str
+    train_set: TrainSet
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+    identical: bool
+    mismatched: tuple[str, ...]
+
+
+def reproduce_train_set(store: Any, training_id: str) -> TrainSet:
+    """The train set of ``training_id``, after checking that every key is still live at its version.
+
+    Raises
+    ------
+    ErasedKeysError
+        Lists the keys that were erased (or purged) since the training.
+    """
+    ts = Catalog(store).train_set(training_id)
+    snap = store.as_of(ts.version)
+    live = snap.keys()
+    gone = ts.keys[~np.isin(ts.keys, live)]
+    unavailable = snap.unavailable()
+    if unavailable.size:
+        gone = np.union1d(gone, ts.keys[np.isin(ts.keys, unavailable)])
+    if gone.size:
+        raise ErasedKeysError(f"training {training_id!r}", gone)
+    return ts
+
+
+def visit_order(store: Any, training_id: str, epoch: int) -> np.ndarray:
+    """The keys in the order ``training_id`` visited them in ``epoch`` (seeded, as recorded)."""
+    rec = Catalog(store).get(training_id)
+    ts = reproduce_train_set(store, training_id)
+    cfg = TrainConfig.from_json(rec.config)
+    return ts.keys[epoch_order(ts, epoch, shuffle=cfg.shuffle, seed=cfg.seed)]
+
+
+def reproduce(
+    store: Any,
+    training_id: str,
+    *,
+    model: Callable[[], nn.Module] | None = None,
+    prepare: Prepare | None = None,
+    loader_options: LoaderOptions | None = None,
+) -> Reproduction:
+    """Retrain ``training_id`` on CPU, deterministically, and compare with its stored checkpoint.
+
+    Parameters
+    ----------
+    store:
+        The store that recorded the training.
+    training_id:
+        The training to reproduce.
+    model:
+        A zero-argument model factory, needed only when the training was not built from a
+        model name (the same factory the training used; it is called after seeding).
+    prepare:
+        The same ``prepare`` the training used, if any.
+
+    Raises
+    ------
+    ErasedKeysError
+        Keys of the train set can no longer be returned (erased or purged); lists them.
+    ReproductionError
+        The training stored no configuration or checkpoint to compare with.
+    """
+    catalog = Catalog(store)
+    rec = catalog.get(training_id)
+    ts = reproduce_train_set(store, training_id)
+    if not rec.config:
+        raise ReproductionError(f"training {training_id!r} stored no trainer configuration")
+    if rec.checkpoint is None:
+        raise ReproductionError(f"training {training_id!r} stored no checkpoint to compare with")
+    cfg = replace(TrainConfig.from_json(rec.config), device="cpu", deterministic=True, amp=False)
+    if model is None and not cfg.model:
+        raise ReproductionError(
+            f"training {training_id!r} used a model passed in code; pass model= built the same way"
+        )
+    result = train(
+        store,
+        ts,
+        cfg,
+        model=model,
+        parent_id=rec.parent_id if cfg.mode == "finetune" else None,
+        record=False,
+        prepare=prepare,
+        loader_options=loader_options,
+    )
+    new_state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    stored = catalog.load_checkpoint(rec.checkpoint)
+    bad = tuple(state_equal(new_state, stored))
+    return Reproduction(training_id, ts, new_state, not bad, bad)

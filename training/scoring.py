@@ -1,0 +1,235 @@
+"""Scoring passes: one batched forward pass writing per-sample scores back to the store.
+
+Scores, per sample, from logits ``z`` (``p = softmax(z)``) and label ``y``:
+
+=====================  =====================================================================
+``loss``               cross entropy ``-log p[y]``
+``least_confidence``   ``1 - max p``
+``entropy``            ``-sum p log p``
+``margin``             ``p[top1] - p[top2]`` (small = uncertain)
+``el2n``               ``|p - onehot(y)|_2``, the error L2 norm
+``grad_norm_bound``    ``|p - onehot(y)|_2 * |h|_2``: a bound on the last layer's gradient norm,
+                       with ``h`` the last layer's input (needs ``embedding_layer``)
+``embedding``          ``h`` itself, the input of ``embedding_layer`` (a vector score)
+=====================  =====================================================================
+
+The pass runs on any device: on CPU the scores come from the engine's kernels
+(:mod:`engine.scores`), on a GPU from the torch equivalents next to the logits (the same
+definitions; the tests check both against a NumPy reference). Each score is written with
+:meth:`Store.scores.write` as one version, tagged with ``training_id``.
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa, torch
+>>> from modyn_store import Store
+>>> from training.scoring import score
+>>> store = Store.open("memory://scoring-doc", create=True)
+>>> x = np.eye(3, dtype=np.float32)
+>>> _ = store.append(pa.table({"ts": [0, 1, 2], "label": [0, 1, 2],
+...                            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 3)}))
+>>> model = torch.nn.Linear(3, 3)
+>>> out = score(store, model, inputs={"input": "x"}, scores=("loss", "entropy"))
+>>> sorted(out.values), out.keys.tolist()
+(['entropy', 'loss'], [0, 1, 2])
+>>> store.scores.as_of(None, "loss").num_rows
+3
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from training.loading import LoaderOptions, loader
+from training.trainer import Prepare, model_inputs
+
+__all__ = ["SCORES", "ScoreResult", "score", "scores_from_logits"]
+
+SCORES = ("loss", "least_confidence", "entropy", "margin", "el2n", "grad_norm_bound", "embedding")
+_NEED_LABEL = frozenset({"loss", "el2n", "grad_norm_bound"})
+_NEED_EMBEDDING = frozenset({"grad_norm_bound", "embedding"})
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Scores of one pass: ``values[name]`` aligned with ``keys``; ``versions[name]`` the store version written."""
+
+    keys: np.ndarray
+    values: dict[str, np.ndarray] = field(repr=False)
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+_ENGINE_KERNELS = {
+    "loss": ("cross_entropy", True),
+    "least_confidence": ("least_confidence", False),
+    "entropy": ("entropy", False),
+    "margin": ("margin", False),
+    "el2n": ("el2n", True),
+}
+
+
+def _engine_scores(
+    names: Sequence[str], logits: torch.Tensor, labels: torch.Tensor | None
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Scores the engine computes on CPU; returns them and the names left for torch."""
+    try:
+        from engine import scores as kernels
+    except ImportError:  # an engine without score kernels: torch computes everything
+        return {}, list(names)
+    z = logits.detach().double().numpy()
+    y = labels.long().numpy() if labels is not None else None
+    out: dict[str, torch.Tensor] = {}
+    rest = []
+    for n in names:
+        spec = _ENGINE_KERNELS.get(n)
+        if spec is None:
+            rest.append(n)
+            continue
+        fn = getattr(kernels, spec[0])
+        out[n] = torch.from_numpy(np.asarray(fn(z, y) if spec[1] else fn(z), dtype=np.float64))
+    return out, rest
+
+
+def scores_from_logits(
+    names: Sequence[str],
+    logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    hidden: torch.Tensor | None = None,
+    *,
+    use_engine: bool | None = None,
+) -> dict[str, torch.Tensor]:
+    """The requested scores of one batch (float64 tensors on the logits' device).
+
+    ``use_engine`` (default: when the logits are on the CPU) computes what it can with the
+    engine's kernels; otherwise torch computes everything.
+    """
+    pre: dict[str, torch.Tensor] = {}
+    if use_engine if use_engine is not None else logits.device.type == "cpu":
+        pre, names = _engine_scores(names, logits, labels)
+        if not names:
+            return pre
+    z = logits.double()
+    logp = torch.log_softmax(z, dim=1)
+    p = logp.exp()
+    out: dict[str, torch.Tensor] = {}
+    err = None
+    if labels is not None and any(n in ("el2n", "grad_norm_bound") for n in names):
+        onehot = torch.nn.functional.one_hot(labels.long(), num_classes=z.shape[1]).double()
+        err = torch.linalg.vector_norm(p - onehot, dim=1)
+    for n in names:
+        if n == "loss":
+            assert labels is not None
+            out[n] = -logp.gather(1, labels.long().reshape(-1, 1)).reshape(-1)
+        elif n == "least_confidence":
+            out[n] = 1.0 - p.max(dim=1).values
+        elif n == "entropy":
+            out[n] = -(p * logp).sum(dim=1)
+        elif n == "margin":
+            top = torch.topk(p, k=min(2, p.shape[1]), dim=1).values
+            out[n] = top[:, 0] - top[:, 1] if top.shape[1] > 1 else top[:, 0]
+        elif n == "el2n":
+            assert err is not None
+            out[n] = err
+        elif n == "grad_norm_bound":
+            assert err is not None and hidden is not None
+            out[n] = err * torch.linalg.vector_norm(hidden.double().reshape(hidden.shape[0], -1), dim=1)
+        elif n == "embedding":
+            assert hidden is not None
+            out[n] = hidden.double().reshape(hidden.shape[0], -1)
+    return {**pre, **out}
+
+
+def score(
+    store: Any,
+    model: nn.Module,
+    *,
+    inputs: Mapping[str, str],
+    train_set: TrainSet | None = None,
+    version: int | None = None,
+    label: str = "label",
+    scores: Sequence[str] = ("loss", "least_confidence", "entropy", "margin", "el2n"),
+    embedding_layer: str | None = None,
+    batch_size: int = 4096,
+    device: str = "cpu",
+    training_id: str | None = None,
+    write: bool = True,
+    prepare: Prepare | None = None,
+    loader_options: LoaderOptions | None = None,
+) -> ScoreResult:
+    """Score every sample of a train set (or of the snapshot at ``version``) with ``model``.
+
+    Parameters
+    ----------
+    store:
+        The store to read samples from and write scores to.
+    model:
+        A module returning logits ``[B, classes]``.
+    inputs:
+        Forward argument -> column (as in :class:`~training.trainer.TrainConfig`).
+    train_set, version:
+        What to score: a train set, or every live sample at ``version`` (default: latest).
+    scores:
+        Names from :data:`SCORES`.
+    embedding_layer:
+        Name of the submodule whose *input* is the embedding (e.g. the last ``nn.Linear``),
+        needed for ``embedding`` and ``grad_norm_bound``.
+    write:
+        Write each score to the store (one version per score) tagged with ``training_id``.
+    """
+    names = list(scores)
+    unknown = [n for n in names if n not in SCORES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise InvalidArgumentError("scores", names, f"distinct names from {SCORES}")
+    if any(n in _NEED_EMBEDDING for n in names) and embedding_layer is None:
+        raise InvalidArgumentError("embedding_layer", None, "a submodule name (needed for embedding scores)")
+    if train_set is None:
+        snap = store.as_of(version)
+        train_set = TrainSet.uniform(snap.keys(), version=snap.version)
+    elif version is not None:
+        raise InvalidArgumentError("version", version, "None when train_set is given")
+    need_label = any(n in _NEED_LABEL for n in names)
+    cols = list(dict.fromkeys([*inputs.values(), *([label] if need_label else [])]))
+    dl = loader(store, train_set, columns=cols, batch_size=batch_size, shuffle=False, device=device,
+                options=loader_options)
+    dev = torch.device(device)
+    captured: list[torch.Tensor] = []
+    hook = None
+    if embedding_layer is not None:
+        try:
+            layer = model.get_submodule(embedding_layer)
+        except AttributeError as exc:
+            raise InvalidArgumentError("embedding_layer", embedding_layer, "a submodule name of the model") from exc
+        hook = layer.register_forward_hook(lambda mod, args, out: captured.append(args[0].detach()))
+    was_training = model.training
+    model.to(dev).eval()
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    keys: list[np.ndarray] = []
+    try:
+        with torch.no_grad():
+            for batch in dl:
+                captured.clear()
+                args = prepare(batch) if prepare is not None else model_inputs(batch, inputs)
+                logits = model(**{k: v.to(dev, non_blocking=True) for k, v in args.items()})
+                labels = batch[label].to(dev) if need_label else None
+                hidden = captured[-1] if captured else None
+                for n, v in scores_from_logits(names, logits, labels, hidden).items():
+                    parts[n].append(v.cpu().numpy())
+                keys.append(batch["key"].cpu().numpy())
+    finally:
+        if hook is not None:
+            hook.remove()
+        model.train(was_training)
+    all_keys = np.concatenate(keys) if keys else np.empty(0, np.int64)
+    values = {n: np.concatenate(p) if p else np.empty(0) for n, p in parts.items()}
+    versions: dict[str, int] = {}
+    if write and all_keys.size:
+        for n, arr in values.items():
+            versions[n] = store.scores.write(n, all_keys, arr, training_id=training_id).version
+    return ScoreResult(all_keys, values, versions)

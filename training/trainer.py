@@ -1,0 +1,399 @@
+"""Train a model on a train set: from scratch or fine-tuning the previous model.
+
+:func:`train` builds the model (from :mod:`training.models` by name, or a given module),
+optionally loads its parent's checkpoint (``mode="finetune"``), serves the train set through
+:func:`training.loader`, and optimizes a per-sample weighted loss
+(``sum(weight * loss) / batch_rows``) with gradient accumulation and optional AMP. With
+``record=True`` it stores the checkpoint and the training (train set, configuration, cost) in
+the store's :class:`~modyn_store.catalog.Catalog` as one version.
+
+Determinism: the model is initialized after ``torch.manual_seed(seed)``, the epoch order comes
+from the loader's seed, and with ``deterministic=True`` torch's deterministic algorithms are
+enforced during the run, so on CPU the same configuration gives the same weights bit for bit.
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa
+>>> from modyn_store import Store, TrainSet
+>>> from training.trainer import TrainConfig, train
+>>> store = Store.open("memory://trainer-doc", create=True)
+>>> x = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+>>> _ = store.append(pa.table({"ts": np.arange(64), "label": (x[:, 0] > 0).astype(np.int64),
+...                            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 3)}))
+>>> cfg = TrainConfig(model="logreg", model_params={"in_features": 3, "n_classes": 2},
+...                   inputs={"features": "x"}, epochs=2, batch_size=16, lr=0.5)
+>>> result = train(store, TrainSet.uniform(np.arange(64), version=1), cfg)
+>>> result.cost.samples, result.record.policy
+(128, '')
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from modyn_store.catalog import Catalog, Cost, TrainingRecord
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from training.loading import Batch, LoaderOptions, loader
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "deterministic",
+    "fit",
+    "loss_per_sample",
+    "model_inputs",
+    "state_equal",
+    "train",
+]
+
+Prepare = Callable[[Batch], dict[str, torch.Tensor]]
+_OPTIMIZERS = ("sgd", "adam", "adamw")
+_LOSSES = ("cross_entropy", "bce", "mse")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training needs besides data; stored with the training (JSON) for reproduction.
+
+    Parameters
+    ----------
+    model, model_params:
+        A model name of :data:`training.models.MODELS` and its parameters (``""`` when the model
+        is passed to :func:`train` directly).
+    inputs:
+        Model ``forward`` argument -> store column (e.g. ``{"features": "x"}``).
+    label:
+        The target column.
+    mode:
+        ``"scratch"`` or ``"finetune"`` (start from the parent training's checkpoint).
+    epochs, batch_size, shuffle, seed:
+        Passes over the train set, rows per step, seeded per-epoch shuffle.
+    optimizer, lr, momentum, weight_decay:
+        ``"sgd"``, ``"adam"`` or ``"adamw"`` and its settings.
+    loss:
+        ``"cross_entropy"`` (integer labels), ``"bce"`` (one logit or two-class logits) or ``"mse"``.
+    grad_accum:
+        Batches whose gradients are summed per optimizer step.
+    amp:
+        Automatic mixed precision (float16 on CUDA with a gradient scaler, bfloat16 on CPU).
+    device:
+        ``"cpu"`` or a CUDA device.
+    deterministic:
+        Enforce torch's deterministic algorithms during the run.
+    """
+
+    model: str = ""
+    model_params: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=lambda: {"features": "x"})
+    label: str = "label"
+    mode: Literal["scratch", "finetune"] = "scratch"
+    epochs: int = 1
+    batch_size: int = 256
+    shuffle: bool = True
+    seed: int = 0
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    loss: str = "cross_entropy"
+    grad_accum: int = 1
+    amp: bool = False
+    device: str = "cpu"
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InvalidArgumentError(name, v, "an integer >= 1")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidArgumentError("seed", self.seed, "an integer >= 0")
+        if self.mode not in ("scratch", "finetune"):
+            raise InvalidArgumentError("mode", self.mode, "'scratch' or 'finetune'")
+        if self.optimizer not in _OPTIMIZERS:
+            raise InvalidArgumentError("optimizer", self.optimizer, f"one of {_OPTIMIZERS}")
+        if self.loss not in _LOSSES:
+            raise InvalidArgumentError("loss", self.loss, f"one of {_LOSSES}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise InvalidArgumentError("lr", self.lr, "a learning rate > 0")
+        if not isinstance(self.inputs, Mapping) or not self.inputs:
+            raise InvalidArgumentError("inputs", self.inputs, "a non-empty mapping of forward argument -> column")
+        object.__setattr__(self, "inputs", dict(self.inputs))
+        object.__setattr__(self, "model_params", dict(self.model_params))
+
+    @property
+    def columns(self) -> list[str]:
+        """The store columns a training reads."""
+        cols = list(dict.fromkeys([*self.inputs.values(), self.label]))
+        return cols
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serializable dict (see :meth:`from_json`)."""
+        d = asdict(self)
+        json.dumps(d)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TrainConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InvalidArgumentError("config", unknown, f"fields of TrainConfig: {sorted(known)}")
+        return cls(**dict(d))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished training: the model, its catalog record (when recorded), cost and mean epoch losses."""
+
+    training_id: str
+    model: nn.Module
+    cost: Cost
+    epoch_losses: tuple[float, ...]
+    record: TrainingRecord | None = None
+
+
+@contextmanager
+def deterministic(enabled: bool = True) -> Iterator[None]:
+    """Enforce torch's deterministic algorithms inside the block (restored afterwards)."""
+    before = torch.are_deterministic_algorithms_enabled()
+    bench = torch.backends.cudnn.benchmark
+    try:
+        if enabled:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+        torch.backends.cudnn.benchmark = bench
+
+
+def model_inputs(batch: Batch, inputs: Mapping[str, str]) -> dict[str, torch.Tensor]:
+    """Forward arguments from a batch: ``{arg: batch[column]}`` (float64 features become float32)."""
+    out = {}
+    for arg, col in inputs.items():
+        v = batch[col]
+        if not isinstance(v, torch.Tensor):
+            raise InvalidArgumentError(
+                f"inputs[{arg!r}]", col, "a fixed-size column (pass prepare= to turn bytes or text into tensors)"
+            )
+        out[arg] = v.float() if v.dtype == torch.float64 else v
+    return out
+
+
+def loss_per_sample(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The unreduced loss of each row."""
+    if kind == "cross_entropy":
+        return nn.functional.cross_entropy(logits.float(), target.long(), reduction="none")
+    if kind == "bce":
+        z = logits[:, 1] - logits[:, 0] if logits.ndim == 2 and logits.shape[1] == 2 else logits.reshape(-1)
+        return nn.functional.binary_cross_entropy_with_logits(z.float(), target.float().reshape(-1), reduction="none")
+    pred = logits.float().reshape(target.shape) if logits.numel() == target.numel() else logits.float()
+    return ((pred - target.float()) ** 2).reshape(pred.shape[0], -1).mean(dim=1)
+
+
+def _build_model(config: TrainConfig, model: nn.Module | Callable[[], nn.Module] | None) -> nn.Module:
+    if model is not None:
+        built = model if isinstance(model, nn.Module) else model() if callable(model) else None
+        if not isinstance(built, nn.Module):
+            raise InvalidArgumentError("model", type(model).__name__, "a torch.nn.Module, a factory of one, or None")
+        return built
+    if not config.model:
+        raise InvalidArgumentError("config.model", config.model, "a model name of training.models.MODELS")
+    from training.models import build_model
+
+    return build_model(config.model, **config.model_params)
+
+
+def _optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def fit(
+    model: nn.Module,
+    batches: Any,
+    config: TrainConfig,
+    *,
+    prepare: Prepare | None = None,
+) -> tuple[Cost, tuple[float, ...]]:
+    """The optimization loop over an iterable of batches (one pass per epoch); returns cost and losses."""
+    dev = torch.device(config.device)
+    model.to(dev).train()
+    opt = _optimizer(config, model.parameters())
+    cuda = dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if (config.amp and cuda) else None
+    amp_dtype = torch.float16 if cuda else torch.bfloat16
+    samples = 0
+    device_s = 0.0
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    events: list[tuple[Any, Any]] = []
+    for _ in range(config.epochs):
+        total, rows, step_in = 0.0, 0, 0
+        opt.zero_grad(set_to_none=True)
+        for batch in batches:
+            c0 = time.perf_counter()
+            if cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+            args = prepare(batch) if prepare is not None else model_inputs(batch, config.inputs)
+            args = {k: v.to(dev, non_blocking=True) for k, v in args.items()}
+            target = batch[config.label].to(dev, non_blocking=True)
+            weight = batch["weight"].to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=config.amp):
+                logits = model(**args)
+            per = loss_per_sample(config.loss, logits, target)
+            loss = (per * weight).sum() / per.shape[0]
+            scaled = loss / config.grad_accum
+            if scaler is not None:
+                scaler.scale(scaled).backward()
+            else:
+                scaled.backward()
+            step_in += 1
+            if step_in == config.grad_accum:
+                _step(opt, scaler)
+                step_in = 0
+            n = int(per.shape[0])
+            samples += n
+            rows += n
+            total += float(loss.detach()) * n
+            if cuda:
+                end.record()
+                events.append((start, end))
+            else:
+                device_s += time.perf_counter() - c0
+        if step_in:
+            _step(opt, scaler)
+        losses.append(total / max(rows, 1))
+    if cuda:
+        torch.cuda.synchronize(dev)
+        device_s = sum(s.elapsed_time(e) for s, e in events) / 1000.0
+    return Cost(samples, time.perf_counter() - t0, device_s), tuple(losses)
+
+
+def _step(opt: torch.optim.Optimizer, scaler: Any) -> None:
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def train(
+    store: Any,
+    train_set: TrainSet,
+    config: TrainConfig,
+    *,
+    model: nn.Module | Callable[[], nn.Module] | None = None,
+    parent_id: str | None = None,
+    training_id: str | None = None,
+    record: bool = True,
+    prepare: Prepare | None = None,
+    policy: str = "",
+    policy_params: Mapping[str, Any] | None = None,
+    trigger: Mapping[str, Any] | None = None,
+    cutoff: tuple[int, int] | None = None,
+    update_decision: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    loader_options: LoaderOptions | None = None,
+) -> TrainResult:
+    """Train a model on ``train_set`` and (with ``record``) store checkpoint and training.
+
+    Parameters
+    ----------
+    store:
+        The :class:`modyn_store.Store` holding the samples (and the catalog).
+    train_set:
+        What to train on (keys, weights, version, optional per-epoch plans).
+    config:
+        A :class:`TrainConfig`.
+    model:
+        A module, or a zero-argument factory called after seeding (reproducible), to train
+        instead of building ``config.model``; reproduction then needs the same factory.
+    parent_id:
+        The previous training; with ``mode="finetune"`` its checkpoint initializes the model.
+    training_id:
+        Name of the new training (default: :meth:`Catalog.new_id`).
+    prepare:
+        ``prepare(batch) -> forward kwargs`` for inputs that are not plain tensors (e.g. text).
+    policy, policy_params, trigger, cutoff, update_decision, metrics:
+        Facts stored with the training.
+
+    Raises
+    ------
+    ErasedKeysError
+        Keys of the train set are no longer live.
+    """
+    if not isinstance(config, TrainConfig):
+        raise InvalidArgumentError("config", type(config).__name__, "a TrainConfig")
+    catalog = Catalog(store)
+    tid = training_id if training_id is not None else catalog.new_id()
+    if config.mode == "finetune" and parent_id is None:
+        raise InvalidArgumentError("parent_id", parent_id, "the training to fine-tune (mode='finetune')")
+    parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
+    with deterministic(config.deterministic):
+        torch.manual_seed(config.seed)
+        net = _build_model(config, model)
+        if parent_state is not None:
+            net.load_state_dict(parent_state)
+        dl = loader(
+            store,
+            train_set,
+            columns=config.columns,
+            batch_size=config.batch_size,
+            shuffle=config.shuffle,
+            seed=config.seed,
+            device=config.device,
+            options=loader_options,
+        )
+        cost, losses = fit(net, dl, config, prepare=prepare)
+    rec = None
+    if record:
+        state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+        ckpt = catalog.save_checkpoint(tid, state)
+        rec = catalog.record_training(
+            tid,
+            train_set,
+            policy=policy,
+            policy_params=policy_params,
+            seed=config.seed,
+            config=config.to_json(),
+            trigger=trigger,
+            cutoff=cutoff,
+            checkpoint=ckpt,
+            parent_id=parent_id,
+            update_decision=update_decision,
+            metrics={"epoch_losses": list(losses), **dict(metrics or {})},
+            cost=cost,
+        )
+    return TrainResult(tid, net, cost, losses, rec)
+
+
+def state_equal(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of tensors that differ (in keys, dtype, shape or any bit) between two state dicts."""
+    names = sorted(set(a) | set(b))
+    bad = []
+    for n in names:
+        x, y = a.get(n), b.get(n)
+        if x is None or y is None or x.dtype != y.dtype or x.shape != y.shape:
+            bad.append(n)
+            continue
+        xb = x.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+        yb = y.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+        if not torch.equal(xb, yb):
+            bad.append(n)
+    return bad

@@ -1,0 +1,126 @@
+"""Run CPU-heavy batch transforms (e.g. image decoding) in worker processes.
+
+Workers start with ``forkserver`` (Lance is not fork-safe), open the cache entry from disk
+(memory-mapped; entries held only in memory are sent to them once), and stay alive across
+epochs: the main process sends each batch's row positions, the workers gather and transform
+the rows, and the batches arrive in epoch order. The transform must be picklable (a
+module-level function or a callable object).
+
+Example
+-------
+>>> from training.workers import WorkerPool
+>>> WorkerPool.__name__
+'WorkerPool'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from training.cache import CacheEntry, _read_entry
+
+if TYPE_CHECKING:
+    from training.loading import Batch, Loader
+
+__all__ = ["WorkerPool", "worker_batches"]
+
+
+class _Rows(Dataset):  # type: ignore[type-arg]
+    """A gathered, transformed batch of entry rows (evaluated inside a worker)."""
+
+    def __init__(
+        self, entry: CacheEntry, weights: np.ndarray, columns: list[str], transform: Callable[[Batch], Batch]
+    ) -> None:
+        self.entry = entry
+        self.weights = weights
+        self.columns = columns
+        self.transform = transform
+        self._tensors: tuple[Any, Any, Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_tensors"] = None
+        if self.entry.path is not None:  # reopened from disk in the worker
+            state["entry"] = (self.entry.name, self.entry.path)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["entry"], tuple):
+            state["entry"] = _read_entry(*state["entry"])
+        self.__dict__.update(state)
+
+    def __len__(self) -> int:
+        return int(self.entry.keys.size)
+
+    def __getitem__(self, idx: np.ndarray) -> Batch:
+        from training.loading import gather_host
+
+        if self._tensors is None:
+            self._tensors = (
+                torch.from_numpy(np.asarray(self.entry.keys)),
+                torch.from_numpy(self.weights),
+                {n: torch.from_numpy(np.asarray(a)) for n, a in self.entry.fixed.items()},
+            )
+        keys, weights, host = self._tensors
+        batch = gather_host(self.entry, keys, weights, host, idx, self.columns, contiguous=False)
+        return self.transform(batch)
+
+
+class _EpochSampler(Sampler):  # type: ignore[type-arg]
+    """Yields the entry rows of each batch of the current epoch."""
+
+    def __init__(self) -> None:
+        self.batches: list[np.ndarray] = []
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+class WorkerPool:
+    """Persistent worker processes gathering and transforming the batches of one loader."""
+
+    def __init__(self, owner: Loader) -> None:
+        assert owner.transform is not None
+        self.sampler = _EpochSampler()
+        rows = _Rows(owner._entry, owner._weights.numpy(), owner.columns, owner.transform)
+        self.dataloader = DataLoader(
+            rows,
+            batch_size=None,
+            sampler=self.sampler,
+            num_workers=owner.num_workers,
+            collate_fn=_identity,
+            persistent_workers=True,
+            multiprocessing_context="forkserver",
+        )
+        self.entry = owner._entry
+
+    def run(self, rows: np.ndarray, bounds: list[tuple[int, int]]) -> Iterator[Batch]:
+        self.sampler.batches = [rows[s:e] for s, e in bounds]
+        yield from self.dataloader
+
+
+def worker_batches(owner: Loader, rows: np.ndarray) -> Iterator[Batch]:
+    """Yield the transformed batches of entry ``rows``, computed by ``owner.num_workers`` processes."""
+    pool = owner._pool
+    if pool is None or pool.entry is not owner._entry:
+        pool = WorkerPool(owner)
+        owner._pool = pool
+    for batch in pool.run(rows, owner._bounds(rows.size)):
+        if owner.device.type != "cpu":
+            batch = {
+                n: v.to(owner.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                for n, v in batch.items()
+            }
+        yield batch
