@@ -1,0 +1,166 @@
+"""Streaming building blocks of selection strategies (bounded memory, engine kernels).
+
+All functions read the eligible rows of a :class:`~policies.base.SelectionContext` through
+:func:`policies._stream.iter_rows` and keep ``O(k)`` state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from policies._check import check_float_or_none, check_int_or_none
+from policies._records import SelectionContext, column_to_numpy
+from policies._stream import Bound, _isin, count_rows, iter_rows
+
+__all__ = [
+    "all_keys",
+    "check_size",
+    "derive_seed",
+    "label_counts",
+    "newest_keys",
+    "pick",
+    "score_source",
+    "target_size",
+    "trainset",
+    "uniform_keys",
+]
+
+_EMPTY = np.empty(0, dtype=np.int64)
+
+
+def derive_seed(seed: int, *salt: int) -> int:
+    """An independent 63-bit seed for ``(seed, *salt)``."""
+    state = np.random.SeedSequence([int(seed) & (2**63 - 1), *[int(s) & (2**63 - 1) for s in salt]])
+    return int(state.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def check_size(ratio: Any, limit: Any) -> tuple[float | None, int | None]:
+    """Validate the size parameters shared by strategies: ``ratio`` in (0, 1], ``limit`` >= 1."""
+    return (check_float_or_none("ratio", ratio, 0.0, 1.0, lo_open=True),
+            check_int_or_none("limit", limit, 1))
+
+
+def target_size(n: int, ratio: float | None, limit: int | None) -> int:
+    """Rows to select out of ``n``: ``round(ratio * n)`` (or ``n``), capped by ``limit``."""
+    k = n if ratio is None else int(round(ratio * n))
+    return min(k, limit) if limit is not None else k
+
+
+def all_keys(ctx: SelectionContext, *, since: Bound = None,
+             until: Bound = None) -> np.ndarray:
+    """Every eligible key, sorted."""
+    parts = [b["key"] for b in iter_rows(ctx, since=since, until=until)]
+    return np.sort(np.concatenate(parts)) if parts else _EMPTY
+
+
+def uniform_keys(ctx: SelectionContext, k: int, *, seed: int, since: Bound = None,
+                 until: Bound = None) -> np.ndarray:
+    """A uniform sample of ``k`` eligible keys without replacement, sorted (streaming)."""
+    from engine.sample import UniformSampler
+
+    sampler = UniformSampler(k, seed=seed)
+    for b in iter_rows(ctx, since=since, until=until):
+        sampler.update(b["key"])
+    return np.sort(np.asarray(sampler.result(), dtype=np.int64))
+
+
+def newest_keys(ctx: SelectionContext, k: int, *, since: Bound = None,
+                until: Bound = None) -> np.ndarray:
+    """The ``k`` eligible keys of the latest event time (ties: smaller key), sorted."""
+    from engine.select import TopK
+
+    top = TopK(k, largest=True)
+    for b in iter_rows(ctx, ["ts"], since=since, until=until):
+        top.update(np.asarray(b["ts"]).astype(np.float64), keys=b["key"])
+    return np.sort(np.asarray(top.result()[0], dtype=np.int64))
+
+
+def pick(ctx: SelectionContext, k: int, how: str, *, seed: int, n: int | None = None,
+         since: Bound = None, until: Bound = None) -> np.ndarray:
+    """``k`` eligible keys chosen ``how`` (``"uniform"`` or ``"newest"``); all when ``k >= n``."""
+    n = count_rows(ctx, since=since, until=until) if n is None else n
+    if k >= n:
+        return all_keys(ctx, since=since, until=until)
+    if how == "uniform":
+        return uniform_keys(ctx, k, seed=seed, since=since, until=until)
+    if how == "newest":
+        return newest_keys(ctx, k, since=since, until=until)
+    raise InvalidArgumentError("sample", how, "one of 'uniform', 'newest'")
+
+
+def label_counts(ctx: SelectionContext, *, since: Bound = None,
+                 until: Bound = None) -> dict[Hashable, int]:
+    """Eligible rows per label value, in sorted label order."""
+    counts: dict[Hashable, int] = {}
+    for b in iter_rows(ctx, [ctx.label_column], since=since, until=until):
+        vals, cnt = np.unique(b[ctx.label_column], return_counts=True)
+        for v, c in zip(vals.tolist(), cnt.tolist()):
+            counts[v] = counts.get(v, 0) + int(c)
+    return dict(sorted(counts.items(), key=lambda kv: (str(type(kv[0])), kv[0])))
+
+
+def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """A re-iterable source of ``(keys, values)`` batches of score ``name`` for eligible keys.
+
+    ``ctx.computed_scores[name]`` (from a scoring pass) comes first: a ``(keys, values)`` pair,
+    or a zero-argument callable that returns an iterator of such batches (streaming scores).
+    Otherwise the store's latest scores at ``ctx.scores_version`` (default: the snapshot's
+    version) are read once; keys not eligible in the snapshot are dropped.
+    """
+    raw: Callable[[], Iterable[tuple[Any, Any]]]
+    if name in ctx.computed_scores:
+        src = ctx.computed_scores[name]
+        if callable(src):
+            raw = src
+        else:
+            keys, values = np.asarray(src[0], dtype=np.int64), np.asarray(src[1])
+            if keys.shape[0] != values.shape[0]:
+                raise InvalidArgumentError(f"computed_scores[{name!r}]",
+                                           (keys.shape, values.shape),
+                                           "keys and values of the same length")
+            step = ctx.batch_size
+            raw = lambda: ((keys[i:i + step], values[i:i + step])  # noqa: E731
+                           for i in range(0, keys.shape[0], step))
+    elif ctx.scores is not None:
+        at = ctx.version if ctx.scores_version is None else ctx.scores_version
+        table = ctx.scores.as_of(at, name).select(["key", "value"])
+        raw = lambda: ((column_to_numpy(b.column(0)), column_to_numpy(b.column(1)))  # noqa: E731
+                       for b in table.to_batches(max_chunksize=ctx.batch_size))
+    else:
+        raise InvalidArgumentError("ctx.scores", None,
+                                   f"store scores or computed_scores holding {name!r}")
+
+    later = ctx.scores_version is not None and ctx.scores_version != ctx.version
+    contains = getattr(ctx.snapshot, "contains", None)
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for keys, values in raw():
+            keys = np.asarray(keys, dtype=np.int64)
+            values = np.asarray(values)
+            mask = np.ones(keys.shape[0], dtype=bool)
+            if later and name not in ctx.computed_scores:  # keep the snapshot's keys only
+                mask &= (np.asarray(contains(keys), dtype=bool) if contains is not None
+                         else _isin(keys, ctx.snapshot.keys()))
+            if ctx.excluded.size:
+                mask &= ~_isin(keys, ctx.excluded)
+            if ctx.candidates is not None:
+                mask &= _isin(keys, ctx.candidates)
+            if mask.all():
+                yield keys, values
+            elif mask.any():
+                yield keys[mask], values[mask]
+
+    return batches
+
+
+def trainset(keys: np.ndarray, ctx: SelectionContext, weights: np.ndarray | None = None,
+             per_epoch: tuple[np.ndarray, ...] | None = None) -> TrainSet:
+    """A ``TrainSet`` of ``keys`` at the context's version (weights 1 by default)."""
+    keys = np.asarray(keys, dtype=np.int64)
+    w = np.ones(keys.size) if weights is None else weights
+    return TrainSet(keys=keys, weights=w, version=ctx.version, per_epoch=per_epoch)

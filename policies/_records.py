@@ -1,0 +1,427 @@
+"""Records and protocols policies exchange with the runner, the store and the training API.
+
+``TriggerInput`` is the delta a trigger consumes, ``Firing`` what it returns;
+``SelectionContext`` is what a selection strategy reads; ``UpdateContext`` / ``UpdateDecision``
+are the input and output of an update policy. ``SnapshotLike``, ``ScoresLike`` and ``ModelLike``
+name the few methods policies need of a store snapshot, the store's scores and a model.
+
+Positions
+---------
+A firing's data cutoff is ``(version, position)``: the training may use every row inserted at
+versions below ``version`` plus the first ``position`` rows of ``version``'s delta, whose inserted
+rows are ordered by ``(ts, key)``. ``position`` therefore counts rows (it is an exclusive end):
+a trigger that fires "after the 3rd sample" of a version fires at position 3; position 0 means
+"none of this version's rows". The keys past the cutoff are ``delta.keys_after(firing)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+
+__all__ = [
+    "Cutoff",
+    "Firing",
+    "ModelLike",
+    "ScoresLike",
+    "SelectionContext",
+    "SnapshotLike",
+    "TriggerInput",
+    "UpdateContext",
+    "UpdateDecision",
+    "column_to_numpy",
+]
+
+_EMPTY = np.empty(0, dtype=np.int64)
+
+
+@runtime_checkable
+class SnapshotLike(Protocol):
+    """What selection reads of a store snapshot (``Store.as_of(v)``)."""
+
+    @property
+    def version(self) -> int: ...
+
+    def keys(self) -> np.ndarray: ...
+
+    def count(self) -> int: ...
+
+    def to_batches(
+        self,
+        columns: list[str] | None = None,
+        filter: str | None = None,
+        *,
+        batch_size: int = 65536,
+    ) -> Iterator[pa.RecordBatch]: ...
+
+    def take(self, keys: Any, columns: list[str] | None = None) -> pa.Table: ...
+
+
+@runtime_checkable
+class ScoresLike(Protocol):
+    """The store's per-sample scores (``Store.scores``)."""
+
+    def as_of(self, version: int, name: str) -> pa.Table: ...
+
+
+@runtime_checkable
+class ModelLike(Protocol):
+    """The current model as triggers see it: embeddings and logits of feature columns."""
+
+    def embed(self, features: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+    def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+def column_to_numpy(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An Arrow column as NumPy: timestamps/dates as int64 ns, fixed-size lists as 2-D arrays."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    t = col.type
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        col = col.cast(pa.timestamp("ns", tz=getattr(t, "tz", None)))
+        return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if pa.types.is_fixed_size_list(t):
+        flat = col.flatten().to_numpy(zero_copy_only=False)
+        return np.asarray(flat).reshape(len(col), t.list_size)
+    return np.asarray(col.to_numpy(zero_copy_only=False))
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """A data cutoff that survives later deletions: every row of versions below ``version``,
+    plus the rows of ``version`` ordered before ``(ts, key)`` (all of them when ``ts`` is None).
+
+    ``ts`` and ``key`` are those of the first row of ``version`` past the cutoff; ``ts`` is in
+    the unit of :class:`TriggerInput` (int64 nanoseconds for datetimes).
+
+    Example
+    -------
+    >>> Cutoff(3).includes(np.array([3, 3]), np.array([5, 9]), np.array([1, 2])).tolist()
+    [True, True]
+    >>> Cutoff(3, 9, 2).includes(np.array([2, 3, 3]), np.array([99, 5, 9]), np.array([7, 1, 2])).tolist()
+    [True, True, False]
+    """
+
+    version: int
+    ts: int | float | None = None
+    key: int | None = None
+
+    def includes(self, versions: np.ndarray, ts: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Which rows (given their inserting version, event time and key) are within the cutoff."""
+        inside = versions < self.version
+        same = versions == self.version
+        if self.ts is None:
+            return inside | same
+        before = (ts < self.ts) | ((ts == self.ts) & (keys < int(self.key or 0)))
+        return inside | (same & before)
+
+
+@dataclass(frozen=True, eq=False)
+class Firing:
+    """One trigger firing and its data cutoff ``(version, position)`` (see the module notes).
+
+    Attributes
+    ----------
+    version, position:
+        The data cutoff: rows of earlier versions plus the first ``position`` rows of ``version``.
+    reason:
+        Why it fired, in words.
+    statistic:
+        The deciding number (a drift distance, a metric, a share), if any.
+    trigger:
+        The registered name of the trigger that fired.
+    seen:
+        Inserted rows the trigger consumed up to the cutoff, over all deltas so far.
+    causes:
+        For composites: the sub-trigger firings that made it fire.
+    boundary:
+        ``(ts, key)`` of the first row of ``version`` past the cutoff, ``None`` when the cutoff
+        includes every row of ``version``; see :attr:`cutoff`.
+    """
+
+    version: int
+    position: int
+    reason: str
+    statistic: float | None = None
+    trigger: str = ""
+    seen: int = 0
+    causes: tuple[Firing, ...] = ()
+    boundary: tuple[int | float, int] | None = None
+
+    @property
+    def cutoff(self) -> Cutoff:
+        """The cutoff as a :class:`Cutoff` (stable under later deletions and erasures); pass it
+        to later selections in ``SelectionContext.trigger_cutoffs``."""
+        if self.boundary is None:
+            return Cutoff(self.version)
+        return Cutoff(self.version, self.boundary[0], int(self.boundary[1]))
+
+    def walk(self) -> Iterator[Firing]:
+        """This firing, then its causes, depth first."""
+        yield self
+        for c in self.causes:
+            yield from c.walk()
+
+
+@dataclass(frozen=True, eq=False)
+class TriggerInput:
+    """The inserted rows (in ``(version, ts, key)`` order) and removed keys of one delta.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> d = TriggerInput(version=2, keys=np.array([4, 5]), ts=np.array([10, 11]))
+    >>> len(d), d.cutoff(1)
+    (2, (2, 1))
+    """
+
+    version: int
+    keys: np.ndarray
+    ts: np.ndarray
+    labels: np.ndarray | None = None
+    features: Mapping[str, np.ndarray] = field(default_factory=dict)
+    deleted: np.ndarray = field(default_factory=lambda: _EMPTY)
+    erased: np.ndarray = field(default_factory=lambda: _EMPTY)
+    versions: np.ndarray | None = None
+    ts_is_datetime: bool = False
+
+    def __post_init__(self) -> None:
+        keys = np.ascontiguousarray(self.keys, dtype=np.int64)
+        n = keys.size
+        ts = np.asarray(self.ts)
+        if ts.shape != (n,):
+            raise InvalidArgumentError("ts", ts.shape, f"an array of shape ({n},) aligned with keys")
+        if np.issubdtype(ts.dtype, np.datetime64):
+            ts = ts.astype("datetime64[ns]").view(np.int64)
+            object.__setattr__(self, "ts_is_datetime", True)
+        versions = (
+            np.full(n, int(self.version), dtype=np.int64)
+            if self.versions is None
+            else np.ascontiguousarray(self.versions, dtype=np.int64)
+        )
+        if versions.shape != (n,) or (n and np.any(np.diff(versions) < 0)):
+            raise InvalidArgumentError("versions", versions.shape, f"{n} non-decreasing versions")
+        if self.labels is not None and np.shape(self.labels)[0] != n:
+            raise InvalidArgumentError("labels", np.shape(self.labels), f"{n} labels")
+        for name, arr in self.features.items():
+            if np.shape(arr)[0] != n:
+                raise InvalidArgumentError(f"features[{name!r}]", np.shape(arr), f"{n} rows")
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "ts", ts)
+        object.__setattr__(self, "versions", versions)
+        object.__setattr__(self, "deleted", np.asarray(self.deleted, dtype=np.int64))
+        object.__setattr__(self, "erased", np.asarray(self.erased, dtype=np.int64))
+        object.__setattr__(self, "version", int(self.version))
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    @classmethod
+    def from_delta(cls, delta: Any, *, columns: Sequence[str] = ()) -> TriggerInput:
+        """Convert a store ``Delta`` (``inserted`` table with key, ts, label, version columns)."""
+        table: pa.Table = delta.inserted
+        names = set(table.column_names)
+        missing = [c for c in ("key", "ts", *columns) if c not in names]
+        if missing:
+            raise InvalidArgumentError("delta.inserted", missing[0], f"one of {sorted(names)}")
+        ts_type = table.schema.field("ts").type
+        return cls(
+            version=int(delta.end),
+            keys=column_to_numpy(table.column("key")),
+            ts=column_to_numpy(table.column("ts")),
+            labels=column_to_numpy(table.column("label")) if "label" in names else None,
+            features={c: column_to_numpy(table.column(c)) for c in columns},
+            deleted=np.asarray(delta.deleted, dtype=np.int64),
+            erased=np.asarray(delta.erased, dtype=np.int64),
+            versions=column_to_numpy(table.column("version")) if "version" in names else None,
+            ts_is_datetime=pa.types.is_timestamp(ts_type) or pa.types.is_date(ts_type),
+        )
+
+    def cutoff(self, end: int) -> tuple[int, int]:
+        """The ``(version, position)`` cutoff that includes the first ``end`` rows of this delta."""
+        n = len(self)
+        if not 0 <= end <= n:
+            raise InvalidArgumentError("end", end, f"an integer in [0, {n}]")
+        if n == 0:
+            return self.version, 0
+        assert self.versions is not None
+        if end == 0:
+            return int(self.versions[0]), 0
+        v = int(self.versions[end - 1])
+        first = int(np.searchsorted(self.versions, v, side="left"))
+        return v, end - first
+
+    def firing(self, end: int, reason: str, *, trigger: str, seen: int,
+               statistic: float | None = None) -> Firing:
+        """A :class:`Firing` whose cutoff includes the first ``end`` rows of this delta."""
+        v, pos = self.cutoff(end)
+        return Firing(version=v, position=pos, reason=reason, statistic=statistic,
+                      trigger=trigger, seen=seen, boundary=self.boundary(end))
+
+    def boundary(self, end: int) -> tuple[int | float, int] | None:
+        """``(ts, key)`` of row ``end`` if it belongs to the cutoff's version, else ``None``."""
+        v, _ = self.cutoff(end)
+        assert self.versions is not None
+        if end >= len(self) or int(self.versions[end]) != v:
+            return None
+        return self.ts[end].item(), int(self.keys[end])
+
+    def keys_after(self, firing: Firing) -> np.ndarray:
+        """Keys of this delta past ``firing``'s cutoff (to exclude from its selection)."""
+        assert self.versions is not None
+        first = int(np.searchsorted(self.versions, firing.version, side="left"))
+        return self.keys[first + firing.position:].copy()
+
+    def feature_matrix(self, columns: Sequence[str], start: int = 0,
+                       end: int | None = None) -> np.ndarray:
+        """Rows ``[start, end)`` of ``columns`` as one float64 matrix (vector columns flattened)."""
+        parts = []
+        for c in columns:
+            if c not in self.features:
+                raise InvalidArgumentError("columns", c, f"one of {sorted(self.features)}")
+            a = np.asarray(self.features[c][start:end], dtype=np.float64)
+            parts.append(a.reshape(a.shape[0], -1))
+        return np.concatenate(parts, axis=1) if parts else np.empty((0, 0))
+
+    def __repr__(self) -> str:
+        return (f"TriggerInput(version={self.version}, inserted={len(self)}, "
+                f"deleted={self.deleted.size}, erased={self.erased.size})")
+
+
+@dataclass(frozen=True, eq=False)
+class SelectionContext:
+    """Everything a selection strategy may read for one training.
+
+    Attributes
+    ----------
+    snapshot:
+        The store snapshot at the firing's version (``Store.as_of(firing.version)``).
+    scores:
+        The store's scores (``Store.scores``), or ``None``.
+    trigger_index:
+        0 for the first training, 1 for the second, ...
+    trigger_cutoffs:
+        Data cutoffs of the past trainings, oldest first (not including this one):
+        ``Firing.cutoff`` records, or plain versions (a version's rows all included).
+    history:
+        Train sets of the past trainings, oldest first.
+    seed:
+        Seed of this selection; the same context and seed give the same train set.
+    excluded:
+        Live keys of the snapshot past the firing's position (``TriggerInput.keys_after``).
+    candidates:
+        Sorted keys to restrict the selection to (set by composition), or ``None``.
+    computed_scores:
+        Scores from a scoring pass, ``name -> (keys, values)`` or ``name -> callable`` returning
+        an iterator of ``(keys, values)`` batches; they take precedence over ``scores``.
+    embed:
+        Maps keys to embeddings (``[n, d]`` float) with the current model, if provided.
+    label_column, batch_size:
+        The label column name and the streaming batch size.
+    scores_version:
+        The store version to read ``scores`` at (``None``: the snapshot's version). Set it to
+        the version a scoring pass wrote its scores at, when that is after the snapshot.
+    """
+
+    snapshot: SnapshotLike
+    scores: ScoresLike | None = None
+    trigger_index: int = 0
+    trigger_cutoffs: tuple[Cutoff | int, ...] = ()
+    history: tuple[TrainSet, ...] = ()
+    seed: int = 0
+    excluded: np.ndarray = field(default_factory=lambda: _EMPTY)
+    candidates: np.ndarray | None = None
+    computed_scores: Mapping[str, Any] = field(default_factory=dict)
+    embed: Callable[[np.ndarray], np.ndarray] | None = None
+    label_column: str = "label"
+    batch_size: int = 1 << 16
+    scores_version: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "excluded", np.sort(np.asarray(self.excluded, dtype=np.int64)))
+        if self.candidates is not None:
+            cand = np.sort(np.asarray(self.candidates, dtype=np.int64))
+            object.__setattr__(self, "candidates", cand)
+        if self.batch_size < 1:
+            raise InvalidArgumentError("batch_size", self.batch_size, "an integer >= 1")
+        cuts = tuple(c if isinstance(c, Cutoff) else Cutoff(int(c)) for c in self.trigger_cutoffs)
+        object.__setattr__(self, "trigger_cutoffs", cuts)
+        object.__setattr__(self, "history", tuple(self.history))
+
+    @property
+    def version(self) -> int:
+        """The snapshot's store version (the train set's version)."""
+        return int(self.snapshot.version)
+
+    def replace(self, **changes: Any) -> SelectionContext:
+        """A copy with some fields changed."""
+        fields = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        fields.update(changes)
+        return SelectionContext(**fields)
+
+
+@dataclass(frozen=True, eq=False)
+class UpdateContext:
+    """What the runner tells an update policy before each training.
+
+    Attributes
+    ----------
+    trigger_index:
+        0 for the first training, 1 for the second, ...
+    firing:
+        The firing that started this training (with its statistic and causes), if any.
+    erased_trained_keys:
+        Keys erased since the last full retrain that were in any train set since then.
+    training_seconds:
+        Training seconds spent so far by the pipeline.
+    current_model:
+        Id of the current model, or ``None`` before the first training.
+    last_retrain_index:
+        Trigger index of the last full retrain, or ``None`` if there was none.
+    last_retrain_seconds:
+        Training seconds of the last full retrain, or ``None``.
+    """
+
+    trigger_index: int
+    firing: Firing | None = None
+    erased_trained_keys: np.ndarray = field(default_factory=lambda: _EMPTY)
+    training_seconds: float = 0.0
+    current_model: str | None = None
+    last_retrain_index: int | None = None
+    last_retrain_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.trigger_index) < 0:
+            raise InvalidArgumentError("trigger_index", self.trigger_index, "an integer >= 0")
+        keys = np.asarray(self.erased_trained_keys, dtype=np.int64)
+        object.__setattr__(self, "erased_trained_keys", keys)
+
+
+@dataclass(frozen=True)
+class UpdateDecision:
+    """How one training starts: ``mode`` and the checkpoint it starts from.
+
+    ``base`` is the model id to start from: the current model for a fine-tune; for a retrain
+    ``None`` (a fresh initialisation) or a named base checkpoint. ``selection_scope`` names a
+    registered selection strategy the runner should use for this training instead of the
+    pipeline's default (``None``: the default).
+    """
+
+    mode: Literal["finetune", "retrain"]
+    base: str | None
+    reason: str
+    selection_scope: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("finetune", "retrain"):
+            raise InvalidArgumentError("mode", self.mode, "one of 'finetune', 'retrain'")
+        if self.mode == "finetune" and self.base is None:
+            raise InvalidArgumentError("base", None, "the id of the model to fine-tune")

@@ -1,0 +1,53 @@
+"""``AllData``: train on every live sample (optionally capped)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modyn_store.trainset import TrainSet
+from policies._check import check_choice
+from policies._pick import check_size, derive_seed, pick, target_size, trainset
+from policies._stream import count_rows
+from policies.base import SelectionContext, SelectionStrategy, register
+
+__all__ = ["AllData"]
+
+
+@register("all_data")
+class AllData(SelectionStrategy):
+    """Every eligible sample of the snapshot, capped at ``limit`` (chosen by ``sample``).
+
+    Parameters
+    ----------
+    limit:
+        Global size limit, or ``None`` for no limit.
+    sample:
+        Which samples stay when the limit binds: ``"uniform"`` or ``"newest"`` (event time).
+
+    Example
+    -------
+    >>> import pyarrow as pa
+    >>> from policies import AllData, SelectionContext
+    >>> from policies._fakes import MemorySnapshot
+    >>> snap = MemorySnapshot(pa.table({"key": [1, 2, 3, 4], "ts": [4, 3, 2, 1]}), version=1)
+    >>> AllData(limit=2, sample="newest").select(SelectionContext(snapshot=snap)).keys.tolist()
+    [1, 2]
+    """
+
+    def __init__(self, limit: int | None = None, sample: str = "uniform") -> None:
+        _, self.limit = check_size(None, limit)
+        self.sample = check_choice("sample", sample, ("uniform", "newest"))
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return [{"limit": 40}, {"limit": 25, "sample": "newest"}]
+
+    def expected_size(self, n: int) -> int:
+        """The train set size for ``n`` eligible samples."""
+        return target_size(n, None, self.limit)
+
+    def _select(self, ctx: SelectionContext) -> TrainSet:
+        n = count_rows(ctx)
+        keys = pick(ctx, self.expected_size(n), str(self.sample), n=n,
+                    seed=derive_seed(ctx.seed, 1))
+        return trainset(keys, ctx)

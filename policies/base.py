@@ -1,0 +1,330 @@
+"""Shared base of every policy: triggers (when), selection strategies (what), update policies (how).
+
+A policy is a small class configured by plain parameters. Every constructor argument is kept as a
+public attribute of the same name, internal state is ``_``-prefixed, so :meth:`Policy.to_config`,
+:meth:`Policy.clone` and ``repr`` work generically. Policies register by name in
+:data:`REGISTRY`; :func:`from_config` builds one from a plain dict such as
+``{"name": "data_amount", "every": 100}``.
+
+Example
+-------
+>>> from policies.base import from_config
+>>> t = from_config("trigger", {"name": "data_amount", "every": 3})
+>>> t
+DataAmount(every=3)
+>>> t.to_config()
+{'name': 'data_amount', 'every': 3}
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from policies._records import (
+    Cutoff,
+    Firing,
+    ModelLike,
+    ScoresLike,
+    SelectionContext,
+    SnapshotLike,
+    TriggerInput,
+    UpdateContext,
+    UpdateDecision,
+)
+
+__all__ = [
+    "KINDS",
+    "REGISTRY",
+    "Cutoff",
+    "Firing",
+    "ModelLike",
+    "Policy",
+    "ScoresLike",
+    "SelectionContext",
+    "SelectionStrategy",
+    "SnapshotLike",
+    "Trigger",
+    "TriggerInput",
+    "UpdateContext",
+    "UpdateDecision",
+    "UpdatePolicy",
+    "from_config",
+    "get",
+    "register",
+]
+
+Kind = Literal["trigger", "selection", "update"]
+KINDS: tuple[str, ...] = ("trigger", "selection", "update")
+
+P = TypeVar("P", bound="Policy")
+
+
+def _plain(value: Any) -> Any:
+    """Convert a parameter value to plain Python data (for configs)."""
+    if isinstance(value, Policy):
+        return value.to_config()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Policy:
+    """Base of all policies: parameters, config round trip, clone, repr.
+
+    Subclasses set ``name`` through :func:`register`, store every constructor argument as a
+    public attribute of the same name and provide ``_test_params`` for the conformance test.
+    """
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    #: What the runner must provide before this policy runs: score names as ``"score:<name>"``,
+    #: ``"embeddings"`` or ``"model"``.
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments, read back from the public attributes of the same name."""
+        return {n: getattr(self, n) for n in self._param_names()}
+
+    def to_config(self) -> dict[str, Any]:
+        """A plain dict (JSON/YAML-ready) that :meth:`from_config` turns back into this policy."""
+        return {"name": self._config_name(), **{k: _plain(v) for k, v in self.params().items()}}
+
+    @classmethod
+    def _config_name(cls) -> str:
+        """The registered name, or the dotted path of an unregistered user class."""
+        if cls.name and REGISTRY.get(cls.kind, {}).get(cls.name) is cls:
+            return cls.name
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @classmethod
+    def from_config(cls: type[P], config: Mapping[str, Any]) -> P:
+        """Build the policy from a dict made by :meth:`to_config` (the ``name`` entry optional)."""
+        if not isinstance(config, Mapping):
+            raise InvalidArgumentError("config", config, "a mapping of parameter names to values")
+        cfg = dict(config)
+        name = cfg.pop("name", cls._config_name())
+        if name != cls._config_name():
+            raise InvalidArgumentError(
+                "config.name", name, f"{cls._config_name()!r} for {cls.__name__}"
+            )
+        allowed = cls._param_names()
+        unknown = sorted(set(cfg) - set(allowed))
+        if unknown:
+            raise InvalidArgumentError(
+                f"{cls._config_name()}.{unknown[0]}",
+                cfg[unknown[0]],
+                f"one of the parameters {allowed}",
+            )
+        return cls(**cfg)
+
+    def clone(self: P) -> P:
+        """A fresh policy with the same parameters and no internal state."""
+        return type(self).from_config(self.to_config())
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        """Parameter sets the conformance test builds this policy from."""
+        return [{}]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Policy)
+        return self.to_config() == other.to_config()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Trigger(Policy):
+    """Decides when to train: fed each new version's delta, returns where it fires.
+
+    Triggers are stateful across versions: feed every delta exactly once, in version order.
+    ``columns`` names the feature columns a trigger needs in the delta (the runner asks the store
+    for them).
+    """
+
+    kind: ClassVar[str] = "trigger"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Feature columns this trigger reads from each delta."""
+        return ()
+
+    def fire(self, delta: Any, model: ModelLike | None = None) -> list[Firing]:
+        """Consume one delta and return the firings inside it, ordered by position.
+
+        Parameters
+        ----------
+        delta:
+            A :class:`TriggerInput`, or a store ``Delta`` (converted with
+            :meth:`TriggerInput.from_delta` using :attr:`columns`).
+        model:
+            The current model, for triggers whose ``requires`` holds ``"model"``.
+        """
+        if not isinstance(delta, TriggerInput):
+            delta = TriggerInput.from_delta(delta, columns=self.columns)
+        return self._fire(delta, model)
+
+    def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
+        raise NotImplementedError
+
+    def on_training(self, train_set: TrainSet) -> None:
+        """Told the train set of the training a firing started (default: ignored)."""
+
+
+class SelectionStrategy(Policy):
+    """Decides what to train on: maps a :class:`SelectionContext` to a ``TrainSet``."""
+
+    kind: ClassVar[str] = "selection"
+
+    def select(self, ctx: SelectionContext) -> TrainSet:
+        """Select the train set of one training.
+
+        Parameters
+        ----------
+        ctx:
+            The snapshot (with the firing's cutoff), scores, history and seed.
+        """
+        if not isinstance(ctx, SelectionContext):
+            raise InvalidArgumentError("ctx", type(ctx).__name__, "a SelectionContext")
+        return self._select(ctx)
+
+    def _select(self, ctx: SelectionContext) -> TrainSet:
+        raise NotImplementedError
+
+
+class UpdatePolicy(Policy):
+    """Decides how to update the model: fine-tune the current one or retrain."""
+
+    kind: ClassVar[str] = "update"
+
+    def decide(self, ctx: UpdateContext) -> UpdateDecision:
+        """Decide the initial weights (and optionally the selection scope) of one training."""
+        if not isinstance(ctx, UpdateContext):
+            raise InvalidArgumentError("ctx", type(ctx).__name__, "an UpdateContext")
+        return self._decide(ctx)
+
+    def _decide(self, ctx: UpdateContext) -> UpdateDecision:
+        raise NotImplementedError
+
+
+_BASES: dict[str, type[Policy]] = {
+    "trigger": Trigger,
+    "selection": SelectionStrategy,
+    "update": UpdatePolicy,
+}
+
+#: kind -> name -> class, filled by :func:`register`.
+REGISTRY: dict[str, dict[str, type[Policy]]] = {k: {} for k in KINDS}
+
+
+def _check_kind(kind: str) -> type[Policy]:
+    if kind not in _BASES:
+        raise InvalidArgumentError("kind", kind, f"one of {list(KINDS)}")
+    return _BASES[kind]
+
+
+def register(name: str) -> Any:
+    """Class decorator: register a policy class under ``name`` in its kind's registry."""
+
+    def deco(cls: type[P]) -> type[P]:
+        kind = cls.kind
+        _check_kind(kind)
+        if name in REGISTRY[kind] and REGISTRY[kind][name] is not cls:
+            raise InvalidArgumentError("name", name, f"a {kind} name not yet registered")
+        cls.name = name
+        REGISTRY[kind][name] = cls
+        return cls
+
+    return deco
+
+
+def _import_dotted(kind: str, path: str) -> type[Policy]:
+    base = _BASES[kind]
+    module_name, _, attr = path.replace(":", ".").rpartition(".")
+    expected = f"'package.module.Class' naming an installed {base.__name__} subclass"
+    if not module_name or not attr.isidentifier():
+        raise InvalidArgumentError("name", path, expected)
+    if not all(part.isidentifier() for part in module_name.split(".")):
+        raise InvalidArgumentError("name", path, expected)
+    top = module_name.split(".")[0]
+    if importlib.util.find_spec(top) is None:
+        raise InvalidArgumentError("name", path, f"{expected} (module {top!r} is not installed)")
+    if importlib.util.find_spec(module_name) is None:
+        raise InvalidArgumentError("name", path, f"{expected} (no module {module_name!r})")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise InvalidArgumentError("name", path, expected)
+    return cls
+
+
+def get(kind: str, name: str) -> type[Policy]:
+    """The policy class registered as ``name`` of ``kind``, or a user class by dotted path.
+
+    Example
+    -------
+    >>> from policies.base import get
+    >>> get("selection", "uniform").__name__
+    'Uniform'
+    >>> get("trigger", "policies.data_amount.DataAmount").__name__
+    'DataAmount'
+    """
+    _check_kind(kind)
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError("name", name, f"one of {sorted(REGISTRY[kind])} or a dotted path")
+    if name in REGISTRY[kind]:
+        return REGISTRY[kind][name]
+    if "." in name or ":" in name:
+        return _import_dotted(kind, name)
+    raise InvalidArgumentError("name", name, f"one of {sorted(REGISTRY[kind])} or a dotted path")
+
+
+def from_config(kind: str, config: Mapping[str, Any] | Policy) -> Any:
+    """Build a policy of ``kind`` from a plain dict ``{"name": ..., **params}``.
+
+    A policy instance is returned unchanged (after a kind check), so nested parameters accept
+    either form.
+
+    Example
+    -------
+    >>> from policies.base import from_config
+    >>> from_config("update", {"name": "periodic_retrain", "every": 4}).every
+    4
+    """
+    base = _check_kind(kind)
+    if isinstance(config, Policy):
+        if not isinstance(config, base):
+            raise InvalidArgumentError("config", config, f"a {base.__name__}")
+        return config
+    if not isinstance(config, Mapping) or "name" not in config:
+        raise InvalidArgumentError("config", config, "a mapping with a 'name' entry")
+    cls = get(kind, config["name"])
+    cfg = dict(config)
+    cfg["name"] = cls._config_name()
+    return cls.from_config(cfg)

@@ -1,0 +1,76 @@
+"""``ClassBalanced``: equal quotas per class label."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modyn_store.trainset import TrainSet
+from policies._pick import check_size, derive_seed, label_counts, target_size, trainset
+from policies._stream import iter_rows
+from policies.base import SelectionContext, SelectionStrategy, register
+
+__all__ = ["ClassBalanced"]
+
+
+@register("class_balanced")
+class ClassBalanced(SelectionStrategy):
+    """A uniform sample per class, balanced by ``engine.quota.BalancedSelector``.
+
+    The budget ``round(ratio * n)`` (capped by ``limit``) is split equally between the classes
+    (water-filling): a class with fewer samples than its share gives the rest to the classes
+    that have more; units that do not divide evenly go to the smallest labels. One streaming pass
+    for integer labels and a limit (one more to count for ``ratio`` or to list non-integer
+    labels), in ``O(budget + classes)`` memory.
+
+    Parameters
+    ----------
+    ratio, limit:
+        Share of the eligible samples and global size limit.
+
+    Example
+    -------
+    >>> import pyarrow as pa
+    >>> from policies import ClassBalanced, SelectionContext
+    >>> from policies._fakes import MemorySnapshot
+    >>> t = pa.table({"key": list(range(12)), "ts": list(range(12)), "label": [0] * 10 + [1] * 2})
+    >>> ts = ClassBalanced(limit=6).select(SelectionContext(snapshot=MemorySnapshot(t, 1)))
+    >>> int((ts.keys >= 10).sum()), ts.size
+    (2, 6)
+    """
+
+    def __init__(self, ratio: float | None = None, limit: int | None = None) -> None:
+        self.ratio, self.limit = check_size(ratio, limit)
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return [{"limit": 30}, {"ratio": 0.5}]
+
+    def expected_size(self, n: int) -> int:
+        """The train set size for ``n`` eligible samples."""
+        return target_size(n, self.ratio, self.limit)
+
+    def _select(self, ctx: SelectionContext) -> TrainSet:
+        from engine.quota import BalancedSelector
+
+        col = ctx.label_column
+        labels: np.ndarray | None = None  # the sorted label values, for non-integer labels
+        n: int | None = None
+        if self.ratio is not None or not _integer_labels(ctx):
+            counts = label_counts(ctx)
+            labels = np.array(list(counts)) if not _integer_labels(ctx) else None
+            n = sum(counts.values())
+        budget = self.expected_size(n) if n is not None else int(self.limit or 0)
+        sel = BalancedSelector(budget, rule="uniform", seed=derive_seed(ctx.seed, 6))
+        for b in iter_rows(ctx, [col]):
+            groups = b[col] if labels is None else np.searchsorted(labels, b[col])
+            sel.update(groups, keys=b["key"])
+        return trainset(np.asarray(sel.result(), dtype=np.int64), ctx)
+
+
+def _integer_labels(ctx: SelectionContext) -> bool:
+    """Whether the label column holds integers (then they are the groups directly)."""
+    for b in iter_rows(ctx, [ctx.label_column]):
+        return bool(np.issubdtype(b[ctx.label_column].dtype, np.integer))
+    return True

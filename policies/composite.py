@@ -1,0 +1,137 @@
+"""Composite triggers: ``AtLeast(n)``, ``Any`` and ``All`` of sub-triggers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from policies._check import check_int
+from policies.base import Firing, ModelLike, Trigger, TriggerInput, from_config, register
+
+__all__ = ["All", "AnyOf", "AtLeast"]
+
+
+@register("at_least")
+class AtLeast(Trigger):
+    """Fire where ``n`` distinct sub-triggers have fired since this composite last fired.
+
+    Every sub-trigger sees every delta and keeps its own state. A sub-trigger that fires counts
+    once until the composite fires; the composite fires at the position of the firing that
+    completes the count (sub-triggers firing at the same position count together), and its
+    firing lists those sub-firings as ``causes``.
+
+    Parameters
+    ----------
+    n:
+        How many distinct sub-triggers must fire, in ``[1, len(triggers)]``.
+    triggers:
+        Sub-triggers, as instances or config dicts.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from policies import AtLeast, DataAmount, TriggerInput
+    >>> t = AtLeast(n=2, triggers=[DataAmount(every=2), DataAmount(every=3)])
+    >>> fs = t.fire(TriggerInput(version=1, keys=np.arange(7), ts=np.arange(7)))
+    >>> [f.position for f in fs]  # sub-firings at 2, 3 | 4, 6 | 6
+    [3, 6]
+    """
+
+    def __init__(self, n: int = 1, triggers: Sequence[Any] = ()) -> None:
+        if isinstance(triggers, (str, bytes)) or not isinstance(triggers, Sequence):
+            raise InvalidArgumentError("triggers", triggers, "a list of triggers or configs")
+        if not triggers:
+            raise InvalidArgumentError("triggers", triggers, "at least one sub-trigger")
+        self.triggers = [from_config("trigger", t) for t in triggers]
+        self.n = check_int("n", n, 1, len(self.triggers))
+        self._armed: dict[int, Firing] = {}
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return [{"n": 2, "triggers": [{"name": "data_amount", "every": 5},
+                                      {"name": "time", "every": 4.0, "start": 0}]}]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c for t in self.triggers for c in t.columns))
+
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset().union(*(t.requires for t in self.triggers))
+
+    def _needed(self) -> int:
+        return int(self.n)  # type: ignore[arg-type]
+
+    def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
+        assert delta.versions is not None
+        events: list[tuple[int, int, Firing]] = []
+        for i, t in enumerate(self.triggers):
+            for f in t.fire(delta, model):
+                start = int(np.searchsorted(delta.versions, f.version, side="left"))
+                events.append((start + f.position, i, f))
+        events.sort(key=lambda e: (e[0], e[1]))
+        out: list[Firing] = []
+        j = 0
+        while j < len(events):
+            end = events[j][0]
+            while j < len(events) and events[j][0] == end:
+                self._armed[events[j][1]] = events[j][2]
+                j += 1
+            if len(self._armed) >= self._needed():
+                causes = tuple(self._armed[i] for i in sorted(self._armed))
+                names = ", ".join(c.trigger for c in causes)
+                v, pos = delta.cutoff(end)
+                out.append(Firing(version=v, position=pos, trigger=self.name,
+                                  reason=f"{len(causes)} of {len(self.triggers)} fired: {names}",
+                                  seen=max(c.seen for c in causes), causes=causes,
+                                  boundary=delta.boundary(end)))
+                self._armed.clear()
+        return out
+
+    def on_training(self, train_set: TrainSet) -> None:
+        for t in self.triggers:
+            t.on_training(train_set)
+
+
+@register("any")
+class AnyOf(AtLeast):
+    """Fire whenever any sub-trigger fires (``AtLeast(n=1)``).
+
+    Example
+    -------
+    >>> from policies import AnyOf, DataAmount, Time
+    >>> AnyOf(triggers=[DataAmount(every=100), Time(every="1d")]).n
+    1
+    """
+
+    def __init__(self, triggers: Sequence[Any] = ()) -> None:
+        super().__init__(n=1, triggers=triggers)
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return [{"triggers": [{"name": "data_amount", "every": 5},
+                              {"name": "time", "every": 4.0, "start": 0}]}]
+
+
+@register("all")
+class All(AtLeast):
+    """Fire where every sub-trigger has fired since the last firing (``AtLeast(n=len)``).
+
+    Example
+    -------
+    >>> from policies import All, DataAmount
+    >>> All(triggers=[DataAmount(every=2), DataAmount(every=3)]).n
+    2
+    """
+
+    def __init__(self, triggers: Sequence[Any] = ()) -> None:
+        super().__init__(n=max(1, len(triggers)) if isinstance(triggers, Sequence) else 1,
+                         triggers=triggers)
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return AnyOf._test_params()

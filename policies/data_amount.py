@@ -1,0 +1,59 @@
+"""``DataAmount``: fire after every ``every`` inserted samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from policies._check import check_int
+from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
+
+__all__ = ["DataAmount"]
+
+
+@register("data_amount")
+class DataAmount(Trigger):
+    """Fire after every ``every`` inserted samples, counted over all deltas.
+
+    The n-th firing's cutoff includes exactly the first ``n * every`` inserted samples, however
+    the samples are split into versions (deleted samples still count: they were seen).
+
+    Parameters
+    ----------
+    every:
+        Samples per firing, an integer >= 1.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from policies import DataAmount, TriggerInput
+    >>> t = DataAmount(every=3)
+    >>> out = []
+    >>> for v in (1, 2, 3):  # three versions of two samples each
+    ...     keys = np.array([2 * v, 2 * v + 1])
+    ...     out += t.fire(TriggerInput(version=v, keys=keys, ts=keys))
+    >>> [(f.version, f.position, f.seen) for f in out]
+    [(2, 1, 3), (3, 2, 6)]
+    """
+
+    def __init__(self, every: int = 1000) -> None:
+        self.every = check_int("every", every, 1)
+        self._seen = 0
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return [{"every": 1}, {"every": 7}]
+
+    def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
+        n = len(delta)
+        every = int(self.every)
+        first = every - (self._seen % every)
+        ends = np.arange(first, n + 1, every)
+        out = [
+            delta.firing(int(e), f"{every} samples since the last firing",
+                         trigger=self.name, seen=self._seen + int(e), statistic=float(every))
+            for e in ends
+        ]
+        self._seen += n
+        return out

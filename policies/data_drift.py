@@ -1,0 +1,246 @@
+"""``DataDrift``: fire when a current window of data differs from a reference window."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from policies._check import check_bool, check_choice, check_float, check_int, parse_duration
+from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
+from policies._windows import RowBuffer
+from policies.base import Firing, ModelLike, Trigger, TriggerInput, from_config, register
+
+__all__ = ["DataDrift"]
+
+DECISIONS = ("p_value", "threshold", "quantile", "rolling_average")
+
+
+@register("data_drift")
+class DataDrift(Trigger):
+    """Two-sample drift detection between a reference and a current window.
+
+    The first full window is the reference. Then, every ``every`` samples, the current window
+    (the last ``window`` samples, or with ``window_time`` the samples within that span of event
+    time; without ``overlap`` only samples after the reference) is compared with the reference.
+    On a firing the current window becomes the reference. The statistic is computed on the
+    ``columns`` or, with ``embeddings``, on the current model's embeddings of them.
+
+    Decisions: ``p_value`` fires when p < ``threshold`` (MMD, KS); ``threshold`` when the
+    statistic > ``threshold``; ``quantile`` when it exceeds the ``quantile`` of the last
+    ``history`` statistics; ``rolling_average`` when it exceeds their mean + ``threshold``.
+    During the first ``warmup`` evaluations it never fires on drift (dynamic decisions collect
+    statistics); ``warmup_trigger`` (a trigger or config) may fire instead until then.
+
+    Parameters
+    ----------
+    columns:
+        Feature columns (numeric or fixed-size vectors).
+    metric, decision, threshold, quantile, history:
+        See above; ``metric`` in ``'mmd', 'ks', 'wasserstein', 'mean_shift'``.
+    window, window_time, every, overlap:
+        Window size in samples; or a span of event time (``"1d"`` or a number); evaluation
+        interval in samples; whether the current window may overlap the reference.
+    embeddings:
+        Compare model embeddings (``model.embed``) instead of raw features.
+    warmup, warmup_trigger:
+        Evaluations before drift decisions; the trigger used until then (or ``None``).
+    min_samples, max_samples, n_permutations, seed:
+        Fewest samples per window to evaluate (rows with a missing or infinite value are left
+        out); larger windows are subsampled (seeded) to ``max_samples``; MMD permutations; seed.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from policies import DataDrift, TriggerInput
+    >>> x = np.concatenate([np.zeros(300), np.ones(300)]) + np.random.default_rng(0).normal(0, .1, 600)
+    >>> t = DataDrift(columns=["x"], metric="ks", window=100, every=100)
+    >>> fs = t.fire(TriggerInput(version=1, keys=np.arange(600), ts=np.arange(600), features={"x": x}))
+    >>> [f.position for f in fs]
+    [400]
+    """
+
+    def __init__(self, columns: Sequence[str] = (), *, metric: str = "mmd",
+                 decision: str = "p_value", threshold: float = 0.05, quantile: float = 0.95,
+                 history: int = 50, window: int = 500, window_time: str | float | None = None,
+                 every: int = 500, overlap: bool = False, embeddings: bool = False,
+                 warmup: int = 0, warmup_trigger: Any = None, min_samples: int = 10,
+                 max_samples: int = 1000, n_permutations: int = 200, seed: int = 0) -> None:
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            raise InvalidArgumentError("columns", columns, "a list of column names")
+        if not columns:
+            raise InvalidArgumentError("columns", columns, "at least one feature column")
+        self._columns = tuple(columns)
+        self.metric = check_choice("metric", metric, METRICS)
+        self.decision = check_choice("decision", decision, DECISIONS)
+        if decision == "p_value" and metric not in P_VALUE_METRICS:
+            raise InvalidArgumentError("decision", decision,
+                                       f"not 'p_value' for metric {metric!r} (no p-value)")
+        lo_open = decision == "p_value"
+        self.threshold = check_float("threshold", threshold, 0.0, 1.0 if lo_open else None,
+                                     lo_open=lo_open)
+        self.quantile = check_float("quantile", quantile, 0.0, 1.0)
+        self.history = check_int("history", history, 1)
+        self.window = check_int("window", window, 2)
+        self.window_time = window_time
+        self._span = None if window_time is None else parse_duration("window_time", window_time)
+        self.every = check_int("every", every, 1)
+        self.overlap = check_bool("overlap", overlap)
+        self.embeddings = check_bool("embeddings", embeddings)
+        self.warmup = check_int("warmup", warmup, 0)
+        self.warmup_trigger = None if warmup_trigger is None else from_config("trigger",
+                                                                              warmup_trigger)
+        self.min_samples = check_int("min_samples", min_samples, 2)
+        self.max_samples = check_int("max_samples", max_samples, 2)
+        self.n_permutations = check_int("n_permutations", n_permutations, 1)
+        self.seed = check_int("seed", seed, 0)
+        self._buf = RowBuffer(size=None if self._span else self.window, span=self._span)
+        self._ref: dict[str, np.ndarray] | None = None
+        self._ref_start: float | None = None
+        self._since = 0
+        self._seen = 0
+        self._evals = 0
+        self._past: deque[float] = deque(maxlen=self.history)
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return [{"columns": ["x"], "metric": "ks", "window": 20, "every": 10},
+                {"columns": ["x"], "metric": "mean_shift", "decision": "quantile",
+                 "window": 16, "every": 8, "overlap": True, "warmup": 2,
+                 "warmup_trigger": {"name": "data_amount", "every": 10}}]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self._columns
+
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({"model"}) if self.embeddings else frozenset()
+
+    @property
+    def n_evaluations(self) -> int:
+        """How many times the windows were compared so far."""
+        return self._evals
+
+    def on_training(self, train_set: TrainSet) -> None:
+        if self.warmup_trigger is not None:
+            self.warmup_trigger.on_training(train_set)
+
+    def _matrix(self, cols: Mapping[str, np.ndarray], model: ModelLike | None,
+                salt: int) -> np.ndarray | None:
+        n = len(cols[self._columns[0]])
+        cap = int(self.max_samples)
+        if n > cap:
+            from engine.sample import uniform_sample
+
+            idx = uniform_sample(n, cap, seed=int(self.seed) + salt)
+            cols = {k: v[idx] for k, v in cols.items()}
+            n = cap
+        if self.embeddings:
+            if model is None:
+                return None
+            m = np.asarray(model.embed(cols), dtype=np.float64).reshape(n, -1)
+        else:
+            m = np.concatenate([np.asarray(cols[c], dtype=np.float64).reshape(n, -1)
+                                for c in self._columns], axis=1)
+        m = m[np.isfinite(m).all(axis=1)]  # rows with a missing value are left out
+        return m if m.shape[0] >= self.min_samples else None
+
+    def _decide(self, stat: float, p: float | None) -> bool:
+        thr = float(self.threshold)
+        if self.decision == "p_value":
+            return p is not None and p < thr
+        if self.decision == "threshold":
+            return stat > thr
+        if not self._past:
+            return False
+        past = np.fromiter(self._past, dtype=np.float64)
+        if self.decision == "quantile":
+            return stat > float(np.quantile(past, float(self.quantile)))
+        return stat > float(past.mean()) + thr
+
+    def _evaluate(self, model: ModelLike | None) -> tuple[bool, float, float | None] | None:
+        cols, _ = self._buf.window()
+        if self._ref is None or not cols or len(cols[self._columns[0]]) < int(self.min_samples):
+            return None
+        ref = self._matrix(self._ref, model, 2 * self._evals)
+        cur = self._matrix(cols, model, 2 * self._evals + 1)
+        if ref is None or cur is None:
+            return None
+        stat, p = two_sample(str(self.metric), ref, cur,
+                             n_permutations=int(self.n_permutations),
+                             seed=int(self.seed) + self._evals)
+        self._evals += 1
+        fired = self._evals > int(self.warmup) and self._decide(stat, p)
+        self._past.append(stat)
+        return fired, stat, p
+
+    def _warming(self) -> bool:
+        return self._ref is None or self._evals < int(self.warmup)
+
+    def _set_reference(self, cols: dict[str, np.ndarray]) -> None:
+        self._ref = cols
+        self._since = 0
+        if not self.overlap:
+            self._buf.clear()
+
+    def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
+        n = len(delta)
+        warm = [] if self.warmup_trigger is None else self.warmup_trigger.fire(delta, model)
+        feats = {c: delta.features[c] for c in self._columns} if n else {}
+        ts = delta.ts
+        out: list[tuple[int, Firing]] = []
+        warming = self._warming()
+        warm_end = n if warming else -1
+        pos = 0
+        while pos < n:
+            if warming and not self._warming():
+                warming, warm_end = False, pos
+            if self._ref is None:
+                if self._span is None:
+                    take = min(int(self.window) - len(self._buf), n - pos)
+                    done = len(self._buf) + take >= int(self.window)
+                else:
+                    if self._ref_start is None:
+                        self._ref_start = float(ts[pos])
+                    past = np.flatnonzero(ts[pos:] >= self._ref_start + self._span)
+                    take = int(past[0]) if past.size else n - pos
+                    done = bool(past.size)
+                self._buf.append({c: v[pos:pos + take] for c, v in feats.items()},
+                                 ts[pos:pos + take])
+                pos += take
+                if done:
+                    self._set_reference(self._buf.window()[0])
+                continue
+            take = min(int(self.every) - self._since, n - pos)
+            self._buf.append({c: v[pos:pos + take] for c, v in feats.items()}, ts[pos:pos + take])
+            pos += take
+            self._since += take
+            if self._since < int(self.every):
+                continue
+            self._since = 0
+            res = self._evaluate(model)
+            if res is None:
+                continue
+            fired, stat, p = res
+            if fired:
+                why = f"{self.metric}={stat:.4g}" + ("" if p is None else f", p={p:.3g}")
+                out.append((pos, delta.firing(pos, f"drift: {why} ({self.decision})",
+                                              trigger=self.name, seen=self._seen + pos,
+                                              statistic=stat)))
+                self._set_reference(self._buf.window()[0])
+        if warming and not self._warming():
+            warm_end = pos
+        assert delta.versions is not None
+        for f in warm:
+            end = int(np.searchsorted(delta.versions, f.version, side="left")) + f.position
+            if end <= warm_end:
+                out.append((end, Firing(version=f.version, position=f.position, trigger=self.name,
+                                        reason=f"warm-up: {f.reason}", seen=f.seen,
+                                        statistic=None, causes=(f,), boundary=f.boundary)))
+        self._seen += n
+        return [f for _, f in sorted(out, key=lambda e: e[0])]

@@ -1,0 +1,72 @@
+"""``Deletion``: fire when enough of the last train set was deleted or erased."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modyn_store.trainset import TrainSet
+from policies._check import check_float
+from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
+
+__all__ = ["Deletion"]
+
+
+@register("deletion")
+class Deletion(Trigger):
+    """Fire when the share of the last train set that was deleted or erased reaches ``share``.
+
+    The runner reports each training's train set through :meth:`on_training`; before the first
+    one the trigger never fires. Deletions and erasures of a version take effect with the whole
+    version, so a firing's cutoff is the end of the version that crossed the share. After firing
+    the trigger stays quiet until it is told the next train set.
+
+    Parameters
+    ----------
+    share:
+        The share of the last train set, in ``(0, 1]``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from modyn_store.trainset import TrainSet
+    >>> from policies import Deletion, TriggerInput
+    >>> t = Deletion(share=0.5)
+    >>> t.on_training(TrainSet.uniform(np.array([1, 2, 3, 4]), version=1))
+    >>> e = np.empty(0, dtype=np.int64)
+    >>> t.fire(TriggerInput(version=2, keys=e, ts=e, deleted=np.array([1])))
+    []
+    >>> [f.statistic for f in t.fire(TriggerInput(version=3, keys=e, ts=e, erased=np.array([3])))]
+    [0.5]
+    """
+
+    def __init__(self, share: float = 0.1) -> None:
+        self.share = check_float("share", share, 0.0, 1.0, lo_open=True)
+        self._train_keys: np.ndarray | None = None
+        self._removed = np.empty(0, dtype=np.int64)
+        self._seen = 0
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return [{"share": 0.05}]
+
+    def on_training(self, train_set: TrainSet) -> None:
+        self._train_keys = np.sort(train_set.keys)
+        self._removed = np.empty(0, dtype=np.int64)
+
+    def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
+        self._seen += len(delta)
+        train = self._train_keys
+        if train is None or train.size == 0:
+            return []
+        gone = np.union1d(delta.deleted, delta.erased)
+        hit = gone[np.isin(gone, train, assume_unique=True)]
+        self._removed = np.union1d(self._removed, hit)
+        share = self._removed.size / train.size
+        if share < float(self.share):
+            return []
+        self._train_keys = None  # quiet until the next train set
+        return [delta.firing(len(delta), f"{share:.3f} of the last train set deleted or erased "
+                             f"(>= {self.share})", trigger=self.name, seen=self._seen,
+                             statistic=share)]

@@ -1,0 +1,100 @@
+"""``RhoLoss``: reducible holdout loss selection (Mindermann et al., 2022)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from modyn_store.trainset import TrainSet
+from policies._check import check_float
+from policies._pick import derive_seed, score_source, trainset, uniform_keys
+from policies._stream import count_rows
+from policies.base import SelectionContext, register
+from policies.score_based import ScoreDownsample
+
+__all__ = ["RhoLoss"]
+
+
+@register("rho_loss")
+class RhoLoss(ScoreDownsample):
+    """Keep the samples of largest reducible loss: training loss minus irreducible loss.
+
+    A share ``holdout_ratio`` of the eligible samples is the holdout split
+    (:meth:`holdout`): the runner trains the irreducible-loss model on it, scores the other
+    samples with that model and stores the losses as score ``irreducible_loss``; the current
+    model's losses are score ``loss``. ``select`` never returns a holdout sample and ranks the
+    rest by ``engine.scores.rho_loss(loss, irreducible_loss)``.
+
+    Parameters
+    ----------
+    ratio, limit, method, mode, period:
+        As for :class:`~policies.score_based.ScoreDownsample`.
+    holdout_ratio:
+        Share of the eligible samples held out for the irreducible-loss model, in (0, 1).
+
+    Example
+    -------
+    >>> RhoLoss(ratio=0.1).requires == {"score:loss", "score:irreducible_loss"}
+    True
+    """
+
+    score: ClassVar[str] = "rho_loss"
+
+    def __init__(self, ratio: float = 0.25, limit: int | None = None, method: str = "top",
+                 mode: str = "sample_then_batch", period: int = 0,
+                 holdout_ratio: float = 0.1) -> None:
+        super().__init__(ratio=ratio, limit=limit, method=method, mode=mode, period=period)
+        self.holdout_ratio = check_float("holdout_ratio", holdout_ratio, 0.0, 1.0, lo_open=True,
+                                         hi_open=True)
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return [{"ratio": 0.25, "limit": 30, "holdout_ratio": 0.2}]
+
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        if self.mode == "batch_then_sample":
+            return frozenset({"model", "score:irreducible_loss"})
+        return frozenset({"score:loss", "score:irreducible_loss"})
+
+    def holdout(self, ctx: SelectionContext) -> TrainSet:
+        """The holdout split to train the irreducible-loss model on (uniform, seeded)."""
+        n = count_rows(ctx)
+        k = max(1, int(round(self.holdout_ratio * n))) if n else 0
+        return trainset(uniform_keys(ctx, k, seed=derive_seed(ctx.seed, 11)), ctx)
+
+    def score_batch(self, logits: np.ndarray, labels: np.ndarray | None = None,
+                    irreducible_loss: np.ndarray | None = None) -> np.ndarray:
+        """Reducible loss of one batch: cross-entropy of ``logits`` minus ``irreducible_loss``."""
+        from engine import scores as sc
+
+        loss = np.asarray(sc.cross_entropy(logits, labels))
+        return np.asarray(sc.rho_loss(loss, np.asarray(irreducible_loss, dtype=np.float64)))
+
+    def _select(self, ctx: SelectionContext) -> TrainSet:
+        from engine import scores as sc
+
+        hold = self.holdout(ctx).keys
+        rest = ctx.replace(candidates=np.setdiff1d(
+            ctx.candidates if ctx.candidates is not None else _all(ctx), hold))
+        if self.mode == "batch_then_sample":
+            return super()._select(rest)
+        loss = dict(_collect(score_source(rest, "loss")))
+        irr = dict(_collect(score_source(rest, "irreducible_loss")))
+        keys = np.array(sorted(set(loss) & set(irr)), dtype=np.int64)
+        values = np.asarray(sc.rho_loss(np.array([loss[k] for k in keys.tolist()]),
+                                        np.array([irr[k] for k in keys.tolist()])))
+        scored = rest.replace(computed_scores={**rest.computed_scores, "rho_loss": (keys, values)})
+        return super()._select(scored)
+
+
+def _collect(src: Any) -> Any:
+    for keys, values in src():
+        yield from zip(keys.tolist(), np.asarray(values, dtype=np.float64).tolist())
+
+
+def _all(ctx: SelectionContext) -> np.ndarray:
+    from policies._pick import all_keys
+
+    return all_keys(ctx)

@@ -1,0 +1,181 @@
+"""Score-based downsampling: keep the samples with the most informative per-sample score.
+
+``loss``, ``gradnorm`` (gradient-norm bound), ``el2n``, ``least_confidence``, ``entropy`` and
+``margin`` share one implementation, :class:`ScoreDownsample`, and differ in the score they read
+(and for ``margin``, that a small score is informative).
+
+Two modes:
+
+- ``sample_then_batch``: ``select`` reads the score of every eligible sample (from a scoring
+  pass, ``ctx.computed_scores``, or the store's ``scores``) and returns the downsampled set.
+  ``period`` = 0 scores once per trigger; ``period`` = p asks the training API to rescore every
+  p epochs and call ``select`` again with the new scores.
+- ``batch_then_sample``: ``select`` returns every eligible sample; the training API scores each
+  large batch with :meth:`ScoreDownsample.score_batch` and trains on the positions and weights
+  :meth:`ScoreDownsample.choose_in_batch` returns.
+
+``method="top"`` keeps the ``k`` best scores (weight 1); ``method="importance"`` samples ``k``
+without replacement with probability proportional to the score and weights each sample
+``W / (N * w_i)`` (``W`` the sum of the ``N`` weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from modyn_store.trainset import TrainSet
+from policies._check import check_choice, check_int
+from policies._pick import check_size, derive_seed, pick, score_source, target_size, trainset
+from policies._stream import count_rows
+from policies.base import SelectionContext, SelectionStrategy
+
+__all__ = [
+    "EL2N",
+    "Entropy",
+    "GradNorm",
+    "LeastConfidence",
+    "Loss",
+    "Margin",
+    "ScoreDownsample",
+]
+
+MODES = ("sample_then_batch", "batch_then_sample")
+
+
+class ScoreDownsample(SelectionStrategy):
+    """Keep ``round(ratio * n)`` samples (capped by ``limit``) by score (see the module notes).
+
+    Parameters
+    ----------
+    ratio, limit:
+        Share of the eligible samples (per batch in ``batch_then_sample``) and global limit.
+    method:
+        ``"top"`` or ``"importance"``.
+    mode:
+        ``"sample_then_batch"`` or ``"batch_then_sample"``.
+    period:
+        Epochs between rescoring passes in ``sample_then_batch`` (0: once per trigger).
+
+    Example
+    -------
+    >>> import numpy as np, pyarrow as pa
+    >>> from policies import Loss, SelectionContext
+    >>> from policies._fakes import MemorySnapshot
+    >>> snap = MemorySnapshot(pa.table({"key": [1, 2, 3, 4], "ts": [0, 1, 2, 3]}), version=1)
+    >>> loss = (np.array([1, 2, 3, 4]), np.array([0.3, 2.5, 0.1, 0.9]))
+    >>> Loss(ratio=0.5).select(SelectionContext(snapshot=snap, computed_scores={"loss": loss})).keys.tolist()
+    [2, 4]
+    """
+
+    score: ClassVar[str] = ""
+    largest: ClassVar[bool] = True
+    needs_labels: ClassVar[bool] = True
+
+    def __init__(self, ratio: float = 0.25, limit: int | None = None, method: str = "top",
+                 mode: str = "sample_then_batch", period: int = 0) -> None:
+        self.ratio, self.limit = check_size(ratio, limit)
+        self.method = check_choice("method", method, ("top", "importance"))
+        self.mode = check_choice("mode", mode, MODES)
+        self.period = check_int("period", period, 0)
+
+    @classmethod
+    def _test_params(cls) -> list[dict[str, Any]]:
+        return [{"ratio": 0.25}, {"ratio": 0.5, "limit": 20, "method": "importance"}]
+
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        if self.mode == "batch_then_sample":
+            return frozenset({"model"})
+        return frozenset({f"score:{self.score}"})
+
+    def expected_size(self, n: int) -> int:
+        """The train set size for ``n`` eligible (scored) samples."""
+        return n if self.mode == "batch_then_sample" else target_size(n, self.ratio, self.limit)
+
+    def _weights(self, values: np.ndarray) -> np.ndarray:
+        """Sampling weights from scores: the score, or ``1 - score`` when small is informative."""
+        v = np.asarray(values, dtype=np.float64)
+        return v if self.largest else 1.0 - v
+
+    def score_batch(self, logits: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """This strategy's score of one batch from the model's logits (``engine.scores``)."""
+        from engine import scores as sc
+
+        fn = getattr(sc, _ENGINE_SCORE[self.score])
+        return np.asarray(fn(logits, labels) if self.needs_labels else fn(logits))
+
+    def choose_in_batch(self, scores: np.ndarray, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (ascending) and weights of the samples to train on in one batch."""
+        scores = np.asarray(scores, dtype=np.float64)
+        k = target_size(scores.size, self.ratio, None)
+        if self.method == "top":
+            from engine.select import top_k
+
+            pos = np.sort(np.asarray(top_k(scores, k, largest=self.largest), dtype=np.int64))
+            return pos, np.ones(pos.size)
+        from engine.sample import weighted_sample
+
+        w = self._weights(scores)
+        ok = np.flatnonzero(w > 0)
+        idx, importance = weighted_sample(w[ok], min(k, ok.size), seed=seed,
+                                          return_importance=True)
+        return ok[idx], np.asarray(importance, dtype=np.float64)
+
+    def _select(self, ctx: SelectionContext) -> TrainSet:
+        if self.mode == "batch_then_sample":
+            return trainset(pick(ctx, target_size(count_rows(ctx), None, self.limit), "uniform",
+                                 seed=derive_seed(ctx.seed, 9)), ctx)
+        if self.method == "top":
+            from engine.select import TopK
+
+            src = score_source(ctx, self.score)
+            n = sum(keys.size for keys, _ in src())
+            top = TopK(self.expected_size(n), largest=self.largest)
+            for keys, values in src():
+                top.update(np.asarray(values, dtype=np.float64), keys=keys)
+            return trainset(np.sort(np.asarray(top.result()[0], dtype=np.int64)), ctx)
+        return self._importance(ctx)
+
+    def _importance(self, ctx: SelectionContext) -> TrainSet:
+        from engine.sample import WeightedSampler
+
+        src = score_source(ctx, self.score)
+        n = sum(int(np.count_nonzero(self._weights(values) > 0)) for _, values in src())
+        sampler = WeightedSampler(self.expected_size(n), seed=derive_seed(ctx.seed, 10))
+        for keys, values in src():
+            w = self._weights(values)
+            ok = w > 0
+            sampler.update(w[ok], keys=keys[ok])
+        chosen, weights = sampler.result(return_importance=True)
+        return trainset(np.asarray(chosen, dtype=np.int64), ctx, weights=weights)
+
+
+_ENGINE_SCORE = {"loss": "cross_entropy", "gradnorm": "el2n", "el2n": "el2n",
+                 "least_confidence": "least_confidence", "entropy": "entropy", "margin": "margin"}
+
+
+def _make(name: str, cls_name: str, doc: str, *, largest: bool = True,
+          needs_labels: bool = True) -> type[ScoreDownsample]:
+    from policies.base import register
+
+    cls = type(cls_name, (ScoreDownsample,), {
+        "__doc__": doc, "__module__": __name__, "score": name, "largest": largest,
+        "needs_labels": needs_labels, "__init__": ScoreDownsample.__init__,
+    })
+    return register(name)(cls)  # type: ignore[no-any-return]
+
+
+Loss = _make("loss", "Loss", "Keep the samples of highest loss (score ``loss``).")
+GradNorm = _make("gradnorm", "GradNorm",
+                 "Keep the samples of largest gradient-norm bound (score ``gradnorm``).")
+EL2N = _make("el2n", "EL2N", "Keep the samples of largest EL2N score (score ``el2n``).")
+LeastConfidence = _make("least_confidence", "LeastConfidence",
+                        "Keep the least confident samples (score ``least_confidence``).",
+                        needs_labels=False)
+Entropy = _make("entropy", "Entropy", "Keep the samples of highest predictive entropy.",
+                needs_labels=False)
+Margin = _make("margin", "Margin",
+               "Keep the samples of smallest top-1 minus top-2 probability margin.",
+               largest=False, needs_labels=False)

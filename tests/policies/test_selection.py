@@ -1,0 +1,305 @@
+"""Selection strategies against plain references: quotas, RS2 plans, score-based picks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from policy_testkit import need_engine
+
+from modyn_store.trainset import TrainSet
+from policies import (
+    RS2,
+    AllData,
+    ClassBalanced,
+    Compose,
+    Freshness,
+    GDumb,
+    KCenterGreedy,
+    Loss,
+    Margin,
+    NewData,
+    RhoLoss,
+    SelectionContext,
+    TriggerBalanced,
+    Uniform,
+    from_config,
+)
+from policies._fakes import MemoryScores, MemorySnapshot
+
+
+def snapshot(labels, versions=None, ts=None, version=None) -> MemorySnapshot:  # type: ignore[no-untyped-def]
+    labels = np.asarray(labels)
+    n = labels.size
+    keys = np.arange(100, 100 + n, dtype=np.int64)
+    cols = {"key": keys, "ts": np.arange(n) if ts is None else ts, "label": labels}
+    if versions is not None:
+        cols["_version"] = np.asarray(versions, dtype=np.int64)
+    v = version if version is not None else (int(np.max(versions)) if versions is not None else 1)
+    return MemorySnapshot(pa.table(cols), v)
+
+
+def per_label(ts: TrainSet, snap: MemorySnapshot) -> dict:
+    lab = snap.take(ts.keys, ["label"]).column("label").to_numpy()
+    vals, cnt = np.unique(lab, return_counts=True)
+    return dict(zip(vals.tolist(), cnt.tolist()))
+
+
+def test_class_balanced_exact_quotas() -> None:
+    need_engine("sample", "quota")
+    snap = snapshot(np.repeat([0, 1, 2], [50, 30, 5]))
+    ts = ClassBalanced(limit=45).select(SelectionContext(snapshot=snap, seed=1))
+    # 15 each; class 2 has only 5, its 10 left over split between classes 0 and 1
+    assert per_label(ts, snap) == {0: 20, 1: 20, 2: 5}
+    ts2 = ClassBalanced(ratio=0.2).select(SelectionContext(snapshot=snap, seed=1))
+    assert per_label(ts2, snap) == {0: 6, 1: 6, 2: 5}  # round(0.2 * 85) = 17
+
+
+def test_class_balanced_string_labels_and_excluded() -> None:
+    need_engine("sample", "quota")
+    snap = snapshot(np.repeat(["DOWN", "UP"], [40, 40]))
+    excluded = np.arange(100, 130)  # 30 of the DOWN rows are past the cutoff
+    ts = ClassBalanced(limit=30).select(SelectionContext(snapshot=snap, excluded=excluded))
+    assert per_label(ts, snap) == {"DOWN": 10, "UP": 20}
+    assert not np.isin(ts.keys, excluded).any()
+
+
+def test_trigger_balanced_exact_quotas() -> None:
+    need_engine("sample", "quota")
+    versions = np.repeat([1, 2, 3, 4], [40, 4, 30, 26])
+    snap = snapshot(np.zeros(100, dtype=int), versions=versions)
+    ctx = SelectionContext(snapshot=snap, trigger_cutoffs=(2, 3))
+    ts = TriggerBalanced(limit=36).select(ctx)
+    # intervals (.., 2]: 44 rows, (2, 3]: 30, (3, 4]: 26 -> 12 each
+    assert [int(c) for c in np.bincount(np.searchsorted([2, 3], versions[ts.keys - 100]))] == \
+        [12, 12, 12]
+
+
+def test_gdumb_exact_class_quotas_across_triggers() -> None:
+    rng = np.random.default_rng(0)
+    labels1 = np.concatenate([np.zeros(40, int), np.ones(10, int), np.full(10, 2)])
+    labels2 = rng.permutation(np.repeat([0, 1, 2, 3], 20))
+    labels = np.concatenate([labels1, labels2])
+    versions = np.repeat([1, 2], [60, 80])
+    g = GDumb(memory=12)
+    snap1 = snapshot(labels[:60], versions=versions[:60])
+    t1 = g.select(SelectionContext(snapshot=snap1))
+    assert per_label(t1, snap1) == {0: 4, 1: 4, 2: 4}
+    snap2 = snapshot(labels, versions=versions)
+    t2 = g.select(SelectionContext(snapshot=snap2, trigger_index=1, trigger_cutoffs=(1,)))
+    assert per_label(t2, snap2) == {0: 3, 1: 3, 2: 3, 3: 3}
+    assert set(t2.keys[labels[t2.keys - 100] < 3].tolist()) <= set(t1.keys.tolist())
+
+
+def test_gdumb_uneven_memory_and_deletions() -> None:
+    labels = np.tile([0, 1, 2], 30)
+    snap = snapshot(labels)
+    g = GDumb(memory=10)
+    ts = g.select(SelectionContext(snapshot=snap))
+    counts = per_label(ts, snap)
+    assert sum(counts.values()) == 10 and max(counts.values()) - min(counts.values()) == 1
+    # delete two memory samples: the next selection no longer holds them
+    gone = ts.keys[:2]
+    keep = ~np.isin(snap.keys(), gone)
+    table = pa.table({"key": snap.keys()[keep], "ts": np.arange(90)[keep],
+                      "label": labels[keep], "_version": np.ones(keep.sum(), dtype=np.int64)})
+    snap2 = MemorySnapshot(table, 2)
+    ts2 = g.select(SelectionContext(snapshot=snap2, trigger_index=1, trigger_cutoffs=(1,)))
+    assert ts2.size == 8 and not np.isin(ts2.keys, gone).any()
+
+
+def test_rs2_without_replacement_walks_a_permutation() -> None:
+    need_engine("sample")
+    snap = snapshot(np.zeros(40, dtype=int))
+    ts = RS2(ratio=0.25, epochs=6).select(SelectionContext(snapshot=snap, seed=5))
+    epochs = [ts.keys[ts.for_epoch(e)] for e in range(6)]
+    assert [e.size for e in epochs] == [10] * 6
+    assert all(np.unique(e).size == 10 for e in epochs)
+    first = np.concatenate(epochs[:4])
+    assert np.unique(first).size == 40  # epochs 0-3 cover every sample once
+    assert not np.array_equal(epochs[0], epochs[4])
+    assert np.unique(np.concatenate(epochs[4:])).size == 20
+
+
+def test_rs2_with_replacement_draws_independently() -> None:
+    need_engine("sample")
+    snap = snapshot(np.zeros(200, dtype=int))
+    ts = RS2(ratio=0.1, epochs=8, replacement=True).select(SelectionContext(snapshot=snap))
+    epochs = [set(ts.keys[ts.for_epoch(e)].tolist()) for e in range(8)]
+    assert all(len(e) == 20 for e in epochs)
+    assert len({frozenset(e) for e in epochs}) == 8  # a new subset every epoch
+    overlaps = [len(epochs[i] & epochs[i + 1]) for i in range(7)]
+    assert sum(overlaps) > 0  # independent draws overlap (expected 2 per pair)
+    assert ts.size == len(set().union(*epochs))
+
+
+def _score_ctx(values: np.ndarray, name: str = "loss", **kw) -> SelectionContext:  # type: ignore[no-untyped-def]
+    snap = snapshot(np.zeros(values.size, dtype=int))
+    return SelectionContext(snapshot=snap, computed_scores={name: (snap.keys(), values)}, **kw)
+
+
+@pytest.mark.parametrize("name", ["loss", "gradnorm", "el2n", "least_confidence", "entropy",
+                                  "margin"])
+def test_score_top_k_matches_numpy(name: str) -> None:
+    need_engine("select")
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 1, 500)
+    ctx = _score_ctx(values, name)
+    strategy = from_config("selection", {"name": name, "ratio": 0.1})
+    got = strategy.select(ctx)
+    keys = ctx.snapshot.keys()
+    order = np.argsort(values) if name == "margin" else np.argsort(-values)
+    assert got.keys.tolist() == np.sort(keys[order[:50]]).tolist()
+    assert np.all(got.weights == 1.0)
+
+
+def test_score_from_real_store_matches_numpy(real_store) -> None:  # type: ignore[no-untyped-def]
+    need_engine("select")
+    snap = real_store.as_of(None)
+    t = real_store.scores.as_of(snap.version, "loss")
+    keys, values = t.column("key").to_numpy(), t.column("value").to_numpy()
+    got = Loss(limit=17).select(SelectionContext(snapshot=snap, scores=real_store.scores))
+    ref = np.sort(keys[np.lexsort((keys, -values))[:17]])
+    assert got.keys.tolist() == ref.tolist()
+
+
+def test_importance_sampling_weights() -> None:
+    need_engine("sample")
+    values = np.linspace(0.01, 1.0, 100)
+    ctx = _score_ctx(values)
+    hits = np.zeros(100)
+    for seed in range(60):
+        ts = Loss(ratio=0.1, method="importance").select(ctx.replace(seed=seed))
+        idx = ts.keys - 100
+        hits[idx] += 1
+        assert np.allclose(ts.weights, values.sum() / (100 * values[idx]))
+    # inclusion grows with the score: the top decile is drawn far more than the bottom one
+    assert hits[90:].sum() > 4 * hits[:10].sum()
+
+
+def test_batch_then_sample_choose_in_batch() -> None:
+    need_engine("select", "sample", "scores")
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(64, 5))
+    labels = rng.integers(0, 5, 64)
+    s = Loss(ratio=0.25, mode="batch_then_sample")
+    scores = s.score_batch(logits, labels)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert np.allclose(scores, -np.log(p[np.arange(64), labels]))
+    pos, w = s.choose_in_batch(scores, seed=0)
+    assert pos.tolist() == np.sort(np.argsort(-scores)[:16]).tolist() and np.all(w == 1)
+    m = Margin(ratio=0.25, mode="batch_then_sample")
+    ms = m.score_batch(logits)
+    mpos, _ = m.choose_in_batch(ms, seed=0)
+    assert mpos.tolist() == np.sort(np.argsort(ms)[:16]).tolist()
+    assert s.requires == {"model"}
+    full = s.select(_score_ctx(rng.uniform(size=30)))
+    assert full.size == 30  # the whole set; the training loop downsamples per batch
+
+
+def test_compose_class_balanced_then_loss() -> None:
+    need_engine("select", "sample", "quota")
+    labels = np.repeat([0, 1], [120, 40])
+    snap = snapshot(labels)
+    loss = np.random.default_rng(2).uniform(size=160)
+    ctx = SelectionContext(snapshot=snap, computed_scores={"loss": (snap.keys(), loss)}, seed=4)
+    pre = ClassBalanced(ratio=0.5)
+    c = Compose(pre=pre, post=Loss(ratio=0.25))
+    first = pre.select(ctx)
+    got = c.select(ctx)
+    assert per_label(first, snap) == {0: 40, 1: 40}
+    inside = first.keys - 100
+    ref = np.sort(first.keys[np.argsort(-loss[inside])[:20]])
+    assert got.keys.tolist() == ref.tolist()
+
+
+def test_new_data_since_last_trigger_and_tail() -> None:
+    need_engine("select", "sample")
+    versions = np.repeat([1, 2, 3, 4], 10)
+    ts_col = np.random.default_rng(0).permutation(40)
+    snap = snapshot(np.zeros(40, dtype=int), versions=versions, ts=ts_col)
+    ctx = SelectionContext(snapshot=snap, trigger_cutoffs=(1, 3))
+    assert NewData().select(ctx).keys.tolist() == list(range(130, 140))
+    assert NewData(tail=2).select(ctx).keys.tolist() == list(range(110, 140))
+    assert NewData(tail=3).select(ctx).size == 40
+    newest = NewData(tail=2, limit=5).select(ctx)
+    cand = np.arange(10, 40)
+    assert newest.keys.tolist() == np.sort(100 + cand[np.argsort(-ts_col[cand])[:5]]).tolist()
+    uni = NewData(tail=2, limit=5, sample="uniform").select(ctx)
+    assert uni.size == 5 and np.all((uni.keys >= 110) & (uni.keys < 140))
+
+
+def test_all_data_and_uniform() -> None:
+    need_engine("select", "sample")
+    snap = snapshot(np.zeros(50, dtype=int))
+    ctx = SelectionContext(snapshot=snap, seed=9, excluded=np.array([100, 149]))
+    assert AllData().select(ctx).keys.tolist() == list(range(101, 149))
+    assert AllData(limit=3, sample="newest").select(ctx).keys.tolist() == [146, 147, 148]
+    draws = [set(Uniform(ratio=0.2).select(ctx.replace(seed=s)).keys.tolist()) for s in range(80)]
+    assert all(len(d) == 10 for d in draws)  # round(0.2 * 48)
+    freq = np.bincount(np.concatenate([list(d) for d in draws]) - 100, minlength=50)
+    assert freq[0] == 0 and freq[49] == 0 and freq[1:49].min() > 0  # every eligible key drawn
+
+
+def test_freshness_mix() -> None:
+    need_engine("sample")
+    snap = snapshot(np.zeros(60, dtype=int))
+    used = TrainSet.uniform(np.arange(100, 140), version=1)
+    ctx = SelectionContext(snapshot=snap, history=(used,))
+    ts = Freshness(unused_ratio=0.25, limit=20).select(ctx)
+    assert int((ts.keys >= 140).sum()) == 5 and ts.size == 20
+    ts = Freshness(unused_ratio=1.0, limit=30).select(ctx)  # only 20 unused: 10 used fill in
+    assert int((ts.keys >= 140).sum()) == 20 and ts.size == 30
+
+
+def test_rho_loss_matches_numpy_and_skips_holdout() -> None:
+    need_engine("select", "sample", "scores")
+    rng = np.random.default_rng(5)
+    snap = snapshot(np.zeros(200, dtype=int))
+    keys = snap.keys()
+    loss, irr = rng.uniform(0, 3, 200), rng.uniform(0, 1, 200)
+    ctx = SelectionContext(snapshot=snap, scores=MemoryScores({"loss": (keys, loss),
+                                                                "irreducible_loss": (keys, irr)}))
+    r = RhoLoss(limit=25, holdout_ratio=0.1)
+    hold = r.holdout(ctx).keys
+    assert hold.size == 20
+    got = r.select(ctx)
+    rest = ~np.isin(keys, hold)
+    ref = np.sort(keys[rest][np.argsort(-(loss - irr)[rest])[:25]])
+    assert got.keys.tolist() == ref.tolist()
+
+
+def test_kcenter_covers_better_than_its_own_spacing() -> None:
+    need_engine("kcenter")
+    rng = np.random.default_rng(0)
+    emb = np.concatenate([rng.normal(c, 0.1, size=(50, 2)) for c in ((0, 0), (5, 5), (0, 5))])
+    snap = snapshot(np.zeros(150, dtype=int))
+    ctx = SelectionContext(snapshot=snap, embed=lambda k: emb[np.asarray(k) - 100])
+    ts = KCenterGreedy(limit=3).select(ctx)
+    clusters = (ts.keys - 100) // 50
+    assert sorted(clusters.tolist()) == [0, 1, 2]  # one center per blob
+    ts = KCenterGreedy(limit=12).select(ctx)
+    chosen = emb[ts.keys - 100]
+    d = np.linalg.norm(emb[:, None] - chosen[None], axis=2)
+    radius = d.min(axis=1).max()
+    pair = np.linalg.norm(chosen[:, None] - chosen[None], axis=2)
+    spacing = pair[~np.eye(12, dtype=bool)].min()
+    assert radius <= spacing + 1e-12  # farthest-first traversal property
+
+
+def test_trigger_balanced_one_scan_equals_two_scans(monkeypatch: pytest.MonkeyPatch) -> None:
+    need_engine("sample", "quota")
+    import policies.trigger_balanced as tb
+
+    versions = np.repeat([1, 2, 3, 4, 5], [300, 20, 500, 80, 100])
+    snap = snapshot(np.zeros(versions.size, dtype=int), versions=versions)
+    for seed in range(3):
+        ctx = SelectionContext(snapshot=snap, trigger_cutoffs=(1, 2, 4), seed=seed, batch_size=97)
+        one = TriggerBalanced(limit=200).select(ctx)
+        monkeypatch.setattr(tb, "_ONE_PASS", 0)
+        two = TriggerBalanced(limit=200).select(ctx)
+        monkeypatch.undo()
+        assert one == two
+        groups = np.searchsorted([1, 2, 4], versions[one.keys - 100])
+        assert np.bincount(groups).tolist() == [60, 20, 60, 60]

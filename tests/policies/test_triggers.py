@@ -1,0 +1,205 @@
+"""Exact firing positions of the amount, time, composite, deletion and performance triggers.
+
+A firing's cutoff ``(version, position)`` includes the first ``position`` rows of ``version``'s
+delta (rows in (ts, key) order) and every row of earlier versions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from policy_testkit import ThresholdModel, delta
+
+from modyn_store.errors import InvalidArgumentError
+from modyn_store.trainset import TrainSet
+from policies import (
+    All,
+    AnyOf,
+    AtLeast,
+    DataAmount,
+    Deletion,
+    Performance,
+    Time,
+    TriggerInput,
+)
+
+
+def feed(trigger, sizes, start_version=1, **kw):  # type: ignore[no-untyped-def]
+    """Feed deltas of the given sizes (keys and ts = global sample index)."""
+    out, k = [], 0
+    for i, n in enumerate(sizes):
+        keys = np.arange(k, k + n)
+        out += trigger.fire(delta(start_version + i, keys, **kw))
+        k += n
+    return out
+
+
+def global_to_cutoff(sizes, end, start_version=1):  # type: ignore[no-untyped-def]
+    """Plain reference: the (version, position) of 'the first `end` samples overall'."""
+    before = 0
+    for i, n in enumerate(sizes):
+        if end <= before + n and n:
+            return start_version + i, end - before
+        before += n
+    raise AssertionError("end beyond the stream")
+
+
+def test_data_amount_every_3_over_deltas_of_2() -> None:
+    fs = feed(DataAmount(every=3), [2, 2, 2])
+    # sample 3 is the 1st row of version 2; sample 6 the 2nd (last) row of version 3
+    assert [(f.version, f.position, f.seen) for f in fs] == [(2, 1, 3), (3, 2, 6)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=8), st.integers(1, 7))
+def test_data_amount_matches_reference(sizes: list[int], every: int) -> None:
+    fs = feed(DataAmount(every=every), sizes)
+    total = sum(sizes)
+    expected = [global_to_cutoff(sizes, e) for e in range(every, total + 1, every)]
+    assert [(f.version, f.position) for f in fs] == expected
+    assert [f.seen for f in fs] == list(range(every, total + 1, every))
+
+
+def test_time_numeric_boundaries_across_versions() -> None:
+    t = Time(every=10, start=0)
+    out = []
+    for v, ts in enumerate([[1, 5], [9, 10, 11], [35, 36], [39, 40], [38, 41]], start=1):
+        out += t.fire(delta(v, np.arange(len(ts)) + 10 * v, ts=np.array(ts)))
+    # 10 is reached by row 1 of v2; 35 passes 20 and 30 at once (one firing, row 0 of v3);
+    # 40 is reached by row 1 of v4; the late 38 and 41 < 50 do not fire.
+    assert [(f.version, f.position) for f in out] == [(2, 1), (3, 0), (4, 1)]
+    assert [f.statistic for f in out] == [10.0, 30.0, 40.0]
+
+
+def test_time_default_start_is_first_event() -> None:
+    out = feed(Time(every=4), [3, 3, 3])  # ts = 0..8: boundaries 4 and 8
+    assert [(f.version, f.position) for f in out] == [(2, 1), (3, 2)]
+
+
+def test_time_on_datetimes() -> None:
+    base = np.datetime64("2024-03-01T00:00", "ns")
+    hours = np.array([1, 20, 23, 25, 47, 49, 80], dtype="timedelta64[h]")
+    ts = base + hours
+    t = Time(every="1d", start="2024-03-01")
+    a = t.fire(TriggerInput(version=1, keys=np.arange(4), ts=ts[:4]))
+    b = t.fire(TriggerInput(version=2, keys=np.arange(4, 7), ts=ts[4:]))
+    # day 2 starts at row 3 of v1 (25h); day 3 at row 1 of v2 (49h); day 4 at row 2 (80h)
+    assert [(f.version, f.position) for f in a + b] == [(1, 3), (2, 1), (2, 2)]
+
+
+def test_time_unit_mismatch_is_an_error() -> None:
+    with pytest.raises(InvalidArgumentError, match="every"):
+        Time(every="1d").fire(delta(1, np.arange(3)))
+    with pytest.raises(InvalidArgumentError, match="every"):
+        Time(every="soon")
+
+
+def test_at_least_two_of_three() -> None:
+    t = AtLeast(n=2, triggers=[DataAmount(every=4), DataAmount(every=5), Time(every=7, start=0)])
+    out = feed(t, [6, 6, 6])  # ts = 0..17
+    # sub-firings (global end): A at 4, 8, 12, 16; B at 5, 10, 15; T at 7 and 14 (row ts 7/14)
+    # armed: A4, B5 -> fire at 5 | T7, A8 -> fire at 8 | B10, A12 -> 12 | T14, B15 -> 15
+    ends = [5, 8, 12, 15]
+    assert [(f.version, f.position) for f in out] == [global_to_cutoff([6, 6, 6], e) for e in ends]
+    assert [sorted(c.trigger for c in f.causes) for f in out] == [
+        ["data_amount", "data_amount"], ["data_amount", "time"],
+        ["data_amount", "data_amount"], ["data_amount", "time"]]
+
+
+def test_any_and_all() -> None:
+    sizes = [5, 5, 5]
+    any_out = feed(AnyOf(triggers=[DataAmount(every=4), DataAmount(every=6)]), sizes)
+    ends = sorted(set(range(4, 16, 4)) | set(range(6, 16, 6)))
+    assert [(f.version, f.position) for f in any_out] == [global_to_cutoff(sizes, e) for e in ends]
+    all_out = feed(All(triggers=[DataAmount(every=4), DataAmount(every=6)]), sizes)
+    # A at 4, 8, 12; B at 6, 12: both armed at 6 -> fire; A8 then both at 12 -> fire
+    assert [(f.version, f.position) for f in all_out] == [global_to_cutoff(sizes, e)
+                                                          for e in (6, 12)]
+
+
+def test_firing_keys_after_and_multi_version_delta() -> None:
+    d = TriggerInput(version=3, keys=np.arange(10, 16), ts=np.arange(6),
+                     versions=np.array([2, 2, 3, 3, 3, 3]))
+    fs = DataAmount(every=3).fire(d)
+    assert [(f.version, f.position) for f in fs] == [(3, 1), (3, 4)]
+    assert d.keys_after(fs[0]).tolist() == [13, 14, 15]
+    assert d.keys_after(fs[1]).tolist() == []
+
+
+def test_deletion_share_of_last_train_set() -> None:
+    t = Deletion(share=0.25)
+    e = np.empty(0, dtype=np.int64)
+    assert t.fire(delta(1, e, deleted=np.arange(100))) == []  # no train set yet
+    t.on_training(TrainSet.uniform(np.arange(10, 30), version=1))  # 20 keys
+    assert t.fire(delta(2, np.array([50, 51]), deleted=np.array([10, 11, 99]))) == []  # 2/20
+    fs = t.fire(delta(3, np.array([52]), erased=np.array([11, 12, 13, 40])))  # +12, 13 -> 4/20
+    assert len(fs) == 0
+    fs = t.fire(delta(4, np.array([53, 54]), erased=np.array([14])))  # 5/20 = 0.25
+    assert [(f.version, f.position, f.statistic) for f in fs] == [(4, 2, 0.25)]
+    assert t.fire(delta(5, e, deleted=np.arange(15, 30))) == []  # quiet until the next training
+
+
+def test_performance_threshold_and_bootstrap() -> None:
+    x = np.array([1, 1, 1, 1, 1, -1, -1, 1, -1, -1, -1, -1], dtype=float)
+    y = np.ones(12, dtype=np.int64)  # accuracies of the 4-sample windows: 1.0, 0.5, 0.0
+    t = Performance(columns=["x"], every=4, threshold=0.6)
+    fs = t.fire(delta(1, np.arange(6), labels=y[:6], x=x[:6]), model=None)
+    assert [(f.position, f.reason) for f in fs] == [(4, "no model yet")]
+    fs = t.fire(delta(2, np.arange(6, 12), labels=y[6:], x=x[6:]), model=ThresholdModel())
+    assert [(f.version, f.position, f.statistic) for f in fs] == [(2, 2, 0.5), (2, 6, 0.0)]
+
+
+def test_performance_skips_unlabelled_rows() -> None:
+    x = np.ones(8)
+    y = np.array([1, -1, 0, -1, 0, 1, 0, 0])  # -1: unlabelled
+    t = Performance(columns=["x"], every=3, threshold=0.5, bootstrap=False)
+    fs = t.fire(delta(1, np.arange(8), labels=y, x=x), model=ThresholdModel())
+    # labelled rows 0, 2, 4 -> acc 1/3 fires at position 5; rows 5, 6, 7 -> 1/3 at 8
+    assert [(f.position, round(f.statistic, 4)) for f in fs] == [(5, 0.3333), (8, 0.3333)]
+
+
+def test_performance_rolling_average() -> None:
+    accs = [1.0, 0.75, 1.0, 0.25, 0.75]
+    x = np.concatenate([np.where(np.arange(4) < a * 4, 1.0, -1.0) for a in accs])
+    y = np.ones(x.size, dtype=np.int64)
+    t = Performance(columns=["x"], every=4, decision="rolling_average", threshold=0.3)
+    fs = t.fire(delta(1, np.arange(x.size), labels=y, x=x), model=ThresholdModel())
+    # means of the past: -, 1.0, 0.875, 0.9167, 0.75 -> only 0.25 < 0.9167 - 0.3 fires
+    assert [(f.position, f.statistic) for f in fs] == [(16, 0.25)]
+
+
+def test_performance_avoidable_misclassifications() -> None:
+    accs = [0.75, 0.75, 0.5, 0.5, 0.25]  # expected 0.75 from the first window
+    x = np.concatenate([np.where(np.arange(4) < a * 4, 1.0, -1.0) for a in accs])
+    y = np.ones(x.size, dtype=np.int64)
+    t = Performance(columns=["x"], every=4, decision="avoidable_misclassifications",
+                    threshold=1.5)
+    fs = t.fire(delta(1, np.arange(x.size), labels=y, x=x), model=ThresholdModel())
+    # avoidable per window: 0, 1, 1 (cum 2 > 1.5: fire, reset), then 2 (> 1.5: fire)
+    assert [(f.position, f.statistic) for f in fs] == [(16, 2.0), (20, 2.0)]
+
+
+def _global_ends(trigger, x, ts, cuts):  # type: ignore[no-untyped-def]
+    """Feed the stream split at ``cuts``; return each firing's global end (rows before it)."""
+    bounds = [0, *sorted(set(cuts)), len(x)]
+    out = []
+    for v, (a, b) in enumerate(zip(bounds, bounds[1:]), start=1):
+        d = TriggerInput(version=v, keys=np.arange(a, b), ts=ts[a:b], labels=(x[a:b] > 0).astype(int),
+                         features={"x": x[a:b]})
+        out += [a + f.position for f in trigger.fire(d, ThresholdModel(cut=0.5))]
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 299), max_size=12))
+def test_firings_do_not_depend_on_how_the_stream_is_split(cuts: list[int]) -> None:
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(0, 1, 150), rng.normal(2, 1, 150)])
+    ts = np.cumsum(rng.integers(0, 3, 300))
+    for make in (lambda: DataAmount(every=13), lambda: Time(every=17, start=0),
+                 lambda: AtLeast(n=2, triggers=[DataAmount(every=11), Time(every=23),
+                                                Performance(columns=["x"], every=20,
+                                                            threshold=0.7)])):
+        assert _global_ends(make(), x, ts, cuts) == _global_ends(make(), x, ts, [])
