@@ -129,7 +129,7 @@ class Tables:
         data: pa.Table | Iterable[pa.RecordBatch],
         *,
         schema: pa.Schema | None = None,
-    ) -> None:
+    ) -> lance.LanceDataset:
         """Append rows (which already carry ``_version``); create the table on first use."""
         mode = "append" if self.exists(name) else "create"
         if isinstance(data, pa.Table):
@@ -137,7 +137,7 @@ class Tables:
         else:
             assert schema is not None
             source = pa.RecordBatchReader.from_batches(schema, data)
-        lance.write_dataset(
+        return lance.write_dataset(
             source,
             self.uri(name),
             mode=mode,
@@ -180,6 +180,20 @@ class Tables:
             return
         ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
         self.cleanup(name)
+        if name == "samples":
+            self.save_fragment_versions(name)
+
+    def compact_if_fragmented(self, name: str, *, max_fragments: int = 64) -> None:
+        """Merge ``name``'s small fragments once it has more than ``max_fragments``.
+
+        Logs and small tables gain a fragment per write; reading thousands of tiny files
+        would make every open slow. Old files stay until :meth:`cleanup`, so concurrent
+        readers are unaffected.
+        """
+        ds = self.open(name)
+        if ds is None or len(ds.get_fragments()) <= max_fragments:
+            return
+        ds.optimize.compact_files()
         if name == "samples":
             self.save_fragment_versions(name)
 

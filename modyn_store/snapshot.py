@@ -76,9 +76,11 @@ class Snapshot:
     ([0, 1, 2], [0, 2])
     """
 
-    def __init__(self, store: Store, version: int) -> None:
+    def __init__(self, store: Store, version: int, *, committed: int | None = None) -> None:
         self._store = store
         self.version = int(version)
+        # the latest committed version when the snapshot was taken: erasures up to it apply
+        self._committed = store.version if committed is None else int(committed)
         self._dead_cache: np.ndarray | None = None
         self._unavailable_cache: np.ndarray | None = None
         self._keys_cache: np.ndarray | None = None
@@ -94,7 +96,7 @@ class Snapshot:
             t = self._store._tables.scan("tombstones", ["key"], f"_version <= {self.version}")
             if t is not None:
                 parts.append(t.column("key").to_numpy())
-            parts.append(self._store._erased_keys())
+            parts.append(self._store._erased_keys(self._committed))
             self._dead_cache = _sorted_unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
         return self._dead_cache
 
@@ -105,10 +107,10 @@ class Snapshot:
                 "purged",
                 ["key"],
                 f"inserted <= {self.version} AND deleted > {self.version} "
-                f"AND _version <= {self._store.version}",
+                f"AND _version <= {self._committed}",
             )
             keys = t.column("key").to_numpy() if t is not None else np.empty(0, np.int64)
-            keys = keys[~_isin_sorted(keys, self._store._erased_keys())]
+            keys = keys[~_isin_sorted(keys, self._store._erased_keys(self._committed))]
             self._unavailable_cache = _sorted_unique(keys)
         return self._unavailable_cache
 

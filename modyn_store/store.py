@@ -221,9 +221,13 @@ class Store:
 
     @property
     def version(self) -> int:
-        """The latest committed version (0 for an empty store)."""
-        records = self._read_records()
-        return records[-1].version if records else 0
+        """The latest committed version (0 for an empty store).
+
+        The log gains exactly one row per committed version and never loses one, so its row
+        count (manifest metadata, no scan) is the latest version.
+        """
+        ds = self._tables.open("versions")
+        return int(ds.count_rows()) if ds is not None else 0
 
     @property
     def schema(self) -> pa.Schema | None:
@@ -234,8 +238,7 @@ class Store:
         return pa.schema([f for f in ds.schema if f.name != "_version"])
 
     def _resolve(self, ref: VersionRef) -> int:
-        records = self._read_records()
-        latest = records[-1].version if records else 0
+        latest = self.version
         if ref is None:
             return latest
         if isinstance(ref, bool):
@@ -250,6 +253,7 @@ class Store:
                 raise UnknownVersionError(f"unknown tag {ref!r}; tags are {sorted(tags)}")
             return tags[ref]
         if isinstance(ref, datetime):
+            records = self._read_records()
             when = ref if ref.tzinfo else ref.replace(tzinfo=timezone.utc)
             found = 0
             for r in records:
@@ -262,7 +266,8 @@ class Store:
 
     def as_of(self, version: VersionRef = None) -> Snapshot:
         """A read-only snapshot as of a version number, tag, wall-clock time or the latest."""
-        return Snapshot(self, self._resolve(version))
+        latest = self.version
+        return Snapshot(self, self._resolve(version) if version is not None else latest, committed=latest)
 
     def tags(self) -> dict[str, int]:
         """Tag name -> version."""
@@ -277,9 +282,9 @@ class Store:
                 out[row["name"]] = int(row["target"])
         return out
 
-    def _erased_keys(self) -> np.ndarray:
-        """Sorted keys erased in any committed version."""
-        v = self.version
+    def _erased_keys(self, committed: int | None = None) -> np.ndarray:
+        """Sorted keys erased in any committed version (``committed``: the latest, if known)."""
+        v = self.version if committed is None else committed
         if self._erased_cache is not None and self._erased_cache[0] == v:
             return self._erased_cache[1]
         t = self._tables.scan("erasures", ["key"], f"_version <= {v}")
@@ -365,7 +370,10 @@ class Store:
             )
             txn.touched.add("versions")
             self._write_intent(txn)
-            self._tables.append("versions", pa.Table.from_pylist([record.to_row()], schema=VERSIONS_SCHEMA))
+            log = self._tables.append("versions", pa.Table.from_pylist([record.to_row()], schema=VERSIONS_SCHEMA))
+            self._records_cache = (log.version, [*prev, record])
+            for name in txn.touched:
+                self._tables.compact_if_fragmented(name)
             if "samples" in txn.touched:
                 self._tables.save_fragment_versions("samples", new_version=txn.version if op == "append" else None)
             if op in ("erase", "vacuum"):
