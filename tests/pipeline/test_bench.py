@@ -1,0 +1,76 @@
+"""Grids: product expansion, a tiny end-to-end bench with its report, and the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pipeline_helpers import tiny
+
+from modyn_store.pipeline import parse_grid, run_grid
+from modyn_store.pipeline.demo import demo_grid, run_scenario_demo
+
+
+def _tiny_grid() -> dict:
+    base = tiny()
+    del base["name"], base["trigger"], base["selection"], base["update"]
+    return {
+        "title": "tiny",
+        "base": base,
+        "pipelines": [{"name": "once", "trigger": {"name": "time", "every": "14d"}, "selection": {"name": "all_data"},
+                       "update": {"name": "retrain"}, "limits": {"max_trainings": 1}}],
+        "product": {"trigger": {"t14": {"name": "time", "every": "14d"}},
+                    "selection": {"new": {"name": "new_data"}, "all": {"name": "all_data"}},
+                    "update": {"ft": {"name": "finetune"}}},
+    }
+
+
+def test_tiny_grid_end_to_end(tmp_path: Path) -> None:
+    grid = parse_grid(_tiny_grid())
+    assert [p.name for p in grid.pipelines] == ["once", "t14-new-ft", "t14-all-ft"]
+    res = run_grid(grid, tmp_path / "report", store_dir=tmp_path / "stores", command="modyn-store bench tiny.yaml")
+    assert [len(r.trainings) for r in res.runs][0] == 1
+    assert len(res.runs[1].trainings) == len(res.runs[2].trainings) > 1
+    new, full = res.runs[1], res.runs[2]
+    # new data only trains on fewer samples than all data at every trigger after the first
+    assert sum(t.samples for t in new.trainings) < sum(t.samples for t in full.trainings)
+    assert len({r.store_uri for r in res.runs}) == 1  # one ingested store, replayed by all
+    report = tmp_path / "report"
+    md = (report / "report.md").read_text()
+    assert "modyn-store bench tiny.yaml" in md and "t14-all-ft" in md
+    pngs = sorted(report.glob("*.png"))
+    assert {"metric_over_time.png", "cost_vs_metric.png"} <= {p.name for p in pngs}
+    assert len([p for p in pngs if p.name.startswith("heatmap_")]) == 3
+    assert all(p.stat().st_size < 200_000 for p in pngs)
+
+
+def test_demo_grid_covers_the_readme_story() -> None:
+    names = [p.name for p in demo_grid().pipelines]
+    assert names == ["no-retrain", "finetune-new", "retrain-all", "drift-finetune"]
+    assert demo_grid().pipelines[0].limits.max_trainings == 1
+
+
+@pytest.mark.slow
+def test_scenario_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_scenario_demo(tmp_path / "store", tmp_path / "out", quick=True)
+    out = capsys.readouterr().out
+    assert "finetune-new" in out and "metric_over_time.png" in out
+    assert (tmp_path / "out" / "cost_vs_metric.png").exists()
+    by = {r.config.name: r for r in res.runs}
+    assert len(by["no-retrain"].trainings) == 1 < len(by["finetune-new"].trainings)
+
+
+def test_store_folder_is_reused_only_when_it_holds_stores(tmp_path: Path) -> None:
+    from modyn_store import Store
+    from modyn_store.pipeline import PipelineConfigError
+    from modyn_store.pipeline.bench import _fresh_store_dir
+
+    root = tmp_path / "stores"
+    Store.open(str(root / "shared"), create=True)
+    _fresh_store_dir(root)
+    assert root.exists() and not any(root.iterdir())
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(PipelineConfigError) as info:
+        _fresh_store_dir(root)
+    assert info.value.key == "--store"
+    assert (root / "notes.txt").read_text() == "mine"
