@@ -92,13 +92,9 @@ def _run(args: argparse.Namespace) -> int:
     root = Path(args.store)
     t0 = time.perf_counter()
     store_walkthrough(root / "walkthrough")
-    try:
+    if not args.store_only:
         from modyn_store.pipeline.demo import run_scenario_demo
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("modyn_store.pipeline"):
-            raise
-        run_scenario_demo = None
-    if run_scenario_demo is not None and not args.store_only:
+
         run_scenario_demo(root / "scenario", Path(args.out), quick=args.quick)
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; stores under {root}")
     return 0
