@@ -40,8 +40,8 @@ def _segments(since: Bound, until: Bound) -> list[tuple[str | None, Cutoff | Non
     lo_cut = lo is not None and lo.ts is not None
     hi_cut = hi is not None and hi.ts is not None
     if lo_v is not None and hi_v is not None and lo_v >= hi_v:
-        if lo_v > hi_v or not (lo_cut or hi_cut):
-            return []
+        if lo_v > hi_v or not lo_cut:
+            return []  # ``since`` already covers all of ``until``'s version
         return [(f"_version = {lo_v}", lo if lo_cut else None, hi if hi_cut else None)]
     segs: list[tuple[str | None, Cutoff | None, Cutoff | None]] = []
     if lo_cut:
