@@ -1,0 +1,64 @@
+"""Pure NumPy/Numba kernels of modyn-store: arrays in, arrays out; no I/O.
+
+Modules, one concern each:
+
+* :mod:`engine.select`: ``top_k`` / ``bottom_k`` and the streaming ``TopK``;
+* :mod:`engine.sample`: seeded uniform, weighted (Efraimidis-Spirakis) and reservoir sampling;
+* :mod:`engine.quota`: class/group-balanced quotas (``allocate_quotas``, ``balanced_select``);
+* :mod:`engine.sets`: sorted int64 key sets and latest value per key as of a version;
+* :mod:`engine.scores`: loss, uncertainty, EL2N and RHO-LOSS scores from logits;
+* :mod:`engine.drift`: MMD (permutation test, linear, random features), KS, Wasserstein-1;
+* :mod:`engine.kcenter`: greedy k-center on embeddings.
+
+Every public function validates its input and raises :class:`EngineInputError` (a
+``ValueError``) naming the bad argument. Kernels compile on first use and are cached on disk
+(``cache=True``); importing the package compiles nothing and changes no Numba setting.
+
+Example
+-------
+>>> import numpy as np
+>>> import engine
+>>> engine.top_k(np.array([0.2, 0.9, np.nan, 0.5]), 2).tolist()
+[1, 3]
+"""
+
+from engine import drift, scores
+from engine.errors import EngineInputError
+from engine.kcenter import kcenter_greedy
+from engine.quota import BalancedSelector, allocate_quotas, balanced_select
+from engine.sample import (
+    Reservoir,
+    UniformSampler,
+    WeightedSampler,
+    reservoir_sample,
+    uniform_sample,
+    weighted_sample,
+)
+from engine.select import TopK, bottom_k, top_k
+from engine.sets import LatestPerKey, LatestValues, anti_join, isin_sorted, latest_per_key, semi_join, union
+
+__all__ = [
+    "BalancedSelector",
+    "EngineInputError",
+    "LatestPerKey",
+    "LatestValues",
+    "Reservoir",
+    "TopK",
+    "UniformSampler",
+    "WeightedSampler",
+    "allocate_quotas",
+    "anti_join",
+    "balanced_select",
+    "bottom_k",
+    "drift",
+    "isin_sorted",
+    "kcenter_greedy",
+    "latest_per_key",
+    "reservoir_sample",
+    "scores",
+    "semi_join",
+    "top_k",
+    "uniform_sample",
+    "union",
+    "weighted_sample",
+]

@@ -1,0 +1,73 @@
+"""Seeded random numbers that do not depend on NumPy's generator streams or on threading.
+
+Two flavours, both built on SplitMix64 (Steele, Lea & Flood 2014), which passes BigCrush:
+
+* **counter-based**: ``hash_key(state, key)`` is the ``key``-th output of the SplitMix64 sequence
+  that starts at ``state``. Every row gets its own random number from its key alone, so results do
+  not change with chunking, thread count or row order. Used by uniform and weighted sampling and by
+  the ``uniform`` quota rule.
+* **sequential**: ``next_u64(state)`` advances a one-element ``uint64`` array. Used where an
+  algorithm consumes a stream (reservoir sampling, permutations, random features).
+
+The same arithmetic written with Python integers lives in ``tests/engine/naive.py``, so the kernels
+that use it can be checked bit for bit. Results are a function of the seed alone and stay the same
+across NumPy and Numba releases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["hash_key", "next_u64", "seed_state", "u01_open", "u64_to_open01"]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+
+_MASK64 = (1 << 64) - 1
+
+
+@njit(cache=True, inline="always")
+def _mix(z: np.uint64) -> np.uint64:
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+def seed_state(seed: int) -> np.uint64:
+    """The SplitMix64 start state for an integer seed (any Python int; taken modulo 2**64)."""
+    z = (int(seed) + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return np.uint64(z ^ (z >> 31))
+
+
+@njit(cache=True, inline="always")
+def hash_key(state: np.uint64, key: np.int64) -> np.uint64:
+    """The ``key``-th output (key taken as uint64) of the SplitMix64 sequence starting at ``state``."""
+    return _mix(state + np.uint64(key) * _GOLDEN)
+
+
+@njit(cache=True, inline="always")
+def next_u64(state: np.ndarray) -> np.uint64:
+    """Advance a one-element uint64 state array and return the next 64 random bits."""
+    state[0] += _GOLDEN
+    return _mix(state[0])
+
+
+@njit(cache=True, inline="always")
+def u64_to_open01(x: np.uint64) -> float:
+    """Map 64 random bits to a float in the open interval (0, 1) (53-bit resolution)."""
+    return (np.float64(np.int64(x >> _S11)) + 0.5) * _TWO_M53  # via int64: a cheap conversion
+
+
+@njit(cache=True, inline="always")
+def u01_open(state: np.ndarray) -> float:
+    """Next uniform float in (0, 1) from a sequential state."""
+    return u64_to_open01(next_u64(state))

@@ -1,0 +1,383 @@
+"""Seeded sampling without replacement: uniform, weighted (Efraimidis-Spirakis), reservoir (L).
+
+Randomness
+----------
+Uniform and weighted sampling give every row its own random number ``u = SplitMix64(seed, key)``
+(``key`` = the row's key, or its position when no keys are given) and keep the ``k`` best rows by
+``u`` (uniform) or by ``log(u) / w`` (Efraimidis & Spirakis 2006, the A-ES keys ``u ** (1/w)`` in
+log space). The sample therefore does not depend on chunking, thread count or row order, and a
+streaming sampler fed any chunking returns exactly the one-shot sample. Keys must be unique for the
+sample to be uniform (equal keys get equal random numbers).
+
+Reservoir sampling (Li's Algorithm L, 1994) consumes a sequential seeded stream; its state is
+carried across chunks, so it too gives the same sample for any chunking of the same stream.
+
+Weights
+-------
+Weights must be finite and ``>= 0``. A zero weight means "never pick"; NaN, inf and negative
+weights are rejected. Asking for more rows than there are positive weights returns all of them.
+
+Example
+-------
+>>> import numpy as np
+>>> from engine import uniform_sample, weighted_sample
+>>> uniform_sample(10, 3, seed=1).tolist()
+[0, 2, 4]
+>>> idx, iw = weighted_sample([1.0, 0.0, 2.0, 1.0], 2, seed=1, return_importance=True)
+>>> idx.tolist(), iw.tolist()
+([0, 2], [1.0, 0.5])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, overload
+
+import numpy as np
+from numba import njit, prange
+
+from engine._blocks import PARALLEL_ROWS, n_blocks
+from engine._random import next_u64, seed_state, u01_open, u64_to_open01
+from engine._ranked import MODE_ES, MODE_HASH, floor_of, merge_best, run_select
+from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length
+from engine.errors import EngineInputError
+
+__all__ = [
+    "Reservoir",
+    "UniformSampler",
+    "WeightedSampler",
+    "reservoir_sample",
+    "uniform_sample",
+    "weighted_sample",
+]
+
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+
+
+def _seed(seed: Any) -> int:
+    return check_int("seed", seed, minimum=None)
+
+
+def _keys_or_none(keys: Any, n: int, other: str) -> np.ndarray | None:
+    if keys is None:
+        return None
+    kk = as_int64_1d("keys", keys)
+    check_same_length("keys", kk, n, other)
+    return kk
+
+
+@njit(cache=True, parallel=True)
+def _first_invalid_par(w, bad):  # type: ignore[no-untyped-def]
+    nb = bad.shape[0]
+    for b in prange(nb):
+        bad[b] = _first_invalid_block(w, b, nb)
+
+
+@njit(cache=True)
+def _first_invalid_weight(w):  # type: ignore[no-untyped-def]
+    """Index of the first weight that is not finite and >= 0, or -1 (one vectorized pass)."""
+    nb = n_blocks(w.shape[0], PARALLEL_ROWS)
+    if nb == 1:
+        return _first_invalid_block(w, 0, 1)
+    bad = np.full(nb, -1, dtype=np.int64)
+    _first_invalid_par(w, bad)
+    for b in range(nb):
+        if bad[b] >= 0:
+            return bad[b]
+    return -1
+
+
+@njit(cache=True)
+def _first_invalid_block(w, b, nb):  # type: ignore[no-untyped-def]
+    n = w.shape[0]
+    lo = (b * n) // nb
+    hi = ((b + 1) * n) // nb
+    v = w[lo:hi]
+    ok = True
+    for j in range(hi - lo):  # vectorized: no early exit
+        ok &= (v[j] >= 0.0) & (v[j] != np.inf)
+    if not ok:
+        for j in range(hi - lo):
+            if not (v[j] >= 0.0 and v[j] != np.inf):
+                return lo + j
+    return -1
+
+
+def _check_weights(weights: Any) -> np.ndarray:
+    w = as_float_1d("weights", weights, keep_float32=False)
+    bad = _first_invalid_weight(w)
+    if bad >= 0:
+        raise EngineInputError(f"weights[{bad}]", float(w[bad]), "finite weights >= 0 (0 = never pick)")
+    return w
+
+
+# --------------------------------------------------------------------------------------- uniform
+
+
+def uniform_sample(n: int, k: int, *, seed: int, keys: Any = None) -> np.ndarray:
+    """``min(k, n)`` distinct positions drawn uniformly from ``range(n)``, ascending.
+
+    Parameters
+    ----------
+    n:
+        Population size.
+    k:
+        Sample size, ``>= 0``.
+    seed:
+        Any integer.
+    keys:
+        Optional int64 keys of the ``n`` rows; the sample then depends on the keys, not on the
+        row order (the same key is in or out whatever else is in the population, given ``k``).
+
+    Example
+    -------
+    >>> uniform_sample(5, 10, seed=0).tolist()
+    [0, 1, 2, 3, 4]
+    """
+    n = check_int("n", n)
+    k = check_int("k", k)
+    kk = _keys_or_none(keys, n, "n")
+    pos, _, _ = run_select(n, np.array([k]), mode=MODE_HASH, state=seed_state(_seed(seed)), keys=kk)
+    return pos
+
+
+class _Streaming:
+    """Shared state of the streaming samplers: the best ``k`` (rank, key) pairs so far."""
+
+    def __init__(self, k: int, seed: int) -> None:
+        self.k = check_int("k", k)
+        self.seed = _seed(seed)
+        self._state = seed_state(self.seed)
+        self._rank = _EMPTY_I64
+        self._key = _EMPTY_I64
+        self._n_seen = 0
+
+    @property
+    def n_seen(self) -> int:
+        """Rows fed so far (the next chunk's first default key)."""
+        return self._n_seen
+
+    def _push(self, rank: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarray:
+        """Merge one chunk's best rows; returns indices into ``concat(old, new)`` that are kept."""
+        self._n_seen += n_rows
+        ranks = np.concatenate([self._rank, rank])
+        keys = np.concatenate([self._key, key])
+        keep = merge_best(ranks, keys, self.k)
+        self._rank, self._key = ranks[keep], keys[keep]
+        return keep
+
+
+class UniformSampler(_Streaming):
+    """Streaming uniform sample of exactly ``min(k, rows seen)`` rows, in ``O(k + chunk)`` memory.
+
+    The result equals ``uniform_sample`` over all rows (with the same keys) for any chunking.
+
+    Example
+    -------
+    >>> s = UniformSampler(3, seed=1)
+    >>> s.update(n=4); s.update(n=6)
+    >>> s.result().tolist() == uniform_sample(10, 3, seed=1).tolist()
+    True
+    """
+
+    def __init__(self, k: int, *, seed: int) -> None:
+        super().__init__(k, seed)
+
+    def update(self, keys: Any = None, *, n: int | None = None) -> None:
+        """Feed one chunk, given by its int64 ``keys`` or, without keys, its row count ``n``
+        (rows are then keyed by global position)."""
+        if (keys is None) == (n is None):
+            raise EngineInputError("keys", keys, "exactly one of keys and n")
+        kk = None if keys is None else as_int64_1d("keys", keys)
+        rows = check_int("n", n) if kk is None else kk.shape[0]
+        _, rank, key = run_select(rows, np.array([self.k]), mode=MODE_HASH, state=self._state, keys=kk,
+                                  offset=self._n_seen, floor=floor_of(self._rank, self.k))
+        self._push(rank, key, rows)
+
+    def result(self) -> np.ndarray:
+        """The sampled keys (global positions for keyless chunks), ascending."""
+        return np.sort(self._key)
+
+
+# -------------------------------------------------------------------------------------- weighted
+
+
+def _weighted_ranks(
+    w: np.ndarray, k: int, state: np.uint64, keys: np.ndarray | None, offset: int,
+    floor: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return run_select(w.shape[0], np.array([k]), mode=MODE_ES, vals=w, state=state, keys=keys,
+                      offset=offset, floor=floor)
+
+
+@overload
+def weighted_sample(
+    weights: Any, k: int, *, seed: int, keys: Any = ..., return_importance: Literal[False] = ...
+) -> np.ndarray: ...
+@overload
+def weighted_sample(
+    weights: Any, k: int, *, seed: int, keys: Any = ..., return_importance: Literal[True]
+) -> tuple[np.ndarray, np.ndarray]: ...
+def weighted_sample(
+    weights: Any, k: int, *, seed: int, keys: Any = None, return_importance: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """``min(k, #positive weights)`` distinct positions, drawn with probability proportional to
+    ``weights`` without replacement (successive sampling, as ``Generator.choice(replace=False, p=)``),
+    ascending.
+
+    Parameters
+    ----------
+    weights:
+        Finite weights ``>= 0``; zero means never pick.
+    k:
+        Sample size, ``>= 0``.
+    seed:
+        Any integer.
+    keys:
+        Optional int64 keys: the random number of a row then follows its key, not its position.
+    return_importance:
+        Also return the importance weights ``1 / (n p_i)`` of the chosen rows, with
+        ``p_i = w_i / sum(w)`` and ``n = len(weights)`` (the usual with-replacement correction;
+        uniform weights give 1.0).
+
+    Returns
+    -------
+    numpy.ndarray or (numpy.ndarray, numpy.ndarray)
+        int64 positions, and float64 importance weights in the same order when asked.
+    """
+    w = _check_weights(weights)
+    k = check_int("k", k)
+    kk = _keys_or_none(keys, w.shape[0], "weights")
+    pos, _, _ = _weighted_ranks(w, k, seed_state(_seed(seed)), kk, 0)
+    if not return_importance:
+        return pos
+    return pos, _importance(w[pos], float(w.sum()), w.shape[0])
+
+
+def _importance(w_sel: np.ndarray, total: float, n: int) -> np.ndarray:
+    return np.asarray(total / (n * w_sel), dtype=np.float64)
+
+
+class WeightedSampler(_Streaming):
+    """Streaming weighted sampling without replacement in ``O(k + chunk)`` memory.
+
+    The sample equals ``weighted_sample`` over all rows for any chunking; importance weights agree
+    up to the rounding of the running weight total.
+
+    Example
+    -------
+    >>> s = WeightedSampler(2, seed=1)
+    >>> s.update([1.0, 0.0]); s.update([2.0, 1.0])
+    >>> s.result().tolist()
+    [0, 2]
+    """
+
+    def __init__(self, k: int, *, seed: int) -> None:
+        super().__init__(k, seed)
+        self._w = np.empty(0, dtype=np.float64)
+        self._total = 0.0
+
+    def update(self, weights: Any, keys: Any = None) -> None:
+        """Feed one chunk of weights (keys default to global positions)."""
+        w = _check_weights(weights)
+        kk = _keys_or_none(keys, w.shape[0], "weights")
+        pos, rank, key = _weighted_ranks(w, self.k, self._state, kk, self._n_seen,
+                                         floor_of(self._rank, self.k))
+        self._total += float(w.sum())
+        keep = self._push(rank, key, w.shape[0])
+        self._w = np.concatenate([self._w, w[pos]])[keep]
+
+    @overload
+    def result(self, *, return_importance: Literal[False] = ...) -> np.ndarray: ...
+    @overload
+    def result(self, *, return_importance: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+    def result(self, *, return_importance: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The sampled keys ascending (and their importance weights ``1 / (n p_i)``)."""
+        order = np.argsort(self._key, kind="stable")
+        keys = self._key[order]
+        if not return_importance:
+            return keys
+        return keys, _importance(self._w[order], self._total, self._n_seen)
+
+
+# ------------------------------------------------------------------------------------- reservoir
+
+
+@njit(cache=True)
+def _skip(rng, w):  # type: ignore[no-untyped-def]
+    """Algorithm L's gap: floor(log(u) / log(1 - W)) + 1 (capped to stay in int64)."""
+    g = np.floor(np.log(u01_open(rng)) / np.log1p(-w)) + 1.0
+    return np.int64(g) if g < 4.0e18 else np.int64(4e18)
+
+
+@njit(cache=True)
+def _reservoir_update(items, res, k, ist, fst, rng):  # type: ignore[no-untyped-def]
+    """Feed ``items`` into the reservoir. ``ist = [seen, next]``, ``fst = [W]``, ``rng`` state."""
+    seen = ist[0]
+    nxt = ist[1]
+    w = fst[0]
+    n = items.shape[0]
+    j = 0
+    while j < n and seen + j < k:  # fill phase
+        res[seen + j] = items[j]
+        j += 1
+        if seen + j == k:
+            w = np.exp(np.log(u01_open(rng)) / k)
+            nxt = k - 1 + _skip(rng, w)
+    end = seen + n
+    if k > 0 and end >= k:  # the reservoir is full: nxt is valid
+        while nxt < end:
+            slot = np.int64(u64_to_open01(next_u64(rng)) * k)
+            res[slot] = items[nxt - seen]
+            w *= np.exp(np.log(u01_open(rng)) / k)
+            nxt += _skip(rng, w)
+    ist[0] = end
+    ist[1] = nxt
+    fst[0] = w
+
+
+class Reservoir:
+    """Reservoir sampling with Li's Algorithm L over a stream of int64 chunks.
+
+    Keeps a uniform sample of ``k`` items of an unbounded stream in ``O(k)`` memory and
+    ``O(k (1 + log(N/k)))`` random draws. The same stream in any chunking gives the same sample.
+
+    Example
+    -------
+    >>> r = Reservoir(3, seed=7)
+    >>> for chunk in ([10, 11, 12, 13], [14, 15], [16, 17, 18, 19]):
+    ...     r.update(chunk)
+    >>> r.result().tolist() == reservoir_sample(range(10, 20), 3, seed=7).tolist()
+    True
+    """
+
+    def __init__(self, k: int, *, seed: int) -> None:
+        self.k = check_int("k", k)
+        self.seed = _seed(seed)
+        self._res = np.zeros(self.k, dtype=np.int64)
+        self._ist = np.zeros(2, dtype=np.int64)
+        self._fst = np.zeros(1, dtype=np.float64)
+        self._rng = np.array([seed_state(self.seed)], dtype=np.uint64)
+
+    @property
+    def n_seen(self) -> int:
+        """Items fed so far."""
+        return int(self._ist[0])
+
+    def update(self, items: Any) -> None:
+        """Feed one chunk of int64 items (e.g. keys)."""
+        _reservoir_update(as_int64_1d("items", items), self._res, self.k, self._ist, self._fst, self._rng)
+
+    def result(self) -> np.ndarray:
+        """The sampled items (``min(k, n_seen)`` of them), ascending."""
+        return np.sort(self._res[: min(self.k, self.n_seen)])
+
+
+def reservoir_sample(items: Any, k: int, *, seed: int) -> np.ndarray:
+    """One-shot Algorithm L over an int64 array (see :class:`Reservoir`); items ascending.
+
+    >>> reservoir_sample([5, 6], 3, seed=0).tolist()
+    [5, 6]
+    """
+    r = Reservoir(k, seed=seed)
+    r.update(np.fromiter(items, dtype=np.int64) if not hasattr(items, "__len__") else items)
+    return r.result()

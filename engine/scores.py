@@ -1,0 +1,195 @@
+"""Per-sample scores from a model's logits: loss, uncertainty, EL2N, RHO-LOSS.
+
+All functions take ``logits`` of shape ``(n, classes)`` (float32 or float64; computed in float64
+with the max-subtracted log-sum-exp) and return a float64 array of ``n`` scores. A row with any
+NaN or infinite logit scores NaN (and ``top_k`` never selects NaN). Labels are integers in
+``[0, classes)``.
+
+Direction: for ``cross_entropy``, ``least_confidence``, ``entropy``, ``el2n`` and ``rho_loss``
+larger means more informative; for ``margin`` (top-1 minus top-2 probability) *smaller* means
+more uncertain, so select it with ``bottom_k``.
+
+Example
+-------
+>>> import numpy as np
+>>> from engine import scores
+>>> z = np.array([[2.0, 0.0], [0.0, 0.0]])
+>>> np.round(scores.least_confidence(z), 4).tolist()
+[0.1192, 0.5]
+>>> np.round(scores.margin(z), 4).tolist()
+[0.7616, 0.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from engine._blocks import PARALLEL_ROWS, n_blocks
+from engine._validate import as_float_1d, as_float_2d, as_int64_1d, check_same_length, describe
+from engine.errors import EngineInputError
+
+__all__ = [
+    "SCORES",
+    "cross_entropy",
+    "el2n",
+    "entropy",
+    "grad_norm_bound",
+    "least_confidence",
+    "margin",
+    "rho_loss",
+]
+
+_LOSS = 0
+_LEAST_CONFIDENCE = 1
+_ENTROPY = 2
+_MARGIN = 3
+_EL2N = 4
+
+
+@njit(cache=True)
+def _score_block(z, labels, kind, out, lo, hi):  # type: ignore[no-untyped-def]
+    c = z.shape[1]
+    for i in range(lo, hi):
+        row = z[i]
+        mx = -np.inf
+        finite = True
+        for j in range(c):
+            v = np.float64(row[j])
+            if not np.isfinite(v):
+                finite = False
+            if v > mx:
+                mx = v
+        if not finite:
+            out[i] = np.nan
+            continue
+        s = 0.0
+        for j in range(c):
+            s += np.exp(np.float64(row[j]) - mx)
+        lse = mx + np.log(s)
+        if kind == _LOSS:
+            out[i] = lse - np.float64(row[labels[i]])
+        elif kind == _LEAST_CONFIDENCE:
+            out[i] = 1.0 - 1.0 / s  # the largest probability is exp(0) / s
+        elif kind == _ENTROPY:
+            h = 0.0
+            for j in range(c):
+                lp = np.float64(row[j]) - lse
+                h -= np.exp(lp) * lp
+            out[i] = h
+        elif kind == _MARGIN:
+            second = -np.inf
+            seen_max = False
+            for j in range(c):
+                v = np.float64(row[j])
+                if v == mx and not seen_max:
+                    seen_max = True
+                elif v > second:
+                    second = v
+            out[i] = (1.0 - np.exp(second - mx)) / s
+        else:
+            acc = 0.0
+            y = labels[i]
+            for j in range(c):
+                d = np.exp(np.float64(row[j]) - lse) - (1.0 if j == y else 0.0)
+                acc += d * d
+            out[i] = np.sqrt(acc)
+
+
+@njit(cache=True, parallel=True)
+def _score_par(z, labels, kind, out, nb):  # type: ignore[no-untyped-def]
+    n = z.shape[0]
+    for b in prange(nb):
+        _score_block(z, labels, kind, out, (b * n) // nb, ((b + 1) * n) // nb)
+
+
+@njit(cache=True)
+def _score_rows(z, labels, kind):  # type: ignore[no-untyped-def]
+    n, c = z.shape
+    out = np.empty(n, dtype=np.float64)
+    nb = n_blocks(n * c, PARALLEL_ROWS // 8)  # a row costs a few exp per column
+    if nb == 1:
+        _score_block(z, labels, kind, out, 0, n)
+    else:
+        _score_par(z, labels, kind, out, nb)
+    return out
+
+
+def _logits(logits: Any) -> np.ndarray:
+    z = as_float_2d("logits", logits)
+    if z.shape[1] == 0:
+        raise EngineInputError("logits", describe(z), "at least one class (column)")
+    return z
+
+
+def _labels(labels: Any, z: np.ndarray) -> np.ndarray:
+    if labels is None:
+        raise EngineInputError("labels", None, "integer labels, one per row of logits")
+    y = as_int64_1d("labels", labels)
+    check_same_length("labels", y, z.shape[0], "logits")
+    bad = np.flatnonzero((y < 0) | (y >= z.shape[1]))
+    if bad.size:
+        raise EngineInputError(f"labels[{bad[0]}]", int(y[bad[0]]), f"a class in [0, {z.shape[1]})")
+    return y
+
+
+_NO_LABELS = np.empty(0, dtype=np.int64)
+
+
+def cross_entropy(logits: Any, labels: Any) -> np.ndarray:
+    """Per-sample cross-entropy loss ``logsumexp(z) - z[label]`` (the training loss)."""
+    z = _logits(logits)
+    return _score_rows(z, _labels(labels, z), _LOSS)  # type: ignore[no-any-return]
+
+
+def least_confidence(logits: Any) -> np.ndarray:
+    """``1 - max softmax probability``; in ``[0, 1 - 1/classes]``."""
+    return _score_rows(_logits(logits), _NO_LABELS, _LEAST_CONFIDENCE)  # type: ignore[no-any-return]
+
+
+def entropy(logits: Any) -> np.ndarray:
+    """Predictive entropy ``-sum p log p`` in nats."""
+    return _score_rows(_logits(logits), _NO_LABELS, _ENTROPY)  # type: ignore[no-any-return]
+
+
+def margin(logits: Any) -> np.ndarray:
+    """Top-1 minus top-2 softmax probability (1.0 with a single class); small = uncertain."""
+    return _score_rows(_logits(logits), _NO_LABELS, _MARGIN)  # type: ignore[no-any-return]
+
+
+def el2n(logits: Any, labels: Any) -> np.ndarray:
+    """EL2N: ``||softmax(z) - onehot(label)||_2`` (Paul et al. 2021).
+
+    Up to a per-model constant it is also the bound on the last layer's per-sample gradient norm
+    used for importance sampling (Katharopoulos & Fleuret 2018), hence :func:`grad_norm_bound`.
+    """
+    z = _logits(logits)
+    return _score_rows(z, _labels(labels, z), _EL2N)  # type: ignore[no-any-return]
+
+
+grad_norm_bound = el2n
+
+
+def rho_loss(loss: Any, irreducible_loss: Any) -> np.ndarray:
+    """RHO-LOSS reducible loss: training loss minus irreducible (holdout-model) loss.
+
+    >>> rho_loss([2.0, 0.5], [0.5, 0.5]).tolist()
+    [1.5, 0.0]
+    """
+    a = as_float_1d("loss", loss, keep_float32=False)
+    b = as_float_1d("irreducible_loss", irreducible_loss, keep_float32=False)
+    check_same_length("irreducible_loss", b, a.shape[0], "loss")
+    return a - b
+
+
+#: Scores computed from logits alone or logits and labels, by name.
+SCORES = {
+    "loss": cross_entropy,
+    "least_confidence": least_confidence,
+    "entropy": entropy,
+    "margin": margin,
+    "el2n": el2n,
+    "grad_norm_bound": grad_norm_bound,
+}

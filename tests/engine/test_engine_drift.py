@@ -1,0 +1,127 @@
+"""Drift statistics against straightforward NumPy/SciPy implementations."""
+
+from __future__ import annotations
+
+import naive
+import numpy as np
+import pytest
+import scipy.stats
+
+from engine import EngineInputError, drift
+
+
+def _pair(seed: int, n: int = 60, m: int = 45, d: int = 3, shift: float = 0.0):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.normal(shift, 1.0, size=(m, d))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mmd2_unbiased_matches_reference(seed: int) -> None:
+    x, y = _pair(seed, shift=0.3 * seed)
+    np.testing.assert_allclose(drift.mmd2_unbiased(x, y), naive.mmd2_unbiased(x, y), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(drift.mmd2_unbiased(x, y, bandwidth=0.7), naive.mmd2_unbiased(x, y, 0.7),
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(drift.median_heuristic(x, y), naive.median_sigma(np.concatenate([x, y])), rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_permutation_test_matches_reference(seed: int) -> None:
+    x, y = _pair(seed, n=40, m=33, shift=0.15 * seed)
+    perms = drift.permutations(73, 40, 99, seed)
+    stat, p = drift.mmd_permutation_test(x, y, n_permutations=99, seed=seed)
+    ref_stat, ref_p = naive.mmd_permutation_test(x, y, perms)
+    np.testing.assert_allclose(stat, ref_stat, rtol=1e-9, atol=1e-12)
+    assert p == ref_p
+
+
+def test_permutations_are_fisher_yates_with_the_engine_stream() -> None:
+    rng = naive.Stream(5)
+    perm = list(range(10))
+    expected = []
+    for _ in range(3):
+        for i in range(9, 0, -1):
+            j = int(naive.to_open01(rng.u64()) * (i + 1))
+            perm[i], perm[j] = perm[j], perm[i]
+        expected.append(sorted(perm[:4]))
+    assert drift.permutations(10, 4, 3, 5).tolist() == expected
+
+
+def test_permutation_p_value_behaviour() -> None:
+    x, y = _pair(0, n=150, m=150, shift=1.0)
+    assert drift.mmd_permutation_test(x, y, n_permutations=200, seed=1).p_value == 1 / 201
+    assert drift.mmd_permutation_test(x, y, n_permutations=0).p_value == 1.0
+    ps = [drift.mmd_permutation_test(*_pair(100 + s, n=30, m=30), n_permutations=50, seed=s).p_value
+          for s in range(60)]
+    assert 0.3 < float(np.mean(ps)) < 0.7  # roughly uniform under the null
+    assert drift.mmd_permutation_test(x, y, seed=3) == drift.mmd_permutation_test(x, y, seed=3)
+
+
+def test_mmd_agrees_with_benchmark_baseline() -> None:
+    x, y = _pair(3, n=80, m=80, d=4, shift=0.2)
+    stat, _ = naive.mmd_permutation_numpy(x, y, 20, 0)
+    np.testing.assert_allclose(drift.mmd2_unbiased(x, y), stat, rtol=1e-8)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_linear_and_rff_match_reference(seed: int) -> None:
+    x, y = _pair(seed, n=400, m=350, d=5, shift=0.5)
+    sigma = naive.median_sigma(np.concatenate([x, y]))  # 750 pooled rows < 1000: no subsampling
+    stat, p = drift.mmd2_linear(x, y)
+    ref_stat, ref_p = naive.mmd2_linear(x, y, sigma)
+    np.testing.assert_allclose([stat, p], [ref_stat, ref_p], rtol=1e-9, atol=1e-15)
+    w, phase = drift.rff_features(5, 128, sigma, seed)
+    np.testing.assert_allclose(drift.mmd2_rff(x, y, n_features=128, seed=seed), naive.mmd2_rff(x, y, w, phase),
+                               rtol=1e-9, atol=1e-15)
+
+
+def test_rff_approximates_exact_mmd() -> None:
+    x, y = _pair(1, n=500, m=500, d=3, shift=0.8)
+    exact = drift.mmd2_unbiased(x, y, bandwidth=1.5)
+    approx = drift.mmd2_rff(x, y, n_features=4096, bandwidth=1.5, seed=0)
+    assert abs(approx - exact) < 0.1 * exact + 0.01
+    f = drift.rff_features(2, 20_000, 2.0, 0)[0]
+    assert abs(f.std() - 0.5) < 0.01 and abs(f.mean()) < 0.01
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ks_and_wasserstein_match_scipy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 300)), int(rng.integers(1, 300))
+    x = rng.integers(0, 20, n).astype(float) if seed % 2 else rng.normal(size=n)  # ties when integer
+    y = rng.integers(0, 20, m).astype(float) if seed % 2 else rng.normal(0.3, 1.0, size=m)
+    d, p = drift.ks_2samp(x, y)
+    ref_d, ref_p = naive.ks_2samp(x, y)
+    assert d == pytest.approx(ref_d, abs=1e-12)
+    assert p == pytest.approx(ref_p, abs=1e-10)
+    assert drift.wasserstein_1d(x, y) == pytest.approx(naive.wasserstein_1d(x, y), rel=1e-9, abs=1e-12)
+
+
+def test_ks_p_value_close_to_scipy_for_large_samples() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=3000), rng.normal(0.05, 1.0, size=2500)
+    assert abs(drift.ks_2samp(x, y).p_value - scipy.stats.ks_2samp(x, y, method="asymp").pvalue) < 0.01
+
+
+def test_one_point_and_identical_samples() -> None:
+    assert drift.ks_2samp([1.0], [1.0]) == (0.0, 1.0)
+    assert drift.wasserstein_1d([3.0], [3.0]) == 0.0
+    same = np.ones((5, 2))
+    assert drift.mmd2_unbiased(same, same) == pytest.approx(0.0, abs=1e-12)  # median 0 -> bandwidth 1
+
+
+def test_invalid_input() -> None:
+    with pytest.raises(EngineInputError) as err:
+        drift.ks_2samp([1.0, np.nan], [1.0])
+    assert err.value.name == "x[1]"
+    with pytest.raises(EngineInputError, match="at least one value"):
+        drift.wasserstein_1d([], [1.0])
+    with pytest.raises(EngineInputError, match="at least 2 rows"):
+        drift.mmd2_unbiased(np.zeros((1, 2)), np.zeros((3, 2)))
+    with pytest.raises(EngineInputError, match="columns"):
+        drift.mmd_permutation_test(np.zeros((3, 2)), np.zeros((3, 3)))
+    with pytest.raises(EngineInputError, match="bandwidth"):
+        drift.mmd2_unbiased(np.zeros((3, 2)), np.zeros((3, 2)), bandwidth=0.0)
+    with pytest.raises(EngineInputError, match="y\\[0, 1\\]"):
+        drift.mmd2_linear(np.zeros((3, 2)), np.array([[0.0, np.inf], [0.0, 0.0]]))
+    with pytest.raises(EngineInputError, match="n_permutations"):
+        drift.mmd_permutation_test(np.zeros((3, 2)), np.zeros((3, 2)), n_permutations=-1)
