@@ -141,7 +141,7 @@ class Tables:
             source,
             self.uri(name),
             mode=mode,
-            enable_stable_row_ids=True if mode == "create" else None,
+            enable_stable_row_ids=mode == "create",
             storage_options=self.location.storage_options or None,
         )
 

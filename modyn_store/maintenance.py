@@ -198,6 +198,8 @@ def _purgeable(store: Store, cutoff: int) -> pa.Table:
     order = np.argsort(tk)
     tk, tv = tk[order], tv[order]
     rows = store._tables.scan("samples", ["key", "_version"], f"_version <= {store.version}")
+    if rows is None:
+        return empty
     sk = rows.column("key").to_numpy()
     sv = rows.column("_version").to_numpy()
     mask = _isin_sorted(sk, tk)

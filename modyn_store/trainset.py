@@ -61,19 +61,19 @@ class TrainSet:
             raise InvalidArgumentError("keys", "duplicates", "unique keys")
         if int(self.version) < 0:
             raise InvalidArgumentError("version", self.version, "a store version >= 0")
-        plans = None
+        plans: tuple[np.ndarray, ...] | None = None
         if self.per_epoch is not None:
-            plans = []
+            collected: list[np.ndarray] = []
             for i, plan in enumerate(self.per_epoch):
                 p = np.ascontiguousarray(plan, dtype=np.int64)
                 if p.ndim != 1 or (p.size and (p.min() < 0 or p.max() >= keys.size)):
                     raise InvalidArgumentError(
                         f"per_epoch[{i}]", "out of range", f"positions in [0, {keys.size})"
                     )
-                plans.append(p)
-            if not plans:
+                collected.append(p)
+            if not collected:
                 raise InvalidArgumentError("per_epoch", (), "None or at least one epoch plan")
-            plans = tuple(plans)
+            plans = tuple(collected)
         object.__setattr__(self, "keys", keys)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "version", int(self.version))

@@ -73,8 +73,8 @@ class Freshness(SelectionStrategy):
         samplers = (UniformSampler(k_unused, seed=derive_seed(ctx.seed, 4, 0)),
                     UniformSampler(k_used, seed=derive_seed(ctx.seed, 4, 1)))
         for b in iter_rows(ctx):
-            m = _isin(b["key"], used)
-            samplers[0].update(b["key"][~m])
-            samplers[1].update(b["key"][m])
+            hit = _isin(b["key"], used)
+            samplers[0].update(b["key"][~hit])
+            samplers[1].update(b["key"][hit])
         keys = np.sort(np.concatenate([np.asarray(s.result(), dtype=np.int64) for s in samplers]))
         return trainset(keys, ctx)

@@ -238,10 +238,13 @@ class DLRM(nn.Module):
         if self.log_dense:
             dense = torch.log1p(dense.clamp_min(0.0))
         x = self.bottom_mlp(dense)
-        ids = torch.remainder(sparse, self._sizes)
+        sizes: torch.Tensor = self._sizes  # type: ignore[assignment]  # a registered buffer
+        ids = torch.remainder(sparse, sizes)
         vecs = [x] + [emb(ids[:, i : i + 1]) for i, emb in enumerate(self.embeddings)]
         stacked = torch.stack(vecs, dim=1)  # [B, n_vec, d]
-        inter = torch.bmm(stacked, stacked.transpose(1, 2))[:, self._rows, self._cols]
+        rows: torch.Tensor = self._rows  # type: ignore[assignment]
+        cols: torch.Tensor = self._cols  # type: ignore[assignment]
+        inter = torch.bmm(stacked, stacked.transpose(1, 2))[:, rows, cols]
         return self.top_mlp(torch.cat([x, inter], dim=1))
 
 
