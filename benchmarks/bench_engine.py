@@ -1,7 +1,7 @@
 """Engine kernel benchmarks (asv), each next to the plain NumPy way of doing the same thing.
 
 The asv classes time the kernels over a small grid of row counts (10^5 .. 10^8). Running the file
-as a script measures the four headline ratios of ``docs/performance/engine.md`` in one process,
+as a script measures the four headline ratios of ``docs/PERFORMANCE.md`` (Engine kernels) in one process,
 kernel and baseline interleaved, best of several runs each::
 
     python benchmarks/bench_engine.py            # prints a Markdown table

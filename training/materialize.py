@@ -51,7 +51,7 @@ Allocator = Callable[[ColumnSpec, int], np.ndarray]
 
 #: Below this share of selected rows take-by-row-id is used; above it the masked scan (measured
 #: on 272-byte rows, 2 cores: the masked scan is as fast or faster from 1% up, see
-#: docs/performance/training.md).
+#: docs/PERFORMANCE.md, "Training data path").
 TAKE_BELOW = 0.01
 
 
