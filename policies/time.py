@@ -92,7 +92,9 @@ class Time(Trigger):
         out = []
         for e in ends:
             boundary = self._origin + float(k[e]) * self._every
-            out.append(delta.firing(int(e), f"event time reached boundary {boundary:g}",
+            shown = (np.datetime64(int(boundary), "ns").astype("datetime64[s]").item().isoformat(sep=" ")
+                     if delta.ts_is_datetime else f"{boundary:g}")
+            out.append(delta.firing(int(e), f"event time reached {shown}",
                                     trigger=self.name, seen=self._seen + int(e),
                                     statistic=boundary))
         self._interval = int(k[-1])
