@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,44 +57,63 @@ class Scores:
         ``values`` is a float array of shape ``(n,)`` or ``(n, d)`` (vectors such as
         embeddings, stored as float32). Keys must be live; values must be finite.
         """
-        check_name("score", name)
+        return self.write_many(keys, {name: values}, training_id=training_id, message=message)
+
+    def write_many(
+        self,
+        keys: Any,
+        values: Mapping[str, Any],
+        *,
+        training_id: str | None = None,
+        message: str = "",
+    ) -> VersionRecord:
+        """Write several scores of the same keys (e.g. loss and entropy) as one version.
+
+        Every score is checked before anything is written; a bad one leaves the store as it was.
+        """
         if training_id is not None:
             check_name("training_id", training_id)
+        if not isinstance(values, Mapping) or not values:
+            raise InvalidArgumentError("values", values, "a non-empty mapping of score name -> values")
         k = as_keys(keys)
-        v = np.asarray(values)
-        if v.dtype == object or not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
-            raise InvalidArgumentError("values", f"dtype {v.dtype}", "a numeric array")
-        if v.ndim not in (1, 2) or v.shape[0] != k.size:
-            raise InvalidArgumentError("values", f"shape {v.shape}", f"shape ({k.size},) or ({k.size}, d)")
         if k.size == 0:
             raise InvalidArgumentError("keys", [], "at least one key")
-        if not np.all(np.isfinite(v)):
-            bad = int((~np.isfinite(v)).reshape(k.size, -1).any(axis=1).sum())
-            raise InvalidArgumentError("values", f"{bad} rows with NaN or inf", "finite scores")
         if np.unique(k).size != k.size:
             raise InvalidArgumentError("keys", "duplicates", "one score per key per write")
-        if v.ndim == 1:
-            col: pa.Array = pa.array(v.astype(np.float64))
-        else:
-            flat = pa.array(np.ascontiguousarray(v, dtype=np.float32).ravel())
-            col = pa.FixedSizeListArray.from_arrays(flat, v.shape[1])
-        table_name = f"scores/{name}"
-        existing = self._store._tables.open(table_name)
-        if existing is not None:
-            have = existing.schema.field("value").type
-            if not have.equals(col.type):
-                raise SchemaMismatchError(f"score {name!r} holds values of type {have}, got {col.type}")
+        columns = {name: self._column(name, k.size, v) for name, v in values.items()}
         with self._store.transaction("scores", message) as txn:
             live = self._store.as_of(txn.version - 1).contains(k)
             if not live.all():
                 bad = k[~live]
                 raise UnknownKeyError(f"{bad.size} keys are not live, e.g. {bad[:5].tolist()}")
-            txn._write(
-                table_name,
-                pa.table({"key": pa.array(k), "value": col, "training_id": pa.array([training_id] * k.size, pa.string())}),
-            )
-            txn.details = {"score": name, "rows": int(k.size), "training_id": training_id}
+            ids = pa.array([training_id] * k.size, pa.string())
+            for name, col in columns.items():
+                txn._write(f"scores/{name}", pa.table({"key": pa.array(k), "value": col, "training_id": ids}))
+            txn.details = {"scores": sorted(columns), "rows": int(k.size), "training_id": training_id}
         return self._store.log()[-1]
+
+    def _column(self, name: str, n: int, values: Any) -> pa.Array:
+        """Validate one score's values and return them as an Arrow column."""
+        check_name("score", name)
+        v = np.asarray(values)
+        if v.dtype == object or not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+            raise InvalidArgumentError("values", f"dtype {v.dtype}", "a numeric array")
+        if v.ndim not in (1, 2) or v.shape[0] != n:
+            raise InvalidArgumentError("values", f"shape {v.shape}", f"shape ({n},) or ({n}, d)")
+        if not np.all(np.isfinite(v)):
+            bad = int((~np.isfinite(v)).reshape(n, -1).any(axis=1).sum())
+            raise InvalidArgumentError("values", f"{bad} rows with NaN or inf", "finite scores")
+        if v.ndim == 1:
+            col: pa.Array = pa.array(v.astype(np.float64))
+        else:
+            flat = pa.array(np.ascontiguousarray(v, dtype=np.float32).ravel())
+            col = pa.FixedSizeListArray.from_arrays(flat, v.shape[1])
+        existing = self._store._tables.open(f"scores/{name}")
+        if existing is not None:
+            have = existing.schema.field("value").type
+            if not have.equals(col.type):
+                raise SchemaMismatchError(f"score {name!r} holds values of type {have}, got {col.type}")
+        return col
 
     def as_of(self, version: VersionRef, name: str) -> pa.Table:
         """The latest score per live key at ``version``: columns key, value, training_id, version."""

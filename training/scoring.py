@@ -16,7 +16,7 @@ Scores, per sample, from logits ``z`` (``p = softmax(z)``) and label ``y``:
 The pass runs on any device: on CPU the scores come from the engine's kernels
 (:mod:`engine.scores`), on a GPU from the torch equivalents next to the logits (the same
 definitions; the tests check both against a NumPy reference). Each score is written with
-:meth:`Store.scores.write` as one version, tagged with ``training_id``.
+:meth:`Store.scores.write_many` as one version, tagged with ``training_id``.
 
 Example
 -------
@@ -230,6 +230,6 @@ def score(
     values = {n: np.concatenate(p) if p else np.empty(0) for n, p in parts.items()}
     versions: dict[str, int] = {}
     if write and all_keys.size:
-        for n, arr in values.items():
-            versions[n] = store.scores.write(n, all_keys, arr, training_id=training_id).version
+        version = store.scores.write_many(all_keys, values, training_id=training_id).version
+        versions = {n: version for n in values}
     return ScoreResult(all_keys, values, versions)

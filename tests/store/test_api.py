@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from modyn_store import DataUnavailableError, Store, UnknownKeyError
+from modyn_store import DataUnavailableError, InvalidArgumentError, Store, UnknownKeyError
 
 
 @pytest.fixture
@@ -156,3 +156,15 @@ def test_vacuum_reports_unavailable_rows(store: Store) -> None:
     assert info.value.keys.tolist() == [2]
     assert old.to_table(on_unavailable="skip").column("key").to_pylist() == [1, 3]
     assert store.as_of().unavailable().size == 0
+
+
+def test_several_scores_in_one_version(store: Store) -> None:
+    store.append(_rows([1, 2, 3]))
+    rec = store.scores.write_many([1, 3], {"loss": [0.5, 0.25], "entropy": [1.0, 2.0]}, training_id="t-2")
+    assert rec.version == 2 and rec.details["scores"] == ["entropy", "loss"]
+    assert store.scores.as_of(2, "entropy").column("value").to_pylist() == [1.0, 2.0]
+    before = store.version
+    with pytest.raises(InvalidArgumentError, match="NaN or inf"):
+        store.scores.write_many([1], {"loss": [0.1], "entropy": [float("nan")]})
+    assert store.version == before
+    assert store.scores.as_of(None, "loss").column("value").to_pylist() == [0.5, 0.25]
