@@ -141,15 +141,7 @@ def erase(
 
 def _stored_keys(store: Store, keys: np.ndarray) -> np.ndarray:
     """Mask: which sorted ``keys`` have a stored row (any committed version, deleted or not)."""
-    if keys.size == 0:
-        return np.zeros(0, bool)
-    lo, hi = int(keys[0]), int(keys[-1])
-    t = store._tables.scan("samples", ["key"], f"key >= {lo} AND key <= {hi} AND _version <= {store.version}")
-    found = t.column("key").to_numpy() if t is not None else np.empty(0, np.int64)
-    p = store._tables.scan("purged", ["key"], f"key >= {lo} AND key <= {hi}")
-    if p is not None and p.num_rows:
-        found = np.concatenate([found, p.column("key").to_numpy()])
-    return _isin_sorted(keys, np.unique(found))
+    return _isin_sorted(keys, store._find_keys(keys, ("samples", "purged"), store.version))
 
 
 def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> VacuumReport:

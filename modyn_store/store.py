@@ -85,7 +85,6 @@ class Transaction:
 
     def _write(self, table: str, data: pa.Table) -> None:
         self.touched.add(table)
-        self.store._write_intent(self)
         self.store._tables.append(table, with_version(data, self.version))
 
 
@@ -297,7 +296,7 @@ class Store:
         fs = self.fs
         path = self._location.path(INTENT)
         fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        body = {"version": txn.version, "op": txn.op, "tables": sorted(txn.touched)}
+        body = {"version": txn.version, "op": txn.op}
         with fs.open(path + ".tmp", "w") as fh:
             json.dump(body, fh)
         fs.mv(path + ".tmp", path)
@@ -351,6 +350,8 @@ class Store:
             prev = self._read_records()
             last = prev[-1] if prev else None
             txn = Transaction(self, (last.version if last else 0) + 1, op, message)
+            # written before any row, so an interrupted write is always found and undone
+            self._write_intent(txn)
             try:
                 yield txn
             except BaseException:
@@ -369,7 +370,6 @@ class Store:
                 details=txn.details,
             )
             txn.touched.add("versions")
-            self._write_intent(txn)
             log = self._tables.append("versions", pa.Table.from_pylist([record.to_row()], schema=VERSIONS_SCHEMA))
             self._records_cache = (log.version, [*prev, record])
             for name in txn.touched:
@@ -399,14 +399,15 @@ class Store:
         f = f"_version <= {v}" if not filter else f"({filter}) AND _version <= {v}"
         return self._tables.scan(name, None, f)
 
-    def _existing_keys(self, candidates: np.ndarray, below: int) -> np.ndarray:
-        """Which of the sorted ``candidates`` were ever used: stored rows, erased or purged keys."""
+    def _find_keys(self, candidates: np.ndarray, tables: tuple[str, ...], committed: int) -> np.ndarray:
+        """Sorted keys among the sorted ``candidates`` that rows of ``tables`` written at or
+        before version ``committed`` hold (one range-filtered key scan per table)."""
         if candidates.size == 0:
             return candidates
         lo, hi = int(candidates[0]), int(candidates[-1])
         hits = []
-        for name in ("samples", "erasures"):
-            t = self._tables.scan(name, ["key"], f"key >= {lo} AND key <= {hi} AND _version < {below}")
+        for name in tables:
+            t = self._tables.scan(name, ["key"], f"key >= {lo} AND key <= {hi} AND _version <= {committed}")
             if t is not None and t.num_rows:
                 k = t.column("key").to_numpy()
                 hits.append(k[_isin_sorted(k, candidates)])
@@ -467,7 +468,6 @@ class Store:
             if isinstance(data, pa.RecordBatchReader):
                 # streamed: rows are written as they come and rolled back if a key clashes
                 txn.touched.add("samples")
-                self._write_intent(txn)
                 self._tables.append("samples", checked(), schema=schema)
                 self._check_new_keys(tracker, max_key, txn.version)
             else:
@@ -475,7 +475,6 @@ class Store:
                 batches = list(checked())
                 self._check_new_keys(tracker, max_key, txn.version)
                 txn.touched.add("samples")
-                self._write_intent(txn)
                 self._tables.append("samples", pa.Table.from_batches(batches, schema=schema))
             txn.inserted = txn.live_delta = tracker.count
             txn.max_key = tracker.highest
@@ -488,7 +487,8 @@ class Store:
             return  # unique within the append and above every key ever used
         s = tracker.sorted_unique()
         if s[0] <= max_key:
-            clash = self._existing_keys(s, version)
+            # keys are unique for all time: stored (deleted too) and erased keys are taken
+            clash = self._find_keys(s, ("samples", "erasures"), version - 1)
             if clash.size:
                 raise DuplicateKeyError(
                     f"{clash.size} keys already exist in the store (keys are unique for all time, "
@@ -567,8 +567,9 @@ class Store:
         """Name a version (default: the latest). Tags protect their version's rows from vacuum."""
         check_name("tag", name)
         target = self._resolve(version)
-        if name in self.tags():
-            raise InvalidArgumentError("tag", name, f"a new tag name; {name!r} already names version {self.tags()[name]}")
+        existing = self.tags()
+        if name in existing:
+            raise InvalidArgumentError("tag", name, f"a new tag name; {name!r} already names version {existing[name]}")
         with self.transaction("tag", message) as txn:
             txn._write("tags", pa.table({"name": [name], "target": pa.array([target], pa.int64())}))
             txn.details = {"tag": name, "target": target}
