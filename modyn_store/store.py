@@ -487,8 +487,8 @@ class Store:
             return  # unique within the append and above every key ever used
         s = tracker.sorted_unique()
         if s[0] <= max_key:
-            # keys are unique for all time: stored (deleted too) and erased keys are taken
-            clash = self._find_keys(s, ("samples", "erasures"), version - 1)
+            # keys are unique for all time: stored (deleted too), purged and erased keys are taken
+            clash = self._find_keys(s, ("samples", "erasures", "purged"), version - 1)
             if clash.size:
                 raise DuplicateKeyError(
                     f"{clash.size} keys already exist in the store (keys are unique for all time, "

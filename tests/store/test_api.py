@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from modyn_store import DataUnavailableError, InvalidArgumentError, Store, UnknownKeyError
+from modyn_store import DataUnavailableError, DuplicateKeyError, InvalidArgumentError, Store, UnknownKeyError
 
 
 @pytest.fixture
@@ -168,3 +168,12 @@ def test_several_scores_in_one_version(store: Store) -> None:
         store.scores.write_many([1], {"loss": [0.1], "entropy": [float("nan")]})
     assert store.version == before
     assert store.scores.as_of(None, "loss").column("value").to_pylist() == [0.5, 0.25]
+
+
+def test_vacuumed_keys_cannot_be_reused(store: Store) -> None:
+    store.append(_rows([1, 2]))
+    store.delete(keys=[2])
+    store.vacuum(keep_versions=1, dry_run=False)
+    with pytest.raises(DuplicateKeyError, match="already exist"):
+        store.append(_rows([2]))
+    assert store.as_of(1).unavailable().tolist() == [2]
