@@ -19,8 +19,8 @@ from typing import Any
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
 
-from modyn_store.pipeline import parse_pipeline, run_pipeline  # noqa: E402
-from modyn_store.report import summarize  # noqa: E402
+from modyn_store.app.pipeline import parse_pipeline, run_pipeline  # noqa: E402
+from modyn_store.app.report.build import summarize  # noqa: E402
 
 UPDATES = {
     "finetune": ({"name": "new_data"}, {"name": "finetune"}),

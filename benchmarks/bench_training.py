@@ -31,7 +31,7 @@ import pyarrow as pa
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from modyn_store import Store  # noqa: E402
-from modyn_store.trainset import TrainSet  # noqa: E402
+from modyn_store.core.trainset import TrainSet  # noqa: E402
 
 DIM = 64
 SELECTIVITY = 0.25

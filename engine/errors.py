@@ -2,7 +2,7 @@
 
 The engine imports nothing from :mod:`modyn_store`, so it has its own error type. It is a
 ``ValueError`` carrying the same ``(name, value, expected)`` triple and the same message format as
-``modyn_store.errors.InvalidArgumentError``, so the store layer can translate it one to one.
+``modyn_store.core.errors.InvalidArgumentError``, so the store layer can translate it one to one.
 
 Example
 -------

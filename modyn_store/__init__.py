@@ -9,7 +9,7 @@ Example
 3
 """
 
-from modyn_store.errors import (
+from modyn_store.core.errors import (
     ConflictError,
     DataUnavailableError,
     DuplicateKeyError,
@@ -23,10 +23,10 @@ from modyn_store.errors import (
     UnknownKeyError,
     UnknownVersionError,
 )
-from modyn_store.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord
-from modyn_store.snapshot import Snapshot
-from modyn_store.store import Store, Transaction
-from modyn_store.trainset import TrainSet
+from modyn_store.core.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord
+from modyn_store.core.snapshot import Snapshot
+from modyn_store.core.store import Store, Transaction
+from modyn_store.core.trainset import TrainSet
 
 __all__ = [
     "ConflictError",

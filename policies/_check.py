@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = [
     "check_bool",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = ["METRICS", "P_VALUE_METRICS", "two_sample"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.errors import InvalidArgumentError, InvalidFilterError, UnknownKeyError
+from modyn_store.core.errors import InvalidArgumentError, InvalidFilterError, UnknownKeyError
 
 __all__ = ["MemoryScores", "MemorySnapshot"]
 

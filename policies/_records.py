@@ -23,8 +23,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 
 __all__ = [
     "Cutoff",

@@ -26,8 +26,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 from policies._records import (
     Cutoff,
     Firing,

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 from policies._pick import check_size, derive_seed, label_counts, target_size, trainset
 from policies._stream import iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 from policies.base import SelectionContext, SelectionStrategy, from_config, register
 
 __all__ = ["Compose"]

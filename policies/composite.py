@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 from policies._check import check_int
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, from_config, register
 

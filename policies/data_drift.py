@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 from policies._check import check_bool, check_choice, check_float, check_int, parse_duration
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
 from policies._windows import RowBuffer

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 from policies._check import check_float
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
 
@@ -30,7 +30,7 @@ class Deletion(Trigger):
     Example
     -------
     >>> import numpy as np
-    >>> from modyn_store.trainset import TrainSet
+    >>> from modyn_store.core.trainset import TrainSet
     >>> from policies import Deletion, TriggerInput
     >>> t = Deletion(share=0.5)
     >>> t.on_training(TrainSet.uniform(np.array([1, 2, 3, 4]), version=1))

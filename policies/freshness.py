@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 from policies._check import check_float
 from policies._pick import check_size, derive_seed, target_size, trainset
 from policies._stream import _isin, iter_rows
@@ -33,7 +33,7 @@ class Freshness(SelectionStrategy):
     Example
     -------
     >>> import numpy as np, pyarrow as pa
-    >>> from modyn_store.trainset import TrainSet
+    >>> from modyn_store.core.trainset import TrainSet
     >>> from policies import Freshness, SelectionContext
     >>> from policies._fakes import MemorySnapshot
     >>> snap = MemorySnapshot(pa.table({"key": list(range(10)), "ts": list(range(10))}), 2)

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 from policies._pick import all_keys, check_size, derive_seed, score_source, target_size, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
 

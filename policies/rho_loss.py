@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 from policies._check import check_float
 from policies._pick import derive_seed, score_source, trainset, uniform_keys
 from policies._stream import count_rows

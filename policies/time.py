@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError
 from policies._check import parse_duration
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 from policies._pick import check_size, derive_seed, target_size, trainset, uniform_keys
 from policies._stream import Bound, count_rows, iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 from policies._pick import check_size, derive_seed, pick, target_size, trainset
 from policies._stream import count_rows
 from policies.base import SelectionContext, SelectionStrategy, register

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.report import (
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.app.report.build import (
     PipelineResult,
     TriggerRecord,
     current_model_curve,
@@ -133,7 +133,7 @@ def test_invalid_results_are_rejected(tmp_path: Path) -> None:
 
 def test_heavy_modules_are_not_imported_by_the_package() -> None:
     code = (
-        "import sys, modyn_store, modyn_store.datasets, modyn_store.report; "
+        "import sys, modyn_store, modyn_store.app.datasets, modyn_store.app.report.build; "
         "bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError
 from training.columns import ColumnSpec, VarColumn
 from training.errors import CacheError
 

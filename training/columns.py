@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = ["ColumnSpec", "VarColumn", "spec_of", "to_fixed", "to_var"]
 

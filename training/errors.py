@@ -1,6 +1,6 @@
 """Errors raised by the training API.
 
-Every class derives from :class:`modyn_store.errors.ModynStoreError`.
+Every class derives from :class:`modyn_store.core.errors.ModynStoreError`.
 
 Example
 -------
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modyn_store.errors import DataUnavailableError, ModynStoreError
+from modyn_store.core.errors import DataUnavailableError, ModynStoreError
 
 __all__ = ["CacheError", "ErasedKeysError", "ReproductionError"]
 

@@ -36,9 +36,9 @@ import pyarrow.compute as pc
 import torch
 from torch import nn
 
-from modyn_store.catalog import Catalog
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainings import Catalog
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 from training.loading import LoaderOptions, loader
 from training.trainer import Prepare, TrainConfig, model_inputs
 

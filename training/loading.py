@@ -28,7 +28,7 @@ Example
 -------
 >>> import numpy as np, pyarrow as pa
 >>> from modyn_store import Store
->>> from modyn_store.trainset import TrainSet
+>>> from modyn_store.core.trainset import TrainSet
 >>> from training.loading import loader
 >>> store = Store.open("memory://loader-doc", create=True)
 >>> _ = store.append(pa.table({"ts": np.arange(6), "x": np.arange(6) * 10}))
@@ -51,8 +51,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 from training.cache import DEFAULT_MAX_BYTES, CacheEntry, cache_for
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup, Strategy, materialize, specs_for
@@ -527,7 +527,7 @@ def loader(
     -------
     >>> import numpy as np, pyarrow as pa
     >>> from modyn_store import Store
-    >>> from modyn_store.trainset import TrainSet
+    >>> from modyn_store.core.trainset import TrainSet
     >>> store = Store.open("memory://loader-fn-doc", create=True)
     >>> _ = store.append(pa.table({"ts": np.arange(4), "y": np.arange(4)}))
     >>> dl = loader(store, TrainSet.uniform(np.arange(4), version=1), columns=["y"], batch_size=4, seed=1)
@@ -535,7 +535,7 @@ def loader(
     [0, 1, 2, 3]
     """
     if not isinstance(train_set, TrainSet):
-        raise InvalidArgumentError("train_set", type(train_set).__name__, "a modyn_store.trainset.TrainSet")
+        raise InvalidArgumentError("train_set", type(train_set).__name__, "a modyn_store.core.trainset.TrainSet")
     batch_size = _check_int("batch_size", batch_size, 1)
     world_size = _check_int("world_size", world_size, 1)
     rank = _check_int("rank", rank, 0)

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError
 from training.columns import ColumnSpec, VarColumn, spec_of, to_fixed, to_var
 from training.errors import ErasedKeysError
 
@@ -270,7 +270,7 @@ def materialize(
             jobs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
             def take(job: tuple[int, int]) -> None:
-                from modyn_store.snapshot import take_by_row_id
+                from modyn_store.core.snapshot import take_by_row_id
 
                 lo, hi = job
                 if lo + sink.add(lo, take_by_row_id(dataset, rid[lo:hi], read)) != hi:

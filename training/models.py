@@ -13,7 +13,7 @@ name               model                                      ``forward`` inputs
 
 Every model returns logits of shape ``[B, n_classes]`` (binary tasks use ``n_classes=2``) and
 names its inputs in the class attribute ``inputs``. With the tables of
-:mod:`modyn_store.datasets`: ``logreg`` / ``mlp`` take the ``features`` column; ``dlrm`` takes
+:mod:`modyn_store.app.datasets`: ``logreg`` / ``mlp`` take the ``features`` column; ``dlrm`` takes
 ``i1 .. i13`` as ``dense`` and ``c1 .. c26`` as ``sparse`` (click logs) or e.g. ``user_id``,
 ``movie_id`` as ``sparse`` (MovieLens); ``text_bag`` takes ``hash_tokens(text)``. :func:`hash_tokens` turns strings into the
 ``tokens`` / ``offsets`` pair of :class:`TextBag`.
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modyn_store.errors import InvalidArgumentError, InvalidNameError
+from modyn_store.core.errors import InvalidArgumentError, InvalidNameError
 
 __all__ = ["DLRM", "MLP", "MODELS", "LogisticRegression", "TextBag", "build_model", "hash_tokens"]
 
@@ -311,7 +311,7 @@ def build_model(name: str, **params: Any) -> nn.Module:
     >>> build_model("logreg", in_feature=8)
     Traceback (most recent call last):
     ...
-    modyn_store.errors.InvalidArgumentError: invalid in_feature=8: expected a parameter of 'logreg': one of in_features, n_classes
+    modyn_store.core.errors.InvalidArgumentError: invalid in_feature=8: expected a parameter of 'logreg': one of in_features, n_classes
     """
     factory = MODELS.get(name)
     if factory is None:

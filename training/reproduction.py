@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from modyn_store.catalog import Catalog
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainings import Catalog
+from modyn_store.core.trainset import TrainSet
 from training.errors import ErasedKeysError, ReproductionError
 from training.loading import LoaderOptions, epoch_order
 from training.trainer import Prepare, TrainConfig, state_equal, train

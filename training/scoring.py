@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 from training.loading import LoaderOptions, loader
 from training.trainer import Prepare, model_inputs
 

@@ -5,7 +5,7 @@ optionally loads its parent's checkpoint (``mode="finetune"``), serves the train
 :func:`training.loader`, and optimizes a per-sample weighted loss
 (``sum(weight * loss) / batch_rows``) with gradient accumulation and optional AMP. With
 ``record=True`` it stores the checkpoint and the training (train set, configuration, cost) in
-the store's :class:`~modyn_store.catalog.Catalog` as one version.
+the store's :class:`~modyn_store.core.trainings.Catalog` as one version.
 
 Determinism: the model is initialized after ``torch.manual_seed(seed)``, the epoch order comes
 from the loader's seed, and with ``deterministic=True`` torch's deterministic algorithms are
@@ -39,9 +39,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from modyn_store.catalog import Catalog, Cost, TrainingRecord
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 from training.loading import Batch, LoaderOptions, loader
 
 __all__ = [

@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from modyn_store.datasets import DATASETS, chunk_index, iter_slices
-from modyn_store.datasets.download import safe_filename
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.app.datasets import DATASETS, chunk_index, iter_slices
+from modyn_store.app.datasets.download import safe_filename
+from modyn_store.core.errors import InvalidArgumentError
 
 
 def test_rules_match_plain_references() -> None:
@@ -84,7 +84,7 @@ def test_every_spec_is_consistent(name: str) -> None:
 
 
 def test_public_names_resolve() -> None:
-    import modyn_store.datasets as datasets
+    import modyn_store.app.datasets as datasets
 
     assert datasets.__all__ == sorted(datasets.__all__)
     for name in datasets.__all__:

@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from modyn_store.datasets import DATASETS, chunk_index, load
-from modyn_store.errors import InvalidArgumentError, InvalidNameError
+from modyn_store.app.datasets import DATASETS, chunk_index, load
+from modyn_store.core.errors import InvalidArgumentError, InvalidNameError
 
 # Row counts stated in the data folder's README.
 README_ROWS = {

@@ -16,10 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from modyn_store.datasets import DATASETS, ChecksumMismatchError, DownloadError, fetch, load
-from modyn_store.datasets.criteo import iter_criteo_day
-from modyn_store.datasets.synthetic import click_schema
-from modyn_store.errors import InvalidArgumentError, InvalidNameError
+from modyn_store.app.datasets import DATASETS, ChecksumMismatchError, DownloadError, fetch, load
+from modyn_store.app.datasets.criteo import iter_criteo_day
+from modyn_store.app.datasets.synthetic import click_schema
+from modyn_store.core.errors import InvalidArgumentError, InvalidNameError
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

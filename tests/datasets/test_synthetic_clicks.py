@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from modyn_store.datasets.synthetic import ClickLogConfig, click_schema, synthetic_clicks
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.app.datasets.synthetic import ClickLogConfig, click_schema, synthetic_clicks
+from modyn_store.core.errors import InvalidArgumentError
 
 
 def _table(**kw: object) -> pa.Table:

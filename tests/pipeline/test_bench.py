@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import tiny
 
-from modyn_store.pipeline import parse_grid, run_grid
-from modyn_store.pipeline.demo import demo_grid, run_scenario_demo
+from modyn_store.app.pipeline import parse_grid, run_grid
+from modyn_store.app.pipeline.demo_grid import demo_grid, run_scenario_demo
 
 
 def _tiny_grid() -> dict:
@@ -62,8 +62,8 @@ def test_scenario_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_store_folder_is_reused_only_when_it_holds_stores(tmp_path: Path) -> None:
     from modyn_store import Store
-    from modyn_store.pipeline import PipelineConfigError
-    from modyn_store.pipeline.bench import _fresh_store_dir
+    from modyn_store.app.pipeline import PipelineConfigError
+    from modyn_store.app.pipeline.bench import _fresh_store_dir
 
     root = tmp_path / "stores"
     Store.open(str(root / "shared"), create=True)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modyn_store.cli import main
-from modyn_store.pipeline import PipelineConfigError, load_definition, parse_grid, parse_pipeline, scenario_names
-from modyn_store.pipeline.runner import Runner
-from modyn_store.pipeline.yamlsrc import read_yaml
+from modyn_store.app.cli.main import main
+from modyn_store.app.pipeline import PipelineConfigError, load_definition, parse_grid, parse_pipeline, scenario_names
+from modyn_store.app.pipeline.runner import Runner
+from modyn_store.app.pipeline.yamlsrc import read_yaml
 
 from pipeline_helpers import tiny
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from pipeline_helpers import tiny
 
-from modyn_store.catalog import Catalog
-from modyn_store.pipeline import parse_pipeline
-from modyn_store.pipeline.runner import Runner
+from modyn_store.core.trainings import Catalog
+from modyn_store.app.pipeline import parse_pipeline
+from modyn_store.app.pipeline.runner import Runner
 
 
 def _replay(tmp_path: Path, name: str, update: dict) -> tuple[Runner, list]:

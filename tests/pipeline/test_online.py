@@ -13,10 +13,10 @@ from pathlib import Path
 import yaml
 
 from modyn_store import Store
-from modyn_store.catalog import Catalog
-from modyn_store.pipeline import OnlineRunner, parse_pipeline
-from modyn_store.pipeline.history import pipeline_trainings
-from modyn_store.pipeline.online import read_progress
+from modyn_store.core.trainings import Catalog
+from modyn_store.app.pipeline import OnlineRunner, parse_pipeline
+from modyn_store.app.pipeline.history import pipeline_trainings
+from modyn_store.app.pipeline.online import read_progress
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -44,7 +44,7 @@ def _env() -> dict[str, str]:
 def _pipeline_proc(cfg: Path, store: Path, log: Path) -> subprocess.Popen:
     with log.open("w") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", "modyn_store.cli", "run", str(cfg), "--online", "--store", str(store),
+            [sys.executable, "-m", "modyn_store.app.cli.main", "run", str(cfg), "--online", "--store", str(store),
              "--poll", "0.05", "--idle-timeout", "120"],
             cwd=REPO, env=_env(), stdout=fh, stderr=subprocess.STDOUT)
 

@@ -11,10 +11,10 @@ import yaml
 from pipeline_helpers import tiny
 
 from modyn_store import Store
-from modyn_store.catalog import Catalog
-from modyn_store.cli import main
-from modyn_store.pipeline import parse_pipeline, run_pipeline
-from modyn_store.pipeline.history import pipeline_results
+from modyn_store.core.trainings import Catalog
+from modyn_store.app.cli.main import main
+from modyn_store.app.pipeline import parse_pipeline, run_pipeline
+from modyn_store.app.pipeline.history import pipeline_results
 
 
 def _keys_up_to(store: Store, version: int, position: int) -> np.ndarray:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modyn_store.pipeline import PipelineConfigError
-from modyn_store.pipeline.config import SourceConfig
-from modyn_store.pipeline.source import DATA_ENV, load_source, resolve_path
+from modyn_store.app.pipeline import PipelineConfigError
+from modyn_store.app.pipeline.config import SourceConfig
+from modyn_store.app.pipeline.source import DATA_ENV, load_source, resolve_path
 
 
 def test_paths_come_from_argument_or_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,7 +78,7 @@ def _stream(seed: int) -> list[TriggerInput]:
 
 
 def _run_trigger(t, deltas) -> list[Firing]:  # type: ignore[no-untyped-def]
-    from modyn_store.trainset import TrainSet
+    from modyn_store.core.trainset import TrainSet
 
     t.on_training(TrainSet.uniform(np.arange(0, 10), version=1))
     out = []
@@ -122,7 +122,7 @@ def test_selection_conformance(kind: str, name: str, i: int, params: dict, real_
     gone = np.array([k for k in range(int(log[-1].max_key) + 1) if k not in set(live.tolist())])
     assert gone.size == 5
     data_versions = [r.version for r in log if r.op == "append"]
-    from modyn_store.trainset import TrainSet
+    from modyn_store.core.trainset import TrainSet
 
     past = TrainSet.uniform(live[:50], version=data_versions[1])
     ctx = SelectionContext(snapshot=snap, scores=store.scores, trigger_index=2,

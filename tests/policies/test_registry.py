@@ -9,7 +9,7 @@ import pytest
 from policy_testkit import EveryOtherVersion, delta
 
 import policies
-from modyn_store.errors import InvalidArgumentError, ModynStoreError
+from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 from policies import REGISTRY, DataAmount, from_config, get
 
 

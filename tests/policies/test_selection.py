@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from policy_testkit import need_engine
 
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 from policies import (
     RS2,
     AllData,

@@ -57,7 +57,7 @@ def test_selection_at_the_firing_cutoff() -> None:
 def test_deletion_trigger_on_store_deltas() -> None:
     store = _store()
     store.append(pa.table({"key": np.arange(20), "ts": np.arange(20)}))
-    from modyn_store.trainset import TrainSet
+    from modyn_store.core.trainset import TrainSet
 
     t = Deletion(share=0.2)
     t.on_training(TrainSet.uniform(np.arange(10), version=1))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError
 from policies import (
     CostBudget,
     DeletionAwareRetrain,

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from modyn_store import Store
-from modyn_store.cli import main
+from modyn_store.app.cli.main import main
 
 
 @pytest.fixture

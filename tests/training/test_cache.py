@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from modyn_store import Store
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 from tests.training.conftest import reference_rows
 from training.cache import Cache, cache_for
 from training.errors import CacheError, ErasedKeysError
@@ -25,7 +25,7 @@ CHILD = r"""
 import os, sys, time
 import numpy as np
 from modyn_store import Store
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainset import TrainSet
 import training.loading as L
 
 store_path, marker, mode, out = sys.argv[1:5]

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 import torch
 
-from modyn_store.catalog import Catalog, CheckpointRef, Cost
-from modyn_store.errors import DataUnavailableError, InvalidArgumentError, InvalidNameError, UnknownKeyError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainings import Catalog, CheckpointRef, Cost
+from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError, InvalidNameError, UnknownKeyError
+from modyn_store.core.trainset import TrainSet
 
 
 def test_record_is_one_version_and_round_trips(store) -> None:
@@ -124,6 +124,6 @@ def test_evaluation_matrix_is_stored(store) -> None:
 def test_import_modyn_store_does_not_import_torch() -> None:
     import subprocess
 
-    code = "import sys, modyn_store, modyn_store.catalog; print('torch' in sys.modules)"
+    code = "import sys, modyn_store, modyn_store.core.trainings; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

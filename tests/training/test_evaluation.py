@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.stats import mannwhitneyu
 
-from modyn_store.catalog import Catalog
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainings import Catalog
+from modyn_store.core.trainset import TrainSet
 from training.evaluation import evaluate, f1_macro, roc_auc, time_slices
 from training.trainer import TrainConfig, train
 

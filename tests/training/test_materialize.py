@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from modyn_store.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError
 from tests.training.conftest import sample_table
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup, choose_strategy, materialize

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from modyn_store.errors import InvalidArgumentError, InvalidNameError
+from modyn_store.core.errors import InvalidArgumentError, InvalidNameError
 from training.models import DLRM, MODELS, TextBag, build_model, hash_tokens
 
 B = 5
@@ -118,7 +118,7 @@ def test_hash_tokens_reference() -> None:
 def test_dlrm_and_mlp_consume_loader_tables() -> None:
     import pyarrow as pa
 
-    from modyn_store.datasets.synthetic import synthetic_clicks
+    from modyn_store.app.datasets.synthetic import synthetic_clicks
 
     batch = next(iter(synthetic_clicks(n_rows=64, n_days=1, block_rows=64)))
     dense = torch.from_numpy(np.stack([batch.column(f"i{k}").to_numpy() for k in range(1, 14)], axis=1))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from modyn_store.errors import InvalidArgumentError
-from modyn_store.trainset import TrainSet
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainset import TrainSet
 from training.models import build_model
 from training.scoring import score
 

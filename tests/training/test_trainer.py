@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from modyn_store.catalog import Catalog
-from modyn_store.trainset import TrainSet
+from modyn_store.core.trainings import Catalog
+from modyn_store.core.trainset import TrainSet
 from training.errors import ErasedKeysError
 from training.loading import epoch_order, loader
 from training.reproduction import reproduce, reproduce_train_set, visit_order

@@ -1,0 +1,210 @@
+"""Pipeline commands of ``modyn-store``: ``run``, ``bench``, ``report``, ``reproduce``.
+
+- ``run FILE``: one pipeline (a pipeline file, or ``--pipeline NAME`` of a grid or shipped
+  scenario) in replay mode; with ``--online`` it follows a store another process writes.
+- ``bench GRID``: every pipeline of a grid file or shipped scenario, and the report.
+- ``report STORE``: the trainings and evaluations recorded in a store, as tables and a report.
+- ``reproduce STORE ID``: retrain a recorded training and compare the weights bit for bit.
+
+Example
+-------
+>>> from modyn_store.app.cli.main import main
+>>> main(["bench", "--list"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from modyn_store.app._fmt import Progress, format_table
+
+__all__ = ["register"]
+
+
+def _data(args: argparse.Namespace) -> str | None:
+    return args.data or os.environ.get("MODYN_STORE_DATA") or None
+
+
+def _command() -> str:
+    return "modyn-store " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _pick(doc: Any, name: str | None) -> Any:
+    from modyn_store.app.pipeline.bench import parse_grid
+    from modyn_store.app.pipeline.config import parse_pipeline
+    from modyn_store.app.pipeline.errors import PipelineConfigError
+
+    data = doc.data
+    if isinstance(data, dict) and ("pipelines" in data or "product" in data):
+        grid = parse_grid(doc)
+        names = [p.name for p in grid.pipelines]
+        if name is None and len(names) == 1:
+            return grid.pipelines[0]
+        if name not in names:
+            raise PipelineConfigError("--pipeline", f"the file holds a grid; pick one of {names}")
+        return grid.pipelines[names.index(name)]
+    return parse_pipeline(doc)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from modyn_store.app.pipeline.bench import load_definition
+    from modyn_store.app.pipeline.runner import Runner
+
+    cfg = _pick(load_definition(args.file), args.pipeline)
+    store_dir = args.store or f"modyn-store-runs/{cfg.name}"
+    if args.online:
+        from modyn_store.app.pipeline.online import OnlineRunner
+
+        online = OnlineRunner(cfg, store_dir, poll=args.poll, data_dir=_data(args))
+
+        def started() -> None:
+            print(f"following {online.store.uri} as pipeline {cfg.name!r}; stop with SIGTERM or Ctrl-C", flush=True)
+
+        n = online.run(idle_timeout=args.idle_timeout, stop_after=args.stop_after, on_start=started)
+        total = len(online.loop.trainings) if online.loop is not None else 0
+        print(f"online pipeline {cfg.name!r} stopped at version {online.processed}; {n} new trainings "
+              f"({total} in all)")
+        return 0
+    runner = Runner(cfg, store_dir, data_dir=_data(args))
+    runner.prepare()
+    bar = None
+    for ev in runner.run():
+        if bar is None:
+            bar = Progress(ev.total, cfg.name)
+        if ev.kind == "ingest":
+            bar.update(1, ev.message)
+        elif ev.kind in ("evaluate", "done"):
+            bar.close()
+            print(ev.message, file=sys.stderr)
+    res = runner.result
+    assert res is not None
+    _print_runs([res])
+    if args.out:
+        from modyn_store.app.report.build import render_report
+
+        files = render_report([res.result], args.out, title=f"Pipeline {cfg.name}")
+        print(f"report: {files.markdown}")
+    print(f"store: {res.store_uri}")
+    return 0
+
+
+def _print_runs(runs: list[Any]) -> None:
+    from modyn_store.app.report.build import summarize
+
+    rows = []
+    for s, r in zip(summarize([x.result for x in runs]), runs):
+        rows.append({"pipeline": s.name, "trigger": s.trigger, "selection": s.selection, "update": s.update,
+                     "trainings": s.n_triggers, "retrains": sum(t.mode == "retrain" for t in r.trainings),
+                     "samples": s.samples_trained, "train s": round(s.train_seconds, 2),
+                     f"mean {r.result.metric}": round(s.mean_metric, 3),
+                     f"final {r.result.metric}": round(s.final_metric, 3), "pareto": "*" if s.pareto else ""})
+    print(format_table(rows))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from modyn_store.app.pipeline.bench import load_definition, parse_grid, run_grid, scenario_names
+
+    if args.list or not args.grid:
+        print("shipped scenarios: " + ", ".join(scenario_names()))
+        return 0 if args.list else 2
+    grid = parse_grid(load_definition(args.grid))
+    out = args.out or f"modyn-store-bench/{Path(args.grid).stem}"
+    print(f"{grid.title}: {len(grid.pipelines)} pipelines -> {out}", file=sys.stderr)
+    bars: dict[str, Progress] = {}
+
+    def on_event(name: str, ev: Any) -> None:
+        if name not in bars:
+            bars[name] = Progress(ev.total, f"{name:>18}")
+        if ev.kind == "ingest":
+            bars[name].update(1, ev.message)
+        elif ev.kind == "done":
+            bars[name].close()
+
+    result = run_grid(grid, out, store_dir=args.store, data_dir=_data(args), on_event=on_event, command=_command())
+    _print_runs(list(result.runs))
+    print(f"report: {Path(out) / 'report.md'} ({result.seconds:.0f} s)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from modyn_store.app.pipeline.history import pipeline_results, pipeline_trainings, trainings_table
+    from modyn_store.core.store import Store
+
+    store = Store.open(args.store)
+    groups = pipeline_trainings(store)
+    if not groups:
+        print("no pipeline trainings in this store")
+        return 0
+    for name, recs in groups.items():
+        if args.pipeline and name != args.pipeline:
+            continue
+        print(f"\n== {name}: {len(recs)} trainings")
+        print(format_table(trainings_table(recs)))
+    if args.out:
+        from modyn_store.app.report.build import render_report
+
+        results = [r for r in pipeline_results(store) if not args.pipeline or r.name == args.pipeline]
+        if not results:
+            print("no evaluations recorded; nothing to plot")
+            return 0
+        files = render_report(results, args.out, title=f"Pipelines of {store.uri}")
+        print(f"\nreport: {files.markdown}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from modyn_store.core.trainings import Catalog
+    from modyn_store.app.pipeline.runner import threads
+    from modyn_store.core.store import Store
+
+    import training
+
+    store = Store.open(args.store)
+    rec = Catalog(store).get(args.training_id)
+    with threads(int(rec.metrics.get("threads", 1))):
+        rep = training.reproduce(store, args.training_id)
+    print(f"training {args.training_id}: {rep.train_set.size} keys at version {rep.train_set.version}; "
+          f"weights {'identical' if rep.identical else 'DIFFER in ' + ', '.join(rep.mismatched)}")
+    return 0 if rep.identical else 1
+
+
+def register(sub: Any) -> None:
+    """Add ``run``, ``bench``, ``report`` and ``reproduce`` to the ``modyn-store`` sub-commands."""
+    data_help = "data folder for sources without a path (default: $MODYN_STORE_DATA)"
+
+    p = sub.add_parser("run", help="run one pipeline (replay, or --online on a live store)")
+    p.add_argument("file", help="pipeline or grid YAML file, or a shipped scenario name")
+    p.add_argument("--pipeline", help="the pipeline to run when the file holds a grid")
+    p.add_argument("--store", help="store folder (default: modyn-store-runs/<name>)")
+    p.add_argument("--out", help="also write a report into this folder")
+    p.add_argument("--data", help=data_help)
+    p.add_argument("--online", action="store_true", help="follow the store's new versions instead of replaying")
+    p.add_argument("--poll", type=float, default=1.0, help="online: seconds between looks at the store")
+    p.add_argument("--idle-timeout", type=float, default=None, help="online: stop after this many idle seconds")
+    p.add_argument("--stop-after", type=int, default=None, help="online: stop at this store version")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="run a grid of pipelines on a scenario and write the report")
+    p.add_argument("grid", nargs="?", help="grid YAML file or shipped scenario name")
+    p.add_argument("--out", help="report folder (default: modyn-store-bench/<grid>)")
+    p.add_argument("--store", help="folder for the stores (default: <out>/store)")
+    p.add_argument("--data", help=data_help)
+    p.add_argument("--list", action="store_true", help="list the shipped scenarios")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="trainings and evaluations recorded in a store")
+    p.add_argument("store")
+    p.add_argument("--pipeline", help="only this pipeline")
+    p.add_argument("--out", help="render plots and pages into this folder")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reproduce", help="retrain a recorded training and compare its weights")
+    p.add_argument("store")
+    p.add_argument("training_id")
+    p.set_defaults(func=cmd_reproduce)
+

@@ -1,0 +1,101 @@
+"""Cut a time-ordered stream into slices: :func:`chunk_index`.
+
+Rules (strings, so they fit in YAML pipeline files):
+
+- ``"n:<rows>"``: consecutive blocks of ``rows`` rows (``row // rows``).
+- ``"<k>d"`` / ``"<k>h"`` / ``"<k>s"``: buckets of ``k`` days / hours / seconds of a timestamp
+  ``ts`` (int64 ``ts`` is read as seconds since the epoch), aligned to the epoch.
+- ``"year"``: calendar year of a timestamp ``ts``; an int64 ``ts`` is taken to be the year itself.
+- ``"ts:<width>"``: buckets of ``width`` units of an int64 ``ts`` (e.g. ``"ts:365"`` on a day index).
+
+The result is the bucket number relative to the first row's bucket (so it starts at 0 and, for
+sorted ``ts``, never decreases; empty buckets leave gaps).
+
+Example
+-------
+>>> import pyarrow as pa
+>>> chunk_index(pa.array([0, 1, 400, 800]), "ts:365").tolist()
+[0, 0, 1, 2]
+>>> chunk_index(pa.array([5, 6, 7]), "n:2").tolist()
+[0, 0, 1]
+>>> [(i, t.num_rows) for i, t in iter_slices(pa.table({"ts": [0, 1, 400]}), "ts:365")]
+[(0, 2), (1, 1)]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modyn_store.core.errors import InvalidArgumentError
+
+__all__ = ["chunk_index", "iter_slices"]
+
+_EXPECTED = "one of 'n:<rows>', '<k>d', '<k>h', '<k>s', 'year', 'ts:<width>' with positive integers"
+_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "s": 1}
+
+
+def _seconds(ts: pa.Array) -> np.ndarray:
+    if pa.types.is_timestamp(ts.type):
+        return ts.cast(pa.timestamp("s")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(ts.type):
+        return np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64)
+    raise InvalidArgumentError("ts", str(ts.type), "an integer or timestamp column")
+
+
+def chunk_index(ts: pa.Array | pa.ChunkedArray | np.ndarray, rule: str) -> np.ndarray:
+    """Return the int64 slice number of each row under ``rule`` (see the module docstring)."""
+    if isinstance(ts, pa.ChunkedArray):
+        ts = ts.combine_chunks()
+    elif isinstance(ts, np.ndarray):
+        ts = pa.array(ts)
+    if ts.null_count:
+        raise InvalidArgumentError("ts", f"<{ts.null_count} nulls>", "a column without nulls")
+    if not isinstance(rule, str):
+        raise InvalidArgumentError("rule", rule, _EXPECTED)
+    n = len(ts)
+    m = re.fullmatch(r"n:(\d+)", rule)
+    if m and int(m.group(1)) > 0:
+        return np.arange(n, dtype=np.int64) // int(m.group(1))
+    m = re.fullmatch(r"(\d+)([dhs])", rule)
+    if m and int(m.group(1)) > 0:
+        bucket = _seconds(ts) // (int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+    elif rule == "year":
+        if pa.types.is_timestamp(ts.type):
+            bucket = np.asarray(pc.year(ts).to_numpy(zero_copy_only=False), dtype=np.int64)
+        elif pa.types.is_integer(ts.type):
+            bucket = np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64)
+        else:
+            raise InvalidArgumentError("ts", str(ts.type), "an integer or timestamp column")
+    else:
+        m = re.fullmatch(r"ts:(\d+)", rule)
+        if not (m and int(m.group(1)) > 0):
+            raise InvalidArgumentError("rule", rule, _EXPECTED)
+        if not pa.types.is_integer(ts.type):
+            raise InvalidArgumentError("ts", str(ts.type), f"an integer column for rule {rule!r}")
+        bucket = np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64) // int(m.group(1))
+    bucket = np.asarray(bucket, dtype=np.int64)
+    return bucket - bucket[0] if n else bucket
+
+
+def iter_slices(table: pa.Table, rule: str, *, ts: str = "ts") -> Iterator[tuple[int, pa.Table]]:
+    """Yield ``(slice number, rows)`` of a time-ordered ``table`` under ``rule``, skipping empty slices.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``ts`` is not a column, or its slice numbers decrease (the table is not in time order).
+    """
+    if ts not in table.column_names:
+        raise InvalidArgumentError("ts", ts, f"a column of the table: one of {', '.join(table.column_names)}")
+    index = chunk_index(table.column(ts), rule)
+    if index.size and np.any(np.diff(index) < 0):
+        raise InvalidArgumentError("table", f"<{table.num_rows} rows>", f"rows sorted by {ts!r}")
+    starts = np.flatnonzero(np.r_[True, np.diff(index) != 0]) if index.size else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], index.size]
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        yield int(index[a]), table.slice(a, b - a)

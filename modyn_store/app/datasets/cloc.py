@@ -1,0 +1,62 @@
+"""CLOC (Continual LOCalization, Cai et al. 2021): pre-extracted features with timestamps.
+
+CLOC has 39 million geo-tagged YFCC100M images in 712 classes, ordered by upload time; its
+order files (labels, times, image locations) are published as torch pickles, which this library
+never loads. The loader reads the same data as three NumPy arrays (``allow_pickle=False``) in a
+folder — convert the order files once, where you trust them, or extract features with a model
+of your choice:
+
+- ``features.npy``: float32 ``[n, d]`` (one embedding per image),
+- ``labels.npy``: int ``[n]`` (class index 0 .. 711),
+- ``time.npy``: int ``[n]``, seconds since ``time_origin`` (CLOC stores seconds since 2004).
+
+Example
+-------
+>>> import numpy as np, tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> np.save(d / "features.npy", np.zeros((2, 3), np.float32)); np.save(d / "labels.npy", np.array([1, 0]))
+>>> np.save(d / "time.npy", np.array([5, 1]))
+>>> load_cloc(d).column("label").to_pylist()
+[0, 1]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.app.datasets._encode import finish, time_order
+from modyn_store.core.errors import InvalidArgumentError
+
+__all__ = ["CLOC_SOURCE", "CLOC_TIME_ORIGIN", "load_cloc"]
+
+CLOC_SOURCE = "https://github.com/IntelLabs/continuallearning/tree/main/CLOC"
+CLOC_TIME_ORIGIN = 1_072_915_200  # 2004-01-01T00:00:00Z
+
+
+def load_cloc(path: str | Path, *, time_origin: int = CLOC_TIME_ORIGIN, mmap: bool = True) -> pa.Table:
+    """Load CLOC features from a folder of ``features.npy``, ``labels.npy``, ``time.npy``.
+
+    Columns: ``key`` (row in the arrays), ``ts`` (``timestamp[s]`` UTC), ``label`` (int64),
+    ``features`` (fixed-size list of float32). ``mmap`` memory-maps the feature file while
+    reading.
+    """
+    folder = Path(path)
+    files = {n: folder / f"{n}.npy" for n in ("features", "labels", "time")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise InvalidArgumentError("path", str(path), f"a folder holding features.npy, labels.npy, time.npy (missing {missing})")
+    feats = np.load(files["features"], allow_pickle=False, mmap_mode="r" if mmap else None)
+    labels = np.load(files["labels"], allow_pickle=False).astype(np.int64)
+    seconds = np.load(files["time"], allow_pickle=False).astype(np.int64)
+    if feats.ndim != 2 or labels.shape != (feats.shape[0],) or seconds.shape != labels.shape:
+        raise InvalidArgumentError(
+            "path", str(path), f"features [n, d], labels [n], time [n]; got {feats.shape}, {labels.shape}, {seconds.shape}"
+        )
+    key = np.arange(labels.size, dtype=np.int64)
+    ts = pa.array(seconds + int(time_origin), type=pa.int64()).cast(pa.timestamp("s"))
+    flat = pa.array(np.ascontiguousarray(feats, dtype=np.float32).reshape(-1), pa.float32())
+    cols = {"key": key, "ts": ts, "label": labels, "features": pa.FixedSizeListArray.from_arrays(flat, feats.shape[1])}
+    return finish(cols, time_order(ts, key))

@@ -1,0 +1,325 @@
+"""Benchmark grids: many pipelines (triggers x selection strategies x update policies) on one scenario.
+
+A grid file holds a ``base`` pipeline (source, model, training, evaluation) and the pipelines
+to compare, as an explicit list (``pipelines:``, each entry overriding the base) and/or a
+cartesian ``product`` of named triggers, selections and updates. All pipelines are validated
+before any work starts. Without deletion events the stream is ingested once and every pipeline
+replays the same store versions (trainings of different pipelines do not interact: each selects
+on ``as_of(firing.version)``). A pipeline with deletion events ingests its own store while it
+runs, so erasures happen between its trainings as they would in production.
+
+Example
+-------
+>>> from modyn_store.app.pipeline.bench import parse_grid
+>>> grid = parse_grid({"base": {"source": {"dataset": "elec2"}, "model": {"name": "logreg"}},
+...                    "product": {"trigger": {"weekly": {"name": "time", "every": "7d"}},
+...                                "selection": {"new": {"name": "new_data"}, "all": {"name": "all_data"}},
+...                                "update": {"ft": {"name": "finetune"}}}})
+>>> [p.name for p in grid.pipelines]
+['weekly-new-ft', 'weekly-all-ft']
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from modyn_store.app.pipeline.config import PipelineConfig, parse_pipeline
+from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.app.pipeline.runner import RunEvent, RunResult, Runner, ingest
+from modyn_store.app.pipeline.yamlsrc import YamlDoc, read_yaml
+
+__all__ = ["BenchResult", "Grid", "load_definition", "parse_grid", "run_grid", "scenario_names", "scenario_path", "shrink_pngs"]
+
+_GRID_KEYS = ("title", "description", "base", "pipelines", "product")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A validated grid: its title, description and pipelines (in order)."""
+
+    title: str
+    description: str
+    pipelines: tuple[PipelineConfig, ...]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """The runs of a grid and where its report went."""
+
+    grid: Grid
+    runs: tuple[RunResult, ...]
+    report_dir: str
+    seconds: float
+
+
+def scenario_names() -> list[str]:
+    """Names of the scenarios shipped with the package (``modyn_store/scenarios/<name>.yaml``)."""
+    root = resources.files("modyn_store") / "scenarios"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def scenario_path(name_or_path: str | Path) -> Path:
+    """A grid or pipeline file: an existing path, or the name of a shipped scenario."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    if isinstance(name_or_path, str) and name_or_path in scenario_names():
+        return Path(str(resources.files("modyn_store") / "scenarios" / f"{name_or_path}.yaml"))
+    raise PipelineConfigError("<file>", f"{str(name_or_path)!r} is neither a file nor a shipped scenario "
+                                        f"({', '.join(scenario_names())})")
+
+
+def load_definition(name_or_path: str | Path) -> YamlDoc:
+    """Read a pipeline or grid file (or shipped scenario) with line numbers."""
+    p = scenario_path(name_or_path)
+    return read_yaml(p.read_text(encoding="utf-8"), source=str(p))
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if k in ("source", "model", "training", "evaluation", "limits") and isinstance(v, Mapping) \
+                and isinstance(out.get(k), Mapping):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def _err(doc: YamlDoc | None, path: tuple[Any, ...], msg: str) -> PipelineConfigError:
+    return PipelineConfigError(_key(path), msg, line=doc.line(path) if doc else None, source=doc.source if doc else None)
+
+
+def parse_grid(raw: Mapping[str, Any] | YamlDoc) -> Grid:
+    """Validate a grid definition (every pipeline) and return a :class:`Grid`.
+
+    Raises
+    ------
+    PipelineConfigError
+        Naming the first bad key, e.g. ``pipelines[2].trigger.every`` and its line.
+    """
+    doc = raw if isinstance(raw, YamlDoc) else None
+    data = raw.data if isinstance(raw, YamlDoc) else raw
+    if not isinstance(data, Mapping):
+        raise _err(doc, (), f"expected a mapping with {list(_GRID_KEYS)}")
+    for k in data:
+        if k not in _GRID_KEYS:
+            raise _err(doc, (k,), f"unknown key; expected one of {list(_GRID_KEYS)}")
+    base = data.get("base") or {}
+    if not isinstance(base, Mapping):
+        raise _err(doc, ("base",), "expected a mapping (the shared pipeline settings)")
+    out: list[PipelineConfig] = []
+    entries = data.get("pipelines") or []
+    if not isinstance(entries, list):
+        raise _err(doc, ("pipelines",), "expected a list of pipelines")
+    for i, e in enumerate(entries):
+        if not isinstance(e, Mapping):
+            raise _err(doc, ("pipelines", i), "expected a mapping")
+        merged = _merge(base, e)
+        out.append(_parse_entry(merged, doc, ("pipelines", i), e))
+    product = data.get("product")
+    if product is not None:
+        if not isinstance(product, Mapping):
+            raise _err(doc, ("product",), "expected a mapping of trigger/selection/update -> {label: config}")
+        axes = []
+        for kind in ("trigger", "selection", "update"):
+            opts = product.get(kind, {})
+            if not isinstance(opts, Mapping):
+                raise _err(doc, ("product", kind), "expected a mapping of label -> policy config")
+            axes.append([(kind, label, cfg) for label, cfg in opts.items()] or [(kind, None, None)])
+        for k in product:
+            if k not in ("trigger", "selection", "update"):
+                raise _err(doc, ("product", k), "unknown key; expected trigger, selection or update")
+        for combo in itertools.product(*axes):
+            merged = dict(base)
+            labels = []
+            for kind, label, cfg in combo:
+                if label is not None:
+                    merged[kind] = cfg
+                    labels.append(str(label))
+            merged["name"] = "-".join(labels)
+            out.append(_parse_entry(merged, doc, ("product",), merged, combo))
+    if not out:
+        raise _err(doc, ("pipelines",), "no pipelines: give 'pipelines' or 'product'")
+    names = [p.name for p in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise _err(doc, ("pipelines",), f"pipeline names must be unique; repeated: {dup}")
+    title = data.get("title", "Benchmark report")
+    return Grid(str(title), str(data.get("description", "")), tuple(out))
+
+
+def _key(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
+
+
+def _parts(key: str) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for piece in key.split("."):
+        name, *idx = piece.split("[")
+        if name:
+            out.append(name)
+        out += [int(i.rstrip("]")) for i in idx]
+    return tuple(out)
+
+
+def _parse_entry(merged: Mapping[str, Any], doc: YamlDoc | None, where: tuple[Any, ...], entry: Mapping[str, Any],
+                 combo: Sequence[Any] | None = None) -> PipelineConfig:
+    """Parse one pipeline; errors point at the key where the bad value was written (entry or base)."""
+    try:
+        return parse_pipeline(merged, prefix=where, doc=doc)
+    except PipelineConfigError as exc:
+        rel = _parts(exc.key)[len(where):]
+        if not rel:
+            raise
+        top = rel[0]
+        origin: tuple[Any, ...] | None = None
+        if combo is not None:
+            for kind, label, _ in combo:
+                if label is not None and kind == top:
+                    origin = ("product", kind, label) + rel[1:]
+        if origin is None and (combo is not None or top not in entry):
+            origin = ("base",) + rel
+        if origin is None:
+            raise
+        raise PipelineConfigError(_key(origin), exc.message, line=doc.line(origin) if doc else None,
+                                  source=doc.source if doc else None) from exc
+
+
+def _fresh_store_dir(path: Path) -> None:
+    """Empty a folder of stores from an earlier run; refuse to touch anything that is not a store."""
+    from modyn_store.core.store import MARKER
+
+    if not path.exists():
+        return
+    if (path / MARKER).exists():
+        shutil.rmtree(path)
+        return
+    children = list(path.iterdir())
+    strangers = [c.name for c in children if not (c.is_dir() and (c / MARKER).exists())]
+    if strangers:
+        raise PipelineConfigError("--store", f"{str(path)!r} holds files that are not stores ({strangers[:3]}); "
+                                             "choose another folder")
+    for c in children:
+        shutil.rmtree(c)
+
+
+def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = None, data_dir: str | Path | None = None,
+             on_event: Callable[[str, RunEvent], None] | None = None, command: str | None = None) -> BenchResult:
+    """Run every pipeline of ``grid`` and render the report into ``out_dir``.
+
+    Parameters
+    ----------
+    store_dir:
+        Folder for the stores (default ``<out_dir>/store``); a previous store there is replaced.
+    on_event:
+        Called with ``(pipeline name, event)`` for progress.
+    command:
+        The command line that made the report (written into ``report.md``).
+    """
+    from modyn_store.app.pipeline.source import load_source
+    from modyn_store.app.report.build import render_report
+    from modyn_store.core.store import Store
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    root = Path(store_dir) if store_dir is not None else out / "store"
+    _fresh_store_dir(root)
+    runners: list[Runner] = []
+    tables: dict[str, Any] = {}
+    groups: dict[str, list[Runner]] = {}
+    for cfg in grid.pipelines:  # validate everything (data, columns) before any work
+        key = json.dumps(cfg.to_dict()["source"], sort_keys=True)
+        if key not in tables:
+            tables[key] = load_source(cfg.source, data_dir)
+        r = Runner(cfg, None, data_dir=data_dir, table=tables[key])
+        runners.append(r)
+        if cfg.deletions is None:
+            groups.setdefault(key, []).append(r)
+        else:  # deletions happen between trainings: ingest while the pipeline runs, in its own store
+            r._store_arg = Store.open(str(root / cfg.name), create=True)
+            r.prepare()
+    for members in groups.values():
+        # pipelines without deletion events replay one store per source, ingested once
+        first = members[0]
+        folder = "shared" if len(groups) == 1 else f"shared-{first.config.name}"
+        store = Store.open(str(root / folder), create=True)
+        chunks = [c for c, _ in ingest(store, first.config, first.table)]
+        for r in members:
+            r._store_arg, r.chunks = store, chunks
+            r.prepare()
+    for r in runners:
+        _warm_up(r)
+    runs = []
+    for r in runners:
+        for ev in r.run():
+            if on_event is not None:
+                on_event(r.config.name, ev)
+        assert r.result is not None
+        runs.append(r.result)
+    shared = len(groups) < len(runners)
+    files = render_report([x.result for x in runs], out, title=grid.title)
+    shrink_pngs(files.all)
+    _append_notes(Path(files.markdown), grid, runs, command, shared)
+    return BenchResult(grid, tuple(runs), str(out), time.perf_counter() - t0)
+
+
+def _warm_up(runner: Runner) -> None:
+    """One untimed, unrecorded training step, so one-time library set-up is billed to no pipeline."""
+    import training
+    from modyn_store.app.pipeline.runner import threads
+    from modyn_store.core.trainset import TrainSet
+
+    loop = runner.loop
+    assert loop is not None
+    store = runner.store
+    if store.version == 0:
+        return
+    snap = store.as_of(store.version)
+    keys = snap.keys()
+    keys = keys[:: max(1, keys.size // 2048)]  # spread over every fragment, so first reads are warm too
+    if keys.size == 0:
+        return
+    with threads(loop.config.training.threads):
+        training.train(store, TrainSet.uniform(keys, version=snap.version), loop.train_config("retrain"), record=False)
+
+
+def shrink_pngs(paths: Sequence[str], *, colors: int = 256) -> None:
+    """Re-encode local PNG plots with a palette of ``colors`` (plots stay sharp, files shrink ~3x)."""
+    from PIL import Image
+
+    for p in paths:
+        if not str(p).endswith(".png") or not Path(p).exists():
+            continue
+        with Image.open(p) as img:
+            small = img.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+        small.save(p, optimize=True)
+
+
+def _append_notes(md: Path, grid: Grid, runs: Sequence[RunResult], command: str | None, shared: bool) -> None:
+    lines = ["", "## How this report was made", ""]
+    if grid.description:
+        lines += [grid.description.strip(), ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    lines += [f"Python {sys.version.split()[0]}; the stream was ingested "
+              f"{'once per source and replayed by the pipelines without deletion events' if shared else 'separately for every pipeline'}.", ""]
+    lines += ["| pipeline | trigger | selection | update | retrains | fine-tunes | rows selected | wall s (incl. loading) |",
+              "|---|---|---|---|---:|---:|---:|---:|"]
+    for r in runs:
+        desc = r.config.describe()
+        n_re = sum(t.mode == "retrain" for t in r.trainings)
+        lines.append(f"| {r.config.name} | {desc['trigger']} | {desc['selection']} | {desc['update']} | {n_re} | "
+                     f"{len(r.trainings) - n_re} | {sum(t.n_keys for t in r.trainings)} | "
+                     f"{sum(t.wall_seconds for t in r.trainings):.1f} |")
+    with md.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")

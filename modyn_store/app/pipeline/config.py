@@ -1,0 +1,440 @@
+"""Pipeline definitions: frozen dataclasses, built from Python or validated from YAML.
+
+A pipeline is a data source, a model, a trigger (when), a selection strategy (what), an update
+policy (how), training settings, evaluation and limits. :func:`parse_pipeline` validates a plain
+mapping (or a :class:`~modyn_store.app.pipeline.yamlsrc.YamlDoc`) completely before any work starts;
+every error is a :class:`~modyn_store.app.pipeline.errors.PipelineConfigError` naming the key and,
+for YAML, its line.
+
+Example
+-------
+>>> from modyn_store.app.pipeline.config import parse_pipeline
+>>> cfg = parse_pipeline({
+...     "name": "elec2-finetune",
+...     "source": {"dataset": "elec2", "chunk": "28d"},
+...     "model": {"name": "mlp", "params": {"hidden": [16]}},
+...     "trigger": {"name": "time", "every": "28d"},
+...     "selection": {"name": "new_data"},
+...     "update": {"name": "finetune"},
+... })
+>>> cfg.training.epochs, cfg.evaluation.metric
+(1, 'accuracy')
+>>> parse_pipeline({"name": "x", "source": {"dataset": "elec2"}, "model": {"name": "mlp"},
+...                 "trigger": {"name": "data_amount", "every": 0}})
+Traceback (most recent call last):
+...
+modyn_store.app.pipeline.errors.PipelineConfigError: trigger.every: invalid every=0: expected an integer in [1, inf]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from modyn_store.core._validate import NAME_PATTERN
+from modyn_store.core.errors import ModynStoreError
+from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.app.pipeline.yamlsrc import YamlDoc
+
+__all__ = [
+    "DeletionConfig",
+    "EvaluationConfig",
+    "LimitsConfig",
+    "ModelConfig",
+    "PipelineConfig",
+    "SourceConfig",
+    "TrainingSettings",
+    "build_policy",
+    "parse_pipeline",
+]
+
+SYNTHETIC = "synthetic_clicks"
+ENCODINGS = ("hashed_bow", "clicks", "ids")
+METRICS = ("accuracy", "f1", "roc_auc", "loss")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the stream comes from and how it is cut into store versions.
+
+    ``dataset`` is a name of :data:`modyn_store.app.datasets.DATASETS` or ``"synthetic_clicks"``;
+    ``path`` the file or folder (``None``: the data folder given on the command line or in
+    ``$MODYN_STORE_DATA``; Elec2 falls back to the copy bundled with the package); ``chunk`` a
+    chunking rule (one store version per chunk; ``None``: the data set's default); ``limit``
+    keeps the first rows, ``fraction`` a seeded uniform share of the rows (time order kept;
+    applied before ``limit``); ``columns`` the payload columns kept besides key/ts/label;
+    ``params`` loader or generator options; ``encode`` an extra encoding (``hashed_bow``: a ``features`` bag of hashed words
+    from ``text``; ``clicks``: ``dense``/``sparse``/``features`` columns from click logs;
+    ``ids``: ``sparse`` from the integer ``*_id`` columns and ``dense`` from ``features``).
+    """
+
+    dataset: str
+    path: str | None = None
+    chunk: str | None = None
+    limit: int | None = None
+    fraction: float | None = None
+    columns: tuple[str, ...] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    encode: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model of :data:`training.models.MODELS`; ``in_features``/``n_classes`` default from the data."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, str] = field(default_factory=lambda: {"features": "features"})
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Optimizer and loop settings of every training (see :class:`training.trainer.TrainConfig`)."""
+
+    epochs: int = 1
+    batch_size: int = 256
+    optimizer: str = "adam"
+    lr: float = 0.001
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    seed: int = 0
+    threads: int = 1
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Every model on ``slices`` equal event-time windows of the final stream."""
+
+    slices: int = 20
+    metric: str = "accuracy"
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """``max_trainings`` (``1``: train once, never retrain) and ``min_train_rows`` (skip smaller sets)."""
+
+    max_trainings: int | None = None
+    min_train_rows: int = 1
+
+
+@dataclass(frozen=True)
+class DeletionConfig:
+    """Deletion events in the replay: after every ``every``-th chunk, ``fraction`` of the live rows
+    older than ``older_than`` chunks are erased (``mode="erase"``) or soft-deleted."""
+
+    every: int = 4
+    fraction: float = 0.05
+    mode: str = "erase"
+    older_than: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A complete pipeline (see the module docstring); policies are plain config dicts."""
+
+    name: str
+    source: SourceConfig
+    model: ModelConfig
+    trigger: Mapping[str, Any]
+    selection: Mapping[str, Any] = field(default_factory=lambda: {"name": "new_data"})
+    update: Mapping[str, Any] = field(default_factory=lambda: {"name": "finetune"})
+    training: TrainingSettings = TrainingSettings()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    limits: LimitsConfig = LimitsConfig()
+    deletions: DeletionConfig | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (YAML/JSON-ready) that :func:`parse_pipeline` turns back into this config."""
+        d = asdict(self)
+        if d["deletions"] is None:
+            del d["deletions"]
+        return _plain(d)
+
+    def describe(self) -> dict[str, str]:
+        """Short descriptions of trigger, selection and update for tables and reports."""
+        return {k: _short(k, getattr(self, k)) for k in ("trigger", "selection", "update")}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _short(kind: str, cfg: Mapping[str, Any]) -> str:
+    """``name(param=value, ...)`` with the parameters that differ from their defaults."""
+    import inspect
+
+    import policies
+
+    sig: Mapping[str, inspect.Parameter]
+    try:
+        sig = inspect.signature(policies.get(kind, cfg["name"]).__init__).parameters
+    except ModynStoreError:
+        sig = {}
+    parts = []
+    for k, v in cfg.items():
+        if k == "name" or isinstance(v, Mapping):
+            continue
+        p = sig.get(k)
+        default = p.default if p is not None else inspect.Parameter.empty
+        if default is not inspect.Parameter.empty and (v == default or (isinstance(default, tuple) and list(default) == v)):
+            continue
+        parts.append(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}")
+    return f"{cfg['name']}({', '.join(parts)})" if parts else str(cfg["name"])
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+class _Ctx:
+    """Error factory that knows the YAML lines and the key prefix."""
+
+    def __init__(self, doc: YamlDoc | None, prefix: tuple[Any, ...]) -> None:
+        self.doc = doc
+        self.prefix = prefix
+
+    def key(self, path: tuple[Any, ...]) -> str:
+        out = ""
+        for p in self.prefix + path:
+            out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        return out
+
+    def error(self, path: tuple[Any, ...], message: str) -> PipelineConfigError:
+        line = self.doc.line(self.prefix + path) if self.doc is not None else None
+        return PipelineConfigError(self.key(path), message, line=line,
+                                   source=self.doc.source if self.doc is not None else None)
+
+
+def _mapping(ctx: _Ctx, path: tuple[Any, ...], value: Any, allowed: tuple[str, ...] | None) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ctx.error(path, f"expected a mapping, got {type(value).__name__} {value!r}")
+    for k in value:
+        if not isinstance(k, str):
+            raise ctx.error(path, f"keys must be strings, got {k!r}")
+        if allowed is not None and k not in allowed:
+            raise ctx.error(path + (k,), f"unknown key; expected one of {list(allowed)}")
+    return dict(value)
+
+
+def _typed(ctx: _Ctx, path: tuple[Any, ...], value: Any, kind: str, *, lo: float | None = None,
+           hi: float | None = None, choices: tuple[str, ...] | None = None, optional: bool = False) -> Any:
+    if value is None:
+        if optional:
+            return None
+        raise ctx.error(path, f"a value is required ({kind})")
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    else:
+        ok = isinstance(value, str) and bool(value)
+    if not ok:
+        raise ctx.error(path, f"expected {'a non-empty string' if kind == 'str' else 'a ' + kind}, "
+                              f"got {type(value).__name__} {value!r}")
+    if lo is not None and value < lo:
+        raise ctx.error(path, f"expected a value >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ctx.error(path, f"expected a value <= {hi}, got {value!r}")
+    if choices is not None and value not in choices:
+        raise ctx.error(path, f"expected one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _source(ctx: _Ctx, raw: Any) -> SourceConfig:
+    from modyn_store.app.datasets import DATASETS
+    from modyn_store.app.datasets.chunking import chunk_index
+
+    p = ("source",)
+    d = _mapping(ctx, p, raw, _names(SourceConfig))
+    if "dataset" not in d:
+        raise ctx.error(p + ("dataset",), "missing; name a data set")
+    ds = _typed(ctx, p + ("dataset",), d["dataset"], "str")
+    known = sorted(DATASETS) + [SYNTHETIC]
+    if ds not in known:
+        raise ctx.error(p + ("dataset",), f"unknown data set {ds!r}; expected one of {known}")
+    chunk = _typed(ctx, p + ("chunk",), d.get("chunk"), "str", optional=True)
+    if chunk is not None:
+        import numpy as np
+
+        try:
+            chunk_index(np.zeros(1, dtype=np.int64), chunk)
+        except ModynStoreError as exc:
+            raise ctx.error(p + ("chunk",), str(exc)) from exc
+    cols = d.get("columns")
+    if cols is not None:
+        if not isinstance(cols, list) or not all(isinstance(c, str) and c for c in cols):
+            raise ctx.error(p + ("columns",), f"expected a list of column names, got {cols!r}")
+        cols = tuple(cols)
+    params = _mapping(ctx, p + ("params",), d.get("params", {}) or {}, None)
+    path = d.get("path")
+    if path is not None and not isinstance(path, str):
+        raise ctx.error(p + ("path",), f"expected a path string, got {path!r}")
+    return SourceConfig(
+        dataset=ds,
+        path=path,
+        chunk=chunk,
+        limit=_typed(ctx, p + ("limit",), d.get("limit"), "int", lo=1, optional=True),
+        fraction=_fraction(ctx, p + ("fraction",), d.get("fraction")),
+        columns=cols,
+        params=params,
+        encode=_typed(ctx, p + ("encode",), d.get("encode"), "str", choices=ENCODINGS, optional=True),
+        seed=_typed(ctx, p + ("seed",), d.get("seed", 0), "int", lo=0),
+    )
+
+
+def _fraction(ctx: _Ctx, path: tuple[Any, ...], v: Any) -> float | None:
+    v = _typed(ctx, path, v, "float", optional=True)
+    if v is not None and not 0 < v <= 1:
+        raise ctx.error(path, f"expected a share in (0, 1], got {v!r}")
+    return v
+
+
+def _model(ctx: _Ctx, raw: Any) -> ModelConfig:
+    from training.models import MODELS
+
+    p = ("model",)
+    d = _mapping(ctx, p, raw, _names(ModelConfig))
+    name = _typed(ctx, p + ("name",), d.get("name"), "str")
+    if name not in MODELS:
+        raise ctx.error(p + ("name",), f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    params = _mapping(ctx, p + ("params",), d.get("params", {}) or {}, None)
+    inputs = _mapping(ctx, p + ("inputs",), d.get("inputs", {"features": "features"}), None)
+    for k, v in inputs.items():
+        _typed(ctx, p + ("inputs", k), v, "str")
+    return ModelConfig(name, params, inputs)
+
+
+def _simple(ctx: _Ctx, key: str, cls: type, raw: Any, spec: dict[str, dict[str, Any]]) -> Any:
+    d = _mapping(ctx, (key,), raw if raw is not None else {}, _names(cls))
+    defaults = cls()
+    out = {}
+    for name, kw in spec.items():
+        out[name] = _typed(ctx, (key, name), d.get(name, getattr(defaults, name)), **kw)
+    return cls(**out)
+
+
+_TRAINING: dict[str, dict[str, Any]] = {
+    "epochs": {"kind": "int", "lo": 1}, "batch_size": {"kind": "int", "lo": 1},
+    "optimizer": {"kind": "str", "choices": ("sgd", "adam", "adamw")},
+    "lr": {"kind": "float", "lo": 1e-12}, "momentum": {"kind": "float", "lo": 0.0},
+    "weight_decay": {"kind": "float", "lo": 0.0}, "seed": {"kind": "int", "lo": 0},
+    "threads": {"kind": "int", "lo": 1}, "device": {"kind": "str"},
+}
+_EVALUATION: dict[str, dict[str, Any]] = {"slices": {"kind": "int", "lo": 1, "hi": 10_000}, "metric": {"kind": "str", "choices": METRICS}}
+_LIMITS: dict[str, dict[str, Any]] = {"max_trainings": {"kind": "int", "lo": 1, "optional": True}, "min_train_rows": {"kind": "int", "lo": 1}}
+_DELETIONS: dict[str, dict[str, Any]] = {
+    "every": {"kind": "int", "lo": 1}, "fraction": {"kind": "float", "lo": 0.0, "hi": 1.0},
+    "mode": {"kind": "str", "choices": ("erase", "delete")}, "older_than": {"kind": "int", "lo": 0},
+    "seed": {"kind": "int", "lo": 0},
+}
+
+_ARG_ALIASES = ("config.name", "name", "config", "kind")
+
+
+def build_policy(kind: str, cfg: Any, *, key: str | None = None, doc: YamlDoc | None = None,
+                 prefix: tuple[Any, ...] = ()) -> Any:
+    """Build a policy through the registry; errors become :class:`PipelineConfigError` on ``key``.
+
+    Example
+    -------
+    >>> build_policy("trigger", {"name": "data_amount", "every": 5})
+    DataAmount(every=5)
+    """
+    import policies
+
+    key = key or kind
+    ctx = _Ctx(doc, prefix)
+    if not isinstance(cfg, Mapping) or "name" not in cfg:
+        raise ctx.error((key,), f"expected a mapping with a 'name' entry, got {cfg!r}")
+    try:
+        return policies.from_config(kind, dict(cfg))
+    except ModynStoreError as exc:
+        sub = _param_of(exc, cfg)
+        raise ctx.error((key,) + ((sub,) if sub else ()), str(exc)) from exc
+    except TypeError as exc:  # a parameter of a wrong type that the policy did not check
+        raise ctx.error((key,), f"{exc}") from exc
+
+
+def _param_of(exc: Exception, cfg: Mapping[str, Any]) -> str | None:
+    name = getattr(exc, "name", None)
+    if not isinstance(name, str):
+        return None
+    if name in _ARG_ALIASES:
+        return "name"
+    last = name.split(".")[-1].split("[")[0]
+    return last if last in cfg else None
+
+
+def _check_requires(ctx: _Ctx, kind: str, pol: Any) -> None:
+    """Reject policies that need something the runner cannot provide (before any work)."""
+    from modyn_store.app.pipeline.loop import SCORE_NAMES
+
+    for req in sorted(getattr(pol, "requires", ())):
+        if req in ("model", "embeddings") or (req.startswith("score:") and req[6:] in SCORE_NAMES):
+            continue
+        raise ctx.error((kind, "name"), f"{pol.name!r} needs {req!r}, which the pipeline runner does not provide "
+                                         f"(scores it computes: {list(SCORE_NAMES)})")
+
+
+def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] = (),
+                   doc: YamlDoc | None = None) -> PipelineConfig:
+    """Validate a pipeline definition completely and return a :class:`PipelineConfig`.
+
+    Parameters
+    ----------
+    raw:
+        Plain data, or a :class:`YamlDoc` (errors then carry line numbers).
+    prefix, doc:
+        Where ``raw`` sits inside a larger document (grid files), for error keys and lines.
+
+    Raises
+    ------
+    PipelineConfigError
+        Naming the first bad key (unknown key or policy, wrong type, impossible value).
+    """
+    if isinstance(raw, YamlDoc):
+        doc, data = raw, raw.data
+    else:
+        data = raw
+    ctx = _Ctx(doc, prefix)
+    d = _mapping(ctx, (), data, _names(PipelineConfig))
+    for required in ("name", "source", "model", "trigger"):
+        if required not in d:
+            raise ctx.error((required,), "missing")
+    name = _typed(ctx, ("name",), d["name"], "str")
+    if not NAME_PATTERN.match(name) or ".." in name or len(name) > 80:
+        raise ctx.error(("name",), f"expected a safe name (a letter, then letters, digits, '_.-'), got {name!r}")
+    policies_ = {}
+    for kind, default in (("trigger", None), ("selection", {"name": "new_data"}), ("update", {"name": "finetune"})):
+        cfg = d.get(kind, default)
+        pol = build_policy(kind, cfg, doc=doc, prefix=prefix)
+        _check_requires(ctx, kind, pol)
+        policies_[kind] = pol.to_config()
+    deletions = d.get("deletions")
+    return PipelineConfig(
+        name=name,
+        source=_source(ctx, d["source"]),
+        model=_model(ctx, d["model"]),
+        trigger=policies_["trigger"],
+        selection=policies_["selection"],
+        update=policies_["update"],
+        training=_simple(ctx, "training", TrainingSettings, d.get("training"), _TRAINING),
+        evaluation=_simple(ctx, "evaluation", EvaluationConfig, d.get("evaluation"), _EVALUATION),
+        limits=_simple(ctx, "limits", LimitsConfig, d.get("limits"), _LIMITS),
+        deletions=None if deletions is None else _simple(ctx, "deletions", DeletionConfig, deletions, _DELETIONS),
+    )

@@ -1,0 +1,95 @@
+"""Read pipelines back from a store's catalog: their trainings and evaluation matrices.
+
+Every training a pipeline records carries ``metrics["pipeline"]`` and ``metrics["trigger_index"]``;
+every evaluation of a run is stored in the catalog's ``evaluations`` table. From these,
+:func:`pipeline_results` rebuilds the report rows of every pipeline in a store, so ``modyn-store
+report STORE`` needs nothing but the store.
+
+Example
+-------
+>>> from modyn_store import Store
+>>> from modyn_store.app.pipeline.history import pipeline_trainings
+>>> pipeline_trainings(Store.open("memory://history-doc", create=True))
+{}
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from modyn_store.app.report.build import PipelineResult, TriggerRecord
+
+__all__ = ["pipeline_results", "pipeline_trainings", "trainings_table"]
+
+
+def pipeline_trainings(store: Any) -> dict[str, list[Any]]:
+    """``{pipeline name: [TrainingRecord, ...]}`` in trigger order (trainings made by pipelines only)."""
+    from modyn_store.core.trainings import Catalog
+
+    out: dict[str, list[Any]] = {}
+    for rec in Catalog(store).list():
+        name = rec.metrics.get("pipeline")
+        if isinstance(name, str):
+            out.setdefault(name, []).append(rec)
+    for recs in out.values():
+        recs.sort(key=lambda r: int(r.metrics.get("trigger_index", 0)))
+    return out
+
+
+def trainings_table(records: list[Any]) -> list[dict[str, Any]]:
+    """Rows for a table of trainings: id, cutoff, trigger reason, update, rows, samples, seconds."""
+    rows = []
+    for r in records:
+        dec = json.loads(r.update_decision or "{}")
+        rows.append({
+            "training": r.training_id, "cutoff": f"{r.cutoff[0]}:{r.cutoff[1]}" if r.cutoff else "",
+            "trigger": str(r.trigger.get("reason", ""))[:40], "update": dec.get("mode", ""),
+            "parent": r.parent_id or "", "rows": r.n_keys, "samples": r.cost.samples,
+            "train s": round(r.cost.wall_s, 3),
+        })
+    return rows
+
+
+def pipeline_results(store: Any) -> list[PipelineResult]:
+    """The report rows of every pipeline whose models were evaluated in ``store``."""
+    from modyn_store.core.trainings import Catalog
+
+    evals = Catalog(store).evaluations()
+    if evals is None:
+        return []
+    rows = evals.to_pylist()
+    results = []
+    for name, recs in pipeline_trainings(store).items():
+        ids = [r.training_id for r in recs]
+        mine = [x for x in rows if x["model_id"] in ids]
+        if not mine:
+            continue
+        eid = max(mine, key=lambda x: x["_version"])["evaluation_id"]
+        mine = [x for x in mine if x["evaluation_id"] == eid]
+        metric = mine[0]["metric"]
+        slices = sorted({(x["slice_start"], x["slice"]) for x in mine})
+        col = {s: i for i, (_, s) in enumerate(slices)}
+        matrix = np.full((len(ids), len(slices)), np.nan)
+        for x in mine:
+            if x["metric"] == metric:
+                matrix[ids.index(x["model_id"]), col[x["slice"]]] = x["value"]
+        starts = np.array([s for s, _ in slices])
+        trig = []
+        for i, r in enumerate(recs):
+            cts = float(r.metrics.get("cutoff_ts", np.nan))
+            s = int(np.searchsorted(starts, cts, side="right") - 1) if np.isfinite(cts) else 0
+            trig.append(TriggerRecord(i, r.data_version, r.cost.samples, r.cost.wall_s, slice_index=max(s, 0)))
+        p = recs[0].policy_params
+        desc = [_desc(p.get(k, {})) for k in ("trigger", "selection", "update")]
+        results.append(PipelineResult(name, desc[0], desc[1], desc[2], trig, matrix.tolist(),
+                                      [f"{s:g}" for s in starts], metric=metric, higher_is_better=metric != "loss"))
+    return results
+
+
+def _desc(cfg: Any) -> str:
+    if not isinstance(cfg, dict) or "name" not in cfg:
+        return ""
+    return str(cfg["name"])

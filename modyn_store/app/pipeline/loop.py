@@ -1,0 +1,370 @@
+"""The trigger -> select -> update -> train loop over a store's versions (shared by replay and online).
+
+:class:`PipelineLoop` is fed version ranges ``(a, b]`` in order. It asks the store for the delta,
+lets the trigger fire (sample-precise positions, see ``docs/policies.md``), and for every firing
+decides the update (fine-tune or retrain), selects the train set on ``store.as_of(firing.version)``
+restricted to the firing's cutoff, trains, and records the training in the catalog with its
+trigger, cutoff, policies, seed, update decision, metrics and cost. Training ids are
+``<pipeline>-<index>``, so a restarted pipeline recognises the trainings it already made
+(:meth:`PipelineLoop.adopt`).
+
+Example
+-------
+>>> import pyarrow as pa, numpy as np
+>>> from modyn_store import Store
+>>> from modyn_store.app.pipeline.config import parse_pipeline
+>>> from modyn_store.app.pipeline.loop import PipelineLoop
+>>> store = Store.open("memory://loop-doc", create=True)
+>>> x = np.random.default_rng(0).standard_normal((60, 2)).astype(np.float32)
+>>> _ = store.append(pa.table({"ts": np.arange(60), "label": (x[:, 0] > 0).astype(np.int64),
+...     "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+>>> cfg = parse_pipeline({"name": "doc", "source": {"dataset": "elec2"}, "model": {"name": "logreg",
+...     "params": {"in_features": 2, "n_classes": 2}}, "trigger": {"name": "data_amount", "every": 25}})
+>>> loop = PipelineLoop(cfg, store)
+>>> [t.training_id for t in loop.process(0, store.version)]
+['doc-0000', 'doc-0001']
+>>> loop.trainings[1].cutoff
+(1, 50)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.app.pipeline.config import PipelineConfig
+from modyn_store.app.pipeline.errors import PipelineConfigError
+
+__all__ = ["PipelineLoop", "TrainingInfo", "ts_numeric"]
+
+SCORE_NAMES = ("loss", "least_confidence", "entropy", "margin", "el2n")
+
+
+def ts_numeric(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Event times as float64, temporal columns in their own unit (as ``training.time_slices``)."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_temporal(col.type):
+        col = pc.cast(col, pa.timestamp("us")) if pa.types.is_date(col.type) else col
+        col = col.cast(pa.int64())
+    return np.asarray(col.to_numpy(), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class TrainingInfo:
+    """One training of a pipeline run (what the report and the resume logic need)."""
+
+    index: int
+    training_id: str
+    cutoff: tuple[int, int]
+    cutoff_ts: float
+    mode: str
+    n_keys: int
+    samples: int
+    train_seconds: float
+    wall_seconds: float
+    reason: str = ""
+    adopted: bool = False
+
+
+class _TorchModel:
+    """``policies.ModelLike`` over a torch module: logits and penultimate-layer embeddings."""
+
+    def __init__(self, module: Any, inputs: Mapping[str, str]) -> None:
+        self.module = module
+        self.inputs = dict(inputs)
+
+    def _forward(self, features: Mapping[str, np.ndarray], embed: bool) -> np.ndarray:
+        import torch
+
+        args = {arg: torch.from_numpy(np.array(features[col], copy=True)) for arg, col in self.inputs.items()}
+        args = {k: v.float() if v.dtype == torch.float64 else v for k, v in args.items()}
+        captured: list[Any] = []
+        hook = None
+        if embed:
+            last = [m for m in self.module.modules() if isinstance(m, torch.nn.Linear)][-1]
+            hook = last.register_forward_hook(lambda _m, inp, _o: captured.append(inp[0]))
+        try:
+            self.module.eval()
+            with torch.no_grad():
+                out = self.module(**args)
+        finally:
+            if hook is not None:
+                hook.remove()
+        res = captured[0] if embed else out
+        return res.float().cpu().numpy()
+
+    def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._forward(features, embed=False)
+
+    def embed(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._forward(features, embed=True)
+
+
+@dataclass
+class _State:
+    cutoffs: list[Any] = field(default_factory=list)
+    history: list[Any] = field(default_factory=list)
+    current: str | None = None
+    module: Any = None
+    last_retrain_index: int | None = None
+    last_retrain_seconds: float | None = None
+    training_seconds: float = 0.0
+    since_retrain_keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    erased_since: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    last_ts: float = float("nan")
+    seen_rows: int = 0
+
+
+class PipelineLoop:
+    """Feed version ranges to the trigger and train on its firings (see the module docstring).
+
+    Parameters
+    ----------
+    config:
+        The validated pipeline.
+    store:
+        The store holding the stream (and receiving the catalog records).
+    model_params:
+        The model's parameters with data-derived defaults filled in (default: ``config.model.params``).
+    """
+
+    def __init__(self, config: PipelineConfig, store: Any, *, model_params: Mapping[str, Any] | None = None) -> None:
+        import policies
+
+        self.config = config
+        self.store = store
+        self.trigger = policies.from_config("trigger", dict(config.trigger))
+        self.strategy = policies.from_config("selection", dict(config.selection))
+        self.update = policies.from_config("update", dict(config.update))
+        self.model_params = dict(model_params if model_params is not None else config.model.params)
+        self.trainings: list[TrainingInfo] = []
+        self.skipped: list[tuple[int, int, str]] = []
+        self._scoped: dict[str, Any] = {}
+        self._s = _State()
+        for pol, key in ((self.strategy, "selection"), (self.trigger, "trigger")):
+            self._check_requires(pol, key)
+
+    @staticmethod
+    def _check_requires(pol: Any, key: str) -> None:
+        for req in pol.requires:
+            if req in ("model", "embeddings"):
+                continue
+            if req.startswith("score:") and req[6:] in SCORE_NAMES:
+                continue
+            raise PipelineConfigError(f"{key}.name", f"{pol.name!r} needs {req!r}, which the runner does not provide")
+
+    # -- helpers ---------------------------------------------------------------------------
+    def training_id(self, index: int) -> str:
+        """The deterministic id of the ``index``-th training of this pipeline."""
+        return f"{self.config.name}-{index:04d}"
+
+    def train_config(self, mode: str) -> Any:
+        from training.trainer import TrainConfig
+
+        t = self.config.training
+        return TrainConfig(
+            model=self.config.model.name, model_params=self.model_params, inputs=dict(self.config.model.inputs),
+            label="label", mode="finetune" if mode == "finetune" else "scratch", epochs=t.epochs,
+            batch_size=t.batch_size, seed=t.seed, optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
+            weight_decay=t.weight_decay, device=t.device,
+        )
+
+    def _model_like(self) -> _TorchModel | None:
+        if self._s.module is None:
+            return None
+        return _TorchModel(self._s.module, self.config.model.inputs)
+
+    def _fresh_module(self) -> Any:
+        import torch
+
+        from training.models import build_model
+
+        torch.manual_seed(self.config.training.seed)
+        return build_model(self.config.model.name, **self.model_params)
+
+    # -- the loop --------------------------------------------------------------------------
+    def process(self, a: int, b: int) -> Iterator[TrainingInfo]:
+        """Feed the delta of versions ``(a, b]`` to the trigger; train on each firing (yielded)."""
+        from policies import TriggerInput
+
+        delta = self.store.delta(a, b, columns=list(self.trigger.columns) or None)
+        tin = TriggerInput.from_delta(delta, columns=self.trigger.columns)
+        ts = ts_numeric(delta.inserted.column("ts")) if len(delta) else np.empty(0)
+        if tin.erased.size:
+            self._s.erased_since = np.union1d(self._s.erased_since, tin.erased)
+        model = self._model_like() if "model" in self.trigger.requires or "embeddings" in self.trigger.requires else None
+        firings = self.trigger.fire(tin, model)
+        for f in firings:
+            start = int(np.searchsorted(np.asarray(tin.versions), f.version, side="left")) if len(tin) else 0
+            last = start + f.position - 1
+            cutoff_ts = float(ts[last]) if last >= 0 and ts.size else self._s.last_ts
+            info = self._on_firing(f, tin, cutoff_ts)
+            if info is not None:
+                yield info
+        if ts.size:
+            self._s.last_ts = float(ts[-1])
+        self._s.seen_rows += len(tin)
+
+    def _erased_trained(self) -> np.ndarray:
+        s = self._s
+        return np.intersect1d(s.since_retrain_keys, s.erased_since, assume_unique=True)
+
+    def _strategy_for(self, scope: str | None) -> Any:
+        if not scope:
+            return self.strategy
+        if scope not in self._scoped:
+            import policies
+
+            self._scoped[scope] = policies.get("selection", scope)()
+        return self._scoped[scope]
+
+    def _context(self, f: Any, tin: Any, index: int, strategy: Any) -> Any:
+        from policies import SelectionContext
+
+        snap = self.store.as_of(f.version)
+        computed: dict[str, Any] = {}
+        needs = [r[6:] for r in strategy.requires if r.startswith("score:")]
+        embed = None
+        module = self._s.module if self._s.module is not None else self._fresh_module()
+        if needs:
+            import training
+
+            res = training.score(self.store, module, inputs=dict(self.config.model.inputs), version=f.version,
+                                 scores=tuple(needs), write=False, batch_size=4096)
+            computed = {n: (res.keys, res.values[n]) for n in needs}
+        if "embeddings" in strategy.requires:
+            adapter = _TorchModel(module, self.config.model.inputs)
+            cols = list(dict.fromkeys(self.config.model.inputs.values()))
+
+            def embed(keys: np.ndarray) -> np.ndarray:
+                t = snap.take(keys, columns=cols)
+                return adapter.embed({c: _column_array(t.column(c)) for c in cols})
+
+        return SelectionContext(
+            snapshot=snap, scores=self.store.scores, trigger_index=index,
+            trigger_cutoffs=tuple(self._s.cutoffs), history=tuple(self._s.history),
+            seed=self.config.training.seed * 1_000_003 + index, excluded=tin.keys_after(f),
+            computed_scores=computed, embed=embed,
+        )
+
+    def _on_firing(self, f: Any, tin: Any, cutoff_ts: float) -> TrainingInfo | None:
+        from policies import UpdateContext
+
+        s = self._s
+        index = len(self.trainings)
+        limit = self.config.limits.max_trainings
+        if limit is not None and index >= limit:
+            self.skipped.append((f.version, f.position, "max_trainings reached"))
+            return None
+        existing = self._existing(index)
+        if existing is not None:
+            return self.adopt(index, existing, f, cutoff_ts)
+        decision = self.update.decide(UpdateContext(
+            trigger_index=index, firing=f, erased_trained_keys=self._erased_trained(),
+            training_seconds=s.training_seconds, current_model=s.current,
+            last_retrain_index=s.last_retrain_index, last_retrain_seconds=s.last_retrain_seconds,
+        ))
+        strategy = self._strategy_for(decision.selection_scope)
+        train_set = strategy.select(self._context(f, tin, index, strategy))
+        if train_set.size < self.config.limits.min_train_rows:
+            self.skipped.append((f.version, f.position, f"train set of {train_set.size} rows"))
+            return None
+        return self._train(index, f, decision, strategy, train_set, decision.base, cutoff_ts)
+
+    def _existing(self, index: int) -> Any:
+        from modyn_store.core.trainings import Catalog
+        from modyn_store.core.errors import UnknownKeyError
+
+        try:
+            return Catalog(self.store).get(self.training_id(index))
+        except UnknownKeyError:
+            return None
+
+    def _train(self, index: int, f: Any, decision: Any, strategy: Any, train_set: Any, parent: str | None,
+               cutoff_ts: float) -> TrainingInfo:
+        import training
+
+        s = self._s
+        mode = "finetune" if decision.mode == "finetune" else "retrain"
+        cfg = self.train_config("finetune" if parent is not None else "scratch")
+        firing = {"version": f.version, "position": f.position, "reason": f.reason, "statistic": f.statistic,
+                  "trigger": f.trigger, "seen": f.seen, "index": index}
+        t0 = time.perf_counter()
+        result = training.train(
+            self.store, train_set, cfg, parent_id=parent, training_id=self.training_id(index),
+            policy=strategy.name or type(strategy).__name__,
+            policy_params={"pipeline": self.config.name, "trigger": dict(self.config.trigger),
+                           "selection": strategy.to_config(), "update": dict(self.config.update)},
+            trigger=firing, cutoff=(int(f.version), int(f.position)),
+            update_decision=json.dumps({"mode": decision.mode, "base": decision.base, "reason": decision.reason,
+                                        "selection_scope": decision.selection_scope}),
+            metrics={"pipeline": self.config.name, "trigger_index": index, "cutoff_ts": cutoff_ts,
+                     "threads": self.config.training.threads},
+        )
+        wall = time.perf_counter() - t0
+        info = TrainingInfo(index, result.training_id, (int(f.version), int(f.position)), cutoff_ts, mode,
+                            train_set.size, int(result.cost.samples), float(result.cost.wall_s), wall, decision.reason)
+        self._after(info, f, train_set, result.model)
+        return info
+
+    def adopt(self, index: int, record: Any, f: Any, cutoff_ts: float) -> TrainingInfo:
+        """Take over a training recorded before a restart (checks that the firing matches it)."""
+        from modyn_store.core.trainings import Catalog
+
+        if record.cutoff != (int(f.version), int(f.position)):
+            raise PipelineConfigError(
+                "name", f"training {record.training_id!r} was recorded with cutoff {record.cutoff}, but the trigger "
+                        f"now fires at {(f.version, f.position)}; use a new pipeline name or a fresh store")
+        cat = Catalog(self.store)
+        train_set = cat.train_set(record.training_id)
+        module = self._fresh_module()
+        module.load_state_dict(cat.load_checkpoint(record.training_id))
+        decision = json.loads(record.update_decision or "{}")
+        mode = "finetune" if decision.get("mode") == "finetune" else "retrain"
+        info = TrainingInfo(index, record.training_id, record.cutoff, cutoff_ts, mode, record.n_keys,
+                            record.cost.samples, record.cost.wall_s, record.cost.wall_s,
+                            str(decision.get("reason", "")), adopted=True)
+        self._after(info, f, train_set, module)
+        return info
+
+    def _after(self, info: TrainingInfo, f: Any, train_set: Any, module: Any) -> None:
+        s = self._s
+        s.cutoffs.append(f.cutoff)
+        s.history.append(train_set)
+        s.current = info.training_id
+        s.module = module
+        s.training_seconds += info.train_seconds
+        if info.mode == "retrain":
+            s.last_retrain_index = info.index
+            s.last_retrain_seconds = info.train_seconds
+            s.since_retrain_keys = np.sort(train_set.keys)
+            s.erased_since = np.empty(0, np.int64)
+        else:
+            s.since_retrain_keys = np.union1d(s.since_retrain_keys, train_set.keys)
+        self.trigger.on_training(train_set)
+        self.trainings.append(info)
+
+    @property
+    def current_model(self) -> str | None:
+        """The id of the latest training (the model in service)."""
+        return self._s.current
+
+    @property
+    def seen_rows(self) -> int:
+        """Inserted rows fed to the trigger so far."""
+        return self._s.seen_rows
+
+
+def _column_array(col: pa.ChunkedArray) -> np.ndarray:
+    t = col.type
+    if pa.types.is_fixed_size_list(t):
+        flat = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return flat.reshape(len(col), t.list_size)
+    return col.to_numpy()

@@ -1,0 +1,205 @@
+"""Online mode: follow a store that another process writes, and train as data arrives.
+
+:class:`OnlineRunner` looks at the store every ``poll`` seconds and feeds each new version, one
+at a time and in order, to the :class:`~modyn_store.app.pipeline.loop.PipelineLoop`. It stops
+cleanly on SIGTERM or SIGINT (a training in progress finishes and commits first), after
+``idle_timeout`` seconds without new versions, or at ``stop_after``.
+
+Resuming without repeating or losing a trigger. Every training is committed to the catalog as
+one atomic store version under the deterministic id ``<pipeline>-<index>``, together with its
+trigger firing (version, position, samples seen) and data cutoff. After each training (and
+every ``progress_every`` data versions) the runner also commits a row to the
+``pipeline_progress`` table (last processed version, trainings, samples seen). On a restart the
+trigger state is rebuilt by feeding the store's versions again, one at a time, from the start:
+triggers are deterministic functions of the versions they see, so they fire at the same
+positions, and every firing that already has a training is *adopted* (its checkpoint and train
+set are loaded; the recorded cutoff must equal the new firing's, otherwise the run stops with an
+error). Only firings without a committed training train. A kill at any moment therefore leaves
+either a committed training (adopted after the restart) or none (trained after the restart).
+Trigger state is rebuilt rather than stored, so no serialized Python objects are ever read
+back from the store.
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa
+>>> from modyn_store import Store
+>>> from modyn_store.app.pipeline.config import parse_pipeline
+>>> from modyn_store.app.pipeline.online import OnlineRunner
+>>> store = Store.open("memory://online-doc", create=True)
+>>> x = np.random.default_rng(0).standard_normal((90, 2)).astype(np.float32)
+>>> for i in range(3):
+...     _ = store.append(pa.table({"ts": np.arange(30 * i, 30 * i + 30), "label": (x[30*i:30*i+30, 0] > 0).astype(np.int64),
+...         "features": pa.FixedSizeListArray.from_arrays(pa.array(x[30*i:30*i+30].ravel()), 2)}))
+>>> cfg = parse_pipeline({"name": "live", "source": {"dataset": "elec2"}, "model": {"name": "logreg",
+...     "params": {"n_classes": 2}}, "trigger": {"name": "data_amount", "every": 40}})
+>>> runner = OnlineRunner(cfg, store, poll=0.01)
+>>> runner.run(idle_timeout=0.05)
+2
+>>> [t.cutoff for t in runner.loop.trainings]
+[(2, 10), (3, 20)]
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from modyn_store.app.pipeline.config import PipelineConfig
+from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
+from modyn_store.app.pipeline.runner import threads
+
+__all__ = ["PROGRESS_TABLE", "OnlineRunner", "read_progress"]
+
+PROGRESS_TABLE = "pipeline_progress"
+PROGRESS_SCHEMA = pa.schema([
+    ("pipeline", pa.string()), ("processed_version", pa.int64()), ("trainings", pa.int64()),
+    ("seen_rows", pa.int64()), ("last_training", pa.string()),
+])
+
+
+def read_progress(store: Any, pipeline: str) -> dict[str, Any] | None:
+    """The last committed progress row of ``pipeline`` (``None`` if it never committed one)."""
+    from modyn_store.core._validate import check_name
+
+    check_name("pipeline", pipeline)
+    t = store.read_table(PROGRESS_TABLE, None, filter=f"pipeline = '{pipeline}'")
+    if t is None or t.num_rows == 0:
+        return None
+    rows = sorted(t.to_pylist(), key=lambda r: r["_version"])
+    return rows[-1]
+
+
+def _schema_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
+    params = dict(config.model.params)
+    schema = store.schema
+    if config.model.name in ("mlp", "logreg") and "in_features" not in params:
+        col = config.model.inputs.get("features", "features")
+        if schema is None or col not in schema.names:
+            raise PipelineConfigError(f"model.inputs.features", f"the store has no column {col!r} yet")
+        t = schema.field(col).type
+        params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
+    if "n_classes" not in params:
+        from modyn_store.app.datasets import DATASETS
+
+        spec = DATASETS.get(config.source.dataset)
+        if spec is None or spec.n_classes is None:
+            raise PipelineConfigError("model.params.n_classes", "give n_classes for an online pipeline")
+        params["n_classes"] = spec.n_classes
+    return params
+
+
+class OnlineRunner:
+    """Follow ``store`` and run ``config`` on every new version (see the module docstring).
+
+    Parameters
+    ----------
+    config:
+        The validated pipeline (its ``source`` only names the data set; the store is written by
+        another process).
+    store:
+        A :class:`modyn_store.Store` or a store location (created when missing).
+    poll:
+        Seconds between looks at the store when it has no new version.
+    progress_every:
+        Commit a progress row at least every this many processed data versions.
+    on_training:
+        Called with each new :class:`TrainingInfo`.
+    """
+
+    def __init__(self, config: PipelineConfig, store: Any, *, poll: float = 1.0, data_dir: str | Path | None = None,
+                 progress_every: int = 10, on_training: Callable[[TrainingInfo], None] | None = None) -> None:
+        from modyn_store.core.store import Store
+
+        self.config = config
+        self.store = Store.open(str(store), create=True) if isinstance(store, (str, Path)) else store
+        self.poll = float(poll)
+        self.progress_every = int(progress_every)
+        self.on_training = on_training
+        self.processed = 0
+        self.loop: PipelineLoop | None = None
+        self._stop = threading.Event()
+        self._since_progress = 0
+
+    def stop(self) -> None:
+        """Ask the runner to stop after the current version."""
+        self._stop.set()
+
+    def _ensure_loop(self) -> PipelineLoop:
+        if self.loop is None:
+            self.loop = PipelineLoop(self.config, self.store, model_params=_schema_params(self.config, self.store))
+        return self.loop
+
+    def _commit_progress(self) -> None:
+        loop = self.loop
+        assert loop is not None
+        row = {"pipeline": self.config.name, "processed_version": self.processed, "trainings": len(loop.trainings),
+               "seen_rows": loop.seen_rows, "last_training": loop.current_model}
+        with self.store.transaction("pipeline", message=f"{self.config.name} at version {self.processed}") as txn:
+            txn.append(PROGRESS_TABLE, pa.Table.from_pylist([row], schema=PROGRESS_SCHEMA))
+        self._since_progress = 0
+
+    def step(self) -> int:
+        """Process every version committed since the last call; returns the number of new trainings."""
+        new = 0
+        records = {r.version: r for r in self.store.log() if r.version > self.processed}
+        for v in sorted(records):
+            if self._stop.is_set():
+                break
+            rec = records[v]
+            if rec.inserted == 0 and rec.deleted == 0 and rec.erased == 0:
+                self.processed = v  # catalog, progress and tag versions carry no data
+                continue
+            loop = self._ensure_loop()
+            trained = False
+            for info in loop.process(self.processed, v):
+                trained = trained or not info.adopted
+                new += 0 if info.adopted else 1
+                if self.on_training is not None and not info.adopted:
+                    self.on_training(info)
+            self.processed = v
+            self._since_progress += 1
+            if trained or self._since_progress >= self.progress_every:
+                self._commit_progress()
+        return new
+
+    def run(self, *, idle_timeout: float | None = None, stop_after: int | None = None,
+            on_start: Callable[[], None] | None = None) -> int:
+        """Follow the store until a signal, ``idle_timeout`` idle seconds, or version ``stop_after``.
+
+        ``on_start`` is called once the signal handlers are in place. Returns the number of
+        trainings made by this call (adopted ones not counted).
+        """
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                handlers[sig] = signal.signal(sig, lambda *_: self._stop.set())
+        if on_start is not None:
+            on_start()
+        total = 0
+        idle_since = time.monotonic()
+        try:
+            with threads(self.config.training.threads):
+                while not self._stop.is_set():
+                    before = self.processed
+                    total += self.step()
+                    if stop_after is not None and self.processed >= stop_after:
+                        break
+                    if self.processed != before:
+                        idle_since = time.monotonic()
+                        continue
+                    if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                        break
+                    self._stop.wait(self.poll)
+        finally:
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+        if self.loop is not None and self._since_progress:
+            self._commit_progress()
+        return total

@@ -1,0 +1,260 @@
+"""Replay mode: stream a time-ordered data set into a store, one version per chunk, and run a pipeline.
+
+:class:`Runner` validates everything first (data path, columns, policies), then appends the
+stream chunk by chunk in event-time order (plus the configured deletion events), feeds every new
+version to the :class:`~modyn_store.app.pipeline.loop.PipelineLoop`, and finally evaluates every
+model on every time slice (``training.evaluate``, recorded in the catalog). ``run()`` yields
+:class:`RunEvent` s for progress; :attr:`Runner.result` holds the :class:`RunResult`.
+
+Example
+-------
+>>> from modyn_store.app.pipeline.config import parse_pipeline
+>>> from modyn_store.app.pipeline.runner import run_pipeline
+>>> cfg = parse_pipeline({"name": "doc", "source": {"dataset": "elec2", "limit": 3000, "chunk": "14d"},
+...     "model": {"name": "logreg"}, "trigger": {"name": "time", "every": "14d"},
+...     "evaluation": {"slices": 4}})
+>>> res = run_pipeline(cfg, "memory://runner-doc")
+>>> len(res.trainings) > 1, len(res.result.matrix[0])
+(True, 4)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.app.pipeline.config import PipelineConfig
+from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
+from modyn_store.app.pipeline.source import check_columns, chunk_rule, iter_chunks, load_source, model_params
+from modyn_store.app.report.build import PipelineResult, TriggerRecord
+
+__all__ = ["ChunkVersion", "DeletionEvent", "RunEvent", "RunResult", "Runner", "evaluate_pipeline", "ingest", "run_pipeline", "threads"]
+
+
+@dataclass(frozen=True)
+class ChunkVersion:
+    """One ingested chunk: its slice number, rows, and the store versions it spans ``(start, end]``."""
+
+    index: int
+    rows: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class DeletionEvent:
+    """Keys erased (or soft-deleted) by a replay deletion event, at ``version``, and the trainings
+    that had used them (from the store's erasure report; empty for soft deletes)."""
+
+    version: int
+    mode: str
+    keys: np.ndarray
+    trainings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """A progress event of :meth:`Runner.run`: ``kind`` is ``ingest``, ``delete``, ``train``,
+    ``evaluate`` or ``done``; ``step`` of ``total`` chunks."""
+
+    kind: str
+    step: int
+    total: int
+    message: str = ""
+    training: TrainingInfo | None = None
+    deletion: DeletionEvent | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished pipeline: its trainings, the report row data and the stored evaluation's id."""
+
+    config: PipelineConfig
+    store_uri: str
+    trainings: tuple[TrainingInfo, ...]
+    result: PipelineResult
+    evaluation_id: str | None
+    seconds: float
+    rows: int
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run torch with ``n`` intra-op threads inside the block (restored afterwards)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _deletion_keys(store: Any, recent: Sequence[np.ndarray], fraction: float, rng: np.random.Generator) -> np.ndarray:
+    live = store.as_of().keys()
+    if recent:
+        live = np.setdiff1d(live, np.concatenate(list(recent)), assume_unique=True)
+    n = int(round(live.size * fraction))
+    if n == 0:
+        return np.empty(0, np.int64)
+    return np.sort(rng.choice(live, size=n, replace=False))
+
+
+def ingest(store: Any, config: PipelineConfig, table: pa.Table) -> Iterator[tuple[ChunkVersion, DeletionEvent | None]]:
+    """Append ``table`` chunk by chunk (one version each) with the configured deletion events.
+
+    Yields ``(chunk, deletion)`` after each chunk; ``deletion`` is the event that followed it
+    (``None`` without one).
+    """
+    rule = chunk_rule(config.source)
+    dels = config.deletions
+    recent: list[np.ndarray] = []
+    for n, (index, part) in enumerate(iter_chunks(table, rule), start=1):
+        start = store.version
+        store.append(part, message=f"{config.source.dataset} chunk {index}")
+        recent.append(part.column("key").to_numpy())
+        deleted = None
+        if dels is not None and n % dels.every == 0 and dels.fraction > 0:
+            keep = recent[-dels.older_than:] if dels.older_than else []
+            keys = _deletion_keys(store, keep, dels.fraction, np.random.default_rng([dels.seed, n]))
+            if keys.size:
+                if dels.mode == "erase":
+                    rep = store.erase(keys, reason=f"replay deletion event after chunk {index}")
+                    deleted = DeletionEvent(rep.version, "erase", keys, tuple(rep.trainings))
+                else:
+                    rec = store.delete(keys=keys, message=f"replay deletion event after chunk {index}")
+                    deleted = DeletionEvent(rec.version, "delete", keys)
+        recent = recent[-max(dels.older_than if dels else 0, 1):]
+        yield ChunkVersion(index, part.num_rows, start, store.version), deleted
+
+
+def evaluate_pipeline(store: Any, config: PipelineConfig, trainings: Sequence[TrainingInfo], *,
+                      slices: Sequence[Any] | None = None, record: bool = True) -> tuple[PipelineResult, str | None]:
+    """Every model of ``trainings`` on every time slice; returns the report row and the evaluation id."""
+    import training
+
+    ev = config.evaluation
+    if slices is None:
+        slices = training.time_slices(store, n=ev.slices)
+    labels = [_slice_label(store, s) for s in slices]
+    starts = np.array([s.start for s in slices])
+    desc = config.describe()
+    eid = None
+    if trainings:
+        m = training.evaluate(store, [t.training_id for t in trainings], slices, inputs=dict(config.model.inputs),
+                              metrics=(ev.metric,), record=record)
+        matrix = m.matrix(ev.metric).tolist()
+        eid = m.evaluation_id
+    else:
+        matrix = []
+    recs = []
+    for t in trainings:
+        s = int(np.searchsorted(starts, t.cutoff_ts, side="right") - 1) if np.isfinite(t.cutoff_ts) else 0
+        recs.append(TriggerRecord(t.index, t.cutoff[0], t.samples, t.train_seconds, slice_index=max(s, 0)))
+    result = PipelineResult(config.name, desc["trigger"], desc["selection"], desc["update"], recs, matrix, labels,
+                            metric=ev.metric, higher_is_better=ev.metric != "loss")
+    return result, eid
+
+
+def _slice_label(store: Any, s: Any) -> str:
+    schema = store.schema
+    t = schema.field("ts").type if schema is not None else None
+    if t is not None and pa.types.is_timestamp(t):
+        unit = {"s": "s", "ms": "ms", "us": "us", "ns": "ns"}[t.unit]
+        return str(np.array(int(s.start), dtype=f"datetime64[{unit}]").astype("datetime64[D]"))
+    return f"{s.start:.4g}"
+
+
+class Runner:
+    """Run one pipeline in replay mode (see the module docstring).
+
+    Parameters
+    ----------
+    config:
+        The validated pipeline.
+    store:
+        A :class:`modyn_store.Store` or a location (created when missing).
+    data_dir:
+        The data folder used when the source gives no path (else ``$MODYN_STORE_DATA``).
+    table:
+        The loaded source stream, when the caller already has it.
+    chunks:
+        The stream is already in ``store`` as these chunk versions (several pipelines of a grid
+        replay one ingested store); nothing is appended.
+    """
+
+    def __init__(self, config: PipelineConfig, store: Any, *, data_dir: str | Path | None = None,
+                 table: pa.Table | None = None, chunks: Sequence[ChunkVersion] | None = None) -> None:
+        self.config = config
+        self._store_arg = store
+        self.data_dir = data_dir
+        self.table = table
+        self.chunks = list(chunks) if chunks is not None else None
+        self.loop: PipelineLoop | None = None
+        self.result: RunResult | None = None
+
+    def prepare(self) -> PipelineLoop:
+        """Load the source, check columns and policies, open the store: everything before work."""
+        from modyn_store.core.store import Store
+
+        if self.table is None:
+            self.table = load_source(self.config.source, self.data_dir)
+        import policies
+
+        check_columns(self.config, self.table.schema, policies.from_config("trigger", dict(self.config.trigger)))
+        store = self._store_arg
+        if isinstance(store, (str, Path)):
+            store = Store.open(str(store), create=True)
+        self.store = store
+        self.loop = PipelineLoop(self.config, store, model_params=model_params(self.config, self.table))
+        return self.loop
+
+    def run(self) -> Iterator[RunEvent]:
+        """Replay the stream; yields progress events; sets :attr:`result` at the end."""
+        t0 = time.perf_counter()
+        loop = self.loop or self.prepare()
+        with threads(self.config.training.threads):
+            if self.chunks is not None:
+                total = len(self.chunks)
+                steps: Iterator[tuple[ChunkVersion, DeletionEvent | None]] = ((c, None) for c in self.chunks)
+            else:
+                total = int(np.unique(self._chunk_ids()).size)
+                steps = ingest(self.store, self.config, self.table)
+            for i, (chunk, deleted) in enumerate(steps, start=1):
+                yield RunEvent("ingest", i, total, f"chunk {chunk.index}: {chunk.rows} rows")
+                if deleted is not None:
+                    yield RunEvent("delete", i, total, f"{deleted.keys.size} keys {deleted.mode}d; used by "
+                                   f"{len(deleted.trainings)} trainings", deletion=deleted)
+                for info in loop.process(chunk.start, chunk.end):
+                    yield RunEvent("train", i, total, f"{info.training_id} {info.mode} on {info.n_keys} rows", info)
+            yield RunEvent("evaluate", total, total, f"{len(loop.trainings)} models x {self.config.evaluation.slices} slices")
+            result, eid = evaluate_pipeline(self.store, self.config, loop.trainings)
+        assert self.table is not None
+        self.result = RunResult(self.config, self.store.uri, tuple(loop.trainings), result, eid,
+                                time.perf_counter() - t0, self.table.num_rows)
+        yield RunEvent("done", total, total, f"{len(loop.trainings)} trainings in {self.result.seconds:.1f} s")
+
+    def _chunk_ids(self) -> np.ndarray:
+        from modyn_store.app.datasets import chunk_index
+
+        assert self.table is not None
+        return chunk_index(self.table.column("ts"), chunk_rule(self.config.source))
+
+
+def run_pipeline(config: PipelineConfig, store: Any, *, data_dir: str | Path | None = None,
+                 on_event: Any = None) -> RunResult:
+    """Run ``config`` in replay mode to the end and return its :class:`RunResult`."""
+    runner = Runner(config, store, data_dir=data_dir)
+    for ev in runner.run():
+        if on_event is not None:
+            on_event(ev)
+    assert runner.result is not None
+    return runner.result

@@ -1,0 +1,183 @@
+"""Turn a pipeline's ``source`` into a time-ordered table and its chunks (one store version each).
+
+Data paths are never built into scenarios: a source names a data set and, optionally, a path;
+without one the data folder comes from the command line (``--data``) or ``$MODYN_STORE_DATA``,
+and Elec2 falls back to the copy bundled with the package.
+
+Example
+-------
+>>> from modyn_store.app.pipeline.config import SourceConfig
+>>> from modyn_store.app.pipeline.source import load_source
+>>> t = load_source(SourceConfig("elec2", limit=1000))
+>>> t.num_rows, t.column_names[:3]
+(1000, ['key', 'ts', 'label'])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core.errors import ModynStoreError
+from modyn_store.app.pipeline.config import SYNTHETIC, PipelineConfig, SourceConfig
+from modyn_store.app.pipeline.errors import PipelineConfigError
+
+__all__ = ["DATA_ENV", "chunk_rule", "check_columns", "iter_chunks", "load_source", "model_params", "resolve_path"]
+
+DATA_ENV = "MODYN_STORE_DATA"
+BOW_BUCKETS = 512
+
+
+def resolve_path(source: SourceConfig, data_dir: str | Path | None = None) -> Path | None:
+    """The file or folder to load ``source`` from (``None`` for generated streams)."""
+    if source.dataset == SYNTHETIC:
+        return None
+    base = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
+    if source.path is not None:
+        p = Path(source.path).expanduser()
+        if not p.is_absolute() and base is not None:
+            p = Path(base) / p
+        if not p.exists():
+            raise PipelineConfigError("source.path", f"{str(p)!r} does not exist")
+        return p
+    if base is not None and Path(base).exists():
+        return Path(base)
+    if source.dataset == "elec2":
+        from modyn_store.app.cli.demo import bundled_elec2
+
+        return bundled_elec2()
+    raise PipelineConfigError(
+        "source.path", f"no data for {source.dataset!r}: give source.path, pass --data DIR or set ${DATA_ENV}"
+    )
+
+
+def _hashed_bow(texts: list[str], n_buckets: int) -> pa.Array:
+    from training.models import hash_tokens
+
+    tokens, offsets = hash_tokens(texts, n_buckets=n_buckets)
+    rows = np.repeat(np.arange(len(texts)), np.diff(np.r_[offsets, tokens.size]))
+    counts = np.zeros((len(texts), n_buckets), dtype=np.float32)
+    np.add.at(counts, (rows, tokens), 1.0)
+    x = np.log1p(counts)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    x = (x / np.maximum(norm, 1e-6)).astype(np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), n_buckets)
+
+
+def _clicks(table: pa.Table) -> pa.Table:
+    dense = np.stack([table.column(f"i{i}").to_numpy() for i in range(1, 14)], axis=1).astype(np.float32)
+    sparse = np.stack([table.column(f"c{i}").to_numpy() for i in range(1, 27)], axis=1).astype(np.int64)
+    feats = np.log1p(np.maximum(dense, 0)).astype(np.float32)
+    n = table.num_rows
+    return pa.table({
+        "key": table.column("key"), "ts": table.column("ts"), "label": table.column("label"),
+        "dense": pa.FixedSizeListArray.from_arrays(pa.array(dense.ravel()), 13) if n else pa.array([], pa.list_(pa.float32(), 13)),
+        "sparse": pa.FixedSizeListArray.from_arrays(pa.array(sparse.ravel()), 26) if n else pa.array([], pa.list_(pa.int64(), 26)),
+        "features": pa.FixedSizeListArray.from_arrays(pa.array(feats.ravel()), 13) if n else pa.array([], pa.list_(pa.float32(), 13)),
+    })
+
+
+def load_source(source: SourceConfig, data_dir: str | Path | None = None) -> pa.Table:
+    """Load (or generate) the stream, apply ``limit``/``fraction``/``encode``/``columns``.
+
+    Raises
+    ------
+    PipelineConfigError
+        The path is missing, the loader rejects ``params``, or a kept column does not exist.
+    """
+    params = dict(source.params)
+    try:
+        if source.dataset == SYNTHETIC:
+            from modyn_store.app.datasets import synthetic_clicks
+
+            table = pa.Table.from_batches(list(synthetic_clicks(**params)))
+        else:
+            from modyn_store.app.datasets import load
+
+            table = load(source.dataset, resolve_path(source, data_dir), **params)
+    except PipelineConfigError:
+        raise
+    except (ModynStoreError, TypeError) as exc:
+        raise PipelineConfigError("source.params", str(exc)) from exc
+    if source.fraction is not None and source.fraction < 1:
+        rng = np.random.default_rng(source.seed)
+        keep = rng.random(table.num_rows) < source.fraction
+        table = table.filter(pa.array(keep))
+    if source.limit is not None:
+        table = table.slice(0, source.limit)
+    if source.encode == "hashed_bow":
+        if "text" not in table.column_names:
+            raise PipelineConfigError("source.encode", "hashed_bow needs a 'text' column")
+        n_buckets = BOW_BUCKETS
+        table = table.append_column("features", _hashed_bow(table.column("text").to_pylist(), n_buckets))
+    elif source.encode == "ids":
+        ids = [c for c in table.column_names if c.endswith("_id") and pa.types.is_integer(table.schema.field(c).type)]
+        if not ids or "features" not in table.column_names:
+            raise PipelineConfigError("source.encode", "ids needs integer '*_id' columns and a 'features' column")
+        sparse = np.stack([table.column(c).to_numpy() for c in ids], axis=1).astype(np.int64)
+        table = table.append_column("sparse", pa.FixedSizeListArray.from_arrays(pa.array(sparse.ravel()), len(ids)))
+        table = table.append_column("dense", table.column("features"))
+    elif source.encode == "clicks":
+        missing = [c for c in ("i1", "c1", "label") if c not in table.column_names]
+        if missing:
+            raise PipelineConfigError("source.encode", f"clicks needs columns i1..i13, c1..c26; missing {missing}")
+        table = _clicks(table)
+    if source.columns is not None:
+        base = [c for c in ("key", "ts", "label") if c in table.column_names]
+        for i, c in enumerate(source.columns):
+            if c not in table.column_names:
+                raise PipelineConfigError(f"source.columns[{i}]", f"no column {c!r}; the data has {table.column_names}")
+        table = table.select(list(dict.fromkeys(base + list(source.columns))))
+    return table
+
+
+def chunk_rule(source: SourceConfig) -> str:
+    """The chunking rule of ``source`` (its own or the data set's default)."""
+    if source.chunk is not None:
+        return source.chunk
+    if source.dataset == SYNTHETIC:
+        return "ts:1"
+    from modyn_store.app.datasets import DATASETS
+
+    return DATASETS[source.dataset].default_chunking
+
+
+def iter_chunks(table: pa.Table, rule: str) -> Iterator[tuple[int, pa.Table]]:
+    """``(slice number, rows)`` of ``table`` under ``rule`` (empty slices skipped)."""
+    from modyn_store.app.datasets import iter_slices
+
+    yield from iter_slices(table, rule)
+
+
+def check_columns(cfg: PipelineConfig, schema: pa.Schema, trigger: Any) -> None:
+    """Fail with the offending key when a column the pipeline reads is not in the data."""
+    names = set(schema.names)
+    if "label" not in names:
+        raise PipelineConfigError("source.dataset", f"the stream has no 'label' column (columns: {sorted(names)})")
+    for arg, col in cfg.model.inputs.items():
+        if col not in names:
+            raise PipelineConfigError(f"model.inputs.{arg}", f"no column {col!r}; the data has {sorted(names)}")
+    for col in getattr(trigger, "columns", ()):
+        if col not in names:
+            raise PipelineConfigError("trigger.columns", f"no column {col!r}; the data has {sorted(names)}")
+
+
+def model_params(cfg: PipelineConfig, table: pa.Table) -> dict[str, Any]:
+    """The model's parameters with ``in_features`` and ``n_classes`` filled in from the data."""
+    params = dict(cfg.model.params)
+    if cfg.model.name in ("mlp", "logreg") and "in_features" not in params:
+        col = cfg.model.inputs.get("features", "features")
+        t = table.schema.field(col).type
+        params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
+    if "n_classes" not in params:
+        labels = table.column("label").to_numpy()
+        params["n_classes"] = max(2, int(labels.max()) + 1 if labels.size else 2)
+    if cfg.model.name == "dlrm":
+        params.setdefault("n_dense", 13)
+        params.setdefault("cardinalities", [1000] * 26)
+    return params

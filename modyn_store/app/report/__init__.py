@@ -1,0 +1,1 @@
+"""Reports of pipeline runs: tables (Markdown, HTML) and plots."""

@@ -1,0 +1,316 @@
+"""Render the results of a benchmark grid: heat maps, metric over time, cost vs metric, tables.
+
+The pipeline runner fills one :class:`PipelineResult` per pipeline; :func:`render_report` writes
+PNG figures (matplotlib, imported only when rendering), a Markdown page and a simple HTML page.
+
+Definitions
+-----------
+- **evaluation matrix**: ``matrix[m][s]`` is the metric of model ``m`` (the model trained at
+  trigger ``m``) on time slice ``s``.
+- **current model**: the model in service while slice ``s`` arrives: the latest model whose
+  trigger fired at a slice before ``s`` (``TriggerRecord.slice_index < s``). The "metric over
+  time" curve is ``matrix[current(s)][s]``; slices before the first model have no point.
+- **mean metric**: mean of that curve over the slices that have a point; **final metric**: its
+  last point.
+- **cost**: the total train seconds of the pipeline; the Pareto front holds the pipelines that
+  no other pipeline beats on both cost (lower) and mean metric (better).
+
+Example
+-------
+>>> r = PipelineResult(
+...     name="every-slice", trigger="time 1 slice", selection="new data", update="finetune",
+...     triggers=(TriggerRecord(0, 1, 100, 0.5, slice_index=0), TriggerRecord(1, 2, 100, 0.5, slice_index=1)),
+...     matrix=((0.9, 0.8, 0.7), (0.85, 0.9, 0.8)), slice_labels=("d0", "d1", "d2"))
+>>> current_model_curve(r)
+[nan, 0.8, 0.8]
+>>> summarize([r])[0].mean_metric
+0.8
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fsspec
+
+from modyn_store.core.errors import InvalidArgumentError
+
+__all__ = [
+    "PipelineResult",
+    "ReportFiles",
+    "SummaryRow",
+    "TriggerRecord",
+    "current_model_curve",
+    "markdown_table",
+    "pareto_front",
+    "render_report",
+    "summarize",
+]
+
+
+@dataclass(frozen=True)
+class TriggerRecord:
+    """One training of a pipeline.
+
+    Parameters
+    ----------
+    index:
+        Trigger number (0, 1, ...), equal to the model's row in the evaluation matrix.
+    data_version:
+        The store version the model was trained on.
+    n_samples:
+        Samples trained on (summed over epochs).
+    train_seconds:
+        Wall-clock training time.
+    slice_index:
+        The last time slice whose data the model saw; the model serves from slice
+        ``slice_index + 1`` on. ``None`` means ``index`` (one trigger per slice).
+    """
+
+    index: int
+    data_version: int
+    n_samples: int
+    train_seconds: float
+    slice_index: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 0:
+            raise InvalidArgumentError("n_samples", self.n_samples, "an integer >= 0")
+        if not self.train_seconds >= 0:
+            raise InvalidArgumentError("train_seconds", self.train_seconds, "a number >= 0")
+
+    @property
+    def last_slice(self) -> int:
+        """``slice_index``, or ``index`` when it is not given."""
+        return self.index if self.slice_index is None else self.slice_index
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """The outcome of one pipeline of a benchmark grid (see the module docstring).
+
+    Sequences are stored as tuples; ``matrix`` becomes a tuple of tuples of floats (``NaN`` for a
+    cell not evaluated) with one row per trigger and one column per entry of ``slice_labels``.
+    """
+
+    name: str
+    trigger: str
+    selection: str
+    update: str
+    triggers: Sequence[TriggerRecord]
+    matrix: Sequence[Sequence[float]]
+    slice_labels: Sequence[str]
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "triggers", tuple(self.triggers))
+        object.__setattr__(self, "slice_labels", tuple(str(s) for s in self.slice_labels))
+        rows = tuple(tuple(float(v) for v in row) for row in self.matrix)
+        object.__setattr__(self, "matrix", rows)
+        if len(rows) != len(self.triggers):
+            raise InvalidArgumentError("matrix", f"<{len(rows)} rows>", f"one row per trigger ({len(self.triggers)})")
+        for i, row in enumerate(rows):
+            if len(row) != len(self.slice_labels):
+                raise InvalidArgumentError(f"matrix[{i}]", f"<{len(row)} values>", f"one per slice ({len(self.slice_labels)})")
+        for i, t in enumerate(self.triggers):
+            if t.index != i:
+                raise InvalidArgumentError(f"triggers[{i}].index", t.index, f"{i} (triggers in order)")
+
+    @property
+    def total_samples(self) -> int:
+        """Samples trained over all triggers."""
+        return sum(t.n_samples for t in self.triggers)
+
+    @property
+    def total_seconds(self) -> float:
+        """Train seconds over all triggers."""
+        return float(sum(t.train_seconds for t in self.triggers))
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One row of the results table."""
+
+    name: str
+    trigger: str
+    selection: str
+    update: str
+    n_triggers: int
+    samples_trained: int
+    train_seconds: float
+    mean_metric: float
+    final_metric: float
+    pareto: bool
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where :func:`render_report` wrote each file (fsspec paths)."""
+
+    markdown: str
+    html: str
+    heatmaps: tuple[str, ...]
+    curve: str
+    pareto: str
+    all: tuple[str, ...] = field(default=())
+
+
+def current_model_curve(result: PipelineResult) -> list[float]:
+    """The metric of the model in service on each slice (``NaN`` before the first model)."""
+    curve: list[float] = []
+    for s in range(len(result.slice_labels)):
+        served = [t.index for t in result.triggers if t.last_slice < s]
+        curve.append(result.matrix[served[-1]][s] if served else math.nan)
+    return curve
+
+
+def _finite(values: Sequence[float]) -> list[float]:
+    return [v for v in values if not math.isnan(v)]
+
+
+def pareto_front(costs: Sequence[float], scores: Sequence[float], *, higher_is_better: bool = True) -> list[bool]:
+    """Mark the points no other point beats on both cost (lower) and score.
+
+    Examples
+    --------
+    >>> pareto_front([1.0, 2.0, 3.0], [0.5, 0.4, 0.9])
+    [True, False, True]
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    pts = [(c, sign * s) for c, s in zip(costs, scores)]
+    out = []
+    for i, (c, s) in enumerate(pts):
+        if math.isnan(s):
+            out.append(False)
+            continue
+        dominated = any(
+            (c2 <= c and s2 >= s and (c2 < c or s2 > s)) for j, (c2, s2) in enumerate(pts) if j != i and not math.isnan(s2)
+        )
+        out.append(not dominated)
+    return out
+
+
+def summarize(results: Sequence[PipelineResult]) -> list[SummaryRow]:
+    """The results table: one :class:`SummaryRow` per pipeline, in input order.
+
+    All results must report the same metric (with the same direction), so they can be ranked.
+    """
+    for r in results[1:]:
+        if (r.metric, r.higher_is_better) != (results[0].metric, results[0].higher_is_better):
+            raise InvalidArgumentError(
+                f"results[{results.index(r)}].metric", r.metric, f"{results[0].metric!r} like the first result"
+            )
+    curves = [_finite(current_model_curve(r)) for r in results]
+    means = [sum(c) / len(c) if c else math.nan for c in curves]
+    finals = [c[-1] if c else math.nan for c in curves]
+    higher = results[0].higher_is_better if results else True
+    front = pareto_front([r.total_seconds for r in results], means, higher_is_better=higher)
+    return [
+        SummaryRow(r.name, r.trigger, r.selection, r.update, len(r.triggers), r.total_samples, r.total_seconds, m, f, p)
+        for r, m, f, p in zip(results, means, finals, front)
+    ]
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
+    """Render the summary rows as a Markdown table (numbers: seconds 2 decimals, metric 4)."""
+    head = (
+        f"| pipeline | trigger | selection | update | triggers | samples trained | train seconds "
+        f"| mean {metric} | final {metric} | Pareto |"
+    )
+    lines = [head, "|" + "---|" * 4 + "---:|" * 5 + ":---:|"]
+    for r in rows:
+        lines.append(
+            f"| {_md(r.name)} | {_md(r.trigger)} | {_md(r.selection)} | {_md(r.update)} | {r.n_triggers} "
+            f"| {r.samples_trained} | {r.train_seconds:.2f} | {r.mean_metric:.4f} | {r.final_metric:.4f} "
+            f"| {'yes' if r.pareto else ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _html_table(rows: Sequence[SummaryRow], metric: str) -> str:
+    cols = ["pipeline", "trigger", "selection", "update", "triggers", "samples trained", "train seconds",
+            f"mean {metric}", f"final {metric}", "Pareto"]  # fmt: skip
+    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"]
+    for r in rows:
+        cells = [r.name, r.trigger, r.selection, r.update, str(r.n_triggers), str(r.samples_trained),
+                 f"{r.train_seconds:.2f}", f"{r.mean_metric:.4f}", f"{r.final_metric:.4f}", "yes" if r.pareto else ""]  # fmt: skip
+        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _trigger_table(r: PipelineResult) -> str:
+    lines = ["| trigger | data version | last slice | samples | train seconds |", "|---:|---:|---:|---:|---:|"]
+    for t in r.triggers:
+        label = r.slice_labels[t.last_slice] if 0 <= t.last_slice < len(r.slice_labels) else str(t.last_slice)
+        lines.append(f"| {t.index} | {t.data_version} | {_md(label)} | {t.n_samples} | {t.train_seconds:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")[:60] or "pipeline"
+
+
+def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, title: str = "Benchmark report") -> ReportFiles:
+    """Write figures and pages for ``results`` into ``out_dir`` (a local path or fsspec URL).
+
+    Files: ``heatmap_<i>_<name>.png`` per pipeline, ``metric_over_time.png``,
+    ``cost_vs_metric.png``, ``report.md`` and ``report.html``. File names are derived from the
+    pipeline position plus a sanitized name, so names cannot leave ``out_dir``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> r = PipelineResult("p", "amount 100", "new data", "retrain", (TriggerRecord(0, 1, 100, 0.2),),
+    ...                    ((0.7, 0.6),), ("s0", "s1"))
+    >>> files = render_report([r], tempfile.mkdtemp())
+    >>> files.markdown.endswith("report.md")
+    True
+    """
+    from modyn_store.app.report.plots import plot_cost_vs_metric, plot_heatmap, plot_metric_over_time
+
+    if not results:
+        raise InvalidArgumentError("results", [], "at least one PipelineResult")
+    metric = results[0].metric
+    fs, root = fsspec.core.url_to_fs(str(out_dir))
+    fs.makedirs(root, exist_ok=True)
+    rows = summarize(results)
+
+    def write(name: str, data: bytes) -> str:
+        path = f"{root.rstrip('/')}/{name}"
+        with fs.open(path, "wb") as fh:
+            fh.write(data)
+        return path
+
+    heatmaps = []
+    for i, r in enumerate(results):
+        heatmaps.append(write(f"heatmap_{i:02d}_{_slug(r.name)}.png", plot_heatmap(r)))
+    curve = write("metric_over_time.png", plot_metric_over_time(results, [current_model_curve(r) for r in results]))
+    pareto = write("cost_vs_metric.png", plot_cost_vs_metric(rows, metric=metric))
+    names = [p.rsplit("/", 1)[-1] for p in (curve, pareto, *heatmaps)]
+
+    md = [f"# {_md(title)}", "", markdown_table(rows, metric), ""]
+    md += [f"![metric over time]({names[0]})", "", f"![cost vs metric]({names[1]})", ""]
+    md += [f"## {_md(r.name)}\n\n![heat map]({n})\n\n{_trigger_table(r)}" for r, n in zip(results, names[2:])]
+    markdown = write("report.md", "\n".join(md).encode())
+    body = [f"<h1>{html.escape(title)}</h1>", _html_table(rows, metric)]
+    body += [f'<img src="{html.escape(n)}" alt="{html.escape(n)}">' for n in names[:2]]
+    body += [f'<h2>{html.escape(r.name)}</h2><img src="{html.escape(n)}" alt="heat map">' for r, n in zip(results, names[2:])]
+    page = (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(title) + "</title>"
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}</style></head><body>\n"
+        + "\n".join(body) + "\n</body></html>\n"
+    )
+    html_path = write("report.html", page.encode())
+    return ReportFiles(markdown, html_path, tuple(heatmaps), curve, pareto, (markdown, html_path, curve, pareto, *heatmaps))

@@ -1,0 +1,126 @@
+"""The figures of :mod:`modyn_store.app.report.build`, drawn with matplotlib's object API on the Agg canvas.
+
+Each function returns PNG bytes. matplotlib is imported here only, and no global matplotlib
+state (backend, rcParams) is changed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modyn_store.app.report.build import PipelineResult, SummaryRow
+
+__all__ = ["plot_cost_vs_metric", "plot_heatmap", "plot_metric_over_time"]
+
+_DPI = 110
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI)
+    return buf.getvalue()
+
+
+def _ticks(n: int, max_ticks: int = 24) -> list[int]:
+    step = max(1, math.ceil(n / max_ticks))
+    return list(range(0, n, step))
+
+
+def plot_heatmap(result: PipelineResult) -> bytes:
+    """Model x time-slice heat map of ``result.matrix``; the current-model cells are outlined."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    data = np.array(result.matrix, dtype=float).reshape(len(result.triggers), len(result.slice_labels))
+    n_models, n_slices = data.shape
+    fig = _figure(min(16.0, 3.0 + 0.35 * n_slices), min(12.0, 2.2 + 0.3 * n_models))
+    ax = fig.add_subplot()
+    cmap = "viridis" if result.higher_is_better else "viridis_r"
+    finite = data[np.isfinite(data)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    cbar = fig.colorbar(im, ax=ax, shrink=0.9)
+    cbar.set_label(result.metric)
+    xt, yt = _ticks(n_slices), _ticks(n_models)
+    ax.set_xticks(xt, [result.slice_labels[i] for i in xt], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(yt, [str(i) for i in yt], fontsize=8)
+    ax.set_xlabel("evaluation time slice")
+    ax.set_ylabel("model (trigger index)")
+    ax.set_title(f"{result.name}: {result.metric} of each model on each slice (white box: model in service)", fontsize=10)
+    for s in range(n_slices):  # outline the model in service on each slice
+        served = [t.index for t in result.triggers if t.last_slice < s]
+        if served:
+            ax.add_patch(Rectangle((s - 0.5, served[-1] - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=1.2))
+    if n_models * n_slices <= 150:
+        mid = (vmin + vmax) / 2
+        for m in range(n_models):
+            for s in range(n_slices):
+                if np.isfinite(data[m, s]):
+                    dark = (data[m, s] < mid) == result.higher_is_better
+                    ax.text(s, m, f"{data[m, s]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if dark else "black")  # fmt: skip
+    return _png(fig)
+
+
+def plot_metric_over_time(results: Sequence[PipelineResult], curves: Sequence[Sequence[float]]) -> bytes:
+    """The current model's metric on each slice, one line per pipeline."""
+    fig = _figure(10.0, 5.0)
+    ax = fig.add_subplot()
+    markers = "osD^v<>pXh*"
+    longest = max(results, key=lambda r: len(r.slice_labels))
+    for i, (r, curve) in enumerate(zip(results, curves)):
+        marker = markers[i % len(markers)] if len(curve) <= 30 else None  # markers clutter long curves
+        ax.plot(range(len(curve)), curve, marker=marker, markersize=4, linewidth=1.4, label=r.name)
+    n = len(longest.slice_labels)
+    xt = _ticks(n)
+    ax.set_xticks(xt, [longest.slice_labels[i] for i in xt], rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel("time slice")
+    ax.set_ylabel(f"{results[0].metric} of the model in service")
+    ax.set_title("Metric over time (each slice scored by the latest model trained before it)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if len(results) > 6:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8, loc="best")
+    return _png(fig)
+
+
+def plot_cost_vs_metric(rows: Sequence[SummaryRow], *, metric: str = "accuracy") -> bytes:
+    """Train seconds vs mean metric per pipeline, the Pareto front highlighted and joined."""
+    fig = _figure(8.0, 5.5)
+    ax = fig.add_subplot()
+    costs = [r.train_seconds for r in rows]
+    scores = [r.mean_metric for r in rows]
+    ax.scatter([c for c, r in zip(costs, rows) if not r.pareto], [s for s, r in zip(scores, rows) if not r.pareto],
+               s=40, color="0.6", label="dominated", zorder=2)  # fmt: skip
+    front = sorted((c, s) for c, s, r in zip(costs, scores, rows) if r.pareto)
+    if front:
+        ax.plot([c for c, _ in front], [s for _, s in front], color="tab:red", linewidth=1.2, zorder=3)
+        ax.scatter([c for c, _ in front], [s for _, s in front], s=70, color="tab:red", edgecolor="black",
+                   label="Pareto front", zorder=4)  # fmt: skip
+    for c, s, r in zip(costs, scores, rows):
+        if not math.isnan(s):
+            ax.annotate(r.name, (c, s), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    positive = [c for c in costs if c > 0]
+    if positive and max(positive) / min(positive) > 100:
+        ax.set_xscale("log")
+    ax.margins(x=0.12, y=0.08)
+    ax.set_xlabel("total train seconds (cost)")
+    ax.set_ylabel(f"mean {metric} of the model in service")
+    ax.set_title("Cost vs metric", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _png(fig)

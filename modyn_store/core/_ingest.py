@@ -1,0 +1,218 @@
+"""Normalising append input: canonical ``key``/``ts``/``label`` columns, schema checks, keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, SchemaMismatchError
+
+__all__ = ["RESERVED", "KeyTracker", "Prepared", "check_unique", "prepare"]
+
+RESERVED = ("_version", "_rowid", "_rowaddr")
+ROLE_COLUMNS = ("key", "ts", "label")
+
+
+class Prepared:
+    """Append input as a stream of canonical record batches plus the target schema."""
+
+    def __init__(self, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+        self.schema = schema
+        self.batches = batches
+
+
+def _to_reader(data: Any) -> pa.RecordBatchReader:
+    if isinstance(data, pa.RecordBatchReader):
+        return data
+    if isinstance(data, pa.Table):
+        return data.to_reader()
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data]).to_reader()
+    if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
+        return pa.Table.from_pandas(data, preserve_index=False).to_reader()
+    if isinstance(data, Mapping):
+        return pa.table(dict(data)).to_reader()
+    raise InvalidArgumentError(
+        "data",
+        type(data).__name__,
+        "a pyarrow Table, RecordBatch or RecordBatchReader, a pandas DataFrame or a dict of columns",
+    )
+
+
+def _roles(schema: pa.Schema, key: str | None, ts: str | None, label: str | None) -> dict[str, str | None]:
+    """Map canonical role -> source column (None = absent / assigned)."""
+    names = schema.names
+    chosen: dict[str, str | None] = {}
+    for role, given in (("key", key), ("ts", ts), ("label", label)):
+        if given is not None:
+            if given not in names:
+                raise SchemaMismatchError(
+                    f"{role}={given!r} names no column of the data; columns are {names}"
+                )
+            chosen[role] = given
+        else:
+            chosen[role] = role if role in names else None
+    for role, source in chosen.items():
+        if role in names and source != role:
+            raise SchemaMismatchError(
+                f"the data has a column {role!r} but {role}={source!r} was chosen; rename one of them"
+            )
+    if chosen["ts"] is None:
+        raise SchemaMismatchError(
+            f"no event-time column: pass ts='<column>' (columns are {names}) or add a 'ts' column"
+        )
+    for name in names:
+        if name in RESERVED or name.startswith("_"):
+            raise SchemaMismatchError(f"column {name!r} is reserved: names starting with '_' are internal")
+    return chosen
+
+
+def _canonical_schema(schema: pa.Schema, roles: dict[str, str | None]) -> pa.Schema:
+    fields = []
+    key_src = roles["key"]
+    if key_src is not None:
+        t = schema.field(key_src).type
+        if not pa.types.is_integer(t):
+            raise SchemaMismatchError(f"key column {key_src!r} has type {t}; keys must be integers")
+    fields.append(pa.field("key", pa.int64(), nullable=False))
+    ts_type = schema.field(roles["ts"]).type
+    if not (pa.types.is_integer(ts_type) or pa.types.is_floating(ts_type) or pa.types.is_timestamp(ts_type) or pa.types.is_date(ts_type)):
+        raise SchemaMismatchError(
+            f"event-time column {roles['ts']!r} has type {ts_type}; expected an integer, float, date or timestamp"
+        )
+    fields.append(pa.field("ts", ts_type))
+    if roles["label"] is not None:
+        fields.append(pa.field("label", schema.field(roles["label"]).type))
+    used = {v for v in roles.values() if v is not None}
+    for f in schema:
+        if f.name not in used:
+            fields.append(f)
+    return pa.schema(fields)
+
+
+def _compare(expected: pa.Schema, got: pa.Schema) -> None:
+    exp = {f.name: f.type for f in expected}
+    have = {f.name: f.type for f in got}
+    missing = sorted(set(exp) - set(have))
+    extra = sorted(set(have) - set(exp))
+    changed = sorted(n for n in set(exp) & set(have) if not exp[n].equals(have[n]))
+    if missing or extra or changed:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {missing}")
+        if extra:
+            parts.append(f"unexpected columns {extra}")
+        for n in changed:
+            parts.append(f"column {n!r} is {have[n]}, the store has {exp[n]}")
+        raise SchemaMismatchError("appended data does not match the store's schema: " + "; ".join(parts))
+
+
+def prepare(
+    data: Any,
+    *,
+    key: str | None,
+    ts: str | None,
+    label: str | None,
+    store_schema: pa.Schema | None,
+    next_key: int,
+) -> Prepared:
+    """Check the input's schema and return canonical batches (keys assigned where absent).
+
+    Raises before any row is produced if the schema is wrong; batch-level problems (null or
+    duplicate keys, null event times) raise while iterating.
+    """
+    reader = _to_reader(data)
+    roles = _roles(reader.schema, key, ts, label)
+    target = _canonical_schema(reader.schema, roles)
+    if store_schema is not None:
+        _compare(store_schema, target)
+        target = pa.schema([store_schema.field(n) for n in store_schema.names])
+    return Prepared(target, _batches(reader, roles, target, next_key))
+
+
+def _batches(
+    reader: pa.RecordBatchReader, roles: dict[str, str | None], target: pa.Schema, next_key: int
+) -> Iterator[pa.RecordBatch]:
+    assigned = next_key
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        cols: dict[str, pa.Array] = {}
+        if roles["key"] is None:
+            cols["key"] = pa.array(np.arange(assigned, assigned + batch.num_rows, dtype=np.int64))
+            assigned += batch.num_rows
+        else:
+            k = batch.column(roles["key"])
+            if k.null_count:
+                raise InvalidArgumentError("key", f"{k.null_count} null keys", "non-null integer keys")
+            cols["key"] = k.cast(pa.int64())
+        t = batch.column(roles["ts"])
+        if t.null_count:
+            raise InvalidArgumentError("ts", f"{t.null_count} null event times", "non-null event times")
+        cols["ts"] = t
+        if roles["label"] is not None:
+            cols["label"] = batch.column(roles["label"])
+        used = {v for v in roles.values() if v is not None}
+        for name in batch.schema.names:
+            if name not in used:
+                cols[name] = batch.column(name)
+        arrays = [cols[f.name].cast(f.type) if not cols[f.name].type.equals(f.type) else cols[f.name] for f in target]
+        yield pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def check_unique(keys: np.ndarray) -> np.ndarray:
+    """Sorted copy of ``keys``; raises :class:`DuplicateKeyError` on a repeated key."""
+    if keys.size > 1 and np.all(keys[1:] > keys[:-1]):
+        return keys
+    s = np.sort(keys, kind="stable")
+    if s.size > 1:
+        dup = s[1:][s[1:] == s[:-1]]
+        if dup.size:
+            raise DuplicateKeyError(
+                f"{dup.size} duplicate keys within the appended data, e.g. {np.unique(dup)[:5].tolist()}"
+            )
+    return s
+
+
+class KeyTracker:
+    """Follows the keys of a streamed append without copying them while they stay increasing.
+
+    Time-ordered ingest usually appends increasing keys; then uniqueness within the append
+    is proven batch by batch and only the range is needed to check against the store.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.increasing = True
+        self.count = 0
+        self.first = 0
+        self.last = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        if keys.size == 0:
+            return
+        if self.increasing and (
+            (self.count and keys[0] <= self.last) or (keys.size > 1 and not bool((keys[1:] > keys[:-1]).all()))
+        ):
+            self.increasing = False
+        if self.count == 0:
+            self.first = int(keys[0])
+        self.last = int(keys[-1])
+        self.count += int(keys.size)
+        self.parts.append(keys)
+
+    def sorted_unique(self) -> np.ndarray:
+        """All keys, sorted; raises :class:`DuplicateKeyError` on a repeated key."""
+        keys = np.concatenate(self.parts) if self.parts else np.empty(0, np.int64)
+        return keys if self.increasing else check_unique(keys)
+
+    @property
+    def lowest(self) -> int:
+        return self.first if self.increasing else int(min(int(p.min()) for p in self.parts))
+
+    @property
+    def highest(self) -> int:
+        return self.last if self.increasing else int(max(int(p.max()) for p in self.parts))

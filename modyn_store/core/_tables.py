@@ -1,0 +1,222 @@
+"""Thin helpers over the Lance tables of one store: open, append with ``_version``, scan, delete."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import lance
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core._location import Location
+
+__all__ = ["Tables", "keys_predicate"]
+
+VERSION = "_version"
+_PREDICATE_CHUNK = 4096
+
+
+def keys_predicate(keys: np.ndarray, column: str = "key") -> Iterator[str]:
+    """SQL predicates ``column IN (...)`` over ``keys``, in chunks Lance parses quickly."""
+    for start in range(0, keys.size, _PREDICATE_CHUNK):
+        chunk = keys[start : start + _PREDICATE_CHUNK]
+        yield f"{column} IN ({','.join(str(int(k)) for k in chunk)})"
+
+
+class Tables:
+    """The Lance tables of a store, addressed by name (``samples``, ``scores/loss`` ...)."""
+
+    def __init__(self, location: Location) -> None:
+        self.location = location
+        self._ranges: dict[str, dict[int, tuple[int, int, int]]] = {}
+
+    # -- per-fragment version ranges -----------------------------------------------------
+    def _ranges_path(self, name: str) -> str:
+        return self.location.path(f"_meta/{name.replace('/', '__')}.fragments.json")
+
+    def fragment_versions(
+        self, name: str, ds: lance.LanceDataset, *, assume: int | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """``fragment id -> (min _version, max _version)`` for every fragment of ``ds``.
+
+        Lance fragments are immutable apart from deletion files, and their ids are never
+        reused, so a range once known stays a valid bound. Ranges come from a side file the
+        writer keeps, from this process's memory, or from reading that fragment's
+        ``_version`` column once.
+        """
+        known = self._ranges.get(name)
+        if known is None:
+            known = {}
+            fs = self.location.fs
+            path = self._ranges_path(name)
+            if fs.exists(path):
+                with fs.open(path, "r") as fh:
+                    try:
+                        known = {int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in json.load(fh).items()}
+                    except (ValueError, KeyError, TypeError, IndexError):
+                        known = {}
+            self._ranges[name] = known
+        out: dict[int, tuple[int, int]] = {}
+        for frag in ds.get_fragments():
+            fid = frag.fragment_id
+            rows = frag.metadata.physical_rows
+            hit = known.get(fid)
+            if hit is None and assume is not None:
+                hit = (assume, assume, rows)
+                known[fid] = hit
+            elif hit is None or hit[2] != rows:
+                col = frag.to_table(columns=["_version"]).column(0).to_numpy()
+                lo, hi = (int(col.min()), int(col.max())) if col.size else (0, -1)
+                hit = (lo, hi, rows)
+                known[fid] = hit
+            out[fid] = (hit[0], hit[1])
+        return out
+
+    def save_fragment_versions(self, name: str, new_version: int | None = None) -> None:
+        """Persist the ranges of ``name``'s current fragments (called by the writer).
+
+        With ``new_version``, fragments the side file does not know yet are the ones the
+        current write created, all at that version, and need no reading.
+        """
+        ds = self.open(name)
+        if ds is None:
+            return
+        self._ranges.pop(name, None)  # re-read the side file: another process may have written
+        if new_version is not None:
+            self.fragment_versions(name, ds, assume=new_version)
+        else:
+            self.fragment_versions(name, ds)
+        live = {f.fragment_id for f in ds.get_fragments()}
+        body = {str(k): list(v) for k, v in self._ranges[name].items() if k in live}
+        fs = self.location.fs
+        path = self._ranges_path(name)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path + ".tmp", "w") as fh:
+            json.dump(body, fh)
+        fs.mv(path + ".tmp", path)
+
+    def uri(self, name: str) -> str:
+        return self.location.table_uri(name)
+
+    def exists(self, name: str) -> bool:
+        return bool(self.location.fs.exists(self.location.path(f"{name}.lance/_versions")))
+
+    def open(self, name: str) -> lance.LanceDataset | None:
+        if not self.exists(name):
+            return None
+        return lance.dataset(self.uri(name), storage_options=self.location.storage_options or None)
+
+    def names(self) -> list[str]:
+        """Every table in the store, including ``scores/<name>`` tables."""
+        fs = self.location.fs
+        found: list[str] = []
+        for sub in ("", "scores/"):
+            base = self.location.path(sub.rstrip("/")) if sub else self.location.root
+            if not fs.exists(base):
+                continue
+            for entry in fs.ls(base, detail=False):
+                leaf = str(entry).rstrip("/").rsplit("/", 1)[-1]
+                if leaf.endswith(".lance"):
+                    found.append(sub + leaf[: -len(".lance")])
+        return sorted(found)
+
+    def append(
+        self,
+        name: str,
+        data: pa.Table | Iterable[pa.RecordBatch],
+        *,
+        schema: pa.Schema | None = None,
+    ) -> lance.LanceDataset:
+        """Append rows (which already carry ``_version``); create the table on first use."""
+        mode = "append" if self.exists(name) else "create"
+        if isinstance(data, pa.Table):
+            source: Any = data
+        else:
+            assert schema is not None
+            source = pa.RecordBatchReader.from_batches(schema, data)
+        return lance.write_dataset(
+            source,
+            self.uri(name),
+            mode=mode,
+            enable_stable_row_ids=mode == "create",
+            storage_options=self.location.storage_options or None,
+        )
+
+    def scan(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        filter: str | None = None,
+        *,
+        with_row_id: bool = False,
+    ) -> pa.Table | None:
+        ds = self.open(name)
+        if ds is None:
+            return None
+        return ds.to_table(columns=columns, filter=filter, with_row_id=with_row_id)
+
+    def delete(self, name: str, predicate: str) -> None:
+        ds = self.open(name)
+        if ds is not None:
+            ds.delete(predicate)
+
+    def delete_keys(self, name: str, keys: np.ndarray) -> None:
+        ds = self.open(name)
+        if ds is None or keys.size == 0:
+            return
+        for predicate in keys_predicate(keys):
+            ds.delete(predicate)
+
+    def rewrite(self, name: str) -> None:
+        """Compact ``name``, rewriting every fragment that has deleted rows, and drop old files.
+
+        After this, no data file of the table holds a deleted row's bytes.
+        """
+        ds = self.open(name)
+        if ds is None:
+            return
+        ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        self.cleanup(name)
+        if name == "samples":
+            self.save_fragment_versions(name)
+
+    def compact_if_fragmented(self, name: str, *, max_fragments: int = 64) -> None:
+        """Merge ``name``'s small fragments once it has more than ``max_fragments``.
+
+        Logs and small tables gain a fragment per write; reading thousands of tiny files
+        would make every open slow. Old files stay until :meth:`cleanup`, so concurrent
+        readers are unaffected.
+        """
+        ds = self.open(name)
+        if ds is None or len(ds.get_fragments()) <= max_fragments:
+            return
+        ds.optimize.compact_files()
+        if name == "samples":
+            self.save_fragment_versions(name)
+
+    def compact(self, name: str) -> None:
+        ds = self.open(name)
+        if ds is None:
+            return
+        ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        if name == "samples":
+            self.save_fragment_versions(name)
+
+    def cleanup(self, name: str) -> None:
+        ds = self.open(name)
+        if ds is None:
+            return
+        ds.cleanup_old_versions(
+            older_than=timedelta(0), delete_unverified=True, error_if_tagged_old_versions=False
+        )
+
+
+def with_version(table: pa.Table, version: int) -> pa.Table:
+    """``table`` with a ``_version`` int64 column set to ``version``."""
+    col = pa.array(np.full(table.num_rows, version, dtype=np.int64))
+    if VERSION in table.column_names:
+        return table.set_column(table.schema.get_field_index(VERSION), VERSION, col)
+    return table.append_column(VERSION, col)

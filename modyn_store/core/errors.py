@@ -1,0 +1,114 @@
+"""The errors modyn-store raises on purpose.
+
+Every error derives from :class:`ModynStoreError`; the ones caused by bad input also derive from
+the matching built-in (``ValueError``, ``KeyError``, ``TypeError``) so generic handlers keep
+working. Messages name the offending argument, its value and what would be valid.
+
+Example
+-------
+>>> from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
+>>> try:
+...     raise InvalidArgumentError("k", -1, "an integer >= 0")
+... except ModynStoreError as exc:
+...     print(exc)
+invalid k=-1: expected an integer >= 0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConflictError",
+    "DataUnavailableError",
+    "DuplicateKeyError",
+    "FormatVersionError",
+    "InvalidArgumentError",
+    "InvalidFilterError",
+    "InvalidNameError",
+    "ModynStoreError",
+    "NotAStoreError",
+    "SchemaMismatchError",
+    "UnknownKeyError",
+    "UnknownVersionError",
+]
+
+
+class ModynStoreError(Exception):
+    """Root of every error raised on purpose by modyn-store."""
+
+
+class InvalidArgumentError(ModynStoreError, ValueError):
+    """An argument has a value outside its valid range or choices.
+
+    Parameters
+    ----------
+    name:
+        The argument's name (a dotted path for nested configuration, e.g. ``trigger.every``).
+    value:
+        The value that was given.
+    expected:
+        What would be valid, in words (e.g. ``"one of 'uniform', 'top'"``).
+    """
+
+    def __init__(self, name: str, value: Any, expected: str) -> None:
+        self.name = name
+        self.value = value
+        self.expected = expected
+        shown = repr(value)
+        if len(shown) > 200:
+            shown = shown[:197] + "..."
+        super().__init__(f"invalid {name}={shown}: expected {expected}")
+
+
+class InvalidNameError(InvalidArgumentError):
+    """A tag, table, score or other name is not a safe identifier."""
+
+
+class InvalidFilterError(ModynStoreError, ValueError):
+    """A row filter expression could not be parsed or refers to unknown columns."""
+
+
+class SchemaMismatchError(ModynStoreError, ValueError):
+    """Appended data does not match the store's schema."""
+
+
+class DuplicateKeyError(ModynStoreError, ValueError):
+    """A key occurs twice in one batch, or already exists in the store."""
+
+
+class UnknownKeyError(ModynStoreError, KeyError):
+    """A key is not live in the store (never inserted, deleted or erased)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "unknown key"
+
+
+class UnknownVersionError(ModynStoreError, KeyError):
+    """A version number, tag or time does not name a committed store version."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown version"
+
+
+class DataUnavailableError(ModynStoreError):
+    """Rows of an old version were purged by ``vacuum`` and cannot be returned.
+
+    The attribute ``keys`` holds the keys that are unavailable.
+    """
+
+    def __init__(self, message: str, keys: Any = None) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
+class NotAStoreError(ModynStoreError, FileNotFoundError):
+    """The given location does not hold a modyn-store store."""
+
+
+class FormatVersionError(ModynStoreError):
+    """The store was written by a newer, unsupported format version."""
+
+
+class ConflictError(ModynStoreError):
+    """A concurrent writer holds the store; the write was not applied."""

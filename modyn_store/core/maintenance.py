@@ -1,0 +1,216 @@
+"""Erasure, vacuum and compaction: the operations that change files, not just versions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core._validate import as_keys
+from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
+from modyn_store.core.records import ErasureReport, VacuumReport
+from modyn_store.core.snapshot import _isin_sorted
+
+if TYPE_CHECKING:
+    from modyn_store.core.store import Store
+
+__all__ = ["compact", "erase", "finish_purge", "vacuum"]
+
+
+def _content_tables(store: Store) -> list[str]:
+    """Tables whose rows carry sample content: samples and every score table."""
+    return [n for n in store._tables.names() if n == "samples" or n.startswith("scores/")]
+
+
+def _purge(store: Store, keys: np.ndarray) -> int:
+    """Remove ``keys``' rows from every content table and every cache, then drop old files."""
+    keys = np.unique(keys)
+    for name in _content_tables(store):
+        store._tables.delete_keys(name, keys)
+        store._tables.rewrite(name)
+    return _drop_caches(store, keys)
+
+
+def _drop_caches(store: Store, keys: np.ndarray) -> int:
+    """Delete every ``_cache/<entry>`` whose ``keys.npy`` holds one of ``keys``."""
+    fs = store.fs
+    root = store.path("_cache")
+    if keys.size == 0 or not fs.exists(root):
+        return 0
+    removed = 0
+    for entry in fs.ls(root, detail=False):
+        kf = f"{str(entry).rstrip('/')}/keys.npy"
+        if not fs.exists(kf):
+            continue
+        with fs.open(kf, "rb") as fh:
+            held = np.load(fh, allow_pickle=False)
+        if _isin_sorted(keys, np.sort(held)).any():
+            fs.rm(str(entry), recursive=True)
+            removed += 1
+    return removed
+
+
+def finish_purge(store: Store, version: int, op: str) -> int:
+    """Physically apply the committed erase or vacuum ``version`` (idempotent)."""
+    if op == "erase":
+        t = store._tables.scan("erasures", ["key"], f"_version = {version}")
+    else:
+        t = store._tables.scan("purged", ["key"], f"_version = {version}")
+    keys = t.column("key").to_numpy() if t is not None else np.empty(0, np.int64)
+    return _purge(store, keys)
+
+
+def _trainings_using(store: Store, keys: np.ndarray) -> tuple[str, ...]:
+    if "selections" not in store._tables.names() or keys.size == 0:
+        return ()
+    from modyn_store.core._tables import keys_predicate
+
+    found: set[str] = set()
+    for pred in keys_predicate(keys):
+        t = store._tables.scan("selections", ["training_id"], f"({pred}) AND _version <= {store.version}")
+        if t is not None:
+            found.update(t.column("training_id").to_pylist())
+    return tuple(sorted(found))
+
+
+def erase(
+    store: Store,
+    keys: Any,
+    *,
+    reason: str,
+    missing: str = "error",
+    message: str = "",
+) -> ErasureReport:
+    """Erase samples (GDPR Art. 17): their bytes leave every file of every table and cache.
+
+    The erasure is logged in ``erasures`` (key, version, time, reason) without content. From
+    the new version on no version returns the keys. The report lists the past trainings whose
+    train sets held an erased key.
+
+    Example
+    -------
+    >>> import pyarrow as pa
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://erase-doc", create=True)
+    >>> _ = store.append(pa.table({"ts": [1, 2], "text": ["keep", "secret"]}))
+    >>> store.erase([1], reason="user request").keys.tolist()
+    [1]
+    >>> store.as_of(1).keys().tolist()
+    [0]
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidArgumentError("reason", reason, "a non-empty string (kept in the erasure audit log)")
+    if missing not in ("error", "ignore"):
+        raise InvalidArgumentError("missing", missing, "'error' or 'ignore'")
+    want = np.unique(as_keys(keys))
+    if want.size == 0:
+        raise InvalidArgumentError("keys", [], "at least one key to erase")
+    with store.transaction("erase", message) as txn:
+        already = store._erased_keys()
+        present = _stored_keys(store, want)
+        known = present & ~_isin_sorted(want, already)
+        if not known.all() and missing == "error":
+            bad = want[~known]
+            raise UnknownKeyError(
+                f"{bad.size} keys were never stored or are already erased, e.g. {bad[:5].tolist()}; "
+                "pass missing='ignore' to skip them"
+            )
+        targets = want[known]
+        live_before = store.as_of(txn.version - 1).contains(targets)
+        txn.details = {"reason": reason, "trainings": list(_trainings_using(store, targets))}
+        if targets.size:
+            now = datetime.now(timezone.utc)
+            txn._write(
+                "erasures",
+                pa.table(
+                    {
+                        "key": pa.array(targets, pa.int64()),
+                        "time": pa.array([now] * targets.size, pa.timestamp("us", tz="UTC")),
+                        "reason": pa.array([reason] * targets.size, pa.string()),
+                    }
+                ),
+            )
+        txn.erased = int(targets.size)
+        txn.live_delta = -int(live_before.sum())
+        version = txn.version
+    caches = store._last_purge_caches
+    return ErasureReport(version, targets, reason, tuple(txn.details["trainings"]), caches)
+
+
+def _stored_keys(store: Store, keys: np.ndarray) -> np.ndarray:
+    """Mask: which sorted ``keys`` have a stored row (any committed version, deleted or not)."""
+    return _isin_sorted(keys, store._find_keys(keys, ("samples", "purged"), store.version))
+
+
+def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> VacuumReport:
+    """Physically purge soft-deleted rows that none of the last ``keep_versions`` versions needs.
+
+    A row deleted at version D is needed by versions before D. It is purged when D is at most
+    ``latest - keep_versions + 1`` and no tagged version needs it. Old versions that needed it
+    still list its key, report it in :meth:`Snapshot.unavailable` and refuse to return its
+    data silently. Dry run by default: the report says what would be purged.
+
+    Example
+    -------
+    >>> import pyarrow as pa
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://vacuum-doc", create=True)
+    >>> _ = store.append(pa.table({"ts": [1, 2]}))
+    >>> _ = store.delete(keys=[0])
+    >>> store.vacuum(keep_versions=1).keys.tolist()
+    [0]
+    """
+    if isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1:
+        raise InvalidArgumentError("keep_versions", keep_versions, "an integer >= 1")
+    if not isinstance(dry_run, bool):
+        raise InvalidArgumentError("dry_run", dry_run, "True or False")
+    latest = store.version
+    cutoff = latest - keep_versions + 1
+    candidates = _purgeable(store, cutoff)
+    if dry_run or candidates.num_rows == 0:
+        return VacuumReport(True if dry_run else False, candidates.column("key").to_numpy(), None, keep_versions)
+    with store.transaction("vacuum", f"keep_versions={keep_versions}") as txn:
+        candidates = _purgeable(store, store.version - keep_versions + 1)
+        txn._write("purged", candidates)
+        txn.details = {"purged": int(candidates.num_rows), "keep_versions": keep_versions}
+        version = txn.version
+    return VacuumReport(False, candidates.column("key").to_numpy(), version, keep_versions)
+
+
+def _purgeable(store: Store, cutoff: int) -> pa.Table:
+    """(key, inserted, deleted) of stored rows soft-deleted at a version <= ``cutoff``."""
+    empty = pa.table({"key": pa.array([], pa.int64()), "inserted": pa.array([], pa.int64()), "deleted": pa.array([], pa.int64())})
+    tomb = store._tables.scan("tombstones", ["key", "_version"], f"_version <= {min(cutoff, store.version)}")
+    if tomb is None or tomb.num_rows == 0:
+        return empty
+    tk = tomb.column("key").to_numpy()
+    tv = tomb.column("_version").to_numpy()
+    order = np.argsort(tk)
+    tk, tv = tk[order], tv[order]
+    rows = store._tables.scan("samples", ["key", "_version"], f"_version <= {store.version}")
+    if rows is None:
+        return empty
+    sk = rows.column("key").to_numpy()
+    sv = rows.column("_version").to_numpy()
+    mask = _isin_sorted(sk, tk)
+    sk, sv = sk[mask], sv[mask]
+    dv = tv[np.searchsorted(tk, sk)]
+    tagged = np.array(sorted(store.tags().values()), dtype=np.int64)
+    if tagged.size:
+        # a tagged version T needs the row if inserted <= T < deleted
+        lo = np.searchsorted(tagged, sv, side="left")
+        needed = (lo < tagged.size) & (tagged[np.minimum(lo, tagged.size - 1)] < dv)
+        sk, sv, dv = sk[~needed], sv[~needed], dv[~needed]
+    order = np.argsort(sk)
+    return pa.table({"key": pa.array(sk[order]), "inserted": pa.array(sv[order]), "deleted": pa.array(dv[order])})
+
+
+def compact(store: Store) -> None:
+    """Merge small files of every table and drop files no longer referenced."""
+    with store._lock:
+        store._recover()
+        for name in store._tables.names():
+            store._tables.compact(name)
+            store._tables.cleanup(name)

@@ -1,0 +1,142 @@
+"""Per-sample scores (loss, uncertainty, embeddings ...), appended as store versions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core._validate import as_keys, check_name
+from modyn_store.core.errors import InvalidArgumentError, SchemaMismatchError, UnknownKeyError
+from modyn_store.core.records import VersionRecord
+
+if TYPE_CHECKING:
+    from modyn_store.core.store import Store, VersionRef
+
+__all__ = ["Scores"]
+
+
+class Scores:
+    """The store's score tables, one per score name (``scores/<name>.lance``).
+
+    Scores are appended, never updated: reading "as of" a version returns, per live key, the
+    value of the latest write at or before that version.
+
+    Example
+    -------
+    >>> import numpy as np, pyarrow as pa
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://scores-doc", create=True)
+    >>> _ = store.append(pa.table({"ts": [1, 2, 3]}))
+    >>> _ = store.scores.write("loss", [0, 1, 2], np.array([0.5, 0.1, 0.9]))
+    >>> _ = store.scores.write("loss", [1], np.array([0.7]))
+    >>> store.scores.as_of(None, "loss").column("value").to_pylist()
+    [0.5, 0.7, 0.9]
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def names(self) -> list[str]:
+        """The score names that have been written."""
+        return [n[len("scores/") :] for n in self._store._tables.names() if n.startswith("scores/")]
+
+    def write(
+        self,
+        name: str,
+        keys: Any,
+        values: Any,
+        *,
+        training_id: str | None = None,
+        message: str = "",
+    ) -> VersionRecord:
+        """Write one score per key as a new version.
+
+        ``values`` is a float array of shape ``(n,)`` or ``(n, d)`` (vectors such as
+        embeddings, stored as float32). Keys must be live; values must be finite.
+        """
+        return self.write_many(keys, {name: values}, training_id=training_id, message=message)
+
+    def write_many(
+        self,
+        keys: Any,
+        values: Mapping[str, Any],
+        *,
+        training_id: str | None = None,
+        message: str = "",
+    ) -> VersionRecord:
+        """Write several scores of the same keys (e.g. loss and entropy) as one version.
+
+        Every score is checked before anything is written; a bad one leaves the store as it was.
+        """
+        if training_id is not None:
+            check_name("training_id", training_id)
+        if not isinstance(values, Mapping) or not values:
+            raise InvalidArgumentError("values", values, "a non-empty mapping of score name -> values")
+        k = as_keys(keys)
+        if k.size == 0:
+            raise InvalidArgumentError("keys", [], "at least one key")
+        if np.unique(k).size != k.size:
+            raise InvalidArgumentError("keys", "duplicates", "one score per key per write")
+        columns = {name: self._column(name, k.size, v) for name, v in values.items()}
+        with self._store.transaction("scores", message) as txn:
+            live = self._store.as_of(txn.version - 1).contains(k)
+            if not live.all():
+                bad = k[~live]
+                raise UnknownKeyError(f"{bad.size} keys are not live, e.g. {bad[:5].tolist()}")
+            ids = pa.array([training_id] * k.size, pa.string())
+            for name, col in columns.items():
+                txn._write(f"scores/{name}", pa.table({"key": pa.array(k), "value": col, "training_id": ids}))
+            txn.details = {"scores": sorted(columns), "rows": int(k.size), "training_id": training_id}
+        return self._store.log()[-1]
+
+    def _column(self, name: str, n: int, values: Any) -> pa.Array:
+        """Validate one score's values and return them as an Arrow column."""
+        check_name("score", name)
+        v = np.asarray(values)
+        if v.dtype == object or not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+            raise InvalidArgumentError("values", f"dtype {v.dtype}", "a numeric array")
+        if v.ndim not in (1, 2) or v.shape[0] != n:
+            raise InvalidArgumentError("values", f"shape {v.shape}", f"shape ({n},) or ({n}, d)")
+        if not np.all(np.isfinite(v)):
+            bad = int((~np.isfinite(v)).reshape(n, -1).any(axis=1).sum())
+            raise InvalidArgumentError("values", f"{bad} rows with NaN or inf", "finite scores")
+        if v.ndim == 1:
+            col: pa.Array = pa.array(v.astype(np.float64))
+        else:
+            flat = pa.array(np.ascontiguousarray(v, dtype=np.float32).ravel())
+            col = pa.FixedSizeListArray.from_arrays(flat, v.shape[1])
+        existing = self._store._tables.open(f"scores/{name}")
+        if existing is not None:
+            have = existing.schema.field("value").type
+            if not have.equals(col.type):
+                raise SchemaMismatchError(f"score {name!r} holds values of type {have}, got {col.type}")
+        return col
+
+    def as_of(self, version: VersionRef, name: str) -> pa.Table:
+        """The latest score per live key at ``version``: columns key, value, training_id, version."""
+        check_name("score", name)
+        snap = self._store.as_of(version)
+        if name not in self.names():
+            raise InvalidArgumentError("name", name, f"a written score name: {self.names()}")
+        t = self._store._tables.scan(f"scores/{name}", None, f"_version <= {snap.version}")
+        assert t is not None
+        keys = t.column("key").to_numpy()
+        vers = t.column("_version").to_numpy()
+        order = np.lexsort((vers, keys))
+        sk = keys[order]
+        last = np.ones(sk.size, dtype=bool)
+        last[:-1] = sk[1:] != sk[:-1]
+        idx = order[last]
+        idx = idx[snap.contains(keys[idx])]
+        out = t.take(pa.array(idx))
+        return pa.table(
+            {
+                "key": out.column("key"),
+                "value": out.column("value"),
+                "training_id": out.column("training_id"),
+                "version": out.column("_version"),
+            }
+        )

@@ -1,0 +1,320 @@
+"""Read-only views of the store as of one version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core._validate import as_keys
+from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError, InvalidFilterError, UnknownKeyError
+
+if TYPE_CHECKING:
+    from modyn_store.core.store import Store
+
+__all__ = ["Snapshot", "take_by_row_id"]
+
+OnUnavailable = Literal["error", "skip"]
+
+
+def take_by_row_id(ds: Any, row_ids: np.ndarray, columns: list[str]) -> pa.Table:
+    """Rows of a Lance dataset by stable row id, in the order given.
+
+    Uses Lance's take-by-row-id path, which stays fast when deletions are present (unlike
+    take by offset); it is the only place that touches that entry point.
+    """
+    return ds._take_rows(pa.array(row_ids, pa.uint64()), columns=columns)
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    return np.unique(a) if a.size else np.empty(0, dtype=np.int64)
+
+
+def _is_sorted(a: np.ndarray) -> bool:
+    return bool(a.size < 2 or (a[1:] >= a[:-1]).all())
+
+
+def _isin_sorted(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Mask of ``a``'s elements found in the sorted array ``sorted_b``.
+
+    When ``a`` is itself sorted and much larger than ``sorted_b`` (live keys vs deleted
+    keys), the small side is searched in the large one: O(|b| log |a|) instead of
+    O(|a| log |b|).
+    """
+    if sorted_b.size == 0 or a.size == 0:
+        return np.zeros(a.size, dtype=bool)
+    if a.size > 8 * sorted_b.size and _is_sorted(a):
+        lo = np.searchsorted(a, sorted_b, side="left")
+        hi = np.searchsorted(a, sorted_b, side="right")
+        edges = np.zeros(a.size + 1, dtype=np.int64)
+        np.add.at(edges, lo, 1)
+        np.add.at(edges, hi, -1)
+        return np.cumsum(edges[:-1]) > 0
+    idx = np.searchsorted(sorted_b, a)
+    idx[idx == sorted_b.size] = 0
+    return sorted_b[idx] == a
+
+
+class Snapshot:
+    """The live set of a store as of ``version``: read-only and stable.
+
+    Rows inserted at or before the version, minus rows soft-deleted at or before it, minus
+    rows erased at any time. Rows that ``vacuum`` purged physically are still counted in
+    :meth:`keys` but listed by :meth:`unavailable`; reading their data raises
+    :class:`~modyn_store.core.errors.DataUnavailableError` unless ``on_unavailable="skip"``.
+
+    Example
+    -------
+    >>> import pyarrow as pa
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://snapshot-doc", create=True)
+    >>> _ = store.append(pa.table({"ts": [1, 2, 3], "x": [0.5, 1.5, 2.5]}))
+    >>> _ = store.delete(keys=[1])
+    >>> store.as_of(1).keys().tolist(), store.as_of(2).keys().tolist()
+    ([0, 1, 2], [0, 2])
+    """
+
+    def __init__(self, store: Store, version: int, *, committed: int | None = None) -> None:
+        self._store = store
+        self.version = int(version)
+        # the latest committed version when the snapshot was taken: erasures up to it apply
+        self._committed = store.version if committed is None else int(committed)
+        self._dead_cache: np.ndarray | None = None
+        self._unavailable_cache: np.ndarray | None = None
+        self._keys_cache: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"Snapshot(store={self._store.uri!r}, version={self.version})"
+
+    # -- sets ----------------------------------------------------------------------------
+    def _dead(self) -> np.ndarray:
+        """Sorted keys that are not live at this version although inserted: deleted or erased."""
+        if self._dead_cache is None:
+            parts = []
+            t = self._store._tables.scan("tombstones", ["key"], f"_version <= {self.version}")
+            if t is not None:
+                parts.append(t.column("key").to_numpy())
+            parts.append(self._store._erased_keys(self._committed))
+            self._dead_cache = _sorted_unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        return self._dead_cache
+
+    def unavailable(self) -> np.ndarray:
+        """Sorted keys live at this version whose rows ``vacuum`` purged."""
+        if self._unavailable_cache is None:
+            t = self._store._tables.scan(
+                "purged",
+                ["key"],
+                f"inserted <= {self.version} AND deleted > {self.version} "
+                f"AND _version <= {self._committed}",
+            )
+            keys = t.column("key").to_numpy() if t is not None else np.empty(0, np.int64)
+            keys = keys[~_isin_sorted(keys, self._store._erased_keys(self._committed))]
+            self._unavailable_cache = _sorted_unique(keys)
+        return self._unavailable_cache
+
+    def _version_filter(self, user_filter: str | None) -> str:
+        base = f"_version <= {self.version}"
+        return base if not user_filter else f"({user_filter}) AND {base}"
+
+    def _readers(
+        self,
+        ds: Any,
+        columns: list[str],
+        user_filter: str | None = None,
+        *,
+        batch_size: int | None = None,
+        with_row_id: bool = False,
+    ) -> list[pa.RecordBatchReader]:
+        """Readers over the rows inserted at or before this version.
+
+        Fragments written entirely at or before the version are read without a version
+        filter (and without reading ``_version``); fragments entirely after it are skipped;
+        only fragments that straddle it are filtered.
+        """
+        ranges = self._store._tables.fragment_versions("samples", ds)
+        full, partial = [], []
+        for frag in ds.get_fragments():
+            lo, hi = ranges[frag.fragment_id]
+            if hi <= self.version:
+                full.append(frag)
+            elif lo <= self.version:
+                partial.append(frag)
+        readers = []
+        try:
+            for frags, flt in ((full, user_filter), (partial, self._version_filter(user_filter))):
+                if frags:
+                    scanner = ds.scanner(
+                        columns=columns, filter=flt, fragments=frags, batch_size=batch_size, with_row_id=with_row_id
+                    )
+                    readers.append(scanner.to_reader())
+        except (ValueError, OSError) as exc:
+            raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
+        return readers
+
+    def _key_array(self, ds: Any) -> np.ndarray:
+        parts = [
+            b.column(0).to_numpy() for r in self._readers(ds, ["key"], batch_size=1 << 20) for b in r
+        ]
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+    def iter_keys(self, batch_size: int = 1 << 20) -> Iterator[np.ndarray]:
+        """Live keys with stored rows, in storage order, one array per batch (bounded memory)."""
+        ds = self._store._tables.open("samples")
+        if ds is None:
+            return
+        dead = self._dead()
+        for reader in self._readers(ds, ["key"], batch_size=batch_size):
+            for batch in reader:
+                k = batch.column(0).to_numpy()
+                if dead.size:
+                    k = k[~_isin_sorted(k, dead)]
+                yield k
+
+    def keys(self) -> np.ndarray:
+        """All live keys, sorted ascending (int64), including unavailable (purged) ones."""
+        if self._keys_cache is None:
+            ds = self._store._tables.open("samples")
+            if ds is None:
+                keys = np.empty(0, np.int64)
+            else:
+                keys = self._key_array(ds)
+                dead = self._dead()
+                if dead.size:
+                    keys = keys[~_isin_sorted(keys, dead)]
+            unavailable = self.unavailable()
+            if unavailable.size:
+                keys = np.concatenate([keys, unavailable])
+            if not _is_sorted(keys):
+                keys = np.sort(keys)
+            keys.setflags(write=False)
+            self._keys_cache = keys
+        return self._keys_cache
+
+    def count(self) -> int:
+        """The number of live rows."""
+        return int(self.keys().size)
+
+    def contains(self, keys: Any) -> np.ndarray:
+        """A boolean mask: which of ``keys`` are live at this version."""
+        return _isin_sorted(as_keys(keys), self.keys())
+
+    @property
+    def schema(self) -> pa.Schema | None:
+        """The user-visible schema (``key``, ``ts``, optional ``label``, payload columns)."""
+        return self._store.schema
+
+    # -- data ----------------------------------------------------------------------------
+    def _check_columns(self, columns: list[str] | None) -> list[str]:
+        schema = self._store.schema
+        names = schema.names if schema is not None else ["key", "ts"]
+        if columns is None:
+            return list(names)
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            raise InvalidArgumentError("columns", columns, "a list of column names")
+        unknown = [c for c in columns if c not in names]
+        if unknown:
+            raise InvalidArgumentError("columns", unknown, f"columns of the store: {names}")
+        return list(columns)
+
+    def _check_unavailable(self, on_unavailable: OnUnavailable) -> None:
+        if on_unavailable not in ("error", "skip"):
+            raise InvalidArgumentError("on_unavailable", on_unavailable, "'error' or 'skip'")
+        missing = self.unavailable()
+        if missing.size and on_unavailable == "error":
+            raise DataUnavailableError(
+                f"{missing.size} rows live at version {self.version} were purged by vacuum "
+                f"(e.g. keys {missing[:5].tolist()}); pass on_unavailable='skip' to read the rest",
+                keys=missing,
+            )
+
+    def to_batches(
+        self,
+        columns: list[str] | None = None,
+        filter: str | None = None,
+        *,
+        batch_size: int = 65536,
+        on_unavailable: OnUnavailable = "error",
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream live rows as record batches in storage order (bounded memory).
+
+        ``filter`` is a Lance SQL expression over the store's columns (e.g. ``"label = 1"``);
+        it is checked before this returns.
+        """
+        cols = self._check_columns(columns)
+        self._check_unavailable(on_unavailable)
+        if filter is not None and (not isinstance(filter, str) or not filter.strip()):
+            raise InvalidArgumentError("filter", filter, "a non-empty SQL filter expression or None")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
+        ds = self._store._tables.open("samples")
+        if ds is None:
+            return iter(())
+        need_key = "key" not in cols
+        read = cols + (["key"] if need_key else [])
+        readers = self._readers(ds, read, filter, batch_size=batch_size)
+        return self._live_batches(readers, need_key)
+
+    def _live_batches(self, readers: list[pa.RecordBatchReader], drop_key: bool) -> Iterator[pa.RecordBatch]:
+        dead = self._dead()
+        for batch in (b for r in readers for b in r):
+            if dead.size:
+                keep = ~_isin_sorted(batch.column(batch.schema.get_field_index("key")).to_numpy(), dead)
+                if not keep.all():
+                    batch = batch.filter(pa.array(keep))
+            if drop_key:
+                batch = batch.drop_columns(["key"])
+            if batch.num_rows:
+                yield batch
+
+    def to_table(
+        self,
+        columns: list[str] | None = None,
+        filter: str | None = None,
+        *,
+        on_unavailable: OnUnavailable = "error",
+    ) -> pa.Table:
+        """All live rows as one table (see :meth:`to_batches`)."""
+        cols = self._check_columns(columns)
+        batches = list(self.to_batches(cols, filter, batch_size=1 << 20, on_unavailable=on_unavailable))
+        schema = self._store.schema
+        if schema is None:
+            return pa.table({"key": pa.array([], pa.int64())}).select([c for c in cols if c == "key"])
+        return pa.Table.from_batches(batches, schema=pa.schema([schema.field(c) for c in cols]))
+
+    def row_ids(self, keys: Any) -> np.ndarray:
+        """Stable Lance row ids (``_rowid``) of live ``keys``, in the order given."""
+        want = as_keys(keys)
+        live = self.contains(want)
+        if not live.all():
+            bad = want[~live]
+            raise UnknownKeyError(
+                f"{bad.size} keys are not live at version {self.version}, e.g. {bad[:5].tolist()}"
+            )
+        if want.size and _isin_sorted(want, self.unavailable()).any():
+            raise DataUnavailableError(f"some keys' rows were purged by vacuum at version {self.version}")
+        ds = self._store._tables.open("samples")
+        if ds is None or want.size == 0:
+            return np.empty(0, np.uint64)
+        t = pa.Table.from_batches([b for r in self._readers(ds, ["key"], with_row_id=True) for b in r])
+        k = t.column("key").to_numpy()
+        r = t.column("_rowid").to_numpy()
+        order = np.argsort(k, kind="stable")
+        pos = np.searchsorted(k[order], want)
+        return r[order[pos]]
+
+    def take(self, keys: Any, columns: list[str] | None = None) -> pa.Table:
+        """Rows of live ``keys`` in the order given (an error names keys that are not live)."""
+        cols = self._check_columns(columns)
+        want = as_keys(keys)
+        rid = self.row_ids(want)
+        if rid.size == 0:
+            return self.to_table(cols).slice(0, 0)
+        ds = self._store._tables.open("samples")
+        assert ds is not None
+        order = np.argsort(rid, kind="stable")
+        got = take_by_row_id(ds, rid[order], cols)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size)
+        return got.take(pa.array(inverse))

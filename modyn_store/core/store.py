@@ -1,0 +1,623 @@
+"""The versioned store: a folder of Lance tables with a logical version log.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> from modyn_store import Store
+>>> store = Store.open("memory://store-doc", create=True)
+>>> store.append(pa.table({"ts": [10, 20], "x": [1.0, 2.0]}), message="first").version
+1
+>>> store.delete(keys=[0]).version
+2
+>>> [r.op for r in store.log()]
+['append', 'delete']
+>>> store.as_of(1).count(), store.as_of(2).count()
+(2, 1)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core import _ingest
+from modyn_store.core._location import Location, resolve
+from modyn_store.core._lock import WriterLock
+from modyn_store.core._tables import Tables, with_version
+from modyn_store.core._validate import as_keys, check_name
+from modyn_store.core.errors import (
+    ConflictError,
+    DuplicateKeyError,
+    FormatVersionError,
+    InvalidArgumentError,
+    NotAStoreError,
+    UnknownKeyError,
+    UnknownVersionError,
+)
+from modyn_store.core.records import VERSIONS_SCHEMA, Delta, Diff, VersionRecord
+from modyn_store.core.snapshot import Snapshot, _isin_sorted
+
+__all__ = ["FORMAT_VERSION", "Store", "Transaction"]
+
+FORMAT_VERSION = 1
+MARKER = "_modyn_store.json"
+INTENT = "_txn/intent.json"
+# Tables whose rows hold sample content (and so are purged by erase and vacuum); score tables too.
+CONTENT_TABLES = ("samples",)
+INTERNAL_TABLES = frozenset({"samples", "tombstones", "erasures", "purged", "versions", "tags"})
+Missing = Literal["error", "ignore"]
+VersionRef = int | str | datetime | None
+
+
+class Transaction:
+    """One atomic store version under the writer lock.
+
+    Rows appended through a transaction carry its ``version`` and stay invisible until the
+    version record commits on a clean exit; an exception (or a crash) rolls them back.
+    """
+
+    def __init__(self, store: Store, version: int, op: str, message: str) -> None:
+        self.store = store
+        self.version = version
+        self.op = op
+        self.message = message
+        self.inserted = 0
+        self.deleted = 0
+        self.erased = 0
+        self.live_delta = 0
+        self.max_key: int | None = None
+        self.details: dict[str, Any] = {}
+        self.touched: set[str] = set()
+
+    def append(self, table: str, data: pa.Table) -> None:
+        """Append ``data`` to the extension table ``table`` (created on first use)."""
+        if table not in INTERNAL_TABLES:
+            check_name("table", table)
+        if not isinstance(data, pa.Table):
+            raise InvalidArgumentError("data", type(data).__name__, "a pyarrow Table")
+        self._write(table, data)
+
+    def _write(self, table: str, data: pa.Table) -> None:
+        self.touched.add(table)
+        self.store._tables.append(table, with_version(data, self.version))
+
+
+class Store:
+    """An embedded, versioned dataset store in a folder.
+
+    Use :meth:`open` (``create=True`` makes a new store). See the module docstring for an
+    example and ``docs/ARCHITECTURE.md`` for the folder layout.
+    """
+
+    def __init__(self, location: Location, *, lock_timeout: float) -> None:
+        self._location = location
+        self._tables = Tables(location)
+        self._lock = WriterLock(location.path("_lock") if location.is_local else None, lock_timeout)
+        self._records_cache: tuple[int, list[VersionRecord]] | None = None
+        self._erased_cache: tuple[int, np.ndarray] | None = None
+        self._last_purge_caches = 0
+        from modyn_store.core.scores import Scores
+
+        self.scores = Scores(self)
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        uri: str,
+        *,
+        create: bool = False,
+        storage_options: dict[str, Any] | None = None,
+        lock_timeout: float = 30.0,
+    ) -> Store:
+        """Open the store at ``uri`` (a folder, ``memory://name`` or an object-store URI).
+
+        With ``create=True`` an empty store is made if none exists. Raises
+        :class:`~modyn_store.core.errors.NotAStoreError` for a location that holds something else
+        and :class:`~modyn_store.core.errors.FormatVersionError` for a newer format.
+        """
+        if not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
+            raise InvalidArgumentError("lock_timeout", lock_timeout, "a number of seconds >= 0")
+        loc = resolve(uri, storage_options)
+        fs = loc.fs
+        marker = loc.path(MARKER)
+        if fs.exists(marker):
+            with fs.open(marker, "r") as fh:
+                try:
+                    meta = json.load(fh)
+                except json.JSONDecodeError as exc:
+                    raise NotAStoreError(f"{uri!r}: {MARKER} is not valid JSON ({exc})") from exc
+            if meta.get("format") != "modyn-store":
+                raise NotAStoreError(f"{uri!r} holds a {MARKER} of another format: {meta.get('format')!r}")
+            fv = meta.get("format_version")
+            if not isinstance(fv, int) or fv > FORMAT_VERSION:
+                raise FormatVersionError(
+                    f"{uri!r} was written with store format {fv!r}; this release reads formats "
+                    f"<= {FORMAT_VERSION}: upgrade modyn-store"
+                )
+        elif not create:
+            raise NotAStoreError(
+                f"{uri!r} is not a modyn-store store (no {MARKER}); pass create=True to make one"
+            )
+        else:
+            if fs.exists(loc.root) and loc.is_local and fs.ls(loc.root):
+                raise NotAStoreError(
+                    f"{uri!r} exists and is not empty but holds no store; choose an empty or new folder"
+                )
+            fs.makedirs(loc.root, exist_ok=True)
+            with fs.open(marker + ".tmp", "w") as fh:
+                json.dump({"format": "modyn-store", "format_version": FORMAT_VERSION}, fh)
+            fs.mv(marker + ".tmp", marker)
+        store = cls(loc, lock_timeout=float(lock_timeout))
+        store._recover_if_idle()
+        return store
+
+    def _recover_if_idle(self) -> None:
+        """Finish or roll back an interrupted write now, unless a live writer holds the lock."""
+        if not self.fs.exists(self._location.path(INTENT)):
+            return
+        idle = WriterLock(self._lock.path, 0.0)
+        try:
+            with idle:
+                self._recover()
+        except ConflictError:
+            pass  # a writer is active; it recovers before its own write
+
+    @property
+    def uri(self) -> str:
+        """The URI the store was opened with."""
+        return self._location.uri
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem for the store's auxiliary files."""
+        return self._location.fs
+
+    def path(self, relative: str) -> str:
+        """The fsspec path of ``relative`` (e.g. ``"models/abc.pt.zst"``) inside the store."""
+        parts = relative.replace("\\", "/").split("/")
+        if relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise InvalidArgumentError("relative", relative, "a relative path without '..' or empty parts")
+        return self._location.path(relative)
+
+    def samples_dataset(self) -> Any:
+        """The ``lance.LanceDataset`` of the samples table (``None`` before the first append).
+
+        Rows carry ``_version``; use :meth:`as_of` for the live set.
+        """
+        return self._tables.open("samples")
+
+    def __repr__(self) -> str:
+        return f"Store({self.uri!r}, version={self.version})"
+
+    # -- the version log -----------------------------------------------------------------
+    def _read_records(self) -> list[VersionRecord]:
+        ds = self._tables.open("versions")
+        if ds is None:
+            return []
+        lv = ds.version
+        cached = self._records_cache
+        if cached is not None and cached[0] == lv:
+            return cached[1]
+        # the log only grows (rows above the last commit are invisible leftovers), so read
+        # just the new rows
+        known = cached[1] if cached is not None else []
+        since = known[-1].version if known else 0
+        rows = ds.to_table(filter=f"_version > {since}").sort_by("_version").to_pylist()
+        records = known + [VersionRecord.from_row(r) for r in rows]
+        self._records_cache = (lv, records)
+        return records
+
+    def log(self) -> list[VersionRecord]:
+        """Every committed version, oldest first."""
+        return list(self._read_records())
+
+    @property
+    def version(self) -> int:
+        """The latest committed version (0 for an empty store).
+
+        The log gains exactly one row per committed version and never loses one, so its row
+        count (manifest metadata, no scan) is the latest version.
+        """
+        ds = self._tables.open("versions")
+        return int(ds.count_rows()) if ds is not None else 0
+
+    @property
+    def schema(self) -> pa.Schema | None:
+        """The user-visible schema of the samples (``None`` before the first append)."""
+        ds = self._tables.open("samples")
+        if ds is None:
+            return None
+        return pa.schema([f for f in ds.schema if f.name != "_version"])
+
+    def _resolve(self, ref: VersionRef) -> int:
+        latest = self.version
+        if ref is None:
+            return latest
+        if isinstance(ref, bool):
+            raise InvalidArgumentError("version", ref, "a version number, tag name or datetime")
+        if isinstance(ref, (int, np.integer)):
+            if not 0 <= int(ref) <= latest:
+                raise UnknownVersionError(f"version {int(ref)} does not exist: valid versions are 0..{latest}")
+            return int(ref)
+        if isinstance(ref, str):
+            tags = self.tags()
+            if ref not in tags:
+                raise UnknownVersionError(f"unknown tag {ref!r}; tags are {sorted(tags)}")
+            return tags[ref]
+        if isinstance(ref, datetime):
+            records = self._read_records()
+            when = ref if ref.tzinfo else ref.replace(tzinfo=timezone.utc)
+            found = 0
+            for r in records:
+                if r.time <= when:
+                    found = r.version
+            if not records or records[0].time > when:
+                raise UnknownVersionError(f"no version was committed at or before {when.isoformat()}")
+            return found
+        raise InvalidArgumentError("version", ref, "a version number, tag name, datetime or None")
+
+    def as_of(self, version: VersionRef = None) -> Snapshot:
+        """A read-only snapshot as of a version number, tag, wall-clock time or the latest."""
+        latest = self.version
+        return Snapshot(self, self._resolve(version) if version is not None else latest, committed=latest)
+
+    def tags(self) -> dict[str, int]:
+        """Tag name -> version."""
+        t = self._tables.scan("tags", None, f"_version <= {self.version}")
+        out: dict[str, int] = {}
+        if t is None:
+            return out
+        for row in t.sort_by("_version").to_pylist():
+            if row["target"] < 0:
+                out.pop(row["name"], None)
+            else:
+                out[row["name"]] = int(row["target"])
+        return out
+
+    def _erased_keys(self, committed: int | None = None) -> np.ndarray:
+        """Sorted keys erased in any committed version (``committed``: the latest, if known)."""
+        v = self.version if committed is None else committed
+        if self._erased_cache is not None and self._erased_cache[0] == v:
+            return self._erased_cache[1]
+        t = self._tables.scan("erasures", ["key"], f"_version <= {v}")
+        keys = np.unique(t.column("key").to_numpy()) if t is not None and t.num_rows else np.empty(0, np.int64)
+        self._erased_cache = (v, keys)
+        return keys
+
+    # -- writing -------------------------------------------------------------------------
+    def _write_intent(self, txn: Transaction) -> None:
+        fs = self.fs
+        path = self._location.path(INTENT)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        body = {"version": txn.version, "op": txn.op}
+        with fs.open(path + ".tmp", "w") as fh:
+            json.dump(body, fh)
+        fs.mv(path + ".tmp", path)
+
+    def _recover(self) -> None:
+        """Roll back rows of an interrupted write, and finish an interrupted erase or vacuum."""
+        fs = self.fs
+        path = self._location.path(INTENT)
+        if not fs.exists(path):
+            return
+        committed = self.version
+        try:
+            with fs.open(path, "r") as fh:
+                intent = json.load(fh)
+            pending = int(intent["version"])
+            op = str(intent.get("op", ""))
+        except (ValueError, KeyError, TypeError):
+            pending, op = committed + 1, ""
+        if pending > committed:
+            for name in self._tables.names():
+                ds = self._tables.open(name)
+                if ds is not None and "_version" in ds.schema.names:
+                    ds.delete(f"_version > {committed}")
+        elif op in ("erase", "vacuum"):
+            from modyn_store.core import maintenance
+
+            maintenance.finish_purge(self, pending, op)
+        # the interrupted writer may not have recorded its fragments' versions
+        self._tables.save_fragment_versions("samples")
+        fs.rm(path)
+
+    @contextmanager
+    def transaction(self, op: str, message: str = "") -> Iterator[Transaction]:
+        """Write several tables in one atomic store version.
+
+        Example
+        -------
+        >>> import pyarrow as pa
+        >>> from modyn_store import Store
+        >>> store = Store.open("memory://txn-doc", create=True)
+        >>> with store.transaction("note", message="hello") as txn:
+        ...     txn.append("notes", pa.table({"text": ["a"]}))
+        >>> store.read_table("notes").column("text").to_pylist()
+        ['a']
+        """
+        check_name("op", op)
+        if not isinstance(message, str):
+            raise InvalidArgumentError("message", message, "a string")
+        with self._lock:
+            self._recover()
+            prev = self._read_records()
+            last = prev[-1] if prev else None
+            txn = Transaction(self, (last.version if last else 0) + 1, op, message)
+            # written before any row, so an interrupted write is always found and undone
+            self._write_intent(txn)
+            try:
+                yield txn
+            except BaseException:
+                self._rollback(txn)
+                raise
+            record = VersionRecord(
+                version=txn.version,
+                time=datetime.now(timezone.utc),
+                op=op,
+                message=message,
+                inserted=txn.inserted,
+                deleted=txn.deleted,
+                erased=txn.erased,
+                live=(last.live if last else 0) + txn.live_delta,
+                max_key=max(last.max_key if last else -1, txn.max_key if txn.max_key is not None else -1),
+                details=txn.details,
+            )
+            txn.touched.add("versions")
+            log = self._tables.append("versions", pa.Table.from_pylist([record.to_row()], schema=VERSIONS_SCHEMA))
+            self._records_cache = (log.version, [*prev, record])
+            for name in txn.touched:
+                self._tables.compact_if_fragmented(name)
+            if "samples" in txn.touched:
+                self._tables.save_fragment_versions("samples", new_version=txn.version if op == "append" else None)
+            if op in ("erase", "vacuum"):
+                from modyn_store.core import maintenance
+
+                self._last_purge_caches = maintenance.finish_purge(self, txn.version, op)
+            self.fs.rm(self._location.path(INTENT))
+
+    def _rollback(self, txn: Transaction) -> None:
+        for name in txn.touched:
+            ds = self._tables.open(name)
+            if ds is not None:
+                ds.delete(f"_version >= {txn.version}")
+        intent = self._location.path(INTENT)
+        if self.fs.exists(intent):
+            self.fs.rm(intent)
+
+    def read_table(self, name: str, version: VersionRef = None, *, filter: str | None = None) -> pa.Table | None:
+        """Rows of a table written at or before ``version`` (``None`` if the table does not exist)."""
+        if name not in INTERNAL_TABLES:
+            check_name("table", name)
+        v = self._resolve(version)
+        f = f"_version <= {v}" if not filter else f"({filter}) AND _version <= {v}"
+        return self._tables.scan(name, None, f)
+
+    def _find_keys(self, candidates: np.ndarray, tables: tuple[str, ...], committed: int) -> np.ndarray:
+        """Sorted keys among the sorted ``candidates`` that rows of ``tables`` written at or
+        before version ``committed`` hold (one range-filtered key scan per table)."""
+        if candidates.size == 0:
+            return candidates
+        lo, hi = int(candidates[0]), int(candidates[-1])
+        hits = []
+        for name in tables:
+            t = self._tables.scan(name, ["key"], f"key >= {lo} AND key <= {hi} AND _version <= {committed}")
+            if t is not None and t.num_rows:
+                k = t.column("key").to_numpy()
+                hits.append(k[_isin_sorted(k, candidates)])
+        return np.unique(np.concatenate(hits)) if hits else np.empty(0, np.int64)
+
+    def append(
+        self,
+        data: Any,
+        *,
+        key: str | None = None,
+        ts: str | None = None,
+        label: str | None = None,
+        message: str = "",
+    ) -> VersionRecord:
+        """Append rows as one new version.
+
+        Parameters
+        ----------
+        data:
+            A pyarrow Table, RecordBatch or RecordBatchReader (streamed), a pandas DataFrame
+            or a dict of columns. Payload columns may be numbers, fixed-size lists (tensors),
+            strings or binary.
+        key:
+            The column holding unique int64 keys; by default a ``key`` column, else keys are
+            assigned after the largest key ever used.
+        ts:
+            The event-time column (default ``ts``); integer, float, date or timestamp.
+        label:
+            The label column (default ``label`` if present; optional).
+        message:
+            Free text stored in the version log.
+
+        Raises
+        ------
+        SchemaMismatchError, DuplicateKeyError, InvalidArgumentError
+            The store is left unchanged.
+        """
+        with self.transaction("append", message) as txn:
+            prev = self.log()
+            max_key = prev[-1].max_key if prev else -1
+            prepared = _ingest.prepare(
+                data, key=key, ts=ts, label=label, store_schema=self.schema, next_key=max_key + 1
+            )
+            tracker = _ingest.KeyTracker()
+            schema = prepared.schema.append(pa.field("_version", pa.int64()))
+            version_column = np.full(1 << 16, txn.version, np.int64)
+
+            def checked() -> Iterator[pa.RecordBatch]:
+                nonlocal version_column
+                for batch in prepared.batches:
+                    tracker.add(batch.column(0).to_numpy())
+                    if batch.num_rows > version_column.size:
+                        version_column = np.full(batch.num_rows, txn.version, np.int64)
+                    yield pa.RecordBatch.from_arrays(
+                        [*batch.columns, pa.array(version_column[: batch.num_rows])], schema=schema
+                    )
+
+            if isinstance(data, pa.RecordBatchReader):
+                # streamed: rows are written as they come and rolled back if a key clashes
+                txn.touched.add("samples")
+                self._tables.append("samples", checked(), schema=schema)
+                self._check_new_keys(tracker, max_key, txn.version)
+            else:
+                # in memory: every key is checked before the store is touched
+                batches = list(checked())
+                self._check_new_keys(tracker, max_key, txn.version)
+                txn.touched.add("samples")
+                self._tables.append("samples", pa.Table.from_batches(batches, schema=schema))
+            txn.inserted = txn.live_delta = tracker.count
+            txn.max_key = tracker.highest
+        return self._read_records()[-1]
+
+    def _check_new_keys(self, tracker: _ingest.KeyTracker, max_key: int, version: int) -> None:
+        if tracker.count == 0:
+            raise InvalidArgumentError("data", "0 rows", "at least one row to append")
+        if tracker.increasing and tracker.lowest > max_key:
+            return  # unique within the append and above every key ever used
+        s = tracker.sorted_unique()
+        if s[0] <= max_key:
+            # keys are unique for all time: stored (deleted too), purged and erased keys are taken
+            clash = self._find_keys(s, ("samples", "erasures", "purged"), version - 1)
+            if clash.size:
+                raise DuplicateKeyError(
+                    f"{clash.size} keys already exist in the store (keys are unique for all time, "
+                    f"deleted and erased keys included), e.g. {clash[:5].tolist()}"
+                )
+
+    def delete(
+        self,
+        keys: Any = None,
+        *,
+        where: str | None = None,
+        missing: Missing = "error",
+        message: str = "",
+    ) -> VersionRecord:
+        """Soft-delete rows: they leave the live set from the new version on.
+
+        Give ``keys`` or a ``where`` filter (Lance SQL over the store's columns). Unknown or
+        already deleted keys raise :class:`~modyn_store.core.errors.UnknownKeyError` unless
+        ``missing="ignore"``, in which case the record's ``details["ignored"]`` counts them.
+        """
+        if (keys is None) == (where is None):
+            raise InvalidArgumentError("keys/where", (keys, where), "exactly one of keys= or where=")
+        if missing not in ("error", "ignore"):
+            raise InvalidArgumentError("missing", missing, "'error' or 'ignore'")
+        with self.transaction("delete", message) as txn:
+            snap = self.as_of(txn.version - 1)
+            if where is not None:
+                if not isinstance(where, str) or not where.strip():
+                    raise InvalidArgumentError("where", where, "a non-empty filter expression")
+                targets = snap.to_table(["key"], where, on_unavailable="skip").column("key").to_numpy()
+                ignored = 0
+            else:
+                want = np.unique(as_keys(keys))
+                live = snap.contains(want)
+                ignored = int((~live).sum())
+                if ignored and missing == "error":
+                    bad = want[~live]
+                    raise UnknownKeyError(
+                        f"{bad.size} keys are not live (never inserted, deleted or erased), e.g. "
+                        f"{bad[:5].tolist()}; pass missing='ignore' to skip them"
+                    )
+                targets = want[live]
+            if targets.size:
+                txn._write("tombstones", pa.table({"key": pa.array(targets, pa.int64())}))
+            txn.deleted = int(targets.size)
+            txn.live_delta = -int(targets.size)
+            txn.details = {"ignored": ignored} if ignored else {}
+        return self._read_records()[-1]
+
+    def erase(
+        self,
+        keys: Any,
+        *,
+        reason: str,
+        missing: Missing = "error",
+        message: str = "",
+    ) -> Any:
+        """Erase samples physically (right to erasure): see :func:`modyn_store.core.maintenance.erase`."""
+        from modyn_store.core import maintenance
+
+        return maintenance.erase(self, keys, reason=reason, missing=missing, message=message)
+
+    def compact(self) -> None:
+        """Merge small files of every table (logical content and versions are unchanged)."""
+        from modyn_store.core import maintenance
+
+        maintenance.compact(self)
+
+    def vacuum(self, *, keep_versions: int = 10, dry_run: bool = True) -> Any:
+        """Purge soft-deleted rows no recent version needs: see :func:`modyn_store.core.maintenance.vacuum`."""
+        from modyn_store.core import maintenance
+
+        return maintenance.vacuum(self, keep_versions=keep_versions, dry_run=dry_run)
+
+    def tag(self, name: str, version: VersionRef = None, *, message: str = "") -> VersionRecord:
+        """Name a version (default: the latest). Tags protect their version's rows from vacuum."""
+        check_name("tag", name)
+        target = self._resolve(version)
+        existing = self.tags()
+        if name in existing:
+            raise InvalidArgumentError("tag", name, f"a new tag name; {name!r} already names version {existing[name]}")
+        with self.transaction("tag", message) as txn:
+            txn._write("tags", pa.table({"name": [name], "target": pa.array([target], pa.int64())}))
+            txn.details = {"tag": name, "target": target}
+        return self._read_records()[-1]
+
+    def untag(self, name: str, *, message: str = "") -> VersionRecord:
+        """Remove a tag."""
+        check_name("tag", name)
+        if name not in self.tags():
+            raise UnknownVersionError(f"unknown tag {name!r}; tags are {sorted(self.tags())}")
+        with self.transaction("untag", message) as txn:
+            txn._write("tags", pa.table({"name": [name], "target": pa.array([-1], pa.int64())}))
+            txn.details = {"tag": name}
+        return self._read_records()[-1]
+
+    # -- comparing versions --------------------------------------------------------------
+    def diff(self, a: VersionRef, b: VersionRef) -> Diff:
+        """Keys that entered and left the live set from version ``a`` to ``b``."""
+        va, vb = self._resolve(a), self._resolve(b)
+        ka, kb = self.as_of(va).keys(), self.as_of(vb).keys()
+        return Diff(va, vb, kb[~_isin_sorted(kb, ka)], ka[~_isin_sorted(ka, kb)])
+
+    def delta(self, a: VersionRef, b: VersionRef, columns: list[str] | None = None) -> Delta:
+        """Rows inserted and keys deleted or erased in versions ``(a, b]`` (for triggers)."""
+        va, vb = self._resolve(a), self._resolve(b)
+        if va > vb:
+            raise InvalidArgumentError("a", va, f"a version <= b={vb}")
+        schema = self.schema
+        base = ["key", "ts"] + (["label"] if schema is not None and "label" in schema.names else [])
+        snap = self.as_of(vb)
+        cols = base + [c for c in snap._check_columns(columns) if c not in base] if columns else base
+        ds = self._tables.open("samples")
+        vfilter = f"_version > {va} AND _version <= {vb}"
+        if ds is None:
+            inserted = pa.table({"key": pa.array([], pa.int64()), "ts": pa.array([], pa.int64()), "version": pa.array([], pa.int64())})
+        else:
+            t = ds.to_table(columns=cols + ["_version"], filter=vfilter)
+            erased = self._erased_keys()
+            if erased.size and t.num_rows:
+                t = t.filter(pa.array(~_isin_sorted(t.column("key").to_numpy(), erased)))
+            t = t.rename_columns([*cols, "version"]).sort_by([("version", "ascending"), ("ts", "ascending"), ("key", "ascending")])
+            inserted = t
+        tomb = self._tables.scan("tombstones", ["key"], vfilter)
+        er = self._tables.scan("erasures", ["key"], vfilter)
+        return Delta(
+            va,
+            vb,
+            inserted,
+            np.sort(tomb.column("key").to_numpy()) if tomb is not None else np.empty(0, np.int64),
+            np.sort(er.column("key").to_numpy()) if er is not None else np.empty(0, np.int64),
+        )

@@ -1,0 +1,419 @@
+"""The catalog of trainings: selections, model checkpoints, lineage and evaluation matrices.
+
+Every recorded training is one atomic store version (``op="train"``) that appends a row to
+``trainings``, its exact train set to ``selections`` (``training_id``, ``key``, ``weight``,
+``position``) and, for per-epoch plans, one row to ``selection_plans`` (zstd-compressed
+``.npy`` blobs, never pickles). Checkpoints are zstd-compressed ``torch.save`` state dicts at
+``models/<training_id>.pt.zst``; loading verifies the sha256 recorded with the training and
+uses ``torch.load(weights_only=True)``. torch is imported only by the checkpoint functions.
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa
+>>> from modyn_store import Store, TrainSet
+>>> from modyn_store.core.trainings import Catalog
+>>> store = Store.open("memory://catalog-doc", create=True)
+>>> _ = store.append(pa.table({"ts": [1, 2, 3]}))
+>>> cat = Catalog(store)
+>>> rec = cat.record_training("t1", TrainSet.uniform(np.array([2, 0]), version=1), policy="all", seed=7)
+>>> cat.get("t1").seed, cat.train_set("t1").keys.tolist()
+(7, [2, 0])
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core._validate import check_name
+from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError, UnknownKeyError
+from modyn_store.core.trainset import TrainSet
+
+__all__ = ["Catalog", "CheckpointRef", "Cost", "LineageStep", "TrainingRecord"]
+
+TRAININGS = "trainings"
+SELECTIONS = "selections"
+PLANS = "selection_plans"
+EVALUATIONS = "evaluations"
+
+TRAININGS_SCHEMA = pa.schema(
+    [
+        ("training_id", pa.string()),
+        ("created", pa.timestamp("us", tz="UTC")),
+        ("data_version", pa.int64()),
+        ("cutoff_version", pa.int64()),
+        ("cutoff_position", pa.int64()),
+        ("trigger", pa.string()),
+        ("policy", pa.string()),
+        ("policy_params", pa.string()),
+        ("seed", pa.int64()),
+        ("config", pa.string()),
+        ("n_keys", pa.int64()),
+        ("selection_digest", pa.string()),
+        ("checkpoint_uri", pa.string()),
+        ("checkpoint_sha256", pa.string()),
+        ("parent_id", pa.string()),
+        ("update_decision", pa.string()),
+        ("metrics", pa.string()),
+        ("cost_samples", pa.int64()),
+        ("cost_wall_s", pa.float64()),
+        ("cost_device_s", pa.float64()),
+    ]
+)
+SELECTIONS_SCHEMA = pa.schema(
+    [("training_id", pa.string()), ("key", pa.int64()), ("weight", pa.float64()), ("position", pa.int64())]
+)
+PLANS_SCHEMA = pa.schema([("training_id", pa.string()), ("lengths", pa.binary()), ("positions", pa.binary())])
+EVALUATIONS_SCHEMA = pa.schema(
+    [
+        ("evaluation_id", pa.string()),
+        ("model_id", pa.string()),
+        ("slice", pa.string()),
+        ("slice_start", pa.float64()),
+        ("slice_end", pa.float64()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("n", pa.int64()),
+        ("data_version", pa.int64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a training cost: samples seen (over all epochs), wall and device seconds."""
+
+    samples: int = 0
+    wall_s: float = 0.0
+    device_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """Where a checkpoint lives in the store and the sha256 of its stored bytes."""
+
+    uri: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """One recorded training (see :class:`Catalog`).
+
+    ``data_version`` is the store version its train set was selected from; ``cutoff`` the
+    trigger's ``(version, position)``; ``config`` the trainer's settings (for reproduction);
+    ``recorded_version`` the store version that recorded it.
+    """
+
+    training_id: str
+    created: datetime
+    data_version: int
+    cutoff: tuple[int, int] | None
+    trigger: dict[str, Any]
+    policy: str
+    policy_params: dict[str, Any]
+    seed: int
+    config: dict[str, Any]
+    n_keys: int
+    selection_digest: str
+    checkpoint: CheckpointRef | None
+    parent_id: str | None
+    update_decision: str | None
+    metrics: dict[str, Any]
+    cost: Cost
+    recorded_version: int
+
+
+@dataclass(frozen=True)
+class LineageStep:
+    """One checkpoint in a model's ancestry and the keys it was trained on."""
+
+    training_id: str
+    checkpoint: CheckpointRef | None
+    keys: np.ndarray = field(repr=False)
+
+
+def _json(name: str, value: Any) -> str:
+    try:
+        return json.dumps(value if value is not None else {}, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(name, value, "JSON-serializable plain values") from exc
+
+
+def _npy_zst(arr: np.ndarray) -> bytes:
+    import zstandard
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr, dtype=np.int64), allow_pickle=False)
+    return zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
+
+
+def _un_npy_zst(blob: bytes) -> np.ndarray:
+    import zstandard
+
+    raw = zstandard.ZstdDecompressor().decompress(blob)
+    return np.load(io.BytesIO(raw), allow_pickle=False)
+
+
+class Catalog:
+    """Trainings, selections, checkpoints and evaluations of one store.
+
+    Parameters
+    ----------
+    store:
+        A :class:`modyn_store.Store`.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.store.uri!r})"
+
+    @staticmethod
+    def new_id(prefix: str = "t") -> str:
+        """A fresh, unique training id such as ``t-3f2a9c1b7d4e``."""
+        return check_name("training_id", f"{prefix}-{uuid.uuid4().hex[:12]}")
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def save_checkpoint(self, training_id: str, state_dict: Mapping[str, Any]) -> CheckpointRef:
+        """Write ``state_dict`` (zstd-compressed ``torch.save``) to ``models/<training_id>.pt.zst``."""
+        import torch
+        import zstandard
+
+        check_name("training_id", training_id)
+        buf = io.BytesIO()
+        torch.save(dict(state_dict), buf)
+        blob = zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
+        rel = f"models/{training_id}.pt.zst"
+        path = self.store.path(rel)
+        fs = self.store.fs
+        fs.makedirs(self.store.path("models"), exist_ok=True)
+        tmp = self.store.path(f"models/.{training_id}.{uuid.uuid4().hex[:8]}.tmp")
+        with fs.open(tmp, "wb") as fh:
+            fh.write(blob)
+        fs.mv(tmp, path)
+        return CheckpointRef(rel, hashlib.sha256(blob).hexdigest())
+
+    def load_checkpoint(self, ref: str | CheckpointRef, *, map_location: Any = "cpu") -> dict[str, Any]:
+        """The state dict of a training (by id) or a :class:`CheckpointRef`, after verifying its sha256."""
+        import torch
+        import zstandard
+
+        if isinstance(ref, str):
+            rec = self.get(ref)
+            if rec.checkpoint is None:
+                raise DataUnavailableError(f"training {ref!r} recorded no checkpoint")
+            ref = rec.checkpoint
+        rel = ref.uri
+        if not rel.startswith("models/") or not rel.endswith(".pt.zst"):
+            raise InvalidArgumentError("ref.uri", rel, "'models/<training_id>.pt.zst'")
+        check_name("training_id", rel[len("models/") : -len(".pt.zst")])
+        path = self.store.path(rel)
+        if not self.store.fs.exists(path):
+            raise DataUnavailableError(f"checkpoint {rel!r} is missing from the store")
+        with self.store.fs.open(path, "rb") as fh:
+            blob = fh.read()
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != ref.sha256:
+            raise DataUnavailableError(f"checkpoint {rel!r} is corrupt: sha256 {digest} != recorded {ref.sha256}")
+        raw = zstandard.ZstdDecompressor().decompress(blob)
+        state = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
+        return dict(state)
+
+    # -- trainings -----------------------------------------------------------------------
+    def record_training(
+        self,
+        training_id: str,
+        train_set: TrainSet,
+        *,
+        policy: str = "",
+        policy_params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        config: Mapping[str, Any] | None = None,
+        trigger: Mapping[str, Any] | None = None,
+        cutoff: tuple[int, int] | None = None,
+        checkpoint: CheckpointRef | None = None,
+        parent_id: str | None = None,
+        update_decision: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        cost: Cost = Cost(),
+        message: str = "",
+    ) -> TrainingRecord:
+        """Record a training and its exact train set as one atomic store version."""
+        check_name("training_id", training_id)
+        if parent_id is not None:
+            check_name("parent_id", parent_id)
+        if not isinstance(train_set, TrainSet):
+            raise InvalidArgumentError("train_set", type(train_set).__name__, "a TrainSet")
+        if cutoff is not None and (len(cutoff) != 2 or not all(isinstance(c, (int, np.integer)) for c in cutoff)):
+            raise InvalidArgumentError("cutoff", cutoff, "a (version, position) pair of integers")
+        row = {
+            "training_id": training_id,
+            "created": datetime.now(timezone.utc),
+            "data_version": train_set.version,
+            "cutoff_version": int(cutoff[0]) if cutoff else None,
+            "cutoff_position": int(cutoff[1]) if cutoff else None,
+            "trigger": _json("trigger", dict(trigger or {})),
+            "policy": str(policy),
+            "policy_params": _json("policy_params", dict(policy_params or {})),
+            "seed": int(seed),
+            "config": _json("config", dict(config or {})),
+            "n_keys": train_set.size,
+            "selection_digest": train_set.digest(),
+            "checkpoint_uri": checkpoint.uri if checkpoint else None,
+            "checkpoint_sha256": checkpoint.sha256 if checkpoint else None,
+            "parent_id": parent_id,
+            "update_decision": update_decision,
+            "metrics": _json("metrics", dict(metrics or {})),
+            "cost_samples": int(cost.samples),
+            "cost_wall_s": float(cost.wall_s),
+            "cost_device_s": float(cost.device_s),
+        }
+        sel = pa.table(
+            {
+                "training_id": pa.array([training_id] * train_set.size, pa.string()),
+                "key": pa.array(train_set.keys, pa.int64()),
+                "weight": pa.array(train_set.weights, pa.float64()),
+                "position": pa.array(np.arange(train_set.size, dtype=np.int64)),
+            },
+            schema=SELECTIONS_SCHEMA,
+        )
+        with self.store.transaction("train", message=message or f"training {training_id}") as txn:
+            if self._find(training_id, None) is not None:
+                raise InvalidArgumentError("training_id", training_id, "a training id not used before")
+            txn.append(TRAININGS, pa.Table.from_pylist([row], schema=TRAININGS_SCHEMA))
+            txn.append(SELECTIONS, sel)
+            if train_set.per_epoch is not None:
+                lengths = np.array([p.size for p in train_set.per_epoch], dtype=np.int64)
+                plans = np.concatenate(train_set.per_epoch) if lengths.sum() else np.empty(0, np.int64)
+                txn.append(
+                    PLANS,
+                    pa.table(
+                        {"training_id": [training_id], "lengths": [_npy_zst(lengths)], "positions": [_npy_zst(plans)]},
+                        schema=PLANS_SCHEMA,
+                    ),
+                )
+            txn.details = {"training_id": training_id, "keys": train_set.size}
+        return self.get(training_id)
+
+    def _find(self, training_id: str, version: int | None) -> dict[str, Any] | None:
+        t = self.store.read_table(TRAININGS, version, filter=f"training_id = '{training_id}'")
+        if t is None or t.num_rows == 0:
+            return None
+        return t.to_pylist()[-1]
+
+    @staticmethod
+    def _record(row: dict[str, Any]) -> TrainingRecord:
+        ckpt = CheckpointRef(row["checkpoint_uri"], row["checkpoint_sha256"]) if row["checkpoint_uri"] else None
+        cutoff = (
+            (int(row["cutoff_version"]), int(row["cutoff_position"])) if row["cutoff_version"] is not None else None
+        )
+        return TrainingRecord(
+            training_id=row["training_id"],
+            created=row["created"],
+            data_version=int(row["data_version"]),
+            cutoff=cutoff,
+            trigger=json.loads(row["trigger"]),
+            policy=row["policy"],
+            policy_params=json.loads(row["policy_params"]),
+            seed=int(row["seed"]),
+            config=json.loads(row["config"]),
+            n_keys=int(row["n_keys"]),
+            selection_digest=row["selection_digest"],
+            checkpoint=ckpt,
+            parent_id=row["parent_id"],
+            update_decision=row["update_decision"],
+            metrics=json.loads(row["metrics"]),
+            cost=Cost(int(row["cost_samples"]), float(row["cost_wall_s"]), float(row["cost_device_s"])),
+            recorded_version=int(row["_version"]),
+        )
+
+    def get(self, training_id: str) -> TrainingRecord:
+        """The record of ``training_id`` (``UnknownKeyError`` if none)."""
+        check_name("training_id", training_id)
+        row = self._find(training_id, None)
+        if row is None:
+            raise UnknownKeyError(f"no training {training_id!r} in the catalog")
+        return self._record(row)
+
+    def list(self, version: int | None = None) -> list[TrainingRecord]:
+        """Every training recorded at or before ``version`` (default: latest), oldest first."""
+        t = self.store.read_table(TRAININGS, version)
+        if t is None:
+            return []
+        rows = sorted(t.to_pylist(), key=lambda r: (r["_version"], r["training_id"]))
+        return [self._record(r) for r in rows]
+
+    def train_set(self, training_id: str) -> TrainSet:
+        """The exact train set of a training: same keys, weights, order and epoch plans."""
+        rec = self.get(training_id)
+        t = self.store.read_table(SELECTIONS, None, filter=f"training_id = '{training_id}'")
+        if t is None:
+            raise DataUnavailableError(f"the selections table holds no rows of {training_id!r}")
+        pos = t.column("position").to_numpy()
+        order = np.argsort(pos, kind="stable")
+        keys = t.column("key").to_numpy()[order]
+        weights = t.column("weight").to_numpy()[order]
+        if keys.size != rec.n_keys or not np.array_equal(pos[order], np.arange(keys.size)):
+            raise DataUnavailableError(
+                f"the selection of {training_id!r} holds {keys.size} rows, expected positions 0..{rec.n_keys - 1}"
+            )
+        per_epoch = None
+        p = self.store.read_table(PLANS, None, filter=f"training_id = '{training_id}'")
+        if p is not None and p.num_rows:
+            lengths = _un_npy_zst(p.column("lengths")[0].as_py())
+            flat = _un_npy_zst(p.column("positions")[0].as_py())
+            per_epoch = tuple(np.split(flat, np.cumsum(lengths)[:-1]))
+        ts = TrainSet(keys=keys, weights=weights, version=rec.data_version, per_epoch=per_epoch)
+        if ts.digest() != rec.selection_digest:
+            raise DataUnavailableError(f"the stored selection of {training_id!r} does not match its digest")
+        return ts
+
+    def lineage(self, model_id: str) -> builtins.list[LineageStep]:
+        """The chain of checkpoints ``model_id`` descends from (itself first) with their train keys."""
+        steps: builtins.list[LineageStep] = []
+        seen: set[str] = set()
+        current: str | None = model_id
+        while current is not None:
+            if current in seen:
+                raise DataUnavailableError(f"the lineage of {model_id!r} has a cycle at {current!r}")
+            seen.add(current)
+            rec = self.get(current)
+            t = self.store.read_table(SELECTIONS, None, filter=f"training_id = '{current}'")
+            keys = np.sort(t.column("key").to_numpy()) if t is not None else np.empty(0, np.int64)
+            steps.append(LineageStep(current, rec.checkpoint, keys))
+            current = rec.parent_id
+        return steps
+
+    # -- evaluations ---------------------------------------------------------------------
+    def record_evaluation(self, table: pa.Table, *, message: str = "") -> str:
+        """Store a model x slice x metric matrix (columns of ``EVALUATIONS_SCHEMA`` less the id)."""
+        eval_id = self.new_id("e")
+        cols = [f.name for f in EVALUATIONS_SCHEMA if f.name != "evaluation_id"]
+        missing = [c for c in cols if c not in table.column_names]
+        if missing:
+            raise InvalidArgumentError("table", missing, f"a table with columns {cols}")
+        out = table.select(cols).cast(pa.schema([EVALUATIONS_SCHEMA.field(c) for c in cols]))
+        out = out.add_column(0, "evaluation_id", pa.array([eval_id] * out.num_rows, pa.string()))
+        with self.store.transaction("evaluate", message=message or f"evaluation {eval_id}") as txn:
+            txn.append(EVALUATIONS, out)
+            txn.details = {"evaluation_id": eval_id, "rows": out.num_rows}
+        return eval_id
+
+    def evaluations(self, evaluation_id: str | None = None) -> pa.Table | None:
+        """Stored evaluation rows (all, or one evaluation's)."""
+        if evaluation_id is None:
+            return self.store.read_table(EVALUATIONS)
+        check_name("evaluation_id", evaluation_id)
+        return self.store.read_table(EVALUATIONS, None, filter=f"evaluation_id = '{evaluation_id}'")
