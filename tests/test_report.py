@@ -12,14 +12,8 @@ import numpy as np
 import pytest
 
 from modyn_store.core.errors import InvalidArgumentError
-from modyn_store.app.report.build import (
-    PipelineResult,
-    TriggerRecord,
-    current_model_curve,
-    pareto_front,
-    render_report,
-    summarize,
-)
+from modyn_store.app.report.build import current_model_curve, pareto_front, render_report, summarize
+from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -53,6 +53,7 @@ import torch
 
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
+from training.batch import Batch, gather_host
 from training.cache import DEFAULT_MAX_BYTES, CacheEntry, cache_for
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup, Strategy, materialize, specs_for
@@ -61,14 +62,10 @@ __all__ = [
     "Loader",
     "LoaderOptions",
     "epoch_order",
-    "gather_host",
     "loader",
     "materialize_entry",
     "selection_digest",
 ]
-
-Batch = dict[str, Any]
-
 
 @dataclass(frozen=True)
 class LoaderOptions:
@@ -399,37 +396,6 @@ class Loader:
             f"Loader(rows={self.train_set.size}, columns={self.columns}, batch_size={self.batch_size}, "
             f"device={self.device}, rank={self.rank}/{self.world_size}, epoch={self.epoch})"
         )
-
-
-def gather_host(
-    entry: CacheEntry,
-    keys: torch.Tensor,
-    weights: torch.Tensor,
-    host: dict[str, torch.Tensor],
-    idx: np.ndarray,
-    columns: Sequence[str],
-    contiguous: bool,
-) -> Batch:
-    """A batch of rows ``idx`` of ``entry``: zero-copy slices when ``contiguous``, else gathers."""
-    batch: Batch = {}
-    if contiguous:
-        lo, hi = int(idx[0]), int(idx[-1]) + 1
-        batch["key"] = keys[lo:hi]
-        batch["weight"] = weights[lo:hi]
-        for n in columns:
-            if n in host:
-                batch[n] = host[n][lo:hi]
-    else:
-        ti = torch.from_numpy(idx)
-        batch["key"] = keys.index_select(0, ti)
-        batch["weight"] = weights.index_select(0, ti)
-        for n in columns:
-            if n in host:
-                batch[n] = host[n].index_select(0, ti)
-    for n in columns:
-        if n in entry.var:
-            batch[n] = entry.var[n].rows(idx, text=entry.specs[n].kind == "string")
-    return {n: batch[n] for n in ["key", "weight", *columns]}
 
 
 _END = object()

@@ -42,7 +42,8 @@ from torch import nn
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from training.loading import Batch, LoaderOptions, loader
+from training.batch import Batch
+from training.loading import LoaderOptions, loader
 
 __all__ = [
     "TrainConfig",

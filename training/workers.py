@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from training.batch import Batch, gather_host
 from training.cache import CacheEntry, _read_entry
 
 if TYPE_CHECKING:
-    from training.loading import Batch, Loader
+    from training.loading import Loader
 
 __all__ = ["WorkerPool", "worker_batches"]
 
@@ -58,8 +59,6 @@ class _Rows(Dataset):  # type: ignore[type-arg]
         return int(self.entry.keys.size)
 
     def __getitem__(self, idx: np.ndarray) -> Batch:
-        from training.loading import gather_host
-
         if self._tensors is None:
             self._tensors = (
                 torch.from_numpy(np.asarray(self.entry.keys)),

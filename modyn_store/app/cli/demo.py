@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,7 @@ from modyn_store.app._fmt import Progress, format_table
 from modyn_store.core.errors import NotAStoreError
 from modyn_store.core.store import MARKER, Store
 
-__all__ = ["bundled_elec2", "register", "store_walkthrough"]
-
-
-def bundled_elec2() -> Path:
-    """The path of the Elec2 stream shipped with the package (45,312 rows, public on OpenML)."""
-    return Path(str(resources.files("modyn_store") / "data" / "elec2.parquet"))
+__all__ = ["register", "store_walkthrough"]
 
 
 def _fresh(path: Path) -> None:
@@ -46,6 +40,7 @@ def _fresh(path: Path) -> None:
 def store_walkthrough(path: str | Path, *, weeks_per_version: int = 4) -> Store:
     """Build a store from the Elec2 stream and exercise versions, deletion and erasure."""
     from modyn_store.app.datasets import chunk_index, load
+    from modyn_store.app.datasets.builtin import bundled_elec2
 
     path = Path(path)
     _fresh(path)

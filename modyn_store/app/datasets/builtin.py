@@ -1,6 +1,10 @@
-"""The registry entries of the bundled-format data sets (the real streams under a data folder)."""
+"""The registry entries of the bundled-format data sets (the real streams under a data folder)
+and the Elec2 stream shipped inside the package."""
 
 from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
 
 from modyn_store.app.datasets.movielens import load_movielens
 from modyn_store.app.datasets.registry import register
@@ -17,7 +21,13 @@ from modyn_store.app.datasets.tabular import (
     load_weather_aus,
 )
 
-__all__: list[str] = []
+__all__ = ["bundled_elec2"]
+
+
+def bundled_elec2() -> Path:
+    """The path of the Elec2 stream shipped with the package (45,312 rows, public on OpenML)."""
+    return Path(str(resources.files("modyn_store") / "data" / "elec2.parquet"))
+
 
 register(DatasetSpec(
     name="elec2",

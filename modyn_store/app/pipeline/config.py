@@ -53,6 +53,8 @@ __all__ = [
 SYNTHETIC = "synthetic_clicks"
 ENCODINGS = ("hashed_bow", "clicks", "ids")
 METRICS = ("accuracy", "f1", "roc_auc", "loss")
+# The per-sample scores the pipeline loop computes for policies that ask for "score:<name>".
+SCORE_NAMES = ("loss", "least_confidence", "entropy", "margin", "el2n")
 
 
 @dataclass(frozen=True)
@@ -382,8 +384,6 @@ def _param_of(exc: Exception, cfg: Mapping[str, Any]) -> str | None:
 
 def _check_requires(ctx: _Ctx, kind: str, pol: Any) -> None:
     """Reject policies that need something the runner cannot provide (before any work)."""
-    from modyn_store.app.pipeline.loop import SCORE_NAMES
-
     for req in sorted(getattr(pol, "requires", ())):
         if req in ("model", "embeddings") or (req.startswith("score:") and req[6:] in SCORE_NAMES):
             continue

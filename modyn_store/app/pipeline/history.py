@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.app.report.build import PipelineResult, TriggerRecord
+from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
 __all__ = ["pipeline_results", "pipeline_trainings", "trainings_table"]
 

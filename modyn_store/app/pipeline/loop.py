@@ -38,12 +38,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.app.pipeline.config import PipelineConfig
+from modyn_store.app.pipeline.config import SCORE_NAMES, PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
 
 __all__ = ["PipelineLoop", "TrainingInfo", "ts_numeric"]
-
-SCORE_NAMES = ("loss", "least_confidence", "entropy", "margin", "el2n")
 
 
 def ts_numeric(col: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -33,7 +33,7 @@ import pyarrow as pa
 from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
 from modyn_store.app.pipeline.source import check_columns, chunk_rule, iter_chunks, load_source, model_params
-from modyn_store.app.report.build import PipelineResult, TriggerRecord
+from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
 __all__ = ["ChunkVersion", "DeletionEvent", "RunEvent", "RunResult", "Runner", "evaluate_pipeline", "ingest", "run_pipeline", "threads"]
 

@@ -48,7 +48,7 @@ def resolve_path(source: SourceConfig, data_dir: str | Path | None = None) -> Pa
     if base is not None and Path(base).exists():
         return Path(base)
     if source.dataset == "elec2":
-        from modyn_store.app.cli.demo import bundled_elec2
+        from modyn_store.app.datasets.builtin import bundled_elec2
 
         return bundled_elec2()
     raise PipelineConfigError(

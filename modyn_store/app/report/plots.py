@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from modyn_store.app.report.build import PipelineResult, SummaryRow
+    from modyn_store.app.report.records import PipelineResult, SummaryRow
 
 __all__ = ["plot_cost_vs_metric", "plot_heatmap", "plot_metric_over_time"]
 
