@@ -11,6 +11,7 @@ Example
 
 from modyn_store.core.errors import (
     ConflictError,
+    CorruptionError,
     DataUnavailableError,
     DuplicateKeyError,
     FormatVersionError,
@@ -19,6 +20,7 @@ from modyn_store.core.errors import (
     InvalidNameError,
     ModynStoreError,
     NotAStoreError,
+    ReadOnlyStoreError,
     SchemaMismatchError,
     UnknownKeyError,
     UnknownVersionError,
@@ -30,6 +32,7 @@ from modyn_store.core.trainset import TrainSet
 
 __all__ = [
     "ConflictError",
+    "CorruptionError",
     "DataUnavailableError",
     "Delta",
     "Diff",
@@ -41,6 +44,7 @@ __all__ = [
     "InvalidNameError",
     "ModynStoreError",
     "NotAStoreError",
+    "ReadOnlyStoreError",
     "SchemaMismatchError",
     "Snapshot",
     "Store",

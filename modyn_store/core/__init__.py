@@ -14,6 +14,7 @@ Example
 
 from modyn_store.core.errors import (
     ConflictError,
+    CorruptionError,
     DataUnavailableError,
     DuplicateKeyError,
     FormatVersionError,
@@ -22,6 +23,7 @@ from modyn_store.core.errors import (
     InvalidNameError,
     ModynStoreError,
     NotAStoreError,
+    ReadOnlyStoreError,
     SchemaMismatchError,
     UnknownKeyError,
     UnknownVersionError,
@@ -33,6 +35,7 @@ from modyn_store.core.trainset import TrainSet
 
 __all__ = [
     "ConflictError",
+    "CorruptionError",
     "DataUnavailableError",
     "Delta",
     "Diff",
@@ -44,6 +47,7 @@ __all__ = [
     "InvalidNameError",
     "ModynStoreError",
     "NotAStoreError",
+    "ReadOnlyStoreError",
     "SchemaMismatchError",
     "Snapshot",
     "Store",

@@ -20,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "ConflictError",
+    "CorruptionError",
     "DataUnavailableError",
     "DuplicateKeyError",
     "FormatVersionError",
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidNameError",
     "ModynStoreError",
     "NotAStoreError",
+    "ReadOnlyStoreError",
     "SchemaMismatchError",
     "UnknownKeyError",
     "UnknownVersionError",
@@ -112,3 +114,15 @@ class FormatVersionError(ModynStoreError):
 
 class ConflictError(ModynStoreError):
     """A concurrent writer holds the store; the write was not applied."""
+
+
+class CorruptionError(ModynStoreError):
+    """Stored files disagree with the version log (damaged, missing or rolled back).
+
+    Raised instead of returning an answer that may be wrong; ``modyn-store verify`` reports
+    every finding. The store never repairs such damage silently.
+    """
+
+
+class ReadOnlyStoreError(ModynStoreError, PermissionError):
+    """A write was asked of a store whose folder cannot be written (read-only mount or permissions)."""

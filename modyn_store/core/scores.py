@@ -11,6 +11,7 @@ import pyarrow as pa
 from modyn_store.core._validate import as_keys, check_name
 from modyn_store.core.errors import InvalidArgumentError, SchemaMismatchError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
+from modyn_store.core.snapshot import OnUnavailable
 
 if TYPE_CHECKING:
     from modyn_store.core.store import Store, VersionRef
@@ -115,12 +116,18 @@ class Scores:
                 raise SchemaMismatchError(f"score {name!r} holds values of type {have}, got {col.type}")
         return col
 
-    def as_of(self, version: VersionRef, name: str) -> pa.Table:
-        """The latest score per live key at ``version``: columns key, value, training_id, version."""
+    def as_of(self, version: VersionRef, name: str, *, on_unavailable: OnUnavailable = "error") -> pa.Table:
+        """The latest score per live key at ``version``: columns key, value, training_id, version.
+
+        If ``vacuum`` purged rows live at ``version``, their scores are gone too: this raises
+        :class:`~modyn_store.core.errors.DataUnavailableError` (``keys`` names them) unless
+        ``on_unavailable="skip"``, which returns the scores of the other keys.
+        """
         check_name("score", name)
         snap = self._store.as_of(version)
         if name not in self.names():
             raise InvalidArgumentError("name", name, f"a written score name: {self.names()}")
+        snap._check_unavailable(on_unavailable)
         t = self._store._tables.scan(f"scores/{name}", None, f"_version <= {snap.version}")
         assert t is not None
         keys = t.column("key").to_numpy()

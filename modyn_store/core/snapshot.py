@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._validate import as_keys
-from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError, InvalidFilterError, UnknownKeyError
+from modyn_store.core._validate import as_keys, check_filter
+from modyn_store.core.errors import (
+    CorruptionError,
+    DataUnavailableError,
+    InvalidArgumentError,
+    InvalidFilterError,
+    UnknownKeyError,
+)
 
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
@@ -88,9 +94,24 @@ class Snapshot:
     def __repr__(self) -> str:
         return f"Snapshot(store={self._store.uri!r}, version={self.version})"
 
+    def _refresh(self) -> None:
+        """Forget cached key sets if an erase or vacuum committed since they were computed.
+
+        A snapshot is stable, except that erasure applies to every version and vacuum may
+        make rows unavailable: a snapshot kept across either (in this process or another)
+        must not serve the old sets.
+        """
+        latest = self._store.version
+        if latest == self._committed:
+            return
+        if any(r.op in ("erase", "vacuum") for r in self._store._read_records()[self._committed : latest]):
+            self._dead_cache = self._unavailable_cache = self._keys_cache = None
+        self._committed = latest
+
     # -- sets ----------------------------------------------------------------------------
     def _dead(self) -> np.ndarray:
         """Sorted keys that are not live at this version although inserted: deleted or erased."""
+        self._refresh()
         if self._dead_cache is None:
             parts = []
             t = self._store._tables.scan("tombstones", ["key"], f"_version <= {self.version}")
@@ -102,6 +123,7 @@ class Snapshot:
 
     def unavailable(self) -> np.ndarray:
         """Sorted keys live at this version whose rows ``vacuum`` purged."""
+        self._refresh()
         if self._unavailable_cache is None:
             t = self._store._tables.scan(
                 "purged",
@@ -114,10 +136,6 @@ class Snapshot:
             self._unavailable_cache = _sorted_unique(keys)
         return self._unavailable_cache
 
-    def _version_filter(self, user_filter: str | None) -> str:
-        base = f"_version <= {self.version}"
-        return base if not user_filter else f"({user_filter}) AND {base}"
-
     def _readers(
         self,
         ds: Any,
@@ -126,13 +144,16 @@ class Snapshot:
         *,
         batch_size: int | None = None,
         with_row_id: bool = False,
-    ) -> list[pa.RecordBatchReader]:
-        """Readers over the rows inserted at or before this version.
+    ) -> list[Iterator[pa.RecordBatch]]:
+        """Batch streams over the rows inserted at or before this version.
 
         Fragments written entirely at or before the version are read without a version
         filter (and without reading ``_version``); fragments entirely after it are skipped;
-        only fragments that straddle it are filtered.
+        only fragments that straddle it read ``_version`` and are masked here. The user's
+        filter goes to Lance on its own (checked to be one expression), never pasted into
+        the version bound.
         """
+        flt = check_filter(user_filter) if user_filter is not None else None
         ranges = self._store._tables.fragment_versions("samples", ds)
         full, partial = [], []
         for frag in ds.get_fragments():
@@ -141,17 +162,32 @@ class Snapshot:
                 full.append(frag)
             elif lo <= self.version:
                 partial.append(frag)
-        readers = []
+        readers: list[Iterator[pa.RecordBatch]] = []
         try:
-            for frags, flt in ((full, user_filter), (partial, self._version_filter(user_filter))):
-                if frags:
-                    scanner = ds.scanner(
-                        columns=columns, filter=flt, fragments=frags, batch_size=batch_size, with_row_id=with_row_id
-                    )
-                    readers.append(scanner.to_reader())
+            if full:
+                scanner = ds.scanner(
+                    columns=columns, filter=flt, fragments=full, batch_size=batch_size, with_row_id=with_row_id
+                )
+                readers.append(iter(scanner.to_reader()))
+            if partial:
+                scanner = ds.scanner(
+                    columns=[*columns, "_version"],
+                    filter=flt,
+                    fragments=partial,
+                    batch_size=batch_size,
+                    with_row_id=with_row_id,
+                )
+                readers.append(self._version_masked(scanner.to_reader()))
         except (ValueError, OSError) as exc:
             raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
         return readers
+
+    def _version_masked(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            i = batch.schema.get_field_index("_version")
+            keep = batch.column(i).to_numpy() <= self.version
+            batch = batch.drop_columns(["_version"])
+            yield batch if keep.all() else batch.filter(pa.array(keep))
 
     def _key_array(self, ds: Any) -> np.ndarray:
         parts = [
@@ -174,6 +210,7 @@ class Snapshot:
 
     def keys(self) -> np.ndarray:
         """All live keys, sorted ascending (int64), including unavailable (purged) ones."""
+        self._refresh()
         if self._keys_cache is None:
             ds = self._store._tables.open("samples")
             if ds is None:
@@ -244,8 +281,8 @@ class Snapshot:
         """
         cols = self._check_columns(columns)
         self._check_unavailable(on_unavailable)
-        if filter is not None and (not isinstance(filter, str) or not filter.strip()):
-            raise InvalidArgumentError("filter", filter, "a non-empty SQL filter expression or None")
+        if filter is not None:
+            check_filter(filter)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
         ds = self._store._tables.open("samples")
@@ -297,11 +334,22 @@ class Snapshot:
         ds = self._store._tables.open("samples")
         if ds is None or want.size == 0:
             return np.empty(0, np.uint64)
-        t = pa.Table.from_batches([b for r in self._readers(ds, ["key"], with_row_id=True) for b in r])
-        k = t.column("key").to_numpy()
-        r = t.column("_rowid").to_numpy()
+        batches = [b for r in self._readers(ds, ["key"], with_row_id=True) for b in r]
+        k = np.concatenate([b.column(0).to_numpy() for b in batches]) if batches else np.empty(0, np.int64)
+        r = (
+            np.concatenate([b.column(b.schema.get_field_index("_rowid")).to_numpy() for b in batches])
+            if batches
+            else np.empty(0, np.uint64)
+        )
         order = np.argsort(k, kind="stable")
-        pos = np.searchsorted(k[order], want)
+        sk = k[order]
+        pos = np.minimum(np.searchsorted(sk, want), max(sk.size - 1, 0))
+        if sk.size == 0 or not np.array_equal(sk[pos], want):
+            bad = want[(sk.size == 0) | (sk[pos] != want)] if sk.size else want
+            raise CorruptionError(
+                f"{bad.size} keys live at version {self.version} have no stored row in "
+                f"{self._store.uri!r} (e.g. {bad[:5].tolist()}); run `modyn-store verify`"
+            )
         return r[order[pos]]
 
     def take(self, keys: Any, columns: list[str] | None = None) -> pa.Table:
@@ -314,7 +362,20 @@ class Snapshot:
         ds = self._store._tables.open("samples")
         assert ds is not None
         order = np.argsort(rid, kind="stable")
-        got = take_by_row_id(ds, rid[order], cols)
+        read = cols if "key" in cols else [*cols, "key"]
+        got = take_by_row_id(ds, rid[order], read)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(order.size)
-        return got.take(pa.array(inverse))
+        out = got.take(pa.array(inverse))
+        # row ids are checked against the keys they must hold: a row id reused or moved
+        # (a concurrent erase, a damaged file) is an error, never another key's row
+        if out.num_rows != want.size or not np.array_equal(out.column("key").to_numpy(), want):
+            self._refresh()
+            still = self.contains(want)
+            if not still.all():
+                bad = want[~still]
+                raise UnknownKeyError(f"{bad.size} keys were erased while being read, e.g. {bad[:5].tolist()}")
+            raise CorruptionError(
+                f"take of {want.size} keys from {self._store.uri!r} returned other rows; run `modyn-store verify`"
+            )
+        return out if "key" in cols else out.drop_columns(["key"])

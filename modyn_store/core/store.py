@@ -30,12 +30,14 @@ from modyn_store.core import _ingest
 from modyn_store.core._location import Location, resolve
 from modyn_store.core._lock import WriterLock
 from modyn_store.core._tables import Tables, with_version
-from modyn_store.core._validate import as_keys, check_name
+from modyn_store.core._validate import as_keys, check_filter, check_name
 from modyn_store.core.errors import (
     ConflictError,
+    DataUnavailableError,
     DuplicateKeyError,
     FormatVersionError,
     InvalidArgumentError,
+    InvalidFilterError,
     NotAStoreError,
     UnknownKeyError,
     UnknownVersionError,
@@ -252,8 +254,15 @@ class Store:
                 raise UnknownVersionError(f"unknown tag {ref!r}; tags are {sorted(tags)}")
             return tags[ref]
         if isinstance(ref, datetime):
+            if ref.tzinfo is None or ref.utcoffset() is None:
+                raise InvalidArgumentError(
+                    "version",
+                    ref,
+                    "a timezone-aware datetime (a naive one is ambiguous): e.g. "
+                    "datetime.now(timezone.utc), or dt.astimezone() for local time",
+                )
             records = self._read_records()
-            when = ref if ref.tzinfo else ref.replace(tzinfo=timezone.utc)
+            when = ref
             found = 0
             for r in records:
                 if r.time <= when:
@@ -396,8 +405,17 @@ class Store:
         if name not in INTERNAL_TABLES:
             check_name("table", name)
         v = self._resolve(version)
-        f = f"_version <= {v}" if not filter else f"({filter}) AND _version <= {v}"
-        return self._tables.scan(name, None, f)
+        if filter is None:
+            return self._tables.scan(name, None, f"_version <= {v}")
+        flt = check_filter(filter)
+        try:
+            t = self._tables.scan(name, None, flt)
+        except (ValueError, OSError) as exc:
+            raise InvalidFilterError(f"invalid filter {filter!r} on table {name!r}: {exc}") from exc
+        if t is None:
+            return None
+        # the version bound is applied here, never pasted into the user's filter
+        return t.filter(pa.array(t.column("_version").to_numpy() <= v))
 
     def _find_keys(self, candidates: np.ndarray, tables: tuple[str, ...], committed: int) -> np.ndarray:
         """Sorted keys among the sorted ``candidates`` that rows of ``tables`` written at or
@@ -479,6 +497,19 @@ class Store:
             txn.inserted = txn.live_delta = tracker.count
             txn.max_key = tracker.highest
         return self._read_records()[-1]
+
+    def _check_purged_inserts(self, va: int, vb: int) -> None:
+        t = self._tables.scan("purged", ["key"], f"inserted > {va} AND inserted <= {vb}")
+        if t is None or t.num_rows == 0:
+            return
+        keys = np.unique(t.column("key").to_numpy())
+        keys = keys[~_isin_sorted(keys, self._erased_keys())]
+        if keys.size:
+            raise DataUnavailableError(
+                f"{keys.size} rows inserted in versions ({va}, {vb}] were purged by vacuum "
+                f"(e.g. keys {keys[:5].tolist()}); pass on_unavailable='skip' to read the rest",
+                keys=keys,
+            )
 
     def _check_new_keys(self, tracker: _ingest.KeyTracker, max_key: int, version: int) -> None:
         if tracker.count == 0:
@@ -567,10 +598,13 @@ class Store:
         """Name a version (default: the latest). Tags protect their version's rows from vacuum."""
         check_name("tag", name)
         target = self._resolve(version)
-        existing = self.tags()
-        if name in existing:
-            raise InvalidArgumentError("tag", name, f"a new tag name; {name!r} already names version {existing[name]}")
         with self.transaction("tag", message) as txn:
+            # checked under the writer lock: two writers can never both create the tag
+            existing = self.tags()
+            if name in existing:
+                raise InvalidArgumentError(
+                    "tag", name, f"a new tag name; {name!r} already names version {existing[name]}"
+                )
             txn._write("tags", pa.table({"name": [name], "target": pa.array([target], pa.int64())}))
             txn.details = {"tag": name, "target": target}
         return self._read_records()[-1]
@@ -578,9 +612,10 @@ class Store:
     def untag(self, name: str, *, message: str = "") -> VersionRecord:
         """Remove a tag."""
         check_name("tag", name)
-        if name not in self.tags():
-            raise UnknownVersionError(f"unknown tag {name!r}; tags are {sorted(self.tags())}")
         with self.transaction("untag", message) as txn:
+            tags = self.tags()
+            if name not in tags:
+                raise UnknownVersionError(f"unknown tag {name!r}; tags are {sorted(tags)}")
             txn._write("tags", pa.table({"name": [name], "target": pa.array([-1], pa.int64())}))
             txn.details = {"tag": name}
         return self._read_records()[-1]
@@ -592,11 +627,27 @@ class Store:
         ka, kb = self.as_of(va).keys(), self.as_of(vb).keys()
         return Diff(va, vb, kb[~_isin_sorted(kb, ka)], ka[~_isin_sorted(ka, kb)])
 
-    def delta(self, a: VersionRef, b: VersionRef, columns: list[str] | None = None) -> Delta:
-        """Rows inserted and keys deleted or erased in versions ``(a, b]`` (for triggers)."""
+    def delta(
+        self,
+        a: VersionRef,
+        b: VersionRef,
+        columns: list[str] | None = None,
+        *,
+        on_unavailable: Literal["error", "skip"] = "error",
+    ) -> Delta:
+        """Rows inserted and keys deleted or erased in versions ``(a, b]`` (for triggers).
+
+        Rows inserted in the range that ``vacuum`` has since purged cannot be returned: they
+        raise :class:`~modyn_store.core.errors.DataUnavailableError` (its ``keys`` name them)
+        unless ``on_unavailable="skip"``.
+        """
         va, vb = self._resolve(a), self._resolve(b)
         if va > vb:
             raise InvalidArgumentError("a", va, f"a version <= b={vb}")
+        if on_unavailable not in ("error", "skip"):
+            raise InvalidArgumentError("on_unavailable", on_unavailable, "'error' or 'skip'")
+        if on_unavailable == "error":
+            self._check_purged_inserts(va, vb)
         schema = self.schema
         base = ["key", "ts"] + (["label"] if schema is not None and "label" in schema.names else [])
         snap = self.as_of(vb)

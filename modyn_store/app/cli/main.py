@@ -36,9 +36,10 @@ def _version_ref(text: str | None) -> VersionRef:
     if text.lstrip("-").isdigit():
         return int(text)
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError:
         return text  # a tag name
+    return when if when.tzinfo is not None else when.astimezone()  # a time without offset is local
 
 
 def _open(args: argparse.Namespace) -> Store:

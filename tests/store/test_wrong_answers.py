@@ -1,0 +1,184 @@
+"""Answers that must never be silently wrong: stale snapshots, purged rows, races, time, filters."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from datetime import datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from modyn_store import (
+    DataUnavailableError,
+    InvalidArgumentError,
+    InvalidFilterError,
+    ModynStoreError,
+    Store,
+    UnknownKeyError,
+)
+
+
+@pytest.fixture
+def store(store_uri: str) -> Store:
+    return Store.open(store_uri, create=True)
+
+
+def _rows(keys: list[int], label: int = 0) -> pa.Table:
+    return pa.table(
+        {
+            "key": pa.array(keys, pa.int64()),
+            "ts": pa.array([k * 10 for k in keys], pa.int64()),
+            "label": pa.array([label] * len(keys), pa.int64()),
+            "x": pa.array([float(k) * 1.5 for k in keys]),
+        }
+    )
+
+
+# -- a snapshot kept across erase and vacuum ------------------------------------------------
+def _stale_snapshot(store: Store, erase: int) -> object:
+    store.append(_rows([0, 1, 2, 3, 4, 5]))
+    old = store.as_of(1)
+    assert old.keys().tolist() == [0, 1, 2, 3, 4, 5]  # cached before the maintenance below
+    store.delete(keys=[3])
+    store.vacuum(keep_versions=1, dry_run=False)
+    store.erase([erase], reason="gdpr")
+    return old
+
+
+def test_snapshot_kept_across_erase_never_returns_another_keys_row(store: Store) -> None:
+    old = _stale_snapshot(store, erase=2)
+    with pytest.raises(UnknownKeyError):
+        old.take([2])
+    assert 2 not in old.keys().tolist()
+    t = old.take([4])
+    assert t.column("key").to_pylist() == [4] and t.column("x").to_pylist() == [6.0]
+
+
+def test_snapshot_kept_across_vacuum_reports_purged_rows(store: Store) -> None:
+    old = _stale_snapshot(store, erase=2)
+    with pytest.raises(DataUnavailableError):
+        old.to_table()
+    got = old.to_table(on_unavailable="skip").column("key").to_pylist()
+    assert got == [0, 1, 4, 5]
+    assert old.unavailable().tolist() == [3]
+
+
+def test_snapshot_kept_across_erasure_of_the_largest_key(store: Store) -> None:
+    old = _stale_snapshot(store, erase=5)
+    with pytest.raises(UnknownKeyError):
+        old.take([5])
+    assert old.take([4, 0]).column("key").to_pylist() == [4, 0]
+
+
+def _erase_in_other_process(uri: str, key: int) -> None:
+    Store.open(uri).erase([key], reason="other process")
+
+
+def test_snapshot_sees_an_erasure_made_by_another_process(tmp_path: object) -> None:
+    uri = str(tmp_path / "s")  # type: ignore[operator]
+    store = Store.open(uri, create=True)
+    store.append(_rows([0, 1, 2, 3]))
+    snap = store.as_of(1)
+    assert snap.count() == 4
+    p = mp.get_context("spawn").Process(target=_erase_in_other_process, args=(uri, 3))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0
+    with pytest.raises(UnknownKeyError):
+        snap.take([3])
+    assert snap.to_table().column("key").to_pylist() == [0, 1, 2]
+
+
+# -- purged rows in scores and deltas ---------------------------------------------------------
+def test_scores_as_of_a_purged_version_does_not_drop_rows_silently(store: Store) -> None:
+    store.append(_rows(list(range(10))))
+    store.scores.write("loss", list(range(10)), np.arange(10, dtype=float))
+    store.delete(keys=[1, 2])
+    store.vacuum(keep_versions=1, dry_run=False)
+    with pytest.raises(DataUnavailableError) as info:
+        store.scores.as_of(2, "loss")
+    assert sorted(np.asarray(info.value.keys).tolist()) == [1, 2]
+    skipped = store.scores.as_of(2, "loss", on_unavailable="skip")
+    assert sorted(skipped.column("key").to_pylist()) == [0, 3, 4, 5, 6, 7, 8, 9]
+    assert store.scores.as_of(None, "loss").num_rows == 8
+
+
+def test_delta_over_purged_versions_does_not_drop_rows_silently(store: Store) -> None:
+    store.append(_rows([0, 1, 2]))
+    store.append(_rows([3, 4, 5]))
+    store.delete(keys=[4])
+    store.vacuum(keep_versions=1, dry_run=False)
+    with pytest.raises(DataUnavailableError):
+        store.delta(1, 2)
+    d = store.delta(1, 2, on_unavailable="skip")
+    assert d.inserted.column("key").to_pylist() == [3, 5]
+    assert len(store.delta(0, 1)) == 3  # versions that lost nothing still answer
+
+
+# -- tags under concurrency ---------------------------------------------------------------------
+def _tag_worker(uri: str, name: str, start: float, q: object) -> None:
+    store = Store.open(uri)
+    while time.time() < start:
+        time.sleep(0.001)
+    try:
+        store.tag(name)
+        q.put("ok")  # type: ignore[attr-defined]
+    except ModynStoreError as exc:
+        q.put(type(exc).__name__)  # type: ignore[attr-defined]
+
+
+def test_two_processes_cannot_both_create_a_tag(tmp_path: object) -> None:
+    uri = str(tmp_path / "s")  # type: ignore[operator]
+    Store.open(uri, create=True).append(_rows([0, 1]))
+    ctx = mp.get_context("spawn")
+    for attempt in range(3):
+        q = ctx.Queue()
+        start = time.time() + 3.0
+        procs = [ctx.Process(target=_tag_worker, args=(uri, f"t{attempt}", start, q)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        results = [q.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(60)
+        assert results.count("ok") == 1, results
+        store = Store.open(uri)
+        assert [r.details.get("tag") for r in store.log() if r.op == "tag"].count(f"t{attempt}") == 1
+
+
+# -- wall-clock time ---------------------------------------------------------------------------
+def test_naive_datetime_is_rejected_not_read_as_utc(store: Store) -> None:
+    store.append(_rows([0]))
+    store.append(_rows([1]))
+    with pytest.raises(InvalidArgumentError, match="timezone"):
+        store.as_of(datetime.now() + timedelta(days=1))
+    aware = datetime.now().astimezone()
+    assert store.as_of(aware).version == 2
+
+
+# -- filters are expressions, never pasted SQL -------------------------------------------------
+@pytest.mark.parametrize("compact", [False, True])
+def test_filter_cannot_escape_the_version_bound(store: Store, compact: bool) -> None:
+    store.append(_rows([0, 1], label=1))
+    store.append(_rows([2, 3], label=1))
+    if compact:
+        store.compact()
+    snap = store.as_of(1)
+    for bad in ("label = 1) OR (true", "label = 1 ) OR ( _version > 0"):
+        with pytest.raises(InvalidFilterError):
+            snap.to_table(filter=bad)
+        with pytest.raises(InvalidFilterError):
+            store.read_table("samples", 1, filter=bad)
+    assert snap.to_table(filter="label = 1 OR true").column("key").to_pylist() == [0, 1]
+    assert snap.to_table(filter="key >= 1").column("key").to_pylist() == [1]
+    t = store.read_table("samples", 1, filter="label = 1 OR true")
+    assert sorted(t.column("key").to_pylist()) == [0, 1]
+
+
+def test_delete_where_cannot_escape_the_version_bound(store: Store) -> None:
+    store.append(_rows([0, 1], label=1))
+    with pytest.raises(InvalidFilterError):
+        store.delete(where="label = 1) OR (true")
+    assert store.version == 1 and store.as_of().count() == 2
