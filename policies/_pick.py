@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._validate import check_float_or_none, check_int_or_none
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_float_or_none, check_int_or_none
 from policies._records import SelectionContext, column_to_numpy
 from policies._stream import Bound, _isin, count_rows, iter_rows
 

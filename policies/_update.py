@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies._check import check_scope
+from modyn_store.core._validate import check_scope
 from policies.base import UpdateContext, UpdateDecision, UpdatePolicy
 
 __all__ = ["MixedUpdate"]

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._validate import check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_int
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, from_config, register
 
 __all__ = ["All", "AnyOf", "AtLeast"]

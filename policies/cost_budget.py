@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies._check import check_float, check_float_or_none
+from modyn_store.core._validate import check_float, check_float_or_none
 from policies._update import MixedUpdate
 from policies.base import UpdateContext, UpdateDecision, register
 

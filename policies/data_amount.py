@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from policies._check import check_int
+from modyn_store.core._validate import check_int
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
 
 __all__ = ["DataAmount"]

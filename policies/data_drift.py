@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._validate import check_bool, check_choice, check_float, check_int, parse_duration
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_bool, check_choice, check_float, check_int, parse_duration
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
 from policies._windows import RowBuffer
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, from_config, register

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._validate import check_float
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_float
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
 
 __all__ = ["Deletion"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modyn_store.core._validate import check_float
 from modyn_store.core.errors import InvalidArgumentError
-from policies._check import check_float
 from policies._update import MixedUpdate
 from policies.base import UpdateContext, UpdateDecision, register
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies._check import check_scope
+from modyn_store.core._validate import check_scope
 from policies.base import UpdateContext, UpdateDecision, UpdatePolicy, register
 
 __all__ = ["Finetune"]

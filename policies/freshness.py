@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._validate import check_float
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_float
 from policies._pick import check_size, derive_seed, target_size, trainset
 from policies._stream import _isin, iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from modyn_store.core._validate import check_int
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_int
 from policies._pick import derive_seed, trainset
 from policies._stream import iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modyn_store.core._validate import check_choice, check_int
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_choice, check_int
 from policies._pick import check_size, derive_seed, pick, target_size, trainset
 from policies._stream import count_rows
 from policies.base import Cutoff, SelectionContext, SelectionStrategy, register

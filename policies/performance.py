@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._validate import check_bool, check_choice, check_float, check_float_or_none, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_bool, check_choice, check_float, check_float_or_none, check_int
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
 
 __all__ = ["Performance"]

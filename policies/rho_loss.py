@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from modyn_store.core._validate import check_float
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_float
 from policies._pick import derive_seed, score_source, trainset, uniform_keys
 from policies._stream import count_rows
 from policies.base import SelectionContext, register

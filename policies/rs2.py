@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._validate import check_bool, check_int
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_bool, check_int
 from policies._pick import all_keys, check_size, derive_seed, target_size, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
 

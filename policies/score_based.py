@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from modyn_store.core._validate import check_choice, check_int
 from modyn_store.core.trainset import TrainSet
-from policies._check import check_choice, check_int
 from policies._pick import check_size, derive_seed, pick, score_source, target_size, trainset
 from policies._stream import count_rows
 from policies.base import SelectionContext, SelectionStrategy

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._validate import parse_duration
 from modyn_store.core.errors import InvalidArgumentError
-from policies._check import parse_duration
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
 
 __all__ = ["Time"]
