@@ -7,6 +7,7 @@ Modules, one concern each:
 * :mod:`engine.quota`: class/group-balanced quotas (``allocate_quotas``, ``balanced_select``);
 * :mod:`engine.sets`: sorted int64 key sets and latest value per key as of a version;
 * :mod:`engine.scores`: loss, uncertainty, EL2N and RHO-LOSS scores from logits;
+* :mod:`engine.score_registry`: every score name, its definition, kernel and readers;
 * :mod:`engine.drift`: MMD (permutation test, linear, random features), KS, Wasserstein-1;
 * :mod:`engine.kcenter`: greedy k-center on embeddings.
 
@@ -22,7 +23,7 @@ Example
 [1, 3]
 """
 
-from engine import drift, scores
+from engine import drift, score_registry, scores
 from engine.errors import EngineInputError
 from engine.kcenter import kcenter_greedy
 from engine.quota import BalancedSelector, allocate_quotas, balanced_select
@@ -55,6 +56,7 @@ __all__ = [
     "kcenter_greedy",
     "latest_per_key",
     "reservoir_sample",
+    "score_registry",
     "scores",
     "semi_join",
     "top_k",

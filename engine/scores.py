@@ -1,5 +1,8 @@
 """Per-sample scores from a model's logits: loss, uncertainty, EL2N, RHO-LOSS.
 
+The kernels; which score names exist, what they mean and who reads them is
+:mod:`engine.score_registry`.
+
 All functions take ``logits`` of shape ``(n, classes)`` (float32 or float64; computed in float64
 with the max-subtracted log-sum-exp) and return a float64 array of ``n`` scores. A row with any
 NaN or infinite logit scores NaN (and ``top_k`` never selects NaN). Labels are integers in
@@ -32,11 +35,9 @@ from engine._validate import as_float_1d, as_float_2d, as_int64_1d, check_same_l
 from engine.errors import EngineInputError
 
 __all__ = [
-    "SCORES",
     "cross_entropy",
     "el2n",
     "entropy",
-    "grad_norm_bound",
     "least_confidence",
     "margin",
     "rho_loss",
@@ -162,14 +163,11 @@ def margin(logits: Any) -> np.ndarray:
 def el2n(logits: Any, labels: Any) -> np.ndarray:
     """EL2N: ``||softmax(z) - onehot(label)||_2`` (Paul et al. 2021).
 
-    Up to a per-model constant it is also the bound on the last layer's per-sample gradient norm
-    used for importance sampling (Katharopoulos & Fleuret 2018), hence :func:`grad_norm_bound`.
+    It is also the norm of the loss gradient w.r.t. the logits; the gradient norm w.r.t. the last
+    linear layer is ``engine.score_registry.grad_norm``.
     """
     z = _logits(logits)
     return _score_rows(z, _labels(labels, z), _EL2N)  # type: ignore[no-any-return]
-
-
-grad_norm_bound = el2n
 
 
 def rho_loss(loss: Any, irreducible_loss: Any) -> np.ndarray:
@@ -183,13 +181,3 @@ def rho_loss(loss: Any, irreducible_loss: Any) -> np.ndarray:
     check_same_length("irreducible_loss", b, a.shape[0], "loss")
     return a - b
 
-
-#: Scores computed from logits alone or logits and labels, by name.
-SCORES = {
-    "loss": cross_entropy,
-    "least_confidence": least_confidence,
-    "entropy": entropy,
-    "margin": margin,
-    "el2n": el2n,
-    "grad_norm_bound": grad_norm_bound,
-}

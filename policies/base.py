@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError, engine_errors
 from modyn_store.core.trainset import TrainSet
 from policies._records import (
     Cutoff,
@@ -188,7 +188,8 @@ class Trigger(Policy):
         """
         if not isinstance(delta, TriggerInput):
             delta = TriggerInput.from_delta(delta, columns=self.columns)
-        return self._fire(delta, model)
+        with engine_errors():
+            return self._fire(delta, model)
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         raise NotImplementedError
@@ -212,7 +213,8 @@ class SelectionStrategy(Policy):
         """
         if not isinstance(ctx, SelectionContext):
             raise InvalidArgumentError("ctx", type(ctx).__name__, "a SelectionContext")
-        return self._select(ctx)
+        with engine_errors():
+            return self._select(ctx)
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
         raise NotImplementedError
@@ -227,7 +229,8 @@ class UpdatePolicy(Policy):
         """Decide the initial weights (and optionally the selection scope) of one training."""
         if not isinstance(ctx, UpdateContext):
             raise InvalidArgumentError("ctx", type(ctx).__name__, "an UpdateContext")
-        return self._decide(ctx)
+        with engine_errors():
+            return self._decide(ctx)
 
     def _decide(self, ctx: UpdateContext) -> UpdateDecision:
         raise NotImplementedError

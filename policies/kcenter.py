@@ -18,9 +18,10 @@ __all__ = ["KCenterGreedy"]
 class KCenterGreedy(SelectionStrategy):
     """Greedy k-center selection on embeddings (``engine.kcenter.kcenter_greedy``).
 
-    Embeddings come from ``ctx.embed(keys)`` (the current model, through the runner) or, when
-    that is not given, from the store's vector score named ``embedding``. The whole eligible set
-    is embedded in memory: presample large snapshots first (see ``Compose``).
+    Embeddings come from the vector score named ``embedding`` (a scoring pass's
+    ``ctx.computed_scores``, or the store's scores), or, when ``ctx.embed`` is given and no such
+    score is, from ``ctx.embed(keys)``. The whole eligible set is embedded in memory: presample
+    large snapshots first (see ``Compose``).
 
     Parameters
     ----------
@@ -32,10 +33,8 @@ class KCenterGreedy(SelectionStrategy):
     Example
     -------
     >>> KCenterGreedy(limit=100).requires
-    frozenset({'embeddings'})
+    frozenset({'score:embedding'})
     """
-
-    requires = frozenset({"embeddings"})
 
     def __init__(self, ratio: float | None = None, limit: int | None = None,
                  embedding: str = "embedding") -> None:
@@ -48,12 +47,16 @@ class KCenterGreedy(SelectionStrategy):
     def _test_params(cls) -> list[dict[str, Any]]:
         return [{"limit": 20}]
 
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({f"score:{self.embedding}"})
+
     def expected_size(self, n: int) -> int:
         """The train set size for ``n`` eligible samples."""
         return target_size(n, self.ratio, self.limit)
 
     def _embeddings(self, ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
-        if ctx.embed is not None:
+        if ctx.embed is not None and self.embedding not in ctx.computed_scores:
             keys = all_keys(ctx)
             return keys, np.asarray(ctx.embed(keys), dtype=np.float64).reshape(keys.size, -1)
         parts = list(score_source(ctx, self.embedding)())

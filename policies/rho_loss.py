@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modyn_store.core._validate import check_float
+from modyn_store.core.errors import InvalidArgumentError, engine_errors
 from modyn_store.core.trainset import TrainSet
-from policies._pick import derive_seed, score_source, trainset, uniform_keys
+from policies._pick import all_keys, derive_seed, score_source, trainset, uniform_keys
 from policies._stream import count_rows
 from policies.base import SelectionContext, register
 from policies.score_based import ScoreDownsample
@@ -64,37 +65,43 @@ class RhoLoss(ScoreDownsample):
         k = max(1, int(round(self.holdout_ratio * n))) if n else 0
         return trainset(uniform_keys(ctx, k, seed=derive_seed(ctx.seed, 11)), ctx)
 
-    def score_batch(self, logits: np.ndarray, labels: np.ndarray | None = None,
+    def score_batch(self, logits: np.ndarray, labels: np.ndarray | None = None, *,
+                    hidden: np.ndarray | None = None, keys: np.ndarray | None = None,
                     irreducible_loss: np.ndarray | None = None) -> np.ndarray:
-        """Reducible loss of one batch: cross-entropy of ``logits`` minus ``irreducible_loss``."""
+        """Reducible loss of one batch: cross-entropy of ``logits`` minus ``irreducible_loss``.
+
+        ``irreducible_loss`` is aligned with the batch rows (the runner looks it up by ``keys``).
+        """
         from engine import scores as sc
 
-        loss = np.asarray(sc.cross_entropy(logits, labels))
-        return np.asarray(sc.rho_loss(loss, np.asarray(irreducible_loss, dtype=np.float64)))
+        with engine_errors():
+            loss = np.asarray(sc.cross_entropy(logits, labels))
+            if irreducible_loss is None:
+                raise InvalidArgumentError("irreducible_loss", None,
+                                           "the irreducible-loss model's loss of each batch row")
+            return np.asarray(sc.rho_loss(loss, np.asarray(irreducible_loss, dtype=np.float64)))
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from engine import scores as sc
 
         hold = self.holdout(ctx).keys
         rest = ctx.replace(candidates=np.setdiff1d(
-            ctx.candidates if ctx.candidates is not None else _all(ctx), hold))
+            ctx.candidates if ctx.candidates is not None else all_keys(ctx), hold,
+            assume_unique=True))
         if self.mode == "batch_then_sample":
             return super()._select(rest)
-        loss = dict(_collect(score_source(rest, "loss")))
-        irr = dict(_collect(score_source(rest, "irreducible_loss")))
-        keys = np.array(sorted(set(loss) & set(irr)), dtype=np.int64)
-        values = np.asarray(sc.rho_loss(np.array([loss[k] for k in keys.tolist()]),
-                                        np.array([irr[k] for k in keys.tolist()])))
+        lk, lv = _collect(score_source(rest, "loss"))
+        ik, iv = _collect(score_source(rest, "irreducible_loss"))
+        keys, li, ii = np.intersect1d(lk, ik, return_indices=True)
+        values = np.asarray(sc.rho_loss(lv[li], iv[ii]))
         scored = rest.replace(computed_scores={**rest.computed_scores, "rho_loss": (keys, values)})
         return super()._select(scored)
 
 
-def _collect(src: Any) -> Any:
-    for keys, values in src():
-        yield from zip(keys.tolist(), np.asarray(values, dtype=np.float64).tolist())
-
-
-def _all(ctx: SelectionContext) -> np.ndarray:
-    from policies._pick import all_keys
-
-    return all_keys(ctx)
+def _collect(src: Any) -> tuple[np.ndarray, np.ndarray]:
+    """All ``(keys, values)`` batches of a score source as two arrays (keys unique)."""
+    parts = list(src())
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0)
+    return (np.concatenate([np.asarray(k, dtype=np.int64) for k, _ in parts]),
+            np.concatenate([np.asarray(v, dtype=np.float64) for _, v in parts]))

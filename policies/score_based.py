@@ -1,8 +1,9 @@
 """Score-based downsampling: keep the samples with the most informative per-sample score.
 
-``loss``, ``gradnorm`` (gradient-norm bound), ``el2n``, ``least_confidence``, ``entropy`` and
+``loss``, ``gradnorm`` (last-layer gradient norm), ``el2n``, ``least_confidence``, ``entropy`` and
 ``margin`` share one implementation, :class:`ScoreDownsample`, and differ in the score they read
-(and for ``margin``, that a small score is informative).
+(and for ``margin``, that a small score is informative); what each score is comes from the one
+score registry, :mod:`engine.score_registry`.
 
 Two modes:
 
@@ -25,7 +26,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from engine.score_registry import ScoreSpec
+from engine.score_registry import compute as compute_score
+from engine.score_registry import get as get_score
 from modyn_store.core._validate import check_choice, check_int
+from modyn_store.core.errors import InvalidArgumentError, engine_errors
 from modyn_store.core.trainset import TrainSet
 from policies._pick import check_size, derive_seed, pick, score_source, target_size, trainset
 from policies._stream import count_rows
@@ -70,8 +75,6 @@ class ScoreDownsample(SelectionStrategy):
     """
 
     score: ClassVar[str] = ""
-    largest: ClassVar[bool] = True
-    needs_labels: ClassVar[bool] = True
 
     def __init__(self, ratio: float = 0.25, limit: int | None = None, method: str = "top",
                  mode: str = "sample_then_batch", period: int = 0) -> None:
@@ -84,6 +87,26 @@ class ScoreDownsample(SelectionStrategy):
     def _test_params(cls) -> list[dict[str, Any]]:
         return [{"ratio": 0.25}, {"ratio": 0.5, "limit": 20, "method": "importance"}]
 
+    @classmethod
+    def spec(cls) -> ScoreSpec:
+        """The registry entry of the score this strategy reads (``engine.score_registry``)."""
+        return get_score(cls.score)
+
+    @property
+    def largest(self) -> bool:
+        """Whether a larger score is more informative (from the score registry)."""
+        return self.spec().largest is not False
+
+    @property
+    def needs_labels(self) -> bool:
+        """Whether :meth:`score_batch` needs labels."""
+        return self.spec().needs_labels
+
+    @property
+    def needs_hidden(self) -> bool:
+        """Whether :meth:`score_batch` needs the input of the model's last linear layer."""
+        return self.spec().needs_hidden
+
     @property
     def requires(self) -> frozenset[str]:  # type: ignore[override]
         if self.mode == "batch_then_sample":
@@ -95,33 +118,52 @@ class ScoreDownsample(SelectionStrategy):
         return n if self.mode == "batch_then_sample" else target_size(n, self.ratio, self.limit)
 
     def _weights(self, values: np.ndarray) -> np.ndarray:
-        """Sampling weights from scores: the score, or ``1 - score`` when small is informative."""
+        """Sampling weights from scores: the score, or ``1 - score`` when small is informative.
+
+        A non-finite weight (an ``inf`` or NaN loss of a diverged model) cannot be sampled
+        proportionally; it raises :class:`InvalidArgumentError` naming the score.
+        """
         v = np.asarray(values, dtype=np.float64)
-        return v if self.largest else 1.0 - v
+        w = v if self.largest else 1.0 - v
+        bad = np.flatnonzero(~np.isfinite(w))
+        if bad.size:
+            raise InvalidArgumentError(
+                f"scores[{self.score!r}][{int(bad[0])}]", float(v[bad[0]]),
+                "finite scores (method='importance' samples proportionally to the score; "
+                "use method='top' or fix the model)")
+        return w
 
-    def score_batch(self, logits: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        """This strategy's score of one batch from the model's logits (``engine.scores``)."""
-        from engine import scores as sc
+    def score_batch(self, logits: np.ndarray, labels: np.ndarray | None = None, *,
+                    hidden: np.ndarray | None = None,
+                    keys: np.ndarray | None = None) -> np.ndarray:
+        """This strategy's score of one batch (``engine.score_registry.compute``).
 
-        fn = getattr(sc, _ENGINE_SCORE[self.score])
-        return np.asarray(fn(logits, labels) if self.needs_labels else fn(logits))
+        ``hidden`` is the input of the model's last linear layer (needed by ``gradnorm``);
+        ``keys`` are the batch's sample keys (unused here; scores that depend on stored values,
+        such as RHO-LOSS, read them).
+        """
+        with engine_errors():
+            return np.asarray(compute_score(self.score, logits=logits, labels=labels,
+                                            hidden=hidden))
 
     def choose_in_batch(self, scores: np.ndarray, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions (ascending) and weights of the samples to train on in one batch."""
         scores = np.asarray(scores, dtype=np.float64)
         k = target_size(scores.size, self.ratio, None)
-        if self.method == "top":
-            from engine.select import top_k
+        with engine_errors():
+            if self.method == "top":
+                from engine.select import top_k
 
-            pos = np.sort(np.asarray(top_k(scores, k, largest=self.largest), dtype=np.int64))
-            return pos, np.ones(pos.size)
-        from engine.sample import weighted_sample
+                pos = np.sort(np.asarray(top_k(scores, k, largest=self.largest), dtype=np.int64))
+                return pos, np.ones(pos.size)
+            from engine.sample import weighted_sample
 
-        w = self._weights(scores)
-        ok = np.flatnonzero(w > 0)
-        idx, importance = weighted_sample(w[ok], min(k, ok.size), seed=seed,
-                                          return_importance=True)
-        return ok[idx], np.asarray(importance, dtype=np.float64)
+            w = self._weights(scores)
+            ok = np.flatnonzero(w > 0)
+            idx, importance = weighted_sample(w[ok], min(k, ok.size), seed=seed,
+                                              return_importance=True)
+            order = np.argsort(ok[idx])
+            return ok[idx][order], np.asarray(importance, dtype=np.float64)[order]
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
         if self.mode == "batch_then_sample":
@@ -152,30 +194,24 @@ class ScoreDownsample(SelectionStrategy):
         return trainset(np.asarray(chosen, dtype=np.int64), ctx, weights=weights)
 
 
-_ENGINE_SCORE = {"loss": "cross_entropy", "gradnorm": "el2n", "el2n": "el2n",
-                 "least_confidence": "least_confidence", "entropy": "entropy", "margin": "margin"}
-
-
-def _make(name: str, cls_name: str, doc: str, *, largest: bool = True,
-          needs_labels: bool = True) -> type[ScoreDownsample]:
+def _make(name: str, cls_name: str, doc: str) -> type[ScoreDownsample]:
     from policies.base import register
 
+    spec = get_score(name)
+    assert name in spec.read_by, name  # the registry lists every strategy reading a score
     cls = type(cls_name, (ScoreDownsample,), {
-        "__doc__": doc, "__module__": __name__, "score": name, "largest": largest,
-        "needs_labels": needs_labels, "__init__": ScoreDownsample.__init__,
+        "__doc__": f"{doc}\n\n    Score ``{name}``: {spec.definition}.", "__module__": __name__,
+        "score": name, "__init__": ScoreDownsample.__init__,
     })
     return register(name)(cls)  # type: ignore[no-any-return]
 
 
 Loss = _make("loss", "Loss", "Keep the samples of highest loss (score ``loss``).")
 GradNorm = _make("gradnorm", "GradNorm",
-                 "Keep the samples of largest gradient-norm bound (score ``gradnorm``).")
+                 "Keep the samples of largest last-layer gradient norm (score ``gradnorm``).")
 EL2N = _make("el2n", "EL2N", "Keep the samples of largest EL2N score (score ``el2n``).")
 LeastConfidence = _make("least_confidence", "LeastConfidence",
-                        "Keep the least confident samples (score ``least_confidence``).",
-                        needs_labels=False)
-Entropy = _make("entropy", "Entropy", "Keep the samples of highest predictive entropy.",
-                needs_labels=False)
+                        "Keep the least confident samples (score ``least_confidence``).")
+Entropy = _make("entropy", "Entropy", "Keep the samples of highest predictive entropy.")
 Margin = _make("margin", "Margin",
-               "Keep the samples of smallest top-1 minus top-2 probability margin.",
-               largest=False, needs_labels=False)
+               "Keep the samples of smallest top-1 minus top-2 probability margin.")

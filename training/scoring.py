@@ -1,22 +1,15 @@
 """Scoring passes: one batched forward pass writing per-sample scores back to the store.
 
-Scores, per sample, from logits ``z`` (``p = softmax(z)``) and label ``y``:
+The score names, their definitions and kernels are the engine's one registry,
+:mod:`engine.score_registry`; a pass computes every registered score whose inputs one forward
+pass gives (logits, labels and ``h``, the input of the last linear layer): :data:`SCORES`.
+``irreducible_loss`` is ``loss`` under the irreducible-loss model of RHO-LOSS (score with that
+model).
 
-=====================  =====================================================================
-``loss``               cross entropy ``-log p[y]``
-``least_confidence``   ``1 - max p``
-``entropy``            ``-sum p log p``
-``margin``             ``p[top1] - p[top2]`` (small = uncertain)
-``el2n``               ``|p - onehot(y)|_2``, the error L2 norm
-``grad_norm_bound``    ``|p - onehot(y)|_2 * |h|_2``: a bound on the last layer's gradient norm,
-                       with ``h`` the last layer's input (needs ``embedding_layer``)
-``embedding``          ``h`` itself, the input of ``embedding_layer`` (a vector score)
-=====================  =====================================================================
-
-The pass runs on any device: on CPU the scores come from the engine's kernels
-(:mod:`engine.scores`), on a GPU from the torch equivalents next to the logits (the same
-definitions; the tests check both against a NumPy reference). Each score is written with
-:meth:`Store.scores.write_many` as one version, tagged with ``training_id``.
+The pass runs on any device: on CPU the scores come from the engine's kernels, on a GPU from the
+torch equivalents next to the logits (the same definitions; the tests check both against the
+engine). Each score is written with :meth:`Store.scores.write_many` as one version, tagged with
+``training_id``.
 
 Example
 -------
@@ -45,16 +38,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from modyn_store.core.errors import InvalidArgumentError
+from engine import score_registry
+from modyn_store.core.errors import InvalidArgumentError, engine_errors
 from modyn_store.core.trainset import TrainSet
 from training.loading import LoaderOptions, loader
 from training.trainer import Prepare, model_inputs
 
-__all__ = ["SCORES", "ScoreResult", "score", "scores_from_logits"]
+__all__ = ["SCORES", "ScoreResult", "last_linear", "score", "scores_from_logits"]
 
-SCORES = ("loss", "least_confidence", "entropy", "margin", "el2n", "grad_norm_bound", "embedding")
-_NEED_LABEL = frozenset({"loss", "el2n", "grad_norm_bound"})
-_NEED_EMBEDDING = frozenset({"grad_norm_bound", "embedding"})
+#: Scores one forward pass can compute (registry entries whose inputs are logits/labels/hidden).
+SCORES: tuple[str, ...] = tuple(
+    n for n, spec in score_registry.SCORES.items() if set(spec.inputs) <= {"logits", "labels", "hidden"})
+_NEED_LABEL = frozenset(n for n in SCORES if score_registry.SCORES[n].needs_labels)
+_NEED_EMBEDDING = frozenset(n for n in SCORES if score_registry.SCORES[n].needs_hidden)
 
 
 @dataclass(frozen=True)
@@ -66,35 +62,16 @@ class ScoreResult:
     versions: dict[str, int] = field(default_factory=dict)
 
 
-_ENGINE_KERNELS = {
-    "loss": ("cross_entropy", True),
-    "least_confidence": ("least_confidence", False),
-    "entropy": ("entropy", False),
-    "margin": ("margin", False),
-    "el2n": ("el2n", True),
-}
-
-
 def _engine_scores(
-    names: Sequence[str], logits: torch.Tensor, labels: torch.Tensor | None
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Scores the engine computes on CPU; returns them and the names left for torch."""
-    try:
-        from engine import scores as kernels
-    except ImportError:  # an engine without score kernels: torch computes everything
-        return {}, list(names)
+    names: Sequence[str], logits: torch.Tensor, labels: torch.Tensor | None, hidden: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """Scores from the registry's engine kernels (CPU)."""
     z = logits.detach().double().numpy()
     y = labels.long().numpy() if labels is not None else None
-    out: dict[str, torch.Tensor] = {}
-    rest = []
-    for n in names:
-        spec = _ENGINE_KERNELS.get(n)
-        if spec is None:
-            rest.append(n)
-            continue
-        fn = getattr(kernels, spec[0])
-        out[n] = torch.from_numpy(np.asarray(fn(z, y) if spec[1] else fn(z), dtype=np.float64))
-    return out, rest
+    h = hidden.detach().double().reshape(hidden.shape[0], -1).numpy() if hidden is not None else None
+    with engine_errors():
+        return {n: torch.from_numpy(np.asarray(score_registry.compute(n, logits=z, labels=y, hidden=h),
+                                               dtype=np.float64)) for n in names}
 
 
 def scores_from_logits(
@@ -110,21 +87,25 @@ def scores_from_logits(
     ``use_engine`` (default: when the logits are on the CPU) computes what it can with the
     engine's kernels; otherwise torch computes everything.
     """
-    pre: dict[str, torch.Tensor] = {}
+    unknown = [n for n in names if n not in SCORES]
+    if unknown:
+        raise InvalidArgumentError("scores", list(names), f"names from {list(SCORES)}")
+    if labels is None and any(n in _NEED_LABEL for n in names):
+        raise InvalidArgumentError("labels", None, f"labels (needed by {sorted(_NEED_LABEL & set(names))})")
+    if hidden is None and any(n in _NEED_EMBEDDING for n in names):
+        raise InvalidArgumentError("hidden", None, f"the last layer's input (needed by {sorted(_NEED_EMBEDDING & set(names))})")
     if use_engine if use_engine is not None else logits.device.type == "cpu":
-        pre, names = _engine_scores(names, logits, labels)
-        if not names:
-            return pre
+        return _engine_scores(names, logits, labels, hidden)
     z = logits.double()
     logp = torch.log_softmax(z, dim=1)
     p = logp.exp()
     out: dict[str, torch.Tensor] = {}
     err = None
-    if labels is not None and any(n in ("el2n", "grad_norm_bound") for n in names):
+    if labels is not None and any(n in ("el2n", "gradnorm") for n in names):
         onehot = torch.nn.functional.one_hot(labels.long(), num_classes=z.shape[1]).double()
         err = torch.linalg.vector_norm(p - onehot, dim=1)
     for n in names:
-        if n == "loss":
+        if n in ("loss", "irreducible_loss"):
             assert labels is not None
             out[n] = -logp.gather(1, labels.long().reshape(-1, 1)).reshape(-1)
         elif n == "least_confidence":
@@ -137,13 +118,23 @@ def scores_from_logits(
         elif n == "el2n":
             assert err is not None
             out[n] = err
-        elif n == "grad_norm_bound":
+        elif n == "gradnorm":
             assert err is not None and hidden is not None
-            out[n] = err * torch.linalg.vector_norm(hidden.double().reshape(hidden.shape[0], -1), dim=1)
+            hh = hidden.double().reshape(hidden.shape[0], -1)
+            out[n] = err * torch.sqrt(1.0 + (hh * hh).sum(dim=1))
         elif n == "embedding":
             assert hidden is not None
             out[n] = hidden.double().reshape(hidden.shape[0], -1)
-    return {**pre, **out}
+    return out
+
+
+def last_linear(model: nn.Module) -> str:
+    """The name of the model's last ``nn.Linear`` submodule (its input is ``h``)."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise InvalidArgumentError("embedding_layer", None,
+                                   "a submodule name (the model has no nn.Linear to default to)")
+    return names[-1]
 
 
 def score(
@@ -178,8 +169,8 @@ def score(
     scores:
         Names from :data:`SCORES`.
     embedding_layer:
-        Name of the submodule whose *input* is the embedding (e.g. the last ``nn.Linear``),
-        needed for ``embedding`` and ``grad_norm_bound``.
+        Name of the submodule whose *input* is ``h`` (for ``embedding`` and ``gradnorm``);
+        default: the model's last ``nn.Linear``.
     write:
         Write each score to the store (one version per score) tagged with ``training_id``.
     """
@@ -188,7 +179,7 @@ def score(
     if unknown or not names or len(set(names)) != len(names):
         raise InvalidArgumentError("scores", names, f"distinct names from {SCORES}")
     if any(n in _NEED_EMBEDDING for n in names) and embedding_layer is None:
-        raise InvalidArgumentError("embedding_layer", None, "a submodule name (needed for embedding scores)")
+        embedding_layer = last_linear(model)
     if train_set is None:
         snap = store.as_of(version)
         train_set = TrainSet.uniform(snap.keys(), version=snap.version)

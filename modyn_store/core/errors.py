@@ -16,6 +16,8 @@ invalid k=-1: expected an integer >= 0
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "SchemaMismatchError",
     "UnknownKeyError",
     "UnknownVersionError",
+    "engine_errors",
 ]
 
 
@@ -126,3 +129,28 @@ class CorruptionError(ModynStoreError):
 
 class ReadOnlyStoreError(ModynStoreError, PermissionError):
     """A write was asked of a store whose folder cannot be written (read-only mount or permissions)."""
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """Re-raise an ``engine.EngineInputError`` from inside the block as :class:`InvalidArgumentError`.
+
+    The engine imports nothing of ours, so its kernels raise their own ``ValueError``; every call
+    site in the middle layer runs them inside this block, so users only see ``ModynStoreError``
+    subclasses (same ``name``, ``value``, ``expected`` and message; the original is the cause).
+
+    Example
+    -------
+    >>> from engine import top_k
+    >>> with engine_errors():
+    ...     top_k([1.0, 2.0], -1)
+    Traceback (most recent call last):
+    ...
+    modyn_store.core.errors.InvalidArgumentError: invalid k=-1: expected an integer >= 0
+    """
+    from engine.errors import EngineInputError
+
+    try:
+        yield
+    except EngineInputError as exc:
+        raise InvalidArgumentError(exc.name, exc.value, exc.expected) from exc

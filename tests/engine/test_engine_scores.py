@@ -41,11 +41,6 @@ def test_extreme_logits_are_stable() -> None:
     np.testing.assert_allclose(scores.margin(z), [1.0, 1.0])
 
 
-def test_registry_and_alias() -> None:
-    assert scores.SCORES["loss"] is scores.cross_entropy
-    assert scores.grad_norm_bound is scores.el2n
-
-
 def test_rho_loss() -> None:
     assert scores.rho_loss([2.0, 0.5], [0.5, 0.5]).tolist() == [1.5, 0.0]
     with pytest.raises(EngineInputError, match="irreducible_loss"):

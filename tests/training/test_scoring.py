@@ -34,7 +34,8 @@ def _reference(store, model, keys: np.ndarray) -> dict[str, np.ndarray]:
         "entropy": -(p * np.log(p)).sum(axis=1),
         "margin": top2[:, 0] - top2[:, 1],
         "el2n": err,
-        "grad_norm_bound": err * np.sqrt((hidden**2).sum(axis=1)),
+        "gradnorm": err * np.sqrt(1.0 + (hidden**2).sum(axis=1)),
+        "irreducible_loss": -np.log(p[np.arange(y.size), y]),
         "embedding": hidden,
     }
 
@@ -46,7 +47,7 @@ def _mlp() -> torch.nn.Module:
 
 def test_scores_match_reference_and_are_written(store) -> None:
     model = _mlp()
-    names = ("loss", "least_confidence", "entropy", "margin", "el2n", "grad_norm_bound", "embedding")
+    names = ("loss", "least_confidence", "entropy", "margin", "el2n", "gradnorm", "embedding", "irreducible_loss")
     rng = np.random.default_rng(0)
     ts = TrainSet.uniform(rng.choice(store.as_of(None).keys(), 333, replace=False), version=store.version)
     out = score(store, model, inputs={"features": "x"}, train_set=ts, scores=names,
@@ -90,7 +91,24 @@ def test_invalid_score_requests(store) -> None:
     with pytest.raises(InvalidArgumentError, match="scores"):
         score(store, _mlp(), inputs={"features": "x"}, scores=("nope",))
     with pytest.raises(InvalidArgumentError, match="embedding_layer"):
-        score(store, _mlp(), inputs={"features": "x"}, scores=("embedding",))
+        score(store, _NoLinear(), inputs={"features": "x"}, scores=("embedding",))
+    with pytest.raises(InvalidArgumentError, match="embedding_layer"):
+        score(store, _mlp(), inputs={"features": "x"}, scores=("gradnorm",), embedding_layer="nope")
+
+
+class _NoLinear(torch.nn.Module):
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features[:, :3]
+
+
+def test_embedding_layer_defaults_to_the_last_linear(store) -> None:
+    ts = TrainSet.uniform(store.as_of(None).keys()[:50], version=store.version)
+    model = _mlp()
+    auto = score(store, model, inputs={"features": "x"}, train_set=ts, scores=("gradnorm", "embedding"), write=False)
+    named = score(store, model, inputs={"features": "x"}, train_set=ts, scores=("gradnorm", "embedding"),
+                  embedding_layer="head", write=False)
+    for n in ("gradnorm", "embedding"):
+        np.testing.assert_array_equal(auto.values[n], named.values[n])
 
 
 @pytest.mark.parametrize("use_engine", [True, False])
@@ -101,8 +119,10 @@ def test_engine_and_torch_paths_agree_with_numpy(use_engine: bool) -> None:
     z = rng.normal(size=(300, 4)) * 3
     z[:5] = 0.0  # ties on purpose
     y = rng.integers(0, 4, 300)
-    names = ["loss", "least_confidence", "entropy", "margin", "el2n"]
-    got = scores_from_logits(names, torch.from_numpy(z), torch.from_numpy(y), use_engine=use_engine)
+    names = ["loss", "least_confidence", "entropy", "margin", "el2n", "gradnorm", "irreducible_loss"]
+    h = rng.normal(size=(300, 6))
+    got = scores_from_logits(names, torch.from_numpy(z), torch.from_numpy(y), torch.from_numpy(h),
+                             use_engine=use_engine)
     p = _softmax(z)
     top2 = np.sort(p, axis=1)[:, ::-1]
     ref = {
@@ -112,5 +132,7 @@ def test_engine_and_torch_paths_agree_with_numpy(use_engine: bool) -> None:
         "margin": top2[:, 0] - top2[:, 1],
         "el2n": np.sqrt(((p - np.eye(4)[y]) ** 2).sum(axis=1)),
     }
+    ref["gradnorm"] = ref["el2n"] * np.sqrt(1 + (h**2).sum(axis=1))
+    ref["irreducible_loss"] = ref["loss"]
     for n in names:
         np.testing.assert_allclose(got[n].numpy(), ref[n], rtol=1e-9, atol=1e-12, err_msg=n)

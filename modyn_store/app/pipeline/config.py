@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from engine import score_registry as _score_registry
 from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import ModynStoreError
 from modyn_store.app.pipeline.errors import PipelineConfigError
@@ -53,8 +54,9 @@ __all__ = [
 SYNTHETIC = "synthetic_clicks"
 ENCODINGS = ("hashed_bow", "clicks", "ids")
 METRICS = ("accuracy", "f1", "roc_auc", "loss")
-# The per-sample scores the pipeline loop computes for policies that ask for "score:<name>".
-SCORE_NAMES = ("loss", "least_confidence", "entropy", "margin", "el2n")
+#: Scores the runner computes with a scoring pass of the current model (``engine.score_registry``).
+SCORE_NAMES: tuple[str, ...] = tuple(
+    n for n, spec in _score_registry.SCORES.items() if spec.computed_by == _score_registry.MODEL_PASS)
 
 
 @dataclass(frozen=True)
@@ -383,10 +385,17 @@ def _param_of(exc: Exception, cfg: Mapping[str, Any]) -> str | None:
 
 
 def _check_requires(ctx: _Ctx, kind: str, pol: Any) -> None:
-    """Reject policies that need something the runner cannot provide (before any work)."""
+    """Reject policies that need something the runner cannot provide (before any work).
+
+    A score must be a name of the score registry (``engine.score_registry``) that the runner
+    computes; an unknown name fails with the list of known ones.
+    """
     for req in sorted(getattr(pol, "requires", ())):
         if req in ("model", "embeddings") or (req.startswith("score:") and req[6:] in SCORE_NAMES):
             continue
+        if req.startswith("score:") and req[6:] not in _score_registry.SCORES:
+            raise ctx.error((kind, "name"), f"{pol.name!r} reads score {req[6:]!r}, which is not a known score; "
+                                             f"known scores: {list(_score_registry.names())}")
         raise ctx.error((kind, "name"), f"{pol.name!r} needs {req!r}, which the pipeline runner does not provide "
                                          f"(scores it computes: {list(SCORE_NAMES)})")
 
