@@ -243,7 +243,9 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
             tables[key] = load_source(cfg.source, data_dir)
         r = Runner(cfg, None, data_dir=data_dir, table=tables[key])
         runners.append(r)
-        if cfg.deletions is None:
+        if cfg.source.kind == "store":  # replayed in place, version by version
+            r.prepare()
+        elif cfg.deletions is None:
             groups.setdefault(key, []).append(r)
         else:  # deletions happen between trainings: ingest while the pipeline runs, in its own store
             r._store_arg = Store.open(str(root / cfg.name), create=True)

@@ -63,18 +63,31 @@ SCORE_NAMES: tuple[str, ...] = tuple(
 class SourceConfig:
     """Where the stream comes from and how it is cut into store versions.
 
-    ``dataset`` is a name of :data:`modyn_store.app.datasets.DATASETS` or ``"synthetic_clicks"``;
-    ``path`` the file or folder (``None``: the data folder given on the command line or in
-    ``$MODYN_STORE_DATA``; Elec2 falls back to the copy bundled with the package); ``chunk`` a
-    chunking rule (one store version per chunk; ``None``: the data set's default); ``limit``
-    keeps the first rows, ``fraction`` a seeded uniform share of the rows (time order kept;
-    applied before ``limit``); ``columns`` the payload columns kept besides key/ts/label;
-    ``params`` loader or generator options; ``encode`` an extra encoding (``hashed_bow``: a ``features`` bag of hashed words
-    from ``text``; ``clicks``: ``dense``/``sparse``/``features`` columns from click logs;
-    ``ids``: ``sparse`` from the integer ``*_id`` columns and ``dense`` from ``features``).
+    Three kinds of source (exactly one):
+
+    - a registered data set: ``dataset`` is a name of :data:`modyn_store.app.datasets.DATASETS` or
+      ``"synthetic_clicks"``; ``path`` its file or folder (``None``: the data folder given on the
+      command line or in ``$MODYN_STORE_DATA``; Elec2 falls back to the copy bundled with the
+      package); ``params`` loader or generator options; ``encode`` an extra encoding
+      (``hashed_bow``: a ``features`` bag of hashed words from ``text``; ``clicks``:
+      ``dense``/``sparse``/``features`` columns from click logs; ``ids``: ``sparse`` from the
+      integer ``*_id`` columns and ``dense`` from ``features``).
+    - your own data: ``path`` (Parquet, CSV or Arrow IPC files, a glob, a folder, a Lance dataset;
+      any fsspec URL such as ``s3://``; relative paths are relative to the pipeline file), or
+      ``data`` (Python only: a pandas DataFrame or pyarrow Table); ``format`` when the suffix does
+      not tell; ``storage_options`` for object stores; the column mapping ``ts`` (event time;
+      absent: row order), ``label`` (integers or strings), ``features`` (columns packed into the
+      ``features`` vector; absent: every numeric column) and ``key`` (absent: row numbers).
+    - an existing modyn-store store: ``store`` (its versions are replayed as they were committed;
+      ``run --online`` follows it).
+
+    For every kind: ``chunk`` a chunking rule (one store version per chunk; ``None``: the data
+    set's default, one version per 1000 rows for your own data); ``limit`` keeps the first rows,
+    ``fraction`` a seeded uniform share of the rows (time order kept; applied before ``limit``);
+    ``columns`` the payload columns kept besides key/ts/label.
     """
 
-    dataset: str
+    dataset: str | None = None
     path: str | None = None
     chunk: str | None = None
     limit: int | None = None
@@ -83,6 +96,32 @@ class SourceConfig:
     params: Mapping[str, Any] = field(default_factory=dict)
     encode: str | None = None
     seed: int = 0
+    format: str | None = None
+    ts: str | None = None
+    label: str | None = None
+    features: tuple[str, ...] | None = None
+    key: str | None = None
+    store: str | None = None
+    storage_options: Mapping[str, Any] | None = None
+    data: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """``"dataset"``, ``"files"``, ``"data"`` (an in-memory object) or ``"store"``."""
+        if self.dataset is not None:
+            return "dataset"
+        if self.store is not None:
+            return "store"
+        return "data" if self.data is not None else "files"
+
+    @property
+    def label_text(self) -> str:
+        """A short name of the source for messages and version logs."""
+        if self.dataset is not None:
+            return self.dataset
+        if self.store is not None:
+            return f"store {self.store}"
+        return "in-memory data" if self.data is not None else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -154,9 +193,18 @@ class PipelineConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (YAML/JSON-ready) that :func:`parse_pipeline` turns back into this config."""
-        d = asdict(self)
+        from dataclasses import replace
+
+        data = self.source.data  # never deep-copied
+        d = asdict(replace(self, source=replace(self.source, data=None)) if data is not None else self)
         if d["deletions"] is None:
             del d["deletions"]
+        src = d["source"]
+        for k in ("format", "ts", "label", "features", "key", "store", "storage_options", "data", "dataset"):
+            if src.get(k) is None:
+                src.pop(k, None)
+        if data is not None:
+            src["data"] = f"<in-memory {type(data).__name__} id={id(data)}>"
         return _plain(d)
 
     def describe(self) -> dict[str, str]:
@@ -260,45 +308,9 @@ def _names(cls: type) -> tuple[str, ...]:
 
 
 def _source(ctx: _Ctx, raw: Any) -> SourceConfig:
-    from modyn_store.app.datasets import DATASETS
-    from modyn_store.app.datasets.chunking import chunk_index
+    from modyn_store.app.pipeline.source_spec import parse_source
 
-    p = ("source",)
-    d = _mapping(ctx, p, raw, _names(SourceConfig))
-    if "dataset" not in d:
-        raise ctx.error(p + ("dataset",), "missing; name a data set")
-    ds = _typed(ctx, p + ("dataset",), d["dataset"], "str")
-    known = sorted(DATASETS) + [SYNTHETIC]
-    if ds not in known:
-        raise ctx.error(p + ("dataset",), f"unknown data set {ds!r}; expected one of {known}")
-    chunk = _typed(ctx, p + ("chunk",), d.get("chunk"), "str", optional=True)
-    if chunk is not None:
-        import numpy as np
-
-        try:
-            chunk_index(np.zeros(1, dtype=np.int64), chunk)
-        except ModynStoreError as exc:
-            raise ctx.error(p + ("chunk",), str(exc)) from exc
-    cols = d.get("columns")
-    if cols is not None:
-        if not isinstance(cols, list) or not all(isinstance(c, str) and c for c in cols):
-            raise ctx.error(p + ("columns",), f"expected a list of column names, got {cols!r}")
-        cols = tuple(cols)
-    params = _mapping(ctx, p + ("params",), d.get("params", {}) or {}, None)
-    path = d.get("path")
-    if path is not None and not isinstance(path, str):
-        raise ctx.error(p + ("path",), f"expected a path string, got {path!r}")
-    return SourceConfig(
-        dataset=ds,
-        path=path,
-        chunk=chunk,
-        limit=_typed(ctx, p + ("limit",), d.get("limit"), "int", lo=1, optional=True),
-        fraction=_fraction(ctx, p + ("fraction",), d.get("fraction")),
-        columns=cols,
-        params=params,
-        encode=_typed(ctx, p + ("encode",), d.get("encode"), "str", choices=ENCODINGS, optional=True),
-        seed=_typed(ctx, p + ("seed",), d.get("seed", 0), "int", lo=0),
-    )
+    return parse_source(ctx, raw)
 
 
 def _fraction(ctx: _Ctx, path: tuple[Any, ...], v: Any) -> float | None:
@@ -435,9 +447,13 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         _check_requires(ctx, kind, pol)
         policies_[kind] = pol.to_config()
     deletions = d.get("deletions")
+    source = _source(ctx, d["source"])
+    from modyn_store.app.pipeline.source_spec import check_trigger_units
+
+    check_trigger_units(ctx, source, policies_["trigger"])
     return PipelineConfig(
         name=name,
-        source=_source(ctx, d["source"]),
+        source=source,
         model=_model(ctx, d["model"]),
         trigger=policies_["trigger"],
         selection=policies_["selection"],

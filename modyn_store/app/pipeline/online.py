@@ -86,13 +86,28 @@ def _schema_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
         t = schema.field(col).type
         params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
     if "n_classes" not in params:
-        from modyn_store.app.datasets import DATASETS
-
-        spec = DATASETS.get(config.source.dataset)
-        if spec is None or spec.n_classes is None:
-            raise PipelineConfigError("model.params.n_classes", "give n_classes for an online pipeline")
-        params["n_classes"] = spec.n_classes
+        params["n_classes"] = _online_classes(config, store)
     return params
+
+
+def _online_classes(config: PipelineConfig, store: Any) -> int:
+    """The class count: the store's label map, else its labels ``0 .. n-1``, else the data set's."""
+    from modyn_store.app.datasets import DATASETS
+    from modyn_store.app.datasets.labels import LabelError, store_classes
+    from modyn_store.core.errors import ModynStoreError
+
+    spec = DATASETS.get(config.source.dataset or "")
+    try:
+        n, labels = store_classes(store)
+    except LabelError as exc:
+        raise PipelineConfigError("model.params.n_classes", str(exc)) from exc
+    except ModynStoreError:
+        if spec is None or spec.n_classes is None:
+            raise
+        return int(spec.n_classes)
+    if labels is None and spec is not None and spec.n_classes is not None:
+        return max(n, int(spec.n_classes))  # a class may not have arrived yet
+    return max(2, n)
 
 
 class OnlineRunner:

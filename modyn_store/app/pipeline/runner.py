@@ -32,7 +32,15 @@ import pyarrow as pa
 
 from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
-from modyn_store.app.pipeline.source import check_columns, chunk_rule, iter_chunks, load_source, model_params
+from modyn_store.app.pipeline.source import (
+    check_columns,
+    chunk_rule,
+    iter_chunks,
+    load_source,
+    model_params,
+    prepare_store,
+    replay_store,
+)
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
 __all__ = ["ChunkVersion", "DeletionEvent", "RunEvent", "RunResult", "Runner", "evaluate_pipeline", "ingest", "run_pipeline", "threads"]
@@ -119,7 +127,7 @@ def ingest(store: Any, config: PipelineConfig, table: pa.Table) -> Iterator[tupl
     recent: list[np.ndarray] = []
     for n, (index, part) in enumerate(iter_chunks(table, rule), start=1):
         start = store.version
-        store.append(part, message=f"{config.source.dataset} chunk {index}")
+        store.append(part, message=f"{config.source.label_text} chunk {index}")
         recent.append(part.column("key").to_numpy())
         deleted = None
         if dels is not None and n % dels.every == 0 and dels.fraction > 0:
@@ -211,9 +219,12 @@ class Runner:
 
         check_columns(self.config, self.table.schema, policies.from_config("trigger", dict(self.config.trigger)))
         store = self._store_arg
+        if self.config.source.kind == "store" and self.chunks is None:
+            store, self.chunks = replay_store(self.config.source, store)  # its own versions, in place
         if isinstance(store, (str, Path)):
             store = Store.open(str(store), create=True)
         self.store = store
+        prepare_store(store, self.table)  # the source's label map, before any row
         self.loop = PipelineLoop(self.config, store, model_params=model_params(self.config, self.table))
         return self.loop
 

@@ -15,6 +15,7 @@ Example
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,20 +24,39 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.app.datasets.labels import LabelMap
 from modyn_store.core.errors import ModynStoreError
 from modyn_store.app.pipeline.config import SYNTHETIC, PipelineConfig, SourceConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
 
-__all__ = ["DATA_ENV", "chunk_rule", "check_columns", "iter_chunks", "load_source", "model_params", "resolve_path"]
+__all__ = [
+    "DATA_ENV",
+    "LABELS_META",
+    "chunk_rule",
+    "check_columns",
+    "iter_chunks",
+    "load_source",
+    "model_params",
+    "prepare_store",
+    "resolve_path",
+    "source_labels",
+    "replay_store",
+    "store_chunks",
+]
 
 DATA_ENV = "MODYN_STORE_DATA"
 BOW_BUCKETS = 512
+USER_CHUNK = "n:1000"
+LABELS_META = b"modyn_store.label_map"
 
 
 def resolve_path(source: SourceConfig, data_dir: str | Path | None = None) -> Path | None:
-    """The file or folder to load ``source`` from (``None`` for generated streams)."""
-    if source.dataset == SYNTHETIC:
+    """The file or folder to load ``source`` from (``None`` for generated streams and stores)."""
+    if source.dataset == SYNTHETIC or source.kind in ("data", "store"):
         return None
+    if source.kind == "files":
+        assert source.path is not None
+        return Path(source.path) if "://" not in source.path else None
     base = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
     if source.path is not None:
         p = Path(source.path).expanduser()
@@ -90,6 +110,8 @@ def load_source(source: SourceConfig, data_dir: str | Path | None = None) -> pa.
     PipelineConfigError
         The path is missing, the loader rejects ``params``, or a kept column does not exist.
     """
+    if source.kind != "dataset":
+        return _subset(source, _load_user(source))
     params = dict(source.params)
     try:
         if source.dataset == SYNTHETIC:
@@ -99,11 +121,74 @@ def load_source(source: SourceConfig, data_dir: str | Path | None = None) -> pa.
         else:
             from modyn_store.app.datasets import load
 
-            table = load(source.dataset, resolve_path(source, data_dir), **params)
+            table = load(str(source.dataset), resolve_path(source, data_dir), **params)
     except PipelineConfigError:
         raise
     except (ModynStoreError, TypeError) as exc:
         raise PipelineConfigError("source.params", str(exc)) from exc
+    assert source.dataset is not None
+    spec = DATASETS_GET(source.dataset)
+    if spec is not None and spec.n_classes is not None:
+        table = _with_labels(table, LabelMap("int", tuple(range(spec.n_classes))))
+    return _subset(source, table)
+
+
+def DATASETS_GET(name: str) -> Any:  # noqa: N802
+    from modyn_store.app.datasets import DATASETS
+
+    return DATASETS.get(name)
+
+
+def _with_labels(table: pa.Table, labels: LabelMap | None) -> pa.Table:
+    if labels is None:
+        return table
+    meta = dict(table.schema.metadata or {})
+    meta[LABELS_META] = json.dumps({"kind": labels.kind, "values": list(labels.values)}).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def source_labels(table: pa.Table) -> LabelMap | None:
+    """The label map a loaded source carries (``None`` where labels are used as they are)."""
+    raw = (table.schema.metadata or {}).get(LABELS_META)
+    if raw is None:
+        return None
+    d = json.loads(raw)
+    return LabelMap(d["kind"], tuple(d["values"]))
+
+
+def _load_user(source: SourceConfig) -> pa.Table:
+    """Your own data (files or an in-memory object) or a store's live rows, canonical columns."""
+    from modyn_store.app.datasets.columns import ColumnMap, SourceError
+    from modyn_store.app.datasets.user import read_stream
+
+    if source.kind == "store":
+        return _load_store(source)
+    try:
+        table, labels = read_stream(
+            source.data if source.kind == "data" else source.path,
+            ColumnMap(ts=source.ts, label=source.label, features=source.features, key=source.key),
+            format=source.format, storage_options=dict(source.storage_options) if source.storage_options else None)
+    except SourceError as exc:
+        key = exc.key if exc.key not in ("path", "data") else ("data" if source.kind == "data" else "path")
+        raise PipelineConfigError(f"source.{key}", exc.message) from exc
+    return _with_labels(table, labels)
+
+
+def _load_store(source: SourceConfig) -> pa.Table:
+    from modyn_store.app.datasets.labels import store_classes
+    from modyn_store.core.store import Store
+
+    try:
+        store = Store.open(str(source.store))
+        n, labels = store_classes(store)
+    except ModynStoreError as exc:
+        raise PipelineConfigError("source.store", str(exc)) from exc
+    table = store.as_of().to_table(on_unavailable="skip")
+    return _with_labels(table, labels or LabelMap("int", tuple(range(n))))
+
+
+def _subset(source: SourceConfig, table: pa.Table) -> pa.Table:
+    meta = table.schema.metadata
     if source.fraction is not None and source.fraction < 1:
         rng = np.random.default_rng(source.seed)
         keep = rng.random(table.num_rows) < source.fraction
@@ -133,13 +218,53 @@ def load_source(source: SourceConfig, data_dir: str | Path | None = None) -> pa.
             if c not in table.column_names:
                 raise PipelineConfigError(f"source.columns[{i}]", f"no column {c!r}; the data has {table.column_names}")
         table = table.select(list(dict.fromkeys(base + list(source.columns))))
-    return table
+    return table.replace_schema_metadata(meta) if meta else table
+
+
+def prepare_store(store: Any, table: pa.Table) -> None:
+    """Store the label map the loaded source carries (before its rows), unless it is the identity."""
+    from modyn_store.app.datasets.labels import write_label_map
+
+    labels = source_labels(table)
+    if labels is not None and not labels.identity:
+        write_label_map(store, labels, message="label map of the source")
+
+
+def replay_store(source: SourceConfig, target: Any) -> tuple[Any, list[Any]]:
+    """The store of a store source and its data versions as chunks; the pipeline runs in that store.
+
+    ``target`` (the store the caller would have used) must be ``None`` or that same store.
+    """
+    from modyn_store.core.store import Store
+
+    store = Store.open(str(source.store))
+    if target is not None:
+        same = (target.uri == store.uri) if hasattr(target, "uri") else \
+            Path(str(target)).resolve() == Path(str(source.store)).resolve()
+        if not same:
+            uri = target.uri if hasattr(target, "uri") else str(target)
+            raise PipelineConfigError("--store", f"a store source is replayed in place: its trainings go into "
+                                                 f"{source.store}; drop --store (got {uri})")
+    return store, store_chunks(store)
+
+
+def store_chunks(store: Any) -> list[Any]:
+    """The data versions of ``store`` as replay chunks (each version ``(v-1, v]`` that changed rows)."""
+    from modyn_store.app.pipeline.runner import ChunkVersion
+
+    out: list[Any] = []
+    for r in store.log():
+        if r.inserted or r.deleted or r.erased:
+            out.append(ChunkVersion(len(out), r.inserted, r.version - 1, r.version))
+    return out
 
 
 def chunk_rule(source: SourceConfig) -> str:
     """The chunking rule of ``source`` (its own or the data set's default)."""
     if source.chunk is not None:
         return source.chunk
+    if source.dataset is None:
+        return USER_CHUNK
     if source.dataset == SYNTHETIC:
         return "ts:1"
     from modyn_store.app.datasets import DATASETS
@@ -165,6 +290,36 @@ def check_columns(cfg: PipelineConfig, schema: pa.Schema, trigger: Any) -> None:
     for col in getattr(trigger, "columns", ()):
         if col not in names:
             raise PipelineConfigError("trigger.columns", f"no column {col!r}; the data has {sorted(names)}")
+    lt = schema.field("label").type
+    if not (pa.types.is_integer(lt) or pa.types.is_boolean(lt)):
+        raise PipelineConfigError("source.label", f"the 'label' column has type {lt}; a pipeline trains on class "
+                                                  "codes: read the data as your own source (label: COLUMN) or "
+                                                  "append it with `modyn-store append STORE FILE --label COLUMN`, "
+                                                  "which store a label map")
+    if "ts" in names and type(trigger).__name__ == "Time":
+        dated = pa.types.is_temporal(schema.field("ts").type)
+        every = getattr(trigger, "every", None)
+        if dated != isinstance(every, str):
+            want = "a duration such as '1d'" if dated else "a number in the unit of ts"
+            raise PipelineConfigError("trigger.every", f"the event-time column holds {schema.field('ts').type}, so "
+                                                       f"every must be {want}, not {every!r}")
+
+
+def _dense_classes(col: pa.ChunkedArray) -> int:
+    """The class count of integer labels ``0 .. n-1``; other labels raise :class:`PipelineConfigError`."""
+    import pyarrow.compute as pc
+
+    from modyn_store.app.datasets.labels import label_kind
+
+    try:
+        label_kind("label", col.type)
+    except ModynStoreError as exc:
+        raise PipelineConfigError("source.label", str(exc)) from exc
+    values = sorted(pc.unique(col).drop_null().to_pylist())
+    if values and values[0] < 0:
+        raise PipelineConfigError("source.label", f"labels {values[:6]} include negative classes; give the data as "
+                                                  "your own source (path: or data:) so a label map is made")
+    return int(values[-1]) + 1 if values else 2
 
 
 def model_params(cfg: PipelineConfig, table: pa.Table) -> dict[str, Any]:
@@ -175,8 +330,11 @@ def model_params(cfg: PipelineConfig, table: pa.Table) -> dict[str, Any]:
         t = table.schema.field(col).type
         params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
     if "n_classes" not in params:
-        labels = table.column("label").to_numpy()
-        params["n_classes"] = max(2, int(labels.max()) + 1 if labels.size else 2)
+        known = source_labels(table)
+        if known is not None:
+            params["n_classes"] = max(2, known.n_classes)
+        else:
+            params["n_classes"] = max(2, _dense_classes(table.column("label")))
     if cfg.model.name == "dlrm":
         params.setdefault("n_dense", 13)
         params.setdefault("cardinalities", [1000] * 26)

@@ -1,0 +1,285 @@
+"""Column mapping of a user's data: which columns are event time, label, features and key.
+
+:class:`ColumnMap` names the columns; :class:`Encoder` checks a source schema against it (before
+any row is read) and turns each record batch into the canonical columns a store and a pipeline
+use:
+
+- ``key`` (int64): the mapped key column, or none (the store assigns keys; a replay numbers rows).
+- ``ts``: the mapped column (integer, float, date or timestamp; ISO date strings are parsed), or
+  the row number when no event-time column is named (the stream is in row order).
+- ``label`` (int64 class codes, see :mod:`~modyn_store.app.datasets.labels`).
+- ``features`` (fixed-size list of float32): the feature columns packed side by side; numbers and
+  booleans give one value, fixed-size lists / tensors / equal-length lists give their values.
+  Missing values become 0. Without a ``features`` list, every numeric column that has no other
+  role is a feature.
+- every other column, unchanged (payload for filters and reports).
+
+Example
+-------
+>>> import pyarrow as pa
+>>> from modyn_store.app.datasets.labels import LabelMap
+>>> t = pa.table({"when": [3, 1], "y": ["b", "a"], "x1": [1.0, 2.0], "x2": [0, 1]})
+>>> enc = Encoder(t.schema, ColumnMap(ts="when", label="y"), labels=LabelMap.from_values(t.column("y")))
+>>> out = enc.encode(t.to_batches()[0])
+>>> out.schema.names, out.column("label").to_pylist(), enc.width
+(['ts', 'label', 'features', 'x1', 'x2'], [1, 0], 2)
+>>> out.column("features").to_pylist()
+[[1.0, 0.0], [2.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modyn_store.app.datasets.labels import LabelMap, label_kind
+from modyn_store.core.errors import ModynStoreError
+
+__all__ = ["ColumnMap", "Encoder", "SourceError"]
+
+ROLES = ("key", "ts", "label", "features")
+
+
+class SourceError(ModynStoreError, ValueError):
+    """A user source cannot be read as asked.
+
+    ``key`` names the setting at fault (``"ts"``, ``"features[1]"``, ``"path"`` ...), so each entry
+    point can name it its own way (``source.ts`` in YAML, ``--ts`` on the command line).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """The columns of a source that play each role (``None``: the default, see the module docstring)."""
+
+    ts: str | None = None
+    label: str | None = None
+    features: tuple[str, ...] | None = None
+    key: str | None = None
+
+    def resolved(self, names: Sequence[str]) -> ColumnMap:
+        """Defaults filled in from the column names: ``ts``, ``label``, ``key`` when present."""
+        pick = lambda given, role: given if given is not None else (role if role in names else None)  # noqa: E731
+        return ColumnMap(pick(self.ts, "ts"), pick(self.label, "label"), self.features, pick(self.key, "key"))
+
+
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+
+
+def _width(name: str, t: pa.DataType) -> int | None:
+    """Values a feature column contributes (``None``: a variable list, width found in the data)."""
+    if isinstance(t, pa.BaseExtensionType):
+        t = t.storage_type
+    if _numeric(t):
+        return 1
+    if pa.types.is_fixed_size_list(t) and _numeric(t.value_type):
+        return int(t.list_size)
+    if pa.types.is_fixed_size_list(t) and pa.types.is_fixed_size_list(t.value_type):
+        inner = _width(name, t.value_type)
+        return None if inner is None else int(t.list_size) * inner
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and _numeric(t.value_type):
+        return None
+    raise SourceError("features", f"column {name!r} has type {t}; features must be numbers, booleans or "
+                                  "fixed-size lists of numbers (encode text and categories as numbers first)")
+
+
+def _flat(col: pa.Array, rows: int) -> np.ndarray:
+    """A feature column as a float32 matrix of ``rows`` rows (missing values 0)."""
+    if isinstance(col.type, pa.BaseExtensionType):
+        col = col.storage
+    t = col.type
+    if _numeric(t):
+        arr = col.cast(pa.float64()) if not pa.types.is_boolean(t) else col.cast(pa.int8()).cast(pa.float64())
+        return np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float32).reshape(rows, 1)
+    if col.null_count:
+        col = col.fill_null(pa.scalar([0] * int(t.list_size), type=t)) if pa.types.is_fixed_size_list(t) else col
+    values = col.flatten()
+    while pa.types.is_fixed_size_list(values.type) or pa.types.is_list(values.type):
+        values = values.flatten()
+    flat = _flat(values, len(values))
+    return flat.reshape(rows, -1) if rows else flat.reshape(0, 0)
+
+
+class Encoder:
+    """Check ``schema`` against ``columns`` and encode batches (see the module docstring).
+
+    Parameters
+    ----------
+    schema:
+        The source's schema.
+    columns:
+        The column roles.
+    labels:
+        The label map used to encode the label column (required when a label column is mapped).
+    assign_keys:
+        Number rows (from ``row_offset``) as keys when no key column is mapped; otherwise the
+        output has no ``key`` column and the store assigns keys.
+    require_label:
+        A missing label column is an error (pipelines train on labels).
+
+    Raises
+    ------
+    SourceError
+        A named column does not exist or has a type that cannot play its role.
+    """
+
+    def __init__(self, schema: pa.Schema, columns: ColumnMap, *, labels: LabelMap | None = None,
+                 assign_keys: bool = False, require_label: bool = False, row_offset: int = 0) -> None:
+        names = schema.names
+        self.columns = cm = columns.resolved(names)
+        self.labels = labels
+        self.assign_keys = assign_keys
+        self.rows = row_offset
+        for role in ("ts", "label", "key"):
+            col = getattr(cm, role)
+            if col is not None and col not in names:
+                raise SourceError(role, f"no column {col!r}; the data has {names}")
+        if require_label and cm.label is None:
+            raise SourceError("label", f"no label column: name one (the data has {names})")
+        if cm.key is not None and not pa.types.is_integer(schema.field(cm.key).type):
+            raise SourceError("key", f"column {cm.key!r} has type {schema.field(cm.key).type}; keys must be integers "
+                                     "(leave the key out and the store assigns keys)")
+        if cm.ts is not None:
+            t = schema.field(cm.ts).type
+            if not (_numeric(t) and not pa.types.is_boolean(t) or pa.types.is_timestamp(t) or pa.types.is_date(t)
+                    or pa.types.is_string(t) or pa.types.is_large_string(t)):
+                raise SourceError("ts", f"column {cm.ts!r} has type {t}; event time must be an integer, float, date, "
+                                        "timestamp or ISO date string (or leave ts out: rows are in time order)")
+        if cm.label is not None:
+            try:
+                label_kind(cm.label, schema.field(cm.label).type)
+            except ModynStoreError as exc:
+                raise SourceError("label", str(exc)) from exc
+            if labels is None:
+                raise SourceError("label", "a label map is required to encode labels")
+        used = {c for c in (cm.ts, cm.label, cm.key) if c is not None}
+        if cm.features is None:
+            feats = []
+            for f in schema:
+                if f.name in used:
+                    continue
+                try:
+                    _width(f.name, f.type)
+                except SourceError:
+                    continue
+                feats.append(f.name)
+            if not feats:
+                raise SourceError("features", f"no numeric column to use as features; the data has {names}")
+            self.features = tuple(feats)
+        else:
+            if not cm.features:
+                raise SourceError("features", "an empty list; name at least one column")
+            for i, c in enumerate(cm.features):
+                if c not in names:
+                    raise SourceError(f"features[{i}]", f"no column {c!r}; the data has {names}")
+                if c in used:
+                    raise SourceError(f"features[{i}]", f"column {c!r} is already the {self._role_of(c)} column")
+            self.features = tuple(dict.fromkeys(cm.features))
+        widths = []
+        for i, c in enumerate(self.features):
+            try:
+                widths.append(_width(c, schema.field(c).type))
+            except SourceError as exc:
+                key = f"features[{i}]" if cm.features is not None else "features"
+                raise SourceError(key, exc.message) from exc
+        self._widths = widths
+        self._fixed: dict[str, int] = {}
+        self.width: int | None = sum(w for w in widths if w is not None) if all(w is not None for w in widths) else None
+        role_of = {cm.ts: "ts", cm.label: "label", cm.key: "key"}
+        self.others = []
+        for f in schema:
+            if f.name in used or (f.name == "features" and "features" in self.features):
+                continue
+            if f.name in ROLES:
+                mapped = role_of.get(f.name)
+                raise SourceError(f.name if f.name != "features" else "features",
+                                  f"the data has a column {f.name!r} that is not the {f.name} column "
+                                  f"({mapped or 'none mapped'}); rename it or map it as {f.name}")
+            if f.name.startswith("_"):
+                raise SourceError("columns", f"column {f.name!r}: names starting with '_' are reserved; rename it")
+            self.others.append(f.name)
+
+    def _role_of(self, col: str) -> str:
+        cm = self.columns
+        return next(r for r in ("ts", "label", "key") if getattr(cm, r) == col)
+
+    def encode(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The canonical columns of one source batch (see the module docstring)."""
+        cm = self.columns
+        n = batch.num_rows
+        cols: dict[str, pa.Array] = {}
+        if cm.key is not None:
+            k = batch.column(cm.key)
+            if k.null_count:
+                raise SourceError("key", f"column {cm.key!r} has {k.null_count} missing keys")
+            cols["key"] = k.cast(pa.int64())
+        elif self.assign_keys:
+            cols["key"] = pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64))
+        if cm.ts is not None:
+            cols["ts"] = self._ts(batch.column(cm.ts))
+        else:
+            cols["ts"] = pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64))
+        if cm.label is not None:
+            assert self.labels is not None
+            try:
+                cols["label"] = pa.array(self.labels.encode(batch.column(cm.label), column=cm.label))
+            except ModynStoreError as exc:
+                raise SourceError("label", str(exc)) from exc
+        cols["features"] = self._features(batch, n)
+        for c in self.others:
+            cols[c] = batch.column(c)
+        self.rows += n
+        return pa.RecordBatch.from_pydict(cols)
+
+    def _ts(self, col: pa.Array) -> pa.Array:
+        name = self.columns.ts
+        if col.null_count:
+            raise SourceError("ts", f"column {name!r} has {col.null_count} rows without an event time")
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            try:
+                return pc.cast(col, pa.timestamp("us"))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SourceError("ts", f"column {name!r} holds text that is not an ISO date or time, e.g. "
+                                        f"{col[0].as_py()!r}") from exc
+        if pa.types.is_decimal(col.type):
+            return col.cast(pa.float64())
+        return col
+
+    def _features(self, batch: pa.RecordBatch, n: int) -> pa.FixedSizeListArray:
+        blocks = []
+        for i, (c, w) in enumerate(zip(self.features, self._widths)):
+            col = batch.column(c)
+            if w is None and n:
+                lengths = pc.list_value_length(col).fill_null(-1).to_numpy(zero_copy_only=False)
+                first = int(lengths[0])
+                if first < 0 or (lengths != first).any():
+                    raise SourceError("features", f"list column {c!r} has rows of different lengths (or empty "
+                                                  "rows); tensors must have one shape")
+                if self._fixed.get(c, first) != first:
+                    raise SourceError("features", f"list column {c!r} has {first} values per row, earlier rows "
+                                                  f"{self._fixed[c]}")
+                self._fixed[c] = first
+            m = _flat(col, n)
+            blocks.append(m)
+        full = np.ascontiguousarray(np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0)), dtype=np.float32)
+        width = full.shape[1] if n else int(self.width or 0)
+        if n and self.width is None:
+            self.width = width
+        return pa.FixedSizeListArray.from_arrays(pa.array(full.ravel(), type=pa.float32()), width)
+
+    def describe(self) -> dict[str, Any]:
+        """The mapping in words (for progress lines and reports)."""
+        cm = self.columns
+        return {"ts": cm.ts or "(row order)", "label": cm.label or "-", "key": cm.key or "(assigned)",
+                "features": list(self.features), "width": self.width}

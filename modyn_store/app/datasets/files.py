@@ -1,0 +1,223 @@
+"""Open a user's data for reading in record batches: files, folders, Lance datasets, in-memory objects.
+
+:func:`open_data` accepts
+
+- Parquet, CSV or Arrow IPC (Feather) files, several files, a glob (``data/*.parquet``) or a folder
+  of them, on any fsspec file system (``s3://bucket/prefix/``, ``memory://``, local paths);
+- a Lance dataset (a ``.lance`` folder or ``format="lance"``);
+- a pandas DataFrame, a pyarrow Table, RecordBatch or RecordBatchReader (Python only).
+
+It returns a :class:`Data` that knows its schema and (when cheap) its row count, and streams
+batches: nothing is loaded whole.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> d = open_data(pa.table({"ts": [1, 2, 3]}))
+>>> d.kind, d.count_rows(), [b.num_rows for b in d.batches()]
+('table', 3, [3])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from modyn_store.app.datasets.columns import SourceError
+
+__all__ = ["FORMATS", "Data", "detect_format", "open_data"]
+
+FORMATS = ("parquet", "csv", "ipc", "lance")
+_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".csv.gz": "csv", ".tsv": "csv",
+             ".arrow": "ipc", ".ipc": "ipc", ".feather": "ipc", ".lance": "lance"}
+STORE_MARKER = "_modyn_store.json"
+
+
+@dataclass
+class Data:
+    """A readable source: ``schema``, ``count_rows()`` (``None`` when it would need a full read), ``batches()``."""
+
+    kind: str
+    schema: pa.Schema
+    _count: Callable[[], int | None]
+    _batches: Callable[[Sequence[str] | None, int], Iterator[pa.RecordBatch]]
+    where: str = ""
+
+    def count_rows(self) -> int | None:
+        return self._count()
+
+    def batches(self, columns: Sequence[str] | None = None, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """The rows in source order, ``columns`` only (default: all)."""
+        try:
+            yield from self._batches(columns, batch_size)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise SourceError("path", f"reading {self.where or self.kind} failed: {_short(exc)}") from exc
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def _suffix_format(path: str) -> str | None:
+    low = path.lower().rstrip("/")
+    for suffix, fmt in sorted(_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
+        if low.endswith(suffix):
+            return fmt
+    return None
+
+
+def detect_format(paths: Sequence[str], fs: Any) -> str:
+    """The format of ``paths`` from their suffixes (or, for a folder, its files' suffixes)."""
+    found = set()
+    for p in paths:
+        fmt = _suffix_format(p)
+        if fmt is None and fs.isdir(p):
+            if fs.exists(f"{p.rstrip('/')}/_versions"):
+                fmt = "lance"
+            else:
+                inner = {f for f in (_suffix_format(str(x)) for x in fs.find(p)) if f is not None}
+                if len(inner) == 1:
+                    fmt = inner.pop()
+                elif len(inner) > 1:
+                    raise SourceError("format", f"the folder {p!r} holds files of several formats {sorted(inner)}; "
+                                                "pick one with format:")
+        if fmt is None:
+            raise SourceError("format", f"cannot tell the format of {p!r} from its name; give format: one of "
+                                        f"{list(FORMATS)}")
+        found.add(fmt)
+    if len(found) > 1:
+        raise SourceError("format", f"the files mix formats {sorted(found)}; read one format at a time")
+    return found.pop()
+
+
+def _expand(path: str, fs: Any) -> list[str]:
+    if any(ch in path for ch in "*?["):
+        hits = sorted(fs.glob(path))
+        if not hits:
+            raise SourceError("path", f"no file matches {path!r}")
+        return [str(h) for h in hits]
+    if not fs.exists(path):
+        raise SourceError("path", f"{path!r} does not exist")
+    return [path]
+
+
+def _files_of(paths: list[str], fs: Any, fmt: str) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        if fs.isdir(p):
+            inner = sorted(str(f) for f in fs.find(p) if _suffix_format(str(f)) == fmt
+                           or (_suffix_format(str(f)) is None and not str(f).rsplit("/", 1)[-1].startswith((".", "_"))))
+            if not inner:
+                raise SourceError("path", f"the folder {p!r} holds no {fmt} files")
+            out += inner
+        else:
+            out.append(p)
+    return out
+
+
+def open_data(data: Any, *, format: str | None = None, storage_options: dict[str, Any] | None = None) -> Data:
+    """Open ``data`` (paths or an in-memory object, see the module docstring) for streaming.
+
+    Raises
+    ------
+    SourceError
+        A path does not exist, the format is unknown, or a folder is a modyn-store store
+        (replay those with a store source).
+    """
+    if format is not None and format not in FORMATS:
+        raise SourceError("format", f"unknown format {format!r}; expected one of {list(FORMATS)}")
+    mem = _in_memory(data)
+    if mem is not None:
+        return mem
+    paths = [data] if isinstance(data, str) else list(data) if isinstance(data, (list, tuple)) else None
+    if not paths or not all(isinstance(p, str) and p for p in paths):
+        raise SourceError("path", f"expected a path, a list of paths or a table, got {type(data).__name__}")
+    import fsspec
+
+    fs, _ = fsspec.core.url_to_fs(paths[0], **(storage_options or {}))
+    expanded = [e for p in paths for e in _expand(p, fs)]
+    for p in expanded:
+        if fs.isdir(p) and fs.exists(f"{p.rstrip('/')}/{STORE_MARKER}"):
+            raise SourceError("path", f"{p!r} is a modyn-store store; read it as a store source (store: {p})")
+    fmt = format or detect_format(expanded, fs)
+    where = paths[0] if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1})"
+    if fmt == "lance":
+        return _lance(expanded, storage_options, where)
+    return _arrow_dataset(expanded, fs, fmt, where, storage_options)
+
+
+def _lance(paths: list[str], storage_options: dict[str, Any] | None, where: str) -> Data:
+    import lance
+
+    if len(paths) != 1:
+        raise SourceError("path", "give one Lance dataset at a time")
+    try:
+        ds = lance.dataset(paths[0], storage_options=storage_options)
+    except (ValueError, OSError) as exc:
+        raise SourceError("path", f"{paths[0]!r} is not a Lance dataset: {_short(exc)}") from exc
+
+    def batches(columns: Sequence[str] | None, size: int) -> Iterator[pa.RecordBatch]:
+        yield from ds.to_batches(columns=list(columns) if columns else None, batch_size=size)
+
+    return Data("lance", ds.schema, ds.count_rows, batches, where)
+
+
+def _arrow_dataset(paths: list[str], fs: Any, fmt: str, where: str, storage_options: dict[str, Any] | None) -> Data:
+    import pyarrow.dataset as pds
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    files = _files_of(paths, fs, fmt)
+    local = type(fs).__name__ == "LocalFileSystem"
+    files = [fs._strip_protocol(f) if not local else f for f in files]
+    filesystem = None if local else PyFileSystem(FSSpecHandler(fs))
+    file_format: Any = {"parquet": "parquet", "ipc": "ipc"}.get(fmt)
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        file_format = pds.CsvFileFormat(read_options=pcsv.ReadOptions(block_size=1 << 22))
+    try:
+        dataset = pds.dataset(files, format=file_format, filesystem=filesystem)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise SourceError("path", f"cannot read {where!r} as {fmt}: {_short(exc)}") from exc
+
+    def count() -> int | None:
+        return None if fmt == "csv" else int(dataset.count_rows())
+
+    def batches(columns: Sequence[str] | None, size: int) -> Iterator[pa.RecordBatch]:
+        for b in dataset.to_batches(columns=list(columns) if columns else None, batch_size=size):
+            if b.num_rows:
+                yield b
+
+    return Data(fmt, dataset.schema, count, batches, where)
+
+
+def _in_memory(data: Any) -> Data | None:
+    if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
+        data = pa.Table.from_pandas(data, preserve_index=False)
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if isinstance(data, pa.Table):
+        table = data
+
+        def batches(columns: Sequence[str] | None, size: int) -> Iterator[pa.RecordBatch]:
+            t = table.select(list(columns)) if columns else table
+            yield from t.to_batches(max_chunksize=size)
+
+        return Data("table", table.schema, lambda: table.num_rows, batches, "table")
+    if isinstance(data, pa.RecordBatchReader):
+        reader = data
+        used = [False]
+
+        def once(columns: Sequence[str] | None, size: int) -> Iterator[pa.RecordBatch]:
+            if used[0]:
+                raise SourceError("data", "a RecordBatchReader can be read once; pass a Table to read it again")
+            used[0] = True
+            for b in reader:
+                yield b.select(list(columns)) if columns else b
+
+        return Data("reader", reader.schema, lambda: None, once, "reader")
+    return None

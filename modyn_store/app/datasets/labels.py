@@ -1,0 +1,232 @@
+"""Label maps: class codes ``0 .. n-1`` for string labels and gapped or negative integer labels.
+
+A model with ``n`` outputs needs labels ``0 .. n-1``. Labels such as ``"no"/"yes"`` or the
+integers ``2 .. 12`` are stored as codes, and the code -> value map is stored with the store (the
+``label_map`` table), so that reports and ``modyn-store labels`` show the original values and a
+later append gives the same value the same code. The number of classes is the length of the map,
+never ``max(label) + 1``.
+
+A map only grows: a value seen for the first time gets the next code. The first map of a stream
+orders its values (integers numerically, strings alphabetically), so labels that already are
+``0 .. n-1`` keep their values as codes.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> m = LabelMap.from_values(pa.array([12, 2, 5, 2]))
+>>> m.values, m.n_classes
+((2, 5, 12), 3)
+>>> m.encode(pa.array([5, 12, 2])).tolist()
+[1, 2, 0]
+>>> m2 = m.extend(pa.array([7]))
+>>> m2.values, m2.decode([3])
+((2, 5, 12, 7), [7])
+>>> LabelMap.from_values(pa.array(["yes", "no"])).encode(pa.array(["no", "yes"])).tolist()
+[0, 1]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
+
+__all__ = ["LABEL_MAP_TABLE", "LabelMap", "LabelError", "label_kind", "read_label_map", "store_classes", "write_label_map"]
+
+LABEL_MAP_TABLE = "label_map"
+_SCHEMA = pa.schema([("code", pa.int64()), ("value", pa.string()), ("kind", pa.string())])
+
+Kind = Literal["int", "string"]
+
+
+class LabelError(ModynStoreError, ValueError):
+    """Labels that cannot become class codes (floats, nulls, a kind that does not match the store)."""
+
+
+def label_kind(column: str, t: pa.DataType) -> Kind:
+    """``"int"`` or ``"string"`` for a label column of type ``t``; raises :class:`LabelError` otherwise."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return "int"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    raise LabelError(
+        f"label column {column!r} has type {t}; labels must be integers or strings (class names). "
+        "A float column is a regression target, which pipelines do not train"
+    )
+
+
+def _plain(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    if pa.types.is_boolean(arr.type):
+        arr = arr.cast(pa.int64())
+    if pa.types.is_integer(arr.type) and not arr.type.equals(pa.int64()):
+        arr = arr.cast(pa.int64())
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    return arr
+
+
+def _sorted_unique(arr: pa.Array) -> list[Any]:
+    u = pc.unique(arr).drop_null()
+    return sorted(u.to_pylist())
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Code ``i`` stands for label ``values[i]``; ``kind`` is ``"int"`` or ``"string"``."""
+
+    kind: Kind
+    values: tuple[Any, ...]
+
+    @property
+    def n_classes(self) -> int:
+        """The number of classes (codes ``0 .. n_classes - 1``)."""
+        return len(self.values)
+
+    @property
+    def identity(self) -> bool:
+        """True when every code equals its value (integer labels ``0 .. n-1``)."""
+        return self.kind == "int" and self.values == tuple(range(len(self.values)))
+
+    @classmethod
+    def from_values(cls, values: pa.Array | pa.ChunkedArray, *, column: str = "label") -> LabelMap:
+        """The map of the distinct values of a label column, in sorted order."""
+        kind = label_kind(column, values.type)
+        arr = _plain(values)
+        _check_nulls(column, arr)
+        return cls(kind, tuple(_sorted_unique(arr)))
+
+    def extend(self, values: pa.Array | pa.ChunkedArray, *, column: str = "label") -> LabelMap:
+        """This map plus the values not yet in it (sorted, with the next codes)."""
+        kind = label_kind(column, values.type)
+        if kind != self.kind:
+            raise LabelError(
+                f"label column {column!r} holds {kind} labels, but the store's labels are {self.kind}s "
+                f"({list(self.values[:5])}...); convert the column to match"
+            )
+        arr = _plain(values)
+        _check_nulls(column, arr)
+        known = set(self.values)
+        new = [v for v in _sorted_unique(arr) if v not in known]
+        return self if not new else LabelMap(self.kind, self.values + tuple(new))
+
+    def encode(self, values: pa.Array | pa.ChunkedArray, *, column: str = "label") -> np.ndarray:
+        """The int64 codes of ``values``; a value outside the map raises :class:`LabelError`."""
+        arr = _plain(values)
+        _check_nulls(column, arr)
+        if len(arr) == 0:
+            return np.zeros(0, np.int64)
+        if self.identity and pa.types.is_integer(arr.type):
+            codes = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.int64)
+            bad = (codes < 0) | (codes >= self.n_classes)
+            if bad.any():
+                raise LabelError(f"label {int(codes[bad][0])!r} of column {column!r} is not in the label map")
+            return codes
+        vocab = pa.array(list(self.values), type=pa.int64() if self.kind == "int" else pa.string())
+        if not arr.type.equals(vocab.type):
+            raise LabelError(f"label column {column!r} has type {arr.type}; the label map holds {self.kind}s")
+        found = pc.index_in(arr, value_set=vocab)
+        if found.null_count:
+            missing = pc.filter(arr, pc.is_null(found))
+            raise LabelError(f"label {missing[0].as_py()!r} of column {column!r} is not in the label map")
+        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def decode(self, codes: Any) -> list[Any]:
+        """The label values of ``codes``."""
+        return [self.values[int(c)] for c in np.asarray(codes).ravel()]
+
+    def to_table(self, start: int = 0) -> pa.Table:
+        """Rows ``(code, value, kind)`` from code ``start`` on (what the store keeps)."""
+        codes = list(range(start, self.n_classes))
+        return pa.table({"code": pa.array(codes, pa.int64()),
+                         "value": pa.array([str(self.values[c]) for c in codes], pa.string()),
+                         "kind": pa.array([self.kind] * len(codes), pa.string())}, schema=_SCHEMA)
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> LabelMap:
+        """The map the rows of :meth:`to_table` describe (codes must be ``0 .. n-1``)."""
+        rows = sorted(table.select(["code", "value", "kind"]).to_pylist(), key=lambda r: r["code"])
+        if [r["code"] for r in rows] != list(range(len(rows))):
+            raise LabelError("the stored label map is damaged: its codes are not 0 .. n-1")
+        kinds = {r["kind"] for r in rows}
+        if len(kinds) != 1:
+            raise LabelError(f"the stored label map mixes label kinds {sorted(kinds)}")
+        kind = kinds.pop()
+        vals = tuple(int(r["value"]) if kind == "int" else r["value"] for r in rows)
+        return cls(kind, vals)
+
+
+def _check_nulls(column: str, arr: pa.Array) -> None:
+    if arr.null_count:
+        raise LabelError(
+            f"label column {column!r} has {arr.null_count} rows without a label; drop them before "
+            "ingesting (a pipeline trains on labelled rows only)"
+        )
+
+
+def read_label_map(store: Any, version: int | None = None) -> LabelMap | None:
+    """The label map stored with ``store`` (as of ``version``), or ``None`` if it has none."""
+    t = store.read_table(LABEL_MAP_TABLE, version)
+    if t is None or t.num_rows == 0:
+        return None
+    return LabelMap.from_table(t)
+
+
+def write_label_map(store: Any, labels: LabelMap, *, message: str = "") -> bool:
+    """Store the codes of ``labels`` the store does not know yet (one version); False if none."""
+    old = read_label_map(store)
+    start = 0
+    if old is not None:
+        if old.kind != labels.kind or labels.values[: old.n_classes] != old.values:
+            raise LabelError(f"the new label map {list(labels.values[:5])} does not extend the store's "
+                             f"{list(old.values[:5])}")
+        start = old.n_classes
+    if start == labels.n_classes:
+        return False
+    with store.transaction("labels", message or f"label map: {labels.n_classes} classes") as txn:
+        txn.append(LABEL_MAP_TABLE, labels.to_table(start))
+    return True
+
+
+def store_classes(store: Any, version: int | None = None) -> tuple[int, LabelMap | None]:
+    """The number of classes of the labels in ``store``: its label map's size, else from the labels.
+
+    Without a map, the stored labels must be the integers ``0 .. n-1`` (each appearing), since a
+    model's outputs are indexed by label; anything else raises :class:`LabelError`, which says how
+    to ingest with a map.
+    """
+    labels = read_label_map(store, version)
+    if labels is not None:
+        return labels.n_classes, labels
+    schema = store.schema
+    if schema is None or "label" not in schema.names:
+        raise LabelError(f"the store {store.uri} has no 'label' column; a pipeline needs labelled rows")
+    kind = label_kind("label", schema.field("label").type)
+    if kind == "string":
+        raise LabelError(
+            f"the store {store.uri} holds string labels without a label map; ingest them with "
+            "`modyn-store append STORE FILE --label COLUMN` (which stores class codes and the map)"
+        )
+    values: set[int] = set()
+    for batch in store.as_of(version).to_batches(["label"], on_unavailable="skip"):
+        values.update(pc.unique(batch.column(0)).drop_null().to_pylist())
+    ordered = sorted(values)
+    if ordered != list(range(len(ordered))):
+        shown: list[Any] = ordered if len(ordered) <= 8 else [*ordered[:4], "...", *ordered[-2:]]
+        raise LabelError(
+            f"the store {store.uri} holds integer labels {shown}, which are not 0 .. n-1, and no label map: "
+            "a model would get outputs for classes that never occur. Ingest with `modyn-store append` "
+            "(which stores a label map) or give model.params.n_classes"
+        )
+    if not ordered:
+        raise InvalidArgumentError("store", store.uri, "a store with labelled rows")
+    return len(ordered), None

@@ -1,0 +1,134 @@
+"""A user's own stream: read it whole for a replay (:func:`read_stream`) or append it to a store
+in a streamed pass (:func:`append_stream`).
+
+Both check the whole mapping against the source's schema and scan the event-time, label and key
+columns before anything is written, so a bad input (missing column, string event times that are
+not dates, rows without a label or key) leaves the store as it was.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> from modyn_store import Store
+>>> from modyn_store.app.datasets.columns import ColumnMap
+>>> t = pa.table({"day": [3, 1, 2], "y": ["rain", "sun", "sun"], "mm": [4.0, 0.0, 0.5]})
+>>> table, labels = read_stream(t, ColumnMap(ts="day", label="y"))
+>>> table.column("ts").to_pylist(), table.column("label").to_pylist(), labels.values
+([1, 2, 3], [1, 1, 0], ('rain', 'sun'))
+>>> store = Store.open("memory://user-doc", create=True)
+>>> append_stream(store, t, ColumnMap(ts="day", label="y")).inserted
+3
+>>> from modyn_store.app.datasets.labels import read_label_map
+>>> read_label_map(store).values
+('rain', 'sun')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modyn_store.app.datasets.columns import ColumnMap, Encoder, SourceError
+from modyn_store.app.datasets.files import Data, open_data
+from modyn_store.app.datasets.labels import LabelMap, label_kind, read_label_map, write_label_map
+from modyn_store.core.errors import ModynStoreError
+
+__all__ = ["append_stream", "read_stream", "scan_labels"]
+
+
+def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) -> LabelMap | None:
+    """Read the label, event-time and key columns once: the label map, and early errors.
+
+    Raises :class:`SourceError` for rows without a label, key or event time, and for event-time
+    strings that are not dates, before anything is written.
+    """
+    cm = columns.resolved(data.schema.names)
+    Encoder(data.schema, cm, labels=base or (LabelMap("int", ()) if cm.label else None))  # schema checks
+    wanted = [c for c in dict.fromkeys([cm.label, cm.ts, cm.key]) if c is not None]
+    if not wanted:
+        return None
+    labels = base
+    kind = label_kind(cm.label, data.schema.field(cm.label).type) if cm.label else None
+    if base is not None and kind is not None and base.kind != kind:
+        raise SourceError("label", f"column {cm.label!r} holds {kind} labels but the store's labels are "
+                                   f"{base.kind}s ({list(base.values[:5])}); convert the column to match")
+    for batch in data.batches(wanted):
+        for role, col in (("ts", cm.ts), ("key", cm.key)):
+            if col is not None and batch.column(col).null_count:
+                raise SourceError(role, f"column {col!r} has {batch.column(col).null_count} empty rows")
+        if cm.ts is not None and (pa.types.is_string(batch.schema.field(cm.ts).type)
+                                  or pa.types.is_large_string(batch.schema.field(cm.ts).type)):
+            try:
+                pc.cast(batch.column(cm.ts), pa.timestamp("us"))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SourceError("ts", f"column {cm.ts!r} holds text that is not an ISO date or time, e.g. "
+                                        f"{batch.column(cm.ts)[0].as_py()!r}") from exc
+        if cm.label is not None:
+            col = batch.column(cm.label)
+            try:
+                labels = LabelMap.from_values(col, column=cm.label) if labels is None else labels.extend(col, column=cm.label)
+            except ModynStoreError as exc:
+                raise SourceError("label", str(exc)) from exc
+    return labels
+
+
+def read_stream(data: Any, columns: ColumnMap, *, format: str | None = None,
+                storage_options: dict[str, Any] | None = None, require_label: bool = True) -> tuple[pa.Table, LabelMap | None]:
+    """The whole stream as one table in event-time order, keys numbered by source row when unmapped.
+
+    Returns the canonical table (see :mod:`~modyn_store.app.datasets.columns`) and its label map.
+    """
+    src = open_data(data, format=format, storage_options=storage_options)
+    cm = columns.resolved(src.schema.names)
+    if require_label and cm.label is None:
+        raise SourceError("label", f"no label column: name one (the data has {src.schema.names})")
+    labels = scan_labels(src, cm)
+    enc = Encoder(src.schema, cm, labels=labels, assign_keys=True, require_label=require_label)
+    batches = [enc.encode(b) for b in src.batches()]
+    if not batches:
+        raise SourceError("path", f"{src.where} holds no rows")
+    table = pa.Table.from_batches(batches).combine_chunks()
+    order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("key", "ascending")])
+    return table.take(order).combine_chunks(), labels
+
+
+def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | None = None,
+                  storage_options: dict[str, Any] | None = None, message: str = "",
+                  on_batch: Callable[[int], None] | None = None, batch_size: int = 65_536) -> Any:
+    """Append a stream to ``store`` as one version, batch by batch (never loaded whole).
+
+    String or gapped integer labels are stored as class codes; the store's label map gains the new
+    values first (a version of its own). ``on_batch`` is called with the rows of each batch
+    written (for a progress bar). Returns the append's :class:`~modyn_store.core.records.VersionRecord`.
+    """
+    src = open_data(data, format=format, storage_options=storage_options)
+    cm = columns.resolved(src.schema.names)
+    old = read_label_map(store)
+    if cm.label is not None and old is None and store.schema is not None and "label" in store.schema.names:
+        from modyn_store.app.datasets.labels import store_classes
+
+        n, _ = store_classes(store)  # labels stored without a map: they are 0 .. n-1
+        old = LabelMap("int", tuple(range(n)))
+    labels = scan_labels(src, cm, old)
+    enc = Encoder(src.schema, cm, labels=labels)
+    it = (enc.encode(b) for b in src.batches(batch_size=batch_size))
+    first = next(it, None)
+    if first is None:
+        raise SourceError("path", f"{src.where} holds no rows")
+    if labels is not None:
+        write_label_map(store, labels, message=f"labels of {src.where}")
+
+    def counted() -> Iterator[pa.RecordBatch]:
+        for b in (first, *()):
+            yield b
+            if on_batch is not None:
+                on_batch(b.num_rows)
+        for b in it:
+            yield b
+            if on_batch is not None:
+                on_batch(b.num_rows)
+
+    reader = pa.RecordBatchReader.from_batches(first.schema, counted())
+    return store.append(reader, message=message or f"append {src.where}")

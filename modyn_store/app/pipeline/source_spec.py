@@ -1,0 +1,233 @@
+"""Validation of a pipeline's ``source`` section (all three kinds: data set, your own data, a store).
+
+Your own data is checked against its schema while the definition is parsed (file footers and
+the first CSV block only), so a missing column, a label of the wrong type or a time trigger whose
+unit does not fit the event-time column fails before any work, naming the key and its YAML line.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> from modyn_store.app.pipeline.config import parse_pipeline
+>>> t = pa.table({"t": [1, 2, 3], "y": ["a", "b", "a"], "x": [0.1, 0.2, 0.3]})
+>>> cfg = parse_pipeline({"name": "p", "source": {"data": t, "ts": "t", "label": "y"},
+...                       "model": {"name": "logreg"}, "trigger": {"name": "data_amount", "every": 2}})
+>>> cfg.source.kind, cfg.source.ts
+('data', 't')
+>>> parse_pipeline({"name": "p", "source": {"data": t, "ts": "t", "label": "y"},
+...                 "model": {"name": "logreg"}, "trigger": {"name": "time", "every": "1d"}})
+Traceback (most recent call last):
+...
+modyn_store.app.pipeline.errors.PipelineConfigError: trigger.every: the event-time column 't' holds numbers (int64), so every must be a number in its unit, not '1d'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from modyn_store.app.pipeline.config import ENCODINGS, SYNTHETIC, SourceConfig, _Ctx, _fraction, _mapping, _names, _typed
+from modyn_store.core.errors import ModynStoreError
+
+__all__ = ["USER_KEYS", "check_trigger_units", "parse_source", "peek_schema"]
+
+USER_KEYS = ("format", "ts", "label", "features", "key", "storage_options", "data")
+DATASET_KEYS = ("params", "encode")
+
+
+def _relative(ctx: _Ctx, path: str) -> str:
+    """A relative local path is relative to the pipeline file (when there is one)."""
+    if "://" in path or Path(path).is_absolute() or ctx.doc is None or not ctx.doc.source:
+        return path
+    base = Path(ctx.doc.source).parent
+    return str(base / path) if str(base) not in ("", ".") else path
+
+
+def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
+    """Validate ``source`` (see :class:`~modyn_store.app.pipeline.config.SourceConfig`)."""
+    from modyn_store.app.datasets import DATASETS
+    from modyn_store.app.datasets.chunking import chunk_index
+
+    p = ("source",)
+    d = _mapping(ctx, p, raw, _names(SourceConfig))
+    kinds = [k for k in ("dataset", "store", "data") if d.get(k) is not None]
+    if not kinds and d.get("path") is None:
+        raise ctx.error(p, "give one of: dataset (a registered data set), path (your own Parquet/CSV/Arrow/Lance "
+                           "data), store (an existing modyn-store store)" + (" or data (a DataFrame or Table)"
+                                                                              if ctx.doc is None else ""))
+    if len(kinds) > 1 or (d.get("path") is not None and kinds and kinds[0] in ("store", "data")):
+        both = kinds + (["path"] if d.get("path") is not None else [])
+        raise ctx.error(p + (both[1],), f"give only one of {both}: they are different kinds of source")
+    kind = kinds[0] if kinds else "files"
+    ds = None
+    if kind == "dataset":
+        ds = _typed(ctx, p + ("dataset",), d["dataset"], "str")
+        known = sorted(DATASETS) + [SYNTHETIC]
+        if ds not in known:
+            raise ctx.error(p + ("dataset",), f"unknown data set {ds!r}; expected one of {known}, or give path: "
+                                              "to read your own files")
+        for k in USER_KEYS + ("store",):
+            if d.get(k) is not None:
+                raise ctx.error(p + (k,), f"not an option of a registered data set (it is for your own data: "
+                                          "drop dataset: and give path:)")
+    else:
+        for k in DATASET_KEYS:
+            if d.get(k):
+                raise ctx.error(p + (k,), "only registered data sets take this option")
+    if kind == "store":
+        for k in USER_KEYS:
+            if d.get(k) is not None:
+                raise ctx.error(p + (k,), "a store source is already mapped (key, ts, label, features); drop this")
+    chunk = _typed(ctx, p + ("chunk",), d.get("chunk"), "str", optional=True)
+    if chunk is not None:
+        import numpy as np
+
+        try:
+            chunk_index(np.zeros(1, dtype=np.int64), chunk)
+        except ModynStoreError as exc:
+            raise ctx.error(p + ("chunk",), str(exc)) from exc
+    cols = d.get("columns")
+    if cols is not None:
+        if not isinstance(cols, list) or not all(isinstance(c, str) and c for c in cols):
+            raise ctx.error(p + ("columns",), f"expected a list of column names, got {cols!r}")
+        cols = tuple(cols)
+    params = _mapping(ctx, p + ("params",), d.get("params", {}) or {}, None)
+    path = d.get("path")
+    if path is not None and (not isinstance(path, str) or not path):
+        raise ctx.error(p + ("path",), f"expected a path string, got {path!r}")
+    if path is not None and kind == "files":
+        path = _relative(ctx, path)
+    store = d.get("store")
+    if store is not None:
+        store = _relative(ctx, _typed(ctx, p + ("store",), store, "str"))
+    feats = d.get("features")
+    if isinstance(feats, str):
+        feats = [feats]
+    if feats is not None:
+        if not isinstance(feats, list) or not feats or not all(isinstance(c, str) and c for c in feats):
+            raise ctx.error(p + ("features",), f"expected a list of column names, got {feats!r}")
+        feats = tuple(feats)
+    opts = d.get("storage_options")
+    if opts is not None:
+        opts = _mapping(ctx, p + ("storage_options",), opts, None)
+    data = d.get("data")
+    if data is not None and not _is_table(data):
+        raise ctx.error(p + ("data",), f"expected a pandas DataFrame or pyarrow Table, got {type(data).__name__}")
+    cfg = SourceConfig(
+        dataset=ds,
+        path=path,
+        chunk=chunk,
+        limit=_typed(ctx, p + ("limit",), d.get("limit"), "int", lo=1, optional=True),
+        fraction=_fraction(ctx, p + ("fraction",), d.get("fraction")),
+        columns=cols,
+        params=params,
+        encode=_typed(ctx, p + ("encode",), d.get("encode"), "str", choices=ENCODINGS, optional=True),
+        seed=_typed(ctx, p + ("seed",), d.get("seed", 0), "int", lo=0),
+        format=_typed(ctx, p + ("format",), d.get("format"), "str", choices=("parquet", "csv", "ipc", "lance"),
+                      optional=True),
+        ts=_typed(ctx, p + ("ts",), d.get("ts"), "str", optional=True),
+        label=_typed(ctx, p + ("label",), d.get("label"), "str", optional=True),
+        features=feats,
+        key=_typed(ctx, p + ("key",), d.get("key"), "str", optional=True),
+        store=store,
+        storage_options=opts,
+        data=data,
+    )
+    if kind in ("files", "data"):
+        _check_mapping(ctx, cfg)
+    elif kind == "store":
+        _check_store(ctx, cfg)
+    return cfg
+
+
+def _is_table(x: Any) -> bool:
+    return isinstance(x, (pa.Table, pa.RecordBatch)) or (type(x).__module__.startswith("pandas")
+                                                          and type(x).__name__ == "DataFrame")
+
+
+def _column_map(cfg: SourceConfig) -> Any:
+    from modyn_store.app.datasets.columns import ColumnMap
+
+    return ColumnMap(ts=cfg.ts, label=cfg.label, features=cfg.features, key=cfg.key)
+
+
+def _check_mapping(ctx: _Ctx, cfg: SourceConfig) -> None:
+    """Open the data (schema only) and check every mapped column."""
+    from modyn_store.app.datasets.columns import Encoder, SourceError
+    from modyn_store.app.datasets.files import open_data
+    from modyn_store.app.datasets.labels import LabelMap
+
+    where = "data" if cfg.kind == "data" else "path"
+    try:
+        src = open_data(cfg.data if cfg.kind == "data" else cfg.path, format=cfg.format,
+                        storage_options=dict(cfg.storage_options) if cfg.storage_options else None)
+        cm = _column_map(cfg).resolved(src.schema.names)
+        if cm.label is None:
+            raise SourceError("label", f"no label column: name one (the data has {src.schema.names})")
+        Encoder(src.schema, cm, labels=LabelMap("int", ()), assign_keys=True, require_label=True)
+    except SourceError as exc:
+        key = exc.key if exc.key not in ("path", "data") else where
+        parts: tuple[Any, ...] = tuple(_split(key))
+        if parts[0] in ("ts", "label", "key", "features", "format", "columns") and ctx.doc is not None \
+                and ctx.doc.line(ctx.prefix + ("source",) + parts[:1]) is None:
+            parts = ()  # a default mapping: point at the source section itself
+        raise ctx.error(("source",) + parts, exc.message) from exc
+
+
+def _split(key: str) -> list[Any]:
+    name, *idx = key.split("[")
+    return [name] + [int(i.rstrip("]")) for i in idx]
+
+
+def _check_store(ctx: _Ctx, cfg: SourceConfig) -> None:
+    from modyn_store.core.store import Store
+
+    try:
+        Store.open(str(cfg.store))
+    except ModynStoreError as exc:
+        raise ctx.error(("source", "store"), str(exc)) from exc
+
+
+def peek_schema(cfg: SourceConfig) -> pa.Schema | None:
+    """The canonical ``ts`` type of a source, as a one-field schema (``None`` for registered data sets)."""
+    from modyn_store.app.datasets.files import open_data
+
+    if cfg.kind == "store":
+        from modyn_store.core.store import Store
+
+        schema = Store.open(str(cfg.store)).schema
+        return pa.schema([schema.field("ts")]) if schema is not None else None
+    if cfg.kind not in ("files", "data"):
+        return None
+    src = open_data(cfg.data if cfg.kind == "data" else cfg.path, format=cfg.format,
+                    storage_options=dict(cfg.storage_options) if cfg.storage_options else None)
+    cm = _column_map(cfg).resolved(src.schema.names)
+    if cm.ts is None:
+        return pa.schema([pa.field("ts", pa.int64())])
+    t = src.schema.field(cm.ts).type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        t = pa.timestamp("us")
+    return pa.schema([pa.field("ts", t, metadata={"column": cm.ts})])
+
+
+def check_trigger_units(ctx: _Ctx, cfg: SourceConfig, trigger: Mapping[str, Any]) -> None:
+    """A time trigger's ``every``/``start`` must fit the event-time column (numbers vs durations)."""
+    if trigger.get("name") != "time" or cfg.kind == "dataset":
+        return
+    schema = peek_schema(cfg)
+    if schema is None:
+        return
+    field = schema.field("ts")
+    col = (field.metadata or {}).get(b"column", b"").decode() or "(row order)"
+    dated = pa.types.is_temporal(field.type)
+    every, start = trigger.get("every"), trigger.get("start")
+    if not dated and isinstance(every, str):
+        raise ctx.error(("trigger", "every"), f"the event-time column {col!r} holds numbers ({field.type}), so every "
+                                              f"must be a number in its unit, not {every!r}")
+    if dated and not isinstance(every, str):
+        raise ctx.error(("trigger", "every"), f"the event-time column {col!r} holds dates ({field.type}), so every "
+                                              f"must be a duration such as '1d' or '12h', not {every!r}")
+    if not dated and isinstance(start, str):
+        raise ctx.error(("trigger", "start"), f"the event-time column {col!r} holds numbers; start must be a number")
