@@ -28,15 +28,16 @@ modyn_store.app.pipeline.errors.PipelineConfigError: trigger.every: invalid ever
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine import score_registry as _score_registry
 from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import ModynStoreError
+from modyn_store.app.pipeline.checks import _Ctx, _mapping, _names, _typed
 from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.app.pipeline.source_spec import ENCODINGS, SYNTHETIC, SourceConfig, check_trigger_units, parse_source
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
 
 __all__ = [
@@ -51,77 +52,10 @@ __all__ = [
     "parse_pipeline",
 ]
 
-SYNTHETIC = "synthetic_clicks"
-ENCODINGS = ("hashed_bow", "clicks", "ids")
 METRICS = ("accuracy", "f1", "roc_auc", "loss")
 #: Scores the runner computes with a scoring pass of the current model (``engine.score_registry``).
 SCORE_NAMES: tuple[str, ...] = tuple(
     n for n, spec in _score_registry.SCORES.items() if spec.computed_by == _score_registry.MODEL_PASS)
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """Where the stream comes from and how it is cut into store versions.
-
-    Three kinds of source (exactly one):
-
-    - a registered data set: ``dataset`` is a name of :data:`modyn_store.app.datasets.DATASETS` or
-      ``"synthetic_clicks"``; ``path`` its file or folder (``None``: the data folder given on the
-      command line or in ``$MODYN_STORE_DATA``; Elec2 falls back to the copy bundled with the
-      package); ``params`` loader or generator options; ``encode`` an extra encoding
-      (``hashed_bow``: a ``features`` bag of hashed words from ``text``; ``clicks``:
-      ``dense``/``sparse``/``features`` columns from click logs; ``ids``: ``sparse`` from the
-      integer ``*_id`` columns and ``dense`` from ``features``).
-    - your own data: ``path`` (Parquet, CSV or Arrow IPC files, a glob, a folder, a Lance dataset;
-      any fsspec URL such as ``s3://``; relative paths are relative to the pipeline file), or
-      ``data`` (Python only: a pandas DataFrame or pyarrow Table); ``format`` when the suffix does
-      not tell; ``storage_options`` for object stores; the column mapping ``ts`` (event time;
-      absent: row order), ``label`` (integers or strings), ``features`` (columns packed into the
-      ``features`` vector; absent: every numeric column) and ``key`` (absent: row numbers).
-    - an existing modyn-store store: ``store`` (its versions are replayed as they were committed;
-      ``run --online`` follows it).
-
-    For every kind: ``chunk`` a chunking rule (one store version per chunk; ``None``: the data
-    set's default, one version per 1000 rows for your own data); ``limit`` keeps the first rows,
-    ``fraction`` a seeded uniform share of the rows (time order kept; applied before ``limit``);
-    ``columns`` the payload columns kept besides key/ts/label.
-    """
-
-    dataset: str | None = None
-    path: str | None = None
-    chunk: str | None = None
-    limit: int | None = None
-    fraction: float | None = None
-    columns: tuple[str, ...] | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
-    encode: str | None = None
-    seed: int = 0
-    format: str | None = None
-    ts: str | None = None
-    label: str | None = None
-    features: tuple[str, ...] | None = None
-    key: str | None = None
-    store: str | None = None
-    storage_options: Mapping[str, Any] | None = None
-    data: Any = field(default=None, compare=False, repr=False)
-
-    @property
-    def kind(self) -> str:
-        """``"dataset"``, ``"files"``, ``"data"`` (an in-memory object) or ``"store"``."""
-        if self.dataset is not None:
-            return "dataset"
-        if self.store is not None:
-            return "store"
-        return "data" if self.data is not None else "files"
-
-    @property
-    def label_text(self) -> str:
-        """A short name of the source for messages and version logs."""
-        if self.dataset is not None:
-            return self.dataset
-        if self.store is not None:
-            return f"store {self.store}"
-        return "in-memory data" if self.data is not None else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -244,80 +178,6 @@ def _short(kind: str, cfg: Mapping[str, Any]) -> str:
 
 
 # -- validation --------------------------------------------------------------------------------
-
-
-class _Ctx:
-    """Error factory that knows the YAML lines and the key prefix."""
-
-    def __init__(self, doc: YamlDoc | None, prefix: tuple[Any, ...]) -> None:
-        self.doc = doc
-        self.prefix = prefix
-
-    def key(self, path: tuple[Any, ...]) -> str:
-        out = ""
-        for p in self.prefix + path:
-            out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-        return out
-
-    def error(self, path: tuple[Any, ...], message: str) -> PipelineConfigError:
-        line = self.doc.line(self.prefix + path) if self.doc is not None else None
-        return PipelineConfigError(self.key(path), message, line=line,
-                                   source=self.doc.source if self.doc is not None else None)
-
-
-def _mapping(ctx: _Ctx, path: tuple[Any, ...], value: Any, allowed: tuple[str, ...] | None) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ctx.error(path, f"expected a mapping, got {type(value).__name__} {value!r}")
-    for k in value:
-        if not isinstance(k, str):
-            raise ctx.error(path, f"keys must be strings, got {k!r}")
-        if allowed is not None and k not in allowed:
-            raise ctx.error(path + (k,), f"unknown key; expected one of {list(allowed)}")
-    return dict(value)
-
-
-def _typed(ctx: _Ctx, path: tuple[Any, ...], value: Any, kind: str, *, lo: float | None = None,
-           hi: float | None = None, choices: tuple[str, ...] | None = None, optional: bool = False) -> Any:
-    if value is None:
-        if optional:
-            return None
-        raise ctx.error(path, f"a value is required ({kind})")
-    if kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        value = float(value) if ok else value
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    else:
-        ok = isinstance(value, str) and bool(value)
-    if not ok:
-        raise ctx.error(path, f"expected {'a non-empty string' if kind == 'str' else 'a ' + kind}, "
-                              f"got {type(value).__name__} {value!r}")
-    if lo is not None and value < lo:
-        raise ctx.error(path, f"expected a value >= {lo}, got {value!r}")
-    if hi is not None and value > hi:
-        raise ctx.error(path, f"expected a value <= {hi}, got {value!r}")
-    if choices is not None and value not in choices:
-        raise ctx.error(path, f"expected one of {list(choices)}, got {value!r}")
-    return value
-
-
-def _names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
-
-
-def _source(ctx: _Ctx, raw: Any) -> SourceConfig:
-    from modyn_store.app.pipeline.source_spec import parse_source
-
-    return parse_source(ctx, raw)
-
-
-def _fraction(ctx: _Ctx, path: tuple[Any, ...], v: Any) -> float | None:
-    v = _typed(ctx, path, v, "float", optional=True)
-    if v is not None and not 0 < v <= 1:
-        raise ctx.error(path, f"expected a share in (0, 1], got {v!r}")
-    return v
 
 
 def _model(ctx: _Ctx, raw: Any) -> ModelConfig:
@@ -447,9 +307,7 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         _check_requires(ctx, kind, pol)
         policies_[kind] = pol.to_config()
     deletions = d.get("deletions")
-    source = _source(ctx, d["source"])
-    from modyn_store.app.pipeline.source_spec import check_trigger_units
-
+    source = parse_source(ctx, d["source"])
     check_trigger_units(ctx, source, policies_["trigger"])
     return PipelineConfig(
         name=name,

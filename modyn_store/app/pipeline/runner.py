@@ -220,7 +220,8 @@ class Runner:
         check_columns(self.config, self.table.schema, policies.from_config("trigger", dict(self.config.trigger)))
         store = self._store_arg
         if self.config.source.kind == "store" and self.chunks is None:
-            store, self.chunks = replay_store(self.config.source, store)  # its own versions, in place
+            store, versions = replay_store(self.config.source, store)  # its own versions, in place
+            self.chunks = [ChunkVersion(i, rows, a, b) for i, (rows, a, b) in enumerate(versions)]
         if isinstance(store, (str, Path)):
             store = Store.open(str(store), create=True)
         self.store = store

@@ -230,7 +230,7 @@ def prepare_store(store: Any, table: pa.Table) -> None:
         write_label_map(store, labels, message="label map of the source")
 
 
-def replay_store(source: SourceConfig, target: Any) -> tuple[Any, list[Any]]:
+def replay_store(source: SourceConfig, target: Any) -> tuple[Any, list[tuple[int, int, int]]]:
     """The store of a store source and its data versions as chunks; the pipeline runs in that store.
 
     ``target`` (the store the caller would have used) must be ``None`` or that same store.
@@ -248,15 +248,9 @@ def replay_store(source: SourceConfig, target: Any) -> tuple[Any, list[Any]]:
     return store, store_chunks(store)
 
 
-def store_chunks(store: Any) -> list[Any]:
-    """The data versions of ``store`` as replay chunks (each version ``(v-1, v]`` that changed rows)."""
-    from modyn_store.app.pipeline.runner import ChunkVersion
-
-    out: list[Any] = []
-    for r in store.log():
-        if r.inserted or r.deleted or r.erased:
-            out.append(ChunkVersion(len(out), r.inserted, r.version - 1, r.version))
-    return out
+def store_chunks(store: Any) -> list[tuple[int, int, int]]:
+    """The data versions of ``store`` as ``(rows inserted, start, end)``: each ``(v-1, v]`` that changed rows."""
+    return [(r.inserted, r.version - 1, r.version) for r in store.log() if r.inserted or r.deleted or r.erased]
 
 
 def chunk_rule(source: SourceConfig) -> str:

@@ -23,15 +23,84 @@ modyn_store.app.pipeline.errors.PipelineConfigError: trigger.every: the event-ti
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from modyn_store.app.pipeline.config import ENCODINGS, SYNTHETIC, SourceConfig, _Ctx, _fraction, _mapping, _names, _typed
+from modyn_store.app.pipeline.checks import _Ctx, _fraction, _mapping, _names, _typed
 from modyn_store.core.errors import ModynStoreError
 
-__all__ = ["USER_KEYS", "check_trigger_units", "parse_source", "peek_schema"]
+__all__ = ["ENCODINGS", "SYNTHETIC", "USER_KEYS", "SourceConfig", "check_trigger_units", "parse_source", "peek_schema"]
+
+SYNTHETIC = "synthetic_clicks"
+ENCODINGS = ("hashed_bow", "clicks", "ids")
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the stream comes from and how it is cut into store versions.
+
+    Three kinds of source (exactly one):
+
+    - a registered data set: ``dataset`` is a name of :data:`modyn_store.app.datasets.DATASETS` or
+      ``"synthetic_clicks"``; ``path`` its file or folder (``None``: the data folder given on the
+      command line or in ``$MODYN_STORE_DATA``; Elec2 falls back to the copy bundled with the
+      package); ``params`` loader or generator options; ``encode`` an extra encoding
+      (``hashed_bow``: a ``features`` bag of hashed words from ``text``; ``clicks``:
+      ``dense``/``sparse``/``features`` columns from click logs; ``ids``: ``sparse`` from the
+      integer ``*_id`` columns and ``dense`` from ``features``).
+    - your own data: ``path`` (Parquet, CSV or Arrow IPC files, a glob, a folder, a Lance dataset;
+      any fsspec URL such as ``s3://``; relative paths are relative to the pipeline file), or
+      ``data`` (Python only: a pandas DataFrame or pyarrow Table); ``format`` when the suffix does
+      not tell; ``storage_options`` for object stores; the column mapping ``ts`` (event time;
+      absent: row order), ``label`` (integers or strings), ``features`` (columns packed into the
+      ``features`` vector; absent: every numeric column) and ``key`` (absent: row numbers).
+    - an existing modyn-store store: ``store`` (its versions are replayed as they were committed;
+      ``run --online`` follows it).
+
+    For every kind: ``chunk`` a chunking rule (one store version per chunk; ``None``: the data
+    set's default, one version per 1000 rows for your own data); ``limit`` keeps the first rows,
+    ``fraction`` a seeded uniform share of the rows (time order kept; applied before ``limit``);
+    ``columns`` the payload columns kept besides key/ts/label.
+    """
+
+    dataset: str | None = None
+    path: str | None = None
+    chunk: str | None = None
+    limit: int | None = None
+    fraction: float | None = None
+    columns: tuple[str, ...] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    encode: str | None = None
+    seed: int = 0
+    format: str | None = None
+    ts: str | None = None
+    label: str | None = None
+    features: tuple[str, ...] | None = None
+    key: str | None = None
+    store: str | None = None
+    storage_options: Mapping[str, Any] | None = None
+    data: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """``"dataset"``, ``"files"``, ``"data"`` (an in-memory object) or ``"store"``."""
+        if self.dataset is not None:
+            return "dataset"
+        if self.store is not None:
+            return "store"
+        return "data" if self.data is not None else "files"
+
+    @property
+    def label_text(self) -> str:
+        """A short name of the source for messages and version logs."""
+        if self.dataset is not None:
+            return self.dataset
+        if self.store is not None:
+            return f"store {self.store}"
+        return "in-memory data" if self.data is not None else str(self.path)
+
 
 USER_KEYS = ("format", "ts", "label", "features", "key", "storage_options", "data")
 DATASET_KEYS = ("params", "encode")

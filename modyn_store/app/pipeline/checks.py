@@ -1,0 +1,92 @@
+"""Validation helpers of pipeline definitions: an error factory that knows YAML lines, typed values.
+
+Example
+-------
+>>> ctx = _Ctx(None, ("grid", 0))
+>>> _typed(ctx, ("training", "epochs"), 0, "int", lo=1)
+Traceback (most recent call last):
+...
+modyn_store.app.pipeline.errors.PipelineConfigError: grid[0].training.epochs: expected a value >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.app.pipeline.yamlsrc import YamlDoc
+
+__all__ = ["_Ctx", "_fraction", "_mapping", "_names", "_typed"]
+
+
+class _Ctx:
+    """Error factory that knows the YAML lines and the key prefix."""
+
+    def __init__(self, doc: YamlDoc | None, prefix: tuple[Any, ...]) -> None:
+        self.doc = doc
+        self.prefix = prefix
+
+    def key(self, path: tuple[Any, ...]) -> str:
+        out = ""
+        for p in self.prefix + path:
+            out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        return out
+
+    def error(self, path: tuple[Any, ...], message: str) -> PipelineConfigError:
+        line = self.doc.line(self.prefix + path) if self.doc is not None else None
+        return PipelineConfigError(self.key(path), message, line=line,
+                                   source=self.doc.source if self.doc is not None else None)
+
+
+def _mapping(ctx: _Ctx, path: tuple[Any, ...], value: Any, allowed: tuple[str, ...] | None) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ctx.error(path, f"expected a mapping, got {type(value).__name__} {value!r}")
+    for k in value:
+        if not isinstance(k, str):
+            raise ctx.error(path, f"keys must be strings, got {k!r}")
+        if allowed is not None and k not in allowed:
+            raise ctx.error(path + (k,), f"unknown key; expected one of {list(allowed)}")
+    return dict(value)
+
+
+def _typed(ctx: _Ctx, path: tuple[Any, ...], value: Any, kind: str, *, lo: float | None = None,
+           hi: float | None = None, choices: tuple[str, ...] | None = None, optional: bool = False) -> Any:
+    if value is None:
+        if optional:
+            return None
+        raise ctx.error(path, f"a value is required ({kind})")
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    else:
+        ok = isinstance(value, str) and bool(value)
+    if not ok:
+        raise ctx.error(path, f"expected {'a non-empty string' if kind == 'str' else 'a ' + kind}, "
+                              f"got {type(value).__name__} {value!r}")
+    if lo is not None and value < lo:
+        raise ctx.error(path, f"expected a value >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ctx.error(path, f"expected a value <= {hi}, got {value!r}")
+    if choices is not None and value not in choices:
+        raise ctx.error(path, f"expected one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _fraction(ctx: _Ctx, path: tuple[Any, ...], v: Any) -> float | None:
+    v = _typed(ctx, path, v, "float", optional=True)
+    if v is not None and not 0 < v <= 1:
+        raise ctx.error(path, f"expected a share in (0, 1], got {v!r}")
+    return v
+
+
