@@ -1,13 +1,16 @@
 """Where a store lives: local folders, ``memory://`` stores and object-store URIs.
 
 Lance tables are addressed by URI (Lance's own object store handles ``s3://`` and friends);
-every other file goes through fsspec.
+every other file goes through fsspec. One ``storage_options`` dict, in Lance's spelling
+(``aws_endpoint``, ``aws_access_key_id``, ``allow_http``, ``region`` ...), serves both: it goes
+to Lance as given and is translated here into the keyword arguments of fsspec's ``s3fs``.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -16,13 +19,69 @@ from typing import Any
 
 import fsspec
 
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError, StorageUnavailableError
 
-__all__ = ["Location", "resolve"]
+__all__ = ["Location", "fsspec_options", "resolve"]
 
 _OBJECT_SCHEMES = ("s3", "gs", "az", "abfs", "oss")
 _MEMORY_ROOTS: dict[str, str] = {}
 _MEMORY_LOCK = threading.Lock()
+
+# Lance (object_store) spellings of S3 options -> the s3fs setting they translate to.
+_S3_KEYS: dict[str, str] = {
+    "aws_access_key_id": "key",
+    "access_key_id": "key",
+    "aws_secret_access_key": "secret",
+    "secret_access_key": "secret",
+    "aws_session_token": "token",
+    "session_token": "token",
+    "aws_token": "token",
+    "token": "token",
+    "aws_region": "region",
+    "region": "region",
+    "aws_endpoint": "endpoint",
+    "aws_endpoint_url": "endpoint",
+    "endpoint": "endpoint",
+    "endpoint_url": "endpoint",
+    "aws_skip_signature": "anon",
+    "skip_signature": "anon",
+    "aws_virtual_hosted_style_request": "virtual_hosted",
+    "virtual_hosted_style_request": "virtual_hosted",
+    "aws_request_payer": "requester_pays",
+    "request_payer": "requester_pays",
+    "aws_server_side_encryption": "sse",
+    "connect_timeout": "connect_timeout",
+    "timeout": "read_timeout",
+    "client_max_retries": "retries",
+}
+# Options only Lance's object store reads; the metadata files need no counterpart.
+_LANCE_ONLY = frozenset(
+    {
+        "allow_http",
+        "allow_invalid_certificates",
+        "aws_conditional_put",
+        "conditional_put",
+        "aws_imdsv1_fallback",
+        "imdsv1_fallback",
+        "aws_unsigned_payload",
+        "unsigned_payload",
+        "aws_checksum_algorithm",
+        "checksum_algorithm",
+        "aws_metadata_endpoint",
+        "aws_container_credentials_relative_uri",
+        "client_retry_timeout",
+        "download_retry_count",
+        "proxy_url",
+        "proxy_ca_certificate",
+        "proxy_excludes",
+        "pool_idle_timeout",
+        "pool_max_idle_per_host",
+        "http2_only",
+        "user_agent",
+        "new_table_enable_stable_row_ids",
+        "new_table_enable_v2_manifest_paths",
+    }
+)
 
 
 def _memory_root(name: str) -> str:
@@ -41,12 +100,121 @@ def _remove_memory_roots() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _seconds(name: str, value: Any) -> float:
+    """Seconds from a Lance duration (``"5s"``, ``"500ms"``, ``"2m"``) or a number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", str(value))
+    if not m or float(m.group(1)) <= 0:
+        raise InvalidArgumentError(f"storage_options[{name!r}]", value, "a positive duration such as '5s' or '500ms'")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2) or "s"]
+    return float(m.group(1)) * scale
+
+
+def _truthy(name: str, value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise InvalidArgumentError(f"storage_options[{name!r}]", value, "'true' or 'false'")
+
+
+def fsspec_options(scheme: str, storage_options: dict[str, Any]) -> dict[str, Any]:
+    """Translate Lance-style ``storage_options`` into fsspec keyword arguments for ``scheme``.
+
+    For ``s3`` every key Lance understands is accepted; those that matter to the metadata
+    files (credentials, region, endpoint, timeouts, retries, addressing) are mapped onto
+    ``s3fs.S3FileSystem``'s arguments. An unknown key raises
+    :class:`~modyn_store.core.errors.InvalidArgumentError` (a misspelt endpoint must not send a
+    store to the public cloud). Other schemes get the options unchanged.
+
+    Example
+    -------
+    >>> opts = fsspec_options("s3", {"aws_endpoint": "http://127.0.0.1:9000", "aws_region": "eu-west-1",
+    ...                              "aws_access_key_id": "k", "aws_secret_access_key": "s", "allow_http": "true"})
+    >>> opts["endpoint_url"], opts["client_kwargs"], opts["key"]
+    ('http://127.0.0.1:9000', {'region_name': 'eu-west-1'}, 'k')
+    """
+    if scheme != "s3":
+        return dict(storage_options)
+    out: dict[str, Any] = {}
+    client: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for raw_key, value in storage_options.items():
+        if not isinstance(raw_key, str):
+            raise InvalidArgumentError("storage_options", raw_key, "string keys")
+        k = raw_key.lower()
+        if k in _LANCE_ONLY:
+            continue
+        target = _S3_KEYS.get(k)
+        if target is None:
+            valid = sorted(set(_S3_KEYS) | _LANCE_ONLY)
+            raise InvalidArgumentError(
+                "storage_options", raw_key, f"a Lance S3 option, one of: {', '.join(valid)}"
+            )
+        if target in ("key", "secret", "token"):
+            out[target] = str(value)
+        elif target == "region":
+            client["region_name"] = str(value)
+        elif target == "endpoint":
+            out["endpoint_url"] = str(value)
+        elif target == "anon":
+            out["anon"] = _truthy(raw_key, value)
+        elif target == "virtual_hosted":
+            config.setdefault("s3", {})["addressing_style"] = "virtual" if _truthy(raw_key, value) else "path"
+        elif target == "requester_pays":
+            out["requester_pays"] = _truthy(raw_key, value)
+        elif target == "sse":
+            extra["ServerSideEncryption"] = str(value)
+        elif target in ("connect_timeout", "read_timeout"):
+            config[target] = _seconds(raw_key, value)
+        elif target == "retries":
+            try:
+                n = int(value)
+            except (TypeError, ValueError):
+                n = -1
+            if n < 0:
+                raise InvalidArgumentError(f"storage_options[{raw_key!r}]", value, "an integer >= 0")
+            # botocore's own retries, on top of which s3fs retries transient errors once more
+            config["retries"] = {"max_attempts": n + 1, "mode": "standard"}
+            out["retries"] = 1
+    if client:
+        out["client_kwargs"] = client
+    if config:
+        out["config_kwargs"] = config
+    if extra:
+        out["s3_additional_kwargs"] = extra
+    return out
+
+
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the endpoint did not answer" (not "access denied")."""
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+        found += [BotoConnectionError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError]
+    except ImportError:
+        pass
+    try:
+        import aiohttp
+
+        found.append(aiohttp.ClientConnectionError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Location:
     """A resolved store location.
 
-    ``root`` is what Lance receives (a local absolute path or an object-store URI);
-    ``fs`` and ``fs_root`` address auxiliary files through fsspec.
+    ``root`` is what Lance receives (a local absolute path or an object-store URI) together
+    with ``storage_options``; ``fs`` addresses auxiliary files through fsspec with the same
+    options, translated.
     """
 
     uri: str
@@ -55,11 +223,44 @@ class Location:
     storage_options: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def scheme(self) -> str:
+        """``""`` for local folders and ``memory://`` stores, else the object store's scheme."""
+        return "" if self.is_local else self.root.split("://", 1)[0]
+
+    @property
     def fs(self) -> fsspec.AbstractFileSystem:
         if self.is_local:
             return fsspec.filesystem("file")
-        fs, _ = fsspec.core.url_to_fs(self.root, **self.storage_options)
+        opts = fsspec_options(self.scheme, self.storage_options)
+        # other processes write here: never answer from a stale listing
+        opts.setdefault("use_listings_cache", False)
+        retries = opts.pop("retries", None)
+        try:
+            fs, _ = fsspec.core.url_to_fs(self.root, **opts)
+        except ImportError as exc:
+            extra = "s3" if self.scheme == "s3" else self.scheme
+            raise ImportError(
+                f"a store on {self.scheme}:// needs fsspec's {self.scheme} backend: "
+                f"pip install 'modyn-store[{extra}]' ({exc})"
+            ) from exc
+        if retries is not None:
+            fs.retries = retries
         return fs
+
+    def exists(self, relative: str) -> bool:
+        """Whether ``relative`` exists in the store; an unreachable object store raises
+        :class:`~modyn_store.core.errors.StorageUnavailableError` (within the configured
+        ``connect_timeout``/``timeout``/``client_max_retries``) instead of a backend's error."""
+        path = self.path(relative)
+        if self.is_local:
+            return os.path.exists(path)
+        try:
+            return bool(self.fs.exists(path))
+        except _unreachable_errors() as exc:
+            endpoint = self.storage_options.get("aws_endpoint") or self.storage_options.get("endpoint") or "the default endpoint"
+            raise StorageUnavailableError(
+                f"cannot reach the store {self.uri!r} at {endpoint}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def table_uri(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}.lance"
@@ -78,12 +279,16 @@ def resolve(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None 
     -------
     >>> resolve("memory://demo").is_local
     True
+    >>> resolve("s3://bucket/store", {"aws_region": "us-east-1"}).scheme
+    's3'
     """
     if not isinstance(uri, (str, os.PathLike)):
         raise InvalidArgumentError("uri", uri, "a path or a URI string")
     text = os.fspath(uri)
     if not text:
         raise InvalidArgumentError("uri", text, "a non-empty path or URI")
+    if storage_options is not None and not isinstance(storage_options, dict):
+        raise InvalidArgumentError("storage_options", storage_options, "a dict of Lance storage options")
     opts = dict(storage_options or {})
     if text.startswith("memory://"):
         name = text[len("memory://") :].strip("/") or "default"
@@ -96,5 +301,9 @@ def resolve(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None 
             "uri", text, f"a local path, memory://NAME or one of {', '.join(s + '://' for s in _OBJECT_SCHEMES)}"
         )
     if scheme:
+        bucket = text.split("://", 1)[1].split("/", 1)[0]
+        if not bucket:
+            raise InvalidArgumentError("uri", text, f"{scheme}://BUCKET/PREFIX")
+        fsspec_options(scheme, opts)  # unknown or malformed keys fail here, before any I/O
         return Location(text, text.rstrip("/"), False, opts)
     return Location(text, os.path.abspath(os.path.expanduser(text)), True, opts)

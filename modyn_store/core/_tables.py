@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +31,8 @@ class Tables:
 
     def __init__(self, location: Location) -> None:
         self.location = location
+        # called before every write: raises if this writer no longer holds the store
+        self.guard: Callable[[], None] = _no_guard
         self._ranges: dict[str, dict[int, tuple[int, int, int]]] = {}
 
     # -- per-fragment version ranges -----------------------------------------------------
@@ -131,6 +133,7 @@ class Tables:
         schema: pa.Schema | None = None,
     ) -> lance.LanceDataset:
         """Append rows (which already carry ``_version``); create the table on first use."""
+        self.guard()
         mode = "append" if self.exists(name) else "create"
         if isinstance(data, pa.Table):
             source: Any = data
@@ -159,11 +162,13 @@ class Tables:
         return ds.to_table(columns=columns, filter=filter, with_row_id=with_row_id)
 
     def delete(self, name: str, predicate: str) -> None:
+        self.guard()
         ds = self.open(name)
         if ds is not None:
             ds.delete(predicate)
 
     def delete_keys(self, name: str, keys: np.ndarray) -> None:
+        self.guard()
         ds = self.open(name)
         if ds is None or keys.size == 0:
             return
@@ -212,6 +217,10 @@ class Tables:
         ds.cleanup_old_versions(
             older_than=timedelta(0), delete_unverified=True, error_if_tagged_old_versions=False
         )
+
+
+def _no_guard() -> None:
+    """Writes need no check (a local store's file lock cannot be lost)."""
 
 
 def with_version(table: pa.Table, version: int) -> pa.Table:

@@ -115,6 +115,10 @@ class FormatVersionError(ModynStoreError):
     """The store was written by a newer, unsupported format version."""
 
 
+class StorageUnavailableError(ModynStoreError, OSError):
+    """The store's location cannot be reached (object-store endpoint down, refused or silent)."""
+
+
 class ConflictError(ModynStoreError):
     """A concurrent writer holds the store; the write was not applied."""
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from modyn_store.core import _ingest
 from modyn_store.core._location import Location, resolve
-from modyn_store.core._lock import WriterLock
+from modyn_store.core._lock import writer_lock
 from modyn_store.core._tables import Tables, with_version
 from modyn_store.core._validate import as_keys, check_filter, check_name
 from modyn_store.core.errors import (
@@ -100,7 +100,8 @@ class Store:
     def __init__(self, location: Location, *, lock_timeout: float) -> None:
         self._location = location
         self._tables = Tables(location)
-        self._lock = WriterLock(location.path("_lock") if location.is_local else None, lock_timeout)
+        self._lock = writer_lock(location, lock_timeout)
+        self._tables.guard = self._lock.check
         self._records_cache: tuple[int, list[VersionRecord]] | None = None
         self._erased_cache: tuple[int, np.ndarray] | None = None
         self._last_purge_caches = 0
@@ -129,7 +130,7 @@ class Store:
         loc = resolve(uri, storage_options)
         fs = loc.fs
         marker = loc.path(MARKER)
-        if fs.exists(marker):
+        if loc.exists(MARKER):
             with fs.open(marker, "r") as fh:
                 try:
                     meta = json.load(fh)
@@ -152,7 +153,8 @@ class Store:
                 raise NotAStoreError(
                     f"{uri!r} exists and is not empty but holds no store; choose an empty or new folder"
                 )
-            fs.makedirs(loc.root, exist_ok=True)
+            if loc.is_local:  # object stores have no folders (and buckets are not made here)
+                fs.makedirs(loc.root, exist_ok=True)
             with fs.open(marker + ".tmp", "w") as fh:
                 json.dump({"format": "modyn-store", "format_version": FORMAT_VERSION}, fh)
             fs.mv(marker + ".tmp", marker)
@@ -162,9 +164,9 @@ class Store:
 
     def _recover_if_idle(self) -> None:
         """Finish or roll back an interrupted write now, unless a live writer holds the lock."""
-        if not self.fs.exists(self._location.path(INTENT)):
-            return
-        idle = WriterLock(self._lock.path, 0.0)
+        if not self._location.is_local or not self.fs.exists(self._location.path(INTENT)):
+            return  # on an object store readers write nothing: the next writer recovers
+        idle = self._lock.idle()
         try:
             with idle:
                 self._recover()
@@ -379,6 +381,7 @@ class Store:
                 details=txn.details,
             )
             txn.touched.add("versions")
+            self._lock.claim(txn.version)
             log = self._tables.append("versions", pa.Table.from_pylist([record.to_row()], schema=VERSIONS_SCHEMA))
             self._records_cache = (log.version, [*prev, record])
             for name in txn.touched:
@@ -392,6 +395,7 @@ class Store:
             self.fs.rm(self._location.path(INTENT))
 
     def _rollback(self, txn: Transaction) -> None:
+        self._lock.check()  # a writer that lost the store to another deletes nothing
         for name in txn.touched:
             ds = self._tables.open(name)
             if ds is not None:

@@ -39,10 +39,10 @@ def _replay(ops: list[dict]) -> list[set[int]]:
     return out
 
 
-def _check_store(uri: str, lines: list[str]) -> None:
+def _check_store(uri: str, lines: list[str], options: dict[str, str] | None = None) -> None:
     begun = [json.loads(l[6:]) for l in lines if l.startswith("BEGIN ")]
     done = [int(l[5:]) for l in lines if l.startswith("DONE ")]
-    store = Store.open(uri)  # the next open recovers
+    store = Store.open(uri, storage_options=options)  # the next open (or write) recovers
     v = store.version
     assert done == list(range(1, len(done) + 1)), "versions must be 1, 2, ... without gaps"
     # the interrupted operation either committed entirely or not at all

@@ -2,6 +2,8 @@
 
 Usage: python writer_proc.py STORE SEED N_OPS KEY_BASE [LOCK_TIMEOUT]
 
+``MODYN_TEST_STORAGE_OPTIONS`` (JSON) holds the storage options of an object-store URI.
+
 Prints ``BEGIN <json>`` before and ``DONE <version>`` after each operation, flushing each line.
 Payloads are derived from keys so a reader can check every row's content.
 """
@@ -9,6 +11,7 @@ Payloads are derived from keys so a reader can check every row's content.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -30,7 +33,8 @@ def main() -> None:
     uri, seed, n_ops, base = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 60.0
     rng = np.random.default_rng(seed)
-    store = Store.open(uri, create=True, lock_timeout=timeout)
+    options = json.loads(os.environ.get("MODYN_TEST_STORAGE_OPTIONS", "null"))
+    store = Store.open(uri, create=True, lock_timeout=timeout, storage_options=options)
     mine: list[int] = []
     next_key = base
     for _ in range(n_ops):

@@ -1,0 +1,260 @@
+"""Writers on several machines coordinate through the object store itself.
+
+Two conditional writes, both enforced by S3 (and by moto's local server):
+
+1. **The writer lease**: ``<store>/_lock.json`` is created with ``If-None-Match: *``, so one
+   writer holds it. The holder renews it every ``lease/4`` seconds with ``If-Match`` on the
+   ETag it last wrote. A waiter that sees the same ETag for ``lease`` seconds of its own clock
+   (the holder died: SIGKILL, lost machine) takes the lease over with ``If-Match`` on that
+   ETag, so of several waiters exactly one succeeds, and then rolls back the dead writer's
+   rows like a local recovery. No clocks are compared across machines.
+2. **The commit claim**: just before the version record is appended, the writer creates
+   ``<store>/_commits/<version>.json`` with ``If-None-Match: *``. Two writers can never both
+   commit version N: the second gets :class:`~modyn_store.core.errors.ConflictError`. A claim
+   left by a writer that died between claim and record is recognised (its owner no longer holds
+   the lease) and replaced with ``If-Match``.
+
+A writer checks its lease before every table write and refuses to go on (``ConflictError``)
+once it is older than half the lease, so a writer that was paused past its lease (and whose
+rows the next writer rolled back) stops instead of writing on. Readers take no lock at all.
+The lease length defaults to 10 s (``MODYN_STORE_LEASE_SECONDS`` overrides it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from modyn_store.core.errors import ConflictError
+
+if TYPE_CHECKING:
+    from modyn_store.core._location import Location
+
+__all__ = ["LeaseLock", "lease_seconds"]
+
+LOCK_OBJECT = "_lock.json"
+COMMITS = "_commits"
+
+
+def lease_seconds() -> float:
+    """The lease length in seconds (``MODYN_STORE_LEASE_SECONDS``, default 10)."""
+    raw = os.environ.get("MODYN_STORE_LEASE_SECONDS", "10")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        from modyn_store.core.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("MODYN_STORE_LEASE_SECONDS", raw, "a positive number of seconds")
+    return value
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is S3's 412 Precondition Failed."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            err = response.get("Error", {})
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if err.get("Code") == "PreconditionFailed" or status == 412:
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class LeaseLock:
+    """The writer lock of a store on S3: a renewed lease object, plus per-version commit claims.
+
+    Example (against a real or local S3 endpoint)::
+
+        lock = LeaseLock(resolve("s3://bucket/store", opts), timeout=30.0)
+        with lock:
+            lock.check()          # still the holder?
+            lock.claim(7)         # exactly one writer commits version 7
+    """
+
+    def __init__(self, location: Location, timeout: float, *, lease: float | None = None) -> None:
+        self.location = location
+        self.timeout = timeout
+        self.lease = lease_seconds() if lease is None else float(lease)
+        self.path = location.path(LOCK_OBJECT)
+        self._local = threading.Lock()
+        self._owner = ""
+        self._etag: str | None = None
+        self._renewed = 0.0
+        self._lost = False
+        self._error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state = threading.Lock()
+
+    # -- the lease -----------------------------------------------------------------------
+    def _body(self) -> bytes:
+        return json.dumps(
+            {"owner": self._owner, "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        ).encode()
+
+    def _put(self, fs: Any, path: str, body: bytes, *, create: bool = False, etag: str | None = None) -> str | None:
+        """Conditional put; the new ETag, or ``None`` when the condition failed."""
+        try:
+            if create:
+                out = fs.pipe_file(path, body, mode="create")
+            else:
+                out = fs.pipe_file(path, body, IfMatch=etag)
+        except FileExistsError:
+            return None
+        except OSError as exc:
+            if _precondition_failed(exc):
+                return None
+            raise
+        return str(out["ETag"]) if isinstance(out, dict) and "ETag" in out else _etag_of(fs, path)
+
+    def __enter__(self) -> LeaseLock:
+        deadline = time.monotonic() + self.timeout
+        if not self._local.acquire(timeout=max(self.timeout, 0.0)):
+            raise ConflictError(f"another writer in this process held the store for {self.timeout:.1f} s")
+        try:
+            self._acquire(deadline)
+        except BaseException:
+            self._local.release()
+            raise
+        return self
+
+    def _acquire(self, deadline: float) -> None:
+        fs = self.location.fs
+        self._owner = uuid.uuid4().hex
+        seen: tuple[str, float] | None = None  # (etag, first seen, monotonic)
+        delay = 0.02
+        while True:
+            etag = self._put(fs, self.path, self._body(), create=True)
+            if etag is None:
+                current = _etag_of(fs, self.path)
+                now = time.monotonic()
+                if current is not None:
+                    if seen is None or seen[0] != current:
+                        seen = (current, now)
+                    elif now - seen[1] >= self.lease:
+                        # unchanged for a whole lease: its holder is gone; exactly one taker wins
+                        etag = self._put(fs, self.path, self._body(), etag=current)
+            if etag is not None:
+                with self._state:
+                    self._etag = etag
+                    self._renewed = time.monotonic()
+                    self._lost = False
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._heartbeat, name="modyn-store-lease", daemon=True)
+                self._thread.start()
+                return
+            if time.monotonic() >= deadline:
+                raise ConflictError(
+                    f"another writer held the store lease {self.path!r} for {self.timeout:.1f} s; "
+                    "retry, or raise lock_timeout"
+                )
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+            delay = min(delay * 2, 0.5)
+
+    def _heartbeat(self) -> None:
+        fs = self.location.fs
+        while not self._stop.wait(self.lease / 4):
+            with self._state:
+                etag = self._etag
+            try:
+                new = self._put(fs, self.path, self._body(), etag=etag)
+            except Exception as exc:  # noqa: BLE001 - kept: the lease ages and check() raises it
+                with self._state:
+                    self._error = exc
+                continue
+            with self._state:
+                self._error = None
+                if new is None:
+                    self._lost = True
+                    return
+                self._etag = new
+                self._renewed = time.monotonic()
+
+    def check(self) -> None:
+        with self._state:
+            lost, error = self._lost, self._error
+            age = time.monotonic() - self._renewed
+        if lost or age > self.lease / 2:
+            raise ConflictError(
+                f"this writer lost the store lease {self.path!r} (last renewed {age:.1f} s ago, "
+                f"lease {self.lease:.1f} s); another writer may have taken over: retry the write"
+            ) from error
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join()
+                self._thread = None
+            with self._state:
+                mine, lost = self._etag, self._lost
+                self._etag = None
+            if mine is not None and not lost:
+                fs = self.location.fs
+                if _etag_of(fs, self.path) == mine:
+                    fs.rm(self.path)
+        finally:
+            self._local.release()
+
+    def idle(self) -> LeaseLock:
+        return LeaseLock(self.location, 0.0, lease=self.lease)
+
+    # -- commit claims -------------------------------------------------------------------
+    def claim(self, version: int) -> None:
+        self.check()
+        fs = self.location.fs
+        path = self.location.path(f"{COMMITS}/{version:012d}.json")
+        body = json.dumps({"owner": self._owner, "version": version, "time": time.time()}).encode()
+        if self._put(fs, path, body, create=True) is not None:
+            return
+        # a claim exists: a writer that died before its record (replace it), unless another
+        # writer holds the lease and is committing this very version
+        holder = _read_json(fs, self.path)
+        claim_etag = _etag_of(fs, path)
+        if holder.get("owner") == self._owner and claim_etag is not None:
+            old = _read_json(fs, path)
+            if old.get("owner") != self._owner and self._put(fs, path, body, etag=claim_etag) is not None:
+                self.check()
+                return
+        raise ConflictError(
+            f"another writer committed or claimed store version {version} ({path!r}); "
+            "this write was not applied: retry it"
+        )
+
+
+def _etag_of(fs: Any, path: str) -> str | None:
+    """The object's current ETag (a HEAD request: the store's fs keeps no listing cache)."""
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        return None
+    tag = info.get("ETag") or info.get("etag")
+    return str(tag) if tag is not None else None
+
+
+def _read_json(fs: Any, path: str) -> dict[str, Any]:
+    try:
+        raw = fs.cat_file(path)
+    except FileNotFoundError:
+        return {}
+    try:
+        out = json.loads(raw)
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
+

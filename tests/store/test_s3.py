@@ -1,0 +1,326 @@
+"""The store on S3 (moto's local server): one storage_options dict, conditional-write commits.
+
+Every test here talks to a real S3 protocol endpoint started by the ``s3_endpoint`` fixture;
+nothing is mocked in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from modyn_store import ConflictError, InvalidArgumentError, Store
+from modyn_store.core._lease import LeaseLock
+from modyn_store.core._location import fsspec_options, resolve
+from tests.store.test_crash_concurrency import WRITER, _check_store, _expected_text, _replay
+
+pytestmark = pytest.mark.s3
+
+
+def _objects(uri: str, options: dict[str, str]) -> dict[str, bytes]:
+    """Every object under the store's prefix, by key."""
+    loc = resolve(uri, options)
+    fs = loc.fs
+    return {p: fs.cat_file(p) for p in fs.find(loc.root)}
+
+
+def test_one_options_dict_serves_lance_and_metadata(s3_store: tuple[str, dict[str, str]]) -> None:
+    uri, options = s3_store
+    store = Store.open(uri, create=True, storage_options=options)
+    store.append(pa.table({"ts": [1, 2, 3], "x": [0.5, 1.5, 2.5]}), message="first")
+    objs = _objects(uri, options)
+    # the metadata files (fsspec) and the Lance tables both went to the endpoint
+    assert any(k.endswith("_modyn_store.json") for k in objs)
+    assert any("/samples.lance/" in k for k in objs)
+    again = Store.open(uri, storage_options=options)
+    assert again.version == 1 and again.as_of().to_table(["x"]).column("x").to_pylist() == [0.5, 1.5, 2.5]
+
+
+def test_missing_bucket_is_not_created(s3_store: tuple[str, dict[str, str]]) -> None:
+    uri, options = s3_store
+    missing = uri.replace("s3://", "s3://no-such-bucket-")
+    with pytest.raises(FileNotFoundError):
+        Store.open(missing, create=True, storage_options=options)
+    fs = resolve(uri, options).fs
+    assert not fs.exists(missing.split("://", 1)[1].split("/", 1)[0])
+
+
+def test_translation_of_lance_keys() -> None:
+    opts = fsspec_options(
+        "s3",
+        {
+            "aws_endpoint": "http://127.0.0.1:1",
+            "aws_access_key_id": "AK",
+            "aws_secret_access_key": "SK",
+            "aws_session_token": "TK",
+            "region": "eu-central-1",
+            "allow_http": "true",
+            "connect_timeout": "500ms",
+            "timeout": "2s",
+            "client_max_retries": "1",
+            "aws_virtual_hosted_style_request": "false",
+        },
+    )
+    assert opts["endpoint_url"] == "http://127.0.0.1:1"
+    assert (opts["key"], opts["secret"], opts["token"]) == ("AK", "SK", "TK")
+    assert opts["client_kwargs"] == {"region_name": "eu-central-1"}
+    cfg = opts["config_kwargs"]
+    assert cfg["connect_timeout"] == 0.5 and cfg["read_timeout"] == 2.0
+    assert cfg["retries"]["max_attempts"] == 2 and cfg["s3"] == {"addressing_style": "path"}
+    with pytest.raises(InvalidArgumentError, match="aws_endpiont"):
+        resolve("s3://bucket/store", {"aws_endpiont": "http://127.0.0.1:1"})
+    with pytest.raises(InvalidArgumentError, match="timeout"):
+        resolve("s3://bucket/store", {"timeout": "soon"})
+
+
+def test_append_delete_time_travel_tags(s3_store: tuple[str, dict[str, str]]) -> None:
+    uri, options = s3_store
+    store = Store.open(uri, create=True, storage_options=options)
+    store.append({"ts": np.arange(100), "x": np.arange(100) * 1.0})
+    store.append({"ts": np.arange(100, 150), "x": np.arange(100, 150) * 1.0})
+    store.delete(keys=np.arange(0, 100, 2))
+    store.tag("before-more")
+    store.append({"ts": np.arange(150, 160), "x": np.arange(150, 160) * 1.0})
+    reader = Store.open(uri, storage_options=options)
+    assert [r.op for r in reader.log()] == ["append", "append", "delete", "tag", "append"]
+    assert reader.as_of(1).count() == 100
+    assert reader.as_of(2).count() == 150
+    assert reader.as_of(3).count() == 100
+    assert reader.as_of("before-more").count() == 100
+    assert reader.as_of().count() == 110
+    assert reader.diff(2, 3).deleted.tolist() == list(range(0, 100, 2))
+    delta = reader.delta(3, 5)
+    assert delta.inserted.column("key").to_pylist() == list(range(150, 160))
+
+
+def test_erase_removes_bytes_from_every_object(s3_store: tuple[str, dict[str, str]]) -> None:
+    uri, options = s3_store
+    rng = np.random.default_rng(7)
+    texts = ["secret-" + rng.bytes(24).hex() for _ in range(40)]
+    store = Store.open(uri, create=True, storage_options=options)
+    store.append({"ts": np.arange(20), "text": texts[:20]})
+    store.append({"ts": np.arange(20, 40), "text": texts[20:]})
+    store.scores.write("loss", [3, 4, 25], [0.1, 0.2, 0.3])
+    store.delete(keys=[3])
+    needles = [texts[3].encode(), texts[25].encode()]
+    before = _objects(uri, options)
+    assert all(any(n in blob for blob in before.values()) for n in needles), "the search must see the bytes"
+    report = store.erase([3, 25], reason="user request")
+    assert report.keys.tolist() == [3, 25]
+    after = _objects(uri, options)
+    for n in needles:
+        assert not [k for k, blob in after.items() if n in blob], "erased bytes still stored"
+    # the others are intact, in every version
+    assert texts[4].encode() in b"".join(after.values())
+    for v in range(1, store.version + 1):
+        assert not {3, 25} & set(store.as_of(v).keys().tolist())
+    assert Store.open(uri, storage_options=options).as_of(2).count() == 38
+    assert store.scores.as_of(None, "loss").column("key").to_pylist() == [4]
+
+
+def test_compact_and_vacuum(s3_store: tuple[str, dict[str, str]]) -> None:
+    uri, options = s3_store
+    store = Store.open(uri, create=True, storage_options=options)
+    for i in range(5):
+        store.append({"ts": np.arange(i * 10, i * 10 + 10)})
+    store.delete(keys=np.arange(0, 10))
+    store.append({"ts": [100]})
+    store.compact()
+    assert [store.as_of(v).count() for v in range(1, 8)] == [10, 20, 30, 40, 50, 40, 41]
+    report = store.vacuum(keep_versions=1, dry_run=False)
+    assert sorted(report.keys.tolist()) == list(range(10))
+    assert store.as_of().count() == 41
+    assert sorted(store.as_of(5).unavailable().tolist()) == list(range(10))
+
+
+def _env(options: dict[str, str], lease: str = "2") -> dict[str, str]:
+    env = dict(os.environ)
+    env["MODYN_TEST_STORAGE_OPTIONS"] = json.dumps(options)
+    env["MODYN_STORE_LEASE_SECONDS"] = lease
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.mark.slow
+def test_two_writer_processes_race(s3_store: tuple[str, dict[str, str]]) -> None:
+    uri, options = s3_store
+    Store.open(uri, create=True, storage_options=options)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WRITER, uri, str(seed), "5", str(seed * 1_000_000)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(options),
+        )
+        for seed in (21, 22)
+    ]
+    outputs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        outputs.append(out.splitlines())
+    store = Store.open(uri, storage_options=options)
+    versions = sorted(int(l[5:]) for lines in outputs for l in lines if l.startswith("DONE "))
+    assert versions == list(range(1, store.version + 1)), "no gap, no duplicate"
+    assert [r.version for r in store.log()] == versions
+    claims = [k for k in _objects(uri, options) if "/_commits/" in k]
+    assert len(claims) == store.version  # one conditional commit object per version
+    expected: set[int] = set()
+    for lines in outputs:
+        expected |= _replay([json.loads(l[6:]) for l in lines if l.startswith("BEGIN ")])[-1]
+    table = store.as_of().to_table(["key", "text"])
+    keys = table.column("key").to_numpy()
+    assert keys.size == np.unique(keys).size and set(keys.tolist()) == expected
+    assert table.column("text").to_pylist() == _expected_text(keys)
+
+
+@pytest.mark.slow
+def test_sigkilled_writer_is_recovered(s3_store: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    uri, options = s3_store
+    monkeypatch.setenv("MODYN_STORE_LEASE_SECONDS", "2")
+    Store.open(uri, create=True, storage_options=options)
+    proc = subprocess.Popen(
+        [sys.executable, WRITER, uri, "3", "60", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(options),
+    )
+    # kill it in the middle of a write: after a few commits, right after a BEGIN line
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if sum(l.startswith("DONE ") for l in lines) >= 3 and line.startswith("BEGIN "):
+            time.sleep(0.05)
+            break
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate()
+    lines += out.splitlines()
+    assert proc.returncode == -signal.SIGKILL
+    # the dead writer still "holds" the lease: the next writer waits it out, takes it over and
+    # rolls the interrupted write back, just like a local recovery
+    started = time.monotonic()
+    Store.open(uri, storage_options=options, lock_timeout=30).compact()
+    assert time.monotonic() - started < 20
+    _check_store(uri, lines, options)
+
+
+def test_writer_that_lost_its_lease_cannot_commit(
+    s3_store: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri, options = s3_store
+    monkeypatch.setenv("MODYN_STORE_LEASE_SECONDS", "1")
+    slow = Store.open(uri, create=True, storage_options=options)
+    slow.append({"ts": [0]})
+    fast = Store.open(uri, storage_options=options, lock_timeout=20)
+    with pytest.raises(ConflictError, match="lost the store lease"):
+        with slow.transaction("append") as txn:
+            txn.append("notes", pa.table({"text": ["from the paused writer"]}))
+            slow._lock._stop.set()  # the writer is paused: no renewals
+            time.sleep(1.2)
+            rec = fast.append({"ts": [1]})  # takes the lease over and rolls the paused write back
+            assert rec.version == 2
+    # the paused writer neither committed nor deleted the other writer's rows
+    check = Store.open(uri, storage_options=options)
+    assert [r.version for r in check.log()] == [1, 2]
+    assert check.as_of().count() == 2
+    notes = check.read_table("notes")
+    assert notes is None or notes.num_rows == 0
+
+
+def test_a_live_claim_is_never_committed_twice(s3_store: tuple[str, dict[str, str]]) -> None:
+    uri, options = s3_store
+    store = Store.open(uri, create=True, storage_options=options)
+    store.append({"ts": [0]})
+    holder = Store.open(uri, storage_options=options)
+    with holder._lock:
+        holder._lock.claim(2)  # the live lease holder is committing version 2
+        with pytest.raises(ConflictError, match="held the store lease"):
+            Store.open(uri, storage_options=options, lock_timeout=0.5).append({"ts": [1]})
+        # a writer that wrongly believes it holds the lease (its renewals looked fine) still
+        # cannot claim version 2: the conditional write and the lease object both say no
+        stale = LeaseLock(resolve(uri, options), 1.0)
+        stale._renewed = time.monotonic()
+        with pytest.raises(ConflictError, match="claimed store version 2"):
+            stale.claim(2)
+    assert store.version == 1
+
+
+def test_an_orphaned_claim_is_taken_over(s3_store: tuple[str, dict[str, str]]) -> None:
+    uri, options = s3_store
+    store = Store.open(uri, create=True, storage_options=options)
+    store.append({"ts": [0]})
+    dead = Store.open(uri, storage_options=options)
+    with dead._lock:
+        dead._lock.claim(2)  # ... and the writer died before writing its version record
+    assert store.append({"ts": [1]}).version == 2
+    assert [r.version for r in store.log()] == [1, 2] and store.as_of().count() == 2
+    claim = json.loads(resolve(uri, options).fs.cat_file(f"{uri}/_commits/000000000002.json"))
+    assert claim["owner"] != dead._lock._owner
+
+
+def _blackhole() -> tuple[socket.socket, str]:
+    """A TCP endpoint that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("kind", ["refused", "silent"])
+def test_dead_endpoint_fails_fast_and_clearly(kind: str) -> None:
+    if kind == "refused":
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        probe.close()
+        sock: Any = None
+    else:
+        sock, endpoint = _blackhole()
+    options = {
+        "aws_endpoint": endpoint,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "aws_region": "us-east-1",
+        "allow_http": "true",
+        "connect_timeout": "1s",
+        "timeout": "1s",
+        "client_max_retries": "1",
+    }
+    started = time.monotonic()
+    try:
+        with pytest.raises(Exception) as info:
+            Store.open("s3://dead-bucket/store", create=True, storage_options=options)
+    finally:
+        if sock is not None:
+            sock.close()
+    assert time.monotonic() - started < 30
+    from modyn_store.core.errors import StorageUnavailableError
+
+    assert isinstance(info.value, StorageUnavailableError)
+    assert endpoint in str(info.value)
