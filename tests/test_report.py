@@ -24,7 +24,9 @@ def _results(n_slices: int = 8) -> list[PipelineResult]:
     out = []
     for name, every, cost in [("every | slice", 1, 1.0), ("every 2", 2, 0.7), ("once", n_slices, 0.3)]:
         slices = list(range(0, n_slices, every))
-        triggers = [TriggerRecord(i, 10 + i, int(rng.integers(100, 1000)), float(rng.uniform(0.1, 2.0)) * cost, slice_index=s)
+        triggers = [TriggerRecord(i, 10 + i, int(rng.integers(100, 1000)), float(rng.uniform(0.1, 2.0)) * cost, slice_index=s,
+                                  forward_passes=int(rng.integers(0, 500)), rows_scanned=int(rng.integers(1000, 5000)),
+                                  wall_seconds=3.0 * cost, bookkeeping_seconds=0.5 * cost)
                     for i, s in enumerate(slices)]  # fmt: skip
         matrix = rng.uniform(0.5, 0.95, size=(len(slices), n_slices))
         out.append(PipelineResult(name, f"time {every}", "new data", "finetune", tuple(triggers), matrix.tolist(), labels))
@@ -86,20 +88,44 @@ def test_render_writes_valid_files_and_table_equals_input(tmp_path: Path) -> Non
         assert cells[0] == r.name
         assert int(cells[4]) == len(r.triggers)
         assert int(cells[5]) == sum(t.n_samples for t in r.triggers)
-        assert float(cells[6]) == pytest.approx(sum(t.train_seconds for t in r.triggers), abs=0.006)
+        assert int(cells[6]) == sum(t.forward_passes for t in r.triggers)
+        assert int(cells[7]) == sum(t.rows_scanned for t in r.triggers)
+        assert float(cells[8]) == pytest.approx(sum(t.wall for t in r.triggers), abs=0.006)
+        assert float(cells[9]) == pytest.approx(100 * sum(t.bookkeeping_seconds for t in r.triggers)
+                                                / sum(t.wall for t in r.triggers), abs=0.06)
+        assert float(cells[10]) == pytest.approx(sum(t.train_seconds for t in r.triggers), abs=0.006)
         curve = [v for v in _reference_curve(r) if not math.isnan(v)]
-        assert float(cells[7]) == pytest.approx(sum(curve) / len(curve), abs=6e-5)
-        assert float(cells[8]) == pytest.approx(curve[-1], abs=6e-5)
-    # per-trigger tables list every trigger's samples and seconds
+        assert float(cells[11]) == pytest.approx(sum(curve) / len(curve), abs=6e-5)
+        assert float(cells[12]) == pytest.approx(curve[-1], abs=6e-5)
+    # per-trigger tables list every trigger's samples, seconds and deterministic cost
     for r in results:
         for t in r.triggers:
-            assert f"| {t.index} | {t.data_version} | {r.slice_labels[t.last_slice]} | {t.n_samples} | {t.train_seconds:.2f} |" in md
+            assert (f"| {t.index} | {t.data_version} | {r.slice_labels[t.last_slice]} | {t.n_samples} | "
+                    f"{t.train_seconds:.2f} | {t.forward_passes} | {t.rows_scanned} | {t.wall:.2f} |") in md
     for name in ("metric_over_time.png", "cost_vs_metric.png"):
         assert f"]({name})" in md
     page = Path(files.html).read_text()
     assert page.startswith("<!DOCTYPE html>") and "every | slice" in page and page.count("<tr>") == len(results) + 1
-    summary = summarize(results)
-    assert [s.pareto for s in summary] == pareto_front([r.total_seconds for r in results], [s.mean_metric for s in summary])
+    summary = summarize(results)  # the Pareto front is on the deterministic cost by default
+    passes = [sum(t.n_samples + t.forward_passes for t in r.triggers) for r in results]
+    assert [s.cost for s in summary] == passes
+    assert [s.pareto for s in summary] == pareto_front(passes, [s.mean_metric for s in summary])
+    wall = summarize(results, cost="wall")
+    assert [s.pareto for s in wall] == pareto_front([r.total_wall for r in results], [s.mean_metric for s in wall])
+    with pytest.raises(InvalidArgumentError, match="cost"):
+        summarize(results, cost="dollars")
+
+
+def test_cost_axis_follows_the_choice() -> None:
+    # one pipeline is cheap in seconds but expensive in work: the front depends on the axis
+    base = _results()[0]
+    cheap_work = PipelineResult("a", "t", "s", "u", (TriggerRecord(0, 1, 10, 5.0, slice_index=0, wall_seconds=9.0),),
+                                ((0.9,) * 8,), base.slice_labels)
+    cheap_time = PipelineResult("b", "t", "s", "u", (TriggerRecord(0, 1, 1000, 0.1, slice_index=0, wall_seconds=0.2),),
+                                ((0.95,) * 8,), base.slice_labels)
+    assert [s.pareto for s in summarize([cheap_work, cheap_time])] == [True, True]
+    assert [s.pareto for s in summarize([cheap_work, cheap_time], cost="wall")] == [False, True]
+    assert [s.cost for s in summarize([cheap_work, cheap_time], cost="train")] == [5.0, 0.1]
 
 
 def test_hostile_names_stay_inside_the_folder(tmp_path: Path) -> None:

@@ -259,10 +259,14 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
         for r in members:
             r._store_arg, r.chunks = store, chunks
             r.prepare()
-    for r in runners:
-        _warm_up(r)
+    for r in runners:  # start-up is paid once per process, before any pipeline is timed
+        r.warm_up()
     runs = []
     for r in runners:
+        if r.chunks is not None:
+            # the catalogs of earlier pipelines live in the shared store: merge their small files
+            # first, so a pipeline's bookkeeping does not depend on its position in the grid
+            r.store.compact()
         for ev in r.run():
             if on_event is not None:
                 on_event(r.config.name, ev)
@@ -273,26 +277,6 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
     shrink_pngs(files.all)
     _append_notes(Path(files.markdown), grid, runs, command, shared)
     return BenchResult(grid, tuple(runs), str(out), time.perf_counter() - t0)
-
-
-def _warm_up(runner: Runner) -> None:
-    """One untimed, unrecorded training step, so one-time library set-up is billed to no pipeline."""
-    import training
-    from modyn_store.app.pipeline.runner import threads
-    from modyn_store.core.trainset import TrainSet
-
-    loop = runner.loop
-    assert loop is not None
-    store = runner.store
-    if store.version == 0:
-        return
-    snap = store.as_of(store.version)
-    keys = snap.keys()
-    keys = keys[:: max(1, keys.size // 2048)]  # spread over every fragment, so first reads are warm too
-    if keys.size == 0:
-        return
-    with threads(loop.config.training.threads):
-        training.train(store, TrainSet.uniform(keys, version=snap.version), loop.train_config("retrain"), record=False)
 
 
 def shrink_pngs(paths: Sequence[str], *, colors: int = 256) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.app.pipeline.loop import recorded_cost
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
 __all__ = ["pipeline_results", "pipeline_trainings", "trainings_table"]
@@ -48,6 +49,8 @@ def trainings_table(records: list[Any]) -> list[dict[str, Any]]:
             "training": r.training_id, "cutoff": f"{r.cutoff[0]}:{r.cutoff[1]}" if r.cutoff else "",
             "trigger": str(r.trigger.get("reason", ""))[:40], "update": dec.get("mode", ""),
             "parent": r.parent_id or "", "rows": r.n_keys, "samples": r.cost.samples,
+            "forward passes": int(recorded_cost(r)["forward_passes"]),
+            "rows scanned": int(recorded_cost(r)["rows_scanned"]),
             "train s": round(r.cost.wall_s, 3),
         })
     return rows
@@ -81,7 +84,11 @@ def pipeline_results(store: Any) -> list[PipelineResult]:
         for i, r in enumerate(recs):
             cts = float(r.metrics.get("cutoff_ts", np.nan))
             s = int(np.searchsorted(starts, cts, side="right") - 1) if np.isfinite(cts) else 0
-            trig.append(TriggerRecord(i, r.data_version, r.cost.samples, r.cost.wall_s, slice_index=max(s, 0)))
+            c = recorded_cost(r)
+            trig.append(TriggerRecord(i, r.data_version, r.cost.samples, r.cost.wall_s, slice_index=max(s, 0),
+                                      forward_passes=int(c["forward_passes"]), rows_scanned=int(c["rows_scanned"]),
+                                      wall_seconds=c["wall_s"],
+                                      bookkeeping_seconds=max(0.0, c["wall_s"] - r.cost.wall_s - c["score_s"])))
         p = recs[0].policy_params
         desc = [_desc(p.get(k, {})) for k in ("trigger", "selection", "update")]
         results.append(PipelineResult(name, desc[0], desc[1], desc[2], trig, matrix.tolist(),

@@ -41,7 +41,7 @@ import pyarrow as pa
 from modyn_store.app.pipeline.config import SCORE_NAMES, PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
 
-__all__ = ["PipelineLoop", "TrainingInfo", "ts_numeric"]
+__all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "ts_numeric"]
 
 
 def ts_numeric(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -56,7 +56,16 @@ def ts_numeric(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainingInfo:
-    """One training of a pipeline run (what the report and the resume logic need)."""
+    """One training of a pipeline run (what the report and the resume logic need).
+
+    Cost comes in deterministic units (the same for the same configuration and data, whatever
+    else runs): ``samples`` trained (over all epochs), ``forward_passes`` of scoring for the
+    selection, ``rows_scanned`` (delta rows read for the trigger since the previous training plus
+    the rows materialized for training and scoring); and in wall seconds: ``wall_seconds`` is
+    everything since the previous training (delta reads, trigger, selection with scoring,
+    materialization, training, checkpoint and catalog writes), ``train_seconds`` the optimization
+    loop alone, ``bookkeeping_seconds`` what is neither optimization nor scoring forward passes.
+    """
 
     index: int
     training_id: str
@@ -69,6 +78,27 @@ class TrainingInfo:
     wall_seconds: float
     reason: str = ""
     adopted: bool = False
+    forward_passes: int = 0
+    rows_scanned: int = 0
+    trigger_seconds: float = 0.0
+    select_seconds: float = 0.0
+    score_seconds: float = 0.0
+    bookkeeping_seconds: float = 0.0
+
+    def cost(self) -> dict[str, float]:
+        """The cost fields as a plain mapping (stored with the training in the catalog)."""
+        return {"samples": self.samples, "forward_passes": self.forward_passes, "rows_scanned": self.rows_scanned,
+                "wall_s": self.wall_seconds, "train_s": self.train_seconds, "trigger_s": self.trigger_seconds,
+                "select_s": self.select_seconds, "score_s": self.score_seconds,
+                "bookkeeping_s": self.bookkeeping_seconds}
+
+
+@dataclass
+class _Pending:
+    """Work done since the last training (billed to the next one)."""
+
+    rows: int = 0
+    trigger_s: float = 0.0
 
 
 class _TorchModel:
@@ -118,6 +148,7 @@ class _State:
     erased_since: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     last_ts: float = float("nan")
     seen_rows: int = 0
+    pending: _Pending = field(default_factory=_Pending)
 
 
 class PipelineLoop:
@@ -145,6 +176,7 @@ class PipelineLoop:
         self.trainings: list[TrainingInfo] = []
         self.skipped: list[tuple[int, int, str]] = []
         self._scoped: dict[str, Any] = {}
+        self._scoring: tuple[int, float] = (0, 0.0)
         self._s = _State()
         for pol, key in ((self.strategy, "selection"), (self.trigger, "trigger")):
             self._check_requires(pol, key)
@@ -192,13 +224,17 @@ class PipelineLoop:
         """Feed the delta of versions ``(a, b]`` to the trigger; train on each firing (yielded)."""
         from policies import TriggerInput
 
+        t0 = time.perf_counter()
         delta = self.store.delta(a, b, columns=list(self.trigger.columns) or None)
         tin = TriggerInput.from_delta(delta, columns=self.trigger.columns)
         ts = ts_numeric(delta.inserted.column("ts")) if len(delta) else np.empty(0)
         if tin.erased.size:
             self._s.erased_since = np.union1d(self._s.erased_since, tin.erased)
         model = self._model_like() if "model" in self.trigger.requires or "embeddings" in self.trigger.requires else None
-        firings = self.trigger.fire(tin, model)
+        firings = list(self.trigger.fire(tin, model))
+        pend = self._s.pending
+        pend.rows += len(tin)
+        pend.trigger_s += time.perf_counter() - t0
         for f in firings:
             start = int(np.searchsorted(np.asarray(tin.versions), f.version, side="left")) if len(tin) else 0
             last = start + f.position - 1
@@ -234,9 +270,11 @@ class PipelineLoop:
         if needs:
             import training
 
+            t0 = time.perf_counter()
             res = training.score(self.store, module, inputs=dict(self.config.model.inputs), version=f.version,
                                  scores=tuple(needs), write=False, batch_size=4096)
             computed = {n: (res.keys, res.values[n]) for n in needs}
+            self._scoring = (int(res.keys.size), time.perf_counter() - t0)
         if "embeddings" in strategy.requires:
             adapter = _TorchModel(module, self.config.model.inputs)
             cols = list(dict.fromkeys(self.config.model.inputs.values()))
@@ -270,11 +308,18 @@ class PipelineLoop:
             last_retrain_index=s.last_retrain_index, last_retrain_seconds=s.last_retrain_seconds,
         ))
         strategy = self._strategy_for(decision.selection_scope)
+        t0 = time.perf_counter()
+        self._scoring = (0, 0.0)
         train_set = strategy.select(self._context(f, tin, index, strategy))
+        select_s = time.perf_counter() - t0
+        scored, score_s = self._scoring
         if train_set.size < self.config.limits.min_train_rows:
+            s.pending.trigger_s += select_s  # billed to the next training
+            s.pending.rows += scored
             self.skipped.append((f.version, f.position, f"train set of {train_set.size} rows"))
             return None
-        return self._train(index, f, decision, strategy, train_set, decision.base, cutoff_ts)
+        return self._train(index, f, decision, strategy, train_set, decision.base, cutoff_ts,
+                           select=(select_s, scored, score_s))
 
     def _existing(self, index: int) -> Any:
         from modyn_store.core.trainings import Catalog
@@ -286,10 +331,13 @@ class PipelineLoop:
             return None
 
     def _train(self, index: int, f: Any, decision: Any, strategy: Any, train_set: Any, parent: str | None,
-               cutoff_ts: float) -> TrainingInfo:
+               cutoff_ts: float, select: tuple[float, int, float] = (0.0, 0, 0.0)) -> TrainingInfo:
         import training
 
         s = self._s
+        select_s, scored, score_s = select
+        pend, s.pending = s.pending, _Pending()
+        rows_scanned = pend.rows + int(train_set.size) + scored
         mode = "finetune" if decision.mode == "finetune" else "retrain"
         cfg = self.train_config("finetune" if parent is not None else "scratch")
         firing = {"version": f.version, "position": f.position, "reason": f.reason, "statistic": f.statistic,
@@ -304,11 +352,18 @@ class PipelineLoop:
             update_decision=json.dumps({"mode": decision.mode, "base": decision.base, "reason": decision.reason,
                                         "selection_scope": decision.selection_scope}),
             metrics={"pipeline": self.config.name, "trigger_index": index, "cutoff_ts": cutoff_ts,
-                     "threads": self.config.training.threads},
+                     "threads": self.config.training.threads,
+                     "cost": {"forward_passes": scored, "rows_scanned": rows_scanned, "trigger_s": pend.trigger_s,
+                              "select_s": select_s, "score_s": score_s}},
         )
-        wall = time.perf_counter() - t0
+        train_wall = time.perf_counter() - t0
+        fit_s = float(result.cost.wall_s)
+        wall = pend.trigger_s + select_s + train_wall
         info = TrainingInfo(index, result.training_id, (int(f.version), int(f.position)), cutoff_ts, mode,
-                            train_set.size, int(result.cost.samples), float(result.cost.wall_s), wall, decision.reason)
+                            train_set.size, int(result.cost.samples), fit_s, wall, decision.reason,
+                            forward_passes=scored, rows_scanned=rows_scanned, trigger_seconds=pend.trigger_s,
+                            select_seconds=select_s, score_seconds=score_s,
+                            bookkeeping_seconds=max(0.0, wall - fit_s - score_s))
         self._after(info, f, train_set, result.model)
         return info
 
@@ -326,9 +381,14 @@ class PipelineLoop:
         module.load_state_dict(cat.load_checkpoint(record.training_id))
         decision = json.loads(record.update_decision or "{}")
         mode = "finetune" if decision.get("mode") == "finetune" else "retrain"
+        c = recorded_cost(record)
+        self._s.pending = _Pending()
         info = TrainingInfo(index, record.training_id, record.cutoff, cutoff_ts, mode, record.n_keys,
-                            record.cost.samples, record.cost.wall_s, record.cost.wall_s,
-                            str(decision.get("reason", "")), adopted=True)
+                            record.cost.samples, record.cost.wall_s, c["wall_s"],
+                            str(decision.get("reason", "")), adopted=True, forward_passes=int(c["forward_passes"]),
+                            rows_scanned=int(c["rows_scanned"]), trigger_seconds=c["trigger_s"],
+                            select_seconds=c["select_s"], score_seconds=c["score_s"],
+                            bookkeeping_seconds=max(0.0, c["wall_s"] - record.cost.wall_s - c["score_s"]))
         self._after(info, f, train_set, module)
         return info
 
@@ -355,9 +415,23 @@ class PipelineLoop:
         return self._s.current
 
     @property
+    def pending(self) -> tuple[int, float]:
+        """``(rows scanned, seconds)`` of trigger work after the latest training (no training to bill)."""
+        return self._s.pending.rows, self._s.pending.trigger_s
+
+    @property
     def seen_rows(self) -> int:
         """Inserted rows fed to the trigger so far."""
         return self._s.seen_rows
+
+
+def recorded_cost(record: Any) -> dict[str, float]:
+    """The cost a pipeline stored with a training (older records: the optimization loop only)."""
+    raw = record.metrics.get("cost") if isinstance(record.metrics, Mapping) else None
+    raw = raw if isinstance(raw, Mapping) else {}
+    out = {k: float(raw.get(k, 0.0)) for k in ("forward_passes", "rows_scanned", "trigger_s", "select_s", "score_s")}
+    out["wall_s"] = out["trigger_s"] + out["select_s"] + float(record.cost.wall_s)
+    return out
 
 
 def _column_array(col: pa.ChunkedArray) -> np.ndarray:

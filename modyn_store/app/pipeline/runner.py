@@ -20,7 +20,6 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.app.pipeline.config import PipelineConfig
+from modyn_store.app.pipeline.evaluate import evaluate_pipeline, threads  # noqa: F401 (re-exported)
 from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
 from modyn_store.app.pipeline.source import (
     check_columns,
@@ -41,7 +41,7 @@ from modyn_store.app.pipeline.source import (
     prepare_store,
     replay_store,
 )
-from modyn_store.app.report.records import PipelineResult, TriggerRecord
+from modyn_store.app.report.records import PipelineResult
 
 __all__ = ["ChunkVersion", "DeletionEvent", "RunEvent", "RunResult", "Runner", "evaluate_pipeline", "ingest", "run_pipeline", "threads"]
 
@@ -93,19 +93,6 @@ class RunResult:
     rows: int
 
 
-@contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    """Run torch with ``n`` intra-op threads inside the block (restored afterwards)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _deletion_keys(store: Any, recent: Sequence[np.ndarray], fraction: float, rng: np.random.Generator) -> np.ndarray:
     live = store.as_of().keys()
     if recent:
@@ -142,43 +129,6 @@ def ingest(store: Any, config: PipelineConfig, table: pa.Table) -> Iterator[tupl
                     deleted = DeletionEvent(rec.version, "delete", keys)
         recent = recent[-max(dels.older_than if dels else 0, 1):]
         yield ChunkVersion(index, part.num_rows, start, store.version), deleted
-
-
-def evaluate_pipeline(store: Any, config: PipelineConfig, trainings: Sequence[TrainingInfo], *,
-                      slices: Sequence[Any] | None = None, record: bool = True) -> tuple[PipelineResult, str | None]:
-    """Every model of ``trainings`` on every time slice; returns the report row and the evaluation id."""
-    import training
-
-    ev = config.evaluation
-    if slices is None:
-        slices = training.time_slices(store, n=ev.slices)
-    labels = [_slice_label(store, s) for s in slices]
-    starts = np.array([s.start for s in slices])
-    desc = config.describe()
-    eid = None
-    if trainings:
-        m = training.evaluate(store, [t.training_id for t in trainings], slices, inputs=dict(config.model.inputs),
-                              metrics=(ev.metric,), record=record)
-        matrix = m.matrix(ev.metric).tolist()
-        eid = m.evaluation_id
-    else:
-        matrix = []
-    recs = []
-    for t in trainings:
-        s = int(np.searchsorted(starts, t.cutoff_ts, side="right") - 1) if np.isfinite(t.cutoff_ts) else 0
-        recs.append(TriggerRecord(t.index, t.cutoff[0], t.samples, t.train_seconds, slice_index=max(s, 0)))
-    result = PipelineResult(config.name, desc["trigger"], desc["selection"], desc["update"], recs, matrix, labels,
-                            metric=ev.metric, higher_is_better=ev.metric != "loss")
-    return result, eid
-
-
-def _slice_label(store: Any, s: Any) -> str:
-    schema = store.schema
-    t = schema.field("ts").type if schema is not None else None
-    if t is not None and pa.types.is_timestamp(t):
-        unit = {"s": "s", "ms": "ms", "us": "us", "ns": "ns"}[t.unit]
-        return str(np.array(int(s.start), dtype=f"datetime64[{unit}]").astype("datetime64[D]"))
-    return f"{s.start:.4g}"
 
 
 class Runner:
@@ -229,10 +179,22 @@ class Runner:
         self.loop = PipelineLoop(self.config, store, model_params=model_params(self.config, self.table))
         return self.loop
 
-    def run(self) -> Iterator[RunEvent]:
-        """Replay the stream; yields progress events; sets :attr:`result` at the end."""
-        t0 = time.perf_counter()
+    def warm_up(self) -> bool:
+        """Pay one-time start-up on a sample of the stream (see :mod:`.warmup`); ``False`` if already warm."""
+        from modyn_store.app.pipeline.warmup import warm_up
+
         loop = self.loop or self.prepare()
+        assert self.table is not None
+        return warm_up(self.config, self.table, loop.model_params)
+
+    def run(self) -> Iterator[RunEvent]:
+        """Replay the stream; yields progress events; sets :attr:`result` at the end.
+
+        Start-up (compilation, first reads) is paid by :meth:`warm_up` first, outside the timed part.
+        """
+        loop = self.loop or self.prepare()
+        self.warm_up()
+        t0 = time.perf_counter()
         with threads(self.config.training.threads):
             if self.chunks is not None:
                 total = len(self.chunks)

@@ -12,8 +12,13 @@ Definitions
   time" curve is ``matrix[current(s)][s]``; slices before the first model have no point.
 - **mean metric**: mean of that curve over the slices that have a point; **final metric**: its
   last point.
-- **cost**: the total train seconds of the pipeline; the Pareto front holds the pipelines that
-  no other pipeline beats on both cost (lower) and mean metric (better).
+- **cost**, in deterministic units that do not depend on the machine or on what ran before:
+  ``passes`` (the default) is samples trained (over all epochs) plus scoring forward passes;
+  next to it the rows scanned (delta rows read for triggers plus rows materialized) and the wall
+  seconds of everything the pipeline did per trigger (delta reads, trigger, selection, scoring,
+  loading, training, catalog writes; measured after a warm-up). ``cost="wall"`` or
+  ``cost="train"`` (optimization loop only) rank by seconds instead. The Pareto front holds the
+  pipelines that no other pipeline beats on both cost (lower) and mean metric (better).
 
 Example
 -------
@@ -39,7 +44,7 @@ from pathlib import Path
 import fsspec
 
 from modyn_store.app.report.plots import plot_cost_vs_metric, plot_heatmap, plot_metric_over_time
-from modyn_store.app.report.records import PipelineResult, SummaryRow, TriggerRecord
+from modyn_store.app.report.records import COST_LABELS, COSTS, PipelineResult, SummaryRow, TriggerRecord
 from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = [
@@ -99,11 +104,14 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float], *, higher_is_b
     return out
 
 
-def summarize(results: Sequence[PipelineResult]) -> list[SummaryRow]:
+def summarize(results: Sequence[PipelineResult], *, cost: str = "passes") -> list[SummaryRow]:
     """The results table: one :class:`SummaryRow` per pipeline, in input order.
 
     All results must report the same metric (with the same direction), so they can be ranked.
+    ``cost`` (one of :data:`~modyn_store.app.report.records.COSTS`) is the axis of the Pareto front.
     """
+    if cost not in COSTS:
+        raise InvalidArgumentError("cost", cost, f"one of {COSTS}")
     for r in results[1:]:
         if (r.metric, r.higher_is_better) != (results[0].metric, results[0].higher_is_better):
             raise InvalidArgumentError(
@@ -113,10 +121,14 @@ def summarize(results: Sequence[PipelineResult]) -> list[SummaryRow]:
     means = [sum(c) / len(c) if c else math.nan for c in curves]
     finals = [c[-1] if c else math.nan for c in curves]
     higher = results[0].higher_is_better if results else True
-    front = pareto_front([r.total_seconds for r in results], means, higher_is_better=higher)
+    costs = [r.cost(cost) for r in results]
+    front = pareto_front(costs, means, higher_is_better=higher)
     return [
-        SummaryRow(r.name, r.trigger, r.selection, r.update, len(r.triggers), r.total_samples, r.total_seconds, m, f, p)
-        for r, m, f, p in zip(results, means, finals, front)
+        SummaryRow(r.name, r.trigger, r.selection, r.update, len(r.triggers), r.total_samples, r.total_seconds, m, f, p,
+                   forward_passes=sum(t.forward_passes for t in r.triggers),
+                   rows_scanned=sum(t.rows_scanned for t in r.triggers), wall_seconds=r.total_wall,
+                   bookkeeping_seconds=float(sum(t.bookkeeping_seconds for t in r.triggers)), cost=c)
+        for r, m, f, p, c in zip(results, means, finals, front, costs)
     ]
 
 
@@ -125,38 +137,52 @@ def _md(text: str) -> str:
 
 
 def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
-    """Render the summary rows as a Markdown table (numbers: seconds 2 decimals, metric 4)."""
+    """Render the summary rows as a Markdown table (numbers: seconds 2 decimals, metric 4).
+
+    Deterministic cost first (samples trained, forward passes, rows scanned), then wall seconds
+    of the whole pipeline, the share of it spent on bookkeeping, and the train seconds.
+    """
     head = (
-        f"| pipeline | trigger | selection | update | triggers | samples trained | train seconds "
-        f"| mean {metric} | final {metric} | Pareto |"
+        f"| pipeline | trigger | selection | update | triggers | samples trained | forward passes | rows scanned "
+        f"| wall seconds | bookkeeping % | train seconds | mean {metric} | final {metric} | Pareto |"
     )
-    lines = [head, "|" + "---|" * 4 + "---:|" * 5 + ":---:|"]
+    lines = [head, "|" + "---|" * 4 + "---:|" * 9 + ":---:|"]
     for r in rows:
         lines.append(
             f"| {_md(r.name)} | {_md(r.trigger)} | {_md(r.selection)} | {_md(r.update)} | {r.n_triggers} "
-            f"| {r.samples_trained} | {r.train_seconds:.2f} | {r.mean_metric:.4f} | {r.final_metric:.4f} "
-            f"| {'yes' if r.pareto else ''} |"
+            f"| {r.samples_trained} | {r.forward_passes} | {r.rows_scanned} | {r.wall_seconds:.2f} "
+            f"| {_share(r.bookkeeping_seconds, r.wall_seconds)} | {r.train_seconds:.2f} "
+            f"| {r.mean_metric:.4f} | {r.final_metric:.4f} | {'yes' if r.pareto else ''} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def _share(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.1f}" if whole > 0 else "-"
+
+
 def _html_table(rows: Sequence[SummaryRow], metric: str) -> str:
-    cols = ["pipeline", "trigger", "selection", "update", "triggers", "samples trained", "train seconds",
-            f"mean {metric}", f"final {metric}", "Pareto"]  # fmt: skip
+    cols = ["pipeline", "trigger", "selection", "update", "triggers", "samples trained", "forward passes",
+            "rows scanned", "wall seconds", "bookkeeping %", "train seconds", f"mean {metric}", f"final {metric}",
+            "Pareto"]  # fmt: skip
     out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"]
     for r in rows:
         cells = [r.name, r.trigger, r.selection, r.update, str(r.n_triggers), str(r.samples_trained),
-                 f"{r.train_seconds:.2f}", f"{r.mean_metric:.4f}", f"{r.final_metric:.4f}", "yes" if r.pareto else ""]  # fmt: skip
+                 str(r.forward_passes), str(r.rows_scanned), f"{r.wall_seconds:.2f}",
+                 _share(r.bookkeeping_seconds, r.wall_seconds), f"{r.train_seconds:.2f}", f"{r.mean_metric:.4f}",
+                 f"{r.final_metric:.4f}", "yes" if r.pareto else ""]  # fmt: skip
         out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
 
 def _trigger_table(r: PipelineResult) -> str:
-    lines = ["| trigger | data version | last slice | samples | train seconds |", "|---:|---:|---:|---:|---:|"]
+    lines = ["| trigger | data version | last slice | samples | train seconds | forward passes | rows scanned "
+             "| wall seconds | bookkeeping seconds |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in r.triggers:
         label = r.slice_labels[t.last_slice] if 0 <= t.last_slice < len(r.slice_labels) else str(t.last_slice)
-        lines.append(f"| {t.index} | {t.data_version} | {_md(label)} | {t.n_samples} | {t.train_seconds:.2f} |")
+        lines.append(f"| {t.index} | {t.data_version} | {_md(label)} | {t.n_samples} | {t.train_seconds:.2f} "
+                     f"| {t.forward_passes} | {t.rows_scanned} | {t.wall:.2f} | {t.bookkeeping_seconds:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -164,8 +190,13 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")[:60] or "pipeline"
 
 
-def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, title: str = "Benchmark report") -> ReportFiles:
+def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, title: str = "Benchmark report",
+                  cost: str = "passes") -> ReportFiles:
     """Write figures and pages for ``results`` into ``out_dir`` (a local path or fsspec URL).
+
+    ``cost`` (one of :data:`~modyn_store.app.report.records.COSTS`) is the x axis of the
+    cost-vs-metric plot and the Pareto front; the default counts work (samples trained plus
+    forward passes), not seconds.
 
     Files: ``heatmap_<i>_<name>.png`` per pipeline, ``metric_over_time.png``,
     ``cost_vs_metric.png``, ``report.md`` and ``report.html``. File names are derived from the
@@ -186,7 +217,7 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
     metric = results[0].metric
     fs, root = fsspec.core.url_to_fs(str(out_dir))
     fs.makedirs(root, exist_ok=True)
-    rows = summarize(results)
+    rows = summarize(results, cost=cost)
 
     def write(name: str, data: bytes) -> str:
         path = f"{root.rstrip('/')}/{name}"
@@ -198,7 +229,7 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
     for i, r in enumerate(results):
         heatmaps.append(write(f"heatmap_{i:02d}_{_slug(r.name)}.png", plot_heatmap(r)))
     curve = write("metric_over_time.png", plot_metric_over_time(results, [current_model_curve(r) for r in results]))
-    pareto = write("cost_vs_metric.png", plot_cost_vs_metric(rows, metric=metric))
+    pareto = write("cost_vs_metric.png", plot_cost_vs_metric(rows, metric=metric, cost_label=COST_LABELS[cost]))
     names = [p.rsplit("/", 1)[-1] for p in (curve, pareto, *heatmaps)]
 
     md = [f"# {_md(title)}", "", markdown_table(rows, metric), ""]

@@ -98,11 +98,12 @@ def plot_metric_over_time(results: Sequence[PipelineResult], curves: Sequence[Se
     return _png(fig)
 
 
-def plot_cost_vs_metric(rows: Sequence[SummaryRow], *, metric: str = "accuracy") -> bytes:
-    """Train seconds vs mean metric per pipeline, the Pareto front highlighted and joined."""
+def plot_cost_vs_metric(rows: Sequence[SummaryRow], *, metric: str = "accuracy",
+                        cost_label: str = "samples trained + scoring forward passes") -> bytes:
+    """Cost (``SummaryRow.cost``) vs mean metric per pipeline, the Pareto front highlighted and joined."""
     fig = _figure(8.0, 5.5)
     ax = fig.add_subplot()
-    costs = [r.train_seconds for r in rows]
+    costs = [r.cost for r in rows]
     scores = [r.mean_metric for r in rows]
     ax.scatter([c for c, r in zip(costs, rows) if not r.pareto], [s for s, r in zip(scores, rows) if not r.pareto],
                s=40, color="0.6", label="dominated", zorder=2)  # fmt: skip
@@ -118,7 +119,7 @@ def plot_cost_vs_metric(rows: Sequence[SummaryRow], *, metric: str = "accuracy")
     if positive and max(positive) / min(positive) > 100:
         ax.set_xscale("log")
     ax.margins(x=0.12, y=0.08)
-    ax.set_xlabel("total train seconds (cost)")
+    ax.set_xlabel(f"cost: {cost_label}")
     ax.set_ylabel(f"mean {metric} of the model in service")
     ax.set_title("Cost vs metric", fontsize=10)
     ax.grid(True, alpha=0.3)

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 from modyn_store.core.errors import InvalidArgumentError
 
-__all__ = ["PipelineResult", "SummaryRow", "TriggerRecord"]
+__all__ = ["COSTS", "COST_LABELS", "PipelineResult", "SummaryRow", "TriggerRecord"]
+
+COSTS = ("passes", "wall", "train")
+COST_LABELS = {
+    "passes": "samples trained + scoring forward passes",
+    "wall": "wall seconds (trigger, selection, scoring, loading, training)",
+    "train": "train seconds (optimization loop)",
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,15 @@ class TriggerRecord:
     slice_index:
         The last time slice whose data the model saw; the model serves from slice
         ``slice_index + 1`` on. ``None`` means ``index`` (one trigger per slice).
+    forward_passes:
+        Samples passed forward without a gradient for the selection (scoring).
+    rows_scanned:
+        Rows read for the trigger since the previous training plus rows materialized.
+    wall_seconds:
+        Everything the pipeline did for this trigger; ``None`` means ``train_seconds``.
+    bookkeeping_seconds:
+        The part of ``wall_seconds`` that is neither optimization nor scoring forward passes
+        (deltas, trigger, selection, materialization, checkpoint and catalog writes).
     """
 
     index: int
@@ -38,12 +54,30 @@ class TriggerRecord:
     n_samples: int
     train_seconds: float
     slice_index: int | None = None
+    forward_passes: int = 0
+    rows_scanned: int = 0
+    wall_seconds: float | None = None
+    bookkeeping_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.n_samples < 0:
-            raise InvalidArgumentError("n_samples", self.n_samples, "an integer >= 0")
-        if not self.train_seconds >= 0:
-            raise InvalidArgumentError("train_seconds", self.train_seconds, "a number >= 0")
+        for name in ("n_samples", "forward_passes", "rows_scanned"):
+            if getattr(self, name) < 0:
+                raise InvalidArgumentError(name, getattr(self, name), "an integer >= 0")
+        for name in ("train_seconds", "bookkeeping_seconds"):
+            if not getattr(self, name) >= 0:
+                raise InvalidArgumentError(name, getattr(self, name), "a number >= 0")
+        if self.wall_seconds is not None and not self.wall_seconds >= 0:
+            raise InvalidArgumentError("wall_seconds", self.wall_seconds, "a number >= 0 or None")
+
+    @property
+    def wall(self) -> float:
+        """``wall_seconds``, or ``train_seconds`` when it is not given."""
+        return self.train_seconds if self.wall_seconds is None else self.wall_seconds
+
+    @property
+    def passes(self) -> int:
+        """Samples trained plus scoring forward passes (the deterministic cost)."""
+        return self.n_samples + self.forward_passes
 
     @property
     def last_slice(self) -> int:
@@ -93,6 +127,22 @@ class PipelineResult:
         """Train seconds over all triggers."""
         return float(sum(t.train_seconds for t in self.triggers))
 
+    @property
+    def total_passes(self) -> int:
+        """Samples trained plus scoring forward passes over all triggers (deterministic)."""
+        return sum(t.passes for t in self.triggers)
+
+    @property
+    def total_wall(self) -> float:
+        """Wall seconds over all triggers (trigger, selection, scoring, loading, training)."""
+        return float(sum(t.wall for t in self.triggers))
+
+    def cost(self, kind: str = "passes") -> float:
+        """The pipeline's cost in one of :data:`COSTS`."""
+        if kind not in COSTS:
+            raise InvalidArgumentError("cost", kind, f"one of {COSTS}")
+        return float(self.total_passes) if kind == "passes" else self.total_wall if kind == "wall" else self.total_seconds
+
 
 @dataclass(frozen=True)
 class SummaryRow:
@@ -108,3 +158,8 @@ class SummaryRow:
     mean_metric: float
     final_metric: float
     pareto: bool
+    forward_passes: int = 0
+    rows_scanned: int = 0
+    wall_seconds: float = 0.0
+    bookkeeping_seconds: float = 0.0
+    cost: float = 0.0
