@@ -41,6 +41,7 @@ from torch import nn
 from engine import score_registry
 from modyn_store.core.errors import InvalidArgumentError, engine_errors
 from modyn_store.core.trainset import TrainSet
+from training.downsampling import last_linear
 from training.loading import LoaderOptions, loader
 from training.trainer import Prepare, model_inputs
 
@@ -126,15 +127,6 @@ def scores_from_logits(
             assert hidden is not None
             out[n] = hidden.double().reshape(hidden.shape[0], -1)
     return out
-
-
-def last_linear(model: nn.Module) -> str:
-    """The name of the model's last ``nn.Linear`` submodule (its input is ``h``)."""
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not names:
-        raise InvalidArgumentError("embedding_layer", None,
-                                   "a submodule name (the model has no nn.Linear to default to)")
-    return names[-1]
 
 
 def score(

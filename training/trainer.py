@@ -43,6 +43,7 @@ from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
+from training.downsampling import BatchThenSample, union_of_epochs
 from training.loading import LoaderOptions, loader
 
 __all__ = [
@@ -154,13 +155,17 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A finished training: the model, its catalog record (when recorded), cost and mean epoch losses."""
+    """A finished training: the model, its catalog record (when recorded), cost and mean epoch losses.
+
+    ``train_set`` is what it trained on (with rescoring: the union of the epochs' sets, one plan per epoch).
+    """
 
     training_id: str
     model: nn.Module
     cost: Cost
     epoch_losses: tuple[float, ...]
     record: TrainingRecord | None = None
+    train_set: TrainSet | None = None
 
 
 @contextmanager
@@ -229,8 +234,15 @@ def fit(
     config: TrainConfig,
     *,
     prepare: Prepare | None = None,
+    downsample: BatchThenSample | None = None,
+    on_epoch: Callable[[int, nn.Module], Any] | None = None,
 ) -> tuple[Cost, tuple[float, ...]]:
-    """The optimization loop over an iterable of batches (one pass per epoch); returns cost and losses."""
+    """The optimization loop over an iterable of batches (one pass per epoch); returns cost and losses.
+
+    ``downsample`` trains each batch only on the rows it chooses (batch then sample, see
+    :mod:`training.downsampling`); ``on_epoch(epoch, model)``, called before every epoch after
+    the first, may return new batches to serve from then on.
+    """
     dev = torch.device(config.device)
     model.to(dev).train()
     opt = _optimizer(config, model.parameters())
@@ -242,10 +254,12 @@ def fit(
     losses: list[float] = []
     t0 = time.perf_counter()
     events: list[tuple[Any, Any]] = []
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
+        if epoch and on_epoch is not None:
+            batches = on_epoch(epoch, model) or batches
         total, rows, step_in = 0.0, 0, 0
         opt.zero_grad(set_to_none=True)
-        for batch in batches:
+        for step, batch in enumerate(batches):
             c0 = time.perf_counter()
             if cuda:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -254,6 +268,12 @@ def fit(
             args = {k: v.to(dev, non_blocking=True) for k, v in args.items()}
             target = batch[config.label].to(dev, non_blocking=True)
             weight = batch["weight"].to(dev, non_blocking=True)
+            if downsample is not None:
+                pos, importance = downsample.choose(model, args, batch, config.label, epoch=epoch, step=step)
+                if pos.numel() == 0:
+                    continue
+                args = {k: v[pos] for k, v in args.items()}
+                target, weight = target[pos], weight[pos] * importance.to(weight.dtype)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=config.amp):
                 logits = model(**args)
             per = loss_per_sample(config.loss, logits, target)
@@ -311,6 +331,9 @@ def train(
     update_decision: str | None = None,
     metrics: Mapping[str, Any] | None = None,
     loader_options: LoaderOptions | None = None,
+    downsample: Any = None,
+    reselect: Callable[[nn.Module], TrainSet] | None = None,
+    reselect_every: int = 0,
 ) -> TrainResult:
     """Train a model on ``train_set`` and (with ``record``) store checkpoint and training.
 
@@ -333,6 +356,14 @@ def train(
         ``prepare(batch) -> forward kwargs`` for inputs that are not plain tensors (e.g. text).
     policy, policy_params, trigger, cutoff, update_decision, metrics:
         Facts stored with the training.
+    downsample:
+        Batch then sample: an object with ``score_batch``/``choose_in_batch`` (e.g. a score-based
+        strategy with ``mode="batch_then_sample"``) or a :class:`~training.downsampling.BatchThenSample`;
+        each batch trains only on the rows it chooses, weighted by their importance weights.
+    reselect, reselect_every:
+        Sample then batch with rescoring: before epochs ``p, 2p, ...`` (``p = reselect_every``)
+        ``reselect(model)`` returns the train set of the next epochs; the recorded train set holds
+        every epoch's keys as epoch plans.
 
     Raises
     ------
@@ -341,6 +372,13 @@ def train(
     """
     if not isinstance(config, TrainConfig):
         raise InvalidArgumentError("config", type(config).__name__, "a TrainConfig")
+    if isinstance(reselect_every, bool) or not isinstance(reselect_every, int) or reselect_every < 0:
+        raise InvalidArgumentError("reselect_every", reselect_every, "an integer >= 0 (0: never)")
+    if reselect_every and reselect is None:
+        raise InvalidArgumentError("reselect", None, "a callable model -> TrainSet when reselect_every > 0")
+    ds = None
+    if downsample is not None:
+        ds = downsample if isinstance(downsample, BatchThenSample) else BatchThenSample(downsample, seed=config.seed)
     catalog = Catalog(store)
     tid = training_id if training_id is not None else catalog.new_id()
     if config.mode == "finetune" and parent_id is None:
@@ -361,7 +399,27 @@ def train(
             device=config.device,
             options=loader_options,
         )
-        cost, losses = fit(net, dl, config, prepare=prepare)
+        epoch_sets = [train_set] * config.epochs
+
+        def on_epoch(epoch: int, m: nn.Module) -> Any:
+            if reselect is None or not reselect_every or epoch % reselect_every:
+                return None
+            new = reselect(m)
+            if not isinstance(new, TrainSet):
+                raise InvalidArgumentError("reselect", type(new).__name__, "a callable returning a TrainSet")
+            epoch_sets[epoch:] = [new] * (config.epochs - epoch)
+            nl = loader(store, new, columns=config.columns, batch_size=config.batch_size, shuffle=config.shuffle,
+                        seed=config.seed, device=config.device, options=loader_options)
+            nl.set_epoch(epoch)
+            return nl
+
+        cost, losses = fit(net, dl, config, prepare=prepare, downsample=ds, on_epoch=on_epoch)
+    extra: dict[str, Any] = {}
+    if ds is not None:
+        extra["batch_then_sample"] = {"scored": ds.scored, "trained": ds.trained}
+    if any(s is not train_set for s in epoch_sets):
+        train_set = union_of_epochs(epoch_sets, config.epochs)
+        extra["reselections"] = len({id(s) for s in epoch_sets}) - 1
     rec = None
     if record:
         state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -378,10 +436,10 @@ def train(
             checkpoint=ckpt,
             parent_id=parent_id,
             update_decision=update_decision,
-            metrics={"epoch_losses": list(losses), **dict(metrics or {})},
+            metrics={"epoch_losses": list(losses), **extra, **dict(metrics or {})},
             cost=cost,
         )
-    return TrainResult(tid, net, cost, losses, rec)
+    return TrainResult(tid, net, cost, losses, rec, train_set)
 
 
 def state_equal(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> list[str]:

@@ -1,0 +1,120 @@
+"""Selection inside training: batch-then-sample downsampling and rescoring every few epochs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainings import Catalog
+from modyn_store.core.trainset import TrainSet
+from training.trainer import TrainConfig, train
+
+CFG = TrainConfig(model="mlp", model_params={"in_features": 8, "n_classes": 3, "hidden": [6]},
+                  inputs={"features": "x"}, epochs=2, batch_size=50, optimizer="sgd", lr=0.1, seed=1,
+                  shuffle=False)
+
+
+class Spy:
+    """A top-``ratio`` loss selector that records what it saw and chose."""
+
+    needs_labels = True
+    needs_hidden = False
+
+    def __init__(self, ratio: float, weight: float = 1.0) -> None:
+        self.ratio, self.weight = ratio, weight
+        self.calls: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def score_batch(self, logits, labels=None, *, hidden=None, keys=None):  # type: ignore[no-untyped-def]
+        z = logits - logits.max(axis=1, keepdims=True)
+        loss = np.log(np.exp(z).sum(axis=1)) - z[np.arange(z.shape[0]), labels]
+        self.calls.append((keys, loss, np.empty(0)))
+        return loss
+
+    def choose_in_batch(self, scores, *, seed):  # type: ignore[no-untyped-def]
+        k = int(round(self.ratio * scores.size))
+        pos = np.sort(np.argsort(-scores, kind="stable")[:k])
+        keys, loss, _ = self.calls[-1]
+        self.calls[-1] = (keys, loss, pos)
+        return pos, np.full(k, self.weight)
+
+
+def _keys_trained_on(store, ts, cfg, **kw):  # type: ignore[no-untyped-def]
+    seen: list[np.ndarray] = []
+
+    def prepare(batch):  # type: ignore[no-untyped-def]
+        seen.append(batch["key"].numpy().copy())
+        return {"features": batch["x"]}
+
+    return train(store, ts, cfg, record=False, prepare=prepare, **kw), seen
+
+
+def test_batch_then_sample_trains_only_on_the_chosen_highest_loss_rows(store) -> None:
+    ts = TrainSet.uniform(store.as_of(None).keys()[:400], version=store.version)
+    spy = Spy(0.2)
+    res, _ = _keys_trained_on(store, ts, CFG, downsample=spy)
+    assert res.cost.samples == 2 * 8 * 10  # 2 epochs x 8 batches x round(0.2 * 50)
+    for keys, loss, pos in spy.calls:
+        assert pos.size == 10 and loss[pos].min() >= np.delete(loss, pos).max()
+    full = train(store, ts, CFG, record=False)
+    assert full.cost.samples == 800
+    assert any(not torch.equal(a, b) for a, b in zip(res.model.state_dict().values(),
+                                                     full.model.state_dict().values()))
+
+
+def test_importance_weights_multiply_the_loss(store) -> None:
+    """Training a batch on chosen rows with weight 2 equals training those rows with stored weight 2."""
+    keys = store.as_of(None).keys()[:50]
+    cfg = TrainConfig(**{**CFG.to_json(), "epochs": 1})
+    spy = Spy(0.3, weight=2.0)
+    a = train(store, TrainSet.uniform(keys, version=store.version), cfg, record=False, downsample=spy)
+    chosen = keys[spy.calls[0][2]]
+    b = train(store, TrainSet(keys=chosen, weights=np.full(chosen.size, 2.0), version=store.version), cfg,
+              record=False)
+    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+        torch.testing.assert_close(x, y)
+
+
+def test_a_score_strategy_is_a_batch_selector(store) -> None:
+    import policies
+
+    ts = TrainSet.uniform(store.as_of(None).keys()[:200], version=store.version)
+    for name in ("loss", "gradnorm", "margin"):
+        res = train(store, ts, CFG, record=False,
+                    downsample=policies.get("selection", name)(ratio=0.5, mode="batch_then_sample"))
+        assert res.cost.samples == 2 * 4 * 25, name
+
+
+def test_reselect_every_period_serves_the_new_sets_and_records_them(store) -> None:
+    all_keys = store.as_of(None).keys()
+    first = TrainSet.uniform(all_keys[:100], version=store.version)
+    calls: list[int] = []
+
+    def reselect(model: torch.nn.Module) -> TrainSet:
+        calls.append(len(calls))
+        lo = 100 * (len(calls))
+        return TrainSet.uniform(all_keys[lo:lo + 100], version=store.version)
+
+    cfg = TrainConfig(**{**CFG.to_json(), "epochs": 5})
+    res, seen = _keys_trained_on(store, first, cfg, reselect=reselect, reselect_every=2)
+    assert calls == [0, 1]  # before epochs 2 and 4
+    per_epoch = [np.sort(np.concatenate(seen[i * 2:(i + 1) * 2])) for i in range(5)]
+    expect = [all_keys[:100], all_keys[:100], all_keys[100:200], all_keys[100:200], all_keys[200:300]]
+    for got, want in zip(per_epoch, expect):
+        np.testing.assert_array_equal(got, want)
+    rec_set = res.train_set
+    assert rec_set.size == 300 and len(rec_set.per_epoch) == 5
+    for e, want in enumerate(expect):
+        np.testing.assert_array_equal(np.sort(rec_set.keys[rec_set.for_epoch(e)]), want)
+    recorded = train(store, first, cfg, reselect=reselect, reselect_every=2, training_id="re")
+    stored = Catalog(store).train_set("re")
+    assert stored == recorded.train_set and recorded.record.metrics["reselections"] == 2
+
+
+def test_bad_hooks_are_rejected(store) -> None:
+    ts = TrainSet.uniform(store.as_of(None).keys()[:50], version=store.version)
+    with pytest.raises(InvalidArgumentError, match="reselect"):
+        train(store, ts, CFG, record=False, reselect_every=1)
+    with pytest.raises(InvalidArgumentError, match="downsample"):
+        train(store, ts, CFG, record=False, downsample=object())
