@@ -11,10 +11,12 @@ pooled points so that they stay sub-quadratic.
 
 Permutation test
 ----------------
-:func:`mmd_permutation_test` builds the pooled kernel matrix once (distances by BLAS, kernel by a
-parallel kernel) and evaluates every permutation at once: with ``A`` the 0/1 matrix of "in the
-first sample" per permutation, the within-first-sample sums are ``diag(A^T K A)``, one matrix
-product, and the other two sums follow from the row sums of ``K``. The p-value is
+:func:`mmd_permutation_test` builds the pooled kernel matrix once (distances by BLAS, their
+median from a bracket found in the same pass, kernel by NumPy's SIMD ``exp``; see
+:mod:`engine._mmd`) and evaluates every permutation at once: with ``A`` the 0/1 matrix of "in the
+first sample" per permutation, the within-first-sample sums are ``diag(A^T K A)``, computed over
+the symmetric ``K`` by 2 x 2 blocks with half the multiply-adds of ``K @ A``, and the other two
+sums follow from the row sums of ``K``. The p-value is
 ``(1 + #{perm stat >= observed}) / (1 + permutations)``. Permutations come from the engine's own
 seeded generator, so the p-value depends only on the inputs and the seed.
 
@@ -41,6 +43,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine._blocks import PARALLEL_ROWS
+from engine._mmd import median_upper, pooled_kernel, quadratic_forms
 from engine._random import next_u64, seed_state, u01_open, u64_to_open01
 from engine._validate import as_float_1d, as_float_2d, check_finite, check_int, describe
 from engine.errors import EngineInputError
@@ -136,45 +139,8 @@ def _sq_dists(z):  # type: ignore[no-untyped-def]
     return out
 
 
-def _gram_sq_dists(z: np.ndarray) -> np.ndarray:
-    """Pairwise squared distances via one BLAS product (centred first to limit cancellation),
-    clipped at 0, zero diagonal."""
-    z = z - z.mean(axis=0)
-    sq = np.einsum("ij,ij->i", z, z)
-    d2 = z @ z.T
-    d2 *= -2.0
-    d2 += sq[:, None]
-    d2 += sq[None, :]
-    np.maximum(d2, 0.0, out=d2)
-    np.fill_diagonal(d2, 0.0)
-    return d2
-
-
-@njit(cache=True)
-def _upper(d2):  # type: ignore[no-untyped-def]
-    n = d2.shape[0]
-    out = np.empty(n * (n - 1) // 2, dtype=np.float64)
-    w = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            out[w] = d2[i, j]
-            w += 1
-    return out
-
-
 def _median_sigma(z: np.ndarray, d2: np.ndarray | None = None) -> float:
-    if d2 is None:
-        d2 = _sq_dists(z)
-    if d2.shape[0] < 2:
-        return 1.0
-    flat = _upper(d2)
-    h = flat.shape[0] // 2
-    if flat.shape[0] % 2:
-        med = math.sqrt(float(np.partition(flat, h)[h]))
-    else:
-        part = np.partition(flat, [h - 1, h])
-        med = (math.sqrt(float(part[h - 1])) + math.sqrt(float(part[h]))) / 2.0
-    return med if med > 0 else 1.0
+    return median_upper(_sq_dists(z) if d2 is None else d2)
 
 
 def _subsample(z: np.ndarray, cap: int) -> np.ndarray:
@@ -193,35 +159,9 @@ def median_heuristic(x: Any, y: Any, *, max_points: int | None = None) -> float:
     return _median_sigma(z)
 
 
-@njit(cache=True)
-def _rbf_row(d2, gamma, i):  # type: ignore[no-untyped-def]
-    row = d2[i]
-    for j in range(row.shape[0]):
-        row[j] = np.exp(-gamma * row[j])
-
-
-@njit(cache=True, parallel=True)
-def _rbf_par(d2, gamma):  # type: ignore[no-untyped-def]
-    for i in prange(d2.shape[0]):
-        _rbf_row(d2, gamma, i)
-
-
-@njit(cache=True)
-def _rbf_inplace(d2, gamma):  # type: ignore[no-untyped-def]
-    n = d2.shape[0]
-    if n * n < PARALLEL_ROWS:
-        for i in range(n):
-            _rbf_row(d2, gamma, i)
-    else:
-        _rbf_par(d2, gamma)
-    return d2
-
-
 def _kernel(x: np.ndarray, y: np.ndarray, bandwidth: float | None) -> tuple[np.ndarray, float]:
     z = np.concatenate([x, y])
-    d2 = _gram_sq_dists(z)
-    sigma = _bandwidth(bandwidth, z, d2)
-    return _rbf_inplace(d2, 1.0 / (2.0 * sigma * sigma)), sigma
+    return pooled_kernel(z, None if bandwidth is None else _bandwidth(bandwidth, z))
 
 
 def _mmd2_from_sums(sxx: np.ndarray, row_x: np.ndarray, total: float, n: int, m: int) -> np.ndarray:
@@ -239,10 +179,10 @@ def mmd2_unbiased(x: Any, y: Any, *, bandwidth: float | None = None) -> float:
     a, b = _samples(x, y, min_rows=2)
     k, _ = _kernel(a, b, bandwidth)
     n, m = a.shape[0], b.shape[0]
-    ind = np.zeros(n + m)
+    ind = np.zeros((n + m, 1))
     ind[:n] = 1.0
     row = k.sum(axis=1)
-    sxx = ind @ k @ ind
+    sxx = quadratic_forms(k, ind)[0]
     return float(_mmd2_from_sums(np.array([sxx]), np.array([row[:n].sum()]), float(row.sum()), n, m)[0])
 
 
@@ -302,7 +242,7 @@ def mmd_permutation_test(
     n, m = a.shape[0], b.shape[0]
     ind = _permutation_indicators(n + m, n, n_perm, seed_state(seed))
     row = k.sum(axis=1)
-    sxx = np.einsum("ip,ip->p", ind, k @ ind)
+    sxx = quadratic_forms(k, ind)
     stats = _mmd2_from_sums(sxx, row @ ind, float(row.sum()), n, m)
     observed = float(stats[0])
     p = (1.0 + float(np.count_nonzero(stats[1:] >= observed))) / (1.0 + n_perm)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from engine import EngineInputError, drift
+from engine import EngineInputError, _mmd, drift
 
 
 def _pair(seed: int, n: int = 60, m: int = 45, d: int = 3, shift: float = 0.0):  # type: ignore[no-untyped-def]
@@ -32,6 +32,41 @@ def test_permutation_test_matches_reference(seed: int) -> None:
     ref_stat, ref_p = naive.mmd_permutation_test(x, y, perms)
     np.testing.assert_allclose(stat, ref_stat, rtol=1e-9, atol=1e-12)
     assert p == ref_p
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_large_pools_match_the_matmul_reference(seed: int) -> None:
+    """Pools past the bracketed-median threshold (>= 2^17 pairs) and past one row slab of the
+    quadratic forms: the statistic, bandwidth and p-value of the plain NumPy version."""
+    x, y = _pair(seed, n=700, m=610, d=4, shift=0.04 * seed)
+    perms = drift.permutations(1310, 700, 60, seed)
+    stat, p = drift.mmd_permutation_test(x, y, n_permutations=60, seed=seed)
+    ref_stat, ref_p = naive.mmd_permutation_matmul(x, y, 60, seed, perms)
+    np.testing.assert_allclose(stat, ref_stat, rtol=1e-9, atol=1e-12)
+    assert p == ref_p
+    z = np.concatenate([x, y])
+    np.testing.assert_allclose(_mmd.pooled_kernel(z, None)[1], naive.median_sigma(z), rtol=1e-12)
+    np.testing.assert_allclose(drift.mmd2_unbiased(x, y), ref_stat, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("bracket", [5.0, 0.0, -3.0])
+def test_bracketed_median_is_exact_with_ties_and_when_the_bracket_misses(bracket: float,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Integer points: few distinct distances, so many ties at the bracket's edges; a zero or
+    inverted bracket width forces the full-partition fallback."""
+    monkeypatch.setattr(_mmd, "_BRACKET", bracket)
+    rng = np.random.default_rng(7)
+    for z in (rng.integers(0, 3, size=(900, 2)).astype(np.float64), rng.normal(size=(901, 3))):
+        np.testing.assert_allclose(_mmd.pooled_kernel(z, None)[1], naive.median_sigma(z), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 5, 511, 512, 513, 1500, 4099])
+def test_quadratic_forms_equal_the_full_product(n: int) -> None:
+    rng = np.random.default_rng(n)
+    b = rng.normal(size=(n, n))
+    k = b + b.T
+    a = (rng.random((n, 7)) < 0.5).astype(np.float64)
+    np.testing.assert_allclose(_mmd.quadratic_forms(k, a), np.einsum("ip,ip->p", a, k @ a), rtol=1e-9, atol=1e-9)
 
 
 def test_permutations_are_fisher_yates_with_the_engine_stream() -> None:
