@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.store_only:
         from modyn_store.app.pipeline.demo_grid import run_scenario_demo
 
-        run_scenario_demo(root / "scenario", Path(args.out), quick=args.quick)
+        run_scenario_demo(root / "scenario", Path(args.out) if args.out else root / "report", quick=args.quick)
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; stores under {root}")
     return 0
 
@@ -98,8 +98,9 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add the ``demo`` sub-command."""
     p = sub.add_parser("demo", help="walk through the store and a real scenario (Elec2)")
-    p.add_argument("--store", default="modyn-store-demo", help="folder for the demo stores")
-    p.add_argument("--out", default="modyn-store-demo/report", help="folder for the report and plots")
+    p.add_argument("--store", default="modyn-store-demo", help="folder for everything the demo writes: its "
+                                                               "stores and (unless --out) the report")
+    p.add_argument("--out", default=None, help="folder for the report and plots (default: STORE/report)")
     p.add_argument("--quick", action="store_true", help="a smaller grid")
     p.add_argument("--store-only", action="store_true", help="only the store walk-through")
     p.set_defaults(func=_run)

@@ -1,7 +1,9 @@
 """The ``modyn-store`` command line.
 
-Store commands: ``log``, ``diff``, ``show``, ``tag``, ``erase``, ``compact``, ``vacuum``.
-Pipeline commands (``run``, ``bench``, ``report``, ``reproduce``) and ``demo`` are
+Store commands: ``log``, ``diff``, ``show``, ``tag``, ``tags``, ``erase``, ``compact``, ``vacuum``
+(``--json`` on ``log``, ``diff``, ``show`` and ``tags``; times are printed as ISO times with their
+time zone, which ``diff`` and ``show`` accept back). Data commands (``append``, ``import``,
+``export``, ``labels``), pipeline commands (``run``, ``bench``, ``report``, ``reproduce``) and ``demo`` are
 registered from their own modules.
 
 Example
@@ -21,16 +23,50 @@ from datetime import datetime
 import numpy as np
 
 from modyn_store.app._fmt import format_table
-from modyn_store.core.errors import ModynStoreError
+from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 from modyn_store.core.store import Store, VersionRef
 
 __all__ = ["main"]
 
 # modules that add sub-commands: each defines ``register(subparsers)``
-EXTENSIONS = ("modyn_store.app.cli.pipeline_cmds", "modyn_store.app.cli.demo")
+EXTENSIONS = ("modyn_store.app.cli.data_cmds", "modyn_store.app.cli.pipeline_cmds", "modyn_store.app.cli.demo")
+
+#: Python-API wording in messages -> the command line's
+_CLI_WORDS = (("pass create=True to make one", "create one with `modyn-store append STORE FILE`"),
+              ("pass missing='ignore' to skip them", "pass --missing ignore to skip them"),
+              ("missing='ignore'", "--missing ignore"), ("keep_versions", "--keep-versions"))
 
 
-def _version_ref(text: str | None) -> VersionRef:
+def _when(t: datetime) -> str:
+    """An ISO time with its offset (seconds), as ``diff`` and ``show`` accept it back."""
+    return t.isoformat(timespec="seconds")
+
+
+def _size(store: Store) -> int | None:
+    """Bytes the store's folder takes (``None`` where the file system cannot tell)."""
+    try:
+        return int(store.fs.du(store.path("_modyn_store.json").rsplit("/", 1)[0], total=True))
+    except (OSError, NotImplementedError, TypeError, ValueError):
+        return None
+
+
+def _details(r: object) -> str:
+    d = getattr(r, "details", {}) or {}
+    parts = []
+    if "reason" in d:
+        parts.append(f"reason: {d['reason']}")
+    if "purged" in d:
+        parts.append(f"purged {d['purged']} rows")
+    if "tag" in d:
+        parts.append(f"tag {d['tag']}" + (f" -> {d['target']}" if "target" in d else " removed"))
+    if d.get("ignored"):
+        parts.append(f"{d['ignored']} keys ignored")
+    return "; ".join(parts)
+
+
+def version_ref(text: str | None) -> VersionRef:
+    """A version number, an ISO time (a time to the second covers that whole second, so the times
+    ``log`` prints paste back) or a tag name."""
     if text is None:
         return None
     if text.lstrip("-").isdigit():
@@ -39,11 +75,22 @@ def _version_ref(text: str | None) -> VersionRef:
         when = datetime.fromisoformat(text)
     except ValueError:
         return text  # a tag name
+    if when.microsecond == 0 and "." not in text:
+        when = when.replace(microsecond=999_999)
     return when if when.tzinfo is not None else when.astimezone()  # a time without offset is local
+
+
+_version_ref = version_ref
 
 
 def _open(args: argparse.Namespace) -> Store:
     return Store.open(args.store)
+
+
+def _print_json(obj: object) -> None:
+    import json
+
+    print(json.dumps(obj, default=str))
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -57,7 +104,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     rows = [
         {
             "version": r.version,
-            "time": r.time.strftime("%Y-%m-%d %H:%M:%S"),
+            "time": _when(r.time),
             "op": r.op,
             "+rows": r.inserted,
             "-deleted": r.deleted,
@@ -65,16 +112,35 @@ def cmd_log(args: argparse.Namespace) -> int:
             "live": r.live,
             "tags": ",".join(sorted(tags.get(r.version, []))),
             "message": r.message,
+            "details": _details(r),
         }
         for r in records
     ]
+    if args.json:
+        _print_json([{**row, "details": r.details} for row, r in zip(rows, records)])
+        return 0
     print(format_table(rows))
+    return 0
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    store = _open(args)
+    tags = store.tags()
+    if args.json:
+        _print_json(tags)
+        return 0
+    print(format_table([{"tag": k, "version": v} for k, v in sorted(tags.items(), key=lambda kv: kv[1])])
+          if tags else "(no tags)")
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     store = _open(args)
-    d = store.diff(_version_ref(args.a), _version_ref(args.b))
+    d = store.diff(version_ref(args.a), version_ref(args.b))
+    if args.json:
+        _print_json({"from": d.start, "to": d.end, "inserted": int(d.inserted.size), "deleted": int(d.deleted.size),
+                     "inserted_keys": d.inserted[: args.keys].tolist(), "deleted_keys": d.deleted[: args.keys].tolist()})
+        return 0
     print(f"version {d.start} -> {d.end}: {d.inserted.size} inserted, {d.deleted.size} deleted")
     if args.keys:
         print("inserted:", " ".join(map(str, d.inserted[: args.keys].tolist())))
@@ -82,23 +148,46 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clean_filter_error(exc: Exception) -> str:
+    """Lance's parser message without the paths of its Rust sources."""
+    import re
+
+    text = re.sub(r",?\s*\S*\.rs:\d+(:\d+)?", "", str(exc))
+    return text.replace("Invalid user input: ", "")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    from modyn_store.core.errors import InvalidFilterError
+
     store = _open(args)
-    snap = store.as_of(_version_ref(args.version))
+    snap = store.as_of(version_ref(args.version))
     schema = snap.schema
-    print(f"store {store.uri}  version {snap.version} of {store.version}  live rows {snap.count()}")
-    if snap.unavailable().size:
-        print(f"unavailable (purged by vacuum): {snap.unavailable().size} rows")
+    rec = store.log()[snap.version - 1] if snap.version else None
+    head = {"store": store.uri, "version": snap.version, "latest": store.version, "live_rows": snap.count(),
+            "time": _when(rec.time) if rec is not None else None,
+            "unavailable": int(snap.unavailable().size)}
     if schema is None:
-        print("(empty store)")
+        if args.json:
+            _print_json({**head, "columns": {}, "rows": []})
+        else:
+            print(f"store {store.uri}  version {snap.version} of {store.version}  live rows 0\n(empty store)")
         return 0
-    print("columns: " + ", ".join(f"{f.name}:{f.type}" for f in schema))
     cols = args.columns.split(",") if args.columns else [c for c in schema.names][:8]
-    rows = []
-    for batch in snap.to_batches(cols, args.filter, batch_size=max(args.limit, 1), on_unavailable="skip"):
-        rows.extend(batch.to_pylist())
-        if len(rows) >= args.limit:
-            break
+    rows: list[dict[str, object]] = []
+    try:
+        for batch in snap.to_batches(cols, args.filter, batch_size=max(args.limit, 1), on_unavailable="skip"):
+            rows.extend(batch.to_pylist())
+            if len(rows) >= args.limit:
+                break
+    except InvalidFilterError as exc:
+        raise InvalidFilterError(f"--filter: {_clean_filter_error(exc)}") from None
+    if args.json:
+        _print_json({**head, "columns": {f.name: str(f.type) for f in schema}, "rows": rows[: args.limit]})
+        return 0
+    print(f"store {store.uri}  version {snap.version} of {store.version} ({head['time']})  live rows {snap.count()}")
+    if head["unavailable"]:
+        print(f"unavailable (purged by vacuum): {head['unavailable']} rows")
+    print("columns: " + ", ".join(f"{f.name}:{f.type}" for f in schema))
     print(format_table(rows[: args.limit], cols))
     return 0
 
@@ -109,36 +198,60 @@ def cmd_tag(args: argparse.Namespace) -> int:
         rec = store.untag(args.name)
         print(f"removed tag {args.name!r} (version {rec.version})")
     else:
-        rec = store.tag(args.name, _version_ref(args.version))
+        rec = store.tag(args.name, version_ref(args.version))
         print(f"tag {args.name!r} -> version {rec.details['target']} (version {rec.version})")
     return 0
 
 
+def _keys(texts: list[str], where: str) -> list[int]:
+    out = []
+    for t in texts:
+        try:
+            out.append(int(t))
+        except ValueError:
+            raise InvalidArgumentError(where, t, "integer keys (see `modyn-store show STORE --columns key`)") from None
+    return out
+
+
 def cmd_erase(args: argparse.Namespace) -> int:
     store = _open(args)
-    keys = [int(k) for k in args.keys]
+    keys = _keys(args.keys, "KEY")
     if args.keys_file:
         with open(args.keys_file, encoding="utf-8") as fh:
-            keys += [int(line) for line in fh if line.strip()]
+            keys += _keys([line.strip() for line in fh if line.strip()], f"--keys-file {args.keys_file}")
+    if not keys:
+        raise InvalidArgumentError("KEY", "(none)", "at least one key, or --keys-file")
+    before = _size(store)
     report = store.erase(np.array(keys, dtype=np.int64), reason=args.reason, missing=args.missing)
-    print(f"erased {report.keys.size} keys in version {report.version}; caches removed: {report.caches_removed}")
+    after = _size(store)
+    print(f"erased {report.keys.size} keys in version {report.version} (reason: {report.reason}); "
+          f"caches removed: {report.caches_removed}" + _reclaimed(before, after))
     if report.trainings:
         print("trainings that used erased keys: " + ", ".join(report.trainings))
     return 0
 
 
+def _reclaimed(before: int | None, after: int | None) -> str:
+    if before is None or after is None:
+        return ""
+    return f"; {max(before - after, 0):,} bytes reclaimed ({before:,} -> {after:,})"
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
     store = _open(args)
+    before = _size(store)
     store.compact()
-    print(f"compacted {store.uri} (version {store.version} unchanged)")
+    print(f"compacted {store.uri} (version {store.version} unchanged)" + _reclaimed(before, _size(store)))
     return 0
 
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
     store = _open(args)
+    before = _size(store)
     report = store.vacuum(keep_versions=args.keep_versions, dry_run=not args.apply)
     verb = "would purge" if report.dry_run else f"purged (version {report.version})"
-    print(f"{verb} {report.keys.size} soft-deleted rows; kept versions: last {args.keep_versions} and tagged")
+    print(f"{verb} {report.keys.size} soft-deleted rows; kept versions: last {args.keep_versions} and tagged"
+          + ("" if report.dry_run else _reclaimed(before, _size(store))))
     if report.dry_run and report.keys.size:
         print("run again with --apply to purge them")
     return 0
@@ -151,48 +264,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    store_help = "store folder or URL (memory://, s3://...)"
+    ref_help = "version number, tag or ISO time with zone (as log prints it)"
     p = sub.add_parser("log", help="list the store's versions")
-    p.add_argument("store")
+    p.add_argument("store", metavar="STORE", help=store_help)
     p.add_argument("--limit", type=int, default=0, help="only the last N versions")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("diff", help="keys inserted and deleted between two versions")
-    p.add_argument("store")
-    p.add_argument("a", help="version number, tag or ISO time")
-    p.add_argument("b", help="version number, tag or ISO time")
+    p.add_argument("store", metavar="STORE", help=store_help)
+    p.add_argument("a", metavar="FROM", help=ref_help)
+    p.add_argument("b", metavar="TO", help=ref_help)
     p.add_argument("--keys", type=int, default=0, metavar="N", help="also print up to N keys of each")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("show", help="a version's size, schema and first rows")
-    p.add_argument("store")
-    p.add_argument("version", nargs="?", help="version number, tag or ISO time (default: latest)")
-    p.add_argument("--columns", help="comma-separated columns")
-    p.add_argument("--filter", help="SQL filter, e.g. \"label = 1\"")
-    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("store", metavar="STORE", help=store_help)
+    p.add_argument("version", nargs="?", metavar="VERSION", help=ref_help + " (default: latest)")
+    p.add_argument("--columns", metavar="A,B,...", help="comma-separated columns")
+    p.add_argument("--filter", metavar="SQL", help="SQL filter, e.g. \"label = 1\"")
+    p.add_argument("--limit", type=int, default=10, help="rows to print (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("tag", help="name a version (or --delete a tag)")
-    p.add_argument("store")
-    p.add_argument("name")
-    p.add_argument("version", nargs="?")
-    p.add_argument("--delete", action="store_true")
+    p.add_argument("store", metavar="STORE", help=store_help)
+    p.add_argument("name", metavar="NAME", help="the tag (letters, digits, '_.-')")
+    p.add_argument("version", nargs="?", metavar="VERSION", help=ref_help + " (default: latest)")
+    p.add_argument("--delete", action="store_true", help="remove the tag instead")
     p.set_defaults(func=cmd_tag)
 
+    p = sub.add_parser("tags", help="list the tags and the versions they name")
+    p.add_argument("store", metavar="STORE", help=store_help)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_tags)
+
     p = sub.add_parser("erase", help="erase samples physically (right to erasure)")
-    p.add_argument("store")
-    p.add_argument("keys", nargs="*")
-    p.add_argument("--keys-file", help="a file with one key per line")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--missing", choices=["error", "ignore"], default="error")
+    p.add_argument("store", metavar="STORE", help=store_help)
+    p.add_argument("keys", nargs="*", metavar="KEY", help="integer keys to erase")
+    p.add_argument("--keys-file", metavar="FILE", help="a file with one key per line")
+    p.add_argument("--reason", required=True, help="why (kept in the erasure audit log and shown by log)")
+    p.add_argument("--missing", choices=["error", "ignore"], default="error",
+                   help="what to do with keys that are not live (default: error)")
     p.set_defaults(func=cmd_erase)
 
     p = sub.add_parser("compact", help="merge small files (versions unchanged)")
-    p.add_argument("store")
+    p.add_argument("store", metavar="STORE", help=store_help)
     p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("vacuum", help="purge soft-deleted rows old versions no longer need")
-    p.add_argument("store")
-    p.add_argument("--keep-versions", type=int, default=10)
+    p.add_argument("store", metavar="STORE", help=store_help)
+    p.add_argument("--keep-versions", type=int, default=10, help="versions that stay fully readable (default 10)")
     p.add_argument("--apply", action="store_true", help="purge (default: dry run)")
     p.set_defaults(func=cmd_vacuum)
 
@@ -214,7 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ModynStoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        text = str(exc)
+        for api, cli in _CLI_WORDS:
+            text = text.replace(api, cli)
+        print(f"error: {text}", file=sys.stderr)
         return 2
 
 

@@ -56,7 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from modyn_store.app.pipeline.runner import Runner
 
     cfg = _pick(load_definition(args.file), args.pipeline)
-    store_dir = args.store or f"modyn-store-runs/{cfg.name}"
+    from_store = cfg.source.kind == "store"
+    store_dir = args.store or (cfg.source.store if from_store else f"modyn-store-runs/{cfg.name}")
     if args.online:
         from modyn_store.app.pipeline.online import OnlineRunner
 
@@ -69,8 +70,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         total = len(online.loop.trainings) if online.loop is not None else 0
         print(f"online pipeline {cfg.name!r} stopped at version {online.processed}; {n} new trainings "
               f"({total} in all)")
+        if args.out:
+            _online_report(online, cfg, args.out)
         return 0
-    runner = Runner(cfg, store_dir, data_dir=_data(args))
+    runner = Runner(cfg, None if from_store and not args.store else store_dir, data_dir=_data(args))
     runner.prepare()
     bar = None
     for ev in runner.run():
@@ -91,6 +94,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"report: {files.markdown}")
     print(f"store: {res.store_uri}")
     return 0
+
+
+def _online_report(online: Any, cfg: Any, out: str) -> None:
+    """Evaluate the trainings of a stopped online pipeline and write its report into ``out``."""
+    from modyn_store.app.pipeline.runner import evaluate_pipeline, threads
+    from modyn_store.app.report.build import render_report
+
+    trainings = list(online.loop.trainings) if online.loop is not None else []
+    if not trainings:
+        print(f"no trainings yet; no report written to {out}")
+        return
+    with threads(cfg.training.threads):
+        result, _ = evaluate_pipeline(online.store, cfg, trainings)
+    files = render_report([result], out, title=f"Online pipeline {cfg.name}")
+    print(f"report: {files.markdown}")
 
 
 def _print_runs(runs: list[Any]) -> None:
@@ -181,7 +199,7 @@ def register(sub: Any) -> None:
     p.add_argument("file", help="pipeline or grid YAML file, or a shipped scenario name")
     p.add_argument("--pipeline", help="the pipeline to run when the file holds a grid")
     p.add_argument("--store", help="store folder (default: modyn-store-runs/<name>)")
-    p.add_argument("--out", help="also write a report into this folder")
+    p.add_argument("--out", help="also write a report into this folder (online: when it stops)")
     p.add_argument("--data", help=data_help)
     p.add_argument("--online", action="store_true", help="follow the store's new versions instead of replaying")
     p.add_argument("--poll", type=float, default=1.0, help="online: seconds between looks at the store")
@@ -198,13 +216,13 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="trainings and evaluations recorded in a store")
-    p.add_argument("store")
+    p.add_argument("store", metavar="STORE", help="store folder or URL")
     p.add_argument("--pipeline", help="only this pipeline")
     p.add_argument("--out", help="render plots and pages into this folder")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("reproduce", help="retrain a recorded training and compare its weights")
-    p.add_argument("store")
-    p.add_argument("training_id")
+    p.add_argument("store", metavar="STORE", help="store folder or URL")
+    p.add_argument("training_id", metavar="TRAINING", help="a training id, as report lists them")
     p.set_defaults(func=cmd_reproduce)
 

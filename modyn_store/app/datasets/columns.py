@@ -10,8 +10,8 @@ use:
 - ``label`` (int64 class codes, see :mod:`~modyn_store.app.datasets.labels`).
 - ``features`` (fixed-size list of float32): the feature columns packed side by side; numbers and
   booleans give one value, fixed-size lists / tensors / equal-length lists give their values.
-  Missing values become 0. Without a ``features`` list, every numeric column that has no other
-  role is a feature.
+  Missing values become 0. Without a ``features`` list, a ``features`` column is used as it is,
+  else every numeric column that has no other role is a feature.
 - every other column, unchanged (payload for filters and reports).
 
 Example
@@ -70,7 +70,8 @@ class ColumnMap:
     def resolved(self, names: Sequence[str]) -> ColumnMap:
         """Defaults filled in from the column names: ``ts``, ``label``, ``key`` when present."""
         pick = lambda given, role: given if given is not None else (role if role in names else None)  # noqa: E731
-        return ColumnMap(pick(self.ts, "ts"), pick(self.label, "label"), self.features, pick(self.key, "key"))
+        feats = self.features if self.features is not None or "features" not in names else ("features",)
+        return ColumnMap(pick(self.ts, "ts"), pick(self.label, "label"), feats, pick(self.key, "key"))
 
 
 def _numeric(t: pa.DataType) -> bool:

@@ -1,0 +1,175 @@
+"""Data commands of ``modyn-store``: ``append``, ``import``, ``export`` and ``labels``.
+
+- ``append STORE FILE... [--ts COL --label COL --key COL --features A,B]``: stream Parquet, CSV,
+  Arrow IPC files (or folders, globs, a Lance dataset, ``s3://`` URLs) into a store as one new
+  version, with a progress bar; the store is created when the folder does not exist yet. String
+  or gapped integer labels become class codes with a label map kept in the store.
+- ``export STORE OUT.parquet [--version V]``: a version's live rows as one Parquet file (labels
+  written back as their original values).
+- ``import STORE FILE.parquet``: the rows of an export into a store, keys kept.
+- ``labels STORE``: the class codes and the labels they stand for.
+
+Example
+-------
+>>> from modyn_store.app.cli.main import main
+>>> main(["append", "--help"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from modyn_store.app._fmt import Progress, format_table
+from modyn_store.core.errors import InvalidArgumentError
+
+__all__ = ["register"]
+
+_FLAGS = {"ts": "--ts", "label": "--label", "key": "--key", "features": "--features", "format": "--format",
+          "path": "FILE", "data": "FILE", "columns": "FILE"}
+
+
+def _flag(key: str) -> str:
+    base = key.split("[")[0]
+    return _FLAGS.get(base, base) + key[len(base):]
+
+
+def _open_or_create(path: str) -> Any:
+    from modyn_store.core.store import Store
+
+    if "://" not in path and not Path(path).exists():
+        return Store.open(path, create=True)
+    return Store.open(path)
+
+
+def _columns(args: argparse.Namespace) -> Any:
+    from modyn_store.app.datasets.columns import ColumnMap
+
+    feats = tuple(c for c in args.features.split(",") if c) if args.features else None
+    return ColumnMap(ts=args.ts, label=args.label, features=feats, key=args.key)
+
+
+def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: str) -> int:
+    from modyn_store.app.datasets.columns import SourceError
+    from modyn_store.app.datasets.files import open_data
+    from modyn_store.app.datasets.user import append_stream
+
+    data: Any = files[0] if len(files) == 1 else files
+    try:
+        total = open_data(data, format=args.format).count_rows()
+        store = _open_or_create(store_path)
+        bar = Progress(total, verb)
+        rec = append_stream(store, data, _columns(args), format=args.format, message=args.message or "",
+                            on_batch=lambda n: bar.update(n))
+        bar.close()
+    except SourceError as exc:
+        raise SourceError(_flag(exc.key), exc.message) from None
+    print(f"{verb}: version {rec.version}, {rec.inserted} rows; {rec.live} live rows in {store.uri}")
+    return 0
+
+
+def cmd_append(args: argparse.Namespace) -> int:
+    return _append(args.store, args.files, args, "append")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    return _append(args.store, args.files, args, "import")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import pyarrow.parquet as pq
+
+    from modyn_store.app.cli.main import version_ref
+    from modyn_store.app.datasets.labels import read_label_map
+    from modyn_store.core.store import Store
+
+    store = Store.open(args.store)
+    snap = store.as_of(version_ref(args.version))
+    labels = read_label_map(store, snap.version)
+    schema = snap.schema
+    if schema is None:
+        raise InvalidArgumentError("STORE", args.store, "a store with rows to export")
+    cols = args.columns.split(",") if args.columns else list(schema.names)
+    writer = None
+    rows = 0
+    bar = Progress(snap.count(), "export")
+    try:
+        for batch in snap.to_batches(cols):
+            if labels is not None and "label" in batch.schema.names and not labels.identity:
+                i = batch.schema.get_field_index("label")
+                values = pa.array(labels.decode(batch.column(i).to_numpy(zero_copy_only=False)),
+                                  type=pa.int64() if labels.kind == "int" else pa.string())
+                batch = batch.set_column(i, "label", values)
+            if writer is None:
+                meta = {b"modyn_store.version": str(snap.version).encode()}
+                writer = pq.ParquetWriter(args.out, batch.schema.with_metadata(meta))
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            bar.update(batch.num_rows)
+    finally:
+        if writer is not None:
+            writer.close()
+        bar.close()
+    print(f"exported version {snap.version} ({rows} rows, columns {cols}) to {args.out}")
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    import json
+
+    from modyn_store.app.datasets.labels import store_classes
+    from modyn_store.core.store import Store
+
+    store = Store.open(args.store)
+    n, labels = store_classes(store)
+    rows = [{"code": i, "label": labels.values[i] if labels is not None else i} for i in range(n)]
+    if args.json:
+        print(json.dumps({"classes": n, "mapped": labels is not None, "labels": rows}))
+    else:
+        print(f"{n} classes" + ("" if labels is not None else " (labels stored as they are, no label map)"))
+        print(format_table(rows))
+    return 0
+
+
+def _mapping_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ts", metavar="COL", help="event-time column (integer, float, date, timestamp or ISO text); "
+                                               "default: a 'ts' column, else row order")
+    p.add_argument("--label", metavar="COL", help="label column (integers or strings); default: a 'label' column")
+    p.add_argument("--key", metavar="COL", help="unique integer key column; default: a 'key' column, else keys "
+                                                "are assigned")
+    p.add_argument("--features", metavar="A,B,...", help="comma-separated feature columns (numbers or fixed-size "
+                                                         "lists), packed into 'features'; default: every numeric column")
+    p.add_argument("--format", choices=["parquet", "csv", "ipc", "lance"], help="file format when the suffix does "
+                                                                               "not tell")
+    p.add_argument("--message", help="text for the version log")
+
+
+def register(sub: Any) -> None:
+    """Add ``append``, ``import``, ``export`` and ``labels`` to the ``modyn-store`` sub-commands."""
+    p = sub.add_parser("append", help="stream files into a store as one new version")
+    p.add_argument("store", metavar="STORE", help="store folder or URL (created when the folder does not exist)")
+    p.add_argument("files", metavar="FILE", nargs="+", help="Parquet/CSV/Arrow files, folders, globs or a Lance "
+                                                            "dataset (local or s3://...)")
+    _mapping_args(p)
+    p.set_defaults(func=cmd_append)
+
+    p = sub.add_parser("import", help="load a Parquet export (keys kept) into a store")
+    p.add_argument("store", metavar="STORE", help="store folder or URL (created when the folder does not exist)")
+    p.add_argument("files", metavar="FILE", nargs="+", help="Parquet files written by export")
+    _mapping_args(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a version's live rows to a Parquet file")
+    p.add_argument("store", metavar="STORE", help="store folder or URL")
+    p.add_argument("out", metavar="OUT", help="the Parquet file to write")
+    p.add_argument("--version", help="version number, tag or ISO time (default: latest)")
+    p.add_argument("--columns", metavar="A,B,...", help="comma-separated columns (default: all)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("labels", help="the class codes of a store's labels and the values they stand for")
+    p.add_argument("store", metavar="STORE", help="store folder or URL")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_labels)

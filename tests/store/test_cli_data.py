@@ -1,0 +1,90 @@
+"""The data commands of the CLI (append, labels, export, import) and the habits of the store commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from modyn_store import Store
+from modyn_store.app.cli.main import build_parser, main
+
+
+@pytest.fixture
+def csv(tmp_path: Path) -> str:
+    n = 300
+    rng = np.random.default_rng(0)
+    pcsv.write_csv(pa.table({"id": np.arange(n) + 10, "t": np.arange(n), "y": rng.choice([2, 7, 12], n),
+                             "u": rng.standard_normal(n)}), tmp_path / "s.csv")
+    return str(tmp_path / "s.csv")
+
+
+def test_append_labels_export_import_round_trip(tmp_path: Path, csv: str, capsys: pytest.CaptureFixture[str]) -> None:
+    st, st2 = str(tmp_path / "st"), str(tmp_path / "st2")
+    assert main(["append", st, csv, "--ts", "t", "--label", "y", "--key", "id"]) == 0
+    assert "300 rows" in capsys.readouterr().out
+    assert main(["labels", st, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"] == [{"code": 0, "label": 2}, {"code": 1, "label": 7},
+                                                             {"code": 2, "label": 12}]
+    out = str(tmp_path / "e.parquet")
+    assert main(["export", st, out]) == 0
+    exported = pq.read_table(out)
+    assert sorted(set(exported.column("label").to_pylist())) == [2, 7, 12]  # original values
+    assert main(["import", st2, out]) == 0
+    a = Store.open(st).as_of().to_table(["key", "label", "features"])
+    b = Store.open(st2).as_of().to_table(["key", "label", "features"])
+    assert a.equals(b)
+
+
+def test_bad_inputs_name_the_flag_and_write_nothing(tmp_path: Path, csv: str, capsys: pytest.CaptureFixture[str]) -> None:
+    st = str(tmp_path / "st")
+    assert main(["append", st, csv, "--ts", "nope"]) == 2
+    assert "--ts: no column 'nope'" in capsys.readouterr().err
+    assert main(["append", st, csv, "--ts", "t", "--key", "y", "--features", "u", "--label", "u"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --")
+    assert Store.open(st).version == 0  # created, nothing written
+    assert main(["erase", st, "abc", "--reason", "r"]) == 2
+    assert "KEY='abc'" in capsys.readouterr().err
+    assert main(["log", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "create=True" not in err and "modyn-store append" in err
+
+
+def test_habits_json_tags_times_and_filter_errors(tmp_path: Path, csv: str, capsys: pytest.CaptureFixture[str]) -> None:
+    st = str(tmp_path / "st")
+    main(["append", st, csv, "--ts", "t", "--label", "y"])
+    main(["tag", st, "first", "2"])
+    main(["erase", st, "5", "--reason", "subject request"])
+    capsys.readouterr()
+    assert main(["log", st, "--json"]) == 0
+    log = json.loads(capsys.readouterr().out)
+    assert log[1]["tags"] == "first" and log[-1]["details"]["reason"] == "subject request"
+    assert main(["log", st]) == 0
+    assert "reason: subject request" in capsys.readouterr().out
+    assert main(["tags", st, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"first": 2}
+    when = log[1]["time"]  # pastes back: the version committed within that second
+    assert "+00:00" in when
+    assert main(["show", st, when, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == max(r["version"] for r in log if r["time"] == when)
+    assert main(["diff", st, "1", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["inserted"] == 299  # the erased key is gone from every version
+    assert main(["show", st, "--filter", "nope >"]) == 2
+    err = capsys.readouterr().err
+    assert "--filter" in err and ".rs:" not in err
+    assert main(["compact", st]) == 0
+    assert "bytes reclaimed" in capsys.readouterr().out
+
+
+def test_every_argument_has_help() -> None:
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0]  # type: ignore[union-attr]
+    missing = [f"{name} {a.dest}" for name, p in sub.choices.items() for a in p._actions
+               if a.help is None and a.dest != "help"]
+    assert not missing
