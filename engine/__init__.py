@@ -13,7 +13,8 @@ Modules, one concern each:
 
 Every public function validates its input and raises :class:`EngineInputError` (a
 ``ValueError``) naming the bad argument. Kernels compile on first use and are cached on disk
-(``cache=True``); importing the package compiles nothing and changes no Numba setting.
+(``cache=True``); importing the package compiles nothing and changes no Numba setting, and
+its names load their module (and Numba) on first use.
 
 Example
 -------
@@ -23,20 +24,53 @@ Example
 [1, 3]
 """
 
-from engine import drift, score_registry, scores
-from engine.errors import EngineInputError
-from engine.kcenter import kcenter_greedy
-from engine.quota import BalancedSelector, allocate_quotas, balanced_select
-from engine.sample import (
-    Reservoir,
-    UniformSampler,
-    WeightedSampler,
-    reservoir_sample,
-    uniform_sample,
-    weighted_sample,
-)
-from engine.select import TopK, bottom_k, top_k
-from engine.sets import LatestPerKey, LatestValues, anti_join, isin_sorted, latest_per_key, semi_join, union
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine import drift, score_registry, scores
+    from engine.errors import EngineInputError
+    from engine.kcenter import kcenter_greedy
+    from engine.quota import BalancedSelector, allocate_quotas, balanced_select
+    from engine.sample import (
+        Reservoir,
+        UniformSampler,
+        WeightedSampler,
+        reservoir_sample,
+        uniform_sample,
+        weighted_sample,
+    )
+    from engine.select import TopK, bottom_k, top_k
+    from engine.sets import LatestPerKey, LatestValues, anti_join, isin_sorted, latest_per_key, semi_join, union
+
+# Each public name and the module that defines it. Names resolve on first use, so importing one
+# module (say ``engine._search``, which the store uses) does not import Numba and every kernel.
+_HOMES = {
+    "BalancedSelector": "quota", "EngineInputError": "errors", "LatestPerKey": "sets",
+    "LatestValues": "sets", "Reservoir": "sample", "TopK": "select", "UniformSampler": "sample",
+    "WeightedSampler": "sample", "allocate_quotas": "quota", "anti_join": "sets",
+    "balanced_select": "quota", "bottom_k": "select", "drift": "drift", "isin_sorted": "sets",
+    "kcenter_greedy": "kcenter", "latest_per_key": "sets", "reservoir_sample": "sample",
+    "score_registry": "score_registry", "scores": "scores", "semi_join": "sets", "top_k": "select",
+    "uniform_sample": "sample", "union": "sets", "weighted_sample": "sample",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    module = importlib.import_module(f"engine.{home}")
+    value = module if home == name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BalancedSelector",

@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine._blocks import PARALLEL_ROWS, n_blocks
+from engine._search import first_unsorted, isin_sorted_numpy
 from engine._validate import as_int64_1d, check_int, check_same_length, describe
 from engine.errors import EngineInputError
 
@@ -70,9 +71,20 @@ def _first_unsorted(a):  # type: ignore[no-untyped-def]
     return -1
 
 
+# Inputs with fewer elements than this (values and keys together) take the NumPy path
+# (engine._search): NumPy answers them within a millisecond or two of the kernels, and never waits
+# for a kernel to compile or load from Numba's cache (docs/PERFORMANCE.md).
+NUMPY_BELOW = 1 << 18
+
+
 def _sorted_arg(name: str, x: Any) -> np.ndarray:
     a = as_int64_1d(name, x)
-    bad = _first_unsorted(a) if a.shape[0] > 1 else -1
+    if a.shape[0] < 2:
+        bad = -1
+    elif a.shape[0] < NUMPY_BELOW:
+        bad = first_unsorted(a)
+    else:
+        bad = _first_unsorted(a)
     if bad >= 0:
         raise EngineInputError(f"{name}[{bad}]", int(a[bad]),
                                f"sorted ascending keys ({name}[{bad - 1}]={int(a[bad - 1])})")
@@ -157,13 +169,16 @@ def isin_sorted(values: Any, sorted_keys: Any) -> np.ndarray:
     """Boolean mask: which ``values`` occur in ``sorted_keys`` (like ``np.isin``).
 
     ``sorted_keys`` must be sorted ascending; ``values`` may be in any order (sorted values take
-    the linear merge path).
+    the linear merge path). Inputs under :data:`NUMPY_BELOW` elements in all are answered by
+    NumPy, without compiling a kernel.
 
     >>> isin_sorted([5, 1, 4], [1, 2, 5]).tolist()
     [True, True, False]
     """
     a = as_int64_1d("values", values)
     b = _sorted_arg("sorted_keys", sorted_keys)
+    if a.shape[0] + b.shape[0] < NUMPY_BELOW:
+        return isin_sorted_numpy(a, b)
     if a.shape[0] > 1 and _first_unsorted(a) >= 0:
         return _isin_search(a, b)  # type: ignore[no-any-return]
     return _isin_merge(a, b)  # type: ignore[no-any-return]

@@ -25,3 +25,20 @@ def test_import_does_not_load_torch() -> None:
     code = "import sys, modyn_store; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_store_queries_do_not_wait_for_numba() -> None:
+    # The store's key-set searches take engine's NumPy path: no kernel compiles or loads at
+    # query time, and Numba is never imported by a store that appends, deletes and reads.
+    code = (
+        "import sys, numpy as np, pyarrow as pa\n"
+        "from modyn_store import Store\n"
+        "s = Store.open('memory://no-numba', create=True)\n"
+        "s.append(pa.table({'ts': np.arange(1000), 'x': np.zeros(1000)}))\n"
+        "s.delete(keys=np.arange(0, 1000, 7))\n"
+        "n = s.as_of().count(); k = s.as_of(1).keys(); d = s.diff(1, 2)\n"
+        "assert n == 1000 - 143 and k.size == 1000 and d.deleted.size == 143, (n, k.size, d)\n"
+        "print('numba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from engine._search import first_unsorted
+from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import (
     CorruptionError,
@@ -36,31 +38,6 @@ def take_by_row_id(ds: Any, row_ids: np.ndarray, columns: list[str]) -> pa.Table
 
 def _sorted_unique(a: np.ndarray) -> np.ndarray:
     return np.unique(a) if a.size else np.empty(0, dtype=np.int64)
-
-
-def _is_sorted(a: np.ndarray) -> bool:
-    return bool(a.size < 2 or (a[1:] >= a[:-1]).all())
-
-
-def _isin_sorted(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
-    """Mask of ``a``'s elements found in the sorted array ``sorted_b``.
-
-    When ``a`` is itself sorted and much larger than ``sorted_b`` (live keys vs deleted
-    keys), the small side is searched in the large one: O(|b| log |a|) instead of
-    O(|a| log |b|).
-    """
-    if sorted_b.size == 0 or a.size == 0:
-        return np.zeros(a.size, dtype=bool)
-    if a.size > 8 * sorted_b.size and _is_sorted(a):
-        lo = np.searchsorted(a, sorted_b, side="left")
-        hi = np.searchsorted(a, sorted_b, side="right")
-        edges = np.zeros(a.size + 1, dtype=np.int64)
-        np.add.at(edges, lo, 1)
-        np.add.at(edges, hi, -1)
-        return np.cumsum(edges[:-1]) > 0
-    idx = np.searchsorted(sorted_b, a)
-    idx[idx == sorted_b.size] = 0
-    return sorted_b[idx] == a
 
 
 class Snapshot:
@@ -223,7 +200,7 @@ class Snapshot:
             unavailable = self.unavailable()
             if unavailable.size:
                 keys = np.concatenate([keys, unavailable])
-            if not _is_sorted(keys):
+            if first_unsorted(keys) >= 0:
                 keys = np.sort(keys)
             keys.setflags(write=False)
             self._keys_cache = keys

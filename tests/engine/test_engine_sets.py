@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
+
 import naive
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import engine.sets
 from engine import EngineInputError, LatestPerKey, anti_join, isin_sorted, latest_per_key, semi_join, union
+
+# engine.sets.NUMPY_BELOW values that send every input to the Numba kernels / to the NumPy path
+PATHS = {"kernels": 0, "numpy": 2**62}
+
+
+@contextmanager
+def _path(name: str) -> Iterator[None]:
+    with mock.patch.object(engine.sets, "NUMPY_BELOW", PATHS[name]):
+        yield
 
 sorted_keys = st.lists(st.integers(-(2**63), 2**63 - 1), max_size=60).map(
     lambda v: np.sort(np.array(v, dtype=np.int64)))
@@ -17,8 +31,12 @@ sorted_keys = st.lists(st.integers(-(2**63), 2**63 - 1), max_size=60).map(
 @settings(max_examples=150, deadline=None)
 @given(sorted_keys, sorted_keys)
 def test_set_ops_property(a: np.ndarray, b: np.ndarray) -> None:
-    assert np.array_equal(isin_sorted(a, b), naive.isin(a, b))
-    assert np.array_equal(isin_sorted(a[::-1], b), naive.isin(a[::-1], b))  # unsorted left side
+    for path in PATHS:
+        with _path(path):
+            assert np.array_equal(isin_sorted(a, b), naive.isin(a, b)), path
+            assert np.array_equal(isin_sorted(a[::-1], b), naive.isin(a[::-1], b)), path  # unsorted left
+            big = np.repeat(a, 9)  # sorted and over 8 times longer than b: b is searched in it
+            assert np.array_equal(isin_sorted(big, b[:3]), naive.isin(big, b[:3])), path
     assert np.array_equal(semi_join(a, b), naive.semi_join(a, b))
     assert np.array_equal(anti_join(a, b), naive.anti_join(a, b))
     assert np.array_equal(union(a, b), naive.union(a, b))
@@ -29,9 +47,12 @@ def test_set_ops_large_and_chunked(seed: int) -> None:
     rng = np.random.default_rng(seed)
     a = np.sort(rng.integers(0, 10**7, 400_000))  # duplicates included
     b = np.unique(rng.integers(0, 10**7, 50_000 if seed % 2 else 2_000_000))
-    assert np.array_equal(isin_sorted(a, b), np.isin(a, b))
     perm = rng.permutation(a)
-    assert np.array_equal(isin_sorted(perm, b), np.isin(perm, b))
+    for path in PATHS:
+        with _path(path):
+            assert np.array_equal(isin_sorted(a, b), np.isin(a, b)), path
+            assert np.array_equal(isin_sorted(perm, b), np.isin(perm, b)), path
+            assert np.array_equal(isin_sorted(a, b[::997]), np.isin(a, b[::997])), path
     parts = np.split(a, np.sort(rng.integers(0, a.size, 9)))
     assert np.array_equal(np.concatenate([semi_join(p, b) for p in parts]), semi_join(a, b))
     assert np.array_equal(np.concatenate([anti_join(p, b) for p in parts]), anti_join(a, b))
@@ -50,12 +71,14 @@ def test_set_edge_cases() -> None:
     assert semi_join([1, 1, 2], [1]).tolist() == [1, 1]
 
 
-def test_unsorted_right_side_is_rejected() -> None:
-    with pytest.raises(EngineInputError) as err:
+@pytest.mark.parametrize("path", PATHS)
+def test_unsorted_right_side_is_rejected(path: str) -> None:
+    with _path(path), pytest.raises(EngineInputError) as err:
         semi_join([1, 2], [5, 3])
     assert err.value.name == "right[1]"
-    with pytest.raises(EngineInputError, match="sorted_keys"):
-        isin_sorted([1], [2, 1])
+    with _path(path), pytest.raises(EngineInputError) as err:
+        isin_sorted([1], [2, 4, 1, 0])
+    assert err.value.name == "sorted_keys[2]"
     with pytest.raises(EngineInputError, match="left"):
         union([2, 1], [1])
     with pytest.raises(EngineInputError, match="integers"):

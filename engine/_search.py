@@ -1,0 +1,45 @@
+"""Membership in a sorted int64 key set, in NumPy alone (no Numba).
+
+This is the path :func:`engine.sets.isin_sorted` takes for inputs under ``NUMPY_BELOW``
+elements, and the one the store's queries call directly: a query never waits for a kernel to
+compile or load from Numba's cache, and ``import modyn_store`` never imports Numba.
+Inputs are trusted here (1-D int64, ``sorted_b`` ascending); :func:`engine.sets.isin_sorted`
+is the checked entry point.
+
+Example
+-------
+>>> import numpy as np
+>>> isin_sorted_numpy(np.array([5, 1, 4]), np.array([1, 2, 5])).tolist()
+[True, True, False]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["first_unsorted", "isin_sorted_numpy"]
+
+
+def first_unsorted(a: np.ndarray) -> int:
+    """The smallest ``i`` with ``a[i] < a[i - 1]``, or -1 when ``a`` is sorted ascending."""
+    bad = np.flatnonzero(a[1:] < a[:-1])
+    return int(bad[0]) + 1 if bad.size else -1
+
+
+def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Boolean mask: which elements of ``a`` occur in the ascending ``sorted_b``.
+
+    When ``a`` is sorted and over 8 times longer than ``sorted_b`` (live keys vs deleted keys),
+    ``sorted_b`` is searched in ``a`` and the hits marked by a running count: O(|b| log |a|)
+    searches instead of O(|a| log |b|).
+    """
+    if a.size == 0 or sorted_b.size == 0:
+        return np.zeros(a.size, dtype=bool)
+    if a.size > 8 * sorted_b.size and first_unsorted(a) < 0:
+        edges = np.zeros(a.size + 1, dtype=np.int64)
+        np.add.at(edges, np.searchsorted(a, sorted_b, side="left"), 1)
+        np.add.at(edges, np.searchsorted(a, sorted_b, side="right"), -1)
+        return np.cumsum(edges[:-1]) > 0
+    idx = np.searchsorted(sorted_b, a)
+    idx[idx == sorted_b.size] = 0
+    return sorted_b[idx] == a  # type: ignore[no-any-return]
