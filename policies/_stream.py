@@ -72,9 +72,10 @@ def iter_rows(ctx: SelectionContext, columns: Sequence[str] = (), *, since: Boun
     Example
     -------
     >>> import numpy as np, pyarrow as pa
-    >>> from policies._fakes import MemorySnapshot
+    >>> from modyn_store import Store
     >>> from policies.base import SelectionContext
-    >>> snap = MemorySnapshot(pa.table({"key": [1, 2, 3], "ts": [0, 1, 2]}), version=1)
+    >>> store = Store.open("memory://stream-doc", create=True)
+    >>> snap = store.as_of(store.append(pa.table({"key": [1, 2, 3], "ts": [0, 1, 2]})).version)
     >>> ctx = SelectionContext(snapshot=snap, excluded=np.array([3]))
     >>> [b["key"].tolist() for b in iter_rows(ctx)]
     [[1, 2]]

@@ -28,8 +28,9 @@ class AllData(SelectionStrategy):
     -------
     >>> import pyarrow as pa
     >>> from policies import AllData, SelectionContext
-    >>> from policies._fakes import MemorySnapshot
-    >>> snap = MemorySnapshot(pa.table({"key": [1, 2, 3, 4], "ts": [4, 3, 2, 1]}), version=1)
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://all-data-doc", create=True)
+    >>> snap = store.as_of(store.append(pa.table({"key": [1, 2, 3, 4], "ts": [4, 3, 2, 1]})).version)
     >>> AllData(limit=2, sample="newest").select(SelectionContext(snapshot=snap)).keys.tolist()
     [1, 2]
     """

@@ -33,9 +33,10 @@ class ClassBalanced(SelectionStrategy):
     -------
     >>> import pyarrow as pa
     >>> from policies import ClassBalanced, SelectionContext
-    >>> from policies._fakes import MemorySnapshot
-    >>> t = pa.table({"key": list(range(12)), "ts": list(range(12)), "label": [0] * 10 + [1] * 2})
-    >>> ts = ClassBalanced(limit=6).select(SelectionContext(snapshot=MemorySnapshot(t, 1)))
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://class-balanced-doc", create=True)
+    >>> v = store.append(pa.table({"ts": list(range(12)), "label": [0] * 10 + [1] * 2})).version
+    >>> ts = ClassBalanced(limit=6).select(SelectionContext(snapshot=store.as_of(v)))
     >>> int((ts.keys >= 10).sum()), ts.size
     (2, 6)
     """

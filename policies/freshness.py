@@ -35,9 +35,11 @@ class Freshness(SelectionStrategy):
     >>> import numpy as np, pyarrow as pa
     >>> from modyn_store.core.trainset import TrainSet
     >>> from policies import Freshness, SelectionContext
-    >>> from policies._fakes import MemorySnapshot
-    >>> snap = MemorySnapshot(pa.table({"key": list(range(10)), "ts": list(range(10))}), 2)
-    >>> old = TrainSet.uniform(np.arange(5), version=1)
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://freshness-doc", create=True)
+    >>> v1 = store.append(pa.table({"ts": list(range(5))})).version
+    >>> snap = store.as_of(store.append(pa.table({"ts": list(range(5, 10))})).version)
+    >>> old = TrainSet.uniform(np.arange(5), version=v1)
     >>> ts = Freshness(unused_ratio=0.75, limit=4).select(SelectionContext(snapshot=snap, history=(old,)))
     >>> int((ts.keys >= 5).sum())
     3

@@ -35,9 +35,10 @@ class GDumb(SelectionStrategy):
     -------
     >>> import pyarrow as pa
     >>> from policies import GDumb, SelectionContext
-    >>> from policies._fakes import MemorySnapshot
-    >>> t = pa.table({"key": list(range(12)), "ts": list(range(12)), "label": [0] * 9 + [1] * 3})
-    >>> ts = GDumb(memory=6).select(SelectionContext(snapshot=MemorySnapshot(t, 1)))
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://gdumb-doc", create=True)
+    >>> v = store.append(pa.table({"ts": list(range(12)), "label": [0] * 9 + [1] * 3})).version
+    >>> ts = GDumb(memory=6).select(SelectionContext(snapshot=store.as_of(v)))
     >>> int((ts.keys >= 9).sum()), ts.size
     (3, 6)
     """

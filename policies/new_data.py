@@ -34,9 +34,11 @@ class NewData(SelectionStrategy):
     -------
     >>> import pyarrow as pa
     >>> from policies import NewData, SelectionContext
-    >>> from policies._fakes import MemorySnapshot
-    >>> t = pa.table({"key": [1, 2, 3], "ts": [0, 1, 2], "_version": [1, 2, 3]})
-    >>> ctx = SelectionContext(snapshot=MemorySnapshot(t, 3), trigger_cutoffs=(1,))
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://new-data-doc", create=True)
+    >>> for k in (1, 2, 3):  # one version per row: versions 1, 2, 3
+    ...     _ = store.append(pa.table({"key": [k], "ts": [k - 1]}))
+    >>> ctx = SelectionContext(snapshot=store.as_of(3), trigger_cutoffs=(1,))
     >>> NewData().select(ctx).keys.tolist()
     [2, 3]
     """

@@ -38,8 +38,9 @@ class RS2(SelectionStrategy):
     -------
     >>> import pyarrow as pa
     >>> from policies import RS2, SelectionContext
-    >>> from policies._fakes import MemorySnapshot
-    >>> snap = MemorySnapshot(pa.table({"key": list(range(10)), "ts": list(range(10))}), 1)
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://rs2-doc", create=True)
+    >>> snap = store.as_of(store.append(pa.table({"ts": list(range(10))})).version)
     >>> ts = RS2(ratio=0.5, epochs=2).select(SelectionContext(snapshot=snap))
     >>> ts.size, [len(ts.for_epoch(e)) for e in range(2)]
     (10, [5, 5])

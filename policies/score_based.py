@@ -67,8 +67,9 @@ class ScoreDownsample(SelectionStrategy):
     -------
     >>> import numpy as np, pyarrow as pa
     >>> from policies import Loss, SelectionContext
-    >>> from policies._fakes import MemorySnapshot
-    >>> snap = MemorySnapshot(pa.table({"key": [1, 2, 3, 4], "ts": [0, 1, 2, 3]}), version=1)
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://score-based-doc", create=True)
+    >>> snap = store.as_of(store.append(pa.table({"key": [1, 2, 3, 4], "ts": [0, 1, 2, 3]})).version)
     >>> loss = (np.array([1, 2, 3, 4]), np.array([0.3, 2.5, 0.1, 0.9]))
     >>> Loss(ratio=0.5).select(SelectionContext(snapshot=snap, computed_scores={"loss": loss})).keys.tolist()
     [2, 4]

@@ -31,9 +31,11 @@ class TriggerBalanced(SelectionStrategy):
     -------
     >>> import pyarrow as pa
     >>> from policies import SelectionContext, TriggerBalanced
-    >>> from policies._fakes import MemorySnapshot
-    >>> t = pa.table({"key": list(range(10)), "ts": list(range(10)), "_version": [1] * 8 + [2] * 2})
-    >>> ctx = SelectionContext(snapshot=MemorySnapshot(t, 2), trigger_cutoffs=(1,))
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://trigger-balanced-doc", create=True)
+    >>> v1 = store.append(pa.table({"ts": list(range(8))})).version  # keys 0-7
+    >>> v2 = store.append(pa.table({"ts": [8, 9]})).version  # keys 8, 9
+    >>> ctx = SelectionContext(snapshot=store.as_of(v2), trigger_cutoffs=(v1,))
     >>> ts = TriggerBalanced(limit=4).select(ctx)
     >>> int((ts.keys >= 8).sum()), ts.size
     (2, 4)

@@ -29,8 +29,9 @@ class Uniform(SelectionStrategy):
     -------
     >>> import pyarrow as pa
     >>> from policies import SelectionContext, Uniform
-    >>> from policies._fakes import MemorySnapshot
-    >>> snap = MemorySnapshot(pa.table({"key": list(range(100)), "ts": list(range(100))}), 1)
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://uniform-doc", create=True)
+    >>> snap = store.as_of(store.append(pa.table({"ts": list(range(100))})).version)
     >>> Uniform(ratio=0.1).select(SelectionContext(snapshot=snap, seed=3)).size
     10
     """

@@ -92,10 +92,11 @@ def test_registry_readers_are_the_strategies_that_read_the_score() -> None:
 def test_engine_error_reaches_users_as_a_store_error() -> None:
     import pyarrow as pa
 
+    from modyn_store import Store
     from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
-    from policies._fakes import MemorySnapshot
 
-    snap = MemorySnapshot(pa.table({"key": [1, 2, 3], "ts": [0, 1, 2]}), version=1)
+    store = Store.open("memory://engine-error-to-store-error", create=True)
+    snap = store.as_of(store.append(pa.table({"key": [1, 2, 3], "ts": [0, 1, 2]})).version)
     ctx = policies.SelectionContext(snapshot=snap, computed_scores={
         "loss": (np.array([1, 2, 3]), np.array([0.5, np.inf, 1.0]))})
     with pytest.raises(InvalidArgumentError) as err:

@@ -25,7 +25,7 @@ from policies import (
     Uniform,
     from_config,
 )
-from policies._fakes import MemoryScores, MemorySnapshot
+from fakes import MemoryScores, MemorySnapshot
 
 
 def snapshot(labels, versions=None, ts=None, version=None) -> MemorySnapshot:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies import Cutoff, DataAmount, SelectionContext, TriggerInput
-from policies._fakes import MemorySnapshot
+from fakes import MemorySnapshot
 from policies._stream import count_rows, iter_rows
 
 

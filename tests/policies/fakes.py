@@ -1,4 +1,4 @@
-"""In-memory stand-ins for a store snapshot and its scores (examples, tests, benchmarks).
+"""In-memory stand-ins for a store snapshot and its scores, for the policy tests.
 
 They implement :class:`~policies.base.SnapshotLike` and :class:`~policies.base.ScoresLike` over
 an Arrow table; ``filter`` accepts only the version ranges policies themselves ask for.
