@@ -155,6 +155,12 @@ def test_policy_instances_come_only_from_registry_or_installed_dotted_paths() ->
 
 
 def test_policies_needing_what_the_runner_cannot_provide_are_rejected() -> None:
-    err = _bad(GOOD.replace("  name: new_data", "  name: rho_loss\n  ratio: 0.5"))
-    assert err.key == "selection.name" and "irreducible_loss" in err.message
+    err = _bad(GOOD.replace("  name: new_data", "  name: kcenter_greedy\n  limit: 5\n  embedding: emb2"))
+    assert err.key == "selection.name" and "'emb2'" in err.message
+    assert "known scores" in err.message and "gradnorm" in err.message  # the registry's list
     assert err.line == 11
+
+
+def test_rho_loss_and_gradnorm_are_accepted() -> None:
+    for sel in ("  name: rho_loss\n  ratio: 0.5", "  name: gradnorm\n  ratio: 0.5"):
+        parse_pipeline(read_yaml(GOOD.replace("  name: new_data", sel), "p.yaml"))

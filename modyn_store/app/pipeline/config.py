@@ -262,8 +262,10 @@ def _check_requires(ctx: _Ctx, kind: str, pol: Any) -> None:
     A score must be a name of the score registry (``engine.score_registry``) that the runner
     computes; an unknown name fails with the list of known ones.
     """
+    from modyn_store.app.pipeline.selection import provided_score
+
     for req in sorted(getattr(pol, "requires", ())):
-        if req in ("model", "embeddings") or (req.startswith("score:") and req[6:] in SCORE_NAMES):
+        if req in ("model", "embeddings") or (req.startswith("score:") and provided_score(req[6:], pol)):
             continue
         if req.startswith("score:") and req[6:] not in _score_registry.SCORES:
             raise ctx.error((kind, "name"), f"{pol.name!r} reads score {req[6:]!r}, which is not a known score; "

@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.app.pipeline.config import SCORE_NAMES, PipelineConfig
+from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.app.pipeline.selection import SelectionRuntime, provided_score
 
 __all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "ts_numeric"]
 
@@ -178,6 +179,7 @@ class PipelineLoop:
         self._scoped: dict[str, Any] = {}
         self._scoring: tuple[int, float] = (0, 0.0)
         self._s = _State()
+        self._selection = SelectionRuntime(store, config.model.inputs, self.train_config, config.name)
         for pol, key in ((self.strategy, "selection"), (self.trigger, "trigger")):
             self._check_requires(pol, key)
 
@@ -186,7 +188,7 @@ class PipelineLoop:
         for req in pol.requires:
             if req in ("model", "embeddings"):
                 continue
-            if req.startswith("score:") and req[6:] in SCORE_NAMES:
+            if req.startswith("score:") and provided_score(req[6:], pol):
                 continue
             raise PipelineConfigError(f"{key}.name", f"{pol.name!r} needs {req!r}, which the runner does not provide")
 
@@ -263,18 +265,8 @@ class PipelineLoop:
         from policies import SelectionContext
 
         snap = self.store.as_of(f.version)
-        computed: dict[str, Any] = {}
-        needs = [r[6:] for r in strategy.requires if r.startswith("score:")]
         embed = None
         module = self._s.module if self._s.module is not None else self._fresh_module()
-        if needs:
-            import training
-
-            t0 = time.perf_counter()
-            res = training.score(self.store, module, inputs=dict(self.config.model.inputs), version=f.version,
-                                 scores=tuple(needs), write=False, batch_size=4096)
-            computed = {n: (res.keys, res.values[n]) for n in needs}
-            self._scoring = (int(res.keys.size), time.perf_counter() - t0)
         if "embeddings" in strategy.requires:
             adapter = _TorchModel(module, self.config.model.inputs)
             cols = list(dict.fromkeys(self.config.model.inputs.values()))
@@ -283,12 +275,14 @@ class PipelineLoop:
                 t = snap.take(keys, columns=cols)
                 return adapter.embed({c: _column_array(t.column(c)) for c in cols})
 
-        return SelectionContext(
+        ctx = SelectionContext(
             snapshot=snap, scores=self.store.scores, trigger_index=index,
             trigger_cutoffs=tuple(self._s.cutoffs), history=tuple(self._s.history),
-            seed=self.config.training.seed * 1_000_003 + index, excluded=tin.keys_after(f),
-            computed_scores=computed, embed=embed,
+            seed=self.config.training.seed * 1_000_003 + index, excluded=tin.keys_after(f), embed=embed,
         )
+        ctx = self._selection.prepare(strategy, ctx, module, self.training_id(index), (int(f.version), int(f.position)))
+        self._scoring = self._selection.scoring
+        return ctx
 
     def _on_firing(self, f: Any, tin: Any, cutoff_ts: float) -> TrainingInfo | None:
         from policies import UpdateContext
@@ -310,7 +304,8 @@ class PipelineLoop:
         strategy = self._strategy_for(decision.selection_scope)
         t0 = time.perf_counter()
         self._scoring = (0, 0.0)
-        train_set = strategy.select(self._context(f, tin, index, strategy))
+        ctx = self._context(f, tin, index, strategy)
+        train_set = strategy.select(ctx)
         select_s = time.perf_counter() - t0
         scored, score_s = self._scoring
         if train_set.size < self.config.limits.min_train_rows:
@@ -319,7 +314,7 @@ class PipelineLoop:
             self.skipped.append((f.version, f.position, f"train set of {train_set.size} rows"))
             return None
         return self._train(index, f, decision, strategy, train_set, decision.base, cutoff_ts,
-                           select=(select_s, scored, score_s))
+                           select=(select_s, scored, score_s), hooks=self._selection.hooks(strategy, ctx))
 
     def _existing(self, index: int) -> Any:
         from modyn_store.core.trainings import Catalog
@@ -331,7 +326,8 @@ class PipelineLoop:
             return None
 
     def _train(self, index: int, f: Any, decision: Any, strategy: Any, train_set: Any, parent: str | None,
-               cutoff_ts: float, select: tuple[float, int, float] = (0.0, 0, 0.0)) -> TrainingInfo:
+               cutoff_ts: float, select: tuple[float, int, float] = (0.0, 0, 0.0),
+               hooks: Mapping[str, Any] | None = None) -> TrainingInfo:
         import training
 
         s = self._s
@@ -347,7 +343,8 @@ class PipelineLoop:
             self.store, train_set, cfg, parent_id=parent, training_id=self.training_id(index),
             policy=strategy.name or type(strategy).__name__,
             policy_params={"pipeline": self.config.name, "trigger": dict(self.config.trigger),
-                           "selection": strategy.to_config(), "update": dict(self.config.update)},
+                           "selection": strategy.to_config(), "update": dict(self.config.update),
+                           **self._selection.lineage},
             trigger=firing, cutoff=(int(f.version), int(f.position)),
             update_decision=json.dumps({"mode": decision.mode, "base": decision.base, "reason": decision.reason,
                                         "selection_scope": decision.selection_scope}),
@@ -355,7 +352,10 @@ class PipelineLoop:
                      "threads": self.config.training.threads,
                      "cost": {"forward_passes": scored, "rows_scanned": rows_scanned, "trigger_s": pend.trigger_s,
                               "select_s": select_s, "score_s": score_s}},
+            **dict(hooks or {}),
         )
+        if result.train_set is not None:
+            train_set = result.train_set  # with rescoring: every epoch's keys
         train_wall = time.perf_counter() - t0
         fit_s = float(result.cost.wall_s)
         wall = pend.trigger_s + select_s + train_wall
