@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import pyarrow as pa
 import torch
 from torch import nn
 
@@ -228,6 +229,19 @@ def _optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+def _check_label(store: Any, config: TrainConfig) -> None:
+    """Class labels must be integer codes: a readable error instead of a failure deep in torch."""
+    schema = getattr(store, "schema", None)
+    if schema is None or config.label not in schema.names or config.loss == "mse":
+        return
+    t = schema.field(config.label).type
+    if not (pa.types.is_integer(t) or pa.types.is_boolean(t) or (config.loss == "bce" and pa.types.is_floating(t))):
+        raise InvalidArgumentError(
+            "config.label", f"{config.label!r} ({t})",
+            "a column of integer class codes 0 .. n-1; for string labels ingest with `modyn-store append STORE "
+            "FILE --label COLUMN` or a pipeline source with label: COLUMN (both store codes and a label map)")
+
+
 def fit(
     model: nn.Module,
     batches: Any,
@@ -379,6 +393,7 @@ def train(
     ds = None
     if downsample is not None:
         ds = downsample if isinstance(downsample, BatchThenSample) else BatchThenSample(downsample, seed=config.seed)
+    _check_label(store, config)
     catalog = Catalog(store)
     tid = training_id if training_id is not None else catalog.new_id()
     if config.mode == "finetune" and parent_id is None:

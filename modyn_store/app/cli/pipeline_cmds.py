@@ -30,8 +30,12 @@ def _data(args: argparse.Namespace) -> str | None:
     return args.data or os.environ.get("MODYN_STORE_DATA") or None
 
 
-def _command() -> str:
-    return "modyn-store " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reruns this one as written: from its folder, with the data folder it used."""
+    env = os.environ.get("MODYN_STORE_DATA")
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    data = f"MODYN_STORE_DATA={shlex.quote(str(Path(env).resolve()))} " if env and "--data" not in argv else ""
+    return f"cd {shlex.quote(str(Path.cwd()))} && {data}modyn-store " + " ".join(shlex.quote(a) for a in argv)
 
 
 def _pick(doc: Any, name: str | None) -> Any:
@@ -61,7 +65,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.online:
         from modyn_store.app.pipeline.online import OnlineRunner
 
-        online = OnlineRunner(cfg, store_dir, poll=args.poll, data_dir=_data(args))
+        def trained(info: Any) -> None:
+            print(f"{info.training_id}: {info.mode} on {info.n_keys} rows (cutoff version {info.cutoff[0]})", flush=True)
+            if online.next_slice and online.next_slice[-1].replaced_by == info.training_id:
+                ns = online.next_slice[-1]
+                print(f"  {ns.training_id} while it served: {ns.metric} {ns.value:.3f} on {ns.rows} new rows", flush=True)
+
+        online = OnlineRunner(cfg, store_dir, poll=args.poll, data_dir=_data(args), on_training=trained)
 
         def started() -> None:
             print(f"following {online.store.uri} as pipeline {cfg.name!r}; stop with SIGTERM or Ctrl-C", flush=True)
@@ -71,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"online pipeline {cfg.name!r} stopped at version {online.processed}; {n} new trainings "
               f"({total} in all)")
         if args.out:
-            _online_report(online, cfg, args.out)
+            _online_report(online, cfg, args)
         return 0
     runner = Runner(cfg, None if from_store and not args.store else store_dir, data_dir=_data(args))
     runner.prepare()
@@ -91,16 +101,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         from modyn_store.app.report.build import render_report
 
         files = render_report([res.result], args.out, title=f"Pipeline {cfg.name}")
+        with open(files.markdown, "a", encoding="utf-8") as fh:
+            fh.write("\n## How this report was made\n\n```\n" + _command(args) + "\n```\n")
         print(f"report: {files.markdown}")
     print(f"store: {res.store_uri}")
     return 0
 
 
-def _online_report(online: Any, cfg: Any, out: str) -> None:
+def _online_report(online: Any, cfg: Any, args: argparse.Namespace) -> None:
     """Evaluate the trainings of a stopped online pipeline and write its report into ``out``."""
     from modyn_store.app.pipeline.runner import evaluate_pipeline, threads
     from modyn_store.app.report.build import render_report
 
+    out = args.out
     trainings = list(online.loop.trainings) if online.loop is not None else []
     if not trainings:
         print(f"no trainings yet; no report written to {out}")
@@ -108,6 +121,14 @@ def _online_report(online: Any, cfg: Any, out: str) -> None:
     with threads(cfg.training.threads):
         result, _ = evaluate_pipeline(online.store, cfg, trainings)
     files = render_report([result], out, title=f"Online pipeline {cfg.name}")
+    lines = ["", "## Next-slice evaluation", "",
+             "Each model on the rows that arrived while it was in service (until the next model or the stop).", "",
+             "| model | replaced by | rows | metric | value |", "|---|---|---:|---|---:|"]
+    lines += [f"| {n.training_id} | {n.replaced_by or '(stop)'} | {n.rows} | {n.metric} | {n.value:.4f} |"
+              for n in online.next_slice]
+    lines += ["", "## How this report was made", "", "```", _command(args), "```", ""]
+    with open(files.markdown, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
     print(f"report: {files.markdown}")
 
 
@@ -143,7 +164,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         elif ev.kind == "done":
             bars[name].close()
 
-    result = run_grid(grid, out, store_dir=args.store, data_dir=_data(args), on_event=on_event, command=_command())
+    result = run_grid(grid, out, store_dir=args.store, data_dir=_data(args), on_event=on_event, command=_command(args))
     _print_runs(list(result.runs))
     print(f"report: {Path(out) / 'report.md'} ({result.seconds:.0f} s)")
     return 0

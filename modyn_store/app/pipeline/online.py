@@ -5,6 +5,11 @@ at a time and in order, to the :class:`~modyn_store.app.pipeline.loop.PipelineLo
 cleanly on SIGTERM or SIGINT (a training in progress finishes and commits first), after
 ``idle_timeout`` seconds without new versions, or at ``stop_after``.
 
+Evaluation as it goes: when a new model replaces the one in service (and when the runner stops),
+the model that served is evaluated on the rows that arrived while it served, from its cutoff to
+the new model's (:attr:`OnlineRunner.next_slice`, the ``evaluation.metric`` of the pipeline). The
+class count comes from the store (its label map, else its labels ``0 .. n-1``).
+
 Resuming without repeating or losing a trigger. Every training is committed to the catalog as
 one atomic store version under the deterministic id ``<pipeline>-<index>``, together with its
 trigger firing (version, position, samples seen) and data cutoff. After each training (and
@@ -44,10 +49,12 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from modyn_store.app.pipeline.config import PipelineConfig
@@ -55,13 +62,24 @@ from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
 from modyn_store.app.pipeline.runner import threads
 
-__all__ = ["PROGRESS_TABLE", "OnlineRunner", "read_progress"]
+__all__ = ["PROGRESS_TABLE", "NextSlice", "OnlineRunner", "read_progress"]
 
 PROGRESS_TABLE = "pipeline_progress"
 PROGRESS_SCHEMA = pa.schema([
     ("pipeline", pa.string()), ("processed_version", pa.int64()), ("trainings", pa.int64()),
     ("seen_rows", pa.int64()), ("last_training", pa.string()),
 ])
+
+
+@dataclass(frozen=True)
+class NextSlice:
+    """A model's metric on the rows that arrived while it served (until ``replaced_by`` or the stop)."""
+
+    training_id: str
+    replaced_by: str | None
+    metric: str
+    value: float
+    rows: int
 
 
 def read_progress(store: Any, pipeline: str) -> dict[str, Any] | None:
@@ -139,8 +157,35 @@ class OnlineRunner:
         self.on_training = on_training
         self.processed = 0
         self.loop: PipelineLoop | None = None
+        self.next_slice: list[NextSlice] = []
+        self._previous: TrainingInfo | None = None
         self._stop = threading.Event()
         self._since_progress = 0
+
+    def _next_slice(self, info: TrainingInfo | None) -> None:
+        """Evaluate the model that served until now on the rows that arrived while it served."""
+        prev = self._previous
+        self._previous = info if info is not None else prev
+        if prev is None or not np.isfinite(prev.cutoff_ts):
+            return
+        import training
+        from training.evaluation import Slice
+
+        end = info.cutoff_ts if info is not None else float("inf")
+        sl = Slice(f"after-{prev.training_id}", float(np.nextafter(prev.cutoff_ts, np.inf)), end, closed=True)
+        metric = self.config.evaluation.metric
+        m = training.evaluate(self.store, [prev.training_id], [sl], inputs=dict(self.config.model.inputs),
+                              metrics=(metric,), record=False)
+        rows = int(m.counts[0]) if m.counts else 0
+        if rows:
+            self.next_slice.append(NextSlice(prev.training_id, info.training_id if info else None, metric,
+                                             float(m.matrix(metric)[0, 0]), rows))
+
+    def finish(self) -> None:
+        """Evaluate the last model on the rows that arrived after it (called when :meth:`run` ends)."""
+        if self._previous is not None:
+            self._next_slice(None)
+            self._previous = None
 
     def stop(self) -> None:
         """Ask the runner to stop after the current version."""
@@ -176,6 +221,8 @@ class OnlineRunner:
             for info in loop.process(self.processed, v):
                 trained = trained or not info.adopted
                 new += 0 if info.adopted else 1
+                if not info.adopted:
+                    self._next_slice(info)
                 if self.on_training is not None and not info.adopted:
                     self.on_training(info)
             self.processed = v
@@ -217,4 +264,6 @@ class OnlineRunner:
                 signal.signal(sig, h)
         if self.loop is not None and self._since_progress:
             self._commit_progress()
+        with threads(self.config.training.threads):
+            self.finish()
         return total
