@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import lance
 import numpy as np
 import pytest
 
@@ -56,43 +57,85 @@ def _check_store(uri: str, lines: list[str], options: dict[str, str] | None = No
     keys = table.column("key").to_numpy()
     assert table.column("text").to_pylist() == _expected_text(keys)
     assert np.array_equal(table.column("x").to_numpy(), keys * 0.5)
-    # no leftover rows of the interrupted write anywhere
-    ds = store.samples_dataset()
-    if ds is not None:
-        assert ds.to_table(columns=["_version"]).column(0).to_numpy().max() <= v
+    # no leftover rows of the interrupted write in any table (samples, tombstones, erasures, ...)
+    for name in store._tables.names():
+        ds = store._tables.open(name)
+        if ds is not None and "_version" in ds.schema.names and ds.count_rows():
+            assert ds.to_table(columns=["_version"]).column(0).to_numpy().max() <= v, name
     # and the store takes new writes
     rec = store.append({"key": [10**9 + v], "ts": [0], "text": ["after"], "x": [0.0]})
     assert rec.version == v + 1
 
 
-def _crash_trial(tmp: Path, seed: int) -> None:
+def _uncommitted_rows(uri: str) -> int:
+    """Rows on disk, in any table, of versions past the last committed one (read with Lance
+    directly, before the store's next open rolls them back)."""
+    root = Path(uri)
+    committed = lance.dataset(str(root / "versions.lance")).count_rows() if (root / "versions.lance").exists() else 0
+    rows = 0
+    for table in [*root.glob("*.lance"), *root.glob("scores/*.lance")]:
+        ds = lance.dataset(str(table))
+        if "_version" in ds.schema.names:
+            rows += ds.count_rows(filter=f"_version > {committed}")
+    return rows
+
+
+def _writer(uri: str, seed: int, kill_at: int = 0) -> subprocess.Popen[str]:
+    env = {**os.environ, "MODYN_TEST_KILL_AT": str(kill_at)}
+    return subprocess.Popen([sys.executable, WRITER, uri, str(seed), "40", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _crash_inside_a_write(tmp: Path, seed: int) -> None:
+    """The writer kills itself after an operation's rows reach disk, before its version commits:
+    those rows must be on disk, and the next open must roll them back."""
     uri = str(tmp / f"store{seed}")
-    proc = subprocess.Popen(
-        [sys.executable, WRITER, uri, str(seed), "40", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    kill_at = int(np.random.default_rng(seed).integers(2, 30))
+    proc = _writer(uri, seed, kill_at)
+    out, err = proc.communicate(timeout=300)
+    lines = out.splitlines()
+    assert proc.returncode == -signal.SIGKILL, err
+    assert lines[-1].startswith("WROTE "), lines[-3:]
+    assert sum(l.startswith("BEGIN ") for l in lines) == kill_at
+    assert _uncommitted_rows(uri) > 0, "the kill landed outside the write"
+    _check_store(uri, lines)
+    assert _uncommitted_rows(uri) == 0
+
+
+def _crash_at_a_random_time(tmp: Path, seed: int) -> None:
+    """SIGKILL a few milliseconds after a randomly chosen operation begins."""
+    uri = str(tmp / f"store{seed}")
     rng = np.random.default_rng(seed)
-    time.sleep(float(rng.uniform(1.0, 4.0)))  # import takes ~1 s; then ops run
+    target = int(rng.integers(2, 30))
+    proc = _writer(uri, seed)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if sum(l.startswith("BEGIN ") for l in lines) == target:
+            break
+    time.sleep(float(rng.uniform(0.0, 0.05)))
     proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate()
-    if proc.returncode != -signal.SIGKILL:
-        assert proc.returncode == 0, err
-    if not os.path.exists(uri):
-        return  # killed before the store was created
-    _check_store(uri, out.splitlines())
+    lines += out.splitlines()
+    assert proc.returncode == -signal.SIGKILL, "the writer ended before the kill: " + err
+    _check_store(uri, lines)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_leaves_no_half_visible_version(tmp_path: Path, seed: int) -> None:
-    _crash_trial(tmp_path, seed)
+def test_sigkill_inside_a_write_is_rolled_back(tmp_path: Path, seed: int) -> None:
+    _crash_inside_a_write(tmp_path, seed)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_sigkill_at_a_random_time_leaves_no_half_visible_version(tmp_path: Path, seed: int) -> None:
+    _crash_at_a_random_time(tmp_path, seed)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100, 132))
 def test_sigkill_many_trials(tmp_path: Path, seed: int) -> None:
-    _crash_trial(tmp_path, seed)
+    (_crash_inside_a_write if seed % 2 else _crash_at_a_random_time)(tmp_path, seed)
 
 
 def test_concurrent_writer_processes(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 Usage: python writer_proc.py STORE SEED N_OPS KEY_BASE [LOCK_TIMEOUT]
 
 ``MODYN_TEST_STORAGE_OPTIONS`` (JSON) holds the storage options of an object-store URI.
+``MODYN_TEST_KILL_AT=N`` makes the process SIGKILL itself inside operation N (1-based), right
+after that operation's first rows reach a table and before its version commits (it prints
+``WROTE <table>`` first): a crash exactly inside a write.
 
 Prints ``BEGIN <json>`` before and ``DONE <version>`` after each operation, flushing each line.
 Payloads are derived from keys so a reader can check every row's content.
@@ -12,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,9 +40,23 @@ def main() -> None:
     rng = np.random.default_rng(seed)
     options = json.loads(os.environ.get("MODYN_TEST_STORAGE_OPTIONS", "null"))
     store = Store.open(uri, create=True, lock_timeout=timeout, storage_options=options)
+    kill_at = int(os.environ.get("MODYN_TEST_KILL_AT", "0"))
+    begun = 0
+    if kill_at:
+        write = store._tables.append
+
+        def append(name: str, data: Any) -> Any:
+            out = write(name, data)
+            if begun == kill_at and name != "versions":
+                print(f"WROTE {name}", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+            return out
+
+        store._tables.append = append  # type: ignore[method-assign]
     mine: list[int] = []
     next_key = base
     for _ in range(n_ops):
+        begun += 1
         live = [k for k in mine]
         r = rng.random()
         if r < 0.6 or len(live) < 4:
