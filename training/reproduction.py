@@ -2,7 +2,8 @@
 
 :func:`reproduce` rebuilds the exact train set of a training (same keys, weights, epoch plans
 and, for the recorded seed, the same order), checks that every key can still be returned, and
-retrains with the recorded configuration on CPU with deterministic algorithms. It then compares
+retrains with the recorded configuration on CPU with deterministic algorithms (a DDP training
+with as many local gloo ranks as it had: see :mod:`training.distributed`). It then compares
 the new weights with the stored checkpoint bit for bit. After an erasure it refuses: it raises
 :class:`~training.errors.ErasedKeysError` naming the keys it can no longer return, and never
 substitutes other rows.
@@ -126,17 +127,29 @@ def reproduce(
         raise ReproductionError(
             f"training {training_id!r} used a model passed in code; pass model= built the same way"
         )
-    result = train(
-        store,
-        ts,
-        cfg,
-        model=model,
-        parent_id=rec.parent_id if cfg.mode == "finetune" else None,
-        record=False,
-        prepare=prepare,
-        loader_options=loader_options,
-    )
-    new_state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    parent = rec.parent_id if cfg.mode == "finetune" else None
+    world = int(rec.metrics.get("world_size", 1))
+    if world > 1:
+        # a DDP training is reproduced with as many local CPU ranks (gloo)
+        from training.distributed import spawn_training
+
+        kwargs: dict[str, Any] = {"model": model, "parent_id": parent, "record": False, "prepare": prepare}
+        if loader_options is not None:
+            kwargs["loader_options"] = loader_options
+        new_state = spawn_training(store, ts, cfg, world_size=world, **kwargs)
+        assert isinstance(new_state, dict)
+    else:
+        result = train(
+            store,
+            ts,
+            cfg,
+            model=model,
+            parent_id=parent,
+            record=False,
+            prepare=prepare,
+            loader_options=loader_options,
+        )
+        new_state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
     stored = catalog.load_checkpoint(rec.checkpoint)
     bad = tuple(state_equal(new_state, stored))
     return Reproduction(training_id, ts, new_state, not bad, bad)

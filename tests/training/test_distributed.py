@@ -1,0 +1,120 @@
+"""DDP training (gloo on CPU): same weights as one process over the same global batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from modyn_store import InvalidArgumentError, Store, TrainSet
+from modyn_store.core.trainings import Catalog
+from training.distributed import load_train_set, save_train_set, spawn_training
+from training.reproduction import reproduce
+from training.trainer import TrainConfig, state_equal, train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _store(path: Path, n: int = 90) -> Store:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((n, 4)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    store = Store.open(str(path), create=True)
+    store.append(pa.table({"ts": np.arange(n), "label": y, "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 4)}))
+    store.delete(keys=[3, 4])
+    return store
+
+
+def _train_set(store: Store, n: int) -> TrainSet:
+    keys = store.as_of().keys()[:n]
+    weights = np.linspace(0.5, 2.0, keys.size)
+    return TrainSet(keys, weights, store.version)
+
+
+CFG = TrainConfig(
+    model="mlp",
+    model_params={"in_features": 4, "hidden": [8], "n_classes": 2},
+    epochs=3,
+    batch_size=8,
+    lr=0.1,
+    momentum=0.9,
+    seed=11,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, TrainSet, str]:
+    store = _store(tmp_path_factory.mktemp("ddp") / "store")
+    # 81 rows, global batch 8: the last step has one row, so rank 1 runs out and joins
+    ts = _train_set(store, 81)
+    rec = spawn_training(store, ts, CFG, world_size=2, training_id="ddp2")
+    assert not isinstance(rec, dict)
+    return store, ts, rec.training_id
+
+
+def test_two_ranks_match_one_process(trained: tuple[Store, TrainSet, str]) -> None:
+    store, ts, tid = trained
+    single = train(store, ts, CFG, record=False)
+    ddp_state = Catalog(store).load_checkpoint(tid)
+    assert set(ddp_state) == set(single.model.state_dict())
+    moved = False
+    init = train(store, ts, TrainConfig(**{**CFG.to_json(), "epochs": 1, "lr": 1e-12}), record=False).model.state_dict()
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(ddp_state[name], value, rtol=1e-5, atol=1e-6)
+        moved |= not torch.allclose(value, init[name], atol=1e-3)
+    assert moved, "the weights must have moved for the comparison to mean anything"
+    rec = Catalog(store).get(tid)
+    assert rec.metrics["world_size"] == 2 and rec.cost.samples == 3 * 81
+    np.testing.assert_allclose(rec.metrics["epoch_losses"], single.epoch_losses, rtol=1e-5)
+
+
+def test_checkpoint_and_record_written_once(trained: tuple[Store, TrainSet, str]) -> None:
+    store, ts, tid = trained
+    ops = [r for r in store.log() if r.op not in ("append", "delete")]
+    assert len(ops) == 1, ops
+    models = [p for p in store.fs.ls(store.path("models"), detail=False) if tid in str(p)]
+    assert len(models) == 1
+    assert Catalog(store).train_set(tid) == ts
+
+
+def test_distributed_training_reproduces_exactly(trained: tuple[Store, TrainSet, str]) -> None:
+    store, _, tid = trained
+    rep = reproduce(store, tid)
+    assert rep.identical, rep.mismatched
+
+
+def test_global_batch_must_split_evenly(tmp_path: Path) -> None:
+    store = _store(tmp_path / "store", n=20)
+    bad = TrainConfig(**{**CFG.to_json(), "batch_size": 7})
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        spawn_training(store, _train_set(store, 10), bad, world_size=2, record=False)
+    with pytest.raises(InvalidArgumentError, match="world_size"):
+        spawn_training(store, _train_set(store, 10), CFG, world_size=0)
+
+
+@pytest.mark.slow
+def test_torchrun_launcher(trained: tuple[Store, TrainSet, str], tmp_path: Path) -> None:
+    store, ts, tid = trained
+    uri = store._location.root
+    save_train_set(ts, str(tmp_path / "set.npz"))
+    assert load_train_set(str(tmp_path / "set.npz")) == ts
+    (tmp_path / "cfg.json").write_text(json.dumps(CFG.to_json()))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "training.distributed", "--store", uri, "--train-set", str(tmp_path / "set.npz"),
+         "--config", str(tmp_path / "cfg.json"), "--training-id", "via-torchrun"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    catalog = Catalog(Store.open(uri))
+    assert catalog.get("via-torchrun").metrics["world_size"] == 2
+    # the same world size and global batches give the same weights bit for bit
+    assert state_equal(catalog.load_checkpoint("via-torchrun"), catalog.load_checkpoint(tid)) == []

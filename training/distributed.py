@@ -1,0 +1,455 @@
+"""Distributed training with torch DDP: one process per rank, each reading its shard.
+
+:func:`train_distributed` runs in every rank of an initialized ``torch.distributed`` process
+group (gloo on CPU, nccl on GPU) and trains the same model as :func:`training.train` over the
+same **global** batches: ``config.batch_size`` is the global batch, each rank takes
+``batch_size / world_size`` rows of it (the loader's shard ``positions[rank::world_size]``),
+and each rank's loss is scaled so that DDP's gradient average equals the single-process
+gradient of the whole global batch. A rank that runs out of rows in an epoch's last step takes
+part in it with a zero-weight batch, so uneven shards neither hang nor bias the result and the
+optimizer state stays identical on every rank. Rank 0
+alone writes the checkpoint and records the training (with ``world_size`` in its metrics, so
+:func:`training.reproduce` re-runs it with as many local CPU ranks); the other ranks wait for
+that record and return it too.
+
+Launchers, none of them home-made schedulers:
+
+- ``torchrun --nproc-per-node N -m training.distributed --store URI --train-set SET.npz
+  --config CONFIG.json`` (one machine or several, see ``docs/scale-out.md``);
+- :func:`train_on_ray`: Ray Train's ``TorchTrainer`` on a Ray cluster;
+- :func:`spawn`: N local processes with gloo (tests, reproduction).
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa, tempfile
+>>> from modyn_store import Store, TrainSet
+>>> from training.trainer import TrainConfig
+>>> from training.distributed import spawn_training
+>>> path = tempfile.mkdtemp()
+>>> store = Store.open(path, create=True)
+>>> x = np.random.default_rng(0).standard_normal((32, 3)).astype(np.float32)
+>>> _ = store.append(pa.table({"ts": np.arange(32), "label": (x[:, 0] > 0).astype(np.int64),
+...                            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 3)}))
+>>> cfg = TrainConfig(model="logreg", model_params={"in_features": 3, "n_classes": 2}, batch_size=8)
+>>> rec = spawn_training(path, TrainSet.uniform(np.arange(32), version=1), cfg, world_size=2, training_id="d1")
+>>> rec.metrics["world_size"], rec.cost.samples
+(2, 32)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
+from modyn_store.core.trainset import TrainSet
+from training.loading import LoaderOptions, loader
+from training.trainer import (
+    Prepare,
+    TrainConfig,
+    TrainResult,
+    _build_model,
+    _optimizer,
+    _step,
+    deterministic,
+    loss_per_sample,
+    model_inputs,
+)
+
+__all__ = [
+    "load_train_set",
+    "save_train_set",
+    "spawn",
+    "spawn_training",
+    "train_distributed",
+    "train_on_ray",
+]
+
+
+def _group() -> tuple[int, int]:
+    if not dist.is_available() or not dist.is_initialized():
+        raise InvalidArgumentError(
+            "torch.distributed", "not initialized",
+            "a process group (run under torchrun, Ray Train's TorchTrainer or training.distributed.spawn)",
+        )
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _step_rows(n: int, batch_size: int, step: int) -> int:
+    """Rows of global step ``step`` of an epoch of ``n`` rows."""
+    return min(batch_size, n - step * batch_size)
+
+
+def _fit_rank(
+    ddp: DistributedDataParallel,
+    dl: Any,
+    train_set: TrainSet,
+    config: TrainConfig,
+    prepare: Prepare | None,
+) -> tuple[Cost, tuple[float, ...]]:
+    """The optimization loop of one rank; returns the global cost and mean epoch losses.
+
+    Every rank runs the same number of steps, ``ceil(rows / batch_size)`` per epoch: a rank
+    whose shard ran out repeats its last batch with zero weights, so it adds nothing to the
+    gradient but takes part in DDP's all-reduce and in the optimizer step, and the optimizer
+    state (momentum, Adam moments) stays the same on every rank.
+    """
+    dev = torch.device(config.device)
+    opt = _optimizer(config, ddp.parameters())
+    cuda = dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if (config.amp and cuda) else None
+    amp_dtype = torch.float16 if cuda else torch.bfloat16
+    world = dist.get_world_size()
+    samples = 0
+    device_s = 0.0
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for epoch in range(config.epochs):
+        n = int(train_set.for_epoch(epoch).size)
+        if n < world:
+            raise InvalidArgumentError(
+                "train_set", f"{n} rows in epoch {epoch}", f"at least one row per rank ({world} ranks)"
+            )
+        steps = -(-n // config.batch_size)
+        total = torch.zeros(1, dtype=torch.float64)
+        step_in = 0
+        opt.zero_grad(set_to_none=True)
+        last: Any = None
+        it = iter(dl)
+        for step in range(steps):
+            batch: Any = next(it, None)
+            filler = batch is None
+            if filler:
+                batch = last  # this rank's shard is done: a zero-weight stand-in
+            last = batch
+            c0 = time.perf_counter()
+            args = prepare(batch) if prepare is not None else model_inputs(batch, config.inputs)
+            args = {k: v.to(dev, non_blocking=True) for k, v in args.items()}
+            target = batch[config.label].to(dev, non_blocking=True)
+            weight = batch["weight"].to(dev, non_blocking=True)
+            if filler:
+                weight = torch.zeros_like(weight)
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=config.amp):
+                logits = ddp(**args)
+            per = loss_per_sample(config.loss, logits, target)
+            part = (per * weight).sum()
+            # DDP averages over ranks: scale so the average is sum(w * loss) / global rows
+            loss = part * (world / _step_rows(n, config.batch_size, step))
+            scaled = loss / config.grad_accum
+            if scaler is not None:
+                scaler.scale(scaled).backward()
+            else:
+                scaled.backward()
+            step_in += 1
+            if step_in == config.grad_accum:
+                _step(opt, scaler)
+                step_in = 0
+            if not filler:
+                samples += int(per.shape[0])
+                total += float(part.detach())
+            device_s += time.perf_counter() - c0
+        if next(it, None) is not None:  # pragma: no cover - the loader's shards guarantee it
+            raise RuntimeError(f"rank {dist.get_rank()} has more than {steps} batches in epoch {epoch}")
+        if step_in:
+            _step(opt, scaler)
+        dist.all_reduce(total)
+        losses.append(float(total.item()) / n)
+    counts = torch.tensor([float(samples), device_s], dtype=torch.float64)
+    dist.all_reduce(counts)
+    return Cost(int(counts[0].item()), time.perf_counter() - t0, float(counts[1].item())), tuple(losses)
+
+
+def train_distributed(
+    store: Any,
+    train_set: TrainSet,
+    config: TrainConfig,
+    *,
+    model: nn.Module | Callable[[], nn.Module] | None = None,
+    parent_id: str | None = None,
+    training_id: str | None = None,
+    record: bool = True,
+    prepare: Prepare | None = None,
+    policy: str = "",
+    policy_params: Mapping[str, Any] | None = None,
+    trigger: Mapping[str, Any] | None = None,
+    cutoff: tuple[int, int] | None = None,
+    update_decision: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    loader_options: LoaderOptions | None = None,
+) -> TrainResult:
+    """Train on ``train_set`` in this rank of the current process group (see the module docstring).
+
+    Call it in every rank with the same arguments. ``config.batch_size`` is the global batch
+    and must be a multiple of the world size. Returns the same :class:`TrainResult` on every
+    rank (``record`` is the catalog record rank 0 wrote, when ``record=True``).
+    """
+    rank, world = _group()
+    if not isinstance(config, TrainConfig):
+        raise InvalidArgumentError("config", type(config).__name__, "a TrainConfig")
+    if config.batch_size % world:
+        raise InvalidArgumentError(
+            "config.batch_size", config.batch_size, f"a global batch size divisible by the world size {world}"
+        )
+    catalog = Catalog(store)
+    if config.mode == "finetune" and parent_id is None:
+        raise InvalidArgumentError("parent_id", parent_id, "the training to fine-tune (mode='finetune')")
+    ids = [training_id if training_id is not None else catalog.new_id()]
+    dist.broadcast_object_list(ids, src=0)  # every rank names the training as rank 0 does
+    tid = str(ids[0])
+    parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
+    dev = torch.device(config.device)
+    with deterministic(config.deterministic):
+        torch.manual_seed(config.seed)
+        net = _build_model(config, model)
+        if parent_state is not None:
+            net.load_state_dict(parent_state)
+        net.to(dev).train()
+        ddp = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" and dev.index is not None else None)
+        dl = loader(
+            store,
+            train_set,
+            columns=config.columns,
+            batch_size=config.batch_size // world,
+            shuffle=config.shuffle,
+            seed=config.seed,
+            device=config.device,
+            rank=rank,
+            world_size=world,
+            options=loader_options,
+        )
+        cost, losses = _fit_rank(ddp, dl, train_set, config, prepare)
+    rec: TrainingRecord | None = None
+    if record and rank == 0:
+        state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+        ckpt = catalog.save_checkpoint(tid, state)
+        rec = catalog.record_training(
+            tid,
+            train_set,
+            policy=policy,
+            policy_params=policy_params,
+            seed=config.seed,
+            config=config.to_json(),
+            trigger=trigger,
+            cutoff=cutoff,
+            checkpoint=ckpt,
+            parent_id=parent_id,
+            update_decision=update_decision,
+            metrics={
+                "epoch_losses": list(losses),
+                "world_size": world,
+                "backend": str(dist.get_backend()),
+                **dict(metrics or {}),
+            },
+            cost=cost,
+        )
+    dist.barrier()  # the checkpoint and the record exist before any rank returns
+    if record and rank != 0:
+        rec = catalog.get(tid)
+    return TrainResult(tid, net, cost, losses, rec)
+
+
+# -- train sets as files (for torchrun) --------------------------------------------------
+def save_train_set(train_set: TrainSet, path: str) -> None:
+    """Write ``train_set`` to ``path`` as an ``.npz`` (plain arrays, no pickles)."""
+    arrays: dict[str, np.ndarray] = {
+        "keys": train_set.keys,
+        "weights": train_set.weights,
+        "version": np.array([train_set.version], np.int64),
+    }
+    for i, plan in enumerate(train_set.per_epoch or ()):
+        arrays[f"epoch{i}"] = plan
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+
+
+def load_train_set(path: str) -> TrainSet:
+    """Read a train set written by :func:`save_train_set`."""
+    with np.load(path, allow_pickle=False) as z:
+        plans = sorted((int(k[5:]), z[k]) for k in z.files if k.startswith("epoch"))
+        return TrainSet(
+            z["keys"], z["weights"], int(z["version"][0]), tuple(p for _, p in plans) if plans else None
+        )
+
+
+# -- local launcher ----------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawned(rank: int, world: int, port: int, fn: Callable[..., Any], args: tuple[Any, ...], out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        result = fn(*args)
+        if rank == 0 and result is not None:
+            torch.save(result, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> Any:
+    """Run ``fn(*args)`` in ``world_size`` local processes joined by a gloo process group.
+
+    ``fn`` must be importable (a module-level function); rank 0's return value, which must
+    be tensors, dicts/lists of them or plain numbers and strings, comes back (saved with
+    ``torch.save`` and loaded with ``weights_only=True``).
+    """
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise InvalidArgumentError("world_size", world_size, "an integer >= 1")
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory(prefix="modyn-ddp-") as tmp:
+        out = os.path.join(tmp, "rank0.pt")
+        mp.start_processes(
+            _spawned, args=(world_size, _free_port(), fn, args, out), nprocs=world_size, join=True,
+            start_method="spawn",
+        )
+        return torch.load(out, weights_only=True) if os.path.exists(out) else None
+
+
+def _open(uri: str, storage_options: dict[str, Any] | None) -> Any:
+    from modyn_store.core.store import Store
+
+    return Store.open(uri, storage_options=storage_options)
+
+
+def _spawned_training(
+    uri: str,
+    storage_options: dict[str, Any] | None,
+    train_set: TrainSet,
+    config_json: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    store = _open(uri, storage_options)
+    result = train_distributed(store, train_set, TrainConfig.from_json(config_json), **kwargs)
+    return {
+        "training_id": result.training_id,
+        "state": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
+    }
+
+
+def store_address(store: Any) -> tuple[str, dict[str, Any] | None]:
+    """Where other processes open ``store``: its folder (``memory://`` stores too) or URI."""
+    loc = store._location
+    return (loc.root if loc.is_local else loc.uri), (dict(loc.storage_options) or None)
+
+
+def spawn_training(
+    store: Any,
+    train_set: TrainSet,
+    config: TrainConfig,
+    *,
+    world_size: int,
+    storage_options: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> TrainingRecord | dict[str, torch.Tensor]:
+    """Train with ``world_size`` local CPU ranks (gloo); returns rank 0's record.
+
+    ``store`` is a :class:`~modyn_store.Store` or its URI; ``kwargs`` go to
+    :func:`train_distributed` (with ``record=False`` the trained state dict is returned).
+    """
+    if isinstance(store, str):
+        uri, opts = store, storage_options
+    else:
+        uri, opts = store_address(store)
+    if config.device != "cpu":
+        raise InvalidArgumentError("config.device", config.device, "'cpu' (spawn runs gloo ranks on CPU)")
+    if isinstance(world_size, int) and world_size > 0 and config.batch_size % world_size:
+        raise InvalidArgumentError(
+            "config.batch_size", config.batch_size, f"a global batch size divisible by the world size {world_size}"
+        )
+    out = spawn(_spawned_training, world_size, uri, opts, train_set, config.to_json(), dict(kwargs))
+    if not kwargs.get("record", True):
+        return dict(out["state"])
+    return Catalog(_open(uri, opts)).get(str(out["training_id"]))
+
+
+# -- Ray Train ---------------------------------------------------------------------------
+def _ray_loop(cfg: dict[str, Any]) -> None:
+    store = _open(cfg["uri"], cfg["storage_options"])
+    train_distributed(store, cfg["train_set"], TrainConfig.from_json(cfg["config"]), **cfg["kwargs"])
+
+
+def train_on_ray(
+    store: Any,
+    train_set: TrainSet,
+    config: TrainConfig,
+    *,
+    num_workers: int,
+    use_gpu: bool = False,
+    storage_path: str | None = None,
+    **kwargs: Any,
+) -> TrainingRecord:
+    """Train with Ray Train's ``TorchTrainer`` on the connected Ray cluster (``ray.init`` first).
+
+    Each Ray Train worker is one DDP rank (gloo on CPU, nccl with ``use_gpu``) that opens the
+    store itself, so the store must be reachable from every node (object storage, or a shared
+    folder). Needs the ``ray`` extra. Returns the record rank 0 wrote.
+    """
+    try:
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchConfig, TorchTrainer
+    except ImportError as exc:  # pragma: no cover - exercised without ray installed
+        raise ImportError("train_on_ray needs Ray Train: pip install 'modyn-store[ray]'") from exc
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise InvalidArgumentError("num_workers", num_workers, "an integer >= 1")
+    uri, opts = store_address(store)
+    tid = kwargs.pop("training_id", None) or Catalog.new_id()
+    trainer = TorchTrainer(
+        _ray_loop,
+        train_loop_config={
+            "uri": uri,
+            "storage_options": opts,
+            "train_set": train_set,
+            "config": config.to_json(),
+            "kwargs": {**kwargs, "training_id": tid},
+        },
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
+        run_config=RunConfig(storage_path=storage_path or tempfile.mkdtemp(prefix="modyn-ray-train-")),
+    )
+    trainer.fit()
+    return Catalog(store).get(tid)
+
+
+# -- torchrun entry point ----------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``torchrun ... -m training.distributed --store URI --train-set SET.npz --config CONFIG.json``."""
+    p = argparse.ArgumentParser(prog="python -m training.distributed", description=main.__doc__)
+    p.add_argument("--store", required=True, help="store folder or URI, reachable from every rank")
+    p.add_argument("--storage-options", default=None, help="JSON dict of Lance-style storage options")
+    p.add_argument("--train-set", required=True, help=".npz written by training.distributed.save_train_set")
+    p.add_argument("--config", required=True, help="JSON file of a TrainConfig")
+    p.add_argument("--training-id", default=None)
+    p.add_argument("--backend", default=None, help="gloo (default on CPU) or nccl")
+    a = p.parse_args(argv)
+    with open(a.config) as fh:
+        config = TrainConfig.from_json(json.load(fh))
+    backend = a.backend or ("nccl" if config.device.startswith("cuda") else "gloo")
+    dist.init_process_group(backend)
+    try:
+        store = _open(a.store, json.loads(a.storage_options) if a.storage_options else None)
+        result = train_distributed(store, load_train_set(a.train_set), config, training_id=a.training_id)
+        if dist.get_rank() == 0:
+            print(json.dumps({"training_id": result.training_id, "samples": result.cost.samples}), flush=True)
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - run by torchrun
+    raise SystemExit(main())
