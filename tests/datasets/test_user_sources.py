@@ -199,3 +199,25 @@ def test_label_map_round_trip() -> None:
     with pytest.raises(LabelError):
         lm.encode(pa.array([4]))
     assert pd.Series(lm.decode([0, 2])).tolist() == [3, 9]
+
+
+@pytest.mark.s3
+def test_append_from_s3_objects(s3_store: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    import fsspec
+
+    from modyn_store.core._location import fsspec_options
+
+    uri, options = s3_store
+    fs = fsspec.filesystem("s3", **fsspec_options("s3", options))
+    prefix = uri.rsplit("/", 1)[0]
+    for i in range(2):
+        with fs.open(f"{prefix}/in/part{i}.parquet", "wb") as fh:
+            pq.write_table(_raw(40, seed=i), fh)
+    store = Store.open(str(tmp_path / "s"), create=True)
+    rec = append_stream(store, f"{prefix}/in/", ColumnMap(ts="when", label="y"), storage_options=options)
+    assert rec.inserted == 80
+    lance_uri = f"{prefix}/lance.lance"
+    import lance
+
+    lance.write_dataset(_raw(30), lance_uri, storage_options=options)
+    assert append_stream(store, lance_uri, ColumnMap(ts="when", label="y"), storage_options=options).inserted == 30

@@ -93,3 +93,37 @@ def test_training_refuses_string_labels_with_a_readable_error(tmp_path: Path) ->
     with pytest.raises(InvalidArgumentError, match="integer class codes") as info:
         training.train(store, TrainSet.uniform(store.as_of().keys(), version=1), cfg)
     assert info.value.name == "config.label"
+
+
+def test_online_without_a_source_section_follows_the_given_store(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    _live(tmp_path / "live", chunks=3)
+    (tmp_path / "p.yaml").write_text("name: bare\nmodel: {name: logreg}\ntrigger: {name: data_amount, every: 500}\n")
+    assert main(["run", str(tmp_path / "p.yaml"), "--online", "--idle-timeout", "0.05", "--poll", "0.01"]) == 2
+    assert "--store" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "p.yaml"), "--online", "--store", str(tmp_path / "live"),
+                 "--idle-timeout", "0.05", "--poll", "0.01"]) == 0
+    assert "2 new trainings" in capsys.readouterr().out
+
+
+def test_checks_made_on_the_data_still_name_the_yaml_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.yaml").write_text("name: syn\nsource:\n  dataset: synthetic_clicks\n"
+                                     "  params: {n_rows: 500, n_days: 2}\n  encode: clicks\nmodel: {name: logreg}\n"
+                                     "trigger:\n  name: time\n  every: 1500s\n")
+    assert main(["run", str(tmp_path / "p.yaml"), "--store", str(tmp_path / "st")]) == 2
+    err = capsys.readouterr().err
+    assert "p.yaml:9: trigger.every" in err and "number" in err
+    assert not (tmp_path / "st").exists()  # nothing written
+
+
+def test_reports_name_the_labels_behind_the_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pq.write_table(pa.concat_tables([_chunk(i) for i in range(2)]), tmp_path / "s.parquet")
+    (tmp_path / "p.yaml").write_text("name: lab\nsource: {path: s.parquet, ts: t, label: y, chunk: 'n:400'}\n"
+                                     "model: {name: logreg}\ntrigger: {name: data_amount, every: 400}\n"
+                                     "evaluation: {slices: 2}\n")
+    assert main(["run", str(tmp_path / "p.yaml"), "--store", str(tmp_path / "st"), "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "3 classes" in md and "0 = 'down', 1 = 'flat', 2 = 'up'" in md
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "st")]) == 0
+    assert "0 = 'down'" in capsys.readouterr().out

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from modyn_store.app._fmt import Progress, format_table
+from modyn_store.app.pipeline.errors import PipelineConfigError
 
 __all__ = ["register"]
 
@@ -36,6 +37,23 @@ def _command(args: argparse.Namespace) -> str:
     argv = list(getattr(args, "argv", None) or sys.argv[1:])
     data = f"MODYN_STORE_DATA={shlex.quote(str(Path(env).resolve()))} " if env and "--data" not in argv else ""
     return f"cd {shlex.quote(str(Path.cwd()))} && {data}modyn-store " + " ".join(shlex.quote(a) for a in argv)
+
+
+def _with_line(exc: Any, doc: Any) -> Any:
+    """The error with the YAML line of its key, when the check that raised it did not know the file."""
+    from modyn_store.app.pipeline.errors import PipelineConfigError
+
+    if exc.line is not None or exc.key.startswith("-") or doc is None:
+        return exc
+    parts: list[Any] = []
+    for piece in exc.key.split("."):
+        name, *idx = piece.split("[")
+        parts.append(name)
+        parts += [int(i.rstrip("]")) for i in idx]
+    line = doc.line(tuple(parts))
+    if line is None:
+        return exc
+    return PipelineConfigError(exc.key, exc.message, line=line, source=doc.source)
 
 
 def _pick(doc: Any, name: str | None) -> Any:
@@ -59,7 +77,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from modyn_store.app.pipeline.bench import load_definition
     from modyn_store.app.pipeline.runner import Runner
 
-    cfg = _pick(load_definition(args.file), args.pipeline)
+    doc = load_definition(args.file)
+    if args.online and isinstance(doc.data, dict) and "source" not in doc.data and "pipelines" not in doc.data:
+        if not args.store:
+            raise PipelineConfigError("source", "missing; give source: {store: PATH} or --store STORE to follow")
+        doc = type(doc)({**doc.data, "source": {"store": str(Path(args.store).resolve())}}, doc.lines, doc.source)
+    cfg = _pick(doc, args.pipeline)
     from_store = cfg.source.kind == "store"
     store_dir = args.store or (cfg.source.store if from_store else f"modyn-store-runs/{cfg.name}")
     if args.online:
@@ -84,7 +107,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             _online_report(online, cfg, args)
         return 0
     runner = Runner(cfg, None if from_store and not args.store else store_dir, data_dir=_data(args))
-    runner.prepare()
+    try:
+        runner.prepare()
+    except PipelineConfigError as exc:
+        raise _with_line(exc, doc) from exc.__cause__
     bar = None
     for ev in runner.run():
         if bar is None:
@@ -102,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         files = render_report([res.result], args.out, title=f"Pipeline {cfg.name}")
         with open(files.markdown, "a", encoding="utf-8") as fh:
-            fh.write("\n## How this report was made\n\n```\n" + _command(args) + "\n```\n")
+            fh.write(_labels_section(runner.store) + "\n## How this report was made\n\n```\n" + _command(args) + "\n```\n")
         print(f"report: {files.markdown}")
     print(f"store: {res.store_uri}")
     return 0
@@ -126,10 +152,18 @@ def _online_report(online: Any, cfg: Any, args: argparse.Namespace) -> None:
              "| model | replaced by | rows | metric | value |", "|---|---|---:|---|---:|"]
     lines += [f"| {n.training_id} | {n.replaced_by or '(stop)'} | {n.rows} | {n.metric} | {n.value:.4f} |"
               for n in online.next_slice]
-    lines += ["", "## How this report was made", "", "```", _command(args), "```", ""]
+    lines += [_labels_section(online.store), "## How this report was made", "", "```", _command(args), "```", ""]
     with open(files.markdown, "a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     print(f"report: {files.markdown}")
+
+
+def _labels_section(store: Any) -> str:
+    """A report section naming the labels behind the class codes (empty without a label map)."""
+    from modyn_store.app.datasets.labels import describe_labels
+
+    text = describe_labels(store)
+    return f"\n## Labels\n\n{text}\n" if text else ""
 
 
 def _print_runs(runs: list[Any]) -> None:
@@ -166,6 +200,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     result = run_grid(grid, out, store_dir=args.store, data_dir=_data(args), on_event=on_event, command=_command(args))
     _print_runs(list(result.runs))
+    stores = {r.store_uri for r in result.runs}
+    if len(stores) == 1:
+        from modyn_store.core.store import Store
+
+        section = _labels_section(Store.open(stores.pop()))
+        if section:
+            with open(Path(out) / "report.md", "a", encoding="utf-8") as fh:
+                fh.write(section)
     print(f"report: {Path(out) / 'report.md'} ({result.seconds:.0f} s)")
     return 0
 
@@ -179,6 +221,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not groups:
         print("no pipeline trainings in this store")
         return 0
+    from modyn_store.app.datasets.labels import describe_labels
+
+    labels = describe_labels(store)
+    if labels:
+        print(labels)
     for name, recs in groups.items():
         if args.pipeline and name != args.pipeline:
             continue
@@ -192,6 +239,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             print("no evaluations recorded; nothing to plot")
             return 0
         files = render_report(results, args.out, title=f"Pipelines of {store.uri}")
+        with open(files.markdown, "a", encoding="utf-8") as fh:
+            fh.write(_labels_section(store))
         print(f"\nreport: {files.markdown}")
     return 0
 

@@ -3,7 +3,8 @@
 :func:`open_data` accepts
 
 - Parquet, CSV or Arrow IPC (Feather) files, several files, a glob (``data/*.parquet``) or a folder
-  of them, on any fsspec file system (``s3://bucket/prefix/``, ``memory://``, local paths);
+  of them, on any fsspec file system (``s3://bucket/prefix/``, ``memory://``, local paths), with
+  ``storage_options`` in Lance's spelling (as :meth:`modyn_store.Store.open` takes them);
 - a Lance dataset (a ``.lance`` folder or ``format="lance"``);
 - a pandas DataFrame, a pyarrow Table, RecordBatch or RecordBatchReader (Python only).
 
@@ -27,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from modyn_store.app.datasets.columns import SourceError
+from modyn_store.core.errors import ModynStoreError
 
 __all__ = ["FORMATS", "Data", "detect_format", "open_data"]
 
@@ -138,7 +140,13 @@ def open_data(data: Any, *, format: str | None = None, storage_options: dict[str
         raise SourceError("path", f"expected a path, a list of paths or a table, got {type(data).__name__}")
     import fsspec
 
-    fs, _ = fsspec.core.url_to_fs(paths[0], **(storage_options or {}))
+    from modyn_store.core._location import fsspec_options
+
+    scheme = paths[0].split("://", 1)[0] if "://" in paths[0] else "file"
+    try:
+        fs, _ = fsspec.core.url_to_fs(paths[0], **fsspec_options(scheme, dict(storage_options or {})))
+    except ModynStoreError as exc:
+        raise SourceError("storage_options", str(exc)) from exc
     expanded = [e for p in paths for e in _expand(p, fs)]
     for p in expanded:
         if fs.isdir(p) and fs.exists(f"{p.rstrip('/')}/{STORE_MARKER}"):

@@ -36,7 +36,16 @@ import pyarrow.compute as pc
 
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 
-__all__ = ["LABEL_MAP_TABLE", "LabelMap", "LabelError", "label_kind", "read_label_map", "store_classes", "write_label_map"]
+__all__ = [
+    "LABEL_MAP_TABLE",
+    "LabelError",
+    "LabelMap",
+    "describe_labels",
+    "label_kind",
+    "read_label_map",
+    "store_classes",
+    "write_label_map",
+]
 
 LABEL_MAP_TABLE = "label_map"
 _SCHEMA = pa.schema([("code", pa.int64()), ("value", pa.string()), ("kind", pa.string())])
@@ -230,3 +239,13 @@ def store_classes(store: Any, version: int | None = None) -> tuple[int, LabelMap
     if not ordered:
         raise InvalidArgumentError("store", store.uri, "a store with labelled rows")
     return len(ordered), None
+
+
+def describe_labels(store: Any, *, limit: int = 20) -> str | None:
+    """``"3 classes: 0 = 'broken', 1 = 'ok', 2 = 'worn'"`` for a store with a label map (else ``None``)."""
+    labels = read_label_map(store)
+    if labels is None or labels.identity:
+        return None
+    shown = ", ".join(f"{i} = {v!r}" for i, v in enumerate(labels.values[:limit]))
+    more = f", ... ({labels.n_classes - limit} more)" if labels.n_classes > limit else ""
+    return f"{labels.n_classes} classes (class codes in the store and in the metrics): {shown}{more}"
