@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
 from policies import Firing, Trigger, TriggerInput
-
-
-def need_engine(*modules: str) -> None:
-    """Skip when an engine module the policy uses is not available."""
-    for m in modules:
-        if importlib.util.find_spec(f"engine.{m}") is None:
-            pytest.skip(f"engine.{m} is not available")
 
 
 def delta(version: int, keys: np.ndarray, *, ts: np.ndarray | None = None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from policy_testkit import ThresholdModel, need_engine
+from policy_testkit import ThresholdModel
 
 from policies import DataAmount, DataDrift, TriggerInput
 
@@ -32,11 +32,6 @@ def run(trigger: DataDrift, x: np.ndarray, sizes: list[int], ts: np.ndarray | No
         out += [k + f.position for f in trigger.fire(d, model)]
         k += n
     return out
-
-
-@pytest.fixture(autouse=True)
-def _engine() -> None:
-    need_engine("drift", "sample")
 
 
 def test_non_overlapping_count_windows() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from policy_testkit import need_engine
 
 from modyn_store.core.trainset import TrainSet
 from policies import (
@@ -46,7 +45,6 @@ def per_label(ts: TrainSet, snap: MemorySnapshot) -> dict:
 
 
 def test_class_balanced_exact_quotas() -> None:
-    need_engine("sample", "quota")
     snap = snapshot(np.repeat([0, 1, 2], [50, 30, 5]))
     ts = ClassBalanced(limit=45).select(SelectionContext(snapshot=snap, seed=1))
     # 15 each; class 2 has only 5, its 10 left over split between classes 0 and 1
@@ -56,7 +54,6 @@ def test_class_balanced_exact_quotas() -> None:
 
 
 def test_class_balanced_string_labels_and_excluded() -> None:
-    need_engine("sample", "quota")
     snap = snapshot(np.repeat(["DOWN", "UP"], [40, 40]))
     excluded = np.arange(100, 130)  # 30 of the DOWN rows are past the cutoff
     ts = ClassBalanced(limit=30).select(SelectionContext(snapshot=snap, excluded=excluded))
@@ -65,7 +62,6 @@ def test_class_balanced_string_labels_and_excluded() -> None:
 
 
 def test_trigger_balanced_exact_quotas() -> None:
-    need_engine("sample", "quota")
     versions = np.repeat([1, 2, 3, 4], [40, 4, 30, 26])
     snap = snapshot(np.zeros(100, dtype=int), versions=versions)
     ctx = SelectionContext(snapshot=snap, trigger_cutoffs=(2, 3))
@@ -109,7 +105,6 @@ def test_gdumb_uneven_memory_and_deletions() -> None:
 
 
 def test_rs2_without_replacement_walks_a_permutation() -> None:
-    need_engine("sample")
     snap = snapshot(np.zeros(40, dtype=int))
     ts = RS2(ratio=0.25, epochs=6).select(SelectionContext(snapshot=snap, seed=5))
     epochs = [ts.keys[ts.for_epoch(e)] for e in range(6)]
@@ -122,7 +117,6 @@ def test_rs2_without_replacement_walks_a_permutation() -> None:
 
 
 def test_rs2_with_replacement_draws_independently() -> None:
-    need_engine("sample")
     snap = snapshot(np.zeros(200, dtype=int))
     ts = RS2(ratio=0.1, epochs=8, replacement=True).select(SelectionContext(snapshot=snap))
     epochs = [set(ts.keys[ts.for_epoch(e)].tolist()) for e in range(8)]
@@ -141,7 +135,6 @@ def _score_ctx(values: np.ndarray, name: str = "loss", **kw) -> SelectionContext
 @pytest.mark.parametrize("name", ["loss", "gradnorm", "el2n", "least_confidence", "entropy",
                                   "margin"])
 def test_score_top_k_matches_numpy(name: str) -> None:
-    need_engine("select")
     rng = np.random.default_rng(3)
     values = rng.uniform(0, 1, 500)
     ctx = _score_ctx(values, name)
@@ -154,7 +147,6 @@ def test_score_top_k_matches_numpy(name: str) -> None:
 
 
 def test_score_from_real_store_matches_numpy(real_store) -> None:  # type: ignore[no-untyped-def]
-    need_engine("select")
     snap = real_store.as_of(None)
     t = real_store.scores.as_of(snap.version, "loss")
     keys, values = t.column("key").to_numpy(), t.column("value").to_numpy()
@@ -164,7 +156,6 @@ def test_score_from_real_store_matches_numpy(real_store) -> None:  # type: ignor
 
 
 def test_importance_sampling_weights() -> None:
-    need_engine("sample")
     values = np.linspace(0.01, 1.0, 100)
     ctx = _score_ctx(values)
     hits = np.zeros(100)
@@ -178,7 +169,6 @@ def test_importance_sampling_weights() -> None:
 
 
 def test_batch_then_sample_choose_in_batch() -> None:
-    need_engine("select", "sample", "scores")
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(64, 5))
     labels = rng.integers(0, 5, 64)
@@ -199,7 +189,6 @@ def test_batch_then_sample_choose_in_batch() -> None:
 
 
 def test_compose_class_balanced_then_loss() -> None:
-    need_engine("select", "sample", "quota")
     labels = np.repeat([0, 1], [120, 40])
     snap = snapshot(labels)
     loss = np.random.default_rng(2).uniform(size=160)
@@ -215,7 +204,6 @@ def test_compose_class_balanced_then_loss() -> None:
 
 
 def test_new_data_since_last_trigger_and_tail() -> None:
-    need_engine("select", "sample")
     versions = np.repeat([1, 2, 3, 4], 10)
     ts_col = np.random.default_rng(0).permutation(40)
     snap = snapshot(np.zeros(40, dtype=int), versions=versions, ts=ts_col)
@@ -231,7 +219,6 @@ def test_new_data_since_last_trigger_and_tail() -> None:
 
 
 def test_all_data_and_uniform() -> None:
-    need_engine("select", "sample")
     snap = snapshot(np.zeros(50, dtype=int))
     ctx = SelectionContext(snapshot=snap, seed=9, excluded=np.array([100, 149]))
     assert AllData().select(ctx).keys.tolist() == list(range(101, 149))
@@ -243,7 +230,6 @@ def test_all_data_and_uniform() -> None:
 
 
 def test_freshness_mix() -> None:
-    need_engine("sample")
     snap = snapshot(np.zeros(60, dtype=int))
     used = TrainSet.uniform(np.arange(100, 140), version=1)
     ctx = SelectionContext(snapshot=snap, history=(used,))
@@ -254,7 +240,6 @@ def test_freshness_mix() -> None:
 
 
 def test_rho_loss_matches_numpy_and_skips_holdout() -> None:
-    need_engine("select", "sample", "scores")
     rng = np.random.default_rng(5)
     snap = snapshot(np.zeros(200, dtype=int))
     keys = snap.keys()
@@ -271,7 +256,6 @@ def test_rho_loss_matches_numpy_and_skips_holdout() -> None:
 
 
 def test_kcenter_covers_better_than_its_own_spacing() -> None:
-    need_engine("kcenter")
     rng = np.random.default_rng(0)
     emb = np.concatenate([rng.normal(c, 0.1, size=(50, 2)) for c in ((0, 0), (5, 5), (0, 5))])
     snap = snapshot(np.zeros(150, dtype=int))
@@ -289,7 +273,6 @@ def test_kcenter_covers_better_than_its_own_spacing() -> None:
 
 
 def test_trigger_balanced_one_scan_equals_two_scans(monkeypatch: pytest.MonkeyPatch) -> None:
-    need_engine("sample", "quota")
     import policies.trigger_balanced as tb
 
     versions = np.repeat([1, 2, 3, 4, 5], [300, 20, 500, 80, 100])

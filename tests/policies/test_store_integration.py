@@ -6,7 +6,6 @@ import uuid
 
 import numpy as np
 import pyarrow as pa
-from policy_testkit import need_engine
 
 from modyn_store import Store
 from policies import Cutoff, DataAmount, Deletion, NewData, SelectionContext, Time, TriggerInput
@@ -33,7 +32,6 @@ def test_time_trigger_on_store_timestamps() -> None:
 
 
 def test_selection_at_the_firing_cutoff() -> None:
-    need_engine("select", "sample")
     store = _store()
     trigger = DataAmount(every=5)
     last_cutoff = None
@@ -69,7 +67,6 @@ def test_deletion_trigger_on_store_deltas() -> None:
 
 
 def test_scores_written_after_the_snapshot() -> None:
-    need_engine("select")
     from policies import Loss
 
     store = _store()

@@ -73,20 +73,6 @@ def test_snapshot_pass_scores_every_live_sample(store) -> None:
     assert out.versions == {}
 
 
-def test_engine_kernels_agree_when_present(store) -> None:
-    scores = pytest.importorskip("engine.scores")
-    model = _mlp()
-    ts = TrainSet.uniform(store.as_of(None).keys()[:200], version=store.version)
-    out = score(store, model, inputs={"features": "x"}, train_set=ts, scores=("loss", "entropy", "el2n"), write=False)
-    t = store.as_of(None).take(out.keys, ["x", "label"])
-    with torch.no_grad():
-        z = model(torch.tensor(t.column("x").to_pylist())).double().numpy()
-    y = np.array(t.column("label").to_pylist(), np.int64)
-    np.testing.assert_allclose(out.values["loss"], scores.cross_entropy(z, y), rtol=1e-6)
-    np.testing.assert_allclose(out.values["entropy"], scores.entropy(z), rtol=1e-6)
-    np.testing.assert_allclose(out.values["el2n"], scores.el2n(z, y), rtol=1e-6)
-
-
 def test_invalid_score_requests(store) -> None:
     with pytest.raises(InvalidArgumentError, match="scores"):
         score(store, _mlp(), inputs={"features": "x"}, scores=("nope",))
