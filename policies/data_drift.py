@@ -52,6 +52,10 @@ class DataDrift(Trigger):
     min_samples, max_samples, n_permutations, seed:
         Fewest samples per window to evaluate (rows with a missing or infinite value are left
         out); larger windows are subsampled (seeded) to ``max_samples``; MMD permutations; seed.
+        With ``metric="mmd"`` and ``decision="p_value"`` the smallest p-value is
+        ``1 / (n_permutations + 1)``; a ``threshold`` at or below it is refused (it could never
+        fire), and one just above it (e.g. 100 permutations at 0.01) fires only when every
+        permutation falls below the observed statistic: prefer ``n_permutations >= 10 / threshold``.
 
     Example
     -------
@@ -97,6 +101,14 @@ class DataDrift(Trigger):
         self.min_samples = check_int("min_samples", min_samples, 2)
         self.max_samples = check_int("max_samples", max_samples, 2)
         self.n_permutations = check_int("n_permutations", n_permutations, 1)
+        if decision == "p_value" and metric == "mmd" and 1.0 / (self.n_permutations + 1) >= self.threshold:
+            # the smallest p-value a permutation test can return is 1 / (n_permutations + 1)
+            need = int(np.floor(1.0 / self.threshold))
+            raise InvalidArgumentError(
+                "n_permutations", n_permutations,
+                f"an integer >= {need} with threshold={self.threshold}: a permutation test with "
+                f"n_permutations={n_permutations} never gives p < {1.0 / (self.n_permutations + 1):.4g}, "
+                "so the trigger could never fire")
         self.seed = check_int("seed", seed, 0)
         self._buf = RowBuffer(size=None if self._span else self.window, span=self._span)
         self._ref: dict[str, np.ndarray] | None = None

@@ -47,8 +47,9 @@ class GDumb(SelectionStrategy):
 
     def __init__(self, memory: int = 1000) -> None:
         self.memory = check_int("memory", memory, 1)
-        self._mem: dict[Any, list[int]] = {}
-        self._size = 0
+        self._keys = np.empty(0, dtype=np.int64)  # the memory, in slot order
+        self._codes = np.empty(0, dtype=np.int64)  # class codes: positions in ``_labels``
+        self._labels: np.ndarray | None = None  # sorted distinct labels seen so far
 
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:
@@ -59,44 +60,37 @@ class GDumb(SelectionStrategy):
         return min(n, self.memory)
 
     def _drop_gone(self, ctx: SelectionContext) -> None:
-        keys = np.array(sorted(k for v in self._mem.values() for k in v), dtype=np.int64)
-        if keys.size == 0:
+        if self._keys.size == 0:
             return
         contains = getattr(ctx.snapshot, "contains", None)
-        live = (np.asarray(contains(keys), dtype=bool) if contains is not None
-                else np.isin(keys, ctx.snapshot.keys()))
-        live &= ~np.isin(keys, ctx.excluded)
-        gone = set(keys[~live].tolist())
-        if gone:
-            self._mem = {c: [k for k in v if k not in gone] for c, v in self._mem.items()}
-            self._mem = {c: v for c, v in self._mem.items() if v}
-            self._size = sum(len(v) for v in self._mem.values())
+        live = (np.asarray(contains(self._keys), dtype=bool) if contains is not None
+                else np.isin(self._keys, ctx.snapshot.keys()))
+        if ctx.excluded.size:
+            live &= ~np.isin(self._keys, ctx.excluded)
+        if not live.all():
+            self._keys, self._codes = self._keys[live], self._codes[live]
 
-    def _add(self, key: int, label: Any, rng: np.random.Generator) -> None:
-        if self._size < self.memory:
-            self._mem.setdefault(label, []).append(key)
-            self._size += 1
-            return
-        n_classes = len(self._mem) + (label not in self._mem)
-        if len(self._mem.get(label, ())) >= self.memory / n_classes:
-            return
-        top = max(len(v) for v in self._mem.values())
-        largest = min((c for c, v in self._mem.items() if len(v) == top), key=_label_key)
-        victims = self._mem[largest]
-        victims.pop(int(rng.integers(len(victims))))
-        self._mem.setdefault(label, []).append(key)
+    def _encode(self, labels: np.ndarray) -> np.ndarray:
+        """Class codes of ``labels``, re-coding the memory when new labels arrive (codes follow label order)."""
+        new = np.unique(labels)
+        if self._labels is None:
+            self._labels = new
+        elif not np.isin(new, self._labels).all():
+            merged = np.union1d(self._labels, new)
+            self._codes = np.searchsorted(merged, self._labels[self._codes]).astype(np.int64)
+            self._labels = merged
+        return np.searchsorted(self._labels, labels).astype(np.int64)
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
+        from engine.memory import greedy_balanced
+
         self._drop_gone(ctx)
         since = ctx.trigger_cutoffs[-1] if ctx.trigger_cutoffs else None
-        rng = np.random.default_rng(derive_seed(ctx.seed, 8, ctx.trigger_index))
-        for b in iter_rows(ctx, [ctx.label_column], since=since):
-            for key, label in zip(b["key"].tolist(), b[ctx.label_column].tolist()):
-                self._add(key, label, rng)
-        keys = np.sort(np.array([k for v in self._mem.values() for k in v], dtype=np.int64))
-        return trainset(keys, ctx)
-
-
-def _label_key(label: Any) -> tuple[str, Any]:
-    """Sort key of labels (ties between classes go to the smallest label)."""
-    return (type(label).__name__, label)
+        seed = derive_seed(ctx.seed, 8, ctx.trigger_index)
+        for i, b in enumerate(iter_rows(ctx, [ctx.label_column], since=since)):
+            codes = self._encode(np.asarray(b[ctx.label_column]))
+            assert self._labels is not None
+            self._keys, self._codes = greedy_balanced(
+                self._keys, self._codes, b["key"], codes, memory=self.memory,
+                n_classes=self._labels.size, seed=derive_seed(seed, i))
+        return trainset(np.sort(self._keys), ctx)

@@ -361,3 +361,33 @@ def kcenter_greedy(emb: np.ndarray, k: int, initial: Sequence[int], first: int |
         chosen.add(nxt)
         mind = np.minimum(mind, ((e - e[nxt]) ** 2).sum(axis=1))
     return out
+
+
+# ----------------------------------------------------------------------------------- gdumb memory
+
+
+def greedy_balanced(mem_keys: Sequence[int], mem_cls: Sequence[int], keys: Sequence[int], cls: Sequence[int],
+                    memory: int, n_classes: int, seed: int) -> tuple[list[int], list[int]]:
+    mk, mc = list(mem_keys), list(mem_cls)
+    counts = [0] * n_classes
+    for c in mc:
+        counts[c] += 1
+    st = Stream(seed)
+    for k, c in zip(keys, cls):
+        if len(mk) < memory:
+            mk.append(k)
+            mc.append(c)
+            counts[c] += 1
+            continue
+        n = sum(1 for x in counts if x > 0) + (counts[c] == 0)
+        if counts[c] >= memory / n:
+            continue
+        largest = max(range(n_classes), key=lambda j: (counts[j], -j))
+        while True:
+            slot = int(st.u01() * len(mk))
+            if mc[slot] == largest:
+                break
+        counts[largest] -= 1
+        counts[c] += 1
+        mk[slot], mc[slot] = k, c
+    return mk, mc

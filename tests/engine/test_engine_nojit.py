@@ -37,6 +37,10 @@ x1, x2 = rng.normal(size=(20, 2)), rng.normal(size=(25, 2))
 st, p = drift.mmd_permutation_test(x1, x2, n_permutations=10, seed=0)
 assert p == naive.mmd_permutation_test(x1, x2, drift.permutations(45, 20, 10, 0))[1]
 assert abs(drift.ks_2samp(x1[:, 0], x2[:, 0]).statistic - naive.ks_2samp(x1[:, 0], x2[:, 0])[0]) < 1e-12
+from engine.memory import greedy_balanced
+gc = rng.integers(0, 3, 100)
+gk, gm = greedy_balanced([], [], np.arange(100), gc, memory=10, n_classes=3, seed=2)
+assert (gk.tolist(), gm.tolist()) == naive.greedy_balanced([], [], list(range(100)), gc.tolist(), 10, 3, 2)
 e = rng.normal(size=(60, 3))
 got = engine.kcenter_greedy(e, 5, seed=2)
 assert got.tolist() == naive.kcenter_greedy(e, 5, [], int(got[0]))

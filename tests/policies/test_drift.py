@@ -169,3 +169,18 @@ def test_firings_do_not_depend_on_how_the_stream_is_split(cfg: dict) -> None:
         sizes = np.diff(np.concatenate([[0], cuts, [600]])).tolist()
         assert run(DataDrift(columns=["x"], **cfg), x, sizes, ts=ts) == whole
     assert whole  # the step is detected
+
+
+def test_a_permutation_count_that_cannot_resolve_the_threshold_is_refused() -> None:
+    from modyn_store.core.errors import InvalidArgumentError
+    from policies import DataDrift
+
+    with pytest.raises(InvalidArgumentError) as err:
+        DataDrift(columns=["x"], metric="mmd", threshold=0.01, n_permutations=99)  # min p = 0.01
+    assert err.value.name == "n_permutations" and ">= 100" in err.value.expected
+    with pytest.raises(InvalidArgumentError, match="n_permutations"):
+        DataDrift(columns=["x"], metric="mmd", threshold=0.05, n_permutations=10)
+    assert DataDrift(columns=["x"], metric="mmd", threshold=0.01, n_permutations=100).n_permutations == 100
+    # analytic p-values and statistic thresholds do not depend on permutations
+    DataDrift(columns=["x"], metric="ks", threshold=0.01, n_permutations=1)
+    DataDrift(columns=["x"], metric="mmd", decision="quantile", n_permutations=1)
