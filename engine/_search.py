@@ -30,15 +30,23 @@ def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     """Boolean mask: which elements of ``a`` occur in the ascending ``sorted_b``.
 
     When ``a`` is sorted and over 8 times longer than ``sorted_b`` (live keys vs deleted keys),
-    ``sorted_b`` is searched in ``a`` and the hits marked by a running count: O(|b| log |a|)
-    searches instead of O(|a| log |b|).
+    ``sorted_b`` is searched in ``a``: O(|b| log |a|) searches instead of O(|a| log |b|); hits are
+    marked directly when each value of ``sorted_b`` occurs at most once in ``a`` (always for a
+    snapshot's keys), else by a running count over ``a``.
     """
     if a.size == 0 or sorted_b.size == 0:
         return np.zeros(a.size, dtype=bool)
     if a.size > 8 * sorted_b.size and first_unsorted(a) < 0:
+        lo = np.searchsorted(a, sorted_b, side="left")
+        hi = np.searchsorted(a, sorted_b, side="right")
+        if int((hi - lo).max()) <= 1:
+            # distinct hits (a snapshot's keys are unique): mark them, no running count
+            out = np.zeros(a.size, dtype=bool)
+            out[lo[hi > lo]] = True
+            return out
         edges = np.zeros(a.size + 1, dtype=np.int64)
-        np.add.at(edges, np.searchsorted(a, sorted_b, side="left"), 1)
-        np.add.at(edges, np.searchsorted(a, sorted_b, side="right"), -1)
+        np.add.at(edges, lo, 1)
+        np.add.at(edges, hi, -1)
         return np.cumsum(edges[:-1]) > 0
     idx = np.searchsorted(sorted_b, a)
     idx[idx == sorted_b.size] = 0
