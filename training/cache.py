@@ -2,8 +2,9 @@
 
 An entry lives at ``<store>/_cache/<name>/`` and holds:
 
-- ``keys.npy``: the sorted int64 keys it holds (what the store's ``erase`` consults: it deletes
-  every entry whose ``keys.npy`` holds an erased key);
+- ``keys.npy``: the sorted int64 keys it holds (the store's ``erase`` does not read it: it
+  consults the store's cache index, :class:`modyn_store.core.caches.CacheIndex`, where each
+  entry and its temporary folder are registered with their keys before a byte is written);
 - ``rows.npy``: the keys in row order;
 - ``c<i>.npy`` for fixed column ``i``, ``c<i>.offsets.npy`` and ``c<i>.data.npy`` for a
   variable-length one (all plain ``.npy``, never pickles, opened memory-mapped);
@@ -115,10 +116,12 @@ class Cache:
         larger than the bound is served from process memory only.
     """
 
-    def __init__(self, root: str | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, root: str | None, *, max_bytes: int = DEFAULT_MAX_BYTES, index: Any = None) -> None:
         if not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
             raise InvalidArgumentError("max_bytes", max_bytes, "an integer number of bytes >= 0")
         self.root = root
+        # the store's CacheIndex: entries are registered there before their folders are written
+        self._index = index
         self.max_bytes = int(max_bytes)
         self._open: dict[str, CacheEntry] = {}
         self._mutex = threading.Lock()
@@ -214,6 +217,8 @@ class Cache:
                 path = os.path.join(self.root, name)
                 if os.path.isdir(path):
                     shutil.rmtree(path)
+                if self._index is not None:
+                    self._index.remove(name)
 
     # -- building ------------------------------------------------------------------------
     def get_or_build(
@@ -238,13 +243,19 @@ class Cache:
                 return entry
             self._remove_stale_tmp(name)
             self._evict(size, keep=name)
-            tmp = os.path.join(self.root, f"{_TMP}{name}-{uuid.uuid4().hex[:12]}")
+            tmp_name = f"{_TMP}{name}-{uuid.uuid4().hex[:12]}"
+            tmp = os.path.join(self.root, tmp_name)
+            if self._index is not None:
+                # before any byte is written: an erasure finds the folders even if we are killed
+                self._index.register(name, keys, folders=[name, tmp_name])
             os.makedirs(tmp)
             try:
                 _write_entry(tmp, keys, specs, fill)
                 os.rename(tmp, os.path.join(self.root, name))
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if self._index is not None:
+                    self._index.remove(name)
                 raise
         entry = self.open(name)
         if entry is None:
@@ -301,6 +312,8 @@ class Cache:
                 if n == keep:
                     continue
                 shutil.rmtree(os.path.join(self.root, n), ignore_errors=True)
+                if self._index is not None:
+                    self._index.remove(n)
                 with self._mutex:
                     self._open.pop(n, None)
                 total -= s
@@ -412,7 +425,7 @@ def cache_for(store: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Cache:
     with _CACHES_LOCK:
         cache = _CACHES.get(key)
         if cache is None:
-            cache = Cache(root, max_bytes=max_bytes)
+            cache = Cache(root, max_bytes=max_bytes, index=store.caches if root is not None else None)
             _CACHES[key] = cache
         return cache
 

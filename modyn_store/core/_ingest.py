@@ -7,12 +7,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, SchemaMismatchError
 
 __all__ = ["RESERVED", "KeyTracker", "Prepared", "check_unique", "prepare"]
 
 RESERVED = ("_version", "_rowid", "_rowaddr")
+INT64_MAX = (1 << 63) - 1
 ROLE_COLUMNS = ("key", "ts", "label")
 
 
@@ -142,16 +144,33 @@ def _batches(
             continue
         cols: dict[str, pa.Array] = {}
         if roles["key"] is None:
+            if assigned + batch.num_rows - 1 > INT64_MAX:
+                raise InvalidArgumentError(
+                    "key",
+                    f"automatic keys {assigned}..{assigned + batch.num_rows - 1}",
+                    f"automatic keys up to 2**63-1 = {INT64_MAX}: they are exhausted, pass unused keys "
+                    "explicitly (key='<column>')",
+                )
             cols["key"] = pa.array(np.arange(assigned, assigned + batch.num_rows, dtype=np.int64))
             assigned += batch.num_rows
         else:
             k = batch.column(roles["key"])
             if k.null_count:
                 raise InvalidArgumentError("key", f"{k.null_count} null keys", "non-null integer keys")
+            if pa.types.is_unsigned_integer(k.type) and len(k):
+                top = int(pa.compute.max(k).as_py())
+                if top > INT64_MAX:
+                    raise InvalidArgumentError("key", top, f"keys that fit int64 (<= {INT64_MAX})")
             cols["key"] = k.cast(pa.int64())
         t = batch.column(roles["ts"])
         if t.null_count:
             raise InvalidArgumentError("ts", f"{t.null_count} null event times", "non-null event times")
+        if pa.types.is_floating(t.type):
+            finite = np.isfinite(t.to_numpy(zero_copy_only=False))
+            if not finite.all():
+                raise InvalidArgumentError(
+                    "ts", f"{int((~finite).sum())} NaN or infinite event times", "finite event times"
+                )
         cols["ts"] = t
         if roles["label"] is not None:
             cols["label"] = batch.column(roles["label"])

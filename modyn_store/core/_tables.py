@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,14 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core._location import Location
+from modyn_store.core.errors import CorruptionError
 
-__all__ = ["Tables", "keys_predicate"]
+__all__ = ["READ_ATTEMPTS", "Tables", "damaged_files", "keys_predicate"]
 
 VERSION = "_version"
+#: reads retried on a fresh manifest when a concurrent compaction, erase or vacuum removed
+#: the files of the manifest they started from
+READ_ATTEMPTS = 6
 _PREDICATE_CHUNK = 4096
 
 
@@ -106,10 +111,53 @@ class Tables:
     def exists(self, name: str) -> bool:
         return bool(self.location.fs.exists(self.location.path(f"{name}.lance/_versions")))
 
+    def _has_manifest(self, name: str) -> bool:
+        fs = self.location.fs
+        try:
+            entries = fs.ls(self.location.path(f"{name}.lance/_versions"), detail=False)
+        except FileNotFoundError:
+            return False
+        return any(str(e).endswith(".manifest") for e in entries)
+
+    def uncommitted(self, name: str) -> bool:
+        """True for a table folder whose creation never committed (a writer killed mid-create)."""
+        return bool(self.location.fs.exists(self.location.path(f"{name}.lance"))) and not self._has_manifest(name)
+
+    def drop(self, name: str) -> None:
+        """Remove a table folder (only used for tables whose creation never committed)."""
+        self.location.fs.rm(self.location.path(f"{name}.lance"), recursive=True)
+
     def open(self, name: str) -> lance.LanceDataset | None:
+        """The latest committed state of ``name`` (``None`` if it does not exist or never committed)."""
         if not self.exists(name):
             return None
-        return lance.dataset(self.uri(name), storage_options=self.location.storage_options or None)
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return lance.dataset(self.uri(name), storage_options=self.location.storage_options or None)
+            except (ValueError, OSError) as exc:
+                if not self._has_manifest(name):
+                    return None  # created by a write that never committed
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise CorruptionError(
+                        f"table {name!r} of {self.location.uri!r} cannot be opened ({exc}); "
+                        "run `modyn-store verify`"
+                    ) from exc
+                time.sleep(0.005 * (attempt + 1))  # a concurrent cleanup removed the manifest read
+        return None  # pragma: no cover
+
+    def damage(self, name: str, exc: BaseException) -> CorruptionError:
+        """A :class:`CorruptionError` naming the data files of ``name`` that are missing or damaged."""
+        bad: list[str] = []
+        try:
+            ds = lance.dataset(self.uri(name), storage_options=self.location.storage_options or None)
+            bad = damaged_files(self.location, name, ds, deep=True)
+        except (ValueError, OSError) as inner:
+            bad = [f"the table's manifest ({inner})"]
+        where = ", ".join(bad) if bad else "no single file (the failure did not repeat per fragment)"
+        return CorruptionError(
+            f"table {name!r} of {self.location.uri!r} cannot be read ({exc}); damaged: {where}. "
+            "Run `modyn-store verify` for a full report"
+        )
 
     def names(self) -> list[str]:
         """Every table in the store, including ``scores/<name>`` tables."""
@@ -135,6 +183,9 @@ class Tables:
         """Append rows (which already carry ``_version``); create the table on first use."""
         self.guard()
         mode = "append" if self.exists(name) else "create"
+        if mode == "append" and self.uncommitted(name):
+            self.drop(name)  # a leftover of a killed create: nothing of it ever committed
+            mode = "create"
         if isinstance(data, pa.Table):
             source: Any = data
         else:
@@ -156,10 +207,17 @@ class Tables:
         *,
         with_row_id: bool = False,
     ) -> pa.Table | None:
-        ds = self.open(name)
-        if ds is None:
-            return None
-        return ds.to_table(columns=columns, filter=filter, with_row_id=with_row_id)
+        for attempt in range(READ_ATTEMPTS):
+            ds = self.open(name)
+            if ds is None:
+                return None
+            try:
+                return ds.to_table(columns=columns, filter=filter, with_row_id=with_row_id)
+            except (pa.ArrowException, OSError) as exc:  # a file went missing or is damaged
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise self.damage(name, exc) from exc
+                time.sleep(0.005 * (attempt + 1))
+        return None  # pragma: no cover
 
     def delete(self, name: str, predicate: str) -> None:
         self.guard()
@@ -229,3 +287,34 @@ def with_version(table: pa.Table, version: int) -> pa.Table:
     if VERSION in table.column_names:
         return table.set_column(table.schema.get_field_index(VERSION), VERSION, col)
     return table.append_column(VERSION, col)
+
+
+def damaged_files(location: Location, name: str, ds: lance.LanceDataset, *, deep: bool) -> list[str]:
+    """Data files of ``ds`` that are missing or whose size differs from the manifest's record.
+
+    With ``deep``, every fragment is also read in full and the files of one that fails are
+    listed.
+    """
+    fs = location.fs
+    bad: list[str] = []
+    for frag in ds.get_fragments():
+        files = frag.data_files()
+        frag_bad = False
+        for f in files:
+            path = location.path(f"{name}.lance/data/{f.path}")
+            try:
+                size = fs.size(path)
+            except FileNotFoundError:
+                bad.append(f"{path} (missing)")
+                frag_bad = True
+                continue
+            want = getattr(f, "file_size_bytes", None)
+            if want and size != want:
+                bad.append(f"{path} ({size} bytes, the manifest records {want})")
+                frag_bad = True
+        if deep and not frag_bad:
+            try:
+                frag.to_table()
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                bad.extend(f"{location.path(f'{name}.lance/data/{f.path}')} (unreadable: {exc})" for f in files)
+    return bad

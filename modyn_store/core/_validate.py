@@ -69,6 +69,8 @@ def as_keys(keys: Any, *, name: str = "keys") -> np.ndarray:
         raise InvalidArgumentError(name, f"shape {arr.shape}", "a one-dimensional sequence of keys")
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer):
         raise InvalidArgumentError(name, f"dtype {arr.dtype}", "integer keys (int64)")
+    if np.issubdtype(arr.dtype, np.unsignedinteger) and arr.dtype.itemsize >= 8 and int(arr.max()) > (1 << 63) - 1:
+        raise InvalidArgumentError(name, int(arr.max()), "keys that fit int64 (<= 2**63-1)")
     return arr.astype(np.int64, copy=False)
 
 

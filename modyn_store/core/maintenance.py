@@ -34,22 +34,8 @@ def _purge(store: Store, keys: np.ndarray) -> int:
 
 
 def _drop_caches(store: Store, keys: np.ndarray) -> int:
-    """Delete every ``_cache/<entry>`` whose ``keys.npy`` holds one of ``keys``."""
-    fs = store.fs
-    root = store.path("_cache")
-    if keys.size == 0 or not fs.exists(root):
-        return 0
-    removed = 0
-    for entry in fs.ls(root, detail=False):
-        kf = f"{str(entry).rstrip('/')}/keys.npy"
-        if not fs.exists(kf):
-            continue
-        with fs.open(kf, "rb") as fh:
-            held = np.load(fh, allow_pickle=False)
-        if _isin_sorted(keys, np.sort(held)).any():
-            fs.rm(str(entry), recursive=True)
-            removed += 1
-    return removed
+    """Remove every cache folder that may hold one of ``keys`` (see :class:`CacheIndex`)."""
+    return store.caches.drop_holding(keys)
 
 
 def finish_purge(store: Store, version: int, op: str) -> int:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import time
 
 import numpy as np
 import pyarrow as pa
 
 from engine._search import first_unsorted
 from engine._search import isin_sorted_numpy as _isin_sorted
+from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import (
     CorruptionError,
@@ -25,6 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["Snapshot", "take_by_row_id"]
 
 OnUnavailable = Literal["error", "skip"]
+T = TypeVar("T")
+#: what a read raises when a file it started from is gone (a concurrent compaction, erase or
+#: vacuum removed it) or damaged; filter errors are plain ValueErrors and never retried
+READ_ERRORS = (pa.ArrowException, OSError)
 
 
 def take_by_row_id(ds: Any, row_ids: np.ndarray, columns: list[str]) -> pa.Table:
@@ -175,7 +182,27 @@ class Snapshot:
             batch = batch.drop_columns(["_version"])
             yield batch if keep.all() else batch.filter(pa.array(keep))
 
+    def _retrying(self, read: Callable[[Any], T]) -> T:
+        """``read(samples dataset)``, retried on a fresh manifest when files it needed vanished.
+
+        Compaction, erase and vacuum delete the files of old manifests at once; a reader that
+        started from one reopens the latest and reads again (the logical content of this
+        version is the same, minus keys erased meanwhile). A failure that persists is damage.
+        """
+        for attempt in range(READ_ATTEMPTS):
+            ds = self._store._tables.open("samples")
+            try:
+                return read(ds)
+            except READ_ERRORS as exc:
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise self._store._tables.damage("samples", exc) from exc
+                time.sleep(0.005 * (attempt + 1))
+                self._refresh()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _key_array(self, ds: Any) -> np.ndarray:
+        if ds is None:
+            return np.empty(0, np.int64)
         parts = [
             b.column(0).to_numpy() for r in self._readers(ds, ["key"], batch_size=1 << 20) for b in r
         ]
@@ -183,29 +210,17 @@ class Snapshot:
 
     def iter_keys(self, batch_size: int = 1 << 20) -> Iterator[np.ndarray]:
         """Live keys with stored rows, in storage order, one array per batch (bounded memory)."""
-        ds = self._store._tables.open("samples")
-        if ds is None:
-            return
-        dead = self._dead()
-        for reader in self._readers(ds, ["key"], batch_size=batch_size):
-            for batch in reader:
-                k = batch.column(0).to_numpy()
-                if dead.size:
-                    k = k[~_isin_sorted(k, dead)]
-                yield k
+        for batch in self.to_batches(["key"], batch_size=batch_size, on_unavailable="skip"):
+            yield batch.column(0).to_numpy()
 
     def keys(self) -> np.ndarray:
         """All live keys, sorted ascending (int64), including unavailable (purged) ones."""
         self._refresh()
         if self._keys_cache is None:
-            ds = self._store._tables.open("samples")
-            if ds is None:
-                keys = np.empty(0, np.int64)
-            else:
-                keys = self._key_array(ds)
-                dead = self._dead()
-                if dead.size:
-                    keys = keys[~_isin_sorted(keys, dead)]
+            keys = self._retrying(self._key_array)
+            dead = self._dead()
+            if dead.size and keys.size:
+                keys = keys[~_isin_sorted(keys, dead)]
             unavailable = self.unavailable()
             if unavailable.size:
                 keys = np.concatenate([keys, unavailable])
@@ -271,25 +286,50 @@ class Snapshot:
             check_filter(filter)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
-        ds = self._store._tables.open("samples")
-        if ds is None:
-            return iter(())
         need_key = "key" not in cols
         read = cols + (["key"] if need_key else [])
-        readers = self._readers(ds, read, filter, batch_size=batch_size)
-        return self._live_batches(readers, need_key)
+        # the first readers are made here, so a bad filter raises before this returns
+        first = self._retrying(lambda ds: None if ds is None else self._readers(ds, read, filter, batch_size=batch_size))
+        if first is None:
+            return iter(())
+        return self._live_batches(first, read, filter, batch_size, need_key)
 
-    def _live_batches(self, readers: list[pa.RecordBatchReader], drop_key: bool) -> Iterator[pa.RecordBatch]:
-        dead = self._dead()
-        for batch in (b for r in readers for b in r):
-            if dead.size:
-                keep = ~_isin_sorted(batch.column(batch.schema.get_field_index("key")).to_numpy(), dead)
-                if not keep.all():
-                    batch = batch.filter(pa.array(keep))
-            if drop_key:
-                batch = batch.drop_columns(["key"])
-            if batch.num_rows:
-                yield batch
+    def _live_batches(
+        self,
+        readers: list[Iterator[pa.RecordBatch]],
+        read: list[str],
+        filter: str | None,
+        batch_size: int,
+        drop_key: bool,
+    ) -> Iterator[pa.RecordBatch]:
+        """Live rows of ``readers``; if files vanish mid-stream, resume on a fresh manifest,
+        skipping the keys already yielded (storage order may differ after a compaction)."""
+        yielded: list[np.ndarray] = []
+        done: np.ndarray | None = None
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                dead = self._dead()
+                for batch in (b for r in readers for b in r):
+                    k = batch.column(batch.schema.get_field_index("key")).to_numpy()
+                    drop = _isin_sorted(k, dead) if dead.size else np.zeros(k.size, bool)
+                    if done is not None and done.size:
+                        drop |= _isin_sorted(k, done)
+                    if drop.any():
+                        batch = batch.filter(pa.array(~drop))
+                        k = k[~drop]
+                    if not batch.num_rows:
+                        continue
+                    yielded.append(k)
+                    yield batch.drop_columns(["key"]) if drop_key else batch
+                return
+            except READ_ERRORS as exc:
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise self._store._tables.damage("samples", exc) from exc
+                time.sleep(0.005 * (attempt + 1))
+                self._refresh()
+                done = np.unique(np.concatenate(yielded)) if yielded else None
+                ds = self._store._tables.open("samples")
+                readers = [] if ds is None else self._readers(ds, read, filter, batch_size=batch_size)
 
     def to_table(
         self,
@@ -317,10 +357,11 @@ class Snapshot:
             )
         if want.size and _isin_sorted(want, self.unavailable()).any():
             raise DataUnavailableError(f"some keys' rows were purged by vacuum at version {self.version}")
-        ds = self._store._tables.open("samples")
-        if ds is None or want.size == 0:
+        if want.size == 0:
             return np.empty(0, np.uint64)
-        batches = [b for r in self._readers(ds, ["key"], with_row_id=True) for b in r]
+        batches = self._retrying(
+            lambda ds: [] if ds is None else [b for r in self._readers(ds, ["key"], with_row_id=True) for b in r]
+        )
         k = np.concatenate([b.column(0).to_numpy() for b in batches]) if batches else np.empty(0, np.int64)
         r = (
             np.concatenate([b.column(b.schema.get_field_index("_rowid")).to_numpy() for b in batches])
@@ -342,10 +383,12 @@ class Snapshot:
         """Rows of live ``keys`` in the order given (an error names keys that are not live)."""
         cols = self._check_columns(columns)
         want = as_keys(keys)
+        return self._retrying(lambda ds: self._take(ds, want, cols))
+
+    def _take(self, ds: Any, want: np.ndarray, cols: list[str]) -> pa.Table:
         rid = self.row_ids(want)
         if rid.size == 0:
             return self.to_table(cols).slice(0, 0)
-        ds = self._store._tables.open("samples")
         assert ds is not None
         order = np.argsort(rid, kind="stable")
         read = cols if "key" in cols else [*cols, "key"]

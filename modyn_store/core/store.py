@@ -17,77 +17,40 @@ Example
 
 from __future__ import annotations
 
-import json
+import errno
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core import _ingest
+from modyn_store.core import _ingest, _marker, _queries, _txn
 from modyn_store.core._location import Location, resolve
 from modyn_store.core._lock import writer_lock
-from modyn_store.core._tables import Tables, with_version
+from modyn_store.core._marker import FORMAT_VERSION, MARKER
+from modyn_store.core._tables import Tables
+from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._validate import as_keys, check_filter, check_name
 from modyn_store.core.errors import (
     ConflictError,
     DataUnavailableError,
     DuplicateKeyError,
-    FormatVersionError,
     InvalidArgumentError,
     InvalidFilterError,
-    NotAStoreError,
     UnknownKeyError,
     UnknownVersionError,
 )
-from modyn_store.core.records import VERSIONS_SCHEMA, Delta, Diff, VersionRecord
+from modyn_store.core.records import Delta, Diff, VersionRecord
 from modyn_store.core.snapshot import Snapshot, _isin_sorted
 
-__all__ = ["FORMAT_VERSION", "Store", "Transaction"]
+__all__ = ["FORMAT_VERSION", "MARKER", "Store", "Transaction"]
 
-FORMAT_VERSION = 1
-MARKER = "_modyn_store.json"
-INTENT = "_txn/intent.json"
 # Tables whose rows hold sample content (and so are purged by erase and vacuum); score tables too.
 CONTENT_TABLES = ("samples",)
-INTERNAL_TABLES = frozenset({"samples", "tombstones", "erasures", "purged", "versions", "tags"})
 Missing = Literal["error", "ignore"]
 VersionRef = int | str | datetime | None
-
-
-class Transaction:
-    """One atomic store version under the writer lock.
-
-    Rows appended through a transaction carry its ``version`` and stay invisible until the
-    version record commits on a clean exit; an exception (or a crash) rolls them back.
-    """
-
-    def __init__(self, store: Store, version: int, op: str, message: str) -> None:
-        self.store = store
-        self.version = version
-        self.op = op
-        self.message = message
-        self.inserted = 0
-        self.deleted = 0
-        self.erased = 0
-        self.live_delta = 0
-        self.max_key: int | None = None
-        self.details: dict[str, Any] = {}
-        self.touched: set[str] = set()
-
-    def append(self, table: str, data: pa.Table) -> None:
-        """Append ``data`` to the extension table ``table`` (created on first use)."""
-        if table not in INTERNAL_TABLES:
-            check_name("table", table)
-        if not isinstance(data, pa.Table):
-            raise InvalidArgumentError("data", type(data).__name__, "a pyarrow Table")
-        self._write(table, data)
-
-    def _write(self, table: str, data: pa.Table) -> None:
-        self.touched.add(table)
-        self.store._tables.append(table, with_version(data, self.version))
 
 
 class Store:
@@ -105,9 +68,12 @@ class Store:
         self._records_cache: tuple[int, list[VersionRecord]] | None = None
         self._erased_cache: tuple[int, np.ndarray] | None = None
         self._last_purge_caches = 0
+        from modyn_store.core.caches import CacheIndex
         from modyn_store.core.scores import Scores
 
         self.scores = Scores(self)
+        #: the index of materialization caches under ``_cache/`` (see :class:`CacheIndex`)
+        self.caches = CacheIndex(self)
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -128,43 +94,15 @@ class Store:
         if not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
             raise InvalidArgumentError("lock_timeout", lock_timeout, "a number of seconds >= 0")
         loc = resolve(uri, storage_options)
-        fs = loc.fs
-        marker = loc.path(MARKER)
-        if loc.exists(MARKER):
-            with fs.open(marker, "r") as fh:
-                try:
-                    meta = json.load(fh)
-                except json.JSONDecodeError as exc:
-                    raise NotAStoreError(f"{uri!r}: {MARKER} is not valid JSON ({exc})") from exc
-            if meta.get("format") != "modyn-store":
-                raise NotAStoreError(f"{uri!r} holds a {MARKER} of another format: {meta.get('format')!r}")
-            fv = meta.get("format_version")
-            if not isinstance(fv, int) or fv > FORMAT_VERSION:
-                raise FormatVersionError(
-                    f"{uri!r} was written with store format {fv!r}; this release reads formats "
-                    f"<= {FORMAT_VERSION}: upgrade modyn-store"
-                )
-        elif not create:
-            raise NotAStoreError(
-                f"{uri!r} is not a modyn-store store (no {MARKER}); pass create=True to make one"
-            )
-        else:
-            if fs.exists(loc.root) and loc.is_local and fs.ls(loc.root):
-                raise NotAStoreError(
-                    f"{uri!r} exists and is not empty but holds no store; choose an empty or new folder"
-                )
-            if loc.is_local:  # object stores have no folders (and buckets are not made here)
-                fs.makedirs(loc.root, exist_ok=True)
-            with fs.open(marker + ".tmp", "w") as fh:
-                json.dump({"format": "modyn-store", "format_version": FORMAT_VERSION}, fh)
-            fs.mv(marker + ".tmp", marker)
+        _marker.open_or_create(loc, create=create)
         store = cls(loc, lock_timeout=float(lock_timeout))
         store._recover_if_idle()
+        _txn.check_head(store, store.version)
         return store
 
     def _recover_if_idle(self) -> None:
         """Finish or roll back an interrupted write now, unless a live writer holds the lock."""
-        if not self._location.is_local or not self.fs.exists(self._location.path(INTENT)):
+        if not self._location.is_local or not self.fs.exists(self._location.path(_txn.INTENT)):
             return  # on an object store readers write nothing: the next writer recovers
         idle = self._lock.idle()
         try:
@@ -172,6 +110,11 @@ class Store:
                 self._recover()
         except ConflictError:
             pass  # a writer is active; it recovers before its own write
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            # a read-only store: readers ignore the interrupted write (its rows carry a
+            # version above the log's last), writers get ReadOnlyStoreError
 
     @property
     def uri(self) -> str:
@@ -303,107 +246,6 @@ class Store:
         return keys
 
     # -- writing -------------------------------------------------------------------------
-    def _write_intent(self, txn: Transaction) -> None:
-        fs = self.fs
-        path = self._location.path(INTENT)
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        body = {"version": txn.version, "op": txn.op}
-        with fs.open(path + ".tmp", "w") as fh:
-            json.dump(body, fh)
-        fs.mv(path + ".tmp", path)
-
-    def _recover(self) -> None:
-        """Roll back rows of an interrupted write, and finish an interrupted erase or vacuum."""
-        fs = self.fs
-        path = self._location.path(INTENT)
-        if not fs.exists(path):
-            return
-        committed = self.version
-        try:
-            with fs.open(path, "r") as fh:
-                intent = json.load(fh)
-            pending = int(intent["version"])
-            op = str(intent.get("op", ""))
-        except (ValueError, KeyError, TypeError):
-            pending, op = committed + 1, ""
-        if pending > committed:
-            for name in self._tables.names():
-                ds = self._tables.open(name)
-                if ds is not None and "_version" in ds.schema.names:
-                    ds.delete(f"_version > {committed}")
-        elif op in ("erase", "vacuum"):
-            from modyn_store.core import maintenance
-
-            maintenance.finish_purge(self, pending, op)
-        # the interrupted writer may not have recorded its fragments' versions
-        self._tables.save_fragment_versions("samples")
-        fs.rm(path)
-
-    @contextmanager
-    def transaction(self, op: str, message: str = "") -> Iterator[Transaction]:
-        """Write several tables in one atomic store version.
-
-        Example
-        -------
-        >>> import pyarrow as pa
-        >>> from modyn_store import Store
-        >>> store = Store.open("memory://txn-doc", create=True)
-        >>> with store.transaction("note", message="hello") as txn:
-        ...     txn.append("notes", pa.table({"text": ["a"]}))
-        >>> store.read_table("notes").column("text").to_pylist()
-        ['a']
-        """
-        check_name("op", op)
-        if not isinstance(message, str):
-            raise InvalidArgumentError("message", message, "a string")
-        with self._lock:
-            self._recover()
-            prev = self._read_records()
-            last = prev[-1] if prev else None
-            txn = Transaction(self, (last.version if last else 0) + 1, op, message)
-            # written before any row, so an interrupted write is always found and undone
-            self._write_intent(txn)
-            try:
-                yield txn
-            except BaseException:
-                self._rollback(txn)
-                raise
-            record = VersionRecord(
-                version=txn.version,
-                time=datetime.now(timezone.utc),
-                op=op,
-                message=message,
-                inserted=txn.inserted,
-                deleted=txn.deleted,
-                erased=txn.erased,
-                live=(last.live if last else 0) + txn.live_delta,
-                max_key=max(last.max_key if last else -1, txn.max_key if txn.max_key is not None else -1),
-                details=txn.details,
-            )
-            txn.touched.add("versions")
-            self._lock.claim(txn.version)
-            log = self._tables.append("versions", pa.Table.from_pylist([record.to_row()], schema=VERSIONS_SCHEMA))
-            self._records_cache = (log.version, [*prev, record])
-            for name in txn.touched:
-                self._tables.compact_if_fragmented(name)
-            if "samples" in txn.touched:
-                self._tables.save_fragment_versions("samples", new_version=txn.version if op == "append" else None)
-            if op in ("erase", "vacuum"):
-                from modyn_store.core import maintenance
-
-                self._last_purge_caches = maintenance.finish_purge(self, txn.version, op)
-            self.fs.rm(self._location.path(INTENT))
-
-    def _rollback(self, txn: Transaction) -> None:
-        self._lock.check()  # a writer that lost the store to another deletes nothing
-        for name in txn.touched:
-            ds = self._tables.open(name)
-            if ds is not None:
-                ds.delete(f"_version >= {txn.version}")
-        intent = self._location.path(INTENT)
-        if self.fs.exists(intent):
-            self.fs.rm(intent)
-
     def read_table(self, name: str, version: VersionRef = None, *, filter: str | None = None) -> pa.Table | None:
         """Rows of a table written at or before ``version`` (``None`` if the table does not exist)."""
         if name not in INTERNAL_TABLES:
@@ -501,19 +343,6 @@ class Store:
             txn.inserted = txn.live_delta = tracker.count
             txn.max_key = tracker.highest
         return self._read_records()[-1]
-
-    def _check_purged_inserts(self, va: int, vb: int) -> None:
-        t = self._tables.scan("purged", ["key"], f"inserted > {va} AND inserted <= {vb}")
-        if t is None or t.num_rows == 0:
-            return
-        keys = np.unique(t.column("key").to_numpy())
-        keys = keys[~_isin_sorted(keys, self._erased_keys())]
-        if keys.size:
-            raise DataUnavailableError(
-                f"{keys.size} rows inserted in versions ({va}, {vb}] were purged by vacuum "
-                f"(e.g. keys {keys[:5].tolist()}); pass on_unavailable='skip' to read the rest",
-                keys=keys,
-            )
 
     def _check_new_keys(self, tracker: _ingest.KeyTracker, max_key: int, version: int) -> None:
         if tracker.count == 0:
@@ -624,12 +453,11 @@ class Store:
             txn.details = {"tag": name}
         return self._read_records()[-1]
 
+
     # -- comparing versions --------------------------------------------------------------
     def diff(self, a: VersionRef, b: VersionRef) -> Diff:
         """Keys that entered and left the live set from version ``a`` to ``b``."""
-        va, vb = self._resolve(a), self._resolve(b)
-        ka, kb = self.as_of(va).keys(), self.as_of(vb).keys()
-        return Diff(va, vb, kb[~_isin_sorted(kb, ka)], ka[~_isin_sorted(ka, kb)])
+        return _queries.diff(self, a, b)
 
     def delta(
         self,
@@ -645,34 +473,23 @@ class Store:
         raise :class:`~modyn_store.core.errors.DataUnavailableError` (its ``keys`` name them)
         unless ``on_unavailable="skip"``.
         """
-        va, vb = self._resolve(a), self._resolve(b)
-        if va > vb:
-            raise InvalidArgumentError("a", va, f"a version <= b={vb}")
-        if on_unavailable not in ("error", "skip"):
-            raise InvalidArgumentError("on_unavailable", on_unavailable, "'error' or 'skip'")
-        if on_unavailable == "error":
-            self._check_purged_inserts(va, vb)
-        schema = self.schema
-        base = ["key", "ts"] + (["label"] if schema is not None and "label" in schema.names else [])
-        snap = self.as_of(vb)
-        cols = base + [c for c in snap._check_columns(columns) if c not in base] if columns else base
-        ds = self._tables.open("samples")
-        vfilter = f"_version > {va} AND _version <= {vb}"
-        if ds is None:
-            inserted = pa.table({"key": pa.array([], pa.int64()), "ts": pa.array([], pa.int64()), "version": pa.array([], pa.int64())})
-        else:
-            t = ds.to_table(columns=cols + ["_version"], filter=vfilter)
-            erased = self._erased_keys()
-            if erased.size and t.num_rows:
-                t = t.filter(pa.array(~_isin_sorted(t.column("key").to_numpy(), erased)))
-            t = t.rename_columns([*cols, "version"]).sort_by([("version", "ascending"), ("ts", "ascending"), ("key", "ascending")])
-            inserted = t
-        tomb = self._tables.scan("tombstones", ["key"], vfilter)
-        er = self._tables.scan("erasures", ["key"], vfilter)
-        return Delta(
-            va,
-            vb,
-            inserted,
-            np.sort(tomb.column("key").to_numpy()) if tomb is not None else np.empty(0, np.int64),
-            np.sort(er.column("key").to_numpy()) if er is not None else np.empty(0, np.int64),
-        )
+        return _queries.delta(self, a, b, columns, on_unavailable=on_unavailable)
+
+    # -- writing -------------------------------------------------------------------------
+    def transaction(self, op: str, message: str = "") -> AbstractContextManager[Transaction]:
+        """Write several tables in one atomic store version.
+
+        Example
+        -------
+        >>> import pyarrow as pa
+        >>> from modyn_store import Store
+        >>> store = Store.open("memory://txn-doc", create=True)
+        >>> with store.transaction("note", message="hello") as txn:
+        ...     txn.append("notes", pa.table({"text": ["a"]}))
+        >>> store.read_table("notes").column("text").to_pylist()
+        ['a']
+        """
+        return _txn.transaction(self, op, message)
+
+    def _recover(self) -> None:
+        _txn.recover(self)

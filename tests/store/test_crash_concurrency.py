@@ -53,10 +53,13 @@ def _check_store(uri: str, lines: list[str], options: dict[str, str] | None = No
     for version in range(v + 1):
         snap = store.as_of(version)
         assert set(snap.keys().tolist()) == expected[version], f"version {version}"
-    table = store.as_of().to_table(["key", "text", "x"])
-    keys = table.column("key").to_numpy()
-    assert table.column("text").to_pylist() == _expected_text(keys)
-    assert np.array_equal(table.column("x").to_numpy(), keys * 0.5)
+    if store.schema is not None:  # None: killed while creating the samples table
+        table = store.as_of().to_table(["key", "text", "x"])
+        keys = table.column("key").to_numpy()
+        assert table.column("text").to_pylist() == _expected_text(keys)
+        assert np.array_equal(table.column("x").to_numpy(), keys * 0.5)
+    else:
+        assert v == 0
     # no leftover rows of the interrupted write in any table (samples, tombstones, erasures, ...)
     for name in store._tables.names():
         ds = store._tables.open(name)

@@ -53,14 +53,14 @@ def test_erase_removes_bytes_from_every_file(tmp_path: Path) -> None:
     store.scores.write("emb", keys, rng.normal(size=(keys.size, 4)))
     store.delete(keys=keys[10:20])  # soft-deleted rows are erased too
     erase = np.array([3, 15, 250, 599])
-    # a materialisation cache holding erased rows
+    # materialisation caches, registered in the store's cache index; one holds erased rows
     cache = root / "_cache" / "entry1"
+    store.caches.register("entry1", [1, 3, 5], folders=["entry1"])
     cache.mkdir(parents=True)
-    np.save(cache / "keys.npy", np.array([1, 3, 5]), allow_pickle=False)
     (cache / "rows.bin").write_bytes(blobs[3])
     other = root / "_cache" / "entry2"
+    store.caches.register("entry2", [1, 2], folders=["entry2"])
     other.mkdir()
-    np.save(other / "keys.npy", np.array([1, 2]), allow_pickle=False)
 
     before = _all_bytes(root)
     for k in erase:

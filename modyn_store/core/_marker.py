@@ -1,0 +1,55 @@
+"""The store's marker file: what makes a folder a store, and which format wrote it."""
+
+from __future__ import annotations
+
+import json
+
+from modyn_store.core._location import Location
+from modyn_store.core.errors import FormatVersionError, InvalidArgumentError, NotAStoreError
+
+__all__ = ["FORMAT_VERSION", "MARKER", "open_or_create"]
+
+FORMAT_VERSION = 1
+MARKER = "_modyn_store.json"
+
+
+def _check(uri: str, meta: object) -> None:
+    if not isinstance(meta, dict):
+        raise NotAStoreError(f"{uri!r}: {MARKER} holds a JSON {type(meta).__name__}, not a store's marker object")
+    if meta.get("format") != "modyn-store":
+        raise NotAStoreError(f"{uri!r} holds a {MARKER} of another format: {meta.get('format')!r}")
+    fv = meta.get("format_version")
+    if isinstance(fv, bool) or not isinstance(fv, int) or fv > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"{uri!r} was written with store format {fv!r}; this release reads formats "
+            f"<= {FORMAT_VERSION}: upgrade modyn-store"
+        )
+
+
+def open_or_create(loc: Location, *, create: bool) -> None:
+    """Check the marker at ``loc`` (or write one with ``create=True`` in an empty folder)."""
+    fs = loc.fs
+    uri = loc.uri
+    marker = loc.path(MARKER)
+    try:
+        if loc.exists(MARKER):
+            with fs.open(marker, "r") as fh:
+                try:
+                    meta = json.load(fh)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise NotAStoreError(f"{uri!r}: {MARKER} is not valid JSON ({exc})") from exc
+            _check(uri, meta)
+            return
+        if not create:
+            raise NotAStoreError(f"{uri!r} is not a modyn-store store (no {MARKER}); pass create=True to make one")
+        if fs.exists(loc.root) and loc.is_local and (not fs.isdir(loc.root) or fs.ls(loc.root)):
+            raise NotAStoreError(f"{uri!r} exists and is not empty but holds no store; choose an empty or new folder")
+        if loc.is_local:  # object stores have no folders (and buckets are not made here)
+            fs.makedirs(loc.root, exist_ok=True)
+        with fs.open(marker + ".tmp", "w") as fh:
+            json.dump({"format": "modyn-store", "format_version": FORMAT_VERSION}, fh)
+        fs.mv(marker + ".tmp", marker)
+    except (NotADirectoryError, FileExistsError) as exc:
+        raise InvalidArgumentError("uri", uri, "a folder path (a parent of it is a file)") from exc
+    except IsADirectoryError as exc:
+        raise NotAStoreError(f"{uri!r}: {MARKER} is a folder, not a store's marker file") from exc
