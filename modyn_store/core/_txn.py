@@ -161,7 +161,12 @@ def _check_no_orphans(store: Store, committed: int) -> None:
         return
     ranges = store._tables.fragment_versions("samples", ds)
     top = max((hi for _, hi in ranges.values()), default=0)
-    if top > committed:
+    if top <= committed:
+        return
+    # ranges are bounds (a rolled-back write leaves deleted rows in them): look at the rows
+    rows = store._tables.scan("samples", ["_version"], f"_version > {committed}")
+    if rows is not None and rows.num_rows:
+        top = int(rows.column(0).to_numpy().max())
         raise CorruptionError(
             f"{store.uri!r}: samples hold rows of version {top} but the version log ends at "
             f"{committed} and no write is pending: the log lost versions. Nothing is written on "
