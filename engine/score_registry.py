@@ -120,9 +120,9 @@ def _rho(loss: Any, irreducible_loss: Any) -> np.ndarray:
 
 _SPECS = (
     ScoreSpec("loss", "cross entropy -log p[y]", "scalar", ("logits", "labels"), True, MODEL_PASS,
-              ("loss", "rho_loss"), _k.cross_entropy),
+              ("loss", "rho_loss", "like_misclassified"), _k.cross_entropy),
     ScoreSpec("least_confidence", "1 - max p", "scalar", ("logits",), True, MODEL_PASS,
-              ("least_confidence",), _k.least_confidence),
+              ("least_confidence", "like_misclassified"), _k.least_confidence),
     ScoreSpec("entropy", "-sum p log p (nats)", "scalar", ("logits",), True, MODEL_PASS,
               ("entropy",), _k.entropy),
     ScoreSpec("margin", "p[top1] - p[top2] (small = uncertain)", "scalar", ("logits",), False,
@@ -133,7 +133,7 @@ _SPECS = (
               "w.r.t. the last linear layer's weight and bias", "scalar",
               ("logits", "labels", "hidden"), True, MODEL_PASS, ("gradnorm",), grad_norm),
     ScoreSpec("embedding", "h, the input of the last linear layer", "vector", ("hidden",), None,
-              MODEL_PASS, ("kcenter_greedy",), embedding),
+              MODEL_PASS, ("kcenter_greedy", "near_duplicates", "like_misclassified"), embedding),
     ScoreSpec("irreducible_loss", "-log p[y] under the irreducible-loss model (trained on the "
               "holdout split)", "scalar", ("logits", "labels"), False, "irreducible-loss model",
               ("rho_loss",), _irreducible),

@@ -44,6 +44,8 @@ from policies.finetune import Finetune
 from policies.freshness import Freshness
 from policies.gdumb import GDumb
 from policies.kcenter import KCenterGreedy
+from policies.like_misclassified import LikeMisclassified
+from policies.near_duplicates import NearDuplicates
 from policies.new_data import NewData
 from policies.performance import Performance
 from policies.periodic_retrain import PeriodicRetrain
@@ -88,9 +90,11 @@ __all__ = [
     "GradNorm",
     "KCenterGreedy",
     "LeastConfidence",
+    "LikeMisclassified",
     "Loss",
     "Margin",
     "ModelLike",
+    "NearDuplicates",
     "NewData",
     "Performance",
     "PeriodicRetrain",

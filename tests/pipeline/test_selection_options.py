@@ -422,6 +422,48 @@ def _check_compose(run: Run) -> None:
         assert got.size == k and np.intersect1d(got, want).size >= 0.99 * k
 
 
+def _knn(h: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force ``k`` nearest rows of ``h`` per query (squared L2; ties: lower index)."""
+    d2 = ((queries[:, None, :] - h[None]) ** 2).sum(axis=2)
+    order = np.lexsort((np.broadcast_to(np.arange(h.shape[0]), d2.shape), d2), axis=1)[:, :k]
+    return order, np.take_along_axis(d2, order, axis=1)
+
+
+def _check_near_duplicates(radius: float, k: int) -> Callable[[Run], None]:
+    def check(run: Run) -> None:
+        for i in range(1, len(run.ids)):
+            pool = run.eligible(i)
+            _, _, h = run.forward(run.ids[i - 1], pool)
+            nn, d2 = _knn(h, h, k + 1)
+            dup = ((pool[nn] < pool[:, None]) & (d2 <= radius**2)).any(axis=1)
+            want, got = pool[~dup], run.keys(i)
+            assert 0 < dup.sum() < pool.size  # the radius matters on this stream
+            assert np.setxor1d(got, want).size <= 0.01 * pool.size, (radius, k, i)
+    return check
+
+
+def _check_like_misclassified(seeds: int, k: int, limit: int | None) -> Callable[[Run], None]:
+    def check(run: Run) -> None:
+        for i in range(1, len(run.ids)):
+            pool = run.eligible(i)
+            z, y, h = run.forward(run.ids[i - 1], pool)
+            loss = _reference_score("loss", z, y, h)
+            wrong = np.flatnonzero(z.argmax(axis=1) != y)
+            seed_idx = wrong[np.lexsort((pool[wrong], -loss[wrong]))[:seeds]]
+            nn, d2 = _knn(h, h[seed_idx], k + 1)
+            flat, dist = nn.ravel(), d2.ravel()
+            by = flat[np.lexsort((pool[flat], dist))]
+            _, first = np.unique(by, return_index=True)
+            neigh = by[np.sort(first)]
+            neigh = neigh[~np.isin(neigh, seed_idx)]
+            want = np.concatenate([pool[seed_idx], pool[neigh]])
+            want = np.sort(want[:limit] if limit is not None else want)
+            got = run.keys(i)
+            assert got.size == want.size and np.intersect1d(got, want).size >= 0.95 * want.size, (seeds, k, i)
+            assert seed_idx.size == min(seeds, wrong.size)
+    return check
+
+
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[Run], None]]] = {
     "new_data": ({"name": "new_data"}, {}, _check_new_data(1)),
     "new_data.tail": ({"name": "new_data", "tail": 2}, {}, _check_new_data(2)),
@@ -462,6 +504,14 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[Run], None]]] =
                                        _check_kcenter(12)),
     "kcenter_greedy.ratio": ({"name": "kcenter_greedy", "ratio": 0.05}, {},
                              _check_sizes(lambda r, i: int(round(0.05 * r.eligible(i).size)), Run.eligible)),
+    "near_duplicates.radius+k+embedding": ({"name": "near_duplicates", "radius": 0.05, "k": 5,
+                                            "embedding": "embedding"}, {}, _check_near_duplicates(0.05, 5)),
+    "near_duplicates.radius=0.02,k=2": ({"name": "near_duplicates", "radius": 0.02, "k": 2}, {},
+                                        _check_near_duplicates(0.02, 2)),
+    "like_misclassified.seeds+k+embedding": ({"name": "like_misclassified", "seeds": 20, "k": 3,
+                                              "embedding": "embedding"}, {}, _check_like_misclassified(20, 3, None)),
+    "like_misclassified.limit": ({"name": "like_misclassified", "seeds": 30, "k": 5, "limit": 40}, {},
+                                 _check_like_misclassified(30, 5, 40)),
     "compose.pre+post": ({"name": "compose", "pre": {"name": "new_data"}, "post": {"name": "loss", "ratio": 0.5}},
                          {}, _check_compose),
 }
