@@ -533,7 +533,14 @@ CASES["rho_loss.method+period"] = ({"name": "rho_loss", "ratio": 0.2, "method": 
                                                                     if np.allclose(run.train_set(i).weights, 1)]))
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# The default run covers the modes and strategies this module was written for; CI's slow job
+# (``-m slow`` on tests/pipeline) runs every case.
+DEFAULT_CASES = {"loss.mode=batch_then_sample", "loss.period", "rho_loss.ratio+holdout_ratio",
+                 "gradnorm.ratio", "near_duplicates.radius+k+embedding", "like_misclassified.limit"}
+
+
+@pytest.mark.parametrize("case", [c if c in DEFAULT_CASES else pytest.param(c, marks=pytest.mark.slow)
+                                  for c in sorted(CASES)])
 def test_option_changes_what_the_pipeline_trains_on(case: str) -> None:
     selection, over, check = CASES[case]
     run = _run(selection, **over)
