@@ -1,18 +1,33 @@
-"""Build a store of 10^8 narrow rows and query it in bounded memory.
+"""Build a store of 10^8 .. 10^9 narrow rows and query it in bounded memory.
 
-    python benchmarks/scale_store.py --rows 100000000 --path /tmp/scale-store
+    python benchmarks/scale_store.py --rows 1000000000 --path /tmp/scale-store
+    python benchmarks/scale_store.py --rows 100000000 --phases raw,keys_old,keys_latest
 
-Phase 1 appends the rows as 100 versions (key, ts, x: float32) and soft-deletes 1%.
-Phase 2 runs, each in a fresh process so peak memory is its own:
-``as_of(N).keys()`` (the result alone is 8 bytes a key), a streaming count through
-``Snapshot.iter_keys()`` and a raw Lance scan of the key column, printing seconds and the
-peak resident memory of each.
+Build: ``rows`` rows (``key`` int64, ``ts`` int64, ``label`` int64 in 10 classes, ``loss``
+float32: a per-sample score stored with the samples) appended as ``--versions`` versions of
+equal size, then 1% soft-deleted (``delete(where="key % 100 = 0")``, one version). Every query
+then runs in a fresh process so its peak resident memory (``ru_maxrss``) is its own:
+
+* ``raw``: Lance's own streaming scan of the ``key`` column of the samples table (every row
+  ever written, no version filter, no deletions applied): the baseline of the key queries;
+* ``keys_old`` / ``keys_latest``: ``Snapshot.iter_keys()`` as of ``latest - 10`` (before the
+  delete: only the fragments that straddle the version are filtered) and as of the latest
+  version (the 1% deletions applied), counted batch by batch;
+* ``keys_array``: ``Snapshot.keys()``, the sorted array (8 bytes a key: 8 GB at 10^9 rows, so
+  it is skipped above 3 * 10^8 rows);
+* ``scores``: ``Snapshot.to_batches(["key", "label", "loss"])`` at the latest version, streamed;
+* ``top_k`` / ``weighted`` / ``quota``: the same stream fed to the engine's streaming
+  ``TopK(10^6)``, ``WeightedSampler(10^6)`` (weights ``loss``) and
+  ``BalancedSelector(rows // 100, rule="top")`` over the labels.
+
+Each phase prints one JSON line: seconds, ns per row, peak RSS and the result size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -20,6 +35,11 @@ import time
 
 import numpy as np
 import pyarrow as pa
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+PHASES = ("raw", "keys_old", "keys_latest", "keys_array", "scores", "top_k", "weighted", "quota")
+BATCH = 1 << 20
 
 
 def build(path: str, rows: int, versions: int) -> None:
@@ -32,61 +52,120 @@ def build(path: str, rows: int, versions: int) -> None:
     for v in range(versions):
         start = v * step
         n = step if v < versions - 1 else rows - start
-        store.append(
-            pa.table(
-                {
-                    "key": np.arange(start, start + n, dtype=np.int64),
-                    "ts": np.arange(start, start + n, dtype=np.int64),
-                    "x": rng.random(n, dtype=np.float32),
-                }
-            )
-        )
+        keys = np.arange(start, start + n, dtype=np.int64)
+        store.append(pa.table({
+            "key": keys,
+            "ts": keys,
+            "label": rng.integers(0, 10, n),
+            "loss": rng.random(n, dtype=np.float32),
+        }))
     t_append = time.perf_counter() - t0
     t0 = time.perf_counter()
-    store.delete(keys=np.arange(0, rows, 100, dtype=np.int64))
+    store.delete(where="key % 100 = 0")
     t_delete = time.perf_counter() - t0
     print(json.dumps({"phase": "build", "rows": rows, "versions": store.version, "append_s": round(t_append, 1),
-                      "append_rows_per_s": round(rows / t_append), "delete_1pct_s": round(t_delete, 1)}))
+                      "append_rows_per_s": round(rows / t_append), "delete_1pct_s": round(t_delete, 1),
+                      "peak_rss_gb": _peak_gb()}), flush=True)
+
+
+def _peak_gb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30, 2)
+
+
+def _stream(snap: object) -> object:
+    return snap.to_batches(["key", "label", "loss"], batch_size=BATCH)  # type: ignore[attr-defined]
 
 
 def query(path: str, what: str) -> None:
     import lance
 
+    import engine
     from modyn_store import Store
 
     store = Store.open(path)
-    v = store.version - 10
+    latest = store.version
+    version = latest - 10 if what == "keys_old" else latest
+    snap = store.as_of(version)
+    # compile (or load) the kernels on a tiny input first, so no JIT is timed
+    # (same argument types as below: a new type combination would compile inside the timing,
+    # and sizes past the kernels' parallel thresholds)
+    m = 1 << 21
+    wk, wl = np.arange(m, dtype=np.int64), np.random.default_rng(9).random(m, dtype=np.float32)
+    warm_top, warm_w = engine.TopK(1000), engine.WeightedSampler(1000, seed=0)
+    warm_q = engine.BalancedSelector(1000, rule="top")
+    for shift in (0, m):
+        warm_top.update(wl, keys=wk + shift)
+        warm_w.update(wl, keys=wk + shift)
+        warm_q.update(wk % 10, keys=wk + shift, scores=wl)
     t0 = time.perf_counter()
-    if what == "keys":
-        n = store.as_of(v).keys().size
-    elif what == "iter_keys":
-        n = sum(k.size for k in store.as_of(v).iter_keys())
+    rows = 0
+    result = 0
+    if what == "raw":
+        ds = lance.dataset(f"{path}/samples.lance")
+        for b in ds.scanner(columns=["key"], batch_size=BATCH).to_batches():
+            rows += b.num_rows
+        result = rows
+    elif what in ("keys_old", "keys_latest"):
+        for k in snap.iter_keys(batch_size=BATCH):
+            rows += k.size
+        result = rows
+    elif what == "keys_array":
+        rows = result = int(snap.keys().size)
+    elif what == "scores":
+        for b in _stream(snap):  # type: ignore[attr-defined]
+            rows += b.num_rows
+        result = rows
     else:
-        n = lance.dataset(f"{path}/samples.lance").to_table(columns=["key"]).num_rows
+        top, sampler = engine.TopK(10**6), engine.WeightedSampler(10**6, seed=1)
+        quota = engine.BalancedSelector(store.log()[-1].live // 100, rule="top")
+        for b in _stream(snap):  # type: ignore[attr-defined]
+            keys = b.column(0).to_numpy()
+            loss = b.column(2).to_numpy()
+            if what == "top_k":
+                top.update(loss, keys=keys)
+            elif what == "weighted":
+                sampler.update(loss, keys=keys)
+            else:
+                quota.update(b.column(1).to_numpy(), keys=keys, scores=loss)
+            rows += keys.size
+        done = top.result()[0] if what == "top_k" else sampler.result() if what == "weighted" else quota.result()
+        result = int(done.size)
     dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"phase": what, "version": v, "rows": n, "seconds": round(dt, 2),
-                      "peak_rss_gb": round(peak / 2**30, 2), "result_gb": round(n * 8 / 2**30, 2)}))
+    print(json.dumps({"phase": what, "version": version, "rows": rows, "result": result, "seconds": round(dt, 2),
+                      "ns_per_row": round(dt / max(rows, 1) * 1e9, 2), "peak_rss_gb": _peak_gb()}), flush=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10**8)
     parser.add_argument("--versions", type=int, default=100)
     parser.add_argument("--path", default="/tmp/scale-store")
-    parser.add_argument("--phase", choices=["all", "build", "keys", "iter_keys", "raw"], default="all")
+    parser.add_argument("--phases", default="build," + ",".join(PHASES),
+                        help="comma-separated: build and/or " + ", ".join(PHASES))
+    parser.add_argument("--keep", action="store_true", help="keep the store folder afterwards")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.phase == "build":
+    if args.one == "build":
         build(args.path, args.rows, args.versions)
-    elif args.phase != "all":
-        query(args.path, args.phase)
-    else:
-        import shutil
+        return
+    if args.one:
+        query(args.path, args.one)
+        return
+    import shutil
 
+    phases = [p for p in args.phases.split(",") if p]
+    if "build" in phases:
         shutil.rmtree(args.path, ignore_errors=True)
-        for phase in ("build", "raw", "keys", "iter_keys"):
+    if args.rows > 3 * 10**8 and "keys_array" in phases:
+        phases.remove("keys_array")
+        print(json.dumps({"phase": "keys_array", "skipped": "the sorted array alone is 8 bytes a key"}), flush=True)
+    try:
+        for phase in phases:
             subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--versions", str(args.versions),
-                            "--path", args.path, "--phase", phase], check=True)
+                            "--path", args.path, "--one", phase], check=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(args.path, ignore_errors=True)
 
 
 if __name__ == "__main__":

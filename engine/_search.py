@@ -29,25 +29,33 @@ def first_unsorted(a: np.ndarray) -> int:
 def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     """Boolean mask: which elements of ``a`` occur in the ascending ``sorted_b``.
 
-    When ``a`` is sorted and over 8 times longer than ``sorted_b`` (live keys vs deleted keys),
-    ``sorted_b`` is searched in ``a``: O(|b| log |a|) searches instead of O(|a| log |b|); hits are
-    marked directly when each value of ``sorted_b`` occurs at most once in ``a`` (always for a
-    snapshot's keys), else by a running count over ``a``.
+    When ``a`` is sorted (a batch of a scan, a snapshot's keys), only the part of ``sorted_b``
+    within ``[a[0], a[-1]]`` is used, and when ``a`` is over 8 times longer than that part (live
+    keys vs deleted keys) it is searched in ``a``: O(|b| log |a|) searches instead of
+    O(|a| log |b|); hits are marked directly when each value of ``sorted_b`` occurs at most once
+    in ``a`` (always for a snapshot's keys), else by a running count over ``a``.
     """
     if a.size == 0 or sorted_b.size == 0:
         return np.zeros(a.size, dtype=bool)
-    if a.size > 8 * sorted_b.size and first_unsorted(a) < 0:
-        lo = np.searchsorted(a, sorted_b, side="left")
-        hi = np.searchsorted(a, sorted_b, side="right")
-        if int((hi - lo).max()) <= 1:
-            # distinct hits (a snapshot's keys are unique): mark them, no running count
-            out = np.zeros(a.size, dtype=bool)
-            out[lo[hi > lo]] = True
-            return out
-        edges = np.zeros(a.size + 1, dtype=np.int64)
-        np.add.at(edges, lo, 1)
-        np.add.at(edges, hi, -1)
-        return np.cumsum(edges[:-1]) > 0
+    if first_unsorted(a) < 0:
+        first = int(np.searchsorted(sorted_b, a[0], side="left"))
+        last = int(np.searchsorted(sorted_b, a[-1], side="right"))
+        b = sorted_b[first:last]
+        if b.size == 0:
+            return np.zeros(a.size, dtype=bool)
+        if a.size > 8 * b.size:
+            lo = np.searchsorted(a, b, side="left")
+            hi = np.searchsorted(a, b, side="right")
+            if int((hi - lo).max()) <= 1:
+                # distinct hits (a snapshot's keys are unique): mark them, no running count
+                out = np.zeros(a.size, dtype=bool)
+                out[lo[hi > lo]] = True
+                return out
+            edges = np.zeros(a.size + 1, dtype=np.int64)
+            np.add.at(edges, lo, 1)
+            np.add.at(edges, hi, -1)
+            return np.cumsum(edges[:-1]) > 0
+        sorted_b = b
     idx = np.searchsorted(sorted_b, a)
     idx[idx == sorted_b.size] = 0
     return sorted_b[idx] == a  # type: ignore[no-any-return]
