@@ -2,7 +2,12 @@
 
 Run with asv (``asv run``) or as a script for the ratios recorded in docs/PERFORMANCE.md::
 
-    python benchmarks/bench_store.py --rows 10000000 --repeat 3
+    python benchmarks/bench_store.py --rows 100000 1000000 10000000 --repeat 3
+
+Peers: ``lance.write_dataset`` (fresh and ``mode="append"``), ``LanceDataset.delete`` of the same
+rows, a raw Lance scan of the key column into one NumPy array (every row written, no version
+filter, no deletions), and Lance's read of a dataset holding the same rows with the same rows
+deleted (deletion files applied by Lance).
 """
 
 from __future__ import annotations
@@ -40,15 +45,15 @@ def make_batches(rows: int, seed: int = 0) -> list[pa.Table]:
     return out
 
 
-def build_store(path: str, batches: list[pa.Table], versions: int = 10) -> Store:
+def build_store(path: str, batches: list[pa.Table], versions: int = 10, delete: bool = True) -> Store:
     """A store holding ``batches`` spread over ``versions`` appends, with 1% soft-deleted."""
     store = Store.open(path, create=True)
     table = pa.concat_tables(batches)
     step = max(1, table.num_rows // versions)
     for start in range(0, table.num_rows, step):
         store.append(table.slice(start, step))
-    keys = table.column("key").to_numpy()
-    store.delete(keys=keys[:: 100])
+    if delete:
+        store.delete(where="key % 100 = 0")
     return store
 
 
@@ -100,8 +105,12 @@ class AsOfKeysSuite:
         store = Store.open(paths[rows])
         store.as_of(store.version - 3).keys()
 
+    def time_as_of_latest_keys(self, paths: dict[int, str], rows: int) -> None:
+        store = Store.open(paths[rows])
+        store.as_of(store.version).keys()
+
     def time_raw_lance_key_scan(self, paths: dict[int, str], rows: int) -> None:
-        lance.dataset(f"{paths[rows]}/samples.lance").to_table(columns=["key"])
+        _lance_keys(f"{paths[rows]}/samples.lance")
 
     def peakmem_as_of_keys(self, paths: dict[int, str], rows: int) -> None:
         store = Store.open(paths[rows])
@@ -117,32 +126,119 @@ def _best(fn, repeat: int) -> float:
     return min(times)
 
 
+def _pair(ours, peer, repeat: int) -> tuple[float, float]:
+    """Best times of ``ours`` and ``peer``, runs interleaved (both see the same machine load)."""
+    a, b = [], []
+    for _ in range(repeat):
+        a.append(_best(ours, 1))
+        b.append(_best(peer, 1))
+    return min(a), min(b)
+
+
+def _lance_keys(uri: str, version: int | None = None) -> np.ndarray:
+    """What a Lance user runs to get a version's keys as one NumPy array."""
+    ds = lance.dataset(uri, version=version) if version is not None else lance.dataset(uri)
+    return ds.to_table(columns=["key"]).column("key").to_numpy()
+
+
+def measure(rows: int, repeat: int, d: str) -> None:
+    """Every store-vs-peer ratio of docs/PERFORMANCE.md (Store) at ``rows`` rows, in one process."""
+    table = pa.concat_tables(make_batches(rows))
+    counter = iter(range(10**6))
+
+    # 1. one bulk append into a fresh store / a fresh Lance dataset
+    t_store, t_lance = _pair(lambda: Store.open(f"{d}/st{next(counter)}", create=True).append(table),
+                             lambda: lance.write_dataset(table, f"{d}/raw{next(counter)}.lance"), repeat)
+    print(f"| append {rows:,} rows, fresh | {rows / t_store / 1e6:.1f} M rows/s | "
+          f"lance.write_dataset: {rows / t_lance / 1e6:.1f} M rows/s | {t_lance / t_store:.2f} |")
+
+    # 2. the same rows appended as the 11th version of an existing table (mode="append" for Lance)
+    base = make_batches(rows, seed=1)
+    shifted = table.set_column(0, "key", pa.array(table.column("key").to_numpy() + 10**12))
+    shifted = shifted.set_column(1, "ts", shifted.column("key"))
+
+    def fresh_pair() -> tuple[Store, str]:
+        i = next(counter)
+        st = build_store(f"{d}/ap{i}", base, versions=10, delete=False)
+        uri = f"{d}/apraw{i}.lance"
+        lance.write_dataset(pa.concat_tables(base), uri)
+        return st, uri
+
+    ta, tb = [], []
+    for _ in range(repeat):
+        st, uri = fresh_pair()
+        ta.append(_best(lambda: st.append(shifted), 1))
+        tb.append(_best(lambda: lance.write_dataset(shifted, uri, mode="append"), 1))
+    print(f"| append {rows:,} rows to a 10-version table | {rows / min(ta) / 1e6:.1f} M rows/s | "
+          f"lance.write_dataset(mode='append'): {rows / min(tb) / 1e6:.1f} M rows/s | {min(tb) / min(ta):.2f} |")
+
+    # 3. soft-delete 1% (key % 100 = 0) vs Lance's delete of the same rows (deletion files)
+    ta, tb = [], []
+    for _ in range(repeat):
+        st, uri = fresh_pair()
+        ta.append(_best(lambda: st.delete(where="key % 100 = 0"), 1))
+        tb.append(_best(lambda: lance.dataset(uri).delete("key % 100 = 0"), 1))
+    print(f"| delete 1% of {rows:,} rows (`key % 100 = 0`) | {min(ta) * 1e3:.1f} ms | "
+          f"LanceDataset.delete: {min(tb) * 1e3:.1f} ms | {min(tb) / min(ta):.2f} |")
+
+    # 4. keys of a version: the store (sorted, deletions applied) vs a raw key scan and Lance
+    store = build_store(f"{d}/q", make_batches(rows))
+    uri = f"{d}/q/samples.lance"
+    peer = f"{d}/qpeer.lance"
+    lance.write_dataset(pa.concat_tables(make_batches(rows)), peer, max_rows_per_file=max(1, rows // 10))
+    lance.dataset(peer).delete("key % 100 = 0")
+    latest = store.version
+    for name, v in (("latest (1% deleted)", latest), ("latest - 3 (before the delete)", latest - 3)):
+        t_keys, t_raw = _pair(lambda: Store.open(f"{d}/q").as_of(v).keys(), lambda: _lance_keys(uri), repeat)
+        if v == latest:
+            _, t_peer = _pair(lambda: None, lambda: _lance_keys(peer), repeat)
+            peer_txt = f"{t_peer * 1e3:.1f} ms ({t_peer / t_keys:.2f})"
+        else:
+            peer_txt = "-"
+        print(f"| as_of({name}).keys(), {rows:,} rows | {t_keys * 1e3:.1f} ms | raw key scan: {t_raw * 1e3:.1f} ms "
+              f"| {t_keys / t_raw:.2f}x time | Lance with the same deletions: {peer_txt} |")
+
+
+def small_versions(n: int, rows: int, d: str) -> None:
+    """Fixed cost per version: ``n`` appends of ``rows`` rows, store vs Lance appends."""
+    batches = [pa.table({"key": np.arange(i * rows, (i + 1) * rows, dtype=np.int64),
+                         "ts": np.arange(i * rows, (i + 1) * rows, dtype=np.int64),
+                         "x": np.zeros(rows, np.float32)}) for i in range(n)]
+    store = Store.open(f"{d}/small", create=True)
+    uri = f"{d}/small.lance"
+    lance.write_dataset(batches[0], uri)
+    t_store = t_lance = 0.0
+    for b in batches[1:]:
+        t0 = time.perf_counter()
+        store.append(b)
+        t1 = time.perf_counter()
+        lance.write_dataset(b, uri, mode="append")
+        t2 = time.perf_counter()
+        t_store += t1 - t0
+        t_lance += t2 - t1
+    k = n - 1
+    print(f"| {k} appends of {rows} rows | {t_store / k * 1e3:.2f} ms/version | Lance append: "
+          f"{t_lance / k * 1e3:.2f} ms/version | {(t_store - t_lance) / k * 1e3:.2f} ms fixed cost above Lance |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[10**6, 10**7])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--small-versions", type=int, default=200, help="appends for the fixed-cost row (0: skip)")
     args = parser.parse_args()
+    import os
+
+    print(f"load average {os.getloadavg()[0]:.1f}; pylance {lance.__version__}")
+    print("| what | store | peer | ratio (peer time / store time; > 1: store faster) |")
+    print("|---|---|---|---|")
     for rows in args.rows:
-        batches = make_batches(rows)
-        table = pa.concat_tables(batches)
         with tempfile.TemporaryDirectory() as d:
-            counter = iter(range(10**6))
-            t_lance = _best(lambda: lance.write_dataset(table, f"{d}/raw{next(counter)}.lance"), args.repeat)
-            t_store = _best(lambda: Store.open(f"{d}/st{next(counter)}", create=True).append(table), args.repeat)
-            print(
-                f"append rows={rows:>11,}  store {rows / t_store / 1e6:7.1f} M rows/s  "
-                f"lance.write_dataset {rows / t_lance / 1e6:7.1f} M rows/s  "
-                f"ratio (store/lance throughput) {t_lance / t_store:5.2f}"
-            )
-            store = build_store(f"{d}/q", batches)
-            v = store.version - 3
-            t_keys = _best(lambda: Store.open(f"{d}/q").as_of(v).keys(), args.repeat)
-            t_raw = _best(lambda: lance.dataset(f"{d}/q/samples.lance").to_table(columns=["key"]), args.repeat)
-            n = Store.open(f"{d}/q").as_of(v).count()
-            print(
-                f"as_of  rows={rows:>11,}  as_of(N).keys() {t_keys * 1e3:8.1f} ms ({n:,} keys)  "
-                f"raw key scan {t_raw * 1e3:8.1f} ms  ratio (time) {t_keys / t_raw:5.2f}"
-            )
+            measure(rows, args.repeat, d)
+    if args.small_versions:
+        with tempfile.TemporaryDirectory() as d:
+            small_versions(args.small_versions, 100, d)
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
