@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch, gather_host
 from training.cache import DEFAULT_MAX_BYTES, CacheEntry, cache_for
@@ -154,11 +154,12 @@ def materialize_entry(
     """
     checked_at = store.version
     sorted_keys = np.sort(train_set.keys)
-    _live_check(store, train_set, sorted_keys)
-    ds = store.samples_dataset()
-    if ds is None:
-        raise ErasedKeysError(f"train set at version {train_set.version}", train_set.keys)
-    specs = specs_for(ds.schema, columns)
+    snap = _live_check(store, train_set, sorted_keys)
+    try:
+        rows = snap.row_reader()
+    except DataUnavailableError as exc:
+        raise ErasedKeysError(f"train set at version {train_set.version}", train_set.keys) from exc
+    specs = specs_for(rows.schema, columns)
     name = selection_digest(train_set.version, sorted_keys, list(columns))
     cache = cache_for(store, max_bytes=options.max_cache_bytes)
     built = {"now": False}
@@ -166,7 +167,7 @@ def materialize_entry(
     def fill(alloc: Callable[..., np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
         built["now"] = True
         out = materialize(
-            ds,
+            rows,
             sorted_keys,
             list(columns),
             strategy=options.strategy,

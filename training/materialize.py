@@ -1,14 +1,15 @@
-"""Decode the selected rows of a Lance dataset once, into contiguous columns in storage order.
+"""Decode the selected rows of a store snapshot once, into contiguous columns in storage order.
 
+Reads go through the store's public row API (:meth:`Snapshot.row_reader
+<modyn_store.core.snapshot.Snapshot.row_reader>`, a :class:`~modyn_store.core.rows.RowReader`).
 Two read paths, chosen by selectivity (the share of the table's rows that are selected):
 
 - **scan with mask**: each fragment holding selected rows is scanned (fragments in parallel
-  threads) with Lance's row-address prefilter (``row_addr_allowlist``: a roaring bitmap of
-  the selected stable row ids), so only selected rows are decoded;
-- **take by row id**: the selected stable row ids are sorted, split into chunks and read with
-  Lance's take-by-row-id in parallel threads.
+  threads) with a row-id mask, so only selected rows are decoded (``RowReader.scan``);
+- **take by row id**: the selected stable row ids are sorted, split into chunks and read by row
+  id in parallel threads (``RowReader.take``).
 
-One scan of the ``key`` column (with row ids and addresses) locates the keys first. Every
+One scan of the ``key`` column locates the keys first (``RowReader.locate``). Every
 returned batch's keys are mapped to their destination row (a dense lookup table when the key
 range allows, a sorted search otherwise) to check that exactly the selected rows arrived; rows
 are laid out in storage order (fragment, then row id), so every read is copied sequentially at
@@ -19,11 +20,12 @@ entry); variable-length columns are returned as :class:`~training.columns.VarCol
 
 Example
 -------
->>> import tempfile, numpy as np, pyarrow as pa, lance
+>>> import numpy as np, pyarrow as pa
+>>> from modyn_store import Store
 >>> from training.materialize import materialize
->>> path = tempfile.mkdtemp() + "/t.lance"
->>> ds = lance.write_dataset(pa.table({"key": np.arange(10), "x": np.arange(10) * 1.5}), path)
->>> out = materialize(ds, np.array([7, 2]), ["x"], strategy="scan")
+>>> store = Store.open("memory://materialize-doc", create=True)
+>>> _ = store.append(pa.table({"ts": np.arange(10), "x": np.arange(10) * 1.5}))
+>>> out = materialize(store.as_of(1).row_reader(), np.array([7, 2]), ["x"], strategy="scan")
 >>> out.keys.tolist(), out.fixed["x"].tolist()
 ([2, 7], [3.0, 10.5])
 """
@@ -41,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.rows import RowReader
 from training.columns import ColumnSpec, VarColumn, spec_of, to_fixed, to_var
 from training.errors import ErasedKeysError
 
@@ -191,7 +194,7 @@ def _default_threads(threads: int | None, jobs: int) -> int:
 
 
 def materialize(
-    dataset: Any,
+    rows: RowReader,
     keys: np.ndarray,
     columns: Sequence[str],
     *,
@@ -201,12 +204,13 @@ def materialize(
     batch_size: int = 1 << 16,
     what: str = "train set",
 ) -> Materialized:
-    """Read the rows of ``keys`` from a Lance dataset with a ``key`` column, in storage order.
+    """Read the rows of ``keys`` through a snapshot's row reader, in storage order.
 
     Parameters
     ----------
-    dataset:
-        A ``lance.LanceDataset`` whose rows carry a unique int64 ``key``.
+    rows:
+        ``snapshot.row_reader()`` of the snapshot whose live ``keys`` are read (liveness is the
+        caller's check; keys without a stored row raise).
     keys:
         Unique int64 keys to read; the output holds them in storage order (``Materialized.keys``).
     columns:
@@ -228,22 +232,21 @@ def materialize(
     keys = np.ascontiguousarray(keys, dtype=np.int64)
     if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])) and np.unique(keys).size != keys.size:
         raise InvalidArgumentError("keys", "duplicates", "unique keys")
-    specs = specs_for(dataset.schema, columns)
+    specs = specs_for(rows.schema, columns)
     alloc = allocate or (lambda spec, n: np.empty((n, *spec.shape), dtype=np.dtype(spec.dtype)))
     fixed = {n: alloc(s, keys.size) for n, s in specs.items() if s.kind == "fixed"}
     sink = _Sink(keys, specs, fixed)
     read = ["key"] + [c for c in columns if c != "key"]
-    total = dataset.count_rows()
+    total = rows.count_rows()
     chosen = choose_strategy(int(keys.size), int(total), strategy)
     if keys.size:
-        rid, frag = _locate(dataset, keys, what)
+        rid, frag = rows.locate(keys)
+        if (frag < 0).any():
+            raise ErasedKeysError(what, keys[frag < 0])
         # rows are laid out in storage order: by fragment, then by stable row id
         order = np.lexsort((rid, frag))
         rid, frag = rid[order], frag[order]
         if chosen == "scan":
-            from lance.dataset import serialize_row_addrs
-
-            by_id = {f.fragment_id: f for f in dataset.get_fragments()}
             cuts = np.flatnonzero(np.diff(frag)) + 1
             starts = np.concatenate([[0], cuts]).astype(np.int64)
             stops = np.concatenate([cuts, [rid.size]]).astype(np.int64)
@@ -252,12 +255,8 @@ def materialize(
 
             def scan(job: tuple[int, int]) -> None:
                 lo, hi = job
-                allow = serialize_row_addrs(rid[lo:hi].tolist())
-                scanner = dataset.scanner(
-                    columns=read, fragments=[by_id[int(frag[lo])]], row_addr_allowlist=allow, batch_size=batch_size
-                )
                 at = lo
-                for batch in scanner.to_batches():
+                for batch in rows.scan(int(frag[lo]), rid[lo:hi], read, batch_size=batch_size):
                     at += sink.add(at, batch)
                 if at != hi:
                     _missing(sink, keys, what)
@@ -270,10 +269,8 @@ def materialize(
             jobs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
             def take(job: tuple[int, int]) -> None:
-                from modyn_store.core.snapshot import take_by_row_id
-
                 lo, hi = job
-                if lo + sink.add(lo, take_by_row_id(dataset, rid[lo:hi], read)) != hi:
+                if lo + sink.add(lo, rows.take(rid[lo:hi], read)) != hi:
                     _missing(sink, keys, what)
 
             with ThreadPoolExecutor(n) as pool:
@@ -286,19 +283,3 @@ def materialize(
 
 def _missing(sink: _Sink, keys: np.ndarray, what: str) -> None:
     raise ErasedKeysError(what, keys[~sink.filled])
-
-
-def _locate(dataset: Any, keys: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Stable row ids and fragment ids of ``keys`` (aligned with them), from one scan of ``key``."""
-    t = dataset.to_table(columns=["key"], with_row_id=True, with_row_address=True)
-    dest = KeyLookup(keys)(t.column("key").to_numpy())
-    have = dest >= 0
-    rid = np.zeros(keys.size, np.uint64)
-    frag = np.full(keys.size, -1, np.int64)
-    rid[dest[have]] = t.column("_rowid").to_numpy()[have]
-    frag[dest[have]] = (t.column("_rowaddr").to_numpy()[have] >> np.uint64(32)).astype(np.int64)
-    if (frag < 0).any():
-        raise ErasedKeysError(what, keys[frag < 0])
-    return rid, frag
-
-

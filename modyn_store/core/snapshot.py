@@ -21,6 +21,7 @@ from modyn_store.core.errors import (
     InvalidFilterError,
     UnknownKeyError,
 )
+from modyn_store.core.rows import RowReader
 
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
@@ -378,6 +379,18 @@ class Snapshot:
                 f"{self._store.uri!r} (e.g. {bad[:5].tolist()}); run `modyn-store verify`"
             )
         return r[order[pos]]
+
+    def row_reader(self) -> RowReader:
+        """Bulk access to the stored rows by stable row id (:class:`~modyn_store.core.rows.RowReader`):
+        locate keys, masked scans of one fragment, take by row id. It does not check liveness:
+        check the keys against this snapshot first (e.g. :meth:`contains`).
+
+        Raises :class:`~modyn_store.core.errors.DataUnavailableError` before the first append.
+        """
+        ds = self._store._tables.open("samples")
+        if ds is None:
+            raise DataUnavailableError("the store holds no samples yet", keys=np.empty(0, np.int64))
+        return RowReader(ds)
 
     def take(self, keys: Any, columns: list[str] | None = None) -> pa.Table:
         """Rows of live ``keys`` in the order given (an error names keys that are not live)."""

@@ -10,13 +10,14 @@ import pyarrow as pa
 import pytest
 
 from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.rows import RowReader
 from tests.training.conftest import sample_table
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup, choose_strategy, materialize
 
 
 @pytest.fixture
-def dataset(tmp_path: Path) -> lance.LanceDataset:
+def dataset(tmp_path: Path) -> lance.LanceDataset:  # read through RowReader, the store's row API
     """Three fragments with stable row ids, keys shuffled within fragments, some rows deleted."""
     t = sample_table(900, seed=3)
     t = t.take(pa.array(np.random.default_rng(0).permutation(900)))
@@ -29,7 +30,7 @@ def dataset(tmp_path: Path) -> lance.LanceDataset:
 def test_rows_match_a_plain_read(dataset, strategy: str) -> None:
     live = np.array(dataset.to_table(columns=["key"]).column("key").to_pylist())
     keys = np.random.default_rng(1).choice(live, 200, replace=False)
-    out = materialize(dataset, keys, ["x", "img", "text", "label"], strategy=strategy, threads=2)
+    out = materialize(RowReader(dataset), keys, ["x", "img", "text", "label"], strategy=strategy, threads=2)
     assert out.strategy == strategy and sorted(out.keys.tolist()) == sorted(keys.tolist())
     ref = dataset.to_table(columns=["key", "x", "img", "text", "label"]).to_pylist()
     by_key = {r["key"]: r for r in ref}
@@ -43,13 +44,13 @@ def test_rows_match_a_plain_read(dataset, strategy: str) -> None:
 
 def test_missing_and_deleted_keys_are_named(dataset) -> None:
     with pytest.raises(ErasedKeysError) as info:
-        materialize(dataset, np.array([1, 22, 5000]), ["x"])  # 22 was deleted, 5000 never existed
+        materialize(RowReader(dataset), np.array([1, 22, 5000]), ["x"])  # 22 was deleted, 5000 never existed
     assert info.value.keys.tolist() == [22, 5000]
 
 
 def test_duplicate_keys_are_refused(dataset) -> None:
     with pytest.raises(InvalidArgumentError, match="keys"):
-        materialize(dataset, np.array([3, 1, 3]), ["x"])
+        materialize(RowReader(dataset), np.array([3, 1, 3]), ["x"])
 
 
 def test_strategy_choice_and_lookup() -> None:

@@ -1,0 +1,39 @@
+"""The public row API of a snapshot (``Snapshot.row_reader``): locate, masked scan, take."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from modyn_store import Store
+from modyn_store.core.errors import DataUnavailableError
+
+
+def _store(tmp_path) -> Store:  # type: ignore[no-untyped-def]
+    store = Store.open(str(tmp_path / "s"), create=True)
+    for v in range(3):
+        k = np.arange(v * 100, (v + 1) * 100)
+        store.append(pa.table({"key": k, "ts": k, "x": k * 0.5}))
+    return store
+
+
+def test_locate_scan_and_take_return_exactly_the_rows_asked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = _store(tmp_path).as_of(None).row_reader()
+    assert "_version" not in rows.schema.names and rows.count_rows() == 300
+    want = np.array([250, 3, 117, 99])
+    rid, frag = rows.locate(want)
+    assert (frag >= 0).all() and len(set(frag.tolist())) == 3  # one fragment per append
+    assert rows.take(rid, ["key", "x"]).to_pydict() == {"key": want.tolist(), "x": (want * 0.5).tolist()}
+    got = []
+    for f in np.unique(frag):
+        sel = np.sort(rid[frag == f])
+        got += [k for b in rows.scan(int(f), sel, ["key"]) for k in b.column(0).to_pylist()]
+    assert sorted(got) == sorted(want.tolist())
+    _, frag = rows.locate(np.array([5, 10**6]))
+    assert frag.tolist()[1] == -1  # no stored row: flagged, never another row
+
+
+def test_row_reader_before_the_first_append(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DataUnavailableError):
+        Store.open(str(tmp_path / "e"), create=True).as_of(None).row_reader()
