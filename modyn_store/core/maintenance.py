@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core import integrity
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import ErasureReport, VacuumReport
@@ -105,7 +106,12 @@ def erase(
             )
         targets = want[known]
         live_before = store.as_of(txn.version - 1).contains(targets)
-        txn.details = {"reason": reason, "trainings": list(_trainings_using(store, targets))}
+        txn.details = {
+            "reason": reason,
+            "trainings": list(_trainings_using(store, targets)),
+            # what the erased rows were, for the log's live counts and checksums (see integrity)
+            "spans": integrity.erase_spans(store, targets, txn.version - 1),
+        }
         if targets.size:
             now = datetime.now(timezone.utc)
             txn._write(

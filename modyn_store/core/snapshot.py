@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from engine._search import first_unsorted
 from engine._search import isin_sorted_numpy as _isin_sorted
+from modyn_store.core import integrity
 from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import (
@@ -33,6 +34,8 @@ T = TypeVar("T")
 #: what a read raises when a file it started from is gone (a concurrent compaction, erase or
 #: vacuum removed it) or damaged; filter errors are plain ValueErrors and never retried
 READ_ERRORS = (pa.ArrowException, OSError)
+#: a stream re-checks for newly committed erasures at most this often (seconds)
+ERASE_CHECK_S = 0.1
 
 
 def take_by_row_id(ds: Any, row_ids: np.ndarray, columns: list[str]) -> pa.Table:
@@ -84,6 +87,7 @@ class Snapshot:
         self._dead_cache: np.ndarray | None = None
         self._unavailable_cache: np.ndarray | None = None
         self._keys_cache: np.ndarray | None = None
+        self._tombstoned: np.ndarray = np.empty(0, np.int64)
 
     def __repr__(self) -> str:
         return f"Snapshot(store={self._store.uri!r}, version={self.version})"
@@ -109,8 +113,9 @@ class Snapshot:
         if self._dead_cache is None:
             parts = []
             t = self._store._tables.scan("tombstones", ["key"], f"_version <= {self.version}")
-            if t is not None:
-                parts.append(t.column("key").to_numpy())
+            tomb = t.column("key").to_numpy() if t is not None else np.empty(0, np.int64)
+            self._tombstoned = tomb
+            parts.append(tomb)
             parts.append(self._store._erased_keys(self._committed))
             self._dead_cache = _sorted_unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
         return self._dead_cache
@@ -218,18 +223,40 @@ class Snapshot:
         """All live keys, sorted ascending (int64), including unavailable (purged) ones."""
         self._refresh()
         if self._keys_cache is None:
-            keys = self._retrying(self._key_array)
-            dead = self._dead()
-            if dead.size and keys.size:
-                keys = keys[~_isin_sorted(keys, dead)]
-            unavailable = self.unavailable()
-            if unavailable.size:
-                keys = np.concatenate([keys, unavailable])
+            for attempt in range(2):
+                keys = self._live_keys()
+                expected = integrity.expected_live(self._store, self.version, self._committed)
+                if expected is None or expected == keys.size:
+                    # same count: the keys themselves must match the log's checksum
+                    want = integrity.expected_checksum(self._store, self.version, self._committed, self._tombstoned)
+                    if want is None or want == integrity.key_checksum(keys):
+                        break
+                    expected = -1
+                if attempt == 0:  # an erase may have committed meanwhile: look again
+                    self._refresh()
+                    self._dead_cache = self._unavailable_cache = None
+                    continue
+                what = "other keys than" if expected == -1 else f"{keys.size} live keys, but"
+                raise CorruptionError(
+                    f"version {self.version} of {self._store.uri!r} has {what} the version log "
+                    f"records{'' if expected == -1 else f' ({expected})'}: data or manifests are "
+                    "missing or damaged; run `modyn-store verify`"
+                )
             if first_unsorted(keys) >= 0:
                 keys = np.sort(keys)
             keys.setflags(write=False)
             self._keys_cache = keys
         return self._keys_cache
+
+    def _live_keys(self) -> np.ndarray:
+        keys = self._retrying(self._key_array)
+        dead = self._dead()
+        if dead.size and keys.size:
+            keys = keys[~_isin_sorted(keys, dead)]
+        unavailable = self.unavailable()
+        if unavailable.size:
+            keys = np.concatenate([keys, unavailable])
+        return keys
 
     def count(self) -> int:
         """The number of live rows."""
@@ -310,7 +337,11 @@ class Snapshot:
         for attempt in range(READ_ATTEMPTS):
             try:
                 dead = self._dead()
+                checked = time.monotonic()
                 for batch in (b for r in readers for b in r):
+                    if time.monotonic() - checked > ERASE_CHECK_S:
+                        # an erase committed while streaming applies to the rest of the stream
+                        dead, checked = self._dead(), time.monotonic()
                     k = batch.column(batch.schema.get_field_index("key")).to_numpy()
                     drop = _isin_sorted(k, dead) if dead.size else np.zeros(k.size, bool)
                     if done is not None and done.size:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core import _ingest, _marker, _queries, _txn
+from modyn_store.core import _ingest, _marker, _queries, _txn, integrity
 from modyn_store.core._location import Location, resolve
 from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
@@ -154,7 +154,8 @@ class Store:
             return cached[1]
         # the log only grows (rows above the last commit are invisible leftovers), so read
         # just the new rows
-        known = cached[1] if cached is not None else []
+        # a log that went back (a lost manifest) is read again in full, never trusted from memory
+        known = cached[1] if cached is not None and cached[0] < lv else []
         since = known[-1].version if known else 0
         rows = ds.to_table(filter=f"_version > {since}").sort_by("_version").to_pylist()
         records = known + [VersionRecord.from_row(r) for r in rows]
@@ -319,10 +320,14 @@ class Store:
             schema = prepared.schema.append(pa.field("_version", pa.int64()))
             version_column = np.full(1 << 16, txn.version, np.int64)
 
+            checksum = 0
+
             def checked() -> Iterator[pa.RecordBatch]:
-                nonlocal version_column
+                nonlocal version_column, checksum
                 for batch in prepared.batches:
-                    tracker.add(batch.column(0).to_numpy())
+                    keys = batch.column(0).to_numpy()
+                    tracker.add(keys)
+                    checksum = (checksum + integrity.key_checksum(keys)) & integrity.MASK
                     if batch.num_rows > version_column.size:
                         version_column = np.full(batch.num_rows, txn.version, np.int64)
                     yield pa.RecordBatch.from_arrays(
@@ -342,6 +347,7 @@ class Store:
                 self._tables.append("samples", pa.Table.from_batches(batches, schema=schema))
             txn.inserted = txn.live_delta = tracker.count
             txn.max_key = tracker.highest
+            txn.details = {"checksum": f"{checksum:016x}"}
         return self._read_records()[-1]
 
     def _check_new_keys(self, tracker: _ingest.KeyTracker, max_key: int, version: int) -> None:

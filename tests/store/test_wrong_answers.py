@@ -140,7 +140,7 @@ def test_two_processes_cannot_both_create_a_tag(tmp_path: object) -> None:
         procs = [ctx.Process(target=_tag_worker, args=(uri, f"t{attempt}", start, q)) for _ in range(4)]
         for p in procs:
             p.start()
-        results = [q.get(timeout=60) for _ in procs]
+        results = [q.get(timeout=180) for _ in procs]
         for p in procs:
             p.join(60)
         assert results.count("ok") == 1, results
@@ -182,3 +182,30 @@ def test_delete_where_cannot_escape_the_version_bound(store: Store) -> None:
     with pytest.raises(InvalidFilterError):
         store.delete(where="label = 1) OR (true")
     assert store.version == 1 and store.as_of().count() == 2
+
+
+# -- readers while maintenance deletes files --------------------------------------------------
+@pytest.mark.parametrize("maintenance", ["compact", "erase", "vacuum"])
+def test_a_stream_survives_maintenance_that_deletes_its_files(tmp_path: object, maintenance: str) -> None:
+    store = Store.open(str(tmp_path / "s"), create=True)  # type: ignore[operator]
+    for start in range(0, 400, 50):
+        store.append(_rows(list(range(start, start + 50))))
+    store.delete(keys=[7, 8])
+    snap = store.as_of()
+    stream = snap.to_batches(["key", "x"], batch_size=10)
+    first = next(stream)
+    if maintenance == "compact":
+        store.compact()
+    elif maintenance == "erase":
+        store.erase([399], reason="r")
+    else:
+        store.vacuum(keep_versions=1, dry_run=False)
+    time.sleep(0.2)  # a stream applies an erasure committed meanwhile within 0.1 s
+    rest = list(stream)
+    keys = np.concatenate([b.column("key").to_numpy() for b in [first, *rest]])
+    xs = np.concatenate([b.column("x").to_numpy() for b in [first, *rest]])
+    expected = [k for k in range(400) if k not in (7, 8) and not (maintenance == "erase" and k == 399)]
+    assert sorted(keys.tolist()) == expected and keys.size == len(expected)
+    assert np.array_equal(xs, keys * 1.5)
+    taken = snap.take([5, 300, 9])
+    assert taken.column("key").to_pylist() == [5, 300, 9]

@@ -1,0 +1,220 @@
+"""Checking a store against its version log (``fsck``): reports damage, never repairs it.
+
+:func:`verify` reads the store without writing to it (no recovery, no lock) and returns a
+:class:`VerifyReport` of findings. The quick check looks at metadata and file sizes; ``deep``
+also reads every data file and recomputes each append's row count and key checksum.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> from modyn_store import Store
+>>> from modyn_store.core.verify import verify
+>>> store = Store.open("memory://verify-doc", create=True)
+>>> _ = store.append(pa.table({"ts": [1, 2, 3]}))
+>>> verify(store.uri, deep=True).ok
+True
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modyn_store.core import _txn, integrity
+from modyn_store.core._location import resolve
+from modyn_store.core._marker import open_or_create
+from modyn_store.core._tables import damaged_files
+from modyn_store.core.errors import CorruptionError, ModynStoreError
+
+__all__ = ["Finding", "VerifyReport", "verify"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (``severity="error"``: damage) or remark (``"note"``) about the store."""
+
+    severity: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.severity.upper()}: {self.what}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of :func:`verify`: ``ok`` is True when no finding is an error."""
+
+    uri: str
+    deep: bool
+    versions: int
+    checked: tuple[str, ...]
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+
+def _attach(uri: str, storage_options: dict[str, Any] | None) -> Any:
+    """A Store on ``uri`` without recovery or checks (verify reports; it changes nothing)."""
+    from modyn_store.core.store import Store
+
+    loc = resolve(uri, storage_options)
+    open_or_create(loc, create=False)
+    return Store(loc, lock_timeout=0.0)
+
+
+def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | None = None) -> VerifyReport:
+    """Check the store at ``uri`` against its version log; see the module docstring."""
+    store = _attach(uri, storage_options)
+    findings: list[Finding] = []
+    checked: list[str] = []
+
+    def error(what: str) -> None:
+        findings.append(Finding("error", what))
+
+    # -- the version log --------------------------------------------------------------------
+    try:
+        records = store._read_records()
+    except (ModynStoreError, OSError, ValueError) as exc:
+        error(f"the version log cannot be read: {exc}")
+        return VerifyReport(store.uri, deep, 0, tuple(checked), tuple(findings))
+    committed = records[-1].version if records else 0
+    checked.append("version log")
+    if [r.version for r in records] != list(range(1, committed + 1)):
+        error(f"the version log is not 1..{committed} without gaps: {[r.version for r in records][:20]}")
+    try:
+        head = _txn.read_head(store)
+    except CorruptionError as exc:
+        error(str(exc))
+        head = None
+    if head is not None and head > committed:
+        error(
+            f"the version log ends at version {committed} but version {head} was committed: "
+            "the log lost versions (a deleted or damaged manifest)"
+        )
+    intent = store._location.path(_txn.INTENT)
+    pending: int | None = None
+    if store.fs.exists(intent):
+        try:
+            with store.fs.open(intent, "r") as fh:
+                pending = int(json.load(fh)["version"])
+        except (ValueError, KeyError, TypeError):
+            pending = committed + 1
+        findings.append(Finding("note", f"an interrupted write (version {pending}) awaits recovery by the next writer"))
+
+    # -- every table's files ------------------------------------------------------------------
+    for name in store._tables.names():
+        if store._tables.uncommitted(name):
+            findings.append(Finding("note", f"table {name!r} was never committed (a killed create); writers drop it"))
+            continue
+        try:
+            ds = store._tables.open(name)
+        except (ModynStoreError, OSError, ValueError) as exc:
+            error(f"table {name!r} cannot be opened: {exc}")
+            continue
+        if ds is None:
+            continue
+        checked.append(name)
+        for bad in damaged_files(store._location, name, ds, deep=deep):
+            error(f"table {name!r}: data file {bad}")
+
+    if not store._tables.exists("samples"):
+        return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
+
+    # -- samples against the log --------------------------------------------------------------
+    try:
+        rows = store._tables.scan("samples", ["key", "_version"])
+    except (ModynStoreError, OSError, ValueError) as exc:
+        error(f"samples cannot be read: {exc}")
+        return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
+    assert rows is not None
+    keys = rows.column("key").to_numpy()
+    vers = rows.column("_version").to_numpy()
+    above = vers > committed
+    if above.any() and (pending is None or int(vers.max()) > pending):
+        error(
+            f"samples hold {int(above.sum())} rows of versions above the log's last ({committed}) "
+            "with no pending write: the log lost versions"
+        )
+    if np.unique(keys[~above]).size != int((~above).sum()):
+        error("samples hold a key more than once")
+    try:
+        snap_versions = range(1, committed + 1) if deep else ([committed] if committed else [])
+        from modyn_store.core.snapshot import Snapshot
+
+        for v in snap_versions:
+            snap = Snapshot(store, v, committed=committed)
+            want = integrity.expected_live(store, v, committed)
+            live = snap._live_keys()
+            if want is not None and live.size != want:
+                error(f"version {v}: {live.size} live keys in the files, the version log records {want}")
+                continue
+            want_cs = integrity.expected_checksum(store, v, committed, snap._tombstoned)
+            if want_cs is not None and want_cs != integrity.key_checksum(live):
+                error(f"version {v}: the live keys in the files differ from those the version log records (checksum)")
+        checked.append("live counts" + (" of every version" if deep else " of the latest version"))
+    except (ModynStoreError, OSError, ValueError) as exc:
+        error(f"live keys cannot be read: {exc}")
+    if deep:
+        _check_appends(store, records, keys[~above], vers[~above], error)
+        checked.append("row counts and key checksums of every append")
+    _check_caches(store, findings)
+    return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
+
+
+def _check_appends(store: Any, records: list[Any], keys: np.ndarray, vers: np.ndarray, error: Any) -> None:
+    """Recompute each append's row count and key checksum from samples, purged rows and erasures."""
+    count: dict[int, int] = defaultdict(int)
+    total: dict[int, int] = defaultdict(int)
+    order = np.argsort(vers, kind="stable")
+    sv, sk = vers[order], keys[order]
+    for v in np.unique(sv):
+        lo, hi = np.searchsorted(sv, v, "left"), np.searchsorted(sv, v, "right")
+        count[int(v)] += int(hi - lo)
+        total[int(v)] = (total[int(v)] + integrity.key_checksum(sk[lo:hi])) & integrity.MASK
+    erased = store._erased_keys()
+    purged = store._tables.scan("purged", ["key", "inserted"])
+    if purged is not None and purged.num_rows:
+        pk, pv = purged.column("key").to_numpy(), purged.column("inserted").to_numpy()
+        keep = ~np.isin(pk, erased)
+        for v in np.unique(pv[keep]):
+            sel = keep & (pv == v)
+            count[int(v)] += int(sel.sum())
+            total[int(v)] = (total[int(v)] + integrity.key_checksum(pk[sel])) & integrity.MASK
+    known_spans = True
+    for r in records:
+        if r.op == "erase":
+            spans = r.details.get("spans")
+            if spans is None:
+                known_spans = False
+                continue
+            for ins, _dele, c, cs in spans:
+                count[int(ins)] += int(c)
+                total[int(ins)] = (total[int(ins)] + int(cs)) & integrity.MASK
+    for r in records:
+        if r.op != "append":
+            if count.get(r.version) and r.version not in (0,):
+                error(f"version {r.version} ({r.op}) has {count[r.version]} sample rows but inserted none")
+            continue
+        if count.get(r.version, 0) != r.inserted and known_spans:
+            error(f"version {r.version}: {count.get(r.version, 0)} rows found, the log records {r.inserted} inserted")
+            continue
+        want = r.details.get("checksum")
+        if want is not None and known_spans and f"{total.get(r.version, 0):016x}" != want:
+            error(f"version {r.version}: the keys' checksum is {total.get(r.version, 0):016x}, the log records {want}")
+
+
+def _check_caches(store: Any, findings: list[Finding]) -> None:
+    for name in store.caches.entries():
+        keys, _ = store.caches._record(name)
+        if keys is None:
+            findings.append(Finding("note", f"cache entry {name!r}: its key record is unreadable; erase removes it"))

@@ -1,0 +1,123 @@
+"""Damage is detected, on read where cheap and by ``modyn-store verify``, and never repaired silently."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from modyn_store import CorruptionError, Store
+from modyn_store.app.cli.main import main
+from modyn_store.core.verify import verify
+
+
+def _store(tmp_path: Path) -> tuple[Store, np.ndarray, np.ndarray]:
+    """Two appends of random int64 keys (190, then 100 rows), a delete, an erase, a vacuum."""
+    rng = np.random.default_rng(7)
+    keys = np.unique(rng.integers(1, 2**62, size=400, dtype=np.int64))[:290]
+    rng.shuffle(keys)
+    store = Store.open(str(tmp_path / "s"), create=True)
+    first, second = keys[:190], keys[190:]
+    for part in (first, second):
+        store.append(pa.table({"key": part, "ts": np.arange(part.size), "x": part.astype(np.float64)}))
+    return store, first, second
+
+
+def _files(store: Store, table: str, version_of: int | None = None) -> list[str]:
+    return sorted(glob.glob(store.path(f"{table}.lance/data/*.lance")), key=os.path.getmtime)
+
+
+def _verify_cli(uri: str, *flags: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+    code = main(["verify", uri, "--json", *flags])
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_a_healthy_store_verifies_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store, first, second = _store(tmp_path)
+    store.delete(keys=first[:5])
+    store.erase(second[:3], reason="r")
+    store.tag("t")
+    store.delete(keys=first[5:8])
+    store.vacuum(keep_versions=1, dry_run=False)
+    store.compact()
+    for deep in ([], ["--deep"]):
+        code, report = _verify_cli(store.uri, *deep, capsys=capsys)
+        assert code == 0 and report["ok"], report
+    assert store.as_of(2).count() == 287  # erased keys leave every version
+    assert store.as_of().count() == 290 - 5 - 3 - 3
+
+
+@pytest.mark.parametrize("offset", [0, 64, 600])
+def test_overwritten_bytes_in_a_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], offset: int) -> None:
+    store, first, _ = _store(tmp_path)
+    path = _files(store, "samples")[0]  # the first append's file: its keys come first
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(bytes(range(256)) + bytes(44))  # 300 bytes
+    with pytest.raises(CorruptionError):
+        store.as_of(1).keys()
+    code, report = _verify_cli(store.uri, "--deep", capsys=capsys)
+    assert code == 1 and not report["ok"]
+    assert any("version 1" in f["what"] or os.path.basename(path) in f["what"] for f in report["findings"]), report
+
+
+def test_a_deleted_samples_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store, _, _ = _store(tmp_path)
+    manifests = sorted(glob.glob(store.path("samples.lance/_versions/*.manifest")), key=os.path.getmtime)
+    os.remove(manifests[-1])
+    hint = store.path("samples.lance/_versions/latest_version_hint.json")
+    if os.path.exists(hint):
+        os.remove(hint)
+    with pytest.raises(CorruptionError, match="290"):
+        Store.open(store.uri).as_of().count()
+    code, report = _verify_cli(store.uri, capsys=capsys)
+    assert code == 1 and any("190 live keys" in f["what"] for f in report["findings"]), report
+
+
+def test_a_deleted_version_log_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store, _, _ = _store(tmp_path)
+    manifests = sorted(glob.glob(store.path("versions.lance/_versions/*.manifest")), key=os.path.getmtime)
+    os.remove(manifests[-1])
+    hint = store.path("versions.lance/_versions/latest_version_hint.json")
+    if os.path.exists(hint):
+        os.remove(hint)
+    with pytest.raises(CorruptionError, match="lost versions"):
+        Store.open(store.uri)
+    with pytest.raises(CorruptionError):  # and no write resurrects the lost rows
+        store.append(pa.table({"key": [1], "ts": [0], "x": [0.0]}))
+    code, report = _verify_cli(store.uri, capsys=capsys)
+    assert code == 1 and any("lost versions" in f["what"] for f in report["findings"]), report
+
+
+@pytest.mark.parametrize("damage", ["truncate", "remove"])
+def test_a_truncated_or_missing_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    store, _, _ = _store(tmp_path)
+    path = _files(store, "samples")[-1]
+    if damage == "truncate":
+        with open(path, "r+b") as fh:
+            fh.truncate(os.path.getsize(path) // 2)
+    else:
+        os.remove(path)
+    code, report = _verify_cli(store.uri, capsys=capsys)
+    assert code == 1
+    assert any(os.path.basename(path) in f["what"] for f in report["findings"]), report
+    with pytest.raises(CorruptionError, match=os.path.basename(path)):
+        store.as_of().to_table()
+
+
+def test_verify_reports_and_repairs_nothing(tmp_path: Path) -> None:
+    store, _, _ = _store(tmp_path)
+    # an interrupted append: rows of version 3 and an intent
+    store._tables.append("samples", pa.table({"key": [5], "ts": [0], "x": [0.0], "_version": [3]}))
+    with open(store.path("_txn/intent.json"), "w") as fh:
+        json.dump({"version": 3, "op": "append"}, fh)
+    before = sorted(glob.glob(store.path("**"), recursive=True))
+    report = verify(store.uri, deep=True)
+    assert report.ok and any("interrupted" in f.what for f in report.findings)
+    assert sorted(glob.glob(store.path("**"), recursive=True)) == before
+    assert os.path.exists(store.path("_txn/intent.json"))
