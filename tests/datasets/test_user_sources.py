@@ -221,3 +221,12 @@ def test_append_from_s3_objects(s3_store: tuple[str, dict[str, str]], tmp_path: 
 
     lance.write_dataset(_raw(30), lance_uri, storage_options=options)
     assert append_stream(store, lance_uri, ColumnMap(ts="when", label="y"), storage_options=options).inserted == 30
+
+
+def test_format_is_taken_from_the_option_when_the_name_does_not_tell(tmp_path: Path) -> None:
+    pcsv.write_csv(_raw(), tmp_path / "export.dat")
+    with pytest.raises(SourceError) as info:
+        read_stream(str(tmp_path / "export.dat"), ColumnMap(ts="when", label="y"))
+    assert info.value.key == "format"
+    table, _ = read_stream(str(tmp_path / "export.dat"), ColumnMap(ts="when", label="y"), format="csv")
+    assert table.num_rows == 50

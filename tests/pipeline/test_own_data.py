@@ -132,3 +132,13 @@ def test_string_labels_in_a_plain_store_are_refused_before_training(tmp_path: Pa
         run_pipeline(cfg, None)
     assert info.value.key == "source.store"
     assert Store.open(str(tmp_path / "s")).version == 1  # nothing written
+
+
+def test_own_data_is_cut_into_versions_of_1000_rows_by_default() -> None:
+    from modyn_store.app.pipeline.runner import Runner
+
+    cfg = parse_pipeline({"name": "chunks", "source": {"data": _stream(2500), "ts": "t", "label": "y"},
+                          "model": {"name": "logreg"}, "trigger": {"name": "data_amount", "every": 5000}})
+    runner = Runner(cfg, "memory://own-chunks")
+    list(runner.run())
+    assert [r.inserted for r in runner.store.log() if r.op == "append"] == [1000, 1000, 500]
