@@ -133,7 +133,8 @@ _SPECS = (
               "w.r.t. the last linear layer's weight and bias", "scalar",
               ("logits", "labels", "hidden"), True, MODEL_PASS, ("gradnorm",), grad_norm),
     ScoreSpec("embedding", "h, the input of the last linear layer", "vector", ("hidden",), None,
-              MODEL_PASS, ("kcenter_greedy", "near_duplicates", "like_misclassified"), embedding),
+              MODEL_PASS, ("kcenter_greedy", "near_duplicates", "like_misclassified", "coverage"),
+              embedding),
     ScoreSpec("irreducible_loss", "-log p[y] under the irreducible-loss model (trained on the "
               "holdout split)", "scalar", ("logits", "labels"), False, "irreducible-loss model",
               ("rho_loss",), _irreducible),

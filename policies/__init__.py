@@ -35,6 +35,7 @@ from policies.class_balanced import ClassBalanced
 from policies.composite import All, AnyOf, AtLeast
 from policies.compose import Compose
 from policies.cost_budget import CostBudget
+from policies.coverage import Coverage
 from policies.data_amount import DataAmount
 from policies.data_drift import DataDrift
 from policies.deletion import Deletion
@@ -76,6 +77,7 @@ __all__ = [
     "ClassBalanced",
     "Compose",
     "CostBudget",
+    "Coverage",
     "Cutoff",
     "DataAmount",
     "DataDrift",

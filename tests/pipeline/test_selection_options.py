@@ -464,6 +464,26 @@ def _check_like_misclassified(seeds: int, k: int, limit: int | None) -> Callable
     return check
 
 
+def _check_coverage(k: int, size: Callable[[int], int]) -> Callable[[Run], None]:
+    def check(run: Run) -> None:
+        for i in range(1, len(run.ids)):
+            pool = run.eligible(i)
+            _, _, h = run.forward(run.ids[i - 1], pool)
+            nn, _ = _knn(h, h, k + 1)
+            hoods = [set(r) | {j} for j, r in enumerate(nn.tolist())]
+            covered: set[int] = set()
+            want = []
+            for _ in range(size(pool.size)):  # plain greedy set cover, ties to the lowest position
+                gains = [-1 if j in want else len(hd - covered) for j, hd in enumerate(hoods)]
+                best = int(np.argmax(gains))
+                want.append(best)
+                covered |= hoods[best]
+            got = run.keys(i)
+            assert got.size == len(want)
+            assert np.intersect1d(got, pool[want]).size >= 0.9 * len(want), (k, i)
+    return check
+
+
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[Run], None]]] = {
     "new_data": ({"name": "new_data"}, {}, _check_new_data(1)),
     "new_data.tail": ({"name": "new_data", "tail": 2}, {}, _check_new_data(2)),
@@ -512,6 +532,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[Run], None]]] =
                                               "embedding": "embedding"}, {}, _check_like_misclassified(20, 3, None)),
     "like_misclassified.limit": ({"name": "like_misclassified", "seeds": 30, "k": 5, "limit": 40}, {},
                                  _check_like_misclassified(30, 5, 40)),
+    "coverage.limit+k+embedding": ({"name": "coverage", "limit": 25, "k": 8, "embedding": "embedding"}, {},
+                                   _check_coverage(8, lambda n: 25)),
+    "coverage.ratio": ({"name": "coverage", "ratio": 0.02, "k": 4}, {},
+                       _check_coverage(4, lambda n: int(round(0.02 * n)))),
     "compose.pre+post": ({"name": "compose", "pre": {"name": "new_data"}, "post": {"name": "loss", "ratio": 0.5}},
                          {}, _check_compose),
 }
@@ -536,7 +560,8 @@ CASES["rho_loss.method+period"] = ({"name": "rho_loss", "ratio": 0.2, "method": 
 # The default run covers the modes and strategies this module was written for; CI's slow job
 # (``-m slow`` on tests/pipeline) runs every case.
 DEFAULT_CASES = {"loss.mode=batch_then_sample", "loss.period", "rho_loss.ratio+holdout_ratio",
-                 "gradnorm.ratio", "near_duplicates.radius+k+embedding", "like_misclassified.limit"}
+                 "gradnorm.ratio", "near_duplicates.radius+k+embedding", "like_misclassified.limit",
+                 "coverage.limit+k+embedding"}
 
 
 @pytest.mark.parametrize("case", [c if c in DEFAULT_CASES else pytest.param(c, marks=pytest.mark.slow)
