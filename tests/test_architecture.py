@@ -155,3 +155,12 @@ def test_a_circle_through_a_function_level_import_is_found(tmp_path: Path) -> No
     # config is imported by loop; a lazy import back closes a circle
     _add(root, "modyn_store.app.pipeline.config", "def _late():\n    from modyn_store.app.pipeline import loop")
     assert circles(_edges(root)) == [["modyn_store.app.pipeline.config", "modyn_store.app.pipeline.loop"]]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_module_opens_with_a_docstring(package: str) -> None:
+    import ast
+
+    missing = [str(p.relative_to(ROOT)) for p in sorted((ROOT / package).rglob("*.py"))
+               if len(ast.get_docstring(ast.parse(p.read_text())) or "") < 20]
+    assert missing == [], "modules without a docstring saying what they own"
