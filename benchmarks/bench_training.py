@@ -5,7 +5,10 @@ a ratio measured in one run:
 
 1. cold materialization of a 25% random selection (``training.loader`` building its cache
    entry) vs ``lance.torch.data.LanceDataset`` scanning the whole table into torch;
-2. a warm, shuffled epoch served from the cache vs a gather (``index_select``) of the same
+2. cold time to the first batch and to the end of the first epoch of ``training.loader`` over
+   the selection (materialization included) vs the first batch and the end of ``LanceDataset``
+   over the whole table (which a user would then have to filter);
+3. a warm, shuffled epoch served from the cache vs a gather (``index_select``) of the same
    shuffled rows from torch tensors already in memory.
 
 Run as a script to print the ratios (``--rows`` sets the table size)::
@@ -111,6 +114,37 @@ def cold_materialize(store: Store, ts: TrainSet, strategy: str = "auto") -> floa
     return time.perf_counter() - t0
 
 
+def lance_torch_first_batch(store: Store) -> float:
+    """Seconds to the first batch of ``LanceDataset`` over the whole table."""
+    import warnings
+
+    from lance.torch.data import LanceDataset
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        next(iter(LanceDataset(store.samples_dataset(), batch_size=65536, columns=["key", "ts", "x"])))
+    return time.perf_counter() - t0
+
+
+def cold_loader(store: Store, ts: TrainSet, first_only: bool) -> float:
+    """Seconds from no cache entry to the first batch (``first_only``) or to the end of the first
+    epoch of ``training.loader`` over the selection (materialization included)."""
+    from training.cache import cache_for
+    from training.loading import loader, selection_digest
+
+    cols = ["ts", "x"]
+    cache_for(store).discard(selection_digest(ts.version, ts.keys, cols))
+    t0 = time.perf_counter()
+    dl = loader(store, ts, columns=cols, batch_size=BATCH, seed=0)
+    it = iter(dl)
+    next(it)
+    if not first_only:
+        for _ in it:
+            pass
+    return time.perf_counter() - t0
+
+
 def warm_epoch(dl: Any) -> float:
     t0 = time.perf_counter()
     n = 0
@@ -145,9 +179,13 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
         ts = selection(store, SELECTIVITY, 1)
         sel = ts.size
         lance_torch_scan(store)  # warm the OS page cache for both sides
-        times: dict[str, list[float]] = {"base": [], "raw": [], "auto": [], "take": [], "scan": []}
+        times: dict[str, list[float]] = {"base": [], "raw": [], "auto": [], "take": [], "scan": [],
+                                         "base_first": [], "ours_first": [], "ours_epoch": []}
         for _ in range(repeats):  # interleaved, so that load from other processes hits both sides
             times["base"].append(_timed(lambda: lance_torch_scan(store)))
+            times["base_first"].append(lance_torch_first_batch(store))
+            times["ours_first"].append(cold_loader(store, ts, True))
+            times["ours_epoch"].append(cold_loader(store, ts, False))
             times["raw"].append(_timed(lambda: lance_masked_read(store, ts)))
             for s in ("auto", "take", "scan"):
                 times[s].append(cold_materialize(store, ts, s))
@@ -162,6 +200,12 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
             "ratio_time_to_selection": base / cold["auto"],
             "ratio_time_to_selection_lance_masked_read": base / min(times["raw"]),
             "ratio_rows_per_s": (sel / cold["auto"]) / (rows / base),
+            "lance_torch_first_batch_s": min(times["base_first"]),
+            "cold_first_batch_s": min(times["ours_first"]),
+            "cold_end_of_epoch_s": min(times["ours_epoch"]),
+            "lance_torch_end_of_epoch_s": base,
+            "ratio_first_batch": min(times["base_first"]) / min(times["ours_first"]),
+            "ratio_end_of_epoch": base / min(times["ours_epoch"]),
         }
         dl = loader(store, ts, columns=["ts", "x"], batch_size=BATCH, seed=0)
         warm_epoch(dl)
