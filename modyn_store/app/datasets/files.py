@@ -196,7 +196,9 @@ def _arrow_dataset(paths: list[str], fs: Any, fmt: str, where: str, storage_opti
         return None if fmt == "csv" else int(dataset.count_rows())
 
     def batches(columns: Sequence[str] | None, size: int) -> Iterator[pa.RecordBatch]:
-        for b in dataset.to_batches(columns=list(columns) if columns else None, batch_size=size):
+        # little read-ahead: memory stays a few batches whatever the file size
+        for b in dataset.to_batches(columns=list(columns) if columns else None, batch_size=size,
+                                    batch_readahead=2, fragment_readahead=1):
             if b.num_rows:
                 yield b
 
