@@ -380,6 +380,12 @@ class Snapshot:
             return pa.table({"key": pa.array([], pa.int64())}).select([c for c in cols if c == "key"])
         return pa.Table.from_batches(batches, schema=pa.schema([schema.field(c) for c in cols]))
 
+    def to_ray(self, columns: list[str] | None = None, filter: str | None = None, **kwargs: Any) -> Any:
+        """The live rows as a Ray Dataset, fragments read in parallel: see :func:`modyn_store.core.ray_io.to_ray`."""
+        from modyn_store.core.ray_io import to_ray
+
+        return to_ray(self, columns, filter, **kwargs)
+
     def row_ids(self, keys: Any) -> np.ndarray:
         """Stable Lance row ids (``_rowid``) of live ``keys``, in the order given."""
         want = as_keys(keys)

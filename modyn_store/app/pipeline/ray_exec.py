@@ -1,0 +1,283 @@
+"""Scoring and selection on a Ray cluster: per-fragment work in Ray, one exact merge on the driver.
+
+- :func:`score_on_ray`: Ray Data reads the snapshot's fragments (:meth:`Snapshot.to_ray`),
+  Ray tasks run the model over them (fused with the reads) and computes the scores with the same code as the
+  single-process pass (:func:`training.scoring.scores_from_logits`), and the driver writes all
+  of them as **one** store version, keys ascending, exactly as :func:`training.scoring.score`.
+- :func:`select_on_ray`: each block keeps its candidates with the engine's streaming
+  accumulators (``UniformSampler``, ``TopK``, ``WeightedSampler``); their ranks depend only on
+  ``(seed, key, value)``, so the driver's merge of the candidates is the single-process result:
+  the same train set for the same seed, weights included. Strategies without a distributed plan
+  run in the driver.
+- :func:`connect`: ``ray.init(address=...)`` once per process (pipelines' ``ray: {address:}``
+  and ``--ray ADDRESS``).
+
+Example (needs the ``ray`` extra)::
+
+    connect("auto")                                   # or "ray://head:10001", or "local"
+    result = score_on_ray(store, model, inputs={"features": "x"}, scores=("loss",))
+    ts = select_on_ray(Loss(ratio=0.1), store.as_of(), seed=0,
+                       scores={"loss": (result.keys, result.values["loss"])})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.snapshot import Snapshot
+from modyn_store.core.trainset import TrainSet
+
+__all__ = ["connect", "score_on_ray", "select_on_ray", "supports"]
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError("running on Ray needs the ray extra: pip install 'modyn-store[ray]'") from exc
+    return ray
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray cluster at ``address`` (``"auto"``, ``"ray://host:port"``, or ``"local"``
+    for a cluster on this machine) unless this process already joined one."""
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise InvalidArgumentError("ray.address", address, "'auto', 'local' or a Ray cluster address")
+    ray = _ray()
+    if ray.is_initialized():
+        return
+    ray.init(address=None if address in (None, "local") else address, include_dashboard=False,
+             log_to_driver=False)
+    _quiet()
+
+
+def _quiet() -> None:
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+
+
+# -- scoring -------------------------------------------------------------------------------
+def _score_block(block: pa.Table, model: Any, inputs: dict[str, str], label: str, names: list[str],
+                 need_label: bool, embedding_layer: str | None) -> dict[str, np.ndarray]:
+    """A Ray task: the model over one block of a snapshot (fused with the fragment read)."""
+    import torch
+
+    from training.columns import spec_of, to_fixed
+    from training.scoring import scores_from_logits
+    from training.trainer import model_inputs
+
+    torch.set_num_threads(1)
+    model.eval()
+    captured: list[Any] = []
+    hook = None
+    if embedding_layer is not None:
+        hook = model.get_submodule(embedding_layer).register_forward_hook(
+            lambda mod, args, out: captured.append(args[0].detach()))
+    try:
+        batch: dict[str, Any] = {"key": torch.from_numpy(block.column("key").to_numpy().copy())}
+        for col in {*inputs.values(), *([label] if need_label else [])}:
+            spec = spec_of(block.schema.field(col))
+            batch[col] = torch.from_numpy(np.array(to_fixed(block.column(col), spec)))
+        with torch.no_grad():
+            logits = model(**model_inputs(batch, inputs))
+            values = scores_from_logits(names, logits, batch[label] if need_label else None,
+                                        captured[-1] if captured else None)
+    finally:
+        if hook is not None:
+            hook.remove()
+    out = {"key": batch["key"].numpy()}
+    out.update({n: v.numpy() for n, v in values.items()})
+    return out
+
+
+def score_on_ray(
+    store: Any,
+    model: Any,
+    *,
+    inputs: Mapping[str, str],
+    version: int | None = None,
+    label: str = "label",
+    scores: Sequence[str] = ("loss", "least_confidence", "entropy", "margin", "el2n"),
+    embedding_layer: str | None = None,
+    batch_size: int = 4096,
+    training_id: str | None = None,
+    write: bool = True,
+    workers: int = 2,
+) -> Any:
+    """The scoring pass of :func:`training.scoring.score` over every live sample at ``version``,
+    run by ``workers`` parallel Ray tasks (fused with the fragment reads); returns the same :class:`~training.scoring.ScoreResult`
+    (keys ascending) and writes every score as one store version."""
+    from training.scoring import _NEED_EMBEDDING, _NEED_LABEL, SCORES, ScoreResult, last_linear
+
+    names = list(scores)
+    if not names or len(set(names)) != len(names) or any(n not in SCORES for n in names):
+        raise InvalidArgumentError("scores", names, f"distinct names from {SCORES}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidArgumentError("workers", workers, "an integer >= 1")
+    if any(n in _NEED_EMBEDDING for n in names) and embedding_layer is None:
+        embedding_layer = last_linear(model)
+    need_label = any(n in _NEED_LABEL for n in names)
+    snap = store.as_of(version)
+    cols = list(dict.fromkeys([*inputs.values(), *([label] if need_label else [])]))
+    ray = _ray()
+    _quiet()
+    ds = snap.to_ray(cols).map_batches(
+        _score_block,
+        fn_kwargs={"model": model.cpu(), "inputs": dict(inputs), "label": label,
+                   "names": names, "need_label": need_label, "embedding_layer": embedding_layer},
+        batch_format="pyarrow", batch_size=batch_size, compute=ray.data.TaskPoolStrategy(size=workers),
+    )
+    parts = list(ds.iter_batches(batch_format="numpy", batch_size=None))
+    keys = np.concatenate([p["key"] for p in parts]) if parts else np.empty(0, np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    values = {n: (np.concatenate([np.asarray(p[n]) for p in parts]) if parts else np.empty(0))[order] for n in names}
+    versions: dict[str, int] = {}
+    if write and keys.size:
+        v = store.scores.write_many(keys, values, training_id=training_id).version
+        versions = {n: v for n in names}
+    return ScoreResult(keys, values, versions)
+
+
+# -- selection -----------------------------------------------------------------------------
+def supports(strategy: Any) -> bool:
+    """Whether :func:`select_on_ray` has a distributed plan for ``strategy``."""
+    from policies.score_based import ScoreDownsample
+    from policies.uniform import Uniform
+
+    if isinstance(strategy, Uniform):
+        return True
+    return isinstance(strategy, ScoreDownsample) and strategy.mode == "sample_then_batch"
+
+
+def _uniform_block(block: pa.Table, k: int, seed: int) -> dict[str, np.ndarray]:
+    from engine.sample import UniformSampler
+
+    s = UniformSampler(k, seed=seed)
+    s.update(block.column("key").to_numpy())
+    return {"key": s.result()}
+
+
+def _top_block(block: pa.Table, k: int, largest: bool) -> dict[str, np.ndarray]:
+    from engine.select import TopK
+
+    top = TopK(k, largest=largest)
+    top.update(block.column("value").to_numpy().astype(np.float64), keys=block.column("key").to_numpy())
+    keys, values = top.result()
+    return {"key": np.asarray(keys, np.int64), "value": np.asarray(values, np.float64)}
+
+
+def _weighted_block(block: pa.Table, k: int, seed: int, strategy: Any) -> dict[str, np.ndarray]:
+    from engine.sample import WeightedSampler
+
+    keys = block.column("key").to_numpy()
+    w = strategy._weights(block.column("value").to_numpy())
+    ok = w > 0
+    s = WeightedSampler(k, seed=seed)
+    s.update(w[ok], keys=keys[ok])
+    chosen = np.asarray(s.result(), dtype=np.int64)
+    order = np.argsort(keys[ok], kind="stable")
+    picked = order[np.searchsorted(keys[ok], chosen, sorter=order)]
+    return {"key": chosen, "weight": w[ok][picked]}
+
+
+def _collect(ds: Any) -> dict[str, np.ndarray]:
+    parts = list(ds.iter_batches(batch_format="numpy", batch_size=None))
+    if not parts:
+        return {}
+    return {c: np.concatenate([np.asarray(p[c]) for p in parts]) for c in parts[0]}
+
+
+def select_on_ray(
+    strategy: Any,
+    snapshot: Snapshot,
+    *,
+    seed: int = 0,
+    scores: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    scores_version: int | None = None,
+) -> TrainSet:
+    """The train set ``strategy.select(SelectionContext(snapshot=snapshot, seed=seed, ...))``
+    gives, computed from per-block candidates in Ray (see the module docstring).
+
+    ``scores`` (``name -> (keys, values)``, e.g. from :func:`score_on_ray`) play the part of
+    ``computed_scores``; without them score-based strategies read the store's latest scores at
+    ``scores_version`` (default: the snapshot's version).
+    """
+    from policies._pick import derive_seed, trainset
+    from policies.base import SelectionContext
+    from policies.score_based import ScoreDownsample
+    from policies.uniform import Uniform
+
+    ctx = SelectionContext(snapshot=snapshot, scores=snapshot._store.scores, seed=seed,
+                           computed_scores=dict(scores or {}), scores_version=scores_version)
+    if not supports(strategy):
+        return strategy.select(ctx)  # no distributed plan: the driver runs it as is
+    ray = _ray()
+    _quiet()
+    if isinstance(strategy, Uniform):
+        n = snapshot.count()
+        k = strategy.expected_size(n)
+        if k >= n:
+            return trainset(snapshot.keys(), ctx)
+        s = derive_seed(seed, 3)
+        cand = _collect(snapshot.to_ray(["key"]).map_batches(
+            _uniform_block, fn_kwargs={"k": k, "seed": s}, batch_format="pyarrow", batch_size=None))
+        from engine.sample import UniformSampler
+
+        uniform = UniformSampler(k, seed=s)
+        uniform.update(cand.get("key", np.empty(0, np.int64)))
+        return trainset(np.sort(np.asarray(uniform.result(), dtype=np.int64)), ctx)
+    assert isinstance(strategy, ScoreDownsample)
+    keys, values = _score_arrays(strategy.score, ctx)
+    table = pa.table({"key": pa.array(keys, pa.int64()), "value": pa.array(values, pa.float64())})
+    blocks = ray.data.from_arrow(table).repartition(max(1, int(ray.available_resources().get("CPU", 1))))
+    if strategy.method == "top":
+        k = strategy.expected_size(int(keys.size))
+        cand = _collect(blocks.map_batches(_top_block, fn_kwargs={"k": k, "largest": strategy.largest},
+                                           batch_format="pyarrow", batch_size=None))
+        from engine.select import TopK
+
+        top = TopK(k, largest=strategy.largest)
+        if cand:
+            top.update(cand["value"], keys=cand["key"])
+        return trainset(np.sort(np.asarray(top.result()[0], dtype=np.int64)), ctx)
+    # the weight total and count as the single-process sampler sums them (same batches, same order)
+    from policies._pick import score_source
+
+    total, n_pos = 0.0, 0
+    for _, vals in score_source(ctx, strategy.score)():
+        w = strategy._weights(vals)
+        total += float(w[w > 0].sum())
+        n_pos += int(np.count_nonzero(w > 0))
+    k = strategy.expected_size(n_pos)
+    s = derive_seed(seed, 10)
+    cand = _collect(blocks.map_batches(_weighted_block, fn_kwargs={"k": k, "seed": s, "strategy": strategy},
+                                       batch_format="pyarrow", batch_size=None))
+    from engine.sample import WeightedSampler
+
+    merged = WeightedSampler(k, seed=s)
+    if cand:
+        merged.update(cand["weight"], keys=cand["key"])
+    chosen = np.asarray(merged.result(), dtype=np.int64)
+    order = np.argsort(cand["key"], kind="stable") if cand else np.empty(0, np.int64)
+    w_sel = cand["weight"][order[np.searchsorted(cand["key"], chosen, sorter=order)]] if chosen.size else np.empty(0)
+    importance = np.asarray(total / (n_pos * w_sel), dtype=np.float64)
+    return trainset(chosen, ctx, weights=importance)
+
+
+def _score_arrays(name: str, ctx: Any) -> tuple[np.ndarray, np.ndarray]:
+    """All eligible ``(keys, values)`` of score ``name`` as the single-process source reads them."""
+    from policies._pick import score_source
+
+    parts = list(score_source(ctx, name)())
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0)
+    return np.concatenate([k for k, _ in parts]), np.concatenate([np.asarray(v, np.float64) for _, v in parts])

@@ -1,0 +1,107 @@
+"""A snapshot as a Ray Dataset: the samples table's fragments read in parallel by Ray Data.
+
+:func:`to_ray` uses Ray Data's Lance reader (``ray.data.read_lance``): one read task per Lance
+fragment, pinned to the Lance version of the samples table when it is called, with the
+snapshot's version bound (``_version <= N``) pushed down to Lance. Deleted and erased keys are
+removed by a ``map_batches`` step that holds the snapshot's sorted dead keys; rows that
+``vacuum`` purged raise :class:`~modyn_store.core.errors.DataUnavailableError` up front
+(or are skipped with ``on_unavailable="skip"``), exactly as :meth:`Snapshot.to_table`.
+
+Ray is imported only here, on first use (``pip install 'modyn-store[ray]'``).
+
+Example
+-------
+>>> import pyarrow as pa
+>>> from modyn_store import Store
+>>> store = Store.open("memory://ray-io-doc", create=True)
+>>> _ = store.append(pa.table({"ts": [1, 2, 3]}))
+>>> _ = store.delete(keys=[1])
+>>> ds = store.as_of().to_ray(["ts"])  # doctest: +SKIP
+>>> sorted(ds.to_pandas()["key"].tolist())  # doctest: +SKIP
+[0, 2]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from engine._search import isin_sorted_numpy
+from modyn_store.core._validate import check_filter
+from modyn_store.core.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from modyn_store.core.snapshot import Snapshot
+
+__all__ = ["drop_keys", "to_ray"]
+
+
+def drop_keys(batch: pa.Table, dead: np.ndarray) -> pa.Table:
+    """Rows of ``batch`` whose ``key`` is not in the sorted array ``dead`` (a Ray Data step)."""
+    if dead.size == 0 or batch.num_rows == 0:
+        return batch
+    keep = ~isin_sorted_numpy(batch.column("key").to_numpy(), dead)
+    return batch if keep.all() else batch.filter(pa.array(keep))
+
+
+def to_ray(
+    snapshot: Snapshot,
+    columns: list[str] | None = None,
+    filter: str | None = None,
+    *,
+    on_unavailable: str = "error",
+    concurrency: int | None = None,
+    ray_remote_args: dict[str, Any] | None = None,
+) -> Any:
+    """A ``ray.data.Dataset`` of the snapshot's live rows (always with the ``key`` column).
+
+    Parameters
+    ----------
+    columns:
+        Columns to read (default: all user columns); ``key`` is always included.
+    filter:
+        A Lance SQL expression over the store's columns, pushed down to every fragment read.
+    on_unavailable:
+        ``"error"`` (default) or ``"skip"`` for rows that ``vacuum`` purged.
+    concurrency, ray_remote_args:
+        Passed to ``ray.data.read_lance`` (parallel read tasks, their resources).
+    """
+    try:
+        import ray.data
+    except ImportError as exc:
+        raise ImportError("Snapshot.to_ray needs Ray Data: pip install 'modyn-store[ray]'") from exc
+    cols = snapshot._check_columns(columns)
+    snapshot._check_unavailable(on_unavailable)  # type: ignore[arg-type]
+    bound = f"_version <= {snapshot.version}"
+    flt = bound if filter is None else f"{bound} AND {check_filter(filter)}"
+    store = snapshot._store
+    ds = store._tables.open("samples")
+    if ds is None:
+        raise InvalidArgumentError("snapshot", snapshot, "a snapshot of a store that holds samples")
+    read = list(dict.fromkeys(["key", *cols]))
+    dead = snapshot._dead()
+    if on_unavailable == "skip":
+        dead = np.union1d(dead, snapshot.unavailable())
+    opts = store._location.storage_options
+    out = _read(ray, store, ds, read, flt, opts, concurrency, ray_remote_args)
+    if dead.size:
+        out = out.map_batches(
+            drop_keys, fn_kwargs={"dead": np.ascontiguousarray(dead, dtype=np.int64)},
+            batch_format="pyarrow", batch_size=None,
+        )
+    return out
+
+
+def _read(ray: Any, store: Any, ds: Any, read: list[str], flt: str, opts: dict[str, Any],
+          concurrency: int | None, ray_remote_args: dict[str, Any] | None) -> Any:
+    return ray.data.read_lance(
+        store._tables.uri("samples"),
+        version=ds.version,
+        columns=read,
+        scanner_options={"filter": flt},  # Lance SQL, pushed down to every fragment's scan
+        storage_options={str(k): str(v) for k, v in opts.items()} or None,
+        concurrency=concurrency,
+        **({"ray_remote_args": ray_remote_args} if ray_remote_args else {}),
+    )

@@ -1,0 +1,121 @@
+"""Ray execution on a local Ray cluster (``ray.init(num_cpus=2)``, one session for the module):
+snapshots as Ray Datasets, the scoring pass and selection equal to the single-process ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from modyn_store import DataUnavailableError, Store
+from modyn_store.app.pipeline.ray_exec import score_on_ray, select_on_ray, supports
+from modyn_store.core.trainset import TrainSet
+from policies import EL2N, Loss, Uniform
+from policies.base import SelectionContext
+from training.scoring import score
+
+ray = pytest.importorskip("ray")
+
+pytestmark = [
+    pytest.mark.ray,
+    # ray.init forks its helper processes; Lance warns about forks (nothing of Lance runs there)
+    pytest.mark.filterwarnings("ignore:lance is not fork-safe:UserWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    # Ray Data's own internals use its deprecated settings
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray"),
+    pytest.mark.filterwarnings("ignore::FutureWarning:ray"),
+    pytest.mark.filterwarnings(r"ignore:DataFile\.path\(\) is deprecated:DeprecationWarning"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Several fragments, deletes and an erasure, so every filter of a snapshot matters."""
+    rng = np.random.default_rng(3)
+    st = Store.open(str(tmp_path_factory.mktemp("ray") / "store"), create=True)
+    for i in range(4):
+        n = 300
+        x = rng.standard_normal((n, 6)).astype(np.float32)
+        y = (x[:, 0] - x[:, 2] > 0).astype(np.int64)
+        st.append(pa.table({"ts": np.arange(i * n, (i + 1) * n), "label": y,
+                            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 6),
+                            "text": [f"row-{i}-{j}" for j in range(n)]}))
+        if i == 1:
+            st.delete(keys=np.arange(0, 600, 7))
+    st.erase(np.arange(5, 1200, 50), reason="test")
+    return st
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+
+def test_to_ray_is_the_snapshot(store: Store) -> None:
+    for version in (1, 3, store.version):
+        snap = store.as_of(version)
+        got = snap.to_ray(["ts", "text"]).to_arrow_refs()
+        table = pa.concat_tables(ray.get(got)).sort_by("key")
+        want = snap.to_table(["key", "ts", "text"]).sort_by("key")
+        assert table.column("key").to_pylist() == want.column("key").to_pylist()
+        assert table.column("text").to_pylist() == want.column("text").to_pylist()
+    # the version bound and the user filter are pushed down, deletions and erasures dropped
+    snap = store.as_of(3)
+    keys = np.sort(snap.to_ray(["ts"], "ts >= 500").to_pandas()["key"].to_numpy())
+    assert np.array_equal(keys, snap.to_table(["key"], "ts >= 500").column("key").to_numpy())
+    assert not np.isin(np.arange(5, 1200, 50), keys).any() and not np.isin(np.arange(0, 600, 7), keys).any()
+
+
+def test_to_ray_refuses_purged_rows(tmp_path: Path) -> None:
+    st = Store.open(str(tmp_path / "s"), create=True)
+    st.append({"ts": np.arange(10)})
+    st.delete(keys=[1, 2])
+    st.append({"ts": [10]})
+    st.vacuum(keep_versions=1, dry_run=False)
+    with pytest.raises(DataUnavailableError):
+        st.as_of(1).to_ray(["ts"])
+    skipped = st.as_of(1).to_ray(["ts"], on_unavailable="skip").to_pandas()["key"].tolist()
+    assert sorted(skipped) == [0, *range(3, 10)]
+
+
+def test_scoring_on_ray_equals_single_process(store: Store) -> None:
+    model = _model()
+    names = ("loss", "entropy", "margin", "el2n", "gradnorm")
+    before = store.version
+    single = score(store, model, inputs={"input": "x"}, scores=names, write=False)
+    dist = score_on_ray(store, model, inputs={"input": "x"}, scores=names, workers=2)
+    assert store.version == before + 1, "one store version for the whole pass"
+    assert np.array_equal(dist.keys, single.keys)
+    for n in names:
+        assert np.array_equal(dist.values[n], single.values[n]), n
+    stored = store.scores.as_of(None, "loss").sort_by("key")
+    assert np.array_equal(stored.column("value").to_numpy(), single.values["loss"])
+
+
+@pytest.mark.parametrize("strategy", [Uniform(ratio=0.2), Loss(ratio=0.1), EL2N(ratio=0.3, method="importance")],
+                         ids=["uniform", "loss-top", "el2n-importance"])
+def test_selection_on_ray_equals_single_process(store: Store, strategy: object) -> None:
+    assert supports(strategy)
+    snap = store.as_of()
+    result = score(store, _model(), inputs={"input": "x"}, scores=("loss", "el2n"), write=False)
+    computed = {n: (result.keys, result.values[n]) for n in ("loss", "el2n")}
+    for seed in (0, 7):
+        single = strategy.select(SelectionContext(snapshot=snap, seed=seed, computed_scores=computed))
+        on_ray = select_on_ray(strategy, snap, seed=seed, scores=computed)
+        assert np.array_equal(on_ray.keys, single.keys)
+        assert on_ray.version == single.version
+        assert np.array_equal(on_ray.weights, single.weights)
+    if not isinstance(strategy, Loss):  # the seed matters to the sampling strategies
+        assert not np.array_equal(select_on_ray(strategy, snap, seed=1, scores=computed).keys,
+                                  select_on_ray(strategy, snap, seed=2, scores=computed).keys)
