@@ -1,4 +1,5 @@
-"""The ranked-selection kernel behind ``top_k``, sampling and quotas (see ``engine.select``).
+"""The ranked-selection kernel behind ``top_k``, sampling and quotas (see ``engine.select``);
+rows are ranked by :mod:`engine._rank`.
 
 Every row gets an int64 rank whose order is the wanted order; :func:`select_core` keeps, per
 group, the ``quota`` rows of largest rank, ties going to the smaller key.
@@ -11,26 +12,25 @@ from numba import njit, prange
 
 from engine._blocks import PARALLEL_ROWS
 from engine._random import hash_key, u64_to_open01
+from engine._rank import (
+    _I64_MAX,
+    _I64_MIN,
+    MODE_BITS,
+    MODE_ES,
+    MODE_INT,
+    _eligible,
+    _es_rank,
+    _nan_is_min,
+    _rank,
+)
 
 __all__ = [
-    "MODE_BITS",
-    "MODE_ES",
-    "MODE_HASH",
-    "MODE_INT",
-    "float_bits",
     "floor_of",
     "merge_best",
     "run_select",
     "select_core",
 ]
 
-MODE_BITS = 0  # vals: float bits (int32 / int64 view); NaN rows are ineligible
-MODE_INT = 1  # vals: int64 ranks; every row eligible
-MODE_HASH = 2  # rank = SplitMix64(seed, key); every row eligible
-MODE_ES = 3  # vals: float64 weights; rank = log(u) / w, u = SplitMix64(seed, key); w == 0 ineligible
-
-_I64_MIN = np.iinfo(np.int64).min
-_I64_MAX = np.iinfo(np.int64).max
 _SAMPLE = 65536
 _SAMPLE_STATE = np.uint64(0x243F6A8885A308D3)  # fixed: the sample is part of no result
 _BLOCK = 65536
@@ -39,51 +39,6 @@ _SUB = 1024
 _PARALLEL_MIN = 4 * PARALLEL_ROWS  # below this many rows, stay in the calling thread
 
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
-_F32_BITS = (0x7FFFFFFF, 0x7F800000, -(1 << 31))
-_F64_BITS = (0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000, -(1 << 63))
-
-
-@njit(cache=True, inline="always")
-def _rank(v, kv, j, base, mode, magmask, infbits, signmin, negmask, state,  # type: ignore[no-untyped-def]
-          use_keys):
-    """Rank of row ``j`` of a block (larger = better); ``I64_MIN`` marks NaN in MODE_BITS.
-
-    Loops index block slices from 0 (never ``range(lo, hi)`` over the whole array): Numba then
-    knows the index is non-negative, drops the wraparound check and vectorizes.
-    """
-    if mode == MODE_BITS:
-        b = np.int64(v[j])
-        nan = (b & magmask) > infbits
-        if b == signmin:  # -0.0 ranks as +0.0
-            b = np.int64(0)
-        b = b ^ ((b >> 63) & magmask) ^ negmask
-        return _I64_MIN if nan else b
-    if mode == MODE_INT:
-        return np.int64(v[j]) ^ negmask
-    tb = kv[j] if use_keys else base + j
-    if mode == MODE_ES:
-        return _es_rank(v[j], state, tb)
-    return np.int64(hash_key(state, tb) >> np.uint64(1)) ^ negmask
-
-
-@njit(cache=True, inline="always")
-def _es_rank(w, state, tb):  # type: ignore[no-untyped-def]
-    """Efraimidis-Spirakis key ``log(u) / w`` as a sortable int64 (I64_MIN when w is not > 0)."""
-    if not w > 0.0:
-        return _I64_MIN
-    b = np.float64(np.log(u64_to_open01(hash_key(state, tb))) / w).view(np.int64)
-    return b ^ ((b >> 63) & _I64_MAX)
-
-
-@njit(cache=True, inline="always")
-def _nan_is_min(mode):  # type: ignore[no-untyped-def]
-    """Whether rank I64_MIN marks an ineligible row (NaN score, zero weight) in this mode."""
-    return mode == MODE_BITS or mode == MODE_ES
-
-
-@njit(cache=True, inline="always")
-def _eligible(mode, r):  # type: ignore[no-untyped-def]
-    return not _nan_is_min(mode) or r != _I64_MIN
 
 
 @njit(cache=True)
@@ -467,13 +422,6 @@ def select_core(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, 
             otb[w] = ctb[j]
             w += 1
     return opos, orank, otb
-
-
-def float_bits(a: np.ndarray) -> tuple[np.ndarray, int, int, int]:
-    """View a float32/float64 array as its integer bits plus the constants ``_rank`` needs."""
-    if a.dtype == np.float32:
-        return (a.view(np.int32), *_F32_BITS)
-    return (a.view(np.int64), *_F64_BITS)
 
 
 def run_select(

@@ -41,7 +41,8 @@ from numba import njit, prange
 
 from engine._blocks import PARALLEL_ROWS, n_blocks
 from engine._random import seed_state
-from engine._ranked import MODE_BITS, MODE_HASH, MODE_INT, float_bits, run_select
+from engine._rank import MODE_BITS, MODE_HASH, MODE_INT, float_bits
+from engine._ranked import run_select
 from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length, describe
 from engine.errors import EngineInputError
 

@@ -37,7 +37,8 @@ from numba import njit, prange
 
 from engine._blocks import PARALLEL_ROWS, n_blocks
 from engine._random import next_u64, seed_state, u01_open, u64_to_open01
-from engine._ranked import MODE_ES, MODE_HASH, floor_of, merge_best, run_select
+from engine._rank import MODE_ES, MODE_HASH
+from engine._ranked import floor_of, merge_best, run_select
 from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length
 from engine.errors import EngineInputError
 

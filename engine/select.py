@@ -46,7 +46,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from engine._ranked import MODE_BITS, MODE_INT, float_bits, floor_of, merge_best, run_select
+from engine._rank import MODE_BITS, MODE_INT, float_bits
+from engine._ranked import floor_of, merge_best, run_select
 from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length, describe
 from engine.errors import EngineInputError
 
