@@ -35,6 +35,10 @@ def test_append_labels_export_import_round_trip(tmp_path: Path, csv: str, capsys
     assert main(["export", st, out]) == 0
     exported = pq.read_table(out)
     assert sorted(set(exported.column("label").to_pylist())) == [2, 7, 12]  # original values
+    capsys.readouterr()
+    assert main(["show", st, "--columns", "key,label", "--limit", "3", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["rows"]
+    assert all([2, 7, 12][r["label"]] == r["label_value"] for r in shown)
     assert main(["import", st2, out]) == 0
     a = Store.open(st).as_of().to_table(["key", "label", "features"])
     b = Store.open(st2).as_of().to_table(["key", "label", "features"])

@@ -182,6 +182,14 @@ def cmd_show(args: argparse.Namespace) -> int:
                 break
     except InvalidFilterError as exc:
         raise InvalidFilterError(f"--filter: {_clean_filter_error(exc)}") from None
+    from modyn_store.app.datasets.labels import read_label_map
+
+    labels = read_label_map(store, snap.version)
+    if labels is not None and not labels.identity and "label" in cols:
+        for r in rows:  # the label each class code stands for, next to the code
+            code = r.get("label")
+            r["label_value"] = labels.values[int(code)] if isinstance(code, int) else None
+        cols = cols[: cols.index("label") + 1] + ["label_value"] + cols[cols.index("label") + 1 :]
     if args.json:
         _print_json({**head, "columns": {f.name: str(f.type) for f in schema}, "rows": rows[: args.limit]})
         return 0
