@@ -1,8 +1,8 @@
-"""The one error the engine raises on purpose.
+"""The one error the engine raises on purpose, and the argument-error base it shares with the store.
 
-The engine imports nothing from :mod:`modyn_store`, so it has its own error type. It is a
-``ValueError`` carrying the same ``(name, value, expected)`` triple and the same message format as
-``modyn_store.core.errors.InvalidArgumentError``, so the store layer can translate it one to one.
+The engine imports nothing from :mod:`modyn_store`, so it has its own error type. It and
+``modyn_store.core.errors.InvalidArgumentError`` derive from :class:`ArgumentError`: the same
+``(name, value, expected)`` triple and message, so the store layer translates one to the other.
 
 Example
 -------
@@ -18,16 +18,19 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EngineInputError"]
+__all__ = ["ArgumentError", "EngineInputError"]
 
 
-class EngineInputError(ValueError):
-    """An argument given to an engine kernel is outside what the kernel accepts.
+class ArgumentError(ValueError):
+    """An argument outside what is accepted, naming the argument, the value and what would be
+    valid. The base of :class:`EngineInputError` and of the store's ``InvalidArgumentError``, so
+    both carry the same ``(name, value, expected)`` triple, message and pickling.
 
     Parameters
     ----------
     name:
-        The argument's name; for one bad element of an array, ``"name[index]"``.
+        The argument's name; for one bad element of an array, ``"name[index]"``; for nested
+        configuration, a dotted path such as ``trigger.every``.
     value:
         The offending value (for a bad array shape or dtype, a short description of the array).
     expected:
@@ -45,3 +48,7 @@ class EngineInputError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # keep pickling (multiprocessing, Ray) working
         return (type(self), (self.name, self.value, self.expected))
+
+
+class EngineInputError(ArgumentError):
+    """An argument given to an engine kernel is outside what the kernel accepts."""

@@ -9,50 +9,8 @@ Example
 3
 """
 
-from modyn_store.core.errors import (
-    ConflictError,
-    CorruptionError,
-    DataUnavailableError,
-    DuplicateKeyError,
-    FormatVersionError,
-    InvalidArgumentError,
-    InvalidFilterError,
-    InvalidNameError,
-    ModynStoreError,
-    NotAStoreError,
-    ReadOnlyStoreError,
-    SchemaMismatchError,
-    UnknownKeyError,
-    UnknownVersionError,
-)
-from modyn_store.core.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord
-from modyn_store.core.snapshot import Snapshot
-from modyn_store.core.store import Store, Transaction
-from modyn_store.core.trainset import TrainSet
+# The public names are the store core's, re-exported (the list lives in modyn_store/core/__init__.py).
+from modyn_store.core import *  # noqa: F403
+from modyn_store.core import __all__
 
-__all__ = [
-    "ConflictError",
-    "CorruptionError",
-    "DataUnavailableError",
-    "Delta",
-    "Diff",
-    "DuplicateKeyError",
-    "ErasureReport",
-    "FormatVersionError",
-    "InvalidArgumentError",
-    "InvalidFilterError",
-    "InvalidNameError",
-    "ModynStoreError",
-    "NotAStoreError",
-    "ReadOnlyStoreError",
-    "SchemaMismatchError",
-    "Snapshot",
-    "Store",
-    "TrainSet",
-    "Transaction",
-    "UnknownKeyError",
-    "UnknownVersionError",
-    "VacuumReport",
-    "VersionRecord",
-]
 __version__ = "0.1.0"

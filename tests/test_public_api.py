@@ -42,3 +42,18 @@ def test_store_queries_do_not_wait_for_numba() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False"]
+
+
+def test_argument_errors_pickle_and_read_alike() -> None:
+    # Errors cross process boundaries (DataLoader workers, Ray, DDP ranks) by pickle.
+    import pickle
+
+    from engine.errors import EngineInputError
+
+    for err in (modyn_store.InvalidArgumentError("k", -1, "an integer >= 0"),
+                modyn_store.InvalidNameError("tag", "../x", "a safe name"),
+                EngineInputError("k", -1, "an integer >= 0")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err)
+        assert (back.name, back.value, back.expected, str(back)) == (err.name, err.value, err.expected, str(err))
+    assert str(modyn_store.InvalidArgumentError("k", -1, "x")) == str(EngineInputError("k", -1, "x"))

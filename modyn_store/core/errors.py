@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from engine.errors import ArgumentError
+
 __all__ = [
     "ConflictError",
     "CorruptionError",
@@ -43,7 +45,7 @@ class ModynStoreError(Exception):
     """Root of every error raised on purpose by modyn-store."""
 
 
-class InvalidArgumentError(ModynStoreError, ValueError):
+class InvalidArgumentError(ModynStoreError, ArgumentError):
     """An argument has a value outside its valid range or choices.
 
     Parameters
@@ -55,15 +57,6 @@ class InvalidArgumentError(ModynStoreError, ValueError):
     expected:
         What would be valid, in words (e.g. ``"one of 'uniform', 'top'"``).
     """
-
-    def __init__(self, name: str, value: Any, expected: str) -> None:
-        self.name = name
-        self.value = value
-        self.expected = expected
-        shown = repr(value)
-        if len(shown) > 200:
-            shown = shown[:197] + "..."
-        super().__init__(f"invalid {name}={shown}: expected {expected}")
 
 
 class InvalidNameError(InvalidArgumentError):
