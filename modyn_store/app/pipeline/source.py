@@ -325,7 +325,9 @@ def model_params(cfg: PipelineConfig, table: pa.Table) -> dict[str, Any]:
         params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
     if "n_classes" not in params:
         known = source_labels(table)
-        if known is not None:
+        if known is not None and known.identity:  # a registered data set's classes, or more if its options add some
+            params["n_classes"] = max(2, known.n_classes, _dense_classes(table.column("label")))
+        elif known is not None:
             params["n_classes"] = max(2, known.n_classes)
         else:
             params["n_classes"] = max(2, _dense_classes(table.column("label")))
