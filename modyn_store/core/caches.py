@@ -72,7 +72,9 @@ class CacheIndex:
             raise InvalidArgumentError("folders", folders, "a non-empty list of folder names under _cache")
         for f in folders:
             _check("folders", f)
-        k = np.unique(np.asarray(keys, dtype=np.int64))
+        k = np.asarray(keys, dtype=np.int64)
+        if k.size > 1 and not bool((k[1:] > k[:-1]).all()):  # sorted unique keys need no pass
+            k = np.unique(k)
         fs = self._store.fs
         kpath, jpath = self._paths(name)
         fs.makedirs(kpath.rsplit("/", 1)[0], exist_ok=True)
