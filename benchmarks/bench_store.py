@@ -99,6 +99,10 @@ class AsOfKeysSuite:
         for rows in self.params[0]:
             paths[rows] = f"{root}/s{rows}"
             build_store(paths[rows], make_batches(rows))
+            # the Lance peer: the same rows, the same 1% deleted by Lance itself
+            peer = f"{root}/s{rows}-peer.lance"
+            lance.write_dataset(pa.concat_tables(make_batches(rows)), peer, max_rows_per_file=max(1, rows // 10))
+            lance.dataset(peer).delete("key % 100 = 0")
         return paths
 
     def time_as_of_keys(self, paths: dict[int, str], rows: int) -> None:
@@ -111,6 +115,9 @@ class AsOfKeysSuite:
 
     def time_raw_lance_key_scan(self, paths: dict[int, str], rows: int) -> None:
         _lance_keys(f"{paths[rows]}/samples.lance")
+
+    def time_lance_latest_with_deletions(self, paths: dict[int, str], rows: int) -> None:
+        _lance_keys(f"{paths[rows]}-peer.lance")
 
     def peakmem_as_of_keys(self, paths: dict[int, str], rows: int) -> None:
         store = Store.open(paths[rows])

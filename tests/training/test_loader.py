@@ -94,7 +94,8 @@ def test_per_epoch_plans_and_unshuffled_order(store) -> None:
 def test_unshuffled_batches_are_zero_copy_views_of_the_cache(store) -> None:
     keys = store.as_of(None).keys()[:300]  # appended in key order: storage order
     ts = TrainSet.uniform(keys, version=store.version)
-    dl = loader(store, ts, columns=["x"], batch_size=100, shuffle=False, options=LoaderOptions(prefetch=0))
+    opts = LoaderOptions(prefetch=0, host_memory_budget=0)  # serve from the mapped entry itself
+    dl = loader(store, ts, columns=["x"], batch_size=100, shuffle=False, options=opts)
     cache = dl._entry.fixed["x"]
     assert dl._entry.keys.tolist() == keys.tolist()
     for i, b in enumerate(dl):
@@ -105,6 +106,25 @@ def test_unshuffled_batches_are_zero_copy_views_of_the_cache(store) -> None:
     dl2 = loader(store, rev, columns=["x"], batch_size=100, shuffle=False)
     assert dl2._entry is dl._entry
     assert np.concatenate([b["key"].numpy() for b in dl2]).tolist() == keys[::-1].tolist()
+
+
+def test_host_memory_budget_copies_the_entry_or_maps_it(store) -> None:
+    """Within the budget the loader serves from its own copy (same batches), at 0 from the
+    memory-mapped entry; a bad budget is refused."""
+    ts = _selection(store, 200, seed=3)
+    copied = loader(store, ts, columns=["x"], batch_size=50, seed=1,
+                    options=LoaderOptions(prefetch=0, host_memory_budget=1 << 30))
+    mapped = loader(store, ts, columns=["x"], batch_size=50, seed=1,
+                    options=LoaderOptions(prefetch=0, host_memory_budget=0))
+    cache = copied._entry.fixed["x"]
+    for epoch in range(3):  # the copy is made before the second epoch
+        b_copied, b_mapped = list(copied), list(mapped)
+        assert np.shares_memory(copied._host["x"].numpy(), cache) == (epoch == 0)
+        assert np.shares_memory(mapped._host["x"].numpy(), cache)
+        for a, b in zip(b_copied, b_mapped, strict=True):
+            assert torch.equal(a["key"], b["key"]) and torch.equal(a["x"], b["x"])
+    with pytest.raises(InvalidArgumentError, match="host_memory_budget"):
+        loader(store, ts, columns=["x"], batch_size=50, options=LoaderOptions(host_memory_budget=-1))
 
 
 def test_drop_last_and_len(store) -> None:
