@@ -92,3 +92,26 @@ def test_every_argument_has_help() -> None:
     missing = [f"{name} {a.dest}" for name, p in sub.choices.items() for a in p._actions
                if a.help is None and a.dest != "help"]
     assert not missing
+
+
+@pytest.mark.s3
+def test_append_on_s3_from_the_command_line(s3_store: tuple[str, dict[str, str]], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import fsspec
+
+    from modyn_store.core._location import fsspec_options
+
+    uri, options = s3_store
+    prefix = uri.rsplit("/", 1)[0]
+    fs = fsspec.filesystem("s3", **fsspec_options("s3", options))
+    with fs.open(f"{prefix}/in/s.parquet", "wb") as fh:
+        pq.write_table(pa.table({"t": [1, 2, 3], "y": ["a", "b", "a"], "u": [0.1, 0.2, 0.3]}), fh)
+    flags = [a for k, v in options.items() for a in ("--storage-option", f"{k}={v}")]
+    assert main(["append", uri, f"{prefix}/in/s.parquet", "--ts", "t", "--label", "y", *flags]) == 0
+    assert "3 rows" in capsys.readouterr().out
+    store = Store.open(uri, storage_options=options)
+    assert store.as_of().to_table(["label"]).column("label").to_pylist() == [0, 1, 0]
+    assert main(["export", uri, str(tmp_path / "e.parquet"), *flags]) == 0
+    assert pq.read_table(tmp_path / "e.parquet").column("label").to_pylist() == ["a", "b", "a"]
+    assert main(["append", uri, f"{prefix}/in/s.parquet", "--storage-option", "nokey"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """Data commands of ``modyn-store``: ``append``, ``import``, ``export`` and ``labels``.
 
 - ``append STORE FILE... [--ts COL --label COL --key COL --features A,B]``: stream Parquet, CSV,
-  Arrow IPC files (or folders, globs, a Lance dataset, ``s3://`` URLs) into a store as one new
-  version, with a progress bar; the store is created when the folder does not exist yet. String
+  Arrow IPC files (or folders, globs, a Lance dataset, ``s3://`` URLs with ``--storage-option
+  KEY=VALUE``) into a store as one new version, with a progress bar; the store is created when
+  it does not exist yet. String
   or gapped integer labels become class codes with a label map kept in the store.
 - ``export STORE OUT.parquet [--version V]``: a version's live rows as one Parquet file (labels
   written back as their original values).
@@ -24,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from modyn_store.app._fmt import Progress, format_table
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError, NotAStoreError
 
 __all__ = ["register"]
 
@@ -37,12 +38,29 @@ def _flag(key: str) -> str:
     return _FLAGS.get(base, base) + key[len(base):]
 
 
-def _open_or_create(path: str) -> Any:
+def _options(args: argparse.Namespace) -> dict[str, str] | None:
+    """``--storage-option KEY=VALUE`` pairs (Lance's spelling, as ``Store.open`` takes them)."""
+    out: dict[str, str] = {}
+    for item in getattr(args, "storage_option", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError("--storage-option", item, "KEY=VALUE, e.g. aws_region=us-east-1")
+        out[key] = value
+    return out or None
+
+
+def _open_or_create(path: str, options: dict[str, str] | None = None) -> Any:
     from modyn_store.core.store import Store
 
-    if "://" not in path and not Path(path).exists():
-        return Store.open(path, create=True)
-    return Store.open(path)
+    local_missing = "://" not in path and not Path(path).exists()
+    if local_missing:
+        return Store.open(path, create=True, storage_options=options)
+    try:
+        return Store.open(path, storage_options=options)
+    except NotAStoreError:
+        if "://" in path and not path.startswith("memory://"):
+            return Store.open(path, create=True, storage_options=options)  # an empty object-store prefix
+        raise
 
 
 def _columns(args: argparse.Namespace) -> Any:
@@ -58,12 +76,13 @@ def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: s
     from modyn_store.app.datasets.user import append_stream
 
     data: Any = files[0] if len(files) == 1 else files
+    options = _options(args)
     try:
-        total = open_data(data, format=args.format).count_rows()
-        store = _open_or_create(store_path)
+        total = open_data(data, format=args.format, storage_options=options).count_rows()
+        store = _open_or_create(store_path, options)
         bar = Progress(total, verb)
         rec = append_stream(store, data, _columns(args), format=args.format, message=args.message or "",
-                            on_batch=lambda n: bar.update(n))
+                            storage_options=options, on_batch=lambda n: bar.update(n))
         bar.close()
     except SourceError as exc:
         raise SourceError(_flag(exc.key), exc.message) from None
@@ -86,7 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from modyn_store.app.datasets.labels import read_label_map
     from modyn_store.core.store import Store
 
-    store = Store.open(args.store)
+    store = Store.open(args.store, storage_options=_options(args))
     snap = store.as_of(version_ref(args.version))
     labels = read_label_map(store, snap.version)
     schema = snap.schema
@@ -145,6 +164,13 @@ def _mapping_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["parquet", "csv", "ipc", "lance"], help="file format when the suffix does "
                                                                                "not tell")
     p.add_argument("--message", help="text for the version log")
+    _storage_arg(p)
+
+
+def _storage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   help="object-store option for the files and the store (repeat it), in Lance's spelling, "
+                        "e.g. aws_endpoint=http://localhost:9000")
 
 
 def register(sub: Any) -> None:
@@ -167,6 +193,7 @@ def register(sub: Any) -> None:
     p.add_argument("out", metavar="OUT", help="the Parquet file to write")
     p.add_argument("--version", help="version number, tag or ISO time (default: latest)")
     p.add_argument("--columns", metavar="A,B,...", help="comma-separated columns (default: all)")
+    _storage_arg(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("labels", help="the class codes of a store's labels and the values they stand for")
