@@ -18,6 +18,7 @@ from policies._records import SelectionContext, column_to_numpy
 from policies._stream import Bound, _isin, count_rows, iter_rows
 
 __all__ = [
+    "RatioOrLimit",
     "all_keys",
     "check_size",
     "derive_seed",
@@ -49,6 +50,21 @@ def target_size(n: int, ratio: float | None, limit: int | None) -> int:
     """Rows to select out of ``n``: ``round(ratio * n)`` (or ``n``), capped by ``limit``."""
     k = n if ratio is None else int(round(ratio * n))
     return min(k, limit) if limit is not None else k
+
+
+class RatioOrLimit:
+    """Mixin of strategies sized by a ``ratio`` of the eligible rows, a ``limit``, or both
+    (neither: every eligible row); it owns the constructor and :meth:`expected_size`."""
+
+    ratio: float | None
+    limit: int | None
+
+    def __init__(self, ratio: float | None = None, limit: int | None = None) -> None:
+        self.ratio, self.limit = check_size(ratio, limit)
+
+    def expected_size(self, n: int) -> int:
+        """The train set size for ``n`` eligible samples."""
+        return target_size(n, self.ratio, self.limit)
 
 
 def all_keys(ctx: SelectionContext, *, since: Bound = None,

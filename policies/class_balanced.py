@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from modyn_store.core.trainset import TrainSet
-from policies._pick import check_size, derive_seed, label_counts, target_size, trainset
+from policies._pick import RatioOrLimit, derive_seed, label_counts, trainset
 from policies._stream import iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register
 
@@ -15,7 +15,7 @@ __all__ = ["ClassBalanced"]
 
 
 @register("class_balanced")
-class ClassBalanced(SelectionStrategy):
+class ClassBalanced(RatioOrLimit, SelectionStrategy):
     """A uniform sample per class, balanced by ``engine.quota.BalancedSelector``.
 
     The budget ``round(ratio * n)`` (capped by ``limit``) is split equally between the classes
@@ -41,16 +41,9 @@ class ClassBalanced(SelectionStrategy):
     (2, 6)
     """
 
-    def __init__(self, ratio: float | None = None, limit: int | None = None) -> None:
-        self.ratio, self.limit = check_size(ratio, limit)
-
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:
         return [{"limit": 30}, {"ratio": 0.5}]
-
-    def expected_size(self, n: int) -> int:
-        """The train set size for ``n`` eligible samples."""
-        return target_size(n, self.ratio, self.limit)
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from engine.quota import BalancedSelector

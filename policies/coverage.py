@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.core._validate import check_int
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core._validate import check_int, check_name
 from modyn_store.core.trainset import TrainSet
 from policies._pick import check_size, target_size, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
@@ -47,9 +46,7 @@ class Coverage(SelectionStrategy):
                  embedding: str = "embedding") -> None:
         self.ratio, self.limit = check_size(ratio, limit)
         self.k = check_int("k", k, 1)
-        if not isinstance(embedding, str) or not embedding:
-            raise InvalidArgumentError("embedding", embedding, "a vector score name")
-        self.embedding = embedding
+        self.embedding = check_name("embedding", embedding)  # a vector score's name
 
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:

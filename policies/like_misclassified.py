@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.core._validate import check_int, check_int_or_none
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core._validate import check_int, check_int_or_none, check_name
 from modyn_store.core.trainset import TrainSet
 from policies._pick import score_source, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
@@ -55,9 +54,7 @@ class LikeMisclassified(SelectionStrategy):
                  limit: int | None = None) -> None:
         self.seeds = check_int("seeds", seeds, 1)
         self.k = check_int("k", k, 0)
-        if not isinstance(embedding, str) or not embedding:
-            raise InvalidArgumentError("embedding", embedding, "a vector score name")
-        self.embedding = embedding
+        self.embedding = check_name("embedding", embedding)  # a vector score's name
         self.limit = check_int_or_none("limit", limit, 1)
 
     @classmethod

@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.core._validate import check_float, check_int
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core._validate import check_float, check_int, check_name
 from modyn_store.core.trainset import TrainSet
 from policies._pick import score_source, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
@@ -61,9 +60,7 @@ class NearDuplicates(SelectionStrategy):
     def __init__(self, radius: float = 0.1, k: int = 10, embedding: str = "embedding") -> None:
         self.radius = check_float("radius", radius, 0.0, None, lo_open=True)
         self.k = check_int("k", k, 1)
-        if not isinstance(embedding, str) or not embedding:
-            raise InvalidArgumentError("embedding", embedding, "a vector score name")
-        self.embedding = embedding
+        self.embedding = check_name("embedding", embedding)  # a vector score's name
 
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from modyn_store.core.trainset import TrainSet
-from policies._pick import check_size, derive_seed, target_size, trainset, uniform_keys
+from policies._pick import RatioOrLimit, derive_seed, trainset, uniform_keys
 from policies._stream import Bound, count_rows, iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register
 
@@ -15,7 +15,7 @@ __all__ = ["TriggerBalanced"]
 
 
 @register("trigger_balanced")
-class TriggerBalanced(SelectionStrategy):
+class TriggerBalanced(RatioOrLimit, SelectionStrategy):
     """A uniform sample per trigger interval, with equal quotas (``engine.quota.allocate_quotas``).
 
     The intervals lie between the data cutoffs of past trainings (``trigger_cutoffs``), the
@@ -41,16 +41,9 @@ class TriggerBalanced(SelectionStrategy):
     (2, 4)
     """
 
-    def __init__(self, ratio: float | None = None, limit: int | None = None) -> None:
-        self.ratio, self.limit = check_size(ratio, limit)
-
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:
         return [{"limit": 30}, {"ratio": 0.4}]
-
-    def expected_size(self, n: int) -> int:
-        """The train set size for ``n`` eligible samples."""
-        return target_size(n, self.ratio, self.limit)
 
     def intervals(self, ctx: SelectionContext) -> list[tuple[Bound, Bound]]:
         """The ``(after, within)`` cutoff pairs of the trigger intervals."""
