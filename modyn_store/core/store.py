@@ -42,7 +42,7 @@ from modyn_store.core.errors import (
     UnknownKeyError,
     UnknownVersionError,
 )
-from modyn_store.core.records import Delta, Diff, VersionRecord
+from modyn_store.core.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord
 from modyn_store.core.snapshot import Snapshot, _isin_sorted
 
 __all__ = ["FORMAT_VERSION", "MARKER", "Store", "Transaction"]
@@ -415,7 +415,7 @@ class Store:
         reason: str,
         missing: Missing = "error",
         message: str = "",
-    ) -> Any:
+    ) -> ErasureReport:
         """Erase samples physically (right to erasure): see :func:`modyn_store.core.maintenance.erase`."""
         from modyn_store.core import maintenance
 
@@ -427,7 +427,7 @@ class Store:
 
         maintenance.compact(self)
 
-    def vacuum(self, *, keep_versions: int = 10, dry_run: bool = True) -> Any:
+    def vacuum(self, *, keep_versions: int = 10, dry_run: bool = True) -> VacuumReport:
         """Purge soft-deleted rows no recent version needs: see :func:`modyn_store.core.maintenance.vacuum`."""
         from modyn_store.core import maintenance
 
