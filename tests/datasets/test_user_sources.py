@@ -230,3 +230,17 @@ def test_format_is_taken_from_the_option_when_the_name_does_not_tell(tmp_path: P
     assert info.value.key == "format"
     table, _ = read_stream(str(tmp_path / "export.dat"), ColumnMap(ts="when", label="y"), format="csv")
     assert table.num_rows == 50
+
+
+def test_rows_without_a_label_are_skipped_only_when_asked(tmp_path: Path) -> None:
+    t = pa.table({"label": ["a", None, "b", None, "a"], "x": [0.0, 1.0, 2.0, 3.0, 4.0]})
+    table, lm = read_stream(t, ColumnMap(drop_unlabeled=True))
+    assert table.column("key").to_pylist() == [0, 2, 4]  # keys stay the source rows
+    assert table.column("ts").to_pylist() == [0, 2, 4]   # so does row-order time
+    assert table.column("label").to_pylist() == [0, 1, 0] and lm is not None and lm.values == ("a", "b")
+    store = Store.open(str(tmp_path / "s"), create=True)
+    dropped: list[int] = []
+    rec = append_stream(store, t, ColumnMap(drop_unlabeled=True), on_dropped=dropped.append, batch_size=2)
+    assert rec.inserted == 3 and dropped == [2]
+    x = np.array(store.as_of().to_table(["features"]).column("features").to_pylist()).ravel().tolist()
+    assert x == [0.0, 2.0, 4.0]

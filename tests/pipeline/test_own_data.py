@@ -142,3 +142,16 @@ def test_own_data_is_cut_into_versions_of_1000_rows_by_default() -> None:
     runner = Runner(cfg, "memory://own-chunks")
     list(runner.run())
     assert [r.inserted for r in runner.store.log() if r.op == "append"] == [1000, 1000, 500]
+
+
+def test_drop_unlabeled_in_a_pipeline_source() -> None:
+    t = _stream(600)
+    y = t.column("y").to_pylist()
+    t = t.set_column(1, "y", pa.array([None if i % 3 == 0 else v for i, v in enumerate(y)]))
+    base = {"name": "unl", "model": {"name": "logreg"}, "trigger": {"name": "data_amount", "every": 300}}
+    with pytest.raises(PipelineConfigError, match="without a label") as info:
+        run_pipeline(parse_pipeline({**base, "source": {"data": t, "ts": "t", "label": "y"}}), "memory://unl-a")
+    assert info.value.key == "source.label"
+    res = run_pipeline(parse_pipeline({**base, "source": {"data": t, "ts": "t", "label": "y", "drop_unlabeled": True}}),
+                       "memory://unl-b")
+    assert res.rows == 400

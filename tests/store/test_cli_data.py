@@ -115,3 +115,12 @@ def test_append_on_s3_from_the_command_line(s3_store: tuple[str, dict[str, str]]
     assert pq.read_table(tmp_path / "e.parquet").column("label").to_pylist() == ["a", "b", "a"]
     assert main(["append", uri, f"{prefix}/in/s.parquet", "--storage-option", "nokey"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_append_skips_unlabelled_rows_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pq.write_table(pa.table({"t": [1, 2, 3], "y": ["a", None, "b"], "u": [0.1, 0.2, 0.3]}), tmp_path / "s.parquet")
+    st = str(tmp_path / "st")
+    assert main(["append", st, str(tmp_path / "s.parquet"), "--ts", "t", "--label", "y"]) == 2
+    assert "--label" in capsys.readouterr().err and Store.open(st).version == 0
+    assert main(["append", st, str(tmp_path / "s.parquet"), "--ts", "t", "--label", "y", "--drop-unlabeled"]) == 0
+    assert "2 rows (1 rows without a label skipped)" in capsys.readouterr().out

@@ -67,7 +67,8 @@ def _columns(args: argparse.Namespace) -> Any:
     from modyn_store.app.datasets.columns import ColumnMap
 
     feats = tuple(c for c in args.features.split(",") if c) if args.features else None
-    return ColumnMap(ts=args.ts, label=args.label, features=feats, key=args.key)
+    return ColumnMap(ts=args.ts, label=args.label, features=feats, key=args.key,
+                     drop_unlabeled=bool(getattr(args, "drop_unlabeled", False)))
 
 
 def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: str) -> int:
@@ -81,12 +82,14 @@ def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: s
         total = open_data(data, format=args.format, storage_options=options).count_rows()
         store = _open_or_create(store_path, options)
         bar = Progress(total, verb)
+        dropped: list[int] = []
         rec = append_stream(store, data, _columns(args), format=args.format, message=args.message or "",
-                            storage_options=options, on_batch=lambda n: bar.update(n))
+                            storage_options=options, on_batch=lambda n: bar.update(n), on_dropped=dropped.append)
         bar.close()
     except SourceError as exc:
         raise SourceError(_flag(exc.key), exc.message) from None
-    print(f"{verb}: version {rec.version}, {rec.inserted} rows; {rec.live} live rows in {store.uri}")
+    skipped = f" ({dropped[0]} rows without a label skipped)" if dropped and dropped[0] else ""
+    print(f"{verb}: version {rec.version}, {rec.inserted} rows{skipped}; {rec.live} live rows in {store.uri}")
     return 0
 
 
@@ -163,6 +166,8 @@ def _mapping_args(p: argparse.ArgumentParser) -> None:
                                                          "lists), packed into 'features'; default: every numeric column")
     p.add_argument("--format", choices=["parquet", "csv", "ipc", "lance"], help="file format when the suffix does "
                                                                                "not tell")
+    p.add_argument("--drop-unlabeled", action="store_true", help="skip rows without a label (default: refuse "
+                                                                   "the file and write nothing)")
     p.add_argument("--message", help="text for the version log")
     _storage_arg(p)
 

@@ -7,7 +7,8 @@ use:
 - ``key`` (int64): the mapped key column, or none (the store assigns keys; a replay numbers rows).
 - ``ts``: the mapped column (integer, float, date or timestamp; ISO date strings are parsed), or
   the row number when no event-time column is named (the stream is in row order).
-- ``label`` (int64 class codes, see :mod:`~modyn_store.app.datasets.labels`).
+- ``label`` (int64 class codes, see :mod:`~modyn_store.app.datasets.labels`). Rows without a
+  label are an error, or skipped with ``drop_unlabeled`` (counted in :attr:`Encoder.dropped`).
 - ``features`` (fixed-size list of float32): the feature columns packed side by side; numbers and
   booleans give one value, fixed-size lists / tensors / equal-length lists give their values.
   Missing values become 0. Without a ``features`` list, a ``features`` column is used as it is,
@@ -66,12 +67,14 @@ class ColumnMap:
     label: str | None = None
     features: tuple[str, ...] | None = None
     key: str | None = None
+    drop_unlabeled: bool = False
 
     def resolved(self, names: Sequence[str]) -> ColumnMap:
         """Defaults filled in from the column names: ``ts``, ``label``, ``key`` when present."""
         pick = lambda given, role: given if given is not None else (role if role in names else None)  # noqa: E731
         feats = self.features if self.features is not None or "features" not in names else ("features",)
-        return ColumnMap(pick(self.ts, "ts"), pick(self.label, "label"), feats, pick(self.key, "key"))
+        return ColumnMap(pick(self.ts, "ts"), pick(self.label, "label"), feats, pick(self.key, "key"),
+                         self.drop_unlabeled)
 
 
 def _numeric(t: pa.DataType) -> bool:
@@ -142,6 +145,7 @@ class Encoder:
         self.labels = labels
         self.assign_keys = assign_keys
         self.rows = row_offset
+        self.dropped = 0
         for role in ("ts", "label", "key"):
             col = getattr(cm, role)
             if col is not None and col not in names:
@@ -218,6 +222,13 @@ class Encoder:
     def encode(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The canonical columns of one source batch (see the module docstring)."""
         cm = self.columns
+        src_rows = batch.num_rows
+        rows = np.arange(self.rows, self.rows + src_rows, dtype=np.int64)  # source row numbers
+        if cm.label is not None and cm.drop_unlabeled and batch.column(cm.label).null_count:
+            valid = pc.is_valid(batch.column(cm.label))
+            rows = rows[np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)]
+            self.dropped += src_rows - rows.size
+            batch = batch.filter(valid)
         n = batch.num_rows
         cols: dict[str, pa.Array] = {}
         if cm.key is not None:
@@ -226,11 +237,11 @@ class Encoder:
                 raise SourceError("key", f"column {cm.key!r} has {k.null_count} missing keys")
             cols["key"] = k.cast(pa.int64())
         elif self.assign_keys:
-            cols["key"] = pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64))
+            cols["key"] = pa.array(rows)
         if cm.ts is not None:
             cols["ts"] = self._ts(batch.column(cm.ts))
         else:
-            cols["ts"] = pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64))
+            cols["ts"] = pa.array(rows)
         if cm.label is not None:
             assert self.labels is not None
             try:
@@ -240,7 +251,7 @@ class Encoder:
         cols["features"] = self._features(batch, n)
         for c in self.others:
             cols[c] = batch.column(c)
-        self.rows += n
+        self.rows += src_rows
         return pa.RecordBatch.from_pydict(cols)
 
     def _ts(self, col: pa.Array) -> pa.Array:

@@ -67,6 +67,8 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
                                         f"{batch.column(cm.ts)[0].as_py()!r}") from exc
         if cm.label is not None:
             col = batch.column(cm.label)
+            if cm.drop_unlabeled:
+                col = col.drop_null()
             try:
                 labels = LabelMap.from_values(col, column=cm.label) if labels is None else labels.extend(col, column=cm.label)
             except ModynStoreError as exc:
@@ -86,7 +88,7 @@ def read_stream(data: Any, columns: ColumnMap, *, format: str | None = None,
         raise SourceError("label", f"no label column: name one (the data has {src.schema.names})")
     labels = scan_labels(src, cm)
     enc = Encoder(src.schema, cm, labels=labels, assign_keys=True, require_label=require_label)
-    batches = [enc.encode(b) for b in src.batches()]
+    batches = [e for e in (enc.encode(b) for b in src.batches()) if e.num_rows]
     if not batches:
         raise SourceError("path", f"{src.where} holds no rows")
     table = pa.Table.from_batches(batches).combine_chunks()
@@ -96,12 +98,14 @@ def read_stream(data: Any, columns: ColumnMap, *, format: str | None = None,
 
 def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | None = None,
                   storage_options: dict[str, Any] | None = None, message: str = "",
-                  on_batch: Callable[[int], None] | None = None, batch_size: int = 65_536) -> Any:
+                  on_batch: Callable[[int], None] | None = None, batch_size: int = 65_536,
+                  on_dropped: Callable[[int], None] | None = None) -> Any:
     """Append a stream to ``store`` as one version, batch by batch (never loaded whole).
 
     String or gapped integer labels are stored as class codes; the store's label map gains the new
     values first (a version of its own). ``on_batch`` is called with the rows of each batch
-    written (for a progress bar). Returns the append's :class:`~modyn_store.core.records.VersionRecord`.
+    written (for a progress bar); ``on_dropped`` once at the end with the rows skipped for having
+    no label (``columns.drop_unlabeled``). Returns the append's :class:`~modyn_store.core.records.VersionRecord`.
     """
     src = open_data(data, format=format, storage_options=storage_options)
     cm = columns.resolved(src.schema.names)
@@ -113,7 +117,7 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
         old = LabelMap("int", tuple(range(n)))
     labels = scan_labels(src, cm, old)
     enc = Encoder(src.schema, cm, labels=labels)
-    it = (enc.encode(b) for b in src.batches(batch_size=batch_size))
+    it = (e for e in (enc.encode(b) for b in src.batches(batch_size=batch_size)) if e.num_rows)
     first = next(it, None)
     if first is None:
         raise SourceError("path", f"{src.where} holds no rows")
@@ -131,4 +135,7 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
                 on_batch(b.num_rows)
 
     reader = pa.RecordBatchReader.from_batches(first.schema, counted())
-    return store.append(reader, message=message or f"append {src.where}")
+    rec = store.append(reader, message=message or f"append {src.where}")
+    if on_dropped is not None:
+        on_dropped(enc.dropped)
+    return rec

@@ -137,6 +137,8 @@ class PipelineConfig:
         for k in ("format", "ts", "label", "features", "key", "store", "storage_options", "data", "dataset"):
             if src.get(k) is None:
                 src.pop(k, None)
+        if not src.get("drop_unlabeled"):
+            src.pop("drop_unlabeled", None)
         if data is not None:
             src["data"] = f"<in-memory {type(data).__name__} id={id(data)}>"
         return _plain(d)

@@ -166,7 +166,8 @@ def _load_user(source: SourceConfig) -> pa.Table:
     try:
         table, labels = read_stream(
             source.data if source.kind == "data" else source.path,
-            ColumnMap(ts=source.ts, label=source.label, features=source.features, key=source.key),
+            ColumnMap(ts=source.ts, label=source.label, features=source.features, key=source.key,
+                      drop_unlabeled=source.drop_unlabeled),
             format=source.format, storage_options=dict(source.storage_options) if source.storage_options else None)
     except SourceError as exc:
         key = exc.key if exc.key not in ("path", "data") else ("data" if source.kind == "data" else "path")

@@ -55,7 +55,8 @@ class SourceConfig:
       ``data`` (Python only: a pandas DataFrame or pyarrow Table); ``format`` when the suffix does
       not tell; ``storage_options`` for object stores; the column mapping ``ts`` (event time;
       absent: row order), ``label`` (integers or strings), ``features`` (columns packed into the
-      ``features`` vector; absent: every numeric column) and ``key`` (absent: row numbers).
+      ``features`` vector; absent: every numeric column) and ``key`` (absent: row numbers);
+      ``drop_unlabeled`` skips rows without a label (default: they are an error).
     - an existing modyn-store store: ``store`` (its versions are replayed as they were committed;
       ``run --online`` follows it).
 
@@ -81,6 +82,7 @@ class SourceConfig:
     key: str | None = None
     store: str | None = None
     storage_options: Mapping[str, Any] | None = None
+    drop_unlabeled: bool = False
     data: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -102,7 +104,7 @@ class SourceConfig:
         return "in-memory data" if self.data is not None else str(self.path)
 
 
-USER_KEYS = ("format", "ts", "label", "features", "key", "storage_options", "data")
+USER_KEYS = ("format", "ts", "label", "features", "key", "storage_options", "data", "drop_unlabeled")
 DATASET_KEYS = ("params", "encode")
 
 
@@ -203,6 +205,7 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
         store=store,
         storage_options=opts,
         data=data,
+        drop_unlabeled=_typed(ctx, p + ("drop_unlabeled",), d.get("drop_unlabeled", False), "bool"),
     )
     if kind in ("files", "data"):
         _check_mapping(ctx, cfg)
@@ -219,7 +222,8 @@ def _is_table(x: Any) -> bool:
 def _column_map(cfg: SourceConfig) -> Any:
     from modyn_store.app.datasets.columns import ColumnMap
 
-    return ColumnMap(ts=cfg.ts, label=cfg.label, features=cfg.features, key=cfg.key)
+    return ColumnMap(ts=cfg.ts, label=cfg.label, features=cfg.features, key=cfg.key,
+                     drop_unlabeled=cfg.drop_unlabeled)
 
 
 def _check_mapping(ctx: _Ctx, cfg: SourceConfig) -> None:
