@@ -127,3 +127,12 @@ def test_reports_name_the_labels_behind_the_codes(tmp_path: Path, capsys: pytest
     capsys.readouterr()
     assert main(["report", str(tmp_path / "st")]) == 0
     assert "0 = 'down'" in capsys.readouterr().out
+
+
+def test_online_on_a_file_source_without_a_store_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pq.write_table(_chunk(0), tmp_path / "s.parquet")
+    (tmp_path / "p.yaml").write_text("name: f\nsource: {path: s.parquet, ts: t, label: y}\nmodel: {name: logreg}\n"
+                                     "trigger: {name: data_amount, every: 100}\n")
+    assert main(["run", str(tmp_path / "p.yaml"), "--online", "--idle-timeout", "0.01"]) == 2
+    assert "--store" in capsys.readouterr().err
+    assert not Path("modyn-store-runs/f").exists()

@@ -88,6 +88,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.online:
         from modyn_store.app.pipeline.online import OnlineRunner
 
+        if cfg.source.kind in ("files", "data") and not args.store:
+            raise PipelineConfigError("--store", f"--online follows a store, and {cfg.source.label_text} is a file: "
+                                                 "append it to a store (modyn-store append) and give "
+                                                 "source: {store: PATH} or --store PATH")
+
         def trained(info: Any) -> None:
             print(f"{info.training_id}: {info.mode} on {info.n_keys} rows (cutoff version {info.cutoff[0]})", flush=True)
             if online.next_slice and online.next_slice[-1].replaced_by == info.training_id:
