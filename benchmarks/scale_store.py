@@ -17,8 +17,8 @@ then runs in a fresh process so its peak resident memory (``ru_maxrss``) is its 
   it is skipped above 3 * 10^8 rows);
 * ``scores``: ``Snapshot.to_batches(["key", "label", "loss"])`` at the latest version, streamed;
 * ``top_k`` / ``weighted`` / ``quota``: the same stream fed to the engine's streaming
-  ``TopK(10^6)``, ``WeightedSampler(10^6)`` (weights ``loss``) and
-  ``BalancedSelector(rows // 100, rule="top")`` over the labels.
+  ``TopK(k)``, ``WeightedSampler(k)`` (weights ``loss``), ``k`` = live rows / 1000 (10^6 at
+  10^9 rows), and ``BalancedSelector(live rows // 100, rule="top")`` over the labels.
 
 Each phase prints one JSON line: seconds, ns per row, peak RSS and the result size.
 """
@@ -84,6 +84,7 @@ def query(path: str, what: str) -> None:
 
     store = Store.open(path)
     latest = store.version
+    rows_total = store.log()[-1].live
     version = latest - 10 if what == "keys_old" else latest
     snap = store.as_of(version)
     # compile (or load) the kernels on a tiny input first, so no JIT is timed
@@ -91,12 +92,18 @@ def query(path: str, what: str) -> None:
     # and sizes past the kernels' parallel thresholds)
     m = 1 << 21
     wk, wl = np.arange(m, dtype=np.int64), np.random.default_rng(9).random(m, dtype=np.float32)
+    wk.setflags(write=False)  # Arrow's arrays are read-only: a distinct Numba type
+    wl.setflags(write=False)
     warm_top, warm_w = engine.TopK(1000), engine.WeightedSampler(1000, seed=0)
     warm_q = engine.BalancedSelector(1000, rule="top")
     for shift in (0, m):
-        warm_top.update(wl, keys=wk + shift)
-        warm_w.update(wl, keys=wk + shift)
-        warm_q.update(wk % 10, keys=wk + shift, scores=wl)
+        keys = wk + shift
+        keys.setflags(write=False)
+        warm_top.update(wl, keys=keys)
+        warm_w.update(wl, keys=keys)
+        groups = wk % 10
+        groups.setflags(write=False)
+        warm_q.update(groups, keys=keys, scores=wl)
     t0 = time.perf_counter()
     rows = 0
     result = 0
@@ -116,7 +123,8 @@ def query(path: str, what: str) -> None:
             rows += b.num_rows
         result = rows
     else:
-        top, sampler = engine.TopK(10**6), engine.WeightedSampler(10**6, seed=1)
+        k_sel = max(1000, rows_total // 1000)  # 10^6 at 10^9 rows
+        top, sampler = engine.TopK(k_sel), engine.WeightedSampler(k_sel, seed=1)
         quota = engine.BalancedSelector(store.log()[-1].live // 100, rule="top")
         for b in _stream(snap):  # type: ignore[attr-defined]
             keys = b.column(0).to_numpy()
