@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "ErasedKeysError",
+    "EvalSample",
     "Loader",
     "LoaderOptions",
     "TrainConfig",
@@ -30,6 +31,7 @@ __all__ = [
 
 _WHERE = {
     "ErasedKeysError": "training.errors",
+    "EvalSample": "training.eval_sample",
     "Loader": "training.loading",
     "LoaderOptions": "training.loading",
     "TrainConfig": "training.trainer",

@@ -39,6 +39,7 @@ from torch import nn
 from modyn_store.core.trainings import Catalog
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
+from training.eval_sample import EvalSample, margin, slice_keys
 from training.loading import LoaderOptions, loader
 from training.trainer import Prepare, TrainConfig, model_inputs
 
@@ -68,6 +69,16 @@ class EvalMatrix:
     counts: tuple[int, ...]
     data_version: int
     evaluation_id: str | None = None
+    margins: np.ndarray | None = field(default=None, repr=False)
+    population: tuple[int, ...] = ()
+
+    def margin(self, metric: str) -> np.ndarray:
+        """The model x slice half-widths of the 95% confidence intervals of one metric (0: the
+        whole slice was evaluated; NaN: undefined)."""
+        m = self.matrix(metric)
+        if self.margins is None:
+            return np.zeros_like(m)
+        return self.margins[:, :, self.metrics.index(metric)]
 
     def matrix(self, metric: str) -> np.ndarray:
         """The model x slice matrix of one metric."""
@@ -107,10 +118,13 @@ def time_slices(
     if (n is None) == (every is None):
         raise InvalidArgumentError("n/every", (n, every), "exactly one of n= or every=")
     snap = store.as_of(version)
-    ts = _ts_numeric(snap.to_table(["ts"]).column("ts"))
-    if ts.size == 0:
+    lo, hi = math.inf, -math.inf
+    for b in snap.to_batches(["ts"], batch_size=1 << 20):  # streamed: bounded memory
+        ts = _ts_numeric(pa.chunked_array([b.column(0)]))
+        if ts.size:
+            lo, hi = min(lo, float(ts.min())), max(hi, float(ts.max()))
+    if lo > hi:
         return []
-    lo, hi = float(ts.min()), float(ts.max())
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise InvalidArgumentError("n", n, "an integer >= 1")
@@ -225,8 +239,16 @@ def evaluate(
     record: bool = True,
     prepare: Prepare | None = None,
     loader_options: LoaderOptions | None = None,
+    sample: EvalSample | None = None,
 ) -> EvalMatrix:
     """Every model on every slice; with ``record`` the matrix is stored in the catalog.
+
+    The snapshot's keys and times are streamed once (bounded memory with ``sample``), and every
+    slice is read once for all models. With ``sample`` (an :class:`EvalSample`) each slice is
+    evaluated on a seeded (optionally label-stratified) sample and :attr:`EvalMatrix.margins`
+    holds the 95% confidence half-widths; a sample that covers the slice gives exactly the full
+    evaluation's values (and margin 0). ``counts`` are the rows evaluated, ``population`` the
+    slice's rows.
 
     Parameters
     ----------
@@ -245,19 +267,19 @@ def evaluate(
         named = dict(models)
     else:
         named = {tid: _load_model(catalog, tid) for tid in models}
+    if sample is not None and not isinstance(sample, EvalSample):
+        raise InvalidArgumentError("sample", sample, "an EvalSample or None")
     snap = store.as_of(version)
-    t = snap.to_table(["key", "ts"])
-    keys = t.column("key").to_numpy()
-    ts = _ts_numeric(t.column("ts"))
+    parts = slice_keys(snap, slices, sample, label=label)
     dev = torch.device(device)
     for m in named.values():
         m.to(dev).eval()
     values = np.full((len(named), len(slices), len(names)), math.nan)
+    margins = np.full_like(values, math.nan)
     counts = []
     cols = list(dict.fromkeys([*inputs.values(), label]))
-    for s, sl in enumerate(slices):
-        inside = (ts >= sl.start) & ((ts <= sl.end) if sl.closed else (ts < sl.end))
-        sel = keys[inside]
+    for s, part in enumerate(parts):
+        sel = part.keys
         counts.append(int(sel.size))
         if sel.size == 0:
             continue
@@ -274,9 +296,16 @@ def evaluate(
                 labels.append(batch[label].cpu().numpy())
         y = np.concatenate(labels).astype(np.int64)
         for i in range(len(named)):
-            values[i, s] = _metrics(names, y, np.concatenate(logits[i]))
-    out = EvalMatrix(tuple(named), tuple(slices), names, values, tuple(counts), snap.version)
+            z = np.concatenate(logits[i])
+            values[i, s] = _metrics(names, y, z)
+            for k, metric in enumerate(names):
+                margins[i, s, k] = margin(metric, y, z, part, value=float(values[i, s, k]),
+                                          seed=sample.seed if sample is not None else 0)
+        del logits, labels
+    population = tuple(p.population for p in parts)
+    out = EvalMatrix(tuple(named), tuple(slices), names, values, tuple(counts), snap.version, None, margins, population)
     if record:
         eid = catalog.record_evaluation(out.to_table())
-        out = EvalMatrix(out.models, out.slices, out.metrics, out.values, out.counts, out.data_version, eid)
+        out = EvalMatrix(out.models, out.slices, out.metrics, out.values, out.counts, out.data_version, eid, margins,
+                         population)
     return out

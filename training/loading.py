@@ -139,12 +139,14 @@ def _check_int(name: str, value: Any, lo: int) -> int:
 def _live_check(store: Any, train_set: TrainSet, sorted_keys: np.ndarray | None = None) -> Any:
     """The snapshot of ``train_set.version``; raises if some of its keys are no longer live."""
     snap = store.as_of(train_set.version)
-    live = snap.keys()
-    # sorted queries keep the binary search cache-friendly
     keys = np.sort(train_set.keys) if sorted_keys is None else sorted_keys
-    pos = np.searchsorted(live, keys)
-    pos[pos == live.size] = 0
-    ok = live[pos] == keys if live.size else np.zeros(keys.size, bool)
+    ok = np.zeros(keys.size, bool)
+    if keys.size:
+        # streamed over the live keys: memory follows the train set, not the store
+        for live in snap.iter_keys():
+            pos = np.searchsorted(keys, live)
+            pos[pos == keys.size] = 0
+            ok[pos[keys[pos] == live]] = True
     unavailable = snap.unavailable()
     if unavailable.size:
         ok &= ~np.isin(keys, unavailable)

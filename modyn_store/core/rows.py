@@ -52,21 +52,26 @@ class RowReader:
     def locate(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stable row ids (uint64) and fragment ids (int64) of ``keys``, aligned with them.
 
-        One scan of the ``key`` column; a key with no stored row gets fragment id -1.
+        One streamed scan of the ``key`` column (memory follows ``keys``, not the table); a key
+        with no stored row gets fragment id -1.
         """
         keys = np.ascontiguousarray(keys, dtype=np.int64)
-        t = self._ds.to_table(columns=["key"], with_row_id=True, with_row_address=True)
-        stored = t.column("key").to_numpy()
         order = np.argsort(keys, kind="stable")
         sk = keys[order]
-        pos = np.searchsorted(sk, stored)
-        pos[pos == sk.size] = 0
-        hit = sk[pos] == stored if sk.size else np.zeros(stored.size, bool)
-        dest = order[pos[hit]]
         rid = np.zeros(keys.size, np.uint64)
         frag = np.full(keys.size, -1, np.int64)
-        rid[dest] = t.column("_rowid").to_numpy()[hit]
-        frag[dest] = (t.column("_rowaddr").to_numpy()[hit] >> np.uint64(32)).astype(np.int64)
+        if sk.size == 0:
+            return rid, frag
+        for t in self._ds.to_batches(columns=["key"], with_row_id=True, with_row_address=True, batch_size=1 << 20):
+            stored = t.column("key").to_numpy()
+            pos = np.searchsorted(sk, stored)
+            pos[pos == sk.size] = 0
+            hit = sk[pos] == stored
+            if not hit.any():
+                continue
+            dest = order[pos[hit]]
+            rid[dest] = t.column("_rowid").to_numpy()[hit]
+            frag[dest] = (t.column("_rowaddr").to_numpy()[hit] >> np.uint64(32)).astype(np.int64)
         return rid, frag
 
     def scan(

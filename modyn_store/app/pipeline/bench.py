@@ -226,7 +226,7 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
     command:
         The command line that made the report (written into ``report.md``).
     """
-    from modyn_store.app.pipeline.source import load_source
+    from modyn_store.app.pipeline.stream import open_stream
     from modyn_store.app.report.build import render_report
     from modyn_store.core.store import Store
 
@@ -240,8 +240,8 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
     for cfg in grid.pipelines:  # validate everything (data, columns) before any work
         key = json.dumps(cfg.to_dict()["source"], sort_keys=True)
         if key not in tables:
-            tables[key] = load_source(cfg.source, data_dir)
-        r = Runner(cfg, None, data_dir=data_dir, table=tables[key])
+            tables[key] = open_stream(cfg.source, data_dir)
+        r = Runner(cfg, None, data_dir=data_dir, stream=tables[key])
         runners.append(r)
         if cfg.source.kind == "store":  # replayed in place, version by version
             r.prepare()
@@ -255,7 +255,8 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
         first = members[0]
         folder = "shared" if len(groups) == 1 else f"shared-{first.config.name}"
         store = Store.open(str(root / folder), create=True)
-        chunks = [c for c, _ in ingest(store, first.config, first.table)]
+        assert first.stream is not None
+        chunks = [c for c, _ in ingest(store, first.config, first.stream)]
         for r in members:
             r._store_arg, r.chunks = store, chunks
             r.prepare()

@@ -84,10 +84,27 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """Every model on ``slices`` equal event-time windows of the final stream."""
+    """Every model on ``slices`` equal event-time windows of the final stream.
+
+    ``sample`` (rows per slice) or ``fraction`` (share of each slice) evaluates a seeded sample
+    of every slice (``seed``; ``stratify``: each label keeps its share) and reports the metric's
+    95% confidence interval; neither: every row (the full matrix).
+    """
 
     slices: int = 20
     metric: str = "accuracy"
+    sample: int | None = None
+    fraction: float | None = None
+    stratify: bool = False
+    seed: int = 0
+
+    def eval_sample(self) -> Any:
+        """The :class:`training.eval_sample.EvalSample` asked for (``None``: every row)."""
+        if self.sample is None and self.fraction is None:
+            return None
+        from training.eval_sample import EvalSample
+
+        return EvalSample(size=self.sample, fraction=self.fraction, stratify=self.stratify, seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -213,13 +230,26 @@ _TRAINING: dict[str, dict[str, Any]] = {
     "weight_decay": {"kind": "float", "lo": 0.0}, "seed": {"kind": "int", "lo": 0},
     "threads": {"kind": "int", "lo": 1}, "device": {"kind": "str"},
 }
-_EVALUATION: dict[str, dict[str, Any]] = {"slices": {"kind": "int", "lo": 1, "hi": 10_000}, "metric": {"kind": "str", "choices": METRICS}}
+_EVALUATION: dict[str, dict[str, Any]] = {
+    "slices": {"kind": "int", "lo": 1, "hi": 10_000}, "metric": {"kind": "str", "choices": METRICS},
+    "sample": {"kind": "int", "lo": 1, "optional": True}, "fraction": {"kind": "float", "lo": 1e-9, "hi": 1.0, "optional": True},
+    "stratify": {"kind": "bool"}, "seed": {"kind": "int", "lo": 0},
+}
 _LIMITS: dict[str, dict[str, Any]] = {"max_trainings": {"kind": "int", "lo": 1, "optional": True}, "min_train_rows": {"kind": "int", "lo": 1}}
 _DELETIONS: dict[str, dict[str, Any]] = {
     "every": {"kind": "int", "lo": 1}, "fraction": {"kind": "float", "lo": 0.0, "hi": 1.0},
     "mode": {"kind": "str", "choices": ("erase", "delete")}, "older_than": {"kind": "int", "lo": 0},
     "seed": {"kind": "int", "lo": 0},
 }
+
+def _evaluation(ctx: _Ctx, raw: Any) -> EvaluationConfig:
+    ev: EvaluationConfig = _simple(ctx, "evaluation", EvaluationConfig, raw, _EVALUATION)
+    if ev.sample is not None and ev.fraction is not None:
+        raise ctx.error(("evaluation", "fraction"), "give sample (rows per slice) or fraction, not both")
+    if ev.stratify and ev.sample is None and ev.fraction is None:
+        raise ctx.error(("evaluation", "stratify"), "stratify needs sample or fraction")
+    return ev
+
 
 _ARG_ALIASES = ("config.name", "name", "config", "kind")
 
@@ -321,7 +351,7 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         selection=policies_["selection"],
         update=policies_["update"],
         training=_simple(ctx, "training", TrainingSettings, d.get("training"), _TRAINING),
-        evaluation=_simple(ctx, "evaluation", EvaluationConfig, d.get("evaluation"), _EVALUATION),
+        evaluation=_evaluation(ctx, d.get("evaluation")),
         limits=_simple(ctx, "limits", LimitsConfig, d.get("limits"), _LIMITS),
         deletions=None if deletions is None else _simple(ctx, "deletions", DeletionConfig, deletions, _DELETIONS),
     )

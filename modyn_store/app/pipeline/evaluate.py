@@ -56,11 +56,12 @@ def evaluate_pipeline(store: Any, config: PipelineConfig, trainings: Sequence[Tr
     eid = None
     if trainings:
         m = training.evaluate(store, [t.training_id for t in trainings], slices, inputs=dict(config.model.inputs),
-                              metrics=(ev.metric,), record=record)
+                              metrics=(ev.metric,), record=record, sample=ev.eval_sample())
         matrix = m.matrix(ev.metric).tolist()
+        margins = m.margin(ev.metric).tolist()
         eid = m.evaluation_id
     else:
-        matrix = []
+        matrix, margins = [], []
     recs = []
     for t in trainings:
         s = int(np.searchsorted(starts, t.cutoff_ts, side="right") - 1) if np.isfinite(t.cutoff_ts) else 0
@@ -68,7 +69,7 @@ def evaluate_pipeline(store: Any, config: PipelineConfig, trainings: Sequence[Tr
                                   forward_passes=t.forward_passes, rows_scanned=t.rows_scanned,
                                   wall_seconds=t.wall_seconds, bookkeeping_seconds=t.bookkeeping_seconds))
     result = PipelineResult(config.name, desc["trigger"], desc["selection"], desc["update"], recs, matrix, labels,
-                            metric=ev.metric, higher_is_better=ev.metric != "loss")
+                            metric=ev.metric, higher_is_better=ev.metric != "loss", margins=margins)
     return result, eid
 
 

@@ -35,12 +35,12 @@ from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
 from modyn_store.app.pipeline.source import (
     check_columns,
     chunk_rule,
-    iter_chunks,
-    load_source,
     model_params,
     prepare_store,
     replay_store,
 )
+from modyn_store.app.pipeline.stream import SourceStream, open_stream
+from modyn_store.app.pipeline.stream import iter_chunks as stream_chunks
 from modyn_store.app.report.records import PipelineResult
 
 __all__ = ["ChunkVersion", "DeletionEvent", "RunEvent", "RunResult", "Runner", "evaluate_pipeline", "ingest", "run_pipeline", "threads"]
@@ -103,19 +103,25 @@ def _deletion_keys(store: Any, recent: Sequence[np.ndarray], fraction: float, rn
     return np.sort(rng.choice(live, size=n, replace=False))
 
 
-def ingest(store: Any, config: PipelineConfig, table: pa.Table) -> Iterator[tuple[ChunkVersion, DeletionEvent | None]]:
+def ingest(store: Any, config: PipelineConfig,
+           table: pa.Table | SourceStream) -> Iterator[tuple[ChunkVersion, DeletionEvent | None]]:
     """Append ``table`` chunk by chunk (one version each) with the configured deletion events.
 
+    A :class:`~modyn_store.app.pipeline.stream.SourceStream` is appended as it is produced: each
+    chunk streams into its version, so memory does not grow with the chunk or the stream.
     Yields ``(chunk, deletion)`` after each chunk; ``deletion`` is the event that followed it
     (``None`` without one).
     """
     rule = chunk_rule(config.source)
     dels = config.deletions
     recent: list[np.ndarray] = []
-    for n, (index, part) in enumerate(iter_chunks(table, rule), start=1):
+    if isinstance(table, pa.Table):
+        table = SourceStream.of_table(table)
+    for n, (index, reader) in enumerate(stream_chunks(table.schema, table.batches(), rule), start=1):
         start = store.version
-        store.append(part, message=f"{config.source.label_text} chunk {index}")
-        recent.append(part.column("key").to_numpy())
+        counted = _Counted(reader, keep_keys=dels is not None)
+        store.append(counted.reader(), message=f"{config.source.label_text} chunk {index}")
+        recent.append(counted.keys())
         deleted = None
         if dels is not None and n % dels.every == 0 and dels.fraction > 0:
             keep = recent[-dels.older_than:] if dels.older_than else []
@@ -128,7 +134,30 @@ def ingest(store: Any, config: PipelineConfig, table: pa.Table) -> Iterator[tupl
                     rec = store.delete(keys=keys, message=f"replay deletion event after chunk {index}")
                     deleted = DeletionEvent(rec.version, "delete", keys)
         recent = recent[-max(dels.older_than if dels else 0, 1):]
-        yield ChunkVersion(index, part.num_rows, start, store.version), deleted
+        yield ChunkVersion(index, counted.rows, start, store.version), deleted
+
+
+class _Counted:
+    """Pass a chunk's batches through, counting rows (and keeping keys only when asked)."""
+
+    def __init__(self, reader: pa.RecordBatchReader, *, keep_keys: bool) -> None:
+        self._reader = reader
+        self._keep = keep_keys
+        self._keys: list[np.ndarray] = []
+        self.rows = 0
+
+    def reader(self) -> pa.RecordBatchReader:
+        def gen() -> Iterator[pa.RecordBatch]:
+            for b in self._reader:
+                self.rows += b.num_rows
+                if self._keep:
+                    self._keys.append(b.column(b.schema.get_field_index("key")).to_numpy())
+                yield b
+
+        return pa.RecordBatchReader.from_batches(self._reader.schema, gen())
+
+    def keys(self) -> np.ndarray:
+        return np.concatenate(self._keys) if self._keys else np.empty(0, np.int64)
 
 
 class Runner:
@@ -144,17 +173,22 @@ class Runner:
         The data folder used when the source gives no path (else ``$MODYN_STORE_DATA``).
     table:
         The loaded source stream, when the caller already has it.
+    stream:
+        The source as a :class:`~modyn_store.app.pipeline.stream.SourceStream` (default: opened
+        from ``config.source``; a generated stream is never held in memory).
     chunks:
         The stream is already in ``store`` as these chunk versions (several pipelines of a grid
         replay one ingested store); nothing is appended.
     """
 
     def __init__(self, config: PipelineConfig, store: Any, *, data_dir: str | Path | None = None,
-                 table: pa.Table | None = None, chunks: Sequence[ChunkVersion] | None = None) -> None:
+                 table: pa.Table | None = None, stream: SourceStream | None = None,
+                 chunks: Sequence[ChunkVersion] | None = None) -> None:
         self.config = config
         self._store_arg = store
         self.data_dir = data_dir
         self.table = table
+        self.stream = stream
         self.chunks = list(chunks) if chunks is not None else None
         self.loop: PipelineLoop | None = None
         self.result: RunResult | None = None
@@ -163,11 +197,15 @@ class Runner:
         """Load the source, check columns and policies, open the store: everything before work."""
         from modyn_store.core.store import Store
 
+        if self.stream is None:
+            self.stream = open_stream(self.config.source, self.data_dir) if self.table is None else \
+                SourceStream.of_table(self.table)
         if self.table is None:
-            self.table = load_source(self.config.source, self.data_dir)
+            self.table = self.stream.table  # the whole source where it was loaded whole, else None
         import policies
 
-        check_columns(self.config, self.table.schema, policies.from_config("trigger", dict(self.config.trigger)))
+        stream = self.stream
+        check_columns(self.config, stream.schema, policies.from_config("trigger", dict(self.config.trigger)))
         store = self._store_arg
         if self.config.source.kind == "store" and self.chunks is None:
             store, versions = replay_store(self.config.source, store)  # its own versions, in place
@@ -175,8 +213,9 @@ class Runner:
         if isinstance(store, (str, Path)):
             store = Store.open(str(store), create=True)
         self.store = store
-        prepare_store(store, self.table)  # the source's label map, before any row
-        self.loop = PipelineLoop(self.config, store, model_params=model_params(self.config, self.table))
+        prepare_store(store, stream.head)  # the source's label map, before any row
+        known = stream.table if stream.table is not None else stream.head  # head: only with a label map
+        self.loop = PipelineLoop(self.config, store, model_params=model_params(self.config, known))
         return self.loop
 
     def warm_up(self) -> bool:
@@ -184,8 +223,8 @@ class Runner:
         from modyn_store.app.pipeline.warmup import warm_up
 
         loop = self.loop or self.prepare()
-        assert self.table is not None
-        return warm_up(self.config, self.table, loop.model_params)
+        assert self.stream is not None
+        return warm_up(self.config, self.stream.head, loop.model_params)
 
     def run(self) -> Iterator[RunEvent]:
         """Replay the stream; yields progress events; sets :attr:`result` at the end.
@@ -196,13 +235,16 @@ class Runner:
         self.warm_up()
         t0 = time.perf_counter()
         with threads(self.config.training.threads):
+            assert self.stream is not None
             if self.chunks is not None:
                 total = len(self.chunks)
                 steps: Iterator[tuple[ChunkVersion, DeletionEvent | None]] = ((c, None) for c in self.chunks)
             else:
-                total = int(np.unique(self._chunk_ids()).size)
-                steps = ingest(self.store, self.config, self.table)
+                total = self._chunk_count()
+                steps = ingest(self.store, self.config, self.stream)
+            rows = 0
             for i, (chunk, deleted) in enumerate(steps, start=1):
+                rows += chunk.rows
                 yield RunEvent("ingest", i, total, f"chunk {chunk.index}: {chunk.rows} rows")
                 if deleted is not None:
                     yield RunEvent("delete", i, total, f"{deleted.keys.size} keys {deleted.mode}d; used by "
@@ -211,16 +253,17 @@ class Runner:
                     yield RunEvent("train", i, total, f"{info.training_id} {info.mode} on {info.n_keys} rows", info)
             yield RunEvent("evaluate", total, total, f"{len(loop.trainings)} models x {self.config.evaluation.slices} slices")
             result, eid = evaluate_pipeline(self.store, self.config, loop.trainings)
-        assert self.table is not None
         self.result = RunResult(self.config, self.store.uri, tuple(loop.trainings), result, eid,
-                                time.perf_counter() - t0, self.table.num_rows)
+                                time.perf_counter() - t0, rows)
         yield RunEvent("done", total, total, f"{len(loop.trainings)} trainings in {self.result.seconds:.1f} s")
 
-    def _chunk_ids(self) -> np.ndarray:
+    def _chunk_count(self) -> int:
+        """Chunks of the stream (``0`` when unknown before it is read: a generated stream)."""
         from modyn_store.app.datasets import chunk_index
 
-        assert self.table is not None
-        return chunk_index(self.table.column("ts"), chunk_rule(self.config.source))
+        if self.table is None:
+            return 0
+        return int(np.unique(chunk_index(self.table.column("ts"), chunk_rule(self.config.source))).size)
 
 
 def run_pipeline(config: PipelineConfig, store: Any, *, data_dir: str | Path | None = None,

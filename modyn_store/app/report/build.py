@@ -50,6 +50,7 @@ from modyn_store.core.errors import InvalidArgumentError
 __all__ = [
     "ReportFiles",
     "current_model_curve",
+    "current_model_margins",
     "markdown_table",
     "pareto_front",
     "render_report",
@@ -76,6 +77,25 @@ def current_model_curve(result: PipelineResult) -> list[float]:
         served = [t.index for t in result.triggers if t.last_slice < s]
         curve.append(result.matrix[served[-1]][s] if served else math.nan)
     return curve
+
+
+def current_model_margins(result: PipelineResult) -> list[float]:
+    """The 95% half-width of each point of :func:`current_model_curve` (``NaN`` where unknown)."""
+    out: list[float] = []
+    for s in range(len(result.slice_labels)):
+        served = [t.index for t in result.triggers if t.last_slice < s]
+        out.append(result.margins[served[-1]][s] if served and result.margins else math.nan)
+    return out
+
+
+def _mean_margin(result: PipelineResult) -> float:
+    """Half-width of the mean of the curve: slices are independent samples."""
+    if not result.margins:
+        return math.nan
+    pairs = [(v, m) for v, m in zip(current_model_curve(result), current_model_margins(result)) if not math.isnan(v)]
+    if not pairs or any(math.isnan(m) for _, m in pairs):
+        return math.nan
+    return math.sqrt(sum(m * m for _, m in pairs)) / len(pairs)
 
 
 def _finite(values: Sequence[float]) -> list[float]:
@@ -127,7 +147,8 @@ def summarize(results: Sequence[PipelineResult], *, cost: str = "passes") -> lis
         SummaryRow(r.name, r.trigger, r.selection, r.update, len(r.triggers), r.total_samples, r.total_seconds, m, f, p,
                    forward_passes=sum(t.forward_passes for t in r.triggers),
                    rows_scanned=sum(t.rows_scanned for t in r.triggers), wall_seconds=r.total_wall,
-                   bookkeeping_seconds=float(sum(t.bookkeeping_seconds for t in r.triggers)), cost=c)
+                   bookkeeping_seconds=float(sum(t.bookkeeping_seconds for t in r.triggers)), cost=c,
+                   mean_margin=_mean_margin(r))
         for r, m, f, p, c in zip(results, means, finals, front, costs)
     ]
 
@@ -144,17 +165,21 @@ def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
     """
     head = (
         f"| pipeline | trigger | selection | update | triggers | samples trained | forward passes | rows scanned "
-        f"| wall seconds | bookkeeping % | train seconds | mean {metric} | final {metric} | Pareto |"
+        f"| wall seconds | bookkeeping % | train seconds | mean {metric} | ± 95% | final {metric} | Pareto |"
     )
-    lines = [head, "|" + "---|" * 4 + "---:|" * 9 + ":---:|"]
+    lines = [head, "|" + "---|" * 4 + "---:|" * 10 + ":---:|"]
     for r in rows:
         lines.append(
             f"| {_md(r.name)} | {_md(r.trigger)} | {_md(r.selection)} | {_md(r.update)} | {r.n_triggers} "
             f"| {r.samples_trained} | {r.forward_passes} | {r.rows_scanned} | {r.wall_seconds:.2f} "
             f"| {_share(r.bookkeeping_seconds, r.wall_seconds)} | {r.train_seconds:.2f} "
-            f"| {r.mean_metric:.4f} | {r.final_metric:.4f} | {'yes' if r.pareto else ''} |"
+            f"| {r.mean_metric:.4f} | {_pm(r.mean_margin)} | {r.final_metric:.4f} | {'yes' if r.pareto else ''} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _pm(m: float) -> str:
+    return "-" if math.isnan(m) else f"{m:.4f}"
 
 
 def _share(part: float, whole: float) -> str:
@@ -163,14 +188,14 @@ def _share(part: float, whole: float) -> str:
 
 def _html_table(rows: Sequence[SummaryRow], metric: str) -> str:
     cols = ["pipeline", "trigger", "selection", "update", "triggers", "samples trained", "forward passes",
-            "rows scanned", "wall seconds", "bookkeeping %", "train seconds", f"mean {metric}", f"final {metric}",
-            "Pareto"]  # fmt: skip
+            "rows scanned", "wall seconds", "bookkeeping %", "train seconds", f"mean {metric}", "± 95%",
+            f"final {metric}", "Pareto"]  # fmt: skip
     out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"]
     for r in rows:
         cells = [r.name, r.trigger, r.selection, r.update, str(r.n_triggers), str(r.samples_trained),
                  str(r.forward_passes), str(r.rows_scanned), f"{r.wall_seconds:.2f}",
                  _share(r.bookkeeping_seconds, r.wall_seconds), f"{r.train_seconds:.2f}", f"{r.mean_metric:.4f}",
-                 f"{r.final_metric:.4f}", "yes" if r.pareto else ""]  # fmt: skip
+                 _pm(r.mean_margin), f"{r.final_metric:.4f}", "yes" if r.pareto else ""]  # fmt: skip
         out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
@@ -228,7 +253,8 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
     heatmaps = []
     for i, r in enumerate(results):
         heatmaps.append(write(f"heatmap_{i:02d}_{_slug(r.name)}.png", plot_heatmap(r)))
-    curve = write("metric_over_time.png", plot_metric_over_time(results, [current_model_curve(r) for r in results]))
+    curve = write("metric_over_time.png", plot_metric_over_time(results, [current_model_curve(r) for r in results],
+                                                                 [current_model_margins(r) for r in results]))
     pareto = write("cost_vs_metric.png", plot_cost_vs_metric(rows, metric=metric, cost_label=COST_LABELS[cost]))
     names = [p.rsplit("/", 1)[-1] for p in (curve, pareto, *heatmaps)]
 

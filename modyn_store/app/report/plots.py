@@ -75,15 +75,22 @@ def plot_heatmap(result: PipelineResult) -> bytes:
     return _png(fig)
 
 
-def plot_metric_over_time(results: Sequence[PipelineResult], curves: Sequence[Sequence[float]]) -> bytes:
-    """The current model's metric on each slice, one line per pipeline."""
+def plot_metric_over_time(results: Sequence[PipelineResult], curves: Sequence[Sequence[float]],
+                          margins: Sequence[Sequence[float]] | None = None) -> bytes:
+    """The current model's metric on each slice, one line per pipeline (with its 95% band when
+    ``margins`` holds the half-widths of sampled evaluations)."""
     fig = _figure(10.0, 5.0)
     ax = fig.add_subplot()
     markers = "osD^v<>pXh*"
     longest = max(results, key=lambda r: len(r.slice_labels))
     for i, (r, curve) in enumerate(zip(results, curves)):
         marker = markers[i % len(markers)] if len(curve) <= 30 else None  # markers clutter long curves
-        ax.plot(range(len(curve)), curve, marker=marker, markersize=4, linewidth=1.4, label=r.name)
+        (line,) = ax.plot(range(len(curve)), curve, marker=marker, markersize=4, linewidth=1.4, label=r.name)
+        band = margins[i] if margins is not None and i < len(margins) else []
+        if any(m > 0 for m in band if not math.isnan(m)):
+            lo = [c - m for c, m in zip(curve, band)]
+            hi = [c + m for c, m in zip(curve, band)]
+            ax.fill_between(range(len(curve)), lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
     n = len(longest.slice_labels)
     xt = _ticks(n)
     ax.set_xticks(xt, [longest.slice_labels[i] for i in xt], rotation=45, ha="right", fontsize=8)
@@ -105,6 +112,9 @@ def plot_cost_vs_metric(rows: Sequence[SummaryRow], *, metric: str = "accuracy",
     ax = fig.add_subplot()
     costs = [r.cost for r in rows]
     scores = [r.mean_metric for r in rows]
+    bars = [r.mean_margin if not math.isnan(r.mean_margin) else 0.0 for r in rows]
+    if any(b > 0 for b in bars):  # 95% intervals of sampled evaluations
+        ax.errorbar(costs, scores, yerr=bars, fmt="none", ecolor="0.5", elinewidth=0.8, capsize=2, zorder=1)
     ax.scatter([c for c, r in zip(costs, rows) if not r.pareto], [s for s, r in zip(scores, rows) if not r.pareto],
                s=40, color="0.6", label="dominated", zorder=2)  # fmt: skip
     front = sorted((c, s) for c, s, r in zip(costs, scores, rows) if r.pareto)

@@ -91,6 +91,8 @@ class PipelineResult:
 
     Sequences are stored as tuples; ``matrix`` becomes a tuple of tuples of floats (``NaN`` for a
     cell not evaluated) with one row per trigger and one column per entry of ``slice_labels``.
+    ``margins`` (same shape, or empty) holds the half-widths of the 95% confidence intervals of
+    cells measured on an evaluation sample (0 where the whole slice was evaluated).
     """
 
     name: str
@@ -102,9 +104,14 @@ class PipelineResult:
     slice_labels: Sequence[str]
     metric: str = "accuracy"
     higher_is_better: bool = True
+    margins: Sequence[Sequence[float]] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "triggers", tuple(self.triggers))
+        margins = tuple(tuple(float(v) for v in row) for row in self.margins)
+        object.__setattr__(self, "margins", margins)
+        if margins and [len(r) for r in margins] != [len(self.slice_labels)] * len(self.triggers):
+            raise InvalidArgumentError("margins", f"<{len(margins)} rows>", "empty or the shape of matrix")
         object.__setattr__(self, "slice_labels", tuple(str(s) for s in self.slice_labels))
         rows = tuple(tuple(float(v) for v in row) for row in self.matrix)
         object.__setattr__(self, "matrix", rows)
@@ -158,6 +165,7 @@ class SummaryRow:
     mean_metric: float
     final_metric: float
     pareto: bool
+    mean_margin: float = float("nan")
     forward_passes: int = 0
     rows_scanned: int = 0
     wall_seconds: float = 0.0

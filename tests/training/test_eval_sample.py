@@ -1,0 +1,100 @@
+"""Sampled evaluation: equal to the full evaluation when the sample covers the slice, seeded,
+stratified, and with confidence intervals that cover the full value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from modyn_store import Store
+from modyn_store.core.errors import InvalidArgumentError
+from training.eval_sample import EvalSample, slice_keys
+from training.evaluation import evaluate, time_slices
+
+
+def _store(tmp_path: Path, n: int = 6000, seed: int = 0) -> Store:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 4)).astype(np.float32)
+    label = ((x[:, 0] + 0.8 * rng.standard_normal(n)) > 0.6).astype(np.int64)  # imbalanced, noisy
+    s = Store.open(str(tmp_path / "s"), create=True)
+    half = n // 2
+    for lo, hi in ((0, half), (half, n)):
+        s.append(pa.table({"ts": np.arange(lo, hi), "label": label[lo:hi],
+                           "x": pa.FixedSizeListArray.from_arrays(pa.array(x[lo:hi].ravel()), 4)}))
+    s.delete(keys=np.arange(100, 160))  # deleted rows are never evaluated
+    return s
+
+
+def _models() -> dict[str, torch.nn.Module]:
+    torch.manual_seed(0)
+    return {"a": torch.nn.Linear(4, 2), "b": torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
+                                                                  torch.nn.Linear(8, 2))}
+
+
+METRICS = ("accuracy", "f1", "roc_auc", "loss")
+
+
+@pytest.mark.parametrize("sample", [EvalSample(size=10**6), EvalSample(fraction=1.0),
+                                    EvalSample(size=10**6, stratify=True, seed=5)])
+def test_sample_covering_the_slice_equals_the_full_evaluation(tmp_path: Path, sample: EvalSample) -> None:
+    store = _store(tmp_path)
+    slices = time_slices(store, n=3)
+    full = evaluate(store, _models(), slices, inputs={"input": "x"}, metrics=METRICS, record=False)
+    got = evaluate(store, _models(), slices, inputs={"input": "x"}, metrics=METRICS, record=False, sample=sample)
+    np.testing.assert_array_equal(got.values, full.values)
+    assert got.counts == full.counts == got.population
+    assert np.all(got.margins == 0)
+
+
+def test_sample_size_seed_and_strata(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    snap, slices = store.as_of(), time_slices(store, n=3)
+    parts = slice_keys(snap, slices, EvalSample(size=500, seed=1))
+    again = slice_keys(snap, slices, EvalSample(size=500, seed=1))
+    other = slice_keys(snap, slices, EvalSample(size=500, seed=2))
+    live = snap.keys()
+    for p, q, r in zip(parts, again, other):
+        assert p.keys.size == 500 and np.unique(p.keys).size == 500
+        assert np.isin(p.keys, live).all()
+        np.testing.assert_array_equal(p.keys, q.keys)
+        assert not np.array_equal(p.keys, r.keys)
+    assert sum(p.population for p in parts) == live.size
+    # the choice does not depend on how the snapshot is cut into batches
+    small = slice_keys(snap, slices, EvalSample(size=500, seed=1), batch_size=97)
+    assert all(np.array_equal(a.keys, b.keys) for a, b in zip(parts, small))
+    # stratified: each label keeps its share of the slice (largest remainders)
+    labels = {int(k): int(v) for k, v in zip(snap.to_table(["key", "label"]).column("key").to_numpy(),
+                                              snap.to_table(["key", "label"]).column("label").to_numpy())}
+    for p in slice_keys(snap, slices, EvalSample(fraction=0.1, stratify=True, seed=3)):
+        got = np.bincount([labels[int(k)] for k in p.keys], minlength=2)
+        for c, n_c in p.strata.items():
+            assert abs(got[c] - 0.1 * n_c) <= 1
+        assert p.keys.size == round(0.1 * p.population)
+
+
+def test_confidence_intervals_cover_the_full_value(tmp_path: Path) -> None:
+    store = _store(tmp_path, n=20000)
+    slices = time_slices(store, n=2)
+    models = _models()
+    full = evaluate(store, models, slices, inputs={"input": "x"}, metrics=METRICS, record=False)
+    hits, total = 0, 0
+    for seed in range(10):
+        for strat in (False, True):
+            s = evaluate(store, models, slices, inputs={"input": "x"}, metrics=METRICS, record=False,
+                         sample=EvalSample(size=800, stratify=strat, seed=seed))
+            assert s.counts == (800, 800)
+            m = s.margins
+            assert m is not None and np.all(m > 0) and np.all(m < 0.2)
+            hits += int(np.sum(np.abs(s.values - full.values) <= m))
+            total += m.size
+    assert hits / total >= 0.85  # nominal 95%
+
+
+def test_bad_samples_are_rejected() -> None:
+    for kw in ({}, {"size": 5, "fraction": 0.5}, {"size": 0}, {"fraction": 1.5}, {"size": 3, "seed": -1}):
+        with pytest.raises(InvalidArgumentError):
+            EvalSample(**kw)  # type: ignore[arg-type]

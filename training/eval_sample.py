@@ -1,0 +1,280 @@
+"""Evaluation samples of time slices, read in one streaming pass, and the metric's confidence interval.
+
+:class:`EvalSample` asks for ``size`` rows or a ``fraction`` of each slice, seeded, optionally
+stratified by label (each class keeps its share of the slice, rounded by largest remainders).
+Rows are chosen by a seeded 64-bit hash of their key (the ``k`` smallest hashes of a slice or
+class): the choice does not depend on storage order or batch size, the same key is chosen for
+every model, and a sample at least as large as the slice is the whole slice, so its metric
+equals the full evaluation's. :func:`slice_keys` streams ``key``/``ts`` (and ``label``) of a
+snapshot once (twice for a stratified or fractional sample: counts first) and keeps at most
+about twice the sample per slice in memory.
+
+:func:`margin` gives the half-width of a 95% confidence interval of a metric measured on a
+sample: a (stratified) normal interval with finite-population correction for ``accuracy`` and
+``loss``, Hanley & McNeil's standard error for ``roc_auc``, a seeded bootstrap for ``f1``. The
+correction makes it 0 when the sample is the whole slice.
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa
+>>> from modyn_store import Store
+>>> from training.eval_sample import EvalSample, slice_keys
+>>> from training.evaluation import time_slices
+>>> store = Store.open("memory://eval-sample-doc", create=True)
+>>> _ = store.append(pa.table({"ts": np.arange(1000), "label": np.arange(1000) % 3}))
+>>> slices = time_slices(store, n=2)
+>>> [p.keys.size for p in slice_keys(store.as_of(), slices, EvalSample(size=100))]
+[100, 100]
+>>> [p.keys.size for p in slice_keys(store.as_of(), slices, EvalSample(size=10**6))]
+[500, 500]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modyn_store.core.errors import InvalidArgumentError
+
+__all__ = ["EvalSample", "SliceKeys", "margin", "slice_keys"]
+
+Z95 = 1.959963984540054
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class EvalSample:
+    """A per-slice evaluation sample: exactly one of ``size`` (rows per slice) or ``fraction``.
+
+    ``stratify`` keeps each label's share of the slice; ``seed`` picks the rows.
+    """
+
+    size: int | None = None
+    fraction: float | None = None
+    stratify: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.size is None) == (self.fraction is None):
+            raise InvalidArgumentError("size/fraction", (self.size, self.fraction), "exactly one of size= or fraction=")
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1):
+            raise InvalidArgumentError("size", self.size, "an integer >= 1 (rows per slice)")
+        if self.fraction is not None and not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
+            raise InvalidArgumentError("fraction", self.fraction, "a share in (0, 1]")
+        if not isinstance(self.stratify, bool):
+            raise InvalidArgumentError("stratify", self.stratify, "True or False")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidArgumentError("seed", self.seed, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class SliceKeys:
+    """The keys to evaluate on one slice, the slice's live rows (``population``) and, for a
+    stratified sample, the rows per label in the slice (``strata``: label -> rows)."""
+
+    keys: np.ndarray = field(repr=False)
+    population: int
+    strata: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """The keys are the whole slice."""
+        return int(self.keys.size) == self.population
+
+
+def _hash(keys: np.ndarray, seed: int) -> np.ndarray:
+    """splitmix64 of ``key + seed * golden``: a seeded, order-free uniform draw per key."""
+    with np.errstate(over="ignore"):
+        z = keys.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _ts(col: pa.Array) -> np.ndarray:
+    if pa.types.is_temporal(col.type):
+        col = pc.cast(col, pa.timestamp("us")) if pa.types.is_date(col.type) else col
+        col = col.cast(pa.int64())
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _slice_of(ts: np.ndarray, slices: Sequence[Any]) -> np.ndarray:
+    """Slice number of each row (-1: in no slice); the first slice that holds a row wins."""
+    out = np.full(ts.size, -1, np.int64)
+    for s, sl in enumerate(slices):
+        inside = (ts >= sl.start) & ((ts <= sl.end) if sl.closed else (ts < sl.end)) & (out < 0)
+        out[inside] = s
+    return out
+
+
+class _BottomK:
+    """The ``k`` keys with the smallest hashes seen so far (``k=None``: every key)."""
+
+    def __init__(self, k: int | None) -> None:
+        self.k = k
+        self.h: list[np.ndarray] = []
+        self.keys: list[np.ndarray] = []
+        self.n = 0
+
+    def add(self, h: np.ndarray, keys: np.ndarray) -> None:
+        self.h.append(h)
+        self.keys.append(keys)
+        self.n += keys.size
+        if self.k is not None and self.n > 2 * self.k + 65536:
+            self._trim()
+
+    def _trim(self) -> None:
+        h, keys = np.concatenate(self.h), np.concatenate(self.keys)
+        if self.k is not None and h.size > self.k:
+            part = np.argpartition(h, self.k - 1)[: self.k]
+            h, keys = h[part], keys[part]
+        self.h, self.keys, self.n = [h], [keys], h.size
+
+    def smallest(self, k: int | None) -> np.ndarray:
+        if not self.keys:
+            return np.empty(0, np.int64)
+        h, keys = np.concatenate(self.h), np.concatenate(self.keys)
+        if k is not None and h.size > k:
+            keys = keys[np.argsort(h, kind="stable")[:k]]
+        return np.sort(keys)
+
+
+def _allocate(total: int, counts: dict[int, int]) -> dict[int, int]:
+    """``total`` split over strata in proportion to ``counts`` (largest remainders, capped)."""
+    n = sum(counts.values())
+    if total >= n:
+        return dict(counts)
+    raw = {c: total * v / n for c, v in counts.items()}
+    out = {c: min(counts[c], int(math.floor(r))) for c, r in raw.items()}
+    for c in sorted(raw, key=lambda c: (out[c] - raw[c], c)):
+        if sum(out.values()) >= total:
+            break
+        if out[c] < counts[c]:
+            out[c] += 1
+    return out
+
+
+def _scan(snap: Any, slices: Sequence[Any], cols: list[str], batch_size: int) -> Any:
+    for b in snap.to_batches(cols, batch_size=batch_size):
+        sid = _slice_of(_ts(b.column(1)), slices)
+        keep = sid >= 0
+        keys = b.column(0).to_numpy()[keep]
+        lab = np.asarray(b.column(2).to_numpy(zero_copy_only=False), dtype=np.int64)[keep] if len(cols) > 2 else None
+        yield sid[keep], keys, lab
+
+
+def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = None, *, label: str = "label",
+               batch_size: int = 1 << 20) -> list[SliceKeys]:
+    """The keys to evaluate on each slice of ``snap`` (every key without ``sample``), streamed."""
+    n_s = len(slices)
+    strat = sample is not None and sample.stratify
+    cols = ["key", "ts"] + ([label] if strat else [])
+    need_counts = sample is not None and (strat or sample.fraction is not None)
+    pop = np.zeros(n_s, np.int64)
+    counts: list[dict[int, int]] = [{} for _ in range(n_s)]
+    if need_counts:  # first pass: rows per slice (and label)
+        for sid, _, lab in _scan(snap, slices, cols, batch_size):
+            pop += np.bincount(sid, minlength=n_s)
+            if lab is not None:
+                for s in np.unique(sid).tolist():
+                    vals, cnt = np.unique(lab[sid == s], return_counts=True)
+                    for v, c in zip(vals.tolist(), cnt.tolist()):
+                        counts[s][v] = counts[s].get(v, 0) + c
+    # how many rows each slice (and label) keeps
+    want: list[dict[int, int]] = []
+    for s in range(n_s):
+        if sample is None:
+            want.append({})
+            continue
+        total = sample.size if sample.size is not None else int(round(float(sample.fraction or 0) * pop[s]))
+        want.append(_allocate(total, counts[s]) if strat else {0: total})
+    seed = sample.seed if sample is not None else 0
+    pools: list[dict[int, _BottomK]] = [{} for _ in range(n_s)]
+    seen = np.zeros(n_s, np.int64)
+    for sid, keys, lab in _scan(snap, slices, cols, batch_size):  # second (or only) pass: the sample
+        seen += np.bincount(sid, minlength=n_s)
+        h = _hash(keys, seed) if sample is not None else keys.astype(np.uint64)
+        strata = lab if strat and lab is not None else np.zeros(keys.size, np.int64)
+        order = np.lexsort((strata, sid))
+        sid, keys, h, strata = sid[order], keys[order], h[order], strata[order]
+        cuts = np.flatnonzero((np.diff(sid) != 0) | (np.diff(strata) != 0)) + 1
+        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, sid.size].tolist()):
+            s, c = int(sid[lo]), int(strata[lo])
+            k = None if sample is None else want[s].get(c, 0)
+            pool = pools[s].setdefault(c, _BottomK(k))
+            pool.add(h[lo:hi], keys[lo:hi])
+    out = []
+    for s in range(n_s):
+        parts = [p.smallest(p.k) for p in pools[s].values()]
+        keys = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        out.append(SliceKeys(keys, int(seen[s]), dict(counts[s]) if strat else {}))
+    return out
+
+
+def _strat_margin(values: np.ndarray, strata: np.ndarray, part: SliceKeys) -> float:
+    """Half-width of the 95% interval of a mean, stratified, finite-population corrected."""
+    n_all = part.population
+    if values.size == 0 or n_all == 0:
+        return math.nan
+    groups = part.strata if part.strata else {None: n_all}
+    var = 0.0
+    for c, pop in groups.items():
+        v = values if c is None else values[strata == c]
+        n = v.size
+        if n == 0 or pop == 0:
+            continue
+        w = pop / n_all
+        fpc = max(0.0, 1.0 - n / pop)
+        s2 = float(np.var(v, ddof=1)) if n > 1 else 0.0
+        var += w * w * fpc * s2 / n
+    return Z95 * math.sqrt(var)
+
+
+def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys, *, value: float,
+           seed: int = 0, n_boot: int = 200) -> float:
+    """Half-width of the 95% confidence interval of ``metric`` (``value``) measured on ``part``'s keys."""
+    n = labels.size
+    if n == 0:
+        return math.nan
+    if part.complete:
+        return 0.0
+    fpc = max(0.0, 1.0 - n / max(part.population, 1))
+    if metric in ("accuracy", "loss"):
+        if metric == "accuracy":
+            per = (logits.argmax(axis=1) == labels).astype(np.float64)
+        else:
+            z = logits - logits.max(axis=1, keepdims=True)
+            per = -(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(n), labels]
+        return _strat_margin(per, labels, part)
+    if metric == "roc_auc":
+        if math.isnan(value):
+            return math.nan
+        n1 = int((labels == 1).sum()) if logits.shape[1] == 2 else n // 2
+        n2 = n - n1
+        if n1 == 0 or n2 == 0:
+            return math.nan
+        a = value
+        q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+        se2 = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n2 - 1) * (q2 - a * a)) / (n1 * n2)
+        return Z95 * math.sqrt(max(se2, 0.0) * fpc)
+    # f1: a seeded bootstrap of the macro F1 over the sample
+    pred = logits.argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    boots = [_f1(labels[i], pred[i]) for i in (rng.integers(0, n, n) for _ in range(n_boot))]
+    return Z95 * float(np.std(boots, ddof=1)) * math.sqrt(fpc)
+
+
+def _f1(labels: np.ndarray, pred: np.ndarray) -> float:
+    """Macro F1 over the classes present in ``labels`` or ``pred`` (as ``evaluation.f1_macro``)."""
+    classes = np.union1d(labels, pred)
+    tp = np.array([np.sum((pred == c) & (labels == c)) for c in classes], dtype=np.float64)
+    fp = np.array([np.sum((pred == c) & (labels != c)) for c in classes], dtype=np.float64)
+    fn = np.array([np.sum((pred != c) & (labels == c)) for c in classes], dtype=np.float64)
+    den = 2 * tp + fp + fn
+    return float(np.mean(np.where(den > 0, 2 * tp / np.maximum(den, 1), 0.0)))
