@@ -198,6 +198,8 @@ def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = Non
     pools: list[dict[int, _BottomK]] = [{} for _ in range(n_s)]
     seen = np.zeros(n_s, np.int64)
     for sid, keys, lab in _scan(snap, slices, cols, batch_size):  # second (or only) pass: the sample
+        if keys.size == 0:
+            continue
         seen += np.bincount(sid, minlength=n_s)
         h = _hash(keys, seed) if sample is not None else keys.astype(np.uint64)
         strata = lab if strat and lab is not None else np.zeros(keys.size, np.int64)

@@ -98,3 +98,15 @@ def test_bad_samples_are_rejected() -> None:
     for kw in ({}, {"size": 5, "fraction": 0.5}, {"size": 0}, {"fraction": 1.5}, {"size": 3, "seed": -1}):
         with pytest.raises(InvalidArgumentError):
             EvalSample(**kw)  # type: ignore[arg-type]
+
+
+def test_batches_outside_every_slice_are_skipped(tmp_path: Path) -> None:
+    from training.evaluation import Slice
+
+    store = _store(tmp_path, n=3000)
+    late = [Slice("late", 2500.0, 2999.0, closed=True)]  # early batches hold no row of any slice
+    for sample in (None, EvalSample(size=100, seed=1), EvalSample(fraction=0.5, stratify=True)):
+        (part,) = slice_keys(store.as_of(), late, sample, batch_size=256)
+        assert part.population == 500
+        assert part.keys.size == (500 if sample is None else 100 if sample.size else 250)
+        assert part.keys.min() >= 2500
