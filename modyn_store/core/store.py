@@ -18,7 +18,6 @@ Example
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Literal
@@ -26,20 +25,18 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core import _ingest, _marker, _queries, _txn, integrity
+from modyn_store.core import _marker, _queries, _txn, _writes
 from modyn_store.core._location import Location, resolve
 from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
 from modyn_store.core._tables import Tables
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
-from modyn_store.core._validate import as_keys, check_filter, check_name
+from modyn_store.core._validate import check_filter, check_name
 from modyn_store.core.errors import (
     ConflictError,
     DataUnavailableError,
-    DuplicateKeyError,
     InvalidArgumentError,
     InvalidFilterError,
-    UnknownKeyError,
     UnknownVersionError,
 )
 from modyn_store.core.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord
@@ -310,60 +307,7 @@ class Store:
         SchemaMismatchError, DuplicateKeyError, InvalidArgumentError
             The store is left unchanged.
         """
-        with self.transaction("append", message) as txn:
-            prev = self.log()
-            max_key = prev[-1].max_key if prev else -1
-            prepared = _ingest.prepare(
-                data, key=key, ts=ts, label=label, store_schema=self.schema, next_key=max_key + 1
-            )
-            tracker = _ingest.KeyTracker()
-            schema = prepared.schema.append(pa.field("_version", pa.int64()))
-            version_column = np.full(1 << 16, txn.version, np.int64)
-
-            checksum = 0
-
-            def checked() -> Iterator[pa.RecordBatch]:
-                nonlocal version_column, checksum
-                for batch in prepared.batches:
-                    keys = batch.column(0).to_numpy()
-                    tracker.add(keys)
-                    checksum = (checksum + integrity.key_checksum(keys)) & integrity.MASK
-                    if batch.num_rows > version_column.size:
-                        version_column = np.full(batch.num_rows, txn.version, np.int64)
-                    yield pa.RecordBatch.from_arrays(
-                        [*batch.columns, pa.array(version_column[: batch.num_rows])], schema=schema
-                    )
-
-            if isinstance(data, pa.RecordBatchReader):
-                # streamed: rows are written as they come and rolled back if a key clashes
-                txn.touched.add("samples")
-                self._tables.append("samples", checked(), schema=schema)
-                self._check_new_keys(tracker, max_key, txn.version)
-            else:
-                # in memory: every key is checked before the store is touched
-                batches = list(checked())
-                self._check_new_keys(tracker, max_key, txn.version)
-                txn.touched.add("samples")
-                self._tables.append("samples", pa.Table.from_batches(batches, schema=schema))
-            txn.inserted = txn.live_delta = tracker.count
-            txn.max_key = tracker.highest
-            txn.details = {"checksum": f"{checksum:016x}"}
-        return self._read_records()[-1]
-
-    def _check_new_keys(self, tracker: _ingest.KeyTracker, max_key: int, version: int) -> None:
-        if tracker.count == 0:
-            raise InvalidArgumentError("data", "0 rows", "at least one row to append")
-        if tracker.increasing and tracker.lowest > max_key:
-            return  # unique within the append and above every key ever used
-        s = tracker.sorted_unique()
-        if s[0] <= max_key:
-            # keys are unique for all time: stored (deleted too), purged and erased keys are taken
-            clash = self._find_keys(s, ("samples", "erasures", "purged"), version - 1)
-            if clash.size:
-                raise DuplicateKeyError(
-                    f"{clash.size} keys already exist in the store (keys are unique for all time, "
-                    f"deleted and erased keys included), e.g. {clash[:5].tolist()}"
-                )
+        return _writes.append(self, data, key=key, ts=ts, label=label, message=message)
 
     def delete(
         self,
@@ -379,34 +323,7 @@ class Store:
         already deleted keys raise :class:`~modyn_store.core.errors.UnknownKeyError` unless
         ``missing="ignore"``, in which case the record's ``details["ignored"]`` counts them.
         """
-        if (keys is None) == (where is None):
-            raise InvalidArgumentError("keys/where", (keys, where), "exactly one of keys= or where=")
-        if missing not in ("error", "ignore"):
-            raise InvalidArgumentError("missing", missing, "'error' or 'ignore'")
-        with self.transaction("delete", message) as txn:
-            snap = self.as_of(txn.version - 1)
-            if where is not None:
-                if not isinstance(where, str) or not where.strip():
-                    raise InvalidArgumentError("where", where, "a non-empty filter expression")
-                targets = snap.to_table(["key"], where, on_unavailable="skip").column("key").to_numpy()
-                ignored = 0
-            else:
-                want = np.unique(as_keys(keys))
-                live = snap.contains(want)
-                ignored = int((~live).sum())
-                if ignored and missing == "error":
-                    bad = want[~live]
-                    raise UnknownKeyError(
-                        f"{bad.size} keys are not live (never inserted, deleted or erased), e.g. "
-                        f"{bad[:5].tolist()}; pass missing='ignore' to skip them"
-                    )
-                targets = want[live]
-            if targets.size:
-                txn._write("tombstones", pa.table({"key": pa.array(targets, pa.int64())}))
-            txn.deleted = int(targets.size)
-            txn.live_delta = -int(targets.size)
-            txn.details = {"ignored": ignored} if ignored else {}
-        return self._read_records()[-1]
+        return _writes.delete(self, keys, where=where, missing=missing, message=message)
 
     def erase(
         self,
