@@ -30,6 +30,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "uniform 30%": {"name": "uniform", "ratio": 0.3},
     "loss top 30% (sample then batch)": {"name": "loss", "ratio": 0.3},
     "RHO-LOSS top 30% (holdout 10%)": {"name": "rho_loss", "ratio": 0.3, "holdout_ratio": 0.1},
+    "RHO-LOSS 30% of each batch (holdout 10%)": {"name": "rho_loss", "ratio": 0.3, "holdout_ratio": 0.1,
+                                                 "mode": "batch_then_sample"},
     "loss 30% of each batch (batch then sample)": {"name": "loss", "ratio": 0.3, "mode": "batch_then_sample"},
     "loss importance 30% of each batch": {"name": "loss", "ratio": 0.3, "mode": "batch_then_sample",
                                           "method": "importance"},
