@@ -119,3 +119,59 @@ def test_selection_on_ray_equals_single_process(store: Store, strategy: object) 
     if not isinstance(strategy, Loss):  # the seed matters to the sampling strategies
         assert not np.array_equal(select_on_ray(strategy, snap, seed=1, scores=computed).keys,
                                   select_on_ray(strategy, snap, seed=2, scores=computed).keys)
+
+
+def test_pipeline_with_ray_selects_what_it_selects_without(tmp_path: Path) -> None:
+    from modyn_store.app.pipeline import parse_pipeline
+    from modyn_store.app.pipeline.runner import Runner
+    from modyn_store.core.trainings import Catalog
+    from tests.pipeline.pipeline_helpers import tiny
+
+    over = {"selection": {"name": "loss", "ratio": 0.3}, "limits": {"max_trainings": 3}}
+    sets = []
+    for name, extra in (("plain", {}), ("onray", {"ray": {"address": "local", "workers": 2}})):
+        cfg = parse_pipeline(tiny(name, **over, **extra))
+        assert (cfg.ray is not None) == bool(extra)
+        runner = Runner(cfg, tmp_path / name)
+        list(runner.run())
+        cat = Catalog(runner.store)
+        sets.append([cat.train_set(t.training_id) for t in runner.result.trainings])
+        for t in runner.result.trainings:  # the option took effect: scoring and selection ran on Ray
+            params = cat.get(t.training_id).policy_params
+            assert (params.get("ray") == {"address": "local", "workers": 2}) == bool(extra)
+            assert (params.get("scored_on_ray") == ["loss"]) == bool(extra)
+    assert len(sets[0]) == len(sets[1]) >= 2
+    for a, b in zip(*sets):
+        assert np.array_equal(a.keys, b.keys) and np.array_equal(a.weights, b.weights)
+
+
+def test_ray_address_is_validated() -> None:
+    from modyn_store.app.pipeline import parse_pipeline
+    from modyn_store.app.pipeline.errors import PipelineConfigError
+    from tests.pipeline.pipeline_helpers import tiny
+
+    with pytest.raises(PipelineConfigError, match="workers"):
+        parse_pipeline(tiny("bad", ray={"address": "local", "workers": 0}))
+    with pytest.raises(PipelineConfigError, match="adress"):
+        parse_pipeline(tiny("bad", ray={"adress": "local"}))
+
+
+def test_ray_train_ddp_matches_one_process(tmp_path: Path) -> None:
+    from modyn_store.core.trainings import Catalog
+    from training.distributed import train_on_ray
+    from training.trainer import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    st = Store.open(str(tmp_path / "s"), create=True)
+    x = rng.standard_normal((66, 3)).astype(np.float32)
+    st.append(pa.table({"ts": np.arange(66), "label": (x[:, 0] > 0).astype(np.int64),
+                        "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 3)}))
+    cfg = TrainConfig(model="logreg", model_params={"in_features": 3, "n_classes": 2}, batch_size=8, epochs=2,
+                      momentum=0.9, lr=0.1)
+    ts = TrainSet(np.arange(66), np.linspace(0.5, 1.5, 66), version=1)
+    rec = train_on_ray(st, ts, cfg, num_workers=2, training_id="on-ray")
+    assert rec.metrics["world_size"] == 2 and rec.cost.samples == 2 * 66
+    single = train(st, ts, cfg, record=False).model.state_dict()
+    ddp = Catalog(st).load_checkpoint("on-ray")
+    for k, v in single.items():
+        torch.testing.assert_close(ddp[k], v, rtol=1e-5, atol=1e-6)

@@ -83,6 +83,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise PipelineConfigError("source", "missing; give source: {store: PATH} or --store STORE to follow")
         doc = type(doc)({**doc.data, "source": {"store": str(Path(args.store).resolve())}}, doc.lines, doc.source)
     cfg = _pick(doc, args.pipeline)
+    if getattr(args, "ray", None):
+        from dataclasses import replace
+
+        from modyn_store.app.pipeline.config import RayConfig
+
+        base = cfg.ray if cfg.ray is not None else RayConfig()
+        cfg = replace(cfg, ray=replace(base, address=args.ray))
     from_store = cfg.source.kind == "store"
     store_dir = args.store or (cfg.source.store if from_store else f"modyn-store-runs/{cfg.name}")
     if args.online:
@@ -280,6 +287,8 @@ def register(sub: Any) -> None:
     p.add_argument("--poll", type=float, default=1.0, help="online: seconds between looks at the store")
     p.add_argument("--idle-timeout", type=float, default=None, help="online: stop after this many idle seconds")
     p.add_argument("--stop-after", type=int, default=None, help="online: stop at this store version")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="score and select on this Ray cluster ('auto', 'ray://host:port', 'local')")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="run a grid of pipelines on a scenario and write the report")

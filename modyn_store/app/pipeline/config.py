@@ -46,6 +46,7 @@ __all__ = [
     "LimitsConfig",
     "ModelConfig",
     "PipelineConfig",
+    "RayConfig",
     "SourceConfig",
     "TrainingSettings",
     "build_policy",
@@ -108,6 +109,18 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class RayConfig:
+    """Run scoring passes and selection on a Ray cluster (``ray:`` in YAML, ``--ray ADDRESS``).
+
+    ``address`` is ``"auto"``, ``"ray://host:port"`` or ``"local"`` (a cluster on this machine);
+    ``workers`` is the number of parallel scoring tasks. See ``docs/scale-out.md``.
+    """
+
+    address: str = "local"
+    workers: int = 2
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """``max_trainings`` (``1``: train once, never retrain) and ``min_train_rows`` (skip smaller sets)."""
 
@@ -141,6 +154,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     limits: LimitsConfig = LimitsConfig()
     deletions: DeletionConfig | None = None
+    ray: RayConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (YAML/JSON-ready) that :func:`parse_pipeline` turns back into this config."""
@@ -150,6 +164,8 @@ class PipelineConfig:
         d = asdict(replace(self, source=replace(self.source, data=None)) if data is not None else self)
         if d["deletions"] is None:
             del d["deletions"]
+        if d["ray"] is None:
+            del d["ray"]
         src = d["source"]
         for k in ("format", "ts", "label", "features", "key", "store", "storage_options", "data", "dataset"):
             if src.get(k) is None:
@@ -250,6 +266,7 @@ def _evaluation(ctx: _Ctx, raw: Any) -> EvaluationConfig:
         raise ctx.error(("evaluation", "stratify"), "stratify needs sample or fraction")
     return ev
 
+_RAY: dict[str, dict[str, Any]] = {"address": {"kind": "str"}, "workers": {"kind": "int", "lo": 1}}
 
 _ARG_ALIASES = ("config.name", "name", "config", "kind")
 
@@ -341,6 +358,7 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         _check_requires(ctx, kind, pol)
         policies_[kind] = pol.to_config()
     deletions = d.get("deletions")
+    ray = d.get("ray")
     source = parse_source(ctx, d["source"])
     check_trigger_units(ctx, source, policies_["trigger"])
     return PipelineConfig(
@@ -354,4 +372,5 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         evaluation=_evaluation(ctx, d.get("evaluation")),
         limits=_simple(ctx, "limits", LimitsConfig, d.get("limits"), _LIMITS),
         deletions=None if deletions is None else _simple(ctx, "deletions", DeletionConfig, deletions, _DELETIONS),
+        ray=None if ray is None else _simple(ctx, "ray", RayConfig, ray, _RAY),
     )

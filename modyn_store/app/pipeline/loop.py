@@ -179,7 +179,11 @@ class PipelineLoop:
         self._scoped: dict[str, Any] = {}
         self._scoring: tuple[int, float] = (0, 0.0)
         self._s = _State()
-        self._selection = SelectionRuntime(store, config.model.inputs, self.train_config, config.name)
+        self._selection = SelectionRuntime(store, config.model.inputs, self.train_config, config.name, ray=config.ray)
+        if config.ray is not None:
+            from modyn_store.app.pipeline.ray_exec import connect
+
+            connect(config.ray.address)
         for pol, key in ((self.strategy, "selection"), (self.trigger, "trigger")):
             self._check_requires(pol, key)
 
@@ -305,7 +309,14 @@ class PipelineLoop:
         t0 = time.perf_counter()
         self._scoring = (0, 0.0)
         ctx = self._context(f, tin, index, strategy)
-        train_set = strategy.select(ctx)
+        if self.config.ray is not None:
+            from modyn_store.app.pipeline.ray_exec import select_on_ray
+
+            train_set = select_on_ray(strategy, ctx)
+            # recorded with the training: where its selection ran
+            self._selection.lineage["ray"] = {"address": self.config.ray.address, "workers": self.config.ray.workers}
+        else:
+            train_set = strategy.select(ctx)
         select_s = time.perf_counter() - t0
         scored, score_s = self._scoring
         if train_set.size < self.config.limits.min_train_rows:

@@ -23,7 +23,7 @@ Example (needs the ``ray`` extra)::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -158,11 +158,14 @@ def supports(strategy: Any) -> bool:
     return isinstance(strategy, ScoreDownsample) and strategy.mode == "sample_then_batch"
 
 
-def _uniform_block(block: pa.Table, k: int, seed: int) -> dict[str, np.ndarray]:
+def _uniform_block(block: pa.Table, k: int, seed: int, excluded: np.ndarray) -> dict[str, np.ndarray]:
     from engine.sample import UniformSampler
 
+    keys = block.column("key").to_numpy()
+    if excluded.size:  # the pipeline's keys past the firing position
+        keys = keys[~np.isin(keys, excluded)]
     s = UniformSampler(k, seed=seed)
-    s.update(block.column("key").to_numpy())
+    s.update(keys)
     return {"key": s.result()}
 
 
@@ -198,7 +201,7 @@ def _collect(ds: Any) -> dict[str, np.ndarray]:
 
 def select_on_ray(
     strategy: Any,
-    snapshot: Snapshot,
+    snapshot: Snapshot | Any,
     *,
     seed: int = 0,
     scores: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
@@ -216,20 +219,30 @@ def select_on_ray(
     from policies.score_based import ScoreDownsample
     from policies.uniform import Uniform
 
-    ctx = SelectionContext(snapshot=snapshot, scores=snapshot._store.scores, seed=seed,
-                           computed_scores=dict(scores or {}), scores_version=scores_version)
-    if not supports(strategy):
+    if isinstance(snapshot, SelectionContext):  # a pipeline's full context
+        ctx = snapshot
+        snapshot = cast(Any, ctx.snapshot)
+    else:
+        ctx = SelectionContext(snapshot=snapshot, scores=snapshot._store.scores, seed=seed,
+                               computed_scores=dict(scores or {}), scores_version=scores_version)
+    seed = ctx.seed
+    if not supports(strategy) or ctx.candidates is not None:
         return strategy.select(ctx)  # no distributed plan: the driver runs it as is
     ray = _ray()
     _quiet()
     if isinstance(strategy, Uniform):
-        n = snapshot.count()
+        from policies._pick import all_keys
+        from policies._stream import count_rows
+
+        n = count_rows(ctx)
         k = strategy.expected_size(n)
         if k >= n:
-            return trainset(snapshot.keys(), ctx)
+            return trainset(all_keys(ctx), ctx)
         s = derive_seed(seed, 3)
+        excluded = np.unique(np.asarray(ctx.excluded, dtype=np.int64))
         cand = _collect(snapshot.to_ray(["key"]).map_batches(
-            _uniform_block, fn_kwargs={"k": k, "seed": s}, batch_format="pyarrow", batch_size=None))
+            _uniform_block, fn_kwargs={"k": k, "seed": s, "excluded": excluded}, batch_format="pyarrow",
+            batch_size=None))
         from engine.sample import UniformSampler
 
         uniform = UniformSampler(k, seed=s)

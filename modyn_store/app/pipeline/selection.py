@@ -99,10 +99,19 @@ class SelectionRuntime:
     #: Facts to record with the training of the last :meth:`prepare`.
     lineage: dict[str, Any] = field(default_factory=dict)
     _irreducible: tuple[np.ndarray, np.ndarray] | None = None
+    #: A :class:`~modyn_store.app.pipeline.config.RayConfig`: scoring passes run on Ray.
+    ray: Any = None
 
     def _score(self, module: Any, names: tuple[str, ...], version: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         import training
 
+        if self.ray is not None:
+            from modyn_store.app.pipeline.ray_exec import score_on_ray
+
+            res = score_on_ray(self.store, module, inputs=dict(self.inputs), version=version, scores=names,
+                               write=False, batch_size=4096, workers=self.ray.workers)
+            self.lineage["scored_on_ray"] = sorted({*self.lineage.get("scored_on_ray", ()), *names})
+            return {n: (res.keys, res.values[n]) for n in names}
         res = training.score(self.store, module, inputs=dict(self.inputs), version=version, scores=names,
                              write=False, batch_size=4096)
         return {n: (res.keys, res.values[n]) for n in names}
