@@ -164,3 +164,15 @@ def test_every_module_opens_with_a_docstring(package: str) -> None:
     missing = [str(p.relative_to(ROOT)) for p in sorted((ROOT / package).rglob("*.py"))
                if len(ast.get_docstring(ast.parse(p.read_text())) or "") < 20]
     assert missing == [], "modules without a docstring saying what they own"
+
+
+def test_every_dependency_declares_the_lower_bound_ci_installs() -> None:
+    # .ci/run installs these pins in a fresh venv; a requirement without ">=" would stop it
+    import tomllib
+
+    extras = sorted(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    proc = subprocess.run([sys.executable, str(ROOT / ".ci" / "lower_bounds.py"), *extras],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    pins = dict(line.split("==") for line in proc.stdout.split())
+    assert {"pylance", "pyarrow", "numpy", "numba", "torch", "matplotlib"} <= set(pins)
