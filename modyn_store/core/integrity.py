@@ -31,11 +31,12 @@ MASK = (1 << 64) - 1
 
 
 def _mix(keys: np.ndarray) -> np.ndarray:
-    """splitmix64 of each key (uint64; wraps silently, as intended)."""
-    z = keys.astype(np.int64, copy=False).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    """A bijective 64-bit mix of each key (multiply, xorshift, twice; in place on one copy)."""
+    z = keys.astype(np.int64, copy=False).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    z ^= z >> np.uint64(29)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(32)
+    return z
 
 
 def key_checksum(keys: np.ndarray) -> int:
