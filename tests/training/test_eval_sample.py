@@ -110,3 +110,21 @@ def test_batches_outside_every_slice_are_skipped(tmp_path: Path) -> None:
         assert part.population == 500
         assert part.keys.size == (500 if sample is None else 100 if sample.size else 250)
         assert part.keys.min() >= 2500
+
+
+def test_models_share_one_read_of_each_slice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.evaluation as ev
+
+    store = _store(tmp_path, n=2000)
+    slices = time_slices(store, n=4)
+    calls: list[int] = []
+    real = ev.loader
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ev, "loader", counting)
+    models = {f"m{i}": torch.nn.Linear(4, 2) for i in range(5)}
+    out = evaluate(store, models, slices, inputs={"input": "x"}, record=False, sample=EvalSample(size=200))
+    assert len(calls) == 4 and out.values.shape[:2] == (5, 4)

@@ -265,9 +265,11 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
     runs = []
     for r in runners:
         if r.chunks is not None:
-            # the catalogs of earlier pipelines live in the shared store: merge their small files
-            # first, so a pipeline's bookkeeping does not depend on its position in the grid
+            # every pipeline starts from the same shared store: the catalogs of earlier pipelines
+            # merged into few files, and no rows they materialized left in the cache, so neither
+            # bookkeeping nor loading depends on the position in the grid
             r.store.compact()
+            _empty_cache(r.store)
         for ev in r.run():
             if on_event is not None:
                 on_event(r.config.name, ev)
@@ -278,6 +280,14 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
     shrink_pngs(files.all)
     _append_notes(Path(files.markdown), grid, runs, command, shared)
     return BenchResult(grid, tuple(runs), str(out), time.perf_counter() - t0)
+
+
+def _empty_cache(store: Any) -> None:
+    from training.cache import cache_for
+
+    cache = cache_for(store)
+    for name in cache.entries():
+        cache.discard(name)
 
 
 def shrink_pngs(paths: Sequence[str], *, colors: int = 256) -> None:
