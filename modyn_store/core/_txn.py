@@ -112,9 +112,15 @@ def read_head(store: Store) -> int | None:
         raise CorruptionError(f"{store.uri!r}: {HEAD} is unreadable ({exc}); run `modyn-store verify`") from exc
 
 
-def check_head(store: Store, committed: int) -> None:
-    """Raise :class:`CorruptionError` if the version log lost versions it once committed."""
+def check_head(store: Store, committed: int | None = None) -> None:
+    """Raise :class:`CorruptionError` if the version log lost versions it once committed.
+
+    The head is read before the log (``committed`` = the log's last version, read now if not
+    given under the writer lock): writers that commit in between only move the log ahead.
+    """
     head = read_head(store)
+    if committed is None:
+        committed = store.version
     if head is not None and head > committed:
         raise CorruptionError(
             f"{store.uri!r}: the version log ends at version {committed} but version {head} was "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import time
 
@@ -413,11 +413,29 @@ class Snapshot:
         pos = np.minimum(np.searchsorted(sk, want), max(sk.size - 1, 0))
         if sk.size == 0 or not np.array_equal(sk[pos], want):
             bad = want[(sk.size == 0) | (sk[pos] != want)] if sk.size else want
-            raise CorruptionError(
-                f"{bad.size} keys live at version {self.version} have no stored row in "
-                f"{self._store.uri!r} (e.g. {bad[:5].tolist()}); run `modyn-store verify`"
-            )
+            self._missing_rows(bad)
         return r[order[pos]]
+
+    def _missing_rows(self, bad: np.ndarray) -> NoReturn:
+        """Raise the right error for live ``bad`` keys whose rows were not found: erased or
+        purged by a write that committed meanwhile, else damage."""
+        self._refresh()
+        gone = ~self.contains(bad)
+        if gone.any():
+            raise UnknownKeyError(
+                f"{int(gone.sum())} keys were erased while being read, e.g. {bad[gone][:5].tolist()}"
+            )
+        purged = _isin_sorted(bad, self.unavailable())
+        if purged.any():
+            raise DataUnavailableError(
+                f"{int(purged.sum())} rows live at version {self.version} were purged by vacuum while "
+                f"being read (e.g. keys {bad[purged][:5].tolist()})",
+                keys=bad[purged],
+            )
+        raise CorruptionError(
+            f"{bad.size} keys live at version {self.version} have no stored row in "
+            f"{self._store.uri!r} (e.g. {bad[:5].tolist()}); run `modyn-store verify`"
+        )
 
     def row_reader(self) -> RowReader:
         """Bulk access to the stored rows by stable row id (:class:`~modyn_store.core.rows.RowReader`):
@@ -451,12 +469,6 @@ class Snapshot:
         # row ids are checked against the keys they must hold: a row id reused or moved
         # (a concurrent erase, a damaged file) is an error, never another key's row
         if out.num_rows != want.size or not np.array_equal(out.column("key").to_numpy(), want):
-            self._refresh()
-            still = self.contains(want)
-            if not still.all():
-                bad = want[~still]
-                raise UnknownKeyError(f"{bad.size} keys were erased while being read, e.g. {bad[:5].tolist()}")
-            raise CorruptionError(
-                f"take of {want.size} keys from {self._store.uri!r} returned other rows; run `modyn-store verify`"
-            )
+            got_keys = out.column("key").to_numpy()
+            self._missing_rows(want[~np.isin(want, got_keys)] if got_keys.size < want.size else want)
         return out if "key" in cols else out.drop_columns(["key"])

@@ -94,7 +94,7 @@ class Store:
         _marker.open_or_create(loc, create=create)
         store = cls(loc, lock_timeout=float(lock_timeout))
         store._recover_if_idle()
-        _txn.check_head(store, store.version)
+        _txn.check_head(store)
         return store
 
     def _recover_if_idle(self) -> None:
