@@ -135,7 +135,7 @@ def test_two_processes_cannot_both_create_a_tag(tmp_path: object) -> None:
     uri = str(tmp_path / "s")  # type: ignore[operator]
     Store.open(uri, create=True).append(_rows([0, 1]))
     ctx = mp.get_context("spawn")
-    for attempt in range(3):
+    for attempt in range(1):  # the unlocked check lost this race every time (4 of 4 "created")
         q = ctx.Queue()
         start = time.time() + 3.0
         procs = [ctx.Process(target=_tag_worker, args=(uri, f"t{attempt}", start, q)) for _ in range(4)]
