@@ -254,3 +254,29 @@ def test_a_read_whose_manifest_lost_its_files_reads_again(tmp_path: object, main
         t = snap.take([150, 2, 77], ["key", "x"])
         assert t.column("key").to_pylist() == [150, 2, 77] and t.column("x").to_pylist() == [225.0, 3.0, 115.5]
     assert fired
+
+
+def test_take_racing_an_erase_says_erased_not_damaged(tmp_path: object) -> None:
+    """An erase that commits after take checked liveness and before it read the rows."""
+    uri = str(tmp_path / "s")  # type: ignore[operator]
+    store = Store.open(uri, create=True)
+    store.append(_rows(list(range(10))))
+    other, reader = Store.open(uri), Store.open(uri)
+    snap = reader.as_of()
+    assert snap.count() == 10  # the live set is cached before the erase
+    opened = reader._tables.open
+    calls: list[str] = []
+
+    def open_then_erase(name: str) -> object:
+        ds = opened(name)
+        if name == "samples" and sys._getframe(1).f_code.co_name == "_retrying":
+            calls.append(name)
+            if len(calls) == 2:  # take's row-id lookup, after the liveness check
+                other.erase([5], reason="r")
+        return ds
+
+    reader._tables.open = open_then_erase  # type: ignore[method-assign]
+    with pytest.raises(UnknownKeyError, match="erased"):
+        snap.take([6, 5])
+    assert len(calls) >= 2
+    assert snap.take([6]).column("key").to_pylist() == [6]
