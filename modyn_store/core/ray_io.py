@@ -53,6 +53,7 @@ def to_ray(
     *,
     on_unavailable: str = "error",
     concurrency: int | None = None,
+    override_num_blocks: int | None = None,
     ray_remote_args: dict[str, Any] | None = None,
 ) -> Any:
     """A ``ray.data.Dataset`` of the snapshot's live rows (always with the ``key`` column).
@@ -65,8 +66,8 @@ def to_ray(
         A Lance SQL expression over the store's columns, pushed down to every fragment read.
     on_unavailable:
         ``"error"`` (default) or ``"skip"`` for rows that ``vacuum`` purged.
-    concurrency, ray_remote_args:
-        Passed to ``ray.data.read_lance`` (parallel read tasks, their resources).
+    concurrency, override_num_blocks, ray_remote_args:
+        Passed to ``ray.data.read_lance`` (parallel read tasks, output blocks, task resources).
     """
     try:
         import ray.data
@@ -85,7 +86,7 @@ def to_ray(
     if on_unavailable == "skip":
         dead = np.union1d(dead, snapshot.unavailable())
     opts = store._location.storage_options
-    out = _read(ray, store, ds, read, flt, opts, concurrency, ray_remote_args)
+    out = _read(ray, store, ds, read, flt, opts, concurrency, override_num_blocks, ray_remote_args)
     if dead.size:
         out = out.map_batches(
             drop_keys, fn_kwargs={"dead": np.ascontiguousarray(dead, dtype=np.int64)},
@@ -95,7 +96,7 @@ def to_ray(
 
 
 def _read(ray: Any, store: Any, ds: Any, read: list[str], flt: str, opts: dict[str, Any],
-          concurrency: int | None, ray_remote_args: dict[str, Any] | None) -> Any:
+          concurrency: int | None, blocks: int | None, ray_remote_args: dict[str, Any] | None) -> Any:
     return ray.data.read_lance(
         store._tables.uri("samples"),
         version=ds.version,
@@ -103,5 +104,6 @@ def _read(ray: Any, store: Any, ds: Any, read: list[str], flt: str, opts: dict[s
         scanner_options={"filter": flt},  # Lance SQL, pushed down to every fragment's scan
         storage_options={str(k): str(v) for k, v in opts.items()} or None,
         concurrency=concurrency,
+        override_num_blocks=blocks,
         **({"ray_remote_args": ray_remote_args} if ray_remote_args else {}),
     )

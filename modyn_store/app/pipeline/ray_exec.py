@@ -129,7 +129,8 @@ def score_on_ray(
     cols = list(dict.fromkeys([*inputs.values(), *([label] if need_label else [])]))
     ray = _ray()
     _quiet()
-    ds = snap.to_ray(cols).map_batches(
+    # a few large blocks per worker: each task pays for the model once, not once per small block
+    ds = snap.to_ray(cols, override_num_blocks=4 * workers).map_batches(
         _score_block,
         fn_kwargs={"model": model.cpu(), "inputs": dict(inputs), "label": label,
                    "names": names, "need_label": need_label, "embedding_layer": embedding_layer},
