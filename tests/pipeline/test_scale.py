@@ -125,12 +125,18 @@ def test_replay_memory_does_not_grow_with_the_stream(tmp_path: Path) -> None:
     # the same pipeline over 10x the rows (same chunk size and sample sizes, 10x the days): a
     # stream held in memory would add ~340 MB (payload of 1.8M rows); the bound allows allocator
     # and Lance metadata slack only
+    # glibc's per-thread malloc arenas (Lance's and torch's threads) fragment by a few hundred MB
+    # over a long run whatever the data structures do; two arenas keep that out of the figure, so
+    # the test sees what the code holds (docs/PERFORMANCE.md has the figures with and without)
+    import os
+
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
     out = []
     for n, days in ((200_000, 8), (2_000_000, 80)):
         proc = subprocess.run([sys.executable, str(script), str(n), str(days)], capture_output=True, text=True,
-                              check=True, timeout=900)
+                              check=True, timeout=900, env=env)
         out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     small, large = out
     assert large["rows"] == 10 * small["rows"] and large["trainings"] > small["trainings"] >= 1
