@@ -179,9 +179,10 @@ class VectorIndex:
         return self._live(keys, dist.astype(np.float64), int(k))
 
     def _search_lancedb(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        res = (self._table.search(q, vector_column_name="vector").distance_type("l2")
-               .nprobes(self.nprobes).refine_factor(self.refine_factor).limit(k)
-               .select(["key", "_distance"]).to_arrow())
+        query = self._table.search(q, vector_column_name="vector").distance_type("l2").nprobes(self.nprobes)
+        if self.refine_factor > 0:  # re-rank refine_factor * k candidates by exact distance
+            query = query.refine_factor(self.refine_factor)
+        res = query.limit(k).select(["key", "_distance"]).to_arrow()
         qi = res.column("query_index").to_numpy() if "query_index" in res.column_names else np.zeros(res.num_rows, int)
         rk = res.column("key").to_numpy()
         rd = res.column("_distance").to_numpy().astype(np.float64)
