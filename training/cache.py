@@ -33,8 +33,6 @@ Example
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import shutil
@@ -47,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from modyn_store.core.errors import InvalidArgumentError
 from training.columns import ColumnSpec, VarColumn
@@ -135,32 +134,22 @@ class Cache:
         assert self.root is not None
         folder = os.path.join(self.root, _LOCKS)
         os.makedirs(folder, exist_ok=True)
-        fd = os.open(os.path.join(folder, lock_name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        # an OS lock (flock / LockFileEx): released by the kernel when its holder dies
+        with FileLock(os.path.join(folder, lock_name + ".lock")):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def _lock_is_free(self, lock_name: str) -> bool:
         assert self.root is not None
         path = os.path.join(self.root, _LOCKS, lock_name + ".lock")
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
+        if not os.path.exists(path):
             return True
+        probe = FileLock(path, timeout=0)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return True
-        finally:
-            os.close(fd)
+            probe.acquire()
+        except Timeout:
+            return False
+        probe.release()
+        return True
 
     # -- reading -------------------------------------------------------------------------
     def open(self, name: str) -> CacheEntry | None:

@@ -40,24 +40,20 @@ Example
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch, gather_host
-from training.cache import DEFAULT_MAX_BYTES, CacheEntry, cache_for
+from training.cache import CacheEntry, cache_for
+from training.entries import LoaderOptions, live_check, materialize_entry, selection_digest
 from training.errors import ErasedKeysError
-from training.materialize import KeyLookup, Strategy, materialize, specs_for
+from training.materialize import KeyLookup
+from training.prefetch import host_budget, prefetched
 
 __all__ = [
     "Loader",
@@ -67,55 +63,6 @@ __all__ = [
     "materialize_entry",
     "selection_digest",
 ]
-
-@dataclass(frozen=True)
-class LoaderOptions:
-    """Tuning knobs of :func:`loader`.
-
-    Parameters
-    ----------
-    strategy:
-        Read path for materialization: ``"auto"`` (by selectivity), ``"scan"`` or ``"take"``.
-    threads:
-        Parallel fragment readers (default: the number of CPUs).
-    max_cache_bytes:
-        Bound of the store's on-disk cache (least recently used entries are evicted).
-    device_memory_budget:
-        Bytes of device memory the train set may occupy to be held on the GPU (default: half
-        of the free device memory). ``0`` always streams from host memory.
-    prefetch:
-        Batches prepared ahead of the consumer (a background thread; 0 disables it).
-    pin_memory:
-        Use pinned host buffers for host-to-device copies (default: when the device is CUDA).
-    host_memory_budget:
-        Bytes of fixed-size columns (plus keys) copied from the memory-mapped cache entry into
-        process memory before the second epoch, when batches are gathered on the host (default:
-        a quarter of the machine's available memory; ``0`` always serves from the mapped file).
-        Random gathers from anonymous memory were up to 2-3x faster than from the file mapping on
-        the machine measured (docs/PERFORMANCE.md); the copy is one sequential read per loader.
-    """
-
-    strategy: Strategy = "auto"
-    threads: int | None = None
-    max_cache_bytes: int = DEFAULT_MAX_BYTES
-    device_memory_budget: int | None = None
-    prefetch: int = 2
-    pin_memory: bool | None = None
-    host_memory_budget: int | None = None
-
-
-def selection_digest(version: int, keys: np.ndarray, columns: Sequence[str]) -> str:
-    """The cache entry name of the key set ``keys`` and ``columns`` at store ``version``.
-
-    The order of ``keys`` does not matter: train sets with the same keys share an entry.
-    """
-    h = hashlib.sha256()
-    h.update(b"modyn-store-materialized-v2|")
-    h.update(np.int64(version).tobytes())
-    k = np.asarray(keys, dtype=np.int64)
-    h.update((k if k.size < 2 or bool(np.all(k[1:] > k[:-1])) else np.sort(k)).tobytes())
-    h.update(json.dumps(list(columns)).encode())
-    return f"v{int(version)}-{h.hexdigest()[:40]}"
 
 
 def epoch_order(
@@ -134,69 +81,6 @@ def _check_int(name: str, value: Any, lo: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
         raise InvalidArgumentError(name, value, f"an integer >= {lo}")
     return int(value)
-
-
-def _live_check(store: Any, train_set: TrainSet, sorted_keys: np.ndarray | None = None) -> Any:
-    """The snapshot of ``train_set.version``; raises if some of its keys are no longer live."""
-    snap = store.as_of(train_set.version)
-    keys = np.sort(train_set.keys) if sorted_keys is None else sorted_keys
-    ok = np.zeros(keys.size, bool)
-    if keys.size:
-        # streamed over the live keys: memory follows the train set, not the store
-        for live in snap.iter_keys():
-            pos = np.searchsorted(keys, live)
-            pos[pos == keys.size] = 0
-            ok[pos[keys[pos] == live]] = True
-    unavailable = snap.unavailable()
-    if unavailable.size:
-        ok &= ~np.isin(keys, unavailable)
-    if not ok.all():
-        raise ErasedKeysError(f"train set at version {train_set.version}", keys[~ok])
-    return snap
-
-
-def materialize_entry(
-    store: Any, train_set: TrainSet, columns: Sequence[str], options: LoaderOptions = LoaderOptions()
-) -> CacheEntry:
-    """Materialize ``train_set``'s ``columns`` into the store's cache (or open the entry).
-
-    Raises :class:`~training.errors.ErasedKeysError` when some keys are no longer live.
-    """
-    checked_at = store.version
-    sorted_keys = np.sort(train_set.keys)
-    snap = _live_check(store, train_set, sorted_keys)
-    try:
-        rows = snap.row_reader()
-    except DataUnavailableError as exc:
-        raise ErasedKeysError(f"train set at version {train_set.version}", train_set.keys) from exc
-    specs = specs_for(rows.schema, columns)
-    name = selection_digest(train_set.version, sorted_keys, list(columns))
-    cache = cache_for(store, max_bytes=options.max_cache_bytes)
-    built = {"now": False}
-
-    def fill(alloc: Callable[..., np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
-        built["now"] = True
-        out = materialize(
-            rows,
-            sorted_keys,
-            list(columns),
-            strategy=options.strategy,
-            threads=options.threads,
-            allocate=alloc,
-            what=f"train set at version {train_set.version}",
-        )
-        return out.keys, out.var
-
-    entry = cache.get_or_build(name, sorted_keys, specs, fill)
-    if built["now"] and store.version != checked_at:
-        # a version (perhaps an erasure) committed while the entry was being built: check
-        # again, so that an entry holding erased rows never outlives this call
-        try:
-            _live_check(store, train_set, sorted_keys)
-        except ErasedKeysError:
-            cache.discard(name)
-            raise
-    return entry
 
 
 class Loader:
@@ -272,7 +156,7 @@ class Loader:
         # copied on the second epoch: the first one reads the mapping anyway (no copy delays the
         # first batch), later ones gather from anonymous memory
         self._copy_pending = (
-            self._dev is None and bool(self._host) and need <= _host_budget(self.options.host_memory_budget)
+            self._dev is None and bool(self._host) and need <= host_budget(self.options.host_memory_budget)
         )
 
     def _copy_to_memory(self) -> None:
@@ -388,7 +272,7 @@ class Loader:
         elif self._entry.path is None and self.store.version != self._checked_version:
             # entries held only in memory are invisible to the store's erase: check again
             try:
-                _live_check(self.store, self.train_set)
+                live_check(self.store, self.train_set)
             except ErasedKeysError:
                 cache_for(self.store, max_bytes=self.options.max_cache_bytes).discard(self._entry.name)
                 raise
@@ -417,69 +301,13 @@ class Loader:
         if self.options.prefetch <= 0 or self.device.type == "cuda":
             yield from gen
         else:
-            yield from _prefetched(gen, self.options.prefetch)
+            yield from prefetched(gen, self.options.prefetch)
 
     def __repr__(self) -> str:
         return (
             f"Loader(rows={self.train_set.size}, columns={self.columns}, batch_size={self.batch_size}, "
             f"device={self.device}, rank={self.rank}/{self.world_size}, epoch={self.epoch})"
         )
-
-
-_END = object()
-
-
-def _host_budget(budget: int | None) -> int:
-    """``budget``, or a quarter of the available memory (0 where the platform cannot say)."""
-    if budget is not None:
-        return int(budget)
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) // 4
-    except (ValueError, OSError, AttributeError):
-        return 0
-
-
-def _prefetched(gen: Iterator[Batch], depth: int) -> Iterator[Batch]:
-    """Run ``gen`` in a background thread, ``depth`` items ahead; errors re-raise here."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    threads = torch.get_num_threads()
-
-    def produce() -> None:
-        # OpenMP's thread count is per thread: give the producer the consumer's setting
-        torch.set_num_threads(threads)
-        try:
-            for item in gen:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(_END)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            q.put(exc)
-
-    t = threading.Thread(target=produce, name="modyn-store-loader", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while t.is_alive():
-            try:
-                q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        t.join()
 
 
 def loader(

@@ -26,10 +26,11 @@ import os, sys, time
 import numpy as np
 from modyn_store import Store
 from modyn_store.core.trainset import TrainSet
+import training.entries as E
 import training.loading as L
 
 store_path, marker, mode, out = sys.argv[1:5]
-original = L.materialize
+original = E.materialize
 
 def slow(*args, **kwargs):
     with open(marker, "a") as fh:
@@ -42,7 +43,7 @@ def slow(*args, **kwargs):
         time.sleep(120)
     return result
 
-L.materialize = slow
+E.materialize = slow
 store = Store.open(store_path)
 keys = store.as_of(None).keys()[::3]
 ts = TrainSet.uniform(keys, version=store.version)
