@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from modyn_store.core import _ingest, integrity
+from modyn_store.core._txn import INTERNAL_TABLES
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
@@ -20,9 +21,20 @@ __all__ = ["append", "delete"]
 
 
 def append(
-    store: Store, data: Any, *, key: str | None, ts: str | None, label: str | None, message: str
+    store: Store,
+    data: Any,
+    *,
+    key: str | None,
+    ts: str | None,
+    label: str | None,
+    message: str,
+    tables: Mapping[str, pa.Table] | None = None,
 ) -> VersionRecord:
     """See :meth:`modyn_store.core.store.Store.append`."""
+    extra = dict(tables or {})
+    for name in extra:
+        if name in INTERNAL_TABLES:
+            raise InvalidArgumentError("tables", name, "extension table names, not the store's own tables")
     with store.transaction("append", message) as txn:
         prev = store.log()
         max_key = prev[-1].max_key if prev else -1
@@ -58,6 +70,8 @@ def append(
             _check_new_keys(store, tracker, max_key, txn.version)
             txn.touched.add("samples")
             store._tables.append("samples", pa.Table.from_batches(batches, schema=schema))
+        for name, rows in extra.items():
+            txn.append(name, rows)
         txn.inserted = txn.live_delta = tracker.count
         txn.max_key = tracker.highest
         txn.details = {"checksum": f"{checksum:016x}"}

@@ -18,6 +18,7 @@ Example
 from __future__ import annotations
 
 import errno
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Literal
@@ -283,6 +284,7 @@ class Store:
         ts: str | None = None,
         label: str | None = None,
         message: str = "",
+        tables: Mapping[str, pa.Table] | None = None,
     ) -> VersionRecord:
         """Append rows as one new version.
 
@@ -301,13 +303,16 @@ class Store:
             The label column (default ``label`` if present; optional).
         message:
             Free text stored in the version log.
+        tables:
+            Rows of extension tables (name -> pyarrow Table, as in :meth:`transaction`) written
+            in the same version: they commit with the samples or not at all.
 
         Raises
         ------
         SchemaMismatchError, DuplicateKeyError, InvalidArgumentError
             The store is left unchanged.
         """
-        return _writes.append(self, data, key=key, ts=ts, label=label, message=message)
+        return _writes.append(self, data, key=key, ts=ts, label=label, message=message, tables=tables)
 
     def delete(
         self,

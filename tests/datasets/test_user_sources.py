@@ -12,7 +12,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
 
-from modyn_store import Store
+from modyn_store import DuplicateKeyError, Store
 from modyn_store.app.datasets.columns import ColumnMap, SourceError
 from modyn_store.app.datasets.files import open_data
 from modyn_store.app.datasets.labels import LabelError, LabelMap, read_label_map, store_classes
@@ -162,6 +162,19 @@ def test_appends_extend_the_stored_label_map(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="labels are strings"):  # ints into a store of class names
         append_stream(store, pa.table({"ts": [5], "label": [1], "x": [0.0]}), ColumnMap())
     assert read_label_map(store) == lm
+
+
+def test_a_failed_append_leaves_labels_and_rows_unchanged(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), create=True)
+    append_stream(store, pa.table({"key": [1, 2], "ts": [1, 2], "label": ["b", "a"], "x": [1.0, 2.0]}), ColumnMap(key="key"))
+    version, lm = store.version, read_label_map(store)
+    clash = pa.table({"key": [3, 2], "ts": [3, 4], "label": ["new", "a"], "x": [3.0, 4.0]})  # key 2 exists
+    with pytest.raises(DuplicateKeyError):
+        append_stream(store, clash, ColumnMap(key="key"))
+    assert store.version == version and read_label_map(store) == lm
+    rec = append_stream(store, pa.table({"key": [3], "ts": [3], "label": ["new"], "x": [5.0]}), ColumnMap(key="key"))
+    assert rec.version == version + 1 and read_label_map(store, rec.version).values == ("a", "b", "new")
+    assert read_label_map(store, version) == lm
 
 
 def test_a_store_of_gapped_ints_without_a_map_is_refused(tmp_path: Path) -> None:

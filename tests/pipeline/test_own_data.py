@@ -89,7 +89,7 @@ def test_replay_an_existing_store_version_by_version(tmp_path: Path) -> None:
     cfg = parse_pipeline({"name": "again", "source": {"store": str(tmp_path / "live")}, "model": {"name": "logreg"},
                           "trigger": {"name": "data_amount", "every": 300}, "evaluation": {"slices": 2}})
     res = run_pipeline(cfg, None)
-    assert [tr.cutoff[0] for tr in res.trainings] == [2, 3, 4, 5]  # the store's own data versions
+    assert [tr.cutoff[0] for tr in res.trainings] == [1, 2, 3, 4]  # the store's own data versions
     assert res.store_uri == store.uri
     with pytest.raises(PipelineConfigError) as info:
         run_pipeline(cfg, str(tmp_path / "elsewhere"))

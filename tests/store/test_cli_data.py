@@ -63,21 +63,21 @@ def test_bad_inputs_name_the_flag_and_write_nothing(tmp_path: Path, csv: str, ca
 def test_habits_json_tags_times_and_filter_errors(tmp_path: Path, csv: str, capsys: pytest.CaptureFixture[str]) -> None:
     st = str(tmp_path / "st")
     main(["append", st, csv, "--ts", "t", "--label", "y"])
-    main(["tag", st, "first", "2"])
+    main(["tag", st, "first", "1"])
     main(["erase", st, "5", "--reason", "subject request"])
     capsys.readouterr()
     assert main(["log", st, "--json"]) == 0
     log = json.loads(capsys.readouterr().out)
-    assert log[1]["tags"] == "first" and log[-1]["details"]["reason"] == "subject request"
+    assert log[0]["tags"] == "first" and log[-1]["details"]["reason"] == "subject request"
     assert main(["log", st]) == 0
     assert "reason: subject request" in capsys.readouterr().out
     assert main(["tags", st, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"first": 2}
-    when = log[1]["time"]  # pastes back: the version committed within that second
+    assert json.loads(capsys.readouterr().out) == {"first": 1}
+    when = log[0]["time"]  # pastes back: the version committed within that second
     assert "+00:00" in when
     assert main(["show", st, when, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["version"] == max(r["version"] for r in log if r["time"] == when)
-    assert main(["diff", st, "1", "2", "--json"]) == 0
+    assert main(["diff", st, "0", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["inserted"] == 299  # the erased key is gone from every version
     assert main(["show", st, "--filter", "nope >"]) == 2
     err = capsys.readouterr().err

@@ -42,6 +42,7 @@ __all__ = [
     "LabelMap",
     "describe_labels",
     "label_kind",
+    "new_label_rows",
     "read_label_map",
     "store_classes",
     "write_label_map",
@@ -190,8 +191,11 @@ def read_label_map(store: Any, version: int | None = None) -> LabelMap | None:
     return LabelMap.from_table(t)
 
 
-def write_label_map(store: Any, labels: LabelMap, *, message: str = "") -> bool:
-    """Store the codes of ``labels`` the store does not know yet (one version); False if none."""
+def new_label_rows(store: Any, labels: LabelMap) -> pa.Table | None:
+    """The ``label_map`` rows for the codes of ``labels`` the store does not know yet (None if none).
+
+    Raises :class:`LabelError` when ``labels`` does not extend the store's map.
+    """
     old = read_label_map(store)
     start = 0
     if old is not None:
@@ -200,9 +204,17 @@ def write_label_map(store: Any, labels: LabelMap, *, message: str = "") -> bool:
                              f"{list(old.values[:5])}")
         start = old.n_classes
     if start == labels.n_classes:
+        return None
+    return labels.to_table(start)
+
+
+def write_label_map(store: Any, labels: LabelMap, *, message: str = "") -> bool:
+    """Store the codes of ``labels`` the store does not know yet (one version); False if none."""
+    rows = new_label_rows(store, labels)
+    if rows is None:
         return False
     with store.transaction("labels", message or f"label map: {labels.n_classes} classes") as txn:
-        txn.append(LABEL_MAP_TABLE, labels.to_table(start))
+        txn.append(LABEL_MAP_TABLE, rows)
     return True
 
 

@@ -32,7 +32,13 @@ import pyarrow.compute as pc
 
 from modyn_store.app.datasets.columns import ColumnMap, Encoder, SourceError
 from modyn_store.app.datasets.files import Data, open_data
-from modyn_store.app.datasets.labels import LabelMap, label_kind, read_label_map, write_label_map
+from modyn_store.app.datasets.labels import (
+    LABEL_MAP_TABLE,
+    LabelMap,
+    label_kind,
+    new_label_rows,
+    read_label_map,
+)
 from modyn_store.core.errors import ModynStoreError
 
 __all__ = ["append_stream", "read_stream", "scan_labels"]
@@ -103,7 +109,7 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
     """Append a stream to ``store`` as one version, batch by batch (never loaded whole).
 
     String or gapped integer labels are stored as class codes; the store's label map gains the new
-    values first (a version of its own). ``on_batch`` is called with the rows of each batch
+    values in the same version, so a failed append leaves both unchanged. ``on_batch`` is called with the rows of each batch
     written (for a progress bar); ``on_dropped`` once at the end with the rows skipped for having
     no label (``columns.drop_unlabeled``). Returns the append's :class:`~modyn_store.core.records.VersionRecord`.
     """
@@ -121,8 +127,7 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
     first = next(it, None)
     if first is None:
         raise SourceError("path", f"{src.where} holds no rows")
-    if labels is not None:
-        write_label_map(store, labels, message=f"labels of {src.where}")
+    label_rows = new_label_rows(store, labels) if labels is not None else None
 
     def counted() -> Iterator[pa.RecordBatch]:
         for b in (first, *()):
@@ -135,7 +140,11 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
                 on_batch(b.num_rows)
 
     reader = pa.RecordBatchReader.from_batches(first.schema, counted())
-    rec = store.append(reader, message=message or f"append {src.where}")
+    rec = store.append(
+        reader,
+        message=message or f"append {src.where}",
+        tables=None if label_rows is None else {LABEL_MAP_TABLE: label_rows},
+    )
     if on_dropped is not None:
         on_dropped(enc.dropped)
     return rec
