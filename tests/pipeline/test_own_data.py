@@ -98,6 +98,8 @@ def test_replay_an_existing_store_version_by_version(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("extra, trigger, key, line, text", [
     ("", "{name: time, every: 1500s}", "trigger.every", 9, "number in its unit"),
+    ("", "{name: any, triggers: [{name: data_amount, every: 400}, {name: time, every: 1500s}]}",
+     "trigger.triggers[1].every", 9, "number in its unit"),
     ("\n  key: note", "{name: data_amount, every: 400}", "source.key", 8, "keys must be integers"),
     ("\n  fraction: 0.5\n  params: {a: 1}", "{name: data_amount, every: 400}", "source.params", 9, "registered"),
 ])

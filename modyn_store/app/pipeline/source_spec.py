@@ -285,9 +285,19 @@ def peek_schema(cfg: SourceConfig) -> pa.Schema | None:
     return pa.schema([pa.field("ts", t, metadata={"column": cm.ts})])
 
 
-def check_trigger_units(ctx: _Ctx, cfg: SourceConfig, trigger: Mapping[str, Any]) -> None:
-    """A time trigger's ``every``/``start`` must fit the event-time column (numbers vs durations)."""
-    if trigger.get("name") != "time" or cfg.kind == "dataset":
+def check_trigger_units(ctx: _Ctx, cfg: SourceConfig, trigger: Mapping[str, Any],
+                        path: tuple[Any, ...] = ("trigger",)) -> None:
+    """A time trigger's ``every``/``start`` must fit the event-time column (numbers vs durations).
+
+    Composite triggers are checked through their ``triggers`` list, each sub-trigger by its path.
+    """
+    if cfg.kind == "dataset" or not isinstance(trigger, Mapping):
+        return
+    subs = trigger.get("triggers")
+    if isinstance(subs, list):
+        for i, sub in enumerate(subs):
+            check_trigger_units(ctx, cfg, sub, path + ("triggers", i))
+    if trigger.get("name") != "time":
         return
     schema = peek_schema(cfg)
     if schema is None:
@@ -297,10 +307,10 @@ def check_trigger_units(ctx: _Ctx, cfg: SourceConfig, trigger: Mapping[str, Any]
     dated = pa.types.is_temporal(field.type)
     every, start = trigger.get("every"), trigger.get("start")
     if not dated and isinstance(every, str):
-        raise ctx.error(("trigger", "every"), f"the event-time column {col!r} holds numbers ({field.type}), so every "
-                                              f"must be a number in its unit, not {every!r}")
+        raise ctx.error(path + ("every",), f"the event-time column {col!r} holds numbers ({field.type}), so every "
+                                           f"must be a number in its unit, not {every!r}")
     if dated and not isinstance(every, str):
-        raise ctx.error(("trigger", "every"), f"the event-time column {col!r} holds dates ({field.type}), so every "
-                                              f"must be a duration such as '1d' or '12h', not {every!r}")
+        raise ctx.error(path + ("every",), f"the event-time column {col!r} holds dates ({field.type}), so every "
+                                           f"must be a duration such as '1d' or '12h', not {every!r}")
     if not dated and isinstance(start, str):
-        raise ctx.error(("trigger", "start"), f"the event-time column {col!r} holds numbers; start must be a number")
+        raise ctx.error(path + ("start",), f"the event-time column {col!r} holds numbers; start must be a number")
