@@ -4,7 +4,8 @@ Modules, one concern each:
 
 * :mod:`engine.select`: ``top_k`` / ``bottom_k`` and the streaming ``TopK``;
 * :mod:`engine.sample`: seeded uniform, weighted (Efraimidis-Spirakis) and reservoir sampling;
-* :mod:`engine.quota`: class/group-balanced quotas (``allocate_quotas``, ``balanced_select``);
+* :mod:`engine.quota`: class/group-balanced quotas (``allocate_quotas``, ``balanced_select``, and
+  ``group_counts`` + ``select_quotas`` to select over parts and merge exactly);
 * :mod:`engine.sets`: sorted int64 key sets and latest value per key as of a version;
 * :mod:`engine.scores`: loss, uncertainty, EL2N and RHO-LOSS scores from logits;
 * :mod:`engine.score_registry`: every score name, its definition, kernel and readers;
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from engine import drift, score_registry, scores
     from engine.errors import EngineInputError
     from engine.kcenter import kcenter_greedy
-    from engine.quota import BalancedSelector, allocate_quotas, balanced_select
+    from engine.quota import BalancedSelector, allocate_quotas, balanced_select, group_counts, select_quotas
     from engine.sample import (
         Reservoir,
         UniformSampler,
@@ -51,7 +52,8 @@ _HOMES = {
     "BalancedSelector": "quota", "EngineInputError": "errors", "LatestPerKey": "sets",
     "LatestValues": "sets", "Reservoir": "sample", "TopK": "select", "UniformSampler": "sample",
     "WeightedSampler": "sample", "allocate_quotas": "quota", "anti_join": "sets",
-    "balanced_select": "quota", "bottom_k": "select", "drift": "drift", "isin_sorted": "sets",
+    "balanced_select": "quota", "bottom_k": "select", "drift": "drift", "group_counts": "quota",
+    "isin_sorted": "sets", "select_quotas": "quota",
     "kcenter_greedy": "kcenter", "latest_per_key": "sets", "reservoir_sample": "sample",
     "score_registry": "score_registry", "scores": "scores", "semi_join": "sets", "top_k": "select",
     "uniform_sample": "sample", "union": "sets", "weighted_sample": "sample",
@@ -86,12 +88,14 @@ __all__ = [
     "balanced_select",
     "bottom_k",
     "drift",
+    "group_counts",
     "isin_sorted",
     "kcenter_greedy",
     "latest_per_key",
     "reservoir_sample",
     "score_registry",
     "scores",
+    "select_quotas",
     "semi_join",
     "top_k",
     "uniform_sample",

@@ -20,6 +20,18 @@ Ties go to the smaller key (position when no keys are given). The selection is e
 streaming :class:`BalancedSelector` returns exactly the one-shot result for any chunking, in
 ``O(budget + groups + chunk)`` memory.
 
+Distributed
+-----------
+A balanced selection is ``allocate_quotas`` over the eligible rows per group, then per group the
+``quota`` rows of best rank, and a row's rank follows only from its own ``(seed, key)``, score or
+timestamp. So parts of the rows (fragments, Ray blocks) can be selected apart and merged exactly:
+
+1. :func:`group_counts` per part; sum the counts per label; :func:`allocate_quotas` once;
+2. :func:`select_quotas` per part with the global quotas (each part keeps at most ``quota``
+   rows of each group: any row of the global result is among its own part's best ``quota``);
+3. :func:`select_quotas` once more over the union of the kept rows: ``balanced_select`` over
+   all rows, for any partition (pass ``keys``, so ranks and ties do not depend on positions).
+
 Example
 -------
 >>> import numpy as np
@@ -29,6 +41,16 @@ Example
 >>> labels = np.array([0, 0, 0, 1, 2, 2])
 >>> scores = np.array([0.1, 0.9, 0.5, 0.3, 0.2, 0.7])
 >>> balanced_select(labels, 4, rule="top", scores=scores).tolist()
+[1, 2, 3, 5]
+>>> part_labels, part_counts = group_counts(labels[:3])  # the same in two parts, then merged
+>>> part_labels.tolist(), part_counts.tolist()
+([0], [3])
+>>> quotas = allocate_quotas([3, 1, 2], 4)
+>>> keys = np.arange(6)
+>>> kept = [p[select_quotas(labels[p], [0, 1, 2], quotas, rule="top", scores=scores[p], keys=keys[p])]
+...         for p in (np.arange(3), np.arange(3, 6))]
+>>> c = np.concatenate(kept)
+>>> c[select_quotas(labels[c], [0, 1, 2], quotas, rule="top", scores=scores[c], keys=keys[c])].tolist()
 [1, 2, 3, 5]
 """
 
@@ -46,7 +68,7 @@ from engine._ranked import run_select
 from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length, describe
 from engine.errors import EngineInputError
 
-__all__ = ["BalancedSelector", "Rule", "allocate_quotas", "balanced_select"]
+__all__ = ["BalancedSelector", "Rule", "allocate_quotas", "balanced_select", "group_counts", "select_quotas"]
 
 Rule = Literal["uniform", "top", "newest"]
 _RULES = ("uniform", "top", "newest")
@@ -255,6 +277,66 @@ def balanced_select(
     gids, labels = _dense(g)
     quotas = _allocate(_counts(gids, labels.shape[0], nan_scores), budget)
     pos, _, _ = run_select(n, quotas, keys=kk, gids=gids, **args)
+    return pos
+
+
+def group_counts(groups: Any, *, scores: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Eligible rows per group: ``(labels, counts)``, labels ascending, groups with no eligible
+    row left out. With ``scores`` (the ``top`` rule) a row with a NaN score is not eligible.
+
+    The counts of several parts, summed per label, are the counts of all their rows: the input
+    of :func:`allocate_quotas` for a selection over parts (see the module docs).
+    """
+    g = as_int64_1d("groups", groups)
+    nan_scores = None
+    if scores is not None:
+        nan_scores = as_float_1d("scores", scores)
+        check_same_length("scores", nan_scores, g.shape[0], "groups")
+    gids, labels = _dense(g)
+    counts = _counts(gids, labels.shape[0], nan_scores)
+    present = counts > 0
+    return labels[present], counts[present]
+
+
+def select_quotas(
+    groups: Any,
+    labels: Any,
+    quotas: Any,
+    *,
+    rule: Rule = "uniform",
+    scores: Any = None,
+    timestamps: Any = None,
+    keys: Any = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Positions (ascending) of the best ``quotas[i]`` rows of group ``labels[i]``, ranked by
+    ``rule`` exactly as :func:`balanced_select` ranks them (ties: the smaller key).
+
+    ``labels`` are distinct and ascending; rows of a group not in ``labels`` are never selected.
+    ``balanced_select(groups, budget, ...)`` is ``select_quotas(groups, labels, allocate_quotas(
+    counts, budget), ...)`` with ``labels, counts = group_counts(groups)``, and the best rows of a
+    union of parts are among the union of each part's best: the merge step of a distributed
+    selection (see the module docs).
+    """
+    g = as_int64_1d("groups", groups)
+    n = g.shape[0]
+    lab = as_int64_1d("labels", labels)
+    q = as_int64_1d("quotas", quotas)
+    check_same_length("quotas", q, lab.shape[0], "labels")
+    if lab.shape[0] > 1 and bool((lab[1:] <= lab[:-1]).any()):
+        raise EngineInputError("labels", describe(lab), "distinct labels in ascending order")
+    if q.size and int(q.min()) < 0:
+        raise EngineInputError("quotas", describe(q), "quotas >= 0")
+    args, _ = _rule_args(rule, n, scores, timestamps, seed)
+    kk = None
+    if keys is not None:
+        kk = as_int64_1d("keys", keys)
+        check_same_length("keys", kk, n, "groups")
+    gids = np.searchsorted(lab, g).astype(np.int64, copy=False)
+    known = gids < lab.shape[0]
+    known[known] = lab[gids[known]] == g[known]
+    gids[~known] = lab.shape[0]  # a group of its own, with quota 0
+    pos, _, _ = run_select(n, np.append(q, 0), keys=kk, gids=gids, **args)
     return pos
 
 

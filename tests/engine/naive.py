@@ -141,10 +141,36 @@ def balanced_select(groups: Sequence[int], budget: int, rule: str, *,  # type: i
     labels = sorted({int(groups[i]) for i in range(n) if ok[i]})
     members = {g: [i for i in range(n) if ok[i] and int(groups[i]) == g] for g in labels}
     quotas = allocate_quotas([len(members[g]) for g in labels], budget)
+    return _best_per_group(members, labels, quotas, rank, kk)
+
+
+def _best_per_group(members, labels, quotas, rank, kk) -> list[int]:  # type: ignore[no-untyped-def]
     out: list[int] = []
     for g, q in zip(labels, quotas):
-        out += sorted(members[g], key=lambda i: (-rank[i], kk[i]))[:q]
+        out += sorted(members.get(g, []), key=lambda i: (-rank[i], kk[i]))[:q]
     return sorted(out)
+
+
+def select_quotas(groups: Sequence[int], labels: Sequence[int], quotas: Sequence[int], rule: str, *,  # type: ignore[no-untyped-def]
+                  scores=None, timestamps=None, keys=None, seed: int = 0) -> list[int]:
+    """The best ``quotas[i]`` rows of group ``labels[i]`` (rank desc, key asc); other groups: none."""
+    n = len(groups)
+    kk = list(range(n)) if keys is None else [int(v) for v in keys]
+    if rule == "uniform":
+        st = seed_state(seed)
+        rank = [hash_key(st, kk[i]) >> 1 for i in range(n)]
+        ok = [True] * n
+    elif rule == "top":
+        rank = [float(v) for v in scores]
+        ok = [not math.isnan(v) for v in rank]
+    else:
+        rank = [int(v) for v in timestamps]
+        ok = [True] * n
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        if ok[i]:
+            members.setdefault(int(groups[i]), []).append(i)
+    return _best_per_group(members, [int(v) for v in labels], [int(q) for q in quotas], rank, kk)
 
 
 # ------------------------------------------------------------------------------------------ sets

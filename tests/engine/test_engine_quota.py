@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import BalancedSelector, EngineInputError, allocate_quotas, balanced_select
+from engine.quota import group_counts, select_quotas
 
 
 @settings(max_examples=200, deadline=None)
@@ -149,3 +150,70 @@ def test_balanced_uniform_is_uniform_within_class() -> None:
     assert np.all(counts[:30] == 2000 * 10 / 30 * 1.0) or scipy.stats.chisquare(counts[:30]).pvalue > 1e-3
     assert scipy.stats.chisquare(counts[30:]).pvalue > 1e-3
     assert counts[:30].sum() == counts[30:].sum() == 2000 * 10
+
+
+@pytest.mark.parametrize("rule", ["uniform", "top", "newest"])
+@pytest.mark.parametrize("seed", range(6))
+def test_select_quotas_matches_reference(rule: str, seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(0, 500))
+    labels, scores, ts, keys = _inputs(rng, n, int(rng.integers(1, 8)), big_labels=seed % 3 == 0)
+    use_keys = keys if seed % 2 else None
+    # some labels of the data, one that is not in it; rows of the left-out labels are never picked
+    present = np.unique(labels)
+    chosen = np.union1d(present[rng.random(present.size) < 0.7], [labels.max(initial=0) + 1])
+    quotas = rng.integers(0, max(2, n // 4), chosen.size)
+    kw = {"scores": scores, "timestamps": ts, "keys": use_keys, "seed": seed}
+    got = select_quotas(labels, chosen, quotas, rule=rule, **kw)  # type: ignore[arg-type]
+    assert got.tolist() == naive.select_quotas(labels, chosen, quotas, rule, **kw)
+    assert not np.isin(labels[got], np.setdiff1d(present, chosen)).any()
+
+
+@pytest.mark.parametrize("rule", ["uniform", "top", "newest"])
+@pytest.mark.parametrize("seed", range(5))
+def test_parts_merged_equal_one_shot(rule: str, seed: int) -> None:
+    """Counts per part, quotas once, best rows per part, best of their union: balanced_select."""
+    rng = np.random.default_rng(200 + seed)
+    n = 1_100_000 if seed == 0 else 4000  # the parallel kernel path too
+    labels, scores, ts, keys = _inputs(rng, n, int(rng.integers(2, 9)), big_labels=seed == 3)
+    labels[rng.random(n) < 0.5] = labels[0]  # one large class
+    labels[rng.random(n) < 0.002] = labels.max() + 1  # one class with fewer rows than its share
+    budget = int(rng.integers(n // 10, n // 2))
+    kw = {"scores": scores, "timestamps": ts, "seed": seed}
+    ref = keys[balanced_select(labels, budget, rule=rule, keys=keys, **kw)]  # type: ignore[arg-type]
+    parts = np.split(rng.permutation(n), np.sort(rng.integers(0, n + 1, 5)))
+    nan_scores = scores if rule == "top" else None
+    counted = [group_counts(labels[p], scores=None if nan_scores is None else nan_scores[p]) for p in parts]
+    all_labels = np.unique(np.concatenate([c[0] for c in counted]))
+    counts = np.zeros(all_labels.size, dtype=np.int64)
+    for lab, cnt in counted:
+        counts[np.searchsorted(all_labels, lab)] += cnt
+    whole = group_counts(labels, scores=nan_scores)
+    assert np.array_equal(all_labels, whole[0]) and np.array_equal(counts, whole[1])
+    quotas = allocate_quotas(counts, budget)
+    assert (quotas == counts).any() and (quotas < counts).any()  # a class short of its share, one above
+
+    def merged(per_part_quotas: np.ndarray) -> np.ndarray:
+        kept = [p[select_quotas(labels[p], all_labels, per_part_quotas, rule=rule,  # type: ignore[arg-type]
+                                scores=scores[p], timestamps=ts[p], keys=keys[p], seed=seed)] for p in parts]
+        c = np.concatenate(kept)
+        return np.sort(keys[c[select_quotas(labels[c], all_labels, quotas, rule=rule,  # type: ignore[arg-type]
+                                            scores=scores[c], timestamps=ts[c], keys=keys[c], seed=seed)]])
+
+    assert merged(quotas).tolist() == np.sort(ref).tolist()
+    # parts that keep only their share of the quota lose rows of the global result
+    assert merged(quotas // len(parts)).tolist() != np.sort(ref).tolist()
+
+
+def test_group_counts_and_select_quotas_validate() -> None:
+    assert [a.tolist() for a in group_counts([5, 1, 5, 5])] == [[1, 5], [1, 3]]
+    assert [a.tolist() for a in group_counts([0, 0, 1], scores=[np.nan, 1.0, np.nan])] == [[0], [1]]
+    assert select_quotas([], [], []).tolist() == []
+    for args, name in ((([0, 1], [1, 0], [1, 1]), "labels"), (([0, 1], [0, 1], [1, -1]), "quotas"),
+                       (([0, 1], [0, 1], [1]), "quotas")):
+        with pytest.raises(EngineInputError) as err:
+            select_quotas(*args)
+        assert err.value.name == name
+    with pytest.raises(EngineInputError) as err:
+        group_counts([0, 1], scores=[1.0])
+    assert err.value.name == "scores"
