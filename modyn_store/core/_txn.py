@@ -54,6 +54,10 @@ class Transaction:
         self.max_key: int | None = None
         self.details: dict[str, Any] = {}
         self.touched: set[str] = set()
+        #: the last committed version's record (``None`` for an empty store)
+        self.previous: VersionRecord | None = None
+        #: this version's record, set once it committed
+        self.record: VersionRecord | None = None
 
     def append(self, table: str, data: pa.Table) -> None:
         """Append ``data`` to the extension table ``table`` (created on first use)."""
@@ -90,13 +94,24 @@ def locked(store: Store) -> Iterator[None]:
         store._lock.__exit__(None, None, None)
 
 
-def _write_json(store: Store, relative: str, body: dict[str, Any]) -> None:
+def _write_json(store: Store, relative: str, body: dict[str, Any], *, atomic: bool = True) -> None:
+    """Write a small JSON file; ``atomic`` on a local disk writes a temporary file and renames it.
+
+    An object store's put is atomic already (a rename there is a copy and a delete), and a
+    file whose readers tolerate a torn body (the intent) needs no rename either.
+    """
     fs = store.fs
     path = store._location.path(relative)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path + ".tmp", "w") as fh:
-        json.dump(body, fh)
-    fs.mv(path + ".tmp", path)
+    staged = atomic and store._location.is_local
+    target = path + ".tmp" if staged else path
+    data = json.dumps(body).encode()
+    try:
+        fs.pipe_file(target, data)
+    except FileNotFoundError:
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        fs.pipe_file(target, data)
+    if staged:
+        fs.mv(target, path)
 
 
 def read_head(store: Store) -> int | None:
@@ -186,7 +201,9 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
     check_name("op", op)
     if not isinstance(message, str):
         raise InvalidArgumentError("message", message, "a string")
-    with locked(store):
+    with locked(store), store._tables.pinned():
+        # another process may have written since this one last held the lock
+        store._tables.forget_fragment_versions("samples")
         try:
             recover(store)
         except OSError as exc:
@@ -199,9 +216,11 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         check_head(store, committed)
         _check_no_orphans(store, committed)
         txn = Transaction(store, committed + 1, op, message)
-        # written before any row, so an interrupted write is always found and undone
+        txn.previous = last
+        # written before any row, so an interrupted write is always found and undone; a torn
+        # intent reads as "the version after the last committed one", which is what it says
         try:
-            _write_json(store, INTENT, {"version": txn.version, "op": txn.op})
+            _write_json(store, INTENT, {"version": txn.version, "op": txn.op}, atomic=False)
         except OSError as exc:
             if exc.errno in _READ_ONLY:
                 raise _read_only(store, exc) from exc
@@ -227,6 +246,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         store._lock.claim(txn.version)
         log = store._tables.append("versions", pa.Table.from_pylist([record.to_row()], schema=VERSIONS_SCHEMA))
         store._records_cache = (log.version, [*prev, record])
+        txn.record = record
         _write_json(store, HEAD, {"version": txn.version})
         for name in txn.touched:
             store._tables.compact_if_fragmented(name)

@@ -10,9 +10,10 @@ import pyarrow as pa
 
 from modyn_store.core import _ingest, integrity
 from modyn_store.core._txn import INTERNAL_TABLES
-from modyn_store.core._validate import as_keys
-from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, UnknownKeyError
+from modyn_store.core._validate import as_keys, check_filter
+from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, InvalidFilterError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
+from modyn_store.core.snapshot import _isin_sorted
 
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
@@ -36,8 +37,7 @@ def append(
         if name in INTERNAL_TABLES:
             raise InvalidArgumentError("tables", name, "extension table names, not the store's own tables")
     with store.transaction("append", message) as txn:
-        prev = store.log()
-        max_key = prev[-1].max_key if prev else -1
+        max_key = txn.previous.max_key if txn.previous is not None else -1
         prepared = _ingest.prepare(
             data, key=key, ts=ts, label=label, store_schema=store.schema, next_key=max_key + 1
         )
@@ -75,7 +75,8 @@ def append(
         txn.inserted = txn.live_delta = tracker.count
         txn.max_key = tracker.highest
         txn.details = {"checksum": f"{checksum:016x}"}
-    return store._read_records()[-1]
+    assert txn.record is not None
+    return txn.record
 
 
 
@@ -102,16 +103,23 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
         raise InvalidArgumentError("keys/where", (keys, where), "exactly one of keys= or where=")
     if missing not in ("error", "ignore"):
         raise InvalidArgumentError("missing", missing, "'error' or 'ignore'")
+    if where is not None:
+        if not isinstance(where, str) or not where.strip():
+            raise InvalidArgumentError("where", where, "a non-empty filter expression")
+        flt = check_filter(where, name="where")
+    else:
+        want = np.unique(as_keys(keys))
     with store.transaction("delete", message) as txn:
-        snap = store.as_of(txn.version - 1)
+        committed = txn.version - 1
         if where is not None:
-            if not isinstance(where, str) or not where.strip():
-                raise InvalidArgumentError("where", where, "a non-empty filter expression")
-            targets = snap.to_table(["key"], where, on_unavailable="skip").column("key").to_numpy()
+            found = np.sort(_stored_keys(store, committed, flt, user_filter=where))
+            targets = found[~_isin_sorted(found, _dead_keys(store, committed, found))]
             ignored = 0
         else:
-            want = np.unique(as_keys(keys))
-            live = snap.contains(want)
+            lo_hi = f"key >= {int(want[0])} AND key <= {int(want[-1])}" if want.size else None
+            stored = np.sort(_stored_keys(store, committed, lo_hi)) if want.size else want
+            live = _isin_sorted(want, stored)
+            live[live] = ~_isin_sorted(want[live], _dead_keys(store, committed, want))
             ignored = int((~live).sum())
             if ignored and missing == "error":
                 bad = want[~live]
@@ -125,4 +133,54 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
         txn.deleted = int(targets.size)
         txn.live_delta = -int(targets.size)
         txn.details = {"ignored": ignored} if ignored else {}
-    return store._read_records()[-1]
+    assert txn.record is not None
+    return txn.record
+
+
+def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: str | None = None) -> np.ndarray:
+    """Keys of the samples rows written at or before ``committed`` that match ``flt``.
+
+    Reads the key column only: fragments written entirely at or before ``committed`` (all of
+    them, once recovery has run) need no version filter; fragments past it are skipped, and
+    only a fragment that straddles it reads ``_version``.
+    """
+    ds = store._tables.open("samples")
+    if ds is None:
+        return np.empty(0, np.int64)
+    ranges = store._tables.fragment_versions("samples", ds)
+    full, partial = [], []
+    for frag in ds.get_fragments():
+        lo, hi = ranges[frag.fragment_id]
+        if hi <= committed:
+            full.append(frag)
+        elif lo <= committed:
+            partial.append(frag)
+    parts: list[np.ndarray] = []
+    for frags, columns in ((full, ["key"]), (partial, ["key", "_version"])):
+        if not frags:
+            continue
+        try:
+            reader = ds.scanner(columns=columns, filter=flt, fragments=frags).to_reader()
+        except (ValueError, OSError) as exc:
+            if user_filter is None:
+                raise
+            raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
+        try:
+            for batch in reader:
+                k = batch.column(0).to_numpy()
+                if len(columns) == 2:
+                    k = k[batch.column(1).to_numpy() <= committed]
+                parts.append(k)
+        except (pa.ArrowException, OSError) as exc:
+            raise store._tables.damage("samples", exc) from exc
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+
+def _dead_keys(store: Store, committed: int, among: np.ndarray) -> np.ndarray:
+    """Sorted keys within ``among``'s range deleted or erased at or before ``committed``."""
+    if among.size == 0:
+        return among
+    lo, hi = int(among.min()), int(among.max())
+    t = store._tables.scan("tombstones", ["key"], f"key >= {lo} AND key <= {hi} AND _version <= {committed}")
+    tomb = t.column("key").to_numpy() if t is not None and t.num_rows else np.empty(0, np.int64)
+    return np.unique(np.concatenate([tomb, store._erased_keys(committed)]))

@@ -91,7 +91,8 @@ class Scores:
             for name, col in columns.items():
                 txn._write(f"scores/{name}", pa.table({"key": pa.array(k), "value": col, "training_id": ids}))
             txn.details = {"scores": sorted(columns), "rows": int(k.size), "training_id": training_id}
-        return self._store.log()[-1]
+        assert txn.record is not None
+        return txn.record
 
     def _column(self, name: str, n: int, values: Any) -> pa.Array:
         """Validate one score's values and return them as an Arrow column."""

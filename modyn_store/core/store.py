@@ -368,7 +368,8 @@ class Store:
                 )
             txn._write("tags", pa.table({"name": [name], "target": pa.array([target], pa.int64())}))
             txn.details = {"tag": name, "target": target}
-        return self._read_records()[-1]
+        assert txn.record is not None
+        return txn.record
 
     def untag(self, name: str, *, message: str = "") -> VersionRecord:
         """Remove a tag."""
@@ -379,7 +380,8 @@ class Store:
                 raise UnknownVersionError(f"unknown tag {name!r}; tags are {sorted(tags)}")
             txn._write("tags", pa.table({"name": [name], "target": pa.array([-1], pa.int64())}))
             txn.details = {"tag": name}
-        return self._read_records()[-1]
+        assert txn.record is not None
+        return txn.record
 
 
     # -- comparing versions --------------------------------------------------------------
