@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 from modyn_store.core.records import Delta, Diff
 from modyn_store.core.snapshot import _isin_sorted
@@ -48,17 +50,8 @@ def delta(
     base = ["key", "ts"] + (["label"] if schema is not None and "label" in schema.names else [])
     snap = store.as_of(vb)
     cols = base + [c for c in snap._check_columns(columns) if c not in base] if columns else base
-    ds = store._tables.open("samples")
     vfilter = f"_version > {va} AND _version <= {vb}"
-    if ds is None:
-        inserted = pa.table({"key": pa.array([], pa.int64()), "ts": pa.array([], pa.int64()), "version": pa.array([], pa.int64())})
-    else:
-        t = ds.to_table(columns=cols + ["_version"], filter=vfilter)
-        erased = store._erased_keys()
-        if erased.size and t.num_rows:
-            t = t.filter(pa.array(~_isin_sorted(t.column("key").to_numpy(), erased)))
-        t = t.rename_columns([*cols, "version"]).sort_by([("version", "ascending"), ("ts", "ascending"), ("key", "ascending")])
-        inserted = t
+    inserted = _inserted(store, va, vb, cols, vfilter)
     tomb = store._tables.scan("tombstones", ["key"], vfilter)
     er = store._tables.scan("erasures", ["key"], vfilter)
     return Delta(
@@ -68,6 +61,62 @@ def delta(
         np.sort(tomb.column("key").to_numpy()) if tomb is not None else np.empty(0, np.int64),
         np.sort(er.column("key").to_numpy()) if er is not None else np.empty(0, np.int64),
     )
+
+
+def _inserted(store: Store, va: int, vb: int, cols: list[str], vfilter: str) -> pa.Table:
+    """Rows inserted in ``(va, vb]`` (erased ones dropped), sorted by (version, ts, key).
+
+    Only fragments whose ``_version`` range meets ``(va, vb]`` are read (the store keeps each
+    fragment's range), so a delta's cost follows its own rows, not the table's; rows that
+    arrive already in order are not sorted again.
+    """
+    empty = pa.table({"key": pa.array([], pa.int64()), "ts": pa.array([], pa.int64()), "version": pa.array([], pa.int64())})
+    for attempt in range(READ_ATTEMPTS):
+        ds = store._tables.open("samples")
+        if ds is None:
+            return empty
+        try:
+            ranges = store._tables.fragment_versions("samples", ds)
+            frags = [f for f in ds.get_fragments() if ranges[f.fragment_id][1] > va and ranges[f.fragment_id][0] <= vb]
+            if not frags:
+                t = ds.schema.empty_table().select(cols + ["_version"])
+            else:
+                t = ds.scanner(columns=cols + ["_version"], filter=vfilter, fragments=frags).to_table()
+            break
+        except (pa.ArrowException, OSError) as exc:  # a concurrent compaction removed its files
+            if attempt + 1 == READ_ATTEMPTS:
+                raise store._tables.damage("samples", exc) from exc
+            time.sleep(0.005 * (attempt + 1))
+    erased = store._erased_keys()
+    if erased.size and t.num_rows:
+        t = t.filter(pa.array(~_isin_sorted(t.column("key").to_numpy(), erased)))
+    t = t.rename_columns([*cols, "version"])
+    if not _in_delta_order(t):
+        t = t.sort_by([("version", "ascending"), ("ts", "ascending"), ("key", "ascending")])
+    return t
+
+
+def _in_delta_order(t: pa.Table) -> bool:
+    """True when ``t`` is already sorted by (version, ts, key) (one vectorized pass)."""
+    if t.num_rows < 2:
+        return True
+    ts_col = t.column("ts")
+    if not (pa.types.is_integer(ts_col.type) or pa.types.is_floating(ts_col.type)):
+        return False  # other types (timestamps, dates) are left to Arrow's sort
+    v = t.column("version").to_numpy()
+    ts = ts_col.to_numpy()
+    k = t.column("key").to_numpy()
+    dv, same_v = v[1:] - v[:-1], v[1:] == v[:-1]
+    if (dv < 0).any():
+        return False
+    if ts.dtype.kind == "f" and np.isnan(ts).any():
+        return False
+    later_ts = ts[1:] > ts[:-1]
+    same_ts = ts[1:] == ts[:-1]
+    ok = ~same_v | later_ts | (same_ts & (k[1:] > k[:-1]))
+    return bool(ok.all())
+
+
 def _check_purged_inserts(store: Store, va: int, vb: int) -> None:
     t = store._tables.scan("purged", ["key"], f"inserted > {va} AND inserted <= {vb}")
     if t is None or t.num_rows == 0:
