@@ -17,13 +17,42 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["first_unsorted", "isin_sorted_numpy"]
+__all__ = ["first_unsorted", "hit_positions", "isin_sorted_numpy"]
 
 
 def first_unsorted(a: np.ndarray) -> int:
     """The smallest ``i`` with ``a[i] < a[i - 1]``, or -1 when ``a`` is sorted ascending."""
     bad = np.flatnonzero(a[1:] < a[:-1])
     return int(bad[0]) + 1 if bad.size else -1
+
+
+def hit_positions(sorted_a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Ascending positions ``i`` of the ascending ``sorted_a`` whose ``sorted_a[i]`` occurs in the
+    ascending, distinct ``sorted_b``: every copy of a value that occurs more than once in ``sorted_a``.
+
+    Only the part of ``sorted_b`` within ``[sorted_a[0], sorted_a[-1]]`` is searched, in
+    ``sorted_a``: O(|b| log |a|), and no pass over ``sorted_a`` (the store drops a batch's dead
+    keys by position, never by a full boolean mask).
+
+    >>> hit_positions(np.array([1, 3, 3, 7, 9]), np.array([0, 3, 9])).tolist()
+    [1, 2, 4]
+    """
+    if sorted_a.size == 0 or sorted_b.size == 0:
+        return np.empty(0, dtype=np.intp)
+    first = int(np.searchsorted(sorted_b, sorted_a[0], side="left"))
+    last = int(np.searchsorted(sorted_b, sorted_a[-1], side="right"))
+    b = sorted_b[first:last]
+    if b.size == 0:
+        return np.empty(0, dtype=np.intp)
+    lo = np.searchsorted(sorted_a, b, side="left")
+    hi = np.searchsorted(sorted_a, b, side="right")
+    runs = hi - lo
+    if int(runs.max()) <= 1:
+        return lo[runs > 0]  # type: ignore[no-any-return]
+    lo, runs = lo[runs > 0], runs[runs > 0]
+    # every position of each run: lo[j], lo[j] + 1, ..., hi[j] - 1
+    starts = np.repeat(lo - (np.cumsum(runs) - runs), runs)
+    return starts + np.arange(starts.size)  # type: ignore[no-any-return]
 
 
 def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from engine._search import first_unsorted
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import integrity
+from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys
 from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import (
@@ -137,6 +137,19 @@ class Snapshot:
             self._unavailable_cache = _sorted_unique(keys)
         return self._unavailable_cache
 
+    def _fragments(self, ds: Any) -> tuple[list[Any], list[Any]]:
+        """The fragments of ``ds`` written entirely at or before this version, and those that
+        straddle it (the rest were written after it)."""
+        ranges = self._store._tables.fragment_versions("samples", ds)
+        full, partial = [], []
+        for frag in ds.get_fragments():
+            lo, hi = ranges[frag.fragment_id]
+            if hi <= self.version:
+                full.append(frag)
+            elif lo <= self.version:
+                partial.append(frag)
+        return full, partial
+
     def _readers(
         self,
         ds: Any,
@@ -145,6 +158,7 @@ class Snapshot:
         *,
         batch_size: int | None = None,
         with_row_id: bool = False,
+        plan: tuple[list[Any], list[Any]] | None = None,
     ) -> list[Iterator[pa.RecordBatch]]:
         """Batch streams over the rows inserted at or before this version.
 
@@ -155,14 +169,7 @@ class Snapshot:
         the version bound.
         """
         flt = check_filter(user_filter) if user_filter is not None else None
-        ranges = self._store._tables.fragment_versions("samples", ds)
-        full, partial = [], []
-        for frag in ds.get_fragments():
-            lo, hi = ranges[frag.fragment_id]
-            if hi <= self.version:
-                full.append(frag)
-            elif lo <= self.version:
-                partial.append(frag)
+        full, partial = self._fragments(ds) if plan is None else plan
         readers: list[Iterator[pa.RecordBatch]] = []
         try:
             if full:
@@ -208,13 +215,19 @@ class Snapshot:
                 self._refresh()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _key_array(self, ds: Any) -> np.ndarray:
+    def _collect_live(self, ds: Any) -> tuple[np.ndarray, int]:
+        """The live keys of this version read from ``ds`` (sorted, purged ones included) and
+        their checksum, in one pass over the scanned batches (see :class:`LiveKeys`)."""
+        dead, unavailable = self._dead(), self.unavailable()
         if ds is None:
-            return np.empty(0, np.int64)
-        parts = [
-            b.column(0).to_numpy() for r in self._readers(ds, ["key"], batch_size=1 << 20) for b in r
-        ]
-        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+            return LiveKeys(dead, unavailable.size).finish(unavailable)
+        plan = self._fragments(ds)
+        upper = sum(f.metadata.physical_rows for part in plan for f in part) + unavailable.size
+        live = LiveKeys(dead, upper)
+        for reader in self._readers(ds, ["key"], batch_size=SCAN_BATCH, plan=plan):
+            for batch in reader:
+                live.add(batch.column(0).to_numpy())
+        return live.finish(unavailable)
 
     def iter_keys(self, batch_size: int = 1 << 20) -> Iterator[np.ndarray]:
         """Live keys with stored rows, in storage order, one array per batch (bounded memory)."""
@@ -226,12 +239,12 @@ class Snapshot:
         self._refresh()
         if self._keys_cache is None:
             for attempt in range(2):
-                keys = self._live_keys()
+                keys, checksum = self._retrying(self._collect_live)
                 expected = integrity.expected_live(self._store, self.version, self._committed)
                 if expected is None or expected == keys.size:
                     # same count: the keys themselves must match the log's checksum
                     want = integrity.expected_checksum(self._store, self.version, self._committed, self._tombstoned)
-                    if want is None or want == integrity.key_checksum(keys):
+                    if want is None or want == checksum:
                         break
                     expected = -1
                 if attempt == 0:  # an erase may have committed meanwhile: look again
@@ -244,21 +257,13 @@ class Snapshot:
                     f"records{'' if expected == -1 else f' ({expected})'}: data or manifests are "
                     "missing or damaged; run `modyn-store verify`"
                 )
-            if first_unsorted(keys) >= 0:
-                keys = np.sort(keys)
             keys.setflags(write=False)
             self._keys_cache = keys
         return self._keys_cache
 
     def _live_keys(self) -> np.ndarray:
-        keys = self._retrying(self._key_array)
-        dead = self._dead()
-        if dead.size and keys.size:
-            keys = keys[~_isin_sorted(keys, dead)]
-        unavailable = self.unavailable()
-        if unavailable.size:
-            keys = np.concatenate([keys, unavailable])
-        return keys
+        """The live keys as read from the files, sorted, unchecked (``verify`` checks them)."""
+        return self._retrying(self._collect_live)[0]
 
     def count(self) -> int:
         """The number of live rows."""

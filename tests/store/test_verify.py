@@ -121,3 +121,30 @@ def test_verify_reports_and_repairs_nothing(tmp_path: Path) -> None:
     assert report.ok and any("interrupted" in f.what for f in report.findings)
     assert sorted(glob.glob(store.path("**"), recursive=True)) == before
     assert os.path.exists(store.path("_txn/intent.json"))
+
+
+@pytest.mark.parametrize("order", ["ascending", "random"])
+def test_a_key_replaced_in_the_files_is_caught_at_every_version(tmp_path: Path, order: str) -> None:
+    # same row count, one key swapped for another: only the key checksum can tell, and it must
+    # do so on the one-pass scan that drops deleted keys (sorted batches) and on unsorted files
+    import lance
+
+    keys = np.arange(1, 1001, dtype=np.int64)
+    if order == "random":
+        keys = np.random.default_rng(5).permutation(keys)
+    store = Store.open(str(tmp_path / "s"), create=True)
+    for part in (keys[:600], keys[600:]):
+        store.append(pa.table({"key": part, "ts": np.arange(part.size), "x": part.astype(np.float64)}))
+    store.delete(keys=keys[::100])
+    want = {v: store.as_of(v).keys() for v in (1, 2, 3)}
+    victim = int(keys[1])  # inserted by version 1, never deleted
+    uri = store._tables.uri("samples")
+    lance.dataset(uri).delete(f"key = {victim}")
+    schema = lance.dataset(uri).schema
+    lance.write_dataset(
+        pa.table({"key": [10**9], "ts": [0], "x": [0.0], "_version": [1]}, schema=schema), uri, mode="append"
+    )
+    for v in want:
+        with pytest.raises(CorruptionError, match="other keys than"):
+            Store.open(store.uri).as_of(v).keys()
+    assert all(v.size for v in want.values())

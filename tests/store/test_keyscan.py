@@ -1,0 +1,77 @@
+"""The one-pass live-key scan and the chunked key checksum give exactly the reference answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modyn_store.core import integrity
+from modyn_store.core._keyscan import LiveKeys
+
+
+def _mix_reference(keys: np.ndarray) -> int:
+    """The checksum as the version log has always recorded it, written the plain way."""
+    z = keys.astype(np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    z ^= z >> np.uint64(29)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(32)
+    return int(z.sum(dtype=np.uint64))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, integrity.CHUNK - 1, integrity.CHUNK, integrity.CHUNK + 1, 3 * integrity.CHUNK + 5])
+def test_checksum_matches_the_recorded_format(n: int) -> None:
+    keys = np.random.default_rng(n).integers(-(2**63), 2**63 - 1, n, dtype=np.int64)
+    assert integrity.key_checksum(keys) == _mix_reference(keys)
+    assert integrity.key_checksum(keys[::3]) == _mix_reference(keys[::3])  # strided input
+    c = integrity.Checksum()
+    for part in np.array_split(keys, 5):
+        c.add(part)
+    assert c.value == _mix_reference(keys)
+
+
+def test_checksum_of_a_written_store_is_unchanged() -> None:
+    # values the version logs of existing stores carry: a changed mix would fail every old store
+    assert integrity.key_checksum(np.arange(10, dtype=np.int64)) == 0xDB11542297E29C0A
+    assert integrity.key_checksum(np.array([-1, 0, 2**62])) == 0x204A603F63AC5D5D
+
+
+def _reference(batches: list[np.ndarray], dead: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    keys = np.concatenate([*batches, np.empty(0, np.int64)])
+    return np.sort(np.concatenate([keys[~np.isin(keys, dead)], extra]))
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled", "sorted batches out of order"])
+@pytest.mark.parametrize("upper_slack", [0, -50, 10])
+def test_live_keys_equal_the_reference(order: str, upper_slack: int) -> None:
+    rng = np.random.default_rng(3)
+    keys = np.unique(rng.integers(0, 10**6, 5000))
+    if order == "shuffled":
+        rng.shuffle(keys)
+    cuts = np.sort(rng.choice(keys.size, 6, replace=False))
+    batches = np.split(keys, cuts)
+    if order == "sorted batches out of order":
+        batches = batches[::-1]
+    dead = np.unique(np.concatenate([rng.choice(keys, 300), rng.integers(0, 10**6, 50)]))
+    extra = np.unique(rng.integers(2 * 10**6, 3 * 10**6, 20))
+    live = LiveKeys(dead, keys.size + extra.size + upper_slack)
+    for b in batches:
+        live.add(b)
+    got, checksum = live.finish(extra)
+    want = _reference(batches, dead, extra)
+    assert np.array_equal(got, want)
+    assert checksum == integrity.key_checksum(want)
+
+
+def test_live_keys_drop_every_copy_of_a_dead_key_and_keep_duplicates_visible() -> None:
+    # damaged files may hold a key twice: a dead one leaves entirely, a live one stays twice
+    # (so the count against the version log catches it)
+    live = LiveKeys(np.array([3]), 6)
+    live.add(np.array([1, 3, 3, 5, 5, 6]))
+    got, checksum = live.finish()
+    assert got.tolist() == [1, 5, 5, 6]
+    assert checksum == integrity.key_checksum(np.array([1, 5, 5, 6]))
+
+
+def test_live_keys_with_nothing_scanned() -> None:
+    got, checksum = LiveKeys(np.array([1, 2]), 0).finish()
+    assert got.size == 0 and checksum == 0
