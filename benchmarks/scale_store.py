@@ -16,9 +16,16 @@ then runs in a fresh process so its peak resident memory (``ru_maxrss``) is its 
 * ``keys_array``: ``Snapshot.keys()``, the sorted array (8 bytes a key: 8 GB at 10^9 rows, so
   it is skipped above 3 * 10^8 rows);
 * ``scores``: ``Snapshot.to_batches(["key", "label", "loss"])`` at the latest version, streamed;
-* ``top_k`` / ``weighted`` / ``quota``: the same stream fed to the engine's streaming
-  ``TopK(k)``, ``WeightedSampler(k)`` (weights ``loss``), ``k`` = live rows / 1000 (10^6 at
-  10^9 rows), and ``BalancedSelector(live rows // 100, rule="top")`` over the labels.
+* ``score_table_old`` / ``score_table``: the store's score table ``loss`` (written after the
+  delete by ``store.scores.write`` in ``--score-writes`` writes of disjoint key ranges covering
+  every live key, then one more write rescoring every 1000th key, so reads merge overlapping
+  writes) streamed with ``store.scores.batches`` as of the version after half of the writes and
+  as of the latest version;
+* ``top_k`` / ``weighted``: the latest score table stream fed to the engine's streaming
+  ``TopK(k)`` and ``WeightedSampler(k)`` (weights: the scores), ``k`` = live rows / 1000 (10^6
+  at 10^9 rows);
+* ``quota``: the samples stream (labels with the per-sample ``loss`` column) fed to
+  ``BalancedSelector(live rows // 100, rule="top")``.
 
 Each phase prints one JSON line: seconds, ns per row, peak RSS and the result size.
 """
@@ -38,11 +45,12 @@ import pyarrow as pa
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PHASES = ("raw", "keys_old", "keys_latest", "keys_array", "scores", "top_k", "weighted", "quota")
+PHASES = ("raw", "keys_old", "keys_latest", "keys_array", "scores", "score_table_old", "score_table", "top_k",
+          "weighted", "quota")
 BATCH = 1 << 20
 
 
-def build(path: str, rows: int, versions: int) -> None:
+def build(path: str, rows: int, versions: int, score_writes: int) -> None:
     from modyn_store import Store
 
     store = Store.open(path, create=True)
@@ -63,9 +71,21 @@ def build(path: str, rows: int, versions: int) -> None:
     t0 = time.perf_counter()
     store.delete(where="key % 100 = 0")
     t_delete = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    step = -(-rows // score_writes)
+    for start in range(0, rows, step):
+        keys = np.arange(start, min(rows, start + step), dtype=np.int64)
+        keys = keys[keys % 100 != 0]  # the live keys of the range
+        store.scores.write("loss", keys, np.random.default_rng(start).random(keys.size))
+        del keys
+        if start // step == (score_writes - 1) // 2:
+            store.tag("scores-half")
+    keys = np.arange(1, rows, 1000, dtype=np.int64)
+    store.scores.write("loss", keys, np.random.default_rng(1).random(keys.size))
+    t_scores = time.perf_counter() - t0
     print(json.dumps({"phase": "build", "rows": rows, "versions": store.version, "append_s": round(t_append, 1),
                       "append_rows_per_s": round(rows / t_append), "delete_1pct_s": round(t_delete, 1),
-                      "peak_rss_gb": _peak_gb()}), flush=True)
+                      "score_writes_s": round(t_scores, 1), "peak_rss_gb": _peak_gb()}), flush=True)
 
 
 def _peak_gb() -> float:
@@ -85,7 +105,11 @@ def query(path: str, what: str) -> None:
     store = Store.open(path)
     latest = store.version
     rows_total = store.log()[-1].live
-    version = latest - 10 if what == "keys_old" else latest
+    version = latest
+    if what == "keys_old":
+        version = [r.version for r in store.log() if r.op == "append"][-10]
+    elif what == "score_table_old":
+        version = store.tags()["scores-half"]
     snap = store.as_of(version)
     # compile (or load) the kernels on a tiny input first, so no JIT is timed
     # (same argument types as below: a new type combination would compile inside the timing,
@@ -96,11 +120,16 @@ def query(path: str, what: str) -> None:
     wl.setflags(write=False)
     warm_top, warm_w = engine.TopK(1000), engine.WeightedSampler(1000, seed=0)
     warm_q = engine.BalancedSelector(1000, rule="top")
+    wd = wl.astype(np.float64)  # the score table holds float64
+    wd.setflags(write=False)
+    warm_top64, warm_w64 = engine.TopK(1000), engine.WeightedSampler(1000, seed=0)
     for shift in (0, m):
         keys = wk + shift
         keys.setflags(write=False)
         warm_top.update(wl, keys=keys)
         warm_w.update(wl, keys=keys)
+        warm_top64.update(wd, keys=keys)
+        warm_w64.update(wd, keys=keys)
         groups = wk % 10
         groups.setflags(write=False)
         warm_q.update(groups, keys=keys, scores=wl)
@@ -122,22 +151,25 @@ def query(path: str, what: str) -> None:
         for b in _stream(snap):  # type: ignore[attr-defined]
             rows += b.num_rows
         result = rows
-    else:
+    elif what in ("score_table_old", "score_table"):
+        for b in store.scores.batches(version, "loss", batch_size=BATCH):
+            rows += b.num_rows
+        result = rows
+    elif what in ("top_k", "weighted"):
         k_sel = max(1000, rows_total // 1000)  # 10^6 at 10^9 rows
-        top, sampler = engine.TopK(k_sel), engine.WeightedSampler(k_sel, seed=1)
-        quota = engine.BalancedSelector(store.log()[-1].live // 100, rule="top")
+        algo = engine.TopK(k_sel) if what == "top_k" else engine.WeightedSampler(k_sel, seed=1)
+        for b in store.scores.batches(version, "loss", batch_size=BATCH):
+            algo.update(b.column(1).to_numpy(), keys=b.column(0).to_numpy())
+            rows += b.num_rows
+        done = algo.result()
+        result = int((done[0] if what == "top_k" else done).size)
+    else:
+        quota = engine.BalancedSelector(rows_total // 100, rule="top")
         for b in _stream(snap):  # type: ignore[attr-defined]
             keys = b.column(0).to_numpy()
-            loss = b.column(2).to_numpy()
-            if what == "top_k":
-                top.update(loss, keys=keys)
-            elif what == "weighted":
-                sampler.update(loss, keys=keys)
-            else:
-                quota.update(b.column(1).to_numpy(), keys=keys, scores=loss)
+            quota.update(b.column(1).to_numpy(), keys=keys, scores=b.column(2).to_numpy())
             rows += keys.size
-        done = top.result()[0] if what == "top_k" else sampler.result() if what == "weighted" else quota.result()
-        result = int(done.size)
+        result = int(quota.result().size)
     dt = time.perf_counter() - t0
     print(json.dumps({"phase": what, "version": version, "rows": rows, "result": result, "seconds": round(dt, 2),
                       "ns_per_row": round(dt / max(rows, 1) * 1e9, 2), "peak_rss_gb": _peak_gb()}), flush=True)
@@ -150,11 +182,13 @@ def main() -> None:
     parser.add_argument("--path", default="/tmp/scale-store")
     parser.add_argument("--phases", default="build," + ",".join(PHASES),
                         help="comma-separated: build and/or " + ", ".join(PHASES))
+    parser.add_argument("--score-writes", type=int, default=20,
+                        help="score writes of disjoint key ranges (plus one overlapping rescoring)")
     parser.add_argument("--keep", action="store_true", help="keep the store folder afterwards")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one == "build":
-        build(args.path, args.rows, args.versions)
+        build(args.path, args.rows, args.versions, args.score_writes)
         return
     if args.one:
         query(args.path, args.one)
@@ -170,7 +204,7 @@ def main() -> None:
     try:
         for phase in phases:
             subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--versions", str(args.versions),
-                            "--path", args.path, "--one", phase], check=True)
+                            "--score-writes", str(args.score_writes), "--path", args.path, "--one", phase], check=True)
     finally:
         if not args.keep:
             shutil.rmtree(args.path, ignore_errors=True)

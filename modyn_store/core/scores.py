@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core._score_stream import live_mask, score_runs, stream_latest
 from modyn_store.core._validate import as_keys, check_name
 from modyn_store.core.errors import InvalidArgumentError, SchemaMismatchError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
@@ -71,6 +72,9 @@ class Scores:
         """Write several scores of the same keys (e.g. loss and entropy) as one version.
 
         Every score is checked before anything is written; a bad one leaves the store as it was.
+        Rows are stored sorted by key, so reads of many versions merge them in bounded memory
+        (:meth:`batches`); the liveness check of a large store streams the keys in the written
+        key range instead of loading the whole key set.
         """
         if training_id is not None:
             check_name("training_id", training_id)
@@ -82,15 +86,24 @@ class Scores:
         if np.unique(k).size != k.size:
             raise InvalidArgumentError("keys", "duplicates", "one score per key per write")
         columns = {name: self._column(name, k.size, v) for name, v in values.items()}
+        order = np.argsort(k, kind="stable")
+        if (order[1:] < order[:-1]).any():
+            k = k[order]
+            columns = {name: col.take(pa.array(order)) for name, col in columns.items()}
         with self._store.transaction("scores", message) as txn:
-            live = self._store.as_of(txn.version - 1).contains(k)
+            live = live_mask(self._store.as_of(txn.version - 1), k)
             if not live.all():
                 bad = k[~live]
                 raise UnknownKeyError(f"{bad.size} keys are not live, e.g. {bad[:5].tolist()}")
             ids = pa.array([training_id] * k.size, pa.string())
             for name, col in columns.items():
                 txn._write(f"scores/{name}", pa.table({"key": pa.array(k), "value": col, "training_id": ids}))
-            txn.details = {"scores": sorted(columns), "rows": int(k.size), "training_id": training_id}
+            txn.details = {
+                "scores": sorted(columns),
+                "rows": int(k.size),
+                "training_id": training_id,
+                "sorted": True,
+            }
         assert txn.record is not None
         return txn.record
 
@@ -117,18 +130,69 @@ class Scores:
                 raise SchemaMismatchError(f"score {name!r} holds values of type {have}, got {col.type}")
         return col
 
+    def batches(
+        self,
+        version: VersionRef,
+        name: str,
+        *,
+        batch_size: int = 65536,
+        on_unavailable: OnUnavailable = "error",
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the latest score per live key at ``version`` in bounded memory, ascending by
+        key: batches of ``key``, ``value``, ``training_id``, ``version`` (see :meth:`as_of`).
+
+        Memory is one batch per score write at or before ``version`` (each write's rows are
+        stored sorted by key and merged), never the whole table. Checks run before this returns.
+
+        Example
+        -------
+        >>> import numpy as np, pyarrow as pa
+        >>> from modyn_store import Store
+        >>> store = Store.open("memory://scores-batches-doc", create=True)
+        >>> _ = store.append(pa.table({"ts": [1, 2, 3]}))
+        >>> _ = store.scores.write("loss", [2, 0], np.array([0.9, 0.5]))
+        >>> _ = store.scores.write("loss", [1, 2], np.array([0.7, 0.2]))
+        >>> [b.column("value").to_pylist() for b in store.scores.batches(None, "loss")]
+        [[0.5, 0.7, 0.2]]
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
+        snap, runs = self._checked(version, name, on_unavailable)
+        if runs is None:  # written before rows were sorted: merged in memory
+            return iter(self._in_memory(snap, name).to_batches(max_chunksize=batch_size))
+        return stream_latest(self._store, snap, name, runs, batch_size)
+
     def as_of(self, version: VersionRef, name: str, *, on_unavailable: OnUnavailable = "error") -> pa.Table:
-        """The latest score per live key at ``version``: columns key, value, training_id, version.
+        """The latest score per live key at ``version``: columns key, value, training_id, version,
+        ascending by key (one table; :meth:`batches` streams the same rows).
 
         If ``vacuum`` purged rows live at ``version``, their scores are gone too: this raises
         :class:`~modyn_store.core.errors.DataUnavailableError` (``keys`` names them) unless
         ``on_unavailable="skip"``, which returns the scores of the other keys.
         """
+        snap, runs = self._checked(version, name, on_unavailable)
+        if runs is None:
+            return self._in_memory(snap, name)
+        schema = self._out_schema(name)
+        return pa.Table.from_batches(list(stream_latest(self._store, snap, name, runs, 1 << 20)), schema=schema)
+
+    def _checked(self, version: VersionRef, name: str, on_unavailable: OnUnavailable) -> tuple[Any, list[int] | None]:
         check_name("score", name)
         snap = self._store.as_of(version)
         if name not in self.names():
             raise InvalidArgumentError("name", name, f"a written score name: {self.names()}")
         snap._check_unavailable(on_unavailable)
+        return snap, score_runs(self._store, name, snap.version)
+
+    def _out_schema(self, name: str) -> pa.Schema:
+        ds = self._store._tables.open(f"scores/{name}")
+        assert ds is not None
+        s = ds.schema
+        return pa.schema([s.field("key"), s.field("value"), s.field("training_id"), pa.field("version", pa.int64())])
+
+    def _in_memory(self, snap: Any, name: str) -> pa.Table:
+        """The latest score per live key from all score rows at once (stores whose score
+        writes predate sorted runs)."""
         t = self._store._tables.scan(f"scores/{name}", None, f"_version <= {snap.version}")
         assert t is not None
         keys = t.column("key").to_numpy()
