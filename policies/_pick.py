@@ -126,7 +126,8 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
     ``ctx.computed_scores[name]`` (from a scoring pass) comes first: a ``(keys, values)`` pair,
     or a zero-argument callable that returns an iterator of such batches (streaming scores).
     Otherwise the store's latest scores at ``ctx.scores_version`` (default: the snapshot's
-    version) are read once; keys not eligible in the snapshot are dropped.
+    version) are streamed (``Scores.batches``, bounded memory) on each pass; keys not eligible
+    in the snapshot are dropped.
     """
     raw: Callable[[], Iterable[tuple[Any, Any]]]
     if name in ctx.computed_scores:
@@ -144,9 +145,15 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
                            for i in range(0, keys.shape[0], step))
     elif ctx.scores is not None:
         at = ctx.version if ctx.scores_version is None else ctx.scores_version
-        table = ctx.scores.as_of(at, name).select(["key", "value"])
-        raw = lambda: ((column_to_numpy(b.column(0)), column_to_numpy(b.column(1)))  # noqa: E731
-                       for b in table.to_batches(max_chunksize=ctx.batch_size))
+        store_scores = ctx.scores
+        if hasattr(store_scores, "batches"):  # the store streams the latest score per key
+            store_scores.batches(at, name)  # checked here: an unknown name fails now, not mid-pass
+            raw = lambda: ((column_to_numpy(b.column(0)), column_to_numpy(b.column(1)))  # noqa: E731
+                           for b in store_scores.batches(at, name, batch_size=ctx.batch_size))
+        else:
+            table = store_scores.as_of(at, name).select(["key", "value"])
+            raw = lambda: ((column_to_numpy(b.column(0)), column_to_numpy(b.column(1)))  # noqa: E731
+                           for b in table.to_batches(max_chunksize=ctx.batch_size))
     else:
         raise InvalidArgumentError("ctx.scores", None,
                                    f"store scores or computed_scores holding {name!r}")
