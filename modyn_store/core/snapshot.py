@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import integrity
-from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys
+from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, arrow_mask, dead_positions
 from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import (
@@ -230,9 +230,17 @@ class Snapshot:
         return live.finish(unavailable)
 
     def iter_keys(self, batch_size: int = 1 << 20) -> Iterator[np.ndarray]:
-        """Live keys with stored rows, in storage order, one array per batch (bounded memory)."""
-        for batch in self.to_batches(["key"], batch_size=batch_size, on_unavailable="skip"):
-            yield batch.column(0).to_numpy()
+        """Live keys with stored rows, in storage order, in arrays of at most ``batch_size``
+        keys (bounded memory)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
+        self._check_unavailable("skip")
+        # Lance's smaller batches scan faster than 1M-row ones (their buffers are reused)
+        size = min(batch_size, SCAN_BATCH)
+        first = self._retrying(lambda ds: None if ds is None else self._readers(ds, ["key"], batch_size=size))
+        if first is None:
+            return iter(())
+        return self._live_stream(first, ["key"], None, size, keys_only=True)
 
     def keys(self) -> np.ndarray:
         """All live keys, sorted ascending (int64), including unavailable (purged) ones."""
@@ -327,18 +335,22 @@ class Snapshot:
         first = self._retrying(lambda ds: None if ds is None else self._readers(ds, read, filter, batch_size=batch_size))
         if first is None:
             return iter(())
-        return self._live_batches(first, read, filter, batch_size, need_key)
+        return self._live_stream(first, read, filter, batch_size, drop_key=need_key)
 
-    def _live_batches(
+    def _live_stream(
         self,
         readers: list[Iterator[pa.RecordBatch]],
         read: list[str],
         filter: str | None,
         batch_size: int,
-        drop_key: bool,
-    ) -> Iterator[pa.RecordBatch]:
-        """Live rows of ``readers``; if files vanish mid-stream, resume on a fresh manifest,
-        skipping the keys already yielded (storage order may differ after a compaction)."""
+        *,
+        drop_key: bool = False,
+        keys_only: bool = False,
+    ) -> Iterator[Any]:
+        """Live rows of ``readers`` as record batches (or, with ``keys_only``, key arrays); if
+        files vanish mid-stream, resume on a fresh manifest, skipping the keys already yielded
+        (storage order may differ after a compaction)."""
+        at = read.index("key")
         yielded: list[np.ndarray] = []
         done: np.ndarray | None = None
         for attempt in range(READ_ATTEMPTS):
@@ -349,17 +361,25 @@ class Snapshot:
                     if time.monotonic() - checked > ERASE_CHECK_S:
                         # an erase committed while streaming applies to the rest of the stream
                         dead, checked = self._dead(), time.monotonic()
-                    k = batch.column(batch.schema.get_field_index("key")).to_numpy()
-                    drop = _isin_sorted(k, dead) if dead.size else np.zeros(k.size, bool)
+                    k = batch.column(at).to_numpy()
+                    drop = dead_positions(k, dead)
                     if done is not None and done.size:
-                        drop |= _isin_sorted(k, done)
-                    if drop.any():
-                        batch = batch.filter(pa.array(~drop))
-                        k = k[~drop]
-                    if not batch.num_rows:
+                        drop = np.union1d(drop, dead_positions(k, done))
+                    if drop.size:
+                        keep = np.ones(k.size, bool)
+                        keep[drop] = False
+                        if keys_only:
+                            k = k[keep]
+                        else:
+                            batch = batch.filter(arrow_mask(keep))
+                            k = batch.column(at).to_numpy()
+                    if not k.size:
                         continue
                     yielded.append(k)
-                    yield batch.drop_columns(["key"]) if drop_key else batch
+                    if keys_only:
+                        yield k
+                    else:
+                        yield batch.drop_columns(["key"]) if drop_key else batch
                 return
             except READ_ERRORS as exc:
                 if attempt + 1 == READ_ATTEMPTS:

@@ -75,3 +75,42 @@ def test_live_keys_drop_every_copy_of_a_dead_key_and_keep_duplicates_visible() -
 def test_live_keys_with_nothing_scanned() -> None:
     got, checksum = LiveKeys(np.array([1, 2]), 0).finish()
     assert got.size == 0 and checksum == 0
+
+
+@pytest.mark.parametrize("order", ["ascending", "random"])
+def test_every_read_of_every_version_equals_the_reference(tmp_path: object, order: str) -> None:
+    import pyarrow as pa
+
+    from modyn_store import InvalidArgumentError, Store
+
+    rng = np.random.default_rng(11)
+    keys = np.arange(3000, dtype=np.int64) if order == "ascending" else rng.permutation(10**6)[:3000].astype(np.int64)
+    store = Store.open(f"{tmp_path}/s", create=True)
+    live: dict[int, set[int]] = {0: set()}
+    current: set[int] = set()
+    for i, part in enumerate(np.array_split(keys, 4)):
+        store.append(pa.table({"key": part, "ts": np.arange(part.size), "x": part.astype(np.float64)}))
+        current |= set(part.tolist())
+        live[store.version] = set(current)
+        gone = rng.choice(np.array(sorted(current)), 40, replace=False)
+        store.delete(keys=gone)
+        current -= set(gone.tolist())
+        live[store.version] = set(current)
+    erased = np.array(sorted(current))[:5]
+    store.erase(erased, reason="test")
+    for v in live:
+        live[v] -= set(erased.tolist())
+    for v, want in live.items():
+        snap = Store.open(store.uri).as_of(v)
+        expect = np.array(sorted(want), dtype=np.int64)
+        assert np.array_equal(snap.keys(), expect), v
+        for size in (7, 1 << 20):
+            parts = list(snap.iter_keys(batch_size=size))
+            assert all(0 < p.size <= size for p in parts)
+            got = np.concatenate(parts) if parts else np.empty(0, np.int64)
+            assert np.array_equal(np.sort(got), expect), (v, size)
+            batches = list(snap.to_batches(["x"], batch_size=size))
+            xs = np.concatenate([b.column(0).to_numpy() for b in batches]) if batches else np.empty(0)
+            assert np.array_equal(np.sort(xs), expect.astype(np.float64)), (v, size)
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        store.as_of().iter_keys(batch_size=0)
