@@ -3,20 +3,31 @@
 Run with asv (``asv run``) or as a script for the ratios recorded in docs/PERFORMANCE.md::
 
     python benchmarks/bench_store.py --rows 100000 1000000 10000000 --repeat 3
+    python benchmarks/bench_store.py --rows 1000000 10000000 --reads-only --baseline REV   # reads, before/after
 
 Peers: ``lance.write_dataset`` (fresh and ``mode="append"``), ``LanceDataset.delete`` of the same
 rows, a raw Lance scan of the key column into one NumPy array (every row written, no version
 filter, no deletions), and Lance's read of a dataset holding the same rows with the same rows
-deleted (deletion files applied by Lance).
+deleted (deletion files applied by Lance). Reads (``keys()``, ``iter_keys()``, ``to_batches()``)
+are timed from a fresh ``Store.open`` each time; ``--baseline REV`` also times the store of git
+revision REV (imported beside this one) on the same files, runs interleaved, in one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
+import re
 import shutil
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lance
 import numpy as np
@@ -148,7 +159,7 @@ def _lance_keys(uri: str, version: int | None = None) -> np.ndarray:
     return ds.to_table(columns=["key"]).column("key").to_numpy()
 
 
-def measure(rows: int, repeat: int, d: str) -> None:
+def measure(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
     """Every store-vs-peer ratio of docs/PERFORMANCE.md (Store) at ``rows`` rows, in one process."""
     table = pa.concat_tables(make_batches(rows))
     counter = iter(range(10**6))
@@ -188,22 +199,76 @@ def measure(rows: int, repeat: int, d: str) -> None:
     print(f"| delete 1% of {rows:,} rows (`key % 100 = 0`) | {min(ta) * 1e3:.1f} ms | "
           f"LanceDataset.delete: {min(tb) * 1e3:.1f} ms | {min(tb) / min(ta):.2f} |")
 
-    # 4. keys of a version: the store (sorted, deletions applied) vs a raw key scan and Lance
-    store = build_store(f"{d}/q", make_batches(rows))
-    uri = f"{d}/q/samples.lance"
+    reads(rows, repeat, d, baseline)
+
+
+def load_baseline(rev: str) -> Any:
+    """The store of git revision ``rev``, imported beside this one (as ``_base_modyn_store``, on
+    ``_base_engine``) so that both read the same files in one process, runs interleaved."""
+    root = Path(tempfile.mkdtemp(prefix="store-baseline-"))
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "modyn_store/__init__.py",
+                              "modyn_store/core", "engine"], check=True, capture_output=True).stdout
+    tarfile.open(fileobj=io.BytesIO(archive)).extractall(root, filter="data")
+    for old in ("modyn_store", "engine"):
+        (root / old).rename(root / f"_base_{old}")
+    for path in root.rglob("*.py"):
+        text = re.sub(r"^(\s*)(from|import) (modyn_store|engine)\b", r"\1\2 _base_\3", path.read_text(), flags=re.M)
+        path.write_text(text.replace('import_module(f"engine.', 'import_module(f"_base_engine.'))
+    sys.path.insert(0, str(root))
+    return importlib.import_module("_base_modyn_store").Store
+
+
+def reads(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
+    """Reads of a version with 1% deleted (the latest) and before the delete (latest - 3), each
+    from a fresh ``Store.open``: the store now (and ``baseline``'s store, if given) vs a raw Lance
+    key scan and vs Lance reading the same rows with the same rows deleted by Lance itself."""
+    path = f"{d}/q"
+    build_store(path, make_batches(rows))
+    uri = f"{path}/samples.lance"
     peer = f"{d}/qpeer.lance"
     lance.write_dataset(pa.concat_tables(make_batches(rows)), peer, max_rows_per_file=max(1, rows // 10))
     lance.dataset(peer).delete("key % 100 = 0")
-    latest = store.version
+    latest = Store.open(path).version
+    sides = {"now": Store} | ({"before": baseline} if baseline is not None else {})
+
+    def keys(cls: Any, v: int) -> Callable[[], object]:
+        return lambda: cls.open(path).as_of(v).keys()
+
+    def iter_keys(cls: Any, v: int) -> Callable[[], object]:
+        return lambda: sum(a.size for a in cls.open(path).as_of(v).iter_keys())
+
+    def to_batches(cls: Any, v: int) -> Callable[[], object]:
+        return lambda: sum(b.num_rows for b in cls.open(path).as_of(v).to_batches())
+
+    def lance_stream(u: str) -> Callable[[], object]:
+        return lambda: sum(b.num_rows for b in lance.dataset(u).to_batches(batch_size=65536))
+
     for name, v in (("latest (1% deleted)", latest), ("latest - 3 (before the delete)", latest - 3)):
-        t_keys, t_raw = _pair(lambda: Store.open(f"{d}/q").as_of(v).keys(), lambda: _lance_keys(uri), repeat)
-        if v == latest:
-            _, t_peer = _pair(lambda: None, lambda: _lance_keys(peer), repeat)
-            peer_txt = f"{t_peer * 1e3:.1f} ms ({t_peer / t_keys:.2f})"
-        else:
-            peer_txt = "-"
-        print(f"| as_of({name}).keys(), {rows:,} rows | {t_keys * 1e3:.1f} ms | raw key scan: {t_raw * 1e3:.1f} ms "
-              f"| {t_keys / t_raw:.2f}x time | Lance with the same deletions: {peer_txt} |")
+        for what, make in (("keys()", keys), ("iter_keys()", iter_keys), ("to_batches()", to_batches)):
+            fns = {side: make(cls, v) for side, cls in sides.items()}
+            fns["raw"] = lambda: _lance_keys(uri)
+            if what == "to_batches()":
+                fns["raw stream"] = lance_stream(uri)
+            if v == latest:
+                fns["lance"] = (lambda: _lance_keys(peer)) if what != "to_batches()" else lance_stream(peer)
+            t = _interleaved(fns, repeat)
+            cells = [f"{t[s] * 1e3:.1f} ms" for s in ("before", "now") if s in t]
+            peer_txt = f"{t['lance'] * 1e3:.1f} ms ({t['lance'] / t['now']:.2f})" if "lance" in t else "-"
+            stream_txt = f"; raw stream of all columns {t['raw stream'] * 1e3:.1f} ms" if "raw stream" in t else ""
+            print(f"| {what} as of {name}, {rows:,} rows | {' -> '.join(cells)} | raw key scan {t['raw'] * 1e3:.1f} ms"
+                  f"{stream_txt} | {t['now'] / t['raw']:.2f}x raw | Lance with the deletions: {peer_txt} |")
+
+
+def _interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Best time of each function, one run of each in turn per round (all see the same load)."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
 
 
 def small_versions(n: int, rows: int, d: str) -> None:
@@ -233,16 +298,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10**6, 10**7])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--small-versions", type=int, default=200, help="appends for the fixed-cost row (0: skip)")
+    parser.add_argument("--reads-only", action="store_true", help="only the read rows (keys, iter_keys, to_batches)")
+    parser.add_argument("--baseline", metavar="REV", help="also time the reads of the store at git revision REV")
     args = parser.parse_args()
     import os
 
+    baseline = load_baseline(args.baseline) if args.baseline else None
     print(f"load average {os.getloadavg()[0]:.1f}; pylance {lance.__version__}")
     print("| what | store | peer | ratio (peer time / store time; > 1: store faster) |")
     print("|---|---|---|---|")
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as d:
-            measure(rows, args.repeat, d)
-    if args.small_versions:
+            if args.reads_only:
+                reads(rows, args.repeat, d, baseline)
+            else:
+                measure(rows, args.repeat, d, baseline)
+    if args.small_versions and not args.reads_only:
         with tempfile.TemporaryDirectory() as d:
             small_versions(args.small_versions, 100, d)
     print(f"load average {os.getloadavg()[0]:.1f}")
