@@ -109,9 +109,11 @@ class Snapshot:
         self._committed = latest
 
     # -- sets ----------------------------------------------------------------------------
-    def _dead(self) -> np.ndarray:
-        """Sorted keys that are not live at this version although inserted: deleted or erased."""
-        self._refresh()
+    def _dead(self, *, refresh: bool = True) -> np.ndarray:
+        """Sorted keys that are not live at this version although inserted: deleted or erased
+        (``refresh=False``: as of the erasures known to the snapshot, no look at the log)."""
+        if refresh:
+            self._refresh()
         if self._dead_cache is None:
             parts = []
             t = self._store._tables.scan("tombstones", ["key"], f"_version <= {self.version}")
@@ -124,7 +126,11 @@ class Snapshot:
 
     def unavailable(self) -> np.ndarray:
         """Sorted keys live at this version whose rows ``vacuum`` purged."""
-        self._refresh()
+        return self._unavailable(refresh=True)
+
+    def _unavailable(self, *, refresh: bool) -> np.ndarray:
+        if refresh:
+            self._refresh()
         if self._unavailable_cache is None:
             t = self._store._tables.scan(
                 "purged",
@@ -218,7 +224,8 @@ class Snapshot:
     def _collect_live(self, ds: Any) -> tuple[np.ndarray, int]:
         """The live keys of this version read from ``ds`` (sorted, purged ones included) and
         their checksum, in one pass over the scanned batches (see :class:`LiveKeys`)."""
-        dead, unavailable = self._dead(), self.unavailable()
+        # the caller refreshed (keys(), _live_keys(), or _retrying before a retry)
+        dead, unavailable = self._dead(refresh=False), self._unavailable(refresh=False)
         if ds is None:
             return LiveKeys(dead, unavailable.size).finish(unavailable)
         plan = self._fragments(ds)
@@ -271,6 +278,7 @@ class Snapshot:
 
     def _live_keys(self) -> np.ndarray:
         """The live keys as read from the files, sorted, unchecked (``verify`` checks them)."""
+        self._refresh()
         return self._retrying(self._collect_live)[0]
 
     def count(self) -> int:

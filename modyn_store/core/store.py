@@ -155,7 +155,8 @@ class Store:
         # a log that went back (a lost manifest) is read again in full, never trusted from memory
         known = cached[1] if cached is not None and cached[0] < lv else []
         since = known[-1].version if known else 0
-        rows = ds.to_table(filter=f"_version > {since}").sort_by("_version").to_pylist()
+        # (no filter on a first read: planning one costs more than the rows)
+        rows = (ds.to_table(filter=f"_version > {since}") if since else ds.to_table()).sort_by("_version").to_pylist()
         records = known + [VersionRecord.from_row(r) for r in rows]
         self._records_cache = (lv, records)
         return records
