@@ -194,9 +194,24 @@ class UniformSampler(_Streaming):
                                   offset=self._n_seen, floor=floor_of(self._rank, self.k))
         self._push(rank, key, rows)
 
-    def result(self) -> np.ndarray:
-        """The sampled keys (global positions for keyless chunks), ascending."""
-        return np.sort(self._key)
+    def result(self, k: int | None = None) -> np.ndarray:
+        """The sampled keys (global positions for keyless chunks), ascending.
+
+        With ``k`` (at most the sampler's own ``k``): the sample a sampler of size ``k`` fed the
+        same chunks would return, so one pass can sample for a size known only at its end
+        (e.g. a share of the rows counted in that pass) given an upper bound of that size.
+
+        >>> s = UniformSampler(5, seed=1)
+        >>> s.update(n=10)
+        >>> s.result(3).tolist() == uniform_sample(10, 3, seed=1).tolist()
+        True
+        """
+        if k is None or k >= self._key.shape[0]:
+            if k is not None and check_int("k", k) > self.k:
+                raise EngineInputError("k", k, f"at most the sampler's size k={self.k}")
+            return np.sort(self._key)
+        k = check_int("k", k)
+        return np.sort(self._key[merge_best(self._rank, self._key, k)])
 
 
 # -------------------------------------------------------------------------------------- weighted

@@ -25,6 +25,7 @@ __all__ = [
     "label_counts",
     "newest_keys",
     "pick",
+    "pick_share",
     "score_source",
     "target_size",
     "trainset",
@@ -107,6 +108,50 @@ def pick(ctx: SelectionContext, k: int, how: str, *, seed: int, n: int | None = 
     if how == "newest":
         return newest_keys(ctx, k, since=since, until=until)
     raise InvalidArgumentError("sample", how, "one of 'uniform', 'newest'")
+
+
+#: a one-pass uniform sample keeps up to this many (rank, key) pairs (16 bytes each); a larger
+#: bound on the sample size counts first and samples in a second pass
+ONE_PASS_MAX_ROWS = 1 << 23
+
+
+def _count_bound(ctx: SelectionContext) -> int | None:
+    """An upper bound of the eligible rows known without a scan (``None``: unknown)."""
+    bound_of = getattr(ctx.snapshot, "count_bound", None)
+    if bound_of is None:
+        return None
+    bound = int(bound_of())
+    if ctx.candidates is not None:
+        bound = min(bound, int(ctx.candidates.size))
+    return bound
+
+
+def pick_share(ctx: SelectionContext, size_of: Callable[[int], int], how: str, *, seed: int,
+               since: Bound = None, until: Bound = None) -> np.ndarray:
+    """``pick(ctx, size_of(n), how)`` for the ``n`` eligible rows, counted in the same pass.
+
+    A uniform sample keyed by hash is the same whatever the chunking, and a sampler of a
+    larger size holds every smaller sample (:meth:`engine.sample.UniformSampler.result`), so
+    with a bound of ``n`` from the snapshot's metadata one streamed pass counts and samples.
+    Without a bound (or when the bounded sample would be large) it counts, then picks.
+    ``size_of`` must not decrease with ``n``.
+    """
+    bound = _count_bound(ctx) if how == "uniform" else None
+    if bound is not None:
+        k_max = size_of(bound)
+        if k_max <= ONE_PASS_MAX_ROWS:
+            from engine.sample import UniformSampler
+
+            sampler = UniformSampler(k_max, seed=seed)
+            n = 0
+            for b in iter_rows(ctx, since=since, until=until):
+                n += int(b["key"].size)
+                sampler.update(b["key"])
+            k = size_of(n)
+            if k <= k_max:  # always, for a size that grows with n
+                return np.asarray(sampler.result(k), dtype=np.int64)
+    n = count_rows(ctx, since=since, until=until)
+    return pick(ctx, size_of(n), how, seed=seed, n=n, since=since, until=until)
 
 
 def label_counts(ctx: SelectionContext, *, since: Bound = None,

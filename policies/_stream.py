@@ -57,10 +57,21 @@ def _segments(since: Bound, until: Bound) -> list[tuple[str | None, Cutoff | Non
 
 
 def _isin(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
-    """Which of ``a`` occur in the sorted ``sorted_b`` (``engine.sets.isin_sorted``)."""
+    """Which of ``a`` occur in the sorted ``sorted_b`` (``engine.sets.isin_sorted``).
+
+    Only the part of ``sorted_b`` within ``[min(a), max(a)]`` takes part: a batch meets the
+    few excluded or candidate keys in its range, and the rest of a large set is neither
+    checked nor searched again for every batch.
+    """
     from engine.sets import isin_sorted
 
-    return np.asarray(isin_sorted(a, sorted_b), dtype=bool)
+    if a.size == 0 or sorted_b.size == 0:
+        return np.zeros(a.size, dtype=bool)
+    lo = int(np.searchsorted(sorted_b, a.min(), side="left"))
+    hi = int(np.searchsorted(sorted_b, a.max(), side="right"))
+    if hi <= lo:
+        return np.zeros(a.size, dtype=bool)
+    return np.asarray(isin_sorted(a, sorted_b[lo:hi]), dtype=bool)
 
 
 def iter_rows(ctx: SelectionContext, columns: Sequence[str] = (), *, since: Bound = None,

@@ -6,8 +6,7 @@ from typing import Any
 
 from modyn_store.core._validate import check_choice
 from modyn_store.core.trainset import TrainSet
-from policies._pick import check_size, derive_seed, pick, target_size, trainset
-from policies._stream import count_rows
+from policies._pick import check_size, derive_seed, pick_share, target_size, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
 
 __all__ = ["AllData"]
@@ -48,7 +47,5 @@ class AllData(SelectionStrategy):
         return target_size(n, None, self.limit)
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
-        n = count_rows(ctx)
-        keys = pick(ctx, self.expected_size(n), str(self.sample), n=n,
-                    seed=derive_seed(ctx.seed, 1))
+        keys = pick_share(ctx, self.expected_size, str(self.sample), seed=derive_seed(ctx.seed, 1))
         return trainset(keys, ctx)

@@ -6,8 +6,7 @@ from typing import Any
 
 from modyn_store.core._validate import check_choice, check_int
 from modyn_store.core.trainset import TrainSet
-from policies._pick import check_size, derive_seed, pick, target_size, trainset
-from policies._stream import count_rows
+from policies._pick import check_size, derive_seed, pick_share, target_size, trainset
 from policies.base import Cutoff, SelectionContext, SelectionStrategy, register
 
 __all__ = ["NewData"]
@@ -64,7 +63,5 @@ class NewData(SelectionStrategy):
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
         since = self.since(ctx)
-        n = count_rows(ctx, since=since)
-        keys = pick(ctx, self.expected_size(n), str(self.sample), n=n, since=since,
-                    seed=derive_seed(ctx.seed, 2))
+        keys = pick_share(ctx, self.expected_size, str(self.sample), since=since, seed=derive_seed(ctx.seed, 2))
         return trainset(keys, ctx)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modyn_store.core.trainset import TrainSet
-from policies._pick import check_size, derive_seed, pick, target_size, trainset
-from policies._stream import count_rows
+from policies._pick import check_size, derive_seed, pick_share, target_size, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
 
 __all__ = ["Uniform"]
@@ -16,7 +15,7 @@ __all__ = ["Uniform"]
 class Uniform(SelectionStrategy):
     """A uniform sample (without replacement) of ``round(ratio * n)`` eligible samples.
 
-    Streams the snapshot once in ``O(size)`` memory (``engine.sample.UniformSampler``).
+    Streams the snapshot once (counting and sampling in the same pass) in ``O(size)`` memory (``engine.sample.UniformSampler``).
 
     Parameters
     ----------
@@ -48,6 +47,5 @@ class Uniform(SelectionStrategy):
         return target_size(n, self.ratio, self.limit)
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
-        n = count_rows(ctx)
-        keys = pick(ctx, self.expected_size(n), "uniform", n=n, seed=derive_seed(ctx.seed, 3))
+        keys = pick_share(ctx, self.expected_size, "uniform", seed=derive_seed(ctx.seed, 3))
         return trainset(keys, ctx)

@@ -285,6 +285,16 @@ class Snapshot:
         """The number of live rows."""
         return int(self.keys().size)
 
+    def count_bound(self) -> int:
+        """An upper bound of :meth:`count` from metadata, without a scan: the rows stored in
+        fragments holding rows of this version or earlier, plus unavailable (purged) keys."""
+        ds = self._store._tables.open("samples")
+        if ds is None:
+            return int(self.unavailable().size)
+        ranges = self._store._tables.fragment_versions("samples", ds)
+        stored = sum(f.metadata.physical_rows for f in ds.get_fragments() if ranges[f.fragment_id][0] <= self.version)
+        return int(stored) + int(self.unavailable().size)
+
     def contains(self, keys: Any) -> np.ndarray:
         """A boolean mask: which of ``keys`` are live at this version."""
         return _isin_sorted(as_keys(keys), self.keys())

@@ -59,6 +59,25 @@ def test_uniform_streaming_equals_one_shot(seed: int) -> None:
     assert s_rows.n_seen == n
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_uniform_result_of_a_smaller_size_equals_that_sampler(seed: int) -> None:
+    # one pass with an upper bound K of the size, the size k decided at the end
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 6000))
+    keys = rng.permutation(3 * n)[:n]
+    big = int(rng.integers(1, n + 50))
+    s_big = UniformSampler(big, seed=seed)
+    for part in _chunks(rng, n):
+        s_big.update(keys[part])
+    for k in sorted({0, 1, big // 3, big - 1, big} - {-1}):
+        small = UniformSampler(k, seed=seed)
+        for part in _chunks(rng, n):
+            small.update(keys[part])
+        assert s_big.result(k).tolist() == small.result().tolist(), (n, big, k)
+    with pytest.raises(EngineInputError):
+        s_big.result(big + 1)
+
+
 def test_uniform_inclusion_is_uniform() -> None:
     # Every item is included with probability k/n: chi-square over 2000 seeded draws.
     n, k, reps = 50, 10, 2000

@@ -78,3 +78,51 @@ def test_scores_written_after_the_snapshot() -> None:
     assert Loss(limit=3).select(ctx).size == 0  # no score at the snapshot's version
     got = Loss(ratio=1.0, limit=3).select(ctx.replace(scores_version=rec.version))
     assert got.keys.tolist() == [7, 8, 9]  # the best scores among the snapshot's keys
+
+
+def _two_pass_uniform(ctx: SelectionContext, size_of: object, seed: int, since: object = None) -> np.ndarray:
+    """The reference: count the eligible rows, then sample ``size_of(count)`` of them."""
+    from policies._pick import pick
+    from policies._stream import count_rows
+
+    n = count_rows(ctx, since=since)  # type: ignore[arg-type]
+    return pick(ctx, size_of(n), "uniform", seed=seed, n=n, since=since)  # type: ignore[operator, arg-type]
+
+
+def test_one_pass_uniform_equals_count_then_sample() -> None:
+    """Counting and sampling in one pass (bounded by the snapshot's metadata) picks exactly the
+    sample of counting first, with deletes, erasures, excluded keys and candidates, at every version."""
+    from policies import AllData, Uniform
+    from policies._pick import derive_seed
+
+    store = _store()
+    rng = np.random.default_rng(5)
+    key = 0
+    for v in range(1, 7):
+        n = int(rng.integers(50, 400))
+        store.append(pa.table({"key": np.arange(key, key + n), "ts": rng.integers(0, 10, n)}))
+        key += n
+        if v == 3:
+            store.delete(keys=rng.choice(key, 40, replace=False))
+        if v == 5:
+            store.erase(rng.choice(key, 30, replace=False), reason="test")
+            store.compact()
+    for version in range(1, store.version + 1):
+        snap = store.as_of(version)
+        live = snap.keys()
+        assert snap.count_bound() >= live.size
+        for excluded, candidates in [(np.empty(0, np.int64), None), (live[-17:], None), (live[-5:], live[::3])]:
+            for ratio in (0.01, 0.3, 1.0):
+                ctx = SelectionContext(snapshot=snap, excluded=excluded, candidates=candidates, seed=version)
+                strat = Uniform(ratio=ratio)
+                got = strat.select(ctx).keys
+                want = _two_pass_uniform(ctx, strat.expected_size, derive_seed(ctx.seed, 3))
+                assert got.tolist() == want.tolist(), (version, ratio)
+                eligible = np.setdiff1d(live, excluded)
+                if candidates is not None:
+                    eligible = np.intersect1d(eligible, candidates)
+                assert got.size == strat.expected_size(eligible.size)
+                assert np.isin(got, eligible).all()
+            lim = AllData(limit=25)
+            assert lim.select(ctx).keys.tolist() == _two_pass_uniform(ctx, lim.expected_size,
+                                                                       derive_seed(ctx.seed, 1)).tolist()
