@@ -43,6 +43,8 @@ class Tables:
         self._ranges: dict[str, dict[int, tuple[int, int, int]]] = {}
         # datasets opened by the writer thread while it holds the writer lock (see pinned())
         self._pins = threading.local()
+        # the last dataset seen per table, reused while no newer manifest exists (see open())
+        self._seen: dict[str, lance.LanceDataset] = {}
 
     # -- datasets held open for one write ------------------------------------------------
     @contextmanager
@@ -167,6 +169,7 @@ class Tables:
     def drop(self, name: str) -> None:
         """Remove a table folder (only used for tables whose creation never committed)."""
         self._unpin(name)
+        self._seen.pop(name, None)
         self.location.fs.rm(self.location.path(f"{name}.lance"), recursive=True)
 
     def open(self, name: str) -> lance.LanceDataset | None:
@@ -175,10 +178,17 @@ class Tables:
         if cache is not None and name in cache:
             return cache[name]
         if not self.exists(name):
+            self._seen.pop(name, None)
             return None
+        ds = self._unchanged(name)
+        if ds is not None:
+            if cache is not None:
+                cache[name] = ds
+            return ds
         for attempt in range(READ_ATTEMPTS):
             try:
                 ds = lance.dataset(self.uri(name), storage_options=self.location.storage_options or None)
+                self._remember(name, ds)
                 if cache is not None:
                     cache[name] = ds
                 return ds
@@ -192,6 +202,37 @@ class Tables:
                     ) from exc
                 time.sleep(0.005 * (attempt + 1))  # a concurrent cleanup removed the manifest read
         return None  # pragma: no cover
+
+    def _manifest(self, name: str, version: int) -> str:
+        # Lance's manifest naming (v2 paths, the default): the version counted down from 2^64-1
+        return self.location.path(f"{name}.lance/_versions/{(1 << 64) - 1 - version:020d}.manifest")
+
+    def _unchanged(self, name: str) -> lance.LanceDataset | None:
+        """The dataset last seen for ``name`` if it is still the latest, else ``None``.
+
+        Lance numbers versions 1, 2, 3 ... and names each manifest by its number, so "the
+        manifest seen is still there and no next one exists" costs two existence checks
+        instead of a listing and a manifest read. Tables with another naming are reopened.
+        The caller gets its own handle (a checkout of the same manifest, no I/O), so nothing
+        it does changes another caller's.
+        """
+        seen = self._seen.get(name)
+        if seen is None:
+            return None
+        fs = self.location.fs
+        v = seen.version
+        try:
+            if not fs.exists(self._manifest(name, v)) or fs.exists(self._manifest(name, v + 1)):
+                return None
+            return seen.checkout_version(v)
+        except (ValueError, OSError):
+            return None
+
+    def _remember(self, name: str, ds: lance.LanceDataset) -> None:
+        try:
+            self._seen[name] = ds.checkout_version(ds.version)
+        except (ValueError, OSError):
+            self._seen.pop(name, None)
 
     def damage(self, name: str, exc: BaseException) -> CorruptionError:
         """A :class:`CorruptionError` naming the data files of ``name`` that are missing or damaged."""
@@ -255,7 +296,9 @@ class Tables:
             )
         except BaseException:
             self._unpin(name)
+            self._seen.pop(name, None)
             raise
+        self._remember(name, ds)
         if cache is not None:
             cache[name] = ds
         return ds
