@@ -323,6 +323,23 @@ class Tables:
                 time.sleep(0.005 * (attempt + 1))
         return None  # pragma: no cover
 
+    def lookup(self, name: str, keys: np.ndarray, columns: list[str]) -> pa.Table | None:
+        """Rows of ``name`` holding one of ``keys`` (with ``_rowid``), through the key index
+        where it exists (see :mod:`modyn_store.core.keyindex`); ``None`` if no such table."""
+        from modyn_store.core.keyindex import lookup
+
+        for attempt in range(READ_ATTEMPTS):
+            ds = self.open(name)
+            if ds is None:
+                return None
+            try:
+                return lookup(ds, keys, columns)
+            except (pa.ArrowException, OSError) as exc:  # a file went missing or is damaged
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise self.damage(name, exc) from exc
+                time.sleep(0.005 * (attempt + 1))
+        return None  # pragma: no cover
+
     def delete(self, name: str, predicate: str) -> None:
         self.guard()
         ds = self.open(name)

@@ -200,9 +200,13 @@ def _purgeable(store: Store, cutoff: int) -> pa.Table:
 
 
 def compact(store: Store) -> None:
-    """Merge small files of every table and drop files no longer referenced."""
+    """Merge small files of every table, drop files no longer referenced, and build or update
+    the key index (:func:`modyn_store.core.keyindex.build`)."""
+    from modyn_store.core import keyindex
+
     with store._lock:
         store._recover()
         for name in store._tables.names():
             store._tables.compact(name)
             store._tables.cleanup(name)
+    keyindex.build(store)

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
-from modyn_store.core import integrity
+from modyn_store.core import integrity, keyindex
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, arrow_mask, dead_positions
 from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core._validate import as_keys, check_filter
@@ -22,7 +22,7 @@ from modyn_store.core.errors import (
     InvalidFilterError,
     UnknownKeyError,
 )
-from modyn_store.core.rows import RowReader
+from modyn_store.core.rows import RowReader, take_by_row_id
 
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
@@ -36,17 +36,11 @@ T = TypeVar("T")
 READ_ERRORS = (pa.ArrowException, OSError)
 #: a stream re-checks for newly committed erasures at most this often (seconds)
 ERASE_CHECK_S = 0.1
-
-
-def take_by_row_id(ds: Any, row_ids: np.ndarray, columns: list[str]) -> pa.Table:
-    """Rows of a Lance dataset by stable row id, in the order given.
-
-    Uses Lance's take-by-row-id path, which stays fast when deletions are present (unlike
-    take by offset); it is the only place that touches that entry point.
-    """
-    # a list of Python ints: Lance converts it 4x faster than an Arrow array, whose scalars
-    # only convert at all where pyarrow gives them __index__ (pyarrow >= 20)
-    return ds._take_rows(np.asarray(row_ids, dtype=np.uint64).tolist(), columns=columns)
+#: requests of at most this many keys, or this share of the stored rows, are answered by point
+#: lookups (:mod:`~modyn_store.core.keyindex`, ~3-15 us a key); larger ones by the sorted key
+#: set (~0.5 us a stored row, whatever the request)
+POINT_MIN_KEYS = 64
+POINT_SHARE = 1 / 32
 
 
 def _sorted_unique(a: np.ndarray) -> np.ndarray:
@@ -296,8 +290,28 @@ class Snapshot:
         return int(stored) + int(self.unavailable().size)
 
     def contains(self, keys: Any) -> np.ndarray:
-        """A boolean mask: which of ``keys`` are live at this version."""
-        return _isin_sorted(as_keys(keys), self.keys())
+        """A boolean mask: which of ``keys`` are live at this version (purged rows count as live).
+
+        A small request is answered by point lookups (the key index, see
+        :mod:`~modyn_store.core.keyindex`) without reading every key; a large one, or one on a
+        snapshot whose key set is already in memory, against :meth:`keys`.
+        """
+        want = as_keys(keys)
+        self._refresh()
+        if self._keys_cache is None and want.size:
+            found = self._retrying(lambda ds: self._point(ds, want))
+            if found is not None:
+                u, inverse, located = found
+                return located.live[inverse]
+        return _isin_sorted(want, self.keys())
+
+    def _point(self, ds: Any, want: np.ndarray) -> tuple[np.ndarray, np.ndarray, keyindex.Located] | None:
+        """Point lookups for ``want`` (distinct keys, the inverse map, the answers), or ``None``
+        when the request is too large for them to pay."""
+        u, inverse = np.unique(want, return_inverse=True)
+        if ds is None or u.size > max(POINT_MIN_KEYS, ds.count_rows() * POINT_SHARE):
+            return None
+        return u, inverse, keyindex.locate(self._store, ds, u, self.version, self._committed)
 
     @property
     def schema(self) -> pa.Schema | None:
@@ -430,18 +444,36 @@ class Snapshot:
         return to_ray(self, columns, filter, **kwargs)
 
     def row_ids(self, keys: Any) -> np.ndarray:
-        """Stable Lance row ids (``_rowid``) of live ``keys``, in the order given."""
+        """Stable Lance row ids (``_rowid``) of live ``keys``, in the order given.
+
+        A small request is answered by point lookups (see :meth:`contains`); an error (keys
+        not live) is decided on the full key set, so damage reads as damage, not unknown keys.
+        """
         want = as_keys(keys)
-        live = self.contains(want)
-        if not live.all():
-            bad = want[~live]
-            raise UnknownKeyError(
-                f"{bad.size} keys are not live at version {self.version}, e.g. {bad[:5].tolist()}"
-            )
-        if want.size and _isin_sorted(want, self.unavailable()).any():
-            raise DataUnavailableError(f"some keys' rows were purged by vacuum at version {self.version}")
         if want.size == 0:
             return np.empty(0, np.uint64)
+        self._refresh()
+        point = self._keys_cache is None
+        small = self._retrying(lambda ds: self._point(ds, want)) if point else None
+        if small is None or not small[2].live.all():
+            live = _isin_sorted(want, self.keys())
+            if not live.all():
+                bad = want[~live]
+                raise UnknownKeyError(
+                    f"{bad.size} keys are not live at version {self.version}, e.g. {bad[:5].tolist()}"
+                )
+            purged = _isin_sorted(want, self.unavailable())
+            if purged.any():
+                raise self._purged(np.unique(want[purged]))
+            if not point:  # the key set was in memory: look the rows up now
+                small = self._retrying(lambda ds: self._point(ds, want))
+        if small is not None:
+            u, inverse, located = small
+            if located.unavailable.any():
+                raise self._purged(u[located.unavailable])
+            if not located.found.all():
+                self._missing_rows(u[~located.found])
+            return located.row_id[inverse]
         batches = self._retrying(
             lambda ds: [] if ds is None else [b for r in self._readers(ds, ["key"], with_row_id=True) for b in r]
         )
@@ -459,11 +491,17 @@ class Snapshot:
             self._missing_rows(bad)
         return r[order[pos]]
 
+    def _purged(self, bad: np.ndarray) -> DataUnavailableError:
+        return DataUnavailableError(
+            f"{bad.size} keys' rows live at version {self.version} were purged by vacuum, e.g. {bad[:5].tolist()}",
+            keys=bad,
+        )
+
     def _missing_rows(self, bad: np.ndarray) -> NoReturn:
         """Raise the right error for live ``bad`` keys whose rows were not found: erased or
         purged by a write that committed meanwhile, else damage."""
         self._refresh()
-        gone = ~self.contains(bad)
+        gone = ~_isin_sorted(bad, self.keys())
         if gone.any():
             raise UnknownKeyError(
                 f"{int(gone.sum())} keys were erased while being read, e.g. {bad[gone][:5].tolist()}"
@@ -501,7 +539,9 @@ class Snapshot:
     def _take(self, ds: Any, want: np.ndarray, cols: list[str]) -> pa.Table:
         rid = self.row_ids(want)
         if rid.size == 0:
-            return self.to_table(cols).slice(0, 0)
+            schema = self._store.schema
+            fields = [schema.field(c) for c in cols] if schema is not None else [pa.field(c, pa.int64()) for c in cols]
+            return pa.Table.from_batches([], schema=pa.schema(fields))
         assert ds is not None
         order = np.argsort(rid, kind="stable")
         read = cols if "key" in cols else [*cols, "key"]

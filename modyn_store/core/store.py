@@ -40,6 +40,7 @@ from modyn_store.core.errors import (
     InvalidFilterError,
     UnknownVersionError,
 )
+from modyn_store.core.keyindex import IndexReport
 from modyn_store.core.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord
 from modyn_store.core.snapshot import Snapshot, _isin_sorted
 
@@ -345,10 +346,22 @@ class Store:
         return maintenance.erase(self, keys, reason=reason, missing=missing, message=message)
 
     def compact(self) -> None:
-        """Merge small files of every table (logical content and versions are unchanged)."""
+        """Merge small files of every table and bring the key index up to date (logical
+        content and versions are unchanged)."""
         from modyn_store.core import maintenance
 
         maintenance.compact(self)
+
+    def index_keys(self) -> IndexReport:
+        """Build or update the key index that serves ``take``/``row_ids``/``contains`` of a few
+        keys without reading every key: see :mod:`modyn_store.core.keyindex`.
+
+        A writer's maintenance call (takes the writer lock); ``compact`` runs it too. Rows
+        appended since are still found (scanned flat), only more slowly.
+        """
+        from modyn_store.core import keyindex
+
+        return keyindex.build(self)
 
     def vacuum(self, *, keep_versions: int = 10, dry_run: bool = True) -> VacuumReport:
         """Purge soft-deleted rows no recent version needs: see :func:`modyn_store.core.maintenance.vacuum`."""
