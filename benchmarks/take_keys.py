@@ -19,7 +19,10 @@ one version). Then, each phase in a fresh process (``first``: the first call of 
   lookups up to 1/32 of the stored rows and by the sorted key set above;
 * ``old`` / ``old_many``: the path ``take`` took before the index (the full sorted key set with
   its log checks, then every key with its row id, argsorted), forced by setting the point-lookup
-  thresholds to 0; one call in a fresh process.
+  thresholds to 0; one call in a fresh process;
+* ``append`` / ``take_stale`` / ``reindex``: one more append of rows / 100 rows, ``take`` of keys
+  drawn from all rows while that append is not in the index (its fragment scanned flat), and
+  ``index_keys()`` folding it in (Lance's ``optimize_indices``).
 
 Each phase prints one JSON line. The store folder is removed afterwards unless ``--keep``.
 """
@@ -40,7 +43,7 @@ import pyarrow as pa
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PHASES = ("take_noindex", "index", "take", "lance_in", "take_many", "old", "old_many")
+PHASES = ("take_noindex", "index", "take", "lance_in", "take_many", "old", "old_many", "append", "take_stale", "reindex")
 COLUMNS = ["key", "ts", "label"]
 
 
@@ -82,7 +85,17 @@ def query(path: str, rows: int, what: str, n: int) -> None:
     from modyn_store import Store
     from modyn_store.core import snapshot
 
-    if what == "index":
+    if what == "append":
+        store = Store.open(path)
+        extra = np.arange(rows, rows + rows // 100, dtype=np.int64)
+        t0 = time.perf_counter()
+        store.append(pa.table({"key": extra, "ts": extra, "label": extra % 10}))
+        print(json.dumps({"phase": what, "rows": int(extra.size), "seconds": round(time.perf_counter() - t0, 2)}),
+              flush=True)
+        return
+    if what == "take_stale":
+        rows += rows // 100
+    if what in ("index", "reindex"):
         store = Store.open(path)
         t0 = time.perf_counter()
         report = store.index_keys()

@@ -5,8 +5,8 @@ those keys with one filtered read (``key IN (...)``) of the ``samples``, ``tombs
 ``purged`` tables, instead of reading, sorting and checking the whole key column.
 
 What serves the lookup is a Lance scalar index (BTREE) on ``key`` of each of those tables.
-The **writer** builds it, never a reader (a store may be read-only): :func:`build` (called by
-``Store.index_keys()`` and at the end of ``Store.compact()``) creates the index where it is
+The **writer** builds it, never a reader (a store may be read-only): :func:`update` (run by
+``Store.index_keys()`` and at the end of ``Store.compact()``, under the writer lock) creates the index where it is
 missing and folds fragments written since into it (Lance's ``optimize_indices``). Lance keeps
 the index through compaction, erase and vacuum (their file rewrites remap it; row ids are
 stable) and through deletes (deleted rows are masked at read time).
@@ -41,10 +41,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modyn_store.core.errors import CorruptionError
+
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
 
-__all__ = ["INDEXED_TABLES", "IndexReport", "TableIndex", "build", "lookup", "table_index"]
+__all__ = ["INDEXED_TABLES", "IndexReport", "Located", "TableIndex", "locate", "lookup", "table_index", "update"]
 
 #: tables whose ``key`` column the index covers
 INDEXED_TABLES = ("samples", "tombstones", "purged")
@@ -93,31 +95,28 @@ def table_index(store: Store, name: str) -> TableIndex | None:
     return TableIndex(int(stats["num_indexed_rows"]), int(stats["num_unindexed_rows"]), int(found.total_size_bytes))
 
 
-def build(store: Store) -> IndexReport:
-    """Create or update the key index of every indexed table (the writer's maintenance).
+def update(store: Store) -> IndexReport:
+    """Create or update the key index of every indexed table: the writer's maintenance, run
+    by :func:`modyn_store.core.maintenance.index_keys` under the writer lock.
 
-    Takes the writer lock (and finishes an interrupted write first). A table without the
-    index gets it; one with it gets the fragments written since folded in. Logical content and
-    versions are unchanged; readers are unaffected (old index files stay until cleanup).
+    A table without the index gets it; one with it gets the fragments written since folded in.
+    Logical content and versions are unchanged; readers are unaffected (old index files stay
+    until cleanup).
     """
     t0 = time.perf_counter()
-    from modyn_store.core._txn import locked
-
     out: dict[str, TableIndex] = {}
-    with locked(store):
-        store._recover()
-        for name in INDEXED_TABLES:
-            ds = store._tables.open(name)
-            if ds is None or ds.count_rows() == 0:
-                continue
-            store._tables.guard()
-            if _describe(ds) is None:
-                ds.create_scalar_index("key", "BTREE", name=INDEX_NAME)
-            elif ds.stats.index_stats(INDEX_NAME)["num_unindexed_rows"]:
-                ds.optimize.optimize_indices(index_names=[INDEX_NAME])
-            got = table_index(store, name)
-            if got is not None:
-                out[name] = got
+    for name in INDEXED_TABLES:
+        ds = store._tables.open(name)
+        if ds is None or ds.count_rows() == 0:
+            continue
+        store._tables.guard()
+        if _describe(ds) is None:
+            ds.create_scalar_index("key", "BTREE", name=INDEX_NAME)
+        elif ds.stats.index_stats(INDEX_NAME)["num_unindexed_rows"]:
+            ds.optimize.optimize_indices(index_names=[INDEX_NAME])
+        got = table_index(store, name)
+        if got is not None:
+            out[name] = got
     return IndexReport(out, time.perf_counter() - t0)
 
 
@@ -173,8 +172,6 @@ def locate(store: Store, ds: Any, keys: np.ndarray, version: int, committed: int
     ``ds`` is the samples dataset to read rows from; tombstones, purged rows and erasures
     are looked up by the same keys (erasures committed up to ``committed`` apply).
     """
-    from modyn_store.core.errors import CorruptionError
-
     rows = lookup(ds, keys, ["key", "_version"])
     k = rows.column("key").to_numpy()
     keep = rows.column("_version").to_numpy() <= version

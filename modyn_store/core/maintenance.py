@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core import integrity
+from modyn_store.core import integrity, keyindex
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import ErasureReport, VacuumReport
@@ -17,7 +17,7 @@ from modyn_store.core.snapshot import _isin_sorted
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
 
-__all__ = ["compact", "erase", "finish_purge", "vacuum"]
+__all__ = ["compact", "erase", "finish_purge", "index_keys", "vacuum"]
 
 
 def _content_tables(store: Store) -> list[str]:
@@ -201,12 +201,27 @@ def _purgeable(store: Store, cutoff: int) -> pa.Table:
 
 def compact(store: Store) -> None:
     """Merge small files of every table, drop files no longer referenced, and build or update
-    the key index (:func:`modyn_store.core.keyindex.build`)."""
-    from modyn_store.core import keyindex
-
+    the key index (:func:`modyn_store.core.keyindex.update`)."""
     with store._lock:
         store._recover()
         for name in store._tables.names():
             store._tables.compact(name)
             store._tables.cleanup(name)
-    keyindex.build(store)
+        keyindex.update(store)
+
+
+def index_keys(store: Store) -> keyindex.IndexReport:
+    """Build or update the key index under the writer lock (see :mod:`modyn_store.core.keyindex`).
+
+    Example
+    -------
+    >>> import pyarrow as pa
+    >>> from modyn_store import Store
+    >>> store = Store.open("memory://index-doc", create=True)
+    >>> _ = store.append(pa.table({"ts": [1, 2, 3]}))
+    >>> store.index_keys().tables["samples"].indexed_rows
+    3
+    """
+    with store._lock:
+        store._recover()
+        return keyindex.update(store)

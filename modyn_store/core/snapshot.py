@@ -531,7 +531,12 @@ class Snapshot:
         return RowReader(ds)
 
     def take(self, keys: Any, columns: list[str] | None = None) -> pa.Table:
-        """Rows of live ``keys`` in the order given (an error names keys that are not live)."""
+        """Rows of live ``keys`` in the order given (an error names keys that are not live).
+
+        A few keys are read by point lookups (the key index of ``Store.index_keys()``, see
+        :mod:`~modyn_store.core.keyindex`), never the whole key column; every row read back
+        is checked to hold the key asked for.
+        """
         cols = self._check_columns(columns)
         want = as_keys(keys)
         return self._retrying(lambda ds: self._take(ds, want, cols))

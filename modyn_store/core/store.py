@@ -359,9 +359,9 @@ class Store:
         A writer's maintenance call (takes the writer lock); ``compact`` runs it too. Rows
         appended since are still found (scanned flat), only more slowly.
         """
-        from modyn_store.core import keyindex
+        from modyn_store.core import maintenance
 
-        return keyindex.build(self)
+        return maintenance.index_keys(self)
 
     def vacuum(self, *, keep_versions: int = 10, dry_run: bool = True) -> VacuumReport:
         """Purge soft-deleted rows no recent version needs: see :func:`modyn_store.core.maintenance.vacuum`."""
