@@ -261,12 +261,14 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
 
 
 def _interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Best time of each function, one run of each in turn per round (all see the same load)."""
+    """Best time of each function, one run of each in turn per round (all see the same load),
+    the order rotated every round (no side always runs right after the same other)."""
     best = {k: float("inf") for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
+    names = list(fns)
+    for r in range(repeat):
+        for k in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.perf_counter()
-            fn()
+            fns[k]()
             best[k] = min(best[k], time.perf_counter() - t0)
     return best
 
