@@ -26,7 +26,7 @@ import pyarrow as pa
 from engine._search import first_unsorted, hit_positions, isin_sorted_numpy
 from modyn_store.core.integrity import Checksum
 
-__all__ = ["SCAN_BATCH", "LiveKeys", "arrow_mask", "dead_positions"]
+__all__ = ["SCAN_BATCH", "LiveKeys", "SeenKeys", "arrow_mask", "dead_positions"]
 
 #: rows per batch the key scans ask Lance for: small enough that a batch of keys stays in the
 #: CPU cache while it is searched, copied and mixed, and that Lance reuses its buffers instead of
@@ -114,3 +114,39 @@ class LiveKeys:
         if not self.ordered and first_unsorted(keys) >= 0:
             keys.sort()
         return keys, self.checksum.value
+
+
+class SeenKeys:
+    """The keys a stream has yielded (so that a stream resumed on a fresh manifest skips them),
+    copied into chunks of ``chunk`` keys.
+
+    Copies, not views of the scanned batches: a view keeps its batch's Arrow buffer alive, so
+    the scanner could never reuse it and every later batch faulted in fresh pages (at 10^7 rows
+    that cost more than the scan itself).
+
+    >>> seen = SeenKeys(chunk=2)
+    >>> seen.add(np.array([5, 1, 3])); seen.add(np.array([1]))
+    >>> seen.sorted_unique().tolist()
+    [1, 3, 5]
+    """
+
+    def __init__(self, chunk: int = 1 << 20) -> None:
+        self._chunk = chunk
+        self._chunks: list[np.ndarray] = []
+        self._fill = chunk
+
+    def add(self, keys: np.ndarray) -> None:
+        i = 0
+        while i < keys.size:
+            if self._fill == self._chunk:
+                self._chunks.append(np.empty(self._chunk, np.int64))
+                self._fill = 0
+            n = min(self._chunk - self._fill, keys.size - i)
+            self._chunks[-1][self._fill : self._fill + n] = keys[i : i + n]
+            self._fill += n
+            i += n
+
+    def sorted_unique(self) -> np.ndarray:
+        if not self._chunks:
+            return np.empty(0, np.int64)
+        return np.unique(np.concatenate([*self._chunks[:-1], self._chunks[-1][: self._fill]]))

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import integrity, keyindex
-from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, arrow_mask, dead_positions
+from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenKeys, arrow_mask, dead_positions
 from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import (
@@ -383,7 +383,7 @@ class Snapshot:
         files vanish mid-stream, resume on a fresh manifest, skipping the keys already yielded
         (storage order may differ after a compaction)."""
         at = read.index("key")
-        yielded: list[np.ndarray] = []
+        yielded = SeenKeys()
         done: np.ndarray | None = None
         for attempt in range(READ_ATTEMPTS):
             try:
@@ -407,7 +407,7 @@ class Snapshot:
                             k = batch.column(at).to_numpy()
                     if not k.size:
                         continue
-                    yielded.append(k)
+                    yielded.add(k)
                     if keys_only:
                         yield k
                     else:
@@ -418,7 +418,7 @@ class Snapshot:
                     raise self._store._tables.damage("samples", exc) from exc
                 time.sleep(0.005 * (attempt + 1))
                 self._refresh()
-                done = np.unique(np.concatenate(yielded)) if yielded else None
+                done = yielded.sorted_unique()
                 ds = self._store._tables.open("samples")
                 readers = [] if ds is None else self._readers(ds, read, filter, batch_size=batch_size)
 

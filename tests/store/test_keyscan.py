@@ -114,3 +114,15 @@ def test_every_read_of_every_version_equals_the_reference(tmp_path: object, orde
             assert np.array_equal(np.sort(xs), expect.astype(np.float64)), (v, size)
     with pytest.raises(InvalidArgumentError, match="batch_size"):
         store.as_of().iter_keys(batch_size=0)
+
+
+def test_seen_keys_across_chunks() -> None:
+    from modyn_store.core._keyscan import SeenKeys
+
+    rng = np.random.default_rng(2)
+    seen = SeenKeys(chunk=5)
+    parts = [rng.integers(0, 40, n) for n in (0, 3, 7, 5, 12, 1)]
+    for p in parts:
+        seen.add(p)
+    assert seen.sorted_unique().tolist() == np.unique(np.concatenate(parts)).tolist()
+    assert SeenKeys().sorted_unique().size == 0
