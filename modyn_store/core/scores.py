@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from engine._search import first_unsorted
 from modyn_store.core._score_stream import live_mask, score_runs, stream_latest
 from modyn_store.core._validate import as_keys, check_name
 from modyn_store.core.errors import InvalidArgumentError, SchemaMismatchError, UnknownKeyError
@@ -83,13 +84,13 @@ class Scores:
         k = as_keys(keys)
         if k.size == 0:
             raise InvalidArgumentError("keys", [], "at least one key")
-        if np.unique(k).size != k.size:
-            raise InvalidArgumentError("keys", "duplicates", "one score per key per write")
         columns = {name: self._column(name, k.size, v) for name, v in values.items()}
-        order = np.argsort(k, kind="stable")
-        if (order[1:] < order[:-1]).any():
+        if first_unsorted(k) >= 0:  # stored sorted by key; one O(n) pass when already sorted
+            order = np.argsort(k, kind="stable")
             k = k[order]
             columns = {name: col.take(pa.array(order)) for name, col in columns.items()}
+        if (k[1:] == k[:-1]).any():
+            raise InvalidArgumentError("keys", "duplicates", "one score per key per write")
         with self._store.transaction("scores", message) as txn:
             live = live_mask(self._store.as_of(txn.version - 1), k)
             if not live.all():
