@@ -112,7 +112,7 @@ def materialize_entry(
     """
     checked_at = store.version
     sorted_keys = np.sort(train_set.keys)
-    snap = live_check(store, train_set, sorted_keys)
+    snap = store.as_of(train_set.version)
     try:
         rows = snap.row_reader()
     except DataUnavailableError as exc:
@@ -124,6 +124,10 @@ def materialize_entry(
 
     def fill(alloc: Callable[..., np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
         built["now"] = True
+        # liveness and row ids in one scan of the version's keys
+        located = snap.locate(sorted_keys)
+        if (located[1] < 0).any():
+            raise ErasedKeysError(f"train set at version {train_set.version}", sorted_keys[located[1] < 0])
         out = materialize(
             rows,
             sorted_keys,
@@ -132,11 +136,14 @@ def materialize_entry(
             threads=options.threads,
             allocate=alloc,
             what=f"train set at version {train_set.version}",
+            located=located,
         )
         return out.keys, out.var
 
     entry = cache.get_or_build(name, sorted_keys, specs, fill)
-    if built["now"] and store.version != checked_at:
+    if not built["now"]:
+        live_check(store, train_set, sorted_keys)  # served from the cache: its keys must still be live
+    elif store.version != checked_at:
         # a version (perhaps an erasure) committed while the entry was being built: check
         # again, so that an entry holding erased rows never outlives this call
         try:

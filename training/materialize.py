@@ -9,7 +9,8 @@ Two read paths, chosen by selectivity (the share of the table's rows that are se
 - **take by row id**: the selected stable row ids are sorted, split into chunks and read by row
   id in parallel threads (``RowReader.take``).
 
-One scan of the ``key`` column locates the keys first (``RowReader.locate``). Every
+One scan of the ``key`` column locates the keys first (``RowReader.locate``, or the caller's
+``Snapshot.locate``, which also checks liveness). Every
 returned batch's keys are mapped to their destination row (a dense lookup table when the key
 range allows, a sorted search otherwise) to check that exactly the selected rows arrived; rows
 are laid out in storage order (fragment, then row id), so every read is copied sequentially at
@@ -203,6 +204,7 @@ def materialize(
     allocate: Allocator | None = None,
     batch_size: int = 1 << 16,
     what: str = "train set",
+    located: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Materialized:
     """Read the rows of ``keys`` through a snapshot's row reader, in storage order.
 
@@ -223,6 +225,10 @@ def materialize(
         ``allocate(spec, rows)`` returns the output buffer of a fixed column (default ``np.empty``).
     what:
         Names the caller in errors.
+    located:
+        ``(row ids, fragment ids)`` of ``keys``, aligned with them, when the caller has them
+        already (e.g. from :meth:`Snapshot.locate <modyn_store.core.snapshot.Snapshot.locate>`,
+        which checks liveness in the same scan); otherwise ``rows.locate`` scans the keys.
 
     Raises
     ------
@@ -240,7 +246,9 @@ def materialize(
     total = rows.count_rows()
     chosen = choose_strategy(int(keys.size), int(total), strategy)
     if keys.size:
-        rid, frag = rows.locate(keys)
+        rid, frag = rows.locate(keys) if located is None else located
+        if rid.shape != keys.shape or frag.shape != keys.shape:
+            raise InvalidArgumentError("located", (rid.shape, frag.shape), f"arrays aligned with keys, shape {keys.shape}")
         if (frag < 0).any():
             raise ErasedKeysError(what, keys[frag < 0])
         # rows are laid out in storage order: by fragment, then by stable row id

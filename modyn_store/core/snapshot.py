@@ -158,6 +158,7 @@ class Snapshot:
         *,
         batch_size: int | None = None,
         with_row_id: bool = False,
+        with_row_address: bool = False,
         plan: tuple[list[Any], list[Any]] | None = None,
     ) -> list[Iterator[pa.RecordBatch]]:
         """Batch streams over the rows inserted at or before this version.
@@ -174,7 +175,8 @@ class Snapshot:
         try:
             if full:
                 scanner = ds.scanner(
-                    columns=columns, filter=flt, fragments=full, batch_size=batch_size, with_row_id=with_row_id
+                    columns=columns, filter=flt, fragments=full, batch_size=batch_size, with_row_id=with_row_id,
+                    with_row_address=with_row_address,
                 )
                 readers.append(iter(scanner.to_reader()))
             if partial:
@@ -184,6 +186,7 @@ class Snapshot:
                     fragments=partial,
                     batch_size=batch_size,
                     with_row_id=with_row_id,
+                    with_row_address=with_row_address,
                 )
                 readers.append(self._version_masked(scanner.to_reader()))
         except (ValueError, OSError) as exc:
@@ -517,6 +520,46 @@ class Snapshot:
             f"{bad.size} keys live at version {self.version} have no stored row in "
             f"{self._store.uri!r} (e.g. {bad[:5].tolist()}); run `modyn-store verify`"
         )
+
+    def locate(self, keys: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Stable row ids (uint64) and fragment ids (int64) of ``keys``, aligned with them;
+        fragment id -1 for a key that is not live at this version or whose row was purged.
+
+        One streamed scan of the key column of this version's fragments checks liveness and
+        locates the rows together (memory follows ``keys``, not the store), for bulk readers
+        such as the training loader (:meth:`row_reader`).
+        """
+        want = as_keys(keys)
+        order = np.argsort(want, kind="stable")
+        sk = want[order]
+        rid = np.zeros(want.size, np.uint64)
+        frag = np.full(want.size, -1, np.int64)
+        if sk.size == 0:
+            return rid, frag
+
+        def read(ds: Any) -> None:
+            rid[:] = 0
+            frag[:] = -1
+            if ds is None:
+                return
+            dead = self._dead()
+            for r in self._readers(ds, ["key"], batch_size=1 << 20, with_row_id=True, with_row_address=True):
+                for b in r:
+                    stored = b.column(0).to_numpy()
+                    pos = np.searchsorted(sk, stored)
+                    pos[pos == sk.size] = 0
+                    idx = np.flatnonzero(sk[pos] == stored)
+                    if idx.size and dead.size:
+                        idx = idx[~_isin_sorted(stored[idx], dead)]
+                    if not idx.size:
+                        continue
+                    dest = order[pos[idx]]
+                    rid[dest] = b.column(b.schema.get_field_index("_rowid")).to_numpy()[idx]
+                    addr = b.column(b.schema.get_field_index("_rowaddr")).to_numpy()[idx]
+                    frag[dest] = (addr >> np.uint64(32)).astype(np.int64)
+
+        self._retrying(read)
+        return rid, frag
 
     def row_reader(self) -> RowReader:
         """Bulk access to the stored rows by stable row id (:class:`~modyn_store.core.rows.RowReader`):

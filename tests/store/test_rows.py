@@ -37,3 +37,25 @@ def test_locate_scan_and_take_return_exactly_the_rows_asked(tmp_path) -> None:  
 def test_row_reader_before_the_first_append(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DataUnavailableError):
         Store.open(str(tmp_path / "e"), create=True).as_of(None).row_reader()
+
+
+def test_snapshot_locate_finds_exactly_the_live_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = _store(tmp_path)
+    store.delete(keys=[5, 150])  # version 4
+    store.erase([7], reason="test")  # version 5: gone from every version
+    store.compact()  # fragments of several versions merged
+    k = np.arange(300, 320)
+    store.append(pa.table({"key": k, "ts": k, "x": k * 0.5}))  # version 6
+    for version in (2, 3, 4, 6):
+        snap = store.as_of(version)
+        live = snap.keys()
+        want = np.array([299, 5, 7, 150, 0, 310, 199, 12345, 250])
+        rid, frag = snap.locate(want)
+        expect = np.isin(want, live)
+        assert (frag >= 0).tolist() == expect.tolist(), version
+        got = snap.row_reader().take(rid[expect], ["key", "x"])
+        assert got.column("key").to_pylist() == want[expect].tolist()
+        assert got.column("x").to_pylist() == (want[expect] * 0.5).tolist()
+        ref_rid, ref_frag = snap.row_reader().locate(want[expect])
+        assert rid[expect].tolist() == ref_rid.tolist() and frag[expect].tolist() == ref_frag.tolist()
+    assert snap.locate(np.empty(0, np.int64))[0].size == 0
