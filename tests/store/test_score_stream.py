@@ -153,3 +153,15 @@ def test_stream_resumes_from_the_last_key_when_a_read_fails(tmp_path: Path, monk
     assert len(builds) == 2 and isinstance(builds[1], int)  # resumed after a key
     assert got.column("key").to_pylist() == want.column("key").to_pylist()
     assert got.column("value").to_pylist() == want.column("value").to_pylist()
+
+
+def test_duplicate_keys_in_one_write_are_refused() -> None:
+    from modyn_store import InvalidArgumentError
+
+    store = Store.open("memory://score-stream-dups", create=True)
+    store.append(pa.table({"ts": np.arange(10)}))
+    before = store.version
+    for keys in ([3, 1, 3], [1, 1], [9, 2, 5, 2]):  # unsorted and sorted duplicates
+        with pytest.raises(InvalidArgumentError, match="duplicates"):
+            store.scores.write("loss", keys, np.ones(len(keys)))
+    assert store.version == before and "loss" not in store.scores.names()
