@@ -159,3 +159,28 @@ def test_heavy_modules_are_not_imported_by_the_package() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_trigger_table_splits_bookkeeping_per_trigger(tmp_path: Path) -> None:
+    triggers = (
+        TriggerRecord(0, 3, 100, 2.0, slice_index=0, wall_seconds=5.0, bookkeeping_seconds=2.5,
+                      trigger_seconds=0.5, select_seconds=1.25, score_seconds=0.5),
+        TriggerRecord(1, 7, 200, 1.0, slice_index=1, wall_seconds=4.0, bookkeeping_seconds=3.0,
+                      trigger_seconds=2.0, select_seconds=0.25),
+    )
+    r = PipelineResult("p", "time 2", "uniform", "retrain", triggers, [[0.6, 0.7], [0.65, 0.75]], ["a", "b"])
+    md = Path(render_report([r], tmp_path).markdown).read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| trigger | data version"))
+    names = [c.strip() for c in head.strip("|").split("|")]
+    rows = [line for line in md.splitlines() if line.startswith("| 0 | 3 |") or line.startswith("| 1 | 7 |")]
+    assert len(rows) == 2
+    for line, t in zip(rows, triggers):
+        cells = dict(zip(names, [c.strip() for c in line.strip("|").split("|")]))
+        assert float(cells["bookkeeping seconds"]) == pytest.approx(t.bookkeeping_seconds)
+        assert float(cells["bookkeeping %"]) == pytest.approx(100 * t.bookkeeping_seconds / t.wall, abs=0.06)
+        assert float(cells["delta + trigger s"]) == pytest.approx(t.trigger_seconds)
+        assert float(cells["selection s"]) == pytest.approx(t.select_seconds - t.score_seconds)
+        parts = sum(float(cells[c]) for c in ("delta + trigger s", "selection s", "loading + catalog s"))
+        assert parts == pytest.approx(t.bookkeeping_seconds, abs=0.011)
+    with pytest.raises(InvalidArgumentError):
+        TriggerRecord(0, 1, 1, 1.0, trigger_seconds=-1.0)

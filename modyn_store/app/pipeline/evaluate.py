@@ -67,7 +67,9 @@ def evaluate_pipeline(store: Any, config: PipelineConfig, trainings: Sequence[Tr
         s = int(np.searchsorted(starts, t.cutoff_ts, side="right") - 1) if np.isfinite(t.cutoff_ts) else 0
         recs.append(TriggerRecord(t.index, t.cutoff[0], t.samples, t.train_seconds, slice_index=max(s, 0),
                                   forward_passes=t.forward_passes, rows_scanned=t.rows_scanned,
-                                  wall_seconds=t.wall_seconds, bookkeeping_seconds=t.bookkeeping_seconds))
+                                  wall_seconds=t.wall_seconds, bookkeeping_seconds=t.bookkeeping_seconds,
+                                  trigger_seconds=t.trigger_seconds, select_seconds=t.select_seconds,
+                                  score_seconds=t.score_seconds))
     result = PipelineResult(config.name, desc["trigger"], desc["selection"], desc["update"], recs, matrix, labels,
                             metric=ev.metric, higher_is_better=ev.metric != "loss", margins=margins)
     return result, eid

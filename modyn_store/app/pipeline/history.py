@@ -88,7 +88,9 @@ def pipeline_results(store: Any) -> list[PipelineResult]:
             trig.append(TriggerRecord(i, r.data_version, r.cost.samples, r.cost.wall_s, slice_index=max(s, 0),
                                       forward_passes=int(c["forward_passes"]), rows_scanned=int(c["rows_scanned"]),
                                       wall_seconds=c["wall_s"],
-                                      bookkeeping_seconds=max(0.0, c["wall_s"] - r.cost.wall_s - c["score_s"])))
+                                      bookkeeping_seconds=max(0.0, c["wall_s"] - r.cost.wall_s - c["score_s"]),
+                                      trigger_seconds=c["trigger_s"], select_seconds=c["select_s"],
+                                      score_seconds=c["score_s"]))
         p = recs[0].policy_params
         desc = [_desc(p.get(k, {})) for k in ("trigger", "selection", "update")]
         results.append(PipelineResult(name, desc[0], desc[1], desc[2], trig, matrix.tolist(),

@@ -202,12 +202,17 @@ def _html_table(rows: Sequence[SummaryRow], metric: str) -> str:
 
 
 def _trigger_table(r: PipelineResult) -> str:
+    """One row per training; bookkeeping split into delta reads and trigger, selection (without
+    scoring passes), and the rest (materializing the train set, checkpoint and catalog writes)."""
     lines = ["| trigger | data version | last slice | samples | train seconds | forward passes | rows scanned "
-             "| wall seconds | bookkeeping seconds |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| wall seconds | bookkeeping seconds | bookkeeping % | delta + trigger s | selection s "
+             "| loading + catalog s |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in r.triggers:
         label = r.slice_labels[t.last_slice] if 0 <= t.last_slice < len(r.slice_labels) else str(t.last_slice)
         lines.append(f"| {t.index} | {t.data_version} | {_md(label)} | {t.n_samples} | {t.train_seconds:.2f} "
-                     f"| {t.forward_passes} | {t.rows_scanned} | {t.wall:.2f} | {t.bookkeeping_seconds:.2f} |")
+                     f"| {t.forward_passes} | {t.rows_scanned} | {t.wall:.2f} | {t.bookkeeping_seconds:.2f} "
+                     f"| {_share(t.bookkeeping_seconds, t.wall)} | {t.trigger_seconds:.2f} "
+                     f"| {t.selection_bookkeeping:.2f} | {t.loading_seconds:.2f} |")
     return "\n".join(lines) + "\n"
 
 

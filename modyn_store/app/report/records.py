@@ -47,6 +47,12 @@ class TriggerRecord:
     bookkeeping_seconds:
         The part of ``wall_seconds`` that is neither optimization nor scoring forward passes
         (deltas, trigger, selection, materialization, checkpoint and catalog writes).
+    trigger_seconds:
+        Delta reads and trigger decisions since the previous training (part of bookkeeping).
+    select_seconds:
+        The selection, including its scoring passes (``score_seconds`` of it).
+    score_seconds:
+        Scoring forward passes of the selection (not bookkeeping).
     """
 
     index: int
@@ -58,12 +64,15 @@ class TriggerRecord:
     rows_scanned: int = 0
     wall_seconds: float | None = None
     bookkeeping_seconds: float = 0.0
+    trigger_seconds: float = 0.0
+    select_seconds: float = 0.0
+    score_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_samples", "forward_passes", "rows_scanned"):
             if getattr(self, name) < 0:
                 raise InvalidArgumentError(name, getattr(self, name), "an integer >= 0")
-        for name in ("train_seconds", "bookkeeping_seconds"):
+        for name in ("train_seconds", "bookkeeping_seconds", "trigger_seconds", "select_seconds", "score_seconds"):
             if not getattr(self, name) >= 0:
                 raise InvalidArgumentError(name, getattr(self, name), "a number >= 0")
         if self.wall_seconds is not None and not self.wall_seconds >= 0:
@@ -73,6 +82,16 @@ class TriggerRecord:
     def wall(self) -> float:
         """``wall_seconds``, or ``train_seconds`` when it is not given."""
         return self.train_seconds if self.wall_seconds is None else self.wall_seconds
+
+    @property
+    def selection_bookkeeping(self) -> float:
+        """Seconds of the selection other than its scoring forward passes."""
+        return max(0.0, self.select_seconds - self.score_seconds)
+
+    @property
+    def loading_seconds(self) -> float:
+        """The rest of bookkeeping: materializing the train set, checkpoint and catalog writes."""
+        return max(0.0, self.bookkeeping_seconds - self.trigger_seconds - self.selection_bookkeeping)
 
     @property
     def passes(self) -> int:
