@@ -19,6 +19,7 @@ from policies._stream import Bound, _isin, count_rows, iter_rows
 
 __all__ = [
     "RatioOrLimit",
+    "add_label_counts",
     "all_keys",
     "check_size",
     "derive_seed",
@@ -27,6 +28,7 @@ __all__ = [
     "pick",
     "pick_share",
     "score_source",
+    "sorted_counts",
     "target_size",
     "trainset",
     "uniform_keys",
@@ -159,9 +161,18 @@ def label_counts(ctx: SelectionContext, *, since: Bound = None,
     """Eligible rows per label value, in sorted label order."""
     counts: dict[Hashable, int] = {}
     for b in iter_rows(ctx, [ctx.label_column], since=since, until=until):
-        vals, cnt = np.unique(b[ctx.label_column], return_counts=True)
-        for v, c in zip(vals.tolist(), cnt.tolist()):
-            counts[v] = counts.get(v, 0) + int(c)
+        add_label_counts(counts, *np.unique(b[ctx.label_column], return_counts=True))
+    return sorted_counts(counts)
+
+
+def add_label_counts(counts: dict[Hashable, int], values: np.ndarray, n: np.ndarray) -> None:
+    """Add the counts ``n`` of the distinct label ``values`` of one batch to ``counts``."""
+    for v, c in zip(values.tolist(), n.tolist()):
+        counts[v] = counts.get(v, 0) + int(c)
+
+
+def sorted_counts(counts: dict[Hashable, int]) -> dict[Hashable, int]:
+    """``counts`` in the label order of :func:`label_counts`."""
     return dict(sorted(counts.items(), key=lambda kv: (str(type(kv[0])), kv[0])))
 
 

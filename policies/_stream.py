@@ -12,9 +12,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from modyn_store.core.errors import InvalidArgumentError
 from policies._records import Cutoff, SelectionContext, column_to_numpy
 
-__all__ = ["Bound", "count_rows", "iter_rows", "version_filter"]
+__all__ = ["Bound", "count_rows", "eligible_mask", "iter_rows", "segments", "version_filter"]
 
 
 def version_filter(since: int | None, until: int | None) -> str | None:
@@ -28,9 +29,10 @@ def version_filter(since: int | None, until: int | None) -> str | None:
 
 
 Bound = Cutoff | int | None
+_EMPTY = np.empty(0, dtype=np.int64)
 
 
-def _segments(since: Bound, until: Bound) -> list[tuple[str | None, Cutoff | None, Cutoff | None]]:
+def segments(since: Bound, until: Bound) -> list[tuple[str | None, Cutoff | None, Cutoff | None]]:
     """Scans that together cover the rows after ``since`` and within ``until``: ``(filter,
     rows must be past this cutoff, rows must be within this cutoff)``."""
     lo = Cutoff(since) if isinstance(since, int) else since
@@ -74,6 +76,29 @@ def _isin(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     return np.asarray(isin_sorted(a, sorted_b[lo:hi]), dtype=bool)
 
 
+def eligible_mask(keys: np.ndarray, ts: np.ndarray | None = None, *, after: Cutoff | None = None,
+                  within: Cutoff | None = None, excluded: np.ndarray = _EMPTY,
+                  candidates: np.ndarray | None = None) -> np.ndarray | None:
+    """Which rows of one batch of a :func:`segments` scan are eligible (``None``: all of them):
+    past ``after`` and within ``within`` (cutoffs in the scanned version; they need ``ts``), not
+    in the sorted ``excluded``, in the sorted ``candidates`` (a context's fields of those names).
+    Plain arrays in, so a Ray task applies exactly what :func:`iter_rows` applies."""
+    mask = np.ones(keys.size, dtype=bool)
+    if after is not None or within is not None:
+        if ts is None:
+            raise InvalidArgumentError("ts", None, "the event times of the rows, for a cutoff inside a version")
+        ver = np.full(keys.size, (after or within).version)  # type: ignore[union-attr]
+        if after is not None:
+            mask &= ~after.includes(ver, ts, keys)
+        if within is not None:
+            mask &= within.includes(ver, ts, keys)
+    if excluded.size:
+        mask &= ~_isin(keys, excluded)
+    if candidates is not None:
+        mask &= _isin(keys, candidates)
+    return None if mask.all() else mask
+
+
 def iter_rows(ctx: SelectionContext, columns: Sequence[str] = (), *, since: Bound = None,
               until: Bound = None) -> Iterator[dict[str, np.ndarray]]:
     """Eligible rows in batches of ``ctx.batch_size``: ``{"key": int64, column: array, ...}``.
@@ -94,23 +119,13 @@ def iter_rows(ctx: SelectionContext, columns: Sequence[str] = (), *, since: Boun
     [[2]]
     """
     cols = ["key", *[c for c in dict.fromkeys(columns) if c != "key"]]
-    for filt, after, within in _segments(since, until):
+    for filt, after, within in segments(since, until):
         read = cols if (after is None and within is None) or "ts" in cols else [*cols, "ts"]
         for batch in ctx.snapshot.to_batches(read, filt, batch_size=ctx.batch_size):
             arrays = {c: column_to_numpy(batch.column(c)) for c in read}
-            keys = arrays["key"]
-            mask = np.ones(keys.size, dtype=bool)
-            if after is not None or within is not None:
-                ver = np.full(keys.size, (after or within).version)  # type: ignore[union-attr]
-                if after is not None:
-                    mask &= ~after.includes(ver, arrays["ts"], keys)
-                if within is not None:
-                    mask &= within.includes(ver, arrays["ts"], keys)
-            if ctx.excluded.size:
-                mask &= ~_isin(keys, ctx.excluded)
-            if ctx.candidates is not None:
-                mask &= _isin(keys, ctx.candidates)
-            if not mask.all():
+            mask = eligible_mask(arrays["key"], arrays.get("ts"), after=after, within=within,
+                                 excluded=ctx.excluded, candidates=ctx.candidates)
+            if mask is not None:
                 arrays = {c: a[mask] for c, a in arrays.items()}
             if arrays["key"].size:
                 yield {c: arrays[c] for c in cols}

@@ -11,7 +11,7 @@ from policies._pick import RatioOrLimit, derive_seed, label_counts, trainset
 from policies._stream import iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register
 
-__all__ = ["ClassBalanced"]
+__all__ = ["ClassBalanced", "integer_labels", "label_groups"]
 
 
 @register("class_balanced")
@@ -45,26 +45,36 @@ class ClassBalanced(RatioOrLimit, SelectionStrategy):
     def _test_params(cls) -> list[dict[str, Any]]:
         return [{"limit": 30}, {"ratio": 0.5}]
 
+    def rank_seed(self, ctx: SelectionContext) -> int:
+        """The seed of the per-class uniform ranks (``BalancedSelector``'s ``seed``)."""
+        return derive_seed(ctx.seed, 6)
+
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from engine.quota import BalancedSelector
 
         col = ctx.label_column
         labels: np.ndarray | None = None  # the sorted label values, for non-integer labels
         n: int | None = None
-        if self.ratio is not None or not _integer_labels(ctx):
+        integer = integer_labels(ctx)
+        if self.ratio is not None or not integer:
             counts = label_counts(ctx)
-            labels = np.array(list(counts)) if not _integer_labels(ctx) else None
+            labels = np.array(list(counts)) if not integer else None
             n = sum(counts.values())
         budget = self.expected_size(n) if n is not None else int(self.limit or 0)
-        sel = BalancedSelector(budget, rule="uniform", seed=derive_seed(ctx.seed, 6))
+        sel = BalancedSelector(budget, rule="uniform", seed=self.rank_seed(ctx))
         for b in iter_rows(ctx, [col]):
-            groups = b[col] if labels is None else np.searchsorted(labels, b[col])
-            sel.update(groups, keys=b["key"])
+            sel.update(label_groups(b[col], labels), keys=b["key"])
         return trainset(np.asarray(sel.result(), dtype=np.int64), ctx)
 
 
-def _integer_labels(ctx: SelectionContext) -> bool:
+def integer_labels(ctx: SelectionContext) -> bool:
     """Whether the label column holds integers (then they are the groups directly)."""
     for b in iter_rows(ctx, [ctx.label_column]):
         return bool(np.issubdtype(b[ctx.label_column].dtype, np.integer))
     return True
+
+
+def label_groups(values: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """The quota group of each label value: the value itself for integer labels (``labels`` is
+    None), else its position in the sorted distinct ``labels`` (from ``label_counts``)."""
+    return values if labels is None else np.searchsorted(labels, values)

@@ -50,12 +50,16 @@ class TriggerBalanced(RatioOrLimit, SelectionStrategy):
         bounds: list[Bound] = [None, *ctx.trigger_cutoffs]
         return [(a, b) for a, b in zip(bounds, bounds[1:] + [None])]
 
+    def interval_seeds(self, ctx: SelectionContext) -> list[int]:
+        """The seed of each interval's uniform sample, in the order of :meth:`intervals`."""
+        return [derive_seed(ctx.seed, 7, i) for i in range(len(ctx.trigger_cutoffs) + 1)]
+
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from engine.quota import allocate_quotas
         from engine.sample import UniformSampler
 
         ranges = self.intervals(ctx)
-        seeds = [derive_seed(ctx.seed, 7, i) for i in range(len(ranges))]
+        seeds = self.interval_seeds(ctx)
         if self.ratio is not None or self.limit is None or len(ranges) * self.limit > _ONE_PASS:
             counts = [count_rows(ctx, since=a, until=b) for a, b in ranges]
             sizes = allocate_quotas(np.array(counts, dtype=np.int64), self.expected_size(sum(counts)))

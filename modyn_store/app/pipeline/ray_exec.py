@@ -7,8 +7,10 @@
 - :func:`select_on_ray`: each block keeps its candidates with the engine's streaming
   accumulators (``UniformSampler``, ``TopK``, ``WeightedSampler``); their ranks depend only on
   ``(seed, key, value)``, so the driver's merge of the candidates is the single-process result:
-  the same train set for the same seed, weights included. Strategies without a distributed plan
-  run in the driver.
+  the same train set for the same seed, weights included. Class and interval quotas
+  (``ClassBalanced``, ``TriggerBalanced``) run in two phases, counts then per-group candidates
+  (:mod:`.ray_quota`). Strategies without a distributed plan (see :func:`supports`) run in the
+  driver.
 - :func:`connect`: ``ray.init(address=...)`` once per process (pipelines' ``ray: {address:}``
   and ``--ray ADDRESS``).
 
@@ -28,7 +30,7 @@ from typing import Any, cast
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError, engine_errors
 from modyn_store.core.snapshot import Snapshot
 from modyn_store.core.trainset import TrainSet
 
@@ -154,9 +156,23 @@ def supports(strategy: Any) -> bool:
     from policies.score_based import ScoreDownsample
     from policies.uniform import Uniform
 
-    if isinstance(strategy, Uniform):
+    if isinstance(strategy, Uniform) or _quota_plan(strategy) is not None:
         return True
     return isinstance(strategy, ScoreDownsample) and strategy.mode == "sample_then_batch"
+
+
+def _quota_plan(strategy: Any) -> Any:
+    """The two-phase plan of a class/interval quota strategy (:mod:`.ray_quota`), or None."""
+    from policies.class_balanced import ClassBalanced
+    from policies.trigger_balanced import TriggerBalanced
+
+    from . import ray_quota
+
+    if isinstance(strategy, ClassBalanced):
+        return ray_quota.class_balanced_on_ray
+    if isinstance(strategy, TriggerBalanced):
+        return ray_quota.trigger_balanced_on_ray
+    return None
 
 
 def _uniform_block(block: pa.Table, k: int, seed: int, excluded: np.ndarray) -> dict[str, np.ndarray]:
@@ -227,10 +243,14 @@ def select_on_ray(
         ctx = SelectionContext(snapshot=snapshot, scores=snapshot._store.scores, seed=seed,
                                computed_scores=dict(scores or {}), scores_version=scores_version)
     seed = ctx.seed
-    if not supports(strategy) or ctx.candidates is not None:
+    quota_plan = _quota_plan(strategy)
+    if not supports(strategy) or (ctx.candidates is not None and quota_plan is None):
         return strategy.select(ctx)  # no distributed plan: the driver runs it as is
     ray = _ray()
     _quiet()
+    if quota_plan is not None:
+        with engine_errors():
+            return quota_plan(strategy, ctx)  # type: ignore[no-any-return]
     if isinstance(strategy, Uniform):
         from policies._pick import all_keys
         from policies._stream import count_rows
