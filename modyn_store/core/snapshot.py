@@ -12,7 +12,8 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import integrity, keyindex
-from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenKeys, arrow_mask, dead_positions
+from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys
+from modyn_store.core._stream import READ_ERRORS, live_stream
 from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import (
@@ -31,11 +32,6 @@ __all__ = ["Snapshot", "take_by_row_id"]
 
 OnUnavailable = Literal["error", "skip"]
 T = TypeVar("T")
-#: what a read raises when a file it started from is gone (a concurrent compaction, erase or
-#: vacuum removed it) or damaged; filter errors are plain ValueErrors and never retried
-READ_ERRORS = (pa.ArrowException, OSError)
-#: a stream re-checks for newly committed erasures at most this often (seconds)
-ERASE_CHECK_S = 0.1
 #: requests of at most this many keys, or this share of the stored rows, are answered by point
 #: lookups (:mod:`~modyn_store.core.keyindex`, ~3-15 us a key); larger ones by the sorted key
 #: set (~0.5 us a stored row, whatever the request)
@@ -244,7 +240,7 @@ class Snapshot:
         first = self._retrying(lambda ds: None if ds is None else self._readers(ds, ["key"], batch_size=size))
         if first is None:
             return iter(())
-        return self._live_stream(first, ["key"], None, size, keys_only=True)
+        return live_stream(self, first, ["key"], None, size, keys_only=True)
 
     def keys(self) -> np.ndarray:
         """All live keys, sorted ascending (int64), including unavailable (purged) ones."""
@@ -370,60 +366,7 @@ class Snapshot:
         first = self._retrying(lambda ds: None if ds is None else self._readers(ds, read, filter, batch_size=batch_size))
         if first is None:
             return iter(())
-        return self._live_stream(first, read, filter, batch_size, drop_key=need_key)
-
-    def _live_stream(
-        self,
-        readers: list[Iterator[pa.RecordBatch]],
-        read: list[str],
-        filter: str | None,
-        batch_size: int,
-        *,
-        drop_key: bool = False,
-        keys_only: bool = False,
-    ) -> Iterator[Any]:
-        """Live rows of ``readers`` as record batches (or, with ``keys_only``, key arrays); if
-        files vanish mid-stream, resume on a fresh manifest, skipping the keys already yielded
-        (storage order may differ after a compaction)."""
-        at = read.index("key")
-        yielded = SeenKeys()
-        done: np.ndarray | None = None
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                dead = self._dead()
-                checked = time.monotonic()
-                for batch in (b for r in readers for b in r):
-                    if time.monotonic() - checked > ERASE_CHECK_S:
-                        # an erase committed while streaming applies to the rest of the stream
-                        dead, checked = self._dead(), time.monotonic()
-                    k = batch.column(at).to_numpy()
-                    drop = dead_positions(k, dead)
-                    if done is not None and done.size:
-                        drop = np.union1d(drop, dead_positions(k, done))
-                    if drop.size:
-                        keep = np.ones(k.size, bool)
-                        keep[drop] = False
-                        if keys_only:
-                            k = k[keep]
-                        else:
-                            batch = batch.filter(arrow_mask(keep))
-                            k = batch.column(at).to_numpy()
-                    if not k.size:
-                        continue
-                    yielded.add(k)
-                    if keys_only:
-                        yield k
-                    else:
-                        yield batch.drop_columns(["key"]) if drop_key else batch
-                return
-            except READ_ERRORS as exc:
-                if attempt + 1 == READ_ATTEMPTS:
-                    raise self._store._tables.damage("samples", exc) from exc
-                time.sleep(0.005 * (attempt + 1))
-                self._refresh()
-                done = yielded.sorted_unique()
-                ds = self._store._tables.open("samples")
-                readers = [] if ds is None else self._readers(ds, read, filter, batch_size=batch_size)
+        return live_stream(self, first, read, filter, batch_size, drop_key=need_key)
 
     def to_table(
         self,

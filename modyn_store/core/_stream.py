@@ -1,0 +1,84 @@
+"""Streams of a snapshot's live rows that survive maintenance deleting their files.
+
+A stream drops each scanned batch's dead keys by position (:func:`dead_positions`), re-reads
+the dead set when an erase commits meanwhile, and, when files it started from vanish (a
+concurrent compaction, erase or vacuum), resumes on a fresh manifest skipping the keys it
+already yielded. :meth:`Snapshot.to_batches` and :meth:`Snapshot.iter_keys` return it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store.core._keyscan import SeenKeys, arrow_mask, dead_positions
+from modyn_store.core._tables import READ_ATTEMPTS
+
+if TYPE_CHECKING:
+    from modyn_store.core.snapshot import Snapshot
+
+__all__ = ["ERASE_CHECK_S", "READ_ERRORS", "live_stream"]
+
+#: what a read raises when a file it started from is gone (a concurrent compaction, erase or
+#: vacuum removed it) or damaged; filter errors are plain ValueErrors and never retried
+READ_ERRORS = (pa.ArrowException, OSError)
+#: a stream re-checks for newly committed erasures at most this often (seconds)
+ERASE_CHECK_S = 0.1
+
+
+def live_stream(
+    snap: Snapshot,
+    readers: list[Iterator[pa.RecordBatch]],
+    read: list[str],
+    filter: str | None,
+    batch_size: int,
+    *,
+    drop_key: bool = False,
+    keys_only: bool = False,
+) -> Iterator[Any]:
+    """Live rows of ``readers`` as record batches (or, with ``keys_only``, key arrays); if
+    files vanish mid-stream, resume on a fresh manifest, skipping the keys already yielded
+    (storage order may differ after a compaction)."""
+    at = read.index("key")
+    yielded = SeenKeys()
+    done: np.ndarray | None = None
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            dead = snap._dead()
+            checked = time.monotonic()
+            for batch in (b for r in readers for b in r):
+                if time.monotonic() - checked > ERASE_CHECK_S:
+                    # an erase committed while streaming applies to the rest of the stream
+                    dead, checked = snap._dead(), time.monotonic()
+                k = batch.column(at).to_numpy()
+                drop = dead_positions(k, dead)
+                if done is not None and done.size:
+                    drop = np.union1d(drop, dead_positions(k, done))
+                if drop.size:
+                    keep = np.ones(k.size, bool)
+                    keep[drop] = False
+                    if keys_only:
+                        k = k[keep]
+                    else:
+                        batch = batch.filter(arrow_mask(keep))
+                        k = batch.column(at).to_numpy()
+                if not k.size:
+                    continue
+                yielded.add(k)
+                if keys_only:
+                    yield k
+                else:
+                    yield batch.drop_columns(["key"]) if drop_key else batch
+            return
+        except READ_ERRORS as exc:
+            if attempt + 1 == READ_ATTEMPTS:
+                raise snap._store._tables.damage("samples", exc) from exc
+            time.sleep(0.005 * (attempt + 1))
+            snap._refresh()
+            done = yielded.sorted_unique()
+            ds = snap._store._tables.open("samples")
+            readers = [] if ds is None else snap._readers(ds, read, filter, batch_size=batch_size)
