@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
+from engine._search import first_unsorted, hit_positions
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import integrity, keyindex
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys
@@ -489,14 +490,21 @@ class Snapshot:
             for r in self._readers(ds, ["key"], batch_size=1 << 20, with_row_id=True, with_row_address=True):
                 for b in r:
                     stored = b.column(0).to_numpy()
-                    pos = np.searchsorted(sk, stored)
-                    pos[pos == sk.size] = 0
-                    idx = np.flatnonzero(sk[pos] == stored)
+                    if not stored.size:
+                        continue
+                    # only the wanted keys within this batch's range are searched, in the batch
+                    # when it is sorted (storage order usually is): O(hits log batch)
+                    if first_unsorted(stored) < 0:
+                        idx = hit_positions(stored, sk)
+                    else:
+                        lo = int(np.searchsorted(sk, stored.min(), side="left"))
+                        hi = int(np.searchsorted(sk, stored.max(), side="right"))
+                        idx = np.flatnonzero(_isin_sorted(stored, sk[lo:hi])) if hi > lo else np.empty(0, np.intp)
                     if idx.size and dead.size:
                         idx = idx[~_isin_sorted(stored[idx], dead)]
                     if not idx.size:
                         continue
-                    dest = order[pos[idx]]
+                    dest = order[np.searchsorted(sk, stored[idx])]
                     rid[dest] = b.column(b.schema.get_field_index("_rowid")).to_numpy()[idx]
                     addr = b.column(b.schema.get_field_index("_rowaddr")).to_numpy()[idx]
                     frag[dest] = (addr >> np.uint64(32)).astype(np.int64)
