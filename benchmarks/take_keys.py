@@ -10,11 +10,13 @@ one version). Then, each phase in a fresh process (``first``: the first call of 
 
 * ``take_noindex``: ``store.as_of().take(keys)`` before any index exists (point lookups: one
   flat scan of ``key`` with a hash filter, plus the tombstones);
-* ``index``: ``store.index_keys()`` (the writer's maintenance call): seconds and index bytes;
+* ``index``: ``store.index_keys()`` (the writer's maintenance call): seconds and bytes of the
+  sorted key runs of the samples and the BTREE of the tombstones;
 * ``take``: ``store.as_of().take(keys)`` with the index;
-* ``lance_in``: the strongest peer, Lance's own ``to_table(filter="key IN (...)")`` on the samples
-  table with the same BTREE index. It does less: no liveness (soft-deleted rows come back), no
-  version bound, rows in storage order;
+* ``lance_index`` / ``lance_in``: the strongest peer: Lance's own BTREE index on ``key`` of the
+  samples table (``create_scalar_index``; build seconds and bytes) and
+  ``to_table(filter="key IN (...)")`` through it. It does less: no liveness (soft-deleted rows
+  come back), no version bound, rows in storage order;
 * ``take_many``: ``take`` of ``--many`` keys (default 10^6), which the store answers by point
   lookups up to 1/32 of the stored rows and by the sorted key set above;
 * ``old`` / ``old_many``: the path ``take`` took before the index (the full sorted key set with
@@ -43,7 +45,8 @@ import pyarrow as pa
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PHASES = ("take_noindex", "index", "take", "lance_in", "take_many", "old", "old_many", "append", "take_stale", "reindex")
+PHASES = ("take_noindex", "index", "take", "take_many", "old", "old_many", "lance_index", "lance_in", "append",
+          "take_stale", "reindex")
 COLUMNS = ["key", "ts", "label"]
 
 
@@ -95,6 +98,18 @@ def query(path: str, rows: int, what: str, n: int) -> None:
         return
     if what == "take_stale":
         rows += rows // 100
+    if what == "lance_index":
+        import lance
+
+        ds = lance.dataset(f"{path}/samples.lance")
+        t0 = time.perf_counter()
+        ds.create_scalar_index("key", "BTREE", name="bench_key_btree")
+        dt = time.perf_counter() - t0
+        size = next(d.total_size_bytes for d in lance.dataset(f"{path}/samples.lance").describe_indices()
+                    if d.name == "bench_key_btree")
+        print(json.dumps({"phase": what, "seconds": round(dt, 2), "bytes": int(size), "peak_rss_gb": _peak_gb()}),
+              flush=True)
+        return
     if what in ("index", "reindex"):
         store = Store.open(path)
         t0 = time.perf_counter()

@@ -1,21 +1,29 @@
 """The key index: point lookups by key that do not read every key of the store.
 
 ``Snapshot.take``, ``row_ids`` and ``contains`` for a small set of keys find the rows that hold
-those keys with one filtered read (``key IN (...)``) of the ``samples``, ``tombstones`` and
-``purged`` tables, instead of reading, sorting and checking the whole key column.
+those keys, the tombstones and the purged rows of those keys, instead of reading, sorting and
+checking the whole key column. Liveness is then decided from the rows' ``_version``, the
+tombstones, the erasures and the purged rows, as for the full key set.
 
-What serves the lookup is a Lance scalar index (BTREE) on ``key`` of each of those tables.
-The **writer** builds it, never a reader (a store may be read-only): :func:`update` (run by
-``Store.index_keys()`` and at the end of ``Store.compact()``, under the writer lock) creates the index where it is
-missing and folds fragments written since into it (Lance's ``optimize_indices``). Lance keeps
-the index through compaction, erase and vacuum (their file rewrites remap it; row ids are
-stable) and through deletes (deleted rows are masked at read time).
+What serves the lookups:
 
-Fragments the index does not cover yet (appends since the last build) are scanned flat by the
-same query, so an answer is always exact: only its speed depends on the index. A lookup costs
-about one B-tree probe and one random read per requested key plus a flat scan of the unindexed
-rows; without any index it is one scan of the ``key`` column with a hash filter (still cheaper
-than the sorted key set it replaces).
+* **samples: sorted key runs.** Every stored key with its stable row id, sorted by key, in
+  plain files under ``_meta/keyindex/<build>/`` (16 bytes a row, plus every 512th key), named by
+  the pointer ``_meta/keyindex.json`` with the version they cover. A lookup binary-searches
+  them (a local store maps the files; an object store reads the sparse level, then only the
+  blocks the keys fall in) and reads the rows by row id. Row ids are stable through
+  compaction, so the runs stay valid; a row erased, purged or rolled back since is simply not
+  returned by Lance, and every row read back must hold the key the runs name for it.
+* **tombstones and purged: Lance scalar indexes (BTREE)** on ``key`` (these tables are small;
+  ``optimize_indices`` folds new fragments in).
+
+The **writer** builds both, never a reader (a store may be read-only): :func:`update`, run by
+``Store.index_keys()`` and at the end of ``Store.compact()`` under the writer lock. The runs are
+rewritten whole (one scan of ``key`` and a sort) when a version since their build added or
+removed samples rows; the new files go to a new folder and the pointer is replaced, so readers
+see the old runs or the new ones. Fragments written after the runs' version (appends since the
+last build) are scanned flat, so an answer is always exact: only its speed depends on the index.
+Without any index a lookup is one scan of the ``key`` column with a hash filter.
 
 Example
 -------
@@ -33,7 +41,9 @@ Example
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,9 +58,15 @@ if TYPE_CHECKING:
 
 __all__ = ["INDEXED_TABLES", "IndexReport", "Located", "TableIndex", "locate", "lookup", "table_index", "update"]
 
-#: tables whose ``key`` column the index covers
-INDEXED_TABLES = ("samples", "tombstones", "purged")
+#: tables whose ``key`` column a Lance BTREE index covers (samples have sorted key runs)
+INDEXED_TABLES = ("tombstones", "purged")
 INDEX_NAME = "key_idx"
+#: the sorted key runs of the samples table: a pointer file naming the folder of the current
+#: build, which holds ``keys.i64`` (sorted), ``rowids.u64`` (aligned) and ``sparse.i64``
+RUNS_POINTER = "_meta/keyindex.json"
+RUNS_DIR = "_meta/keyindex"
+#: every STRIDE-th key of the runs is kept in ``sparse.i64`` (the level a remote probe reads whole)
+STRIDE = 512
 #: requested keys per Lance query (each query also scans the unindexed fragments once)
 CHUNK = 1 << 20
 
@@ -88,6 +104,8 @@ def _describe(ds: Any) -> Any:
 def table_index(store: Store, name: str) -> TableIndex | None:
     """The key index state of table ``name`` (``None`` if the table or its index does not exist)."""
     ds = store._tables.open(name)
+    if name == "samples":
+        return None if ds is None else _runs_state(store, ds)
     found = None if ds is None else _describe(ds)
     if ds is None or found is None:
         return None
@@ -105,6 +123,9 @@ def update(store: Store) -> IndexReport:
     """
     t0 = time.perf_counter()
     out: dict[str, TableIndex] = {}
+    runs = _build_runs(store)
+    if runs is not None:
+        out["samples"] = runs
     for name in INDEXED_TABLES:
         ds = store._tables.open(name)
         if ds is None or ds.count_rows() == 0:
@@ -118,6 +139,144 @@ def update(store: Store) -> IndexReport:
         if got is not None:
             out[name] = got
     return IndexReport(out, time.perf_counter() - t0)
+
+
+def _read_pointer(store: Store) -> dict[str, Any] | None:
+    fs = store.fs
+    path = store._location.path(RUNS_POINTER)
+    try:
+        with fs.open(path, "r") as fh:
+            body = json.load(fh)
+        return {"dir": str(body["dir"]), "version": int(body["version"]), "rows": int(body["rows"])}
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: the runs are not used, every fragment is scanned
+
+
+def _runs_stale(store: Store, built: int) -> bool:
+    """Did a version after ``built`` add or remove samples rows (append, erase, vacuum)?"""
+    return any(r.inserted or r.op in ("erase", "vacuum") for r in store._read_records()[built:])
+
+
+def _build_runs(store: Store) -> TableIndex | None:
+    """Write the sorted key runs of the committed samples rows, unless they are current.
+
+    One scan of ``key`` with row ids, a sort, three files in a new folder, then the pointer
+    is replaced (readers see the old runs or the new ones, never a mix) and old folders go.
+    """
+    committed = store.version
+    ds = store._tables.open("samples")
+    current = _read_pointer(store)
+    fs = store.fs
+    if ds is None:
+        return None
+    if current is None or current["version"] > committed or _runs_stale(store, current["version"]):
+        t = ds.to_table(columns=["key"], filter=f"_version <= {committed}", with_row_id=True)
+        keys = t.column("key").to_numpy()
+        rowids = t.column("_rowid").to_numpy()
+        del t
+        if keys.size > 1 and not (keys[1:] >= keys[:-1]).all():
+            order = np.argsort(keys, kind="stable")
+            keys, rowids = keys[order], rowids[order]
+            del order
+        token = f"{committed}-{uuid.uuid4().hex[:12]}"
+        folder = store._location.path(f"{RUNS_DIR}/{token}")
+        fs.makedirs(folder, exist_ok=True)
+        store._tables.guard()
+        for leaf, arr in (("keys.i64", keys), ("rowids.u64", rowids), ("sparse.i64", keys[::STRIDE])):
+            with fs.open(f"{folder}/{leaf}", "wb") as fh:
+                fh.write(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+        pointer = store._location.path(RUNS_POINTER)
+        with fs.open(pointer + ".tmp", "w") as fh:
+            json.dump({"dir": token, "version": committed, "rows": int(keys.size)}, fh)
+        fs.mv(pointer + ".tmp", pointer)
+        base = store._location.path(RUNS_DIR)
+        for entry in fs.ls(base, detail=False):
+            if str(entry).rstrip("/").rsplit("/", 1)[-1] != token:
+                fs.rm(entry, recursive=True)
+    return _runs_state(store, ds)
+
+
+def _runs_state(store: Store, ds: Any) -> TableIndex | None:
+    current = _read_pointer(store)
+    if current is None:
+        return None
+    fs = store.fs
+    folder = store._location.path(f"{RUNS_DIR}/{current['dir']}")
+    size = sum(int(fs.size(f"{folder}/{leaf}")) for leaf in ("keys.i64", "rowids.u64", "sparse.i64"))
+    ranges = store._tables.fragment_versions("samples", ds)
+    fresh = {fid for fid, (_, hi) in ranges.items() if hi > current["version"]}
+    unindexed = sum(f.metadata.physical_rows for f in ds.get_fragments() if f.fragment_id in fresh)
+    return TableIndex(current["rows"], unindexed, size)
+
+
+def _probe(store: Store, pointer: dict[str, Any], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(found keys, their row ids)`` among sorted distinct ``keys`` in the sorted runs.
+
+    A local store maps the files and binary-searches them; an object store reads the sparse
+    level whole, then only the blocks of ``STRIDE`` keys the requested keys fall in.
+    """
+    folder = store._location.path(f"{RUNS_DIR}/{pointer['dir']}")
+    n = pointer["rows"]
+    if n == 0 or keys.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.uint64)
+    if store._location.is_local:
+        sk = np.memmap(f"{folder}/keys.i64", dtype="<i8", mode="r", shape=(n,))
+        sr = np.memmap(f"{folder}/rowids.u64", dtype="<u8", mode="r", shape=(n,))
+        pos = np.minimum(np.searchsorted(sk, keys), n - 1)
+        hit = np.asarray(sk[pos]) == keys
+        return keys[hit], np.asarray(sr[pos[hit]], dtype=np.uint64)
+    fs = store.fs
+    sparse = np.frombuffer(fs.cat_file(f"{folder}/sparse.i64"), dtype="<i8")
+    blocks = np.unique(np.maximum(np.searchsorted(sparse, keys, side="right") - 1, 0))
+    starts = (blocks * STRIDE * 8).tolist()
+    ends = (np.minimum((blocks + 1) * STRIDE, n) * 8).tolist()
+    bk = np.frombuffer(b"".join(fs.cat_ranges([f"{folder}/keys.i64"] * len(starts), starts, ends)), dtype="<i8")
+    br = np.frombuffer(b"".join(fs.cat_ranges([f"{folder}/rowids.u64"] * len(starts), starts, ends)), dtype="<u8")
+    at = np.minimum(np.searchsorted(bk, keys), bk.size - 1)
+    got = bk[at] == keys
+    return keys[got], br[at[got]].astype(np.uint64)
+
+
+def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...] = ()) -> pa.Table:
+    """``key``, ``_version``, ``columns`` and ``_rowid`` of the samples rows (not deleted) holding
+    one of the sorted distinct ``keys``: from the sorted runs where they cover, scanned flat
+    elsewhere."""
+    from modyn_store.core.rows import take_by_row_id
+
+    read = ["key", "_version", *[c for c in columns if c not in ("key", "_version")]]
+    pointer = _read_pointer(store)
+    if pointer is None:
+        return lookup(ds, keys, read)
+    found, rid = _probe(store, pointer, keys)
+    parts = []
+    if found.size:
+        order = np.argsort(rid)
+        got = take_by_row_id(ds, rid[order], read)  # rows deleted since are dropped
+        k = got.column("key").to_numpy()
+        # every row read back must hold the key the runs name for its row id
+        pos = np.minimum(np.searchsorted(found, k), found.size - 1)
+        ok = found[pos] == k
+        ids = np.where(ok, rid[pos], np.uint64(0)) if found.size else np.zeros(k.size, np.uint64)
+        got = got.append_column("_rowid", pa.array(ids, pa.uint64())).filter(pa.array(ok))
+        parts.append(got)
+    ranges = store._tables.fragment_versions("samples", ds)
+    fresh = [f for f in ds.get_fragments() if ranges[f.fragment_id][1] > pointer["version"]]
+    if fresh:
+        chunk = pa.array(np.ascontiguousarray(keys, dtype=np.int64))
+        parts.append(
+            ds.scanner(
+                columns=read, filter=pc.field("key").isin(chunk), fragments=fresh, with_row_id=True
+            ).to_table()
+        )
+    if not parts:
+        return ds.to_table(columns=read, limit=0, with_row_id=True)
+    out = pa.concat_tables([p.select([*read, "_rowid"]) for p in parts])
+    if len(parts) > 1:  # a row in a fragment that straddles the runs' version comes twice
+        _, first = np.unique(out.column("_rowid").to_numpy(), return_index=True)
+        out = out.take(pa.array(np.sort(first)))
+    return out
 
 
 def lookup(ds: Any, keys: np.ndarray, columns: list[str]) -> pa.Table:
@@ -150,6 +309,8 @@ class Located:
     found: np.ndarray
     dead: np.ndarray
     unavailable: np.ndarray
+    #: the rows found, in key order, when columns were asked for
+    rows: pa.Table | None = None
 
     @property
     def live(self) -> np.ndarray:
@@ -166,18 +327,22 @@ def _hits(keys: np.ndarray, found: np.ndarray) -> np.ndarray:
     return np.asarray(s[pos] == keys)
 
 
-def locate(store: Store, ds: Any, keys: np.ndarray, version: int, committed: int) -> Located:
+def locate(
+    store: Store, ds: Any, keys: np.ndarray, version: int, committed: int, columns: tuple[str, ...] = ()
+) -> Located:
     """Answer liveness and row ids for sorted distinct ``keys`` without reading every key.
 
     ``ds`` is the samples dataset to read rows from; tombstones, purged rows and erasures
-    are looked up by the same keys (erasures committed up to ``committed`` apply).
+    are looked up by the same keys (erasures committed up to ``committed`` apply). With
+    ``columns``, the rows found are read with them (``Located.rows``, in key order).
     """
-    rows = lookup(ds, keys, ["key", "_version"])
+    rows = sample_rows(store, ds, keys, columns)
     k = rows.column("key").to_numpy()
     keep = rows.column("_version").to_numpy() <= version
     k, rid = k[keep], rows.column("_rowid").to_numpy()[keep]
     order = np.argsort(k, kind="stable")
     k, rid = k[order], rid[order]
+    table = rows.filter(pa.array(keep)).take(pa.array(order)) if columns else None
     if k.size > 1 and (k[1:] == k[:-1]).any():
         dup = np.unique(k[1:][k[1:] == k[:-1]])
         raise CorruptionError(
@@ -202,4 +367,4 @@ def locate(store: Store, ds: Any, keys: np.ndarray, version: int, committed: int
         ins, gone = purged.column("inserted").to_numpy(), purged.column("deleted").to_numpy()
         mine = (ins <= version) & (gone > version) & (purged.column("_version").to_numpy() <= committed)
         unavailable = _hits(keys, purged.column("key").to_numpy()[mine]) & ~erased
-    return Located(keys, row_id, found, dead, unavailable)
+    return Located(keys, row_id, found, dead, unavailable, table)

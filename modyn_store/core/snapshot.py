@@ -305,13 +305,15 @@ class Snapshot:
                 return located.live[inverse]
         return _isin_sorted(want, self.keys())
 
-    def _point(self, ds: Any, want: np.ndarray) -> tuple[np.ndarray, np.ndarray, keyindex.Located] | None:
+    def _point(
+        self, ds: Any, want: np.ndarray, columns: tuple[str, ...] = ()
+    ) -> tuple[np.ndarray, np.ndarray, keyindex.Located] | None:
         """Point lookups for ``want`` (distinct keys, the inverse map, the answers), or ``None``
         when the request is too large for them to pay."""
         u, inverse = np.unique(want, return_inverse=True)
         if ds is None or u.size > max(POINT_MIN_KEYS, ds.count_rows() * POINT_SHARE):
             return None
-        return u, inverse, keyindex.locate(self._store, ds, u, self.version, self._committed)
+        return u, inverse, keyindex.locate(self._store, ds, u, self.version, self._committed, columns)
 
     @property
     def schema(self) -> pa.Schema | None:
@@ -536,6 +538,16 @@ class Snapshot:
         return self._retrying(lambda ds: self._take(ds, want, cols))
 
     def _take(self, ds: Any, want: np.ndarray, cols: list[str]) -> pa.Table:
+        self._refresh()
+        small = self._point(ds, want, tuple(cols)) if self._keys_cache is None and want.size else None
+        if small is not None and small[2].live.all() and not small[2].unavailable.any():
+            rows = small[2].rows
+            assert rows is not None
+            k = rows.column("key").to_numpy()
+            out = rows.take(pa.array(np.minimum(np.searchsorted(k, want), max(k.size - 1, 0))))
+            if np.array_equal(out.column("key").to_numpy(), want):  # each row holds its key
+                return out.select(cols)
+        # row ids (and errors) through row_ids: it decides on the full key set when needed
         rid = self.row_ids(want)
         if rid.size == 0:
             schema = self._store.schema
