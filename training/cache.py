@@ -211,25 +211,50 @@ class Cache:
 
     # -- building ------------------------------------------------------------------------
     def get_or_build(
-        self, name: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler
+        self, name: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler, *, stage: bool = False
     ) -> CacheEntry:
         """Open ``name``, or build it with ``fill`` (see :data:`Filler`) for the key set ``keys``.
 
         Concurrent callers (threads or processes) for the same name build it once; the others
-        wait and open the published entry.
+        wait and open the published entry. With ``stage``, fixed columns are filled in process
+        memory and written to their files in one sequential write each (faster than filling a
+        fresh file mapping page by page); the buffers ``fill`` got stay valid either way.
         """
         entry = self.open(name)
         if entry is not None:
             return entry
+        built = self.build(name, keys, specs, fill, stage=stage)
+        if built is not None:
+            return built
+        return self.opened(name)
+
+    def opened(self, name: str) -> CacheEntry:
+        """Open ``name`` right after :meth:`build`; raises :class:`CacheError` if it is gone."""
+        entry = self.open(name)
+        if entry is None:
+            raise CacheError(f"cache entry {name!r} disappeared right after it was built (erased or evicted)")
+        return entry
+
+    def build(
+        self, name: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler, *, stage: bool = False
+    ) -> CacheEntry | None:
+        """Build and publish ``name`` unless it is published (see :meth:`get_or_build`).
+
+        Returns the entry when it is held in process memory; ``None`` when it is on disk (open
+        it with :meth:`opened`). Reads no ``.npy`` header, so it may run in a background thread
+        (parsing headers compiles Python literals, which CPython 3.11 does not support in two
+        threads at once).
+        """
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         size = _entry_bytes(keys.size, specs)
         if self.root is None or size > self.max_bytes:
-            return self._build_in_memory(name, keys, specs, fill)
+            with self._mutex:
+                entry = self._open.get(name)
+            return entry if entry is not None else self._build_in_memory(name, keys, specs, fill)
         os.makedirs(self.root, exist_ok=True)
         with self._flock(name):
-            entry = self.open(name)
-            if entry is not None:
-                return entry
+            if os.path.exists(os.path.join(self.root, name, "meta.json")):
+                return None
             self._remove_stale_tmp(name)
             self._evict(size, keep=name)
             tmp_name = f"{_TMP}{name}-{uuid.uuid4().hex[:12]}"
@@ -239,17 +264,14 @@ class Cache:
                 self._index.register(name, keys, folders=[name, tmp_name])
             os.makedirs(tmp)
             try:
-                _write_entry(tmp, keys, specs, fill)
+                _write_entry(tmp, keys, specs, fill, stage)
                 os.rename(tmp, os.path.join(self.root, name))
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if self._index is not None:
                     self._index.remove(name)
                 raise
-        entry = self.open(name)
-        if entry is None:
-            raise CacheError(f"cache entry {name!r} disappeared right after it was built (erased or evicted)")
-        return entry
+        return None
 
     def _build_in_memory(self, name: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler) -> CacheEntry:
         fixed: dict[str, np.ndarray] = {}
@@ -328,22 +350,28 @@ def _check_rows(rows: np.ndarray, keys: np.ndarray) -> None:
         raise CacheError("a cache entry's rows do not hold exactly the requested keys")
 
 
-def _write_entry(tmp: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler) -> None:
+def _write_entry(tmp: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler, stage: bool) -> None:
     # keys.npy first: an erasure running during the build finds and removes the folder
     np.save(os.path.join(tmp, "keys.npy"), _sorted(keys), allow_pickle=False)
     names = list(specs)
     index = {n: i for i, n in enumerate(names)}
-    maps: list[np.memmap] = []
+    maps: list[np.ndarray] = []
+    staged: dict[str, np.ndarray] = {}
 
     def alloc(spec: ColumnSpec, n: int) -> np.ndarray:
-        path = os.path.join(tmp, f"c{index[spec.name]}.npy")
         shape = (n, *spec.shape)
+        if stage:
+            arr = staged[spec.name] = np.empty(shape, dtype=np.dtype(spec.dtype))
+            return arr
+        path = os.path.join(tmp, f"c{index[spec.name]}.npy")
         arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(spec.dtype), shape=shape)
         maps.append(arr)
         return arr
 
     rows, var = fill(alloc)
     _check_rows(rows, keys)
+    for name, arr in staged.items():
+        np.save(os.path.join(tmp, f"c{index[name]}.npy"), arr, allow_pickle=False)
     np.save(os.path.join(tmp, "rows.npy"), np.ascontiguousarray(rows, dtype=np.int64), allow_pickle=False)
     # no msync: the rows are in the shared page cache, visible to every process once the
     # folder is renamed; the cache is rebuilt if a machine crash ever loses them

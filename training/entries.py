@@ -30,9 +30,11 @@ from modyn_store.core.errors import DataUnavailableError
 from modyn_store.core.trainset import TrainSet
 from training.cache import DEFAULT_MAX_BYTES, CacheEntry, cache_for
 from training.errors import ErasedKeysError
-from training.materialize import Strategy, materialize, specs_for
+from training.building import Building
+from training.materialize import KeyLookup, Strategy, materialize, plan, specs_for
+from training.prefetch import host_budget
 
-__all__ = ["LoaderOptions", "live_check", "materialize_entry", "selection_digest"]
+__all__ = ["LoaderOptions", "live_check", "materialize_entry", "selection_digest", "start_entry"]
 
 @dataclass(frozen=True)
 class LoaderOptions:
@@ -54,11 +56,13 @@ class LoaderOptions:
     pin_memory:
         Use pinned host buffers for host-to-device copies (default: when the device is CUDA).
     host_memory_budget:
-        Bytes of fixed-size columns (plus keys) copied from the memory-mapped cache entry into
-        process memory before the second epoch, when batches are gathered on the host (default:
-        a quarter of the machine's available memory; ``0`` always serves from the mapped file).
-        Random gathers from anonymous memory were up to 2-3x faster than from the file mapping on
-        the machine measured (docs/PERFORMANCE.md); the copy is one sequential read per loader.
+        Bytes of fixed-size columns (plus keys) a loader may hold in process memory when batches
+        are gathered on the host (default: a quarter of the machine's available memory; ``0``
+        always serves from the mapped file). A loader that builds the entry fills it in process
+        memory within this budget (then writes each file once) and serves from that memory; one
+        that opens an existing entry copies it from the mapping before its second epoch. Random
+        gathers from anonymous memory were up to 2-3x faster than from the file mapping on the
+        machine measured (docs/PERFORMANCE.md); the copy is one sequential read per loader.
     """
 
     strategy: Strategy = "auto"
@@ -91,10 +95,10 @@ def live_check(store: Any, train_set: TrainSet, sorted_keys: np.ndarray | None =
     ok = np.zeros(keys.size, bool)
     if keys.size:
         # streamed over the live keys: memory follows the train set, not the store
+        lookup = KeyLookup(keys)
         for live in snap.iter_keys():
-            pos = np.searchsorted(keys, live)
-            pos[pos == keys.size] = 0
-            ok[pos[keys[pos] == live]] = True
+            pos = lookup(live)
+            ok[pos[pos >= 0]] = True
     unavailable = snap.unavailable()
     if unavailable.size:
         ok &= ~np.isin(keys, unavailable)
@@ -110,6 +114,20 @@ def materialize_entry(
 
     Raises :class:`~training.errors.ErasedKeysError` when some keys are no longer live.
     """
+    got = start_entry(store, train_set, columns, options)
+    return got if isinstance(got, CacheEntry) else got.result()[0]
+
+
+def start_entry(
+    store: Any, train_set: TrainSet, columns: Sequence[str], options: LoaderOptions = LoaderOptions()
+) -> CacheEntry | Building:
+    """The cache entry of ``train_set``'s ``columns``, or a :class:`~training.building.Building`
+    that builds it in a background thread (its rows readable as they land).
+
+    The live check and the location of the rows (one scan of the version's keys) happen here,
+    so :class:`~training.errors.ErasedKeysError` for keys that are not live is raised before
+    this returns; errors of the read itself come from ``Building.result()``.
+    """
     checked_at = store.version
     sorted_keys = np.sort(train_set.keys)
     snap = store.as_of(train_set.version)
@@ -120,35 +138,58 @@ def materialize_entry(
     specs = specs_for(rows.schema, columns)
     name = selection_digest(train_set.version, sorted_keys, list(columns))
     cache = cache_for(store, max_bytes=options.max_cache_bytes)
-    built = {"now": False}
-
-    def fill(alloc: Callable[..., np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
-        built["now"] = True
-        # liveness and row ids in one scan of the version's keys
-        located = snap.locate(sorted_keys)
-        if (located[1] < 0).any():
-            raise ErasedKeysError(f"train set at version {train_set.version}", sorted_keys[located[1] < 0])
-        out = materialize(
-            rows,
-            sorted_keys,
-            list(columns),
-            strategy=options.strategy,
-            threads=options.threads,
-            allocate=alloc,
-            what=f"train set at version {train_set.version}",
-            located=located,
-        )
-        return out.keys, out.var
-
-    entry = cache.get_or_build(name, sorted_keys, specs, fill)
-    if not built["now"]:
+    entry = cache.open(name)
+    if entry is not None:
         live_check(store, train_set, sorted_keys)  # served from the cache: its keys must still be live
-    elif store.version != checked_at:
-        # a version (perhaps an erasure) committed while the entry was being built: check
-        # again, so that an entry holding erased rows never outlives this call
-        try:
-            live_check(store, train_set, sorted_keys)
-        except ErasedKeysError:
-            cache.discard(name)
-            raise
-    return entry
+        return entry
+    what = f"train set at version {train_set.version}"
+    # liveness and row ids in one scan of the version's keys
+    located = snap.locate(sorted_keys)
+    layout = plan(rows, sorted_keys, strategy=options.strategy, threads=options.threads, what=what, located=located)
+    nbytes = int(layout.keys.size) * sum(s.row_nbytes() for s in specs.values() if s.kind == "fixed")
+    # fill process memory and write each file once, when the loader may keep that memory
+    stage = nbytes <= host_budget(options.host_memory_budget)
+    building = Building(layout.keys, layout.jobs)
+
+    def build(b: Building) -> tuple[CacheEntry | None, dict[str, np.ndarray] | None]:
+        built = {"now": False}
+
+        def fill(alloc: Callable[..., np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
+            built["now"] = True
+
+            def allocate(spec: Any, n: int) -> np.ndarray:
+                arr = alloc(spec, n)
+                b.allocated(spec.name, arr)
+                return arr
+
+            for spec in specs.values():
+                if spec.kind == "fixed":
+                    allocate(spec, int(layout.keys.size))
+            b.reading()
+            out = materialize(
+                rows,
+                sorted_keys,
+                list(columns),
+                strategy=options.strategy,
+                threads=options.threads,
+                allocate=lambda spec, n: b.fixed[spec.name],
+                what=what,
+                layout=layout,
+                progress=b.progress,
+            )
+            return out.keys, out.var
+
+        entry = cache.build(name, sorted_keys, specs, fill, stage=stage)
+        if built["now"] and store.version != checked_at:
+            # a version (perhaps an erasure) committed while the entry was being built: check
+            # again, so that an entry holding erased rows never outlives the build
+            try:
+                live_check(store, train_set, sorted_keys)
+            except ErasedKeysError:
+                cache.discard(name)
+                raise
+        staged = dict(b.fixed) if built["now"] and (stage or entry is not None) else None
+        return entry, staged
+
+    building.run(build, lambda: cache.opened(name))
+    return building

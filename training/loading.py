@@ -5,13 +5,12 @@
 serves one epoch and moves on to the next, so ``for epoch in range(n): for batch in dl: ...``
 sees a fresh order every epoch.
 
-Order of an epoch ``e`` (on every rank, then split):
+The order of every epoch is :func:`training.order.epoch_order` (seeded; epoch 0 shuffled block
+by block in key order, see there), split across ranks.
 
-1. ``positions = train_set.for_epoch(e)`` (all keys, or the epoch's plan);
-2. with ``shuffle``: ``positions[np.random.default_rng([seed, e]).permutation(len(positions))]``;
-3. rank ``r`` of ``world_size`` takes ``positions[r::world_size]`` (shards are disjoint and
-   together complete; their sizes differ by at most one);
-4. consecutive runs of ``batch_size`` positions form the batches.
+A loader that has to build its cache entry serves its first epoch (on CPU, without worker
+processes, fixed-size columns only) from the entry being filled, each batch as soon as its rows
+have landed; errors of the build are raised by the iteration.
 
 The cache entry holds the rows in storage order, keyed by the *set* of keys (train sets with
 the same keys share it, whatever their order or weights); the loader maps train-set positions
@@ -49,13 +48,16 @@ import torch
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch, gather_host
+from training.building import Building
 from training.cache import CacheEntry, cache_for
-from training.entries import LoaderOptions, live_check, materialize_entry, selection_digest
+from training.entries import LoaderOptions, live_check, materialize_entry, selection_digest, start_entry
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup
+from training.order import FIRST_EPOCH_BLOCK, epoch_order
 from training.prefetch import host_budget, prefetched
 
 __all__ = [
+    "FIRST_EPOCH_BLOCK",
     "Loader",
     "LoaderOptions",
     "epoch_order",
@@ -63,18 +65,6 @@ __all__ = [
     "materialize_entry",
     "selection_digest",
 ]
-
-
-def epoch_order(
-    train_set: TrainSet, epoch: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
-) -> np.ndarray:
-    """Positions into ``train_set.keys`` visited by ``rank`` in ``epoch`` (see the module docstring)."""
-    pos = train_set.for_epoch(epoch)
-    if shuffle:
-        pos = pos[np.random.default_rng([int(seed), int(epoch)]).permutation(pos.size)]
-    if world_size > 1:
-        pos = pos[rank::world_size]
-    return np.ascontiguousarray(pos, dtype=np.int64)
 
 
 def _check_int(name: str, value: Any, lo: int) -> int:
@@ -90,7 +80,7 @@ class Loader:
         self,
         store: Any,
         train_set: TrainSet,
-        entry: CacheEntry,
+        entry: CacheEntry | Building,
         *,
         columns: Sequence[str],
         batch_size: int,
@@ -118,15 +108,51 @@ class Loader:
         self.num_workers = num_workers
         self.options = options
         self.epoch = 0
-        self._entry = entry
         self._pool: Any = None
         self._checked_version = store.version
         self._served = False
+        self._building: Building | None = None
+        self._host: dict[str, torch.Tensor] = {}
+        self._dev: dict[str, torch.Tensor] | None = None
+        self._copy_pending = False
+        if isinstance(entry, Building):
+            self._building = entry
+            self._map_positions(entry.keys)
+        else:
+            self._bind(entry)
+
+    @property
+    def _entry(self) -> CacheEntry:
+        """The cache entry (waits for its build to finish)."""
+        if self._building is not None:
+            self._finish_build()
+        return self._entry_obj
+
+    def _finish_build(self) -> None:
+        assert self._building is not None
+        entry, staged = self._building.result()
+        self._building = None
         self._bind(entry)
+        if staged is not None and self._dev is None and self._copy_pending:
+            # the build filled process memory: serve from it (the copy the loader would make)
+            if np.array_equal(np.asarray(entry.keys), self._stream_keys.numpy()):
+                self._host = {n: torch.from_numpy(a) for n, a in staged.items() if n in self._host}
+                self._keys = self._stream_keys
+                self._copy_pending = False
+
+    def _map_positions(self, row_keys: np.ndarray) -> None:
+        pos2row = KeyLookup(row_keys)(self.train_set.keys)
+        if pos2row.size and pos2row.min() < 0:
+            raise ErasedKeysError("cache entry", self.train_set.keys[pos2row < 0])
+        self._pos2row = pos2row
+        weights = np.empty(pos2row.size, dtype=np.float32)
+        weights[pos2row] = self.train_set.weights
+        self._weights = torch.from_numpy(weights)
+        self._stream_keys = torch.from_numpy(np.ascontiguousarray(row_keys))
 
     def _bind(self, entry: CacheEntry) -> None:
         """Serve from ``entry``: rows are in storage order, ``_pos2row`` maps train positions to rows."""
-        self._entry = entry
+        self._entry_obj = entry
         pos2row = KeyLookup(np.asarray(entry.keys))(self.train_set.keys)
         if pos2row.size and pos2row.min() < 0:
             raise ErasedKeysError("cache entry", self.train_set.keys[pos2row < 0])
@@ -136,7 +162,7 @@ class Loader:
         self._weights = torch.from_numpy(weights)
         self._keys = torch.from_numpy(np.asarray(entry.keys))
         self._host = {n: torch.from_numpy(np.asarray(a)) for n, a in entry.fixed.items()}
-        self._dev: dict[str, torch.Tensor] | None = None
+        self._dev = None
         if self.device.type == "cuda":
             budget = self.options.device_memory_budget
             if budget is None:
@@ -165,6 +191,13 @@ class Loader:
         self._host = {n: t.clone() for n, t in self._host.items()}
         self._keys = self._keys.clone()
         self._copy_pending = False
+
+    def wait_materialized(self) -> None:
+        """Wait until the train set is materialized and published in the store's cache (a
+        loader that builds it does so in the background while it serves its first epoch);
+        raises the build's error, if any."""
+        if self._building is not None:
+            self._finish_build()
 
     @property
     def on_device(self) -> bool:
@@ -278,7 +311,47 @@ class Loader:
                 raise
             self._checked_version = self.store.version
 
+    def _streams(self) -> bool:
+        """True when this epoch can be served from the entry being built."""
+        b = self._building
+        if b is None or self.num_workers > 0 or self.device.type != "cpu" or not b.wait_streaming():
+            return False
+        return all(c in b.fixed for c in self.columns)
+
+    def _batches_building(self, order: np.ndarray) -> Iterator[Batch]:
+        """Batches of entry rows ``order`` from the entry being built, each once its rows landed."""
+        b = self._building
+        assert b is not None
+        host = {n: torch.from_numpy(b.fixed[n]) for n in self.columns}
+        sequential = not self.shuffle and self.world_size == 1
+        for s, e in self._bounds(order.size):
+            r = order[s:e]
+            b.wait_rows(r)
+            if sequential and bool(r[-1] - r[0] == r.size - 1) and bool(np.all(np.diff(r) == 1)):
+                lo, hi = int(r[0]), int(r[-1]) + 1  # rows that landed are never written again
+                batch: Batch = {"key": self._stream_keys[lo:hi], "weight": self._weights[lo:hi]}
+                batch.update({n: host[n][lo:hi] for n in self.columns})
+            else:
+                ti = torch.from_numpy(r)
+                batch = {"key": self._stream_keys.index_select(0, ti), "weight": self._weights.index_select(0, ti)}
+                batch.update({n: host[n].index_select(0, ti) for n in self.columns})
+            yield self.transform(batch) if self.transform is not None else batch
+
     def __iter__(self) -> Iterator[Batch]:
+        if self._streams():
+            epoch = self.epoch
+            self.epoch += 1
+            self._served = True
+            gen = self._batches_building(self._pos2row[self.order(epoch)])
+            if self.options.prefetch <= 0:
+                yield from gen
+            else:
+                yield from prefetched(gen, self.options.prefetch)
+            # the epoch ends once the entry is published (and the build's errors are raised)
+            self._finish_build()
+            return
+        if self._building is not None:
+            self._finish_build()
         self._ensure_alive()
         if self._copy_pending and self._served:
             self._copy_to_memory()
@@ -395,7 +468,7 @@ def loader(
     reserved = [c for c in cols if c in ("weight",)]
     if reserved:
         raise InvalidArgumentError("columns", reserved, "sample columns other than the reserved 'weight'")
-    entry = materialize_entry(store, train_set, cols, opts)
+    entry = start_entry(store, train_set, cols, opts)
     return Loader(
         store,
         train_set,

@@ -10,11 +10,10 @@ Two read paths, chosen by selectivity (the share of the table's rows that are se
   id in parallel threads (``RowReader.take``).
 
 One scan of the ``key`` column locates the keys first (``RowReader.locate``, or the caller's
-``Snapshot.locate``, which also checks liveness). Every
-returned batch's keys are mapped to their destination row (a dense lookup table when the key
-range allows, a sorted search otherwise) to check that exactly the selected rows arrived; rows
-are laid out in storage order (fragment, then row id), so every read is copied sequentially at
-a known offset and threads never write the same rows.
+``Snapshot.locate``, which also checks liveness): :func:`plan` lays the output rows out in
+storage order (fragment, then row id) before any read, so every read is copied sequentially
+at a known offset, threads never write the same rows, and every returned batch is checked to
+hold exactly the keys of the rows it is written to.
 
 Fixed columns are written into caller-provided buffers (e.g. memory-mapped files of a cache
 entry); variable-length columns are returned as :class:`~training.columns.VarColumn`.
@@ -48,7 +47,7 @@ from modyn_store.core.rows import RowReader
 from training.columns import ColumnSpec, VarColumn, spec_of, to_fixed, to_var
 from training.errors import ErasedKeysError
 
-__all__ = ["KeyLookup", "Materialized", "choose_strategy", "materialize", "specs_for"]
+__all__ = ["KeyLookup", "Layout", "Materialized", "choose_strategy", "materialize", "plan", "specs_for"]
 
 Strategy = Literal["auto", "scan", "take"]
 Allocator = Callable[[ColumnSpec, int], np.ndarray]
@@ -140,29 +139,38 @@ def choose_strategy(n_selected: int, n_rows: int, strategy: Strategy = "auto") -
 
 
 class _Sink:
-    """Writes decoded batches at known row offsets: sequential copies, no scatter."""
+    """Writes decoded batches at known row offsets: sequential copies, no scatter.
 
-    def __init__(self, keys: np.ndarray, specs: dict[str, ColumnSpec], fixed: dict[str, np.ndarray]) -> None:
-        self.lookup = KeyLookup(keys)
+    The output layout (``layout.keys``: the key of every output row) is decided before any read,
+    so every batch is checked to hold exactly the keys of the rows it is written to.
+    """
+
+    def __init__(self, layout: Layout, specs: dict[str, ColumnSpec], fixed: dict[str, np.ndarray], what: str) -> None:
+        self.layout = layout
         self.specs = specs
         self.fixed = fixed
-        self.rows = np.empty(keys.size, dtype=np.int64)
-        self.filled = np.zeros(keys.size, dtype=bool)
+        self.what = what
         self.var_pieces: dict[str, list[tuple[int, pa.Array]]] = {n: [] for n, s in specs.items() if s.kind != "fixed"}
         self._lock = threading.Lock()
 
-    def add(self, start: int, batch: pa.RecordBatch | pa.Table) -> int:
-        """Write ``batch`` at rows ``start:start + len(batch)``; returns the rows written."""
+    def add(self, start: int, stop: int, batch: pa.RecordBatch | pa.Table) -> int:
+        """Write ``batch`` at rows ``start:start + len(batch)`` (at most ``stop``); returns the rows written."""
         n = batch.num_rows
         if n == 0:
             return 0
         k = batch.column("key").to_numpy()
-        dest = self.lookup(k)
-        if start + n > self.rows.size or (dest < 0).any():
-            # the read returned rows that were not asked for: refuse to go on
-            raise InvalidArgumentError("dataset", "rows outside the selection", "a read of exactly the selected rows")
-        self.rows[start : start + n] = k
-        self.filled[dest] = True
+        want = self.layout.keys[start : min(start + n, stop)]
+        if not np.array_equal(k, want):
+            if not np.isin(k, self.layout.keys).all():
+                # the read returned rows that were not asked for: refuse to go on
+                raise InvalidArgumentError(
+                    "dataset", "rows outside the selection", "a read of exactly the selected rows"
+                )
+            # rows of the selection are missing from the read (deleted meanwhile): name those
+            # skipped up to the last row that arrived
+            window = self.layout.keys[start:stop]
+            last = int(np.flatnonzero(window == k[-1])[0]) if (window == k[-1]).any() else window.size - 1
+            raise ErasedKeysError(self.what, np.setdiff1d(window[: last + 1], k))
         for name, spec in self.specs.items():
             col = batch.column(name)
             if spec.kind == "fixed":
@@ -179,11 +187,69 @@ class _Sink:
         for name, pieces in self.var_pieces.items():
             spec = self.specs[name]
             if not pieces:
-                out[name] = VarColumn(np.zeros(self.rows.size + 1, np.int64), np.empty(0, np.uint8))
+                out[name] = VarColumn(np.zeros(self.layout.keys.size + 1, np.int64), np.empty(0, np.uint8))
                 continue
             arrs = [p[1].cast(pa.large_binary()) for p in sorted(pieces, key=lambda p: p[0])]
             out[name] = to_var(pa.concat_arrays(arrs) if len(arrs) > 1 else arrs[0], spec)
         return out
+
+
+@dataclass
+class Layout:
+    """Where the selected rows are stored and where each goes in the output, before any read.
+
+    Output rows are in storage order (fragment, then stable row id): ``keys[i]``, ``rid[i]`` and
+    ``frag[i]`` describe output row ``i``. Each ``jobs`` range of output rows is read by one task
+    (a masked scan of one fragment, or a take of one chunk) and written sequentially.
+    """
+
+    keys: np.ndarray
+    rid: np.ndarray
+    frag: np.ndarray
+    strategy: str
+    jobs: list[tuple[int, int]]
+
+
+def plan(
+    rows: RowReader,
+    keys: np.ndarray,
+    *,
+    strategy: Strategy = "auto",
+    threads: int | None = None,
+    what: str = "train set",
+    located: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Layout:
+    """Locate ``keys`` (unique int64) with one scan of the ``key`` column and lay out the output.
+
+    ``located``: ``(row ids, fragment ids)`` aligned with ``keys`` when the caller has them
+    already (e.g. from :meth:`Snapshot.locate <modyn_store.core.snapshot.Snapshot.locate>`,
+    which checks liveness in the same scan). Raises :class:`~training.errors.ErasedKeysError`
+    for keys without a stored row (fragment id -1).
+    """
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])) and np.unique(keys).size != keys.size:
+        raise InvalidArgumentError("keys", "duplicates", "unique keys")
+    chosen = choose_strategy(int(keys.size), int(rows.count_rows()), strategy)
+    if keys.size == 0:
+        empty = np.empty(0, np.int64)
+        return Layout(keys, np.empty(0, np.uint64), empty, chosen, [])
+    rid, frag = rows.locate(keys) if located is None else located
+    if rid.shape != keys.shape or frag.shape != keys.shape:
+        raise InvalidArgumentError("located", (rid.shape, frag.shape), f"arrays aligned with keys, shape {keys.shape}")
+    if (frag < 0).any():
+        raise ErasedKeysError(what, keys[frag < 0])
+    order = np.lexsort((rid, frag))
+    rid, frag, out_keys = rid[order], frag[order], keys[order]
+    if chosen == "scan":
+        cuts = np.flatnonzero(np.diff(frag)) + 1
+        starts = [0, *cuts.tolist()]
+        stops = [*cuts.tolist(), int(rid.size)]
+        jobs = list(zip(starts, stops))
+    else:
+        n = _default_threads(threads, max(1, rid.size // 4096))
+        bounds = np.linspace(0, rid.size, (n * 8 if n > 1 else 1) + 1).astype(np.int64)
+        jobs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return Layout(out_keys, rid, frag, chosen, jobs)
 
 
 def _default_threads(threads: int | None, jobs: int) -> int:
@@ -202,9 +268,10 @@ def materialize(
     strategy: Strategy = "auto",
     threads: int | None = None,
     allocate: Allocator | None = None,
-    batch_size: int = 1 << 16,
+    batch_size: int = 1 << 14,
     what: str = "train set",
-    located: tuple[np.ndarray, np.ndarray] | None = None,
+    layout: Layout | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Materialized:
     """Read the rows of ``keys`` through a snapshot's row reader, in storage order.
 
@@ -225,69 +292,45 @@ def materialize(
         ``allocate(spec, rows)`` returns the output buffer of a fixed column (default ``np.empty``).
     what:
         Names the caller in errors.
-    located:
-        ``(row ids, fragment ids)`` of ``keys``, aligned with them, when the caller has them
-        already (e.g. from :meth:`Snapshot.locate <modyn_store.core.snapshot.Snapshot.locate>`,
-        which checks liveness in the same scan); otherwise ``rows.locate`` scans the keys.
+    layout:
+        The :func:`plan` of ``keys`` when the caller made it already (saves the key scan).
+    progress:
+        ``progress(job, row)``: rows ``layout.jobs[job][0]:row`` of every fixed column are written
+        (called from the reading threads, in increasing ``row`` per job).
 
     Raises
     ------
     ErasedKeysError
         Some keys have no row in the dataset; no other rows are substituted.
     """
-    keys = np.ascontiguousarray(keys, dtype=np.int64)
-    if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])) and np.unique(keys).size != keys.size:
-        raise InvalidArgumentError("keys", "duplicates", "unique keys")
     specs = specs_for(rows.schema, columns)
+    if layout is None:
+        layout = plan(rows, keys, strategy=strategy, threads=threads, what=what)
     alloc = allocate or (lambda spec, n: np.empty((n, *spec.shape), dtype=np.dtype(spec.dtype)))
-    fixed = {n: alloc(s, keys.size) for n, s in specs.items() if s.kind == "fixed"}
-    sink = _Sink(keys, specs, fixed)
+    size = int(layout.keys.size)
+    fixed = {n: alloc(s, size) for n, s in specs.items() if s.kind == "fixed"}
+    sink = _Sink(layout, specs, fixed, what)
     read = ["key"] + [c for c in columns if c != "key"]
-    total = rows.count_rows()
-    chosen = choose_strategy(int(keys.size), int(total), strategy)
-    if keys.size:
-        rid, frag = rows.locate(keys) if located is None else located
-        if rid.shape != keys.shape or frag.shape != keys.shape:
-            raise InvalidArgumentError("located", (rid.shape, frag.shape), f"arrays aligned with keys, shape {keys.shape}")
-        if (frag < 0).any():
-            raise ErasedKeysError(what, keys[frag < 0])
-        # rows are laid out in storage order: by fragment, then by stable row id
-        order = np.lexsort((rid, frag))
-        rid, frag = rid[order], frag[order]
-        if chosen == "scan":
-            cuts = np.flatnonzero(np.diff(frag)) + 1
-            starts = np.concatenate([[0], cuts]).astype(np.int64)
-            stops = np.concatenate([cuts, [rid.size]]).astype(np.int64)
-            jobs = list(zip(starts.tolist(), stops.tolist()))
-            n = _default_threads(threads, len(jobs))
+    rid, frag = layout.rid, layout.frag
 
-            def scan(job: tuple[int, int]) -> None:
-                lo, hi = job
-                at = lo
-                for batch in rows.scan(int(frag[lo]), rid[lo:hi], read, batch_size=batch_size):
-                    at += sink.add(at, batch)
-                if at != hi:
-                    _missing(sink, keys, what)
-
-            with ThreadPoolExecutor(n) as pool:
-                list(pool.map(scan, jobs))
+    def run(j: int) -> None:
+        lo, hi = layout.jobs[j]
+        at = lo
+        if layout.strategy == "scan":
+            for batch in rows.scan(int(frag[lo]), rid[lo:hi], read, batch_size=batch_size):
+                at += sink.add(at, hi, batch)
+                if progress is not None:
+                    progress(j, at)
         else:
-            n = _default_threads(threads, max(1, rid.size // 4096))
-            bounds = np.linspace(0, rid.size, (n * 8 if n > 1 else 1) + 1).astype(np.int64)
-            jobs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+            at += sink.add(lo, hi, rows.take(rid[lo:hi], read))
+            if progress is not None:
+                progress(j, at)
+        if at != hi:
+            raise ErasedKeysError(what, layout.keys[at:hi])
 
-            def take(job: tuple[int, int]) -> None:
-                lo, hi = job
-                if lo + sink.add(lo, rows.take(rid[lo:hi], read)) != hi:
-                    _missing(sink, keys, what)
-
-            with ThreadPoolExecutor(n) as pool:
-                list(pool.map(take, jobs))
-    if not sink.filled.all():
-        _missing(sink, keys, what)
+    if layout.jobs:
+        n = _default_threads(threads, len(layout.jobs))
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(run, range(len(layout.jobs))))
     var = sink.finish_var()
-    return Materialized(keys=sink.rows, specs=specs, fixed=fixed, var=var, strategy=chosen)
-
-
-def _missing(sink: _Sink, keys: np.ndarray, what: str) -> None:
-    raise ErasedKeysError(what, keys[~sink.filled])
+    return Materialized(keys=layout.keys, specs=specs, fixed=fixed, var=var, strategy=layout.strategy)

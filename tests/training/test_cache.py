@@ -76,7 +76,7 @@ def _every_third(store: Store) -> TrainSet:
 
 def test_entry_format_holds_sorted_keys(store) -> None:
     ts = TrainSet.uniform(np.array([1500, 3, 77, 999]), version=store.version)
-    loader(store, ts, columns=["x", "img"], batch_size=2)
+    loader(store, ts, columns=["x", "img"], batch_size=2).wait_materialized()
     root = Path(store.path("_cache"))
     (entry,) = [p for p in root.iterdir() if not p.name.startswith(".")]
     held = np.load(entry / "keys.npy", allow_pickle=False)

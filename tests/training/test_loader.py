@@ -109,20 +109,27 @@ def test_unshuffled_batches_are_zero_copy_views_of_the_cache(store) -> None:
 
 
 def test_host_memory_budget_copies_the_entry_or_maps_it(store) -> None:
-    """Within the budget the loader serves from its own copy (same batches), at 0 from the
-    memory-mapped entry; a bad budget is refused."""
+    """Within the budget the loader serves from process memory (same batches): the memory it
+    built the entry in, or a copy of an entry it opened, made before its second epoch; at 0
+    from the memory-mapped entry; a bad budget is refused."""
     ts = _selection(store, 200, seed=3)
+    built = loader(store, ts, columns=["x"], batch_size=50, seed=1,
+                   options=LoaderOptions(prefetch=0, host_memory_budget=1 << 30))
+    built.wait_materialized()
     copied = loader(store, ts, columns=["x"], batch_size=50, seed=1,
                     options=LoaderOptions(prefetch=0, host_memory_budget=1 << 30))
     mapped = loader(store, ts, columns=["x"], batch_size=50, seed=1,
                     options=LoaderOptions(prefetch=0, host_memory_budget=0))
     cache = copied._entry.fixed["x"]
+    assert built._entry is copied._entry is mapped._entry
     for epoch in range(3):  # the copy is made before the second epoch
-        b_copied, b_mapped = list(copied), list(mapped)
+        b_built, b_copied, b_mapped = list(built), list(copied), list(mapped)
+        assert not np.shares_memory(built._host["x"].numpy(), cache)
         assert np.shares_memory(copied._host["x"].numpy(), cache) == (epoch == 0)
         assert np.shares_memory(mapped._host["x"].numpy(), cache)
-        for a, b in zip(b_copied, b_mapped, strict=True):
+        for a, b, c in zip(b_copied, b_mapped, b_built, strict=True):
             assert torch.equal(a["key"], b["key"]) and torch.equal(a["x"], b["x"])
+            assert torch.equal(a["key"], c["key"]) and torch.equal(a["x"], c["x"])
     with pytest.raises(InvalidArgumentError, match="host_memory_budget"):
         loader(store, ts, columns=["x"], batch_size=50, options=LoaderOptions(host_memory_budget=-1))
 

@@ -1,0 +1,138 @@
+"""The first epoch served while the train set is materialized, and its block-wise order."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import training.order
+from modyn_store.core.rows import RowReader
+from modyn_store.core.trainset import TrainSet
+from tests.training.conftest import reference_rows
+from training.cache import cache_for
+from training.loading import LoaderOptions, epoch_order, loader, selection_digest
+
+BLOCK = 100
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training.order, "FIRST_EPOCH_BLOCK", BLOCK)
+
+
+def _train_set(store, n: int, seed: int = 0) -> TrainSet:
+    rng = np.random.default_rng(seed)
+    keys = rng.choice(store.as_of(None).keys(), n, replace=False)
+    return TrainSet(keys=keys, weights=rng.uniform(0.5, 2.0, n), version=store.version)
+
+
+def test_first_epoch_is_shuffled_block_by_block_in_key_order(store, small_blocks) -> None:
+    ts = _train_set(store, 730, seed=1)
+    order = epoch_order(ts, 0, shuffle=True, seed=4)
+    assert np.array_equal(np.sort(order), np.arange(ts.size))
+    ranked = np.sort(ts.keys)
+    for lo in range(0, ts.size, BLOCK):  # each block holds the next BLOCK keys, shuffled
+        block = ts.keys[order[lo : lo + BLOCK]]
+        assert np.array_equal(np.sort(block), ranked[lo : lo + BLOCK])
+        assert not np.array_equal(block, np.sort(block))
+    assert np.array_equal(order, epoch_order(ts, 0, shuffle=True, seed=4))
+    assert not np.array_equal(order, epoch_order(ts, 0, shuffle=True, seed=5))
+    # later epochs: one permutation of all positions; small sets: the same in epoch 0
+    plain = np.random.default_rng([4, 1]).permutation(ts.size)
+    assert np.array_equal(epoch_order(ts, 1, shuffle=True, seed=4), plain)
+    small = _train_set(store, BLOCK, seed=2)
+    assert np.array_equal(epoch_order(small, 0, shuffle=True, seed=4), np.random.default_rng([4, 0]).permutation(BLOCK))
+    assert np.array_equal(epoch_order(ts, 0, shuffle=False, seed=4), np.arange(ts.size))
+
+
+def _gate_second_fragment(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> list[int]:
+    """Reads of every fragment but the first wait for ``release`` (at most 60 s)."""
+    original = RowReader.scan
+    first: list[int] = []
+
+    def gated(self, fragment, row_ids, columns, *, batch_size=1 << 16):
+        if not first:
+            first.append(int(fragment))
+        if int(fragment) != first[0]:
+            release.wait(60)
+        return original(self, fragment, row_ids, columns, batch_size=batch_size)
+
+    monkeypatch.setattr(RowReader, "scan", gated)
+    return first
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_first_batches_are_served_before_the_build_ends(store, small_blocks, monkeypatch, prefetch) -> None:
+    ts = _train_set(store, 700, seed=3)
+    lo = np.sort(ts.keys)[:BLOCK]
+    assert lo.max() < 1200  # the first block lies in the first fragment (keys 0-1199)
+    release = threading.Event()
+    _gate_second_fragment(monkeypatch, release)
+    opts = LoaderOptions(strategy="scan", threads=2, prefetch=prefetch)
+    dl = loader(store, ts, columns=["ts", "x"], batch_size=50, seed=7, options=opts)
+    it = iter(dl)
+    first = next(it)
+    assert dl._building is not None and not dl._building.done  # served while building
+    release.set()
+    batches = [first, *it]
+    assert dl._building is None  # the epoch ends with the entry published
+    order = epoch_order(ts, 0, shuffle=True, seed=7)
+    ref = reference_rows(store, ts.keys[order], ["ts", "x"])
+    assert torch.cat([b["key"] for b in batches]).tolist() == ref["key"]
+    assert torch.cat([b["ts"] for b in batches]).tolist() == ref["ts"]
+    np.testing.assert_array_equal(torch.cat([b["x"] for b in batches]).numpy(), np.array(ref["x"], np.float32))
+    np.testing.assert_array_equal(torch.cat([b["weight"] for b in batches]).numpy(),
+                                  ts.weights[order].astype(np.float32))
+    # the next epoch comes from the published entry, in the same order as a warm loader's
+    warm = loader(store, ts, columns=["ts", "x"], batch_size=50, seed=7, options=opts)
+    assert warm._entry is dl._entry
+    warm.set_epoch(1)
+    assert [b["key"].tolist() for b in dl] == [b["key"].tolist() for b in warm]
+
+
+def test_streamed_shards_match_the_global_order(store, small_blocks) -> None:
+    ts = _train_set(store, 640, seed=5)
+    world = 2
+    for rank in range(world):
+        cache_for(store).discard(selection_digest(ts.version, ts.keys, ["x"]))
+        dl = loader(store, ts, columns=["x"], batch_size=32, seed=2, rank=rank, world_size=world)
+        streamed = dl._building is not None
+        got = np.concatenate([b["key"].numpy() for b in dl])
+        assert streamed
+        want = ts.keys[epoch_order(ts, 0, shuffle=True, seed=2)][rank::world]
+        assert np.array_equal(got, want)
+
+
+def test_a_failed_build_is_raised_by_the_first_epoch(store, small_blocks, monkeypatch) -> None:
+    ts = _train_set(store, 500, seed=6)
+    original = RowReader.scan
+
+    def broken(self, fragment, row_ids, columns, *, batch_size=1 << 16):
+        if int(fragment) != 0:
+            raise OSError("disk gone")
+        return original(self, fragment, row_ids, columns, batch_size=batch_size)
+
+    monkeypatch.setattr(RowReader, "scan", broken)
+    dl = loader(store, ts, columns=["x"], batch_size=50, seed=1, options=LoaderOptions(strategy="scan"))
+    with pytest.raises(OSError, match="disk gone"):
+        list(dl)
+    assert cache_for(store).entries() == []
+
+
+def test_unshuffled_first_epoch_streams_views_in_train_set_order(store, monkeypatch) -> None:
+    keys = store.as_of(None).keys()[100:1700]  # ascending: storage order, over both fragments
+    ts = TrainSet.uniform(keys, version=store.version)
+    release = threading.Event()
+    _gate_second_fragment(monkeypatch, release)
+    dl = loader(store, ts, columns=["x"], batch_size=100, shuffle=False,
+                options=LoaderOptions(strategy="scan", threads=2, prefetch=0))
+    it = iter(dl)
+    first = next(it)
+    assert dl._building is not None and not dl._building.done
+    assert np.shares_memory(first["x"].numpy(), dl._building.fixed["x"])
+    release.set()
+    got = torch.cat([first["x"], *[b["x"] for b in it]]).numpy()
+    np.testing.assert_array_equal(got, np.array(reference_rows(store, keys, ["x"])["x"], np.float32))

@@ -1,0 +1,68 @@
+"""The order in which a loader visits a train set, epoch by epoch: :func:`epoch_order`.
+
+Order of an epoch ``e`` (on every rank, then split):
+
+1. ``positions = train_set.for_epoch(e)`` (all keys, or the epoch's plan);
+2. with ``shuffle``: ``positions[rng.permutation(len(positions))]`` with
+   ``rng = np.random.default_rng([seed, e])``; except in epoch 0 when there are more than
+   :data:`FIRST_EPOCH_BLOCK` positions: they are cut into blocks of that many by ascending key,
+   and each block (its positions in their order) is permuted in turn by the same ``rng``, the
+   blocks in key order. Epoch 0 can then be served while the train set is materialized (rows
+   land in storage order, which is key order in an append-only store);
+3. rank ``r`` of ``world_size`` takes ``positions[r::world_size]`` (shards are disjoint and
+   together complete; their sizes differ by at most one);
+4. consecutive runs of ``batch_size`` positions form the batches.
+
+Example
+-------
+>>> import numpy as np
+>>> from modyn_store.core.trainset import TrainSet
+>>> from training.order import epoch_order
+>>> ts = TrainSet.uniform(np.arange(10, 20), version=1)
+>>> sorted(epoch_order(ts, 0, shuffle=True, seed=3).tolist()) == list(range(10))
+True
+>>> epoch_order(ts, 1, shuffle=False, seed=3, rank=1, world_size=2).tolist()
+[1, 3, 5, 7, 9]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modyn_store.core.trainset import TrainSet
+
+__all__ = ["FIRST_EPOCH_BLOCK", "epoch_order"]
+
+#: Epoch 0 is shuffled block by block: blocks of this many positions in ascending key order,
+#: each permuted (see the module docstring), so that it can be served while it is materialized.
+FIRST_EPOCH_BLOCK = 16384
+
+
+def _blockwise(pos: np.ndarray, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``pos`` cut into blocks of :data:`FIRST_EPOCH_BLOCK` by ascending key, each block (its
+    positions in their order in ``pos``) permuted by ``rng``, blocks in key order."""
+    n = pos.size
+    rank = np.empty(n, np.int64)
+    rank[np.argsort(keys[pos], kind="stable")] = np.arange(n, dtype=np.int64)
+    grouped = pos[np.argsort(rank // FIRST_EPOCH_BLOCK, kind="stable")]
+    out = np.empty_like(grouped)
+    for lo in range(0, n, FIRST_EPOCH_BLOCK):
+        block = grouped[lo : lo + FIRST_EPOCH_BLOCK]
+        out[lo : lo + block.size] = block[rng.permutation(block.size)]
+    return out
+
+
+def epoch_order(
+    train_set: TrainSet, epoch: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
+) -> np.ndarray:
+    """Positions into ``train_set.keys`` visited by ``rank`` in ``epoch`` (see the module docstring)."""
+    pos = train_set.for_epoch(epoch)
+    if shuffle:
+        rng = np.random.default_rng([int(seed), int(epoch)])
+        if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
+            pos = _blockwise(pos, train_set.keys, rng)
+        else:
+            pos = pos[rng.permutation(pos.size)]
+    if world_size > 1:
+        pos = pos[rank::world_size]
+    return np.ascontiguousarray(pos, dtype=np.int64)
