@@ -1,7 +1,9 @@
-"""Scale-out figures for docs/scale-out.md: Ray scoring/selection with 1 and 2 workers, and a
-store on S3 (moto's local server) against a local folder for append and as_of.
+"""Scale-out figures for docs/scale-out.md: Ray scoring and selection (class quotas too) with 1
+and 2 workers, and a store on S3 (moto's local server) against a local folder for append and
+as_of.
 
-Run: ``python benchmarks/scale_out.py [--rows N]`` (needs the ray, s3 and test extras).
+Run: ``python benchmarks/scale_out.py [--rows N] [--only ray|quota|s3]`` (needs the ray, s3 and
+test extras).
 Each figure is the best of ``--repeat`` runs, all sides in the same process and run.
 """
 
@@ -75,6 +77,41 @@ def ray_figures(rows: int, repeat: int) -> list[tuple[str, str, float]]:
     return out
 
 
+def quota_figures(rows: int, repeat: int) -> list[tuple[str, str, float]]:
+    """``class_balanced(ratio=0.1)`` over 10 skewed classes (the rarest below its share) and
+    ``trigger_balanced(ratio=0.1)`` over 8 intervals: one process, then Ray with 1 and 2 CPUs."""
+    import ray
+
+    from modyn_store import Store
+    from modyn_store.app.pipeline.ray_exec import _quiet, select_on_ray
+    from policies import ClassBalanced, TriggerBalanced
+    from policies.base import SelectionContext
+
+    rng = np.random.default_rng(2)
+    store = Store.open(tempfile.mkdtemp(prefix="bench-quota-"), create=True)
+    p = np.array([2.0 ** -i for i in range(10)])
+    versions = []
+    for i in range(8):
+        t = _rows(rows // 8, i * (rows // 8), rng)
+        versions.append(store.append(t.append_column("cls", pa.array(rng.choice(10, t.num_rows, p=p / p.sum())))).version)
+    store.delete(keys=np.arange(0, rows, 97))
+    snap = store.as_of()
+    n = snap.count()
+    cases = [("selection class_balanced(ratio=0.1), 10 classes", ClassBalanced(ratio=0.1),
+              SelectionContext(snapshot=snap, seed=1, label_column="cls")),
+             ("selection trigger_balanced(ratio=0.1), 8 intervals", TriggerBalanced(ratio=0.1),
+              SelectionContext(snapshot=snap, seed=1, trigger_cutoffs=tuple(versions[:-1])))]
+    out = [(label, "single process", n / best(lambda: strat.select(ctx), repeat)) for label, strat, ctx in cases]
+    for cpus in (1, 2):
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        _quiet()
+        for label, strat, ctx in cases:
+            assert np.array_equal(select_on_ray(strat, ctx).keys, strat.select(ctx).keys)
+            out.append((label, f"Ray, {cpus} worker(s)", n / best(lambda: select_on_ray(strat, ctx), repeat)))
+        ray.shutdown()
+    return out
+
+
 def s3_figures(rows: int, repeat: int) -> list[tuple[str, str, float]]:
     import boto3
     from moto.server import ThreadedMotoServer
@@ -112,11 +149,17 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--only", choices=["ray", "quota", "s3"], action="append",
+                   help="run only these groups of figures (repeatable; default: all)")
     a = p.parse_args()
-    for what, side, value in ray_figures(a.rows, a.repeat):
-        print(f"| {what} | {side} | {value:,.0f} rows/s |", flush=True)
-    for what, side, value in s3_figures(a.rows // 4, a.repeat):
-        print(f"| {what} | {side} | {value * 1000:,.1f} ms |", flush=True)
+    only = set(a.only or ["ray", "quota", "s3"])
+    for group, fn in (("ray", ray_figures), ("quota", quota_figures)):
+        if group in only:
+            for what, side, value in fn(a.rows, a.repeat):
+                print(f"| {what} | {side} | {value:,.0f} rows/s |", flush=True)
+    if "s3" in only:
+        for what, side, value in s3_figures(a.rows // 4, a.repeat):
+            print(f"| {what} | {side} | {value * 1000:,.1f} ms |", flush=True)
 
 
 if __name__ == "__main__":

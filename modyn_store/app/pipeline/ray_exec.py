@@ -152,7 +152,9 @@ def score_on_ray(
 
 # -- selection -----------------------------------------------------------------------------
 def supports(strategy: Any) -> bool:
-    """Whether :func:`select_on_ray` has a distributed plan for ``strategy``."""
+    """Whether :func:`select_on_ray` has a distributed plan for ``strategy``: ``Uniform``,
+    ``ClassBalanced``, ``TriggerBalanced`` and score-based ``sample_then_batch`` downsampling.
+    Not ``GDumb``: its memory follows from a sequential greedy process (docs/scale-out.md)."""
     from policies.score_based import ScoreDownsample
     from policies.uniform import Uniform
 

@@ -2,9 +2,11 @@
 ``TriggerBalanced``); :func:`~modyn_store.app.pipeline.ray_exec.select_on_ray` calls them.
 
 A quota selection is water-filled quotas from the eligible rows per group, then per group the
-``q`` best rows by a rank that depends only on the row (``engine.quota``). So:
+``q`` best rows by a rank that depends only on the row (``engine.quota``). One Ray Data read
+keeps each block's eligible ``(key, label)`` or ``(key, interval)`` rows in Ray's object store
+(16 bytes a row for integer labels), and two rounds of Ray tasks, one task per block, work on them:
 
-1. **counts**: each Ray task counts the eligible rows per group of its block; the driver sums
+1. **counts**: each task counts the eligible rows per group of its block; the driver sums
    them and allocates the quotas exactly as the single-process strategy does (same budget, same
    group order, same redistribution of a short group's share);
 2. **candidates**: each task keeps, per group, its block's best ``q`` rows under the *global*
@@ -45,7 +47,7 @@ def _read(ray: Any, snapshot: Any, columns: list[str], filter: str | None = None
     """A snapshot read in about two blocks per CPU of the cluster: each block costs a task in
     both phases, so Ray Data's default of up to 200 small blocks per read would cost more than
     the work."""
-    cpus = int(ray.available_resources().get("CPU", 1)) or 1
+    cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
     return snapshot.to_ray(columns, filter, override_num_blocks=2 * cpus)
 
 
