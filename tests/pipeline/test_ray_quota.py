@@ -5,6 +5,7 @@ bit for bit, on a store of several fragments with deletes and an erasure."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,7 @@ def test_class_balanced_on_ray_honours_excluded_and_candidates(store: Store) -> 
     cand = keys[keys % 3 != 0]
     got = _same(ClassBalanced(ratio=0.3), SelectionContext(snapshot=snap, seed=3, candidates=cand))
     assert np.isin(got, cand).all()
+    assert _same(ClassBalanced(limit=5), SelectionContext(snapshot=snap, candidates=np.array([10**9]))).size == 0
 
 
 @pytest.mark.parametrize("strategy", [TriggerBalanced(limit=90), TriggerBalanced(ratio=0.15),
@@ -134,6 +136,30 @@ def test_trigger_balanced_on_ray_equals_single_process(store: Store, strategy: T
         assert not np.isin(got, excluded).any()
         if 1 in cuts:  # the short interval is below its share: all of its rows are in
             assert 0 < short.size <= 22 and np.isin(short, got).all()
+
+
+@pytest.mark.parametrize("selection", [{"name": "class_balanced", "ratio": 0.3},
+                                       {"name": "trigger_balanced", "limit": 400}], ids=lambda s: s["name"])
+def test_pipeline_with_ray_selects_what_it_selects_without(tmp_path: Path, selection: dict[str, Any]) -> None:
+    """Pipelines' contexts: time triggers fire inside versions (cutoffs with (ts, key), rows past
+    the firing excluded), several trainings."""
+    from modyn_store.app.pipeline import parse_pipeline
+    from modyn_store.app.pipeline.runner import Runner
+    from modyn_store.core.trainings import Catalog
+    from tests.pipeline.pipeline_helpers import tiny
+
+    over = {"selection": selection, "limits": {"max_trainings": 3}, "trigger": {"name": "time", "every": "9d"}}
+    sets = []
+    for name, extra in (("plain", {}), ("onray", {"ray": {"address": "local", "workers": 2}})):
+        runner = Runner(parse_pipeline(tiny(name, **over, **extra)), tmp_path / name)
+        list(runner.run())
+        cat = Catalog(runner.store)
+        sets.append([cat.train_set(t.training_id) for t in runner.result.trainings])
+        for t in runner.result.trainings:
+            assert (cat.get(t.training_id).policy_params.get("ray") is not None) == bool(extra)
+    assert len(sets[0]) == len(sets[1]) == 3
+    for a, b in zip(*sets):
+        assert np.array_equal(a.keys, b.keys) and np.array_equal(a.weights, b.weights)
 
 
 def test_gdumb_has_no_distributed_plan_and_runs_in_the_driver(store: Store) -> None:
