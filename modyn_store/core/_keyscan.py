@@ -26,12 +26,14 @@ import pyarrow as pa
 from engine._search import first_unsorted, hit_positions, isin_sorted_numpy
 from modyn_store.core.integrity import Checksum
 
-__all__ = ["SCAN_BATCH", "LiveKeys", "SeenKeys", "arrow_mask", "dead_positions"]
+__all__ = ["SCAN_BATCH", "LiveKeys", "SeenKeys", "SeenSet", "arrow_mask", "dead_positions"]
 
 #: rows per batch the key scans ask Lance for: small enough that a batch of keys stays in the
 #: CPU cache while it is searched, copied and mixed, and that Lance reuses its buffers instead of
 #: faulting in fresh pages for every batch (1M-row batches make the same scan 2-3x slower)
 SCAN_BATCH = 1 << 16
+#: the most keys a stream records one by one (read out of key order) to resume from: 128 MB
+SEEN_CAP = 1 << 24
 
 
 def dead_positions(keys: np.ndarray, dead: np.ndarray) -> np.ndarray:
@@ -117,36 +119,91 @@ class LiveKeys:
 
 
 class SeenKeys:
-    """The keys a stream has yielded (so that a stream resumed on a fresh manifest skips them),
-    copied into chunks of ``chunk`` keys.
+    """The keys a stream has read, so that a stream resumed on a fresh manifest skips them.
 
-    Copies, not views of the scanned batches: a view keeps its batch's Arrow buffer alive, so
-    the scanner could never reuse it and every later batch faulted in fresh pages (at 10^7 rows
-    that cost more than the scan itself).
+    Memory stays bounded where it can: a sorted batch whose keys form few runs of consecutive
+    integers (auto-assigned or time-ordered keys; a stream records every key it read, dead ones
+    included, so deletions do not split the runs) is kept as intervals, merged with the
+    previous interval when they touch; other batches are copied key by key, up to ``cap``
+    keys. Past that the set is marked :attr:`overflowed` and a stream that then loses its
+    files raises instead of resuming.
 
-    >>> seen = SeenKeys(chunk=2)
-    >>> seen.add(np.array([5, 1, 3])); seen.add(np.array([1]))
-    >>> seen.sorted_unique().tolist()
-    [1, 3, 5]
+    >>> seen = SeenKeys(cap=4)
+    >>> seen.add(np.arange(0, 1000)); seen.add(np.arange(1000, 5000)); seen.add(np.array([9000, 7000]))
+    >>> done = seen.frozen()
+    >>> done.positions(np.array([4999, 5000, 7000, 12])).tolist(), seen.intervals, seen.overflowed
+    ([0, 2, 3], 1, False)
     """
 
-    def __init__(self, chunk: int = 1 << 20) -> None:
-        self._chunk = chunk
-        self._chunks: list[np.ndarray] = []
-        self._fill = chunk
+    def __init__(self, cap: int | None = None) -> None:
+        self._cap = SEEN_CAP if cap is None else cap
+        self._starts: list[np.ndarray] = []
+        self._ends: list[np.ndarray] = []
+        self._last_end: int | None = None
+        self._explicit: list[np.ndarray] = []
+        self._explicit_n = 0
+        self.overflowed = False
+
+    @property
+    def intervals(self) -> int:
+        """The number of intervals held (after merging touching ones)."""
+        return sum(a.size for a in self._starts)
 
     def add(self, keys: np.ndarray) -> None:
-        i = 0
-        while i < keys.size:
-            if self._fill == self._chunk:
-                self._chunks.append(np.empty(self._chunk, np.int64))
-                self._fill = 0
-            n = min(self._chunk - self._fill, keys.size - i)
-            self._chunks[-1][self._fill : self._fill + n] = keys[i : i + n]
-            self._fill += n
-            i += n
+        """Record the keys of one batch (copied: no view keeps the batch's buffer alive)."""
+        if keys.size == 0:
+            return
+        if first_unsorted(keys) < 0:
+            breaks = np.flatnonzero(keys[1:] - keys[:-1] != 1)
+            if breaks.size + 1 <= max(1, keys.size // 4):
+                starts = np.concatenate([keys[:1], keys[breaks + 1]]).astype(np.int64)
+                ends = np.concatenate([keys[breaks], keys[-1:]]).astype(np.int64)
+                if self._last_end is not None and int(starts[0]) == self._last_end + 1:
+                    self._ends[-1][-1] = ends[0]  # touches the previous interval: extend it
+                    starts, ends = starts[1:], ends[1:]
+                if starts.size:
+                    self._starts.append(starts)
+                    self._ends.append(ends)
+                self._last_end = int(keys[-1])
+                return
+        self._last_end = None
+        if self.overflowed:
+            return
+        if self._explicit_n + keys.size > self._cap:
+            self.overflowed = True
+            self._explicit, self._explicit_n = [], 0
+            return
+        self._explicit.append(np.array(keys, dtype=np.int64, copy=True))
+        self._explicit_n += keys.size
 
-    def sorted_unique(self) -> np.ndarray:
-        if not self._chunks:
-            return np.empty(0, np.int64)
-        return np.unique(np.concatenate([*self._chunks[:-1], self._chunks[-1][: self._fill]]))
+    def frozen(self) -> SeenSet:
+        """The keys recorded so far, ready for membership tests."""
+        if self._starts:
+            starts, ends = np.concatenate(self._starts), np.concatenate(self._ends)
+            order = np.argsort(starts, kind="stable")
+            # a resumed stream records keys again, so intervals may overlap: with the running
+            # maximum of the ends, a key >= starts[i] is in the union iff it is <= ends[i]
+            starts, ends = starts[order], np.maximum.accumulate(ends[order])
+        else:
+            starts = ends = np.empty(0, np.int64)
+        explicit = np.unique(np.concatenate(self._explicit)) if self._explicit else np.empty(0, np.int64)
+        return SeenSet(starts, ends, explicit)
+
+
+class SeenSet:
+    """Disjoint key intervals plus single keys (see :class:`SeenKeys`)."""
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray, keys: np.ndarray) -> None:
+        self.starts, self.ends, self.keys = starts, ends, keys
+
+    def positions(self, batch: np.ndarray) -> np.ndarray:
+        """Ascending positions of ``batch`` whose keys are in the set."""
+        hit = np.zeros(batch.size, dtype=bool)
+        if self.starts.size and batch.size:
+            idx = np.searchsorted(self.starts, batch, side="right") - 1
+            ok = idx >= 0
+            hit[ok] = batch[ok] <= self.ends[idx[ok]]
+        if self.keys.size and batch.size:
+            hit |= isin_sorted_numpy(batch, self.keys)
+        return np.flatnonzero(hit)
+

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._keyscan import SeenKeys, arrow_mask, dead_positions
+from modyn_store.core._keyscan import SeenKeys, SeenSet, arrow_mask, dead_positions
 from modyn_store.core._tables import READ_ATTEMPTS
+from modyn_store.core.errors import ConflictError
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
@@ -44,8 +45,8 @@ def live_stream(
     files vanish mid-stream, resume on a fresh manifest, skipping the keys already yielded
     (storage order may differ after a compaction)."""
     at = read.index("key")
-    yielded = SeenKeys()
-    done: np.ndarray | None = None
+    read_keys = SeenKeys()
+    done: SeenSet | None = None
     for attempt in range(READ_ATTEMPTS):
         try:
             dead = snap._dead()
@@ -55,9 +56,10 @@ def live_stream(
                     # an erase committed while streaming applies to the rest of the stream
                     dead, checked = snap._dead(), time.monotonic()
                 k = batch.column(at).to_numpy()
+                read_keys.add(k)  # dead ones too: they keep the recorded key runs unbroken
                 drop = dead_positions(k, dead)
-                if done is not None and done.size:
-                    drop = np.union1d(drop, dead_positions(k, done))
+                if done is not None:
+                    drop = np.union1d(drop, done.positions(k))
                 if drop.size:
                     keep = np.ones(k.size, bool)
                     keep[drop] = False
@@ -68,7 +70,6 @@ def live_stream(
                         k = batch.column(at).to_numpy()
                 if not k.size:
                     continue
-                yielded.add(k)
                 if keys_only:
                     yield k
                 else:
@@ -77,8 +78,14 @@ def live_stream(
         except READ_ERRORS as exc:
             if attempt + 1 == READ_ATTEMPTS:
                 raise snap._store._tables.damage("samples", exc) from exc
+            if read_keys.overflowed:
+                raise ConflictError(
+                    "files this stream was reading were removed by a concurrent compact, erase or "
+                    "vacuum, after it had read more keys out of key order than it keeps to resume "
+                    "from; read again"
+                ) from exc
             time.sleep(0.005 * (attempt + 1))
             snap._refresh()
-            done = yielded.sorted_unique()
+            done = read_keys.frozen()
             ds = snap._store._tables.open("samples")
             readers = [] if ds is None else snap._readers(ds, read, filter, batch_size=batch_size)

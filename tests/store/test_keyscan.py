@@ -116,13 +116,70 @@ def test_every_read_of_every_version_equals_the_reference(tmp_path: object, orde
         store.as_of().iter_keys(batch_size=0)
 
 
-def test_seen_keys_across_chunks() -> None:
+def test_seen_keys_membership_matches_a_set() -> None:
     from modyn_store.core._keyscan import SeenKeys
 
     rng = np.random.default_rng(2)
-    seen = SeenKeys(chunk=5)
-    parts = [rng.integers(0, 40, n) for n in (0, 3, 7, 5, 12, 1)]
-    for p in parts:
-        seen.add(p)
-    assert seen.sorted_unique().tolist() == np.unique(np.concatenate(parts)).tolist()
-    assert SeenKeys().sorted_unique().size == 0
+    for trial in range(30):
+        seen, truth = SeenKeys(cap=10**6), set()
+        for _ in range(rng.integers(1, 8)):
+            kind = rng.integers(0, 3)
+            if kind == 0:  # a run of consecutive keys, maybe touching or overlapping earlier ones
+                lo = int(rng.integers(0, 300))
+                part = np.arange(lo, lo + int(rng.integers(1, 120)))
+            elif kind == 1:  # sorted with gaps
+                part = np.unique(rng.integers(0, 400, int(rng.integers(1, 50))))
+            else:  # unsorted
+                part = rng.integers(0, 400, int(rng.integers(1, 50)))
+            seen.add(part)
+            truth.update(part.tolist())
+        probe = np.arange(-5, 420)
+        got = probe[seen.frozen().positions(probe)].tolist()
+        assert got == sorted(k for k in probe.tolist() if k in truth), trial
+
+
+def test_seen_keys_stay_small_for_runs_and_overflow_past_the_cap() -> None:
+    from modyn_store.core._keyscan import SeenKeys
+
+    seen = SeenKeys(cap=100)
+    for start in range(0, 10**6, 65536):  # a scan of auto-assigned keys, batch by batch
+        seen.add(np.arange(start, min(10**6, start + 65536)))
+    assert seen.intervals == 1 and not seen.overflowed
+    seen.add(np.arange(200, 0, -1))  # out of order, beyond the cap
+    assert seen.overflowed
+
+
+@pytest.mark.parametrize("order", ["ascending", "shuffled"])
+def test_a_stream_resumes_with_bounded_memory_or_says_it_cannot(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    """A stream whose files vanish resumes from its recorded keys: intervals for keys read in
+    order (no cap reached), while keys read out of order beyond the cap raise ConflictError."""
+    import pyarrow as pa
+
+    from modyn_store import ConflictError, Store
+    from modyn_store.core import _keyscan, _stream
+
+    rng = np.random.default_rng(5)
+    keys = np.arange(3000) if order == "ascending" else rng.permutation(3000)
+    store = Store.open(str(tmp_path / "s"), create=True)  # type: ignore[operator]
+    for part in np.array_split(keys, 6):
+        store.append(pa.table({"key": part, "ts": part}))
+    store.delete(keys=keys[::50])
+    snap = store.as_of()
+    monkeypatch.setattr(_keyscan, "SEEN_CAP", 200)
+
+    def broken(ds: object) -> object:
+        for n, b in enumerate(b for r in snap._readers(ds, ["key"], batch_size=100) for b in r):
+            if n == 12:
+                raise OSError("file vanished")
+            yield b
+
+    ds = store._tables.open("samples")
+    stream = _stream.live_stream(snap, [broken(ds)], ["key"], None, 100, keys_only=True)
+    if order == "shuffled":
+        with pytest.raises(ConflictError, match="read again"):
+            list(stream)
+    else:
+        got = np.concatenate(list(stream))
+        assert got.size == snap.count() and np.array_equal(np.sort(got), snap.keys())
