@@ -43,12 +43,12 @@ def _parts(ds: Any) -> list[Any]:
     return list(ds.to_arrow_refs())
 
 
-def _read(ray: Any, snapshot: Any, columns: list[str], filter: str | None = None) -> Any:
-    """A snapshot read in about two blocks per CPU of the cluster: each block costs a task in
-    both phases, so Ray Data's default of up to 200 small blocks per read would cost more than
-    the work."""
+def _read(ray: Any, snapshot: Any, columns: list[str], filter: str | None = None, *, share: int = 1) -> Any:
+    """A snapshot read in about two blocks per CPU of the cluster, divided among ``share`` reads:
+    each block costs a task in both phases, so Ray Data's default of up to 200 small blocks per
+    read would cost more than the work."""
     cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
-    return snapshot.to_ray(columns, filter, override_num_blocks=2 * cpus)
+    return snapshot.to_ray(columns, filter, override_num_blocks=max(1, 2 * cpus // share))
 
 
 def _run(ray: Any, fn: Any, refs: list[Any], **kwargs: Any) -> list[Any]:
@@ -196,14 +196,14 @@ def trigger_balanced_on_ray(strategy: Any, ctx: Any) -> TrainSet:
 
     ranges = strategy.intervals(ctx)
     seeds = strategy.interval_seeds(ctx)
+    scans = [(i, seg) for i, (since, until) in enumerate(ranges) for seg in segments(since, until)]
     reads = []
-    for i, (since, until) in enumerate(ranges):
-        for filt, after, within in segments(since, until):
-            cols = ["ts"] if after is not None or within is not None else []
-            reads.append(_read(ray, ctx.snapshot, cols, filt).map_batches(
-                _interval_rows, fn_kwargs={"group": i, "after": after, "within": within,
-                                           "excluded": ctx.excluded, "candidates": ctx.candidates},
-                batch_format="pyarrow", batch_size=None))
+    for i, (filt, after, within) in scans:
+        cols = ["ts"] if after is not None or within is not None else []
+        reads.append(_read(ray, ctx.snapshot, cols, filt, share=len(scans)).map_batches(
+            _interval_rows, fn_kwargs={"group": i, "after": after, "within": within,
+                                       "excluded": ctx.excluded, "candidates": ctx.candidates},
+            batch_format="pyarrow", batch_size=None))
     refs = _parts(reads[0].union(*reads[1:]) if len(reads) > 1 else reads[0]) if reads else []
     counts = np.zeros(len(ranges), dtype=np.int64)
     for groups, n in _run(ray, _interval_counts, refs):
