@@ -18,6 +18,7 @@ Example
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -30,7 +31,7 @@ from modyn_store.core import _marker, _queries, _txn, _writes
 from modyn_store.core._location import Location, resolve
 from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
-from modyn_store.core._tables import Tables
+from modyn_store.core._tables import READ_ATTEMPTS, Tables
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._validate import check_filter, check_name
 from modyn_store.core.errors import (
@@ -144,23 +145,33 @@ class Store:
 
     # -- the version log -----------------------------------------------------------------
     def _read_records(self) -> list[VersionRecord]:
-        ds = self._tables.open("versions")
-        if ds is None:
-            return []
-        lv = ds.version
-        cached = self._records_cache
-        if cached is not None and cached[0] == lv:
-            return cached[1]
-        # the log only grows (rows above the last commit are invisible leftovers), so read
-        # just the new rows
-        # a log that went back (a lost manifest) is read again in full, never trusted from memory
-        known = cached[1] if cached is not None and cached[0] < lv else []
-        since = known[-1].version if known else 0
-        # (no filter on a first read: planning one costs more than the rows)
-        rows = (ds.to_table(filter=f"_version > {since}") if since else ds.to_table()).sort_by("_version").to_pylist()
-        records = known + [VersionRecord.from_row(r) for r in rows]
-        self._records_cache = (lv, records)
-        return records
+        for attempt in range(READ_ATTEMPTS):
+            ds = self._tables.open("versions")
+            if ds is None:
+                return []
+            lv = ds.version
+            cached = self._records_cache
+            if cached is not None and cached[0] == lv:
+                return cached[1]
+            # the log only grows (rows above the last commit are invisible leftovers), so read
+            # just the new rows
+            # a log that went back (a lost manifest) is read again in full, never trusted from memory
+            known = cached[1] if cached is not None and cached[0] < lv else []
+            since = known[-1].version if known else 0
+            try:
+                # (no filter on a first read: planning one costs more than the rows)
+                table = ds.to_table(filter=f"_version > {since}") if since else ds.to_table()
+            except (pa.ArrowException, OSError) as exc:
+                # a writer compacted the log and removed the files of the manifest opened here:
+                # read the latest one; a failure that persists is damage
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise self._tables.damage("versions", exc) from exc
+                time.sleep(0.005 * (attempt + 1))
+                continue
+            records = known + [VersionRecord.from_row(r) for r in table.sort_by("_version").to_pylist()]
+            self._records_cache = (lv, records)
+            return records
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def log(self) -> list[VersionRecord]:
         """Every committed version, oldest first."""

@@ -280,3 +280,31 @@ def test_take_racing_an_erase_says_erased_not_damaged(tmp_path: object) -> None:
         snap.take([6, 5])
     assert len(calls) >= 2
     assert snap.take([6]).column("key").to_pylist() == [6]
+
+
+def test_a_log_read_whose_files_were_removed_reads_again(tmp_path: object) -> None:
+    """A reader opens the version log, then another writer's maintenance compacts the log and
+    removes the files of that manifest, then the reader reads the log: it reads the new one."""
+    uri = str(tmp_path / "s")  # type: ignore[operator]
+    store = Store.open(uri, create=True)
+    for start in range(0, 60, 10):
+        store.append(_rows(list(range(start, start + 10))))
+    store.delete(keys=[3])
+    other = Store.open(uri)
+    reader = Store.open(uri)
+    opened = reader._tables.open
+    fired = []
+
+    def open_then_maintain(name: str) -> object:
+        ds = opened(name)
+        if name == "versions" and sys._getframe(1).f_code.co_name == "_read_records" and not fired:
+            fired.append(name)
+            other._tables.compact("versions")
+            other._tables.cleanup("versions")
+        return ds
+
+    reader._tables.open = open_then_maintain  # type: ignore[method-assign]
+    assert [r.version for r in reader.log()] == list(range(1, 8))
+    assert fired
+    assert reader.as_of(6).keys().tolist() == list(range(60))
+    assert reader.as_of().keys().tolist() == [k for k in range(60) if k != 3]
