@@ -4,6 +4,7 @@ Run with asv (``asv run``) or as a script for the ratios recorded in docs/PERFOR
 
     python benchmarks/bench_store.py --rows 100000 1000000 10000000 --repeat 3
     python benchmarks/bench_store.py --rows 1000000 10000000 --reads-only --baseline REV   # reads, before/after
+    python benchmarks/bench_store.py --rows 100000 1000000 --writes-only --small-versions 1000 --baseline REV
 
 Peers: ``lance.write_dataset`` (fresh and ``mode="append"``), ``LanceDataset.delete`` of the same
 rows, a raw Lance scan of the key column into one NumPy array (every row written, no version
@@ -56,9 +57,9 @@ def make_batches(rows: int, seed: int = 0) -> list[pa.Table]:
     return out
 
 
-def build_store(path: str, batches: list[pa.Table], versions: int = 10, delete: bool = True) -> Store:
+def build_store(path: str, batches: list[pa.Table], versions: int = 10, delete: bool = True, cls: Any = None) -> Any:
     """A store holding ``batches`` spread over ``versions`` appends, with 1% soft-deleted."""
-    store = Store.open(path, create=True)
+    store = (cls or Store).open(path, create=True)
     table = pa.concat_tables(batches)
     step = max(1, table.num_rows // versions)
     for start in range(0, table.num_rows, step):
@@ -202,6 +203,40 @@ def measure(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
     reads(rows, repeat, d, baseline)
 
 
+def writes(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
+    """Append to a 10-version table and delete 1% of it: the store now (and ``baseline``'s store)
+    vs Lance, one fresh store / dataset per side and round, runs interleaved."""
+    table = pa.concat_tables(make_batches(rows))
+    base = make_batches(rows, seed=1)
+    shifted = table.set_column(0, "key", pa.array(table.column("key").to_numpy() + 10**12))
+    shifted = shifted.set_column(1, "ts", shifted.column("key"))
+    sides = {"now": Store} | ({"before": baseline} if baseline is not None else {})
+    counter = iter(range(10**6))
+    best: dict[tuple[str, str], float] = {}
+    for _ in range(repeat):
+        made = {side: build_store(f"{d}/w{next(counter)}", base, versions=10, delete=False, cls=cls)
+                for side, cls in sides.items()}
+        uri = f"{d}/wraw{next(counter)}.lance"
+        lance.write_dataset(pa.concat_tables(base), uri)
+        steps: list[tuple[str, str, Callable[[], object]]] = []
+        for side, st in made.items():
+            steps.append(("append", side, lambda st=st: st.append(shifted)))
+        steps.append(("append", "lance", lambda: lance.write_dataset(shifted, uri, mode="append")))
+        for side, st in made.items():
+            steps.append(("delete", side, lambda st=st: st.delete(where="key % 100 = 0")))
+        steps.append(("delete", "lance", lambda: lance.dataset(uri).delete("key % 100 = 0")))
+        for what, side, fn in steps:
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            best[(what, side)] = min(best.get((what, side), float("inf")), dt)
+    for what, label in (("append", f"append {rows:,} rows to a 10-version table"),
+                        ("delete", f"delete 1% of {rows:,} rows (`key % 100 = 0`)")):
+        cells = [f"{best[(what, s)] * 1e3:.1f} ms" for s in ("before", "now") if (what, s) in best]
+        ratios = [f"{best[(what, 'lance')] / best[(what, s)]:.2f}" for s in ("before", "now") if (what, s) in best]
+        print(f"| {label} | {' -> '.join(cells)} | Lance: {best[(what, 'lance')] * 1e3:.1f} ms | {' -> '.join(ratios)} |")
+
+
 def load_baseline(rev: str) -> Any:
     """The store of git revision ``rev``, imported beside this one (as ``_base_modyn_store``, on
     ``_base_engine``) so that both read the same files in one process, runs interleaved."""
@@ -273,26 +308,33 @@ def _interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str,
     return best
 
 
-def small_versions(n: int, rows: int, d: str) -> None:
-    """Fixed cost per version: ``n`` appends of ``rows`` rows, store vs Lance appends."""
+def small_versions(n: int, rows: int, d: str, baseline: Any = None) -> None:
+    """Fixed cost per version: ``n`` appends of ``rows`` rows, store (now, and ``baseline``'s)
+    vs Lance ``mode="append"``, one append of each in turn."""
     batches = [pa.table({"key": np.arange(i * rows, (i + 1) * rows, dtype=np.int64),
                          "ts": np.arange(i * rows, (i + 1) * rows, dtype=np.int64),
                          "x": np.zeros(rows, np.float32)}) for i in range(n)]
-    store = Store.open(f"{d}/small", create=True)
+    sides = {"now": Store} | ({"before": baseline} if baseline is not None else {})
+    stores = {side: cls.open(f"{d}/small-{side}", create=True) for side, cls in sides.items()}
     uri = f"{d}/small.lance"
     lance.write_dataset(batches[0], uri)
-    t_store = t_lance = 0.0
+    for st in stores.values():
+        st.append(batches[0])
+    total = {k: 0.0 for k in [*stores, "lance"]}
     for b in batches[1:]:
+        for side, st in stores.items():
+            t0 = time.perf_counter()
+            st.append(b)
+            total[side] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        store.append(b)
-        t1 = time.perf_counter()
         lance.write_dataset(b, uri, mode="append")
-        t2 = time.perf_counter()
-        t_store += t1 - t0
-        t_lance += t2 - t1
+        total["lance"] += time.perf_counter() - t0
     k = n - 1
-    print(f"| {k} appends of {rows} rows | {t_store / k * 1e3:.2f} ms/version | Lance append: "
-          f"{t_lance / k * 1e3:.2f} ms/version | {(t_store - t_lance) / k * 1e3:.2f} ms fixed cost above Lance |")
+    per = {side: t / k * 1e3 for side, t in total.items()}
+    order = [s for s in ("before", "now") if s in per]
+    print(f"| {k} appends of {rows} rows | {' -> '.join(f'{per[s]:.2f}' for s in order)} ms/version | "
+          f"Lance append: {per['lance']:.2f} ms/version | "
+          f"{' -> '.join(f'{per[s] - per[lance_key]:.2f}' for s in order for lance_key in ['lance'])} ms fixed cost above Lance |")
 
 
 def main() -> None:
@@ -301,7 +343,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--small-versions", type=int, default=200, help="appends for the fixed-cost row (0: skip)")
     parser.add_argument("--reads-only", action="store_true", help="only the read rows (keys, iter_keys, to_batches)")
-    parser.add_argument("--baseline", metavar="REV", help="also time the reads of the store at git revision REV")
+    parser.add_argument("--writes-only", action="store_true", help="only the write rows (append, delete, small versions)")
+    parser.add_argument("--baseline", metavar="REV", help="also time the store at git revision REV (reads; writes with --writes-only)")
     args = parser.parse_args()
     import os
 
@@ -313,11 +356,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             if args.reads_only:
                 reads(rows, args.repeat, d, baseline)
+            elif args.writes_only:
+                writes(rows, args.repeat, d, baseline)
             else:
                 measure(rows, args.repeat, d, baseline)
     if args.small_versions and not args.reads_only:
         with tempfile.TemporaryDirectory() as d:
-            small_versions(args.small_versions, 100, d)
+            small_versions(args.small_versions, 100, d, baseline if args.writes_only else None)
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 
