@@ -8,11 +8,11 @@ Two conditional writes, both enforced by S3 (and by moto's local server):
    (the holder died: SIGKILL, lost machine) takes the lease over with ``If-Match`` on that
    ETag, so of several waiters exactly one succeeds, and then rolls back the dead writer's
    rows like a local recovery. No clocks are compared across machines.
-2. **The commit claim**: just before the version record is appended, the writer creates
-   ``<store>/_commits/<version>.json`` with ``If-None-Match: *``. Two writers can never both
-   commit version N: the second gets :class:`~modyn_store.core.errors.ConflictError`. A claim
-   left by a writer that died between claim and record is recognised (its owner no longer holds
-   the lease) and replaced with ``If-Match``.
+2. **The commit**: a version commits when its record object ``<store>/_log/<version>.json`` is
+   created with ``If-None-Match: *`` (see :mod:`modyn_store.core._log`). Two writers can never
+   both commit version N: the second gets :class:`~modyn_store.core.errors.ConflictError`. A
+   writer that dies before its record leaves only rows above the log, which the next writer
+   rolls back.
 
 A writer checks its lease before every table write and refuses to go on (``ConflictError``)
 once it is older than half the lease, so a writer that was paused past its lease (and whose
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["LeaseLock", "lease_seconds"]
 
 LOCK_OBJECT = "_lock.json"
-COMMITS = "_commits"
 
 
 def lease_seconds() -> float:
@@ -71,14 +70,13 @@ def _precondition_failed(exc: BaseException) -> bool:
 
 
 class LeaseLock:
-    """The writer lock of a store on S3: a renewed lease object, plus per-version commit claims.
+    """The writer lock of a store on S3: a renewed lease object.
 
     Example (against a real or local S3 endpoint)::
 
         lock = LeaseLock(resolve("s3://bucket/store", opts), timeout=30.0)
         with lock:
             lock.check()          # still the holder?
-            lock.claim(7)         # exactly one writer commits version 7
     """
 
     def __init__(self, location: Location, timeout: float, *, lease: float | None = None) -> None:
@@ -214,28 +212,6 @@ class LeaseLock:
     def idle(self) -> LeaseLock:
         return LeaseLock(self.location, 0.0, lease=self.lease)
 
-    # -- commit claims -------------------------------------------------------------------
-    def claim(self, version: int) -> None:
-        self.check()
-        fs = self.location.fs
-        path = self.location.path(f"{COMMITS}/{version:012d}.json")
-        body = json.dumps({"owner": self._owner, "version": version, "time": time.time()}).encode()
-        if self._put(fs, path, body, create=True) is not None:
-            return
-        # a claim exists: a writer that died before its record (replace it), unless another
-        # writer holds the lease and is committing this very version
-        holder = _read_json(fs, self.path)
-        claim_etag = _etag_of(fs, path)
-        if holder.get("owner") == self._owner and claim_etag is not None:
-            old = _read_json(fs, path)
-            if old.get("owner") != self._owner and self._put(fs, path, body, etag=claim_etag) is not None:
-                self.check()
-                return
-        raise ConflictError(
-            f"another writer committed or claimed store version {version} ({path!r}); "
-            "this write was not applied: retry it"
-        )
-
 
 def _etag_of(fs: Any, path: str) -> str | None:
     """The object's current ETag (a HEAD request: the store's fs keeps no listing cache)."""
@@ -245,16 +221,3 @@ def _etag_of(fs: Any, path: str) -> str | None:
         return None
     tag = info.get("ETag") or info.get("etag")
     return str(tag) if tag is not None else None
-
-
-def _read_json(fs: Any, path: str) -> dict[str, Any]:
-    try:
-        raw = fs.cat_file(path)
-    except FileNotFoundError:
-        return {}
-    try:
-        out = json.loads(raw)
-    except ValueError:
-        return {}
-    return out if isinstance(out, dict) else {}
-

@@ -41,10 +41,6 @@ class StoreLock(Protocol):
         """Raise :class:`ConflictError` unless this writer still holds the store."""
         ...
 
-    def claim(self, version: int) -> None:
-        """Claim the commit of ``version``; raise :class:`ConflictError` if another writer has."""
-        ...
-
 
 class WriterLock:
     """An exclusive file lock on ``<store>/_lock``, held for the duration of one write.
@@ -105,9 +101,6 @@ class WriterLock:
 
     def check(self) -> None:
         """A local lock cannot be lost while its process lives."""
-
-    def claim(self, version: int) -> None:
-        """The file lock alone orders local commits."""
 
 
 def writer_lock(location: Location, timeout: float) -> StoreLock:

@@ -7,9 +7,11 @@ import json
 from modyn_store.core._location import Location
 from modyn_store.core.errors import FormatVersionError, InvalidArgumentError, NotAStoreError
 
-__all__ = ["FORMAT_VERSION", "MARKER", "open_or_create"]
+__all__ = ["FORMAT_VERSION", "MARKER", "open_or_create", "upgrade"]
 
-FORMAT_VERSION = 1
+#: 2: the version log is one object per version (``_log/``) plus the ``versions`` table;
+#: 1: every version record in the ``versions`` table (read as is, upgraded by the next writer)
+FORMAT_VERSION = 2
 MARKER = "_modyn_store.json"
 
 
@@ -26,8 +28,24 @@ def _check(uri: str, meta: object) -> None:
         )
 
 
-def open_or_create(loc: Location, *, create: bool) -> None:
-    """Check the marker at ``loc`` (or write one with ``create=True`` in an empty folder)."""
+def upgrade(loc: Location) -> None:
+    """Record that the store is now of format :data:`FORMAT_VERSION` (called under the writer lock)."""
+    _write(loc)
+
+
+def _write(loc: Location) -> None:
+    fs = loc.fs
+    marker = loc.path(MARKER)
+    with fs.open(marker + ".tmp", "w") as fh:
+        json.dump({"format": "modyn-store", "format_version": FORMAT_VERSION}, fh)
+    fs.mv(marker + ".tmp", marker)
+
+
+def open_or_create(loc: Location, *, create: bool) -> int:
+    """Check the marker at ``loc`` (or write one with ``create=True`` in an empty folder).
+
+    Returns the store's format version.
+    """
     fs = loc.fs
     uri = loc.uri
     marker = loc.path(MARKER)
@@ -39,16 +57,15 @@ def open_or_create(loc: Location, *, create: bool) -> None:
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise NotAStoreError(f"{uri!r}: {MARKER} is not valid JSON ({exc})") from exc
             _check(uri, meta)
-            return
+            return int(meta["format_version"])
         if not create:
             raise NotAStoreError(f"{uri!r} is not a modyn-store store (no {MARKER}); pass create=True to make one")
         if fs.exists(loc.root) and loc.is_local and (not fs.isdir(loc.root) or fs.ls(loc.root)):
             raise NotAStoreError(f"{uri!r} exists and is not empty but holds no store; choose an empty or new folder")
         if loc.is_local:  # object stores have no folders (and buckets are not made here)
             fs.makedirs(loc.root, exist_ok=True)
-        with fs.open(marker + ".tmp", "w") as fh:
-            json.dump({"format": "modyn-store", "format_version": FORMAT_VERSION}, fh)
-        fs.mv(marker + ".tmp", marker)
+        _write(loc)
+        return FORMAT_VERSION
     except (NotADirectoryError, FileExistsError) as exc:
         raise InvalidArgumentError("uri", uri, "a folder path (a parent of it is a file)") from exc
     except IsADirectoryError as exc:

@@ -228,6 +228,20 @@ class Tables:
         except (ValueError, OSError):
             return None
 
+    def moved_on(self, name: str, ds: lance.LanceDataset | None) -> bool:
+        """Whether ``name`` has committed past ``ds`` (``None``: whether it exists by now)."""
+        if ds is None:
+            return self._has_manifest(name)
+        fs = self.location.fs
+        v = ds.version
+        try:
+            if fs.exists(self._manifest(name, v)):
+                return bool(fs.exists(self._manifest(name, v + 1)))
+            latest = lance.dataset(self.uri(name), storage_options=self.location.storage_options or None).version
+        except (ValueError, OSError):
+            return True
+        return bool(latest != v)
+
     def _remember(self, name: str, ds: lance.LanceDataset) -> None:
         try:
             self._seen[name] = ds.checkout_version(ds.version)

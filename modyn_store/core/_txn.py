@@ -2,7 +2,8 @@
 
 A write takes the writer lock, finishes or undoes an interrupted write (:func:`recover`),
 records its intent (version and operation) before touching any table, writes rows that carry
-its version, and commits by appending one row to the version log. After the commit it writes
+its version, and commits by creating the version's record object in the version log
+(:mod:`modyn_store.core._log`: an exclusive create, no second table commit). After the commit it writes
 ``_meta/head.json`` (the latest committed version), finishes physical purges and removes the
 intent. The log can only be ahead of the head (a crash between the two); a head ahead of the
 log means the log lost committed versions, and no write is allowed on top of that.
@@ -19,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from modyn_store.core import _marker
+from modyn_store.core._marker import FORMAT_VERSION
 from modyn_store.core._tables import with_version
 from modyn_store.core._validate import check_name
 from modyn_store.core.errors import CorruptionError, InvalidArgumentError, ReadOnlyStoreError
-from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
+from modyn_store.core.records import VersionRecord
 
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
@@ -242,16 +245,18 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
             max_key=max(last.max_key if last else -1, txn.max_key if txn.max_key is not None else -1),
             details=txn.details,
         )
-        txn.touched.add("versions")
-        store._lock.claim(txn.version)
-        log = store._tables.append("versions", pa.Table.from_pylist([record.to_row()], schema=VERSIONS_SCHEMA))
-        store._records_cache = (log.version, [*prev, record])
+        if store._format < FORMAT_VERSION:
+            _marker.upgrade(store._location)  # older releases must not read a log they cannot see
+            store._format = FORMAT_VERSION
+        store._lock.check()
+        store._log.commit(record)  # the commit point: an exclusive create
         txn.record = record
         _write_json(store, HEAD, {"version": txn.version})
         for name in txn.touched:
             store._tables.compact_if_fragmented(name)
         if "samples" in txn.touched:
             store._tables.save_fragment_versions("samples", new_version=txn.version if op == "append" else None)
+        store._log.checkpoint()
         if op in ("erase", "vacuum"):
             from modyn_store.core import maintenance
 

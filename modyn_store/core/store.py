@@ -18,7 +18,6 @@ Example
 from __future__ import annotations
 
 import errno
-import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -29,9 +28,10 @@ import pyarrow as pa
 
 from modyn_store.core import _marker, _queries, _txn, _writes
 from modyn_store.core._location import Location, resolve
+from modyn_store.core._log import VersionLog
 from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
-from modyn_store.core._tables import READ_ATTEMPTS, Tables
+from modyn_store.core._tables import Tables
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._validate import check_filter, check_name
 from modyn_store.core.errors import (
@@ -60,12 +60,13 @@ class Store:
     example and ``docs/ARCHITECTURE.md`` for the folder layout.
     """
 
-    def __init__(self, location: Location, *, lock_timeout: float) -> None:
+    def __init__(self, location: Location, *, lock_timeout: float, format_version: int = FORMAT_VERSION) -> None:
         self._location = location
         self._tables = Tables(location)
         self._lock = writer_lock(location, lock_timeout)
         self._tables.guard = self._lock.check
-        self._records_cache: tuple[int, list[VersionRecord]] | None = None
+        self._format = format_version
+        self._log = VersionLog(self)
         self._erased_cache: tuple[int, np.ndarray] | None = None
         self._last_purge_caches = 0
         from modyn_store.core.caches import CacheIndex
@@ -94,8 +95,8 @@ class Store:
         if not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
             raise InvalidArgumentError("lock_timeout", lock_timeout, "a number of seconds >= 0")
         loc = resolve(uri, storage_options)
-        _marker.open_or_create(loc, create=create)
-        store = cls(loc, lock_timeout=float(lock_timeout))
+        fv = _marker.open_or_create(loc, create=create)
+        store = cls(loc, lock_timeout=float(lock_timeout), format_version=fv)
         store._recover_if_idle()
         _txn.check_head(store)
         return store
@@ -145,33 +146,7 @@ class Store:
 
     # -- the version log -----------------------------------------------------------------
     def _read_records(self) -> list[VersionRecord]:
-        for attempt in range(READ_ATTEMPTS):
-            ds = self._tables.open("versions")
-            if ds is None:
-                return []
-            lv = ds.version
-            cached = self._records_cache
-            if cached is not None and cached[0] == lv:
-                return cached[1]
-            # the log only grows (rows above the last commit are invisible leftovers), so read
-            # just the new rows
-            # a log that went back (a lost manifest) is read again in full, never trusted from memory
-            known = cached[1] if cached is not None and cached[0] < lv else []
-            since = known[-1].version if known else 0
-            try:
-                # (no filter on a first read: planning one costs more than the rows)
-                table = ds.to_table(filter=f"_version > {since}") if since else ds.to_table()
-            except (pa.ArrowException, OSError) as exc:
-                # a writer compacted the log and removed the files of the manifest opened here:
-                # read the latest one; a failure that persists is damage
-                if attempt + 1 == READ_ATTEMPTS:
-                    raise self._tables.damage("versions", exc) from exc
-                time.sleep(0.005 * (attempt + 1))
-                continue
-            records = known + [VersionRecord.from_row(r) for r in table.sort_by("_version").to_pylist()]
-            self._records_cache = (lv, records)
-            return records
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._log.records()
 
     def log(self) -> list[VersionRecord]:
         """Every committed version, oldest first."""
@@ -181,11 +156,10 @@ class Store:
     def version(self) -> int:
         """The latest committed version (0 for an empty store).
 
-        The log gains exactly one row per committed version and never loses one, so its row
-        count (manifest metadata, no scan) is the latest version.
+        The log's table holds one row per version up to its last checkpoint (a row count is
+        manifest metadata, no scan), and one record object exists per later version.
         """
-        ds = self._tables.open("versions")
-        return int(ds.count_rows()) if ds is not None else 0
+        return self._log.latest()
 
     @property
     def schema(self) -> pa.Schema | None:

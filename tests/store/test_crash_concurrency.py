@@ -74,7 +74,11 @@ def _uncommitted_rows(uri: str) -> int:
     """Rows on disk, in any table, of versions past the last committed one (read with Lance
     directly, before the store's next open rolls them back)."""
     root = Path(uri)
+    # the log: a table of versions 1..C, then one record object per later version
     committed = lance.dataset(str(root / "versions.lance")).count_rows() if (root / "versions.lance").exists() else 0
+    objects = {int(p.stem) for p in (root / "_log").glob("[0-9]*.json")}
+    while committed + 1 in objects:
+        committed += 1
     rows = 0
     for table in [*root.glob("*.lance"), *root.glob("scores/*.lance")]:
         ds = lance.dataset(str(table))
@@ -119,7 +123,11 @@ def _crash_at_a_random_time(tmp: Path, seed: int) -> None:
             break
     time.sleep(float(rng.uniform(0.0, 0.05)))
     proc.send_signal(signal.SIGKILL)
-    out, err = proc.communicate()
+    # read on through the same buffered stream: communicate() reads the raw pipe and would
+    # drop the lines the loop above had already buffered but not yet returned
+    with proc.stdout, proc.stderr:  # type: ignore[union-attr]
+        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    proc.wait()
     lines += out.splitlines()
     assert proc.returncode == -signal.SIGKILL, "the writer ended before the kill: " + err
     _check_store(uri, lines)

@@ -6,6 +6,8 @@ nothing is mocked in-process.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import signal
@@ -22,7 +24,6 @@ import pyarrow as pa
 import pytest
 
 from modyn_store import ConflictError, InvalidArgumentError, Store
-from modyn_store.core._lease import LeaseLock
 from modyn_store.core._location import fsspec_options, resolve
 from tests.store.test_crash_concurrency import WRITER, _check_store, _expected_text, _replay
 
@@ -176,8 +177,9 @@ def test_two_writer_processes_race(s3_store: tuple[str, dict[str, str]]) -> None
     versions = sorted(int(l[5:]) for lines in outputs for l in lines if l.startswith("DONE "))
     assert versions == list(range(1, store.version + 1)), "no gap, no duplicate"
     assert [r.version for r in store.log()] == versions
-    claims = [k for k in _objects(uri, options) if "/_commits/" in k]
-    assert len(claims) == store.version  # one conditional commit object per version
+    logged = sorted(int(k.rsplit("/", 1)[-1][:-5]) for k in _objects(uri, options) if "/_log/" in k and k.endswith(".json"))
+    # one conditionally created record object per version above the log's last checkpoint
+    assert logged == list(range(store.version - len(logged) + 1, store.version + 1)) and logged
     expected: set[int] = set()
     for lines in outputs:
         expected |= _replay([json.loads(l[6:]) for l in lines if l.startswith("BEGIN ")])[-1]
@@ -208,7 +210,10 @@ def test_sigkilled_writer_is_recovered(s3_store: tuple[str, dict[str, str]], mon
             time.sleep(0.05)
             break
     proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate()
+    # read on through the same buffered stream (communicate() would drop buffered lines)
+    with proc.stdout, proc.stderr:  # type: ignore[union-attr]
+        out = proc.stdout.read()
+    proc.wait()
     lines += out.splitlines()
     assert proc.returncode == -signal.SIGKILL
     # the dead writer still "holds" the lease: the next writer waits it out, takes it over and
@@ -242,35 +247,24 @@ def test_writer_that_lost_its_lease_cannot_commit(
     assert notes is None or notes.num_rows == 0
 
 
-def test_a_live_claim_is_never_committed_twice(s3_store: tuple[str, dict[str, str]]) -> None:
+def test_a_committed_version_is_never_committed_again(s3_store: tuple[str, dict[str, str]]) -> None:
     uri, options = s3_store
     store = Store.open(uri, create=True, storage_options=options)
     store.append({"ts": [0]})
     holder = Store.open(uri, storage_options=options)
     with holder._lock:
-        holder._lock.claim(2)  # the live lease holder is committing version 2
+        # the live lease holder excludes other writers ...
         with pytest.raises(ConflictError, match="held the store lease"):
             Store.open(uri, storage_options=options, lock_timeout=0.5).append({"ts": [1]})
-        # a writer that wrongly believes it holds the lease (its renewals looked fine) still
-        # cannot claim version 2: the conditional write and the lease object both say no
-        stale = LeaseLock(resolve(uri, options), 1.0)
-        stale._renewed = time.monotonic()
-        with pytest.raises(ConflictError, match="claimed store version 2"):
-            stale.claim(2)
-    assert store.version == 1
-
-
-def test_an_orphaned_claim_is_taken_over(s3_store: tuple[str, dict[str, str]]) -> None:
-    uri, options = s3_store
-    store = Store.open(uri, create=True, storage_options=options)
-    store.append({"ts": [0]})
-    dead = Store.open(uri, storage_options=options)
-    with dead._lock:
-        dead._lock.claim(2)  # ... and the writer died before writing its version record
-    assert store.append({"ts": [1]}).version == 2
-    assert [r.version for r in store.log()] == [1, 2] and store.as_of().count() == 2
-    claim = json.loads(resolve(uri, options).fs.cat_file(f"{uri}/_commits/000000000002.json"))
-    assert claim["owner"] != dead._lock._owner
+    second = store.append({"ts": [1]}, message="first")
+    # ... and a writer that wrongly believes it holds the lease cannot commit version 2 again:
+    # the record object is created with If-None-Match
+    stale = Store.open(uri, storage_options=options)
+    forged = dataclasses.replace(second, message="forged")
+    with pytest.raises(ConflictError, match="committed store version 2"):
+        stale._log.commit(forged)
+    check = Store.open(uri, storage_options=options)
+    assert [r.message for r in check.log()] == ["", "first"] and check.version == 2
 
 
 def _blackhole() -> tuple[socket.socket, str]:

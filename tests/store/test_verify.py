@@ -79,17 +79,29 @@ def test_a_deleted_samples_manifest(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 1 and any("190 live keys" in f["what"] for f in report["findings"]), report
 
 
-def test_a_deleted_version_log_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    store, _, _ = _store(tmp_path)
-    manifests = sorted(glob.glob(store.path("versions.lance/_versions/*.manifest")), key=os.path.getmtime)
-    os.remove(manifests[-1])
-    hint = store.path("versions.lance/_versions/latest_version_hint.json")
-    if os.path.exists(hint):
-        os.remove(hint)
+@pytest.mark.parametrize("lost", ["record object", "checkpoint manifest", "checkpointed record object"])
+def test_a_lost_version_log_entry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, lost: str
+) -> None:
+    from modyn_store.core import _log
+
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 2)
+    store, _, _ = _store(tmp_path)  # versions 1 and 2: folded into the log's table
+    store.append(pa.table({"key": [1], "ts": [0], "x": [0.0]}))  # version 3: a record object
+    if lost == "record object":  # the last version's record
+        os.remove(store.path("_log/000000000003.json"))
+    else:  # the log's table goes back to before its checkpoint
+        manifests = sorted(glob.glob(store.path("versions.lance/_versions/*.manifest")), key=os.path.getmtime)
+        os.remove(manifests[-1])
+        hint = store.path("versions.lance/_versions/latest_version_hint.json")
+        if os.path.exists(hint):
+            os.remove(hint)
+        if lost == "checkpointed record object":
+            os.remove(store.path("_log/000000000003.json"))
     with pytest.raises(CorruptionError, match="lost versions"):
         Store.open(store.uri)
     with pytest.raises(CorruptionError):  # and no write resurrects the lost rows
-        store.append(pa.table({"key": [1], "ts": [0], "x": [0.0]}))
+        store.append(pa.table({"key": [2], "ts": [0], "x": [0.0]}))
     code, report = _verify_cli(store.uri, capsys=capsys)
     assert code == 1 and any("lost versions" in f["what"] for f in report["findings"]), report
 

@@ -1,0 +1,260 @@
+"""The version log: one small object per committed version, folded into a table now and then.
+
+A version commits when its record object ``_log/<version>.json`` comes into existence. It is
+created exclusively (a local hard link that fails if the name exists, S3's ``If-None-Match:
+*``), so the data commit of a version is followed by exactly one more small write instead of a
+second table commit. Every ``CHECKPOINT_EVERY`` versions the writer appends the records of the
+objects to the ``versions`` table (the checkpoint: versions 1..C, one row each) and then removes
+those objects; readers read the checkpoint's row count, then list the objects above it.
+
+A reader that lists while a checkpoint removes objects sees a gap and reads again; a gap that
+persists means a lost record, and reading raises :class:`CorruptionError` (nothing is answered
+around it).
+
+Stores of format 1 kept every record in the table; they read the same way (no objects) and
+are upgraded to format 2 by their next writer.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> from modyn_store import Store
+>>> store = Store.open("memory://log-doc", create=True)
+>>> store.append(pa.table({"ts": [1, 2]})).version
+1
+>>> store._log.latest(), [r.op for r in store._log.records()]
+(1, ['append'])
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from modyn_store.core._tables import READ_ATTEMPTS
+from modyn_store.core.errors import ConflictError, CorruptionError
+from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
+
+if TYPE_CHECKING:
+    from modyn_store.core.store import Store
+
+__all__ = ["CHECKPOINT_EVERY", "LOG", "VersionLog"]
+
+LOG = "_log"
+#: records folded into the ``versions`` table once this many objects are waiting
+CHECKPOINT_EVERY = 32
+_NAME = re.compile(r"^(\d{12})\.json$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICRO = timedelta(microseconds=1)
+
+
+def _encode(record: VersionRecord) -> bytes:
+    row = record.to_row()
+    row["time"] = (record.time - _EPOCH) // _MICRO
+    return json.dumps(row, sort_keys=True).encode()
+
+
+def _decode(raw: bytes, version: int, where: str) -> VersionRecord:
+    try:
+        row = json.loads(raw)
+        row["time"] = _EPOCH + int(row["time"]) * _MICRO
+        record = VersionRecord.from_row(row)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptionError(f"the version record {where!r} is unreadable ({exc}); run `modyn-store verify`") from exc
+    if record.version != version:
+        raise CorruptionError(f"the version record {where!r} holds version {record.version}; run `modyn-store verify`")
+    return record
+
+
+class VersionLog:
+    """The committed versions of one store (see the module docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._checkpoint: tuple[int, list[VersionRecord]] | None = None  # (Lance version, rows)
+        self._objects: dict[int, VersionRecord] = {}  # records read from objects (immutable)
+
+    # -- paths ---------------------------------------------------------------------------
+    def _path(self, version: int) -> str:
+        return self.store._location.path(f"{LOG}/{version:012d}.json")
+
+    def _listed(self) -> list[int]:
+        fs = self.store.fs
+        try:
+            entries = fs.ls(self.store._location.path(LOG), detail=False)
+        except FileNotFoundError:
+            return []
+        out = []
+        for e in entries:
+            m = _NAME.match(str(e).rstrip("/").rsplit("/", 1)[-1])
+            if m:
+                out.append(int(m.group(1)))
+        return sorted(out)
+
+    # -- reading -------------------------------------------------------------------------
+    def _state(self) -> tuple[Any, int, list[int]]:
+        """(checkpoint dataset, its row count C, the record objects C+1, C+2 ...), consistent."""
+        gaps = 0
+        for _ in range(100 * READ_ATTEMPTS):
+            ds = self.store._tables.open("versions")
+            base = int(ds.count_rows()) if ds is not None else 0
+            tail = [v for v in self._listed() if v > base]
+            # a checkpoint commits the table before it removes objects: if the table did not
+            # move while the objects were listed, none above its rows was removed
+            if self.store._tables.moved_on("versions", ds):
+                continue
+            if not tail or tail[-1] - base == len(tail) and tail[0] == base + 1:
+                return ds, base, tail
+            gaps += 1
+            if gaps == READ_ATTEMPTS:
+                missing = sorted(set(range(base + 1, tail[-1])) - set(tail))[:5]
+                raise CorruptionError(
+                    f"{self.store.uri!r}: the version log has no record of versions {missing} although "
+                    f"version {tail[-1]} committed: the log lost versions. Run `modyn-store verify` and "
+                    "restore the store from a backup"
+                )
+            time.sleep(0.005 * gaps)
+        raise CorruptionError(f"{self.store.uri!r}: the version log changed under every read; retry")
+
+    def latest(self) -> int:
+        """The latest committed version (0 for an empty store)."""
+        _, base, tail = self._state()
+        return base + len(tail)
+
+    def records(self) -> list[VersionRecord]:
+        """Every committed version's record, oldest first."""
+        for attempt in range(READ_ATTEMPTS):
+            ds, base, tail = self._state()
+            try:
+                out = self._checkpointed(ds)
+            except (pa.ArrowException, OSError) as exc:
+                # maintenance compacted the table and removed the files of the manifest opened
+                # here: read the latest one; a failure that persists is damage
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise self.store._tables.damage("versions", exc) from exc
+                time.sleep(0.005 * (attempt + 1))
+                continue
+            if [r.version for r in out[-1:]] != ([base] if base else []):
+                raise CorruptionError(
+                    f"{self.store.uri!r}: the versions table holds {len(out)} records in {base} rows; "
+                    "run `modyn-store verify`"
+                )
+            try:
+                for v in tail:
+                    rec = self._objects.get(v)
+                    if rec is None:
+                        raw = self.store.fs.cat_file(self._path(v))
+                        rec = self._objects[v] = _decode(raw, v, self._path(v))
+                    out.append(rec)
+            except FileNotFoundError:
+                continue  # folded into the table meanwhile: read again
+            return out
+        raise CorruptionError(f"{self.store.uri!r}: the version log changed under every read; retry")
+
+    def _checkpointed(self, ds: Any) -> list[VersionRecord]:
+        if ds is None:
+            return []
+        lv = ds.version
+        cached = self._checkpoint
+        if cached is not None and cached[0] == lv:
+            return list(cached[1])
+        # the table only grows, so read just the new rows; a table that went back (a lost
+        # manifest) is read again in full, never trusted from memory
+        known = cached[1] if cached is not None and cached[0] < lv else []
+        since = known[-1].version if known else 0
+        # (no filter on a first read: planning one costs more than the rows)
+        rows = (ds.to_table(filter=f"_version > {since}") if since else ds.to_table()).sort_by("_version").to_pylist()
+        records = known + [VersionRecord.from_row(r) for r in rows]
+        self._checkpoint = (lv, records)
+        return list(records)
+
+    # -- writing (under the writer lock) ---------------------------------------------------
+    def commit(self, record: VersionRecord) -> None:
+        """Create ``record``'s object: the commit point of its version.
+
+        Raises :class:`ConflictError` if the object exists (another writer committed this
+        version), leaving it untouched.
+        """
+        path = self._path(record.version)
+        data = _encode(record)
+        loc = self.store._location
+        fs = self.store.fs
+        if loc.is_local:
+            created = _create_local(path, data)
+        elif loc.scheme == "s3":
+            from modyn_store.core._lease import _precondition_failed
+
+            try:
+                fs.pipe_file(path, data, mode="create")
+                created = True
+            except FileExistsError:
+                created = False
+            except OSError as exc:
+                if not _precondition_failed(exc):
+                    raise
+                created = False
+        else:  # no conditional create: the in-process writer lock orders commits
+            created = not fs.exists(path)
+            if created:
+                fs.pipe_file(path, data)
+        if created and not loc.is_local and self._state()[1] >= record.version:
+            # created after another writer's record of this version was folded into the
+            # table and removed (a writer that lost its lease): the table's record stands
+            fs.rm(path)
+            created = False
+        if not created:
+            raise ConflictError(
+                f"another writer committed store version {record.version} ({path!r}); "
+                "this write was not applied: retry it"
+            )
+        self._objects[record.version] = record
+
+    def checkpoint(self, *, every: int | None = None) -> bool:
+        """Fold the record objects into the ``versions`` table once ``every`` are waiting."""
+        ds, base, tail = self._state()
+        if len(tail) < (CHECKPOINT_EVERY if every is None else every):
+            return False
+        records = self.records()[base:]
+        rows = pa.Table.from_pylist([r.to_row() for r in records], schema=VERSIONS_SCHEMA)
+        self.store._tables.append("versions", rows)
+        fs = self.store.fs
+        for r in records:  # the table has them now; a crash here leaves objects it ignores
+            try:
+                fs.rm(self._path(r.version))
+            except FileNotFoundError:
+                pass
+        self.store._tables.compact_if_fragmented("versions")
+        return True
+
+
+def _create_local(path: str, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; never a torn or half-written file."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    try:
+        try:
+            os.link(tmp, path)  # fails if the name exists
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            # no hard links here: the writer's file lock makes check-then-rename exclusive
+            if os.path.exists(path):
+                return False
+            os.replace(tmp, path)
+            return True
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
