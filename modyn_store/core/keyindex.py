@@ -20,7 +20,8 @@ What serves the lookups:
 The **writer** builds both, never a reader (a store may be read-only): :func:`update`, run by
 ``Store.index_keys()`` and at the end of ``Store.compact()`` under the writer lock. The runs are
 rewritten whole (one scan of ``key`` and a sort) when a version since their build added or
-removed samples rows; the new files go to a new folder and the pointer is replaced, so readers
+removed samples rows (a build holds every key and row id in memory, 16 bytes a row, and
+writes as much); the new files go to a new folder and the pointer is replaced, so readers
 see the old runs or the new ones. Fragments written after the runs' version (appends since the
 last build) are scanned flat, so an answer is always exact: only its speed depends on the index.
 Without any index a lookup is one scan of the ``key`` column with a hash filter.
