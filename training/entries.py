@@ -179,7 +179,13 @@ def start_entry(
             )
             return out.keys, out.var
 
-        entry = cache.build(name, sorted_keys, specs, fill, stage=stage)
+        try:
+            entry = cache.build(name, sorted_keys, specs, fill, stage=stage)
+        except Exception:
+            if store.version != checked_at:
+                # an erasure meanwhile removes the folder being built: name the erased keys
+                live_check(store, train_set, sorted_keys)
+            raise
         if built["now"] and store.version != checked_at:
             # a version (perhaps an erasure) committed while the entry was being built: check
             # again, so that an entry holding erased rows never outlives the build
@@ -191,5 +197,10 @@ def start_entry(
         staged = dict(b.fixed) if built["now"] and (stage or entry is not None) else None
         return entry, staged
 
-    building.run(build, lambda: cache.opened(name))
+    def opener() -> CacheEntry:
+        # gone already (erased or evicted since it was published): build it again, which
+        # raises ErasedKeysError for erased keys
+        return cache.open(name) or materialize_entry(store, train_set, columns, options)
+
+    building.run(build, opener)
     return building

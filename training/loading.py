@@ -10,7 +10,8 @@ by block in key order, see there), split across ranks.
 
 A loader that has to build its cache entry serves its first epoch (on CPU, without worker
 processes, fixed-size columns only) from the entry being filled, each batch as soon as its rows
-have landed; errors of the build are raised by the iteration.
+have landed; errors of the read are raised by the iteration, those of publishing the entry
+by the next epoch (or :meth:`Loader.wait_materialized`).
 
 The cache entry holds the rows in storage order, keyed by the *set* of keys (train sets with
 the same keys share it, whatever their order or weights); the loader maps train-set positions
@@ -202,6 +203,8 @@ class Loader:
     @property
     def on_device(self) -> bool:
         """True when the train set is held in device memory and batches are gathered there."""
+        if self._building is not None and self.device.type != "cpu":
+            self._finish_build()  # decided when the entry is bound (no streaming on devices)
         return self._dev is not None
 
     @property
@@ -312,9 +315,9 @@ class Loader:
             self._checked_version = self.store.version
 
     def _streams(self) -> bool:
-        """True when this epoch can be served from the entry being built."""
+        """True when this epoch, the loader's first, can be served from the entry being built."""
         b = self._building
-        if b is None or self.num_workers > 0 or self.device.type != "cpu" or not b.wait_streaming():
+        if b is None or self._served or self.num_workers > 0 or self.device.type != "cpu" or not b.wait_streaming():
             return False
         return all(c in b.fixed for c in self.columns)
 
@@ -347,8 +350,8 @@ class Loader:
                 yield from gen
             else:
                 yield from prefetched(gen, self.options.prefetch)
-            # the epoch ends once the entry is published (and the build's errors are raised)
-            self._finish_build()
+            # every row has been read and checked; the entry's files are written and published
+            # in the background (the next epoch and wait_materialized() wait for that)
             return
         if self._building is not None:
             self._finish_build()

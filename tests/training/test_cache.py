@@ -122,6 +122,7 @@ def test_erasure_reaches_the_cache(store) -> None:
     ts = _every_third(store)
     dl = loader(store, ts, columns=["x"], batch_size=64)
     list(dl)
+    dl.wait_materialized()
     root = Path(store.path("_cache"))
     assert len([p for p in root.iterdir() if not p.name.startswith(".")]) == 1
     victim = int(ts.keys[10])
@@ -159,6 +160,7 @@ def test_size_bound_evicts_least_recently_used(store) -> None:
     for ts in sets:
         dl = loader(store, ts, columns=["x"], batch_size=100, options=opts)
         assert sorted(np.concatenate([b["key"].numpy() for b in dl]).tolist()) == ts.keys.tolist()
+        dl.wait_materialized()
     cache = cache_for(store, max_bytes=opts.max_cache_bytes)
     assert cache.total_bytes() <= opts.max_cache_bytes
     assert len(cache.entries()) == 1

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+import training.entries as entries
 import training.order
 from modyn_store.core.rows import RowReader
 from modyn_store.core.trainset import TrainSet
 from tests.training.conftest import reference_rows
 from training.cache import cache_for
+from training.errors import ErasedKeysError
 from training.loading import LoaderOptions, epoch_order, loader, selection_digest
 
 BLOCK = 100
@@ -78,7 +80,8 @@ def test_first_batches_are_served_before_the_build_ends(store, small_blocks, mon
     assert dl._building is not None and not dl._building.done  # served while building
     release.set()
     batches = [first, *it]
-    assert dl._building is None  # the epoch ends with the entry published
+    dl.wait_materialized()  # published in the background after the last batch
+    assert dl._building is None
     order = epoch_order(ts, 0, shuffle=True, seed=7)
     ref = reference_rows(store, ts.keys[order], ["ts", "x"])
     assert torch.cat([b["key"] for b in batches]).tolist() == ref["key"]
@@ -119,6 +122,28 @@ def test_a_failed_build_is_raised_by_the_first_epoch(store, small_blocks, monkey
     dl = loader(store, ts, columns=["x"], batch_size=50, seed=1, options=LoaderOptions(strategy="scan"))
     with pytest.raises(OSError, match="disk gone"):
         list(dl)
+    with pytest.raises(OSError, match="disk gone"):  # and again by the next epoch
+        list(dl)
+    assert cache_for(store).entries() == []
+
+
+def test_an_erasure_during_the_build_is_raised_by_the_next_epoch(store, small_blocks, monkeypatch) -> None:
+    ts = _train_set(store, 500, seed=6)
+    victim = int(np.sort(ts.keys)[0])  # in the first fragment (keys 0-1199)
+    original = entries.materialize
+
+    def erasing(*args, **kwargs):
+        out = original(*args, **kwargs)
+        store.erase([victim], reason="test")  # commits after the read, before the entry is published
+        return out
+
+    monkeypatch.setattr(entries, "materialize", erasing)
+    dl = loader(store, ts, columns=["x"], batch_size=50, seed=1, options=LoaderOptions(strategy="scan", threads=1))
+    served = np.concatenate([b["key"].numpy() for b in dl])  # checked live when the loader was made
+    assert np.array_equal(np.sort(served), np.sort(ts.keys))
+    with pytest.raises(ErasedKeysError) as info:
+        list(dl)
+    assert victim in info.value.keys.tolist()
     assert cache_for(store).entries() == []
 
 
