@@ -80,6 +80,7 @@ class VersionLog:
         self.store = store
         self._checkpoint: tuple[int, list[VersionRecord]] | None = None  # (Lance version, rows)
         self._objects: dict[int, VersionRecord] = {}  # records read from objects (immutable)
+        self._waiting = 0  # record objects above the table when this process last looked
 
     # -- paths ---------------------------------------------------------------------------
     def _path(self, version: int) -> str:
@@ -111,6 +112,7 @@ class VersionLog:
             if self.store._tables.moved_on("versions", ds):
                 continue
             if not tail or tail[-1] - base == len(tail) and tail[0] == base + 1:
+                self._waiting = len(tail)
                 return ds, base, tail
             gaps += 1
             if gaps == READ_ATTEMPTS:
@@ -215,9 +217,16 @@ class VersionLog:
                 "this write was not applied: retry it"
             )
         self._objects[record.version] = record
+        self._waiting += 1
 
     def checkpoint(self, *, every: int | None = None) -> bool:
-        """Fold the record objects into the ``versions`` table once ``every`` are waiting."""
+        """Fold the record objects into the ``versions`` table once ``every`` are waiting.
+
+        Called by the writer under the lock after its commit: the count seen when the write
+        began, plus its own record, is exact then, so most calls do no I/O.
+        """
+        if self._waiting < (CHECKPOINT_EVERY if every is None else every):
+            return False
         ds, base, tail = self._state()
         if len(tail) < (CHECKPOINT_EVERY if every is None else every):
             return False
@@ -230,6 +239,7 @@ class VersionLog:
                 fs.rm(self._path(r.version))
             except FileNotFoundError:
                 pass
+        self._waiting = 0
         self.store._tables.compact_if_fragmented("versions")
         return True
 
