@@ -59,13 +59,14 @@ def segments(since: Bound, until: Bound) -> list[tuple[str | None, Cutoff | None
 
 
 def _isin(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
-    """Which of ``a`` occur in the sorted ``sorted_b`` (``engine.sets.isin_sorted``).
+    """Which of ``a`` occur in the sorted ``sorted_b`` (every caller's set is sorted).
 
     Only the part of ``sorted_b`` within ``[min(a), max(a)]`` takes part: a batch meets the
     few excluded or candidate keys in its range, and the rest of a large set is neither
-    checked nor searched again for every batch.
+    checked nor searched again for every batch. NumPy searches (``engine._search``) answer
+    it without a kernel to compile inside the first large selection.
     """
-    from engine.sets import isin_sorted
+    from engine._search import isin_sorted_numpy
 
     if a.size == 0 or sorted_b.size == 0:
         return np.zeros(a.size, dtype=bool)
@@ -73,7 +74,7 @@ def _isin(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     hi = int(np.searchsorted(sorted_b, a.max(), side="right"))
     if hi <= lo:
         return np.zeros(a.size, dtype=bool)
-    return np.asarray(isin_sorted(a, sorted_b[lo:hi]), dtype=bool)
+    return np.asarray(isin_sorted_numpy(np.asarray(a, dtype=np.int64), sorted_b[lo:hi]), dtype=bool)
 
 
 def eligible_mask(keys: np.ndarray, ts: np.ndarray | None = None, *, after: Cutoff | None = None,
