@@ -45,7 +45,9 @@ class LoaderOptions:
     strategy:
         Read path for materialization: ``"auto"`` (by selectivity), ``"scan"`` or ``"take"``.
     threads:
-        Parallel fragment readers (default: the number of CPUs).
+        Parallel readers: fragments scanned at once, or chunks taken at once (default: 1 for
+        masked scans, which Lance decodes on its own thread pool, in storage order so that the
+        first epoch's first rows land first; the number of CPUs for takes).
     max_cache_bytes:
         Bound of the store's on-disk cache (least recently used entries are evicted).
     device_memory_budget:

@@ -4,8 +4,9 @@ Reads go through the store's public row API (:meth:`Snapshot.row_reader
 <modyn_store.core.snapshot.Snapshot.row_reader>`, a :class:`~modyn_store.core.rows.RowReader`).
 Two read paths, chosen by selectivity (the share of the table's rows that are selected):
 
-- **scan with mask**: each fragment holding selected rows is scanned (fragments in parallel
-  threads) with a row-id mask, so only selected rows are decoded (``RowReader.scan``);
+- **scan with mask**: each fragment holding selected rows is scanned (one after the other by
+  default, Lance decoding each scan in parallel; ``threads`` fragments at once when given) with
+  a row-id mask, so only selected rows are decoded (``RowReader.scan``);
 - **take by row id**: the selected stable row ids are sorted, split into chunks and read by row
   id in parallel threads (``RowReader.take``).
 
@@ -287,7 +288,8 @@ def materialize(
     strategy:
         ``"auto"`` (by selectivity, see :func:`choose_strategy`), ``"scan"`` or ``"take"``.
     threads:
-        Parallel readers (default: the number of CPUs).
+        Parallel readers (default: 1 for masked scans, which Lance decodes on its own thread
+        pool; the number of CPUs for takes).
     allocate:
         ``allocate(spec, rows)`` returns the output buffer of a fixed column (default ``np.empty``).
     what:
@@ -329,7 +331,9 @@ def materialize(
             raise ErasedKeysError(what, layout.keys[at:hi])
 
     if layout.jobs:
-        n = _default_threads(threads, len(layout.jobs))
+        # masked scans: one fragment after the other unless asked (Lance decodes each scan on
+        # its own thread pool; parallel scans competed for the cores and delayed the first rows)
+        n = _default_threads(1 if threads is None and layout.strategy == "scan" else threads, len(layout.jobs))
         with ThreadPoolExecutor(n) as pool:
             list(pool.map(run, range(len(layout.jobs))))
     var = sink.finish_var()

@@ -161,3 +161,25 @@ def test_unshuffled_first_epoch_streams_views_in_train_set_order(store, monkeypa
     release.set()
     got = torch.cat([first["x"], *[b["x"] for b in it]]).numpy()
     np.testing.assert_array_equal(got, np.array(reference_rows(store, keys, ["x"])["x"], np.float32))
+
+
+@pytest.mark.parametrize("threads", [None, 1, 2])
+def test_threads_scans_fragments_at_once_or_in_turn(store, monkeypatch, threads) -> None:
+    """``LoaderOptions.threads``: fragments scanned at once when > 1, else (and by default for
+    masked scans) one after the other in storage order."""
+    original = RowReader.scan
+    started = threading.Event()
+    overlapped: list[bool] = []
+
+    def scan(self, fragment, row_ids, columns, *, batch_size=1 << 16):
+        if int(fragment) == 0:
+            overlapped.append(started.wait(5))  # does the other fragment's scan start meanwhile?
+        else:
+            started.set()
+        return original(self, fragment, row_ids, columns, batch_size=batch_size)
+
+    monkeypatch.setattr(RowReader, "scan", scan)
+    ts = _train_set(store, 600, seed=9)
+    dl = loader(store, ts, columns=["x"], batch_size=100, options=LoaderOptions(strategy="scan", threads=threads))
+    assert sorted(np.concatenate([b["key"].numpy() for b in dl]).tolist()) == sorted(ts.keys.tolist())
+    assert overlapped == [threads == 2]
