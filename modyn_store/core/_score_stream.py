@@ -148,6 +148,21 @@ def _merge(runs: list[_Run], dead: np.ndarray) -> Iterator[pa.RecordBatch]:
             )
 
 
+def _coalesce(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    """Batches of about ``size`` rows from the merge's smaller steps (each run reads
+    ``size / runs`` rows at a time): consumers such as a streaming top-k pay per batch."""
+    held: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        held.append(batch)
+        rows += batch.num_rows
+        if rows >= size:
+            yield held[0] if len(held) == 1 else pa.Table.from_batches(held).combine_chunks().to_batches()[0]
+            held, rows = [], 0
+    if held:
+        yield held[0] if len(held) == 1 else pa.Table.from_batches(held).combine_chunks().to_batches()[0]
+
+
 def stream_latest(
     store: Store, snap: Snapshot, name: str, runs: list[int], batch_size: int
 ) -> Iterator[pa.RecordBatch]:
@@ -165,7 +180,7 @@ def stream_latest(
             ranges = store._tables.fragment_versions(table, ds)
             readers = _readers(ds, ranges, runs, after, run_batch)
             merged = _merge([_Run(r, w, f"score table {name!r}") for r, w in readers], snap._dead())
-            for batch in merged:
+            for batch in _coalesce(merged, batch_size):
                 yield batch
                 after = int(batch.column(0)[batch.num_rows - 1].as_py())
             return

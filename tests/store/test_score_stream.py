@@ -165,3 +165,15 @@ def test_duplicate_keys_in_one_write_are_refused() -> None:
         with pytest.raises(InvalidArgumentError, match="duplicates"):
             store.scores.write("loss", keys, np.ones(len(keys)))
     assert store.version == before and "loss" not in store.scores.names()
+
+
+def test_batches_come_in_about_the_size_asked_for(tmp_path: Path) -> None:
+    """Each run reads batch_size / runs rows at a time; the merged output is regrouped, so a
+    consumer that pays per batch (a streaming top-k) sees few large batches."""
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(40000)}))
+    for i in range(8):  # disjoint runs: each merge step holds one run's rows only
+        keys = np.arange(i * 5000, (i + 1) * 5000)
+        store.scores.write("loss", keys, np.full(keys.size, float(i)))
+    sizes = [b.num_rows for b in store.scores.batches(None, "loss", batch_size=8192)]
+    assert sum(sizes) == 40000 and all(s >= 8192 for s in sizes[:-1]) and len(sizes) <= 5
