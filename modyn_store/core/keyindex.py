@@ -74,7 +74,7 @@ CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class TableIndex:
-    """The key index of one table after :func:`build`.
+    """The key index of one table after :func:`update`.
 
     Attributes
     ----------
@@ -91,7 +91,7 @@ class TableIndex:
 
 @dataclass(frozen=True)
 class IndexReport:
-    """What :func:`build` did: per table, the index state afterwards, and the seconds it took."""
+    """What :func:`update` did: per table, the index state afterwards, and the seconds it took."""
 
     tables: dict[str, TableIndex] = field(default_factory=dict)
     seconds: float = 0.0
