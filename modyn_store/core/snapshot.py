@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import time
 
 import numpy as np
 import pyarrow as pa
 
-from engine._search import first_unsorted, hit_positions
 from engine._search import isin_sorted_numpy as _isin_sorted
-from modyn_store.core import integrity, keyindex
+from modyn_store.core import _lookup, integrity, keyindex
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys
 from modyn_store.core._stream import READ_ERRORS, live_stream
 from modyn_store.core._tables import READ_ATTEMPTS
@@ -22,7 +21,6 @@ from modyn_store.core.errors import (
     DataUnavailableError,
     InvalidArgumentError,
     InvalidFilterError,
-    UnknownKeyError,
 )
 from modyn_store.core.rows import RowReader, take_by_row_id
 
@@ -392,128 +390,6 @@ class Snapshot:
 
         return to_ray(self, columns, filter, **kwargs)
 
-    def row_ids(self, keys: Any) -> np.ndarray:
-        """Stable Lance row ids (``_rowid``) of live ``keys``, in the order given.
-
-        A small request is answered by point lookups (see :meth:`contains`); an error (keys
-        not live) is decided on the full key set, so damage reads as damage, not unknown keys.
-        """
-        want = as_keys(keys)
-        if want.size == 0:
-            return np.empty(0, np.uint64)
-        self._refresh()
-        point = self._keys_cache is None
-        small = self._retrying(lambda ds: self._point(ds, want)) if point else None
-        if small is None or not small[2].live.all():
-            live = _isin_sorted(want, self.keys())
-            if not live.all():
-                bad = want[~live]
-                raise UnknownKeyError(
-                    f"{bad.size} keys are not live at version {self.version}, e.g. {bad[:5].tolist()}"
-                )
-            purged = _isin_sorted(want, self.unavailable())
-            if purged.any():
-                raise self._purged(np.unique(want[purged]))
-            if not point:  # the key set was in memory: look the rows up now
-                small = self._retrying(lambda ds: self._point(ds, want))
-        if small is not None:
-            u, inverse, located = small
-            if located.unavailable.any():
-                raise self._purged(u[located.unavailable])
-            if not located.found.all():
-                self._missing_rows(u[~located.found])
-            return located.row_id[inverse]
-        batches = self._retrying(
-            lambda ds: [] if ds is None else [b for r in self._readers(ds, ["key"], with_row_id=True) for b in r]
-        )
-        k = np.concatenate([b.column(0).to_numpy() for b in batches]) if batches else np.empty(0, np.int64)
-        r = (
-            np.concatenate([b.column(b.schema.get_field_index("_rowid")).to_numpy() for b in batches])
-            if batches
-            else np.empty(0, np.uint64)
-        )
-        order = np.argsort(k, kind="stable")
-        sk = k[order]
-        pos = np.minimum(np.searchsorted(sk, want), max(sk.size - 1, 0))
-        if sk.size == 0 or not np.array_equal(sk[pos], want):
-            bad = want[(sk.size == 0) | (sk[pos] != want)] if sk.size else want
-            self._missing_rows(bad)
-        return r[order[pos]]
-
-    def _purged(self, bad: np.ndarray) -> DataUnavailableError:
-        return DataUnavailableError(
-            f"{bad.size} keys' rows live at version {self.version} were purged by vacuum, e.g. {bad[:5].tolist()}",
-            keys=bad,
-        )
-
-    def _missing_rows(self, bad: np.ndarray) -> NoReturn:
-        """Raise the right error for live ``bad`` keys whose rows were not found: erased or
-        purged by a write that committed meanwhile, else damage."""
-        self._refresh()
-        gone = ~_isin_sorted(bad, self.keys())
-        if gone.any():
-            raise UnknownKeyError(
-                f"{int(gone.sum())} keys were erased while being read, e.g. {bad[gone][:5].tolist()}"
-            )
-        purged = _isin_sorted(bad, self.unavailable())
-        if purged.any():
-            raise DataUnavailableError(
-                f"{int(purged.sum())} rows live at version {self.version} were purged by vacuum while "
-                f"being read (e.g. keys {bad[purged][:5].tolist()})",
-                keys=bad[purged],
-            )
-        raise CorruptionError(
-            f"{bad.size} keys live at version {self.version} have no stored row in "
-            f"{self._store.uri!r} (e.g. {bad[:5].tolist()}); run `modyn-store verify`"
-        )
-
-    def locate(self, keys: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Stable row ids (uint64) and fragment ids (int64) of ``keys``, aligned with them;
-        fragment id -1 for a key that is not live at this version or whose row was purged.
-
-        One streamed scan of the key column of this version's fragments checks liveness and
-        locates the rows together (memory follows ``keys``, not the store), for bulk readers
-        such as the training loader (:meth:`row_reader`).
-        """
-        want = as_keys(keys)
-        order = np.argsort(want, kind="stable")
-        sk = want[order]
-        rid = np.zeros(want.size, np.uint64)
-        frag = np.full(want.size, -1, np.int64)
-        if sk.size == 0:
-            return rid, frag
-
-        def read(ds: Any) -> None:
-            rid[:] = 0
-            frag[:] = -1
-            if ds is None:
-                return
-            dead = self._dead()
-            for r in self._readers(ds, ["key"], batch_size=1 << 20, with_row_id=True, with_row_address=True):
-                for b in r:
-                    stored = b.column(0).to_numpy()
-                    if not stored.size:
-                        continue
-                    # only the wanted keys within this batch's range are searched, in the batch
-                    # when it is sorted (storage order usually is): O(hits log batch)
-                    if first_unsorted(stored) < 0:
-                        idx = hit_positions(stored, sk)
-                    else:
-                        lo = int(np.searchsorted(sk, stored.min(), side="left"))
-                        hi = int(np.searchsorted(sk, stored.max(), side="right"))
-                        idx = np.flatnonzero(_isin_sorted(stored, sk[lo:hi])) if hi > lo else np.empty(0, np.intp)
-                    if idx.size and dead.size:
-                        idx = idx[~_isin_sorted(stored[idx], dead)]
-                    if not idx.size:
-                        continue
-                    dest = order[np.searchsorted(sk, stored[idx])]
-                    rid[dest] = b.column(b.schema.get_field_index("_rowid")).to_numpy()[idx]
-                    addr = b.column(b.schema.get_field_index("_rowaddr")).to_numpy()[idx]
-                    frag[dest] = (addr >> np.uint64(32)).astype(np.int64)
-
-        self._retrying(read)
-        return rid, frag
-
     def row_reader(self) -> RowReader:
         """Bulk access to the stored rows by stable row id (:class:`~modyn_store.core.rows.RowReader`):
         locate keys, masked scans of one fragment, take by row id. It does not check liveness:
@@ -526,6 +402,24 @@ class Snapshot:
             raise DataUnavailableError("the store holds no samples yet", keys=np.empty(0, np.int64))
         return RowReader(ds)
 
+    def row_ids(self, keys: Any) -> np.ndarray:
+        """Stable Lance row ids (``_rowid``) of live ``keys``, in the order given.
+
+        A small request is answered by point lookups (see :meth:`contains`); an error (keys
+        not live) is decided on the full key set, so damage reads as damage, not unknown keys.
+        """
+        return _lookup.row_ids(self, keys)
+
+    def locate(self, keys: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Stable row ids (uint64) and fragment ids (int64) of ``keys``, aligned with them;
+        fragment id -1 for a key that is not live at this version or whose row was purged.
+
+        One streamed scan of the key column of this version's fragments checks liveness and
+        locates the rows together (memory follows ``keys``, not the store), for bulk readers
+        such as the training loader (:meth:`row_reader`).
+        """
+        return _lookup.locate(self, keys)
+
     def take(self, keys: Any, columns: list[str] | None = None) -> pa.Table:
         """Rows of live ``keys`` in the order given (an error names keys that are not live).
 
@@ -535,34 +429,4 @@ class Snapshot:
         """
         cols = self._check_columns(columns)
         want = as_keys(keys)
-        return self._retrying(lambda ds: self._take(ds, want, cols))
-
-    def _take(self, ds: Any, want: np.ndarray, cols: list[str]) -> pa.Table:
-        self._refresh()
-        small = self._point(ds, want, tuple(cols)) if self._keys_cache is None and want.size else None
-        if small is not None and small[2].live.all() and not small[2].unavailable.any():
-            rows = small[2].rows
-            assert rows is not None
-            k = rows.column("key").to_numpy()
-            out = rows.take(pa.array(np.minimum(np.searchsorted(k, want), max(k.size - 1, 0))))
-            if np.array_equal(out.column("key").to_numpy(), want):  # each row holds its key
-                return out.select(cols)
-        # row ids (and errors) through row_ids: it decides on the full key set when needed
-        rid = self.row_ids(want)
-        if rid.size == 0:
-            schema = self._store.schema
-            fields = [schema.field(c) for c in cols] if schema is not None else [pa.field(c, pa.int64()) for c in cols]
-            return pa.Table.from_batches([], schema=pa.schema(fields))
-        assert ds is not None
-        order = np.argsort(rid, kind="stable")
-        read = cols if "key" in cols else [*cols, "key"]
-        got = take_by_row_id(ds, rid[order], read)
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(order.size)
-        out = got.take(pa.array(inverse))
-        # row ids are checked against the keys they must hold: a row id reused or moved
-        # (a concurrent erase, a damaged file) is an error, never another key's row
-        if out.num_rows != want.size or not np.array_equal(out.column("key").to_numpy(), want):
-            got_keys = out.column("key").to_numpy()
-            self._missing_rows(want[~np.isin(want, got_keys)] if got_keys.size < want.size else want)
-        return out if "key" in cols else out.drop_columns(["key"])
+        return self._retrying(lambda ds: _lookup.take(self, ds, want, cols))

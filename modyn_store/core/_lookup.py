@@ -1,0 +1,182 @@
+"""Rows of a snapshot by key: row ids, locating keys for bulk readers, and ``take``.
+
+Small requests go through point lookups (the key index, :mod:`~modyn_store.core.keyindex`);
+large ones through the snapshot's key set or one streamed scan. Every row read back is checked
+to hold the key asked for, and a key whose row is missing is reported as erased, purged or
+damage (:func:`missing_rows`), never answered with another row.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import numpy as np
+import pyarrow as pa
+
+from engine._search import first_unsorted, hit_positions
+from engine._search import isin_sorted_numpy as _isin_sorted
+from modyn_store.core._validate import as_keys
+from modyn_store.core.errors import CorruptionError, DataUnavailableError, UnknownKeyError
+from modyn_store.core.rows import take_by_row_id
+
+if TYPE_CHECKING:
+    from modyn_store.core.snapshot import Snapshot
+
+__all__ = ["locate", "missing_rows", "purged_error", "row_ids", "take"]
+
+
+def row_ids(snap: Snapshot, keys: Any) -> np.ndarray:
+    """Stable Lance row ids (``_rowid``) of live ``keys``, in the order given.
+
+    A small request is answered by point lookups (see :meth:`Snapshot.contains`); an error (keys
+    not live) is decided on the full key set, so damage reads as damage, not unknown keys.
+    """
+    want = as_keys(keys)
+    if want.size == 0:
+        return np.empty(0, np.uint64)
+    snap._refresh()
+    point = snap._keys_cache is None
+    small = snap._retrying(lambda ds: snap._point(ds, want)) if point else None
+    if small is None or not small[2].live.all():
+        live = _isin_sorted(want, snap.keys())
+        if not live.all():
+            bad = want[~live]
+            raise UnknownKeyError(
+                f"{bad.size} keys are not live at version {snap.version}, e.g. {bad[:5].tolist()}"
+            )
+        purged = _isin_sorted(want, snap.unavailable())
+        if purged.any():
+            raise purged_error(snap, np.unique(want[purged]))
+        if not point:  # the key set was in memory: look the rows up now
+            small = snap._retrying(lambda ds: snap._point(ds, want))
+    if small is not None:
+        u, inverse, located = small
+        if located.unavailable.any():
+            raise purged_error(snap, u[located.unavailable])
+        if not located.found.all():
+            missing_rows(snap, u[~located.found])
+        return located.row_id[inverse]
+    batches = snap._retrying(
+        lambda ds: [] if ds is None else [b for r in snap._readers(ds, ["key"], with_row_id=True) for b in r]
+    )
+    k = np.concatenate([b.column(0).to_numpy() for b in batches]) if batches else np.empty(0, np.int64)
+    r = (
+        np.concatenate([b.column(b.schema.get_field_index("_rowid")).to_numpy() for b in batches])
+        if batches
+        else np.empty(0, np.uint64)
+    )
+    order = np.argsort(k, kind="stable")
+    sk = k[order]
+    pos = np.minimum(np.searchsorted(sk, want), max(sk.size - 1, 0))
+    if sk.size == 0 or not np.array_equal(sk[pos], want):
+        bad = want[(sk.size == 0) | (sk[pos] != want)] if sk.size else want
+        missing_rows(snap, bad)
+    return r[order[pos]]
+
+
+def purged_error(snap: Snapshot, bad: np.ndarray) -> DataUnavailableError:
+    return DataUnavailableError(
+        f"{bad.size} keys' rows live at version {snap.version} were purged by vacuum, e.g. {bad[:5].tolist()}",
+        keys=bad,
+    )
+
+
+def missing_rows(snap: Snapshot, bad: np.ndarray) -> NoReturn:
+    """Raise the right error for live ``bad`` keys whose rows were not found: erased or
+    purged by a write that committed meanwhile, else damage."""
+    snap._refresh()
+    gone = ~_isin_sorted(bad, snap.keys())
+    if gone.any():
+        raise UnknownKeyError(
+            f"{int(gone.sum())} keys were erased while being read, e.g. {bad[gone][:5].tolist()}"
+        )
+    purged = _isin_sorted(bad, snap.unavailable())
+    if purged.any():
+        raise DataUnavailableError(
+            f"{int(purged.sum())} rows live at version {snap.version} were purged by vacuum while "
+            f"being read (e.g. keys {bad[purged][:5].tolist()})",
+            keys=bad[purged],
+        )
+    raise CorruptionError(
+        f"{bad.size} keys live at version {snap.version} have no stored row in "
+        f"{snap._store.uri!r} (e.g. {bad[:5].tolist()}); run `modyn-store verify`"
+    )
+
+
+def locate(snap: Snapshot, keys: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Stable row ids (uint64) and fragment ids (int64) of ``keys``, aligned with them;
+    fragment id -1 for a key that is not live at this version or whose row was purged.
+
+    One streamed scan of the key column of this version's fragments checks liveness and
+    locates the rows together (memory follows ``keys``, not the store), for bulk readers
+    such as the training loader (:meth:`Snapshot.row_reader`).
+    """
+    want = as_keys(keys)
+    order = np.argsort(want, kind="stable")
+    sk = want[order]
+    rid = np.zeros(want.size, np.uint64)
+    frag = np.full(want.size, -1, np.int64)
+    if sk.size == 0:
+        return rid, frag
+
+    def read(ds: Any) -> None:
+        rid[:] = 0
+        frag[:] = -1
+        if ds is None:
+            return
+        dead = snap._dead()
+        for r in snap._readers(ds, ["key"], batch_size=1 << 20, with_row_id=True, with_row_address=True):
+            for b in r:
+                stored = b.column(0).to_numpy()
+                if not stored.size:
+                    continue
+                # only the wanted keys within this batch's range are searched, in the batch
+                # when it is sorted (storage order usually is): O(hits log batch)
+                if first_unsorted(stored) < 0:
+                    idx = hit_positions(stored, sk)
+                else:
+                    lo = int(np.searchsorted(sk, stored.min(), side="left"))
+                    hi = int(np.searchsorted(sk, stored.max(), side="right"))
+                    idx = np.flatnonzero(_isin_sorted(stored, sk[lo:hi])) if hi > lo else np.empty(0, np.intp)
+                if idx.size and dead.size:
+                    idx = idx[~_isin_sorted(stored[idx], dead)]
+                if not idx.size:
+                    continue
+                dest = order[np.searchsorted(sk, stored[idx])]
+                rid[dest] = b.column(b.schema.get_field_index("_rowid")).to_numpy()[idx]
+                addr = b.column(b.schema.get_field_index("_rowaddr")).to_numpy()[idx]
+                frag[dest] = (addr >> np.uint64(32)).astype(np.int64)
+
+    snap._retrying(read)
+    return rid, frag
+
+
+def take(snap: Snapshot, ds: Any, want: np.ndarray, cols: list[str]) -> pa.Table:
+    snap._refresh()
+    small = snap._point(ds, want, tuple(cols)) if snap._keys_cache is None and want.size else None
+    if small is not None and small[2].live.all() and not small[2].unavailable.any():
+        rows = small[2].rows
+        assert rows is not None
+        k = rows.column("key").to_numpy()
+        out = rows.take(pa.array(np.minimum(np.searchsorted(k, want), max(k.size - 1, 0))))
+        if np.array_equal(out.column("key").to_numpy(), want):  # each row holds its key
+            return out.select(cols)
+    # row ids (and errors) through row_ids: it decides on the full key set when needed
+    rid = row_ids(snap, want)
+    if rid.size == 0:
+        schema = snap._store.schema
+        fields = [schema.field(c) for c in cols] if schema is not None else [pa.field(c, pa.int64()) for c in cols]
+        return pa.Table.from_batches([], schema=pa.schema(fields))
+    assert ds is not None
+    order = np.argsort(rid, kind="stable")
+    read = cols if "key" in cols else [*cols, "key"]
+    got = take_by_row_id(ds, rid[order], read)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(order.size)
+    out = got.take(pa.array(inverse))
+    # row ids are checked against the keys they must hold: a row id reused or moved
+    # (a concurrent erase, a damaged file) is an error, never another key's row
+    if out.num_rows != want.size or not np.array_equal(out.column("key").to_numpy(), want):
+        got_keys = out.column("key").to_numpy()
+        missing_rows(snap, want[~np.isin(want, got_keys)] if got_keys.size < want.size else want)
+    return out if "key" in cols else out.drop_columns(["key"])
