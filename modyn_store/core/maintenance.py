@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core import integrity, keyindex
+from modyn_store.core._txn import locked
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import ErasureReport, VacuumReport
@@ -202,7 +203,7 @@ def _purgeable(store: Store, cutoff: int) -> pa.Table:
 def compact(store: Store) -> None:
     """Merge small files of every table, drop files no longer referenced, and build or update
     the key index (:func:`modyn_store.core.keyindex.update`)."""
-    with store._lock:
+    with locked(store):  # a read-only folder raises ReadOnlyStoreError
         store._recover()
         for name in store._tables.names():
             store._tables.compact(name)
@@ -222,6 +223,6 @@ def index_keys(store: Store) -> keyindex.IndexReport:
     >>> store.index_keys().tables["samples"].indexed_rows
     3
     """
-    with store._lock:
+    with locked(store):  # a read-only folder raises ReadOnlyStoreError
         store._recover()
         return keyindex.update(store)

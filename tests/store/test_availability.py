@@ -142,6 +142,14 @@ try:
     out["write"] = "ok"
 except ReadOnlyStoreError as exc:
     out["write"] = "ReadOnlyStoreError"
+for name in ("compact", "index_keys"):
+    try:
+        getattr(s, name)()
+        out[name] = "ok"
+    except ReadOnlyStoreError:
+        out[name] = "ReadOnlyStoreError"
+    except Exception as exc:
+        out[name] = type(exc).__name__
 print(json.dumps(out))
 """
 
@@ -184,7 +192,8 @@ def test_a_read_only_store_with_a_leftover_intent_reads_and_refuses_writes() -> 
             run = subprocess.run([sys.executable, "-c", _READ_ONLY_CHECK, uri], capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
         out = json.loads(run.stdout.strip().splitlines()[-1])
-        assert out == {"keys": [0, 1, 2], "version": 2, "write": "ReadOnlyStoreError"}
+        assert out == {"keys": [0, 1, 2], "version": 2, "write": "ReadOnlyStoreError",
+                       "compact": "ReadOnlyStoreError", "index_keys": "ReadOnlyStoreError"}
     finally:
         for root, dirs, _ in os.walk(base):
             for d in dirs:
