@@ -141,7 +141,8 @@ class Loader:
                 self._keys = self._stream_keys
                 self._copy_pending = False
 
-    def _map_positions(self, row_keys: np.ndarray) -> None:
+    def _set_positions(self, row_keys: np.ndarray) -> None:
+        """``_pos2row`` (train position -> row of ``row_keys``) and the weights in row order."""
         pos2row = KeyLookup(row_keys)(self.train_set.keys)
         if pos2row.size and pos2row.min() < 0:
             raise ErasedKeysError("cache entry", self.train_set.keys[pos2row < 0])
@@ -149,18 +150,15 @@ class Loader:
         weights = np.empty(pos2row.size, dtype=np.float32)
         weights[pos2row] = self.train_set.weights
         self._weights = torch.from_numpy(weights)
+
+    def _map_positions(self, row_keys: np.ndarray) -> None:
+        self._set_positions(row_keys)
         self._stream_keys = torch.from_numpy(np.ascontiguousarray(row_keys))
 
     def _bind(self, entry: CacheEntry) -> None:
         """Serve from ``entry``: rows are in storage order, ``_pos2row`` maps train positions to rows."""
         self._entry_obj = entry
-        pos2row = KeyLookup(np.asarray(entry.keys))(self.train_set.keys)
-        if pos2row.size and pos2row.min() < 0:
-            raise ErasedKeysError("cache entry", self.train_set.keys[pos2row < 0])
-        self._pos2row = pos2row
-        weights = np.empty(pos2row.size, dtype=np.float32)
-        weights[pos2row] = self.train_set.weights
-        self._weights = torch.from_numpy(weights)
+        self._set_positions(np.asarray(entry.keys))
         self._keys = torch.from_numpy(np.asarray(entry.keys))
         self._host = {n: torch.from_numpy(np.asarray(a)) for n, a in entry.fixed.items()}
         self._dev = None

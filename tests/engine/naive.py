@@ -124,20 +124,22 @@ def allocate_quotas(counts: Sequence[int], budget: int) -> list[int]:
     return q
 
 
-def balanced_select(groups: Sequence[int], budget: int, rule: str, *,  # type: ignore[no-untyped-def]
-                    scores=None, timestamps=None, keys=None, seed: int = 0) -> list[int]:
-    n = len(groups)
+def _quota_ranks(n: int, rule: str, scores, timestamps, keys, seed: int):  # type: ignore[no-untyped-def]
+    """Keys, per-row rank (larger is better) and eligibility, as the quota kernels rank rows."""
     kk = list(range(n)) if keys is None else [int(v) for v in keys]
     if rule == "uniform":
         st = seed_state(seed)
-        rank = [hash_key(st, kk[i]) >> 1 for i in range(n)]
-        ok = [True] * n
-    elif rule == "top":
+        return kk, [hash_key(st, kk[i]) >> 1 for i in range(n)], [True] * n
+    if rule == "top":
         rank = [float(v) for v in scores]
-        ok = [not math.isnan(v) for v in rank]
-    else:
-        rank = [int(v) for v in timestamps]
-        ok = [True] * n
+        return kk, rank, [not math.isnan(v) for v in rank]
+    return kk, [int(v) for v in timestamps], [True] * n
+
+
+def balanced_select(groups: Sequence[int], budget: int, rule: str, *,  # type: ignore[no-untyped-def]
+                    scores=None, timestamps=None, keys=None, seed: int = 0) -> list[int]:
+    n = len(groups)
+    kk, rank, ok = _quota_ranks(n, rule, scores, timestamps, keys, seed)
     labels = sorted({int(groups[i]) for i in range(n) if ok[i]})
     members = {g: [i for i in range(n) if ok[i] and int(groups[i]) == g] for g in labels}
     quotas = allocate_quotas([len(members[g]) for g in labels], budget)
@@ -155,17 +157,7 @@ def select_quotas(groups: Sequence[int], labels: Sequence[int], quotas: Sequence
                   scores=None, timestamps=None, keys=None, seed: int = 0) -> list[int]:
     """The best ``quotas[i]`` rows of group ``labels[i]`` (rank desc, key asc); other groups: none."""
     n = len(groups)
-    kk = list(range(n)) if keys is None else [int(v) for v in keys]
-    if rule == "uniform":
-        st = seed_state(seed)
-        rank = [hash_key(st, kk[i]) >> 1 for i in range(n)]
-        ok = [True] * n
-    elif rule == "top":
-        rank = [float(v) for v in scores]
-        ok = [not math.isnan(v) for v in rank]
-    else:
-        rank = [int(v) for v in timestamps]
-        ok = [True] * n
+    kk, rank, ok = _quota_ranks(n, rule, scores, timestamps, keys, seed)
     members: dict[int, list[int]] = {}
     for i in range(n):
         if ok[i]:
