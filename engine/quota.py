@@ -343,8 +343,10 @@ def select_quotas(
 class BalancedSelector:
     """Streaming :func:`balanced_select` over chunks; the result equals the one-shot selection.
 
-    Memory stays within ``budget + groups`` candidates plus one chunk: a group's final quota never
-    exceeds the current water level plus one, because counts only grow.
+    Memory stays within about twice ``budget + groups`` candidates plus one chunk: a group's final
+    quota never exceeds the current water level plus one, because counts only grow, and chunk
+    candidates are merged into the kept ones once they outnumber them (so each row costs O(1)
+    amortized, not O(budget / chunk)).
 
     Parameters
     ----------
@@ -375,6 +377,9 @@ class BalancedSelector:
         self._c_label = _EMPTY_I64  # candidates: label, rank, key
         self._c_rank = _EMPTY_I64
         self._c_key = _EMPTY_I64
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # chunk candidates not merged yet
+        self._n_pending = 0
+        self._merge_min = 1 << 16  # fewer pending candidates are never worth a merge
         self._n_seen = 0
 
     @property
@@ -410,12 +415,27 @@ class BalancedSelector:
                                     floor=chunk_floor, **args)
         self._n_seen += n
         self._labels, self._counts = labels, counts
-        all_label = np.concatenate([self._c_label, g[pos]])
-        all_rank = np.concatenate([self._c_rank, rank])
-        all_key = np.concatenate([self._c_key, key])
-        keep, _, _ = run_select(all_rank.shape[0], caps, mode=MODE_INT, vals=all_rank, keys=all_key,
-                                gids=np.searchsorted(labels, all_label))
-        self._c_label, self._c_rank, self._c_key = all_label[keep], all_rank[keep], all_key[keep]
+        self._pending.append((g[pos], rank, key))
+        self._n_pending += int(pos.shape[0])
+        # merge only when the pending candidates outnumber the kept ones: a merge re-selects
+        # every candidate, so merging per chunk would cost O(budget) per chunk
+        if self._n_pending > max(self._c_rank.shape[0], int(caps.sum()), self._merge_min):
+            self._merge(labels, caps)
+
+    def _merge(self, labels: np.ndarray, caps: np.ndarray | None) -> None:
+        """Fold the pending candidates into the kept ones; with ``caps``, keep at most that many
+        per label (``None``: keep all, for :meth:`result` to select from)."""
+        if not self._pending:
+            return
+        all_label = np.concatenate([self._c_label, *(p[0] for p in self._pending)])
+        all_rank = np.concatenate([self._c_rank, *(p[1] for p in self._pending)])
+        all_key = np.concatenate([self._c_key, *(p[2] for p in self._pending)])
+        self._pending, self._n_pending = [], 0
+        if caps is not None:
+            keep, _, _ = run_select(all_rank.shape[0], caps, mode=MODE_INT, vals=all_rank, keys=all_key,
+                                    gids=np.searchsorted(labels, all_label))
+            all_label, all_rank, all_key = all_label[keep], all_rank[keep], all_key[keep]
+        self._c_label, self._c_rank, self._c_key = all_label, all_rank, all_key
 
     def _floors(self, labels: np.ndarray, caps: np.ndarray) -> np.ndarray:
         """Per label, the worst kept rank once the label keeps ``cap`` candidates (a new row
@@ -441,6 +461,7 @@ class BalancedSelector:
 
     def result(self) -> np.ndarray:
         """The selected keys (global positions for keyless chunks), ascending."""
+        self._merge(self._labels, None)
         quotas = _allocate(self._counts, self.budget)
         gids = np.searchsorted(self._labels, self._c_label)
         pos, _, _ = run_select(self._c_rank.shape[0], quotas, mode=MODE_INT, vals=self._c_rank,
