@@ -62,20 +62,3 @@ def test_warm_up_runs_once_per_configuration() -> None:
     assert warm_up(cfg, t, model_params(cfg, t)) is True
     assert warm_up(cfg, t, model_params(cfg, t)) is False
     assert warm_up(cfg, t, model_params(cfg, t), force=True) is True
-
-
-@pytest.mark.slow
-def test_wall_seconds_agree_across_positions(tmp_path: Path) -> None:
-    # large enough that each pipeline runs for seconds; start-up is paid by the warm-up
-    grid = parse_grid(_identical_grid(3, source={"dataset": "elec2", "limit": 20000, "chunk": "28d"},
-                                      trigger={"name": "time", "every": "28d"},
-                                      selection={"name": "loss", "ratio": 0.5},
-                                      model={"name": "mlp", "params": {"hidden": [64, 64]}},
-                                      training={"epochs": 3, "batch_size": 64}))
-    repeats = []
-    for rep in range(2):  # the best of two runs per position: load noise shrinks, position effects stay
-        res = run_grid(grid, tmp_path / f"report{rep}", store_dir=tmp_path / f"stores{rep}")
-        repeats.append([sum(t.wall_seconds for t in r.trainings) for r in res.runs])
-        assert len({tuple(_costs(r)) for r in res.runs}) == 1
-    walls = [min(w) for w in zip(*repeats)]
-    assert max(walls) <= 1.25 * min(walls), repeats
