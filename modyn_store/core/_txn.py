@@ -11,7 +11,6 @@ log means the log lost committed versions, and no write is allowed on top of tha
 
 from __future__ import annotations
 
-import errno
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,10 @@ from modyn_store.core import _marker
 from modyn_store.core._marker import FORMAT_VERSION
 from modyn_store.core._tables import with_version
 from modyn_store.core._validate import check_name
-from modyn_store.core.errors import CorruptionError, InvalidArgumentError, ReadOnlyStoreError
+from modyn_store.core._writable import READ_ONLY as _READ_ONLY
+from modyn_store.core._writable import locked
+from modyn_store.core._writable import read_only_error as _read_only
+from modyn_store.core.errors import CorruptionError, InvalidArgumentError
 from modyn_store.core.records import VersionRecord
 
 if TYPE_CHECKING:
@@ -35,7 +37,6 @@ __all__ = ["HEAD", "INTENT", "INTERNAL_TABLES", "Transaction", "check_head", "lo
 INTENT = "_txn/intent.json"
 HEAD = "_meta/head.json"
 INTERNAL_TABLES = frozenset({"samples", "tombstones", "erasures", "purged", "versions", "tags"})
-_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class Transaction:
@@ -73,28 +74,6 @@ class Transaction:
     def _write(self, table: str, data: pa.Table) -> None:
         self.touched.add(table)
         self.store._tables.append(table, with_version(data, self.version))
-
-
-def _read_only(store: Store, exc: OSError) -> ReadOnlyStoreError:
-    return ReadOnlyStoreError(
-        f"{store.uri!r} cannot be written ({exc.strerror or exc}): the folder is read-only "
-        "(mount or permissions); reads work, writes need write access"
-    )
-
-
-@contextmanager
-def locked(store: Store) -> Iterator[None]:
-    """Hold the writer lock; a store whose folder cannot be written raises ReadOnlyStoreError."""
-    try:
-        store._lock.__enter__()
-    except OSError as exc:
-        if exc.errno in _READ_ONLY:
-            raise _read_only(store, exc) from exc
-        raise
-    try:
-        yield
-    finally:
-        store._lock.__exit__(None, None, None)
 
 
 def _write_json(store: Store, relative: str, body: dict[str, Any], *, atomic: bool = True) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core import integrity, keyindex
-from modyn_store.core._txn import locked
+from modyn_store.core._writable import locked
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import ErasureReport, VacuumReport
