@@ -161,6 +161,9 @@ class TopK:
         self._rank = _EMPTY_I64
         self._tb = _EMPTY_I64
         self._val: np.ndarray = np.empty(0)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # chunk candidates not merged yet
+        self._n_pending = 0
+        self._merge_min = 1 << 16  # fewer pending candidates are never worth a merge
         self._n_seen = 0
 
     @property
@@ -184,13 +187,27 @@ class TopK:
             floor=floor_of(self._rank, self.k), **_rank_args(s, self.largest)
         )
         self._n_seen += s.shape[0]
-        ranks = np.concatenate([self._rank, rank])
-        tbs = np.concatenate([self._tb, tb])
-        vals = np.concatenate([self._val.astype(s.dtype, copy=False), s[pos]])
-        keep = merge_best(ranks, tbs, self.k) if self._rank.size else np.arange(pos.shape[0])
+        self._pending.append((rank, tb, s[pos]))
+        self._n_pending += int(pos.shape[0])
+        # merge only when the pending candidates outnumber the kept ones: a merge re-selects
+        # every kept row, so merging per chunk costs O(k) per chunk (most of the time for k
+        # near the chunk size); the floor from the kept rows stays a valid bound meanwhile
+        if self._n_pending > max(self._rank.shape[0], self.k, self._merge_min):
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        ranks = np.concatenate([self._rank, *(p[0] for p in self._pending)])
+        tbs = np.concatenate([self._tb, *(p[1] for p in self._pending)])
+        dtype = self._pending[0][2].dtype
+        vals = np.concatenate([self._val.astype(dtype, copy=False), *(p[2] for p in self._pending)])
+        self._pending, self._n_pending = [], 0
+        keep = merge_best(ranks, tbs, self.k)
         self._rank, self._tb, self._val = ranks[keep], tbs[keep], vals[keep]
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, scores)`` of the kept rows, best first."""
+        self._merge()
         order = np.lexsort((self._tb, ~self._rank))
         return self._tb[order], self._val[order]
