@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 import pyarrow as pa
 
-from engine._search import first_unsorted, hit_positions
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import CorruptionError, DataUnavailableError, UnknownKeyError
-from modyn_store.core.rows import take_by_row_id
+from modyn_store.core.rows import locate_batch, take_by_row_id
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
@@ -127,25 +126,7 @@ def locate(snap: Snapshot, keys: Any) -> tuple[np.ndarray, np.ndarray]:
         dead = snap._dead()
         for r in snap._readers(ds, ["key"], batch_size=1 << 20, with_row_id=True, with_row_address=True):
             for b in r:
-                stored = b.column(0).to_numpy()
-                if not stored.size:
-                    continue
-                # only the wanted keys within this batch's range are searched, in the batch
-                # when it is sorted (storage order usually is): O(hits log batch)
-                if first_unsorted(stored) < 0:
-                    idx = hit_positions(stored, sk)
-                else:
-                    lo = int(np.searchsorted(sk, stored.min(), side="left"))
-                    hi = int(np.searchsorted(sk, stored.max(), side="right"))
-                    idx = np.flatnonzero(_isin_sorted(stored, sk[lo:hi])) if hi > lo else np.empty(0, np.intp)
-                if idx.size and dead.size:
-                    idx = idx[~_isin_sorted(stored[idx], dead)]
-                if not idx.size:
-                    continue
-                dest = order[np.searchsorted(sk, stored[idx])]
-                rid[dest] = b.column(b.schema.get_field_index("_rowid")).to_numpy()[idx]
-                addr = b.column(b.schema.get_field_index("_rowaddr")).to_numpy()[idx]
-                frag[dest] = (addr >> np.uint64(32)).astype(np.int64)
+                locate_batch(b, sk, order, rid, frag, dead)
 
     snap._retrying(read)
     return rid, frag

@@ -28,7 +28,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["RowReader", "take_by_row_id"]
+from engine._search import first_unsorted, hit_positions
+from engine._search import isin_sorted_numpy as _isin_sorted
+
+__all__ = ["RowReader", "locate_batch", "take_by_row_id"]
 
 
 def take_by_row_id(ds: Any, row_ids: np.ndarray, columns: list[str]) -> pa.Table:
@@ -75,15 +78,7 @@ class RowReader:
         if sk.size == 0:
             return rid, frag
         for t in self._ds.to_batches(columns=["key"], with_row_id=True, with_row_address=True, batch_size=1 << 20):
-            stored = t.column("key").to_numpy()
-            pos = np.searchsorted(sk, stored)
-            pos[pos == sk.size] = 0
-            hit = sk[pos] == stored
-            if not hit.any():
-                continue
-            dest = order[pos[hit]]
-            rid[dest] = t.column("_rowid").to_numpy()[hit]
-            frag[dest] = (t.column("_rowaddr").to_numpy()[hit] >> np.uint64(32)).astype(np.int64)
+            locate_batch(t, sk, order, rid, frag)
         return rid, frag
 
     def scan(
@@ -103,3 +98,36 @@ class RowReader:
     def take(self, row_ids: np.ndarray, columns: Sequence[str]) -> pa.Table:
         """Rows by stable row id, in the order given (fast with deleted rows, unlike take by offset)."""
         return self._ds._take_rows(pa.array(np.asarray(row_ids, dtype=np.uint64), pa.uint64()), columns=list(columns))
+
+
+def locate_batch(
+    batch: pa.RecordBatch,
+    sorted_keys: np.ndarray,
+    order: np.ndarray,
+    rid: np.ndarray,
+    frag: np.ndarray,
+    dead: np.ndarray | None = None,
+) -> None:
+    """Fill ``rid``/``frag`` for the wanted keys that one scanned batch (``key``, ``_rowid``,
+    ``_rowaddr``) holds, except ``dead`` ones; ``sorted_keys = wanted[order]``.
+
+    Only the wanted keys within the batch's range are searched, in the batch when it is
+    sorted (storage order usually is): O(hits log batch).
+    """
+    stored = batch.column(batch.schema.get_field_index("key")).to_numpy()
+    if not stored.size:
+        return
+    if first_unsorted(stored) < 0:
+        idx = hit_positions(stored, sorted_keys)
+    else:
+        lo = int(np.searchsorted(sorted_keys, stored.min(), side="left"))
+        hi = int(np.searchsorted(sorted_keys, stored.max(), side="right"))
+        idx = np.flatnonzero(_isin_sorted(stored, sorted_keys[lo:hi])) if hi > lo else np.empty(0, np.intp)
+    if idx.size and dead is not None and dead.size:
+        idx = idx[~_isin_sorted(stored[idx], dead)]
+    if not idx.size:
+        return
+    dest = order[np.searchsorted(sorted_keys, stored[idx])]
+    rid[dest] = batch.column(batch.schema.get_field_index("_rowid")).to_numpy()[idx]
+    addr = batch.column(batch.schema.get_field_index("_rowaddr")).to_numpy()[idx]
+    frag[dest] = (addr >> np.uint64(32)).astype(np.int64)

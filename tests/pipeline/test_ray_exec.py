@@ -20,16 +20,9 @@ from training.scoring import score
 
 ray = pytest.importorskip("ray")
 
-pytestmark = [
-    pytest.mark.ray,
-    # ray.init forks its helper processes; Lance warns about forks (nothing of Lance runs there)
-    pytest.mark.filterwarnings("ignore:lance is not fork-safe:UserWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    # Ray Data's own internals use its deprecated settings
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray"),
-    pytest.mark.filterwarnings("ignore::FutureWarning:ray"),
-    pytest.mark.filterwarnings(r"ignore:DataFile\.path\(\) is deprecated:DeprecationWarning"),
-]
+from tests.pipeline.ray_marks import RAY_MARKS  # noqa: E402
+
+pytestmark = RAY_MARKS
 
 
 @pytest.fixture(scope="module", autouse=True)
