@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,32 @@ VERSION = "_version"
 #: the files of the manifest they started from
 READ_ATTEMPTS = 6
 _PREDICATE_CHUNK = 4096
+#: bounds of the process's Lance caches (file metadata, manifests, index pages), shared by every
+#: table of every store the process opens
+METADATA_CACHE_BYTES = 256 << 20
+INDEX_CACHE_BYTES = 256 << 20
+_SESSION: tuple[int, lance.Session] | None = None
+
+
+def session() -> lance.Session:
+    """The Lance session every dataset of this process is opened with.
+
+    Lance keeps file footers, column metadata, deletion vectors and manifests in a session's
+    caches. A dataset opened without a session gets an empty one, so each fresh open of a
+    table read every file's metadata again (about a third of a fresh 10^6-key read); with one
+    session a second open of the same table reads only what changed. Lance still finds the
+    latest manifest on every open, and a commit, a rewritten file or a table made again at the
+    same path is read afresh (``tests/store/test_read_caches.py`` holds it to that). A forked
+    child makes its own session.
+    """
+    global _SESSION
+    held = _SESSION
+    pid = os.getpid()
+    if held is None or held[0] != pid:
+        made = lance.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES, index_cache_size_bytes=INDEX_CACHE_BYTES)
+        held = (pid, made)
+        _SESSION = held
+    return held[1]
 
 
 def keys_predicate(keys: np.ndarray, column: str = "key") -> Iterator[str]:
@@ -187,7 +214,9 @@ class Tables:
             return ds
         for attempt in range(READ_ATTEMPTS):
             try:
-                ds = lance.dataset(self.uri(name), storage_options=self.location.storage_options or None)
+                ds = lance.dataset(
+                    self.uri(name), storage_options=self.location.storage_options or None, session=session()
+                )
                 self._remember(name, ds)
                 if cache is not None:
                     cache[name] = ds

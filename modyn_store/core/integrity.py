@@ -18,11 +18,13 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from modyn_store.core.records import VersionRecord
     from modyn_store.core.store import Store
 
 __all__ = ["MASK", "Checksum", "erase_spans", "expected_checksum", "expected_live", "key_checksum"]
@@ -114,13 +116,17 @@ def erase_spans(store: Store, keys: np.ndarray, before: int) -> list[list[int]]:
     return spans
 
 
-def expected_live(store: Store, version: int, committed: int) -> int | None:
+def expected_live(
+    store: Store, version: int, committed: int, records: Sequence[VersionRecord] | None = None
+) -> int | None:
     """The number of keys live at ``version`` (purged ones included) that the log predicts,
     counting erasures committed up to ``committed``; ``None`` where the log cannot say
-    (an erase written before spans were recorded)."""
+    (an erase written before spans were recorded). ``records``: the log's records (at least
+    up to ``committed``) if the caller has read them."""
     if version == 0:
         return 0
-    records = store._read_records()
+    if records is None:
+        records = store._read_records()
     if version > len(records) or records[version - 1].version != version:
         return None
     live = records[version - 1].live
@@ -134,13 +140,21 @@ def expected_live(store: Store, version: int, committed: int) -> int | None:
     return live
 
 
-def expected_checksum(store: Store, version: int, committed: int, tombstoned: np.ndarray) -> int | None:
+def expected_checksum(
+    store: Store,
+    version: int,
+    committed: int,
+    tombstoned: np.ndarray,
+    records: Sequence[VersionRecord] | None = None,
+) -> int | None:
     """The checksum of the keys live at ``version`` (purged ones included) that the log
     predicts, given the keys ``tombstoned`` at or before it; ``None`` where the log cannot say
-    (appends or erases written before checksums were recorded)."""
+    (appends or erases written before checksums were recorded). ``records`` as for
+    :func:`expected_live`."""
     if version == 0:
         return 0
-    records = store._read_records()
+    if records is None:
+        records = store._read_records()
     if version > len(records) or records[version - 1].version != version:
         return None
     total = 0

@@ -25,6 +25,7 @@ from modyn_store.core.errors import (
 from modyn_store.core.rows import RowReader, take_by_row_id
 
 if TYPE_CHECKING:
+    from modyn_store.core.records import VersionRecord
     from modyn_store.core.store import Store
 
 __all__ = ["Snapshot", "take_by_row_id"]
@@ -79,6 +80,7 @@ class Snapshot:
         self._unavailable_cache: np.ndarray | None = None
         self._keys_cache: np.ndarray | None = None
         self._tombstoned: np.ndarray = np.empty(0, np.int64)
+        self._records_cache: list[VersionRecord] | None = None
 
     def __repr__(self) -> str:
         return f"Snapshot(store={self._store.uri!r}, version={self.version})"
@@ -93,9 +95,21 @@ class Snapshot:
         latest = self._store.version
         if latest == self._committed:
             return
-        if any(r.op in ("erase", "vacuum") for r in self._store._read_records()[self._committed : latest]):
+        records = self._store._read_records()
+        if any(r.op in ("erase", "vacuum") for r in records[self._committed : latest]):
             self._dead_cache = self._unavailable_cache = self._keys_cache = None
         self._committed = latest
+        self._records_cache = records[:latest] if len(records) >= latest else None
+
+    def _records(self) -> list[VersionRecord]:
+        """The log's records of versions 1 .. the latest committed one the snapshot knows
+        (read once: committed records never change)."""
+        if self._records_cache is None:
+            records = self._store._read_records()
+            if len(records) < self._committed:
+                return records  # the log lost versions: let the checks say so, keep nothing
+            self._records_cache = records[: self._committed]
+        return self._records_cache
 
     # -- sets ----------------------------------------------------------------------------
     def _dead(self, *, refresh: bool = True) -> np.ndarray:
@@ -105,8 +119,14 @@ class Snapshot:
             self._refresh()
         if self._dead_cache is None:
             parts = []
-            t = self._store._tables.scan("tombstones", ["key"], f"_version <= {self.version}")
-            tomb = t.column("key").to_numpy() if t is not None else np.empty(0, np.int64)
+            tomb = np.empty(0, np.int64)
+            # only deletes write tombstones: a version with none at or before it reads no table
+            if any(r.op == "delete" or r.deleted for r in self._records()[: self.version]):
+                # both columns, the bound applied here: cheaper than planning a Lance filter
+                t = self._store._tables.scan("tombstones", ["key", "_version"])
+                if t is not None and t.num_rows:
+                    tomb = t.column("key").to_numpy()
+                    tomb = tomb[t.column("_version").to_numpy() <= self.version]
             self._tombstoned = tomb
             parts.append(tomb)
             parts.append(self._store._erased_keys(self._committed))
@@ -247,10 +267,13 @@ class Snapshot:
         if self._keys_cache is None:
             for attempt in range(2):
                 keys, checksum = self._retrying(self._collect_live)
-                expected = integrity.expected_live(self._store, self.version, self._committed)
+                records = self._records()
+                expected = integrity.expected_live(self._store, self.version, self._committed, records)
                 if expected is None or expected == keys.size:
                     # same count: the keys themselves must match the log's checksum
-                    want = integrity.expected_checksum(self._store, self.version, self._committed, self._tombstoned)
+                    want = integrity.expected_checksum(
+                        self._store, self.version, self._committed, self._tombstoned, records
+                    )
                     if want is None or want == checksum:
                         break
                     expected = -1

@@ -206,7 +206,13 @@ class Store:
     def as_of(self, version: VersionRef = None) -> Snapshot:
         """A read-only snapshot as of a version number, tag, wall-clock time or the latest."""
         latest = self.version
-        return Snapshot(self, self._resolve(version) if version is not None else latest, committed=latest)
+        if version is None or isinstance(version, bool) or not isinstance(version, (int, np.integer)):
+            target = self._resolve(version) if version is not None else latest
+        elif not 0 <= int(version) <= latest:
+            raise UnknownVersionError(f"version {int(version)} does not exist: valid versions are 0..{latest}")
+        else:
+            target = int(version)  # (the log read once for both)
+        return Snapshot(self, target, committed=latest)
 
     def tags(self) -> dict[str, int]:
         """Tag name -> version."""
