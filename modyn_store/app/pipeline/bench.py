@@ -250,8 +250,10 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
         else:  # deletions happen between trainings: ingest while the pipeline runs, in its own store
             r._store_arg = Store.open(str(root / cfg.name), create=True)
             r.prepare()
+    phases = {"ingest": 0.0, "warm-up": 0.0, "maintenance between pipelines": 0.0}
     for members in groups.values():
         # pipelines without deletion events replay one store per source, ingested once
+        t1 = time.perf_counter()
         first = members[0]
         folder = "shared" if len(groups) == 1 else f"shared-{first.config.name}"
         store = Store.open(str(root / folder), create=True)
@@ -260,16 +262,21 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
         for r in members:
             r._store_arg, r.chunks = store, chunks
             r.prepare()
+        phases["ingest"] += time.perf_counter() - t1
+    t1 = time.perf_counter()
     for r in runners:  # start-up is paid once per process, before any pipeline is timed
         r.warm_up()
+    phases["warm-up"] = time.perf_counter() - t1
     runs = []
     for r in runners:
         if r.chunks is not None:
             # every pipeline starts from the same shared store: the catalogs of earlier pipelines
             # merged into few files, and no rows they materialized left in the cache, so neither
             # bookkeeping nor loading depends on the position in the grid
+            t1 = time.perf_counter()
             r.store.compact()
             _empty_cache(r.store)
+            phases["maintenance between pipelines"] += time.perf_counter() - t1
         for ev in r.run():
             if on_event is not None:
                 on_event(r.config.name, ev)
@@ -279,6 +286,7 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
     files = render_report([x.result for x in runs], out, title=grid.title)
     shrink_pngs(files.all)
     _append_notes(Path(files.markdown), grid, runs, command, shared)
+    _append_time_table(Path(files.markdown), runs, phases, time.perf_counter() - t0)
     return BenchResult(grid, tuple(runs), str(out), time.perf_counter() - t0)
 
 
@@ -320,3 +328,48 @@ def _append_notes(md: Path, grid: Grid, runs: Sequence[RunResult], command: str 
                      f"{sum(t.wall_seconds for t in r.trainings):.1f} |")
     with md.open("a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+def time_table(runs: Sequence[RunResult], phases: Mapping[str, float], total: float) -> str:
+    """Where a grid run's wall time went: each pipeline's replay split into optimization,
+    scoring forward passes, evaluation and bookkeeping (delta reads, triggers, selection,
+    materialization, checkpoint and catalog writes), then the run's shared phases.
+
+    Example
+    -------
+    >>> print(time_table([], {"ingest": 2.0}, 4.0).splitlines()[-1])
+    | whole run | 4.00 | | | | 0.00 | 0.0 |
+    """
+    lines = ["| part | wall s | optimization s | scoring s | evaluation s | bookkeeping s | bookkeeping % |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    book_all = 0.0
+    for r in runs:
+        fit = sum(t.train_seconds for t in r.trainings)
+        score = sum(t.score_seconds for t in r.trainings)
+        book = sum(t.bookkeeping_seconds for t in r.trainings)
+        book_all += book
+        lines.append(f"| pipeline {_md_cell(r.config.name)} | {r.seconds:.2f} | {fit:.2f} | {score:.2f} "
+                     f"| {r.evaluation_seconds:.2f} | {book:.2f} | {_pct(book, r.seconds)} |")
+    for name, sec in phases.items():
+        lines.append(f"| {name} | {sec:.2f} | | | | | |")
+    lines.append(f"| whole run | {total:.2f} | | | | {book_all:.2f} | {_pct(book_all, total)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.1f}" if whole > 0 else "-"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _append_time_table(md: Path, runs: Sequence[RunResult], phases: Mapping[str, float], total: float) -> None:
+    intro = ("", "## Where the wall time went", "",
+             "A pipeline's wall time is its replay from the first version to its last evaluation; "
+             "bookkeeping is what is neither optimization, nor scoring nor evaluation forward passes "
+             "(per training in the tables above). The run's own phases follow; the whole run's "
+             "bookkeeping share is of the run's wall time up to this report.", "")
+    with md.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(intro) + "\n" + time_table(runs, phases, total))
+

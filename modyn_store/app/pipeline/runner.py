@@ -91,6 +91,8 @@ class RunResult:
     evaluation_id: str | None
     seconds: float
     rows: int
+    #: Seconds of :attr:`seconds` spent evaluating the pipeline's models on the slices.
+    evaluation_seconds: float = 0.0
 
 
 def _deletion_keys(store: Any, recent: Sequence[np.ndarray], fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -252,9 +254,11 @@ class Runner:
                 for info in loop.process(chunk.start, chunk.end):
                     yield RunEvent("train", i, total, f"{info.training_id} {info.mode} on {info.n_keys} rows", info)
             yield RunEvent("evaluate", total, total, f"{len(loop.trainings)} models x {self.config.evaluation.slices} slices")
+            t_eval = time.perf_counter()
             result, eid = evaluate_pipeline(self.store, self.config, loop.trainings)
+            t_eval = time.perf_counter() - t_eval
         self.result = RunResult(self.config, self.store.uri, tuple(loop.trainings), result, eid,
-                                time.perf_counter() - t0, rows)
+                                time.perf_counter() - t0, rows, evaluation_seconds=t_eval)
         yield RunEvent("done", total, total, f"{len(loop.trainings)} trainings in {self.result.seconds:.1f} s")
 
     def _chunk_count(self) -> int:
