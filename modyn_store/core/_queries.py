@@ -78,10 +78,13 @@ def _inserted(store: Store, va: int, vb: int, cols: list[str], vfilter: str) -> 
         try:
             ranges = store._tables.fragment_versions("samples", ds)
             frags = [f for f in ds.get_fragments() if ranges[f.fragment_id][1] > va and ranges[f.fragment_id][0] <= vb]
+            # fragments wholly inside (va, vb] (the usual case: one per appended version) need no filter
+            inside = all(ranges[f.fragment_id][0] > va and ranges[f.fragment_id][1] <= vb for f in frags)
             if not frags:
                 t = ds.schema.empty_table().select(cols + ["_version"])
             else:
-                t = ds.scanner(columns=cols + ["_version"], filter=vfilter, fragments=frags).to_table()
+                t = ds.scanner(columns=cols + ["_version"], filter=None if inside else vfilter,
+                               fragments=frags).to_table()
             break
         except (pa.ArrowException, OSError) as exc:  # a concurrent compaction removed its files
             if attempt + 1 == READ_ATTEMPTS:
