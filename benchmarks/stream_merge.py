@@ -1,11 +1,14 @@
-"""Streaming top-k and class-balanced quota with a large k, fed in chunks, vs NumPy on the whole array.
+"""Streaming top-k, class-balanced quota and samplers with a large k, fed in chunks, vs NumPy on the whole array.
 
     python benchmarks/stream_merge.py            # k = budget = 10^6 over 60 chunks of 2^20 rows
 
-Ours: ``engine.TopK(k)`` and ``engine.BalancedSelector(budget, rule="top")`` fed chunk by chunk
-(what a store scan does). Peer: the same rows held in memory at once, ``np.argpartition`` for the
-top-k and a per-class ``np.argpartition`` with the same quotas (``engine.allocate_quotas``) for
-the quota. Kernels are compiled before timing; one run each, printed as seconds and ratios.
+Ours: ``engine.TopK(k)``, ``engine.BalancedSelector(budget, rule="top")``,
+``engine.sample.UniformSampler(k)`` (keys) and ``engine.sample.WeightedSampler(k)`` fed chunk by
+chunk (what a store scan does). Peer: the same rows held in memory at once, ``np.argpartition``
+for the top-k, a per-class ``np.argpartition`` with the same quotas (``engine.allocate_quotas``)
+for the quota, ``Generator.choice(n, k, replace=False)`` of positions for the uniform sample and
+NumPy's Efraimidis-Spirakis (``Generator.exponential(n) / w``, then ``np.argpartition``) for the
+weighted one. Kernels are compiled before timing; one run each, printed as seconds and ratios.
 """
 
 from __future__ import annotations
@@ -56,6 +59,38 @@ def main(k: int = 10**6, chunks: int = 60, chunk: int = 1 << 20) -> None:
     print(f"top-k:  TopK streamed {ours_top:.2f} s, np.argpartition in memory {peer_top:.2f} s, ratio {peer_top / ours_top:.2f}")
     print(f"quota:  BalancedSelector streamed {ours_quota:.2f} s, per-class argpartition in memory {peer_quota:.2f} s, "
           f"ratio {peer_quota / ours_quota:.2f}")
+    _samplers(scores, k, chunk)
+
+
+def _samplers(scores: list[np.ndarray], k: int, chunk: int) -> None:
+    from engine.sample import UniformSampler, WeightedSampler
+
+    keys = [np.arange(c * chunk, (c + 1) * chunk, dtype=np.int64) for c in range(len(scores))]
+    UniformSampler(10, seed=0).update(keys[0]), WeightedSampler(10, seed=0).update(scores[0])
+    t = time.perf_counter()
+    u = UniformSampler(k, seed=1)
+    for kk in keys:
+        u.update(kk)
+    u.result()
+    ours_u = time.perf_counter() - t
+    t = time.perf_counter()
+    ws = WeightedSampler(k, seed=1)
+    for kk, w in zip(keys, scores):
+        ws.update(w, keys=kk)
+    ws.result()
+    ours_w = time.perf_counter() - t
+    all_w = np.concatenate(scores)
+    gen = np.random.default_rng(1)
+    t = time.perf_counter()
+    gen.choice(all_w.size, k, replace=False)
+    peer_u = time.perf_counter() - t
+    t = time.perf_counter()
+    np.argpartition(gen.exponential(size=all_w.size) / all_w, k)[:k]
+    peer_w = time.perf_counter() - t
+    print(f"uniform:  UniformSampler streamed {ours_u:.2f} s, Generator.choice in memory {peer_u:.2f} s, "
+          f"ratio {peer_u / ours_u:.2f}")
+    print(f"weighted: WeightedSampler streamed {ours_w:.2f} s, NumPy Efraimidis-Spirakis in memory {peer_w:.2f} s, "
+          f"ratio {peer_w / ours_w:.2f}")
 
 
 if __name__ == "__main__":

@@ -142,7 +142,15 @@ def uniform_sample(n: int, k: int, *, seed: int, keys: Any = None) -> np.ndarray
 
 
 class _Streaming:
-    """Shared state of the streaming samplers: the best ``k`` (rank, key) pairs so far."""
+    """Shared state of the streaming samplers: the best ``k`` (rank, key) pairs so far.
+
+    Chunk candidates (rows that beat the floor of the kept ones) wait in a list and are merged
+    only when they outnumber the kept rows: a merge re-selects every kept row, so merging per
+    chunk costs O(k) per chunk, most of the time when ``k`` is near the chunk size. The floor
+    from the kept rows stays a valid (looser) bound meanwhile.
+    """
+
+    _MERGE_MIN = 1 << 16  # fewer pending candidates are never worth a merge
 
     def __init__(self, k: int, seed: int) -> None:
         self.k = check_int("k", k)
@@ -150,6 +158,9 @@ class _Streaming:
         self._state = seed_state(self.seed)
         self._rank = _EMPTY_I64
         self._key = _EMPTY_I64
+        self._extra: np.ndarray | None = None  # a per-row value kept with the rows (weights)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self._n_pending = 0
         self._n_seen = 0
 
     @property
@@ -157,14 +168,27 @@ class _Streaming:
         """Rows fed so far (the next chunk's first default key)."""
         return self._n_seen
 
-    def _push(self, rank: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarray:
-        """Merge one chunk's best rows; returns indices into ``concat(old, new)`` that are kept."""
+    def _push(self, rank: np.ndarray, key: np.ndarray, n_rows: int, extra: np.ndarray | None = None) -> None:
+        """Add one chunk's candidates (merged lazily, see the class docstring)."""
         self._n_seen += n_rows
-        ranks = np.concatenate([self._rank, rank])
-        keys = np.concatenate([self._key, key])
+        self._pending.append((rank, key, extra))
+        self._n_pending += int(rank.shape[0])
+        if self._n_pending > max(self._rank.shape[0], self.k, self._MERGE_MIN):
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        ranks = np.concatenate([self._rank, *(p[0] for p in self._pending)])
+        keys = np.concatenate([self._key, *(p[1] for p in self._pending)])
+        extra = None
+        if self._pending[0][2] is not None:
+            old = self._extra if self._extra is not None else np.empty(0, np.float64)
+            extra = np.concatenate([old, *(p[2] for p in self._pending if p[2] is not None)])
+        self._pending, self._n_pending = [], 0
         keep = merge_best(ranks, keys, self.k)
         self._rank, self._key = ranks[keep], keys[keep]
-        return keep
+        self._extra = None if extra is None else extra[keep]
 
 
 class UniformSampler(_Streaming):
@@ -206,6 +230,7 @@ class UniformSampler(_Streaming):
         >>> s.result(3).tolist() == uniform_sample(10, 3, seed=1).tolist()
         True
         """
+        self._merge()
         if k is None or k >= self._key.shape[0]:
             if k is not None and check_int("k", k) > self.k:
                 raise EngineInputError("k", k, f"at most the sampler's size k={self.k}")
@@ -289,7 +314,6 @@ class WeightedSampler(_Streaming):
 
     def __init__(self, k: int, *, seed: int) -> None:
         super().__init__(k, seed)
-        self._w = np.empty(0, dtype=np.float64)
         self._total = 0.0
 
     def update(self, weights: Any, keys: Any = None) -> None:
@@ -299,8 +323,7 @@ class WeightedSampler(_Streaming):
         pos, rank, key = _weighted_ranks(w, self.k, self._state, kk, self._n_seen,
                                          floor_of(self._rank, self.k))
         self._total += float(w.sum())
-        keep = self._push(rank, key, w.shape[0])
-        self._w = np.concatenate([self._w, w[pos]])[keep]
+        self._push(rank, key, w.shape[0], w[pos])
 
     @overload
     def result(self, *, return_importance: Literal[False] = ...) -> np.ndarray: ...
@@ -308,11 +331,13 @@ class WeightedSampler(_Streaming):
     def result(self, *, return_importance: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
     def result(self, *, return_importance: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """The sampled keys ascending (and their importance weights ``1 / (n p_i)``)."""
+        self._merge()
         order = np.argsort(self._key, kind="stable")
         keys = self._key[order]
         if not return_importance:
             return keys
-        return keys, _importance(self._w[order], self._total, self._n_seen)
+        w = self._extra if self._extra is not None else np.empty(0, np.float64)
+        return keys, _importance(w[order], self._total, self._n_seen)
 
 
 # ------------------------------------------------------------------------------------- reservoir

@@ -247,3 +247,27 @@ def test_reservoir_edge_cases() -> None:
         Reservoir(2, seed=0).update([1.5])
     with pytest.raises(EngineInputError, match="exactly one of keys and n"):
         UniformSampler(2, seed=0).update()
+
+
+@pytest.mark.parametrize("merge_min", [1, 7, 1 << 16])
+def test_samplers_merge_lazily_to_the_one_shot_answer(merge_min: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pending chunk candidates are merged only when they outnumber the kept rows; however
+    # often that happens, the answer is the one-shot sample (and the importance weights follow)
+    from engine import sample as sample_mod
+
+    monkeypatch.setattr(sample_mod._Streaming, "_MERGE_MIN", merge_min)
+    rng = np.random.default_rng(merge_min)
+    n = 20_000
+    keys = rng.permutation(4 * n)[:n]
+    w = rng.pareto(1.5, n)
+    for k in (1, 50, 999):
+        u, ws = UniformSampler(k, seed=5), WeightedSampler(k, seed=5)
+        for part in _chunks(rng, n):
+            u.update(keys[part])
+            ws.update(w[part])
+        assert u.result().tolist() == np.sort(keys[uniform_sample(n, k, seed=5, keys=keys)]).tolist()
+        assert u.result(k // 2).tolist() == np.sort(keys[uniform_sample(n, k // 2, seed=5, keys=keys)]).tolist()
+        ref, ref_iw = weighted_sample(w, k, seed=5, return_importance=True)
+        got, iw = ws.result(return_importance=True)
+        assert got.tolist() == ref.tolist()
+        np.testing.assert_allclose(iw, ref_iw, rtol=1e-9)
