@@ -54,7 +54,11 @@ class LoaderOptions:
         Bytes of device memory the train set may occupy to be held on the GPU (default: half
         of the free device memory). ``0`` always streams from host memory.
     prefetch:
-        Batches prepared ahead of the consumer (a background thread; 0 disables it).
+        Batches prepared ahead of the consumer by a background thread on CPU (default 0: each
+        batch is gathered in the iterating thread when it is asked for, like a plain
+        ``index_select`` loop). A thread pays a hand-off per batch and competes with the
+        training step for the cores; it pays off only when the step leaves a core idle for the
+        gathers (docs/PERFORMANCE.md, "Training data path").
     pin_memory:
         Use pinned host buffers for host-to-device copies (default: when the device is CUDA).
     host_memory_budget:
@@ -71,7 +75,7 @@ class LoaderOptions:
     threads: int | None = None
     max_cache_bytes: int = DEFAULT_MAX_BYTES
     device_memory_budget: int | None = None
-    prefetch: int = 2
+    prefetch: int = 0
     pin_memory: bool | None = None
     host_memory_budget: int | None = None
 

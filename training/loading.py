@@ -234,11 +234,30 @@ class Loader:
         return gather_host(self._entry, self._keys, self._weights, self._host, idx, self.columns, contiguous)
 
     def _batches_cpu(self, rows: np.ndarray, sequential: bool) -> Iterator[Batch]:
+        if sequential:
+            for s, e in self._bounds(rows.size):
+                r = rows[s:e]
+                contiguous = bool(r[-1] - r[0] == r.size - 1) and bool(np.all(np.diff(r) == 1))
+                b = self._host_batch(r, contiguous)
+                yield self.transform(b) if self.transform is not None else b
+            return
+        # shuffled: one index per batch gathers every fixed column; the sources and the batch
+        # layout are resolved once per epoch, not per batch
+        entry = self._entry
+        fixed = [("key", self._keys), ("weight", self._weights)]
+        fixed += [(n, self._host[n]) for n in self.columns if n in self._host]
+        var = [(n, entry.var[n], entry.specs[n].kind == "string") for n in self.columns if n in entry.var]
+        names = ["key", "weight", *self.columns]
+        transform = self.transform
+        index = torch.from_numpy(rows)
         for s, e in self._bounds(rows.size):
-            r = rows[s:e]
-            contiguous = sequential and bool(r[-1] - r[0] == r.size - 1) and bool(np.all(np.diff(r) == 1))
-            b = self._host_batch(r, contiguous)
-            yield self.transform(b) if self.transform is not None else b
+            ti = index[s:e]
+            batch: Batch = {n: t.index_select(0, ti) for n, t in fixed}
+            if var:
+                for n, col, text in var:
+                    batch[n] = col.rows(rows[s:e], text=text)
+                batch = {n: batch[n] for n in names}
+            yield transform(batch) if transform is not None else batch
 
     def _batches_device(self, order: np.ndarray) -> Iterator[Batch]:
         assert self._dev is not None

@@ -61,6 +61,8 @@ def epoch_order(
         rng = np.random.default_rng([int(seed), int(epoch)])
         if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
             pos = _blockwise(pos, train_set.keys, rng)
+        elif train_set.per_epoch is None:
+            pos = rng.permutation(pos.size)  # the same as arange(n)[permutation(n)], one pass fewer
         else:
             pos = pos[rng.permutation(pos.size)]
     if world_size > 1:

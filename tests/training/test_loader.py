@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -212,3 +214,29 @@ def test_cuda_batches_equal_cpu_batches(store, budget) -> None:
         assert b["x"].is_cuda and b["key"].is_cuda
         got.append(_as_lists(b))
     assert got == cpu
+
+
+def _thread_name(batch: dict) -> dict:
+    batch["thread"] = threading.current_thread().name
+    return batch
+
+
+def test_prefetch_gathers_in_a_background_thread_with_the_same_batches(store) -> None:
+    """``prefetch=0`` (default) gathers each batch in the iterating thread; ``prefetch > 0`` in a
+    background thread; the batches are the same."""
+    ts = _selection(store, 300, seed=6)
+    served = {}
+    for p in (0, 2):
+        dl = loader(store, ts, columns=["x", "img"], batch_size=64, seed=4, transform=_thread_name,
+                    options=LoaderOptions(prefetch=p))
+        served[p] = [list(dl) for _ in range(2)]
+    assert LoaderOptions().prefetch == 0
+    main = threading.current_thread().name
+    assert {b["thread"] for e in served[0] for b in e} == {main}
+    assert main not in {b["thread"] for e in served[2] for b in e}
+    for e0, e2 in zip(served[0], served[2], strict=True):
+        for a, b in zip(e0, e2, strict=True):
+            assert list(a) == list(b) == ["key", "weight", "x", "img", "thread"]
+            for n in ("key", "weight", "x"):
+                assert torch.equal(a[n], b[n])
+            assert a["img"] == b["img"]
