@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._keyscan import SeenKeys, SeenSet, arrow_mask, dead_positions
+from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
 from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core.errors import ConflictError
 
@@ -56,20 +56,20 @@ def live_stream(
                     # an erase committed while streaming applies to the rest of the stream
                     dead, checked = snap._dead(), time.monotonic()
                 k = batch.column(at).to_numpy()
-                read_keys.add(k)  # dead ones too: they keep the recorded key runs unbroken
-                drop = dead_positions(k, dead)
+                ordered = increasing(k)  # one look, shared by the two searches below
+                read_keys.add(k, ordered=ordered)  # dead ones too: they keep the key runs unbroken
+                drop = dead_positions(k, dead, ordered=ordered)
                 if done is not None:
                     drop = np.union1d(drop, done.positions(k))
+                if drop.size == k.size:
+                    continue
                 if drop.size:
                     keep = np.ones(k.size, bool)
                     keep[drop] = False
                     if keys_only:
                         k = k[keep]
                     else:
-                        batch = batch.filter(arrow_mask(keep))
-                        k = batch.column(at).to_numpy()
-                if not k.size:
-                    continue
+                        batch = filter_batch(batch, keep)
                 if keys_only:
                     yield k
                 else:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import lance
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core._derived import DERIVED, session
 from modyn_store.core._location import Location
 from modyn_store.core.errors import CorruptionError
 
@@ -25,32 +25,7 @@ VERSION = "_version"
 #: the files of the manifest they started from
 READ_ATTEMPTS = 6
 _PREDICATE_CHUNK = 4096
-#: bounds of the process's Lance caches (file metadata, manifests, index pages), shared by every
-#: table of every store the process opens
-METADATA_CACHE_BYTES = 256 << 20
-INDEX_CACHE_BYTES = 256 << 20
-_SESSION: tuple[int, lance.Session] | None = None
-
-
-def session() -> lance.Session:
-    """The Lance session every dataset of this process is opened with.
-
-    Lance keeps file footers, column metadata, deletion vectors and manifests in a session's
-    caches. A dataset opened without a session gets an empty one, so each fresh open of a
-    table read every file's metadata again (about a third of a fresh 10^6-key read); with one
-    session a second open of the same table reads only what changed. Lance still finds the
-    latest manifest on every open, and a commit, a rewritten file or a table made again at the
-    same path is read afresh (``tests/store/test_read_caches.py`` holds it to that). A forked
-    child makes its own session.
-    """
-    global _SESSION
-    held = _SESSION
-    pid = os.getpid()
-    if held is None or held[0] != pid:
-        made = lance.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES, index_cache_size_bytes=INDEX_CACHE_BYTES)
-        held = (pid, made)
-        _SESSION = held
-    return held[1]
+T = TypeVar("T")
 
 
 def keys_predicate(keys: np.ndarray, column: str = "key") -> Iterator[str]:
@@ -360,6 +335,21 @@ class Tables:
                 return None
             try:
                 return ds.to_table(columns=columns, filter=filter, with_row_id=with_row_id)
+            except (pa.ArrowException, OSError) as exc:  # a file went missing or is damaged
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise self.damage(name, exc) from exc
+                time.sleep(0.005 * (attempt + 1))
+        return None  # pragma: no cover
+
+    def derived(self, name: str, what: Hashable, compute: Callable[[lance.LanceDataset], T]) -> T | None:
+        """``compute(latest dataset of name)``, kept by the process for the same table content
+        (see :mod:`~modyn_store.core._derived`); ``None`` if the table does not exist."""
+        for attempt in range(READ_ATTEMPTS):
+            ds = self.open(name)
+            if ds is None:
+                return None
+            try:
+                return DERIVED.get(ds, what, compute)
             except (pa.ArrowException, OSError) as exc:  # a file went missing or is damaged
                 if attempt + 1 == READ_ATTEMPTS:
                     raise self.damage(name, exc) from exc

@@ -92,10 +92,17 @@ class Snapshot:
         make rows unavailable: a snapshot kept across either (in this process or another)
         must not serve the old sets.
         """
-        latest = self._store.version
-        if latest == self._committed:
-            return
-        records = self._store._read_records()
+        if self._records_cache is None:  # a first look reads the records with the latest version
+            records = self._store._read_records()
+            latest = records[-1].version if records else 0
+            if latest == self._committed:
+                self._records_cache = records[:latest] if len(records) == latest else None
+                return
+        else:
+            latest = self._store.version
+            if latest == self._committed:
+                return
+            records = self._store._read_records()
         if any(r.op in ("erase", "vacuum") for r in records[self._committed : latest]):
             self._dead_cache = self._unavailable_cache = self._keys_cache = None
         self._committed = latest
@@ -118,20 +125,29 @@ class Snapshot:
         if refresh:
             self._refresh()
         if self._dead_cache is None:
-            parts = []
-            tomb = np.empty(0, np.int64)
+            tomb, tomb_sorted = np.empty(0, np.int64), np.empty(0, np.int64)
             # only deletes write tombstones: a version with none at or before it reads no table
             if any(r.op == "delete" or r.deleted for r in self._records()[: self.version]):
-                # both columns, the bound applied here: cheaper than planning a Lance filter
-                t = self._store._tables.scan("tombstones", ["key", "_version"])
-                if t is not None and t.num_rows:
-                    tomb = t.column("key").to_numpy()
-                    tomb = tomb[t.column("_version").to_numpy() <= self.version]
+                got = self._store._tables.derived("tombstones", ("tombstoned", self.version), self._read_tombstones)
+                if got is not None:
+                    tomb, tomb_sorted = got
             self._tombstoned = tomb
-            parts.append(tomb)
-            parts.append(self._store._erased_keys(self._committed))
-            self._dead_cache = _sorted_unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+            erased = self._store._erased_keys(self._committed)
+            if not erased.size:
+                self._dead_cache = tomb_sorted
+            elif not tomb_sorted.size:
+                self._dead_cache = erased
+            else:
+                self._dead_cache = _sorted_unique(np.concatenate([tomb_sorted, erased]))
         return self._dead_cache
+
+    def _read_tombstones(self, ds: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(keys tombstoned at or before this version, the same sorted and distinct) of ``ds``."""
+        # both columns, the bound applied here: cheaper than planning a Lance filter
+        t = ds.to_table(columns=["key", "_version"])
+        tomb = t.column("key").to_numpy()
+        tomb = tomb[t.column("_version").to_numpy() <= self.version]
+        return tomb, _sorted_unique(tomb)
 
     def unavailable(self) -> np.ndarray:
         """Sorted keys live at this version whose rows ``vacuum`` purged."""

@@ -232,8 +232,9 @@ class Store:
         v = self.version if committed is None else committed
         if self._erased_cache is not None and self._erased_cache[0] == v:
             return self._erased_cache[1]
-        t = self._tables.scan("erasures", ["key"], f"_version <= {v}")
-        keys = np.unique(t.column("key").to_numpy()) if t is not None and t.num_rows else np.empty(0, np.int64)
+        keys = self._tables.derived("erasures", ("erased", v), lambda ds: _erased_in(ds, v))
+        if keys is None:
+            keys = np.empty(0, np.int64)
         self._erased_cache = (v, keys)
         return keys
 
@@ -428,3 +429,10 @@ class Store:
 
     def _recover(self) -> None:
         _txn.recover(self)
+
+
+def _erased_in(ds: Any, version: int) -> np.ndarray:
+    """Sorted distinct keys of the erasures table ``ds`` erased at or before ``version``."""
+    t = ds.to_table(columns=["key", "_version"])
+    keys = t.column("key").to_numpy()
+    return np.unique(keys[t.column("_version").to_numpy() <= version])

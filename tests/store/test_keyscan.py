@@ -123,8 +123,11 @@ def test_seen_keys_membership_matches_a_set() -> None:
     for trial in range(30):
         seen, truth = SeenKeys(cap=10**6), set()
         for _ in range(rng.integers(1, 8)):
-            kind = rng.integers(0, 3)
-            if kind == 0:  # a run of consecutive keys, maybe touching or overlapping earlier ones
+            kind = rng.integers(0, 4)
+            if kind == 3:  # sorted, spanning exactly its size, but with a repeat and so a gap
+                lo = int(rng.integers(0, 300))
+                part = np.array([lo, lo, lo + 2] if rng.integers(0, 2) else [lo, lo + 2, lo + 2])
+            elif kind == 0:  # a run of consecutive keys, maybe touching or overlapping earlier ones
                 lo = int(rng.integers(0, 300))
                 part = np.arange(lo, lo + int(rng.integers(1, 120)))
             elif kind == 1:  # sorted with gaps
@@ -136,6 +139,15 @@ def test_seen_keys_membership_matches_a_set() -> None:
         probe = np.arange(-5, 420)
         got = probe[seen.frozen().positions(probe)].tolist()
         assert got == sorted(k for k in probe.tolist() if k in truth), trial
+
+
+def test_seen_keys_never_take_a_span_with_a_repeat_for_a_run() -> None:
+    from modyn_store.core._keyscan import SeenKeys
+
+    seen = SeenKeys()
+    seen.add(np.array([5, 5, 7]))  # three keys from 5 to 7, but 6 was never read
+    seen.add(np.arange(8, 12))
+    assert np.arange(4, 13)[seen.frozen().positions(np.arange(4, 13))].tolist() == [5, 7, 8, 9, 10, 11]
 
 
 def test_seen_keys_stay_small_for_runs_and_overflow_past_the_cap() -> None:

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from modyn_store import Store
-from modyn_store.core import _tables
+from modyn_store.core import _derived
 
 
 def _rows(keys: np.ndarray | list[int], shift: float = 0.0) -> pa.Table:
@@ -57,7 +57,7 @@ def _run(uri: str, op: str, keys: list[int] | None = None) -> None:
 
 
 def test_the_process_shares_one_lance_session() -> None:
-    assert _tables.session() is _tables.session()
+    assert _derived.session() is _derived.session()
 
 
 def test_fresh_opens_see_every_commit_of_another_process(tmp_path: Path) -> None:
@@ -124,3 +124,70 @@ def test_a_store_made_again_at_the_same_path_is_read_afresh(tmp_path: Path, same
     assert _fresh(uri) == {k: want for k in ("keys", "iter_keys", "to_batches")}
     assert _fresh(uri, 1)["keys"] == list(range(base, base + (50 if same_shape else 70)))
     assert Store.open(uri).as_of().to_table().column("x").to_pylist()[:2] == [base + 0.5, base + 1.5]
+
+
+# -- the process's map of derived sets ---------------------------------------------------------
+def test_derived_values_are_keyed_by_the_tables_content(tmp_path: Path) -> None:
+    import lance
+
+    from modyn_store.core._derived import Derived
+
+    cache = Derived()
+    uri = str(tmp_path / "t.lance")
+    ds = lance.write_dataset(pa.table({"key": [3, 1]}), uri)
+    calls: list[int] = []
+
+    def read(d: object) -> np.ndarray:
+        calls.append(1)
+        return np.sort(d.to_table().column("key").to_numpy())  # type: ignore[attr-defined]
+
+    assert cache.get(ds, "k", read).tolist() == [1, 3]
+    assert cache.get(lance.dataset(uri), "k", read).tolist() == [1, 3] and len(calls) == 1  # same content
+    assert cache.get(ds, "other", read).tolist() == [1, 3] and len(calls) == 2  # another value
+    with pytest.raises(ValueError):
+        cache.get(ds, "k", read)[0] = 7  # shared values are read-only
+
+    lance.write_dataset(pa.table({"key": [2]}), uri, mode="append")  # a commit: other content
+    assert cache.get(lance.dataset(uri), "k", read).tolist() == [1, 2, 3]
+    lance.dataset(uri).delete("key = 1")  # a deletion file only: other content too
+    assert cache.get(lance.dataset(uri), "k", read).tolist() == [2, 3]
+    assert cache.get(ds, "k", read).tolist() == [1, 3]  # the old manifest still names the old content
+
+    shutil.rmtree(uri)  # made again: same path, same Lance version numbers, other rows
+    lance.write_dataset(pa.table({"key": [9, 8]}), uri)
+    assert lance.dataset(uri).version == ds.version
+    assert cache.get(lance.dataset(uri), "k", read).tolist() == [8, 9]
+
+
+def test_derived_values_stay_within_their_bound(tmp_path: Path) -> None:
+    import lance
+
+    from modyn_store.core._derived import Derived
+
+    cache = Derived(max_bytes=3 * 8000)
+    datasets = [lance.write_dataset(pa.table({"key": [i]}), str(tmp_path / f"t{i}.lance")) for i in range(5)]
+    for ds in datasets:
+        cache.get(ds, "big", lambda d: np.zeros(1000, np.int64))
+    assert cache._bytes <= 3 * 8000 and len(cache._items) == 3
+    misses = cache.misses
+    cache.get(datasets[-1], "big", lambda d: np.zeros(1000, np.int64))  # the newest is kept
+    assert cache.misses == misses
+    cache.get(datasets[0], "big", lambda d: np.zeros(1000, np.int64))  # the oldest was evicted
+    assert cache.misses == misses + 1
+
+
+def test_dead_sets_follow_deletes_and_erasures_in_one_process(store_uri: str) -> None:
+    """Other Store objects of the same process write: fresh reads must see each commit."""
+    store = Store.open(store_uri, create=True)
+    store.append(_rows(np.arange(20)))
+    store.delete(keys=[1, 2])
+    assert Store.open(store_uri).as_of().keys().tolist() == [0, *range(3, 20)]
+    Store.open(store_uri).delete(keys=[5])
+    assert Store.open(store_uri).as_of().keys().tolist() == [0, 3, 4, *range(6, 20)]
+    assert Store.open(store_uri).as_of(2).keys().tolist() == [0, *range(3, 20)]
+    Store.open(store_uri).erase([2, 7], reason="test")  # 2 was deleted, 7 live: both erased
+    assert Store.open(store_uri).as_of().keys().tolist() == [0, 3, 4, 6, *range(8, 20)]
+    assert Store.open(store_uri).as_of(1).keys().tolist() == [0, 1, 3, 4, 5, 6, *range(8, 20)]
+    Store.open(store_uri).compact()
+    assert Store.open(store_uri).as_of(2).keys().tolist() == [0, 3, 4, 5, 6, *range(8, 20)]
+    assert sorted(int(k) for a in Store.open(store_uri).as_of().iter_keys() for k in a) == [0, 3, 4, 6, *range(8, 20)]
