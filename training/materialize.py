@@ -7,8 +7,9 @@ Two read paths, chosen by selectivity (the share of the table's rows that are se
 - **scan with mask**: each fragment holding selected rows is scanned (one after the other by
   default, Lance decoding each scan in parallel; ``threads`` fragments at once when given) with
   a row-id mask, so only selected rows are decoded (``RowReader.scan``);
-- **take by row id**: the selected stable row ids are sorted, split into chunks and read by row
-  id in parallel threads (``RowReader.take``).
+- **take by row id**: the selected stable row ids are sorted, split into chunks of
+  :data:`TAKE_CHUNK` rows and read by row id in parallel threads, in storage order
+  (``RowReader.take``).
 
 One scan of the ``key`` column locates the keys first (``RowReader.locate``, or the caller's
 ``Snapshot.locate``, which also checks liveness): :func:`plan` lays the output rows out in
@@ -53,10 +54,15 @@ __all__ = ["KeyLookup", "Layout", "Materialized", "choose_strategy", "materializ
 Strategy = Literal["auto", "scan", "take"]
 Allocator = Callable[[ColumnSpec, int], np.ndarray]
 
-#: Below this share of selected rows take-by-row-id is used; above it the masked scan (measured
-#: on 272-byte rows, 2 cores: the masked scan is as fast or faster from 1% up, see
-#: docs/PERFORMANCE.md, "Training data path").
-TAKE_BELOW = 0.01
+#: Below this share of selected rows take-by-row-id is used; above it the masked scan. Lance's
+#: masked scan decodes about as much as a full scan whatever the share, while takes of a few
+#: thousand rows read only those rows: on 272-byte rows, 2 cores, the takes were faster from 5%
+#: to 75% of the rows (docs/PERFORMANCE.md, "Training data path").
+TAKE_BELOW = 0.8
+
+#: Rows per take: small enough that the first rows of a cold first epoch land after one take,
+#: large enough that the fixed cost of a take stays small.
+TAKE_CHUNK = 8192
 
 
 class KeyLookup:
@@ -247,9 +253,10 @@ def plan(
         stops = [*cuts.tolist(), int(rid.size)]
         jobs = list(zip(starts, stops))
     else:
-        n = _default_threads(threads, max(1, rid.size // 4096))
-        bounds = np.linspace(0, rid.size, (n * 8 if n > 1 else 1) + 1).astype(np.int64)
-        jobs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        _default_threads(threads, 1)  # checked here, used by the read
+        # takes of TAKE_CHUNK rows in storage order: rows land in the order a cold first epoch
+        # asks for them
+        jobs = [(lo, min(lo + TAKE_CHUNK, int(rid.size))) for lo in range(0, int(rid.size), TAKE_CHUNK)]
     return Layout(out_keys, rid, frag, chosen, jobs)
 
 

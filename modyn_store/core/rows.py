@@ -112,22 +112,32 @@ def locate_batch(
     ``_rowaddr``) holds, except ``dead`` ones; ``sorted_keys = wanted[order]``.
 
     Only the wanted keys within the batch's range are searched, in the batch when it is
-    sorted (storage order usually is): O(hits log batch).
+    sorted (storage order usually is): O(hits log batch). A batch of consecutive keys (an
+    append-only store with assigned keys) needs no search: a hit's position is its offset
+    from the first key.
     """
     stored = batch.column(batch.schema.get_field_index("key")).to_numpy()
     if not stored.size:
         return
-    if first_unsorted(stored) < 0:
+    lo = int(np.searchsorted(sorted_keys, stored.min(), side="left"))
+    hi = int(np.searchsorted(sorted_keys, stored.max(), side="right"))
+    if hi <= lo:
+        return
+    wanted = sorted_keys[lo:hi]
+    if int(stored[-1]) - int(stored[0]) == stored.size - 1 and bool(np.all(np.diff(stored) == 1)):
+        idx = wanted - stored[0]
+    elif first_unsorted(stored) < 0:
         idx = hit_positions(stored, sorted_keys)
     else:
-        lo = int(np.searchsorted(sorted_keys, stored.min(), side="left"))
-        hi = int(np.searchsorted(sorted_keys, stored.max(), side="right"))
-        idx = np.flatnonzero(_isin_sorted(stored, sorted_keys[lo:hi])) if hi > lo else np.empty(0, np.intp)
+        idx = np.flatnonzero(_isin_sorted(stored, wanted))
     if idx.size and dead is not None and dead.size:
         idx = idx[~_isin_sorted(stored[idx], dead)]
     if not idx.size:
         return
-    dest = order[np.searchsorted(sorted_keys, stored[idx])]
+    hits = stored[idx]
+    # the hits are ascending; when they are exactly the wanted keys of the range (every one
+    # stored once here), their destinations are that range of ``order``: no search
+    dest = order[lo:hi] if np.array_equal(hits, wanted) else order[np.searchsorted(sorted_keys, hits)]
     rid[dest] = batch.column(batch.schema.get_field_index("_rowid")).to_numpy()[idx]
     addr = batch.column(batch.schema.get_field_index("_rowaddr")).to_numpy()[idx]
     frag[dest] = (addr >> np.uint64(32)).astype(np.int64)

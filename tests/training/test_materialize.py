@@ -54,7 +54,8 @@ def test_duplicate_keys_are_refused(dataset) -> None:
 
 
 def test_strategy_choice_and_lookup() -> None:
-    assert choose_strategy(5, 1000) == "take" and choose_strategy(500, 1000) == "scan"
+    assert choose_strategy(5, 1000) == "take" and choose_strategy(500, 1000) == "take"
+    assert choose_strategy(799, 1000) == "take" and choose_strategy(800, 1000) == "scan"
     assert choose_strategy(500, 1000, "take") == "take"
     with pytest.raises(InvalidArgumentError):
         choose_strategy(1, 2, "bogus")  # type: ignore[arg-type]

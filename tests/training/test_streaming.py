@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import training.entries as entries
+import training.materialize
 import training.order
 from modyn_store.core.rows import RowReader
 from modyn_store.core.trainset import TrainSet
@@ -94,6 +95,37 @@ def test_first_batches_are_served_before_the_build_ends(store, small_blocks, mon
     assert warm._entry is dl._entry
     warm.set_epoch(1)
     assert [b["key"].tolist() for b in dl] == [b["key"].tolist() for b in warm]
+
+
+def test_takes_land_in_storage_order_and_serve_the_first_batches(store, small_blocks, monkeypatch) -> None:
+    """Takes of ``TAKE_CHUNK`` rows, read in storage order: the first block is served once the
+    first take has landed, while the others wait."""
+    monkeypatch.setattr(training.materialize, "TAKE_CHUNK", BLOCK)
+    ts = _train_set(store, 700, seed=8)
+    release = threading.Event()
+    original = RowReader.take
+    rid0 = int(store.as_of(None).row_reader().locate(ts.keys)[0].min())  # the first take's first row
+    taken: list[int] = []
+
+    def gated(self, row_ids, columns):
+        taken.append(int(row_ids[0]))
+        if int(row_ids[0]) != rid0:
+            release.wait(60)
+        return original(self, row_ids, columns)
+
+    monkeypatch.setattr(RowReader, "take", gated)
+    dl = loader(store, ts, columns=["ts", "x"], batch_size=50, seed=3, options=LoaderOptions(strategy="take"))
+    it = iter(dl)
+    head = [next(it), next(it)]  # the first block: the first take's rows
+    assert dl._building is not None and not dl._building.done and len(dl._building.keys) == 700
+    assert rid0 in taken and len(taken) < 7  # served before the later takes were read
+    release.set()
+    batches = [*head, *it]
+    order = epoch_order(ts, 0, shuffle=True, seed=3)
+    ref = reference_rows(store, ts.keys[order], ["ts", "x"])
+    assert torch.cat([b["key"] for b in batches]).tolist() == ref["key"]
+    np.testing.assert_array_equal(torch.cat([b["x"] for b in batches]).numpy(), np.array(ref["x"], np.float32))
+    dl.wait_materialized()
 
 
 def test_streamed_shards_match_the_global_order(store, small_blocks) -> None:
