@@ -7,6 +7,7 @@ on POSIX, ``msvcrt`` on Windows). A store on S3 is locked through the object sto
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from types import TracebackType
@@ -15,6 +16,11 @@ from typing import TYPE_CHECKING, Protocol
 import filelock
 
 from modyn_store.core.errors import ConflictError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: filelock's portable lock (msvcrt on Windows)
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from modyn_store.core._location import Location
@@ -45,8 +51,9 @@ class StoreLock(Protocol):
 class WriterLock:
     """An exclusive file lock on ``<store>/_lock``, held for the duration of one write.
 
-    Each acquisition takes its own OS lock, so two threads of one process exclude each other as
-    two processes do. Waits up to ``timeout`` seconds, then raises
+    Each lock object holds its own open lock file (on POSIX, an ``flock`` per write on a file
+    kept open), and a thread lock in front of it: two threads of one process exclude each other,
+    and so do two lock objects of one process or two processes. Waits up to ``timeout`` seconds, then raises
     :class:`~modyn_store.core.errors.ConflictError`. With ``path=None`` (object stores without a
     conditional-write protocol) the lock only serialises the threads of this process.
 
@@ -63,6 +70,11 @@ class WriterLock:
         self.timeout = timeout
         self._local = threading.Lock()
         self._file: filelock.BaseFileLock | None = None
+        # POSIX: the lock file stays open between writes and each write only flocks it (an
+        # open, a lock and a close per write cost more than the rest of a small commit)
+        self._fd: int | None = None
+        self._fd_pid = 0
+        self._held = False
 
     def __enter__(self) -> WriterLock:
         deadline = time.monotonic() + self.timeout
@@ -70,20 +82,55 @@ class WriterLock:
             raise ConflictError(f"another writer in this process held the store for {self.timeout:.1f} s")
         if self.path is None:
             return self
-        lock = filelock.FileLock(self.path, thread_local=False)
         try:
-            lock.acquire(timeout=max(deadline - time.monotonic(), 0.0), poll_interval=0.005)
-        except filelock.Timeout:
-            self._local.release()
-            raise ConflictError(
-                f"another writer held the store lock {self.path!r} for {self.timeout:.1f} s; "
-                "retry, or raise lock_timeout"
-            ) from None
+            if fcntl is not None:
+                self._flock(deadline)
+                return self
+            lock = filelock.FileLock(self.path, thread_local=False)
+            try:
+                lock.acquire(timeout=max(deadline - time.monotonic(), 0.0), poll_interval=0.005)
+            except filelock.Timeout:
+                raise self._timed_out() from None
+            self._file = lock
         except BaseException:
             self._local.release()
             raise
-        self._file = lock
         return self
+
+    def _timed_out(self) -> ConflictError:
+        return ConflictError(
+            f"another writer held the store lock {self.path!r} for {self.timeout:.1f} s; "
+            "retry, or raise lock_timeout"
+        )
+
+    def _flock(self, deadline: float) -> None:
+        assert self.path is not None and fcntl is not None
+        if self._fd is not None and self._fd_pid != os.getpid():
+            # inherited through fork: the parent's open file would share its lock with this process
+            self._fd = None
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._fd_pid = os.getpid()
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise self._timed_out() from None
+                time.sleep(0.005)
+                continue
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._held = True
+                return
+            # the lock file was removed or replaced since it was opened: a lock on the old
+            # file excludes nobody, so lock the file that is there now
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
     def __exit__(
         self,
@@ -91,10 +138,24 @@ class WriterLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._file is not None:
-            self._file.release()
-            self._file = None
-        self._local.release()
+        try:
+            if self._held:
+                self._held = False
+                assert self._fd is not None and fcntl is not None
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._file is not None:
+                self._file.release()
+                self._file = None
+        finally:
+            self._local.release()
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None and self._fd_pid == os.getpid():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def idle(self) -> WriterLock:
         return WriterLock(self.path, 0.0)

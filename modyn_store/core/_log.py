@@ -87,9 +87,9 @@ class VersionLog:
         return self.store._location.path(f"{LOG}/{version:012d}.json")
 
     def _listed(self) -> list[int]:
-        fs = self.store.fs
+        loc = self.store._location
         try:
-            entries = fs.ls(self.store._location.path(LOG), detail=False)
+            entries = os.listdir(loc.path(LOG)) if loc.is_local else loc.fs.ls(loc.path(LOG), detail=False)
         except FileNotFoundError:
             return []
         out = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core._derived import DERIVED, session
+from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._location import Location
 from modyn_store.core.errors import CorruptionError
 
@@ -26,6 +27,8 @@ VERSION = "_version"
 READ_ATTEMPTS = 6
 _PREDICATE_CHUNK = 4096
 T = TypeVar("T")
+#: Lance's own default size of a compacted fragment
+_TARGET_ROWS = 1 << 20
 
 
 def keys_predicate(keys: np.ndarray, column: str = "key") -> Iterator[str]:
@@ -42,7 +45,7 @@ class Tables:
         self.location = location
         # called before every write: raises if this writer no longer holds the store
         self.guard: Callable[[], None] = _no_guard
-        self._ranges: dict[str, dict[int, tuple[int, int, int]]] = {}
+        self.ranges = FragmentRanges(location)
         # datasets opened by the writer thread while it holds the writer lock (see pinned())
         self._pins = threading.local()
         # the last dataset seen per table, reused while no newer manifest exists (see open())
@@ -75,86 +78,34 @@ class Tables:
         if cache is not None:
             cache.pop(name, None)
 
-    # -- per-fragment version ranges -----------------------------------------------------
-    def _ranges_path(self, name: str) -> str:
-        return self.location.path(f"_meta/{name.replace('/', '__')}.fragments.json")
+    # -- per-fragment version ranges (see modyn_store.core._fragments) --------------------
+    def fragment_versions(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
+        """``fragment id -> (min _version, max _version)`` for every fragment of ``ds``."""
+        return self.ranges.get(name, ds)
 
-    def fragment_versions(
-        self, name: str, ds: lance.LanceDataset, *, assume: int | None = None
-    ) -> dict[int, tuple[int, int]]:
-        """``fragment id -> (min _version, max _version)`` for every fragment of ``ds``.
+    def save_fragment_versions(self, name: str, new_version: int | None = None, *, created_after: int = -1) -> None:
+        """Record the ranges of ``name``'s current fragments (called by the writer).
 
-        Lance fragments are immutable apart from deletion files, and their ids are never
-        reused, so a range once known stays a valid bound. Ranges come from a side file the
-        writer keeps, from this process's memory, or from reading that fragment's
-        ``_version`` column once.
-        """
-        known = self._ranges.get(name)
-        if known is None:
-            known = {}
-            fs = self.location.fs
-            path = self._ranges_path(name)
-            if fs.exists(path):
-                with fs.open(path, "r") as fh:
-                    try:
-                        known = {int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in json.load(fh).items()}
-                    except (ValueError, KeyError, TypeError, IndexError):
-                        known = {}
-            self._ranges[name] = known
-        out: dict[int, tuple[int, int]] = {}
-        for frag in ds.get_fragments():
-            fid = frag.fragment_id
-            rows = frag.metadata.physical_rows
-            hit = known.get(fid)
-            if hit is None and assume is not None:
-                hit = (assume, assume, rows)
-                known[fid] = hit
-            elif hit is None or hit[2] != rows:
-                col = frag.to_table(columns=["_version"]).column(0).to_numpy()
-                lo, hi = (int(col.min()), int(col.max())) if col.size else (0, -1)
-                hit = (lo, hi, rows)
-                known[fid] = hit
-            out[fid] = (hit[0], hit[1])
-        return out
-
-    def forget_fragment_versions(self, name: str) -> None:
-        """Drop the ranges held in memory: the next use re-reads the side file.
-
-        Writers call it once they hold the writer lock, since another process may have
-        written since; under the lock the memory then stays exact until they let go.
-        """
-        self._ranges.pop(name, None)
-
-    def save_fragment_versions(self, name: str, new_version: int | None = None) -> None:
-        """Persist the ranges of ``name``'s current fragments (called by the writer).
-
-        With ``new_version``, fragments unknown so far (the side file was re-read when the
-        writer took the lock) are the ones the current write created, all at that version,
-        and need no reading. The file is written in place: a reader that finds it torn
-        ignores it and reads the fragments' ``_version`` columns instead.
+        With ``new_version``, fragments unknown so far whose id is above ``created_after``
+        (the highest fragment id when the writer took the lock) are the ones the current write
+        created, all at that version, and need no reading. Without it, the fragments were
+        replaced (compaction, recovery, a purge) and the side file is rewritten whole.
         """
         ds = self.open(name)
         if ds is None:
             return
-        if new_version is not None:
-            self.fragment_versions(name, ds, assume=new_version)
-        else:
-            self.fragment_versions(name, ds)
-        live = {f.fragment_id for f in ds.get_fragments()}
-        body = json.dumps({str(k): list(v) for k, v in self._ranges[name].items() if k in live})
-        fs = self.location.fs
-        path = self._ranges_path(name)
-        try:
-            fs.pipe_file(path, body.encode())
-        except FileNotFoundError:
-            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            fs.pipe_file(path, body.encode())
+        self.ranges.save(
+            name, ds, new_version=new_version, created_after=created_after, rewrite=new_version is None
+        )
 
     def uri(self, name: str) -> str:
         return self.location.table_uri(name)
 
     def exists(self, name: str) -> bool:
-        return bool(self.location.fs.exists(self.location.path(f"{name}.lance/_versions")))
+        return self.location.exists(f"{name}.lance/_versions")
+
+    def _file_exists(self, path: str) -> bool:
+        return os.path.exists(path) if self.location.is_local else bool(self.location.fs.exists(path))
 
     def _has_manifest(self, name: str) -> bool:
         fs = self.location.fs
@@ -172,6 +123,7 @@ class Tables:
         """Remove a table folder (only used for tables whose creation never committed)."""
         self._unpin(name)
         self._seen.pop(name, None)
+        self.ranges.forget(name)
         self.location.fs.rm(self.location.path(f"{name}.lance"), recursive=True)
 
     def open(self, name: str) -> lance.LanceDataset | None:
@@ -223,10 +175,9 @@ class Tables:
         seen = self._seen.get(name)
         if seen is None:
             return None
-        fs = self.location.fs
         v = seen.version
         try:
-            if not fs.exists(self._manifest(name, v)) or fs.exists(self._manifest(name, v + 1)):
+            if not self._file_exists(self._manifest(name, v)) or self._file_exists(self._manifest(name, v + 1)):
                 return None
             return seen.checkout_version(v)
         except (ValueError, OSError):
@@ -236,11 +187,10 @@ class Tables:
         """Whether ``name`` has committed past ``ds`` (``None``: whether it exists by now)."""
         if ds is None:
             return self._has_manifest(name)
-        fs = self.location.fs
         v = ds.version
         try:
-            if fs.exists(self._manifest(name, v)):
-                return bool(fs.exists(self._manifest(name, v + 1)))
+            if self._file_exists(self._manifest(name, v)):
+                return self._file_exists(self._manifest(name, v + 1))
             latest = lance.dataset(self.uri(name), storage_options=self.location.storage_options or None).version
         except (ValueError, OSError):
             return True
@@ -413,14 +363,28 @@ class Tables:
         """Merge ``name``'s small fragments once it has more than ``max_fragments``.
 
         Logs and small tables gain a fragment per write; reading thousands of tiny files
-        would make every open slow. Old files stay until :meth:`cleanup`, so concurrent
-        readers are unaffected.
+        would make every open slow. The merge is tiered: the smallest fragments (three
+        quarters of ``max_fragments`` of them) are merged into one and larger ones are left
+        as they are, so a row is rewritten about log_48(rows) times in all instead of once
+        per merge (a merge rewrote every small fragment, including earlier merges, each time).
+        Old files stay until :meth:`cleanup`, so concurrent readers are unaffected.
         """
         ds = self.open(name)
-        if ds is None or len(ds.get_fragments()) <= max_fragments:
+        if ds is None:
             return
+        frags = ds.get_fragments()
+        if len(frags) <= max_fragments:
+            return
+        sizes = sorted(f.physical_rows for f in frags)
+        target = min(sum(sizes[: max_fragments * 3 // 4]) + 1, _TARGET_ROWS)
+        keep = [f.fragment_id for f in frags if f.physical_rows >= target]
         self._unpin(name)
-        ds.optimize.compact_files()
+        ds.optimize.compact_files(target_rows_per_fragment=target, excluded_fragment_ids=keep or None)
+        after = self.open(name)
+        if after is not None and len(after.get_fragments()) > max_fragments:
+            # small fragments between large ones are never merged with each other: merge all
+            self._unpin(name)
+            after.optimize.compact_files()
         if name == "samples":
             self.save_fragment_versions(name)
 

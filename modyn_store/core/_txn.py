@@ -12,6 +12,8 @@ log means the log lost committed versions, and no write is allowed on top of tha
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -21,7 +23,7 @@ import pyarrow as pa
 
 from modyn_store.core import _marker
 from modyn_store.core._marker import FORMAT_VERSION
-from modyn_store.core._tables import with_version
+from modyn_store.core._tables import READ_ATTEMPTS, with_version
 from modyn_store.core._validate import check_name
 from modyn_store.core._writable import READ_ONLY as _READ_ONLY
 from modyn_store.core._writable import locked
@@ -76,35 +78,90 @@ class Transaction:
         self.store._tables.append(table, with_version(data, self.version))
 
 
-def _write_json(store: Store, relative: str, body: dict[str, Any], *, atomic: bool = True) -> None:
-    """Write a small JSON file; ``atomic`` on a local disk writes a temporary file and renames it.
+#: small local files are overwritten in place, padded to at least this many bytes (see _put_local)
+_WIDTH = 64
 
-    An object store's put is atomic already (a rename there is a copy and a delete), and a
-    file whose readers tolerate a torn body (the intent) needs no rename either.
-    """
-    fs = store.fs
+
+def _write_json(store: Store, relative: str, body: dict[str, Any]) -> None:
+    """Write the intent or the head: an object store's put (atomic), or on a local disk one
+    write over the file in place (see :func:`_put_local`)."""
     path = store._location.path(relative)
-    staged = atomic and store._location.is_local
-    target = path + ".tmp" if staged else path
     data = json.dumps(body).encode()
+    if store._location.is_local:
+        _put_local(path, data)
+        return
+    fs = store.fs
     try:
-        fs.pipe_file(target, data)
+        fs.pipe_file(path, data)
     except FileNotFoundError:
         fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        fs.pipe_file(target, data)
-    if staged:
-        fs.mv(target, path)
+        fs.pipe_file(path, data)
+
+
+def _put_local(path: str, data: bytes) -> None:
+    """Overwrite the small file ``path`` with ``data`` by one ``pwrite`` at offset 0.
+
+    The body is padded with blanks (which JSON ignores) to the file's size, so nothing is
+    truncated and no new file or rename is involved: a rename or a truncation makes the file
+    system flush the file, which costs more than the rest of a small commit. A process killed
+    during the write leaves the old or the new body (one small write does not tear); a reader
+    racing it may read a mix of both, so readers of these files re-read before they act.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        os.pwrite(fd, data.ljust(max(size, _WIDTH)), 0)
+    finally:
+        os.close(fd)
+
+
+def _read_json(store: Store, relative: str) -> Any:
+    """The body of a small JSON file, ``None`` if absent; ``ValueError`` if unreadable."""
+    path = store._location.path(relative)
+    try:
+        if store._location.is_local:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = store.fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    return json.loads(raw)
+
+
+def read_intent(store: Store) -> dict[str, Any] | None:
+    """The pending write's intent (``{}`` if torn), or ``None`` if no write is pending.
+
+    The writer marks its intent ``done`` when the write finished (on a local disk: the file
+    stays, overwritten in place), or removes it (object stores).
+    """
+    try:
+        body = _read_json(store, INTENT)
+    except ValueError:
+        return {}
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        return {}
+    return None if body.get("done") is True else body
+
+
+def _finish_intent(store: Store, txn: Transaction) -> None:
+    if store._location.is_local:
+        _write_json(store, INTENT, {"version": txn.version, "op": txn.op, "done": True})
+    else:
+        store.fs.rm(store._location.path(INTENT))
 
 
 def read_head(store: Store) -> int | None:
     """The latest committed version the last writer recorded (``None`` if never recorded)."""
-    path = store._location.path(HEAD)
-    if not store.fs.exists(path):
-        return None
     try:
-        with store.fs.open(path, "r") as fh:
-            body = json.load(fh)
-        return int(body["version"])
+        body = _read_json(store, HEAD)
+        return None if body is None else int(body["version"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptionError(f"{store.uri!r}: {HEAD} is unreadable ({exc}); run `modyn-store verify`") from exc
 
@@ -113,29 +170,39 @@ def check_head(store: Store, committed: int | None = None) -> None:
     """Raise :class:`CorruptionError` if the version log lost versions it once committed.
 
     The head is read before the log (``committed`` = the log's last version, read now if not
-    given under the writer lock): writers that commit in between only move the log ahead.
+    given under the writer lock): writers that commit in between only move the log ahead. A
+    head that looks ahead of the log, or unreadable, is read again (with the log) before it
+    counts: a local head is overwritten in place, and a reader may catch it mid-write.
     """
-    head = read_head(store)
-    if committed is None:
-        committed = store.version
-    if head is not None and head > committed:
-        raise CorruptionError(
-            f"{store.uri!r}: the version log ends at version {committed} but version {head} was "
-            "committed: the log lost versions (a deleted or damaged manifest). Nothing is written "
-            "on top of it; run `modyn-store verify` and restore the store from a backup"
-        )
+    given = committed
+    for attempt in range(READ_ATTEMPTS):
+        last = attempt + 1 == READ_ATTEMPTS
+        try:
+            head = read_head(store)
+        except CorruptionError:
+            if last:
+                raise
+            time.sleep(0.002 * (attempt + 1))
+            continue
+        committed = store.version if given is None else given
+        if head is None or head <= committed:
+            return
+        if last:
+            raise CorruptionError(
+                f"{store.uri!r}: the version log ends at version {committed} but version {head} was "
+                "committed: the log lost versions (a deleted or damaged manifest). Nothing is written "
+                "on top of it; run `modyn-store verify` and restore the store from a backup"
+            )
+        time.sleep(0.002 * (attempt + 1))
 
 
 def recover(store: Store) -> None:
     """Roll back rows of an interrupted write, and finish an interrupted erase or vacuum."""
-    fs = store.fs
-    path = store._location.path(INTENT)
-    if not fs.exists(path):
+    intent = read_intent(store)
+    if intent is None:
         return
     committed = store.version
     try:
-        with fs.open(path, "r") as fh:
-            intent = json.load(fh)
         pending = int(intent["version"])
         op = str(intent.get("op", ""))
     except (ValueError, KeyError, TypeError):
@@ -154,18 +221,23 @@ def recover(store: Store) -> None:
         maintenance.finish_purge(store, pending, op)
     # the interrupted writer may not have recorded its fragments' versions
     store._tables.save_fragment_versions("samples")
-    fs.rm(path)
+    store.fs.rm(store._location.path(INTENT))
 
 
-def _check_no_orphans(store: Store, committed: int) -> None:
-    """Samples rows above the last committed version with no intent: the log was rolled back."""
+def _check_no_orphans(store: Store, committed: int) -> int:
+    """Samples rows above the last committed version with no intent: the log was rolled back.
+
+    Returns the highest fragment id of the samples (-1 if none): fragments above it that the
+    transaction finds at its end are its own.
+    """
     ds = store._tables.open("samples")
     if ds is None:
-        return
+        return -1
     ranges = store._tables.fragment_versions("samples", ds)
+    highest = max(ranges, default=-1)
     top = max((hi for _, hi in ranges.values()), default=0)
     if top <= committed:
-        return
+        return highest
     # ranges are bounds (a rolled-back write leaves deleted rows in them): look at the rows
     rows = store._tables.scan("samples", ["_version"], f"_version > {committed}")
     if rows is not None and rows.num_rows:
@@ -175,6 +247,7 @@ def _check_no_orphans(store: Store, committed: int) -> None:
             f"{committed} and no write is pending: the log lost versions. Nothing is written on "
             "top of it; run `modyn-store verify`"
         )
+    return highest
 
 
 @contextmanager
@@ -184,8 +257,6 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
     if not isinstance(message, str):
         raise InvalidArgumentError("message", message, "a string")
     with locked(store), store._tables.pinned():
-        # another process may have written since this one last held the lock
-        store._tables.forget_fragment_versions("samples")
         try:
             recover(store)
         except OSError as exc:
@@ -196,13 +267,13 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         last = prev[-1] if prev else None
         committed = last.version if last else 0
         check_head(store, committed)
-        _check_no_orphans(store, committed)
+        highest_fragment = _check_no_orphans(store, committed)
         txn = Transaction(store, committed + 1, op, message)
         txn.previous = last
         # written before any row, so an interrupted write is always found and undone; a torn
         # intent reads as "the version after the last committed one", which is what it says
         try:
-            _write_json(store, INTENT, {"version": txn.version, "op": txn.op}, atomic=False)
+            _write_json(store, INTENT, {"version": txn.version, "op": txn.op})
         except OSError as exc:
             if exc.errno in _READ_ONLY:
                 raise _read_only(store, exc) from exc
@@ -234,13 +305,15 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         for name in txn.touched:
             store._tables.compact_if_fragmented(name)
         if "samples" in txn.touched:
-            store._tables.save_fragment_versions("samples", new_version=txn.version if op == "append" else None)
+            store._tables.save_fragment_versions(
+                "samples", new_version=txn.version if op == "append" else None, created_after=highest_fragment
+            )
         store._log.checkpoint()
         if op in ("erase", "vacuum"):
             from modyn_store.core import maintenance
 
             store._last_purge_caches = maintenance.finish_purge(store, txn.version, op)
-        store.fs.rm(store._location.path(INTENT))
+        _finish_intent(store, txn)
 
 
 def _rollback(store: Store, txn: Transaction) -> None:

@@ -103,7 +103,7 @@ class Store:
 
     def _recover_if_idle(self) -> None:
         """Finish or roll back an interrupted write now, unless a live writer holds the lock."""
-        if not self._location.is_local or not self.fs.exists(self._location.path(_txn.INTENT)):
+        if not self._location.is_local or _txn.read_intent(self) is None:
             return  # on an object store readers write nothing: the next writer recovers
         idle = self._lock.idle()
         try:

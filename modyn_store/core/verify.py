@@ -17,7 +17,6 @@ True
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,12 +100,11 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
             f"the version log ends at version {committed} but version {head} was committed: "
             "the log lost versions (a deleted or damaged manifest)"
         )
-    intent = store._location.path(_txn.INTENT)
+    intent = _txn.read_intent(store)
     pending: int | None = None
-    if store.fs.exists(intent):
+    if intent is not None:
         try:
-            with store.fs.open(intent, "r") as fh:
-                pending = int(json.load(fh)["version"])
+            pending = int(intent["version"])
         except (ValueError, KeyError, TypeError):
             pending = committed + 1
         findings.append(Finding("note", f"an interrupted write (version {pending}) awaits recovery by the next writer"))

@@ -1,0 +1,190 @@
+"""Per-fragment ``_version`` ranges of a table: which fragments a read of a version can skip.
+
+Lance fragments are immutable apart from deletion files, and their ids are never reused, so
+a fragment's ``(min _version, max _version, physical rows)`` once known stays a valid bound.
+Ranges come from this process's memory, from a side file the writer keeps, or from reading
+that fragment's ``_version`` column once.
+
+The side file ``_meta/<table>.fragments.jsonl`` is a journal: each write appends one line
+holding the ranges of the fragments it created (an append to a local file, not a rewrite:
+rewriting or renaming a file makes the file system flush it, which costs more than the rest
+of a small commit). Lines are read in order, later ones win; a torn line (a writer killed
+mid-append, or a reader racing the append) is skipped, and its fragments' columns are read
+instead. After compactions, and once the journal is long, the writer rewrites it whole (a
+temporary file renamed over it). The single-object ``.fragments.json`` of earlier releases
+is still read.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> from modyn_store import Store
+>>> store = Store.open("memory://fragments-doc", create=True)
+>>> _ = store.append(pa.table({"ts": [1, 2]})); _ = store.append(pa.table({"ts": [3]}))
+>>> ds = store._tables.open("samples")
+>>> sorted(store._tables.fragment_versions("samples", ds).values())
+[(1, 1), (2, 2)]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+import lance
+
+from modyn_store.core._location import Location
+
+__all__ = ["FragmentRanges"]
+
+#: the journal is rewritten whole once it is this long (bytes)
+REWRITE_BYTES = 1 << 16
+
+
+class FragmentRanges:
+    """The ranges of the tables of one store (see the module docstring)."""
+
+    def __init__(self, location: Location) -> None:
+        self.location = location
+        self._known: dict[str, dict[int, tuple[int, int, int]]] = {}
+        # fragment ids the journal holds as far as this process knows, and its size
+        self._saved: dict[str, set[int]] = {}
+        self._size: dict[str, int] = {}
+
+    def _path(self, name: str, suffix: str = ".fragments.jsonl") -> str:
+        return self.location.path(_relative(name, suffix))
+
+    def _read(self, path: str) -> bytes | None:
+        try:
+            if self.location.is_local:
+                with open(path, "rb") as fh:
+                    return fh.read()
+            return bytes(self.location.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def _load(self, name: str) -> None:
+        """Merge the side files' ranges into memory (memory wins: it was read from the data)."""
+        found: dict[int, tuple[int, int, int]] = {}
+        raw = self._read(self._path(name, ".fragments.json"))  # earlier releases: one object
+        lines = [raw] if raw else []
+        journal = self._read(self._path(name))
+        if journal is not None:
+            lines.extend(journal.split(b"\n"))
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                body = json.loads(line)
+                found.update({int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in body.items()})
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+                continue  # torn or damaged: those fragments' columns are read instead
+        known = self._known.setdefault(name, {})
+        for fid, hit in found.items():
+            known.setdefault(fid, hit)
+        self._saved[name] = set(found) if journal is not None else set()
+        self._size[name] = len(journal) if journal is not None else 0
+
+    def get(
+        self, name: str, ds: lance.LanceDataset, *, assume: int | None = None, created_after: int = -1
+    ) -> dict[int, tuple[int, int]]:
+        """``fragment id -> (min _version, max _version)`` for every fragment of ``ds``.
+
+        With ``assume``, unknown fragments with an id above ``created_after`` are taken to
+        hold only version ``assume`` (the writer's own, just appended) without reading them.
+        """
+        frags = ds.get_fragments()
+        known = self._known.get(name)
+        if known is None or any(
+            f.fragment_id not in known and (assume is None or f.fragment_id <= created_after) for f in frags
+        ):
+            self._load(name)  # another process may have recorded them
+            known = self._known[name]
+        out: dict[int, tuple[int, int]] = {}
+        for frag in frags:
+            fid = frag.fragment_id
+            rows = frag.physical_rows
+            hit = known.get(fid)
+            if hit is None or hit[2] != rows:
+                if assume is not None and fid > created_after:
+                    hit = (assume, assume, rows)
+                else:
+                    col = frag.to_table(columns=["_version"]).column(0).to_numpy()
+                    hit = (int(col.min()), int(col.max()), rows) if col.size else (0, -1, rows)
+                known[fid] = hit
+            out[fid] = (hit[0], hit[1])
+        return out
+
+    def forget(self, name: str) -> None:
+        """Drop what memory holds of ``name`` (its folder was removed)."""
+        self._known.pop(name, None)
+        self._saved.pop(name, None)
+        self._size.pop(name, None)
+
+    def save(
+        self,
+        name: str,
+        ds: lance.LanceDataset,
+        *,
+        new_version: int | None = None,
+        created_after: int = -1,
+        rewrite: bool = False,
+    ) -> None:
+        """Record the ranges of ``ds``'s fragments that the side file lacks (the writer's call).
+
+        ``new_version``/``created_after`` as in :meth:`get`. ``rewrite`` (after fragments
+        were replaced) writes the file whole, without the ranges of fragments gone.
+        """
+        ranges = self.get(name, ds, assume=new_version, created_after=created_after)
+        known = self._known[name]
+        if name not in self._saved:
+            self._load(name)
+        saved = self._saved[name]
+        missing = [fid for fid in ranges if fid not in saved]
+        if not missing and not rewrite:
+            return
+        if rewrite or self._size.get(name, 0) > REWRITE_BYTES:
+            body = json.dumps({str(fid): list(known[fid]) for fid in ranges}).encode()
+            self._replace(name, body)
+            self._saved[name] = set(ranges)
+            self._size[name] = len(body)
+            return
+        line = b"\n" + json.dumps({str(fid): list(known[fid]) for fid in missing}).encode()
+        self._append(self._path(name), line)
+        saved.update(missing)
+        self._size[name] = self._size.get(name, 0) + len(line)
+
+    def _append(self, path: str, line: bytes) -> None:
+        if self.location.is_local:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+            return
+        # objects cannot be appended to: read, extend, put (a put is atomic)
+        old = self._read(path) or b""
+        self.location.fs.pipe_file(path, old + line)
+
+    def _replace(self, name: str, body: bytes) -> None:
+        path = self._path(name)
+        fs: Any = self.location.fs
+        if self.location.is_local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(body)
+            os.replace(tmp, path)
+        else:
+            fs.pipe_file(path, body)
+        if self.location.exists(_relative(name, ".fragments.json")):
+            fs.rm(self._path(name, ".fragments.json"))
+
+
+def _relative(name: str, suffix: str) -> str:
+    return f"_meta/{name.replace('/', '__')}{suffix}"

@@ -1,0 +1,197 @@
+"""The small files of a commit: the writer lock, the intent, the fragment-range journal, merges."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lance
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from modyn_store import ConflictError, Store
+from modyn_store.core import _txn
+from modyn_store.core._lock import WriterLock
+
+
+def _rows(lo: int, hi: int) -> pa.Table:
+    keys = np.arange(lo, hi, dtype=np.int64)
+    return pa.table({"key": keys, "ts": keys * 10, "x": keys.astype(np.float32)})
+
+
+# -- the writer lock ------------------------------------------------------------------------
+def test_a_lock_file_replaced_between_writes_still_excludes(tmp_path: Path) -> None:
+    path = str(tmp_path / "_lock")
+    a = WriterLock(path, timeout=0.0)
+    with a:
+        pass  # a now keeps the lock file open
+    os.remove(path)  # someone removes (or replaces) the file
+    b = WriterLock(path, timeout=0.0)
+    with a:
+        with pytest.raises(ConflictError):
+            b.__enter__()
+    with b:
+        with pytest.raises(ConflictError):
+            a.__enter__()
+
+
+_FORK = """
+import os, sys, warnings
+warnings.simplefilter("ignore")  # Lance warns about forking a process that loaded it
+from modyn_store import ConflictError
+from modyn_store.core._lock import WriterLock
+lock = WriterLock(sys.argv[1], timeout=0.0)
+with lock:
+    pass  # the lock file is open now, and a forked child inherits it
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    import time
+    time.sleep(0.5)  # the parent holds the lock by now
+    try:
+        with lock:
+            os.write(w, b"acquired")
+    except ConflictError:
+        os.write(w, b"conflict")
+    os._exit(0)
+os.close(w)
+with lock:
+    answer = os.read(r, 100).decode()
+os.waitpid(pid, 0)
+print(answer)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_share_the_parents_lock(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", _FORK, str(tmp_path / "_lock")], capture_output=True, text=True,
+                         timeout=120, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["conflict"]
+
+
+# -- the intent -----------------------------------------------------------------------------
+def test_a_finished_write_leaves_no_pending_intent_and_a_pending_one_is_undone(tmp_path: Path) -> None:
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    store.append(_rows(0, 3))
+    assert _txn.read_intent(store) is None
+    with open(store.path(_txn.INTENT), "rb") as fh:
+        assert json.loads(fh.read())["done"] is True
+    # an append killed after its rows: the intent says pending, in place over the done one
+    store._tables.append("samples", pa.table({"key": [7], "ts": [70], "x": pa.array([7.0], pa.float32()), "_version": [2]}))
+    _txn._write_json(store, _txn.INTENT, {"version": 2, "op": "append"})
+    assert _txn.read_intent(store) == {"version": 2, "op": "append"}
+    again = Store.open(uri)
+    assert _txn.read_intent(again) is None
+    assert again.append(_rows(3, 5)).version == 2
+    assert again.as_of().keys().tolist() == [0, 1, 2, 3, 4]
+
+
+# -- the fragment-range journal -------------------------------------------------------------
+def _no_column_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    read: list[int] = []
+    original = lance.LanceFragment.to_table
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        read.append(self.fragment_id)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(lance.LanceFragment, "to_table", spy)
+    return read
+
+
+def test_the_journal_gives_every_fragment_range_and_a_torn_line_costs_only_a_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    for v in range(5):
+        store.append(_rows(10 * v, 10 * v + 10))
+    journal = store.path("_meta/samples.fragments.jsonl")
+    with open(journal, "rb") as fh:
+        lines = [json.loads(x) for x in fh.read().split(b"\n") if x.strip()]
+    assert len(lines) == 5  # one appended line per version, not a rewrite
+    assert [list(line.values())[0][:2] for line in lines] == [[v, v] for v in range(1, 6)]
+
+    read = _no_column_reads(monkeypatch)
+    fresh = Store.open(uri)
+    ds = fresh._tables.open("samples")
+    assert sorted(fresh._tables.fragment_versions("samples", ds).values()) == [(v, v) for v in range(1, 6)]
+    assert read == []  # every range came from the journal
+    with open(journal, "ab") as fh:  # a writer killed mid-append leaves a torn line
+        fh.write(b'\n{"99": [1, ')
+    with open(journal, "rb") as fh:
+        body = fh.read()
+    last = body.rstrip().rsplit(b"\n", 2)[-2]  # the last whole line, for version 5
+    with open(journal, "wb") as fh:
+        fh.write(body.replace(last, last[: len(last) // 2]))  # and tear it too
+    torn = Store.open(uri)
+    assert sorted(torn._tables.fragment_versions("samples", torn._tables.open("samples")).values()) == [
+        (v, v) for v in range(1, 6)
+    ]
+    assert len(read) == 1  # only version 5's fragment was read
+    assert [torn.as_of(v).count() for v in range(6)] == [0, 10, 20, 30, 40, 50]
+    # the next write appends after the torn bytes on a line of its own
+    assert torn.append(_rows(50, 60)).version == 6
+    assert Store.open(uri).as_of(6).count() == 60
+
+
+def test_the_single_object_file_of_earlier_releases_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    for v in range(3):
+        store.append(_rows(10 * v, 10 * v + 10))
+    ds = store._tables.open("samples")
+    ranges = store._tables.fragment_versions("samples", ds)
+    os.remove(store.path("_meta/samples.fragments.jsonl"))
+    rows = {f.fragment_id: f.physical_rows for f in ds.get_fragments()}
+    with open(store.path("_meta/samples.fragments.json"), "w") as fh:
+        json.dump({str(k): [lo, hi, rows[k]] for k, (lo, hi) in ranges.items()}, fh)
+    read = _no_column_reads(monkeypatch)
+    old = Store.open(uri)
+    assert old._tables.fragment_versions("samples", old._tables.open("samples")) == ranges
+    assert read == []
+    old.append(_rows(30, 40))  # its writer records the ranges in the journal from now on
+    assert Store.open(uri).as_of(2).count() == 20
+
+
+def test_a_writer_never_takes_another_writers_fragments_for_its_own(tmp_path: Path) -> None:
+    uri = str(tmp_path / "s")
+    a = Store.open(uri, create=True)
+    b = Store.open(uri)
+    a.append(_rows(0, 10))
+    b.append(_rows(10, 20))
+    os.remove(a.path("_meta/samples.fragments.jsonl"))  # b's line is lost (b killed after commit)
+    a.append(_rows(20, 30))
+    fresh = Store.open(uri)
+    assert [fresh.as_of(v).count() for v in range(4)] == [0, 10, 20, 30]
+    ds = fresh._tables.open("samples")
+    assert sorted(fresh._tables.fragment_versions("samples", ds).values()) == [(1, 1), (2, 2), (3, 3)]
+
+
+# -- merging small fragments ----------------------------------------------------------------
+def test_merges_are_tiered_large_fragments_are_not_rewritten(tmp_path: Path) -> None:
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    store.append(_rows(0, 5000))  # version 1: one large fragment
+    for v in range(2, 12):  # versions 2..11: ten small ones
+        store.append(_rows(5000 + 10 * v, 5010 + 10 * v))
+    ds = store._tables.open("samples")
+    large = [f for f in ds.get_fragments() if f.physical_rows == 5000]
+    assert len(large) == 1
+    files = [d.path for d in large[0].data_files()]
+    store._tables.compact_if_fragmented("samples", max_fragments=8)
+    after = store._tables.open("samples").get_fragments()
+    assert len(after) < 8
+    kept = [f for f in after if f.fragment_id == large[0].fragment_id]
+    assert kept and [d.path for d in kept[0].data_files()] == files  # not rewritten
+    fresh = Store.open(uri)
+    assert [fresh.as_of(v).count() for v in range(12)] == [0] + [5000 + 10 * i for i in range(11)]
+    assert fresh.as_of(6).keys().tolist() == list(range(5000)) + [k for v in range(2, 7) for k in range(5000 + 10 * v, 5010 + 10 * v)]
