@@ -7,9 +7,9 @@ Two read paths, chosen by selectivity (the share of the table's rows that are se
 - **scan with mask**: each fragment holding selected rows is scanned (one after the other by
   default, Lance decoding each scan in parallel; ``threads`` fragments at once when given) with
   a row-id mask, so only selected rows are decoded (``RowReader.scan``);
-- **take by row id**: the selected stable row ids are sorted, split into chunks of
-  :data:`TAKE_CHUNK` rows and read by row id in parallel threads, in storage order
-  (``RowReader.take``).
+- **take by row id**: the selected stable row ids are sorted, split into chunks (of
+  :data:`TAKE_FIRST` rows, doubling up to :data:`TAKE_CHUNK`) and read by row id in parallel
+  threads, in storage order (``RowReader.take``).
 
 One scan of the ``key`` column locates the keys first (``RowReader.locate``, or the caller's
 ``Snapshot.locate``, which also checks liveness): :func:`plan` lays the output rows out in
@@ -60,9 +60,11 @@ Allocator = Callable[[ColumnSpec, int], np.ndarray]
 #: to 75% of the rows (docs/PERFORMANCE.md, "Training data path").
 TAKE_BELOW = 0.8
 
-#: Rows per take: small enough that the first rows of a cold first epoch land after one take,
-#: large enough that the fixed cost of a take stays small.
-TAKE_CHUNK = 8192
+#: Rows of the first take, then of each next one (doubling) up to :data:`TAKE_CHUNK`: the first
+#: rows of a cold first epoch land after one small take, and later takes are large enough that
+#: the fixed cost of a take stays small.
+TAKE_FIRST = 8192
+TAKE_CHUNK = 32768
 
 
 class KeyLookup:
@@ -254,9 +256,13 @@ def plan(
         jobs = list(zip(starts, stops))
     else:
         _default_threads(threads, 1)  # checked here, used by the read
-        # takes of TAKE_CHUNK rows in storage order: rows land in the order a cold first epoch
-        # asks for them
-        jobs = [(lo, min(lo + TAKE_CHUNK, int(rid.size))) for lo in range(0, int(rid.size), TAKE_CHUNK)]
+        # takes in storage order (rows land in the order a cold first epoch asks for them),
+        # growing from TAKE_FIRST to TAKE_CHUNK rows
+        jobs = []
+        lo, size = 0, TAKE_FIRST
+        while lo < rid.size:
+            jobs.append((lo, min(lo + size, int(rid.size))))
+            lo, size = jobs[-1][1], min(size * 2, TAKE_CHUNK)
     return Layout(out_keys, rid, frag, chosen, jobs)
 
 

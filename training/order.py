@@ -38,13 +38,22 @@ __all__ = ["FIRST_EPOCH_BLOCK", "epoch_order"]
 FIRST_EPOCH_BLOCK = 16384
 
 
-def _blockwise(pos: np.ndarray, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _blockwise(pos: np.ndarray, keys: np.ndarray, rng: np.random.Generator, *, distinct: bool) -> np.ndarray:
     """``pos`` cut into blocks of :data:`FIRST_EPOCH_BLOCK` by ascending key, each block (its
-    positions in their order in ``pos``) permuted by ``rng``, blocks in key order."""
+    positions in their order in ``pos``) permuted by ``rng``, blocks in key order.
+
+    ``distinct``: no position occurs twice in ``pos``, so the keys are distinct and any sort
+    ranks them as the stable one does (ties between equal keys go by their order in ``pos``).
+    """
     n = pos.size
-    rank = np.empty(n, np.int64)
-    rank[np.argsort(keys[pos], kind="stable")] = np.arange(n, dtype=np.int64)
-    grouped = pos[np.argsort(rank // FIRST_EPOCH_BLOCK, kind="stable")]
+    b = FIRST_EPOCH_BLOCK
+    ranked = np.argsort(keys[pos], kind="quicksort" if distinct else "stable")
+    # block j holds the indices ranked[j * b:(j + 1) * b], taken in their order in ``pos``
+    full = n // b
+    within = np.empty(n, np.int64)
+    within[: full * b] = np.sort(ranked[: full * b].reshape(full, b), axis=1).ravel()
+    within[full * b :] = np.sort(ranked[full * b :])
+    grouped = pos[within]
     out = np.empty_like(grouped)
     for lo in range(0, n, FIRST_EPOCH_BLOCK):
         block = grouped[lo : lo + FIRST_EPOCH_BLOCK]
@@ -60,7 +69,7 @@ def epoch_order(
     if shuffle:
         rng = np.random.default_rng([int(seed), int(epoch)])
         if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
-            pos = _blockwise(pos, train_set.keys, rng)
+            pos = _blockwise(pos, train_set.keys, rng, distinct=train_set.per_epoch is None)
         elif train_set.per_epoch is None:
             pos = rng.permutation(pos.size)  # the same as arange(n)[permutation(n)], one pass fewer
         else:

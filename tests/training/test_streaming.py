@@ -51,6 +51,32 @@ def test_first_epoch_is_shuffled_block_by_block_in_key_order(store, small_blocks
     assert np.array_equal(epoch_order(ts, 0, shuffle=False, seed=4), np.arange(ts.size))
 
 
+def _reference_epoch0(ts: TrainSet, seed: int) -> np.ndarray:
+    """The documented epoch-0 order, written plainly: rank by key (stable), blocks of BLOCK
+    ranks, each block's positions in their order in ``for_epoch(0)``, permuted in turn."""
+    pos = ts.for_epoch(0)
+    rng = np.random.default_rng([seed, 0])
+    rank = np.empty(pos.size, np.int64)
+    rank[np.argsort(ts.keys[pos], kind="stable")] = np.arange(pos.size)
+    out = []
+    for lo in range(0, pos.size, BLOCK):
+        block = pos[(rank >= lo) & (rank < lo + BLOCK)]
+        out.append(block[rng.permutation(block.size)])
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("n", [101, 300, 731])
+def test_first_epoch_order_equals_the_plain_reference(store, small_blocks, n: int) -> None:
+    rng = np.random.default_rng(n)
+    keys = rng.choice(10**6, n, replace=False)
+    plain = TrainSet(keys=keys, weights=np.ones(n), version=1)
+    plans = (rng.integers(0, n, 2 * n), rng.permutation(n)[: n // 2])  # repeats: equal keys
+    planned = TrainSet(keys=keys, weights=np.ones(n), version=1, per_epoch=plans)
+    for ts in (plain, planned):
+        for seed in (0, 9):
+            assert np.array_equal(epoch_order(ts, 0, shuffle=True, seed=seed), _reference_epoch0(ts, seed))
+
+
 def _gate_second_fragment(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> list[int]:
     """Reads of every fragment but the first wait for ``release`` (at most 60 s)."""
     original = RowReader.scan
@@ -98,9 +124,10 @@ def test_first_batches_are_served_before_the_build_ends(store, small_blocks, mon
 
 
 def test_takes_land_in_storage_order_and_serve_the_first_batches(store, small_blocks, monkeypatch) -> None:
-    """Takes of ``TAKE_CHUNK`` rows, read in storage order: the first block is served once the
+    """Takes of ``TAKE_FIRST`` rows and more, read in storage order: the first block is served once the
     first take has landed, while the others wait."""
-    monkeypatch.setattr(training.materialize, "TAKE_CHUNK", BLOCK)
+    monkeypatch.setattr(training.materialize, "TAKE_FIRST", BLOCK)
+    monkeypatch.setattr(training.materialize, "TAKE_CHUNK", 2 * BLOCK)
     ts = _train_set(store, 700, seed=8)
     release = threading.Event()
     original = RowReader.take
@@ -118,7 +145,7 @@ def test_takes_land_in_storage_order_and_serve_the_first_batches(store, small_bl
     it = iter(dl)
     head = [next(it), next(it)]  # the first block: the first take's rows
     assert dl._building is not None and not dl._building.done and len(dl._building.keys) == 700
-    assert rid0 in taken and len(taken) < 7  # served before the later takes were read
+    assert rid0 in taken and len(taken) < 4  # served before the later takes were read
     release.set()
     batches = [*head, *it]
     order = epoch_order(ts, 0, shuffle=True, seed=3)
