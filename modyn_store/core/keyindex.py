@@ -20,8 +20,9 @@ What serves the lookups:
 The **writer** builds both, never a reader (a store may be read-only): :func:`update`, run by
 ``Store.index_keys()`` and at the end of ``Store.compact()`` under the writer lock. The runs are
 rewritten whole (one scan of ``key`` and a sort) when a version since their build added or
-removed samples rows (a build holds every key and row id in memory, 16 bytes a row, and
-writes as much); the new files go to a new folder and the pointer is replaced, so readers
+removed samples rows (a build streams the key column: keys that grow with the appends are
+written through, others are sorted in runs of 2^23 rows and merged, so memory stays bounded;
+it writes 16 bytes a row); the new files go to a new folder and the pointer is replaced, so readers
 see the old runs or the new ones. Fragments written after the runs' version (appends since the
 last build) are scanned flat, so an answer is always exact: only its speed depends on the index.
 Without any index a lookup is one scan of the ``key`` column with a hash filter.
@@ -52,6 +53,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modyn_store.core._keyruns import write_sorted
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -163,8 +165,9 @@ def _runs_stale(store: Store, built: int) -> bool:
 def _build_runs(store: Store) -> TableIndex | None:
     """Write the sorted key runs of the committed samples rows, unless they are current.
 
-    One scan of ``key`` with row ids, a sort, three files in a new folder, then the pointer
-    is replaced (readers see the old runs or the new ones, never a mix) and old folders go.
+    One streamed scan of ``key`` with row ids, sorted in bounded memory
+    (:mod:`~modyn_store.core._keyruns`) into three files in a new folder, then the pointer is
+    replaced (readers see the old runs or the new ones, never a mix) and old folders go.
     """
     committed = store.version
     ds = store._tables.open("samples")
@@ -173,24 +176,17 @@ def _build_runs(store: Store) -> TableIndex | None:
     if ds is None:
         return None
     if current is None or current["version"] > committed or _runs_stale(store, current["version"]):
-        t = ds.to_table(columns=["key"], filter=f"_version <= {committed}", with_row_id=True)
-        keys = t.column("key").to_numpy()
-        rowids = t.column("_rowid").to_numpy()
-        del t
-        if keys.size > 1 and not (keys[1:] >= keys[:-1]).all():
-            order = np.argsort(keys, kind="stable")
-            keys, rowids = keys[order], rowids[order]
-            del order
         token = f"{committed}-{uuid.uuid4().hex[:12]}"
         folder = store._location.path(f"{RUNS_DIR}/{token}")
         fs.makedirs(folder, exist_ok=True)
         store._tables.guard()
-        for leaf, arr in (("keys.i64", keys), ("rowids.u64", rowids), ("sparse.i64", keys[::STRIDE])):
-            with fs.open(f"{folder}/{leaf}", "wb") as fh:
-                fh.write(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+        scan = ds.scanner(columns=["key"], filter=f"_version <= {committed}", with_row_id=True,
+                          batch_size=1 << 20).to_batches()
+        pairs = ((b.column("key").to_numpy(), b.column("_rowid").to_numpy()) for b in scan)
+        rows = write_sorted(fs, folder, pairs, stride=STRIDE)
         pointer = store._location.path(RUNS_POINTER)
         with fs.open(pointer + ".tmp", "w") as fh:
-            json.dump({"dir": token, "version": committed, "rows": int(keys.size)}, fh)
+            json.dump({"dir": token, "version": committed, "rows": int(rows)}, fh)
         fs.mv(pointer + ".tmp", pointer)
         base = store._location.path(RUNS_DIR)
         for entry in fs.ls(base, detail=False):
