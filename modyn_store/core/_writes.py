@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["append", "delete"]
 
+_SCAN_BATCH = 1 << 20
+
 
 def append(
     store: Store,
@@ -160,7 +162,11 @@ def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: 
         if not frags:
             continue
         try:
-            reader = ds.scanner(columns=columns, filter=flt, fragments=frags).to_reader()
+            # large batches, in any order (the keys are sorted after): a filtered scan pays per
+            # batch, and Lance's default of 8,192 rows made this read 1.4x slower at 10^6 rows
+            reader = ds.scanner(
+                columns=columns, filter=flt, fragments=frags, batch_size=_SCAN_BATCH, scan_in_order=False
+            ).to_reader()
         except (ValueError, OSError) as exc:
             if user_filter is None:
                 raise
