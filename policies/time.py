@@ -69,6 +69,9 @@ class Time(Trigger):
         if not delta.ts_is_datetime and isinstance(self.start, str):
             raise InvalidArgumentError("start", self.start, "a number (the ts column is numeric)")
 
+    def _interval_of(self, delta: TriggerInput, ts: np.ndarray) -> np.ndarray:
+        return _interval_index(ts, self._origin, self._every, delta.ts_is_datetime)
+
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)
         if n == 0:
@@ -81,11 +84,13 @@ class Time(Trigger):
                 self._origin = _parse_start(self.start)
             else:
                 self._origin = self.start
-        if delta.ts_is_datetime:  # exact integer nanoseconds
-            k = (delta.ts - np.int64(self._origin)) // np.int64(round(self._every))
-        else:
-            k = np.floor((delta.ts.astype(np.float64) - self._origin) / self._every)
-        k = k.astype(np.int64)
+        ts = delta.ts
+        if n > 1 and self._interval_of(delta, ts[-1:])[0] <= self._interval and bool((ts[1:] >= ts[:-1]).all()):
+            # event times in order and the last one still in the current interval: every one is
+            # (the interval is monotone in time), so no boundary is passed (most deltas)
+            self._seen += n
+            return []
+        k = self._interval_of(delta, ts)
         k = np.maximum(np.maximum.accumulate(k), self._interval)
         prev = np.concatenate(([self._interval], k[:-1]))
         ends = np.flatnonzero(k > prev)
@@ -100,6 +105,15 @@ class Time(Trigger):
         self._interval = int(k[-1])
         self._seen += n
         return out
+
+
+def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool) -> np.ndarray:
+    """``floor((ts - origin) / every)`` as int64 (exact integer nanoseconds for datetimes)."""
+    if is_datetime:
+        k = (ts - np.int64(origin)) // np.int64(round(every))
+    else:
+        k = np.floor((ts.astype(np.float64) - origin) / every)
+    return np.asarray(k, dtype=np.int64)
 
 
 def _parse_start(start: str) -> int:

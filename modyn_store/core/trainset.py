@@ -57,7 +57,8 @@ class TrainSet:
             )
         if weights.size and (not np.all(np.isfinite(weights)) or np.any(weights <= 0)):
             raise InvalidArgumentError("weights", "non-positive or non-finite", "finite weights > 0")
-        if keys.size and np.unique(keys).size != keys.size:
+        # strictly increasing keys (what selections return) are distinct without a sort
+        if keys.size > 1 and bool((keys[1:] <= keys[:-1]).any()) and np.unique(keys).size != keys.size:
             raise InvalidArgumentError("keys", "duplicates", "unique keys")
         if int(self.version) < 0:
             raise InvalidArgumentError("version", self.version, "a store version >= 0")

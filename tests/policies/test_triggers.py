@@ -6,6 +6,8 @@ delta (rows in (ts, key) order) and every row of earlier versions.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -203,3 +205,29 @@ def test_firings_do_not_depend_on_how_the_stream_is_split(cuts: list[int]) -> No
                                                 Performance(columns=["x"], every=20,
                                                             threshold=0.7)])):
         assert _global_ends(make(), x, ts, cuts) == _global_ends(make(), x, ts, [])
+
+
+def _time_reference(ts: np.ndarray, every: float, origin: float) -> list[int]:
+    """The documented rule, one sample at a time: fire at the first sample whose event time
+    reaches a boundary past the current interval (late samples count into the current one)."""
+    interval, ends = 0, []
+    for i, t in enumerate(ts.tolist()):
+        k = math.floor((t - origin) / every)
+        if k > interval:
+            ends.append(i)
+            interval = k
+    return ends
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 399), max_size=15), st.integers(0, 3), st.sampled_from([0.7, 5.0, 40.0]))
+def test_time_firings_equal_the_one_sample_rule(cuts: list[int], seed: int, every: float) -> None:
+    # in-order stretches (where whole deltas skip the per-sample pass), ties, late samples, gaps
+    rng = np.random.default_rng(seed)
+    steps = rng.choice([0.0, 0.25, 1.0, 30.0], 400, p=[0.3, 0.4, 0.28, 0.02])
+    ts = np.cumsum(steps)
+    late = rng.random(400) < (0.05 if seed % 2 else 0.0)
+    ts[late] -= rng.uniform(0, 20, int(late.sum()))
+    x = np.zeros(400)
+    expected = [i for i in _time_reference(ts, every, 0.0)]
+    assert _global_ends(Time(every=every, start=0), x, ts, cuts) == expected
