@@ -8,8 +8,9 @@ Run with asv (``asv run``) or as a script for the ratios recorded in docs/PERFOR
 
 Peers: ``lance.write_dataset`` (fresh and ``mode="append"``), ``LanceDataset.delete`` of the same
 rows, a raw Lance scan of the key column into one NumPy array (every row written, no version
-filter, no deletions), and Lance's read of a dataset holding the same rows with the same rows
-deleted (deletion files applied by Lance). Reads (``keys()``, ``iter_keys()``, ``to_batches()``)
+filter, no deletions), Lance's read of a dataset holding the same rows with the same rows
+deleted (deletion files applied by Lance), and, when ``deltalake`` is installed, Delta's read
+of the same version of a Delta table written by the same appends and delete. Reads (``keys()``, ``iter_keys()``, ``to_batches()``)
 are timed from a fresh ``Store.open`` each time; ``--baseline REV`` also times the store of git
 revision REV (imported beside this one) on the same files, runs interleaved, in one process.
 """
@@ -266,6 +267,7 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
     lance.dataset(peer).delete("key % 100 = 0")
     latest = Store.open(path).version
     sides = {"now": Store} | ({"before": baseline} if baseline is not None else {})
+    delta = _delta_peer(f"{d}/qdelta", make_batches(rows))
 
     def keys(cls: Any, v: int) -> Callable[[], object]:
         return lambda: cls.open(path).as_of(v).keys()
@@ -287,12 +289,40 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
                 fns["raw stream"] = lance_stream(uri)
             if v == latest:
                 fns["lance"] = (lambda: _lance_keys(peer)) if what != "to_batches()" else lance_stream(peer)
+            if delta is not None:  # Delta's version of the same rows: store version v is Delta's v - 1
+                fns["delta"] = delta(v - 1, what == "to_batches()")
             t = _interleaved(fns, repeat)
             cells = [f"{t[s] * 1e3:.1f} ms" for s in ("before", "now") if s in t]
             peer_txt = f"{t['lance'] * 1e3:.1f} ms ({t['lance'] / t['now']:.2f})" if "lance" in t else "-"
+            delta_txt = f" | Delta: {t['delta'] * 1e3:.1f} ms ({t['delta'] / t['now']:.2f})" if "delta" in t else ""
             stream_txt = f"; raw stream of all columns {t['raw stream'] * 1e3:.1f} ms" if "raw stream" in t else ""
+            stream_ratio = f" ({t['now'] / t['raw stream']:.2f}x the stream)" if "raw stream" in t else ""
             print(f"| {what} as of {name}, {rows:,} rows | {' -> '.join(cells)} | raw key scan {t['raw'] * 1e3:.1f} ms"
-                  f"{stream_txt} | {t['now'] / t['raw']:.2f}x raw | Lance with the deletions: {peer_txt} |")
+                  f"{stream_txt} | {t['now'] / t['raw']:.2f}x raw{stream_ratio} | Lance with the deletions: {peer_txt}"
+                  f"{delta_txt} |")
+
+
+def _delta_peer(uri: str, batches: list[pa.Table]) -> Callable[[int, bool], Callable[[], object]] | None:
+    """The same rows as a Delta table (``deltalake``, if installed) written by the same 10 appends,
+    then ``DeltaTable.delete("key % 100 = 0")``; returns ``read(delta version, all columns)``:
+    a Delta user's read of that version (the key column into one NumPy array, or every column
+    streamed in 64K-row batches), deletions applied by Delta."""
+    try:
+        from deltalake import DeltaTable, write_deltalake
+    except ImportError:
+        return None
+    table = pa.concat_tables(batches)
+    step = max(1, table.num_rows // 10)
+    for start in range(0, table.num_rows, step):
+        write_deltalake(uri, table.slice(start, step), mode="append")
+    DeltaTable(uri).delete("key % 100 = 0")
+
+    def read(version: int, stream: bool) -> Callable[[], object]:
+        if stream:
+            return lambda: sum(b.num_rows for b in DeltaTable(uri, version=version).to_pyarrow_dataset().to_batches(batch_size=65536))
+        return lambda: DeltaTable(uri, version=version).to_pyarrow_table(columns=["key"]).column("key").to_numpy()
+
+    return read
 
 
 def _interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
