@@ -116,17 +116,22 @@ def _slice_of(ts: np.ndarray, slices: Sequence[Any]) -> np.ndarray:
 class _BottomK:
     """The ``k`` keys with the smallest hashes seen so far (``k=None``: every key)."""
 
+    #: keys held beyond ``2 k`` before the pool is cut back to ``k``
+    SLACK = 65536
+
     def __init__(self, k: int | None) -> None:
         self.k = k
         self.h: list[np.ndarray] = []
         self.keys: list[np.ndarray] = []
         self.n = 0
+        #: once ``k`` keys are kept, the largest kept hash: a key hashed above it cannot enter
+        self.cut: np.uint64 | None = None
 
     def add(self, h: np.ndarray, keys: np.ndarray) -> None:
         self.h.append(h)
         self.keys.append(keys)
         self.n += keys.size
-        if self.k is not None and self.n > 2 * self.k + 65536:
+        if self.k is not None and self.n > 2 * self.k + self.SLACK:
             self._trim()
 
     def _trim(self) -> None:
@@ -134,6 +139,8 @@ class _BottomK:
         if self.k is not None and h.size > self.k:
             part = np.argpartition(h, self.k - 1)[: self.k]
             h, keys = h[part], keys[part]
+        if self.k is not None and self.k > 0 and h.size == self.k:
+            self.cut = h.max()
         self.h, self.keys, self.n = [h], [keys], h.size
 
     def smallest(self, k: int | None) -> np.ndarray:
@@ -143,6 +150,44 @@ class _BottomK:
         if k is not None and h.size > k:
             keys = keys[np.argsort(h, kind="stable")[:k]]
         return np.sort(keys)
+
+
+#: label ranges up to this many values are counted and filtered through dense tables
+_DENSE = 1 << 16
+
+
+def _add_counts(counts: list[dict[int, int]], sid: np.ndarray, lab: np.ndarray, n_s: int) -> None:
+    """Add one batch's rows per (slice, label) to ``counts``."""
+    if not lab.size:
+        return
+    lo, hi = int(lab.min()), int(lab.max())
+    if hi - lo < _DENSE:
+        width = hi - lo + 1
+        tab = np.bincount(sid * width + (lab - lo), minlength=n_s * width).reshape(n_s, width)
+        for s, j in zip(*(a.tolist() for a in np.nonzero(tab))):
+            counts[s][lo + j] = counts[s].get(lo + j, 0) + int(tab[s, j])
+        return
+    for s in np.unique(sid).tolist():
+        vals, cnt = np.unique(lab[sid == s], return_counts=True)
+        for v, c in zip(vals.tolist(), cnt.tolist()):
+            counts[s][v] = counts[s].get(v, 0) + c
+
+
+def _under_cut(pools: list[dict[int, _BottomK]], sid: np.ndarray, strata: np.ndarray, h: np.ndarray,
+               lo: int, width: int) -> np.ndarray | None:
+    """Rows whose hash is at most their (slice, stratum) pool's cut (``None``: no pool is full)."""
+    tab = np.full(len(pools) * width, _MASK, np.uint64)
+    full = False
+    for s, by_label in enumerate(pools):
+        for c, pool in by_label.items():
+            if pool.cut is not None and lo <= c < lo + width:
+                tab[s * width + (c - lo)] = pool.cut
+                full = True
+    if not full:
+        return None
+    inside = (strata >= lo) & (strata < lo + width)
+    cut = tab[np.where(inside, sid * width + (strata - lo), 0)]
+    return np.asarray((h <= cut) | ~inside)
 
 
 def _allocate(total: int, counts: dict[int, int]) -> dict[int, int]:
@@ -182,10 +227,7 @@ def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = Non
         for sid, _, lab in _scan(snap, slices, cols, batch_size):
             pop += np.bincount(sid, minlength=n_s)
             if lab is not None:
-                for s in np.unique(sid).tolist():
-                    vals, cnt = np.unique(lab[sid == s], return_counts=True)
-                    for v, c in zip(vals.tolist(), cnt.tolist()):
-                        counts[s][v] = counts[s].get(v, 0) + c
+                _add_counts(counts, sid, lab, n_s)
     # how many rows each slice (and label) keeps
     want: list[dict[int, int]] = []
     for s in range(n_s):
@@ -197,12 +239,22 @@ def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = Non
     seed = sample.seed if sample is not None else 0
     pools: list[dict[int, _BottomK]] = [{} for _ in range(n_s)]
     seen = np.zeros(n_s, np.int64)
+    labels = sorted({v for c in counts for v in c}) if strat else [0]
+    lo = int(labels[0]) if labels else 0
+    width = int(labels[-1]) - lo + 1 if labels else 1
     for sid, keys, lab in _scan(snap, slices, cols, batch_size):  # second (or only) pass: the sample
         if keys.size == 0:
             continue
         seen += np.bincount(sid, minlength=n_s)
         h = _hash(keys, seed) if sample is not None else keys.astype(np.uint64)
         strata = lab if strat and lab is not None else np.zeros(keys.size, np.int64)
+        if sample is not None and width <= _DENSE:
+            # rows hashed above their full pool's cut cannot enter it: drop them before sorting
+            ok = _under_cut(pools, sid, strata, h, lo, width)
+            if ok is not None:
+                sid, keys, h, strata = sid[ok], keys[ok], h[ok], strata[ok]
+                if not keys.size:
+                    continue
         order = np.lexsort((strata, sid))
         sid, keys, h, strata = sid[order], keys[order], h[order], strata[order]
         cuts = np.flatnonzero((np.diff(sid) != 0) | (np.diff(strata) != 0)) + 1

@@ -128,3 +128,37 @@ def test_models_share_one_read_of_each_slice(tmp_path: Path, monkeypatch: pytest
     models = {f"m{i}": torch.nn.Linear(4, 2) for i in range(5)}
     out = evaluate(store, models, slices, inputs={"input": "x"}, record=False, sample=EvalSample(size=200))
     assert len(calls) == 4 and out.values.shape[:2] == (5, 4)
+
+
+@pytest.mark.parametrize("labels", ["binary", "wide", "negative"])
+@pytest.mark.parametrize("sample", [EvalSample(size=40, seed=4), EvalSample(fraction=0.05, stratify=True, seed=9),
+                                    EvalSample(size=70, stratify=True, seed=2)])
+def test_the_sample_is_the_smallest_hashes_of_each_stratum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          labels: str, sample: EvalSample) -> None:
+    # pools cut back as soon as they hold 2k keys, so later batches are filtered by the cut
+    # before they are sorted; the answer is still the k smallest hashes of every (slice, label)
+    from training import eval_sample
+
+    monkeypatch.setattr(eval_sample._BottomK, "SLACK", 0)
+    rng = np.random.default_rng(1)
+    n = 5000
+    lab = {"binary": rng.integers(0, 2, n), "wide": rng.integers(0, 1 << 40, n) % 5 * (1 << 38),
+           "negative": rng.integers(-3, 2, n)}[labels]
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(n), "label": lab.astype(np.int64)}))
+    snap, slices = store.as_of(), time_slices(store, n=3)
+    got = slice_keys(snap, slices, sample, batch_size=53)
+    t = snap.to_table(["key", "ts", "label"])
+    keys, ts, lab = (t.column(c).to_numpy() for c in ("key", "ts", "label"))
+    h = eval_sample._hash(keys, sample.seed)
+    for s, (sl, part) in enumerate(zip(slices, got)):
+        inside = (ts >= sl.start) & ((ts <= sl.end) if sl.closed else (ts < sl.end))
+        assert part.population == int(inside.sum())
+        groups = {c: inside & (lab == c) for c in np.unique(lab[inside]).tolist()} if sample.stratify else {0: inside}
+        if sample.stratify:
+            assert part.strata == {c: int(m.sum()) for c, m in groups.items()}
+        total = sample.size if sample.size is not None else round(sample.fraction * part.population)
+        want = eval_sample._allocate(total, {c: int(m.sum()) for c, m in groups.items()}) if sample.stratify \
+            else {0: total}
+        expected = np.concatenate([keys[m][np.argsort(h[m], kind="stable")[:want[c]]] for c, m in groups.items()])
+        assert part.keys.tolist() == np.sort(expected).tolist(), s
