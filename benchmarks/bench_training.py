@@ -13,9 +13,10 @@ a ratio measured in one run:
 3. a warm, shuffled epoch served from the cache vs a gather (``index_select``) of the same
    shuffled rows from torch tensors already in memory.
 
-Run as a script to print the ratios (``--rows`` sets the table size)::
+Run as a script to print the ratios (``--rows`` sets the table size; every time is the median
+of ``--repeats`` interleaved runs of both sides, printed with its spread)::
 
-    python benchmarks/bench_training.py --rows 4000000
+    python benchmarks/bench_training.py --rows 4000000 --repeats 5 --threads 1
 
 The asv classes below time the same operations on smaller tables.
 """
@@ -194,23 +195,24 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
             times["raw"].append(_timed(lambda: lance_masked_read(store, ts)))
             for s in ("auto", "take", "scan"):
                 times[s].append(cold_materialize(store, ts, s))
-        base = min(times["base"])
-        cold = {s: min(times[s]) for s in ("auto", "take", "scan")}
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        base = med["base"]
+        cold = {s: med[s] for s in ("auto", "take", "scan")}
         out = {
             "lance_torch_full_scan_rows_per_s": rows / base,
             "cold_materialize_selected_rows_per_s": sel / cold["auto"],
             "cold_take_selected_rows_per_s": sel / cold["take"],
             "cold_scan_selected_rows_per_s": sel / cold["scan"],
-            "lance_masked_read_selected_rows_per_s": sel / min(times["raw"]),
+            "lance_masked_read_selected_rows_per_s": sel / med["raw"],
             "ratio_time_to_selection": base / cold["auto"],
-            "ratio_time_to_selection_lance_masked_read": base / min(times["raw"]),
+            "ratio_time_to_selection_lance_masked_read": base / med["raw"],
             "ratio_rows_per_s": (sel / cold["auto"]) / (rows / base),
-            "lance_torch_first_batch_s": min(times["base_first"]),
-            "cold_first_batch_s": min(times["ours_first"]),
-            "cold_end_of_epoch_s": min(times["ours_epoch"]),
+            "lance_torch_first_batch_s": med["base_first"],
+            "cold_first_batch_s": med["ours_first"],
+            "cold_end_of_epoch_s": med["ours_epoch"],
             "lance_torch_end_of_epoch_s": base,
-            "ratio_first_batch": min(times["base_first"]) / min(times["ours_first"]),
-            "ratio_end_of_epoch": base / min(times["ours_epoch"]),
+            "ratio_first_batch": med["base_first"] / med["ours_first"],
+            "ratio_end_of_epoch": base / med["ours_epoch"],
         }
         dl = loader(store, ts, columns=["ts", "x"], batch_size=BATCH, seed=0)
         warm_epoch(dl)
@@ -221,11 +223,11 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
             "x": torch.from_numpy(np.array(entry.fixed["x"])),
         }
         tensor_gather_epoch(tensors, 0)
-        ours_t, gather_t = [], []
-        for i in range(repeats):
-            ours_t.append(warm_epoch(dl))
-            gather_t.append(tensor_gather_epoch(tensors, i))
-        ours, gather = min(ours_t), min(gather_t)
+        times["warm"], times["gather"] = [], []
+        for i in range(max(repeats, 5)):  # interleaved
+            times["warm"].append(warm_epoch(dl))
+            times["gather"].append(tensor_gather_epoch(tensors, i))
+        ours, gather = float(np.median(times["warm"])), float(np.median(times["gather"]))
         out.update(
             {
                 "warm_epoch_rows_per_s": sel / ours,
@@ -234,6 +236,10 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
                 "warm_epoch_gb_per_s": sel * (16 + 4 * DIM) / ours / 1e9,
             }
         )
+        print("# seconds per run, median [min - max] of the interleaved repeats:")
+        for k, v in times.items():
+            print(f"#   {k:<10} {np.median(v):.3f} [{min(v):.3f} - {max(v):.3f}]")
+        print("# ratios below are of the medians")
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
