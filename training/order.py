@@ -65,15 +65,18 @@ def epoch_order(
     train_set: TrainSet, epoch: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
 ) -> np.ndarray:
     """Positions into ``train_set.keys`` visited by ``rank`` in ``epoch`` (see the module docstring)."""
-    pos = train_set.for_epoch(epoch)
-    if shuffle:
+    plain = train_set.per_epoch is None and epoch >= 0  # every position (for_epoch checks epoch)
+    if shuffle and plain and not (epoch == 0 and train_set.size > FIRST_EPOCH_BLOCK):
         rng = np.random.default_rng([int(seed), int(epoch)])
-        if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
-            pos = _blockwise(pos, train_set.keys, rng, distinct=train_set.per_epoch is None)
-        elif train_set.per_epoch is None:
-            pos = rng.permutation(pos.size)  # the same as arange(n)[permutation(n)], one pass fewer
-        else:
-            pos = pos[rng.permutation(pos.size)]
+        pos = rng.permutation(train_set.size)  # the same as arange(n)[permutation(n)], two passes fewer
+    else:
+        pos = train_set.for_epoch(epoch)
+        if shuffle:
+            rng = np.random.default_rng([int(seed), int(epoch)])
+            if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
+                pos = _blockwise(pos, train_set.keys, rng, distinct=train_set.per_epoch is None)
+            else:
+                pos = pos[rng.permutation(pos.size)]
     if world_size > 1:
         pos = pos[rank::world_size]
     return np.ascontiguousarray(pos, dtype=np.int64)
