@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from modyn_store import ConflictError, Store
-from modyn_store.core import _txn
+from modyn_store import ConflictError, CorruptionError, Store
+from modyn_store.core import _log, _txn
 from modyn_store.core._lock import WriterLock
 
 
@@ -195,3 +195,77 @@ def test_merges_are_tiered_large_fragments_are_not_rewritten(tmp_path: Path) -> 
     fresh = Store.open(uri)
     assert [fresh.as_of(v).count() for v in range(12)] == [0] + [5000 + 10 * i for i in range(11)]
     assert fresh.as_of(6).keys().tolist() == list(range(5000)) + [k for v in range(2, 7) for k in range(5000 + 10 * v, 5010 + 10 * v)]
+
+
+# -- record files rewritten for later versions ----------------------------------------------
+def test_record_files_are_reused_and_the_log_stays_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 2)
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    inodes = []
+    for v in range(1, 15):
+        store.append(_rows(100 * v, 100 * v + v))  # version v inserts v rows
+        if os.path.exists(store.path(f"_log/{v:012d}.json")):
+            inodes.append(os.stat(store.path(f"_log/{v:012d}.json")).st_ino)
+    assert len(set(inodes)) < len(inodes)  # later versions' records live in earlier files
+    fresh = Store.open(uri)
+    assert [(r.version, r.inserted) for r in fresh.log()] == [(v, v) for v in range(1, 15)]
+    assert [fresh.as_of(v).count() for v in range(15)] == [v * (v + 1) // 2 for v in range(15)]
+
+
+def test_a_free_file_that_is_still_a_record_is_never_rewritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 2)
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    for v in range(1, 6):
+        store.append(_rows(10 * v, 10 * v + 1))
+    names = sorted(n for n in os.listdir(store.path("_log")) if n.endswith(".json"))
+    assert names  # the latest version's record is an object
+    record = store.path(f"_log/{names[-1]}")
+    with open(record, "rb") as fh:
+        body = fh.read()
+    # a writer killed between linking a free file as a record and unlinking its free name
+    free = store.path(_log.FREE)
+    for name in os.listdir(free):
+        os.unlink(os.path.join(free, name))
+    os.link(record, os.path.join(free, "000000000000"))
+    witness = str(tmp_path / "witness")
+    os.link(record, witness)  # the record's body, whatever name it has by then
+    store.append(_rows(100, 101))
+    with open(witness, "rb") as fh:
+        assert fh.read() == body
+    assert [r.inserted for r in Store.open(uri).log()] == [1] * 6
+
+
+def test_a_record_read_with_another_versions_body_is_read_again_and_damage_still_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    for v in range(1, 4):
+        store.append(_rows(10 * v, 10 * v + 1))
+    path2, path3 = store.path("_log/000000000002.json"), store.path("_log/000000000003.json")
+    with open(path2, "rb") as fh:
+        body2 = fh.read()
+    with open(path3, "rb") as fh:
+        body3 = fh.read()
+    reads = {"n": 0}
+    original = store.fs.cat_file
+
+    def racing(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads["n"] += 1
+        if path == path3 and reads["n"] <= 2:
+            return body2  # the file was rewritten for another version just before this read
+        return original(path, *args, **kwargs)
+
+    reader = Store.open(uri)
+    monkeypatch.setattr(type(reader.fs), "cat_file", lambda self, path, *a, **k: racing(path, *a, **k))
+    assert [r.version for r in reader.log()] == [1, 2, 3]
+    with open(path3, "wb") as fh:
+        fh.write(body2)  # damage that persists
+    with pytest.raises(CorruptionError, match="holds version 2"):
+        Store.open(uri).log()
+    with open(path3, "wb") as fh:
+        fh.write(body3)
