@@ -68,6 +68,7 @@ class Store:
         self._format = format_version
         self._log = VersionLog(self)
         self._erased_cache: tuple[int, np.ndarray] | None = None
+        self._version_buffer = np.empty(0, np.int64)  # the appends' _version column (see _writes)
         self._last_purge_caches = 0
         from modyn_store.core.caches import CacheIndex
         from modyn_store.core.scores import Scores

@@ -269,3 +269,19 @@ def test_a_record_read_with_another_versions_body_is_read_again_and_damage_still
         Store.open(uri).log()
     with open(path3, "wb") as fh:
         fh.write(body3)
+
+
+# -- the _version column buffer kept between appends ----------------------------------------
+def test_every_row_carries_its_own_version_across_appends_of_any_size(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(_rows(0, 70_000))  # version 1: larger than the first buffer
+    store.append(_rows(70_000, 70_010))  # version 2: a prefix of the buffer
+    batches = [_rows(lo, hi).to_batches()[0] for lo, hi in ((80_000, 80_005), (80_005, 230_005), (230_005, 230_007))]
+    store.append(pa.RecordBatchReader.from_batches(batches[0].schema, batches))  # version 3: grows mid-stream
+    store.append({"key": np.arange(300_000, 300_003), "ts": np.arange(3), "x": np.zeros(3, np.float32)})
+    t = store.samples_dataset().to_table(columns=["key", "_version"])
+    got = dict(zip(t.column("key").to_pylist(), t.column("_version").to_pylist()))
+    want = {k: 1 for k in range(70_000)} | {k: 2 for k in range(70_000, 70_010)}
+    want |= {k: 3 for k in range(80_000, 230_007)} | {k: 4 for k in range(300_000, 300_003)}
+    assert got == want
+    assert [store.as_of(v).count() for v in range(5)] == [0, 70_000, 70_010, 220_017, 220_020]
