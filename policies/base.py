@@ -169,6 +169,10 @@ class Trigger(Policy):
     """
 
     kind: ClassVar[str] = "trigger"
+    #: Whether :meth:`fire` reads the delta's labels; built-in triggers that do not set it to
+    #: ``False`` so the runner reads deltas without the ``label`` column (user triggers keep
+    #: the default and always get labels).
+    reads_labels: ClassVar[bool] = True
 
     @property
     def columns(self) -> tuple[str, ...]:

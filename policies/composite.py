@@ -63,6 +63,10 @@ class AtLeast(Trigger):
     def requires(self) -> frozenset[str]:  # type: ignore[override]
         return frozenset().union(*(t.requires for t in self.triggers))
 
+    @property
+    def reads_labels(self) -> bool:  # type: ignore[override]
+        return any(t.reads_labels for t in self.triggers)
+
     def _needed(self) -> int:
         return int(self.n)  # type: ignore[arg-type]
 

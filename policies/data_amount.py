@@ -37,6 +37,8 @@ class DataAmount(Trigger):
     [(2, 1, 3), (3, 2, 6)]
     """
 
+    reads_labels = False
+
     def __init__(self, every: int = 1000) -> None:
         self.every = check_int("every", every, 1)
         self._seen = 0

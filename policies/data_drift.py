@@ -68,6 +68,8 @@ class DataDrift(Trigger):
     [400]
     """
 
+    reads_labels = False
+
     def __init__(self, columns: Sequence[str] = (), *, metric: str = "mmd",
                  decision: str = "p_value", threshold: float = 0.05, quantile: float = 0.95,
                  history: int = 50, window: int = 500, window_time: str | float | None = None,

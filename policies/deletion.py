@@ -41,6 +41,8 @@ class Deletion(Trigger):
     [0.5]
     """
 
+    reads_labels = False
+
     def __init__(self, share: float = 0.1) -> None:
         self.share = check_float("share", share, 0.0, 1.0, lo_open=True)
         self._train_keys: np.ndarray | None = None

@@ -43,6 +43,8 @@ class Time(Trigger):
     [(1, 2), (1, 3)]
     """
 
+    reads_labels = False
+
     def __init__(self, every: str | float = "1d", start: str | float | None = None) -> None:
         self.every = every
         self.start = start

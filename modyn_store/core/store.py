@@ -403,14 +403,16 @@ class Store:
         columns: list[str] | None = None,
         *,
         on_unavailable: Literal["error", "skip"] = "error",
+        labels: bool = True,
     ) -> Delta:
         """Rows inserted and keys deleted or erased in versions ``(a, b]`` (for triggers).
 
         Rows inserted in the range that ``vacuum`` has since purged cannot be returned: they
         raise :class:`~modyn_store.core.errors.DataUnavailableError` (its ``keys`` name them)
-        unless ``on_unavailable="skip"``.
+        unless ``on_unavailable="skip"``. ``labels=False`` leaves the ``label`` column out
+        (unless ``columns`` names it), for triggers that do not read labels.
         """
-        return _queries.delta(self, a, b, columns, on_unavailable=on_unavailable)
+        return _queries.delta(self, a, b, columns, on_unavailable=on_unavailable, labels=labels)
 
     # -- writing -------------------------------------------------------------------------
     def transaction(self, op: str, message: str = "") -> AbstractContextManager[Transaction]:

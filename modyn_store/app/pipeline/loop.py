@@ -236,7 +236,7 @@ class PipelineLoop:
         from policies import TriggerInput
 
         t0 = time.perf_counter()
-        delta = self.store.delta(a, b, columns=list(self.trigger.columns) or None)
+        delta = self.store.delta(a, b, columns=list(self.trigger.columns) or None, labels=self.trigger.reads_labels)
         tin = TriggerInput.from_delta(delta, columns=self.trigger.columns)
         ts = ts_numeric(delta.inserted.column("ts")) if len(delta) else np.empty(0)
         if tin.erased.size:
