@@ -38,7 +38,8 @@ from numba import njit, prange
 from engine._blocks import PARALLEL_ROWS, n_blocks
 from engine._random import next_u64, seed_state, u01_open, u64_to_open01
 from engine._rank import MODE_ES, MODE_HASH
-from engine._ranked import floor_of, merge_best, run_select
+from engine._lazy import LazyBest
+from engine._ranked import merge_best, run_select
 from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length
 from engine.errors import EngineInputError
 
@@ -51,7 +52,6 @@ __all__ = [
     "weighted_sample",
 ]
 
-_EMPTY_I64 = np.empty(0, dtype=np.int64)
 
 
 def _seed(seed: Any) -> int:
@@ -142,25 +142,14 @@ def uniform_sample(n: int, k: int, *, seed: int, keys: Any = None) -> np.ndarray
 
 
 class _Streaming:
-    """Shared state of the streaming samplers: the best ``k`` (rank, key) pairs so far.
-
-    Chunk candidates (rows that beat the floor of the kept ones) wait in a list and are merged
-    only when they outnumber the kept rows: a merge re-selects every kept row, so merging per
-    chunk costs O(k) per chunk, most of the time when ``k`` is near the chunk size. The floor
-    from the kept rows stays a valid (looser) bound meanwhile.
-    """
-
-    _MERGE_MIN = 1 << 16  # fewer pending candidates are never worth a merge
+    """Shared state of the streaming samplers: the best ``k`` (rank, key) pairs so far, merged
+    lazily (:class:`engine._lazy.LazyBest`)."""
 
     def __init__(self, k: int, seed: int) -> None:
         self.k = check_int("k", k)
         self.seed = _seed(seed)
         self._state = seed_state(self.seed)
-        self._rank = _EMPTY_I64
-        self._key = _EMPTY_I64
-        self._extra: np.ndarray | None = None  # a per-row value kept with the rows (weights)
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
-        self._n_pending = 0
+        self._best = LazyBest(self.k)
         self._n_seen = 0
 
     @property
@@ -169,26 +158,8 @@ class _Streaming:
         return self._n_seen
 
     def _push(self, rank: np.ndarray, key: np.ndarray, n_rows: int, extra: np.ndarray | None = None) -> None:
-        """Add one chunk's candidates (merged lazily, see the class docstring)."""
         self._n_seen += n_rows
-        self._pending.append((rank, key, extra))
-        self._n_pending += int(rank.shape[0])
-        if self._n_pending > max(self._rank.shape[0], self.k, self._MERGE_MIN):
-            self._merge()
-
-    def _merge(self) -> None:
-        if not self._pending:
-            return
-        ranks = np.concatenate([self._rank, *(p[0] for p in self._pending)])
-        keys = np.concatenate([self._key, *(p[1] for p in self._pending)])
-        extra = None
-        if self._pending[0][2] is not None:
-            old = self._extra if self._extra is not None else np.empty(0, np.float64)
-            extra = np.concatenate([old, *(p[2] for p in self._pending if p[2] is not None)])
-        self._pending, self._n_pending = [], 0
-        keep = merge_best(ranks, keys, self.k)
-        self._rank, self._key = ranks[keep], keys[keep]
-        self._extra = None if extra is None else extra[keep]
+        self._best.push(rank, key, extra)
 
 
 class UniformSampler(_Streaming):
@@ -215,7 +186,7 @@ class UniformSampler(_Streaming):
         kk = None if keys is None else as_int64_1d("keys", keys)
         rows = check_int("n", n) if kk is None else kk.shape[0]
         _, rank, key = run_select(rows, np.array([self.k]), mode=MODE_HASH, state=self._state, keys=kk,
-                                  offset=self._n_seen, floor=floor_of(self._rank, self.k))
+                                  offset=self._n_seen, floor=self._best.floor())
         self._push(rank, key, rows)
 
     def result(self, k: int | None = None) -> np.ndarray:
@@ -230,13 +201,14 @@ class UniformSampler(_Streaming):
         >>> s.result(3).tolist() == uniform_sample(10, 3, seed=1).tolist()
         True
         """
-        self._merge()
-        if k is None or k >= self._key.shape[0]:
+        self._best.merge()
+        kept = self._best.key
+        if k is None or k >= kept.shape[0]:
             if k is not None and check_int("k", k) > self.k:
                 raise EngineInputError("k", k, f"at most the sampler's size k={self.k}")
-            return np.sort(self._key)
+            return np.sort(kept)
         k = check_int("k", k)
-        return np.sort(self._key[merge_best(self._rank, self._key, k)])
+        return np.sort(kept[merge_best(self._best.rank, kept, k)])
 
 
 # -------------------------------------------------------------------------------------- weighted
@@ -320,8 +292,7 @@ class WeightedSampler(_Streaming):
         """Feed one chunk of weights (keys default to global positions)."""
         w = _check_weights(weights)
         kk = _keys_or_none(keys, w.shape[0], "weights")
-        pos, rank, key = _weighted_ranks(w, self.k, self._state, kk, self._n_seen,
-                                         floor_of(self._rank, self.k))
+        pos, rank, key = _weighted_ranks(w, self.k, self._state, kk, self._n_seen, self._best.floor())
         self._total += float(w.sum())
         self._push(rank, key, w.shape[0], w[pos])
 
@@ -331,12 +302,12 @@ class WeightedSampler(_Streaming):
     def result(self, *, return_importance: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
     def result(self, *, return_importance: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """The sampled keys ascending (and their importance weights ``1 / (n p_i)``)."""
-        self._merge()
-        order = np.argsort(self._key, kind="stable")
-        keys = self._key[order]
+        self._best.merge()
+        order = np.argsort(self._best.key, kind="stable")
+        keys = self._best.key[order]
         if not return_importance:
             return keys
-        w = self._extra if self._extra is not None else np.empty(0, np.float64)
+        w = self._best.val if self._best.val is not None else np.empty(0, np.float64)
         return keys, _importance(w[order], self._total, self._n_seen)
 
 

@@ -47,14 +47,14 @@ from typing import Any
 
 import numpy as np
 from engine._rank import MODE_BITS, MODE_INT, float_bits
-from engine._ranked import floor_of, merge_best, run_select
+from engine._lazy import LazyBest
+from engine._ranked import run_select
 from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length, describe
 from engine.errors import EngineInputError
 
 __all__ = ["TopK", "bottom_k", "top_k"]
 
 
-_EMPTY_I64 = np.empty(0, dtype=np.int64)
 
 
 def score_ranks_input(name: str, scores: Any) -> np.ndarray:
@@ -158,12 +158,7 @@ class TopK:
         self.k = check_int("k", k)
         self.largest = bool(largest)
         self._kind: str | None = None
-        self._rank = _EMPTY_I64
-        self._tb = _EMPTY_I64
-        self._val: np.ndarray = np.empty(0)
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # chunk candidates not merged yet
-        self._n_pending = 0
-        self._merge_min = 1 << 16  # fewer pending candidates are never worth a merge
+        self._best = LazyBest(self.k)  # chunk candidates are merged lazily
         self._n_seen = 0
 
     @property
@@ -184,30 +179,14 @@ class TopK:
         kk = _keys_arg(keys, s.shape[0])
         pos, rank, tb = run_select(
             s.shape[0], np.array([self.k]), keys=kk, offset=self._n_seen,
-            floor=floor_of(self._rank, self.k), **_rank_args(s, self.largest)
+            floor=self._best.floor(), **_rank_args(s, self.largest)
         )
         self._n_seen += s.shape[0]
-        self._pending.append((rank, tb, s[pos]))
-        self._n_pending += int(pos.shape[0])
-        # merge only when the pending candidates outnumber the kept ones: a merge re-selects
-        # every kept row, so merging per chunk costs O(k) per chunk (most of the time for k
-        # near the chunk size); the floor from the kept rows stays a valid bound meanwhile
-        if self._n_pending > max(self._rank.shape[0], self.k, self._merge_min):
-            self._merge()
-
-    def _merge(self) -> None:
-        if not self._pending:
-            return
-        ranks = np.concatenate([self._rank, *(p[0] for p in self._pending)])
-        tbs = np.concatenate([self._tb, *(p[1] for p in self._pending)])
-        dtype = self._pending[0][2].dtype
-        vals = np.concatenate([self._val.astype(dtype, copy=False), *(p[2] for p in self._pending)])
-        self._pending, self._n_pending = [], 0
-        keep = merge_best(ranks, tbs, self.k)
-        self._rank, self._tb, self._val = ranks[keep], tbs[keep], vals[keep]
+        self._best.push(rank, tb, s[pos])
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, scores)`` of the kept rows, best first."""
-        self._merge()
-        order = np.lexsort((self._tb, ~self._rank))
-        return self._tb[order], self._val[order]
+        b = self._best
+        b.merge()
+        order = np.lexsort((b.key, ~b.rank))
+        return b.key[order], (b.val if b.val is not None else np.empty(0))[order]

@@ -253,9 +253,9 @@ def test_reservoir_edge_cases() -> None:
 def test_samplers_merge_lazily_to_the_one_shot_answer(merge_min: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # pending chunk candidates are merged only when they outnumber the kept rows; however
     # often that happens, the answer is the one-shot sample (and the importance weights follow)
-    from engine import sample as sample_mod
+    from engine import _lazy as lazy_mod
 
-    monkeypatch.setattr(sample_mod._Streaming, "_MERGE_MIN", merge_min)
+    monkeypatch.setattr(lazy_mod.LazyBest, "MERGE_MIN", merge_min)
     rng = np.random.default_rng(merge_min)
     n = 20_000
     keys = rng.permutation(4 * n)[:n]
@@ -271,3 +271,12 @@ def test_samplers_merge_lazily_to_the_one_shot_answer(merge_min: int, monkeypatc
         got, iw = ws.result(return_importance=True)
         assert got.tolist() == ref.tolist()
         np.testing.assert_allclose(iw, ref_iw, rtol=1e-9)
+        # streaming top-k shares the lazy merge
+        from engine import TopK, top_k
+
+        acc = TopK(k)
+        for part in _chunks(rng, n):
+            acc.update(w[part], keys=keys[part])
+        top_keys, top_scores = acc.result()
+        pos = top_k(w, k, keys=keys)
+        assert top_keys.tolist() == keys[pos].tolist() and top_scores.tolist() == w[pos].tolist()

@@ -118,11 +118,11 @@ def test_streaming_equals_one_shot(seed: int, largest: bool) -> None:
     cuts = np.sort(rng.integers(0, n, 7))
     acc = TopK(k, largest=largest)
     if seed % 2:
-        acc._merge_min = 16  # merge pending candidates often, with small inputs too
+        acc._best.MERGE_MIN = 16  # merge pending candidates often, with small inputs too
     for part in np.split(np.arange(n), cuts):
         acc.update(s[part], keys=keys[part])
-        assert acc._rank.size <= k  # bounded memory: k kept, pending merged once they outnumber them
-        assert acc._n_pending <= max(k, acc._merge_min) + part.size
+        assert acc._best.rank.size <= k  # bounded memory: k kept, pending merged once they outnumber them
+        assert acc._best._n_pending <= max(k, acc._best.MERGE_MIN) + part.size
     got_keys, got_scores = acc.result()
     assert got_keys.tolist() == keys[ref].tolist()
     assert np.array_equal(got_scores, s[ref], equal_nan=True)
