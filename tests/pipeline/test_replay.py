@@ -97,3 +97,25 @@ def test_model_aware_trigger_and_embedding_selection(tmp_path: Path) -> None:
     assert len(set(reasons)) > 1
     res = run_pipeline(parse_pipeline(tiny("kc", selection={"name": "kcenter_greedy", "limit": 150})), tmp_path / "b")
     assert res.trainings and all(t.n_keys == 150 for t in res.trainings)
+
+
+@pytest.mark.parametrize(("trigger", "labels"), [
+    ({"name": "time", "every": "14d"}, False),
+    ({"name": "any", "triggers": [{"name": "time", "every": "28d"},
+                                  {"name": "performance", "columns": ["features"], "every": 300, "threshold": 0.7}]},
+     True),
+])
+def test_deltas_carry_labels_only_for_triggers_that_read_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               trigger: dict, labels: bool) -> None:
+    seen: list[list[str]] = []
+    real = Store.delta
+
+    def recording(self: Store, *args: object, **kwargs: object) -> object:
+        d = real(self, *args, **kwargs)  # type: ignore[arg-type]
+        seen.append(d.inserted.column_names)
+        return d
+
+    monkeypatch.setattr(Store, "delta", recording)
+    res = run_pipeline(parse_pipeline(tiny("lab", trigger=trigger, limits={"max_trainings": 2})), tmp_path / "s")
+    assert res.trainings and seen
+    assert all(("label" in names) == labels for names in seen if names)
