@@ -6,7 +6,8 @@ Two read paths, chosen by selectivity (the share of the table's rows that are se
 
 - **scan with mask**: each fragment holding selected rows is scanned (one after the other by
   default, Lance decoding each scan in parallel; ``threads`` fragments at once when given) with
-  a row-id mask, so only selected rows are decoded (``RowReader.scan``);
+  a row-id mask, so only selected rows are decoded (``RowReader.scan``); the first
+  :data:`SCAN_HEAD` rows are taken by row id meanwhile, in a thread of their own;
 - **take by row id**: the selected stable row ids are sorted, split into chunks (of
   :data:`TAKE_FIRST` rows, doubling up to :data:`TAKE_CHUNK`) and read by row id in parallel
   threads, in storage order (``RowReader.take``).
@@ -38,6 +39,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -55,10 +57,16 @@ Strategy = Literal["auto", "scan", "take"]
 Allocator = Callable[[ColumnSpec, int], np.ndarray]
 
 #: Below this share of selected rows take-by-row-id is used; above it the masked scan. Lance's
-#: masked scan decodes about as much as a full scan whatever the share, while takes of a few
-#: thousand rows read only those rows: on 272-byte rows, 2 cores, the takes were faster from 5%
-#: to 75% of the rows (docs/PERFORMANCE.md, "Training data path").
-TAKE_BELOW = 0.8
+#: masked scan decodes about as much as a full scan whatever the share; takes read only the
+#: selected rows. On 272-byte rows, 2 cores, takes read 5% of the rows 1.3-1.8x faster than the
+#: masked scan, but 25% no faster, and a first epoch served while takes of 25% landed ended
+#: later than one served from the masked scan (docs/PERFORMANCE.md, "Training data path").
+TAKE_BELOW = 0.1
+
+#: A masked scan reads its first rows (the first block of a cold first epoch) by take, in a
+#: thread of its own: the scan yields its first rows only after decoding far ahead, a take of
+#: this many rows within milliseconds.
+SCAN_HEAD = 16384
 
 #: Rows of the first take, then of each next one (doubling) up to :data:`TAKE_CHUNK`: the first
 #: rows of a cold first epoch land after one small take, and later takes are large enough that
@@ -209,7 +217,9 @@ class Layout:
 
     Output rows are in storage order (fragment, then stable row id): ``keys[i]``, ``rid[i]`` and
     ``frag[i]`` describe output row ``i``. Each ``jobs`` range of output rows is read by one task
-    (a masked scan of one fragment, or a take of one chunk) and written sequentially.
+    (a masked scan of one fragment, or a take of one chunk) and written sequentially. With
+    ``head``, the first job is a take (the first :data:`SCAN_HEAD` rows of a masked scan), read
+    in a thread of its own.
     """
 
     keys: np.ndarray
@@ -217,6 +227,7 @@ class Layout:
     frag: np.ndarray
     strategy: str
     jobs: list[tuple[int, int]]
+    head: bool = False
 
 
 def plan(
@@ -254,6 +265,9 @@ def plan(
         starts = [0, *cuts.tolist()]
         stops = [*cuts.tolist(), int(rid.size)]
         jobs = list(zip(starts, stops))
+        if stops[0] > SCAN_HEAD:  # the first rows by take, the rest of the fragment by scan
+            jobs = [(0, SCAN_HEAD), (SCAN_HEAD, stops[0]), *jobs[1:]]
+            return Layout(out_keys, rid, frag, chosen, jobs, head=True)
     else:
         _default_threads(threads, 1)  # checked here, used by the read
         # takes in storage order (rows land in the order a cold first epoch asks for them),
@@ -331,7 +345,7 @@ def materialize(
     def run(j: int) -> None:
         lo, hi = layout.jobs[j]
         at = lo
-        if layout.strategy == "scan":
+        if layout.strategy == "scan" and not (j == 0 and layout.head):
             for batch in rows.scan(int(frag[lo]), rid[lo:hi], read, batch_size=batch_size):
                 at += sink.add(at, hi, batch)
                 if progress is not None:
@@ -347,7 +361,11 @@ def materialize(
         # masked scans: one fragment after the other unless asked (Lance decodes each scan on
         # its own thread pool; parallel scans competed for the cores and delayed the first rows)
         n = _default_threads(1 if threads is None and layout.strategy == "scan" else threads, len(layout.jobs))
-        with ThreadPoolExecutor(n) as pool:
-            list(pool.map(run, range(len(layout.jobs))))
+        first = 1 if layout.head else 0
+        with ThreadPoolExecutor(first) if first else nullcontext() as head, ThreadPoolExecutor(n) as pool:
+            got = head.submit(run, 0) if head is not None else None
+            list(pool.map(run, range(first, len(layout.jobs))))
+            if got is not None:
+                got.result()
     var = sink.finish_var()
     return Materialized(keys=layout.keys, specs=specs, fixed=fixed, var=var, strategy=layout.strategy)

@@ -42,6 +42,33 @@ def test_rows_match_a_plain_read(dataset, strategy: str) -> None:
         assert out.var["text"].rows(np.array([i]), text=True) == [r["text"]]
 
 
+def test_a_masked_scan_takes_its_first_rows(dataset, monkeypatch) -> None:
+    """The first ``SCAN_HEAD`` rows of a masked scan are read by take (in a thread of their
+    own), the rest of their fragment by the scan; the rows are those of a plain read."""
+    import training.materialize as mat
+
+    monkeypatch.setattr(mat, "SCAN_HEAD", 20)
+    taken: list[int] = []
+    original = RowReader.take
+
+    def counting(self, row_ids, columns):
+        taken.append(len(row_ids))
+        return original(self, row_ids, columns)
+
+    monkeypatch.setattr(RowReader, "take", counting)
+    live = np.array(dataset.to_table(columns=["key"]).column("key").to_pylist())
+    keys = np.random.default_rng(2).choice(live, 300, replace=False)
+    rows = RowReader(dataset)
+    layout = mat.plan(rows, keys, strategy="scan")
+    assert layout.head and layout.jobs[0] == (0, 20) and layout.jobs[1][0] == 20
+    out = materialize(rows, keys, ["x", "label"], strategy="scan", layout=layout)
+    assert taken == [20]
+    ref = {r["key"]: r for r in dataset.to_table(columns=["key", "x", "label"]).to_pylist()}
+    assert out.keys.tolist() == layout.keys.tolist()
+    for i, k in enumerate(out.keys.tolist()):
+        assert out.fixed["x"][i].tolist() == pytest.approx(ref[k]["x"]) and out.fixed["label"][i] == ref[k]["label"]
+
+
 def test_missing_and_deleted_keys_are_named(dataset) -> None:
     with pytest.raises(ErasedKeysError) as info:
         materialize(RowReader(dataset), np.array([1, 22, 5000]), ["x"])  # 22 was deleted, 5000 never existed
@@ -54,8 +81,8 @@ def test_duplicate_keys_are_refused(dataset) -> None:
 
 
 def test_strategy_choice_and_lookup() -> None:
-    assert choose_strategy(5, 1000) == "take" and choose_strategy(500, 1000) == "take"
-    assert choose_strategy(799, 1000) == "take" and choose_strategy(800, 1000) == "scan"
+    assert choose_strategy(5, 1000) == "take" and choose_strategy(500, 1000) == "scan"
+    assert choose_strategy(99, 1000) == "take" and choose_strategy(100, 1000) == "scan"
     assert choose_strategy(500, 1000, "take") == "take"
     with pytest.raises(InvalidArgumentError):
         choose_strategy(1, 2, "bogus")  # type: ignore[arg-type]
