@@ -66,9 +66,14 @@ class Transaction:
         self.record: VersionRecord | None = None
 
     def append(self, table: str, data: pa.Table) -> None:
-        """Append ``data`` to the extension table ``table`` (created on first use)."""
-        if table not in INTERNAL_TABLES:
-            check_name("table", table)
+        """Append ``data`` to the extension table ``table`` (created on first use).
+
+        The store's own tables (samples, tombstones, ...) are written only by the store's
+        operations, which check keys and liveness; naming one here is an error."""
+        if table in INTERNAL_TABLES:
+            raise InvalidArgumentError("table", table, f"an extension table name, not one of the store's own "
+                                       f"tables {sorted(INTERNAL_TABLES)}")
+        check_name("table", table)
         if not isinstance(data, pa.Table):
             raise InvalidArgumentError("data", type(data).__name__, "a pyarrow Table")
         self._write(table, data)

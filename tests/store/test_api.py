@@ -177,3 +177,15 @@ def test_vacuumed_keys_cannot_be_reused(store: Store) -> None:
     with pytest.raises(DuplicateKeyError, match="already exist"):
         store.append(_rows([2]))
     assert store.as_of(1).unavailable().tolist() == [2]
+
+
+@pytest.mark.parametrize("table", ["samples", "tombstones", "erasures", "purged", "versions", "tags"])
+def test_a_transaction_cannot_write_the_stores_own_tables(store: Store, table: str) -> None:
+    # raw rows in `samples` would bypass the key checks; raw tombstones would delete without a record
+    store.append(_rows([1, 2]))
+    before = store.version
+    with pytest.raises(InvalidArgumentError, match="extension table"):
+        with store.transaction("note") as txn:
+            txn.append(table, pa.table({"key": pa.array([1], pa.int64())}))
+    assert store.version == before
+    assert store.as_of().keys().tolist() == [1, 2]
