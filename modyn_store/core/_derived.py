@@ -62,9 +62,13 @@ def session() -> lance.Session:
     return held[1]
 
 
-def identity(ds: Any) -> tuple[str, bytes]:
-    """What names the content of ``ds`` exactly: its URI and serialized manifest."""
-    return str(ds.uri), bytes(ds._ds.serialized_manifest())
+def identity(ds: Any) -> tuple[str, bytes] | None:
+    """What names the content of ``ds`` exactly: its URI and serialized manifest (``None`` where
+    this pylance cannot serialize a manifest: then nothing is kept)."""
+    serialize = getattr(getattr(ds, "_ds", None), "serialized_manifest", None)
+    if serialize is None:
+        return None
+    return str(ds.uri), bytes(serialize())
 
 
 def _size(value: Any) -> int:
@@ -91,7 +95,10 @@ class Derived:
 
         ``also`` adds to the key whatever else the value depends on (e.g. another table's
         :func:`identity`)."""
-        key = (identity(ds), what, also)
+        ident = identity(ds)
+        if ident is None:
+            return compute(ds)
+        key = (ident, what, also)
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
