@@ -130,16 +130,17 @@ def lance_torch_first_batch(store: Store) -> float:
     return time.perf_counter() - t0
 
 
-def cold_loader(store: Store, ts: TrainSet, first_only: bool) -> float:
+def cold_loader(store: Store, ts: TrainSet, first_only: bool, strategy: str = "auto") -> float:
     """Seconds from no cache entry to the first batch (``first_only``) or to the end of the first
     epoch of ``training.loader`` over the selection (materialization included)."""
     from training.cache import cache_for
-    from training.loading import loader, selection_digest
+    from training.loading import LoaderOptions, loader, selection_digest
 
     cols = ["ts", "x"]
     cache_for(store).discard(selection_digest(ts.version, ts.keys, cols))
     t0 = time.perf_counter()
-    dl = loader(store, ts, columns=cols, batch_size=BATCH, seed=0)
+    dl = loader(store, ts, columns=cols, batch_size=BATCH, seed=0,
+                options=LoaderOptions(strategy=strategy))  # type: ignore[arg-type]
     it = iter(dl)
     next(it)
     if not first_only:
@@ -245,6 +246,29 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def run_cold(rows: int, repeats: int) -> None:
+    """Only the cold loader, both read paths (``auto``: the default, ``take``), interleaved with
+    ``LanceDataset``; prints medians and spreads."""
+    tmp = tempfile.mkdtemp(prefix="bench-training-")
+    try:
+        store = make_store(os.path.join(tmp, "store"), rows)
+        ts = selection(store, SELECTIVITY, 1)
+        lance_torch_scan(store)
+        times: dict[str, list[float]] = {}
+        for _ in range(repeats):
+            times.setdefault("lance_whole_pass", []).append(_timed(lambda: lance_torch_scan(store)))
+            times.setdefault("lance_first", []).append(lance_torch_first_batch(store))
+            for s in ("auto", "take"):
+                times.setdefault(f"{s}_first", []).append(cold_loader(store, ts, True, s))
+                times.setdefault(f"{s}_epoch", []).append(cold_loader(store, ts, False, s))
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        for k, v in times.items():
+            peer = med["lance_first"] if k.endswith("first") else med["lance_whole_pass"]
+            print(f"{k:<16} {med[k]:.3f} s [{min(v):.3f} - {max(v):.3f}]  LanceDataset / this: {peer / med[k]:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _timed(fn: Any) -> float:
     t0 = time.perf_counter()
     fn()
@@ -313,11 +337,15 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=4_000_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--cold-only", action="store_true", help="only the cold loader, default vs takes")
     args = ap.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.cold_only:
+        run_cold(args.rows, args.repeats)
+        return
     res = run(args.rows, args.repeats)
     width = max(len(k) for k in res)
     for k, v in res.items():
