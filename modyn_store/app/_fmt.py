@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO, TypeVar
 
-__all__ = ["Progress", "format_table", "progress"]
+__all__ = ["Progress", "format_table", "md_cell", "progress", "share"]
 
 T = TypeVar("T")
 
@@ -19,6 +19,24 @@ def _cell(value: Any) -> str:
         return "-"
     text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def md_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell (pipes escaped, line breaks flattened).
+
+    >>> print(md_cell("a|b"))
+    a\\|b
+    """
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def share(part: float, whole: float) -> str:
+    """``part`` as a percentage of ``whole`` with one decimal (``-`` when ``whole`` is not positive).
+
+    >>> share(1.0, 8.0), share(1.0, 0.0)
+    ('12.5', '-')
+    """
+    return f"{100.0 * part / whole:.1f}" if whole > 0 else "-"
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:

@@ -55,21 +55,12 @@ class FragmentRanges:
     def _path(self, name: str, suffix: str = ".fragments.jsonl") -> str:
         return self.location.path(_relative(name, suffix))
 
-    def _read(self, path: str) -> bytes | None:
-        try:
-            if self.location.is_local:
-                with open(path, "rb") as fh:
-                    return fh.read()
-            return bytes(self.location.fs.cat_file(path))
-        except FileNotFoundError:
-            return None
-
     def _load(self, name: str) -> None:
         """Merge the side files' ranges into memory (memory wins: it was read from the data)."""
         found: dict[int, tuple[int, int, int]] = {}
-        raw = self._read(self._path(name, ".fragments.json"))  # earlier releases: one object
+        raw = self.location.read(_relative(name, ".fragments.json"))  # earlier releases: one object
         lines = [raw] if raw else []
-        journal = self._read(self._path(name))
+        journal = self.location.read(_relative(name, ".fragments.jsonl"))
         if journal is not None:
             lines.extend(journal.split(b"\n"))
         for line in lines:
@@ -151,11 +142,12 @@ class FragmentRanges:
             self._size[name] = len(body)
             return
         line = b"\n" + json.dumps({str(fid): list(known[fid]) for fid in missing}).encode()
-        self._append(self._path(name), line)
+        self._append(_relative(name, ".fragments.jsonl"), line)
         saved.update(missing)
         self._size[name] = self._size.get(name, 0) + len(line)
 
-    def _append(self, path: str, line: bytes) -> None:
+    def _append(self, relative: str, line: bytes) -> None:
+        path = self.location.path(relative)
         if self.location.is_local:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -168,7 +160,7 @@ class FragmentRanges:
                 os.close(fd)
             return
         # objects cannot be appended to: read, extend, put (a put is atomic)
-        old = self._read(path) or b""
+        old = self.location.read(relative) or b""
         self.location.fs.pipe_file(path, old + line)
 
     def _replace(self, name: str, body: bytes) -> None:

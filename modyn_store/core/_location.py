@@ -262,6 +262,18 @@ class Location:
                 f"cannot reach the store {self.uri!r} at {endpoint}: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def read(self, relative: str) -> bytes | None:
+        """The bytes of the small file ``relative`` (``None`` if it does not exist): a plain
+        read on a local disk, one GET on an object store."""
+        path = self.path(relative)
+        try:
+            if self.is_local:
+                with open(path, "rb") as fh:
+                    return fh.read()
+            return bytes(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
     def table_uri(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}.lance"
 

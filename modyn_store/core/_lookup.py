@@ -16,7 +16,7 @@ import pyarrow as pa
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import CorruptionError, DataUnavailableError, UnknownKeyError
-from modyn_store.core.rows import locate_batch, take_by_row_id
+from modyn_store.core.rows import locate_keys, take_by_row_id
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
@@ -111,25 +111,16 @@ def locate(snap: Snapshot, keys: Any) -> tuple[np.ndarray, np.ndarray]:
     such as the training loader (:meth:`Snapshot.row_reader`).
     """
     want = as_keys(keys)
-    order = np.argsort(want, kind="stable")
-    sk = want[order]
-    rid = np.zeros(want.size, np.uint64)
-    frag = np.full(want.size, -1, np.int64)
-    if sk.size == 0:
-        return rid, frag
+    if want.size == 0:
+        return locate_keys(want, ())
 
-    def read(ds: Any) -> None:
-        rid[:] = 0
-        frag[:] = -1
+    def read(ds: Any) -> tuple[np.ndarray, np.ndarray]:
         if ds is None:
-            return
-        dead = snap._dead()
-        for r in snap._readers(ds, ["key"], batch_size=1 << 20, with_row_id=True, with_row_address=True):
-            for b in r:
-                locate_batch(b, sk, order, rid, frag, dead)
+            return locate_keys(want, ())
+        readers = snap._readers(ds, ["key"], batch_size=1 << 20, with_row_id=True, with_row_address=True)
+        return locate_keys(want, (b for r in readers for b in r), snap._dead())
 
-    snap._retrying(read)
-    return rid, frag
+    return snap._retrying(read)
 
 
 def take(snap: Snapshot, ds: Any, want: np.ndarray, cols: list[str]) -> pa.Table:

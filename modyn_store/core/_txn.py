@@ -126,16 +126,8 @@ def _put_local(path: str, data: bytes) -> None:
 
 def _read_json(store: Store, relative: str) -> Any:
     """The body of a small JSON file, ``None`` if absent; ``ValueError`` if unreadable."""
-    path = store._location.path(relative)
-    try:
-        if store._location.is_local:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        else:
-            raw = store.fs.cat_file(path)
-    except FileNotFoundError:
-        return None
-    return json.loads(raw)
+    raw = store._location.read(relative)
+    return None if raw is None else json.loads(raw)
 
 
 def read_intent(store: Store) -> dict[str, Any] | None:

@@ -145,14 +145,12 @@ def update(store: Store) -> IndexReport:
 
 
 def _read_pointer(store: Store) -> dict[str, Any] | None:
-    fs = store.fs
-    path = store._location.path(RUNS_POINTER)
-    try:
-        with fs.open(path, "r") as fh:
-            body = json.load(fh)
-        return {"dir": str(body["dir"]), "version": int(body["version"]), "rows": int(body["rows"])}
-    except FileNotFoundError:
+    raw = store._location.read(RUNS_POINTER)
+    if raw is None:
         return None
+    try:
+        body = json.loads(raw)
+        return {"dir": str(body["dir"]), "version": int(body["version"]), "rows": int(body["rows"])}
     except (ValueError, KeyError, TypeError):
         return None  # unreadable: the runs are not used, every fragment is scanned
 

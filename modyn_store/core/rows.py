@@ -22,7 +22,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,9 @@ import pyarrow as pa
 
 from engine._search import first_unsorted, hit_positions
 from engine._search import isin_sorted_numpy as _isin_sorted
+from modyn_store.core._keyscan import increasing
 
-__all__ = ["RowReader", "locate_batch", "take_by_row_id"]
+__all__ = ["RowReader", "locate_batch", "locate_keys", "take_by_row_id"]
 
 
 def take_by_row_id(ds: Any, row_ids: np.ndarray, columns: list[str]) -> pa.Table:
@@ -71,15 +72,10 @@ class RowReader:
         with no stored row gets fragment id -1.
         """
         keys = np.ascontiguousarray(keys, dtype=np.int64)
-        order = np.argsort(keys, kind="stable")
-        sk = keys[order]
-        rid = np.zeros(keys.size, np.uint64)
-        frag = np.full(keys.size, -1, np.int64)
-        if sk.size == 0:
-            return rid, frag
-        for t in self._ds.to_batches(columns=["key"], with_row_id=True, with_row_address=True, batch_size=1 << 20):
-            locate_batch(t, sk, order, rid, frag)
-        return rid, frag
+        if keys.size == 0:
+            return locate_keys(keys, ())
+        return locate_keys(keys, self._ds.to_batches(columns=["key"], with_row_id=True, with_row_address=True,
+                                                     batch_size=1 << 20))
 
     def scan(
         self, fragment: int, row_ids: np.ndarray, columns: Sequence[str], *, batch_size: int = 1 << 16
@@ -98,6 +94,21 @@ class RowReader:
     def take(self, row_ids: np.ndarray, columns: Sequence[str]) -> pa.Table:
         """Rows by stable row id, in the order given (fast with deleted rows, unlike take by offset)."""
         return self._ds._take_rows(pa.array(np.asarray(row_ids, dtype=np.uint64), pa.uint64()), columns=list(columns))
+
+
+def locate_keys(
+    keys: np.ndarray, batches: Iterable[pa.RecordBatch], dead: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stable row ids (uint64) and fragment ids (int64, -1: not found) of the int64 ``keys``,
+    aligned with them, from scanned batches of ``key``, ``_rowid`` and ``_rowaddr`` (rows with a
+    ``dead`` key skipped; see :func:`locate_batch`)."""
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    rid = np.zeros(keys.size, np.uint64)
+    frag = np.full(keys.size, -1, np.int64)
+    for batch in batches:
+        locate_batch(batch, sk, order, rid, frag, dead)
+    return rid, frag
 
 
 def locate_batch(
@@ -124,9 +135,10 @@ def locate_batch(
     if hi <= lo:
         return
     wanted = sorted_keys[lo:hi]
-    if int(stored[-1]) - int(stored[0]) == stored.size - 1 and bool(np.all(np.diff(stored) == 1)):
+    ordered = increasing(stored)
+    if ordered and int(stored[-1]) - int(stored[0]) == stored.size - 1:  # consecutive keys
         idx = wanted - stored[0]
-    elif first_unsorted(stored) < 0:
+    elif ordered or first_unsorted(stored) < 0:
         idx = hit_positions(stored, sorted_keys)
     else:
         idx = np.flatnonzero(_isin_sorted(stored, wanted))

@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modyn_store.app._fmt import md_cell, share
 from modyn_store.app.pipeline.config import PipelineConfig, parse_pipeline
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.runner import RunEvent, RunResult, Runner, ingest
@@ -348,20 +349,12 @@ def time_table(runs: Sequence[RunResult], phases: Mapping[str, float], total: fl
         score = sum(t.score_seconds for t in r.trainings)
         book = sum(t.bookkeeping_seconds for t in r.trainings)
         book_all += book
-        lines.append(f"| pipeline {_md_cell(r.config.name)} | {r.seconds:.2f} | {fit:.2f} | {score:.2f} "
-                     f"| {r.evaluation_seconds:.2f} | {book:.2f} | {_pct(book, r.seconds)} |")
+        lines.append(f"| pipeline {md_cell(r.config.name)} | {r.seconds:.2f} | {fit:.2f} | {score:.2f} "
+                     f"| {r.evaluation_seconds:.2f} | {book:.2f} | {share(book, r.seconds)} |")
     for name, sec in phases.items():
         lines.append(f"| {name} | {sec:.2f} | | | | | |")
-    lines.append(f"| whole run | {total:.2f} | | | | {book_all:.2f} | {_pct(book_all, total)} |")
+    lines.append(f"| whole run | {total:.2f} | | | | {book_all:.2f} | {share(book_all, total)} |")
     return "\n".join(lines) + "\n"
-
-
-def _pct(part: float, whole: float) -> str:
-    return f"{100.0 * part / whole:.1f}" if whole > 0 else "-"
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def _append_time_table(md: Path, runs: Sequence[RunResult], phases: Mapping[str, float], total: float) -> None:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import fsspec
 
+from modyn_store.app._fmt import md_cell, share
 from modyn_store.app.report.plots import plot_cost_vs_metric, plot_heatmap, plot_metric_over_time
 from modyn_store.app.report.records import COST_LABELS, COSTS, PipelineResult, SummaryRow, TriggerRecord
 from modyn_store.core.errors import InvalidArgumentError
@@ -153,10 +154,6 @@ def summarize(results: Sequence[PipelineResult], *, cost: str = "passes") -> lis
     ]
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
     """Render the summary rows as a Markdown table (numbers: seconds 2 decimals, metric 4).
 
@@ -170,9 +167,9 @@ def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
     lines = [head, "|" + "---|" * 4 + "---:|" * 10 + ":---:|"]
     for r in rows:
         lines.append(
-            f"| {_md(r.name)} | {_md(r.trigger)} | {_md(r.selection)} | {_md(r.update)} | {r.n_triggers} "
+            f"| {md_cell(r.name)} | {md_cell(r.trigger)} | {md_cell(r.selection)} | {md_cell(r.update)} | {r.n_triggers} "
             f"| {r.samples_trained} | {r.forward_passes} | {r.rows_scanned} | {r.wall_seconds:.2f} "
-            f"| {_share(r.bookkeeping_seconds, r.wall_seconds)} | {r.train_seconds:.2f} "
+            f"| {share(r.bookkeeping_seconds, r.wall_seconds)} | {r.train_seconds:.2f} "
             f"| {r.mean_metric:.4f} | {_pm(r.mean_margin)} | {r.final_metric:.4f} | {'yes' if r.pareto else ''} |"
         )
     return "\n".join(lines) + "\n"
@@ -180,10 +177,6 @@ def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
 
 def _pm(m: float) -> str:
     return "-" if math.isnan(m) else f"{m:.4f}"
-
-
-def _share(part: float, whole: float) -> str:
-    return f"{100.0 * part / whole:.1f}" if whole > 0 else "-"
 
 
 def _html_table(rows: Sequence[SummaryRow], metric: str) -> str:
@@ -194,7 +187,7 @@ def _html_table(rows: Sequence[SummaryRow], metric: str) -> str:
     for r in rows:
         cells = [r.name, r.trigger, r.selection, r.update, str(r.n_triggers), str(r.samples_trained),
                  str(r.forward_passes), str(r.rows_scanned), f"{r.wall_seconds:.2f}",
-                 _share(r.bookkeeping_seconds, r.wall_seconds), f"{r.train_seconds:.2f}", f"{r.mean_metric:.4f}",
+                 share(r.bookkeeping_seconds, r.wall_seconds), f"{r.train_seconds:.2f}", f"{r.mean_metric:.4f}",
                  _pm(r.mean_margin), f"{r.final_metric:.4f}", "yes" if r.pareto else ""]  # fmt: skip
         out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     out.append("</table>")
@@ -209,9 +202,9 @@ def _trigger_table(r: PipelineResult) -> str:
              "| loading + catalog s |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in r.triggers:
         label = r.slice_labels[t.last_slice] if 0 <= t.last_slice < len(r.slice_labels) else str(t.last_slice)
-        lines.append(f"| {t.index} | {t.data_version} | {_md(label)} | {t.n_samples} | {t.train_seconds:.2f} "
+        lines.append(f"| {t.index} | {t.data_version} | {md_cell(label)} | {t.n_samples} | {t.train_seconds:.2f} "
                      f"| {t.forward_passes} | {t.rows_scanned} | {t.wall:.2f} | {t.bookkeeping_seconds:.2f} "
-                     f"| {_share(t.bookkeeping_seconds, t.wall)} | {t.trigger_seconds:.2f} "
+                     f"| {share(t.bookkeeping_seconds, t.wall)} | {t.trigger_seconds:.2f} "
                      f"| {t.selection_bookkeeping:.2f} | {t.loading_seconds:.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -263,9 +256,9 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
     pareto = write("cost_vs_metric.png", plot_cost_vs_metric(rows, metric=metric, cost_label=COST_LABELS[cost]))
     names = [p.rsplit("/", 1)[-1] for p in (curve, pareto, *heatmaps)]
 
-    md = [f"# {_md(title)}", "", markdown_table(rows, metric), ""]
+    md = [f"# {md_cell(title)}", "", markdown_table(rows, metric), ""]
     md += [f"![metric over time]({names[0]})", "", f"![cost vs metric]({names[1]})", ""]
-    md += [f"## {_md(r.name)}\n\n![heat map]({n})\n\n{_trigger_table(r)}" for r, n in zip(results, names[2:])]
+    md += [f"## {md_cell(r.name)}\n\n![heat map]({n})\n\n{_trigger_table(r)}" for r, n in zip(results, names[2:])]
     markdown = write("report.md", "\n".join(md).encode())
     body = [f"<h1>{html.escape(title)}</h1>", _html_table(rows, metric)]
     body += [f'<img src="{html.escape(n)}" alt="{html.escape(n)}">' for n in names[:2]]
