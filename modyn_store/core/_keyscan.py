@@ -7,6 +7,13 @@ into one preallocated output array, and the checksum of what was copied is added
 the scan (no concatenation, no boolean mask over every key, no second checksum pass) unless the
 keys did not arrive sorted, in which case they are sorted once at the end.
 
+A batch that is strictly increasing and spans exactly its length (auto-assigned or time-ordered
+keys) holds exactly the keys ``first .. last``: its dead keys are at their offsets from the
+first (no search), and its checksum is :func:`~modyn_store.core.integrity.run_checksum` of the
+two ends (kept by the process) minus that of the dead keys dropped, so the six passes of the
+mix run over the dead keys instead of the batch. The one pass that establishes the run reads
+every key, so a changed key still changes the answer or the checksum.
+
 Example
 -------
 >>> import numpy as np
@@ -24,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import first_unsorted, hit_positions, isin_sorted_numpy
-from modyn_store.core.integrity import Checksum
+from modyn_store.core.integrity import Checksum, run_checksum
 
 __all__ = ["SCAN_BATCH", "LiveKeys", "SeenKeys", "SeenSet", "arrow_mask", "dead_positions", "filter_batch", "increasing"]
 
@@ -65,6 +72,16 @@ def filter_batch(batch: pa.RecordBatch, keep: np.ndarray) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([c.filter(mask) for c in batch.columns], schema=batch.schema)
 
 
+def _strict_hits(keys: np.ndarray, dead: np.ndarray, first: int, last: int) -> np.ndarray:
+    """Ascending positions of the strictly increasing ``keys`` (from ``first`` to ``last``)
+    that occur in the sorted, distinct ``dead``: one search per dead key in range."""
+    b = dead[int(np.searchsorted(dead, first, side="left")) : int(np.searchsorted(dead, last, side="right"))]
+    if not b.size:
+        return np.empty(0, np.intp)
+    at = np.searchsorted(keys, b)  # (b lies within [first, last]: every position is in keys)
+    return at[keys[at] == b]  # type: ignore[no-any-return]
+
+
 class LiveKeys:
     """Collects the keys of ``add``-ed batches minus the sorted, distinct ``dead`` keys.
 
@@ -81,6 +98,7 @@ class LiveKeys:
         self._last: int | None = None
         self.ordered = True
         self.checksum = Checksum()
+        self._gone: list[tuple[int, int]] = []  # ranges of ``dead`` dropped from runs
 
     def _room(self, m: int) -> np.ndarray:
         if self._n + m > self._out.size:
@@ -94,12 +112,26 @@ class LiveKeys:
         m = keys.size
         if m == 0:
             return
-        batch_sorted = first_unsorted(keys) < 0
-        if not batch_sorted or (self._last is not None and int(keys[0]) < self._last):
+        first, last = int(keys[0]), int(keys[-1])
+        strict = increasing(keys)
+        batch_sorted = strict or first_unsorted(keys) < 0
+        if not batch_sorted or (self._last is not None and first < self._last):
             self.ordered = False
-        self._last = int(keys[-1])
+        self._last = last
+        # strictly increasing and spanning exactly its length: the batch is the run of keys
+        # first .. last (auto-assigned or time-ordered keys), whose checksum is a function of
+        # the two ends and whose dead keys sit at their offsets from the first
+        run = strict and last - first == m - 1
         if not self._dead.size:
             pos = np.empty(0, np.intp)
+        elif run:
+            lo = int(np.searchsorted(self._dead, first, side="left"))
+            hi = int(np.searchsorted(self._dead, last, side="right"))
+            pos = self._dead[lo:hi] - first
+            if hi > lo:
+                self._dropped(lo, hi)
+        elif strict:
+            pos = _strict_hits(keys, self._dead, first, last)
         elif batch_sorted:
             pos = hit_positions(keys, self._dead)
         else:
@@ -113,12 +145,27 @@ class LiveKeys:
             keys = keys[keep]  # (boolean indexing: many times faster than np.compress(out=))
         dst = self._room(keys.size)
         np.copyto(dst, keys)
-        self.checksum.add(dst)
+        if run:
+            self.checksum.add_value(run_checksum(first, m))
+        else:
+            self.checksum.add(dst)
         self._n += dst.size
+
+    def _dropped(self, lo: int, hi: int) -> None:
+        """Record that the dead keys ``dead[lo:hi]`` were dropped from a run whose whole
+        checksum was added: their checksum is taken out in :meth:`finish`, adjacent ranges
+        (consecutive batches) merged so that it takes a few passes, not one per batch."""
+        if self._gone and self._gone[-1][1] == lo:
+            self._gone[-1] = (self._gone[-1][0], hi)
+        else:
+            self._gone.append((lo, hi))
 
     def finish(self, extra: np.ndarray | None = None) -> tuple[np.ndarray, int]:
         """The collected keys plus ``extra`` (keys with no stored row), sorted ascending, and
         their checksum (of exactly the keys returned)."""
+        for lo, hi in self._gone:
+            self.checksum.remove(self._dead[lo:hi])
+        self._gone = []
         if extra is not None and extra.size:
             dst = self._room(extra.size)
             np.copyto(dst, extra)

@@ -195,3 +195,68 @@ def test_a_stream_resumes_with_bounded_memory_or_says_it_cannot(
     else:
         got = np.concatenate(list(stream))
         assert got.size == snap.count() and np.array_equal(np.sort(got), snap.keys())
+
+
+@pytest.mark.parametrize(
+    "first, n", [(0, 1), (0, 10), (-5, 11), (10**12, 70000), (2**63 - 1000, 1000), (-(2**63), 1000)]
+)
+def test_run_checksum_is_the_checksum_of_the_run(first: int, n: int) -> None:
+    want = _mix_reference(np.arange(n, dtype=np.int64) + np.int64(first))
+    assert integrity.run_checksum(first, n) == want
+    assert integrity.run_checksum(first, n) == want  # the kept value
+
+
+def test_runs_and_lookalikes_give_the_reference_keys_and_checksum(monkeypatch: pytest.MonkeyPatch) -> None:
+    # batches that are runs of consecutive keys take their checksum from their ends; batches
+    # with the same ends and length that are no run (a repeat, a swap) must not
+    runs: list[tuple[int, int]] = []
+    real = integrity.run_checksum
+
+    def counted(first: int, n: int) -> int:
+        runs.append((first, n))
+        return real(first, n)
+
+    from modyn_store.core import _keyscan
+
+    monkeypatch.setattr(_keyscan, "run_checksum", counted)
+    batches = [
+        np.arange(0, 100),  # a run, dead keys at both ends
+        np.arange(100, 200),  # the next run: its dropped dead keys adjoin the previous ones
+        np.arange(300, 400),  # a run after a gap that holds a dead key (250)
+        np.array([400, 401, 401, 403]),  # ends 400..403 and length 4, but a repeat
+        np.array([500, 502, 501, 503]),  # ends 500..503 and length 4, but out of order
+        np.array([600, 601, 603, 604, 605]),  # sorted, no run: a gap
+        np.arange(700, 705)[::-1].copy(),  # descending
+        np.arange(2**63 - 5, 2**63 - 1),  # a run ending at the largest key
+    ]
+    dead = np.array([0, 50, 99, 100, 150, 199, 250, 300, 399, 401, 502, 603, 702, 2**63 - 2], dtype=np.int64)
+    extra = np.array([10**6], dtype=np.int64)
+    live = LiveKeys(dead, sum(b.size for b in batches) + 1)
+    for b in batches:
+        live.add(b.astype(np.int64))
+    got, checksum = live.finish(extra)
+    want = _reference([b.astype(np.int64) for b in batches], dead, extra)
+    assert np.array_equal(got, want)
+    assert checksum == _mix_reference(want)
+    assert runs == [(0, 100), (100, 100), (300, 100), (2**63 - 5, 4)]
+
+
+def test_a_read_of_shifted_keys_is_caught_after_their_runs_were_checked(tmp_path: object) -> None:
+    # the same number of keys, each one higher, still one run: only the run's other ends tell;
+    # a read made before the damage (its run checksums kept by the process) must not mask it
+    import lance
+    import pyarrow as pa
+
+    from modyn_store import CorruptionError, Store
+
+    store = Store.open(f"{tmp_path}/s", create=True)
+    store.append(pa.table({"ts": np.arange(5000)}))
+    store.delete(keys=np.arange(100, 4000, 7))  # (all still inside the shifted range)
+    want = Store.open(store.uri).as_of().keys()
+    assert want.size == 5000 - 558
+    uri = store._tables.uri("samples")
+    t = lance.dataset(uri).to_table()
+    shifted = t.set_column(t.schema.get_field_index("key"), "key", pa.compute.add(t.column("key"), 1))
+    lance.write_dataset(shifted, uri, mode="overwrite")
+    with pytest.raises(CorruptionError, match="other keys than"):
+        Store.open(store.uri).as_of().keys()
