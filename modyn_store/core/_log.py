@@ -77,6 +77,25 @@ def _decode(raw: bytes, version: int, where: str) -> VersionRecord:
     return record
 
 
+#: records decoded by this process, by version and the exact bytes of their object: a fresh
+#: ``Store.open`` still reads every object, but decodes only bodies it has not seen
+_DECODED: dict[tuple[int, bytes], VersionRecord] = {}
+_DECODED_MAX = 1 << 12
+
+
+def _decoded(raw: bytes, version: int, where: str) -> VersionRecord:
+    """:func:`_decode`, or the record decoded earlier from the same bytes for the same version
+    (records are frozen and shared, like those a log keeps in ``_objects``)."""
+    key = (version, bytes(raw))
+    rec = _DECODED.get(key)
+    if rec is None:
+        rec = _decode(raw, version, where)
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[key] = rec
+    return rec
+
+
 class VersionLog:
     """The committed versions of one store (see the module docstring)."""
 
@@ -156,8 +175,10 @@ class VersionLog:
                 for v in tail:
                     rec = self._objects.get(v)
                     if rec is None:
-                        raw = self.store.fs.cat_file(self._path(v))
-                        rec = self._objects[v] = _decode(raw, v, self._path(v))
+                        raw = self.store._location.read(f"{LOG}/{v:012d}.json")
+                        if raw is None:
+                            raise FileNotFoundError(self._path(v))
+                        rec = self._objects[v] = _decoded(raw, v, self._path(v))
                     out.append(rec)
             except FileNotFoundError:
                 continue  # folded into the table meanwhile: read again
