@@ -112,7 +112,7 @@ class LiveKeys:
         m = keys.size
         if m == 0:
             return
-        first, last = int(keys[0]), int(keys[-1])
+        scanned, first, last = keys, int(keys[0]), int(keys[-1])
         strict = increasing(keys)
         batch_sorted = strict or first_unsorted(keys) < 0
         if not batch_sorted or (self._last is not None and first < self._last):
@@ -146,7 +146,7 @@ class LiveKeys:
         dst = self._room(keys.size)
         np.copyto(dst, keys)
         if run:
-            self.checksum.add_value(run_checksum(first, m))
+            self.checksum.add_value(run_checksum(first, m, scanned))
         else:
             self.checksum.add(dst)
         self._n += dst.size

@@ -100,14 +100,15 @@ RUNS_KEPT = 1 << 15
 _RUNS: dict[tuple[int, int], int] = {}
 
 
-def run_checksum(first: int, n: int) -> int:
+def run_checksum(first: int, n: int, run: np.ndarray | None = None) -> int:
     """``key_checksum`` of the ``n`` consecutive keys ``first, first + 1, ..., first + n - 1``.
 
     A pure function of ``(first, n)``, so the process keeps the values it computed (oldest
     dropped beyond :data:`RUNS_KEPT`): a scanned batch of keys that is strictly increasing and
     spans exactly its length is that run, and its checksum needs no pass over it. Nothing
     about a store is kept here; the caller establishes from the keys it read that they are
-    the run.
+    the run. ``run``: the run itself, if the caller holds it (a first computation then mixes
+    it instead of making it).
 
     >>> run_checksum(10, 5) == key_checksum(np.arange(10, 15))
     True
@@ -115,9 +116,10 @@ def run_checksum(first: int, n: int) -> int:
     key = (int(first), int(n))
     value = _RUNS.get(key)
     if value is None:
-        keys = np.arange(key[1], dtype=np.int64)
-        keys += np.int64(key[0])  # (never past the last key: no overflow where keys end at 2^63 - 1)
-        value = key_checksum(keys)
+        if run is None or run.size != key[1]:
+            run = np.arange(key[1], dtype=np.int64)
+            run += np.int64(key[0])  # (never past the last key: no overflow where keys end at 2^63 - 1)
+        value = key_checksum(run)
         while len(_RUNS) >= RUNS_KEPT:
             try:
                 del _RUNS[next(iter(_RUNS))]

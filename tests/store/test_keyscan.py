@@ -202,8 +202,11 @@ def test_a_stream_resumes_with_bounded_memory_or_says_it_cannot(
 )
 def test_run_checksum_is_the_checksum_of_the_run(first: int, n: int) -> None:
     want = _mix_reference(np.arange(n, dtype=np.int64) + np.int64(first))
+    integrity._RUNS.clear()
     assert integrity.run_checksum(first, n) == want
     assert integrity.run_checksum(first, n) == want  # the kept value
+    integrity._RUNS.clear()
+    assert integrity.run_checksum(first, n, np.arange(n, dtype=np.int64) + np.int64(first)) == want
 
 
 def test_runs_and_lookalikes_give_the_reference_keys_and_checksum(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,9 +215,9 @@ def test_runs_and_lookalikes_give_the_reference_keys_and_checksum(monkeypatch: p
     runs: list[tuple[int, int]] = []
     real = integrity.run_checksum
 
-    def counted(first: int, n: int) -> int:
+    def counted(first: int, n: int, run: np.ndarray | None = None) -> int:
         runs.append((first, n))
-        return real(first, n)
+        return real(first, n, run)
 
     from modyn_store.core import _keyscan
 
