@@ -51,6 +51,8 @@ class FragmentRanges:
         # fragment ids the journal holds as far as this process knows, and its size
         self._saved: dict[str, set[int]] = {}
         self._size: dict[str, int] = {}
+        # the last answer of get() per table: (Lance version, ranges)
+        self._memo: dict[str, tuple[int, dict[int, tuple[int, int]]]] = {}
 
     def _path(self, name: str, suffix: str = ".fragments.jsonl") -> str:
         return self.location.path(_relative(name, suffix))
@@ -84,18 +86,24 @@ class FragmentRanges:
 
         With ``assume``, unknown fragments with an id above ``created_after`` are taken to
         hold only version ``assume`` (the writer's own, just appended) without reading them.
+
+        The answer for the Lance version last asked about is kept: a Lance version of a table
+        never changes its fragments (a new commit is a new version), so a writer's check at
+        the start of its write, its delete's scan and the readers between two writes do not
+        walk the fragment list again.
         """
-        frags = ds.get_fragments()
+        memo = self._memo.get(name)
+        if memo is not None and memo[0] == ds.version:
+            return dict(memo[1])
+        frags = [(f.fragment_id, f.physical_rows, f) for f in ds.get_fragments()]
         known = self._known.get(name)
         if known is None or any(
-            f.fragment_id not in known and (assume is None or f.fragment_id <= created_after) for f in frags
+            fid not in known and (assume is None or fid <= created_after) for fid, _, _ in frags
         ):
             self._load(name)  # another process may have recorded them
             known = self._known[name]
         out: dict[int, tuple[int, int]] = {}
-        for frag in frags:
-            fid = frag.fragment_id
-            rows = frag.physical_rows
+        for fid, rows, frag in frags:
             hit = known.get(fid)
             if hit is None or hit[2] != rows:
                 if assume is not None and fid > created_after:
@@ -105,11 +113,13 @@ class FragmentRanges:
                     hit = (int(col.min()), int(col.max()), rows) if col.size else (0, -1, rows)
                 known[fid] = hit
             out[fid] = (hit[0], hit[1])
-        return out
+        self._memo[name] = (ds.version, out)
+        return dict(out)
 
     def forget(self, name: str) -> None:
         """Drop what memory holds of ``name`` (its folder was removed)."""
         self._known.pop(name, None)
+        self._memo.pop(name, None)
         self._saved.pop(name, None)
         self._size.pop(name, None)
 

@@ -372,9 +372,9 @@ class Tables:
         ds = self.open(name)
         if ds is None:
             return
+        if len(ds.fragment_ids()) <= max_fragments:
+            return  # (a count without a Python object per fragment: this runs after every write)
         frags = ds.get_fragments()
-        if len(frags) <= max_fragments:
-            return
         sizes = sorted(f.physical_rows for f in frags)
         target = min(sum(sizes[: max_fragments * 3 // 4]) + 1, _TARGET_ROWS)
         keep = [f.fragment_id for f in frags if f.physical_rows >= target]

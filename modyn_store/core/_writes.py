@@ -156,17 +156,20 @@ def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: 
     if ds is None:
         return np.empty(0, np.int64)
     ranges = store._tables.fragment_versions("samples", ds)
-    full, partial = [], []
-    for frag in ds.get_fragments():
-        lo, hi = ranges[frag.fragment_id]
-        if hi <= committed:
-            full.append(frag)
-        elif lo <= committed:
-            partial.append(frag)
+    plan: list[tuple[list[Any] | None, list[str]]]
+    if all(hi <= committed for _, hi in ranges.values()):
+        plan = [(None, ["key"])]  # every fragment in full (the usual case): no fragment list
+    else:
+        full, partial = [], []
+        for frag in ds.get_fragments():
+            lo, hi = ranges[frag.fragment_id]
+            if hi <= committed:
+                full.append(frag)
+            elif lo <= committed:
+                partial.append(frag)
+        plan = [(frags, columns) for frags, columns in ((full, ["key"]), (partial, ["key", "_version"])) if frags]
     parts: list[np.ndarray] = []
-    for frags, columns in ((full, ["key"]), (partial, ["key", "_version"])):
-        if not frags:
-            continue
+    for frags, columns in plan:
         try:
             # large batches, in any order (the keys are sorted after): a filtered scan pays per
             # batch, and Lance's default of 8,192 rows made this read 1.4x slower at 10^6 rows
