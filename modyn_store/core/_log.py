@@ -104,6 +104,8 @@ class VersionLog:
         self._checkpoint: tuple[int, list[VersionRecord]] | None = None  # (Lance version, rows)
         self._objects: dict[int, VersionRecord] = {}  # records read from objects (immutable)
         self._waiting = 0  # record objects above the table when this process last looked
+        # (versions dataset, its row count) as last read: reused while the table has not moved
+        self._table_seen: tuple[Any, int] | None = None
 
     # -- paths ---------------------------------------------------------------------------
     def _path(self, version: int) -> str:
@@ -127,13 +129,21 @@ class VersionLog:
         """(checkpoint dataset, its row count C, the record objects C+1, C+2 ...), consistent."""
         gaps = 0
         for _ in range(100 * READ_ATTEMPTS):
-            ds = self.store._tables.open("versions")
-            base = int(ds.count_rows()) if ds is not None else 0
+            seen = self._table_seen
+            if seen is not None:
+                # the table as this process last found it: if it has not moved (checked below,
+                # after the listing), its row count is still the one read then
+                ds, base = seen
+            else:
+                ds = self.store._tables.open("versions")
+                base = int(ds.count_rows()) if ds is not None else 0
             tail = [v for v in self._listed() if v > base]
             # a checkpoint commits the table before it removes objects: if the table did not
             # move while the objects were listed, none above its rows was removed
             if self.store._tables.moved_on("versions", ds):
+                self._table_seen = None
                 continue
+            self._table_seen = (ds, base)
             if not tail or tail[-1] - base == len(tail) and tail[0] == base + 1:
                 self._waiting = len(tail)
                 return ds, base, tail
@@ -220,7 +230,6 @@ class VersionLog:
         path = self._path(record.version)
         data = _encode(record)
         loc = self.store._location
-        fs = self.store.fs
         if loc.is_local:
             # a free file is only taken once it left the log two checkpoints ago or earlier
             reused = _reuse_local(loc.path(FREE), path, data, record.version - 2 * CHECKPOINT_EVERY)
@@ -228,6 +237,7 @@ class VersionLog:
         elif loc.scheme == "s3":
             from modyn_store.core._lease import _precondition_failed
 
+            fs = self.store.fs
             try:
                 fs.pipe_file(path, data, mode="create")
                 created = True
@@ -238,13 +248,14 @@ class VersionLog:
                     raise
                 created = False
         else:  # no conditional create: the in-process writer lock orders commits
+            fs = self.store.fs
             created = not fs.exists(path)
             if created:
                 fs.pipe_file(path, data)
         if created and not loc.is_local and self._state()[1] >= record.version:
             # created after another writer's record of this version was folded into the
             # table and removed (a writer that lost its lease): the table's record stands
-            fs.rm(path)
+            self.store.fs.rm(path)
             created = False
         if not created:
             raise ConflictError(

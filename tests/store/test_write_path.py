@@ -285,3 +285,125 @@ def test_every_row_carries_its_own_version_across_appends_of_any_size(tmp_path: 
     want |= {k: 3 for k in range(80_000, 230_007)} | {k: 4 for k in range(300_000, 300_003)}
     assert got == want
     assert [store.as_of(v).count() for v in range(5)] == [0, 70_000, 70_010, 220_017, 220_020]
+
+
+# -- what a writer keeps in memory between its writes ----------------------------------------
+_OTHER_PROCESS = """
+import sys
+import numpy as np
+from modyn_store import Store
+from modyn_store.core import _log
+_log.CHECKPOINT_EVERY = 4
+s = Store.open(sys.argv[1])
+for i in range(9):  # two checkpoints: the log's table moves, record objects leave _log/
+    k = np.arange(100 + 10 * i, 110 + 10 * i, dtype=np.int64)
+    s.append({"key": k, "ts": k * 10, "x": k.astype(np.float32)})
+s.delete(keys=[105])
+"""
+
+
+def test_a_writer_sees_what_another_process_wrote_between_two_of_its_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log's table state and the fragment ranges a process keeps are valid only while
+    the table has not moved: another process's appends, delete and checkpoints in between
+    must be seen by the next read and write (else ranges miss fragments and the log has gaps)."""
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 4)
+    uri = str(tmp_path / "s")
+    a = Store.open(uri, create=True)
+    for i in range(5):  # a checkpoint at 4: the log's table exists
+        a.append(_rows(10 * i, 10 * i + 10))
+    a.delete(keys=[3])
+    assert a.version == 6 and a.as_of().count() == 49
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", _OTHER_PROCESS, uri], capture_output=True, text=True,
+                         timeout=300, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    fresh = Store.open(uri)
+    assert a.version == fresh.version == 16
+    assert a.log() == fresh.log()
+    assert [r.version for r in a.log()] == list(range(1, 17))
+    # every version's keys, through the fragment ranges a kept from before
+    for v in range(17):
+        assert a.as_of(v).keys().tolist() == fresh.as_of(v).keys().tolist()
+    assert a.as_of(15).count() == 49 + 90
+    # a's next writes commit on top of the other process's versions and see its rows
+    assert a.delete(where="key >= 100").deleted == 89
+    record = a.append(_rows(1000, 1010))
+    assert (record.version, record.max_key, record.live) == (18, 1009, 59)
+    assert Store.open(uri).log() == a.log()
+
+
+def test_a_checkpoint_killed_before_it_removed_its_objects_is_read_right_by_a_writer_that_kept_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log's table moves under a process that keeps its row count: a checkpoint by
+    another writer, killed after its table commit and before it moved the record objects."""
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 3)
+    uri = str(tmp_path / "s")
+    a = Store.open(uri, create=True)
+    a.append(_rows(0, 10))
+    assert a.version == 1  # a has read the log: no table yet
+    b = Store.open(uri)
+    b.append(_rows(10, 20))
+
+    class Killed(BaseException):
+        pass
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(_log.os, "rename", killed)  # (local record files are moved to .free)
+    with pytest.raises(Killed):
+        b.append(_rows(20, 30))  # version 3 commits, then its checkpoint dies half-way
+    monkeypatch.undo()
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 3)
+    assert sorted(n for n in os.listdir(a.path("_log")) if n.endswith(".json")) == [f"{v:012d}.json" for v in (1, 2, 3)]
+    assert a._tables.open("versions").count_rows() == 3
+    assert a.version == 3 and [r.version for r in a.log()] == [1, 2, 3]
+    assert a.append(_rows(30, 40)).version == 4
+    assert a.as_of().count() == 40
+    fresh = Store.open(uri)
+    assert [r.version for r in fresh.log()] == [1, 2, 3, 4] and fresh.as_of(3).count() == 30
+
+
+def test_the_log_table_going_back_under_a_writer_that_kept_it_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost manifest of the log's table (it goes back to before a checkpoint) is found by a
+    process that read the table before: its kept row count is never trusted then."""
+    import glob
+
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 2)
+    uri = str(tmp_path / "s")
+    a = Store.open(uri, create=True)
+    for i in range(4):
+        a.append(_rows(10 * i, 10 * i + 10))
+    assert a.version == 4
+    manifests = sorted(glob.glob(a.path("versions.lance/_versions/*.manifest")), key=os.path.getmtime)
+    os.remove(manifests[-1])  # the checkpoint of versions 3 and 4 is lost, their objects are gone
+    hint = a.path("versions.lance/_versions/latest_version_hint.json")
+    if os.path.exists(hint):
+        os.remove(hint)
+    with pytest.raises(CorruptionError):
+        a.append(_rows(100, 110))
+    assert a._tables.open("samples").count_rows() == 40  # nothing written on top
+
+
+def test_fragment_ranges_are_kept_per_lance_version(tmp_path: Path) -> None:
+    """The ranges kept for one Lance version of the samples are not answered for another:
+    another writer's fragments get theirs, and a reader of an older checkout gets its own."""
+    uri = str(tmp_path / "s")
+    a = Store.open(uri, create=True)
+    b = Store.open(uri)
+    a.append(_rows(0, 10))
+    old = a._tables.open("samples")
+    assert a._tables.fragment_versions("samples", old) == {0: (1, 1)}
+    b.append(_rows(10, 20))
+    b.append(_rows(20, 30))
+    new = a._tables.open("samples")
+    assert sorted(a._tables.fragment_versions("samples", new).values()) == [(1, 1), (2, 2), (3, 3)]
+    assert a._tables.fragment_versions("samples", old) == {0: (1, 1)}
+    got = a._tables.fragment_versions("samples", new)
+    got.clear()  # callers get their own copy
+    assert len(a._tables.fragment_versions("samples", new)) == 3
