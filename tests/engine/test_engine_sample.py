@@ -136,6 +136,29 @@ def test_weighted_large_input_matches_reference(k: int) -> None:
     np.testing.assert_allclose(iw, ref_iw, rtol=1e-12)
 
 
+def test_weighted_parallel_path_matches_reference_at_any_thread_count() -> None:
+    # Just over 2^18 rows: hashed ranks go parallel from there; k = 50,000 leaves more candidates
+    # than the radix select's cut-over, so the k-th rank comes from it.
+    import numba
+
+    k = 50_000
+    rng = np.random.default_rng(k)
+    n = (1 << 18) + 1000
+    w = rng.uniform(0.0, 2.0, n)
+    w[rng.random(n) < 0.02] = 0.0
+    idx = weighted_sample(w, k, seed=k)
+    assert idx.tolist() == naive.weighted_sample(w, k, k)[0]
+    uni = uniform_sample(n, k, seed=k)
+    assert uni.tolist() == naive.uniform_sample(n, k, k)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert np.array_equal(weighted_sample(w, k, seed=k), idx)
+        assert np.array_equal(uniform_sample(n, k, seed=k), uni)
+    finally:
+        numba.set_num_threads(old)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(0.0, 1e6), max_size=40), st.integers(0, 45), st.integers(0, 2**64 - 1))
 def test_weighted_property(w: list[float], k: int, seed: int) -> None:

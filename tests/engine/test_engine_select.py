@@ -53,6 +53,31 @@ def test_large_input_uses_sampled_threshold_and_is_exact() -> None:
         assert np.array_equal(got, np.sort(ref))
 
 
+@pytest.mark.parametrize("m", [1, 7, 40_000, 300_000])
+def test_kth_largest_equals_sorting(m: int) -> None:
+    # The radix select behind large picks (>= 2^15 candidates), on bit patterns that stress
+    # each digit: extremes of int64, tiny spreads, every value equal, negative and positive.
+    from engine._ranked import _kth_largest
+
+    rng = np.random.default_rng(m)
+    i64 = np.iinfo(np.int64)
+    mixed = rng.integers(i64.min, i64.max, m, endpoint=True)
+    mixed[::7], mixed[::5], mixed[::3] = i64.min, i64.max, 0
+    cases = [
+        rng.integers(i64.min, i64.max, m, endpoint=True),
+        rng.integers(-3, 3, m),
+        np.full(m, i64.min),
+        np.full(m, i64.max),
+        mixed,
+        (rng.standard_normal(m) * 1e-300).view(np.int64),
+        rng.integers(1 << 40, (1 << 40) + 5000, m),
+    ]
+    for a in cases:
+        ref = np.sort(a)
+        for q in sorted({1, 2, m // 3 + 1, m // 2 + 1, max(1, m - 1), m} & set(range(1, m + 1))):
+            assert _kth_largest(a.copy(), q) == ref[m - q]
+
+
 def test_adversarial_periodic_input_falls_back_exactly() -> None:
     # Every sampled row (the sample's stride, 16, is a multiple of 4) holds 0.0, a quarter of all
     # rows: the sampled threshold admits only the 65,536 zeros, too few for k = 70,000, so the
