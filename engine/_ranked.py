@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine._blocks import PARALLEL_ROWS
+from engine._pick import _pick, _pick_par, _select_one
 from engine._random import hash_key, u64_to_open01
 from engine._rank import (
     _I64_MAX,
@@ -41,97 +42,6 @@ _PARALLEL_MIN = 4 * PARALLEL_ROWS  # below this many rows, stay in the calling t
 _PARALLEL_MIN_HASHED = PARALLEL_ROWS  # the same for hashed ranks (a few ns a row: worth it sooner)
 
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
-
-
-_RADIX_MIN = 1 << 15  # below this many values, one np.partition is as fast
-_RADIX_BITS = 11
-_RADIX_MASK = (1 << _RADIX_BITS) - 1
-
-
-@njit(cache=True)
-def _kth_largest(a, q):  # type: ignore[no-untyped-def]
-    """The ``q``-th largest value of the int64 array ``a`` (``1 <= q <= len(a)``); ``a`` is
-    overwritten.
-
-    An MSD radix select: each pass counts one 11-bit digit (sign bit flipped, so unsigned
-    order is int64 order) of the values still in play, keeps those whose digit holds the
-    ``q``-th largest and packs them to the front of ``a``; a pass reads only the values that
-    share every earlier digit. Numba's ``np.partition`` costs about 15 ns a value at 10^6
-    values; a pass costs 1-2.
-    """
-    cnt = a.shape[0]
-    need = q
-    shift = 64 - _RADIX_BITS
-    hist = np.empty(_RADIX_MASK + 1, dtype=np.int64)
-    while cnt >= _RADIX_MIN and shift > -_RADIX_BITS:
-        sh = max(shift, 0)
-        hist[:] = 0
-        for j in range(cnt):
-            hist[((a[j] ^ _I64_MIN) >> sh) & _RADIX_MASK] += 1
-        b = _RADIX_MASK
-        while need > hist[b]:  # the digit bucket holding the need-th largest
-            need -= hist[b]
-            b -= 1
-        w = 0
-        for j in range(cnt):
-            x = a[j]
-            if ((x ^ _I64_MIN) >> sh) & _RADIX_MASK == b:
-                a[w] = x
-                w += 1
-        cnt = w
-        shift -= _RADIX_BITS
-    return np.partition(a[:cnt], cnt - need)[cnt - need]
-
-
-@njit(cache=True)
-def _pick(crank, ctb, idx, q, selected):  # type: ignore[no-untyped-def]
-    """Mark in ``selected`` the ``q`` best candidates among ``idx`` (rank desc, tiebreak asc)."""
-    mg = idx.shape[0]
-    if q <= 0:
-        return
-    if mg <= q:
-        for j in range(mg):
-            selected[idx[j]] = True
-        return
-    tmp = np.empty(mg, dtype=np.int64)
-    for j in range(mg):
-        tmp[j] = crank[idx[j]]
-    v = _kth_largest(tmp, q)  # the q-th largest rank
-    n_gt = 0
-    n_eq = 0
-    for j in range(mg):
-        r = crank[idx[j]]
-        if r > v:
-            selected[idx[j]] = True
-            n_gt += 1
-        elif r == v:
-            n_eq += 1
-    need = q - n_gt
-    ties = np.empty(n_eq, dtype=np.int64)
-    t = 0
-    for j in range(mg):
-        if crank[idx[j]] == v:
-            ties[t] = idx[j]
-            t += 1
-    if n_eq == need:
-        for j in range(n_eq):
-            selected[ties[j]] = True
-        return
-    tbs = np.empty(n_eq, dtype=np.int64)
-    for j in range(n_eq):
-        tbs[j] = ctb[ties[j]]
-    u = np.partition(tbs, need - 1)[need - 1]  # the need-th smallest tiebreak
-    taken = 0
-    for j in range(n_eq):
-        if ctb[ties[j]] < u:
-            selected[ties[j]] = True
-            taken += 1
-    for j in range(n_eq):  # equal (rank, key): earlier position first
-        if taken == need:
-            break
-        if ctb[ties[j]] == u:
-            selected[ties[j]] = True
-            taken += 1
 
 
 @njit(cache=True, inline="always")
@@ -386,12 +296,6 @@ def _effective(thr, quotas, mode, floor):  # type: ignore[no-untyped-def]
     return teff
 
 
-@njit(cache=True, parallel=True)
-def _pick_par(crank, ctb, order, per, quotas, selected):  # type: ignore[no-untyped-def]
-    for g in prange(quotas.shape[0]):
-        _pick(crank, ctb, order[per[g]:per[g + 1]], quotas[g], selected)
-
-
 @njit(cache=True)
 def select_core(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, use_keys,  # type: ignore[no-untyped-def]
                 offset, gids, use_groups, quotas, floor):
@@ -431,6 +335,8 @@ def select_core(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, 
         frac = _passing_fraction(vals, n, mode, magmask, infbits, signmin, negmask, state, keys,
                                  use_keys, offset, gids, use_groups,
                                  _effective(thr, quotas, mode, floor))
+    if n_groups == 1:
+        return _select_one(cpos, crank, keys, use_keys, offset, quotas[0])
     ctb = np.empty(m, dtype=np.int64)
     for j in range(m):
         ctb[j] = keys[cpos[j]] if use_keys else offset + cpos[j]

@@ -57,7 +57,7 @@ def test_large_input_uses_sampled_threshold_and_is_exact() -> None:
 def test_kth_largest_equals_sorting(m: int) -> None:
     # The radix select behind large picks (>= 2^15 candidates), on bit patterns that stress
     # each digit: extremes of int64, tiny spreads, every value equal, negative and positive.
-    from engine._ranked import _kth_largest
+    from engine._pick import _kth_largest
 
     rng = np.random.default_rng(m)
     i64 = np.iinfo(np.int64)
