@@ -5,7 +5,9 @@ are found by searching them in the (sorted) batch and dropped by position, the r
 into one preallocated output array, and the checksum of what was copied is added to a running
 :class:`~modyn_store.core.integrity.Checksum`. Nothing passes over the whole key array after
 the scan (no concatenation, no boolean mask over every key, no second checksum pass) unless the
-keys did not arrive sorted, in which case they are sorted once at the end.
+keys did not arrive sorted, in which case they are sorted once at the end and the dead keys of
+unsorted batches are dropped then (searched in the sorted keys: searching each key of an
+unsorted batch in the dead set cost ~50 ns a key, 5x the rest of such a read at 10^6 keys).
 
 A batch that is strictly increasing and spans exactly its length (auto-assigned or time-ordered
 keys) holds exactly the keys ``first .. last``: its dead keys are at their offsets from the
@@ -99,6 +101,7 @@ class LiveKeys:
         self.ordered = True
         self.checksum = Checksum()
         self._gone: list[tuple[int, int]] = []  # ranges of ``dead`` dropped from runs
+        self._deferred = False  # unsorted batches were added with their dead keys
 
     def _room(self, m: int) -> np.ndarray:
         if self._n + m > self._out.size:
@@ -135,7 +138,10 @@ class LiveKeys:
         elif batch_sorted:
             pos = hit_positions(keys, self._dead)
         else:
-            pos = np.flatnonzero(isin_sorted_numpy(keys, self._dead))
+            # searching every key of an unsorted batch in the dead set costs ~50 ns a key: its
+            # dead keys are dropped after the one sort in finish(), by searching the dead keys
+            self._deferred = True
+            pos = np.empty(0, np.intp)
         if pos.size:
             if self._keep.size < m:
                 self._keep = np.empty(m, bool)
@@ -166,6 +172,19 @@ class LiveKeys:
         for lo, hi in self._gone:
             self.checksum.remove(self._dead[lo:hi])
         self._gone = []
+        if self._deferred:
+            self._deferred = False
+            keys = self._out[: self._n]
+            keys.sort()
+            self.ordered = True
+            pos = hit_positions(keys, self._dead)
+            if pos.size:
+                self.checksum.remove(keys[pos])
+                keep = np.ones(keys.size, bool)
+                keep[pos] = False
+                kept = keys[keep]
+                self._out[: kept.size] = kept
+                self._n = kept.size
         if extra is not None and extra.size:
             dst = self._room(extra.size)
             np.copyto(dst, extra)

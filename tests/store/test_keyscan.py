@@ -231,8 +231,9 @@ def test_runs_and_lookalikes_give_the_reference_keys_and_checksum(monkeypatch: p
         np.array([600, 601, 603, 604, 605]),  # sorted, no run: a gap
         np.arange(700, 705)[::-1].copy(),  # descending
         np.arange(2**63 - 5, 2**63 - 1),  # a run ending at the largest key
+        np.array([803, 801, 803, 802, 801]),  # unsorted with repeats: every copy of a dead key leaves
     ]
-    dead = np.array([0, 50, 99, 100, 150, 199, 250, 300, 399, 401, 502, 603, 702, 2**63 - 2], dtype=np.int64)
+    dead = np.array([0, 50, 99, 100, 150, 199, 250, 300, 399, 401, 502, 603, 702, 801, 2**63 - 2], dtype=np.int64)
     extra = np.array([10**6], dtype=np.int64)
     live = LiveKeys(dead, sum(b.size for b in batches) + 1)
     for b in batches:
