@@ -24,23 +24,30 @@ def _digit(x, sh):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _radix_pass(src, cnt, need, sh, hist, dst):  # type: ignore[no-untyped-def]
-    """One digit of the radix select: packs into ``dst`` the values of ``src[:cnt]`` whose digit
-    holds the ``need``-th largest; returns how many, and ``need`` among them."""
+def _bucket(src, cnt, need, sh, hist):  # type: ignore[no-untyped-def]
+    """Counts the digit at ``sh`` of ``src[:cnt]`` into ``hist``; returns the digit holding the
+    ``need``-th largest value and ``need`` among the values with that digit."""
     hist[:] = 0
     for j in range(cnt):
         hist[_digit(src[j], sh)] += 1
     b = _RADIX_MASK
-    while need > hist[b]:  # the digit bucket holding the need-th largest
+    while need > hist[b]:
         need -= hist[b]
         b -= 1
+    return b, need
+
+
+@njit(cache=True)
+def _pack(src, cnt, sh, b, dst):  # type: ignore[no-untyped-def]
+    """Writes the values of ``src[:cnt]`` whose digit at ``sh`` is ``b`` to the front of ``dst``
+    (which may be ``src``); returns how many."""
     w = 0
     for j in range(cnt):
         x = src[j]
         if _digit(x, sh) == b:
             dst[w] = x
             w += 1
-    return w, need
+    return w
 
 
 @njit(cache=True)
@@ -58,24 +65,14 @@ def _kth_largest(a, q):  # type: ignore[no-untyped-def]
         return np.partition(a, cnt - q)[cnt - q]
     hist = np.empty(_RADIX_MASK + 1, dtype=np.int64)
     shift = 64 - _RADIX_BITS
-    hist[:] = 0
-    for j in range(cnt):
-        hist[_digit(a[j], shift)] += 1
-    b = _RADIX_MASK
-    while q > hist[b]:
-        q -= hist[b]
-        b -= 1
+    b, q = _bucket(a, cnt, q, shift, hist)
     buf = np.empty(hist[b], dtype=np.int64)  # the first pass packs into a buffer of its own
-    w = 0
-    for j in range(cnt):
-        x = a[j]
-        if _digit(x, shift) == b:
-            buf[w] = x
-            w += 1
-    cnt = w
+    cnt = _pack(a, cnt, shift, b, buf)
     shift -= _RADIX_BITS
     while cnt >= _RADIX_MIN and shift > -_RADIX_BITS:
-        cnt, q = _radix_pass(buf, cnt, q, max(shift, 0), hist, buf)
+        sh = max(shift, 0)
+        b, q = _bucket(buf, cnt, q, sh, hist)
+        cnt = _pack(buf, cnt, sh, b, buf)
         shift -= _RADIX_BITS
     return np.partition(buf[:cnt], cnt - q)[cnt - q]
 
