@@ -17,6 +17,8 @@ Example
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import errno
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -150,8 +152,12 @@ class Store:
         return self._log.records()
 
     def log(self) -> list[VersionRecord]:
-        """Every committed version, oldest first."""
-        return list(self._read_records())
+        """Every committed version, oldest first.
+
+        The records are the caller's own: their ``details`` are copies, so changing them changes
+        nothing the store (or another ``Store`` of this process) reads.
+        """
+        return [dataclasses.replace(r, details=copy.deepcopy(r.details)) for r in self._read_records()]
 
     @property
     def version(self) -> int:

@@ -209,3 +209,22 @@ def test_without_a_manifest_to_key_by_nothing_is_kept(tmp_path: Path) -> None:
     for _ in range(2):
         cache.get(ds, "k", lambda d: calls.append(1) or np.zeros(1))
     assert len(calls) == 2 and not cache._items
+
+
+def test_records_handed_out_by_log_are_the_callers_own(tmp_path: Path) -> None:
+    # Decoded log records are shared by every Store of the process: a caller changing the
+    # details of a record from log() must change nothing another open reads or checks.
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    store.append(_rows(np.arange(100)))
+    store.append(_rows(np.arange(100, 200)))
+    for _ in range(2):  # the second open decodes nothing: its records come from the process
+        mine = Store.open(uri).log()
+        for rec in mine:
+            rec.details["checksum"] = "0000000000000001"  # another checksum than the keys'
+    assert Store.open(uri).as_of(2).keys().tolist() == list(range(200))
+    assert all(rec.details["checksum"] != "0000000000000001" for rec in Store.open(uri).log())
+    from modyn_store.core.verify import verify
+
+    report = verify(uri, deep=True)
+    assert report.ok and not report.findings, report
