@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from modyn_store.core.errors import CorruptionError
+
 if TYPE_CHECKING:
     from modyn_store.core.records import VersionRecord
     from modyn_store.core.store import Store
@@ -183,6 +185,19 @@ def expected_live(
     return live
 
 
+def _checksum_value(cs: object, version: int) -> int:
+    """A recorded checksum's value; a record holding something else is damaged (never read as
+    "no checksum", which would switch the check off)."""
+    if isinstance(cs, str) and 0 < len(cs) <= 16:
+        try:
+            return int(cs, 16)
+        except ValueError:
+            pass
+    raise CorruptionError(
+        f"the record of version {version} holds a malformed key checksum ({cs!r}); run `modyn-store verify`"
+    )
+
+
 def expected_checksum(
     store: Store,
     version: int,
@@ -203,10 +218,9 @@ def expected_checksum(
     total = 0
     for r in records[:version]:
         if r.op == "append":
-            cs = r.details.get("checksum")
-            if not isinstance(cs, str):
+            if "checksum" not in r.details:  # written before checksums were recorded
                 return None
-            total += int(cs, 16)
+            total += _checksum_value(r.details["checksum"], r.version)
     total -= key_checksum(tombstoned)
     for r in records[:committed]:
         if r.op != "erase":

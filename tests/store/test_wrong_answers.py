@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from modyn_store import (
+    CorruptionError,
     DataUnavailableError,
     InvalidArgumentError,
     InvalidFilterError,
@@ -323,3 +324,33 @@ def test_a_log_read_whose_files_were_removed_reads_again(tmp_path: object, monke
     assert fired
     assert reader.as_of(6).keys().tolist() == list(range(60))
     assert reader.as_of().keys().tolist() == [k for k in range(60) if k != 3]
+
+
+@pytest.mark.parametrize("bad", [12345, None, "", "zz", "1" * 17, ["00"]])
+def test_a_record_with_a_malformed_checksum_is_damage_not_a_skipped_check(tmp_path, bad) -> None:  # type: ignore[no-untyped-def]
+    # A record from before checksums has no "checksum" at all and is read unchecked; one that
+    # holds something else must not switch the check off.
+    import json
+
+    uri = str(tmp_path / "s")
+    s = Store.open(uri, create=True)
+    s.append(_rows([1, 2, 3]))
+    s.append(_rows([4, 5]))
+    path = os.path.join(uri, "_log", f"{2:012d}.json")
+    with open(path) as fh:
+        row = json.load(fh)
+    details = json.loads(row["details"])
+    details["checksum"] = bad
+    row["details"] = json.dumps(details)
+    with open(path, "w") as fh:
+        json.dump(row, fh)
+    with pytest.raises(CorruptionError, match="malformed key checksum"):
+        Store.open(uri).as_of(2).keys()
+    from modyn_store.core.verify import verify
+
+    assert any("checksum" in f.what for f in verify(uri).findings)
+    del details["checksum"]  # a record without one: the count is still checked, not the keys
+    row["details"] = json.dumps(details)
+    with open(path, "w") as fh:
+        json.dump(row, fh)
+    assert Store.open(uri).as_of(2).keys().tolist() == [1, 2, 3, 4, 5]
