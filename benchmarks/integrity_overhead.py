@@ -29,6 +29,12 @@ class _NoChecksum:
     def add(self, keys: np.ndarray) -> None:
         pass
 
+    def add_value(self, value: int) -> None:
+        pass
+
+    def remove(self, keys: np.ndarray) -> None:
+        pass
+
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000_000
