@@ -18,6 +18,7 @@ revision REV (imported beside this one) on the same files, runs interleaved, in 
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import io
 import random
@@ -267,6 +268,7 @@ def load_baseline(rev: str) -> Any:
     """The store of git revision ``rev``, imported beside this one (as ``_base_modyn_store``, on
     ``_base_engine``) so that both read the same files in one process, runs interleaved."""
     root = Path(tempfile.mkdtemp(prefix="store-baseline-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     repo = Path(__file__).resolve().parent.parent
     archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "modyn_store/__init__.py",
                               "modyn_store/core", "engine"], check=True, capture_output=True).stdout
