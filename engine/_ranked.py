@@ -35,6 +35,7 @@ __all__ = [
 
 _SAMPLE = 65536
 _SAMPLE_STATE = np.uint64(0x243F6A8885A308D3)  # fixed: the sample is part of no result
+_SAMPLE_SLICES = 16  # fixed slices of the sample ranked in parallel
 _BLOCK = 65536
 _MAX_BLOCKS = 64
 _SUB = 1024
@@ -62,10 +63,39 @@ def _sample_row(j, n, s):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def _rank_sample(vals, n, s, mode, magmask, infbits, signmin, negmask, state, keys, use_keys,  # type: ignore[no-untyped-def]
+                 offset, gids, use_groups, quotas, sg, sr, lo, hi):
+    """Group and rank of sample points ``lo..hi-1`` into ``sg``/``sr`` (group -1: not counted,
+    for an inactive group or an ineligible row)."""
+    for j in range(lo, hi):
+        i = _sample_row(j, n, s)
+        g = gids[i] if use_groups else 0
+        sg[j] = -1
+        if quotas[g] <= 0:
+            continue
+        r = _rank(vals, keys, i, offset, mode, magmask, infbits, signmin, negmask, state, use_keys)
+        if _eligible(mode, r):
+            sg[j] = g
+            sr[j] = r
+
+
+@njit(cache=True, parallel=True)
+def _rank_sample_par(vals, n, s, mode, magmask, infbits, signmin, negmask, state, keys, use_keys,  # type: ignore[no-untyped-def]
+                     offset, gids, use_groups, quotas, sg, sr):
+    """:func:`_rank_sample` of every point, in fixed slices over the threads (the sampled rows
+    are scattered over the input: mostly cache misses, and a hash and a log each when hashed)."""
+    for c in prange(_SAMPLE_SLICES):
+        _rank_sample(vals, n, s, mode, magmask, infbits, signmin, negmask, state, keys, use_keys,
+                     offset, gids, use_groups, quotas, sg, sr, (c * s) // _SAMPLE_SLICES,
+                     ((c + 1) * s) // _SAMPLE_SLICES)
+
+
+@njit(cache=True)
 def _thresholds(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, use_keys,  # type: ignore[no-untyped-def]
-                offset, gids, use_groups, quotas):
+                offset, gids, use_groups, quotas, par):
     """Per-group rank thresholds from a strided sample (I64_MIN = take every eligible row), and
-    the share of sampled rows that pass them (sizes the candidate buffer)."""
+    the share of sampled rows that pass them (sizes the candidate buffer). ``par``: rank the
+    sample in parallel (the result is the same)."""
     n_groups = quotas.shape[0]
     thr = np.full(n_groups, _I64_MIN, dtype=np.int64)
     s = _sample_size(n)
@@ -73,17 +103,19 @@ def _thresholds(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, 
         return thr, 1.0
     sg = np.empty(s, dtype=np.int64)
     sr = np.empty(s, dtype=np.int64)
+    if par:
+        _rank_sample_par(vals, n, s, mode, magmask, infbits, signmin, negmask, state, keys,
+                         use_keys, offset, gids, use_groups, quotas, sg, sr)
+    else:
+        _rank_sample(vals, n, s, mode, magmask, infbits, signmin, negmask, state, keys, use_keys,
+                     offset, gids, use_groups, quotas, sg, sr, 0, s)
     sc = np.zeros(n_groups + 1, dtype=np.int64)
     m = 0
-    for j in range(s):
-        i = _sample_row(j, n, s)
-        g = gids[i] if use_groups else 0
-        if quotas[g] <= 0:
-            continue
-        r = _rank(vals, keys, i, offset, mode, magmask, infbits, signmin, negmask, state, use_keys)
-        if _eligible(mode, r):
+    for j in range(s):  # the counted points packed to the front, in sample order
+        g = sg[j]
+        if g >= 0:
             sg[m] = g
-            sr[m] = r
+            sr[m] = sr[j]
             sc[g + 1] += 1
             m += 1
     for g in range(n_groups):
@@ -309,7 +341,7 @@ def select_core(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, 
     hashed = mode == MODE_ES or mode == MODE_HASH
     par_min = _PARALLEL_MIN_HASHED if hashed else _PARALLEL_MIN
     thr, frac = _thresholds(vals, n, mode, magmask, infbits, signmin, negmask, state, keys,
-                            use_keys, offset, gids, use_groups, quotas)
+                            use_keys, offset, gids, use_groups, quotas, n >= par_min)
     while True:
         teff = _effective(thr, quotas, mode, floor)
         if n < par_min:
