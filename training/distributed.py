@@ -297,6 +297,9 @@ def _spawned(rank: int, world: int, port: int, fn: Callable[..., Any], args: tup
         result = fn(*args)
         if rank == 0 and result is not None:
             torch.save(result, out)
+        # rank 0 hosts the group's TCP store: no rank may leave while another still uses it
+        # (ranks other than 0 return after polling the store for rank 0's record)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -446,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = train_distributed(store, load_train_set(a.train_set), config, training_id=a.training_id)
         if dist.get_rank() == 0:
             print(json.dumps({"training_id": result.training_id, "samples": result.cost.samples}), flush=True)
+        dist.barrier()  # every rank done with the group before any leaves it
     finally:
         dist.destroy_process_group()
     return 0
