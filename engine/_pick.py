@@ -78,6 +78,18 @@ def _kth_largest(a, q):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def _tie_cut(tbs, need):  # type: ignore[no-untyped-def]
+    """Among candidates tied on the cut rank, with tiebreaks ``tbs`` (in position order), ``need``
+    are kept: those with a tiebreak below ``u``, then the first ``at_u`` with tiebreak ``u``
+    (equal (rank, key): earlier position first). Returns ``(u, at_u)``."""
+    u = np.partition(tbs, need - 1)[need - 1]  # the need-th smallest tiebreak
+    at_u = need
+    for t in range(tbs.shape[0]):
+        at_u -= tbs[t] < u
+    return u, at_u
+
+
+@njit(cache=True)
 def _pick(crank, ctb, idx, q, selected):  # type: ignore[no-untyped-def]
     """Mark in ``selected`` the ``q`` best candidates among ``idx`` (rank desc, tiebreak asc)."""
     mg = idx.shape[0]
@@ -114,18 +126,12 @@ def _pick(crank, ctb, idx, q, selected):  # type: ignore[no-untyped-def]
     tbs = np.empty(n_eq, dtype=np.int64)
     for j in range(n_eq):
         tbs[j] = ctb[ties[j]]
-    u = np.partition(tbs, need - 1)[need - 1]  # the need-th smallest tiebreak
-    taken = 0
+    u, at_u = _tie_cut(tbs, need)
     for j in range(n_eq):
-        if ctb[ties[j]] < u:
+        tb = tbs[j]
+        if tb < u or (tb == u and at_u > 0):
+            at_u -= tb == u
             selected[ties[j]] = True
-            taken += 1
-    for j in range(n_eq):  # equal (rank, key): earlier position first
-        if taken == need:
-            break
-        if ctb[ties[j]] == u:
-            selected[ties[j]] = True
-            taken += 1
 
 
 @njit(cache=True)
@@ -158,10 +164,7 @@ def _select_one(cpos, crank, keys, use_keys, offset, q):  # type: ignore[no-unty
                 if crank[j] == v:
                     tbs[t] = keys[cpos[j]] if use_keys else offset + cpos[j]
                     t += 1
-            u = np.partition(tbs, need - 1)[need - 1]  # the need-th smallest tiebreak
-            at_u = need
-            for t in range(n_eq):
-                at_u -= tbs[t] < u
+            u, at_u = _tie_cut(tbs, need)
     w = 0
     for j in range(m):
         r = crank[j]

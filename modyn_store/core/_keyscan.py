@@ -74,10 +74,16 @@ def filter_batch(batch: pa.RecordBatch, keep: np.ndarray) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([c.filter(mask) for c in batch.columns], schema=batch.schema)
 
 
+def _span(dead: np.ndarray, first: int, last: int) -> tuple[int, int]:
+    """The slice of the sorted ``dead`` keys that lie in ``[first, last]``."""
+    return int(np.searchsorted(dead, first, side="left")), int(np.searchsorted(dead, last, side="right"))
+
+
 def _strict_hits(keys: np.ndarray, dead: np.ndarray, first: int, last: int) -> np.ndarray:
     """Ascending positions of the strictly increasing ``keys`` (from ``first`` to ``last``)
     that occur in the sorted, distinct ``dead``: one search per dead key in range."""
-    b = dead[int(np.searchsorted(dead, first, side="left")) : int(np.searchsorted(dead, last, side="right"))]
+    lo, hi = _span(dead, first, last)
+    b = dead[lo:hi]
     if not b.size:
         return np.empty(0, np.intp)
     at = np.searchsorted(keys, b)  # (b lies within [first, last]: every position is in keys)
@@ -128,8 +134,7 @@ class LiveKeys:
         if not self._dead.size:
             pos = np.empty(0, np.intp)
         elif run:
-            lo = int(np.searchsorted(self._dead, first, side="left"))
-            hi = int(np.searchsorted(self._dead, last, side="right"))
+            lo, hi = _span(self._dead, first, last)
             pos = self._dead[lo:hi] - first
             if hi > lo:
                 self._dropped(lo, hi)

@@ -108,8 +108,13 @@ class VersionLog:
         self._table_seen: tuple[Any, int] | None = None
 
     # -- paths ---------------------------------------------------------------------------
+    @staticmethod
+    def _name(version: int) -> str:
+        """The record object of ``version``, relative to the store's root."""
+        return f"{LOG}/{version:012d}.json"
+
     def _path(self, version: int) -> str:
-        return self.store._location.path(f"{LOG}/{version:012d}.json")
+        return self.store._location.path(self._name(version))
 
     def _listed(self) -> list[int]:
         loc = self.store._location
@@ -185,7 +190,7 @@ class VersionLog:
                 for v in tail:
                     rec = self._objects.get(v)
                     if rec is None:
-                        raw = self.store._location.read(f"{LOG}/{v:012d}.json")
+                        raw = self.store._location.read(self._name(v))
                         if raw is None:
                             raise FileNotFoundError(self._path(v))
                         rec = self._objects[v] = _decoded(raw, v, self._path(v))
