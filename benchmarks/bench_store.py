@@ -4,6 +4,7 @@ Run with asv (``asv run``) or as a script for the ratios recorded in docs/PERFOR
 
     python benchmarks/bench_store.py --rows 100000 1000000 10000000 --repeat 3
     python benchmarks/bench_store.py --rows 1000000 10000000 --reads-only --baseline REV   # reads, before/after
+    python benchmarks/bench_store.py --rows 1000000 --reads-only --keys gaps       # keys that are not runs
     python benchmarks/bench_store.py --rows 100000 1000000 --writes-only --small-versions 1000 --baseline REV
 
 Peers: ``lance.write_dataset`` (fresh and ``mode="append"``), ``LanceDataset.delete`` of the same
@@ -42,16 +43,33 @@ from modyn_store import Store
 BATCH = 1 << 20
 
 
-def make_batches(rows: int, seed: int = 0) -> list[pa.Table]:
+#: key layouts of the read rows (``--keys``): the keys of row ``i`` and the filter that deletes 1%
+#: of them. ``runs``: ``i`` (auto-assigned or time-ordered keys: every scanned batch is a run of
+#: consecutive keys); ``gaps``: ``2i`` (sorted, never consecutive); ``shuffled``: a seeded
+#: permutation of ``0 .. rows - 1`` (user keys in no order; ``keys()`` must sort them)
+KEY_LAYOUTS = {"runs": "key % 100 = 0", "gaps": "key % 200 = 0", "shuffled": "key % 100 = 0"}
+
+
+def make_keys(rows: int, layout: str = "runs") -> np.ndarray:
+    """The keys of rows ``0 .. rows - 1`` in the given layout (see :data:`KEY_LAYOUTS`)."""
+    if layout == "gaps":
+        return np.arange(rows, dtype=np.int64) * 2
+    if layout == "shuffled":
+        return np.random.default_rng(7).permutation(rows).astype(np.int64)
+    return np.arange(rows, dtype=np.int64)
+
+
+def make_batches(rows: int, seed: int = 0, layout: str = "runs") -> list[pa.Table]:
     """Narrow time-ordered rows (key, ts, x) in chunks of about a million."""
     rng = np.random.default_rng(seed)
+    keys = make_keys(rows, layout)
     out = []
     for start in range(0, rows, BATCH):
         n = min(BATCH, rows - start)
         out.append(
             pa.table(
                 {
-                    "key": np.arange(start, start + n, dtype=np.int64),
+                    "key": keys[start : start + n],
                     "ts": np.arange(start, start + n, dtype=np.int64),
                     "x": rng.random(n, dtype=np.float32),
                 }
@@ -60,15 +78,16 @@ def make_batches(rows: int, seed: int = 0) -> list[pa.Table]:
     return out
 
 
-def build_store(path: str, batches: list[pa.Table], versions: int = 10, delete: bool = True, cls: Any = None) -> Any:
-    """A store holding ``batches`` spread over ``versions`` appends, with 1% soft-deleted."""
+def build_store(path: str, batches: list[pa.Table], versions: int = 10, delete: bool = True, cls: Any = None,
+                where: str = KEY_LAYOUTS["runs"]) -> Any:
+    """A store holding ``batches`` spread over ``versions`` appends, with 1% (``where``) soft-deleted."""
     store = (cls or Store).open(path, create=True)
     table = pa.concat_tables(batches)
     step = max(1, table.num_rows // versions)
     for start in range(0, table.num_rows, step):
         store.append(table.slice(start, step))
     if delete:
-        store.delete(where="key % 100 = 0")
+        store.delete(where=where)
     return store
 
 
@@ -203,7 +222,7 @@ def measure(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
     print(f"| delete 1% of {rows:,} rows (`key % 100 = 0`) | {min(ta) * 1e3:.1f} ms | "
           f"LanceDataset.delete: {min(tb) * 1e3:.1f} ms | {min(tb) / min(ta):.2f} |")
 
-    reads(rows, repeat, d, baseline)
+    reads(rows, repeat, d, baseline, "runs")
 
 
 def writes(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
@@ -282,19 +301,25 @@ def load_baseline(rev: str) -> Any:
     return importlib.import_module("_base_modyn_store").Store
 
 
-def reads(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
+def reads(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "runs") -> None:
     """Reads of a version with 1% deleted (the latest) and before the delete (latest - 3), each
     from a fresh ``Store.open``: the store now (and ``baseline``'s store, if given) vs a raw Lance
-    key scan and vs Lance reading the same rows with the same rows deleted by Lance itself."""
+    key scan and vs Lance reading the same rows with the same rows deleted by Lance itself.
+
+    ``layout``: the keys (:data:`KEY_LAYOUTS`). ``keys()`` returns the keys sorted; the raw key
+    scan returns them in storage order, so with ``shuffled`` keys a third peer, the raw scan
+    followed by ``np.sort``, returns what ``keys()`` returns."""
     path = f"{d}/q"
-    build_store(path, make_batches(rows))
+    where = KEY_LAYOUTS[layout]
+    batches = make_batches(rows, layout=layout)
+    build_store(path, batches, where=where)
     uri = f"{path}/samples.lance"
     peer = f"{d}/qpeer.lance"
-    lance.write_dataset(pa.concat_tables(make_batches(rows)), peer, max_rows_per_file=max(1, rows // 10))
-    lance.dataset(peer).delete("key % 100 = 0")
+    lance.write_dataset(pa.concat_tables(batches), peer, max_rows_per_file=max(1, rows // 10))
+    lance.dataset(peer).delete(where)
     latest = Store.open(path).version
     sides = {"now": Store} | ({"before": baseline} if baseline is not None else {})
-    delta = _delta_peer(f"{d}/qdelta", make_batches(rows))
+    delta = _delta_peer(f"{d}/qdelta", batches, where)
 
     def keys(cls: Any, v: int) -> Callable[[], object]:
         return lambda: cls.open(path).as_of(v).keys()
@@ -312,6 +337,8 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
         for what, make in (("keys()", keys), ("iter_keys()", iter_keys), ("to_batches()", to_batches)):
             fns = {side: make(cls, v) for side, cls in sides.items()}
             fns["raw"] = lambda: _lance_keys(uri)
+            if layout == "shuffled" and what == "keys()":
+                fns["raw sorted"] = lambda: np.sort(_lance_keys(uri))
             if what == "to_batches()":
                 fns["raw stream"] = lance_stream(uri)
             if v == latest:
@@ -324,14 +351,18 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
             delta_txt = f" | Delta: {t['delta'] * 1e3:.1f} ms ({t['delta'] / t['now']:.2f})" if "delta" in t else ""
             stream_txt = f"; raw stream of all columns {t['raw stream'] * 1e3:.1f} ms" if "raw stream" in t else ""
             stream_ratio = f" ({t['now'] / t['raw stream']:.2f}x the stream)" if "raw stream" in t else ""
-            print(f"| {what} as of {name}, {rows:,} rows | {' -> '.join(cells)} | raw key scan {t['raw'] * 1e3:.1f} ms"
+            if "raw sorted" in t:
+                stream_txt += f"; raw key scan + `np.sort` {t['raw sorted'] * 1e3:.1f} ms"
+                stream_ratio += f" ({t['now'] / t['raw sorted']:.2f}x scan + sort)"
+            print(f"| {what} as of {name}, {rows:,} rows, {layout} keys | {' -> '.join(cells)} | raw key scan {t['raw'] * 1e3:.1f} ms"
                   f"{stream_txt} | {t['now'] / t['raw']:.2f}x raw{stream_ratio} | Lance with the deletions: {peer_txt}"
                   f"{delta_txt} |")
 
 
-def _delta_peer(uri: str, batches: list[pa.Table]) -> Callable[[int, bool], Callable[[], object]] | None:
+def _delta_peer(uri: str, batches: list[pa.Table], where: str = KEY_LAYOUTS["runs"]
+                ) -> Callable[[int, bool], Callable[[], object]] | None:
     """The same rows as a Delta table (``deltalake``, if installed) written by the same 10 appends,
-    then ``DeltaTable.delete("key % 100 = 0")``; returns ``read(delta version, all columns)``:
+    then ``DeltaTable.delete(where)``; returns ``read(delta version, all columns)``:
     a Delta user's read of that version (the key column into one NumPy array, or every column
     streamed in 64K-row batches), deletions applied by Delta."""
     try:
@@ -342,7 +373,7 @@ def _delta_peer(uri: str, batches: list[pa.Table]) -> Callable[[int, bool], Call
     step = max(1, table.num_rows // 10)
     for start in range(0, table.num_rows, step):
         write_deltalake(uri, table.slice(start, step), mode="append")
-    DeltaTable(uri).delete("key % 100 = 0")
+    DeltaTable(uri).delete(where)
 
     def read(version: int, stream: bool) -> Callable[[], object]:
         if stream:
@@ -407,6 +438,8 @@ def main() -> None:
     parser.add_argument("--small-versions", type=int, default=200, help="appends for the fixed-cost row (0: skip)")
     parser.add_argument("--reads-only", action="store_true", help="only the read rows (keys, iter_keys, to_batches)")
     parser.add_argument("--writes-only", action="store_true", help="only the write rows (append, delete, small versions)")
+    parser.add_argument("--keys", choices=sorted(KEY_LAYOUTS), default="runs",
+                        help="key layout of the read rows (runs: 0, 1, 2, ...; gaps: 0, 2, 4, ...; shuffled: a permutation)")
     parser.add_argument("--baseline", metavar="REV", help="also time the store at git revision REV (reads; writes with --writes-only)")
     args = parser.parse_args()
     import os
@@ -418,7 +451,7 @@ def main() -> None:
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as d:
             if args.reads_only:
-                reads(rows, args.repeat, d, baseline)
+                reads(rows, args.repeat, d, baseline, args.keys)
             elif args.writes_only:
                 writes(rows, args.repeat, d, baseline)
             else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["first_unsorted", "hit_positions", "isin_sorted_numpy"]
+__all__ = ["first_unsorted", "hit_positions", "isin_sorted_numpy", "unsorted_hits"]
 
 
 def first_unsorted(a: np.ndarray) -> int:
@@ -62,7 +62,9 @@ def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     within ``[a[0], a[-1]]`` is used, and when ``a`` is over 8 times longer than that part (live
     keys vs deleted keys) it is searched in ``a``: O(|b| log |a|) searches instead of
     O(|a| log |b|); hits are marked directly when each value of ``sorted_b`` occurs at most once
-    in ``a`` (always for a snapshot's keys), else by a running count over ``a``.
+    in ``a`` (always for a snapshot's keys), else by a running count over ``a``. A long
+    unsorted ``a`` (user keys in no order) goes through a hashed prefilter first
+    (:func:`_isin_prefiltered`): ~5 ns a key instead of ~50.
     """
     if a.size == 0 or sorted_b.size == 0:
         return np.zeros(a.size, dtype=bool)
@@ -84,7 +86,58 @@ def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
             np.add.at(edges, lo, 1)
             np.add.at(edges, hi, -1)
             return np.cumsum(edges[:-1]) > 0
-        sorted_b = b
+        return _isin_searched(a, b)  # (sorted keys: NumPy's search narrows from the last hit)
+    if a.size >= PREFILTER_MIN and sorted_b.size <= 4 * a.size:
+        return _isin_prefiltered(a, sorted_b)
+    return _isin_searched(a, sorted_b)
+
+
+#: an unsorted ``a`` of at least this many keys, and at least a quarter as many as ``sorted_b``
+#: (the table costs a few ns a key of ``sorted_b``, the search it saves ~50 ns a key of ``a``),
+#: is prefiltered by hash (see _isin_prefiltered)
+PREFILTER_MIN = 1 << 12
+#: table slots per key of ``sorted_b``: about 1 - exp(-1/64) = 1.6% of keys not in it pass the
+#: filter; the table (a byte a slot) has at most 2^PREFILTER_BITS slots (2 MiB)
+PREFILTER_SLOTS = 64
+PREFILTER_BITS = 21
+_FIB = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _isin_searched(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(sorted_b, a)
     idx[idx == sorted_b.size] = 0
     return sorted_b[idx] == a  # type: ignore[no-any-return]
+
+
+def _isin_prefiltered(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    out = np.zeros(a.size, dtype=bool)
+    out[unsorted_hits(a, sorted_b)] = True
+    return out
+
+
+def unsorted_hits(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Ascending positions of ``a`` (any order) whose keys occur in the ascending ``sorted_b``.
+
+    A binary search per key of ``a`` in ``sorted_b`` costs ~50 ns (branchy, one cache miss per
+    level). A long ``a`` is instead hashed key by key (multiply by the 64-bit golden ratio,
+    keep the top bits) into a byte table marking the slots of ``sorted_b``'s keys, and only
+    the keys landing on a marked slot are searched: ~5 ns a key. The table is only a filter:
+    every answer comes from the search, whatever the keys' hashes.
+
+    >>> unsorted_hits(np.array([9, 2, 7, 2]), np.array([2, 3, 9])).tolist()
+    [0, 1, 3]
+    """
+    if a.size == 0 or sorted_b.size == 0:
+        return np.empty(0, dtype=np.intp)
+    if a.size < PREFILTER_MIN or sorted_b.size > 4 * a.size:
+        return np.flatnonzero(_isin_searched(a, sorted_b))
+    bits = min(max(int(sorted_b.size * PREFILTER_SLOTS - 1).bit_length(), 8), PREFILTER_BITS)
+    shift = np.uint64(64 - bits)
+    table = np.zeros(1 << bits, dtype=bool)
+    table[(np.asarray(sorted_b, dtype=np.int64).view(np.uint64) * _FIB) >> shift] = True
+    slot = np.asarray(a, dtype=np.int64).view(np.uint64) * _FIB
+    slot >>= shift
+    candidates = np.flatnonzero(table[slot])
+    if not candidates.size:
+        return candidates
+    return candidates[_isin_searched(a[candidates], sorted_b)]  # type: ignore[no-any-return]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine._search import first_unsorted, hit_positions, isin_sorted_numpy
+from engine._search import first_unsorted, hit_positions, isin_sorted_numpy, unsorted_hits
 from modyn_store.core.integrity import Checksum, run_checksum
 
 __all__ = ["SCAN_BATCH", "LiveKeys", "SeenKeys", "SeenSet", "arrow_mask", "dead_positions", "filter_batch", "increasing"]
@@ -52,13 +52,14 @@ def increasing(keys: np.ndarray) -> bool:
 
 def dead_positions(keys: np.ndarray, dead: np.ndarray, *, ordered: bool | None = None) -> np.ndarray:
     """Ascending positions of ``keys`` (one scanned batch) that occur in the sorted, distinct
-    ``dead``: searched in the batch when it is sorted (the common case), else by a mask.
+    ``dead``: searched in the batch when it is sorted (the common case), else each key is
+    looked up (:func:`~engine._search.unsorted_hits`).
     ``ordered``: whether ``keys`` is known to be sorted (``None``: look)."""
     if not dead.size or not keys.size:
         return np.empty(0, np.intp)
     if ordered if ordered is not None else first_unsorted(keys) < 0:
         return hit_positions(keys, dead)
-    return np.flatnonzero(isin_sorted_numpy(keys, dead))
+    return unsorted_hits(keys, dead)
 
 
 def arrow_mask(keep: np.ndarray) -> pa.BooleanArray:

@@ -27,3 +27,42 @@ def test_isin_sorted_numpy_matches_isin(a: list[int], b: list[int]) -> None:
     sb = np.unique(np.array(b, dtype=np.int64))
     assert isin_sorted_numpy(aa, sb).tolist() == np.isin(aa, sb).tolist()
     assert isin_sorted_numpy(np.sort(aa), sb).tolist() == np.isin(np.sort(aa), sb).tolist()
+
+
+def _unsorted_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    b = np.unique(rng.integers(-(2**62), 2**62, 300))
+    a = np.concatenate([rng.integers(-(2**62), 2**62, 9000), b[::3], b[::3], [np.iinfo(np.int64).min, np.iinfo(np.int64).max]])
+    rng.shuffle(a)
+    return a.astype(np.int64), b.astype(np.int64)
+
+
+def test_unsorted_keys_take_the_hash_prefilter_and_still_answer_exactly() -> None:
+    """A long unsorted batch against few sorted keys goes through the hashed byte table; about
+    1.6% of the keys not in ``b`` pass it, so a filter that skipped the search would say True
+    for over a hundred of them, and one that lost a slot would miss members (repeats included)."""
+    import engine._search as search
+
+    for seed in range(5):
+        a, b = _unsorted_case(seed)
+        assert a.size >= search.PREFILTER_MIN and b.size <= 4 * a.size
+        want = np.isin(a, b)
+        assert isin_sorted_numpy(a, b).tolist() == want.tolist()
+        assert 200 <= int(want.sum()) < a.size  # members (each twice) and non-members both there
+
+
+def test_hash_prefilter_is_exact_when_every_key_collides() -> None:
+    """Keys built to share the table's slot 0 (``m`` times the inverse of the hash's multiplier
+    modulo 2^64, for small ``m``, hashes to ``m``): every key passes the filter, and the search
+    alone must tell members from the rest."""
+    import engine._search as search
+
+    inverse = pow(int(search._FIB), -1, 2**64)
+    every = np.array([(m * inverse) % 2**64 for m in range(1, 121)], dtype=np.uint64).view(np.int64)
+    b = np.sort(every[::7])
+    a = np.tile(every[np.random.default_rng(1).permutation(every.size)], 50)  # 6,000 keys
+    slots = (a.view(np.uint64) * search._FIB) >> np.uint64(56)
+    assert a.size >= search.PREFILTER_MIN and not slots.any()
+    got = search._isin_prefiltered(a, b)
+    assert got.tolist() == np.isin(a, b).tolist()
+    assert 0 < int(got.sum()) < a.size

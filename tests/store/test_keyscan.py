@@ -84,7 +84,9 @@ def test_every_read_of_every_version_equals_the_reference(tmp_path: object, orde
     from modyn_store import InvalidArgumentError, Store
 
     rng = np.random.default_rng(11)
-    keys = np.arange(3000, dtype=np.int64) if order == "ascending" else rng.permutation(10**6)[:3000].astype(np.int64)
+    # 20,000 keys in 4 appends: unsorted batches of 5,000 keys take the hashed lookup of dead keys
+    n = 20_000
+    keys = np.arange(n, dtype=np.int64) if order == "ascending" else rng.permutation(10**6)[:n].astype(np.int64)
     store = Store.open(f"{tmp_path}/s", create=True)
     live: dict[int, set[int]] = {0: set()}
     current: set[int] = set()
