@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["first_unsorted", "hit_positions", "isin_sorted_numpy", "unsorted_hits"]
+__all__ = ["HashedKeys", "first_unsorted", "hit_positions", "isin_sorted_numpy", "unsorted_hits"]
 
 
 def first_unsorted(a: np.ndarray) -> int:
@@ -64,7 +64,7 @@ def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     O(|a| log |b|); hits are marked directly when each value of ``sorted_b`` occurs at most once
     in ``a`` (always for a snapshot's keys), else by a running count over ``a``. A long
     unsorted ``a`` (user keys in no order) goes through a hashed prefilter first
-    (:func:`_isin_prefiltered`): ~5 ns a key instead of ~50.
+    (:class:`HashedKeys`): ~5 ns a key instead of ~50.
     """
     if a.size == 0 or sorted_b.size == 0:
         return np.zeros(a.size, dtype=bool)
@@ -94,12 +94,14 @@ def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
 
 #: an unsorted ``a`` of at least this many keys, and at least a quarter as many as ``sorted_b``
 #: (the table costs a few ns a key of ``sorted_b``, the search it saves ~50 ns a key of ``a``),
-#: is prefiltered by hash (see _isin_prefiltered)
+#: is prefiltered by hash (see :class:`HashedKeys`)
 PREFILTER_MIN = 1 << 12
-#: table slots per key of ``sorted_b``: about 1 - exp(-1/64) = 1.6% of keys not in it pass the
-#: filter; the table (a byte a slot) has at most 2^PREFILTER_BITS slots (2 MiB)
+#: table slots per key of the set: about 1 - exp(-1/64) = 1.6% of keys not in it pass the
+#: filter. The table (a byte a slot) has at most 2^PREFILTER_BITS slots (8 MiB); a table of
+#: one call is also kept under 32 bytes a key of ``a`` (zeroing it must not cost more than
+#: hashing ``a``). With fewer than 16 slots a key the filter is not worth its passes.
 PREFILTER_SLOTS = 64
-PREFILTER_BITS = 21
+PREFILTER_BITS = 23
 _FIB = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -115,14 +117,49 @@ def _isin_prefiltered(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     return out
 
 
-def unsorted_hits(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
-    """Ascending positions of ``a`` (any order) whose keys occur in the ascending ``sorted_b``.
+class HashedKeys:
+    """The ascending, distinct keys ``sorted_b``, ready to find in batches of keys in any order.
 
-    A binary search per key of ``a`` in ``sorted_b`` costs ~50 ns (branchy, one cache miss per
-    level). A long ``a`` is instead hashed key by key (multiply by the 64-bit golden ratio,
-    keep the top bits) into a byte table marking the slots of ``sorted_b``'s keys, and only
-    the keys landing on a marked slot are searched: ~5 ns a key. The table is only a filter:
-    every answer comes from the search, whatever the keys' hashes.
+    A binary search per key in ``sorted_b`` costs ~50 ns (branchy, one cache miss per level).
+    Each key is instead hashed (multiply by the 64-bit golden ratio, keep the top bits) into a
+    byte table marking the slots of ``sorted_b``'s keys, and only the keys landing on a marked
+    slot are searched: ~4-5 ns a key. The table is only a filter: every answer comes from the
+    search, whatever the keys' hashes. Built once, it serves every batch of a stream; the
+    caller must not change ``sorted_b`` meanwhile. ``max_bits``: the table's size limit.
+
+    >>> HashedKeys(np.array([2, 3, 9])).hits(np.array([9, 2, 7, 2])).tolist()
+    [0, 1, 3]
+    """
+
+    def __init__(self, sorted_b: np.ndarray, max_bits: int = PREFILTER_BITS) -> None:
+        self.keys = sorted_b
+        bits = min(max(int(sorted_b.size * PREFILTER_SLOTS - 1).bit_length(), 8), max_bits)
+        self._shift = np.uint64(64 - bits)
+        self._table: np.ndarray | None = None
+        if sorted_b.size and sorted_b.size * 16 <= 1 << bits:
+            self._table = np.zeros(1 << bits, dtype=bool)
+            self._table[self._slots(sorted_b)] = True
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        slot = np.asarray(keys, dtype=np.int64).view(np.uint64) * _FIB
+        slot >>= self._shift
+        return slot
+
+    def hits(self, a: np.ndarray) -> np.ndarray:
+        """Ascending positions of ``a`` (any order) whose keys are in the set."""
+        if a.size == 0 or self.keys.size == 0:
+            return np.empty(0, dtype=np.intp)
+        if self._table is None:
+            return np.flatnonzero(_isin_searched(a, self.keys))
+        candidates = np.flatnonzero(self._table[self._slots(a)])
+        if not candidates.size:
+            return candidates
+        return candidates[_isin_searched(a[candidates], self.keys)]  # type: ignore[no-any-return]
+
+
+def unsorted_hits(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Ascending positions of ``a`` (any order) whose keys occur in the ascending, distinct
+    ``sorted_b``: a long ``a`` through a :class:`HashedKeys` built for this call.
 
     >>> unsorted_hits(np.array([9, 2, 7, 2]), np.array([2, 3, 9])).tolist()
     [0, 1, 3]
@@ -131,13 +168,4 @@ def unsorted_hits(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
         return np.empty(0, dtype=np.intp)
     if a.size < PREFILTER_MIN or sorted_b.size > 4 * a.size:
         return np.flatnonzero(_isin_searched(a, sorted_b))
-    bits = min(max(int(sorted_b.size * PREFILTER_SLOTS - 1).bit_length(), 8), PREFILTER_BITS)
-    shift = np.uint64(64 - bits)
-    table = np.zeros(1 << bits, dtype=bool)
-    table[(np.asarray(sorted_b, dtype=np.int64).view(np.uint64) * _FIB) >> shift] = True
-    slot = np.asarray(a, dtype=np.int64).view(np.uint64) * _FIB
-    slot >>= shift
-    candidates = np.flatnonzero(table[slot])
-    if not candidates.size:
-        return candidates
-    return candidates[_isin_searched(a[candidates], sorted_b)]  # type: ignore[no-any-return]
+    return HashedKeys(sorted_b, max_bits=min(PREFILTER_BITS, int(a.size * 32 - 1).bit_length())).hits(a)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine._search import first_unsorted, hit_positions, isin_sorted_numpy, unsorted_hits
+from engine._search import HashedKeys, first_unsorted, hit_positions, isin_sorted_numpy, unsorted_hits
 from modyn_store.core.integrity import Checksum, run_checksum
 
 __all__ = ["SCAN_BATCH", "LiveKeys", "SeenKeys", "SeenSet", "arrow_mask", "dead_positions", "filter_batch", "increasing"]
@@ -50,15 +50,21 @@ def increasing(keys: np.ndarray) -> bool:
     return keys.size < 2 or not bool((keys[1:] <= keys[:-1]).any())
 
 
-def dead_positions(keys: np.ndarray, dead: np.ndarray, *, ordered: bool | None = None) -> np.ndarray:
+def dead_positions(
+    keys: np.ndarray, dead: np.ndarray, *, ordered: bool | None = None, hashed: HashedKeys | None = None
+) -> np.ndarray:
     """Ascending positions of ``keys`` (one scanned batch) that occur in the sorted, distinct
     ``dead``: searched in the batch when it is sorted (the common case), else each key is
-    looked up (:func:`~engine._search.unsorted_hits`).
-    ``ordered``: whether ``keys`` is known to be sorted (``None``: look)."""
+    looked up (in ``hashed``, ``dead`` made ready for batches in any order, if given: a
+    stream builds it once, not once a batch). ``ordered``: whether ``keys`` is known to be
+    sorted (``None``: look)."""
     if not dead.size or not keys.size:
         return np.empty(0, np.intp)
     if ordered if ordered is not None else first_unsorted(keys) < 0:
         return hit_positions(keys, dead)
+    if hashed is not None:
+        assert hashed.keys is dead
+        return hashed.hits(keys)
     return unsorted_hits(keys, dead)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from engine._search import PREFILTER_BITS, PREFILTER_MIN, HashedKeys
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
 from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core.errors import ConflictError
@@ -47,6 +48,7 @@ def live_stream(
     at = read.index("key")
     read_keys = SeenKeys()
     done: SeenSet | None = None
+    hashed: HashedKeys | None = None  # the dead keys made ready for batches in any order
     for attempt in range(READ_ATTEMPTS):
         try:
             dead = snap._dead()
@@ -58,7 +60,11 @@ def live_stream(
                 k = batch.column(at).to_numpy()
                 ordered = increasing(k)  # one look, shared by the two searches below
                 read_keys.add(k, ordered=ordered)  # dead ones too: they keep the key runs unbroken
-                drop = dead_positions(k, dead, ordered=ordered)
+                if not ordered and k.size >= PREFILTER_MIN and dead.size and (hashed is None or hashed.keys is not dead):
+                    # built once for the stream: its table may hold up to 512 bytes a key of this batch
+                    hashed = HashedKeys(dead, max_bits=min(PREFILTER_BITS, int(k.size * 512 - 1).bit_length()))
+                use = hashed if not ordered and hashed is not None and hashed.keys is dead else None
+                drop = dead_positions(k, dead, ordered=ordered, hashed=use)
                 if done is not None:
                     drop = np.union1d(drop, done.positions(k))
                 if drop.size == k.size:
