@@ -194,10 +194,13 @@ class LiveKeys:
                 self.checksum.remove(keys[pos])
                 keep = np.ones(keys.size, bool)
                 keep[pos] = False
-                kept = keys[keep]
-                self._out[: kept.size] = kept
-                self._n = kept.size
+                self._out = keys[keep]  # (not copied back into the larger array: one pass less)
+                self._n = self._out.size
         if extra is not None and extra.size:
+            if self._n + extra.size > self._out.size:  # exactly: nothing is added after this
+                grown = np.empty(self._n + extra.size, np.int64)
+                grown[: self._n] = self._out[: self._n]
+                self._out = grown
             dst = self._room(extra.size)
             np.copyto(dst, extra)
             self.checksum.add(dst)
