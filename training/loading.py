@@ -40,7 +40,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,14 +48,10 @@ import torch
 
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from training.batch import Batch, gather_host
-from training.building import Building
-from training.cache import CacheEntry, cache_for
-from training.entries import LoaderOptions, live_check, materialize_entry, selection_digest, start_entry
-from training.errors import ErasedKeysError
-from training.materialize import KeyLookup
+from training.batch import Batch
+from training.entries import LoaderOptions, materialize_entry, selection_digest, start_entry
+from training.epochs import Loader, check_int
 from training.order import FIRST_EPOCH_BLOCK, epoch_order
-from training.prefetch import host_budget, prefetched
 
 __all__ = [
     "FIRST_EPOCH_BLOCK",
@@ -66,345 +62,6 @@ __all__ = [
     "materialize_entry",
     "selection_digest",
 ]
-
-
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise InvalidArgumentError(name, value, f"an integer >= {lo}")
-    return int(value)
-
-
-class Loader:
-    """Batches of one materialized train set, epoch after epoch (see :func:`loader`)."""
-
-    def __init__(
-        self,
-        store: Any,
-        train_set: TrainSet,
-        entry: CacheEntry | Building,
-        *,
-        columns: Sequence[str],
-        batch_size: int,
-        shuffle: bool,
-        seed: int,
-        device: torch.device,
-        rank: int,
-        world_size: int,
-        drop_last: bool,
-        transform: Callable[[Batch], Batch] | None,
-        num_workers: int,
-        options: LoaderOptions,
-    ) -> None:
-        self.store = store
-        self.train_set = train_set
-        self.columns = list(columns)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.device = device
-        self.rank = rank
-        self.world_size = world_size
-        self.drop_last = drop_last
-        self.transform = transform
-        self.num_workers = num_workers
-        self.options = options
-        self.epoch = 0
-        self._pool: Any = None
-        self._checked_version = store.version
-        self._served = False
-        self._building: Building | None = None
-        self._host: dict[str, torch.Tensor] = {}
-        self._dev: dict[str, torch.Tensor] | None = None
-        self._copy_pending = False
-        if isinstance(entry, Building):
-            self._building = entry
-            self._map_positions(entry.keys)
-        else:
-            self._bind(entry)
-
-    @property
-    def _entry(self) -> CacheEntry:
-        """The cache entry (waits for its build to finish)."""
-        if self._building is not None:
-            self._finish_build()
-        return self._entry_obj
-
-    def _finish_build(self) -> None:
-        assert self._building is not None
-        entry, staged = self._building.result()
-        self._building = None
-        self._bind(entry)
-        if staged is not None and self._dev is None and self._copy_pending:
-            # the build filled process memory: serve from it (the copy the loader would make)
-            if np.array_equal(np.asarray(entry.keys), self._stream_keys.numpy()):
-                self._host = {n: torch.from_numpy(a) for n, a in staged.items() if n in self._host}
-                self._keys = self._stream_keys
-                self._copy_pending = False
-
-    def _set_positions(self, row_keys: np.ndarray) -> None:
-        """``_pos2row`` (train position -> row of ``row_keys``) and the weights in row order."""
-        pos2row = KeyLookup(row_keys)(self.train_set.keys)
-        if pos2row.size and pos2row.min() < 0:
-            raise ErasedKeysError("cache entry", self.train_set.keys[pos2row < 0])
-        self._pos2row = pos2row
-        weights = np.empty(pos2row.size, dtype=np.float32)
-        weights[pos2row] = self.train_set.weights
-        self._weights = torch.from_numpy(weights)
-
-    def _map_positions(self, row_keys: np.ndarray) -> None:
-        self._set_positions(row_keys)
-        self._stream_keys = torch.from_numpy(np.ascontiguousarray(row_keys))
-
-    def _bind(self, entry: CacheEntry) -> None:
-        """Serve from ``entry``: rows are in storage order, ``_pos2row`` maps train positions to rows."""
-        self._entry_obj = entry
-        self._set_positions(np.asarray(entry.keys))
-        self._keys = torch.from_numpy(np.asarray(entry.keys))
-        self._host = {n: torch.from_numpy(np.asarray(a)) for n, a in entry.fixed.items()}
-        self._dev = None
-        if self.device.type == "cuda":
-            budget = self.options.device_memory_budget
-            if budget is None:
-                free, _ = torch.cuda.mem_get_info(self.device)
-                budget = free // 2
-            need = sum(t.nbytes for t in self._host.values()) + self._keys.nbytes + self._weights.nbytes
-            if need <= budget:
-                tag = str(self.device)
-                copies = entry.device_copies.get(tag)
-                if copies is None:
-                    copies = {n: t.to(self.device) for n, t in self._host.items()}
-                    copies["__key__"] = self._keys.to(self.device)
-                    entry.device_copies[tag] = copies
-                self._dev = dict(copies)
-                self._dev["__weight__"] = self._weights.to(self.device)
-        need = sum(t.nbytes for t in self._host.values()) + self._keys.nbytes
-        # copied on the second epoch: the first one reads the mapping anyway (no copy delays the
-        # first batch), later ones gather from anonymous memory
-        self._copy_pending = (
-            self._dev is None and bool(self._host) and need <= host_budget(self.options.host_memory_budget)
-        )
-
-    def _copy_to_memory(self) -> None:
-        """Serve from process memory instead of the file mapping: random row gathers from
-        anonymous memory avoid the mapping's page walks. The copy is allocated by NumPy, which
-        asks the kernel for transparent huge pages on large arrays (torch's allocator does
-        not): fewer TLB misses per random row (5-10% faster gathers measured)."""
-        self._host = {n: torch.from_numpy(np.array(t.numpy())) for n, t in self._host.items()}
-        self._keys = torch.from_numpy(np.array(self._keys.numpy()))
-        self._copy_pending = False
-
-    def wait_materialized(self) -> None:
-        """Wait until the train set is materialized and published in the store's cache (a
-        loader that builds it does so in the background while it serves its first epoch);
-        raises the build's error, if any."""
-        if self._building is not None:
-            self._finish_build()
-
-    @property
-    def on_device(self) -> bool:
-        """True when the train set is held in device memory and batches are gathered there."""
-        if self._building is not None and self.device.type != "cpu":
-            self._finish_build()  # decided when the entry is bound (no streaming on devices)
-        return self._dev is not None
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the materialized rows (fixed and variable-length columns)."""
-        return self._entry.nbytes
-
-    def set_epoch(self, epoch: int) -> None:
-        """Serve ``epoch`` on the next iteration."""
-        self.epoch = _check_int("epoch", epoch, 0)
-
-    def order(self, epoch: int | None = None) -> np.ndarray:
-        """Positions into ``train_set.keys`` this rank visits in ``epoch`` (default: the next one)."""
-        e = self.epoch if epoch is None else _check_int("epoch", epoch, 0)
-        return epoch_order(
-            self.train_set, e, shuffle=self.shuffle, seed=self.seed, rank=self.rank, world_size=self.world_size
-        )
-
-    def _bounds(self, n: int) -> list[tuple[int, int]]:
-        stop = n - n % self.batch_size if self.drop_last else n
-        return [(s, min(s + self.batch_size, n)) for s in range(0, stop, self.batch_size)]
-
-    def __len__(self) -> int:
-        return len(self._bounds(self.order().size))
-
-    # -- building batches ---------------------------------------------------------------
-    def _host_batch(self, idx: np.ndarray, contiguous: bool) -> Batch:
-        """Gather rows ``idx`` of the entry from host memory."""
-        return gather_host(self._entry, self._keys, self._weights, self._host, idx, self.columns, contiguous)
-
-    def _batches_cpu(self, rows: np.ndarray, sequential: bool) -> Iterator[Batch]:
-        if sequential:
-            for s, e in self._bounds(rows.size):
-                r = rows[s:e]
-                contiguous = bool(r[-1] - r[0] == r.size - 1) and bool(np.all(np.diff(r) == 1))
-                b = self._host_batch(r, contiguous)
-                yield self.transform(b) if self.transform is not None else b
-            return
-        # shuffled: one index per batch gathers every fixed column; the sources and the batch
-        # layout are resolved once per epoch, not per batch
-        entry = self._entry
-        fixed = [("key", self._keys), ("weight", self._weights)]
-        fixed += [(n, self._host[n]) for n in self.columns if n in self._host]
-        var = [(n, entry.var[n], entry.specs[n].kind == "string") for n in self.columns if n in entry.var]
-        names = ["key", "weight", *self.columns]
-        transform = self.transform
-        index = torch.from_numpy(rows)
-        for s, e in self._bounds(rows.size):
-            ti = index[s:e]
-            batch: Batch = {n: t.index_select(0, ti) for n, t in fixed}
-            if var:
-                for n, col, text in var:
-                    batch[n] = col.rows(rows[s:e], text=text)
-                batch = {n: batch[n] for n in names}
-            yield transform(batch) if transform is not None else batch
-
-    def _batches_device(self, order: np.ndarray) -> Iterator[Batch]:
-        assert self._dev is not None
-        dorder = torch.from_numpy(order).to(self.device)
-        for s, e in self._bounds(order.size):
-            ti = dorder[s:e]
-            batch: Batch = {
-                "key": self._dev["__key__"].index_select(0, ti),
-                "weight": self._dev["__weight__"].index_select(0, ti),
-            }
-            for n in self.columns:
-                if n in self._dev:
-                    batch[n] = self._dev[n].index_select(0, ti)
-                else:
-                    batch[n] = self._entry.var[n].rows(order[s:e], text=self._entry.specs[n].kind == "string")
-            yield self.transform(batch) if self.transform is not None else batch
-
-    def _batches_streamed(self, order: np.ndarray) -> Iterator[Batch]:
-        """Host gather of entry rows ``order`` into pinned buffers (two, in turn), copied asynchronously."""
-        pin = self.options.pin_memory if self.options.pin_memory is not None else True
-        cuda = self.device.type == "cuda"
-        stream = torch.cuda.Stream(self.device) if cuda else None
-        names = ["__key__", "__weight__", *[n for n in self.columns if n in self._host]]
-        src = {"__key__": self._keys, "__weight__": self._weights, **self._host}
-        slots = [
-            {
-                n: torch.empty((self.batch_size, *src[n].shape[1:]), dtype=src[n].dtype, pin_memory=pin and cuda)
-                for n in names
-            }
-            for _ in range(2)
-        ]
-        done: list[Any] = [None, None]
-        for i, (s, e) in enumerate(self._bounds(order.size)):
-            k = i % 2
-            if done[k] is not None:
-                done[k].synchronize()  # the copy out of this slot has finished
-            ti = torch.from_numpy(order[s:e])
-            host = {n: torch.index_select(src[n], 0, ti, out=slots[k][n][: e - s]) for n in names}
-            if cuda:
-                assert stream is not None
-                with torch.cuda.stream(stream):
-                    dev = {n: t.to(self.device, non_blocking=True) for n, t in host.items()}
-                    ev = torch.cuda.Event()
-                    ev.record(stream)
-                done[k] = ev
-                cur = torch.cuda.current_stream(self.device)
-                cur.wait_event(ev)
-                for t in dev.values():
-                    t.record_stream(cur)
-            else:
-                dev = {n: t.to(self.device, copy=True) for n, t in host.items()}
-            batch: Batch = {"key": dev["__key__"], "weight": dev["__weight__"]}
-            for n in self.columns:
-                if n in dev:
-                    batch[n] = dev[n]
-                else:
-                    batch[n] = self._entry.var[n].rows(order[s:e], text=self._entry.specs[n].kind == "string")
-            yield self.transform(batch) if self.transform is not None else batch
-
-    def _ensure_alive(self) -> None:
-        if not self._entry.alive():
-            # removed by an erasure or eviction: rebuild (raises if keys were erased)
-            self._bind(materialize_entry(self.store, self.train_set, self.columns, self.options))
-            self._checked_version = self.store.version
-        elif self._entry.path is None and self.store.version != self._checked_version:
-            # entries held only in memory are invisible to the store's erase: check again
-            try:
-                live_check(self.store, self.train_set)
-            except ErasedKeysError:
-                cache_for(self.store, max_bytes=self.options.max_cache_bytes).discard(self._entry.name)
-                raise
-            self._checked_version = self.store.version
-
-    def _streams(self) -> bool:
-        """True when this epoch, the loader's first, can be served from the entry being built."""
-        b = self._building
-        if b is None or self._served or self.num_workers > 0 or self.device.type != "cpu" or not b.wait_streaming():
-            return False
-        return all(c in b.fixed for c in self.columns)
-
-    def _batches_building(self, order: np.ndarray) -> Iterator[Batch]:
-        """Batches of entry rows ``order`` from the entry being built, each once its rows landed."""
-        b = self._building
-        assert b is not None
-        host = {n: torch.from_numpy(b.fixed[n]) for n in self.columns}
-        # gathered by NumPy, on this thread alone: the reading threads hold the other cores, and
-        # a gather split over intra-op threads waited for descheduled ones (up to 3x slower)
-        src = [("key", self._stream_keys.numpy()), ("weight", self._weights.numpy())]
-        src += [(n, b.fixed[n]) for n in self.columns]
-        sequential = not self.shuffle and self.world_size == 1
-        for s, e in self._bounds(order.size):
-            r = order[s:e]
-            b.wait_rows(r)
-            if sequential and bool(r[-1] - r[0] == r.size - 1) and bool(np.all(np.diff(r) == 1)):
-                lo, hi = int(r[0]), int(r[-1]) + 1  # rows that landed are never written again
-                batch: Batch = {"key": self._stream_keys[lo:hi], "weight": self._weights[lo:hi]}
-                batch.update({n: host[n][lo:hi] for n in self.columns})
-            else:
-                batch = {n: torch.from_numpy(np.take(a, r, axis=0)) for n, a in src}
-            yield self.transform(batch) if self.transform is not None else batch
-
-    def __iter__(self) -> Iterator[Batch]:
-        if self._streams():
-            epoch = self.epoch
-            self.epoch += 1
-            self._served = True
-            gen = self._batches_building(self._pos2row[self.order(epoch)])
-            if self.options.prefetch <= 0:
-                yield from gen
-            else:
-                yield from prefetched(gen, self.options.prefetch)
-            # every row has been read and checked; the entry's files are written and published
-            # in the background (the next epoch and wait_materialized() wait for that)
-            return
-        if self._building is not None:
-            self._finish_build()
-        self._ensure_alive()
-        if self._copy_pending and self._served:
-            self._copy_to_memory()
-        self._served = True
-        epoch = self.epoch
-        self.epoch += 1
-        order = self._pos2row[self.order(epoch)]  # positions -> rows of the entry
-        if self.num_workers > 0:
-            from training.workers import worker_batches
-
-            yield from worker_batches(self, order)
-            return
-        sequential = not self.shuffle and self.world_size == 1 and order.size > 0
-        if self._dev is not None:
-            gen = self._batches_device(order)
-        elif self.device.type == "cpu":
-            gen = self._batches_cpu(order, sequential)
-        else:
-            gen = self._batches_streamed(order)
-        if self.options.prefetch <= 0 or self.device.type == "cuda":
-            yield from gen
-        else:
-            yield from prefetched(gen, self.options.prefetch)
-
-    def __repr__(self) -> str:
-        return (
-            f"Loader(rows={self.train_set.size}, columns={self.columns}, batch_size={self.batch_size}, "
-            f"device={self.device}, rank={self.rank}/{self.world_size}, epoch={self.epoch})"
-        )
 
 
 def loader(
@@ -465,13 +122,13 @@ def loader(
     """
     if not isinstance(train_set, TrainSet):
         raise InvalidArgumentError("train_set", type(train_set).__name__, "a modyn_store.core.trainset.TrainSet")
-    batch_size = _check_int("batch_size", batch_size, 1)
-    world_size = _check_int("world_size", world_size, 1)
-    rank = _check_int("rank", rank, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    world_size = check_int("world_size", world_size, 1)
+    rank = check_int("rank", rank, 0)
     if rank >= world_size:
         raise InvalidArgumentError("rank", rank, f"an integer in [0, {world_size})")
-    seed = _check_int("seed", seed, 0)
-    num_workers = _check_int("num_workers", num_workers, 0)
+    seed = check_int("seed", seed, 0)
+    num_workers = check_int("num_workers", num_workers, 0)
     if transform is not None and not callable(transform):
         raise InvalidArgumentError("transform", transform, "a callable taking and returning a batch dict")
     if num_workers and transform is None:

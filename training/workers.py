@@ -26,7 +26,7 @@ from training.batch import Batch, gather_host
 from training.cache import CacheEntry, _read_entry
 
 if TYPE_CHECKING:
-    from training.loading import Loader
+    from training.epochs import Loader
 
 __all__ = ["WorkerPool", "worker_batches"]
 
