@@ -125,9 +125,10 @@ class HashedKeys:
     A binary search per key in ``sorted_b`` costs ~50 ns (branchy, one cache miss per level).
     Each key is instead hashed (multiply by the 64-bit golden ratio, keep the top bits) into a
     bit table marking the slots of ``sorted_b``'s keys, and only the keys landing on a marked
-    slot are searched: ~4-13 ns a key (the table in or out of cache). The table is only a filter: every answer comes from the
-    search, whatever the keys' hashes. Built once, it serves every batch of a stream; the
-    caller must not change ``sorted_b`` meanwhile. ``max_bits``: the table's size limit.
+    slot are searched: ~4-13 ns a key (the table in or out of cache). The table is only a
+    filter: every answer comes from the search, whatever the keys' hashes. Built once, it
+    serves every batch of a stream; the caller must not change ``sorted_b`` meanwhile.
+    ``max_bits``: at most 2^max_bits slots.
 
     >>> HashedKeys(np.array([2, 3, 9])).hits(np.array([9, 2, 7, 2])).tolist()
     [0, 1, 3]

@@ -55,15 +55,13 @@ def dead_positions(
 ) -> np.ndarray:
     """Ascending positions of ``keys`` (one scanned batch) that occur in the sorted, distinct
     ``dead``: searched in the batch when it is sorted (the common case), else each key is
-    looked up (in ``hashed``, ``dead`` made ready for batches in any order, if given: a
-    stream builds it once, not once a batch). ``ordered``: whether ``keys`` is known to be
-    sorted (``None``: look)."""
+    looked up, in ``hashed`` if it holds this ``dead`` (a stream builds it once, not once a
+    batch). ``ordered``: whether ``keys`` is known to be sorted (``None``: look)."""
     if not dead.size or not keys.size:
         return np.empty(0, np.intp)
     if ordered if ordered is not None else first_unsorted(keys) < 0:
         return hit_positions(keys, dead)
-    if hashed is not None:
-        assert hashed.keys is dead
+    if hashed is not None and hashed.keys is dead:
         return hashed.hits(keys)
     return unsorted_hits(keys, dead)
 

@@ -63,8 +63,7 @@ def live_stream(
                 if not ordered and k.size >= PREFILTER_MIN and dead.size and (hashed is None or hashed.keys is not dead):
                     # built once for the stream: its table may hold up to 512 slots (64 bytes) a key of this batch
                     hashed = HashedKeys(dead, max_bits=min(PREFILTER_BITS, int(k.size * 512 - 1).bit_length()))
-                use = hashed if not ordered and hashed is not None and hashed.keys is dead else None
-                drop = dead_positions(k, dead, ordered=ordered, hashed=use)
+                drop = dead_positions(k, dead, ordered=ordered, hashed=hashed)
                 if done is not None:
                     drop = np.union1d(drop, done.positions(k))
                 if drop.size == k.size:
