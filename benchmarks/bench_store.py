@@ -182,7 +182,7 @@ def _lance_keys(uri: str, version: int | None = None) -> np.ndarray:
     return ds.to_table(columns=["key"]).column("key").to_numpy()
 
 
-def measure(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
+def measure(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "runs") -> None:
     """Every store-vs-peer ratio of docs/PERFORMANCE.md (Store) at ``rows`` rows, in one process."""
     table = pa.concat_tables(make_batches(rows))
     counter = iter(range(10**6))
@@ -222,7 +222,7 @@ def measure(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
     print(f"| delete 1% of {rows:,} rows (`key % 100 = 0`) | {min(ta) * 1e3:.1f} ms | "
           f"LanceDataset.delete: {min(tb) * 1e3:.1f} ms | {min(tb) / min(ta):.2f} |")
 
-    reads(rows, repeat, d, baseline, "runs")
+    reads(rows, repeat, d, baseline, layout)
 
 
 def writes(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
@@ -442,6 +442,8 @@ def main() -> None:
                         help="key layout of the read rows (runs: 0, 1, 2, ...; gaps: 0, 2, 4, ...; shuffled: a permutation)")
     parser.add_argument("--baseline", metavar="REV", help="also time the store at git revision REV (reads; writes with --writes-only)")
     args = parser.parse_args()
+    if args.writes_only and args.keys != "runs":
+        parser.error("--keys applies to the read rows, not to --writes-only (whose rows have new keys above the old)")
     import os
 
     baseline = load_baseline(args.baseline) if args.baseline else None
@@ -455,7 +457,7 @@ def main() -> None:
             elif args.writes_only:
                 writes(rows, args.repeat, d, baseline)
             else:
-                measure(rows, args.repeat, d, baseline)
+                measure(rows, args.repeat, d, baseline, args.keys)
     if args.small_versions and not args.reads_only:
         with tempfile.TemporaryDirectory() as d:
             small_versions(args.small_versions, 100, d, baseline if args.writes_only else None)
