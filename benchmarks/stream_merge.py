@@ -1,6 +1,7 @@
 """Streaming top-k, class-balanced quota and samplers with a large k, fed in chunks, vs NumPy on the whole array.
 
     python benchmarks/stream_merge.py            # k = budget = 10^6 over 60 chunks of 2^20 rows
+    python benchmarks/stream_merge.py --k 1000 --chunks 4 --chunk 4096    # a quick run
 
 Ours: ``engine.TopK(k)``, ``engine.BalancedSelector(budget, rule="top")``,
 ``engine.sample.UniformSampler(k)`` (keys) and ``engine.sample.WeightedSampler(k)`` fed chunk by
@@ -13,6 +14,7 @@ weighted one. Kernels are compiled before timing; one run each, printed as secon
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -94,4 +96,9 @@ def _samplers(scores: list[np.ndarray], k: int, chunk: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--k", type=int, default=10**6, help="k of the top-k and samplers, budget of the quota")
+    ap.add_argument("--chunks", type=int, default=60)
+    ap.add_argument("--chunk", type=int, default=1 << 20, help="rows per chunk")
+    a = ap.parse_args()
+    main(a.k, a.chunks, a.chunk)
