@@ -13,6 +13,10 @@ Run (writes docs/results/drift_decisions.md)::
 
     flock /tmp/modyn-heavy.lock python benchmarks/drift_decisions.py --data /work/shared/data \
         --out docs/results/drift_decisions.md
+
+A quick run on the first 4,000 rows of Elec2 (``--limit``: the first rows of each stream)::
+
+    python benchmarks/drift_decisions.py --data /work/shared/data --datasets elec2 --limit 4000
 """
 
 from __future__ import annotations
@@ -42,13 +46,15 @@ def _triggers(window: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def run(dataset: str, data_dir: str) -> list[dict[str, Any]]:
+def run(dataset: str, data_dir: str, limit: int | None = None) -> list[dict[str, Any]]:
     from modyn_store.app.pipeline import load_definition, parse_pipeline
     from modyn_store.app.pipeline.runner import Runner
     from modyn_store.app.report.build import summarize
     from modyn_store.core.trainings import Catalog
 
     base = dict(load_definition(dataset).data["base"])
+    if limit:  # only the first rows of the stream (a quick run)
+        base["source"] = {**base["source"], "limit": limit}
     rows = []
     for label, trig in _triggers(WINDOWS[dataset]).items():
         cfg = {**base, "name": "drift", "trigger": trig, "selection": {"name": "new_data"},
@@ -105,8 +111,9 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", default=None)
     ap.add_argument("--datasets", nargs="*", default=list(WINDOWS))
+    ap.add_argument("--limit", type=int, default=None, help="only the first LIMIT rows of each stream")
     args = ap.parse_args()
-    rows = [r for d in args.datasets for r in run(d, args.data)]
+    rows = [r for d in args.datasets for r in run(d, args.data, args.limit)]
     table = markdown(rows)
     print(table)
     if args.out:
