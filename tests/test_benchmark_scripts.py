@@ -1,0 +1,163 @@
+"""Every benchmark script runs to its end at its smallest inputs and prints what it exists to print.
+
+The scripts under ``benchmarks/`` are run by hand (``python benchmarks/X.py ...``, outside asv),
+so nothing else notices when one of them breaks. Each case runs one script (or its build and
+measure calls) in a fresh interpreter from the repository root, with ``PYTHONPATH`` set to the
+root and every store, output and temporary folder under the test's ``tmp_path``; it passes when
+the script exits 0 and its output matches the patterns of its result rows (a ratio, a label,
+a figure). No timing is judged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+NUM = r"[0-9][0-9,]*\.?[0-9]*"  # a printed figure: 12, 1,234, 0.93
+
+
+@dataclass(frozen=True)
+class Case:
+    """One run of a script: its argument lists (run in order, the output of the last one is
+    checked), the patterns its output must hold, and what it needs beyond the base install."""
+
+    id: str
+    script: str
+    runs: tuple[tuple[str, ...], ...]
+    expect: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    data: bool = False
+    timeout: float = 180.0
+
+
+def _case(id: str, script: str, args: str, *expect: str, needs: tuple[str, ...] = (), data: bool = False,
+          then: str | None = None) -> Case:
+    runs = (tuple(args.split()),) + ((tuple(then.split()),) if then is not None else ())
+    return Case(id, script, runs, expect, needs, data)
+
+
+CASES = [
+    _case("bench_store", "bench_store.py", "--rows 20000 --repeat 1 --small-versions 0",
+          rf"\| append 20,000 rows, fresh \| {NUM} M rows/s \| lance\.write_dataset: {NUM} M rows/s \| {NUM} \|",
+          rf"\| delete 1% of 20,000 rows \(`key % 100 = 0`\) \| {NUM} ms \| LanceDataset\.delete: {NUM} ms \| {NUM} \|",
+          rf"\| keys\(\) as of latest \(1% deleted\), 20,000 rows, runs keys \| {NUM} ms \| raw key scan {NUM} ms"
+          rf" \| {NUM}x raw \| Lance with the deletions: {NUM} ms \({NUM}\)"),
+    _case("bench_store-shuffled", "bench_store.py", "--rows 20000 --repeat 1 --reads-only --keys shuffled",
+          rf"\| keys\(\) as of latest \(1% deleted\), 20,000 rows, shuffled keys \| {NUM} ms \| raw key scan {NUM} ms;"
+          rf" raw key scan \+ `np\.sort` {NUM} ms \| {NUM}x raw \({NUM}x scan \+ sort\)"),
+    _case("bench_store-gaps", "bench_store.py", "--rows 20000 --repeat 1 --reads-only --keys gaps",
+          rf"\| to_batches\(\) as of latest - 3 \(before the delete\), 20,000 rows, gaps keys \| {NUM} ms \|"
+          rf" raw key scan {NUM} ms; raw stream of all columns {NUM} ms \| {NUM}x raw \({NUM}x the stream\)"),
+    _case("bench_store-writes", "bench_store.py", "--rows 20000 --repeat 1 --writes-only --small-versions 5",
+          rf"\| then delete 1% more \(`key % 100 = 1`\) \| {NUM} ms \| Lance \(10 appends\): {NUM} ms \| {NUM} \|",
+          rf"\| 4 appends of 100 rows \| {NUM} ms/version \| Lance append: {NUM} ms/version \| -?{NUM} ms fixed cost"),
+    _case("bench_engine", "bench_engine.py", "--quick --no-naive",
+          rf"^\| top-1000 of 1e\+06 float32, unsorted \| {NUM} s \| np\.partition \+ threshold: {NUM} s \| {NUM}x \|",
+          rf"^\| weighted sample .* \| {NUM} s \| NumPy Efraimidis-Spirakis: {NUM} s \| {NUM}x \|",
+          rf"^\| MMD\^2 permutation test, .* \| {NUM} s \| NumPy, same matmul trick: {NUM} s \| {NUM}x \|",
+          rf"^\| class-balanced uniform quota, .* \| {NUM} s = {NUM} M rows/s \|", needs=("torch",)),
+    _case("bench_policies", "bench_policies.py", "--rows 20000 --limit 100",
+          rf"^ *scan: +{NUM} s +{NUM} M rows/s +peak \+ *-?{NUM} MiB +selected 20,000$",
+          rf"^uniform: streaming / numpy time {NUM}x, peak memory {NUM}x$",
+          rf"^loss_top: streaming / numpy time {NUM}x"),
+    _case("bench_training", "bench_training.py", "--rows 20000 --repeats 1 --threads 1",
+          rf"^ratio_time_to_selection +{NUM}$", rf"^ratio_end_of_epoch +{NUM}$", rf"^ratio_warm_vs_gather +{NUM}$",
+          needs=("torch",)),
+    _case("bench_training-cold", "bench_training.py", "--rows 20000 --repeats 1 --cold-only",
+          rf"^take_epoch +{NUM} s \[{NUM} - {NUM}\]  LanceDataset / this: {NUM}$", needs=("torch",)),
+    _case("bench_pipeline", "bench_pipeline.py", "",
+          rf"^ +periodic_retrain: +{NUM} s, \d+ trainings, \d+ samples, mean accuracy 0\.\d{{3}}$",
+          needs=("torch",)),
+    _case("first_query", "first_query.py", "{tmp}/fq 20000",
+          r"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False)$", then="{tmp}/fq 20000"),
+    _case("gpu_check", "gpu_check.py", "--rows 20000 --batch-size 1024 --repeats 1",
+          rf"^resident\*? +{NUM} +{NUM} +{NUM} +{NUM}$", rf"^streamed\*? +{NUM} +{NUM} +{NUM} +{NUM}$",
+          needs=("torch",)),
+    _case("grid_positions", "grid_positions.py", "--pipelines 1 --repeats 1",
+          rf"^\| 0 \| \d+ \| \d+ \| \d+ \| {NUM} \| {NUM} \|$", rf"^max/min wall: {NUM}$",
+          needs=("torch", "matplotlib")),
+    _case("index_build", "index_build.py", "--rows 20000 --path {tmp}/ib",
+          rf"^keys in append order: build [0-9.]+ s, peak RSS grew \d+ MB, 20,000 rows"
+          rf" \(code from {re.escape(str(REPO))}\)$",
+          r"^keys random order: build [0-9.]+ s, peak RSS grew \d+ MB, 20,000 rows"),
+    _case("integrity_overhead", "integrity_overhead.py", "20000",
+          rf"^rows=20000 keys\(\) checked {NUM} ms, unchecked {NUM} ms, ratio {NUM}$"),
+    # every phase but Lance's own scan (raw) and two reads whose code other phases run (scores: quota's
+    # stream; score_table_old: score_table at another version)
+    _case("scale_store", "scale_store.py", "--rows 20000 --versions 12 --score-writes 3 --path {tmp}/ss --phases "
+          "build,keys_old,keys_latest,keys_array,score_table,top_k,weighted,quota",
+          r'^\{"phase": "build", "rows": 20000, "versions": \d+,', r'^\{"phase": "keys_old", .*"rows": 4998,',
+          r'^\{"phase": "keys_latest", .*"rows": 19800, "result": 19800,',
+          r'^\{"phase": "score_table", .*"rows": 19800,', r'^\{"phase": "top_k", .*"result": 1000,',
+          r'^\{"phase": "weighted", .*"result": 1000,', r'^\{"phase": "quota", .*"result": 198,'),
+    _case("take_keys", "take_keys.py", "--rows 20000 --versions 4 --keys 50 --many 2000 --path {tmp}/tk",
+          r'^\{"phase": "build", "rows": 20000, "versions": 5,', r'^\{"phase": "take", "keys": 50, "first_s": ',
+          r'^\{"phase": "old_many", "keys": 2000,', r'^\{"phase": "lance_in", "keys": 50,',
+          r'^\{"phase": "reindex", "seconds": '),
+    _case("trigger_passes", "trigger_passes.py", "--rows 20000 --versions 4 --repeat 1",
+          rf"^ratio 0\.01: selection {NUM} s \(one pass\) vs {NUM} s \(count, then sample\); locate {NUM} s",
+          rf"^delta of one version: {NUM} s \(its fragments\) vs {NUM} s", rf"^raw key stream: {NUM} s$"),
+    _case("vector_index", "vector_index.py", "--n 2000 --d 8 --queries 10 --partitions 4 --sub-vectors 2 "
+          "--kinds ivf_pq --sweep 2:0",
+          rf"^exact brute force, batched: {NUM} ms/query$",
+          rf"^ivf_pq nprobes=2 refine_factor=0: one at a time {NUM} ms/query \(recall@10 [01]\.\d{{3}}, {NUM}x",
+          needs=("lancedb",)),
+    _case("append_files", "append_files.py", "--rows 20000 --width 2",
+          rf"^rows/s: streamed {NUM}, whole {NUM}; time ratio streamed/whole {NUM}; peak RSS ratio {NUM}$"),
+    _case("stream_merge", "stream_merge.py", "--k 1000 --chunks 4 --chunk 4096",
+          r"^rows 16,384, k = budget = 1,000, chunks of 4,096$",
+          rf"^top-k:  TopK streamed {NUM} s, np\.argpartition in memory {NUM} s, ratio {NUM}$",
+          rf"^weighted: WeightedSampler streamed {NUM} s, .* ratio {NUM}$"),
+    _case("scale_out-s3", "scale_out.py", "--rows 4000 --repeat 1 --only s3",
+          rf"^\| append 1000 rows \| S3 \(local moto endpoint\) \| {NUM} ms \|$",
+          rf"^\| as_of\(1\)\.to_table\(\['x'\]\) \| local folder \| {NUM} ms \|$", needs=("moto", "boto3")),
+    _case("scale_out-ray", "scale_out.py", "--rows 4000 --repeat 1 --only ray --only quota",
+          rf"^\| scoring pass \| Ray, 2 worker\(s\) \| {NUM} rows/s \|$",
+          rf"^\| selection class_balanced\(ratio=0\.1\), 10 classes \| Ray, 2 worker\(s\) \| {NUM} rows/s \|$",
+          needs=("ray", "torch")),
+    _case("drift_decisions", "drift_decisions.py", "--data {data} --datasets elec2 --limit 4000 --out {tmp}/drift.md",
+          rf"^\| elec2 \| ks p<0\.01 \| \d+ \| \d+ \| {NUM} \| \d+ \| \d+ \| {NUM} / {NUM} \| 0\.\d{{4}} \|$",
+          r"^\| elec2 \| train once \| - \| \d+ \| - \| 1 \| \d+ \| ", needs=("torch",), data=True),
+    _case("selection_claims", "selection_claims.py",
+          "--data {data} --datasets elec2 --limit 4000 --out {tmp}/claims.md",
+          r"^\| elec2 \| uniform 30% \| \d+ \| \d+ \| 0\.\d{4} \| 0\.\d{4} \|$",
+          r"^\| elec2 \| loss importance 30% of each batch \| \d+ \| \d+ \| 0\.\d{4} \| 0\.\d{4} \|$",
+          needs=("torch",), data=True),
+]
+
+
+def test_every_script_has_a_case() -> None:
+    """A new script under ``benchmarks/`` gets a case here (or fails this check)."""
+    scripts = {p.name for p in (REPO / "benchmarks").glob("*.py") if p.name != "__init__.py"}
+    assert scripts == {c.script for c in CASES}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_script_runs_small(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The script exits 0 at its smallest inputs and prints its result rows."""
+    for module in case.needs:
+        pytest.importorskip(module)
+    data = str(request.getfixturevalue("data_dir")) if case.data else ""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    # TMPDIR: the scripts' own temporary folders (tempfile.mkdtemp) land under tmp_path too
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp)}
+    out = ""
+    for args in case.runs:
+        argv = [a.format(tmp=tmp_path, data=data) for a in args]
+        done = subprocess.run([sys.executable, str(REPO / "benchmarks" / case.script), *argv], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=case.timeout)
+        assert done.returncode == 0, f"{case.script} {' '.join(argv)} exited {done.returncode}:\n{done.stderr[-4000:]}"
+        out = done.stdout
+    for pattern in case.expect:
+        assert re.search(pattern, out, re.M), f"{case.script}: no line matches {pattern!r} in:\n{out[-4000:]}"
