@@ -121,6 +121,7 @@ def test_append_skips_unlabelled_rows_when_asked(tmp_path: Path, capsys: pytest.
     pq.write_table(pa.table({"t": [1, 2, 3], "y": ["a", None, "b"], "u": [0.1, 0.2, 0.3]}), tmp_path / "s.parquet")
     st = str(tmp_path / "st")
     assert main(["append", st, str(tmp_path / "s.parquet"), "--ts", "t", "--label", "y"]) == 2
-    assert "--label" in capsys.readouterr().err and Store.open(st).version == 0
+    err = capsys.readouterr().err
+    assert "--label" in err and "--drop-unlabeled" in err and Store.open(st).version == 0
     assert main(["append", st, str(tmp_path / "s.parquet"), "--ts", "t", "--label", "y", "--drop-unlabeled"]) == 0
     assert "2 rows (1 rows without a label skipped)" in capsys.readouterr().out

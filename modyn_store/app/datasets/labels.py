@@ -178,8 +178,9 @@ class LabelMap:
 def _check_nulls(column: str, arr: pa.Array) -> None:
     if arr.null_count:
         raise LabelError(
-            f"label column {column!r} has {arr.null_count} rows without a label; drop them before "
-            "ingesting (a pipeline trains on labelled rows only)"
+            f"label column {column!r} has {arr.null_count} rows without a label (a pipeline trains on "
+            "labelled rows only); skip them with drop_unlabeled (on the command line: --drop-unlabeled) "
+            "or drop them before ingesting"
         )
 
 
