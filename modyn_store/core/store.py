@@ -151,13 +151,24 @@ class Store:
     def _read_records(self) -> list[VersionRecord]:
         return self._log.records()
 
-    def log(self) -> list[VersionRecord]:
-        """Every committed version, oldest first.
+    def log(self, since: int = 0) -> list[VersionRecord]:
+        """Every committed version after version ``since`` (default: all), oldest first.
 
         The records are the caller's own: their ``details`` are copies, so changing them changes
-        nothing the store (or another ``Store`` of this process) reads.
+        nothing the store (or another ``Store`` of this process) reads. A caller that follows
+        the store (a poll loop) passes the last version it has seen: only the newer records are
+        copied.
+
+        >>> import pyarrow as pa
+        >>> store = Store.open("memory://log-doc", create=True)
+        >>> for t in ([1, 2], [3]): _ = store.append(pa.table({"ts": t}))
+        >>> [r.version for r in store.log(since=1)], len(store.log())
+        ([2], 2)
         """
-        return [dataclasses.replace(r, details=copy.deepcopy(r.details)) for r in self._read_records()]
+        if isinstance(since, bool) or not isinstance(since, (int, np.integer)) or since < 0:
+            raise InvalidArgumentError("since", since, "a version number >= 0")
+        records = self._read_records()
+        return [dataclasses.replace(r, details=copy.deepcopy(r.details)) for r in records if r.version > since]
 
     @property
     def version(self) -> int:

@@ -228,3 +228,24 @@ def test_records_handed_out_by_log_are_the_callers_own(tmp_path: Path) -> None:
 
     report = verify(uri, deep=True)
     assert report.ok and not report.findings, report
+
+
+def test_log_since_hands_out_only_the_newer_records_as_copies(tmp_path: Path) -> None:
+    from modyn_store import InvalidArgumentError
+
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    for i in range(4):
+        store.append(_rows(np.arange(i * 10, i * 10 + 10)))
+    store.delete(keys=[0, 11])
+    assert [r.version for r in store.log(since=3)] == [4, 5]
+    assert [r.version for r in store.log(since=5)] == []
+    assert [r.version for r in store.log(since=0)] == [r.version for r in store.log()] == [1, 2, 3, 4, 5]
+    assert store.log(since=3)[-1].op == "delete"
+    newer = Store.open(uri).log(since=4)
+    newer[0].details["spans"] = "changed"  # a copy: what the store reads is unchanged
+    assert Store.open(uri).log(since=4)[0].details != newer[0].details
+    assert Store.open(uri).as_of(5).count() == 38
+    for bad in (-1, 1.5, "2", True, None):
+        with pytest.raises(InvalidArgumentError, match="since"):
+            store.log(since=bad)  # type: ignore[arg-type]

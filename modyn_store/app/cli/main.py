@@ -163,7 +163,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = _open(args)
     snap = store.as_of(version_ref(args.version))
     schema = snap.schema
-    rec = store.log()[snap.version - 1] if snap.version else None
+    rec = store.log(since=snap.version - 1)[0] if snap.version else None
     head = {"store": store.uri, "version": snap.version, "latest": store.version, "live_rows": snap.count(),
             "time": _when(rec.time) if rec is not None else None,
             "unavailable": int(snap.unavailable().size)}

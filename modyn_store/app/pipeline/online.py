@@ -208,7 +208,7 @@ class OnlineRunner:
     def step(self) -> int:
         """Process every version committed since the last call; returns the number of new trainings."""
         new = 0
-        records = {r.version: r for r in self.store.log() if r.version > self.processed}
+        records = {r.version: r for r in self.store.log(since=self.processed)}
         for v in sorted(records):
             if self._stop.is_set():
                 break
