@@ -87,9 +87,12 @@ def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
             np.add.at(edges, hi, -1)
             return np.cumsum(edges[:-1]) > 0
         return _isin_searched(a, b)  # (sorted keys: NumPy's search narrows from the last hit)
-    if a.size >= PREFILTER_MIN and sorted_b.size <= 4 * a.size:
-        return _isin_prefiltered(a, sorted_b)
-    return _isin_searched(a, sorted_b)
+    hashed = _hashed_for(a, sorted_b)
+    if hashed is None:
+        return _isin_searched(a, sorted_b)
+    out = np.zeros(a.size, dtype=bool)
+    out[hashed.hits(a)] = True
+    return out
 
 
 #: an unsorted ``a`` of at least this many keys, and at least a quarter as many as ``sorted_b``
@@ -113,10 +116,12 @@ def _isin_searched(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     return sorted_b[idx] == a  # type: ignore[no-any-return]
 
 
-def _isin_prefiltered(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
-    out = np.zeros(a.size, dtype=bool)
-    out[unsorted_hits(a, sorted_b)] = True
-    return out
+def _hashed_for(a: np.ndarray, sorted_b: np.ndarray) -> HashedKeys | None:
+    """A :class:`HashedKeys` of ``sorted_b`` for one call on the unsorted ``a``, or ``None`` where
+    a plain search is as fast (``a`` short, or ``sorted_b`` many times longer)."""
+    if a.size < PREFILTER_MIN or sorted_b.size > 4 * a.size:
+        return None
+    return HashedKeys.for_batch(sorted_b, a.size)
 
 
 class HashedKeys:
@@ -143,6 +148,12 @@ class HashedKeys:
             marked = np.zeros(1 << bits, dtype=bool)
             marked[self._slots(sorted_b)] = True
             self._table = np.packbits(marked, bitorder="little")  # slot s: bit s % 8 of byte s // 8
+
+    @classmethod
+    def for_batch(cls, sorted_b: np.ndarray, batch: int, slots_per_key: int = 32) -> HashedKeys:
+        """A table of at most ``slots_per_key`` slots a key of a ``batch``-key batch (one call:
+        4 bytes a key; a stream, which reuses it for every batch, affords more)."""
+        return cls(sorted_b, max_bits=min(PREFILTER_BITS, int(batch * slots_per_key - 1).bit_length()))
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
         slot = np.asarray(keys, dtype=np.int64).view(np.uint64) * _FIB
@@ -175,6 +186,5 @@ def unsorted_hits(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     """
     if a.size == 0 or sorted_b.size == 0:
         return np.empty(0, dtype=np.intp)
-    if a.size < PREFILTER_MIN or sorted_b.size > 4 * a.size:
-        return np.flatnonzero(_isin_searched(a, sorted_b))
-    return HashedKeys(sorted_b, max_bits=min(PREFILTER_BITS, int(a.size * 32 - 1).bit_length())).hits(a)
+    hashed = _hashed_for(a, sorted_b)
+    return np.flatnonzero(_isin_searched(a, sorted_b)) if hashed is None else hashed.hits(a)

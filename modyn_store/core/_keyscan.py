@@ -195,14 +195,9 @@ class LiveKeys:
                 self._out = keys[keep]  # (not copied back into the larger array: one pass less)
                 self._n = self._out.size
         if extra is not None and extra.size:
-            if self._n + extra.size > self._out.size:  # exactly: nothing is added after this
-                grown = np.empty(self._n + extra.size, np.int64)
-                grown[: self._n] = self._out[: self._n]
-                self._out = grown
-            dst = self._room(extra.size)
-            np.copyto(dst, extra)
-            self.checksum.add(dst)
-            self._n += extra.size
+            self._out = np.concatenate([self._out[: self._n], np.asarray(extra, dtype=np.int64)])
+            self.checksum.add(self._out[self._n :])
+            self._n = self._out.size
             self.ordered = False
         keys = self._out[: self._n]
         if not self.ordered and first_unsorted(keys) >= 0:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from engine._search import PREFILTER_BITS, PREFILTER_MIN, HashedKeys
+from engine._search import PREFILTER_MIN, HashedKeys
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
 from modyn_store.core._tables import READ_ATTEMPTS
 from modyn_store.core.errors import ConflictError
@@ -61,8 +61,8 @@ def live_stream(
                 ordered = increasing(k)  # one look, shared by the two searches below
                 read_keys.add(k, ordered=ordered)  # dead ones too: they keep the key runs unbroken
                 if not ordered and k.size >= PREFILTER_MIN and dead.size and (hashed is None or hashed.keys is not dead):
-                    # built once for the stream: its table may hold up to 512 slots (64 bytes) a key of this batch
-                    hashed = HashedKeys(dead, max_bits=min(PREFILTER_BITS, int(k.size * 512 - 1).bit_length()))
+                    # built once for the stream: its table may hold 512 slots (64 bytes) a key of this batch
+                    hashed = HashedKeys.for_batch(dead, k.size, slots_per_key=512)
                 drop = dead_positions(k, dead, ordered=ordered, hashed=hashed)
                 if done is not None:
                     drop = np.union1d(drop, done.positions(k))
