@@ -132,12 +132,15 @@ CASES = [
           needs=("ray", "torch")),
     _case("drift_decisions", "drift_decisions.py", "--data {data} --datasets elec2 --limit 4000 --out {tmp}/drift.md",
           rf"^\| elec2 \| ks p<0\.01 \| \d+ \| \d+ \| {NUM} \| \d+ \| \d+ \| {NUM} / {NUM} \| 0\.\d{{4}} \|$",
-          r"^\| elec2 \| train once \| - \| \d+ \| - \| 1 \| \d+ \| ", needs=("torch",), data=True),
+          r"^\| elec2 \| train once \| - \| \d+ \| - \| 1 \| \d+ \| ",
+          # --limit 4000: 4 firings of a 1,000-row amount trigger (the whole stream gives 45)
+          r"^\| elec2 \| amount every 1000 \| - \| 4 \| - \| 4 \| ", needs=("torch",), data=True),
     _case("selection_claims", "selection_claims.py",
           "--data {data} --datasets elec2 --limit 4000 --out {tmp}/claims.md",
           r"^\| elec2 \| uniform 30% \| \d+ \| \d+ \| 0\.\d{4} \| 0\.\d{4} \|$",
           r"^\| elec2 \| loss importance 30% of each batch \| \d+ \| \d+ \| 0\.\d{4} \| 0\.\d{4} \|$",
-          needs=("torch",), data=True),
+          # --limit 4000 (83 days): one training of a 56-day trigger (the whole stream gives 16)
+          r"^\| elec2 \| uniform 30% \| 1 \| \d+ \|", needs=("torch",), data=True),
 ]
 
 
