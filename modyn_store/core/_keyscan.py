@@ -162,7 +162,7 @@ class LiveKeys:
         dst = self._room(keys.size)
         np.copyto(dst, keys)
         if run:
-            self.checksum.add_value(run_checksum(first, m, scanned))
+            self.checksum.add_value(run_checksum(first, m))
         else:
             self.checksum.add(dst)
         self._n += dst.size

@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -34,13 +35,43 @@ __all__ = ["MASK", "Checksum", "erase_spans", "expected_checksum", "expected_liv
 MASK = (1 << 64) - 1
 
 
-#: the checksum mixes keys this many at a time, in place on two reused scratch buffers, so that
-#: its passes (multiply, xorshift, twice, and the sum) run over data that stays in the CPU cache
+#: the checksum mixes keys this many at a time, in place on two scratch buffers, so that its
+#: passes (multiply, xorshift, twice, and the sum) run over data that stays in the CPU cache
 CHUNK = 1 << 16
 _C1 = np.uint64(0x9E3779B97F4A7C15)
 _C2 = np.uint64(0xBF58476D1CE4E5B9)
 _S29 = np.uint64(29)
 _S32 = np.uint64(32)
+#: 0, 1, ..., CHUNK - 1: a run of keys is this plus its first key, made in a scratch buffer
+_IOTA = np.arange(CHUNK, dtype=np.uint64)
+_IOTA.flags.writeable = False
+# Each thread keeps its two scratch buffers (1 MiB) for every later checksum: fresh buffers per
+# call cost more in page faults than the mixing itself (3-4 ms against 1.6 ms per 10^6 keys of
+# 64K-key batches, a read's batch size)
+_SCRATCH = threading.local()
+
+
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The calling thread's two scratch buffers, cut to ``n`` (at most :data:`CHUNK`) slots."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = (np.empty(CHUNK, np.uint64), np.empty(CHUNK, np.uint64))
+    return bufs[0][:n], bufs[1][:n]
+
+
+def _mix_sum(x: np.ndarray, z: np.ndarray, t: np.ndarray) -> int:
+    """The sum of the 64-bit mixes of the keys ``x`` (``z``, ``t``: scratch of its size; ``z``
+    may be ``x``, which is then overwritten).
+
+    The bijective mix of each key: multiply, xorshift, multiply, xorshift.
+    """
+    np.multiply(x, _C1, out=z)
+    np.right_shift(z, _S29, out=t)
+    np.bitwise_xor(z, t, out=z)
+    np.multiply(z, _C2, out=z)
+    np.right_shift(z, _S32, out=t)
+    np.bitwise_xor(z, t, out=z)
+    return int(z.sum(dtype=np.uint64))
 
 
 class Checksum:
@@ -55,8 +86,6 @@ class Checksum:
 
     def __init__(self) -> None:
         self._total = 0
-        self._z = np.empty(0, np.uint64)
-        self._t = np.empty(0, np.uint64)
 
     @property
     def value(self) -> int:
@@ -65,20 +94,17 @@ class Checksum:
     def add(self, keys: np.ndarray) -> None:
         """Add the keys of ``keys`` (any integer array; converted to int64 like the writer does)."""
         u = np.ascontiguousarray(keys, dtype=np.int64).reshape(-1).view(np.uint64)
-        if u.size > self._z.size:
-            size = min(max(u.size, 1024), CHUNK)
-            self._z, self._t = np.empty(size, np.uint64), np.empty(size, np.uint64)
         for start in range(0, u.size, CHUNK):
             x = u[start : start + CHUNK]
-            z, t = self._z[: x.size], self._t[: x.size]
-            # the bijective 64-bit mix of each key: multiply, xorshift, multiply, xorshift
-            np.multiply(x, _C1, out=z)
-            np.right_shift(z, _S29, out=t)
-            np.bitwise_xor(z, t, out=z)
-            np.multiply(z, _C2, out=z)
-            np.right_shift(z, _S32, out=t)
-            np.bitwise_xor(z, t, out=z)
-            self._total += int(z.sum(dtype=np.uint64))
+            self._total += _mix_sum(x, *_scratch(x.size))
+
+    def add_run(self, first: int, n: int) -> None:
+        """Add the ``n`` consecutive keys ``first, ..., first + n - 1`` (never made as an array)."""
+        base = int(first) & MASK  # an int64 key's bits; + i stays in range: the run ends by 2^63 - 1
+        for start in range(0, n, CHUNK):
+            z, t = _scratch(min(CHUNK, n - start))
+            np.add(_IOTA[: z.size], np.uint64((base + start) & MASK), out=z)
+            self._total += _mix_sum(z, z, t)
 
     def add_value(self, value: int) -> None:
         """Add a checksum computed elsewhere (e.g. :func:`run_checksum`)."""
@@ -102,15 +128,14 @@ RUNS_KEPT = 1 << 15
 _RUNS: dict[tuple[int, int], int] = {}
 
 
-def run_checksum(first: int, n: int, run: np.ndarray | None = None) -> int:
+def run_checksum(first: int, n: int) -> int:
     """``key_checksum`` of the ``n`` consecutive keys ``first, first + 1, ..., first + n - 1``.
 
     A pure function of ``(first, n)``, so the process keeps the values it computed (oldest
     dropped beyond :data:`RUNS_KEPT`): a scanned batch of keys that is strictly increasing and
     spans exactly its length is that run, and its checksum needs no pass over it. Nothing
     about a store is kept here; the caller establishes from the keys it read that they are
-    the run. ``run``: the run itself, if the caller holds it (a first computation then mixes
-    it instead of making it).
+    the run. A first computation makes the run in scratch buffers, chunk by chunk.
 
     >>> run_checksum(10, 5) == key_checksum(np.arange(10, 15))
     True
@@ -118,10 +143,9 @@ def run_checksum(first: int, n: int, run: np.ndarray | None = None) -> int:
     key = (int(first), int(n))
     value = _RUNS.get(key)
     if value is None:
-        if run is None or run.size != key[1]:
-            run = np.arange(key[1], dtype=np.int64)
-            run += np.int64(key[0])  # (never past the last key: no overflow where keys end at 2^63 - 1)
-        value = key_checksum(run)
+        c = Checksum()
+        c.add_run(*key)
+        value = c.value
         while len(_RUNS) >= RUNS_KEPT:
             try:
                 del _RUNS[next(iter(_RUNS))]

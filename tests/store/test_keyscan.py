@@ -207,8 +207,27 @@ def test_run_checksum_is_the_checksum_of_the_run(first: int, n: int) -> None:
     integrity._RUNS.clear()
     assert integrity.run_checksum(first, n) == want
     assert integrity.run_checksum(first, n) == want  # the kept value
+    c = integrity.Checksum()
+    c.add_run(first, n)
+    assert c.value == want
+
+
+def test_checksums_in_threads_share_no_scratch() -> None:
+    # every thread mixes in its own scratch buffers: checksums computed at once in several
+    # threads, of many chunks each, equal the reference
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    arrays = [rng.integers(-(2**63), 2**63 - 1, 3 * integrity.CHUNK + 17, dtype=np.int64) for _ in range(8)]
+    want = [_mix_reference(a) for a in arrays]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(integrity.key_checksum, arrays)) == want
     integrity._RUNS.clear()
-    assert integrity.run_checksum(first, n, np.arange(n, dtype=np.int64) + np.int64(first)) == want
+    firsts = [int(f) for f in rng.integers(0, 2**40, 8)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda f: integrity.run_checksum(f, 2 * integrity.CHUNK + 5), firsts))
+    assert got == [_mix_reference(np.arange(2 * integrity.CHUNK + 5, dtype=np.int64) + f) for f in firsts]
 
 
 def test_runs_and_lookalikes_give_the_reference_keys_and_checksum(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,9 +236,9 @@ def test_runs_and_lookalikes_give_the_reference_keys_and_checksum(monkeypatch: p
     runs: list[tuple[int, int]] = []
     real = integrity.run_checksum
 
-    def counted(first: int, n: int, run: np.ndarray | None = None) -> int:
+    def counted(first: int, n: int) -> int:
         runs.append((first, n))
-        return real(first, n, run)
+        return real(first, n)
 
     from modyn_store.core import _keyscan
 
