@@ -18,12 +18,12 @@ True
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine._scratch import scratch
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -35,8 +35,9 @@ __all__ = ["MASK", "Checksum", "erase_spans", "expected_checksum", "expected_liv
 MASK = (1 << 64) - 1
 
 
-#: the checksum mixes keys this many at a time, in place on two scratch buffers, so that its
-#: passes (multiply, xorshift, twice, and the sum) run over data that stays in the CPU cache
+#: the checksum mixes keys this many at a time, in place on two scratch buffers the thread keeps
+#: (see ``engine._scratch``), so that its passes (multiply, xorshift, twice, and the sum) run
+#: over data that stays in the CPU cache
 CHUNK = 1 << 16
 _C1 = np.uint64(0x9E3779B97F4A7C15)
 _C2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -45,20 +46,6 @@ _S32 = np.uint64(32)
 #: 0, 1, ..., CHUNK - 1: a run of keys is this plus its first key, made in a scratch buffer
 _IOTA = np.arange(CHUNK, dtype=np.uint64)
 _IOTA.flags.writeable = False
-# Each thread keeps its two scratch buffers (1 MiB) for every later checksum: fresh buffers per
-# call cost more in page faults than the mixing itself (3-4 ms against 1.6 ms per 10^6 keys of
-# 64K-key batches, a read's batch size)
-_SCRATCH = threading.local()
-
-
-def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The calling thread's two scratch buffers, cut to ``n`` (at most :data:`CHUNK`) slots."""
-    bufs = getattr(_SCRATCH, "bufs", None)
-    if bufs is None:
-        bufs = _SCRATCH.bufs = (np.empty(CHUNK, np.uint64), np.empty(CHUNK, np.uint64))
-    return bufs[0][:n], bufs[1][:n]
-
-
 def _mix_sum(x: np.ndarray, z: np.ndarray, t: np.ndarray) -> int:
     """The sum of the 64-bit mixes of the keys ``x`` (``z``, ``t``: scratch of its size; ``z``
     may be ``x``, which is then overwritten).
@@ -96,13 +83,13 @@ class Checksum:
         u = np.ascontiguousarray(keys, dtype=np.int64).reshape(-1).view(np.uint64)
         for start in range(0, u.size, CHUNK):
             x = u[start : start + CHUNK]
-            self._total += _mix_sum(x, *_scratch(x.size))
+            self._total += _mix_sum(x, *scratch(x.size, 2))
 
     def add_run(self, first: int, n: int) -> None:
         """Add the ``n`` consecutive keys ``first, ..., first + n - 1`` (never made as an array)."""
         base = int(first) & MASK  # an int64 key's bits; + i stays in range: the run ends by 2^63 - 1
         for start in range(0, n, CHUNK):
-            z, t = _scratch(min(CHUNK, n - start))
+            z, t = scratch(min(CHUNK, n - start), 2)
             np.add(_IOTA[: z.size], np.uint64((base + start) & MASK), out=z)
             self._total += _mix_sum(z, z, t)
 
