@@ -149,8 +149,8 @@ class HashedKeys:
         if sorted_b.size and sorted_b.size * 16 <= 1 << bits:
             marked = np.zeros(1 << bits, dtype=bool)
             marked[self._slots(sorted_b)] = True
-            # slot s: bit s % 64 of word s // 64
-            self._table = np.packbits(marked, bitorder="little").view(np.uint64)
+            # slot s: bit s % 64 of word s // 64 (bytes read as little-endian words, whatever the machine)
+            self._table = np.packbits(marked, bitorder="little").view("<u8").astype(np.uint64, copy=False)
 
     @classmethod
     def for_batch(cls, sorted_b: np.ndarray, batch: int, slots_per_key: int = 32) -> HashedKeys:

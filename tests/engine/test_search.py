@@ -66,3 +66,20 @@ def test_hash_prefilter_is_exact_when_every_key_collides() -> None:
     got = isin_sorted_numpy(a, b)  # (a is unsorted and long enough: the hashed path)
     assert got.tolist() == np.isin(a, b).tolist()
     assert 0 < int(got.sum()) < a.size
+
+
+def test_a_stream_table_answers_batch_after_batch_on_kept_and_fresh_buffers() -> None:
+    """One table serves every batch of a stream; its passes run in the thread's kept scratch
+    buffers up to ``KEPT`` keys and in fresh arrays above. Each batch's answer must be its own
+    (nothing left over from the batch before, whatever their sizes)."""
+    from engine._scratch import KEPT
+    from engine._search import HashedKeys
+
+    rng = np.random.default_rng(5)
+    keys = rng.permutation(400_000).astype(np.int64)
+    dead = np.sort(keys[keys % 97 == 0])
+    table = HashedKeys.for_batch(dead, 1 << 16, slots_per_key=512)
+    assert table._table is not None  # the hashed path, not the plain search
+    for size in (1 << 16, KEPT + 1000, 10, 1 << 16, 5000, KEPT):
+        batch = keys[rng.integers(0, keys.size - size) :][:size]
+        assert table.hits(batch).tolist() == np.flatnonzero(np.isin(batch, dead)).tolist()
