@@ -5,7 +5,9 @@ Run it once per tree to compare (see docs/PERFORMANCE.md, "The store's key-set s
 
     python benchmarks/first_query.py /tmp/fq-2m 2000000
 
-``open_and_first_ms`` also counts ``Store.open``. With ``--raw`` the process instead times a
+``open_and_first_ms`` also counts ``Store.open``; ``bytecode_cached=False`` says the process
+compiled some of the store's modules first (run once without ``PYTHONDONTWRITEBYTECODE`` to
+cache them, as an installed package has them). With ``--raw`` the process instead times a
 Lance user's read of every key of the store's samples table, open included
 (``lance.dataset(...).to_table(columns=["key"])``, no version, no deletions), twice: the peer of
 ``open_and_first_ms``. Alternate the two in fresh processes and compare medians::
@@ -21,10 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
+_STARTED = time.time()  # (before the store's modules are imported)
 
-from modyn_store import Store
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from modyn_store import Store  # noqa: E402
 
 
 def main() -> None:
@@ -58,7 +62,25 @@ def main() -> None:
     s.as_of().keys()
     t2 = time.perf_counter()
     print(f"rows={args.rows} first_ms={1e3 * (t1 - t0):.0f} second_ms={1e3 * (t2 - t1):.0f} "
-          f"numba_imported={'numba' in sys.modules} open_and_first_ms={1e3 * (t1 - t_open):.1f}")
+          f"numba_imported={'numba' in sys.modules} open_and_first_ms={1e3 * (t1 - t_open):.1f} "
+          f"bytecode_cached={_bytecode_cached()}")
+
+
+def _bytecode_cached() -> bool:
+    """Whether every module of the store that this process loaded had its bytecode cached before
+    the process started: otherwise the first read also compiled the modules it imports (about
+    4 ms; e.g. under PYTHONDONTWRITEBYTECODE=1 in a source checkout), which an installed package
+    does not pay."""
+    import importlib.util
+    import os
+
+    def cached(source: str) -> bool:
+        pyc = importlib.util.cache_from_source(source)
+        return os.path.exists(pyc) and os.path.getmtime(source) <= os.path.getmtime(pyc) < _STARTED
+
+    files = [getattr(m, "__file__", None) for name, m in list(sys.modules.items())
+             if name.split(".")[0] in ("modyn_store", "engine")]
+    return all(cached(f) for f in files if f and f.endswith(".py"))
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ CASES = [
           rf"^ +periodic_retrain: +{NUM} s, \d+ trainings, \d+ samples, mean accuracy 0\.\d{{3}}$",
           needs=("torch",)),
     _case("first_query", "first_query.py", "{tmp}/fq 20000",
-          rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}$",
+          rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}"
+          rf" bytecode_cached=(True|False)$",
           then="{tmp}/fq 20000"),
     _case("first_query-raw", "first_query.py", "{tmp}/fq 20000",
           rf"^rows=20000 raw_first_ms={NUM} raw_second_ms={NUM}$", then="{tmp}/fq 20000 --raw"),
