@@ -158,6 +158,30 @@ class AsOfKeysSuite:
         store.as_of(store.version - 3).keys()
 
 
+class ShuffledStreamSuite:
+    """``iter_keys()`` of the latest version (1% deleted) of a store whose keys were written in
+    shuffled order: every batch's dead keys go through the hashed lookup. Peer: the raw scan."""
+
+    params = [[10**5, 10**6]]
+    param_names = ["rows"]
+    timeout = 900
+
+    def setup_cache(self) -> dict[int, str]:
+        root = tempfile.mkdtemp(prefix="bench-store-shuffled-")
+        paths = {}
+        for rows in self.params[0]:
+            paths[rows] = f"{root}/s{rows}"
+            build_store(paths[rows], make_batches(rows, layout="shuffled"), where=KEY_LAYOUTS["shuffled"])
+        return paths
+
+    def time_latest_iter_keys(self, paths: dict[int, str], rows: int) -> None:
+        for _ in Store.open(paths[rows]).as_of().iter_keys():
+            pass
+
+    def time_raw_lance_key_scan(self, paths: dict[int, str], rows: int) -> None:
+        _lance_keys(f"{paths[rows]}/samples.lance")
+
+
 def _best(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
