@@ -13,7 +13,7 @@ Example
 >>> a, b = scratch(4, 2)
 >>> a.shape, b.dtype.name
 ((4,), 'uint64')
->>> scratch(4, 1)[0] is not a  # a new view of the same kept buffer
+>>> np.shares_memory(scratch(4, 1)[0], a)  # the same kept buffer, not a new array
 True
 """
 

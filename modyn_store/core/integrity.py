@@ -46,6 +46,8 @@ _S32 = np.uint64(32)
 #: 0, 1, ..., CHUNK - 1: a run of keys is this plus its first key, made in a scratch buffer
 _IOTA = np.arange(CHUNK, dtype=np.uint64)
 _IOTA.flags.writeable = False
+
+
 def _mix_sum(x: np.ndarray, z: np.ndarray, t: np.ndarray) -> int:
     """The sum of the 64-bit mixes of the keys ``x`` (``z``, ``t``: scratch of its size; ``z``
     may be ``x``, which is then overwritten).
