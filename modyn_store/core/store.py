@@ -20,10 +20,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import errno
+import functools
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -46,6 +47,10 @@ from modyn_store.core.errors import (
 from modyn_store.core.keyindex import IndexReport
 from modyn_store.core.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord
 from modyn_store.core.snapshot import Snapshot, _isin_sorted
+
+if TYPE_CHECKING:
+    from modyn_store.core.caches import CacheIndex
+    from modyn_store.core.scores import Scores
 
 __all__ = ["FORMAT_VERSION", "MARKER", "Store", "Transaction"]
 
@@ -72,12 +77,21 @@ class Store:
         self._erased_cache: tuple[int, np.ndarray] | None = None
         self._version_buffer = np.empty(0, np.int64)  # the appends' _version column (see _writes)
         self._last_purge_caches = 0
-        from modyn_store.core.caches import CacheIndex
+
+    # made on first use: a process that never touches scores or caches does not import them
+    @functools.cached_property
+    def scores(self) -> Scores:
+        """Per-sample score tables (see :class:`~modyn_store.core.scores.Scores`)."""
         from modyn_store.core.scores import Scores
 
-        self.scores = Scores(self)
-        #: the index of materialization caches under ``_cache/`` (see :class:`CacheIndex`)
-        self.caches = CacheIndex(self)
+        return Scores(self)
+
+    @functools.cached_property
+    def caches(self) -> CacheIndex:
+        """The index of materialization caches under ``_cache/`` (see :class:`CacheIndex`)."""
+        from modyn_store.core.caches import CacheIndex
+
+        return CacheIndex(self)
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
