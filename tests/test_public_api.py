@@ -29,7 +29,8 @@ def test_import_does_not_load_torch() -> None:
 
 def test_store_queries_do_not_wait_for_numba() -> None:
     # The store's key-set searches take engine's NumPy path: no kernel compiles or loads at
-    # query time, and Numba is never imported by a store that appends, deletes and reads.
+    # query time, and Numba is never imported by a store that appends, deletes and reads. Nor
+    # are the score and cache modules: `store.scores` and `store.caches` are made on first use.
     code = (
         "import sys, numpy as np, pyarrow as pa\n"
         "from modyn_store import Store\n"
@@ -38,10 +39,12 @@ def test_store_queries_do_not_wait_for_numba() -> None:
         "s.delete(keys=np.arange(0, 1000, 7))\n"
         "n = s.as_of().count(); k = s.as_of(1).keys(); d = s.diff(1, 2)\n"
         "assert n == 1000 - 143 and k.size == 1000 and d.deleted.size == 143, (n, k.size, d)\n"
-        "print('numba' in sys.modules)\n"
+        "print('numba' in sys.modules, 'modyn_store.core.scores' in sys.modules,"
+        " 'modyn_store.core.caches' in sys.modules)\n"
+        "print(type(s.scores).__name__, s.scores is s.scores, type(s.caches).__name__)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False"]
+    assert out.stdout.split() == ["False", "False", "False", "Scores", "True", "CacheIndex"]
 
 
 def test_argument_errors_pickle_and_read_alike() -> None:
