@@ -120,24 +120,39 @@ class AppendSuite:
         Store.open(self._path(), create=True).append(self.table)
 
 
-class AsOfKeysSuite:
-    """``as_of(N).keys()`` on a 10-version store with deletions vs a raw scan of the key column."""
+class _KeysSuite:
+    """A store per size (10 appends, then 1% deleted) for the read suites below, built once by
+    asv; ``layout`` is the key layout (see :data:`KEY_LAYOUTS`). Peer: the raw key scan."""
 
-    params = [[10**5, 10**6, 10**7]]
+    params: list[list[int]] = [[10**5, 10**6, 10**7]]
     param_names = ["rows"]
     timeout = 900
+    layout = "runs"
 
     def setup_cache(self) -> dict[int, str]:
-        root = tempfile.mkdtemp(prefix="bench-store-")
+        root = tempfile.mkdtemp(prefix=f"bench-store-{self.layout}-")
         paths = {}
         for rows in self.params[0]:
             paths[rows] = f"{root}/s{rows}"
-            build_store(paths[rows], make_batches(rows))
-            # the Lance peer: the same rows, the same 1% deleted by Lance itself
-            peer = f"{root}/s{rows}-peer.lance"
-            lance.write_dataset(pa.concat_tables(make_batches(rows)), peer, max_rows_per_file=max(1, rows // 10))
-            lance.dataset(peer).delete("key % 100 = 0")
+            build_store(paths[rows], make_batches(rows, layout=self.layout), where=KEY_LAYOUTS[self.layout])
+            self._peer(paths[rows], rows)
         return paths
+
+    def _peer(self, path: str, rows: int) -> None:
+        """Anything else a suite reads beside the store at ``path``."""
+
+    def time_raw_lance_key_scan(self, paths: dict[int, str], rows: int) -> None:
+        _lance_keys(f"{paths[rows]}/samples.lance")
+
+
+class AsOfKeysSuite(_KeysSuite):
+    """``as_of(N).keys()`` on a 10-version store with deletions vs a raw scan of the key column."""
+
+    def _peer(self, path: str, rows: int) -> None:
+        # the Lance peer: the same rows, the same 1% deleted by Lance itself
+        peer = f"{path}-peer.lance"
+        lance.write_dataset(pa.concat_tables(make_batches(rows)), peer, max_rows_per_file=max(1, rows // 10))
+        lance.dataset(peer).delete("key % 100 = 0")
 
     def time_as_of_keys(self, paths: dict[int, str], rows: int) -> None:
         store = Store.open(paths[rows])
@@ -147,9 +162,6 @@ class AsOfKeysSuite:
         store = Store.open(paths[rows])
         store.as_of(store.version).keys()
 
-    def time_raw_lance_key_scan(self, paths: dict[int, str], rows: int) -> None:
-        _lance_keys(f"{paths[rows]}/samples.lance")
-
     def time_lance_latest_with_deletions(self, paths: dict[int, str], rows: int) -> None:
         _lance_keys(f"{paths[rows]}-peer.lance")
 
@@ -158,28 +170,16 @@ class AsOfKeysSuite:
         store.as_of(store.version - 3).keys()
 
 
-class ShuffledStreamSuite:
+class ShuffledStreamSuite(_KeysSuite):
     """``iter_keys()`` of the latest version (1% deleted) of a store whose keys were written in
     shuffled order: every batch's dead keys go through the hashed lookup. Peer: the raw scan."""
 
     params = [[10**5, 10**6]]
-    param_names = ["rows"]
-    timeout = 900
-
-    def setup_cache(self) -> dict[int, str]:
-        root = tempfile.mkdtemp(prefix="bench-store-shuffled-")
-        paths = {}
-        for rows in self.params[0]:
-            paths[rows] = f"{root}/s{rows}"
-            build_store(paths[rows], make_batches(rows, layout="shuffled"), where=KEY_LAYOUTS["shuffled"])
-        return paths
+    layout = "shuffled"
 
     def time_latest_iter_keys(self, paths: dict[int, str], rows: int) -> None:
         for _ in Store.open(paths[rows]).as_of().iter_keys():
             pass
-
-    def time_raw_lance_key_scan(self, paths: dict[int, str], rows: int) -> None:
-        _lance_keys(f"{paths[rows]}/samples.lance")
 
 
 def _best(fn, repeat: int) -> float:
