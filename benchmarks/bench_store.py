@@ -276,14 +276,12 @@ def writes(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
         made["compacted"].compact()
         uri = f"{d}/wraw{next(counter)}.lance"
         lance.write_dataset(whole, uri)
-        uri10 = f"{d}/wraw{next(counter)}.lance"
-        for start in range(0, whole.num_rows, step):
-            lance.write_dataset(whole.slice(start, step), uri10, mode="append" if start else "create")
-        uri_layout = f"{d}/wraw{next(counter)}.lance"
+        uri10, uri_layout = f"{d}/wraw{next(counter)}.lance", f"{d}/wraw{next(counter)}.lance"
         for i, start in enumerate(range(0, whole.num_rows, step)):
-            part = whole.slice(start, step)
+            part, mode = whole.slice(start, step), "append" if start else "create"
+            lance.write_dataset(part, uri10, mode=mode)
             part = part.append_column("_version", pa.array(np.full(part.num_rows, i + 1, np.int64)))
-            lance.write_dataset(part, uri_layout, mode="append" if start else "create", enable_stable_row_ids=True)
+            lance.write_dataset(part, uri_layout, mode=mode, enable_stable_row_ids=True)
         shifted_layout = shifted.append_column("_version", pa.array(np.full(shifted.num_rows, 11, np.int64)))
         steps: list[tuple[str, str, Callable[[], object]]] = []
         for side, st in made.items():

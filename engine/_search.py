@@ -158,10 +158,11 @@ class HashedKeys:
         4 bytes a key; a stream, which reuses it for every batch, affords more)."""
         return cls(sorted_b, max_bits=min(PREFILTER_BITS, int(batch * slots_per_key - 1).bit_length()))
 
-    def _slots(self, keys: np.ndarray) -> np.ndarray:
-        slot = np.asarray(keys, dtype=np.int64).view(np.uint64) * _FIB
+    def _slots(self, keys: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The table slot of each key (into ``out``, a uint64 array of its size, if given)."""
+        slot = np.multiply(np.asarray(keys, dtype=np.int64).view(np.uint64), _FIB, out=out)
         slot >>= self._shift
-        return slot
+        return slot  # type: ignore[no-any-return]
 
     def hits(self, a: np.ndarray) -> np.ndarray:
         """Ascending positions of ``a`` (any order) whose keys are in the set."""
@@ -171,8 +172,7 @@ class HashedKeys:
             return np.flatnonzero(_isin_searched(a, self.keys))
         # every pass writes into kept scratch buffers (see engine._scratch): no fresh temporaries
         slot, index, word = scratch(a.size, 3)
-        np.multiply(np.asarray(a, dtype=np.int64).view(np.uint64), _FIB, out=slot)
-        np.right_shift(slot, self._shift, out=slot)
+        self._slots(a, out=slot)
         np.right_shift(slot, _SIX, out=index)
         np.take(self._table, index.view(np.intp), out=word, mode="clip")  # (intp indices: no converted copy)
         np.bitwise_and(slot, _63, out=slot)
