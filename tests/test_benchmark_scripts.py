@@ -82,6 +82,10 @@ CASES = [
     _case("bench_pipeline", "bench_pipeline.py", "",
           rf"^ +periodic_retrain: +{NUM} s, \d+ trainings, \d+ samples, mean accuracy 0\.\d{{3}}$",
           needs=("torch",)),
+    _case("kept_buffers", "kept_buffers.py", "--batches 2 --rows 100000 --repeat 1",
+          rf"^\| 2 run checksums of 65,536 keys \| {NUM} ms \| fresh temporaries: {NUM} ms \| {NUM}x \|$",
+          rf"^\| hashed lookup of 100,000 shuffled keys \| {NUM} ms \| fresh temporaries, byte table: {NUM} ms"
+          rf" \| {NUM}x \|$"),
     _case("first_query", "first_query.py", "{tmp}/fq 20000",
           rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}"
           rf" bytecode_cached=(True|False)$",

@@ -1,0 +1,99 @@
+"""Kept scratch buffers against fresh temporaries, for the two per-batch passes that use them.
+
+Each side computes the same answer, interleaved in one process, best of ``--repeat``:
+
+- **run checksums**: ``integrity.run_checksum`` of ``--batches`` runs of 64K consecutive keys
+  (each a first computation: a new first key every round) against the same mix written with
+  fresh temporaries, an ``arange`` of the run and two new scratch buffers per call;
+- **hashed lookup**: ``HashedKeys.hits`` of 64K-key batches of ``--rows`` shuffled keys against
+  their 1% (a stream's table) against the same filter with fresh temporaries on a byte table.
+
+Run it as (figures in docs/PERFORMANCE.md, "A fresh process" and "Keys that are not runs")::
+
+    python benchmarks/kept_buffers.py --batches 16 --rows 1000000 --repeat 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from engine._search import _FIB, HashedKeys, _isin_searched
+from modyn_store.core import integrity
+
+BATCH = 1 << 16
+
+
+def fresh_run_checksum(first: int, n: int) -> int:
+    """The run's checksum with a new ``arange`` and two new scratch buffers (the peer)."""
+    x = np.arange(n, dtype=np.int64)
+    x += np.int64(first)
+    u = x.view(np.uint64)
+    z, t = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    np.multiply(u, integrity._C1, out=z)
+    np.right_shift(z, integrity._S29, out=t)
+    np.bitwise_xor(z, t, out=z)
+    np.multiply(z, integrity._C2, out=z)
+    np.right_shift(z, integrity._S32, out=t)
+    np.bitwise_xor(z, t, out=z)
+    return int(z.sum(dtype=np.uint64)) & integrity.MASK
+
+
+def fresh_hits(table: HashedKeys, a: np.ndarray) -> np.ndarray:
+    """The same hashed filter with fresh temporaries and a byte-wise table (the peer)."""
+    slot = a.view(np.uint64) * _FIB
+    slot >>= table._shift
+    assert table._table is not None
+    byte = table._table.view(np.uint8)[slot >> np.uint64(3)]
+    byte >>= (slot & np.uint64(7)).astype(np.uint8)
+    byte &= 1
+    candidates = np.flatnonzero(byte)
+    return candidates[_isin_searched(a[candidates], table.keys)]  # type: ignore[no-any-return]
+
+
+def best(fns: dict[str, Callable[[int], object]], repeat: int) -> dict[str, float]:
+    out = {k: float("inf") for k in fns}
+    for r in range(repeat):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(r)
+            out[k] = min(out[k], time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batches", type=int, default=16)
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--repeat", type=int, default=20)
+    args = p.parse_args()
+
+    def kept(r: int) -> None:
+        for i in range(args.batches):
+            integrity.run_checksum((2 * r + 1) * 10**12 + i * BATCH, BATCH)
+
+    def fresh(r: int) -> None:
+        for i in range(args.batches):
+            fresh_run_checksum((2 * r + 2) * 10**12 + i * BATCH, BATCH)
+
+    assert integrity.run_checksum(10**15, BATCH) == fresh_run_checksum(10**15, BATCH)
+    t = best({"kept": kept, "fresh": fresh}, args.repeat)
+    print(f"| {args.batches} run checksums of {BATCH:,} keys | {t['kept'] * 1e3:.2f} ms | "
+          f"fresh temporaries: {t['fresh'] * 1e3:.2f} ms | {t['fresh'] / t['kept']:.2f}x |")
+
+    keys = np.random.default_rng(0).permutation(args.rows).astype(np.int64)
+    dead = np.sort(keys[keys % 100 == 0])
+    table = HashedKeys.for_batch(dead, BATCH, slots_per_key=512)
+    batches = [keys[i : i + BATCH] for i in range(0, keys.size, BATCH)]
+    assert all(np.array_equal(table.hits(b), fresh_hits(table, b)) for b in batches)
+    t = best({"kept": lambda r: [table.hits(b) for b in batches],
+              "fresh": lambda r: [fresh_hits(table, b) for b in batches]}, args.repeat)
+    print(f"| hashed lookup of {args.rows:,} shuffled keys | {t['kept'] * 1e3:.2f} ms | "
+          f"fresh temporaries, byte table: {t['fresh'] * 1e3:.2f} ms | {t['fresh'] / t['kept']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
