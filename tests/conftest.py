@@ -12,6 +12,24 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _read_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Reads keep their derived arrays in a folder of the test session, not the user's cache
+    (child processes the tests start inherit it)."""
+    import os
+
+    from modyn_store.core._kept import ENV
+
+    folder = tmp_path_factory.mktemp("read-cache")
+    before = os.environ.get(ENV)
+    os.environ[ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = before
+
+
 @pytest.fixture
 def data_dir() -> Path:
     """The folder of real time-ordered datasets (skips when it is not there)."""

@@ -88,7 +88,7 @@ CASES = [
           rf" \| {NUM}x \|$"),
     _case("first_query", "first_query.py", "{tmp}/fq 20000",
           rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}"
-          rf" bytecode_cached=(True|False)$",
+          rf" bytecode_cached=(True|False) read_cache=cold$",
           then="{tmp}/fq 20000"),
     _case("first_query-raw", "first_query.py", "{tmp}/fq 20000",
           rf"^rows=20000 raw_first_ms={NUM} raw_second_ms={NUM}$", then="{tmp}/fq 20000 --raw"),

@@ -113,6 +113,7 @@ class LiveKeys:
         self.checksum = Checksum()
         self._gone: list[tuple[int, int]] = []  # ranges of ``dead`` dropped from runs
         self._deferred = False  # unsorted batches were added with their dead keys
+        self.runs: list[tuple[int, int]] = []  # (first, length) of each batch taken as a run
 
     def _room(self, m: int) -> np.ndarray:
         if self._n + m > self._out.size:
@@ -163,6 +164,7 @@ class LiveKeys:
         np.copyto(dst, keys)
         if run:
             self.checksum.add_value(run_checksum(first, m))
+            self.runs.append((first, m))
         else:
             self.checksum.add(dst)
         self._n += dst.size

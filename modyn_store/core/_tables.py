@@ -14,6 +14,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core import _kept
 from modyn_store.core._derived import DERIVED, session
 from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._location import Location
@@ -50,6 +51,8 @@ class Tables:
         self._pins = threading.local()
         # the last dataset seen per table, reused while no newer manifest exists (see open())
         self._seen: dict[str, lance.LanceDataset] = {}
+        # derived arrays may come from and go to the per-user folder (see derived_arrays())
+        self.keep_on_disk = True
 
     # -- datasets held open for one write ------------------------------------------------
     @contextmanager
@@ -160,8 +163,12 @@ class Tables:
         return None  # pragma: no cover
 
     def _manifest(self, name: str, version: int) -> str:
+        return self.location.path(self._manifest_file(name, version))
+
+    @staticmethod
+    def _manifest_file(name: str, version: int) -> str:
         # Lance's manifest naming (v2 paths, the default): the version counted down from 2^64-1
-        return self.location.path(f"{name}.lance/_versions/{(1 << 64) - 1 - version:020d}.manifest")
+        return f"{name}.lance/_versions/{(1 << 64) - 1 - version:020d}.manifest"
 
     def _unchanged(self, name: str) -> lance.LanceDataset | None:
         """The dataset last seen for ``name`` if it is still the latest, else ``None``.
@@ -305,6 +312,40 @@ class Tables:
                     raise self.damage(name, exc) from exc
                 time.sleep(0.005 * (attempt + 1))
         return None  # pragma: no cover
+
+    def kept_dir(self, name: str) -> str | None:
+        """The folder of ``name`` where values derived from it may be kept on disk between
+        processes (a table on a local disk; not for ``memory://`` stores nor under ``verify``)."""
+        if not self.keep_on_disk or not self.location.is_local or self.location.uri.startswith("memory://"):
+            return None
+        return self.uri(name)
+
+    def derived_arrays(
+        self, name: str, what: str, compute: Callable[[lance.LanceDataset], tuple[np.ndarray, ...]],
+        *, kept: bool = True,
+    ) -> tuple[np.ndarray, ...] | None:
+        """:meth:`derived` for int64 arrays, also kept on disk between processes where the
+        table is on a local disk (see :mod:`~modyn_store.core._kept`): a fresh process then
+        reads one small file instead of opening and scanning the table. ``kept=False`` takes
+        the value from the table (or the process's memory, which only holds values derived from
+        tables) and, where it derived it, writes the entry again."""
+        pinned = self._pinned()
+        table_dir = self.kept_dir(name)
+        if table_dir is None or (pinned is not None and name in pinned):
+            return self.derived(name, what, compute)
+        got = _kept.load(table_dir, _kept.latest_manifest(table_dir), what) if kept else None
+        if got is not None:
+            return got
+        computed: list[lance.LanceDataset] = []
+
+        def compute_and_note(ds: lance.LanceDataset) -> tuple[np.ndarray, ...]:
+            computed.append(ds)
+            return compute(ds)
+
+        value = self.derived(name, what, compute_and_note)
+        if value is not None and computed:  # derived now, not kept by this process: keep it for the next
+            _kept.save(table_dir, self.location.read(self._manifest_file(name, computed[-1].version)), what, value)
+        return value
 
     def lookup(self, name: str, keys: np.ndarray, columns: list[str]) -> pa.Table | None:
         """Rows of ``name`` holding one of ``keys`` (with ``_rowid``), through the key index

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine._scratch import scratch
+from modyn_store.core import _kept
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -117,6 +118,70 @@ RUNS_KEPT = 1 << 15
 _RUNS: dict[tuple[int, int], int] = {}
 
 
+#: how many run checksums this process computed (not taken from its map): a read that made
+#: new ones keeps them on disk for the next process (see :func:`keep_runs`)
+_COMPUTED = [0]
+#: the entry the run checksums of a table's reads are kept under (see ``_kept``); the values
+#: are a pure function of ``(first, n)``, so the entry is not tied to the table's content
+_RUNS_ENTRY = "run checksums/1"
+_RUNS_CONTENT = b"(first, n) -> run_checksum(first, n)"
+_LOADED: set[str] = set()
+_FROM_DISK: set[tuple[int, int]] = set()
+
+
+def runs_computed() -> int:
+    """How many run checksums this process has computed so far."""
+    return _COMPUTED[0]
+
+
+def load_kept_runs(table_dir: str) -> None:
+    """Add to this process's run checksums those kept on disk for reads of ``table_dir`` (once
+    per process and table; see :mod:`~modyn_store.core._kept`): a fresh process reading keys
+    that earlier processes read then mixes only the runs they did not."""
+    if table_dir in _LOADED:
+        return
+    _LOADED.add(table_dir)
+    got = _kept.load(table_dir, _RUNS_CONTENT, _RUNS_ENTRY)
+    if got is None or len(got) != 3 or not got[0].size == got[1].size == got[2].size:
+        return
+    for first, n, value in zip(got[0].tolist(), got[1].tolist(), got[2].view(np.uint64).tolist()):
+        if len(_RUNS) >= RUNS_KEPT:
+            break
+        if (first, n) not in _RUNS:
+            _RUNS[(first, n)] = value
+            _FROM_DISK.add((first, n))
+
+
+def distrust_kept_runs() -> None:
+    """Drop the run checksums taken from disk (a read whose keys disagree with the log
+    computes them again before it reports damage; the tables are not loaded again)."""
+    for key in list(_FROM_DISK):
+        _RUNS.pop(key, None)
+    _FROM_DISK.clear()
+
+
+def keep_runs(table_dir: str, runs: Sequence[tuple[int, int]]) -> None:
+    """Keep on disk the checksums of ``runs`` (computed by this process) for later reads of
+    ``table_dir``, with those kept before (up to :data:`RUNS_KEPT`, these runs first)."""
+    pairs = dict.fromkeys((int(f), int(n)) for f, n in runs)
+    got = _kept.load(table_dir, _RUNS_CONTENT, _RUNS_ENTRY)
+    if got is not None and len(got) == 3 and got[0].size == got[1].size:
+        pairs.update(dict.fromkeys(zip(got[0].tolist(), got[1].tolist())))
+    first: list[int] = []
+    n: list[int] = []
+    value: list[int] = []
+    for key in pairs:
+        if len(first) >= RUNS_KEPT:
+            break
+        v = _RUNS.get(key)
+        if v is not None:
+            first.append(key[0])
+            n.append(key[1])
+            value.append(v)
+    arrays = (np.array(first, np.int64), np.array(n, np.int64), np.array(value, np.uint64).view(np.int64))
+    _kept.save(table_dir, _RUNS_CONTENT, _RUNS_ENTRY, arrays)
+
+
 def run_checksum(first: int, n: int) -> int:
     """``key_checksum`` of the ``n`` consecutive keys ``first, first + 1, ..., first + n - 1``.
 
@@ -135,6 +200,7 @@ def run_checksum(first: int, n: int) -> int:
         c = Checksum()
         c.add_run(*key)
         value = c.value
+        _COMPUTED[0] += 1
         while len(_RUNS) >= RUNS_KEPT:
             try:
                 del _RUNS[next(iter(_RUNS))]

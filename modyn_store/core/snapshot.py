@@ -80,6 +80,9 @@ class Snapshot:
         self._unavailable_cache: np.ndarray | None = None
         self._keys_cache: np.ndarray | None = None
         self._tombstoned: np.ndarray = np.empty(0, np.int64)
+        # whether the tombstoned keys may come from an entry kept on disk (see _kept); a read
+        # whose keys disagree with the log reads the table itself before it reports damage
+        self._kept_ok = True
         self._records_cache: list[VersionRecord] | None = None
 
     def __repr__(self) -> str:
@@ -128,9 +131,12 @@ class Snapshot:
             tomb, tomb_sorted = np.empty(0, np.int64), np.empty(0, np.int64)
             # only deletes write tombstones: a version with none at or before it reads no table
             if any(r.op == "delete" or r.deleted for r in self._records()[: self.version]):
-                got = self._store._tables.derived("tombstones", ("tombstoned", self.version), self._read_tombstones)
+                got = self._store._tables.derived_arrays(
+                    "tombstones", f"tombstoned/1/at-or-before/{self.version}", self._read_tombstones,
+                    kept=self._kept_ok,
+                )
                 if got is not None:
-                    tomb, tomb_sorted = got
+                    tomb, tomb_sorted = (got[0], got[0]) if len(got) == 1 else got
             self._tombstoned = tomb
             erased = self._store._erased_keys(self._committed)
             if not erased.size:
@@ -141,15 +147,16 @@ class Snapshot:
                 self._dead_cache = _sorted_unique(np.concatenate([tomb_sorted, erased]))
         return self._dead_cache
 
-    def _read_tombstones(self, ds: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(keys tombstoned at or before this version, the same sorted and distinct) of ``ds``."""
+    def _read_tombstones(self, ds: Any) -> tuple[np.ndarray, ...]:
+        """(keys tombstoned at or before this version, the same sorted and distinct) of ``ds``,
+        or only the second where they are the same (no key tombstoned twice)."""
         # both columns, the bound applied here: cheaper than planning a Lance filter
         t = ds.to_table(columns=["key", "_version"])
         tomb = t.column("key").to_numpy()
         tomb = tomb[t.column("_version").to_numpy() <= self.version]
         distinct = _sorted_unique(tomb)
         # the checksum is order-free: without repeats the sorted keys stand for both (half the memory)
-        return (distinct, distinct) if distinct.size == tomb.size else (tomb, distinct)
+        return (distinct,) if distinct.size == tomb.size else (tomb, distinct)
 
     def unavailable(self) -> np.ndarray:
         """Sorted keys live at this version whose rows ``vacuum`` purged."""
@@ -261,9 +268,15 @@ class Snapshot:
         plan = self._fragments(ds)
         upper = sum(f.metadata.physical_rows for part in plan for f in part) + unavailable.size
         live = LiveKeys(dead, upper)
+        kept = self._store._tables.kept_dir("samples")
+        if kept is not None:
+            integrity.load_kept_runs(kept)
+        computed = integrity.runs_computed()
         for reader in self._readers(ds, ["key"], batch_size=SCAN_BATCH, plan=plan):
             for batch in reader:
                 live.add(batch.column(0).to_numpy())
+        if kept is not None and integrity.runs_computed() != computed and live.runs:
+            integrity.keep_runs(kept, live.runs)
         return live.finish(unavailable)
 
     def iter_keys(self, batch_size: int = 1 << 20) -> Iterator[np.ndarray]:
@@ -298,6 +311,8 @@ class Snapshot:
                 if attempt == 0:  # an erase may have committed meanwhile: look again
                     self._refresh()
                     self._dead_cache = self._unavailable_cache = None
+                    self._kept_ok = False
+                    integrity.distrust_kept_runs()
                     continue
                 what = "other keys than" if expected == -1 else f"{keys.size} live keys, but"
                 raise CorruptionError(

@@ -68,7 +68,9 @@ def _attach(uri: str, storage_options: dict[str, Any] | None) -> Any:
 
     loc = resolve(uri, storage_options)
     open_or_create(loc, create=False)
-    return Store(loc, lock_timeout=0.0)
+    store = Store(loc, lock_timeout=0.0)
+    store._tables.keep_on_disk = False  # verify reads the tables' files, never kept entries
+    return store
 
 
 def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | None = None) -> VerifyReport:

@@ -1,0 +1,299 @@
+"""Derived arrays kept on disk between processes (``modyn_store.core._kept``): a fresh process
+reads the tombstoned keys of a version from one small file instead of the tombstone table, and
+must answer exactly as a read of the table would, after every kind of change, with damaged or
+forged entries, and with keeping turned off."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from modyn_store import Store
+from modyn_store.core import _derived, _kept, integrity
+from modyn_store.core.snapshot import Snapshot
+from modyn_store.core.verify import verify
+
+
+def _rows(keys: np.ndarray | list[int]) -> pa.Table:
+    k = np.asarray(keys, dtype=np.int64)
+    return pa.table({"key": k, "ts": k * 10, "x": k.astype(np.float64)})
+
+
+def _entries(uri: str, table: str = "tombstones") -> list[Path]:
+    sub = _kept.table_folder(Path(uri) / f"{table}.lance")
+    assert sub is not None
+    return sorted(sub.glob("*.kept"))
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(_kept.ENV, str(folder))
+    return folder
+
+
+@pytest.fixture
+def table_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the reads of the tombstone table (the process's own memory emptied first, as in a
+    fresh process)."""
+    _derived.DERIVED.clear()
+    calls: list[int] = []
+    real = Snapshot._read_tombstones
+
+    def counted(self: Snapshot, ds: object) -> tuple[np.ndarray, ...]:
+        calls.append(self.version)
+        return real(self, ds)
+
+    monkeypatch.setattr(Snapshot, "_read_tombstones", counted)
+    return calls
+
+
+def _fresh_keys(uri: str, version: int | None = None) -> list[int]:
+    _derived.DERIVED.clear()  # nothing kept in memory: what a new process starts with
+    return Store.open(uri).as_of(version).keys().tolist()
+
+
+def _store(uri: str) -> Store:
+    s = Store.open(uri, create=True)
+    s.append(_rows(np.arange(100)))
+    s.delete(keys=[3, 5, 7])
+    return s
+
+
+def test_a_fresh_process_reads_the_kept_entry_not_the_table(tmp_path: Path, cache: Path, table_reads: list[int]) -> None:
+    uri = str(tmp_path / "s")
+    _store(uri)
+    want = sorted(set(range(100)) - {3, 5, 7})
+    assert _fresh_keys(uri) == want
+    assert table_reads == [2] and len(_entries(uri)) == 1
+    assert _fresh_keys(uri) == want
+    assert table_reads == [2]  # the second fresh read took the entry
+    assert _fresh_keys(uri, 1) == list(range(100))  # no delete at version 1: nothing to read
+
+
+def test_turned_off_nothing_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table_reads: list[int]) -> None:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(_kept.ENV, "off")
+    uri = str(tmp_path / "s")
+    _store(uri)
+    for _ in range(2):
+        assert len(_fresh_keys(uri)) == 97
+    assert table_reads == [2, 2] and not folder.exists()
+    assert _kept.folder() is None
+    monkeypatch.setenv(_kept.ENV, str(folder))
+    assert _kept.folder() == folder
+
+
+def test_entries_follow_every_change_of_the_tombstones(tmp_path: Path, cache: Path) -> None:
+    uri = str(tmp_path / "s")
+    s = _store(uri)
+    truth = {2: set(range(100)) - {3, 5, 7}}
+    assert _fresh_keys(uri) == sorted(truth[2])
+    s.delete(keys=[10, 11])
+    truth[3] = truth[2] - {10, 11}
+    s.append(_rows(np.arange(100, 120)))
+    truth[4] = truth[3] | set(range(100, 120))
+    s.delete(keys=[100])
+    truth[5] = truth[4] - {100}
+    for v, keys in truth.items():
+        assert _fresh_keys(uri, v) == sorted(keys), v
+        assert _fresh_keys(uri, v) == sorted(keys), v  # from the entry now
+    s.erase([11, 50], reason="test")
+    s.compact()
+    s.vacuum(keep_versions=1, dry_run=False)
+    latest = sorted(truth[5] - {50})
+    assert _fresh_keys(uri) == latest
+    assert _fresh_keys(uri) == latest
+
+
+def test_a_store_made_again_at_the_same_path_misses(tmp_path: Path, cache: Path) -> None:
+    uri = str(tmp_path / "s")
+    _store(uri)
+    assert _fresh_keys(uri) == sorted(set(range(100)) - {3, 5, 7})
+    shutil.rmtree(uri)
+    s = Store.open(uri, create=True)
+    s.append(_rows(np.arange(100)))
+    s.delete(keys=[4, 6, 8])  # the same version numbers, the same sizes, other keys
+    assert _fresh_keys(uri) == sorted(set(range(100)) - {4, 6, 8})
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "swap"])
+def test_a_damaged_entry_is_a_miss_and_is_written_again(
+    tmp_path: Path, cache: Path, table_reads: list[int], damage: str
+) -> None:
+    uri = str(tmp_path / "s")
+    s = _store(uri)
+    s.delete(keys=[20])
+    want = {2: sorted(set(range(100)) - {3, 5, 7}), 3: sorted(set(range(100)) - {3, 5, 7, 20})}
+    for v in (2, 3):
+        assert _fresh_keys(uri, v) == want[v]
+    first, second = _entries(uri)
+    data = first.read_bytes()
+    if damage == "flip":
+        first.write_bytes(data[:40] + bytes([data[40] ^ 1]) + data[41:])
+    elif damage == "truncate":
+        first.write_bytes(data[:-9])
+    elif damage == "empty":
+        first.write_bytes(b"")
+    else:  # each entry under the other's name: its digest covers its key
+        other = second.read_bytes()
+        first.write_bytes(other)
+        second.write_bytes(data)
+    reads = len(table_reads)
+    for v in (2, 3):
+        assert _fresh_keys(uri, v) == want[v]
+    assert len(table_reads) > reads
+    reads = len(table_reads)
+    for v in (2, 3):
+        assert _fresh_keys(uri, v) == want[v]
+    assert len(table_reads) == reads  # written again, read from disk now
+
+
+def test_a_forged_entry_that_disagrees_with_the_log_is_not_an_answer(tmp_path: Path, cache: Path) -> None:
+    uri = str(tmp_path / "s")
+    _store(uri)
+    want = sorted(set(range(100)) - {3, 5, 7})
+    assert _fresh_keys(uri) == want
+    table = Path(uri) / "tombstones.lance"
+    what = "tombstoned/1/at-or-before/2"
+
+    def forge(keys: list[int]) -> None:  # a well-formed entry with other keys, under the right name
+        _kept.save(table, _kept.latest_manifest(table), what, (np.array(keys, np.int64),))
+
+    forge([3, 5])  # one deleted key missing: the live count disagrees with the log
+    assert _fresh_keys(uri) == want  # the read took the table's keys, not the entry's
+    _derived.DERIVED.clear()
+    assert verify(uri, deep=True).ok  # verify reads the tables' files, never kept entries
+    forge([3, 5, 9])  # the same count: reads trust the folder as they trust the store ...
+    assert _fresh_keys(uri) == sorted(set(range(100)) - {3, 5, 9})
+    _derived.DERIVED.clear()
+    assert verify(uri, deep=True).ok  # ... and verify is not fooled into reporting damage
+    forge([3, 5])
+    _derived.DERIVED.clear()
+    assert verify(uri, deep=True).ok
+
+
+def test_an_unwritable_folder_only_costs_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv(_kept.ENV, str(blocker / "reads"))
+    uri = str(tmp_path / "s")
+    _store(uri)
+    assert len(_fresh_keys(uri)) == 97
+
+
+def test_each_table_keeps_a_bounded_number_of_entries(tmp_path: Path, cache: Path) -> None:
+    uri = str(tmp_path / "s")
+    s = _store(uri)
+    for k in range(20, 20 + _kept.ENTRIES_PER_TABLE + 3):
+        s.delete(keys=[k])
+        assert k not in _fresh_keys(uri)
+    assert len(_entries(uri)) == _kept.ENTRIES_PER_TABLE
+    leftover = _entries(uri)[0].parent / ".tmp-killed"  # a writer killed before its rename
+    leftover.write_bytes(b"x")
+    os.utime(leftover, (1, 1))
+    s.delete(keys=[90])
+    assert 90 not in _fresh_keys(uri)
+    assert not leftover.exists()
+
+
+def test_tables_with_other_manifest_names_are_not_kept(tmp_path: Path) -> None:
+    table = tmp_path / "t.lance"
+    (table / "_versions").mkdir(parents=True)
+    (table / "_versions" / "3.manifest").write_bytes(b"m")
+    assert _kept.latest_manifest(table) is None
+    assert _kept.latest_manifest(tmp_path / "missing.lance") is None
+    assert _kept.load(table, None, "x") is None
+
+
+def test_entries_hold_several_arrays_in_order(tmp_path: Path, cache: Path) -> None:
+    table = tmp_path / "t.lance"
+    arrays = (np.array([5, 1, 5], np.int64), np.array([1, 5], np.int64), np.empty(0, np.int64))
+    _kept.save(table, b"manifest", "three", arrays)
+    got = _kept.load(table, b"manifest", "three")
+    assert got is not None and [a.tolist() for a in got] == [[5, 1, 5], [1, 5], []]
+    assert _kept.load(table, b"manifest", "other") is None
+    assert _kept.load(table, b"manifest2", "three") is None
+    assert _kept.load(tmp_path / "u.lance", b"manifest", "three") is None
+    big = np.zeros(_kept.MAX_ENTRY_BYTES // 8 + 1, np.int64)
+    _kept.save(table, b"manifest", "big", (big,))
+    assert _kept.load(table, b"manifest", "big") is None
+
+
+def _new_process() -> None:
+    """Forget what this process derived and mixed, as a new process starts."""
+    _derived.DERIVED.clear()
+    integrity._RUNS.clear()
+    integrity._LOADED.clear()
+    integrity._FROM_DISK.clear()
+
+
+@pytest.fixture
+def mixes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The runs whose checksums the process computes."""
+    calls: list[tuple[int, int]] = []
+    real = integrity.Checksum.add_run
+
+    def counted(self: integrity.Checksum, first: int, n: int) -> None:
+        calls.append((int(first), int(n)))
+        real(self, first, n)
+
+    monkeypatch.setattr(integrity.Checksum, "add_run", counted)
+    return calls
+
+
+def _runs_store(uri: str) -> list[int]:
+    s = Store.open(uri, create=True)
+    for part in range(3):
+        s.append(_rows(np.arange(1000 * part, 1000 * part + 1000)))
+    s.delete(keys=[5, 1500])
+    return sorted(set(range(3000)) - {5, 1500})
+
+
+def test_run_checksums_are_kept_for_the_next_process(tmp_path: Path, cache: Path, mixes: list[tuple[int, int]]) -> None:
+    uri = str(tmp_path / "s")
+    want = _runs_store(uri)
+    _new_process()
+    assert Store.open(uri).as_of().keys().tolist() == want
+    assert sorted(mixes) == [(0, 1000), (1000, 1000), (2000, 1000)]
+    assert len(_entries(uri, "samples")) == 1
+    _new_process()
+    assert Store.open(uri).as_of().keys().tolist() == want
+    assert Store.open(uri).as_of(2).keys().tolist() == list(range(2000))
+    assert len(mixes) == 3  # none mixed again
+
+
+def test_run_checksums_are_not_kept_when_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mixes: list[tuple[int, int]]
+) -> None:
+    monkeypatch.setenv(_kept.ENV, "off")
+    uri = str(tmp_path / "s")
+    want = _runs_store(uri)
+    for _ in range(2):
+        _new_process()
+        assert Store.open(uri).as_of().keys().tolist() == want
+    assert len(mixes) == 6
+
+
+def test_a_forged_run_checksum_is_not_taken_for_damage(tmp_path: Path, cache: Path, mixes: list[tuple[int, int]]) -> None:
+    uri = str(tmp_path / "s")
+    want = _runs_store(uri)
+    _new_process()
+    assert Store.open(uri).as_of().keys().tolist() == want
+    table = Path(uri) / "samples.lance"
+    got = _kept.load(table, integrity._RUNS_CONTENT, integrity._RUNS_ENTRY)
+    assert got is not None
+    first, n, value = (a.copy() for a in got)
+    value[0] ^= 1
+    _kept.save(table, integrity._RUNS_CONTENT, integrity._RUNS_ENTRY, (first, n, value))
+    _new_process()
+    assert Store.open(uri).as_of().keys().tolist() == want  # computed again, not reported as damage
+    assert len(mixes) == 6
+    _new_process()
+    assert Store.open(uri).as_of().keys().tolist() == want
+    assert len(mixes) == 6  # the entry was written again with the right values
