@@ -166,16 +166,22 @@ class Snapshot:
         if refresh:
             self._refresh()
         if self._unavailable_cache is None:
-            t = self._store._tables.scan(
-                "purged",
-                ["key"],
-                f"inserted <= {self.version} AND deleted > {self.version} "
-                f"AND _version <= {self._committed}",
+            got = self._store._tables.derived_arrays(
+                "purged", f"purged/1/live-at/{self.version}/committed/{self._committed}", self._read_purged
             )
-            keys = t.column("key").to_numpy() if t is not None else np.empty(0, np.int64)
-            keys = keys[~_isin_sorted(keys, self._store._erased_keys(self._committed))]
-            self._unavailable_cache = _sorted_unique(keys)
+            keys = got[0] if got is not None else np.empty(0, np.int64)
+            self._unavailable_cache = keys[~_isin_sorted(keys, self._store._erased_keys(self._committed))]
         return self._unavailable_cache
+
+    def _read_purged(self, ds: Any) -> tuple[np.ndarray]:
+        """Sorted distinct keys of ``ds`` (the purged table) live at this version."""
+        t = ds.to_table(columns=["key", "inserted", "deleted", "_version"])
+        keep = (
+            (t.column("inserted").to_numpy() <= self.version)
+            & (t.column("deleted").to_numpy() > self.version)
+            & (t.column("_version").to_numpy() <= self._committed)
+        )
+        return (_sorted_unique(t.column("key").to_numpy()[keep]),)
 
     def _fragments(self, ds: Any) -> tuple[list[Any], list[Any]]:
         """The fragments of ``ds`` written entirely at or before this version, and those that

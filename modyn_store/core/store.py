@@ -264,9 +264,8 @@ class Store:
         v = self.version if committed is None else committed
         if self._erased_cache is not None and self._erased_cache[0] == v:
             return self._erased_cache[1]
-        keys = self._tables.derived("erasures", ("erased", v), lambda ds: _erased_in(ds, v))
-        if keys is None:
-            keys = np.empty(0, np.int64)
+        got = self._tables.derived_arrays("erasures", f"erased/1/at-or-before/{v}", lambda ds: (_erased_in(ds, v),))
+        keys = got[0] if got is not None else np.empty(0, np.int64)
         self._erased_cache = (v, keys)
         return keys
 

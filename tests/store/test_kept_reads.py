@@ -297,3 +297,41 @@ def test_a_forged_run_checksum_is_not_taken_for_damage(tmp_path: Path, cache: Pa
     _new_process()
     assert Store.open(uri).as_of().keys().tolist() == want
     assert len(mixes) == 6  # the entry was written again with the right values
+
+
+def test_erased_and_purged_keys_are_kept_too(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modyn_store.core import store as store_module
+
+    calls: list[str] = []
+    real_erased, real_purged = store_module._erased_in, Snapshot._read_purged
+
+    def erased(ds: object, version: int) -> np.ndarray:
+        calls.append("erasures")
+        return real_erased(ds, version)
+
+    def purged(self: Snapshot, ds: object) -> tuple[np.ndarray]:
+        calls.append("purged")
+        return real_purged(self, ds)
+
+    monkeypatch.setattr(store_module, "_erased_in", erased)
+    monkeypatch.setattr(Snapshot, "_read_purged", purged)
+    uri = str(tmp_path / "s")
+    s = _store(uri)  # v2 deletes 3, 5, 7
+    s.erase([40, 5], reason="test")  # v3
+    s.vacuum(keep_versions=1, dry_run=False)  # v4: the rows of 3 and 7 leave the files
+    live_at_1 = sorted(set(range(100)) - {40, 5})
+    seen = []
+    for _ in range(2):
+        _new_process()
+        calls.clear()
+        snap = Store.open(uri).as_of(1)
+        assert snap.keys().tolist() == live_at_1
+        assert snap.unavailable().tolist() == [3, 7]
+        assert _fresh_keys(uri) == sorted(set(range(100)) - {3, 5, 7, 40})
+        seen.append(sorted(set(calls)))
+    assert seen == [["erasures", "purged"], []]  # the second fresh process read neither table
+    s.erase([3], reason="test")  # purged and now erased: unavailable no more
+    _new_process()
+    snap = Store.open(uri).as_of(1)
+    assert snap.unavailable().tolist() == [7]
+    assert 3 not in snap.keys().tolist()
