@@ -86,6 +86,9 @@ CASES = [
           rf"^\| 2 run checksums of 65,536 keys \| {NUM} ms \| fresh temporaries: {NUM} ms \| {NUM}x \|$",
           rf"^\| hashed lookup of 100,000 shuffled keys \| {NUM} ms \| fresh temporaries, byte table: {NUM} ms"
           rf" \| {NUM}x \|$"),
+    _case("append_phases", "append_phases.py", "--rows 20000 --rounds 2",
+          rf"^\| the append \| {NUM} \|$", rf"^\| store's own work \(the append minus lance\.write_dataset\) \| {NUM} \|$",
+          rf"^\| key checksum \| {NUM} \|$", rf"^\| the record's exclusive create \(the commit\) \| {NUM} \|$"),
     _case("first_query", "first_query.py", "{tmp}/fq 20000",
           rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}"
           rf" bytecode_cached=(True|False) read_cache=cold$",
