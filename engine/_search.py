@@ -22,8 +22,22 @@ from engine._scratch import scratch
 __all__ = ["HashedKeys", "first_unsorted", "hit_positions", "isin_sorted_numpy", "unsorted_hits"]
 
 
+#: elements a sortedness check looks at first: keys in no order show it there, and the check
+#: then skips its pass over the whole array
+PROBE = 32
+
+
 def first_unsorted(a: np.ndarray) -> int:
-    """The smallest ``i`` with ``a[i] < a[i - 1]``, or -1 when ``a`` is sorted ascending."""
+    """The smallest ``i`` with ``a[i] < a[i - 1]``, or -1 when ``a`` is sorted ascending.
+
+    >>> first_unsorted(np.array([1, 2, 2, 5])), first_unsorted(np.array([1, 3, 2, 0]))
+    (-1, 2)
+    """
+    if a.size > PROBE:
+        head = a[: PROBE + 1]
+        bad = np.flatnonzero(head[1:] < head[:-1])
+        if bad.size:
+            return int(bad[0]) + 1
     bad = np.flatnonzero(a[1:] < a[:-1])
     return int(bad[0]) + 1 if bad.size else -1
 

@@ -107,16 +107,33 @@ class Derived:
                 return hit[0]  # type: ignore[no-any-return]
             self.misses += 1
         value = compute(ds)
+        self.put(key, value)
+        return value
+
+    def peek(self, key: Hashable) -> Any:
+        """The value kept under ``key`` by :meth:`put` (``None`` if none)."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None:
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return hit[0]
+
+    def put(self, key: Hashable, value: Any, *, replace: bool = False) -> None:
+        """Keep ``value`` under ``key`` (a key that names the content it was derived from;
+        ``replace``: also where a value is kept under it)."""
         _freeze(value)
         size = _size(value)
         with self._lock:
+            if replace and key in self._items:
+                self._bytes -= self._items.pop(key)[1]
             if size <= self.max_bytes and key not in self._items:
                 self._items[key] = (value, size)
                 self._bytes += size
                 while self._bytes > self.max_bytes:
                     _, (_, dropped) = self._items.popitem(last=False)
                     self._bytes -= dropped
-        return value
 
     def clear(self) -> None:
         with self._lock:

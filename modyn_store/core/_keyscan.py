@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine._search import HashedKeys, first_unsorted, hit_positions, isin_sorted_numpy, unsorted_hits
+from engine._search import PROBE, HashedKeys, first_unsorted, hit_positions, isin_sorted_numpy, unsorted_hits
 from modyn_store.core.integrity import Checksum, run_checksum
 
 __all__ = ["SCAN_BATCH", "LiveKeys", "SeenKeys", "SeenSet", "arrow_mask", "dead_positions", "filter_batch", "increasing"]
@@ -46,7 +46,10 @@ SEEN_CAP = 1 << 24
 
 
 def increasing(keys: np.ndarray) -> bool:
-    """Whether ``keys`` is strictly increasing (sorted and distinct): one comparison pass."""
+    """Whether ``keys`` is strictly increasing (sorted and distinct): one comparison pass (none
+    past the first few keys of a batch in no order)."""
+    if keys.size > PROBE and bool((keys[1 : PROBE + 1] <= keys[:PROBE]).any()):
+        return False
     return keys.size < 2 or not bool((keys[1:] <= keys[:-1]).any())
 
 

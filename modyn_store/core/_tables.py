@@ -301,12 +301,25 @@ class Tables:
     def derived(self, name: str, what: Hashable, compute: Callable[[lance.LanceDataset], T]) -> T | None:
         """``compute(latest dataset of name)``, kept by the process for the same table content
         (see :mod:`~modyn_store.core._derived`); ``None`` if the table does not exist."""
+        got = self._derived(name, what, compute)
+        return None if got is None else got[1]
+
+    def _derived(
+        self, name: str, what: Hashable, compute: Callable[[lance.LanceDataset], T]
+    ) -> tuple[lance.LanceDataset, T, bool] | None:
+        """(the dataset read, :meth:`derived`'s value, whether it was computed now)."""
         for attempt in range(READ_ATTEMPTS):
             ds = self.open(name)
             if ds is None:
                 return None
+            computed: list[bool] = []
+
+            def compute_and_note(d: lance.LanceDataset) -> T:
+                computed.append(True)
+                return compute(d)
+
             try:
-                return DERIVED.get(ds, what, compute)
+                return ds, DERIVED.get(ds, what, compute_and_note), bool(computed)
             except (pa.ArrowException, OSError) as exc:  # a file went missing or is damaged
                 if attempt + 1 == READ_ATTEMPTS:
                     raise self.damage(name, exc) from exc
@@ -333,18 +346,27 @@ class Tables:
         table_dir = self.kept_dir(name)
         if table_dir is None or (pinned is not None and name in pinned):
             return self.derived(name, what, compute)
-        got = _kept.load(table_dir, _kept.latest_manifest(table_dir), what) if kept else None
-        if got is not None:
-            return got
-        computed: list[lance.LanceDataset] = []
-
-        def compute_and_note(ds: lance.LanceDataset) -> tuple[np.ndarray, ...]:
-            computed.append(ds)
-            return compute(ds)
-
-        value = self.derived(name, what, compute_and_note)
-        if value is not None and computed:  # derived now, not kept by this process: keep it for the next
-            _kept.save(table_dir, self.location.read(self._manifest_file(name, computed[-1].version)), what, value)
+        if kept:
+            # named by the latest manifest's bytes: what this process took from disk or
+            # derived before, else the entry on disk
+            manifest = _kept.latest_manifest(table_dir)
+            if manifest is not None:
+                got = DERIVED.peek(("kept", table_dir, manifest, what))
+                if got is None:
+                    got = _kept.load(table_dir, manifest, what)
+                    if got is not None:
+                        DERIVED.put(("kept", table_dir, manifest, what), got)
+                if got is not None:
+                    return got  # type: ignore[no-any-return]
+        found = self._derived(name, what, compute)
+        if found is None:
+            return None
+        ds, value, computed = found
+        if computed or not kept:  # new here, or replacing an entry a read found wrong
+            read = self.location.read(self._manifest_file(name, ds.version))
+            if read is not None:
+                _kept.save(table_dir, read, what, value)
+                DERIVED.put(("kept", table_dir, read, what), value, replace=True)
         return value
 
     def lookup(self, name: str, keys: np.ndarray, columns: list[str]) -> pa.Table | None:

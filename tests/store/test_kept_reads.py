@@ -167,6 +167,10 @@ def test_a_forged_entry_that_disagrees_with_the_log_is_not_an_answer(tmp_path: P
 
     forge([3, 5])  # one deleted key missing: the live count disagrees with the log
     assert _fresh_keys(uri) == want  # the read took the table's keys, not the entry's
+    fixed = _kept.load(table, _kept.latest_manifest(table), what)
+    assert fixed is not None and fixed[0].tolist() == [3, 5, 7]  # and wrote the entry again
+    forge([3, 5])
+    assert Store.open(uri).as_of().keys().tolist() == want  # the process keeps what it derived
     _derived.DERIVED.clear()
     assert verify(uri, deep=True).ok  # verify reads the tables' files, never kept entries
     forge([3, 5, 9])  # the same count: reads trust the folder as they trust the store ...
