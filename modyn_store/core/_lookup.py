@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
+from modyn_store.core._keyscan import SCAN_BATCH
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import CorruptionError, DataUnavailableError, UnknownKeyError
 from modyn_store.core.rows import locate_keys, take_by_row_id
@@ -117,7 +118,7 @@ def locate(snap: Snapshot, keys: Any) -> tuple[np.ndarray, np.ndarray]:
     def read(ds: Any) -> tuple[np.ndarray, np.ndarray]:
         if ds is None:
             return locate_keys(want, ())
-        readers = snap._readers(ds, ["key"], batch_size=1 << 20, with_row_id=True, with_row_address=True)
+        readers = snap._readers(ds, ["key"], batch_size=SCAN_BATCH, with_row_id=True, with_row_address=True)
         return locate_keys(want, (b for r in readers for b in r), snap._dead())
 
     return snap._retrying(read)

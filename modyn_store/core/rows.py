@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from engine._search import first_unsorted, hit_positions
 from engine._search import isin_sorted_numpy as _isin_sorted
-from modyn_store.core._keyscan import increasing
+from modyn_store.core._keyscan import SCAN_BATCH, increasing
 
 __all__ = ["RowReader", "locate_batch", "locate_keys", "take_by_row_id"]
 
@@ -75,7 +75,7 @@ class RowReader:
         if keys.size == 0:
             return locate_keys(keys, ())
         return locate_keys(keys, self._ds.to_batches(columns=["key"], with_row_id=True, with_row_address=True,
-                                                     batch_size=1 << 20))
+                                                     batch_size=SCAN_BATCH))
 
     def scan(
         self, fragment: int, row_ids: np.ndarray, columns: Sequence[str], *, batch_size: int = 1 << 16
