@@ -342,9 +342,8 @@ class Tables:
         reads one small file instead of opening and scanning the table. ``kept=False`` takes
         the value from the table (or the process's memory, which only holds values derived from
         tables) and, where it derived it, writes the entry again."""
-        pinned = self._pinned()
         table_dir = self.kept_dir(name)
-        if table_dir is None or (pinned is not None and name in pinned):
+        if table_dir is None or self._pinned() is not None:  # (a writer decides from the tables alone)
             return self.derived(name, what, compute)
         if kept:
             # named by the latest manifest's bytes: what this process took from disk or

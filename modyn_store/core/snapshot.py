@@ -80,8 +80,9 @@ class Snapshot:
         self._unavailable_cache: np.ndarray | None = None
         self._keys_cache: np.ndarray | None = None
         self._tombstoned: np.ndarray = np.empty(0, np.int64)
-        # whether the tombstoned keys may come from an entry kept on disk (see _kept); a read
-        # whose keys disagree with the log reads the table itself before it reports damage
+        # whether the tombstoned, erased and purged keys may come from entries kept on disk
+        # (see _kept); a read whose keys disagree with the log reads the tables before it
+        # reports damage
         self._kept_ok = True
         self._records_cache: list[VersionRecord] | None = None
 
@@ -138,7 +139,7 @@ class Snapshot:
                 if got is not None:
                     tomb, tomb_sorted = (got[0], got[0]) if len(got) == 1 else got
             self._tombstoned = tomb
-            erased = self._store._erased_keys(self._committed)
+            erased = self._store._erased_keys(self._committed, kept=self._kept_ok)
             if not erased.size:
                 self._dead_cache = tomb_sorted
             elif not tomb_sorted.size:
@@ -167,10 +168,12 @@ class Snapshot:
             self._refresh()
         if self._unavailable_cache is None:
             got = self._store._tables.derived_arrays(
-                "purged", f"purged/1/live-at/{self.version}/committed/{self._committed}", self._read_purged
+                "purged", f"purged/1/live-at/{self.version}/committed/{self._committed}", self._read_purged,
+                kept=self._kept_ok,
             )
             keys = got[0] if got is not None else np.empty(0, np.int64)
-            self._unavailable_cache = keys[~_isin_sorted(keys, self._store._erased_keys(self._committed))]
+            erased = self._store._erased_keys(self._committed, kept=self._kept_ok)
+            self._unavailable_cache = keys[~_isin_sorted(keys, erased)]
         return self._unavailable_cache
 
     def _read_purged(self, ds: Any) -> tuple[np.ndarray]:

@@ -259,12 +259,15 @@ class Store:
                 out[row["name"]] = int(row["target"])
         return out
 
-    def _erased_keys(self, committed: int | None = None) -> np.ndarray:
-        """Sorted keys erased in any committed version (``committed``: the latest, if known)."""
+    def _erased_keys(self, committed: int | None = None, *, kept: bool = True) -> np.ndarray:
+        """Sorted keys erased in any committed version (``committed``: the latest, if known;
+        ``kept=False``: not from the read cache, see ``Tables.derived_arrays``)."""
         v = self.version if committed is None else committed
-        if self._erased_cache is not None and self._erased_cache[0] == v:
+        if kept and self._erased_cache is not None and self._erased_cache[0] == v:
             return self._erased_cache[1]
-        got = self._tables.derived_arrays("erasures", f"erased/1/at-or-before/{v}", lambda ds: (_erased_in(ds, v),))
+        got = self._tables.derived_arrays(
+            "erasures", f"erased/1/at-or-before/{v}", lambda ds: (_erased_in(ds, v),), kept=kept
+        )
         keys = got[0] if got is not None else np.empty(0, np.int64)
         self._erased_cache = (v, keys)
         return keys

@@ -339,3 +339,22 @@ def test_erased_and_purged_keys_are_kept_too(tmp_path: Path, cache: Path, monkey
     snap = Store.open(uri).as_of(1)
     assert snap.unavailable().tolist() == [7]
     assert 3 not in snap.keys().tolist()
+
+
+def test_forged_erasures_neither_fool_a_read_nor_a_writer(tmp_path: Path, cache: Path) -> None:
+    uri = str(tmp_path / "s")
+    s = _store(uri)  # v2 deletes 3, 5, 7
+    s.erase([40], reason="test")  # v3
+    want = sorted(set(range(100)) - {3, 5, 7, 40})
+    assert _fresh_keys(uri) == want
+    table = Path(uri) / "erasures.lance"
+    what = "erased/1/at-or-before/3"
+    assert _kept.load(table, _kept.latest_manifest(table), what) is not None
+    # a well-formed entry saying key 10 was erased too
+    _kept.save(table, _kept.latest_manifest(table), what, (np.array([10, 40], np.int64),))
+    assert _fresh_keys(uri) == want  # the count disagrees with the log: the tables decide
+    _derived.DERIVED.clear()
+    _kept.save(table, _kept.latest_manifest(table), what, (np.array([10, 40], np.int64),))
+    writer = Store.open(uri)
+    assert writer.delete(keys=[10]).deleted == 1  # a writer decides from the tables alone
+    assert _fresh_keys(uri) == sorted(set(want) - {10})
