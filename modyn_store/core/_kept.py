@@ -15,7 +15,9 @@ read of 10^6 keys. This module keeps such arrays in a per-user folder, outside t
   key and its content, so a torn, truncated or damaged file is a miss (and written again), not
   an answer;
 * entries are written atomically (a temporary file renamed over the name) by whichever
-  process derived the value, and each table keeps its :data:`ENTRIES_PER_TABLE` most recent.
+  process derived the value; each table keeps its :data:`ENTRIES_PER_TABLE` most recent, and
+  when a table gets its first entry, the folders of tables that no longer exist are removed
+  and at most :data:`MAX_TABLES` tables keep entries.
 
 Only tables on a local disk, with Lance's default manifest naming, and values of at most
 :data:`MAX_ENTRY_BYTES` are kept. The folder is ``$MODYN_STORE_READ_CACHE`` (``off`` turns
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import struct
 import tempfile
 import time
@@ -49,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ENTRIES_PER_TABLE", "ENV", "MAX_ENTRY_BYTES", "folder", "latest_manifest", "load", "save", "table_folder"]
+__all__ = ["ENTRIES_PER_TABLE", "ENV", "MAX_ENTRY_BYTES", "MAX_TABLES", "folder", "latest_manifest", "load", "save", "table_folder"]
 
 #: the environment variable naming the folder (``off``: keep nothing)
 ENV = "MODYN_STORE_READ_CACHE"
@@ -57,6 +60,8 @@ ENV = "MODYN_STORE_READ_CACHE"
 MAX_ENTRY_BYTES = 64 << 20
 #: entries kept per table, most recently written first
 ENTRIES_PER_TABLE = 8
+#: tables with entries, most recently written first (those of removed tables go first)
+MAX_TABLES = 256
 _MAGIC = b"MSKEPT1\n"
 _DIGEST = 32
 _V2_DIGITS = 20
@@ -163,7 +168,10 @@ def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, a
     parts += [np.ascontiguousarray(a, dtype="<i8").tobytes() for a in arrays]
     body = b"".join(parts)
     try:
-        sub.mkdir(parents=True, exist_ok=True)
+        if not sub.is_dir():
+            sub.mkdir(parents=True, exist_ok=True)
+            (sub / "table").write_text(os.path.realpath(table_dir))  # (what _prune checks)
+            _prune(sub.parent, keep=sub)
         fd, tmp = tempfile.mkstemp(dir=sub, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -176,6 +184,27 @@ def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, a
         _trim(sub)
     except OSError:
         return  # (only a later read's time is lost; what was derived is returned either way)
+
+
+def _prune(root: Path, keep: Path) -> None:
+    """Remove the subfolders of tables that no longer exist, and the least recently written
+    beyond :data:`MAX_TABLES` (run when a table gets its first entry)."""
+    subs = []
+    for sub in root.iterdir():
+        if sub == keep or not sub.is_dir():
+            continue
+        try:
+            gone = not os.path.exists((sub / "table").read_text())
+            mtime = sub.stat().st_mtime_ns
+        except OSError:  # (no ``table`` file: a folder being made, or not ours)
+            continue
+        if gone:
+            shutil.rmtree(sub, ignore_errors=True)
+        else:
+            subs.append((mtime, sub))
+    subs.sort(reverse=True)
+    for _, sub in subs[MAX_TABLES - 1 :]:
+        shutil.rmtree(sub, ignore_errors=True)
 
 
 def _digest(key: bytes, body: bytes | memoryview) -> bytes:

@@ -358,3 +358,23 @@ def test_forged_erasures_neither_fool_a_read_nor_a_writer(tmp_path: Path, cache:
     writer = Store.open(uri)
     assert writer.delete(keys=[10]).deleted == 1  # a writer decides from the tables alone
     assert _fresh_keys(uri) == sorted(set(want) - {10})
+
+
+def test_entries_of_removed_tables_go_and_the_tables_are_bounded(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uris = [str(tmp_path / f"s{i}") for i in range(4)]
+    for uri in uris[:2]:
+        _store(uri)
+        assert len(_fresh_keys(uri)) == 97
+    shutil.rmtree(uris[0])
+    _store(uris[2])
+    assert len(_fresh_keys(uris[2])) == 97  # its first entry: s0's folder goes
+    gone = _kept.table_folder(Path(uris[0]) / "tombstones.lance")
+    assert gone is not None and not gone.exists()
+    assert _entries(uris[1]) and _entries(uris[2])
+    monkeypatch.setattr(_kept, "MAX_TABLES", 2)
+    _store(uris[3])
+    assert len(_fresh_keys(uris[3])) == 97
+    left = [p for p in cache.iterdir() if p.is_dir()]
+    assert len(left) == 2 and _entries(uris[3])  # the newest table's folders, within the bound
