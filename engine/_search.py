@@ -148,8 +148,9 @@ class HashedKeys:
 
     A binary search per key in ``sorted_b`` costs ~50 ns (branchy, one cache miss per level).
     Each key is instead hashed (multiply by the 64-bit golden ratio, keep the top bits) into a
-    table marking the slots of ``sorted_b``'s keys (a byte a slot up to 2^BYTE_TABLE_BITS slots, a bit a slot above), and only the keys landing on a marked
-    slot are searched: ~4-13 ns a key (the table in or out of cache). The table is only a
+    table marking the slots of ``sorted_b``'s keys (a byte a slot up to 2^BYTE_TABLE_BITS
+    slots, a bit a slot above), and only the keys landing on a marked slot are searched:
+    ~3-13 ns a key (the table in or out of cache). The table is only a
     filter: every answer comes from the search, whatever the keys' hashes. Built once, it
     serves every batch of a stream; the caller must not change ``sorted_b`` meanwhile.
     ``max_bits``: at most 2^max_bits slots.
