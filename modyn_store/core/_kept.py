@@ -42,6 +42,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import struct
@@ -79,8 +80,28 @@ def folder() -> Path | None:
 def latest_manifest(table_dir: str | os.PathLike[str]) -> bytes | None:
     """The bytes of the latest manifest of the local Lance table at ``table_dir`` (the one
     ``lance.dataset`` opens), or ``None`` when there is none or the folder holds manifests
-    named otherwise than Lance's default (version counted down from 2^64 - 1)."""
+    named otherwise than Lance's default (version counted down from 2^64 - 1).
+
+    Versions are numbered 1, 2, 3 ... without gaps and cleanups remove only old ones, so from a
+    manifest known to exist the latest is found by stepping to the next until none exists:
+    from the version this process found last, else from Lance's hint file, else by listing
+    the folder (a table with thousands of versions is not listed on every read).
+    """
     versions = os.path.join(table_dir, "_versions")
+    start = _LAST.get(versions)
+    if start is None:
+        start = _hinted(versions)
+    if start is not None and os.path.exists(_v2_path(versions, start)):
+        v = start
+        while os.path.exists(_v2_path(versions, v + 1)):
+            v += 1
+        try:
+            with open(_v2_path(versions, v), "rb") as fh:
+                data = fh.read()
+            _LAST[versions] = v
+            return data
+        except OSError:  # removed by a cleanup meanwhile: list the folder
+            pass
     try:
         names = os.listdir(versions)
     except OSError:
@@ -98,9 +119,29 @@ def latest_manifest(table_dir: str | os.PathLike[str]) -> bytes | None:
         return None
     try:
         with open(os.path.join(versions, best + ".manifest"), "rb") as fh:
-            return fh.read()
+            data = fh.read()
     except OSError:  # removed by a cleanup since the listing
         return None
+    _LAST[versions] = (1 << 64) - 1 - int(best)
+    return data
+
+
+#: per ``_versions`` folder, the latest version this process found
+_LAST: dict[str, int] = {}
+
+
+def _v2_path(versions: str, version: int) -> str:
+    return os.path.join(versions, f"{(1 << 64) - 1 - version:020d}.manifest")
+
+
+def _hinted(versions: str) -> int | None:
+    """The version in Lance's ``latest_version_hint.json`` (possibly behind), if readable."""
+    try:
+        with open(os.path.join(versions, "latest_version_hint.json"), "rb") as fh:
+            got = json.loads(fh.read()).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return got if isinstance(got, int) and got >= 1 else None
 
 
 def table_folder(table_dir: str | os.PathLike[str]) -> Path | None:

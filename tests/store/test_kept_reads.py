@@ -378,3 +378,35 @@ def test_entries_of_removed_tables_go_and_the_tables_are_bounded(
     assert len(_fresh_keys(uris[3])) == 97
     left = [p for p in cache.iterdir() if p.is_dir()]
     assert len(left) == 2 and _entries(uris[3])  # the newest table's folders, within the bound
+
+
+def test_the_latest_manifest_is_found_without_listing_a_long_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lance
+
+    uri = str(tmp_path / "t.lance")
+    lance.write_dataset(pa.table({"key": [0]}), uri)
+    for k in range(1, 40):
+        lance.write_dataset(pa.table({"key": [k]}), uri, mode="append")
+    versions = os.path.join(uri, "_versions")
+    listed = _kept.latest_manifest(uri)  # (no version known yet: from the hint or the listing)
+    assert listed == Path(_kept._v2_path(versions, 40)).read_bytes()
+    for hint in ("kept", "stale hint", "no hint"):
+        lance.write_dataset(pa.table({"key": [100]}), uri, mode="append")
+        latest = lance.dataset(uri).version
+        _kept._LAST.clear()
+        if hint == "kept":
+            _kept._LAST[versions] = 12  # an older version this process found
+        elif hint == "stale hint":
+            Path(versions, "latest_version_hint.json").write_text('{"version": 7}')
+        else:
+            Path(versions, "latest_version_hint.json").unlink(missing_ok=True)
+        calls: list[str] = []
+        real = os.listdir
+        monkeypatch.setattr(os, "listdir", lambda p: calls.append(p) or real(p))
+        got = _kept.latest_manifest(uri)
+        monkeypatch.setattr(os, "listdir", real)
+        assert got == Path(_kept._v2_path(versions, latest)).read_bytes(), hint
+        assert (calls != []) == (hint == "no hint"), hint
+    lance.dataset(uri).cleanup_old_versions(older_than=__import__("datetime").timedelta(0))
+    _kept._LAST[versions] = 3  # cleaned up since: the folder is listed
+    assert _kept.latest_manifest(uri) == Path(_kept._v2_path(versions, lance.dataset(uri).version)).read_bytes()
