@@ -10,8 +10,8 @@ read of 10^6 keys. This module keeps such arrays in a per-user folder, outside t
   from and what was derived: a manifest lists every data and deletion file of its version
   (uniquely named, never rewritten), so any commit, compaction, erasure or a table made again
   at the same path gives another key and a miss, never a stale hit;
-* a **lookup** lists the table's ``_versions`` folder, reads the latest manifest (the one Lance
-  would open), and reads the entry named by the key; the file ends with a BLAKE2b digest of the
+* a **lookup** finds the table's latest manifest (the one Lance would open; see
+  :func:`latest_manifest`), reads it, and reads the entry named by the key; the file ends with a BLAKE2b digest of the
   key and its content, so a torn, truncated or damaged file is a miss (and written again), not
   an answer;
 * entries are written atomically (a temporary file renamed over the name) by whichever
