@@ -11,9 +11,9 @@ read of 10^6 keys. This module keeps such arrays in a per-user folder, outside t
   (uniquely named, never rewritten), so any commit, compaction, erasure or a table made again
   at the same path gives another key and a miss, never a stale hit;
 * a **lookup** finds the table's latest manifest (the one Lance would open; see
-  :func:`latest_manifest`), reads it, and reads the entry named by the key; the file ends with a BLAKE2b digest of the
-  key and its content, so a torn, truncated or damaged file is a miss (and written again), not
-  an answer;
+  :func:`latest_manifest`), reads it, and reads the entry named by the key; the file ends with
+  a BLAKE2b digest of the key and its content, so a torn, truncated or damaged file is a miss
+  (and written again), not an answer;
 * entries are written atomically (a temporary file renamed over the name) by whichever
   process derived the value; each table keeps its :data:`ENTRIES_PER_TABLE` most recent, and
   when a table gets its first entry, the folders of tables that no longer exist are removed
@@ -53,7 +53,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ENTRIES_PER_TABLE", "ENV", "MAX_ENTRY_BYTES", "MAX_TABLES", "folder", "latest_manifest", "load", "save", "table_folder"]
+__all__ = [
+    "ENTRIES_PER_TABLE", "ENV", "MAX_ENTRY_BYTES", "MAX_TABLES", "folder", "latest_manifest", "load", "manifest_name",
+    "save", "table_folder",
+]
 
 #: the environment variable naming the folder (``off``: keep nothing)
 ENV = "MODYN_STORE_READ_CACHE"
@@ -130,8 +133,14 @@ def latest_manifest(table_dir: str | os.PathLike[str]) -> bytes | None:
 _LAST: dict[str, int] = {}
 
 
+def manifest_name(version: int) -> str:
+    """The file name of a Lance manifest of ``version`` (v2 paths, Lance's default: the
+    version counted down from 2^64 - 1, so that the latest sorts first)."""
+    return f"{(1 << 64) - 1 - version:0{_V2_DIGITS}d}.manifest"
+
+
 def _v2_path(versions: str, version: int) -> str:
-    return os.path.join(versions, f"{(1 << 64) - 1 - version:020d}.manifest")
+    return os.path.join(versions, manifest_name(version))
 
 
 def _hinted(versions: str) -> int | None:

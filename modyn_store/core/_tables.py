@@ -167,8 +167,7 @@ class Tables:
 
     @staticmethod
     def _manifest_file(name: str, version: int) -> str:
-        # Lance's manifest naming (v2 paths, the default): the version counted down from 2^64-1
-        return f"{name}.lance/_versions/{(1 << 64) - 1 - version:020d}.manifest"
+        return f"{name}.lance/_versions/{_kept.manifest_name(version)}"
 
     def _unchanged(self, name: str) -> lance.LanceDataset | None:
         """The dataset last seen for ``name`` if it is still the latest, else ``None``.
@@ -345,16 +344,19 @@ class Tables:
         table_dir = self.kept_dir(name)
         if table_dir is None or self._pinned() is not None:  # (a writer decides from the tables alone)
             return self.derived(name, what, compute)
+
+        def memo(manifest: bytes) -> tuple[str, str, bytes, str]:
+            # what this process took from disk or derived, named like the entry on disk
+            return ("kept", table_dir, manifest, what)
+
         if kept:
-            # named by the latest manifest's bytes: what this process took from disk or
-            # derived before, else the entry on disk
             manifest = _kept.latest_manifest(table_dir)
             if manifest is not None:
-                got = DERIVED.peek(("kept", table_dir, manifest, what))
+                got = DERIVED.peek(memo(manifest))
                 if got is None:
                     got = _kept.load(table_dir, manifest, what)
                     if got is not None:
-                        DERIVED.put(("kept", table_dir, manifest, what), got)
+                        DERIVED.put(memo(manifest), got)
                 if got is not None:
                     return got  # type: ignore[no-any-return]
         found = self._derived(name, what, compute)
@@ -365,7 +367,7 @@ class Tables:
             read = self.location.read(self._manifest_file(name, ds.version))
             if read is not None:
                 _kept.save(table_dir, read, what, value)
-                DERIVED.put(("kept", table_dir, read, what), value, replace=True)
+                DERIVED.put(memo(read), value, replace=True)
         return value
 
     def lookup(self, name: str, keys: np.ndarray, columns: list[str]) -> pa.Table | None:

@@ -141,15 +141,20 @@ def load_kept_runs(table_dir: str) -> None:
     if table_dir in _LOADED:
         return
     _LOADED.add(table_dir)
-    got = _kept.load(table_dir, _RUNS_CONTENT, _RUNS_ENTRY)
-    if got is None or len(got) != 3 or not got[0].size == got[1].size == got[2].size:
-        return
-    for first, n, value in zip(got[0].tolist(), got[1].tolist(), got[2].view(np.uint64).tolist()):
+    for first, n, value in _kept_runs(table_dir):
         if len(_RUNS) >= RUNS_KEPT:
             break
         if (first, n) not in _RUNS:
             _RUNS[(first, n)] = value
             _FROM_DISK.add((first, n))
+
+
+def _kept_runs(table_dir: str) -> list[tuple[int, int, int]]:
+    """``(first, n, checksum)`` of the runs kept on disk for ``table_dir`` (none if no entry)."""
+    got = _kept.load(table_dir, _RUNS_CONTENT, _RUNS_ENTRY)
+    if got is None or len(got) != 3 or not got[0].size == got[1].size == got[2].size:
+        return []
+    return list(zip(got[0].tolist(), got[1].tolist(), got[2].view(np.uint64).tolist()))
 
 
 def distrust_kept_runs() -> None:
@@ -164,9 +169,7 @@ def keep_runs(table_dir: str, runs: Sequence[tuple[int, int]]) -> None:
     """Keep on disk the checksums of ``runs`` (computed by this process) for later reads of
     ``table_dir``, with those kept before (up to :data:`RUNS_KEPT`, these runs first)."""
     pairs = dict.fromkeys((int(f), int(n)) for f, n in runs)
-    got = _kept.load(table_dir, _RUNS_CONTENT, _RUNS_ENTRY)
-    if got is not None and len(got) == 3 and got[0].size == got[1].size:
-        pairs.update(dict.fromkeys(zip(got[0].tolist(), got[1].tolist())))
+    pairs.update(dict.fromkeys((f, n) for f, n, _ in _kept_runs(table_dir)))
     first: list[int] = []
     n: list[int] = []
     value: list[int] = []
