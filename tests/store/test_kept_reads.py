@@ -410,3 +410,15 @@ def test_the_latest_manifest_is_found_without_listing_a_long_history(tmp_path: P
     lance.dataset(uri).cleanup_old_versions(older_than=__import__("datetime").timedelta(0))
     _kept._LAST[versions] = 3  # cleaned up since: the folder is listed
     assert _kept.latest_manifest(uri) == Path(_kept._v2_path(versions, lance.dataset(uri).version)).read_bytes()
+
+
+def test_the_default_folder_follows_xdg_cache_home_then_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(_kept.ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _kept.folder() == tmp_path / "xdg" / "modyn_store" / "reads"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _kept.folder() == tmp_path / "home" / ".cache" / "modyn_store" / "reads"
+    for off in ("off", "OFF", ""):
+        monkeypatch.setenv(_kept.ENV, off)
+        assert _kept.folder() is None
