@@ -247,8 +247,9 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
 
 
 def run_cold(rows: int, repeats: int) -> None:
-    """Only the cold loader, both read paths (``auto``: the default, ``take``), interleaved with
-    ``LanceDataset``; prints medians and spreads."""
+    """Only the cold loader, both read paths (``auto``: the default, takes by row id on this
+    local store; ``scan``: Lance's masked scan), interleaved with ``LanceDataset``; prints
+    medians and spreads."""
     tmp = tempfile.mkdtemp(prefix="bench-training-")
     try:
         store = make_store(os.path.join(tmp, "store"), rows)
@@ -258,7 +259,7 @@ def run_cold(rows: int, repeats: int) -> None:
         for _ in range(repeats):
             times.setdefault("lance_whole_pass", []).append(_timed(lambda: lance_torch_scan(store)))
             times.setdefault("lance_first", []).append(lance_torch_first_batch(store))
-            for s in ("auto", "take"):
+            for s in ("auto", "scan"):
                 times.setdefault(f"{s}_first", []).append(cold_loader(store, ts, True, s))
                 times.setdefault(f"{s}_epoch", []).append(cold_loader(store, ts, False, s))
         med = {k: float(np.median(v)) for k, v in times.items()}

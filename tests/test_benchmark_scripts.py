@@ -78,7 +78,7 @@ CASES = [
           rf"^ratio_time_to_selection +{NUM}$", rf"^ratio_end_of_epoch +{NUM}$", rf"^ratio_warm_vs_gather +{NUM}$",
           needs=("torch",)),
     _case("bench_training-cold", "bench_training.py", "--rows 20000 --repeats 1 --cold-only",
-          rf"^take_epoch +{NUM} s \[{NUM} - {NUM}\]  LanceDataset / this: {NUM}$", needs=("torch",)),
+          rf"^scan_epoch +{NUM} s \[{NUM} - {NUM}\]  LanceDataset / this: {NUM}$", needs=("torch",)),
     _case("bench_pipeline", "bench_pipeline.py", "",
           rf"^ +periodic_retrain: +{NUM} s, \d+ trainings, \d+ samples, mean accuracy 0\.\d{{3}}$",
           needs=("torch",)),

@@ -43,11 +43,13 @@ class LoaderOptions:
     Parameters
     ----------
     strategy:
-        Read path for materialization: ``"auto"`` (by selectivity), ``"scan"`` or ``"take"``.
+        Read path for materialization: ``"auto"`` (takes by row id on a local disk; on object
+        storage by selectivity, see :func:`training.materialize.choose_strategy`), ``"scan"``
+        or ``"take"``.
     threads:
         Parallel readers: fragments scanned at once, or chunks taken at once (default: 1 for
         masked scans, which Lance decodes on its own thread pool, in storage order so that the
-        first epoch's first rows land first; the number of CPUs for takes).
+        first epoch's first rows land first; twice the number of CPUs for takes).
     max_cache_bytes:
         Bound of the store's on-disk cache (least recently used entries are evicted).
     device_memory_budget:

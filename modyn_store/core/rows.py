@@ -50,11 +50,19 @@ def take_by_row_id(ds: Any, row_ids: np.ndarray, columns: list[str]) -> pa.Table
 class RowReader:
     """Rows of a samples table by stable row id (see the module docstring).
 
-    ``dataset`` is a Lance dataset with stable row ids and a unique int64 ``key`` column.
+    ``dataset`` is a Lance dataset with stable row ids and a unique int64 ``key`` column;
+    ``local``: it lies on a local disk or in memory, not on object storage (see :attr:`local`).
     """
 
-    def __init__(self, dataset: Any) -> None:
+    def __init__(self, dataset: Any, *, local: bool = True) -> None:
         self._ds = dataset
+        self._local = bool(local)
+
+    @property
+    def local(self) -> bool:
+        """Whether the rows lie on a local disk or in memory: a take then costs about what its
+        rows decode to, while on object storage every take is many small requests."""
+        return self._local
 
     @property
     def schema(self) -> pa.Schema:
@@ -93,7 +101,7 @@ class RowReader:
 
     def take(self, row_ids: np.ndarray, columns: Sequence[str]) -> pa.Table:
         """Rows by stable row id, in the order given (fast with deleted rows, unlike take by offset)."""
-        return self._ds._take_rows(pa.array(np.asarray(row_ids, dtype=np.uint64), pa.uint64()), columns=list(columns))
+        return take_by_row_id(self._ds, row_ids, list(columns))
 
 
 def locate_keys(

@@ -106,6 +106,16 @@ def test_append_delete_time_travel_tags(s3_store: tuple[str, dict[str, str]]) ->
     assert delta.inserted.column("key").to_pylist() == list(range(150, 160))
 
 
+def test_row_reader_knows_object_storage(s3_store: tuple[str, dict[str, str]], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Rows on S3 are read by masked scans above a share of the table, local ones by takes
+    (``RowReader.local``, used by the training loader's read strategy)."""
+    uri, options = s3_store
+    for where, opts in ((uri, options), (str(tmp_path / "local"), None), (f"memory://{tmp_path.name}", None)):
+        store = Store.open(where, create=True, storage_options=opts)
+        store.append({"ts": [1, 2, 3]})
+        assert store.as_of(None).row_reader().local is (where != uri)
+
+
 def test_erase_removes_bytes_from_every_object(s3_store: tuple[str, dict[str, str]]) -> None:
     uri, options = s3_store
     rng = np.random.default_rng(7)

@@ -84,8 +84,20 @@ def test_strategy_choice_and_lookup() -> None:
     assert choose_strategy(5, 1000) == "take" and choose_strategy(500, 1000) == "scan"
     assert choose_strategy(99, 1000) == "take" and choose_strategy(100, 1000) == "scan"
     assert choose_strategy(500, 1000, "take") == "take"
+    assert choose_strategy(1000, 1000, local=True) == "take"  # a local table: takes at any share
+    assert choose_strategy(5, 1000, "scan", local=True) == "scan"
     with pytest.raises(InvalidArgumentError):
         choose_strategy(1, 2, "bogus")  # type: ignore[arg-type]
     for keys in (np.array([10, 3, 7]), np.array([10, 3, 2**40])):  # dense table and sorted search
         lk = KeyLookup(keys)
         assert lk(np.array([3, 4, 2**40, 10, -5])).tolist() == [1, -1, 2 if keys[2] == 2**40 else -1, 0, -1]
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_auto_reads_by_take_on_a_local_table_and_by_scan_on_object_storage(dataset, local: bool) -> None:
+    """``strategy="auto"``: a half of the rows is taken by row id where the table is local, and
+    scanned with a mask where it is on object storage (``RowReader.local``)."""
+    keys = np.array([k for k in range(0, 900, 2) if k % 11])
+    out = materialize(RowReader(dataset, local=local), keys, ["x"])
+    assert out.strategy == ("take" if local else "scan")
+    assert sorted(out.keys.tolist()) == keys.tolist()

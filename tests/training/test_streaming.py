@@ -141,7 +141,7 @@ def test_takes_land_in_storage_order_and_serve_the_first_batches(store, small_bl
         return original(self, row_ids, columns)
 
     monkeypatch.setattr(RowReader, "take", gated)
-    dl = loader(store, ts, columns=["ts", "x"], batch_size=50, seed=3, options=LoaderOptions(strategy="take"))
+    dl = loader(store, ts, columns=["ts", "x"], batch_size=50, seed=3, options=LoaderOptions(strategy="take", threads=2))
     it = iter(dl)
     head = [next(it), next(it)]  # the first block: the first take's rows
     assert dl._building is not None and not dl._building.done and len(dl._building.keys) == 700
