@@ -13,6 +13,9 @@ share of the table's rows that are selected):
   :data:`TAKE_FIRST` rows, doubling up to :data:`TAKE_CHUNK`) and read by row id in parallel
   threads (twice as many as CPUs by default), in storage order (``RowReader.take``).
 
+Every read asks for at most :data:`READ_BYTES` of stored rows (by the table's bytes per row),
+so reads of wide rows (images, long texts) hold few rows each.
+
 On a local disk (or in memory) takes are the default at any share; on object storage, takes
 below :data:`TAKE_BELOW` of the rows and the masked scan above (see :func:`choose_strategy`).
 
@@ -78,6 +81,11 @@ SCAN_HEAD = 16384
 #: the fixed cost of a take stays small.
 TAKE_FIRST = 8192
 TAKE_CHUNK = 16384
+
+#: Stored bytes one read (a take, a batch of a masked scan, the head take) asks for at most:
+#: reads of wide rows (images, long texts) are cut to fewer rows than the counts above, so that
+#: the reads in flight at once stay within a few hundred MiB whatever the row size.
+READ_BYTES = 64 << 20
 
 
 class KeyLookup:
@@ -235,6 +243,8 @@ class Layout:
     strategy: str
     jobs: list[tuple[int, int]]
     head: bool = False
+    #: rows a read asks for at most (:data:`READ_BYTES` of stored rows)
+    rows_per_read: int = SCAN_HEAD
 
 
 def plan(
@@ -260,6 +270,7 @@ def plan(
     if keys.size == 0:
         empty = np.empty(0, np.int64)
         return Layout(keys, np.empty(0, np.uint64), empty, chosen, [])
+    cap = max(1, int(READ_BYTES // max(rows.row_nbytes(), 1.0)))
     rid, frag = rows.locate(keys) if located is None else located
     if rid.shape != keys.shape or frag.shape != keys.shape:
         raise InvalidArgumentError("located", (rid.shape, frag.shape), f"arrays aligned with keys, shape {keys.shape}")
@@ -272,19 +283,21 @@ def plan(
         starts = [0, *cuts.tolist()]
         stops = [*cuts.tolist(), int(rid.size)]
         jobs = list(zip(starts, stops))
-        if stops[0] > SCAN_HEAD:  # the first rows by take, the rest of the fragment by scan
-            jobs = [(0, SCAN_HEAD), (SCAN_HEAD, stops[0]), *jobs[1:]]
-            return Layout(out_keys, rid, frag, chosen, jobs, head=True)
-    else:
-        _default_threads(threads, 1)  # checked here, used by the read
-        # takes in storage order (rows land in the order a cold first epoch asks for them),
-        # growing from TAKE_FIRST to TAKE_CHUNK rows
-        jobs = []
-        lo, size = 0, TAKE_FIRST
-        while lo < rid.size:
-            jobs.append((lo, min(lo + size, int(rid.size))))
-            lo, size = jobs[-1][1], min(size * 2, TAKE_CHUNK)
-    return Layout(out_keys, rid, frag, chosen, jobs)
+        head = min(SCAN_HEAD, cap)  # also the rows of a scan's batch
+        if stops[0] <= head:
+            return Layout(out_keys, rid, frag, chosen, jobs, rows_per_read=head)
+        # the first rows by take, the rest of the fragment by scan
+        jobs = [(0, head), (head, stops[0]), *jobs[1:]]
+        return Layout(out_keys, rid, frag, chosen, jobs, head=True, rows_per_read=head)
+    _default_threads(threads, 1)  # checked here, used by the read
+    # takes in storage order (rows land in the order a cold first epoch asks for them),
+    # growing from TAKE_FIRST to TAKE_CHUNK rows (at most ``cap``)
+    jobs = []
+    lo, size = 0, min(TAKE_FIRST, cap)
+    while lo < rid.size:
+        jobs.append((lo, min(lo + size, int(rid.size))))
+        lo, size = jobs[-1][1], min(size * 2, TAKE_CHUNK, cap)
+    return Layout(out_keys, rid, frag, chosen, jobs, rows_per_read=min(TAKE_CHUNK, cap))
 
 
 def _default_threads(threads: int | None, jobs: int) -> int:
@@ -354,7 +367,7 @@ def materialize(
         lo, hi = layout.jobs[j]
         at = lo
         if layout.strategy == "scan" and not (j == 0 and layout.head):
-            for batch in rows.scan(int(frag[lo]), rid[lo:hi], read, batch_size=batch_size):
+            for batch in rows.scan(int(frag[lo]), rid[lo:hi], read, batch_size=min(batch_size, layout.rows_per_read)):
                 at += sink.add(at, hi, batch)
                 if progress is not None:
                     progress(j, at)

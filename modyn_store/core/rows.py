@@ -73,6 +73,14 @@ class RowReader:
         """Physical rows in the table (every version; from metadata, no scan)."""
         return int(self._ds.count_rows())
 
+    def row_nbytes(self) -> float:
+        """Stored bytes per physical row, all columns together (from the data files' sizes in
+        the table's metadata, no read; 0.0 where Lance recorded no size): what a read of a row
+        costs in memory, about."""
+        rows = self.count_rows()
+        files = [f for frag in self._ds.get_fragments() for f in frag.metadata.files]
+        return sum(f.file_size_bytes or 0 for f in files) / rows if rows else 0.0
+
     def locate(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stable row ids (uint64) and fragment ids (int64) of ``keys``, aligned with them.
 

@@ -101,3 +101,37 @@ def test_auto_reads_by_take_on_a_local_table_and_by_scan_on_object_storage(datas
     out = materialize(RowReader(dataset, local=local), keys, ["x"])
     assert out.strategy == ("take" if local else "scan")
     assert sorted(out.keys.tolist()) == keys.tolist()
+
+
+@pytest.mark.parametrize("strategy", ["scan", "take"])
+def test_reads_of_wide_rows_ask_for_few_rows(tmp_path: Path, monkeypatch, strategy: str) -> None:
+    """``READ_BYTES`` bounds what one take or scan batch reads: 20 KB rows are read a few at a
+    time (the counts of ``TAKE_CHUNK`` / ``SCAN_HEAD`` rows would hold the whole table)."""
+    import training.materialize as mat
+    from modyn_store import Store
+
+    store = Store.open(str(tmp_path / "wide"), create=True)
+    blobs = [bytes([i % 251]) * 20_000 for i in range(300)]
+    store.append(pa.table({"ts": np.arange(300), "img": pa.array(blobs, pa.binary())}))
+    rows = store.as_of(None).row_reader()
+    assert 20_000 <= rows.row_nbytes() < 25_000
+    monkeypatch.setattr(mat, "READ_BYTES", 100_000)  # 4 rows of 20 KB and their bookkeeping
+    monkeypatch.setattr(mat, "SCAN_HEAD", 50)
+    read: list[int] = []
+    take, scan = RowReader.take, RowReader.scan
+
+    def counted_take(self, row_ids, columns):  # type: ignore[no-untyped-def]
+        read.append(len(row_ids))
+        return take(self, row_ids, columns)
+
+    def counted_scan(self, fragment, row_ids, columns, *, batch_size=1 << 16):  # type: ignore[no-untyped-def]
+        for batch in scan(self, fragment, row_ids, columns, batch_size=batch_size):
+            read.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(RowReader, "take", counted_take)
+    monkeypatch.setattr(RowReader, "scan", counted_scan)
+    keys = np.arange(3, 300, 2)
+    out = materialize(rows, keys, ["img"], strategy=strategy)  # type: ignore[arg-type]
+    assert sum(read) == keys.size and max(read) == 4
+    assert out.var["img"].rows(np.arange(keys.size), text=False) == [blobs[k] for k in out.keys]
