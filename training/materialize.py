@@ -84,7 +84,7 @@ TAKE_CHUNK = 16384
 
 #: Stored bytes one read (a take, a batch of a masked scan, the head take) asks for at most:
 #: reads of wide rows (images, long texts) are cut to fewer rows than the counts above, so that
-#: the reads in flight at once stay within a few hundred MiB whatever the row size.
+#: what the reading threads hold at once follows their number, not the row size.
 READ_BYTES = 64 << 20
 
 
@@ -334,7 +334,8 @@ def materialize(
     columns:
         Columns to decode (``key`` may be one of them).
     strategy:
-        ``"auto"`` (by selectivity, see :func:`choose_strategy`), ``"scan"`` or ``"take"``.
+        ``"auto"`` (by where the table lies and selectivity, see :func:`choose_strategy`),
+        ``"scan"`` or ``"take"``.
     threads:
         Parallel readers (default: 1 for masked scans, which Lance decodes on its own thread
         pool; twice the number of CPUs for takes).
