@@ -90,6 +90,7 @@ class Loader:
         self._host: dict[str, torch.Tensor] = {}
         self._dev: dict[str, torch.Tensor] | None = None
         self._copy_pending = False
+        self._key_ranks: np.ndarray | None = None
         if isinstance(entry, Building):
             self._building = entry
             self._map_positions(entry.keys)
@@ -121,6 +122,8 @@ class Loader:
         if pos2row.size and pos2row.min() < 0:
             raise ErasedKeysError("cache entry", self.train_set.keys[pos2row < 0])
         self._pos2row = pos2row
+        # rows in key order (an append-only store): a position's row is its key's rank
+        self._key_ranks = pos2row if row_keys.size < 2 or bool(np.all(row_keys[1:] > row_keys[:-1])) else None
         weights = np.empty(pos2row.size, dtype=np.float32)
         weights[pos2row] = self.train_set.weights
         self._weights = torch.from_numpy(weights)
@@ -194,7 +197,8 @@ class Loader:
         """Positions into ``train_set.keys`` this rank visits in ``epoch`` (default: the next one)."""
         e = self.epoch if epoch is None else check_int("epoch", epoch, 0)
         return epoch_order(
-            self.train_set, e, shuffle=self.shuffle, seed=self.seed, rank=self.rank, world_size=self.world_size
+            self.train_set, e, shuffle=self.shuffle, seed=self.seed, rank=self.rank, world_size=self.world_size,
+            key_ranks=self._key_ranks,
         )
 
     def _bounds(self, n: int) -> list[tuple[int, int]]:

@@ -38,16 +38,24 @@ __all__ = ["FIRST_EPOCH_BLOCK", "epoch_order"]
 FIRST_EPOCH_BLOCK = 16384
 
 
-def _blockwise(pos: np.ndarray, keys: np.ndarray, rng: np.random.Generator, *, distinct: bool) -> np.ndarray:
+def _blockwise(
+    pos: np.ndarray, keys: np.ndarray, rng: np.random.Generator, *, distinct: bool, ranks: np.ndarray | None = None
+) -> np.ndarray:
     """``pos`` cut into blocks of :data:`FIRST_EPOCH_BLOCK` by ascending key, each block (its
     positions in their order in ``pos``) permuted by ``rng``, blocks in key order.
 
     ``distinct``: no position occurs twice in ``pos``, so the keys are distinct and any sort
     ranks them as the stable one does (ties between equal keys go by their order in ``pos``).
+    ``ranks``: with ``pos`` every position in order, the rank of each key among them (its
+    inverse is the sort, so none is needed).
     """
     n = pos.size
     b = FIRST_EPOCH_BLOCK
-    ranked = np.argsort(keys[pos], kind="quicksort" if distinct else "stable")
+    if ranks is not None:
+        ranked = np.empty(n, np.int64)
+        ranked[ranks] = np.arange(n, dtype=np.int64)
+    else:
+        ranked = np.argsort(keys[pos], kind="quicksort" if distinct else "stable")
     # block j holds the indices ranked[j * b:(j + 1) * b], taken in their order in ``pos``
     full = n // b
     within = np.empty(n, np.int64)
@@ -62,9 +70,20 @@ def _blockwise(pos: np.ndarray, keys: np.ndarray, rng: np.random.Generator, *, d
 
 
 def epoch_order(
-    train_set: TrainSet, epoch: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
+    train_set: TrainSet,
+    epoch: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    key_ranks: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Positions into ``train_set.keys`` visited by ``rank`` in ``epoch`` (see the module docstring)."""
+    """Positions into ``train_set.keys`` visited by ``rank`` in ``epoch`` (see the module docstring).
+
+    ``key_ranks``: the rank of each of ``train_set.keys`` among them (0 for the smallest), when
+    the caller knows it already; it spares epoch 0 a sort, and the order is the same.
+    """
     plain = train_set.per_epoch is None and epoch >= 0  # every position (for_epoch checks epoch)
     if shuffle and plain and not (epoch == 0 and train_set.size > FIRST_EPOCH_BLOCK):
         rng = np.random.default_rng([int(seed), int(epoch)])
@@ -74,7 +93,8 @@ def epoch_order(
         if shuffle:
             rng = np.random.default_rng([int(seed), int(epoch)])
             if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
-                pos = _blockwise(pos, train_set.keys, rng, distinct=train_set.per_epoch is None)
+                plain_ranks = key_ranks if train_set.per_epoch is None else None  # pos: every position
+                pos = _blockwise(pos, train_set.keys, rng, distinct=train_set.per_epoch is None, ranks=plain_ranks)
             else:
                 pos = pos[rng.permutation(pos.size)]
     if world_size > 1:

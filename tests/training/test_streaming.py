@@ -72,9 +72,29 @@ def test_first_epoch_order_equals_the_plain_reference(store, small_blocks, n: in
     plain = TrainSet(keys=keys, weights=np.ones(n), version=1)
     plans = (rng.integers(0, n, 2 * n), rng.permutation(n)[: n // 2])  # repeats: equal keys
     planned = TrainSet(keys=keys, weights=np.ones(n), version=1, per_epoch=plans)
+    ranks = np.empty(n, np.int64)
+    ranks[np.argsort(keys)] = np.arange(n)
     for ts in (plain, planned):
         for seed in (0, 9):
             assert np.array_equal(epoch_order(ts, 0, shuffle=True, seed=seed), _reference_epoch0(ts, seed))
+            # the keys' ranks, when the caller has them, give the same order without a sort
+            given = epoch_order(ts, 0, shuffle=True, seed=seed, key_ranks=ranks)
+            assert np.array_equal(given, _reference_epoch0(ts, seed))
+
+
+def test_a_loader_over_rows_in_key_order_orders_epoch_0_without_sorting(store, small_blocks, monkeypatch) -> None:
+    """Rows of an append-only store land in key order: a row is its key's rank, so the first
+    epoch's blocks need no sort of the keys (the same order as from the keys alone)."""
+    ts = _train_set(store, 730, seed=6)
+    dl = loader(store, ts, columns=["x"], batch_size=64, seed=2)
+    want = epoch_order(ts, 0, shuffle=True, seed=2)
+    sorts: list[int] = []
+    real = np.argsort
+    with monkeypatch.context() as m:
+        m.setattr(np, "argsort", lambda a, *args, **kw: sorts.append(len(a)) or real(a, *args, **kw))
+        got = dl.order(0)
+    assert np.array_equal(got, want) and sorts == []
+    assert [int(k) for b in dl for k in b["key"]] == ts.keys[want].tolist()
 
 
 def _gate_second_fragment(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> list[int]:
