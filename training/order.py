@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 
 __all__ = ["FIRST_EPOCH_BLOCK", "epoch_order"]
@@ -36,6 +37,20 @@ __all__ = ["FIRST_EPOCH_BLOCK", "epoch_order"]
 #: Epoch 0 is shuffled block by block: blocks of this many positions in ascending key order,
 #: each permuted (see the module docstring), so that it can be served while it is materialized.
 FIRST_EPOCH_BLOCK = 16384
+
+
+def _inverse(ranks: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The positions of ``keys`` in ascending key order, from each key's rank ``ranks``; raises
+    unless they are exactly that (a wrong rank would give another order silently)."""
+    ranks = np.asarray(ranks)
+    n = keys.size
+    if ranks.shape != (n,) or not np.issubdtype(ranks.dtype, np.integer) or (n and not 0 <= ranks.min() <= ranks.max() < n):
+        raise InvalidArgumentError("key_ranks", f"shape {ranks.shape}, {ranks.dtype}", f"{n} integer ranks in [0, {n})")
+    ranked = np.full(n, -1, np.int64)
+    ranked[ranks] = np.arange(n, dtype=np.int64)
+    if (ranked < 0).any() or not bool(np.all(np.diff(keys[ranked]) > 0)):
+        raise InvalidArgumentError("key_ranks", "not the ranks of the keys", "the rank of each key among them (0: smallest)")
+    return ranked
 
 
 def _blockwise(
@@ -52,8 +67,7 @@ def _blockwise(
     n = pos.size
     b = FIRST_EPOCH_BLOCK
     if ranks is not None:
-        ranked = np.empty(n, np.int64)
-        ranked[ranks] = np.arange(n, dtype=np.int64)
+        ranked = _inverse(ranks, keys[pos])
     else:
         ranked = np.argsort(keys[pos], kind="quicksort" if distinct else "stable")
     # block j holds the indices ranked[j * b:(j + 1) * b], taken in their order in ``pos``

@@ -11,6 +11,7 @@ import torch
 import training.entries as entries
 import training.materialize
 import training.order
+from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.rows import RowReader
 from modyn_store.core.trainset import TrainSet
 from tests.training.conftest import reference_rows
@@ -80,6 +81,10 @@ def test_first_epoch_order_equals_the_plain_reference(store, small_blocks, n: in
             # the keys' ranks, when the caller has them, give the same order without a sort
             given = epoch_order(ts, 0, shuffle=True, seed=seed, key_ranks=ranks)
             assert np.array_equal(given, _reference_epoch0(ts, seed))
+    # ranks that are not the keys' ones raise: they would give another order silently
+    for bad in (ranks[::-1], ranks[:-1], np.zeros(n, np.int64), ranks + 1, ranks.astype(float)):
+        with pytest.raises(InvalidArgumentError, match="key_ranks"):
+            epoch_order(plain, 0, shuffle=True, seed=0, key_ranks=bad)
 
 
 def test_a_loader_over_rows_in_key_order_orders_epoch_0_without_sorting(store, small_blocks, monkeypatch) -> None:
