@@ -49,7 +49,7 @@ class LoaderOptions:
     threads:
         Parallel readers: fragments scanned at once, or chunks taken at once (default: 1 for
         masked scans, which Lance decodes on its own thread pool, in storage order so that the
-        first epoch's first rows land first; twice the number of CPUs for takes).
+        first epoch's first rows land first; twice the number of CPUs for takes, at most 16).
     max_cache_bytes:
         Bound of the store's on-disk cache (least recently used entries are evicted).
     device_memory_budget:

@@ -11,7 +11,8 @@ share of the table's rows that are selected):
   :data:`SCAN_HEAD` rows are taken by row id meanwhile, in a thread of their own;
 - **take by row id**: the selected stable row ids are sorted, split into chunks (of
   :data:`TAKE_FIRST` rows, doubling up to :data:`TAKE_CHUNK`) and read by row id in parallel
-  threads (twice as many as CPUs by default), in storage order (``RowReader.take``).
+  threads (twice as many as CPUs by default, at most :data:`TAKE_THREADS`), in storage order
+  (``RowReader.take``).
 
 Every read asks for at most :data:`READ_BYTES` of stored rows (by the table's bytes per row),
 so reads of wide rows (images, long texts) hold few rows each.
@@ -86,6 +87,10 @@ TAKE_CHUNK = 16384
 #: reads of wide rows (images, long texts) are cut to fewer rows than the counts above, so that
 #: what the reading threads hold at once follows their number, not the row size.
 READ_BYTES = 64 << 20
+
+#: The most takes in flight by default (twice the CPUs up to this): with :data:`READ_BYTES`,
+#: at most 1 GiB of stored rows read at once.
+TAKE_THREADS = 16
 
 
 class KeyLookup:
@@ -302,8 +307,9 @@ def plan(
 
 def _default_threads(threads: int | None, jobs: int) -> int:
     if threads is None:
-        # takes wait on reads as well as decode: twice the CPUs kept them 10-15% faster
-        threads = 2 * (os.cpu_count() or 1)
+        # takes wait on reads as well as decode: twice the CPUs kept them 10-15% faster; at
+        # most TAKE_THREADS, so that the reads in flight hold at most that many READ_BYTES
+        threads = min(2 * (os.cpu_count() or 1), TAKE_THREADS)
     if not isinstance(threads, int) or threads < 1:
         raise InvalidArgumentError("threads", threads, "an integer >= 1 or None")
     return max(1, min(threads, jobs))
@@ -338,7 +344,7 @@ def materialize(
         ``"scan"`` or ``"take"``.
     threads:
         Parallel readers (default: 1 for masked scans, which Lance decodes on its own thread
-        pool; twice the number of CPUs for takes).
+        pool; twice the number of CPUs for takes, at most :data:`TAKE_THREADS`).
     allocate:
         ``allocate(spec, rows)`` returns the output buffer of a fixed column (default ``np.empty``).
     what:

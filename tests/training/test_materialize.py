@@ -135,3 +135,16 @@ def test_reads_of_wide_rows_ask_for_few_rows(tmp_path: Path, monkeypatch, strate
     out = materialize(rows, keys, ["img"], strategy=strategy)  # type: ignore[arg-type]
     assert sum(read) == keys.size and max(read) == 4
     assert out.var["img"].rows(np.arange(keys.size), text=False) == [blobs[k] for k in out.keys]
+
+
+def test_default_take_threads_follow_the_cpus_up_to_a_bound(monkeypatch) -> None:
+    """Takes default to twice the CPUs, at most ``TAKE_THREADS`` (reads in flight stay bounded
+    on large machines), never more than there are takes; an explicit count is checked."""
+    import training.materialize as mat
+
+    for cpus, want in ((1, 2), (2, 4), (64, mat.TAKE_THREADS)):
+        monkeypatch.setattr(mat.os, "cpu_count", lambda cpus=cpus: cpus)
+        assert mat._default_threads(None, 1000) == want
+    assert mat._default_threads(None, 3) == 3 and mat._default_threads(7, 1000) == 7
+    with pytest.raises(InvalidArgumentError, match="threads"):
+        mat._default_threads(0, 10)
