@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from modyn_store.core._keyscan import increasing
 from modyn_store.core.errors import InvalidArgumentError
 from training.columns import ColumnSpec, VarColumn
 from training.errors import CacheError
@@ -342,7 +343,7 @@ def _size_of(path: str) -> int:
 
 
 def _sorted(a: np.ndarray) -> np.ndarray:
-    return a if a.size < 2 or bool(np.all(a[1:] > a[:-1])) else np.sort(a)
+    return a if increasing(a) else np.sort(a)
 
 
 def _check_rows(rows: np.ndarray, keys: np.ndarray) -> None:

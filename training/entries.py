@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._keyscan import increasing
 from modyn_store.core.errors import DataUnavailableError
 from modyn_store.core.trainset import TrainSet
 from training.cache import DEFAULT_MAX_BYTES, CacheEntry, cache_for
@@ -91,7 +92,7 @@ def selection_digest(version: int, keys: np.ndarray, columns: Sequence[str]) -> 
     h.update(b"modyn-store-materialized-v2|")
     h.update(np.int64(version).tobytes())
     k = np.asarray(keys, dtype=np.int64)
-    h.update((k if k.size < 2 or bool(np.all(k[1:] > k[:-1])) else np.sort(k)).tobytes())
+    h.update((k if increasing(k) else np.sort(k)).tobytes())
     h.update(json.dumps(list(columns)).encode())
     return f"v{int(version)}-{h.hexdigest()[:40]}"
 

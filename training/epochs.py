@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modyn_store.core._keyscan import increasing
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch, gather_host
@@ -123,7 +124,7 @@ class Loader:
             raise ErasedKeysError("cache entry", self.train_set.keys[pos2row < 0])
         self._pos2row = pos2row
         # rows in key order (an append-only store): a position's row is its key's rank
-        self._key_ranks = pos2row if row_keys.size < 2 or bool(np.all(row_keys[1:] > row_keys[:-1])) else None
+        self._key_ranks = pos2row if increasing(row_keys) else None
         weights = np.empty(pos2row.size, dtype=np.float32)
         weights[pos2row] = self.train_set.weights
         self._weights = torch.from_numpy(weights)

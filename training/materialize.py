@@ -54,6 +54,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core._keyscan import increasing
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.rows import RowReader
 from training.columns import ColumnSpec, VarColumn, spec_of, to_fixed, to_var
@@ -269,7 +270,7 @@ def plan(
     for keys without a stored row (fragment id -1).
     """
     keys = np.ascontiguousarray(keys, dtype=np.int64)
-    if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])) and np.unique(keys).size != keys.size:
+    if not increasing(keys) and np.unique(keys).size != keys.size:
         raise InvalidArgumentError("keys", "duplicates", "unique keys")
     chosen = choose_strategy(int(keys.size), int(rows.count_rows()), strategy, local=rows.local)
     if keys.size == 0:
