@@ -44,18 +44,20 @@ SELECTIVITY = 0.25
 BATCH = 4096
 
 
-def make_store(path: str, rows: int, *, chunk: int = 1 << 20) -> Store:
-    """A store of ``rows`` 272-byte rows (key, ts, 64 x float32), appended as one streamed version."""
-    store = Store.open(path, create=True)
+def make_store(path: str, rows: int, *, chunk: int = 1 << 20, dim: int = DIM,
+               storage_options: dict[str, str] | None = None) -> Store:
+    """A store of ``rows`` rows of 16 + 4 x ``dim`` bytes (key, ts, ``dim`` x float32; 272 bytes
+    by default), appended as one streamed version."""
+    store = Store.open(path, create=True, storage_options=storage_options)
     rng = np.random.default_rng(0)
-    schema = pa.schema([("key", pa.int64()), ("ts", pa.int64()), ("x", pa.list_(pa.float32(), DIM))])
+    schema = pa.schema([("key", pa.int64()), ("ts", pa.int64()), ("x", pa.list_(pa.float32(), dim))])
 
     def batches() -> Any:
         for s in range(0, rows, chunk):
             m = min(chunk, rows - s)
-            x = rng.standard_normal((m, DIM), dtype=np.float32)
+            x = rng.standard_normal((m, dim), dtype=np.float32)
             k = np.arange(s, s + m, dtype=np.int64)
-            x_col = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), DIM)
+            x_col = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), dim)
             yield pa.record_batch([pa.array(k), pa.array(k), x_col], schema=schema)
 
     store.append(pa.RecordBatchReader.from_batches(schema, batches()))

@@ -15,7 +15,8 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -112,36 +113,46 @@ def quota_figures(rows: int, repeat: int) -> list[tuple[str, str, float]]:
     return out
 
 
-def s3_figures(rows: int, repeat: int) -> list[tuple[str, str, float]]:
+@contextmanager
+def local_s3(bucket: str = "bench") -> Iterator[dict[str, str]]:
+    """A local S3 endpoint (moto's server in a thread) holding ``bucket``; yields the store's
+    ``storage_options`` for it and stops the server afterwards."""
     import boto3
     from moto.server import ThreadedMotoServer
-
-    from modyn_store import Store
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    host, port = server.get_host_and_port()
-    ep = f"http://{host}:{port}"
-    opts = {"aws_endpoint": ep, "aws_access_key_id": "t", "aws_secret_access_key": "t",
-            "aws_region": "us-east-1", "allow_http": "true"}
-    boto3.client("s3", endpoint_url=ep, aws_access_key_id="t", aws_secret_access_key="t",
-                 region_name="us-east-1").create_bucket(Bucket="bench")
+    try:
+        host, port = server.get_host_and_port()
+        ep = f"http://{host}:{port}"
+        boto3.client("s3", endpoint_url=ep, aws_access_key_id="t", aws_secret_access_key="t",
+                     region_name="us-east-1").create_bucket(Bucket=bucket)
+        yield {"aws_endpoint": ep, "aws_access_key_id": "t", "aws_secret_access_key": "t",
+               "aws_region": "us-east-1", "allow_http": "true"}
+    finally:
+        server.stop()
+
+
+def s3_figures(rows: int, repeat: int) -> list[tuple[str, str, float]]:
+    from modyn_store import Store
+
     rng = np.random.default_rng(1)
     out = []
-    for where, uri, so in (("local folder", os.path.join(tempfile.mkdtemp(), "s"), None),
-                           ("S3 (local moto endpoint)", f"s3://bench/{uuid.uuid4().hex}", opts)):
-        store = Store.open(uri, create=True, storage_options=so)
-        start = [0]
+    with local_s3() as opts:
+        for where, uri, so in (("local folder", os.path.join(tempfile.mkdtemp(), "s"), None),
+                               ("S3 (local moto endpoint)", f"s3://bench/{uuid.uuid4().hex}", opts)):
+            store = Store.open(uri, create=True, storage_options=so)
+            start = [0]
 
-        def append() -> None:
-            store.append(_rows(rows, start[0], rng))
-            start[0] += rows
+            def append() -> None:
+                store.append(_rows(rows, start[0], rng))
+                start[0] += rows
 
-        out.append((f"append {rows} rows", where, best(append, repeat)))
-        out.append(("as_of(1).count()", where, best(lambda: Store.open(uri, storage_options=so).as_of(1).count(), repeat)))
-        out.append(("as_of(1).to_table(['x'])", where, best(lambda: store.as_of(1).to_table(["x"]), repeat)))
-    server.stop()
+            out.append((f"append {rows} rows", where, best(append, repeat)))
+            out.append(("as_of(1).count()", where,
+                        best(lambda: Store.open(uri, storage_options=so).as_of(1).count(), repeat)))
+            out.append(("as_of(1).to_table(['x'])", where, best(lambda: store.as_of(1).to_table(["x"]), repeat)))
     return out
 
 

@@ -69,8 +69,8 @@ Allocator = Callable[[ColumnSpec, int], np.ndarray]
 #: masked scan, whose few large requests beat a take's many small ones (takes of 25% of the rows
 #: were 2.2x slower than the masked scan on a local S3 endpoint, at 5% 1.2x slower). On a local
 #: disk takes are used at any share: Lance's masked scan decodes about as much as a full scan
-#: whatever the share, and takes in parallel read 5-100% of 272-byte or 32-byte rows 1.0-1.8x
-#: faster (docs/PERFORMANCE.md, "Training data path").
+#: whatever the share, and takes in parallel were up to 2.4x faster, 0.82-0.98x at the ends (2%
+#: of 272-byte rows, all of 32-byte rows) (benchmarks/read_paths.py, docs/PERFORMANCE.md).
 TAKE_BELOW = 0.1
 
 #: A masked scan reads its first rows (the first block of a cold first epoch) by take, in a
