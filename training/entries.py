@@ -128,10 +128,16 @@ def materialize_entry(
 
 
 def start_entry(
-    store: Any, train_set: TrainSet, columns: Sequence[str], options: LoaderOptions = LoaderOptions()
+    store: Any,
+    train_set: TrainSet,
+    columns: Sequence[str],
+    options: LoaderOptions = LoaderOptions(),
+    *,
+    head_rows: int = 0,
 ) -> CacheEntry | Building:
     """The cache entry of ``train_set``'s ``columns``, or a :class:`~training.building.Building`
-    that builds it in a background thread (its rows readable as they land).
+    that builds it in a background thread (its rows readable as they land; the first
+    ``head_rows`` entry rows are read first, see :func:`~training.materialize.materialize`).
 
     The live check and the location of the rows (one scan of the version's keys) happen here,
     so :class:`~training.errors.ErasedKeysError` for keys that are not live is raised before
@@ -185,6 +191,7 @@ def start_entry(
                 what=what,
                 layout=layout,
                 progress=b.progress,
+                head_rows=head_rows,
             )
             return out.keys, out.var
 

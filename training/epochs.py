@@ -22,7 +22,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,10 +37,25 @@ from training.cache import CacheEntry, cache_for
 from training.entries import LoaderOptions, live_check, materialize_entry
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup
-from training.order import epoch_order
+from training import order as orders
+from training.order import epoch_order, epoch_pieces
 from training.prefetch import host_budget, prefetched
 
 __all__ = ["Loader", "check_int"]
+
+
+def _rebatched(pieces: Iterable[np.ndarray], size: int, drop_last: bool) -> Iterator[np.ndarray]:
+    """Consecutive runs of ``size`` elements of the pieces' concatenation (the last one shorter,
+    or dropped with ``drop_last``), without concatenating them all."""
+    held = np.empty(0, np.int64)
+    for piece in pieces:
+        run = np.concatenate([held, piece]) if held.size else piece
+        full = run.size - run.size % size
+        for lo in range(0, full, size):
+            yield run[lo : lo + size]
+        held = run[full:]
+    if held.size and not drop_last:
+        yield held
 
 
 def check_int(name: str, value: Any, lo: int) -> int:
@@ -91,10 +106,14 @@ class Loader:
         self._host: dict[str, torch.Tensor] = {}
         self._dev: dict[str, torch.Tensor] | None = None
         self._copy_pending = False
+        self._rows_in_key_order = False
         self._key_ranks: np.ndarray | None = None
+        self._pos2row: np.ndarray | None = None
         if isinstance(entry, Building):
+            # positions are mapped to rows when first needed: the first block of a streamed
+            # first epoch finds its rows by a search instead (see _stream_rows)
             self._building = entry
-            self._map_positions(entry.keys)
+            self._stream_keys = torch.from_numpy(np.ascontiguousarray(entry.keys))
         else:
             self._bind(entry)
 
@@ -109,13 +128,20 @@ class Loader:
         assert self._building is not None
         entry, staged = self._building.result()
         self._building = None
-        self._bind(entry)
-        if staged is not None and self._dev is None and self._copy_pending:
+        same = np.array_equal(np.asarray(entry.keys), self._stream_keys.numpy())
+        self._bind(entry, mapped=same)
+        if staged is not None and self._dev is None and self._copy_pending and same:
             # the build filled process memory: serve from it (the copy the loader would make)
-            if np.array_equal(np.asarray(entry.keys), self._stream_keys.numpy()):
-                self._host = {n: torch.from_numpy(a) for n, a in staged.items() if n in self._host}
-                self._keys = self._stream_keys
-                self._copy_pending = False
+            self._host = {n: torch.from_numpy(a) for n, a in staged.items() if n in self._host}
+            self._keys = self._stream_keys
+            self._copy_pending = False
+
+    def _mapped(self) -> np.ndarray:
+        """``_pos2row``, mapped from the rows being built if it has not been yet."""
+        if self._pos2row is None:
+            self._set_positions(self._stream_keys.numpy())
+        assert self._pos2row is not None
+        return self._pos2row
 
     def _set_positions(self, row_keys: np.ndarray) -> None:
         """``_pos2row`` (train position -> row of ``row_keys``) and the weights in row order."""
@@ -129,14 +155,12 @@ class Loader:
         weights[pos2row] = self.train_set.weights
         self._weights = torch.from_numpy(weights)
 
-    def _map_positions(self, row_keys: np.ndarray) -> None:
-        self._set_positions(row_keys)
-        self._stream_keys = torch.from_numpy(np.ascontiguousarray(row_keys))
-
-    def _bind(self, entry: CacheEntry) -> None:
-        """Serve from ``entry``: rows are in storage order, ``_pos2row`` maps train positions to rows."""
+    def _bind(self, entry: CacheEntry, *, mapped: bool = False) -> None:
+        """Serve from ``entry``: rows are in storage order, ``_pos2row`` maps train positions to
+        rows (``mapped``: already, from the same rows being built)."""
         self._entry_obj = entry
-        self._set_positions(np.asarray(entry.keys))
+        if not (mapped and self._pos2row is not None):
+            self._set_positions(np.asarray(entry.keys))
         self._keys = torch.from_numpy(np.asarray(entry.keys))
         self._host = {n: torch.from_numpy(np.asarray(a)) for n, a in entry.fixed.items()}
         self._dev = None
@@ -197,10 +221,15 @@ class Loader:
     def order(self, epoch: int | None = None) -> np.ndarray:
         """Positions into ``train_set.keys`` this rank visits in ``epoch`` (default: the next one)."""
         e = self.epoch if epoch is None else check_int("epoch", epoch, 0)
+        self._mapped()
         return epoch_order(
             self.train_set, e, shuffle=self.shuffle, seed=self.seed, rank=self.rank, world_size=self.world_size,
             key_ranks=self._key_ranks,
         )
+
+    def _ranks(self) -> np.ndarray | None:
+        self._mapped()
+        return self._key_ranks
 
     def _bounds(self, n: int) -> list[tuple[int, int]]:
         stop = n - n % self.batch_size if self.drop_last else n
@@ -319,25 +348,43 @@ class Loader:
             return False
         return all(c in b.fixed for c in self.columns)
 
-    def _batches_building(self, order: np.ndarray) -> Iterator[Batch]:
-        """Batches of entry rows ``order`` from the entry being built, each once its rows landed."""
+    def _stream_rows(self, positions: np.ndarray, search: bool) -> np.ndarray:
+        """Entry rows of train ``positions``: with ``search`` and rows in key order (an
+        append-only store), found by a binary search of their keys, so that the first block is
+        served before every position is mapped; otherwise through the mapping."""
+        row_keys = self._stream_keys.numpy()
+        if not (search and self._pos2row is None and self._rows_in_key_order):
+            return self._mapped()[positions]
+        keys = self.train_set.keys[positions]
+        rows = np.minimum(np.searchsorted(row_keys, keys), max(row_keys.size - 1, 0))
+        if keys.size and not np.array_equal(row_keys[rows], keys):
+            raise ErasedKeysError("cache entry", keys[row_keys[rows] != keys])
+        return rows
+
+    def _batches_building(self, pieces: Iterable[np.ndarray]) -> Iterator[Batch]:
+        """Batches of the train positions in ``pieces`` (the epoch's order, piece by piece)
+        from the entry being built, each once its rows landed."""
         b = self._building
         assert b is not None
         host = {n: torch.from_numpy(b.fixed[n]) for n in self.columns}
         # gathered by NumPy, on this thread alone: the reading threads hold the other cores, and
-        # a gather split over intra-op threads waited for descheduled ones (up to 3x slower)
-        src = [("key", self._stream_keys.numpy()), ("weight", self._weights.numpy())]
-        src += [(n, b.fixed[n]) for n in self.columns]
+        # a gather split over intra-op threads waited for descheduled ones (up to 3x slower);
+        # keys and weights by train position, the columns by entry row
+        keys = self.train_set.keys
+        weights = np.asarray(self.train_set.weights, dtype=np.float32)
+        self._rows_in_key_order = increasing(self._stream_keys.numpy())
         sequential = not self.shuffle and self.world_size == 1
-        for s, e in self._bounds(order.size):
-            r = order[s:e]
+        served = 0
+        for q in _rebatched(pieces, self.batch_size, self.drop_last):
+            r = self._stream_rows(q, served < orders.FIRST_EPOCH_BLOCK)
+            served += q.size
             b.wait_rows(r)
+            batch: Batch = {"key": torch.from_numpy(keys[q]), "weight": torch.from_numpy(weights[q])}
             if sequential and bool(r[-1] - r[0] == r.size - 1) and bool(np.all(np.diff(r) == 1)):
                 lo, hi = int(r[0]), int(r[-1]) + 1  # rows that landed are never written again
-                batch: Batch = {"key": self._stream_keys[lo:hi], "weight": self._weights[lo:hi]}
                 batch.update({n: host[n][lo:hi] for n in self.columns})
             else:
-                batch = {n: torch.from_numpy(np.take(a, r, axis=0)) for n, a in src}
+                batch.update({n: torch.from_numpy(np.take(b.fixed[n], r, axis=0)) for n in self.columns})
             yield self.transform(batch) if self.transform is not None else batch
 
     def __iter__(self) -> Iterator[Batch]:
@@ -345,7 +392,11 @@ class Loader:
             epoch = self.epoch
             self.epoch += 1
             self._served = True
-            gen = self._batches_building(self._pos2row[self.order(epoch)])
+            pieces = epoch_pieces(
+                self.train_set, epoch, shuffle=self.shuffle, seed=self.seed, rank=self.rank,
+                world_size=self.world_size, key_ranks=self._ranks,
+            )
+            gen = self._batches_building(pieces)
             if self.options.prefetch <= 0:
                 yield from gen
             else:
@@ -361,7 +412,7 @@ class Loader:
         self._served = True
         epoch = self.epoch
         self.epoch += 1
-        order = self._pos2row[self.order(epoch)]  # positions -> rows of the entry
+        order = self._mapped()[self.order(epoch)]  # positions -> rows of the entry
         if self.num_workers > 0:
             from training.workers import worker_batches
 

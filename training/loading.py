@@ -50,6 +50,7 @@ from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
 from training.entries import LoaderOptions, materialize_entry, selection_digest, start_entry
+from training import order as orders
 from training.epochs import Loader, check_int
 from training.order import FIRST_EPOCH_BLOCK, epoch_order
 
@@ -149,7 +150,8 @@ def loader(
     reserved = [c for c in cols if c in ("weight",)]
     if reserved:
         raise InvalidArgumentError("columns", reserved, "sample columns other than the reserved 'weight'")
-    entry = start_entry(store, train_set, cols, opts)
+    # the rows of the first epoch's first block (in key order) are read before the others
+    entry = start_entry(store, train_set, cols, opts, head_rows=orders.FIRST_EPOCH_BLOCK)
     return Loader(
         store,
         train_set,

@@ -113,8 +113,10 @@ class KeyLookup:
         lo, hi = int(keys.min()), int(keys.max())
         self._lo = lo
         if hi - lo + 1 <= 8 * keys.size + (1 << 20):
-            lut = np.full(hi - lo + 1, -1, dtype=np.int64)
-            lut[keys - lo] = np.arange(keys.size, dtype=np.int64)
+            # int32 positions where they fit: half the table to fill and to fault in (2x faster)
+            dtype = np.int32 if keys.size < 2**31 else np.int64
+            lut = np.full(hi - lo + 1, -1, dtype=dtype)
+            lut[keys - lo] = np.arange(keys.size, dtype=dtype)
             self._lut = lut
         else:
             self._order = np.argsort(keys, kind="stable")
@@ -127,7 +129,7 @@ class KeyLookup:
             rel = k - self._lo
             inside = (rel >= 0) & (rel < self._lut.size)
             if inside.all():
-                return self._lut[rel]
+                return self._lut[rel].astype(np.int64, copy=False)
             out = np.full(k.size, -1, np.int64)
             out[inside] = self._lut[rel[inside]]
             return out
@@ -282,8 +284,10 @@ def plan(
         raise InvalidArgumentError("located", (rid.shape, frag.shape), f"arrays aligned with keys, shape {keys.shape}")
     if (frag < 0).any():
         raise ErasedKeysError(what, keys[frag < 0])
-    order = np.lexsort((rid, frag))
-    rid, frag, out_keys = rid[order], frag[order], keys[order]
+    out_keys = keys
+    if not _storage_ordered(rid, frag):
+        order = np.lexsort((rid, frag))
+        rid, frag, out_keys = rid[order], frag[order], keys[order]
     if chosen == "scan":
         cuts = np.flatnonzero(np.diff(frag)) + 1
         starts = [0, *cuts.tolist()]
@@ -304,6 +308,12 @@ def plan(
         jobs.append((lo, min(lo + size, int(rid.size))))
         lo, size = jobs[-1][1], min(size * 2, TAKE_CHUNK, cap)
     return Layout(out_keys, rid, frag, chosen, jobs, rows_per_read=min(TAKE_CHUNK, cap))
+
+
+def _storage_ordered(rid: np.ndarray, frag: np.ndarray) -> bool:
+    """Whether rows ``(frag, rid)`` are in storage order already (sorting them would be a no-op):
+    the common case, keys located in key order in an append-only store."""
+    return increasing(rid) and not bool((frag[1:] < frag[:-1]).any())
 
 
 def _default_threads(threads: int | None, jobs: int) -> int:
@@ -328,6 +338,7 @@ def materialize(
     what: str = "train set",
     layout: Layout | None = None,
     progress: Callable[[int, int], None] | None = None,
+    head_rows: int = 0,
 ) -> Materialized:
     """Read the rows of ``keys`` through a snapshot's row reader, in storage order.
 
@@ -355,6 +366,10 @@ def materialize(
     progress:
         ``progress(job, row)``: rows ``layout.jobs[job][0]:row`` of every fixed column are written
         (called from the reading threads, in increasing ``row`` per job).
+    head_rows:
+        The jobs that hold output rows ``0:head_rows`` are read first, alone; the others start
+        when they have ended (a loader's first batch waits for the head only, so the rest of
+        the read does not share the cores with it).
 
     Raises
     ------
@@ -391,9 +406,12 @@ def materialize(
         # its own thread pool; parallel scans competed for the cores and delayed the first rows)
         n = _default_threads(1 if threads is None and layout.strategy == "scan" else threads, len(layout.jobs))
         first = 1 if layout.head else 0
+        # the jobs that start within the head, read before the others (a scan's head take aside)
+        ahead = first + sum(1 for lo, _ in layout.jobs[first:] if lo < head_rows)
         with ThreadPoolExecutor(first) if first else nullcontext() as head, ThreadPoolExecutor(n) as pool:
             got = head.submit(run, 0) if head is not None else None
-            list(pool.map(run, range(first, len(layout.jobs))))
+            list(pool.map(run, range(first, ahead)))
+            list(pool.map(run, range(ahead, len(layout.jobs))))
             if got is not None:
                 got.result()
     var = sink.finish_var()

@@ -27,60 +27,140 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import numpy as np
 
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 
-__all__ = ["FIRST_EPOCH_BLOCK", "epoch_order"]
+__all__ = ["FIRST_EPOCH_BLOCK", "epoch_order", "epoch_pieces"]
+
+#: The keys' ranks for epoch 0 (see :func:`epoch_order`), or a function that returns them.
+Ranks = np.ndarray | Callable[[], np.ndarray | None] | None
 
 #: Epoch 0 is shuffled block by block: blocks of this many positions in ascending key order,
 #: each permuted (see the module docstring), so that it can be served while it is materialized.
 FIRST_EPOCH_BLOCK = 16384
 
 
-def _inverse(ranks: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """The positions of ``keys`` in ascending key order, from each key's rank ``ranks``; raises
-    unless they are exactly that (a wrong rank would give another order silently)."""
-    ranks = np.asarray(ranks)
+def _rank_blocks(ranks: np.ndarray, keys: np.ndarray, dtype: type) -> np.ndarray:
+    """Every position in order, grouped by block (``ranks // FIRST_EPOCH_BLOCK``), each block's
+    positions ascending; raises unless ``ranks`` puts exactly the right keys in each block (a
+    wrong block would give another order silently; ranks wrong only within a block give the
+    same order)."""
     n = keys.size
-    if ranks.shape != (n,) or not np.issubdtype(ranks.dtype, np.integer) or (n and not 0 <= ranks.min() <= ranks.max() < n):
+    b = FIRST_EPOCH_BLOCK
+    ranks = np.asarray(ranks)
+    valid = ranks.shape == (n,) and np.issubdtype(ranks.dtype, np.integer)
+    if not valid or (n and not 0 <= ranks.min() <= ranks.max() < n):
         raise InvalidArgumentError("key_ranks", f"shape {ranks.shape}, {ranks.dtype}", f"{n} integer ranks in [0, {n})")
-    ranked = np.full(n, -1, np.int64)
-    ranked[ranks] = np.arange(n, dtype=np.int64)
-    if (ranked < 0).any() or not bool(np.all(np.diff(keys[ranked]) > 0)):
+    blk: np.ndarray = (ranks // b).astype(dtype)
+    within = np.argsort(blk, kind="stable")
+    blocks = -(-n // b)
+    sizes = np.full(blocks, b, np.int64)
+    sizes[-1] = n - (blocks - 1) * b
+    grouped_keys = keys[within]
+    starts = np.arange(0, n, b)
+    # each block holds as many keys as it should, all below the next block's: exactly its keys
+    ok = np.array_equal(np.bincount(blk, minlength=blocks), sizes) and bool(
+        np.all(np.maximum.reduceat(grouped_keys, starts)[:-1] < np.minimum.reduceat(grouped_keys, starts)[1:])
+    )
+    if not ok:
         raise InvalidArgumentError("key_ranks", "not the ranks of the keys", "the rank of each key among them (0: smallest)")
-    return ranked
+    return within
 
 
-def _blockwise(
-    pos: np.ndarray, keys: np.ndarray, rng: np.random.Generator, *, distinct: bool, ranks: np.ndarray | None = None
-) -> np.ndarray:
-    """``pos`` cut into blocks of :data:`FIRST_EPOCH_BLOCK` by ascending key, each block (its
-    positions in their order in ``pos``) permuted by ``rng``, blocks in key order.
+def _grouped(pos: np.ndarray, keys: np.ndarray, *, distinct: bool, ranks: np.ndarray | None = None) -> np.ndarray:
+    """``pos`` grouped into blocks of :data:`FIRST_EPOCH_BLOCK` by ascending key, blocks in key
+    order, each block's positions in their order in ``pos``.
 
     ``distinct``: no position occurs twice in ``pos``, so the keys are distinct and any sort
     ranks them as the stable one does (ties between equal keys go by their order in ``pos``).
-    ``ranks``: with ``pos`` every position in order, the rank of each key among them (its
-    inverse is the sort, so none is needed).
+    ``ranks``: with ``pos`` every position in order, the rank of each key among them (then no
+    sort of the keys is needed).
     """
     n = pos.size
-    b = FIRST_EPOCH_BLOCK
+    # a stable sort of 16-bit block numbers is a radix sort: linear, no comparisons
+    dtype = np.uint16 if -(-n // FIRST_EPOCH_BLOCK) <= 1 << 16 else np.int64
     if ranks is not None:
-        ranked = _inverse(ranks, keys[pos])
-    else:
-        ranked = np.argsort(keys[pos], kind="quicksort" if distinct else "stable")
-    # block j holds the indices ranked[j * b:(j + 1) * b], taken in their order in ``pos``
-    full = n // b
-    within = np.empty(n, np.int64)
-    within[: full * b] = np.sort(ranked[: full * b].reshape(full, b), axis=1).ravel()
-    within[full * b :] = np.sort(ranked[full * b :])
-    grouped = pos[within]
-    out = np.empty_like(grouped)
-    for lo in range(0, n, FIRST_EPOCH_BLOCK):
+        return _rank_blocks(ranks, keys, dtype)  # pos is every position in order: its own index
+    ranked = np.argsort(keys[pos], kind="quicksort" if distinct else "stable")
+    blk: np.ndarray = np.empty(n, dtype)
+    blk[ranked] = np.arange(n, dtype=np.int64) // FIRST_EPOCH_BLOCK
+    return pos[np.argsort(blk, kind="stable")]
+
+
+def _first_block(pos: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The positions of ``pos`` that hold its :data:`FIRST_EPOCH_BLOCK` smallest keys (ties by
+    their order in ``pos``), in their order in ``pos``: one selection, no sort of every key."""
+    kp = keys[pos]
+    b = FIRST_EPOCH_BLOCK
+    kth = np.partition(kp, b - 1)[b - 1]
+    below = np.flatnonzero(kp < kth)
+    ties = np.flatnonzero(kp == kth)[: b - below.size]
+    return pos[np.sort(np.concatenate([below, ties]))]
+
+
+def _shuffled_blocks(
+    pos: np.ndarray, keys: np.ndarray, rng: np.random.Generator, *, distinct: bool, ranks: Ranks
+) -> Iterator[np.ndarray]:
+    """``pos`` cut into blocks of :data:`FIRST_EPOCH_BLOCK` by ascending key, each block (its
+    positions in their order in ``pos``) permuted by ``rng``, blocks in key order.
+
+    The first block is found by a selection; the others are grouped (and ``ranks`` called)
+    only when the second block is asked for.
+    """
+    first = _first_block(pos, keys)
+    yield first[rng.permutation(first.size)]
+    grouped = _grouped(pos, keys, distinct=distinct, ranks=ranks() if callable(ranks) else ranks)
+    for lo in range(FIRST_EPOCH_BLOCK, grouped.size, FIRST_EPOCH_BLOCK):
         block = grouped[lo : lo + FIRST_EPOCH_BLOCK]
-        out[lo : lo + block.size] = block[rng.permutation(block.size)]
-    return out
+        yield block[rng.permutation(block.size)]
+
+
+def _shard(pieces: Iterator[np.ndarray], rank: int, world_size: int) -> Iterator[np.ndarray]:
+    """``concatenate(pieces)[rank::world_size]``, piece by piece."""
+    offset = 0
+    for p in pieces:
+        yield p[(rank - offset) % world_size :: world_size] if world_size > 1 else p
+        offset += p.size
+
+
+def epoch_pieces(
+    train_set: TrainSet,
+    epoch: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    key_ranks: Ranks = None,
+) -> Iterator[np.ndarray]:
+    """:func:`epoch_order` in consecutive pieces (their concatenation is the same array).
+
+    The first epoch's first block comes first, found by a selection of its keys; the other
+    blocks are grouped when the second piece is asked for, then permuted one at a time, so that
+    a loader serves its first block without ranking every key first. ``key_ranks`` may be a
+    function that returns the ranks (or None), called then.
+    """
+    plain = train_set.per_epoch is None and epoch >= 0  # every position (for_epoch checks epoch)
+    if shuffle and plain and not (epoch == 0 and train_set.size > FIRST_EPOCH_BLOCK):
+        rng = np.random.default_rng([int(seed), int(epoch)])
+        pieces = iter([rng.permutation(train_set.size)])  # the same as arange(n)[permutation(n)], two passes fewer
+    else:
+        pos = train_set.for_epoch(epoch)
+        if not shuffle:
+            pieces = iter([pos])
+        else:
+            rng = np.random.default_rng([int(seed), int(epoch)])
+            if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
+                plain_ranks = key_ranks if train_set.per_epoch is None else None  # pos: every position
+                distinct = train_set.per_epoch is None
+                pieces = _shuffled_blocks(pos, train_set.keys, rng, distinct=distinct, ranks=plain_ranks)
+            else:
+                pieces = iter([pos[rng.permutation(pos.size)]])
+    return (np.ascontiguousarray(p, dtype=np.int64) for p in _shard(pieces, rank, world_size))
 
 
 def epoch_order(
@@ -98,19 +178,9 @@ def epoch_order(
     ``key_ranks``: the rank of each of ``train_set.keys`` among them (0 for the smallest), when
     the caller knows it already; it spares epoch 0 a sort, and the order is the same.
     """
-    plain = train_set.per_epoch is None and epoch >= 0  # every position (for_epoch checks epoch)
-    if shuffle and plain and not (epoch == 0 and train_set.size > FIRST_EPOCH_BLOCK):
-        rng = np.random.default_rng([int(seed), int(epoch)])
-        pos = rng.permutation(train_set.size)  # the same as arange(n)[permutation(n)], two passes fewer
-    else:
-        pos = train_set.for_epoch(epoch)
-        if shuffle:
-            rng = np.random.default_rng([int(seed), int(epoch)])
-            if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
-                plain_ranks = key_ranks if train_set.per_epoch is None else None  # pos: every position
-                pos = _blockwise(pos, train_set.keys, rng, distinct=train_set.per_epoch is None, ranks=plain_ranks)
-            else:
-                pos = pos[rng.permutation(pos.size)]
-    if world_size > 1:
-        pos = pos[rank::world_size]
-    return np.ascontiguousarray(pos, dtype=np.int64)
+    pieces = list(
+        epoch_pieces(
+            train_set, epoch, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, key_ranks=key_ranks
+        )
+    )
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)

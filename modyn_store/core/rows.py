@@ -118,8 +118,8 @@ def locate_keys(
     """Stable row ids (uint64) and fragment ids (int64, -1: not found) of the int64 ``keys``,
     aligned with them, from scanned batches of ``key``, ``_rowid`` and ``_rowaddr`` (rows with a
     ``dead`` key skipped; see :func:`locate_batch`)."""
-    order = np.argsort(keys, kind="stable")
-    sk = keys[order]
+    order = None if increasing(keys) else np.argsort(keys, kind="stable")
+    sk = keys if order is None else keys[order]
     rid = np.zeros(keys.size, np.uint64)
     frag = np.full(keys.size, -1, np.int64)
     for batch in batches:
@@ -130,13 +130,14 @@ def locate_keys(
 def locate_batch(
     batch: pa.RecordBatch,
     sorted_keys: np.ndarray,
-    order: np.ndarray,
+    order: np.ndarray | None,
     rid: np.ndarray,
     frag: np.ndarray,
     dead: np.ndarray | None = None,
 ) -> None:
     """Fill ``rid``/``frag`` for the wanted keys that one scanned batch (``key``, ``_rowid``,
-    ``_rowaddr``) holds, except ``dead`` ones; ``sorted_keys = wanted[order]``.
+    ``_rowaddr``) holds, except ``dead`` ones; ``sorted_keys = wanted[order]`` (``order``
+    None: ``wanted`` is sorted already).
 
     Only the wanted keys within the batch's range are searched, in the batch when it is
     sorted (storage order usually is): O(hits log batch). A batch of consecutive keys (an
@@ -165,7 +166,11 @@ def locate_batch(
     hits = stored[idx]
     # the hits are ascending; when they are exactly the wanted keys of the range (every one
     # stored once here), their destinations are that range of ``order``: no search
-    dest = order[lo:hi] if np.array_equal(hits, wanted) else order[np.searchsorted(sorted_keys, hits)]
+    if np.array_equal(hits, wanted):
+        dest: np.ndarray | slice = slice(lo, hi) if order is None else order[lo:hi]
+    else:
+        found = np.searchsorted(sorted_keys, hits)
+        dest = found if order is None else order[found]
     rid[dest] = batch.column(batch.schema.get_field_index("_rowid")).to_numpy()[idx]
     addr = batch.column(batch.schema.get_field_index("_rowaddr")).to_numpy()[idx]
     frag[dest] = (addr >> np.uint64(32)).astype(np.int64)

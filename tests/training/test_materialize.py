@@ -80,6 +80,41 @@ def test_duplicate_keys_are_refused(dataset) -> None:
         materialize(RowReader(dataset), np.array([3, 1, 3]), ["x"])
 
 
+@pytest.mark.parametrize("head_rows", [30, 0])
+def test_head_rows_are_read_before_the_rest(dataset, monkeypatch, head_rows: int) -> None:
+    """``head_rows``: the takes that hold the first rows end before any other starts (without
+    it, four threads start the later takes alongside them)."""
+    import time
+
+    import training.materialize as mat
+
+    monkeypatch.setattr(mat, "TAKE_FIRST", 20)
+    monkeypatch.setattr(mat, "TAKE_CHUNK", 40)
+    live = np.array(dataset.to_table(columns=["key"]).column("key").to_pylist())
+    keys = np.random.default_rng(4).choice(live, 300, replace=False)
+    rows = RowReader(dataset)
+    layout = mat.plan(rows, keys, strategy="take")
+    assert layout.jobs[:3] == [(0, 20), (20, 60), (60, 100)]
+    head = {int(layout.rid[0]), int(layout.rid[20])}  # the jobs that start below row 30
+    spans: dict[int, tuple[float, float]] = {}
+    original = RowReader.take
+
+    def timed(self, row_ids, columns):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        if int(row_ids[0]) in head:
+            time.sleep(0.2)  # slow head reads: the other takes would start meanwhile
+        out = original(self, row_ids, columns)
+        spans[int(row_ids[0])] = (t0, time.perf_counter())
+        return out
+
+    monkeypatch.setattr(RowReader, "take", timed)
+    out = materialize(rows, keys, ["x"], strategy="take", threads=4, layout=layout, head_rows=head_rows)
+    assert sorted(out.keys.tolist()) == sorted(keys.tolist())
+    head_end = max(spans[r][1] for r in head)
+    later_start = min(t0 for r, (t0, _) in spans.items() if r not in head)
+    assert (later_start >= head_end) == (head_rows > 0)
+
+
 def test_strategy_choice_and_lookup() -> None:
     assert choose_strategy(5, 1000) == "take" and choose_strategy(500, 1000) == "scan"
     assert choose_strategy(99, 1000) == "take" and choose_strategy(100, 1000) == "scan"

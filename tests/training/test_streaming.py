@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ from modyn_store.core.rows import RowReader
 from modyn_store.core.trainset import TrainSet
 from tests.training.conftest import reference_rows
 from training.cache import cache_for
+from training.epochs import Loader
 from training.errors import ErasedKeysError
 from training.loading import LoaderOptions, epoch_order, loader, selection_digest
 
@@ -89,17 +91,74 @@ def test_first_epoch_order_equals_the_plain_reference(store, small_blocks, n: in
 
 def test_a_loader_over_rows_in_key_order_orders_epoch_0_without_sorting(store, small_blocks, monkeypatch) -> None:
     """Rows of an append-only store land in key order: a row is its key's rank, so the first
-    epoch's blocks need no sort of the keys (the same order as from the keys alone)."""
+    epoch's blocks need no sort of the keys (the same order as from the keys alone); the only
+    sort is the linear one of 16-bit block numbers."""
     ts = _train_set(store, 730, seed=6)
     dl = loader(store, ts, columns=["x"], batch_size=64, seed=2)
     want = epoch_order(ts, 0, shuffle=True, seed=2)
-    sorts: list[int] = []
+    sorts: list[np.dtype] = []
     real = np.argsort
     with monkeypatch.context() as m:
-        m.setattr(np, "argsort", lambda a, *args, **kw: sorts.append(len(a)) or real(a, *args, **kw))
+        m.setattr(np, "argsort", lambda a, *args, **kw: sorts.append(a.dtype) or real(a, *args, **kw))
         got = dl.order(0)
-    assert np.array_equal(got, want) and sorts == []
+    assert np.array_equal(got, want) and sorts == [np.dtype(np.uint16)]
     assert [int(k) for b in dl for k in b["key"]] == ts.keys[want].tolist()
+
+
+def test_the_first_batch_needs_no_position_map_and_no_key_sort(store, small_blocks, monkeypatch) -> None:
+    """A loader that builds its entry serves the first block before it maps every position to
+    a row or ranks every key (the block is a selection, its rows a binary search); it maps them
+    once, when the second block is asked for, and not again when the entry is published."""
+    ts = _train_set(store, 730, seed=4)
+    mapped: list[int] = []
+    sorted_sizes: list[int] = []
+    real_map, real_argsort, real_sort = Loader._set_positions, np.argsort, np.sort
+
+    def argsort(a, *args, **kw):  # type: ignore[no-untyped-def]
+        sorted_sizes.append(np.size(a))
+        return real_argsort(a, *args, **kw)
+
+    def sort(a, *args, **kw):  # type: ignore[no-untyped-def]
+        sorted_sizes.append(np.size(a))
+        return real_sort(a, *args, **kw)
+
+    monkeypatch.setattr(Loader, "_set_positions", lambda self, rows: mapped.append(rows.size) or real_map(self, rows))
+    dl = loader(store, ts, columns=["x"], batch_size=50, seed=5, options=LoaderOptions(strategy="take", threads=2))
+    it = iter(dl)
+    with monkeypatch.context() as m:
+        m.setattr(np, "argsort", argsort)
+        m.setattr(np, "sort", sort)
+        first = next(it)
+    assert mapped == [] and max(sorted_sizes, default=0) < ts.size
+    batches = [first, *it]
+    assert mapped == [ts.size]
+    want = ts.keys[epoch_order(ts, 0, shuffle=True, seed=5)]
+    assert np.array_equal(torch.cat([b["key"] for b in batches]).numpy(), want)
+    ref = reference_rows(store, want, ["x"])
+    np.testing.assert_array_equal(torch.cat([b["x"] for b in batches]).numpy(), np.array(ref["x"], np.float32))
+    dl.wait_materialized()
+    assert mapped == [ts.size]
+
+
+def test_a_streamed_epoch_over_rows_out_of_key_order(tmp_path, small_blocks) -> None:
+    """Rows stored in descending key order: the first block's rows come through the position
+    map (a search needs rows in key order); batches still follow the documented order."""
+    from modyn_store import Store
+    from tests.training.conftest import sample_table
+
+    t = sample_table(600, seed=4)
+    s = Store.open(str(tmp_path / "reversed"), create=True)
+    s.append(t.take(pa.array(np.arange(599, -1, -1))))
+    ts = _train_set(s, 450, seed=2)
+    dl = loader(s, ts, columns=["x"], batch_size=40, seed=1, options=LoaderOptions(strategy="take", threads=2))
+    assert dl._building is not None and not np.all(np.diff(dl._building.keys) > 0)
+    got = [b for b in dl]
+    want = ts.keys[epoch_order(ts, 0, shuffle=True, seed=1)]
+    assert np.array_equal(torch.cat([b["key"] for b in got]).numpy(), want)
+    np.testing.assert_array_equal(torch.cat([b["weight"] for b in got]).numpy(),
+                                  ts.weights[epoch_order(ts, 0, shuffle=True, seed=1)].astype(np.float32))
+    ref = reference_rows(s, want, ["x"])
+    np.testing.assert_array_equal(torch.cat([b["x"] for b in got]).numpy(), np.array(ref["x"], np.float32))
 
 
 def _gate_second_fragment(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> list[int]:
