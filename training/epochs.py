@@ -236,7 +236,9 @@ class Loader:
         return [(s, min(s + self.batch_size, n)) for s in range(0, stop, self.batch_size)]
 
     def __len__(self) -> int:
-        return len(self._bounds(self.order().size))
+        """Batches of the next epoch on this rank (counted, not ordered: no epoch is computed)."""
+        n = len(range(self.rank, self.train_set.for_epoch(self.epoch).size, self.world_size))
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     # -- building batches ---------------------------------------------------------------
     def _host_batch(self, idx: np.ndarray, contiguous: bool) -> Batch:

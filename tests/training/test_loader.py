@@ -143,6 +143,22 @@ def test_drop_last_and_len(store) -> None:
     assert [len(b["key"]) for b in dl] == [50, 50]
 
 
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_len_counts_the_batches_each_rank_serves(store, drop_last: bool) -> None:
+    """``len()`` is the number of batches the next epoch serves on the rank (epoch plans of
+    their own sizes included), counted without ordering the epoch."""
+    ts = _selection(store, 131)
+    planned = TrainSet(ts.keys, ts.weights, ts.version, per_epoch=[np.arange(0, 131, 2), np.arange(17)])
+    for train_set in (ts, planned):
+        for world in (1, 3):
+            for rank in range(world):
+                dl = loader(store, train_set, columns=["label"], batch_size=20, drop_last=drop_last,
+                            rank=rank, world_size=world)
+                for _ in range(3):
+                    n = len(dl)
+                    assert n == len(list(dl))
+
+
 def decode(batch: dict) -> dict:
     """A stand-in for image decoding: the byte length of every blob."""
     return {**batch, "n_bytes": torch.tensor([len(b) for b in batch["img"]])}
