@@ -38,7 +38,7 @@ from training.entries import LoaderOptions, live_check, materialize_entry
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup
 from training import order as orders
-from training.order import epoch_order, epoch_pieces
+from training.order import epoch_order, epoch_pieces, epoch_rows
 from training.prefetch import host_budget, prefetched
 
 __all__ = ["Loader", "check_int"]
@@ -414,7 +414,10 @@ class Loader:
         self._served = True
         epoch = self.epoch
         self.epoch += 1
-        order = self._mapped()[self.order(epoch)]  # positions -> rows of the entry
+        order = epoch_rows(  # rows of the entry, in the epoch's order of positions
+            self.train_set, epoch, rows=self._mapped(), shuffle=self.shuffle, seed=self.seed, rank=self.rank,
+            world_size=self.world_size, key_ranks=self._key_ranks,
+        )
         if self.num_workers > 0:
             from training.workers import worker_batches
 

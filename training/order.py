@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -34,7 +35,7 @@ import numpy as np
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 
-__all__ = ["FIRST_EPOCH_BLOCK", "epoch_order", "epoch_pieces"]
+__all__ = ["FIRST_EPOCH_BLOCK", "epoch_order", "epoch_pieces", "epoch_rows"]
 
 #: The keys' ranks for epoch 0 (see :func:`epoch_order`), or a function that returns them.
 Ranks = np.ndarray | Callable[[], np.ndarray | None] | None
@@ -127,6 +128,50 @@ def _shard(pieces: Iterator[np.ndarray], rank: int, world_size: int) -> Iterator
         offset += p.size
 
 
+def _one_permutation(train_set: TrainSet, epoch: int, shuffle: bool) -> bool:
+    """Whether ``epoch`` is one permutation of every position (no plan, not cut into blocks)."""
+    plain = train_set.per_epoch is None and epoch >= 0  # every position (for_epoch checks epoch)
+    return shuffle and plain and not (epoch == 0 and train_set.size > FIRST_EPOCH_BLOCK)
+
+
+@functools.cache
+def _shuffles_like_a_range() -> bool:
+    """Whether ``Generator.permutation(x)`` is ``x[permutation(len(x))]`` for the same stream
+    (the same swaps whatever the values: true of NumPy's Fisher-Yates), checked once."""
+    x = np.arange(1000, 2000, dtype=np.int64)
+    return bool(np.array_equal(np.random.default_rng(7).permutation(x), x[np.random.default_rng(7).permutation(x.size)]))
+
+
+def epoch_rows(
+    train_set: TrainSet,
+    epoch: int,
+    *,
+    rows: np.ndarray,
+    shuffle: bool,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    key_ranks: np.ndarray | None = None,
+) -> np.ndarray:
+    """``rows[epoch_order(...)]``: the epoch's order mapped through ``rows`` (one int64 entry
+    per position, e.g. the row of a cache entry that holds it).
+
+    Where the epoch is one permutation of every position, the permutation shuffles ``rows``
+    itself: the same result without a gather of random positions (NumPy shuffles an array by
+    the same swaps as a range; checked once per process, else the gather is used).
+    """
+    rows = np.asarray(rows)
+    if rows.shape != (train_set.size,) or not np.issubdtype(rows.dtype, np.integer):
+        raise InvalidArgumentError("rows", f"shape {rows.shape}, {rows.dtype}", f"{train_set.size} integers")
+    if _one_permutation(train_set, epoch, shuffle) and _shuffles_like_a_range():
+        out = np.random.default_rng([int(seed), int(epoch)]).permutation(rows.astype(np.int64, copy=False))
+        return np.ascontiguousarray(out[rank::world_size] if world_size > 1 else out)
+    order = epoch_order(
+        train_set, epoch, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, key_ranks=key_ranks
+    )
+    return np.ascontiguousarray(rows[order], dtype=np.int64)
+
+
 def epoch_pieces(
     train_set: TrainSet,
     epoch: int,
@@ -144,8 +189,7 @@ def epoch_pieces(
     a loader serves its first block without ranking every key first. ``key_ranks`` may be a
     function that returns the ranks (or None), called then.
     """
-    plain = train_set.per_epoch is None and epoch >= 0  # every position (for_epoch checks epoch)
-    if shuffle and plain and not (epoch == 0 and train_set.size > FIRST_EPOCH_BLOCK):
+    if _one_permutation(train_set, epoch, shuffle):
         rng = np.random.default_rng([int(seed), int(epoch)])
         pieces = iter([rng.permutation(train_set.size)])  # the same as arange(n)[permutation(n)], two passes fewer
     else:

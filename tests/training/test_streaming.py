@@ -89,6 +89,29 @@ def test_first_epoch_order_equals_the_plain_reference(store, small_blocks, n: in
             epoch_order(plain, 0, shuffle=True, seed=0, key_ranks=bad)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_epoch_rows_are_the_order_mapped_through_rows(small_blocks, monkeypatch, fused: bool) -> None:
+    """``epoch_rows`` is ``rows[epoch_order(...)]`` for every kind of epoch; where the epoch is
+    one permutation it shuffles ``rows`` itself (the same swaps), else (or where NumPy would
+    shuffle otherwise) it gathers."""
+    if not fused:
+        monkeypatch.setattr(training.order, "_shuffles_like_a_range", lambda: False)
+    rng = np.random.default_rng(11)
+    n = 731
+    keys = rng.choice(10**6, n, replace=False)
+    rows = rng.permutation(n) + 5
+    plain = TrainSet(keys=keys, weights=np.ones(n), version=1)
+    planned = TrainSet(keys=keys, weights=np.ones(n), version=1, per_epoch=(rng.integers(0, n, 900),))
+    for ts in (plain, planned):
+        for epoch, shuffle, world in [(0, True, 1), (1, True, 1), (2, True, 3), (1, False, 2), (3, True, 2)]:
+            for rank in range(world):
+                args = dict(shuffle=shuffle, seed=4, rank=rank, world_size=world)
+                got = training.order.epoch_rows(ts, epoch, rows=rows, **args)
+                assert got.dtype == np.int64 and np.array_equal(got, rows[epoch_order(ts, epoch, **args)])
+    with pytest.raises(InvalidArgumentError, match="rows"):
+        training.order.epoch_rows(plain, 1, rows=rows[:-1], shuffle=True, seed=0)
+
+
 def test_a_loader_over_rows_in_key_order_orders_epoch_0_without_sorting(store, small_blocks, monkeypatch) -> None:
     """Rows of an append-only store land in key order: a row is its key's rank, so the first
     epoch's blocks need no sort of the keys (the same order as from the keys alone); the only
