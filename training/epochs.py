@@ -38,7 +38,7 @@ from training.entries import LoaderOptions, live_check, materialize_entry
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup
 from training import order as orders
-from training.order import epoch_order, epoch_pieces, epoch_rows
+from training.order import Ordering
 from training.prefetch import host_budget, prefetched
 
 __all__ = ["Loader", "check_int"]
@@ -222,10 +222,11 @@ class Loader:
         """Positions into ``train_set.keys`` this rank visits in ``epoch`` (default: the next one)."""
         e = self.epoch if epoch is None else check_int("epoch", epoch, 0)
         self._mapped()
-        return epoch_order(
-            self.train_set, e, shuffle=self.shuffle, seed=self.seed, rank=self.rank, world_size=self.world_size,
-            key_ranks=self._key_ranks,
-        )
+        return self._ordering.order(self.train_set, e, self._key_ranks)
+
+    @property
+    def _ordering(self) -> Ordering:
+        return Ordering(self.shuffle, self.seed, self.rank, self.world_size)
 
     def _ranks(self) -> np.ndarray | None:
         self._mapped()
@@ -394,11 +395,7 @@ class Loader:
             epoch = self.epoch
             self.epoch += 1
             self._served = True
-            pieces = epoch_pieces(
-                self.train_set, epoch, shuffle=self.shuffle, seed=self.seed, rank=self.rank,
-                world_size=self.world_size, key_ranks=self._ranks,
-            )
-            gen = self._batches_building(pieces)
+            gen = self._batches_building(self._ordering.pieces(self.train_set, epoch, self._ranks))
             if self.options.prefetch <= 0:
                 yield from gen
             else:
@@ -414,10 +411,8 @@ class Loader:
         self._served = True
         epoch = self.epoch
         self.epoch += 1
-        order = epoch_rows(  # rows of the entry, in the epoch's order of positions
-            self.train_set, epoch, rows=self._mapped(), shuffle=self.shuffle, seed=self.seed, rank=self.rank,
-            world_size=self.world_size, key_ranks=self._key_ranks,
-        )
+        # rows of the entry, in the epoch's order of positions
+        order = self._ordering.rows(self.train_set, epoch, self._mapped(), self._key_ranks)
         if self.num_workers > 0:
             from training.workers import worker_batches
 

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 
-__all__ = ["FIRST_EPOCH_BLOCK", "epoch_order", "epoch_pieces", "epoch_rows"]
+__all__ = ["FIRST_EPOCH_BLOCK", "Ordering", "epoch_order"]
 
 #: The keys' ranks for epoch 0 (see :func:`epoch_order`), or a function that returns them.
 Ranks = np.ndarray | Callable[[], np.ndarray | None] | None
@@ -142,69 +143,73 @@ def _shuffles_like_a_range() -> bool:
     return bool(np.array_equal(np.random.default_rng(7).permutation(x), x[np.random.default_rng(7).permutation(x.size)]))
 
 
-def epoch_rows(
-    train_set: TrainSet,
-    epoch: int,
-    *,
-    rows: np.ndarray,
-    shuffle: bool,
-    seed: int,
-    rank: int = 0,
-    world_size: int = 1,
-    key_ranks: np.ndarray | None = None,
-) -> np.ndarray:
-    """``rows[epoch_order(...)]``: the epoch's order mapped through ``rows`` (one int64 entry
-    per position, e.g. the row of a cache entry that holds it).
+@dataclass(frozen=True)
+class Ordering:
+    """How epochs are ordered: shuffled or not, with which seed, and the shard of ``rank`` of
+    ``world_size`` (see the module docstring). ``key_ranks``: the rank of each of
+    ``train_set.keys`` among them (0 for the smallest), when the caller knows it already; it
+    spares epoch 0 a sort, and the order is the same (:meth:`pieces` also takes a function that
+    returns them, or None).
 
-    Where the epoch is one permutation of every position, the permutation shuffles ``rows``
-    itself: the same result without a gather of random positions (NumPy shuffles an array by
-    the same swaps as a range; checked once per process, else the gather is used).
+    Example
+    -------
+    >>> ts = TrainSet.uniform(np.arange(10, 20), version=1)
+    >>> Ordering(shuffle=False, seed=0, rank=1, world_size=2).order(ts, 1).tolist()
+    [1, 3, 5, 7, 9]
     """
-    rows = np.asarray(rows)
-    if rows.shape != (train_set.size,) or not np.issubdtype(rows.dtype, np.integer):
-        raise InvalidArgumentError("rows", f"shape {rows.shape}, {rows.dtype}", f"{train_set.size} integers")
-    if _one_permutation(train_set, epoch, shuffle) and _shuffles_like_a_range():
-        out = np.random.default_rng([int(seed), int(epoch)]).permutation(rows.astype(np.int64, copy=False))
-        return np.ascontiguousarray(out[rank::world_size] if world_size > 1 else out)
-    order = epoch_order(
-        train_set, epoch, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, key_ranks=key_ranks
-    )
-    return np.ascontiguousarray(rows[order], dtype=np.int64)
 
+    shuffle: bool
+    seed: int
+    rank: int = 0
+    world_size: int = 1
 
-def epoch_pieces(
-    train_set: TrainSet,
-    epoch: int,
-    *,
-    shuffle: bool,
-    seed: int,
-    rank: int = 0,
-    world_size: int = 1,
-    key_ranks: Ranks = None,
-) -> Iterator[np.ndarray]:
-    """:func:`epoch_order` in consecutive pieces (their concatenation is the same array).
+    def pieces(self, train_set: TrainSet, epoch: int, key_ranks: Ranks = None) -> Iterator[np.ndarray]:
+        """:meth:`order` in consecutive pieces (their concatenation is the same array).
 
-    The first epoch's first block comes first, found by a selection of its keys; the other
-    blocks are grouped when the second piece is asked for, then permuted one at a time, so that
-    a loader serves its first block without ranking every key first. ``key_ranks`` may be a
-    function that returns the ranks (or None), called then.
-    """
-    if _one_permutation(train_set, epoch, shuffle):
-        rng = np.random.default_rng([int(seed), int(epoch)])
-        pieces = iter([rng.permutation(train_set.size)])  # the same as arange(n)[permutation(n)], two passes fewer
-    else:
-        pos = train_set.for_epoch(epoch)
-        if not shuffle:
-            pieces = iter([pos])
+        The first epoch's first block comes first, found by a selection of its keys; the other
+        blocks are grouped when the second piece is asked for (``key_ranks`` called then, if it
+        is a function), then permuted one at a time, so that a loader serves its first block
+        without ranking every key first.
+        """
+        if _one_permutation(train_set, epoch, self.shuffle):
+            rng = np.random.default_rng([int(self.seed), int(epoch)])
+            pieces = iter([rng.permutation(train_set.size)])  # the same as arange(n)[permutation(n)], two passes fewer
         else:
-            rng = np.random.default_rng([int(seed), int(epoch)])
-            if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
-                plain_ranks = key_ranks if train_set.per_epoch is None else None  # pos: every position
-                distinct = train_set.per_epoch is None
-                pieces = _shuffled_blocks(pos, train_set.keys, rng, distinct=distinct, ranks=plain_ranks)
+            pos = train_set.for_epoch(epoch)
+            if not self.shuffle:
+                pieces = iter([pos])
             else:
-                pieces = iter([pos[rng.permutation(pos.size)]])
-    return (np.ascontiguousarray(p, dtype=np.int64) for p in _shard(pieces, rank, world_size))
+                rng = np.random.default_rng([int(self.seed), int(epoch)])
+                if epoch == 0 and pos.size > FIRST_EPOCH_BLOCK:
+                    plain_ranks = key_ranks if train_set.per_epoch is None else None  # pos: every position
+                    distinct = train_set.per_epoch is None
+                    pieces = _shuffled_blocks(pos, train_set.keys, rng, distinct=distinct, ranks=plain_ranks)
+                else:
+                    pieces = iter([pos[rng.permutation(pos.size)]])
+        return (np.ascontiguousarray(p, dtype=np.int64) for p in _shard(pieces, self.rank, self.world_size))
+
+    def order(self, train_set: TrainSet, epoch: int, key_ranks: np.ndarray | None = None) -> np.ndarray:
+        """Positions into ``train_set.keys`` visited in ``epoch``."""
+        pieces = list(self.pieces(train_set, epoch, key_ranks))
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+    def rows(
+        self, train_set: TrainSet, epoch: int, rows: np.ndarray, key_ranks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``rows[order(...)]``: the epoch's order mapped through ``rows`` (one integer per
+        position, e.g. the row of a cache entry that holds it).
+
+        Where the epoch is one permutation of every position, the permutation shuffles ``rows``
+        itself: the same result without a gather of random positions (NumPy shuffles an array
+        by the same swaps as a range; checked once per process, else the gather is used).
+        """
+        rows = np.asarray(rows)
+        if rows.shape != (train_set.size,) or not np.issubdtype(rows.dtype, np.integer):
+            raise InvalidArgumentError("rows", f"shape {rows.shape}, {rows.dtype}", f"{train_set.size} integers")
+        if _one_permutation(train_set, epoch, self.shuffle) and _shuffles_like_a_range():
+            out = np.random.default_rng([int(self.seed), int(epoch)]).permutation(rows.astype(np.int64, copy=False))
+            return np.ascontiguousarray(out[self.rank :: self.world_size] if self.world_size > 1 else out)
+        return np.ascontiguousarray(rows[self.order(train_set, epoch, key_ranks)], dtype=np.int64)
 
 
 def epoch_order(
@@ -217,14 +222,6 @@ def epoch_order(
     world_size: int = 1,
     key_ranks: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Positions into ``train_set.keys`` visited by ``rank`` in ``epoch`` (see the module docstring).
-
-    ``key_ranks``: the rank of each of ``train_set.keys`` among them (0 for the smallest), when
-    the caller knows it already; it spares epoch 0 a sort, and the order is the same.
-    """
-    pieces = list(
-        epoch_pieces(
-            train_set, epoch, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, key_ranks=key_ranks
-        )
-    )
-    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    """Positions into ``train_set.keys`` visited by ``rank`` in ``epoch`` (see the module
+    docstring and :class:`Ordering`, which this calls)."""
+    return Ordering(shuffle, seed, rank, world_size).order(train_set, epoch, key_ranks)

@@ -90,8 +90,8 @@ def test_first_epoch_order_equals_the_plain_reference(store, small_blocks, n: in
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_epoch_rows_are_the_order_mapped_through_rows(small_blocks, monkeypatch, fused: bool) -> None:
-    """``epoch_rows`` is ``rows[epoch_order(...)]`` for every kind of epoch; where the epoch is
+def test_ordering_rows_are_the_order_mapped_through_rows(small_blocks, monkeypatch, fused: bool) -> None:
+    """``Ordering.rows`` is ``rows[epoch_order(...)]`` for every kind of epoch; where the epoch is
     one permutation it shuffles ``rows`` itself (the same swaps), else (or where NumPy would
     shuffle otherwise) it gathers."""
     if not fused:
@@ -105,11 +105,12 @@ def test_epoch_rows_are_the_order_mapped_through_rows(small_blocks, monkeypatch,
     for ts in (plain, planned):
         for epoch, shuffle, world in [(0, True, 1), (1, True, 1), (2, True, 3), (1, False, 2), (3, True, 2)]:
             for rank in range(world):
-                args = dict(shuffle=shuffle, seed=4, rank=rank, world_size=world)
-                got = training.order.epoch_rows(ts, epoch, rows=rows, **args)
-                assert got.dtype == np.int64 and np.array_equal(got, rows[epoch_order(ts, epoch, **args)])
+                how = training.order.Ordering(shuffle, 4, rank, world)
+                got = how.rows(ts, epoch, rows)
+                want = rows[epoch_order(ts, epoch, shuffle=shuffle, seed=4, rank=rank, world_size=world)]
+                assert got.dtype == np.int64 and np.array_equal(got, want)
     with pytest.raises(InvalidArgumentError, match="rows"):
-        training.order.epoch_rows(plain, 1, rows=rows[:-1], shuffle=True, seed=0)
+        training.order.Ordering(True, 0).rows(plain, 1, rows[:-1])
 
 
 def test_a_loader_over_rows_in_key_order_orders_epoch_0_without_sorting(store, small_blocks, monkeypatch) -> None:
