@@ -31,13 +31,13 @@ import torch
 from modyn_store.core._keyscan import increasing
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
+from training import order as orders
 from training.batch import Batch, gather_host
 from training.building import Building
 from training.cache import CacheEntry, cache_for
 from training.entries import LoaderOptions, live_check, materialize_entry
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup
-from training import order as orders
 from training.order import Ordering
 from training.prefetch import host_budget, prefetched
 

@@ -48,9 +48,9 @@ import torch
 
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
+from training import order as orders
 from training.batch import Batch
 from training.entries import LoaderOptions, materialize_entry, selection_digest, start_entry
-from training import order as orders
 from training.epochs import Loader, check_int
 from training.order import FIRST_EPOCH_BLOCK, epoch_order
 
