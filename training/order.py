@@ -38,7 +38,7 @@ from modyn_store.core.trainset import TrainSet
 
 __all__ = ["FIRST_EPOCH_BLOCK", "Ordering", "epoch_order"]
 
-#: The keys' ranks for epoch 0 (see :func:`epoch_order`), or a function that returns them.
+#: The keys' ranks for epoch 0 (see :class:`Ordering`), or a function that returns them.
 Ranks = np.ndarray | Callable[[], np.ndarray | None] | None
 
 #: Epoch 0 is shuffled block by block: blocks of this many positions in ascending key order,
