@@ -344,10 +344,14 @@ class Loader:
                 raise
             self._checked_version = self.store.version
 
+    def _may_stream(self) -> bool:
+        """What :meth:`_streams` asks without waiting: the loader's first epoch, on CPU, no workers."""
+        return self._building is not None and not self._served and self.num_workers == 0 and self.device.type == "cpu"
+
     def _streams(self) -> bool:
         """True when this epoch, the loader's first, can be served from the entry being built."""
         b = self._building
-        if b is None or self._served or self.num_workers > 0 or self.device.type != "cpu" or not b.wait_streaming():
+        if b is None or not self._may_stream() or not b.wait_streaming():
             return False
         return all(c in b.fixed for c in self.columns)
 
@@ -391,11 +395,15 @@ class Loader:
             yield self.transform(batch) if self.transform is not None else batch
 
     def __iter__(self) -> Iterator[Batch]:
+        pieces = None
+        if self._may_stream():
+            # the first block is selected while the build sets up its files (_streams waits)
+            pieces = self._ordering.pieces(self.train_set, self.epoch, self._ranks)
         if self._streams():
-            epoch = self.epoch
+            assert pieces is not None
             self.epoch += 1
             self._served = True
-            gen = self._batches_building(self._ordering.pieces(self.train_set, epoch, self._ranks))
+            gen = self._batches_building(pieces)
             if self.options.prefetch <= 0:
                 yield from gen
             else:

@@ -110,15 +110,20 @@ def _shuffled_blocks(
     """``pos`` cut into blocks of :data:`FIRST_EPOCH_BLOCK` by ascending key, each block (its
     positions in their order in ``pos``) permuted by ``rng``, blocks in key order.
 
-    The first block is found by a selection; the others are grouped (and ``ranks`` called)
-    only when the second block is asked for.
+    The first block is found by a selection, now; the others are grouped (and ``ranks``
+    called) only when the second block is asked for.
     """
     first = _first_block(pos, keys)
-    yield first[rng.permutation(first.size)]
-    grouped = _grouped(pos, keys, distinct=distinct, ranks=ranks() if callable(ranks) else ranks)
-    for lo in range(FIRST_EPOCH_BLOCK, grouped.size, FIRST_EPOCH_BLOCK):
-        block = grouped[lo : lo + FIRST_EPOCH_BLOCK]
-        yield block[rng.permutation(block.size)]
+    first = first[rng.permutation(first.size)]
+
+    def blocks() -> Iterator[np.ndarray]:
+        yield first
+        grouped = _grouped(pos, keys, distinct=distinct, ranks=ranks() if callable(ranks) else ranks)
+        for lo in range(FIRST_EPOCH_BLOCK, grouped.size, FIRST_EPOCH_BLOCK):
+            block = grouped[lo : lo + FIRST_EPOCH_BLOCK]
+            yield block[rng.permutation(block.size)]
+
+    return blocks()
 
 
 def _shard(pieces: Iterator[np.ndarray], rank: int, world_size: int) -> Iterator[np.ndarray]:
@@ -166,10 +171,10 @@ class Ordering:
     def pieces(self, train_set: TrainSet, epoch: int, key_ranks: Ranks = None) -> Iterator[np.ndarray]:
         """:meth:`order` in consecutive pieces (their concatenation is the same array).
 
-        The first epoch's first block comes first, found by a selection of its keys; the other
-        blocks are grouped when the second piece is asked for (``key_ranks`` called then, if it
-        is a function), then permuted one at a time, so that a loader serves its first block
-        without ranking every key first.
+        The first epoch's first block comes first, found by a selection of its keys when this
+        is called; the other blocks are grouped when the second piece is asked for
+        (``key_ranks`` called then, if it is a function), then permuted one at a time, so that
+        a loader serves its first block without ranking every key first.
         """
         if _one_permutation(train_set, epoch, self.shuffle):
             rng = np.random.default_rng([int(self.seed), int(epoch)])

@@ -17,6 +17,7 @@ from modyn_store.core.rows import RowReader
 from modyn_store.core.trainset import TrainSet
 from tests.training.conftest import reference_rows
 from training.cache import cache_for
+from training.building import Building
 from training.epochs import Loader
 from training.errors import ErasedKeysError
 from training.loading import LoaderOptions, epoch_order, loader, selection_digest
@@ -147,6 +148,10 @@ def test_the_first_batch_needs_no_position_map_and_no_key_sort(store, small_bloc
         return real_sort(a, *args, **kw)
 
     monkeypatch.setattr(Loader, "_set_positions", lambda self, rows: mapped.append(rows.size) or real_map(self, rows))
+    calls: list[str] = []  # the first block is selected before the loader waits for the build
+    real_select, real_wait = training.order._first_block, Building.wait_streaming
+    monkeypatch.setattr(training.order, "_first_block", lambda *a: calls.append("select") or real_select(*a))
+    monkeypatch.setattr(Building, "wait_streaming", lambda self: calls.append("wait") or real_wait(self))
     dl = loader(store, ts, columns=["x"], batch_size=50, seed=5, options=LoaderOptions(strategy="take", threads=2))
     it = iter(dl)
     with monkeypatch.context() as m:
@@ -154,6 +159,7 @@ def test_the_first_batch_needs_no_position_map_and_no_key_sort(store, small_bloc
         m.setattr(np, "sort", sort)
         first = next(it)
     assert mapped == [] and max(sorted_sizes, default=0) < ts.size
+    assert calls == ["select", "wait"]
     batches = [first, *it]
     assert mapped == [ts.size]
     want = ts.keys[epoch_order(ts, 0, shuffle=True, seed=5)]
