@@ -381,7 +381,12 @@ class Tables:
                 return None
             try:
                 return lookup(ds, keys, columns)
-            except (pa.ArrowException, OSError) as exc:  # a file went missing or is damaged
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                # a file went missing or is damaged; Lance raises ValueError("Not found: ...")
+                # when a cleanup removed the manifest the dataset was opened at (its scalar
+                # index is looked up through it): read again from the latest
+                if not isinstance(exc, (pa.ArrowException, OSError)) and not str(exc).startswith("Not found"):
+                    raise
                 if attempt + 1 == READ_ATTEMPTS:
                     raise self.damage(name, exc) from exc
                 time.sleep(0.005 * (attempt + 1))

@@ -380,3 +380,34 @@ def test_a_fragment_that_straddles_the_runs_version(store: Store) -> None:
         store.as_of(3).take([35])
     point, full = _both(lambda: store.as_of(), list(range(-1, 42)))
     assert point == full
+
+
+def test_a_tombstone_manifest_removed_under_a_point_read_is_read_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cleanup that removes the manifest a tombstone lookup was opened at makes Lance raise
+    ``ValueError("Not found: ...")``; the lookup reads again from the latest manifest. Other
+    ValueErrors are not retried."""
+    store.append(_rows(np.arange(20)))
+    store.delete(keys=[3, 7])
+    store.index_keys()
+    real = keyindex.lookup
+    calls: list[str] = []
+
+    def vanishing(ds: object, keys: np.ndarray, columns: list[str]) -> pa.Table:
+        calls.append(str(getattr(ds, "uri", "")))
+        if len(calls) == 1 and "tombstones" in calls[-1]:
+            raise ValueError("Not found: tombstones.lance/_versions/18446744073709551614.manifest")
+        return real(ds, keys, columns)
+
+    monkeypatch.setattr(keyindex, "lookup", vanishing)
+    point, full = _both(lambda: store.as_of(), [3, 4, 7])
+    assert point == full == [False, True, False]
+    assert sum("tombstones" in c for c in calls) >= 2  # read again after the vanished manifest
+
+    def broken(ds: object, keys: np.ndarray, columns: list[str]) -> pa.Table:
+        raise ValueError("no such column")
+
+    monkeypatch.setattr(keyindex, "lookup", broken)
+    with pytest.raises(ValueError, match="no such column"):
+        store._tables.lookup("tombstones", np.array([3]), ["key", "_version"])
