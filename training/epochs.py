@@ -106,7 +106,6 @@ class Loader:
         self._host: dict[str, torch.Tensor] = {}
         self._dev: dict[str, torch.Tensor] | None = None
         self._copy_pending = False
-        self._rows_in_key_order = False
         self._key_ranks: np.ndarray | None = None
         self._pos2row: np.ndarray | None = None
         if isinstance(entry, Building):
@@ -356,12 +355,12 @@ class Loader:
         return all(c in b.fixed for c in self.columns)
 
     def _stream_rows(self, positions: np.ndarray, search: bool) -> np.ndarray:
-        """Entry rows of train ``positions``: with ``search`` and rows in key order (an
+        """Entry rows of train ``positions``: with ``search`` (the entry's rows in key order, an
         append-only store), found by a binary search of their keys, so that the first block is
         served before every position is mapped; otherwise through the mapping."""
-        row_keys = self._stream_keys.numpy()
-        if not (search and self._pos2row is None and self._rows_in_key_order):
+        if not search or self._pos2row is not None:
             return self._mapped()[positions]
+        row_keys = self._stream_keys.numpy()
         keys = self.train_set.keys[positions]
         rows = np.minimum(np.searchsorted(row_keys, keys), max(row_keys.size - 1, 0))
         if keys.size and not np.array_equal(row_keys[rows], keys):
@@ -379,11 +378,11 @@ class Loader:
         # keys and weights by train position, the columns by entry row
         keys = self.train_set.keys
         weights = np.asarray(self.train_set.weights, dtype=np.float32)
-        self._rows_in_key_order = increasing(self._stream_keys.numpy())
+        in_key_order = increasing(self._stream_keys.numpy())
         sequential = not self.shuffle and self.world_size == 1
         served = 0
         for q in _rebatched(pieces, self.batch_size, self.drop_last):
-            r = self._stream_rows(q, served < orders.FIRST_EPOCH_BLOCK)
+            r = self._stream_rows(q, in_key_order and served < orders.FIRST_EPOCH_BLOCK)
             served += q.size
             b.wait_rows(r)
             batch: Batch = {"key": torch.from_numpy(keys[q]), "weight": torch.from_numpy(weights[q])}

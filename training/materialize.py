@@ -54,6 +54,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from engine._search import first_unsorted
 from modyn_store.core._keyscan import increasing
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.rows import RowReader
@@ -313,7 +314,7 @@ def plan(
 def _storage_ordered(rid: np.ndarray, frag: np.ndarray) -> bool:
     """Whether rows ``(frag, rid)`` are in storage order already (sorting them would be a no-op):
     the common case, keys located in key order in an append-only store."""
-    return increasing(rid) and not bool((frag[1:] < frag[:-1]).any())
+    return increasing(rid) and first_unsorted(frag) < 0
 
 
 def _default_threads(threads: int | None, jobs: int) -> int:
