@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from modyn_store.core._tables import READ_ATTEMPTS
+from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core.errors import ConflictError, CorruptionError
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
@@ -174,12 +174,10 @@ class VersionLog:
             ds, base, tail = self._state()
             try:
                 out = self._checkpointed(ds)
-            except (pa.ArrowException, OSError) as exc:
+            except READ_ERRORS as exc:
                 # maintenance compacted the table and removed the files of the manifest opened
                 # here: read the latest one; a failure that persists is damage
-                if attempt + 1 == READ_ATTEMPTS:
-                    raise self.store._tables.damage("versions", exc) from exc
-                time.sleep(0.005 * (attempt + 1))
+                self.store._tables.retry_after("versions", exc, attempt)
                 continue
             if [r.version for r in out[-1:]] != ([base] if base else []):
                 raise CorruptionError(

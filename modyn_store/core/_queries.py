@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._tables import READ_ATTEMPTS
+from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 from modyn_store.core.records import Delta, Diff
 from modyn_store.core.snapshot import _isin_sorted
@@ -92,10 +91,8 @@ def _inserted(store: Store, va: int, vb: int, cols: list[str], vfilter: str) -> 
                 t = ds.scanner(columns=cols + ["_version"], filter=None if inside else vfilter,
                                fragments=frags).to_table()
             break
-        except (pa.ArrowException, OSError) as exc:  # a concurrent compaction removed its files
-            if attempt + 1 == READ_ATTEMPTS:
-                raise store._tables.damage("samples", exc) from exc
-            time.sleep(0.005 * (attempt + 1))
+        except READ_ERRORS as exc:  # a concurrent compaction removed its files
+            store._tables.retry_after("samples", exc, attempt)
     erased = store._erased_keys()
     if erased.size and t.num_rows:
         t = t.filter(pa.array(~_isin_sorted(t.column("key").to_numpy(), erased)))

@@ -8,7 +8,6 @@ output sorted by key. Writes made before runs were sorted are merged in memory i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ import pyarrow as pa
 
 from engine._search import first_unsorted
 from engine._search import isin_sorted_numpy as _isin_sorted
-from modyn_store.core._tables import READ_ATTEMPTS
+from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["OUT_SCHEMA_NAMES", "live_mask", "score_runs", "stream_latest"]
 
 OUT_SCHEMA_NAMES = ["key", "value", "training_id", "version"]
-_READ_ERRORS = (pa.ArrowException, OSError)
 #: below this many live rows the liveness check of a write reads the key set (cached, verified)
 CHECK_IN_MEMORY_BELOW = 1 << 23
 #: the smallest batch one run reads at a time
@@ -184,10 +182,8 @@ def stream_latest(
                 yield batch
                 after = int(batch.column(0)[batch.num_rows - 1].as_py())
             return
-        except _READ_ERRORS as exc:
-            if attempt + 1 == READ_ATTEMPTS:
-                raise store._tables.damage(table, exc) from exc
-            time.sleep(0.005 * (attempt + 1))
+        except READ_ERRORS as exc:
+            store._tables.retry_after(table, exc, attempt)
 
 
 def live_mask(snap: Snapshot, sorted_keys: np.ndarray) -> np.ndarray:

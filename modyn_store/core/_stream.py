@@ -17,17 +17,14 @@ import pyarrow as pa
 
 from engine._search import PREFILTER_MIN, HashedKeys
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
-from modyn_store.core._tables import READ_ATTEMPTS
+from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core.errors import ConflictError
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
 
-__all__ = ["ERASE_CHECK_S", "READ_ERRORS", "live_stream"]
+__all__ = ["ERASE_CHECK_S", "live_stream"]
 
-#: what a read raises when a file it started from is gone (a concurrent compaction, erase or
-#: vacuum removed it) or damaged; filter errors are plain ValueErrors and never retried
-READ_ERRORS = (pa.ArrowException, OSError)
 #: a stream re-checks for newly committed erasures at most this often (seconds)
 ERASE_CHECK_S = 0.1
 
@@ -81,15 +78,13 @@ def live_stream(
                     yield batch.drop_columns(["key"]) if drop_key else batch
             return
         except READ_ERRORS as exc:
-            if attempt + 1 == READ_ATTEMPTS:
-                raise snap._store._tables.damage("samples", exc) from exc
-            if read_keys.overflowed:
+            if read_keys.overflowed and vanished(exc) and attempt + 1 < READ_ATTEMPTS:
                 raise ConflictError(
                     "files this stream was reading were removed by a concurrent compact, erase or "
                     "vacuum, after it had read more keys out of key order than it keeps to resume "
                     "from; read again"
                 ) from exc
-            time.sleep(0.005 * (attempt + 1))
+            snap._store._tables.retry_after("samples", exc, attempt)
             snap._refresh()
             done = read_keys.frozen()
             ds = snap._store._tables.open("samples")

@@ -20,16 +20,33 @@ from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._location import Location
 from modyn_store.core.errors import CorruptionError
 
-__all__ = ["READ_ATTEMPTS", "Tables", "damaged_files", "keys_predicate"]
+__all__ = ["READ_ATTEMPTS", "READ_ERRORS", "Tables", "damaged_files", "keys_predicate", "vanished"]
 
 VERSION = "_version"
 #: reads retried on a fresh manifest when a concurrent compaction, erase or vacuum removed
 #: the files of the manifest they started from
 READ_ATTEMPTS = 6
+#: what a read may raise when a file it started from is gone; :func:`vanished` says which
+#: of these are (a filter error is a plain ``ValueError``, the caller's, never retried)
+READ_ERRORS = (pa.ArrowException, OSError, ValueError)
 _PREDICATE_CHUNK = 4096
 T = TypeVar("T")
 #: Lance's own default size of a compacted fragment
 _TARGET_ROWS = 1 << 20
+
+
+def vanished(exc: BaseException) -> bool:
+    """Whether a read failed because a file it started from is gone or damaged.
+
+    A concurrent compaction, erase or vacuum removes the files of old manifests: Lance reports
+    a missing data or index file as an Arrow error or ``OSError``, and a missing manifest it
+    reads lazily (a scalar index's description) as ``ValueError("Not found: ...")``. Any other
+    ``ValueError`` (a bad filter, a missing column) is not a vanished file.
+
+    >>> vanished(ValueError("Not found: t.lance/_versions/2.manifest")), vanished(ValueError("bad"))
+    (True, False)
+    """
+    return isinstance(exc, (pa.ArrowException, OSError)) or str(exc).startswith("Not found")
 
 
 def keys_predicate(keys: np.ndarray, column: str = "key") -> Iterator[str]:
@@ -208,6 +225,16 @@ class Tables:
         except (ValueError, OSError):
             self._seen.pop(name, None)
 
+    def retry_after(self, name: str, exc: Exception, attempt: int) -> None:
+        """Wait before reading ``name`` again after attempt ``attempt`` (from 0) failed with
+        ``exc``; or raise: ``exc`` itself unless a file vanished (see :func:`vanished`), and a
+        :class:`CorruptionError` naming the damaged files when it was the last attempt."""
+        if not vanished(exc):
+            raise exc
+        if attempt + 1 == READ_ATTEMPTS:
+            raise self.damage(name, exc) from exc
+        time.sleep(0.005 * (attempt + 1))
+
     def damage(self, name: str, exc: BaseException) -> CorruptionError:
         """A :class:`CorruptionError` naming the data files of ``name`` that are missing or damaged."""
         bad: list[str] = []
@@ -291,10 +318,8 @@ class Tables:
                 return None
             try:
                 return ds.to_table(columns=columns, filter=filter, with_row_id=with_row_id)
-            except (pa.ArrowException, OSError) as exc:  # a file went missing or is damaged
-                if attempt + 1 == READ_ATTEMPTS:
-                    raise self.damage(name, exc) from exc
-                time.sleep(0.005 * (attempt + 1))
+            except READ_ERRORS as exc:
+                self.retry_after(name, exc, attempt)
         return None  # pragma: no cover
 
     def derived(self, name: str, what: Hashable, compute: Callable[[lance.LanceDataset], T]) -> T | None:
@@ -319,10 +344,8 @@ class Tables:
 
             try:
                 return ds, DERIVED.get(ds, what, compute_and_note), bool(computed)
-            except (pa.ArrowException, OSError) as exc:  # a file went missing or is damaged
-                if attempt + 1 == READ_ATTEMPTS:
-                    raise self.damage(name, exc) from exc
-                time.sleep(0.005 * (attempt + 1))
+            except READ_ERRORS as exc:
+                self.retry_after(name, exc, attempt)
         return None  # pragma: no cover
 
     def kept_dir(self, name: str) -> str | None:
@@ -381,15 +404,8 @@ class Tables:
                 return None
             try:
                 return lookup(ds, keys, columns)
-            except (pa.ArrowException, OSError, ValueError) as exc:
-                # a file went missing or is damaged; Lance raises ValueError("Not found: ...")
-                # when a cleanup removed the manifest the dataset was opened at (its scalar
-                # index is looked up through it): read again from the latest
-                if not isinstance(exc, (pa.ArrowException, OSError)) and not str(exc).startswith("Not found"):
-                    raise
-                if attempt + 1 == READ_ATTEMPTS:
-                    raise self.damage(name, exc) from exc
-                time.sleep(0.005 * (attempt + 1))
+            except READ_ERRORS as exc:
+                self.retry_after(name, exc, attempt)
         return None  # pragma: no cover
 
     def delete(self, name: str, predicate: str) -> None:

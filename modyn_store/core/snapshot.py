@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -13,8 +12,8 @@ import pyarrow as pa
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import _lookup, integrity, keyindex
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys
-from modyn_store.core._stream import READ_ERRORS, live_stream
-from modyn_store.core._tables import READ_ATTEMPTS
+from modyn_store.core._stream import live_stream
+from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import (
     CorruptionError,
@@ -261,9 +260,7 @@ class Snapshot:
             try:
                 return read(ds)
             except READ_ERRORS as exc:
-                if attempt + 1 == READ_ATTEMPTS:
-                    raise self._store._tables.damage("samples", exc) from exc
-                time.sleep(0.005 * (attempt + 1))
+                self._store._tables.retry_after("samples", exc, attempt)
                 self._refresh()
         raise AssertionError("unreachable")  # pragma: no cover
 

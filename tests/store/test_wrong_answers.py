@@ -354,3 +354,67 @@ def test_a_record_with_a_malformed_checksum_is_damage_not_a_skipped_check(tmp_pa
     with open(path, "w") as fh:
         json.dump(row, fh)
     assert Store.open(uri).as_of(2).keys().tolist() == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("read", ["keys", "iter_keys", "to_batches", "take"])
+def test_a_samples_manifest_removed_under_a_read_is_read_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch, read: str
+) -> None:
+    """Lance reports a manifest that a concurrent cleanup removed under a lazily read part of
+    it as ``ValueError("Not found: ...")``: every samples read retries it, as it retries a
+    vanished data file. Any other ``ValueError`` reaches the caller as it was raised."""
+    from modyn_store.core import _lookup
+    from modyn_store.core.snapshot import Snapshot
+
+    store.append(_rows(list(range(40))))
+    store.delete(keys=[3, 17])
+    want = sorted(set(range(40)) - {3, 17})
+    raised: list[str] = []
+
+    def failing(message: str) -> object:
+        raised.append(message)
+        raise ValueError(message)
+        yield  # pragma: no cover
+
+    def once(message: str, m: pytest.MonkeyPatch) -> None:
+        """The first read of the samples raises ``ValueError(message)``."""
+        if read == "take":  # reads rows by row id, not through the scanners
+            real_take = _lookup.take
+
+            def take(*args: object) -> object:
+                if not raised:
+                    list(failing(message))
+                return real_take(*args)  # type: ignore[arg-type]
+
+            m.setattr(_lookup, "take", take)
+            return
+        real = Snapshot._readers
+
+        def readers(self: Snapshot, *args: object, **kwargs: object) -> list[object]:
+            got = real(self, *args, **kwargs)
+            return got if raised else [failing(message), *got[1:]]
+
+        m.setattr(Snapshot, "_readers", readers)
+
+    def run() -> list[int]:
+        snap = store.as_of()
+        if read == "keys":
+            return snap.keys().tolist()
+        if read == "iter_keys":
+            return sorted(int(k) for a in snap.iter_keys(batch_size=8) for k in a)
+        if read == "to_batches":
+            return sorted(k for b in snap.to_batches(batch_size=8) for k in b.column("key").to_pylist())
+        return sorted(snap.take(want, ["key", "x"]).column("key").to_pylist())
+
+    with monkeypatch.context() as m:
+        once("Not found: samples.lance/_versions/18446744073709551613.manifest", m)
+        assert run() == want
+    assert raised  # the read met the error, and read again
+    raised.clear()
+    before = store.version
+    with monkeypatch.context() as m:
+        once("something else", m)
+        with pytest.raises(ValueError, match="something else") as info:
+            run()
+    assert raised and not isinstance(info.value, CorruptionError)
+    assert store.version == before and store.as_of().keys().tolist() == want
