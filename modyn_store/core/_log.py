@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS
+from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core.errors import ConflictError, CorruptionError
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 

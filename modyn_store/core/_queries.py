@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS
+from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 from modyn_store.core.records import Delta, Diff
 from modyn_store.core.snapshot import _isin_sorted

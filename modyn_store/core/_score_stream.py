@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from engine._search import first_unsorted
 from engine._search import isin_sorted_numpy as _isin_sorted
-from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS
+from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from engine._search import PREFILTER_MIN, HashedKeys
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
-from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS, vanished
+from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core.errors import ConflictError
 
 if TYPE_CHECKING:

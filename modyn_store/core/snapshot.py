@@ -13,7 +13,7 @@ from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import _lookup, integrity, keyindex
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys
 from modyn_store.core._stream import live_stream
-from modyn_store.core._tables import READ_ATTEMPTS, READ_ERRORS
+from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import (
     CorruptionError,

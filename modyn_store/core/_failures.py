@@ -1,0 +1,63 @@
+"""What a failed read of a store's Lance table means: a file that a concurrent compaction,
+erase or vacuum removed (read again from the latest manifest), or damage (name the files)."""
+
+from __future__ import annotations
+
+import lance
+import pyarrow as pa
+
+from modyn_store.core._location import Location
+
+__all__ = ["READ_ATTEMPTS", "READ_ERRORS", "damaged_files", "vanished"]
+
+#: reads retried on a fresh manifest when a concurrent compaction, erase or vacuum removed
+#: the files of the manifest they started from
+READ_ATTEMPTS = 6
+#: what a read may raise when a file it started from is gone; :func:`vanished` says which
+#: of these are (a filter error is a plain ``ValueError``, the caller's, never retried)
+READ_ERRORS = (pa.ArrowException, OSError, ValueError)
+
+
+def vanished(exc: BaseException) -> bool:
+    """Whether a read failed because a file it started from is gone or damaged.
+
+    A concurrent compaction, erase or vacuum removes the files of old manifests: Lance reports
+    a missing data or index file as an Arrow error or ``OSError``, and a missing manifest it
+    reads lazily (a scalar index's description) as ``ValueError("Not found: ...")``. Any other
+    ``ValueError`` (a bad filter, a missing column) is not a vanished file.
+
+    >>> vanished(ValueError("Not found: t.lance/_versions/2.manifest")), vanished(ValueError("bad"))
+    (True, False)
+    """
+    return isinstance(exc, (pa.ArrowException, OSError)) or str(exc).startswith("Not found")
+
+
+def damaged_files(location: Location, name: str, ds: lance.LanceDataset, *, deep: bool) -> list[str]:
+    """Data files of ``ds`` that are missing or whose size differs from the manifest's record.
+
+    With ``deep``, every fragment is also read in full and the files of one that fails are
+    listed.
+    """
+    fs = location.fs
+    bad: list[str] = []
+    for frag in ds.get_fragments():
+        files = frag.data_files()
+        frag_bad = False
+        for f in files:
+            path = location.path(f"{name}.lance/data/{f.path}")
+            try:
+                size = fs.size(path)
+            except FileNotFoundError:
+                bad.append(f"{path} (missing)")
+                frag_bad = True
+                continue
+            want = getattr(f, "file_size_bytes", None)
+            if want and size != want:
+                bad.append(f"{path} ({size} bytes, the manifest records {want})")
+                frag_bad = True
+        if deep and not frag_bad:
+            try:
+                frag.to_table()
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                bad.extend(f"{location.path(f'{name}.lance/data/{f.path}')} (unreadable: {exc})" for f in files)
+    return bad
