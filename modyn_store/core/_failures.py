@@ -16,6 +16,8 @@ READ_ATTEMPTS = 6
 #: what a read may raise when a file it started from is gone; :func:`vanished` says which
 #: of these are (a filter error is a plain ``ValueError``, the caller's, never retried)
 READ_ERRORS = (pa.ArrowException, OSError, ValueError)
+#: how Lance words an error raised by a filter evaluated on the rows read
+_FILTER_FAILED = "Error applying filter expression"
 
 
 def vanished(exc: BaseException) -> bool:
@@ -24,12 +26,17 @@ def vanished(exc: BaseException) -> bool:
     A concurrent compaction, erase or vacuum removes the files of old manifests: Lance reports
     a missing data or index file as an Arrow error or ``OSError``, and a missing manifest it
     reads lazily (a scalar index's description) as ``ValueError("Not found: ...")``. Any other
-    ``ValueError`` (a bad filter, a missing column) is not a vanished file.
+    ``ValueError`` (a bad filter, a missing column) is not a vanished file, nor is a filter
+    that failed on the rows it was applied to (a division by zero, a failed cast: Lance
+    raises those as Arrow errors too).
 
     >>> vanished(ValueError("Not found: t.lance/_versions/2.manifest")), vanished(ValueError("bad"))
     (True, False)
     """
-    return isinstance(exc, (pa.ArrowException, OSError)) or str(exc).startswith("Not found")
+    text = str(exc)
+    if _FILTER_FAILED in text:
+        return False
+    return isinstance(exc, (pa.ArrowException, OSError)) or text.startswith("Not found")
 
 
 def damaged_files(location: Location, name: str, ds: lance.LanceDataset, *, deep: bool) -> list[str]:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from engine._search import PREFILTER_MIN, HashedKeys
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
-from modyn_store.core.errors import ConflictError
+from modyn_store.core.errors import ConflictError, InvalidFilterError
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
@@ -78,6 +78,8 @@ def live_stream(
                     yield batch.drop_columns(["key"]) if drop_key else batch
             return
         except READ_ERRORS as exc:
+            if filter is not None and not vanished(exc):
+                raise InvalidFilterError(f"invalid filter {filter!r}: {exc}") from exc
             if read_keys.overflowed and vanished(exc) and attempt + 1 < READ_ATTEMPTS:
                 raise ConflictError(
                     "files this stream was reading were removed by a concurrent compact, erase or "

@@ -19,8 +19,10 @@ import pyarrow as pa
 from modyn_store.core.errors import InvalidArgumentError, InvalidNameError
 
 __all__ = [
+    "MAX_BATCH",
     "NAME_PATTERN",
     "as_keys",
+    "check_batch_size",
     "check_bool",
     "check_choice",
     "check_filter",
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+#: the largest batch a read asks Lance for (its own bound)
+MAX_BATCH = 2**32 - 1
 
 
 def check_name(kind: str, name: object) -> str:
@@ -118,6 +122,15 @@ def check_filter(filter: object, *, name: str = "filter") -> str:
     if depth:
         raise InvalidFilterError(f"invalid {name} {filter!r}: {depth} unclosed '('")
     return f"({filter})"
+
+
+def check_batch_size(value: Any) -> int:
+    """A read's ``batch_size``: an integer in ``[1, 2**32 - 1]`` (Lance's bound on a batch).
+
+    >>> check_batch_size(4096)
+    4096
+    """
+    return check_int("batch_size", value, 1, MAX_BATCH)
 
 
 def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:

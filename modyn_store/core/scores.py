@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from engine._search import first_unsorted
 from modyn_store.core._score_stream import live_mask, score_runs, stream_latest
-from modyn_store.core._validate import as_keys, check_name
+from modyn_store.core._validate import as_keys, check_batch_size, check_name
 from modyn_store.core.errors import InvalidArgumentError, SchemaMismatchError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
 from modyn_store.core.snapshot import OnUnavailable
@@ -114,16 +114,19 @@ class Scores:
         v = np.asarray(values)
         if v.dtype == object or not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
             raise InvalidArgumentError("values", f"dtype {v.dtype}", "a numeric array")
-        if v.ndim not in (1, 2) or v.shape[0] != n:
-            raise InvalidArgumentError("values", f"shape {v.shape}", f"shape ({n},) or ({n}, d)")
-        if not np.all(np.isfinite(v)):
-            bad = int((~np.isfinite(v)).reshape(n, -1).any(axis=1).sum())
-            raise InvalidArgumentError("values", f"{bad} rows with NaN or inf", "finite scores")
+        if v.ndim not in (1, 2) or v.shape[0] != n or (v.ndim == 2 and v.shape[1] == 0):
+            raise InvalidArgumentError("values", f"shape {v.shape}", f"shape ({n},) or ({n}, d) with d >= 1")
+        # checked as stored: a vector's float32 cast turns values beyond +-3.4e38 into inf
+        with np.errstate(over="ignore", invalid="ignore"):  # judged below, not warned about
+            stored = v.astype(np.float64) if v.ndim == 1 else np.ascontiguousarray(v, dtype=np.float32)
+        if not np.all(np.isfinite(stored)):
+            bad = int((~np.isfinite(stored)).reshape(n, -1).any(axis=1).sum())
+            expected = "finite scores" if v.ndim == 1 else "finite scores within float32's range (|x| <= 3.4e38)"
+            raise InvalidArgumentError("values", f"{bad} rows with NaN or inf", expected)
         if v.ndim == 1:
-            col: pa.Array = pa.array(v.astype(np.float64))
+            col: pa.Array = pa.array(stored)
         else:
-            flat = pa.array(np.ascontiguousarray(v, dtype=np.float32).ravel())
-            col = pa.FixedSizeListArray.from_arrays(flat, v.shape[1])
+            col = pa.FixedSizeListArray.from_arrays(pa.array(stored.ravel()), v.shape[1])
         existing = self._store._tables.open(f"scores/{name}")
         if existing is not None:
             have = existing.schema.field("value").type
@@ -156,8 +159,7 @@ class Scores:
         >>> [b.column("value").to_pylist() for b in store.scores.batches(None, "loss")]
         [[0.5, 0.7, 0.2]]
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
+        batch_size = check_batch_size(batch_size)
         snap, runs = self._checked(version, name, on_unavailable)
         if runs is None:  # written before rows were sorted: merged in memory
             return iter(self._in_memory(snap, name).to_batches(max_chunksize=batch_size))

@@ -14,7 +14,7 @@ from modyn_store.core import _lookup, integrity, keyindex
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys
 from modyn_store.core._stream import live_stream
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
-from modyn_store.core._validate import as_keys, check_filter
+from modyn_store.core._validate import as_keys, check_batch_size, check_filter
 from modyn_store.core.errors import (
     CorruptionError,
     DataUnavailableError,
@@ -288,8 +288,7 @@ class Snapshot:
     def iter_keys(self, batch_size: int = 1 << 20) -> Iterator[np.ndarray]:
         """Live keys with stored rows, in storage order, in arrays of at most ``batch_size``
         keys (bounded memory)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
+        batch_size = check_batch_size(batch_size)
         self._check_unavailable("skip")
         # Lance's smaller batches scan faster than 1M-row ones (their buffers are reused)
         size = min(batch_size, SCAN_BATCH)
@@ -391,6 +390,9 @@ class Snapshot:
         unknown = [c for c in columns if c not in names]
         if unknown:
             raise InvalidArgumentError("columns", unknown, f"columns of the store: {names}")
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise InvalidArgumentError("columns", twice, "each column named once")
         return list(columns)
 
     def _check_unavailable(self, on_unavailable: OnUnavailable) -> None:
@@ -421,8 +423,7 @@ class Snapshot:
         self._check_unavailable(on_unavailable)
         if filter is not None:
             check_filter(filter)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
+        batch_size = check_batch_size(batch_size)
         need_key = "key" not in cols
         read = cols + (["key"] if need_key else [])
         # the first readers are made here, so a bad filter raises before this returns
