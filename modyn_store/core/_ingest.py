@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
+from lance.schema import LanceSchema
 
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, SchemaMismatchError
 
@@ -33,10 +34,13 @@ def _to_reader(data: Any) -> pa.RecordBatchReader:
         return data.to_reader()
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data]).to_reader()
-    if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
-        return pa.Table.from_pandas(data, preserve_index=False).to_reader()
-    if isinstance(data, Mapping):
-        return pa.table(dict(data)).to_reader()
+    try:
+        if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
+            return pa.Table.from_pandas(data, preserve_index=False).to_reader()
+        if isinstance(data, Mapping):
+            return pa.table(dict(data)).to_reader()
+    except (pa.ArrowException, TypeError, ValueError) as exc:  # ragged columns, mixed objects
+        raise SchemaMismatchError(f"the data cannot be read as Arrow columns: {exc}") from exc
     raise InvalidArgumentError(
         "data",
         type(data).__name__,
@@ -47,6 +51,14 @@ def _to_reader(data: Any) -> pa.RecordBatchReader:
 def _roles(schema: pa.Schema, key: str | None, ts: str | None, label: str | None) -> dict[str, str | None]:
     """Map canonical role -> source column (None = absent / assigned)."""
     names = schema.names
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SchemaMismatchError(f"the data names columns {twice} more than once")
+    for name in names:
+        if not name or "." in name:
+            raise SchemaMismatchError(
+                f"column name {name!r}: names must be non-empty and contain no '.' (a nested field's path)"
+            )
     chosen: dict[str, str | None] = {}
     for role, given in (("key", key), ("ts", ts), ("label", label)):
         if given is not None:
@@ -95,6 +107,16 @@ def _canonical_schema(schema: pa.Schema, roles: dict[str, str | None]) -> pa.Sch
     return pa.schema(fields)
 
 
+def _check_storable(schema: pa.Schema) -> None:
+    """Refuse column types Lance cannot store (unions, month-day-nano intervals, run-end
+    encoding ...) before a first append writes anything."""
+    for f in schema:
+        try:
+            LanceSchema.from_pyarrow(pa.schema([f]))
+        except ValueError as exc:
+            raise SchemaMismatchError(f"column {f.name!r} has type {f.type}, which the store cannot hold ({exc})") from exc
+
+
 def _compare(expected: pa.Schema, got: pa.Schema) -> None:
     exp = {f.name: f.type for f in expected}
     have = {f.name: f.type for f in got}
@@ -132,6 +154,8 @@ def prepare(
     if store_schema is not None:
         _compare(store_schema, target)
         target = pa.schema([store_schema.field(n) for n in store_schema.names])
+    else:
+        _check_storable(target)
     return Prepared(target, _batches(reader, roles, target, next_key))
 
 

@@ -297,8 +297,8 @@ def resolve(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None 
     if not isinstance(uri, (str, os.PathLike)):
         raise InvalidArgumentError("uri", uri, "a path or a URI string")
     text = os.fspath(uri)
-    if not text:
-        raise InvalidArgumentError("uri", text, "a non-empty path or URI")
+    if not text or "\x00" in text:
+        raise InvalidArgumentError("uri", text, "a non-empty path or URI without NUL characters")
     if storage_options is not None and not isinstance(storage_options, dict):
         raise InvalidArgumentError("storage_options", storage_options, "a dict of Lance storage options")
     opts = dict(storage_options or {})

@@ -24,18 +24,20 @@ import pyarrow as pa
 from modyn_store.core import _marker
 from modyn_store.core._marker import FORMAT_VERSION
 from modyn_store.core._failures import READ_ATTEMPTS
-from modyn_store.core._tables import with_version
+from modyn_store.core._tables import VERSION, with_version
 from modyn_store.core._validate import check_name
 from modyn_store.core._writable import READ_ONLY as _READ_ONLY
 from modyn_store.core._writable import locked
 from modyn_store.core._writable import read_only_error as _read_only
-from modyn_store.core.errors import CorruptionError, InvalidArgumentError
+from modyn_store.core.errors import CorruptionError, InvalidArgumentError, SchemaMismatchError
 from modyn_store.core.records import VersionRecord
 
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
 
-__all__ = ["HEAD", "INTENT", "INTERNAL_TABLES", "Transaction", "check_head", "locked", "recover", "transaction"]
+__all__ = [
+    "HEAD", "INTENT", "INTERNAL_TABLES", "Transaction", "check_extension", "check_head", "locked", "recover", "transaction",
+]
 
 INTENT = "_txn/intent.json"
 HEAD = "_meta/head.json"
@@ -71,17 +73,35 @@ class Transaction:
 
         The store's own tables (samples, tombstones, ...) are written only by the store's
         operations, which check keys and liveness; naming one here is an error."""
-        if table in INTERNAL_TABLES:
-            raise InvalidArgumentError("table", table, f"an extension table name, not one of the store's own "
-                                       f"tables {sorted(INTERNAL_TABLES)}")
-        check_name("table", table)
-        if not isinstance(data, pa.Table):
-            raise InvalidArgumentError("data", type(data).__name__, "a pyarrow Table")
+        check_extension(self.store, table, data)
         self._write(table, data)
 
     def _write(self, table: str, data: pa.Table) -> None:
         self.touched.add(table)
         self.store._tables.append(table, with_version(data, self.version))
+
+
+def check_extension(store: Store, table: str, data: Any) -> None:
+    """Refuse rows for the extension table ``table`` before anything is written: the name
+    (not one of the store's own tables), the data (a pyarrow Table), and every column's type
+    against the table's (columns it lacks are filled with nulls by Lance; new columns are refused)."""
+    if table in INTERNAL_TABLES:
+        raise InvalidArgumentError("table", table, f"an extension table name, not one of the store's own "
+                                   f"tables {sorted(INTERNAL_TABLES)}")
+    check_name("table", table)
+    if not isinstance(data, pa.Table):
+        raise InvalidArgumentError("data", type(data).__name__, "a pyarrow Table")
+    ds = store._tables.open(table)
+    if ds is None:
+        return
+    have = {f.name: f.type for f in ds.schema}
+    wrong = [
+        f"{f.name!r} is {f.type}" + (f", the table has {have[f.name]}" if f.name in have else ", the table has no such column")
+        for f in data.schema
+        if f.name != VERSION and not have.get(f.name, pa.null()).equals(f.type)
+    ]
+    if wrong:
+        raise SchemaMismatchError(f"rows for extension table {table!r} do not match it: " + "; ".join(wrong))
 
 
 #: small local files are overwritten in place, padded to at least this many bytes (see _put_local)
@@ -323,6 +343,9 @@ def _rollback(store: Store, txn: Transaction) -> None:
         ds = store._tables.open(name)
         if ds is not None:
             ds.delete(f"_version >= {txn.version}")
+            # the refused rows' files go too, not only out of the latest manifest (readers of
+            # older manifests read again, as after a compaction)
+            store._tables.cleanup(name)
     intent = store._location.path(INTENT)
     if store.fs.exists(intent):
         store.fs.rm(intent)

@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core import _ingest, integrity
-from modyn_store.core._txn import INTERNAL_TABLES
+from modyn_store.core._failures import READ_ERRORS, vanished
+from modyn_store.core._txn import check_extension
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, InvalidFilterError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
@@ -34,10 +35,11 @@ def append(
     tables: Mapping[str, pa.Table] | None = None,
 ) -> VersionRecord:
     """See :meth:`modyn_store.core.store.Store.append`."""
+    if tables is not None and not isinstance(tables, Mapping):
+        raise InvalidArgumentError("tables", type(tables).__name__, "a mapping of extension table name -> pyarrow Table")
     extra = dict(tables or {})
-    for name in extra:
-        if name in INTERNAL_TABLES:
-            raise InvalidArgumentError("tables", name, "extension table names, not the store's own tables")
+    for name, rows in extra.items():  # before any sample is written
+        check_extension(store, name, rows)
     with store.transaction("append", message) as txn:
         max_key = txn.previous.max_key if txn.previous is not None else -1
         prepared = _ingest.prepare(
@@ -186,8 +188,12 @@ def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: 
                 if len(columns) == 2:
                     k = k[batch.column(1).to_numpy() <= committed]
                 parts.append(k)
-        except (pa.ArrowException, OSError) as exc:
-            raise store._tables.damage("samples", exc) from exc
+        except READ_ERRORS as exc:
+            if vanished(exc):
+                raise store._tables.damage("samples", exc) from exc
+            if user_filter is None:
+                raise
+            raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
     return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 

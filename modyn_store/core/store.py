@@ -36,7 +36,7 @@ from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
 from modyn_store.core._tables import Tables
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
-from modyn_store.core._validate import check_filter, check_name
+from modyn_store.core._validate import check_filter, check_float, check_name
 from modyn_store.core.errors import (
     ConflictError,
     DataUnavailableError,
@@ -56,6 +56,8 @@ __all__ = ["FORMAT_VERSION", "MARKER", "Store", "Transaction"]
 
 # Tables whose rows hold sample content (and so are purged by erase and vacuum); score tables too.
 CONTENT_TABLES = ("samples",)
+#: the longest a writer may be asked to wait for the writer lock (seconds; about 31 years)
+MAX_LOCK_WAIT = 1e9
 Missing = Literal["error", "ignore"]
 VersionRef = int | str | datetime | None
 
@@ -108,12 +110,12 @@ class Store:
         With ``create=True`` an empty store is made if none exists. Raises
         :class:`~modyn_store.core.errors.NotAStoreError` for a location that holds something else
         and :class:`~modyn_store.core.errors.FormatVersionError` for a newer format.
+        ``lock_timeout``: seconds a write waits for another process's write to finish.
         """
-        if not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
-            raise InvalidArgumentError("lock_timeout", lock_timeout, "a number of seconds >= 0")
+        lock_timeout = check_float("lock_timeout", lock_timeout, 0, MAX_LOCK_WAIT)
         loc = resolve(uri, storage_options)
         fv = _marker.open_or_create(loc, create=create)
-        store = cls(loc, lock_timeout=float(lock_timeout), format_version=fv)
+        store = cls(loc, lock_timeout=lock_timeout, format_version=fv)
         store._recover_if_idle()
         _txn.check_head(store)
         return store

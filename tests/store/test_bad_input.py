@@ -80,6 +80,24 @@ CASES: list[tuple[str, type[Exception], str, Callable[[Store], Any]]] = [
     ("vacuum keep 0", InvalidArgumentError, "keep_versions", lambda s: s.vacuum(keep_versions=0)),
     ("aux path traversal", InvalidArgumentError, "relative", lambda s: s.path("../../etc/passwd")),
     ("bad version type", InvalidArgumentError, "version number", lambda s: s.as_of(1.5)),
+    # a filter that parses but fails on the rows it reads is the caller's error, not damage
+    ("filter fails on rows: to_table", InvalidFilterError, "invalid filter", lambda s: s.as_of().to_table(filter="key / 0 > 1")),
+    ("filter fails on rows: to_batches", InvalidFilterError, "invalid filter", lambda s: list(s.as_of().to_batches(filter="key / 0 > 1"))),
+    ("filter fails on rows: delete", InvalidFilterError, "invalid filter", lambda s: s.delete(where="label / 0 = 1")),
+    ("filter fails on rows: read_table", InvalidFilterError, "invalid filter", lambda s: s.read_table("tags", filter="_version / 0 > 1")),
+    ("a column read twice", InvalidArgumentError, "each column named once", lambda s: s.as_of().to_table(["x", "x"])),
+    ("a column read twice: delta", InvalidArgumentError, "each column named once", lambda s: s.delta(0, 1, columns=["x", "x"])),
+    ("batch above Lance's bound", InvalidArgumentError, "batch_size", lambda s: list(s.as_of().to_batches(batch_size=2**40))),
+    ("batch beyond int64", InvalidArgumentError, "batch_size", lambda s: list(s.as_of().iter_keys(batch_size=2**64))),
+    ("score batch above Lance's bound", InvalidArgumentError, "batch_size", lambda s: list(s.scores.batches(None, "loss", batch_size=2**32))),
+    ("empty column name", SchemaMismatchError, "non-empty", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0], "": [1]}))),
+    ("dotted column name", SchemaMismatchError, "no '.'", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0], "a.b": [1]}))),
+    ("a column named twice", SchemaMismatchError, "more than once", lambda s: s.append(pa.Table.from_arrays([pa.array([9]), pa.array([1]), pa.array([1]), pa.array([0]), pa.array([1.0])], names=["key", "ts", "ts", "label", "x"]))),
+    ("ragged columns", SchemaMismatchError, "Arrow columns", lambda s: s.append({"key": [9, 10], "ts": [1], "label": [0], "x": [1.0]})),
+    ("vector beyond float32", InvalidArgumentError, "float32", lambda s: s.scores.write("emb", [1], np.full((1, 2), 1e300))),
+    ("vector of width 0", InvalidArgumentError, "d >= 1", lambda s: s.scores.write("emb", [1], np.zeros((1, 0)))),
+    ("extension table: bad name", InvalidNameError, "table", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0]}), tables={"../x": pa.table({"a": [1]})})),
+    ("extension table: not a table", InvalidArgumentError, "pyarrow Table", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0]}), tables={"ext": {"a": [1]}})),
 ]
 
 
@@ -123,3 +141,56 @@ def test_delete_missing_ignore_counts(store: Store) -> None:
     assert rec.deleted == 1 and rec.details["ignored"] == 2
     assert store.as_of().keys().tolist() == [2, 3]
     assert np.array_equal(store.as_of(1).keys(), [1, 2, 3])
+
+
+def test_columns_the_store_cannot_hold_are_refused_before_the_first_append(store_uri: str) -> None:
+    """An empty name broke every later read; a union column failed deep inside Lance."""
+    store = Store.open(store_uri, create=True)
+    union = pa.UnionArray.from_sparse(pa.array([0, 1], pa.int8()), [pa.array([1, 2]), pa.array(["a", "b"])])
+    for data, words in ((pa.table({"ts": [1, 2], "": [10, 20]}), "non-empty"), (pa.table({"ts": [1, 2], "u": union}), "'u' has type")):
+        with pytest.raises(SchemaMismatchError, match=words):
+            store.append(data)
+        assert store.version == 0 and store.schema is None
+    nested = pa.table({"ts": [1, 2], "st": pa.array([{"a.b": 1}, {"a.b": 2}])})  # a dot inside a struct is a field name
+    store.append(nested)
+    assert store.as_of().to_table().column("st").to_pylist() == [{"a.b": 1}, {"a.b": 2}]
+
+
+def test_bad_store_options_are_refused_at_open(tmp_path: Path) -> None:
+    for timeout in (float("nan"), float("inf"), 1e30, -1, "10"):
+        with pytest.raises(InvalidArgumentError, match="lock_timeout"):
+            Store.open(str(tmp_path / "s"), create=True, lock_timeout=timeout)  # type: ignore[arg-type]
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(InvalidArgumentError, match="uri"):
+        Store.open(str(tmp_path / "a\x00b"), create=True)
+
+
+def test_extension_rows_of_another_schema_are_refused_before_they_are_written(store: Store) -> None:
+    with store.transaction("note") as t:
+        t.append("notes", pa.table({"a": [1]}))
+    before = _state(store), store.read_table("notes").to_pydict()
+    for rows, words in ((pa.table({"b": ["x"]}), "no such column"), (pa.table({"a": ["x"]}), "'a' is string")):
+        with pytest.raises(SchemaMismatchError, match=words):
+            with store.transaction("note") as t:
+                t.append("notes", rows)
+        with pytest.raises(SchemaMismatchError, match=words):
+            store.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0]}), tables={"notes": rows})
+    assert (_state(store), store.read_table("notes").to_pydict()) == before
+    with store.transaction("note") as t:  # columns it lacks are nulls
+        t.append("notes", pa.table({"a": pa.array([2], pa.int64())}))
+    assert store.read_table("notes").column("a").to_pylist() == [1, 2]
+
+
+def test_refused_rows_leave_no_bytes_on_disk(tmp_path: Path) -> None:
+    """A streamed append is written as it comes; when a key clashes it is rolled back, and the
+    files holding its rows are removed, not only dropped from the latest manifest."""
+    root = tmp_path / "s"
+    store = Store.open(str(root), create=True)
+    store.append(pa.table({"key": [1, 2], "ts": [1, 2], "s": ["a", "b"]}))
+    refused = pa.table({"key": [7, 1], "ts": [3, 4], "s": ["REFUSED-ROW", "REFUSED-ROW"]})
+    with pytest.raises(DuplicateKeyError):
+        store.append(refused.to_reader())
+    assert store.version == 1 and store.as_of().keys().tolist() == [1, 2]
+    assert not [p for p in root.rglob("*") if p.is_file() and b"REFUSED-ROW" in p.read_bytes()]
+    store.append(pa.table({"key": [7], "ts": [3], "s": ["c"]}))
+    assert store.as_of().to_table().column("s").to_pylist() == ["a", "b", "c"]
