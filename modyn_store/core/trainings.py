@@ -35,8 +35,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._validate import check_name
-from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError, UnknownKeyError
+from modyn_store.core._validate import check_int, check_name
+from modyn_store.core.errors import (
+    DataUnavailableError,
+    InvalidArgumentError,
+    UnknownKeyError,
+    UnknownVersionError,
+)
 from modyn_store.core.trainset import TrainSet
 
 __all__ = ["Catalog", "CheckpointRef", "Cost", "LineageStep", "TrainingRecord"]
@@ -250,13 +255,24 @@ class Catalog:
         cost: Cost = Cost(),
         message: str = "",
     ) -> TrainingRecord:
-        """Record a training and its exact train set as one atomic store version."""
+        """Record a training and its exact train set as one atomic store version.
+
+        Refused before anything is written: a ``train_set.version`` above the store's latest
+        version (:class:`UnknownVersionError`), a ``seed`` that is not an int64 integer (bools
+        and floats included) and the other invalid arguments (:class:`InvalidArgumentError`).
+        """
         check_name("training_id", training_id)
         if parent_id is not None:
             check_name("parent_id", parent_id)
         if not isinstance(train_set, TrainSet):
             raise InvalidArgumentError("train_set", type(train_set).__name__, "a TrainSet")
-        if cutoff is not None and (len(cutoff) != 2 or not all(isinstance(c, (int, np.integer)) for c in cutoff)):
+        seed = check_int("seed", seed, -(1 << 63), (1 << 63) - 1)
+        latest = self.store.version
+        if train_set.version > latest:
+            raise UnknownVersionError(
+                f"train_set.version {train_set.version} does not exist: valid versions are 0..{latest}"
+            )
+        if cutoff is not None and (len(cutoff) != 2 or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in cutoff)):
             raise InvalidArgumentError("cutoff", cutoff, "a (version, position) pair of integers")
         row = {
             "training_id": training_id,
@@ -267,7 +283,7 @@ class Catalog:
             "trigger": _json("trigger", dict(trigger or {})),
             "policy": str(policy),
             "policy_params": _json("policy_params", dict(policy_params or {})),
-            "seed": int(seed),
+            "seed": seed,
             "config": _json("config", dict(config or {})),
             "n_keys": train_set.size,
             "selection_digest": train_set.digest(),

@@ -17,10 +17,45 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
+from modyn_store.core._validate import as_keys, check_int
 from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = ["TrainSet"]
+
+_KEYS_EXPECTED = "a one-dimensional array of int64 keys"
+_WEIGHTS_EXPECTED = "a one-dimensional array of finite real numbers > 0 (integer or float dtype, not bool)"
+
+
+def _check_keys(keys: object) -> np.ndarray:
+    """``keys`` as a contiguous 1-D int64 array, by the store's own key rules (:func:`as_keys`)."""
+    if not isinstance(keys, (pa.Array, pa.ChunkedArray)):
+        try:
+            arr = np.asarray(keys)
+        except (TypeError, ValueError) as exc:  # ragged nesting and the like
+            raise InvalidArgumentError("keys", type(keys).__name__, _KEYS_EXPECTED) from exc
+        if arr.ndim != 1:
+            raise InvalidArgumentError("keys", f"shape {arr.shape}", _KEYS_EXPECTED)
+        keys = arr
+    return np.ascontiguousarray(as_keys(keys, name="keys"))
+
+
+def _check_weights(weights: object, shape: tuple[int, ...]) -> np.ndarray:
+    """``weights`` as a contiguous float64 array of ``shape``, every one finite and > 0."""
+    try:
+        arr = np.asarray(weights)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError("weights", type(weights).__name__, _WEIGHTS_EXPECTED) from exc
+    if arr.shape != shape:
+        raise InvalidArgumentError("weights", f"shape {arr.shape}", f"an array aligned with keys, shape {shape}")
+    if arr.size and (arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer)
+                                                  or np.issubdtype(arr.dtype, np.floating))):
+        raise InvalidArgumentError("weights", f"dtype {arr.dtype}", _WEIGHTS_EXPECTED)
+    out = np.ascontiguousarray(arr, dtype=np.float64)
+    if out.size and (not np.all(np.isfinite(out)) or np.any(out <= 0)):
+        raise InvalidArgumentError("weights", "non-positive or non-finite", "finite weights > 0")
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,15 +65,22 @@ class TrainSet:
     Parameters
     ----------
     keys:
-        Unique int64 sample keys, in selection order.
+        Unique sample keys, in selection order: a one-dimensional list, NumPy or Arrow array of
+        integers that fit int64 (the store's key rules). Floats, NaN, bools, strings, nulls and
+        unsigned values above ``2**63 - 1`` are refused, not converted. Stored as int64.
     weights:
-        Positive, finite per-sample weights (float64), aligned with ``keys``.
+        Positive, finite per-sample weights aligned with ``keys`` (same length), of an integer or
+        float dtype (bools, strings and complex numbers are refused). Stored as float64.
     version:
-        The store version the set was selected from (its data cutoff).
+        The store version the set was selected from (its data cutoff): an integer >= 0 (a
+        Python or NumPy integer; bools and floats are refused).
     per_epoch:
         Optional per-epoch subsets as int64 positions into ``keys`` (e.g. RS2 draws a fresh
         subset every epoch). ``None`` means every epoch uses every key. Epochs beyond the
         given plans cycle through them.
+
+    Every refused argument raises :class:`~modyn_store.core.errors.InvalidArgumentError`
+    naming it.
     """
 
     keys: np.ndarray
@@ -47,27 +89,18 @@ class TrainSet:
     per_epoch: tuple[np.ndarray, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
-        keys = np.ascontiguousarray(self.keys, dtype=np.int64)
-        weights = np.ascontiguousarray(self.weights, dtype=np.float64)
-        if keys.ndim != 1:
-            raise InvalidArgumentError("keys", keys.shape, "a one-dimensional array of int64 keys")
-        if weights.shape != keys.shape:
-            raise InvalidArgumentError(
-                "weights", weights.shape, f"an array aligned with keys, shape {keys.shape}"
-            )
-        if weights.size and (not np.all(np.isfinite(weights)) or np.any(weights <= 0)):
-            raise InvalidArgumentError("weights", "non-positive or non-finite", "finite weights > 0")
+        keys = _check_keys(self.keys)
+        weights = _check_weights(self.weights, keys.shape)
         # strictly increasing keys (what selections return) are distinct without a sort
         if keys.size > 1 and bool((keys[1:] <= keys[:-1]).any()) and np.unique(keys).size != keys.size:
             raise InvalidArgumentError("keys", "duplicates", "unique keys")
-        if int(self.version) < 0:
-            raise InvalidArgumentError("version", self.version, "a store version >= 0")
+        version = check_int("version", self.version, lo=0)
         plans: tuple[np.ndarray, ...] | None = None
         if self.per_epoch is not None:
             collected: list[np.ndarray] = []
             for i, plan in enumerate(self.per_epoch):
-                p = np.ascontiguousarray(plan, dtype=np.int64)
-                if p.ndim != 1 or (p.size and (p.min() < 0 or p.max() >= keys.size)):
+                p = np.ascontiguousarray(as_keys(plan, name=f"per_epoch[{i}]"))  # integers, never truncated
+                if p.size and (p.min() < 0 or p.max() >= keys.size):
                     raise InvalidArgumentError(
                         f"per_epoch[{i}]", "out of range", f"positions in [0, {keys.size})"
                     )
@@ -77,15 +110,15 @@ class TrainSet:
             plans = tuple(collected)
         object.__setattr__(self, "keys", keys)
         object.__setattr__(self, "weights", weights)
-        object.__setattr__(self, "version", int(self.version))
+        object.__setattr__(self, "version", version)
         object.__setattr__(self, "per_epoch", plans)
         keys.setflags(write=False)
         weights.setflags(write=False)
 
     @classmethod
     def uniform(cls, keys: np.ndarray, *, version: int) -> TrainSet:
-        """A train set of ``keys`` with weight 1 each."""
-        keys = np.asarray(keys, dtype=np.int64)
+        """A train set of ``keys`` with weight 1 each (``keys`` as in :class:`TrainSet`)."""
+        keys = _check_keys(keys)
         return cls(keys=keys, weights=np.ones(keys.size), version=version)
 
     @property
@@ -95,8 +128,7 @@ class TrainSet:
 
     def for_epoch(self, epoch: int) -> np.ndarray:
         """Positions into ``keys`` used in ``epoch`` (all positions unless ``per_epoch`` is set)."""
-        if epoch < 0:
-            raise InvalidArgumentError("epoch", epoch, "an integer >= 0")
+        epoch = check_int("epoch", epoch, lo=0)
         if self.per_epoch is None:
             return np.arange(self.keys.size, dtype=np.int64)
         return self.per_epoch[epoch % len(self.per_epoch)]
