@@ -45,6 +45,19 @@ def test_append_labels_export_import_round_trip(tmp_path: Path, csv: str, capsys
     assert a.equals(b)
 
 
+def test_export_of_a_version_without_live_rows_writes_the_columns(tmp_path: Path, csv: str,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Every row deleted: the export is an empty file with the version's columns, not no file."""
+    st, out = str(tmp_path / "st"), str(tmp_path / "empty.parquet")
+    assert main(["append", st, csv, "--ts", "t", "--label", "y", "--key", "id"]) == 0
+    Store.open(st).delete(where="key >= 0")
+    assert main(["export", st, out]) == 0
+    assert "0 rows" in capsys.readouterr().out
+    exported = pq.read_table(out)
+    assert exported.num_rows == 0 and exported.column_names == Store.open(st).schema.names
+    assert exported.schema.field("label").type == pa.int64()  # decoded to the original label values
+
+
 def test_bad_inputs_name_the_flag_and_write_nothing(tmp_path: Path, csv: str, capsys: pytest.CaptureFixture[str]) -> None:
     st = str(tmp_path / "st")
     assert main(["append", st, csv, "--ts", "nope"]) == 2

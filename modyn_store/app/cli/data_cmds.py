@@ -50,11 +50,16 @@ def _options(args: argparse.Namespace) -> dict[str, str] | None:
 
 
 def _open_or_create(path: str, options: dict[str, str] | None = None) -> Any:
+    from modyn_store.app.cli.main import os_reason
     from modyn_store.core.store import Store
 
     local_missing = "://" not in path and not Path(path).exists()
     if local_missing:
-        return Store.open(path, create=True, storage_options=options)
+        try:
+            return Store.open(path, create=True, storage_options=options)
+        except OSError as exc:
+            raise InvalidArgumentError("STORE", path, f"a store folder that can be created ({os_reason(exc)})") \
+                from None
     try:
         return Store.open(path, storage_options=options)
     except NotAStoreError:
@@ -104,7 +109,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
-    from modyn_store.app.cli.main import version_ref
+    from modyn_store.app.cli.main import os_reason, version_ref
     from modyn_store.app.datasets.labels import read_label_map
     from modyn_store.core.store import Store
 
@@ -118,19 +123,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     writer = None
     rows = 0
     bar = Progress(snap.count(), "export")
+
+    def decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
+        if labels is not None and "label" in batch.schema.names and not labels.identity:
+            i = batch.schema.get_field_index("label")
+            values = pa.array(labels.decode(batch.column(i).to_numpy(zero_copy_only=False)),
+                              type=pa.int64() if labels.kind == "int" else pa.string())
+            batch = batch.set_column(i, "label", values)
+        return batch
+
+    def opened(batch_schema: pa.Schema) -> pq.ParquetWriter:
+        meta = {b"modyn_store.version": str(snap.version).encode()}
+        try:
+            return pq.ParquetWriter(args.out, batch_schema.with_metadata(meta))
+        except OSError as exc:
+            raise InvalidArgumentError("OUT", args.out, "a writable Parquet file path in an existing folder "
+                                                        f"({os_reason(exc)})") from None
+
     try:
         for batch in snap.to_batches(cols):
-            if labels is not None and "label" in batch.schema.names and not labels.identity:
-                i = batch.schema.get_field_index("label")
-                values = pa.array(labels.decode(batch.column(i).to_numpy(zero_copy_only=False)),
-                                  type=pa.int64() if labels.kind == "int" else pa.string())
-                batch = batch.set_column(i, "label", values)
+            batch = decoded(batch)
             if writer is None:
-                meta = {b"modyn_store.version": str(snap.version).encode()}
-                writer = pq.ParquetWriter(args.out, batch.schema.with_metadata(meta))
+                writer = opened(batch.schema)
             writer.write_batch(batch)
             rows += batch.num_rows
             bar.update(batch.num_rows)
+        if writer is None:  # no live rows: the file still holds the columns
+            empty = pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c) for c in cols]))
+            writer = opened(decoded(empty).schema)
     finally:
         if writer is not None:
             writer.close()

@@ -84,6 +84,11 @@ def store_walkthrough(path: str | Path, *, weeks_per_version: int = 4) -> Store:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from modyn_store.app.cli.main import writable_folder
+
+    writable_folder(args.store, "--store")
+    if args.out and not args.store_only:
+        writable_folder(args.out, "--out")
     root = Path(args.store)
     t0 = time.perf_counter()
     store_walkthrough(root / "walkthrough")

@@ -15,7 +15,9 @@ Example
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -83,6 +85,33 @@ def version_ref(text: str | None) -> VersionRef:
 
 _version_ref = version_ref
 
+#: the keys a store holds are int64
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def os_reason(exc: OSError) -> str:
+    """An OS error in words, without the path (``No such file or directory``)."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def non_negative(value: int, flag: str, meaning: str) -> int:
+    """``value`` when it is >= 0, else the error naming ``flag`` (a negative N would slice from the end)."""
+    if value < 0:
+        raise InvalidArgumentError(flag, value, f"an integer >= 0 ({meaning})")
+    return value
+
+
+def writable_folder(path: str, flag: str) -> None:
+    """Create the local folder ``path`` (and its parents), or refuse ``flag`` naming why not."""
+    if "://" in path:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        reason = {errno.EEXIST: "it is a file", errno.ENOTDIR: "a parent of it is a file"}.get(exc.errno or 0,
+                                                                                              os_reason(exc))
+        raise InvalidArgumentError(flag, path, f"a folder that can be created and written ({reason})") from None
+
 
 def _open(args: argparse.Namespace) -> Store:
     return Store.open(args.store)
@@ -95,6 +124,7 @@ def _print_json(obj: object) -> None:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    non_negative(args.limit, "--limit", "the last N versions; 0: all")
     store = _open(args)
     records = store.log()
     if args.limit:
@@ -136,6 +166,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    non_negative(args.keys, "--keys", "how many keys of each to print; 0: none")
     store = _open(args)
     d = store.diff(version_ref(args.a), version_ref(args.b))
     if args.json:
@@ -160,6 +191,7 @@ def _clean_filter_error(exc: Exception) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     from modyn_store.core.errors import InvalidFilterError
 
+    non_negative(args.limit, "--limit", "rows to print")
     store = _open(args)
     snap = store.as_of(version_ref(args.version))
     schema = snap.schema
@@ -216,20 +248,34 @@ def _keys(texts: list[str], where: str) -> list[int]:
     out = []
     for t in texts:
         try:
-            out.append(int(t))
+            key = int(t)
         except ValueError:
             raise InvalidArgumentError(where, t, "integer keys (see `modyn-store show STORE --columns key`)") from None
+        if not _INT64_MIN <= key <= _INT64_MAX:
+            raise InvalidArgumentError(where, t, "integer keys in the int64 range (-2**63 .. 2**63-1)")
+        out.append(key)
     return out
 
 
+def _key_lines(path: str) -> list[str]:
+    """The non-empty lines of a ``--keys-file``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except OSError as exc:
+        raise InvalidArgumentError("--keys-file", path, f"a readable file with one key per line ({os_reason(exc)})") \
+            from None
+    except UnicodeDecodeError:
+        raise InvalidArgumentError("--keys-file", path, "a UTF-8 text file with one key per line") from None
+
+
 def cmd_erase(args: argparse.Namespace) -> int:
-    store = _open(args)
     keys = _keys(args.keys, "KEY")
     if args.keys_file:
-        with open(args.keys_file, encoding="utf-8") as fh:
-            keys += _keys([line.strip() for line in fh if line.strip()], f"--keys-file {args.keys_file}")
+        keys += _keys(_key_lines(args.keys_file), f"--keys-file {args.keys_file}")
     if not keys:
         raise InvalidArgumentError("KEY", "(none)", "at least one key, or --keys-file")
+    store = _open(args)
     before = _size(store)
     report = store.erase(np.array(keys, dtype=np.int64), reason=args.reason, missing=args.missing)
     after = _size(store)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from modyn_store.app._fmt import Progress, format_table
+from modyn_store.app.cli.main import writable_folder
 from modyn_store.app.pipeline.errors import PipelineConfigError
 
 __all__ = ["register"]
@@ -90,6 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         base = cfg.ray if cfg.ray is not None else RayConfig()
         cfg = replace(cfg, ray=replace(base, address=args.ray))
+    if args.out:  # before the run, not after it
+        writable_folder(args.out, "--out")
     from_store = cfg.source.kind == "store"
     store_dir = args.store or (cfg.source.store if from_store else f"modyn-store-runs/{cfg.name}")
     if args.online:
@@ -199,6 +202,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0 if args.list else 2
     grid = parse_grid(load_definition(args.grid))
     out = args.out or f"modyn-store-bench/{Path(args.grid).stem}"
+    writable_folder(out, "--out")
+    if args.store:
+        writable_folder(args.store, "--store")
     print(f"{grid.title}: {len(grid.pipelines)} pipelines -> {out}", file=sys.stderr)
     bars: dict[str, Progress] = {}
 
@@ -250,6 +256,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not results:
             print("no evaluations recorded; nothing to plot")
             return 0
+        writable_folder(args.out, "--out")
         files = render_report(results, args.out, title=f"Pipelines of {store.uri}")
         with open(files.markdown, "a", encoding="utf-8") as fh:
             fh.write(_labels_section(store))
