@@ -119,6 +119,8 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
         flt = check_filter(where, name="where")
     else:
         want = np.unique(as_keys(keys))
+        if not want.size:
+            raise InvalidArgumentError("keys", [], "at least one key to delete")
     with store.transaction("delete", message) as txn:
         committed = txn.version - 1
         if where is not None:

@@ -354,9 +354,12 @@ class Store:
     ) -> VersionRecord:
         """Soft-delete rows: they leave the live set from the new version on.
 
-        Give ``keys`` or a ``where`` filter (Lance SQL over the store's columns). Unknown or
-        already deleted keys raise :class:`~modyn_store.core.errors.UnknownKeyError` unless
-        ``missing="ignore"``, in which case the record's ``details["ignored"]`` counts them.
+        Give ``keys`` (at least one) or a ``where`` filter (Lance SQL over the store's
+        columns). Unknown or already deleted keys raise
+        :class:`~modyn_store.core.errors.UnknownKeyError` unless ``missing="ignore"``, in which
+        case the record's ``details["ignored"]`` counts them. A filter that matches no live row,
+        or keys that are all ignored, still commit a version: the request is on record, with
+        ``deleted == 0``.
         """
         return _writes.delete(self, keys, where=where, missing=missing, message=message)
 

@@ -61,6 +61,7 @@ CASES: list[tuple[str, type[Exception], str, Callable[[Store], Any]]] = [
     ("empty append", InvalidArgumentError, "at least one row", lambda s: s.append(pa.table({"key": pa.array([], pa.int64()), "ts": pa.array([], pa.int64()), "label": pa.array([], pa.int64()), "x": pa.array([], pa.float64())}))),
     ("bad data type", InvalidArgumentError, "pyarrow Table", lambda s: s.append([1, 2, 3])),
     ("unknown keys on delete", UnknownKeyError, "not live", lambda s: s.delete(keys=[1, 99])),
+    ("delete of no keys", InvalidArgumentError, "at least one key", lambda s: s.delete(keys=[])),
     ("delete keys and where", InvalidArgumentError, "exactly one", lambda s: s.delete(keys=[1], where="x > 0")),
     ("invalid filter", InvalidFilterError, "invalid filter", lambda s: s.delete(where="x >>> ")),
     ("filter on unknown column", InvalidFilterError, "invalid filter", lambda s: s.as_of().to_table(filter="nope = 1")),
