@@ -8,7 +8,7 @@ output sorted by key. Writes made before runs were sorted are merged in memory i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import pyarrow as pa
 from engine._search import first_unsorted
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
+from modyn_store.core._stream import DeadKeys
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -114,9 +115,10 @@ def _readers(
     return out
 
 
-def _merge(runs: list[_Run], dead: np.ndarray) -> Iterator[pa.RecordBatch]:
+def _merge(runs: list[_Run], dead_now: Callable[[], np.ndarray]) -> Iterator[pa.RecordBatch]:
     """The k-way merge: each step takes every run's rows up to the smallest last key of the
-    runs' current batches (so at least one batch is used up) and keeps the newest row per key."""
+    runs' current batches (so at least one batch is used up), keeps the newest row per key and
+    drops the keys ``dead_now()`` holds at that step (an erase committed meanwhile included)."""
     active = [r for r in runs if r.fill()]
     while active:
         bound = min(int(r.keys[-1]) for r in active)
@@ -136,6 +138,7 @@ def _merge(runs: list[_Run], dead: np.ndarray) -> Iterator[pa.RecordBatch]:
             newest[:-1] = keys[order[1:]] != keys[order[:-1]]
             idx = order[newest]
             batch, keys, versions = batch.take(pa.array(idx)), keys[idx], versions[idx]
+        dead = dead_now()
         if dead.size:
             keep = ~_isin_sorted(keys, dead)
             if not keep.all():
@@ -177,7 +180,7 @@ def stream_latest(
                 return
             ranges = store._tables.fragment_versions(table, ds)
             readers = _readers(ds, ranges, runs, after, run_batch)
-            merged = _merge([_Run(r, w, f"score table {name!r}") for r, w in readers], snap._dead())
+            merged = _merge([_Run(r, w, f"score table {name!r}") for r, w in readers], DeadKeys(snap))
             for batch in _coalesce(merged, batch_size):
                 yield batch
                 after = int(batch.column(0)[batch.num_rows - 1].as_py())

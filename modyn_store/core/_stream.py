@@ -23,10 +23,28 @@ from modyn_store.core.errors import ConflictError, InvalidFilterError
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
 
-__all__ = ["ERASE_CHECK_S", "live_stream"]
+__all__ = ["ERASE_CHECK_S", "DeadKeys", "live_stream"]
 
 #: a stream re-checks for newly committed erasures at most this often (seconds)
 ERASE_CHECK_S = 0.1
+
+
+class DeadKeys:
+    """The keys a stream of ``snap`` must drop now: an erase committed while it streams applies
+    to the rest of the stream, looked for at most every :data:`ERASE_CHECK_S` seconds.
+
+    The same array object is returned while the set is unchanged (callers key caches on it).
+    """
+
+    def __init__(self, snap: Snapshot) -> None:
+        self._snap = snap
+        self._keys = snap._dead()
+        self._checked = time.monotonic()
+
+    def __call__(self) -> np.ndarray:
+        if time.monotonic() - self._checked > ERASE_CHECK_S:
+            self._keys, self._checked = self._snap._dead(), time.monotonic()
+        return self._keys
 
 
 def live_stream(
@@ -38,22 +56,22 @@ def live_stream(
     *,
     drop_key: bool = False,
     keys_only: bool = False,
+    on_unavailable: str = "skip",
 ) -> Iterator[Any]:
     """Live rows of ``readers`` as record batches (or, with ``keys_only``, key arrays); if
     files vanish mid-stream, resume on a fresh manifest, skipping the keys already yielded
-    (storage order may differ after a compaction)."""
+    (storage order may differ after a compaction). A vacuum that purged rows this stream has
+    not read yet raises :class:`DataUnavailableError` when it resumes, unless
+    ``on_unavailable="skip"``."""
     at = read.index("key")
     read_keys = SeenKeys()
     done: SeenSet | None = None
     hashed: HashedKeys | None = None  # the dead keys made ready for batches in any order
     for attempt in range(READ_ATTEMPTS):
         try:
-            dead = snap._dead()
-            checked = time.monotonic()
+            current = DeadKeys(snap)
             for batch in (b for r in readers for b in r):
-                if time.monotonic() - checked > ERASE_CHECK_S:
-                    # an erase committed while streaming applies to the rest of the stream
-                    dead, checked = snap._dead(), time.monotonic()
+                dead = current()
                 k = batch.column(at).to_numpy()
                 ordered = increasing(k)  # one look, shared by the two searches below
                 read_keys.add(k, ordered=ordered)  # dead ones too: they keep the key runs unbroken
@@ -89,5 +107,7 @@ def live_stream(
             snap._store._tables.retry_after("samples", exc, attempt)
             snap._refresh()
             done = read_keys.frozen()
+            if on_unavailable == "error":
+                snap._check_unavailable("error", seen=done)
             ds = snap._store._tables.open("samples")
             readers = [] if ds is None else snap._readers(ds, read, filter, batch_size=batch_size)

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import _lookup, integrity, keyindex
-from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys
+from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
 from modyn_store.core._stream import live_stream
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._validate import as_keys, check_batch_size, check_filter
@@ -395,10 +395,14 @@ class Snapshot:
             raise InvalidArgumentError("columns", twice, "each column named once")
         return list(columns)
 
-    def _check_unavailable(self, on_unavailable: OnUnavailable) -> None:
+    def _check_unavailable(self, on_unavailable: OnUnavailable, *, seen: SeenSet | None = None) -> None:
+        """Raise for rows of this version that vacuum purged (other than the keys ``seen``,
+        which a stream already yielded), unless ``on_unavailable="skip"``."""
         if on_unavailable not in ("error", "skip"):
             raise InvalidArgumentError("on_unavailable", on_unavailable, "'error' or 'skip'")
         missing = self.unavailable()
+        if seen is not None and missing.size:
+            missing = np.delete(missing, seen.positions(missing))
         if missing.size and on_unavailable == "error":
             raise DataUnavailableError(
                 f"{missing.size} rows live at version {self.version} were purged by vacuum "
@@ -430,7 +434,7 @@ class Snapshot:
         first = self._retrying(lambda ds: None if ds is None else self._readers(ds, read, filter, batch_size=batch_size))
         if first is None:
             return iter(())
-        return live_stream(self, first, read, filter, batch_size, drop_key=need_key)
+        return live_stream(self, first, read, filter, batch_size, drop_key=need_key, on_unavailable=on_unavailable)
 
     def to_table(
         self,

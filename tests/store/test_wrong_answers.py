@@ -418,3 +418,53 @@ def test_a_samples_manifest_removed_under_a_read_is_read_again(
             run()
     assert raised and not isinstance(info.value, CorruptionError)
     assert store.version == before and store.as_of().keys().tolist() == want
+
+
+@pytest.mark.parametrize("on_unavailable", ["error", "skip"])
+def test_a_stream_whose_rows_a_concurrent_vacuum_purges_says_so(tmp_path: object, on_unavailable: str) -> None:
+    """A stream that resumes after a vacuum removed its files re-checks what was purged: rows it
+    has not read yet are an error (default), or skipped when asked; never dropped silently."""
+    uri = str(tmp_path / "s")  # type: ignore[operator]
+    store = Store.open(uri, create=True)
+    n, parts = 300, 40
+    for i in range(parts):  # many fragments: the stream has not opened the late ones yet
+        store.append(pa.table({"key": np.arange(i * n, (i + 1) * n), "ts": np.arange(i * n, (i + 1) * n)}))
+    snap = store.as_of()
+    stream = snap.to_batches(batch_size=100, on_unavailable=on_unavailable)  # type: ignore[arg-type]
+    got = [next(stream)]
+    purged = np.arange(30 * n, 31 * n)
+    other = Store.open(uri)
+    other.delete(keys=purged)
+    other.vacuum(keep_versions=1, dry_run=False)
+    assert np.array_equal(snap.unavailable(), purged)
+    if on_unavailable == "error":
+        with pytest.raises(DataUnavailableError, match="purged by vacuum") as info:
+            list(stream)
+        assert np.array_equal(info.value.keys, purged)
+        return
+    got += list(stream)
+    keys = np.sort(np.concatenate([b.column("key").to_numpy() for b in got]))
+    assert np.array_equal(keys, np.setdiff1d(np.arange(parts * n), purged))
+
+
+def test_a_score_stream_drops_keys_erased_while_it_streams(tmp_path: object) -> None:
+    """Like a samples stream, a score stream applies an erase committed meanwhile to the rest of
+    the stream (within ERASE_CHECK_S): erased keys' scores are not served after erase returns."""
+    from modyn_store.core import _stream
+
+    uri = str(tmp_path / "s")  # type: ignore[operator]
+    store = Store.open(uri, create=True)
+    keys = np.arange(6000)
+    for part in np.array_split(keys, 6):
+        store.append(pa.table({"key": part, "ts": part}))
+    for part in np.array_split(keys, 6):
+        store.scores.write("loss", part, part * 1.0)
+    stream = store.scores.batches(None, "loss", batch_size=500)
+    first = next(stream)
+    assert first.column("key").to_pylist()[0] == 0
+    victims = np.arange(4000, 4100)
+    Store.open(uri).erase(victims, reason="r")
+    time.sleep(_stream.ERASE_CHECK_S * 2)
+    rest = np.concatenate([b.column("key").to_numpy() for b in stream])
+    assert not np.isin(victims, rest).any()
+    assert np.array_equal(np.concatenate([first.column("key").to_numpy(), rest]), np.setdiff1d(keys, victims))
