@@ -144,7 +144,10 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
             txn._write("tombstones", pa.table({"key": pa.array(targets, pa.int64())}))
         txn.deleted = int(targets.size)
         txn.live_delta = -int(targets.size)
-        txn.details = {"ignored": ignored} if ignored else {}
+        # the tombstoned keys' checksum: reads check the tombstone table against the log too
+        txn.details = {"checksum": f"{integrity.key_checksum(targets):016x}"}
+        if ignored:
+            txn.details["ignored"] = ignored
     assert txn.record is not None
     return txn.record
 

@@ -4,7 +4,9 @@ Every append records in its log entry the number of rows it inserted (``inserted
 checksum of their keys (``details["checksum"]``: the sum, modulo 2**64, of a 64-bit mix of
 each key; order-free and additive, so it can be recomputed from any grouping of rows). Every
 erase records ``details["spans"]``: for each (inserted version, deleted version) pair of the
-keys it erased, their count and checksum, since the erased rows themselves are gone. With
+keys it erased, their count and checksum, since the erased rows themselves are gone. Every
+delete records the checksum of the keys it tombstoned, so the tombstone table is checked
+against the log as the samples are. With
 these, the number of live keys of any version can be predicted from the log alone
 (:func:`expected_live`), and a read that finds another number raises
 :class:`~modyn_store.core.errors.CorruptionError` instead of answering.
@@ -298,12 +300,18 @@ def expected_checksum(
     if version > len(records) or records[version - 1].version != version:
         return None
     total = 0
+    deleted: int | None = 0  # the tombstoned keys' checksum as the deletes recorded it
     for r in records[:version]:
         if r.op == "append":
             if "checksum" not in r.details:  # written before checksums were recorded
                 return None
             total += _checksum_value(r.details["checksum"], r.version)
-    total -= key_checksum(tombstoned)
+        elif r.op == "delete" and deleted is not None:
+            cs = r.details.get("checksum")
+            deleted = None if cs is None else deleted + _checksum_value(cs, r.version)
+    # from the log where every delete recorded it (a damaged tombstone table then disagrees
+    # with the keys read), else from the tombstones read (deletes written before it was recorded)
+    total -= key_checksum(tombstoned) if deleted is None else deleted
     for r in records[:committed]:
         if r.op != "erase":
             continue

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from modyn_store.core import _txn, integrity
 from modyn_store.core._location import resolve
@@ -167,7 +168,8 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
         error(f"live keys cannot be read: {exc}")
     if deep:
         _check_appends(store, records, keys[~above], vers[~above], error)
-        checked.append("row counts and key checksums of every append")
+        _check_deletes(store, records, committed, error)
+        checked.append("row counts and key checksums of every append and delete")
     _check_caches(store, findings)
     return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
 
@@ -212,6 +214,23 @@ def _check_appends(store: Any, records: list[Any], keys: np.ndarray, vers: np.nd
         want = r.details.get("checksum")  # absent: written before checksums were recorded
         if "checksum" in r.details and known_spans and f"{total.get(r.version, 0):016x}" != want:
             error(f"version {r.version}: the keys' checksum is {total.get(r.version, 0):016x}, the log records {want}")
+
+
+def _check_deletes(store: Any, records: list[Any], committed: int, error: Any) -> None:
+    """Each delete's tombstones against its record: count and key checksum (deletes written
+    before the checksum was recorded: count only)."""
+    tomb = store._tables.scan("tombstones", ["key", "_version"], f"_version <= {committed}")
+    if tomb is None:
+        tomb = pa.table({"key": pa.array([], pa.int64()), "_version": pa.array([], pa.int64())})
+    tk, tv = tomb.column("key").to_numpy(), tomb.column("_version").to_numpy()
+    for r in records:
+        if r.op != "delete":
+            continue
+        mine = tk[tv == r.version]
+        if mine.size != r.deleted:
+            error(f"version {r.version} (delete): {mine.size} tombstones, the log records {r.deleted} deleted")
+        elif "checksum" in r.details and f"{integrity.key_checksum(mine):016x}" != r.details["checksum"]:
+            error(f"version {r.version} (delete): the tombstoned keys' checksum differs from the log's")
 
 
 def _check_caches(store: Any, findings: list[Finding]) -> None:
