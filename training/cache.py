@@ -154,7 +154,11 @@ class Cache:
 
     # -- reading -------------------------------------------------------------------------
     def open(self, name: str) -> CacheEntry | None:
-        """The entry ``name`` if it exists (and was not removed since it was opened), else None."""
+        """The entry ``name`` if it exists (and was not removed since it was opened), else None.
+
+        An entry whose files are damaged (truncated, not arrays, inconsistent with its
+        metadata, or of another format) is removed and reported as absent, so that it is built
+        again: entries are published whole, so a damaged one never heals."""
         _name_ok(name)
         with self._mutex:
             entry = self._open.get(name)
@@ -168,6 +172,9 @@ class Cache:
         try:
             entry = _read_entry(name, path)
         except FileNotFoundError:
+            return None
+        except CacheError:
+            self.discard(name)
             return None
         with self._mutex:
             self._open[name] = entry
@@ -394,7 +401,12 @@ def _write_entry(tmp: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill:
 def _load(path: str) -> np.ndarray:
     # copy-on-write mapping: pages are shared with the page cache, and the arrays are writable
     # views (so torch.from_numpy accepts them) whose writes never reach the file
-    return np.load(path, mmap_mode="c", allow_pickle=False)
+    try:
+        return np.load(path, mmap_mode="c", allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:  # truncated, or not an .npy file any more
+        raise CacheError(f"cache file {path!r} is damaged: {exc}") from exc
 
 
 def _read_entry(name: str, path: str) -> CacheEntry:

@@ -205,3 +205,36 @@ def test_erasure_reaches_entries_held_in_memory(store) -> None:
         list(dl)
     assert info.value.keys.tolist() == [victim]
     assert cache_for(store, max_bytes=1024).open(dl._entry.name) is None
+
+
+@pytest.mark.parametrize("damage", ["column truncated", "rows truncated", "column not an array", "meta not json"])
+def test_a_damaged_entry_is_built_again(store, damage: str) -> None:
+    """Entries are published whole, so damage never heals: a later loader removes the entry
+    and builds it again (it raised a raw NumPy error on every later loader before)."""
+    ts = _every_third(store)
+    want = reference_rows(store, np.sort(ts.keys), ["x"])["x"]
+
+    def rows() -> list:
+        got = {}
+        dl = loader(store, ts, columns=["x"], batch_size=128, shuffle=False)
+        for b in dl:
+            got.update(zip(b["key"].tolist(), b["x"].tolist()))
+        dl.wait_materialized()  # the entry is published
+        return [got[k] for k in sorted(got)]
+
+    assert rows() == want
+    root = Path(store.path("_cache"))
+    (entry,) = [p for p in root.iterdir() if not p.name.startswith(".")]
+    target = {"column truncated": "c0.npy", "rows truncated": "rows.npy", "column not an array": "c0.npy",
+              "meta not json": "meta.json"}[damage]
+    path = entry / target
+    if "truncated" in damage:
+        os.truncate(path, path.stat().st_size - 100)
+    else:
+        path.write_bytes(b"{not an array" if target.endswith(".npy") else b"{")
+    from training import cache as cache_module
+
+    cache_module._CACHES.clear()  # a fresh process's view: nothing opened yet
+    assert rows() == want
+    (again,) = [p for p in root.iterdir() if not p.name.startswith(".")]
+    assert (again / target).stat().st_size > 2 and Cache(str(root)).open(again.name) is not None
