@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from modyn_store.core import integrity, keyindex
 from modyn_store.core._writable import locked
-from modyn_store.core._validate import as_keys
+from modyn_store.core._validate import as_keys, check_int
 from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import ErasureReport, VacuumReport
 from modyn_store.core.snapshot import _isin_sorted
@@ -155,8 +155,7 @@ def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> Va
     >>> store.vacuum(keep_versions=1).keys.tolist()
     [0]
     """
-    if isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1:
-        raise InvalidArgumentError("keep_versions", keep_versions, "an integer >= 1")
+    keep_versions = check_int("keep_versions", keep_versions, 1)
     if not isinstance(dry_run, bool):
         raise InvalidArgumentError("dry_run", dry_run, "True or False")
     latest = store.version

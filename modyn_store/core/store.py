@@ -176,7 +176,7 @@ class Store:
         copied.
 
         >>> import pyarrow as pa
-        >>> store = Store.open("memory://log-doc", create=True)
+        >>> store = Store.open("memory://store-log-doc", create=True)
         >>> for t in ([1, 2], [3]): _ = store.append(pa.table({"ts": t}))
         >>> [r.version for r in store.log(since=1)], len(store.log())
         ([2], 2)

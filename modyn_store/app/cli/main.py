@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     store_help = "store folder or URL (memory://, s3://...)"
-    ref_help = "version number, tag or ISO time with zone (as log prints it)"
+    ref_help = "version number, tag or ISO time (as log prints it; a time without an offset is local time)"
     p = sub.add_parser("log", help="list the store's versions")
     p.add_argument("store", metavar="STORE", help=store_help)
     p.add_argument("--limit", type=int, default=0, help="only the last N versions")
