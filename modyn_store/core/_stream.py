@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import PREFILTER_MIN, HashedKeys
-from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
+from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
 from modyn_store.core.errors import ConflictError, InvalidFilterError
 
 if TYPE_CHECKING:

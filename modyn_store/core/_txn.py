@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from modyn_store.core import _marker
-from modyn_store.core._marker import FORMAT_VERSION
 from modyn_store.core._failures import READ_ATTEMPTS
+from modyn_store.core._marker import FORMAT_VERSION
 from modyn_store.core._tables import VERSION, with_version
 from modyn_store.core._validate import check_name
 from modyn_store.core._writable import READ_ONLY as _READ_ONLY

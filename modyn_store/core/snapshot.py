@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-
 import numpy as np
 import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import _lookup, integrity, keyindex
+from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
 from modyn_store.core._stream import live_stream
-from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._validate import as_keys, check_batch_size, check_filter
 from modyn_store.core.errors import (
     CorruptionError,

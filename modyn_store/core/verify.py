@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core import _txn, integrity
+from modyn_store.core._failures import damaged_files
 from modyn_store.core._location import resolve
 from modyn_store.core._marker import open_or_create
-from modyn_store.core._failures import damaged_files
 from modyn_store.core.errors import CorruptionError, ModynStoreError
 
 __all__ = ["Finding", "VerifyReport", "verify"]
