@@ -36,7 +36,7 @@ from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
 from modyn_store.core._tables import Tables
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
-from modyn_store.core._validate import check_filter, check_float, check_name
+from modyn_store.core._validate import check_bool, check_filter, check_float, check_name
 from modyn_store.core.errors import (
     ConflictError,
     DataUnavailableError,
@@ -112,6 +112,7 @@ class Store:
         and :class:`~modyn_store.core.errors.FormatVersionError` for a newer format.
         ``lock_timeout``: seconds a write waits for another process's write to finish.
         """
+        create = check_bool("create", create)
         lock_timeout = check_float("lock_timeout", lock_timeout, 0, MAX_LOCK_WAIT)
         loc = resolve(uri, storage_options)
         fv = _marker.open_or_create(loc, create=create)

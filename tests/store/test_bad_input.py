@@ -161,6 +161,9 @@ def test_bad_store_options_are_refused_at_open(tmp_path: Path) -> None:
     for timeout in (float("nan"), float("inf"), 1e30, -1, "10"):
         with pytest.raises(InvalidArgumentError, match="lock_timeout"):
             Store.open(str(tmp_path / "s"), create=True, lock_timeout=timeout)  # type: ignore[arg-type]
+    for create in ("yes", 1, None):
+        with pytest.raises(InvalidArgumentError, match="create"):
+            Store.open(str(tmp_path / "s"), create=create)  # type: ignore[arg-type]
     assert not (tmp_path / "s").exists()
     with pytest.raises(InvalidArgumentError, match="uri"):
         Store.open(str(tmp_path / "a\x00b"), create=True)
