@@ -25,15 +25,17 @@ def gather_host(
     columns: Sequence[str],
     contiguous: bool,
 ) -> Batch:
-    """A batch of rows ``idx`` of ``entry``: zero-copy slices when ``contiguous``, else gathers."""
+    """A batch of rows ``idx`` of ``entry``: copied slices when ``contiguous`` (one memcpy per
+    column: a caller that changes a batch in place must not change the cache, which later
+    batches, loaders and processes read), else gathers."""
     batch: Batch = {}
     if contiguous:
         lo, hi = int(idx[0]), int(idx[-1]) + 1
-        batch["key"] = keys[lo:hi]
-        batch["weight"] = weights[lo:hi]
+        batch["key"] = keys[lo:hi].clone()
+        batch["weight"] = weights[lo:hi].clone()
         for n in columns:
             if n in host:
-                batch[n] = host[n][lo:hi]
+                batch[n] = host[n][lo:hi].clone()
     else:
         ti = torch.from_numpy(idx)
         batch["key"] = keys.index_select(0, ti)

@@ -387,8 +387,8 @@ class Loader:
             b.wait_rows(r)
             batch: Batch = {"key": torch.from_numpy(keys[q]), "weight": torch.from_numpy(weights[q])}
             if sequential and bool(r[-1] - r[0] == r.size - 1) and bool(np.all(np.diff(r) == 1)):
-                lo, hi = int(r[0]), int(r[-1]) + 1  # rows that landed are never written again
-                batch.update({n: host[n][lo:hi] for n in self.columns})
+                lo, hi = int(r[0]), int(r[-1]) + 1  # a copy: the entry's files are written from these rows
+                batch.update({n: host[n][lo:hi].clone() for n in self.columns})
             else:
                 batch.update({n: torch.from_numpy(np.take(b.fixed[n], r, axis=0)) for n in self.columns})
             yield self.transform(batch) if self.transform is not None else batch

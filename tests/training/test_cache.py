@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from modyn_store import Store
 from modyn_store.core.trainset import TrainSet
@@ -238,3 +239,28 @@ def test_a_damaged_entry_is_built_again(store, damage: str) -> None:
     assert rows() == want
     (again,) = [p for p in root.iterdir() if not p.name.startswith(".")]
     assert (again / target).stat().st_size > 2 and Cache(str(root)).open(again.name) is not None
+
+
+def test_a_batch_changed_in_place_never_changes_the_cache(store) -> None:
+    """Unshuffled batches of consecutive rows were views of the cache: a transform that
+    normalised a batch in place rewrote the entry (its file too, when it was being built), and
+    every later epoch, loader and process read the changed values."""
+    ts = TrainSet.uniform(store.as_of(None).keys()[:256], version=store.version)
+    want = np.array(reference_rows(store, ts.keys, ["x"])["x"], dtype=np.float32)
+
+    def doubled(b: dict) -> dict:
+        for name in ("key", "weight", "x"):
+            b[name].mul_(2)
+        return b
+
+    dl = loader(store, ts, columns=["x"], batch_size=64, shuffle=False, transform=doubled)
+    for _ in range(2):  # the epoch that builds the entry, then one from the published entry
+        got = [b for b in dl]
+        assert np.array_equal(torch.cat([b["x"] for b in got]).numpy(), 2 * want)
+        assert torch.cat([b["key"] for b in got]).tolist() == [2 * int(k) for k in ts.keys]
+    dl.wait_materialized()
+    from training import cache as cache_module
+
+    cache_module._CACHES.clear()  # a fresh process's view: read from the files
+    again = torch.cat([b["x"] for b in loader(store, ts, columns=["x"], batch_size=256, shuffle=False)])
+    assert np.array_equal(again.numpy(), want)
