@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from modyn_store.core._keyscan import increasing
-from modyn_store.core.errors import DataUnavailableError
+from modyn_store.core._validate import check_choice, check_int, check_int_or_none
+from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.cache import DEFAULT_MAX_BYTES, CacheEntry, cache_for
 from training.errors import ErasedKeysError
@@ -72,6 +73,11 @@ class LoaderOptions:
         that opens an existing entry copies it from the mapping before its second epoch. Random
         gathers from anonymous memory were up to 2-3x faster than from the file mapping on the
         machine measured (docs/PERFORMANCE.md); the copy is one sequential read per loader.
+
+    Every field is checked when the options are built: ``threads`` an integer >= 1 or ``None``,
+    the byte counts and ``prefetch`` integers >= 0 (the budgets also ``None``), ``pin_memory``
+    a bool or ``None``; anything else raises
+    :class:`~modyn_store.core.errors.InvalidArgumentError` naming the field.
     """
 
     strategy: Strategy = "auto"
@@ -81,6 +87,23 @@ class LoaderOptions:
     prefetch: int = 0
     pin_memory: bool | None = None
     host_memory_budget: int | None = None
+
+    def __post_init__(self) -> None:
+        # checked when the options are built, so a bad value never reaches a read or an epoch;
+        # integers are stored as Python ints (NumPy integers accepted, bools refused)
+        check_choice("LoaderOptions.strategy", self.strategy, ("auto", "scan", "take"))
+        ints = {
+            "threads": check_int_or_none("LoaderOptions.threads", self.threads, 1),
+            "max_cache_bytes": check_int("LoaderOptions.max_cache_bytes", self.max_cache_bytes, 0),
+            "device_memory_budget": check_int_or_none(
+                "LoaderOptions.device_memory_budget", self.device_memory_budget, 0),
+            "prefetch": check_int("LoaderOptions.prefetch", self.prefetch, 0),
+            "host_memory_budget": check_int_or_none("LoaderOptions.host_memory_budget", self.host_memory_budget, 0),
+        }
+        if self.pin_memory is not None and not isinstance(self.pin_memory, bool):
+            raise InvalidArgumentError("LoaderOptions.pin_memory", self.pin_memory, "True, False or None")
+        for name, value in ints.items():
+            object.__setattr__(self, name, value)
 
 
 def selection_digest(version: int, keys: np.ndarray, columns: Sequence[str]) -> str:

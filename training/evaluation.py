@@ -26,7 +26,7 @@ Example
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +39,9 @@ from torch import nn
 from modyn_store.core.trainings import Catalog
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
+from training.epochs import check_int
 from training.eval_sample import EvalSample, margin, slice_keys
-from training.loading import LoaderOptions, loader
+from training.loading import LoaderOptions, check_device, loader
 from training.trainer import Prepare, TrainConfig, model_inputs
 
 __all__ = ["METRICS", "EvalMatrix", "Slice", "accuracy", "evaluate", "f1_macro", "roc_auc", "time_slices"]
@@ -117,6 +118,13 @@ def time_slices(
     """
     if (n is None) == (every is None):
         raise InvalidArgumentError("n/every", (n, every), "exactly one of n= or every=")
+    # checked before the scan; a NaN or infinite width would fail inside NumPy
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise InvalidArgumentError("n", n, "an integer >= 1")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, (int, float))
+                              or not math.isfinite(every) or every <= 0):
+        raise InvalidArgumentError("every", every, "a finite window width > 0")
+    width = float(every) if every is not None else 0.0
     snap = store.as_of(version)
     lo, hi = math.inf, -math.inf
     for b in snap.to_batches(["ts"], batch_size=1 << 20):  # streamed: bounded memory
@@ -126,13 +134,9 @@ def time_slices(
     if lo > hi:
         return []
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InvalidArgumentError("n", n, "an integer >= 1")
         edges = np.linspace(lo, hi, n + 1)
     else:
-        if not isinstance(every, (int, float)) or every <= 0:
-            raise InvalidArgumentError("every", every, "a window width > 0")
-        edges = np.arange(lo, hi + every, every, dtype=np.float64)
+        edges = np.arange(lo, hi + width, width, dtype=np.float64)
         if edges[-1] < hi:
             edges = np.append(edges, hi)
         edges[-1] = max(edges[-1], hi)
@@ -213,6 +217,64 @@ def _metrics(names: Sequence[str], labels: np.ndarray, logits: np.ndarray) -> li
     return out
 
 
+def _check_models(models: Any) -> None:
+    """At least one model: a ``{name: module}`` mapping or a sequence of training ids."""
+    if isinstance(models, Mapping):
+        if not models:
+            raise InvalidArgumentError("models", models, "at least one model: {name: module} or training ids")
+        bad = [k for k, v in models.items() if not isinstance(k, str) or not isinstance(v, nn.Module)]
+        if bad:
+            raise InvalidArgumentError("models", bad, "{name: torch.nn.Module} with string names")
+        return
+    if isinstance(models, (str, bytes)) or not isinstance(models, Sequence):
+        raise InvalidArgumentError("models", models, "a {name: module} mapping or a list of training ids")
+    if not models:
+        raise InvalidArgumentError("models", list(models), "at least one model: {name: module} or training ids")
+    bad_ids = [t for t in models if not isinstance(t, str)]
+    if bad_ids:
+        raise InvalidArgumentError("models", bad_ids, "training ids (strings)")
+
+
+def _check_slices(slices: Any) -> list[Slice]:
+    """A non-empty list of :class:`Slice` (from :func:`time_slices`)."""
+    if isinstance(slices, (str, bytes, Slice)) or not isinstance(slices, Iterable):
+        raise InvalidArgumentError("slices", slices, "a non-empty list of Slice (see time_slices)")
+    out = list(slices)
+    if not out:
+        raise InvalidArgumentError("slices", out, "a non-empty list of Slice (see time_slices)")
+    bad = [s for s in out if not isinstance(s, Slice)]
+    if bad:
+        raise InvalidArgumentError("slices", bad[:3], "Slice items (see time_slices)")
+    return out
+
+
+_LABEL_HINT = ("for string labels ingest with `modyn-store append STORE FILE --label COLUMN` or a pipeline "
+               "source with label: COLUMN (both store codes and a label map)")
+
+
+def _check_label_column(store: Any, label: str) -> None:
+    """The label column must hold integer class codes (as :func:`training.trainer.train` checks)."""
+    if not isinstance(label, str):
+        raise InvalidArgumentError("label", label, "the name of a column of integer class codes")
+    schema = getattr(store, "schema", None)
+    if schema is None or label not in schema.names:
+        return  # unknown names are refused by the loader, naming the columns there are
+    t = schema.field(label).type
+    if not (pa.types.is_integer(t) or pa.types.is_boolean(t)):
+        raise InvalidArgumentError("label", f"{label!r} ({t})",
+                                   f"a column of integer class codes 0 .. n-1; {_LABEL_HINT}")
+
+
+def _check_label_codes(label: str, y: np.ndarray, n_classes: int, model: str) -> None:
+    """Class codes must index the model's outputs: ``0 <= y < n_classes``."""
+    bad = (y < 0) | (y >= n_classes)
+    if bad.any():
+        codes = np.unique(y[bad])[:5].tolist()
+        raise InvalidArgumentError(
+            "label", f"{label!r} codes {codes}",
+            f"integer class codes 0 .. {n_classes - 1} (model {model!r} outputs {n_classes} classes); {_LABEL_HINT}")
+
+
 def _load_model(catalog: Catalog, training_id: str) -> nn.Module:
     from training.models import build_model
 
@@ -258,20 +320,35 @@ def evaluate(
         From :func:`time_slices` (or any :class:`Slice` list) over the snapshot at ``version``.
     inputs, label:
         Forward argument -> column, and the label column (integer classes).
+
+    Raises
+    ------
+    InvalidArgumentError
+        A bad argument (no models, no slices or a non-:class:`Slice` one, an unknown device, a
+        label column that is not integer class codes ...), refused before any model is loaded or
+        any row is read; label codes outside ``0 .. n_classes-1`` of a model's outputs, refused
+        before anything is recorded.
     """
+    # every argument is checked before any model is loaded or moved and before any read
     names = tuple(metrics)
     if not names or any(m not in METRICS for m in names):
         raise InvalidArgumentError("metrics", list(names), f"names from {METRICS}")
+    _check_models(models)
+    slices = _check_slices(slices)
+    if sample is not None and not isinstance(sample, EvalSample):
+        raise InvalidArgumentError("sample", sample, "an EvalSample or None")
+    if loader_options is not None and not isinstance(loader_options, LoaderOptions):
+        raise InvalidArgumentError("loader_options", loader_options, "a LoaderOptions or None")
+    check_int("batch_size", batch_size, 1)
+    dev = check_device(device)
+    _check_label_column(store, label)
     catalog = Catalog(store)
     if isinstance(models, Mapping):
         named = dict(models)
     else:
         named = {tid: _load_model(catalog, tid) for tid in models}
-    if sample is not None and not isinstance(sample, EvalSample):
-        raise InvalidArgumentError("sample", sample, "an EvalSample or None")
     snap = store.as_of(version)
     parts = slice_keys(snap, slices, sample, label=label)
-    dev = torch.device(device)
     for m in named.values():
         m.to(dev).eval()
     values = np.full((len(named), len(slices), len(names)), math.nan)
@@ -291,9 +368,13 @@ def evaluate(
             for batch in dl:
                 args = prepare(batch) if prepare is not None else model_inputs(batch, inputs)
                 args = {k: v.to(dev) for k, v in args.items()}
-                for i, m in enumerate(named.values()):
-                    logits[i].append(m(**args).float().cpu().numpy())
-                labels.append(batch[label].cpu().numpy())
+                y_b = batch[label].cpu().numpy()
+                for i, (mid, m) in enumerate(named.items()):
+                    z_b = m(**args).float().cpu().numpy()
+                    if z_b.ndim == 2:
+                        _check_label_codes(label, y_b, z_b.shape[1], mid)
+                    logits[i].append(z_b)
+                labels.append(y_b)
         y = np.concatenate(labels).astype(np.int64)
         for i in range(len(named)):
             z = np.concatenate(logits[i])

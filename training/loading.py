@@ -58,11 +58,28 @@ __all__ = [
     "FIRST_EPOCH_BLOCK",
     "Loader",
     "LoaderOptions",
+    "check_device",
     "epoch_order",
     "loader",
     "materialize_entry",
     "selection_digest",
 ]
+
+
+def check_device(device: Any) -> torch.device:
+    """``device`` as a torch device: a device this machine has (``InvalidArgumentError`` naming
+    ``device`` otherwise).
+
+    >>> check_device("cpu")
+    device(type='cpu')
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InvalidArgumentError("device", device, "a torch device such as 'cpu' or 'cuda:0'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError("device", device, "'cpu' (no CUDA device is available)")
+    return dev
 
 
 def loader(
@@ -134,12 +151,7 @@ def loader(
         raise InvalidArgumentError("transform", transform, "a callable taking and returning a batch dict")
     if num_workers and transform is None:
         raise InvalidArgumentError("num_workers", num_workers, "0 unless a transform is given")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InvalidArgumentError("device", device, "a torch device such as 'cpu' or 'cuda:0'") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError("device", device, "'cpu' (no CUDA device is available)")
+    dev = check_device(device)
     opts = options if options is not None else LoaderOptions()
     if not isinstance(opts, LoaderOptions):
         raise InvalidArgumentError("options", opts, "a LoaderOptions")
