@@ -155,9 +155,8 @@ def loader(
     opts = options if options is not None else LoaderOptions()
     if not isinstance(opts, LoaderOptions):
         raise InvalidArgumentError("options", opts, "a LoaderOptions")
-    budget = opts.host_memory_budget
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0):
-        raise InvalidArgumentError("options.host_memory_budget", budget, "None or a number of bytes >= 0")
+    if isinstance(columns, str):  # a string is not split into one-letter columns
+        raise InvalidArgumentError("columns", columns, "a list of column names, e.g. ['x', 'label']")
     cols = list(columns)
     reserved = [c for c in cols if c in ("weight",)]
     if reserved:

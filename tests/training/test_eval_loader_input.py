@@ -136,3 +136,12 @@ def test_time_slices_check_before_the_scan(store: Store, monkeypatch: pytest.Mon
     for kwargs in ({"every": float("nan")}, {"n": 0}):
         with pytest.raises(InvalidArgumentError):
             time_slices(store, **kwargs)
+
+
+def test_loader_columns_given_as_one_string_are_refused(store: Store) -> None:
+    """``columns="label"`` was split into the columns 'l', 'a', 'b', 'e', 'l'."""
+    from modyn_store.core.trainset import TrainSet
+    from training.loading import loader
+
+    with pytest.raises(InvalidArgumentError, match="invalid columns='label'"):
+        loader(store, TrainSet.uniform(np.arange(4), version=1), columns="label", batch_size=2)  # type: ignore[arg-type]
