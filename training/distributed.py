@@ -63,6 +63,7 @@ from training.trainer import (
     TrainResult,
     _build_model,
     _optimizer,
+    _save_and_record,
     _step,
     deterministic,
     loss_per_sample,
@@ -91,6 +92,12 @@ def _group() -> tuple[int, int]:
 def _step_rows(n: int, batch_size: int, step: int) -> int:
     """Rows of global step ``step`` of an epoch of ``n`` rows."""
     return min(batch_size, n - step * batch_size)
+
+
+def _group_rows(n: int, batch_size: int, grad_accum: int, step: int) -> int:
+    """Rows of the accumulation group (``grad_accum`` global steps) that step ``step`` belongs to."""
+    start = (step // grad_accum) * grad_accum * batch_size
+    return min(n, start + grad_accum * batch_size) - start
 
 
 def _fit_rank(
@@ -146,9 +153,12 @@ def _fit_rank(
                 logits = ddp(**args)
             per = loss_per_sample(config.loss, logits, target)
             part = (per * weight).sum()
-            # DDP averages over ranks: scale so the average is sum(w * loss) / global rows
-            loss = part * (world / _step_rows(n, config.batch_size, step))
-            scaled = loss / config.grad_accum
+            # DDP averages over ranks: scale so the average is sum(w * loss) / global rows of the
+            # accumulation group (for a group of full steps: each step's mean / grad_accum)
+            rows = _step_rows(n, config.batch_size, step)
+            group = _group_rows(n, config.batch_size, config.grad_accum, step)
+            loss = part * (world / rows)
+            scaled = loss / config.grad_accum if group == rows * config.grad_accum else part * (world / group)
             if scaler is not None:
                 scaler.scale(scaled).backward()
             else:
@@ -194,7 +204,10 @@ def train_distributed(
 
     Call it in every rank with the same arguments. ``config.batch_size`` is the global batch
     and must be a multiple of the world size. Returns the same :class:`TrainResult` on every
-    rank (``record`` is the catalog record rank 0 wrote, when ``record=True``).
+    rank (``record`` is the catalog record rank 0 wrote, when ``record=True``). With ``record``,
+    arguments the catalog would refuse (an id already used, an invalid ``parent_id`` or
+    ``cutoff``, values that are not JSON) are refused in every rank before training; if rank 0
+    still fails to record, every rank raises.
     """
     rank, world = _group()
     if not isinstance(config, TrainConfig):
@@ -206,9 +219,20 @@ def train_distributed(
     catalog = Catalog(store)
     if config.mode == "finetune" and parent_id is None:
         raise InvalidArgumentError("parent_id", parent_id, "the training to fine-tune (mode='finetune')")
-    ids = [training_id if training_id is not None else catalog.new_id()]
+    ids: list[Any] = [training_id if training_id is not None else catalog.new_id(), False]
+    if record:  # what the catalog would refuse, in every rank alike, before training and writing
+        catalog.check_record(str(ids[0]), train_set, policy_params=policy_params, seed=config.seed,
+                             config=config.to_json(), trigger=trigger, cutoff=cutoff, parent_id=parent_id,
+                             update_decision=update_decision, metrics=metrics)
+    if record and rank == 0:
+        try:
+            catalog.check_unused(str(ids[0]))
+        except InvalidArgumentError:
+            ids[1] = True
     dist.broadcast_object_list(ids, src=0)  # every rank names the training as rank 0 does
     tid = str(ids[0])
+    if ids[1]:  # rank 0 found the id in the catalog: every rank refuses it
+        raise InvalidArgumentError("training_id", tid, "a training id not used before")
     parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
     dev = torch.device(config.device)
     with deterministic(config.deterministic):
@@ -232,29 +256,39 @@ def train_distributed(
         )
         cost, losses = _fit_rank(ddp, dl, train_set, config, prepare)
     rec: TrainingRecord | None = None
+    failed: BaseException | None = None
+    status: list[Any] = [None]
     if record and rank == 0:
         state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-        ckpt = catalog.save_checkpoint(tid, state)
-        rec = catalog.record_training(
-            tid,
-            train_set,
-            policy=policy,
-            policy_params=policy_params,
-            seed=config.seed,
-            config=config.to_json(),
-            trigger=trigger,
-            cutoff=cutoff,
-            checkpoint=ckpt,
-            parent_id=parent_id,
-            update_decision=update_decision,
-            metrics={
-                "epoch_losses": list(losses),
-                "world_size": world,
-                "backend": str(dist.get_backend()),
-                **dict(metrics or {}),
-            },
-            cost=cost,
-        )
+        try:
+            rec = _save_and_record(
+                catalog,
+                tid,
+                state,
+                train_set,
+                policy=policy,
+                policy_params=policy_params,
+                seed=config.seed,
+                config=config.to_json(),
+                trigger=trigger,
+                cutoff=cutoff,
+                parent_id=parent_id,
+                update_decision=update_decision,
+                metrics={
+                    "epoch_losses": list(losses),
+                    "world_size": world,
+                    "backend": str(dist.get_backend()),
+                    **dict(metrics or {}),
+                },
+                cost=cost,
+            )
+        except Exception as exc:
+            failed, status[0] = exc, f"{type(exc).__name__}: {exc}"
+    dist.broadcast_object_list(status, src=0)  # the other ranks learn whether rank 0 recorded it
+    if failed is not None:
+        raise failed
+    if status[0] is not None:
+        raise RuntimeError(f"rank 0 did not record training {tid!r}: {status[0]}")
     dist.barrier()  # the checkpoint and the record exist before any rank returns
     if record and rank != 0:
         rec = catalog.get(tid)

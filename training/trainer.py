@@ -40,8 +40,9 @@ import pyarrow as pa
 import torch
 from torch import nn
 
+from modyn_store.core._validate import check_bool, check_float, check_int
+from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
-from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
 from training.downsampling import BatchThenSample, union_of_epochs
@@ -81,17 +82,24 @@ class TrainConfig:
     epochs, batch_size, shuffle, seed:
         Passes over the train set, rows per step, seeded per-epoch shuffle.
     optimizer, lr, momentum, weight_decay:
-        ``"sgd"``, ``"adam"`` or ``"adamw"`` and its settings.
+        ``"sgd"``, ``"adam"`` or ``"adamw"`` and its settings: finite numbers, ``lr > 0``,
+        ``momentum >= 0`` and ``weight_decay >= 0``. ``momentum`` is SGD's; Adam and AdamW have
+        none (their moments are fixed by torch's defaults), so a non-zero ``momentum`` with them is
+        refused rather than ignored.
     loss:
         ``"cross_entropy"`` (integer labels), ``"bce"`` (one logit or two-class logits) or ``"mse"``.
     grad_accum:
-        Batches whose gradients are summed per optimizer step.
+        Batches whose gradients are summed per optimizer step; a step's gradient is that of one
+        batch of all the rows of its batches (also for an epoch's last, shorter group).
     amp:
         Automatic mixed precision (float16 on CUDA with a gradient scaler, bfloat16 on CPU).
     device:
         ``"cpu"`` or a CUDA device.
     deterministic:
         Enforce torch's deterministic algorithms during the run.
+
+    ``shuffle``, ``amp`` and ``deterministic`` must be bools. Every invalid field raises
+    :class:`~modyn_store.core.errors.InvalidArgumentError` naming it when the config is built.
     """
 
     model: str = ""
@@ -114,20 +122,27 @@ class TrainConfig:
     deterministic: bool = True
 
     def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
         for name in ("epochs", "batch_size", "grad_accum"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidArgumentError(name, v, "an integer >= 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidArgumentError("seed", self.seed, "an integer >= 0")
+            put(name, check_int(name, getattr(self, name), 1))
+        put("seed", check_int("seed", self.seed, 0, (1 << 63) - 1))  # the catalog stores an int64
+        for name in ("shuffle", "amp", "deterministic"):
+            check_bool(name, getattr(self, name))  # a string such as "no" is not False
         if self.mode not in ("scratch", "finetune"):
             raise InvalidArgumentError("mode", self.mode, "'scratch' or 'finetune'")
         if self.optimizer not in _OPTIMIZERS:
             raise InvalidArgumentError("optimizer", self.optimizer, f"one of {_OPTIMIZERS}")
         if self.loss not in _LOSSES:
             raise InvalidArgumentError("loss", self.loss, f"one of {_LOSSES}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise InvalidArgumentError("lr", self.lr, "a learning rate > 0")
+        put("lr", check_float("lr", self.lr, 0.0, lo_open=True))
+        put("momentum", check_float("momentum", self.momentum, 0.0))
+        put("weight_decay", check_float("weight_decay", self.weight_decay, 0.0))
+        if self.momentum and self.optimizer != "sgd":
+            raise InvalidArgumentError(
+                "momentum", self.momentum, f"0 with optimizer {self.optimizer!r} (momentum is SGD's)"
+            )
         if not isinstance(self.inputs, Mapping) or not self.inputs:
             raise InvalidArgumentError("inputs", self.inputs, "a non-empty mapping of forward argument -> column")
         object.__setattr__(self, "inputs", dict(self.inputs))
@@ -140,9 +155,13 @@ class TrainConfig:
         return cols
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-serializable dict (see :meth:`from_json`)."""
-        d = asdict(self)
-        json.dumps(d)
+        """A JSON-serializable dict (see :meth:`from_json`); ``InvalidArgumentError`` naming
+        ``config`` if a value (e.g. in ``model_params``) is not plain JSON."""
+        try:
+            d = asdict(self)
+            json.dumps(d)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError("config", self, "JSON-serializable plain values") from exc
         return d
 
     @classmethod
@@ -242,6 +261,24 @@ def _check_label(store: Any, config: TrainConfig) -> None:
             "FILE --label COLUMN` or a pipeline source with label: COLUMN (both store codes and a label map)")
 
 
+def _save_and_record(catalog: Catalog, training_id: str, state: Mapping[str, torch.Tensor],
+                     train_set: TrainSet, **record: Any) -> TrainingRecord:
+    """Write the checkpoint, then record the training; a checkpoint whose record fails is removed."""
+    catalog.check_unused(training_id)  # again: another training may have taken the id meanwhile
+    ckpt = catalog.save_checkpoint(training_id, state)
+    try:
+        return catalog.record_training(training_id, train_set, checkpoint=ckpt, **record)
+    except BaseException:
+        try:
+            catalog.get(training_id)
+        except UnknownKeyError:  # not recorded: no file may stay behind under this id
+            try:
+                catalog.store.fs.rm(catalog.store.path(ckpt.uri))
+            except Exception:  # pragma: no cover - best effort, the original error matters
+                pass
+        raise
+
+
 def fit(
     model: nn.Module,
     batches: Any,
@@ -272,6 +309,7 @@ def fit(
         if epoch and on_epoch is not None:
             batches = on_epoch(epoch, model) or batches
         total, rows, step_in = 0.0, 0, 0
+        first, group = 0, 0  # rows of the group's first batch, rows of the group so far
         opt.zero_grad(set_to_none=True)
         for step, batch in enumerate(batches):
             c0 = time.perf_counter()
@@ -291,17 +329,24 @@ def fit(
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=config.amp):
                 logits = model(**args)
             per = loss_per_sample(config.loss, logits, target)
-            loss = (per * weight).sum() / per.shape[0]
-            scaled = loss / config.grad_accum
+            n = int(per.shape[0])
+            part = (per * weight).sum()
+            loss = part / n
+            if step_in == 0:
+                first, group = n, 0
+            group += n
+            # each batch of a group is scaled by 1 / (first * grad_accum) (for equal batches: its
+            # mean loss / grad_accum); _step rescales a group of another size, e.g. an epoch's
+            # last, to sum(weight * loss) / (the group's rows): one batch of all its rows
+            scaled = (loss if n == first else part / first) / config.grad_accum
             if scaler is not None:
                 scaler.scale(scaled).backward()
             else:
                 scaled.backward()
             step_in += 1
             if step_in == config.grad_accum:
-                _step(opt, scaler)
+                _step(opt, scaler, first * config.grad_accum / group if group else 1.0)
                 step_in = 0
-            n = int(per.shape[0])
             samples += n
             rows += n
             total += float(loss.detach()) * n
@@ -311,7 +356,7 @@ def fit(
             else:
                 device_s += time.perf_counter() - c0
         if step_in:
-            _step(opt, scaler)
+            _step(opt, scaler, first * config.grad_accum / group if group else 1.0)
         losses.append(total / max(rows, 1))
     if cuda:
         torch.cuda.synchronize(dev)
@@ -319,7 +364,14 @@ def fit(
     return Cost(samples, time.perf_counter() - t0, device_s), tuple(losses)
 
 
-def _step(opt: torch.optim.Optimizer, scaler: Any) -> None:
+def _step(opt: torch.optim.Optimizer, scaler: Any, factor: float = 1.0) -> None:
+    """One optimizer step on the accumulated gradients, multiplied by ``factor`` first."""
+    if factor != 1.0:
+        with torch.no_grad():
+            for g in opt.param_groups:
+                for p in g["params"]:
+                    if p.grad is not None:
+                        p.grad.mul_(factor)
     if scaler is not None:
         scaler.step(opt)
         scaler.update()
@@ -383,6 +435,9 @@ def train(
     ------
     ErasedKeysError
         Keys of the train set are no longer live.
+    InvalidArgumentError
+        With ``record``, also every argument the catalog would not record (an id already used,
+        an invalid ``parent_id`` or ``cutoff``, values that are not JSON), before training.
     """
     if not isinstance(config, TrainConfig):
         raise InvalidArgumentError("config", type(config).__name__, "a TrainConfig")
@@ -398,6 +453,11 @@ def train(
     tid = training_id if training_id is not None else catalog.new_id()
     if config.mode == "finetune" and parent_id is None:
         raise InvalidArgumentError("parent_id", parent_id, "the training to fine-tune (mode='finetune')")
+    if record:  # everything the catalog would refuse, before training and before any file is written
+        catalog.check_record(tid, train_set, policy_params=policy_params, seed=config.seed, config=config.to_json(),
+                             trigger=trigger, cutoff=cutoff, parent_id=parent_id, update_decision=update_decision,
+                             metrics=metrics)
+        catalog.check_unused(tid)
     parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
     with deterministic(config.deterministic):
         torch.manual_seed(config.seed)
@@ -438,9 +498,10 @@ def train(
     rec = None
     if record:
         state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-        ckpt = catalog.save_checkpoint(tid, state)
-        rec = catalog.record_training(
+        rec = _save_and_record(
+            catalog,
             tid,
+            state,
             train_set,
             policy=policy,
             policy_params=policy_params,
@@ -448,7 +509,6 @@ def train(
             config=config.to_json(),
             trigger=trigger,
             cutoff=cutoff,
-            checkpoint=ckpt,
             parent_id=parent_id,
             update_decision=update_decision,
             metrics={"epoch_losses": list(losses), **extra, **dict(metrics or {})},

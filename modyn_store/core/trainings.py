@@ -149,10 +149,11 @@ class LineageStep:
 
 
 def _json(name: str, value: Any) -> str:
+    """``value`` (a mapping, ``None`` for none) as the JSON the catalog stores."""
     try:
-        return json.dumps(value if value is not None else {}, sort_keys=True)
+        return json.dumps(dict(value or {}), sort_keys=True)
     except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(name, value, "JSON-serializable plain values") from exc
+        raise InvalidArgumentError(name, value, "a mapping of JSON-serializable plain values") from exc
 
 
 def _npy_zst(arr: np.ndarray) -> bytes:
@@ -257,41 +258,30 @@ class Catalog:
     ) -> TrainingRecord:
         """Record a training and its exact train set as one atomic store version.
 
-        Refused before anything is written: a ``train_set.version`` above the store's latest
-        version (:class:`UnknownVersionError`), a ``seed`` that is not an int64 integer (bools
-        and floats included) and the other invalid arguments (:class:`InvalidArgumentError`).
+        Refused before anything is written: see :meth:`check_record`, and an id already used.
         """
-        check_name("training_id", training_id)
-        if parent_id is not None:
-            check_name("parent_id", parent_id)
-        if not isinstance(train_set, TrainSet):
-            raise InvalidArgumentError("train_set", type(train_set).__name__, "a TrainSet")
-        seed = check_int("seed", seed, -(1 << 63), (1 << 63) - 1)
-        latest = self.store.version
-        if train_set.version > latest:
-            raise UnknownVersionError(
-                f"train_set.version {train_set.version} does not exist: valid versions are 0..{latest}"
-            )
-        if cutoff is not None and (len(cutoff) != 2 or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in cutoff)):
-            raise InvalidArgumentError("cutoff", cutoff, "a (version, position) pair of integers")
+        seed = self.check_record(
+            training_id, train_set, policy_params=policy_params, seed=seed, config=config, trigger=trigger,
+            cutoff=cutoff, parent_id=parent_id, update_decision=update_decision, metrics=metrics,
+        )
         row = {
             "training_id": training_id,
             "created": datetime.now(timezone.utc),
             "data_version": train_set.version,
             "cutoff_version": int(cutoff[0]) if cutoff else None,
             "cutoff_position": int(cutoff[1]) if cutoff else None,
-            "trigger": _json("trigger", dict(trigger or {})),
+            "trigger": _json("trigger", trigger),
             "policy": str(policy),
-            "policy_params": _json("policy_params", dict(policy_params or {})),
+            "policy_params": _json("policy_params", policy_params),
             "seed": seed,
-            "config": _json("config", dict(config or {})),
+            "config": _json("config", config),
             "n_keys": train_set.size,
             "selection_digest": train_set.digest(),
             "checkpoint_uri": checkpoint.uri if checkpoint else None,
             "checkpoint_sha256": checkpoint.sha256 if checkpoint else None,
             "parent_id": parent_id,
             "update_decision": update_decision,
-            "metrics": _json("metrics", dict(metrics or {})),
+            "metrics": _json("metrics", metrics),
             "cost_samples": int(cost.samples),
             "cost_wall_s": float(cost.wall_s),
             "cost_device_s": float(cost.device_s),
@@ -322,6 +312,67 @@ class Catalog:
                 )
             txn.details = {"training_id": training_id, "keys": train_set.size}
         return self.get(training_id)
+
+    def check_record(
+        self,
+        training_id: str,
+        train_set: TrainSet,
+        *,
+        policy_params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        config: Mapping[str, Any] | None = None,
+        trigger: Mapping[str, Any] | None = None,
+        cutoff: tuple[int, int] | None = None,
+        parent_id: str | None = None,
+        update_decision: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Refuse what :meth:`record_training` would refuse, before anything is written; return
+        the seed as recorded. A trainer calls it (and :meth:`check_unused`) before it trains, so
+        no training runs and no checkpoint is written for a record that cannot be stored.
+
+        Refused: names that are not valid ids, a ``train_set`` that is not a
+        :class:`~modyn_store.core.trainset.TrainSet` or is from a version above the store's
+        latest (:class:`UnknownVersionError`), a ``seed`` that is not an int64 integer, a
+        ``cutoff`` that is not a pair of integers, an ``update_decision`` that is not a string,
+        and mappings that are not JSON (:class:`InvalidArgumentError`).
+
+        >>> import numpy as np, pyarrow as pa
+        >>> from modyn_store import Store
+        >>> store = Store.open("memory://check-record-doc", create=True)
+        >>> _ = store.append(pa.table({"ts": [1, 2]}))
+        >>> Catalog(store).check_record("t1", TrainSet.uniform(np.array([0, 1]), version=1), seed=7)
+        7
+        """
+        check_name("training_id", training_id)
+        if parent_id is not None:
+            check_name("parent_id", parent_id)
+        if not isinstance(train_set, TrainSet):
+            raise InvalidArgumentError("train_set", type(train_set).__name__, "a TrainSet")
+        seed = check_int("seed", seed, -(1 << 63), (1 << 63) - 1)
+        latest = self.store.version
+        if train_set.version > latest:
+            raise UnknownVersionError(
+                f"train_set.version {train_set.version} does not exist: valid versions are 0..{latest}"
+            )
+        if cutoff is not None:
+            try:
+                ok = len(cutoff) == 2 and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in cutoff)
+            except TypeError:
+                ok = False
+            if not ok:
+                raise InvalidArgumentError("cutoff", cutoff, "a (version, position) pair of integers")
+        if update_decision is not None and not isinstance(update_decision, str):
+            raise InvalidArgumentError("update_decision", update_decision, "a string or None")
+        for name, value in (("trigger", trigger), ("policy_params", policy_params), ("config", config),
+                            ("metrics", metrics)):
+            _json(name, value)
+        return seed
+
+    def check_unused(self, training_id: str) -> None:
+        """Refuse an id the catalog already holds (its checkpoint must not be overwritten)."""
+        if self._find(check_name("training_id", training_id), None) is not None:
+            raise InvalidArgumentError("training_id", training_id, "a training id not used before")
 
     def _find(self, training_id: str, version: int | None) -> dict[str, Any] | None:
         t = self.store.read_table(TRAININGS, version, filter=f"training_id = '{training_id}'")
