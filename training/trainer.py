@@ -170,7 +170,10 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise InvalidArgumentError("config", unknown, f"fields of TrainConfig: {sorted(known)}")
-        return cls(**dict(d))
+        d = dict(d)
+        if d.get("optimizer", "sgd") != "sgd" and d.get("momentum"):
+            d["momentum"] = 0.0  # recorded when Adam ignored it: the training it describes had none
+        return cls(**d)
 
 
 @dataclass(frozen=True)

@@ -231,3 +231,14 @@ def test_distributed_accumulation_equals_one_batch_of_the_groups_rows(store: Sto
     single = train(store, ts, replace(cfg, batch_size=16), record=False).model.state_dict()
     for k, v in single.items():
         torch.testing.assert_close(state[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_a_recorded_adam_config_with_momentum_still_loads() -> None:
+    """Configs recorded when Adam silently ignored ``momentum`` reproduce as they trained."""
+    from training.trainer import TrainConfig
+
+    recorded = {**TrainConfig(optimizer="adam").to_json(), "momentum": 0.9}
+    cfg = TrainConfig.from_json(recorded)
+    assert cfg.optimizer == "adam" and cfg.momentum == 0.0
+    with pytest.raises(InvalidArgumentError, match="momentum"):
+        TrainConfig(optimizer="adam", momentum=0.9)
