@@ -19,7 +19,11 @@ from typing import Any
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
 
-__all__ = ["_Ctx", "_fraction", "_mapping", "_names", "_typed"]
+__all__ = ["INT64_MAX", "_Ctx", "_fraction", "_mapping", "_names", "_typed"]
+
+#: The largest integer a definition may hold (every ``int`` value is bounded by it unless its own
+#: bound is smaller): seeds, counts and sizes all end up in 64-bit integers (catalog, numpy, torch).
+INT64_MAX = 2**63 - 1
 
 
 class _Ctx:
@@ -60,6 +64,8 @@ def _typed(ctx: _Ctx, path: tuple[Any, ...], value: Any, kind: str, *, lo: float
         raise ctx.error(path, f"a value is required ({kind})")
     if kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
+        lo = -INT64_MAX - 1 if lo is None else lo
+        hi = INT64_MAX if hi is None else hi
     elif kind == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value

@@ -35,12 +35,16 @@ from typing import Any
 from engine import score_registry as _score_registry
 from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import ModynStoreError
-from modyn_store.app.pipeline.checks import _Ctx, _mapping, _names, _typed
+from modyn_store.app.pipeline.build_checks import check_device, check_model, check_scopes, check_time_triggers
+from modyn_store.app.pipeline.checks import INT64_MAX, _Ctx, _mapping, _names, _typed
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.source_spec import ENCODINGS, SYNTHETIC, SourceConfig, check_trigger_units, parse_source
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
 
 __all__ = [
+    "MAX_EPOCHS",
+    "MAX_THREADS",
+    "SEED_MAX",
     "DeletionConfig",
     "EvaluationConfig",
     "LimitsConfig",
@@ -54,6 +58,12 @@ __all__ = [
 ]
 
 METRICS = ("accuracy", "f1", "roc_auc", "loss")
+#: The largest seed (``training``, ``evaluation``, ``source`` and ``deletions``): the catalog stores an int64.
+SEED_MAX = INT64_MAX
+#: The most epochs of one training.
+MAX_EPOCHS = 100_000
+#: The most torch threads (``training.threads``); more exhausts the OpenMP runtime's memory.
+MAX_THREADS = 1024
 #: Scores the runner computes with a scoring pass of the current model (``engine.score_registry``).
 SCORE_NAMES: tuple[str, ...] = tuple(
     n for n, spec in _score_registry.SCORES.items() if spec.computed_by == _score_registry.MODEL_PASS)
@@ -227,6 +237,7 @@ def _model(ctx: _Ctx, raw: Any) -> ModelConfig:
     inputs = _mapping(ctx, p + ("inputs",), d.get("inputs", {"features": "features"}), None)
     for k, v in inputs.items():
         _typed(ctx, p + ("inputs", k), v, "str")
+    check_model(ctx, name, params)
     return ModelConfig(name, params, inputs)
 
 
@@ -240,22 +251,22 @@ def _simple(ctx: _Ctx, key: str, cls: type, raw: Any, spec: dict[str, dict[str, 
 
 
 _TRAINING: dict[str, dict[str, Any]] = {
-    "epochs": {"kind": "int", "lo": 1}, "batch_size": {"kind": "int", "lo": 1},
+    "epochs": {"kind": "int", "lo": 1, "hi": MAX_EPOCHS}, "batch_size": {"kind": "int", "lo": 1},
     "optimizer": {"kind": "str", "choices": ("sgd", "adam", "adamw")},
     "lr": {"kind": "float", "lo": 1e-12}, "momentum": {"kind": "float", "lo": 0.0},
-    "weight_decay": {"kind": "float", "lo": 0.0}, "seed": {"kind": "int", "lo": 0},
-    "threads": {"kind": "int", "lo": 1}, "device": {"kind": "str"},
+    "weight_decay": {"kind": "float", "lo": 0.0}, "seed": {"kind": "int", "lo": 0, "hi": SEED_MAX},
+    "threads": {"kind": "int", "lo": 1, "hi": MAX_THREADS}, "device": {"kind": "str"},
 }
 _EVALUATION: dict[str, dict[str, Any]] = {
     "slices": {"kind": "int", "lo": 1, "hi": 10_000}, "metric": {"kind": "str", "choices": METRICS},
     "sample": {"kind": "int", "lo": 1, "optional": True}, "fraction": {"kind": "float", "lo": 1e-9, "hi": 1.0, "optional": True},
-    "stratify": {"kind": "bool"}, "seed": {"kind": "int", "lo": 0},
+    "stratify": {"kind": "bool"}, "seed": {"kind": "int", "lo": 0, "hi": SEED_MAX},
 }
 _LIMITS: dict[str, dict[str, Any]] = {"max_trainings": {"kind": "int", "lo": 1, "optional": True}, "min_train_rows": {"kind": "int", "lo": 1}}
 _DELETIONS: dict[str, dict[str, Any]] = {
     "every": {"kind": "int", "lo": 1}, "fraction": {"kind": "float", "lo": 0.0, "hi": 1.0},
     "mode": {"kind": "str", "choices": ("erase", "delete")}, "older_than": {"kind": "int", "lo": 0},
-    "seed": {"kind": "int", "lo": 0},
+    "seed": {"kind": "int", "lo": 0, "hi": SEED_MAX},
 }
 
 def _evaluation(ctx: _Ctx, raw: Any) -> EvaluationConfig:
@@ -293,6 +304,9 @@ def build_policy(kind: str, cfg: Any, *, key: str | None = None, doc: YamlDoc | 
         raise ctx.error((key,) + ((sub,) if sub else ()), str(exc)) from exc
     except TypeError as exc:  # a parameter of a wrong type that the policy did not check
         raise ctx.error((key,), f"{exc}") from exc
+    except (OverflowError, ValueError) as exc:  # e.g. an integer too large for the policy's arrays
+        big = [k for k, v in cfg.items() if isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT64_MAX]
+        raise ctx.error((key,) + ((big[0],) if big else ()), f"{type(exc).__name__}: {exc}") from exc
 
 
 def _param_of(exc: Exception, cfg: Mapping[str, Any]) -> str | None:
@@ -305,11 +319,11 @@ def _param_of(exc: Exception, cfg: Mapping[str, Any]) -> str | None:
     return last if last in cfg else None
 
 
-def _check_requires(ctx: _Ctx, kind: str, pol: Any) -> None:
+def _check_requires(ctx: _Ctx, kind: str, pol: Any, key: str = "name") -> None:
     """Reject policies that need something the runner cannot provide (before any work).
 
     A score must be a name of the score registry (``engine.score_registry``) that the runner
-    computes; an unknown name fails with the list of known ones.
+    computes; an unknown name fails with the list of known ones. Errors name ``<kind>.<key>``.
     """
     from modyn_store.app.pipeline.selection import provided_score
 
@@ -317,10 +331,10 @@ def _check_requires(ctx: _Ctx, kind: str, pol: Any) -> None:
         if req in ("model", "embeddings") or (req.startswith("score:") and provided_score(req[6:], pol)):
             continue
         if req.startswith("score:") and req[6:] not in _score_registry.SCORES:
-            raise ctx.error((kind, "name"), f"{pol.name!r} reads score {req[6:]!r}, which is not a known score; "
-                                             f"known scores: {list(_score_registry.names())}")
-        raise ctx.error((kind, "name"), f"{pol.name!r} needs {req!r}, which the pipeline runner does not provide "
-                                         f"(scores it computes: {list(SCORE_NAMES)})")
+            raise ctx.error((kind, key), f"{pol.name!r} reads score {req[6:]!r}, which is not a known score; "
+                                         f"known scores: {list(_score_registry.names())}")
+        raise ctx.error((kind, key), f"{pol.name!r} needs {req!r}, which the pipeline runner does not provide "
+                                     f"(scores it computes: {list(SCORE_NAMES)})")
 
 
 def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] = (),
@@ -357,18 +371,25 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         pol = build_policy(kind, cfg, doc=doc, prefix=prefix)
         _check_requires(ctx, kind, pol)
         policies_[kind] = pol.to_config()
+        if kind == "trigger":
+            check_time_triggers(ctx, cfg)
+    for key, strategy in check_scopes(ctx, policies_["update"]):
+        _check_requires(ctx, "update", strategy, key)
     deletions = d.get("deletions")
     ray = d.get("ray")
     source = parse_source(ctx, d["source"])
     check_trigger_units(ctx, source, policies_["trigger"])
+    model = _model(ctx, d["model"])
+    training: TrainingSettings = _simple(ctx, "training", TrainingSettings, d.get("training"), _TRAINING)
+    check_device(ctx, training.device)
     return PipelineConfig(
         name=name,
         source=source,
-        model=_model(ctx, d["model"]),
+        model=model,
         trigger=policies_["trigger"],
         selection=policies_["selection"],
         update=policies_["update"],
-        training=_simple(ctx, "training", TrainingSettings, d.get("training"), _TRAINING),
+        training=training,
         evaluation=_evaluation(ctx, d.get("evaluation")),
         limits=_simple(ctx, "limits", LimitsConfig, d.get("limits"), _LIMITS),
         deletions=None if deletions is None else _simple(ctx, "deletions", DeletionConfig, deletions, _DELETIONS),

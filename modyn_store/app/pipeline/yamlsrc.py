@@ -1,4 +1,10 @@
-"""Read YAML with the line number of every key (``yaml.safe_load`` plus the composed node tree).
+"""Read YAML with the line number of every key (a safe loader plus the composed node tree).
+
+Pipeline files are plain trees: anchors and aliases (``&a`` / ``*a``), merge keys (``<<``) and
+a key given twice in one mapping are refused with a
+:class:`~modyn_store.app.pipeline.errors.PipelineConfigError` naming the key and its line. Anchors
+and aliases are refused on the parser's events, before any node is shared, so a small file with
+nested aliases (an "alias bomb") cannot expand exponentially.
 
 Example
 -------
@@ -8,6 +14,14 @@ Example
 ({'a': 1, 'b': {'c': [1, 2]}}, 3, 3)
 >>> doc.line(("nope",)) is None
 True
+>>> read_yaml("a: 1\\nb: 2\\na: 3\\n", "p.yaml")
+Traceback (most recent call last):
+...
+modyn_store.app.pipeline.errors.PipelineConfigError: p.yaml:3: a: duplicate key 'a' (first given at line 1); give each key once
+>>> read_yaml("base: &b {epochs: 1}\\nother: *b\\n", "p.yaml")
+Traceback (most recent call last):
+...
+modyn_store.app.pipeline.errors.PipelineConfigError: p.yaml:1: base: YAML anchors and aliases are not allowed in pipeline files (found anchor &b); write the value out
 """
 
 from __future__ import annotations
@@ -22,6 +36,8 @@ from modyn_store.app.pipeline.errors import PipelineConfigError
 __all__ = ["YamlDoc", "read_yaml"]
 
 Path_ = tuple[Any, ...]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
@@ -51,36 +67,100 @@ class YamlDoc:
         return YamlDoc(data, lines, self.source)
 
 
-def _walk(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
+def _dotted(path: Path_) -> str:
+    """``("pipelines", 1, "trigger")`` -> ``"pipelines[1].trigger"`` (``"<document>"`` for the root)."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<document>"
+
+
+class _Refused(Exception):
+    """An anchor or alias met while composing (raised before the node is built or shared)."""
+
+    def __init__(self, path: Path_, line: int, what: str) -> None:
+        super().__init__(what)
+        self.path = path
+        self.line = line
+        self.what = what
+
+
+class _TreeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses anchors and aliases on the event stream (see the module)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._path: list[Any] = []
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        seg: tuple[Any, ...] = ()
+        if isinstance(parent, yaml.MappingNode) and isinstance(index, yaml.ScalarNode):
+            seg = (index.value,)  # a mapping's value (its key node is ``index``)
+        elif isinstance(parent, yaml.SequenceNode) and isinstance(index, int):
+            seg = (index,)
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise _Refused(tuple(self._path) + seg, event.start_mark.line + 1, f"{kind}{anchor}")
+        self._path.extend(seg)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            del self._path[len(self._path) - len(seg):]
+
+
+def _walk(loader: _TreeLoader, node: Any, path: Path_, out: dict[Path_, int], source: str | None) -> None:
+    """Record the line of every key and item; refuse duplicate and merge keys (each node once)."""
     if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
         for k, v in node.value:
+            line = k.start_mark.line + 1
             key = k.value if isinstance(k, yaml.ScalarNode) else str(k.start_mark.line)
-            out[path + (key,)] = k.start_mark.line + 1
-            _walk(v, path + (key,), out)
+            if k.tag == _MERGE_TAG:
+                raise PipelineConfigError(_dotted(path + ("<<",)), "YAML merge keys (<<) are not allowed in pipeline "
+                                          "files; write the keys out", line=line, source=source)
+            if isinstance(k, yaml.ScalarNode):
+                value = loader.construct_object(k)  # the key as the data holds it (1 and true are one key)
+                if value in seen:
+                    raise PipelineConfigError(_dotted(path + (key,)), f"duplicate key {value!r} (first given at line "
+                                              f"{seen[value]}); give each key once", line=line, source=source)
+                seen[value] = line
+            out[path + (key,)] = line
+            _walk(loader, v, path + (key,), out, source)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             out[path + (i,)] = v.start_mark.line + 1
-            _walk(v, path + (i,), out)
+            _walk(loader, v, path + (i,), out, source)
 
 
 def read_yaml(text: str, source: str | None = None) -> YamlDoc:
-    """Parse ``text`` safely (``yaml.safe_load``) and record the line of every key.
+    """Parse ``text`` safely (``yaml.SafeLoader``) and record the line of every key.
 
     Raises
     ------
     PipelineConfigError
-        The text is not valid YAML (the error names the line).
+        The text is not valid YAML, uses anchors/aliases or merge keys, or gives a key twice in
+        one mapping (the error names the key and its line).
     """
+    loader = _TreeLoader(text)
+    lines: dict[Path_, int] = {}
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        if node is not None:
+            _walk(loader, node, (), lines, source)
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        raise PipelineConfigError(_dotted(exc.path), f"YAML anchors and aliases are not allowed in pipeline files "
+                                                     f"(found {exc.what}); write the value out",
+                                  line=exc.line, source=source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise PipelineConfigError("<document>", f"not valid YAML: {problem}", line=line, source=source) from exc
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
+    except RecursionError:
+        raise PipelineConfigError("<document>", "nested too deeply", source=source) from None
+    finally:
+        loader.dispose()
     return YamlDoc(data, lines, source)
-

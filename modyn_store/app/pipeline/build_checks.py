@@ -1,0 +1,175 @@
+"""Checks of a pipeline definition that build (or look up) what the runner will build, at parse time.
+
+:func:`~modyn_store.app.pipeline.config.parse_pipeline` calls these so that a definition the
+runner would refuse fails while it is parsed, before a store folder is created or a row is read,
+with a :class:`~modyn_store.app.pipeline.errors.PipelineConfigError` naming the key and its line:
+
+- the model is built by the model factory (``training.models.build_model``) on torch's ``meta``
+  device with its weight initialisation skipped, so its own parameter checks run without memory;
+- each selection scope of the update policy (``scope``, ``retrain_scope``, ``finetune_scope``) is
+  looked up and built in the selection registry, as the runner does when a training uses it;
+- ``training.device`` goes through the training loader's check (``training.loading.check_device``);
+- a time trigger's ``every`` and ``start`` must be finite and, as durations or datetimes, fit the
+  64-bit nanoseconds the trigger computes in (a duration that rounds to 0 ns is refused).
+
+Example
+-------
+>>> from modyn_store.app.pipeline.config import parse_pipeline
+>>> parse_pipeline({"name": "p", "source": {"dataset": "elec2"}, "model": {"name": "mlp", "params": {"hidden": [-3]}},
+...                 "trigger": {"name": "data_amount", "every": 5}})
+Traceback (most recent call last):
+...
+modyn_store.app.pipeline.errors.PipelineConfigError: model.params.hidden[0]: invalid hidden[0]=-3: expected an integer >= 1
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from modyn_store.app.pipeline.checks import INT64_MAX, _Ctx
+from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
+
+__all__ = ["check_device", "check_model", "check_scopes", "check_time_triggers", "model_placeholders", "scope_keys"]
+
+
+def model_placeholders(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with stand-ins for what the runner fills in from the data (``in_features`` ...).
+
+    The stand-ins are valid values of the same kind as the runner's
+    (:func:`~modyn_store.app.pipeline.source.model_params`); a parameter given in the file is kept.
+    """
+    out = dict(params)
+    if name in ("mlp", "logreg"):
+        out.setdefault("in_features", 1)
+    if name == "dlrm":
+        out.setdefault("n_dense", 13)
+        out.setdefault("cardinalities", [1000] * 26)
+    return out
+
+
+def _no_init_mode() -> Any:
+    """A torch function mode that skips ``torch.nn.init`` calls (weights stay uninitialised)."""
+    from torch.overrides import TorchFunctionMode
+
+    class _NoInit(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if getattr(func, "__module__", "") == "torch.nn.init":
+                return args[0] if args else kwargs.get("tensor")
+            return func(*args, **kwargs)
+
+    return _NoInit()
+
+
+def _param_path(name: str, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """``"hidden[0]"`` -> ``("hidden", 0)`` when ``hidden`` was given, else ``()``."""
+    head, *idx = name.split("[")
+    if head not in params:
+        return ()
+    try:
+        return (head, *(int(i.rstrip("]")) for i in idx))
+    except ValueError:
+        return (head,)
+
+
+def check_model(ctx: _Ctx, name: str, params: Mapping[str, Any]) -> None:
+    """Build model ``name`` with ``params`` as the runner will (``training.models.build_model``).
+
+    It is built on torch's ``meta`` device without initialising weights: no memory is taken and
+    nothing is computed, but the factory's checks (unknown or missing parameters, sizes < 1,
+    a dropout outside [0, 1), ...) run. Errors name ``model.params.<param>``.
+    """
+    import torch
+
+    from training.models import build_model
+
+    where: tuple[Any, ...] = ("model", "params")
+    try:
+        with torch.device("meta"), _no_init_mode():
+            build_model(name, **model_placeholders(name, params))
+    except InvalidArgumentError as exc:
+        raise ctx.error(where + _param_path(str(exc.name), params), str(exc)) from exc
+    except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as exc:
+        raise ctx.error(where, f"model {name!r} cannot be built with these parameters: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+
+def scope_keys(cfg: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """The selection scopes an update policy's config names: ``(key, strategy name)`` pairs."""
+    for key, value in cfg.items():
+        if (key == "scope" or key.endswith("_scope")) and value is not None:
+            yield key, value
+
+
+def check_scopes(ctx: _Ctx, cfg: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Build every selection scope of the update policy ``cfg`` as the runner does
+    (``policies.get("selection", name)()``); errors name ``update.<scope key>``.
+
+    Returns the ``(key, strategy)`` pairs, for further checks of what they require.
+    """
+    import policies
+
+    out = []
+    for key, value in scope_keys(cfg):
+        try:
+            out.append((key, policies.get("selection", value)()))
+        except (ModynStoreError, TypeError, ValueError) as exc:
+            raise ctx.error(("update", key), f"{value!r} is not a selection strategy the runner can use as a "
+                                             f"scope (it is built without parameters): {exc}") from exc
+    return out
+
+
+def check_device(ctx: _Ctx, device: str) -> None:
+    """``training.device`` through the training loader's own check (``training.loading.check_device``)."""
+    from training.loading import check_device as loader_check
+
+    try:
+        loader_check(device)
+    except ModynStoreError as exc:
+        raise ctx.error(("training", "device"), str(exc)) from exc
+
+
+def check_time_triggers(ctx: _Ctx, cfg: Any, path: tuple[Any, ...] = ("trigger",)) -> None:
+    """A time trigger's ``every`` / ``start`` (also inside composite triggers' ``triggers``).
+
+    ``every``: a number must be finite and > 0; a duration must be at least 1 ns once rounded to
+    whole nanoseconds and fit 64-bit nanoseconds (about 292 years). ``start``: a number must be
+    finite; an ISO datetime must lie in the 64-bit nanosecond range (1677-09-21 .. 2262-04-11).
+    """
+    if not isinstance(cfg, Mapping):
+        return
+    subs = cfg.get("triggers")
+    if isinstance(subs, list):
+        for i, sub in enumerate(subs):
+            check_time_triggers(ctx, sub, path + ("triggers", i))
+    if cfg.get("name") != "time":
+        return
+    every, start = cfg.get("every"), cfg.get("start")
+    if isinstance(every, str):
+        from modyn_store.core._validate import parse_duration
+
+        try:
+            ns = parse_duration("every", every)
+        except ModynStoreError as exc:
+            raise ctx.error(path + ("every",), str(exc)) from exc
+        if not math.isfinite(ns) or round(ns) < 1:
+            raise ctx.error(path + ("every",), f"{every!r} is {ns!r} ns, which rounds to 0 ns; the trigger counts "
+                                               "whole nanoseconds: give at least '1ns'")
+        if round(ns) > INT64_MAX:
+            raise ctx.error(path + ("every",), f"{every!r} is longer than 64-bit nanoseconds hold (about 292 years)")
+    elif isinstance(every, (int, float)) and not isinstance(every, bool) and not (math.isfinite(every) and every > 0):
+        raise ctx.error(path + ("every",), f"expected a finite number > 0, got {every!r}")
+    if isinstance(start, (int, float)) and not isinstance(start, bool) and not math.isfinite(start):
+        raise ctx.error(path + ("start",), f"expected a finite number or an ISO datetime, got {start!r}")
+    if isinstance(start, str):
+        from policies.time import _parse_start
+
+        try:
+            origin = _parse_start(start)
+        except ModynStoreError as exc:
+            raise ctx.error(path + ("start",), str(exc)) from exc
+        if not -INT64_MAX - 1 <= origin <= INT64_MAX:
+            raise ctx.error(path + ("start",), f"{start!r} is outside the 64-bit nanosecond range of event times "
+                                               "(1677-09-21 .. 2262-04-11)")
