@@ -42,7 +42,7 @@ from modyn_store.core.trainset import TrainSet
 from training.epochs import check_int
 from training.eval_sample import EvalSample, margin, slice_keys
 from training.loading import LoaderOptions, check_device, loader
-from training.trainer import Prepare, TrainConfig, model_inputs
+from training.trainer import LABEL_HINT, Prepare, TrainConfig, check_label_column, model_inputs
 
 __all__ = ["METRICS", "EvalMatrix", "Slice", "accuracy", "evaluate", "f1_macro", "roc_auc", "time_slices"]
 
@@ -248,21 +248,11 @@ def _check_slices(slices: Any) -> list[Slice]:
     return out
 
 
-_LABEL_HINT = ("for string labels ingest with `modyn-store append STORE FILE --label COLUMN` or a pipeline "
-               "source with label: COLUMN (both store codes and a label map)")
-
-
 def _check_label_column(store: Any, label: str) -> None:
     """The label column must hold integer class codes (as :func:`training.trainer.train` checks)."""
     if not isinstance(label, str):
         raise InvalidArgumentError("label", label, "the name of a column of integer class codes")
-    schema = getattr(store, "schema", None)
-    if schema is None or label not in schema.names:
-        return  # unknown names are refused by the loader, naming the columns there are
-    t = schema.field(label).type
-    if not (pa.types.is_integer(t) or pa.types.is_boolean(t)):
-        raise InvalidArgumentError("label", f"{label!r} ({t})",
-                                   f"a column of integer class codes 0 .. n-1; {_LABEL_HINT}")
+    check_label_column(store, label)
 
 
 def _check_label_codes(label: str, y: np.ndarray, n_classes: int, model: str) -> None:
@@ -272,7 +262,7 @@ def _check_label_codes(label: str, y: np.ndarray, n_classes: int, model: str) ->
         codes = np.unique(y[bad])[:5].tolist()
         raise InvalidArgumentError(
             "label", f"{label!r} codes {codes}",
-            f"integer class codes 0 .. {n_classes - 1} (model {model!r} outputs {n_classes} classes); {_LABEL_HINT}")
+            f"integer class codes 0 .. {n_classes - 1} (model {model!r} outputs {n_classes} classes); {LABEL_HINT}")
 
 
 def _load_model(catalog: Catalog, training_id: str) -> nn.Module:

@@ -49,8 +49,10 @@ from training.downsampling import BatchThenSample, union_of_epochs
 from training.loading import LoaderOptions, loader
 
 __all__ = [
+    "LABEL_HINT",
     "TrainConfig",
     "TrainResult",
+    "check_label_column",
     "deterministic",
     "fit",
     "loss_per_sample",
@@ -251,17 +253,26 @@ def _optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _check_label(store: Any, config: TrainConfig) -> None:
-    """Class labels must be integer codes: a readable error instead of a failure deep in torch."""
+#: how to store string labels as class codes (named in the errors below)
+LABEL_HINT = ("for string labels ingest with `modyn-store append STORE FILE --label COLUMN` or a pipeline "
+              "source with label: COLUMN (both store codes and a label map)")
+
+
+def check_label_column(store: Any, label: str, *, name: str = "label", floats: bool = False) -> None:
+    """The store's column ``label`` must hold integer class codes (``floats``: or float targets,
+    as BCE takes): a readable error naming ``name`` instead of a failure deep in torch. Unknown
+    columns are left to the loader, which names the columns there are."""
     schema = getattr(store, "schema", None)
-    if schema is None or config.label not in schema.names or config.loss == "mse":
+    if schema is None or label not in schema.names:
         return
-    t = schema.field(config.label).type
-    if not (pa.types.is_integer(t) or pa.types.is_boolean(t) or (config.loss == "bce" and pa.types.is_floating(t))):
-        raise InvalidArgumentError(
-            "config.label", f"{config.label!r} ({t})",
-            "a column of integer class codes 0 .. n-1; for string labels ingest with `modyn-store append STORE "
-            "FILE --label COLUMN` or a pipeline source with label: COLUMN (both store codes and a label map)")
+    t = schema.field(label).type
+    if not (pa.types.is_integer(t) or pa.types.is_boolean(t) or (floats and pa.types.is_floating(t))):
+        raise InvalidArgumentError(name, f"{label!r} ({t})", f"a column of integer class codes 0 .. n-1; {LABEL_HINT}")
+
+
+def _check_label(store: Any, config: TrainConfig) -> None:
+    if config.loss != "mse":
+        check_label_column(store, config.label, name="config.label", floats=config.loss == "bce")
 
 
 def _save_and_record(catalog: Catalog, training_id: str, state: Mapping[str, torch.Tensor],
