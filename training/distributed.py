@@ -220,10 +220,11 @@ def train_distributed(
     if config.mode == "finetune" and parent_id is None:
         raise InvalidArgumentError("parent_id", parent_id, "the training to fine-tune (mode='finetune')")
     ids: list[Any] = [training_id if training_id is not None else catalog.new_id(), False]
+    meta: dict[str, Any] = dict(policy=policy, policy_params=policy_params, trigger=trigger, cutoff=cutoff,
+                                parent_id=parent_id, update_decision=update_decision)
     if record:  # what the catalog would refuse, in every rank alike, before training and writing
-        catalog.check_record(str(ids[0]), train_set, policy_params=policy_params, seed=config.seed,
-                             config=config.to_json(), trigger=trigger, cutoff=cutoff, parent_id=parent_id,
-                             update_decision=update_decision, metrics=metrics)
+        catalog.check_record(str(ids[0]), train_set, seed=config.seed, config=config.to_json(), metrics=metrics,
+                             **meta)
     if record and rank == 0:
         try:
             catalog.check_unused(str(ids[0]))
@@ -259,29 +260,10 @@ def train_distributed(
     failed: BaseException | None = None
     status: list[Any] = [None]
     if record and rank == 0:
-        state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
         try:
-            rec = _save_and_record(
-                catalog,
-                tid,
-                state,
-                train_set,
-                policy=policy,
-                policy_params=policy_params,
-                seed=config.seed,
-                config=config.to_json(),
-                trigger=trigger,
-                cutoff=cutoff,
-                parent_id=parent_id,
-                update_decision=update_decision,
-                metrics={
-                    "epoch_losses": list(losses),
-                    "world_size": world,
-                    "backend": str(dist.get_backend()),
-                    **dict(metrics or {}),
-                },
-                cost=cost,
-            )
+            recorded = {"epoch_losses": list(losses), "world_size": world, "backend": str(dist.get_backend()),
+                        **dict(metrics or {})}
+            rec = _save_and_record(catalog, tid, net, train_set, config, cost=cost, metrics=recorded, **meta)
         except Exception as exc:
             failed, status[0] = exc, f"{type(exc).__name__}: {exc}"
     dist.broadcast_object_list(status, src=0)  # the other ranks learn whether rank 0 recorded it

@@ -275,13 +275,16 @@ def _check_label(store: Any, config: TrainConfig) -> None:
         check_label_column(store, config.label, name="config.label", floats=config.loss == "bce")
 
 
-def _save_and_record(catalog: Catalog, training_id: str, state: Mapping[str, torch.Tensor],
-                     train_set: TrainSet, **record: Any) -> TrainingRecord:
-    """Write the checkpoint, then record the training; a checkpoint whose record fails is removed."""
+def _save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_set: TrainSet,
+                     config: TrainConfig, **record: Any) -> TrainingRecord:
+    """Write ``net``'s checkpoint, then record the training (``record``: the other arguments
+    of :meth:`Catalog.record_training`); a checkpoint whose record fails is removed."""
     catalog.check_unused(training_id)  # again: another training may have taken the id meanwhile
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     ckpt = catalog.save_checkpoint(training_id, state)
     try:
-        return catalog.record_training(training_id, train_set, checkpoint=ckpt, **record)
+        return catalog.record_training(training_id, train_set, checkpoint=ckpt, seed=config.seed,
+                                       config=config.to_json(), **record)
     except BaseException:
         try:
             catalog.get(training_id)
@@ -467,10 +470,10 @@ def train(
     tid = training_id if training_id is not None else catalog.new_id()
     if config.mode == "finetune" and parent_id is None:
         raise InvalidArgumentError("parent_id", parent_id, "the training to fine-tune (mode='finetune')")
+    meta: dict[str, Any] = dict(policy=policy, policy_params=policy_params, trigger=trigger, cutoff=cutoff,
+                                parent_id=parent_id, update_decision=update_decision)
     if record:  # everything the catalog would refuse, before training and before any file is written
-        catalog.check_record(tid, train_set, policy_params=policy_params, seed=config.seed, config=config.to_json(),
-                             trigger=trigger, cutoff=cutoff, parent_id=parent_id, update_decision=update_decision,
-                             metrics=metrics)
+        catalog.check_record(tid, train_set, seed=config.seed, config=config.to_json(), metrics=metrics, **meta)
         catalog.check_unused(tid)
     parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
     with deterministic(config.deterministic):
@@ -511,23 +514,8 @@ def train(
         extra["reselections"] = len({id(s) for s in epoch_sets}) - 1
     rec = None
     if record:
-        state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-        rec = _save_and_record(
-            catalog,
-            tid,
-            state,
-            train_set,
-            policy=policy,
-            policy_params=policy_params,
-            seed=config.seed,
-            config=config.to_json(),
-            trigger=trigger,
-            cutoff=cutoff,
-            parent_id=parent_id,
-            update_decision=update_decision,
-            metrics={"epoch_losses": list(losses), **extra, **dict(metrics or {})},
-            cost=cost,
-        )
+        rec = _save_and_record(catalog, tid, net, train_set, config, cost=cost,
+                               metrics={"epoch_losses": list(losses), **extra, **dict(metrics or {})}, **meta)
     return TrainResult(tid, net, cost, losses, rec, train_set)
 
 

@@ -261,8 +261,8 @@ class Catalog:
         Refused before anything is written: see :meth:`check_record`, and an id already used.
         """
         seed = self.check_record(
-            training_id, train_set, policy_params=policy_params, seed=seed, config=config, trigger=trigger,
-            cutoff=cutoff, parent_id=parent_id, update_decision=update_decision, metrics=metrics,
+            training_id, train_set, policy=policy, policy_params=policy_params, seed=seed, config=config,
+            trigger=trigger, cutoff=cutoff, parent_id=parent_id, update_decision=update_decision, metrics=metrics,
         )
         row = {
             "training_id": training_id,
@@ -318,6 +318,7 @@ class Catalog:
         training_id: str,
         train_set: TrainSet,
         *,
+        policy: str = "",
         policy_params: Mapping[str, Any] | None = None,
         seed: int = 0,
         config: Mapping[str, Any] | None = None,
@@ -362,6 +363,8 @@ class Catalog:
                 ok = False
             if not ok:
                 raise InvalidArgumentError("cutoff", cutoff, "a (version, position) pair of integers")
+        if not isinstance(policy, str):
+            raise InvalidArgumentError("policy", policy, "the selection policy's name (a string)")
         if update_decision is not None and not isinstance(update_decision, str):
             raise InvalidArgumentError("update_decision", update_decision, "a string or None")
         for name, value in (("trigger", trigger), ("policy_params", policy_params), ("config", config),
