@@ -441,7 +441,8 @@ def floor_of(ranks: np.ndarray, k: int) -> np.ndarray | None:
 
 def merge_best(ranks: np.ndarray, tbs: np.ndarray, k: int) -> np.ndarray:
     """Indices (ascending) of the ``k`` best (rank desc, key asc) of already-ranked rows."""
-    pos, _, _ = run_select(ranks.shape[0], np.array([k]), mode=MODE_INT, vals=ranks, keys=tbs)
+    q = min(k, ranks.shape[0])  # a k beyond int64 keeps every row
+    pos, _, _ = run_select(ranks.shape[0], np.array([q]), mode=MODE_INT, vals=ranks, keys=tbs)
     return pos
 
 

@@ -84,7 +84,8 @@ def greedy_balanced(mem_keys: Any, mem_classes: Any, keys: Any, classes: Any, *,
     keys, classes:
         The new rows in stream order; classes are int64 codes >= 0.
     memory:
-        The memory size, >= 1.
+        The memory size: any integer >= 1 (the returned memory holds at most the rows given, so
+        a memory larger than that allocates nothing for the slots it cannot fill).
     n_classes:
         The number of class codes (default: one more than the largest code seen).
     seed:
@@ -103,11 +104,15 @@ def greedy_balanced(mem_keys: Any, mem_classes: Any, keys: Any, classes: Any, *,
     if (mc.size and mc.min() < 0) or (c.size and c.min() < 0):
         raise EngineInputError("classes", "a negative code", "class codes >= 0")
     n = top + 1 if n_classes is None else check_int("n_classes", n_classes, minimum=top + 1)
-    buf_k = np.empty(memory, dtype=np.int64)
-    buf_c = np.empty(memory, dtype=np.int64)
+    # A memory of at least every row given never replaces one (each row arrives while there is
+    # room), so the kernel runs with the slots it can fill: the same result, and no allocation
+    # (or int64 overflow) for a huge ``memory``.
+    slots = min(memory, mk.size + k.size)
+    buf_k = np.empty(slots, dtype=np.int64)
+    buf_c = np.empty(slots, dtype=np.int64)
     buf_k[: mk.size] = mk
     buf_c[: mc.size] = mc
     counts = np.bincount(mc, minlength=n).astype(np.int64)
     state = np.array([seed_state(seed)], dtype=np.uint64)
-    size = _update(buf_k, buf_c, mk.size, counts, k, c, memory, state)
+    size = _update(buf_k, buf_c, mk.size, counts, k, c, slots, state)
     return buf_k[:size].copy(), buf_c[:size].copy()

@@ -16,6 +16,13 @@ Weights
 -------
 Weights must be finite and ``>= 0``. A zero weight means "never pick"; NaN, inf and negative
 weights are rejected. Asking for more rows than there are positive weights returns all of them.
+Sample sizes ``k`` may be any Python int ``>= 0``.
+
+Importance weights ``sum(w) / (n w_i)`` are computed from the weights scaled by the largest one,
+so any finite weights give a finite total. A chosen row whose weight is so small next to the
+largest one (a subnormal weight, or a ratio below about ``1e-308``) that its importance weight
+exceeds the float64 range raises :class:`EngineInputError` naming ``weights[i]`` (its position,
+or its key in the streaming sampler); a tiny weight is otherwise sampled like any positive one.
 
 Example
 -------
@@ -30,6 +37,7 @@ Example
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -54,8 +62,19 @@ __all__ = [
 
 
 
+_I64_MAX = 2**63 - 1
+
+
 def _seed(seed: Any) -> int:
     return check_int("seed", seed, minimum=None)
+
+
+def _rows(name: str, n: Any) -> int:
+    """A row count: an integer in ``[0, 2**63 - 1]``."""
+    n = check_int(name, n)
+    if n > _I64_MAX:
+        raise EngineInputError(name, n, "an integer in [0, 2**63 - 1]")
+    return n
 
 
 def _keys_or_none(keys: Any, n: int, other: str) -> np.ndarray | None:
@@ -134,8 +153,8 @@ def uniform_sample(n: int, k: int, *, seed: int, keys: Any = None) -> np.ndarray
     >>> uniform_sample(5, 10, seed=0).tolist()
     [0, 1, 2, 3, 4]
     """
-    n = check_int("n", n)
-    k = check_int("k", k)
+    n = _rows("n", n)
+    k = min(check_int("k", k), n)  # k > n returns every row (and a huge k does not overflow)
     kk = _keys_or_none(keys, n, "n")
     pos, _, _ = run_select(n, np.array([k]), mode=MODE_HASH, state=seed_state(_seed(seed)), keys=kk)
     return pos
@@ -184,8 +203,8 @@ class UniformSampler(_Streaming):
         if (keys is None) == (n is None):
             raise EngineInputError("keys", keys, "exactly one of keys and n")
         kk = None if keys is None else as_int64_1d("keys", keys)
-        rows = check_int("n", n) if kk is None else kk.shape[0]
-        _, rank, key = run_select(rows, np.array([self.k]), mode=MODE_HASH, state=self._state, keys=kk,
+        rows = _rows("n", n) if kk is None else kk.shape[0]
+        _, rank, key = run_select(rows, np.array([min(self.k, rows)]), mode=MODE_HASH, state=self._state, keys=kk,
                                   offset=self._n_seen, floor=self._best.floor())
         self._push(rank, key, rows)
 
@@ -218,8 +237,8 @@ def _weighted_ranks(
     w: np.ndarray, k: int, state: np.uint64, keys: np.ndarray | None, offset: int,
     floor: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return run_select(w.shape[0], np.array([k]), mode=MODE_ES, vals=w, state=state, keys=keys,
-                      offset=offset, floor=floor)
+    return run_select(w.shape[0], np.array([min(k, w.shape[0])]), mode=MODE_ES, vals=w, state=state,
+                      keys=keys, offset=offset, floor=floor)
 
 
 @overload
@@ -250,7 +269,8 @@ def weighted_sample(
     return_importance:
         Also return the importance weights ``1 / (n p_i)`` of the chosen rows, with
         ``p_i = w_i / sum(w)`` and ``n = len(weights)`` (the usual with-replacement correction;
-        uniform weights give 1.0).
+        uniform weights give 1.0). Always finite: a chosen row whose importance weight would
+        exceed the float64 range raises :class:`EngineInputError` naming ``weights[i]``.
 
     Returns
     -------
@@ -263,11 +283,37 @@ def weighted_sample(
     pos, _, _ = _weighted_ranks(w, k, seed_state(_seed(seed)), kk, 0)
     if not return_importance:
         return pos
-    return pos, _importance(w[pos], float(w.sum()), w.shape[0])
+    top, scaled = _scaled_total(w)
+    return pos, _importance(w[pos], top, scaled, w.shape[0], pos)
 
 
-def _importance(w_sel: np.ndarray, total: float, n: int) -> np.ndarray:
-    return np.asarray(total / (n * w_sel), dtype=np.float64)
+def _scaled_total(w: np.ndarray) -> tuple[float, float]:
+    """``(m, s)`` with ``sum(w) = m * s``: ``(1, sum(w))`` when that sum is finite (one pass),
+    else the largest weight and ``sum(w / m)`` (``s <= len(w)``), which does not overflow."""
+    with np.errstate(over="ignore"):  # an overflowing sum is the case handled below
+        total = float(w.sum())
+    if math.isfinite(total):
+        return (1.0, total) if total > 0.0 else (0.0, 0.0)
+    top = float(w.max())
+    return top, float((w / top).sum())
+
+
+def _importance(w_sel: np.ndarray, top: float, scaled: float, n: int, where: np.ndarray) -> np.ndarray:
+    """Importance weights ``sum(w) / (n w_i) = (s / n) / (w_i / m)`` of the chosen weights;
+    ``where`` names the chosen rows (positions or keys) in an error."""
+    if w_sel.shape[0] == 0:
+        return np.empty(0, dtype=np.float64)
+    with np.errstate(over="ignore", divide="ignore", under="ignore"):
+        out = np.asarray((scaled / n) / (w_sel / top), dtype=np.float64)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        least = top * (scaled / n) / np.finfo(np.float64).max
+        raise EngineInputError(
+            f"weights[{int(where[i])}]", float(w_sel[i]),
+            f"0 or a weight of at least {least:.3g} next to the largest weight {top:.3g}, so that "
+            "its importance weight sum(weights) / (n * weight) is a finite float64")
+    return out
 
 
 class WeightedSampler(_Streaming):
@@ -286,14 +332,20 @@ class WeightedSampler(_Streaming):
 
     def __init__(self, k: int, *, seed: int) -> None:
         super().__init__(k, seed)
-        self._total = 0.0
+        self._top = 0.0  # the largest weight so far
+        self._scaled = 0.0  # the sum of the weights so far divided by ``_top``
 
     def update(self, weights: Any, keys: Any = None) -> None:
         """Feed one chunk of weights (keys default to global positions)."""
         w = _check_weights(weights)
         kk = _keys_or_none(keys, w.shape[0], "weights")
         pos, rank, key = _weighted_ranks(w, self.k, self._state, kk, self._n_seen, self._best.floor())
-        self._total += float(w.sum())
+        top, scaled = _scaled_total(w)
+        if top > self._top:  # rescale the running total to the new largest weight
+            self._scaled = self._scaled * (self._top / top) + scaled
+            self._top = top
+        elif top > 0.0:
+            self._scaled += scaled * (top / self._top)
         self._push(rank, key, w.shape[0], w[pos])
 
     @overload
@@ -301,14 +353,16 @@ class WeightedSampler(_Streaming):
     @overload
     def result(self, *, return_importance: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
     def result(self, *, return_importance: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """The sampled keys ascending (and their importance weights ``1 / (n p_i)``)."""
+        """The sampled keys ascending (and their importance weights ``1 / (n p_i)``; a chosen
+        row whose importance weight exceeds the float64 range raises :class:`EngineInputError`
+        naming ``weights[key]``)."""
         self._best.merge()
         order = np.argsort(self._best.key, kind="stable")
         keys = self._best.key[order]
         if not return_importance:
             return keys
         w = self._best.val if self._best.val is not None else np.empty(0, np.float64)
-        return keys, _importance(w[order], self._total, self._n_seen)
+        return keys, _importance(w[order], self._top, self._scaled, self._n_seen, keys)
 
 
 # ------------------------------------------------------------------------------------- reservoir
@@ -350,8 +404,8 @@ def _reservoir_update(items, res, k, ist, fst, rng):  # type: ignore[no-untyped-
 class Reservoir:
     """Reservoir sampling with Li's Algorithm L over a stream of int64 chunks.
 
-    Keeps a uniform sample of ``k`` items of an unbounded stream in ``O(k)`` memory and
-    ``O(k (1 + log(N/k)))`` random draws. The same stream in any chunking gives the same sample.
+    Keeps a uniform sample of ``k`` items of an unbounded stream in ``O(min(k, items seen))``
+    memory and ``O(k (1 + log(N/k)))`` random draws. The same stream in any chunking gives the same sample.
 
     Example
     -------
@@ -365,7 +419,9 @@ class Reservoir:
     def __init__(self, k: int, *, seed: int) -> None:
         self.k = check_int("k", k)
         self.seed = _seed(seed)
-        self._res = np.zeros(self.k, dtype=np.int64)
+        # the kernel's k: a stream never holds 2**63 items, so a larger k keeps every item alike
+        self._kernel_k = min(self.k, _I64_MAX)
+        self._res = np.zeros(min(self.k, 1024), dtype=np.int64)  # grown as items arrive
         self._ist = np.zeros(2, dtype=np.int64)
         self._fst = np.zeros(1, dtype=np.float64)
         self._rng = np.array([seed_state(self.seed)], dtype=np.uint64)
@@ -377,7 +433,13 @@ class Reservoir:
 
     def update(self, items: Any) -> None:
         """Feed one chunk of int64 items (e.g. keys)."""
-        _reservoir_update(as_int64_1d("items", items), self._res, self.k, self._ist, self._fst, self._rng)
+        a = as_int64_1d("items", items)
+        need = min(self.k, self.n_seen + a.shape[0])  # slots filled after this chunk
+        if need > self._res.shape[0]:
+            grown = np.zeros(min(self.k, max(need, 2 * self._res.shape[0])), dtype=np.int64)
+            grown[: self._res.shape[0]] = self._res
+            self._res = grown
+        _reservoir_update(a, self._res, self._kernel_k, self._ist, self._fst, self._rng)
 
     def result(self) -> np.ndarray:
         """The sampled items (``min(k, n_seen)`` of them), ascending."""

@@ -95,7 +95,8 @@ def top_k(
     scores:
         1-D float32, float64 or integer array. NaN rows are never selected.
     k:
-        How many to select, ``>= 0``; more than the non-NaN rows returns all of them.
+        How many to select: any integer ``>= 0`` (a Python int of any size); more than the
+        non-NaN rows returns all of them.
     keys:
         Optional int64 array (same length): the tie-break key, smaller wins. Default: position.
     largest:
@@ -116,7 +117,8 @@ def top_k(
     s = score_ranks_input("scores", scores)
     k = check_int("k", k)
     kk = _keys_arg(keys, s.shape[0])
-    pos, rank, tb = run_select(s.shape[0], np.array([k]), keys=kk, **_rank_args(s, largest))
+    q = min(k, s.shape[0])  # k > n selects every row: no int64 overflow for a huge k
+    pos, rank, tb = run_select(s.shape[0], np.array([q]), keys=kk, **_rank_args(s, largest))
     if sorted and pos.shape[0] > 1:
         pos = pos[np.lexsort((tb, ~rank))]
     return pos
@@ -140,7 +142,7 @@ class TopK:
     Parameters
     ----------
     k:
-        How many rows to keep, ``>= 0``.
+        How many rows to keep: any integer ``>= 0``.
     largest:
         ``False`` keeps the smallest scores.
 
@@ -178,7 +180,7 @@ class TopK:
             s = s.astype(np.float64, copy=False)
         kk = _keys_arg(keys, s.shape[0])
         pos, rank, tb = run_select(
-            s.shape[0], np.array([self.k]), keys=kk, offset=self._n_seen,
+            s.shape[0], np.array([min(self.k, s.shape[0])]), keys=kk, offset=self._n_seen,
             floor=self._best.floor(), **_rank_args(s, self.largest)
         )
         self._n_seen += s.shape[0]

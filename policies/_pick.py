@@ -182,11 +182,19 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
     ``ctx.computed_scores[name]`` (from a scoring pass) comes first: a ``(keys, values)`` pair,
     or a zero-argument callable that returns an iterator of such batches (streaming scores).
     Otherwise the store's latest scores at ``ctx.scores_version`` (default: the snapshot's
-    version) are streamed (``Scores.batches``, bounded memory) on each pass; keys not eligible
-    in the snapshot are dropped.
+    version) are streamed (``Scores.batches``, bounded memory) on each pass. Keys not eligible
+    are dropped: ``ctx.excluded`` keys, keys outside ``ctx.candidates``, and keys not live in
+    the snapshot (deleted, erased, or not yet inserted at its version) of a computed
+    ``(keys, values)`` pair (one vectorized ``snapshot.contains`` call) or of stored scores read
+    at another version. A streamed source (a callable) is trusted to yield keys of the snapshot,
+    as a scoring pass over it does: checking each of its batches would read the whole key set
+    (or look up every key) and undo its bounded memory; a key erased since is refused later by
+    the loader (``ErasedKeysError``).
     """
     raw: Callable[[], Iterable[tuple[Any, Any]]]
-    if name in ctx.computed_scores:
+    live = _live_mask(ctx)
+    computed = name in ctx.computed_scores
+    if computed:
         src = ctx.computed_scores[name]
         if callable(src):
             raw = src
@@ -196,6 +204,9 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
                 raise InvalidArgumentError(f"computed_scores[{name!r}]",
                                            (keys.shape, values.shape),
                                            "keys and values of the same length")
+            keep = live(keys)  # once, not on every pass
+            if not keep.all():
+                keys, values = keys[keep], values[keep]
             step = ctx.batch_size
             raw = lambda: ((keys[i:i + step], values[i:i + step])  # noqa: E731
                            for i in range(0, keys.shape[0], step))
@@ -214,17 +225,19 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
         raise InvalidArgumentError("ctx.scores", None,
                                    f"store scores or computed_scores holding {name!r}")
 
-    later = ctx.scores_version is not None and ctx.scores_version != ctx.version
-    contains = getattr(ctx.snapshot, "contains", None)
+    # keep the snapshot's live keys only of stored scores read at another version (a computed
+    # pair was filtered above; stored scores read at the snapshot's version hold only its keys)
+    check_live = not computed and ctx.scores_version is not None and ctx.scores_version != ctx.version
 
     def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for keys, values in raw():
             keys = np.asarray(keys, dtype=np.int64)
             values = np.asarray(values)
-            mask = np.ones(keys.shape[0], dtype=bool)
-            if later and name not in ctx.computed_scores:  # keep the snapshot's keys only
-                mask &= (np.asarray(contains(keys), dtype=bool) if contains is not None
-                         else _isin(keys, ctx.snapshot.keys()))
+            if keys.shape[0] != values.shape[0]:
+                raise InvalidArgumentError(f"computed_scores[{name!r}]",
+                                           (keys.shape, values.shape),
+                                           "batches of keys and values of the same length")
+            mask = live(keys) if check_live else np.ones(keys.shape[0], dtype=bool)
             if ctx.excluded.size:
                 mask &= ~_isin(keys, ctx.excluded)
             if ctx.candidates is not None:
@@ -235,6 +248,23 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
                 yield keys[mask], values[mask]
 
     return batches
+
+
+def _live_mask(ctx: SelectionContext) -> Callable[[np.ndarray], np.ndarray]:
+    """``keys -> bool mask``: which keys are live in the context's snapshot, one vectorized
+    ``snapshot.contains`` call (or a search in ``snapshot.keys()``, read once, for a snapshot
+    without ``contains``)."""
+    contains = getattr(ctx.snapshot, "contains", None)
+    if contains is not None:
+        return lambda keys: np.asarray(contains(keys), dtype=bool)
+    cache: list[np.ndarray] = []
+
+    def mask(keys: np.ndarray) -> np.ndarray:
+        if not cache:
+            cache.append(np.sort(np.asarray(ctx.snapshot.keys(), dtype=np.int64)))
+        return _isin(keys, cache[0])
+
+    return mask
 
 
 def trainset(keys: np.ndarray, ctx: SelectionContext, weights: np.ndarray | None = None,

@@ -321,7 +321,9 @@ class SelectionContext:
         Sorted keys to restrict the selection to (set by composition), or ``None``.
     computed_scores:
         Scores from a scoring pass, ``name -> (keys, values)`` or ``name -> callable`` returning
-        an iterator of ``(keys, values)`` batches; they take precedence over ``scores``.
+        an iterator of ``(keys, values)`` batches; they take precedence over ``scores``. Only
+        eligible keys count: keys not live in ``snapshot`` (deleted, erased, or inserted after
+        its version) are dropped like ``excluded`` ones, so a strategy never selects them.
     embed:
         Maps keys to embeddings (``[n, d]`` float) with the current model, if provided.
     label_column, batch_size:

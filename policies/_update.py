@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modyn_store.core._validate import check_scope
-from policies.base import UpdateContext, UpdateDecision, UpdatePolicy
+from policies.base import UpdateContext, UpdateDecision, UpdatePolicy, check_registered
 
 __all__ = ["MixedUpdate"]
 
@@ -22,8 +22,8 @@ class MixedUpdate(UpdatePolicy):
     def _init_mixed(self, base: str | None, retrain_scope: str | None,
                     finetune_scope: str | None) -> None:
         self.base = check_scope("base", base)
-        self.retrain_scope = check_scope("retrain_scope", retrain_scope)
-        self.finetune_scope = check_scope("finetune_scope", finetune_scope)
+        self.retrain_scope = check_registered("retrain_scope", "selection", retrain_scope)
+        self.finetune_scope = check_registered("finetune_scope", "selection", finetune_scope)
 
     def _retrain(self, reason: str) -> UpdateDecision:
         return UpdateDecision("retrain", self.base, reason, self.retrain_scope)

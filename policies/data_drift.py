@@ -13,7 +13,7 @@ from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
 from policies._windows import RowBuffer
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, from_config, register
+from policies.base import Firing, ModelLike, Trigger, TriggerInput, check_count, from_config, register
 
 __all__ = ["DataDrift"]
 
@@ -41,7 +41,8 @@ class DataDrift(Trigger):
     columns:
         Feature columns (numeric or fixed-size vectors).
     metric, decision, threshold, quantile, history:
-        See above; ``metric`` in ``'mmd', 'ks', 'wasserstein', 'mean_shift'``.
+        See above; ``metric`` in ``'mmd', 'ks', 'wasserstein', 'mean_shift'``; ``history`` in
+        ``[1, 2**62]`` (``policies.base.MAX_COUNT``).
     window, window_time, every, overlap:
         Window size in samples; or a span of event time (``"1d"`` or a number); evaluation
         interval in samples; whether the current window may overlap the reference.
@@ -90,7 +91,7 @@ class DataDrift(Trigger):
         self.threshold = check_float("threshold", threshold, 0.0, 1.0 if lo_open else None,
                                      lo_open=lo_open)
         self.quantile = check_float("quantile", quantile, 0.0, 1.0)
-        self.history = check_int("history", history, 1)
+        self.history = check_count("history", history, 1)
         self.window = check_int("window", window, 2)
         self.window_time = window_time
         self._span = None if window_time is None else parse_duration("window_time", window_time)

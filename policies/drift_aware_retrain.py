@@ -7,9 +7,22 @@ from typing import Any
 from modyn_store.core._validate import check_float
 from modyn_store.core.errors import InvalidArgumentError
 from policies._update import MixedUpdate
-from policies.base import UpdateContext, UpdateDecision, register
+from policies.base import REGISTRY, UpdateContext, UpdateDecision, get, register
 
 __all__ = ["DriftAwareRetrain"]
+
+
+def _check_trigger_name(trigger: Any) -> str:
+    """``trigger`` if it is the registered name of a trigger class (firings carry that name)."""
+    if isinstance(trigger, str) and trigger and "." not in trigger and ":" not in trigger:
+        try:
+            cls = get("trigger", trigger)  # also loads an installed entry point of that name
+        except InvalidArgumentError:
+            cls = None
+        if cls is not None and REGISTRY["trigger"].get(trigger) is cls:
+            return trigger
+    raise InvalidArgumentError("trigger", trigger,
+                               f"a registered trigger name: one of {sorted(REGISTRY['trigger'])}")
 
 
 @register("drift_aware_retrain")
@@ -24,7 +37,9 @@ class DriftAwareRetrain(MixedUpdate):
     bound:
         Statistic above which to retrain (in the drift metric's units).
     trigger:
-        The registered name of the drift trigger whose statistic counts.
+        The registered name of the drift trigger whose statistic counts (``Firing.trigger``);
+        checked on construction against the trigger registry (installed entry points included),
+        so a typo fails at once instead of never retraining.
     base, retrain_scope, finetune_scope:
         As for ``PeriodicRetrain``.
 
@@ -39,9 +54,7 @@ class DriftAwareRetrain(MixedUpdate):
     def __init__(self, bound: float = 0.1, trigger: str = "data_drift", base: str | None = None,
                  retrain_scope: str | None = None, finetune_scope: str | None = None) -> None:
         self.bound = check_float("bound", bound)
-        if not isinstance(trigger, str) or not trigger:
-            raise InvalidArgumentError("trigger", trigger, "a registered trigger name")
-        self.trigger = trigger
+        self.trigger = _check_trigger_name(trigger)
         self._init_mixed(base, retrain_scope, finetune_scope)
 
     @classmethod

@@ -6,11 +6,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modyn_store.core._validate import check_int
 from modyn_store.core.trainset import TrainSet
 from policies._pick import derive_seed, trainset
 from policies._stream import iter_rows
-from policies.base import SelectionContext, SelectionStrategy, register
+from policies.base import SelectionContext, SelectionStrategy, check_count, register
 
 __all__ = ["GDumb"]
 
@@ -29,7 +28,8 @@ class GDumb(SelectionStrategy):
     Parameters
     ----------
     memory:
-        Memory size, >= 1.
+        Memory size, in ``[1, 2**62]`` (``policies.base.MAX_COUNT``); the memory holds at most
+        the samples seen, whatever its size.
 
     Example
     -------
@@ -46,7 +46,7 @@ class GDumb(SelectionStrategy):
     update_hint: ClassVar[str] = "retrain"
 
     def __init__(self, memory: int = 1000) -> None:
-        self.memory = check_int("memory", memory, 1)
+        self.memory = check_count("memory", memory, 1)
         self._keys = np.empty(0, dtype=np.int64)  # the memory, in slot order
         self._codes = np.empty(0, dtype=np.int64)  # class codes: positions in ``_labels``
         self._labels: np.ndarray | None = None  # sorted distinct labels seen so far

@@ -11,7 +11,7 @@ import numpy as np
 from modyn_store.core._validate import check_bool, check_choice, check_float, check_float_or_none, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
+from policies.base import Firing, ModelLike, Trigger, TriggerInput, check_count, register
 
 __all__ = ["Performance"]
 
@@ -38,7 +38,7 @@ class Performance(Trigger):
     every:
         Labelled samples per evaluation.
     decision, threshold, history, expected, bootstrap:
-        See above.
+        See above; ``history`` in ``[1, 2**62]`` (``policies.base.MAX_COUNT``).
 
     Example
     -------
@@ -67,7 +67,7 @@ class Performance(Trigger):
         self.decision = check_choice("decision", decision, DECISIONS)
         hi = None if decision == "avoidable_misclassifications" else 1.0
         self.threshold = check_float("threshold", threshold, 0.0, hi)
-        self.history = check_int("history", history, 1)
+        self.history = check_count("history", history, 1)
         self.expected = check_float_or_none("expected", expected, 0.0, 1.0)
         self.bootstrap = check_bool("bootstrap", bootstrap)
         self._pending: list[tuple[dict[str, np.ndarray], np.ndarray]] = []

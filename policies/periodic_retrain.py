@@ -21,7 +21,8 @@ class PeriodicRetrain(MixedUpdate):
         Retrain period in triggers, >= 1 (1: always retrain).
     base, retrain_scope, finetune_scope:
         Checkpoint retrains start from (``None``: fresh), and the selection strategy names for
-        retrains and fine-tunes (``None``: the pipeline's default).
+        retrains and fine-tunes (``None``: the pipeline's default), checked on construction
+        like a selection ``name`` (``policies.get``).
 
     Example
     -------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modyn_store.core._validate import check_scope
-from policies.base import UpdateContext, UpdateDecision, UpdatePolicy, register
+from policies.base import UpdateContext, UpdateDecision, UpdatePolicy, check_registered, register
 
 __all__ = ["Retrain"]
 
@@ -19,7 +19,8 @@ class Retrain(UpdatePolicy):
     base:
         A named base checkpoint, or ``None``.
     scope:
-        Selection strategy name for every training (``None``: the pipeline's default).
+        Selection strategy name for every training (``None``: the pipeline's default),
+        checked on construction like a selection ``name`` (``policies.get``).
 
     Example
     -------
@@ -30,7 +31,7 @@ class Retrain(UpdatePolicy):
 
     def __init__(self, base: str | None = None, scope: str | None = None) -> None:
         self.base = check_scope("base", base)
-        self.scope = check_scope("scope", scope)
+        self.scope = check_registered("scope", "selection", scope)
 
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:

@@ -6,12 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.core._validate import check_bool, check_int
+from modyn_store.core._validate import check_bool
 from modyn_store.core.trainset import TrainSet
 from policies._pick import all_keys, check_size, derive_seed, target_size, trainset
-from policies.base import SelectionContext, SelectionStrategy, register
+from policies.base import SelectionContext, SelectionStrategy, check_count, register
 
-__all__ = ["RS2"]
+__all__ = ["MAX_EPOCHS", "RS2"]
+
+#: The most epoch plans ``RS2`` draws (each is held in memory with the train set).
+MAX_EPOCHS = 100_000
 
 
 @register("rs2")
@@ -30,7 +33,8 @@ class RS2(SelectionStrategy):
     ratio, limit:
         Per-epoch share of the eligible samples and per-epoch size limit.
     epochs:
-        How many epoch plans to draw.
+        How many epoch plans to draw, in ``[1, 100000]`` (``MAX_EPOCHS``; every plan is kept in
+        memory).
     replacement:
         Whether a sample may be drawn again before all samples were drawn.
 
@@ -49,7 +53,7 @@ class RS2(SelectionStrategy):
     def __init__(self, ratio: float = 0.1, limit: int | None = None, epochs: int = 10,
                  replacement: bool = False) -> None:
         self.ratio, self.limit = check_size(ratio, limit)
-        self.epochs = check_int("epochs", epochs, 1)
+        self.epochs = check_count("epochs", epochs, 1, MAX_EPOCHS, "100000")
         self.replacement = check_bool("replacement", replacement)
 
     @classmethod

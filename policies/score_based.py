@@ -22,10 +22,13 @@ without replacement with probability proportional to the score and weights each 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
+from engine.errors import EngineInputError
 from engine.score_registry import ScoreSpec
 from engine.score_registry import compute as compute_score
 from engine.score_registry import get as get_score
@@ -47,6 +50,8 @@ __all__ = [
 ]
 
 MODES = ("sample_then_batch", "batch_then_sample")
+
+_WEIGHT_AT = re.compile(r"^weights\[(-?\d+)\]$")
 
 
 class ScoreDownsample(SelectionStrategy):
@@ -161,8 +166,11 @@ class ScoreDownsample(SelectionStrategy):
 
             w = self._weights(scores)
             ok = np.flatnonzero(w > 0)
-            idx, importance = weighted_sample(w[ok], min(k, ok.size), seed=seed,
-                                              return_importance=True)
+            try:
+                idx, importance = weighted_sample(w[ok], min(k, ok.size), seed=seed,
+                                                  return_importance=True)
+            except EngineInputError as exc:
+                raise self._importance_error(exc, lambda i: int(ok[i]), "batch position") from exc
             order = np.argsort(ok[idx])
             return ok[idx][order], np.asarray(importance, dtype=np.float64)[order]
 
@@ -191,8 +199,25 @@ class ScoreDownsample(SelectionStrategy):
             w = self._weights(values)
             ok = w > 0
             sampler.update(w[ok], keys=keys[ok])
-        chosen, weights = sampler.result(return_importance=True)
+        try:
+            chosen, weights = sampler.result(return_importance=True)
+        except EngineInputError as exc:  # the sampler names the row by its key
+            raise self._importance_error(exc, lambda key: key, "key") from exc
         return trainset(np.asarray(chosen, dtype=np.int64), ctx, weights=weights)
+
+    def _importance_error(self, exc: EngineInputError, row_of: Callable[[int], int],
+                          what: str) -> InvalidArgumentError:
+        """The engine's error about a chosen row's importance weight, naming the score and row."""
+        m = _WEIGHT_AT.match(exc.name)
+        if m is None:
+            return InvalidArgumentError(exc.name, exc.value, exc.expected)
+        row = row_of(int(m.group(1)))
+        w = float(exc.value)
+        return InvalidArgumentError(
+            f"scores[{self.score!r}][{row}]", w if self.largest else 1.0 - w,
+            f"a score (of the row of {what} {row}) whose sampling weight "
+            f"{'' if self.largest else '1 - score '}is {exc.expected} (method='importance'; "
+            "use method='top' for such scores)")
 
 
 def _make(name: str, cls_name: str, doc: str) -> type[ScoreDownsample]:

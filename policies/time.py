@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +13,10 @@ from modyn_store.core.errors import InvalidArgumentError
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
 
 __all__ = ["Time"]
+
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+#: The most intervals event time may lie from the start (interval indices are int64).
+_MAX_INTERVALS = 2**62
 
 
 @register("time")
@@ -28,10 +33,13 @@ class Time(Trigger):
     ----------
     every:
         The interval: a duration string (``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"2w"``) for
-        datetime event times, or a positive number in the unit of a numeric ``ts`` column.
+        datetime event times, from 1ns to ``2**63 - 1`` ns (about 292 years; rounded to whole
+        nanoseconds), or a finite positive number in the unit of a numeric ``ts`` column.
     start:
-        The first boundary's origin: an ISO datetime string or a number; ``None`` uses the event
-        time of the first sample.
+        The first boundary's origin: an ISO datetime string (within the range of
+        ``datetime64[ns]``, 1677-09-21 to 2262-04-11) or a finite number; ``None`` uses the
+        event time of the first sample. Event time more than ``2**62`` intervals away from the
+        start is refused when it arrives.
 
     Example
     -------
@@ -49,8 +57,20 @@ class Time(Trigger):
         self.every = every
         self.start = start
         self._every = parse_duration("every", every)
+        if isinstance(every, str):
+            # datetime event times are whole nanoseconds: the interval is too
+            if not math.isfinite(self._every) or round(self._every) > _I64_MAX:
+                raise InvalidArgumentError("every", every, "a duration of at most 2**63 - 1 ns "
+                                                           "(about 292 years)")
+            if round(self._every) < 1:
+                raise InvalidArgumentError("every", every, "a duration of at least 1ns (event "
+                                                           "times are whole nanoseconds)")
+            self._every = float(round(self._every))
         if start is not None and not isinstance(start, (str, int, float)) or isinstance(start, bool):
             raise InvalidArgumentError("start", start, "an ISO datetime string, a number or None")
+        if isinstance(start, (int, float)) and not math.isfinite(start):
+            raise InvalidArgumentError("start", start, "a finite number, an ISO datetime string "
+                                                       "or None")
         if isinstance(start, str):
             _parse_start(start)
         self._origin: Any = None
@@ -70,9 +90,14 @@ class Time(Trigger):
                                        "ts column")
         if not delta.ts_is_datetime and isinstance(self.start, str):
             raise InvalidArgumentError("start", self.start, "a number (the ts column is numeric)")
+        if delta.ts_is_datetime and isinstance(self.start, (int, float)) and \
+                not _I64_MIN <= self.start <= _I64_MAX:
+            raise InvalidArgumentError("start", self.start, "nanoseconds since the epoch within "
+                                       "int64 (the ts column holds datetimes)")
 
     def _interval_of(self, delta: TriggerInput, ts: np.ndarray) -> np.ndarray:
-        return _interval_index(ts, self._origin, self._every, delta.ts_is_datetime)
+        return _interval_index(ts, self._origin, self._every, delta.ts_is_datetime,
+                               start_given=self.start is not None)
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)
@@ -109,13 +134,41 @@ class Time(Trigger):
         return out
 
 
-def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool) -> np.ndarray:
-    """``floor((ts - origin) / every)`` as int64 (exact integer nanoseconds for datetimes)."""
+def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool, *,
+                    start_given: bool = False) -> np.ndarray:
+    """``floor((ts - origin) / every)`` as int64 (exact integer nanoseconds for datetimes).
+
+    Event time whose index would not fit (an interval far too small for the span of event time,
+    or a start far from it) raises :class:`InvalidArgumentError` naming ``start`` or ``every``.
+    """
+    if ts.size == 0:
+        return np.empty(0, dtype=np.int64)
     if is_datetime:
-        k = (ts - np.int64(origin)) // np.int64(round(every))
-    else:
-        k = np.floor((ts.astype(np.float64) - origin) / every)
+        lo, hi = int(ts.min()) - int(origin), int(ts.max()) - int(origin)
+        if lo < _I64_MIN or hi > _I64_MAX:  # ts - origin would wrap around in int64
+            raise InvalidArgumentError("start", origin, "a start within 2**63 ns of the event "
+                                       f"times (they reach {int(ts.min())}..{int(ts.max())} ns)")
+        return np.asarray((ts - np.int64(origin)) // np.int64(round(every)), dtype=np.int64)
+    t = ts.astype(np.float64)
+    if not np.isfinite(t).all():
+        bad = int(np.flatnonzero(~np.isfinite(t))[0])
+        raise InvalidArgumentError(f"ts[{bad}]", float(t[bad]), "finite event times")
+    with np.errstate(over="ignore", invalid="ignore"):
+        k = np.floor((t - origin) / every)
+    worst = float(np.max(np.abs(k)))
+    if not worst < _MAX_INTERVALS:  # also NaN / inf
+        # with the interval fine for the span of the data, the start is what lies too far away
+        name, value = ("start", origin) if start_given and _fits(t, t[0], every) else ("every", every)
+        raise InvalidArgumentError(name, value, f"event time within 2**62 intervals of the start "
+                                   f"(every={every:g}, start={origin:g}, event times "
+                                   f"{t.min():g}..{t.max():g})")
     return np.asarray(k, dtype=np.int64)
+
+
+def _fits(t: np.ndarray, origin: float, every: float) -> bool:
+    """Whether the event times ``t`` are within ``2**62`` intervals of ``origin``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(float(np.max(np.abs(np.floor((t - origin) / every)))) < _MAX_INTERVALS)
 
 
 def _parse_start(start: str) -> int:
@@ -127,4 +180,8 @@ def _parse_start(start: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+    ns = (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+    if not _I64_MIN < ns <= _I64_MAX:  # datetime64[ns] holds 1677-09-21 .. 2262-04-11
+        raise InvalidArgumentError("start", start, "an ISO datetime within the datetime64[ns] "
+                                   "range (1677-09-21 to 2262-04-11)")
+    return ns

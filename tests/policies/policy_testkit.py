@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from policies import Firing, Trigger, TriggerInput
+from policies.base import ENTRY_POINT_GROUP
 
 
 def delta(version: int, keys: np.ndarray, *, ts: np.ndarray | None = None,
@@ -74,3 +76,13 @@ class EveryOtherVersion(Trigger):
 
 class NotAPolicy:
     """A class that does not derive from a policy base."""
+
+
+def install_entry_points(folder: Path, entries: dict[str, str]) -> None:
+    """Install into ``folder`` (which must be on ``sys.path``) a distribution, metadata only,
+    declaring ``entries`` (name -> ``module:Class``) in the policies' entry-point group."""
+    dist = folder / f"zz_plug_dist_{uuid.uuid4().hex[:8]}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist.name[:-15]}\nVersion: 1.0\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entries.items())
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}\n")

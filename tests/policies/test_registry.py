@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from policy_testkit import EveryOtherVersion, delta
+from policy_testkit import EveryOtherVersion, delta, install_entry_points
 
 import policies
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
@@ -29,11 +29,16 @@ def test_get_by_name_and_unknown_name() -> None:
         get("triggers", "data_amount")
 
 
-def test_dotted_path_user_class_round_trips() -> None:
-    path = "policy_testkit.EveryOtherVersion"
-    t = from_config("trigger", {"name": path, "offset": 1})
+def test_an_installed_user_class_round_trips(tmp_path, monkeypatch) -> None:
+    """A user's policy is named by the entry point its package installs; before it is installed
+    its module is not importable by name from a config."""
+    with pytest.raises(InvalidArgumentError, match="name"):
+        from_config("trigger", {"name": "policy_testkit.EveryOtherVersion", "offset": 1})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    install_entry_points(tmp_path, {"every_other": "policy_testkit:EveryOtherVersion"})
+    t = from_config("trigger", {"name": "every_other", "offset": 1})
     assert isinstance(t, EveryOtherVersion)
-    assert t.to_config() == {"name": path, "offset": 1}
+    assert t.to_config() == {"name": "every_other", "offset": 1}
     fs = [f for v in range(1, 5) for f in t.fire(delta(v, np.arange(v * 2, v * 2 + 2)))]
     assert [(f.version, f.position) for f in fs] == [(1, 2), (3, 2)]
     assert from_config("trigger", t.to_config()).to_config() == t.to_config()
