@@ -304,7 +304,10 @@ def _importance(w_sel: np.ndarray, top: float, scaled: float, n: int, where: np.
     if w_sel.shape[0] == 0:
         return np.empty(0, dtype=np.float64)
     with np.errstate(over="ignore", divide="ignore", under="ignore"):
-        out = np.asarray((scaled / n) / (w_sel / top), dtype=np.float64)
+        if top == 1.0:  # the total is sum(w) itself: the plain formula, as every peer computes it
+            out = np.asarray(scaled / (n * w_sel), dtype=np.float64)
+        else:
+            out = np.asarray((scaled / n) / (w_sel / top), dtype=np.float64)
     bad = ~np.isfinite(out)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
