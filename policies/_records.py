@@ -321,9 +321,10 @@ class SelectionContext:
         Sorted keys to restrict the selection to (set by composition), or ``None``.
     computed_scores:
         Scores from a scoring pass, ``name -> (keys, values)`` or ``name -> callable`` returning
-        an iterator of ``(keys, values)`` batches; they take precedence over ``scores``. Only
-        eligible keys count: keys not live in ``snapshot`` (deleted, erased, or inserted after
-        its version) are dropped like ``excluded`` ones, so a strategy never selects them.
+        an iterator of ``(keys, values)`` batches; they take precedence over ``scores``. Keys of a
+        ``(keys, values)`` pair that are not live in ``snapshot`` (deleted, erased, or inserted
+        after its version) are dropped like ``excluded`` ones; a streamed source is trusted to
+        yield keys of the snapshot, as a scoring pass over it does.
     embed:
         Maps keys to embeddings (``[n, d]`` float) with the current model, if provided.
     label_column, batch_size:

@@ -150,13 +150,13 @@ def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool
                                        f"times (they reach {int(ts.min())}..{int(ts.max())} ns)")
         return np.asarray((ts - np.int64(origin)) // np.int64(round(every)), dtype=np.int64)
     t = ts.astype(np.float64)
-    if not np.isfinite(t).all():
-        bad = int(np.flatnonzero(~np.isfinite(t))[0])
-        raise InvalidArgumentError(f"ts[{bad}]", float(t[bad]), "finite event times")
     with np.errstate(over="ignore", invalid="ignore"):
         k = np.floor((t - origin) / every)
     worst = float(np.max(np.abs(k)))
-    if not worst < _MAX_INTERVALS:  # also NaN / inf
+    if not worst < _MAX_INTERVALS:  # also NaN / inf: looked into only here, off the common path
+        if not np.isfinite(t).all():
+            bad = int(np.flatnonzero(~np.isfinite(t))[0])
+            raise InvalidArgumentError(f"ts[{bad}]", float(t[bad]), "finite event times")
         # with the interval fine for the span of the data, the start is what lies too far away
         name, value = ("start", origin) if start_given and _fits(t, t[0], every) else ("every", every)
         raise InvalidArgumentError(name, value, f"event time within 2**62 intervals of the start "

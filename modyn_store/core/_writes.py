@@ -38,9 +38,9 @@ def append(
     if tables is not None and not isinstance(tables, Mapping):
         raise InvalidArgumentError("tables", type(tables).__name__, "a mapping of extension table name -> pyarrow Table")
     extra = dict(tables or {})
-    for name, rows in extra.items():  # before any sample is written
-        check_extension(store, name, rows)
     with store.transaction("append", message) as txn:
+        for name, rows in extra.items():  # under the lock, before any sample is written
+            check_extension(store, name, rows)
         max_key = txn.previous.max_key if txn.previous is not None else -1
         prepared = _ingest.prepare(
             data, key=key, ts=ts, label=label, store_schema=store.schema, next_key=max_key + 1
@@ -81,7 +81,7 @@ def append(
             txn.touched.add("samples")
             store._tables.append("samples", pa.Table.from_batches(batches, schema=schema))
         for name, rows in extra.items():
-            txn.append(name, rows)
+            txn._write(name, rows)  # checked above
         txn.inserted = txn.live_delta = tracker.count
         txn.max_key = tracker.highest
         txn.details = {"checksum": f"{checksum:016x}"}

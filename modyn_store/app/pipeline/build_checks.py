@@ -8,9 +8,10 @@ with a :class:`~modyn_store.app.pipeline.errors.PipelineConfigError` naming the 
   device with its weight initialisation skipped, so its own parameter checks run without memory;
 - each selection scope of the update policy (``scope``, ``retrain_scope``, ``finetune_scope``) is
   looked up and built in the selection registry, as the runner does when a training uses it;
-- ``training.device`` goes through the training loader's check (``training.loading.check_device``);
-- a time trigger's ``every`` and ``start`` must be finite and, as durations or datetimes, fit the
-  64-bit nanoseconds the trigger computes in (a duration that rounds to 0 ns is refused).
+- ``training.device`` goes through the training loader's check (``training.loading.check_device``).
+
+(Policies themselves, time triggers' ``every`` and ``start`` included, are built at parse time by
+:func:`~modyn_store.app.pipeline.config.build_policy`, so their own checks run there.)
 
 Example
 -------
@@ -24,14 +25,13 @@ modyn_store.app.pipeline.errors.PipelineConfigError: model.params.hidden[0]: inv
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from modyn_store.app.pipeline.checks import INT64_MAX, _Ctx
+from modyn_store.app.pipeline.checks import _Ctx
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 
-__all__ = ["check_device", "check_model", "check_scopes", "check_time_triggers", "model_placeholders", "scope_keys"]
+__all__ = ["check_device", "check_model", "check_scopes", "model_placeholders", "scope_keys"]
 
 
 def model_placeholders(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,47 +129,3 @@ def check_device(ctx: _Ctx, device: str) -> None:
         loader_check(device)
     except ModynStoreError as exc:
         raise ctx.error(("training", "device"), str(exc)) from exc
-
-
-def check_time_triggers(ctx: _Ctx, cfg: Any, path: tuple[Any, ...] = ("trigger",)) -> None:
-    """A time trigger's ``every`` / ``start`` (also inside composite triggers' ``triggers``).
-
-    ``every``: a number must be finite and > 0; a duration must be at least 1 ns once rounded to
-    whole nanoseconds and fit 64-bit nanoseconds (about 292 years). ``start``: a number must be
-    finite; an ISO datetime must lie in the 64-bit nanosecond range (1677-09-21 .. 2262-04-11).
-    """
-    if not isinstance(cfg, Mapping):
-        return
-    subs = cfg.get("triggers")
-    if isinstance(subs, list):
-        for i, sub in enumerate(subs):
-            check_time_triggers(ctx, sub, path + ("triggers", i))
-    if cfg.get("name") != "time":
-        return
-    every, start = cfg.get("every"), cfg.get("start")
-    if isinstance(every, str):
-        from modyn_store.core._validate import parse_duration
-
-        try:
-            ns = parse_duration("every", every)
-        except ModynStoreError as exc:
-            raise ctx.error(path + ("every",), str(exc)) from exc
-        if not math.isfinite(ns) or round(ns) < 1:
-            raise ctx.error(path + ("every",), f"{every!r} is {ns!r} ns, which rounds to 0 ns; the trigger counts "
-                                               "whole nanoseconds: give at least '1ns'")
-        if round(ns) > INT64_MAX:
-            raise ctx.error(path + ("every",), f"{every!r} is longer than 64-bit nanoseconds hold (about 292 years)")
-    elif isinstance(every, (int, float)) and not isinstance(every, bool) and not (math.isfinite(every) and every > 0):
-        raise ctx.error(path + ("every",), f"expected a finite number > 0, got {every!r}")
-    if isinstance(start, (int, float)) and not isinstance(start, bool) and not math.isfinite(start):
-        raise ctx.error(path + ("start",), f"expected a finite number or an ISO datetime, got {start!r}")
-    if isinstance(start, str):
-        from policies.time import _parse_start
-
-        try:
-            origin = _parse_start(start)
-        except ModynStoreError as exc:
-            raise ctx.error(path + ("start",), str(exc)) from exc
-        if not -INT64_MAX - 1 <= origin <= INT64_MAX:
-            raise ctx.error(path + ("start",), f"{start!r} is outside the 64-bit nanosecond range of event times "
-                                               "(1677-09-21 .. 2262-04-11)")

@@ -35,7 +35,7 @@ from typing import Any
 from engine import score_registry as _score_registry
 from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import ModynStoreError
-from modyn_store.app.pipeline.build_checks import check_device, check_model, check_scopes, check_time_triggers
+from modyn_store.app.pipeline.build_checks import check_device, check_model, check_scopes
 from modyn_store.app.pipeline.checks import INT64_MAX, _Ctx, _mapping, _names, _typed
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.source_spec import ENCODINGS, SYNTHETIC, SourceConfig, check_trigger_units, parse_source
@@ -371,8 +371,6 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         pol = build_policy(kind, cfg, doc=doc, prefix=prefix)
         _check_requires(ctx, kind, pol)
         policies_[kind] = pol.to_config()
-        if kind == "trigger":
-            check_time_triggers(ctx, cfg)
     for key, strategy in check_scopes(ctx, policies_["update"]):
         _check_requires(ctx, "update", strategy, key)
     deletions = d.get("deletions")

@@ -155,7 +155,6 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
     if chunk is not None:
         import numpy as np
 
-        _check_chunk_size(ctx, p + ("chunk",), chunk)
         try:
             chunk_index(np.zeros(1, dtype=np.int64), chunk)
         except ModynStoreError as exc:
@@ -216,21 +215,6 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
     elif kind == "store":
         _check_store(ctx, cfg)
     return cfg
-
-
-def _check_chunk_size(ctx: _Ctx, path: tuple[Any, ...], chunk: str) -> None:
-    """A chunk size (``n:<rows>``, ``<k>d/h/s`` in seconds, ``ts:<width>``) must fit a 64-bit integer."""
-    import re
-
-    from modyn_store.app.pipeline.checks import INT64_MAX
-
-    m = re.fullmatch(r"(?:n:|ts:)?(\d+)([dhs]?)", chunk)
-    if m is None:
-        return
-    size = int(m.group(1)) * {"d": 86_400, "h": 3_600, "s": 1, "": 1}[m.group(2)]
-    if size > INT64_MAX:
-        raise ctx.error(path, f"{chunk!r} is too large: a chunk size (in rows, seconds or ts units) must fit a "
-                              "64-bit integer")
 
 
 def _is_table(x: Any) -> bool:
