@@ -58,6 +58,19 @@ class Slice:
     end: float
     closed: bool = False
 
+    def __post_init__(self) -> None:
+        # a window whose end precedes its start holds no rows: it would evaluate nothing, silently
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidArgumentError("name", self.name, "a non-empty string")
+        for arg in ("start", "end"):
+            v = getattr(self, arg)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or math.isnan(v):
+                raise InvalidArgumentError(arg, v, "a number (not NaN; -inf/inf for an open side)")
+        if self.start > self.end:
+            raise InvalidArgumentError("end", self.end, f"a value >= start ({self.start})")
+        if not isinstance(self.closed, bool):
+            raise InvalidArgumentError("closed", self.closed, "True or False")
+
 
 @dataclass(frozen=True)
 class EvalMatrix:
@@ -245,6 +258,20 @@ def _check_slices(slices: Any) -> list[Slice]:
     bad = [s for s in out if not isinstance(s, Slice)]
     if bad:
         raise InvalidArgumentError("slices", bad[:3], "Slice items (see time_slices)")
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError("slices", sorted({n for n in names if names.count(n) > 1}),
+                                   "slices with distinct names")
+    # a row is evaluated in one slice only: overlapping windows would silently lose rows
+    reach: Slice | None = None  # the nonempty slice seen so far that reaches furthest
+    for b in sorted(out, key=lambda s: (s.start, s.end)):
+        if not (b.start < b.end or b.closed):
+            continue  # an empty half-open window holds no row
+        if reach is not None and (b.start < reach.end or (b.start == reach.end and reach.closed)):
+            raise InvalidArgumentError("slices", (reach.name, b.name),
+                                       "windows that do not overlap (evaluate overlapping ones separately)")
+        if reach is None or b.end > reach.end or (b.end == reach.end and b.closed):
+            reach = b
     return out
 
 

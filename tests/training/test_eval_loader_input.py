@@ -145,3 +145,51 @@ def test_loader_columns_given_as_one_string_are_refused(store: Store) -> None:
 
     with pytest.raises(InvalidArgumentError, match="invalid columns='label'"):
         loader(store, TrainSet.uniform(np.arange(4), version=1), columns="label", batch_size=2)  # type: ignore[arg-type]
+
+
+# -- Slice ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, arg", [
+    ({"start": 10.0, "end": 5.0}, "end"),  # ends before it starts: would evaluate 0 rows
+    ({"start": float("nan"), "end": 5.0}, "start"),
+    ({"start": 0.0, "end": float("nan")}, "end"),
+    ({"start": "0", "end": 5.0}, "start"),
+    ({"start": True, "end": 5.0}, "start"),
+    ({"name": "", "start": 0.0, "end": 5.0}, "name"),
+    ({"start": 0.0, "end": 5.0, "closed": 1}, "closed"),
+], ids=["end-before-start", "nan-start", "nan-end", "str-start", "bool-start", "empty-name", "int-closed"])
+def test_slice_refuses_bad_windows(kwargs: dict[str, Any], arg: str) -> None:
+    kwargs = {"name": "s", **kwargs}
+    with pytest.raises(InvalidArgumentError, match=re.escape(f"invalid {arg}=")):
+        Slice(**kwargs)
+
+
+def test_slice_accepts_one_point_and_open_sides(store: Store) -> None:
+    point = Slice("point", 7, 7, closed=True)  # what time_slices makes of one distinct ts
+    before, after = Slice("before", -float("inf"), 7), Slice("after", 8, float("inf"))
+    m = evaluate(store, {"lin": torch.nn.Linear(2, 2)}, [point, before, after], inputs={"input": "x"},
+                 record=False)
+    assert m.counts == (1, 7, N - 8)
+
+
+@pytest.mark.parametrize("slices", [
+    [Slice("all", 0, N), Slice("late", 30, N)],  # nested: "all" would lose the late rows
+    [Slice("a", 0, 20, closed=True), Slice("b", 20, N)],  # share ts == 20
+    [Slice("a", 0, N), Slice("empty", 5, 5), Slice("c", 10, 12)],  # an empty one between
+    [Slice("p", 7, 7, closed=True), Slice("a", 0, N)],
+], ids=["nested", "closed-edge", "past-empty", "point-inside"])
+def test_overlapping_slices_are_refused(store: Store, slices: list[Slice]) -> None:
+    with pytest.raises(InvalidArgumentError, match="do not overlap"):
+        evaluate(store, {"lin": torch.nn.Linear(2, 2)}, slices, inputs={"input": "x"}, record=False)
+
+
+def test_slices_need_distinct_names(store: Store) -> None:
+    with pytest.raises(InvalidArgumentError, match="distinct names"):
+        evaluate(store, {"lin": torch.nn.Linear(2, 2)}, [Slice("a", 0, 10), Slice("a", 10, 20)],
+                 inputs={"input": "x"}, record=False)
+
+
+def test_adjacent_slices_partition_the_rows(store: Store) -> None:
+    slices = [Slice("b", 20, N, closed=True), Slice("a", 0, 20), Slice("empty", 20, 20)]
+    m = evaluate(store, {"lin": torch.nn.Linear(2, 2)}, slices, inputs={"input": "x"}, record=False)
+    assert m.counts == (N - 20, 20, 0)
