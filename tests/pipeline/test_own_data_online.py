@@ -136,3 +136,13 @@ def test_online_on_a_file_source_without_a_store_is_rejected(tmp_path: Path, cap
     assert main(["run", str(tmp_path / "p.yaml"), "--online", "--idle-timeout", "0.01"]) == 2
     assert "--store" in capsys.readouterr().err
     assert not Path("modyn-store-runs/f").exists()
+
+
+def test_a_retrain_without_new_event_times_evaluates_nothing() -> None:
+    """A retrain fired by a delete keeps the cutoff: the window after the served model is empty."""
+    from types import SimpleNamespace
+
+    prev, same = SimpleNamespace(training_id="t1", cutoff_ts=5.0), SimpleNamespace(training_id="t2", cutoff_ts=5.0)
+    runner = SimpleNamespace(_previous=prev, next_slice=[])
+    OnlineRunner._next_slice(runner, same)  # type: ignore[arg-type]
+    assert runner.next_slice == [] and runner._previous is same

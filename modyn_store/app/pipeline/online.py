@@ -172,7 +172,10 @@ class OnlineRunner:
         from training.evaluation import Slice
 
         end = info.cutoff_ts if info is not None else float("inf")
-        sl = Slice(f"after-{prev.training_id}", float(np.nextafter(prev.cutoff_ts, np.inf)), end, closed=True)
+        start = float(np.nextafter(prev.cutoff_ts, np.inf))
+        if start > end:  # no event time after the served model's cutoff: nothing to evaluate
+            return
+        sl = Slice(f"after-{prev.training_id}", start, end, closed=True)
         metric = self.config.evaluation.metric
         m = training.evaluate(self.store, [prev.training_id], [sl], inputs=dict(self.config.model.inputs),
                               metrics=(metric,), record=False)
