@@ -170,8 +170,10 @@ def _save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_s
                                        config=config.to_json(), **record)
     except BaseException:
         try:
-            catalog.get(training_id)
-        except UnknownKeyError:  # not recorded: no file may stay behind under this id
+            kept = catalog.get(training_id).checkpoint
+        except UnknownKeyError:
+            kept = None
+        if kept is None or kept.uri != ckpt.uri:  # not recorded with this file: none may stay behind
             try:
                 catalog.store.fs.rm(catalog.store.path(ckpt.uri))
             except Exception:  # pragma: no cover - best effort, the original error matters

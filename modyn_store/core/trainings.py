@@ -4,7 +4,8 @@ Every recorded training is one atomic store version (``op="train"``) that append
 ``trainings``, its exact train set to ``selections`` (``training_id``, ``key``, ``weight``,
 ``position``) and, for per-epoch plans, one row to ``selection_plans`` (zstd-compressed
 ``.npy`` blobs, never pickles). Checkpoints are zstd-compressed ``torch.save`` state dicts at
-``models/<training_id>.pt.zst``; loading verifies the sha256 recorded with the training and
+``models/<training_id>.<nonce>.pt.zst`` (a fresh nonce per write, so that a writer never replaces
+another's file); loading verifies the sha256 recorded with the training and
 uses ``torch.load(weights_only=True)``. torch is imported only by the checkpoint functions.
 
 Example
@@ -26,6 +27,7 @@ import builtins
 import hashlib
 import io
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +94,12 @@ EVALUATIONS_SCHEMA = pa.schema(
         ("data_version", pa.int64()),
     ]
 )
+
+
+#: hex digits of the nonce in a checkpoint's file name
+CHECKPOINT_NONCE = 12
+# ``models/<training_id>.<nonce>.pt.zst``; stores written before nonces have ``models/<id>.pt.zst``
+_CHECKPOINT_URI = re.compile(rf"models/([^/]+?)(?:\.[0-9a-f]{{{CHECKPOINT_NONCE}}})?\.pt\.zst")
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,12 @@ class Catalog:
 
     # -- checkpoints ---------------------------------------------------------------------
     def save_checkpoint(self, training_id: str, state_dict: Mapping[str, Any]) -> CheckpointRef:
-        """Write ``state_dict`` (zstd-compressed ``torch.save``) to ``models/<training_id>.pt.zst``."""
+        """Write ``state_dict`` (zstd-compressed ``torch.save``) to a new file
+        ``models/<training_id>.<nonce>.pt.zst``.
+
+        Every call writes a file of its own: two processes saving under the same id (only one of
+        which can record it) never overwrite each other's checkpoint.
+        """
         import torch
         import zstandard
 
@@ -201,11 +214,12 @@ class Catalog:
         buf = io.BytesIO()
         torch.save(dict(state_dict), buf)
         blob = zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
-        rel = f"models/{training_id}.pt.zst"
+        nonce = uuid.uuid4().hex[:CHECKPOINT_NONCE]
+        rel = f"models/{training_id}.{nonce}.pt.zst"
         path = self.store.path(rel)
         fs = self.store.fs
         fs.makedirs(self.store.path("models"), exist_ok=True)
-        tmp = self.store.path(f"models/.{training_id}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = self.store.path(f"models/.{training_id}.{nonce}.tmp")
         with fs.open(tmp, "wb") as fh:
             fh.write(blob)
         fs.mv(tmp, path)
@@ -222,9 +236,10 @@ class Catalog:
                 raise DataUnavailableError(f"training {ref!r} recorded no checkpoint")
             ref = rec.checkpoint
         rel = ref.uri
-        if not rel.startswith("models/") or not rel.endswith(".pt.zst"):
-            raise InvalidArgumentError("ref.uri", rel, "'models/<training_id>.pt.zst'")
-        check_name("training_id", rel[len("models/") : -len(".pt.zst")])
+        m = _CHECKPOINT_URI.fullmatch(rel) if isinstance(rel, str) else None
+        if m is None:
+            raise InvalidArgumentError("ref.uri", rel, "'models/<training_id>[.<nonce>].pt.zst'")
+        check_name("training_id", m.group(1))
         path = self.store.path(rel)
         if not self.store.fs.exists(path):
             raise DataUnavailableError(f"checkpoint {rel!r} is missing from the store")

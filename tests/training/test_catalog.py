@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -57,7 +58,8 @@ def test_checkpoint_round_trip_and_corruption(store) -> None:
     cat = Catalog(store)
     state = {"w": torch.randn(3, 4), "b": torch.arange(3, dtype=torch.int64)}
     ref = cat.save_checkpoint("m1", state)
-    assert ref.uri == "models/m1.pt.zst"
+    assert re.fullmatch(r"models/m1\.[0-9a-f]{12}\.pt\.zst", ref.uri)
+    assert cat.save_checkpoint("m1", state).uri != ref.uri, "every write gets a file of its own"
     back = cat.load_checkpoint(ref)
     assert set(back) == set(state) and all(torch.equal(back[k], state[k]) for k in state)
     path = store.path(ref.uri)

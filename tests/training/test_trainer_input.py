@@ -65,7 +65,9 @@ def test_a_used_training_id_is_refused_before_training(store: Store) -> None:
     ts = _set(store)
     train(store, ts, CFG, training_id="t1")
     before, version = _models(store), store.version
-    sha = hashlib.sha256(before[store.path("models/t1.pt.zst")]).hexdigest()
+    ref = Catalog(store).get("t1").checkpoint
+    assert ref is not None and list(before) == [store.path(ref.uri)]
+    sha = hashlib.sha256(before[store.path(ref.uri)]).hexdigest()
     assert Catalog(store).get("t1").checkpoint.sha256 == sha  # type: ignore[union-attr]
     factory = _Factory()
     with pytest.raises(InvalidArgumentError, match="not used before") as info:
@@ -242,3 +244,20 @@ def test_a_recorded_adam_config_with_momentum_still_loads() -> None:
     assert cfg.optimizer == "adam" and cfg.momentum == 0.0
     with pytest.raises(InvalidArgumentError, match="momentum"):
         TrainConfig(optimizer="adam", momentum=0.9)
+
+
+def test_a_writer_that_loses_the_id_race_keeps_the_winners_checkpoint(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes pass the id check before either records: the loser's checkpoint goes to a file
+    of its own and is removed when its record is refused; the winner's stays intact."""
+    from training import trainer
+
+    ts = _set(store)
+    train(store, ts, CFG, training_id="t1")  # the winner recorded first
+    before = _models(store)
+    with monkeypatch.context() as m:  # the loser checked the id before the winner recorded it
+        m.setattr(Catalog, "check_unused", lambda self, tid: None)
+        with pytest.raises(InvalidArgumentError, match="not used before"):
+            trainer._save_and_record(Catalog(store), "t1", nn.Linear(3, 2), ts, CFG)
+    assert _models(store) == before
+    Catalog(store).load_checkpoint("t1")  # its sha256 still matches
