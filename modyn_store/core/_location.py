@@ -159,6 +159,12 @@ def fsspec_options(scheme: str, storage_options: dict[str, Any]) -> dict[str, An
         elif target == "region":
             client["region_name"] = str(value)
         elif target == "endpoint":
+            if "@" in str(value).split("://", 1)[-1].split("/", 1)[0]:
+                # never echoed: the user:password part is a credential
+                raise InvalidArgumentError(
+                    f"storage_options[{raw_key!r}]", "a URL with user:password@",
+                    "an endpoint URL without credentials (give them as aws_access_key_id and "
+                    "aws_secret_access_key)")
             out["endpoint_url"] = str(value)
         elif target == "anon":
             out["anon"] = _truthy(raw_key, value)
@@ -208,6 +214,14 @@ def _unreachable_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+def _endpoint_of(storage_options: dict[str, Any]) -> str:
+    """The endpoint the options name (any of Lance's spellings), without credentials in it."""
+    for key, value in storage_options.items():
+        if isinstance(key, str) and _S3_KEYS.get(key.lower()) == "endpoint":
+            return str(value)
+    return "the default endpoint"
+
+
 @dataclass(frozen=True)
 class Location:
     """A resolved store location.
@@ -220,7 +234,8 @@ class Location:
     uri: str
     root: str
     is_local: bool
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    # credentials live here: never in a repr, a log line or a traceback's locals
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def scheme(self) -> str:
@@ -257,7 +272,7 @@ class Location:
         try:
             return bool(self.fs.exists(path))
         except _unreachable_errors() as exc:
-            endpoint = self.storage_options.get("aws_endpoint") or self.storage_options.get("endpoint") or "the default endpoint"
+            endpoint = _endpoint_of(self.storage_options)
             raise StorageUnavailableError(
                 f"cannot reach the store {self.uri!r} at {endpoint}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -284,6 +299,48 @@ class Location:
         return f"{self.root.rstrip('/')}/{relative}"
 
 
+# characters an object-store path cannot carry the same way to Lance (a URL: percent-decoded, a
+# query and fragment dropped) and to fsspec (a literal key)
+_URL_SPECIAL = re.compile(r"[%?#\x00-\x1f\x7f]")
+
+
+def _check_object_path(text: str, scheme: str) -> None:
+    """Refuse an object-store URI that Lance and fsspec would resolve to different keys."""
+    rest = text.split("://", 1)[1]
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise InvalidArgumentError("uri", text, f"{scheme}://BUCKET/PREFIX")
+    bad = _URL_SPECIAL.search(rest)
+    if bad is not None:
+        raise InvalidArgumentError(
+            "uri", text, f"{scheme}://BUCKET/PREFIX without {bad.group()!r} ('%', '?', '#' and control "
+            "characters would address other objects for the tables than for the store's own files)")
+    segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
+    if any(seg in ("", ".", "..") for seg in segments):
+        raise InvalidArgumentError(
+            "uri", text, f"{scheme}://BUCKET/PREFIX whose path has no empty, '.' or '..' segments")
+
+
+def _check_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """Options as Lance takes them: string keys and string values (integers and booleans are
+    written as Lance spells them), without NUL characters."""
+    out: dict[str, Any] = {}
+    for key, value in opts.items():
+        if not isinstance(key, str) or not key or "\x00" in key:
+            raise InvalidArgumentError("storage_options", key, "non-empty string keys without NUL characters")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int):
+            value = str(value)
+        if not isinstance(value, str) or "\x00" in value:
+            shown = "a string with a NUL character" if isinstance(value, str) else type(value).__name__
+            # the value itself is never echoed: it may be a credential
+            raise InvalidArgumentError(
+                f"storage_options[{key!r}]", shown, "a string without NUL characters, e.g. '5s', 'true', '3'")
+        out[key] = value
+    return out
+
+
 def resolve(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> Location:
     """Resolve a user-given store URI.
 
@@ -301,7 +358,7 @@ def resolve(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None 
         raise InvalidArgumentError("uri", text, "a non-empty path or URI without NUL characters")
     if storage_options is not None and not isinstance(storage_options, dict):
         raise InvalidArgumentError("storage_options", storage_options, "a dict of Lance storage options")
-    opts = dict(storage_options or {})
+    opts = _check_options(dict(storage_options or {}))
     if text.startswith("memory://"):
         name = text[len("memory://") :].strip("/") or "default"
         return Location(text, _memory_root(name), True, opts)
@@ -313,9 +370,7 @@ def resolve(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None 
             "uri", text, f"a local path, memory://NAME or one of {', '.join(s + '://' for s in _OBJECT_SCHEMES)}"
         )
     if scheme:
-        bucket = text.split("://", 1)[1].split("/", 1)[0]
-        if not bucket:
-            raise InvalidArgumentError("uri", text, f"{scheme}://BUCKET/PREFIX")
+        _check_object_path(text, scheme)
         fsspec_options(scheme, opts)  # unknown or malformed keys fail here, before any I/O
         return Location(text, text.rstrip("/"), False, opts)
     return Location(text, os.path.abspath(os.path.expanduser(text)), True, opts)

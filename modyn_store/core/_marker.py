@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from modyn_store.core._location import Location
 from modyn_store.core.errors import FormatVersionError, InvalidArgumentError, NotAStoreError
@@ -34,11 +35,18 @@ def upgrade(loc: Location) -> None:
 
 
 def _write(loc: Location) -> None:
+    """Write the marker whole. Concurrent creators write the same bytes, so whichever lands last
+    is right; none may remove a file another is about to move."""
     fs = loc.fs
     marker = loc.path(MARKER)
-    with fs.open(marker + ".tmp", "w") as fh:
-        json.dump({"format": "modyn-store", "format_version": FORMAT_VERSION}, fh)
-    fs.mv(marker + ".tmp", marker)
+    blob = json.dumps({"format": "modyn-store", "format_version": FORMAT_VERSION}).encode()
+    if not loc.is_local:  # one PUT is atomic on an object store (a move is a copy and a delete)
+        fs.pipe_file(marker, blob)
+        return
+    tmp = f"{marker}.{uuid.uuid4().hex[:12]}.tmp"
+    with fs.open(tmp, "wb") as fh:
+        fh.write(blob)
+    fs.mv(tmp, marker)
 
 
 def open_or_create(loc: Location, *, create: bool) -> int:
@@ -64,7 +72,13 @@ def open_or_create(loc: Location, *, create: bool) -> int:
             raise NotAStoreError(f"{uri!r} exists and is not empty but holds no store; choose an empty or new folder")
         if loc.is_local:  # object stores have no folders (and buckets are not made here)
             fs.makedirs(loc.root, exist_ok=True)
-        _write(loc)
+        try:
+            _write(loc)
+        except FileNotFoundError as exc:
+            if loc.is_local:
+                raise
+            bucket = uri.split("://", 1)[1].split("/", 1)[0]
+            raise NotAStoreError(f"{uri!r}: the bucket {bucket!r} does not exist; create it first") from exc
         return FORMAT_VERSION
     except (NotADirectoryError, FileExistsError) as exc:
         raise InvalidArgumentError("uri", uri, "a folder path (a parent of it is a file)") from exc
