@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy
 from modyn_store.core._validate import check_filter
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidFilterError
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
@@ -68,6 +68,11 @@ def to_ray(
         ``"error"`` (default) or ``"skip"`` for rows that ``vacuum`` purged.
     concurrency, override_num_blocks, ray_remote_args:
         Passed to ``ray.data.read_lance`` (parallel read tasks, output blocks, task resources).
+
+    The Dataset is lazy and reads the files of the samples table as of this call: a
+    compaction, erase or vacuum that deletes them before the Dataset is consumed makes its read
+    fail (``score_on_ray`` and ``select_on_ray`` then plan again on the new files). A filter
+    over unknown columns raises :class:`~modyn_store.core.errors.InvalidFilterError` here.
     """
     try:
         import ray.data
@@ -78,10 +83,11 @@ def to_ray(
     bound = f"_version <= {snapshot.version}"
     flt = bound if filter is None else f"{bound} AND {check_filter(filter)}"
     store = snapshot._store
-    ds = store._tables.open("samples")
-    if ds is None:
-        raise InvalidArgumentError("snapshot", snapshot, "a snapshot of a store that holds samples")
     read = list(dict.fromkeys(["key", *cols]))
+    ds = store._tables.open("samples")
+    if ds is None:  # nothing appended yet: no rows, as Snapshot.to_table answers
+        return ray.data.from_arrow(snapshot.to_table(read, filter, on_unavailable="skip"))
+    _check_plan(ds, read, flt, filter)
     dead = snapshot._dead()
     if on_unavailable == "skip":
         dead = np.union1d(dead, snapshot.unavailable())
@@ -93,6 +99,21 @@ def to_ray(
             batch_format="pyarrow", batch_size=None,
         )
     return out
+
+
+def _check_plan(ds: Any, read: list[str], flt: str, user_filter: str | None) -> None:
+    """Plan the scan here, so a filter over unknown columns or of the wrong type raises
+    :class:`~modyn_store.core.errors.InvalidFilterError` now, not inside a Ray task later."""
+    if user_filter is None:
+        return
+    from modyn_store.core._failures import vanished
+
+    try:
+        ds.scanner(columns=read, filter=flt).explain_plan()
+    except ValueError as exc:
+        if vanished(exc):  # a file gone, not a bad filter: the caller's retry rules apply
+            raise
+        raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
 
 
 def _read(ray: Any, store: Any, ds: Any, read: list[str], flt: str, opts: dict[str, Any],

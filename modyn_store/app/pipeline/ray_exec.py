@@ -24,8 +24,8 @@ Example (needs the ``ray`` extra)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +35,8 @@ from modyn_store.core.snapshot import Snapshot
 from modyn_store.core.trainset import TrainSet
 
 __all__ = ["connect", "score_on_ray", "select_on_ray", "supports"]
+
+T = TypeVar("T")
 
 
 def _ray() -> Any:
@@ -64,6 +66,22 @@ def _quiet() -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+
+
+def _reading(store: Any, run: Callable[[], T]) -> T:
+    """``run()``, a Ray job over the store's samples, run again from the latest manifest when
+    files of the one it planned on vanished (a compaction, erase or vacuum, here or in another
+    process, deletes them at once), as the single-process reads do; the snapshot's key sets are
+    refreshed by the new plan. A failure that persists raises
+    :class:`~modyn_store.core.errors.CorruptionError`; any other error reaches the caller."""
+    from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
+
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return run()
+        except READ_ERRORS as exc:
+            store._tables.retry_after("samples", exc, attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # -- scoring -------------------------------------------------------------------------------
@@ -131,14 +149,18 @@ def score_on_ray(
     cols = list(dict.fromkeys([*inputs.values(), *([label] if need_label else [])]))
     ray = _ray()
     _quiet()
-    # a few large blocks per worker: each task pays for the model once, not once per small block
-    ds = snap.to_ray(cols, override_num_blocks=4 * workers).map_batches(
-        _score_block,
-        fn_kwargs={"model": model.cpu(), "inputs": dict(inputs), "label": label,
-                   "names": names, "need_label": need_label, "embedding_layer": embedding_layer},
-        batch_format="pyarrow", batch_size=batch_size, compute=ray.data.TaskPoolStrategy(size=workers),
-    )
-    parts = list(ds.iter_batches(batch_format="numpy", batch_size=None))
+    kwargs = {"model": model.cpu(), "inputs": dict(inputs), "label": label,
+              "names": names, "need_label": need_label, "embedding_layer": embedding_layer}
+
+    def run() -> list[Any]:
+        # a few large blocks per worker: each task pays for the model once, not once per small block
+        ds = snap.to_ray(cols, override_num_blocks=4 * workers).map_batches(
+            _score_block, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size,
+            compute=ray.data.TaskPoolStrategy(size=workers),
+        )
+        return list(ds.iter_batches(batch_format="numpy", batch_size=None))
+
+    parts = _reading(store, run)
     keys = np.concatenate([p["key"] for p in parts]) if parts else np.empty(0, np.int64)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
@@ -252,7 +274,7 @@ def select_on_ray(
     _quiet()
     if quota_plan is not None:
         with engine_errors():
-            return quota_plan(strategy, ctx)  # type: ignore[no-any-return]
+            return _reading(snapshot._store, lambda: quota_plan(strategy, ctx))  # type: ignore[no-any-return]
     if isinstance(strategy, Uniform):
         from policies._pick import all_keys
         from policies._stream import count_rows
@@ -263,9 +285,9 @@ def select_on_ray(
             return trainset(all_keys(ctx), ctx)
         s = derive_seed(seed, 3)
         excluded = np.unique(np.asarray(ctx.excluded, dtype=np.int64))
-        cand = _collect(snapshot.to_ray(["key"]).map_batches(
+        cand = _reading(snapshot._store, lambda: _collect(snapshot.to_ray(["key"]).map_batches(
             _uniform_block, fn_kwargs={"k": k, "seed": s, "excluded": excluded}, batch_format="pyarrow",
-            batch_size=None))
+            batch_size=None)))
         from engine.sample import UniformSampler
 
         uniform = UniformSampler(k, seed=s)
@@ -285,13 +307,21 @@ def select_on_ray(
         if cand:
             top.update(cand["value"], keys=cand["key"])
         return trainset(np.sort(np.asarray(top.result()[0], dtype=np.int64)), ctx)
-    # the weight total and count as the single-process sampler sums them (same batches, same order)
+    from engine.errors import EngineInputError
+    from engine.sample import _importance, _scaled_total
     from policies._pick import score_source
 
-    total, n_pos = 0.0, 0
+    # the weight total and count as the single-process sampler sums them (same batches, same
+    # order), the total kept as (largest weight, sum of weights / largest) like WeightedSampler
+    # keeps it: a total beyond float64 (scores near its maximum) gives the same finite weights
+    largest, scaled, n_pos = 0.0, 0.0, 0
     for _, vals in score_source(ctx, strategy.score)():
         w = strategy._weights(vals)
-        total += float(w[w > 0].sum())
+        part_top, part = _scaled_total(w[w > 0])
+        if part_top > largest:
+            scaled, largest = scaled * (largest / part_top) + part, part_top
+        elif part_top > 0.0:
+            scaled += part * (part_top / largest)
         n_pos += int(np.count_nonzero(w > 0))
     k = strategy.expected_size(n_pos)
     s = derive_seed(seed, 10)
@@ -305,7 +335,10 @@ def select_on_ray(
     chosen = np.asarray(merged.result(), dtype=np.int64)
     order = np.argsort(cand["key"], kind="stable") if cand else np.empty(0, np.int64)
     w_sel = cand["weight"][order[np.searchsorted(cand["key"], chosen, sorter=order)]] if chosen.size else np.empty(0)
-    importance = np.asarray(total / (n_pos * w_sel), dtype=np.float64)
+    try:
+        importance = _importance(np.asarray(w_sel, dtype=np.float64), largest, scaled, n_pos, chosen)
+    except EngineInputError as exc:  # named by key, as the single-process sampler names it
+        raise strategy._importance_error(exc, lambda key: key, "key") from exc
     return trainset(chosen, ctx, weights=importance)
 
 

@@ -1,0 +1,124 @@
+"""Ray reads of a snapshot: bad filters refused up front, an empty store read as no rows, and
+jobs that maintenance overtakes between planning and reading run again on the new files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from modyn_store import InvalidArgumentError, InvalidFilterError, Store
+from modyn_store.app.pipeline.ray_exec import score_on_ray, select_on_ray
+from modyn_store.core.snapshot import Snapshot
+from policies import ClassBalanced, Loss, Uniform
+from policies.base import SelectionContext
+from training.scoring import score
+
+ray = pytest.importorskip("ray")
+
+from tests.pipeline.ray_marks import RAY_MARKS  # noqa: E402
+
+pytestmark = RAY_MARKS
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _store(path: Path) -> Store:
+    rng = np.random.default_rng(7)
+    st = Store.open(str(path), create=True)
+    for i in range(4):
+        n = 120
+        x = rng.standard_normal((n, 4)).astype(np.float32)
+        st.append(pa.table({"ts": np.arange(i * n, (i + 1) * n), "label": np.arange(n) % 3,
+                            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 4)}))
+    st.delete(keys=np.arange(0, 480, 11))
+    return st
+
+
+def _compact_after_first_plan(monkeypatch: pytest.MonkeyPatch, store: Store) -> list[int]:
+    """Make the first ``Snapshot.to_ray`` plan on the current files and then compact the store,
+    as another process may between a Ray job's planning and its reads."""
+    original = Snapshot.to_ray
+    calls: list[int] = []
+
+    def planned_then_compacted(self: Snapshot, *args: Any, **kwargs: Any) -> Any:
+        ds = original(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            store.compact()
+        return ds
+
+    monkeypatch.setattr(Snapshot, "to_ray", planned_then_compacted)
+    return calls
+
+
+def test_a_bad_filter_is_refused_before_any_ray_task(tmp_path: Path) -> None:
+    st = _store(tmp_path / "s")
+    for bad in ("nosuch = 1", "label = 'a'"):
+        with pytest.raises(InvalidFilterError, match="filter"):
+            st.as_of().to_ray(["ts"], bad)
+    keys = np.sort(st.as_of().to_ray(["ts"], "ts >= 200").to_pandas()["key"].to_numpy())
+    assert np.array_equal(keys, st.as_of().to_table(["key"], "ts >= 200").column("key").to_numpy())
+
+
+def test_an_empty_store_reads_as_no_rows(tmp_path: Path) -> None:
+    st = Store.open(str(tmp_path / "empty"), create=True)
+    assert st.as_of().to_ray(["ts"]).count() == 0
+
+
+def test_scoring_overtaken_by_a_compaction_equals_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    st = _store(tmp_path / "s")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    single = score(st, model, inputs={"input": "x"}, scores=("loss",), write=False)
+    calls = _compact_after_first_plan(monkeypatch, st)
+    dist = score_on_ray(st, model, inputs={"input": "x"}, scores=("loss",), write=False)
+    assert len(calls) >= 2  # planned again on the compacted files
+    assert np.array_equal(dist.keys, single.keys)
+    assert np.array_equal(dist.values["loss"], single.values["loss"])
+
+
+@pytest.mark.parametrize("strategy", [Uniform(ratio=0.3), ClassBalanced(ratio=0.3)], ids=["uniform", "class"])
+def test_selection_overtaken_by_a_compaction_equals_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: Any
+) -> None:
+    st = _store(tmp_path / "s")
+    snap = st.as_of()
+    want = strategy.select(SelectionContext(snapshot=snap, seed=4)).keys
+    _compact_after_first_plan(monkeypatch, st)
+    got = select_on_ray(strategy, snap, seed=4).keys
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.full(300, 1e307), np.where(np.arange(300) < 5, 1e300, 1e-300)],
+    ids=["total-beyond-float64", "importance-beyond-float64"],
+)
+def test_importance_sampling_of_extreme_scores_equals_one_process(tmp_path: Path, values: np.ndarray) -> None:
+    st = Store.open(str(tmp_path / "s"), create=True)
+    st.append(pa.table({"ts": np.arange(300)}))
+    snap = st.as_of()
+    scores = {"loss": (snap.keys(), values)}
+    strategy = Loss(ratio=0.5, method="importance")
+    try:
+        want: Any = strategy.select(SelectionContext(snapshot=snap, seed=2, computed_scores=scores))
+    except InvalidArgumentError as exc:
+        want = exc
+    if isinstance(want, InvalidArgumentError):
+        with pytest.raises(InvalidArgumentError) as info:
+            select_on_ray(strategy, snap, seed=2, scores=scores)
+        assert str(info.value) == str(want)
+    else:
+        got = select_on_ray(strategy, snap, seed=2, scores=scores)
+        assert np.array_equal(got.keys, want.keys) and np.array_equal(got.weights, want.weights)
