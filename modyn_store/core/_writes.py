@@ -54,7 +54,16 @@ def append(
         filled = 0
         checksum = 0
 
+        failed: list[BaseException] = []
+
         def checked() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from versioned()
+            except BaseException as exc:  # Lance reports an error raised here as its own OSError
+                failed.append(exc)
+                raise
+
+        def versioned() -> Iterator[pa.RecordBatch]:
             nonlocal version_column, filled, checksum
             for batch in prepared.batches:
                 keys = batch.column(0).to_numpy()
@@ -72,7 +81,12 @@ def append(
         if isinstance(data, pa.RecordBatchReader):
             # streamed: rows are written as they come and rolled back if a key clashes
             txn.touched.add("samples")
-            store._tables.append("samples", checked(), schema=schema)
+            try:
+                store._tables.append("samples", checked(), schema=schema)
+            except Exception as exc:
+                if failed and exc is not failed[0]:
+                    raise failed[0] from None  # the input's own error (typed), not Lance's wrapping
+                raise
             _check_new_keys(store, tracker, max_key, txn.version)
         else:
             # in memory: every key is checked before the store is touched

@@ -407,3 +407,23 @@ def test_fragment_ranges_are_kept_per_lance_version(tmp_path: Path) -> None:
     got = a._tables.fragment_versions("samples", new)
     got.clear()  # callers get their own copy
     assert len(a._tables.fragment_versions("samples", new)) == 3
+
+
+def test_a_streamed_append_raises_its_inputs_own_error_and_writes_nothing(tmp_path: Path) -> None:
+    """Lance wraps an error raised while it pulls batches in an OSError; a stream's bad rows get
+    the same typed error as a table's, and a broken source its own exception."""
+    from modyn_store import InvalidArgumentError
+
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(3.0)}))
+    bad = pa.table({"ts": np.array([5.0, np.nan])})
+    with pytest.raises(InvalidArgumentError, match="NaN or infinite event times"):
+        store.append(pa.RecordBatchReader.from_batches(bad.schema, bad.to_batches()))
+
+    def broken():  # type: ignore[no-untyped-def]
+        yield pa.record_batch({"ts": np.array([7.0])})
+        raise RuntimeError("the source broke")
+
+    with pytest.raises(RuntimeError, match="the source broke"):
+        store.append(pa.RecordBatchReader.from_batches(bad.schema, broken()))
+    assert store.version == 1 and store.as_of().keys().tolist() == [0, 1, 2]

@@ -88,8 +88,13 @@ def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: s
         store = _open_or_create(store_path, options)
         bar = Progress(total, verb)
         dropped: list[int] = []
+
+        def on_dropped(n: int) -> None:  # rows read but not written count towards the bar too
+            dropped.append(n)
+            bar.update(n)
+
         rec = append_stream(store, data, _columns(args), format=args.format, message=args.message or "",
-                            storage_options=options, on_batch=lambda n: bar.update(n), on_dropped=dropped.append)
+                            storage_options=options, on_batch=lambda n: bar.update(n), on_dropped=on_dropped)
         bar.close()
     except SourceError as exc:
         raise SourceError(_flag(exc.key), exc.message) from None

@@ -34,9 +34,20 @@ def resolve_file(path: str | Path, filename: str) -> Path:
     return p
 
 
-def read_parquet(path: Path) -> pa.Table:
-    """Read a Parquet file, dictionary columns decoded to plain strings."""
-    table = pq.read_table(path)
+def read_parquet(path: Path, required: Sequence[str] = ()) -> pa.Table:
+    """Read a Parquet file, dictionary columns decoded to plain strings.
+
+    Raises :class:`InvalidArgumentError` when the file is not Parquet or lacks a ``required`` column
+    (the file of another data set, say).
+    """
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidArgumentError("path", str(path), f"a readable Parquet file ({str(exc)[:200]})") from exc
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise InvalidArgumentError("path", str(path), f"a file with the columns {list(required)} (missing "
+                                                      f"{missing}; is it the file of another data set?)")
     cols = []
     for col in table.columns:
         if pa.types.is_dictionary(col.type):

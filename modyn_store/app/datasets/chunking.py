@@ -3,9 +3,9 @@
 Rules (strings, so they fit in YAML pipeline files):
 
 - ``"n:<rows>"``: consecutive blocks of ``rows`` rows (``row // rows``).
-- ``"<k>d"`` / ``"<k>h"`` / ``"<k>s"``: buckets of ``k`` days / hours / seconds of a timestamp
-  ``ts`` (int64 ``ts`` is read as seconds since the epoch), aligned to the epoch.
-- ``"year"``: calendar year of a timestamp ``ts``; an int64 ``ts`` is taken to be the year itself.
+- ``"<k>d"`` / ``"<k>h"`` / ``"<k>s"``: buckets of ``k`` days / hours / seconds of a timestamp or
+  date ``ts`` (int64 ``ts`` is read as seconds since the epoch), aligned to the epoch.
+- ``"year"``: calendar year of a timestamp or date ``ts``; an int64 ``ts`` is taken to be the year itself.
 - ``"ts:<width>"``: buckets of ``width`` units of an int64 ``ts`` (e.g. ``"ts:365"`` on a day index).
 
 The result is the bucket number relative to the first row's bucket (so it starts at 0 and, for
@@ -39,12 +39,27 @@ _EXPECTED = "one of 'n:<rows>', '<k>d', '<k>h', '<k>s', 'year', 'ts:<width>' wit
 _UNIT_SECONDS = {"d": 86_400, "h": 3_600, "s": 1}
 
 
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_MAX_SIZE = 2**46  # rows, units or seconds; times a day's 86 400 s it stays within int64
+
+
 def _seconds(ts: pa.Array) -> np.ndarray:
+    """Whole seconds since the epoch, rounded down (so 1.5 s before it is second -2, not -1)."""
     if pa.types.is_timestamp(ts.type):
-        return ts.cast(pa.timestamp("s")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        raw = np.asarray(ts.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return raw // _PER_SECOND[ts.type.unit]
+    if pa.types.is_date(ts.type):
+        return np.asarray(ts.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64) * 86_400
     if pa.types.is_integer(ts.type):
         return np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64)
-    raise InvalidArgumentError("ts", str(ts.type), "an integer or timestamp column")
+    raise InvalidArgumentError("ts", str(ts.type), "an integer, date or timestamp column")
+
+
+def _size(text: str, rule: str) -> int:
+    size = int(text)
+    if size > _MAX_SIZE:
+        raise InvalidArgumentError("rule", rule, f"a size of at most {_MAX_SIZE}")
+    return size
 
 
 def chunk_index(ts: pa.Array | pa.ChunkedArray | np.ndarray, rule: str) -> np.ndarray:
@@ -59,21 +74,21 @@ def chunk_index(ts: pa.Array | pa.ChunkedArray | np.ndarray, rule: str) -> np.nd
         raise InvalidArgumentError("rule", rule, _EXPECTED)
     n = len(ts)
     m = re.fullmatch(r"n:(\d+)", rule)
-    if m and int(m.group(1)) > 0:
+    if m and _size(m.group(1), rule) > 0:
         return np.arange(n, dtype=np.int64) // int(m.group(1))
     m = re.fullmatch(r"(\d+)([dhs])", rule)
-    if m and int(m.group(1)) > 0:
+    if m and _size(m.group(1), rule) > 0:
         bucket = _seconds(ts) // (int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
     elif rule == "year":
-        if pa.types.is_timestamp(ts.type):
+        if pa.types.is_timestamp(ts.type) or pa.types.is_date(ts.type):
             bucket = np.asarray(pc.year(ts).to_numpy(zero_copy_only=False), dtype=np.int64)
         elif pa.types.is_integer(ts.type):
             bucket = np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64)
         else:
-            raise InvalidArgumentError("ts", str(ts.type), "an integer or timestamp column")
+            raise InvalidArgumentError("ts", str(ts.type), "an integer, date or timestamp column")
     else:
         m = re.fullmatch(r"ts:(\d+)", rule)
-        if not (m and int(m.group(1)) > 0):
+        if not (m and _size(m.group(1), rule) > 0):
             raise InvalidArgumentError("rule", rule, _EXPECTED)
         if not pa.types.is_integer(ts.type):
             raise InvalidArgumentError("ts", str(ts.type), f"an integer column for rule {rule!r}")

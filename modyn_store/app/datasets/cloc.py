@@ -23,6 +23,7 @@ Example
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +35,31 @@ __all__ = ["CLOC_SOURCE", "CLOC_TIME_ORIGIN", "load_cloc"]
 
 CLOC_SOURCE = "https://github.com/IntelLabs/continuallearning/tree/main/CLOC"
 CLOC_TIME_ORIGIN = 1_072_915_200  # 2004-01-01T00:00:00Z
+
+
+def _load(path: Path, mmap_mode: Literal["r"] | None = None) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
+    except (ValueError, OSError, EOFError) as exc:  # pickled objects, a damaged or cut-short file
+        raise InvalidArgumentError("path", str(path), f"a NumPy .npy array of numbers ({exc})") from exc
+
+
+def _integers(path: Path, values: np.ndarray, *, whole: bool = True) -> np.ndarray:
+    """``values`` as int64. Non-finite floats raise; fractions raise when ``whole`` (class labels),
+    else are rounded down (seconds)."""
+    if values.dtype.kind in "iu":
+        if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
+            raise InvalidArgumentError("path", str(path), "integers within the int64 range")
+        return values.astype(np.int64)
+    if values.dtype.kind == "f" and bool(np.all(np.isfinite(values))):
+        if not whole:
+            return np.floor(values).astype(np.int64)
+        if bool(np.all(values == np.round(values))):
+            return values.astype(np.int64)
+    if values.dtype.kind == "b":
+        return values.astype(np.int64)
+    raise InvalidArgumentError("path", str(path), f"whole numbers (got dtype {values.dtype}"
+                                                  f"{', with fractions or NaN' if values.dtype.kind == 'f' else ''})")
 
 
 def load_cloc(path: str | Path, *, time_origin: int = CLOC_TIME_ORIGIN, mmap: bool = True) -> pa.Table:
@@ -48,9 +74,9 @@ def load_cloc(path: str | Path, *, time_origin: int = CLOC_TIME_ORIGIN, mmap: bo
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise InvalidArgumentError("path", str(path), f"a folder holding features.npy, labels.npy, time.npy (missing {missing})")
-    feats = np.load(files["features"], allow_pickle=False, mmap_mode="r" if mmap else None)
-    labels = np.load(files["labels"], allow_pickle=False).astype(np.int64)
-    seconds = np.load(files["time"], allow_pickle=False).astype(np.int64)
+    feats = _load(files["features"], mmap_mode="r" if mmap else None)
+    labels = _integers(files["labels"], _load(files["labels"]))
+    seconds = _integers(files["time"], _load(files["time"]), whole=False)
     if feats.ndim != 2 or labels.shape != (feats.shape[0],) or seconds.shape != labels.shape:
         raise InvalidArgumentError(
             "path", str(path), f"features [n, d], labels [n], time [n]; got {feats.shape}, {labels.shape}, {seconds.shape}"

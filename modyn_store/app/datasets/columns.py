@@ -5,13 +5,14 @@ any row is read) and turns each record batch into the canonical columns a store 
 use:
 
 - ``key`` (int64): the mapped key column, or none (the store assigns keys; a replay numbers rows).
-- ``ts``: the mapped column (integer, float, date or timestamp; ISO date strings are parsed), or
+- ``ts``: the mapped column (integer, float, date or timestamp; ISO date strings are parsed: without
+  zone offsets as ``timestamp[us]``, with offsets (``Z``, ``+02:00``) as ``timestamp[us, UTC]``), or
   the row number when no event-time column is named (the stream is in row order).
 - ``label`` (int64 class codes, see :mod:`~modyn_store.app.datasets.labels`). Rows without a
   label are an error, or skipped with ``drop_unlabeled`` (counted in :attr:`Encoder.dropped`).
 - ``features`` (fixed-size list of float32): the feature columns packed side by side; numbers and
   booleans give one value, fixed-size lists / tensors / equal-length lists give their values.
-  Missing values become 0. Without a ``features`` list, a ``features`` column is used as it is,
+  Missing values (null or NaN) become 0. Without a ``features`` list, a ``features`` column is used as it is,
   else every numeric column that has no other role is a feature.
 - every other column, unchanged (payload for filters and reports).
 
@@ -41,7 +42,7 @@ import pyarrow.compute as pc
 from modyn_store.app.datasets.labels import LabelMap, label_kind
 from modyn_store.core.errors import ModynStoreError
 
-__all__ = ["ColumnMap", "Encoder", "SourceError"]
+__all__ = ["ColumnMap", "Encoder", "SourceError", "text_times"]
 
 ROLES = ("key", "ts", "label", "features")
 
@@ -105,7 +106,9 @@ def _flat(col: pa.Array, rows: int) -> np.ndarray:
     t = col.type
     if _numeric(t):
         arr = col.cast(pa.float64()) if not pa.types.is_boolean(t) else col.cast(pa.int8()).cast(pa.float64())
-        return np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float32).reshape(rows, 1)
+        out = np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float32).reshape(rows, 1)
+        out[np.isnan(out)] = 0.0  # NaN is a missing value too (Parquet written from NumPy keeps NaN)
+        return out
     if col.null_count:
         col = col.fill_null(pa.scalar([0] * int(t.list_size), type=t)) if pa.types.is_fixed_size_list(t) else col
     values = col.flatten()
@@ -113,6 +116,40 @@ def _flat(col: pa.Array, rows: int) -> np.ndarray:
         values = values.flatten()
     flat = _flat(values, len(values))
     return flat.reshape(rows, -1) if rows else flat.reshape(0, 0)
+
+
+_TEXT_TIME_TYPES = {"naive": pa.timestamp("us"), "utc": pa.timestamp("us", tz="UTC")}
+
+
+def text_times(col: pa.Array, name: str, zone: str | None = None) -> tuple[pa.Array, str]:
+    """ISO date/time text as timestamps and how they were read: ``"naive"`` (no zone offset) or
+    ``"utc"`` (every value has an offset or ``Z``, converted to UTC).
+
+    ``zone`` is the reading of earlier batches of the column, which every batch must share.
+    Raises :class:`SourceError` naming the first value that cannot be read that way.
+    """
+    for z in [zone] if zone is not None else list(_TEXT_TIME_TYPES):
+        try:
+            return pc.cast(col, _TEXT_TIME_TYPES[z]), z
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    tried = [zone] if zone is not None else list(_TEXT_TIME_TYPES)
+    bad = next((v for v in col.drop_null().to_pylist()[:100_000] if not _reads(v, tried)), col[0].as_py())
+    mixed = zone is not None and _reads(bad, [z for z in _TEXT_TIME_TYPES if z != zone])
+    raise SourceError("ts", f"column {name!r} " + (
+        f"mixes times with and without a zone offset (e.g. {bad!r}); give every value an offset or none"
+        if mixed or _reads(bad, list(_TEXT_TIME_TYPES)) else
+        f"holds text that is not an ISO date or time, e.g. {bad!r}"))
+
+
+def _reads(value: Any, zones: list[str]) -> bool:
+    for z in zones:
+        try:
+            pc.cast(pa.array([value], pa.string()), _TEXT_TIME_TYPES[z])
+            return True
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return False
 
 
 class Encoder:
@@ -200,6 +237,7 @@ class Encoder:
                 raise SourceError(key, exc.message) from exc
         self._widths = widths
         self._fixed: dict[str, int] = {}
+        self._ts_zone: str | None = None  # "naive" or "utc" once the first text event times are read
         self.width: int | None = sum(w for w in widths if w is not None) if all(w is not None for w in widths) else None
         role_of = {cm.ts: "ts", cm.label: "label", cm.key: "key"}
         self.others = []
@@ -235,7 +273,11 @@ class Encoder:
             k = batch.column(cm.key)
             if k.null_count:
                 raise SourceError("key", f"column {cm.key!r} has {k.null_count} missing keys")
-            cols["key"] = k.cast(pa.int64())
+            try:
+                cols["key"] = k.cast(pa.int64())
+            except pa.ArrowInvalid as exc:
+                raise SourceError("key", f"column {cm.key!r} holds keys outside the int64 range "
+                                         f"(-2**63 .. 2**63-1): {exc}") from None
         elif self.assign_keys:
             cols["key"] = pa.array(rows)
         if cm.ts is not None:
@@ -259,11 +301,8 @@ class Encoder:
         if col.null_count:
             raise SourceError("ts", f"column {name!r} has {col.null_count} rows without an event time")
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            try:
-                return pc.cast(col, pa.timestamp("us"))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise SourceError("ts", f"column {name!r} holds text that is not an ISO date or time, e.g. "
-                                        f"{col[0].as_py()!r}") from exc
+            out, self._ts_zone = text_times(col, str(name), self._ts_zone)
+            return out
         if pa.types.is_decimal(col.type):
             return col.cast(pa.float64())
         return col

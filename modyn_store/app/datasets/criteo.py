@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -103,6 +104,25 @@ def _hex_to_int(col: pa.Array) -> np.ndarray:
     return out
 
 
+def _unreadable(path: Path, exc: Exception) -> InvalidArgumentError:
+    reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    hint = "; a download cut short gives this: fetch it again" if isinstance(exc, OSError) else ""
+    return InvalidArgumentError("path", str(path), "a complete Criteo day file: tab-separated lines of a label, 13 "
+                                                   f"integers and 26 hex ids ({reason}){hint}")
+
+
+def _read(reader: Any, path: Path) -> Iterator[pa.RecordBatch]:
+    """The reader's batches; a parse or decompression error names the file."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _unreadable(path, exc) from exc
+        yield batch
+
+
 def iter_criteo_day(
     path: str | Path, *, day: int = 0, key_offset: int = 0, block_bytes: int = 16 << 20, max_rows: int | None = None
 ) -> Iterator[pa.RecordBatch]:
@@ -124,19 +144,25 @@ def iter_criteo_day(
     path = Path(path)
     if not path.is_file():
         raise InvalidArgumentError("path", str(path), "an existing Criteo day file")
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0):
+        raise InvalidArgumentError("max_rows", max_rows, "None or an integer >= 0")
     names = ["label", *_INT_COLS, *_CAT_COLS]
     types = {"label": pa.int64(), **{c: pa.int64() for c in _INT_COLS}, **{c: pa.string() for c in _CAT_COLS}}
     stream = pa.input_stream(str(path), compression="gzip" if path.suffix == ".gz" else None)
-    reader = pcsv.open_csv(
-        stream,
-        read_options=pcsv.ReadOptions(column_names=names, block_size=block_bytes),
-        parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False, double_quote=False),
-        convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True),
-    )
+    try:
+        reader = pcsv.open_csv(
+            stream,
+            read_options=pcsv.ReadOptions(column_names=names, block_size=block_bytes),
+            parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False, double_quote=False),
+            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        stream.close()
+        raise _unreadable(path, exc) from exc
     schema = click_schema("day")
     key = key_offset
     try:
-        for batch in reader:
+        for batch in _read(reader, path):
             if max_rows is not None:
                 if key - key_offset >= max_rows:
                     break

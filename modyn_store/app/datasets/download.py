@@ -1,9 +1,9 @@
 """Download a file with checksum verification: :func:`fetch`.
 
 The file is streamed (standard library ``urllib``) into a temporary file next to the
-destination while its SHA-256 is computed; only when the digest matches is it renamed into
-place (``os.replace``, atomic on one file system). A failed or interrupted download leaves no
-file at the destination.
+destination while its SHA-256 is computed; only when the digest matches (and the body is as
+long as the server's ``Content-Length``) is it renamed into place (``os.replace``, atomic on one
+file system). A failed, interrupted or cut-short download leaves no file at the destination.
 
 Example
 -------
@@ -17,12 +17,14 @@ Example
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from modyn_store.core.errors import InvalidArgumentError, InvalidNameError, ModynStoreError
 
@@ -71,6 +73,15 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
         while block := fh.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _content_length(response: Any) -> int | None:
+    """The body size the server announced (``None`` when it did not; urllib never decodes the body)."""
+    text = response.headers.get("Content-Length")
+    try:
+        return int(text) if text is not None and int(text) >= 0 else None
+    except ValueError:
+        return None
 
 
 def _check_sha(sha256: str | None) -> str | None:
@@ -138,14 +149,23 @@ def fetch(
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
+        received = 0
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+                    announced = _content_length(response)
                     while block := response.read(chunk_bytes):
                         digest.update(block)
                         out.write(block)
+                        received += len(block)
             except urllib.error.URLError as exc:  # includes HTTPError
                 raise DownloadError(f"download of {url} failed: {exc}") from exc
+            except (OSError, http.client.HTTPException) as exc:  # reset, timeout, broken chunked body
+                raise DownloadError(f"download of {url} failed after {received} "
+                                    f"bytes: {type(exc).__name__}: {exc}") from exc
+            if announced is not None and received != announced:
+                raise DownloadError(f"download of {url} ended after {received} of {announced} bytes; "
+                                    "nothing was kept, try again")
             out.flush()
             os.fsync(out.fileno())
         actual = digest.hexdigest()

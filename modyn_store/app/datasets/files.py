@@ -108,17 +108,31 @@ def _expand(path: str, fs: Any) -> list[str]:
 
 
 def _files_of(paths: list[str], fs: Any, fmt: str) -> list[str]:
+    """The data files of ``paths``; a folder gives its files named for ``fmt`` (``*.parquet`` ...).
+
+    Only a folder without any such file is read whole (every file not starting with ``.`` or ``_``,
+    e.g. ``part-00000`` with ``format=``), so a copy such as ``a.parquet.bak`` or a ``README.md``
+    next to the data is never read as rows.
+    """
     out: list[str] = []
     for p in paths:
         if fs.isdir(p):
-            inner = sorted(str(f) for f in fs.find(p) if _suffix_format(str(f)) == fmt
-                           or (_suffix_format(str(f)) is None and not str(f).rsplit("/", 1)[-1].startswith((".", "_"))))
+            found = sorted(str(f) for f in fs.find(p))
+            base = str(fs._strip_protocol(p)).rstrip("/")  # find() answers without the protocol
+            named = [f for f in found if _suffix_format(f) == fmt and not _hidden(f, base)]
+            inner = named or [f for f in found if _suffix_format(f) is None and not _hidden(f, base)]
             if not inner:
                 raise SourceError("path", f"the folder {p!r} holds no {fmt} files")
             out += inner
         else:
             out.append(p)
     return out
+
+
+def _hidden(path: str, folder: str) -> bool:
+    """True for a file under ``folder`` whose name, or a sub-folder's, starts with ``.`` or ``_``."""
+    rel = path[len(folder):] if path.startswith(folder + "/") else path.rsplit("/", 1)[-1]
+    return any(part.startswith((".", "_")) for part in rel.strip("/").split("/"))
 
 
 def open_data(data: Any, *, format: str | None = None, storage_options: dict[str, Any] | None = None) -> Data:
@@ -184,25 +198,82 @@ def _arrow_dataset(paths: list[str], fs: Any, fmt: str, where: str, storage_opti
     filesystem = None if local else PyFileSystem(FSSpecHandler(fs))
     file_format: Any = {"parquet": "parquet", "ipc": "ipc"}.get(fmt)
     if fmt == "csv":
-        import pyarrow.csv as pcsv
-
-        file_format = pds.CsvFileFormat(read_options=pcsv.ReadOptions(block_size=1 << 22))
+        file_format = _csv_format(files)
     try:
         dataset = pds.dataset(files, format=file_format, filesystem=filesystem)
+        if len(files) > 1:
+            dataset = pds.dataset(files, schema=_common_schema(dataset, where), format=file_format,
+                                  filesystem=filesystem)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise SourceError("path", f"cannot read {where!r} as {fmt}: {_short(exc)}") from exc
 
     def count() -> int | None:
         return None if fmt == "csv" else int(dataset.count_rows())
 
+    schema = _without_pandas_index(dataset.schema)
+
     def batches(columns: Sequence[str] | None, size: int) -> Iterator[pa.RecordBatch]:
         # little read-ahead: memory stays a few batches whatever the file size
-        for b in dataset.to_batches(columns=list(columns) if columns else None, batch_size=size,
+        for b in dataset.to_batches(columns=list(columns) if columns else schema.names, batch_size=size,
                                     batch_readahead=2, fragment_readahead=1):
             if b.num_rows:
                 yield b
 
-    return Data(fmt, dataset.schema, count, batches, where)
+    return Data(fmt, schema, count, batches, where)
+
+
+def _without_pandas_index(schema: pa.Schema) -> pa.Schema:
+    """``schema`` less the index columns pandas writes (``__index_level_0__``): not data, and
+    their names are reserved in a store."""
+    import json
+
+    raw = (schema.metadata or {}).get(b"pandas")
+    try:
+        index = json.loads(raw).get("index_columns", []) if raw else []
+    except (ValueError, AttributeError):
+        return schema
+    drop = {c for c in index if isinstance(c, str) and c.startswith("__index_level_")}
+    return pa.schema([f for f in schema if f.name not in drop], metadata=schema.metadata) if drop else schema
+
+
+def _csv_format(files: Sequence[str]) -> Any:
+    """CSV read options: comma-separated (tab-separated for ``.tsv``), an empty field is missing."""
+    import pyarrow.csv as pcsv
+    import pyarrow.dataset as pds
+
+    tabs = {f.lower().endswith(".tsv") for f in files}
+    if len(tabs) > 1:
+        raise SourceError("path", "the files mix comma- (.csv) and tab-separated (.tsv) text; read one kind at a time")
+    return pds.CsvFileFormat(
+        # quoted values may span lines (RFC 4180), also across the reader's blocks
+        parse_options=pcsv.ParseOptions(delimiter="\t" if tabs.pop() else ",", newlines_in_values=True),
+        read_options=pcsv.ReadOptions(block_size=1 << 22),
+        # an empty text field is a missing value, as in a number column (not the text "")
+        convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+    )
+
+
+def _common_schema(dataset: Any, where: str) -> pa.Schema:
+    """The schema every file of ``dataset`` shares: the same columns, types widened to fit all.
+
+    Raises :class:`SourceError` naming a file whose columns differ from the first file's, rather
+    than reading its extra columns as nothing or its missing ones as empty.
+    """
+    fragments = list(dataset.get_fragments())
+    schemas = [f.physical_schema for f in fragments]
+    first = set(schemas[0].names)
+    for frag, schema in zip(fragments[1:], schemas[1:]):
+        names = set(schema.names)
+        if names != first:
+            extra, missing = sorted(names - first), sorted(first - names)
+            raise SourceError("path", f"{frag.path!r} has other columns than {fragments[0].path!r} "
+                                      f"(extra {extra}, missing {missing}); files read together must have the "
+                                      f"same columns ({where})")
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SourceError("path", f"the files of {where!r} give columns of types that do not fit together: "
+                                  f"{_short(exc)}") from exc
 
 
 def _in_memory(data: Any) -> Data | None:

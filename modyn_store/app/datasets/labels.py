@@ -79,7 +79,10 @@ def _plain(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     if pa.types.is_boolean(arr.type):
         arr = arr.cast(pa.int64())
     if pa.types.is_integer(arr.type) and not arr.type.equals(pa.int64()):
-        arr = arr.cast(pa.int64())
+        try:
+            arr = arr.cast(pa.int64())
+        except pa.ArrowInvalid as exc:
+            raise LabelError(f"integer labels must lie in the int64 range (-2**63 .. 2**63-1): {exc}") from None
     if pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
     return arr

@@ -62,7 +62,7 @@ def load_movielens(
         one-hot (21) and the movie's genre flags (19, when items are available): 43 values.
     """
     ratings_file = resolve_file(path, "movielens100k.parquet")
-    raw = read_parquet(ratings_file)
+    raw = read_parquet(ratings_file, ("user_id", "movie_id", "rating", "timestamp", "age", "gender", "occupation"))
     key = np.arange(raw.num_rows, dtype=np.int64)
     ts = raw.column("timestamp").to_numpy().astype("datetime64[s]")
     movie_id = raw.column("movie_id").to_numpy().astype(np.int64)
@@ -74,7 +74,7 @@ def load_movielens(
     extra = [gender, occupation]
     items_file = Path(items) if items is not None else ratings_file.with_name("movielens100k_items.parquet")
     if items is not None or items_file.is_file():
-        item_table = read_parquet(resolve_file(items_file, "movielens100k_items.parquet"))
+        item_table = read_parquet(resolve_file(items_file, "movielens100k_items.parquet"), ("movie_id", *GENRES))
         ids = item_table.column("movie_id").to_numpy().astype(np.int64)
         flags = np.stack([item_table.column(g).to_numpy().astype(np.float32) for g in GENRES], axis=1)
         lookup = np.zeros((int(max(ids.max(), movie_id.max())) + 1, len(GENRES)), dtype=np.float32)

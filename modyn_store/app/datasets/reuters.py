@@ -72,7 +72,7 @@ def load_reuters(path: str | Path, *, view: Literal["top", "earn"] = "top", n_to
     (21578, 3987)
     """
     reuters_label([], view=view, n_topics=n_topics)  # validates view and n_topics before reading
-    raw = read_parquet(resolve_file(path, "reuters21578.parquet"))
+    raw = read_parquet(resolve_file(path, "reuters21578.parquet"), ("newid", "date", "topics", "title", "body"))
     n = raw.num_rows
     key = np.arange(n, dtype=np.int64)
     newid = raw.column("newid").to_numpy().astype(np.int64)

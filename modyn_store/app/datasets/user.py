@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modyn_store.app.datasets.columns import ColumnMap, Encoder, SourceError
+from modyn_store.app.datasets.columns import ColumnMap, Encoder, SourceError, text_times
 from modyn_store.app.datasets.files import Data, open_data
 from modyn_store.app.datasets.labels import (
     LABEL_MAP_TABLE,
@@ -56,21 +56,24 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
     if not wanted:
         return None
     labels = base
+    zone: str | None = None
     kind = label_kind(cm.label, data.schema.field(cm.label).type) if cm.label else None
     if base is not None and kind is not None and base.kind != kind:
         raise SourceError("label", f"column {cm.label!r} holds {kind} labels but the store's labels are "
                                    f"{base.kind}s ({list(base.values[:5])}); convert the column to match")
     for batch in data.batches(wanted):
+        if cm.label is not None and cm.drop_unlabeled and batch.column(cm.label).null_count:
+            batch = batch.filter(pc.is_valid(batch.column(cm.label)))  # skipped rows need no time or key
         for role, col in (("ts", cm.ts), ("key", cm.key)):
             if col is not None and batch.column(col).null_count:
                 raise SourceError(role, f"column {col!r} has {batch.column(col).null_count} empty rows")
+        if cm.ts is not None and pa.types.is_floating(batch.schema.field(cm.ts).type):
+            bad = pc.sum(pc.invert(pc.is_finite(batch.column(cm.ts)))).as_py() or 0
+            if bad:
+                raise SourceError("ts", f"column {cm.ts!r} has {bad} NaN or infinite event times")
         if cm.ts is not None and (pa.types.is_string(batch.schema.field(cm.ts).type)
                                   or pa.types.is_large_string(batch.schema.field(cm.ts).type)):
-            try:
-                pc.cast(batch.column(cm.ts), pa.timestamp("us"))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise SourceError("ts", f"column {cm.ts!r} holds text that is not an ISO date or time, e.g. "
-                                        f"{batch.column(cm.ts)[0].as_py()!r}") from exc
+            _, zone = text_times(batch.column(cm.ts), cm.ts, zone)
         if cm.label is not None:
             col = batch.column(cm.label)
             if cm.drop_unlabeled:
@@ -80,6 +83,45 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
             except ModynStoreError as exc:
                 raise SourceError("label", str(exc)) from exc
     return labels
+
+
+_UNITS = ("s", "ms", "us", "ns")
+
+
+def _widens(src: pa.DataType, dst: pa.DataType) -> bool:
+    """True when every value of ``src`` is a value of ``dst`` (a file's column read narrower than the store's)."""
+    if pa.types.is_null(src):
+        return True
+    if pa.types.is_integer(src):
+        return pa.types.is_floating(dst) or pa.types.is_integer(dst)
+    if pa.types.is_floating(src):
+        return pa.types.is_floating(dst) and dst.bit_width >= src.bit_width
+    if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst):  # CSV reads seconds, Parquet keeps us
+        return src.tz == dst.tz and _UNITS.index(dst.unit) >= _UNITS.index(src.unit)
+    text = (pa.types.is_string, pa.types.is_large_string)
+    return any(f(src) for f in text) and any(f(dst) for f in text)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema | None) -> pa.RecordBatch:
+    """``batch`` with the columns whose type is narrower than the store's cast to the store's type.
+
+    A later CSV file reads a column of whole numbers as integers, or an empty column as nulls,
+    where the store holds floats or text; a cast that would change a value is left to the store
+    to refuse.
+    """
+    if schema is None:
+        return batch
+    cols = []
+    for field, col in zip(batch.schema, batch.columns):
+        i = schema.get_field_index(field.name)
+        want = schema.field(i).type if i >= 0 else None
+        if want is not None and not field.type.equals(want) and _widens(field.type, want):
+            try:
+                col = pc.cast(col, want, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
 
 
 def read_stream(data: Any, columns: ColumnMap, *, format: str | None = None,
@@ -123,28 +165,43 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
         old = LabelMap("int", tuple(range(n)))
     labels = scan_labels(src, cm, old)
     enc = Encoder(src.schema, cm, labels=labels)
-    it = (e for e in (enc.encode(b) for b in src.batches(batch_size=batch_size)) if e.num_rows)
+    target = store.schema
+    it = (_conform(e, target) for e in (enc.encode(b) for b in src.batches(batch_size=batch_size)) if e.num_rows)
     first = next(it, None)
     if first is None:
         raise SourceError("path", f"{src.where} holds no rows")
     label_rows = new_label_rows(store, labels) if labels is not None else None
 
+    failed: list[BaseException] = []
+
     def counted() -> Iterator[pa.RecordBatch]:
-        for b in (first, *()):
-            yield b
-            if on_batch is not None:
-                on_batch(b.num_rows)
-        for b in it:
-            yield b
-            if on_batch is not None:
-                on_batch(b.num_rows)
+        try:
+            for b in (first, *()):
+                yield b
+                if on_batch is not None:
+                    on_batch(b.num_rows)
+            for b in it:
+                yield b
+                if on_batch is not None:
+                    on_batch(b.num_rows)
+        except Exception as exc:  # kept: the writer reports it as its own (untyped) error
+            failed.append(exc)
+            raise
 
     reader = pa.RecordBatchReader.from_batches(first.schema, counted())
-    rec = store.append(
-        reader,
-        message=message or f"append {src.where}",
-        tables=None if label_rows is None else {LABEL_MAP_TABLE: label_rows},
-    )
+    try:
+        rec = store.append(
+            reader,
+            message=message or f"append {src.where}",
+            tables=None if label_rows is None else {LABEL_MAP_TABLE: label_rows},
+        )
+    except Exception as exc:
+        if not failed or exc is failed[0]:
+            raise
+        cause = failed[0]  # the source's own error, not the writer's wrapping of it
+        if isinstance(cause, (pa.ArrowException, OSError)) and not isinstance(cause, ModynStoreError):
+            raise SourceError("path", f"reading {src.where} failed: {cause}") from cause
+        raise cause from None
     if on_dropped is not None:
         on_dropped(enc.dropped)
     return rec

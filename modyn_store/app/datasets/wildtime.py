@@ -29,10 +29,12 @@ import io
 import json
 import re
 import tarfile
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -54,6 +56,8 @@ YEARBOOK_SOURCE = "https://people.eecs.berkeley.edu/~shiry/projects/yearbooks/ye
 HUFFPOST_SOURCE = "https://www.kaggle.com/datasets/rmisra/news-category-dataset"
 ARXIV_SOURCE = "https://www.kaggle.com/datasets/Cornell-University/arxiv"
 
+T = TypeVar("T")
+MAX_PORTRAIT_BYTES = 16 << 20
 _YEAR = re.compile(r"^(\d{4})_")
 _SPACE = re.compile(r"\s+")
 
@@ -68,14 +72,56 @@ def category_codes(values: Sequence[str], categories: Sequence[str] | None) -> t
     return vocab, [index[v] for v in values]
 
 
-def _json_lines(path: Path) -> Iterator[dict[str, object]]:
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidArgumentError("path", f"{path}:{number}", f"JSON lines ({exc.msg})") from exc
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, record)`` of every non-blank line; a line that is not a JSON object raises."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidArgumentError("path", f"{path}:{number}", f"UTF-8 text ({exc.reason})") from exc
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidArgumentError("path", f"{path}:{number}", f"JSON lines ({exc.msg})") from exc
+            if not isinstance(rec, dict):
+                raise InvalidArgumentError("path", f"{path}:{number}", "JSON lines of objects")
+            yield number, rec
+
+
+def _field(path: Path, number: int, rec: dict[str, Any], name: str, parse: Callable[[Any], T]) -> T:
+    """``parse(rec[name])``; a missing or malformed field raises naming the file, line and field."""
+    if rec.get(name) is None:
+        raise InvalidArgumentError(name, f"{path}:{number}", f"a record with a {name!r} field")
+    try:
+        return parse(rec[name])
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise InvalidArgumentError(name, f"{path}:{number}: {rec[name]!r}"[:300],
+                                   f"a valid {name!r} field ({type(exc).__name__}: {exc})") from exc
+
+
+def _category(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("an empty category")
+    return text
+
+
+def _iso_day(value: Any) -> str:
+    text = str(value)[:10]
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError("not a YYYY-MM-DD date")
+    return text
+
+
+def _first_version_time(versions: list[Any]) -> int:
+    """Seconds (UTC) of the first version's RFC 2822 ``created`` date (a date without zone is UTC)."""
+    created = parsedate_to_datetime(str(versions[0]["created"]))
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return int(created.astimezone(timezone.utc).timestamp())
 
 
 def _file(path: str | Path, what: str) -> Path:
@@ -100,13 +146,14 @@ def load_huffpost(
     209527
     """
     texts, cats, dates = [], [], []
-    for rec in _json_lines(_file(path, "HuffPost JSON lines")):
+    file = _file(path, "HuffPost JSON lines")
+    for number, rec in _json_lines(file):
         headline = _SPACE.sub(" ", str(rec.get("headline") or "")).strip()
         if with_description:
             headline = f"{headline}\n\n{str(rec.get('short_description') or '').strip()}"
         texts.append(headline)
-        cats.append(str(rec["category"]))
-        dates.append(np.datetime64(str(rec["date"])[:10], "s"))
+        cats.append(_field(file, number, rec, "category", _category))
+        dates.append(_field(file, number, rec, "date", lambda v: np.datetime64(_iso_day(v), "s")))
     vocab, codes = category_codes(cats, categories)
     key = np.arange(len(texts), dtype=np.int64)
     ts = pa.array(np.array(dates, dtype="datetime64[s]"), type=pa.timestamp("s"))
@@ -127,13 +174,13 @@ def load_arxiv(path: str | Path, *, categories: Sequence[str] | None = None) -> 
     ['key', 'ts', 'label']
     """
     texts, cats, times, ids = [], [], [], []
-    for rec in _json_lines(_file(path, "arXiv metadata JSON lines")):
+    file = _file(path, "arXiv metadata JSON lines")
+    for number, rec in _json_lines(file):
         versions = rec.get("versions") or []
         if not isinstance(versions, list) or not versions:
             raise InvalidArgumentError("versions", rec.get("id"), "a non-empty list of versions")
-        created = parsedate_to_datetime(str(versions[0]["created"])).astimezone(timezone.utc)
-        times.append(int(created.timestamp()))
-        cats.append(str(rec["categories"]).split()[0])
+        times.append(_field(file, number, rec, "versions", _first_version_time))
+        cats.append(_field(file, number, rec, "categories", lambda v: _category(str(v).split()[0])))
         texts.append(_SPACE.sub(" ", str(rec.get("title") or "")).strip())
         ids.append(str(rec.get("id", "")))
     vocab, codes = category_codes(cats, categories)
@@ -152,12 +199,20 @@ def _portraits(path: Path) -> Iterator[tuple[str, bytes]]:
         return
     if not path.is_file() or not path.name.endswith((".tar.gz", ".tgz", ".tar")):
         raise InvalidArgumentError("path", str(path), "a folder of portraits or a .tar.gz / .tar archive")
-    with tarfile.open(path, "r:*") as tar:  # members are read in memory, never extracted
-        members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.endswith(".png")), key=lambda m: m.name)
-        for m in members:
-            fh = tar.extractfile(m)
-            if fh is not None:
-                yield m.name, fh.read()
+    try:
+        with tarfile.open(path, "r:*") as tar:  # members are read in memory, never extracted
+            members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.endswith(".png")),
+                             key=lambda m: m.name)
+            for m in members:
+                if m.size > MAX_PORTRAIT_BYTES:  # a portrait is a few kB: refuse to inflate a bomb into memory
+                    raise InvalidArgumentError("path", f"{path}:{m.name}", f"a portrait of at most "
+                                                                          f"{MAX_PORTRAIT_BYTES} bytes, not {m.size}")
+                fh = tar.extractfile(m)
+                if fh is not None:
+                    yield m.name, fh.read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise InvalidArgumentError("path", str(path), f"a complete, readable archive ({type(exc).__name__}: "
+                                                      f"{exc}); a download cut short gives this: fetch it again") from exc
 
 
 def load_yearbook(path: str | Path, *, size: int = 32) -> pa.Table:
@@ -184,9 +239,12 @@ def load_yearbook(path: str | Path, *, size: int = 32) -> pa.Table:
         match = _YEAR.match(parts[-1])
         if gender not in ("F", "M") or match is None:
             raise InvalidArgumentError("path", name, "portraits named F/<year>_*.png or M/<year>_*.png")
-        with Image.open(io.BytesIO(data)) as img:
-            gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
-            pixels.append(np.asarray(gray, dtype=np.float32).reshape(-1) / 255.0)
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+                pixels.append(np.asarray(gray, dtype=np.float32).reshape(-1) / 255.0)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
+            raise InvalidArgumentError("path", name, f"a readable PNG portrait ({type(exc).__name__}: {exc})") from exc
         names.append(name)
         years.append(int(match.group(1)))
         labels.append(int(gender == "M"))

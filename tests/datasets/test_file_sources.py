@@ -1,0 +1,257 @@
+"""A user's files read as they are: missing CSV labels, folders of files, stream errors, chunk rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from modyn_store import Store
+from modyn_store.app.cli.main import main
+from modyn_store.app.datasets.chunking import chunk_index
+from modyn_store.app.datasets.columns import ColumnMap, SourceError
+from modyn_store.app.datasets.files import open_data
+from modyn_store.app.datasets.labels import read_label_map
+from modyn_store.app.datasets.user import append_stream, read_stream
+from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
+
+
+def _rows(path: str) -> list[dict]:
+    return Store.open(path).as_of().to_table(["ts", "label"]).sort_by("ts").to_pylist()
+
+
+def test_an_empty_csv_label_is_a_missing_label_not_a_class(tmp_path: Path) -> None:
+    f = tmp_path / "s.csv"
+    f.write_text("t,x,y\n1,1.0,ok\n2,2.0,\n3,3.0,worn\n")
+    st = Store.open(str(tmp_path / "st"), create=True)
+    with pytest.raises(SourceError, match="1 rows without a label"):
+        append_stream(st, str(f), ColumnMap(ts="t", label="y"))
+    assert st.version == 0
+    append_stream(st, str(f), ColumnMap(ts="t", label="y", drop_unlabeled=True))
+    assert read_label_map(st).values == ("ok", "worn")
+    assert _rows(str(tmp_path / "st")) == [{"ts": 1, "label": 0}, {"ts": 3, "label": 1}]
+
+
+def test_a_folder_reads_only_the_files_named_for_its_format(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    pq.write_table(pa.table({"t": [1, 2], "x": [1.0, 2.0], "y": [0, 1]}), d / "a.parquet")
+    shutil.copy(d / "a.parquet", d / "a.parquet.bak")  # a copy kept next to the data
+    (d / "README.md").write_text("sensor data\n")
+    assert sum(b.num_rows for b in open_data(str(d)).batches()) == 2
+    c = tmp_path / "c"
+    c.mkdir()
+    (c / "a.csv").write_text("t,x\n1,1.0\n")
+    (c / "NOTES").write_text("collected by hand\n")
+    assert open_data(str(c)).schema.names == ["t", "x"]
+    p = tmp_path / "spark"
+    p.mkdir()  # no file named for the format: every visible file is read
+    (p / "part-00000").write_text("t,x\n1,1.0\n")
+    (p / "_SUCCESS").write_text("")
+    assert sum(b.num_rows for b in open_data(str(p), format="csv").batches()) == 1
+
+
+@pytest.mark.parametrize("other", [{"t": [3], "x": [3.0], "z": [9.0], "y": [1]}, {"t": [3], "y": [1]}])
+def test_files_with_other_columns_are_refused_and_nothing_is_written(tmp_path: Path, other: dict) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    pq.write_table(pa.table({"t": [1, 2], "x": [1.0, 2.0], "y": [0, 1]}), d / "a.parquet")
+    pq.write_table(pa.table(other), d / "b.parquet")
+    st = Store.open(str(tmp_path / "st"), create=True)
+    with pytest.raises(SourceError, match="b.parquet' has other columns") as err:
+        append_stream(st, str(d), ColumnMap(ts="t", label="y"))
+    assert err.value.key == "path"
+    assert st.version == 0
+
+
+def test_files_whose_types_widen_are_read_together(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.csv").write_text("t,x,y\n1,,a\n2,,b\n")  # x empty: a column of nulls
+    (d / "b.csv").write_text("t,x,y\n3,3.5,a\n4,4,b\n")
+    table, _ = read_stream(str(d), ColumnMap(ts="t", label="y"))
+    assert table.column("x").to_pylist() == [None, None, 3.5, 4.0]
+
+
+def test_tsv_files_are_tab_separated(tmp_path: Path) -> None:
+    f = tmp_path / "s.tsv"
+    f.write_text("t\tx\ty\n1\t1.5\ta\n2\t2.5\tb\n")
+    table, labels = read_stream(str(f), ColumnMap(ts="t", label="y"))
+    assert table.column("x").to_pylist() == [1.5, 2.5] and labels.values == ("a", "b")
+
+
+def test_an_error_in_a_later_batch_is_typed_and_writes_nothing(tmp_path: Path) -> None:
+    t = pa.table({"k": pa.array([1, 2, 3, 2**63 + 5], pa.uint64()), "t": [1, 2, 3, 4],
+                  "x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]})
+    st = Store.open(str(tmp_path / "st"), create=True)
+    with pytest.raises(SourceError, match="int64 range") as err:
+        append_stream(st, t, ColumnMap(ts="t", label="y", key="k"), batch_size=2)
+    assert err.value.key == "key"
+    assert st.version == 0 and read_label_map(st) is None
+
+
+def test_a_late_unreadable_csv_value_is_a_cli_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "big.csv"
+    with open(f, "w") as fh:
+        fh.write("t,x,y\n")
+        fh.writelines(f"{i},{i % 7},{'ab'[i % 2]}\n" for i in range(400_000))
+        fh.write("400000,oops,a\n")
+    assert main(["append", str(tmp_path / "st"), str(f), "--ts", "t", "--label", "y"]) == 2
+    assert "invalid value 'oops'" in capsys.readouterr().err
+    assert Store.open(str(tmp_path / "st")).version == 0
+
+
+@pytest.mark.parametrize("label", [pa.array([1, 2**63 + 5], pa.uint64())])
+def test_integer_labels_beyond_int64_are_refused(tmp_path: Path, label: pa.Array) -> None:
+    st = Store.open(str(tmp_path / "st"), create=True)
+    with pytest.raises(SourceError, match="int64 range") as err:
+        append_stream(st, pa.table({"t": [1, 2], "x": [1.0, 2.0], "y": label}), ColumnMap(ts="t", label="y"))
+    assert err.value.key == "label" and st.version == 0
+
+
+def test_nan_event_times_are_refused_before_writing(tmp_path: Path) -> None:
+    st = Store.open(str(tmp_path / "st"), create=True)
+    with pytest.raises(SourceError, match="NaN or infinite") as err:
+        append_stream(st, pa.table({"t": [1.0, np.nan], "x": [1.0, 2.0], "y": [0, 1]}), ColumnMap(ts="t", label="y"))
+    assert err.value.key == "ts" and st.version == 0
+
+
+def test_day_buckets_of_sub_second_timestamps_round_down() -> None:
+    ms = pa.array([-1500, -500, 0, 1500, 86_400_000 - 1, 86_400_000], pa.timestamp("ms"))
+    assert chunk_index(ms, "1s").tolist() == [0, 1, 2, 3, 86_401, 86_402]
+    assert chunk_index(ms, "1d").tolist() == [0, 0, 1, 1, 1, 2]
+    ns = pa.array([1_700_000_000_123_456_789, 1_700_086_400_000_000_001], pa.timestamp("ns", tz="UTC"))
+    assert chunk_index(ns, "1d").tolist() == [0, 1]
+
+
+def test_date_event_times_take_every_time_rule() -> None:
+    days = pa.array([dt.date(2024, 12, 30), dt.date(2025, 1, 1), dt.date(2025, 1, 8)])
+    assert chunk_index(days, "7d").tolist() == [0, 0, 1]
+    assert chunk_index(days, "year").tolist() == [0, 1, 1]
+    assert chunk_index(days.cast(pa.date64()), "1d").tolist() == [0, 2, 9]
+
+
+@pytest.mark.parametrize("rule", ["n:" + "9" * 25, "ts:" + "9" * 25, "9" * 20 + "d", "70368744177665d"])
+def test_a_size_beyond_64_bits_is_a_typed_error(rule: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="rule"):
+        chunk_index(pa.array([1, 2]), rule)
+
+
+def test_iso_times_with_zone_offsets_are_read_as_utc(tmp_path: Path) -> None:
+    t = pa.table({"t": ["2025-01-01T00:00:00+02:00", "2025-01-01T00:00:00Z"], "x": [1.0, 2.0], "y": [0, 1]})
+    table, _ = read_stream(t, ColumnMap(ts="t", label="y"))
+    assert table.schema.field("ts").type == pa.timestamp("us", tz="UTC")
+    assert table.column("ts").cast(pa.int64()).to_pylist() == [1735682400_000000, 1735689600_000000]
+    st = Store.open(str(tmp_path / "st"), create=True)
+    append_stream(st, t, ColumnMap(ts="t", label="y"))
+    assert st.as_of().count() == 2
+
+
+def test_times_with_and_without_offsets_in_later_batches_write_nothing(tmp_path: Path) -> None:
+    t = pa.table({"t": ["2025-01-01T00:00:00", "2025-01-01T01:00:00", "2025-01-01T02:00:00Z"],
+                  "x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
+    st = Store.open(str(tmp_path / "st"), create=True)
+    with pytest.raises(SourceError, match="mixes times with and without a zone offset") as err:
+        append_stream(st, t, ColumnMap(ts="t", label="y"), batch_size=2)
+    assert err.value.key == "ts" and st.version == 0
+    with pytest.raises(SourceError, match="not an ISO date or time, e.g. 'soon'"):
+        read_stream(pa.table({"t": ["2025-01-01", "soon"], "y": [0, 1], "x": [1.0, 2.0]}), ColumnMap(ts="t", label="y"))
+
+
+def test_nan_feature_values_are_missing_values(tmp_path: Path) -> None:
+    f = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"t": [1, 2, 3], "x": [1.0, np.nan, None], "v": pa.array([[1.0, np.nan], [2.0, 3.0],
+                                                                                        [4.0, 5.0]]), "y": [0, 1, 0]}), f)
+    table, _ = read_stream(str(f), ColumnMap(ts="t", label="y", features=("x", "v")))
+    assert table.column("features").to_pylist() == [[1.0, 1.0, 0.0], [0.0, 2.0, 3.0], [0.0, 4.0, 5.0]]
+    assert np.isnan(table.column("x").to_pylist()[1])  # the column itself is kept as it is
+
+
+def test_a_later_csv_whose_columns_read_narrower_appends(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("t,x,y,note\n1,1.5,a,hi\n")
+    (tmp_path / "b.csv").write_text("t,x,y,note\n2,1,b,\n")  # x reads as integers, note as nulls
+    (tmp_path / "c.csv").write_text("t,x,y,note\n3,2.5,b,ok\n")
+    st = Store.open(str(tmp_path / "st"), create=True)
+    for f in ("a.csv", "b.csv", "c.csv"):
+        append_stream(st, str(tmp_path / f), ColumnMap(ts="t", label="y"))
+    t = st.as_of().to_table(["ts", "x", "note"]).sort_by("ts")
+    assert t.to_pylist() == [{"ts": 1, "x": 1.5, "note": "hi"}, {"ts": 2, "x": 1.0, "note": None},
+                             {"ts": 3, "x": 2.5, "note": "ok"}]
+    (tmp_path / "d.csv").write_text("t,x,y,note\n4,1.0,b,5\n")  # a number where the store has text
+    with pytest.raises(ModynStoreError, match="does not match the store's schema"):
+        append_stream(st, str(tmp_path / "d.csv"), ColumnMap(ts="t", label="y"))
+    assert st.version == 3
+
+
+def test_skipped_unlabelled_rows_need_no_event_time(tmp_path: Path) -> None:
+    t = pa.table({"t": pa.array([1, None, 3]), "x": [1.0, 2.0, 3.0], "y": pa.array([0, None, 1])})
+    st = Store.open(str(tmp_path / "st"), create=True)
+    assert append_stream(st, t, ColumnMap(ts="t", label="y", drop_unlabeled=True)).inserted == 2
+    table, _ = read_stream(t, ColumnMap(ts="t", label="y", drop_unlabeled=True))
+    assert table.column("ts").to_pylist() == [1, 3]
+
+
+def test_the_append_progress_counts_skipped_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"t": [1, 2, 3], "x": [1.0, 2.0, 3.0], "y": pa.array([0, None, 1])}), f)
+    assert main(["append", str(tmp_path / "st"), str(f), "--ts", "t", "--label", "y", "--drop-unlabeled"]) == 0
+    captured = capsys.readouterr()
+    assert "1 rows without a label skipped" in captured.out
+    assert "3/3" in captured.err
+
+
+def test_a_csv_of_second_timestamps_appends_to_a_store_of_microseconds(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"t": pa.array([dt.datetime(2025, 1, 1, 0, 0, 0, 123)], pa.timestamp("us")),
+                             "x": [1.0], "y": ["a"]}), tmp_path / "a.parquet")
+    (tmp_path / "b.csv").write_text("t,x,y\n2025-01-02 00:00:00,2.0,b\n")  # read as timestamp[s]
+    st = Store.open(str(tmp_path / "st"), create=True)
+    append_stream(st, str(tmp_path / "a.parquet"), ColumnMap(ts="t", label="y"))
+    append_stream(st, str(tmp_path / "b.csv"), ColumnMap(ts="t", label="y"))
+    assert st.as_of().to_table(["ts"]).sort_by("ts").column("ts").to_pylist() == [
+        dt.datetime(2025, 1, 1, 0, 0, 0, 123), dt.datetime(2025, 1, 2)]
+
+
+def test_hidden_files_and_folders_are_skipped_on_any_file_system() -> None:
+    import io
+
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for name in ["a.parquet", "a.parquet.bak", "_tmp/b.parquet", ".c.parquet", "sub/d.parquet"]:
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"t": [1]}), buf)
+        fs.pipe(f"/hidden-files-case/{name}", buf.getvalue())
+    try:
+        for where in ("memory://hidden-files-case", "memory://hidden-files-case/"):
+            assert sum(b.num_rows for b in open_data(where).batches()) == 2  # a and sub/d
+    finally:
+        fs.rm("/hidden-files-case", recursive=True)
+
+
+def test_quoted_values_spanning_lines_are_read_across_blocks(tmp_path: Path) -> None:
+    import csv as pycsv
+
+    f = tmp_path / "reviews.csv"
+    n = 200_000  # about 12 MB: several read blocks
+    with open(f, "w", newline="") as fh:
+        w = pycsv.writer(fh)
+        w.writerow(["t", "x", "y", "review"])
+        w.writerows([i, i * 0.5, "ab"[i % 2], f"line one {i}\nline two, with comma {i}"] for i in range(n))
+    table, _ = read_stream(str(f), ColumnMap(ts="t", label="y", features=("x",)))
+    assert table.column("ts").to_pylist() == list(range(n))
+    assert table.column("review")[n - 1].as_py() == f"line one {n - 1}\nline two, with comma {n - 1}"
+
+
+def test_the_index_pandas_writes_is_not_a_column(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"t": [1, 2, 3], "x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]}, index=[10, 20, 30])
+    df.to_parquet(tmp_path / "f.parquet")
+    assert "__index_level_0__" in pq.read_schema(tmp_path / "f.parquet").names
+    st = Store.open(str(tmp_path / "st"), create=True)
+    append_stream(st, str(tmp_path / "f.parquet"), ColumnMap(ts="t", label="y"))
+    assert st.schema.names == ["key", "ts", "label", "features", "x"]
