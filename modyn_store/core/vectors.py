@@ -169,14 +169,23 @@ class VectorIndex:
             q = q[None, :]
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise InvalidArgumentError("queries", getattr(q, "shape", None), f"[n, {self.dim}] float vectors")
-        extra = 0 if self._store is None else 8  # room for keys erased since the build
-        if self.kind == "exact":
-            assert self._base is not None and self._norms is not None
-            idx, dist = _exact(self._base, self._norms, q, int(k) + extra)
-            keys = self.keys[idx]
-        else:
-            keys, dist = self._search_lancedb(q, int(k) + extra)
-        return self._live(keys, dist.astype(np.float64), int(k))
+        if not np.isfinite(q).all():
+            raise InvalidArgumentError("queries", "non-finite values", "finite query vectors")
+        k = int(k)
+        n = int(self.keys.size)
+        fetch = k if self._store is None else min(k + 8, max(n, 1))  # room for keys erased since the build
+        while True:
+            if self.kind == "exact":
+                assert self._base is not None and self._norms is not None
+                idx, dist = _exact(self._base, self._norms, q, fetch)
+                keys = self.keys[idx]
+            else:
+                keys, dist = self._search_lancedb(q, fetch)
+            keys, dist = self._live(keys, dist.astype(np.float64), k)
+            # every erased candidate costs a live neighbour: look further until k live keys or all keys were seen
+            if self._store is None or fetch >= n or bool((keys >= 0).all()):
+                return keys, dist
+            fetch = min(n, fetch * 4)
 
     def _search_lancedb(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         query = self._table.search(q, vector_column_name="vector").distance_type("l2").nprobes(self.nprobes)
@@ -216,10 +225,21 @@ class VectorIndex:
         return keys[:, :k], dist[:, :k]
 
     def vectors(self, keys: Any) -> np.ndarray:
-        """The indexed vectors of ``keys`` (exact kind, or read back from the LanceDB table)."""
-        k = np.asarray(keys, dtype=np.int64)
+        """The indexed vectors of ``keys`` (exact kind, or read back from the LanceDB table).
+
+        Every key must be in the index and, for an index of a store, still live at its version
+        (an erased key's vector is not returned); otherwise ``InvalidArgumentError`` naming ``keys``.
+        """
+        k = np.asarray(keys, dtype=np.int64).ravel()
         order = np.argsort(self.keys)
-        pos = order[np.searchsorted(self.keys, k, sorter=order)]
+        at = np.minimum(np.searchsorted(self.keys, k, sorter=order), max(self.keys.size - 1, 0))
+        pos = order[at] if self.keys.size else np.zeros(0, np.int64)
+        found = self.keys[pos] == k if self.keys.size else np.zeros(k.size, dtype=bool)
+        if self._store is not None and found.any():
+            found[found] = np.asarray(self._store.as_of(self.version).contains(k[found]), dtype=bool)
+        if not found.all():
+            raise InvalidArgumentError("keys", k[~found][:5].tolist(),
+                                       f"keys of this index that are live at version {self.version}")
         if self._base is not None:
             return self._base[pos]
         t = self._table.to_lance().take(pos.tolist(), columns=["vector"])

@@ -91,8 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         base = cfg.ray if cfg.ray is not None else RayConfig()
         cfg = replace(cfg, ray=replace(base, address=args.ray))
-    if args.out:  # before the run, not after it
-        writable_folder(args.out, "--out")
+    made = _folders([(args.out, "--out")]) if args.out else []  # before the run, not after it
     from_store = cfg.source.kind == "store"
     store_dir = args.store or (cfg.source.store if from_store else f"modyn-store-runs/{cfg.name}")
     if args.online:
@@ -125,7 +124,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         runner.prepare()
     except PipelineConfigError as exc:
+        _remove_empty(made)
         raise _with_line(exc, doc) from exc.__cause__
+    except BaseException:
+        _remove_empty(made)
+        raise
     bar = None
     for ev in runner.run():
         if bar is None:
@@ -202,9 +205,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0 if args.list else 2
     grid = parse_grid(load_definition(args.grid))
     out = args.out or f"modyn-store-bench/{Path(args.grid).stem}"
-    writable_folder(out, "--out")
-    if args.store:
-        writable_folder(args.store, "--store")
+    _folders([(out, "--out")] + ([(args.store, "--store")] if args.store else []))
     print(f"{grid.title}: {len(grid.pipelines)} pipelines -> {out}", file=sys.stderr)
     bars: dict[str, Progress] = {}
 
@@ -230,8 +231,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _folders(folders: list[tuple[str, str]]) -> list[Path]:
+    """Create every ``(path, flag)`` folder, or none: a refused one removes the folders made before it.
+
+    Returns the folders this call created, deepest first (for :func:`_remove_empty`)."""
+    made: list[Path] = []
+    try:
+        for path, flag in folders:
+            missing = [] if "://" in path else [p for p in (Path(path), *Path(path).parents) if not p.exists()]
+            writable_folder(path, flag)
+            made += missing  # deepest first
+    except Exception:
+        _remove_empty(made)
+        raise
+    return made
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders of ``made`` (deepest first) that are still empty."""
+    for p in made:
+        if p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from modyn_store.app.pipeline.history import pipeline_results, pipeline_trainings, trainings_table
+    from modyn_store.app.pipeline.history import pipeline_results, pipeline_trainings, trainings_table, unevaluated
     from modyn_store.core.store import Store
 
     store = Store.open(args.store)
@@ -244,11 +268,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     labels = describe_labels(store)
     if labels:
         print(labels)
+    stale = unevaluated(store)
     for name, recs in groups.items():
         if args.pipeline and name != args.pipeline:
             continue
         print(f"\n== {name}: {len(recs)} trainings")
         print(format_table(trainings_table(recs)))
+        missing = stale.get(name, [])
+        if missing:
+            print(f"not in the latest evaluation (left out of the report's metrics and costs): {', '.join(missing)}")
     if args.out:
         from modyn_store.app.report.build import render_report
 
@@ -256,6 +284,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not results:
             print("no evaluations recorded; nothing to plot")
             return 0
+        metrics: dict[str, list[str]] = {}
+        for r in results:
+            metrics.setdefault(r.metric, []).append(r.name)
+        if len(metrics) > 1:  # one report ranks pipelines by one metric
+            raise PipelineConfigError("--pipeline", "the pipelines of this store were evaluated with different metrics "
+                                                    f"({', '.join(f'{m}: {n}' for m, n in metrics.items())}); "
+                                                    "report one of them")
         writable_folder(args.out, "--out")
         files = render_report(results, args.out, title=f"Pipelines of {store.uri}")
         with open(files.markdown, "a", encoding="utf-8") as fh:

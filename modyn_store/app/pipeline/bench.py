@@ -214,6 +214,24 @@ def _fresh_store_dir(path: Path) -> None:
         shutil.rmtree(c)
 
 
+def _claim(folder: Path, flag: str) -> Any:
+    """An exclusive lock on ``folder`` for one grid run (a lock file in the temporary folder, keyed by
+    the folder's absolute path); another run holding it is refused, naming ``flag``."""
+    import hashlib
+    import tempfile
+
+    from filelock import FileLock, Timeout
+
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:24]
+    lock = FileLock(str(Path(tempfile.gettempdir()) / f"modyn-store-bench-{digest}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise PipelineConfigError(flag, f"{str(folder)!r} is in use by another grid run; wait for it or "
+                                        "choose another folder") from None
+    return lock
+
+
 def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = None, data_dir: str | Path | None = None,
              on_event: Callable[[str, RunEvent], None] | None = None, command: str | None = None) -> BenchResult:
     """Run every pipeline of ``grid`` and render the report into ``out_dir``.
@@ -226,22 +244,41 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
         Called with ``(pipeline name, event)`` for progress.
     command:
         The command line that made the report (written into ``report.md``).
+
+    Raises
+    ------
+    PipelineConfigError
+        ``--out`` or ``--store`` while another grid run uses that folder.
     """
+    out = Path(out_dir)
+    root = Path(store_dir) if store_dir is not None else out / "store"
+    locks = [_claim(out, "--out")]
+    try:
+        if root.resolve() != out.resolve():
+            locks.append(_claim(root, "--store"))
+        return _run_grid(grid, out, root, data_dir, on_event, command)
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
+def _run_grid(grid: Grid, out: Path, root: Path, data_dir: str | Path | None,
+              on_event: Callable[[str, RunEvent], None] | None, command: str | None) -> BenchResult:
     from modyn_store.app.pipeline.stream import open_stream
     from modyn_store.app.report.build import render_report
     from modyn_store.core.store import Store
 
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    root = Path(store_dir) if store_dir is not None else out / "store"
-    _fresh_store_dir(root)
-    runners: list[Runner] = []
     tables: dict[str, Any] = {}
-    groups: dict[str, list[Runner]] = {}
-    for cfg in grid.pipelines:  # validate everything (data, columns) before any work
+    for cfg in grid.pipelines:  # every source opens before the stores of an earlier run are removed
         key = json.dumps(cfg.to_dict()["source"], sort_keys=True)
         if key not in tables:
             tables[key] = open_stream(cfg.source, data_dir)
+    _fresh_store_dir(root)
+    runners: list[Runner] = []
+    groups: dict[str, list[Runner]] = {}
+    for cfg in grid.pipelines:  # validate everything (data, columns) before any work
+        key = json.dumps(cfg.to_dict()["source"], sort_keys=True)
         r = Runner(cfg, None, data_dir=data_dir, stream=tables[key])
         runners.append(r)
         if cfg.source.kind == "store":  # replayed in place, version by version

@@ -26,7 +26,7 @@ from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.loop import TrainingInfo
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
-__all__ = ["evaluate_pipeline", "threads"]
+__all__ = ["evaluate_pipeline", "slice_labels", "threads"]
 
 
 @contextlib.contextmanager
@@ -50,8 +50,8 @@ def evaluate_pipeline(store: Any, config: PipelineConfig, trainings: Sequence[Tr
     ev = config.evaluation
     if slices is None:
         slices = training.time_slices(store, n=ev.slices)
-    labels = [_slice_label(store, s) for s in slices]
     starts = np.array([s.start for s in slices])
+    labels = slice_labels(store, starts.tolist())
     desc = config.describe()
     eid = None
     if trainings:
@@ -75,10 +75,25 @@ def evaluate_pipeline(store: Any, config: PipelineConfig, trainings: Sequence[Tr
     return result, eid
 
 
-def _slice_label(store: Any, s: Any) -> str:
+def slice_labels(store: Any, starts: Sequence[float]) -> list[str]:
+    """A distinct label per slice start: dates (finer when slices are shorter than a day) for
+    temporal event times, else the numbers with as many digits as it takes to tell them apart."""
     schema = store.schema
-    t = schema.field("ts").type if schema is not None else None
-    if t is not None and pa.types.is_timestamp(t):
-        unit = {"s": "s", "ms": "ms", "us": "us", "ns": "ns"}[t.unit]
-        return str(np.array(int(s.start), dtype=f"datetime64[{unit}]").astype("datetime64[D]"))
-    return f"{s.start:.4g}"
+    t = schema.field("ts").type if schema is not None and "ts" in schema.names else None
+    labels: list[str] = []
+    if t is not None and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+        unit = t.unit if pa.types.is_timestamp(t) else "us"  # dates are compared as microseconds
+        values = np.array([int(v) for v in starts], dtype=f"datetime64[{unit}]")
+        for res in ("D", "m", "s", unit):
+            labels = [str(v) for v in values.astype(f"datetime64[{res}]")]
+            if len(set(labels)) == len(labels):
+                break
+        return labels
+    finite = [abs(float(v)) for v in starts if np.isfinite(v)]
+    whole = len(str(int(max(finite)))) if finite and max(finite) < 1e16 else 1  # never round the integer part
+    for digits in range(max(4, whole), max(18, whole + 1)):
+        labels = [np.format_float_positional(float(v), precision=digits, unique=False, fractional=False, trim="-")
+                  if abs(float(v)) < 1e16 else f"{float(v):.{digits}g}" for v in starts]
+        if len(set(labels)) == len(labels):
+            break
+    return labels

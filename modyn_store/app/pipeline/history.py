@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.app.pipeline.evaluate import slice_labels
 from modyn_store.app.pipeline.loop import recorded_cost
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
-__all__ = ["pipeline_results", "pipeline_trainings", "trainings_table"]
+__all__ = ["pipeline_results", "pipeline_trainings", "trainings_table", "unevaluated"]
 
 
 def pipeline_trainings(store: Any) -> dict[str, list[Any]]:
@@ -57,7 +58,11 @@ def trainings_table(records: list[Any]) -> list[dict[str, Any]]:
 
 
 def pipeline_results(store: Any) -> list[PipelineResult]:
-    """The report rows of every pipeline whose models were evaluated in ``store``."""
+    """The report rows of every pipeline whose models were evaluated in ``store``.
+
+    Each row holds the trainings of the pipeline's latest evaluation (a pipeline that trained
+    again after it, e.g. a resumed online run stopped without ``--out``, reports the trainings
+    that evaluation covered; :func:`unevaluated` names the others)."""
     from modyn_store.core.trainings import Catalog
 
     evals = Catalog(store).evaluations()
@@ -72,6 +77,9 @@ def pipeline_results(store: Any) -> list[PipelineResult]:
             continue
         eid = max(mine, key=lambda x: x["_version"])["evaluation_id"]
         mine = [x for x in mine if x["evaluation_id"] == eid]
+        evaluated = {x["model_id"] for x in mine}
+        recs = [r for r in recs if r.training_id in evaluated]  # costs and metrics of the same trainings
+        ids = [r.training_id for r in recs]
         metric = mine[0]["metric"]
         slices = sorted({(x["slice_start"], x["slice"]) for x in mine})
         col = {s: i for i, (_, s) in enumerate(slices)}
@@ -94,8 +102,31 @@ def pipeline_results(store: Any) -> list[PipelineResult]:
         p = recs[0].policy_params
         desc = [_desc(p.get(k, {})) for k in ("trigger", "selection", "update")]
         results.append(PipelineResult(name, desc[0], desc[1], desc[2], trig, matrix.tolist(),
-                                      [f"{s:g}" for s in starts], metric=metric, higher_is_better=metric != "loss"))
+                                      slice_labels(store, starts.tolist()), metric=metric, higher_is_better=metric != "loss"))
     return results
+
+
+def unevaluated(store: Any) -> dict[str, list[str]]:
+    """``{pipeline: [training ids]}`` of the trainings its latest evaluation does not cover
+    (pipelines never evaluated are left out)."""
+    from modyn_store.core.trainings import Catalog
+
+    evals = Catalog(store).evaluations()
+    if evals is None:
+        return {}
+    rows = evals.select(["evaluation_id", "model_id", "_version"]).to_pylist()
+    out: dict[str, list[str]] = {}
+    for name, recs in pipeline_trainings(store).items():
+        ids = {r.training_id for r in recs}
+        mine = [x for x in rows if x["model_id"] in ids]
+        if not mine:
+            continue
+        eid = max(mine, key=lambda x: x["_version"])["evaluation_id"]
+        covered = {x["model_id"] for x in mine if x["evaluation_id"] == eid}
+        missing = [r.training_id for r in recs if r.training_id not in covered]
+        if missing:
+            out[name] = missing
+    return out
 
 
 def _desc(cfg: Any) -> str:

@@ -392,6 +392,7 @@ class PipelineLoop:
             raise PipelineConfigError(
                 "name", f"training {record.training_id!r} was recorded with cutoff {record.cutoff}, but the trigger "
                         f"now fires at {(f.version, f.position)}; use a new pipeline name or a fresh store")
+        self._check_same_pipeline(record)
         cat = Catalog(self.store)
         train_set = cat.train_set(record.training_id)
         module = self._fresh_module()
@@ -408,6 +409,27 @@ class PipelineLoop:
                             bookkeeping_seconds=max(0.0, c["wall_s"] - record.cost.wall_s - c["score_s"]))
         self._after(info, f, train_set, module)
         return info
+
+    def _check_same_pipeline(self, record: Any) -> None:
+        """Refuse to adopt a training that another configuration under this name recorded."""
+        params = record.policy_params if isinstance(record.policy_params, Mapping) else {}
+        mine: dict[str, Any] = {"trigger": dict(self.config.trigger), "update": dict(self.config.update)}
+        differ = [k for k, v in mine.items() if k in params and _canon(params[k]) != _canon(v)]
+        if "selection" in params:
+            allowed = [_canon(self.strategy.to_config())]
+            scopes = [v for k, v in dict(self.config.update).items() if k.endswith("scope") and isinstance(v, str) and v]
+            allowed += [_canon(self._strategy_for(sc).to_config()) for sc in scopes]
+            if _canon(params["selection"]) not in allowed:
+                differ.append("selection")
+        recorded = dict(record.config) if isinstance(record.config, Mapping) else {}
+        current = self.train_config("scratch").to_json()
+        if recorded:
+            fields = sorted(k for k in current if k != "mode" and k in recorded and _canon(recorded[k]) != _canon(current[k]))
+            differ += [f"training/model ({', '.join(fields)})"] if fields else []
+        if differ:
+            raise PipelineConfigError(
+                "name", f"training {record.training_id!r} in this store was recorded by a pipeline {self.config.name!r} "
+                        f"with another configuration ({', '.join(differ)} differ); use a new pipeline name or a fresh store")
 
     def _after(self, info: TrainingInfo, f: Any, train_set: Any, module: Any) -> None:
         s = self._s
@@ -449,6 +471,11 @@ def recorded_cost(record: Any) -> dict[str, float]:
     out = {k: float(raw.get(k, 0.0)) for k in ("forward_passes", "rows_scanned", "trigger_s", "select_s", "score_s")}
     out["wall_s"] = out["trigger_s"] + out["select_s"] + float(record.cost.wall_s)
     return out
+
+
+def _canon(value: Any) -> str:
+    """A configuration value as canonical JSON (tuples and lists alike, keys sorted)."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _column_array(col: pa.ChunkedArray) -> np.ndarray:

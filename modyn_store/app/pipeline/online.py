@@ -112,17 +112,12 @@ def _online_classes(config: PipelineConfig, store: Any) -> int:
     """The class count: the store's label map, else its labels ``0 .. n-1``, else the data set's."""
     from modyn_store.app.datasets import DATASETS
     from modyn_store.app.datasets.labels import LabelError, store_classes
-    from modyn_store.core.errors import ModynStoreError
 
     spec = DATASETS.get(config.source.dataset or "")
     try:
         n, labels = store_classes(store)
     except LabelError as exc:
         raise PipelineConfigError("model.params.n_classes", str(exc)) from exc
-    except ModynStoreError:
-        if spec is None or spec.n_classes is None:
-            raise
-        return int(spec.n_classes)
     if labels is None and spec is not None and spec.n_classes is not None:
         return max(n, int(spec.n_classes))  # a class may not have arrived yet
     return max(2, n)
@@ -208,12 +203,13 @@ class OnlineRunner:
             txn.append(PROGRESS_TABLE, pa.Table.from_pylist([row], schema=PROGRESS_SCHEMA))
         self._since_progress = 0
 
-    def step(self) -> int:
-        """Process every version committed since the last call; returns the number of new trainings."""
+    def step(self, until: int | None = None) -> int:
+        """Process every version committed since the last call (up to version ``until``, when given);
+        returns the number of new trainings."""
         new = 0
         records = {r.version: r for r in self.store.log(since=self.processed)}
         for v in sorted(records):
-            if self._stop.is_set():
+            if self._stop.is_set() or (until is not None and v > until):
                 break
             rec = records[v]
             if rec.inserted == 0 and rec.deleted == 0 and rec.erased == 0:
@@ -226,6 +222,8 @@ class OnlineRunner:
                 new += 0 if info.adopted else 1
                 if not info.adopted:
                     self._next_slice(info)
+                else:
+                    self._previous = info  # served before a restart: evaluated when it is replaced
                 if self.on_training is not None and not info.adopted:
                     self.on_training(info)
             self.processed = v
@@ -253,7 +251,7 @@ class OnlineRunner:
             with threads(self.config.training.threads):
                 while not self._stop.is_set():
                     before = self.processed
-                    total += self.step()
+                    total += self.step(until=stop_after)
                     if stop_after is not None and self.processed >= stop_after:
                         break
                     if self.processed != before:

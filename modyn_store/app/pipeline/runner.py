@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.app.pipeline.config import PipelineConfig
+from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.evaluate import evaluate_pipeline, threads  # noqa: F401 (re-exported)
 from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
 from modyn_store.app.pipeline.source import (
@@ -214,6 +215,12 @@ class Runner:
             self.chunks = [ChunkVersion(i, rows, a, b) for i, (rows, a, b) in enumerate(versions)]
         if isinstance(store, (str, Path)):
             store = Store.open(str(store), create=True)
+        if self.chunks is None and any(r.inserted for r in store.log()):
+            # a replay ingests its whole source: into a store holding rows (an earlier or interrupted
+            # replay) its keys collide, or its versions mix with other data
+            raise PipelineConfigError("--store", f"{store.uri} already holds data (version {store.version}); a replay "
+                                                 "ingests its source into a new store: choose an empty store, or "
+                                                 "replay this store's own versions with source: {store: PATH}")
         self.store = store
         prepare_store(store, stream.head)  # the source's label map, before any row
         known = stream.table if stream.table is not None else stream.head  # head: only with a label map

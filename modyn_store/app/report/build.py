@@ -43,7 +43,8 @@ from pathlib import Path
 
 import fsspec
 
-from modyn_store.app._fmt import md_cell, share
+from modyn_store.app._fmt import md_cell as _md_cell
+from modyn_store.app._fmt import share
 from modyn_store.app.report.plots import plot_cost_vs_metric, plot_heatmap, plot_metric_over_time
 from modyn_store.app.report.records import COST_LABELS, COSTS, PipelineResult, SummaryRow, TriggerRecord
 from modyn_store.core.errors import InvalidArgumentError
@@ -69,6 +70,12 @@ class ReportFiles:
     curve: str
     pareto: str
     all: tuple[str, ...] = field(default=())
+
+
+def _md(text: str) -> str:
+    """``text`` as plain text in a Markdown cell or heading: pipes escaped, ``<``, ``>`` and ``&``
+    as entities, so a name never becomes markup."""
+    return html.escape(_md_cell(str(text)), quote=False)
 
 
 def current_model_curve(result: PipelineResult) -> list[float]:
@@ -167,7 +174,7 @@ def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
     lines = [head, "|" + "---|" * 4 + "---:|" * 10 + ":---:|"]
     for r in rows:
         lines.append(
-            f"| {md_cell(r.name)} | {md_cell(r.trigger)} | {md_cell(r.selection)} | {md_cell(r.update)} | {r.n_triggers} "
+            f"| {_md(r.name)} | {_md(r.trigger)} | {_md(r.selection)} | {_md(r.update)} | {r.n_triggers} "
             f"| {r.samples_trained} | {r.forward_passes} | {r.rows_scanned} | {r.wall_seconds:.2f} "
             f"| {share(r.bookkeeping_seconds, r.wall_seconds)} | {r.train_seconds:.2f} "
             f"| {r.mean_metric:.4f} | {_pm(r.mean_margin)} | {r.final_metric:.4f} | {'yes' if r.pareto else ''} |"
@@ -202,7 +209,7 @@ def _trigger_table(r: PipelineResult) -> str:
              "| loading + catalog s |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in r.triggers:
         label = r.slice_labels[t.last_slice] if 0 <= t.last_slice < len(r.slice_labels) else str(t.last_slice)
-        lines.append(f"| {t.index} | {t.data_version} | {md_cell(label)} | {t.n_samples} | {t.train_seconds:.2f} "
+        lines.append(f"| {t.index} | {t.data_version} | {_md(label)} | {t.n_samples} | {t.train_seconds:.2f} "
                      f"| {t.forward_passes} | {t.rows_scanned} | {t.wall:.2f} | {t.bookkeeping_seconds:.2f} "
                      f"| {share(t.bookkeeping_seconds, t.wall)} | {t.trigger_seconds:.2f} "
                      f"| {t.selection_bookkeeping:.2f} | {t.loading_seconds:.2f} |")
@@ -256,9 +263,9 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
     pareto = write("cost_vs_metric.png", plot_cost_vs_metric(rows, metric=metric, cost_label=COST_LABELS[cost]))
     names = [p.rsplit("/", 1)[-1] for p in (curve, pareto, *heatmaps)]
 
-    md = [f"# {md_cell(title)}", "", markdown_table(rows, metric), ""]
+    md = [f"# {_md(title)}", "", markdown_table(rows, metric), ""]
     md += [f"![metric over time]({names[0]})", "", f"![cost vs metric]({names[1]})", ""]
-    md += [f"## {md_cell(r.name)}\n\n![heat map]({n})\n\n{_trigger_table(r)}" for r, n in zip(results, names[2:])]
+    md += [f"## {_md(r.name)}\n\n![heat map]({n})\n\n{_trigger_table(r)}" for r, n in zip(results, names[2:])]
     markdown = write("report.md", "\n".join(md).encode())
     body = [f"<h1>{html.escape(title)}</h1>", _html_table(rows, metric)]
     body += [f'<img src="{html.escape(n)}" alt="{html.escape(n)}">' for n in names[:2]]

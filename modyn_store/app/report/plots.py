@@ -34,6 +34,12 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _text(value: str) -> str:
+    """``value`` drawn as written: ``$`` is not mathtext, a leading ``_`` does not hide a legend entry."""
+    text = str(value).replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
+
+
 def _ticks(n: int, max_ticks: int = 24) -> list[int]:
     step = max(1, math.ceil(n / max_ticks))
     return list(range(0, n, step))
@@ -53,13 +59,13 @@ def plot_heatmap(result: PipelineResult) -> bytes:
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     cbar = fig.colorbar(im, ax=ax, shrink=0.9)
-    cbar.set_label(result.metric)
+    cbar.set_label(_text(result.metric))
     xt, yt = _ticks(n_slices), _ticks(n_models)
-    ax.set_xticks(xt, [result.slice_labels[i] for i in xt], rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(xt, [_text(result.slice_labels[i]) for i in xt], rotation=45, ha="right", fontsize=8)
     ax.set_yticks(yt, [str(i) for i in yt], fontsize=8)
     ax.set_xlabel("evaluation time slice")
     ax.set_ylabel("model (trigger index)")
-    ax.set_title(f"{result.name}: {result.metric} of each model on each slice (white box: model in service)", fontsize=10)
+    ax.set_title(f"{_text(result.name)}: {_text(result.metric)} of each model on each slice (white box: model in service)", fontsize=10)
     for s in range(n_slices):  # outline the model in service on each slice
         served = [t.index for t in result.triggers if t.last_slice < s]
         if served:
@@ -85,7 +91,7 @@ def plot_metric_over_time(results: Sequence[PipelineResult], curves: Sequence[Se
     longest = max(results, key=lambda r: len(r.slice_labels))
     for i, (r, curve) in enumerate(zip(results, curves)):
         marker = markers[i % len(markers)] if len(curve) <= 30 else None  # markers clutter long curves
-        (line,) = ax.plot(range(len(curve)), curve, marker=marker, markersize=4, linewidth=1.4, label=r.name)
+        (line,) = ax.plot(range(len(curve)), curve, marker=marker, markersize=4, linewidth=1.4, label=_text(r.name))
         band = margins[i] if margins is not None and i < len(margins) else []
         if any(m > 0 for m in band if not math.isnan(m)):
             lo = [c - m for c, m in zip(curve, band)]
@@ -93,9 +99,9 @@ def plot_metric_over_time(results: Sequence[PipelineResult], curves: Sequence[Se
             ax.fill_between(range(len(curve)), lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
     n = len(longest.slice_labels)
     xt = _ticks(n)
-    ax.set_xticks(xt, [longest.slice_labels[i] for i in xt], rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(xt, [_text(longest.slice_labels[i]) for i in xt], rotation=45, ha="right", fontsize=8)
     ax.set_xlabel("time slice")
-    ax.set_ylabel(f"{results[0].metric} of the model in service")
+    ax.set_ylabel(f"{_text(results[0].metric)} of the model in service")
     ax.set_title("Metric over time (each slice scored by the latest model trained before it)", fontsize=10)
     ax.grid(True, alpha=0.3)
     if len(results) > 6:
@@ -124,13 +130,13 @@ def plot_cost_vs_metric(rows: Sequence[SummaryRow], *, metric: str = "accuracy",
                    label="Pareto front", zorder=4)  # fmt: skip
     for c, s, r in zip(costs, scores, rows):
         if not math.isnan(s):
-            ax.annotate(r.name, (c, s), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(_text(r.name), (c, s), textcoords="offset points", xytext=(5, 4), fontsize=8)
     positive = [c for c in costs if c > 0]
     if positive and max(positive) / min(positive) > 100:
         ax.set_xscale("log")
     ax.margins(x=0.12, y=0.08)
-    ax.set_xlabel(f"cost: {cost_label}")
-    ax.set_ylabel(f"mean {metric} of the model in service")
+    ax.set_xlabel(f"cost: {_text(cost_label)}")
+    ax.set_ylabel(f"mean {_text(metric)} of the model in service")
     ax.set_title("Cost vs metric", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

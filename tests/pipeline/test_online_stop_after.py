@@ -1,0 +1,43 @@
+"""Online runner: stop_after bounds the versions processed; a restart keeps next-slice evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store import Store
+from modyn_store.app.pipeline.config import parse_pipeline
+from modyn_store.app.pipeline.online import OnlineRunner
+
+CFG = {"name": "live", "source": {"dataset": "elec2"}, "model": {"name": "logreg", "params": {"n_classes": 2}},
+       "trigger": {"name": "data_amount", "every": 20}}
+
+
+def _append(store: Store, i: int) -> None:
+    x = np.random.default_rng(i).standard_normal((30, 2)).astype(np.float32)
+    store.append(pa.table({"ts": np.arange(30 * i, 30 * i + 30), "label": (x[:, 0] > 0).astype(np.int64),
+                           "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+
+
+def test_stop_after_does_not_process_later_versions() -> None:
+    store = Store.open("memory://online-stop-after", create=True)
+    for i in range(4):
+        _append(store, i)
+    runner = OnlineRunner(parse_pipeline(CFG), store, poll=0.01)
+    runner.run(stop_after=2, idle_timeout=0.05)
+    assert runner.processed == 2
+    assert runner.loop is not None
+    assert [t.cutoff for t in runner.loop.trainings] == [(1, 20), (2, 10), (2, 30)]
+
+
+def test_model_serving_across_a_restart_is_evaluated_when_replaced() -> None:
+    store = Store.open("memory://online-restart-slice", create=True)
+    _append(store, 0)
+    first = OnlineRunner(parse_pipeline(CFG), store, poll=0.01)
+    first.run(idle_timeout=0.05)
+    assert first.loop is not None
+    last = first.loop.trainings[-1].training_id
+    _append(store, 1)
+    second = OnlineRunner(parse_pipeline(CFG), store, poll=0.01)
+    second.run(idle_timeout=0.05)
+    assert [n.training_id for n in second.next_slice][:1] == [last]

@@ -1,0 +1,44 @@
+"""A store's report pairs each pipeline's costs and metrics from the same trainings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store import Store
+from modyn_store.app.pipeline.config import parse_pipeline
+from modyn_store.app.pipeline.evaluate import evaluate_pipeline
+from modyn_store.app.pipeline.history import pipeline_results, pipeline_trainings, unevaluated
+from modyn_store.app.pipeline.online import OnlineRunner
+
+CFG = {"name": "live", "source": {"dataset": "elec2"}, "model": {"name": "logreg", "params": {"n_classes": 2}},
+       "trigger": {"name": "data_amount", "every": 20}, "evaluation": {"slices": 3}}
+
+
+def _append(store: Store, i: int) -> None:
+    x = np.random.default_rng(i).standard_normal((30, 2)).astype(np.float32)
+    store.append(pa.table({"ts": np.arange(30 * i, 30 * i + 30), "label": (x[:, 0] > 0).astype(np.int64),
+                           "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+
+
+def test_trainings_after_the_latest_evaluation_are_not_mixed_into_its_row() -> None:
+    store = Store.open("memory://history-stale", create=True)
+    cfg = parse_pipeline(CFG)
+    _append(store, 0)
+    _append(store, 1)
+    first = OnlineRunner(cfg, store, poll=0.01)
+    first.run(idle_timeout=0.05)
+    assert first.loop is not None
+    evaluated = [t.training_id for t in first.loop.trainings]
+    evaluate_pipeline(store, cfg, first.loop.trainings)
+    for i in range(2, 5):
+        _append(store, i)
+    OnlineRunner(cfg, store, poll=0.01).run(idle_timeout=0.05)
+    all_ids = [r.training_id for r in pipeline_trainings(store)["live"]]
+    assert len(all_ids) > len(evaluated)
+    res = pipeline_results(store)[0]
+    assert len(res.triggers) == len(evaluated)
+    assert not any(np.isnan(v) for row in res.matrix for v in row)
+    recs = pipeline_trainings(store)["live"][: len(evaluated)]
+    assert res.total_samples == sum(r.cost.samples for r in recs)
+    assert unevaluated(store) == {"live": all_ids[len(evaluated):]}
