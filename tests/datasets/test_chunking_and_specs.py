@@ -55,7 +55,9 @@ def test_invalid_rules_are_rejected(rule: str) -> None:
 
 def test_type_errors_name_the_column() -> None:
     with pytest.raises(InvalidArgumentError, match="ts"):
-        chunk_index(pa.array([1.5, 2.5]), "1d")
+        chunk_index(pa.array(["2024-01-01"]), "1d")
+    with pytest.raises(InvalidArgumentError, match="ts"):
+        chunk_index(pa.array([1.5, 2.5]), "ts:2")
     with pytest.raises(InvalidArgumentError, match="ts"):
         chunk_index(pa.array([1, None]), "n:1")
     with pytest.raises(InvalidArgumentError, match="ts"):
@@ -89,3 +91,11 @@ def test_public_names_resolve() -> None:
     assert datasets.__all__ == sorted(datasets.__all__)
     for name in datasets.__all__:
         assert getattr(datasets, name) is not None
+
+
+def test_time_rules_take_float_seconds_rounded_down() -> None:
+    secs = np.array([-0.5, 0.0, 3599.9, 3600.0, 86_399.5, 86_400.25])
+    assert chunk_index(pa.array(secs), "1h").tolist() == [0, 1, 1, 2, 24, 25]  # -0.5 s is in hour -1
+    assert chunk_index(pa.array(secs), "1d").tolist() == [0, 1, 1, 1, 1, 2]
+    with pytest.raises(InvalidArgumentError, match="finite event times"):
+        chunk_index(pa.array([0.0, np.nan]), "1d")

@@ -130,6 +130,8 @@ def test_row_order_and_date_strings() -> None:
     (ColumnMap(features=("a", "zz")), "features[1]", "no column 'zz'"),
     (ColumnMap(key="y"), "key", "keys must be integers"),
     (ColumnMap(ts="y"), "ts", "not an ISO date"),
+    (ColumnMap(ts="label", label="label"), "label", "already the event-time column"),
+    (ColumnMap(key="b", label="b"), "label", "already the key column"),
 ])
 def test_bad_mappings_name_the_key_and_write_nothing(tmp_path: Path, mapping: ColumnMap, key: str, text: str) -> None:
     raw = _raw().rename_columns(["when", "label", "a", "b"]).append_column("y", pa.array(["x"] * 50))

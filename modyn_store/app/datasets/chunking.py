@@ -4,7 +4,8 @@ Rules (strings, so they fit in YAML pipeline files):
 
 - ``"n:<rows>"``: consecutive blocks of ``rows`` rows (``row // rows``).
 - ``"<k>d"`` / ``"<k>h"`` / ``"<k>s"``: buckets of ``k`` days / hours / seconds of a timestamp or
-  date ``ts`` (int64 ``ts`` is read as seconds since the epoch), aligned to the epoch.
+  date ``ts`` (an integer or float ``ts`` is read as seconds since the epoch, fractions rounded
+  down), aligned to the epoch.
 - ``"year"``: calendar year of a timestamp or date ``ts``; an int64 ``ts`` is taken to be the year itself.
 - ``"ts:<width>"``: buckets of ``width`` units of an int64 ``ts`` (e.g. ``"ts:365"`` on a day index).
 
@@ -52,7 +53,12 @@ def _seconds(ts: pa.Array) -> np.ndarray:
         return np.asarray(ts.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64) * 86_400
     if pa.types.is_integer(ts.type):
         return np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64)
-    raise InvalidArgumentError("ts", str(ts.type), "an integer, date or timestamp column")
+    if pa.types.is_floating(ts.type):  # seconds since the epoch, fractions rounded down
+        x = np.floor(np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.float64))
+        if x.size and not (np.isfinite(x).all() and np.abs(x).max() < 2.0**62):
+            raise InvalidArgumentError("ts", "NaN, infinite or beyond +-2**62 seconds", "finite event times")
+        return x.astype(np.int64)
+    raise InvalidArgumentError("ts", str(ts.type), "an integer, float, date or timestamp column")
 
 
 def _size(text: str, rule: str) -> int:

@@ -205,6 +205,9 @@ class Encoder:
                 raise SourceError("label", str(exc)) from exc
             if labels is None:
                 raise SourceError("label", "a label map is required to encode labels")
+        if cm.label is not None and cm.label in (cm.ts, cm.key):
+            role = "event-time" if cm.label == cm.ts else "key"
+            raise SourceError("label", f"column {cm.label!r} is already the {role} column; a label needs a column of its own")
         used = {c for c in (cm.ts, cm.label, cm.key) if c is not None}
         if cm.features is None:
             feats = []
