@@ -177,26 +177,38 @@ def _finish_intent(store: Store, txn: Transaction) -> None:
 
 def read_head(store: Store) -> int | None:
     """The latest committed version the last writer recorded (``None`` if never recorded)."""
+    return _read_head(store)[0]
+
+
+def _read_head(store: Store) -> tuple[int | None, int | None]:
+    """``(version, samples)``: the latest committed version and the samples table's Lance
+    version the last writer recorded (``None`` where not recorded; stores written before the
+    samples field have none)."""
     try:
         body = _read_json(store, HEAD)
-        return None if body is None else int(body["version"])
-    except (ValueError, KeyError, TypeError) as exc:
+        if body is None:
+            return None, None
+        samples = body.get("samples")
+        return int(body["version"]), None if samples is None else int(samples)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorruptionError(f"{store.uri!r}: {HEAD} is unreadable ({exc}); run `modyn-store verify`") from exc
 
 
-def check_head(store: Store, committed: int | None = None) -> None:
+def check_head(store: Store, committed: int | None = None) -> int | None:
     """Raise :class:`CorruptionError` if the version log lost versions it once committed.
 
     The head is read before the log (``committed`` = the log's last version, read now if not
     given under the writer lock): writers that commit in between only move the log ahead. A
     head that looks ahead of the log, or unreadable, is read again (with the log) before it
     counts: a local head is overwritten in place, and a reader may catch it mid-write.
+
+    Returns the samples table's Lance version the head recorded (``None`` if none).
     """
     given = committed
     for attempt in range(READ_ATTEMPTS):
         last = attempt + 1 == READ_ATTEMPTS
         try:
-            head = read_head(store)
+            head, samples = _read_head(store)
         except CorruptionError:
             if last:
                 raise
@@ -204,7 +216,7 @@ def check_head(store: Store, committed: int | None = None) -> None:
             continue
         committed = store.version if given is None else given
         if head is None or head <= committed:
-            return
+            return samples
         if last:
             raise CorruptionError(
                 f"{store.uri!r}: the version log ends at version {committed} but version {head} was "
@@ -242,13 +254,22 @@ def recover(store: Store) -> None:
     store.fs.rm(store._location.path(INTENT))
 
 
-def _check_no_orphans(store: Store, committed: int) -> int:
+def _check_no_orphans(store: Store, committed: int, recorded: int | None = None) -> int:
     """Samples rows above the last committed version with no intent: the log was rolled back.
+    Also a samples table older than the Lance version the head recorded (``recorded``): its
+    latest manifests were lost, and a write on top would reuse their numbers.
 
     Returns the highest fragment id of the samples (-1 if none): fragments above it that the
     transaction finds at its end are its own.
     """
     ds = store._tables.open("samples")
+    if recorded is not None and (ds is None or ds.version < recorded):
+        found = "no samples table" if ds is None else f"its Lance version {ds.version}"
+        raise CorruptionError(
+            f"{store.uri!r}: the last write left the samples table at Lance version {recorded}, but it "
+            f"now has {found}: its latest manifests were lost. Nothing is written on top of it; run "
+            "`modyn-store verify` and restore the store from a backup"
+        )
     if ds is None:
         return -1
     ranges = store._tables.fragment_versions("samples", ds)
@@ -284,8 +305,8 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         prev = store._read_records()
         last = prev[-1] if prev else None
         committed = last.version if last else 0
-        check_head(store, committed)
-        highest_fragment = _check_no_orphans(store, committed)
+        recorded = check_head(store, committed)
+        highest_fragment = _check_no_orphans(store, committed, recorded)
         txn = Transaction(store, committed + 1, op, message)
         txn.previous = last
         # written before any row, so an interrupted write is always found and undone; a torn
@@ -319,7 +340,10 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         store._lock.check()
         store._log.commit(record)  # the commit point: an exclusive create
         txn.record = record
-        _write_json(store, HEAD, {"version": txn.version})
+        pinned = (store._tables._pinned() or {}).get("samples")
+        samples = max(recorded or 0, pinned.version if pinned is not None else 0) or None
+        _write_json(store, HEAD, {"version": txn.version} if samples is None else
+                    {"version": txn.version, "samples": samples})
         for name in txn.touched:
             store._tables.compact_if_fragmented(name)
         if "samples" in txn.touched:

@@ -427,3 +427,22 @@ def test_a_streamed_append_raises_its_inputs_own_error_and_writes_nothing(tmp_pa
     with pytest.raises(RuntimeError, match="the source broke"):
         store.append(pa.RecordBatchReader.from_batches(bad.schema, broken()))
     assert store.version == 1 and store.as_of().keys().tolist() == [0, 1, 2]
+
+
+def test_a_write_on_a_samples_table_that_lost_its_latest_manifest_is_refused(tmp_path: Path) -> None:
+    """Lance would commit on the older manifest and reuse the lost one's number, writing over
+    the evidence; the head records the samples table's Lance version, and a write checks it."""
+    path = tmp_path / "s"
+    store = Store.open(str(path), create=True)
+    for i in range(4):
+        store.append(pa.table({"ts": np.arange(i * 10, (i + 1) * 10)}))
+    manifests = sorted((path / "samples.lance" / "_versions").glob("*.manifest"))
+    latest = min(manifests, key=lambda p: int(p.stem))  # Lance names manifests by 2^64 - 1 - version
+    latest.unlink()
+    left = sorted(p.name for p in (path / "samples.lance" / "_versions").iterdir())
+    again = Store.open(str(path))
+    with pytest.raises(CorruptionError, match="latest manifests were lost"):
+        again.append(pa.table({"ts": [99]}))
+    assert sorted(p.name for p in (path / "samples.lance" / "_versions").iterdir()) == left
+    intent = path / "_txn" / "intent.json"  # no write was started
+    assert not intent.exists() or json.loads(intent.read_text()).get("done") is True
