@@ -362,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys-file", metavar="FILE", help="a file with one key per line")
     p.add_argument("--reason", required=True, help="why (kept in the erasure audit log and shown by log)")
     p.add_argument("--missing", choices=["error", "ignore"], default="error",
-                   help="what to do with keys that are not live (default: error)")
+                   help="what to do with keys never stored or already erased (default: error); "
+                        "soft-deleted keys are erased either way")
     p.set_defaults(func=cmd_erase)
 
     p = sub.add_parser("compact", help="merge small files (versions unchanged)")
