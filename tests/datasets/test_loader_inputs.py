@@ -224,3 +224,16 @@ def test_a_stalled_download_is_a_download_error(tmp_path: Path) -> None:
         thread.join()
         sock.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_movielens_rating_is_refused_not_read_as_no_click(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from modyn_store.app.datasets import load
+
+    f = tmp_path / "movielens100k.parquet"
+    pq.write_table(pa.table({"user_id": [1, 2], "movie_id": [3, 4], "rating": [5, None], "timestamp": [10, 20],
+                             "age": [30, 40], "gender": ["F", "M"], "occupation": ["other", "other"]}), f)
+    with pytest.raises(InvalidArgumentError, match="empty rows: {'rating': 1}"):
+        load("movielens100k", f)

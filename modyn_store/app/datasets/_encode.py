@@ -34,11 +34,11 @@ def resolve_file(path: str | Path, filename: str) -> Path:
     return p
 
 
-def read_parquet(path: Path, required: Sequence[str] = ()) -> pa.Table:
+def read_parquet(path: Path, required: Sequence[str] = (), complete: Sequence[str] = ()) -> pa.Table:
     """Read a Parquet file, dictionary columns decoded to plain strings.
 
-    Raises :class:`InvalidArgumentError` when the file is not Parquet or lacks a ``required`` column
-    (the file of another data set, say).
+    Raises :class:`InvalidArgumentError` when the file is not Parquet, lacks a ``required`` column
+    (the file of another data set, say) or has an empty value in a ``complete`` column.
     """
     try:
         table = pq.read_table(path)
@@ -48,6 +48,10 @@ def read_parquet(path: Path, required: Sequence[str] = ()) -> pa.Table:
     if missing:
         raise InvalidArgumentError("path", str(path), f"a file with the columns {list(required)} (missing "
                                                       f"{missing}; is it the file of another data set?)")
+    empty = {c: table.column(c).null_count for c in complete if table.column(c).null_count}
+    if empty:
+        raise InvalidArgumentError("path", str(path), f"no empty values in the columns {list(complete)} "
+                                                      f"(empty rows: {empty})")
     cols = []
     for col in table.columns:
         if pa.types.is_dictionary(col.type):

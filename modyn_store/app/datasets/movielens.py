@@ -62,7 +62,8 @@ def load_movielens(
         one-hot (21) and the movie's genre flags (19, when items are available): 43 values.
     """
     ratings_file = resolve_file(path, "movielens100k.parquet")
-    raw = read_parquet(ratings_file, ("user_id", "movie_id", "rating", "timestamp", "age", "gender", "occupation"))
+    raw = read_parquet(ratings_file, ("user_id", "movie_id", "rating", "timestamp", "age", "gender", "occupation"),
+                       complete=("user_id", "movie_id", "rating", "timestamp"))  # an empty rating is no label
     key = np.arange(raw.num_rows, dtype=np.int64)
     ts = raw.column("timestamp").to_numpy().astype("datetime64[s]")
     movie_id = raw.column("movie_id").to_numpy().astype(np.int64)
