@@ -6,7 +6,11 @@ Each side computes the same answer, interleaved in one process, best of ``--repe
   (each a first computation: a new first key every round) against the same mix written with
   fresh temporaries, an ``arange`` of the run and two new scratch buffers per call;
 - **hashed lookup**: ``HashedKeys.hits`` of 64K-key batches of ``--rows`` shuffled keys against
-  their 1% (a stream's table) against the same filter on the same table with fresh temporaries.
+  their 1% (a stream's table) against the same filter on the same table with fresh temporaries;
+- **a stream's record of the keys it read**: ``iter_keys()`` of a store of ``--rows`` shuffled
+  keys with 1% deleted, whose record of keys read out of order (to resume from after a
+  compaction) keeps read-only views of the Arrow key columns, against the same stream copying
+  every batch's keys into that record.
 
 Run it as (figures in docs/PERFORMANCE.md, "A fresh process" and "Keys that are not runs")::
 
@@ -97,6 +101,41 @@ def main() -> None:
               "fresh": lambda r: [fresh_hits(table, b) for b in batches]}, args.repeat)
     print(f"| hashed lookup of {args.rows:,} shuffled keys | {t['kept'] * 1e3:.2f} ms | "
           f"fresh temporaries: {t['fresh'] * 1e3:.2f} ms | {t['fresh'] / t['kept']:.2f}x |")
+    seen_views(keys, args.repeat)
+
+
+def seen_views(keys: np.ndarray, repeat: int) -> None:
+    """``iter_keys()`` keeping views of the key columns it read against copying them."""
+    import tempfile
+
+    import pyarrow as pa
+
+    from modyn_store import Store
+    from modyn_store.core import _keyscan
+
+    kept_add = _keyscan.SeenKeys.add
+
+    def copying_add(self: _keyscan.SeenKeys, k: np.ndarray, *, ordered: bool | None = None,
+                    own_buffer: bool = False) -> None:
+        kept_add(self, k, ordered=ordered, own_buffer=False)
+
+    with tempfile.TemporaryDirectory() as d:
+        store = Store.open(d, create=True)
+        store.append(pa.table({"key": keys, "ts": np.arange(keys.size)}), key="key")
+        store.delete(where="key % 100 = 0")
+        snap = Store.open(d).as_of()
+
+        def stream(add: object) -> np.ndarray:
+            _keyscan.SeenKeys.add = add  # type: ignore[method-assign]
+            try:
+                return np.concatenate(list(snap.iter_keys()))
+            finally:
+                _keyscan.SeenKeys.add = kept_add  # type: ignore[method-assign]
+
+        assert np.array_equal(stream(kept_add), stream(copying_add))
+        t = best({"kept": lambda r: stream(kept_add), "fresh": lambda r: stream(copying_add)}, repeat)
+    print(f"| iter_keys() of {keys.size:,} shuffled keys, 1% deleted | {t['kept'] * 1e3:.2f} ms | "
+          f"keys copied into the record: {t['fresh'] * 1e3:.2f} ms | {t['fresh'] / t['kept']:.2f}x |")
 
 
 if __name__ == "__main__":

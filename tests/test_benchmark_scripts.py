@@ -90,7 +90,9 @@ CASES = [
     _case("kept_buffers", "kept_buffers.py", "--batches 2 --rows 100000 --repeat 1",
           rf"^\| 2 run checksums of 65,536 keys \| {NUM} ms \| fresh temporaries: {NUM} ms \| {NUM}x \|$",
           rf"^\| hashed lookup of 100,000 shuffled keys \| {NUM} ms \| fresh temporaries: {NUM} ms"
-          rf" \| {NUM}x \|$"),
+          rf" \| {NUM}x \|$",
+          rf"^\| iter_keys\(\) of 100,000 shuffled keys, 1% deleted \| {NUM} ms \| keys copied into the record: "
+          rf"{NUM} ms \| {NUM}x \|$"),
     _case("append_phases", "append_phases.py", "--rows 20000 --rounds 2",
           rf"^\| the append \| {NUM} \|$", rf"^\| store's own work \(the append minus lance\.write_dataset\) \| {NUM} \|$",
           rf"^\| key checksum \| {NUM} \|$", rf"^\| the record's exclusive create \(the commit\) \| {NUM} \|$"),

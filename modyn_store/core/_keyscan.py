@@ -241,12 +241,14 @@ class SeenKeys:
         """The number of intervals held (after merging touching ones)."""
         return sum(a.size for a in self._starts)
 
-    def add(self, keys: np.ndarray, *, ordered: bool | None = None) -> None:
+    def add(self, keys: np.ndarray, *, ordered: bool | None = None, own_buffer: bool = False) -> None:
         """Record the keys of one batch (copied: no view keeps the batch's buffer alive).
 
         ``ordered``: whether ``keys`` is known to be strictly increasing (``None``: look).
         A strictly increasing batch that spans exactly its size is one run of consecutive
-        keys, recorded without a pass over it."""
+        keys, recorded without a pass over it. ``own_buffer``: ``keys`` is a read-only view of a
+        buffer that holds nothing else (an Arrow key column's own values), so keeping the view
+        keeps no more memory than a copy would, and the copy is skipped."""
         if keys.size == 0:
             return
         if ordered is None:
@@ -280,7 +282,8 @@ class SeenKeys:
             self.overflowed = True
             self._explicit, self._explicit_n = [], 0
             return
-        self._explicit.append(np.array(keys, dtype=np.int64, copy=True))
+        view = own_buffer and not keys.flags.writeable and keys.dtype == np.int64
+        self._explicit.append(keys if view else np.array(keys, dtype=np.int64, copy=True))
         self._explicit_n += keys.size
 
     def frozen(self) -> SeenSet:

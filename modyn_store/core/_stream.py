@@ -72,9 +72,13 @@ def live_stream(
             current = DeadKeys(snap)
             for batch in (b for r in readers for b in r):
                 dead = current()
-                k = batch.column(at).to_numpy()
+                col = batch.column(at)
+                k = col.to_numpy()
                 ordered = increasing(k)  # one look, shared by the two searches below
-                read_keys.add(k, ordered=ordered)  # dead ones too: they keep the key runs unbroken
+                # dead ones too: they keep the key runs unbroken; a key column whose values
+                # buffer holds only this batch's keys is kept as a view (no 8 bytes a key copied)
+                own = col.offset == 0 and col.buffers()[1].size <= 2 * k.nbytes + 64
+                read_keys.add(k, ordered=ordered, own_buffer=own)
                 if not ordered and k.size >= PREFILTER_MIN and dead.size and (hashed is None or hashed.keys is not dead):
                     # built once for the stream: its table may hold 512 slots (64 bytes) a key of this batch
                     hashed = HashedKeys.for_batch(dead, k.size, slots_per_key=512)
