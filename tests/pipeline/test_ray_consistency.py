@@ -3,7 +3,6 @@ jobs that maintenance overtakes between planning and reading run again on the ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,9 @@ from training.scoring import score
 
 ray = pytest.importorskip("ray")
 
-from tests.pipeline.ray_marks import RAY_MARKS  # noqa: E402
+from tests.pipeline.ray_marks import RAY_MARKS, ray_session  # noqa: E402,F401 (the module's Ray session)
 
 pytestmark = RAY_MARKS
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 def _store(path: Path) -> Store:
@@ -85,7 +77,9 @@ def test_scoring_overtaken_by_a_compaction_equals_one_process(tmp_path: Path, mo
     dist = score_on_ray(st, model, inputs={"input": "x"}, scores=("loss",), write=False)
     assert len(calls) >= 2  # planned again on the compacted files
     assert np.array_equal(dist.keys, single.keys)
-    assert np.array_equal(dist.values["loss"], single.values["loss"])
+    # the compaction regroups the rows into other blocks, and torch rounds a row's float32 matmul
+    # differently in a batch of 1-7 rows than in a larger one: equal to the last bits, not bit for bit
+    np.testing.assert_allclose(dist.values["loss"], single.values["loss"], rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("strategy", [Uniform(ratio=0.3), ClassBalanced(ratio=0.3)], ids=["uniform", "class"])

@@ -3,7 +3,6 @@ snapshots as Ray Datasets, the scoring pass and selection equal to the single-pr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +19,9 @@ from training.scoring import score
 
 ray = pytest.importorskip("ray")
 
-from tests.pipeline.ray_marks import RAY_MARKS  # noqa: E402
+from tests.pipeline.ray_marks import RAY_MARKS, ray_session  # noqa: E402,F401 (the module's Ray session)
 
 pytestmark = RAY_MARKS
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ bit for bit, on a store of several fragments with deletes and an erasure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,12 @@ from policies.base import SelectionContext
 
 ray = pytest.importorskip("ray")
 
-from tests.pipeline.ray_marks import RAY_MARKS  # noqa: E402
+from tests.pipeline.ray_marks import RAY_MARKS, ray_session  # noqa: E402,F401 (the module's Ray session)
 
 pytestmark = RAY_MARKS
 
 _N = 400  # rows per append; five appends, five fragments
 _RARE = 2  # a class of 8 rows, all in the fourth append: fewer than its share of any budget here
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
