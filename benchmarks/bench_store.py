@@ -192,11 +192,16 @@ def _best(fn, repeat: int) -> float:
 
 
 def _pair(ours, peer, repeat: int) -> tuple[float, float]:
-    """Best times of ``ours`` and ``peer``, runs interleaved (both see the same machine load)."""
+    """Best times of ``ours`` and ``peer``, runs interleaved (both see the same machine load),
+    the two taking turns at going first (the first write of a round finds colder caches)."""
     a, b = [], []
-    for _ in range(repeat):
-        a.append(_best(ours, 1))
-        b.append(_best(peer, 1))
+    for r in range(repeat):
+        if r % 2:
+            b.append(_best(peer, 1))
+            a.append(_best(ours, 1))
+        else:
+            a.append(_best(ours, 1))
+            b.append(_best(peer, 1))
     return min(a), min(b)
 
 
@@ -230,19 +235,23 @@ def measure(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = 
         return st, uri
 
     ta, tb = [], []
-    for _ in range(repeat):
+    for r in range(repeat):
         st, uri = fresh_pair()
-        ta.append(_best(lambda: st.append(shifted), 1))
-        tb.append(_best(lambda: lance.write_dataset(shifted, uri, mode="append"), 1))
+        sides = [(ta, lambda: st.append(shifted)), (tb, lambda: lance.write_dataset(shifted, uri, mode="append"))]
+        for times, fn in sides[r % 2:] + sides[:r % 2]:  # the sides take turns at going first
+            times.append(_best(fn, 1))
     print(f"| append {rows:,} rows to a 10-version table | {rows / min(ta) / 1e6:.1f} M rows/s | "
           f"lance.write_dataset(mode='append'): {rows / min(tb) / 1e6:.1f} M rows/s | {min(tb) / min(ta):.2f} |")
 
     # 3. soft-delete 1% (key % 100 = 0) vs Lance's delete of the same rows (deletion files)
     ta, tb = [], []
-    for _ in range(repeat):
+    for r in range(repeat):
         st, uri = fresh_pair()
-        ta.append(_best(lambda: st.delete(where="key % 100 = 0"), 1))
-        tb.append(_best(lambda: lance.dataset(uri).delete("key % 100 = 0"), 1))
+        sides = [(ta, lambda: st.delete(where="key % 100 = 0")), (tb, lambda: lance.dataset(uri).delete("key % 100 = 0"))]
+        for times, fn in sides[r % 2:] + sides[:r % 2]:  # the sides take turns at going first
+            times.append(_best(fn, 1))
+    # both deleted the same rows: the store's live keys are the Lance dataset's keys
+    assert np.array_equal(st.as_of().keys(), np.sort(_lance_keys(uri))), "store and Lance deleted different rows"
     print(f"| delete 1% of {rows:,} rows (`key % 100 = 0`) | {min(ta) * 1e3:.1f} ms | "
           f"LanceDataset.delete: {min(tb) * 1e3:.1f} ms | {min(tb) / min(ta):.2f} |")
 
@@ -376,6 +385,10 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "r
     def lance_stream(u: str) -> Callable[[], object]:
         return lambda: sum(b.num_rows for b in lance.dataset(u).to_batches(batch_size=65536))
 
+    for v in (latest, latest - 3):  # untimed: every side with the deletions reads the same rows
+        _check_same_rows(Store.open(path).as_of(v), peer if v == latest else None,
+                         delta(v - 1, False) if delta is not None else None)
+
     for name, v in (("latest (1% deleted)", latest), ("latest - 3 (before the delete)", latest - 3)):
         for what, make in (("keys()", keys), ("iter_keys()", iter_keys), ("to_batches()", to_batches)):
             fns = {side: make(cls, v) for side, cls in sides.items()}
@@ -400,6 +413,20 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "r
             print(f"| {what} as of {name}, {rows:,} rows, {layout} keys | {' -> '.join(cells)} | raw key scan {t['raw'] * 1e3:.1f} ms"
                   f"{stream_txt} | {t['now'] / t['raw']:.2f}x raw{stream_ratio} | Lance with the deletions: {peer_txt}"
                   f"{delta_txt} |")
+
+
+def _check_same_rows(snap: Any, lance_uri: str | None, delta_keys: Callable[[], Any] | None) -> None:
+    """The version's rows are the same on every side that applies the deletions: ``keys()`` is
+    ``iter_keys()`` and ``to_batches()`` sorted, and the Lance peer's and Delta's keys sorted
+    (those two return them in storage order, which ``keys()`` does not promise to be)."""
+    keys = snap.keys()
+    assert np.all(np.diff(keys) > 0), "keys() is not sorted"
+    streamed = [np.concatenate(list(snap.iter_keys()) or [np.empty(0, np.int64)]),
+                np.concatenate([b.column("key").to_numpy() for b in snap.to_batches()] or [np.empty(0, np.int64)])]
+    others = streamed + ([_lance_keys(lance_uri)] if lance_uri is not None else [])
+    others += [np.asarray(delta_keys())] if delta_keys is not None else []
+    for other in others:
+        assert np.array_equal(np.sort(other), keys), "a side read other rows than keys()"
 
 
 def _delta_peer(uri: str, batches: list[pa.Table], where: str = KEY_LAYOUTS["runs"]

@@ -5,8 +5,9 @@ selected rows' ``ts`` and ``x`` columns into memory, once with ``strategy="scan"
 fragment scanned with a row-id mask, the first rows taken meanwhile) and once with
 ``strategy="take"`` (chunks taken by stable row id in parallel threads), both with the same
 layout made beforehand (the key scan that locates the rows is not timed), the two interleaved
-``--repeat`` times. Prints the medians and ``scan / take`` (> 1: takes are faster), which is
-what ``strategy="auto"`` decides on (docs/PERFORMANCE.md, "Training data path").
+``--repeat`` times (taking turns at going first; the two results are checked equal). Prints
+the medians and ``scan / take`` (> 1: takes are faster), which is what ``strategy="auto"``
+decides on (docs/PERFORMANCE.md, "Training data path").
 
 Rows are ``key`` int64, ``ts`` int64 and ``x``: ``--dim`` float32 (272 bytes at the default
 64). ``--s3`` puts the store on a local S3 endpoint (moto's server) instead of a local folder.
@@ -47,11 +48,16 @@ def compare(store: object, shares: list[float], repeat: int) -> list[tuple[float
         located = snap.locate(chosen)
         layouts = {s: plan(rows, chosen, strategy=s, located=located) for s in ("scan", "take")}  # type: ignore[arg-type]
         times: dict[str, list[float]] = {s: [] for s in layouts}
-        for _ in range(repeat):
-            for s, layout in layouts.items():
+        got = {}
+        order = list(layouts)
+        for r in range(repeat):
+            for s in order[r % 2:] + order[:r % 2]:  # the two paths take turns at going first
                 t0 = time.perf_counter()
-                materialize(rows, chosen, ["ts", "x"], strategy=s, layout=layout)  # type: ignore[arg-type]
+                got[s] = materialize(rows, chosen, ["ts", "x"], strategy=s, layout=layouts[s])  # type: ignore[arg-type]
                 times[s].append(time.perf_counter() - t0)
+        # both paths read the same rows into the same layout
+        assert np.array_equal(got["scan"].keys, got["take"].keys)
+        assert all(np.array_equal(got["scan"].fixed[c], got["take"].fixed[c]) for c in ("ts", "x"))
         out.append((share, float(np.median(times["scan"])), float(np.median(times["take"]))))
     return out
 
