@@ -30,6 +30,7 @@ _LEAF = 512  # smallest slab of rows of the quadratic forms (fewer, larger BLAS 
 _SAMPLE = 1 << 16  # pairs sampled to bracket the median
 _BRACKET = 5.0  # half-width of the bracket, in standard errors of the sample median's rank
 _FAST_MEDIAN = 1 << 17  # upper-triangle size from which the bracketed median pays
+_ZERO_TOL = 4.0 * float(np.finfo(np.float64).eps)  # x (columns + 2) x |row|^2: a distance^2 of 0
 
 Bracket = tuple[float, float, np.ndarray, np.ndarray]  # (lo, hi, per-row count < lo, in [lo, hi])
 
@@ -49,7 +50,7 @@ def _row_of(t, n):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _sample_finished(g, sq, count):  # type: ignore[no-untyped-def]
+def _sample_finished(g, sq, tsq, count):  # type: ignore[no-untyped-def]
     """``count`` evenly strided upper-triangle entries of the distances that
     :func:`_finish_and_count` will make of ``g`` (computed the same way, ``g`` left as it is)."""
     n = g.shape[0]
@@ -62,14 +63,15 @@ def _sample_finished(g, sq, count):  # type: ignore[no-untyped-def]
         v = g[i, j] * -2.0
         v += sq[i]
         v += sq[j]
-        out[s] = max(v, 0.0)
+        out[s] = 0.0 if v <= tsq[i] + tsq[j] else v
     return out
 
 
 @njit(cache=True)
-def _finish_row(g, sq, lo, hi, below, inside, i):  # type: ignore[no-untyped-def]
+def _finish_row(g, sq, tsq, lo, hi, below, inside, i):  # type: ignore[no-untyped-def]
     n = g.shape[0]
     si = sq[i]
+    ti = tsq[i]
     row = g[i]
     b = 0
     c = 0
@@ -77,7 +79,7 @@ def _finish_row(g, sq, lo, hi, below, inside, i):  # type: ignore[no-untyped-def
         v = row[j] * -2.0
         v += si
         v += sq[j]
-        if v < 0.0 or j == i:
+        if v <= ti + tsq[j] or j == i:  # at most the rounding of the sum: equal rows
             v = 0.0
         row[j] = v
         if j > i:
@@ -88,21 +90,22 @@ def _finish_row(g, sq, lo, hi, below, inside, i):  # type: ignore[no-untyped-def
 
 
 @njit(cache=True, parallel=True)
-def _finish_par(g, sq, lo, hi, below, inside):  # type: ignore[no-untyped-def]
+def _finish_par(g, sq, tsq, lo, hi, below, inside):  # type: ignore[no-untyped-def]
     for i in prange(g.shape[0]):
-        _finish_row(g, sq, lo, hi, below, inside, i)
+        _finish_row(g, sq, tsq, lo, hi, below, inside, i)
 
 
 @njit(cache=True)
-def _finish_and_count(g, sq, lo, hi, below, inside):  # type: ignore[no-untyped-def]
-    """In place: ``g[i, j] = max(sq_i + sq_j - 2 g[i, j], 0)``, zero diagonal; per row, how many
+def _finish_and_count(g, sq, tsq, lo, hi, below, inside):  # type: ignore[no-untyped-def]
+    """In place: ``g[i, j] = sq_i + sq_j - 2 g[i, j]``, or 0 where that is at most the rounding
+    error ``tsq_i + tsq_j`` (equal rows, negative residues), zero diagonal; per row, how many
     upper-triangle values are ``< lo`` and in ``[lo, hi]`` (serial below ``PARALLEL_ROWS`` entries)."""
     n = g.shape[0]
     if n * n < PARALLEL_ROWS:
         for i in range(n):
-            _finish_row(g, sq, lo, hi, below, inside, i)
+            _finish_row(g, sq, tsq, lo, hi, below, inside, i)
     else:
-        _finish_par(g, sq, lo, hi, below, inside)
+        _finish_par(g, sq, tsq, lo, hi, below, inside)
 
 
 @njit(cache=True)
@@ -153,17 +156,21 @@ def sq_distances(z: np.ndarray, bracket: bool) -> tuple[np.ndarray, Bracket]:
     row, how many upper-triangle values fall below it and inside it."""
     zc = z - z.mean(axis=0)
     sq = np.einsum("ij,ij->i", zc, zc)
+    # sq_i + sq_j - 2 g_ij of two equal rows is a rounding residue (BLAS and einsum sum in
+    # different orders), not 0; its square root would become the median-heuristic bandwidth
+    # when most pairs are equal rows. Values within the dot products' error bound are 0.
+    tsq = sq * (_ZERO_TOL * (z.shape[1] + 2))
     g = zc @ np.ascontiguousarray(zc.T)
     n = g.shape[0]
     below = np.zeros(n, dtype=np.int64)
     inside = np.zeros(n, dtype=np.int64)
     lo, hi = math.inf, -math.inf
     if bracket and n * (n - 1) // 2 >= _FAST_MEDIAN:
-        sample = np.sort(_sample_finished(g, sq, _SAMPLE))
+        sample = np.sort(_sample_finished(g, sq, tsq, _SAMPLE))
         half = _BRACKET * 0.5 * math.sqrt(_SAMPLE)
         lo = float(sample[max(0, int(_SAMPLE / 2 - half))])
         hi = float(sample[min(_SAMPLE - 1, int(_SAMPLE / 2 + half))])
-    _finish_and_count(g, sq, lo, hi, below, inside)
+    _finish_and_count(g, sq, tsq, lo, hi, below, inside)
     return g, (lo, hi, below, inside)
 
 

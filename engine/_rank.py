@@ -24,6 +24,13 @@ _I64_MIN = np.iinfo(np.int64).min
 _I64_MAX = np.iinfo(np.int64).max
 _F32_BITS = (0x7FFFFFFF, 0x7F800000, -(1 << 31))
 _F64_BITS = (0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000, -(1 << 63))
+# Ranks of Efraimidis-Spirakis keys below the float64 range: I64_MIN + 1 + (800 - z) * 2**44 for
+# z = log(-log u) - log w in (709.7, 748.5]: within (I64_MIN + 1, I64_MIN + 2**52), under the rank
+# of -inf (I64_MIN + 2**52 - 1) and above I64_MIN (ineligible)
+_BELOW_RANGE = _I64_MIN + 1
+_RANK_NEG_INF = _I64_MIN + (1 << 52) - 1  # the rank of the key -inf
+_BELOW_TOP = 800.0
+_BELOW_SCALE = float(1 << 44)
 
 
 @njit(cache=True, inline="always")
@@ -51,11 +58,21 @@ def _rank(v, kv, j, base, mode, magmask, infbits, signmin, negmask, state,  # ty
 
 @njit(cache=True, inline="always")
 def _es_rank(w, state, tb):  # type: ignore[no-untyped-def]
-    """Efraimidis-Spirakis key ``log(u) / w`` as a sortable int64 (I64_MIN when w is not > 0)."""
+    """Efraimidis-Spirakis key ``log(u) / w`` as a sortable int64 (I64_MIN when w is not > 0).
+
+    A key below the float64 range (a tiny weight: ``w < -log(u) / 1.8e308``) does not become
+    -inf, where every such row would tie and the tie-break, not ``u``, would decide: it is ranked
+    by ``log(-log u) - log w`` (in (709.7, 748.5], smaller is better) in the ranks below that of
+    -inf, which no finite key uses.
+    """
     if not w > 0.0:
         return _I64_MIN
-    b = np.float64(np.log(u64_to_open01(hash_key(state, tb))) / w).view(np.int64)
-    return b ^ ((b >> 63) & _I64_MAX)
+    lu = np.log(u64_to_open01(hash_key(state, tb)))
+    b = np.float64(lu / w).view(np.int64)
+    r = b ^ ((b >> 63) & _I64_MAX)
+    if r == _RANK_NEG_INF:  # rare: a key below the float64 range
+        r = _BELOW_RANGE + np.int64((_BELOW_TOP - (np.log(-lu) - np.log(w))) * _BELOW_SCALE)
+    return r
 
 
 @njit(cache=True, inline="always")

@@ -45,7 +45,7 @@ from numba import njit, prange
 from engine._blocks import PARALLEL_ROWS
 from engine._mmd import median_upper, pooled_kernel, quadratic_forms
 from engine._random import next_u64, seed_state, u01_open, u64_to_open01
-from engine._validate import as_float_1d, as_float_2d, check_finite, check_int, describe
+from engine._validate import _asarray, as_float_1d, as_float_2d, check_finite, check_int, describe
 from engine.errors import EngineInputError
 
 __all__ = [
@@ -88,7 +88,7 @@ class KSResult(NamedTuple):
 def _samples(x: Any, y: Any, *, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
     out = []
     for name, v in (("x", x), ("y", y)):
-        a = np.asarray(v)
+        a = _asarray(name, v)
         a = as_float_2d(name, a.reshape(-1, 1) if a.ndim == 1 else a)
         check_finite(name, a)
         if a.shape[0] < min_rows:
@@ -102,7 +102,10 @@ def _samples(x: Any, y: Any, *, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
 def _bandwidth(bandwidth: float | None, z: np.ndarray, d2: np.ndarray | None = None) -> float:
     if bandwidth is None:
         return _median_sigma(z, d2)
-    b = float(bandwidth)
+    try:
+        b = float(bandwidth) if not isinstance(bandwidth, (bool, np.bool_)) else math.nan
+    except (TypeError, ValueError):
+        b = math.nan
     if not (math.isfinite(b) and b > 0):
         raise EngineInputError("bandwidth", bandwidth,
                                "a finite number > 0, or None for the median heuristic")
@@ -276,14 +279,18 @@ def mmd2_linear(x: Any, y: Any, *, bandwidth: float | None = None) -> LinearMMDR
     """Linear-time MMD^2 estimate (Gretton et al. 2012, Lemma 14) over ``min(n, m) // 2`` pairs.
 
     ``h_i = k(x_2i, x_2i+1) + k(y_2i, y_2i+1) - k(x_2i, y_2i+1) - k(x_2i+1, y_2i)``; the statistic is
-    their mean and the p-value ``P(N(0, var(h) / pairs) >= statistic)`` (1.0 if var is 0).
+    their mean and the p-value ``P(N(0, var(h) / pairs) >= statistic)``. A single pair (fewer than
+    4 rows in a sample) gives no variance estimate: p-value 1.0. Zero variance over several pairs:
+    1.0 if the statistic is <= 0, else 0.0.
     """
     a, b = _samples(x, y, min_rows=2)
     sigma = _bandwidth(bandwidth, _subsample(np.concatenate([a, b]), _SUBSAMPLE))
     n_pairs = min(a.shape[0], b.shape[0]) // 2
     h = _linear_terms(a, b, n_pairs, 1.0 / (2.0 * sigma * sigma))
     stat = float(h.mean())
-    sd = float(h.std(ddof=1)) if n_pairs > 1 else 0.0
+    if n_pairs < 2:  # one pair: a sign, not a test (it would reject half the time under the null)
+        return LinearMMDResult(stat, 1.0)
+    sd = float(h.std(ddof=1))
     if not sd > 0:
         return LinearMMDResult(stat, 1.0 if stat <= 0 else 0.0)
     return LinearMMDResult(stat, 0.5 * math.erfc(stat / (sd / math.sqrt(n_pairs)) / math.sqrt(2.0)))

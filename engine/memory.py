@@ -32,7 +32,7 @@ from engine._random import next_u64, seed_state, u64_to_open01
 from engine._validate import as_int64_1d, check_int, check_same_length
 from engine.errors import EngineInputError
 
-__all__ = ["greedy_balanced"]
+__all__ = ["greedy_balanced", "random_state"]
 
 
 @njit(cache=True)
@@ -73,8 +73,24 @@ def _update(mem_keys, mem_cls, size, counts, keys, cls, memory, state):  # type:
     return size
 
 
+def random_state(seed: int) -> np.ndarray:
+    """A random stream for :func:`greedy_balanced`'s ``rng``: a one-element uint64 array that
+    each call advances in place, so consecutive chunks of one stream, each fed with the same
+    array, give the memory of one call over the whole stream (whatever the chunking)."""
+    return np.array([seed_state(check_int("seed", seed, minimum=None))], dtype=np.uint64)
+
+
+def _check_rng(rng: Any) -> np.ndarray:
+    if not (isinstance(rng, np.ndarray) and rng.dtype == np.uint64 and rng.shape == (1,)
+            and rng.flags.writeable and rng.flags.c_contiguous):
+        raise EngineInputError("rng", rng, "a writeable one-element uint64 array from "
+                               "engine.memory.random_state(seed), or None to use seed")
+    return rng
+
+
 def greedy_balanced(mem_keys: Any, mem_classes: Any, keys: Any, classes: Any, *, memory: int,
-                    n_classes: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    n_classes: int | None = None, seed: int = 0,
+                    rng: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Feed ``(keys, classes)`` into the memory ``(mem_keys, mem_classes)``; return the new memory.
 
     Parameters
@@ -89,7 +105,10 @@ def greedy_balanced(mem_keys: Any, mem_classes: Any, keys: Any, classes: Any, *,
     n_classes:
         The number of class codes (default: one more than the largest code seen).
     seed:
-        Seeds the choice of replaced slots.
+        Seeds the choice of replaced slots (a fresh stream on every call).
+    rng:
+        Instead of ``seed``: a random stream from :func:`random_state`, advanced in place. Feed
+        a stream in chunks with one such array and the memory does not depend on the chunking.
     """
     memory = check_int("memory", memory, minimum=1)
     mk = as_int64_1d("mem_keys", mem_keys)
@@ -113,6 +132,6 @@ def greedy_balanced(mem_keys: Any, mem_classes: Any, keys: Any, classes: Any, *,
     buf_k[: mk.size] = mk
     buf_c[: mc.size] = mc
     counts = np.bincount(mc, minlength=n).astype(np.int64)
-    state = np.array([seed_state(seed)], dtype=np.uint64)
+    state = random_state(seed) if rng is None else _check_rng(rng)
     size = _update(buf_k, buf_c, mk.size, counts, k, c, slots, state)
     return buf_k[:size].copy(), buf_c[:size].copy()

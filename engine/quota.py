@@ -72,7 +72,8 @@ __all__ = ["BalancedSelector", "Rule", "allocate_quotas", "balanced_select", "gr
 
 Rule = Literal["uniform", "top", "newest"]
 _RULES = ("uniform", "top", "newest")
-_DENSE_LIMIT = 1 << 22  # labels in [0, 2**22) are used as group ids directly
+_DENSE_LIMIT = 1 << 22  # labels in [0, 2**22) may be used as group ids directly ...
+_DENSE_SLACK = 1024  # ... when below rows / 8 + this: every id up to the largest costs a group
 _I64_MIN = np.iinfo(np.int64).min
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
 
@@ -199,7 +200,7 @@ def _dense(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if groups.size == 0:
         return groups, _EMPTY_I64
     lo, hi = _min_max(groups)
-    if lo >= 0 and hi < _DENSE_LIMIT:
+    if lo >= 0 and hi < min(_DENSE_LIMIT, (groups.size >> 3) + _DENSE_SLACK):
         return groups, np.arange(hi + 1, dtype=np.int64)
     labels, gids = np.unique(groups, return_inverse=True)
     return gids.astype(np.int64, copy=False).reshape(-1), labels
@@ -209,8 +210,8 @@ def _rule_args(
     rule: str, n: int, scores: Any, timestamps: Any, seed: int
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """Keyword arguments for ``run_select`` and the float scores to NaN-check (``top`` only)."""
-    if rule not in _RULES:
-        raise EngineInputError("rule", rule, "one of 'uniform', 'top', 'newest'")
+    if not isinstance(rule, str) or rule not in _RULES:
+        raise EngineInputError("rule", describe(rule), "one of 'uniform', 'top', 'newest'")
     if rule == "uniform":
         return {"mode": MODE_HASH, "state": seed_state(check_int("seed", seed, minimum=None))}, None
     if rule == "top":
@@ -368,8 +369,8 @@ class BalancedSelector:
 
     def __init__(self, budget: int, *, rule: Rule = "uniform", seed: int = 0) -> None:
         self.budget = check_int("budget", budget)
-        if rule not in _RULES:
-            raise EngineInputError("rule", rule, "one of 'uniform', 'top', 'newest'")
+        if not isinstance(rule, str) or rule not in _RULES:
+            raise EngineInputError("rule", describe(rule), "one of 'uniform', 'top', 'newest'")
         self.rule = rule
         self.seed = check_int("seed", seed, minimum=None)
         self._labels = _EMPTY_I64  # seen labels, ascending

@@ -456,5 +456,10 @@ def reservoir_sample(items: Any, k: int, *, seed: int) -> np.ndarray:
     [5, 6]
     """
     r = Reservoir(k, seed=seed)
-    r.update(np.fromiter(items, dtype=np.int64) if not hasattr(items, "__len__") else items)
+    if not hasattr(items, "__len__"):
+        try:
+            items = np.fromiter(items, dtype=np.int64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise EngineInputError("items", items, "an iterable of integers") from exc
+    r.update(items)
     return r.result()

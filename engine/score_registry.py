@@ -102,7 +102,18 @@ def grad_norm(logits: Any, labels: Any, hidden: Any) -> np.ndarray:
     err = _k.el2n(logits, labels)
     h = as_float_2d("hidden", hidden)
     check_same_length("hidden", h, err.shape[0], "logits")
-    return err * np.sqrt(1.0 + np.einsum("ij,ij->i", h, h, dtype=np.float64))
+    sq = np.einsum("ij,ij->i", h, h, dtype=np.float64)
+    factor = np.sqrt(1.0 + sq)
+    odd = np.flatnonzero(~np.isfinite(sq))  # a non-finite h, or |h|^2 beyond float64
+    if odd.size:
+        rows = h[odd].astype(np.float64)
+        finite = np.isfinite(rows).all(axis=1)
+        scale = np.where(finite, np.abs(np.where(np.isfinite(rows), rows, 0.0)).max(axis=1), 1.0)
+        with np.errstate(over="ignore"):
+            norm = scale * np.sqrt(np.einsum("ij,ij->i", rows / scale[:, None], rows / scale[:, None]))
+            factor[odd] = np.where(finite, np.hypot(1.0, norm), np.nan)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return err * factor
 
 
 def embedding(hidden: Any) -> np.ndarray:

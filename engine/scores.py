@@ -52,10 +52,16 @@ _EL2N = 4
 
 @njit(cache=True)
 def _score_block(z, labels, kind, out, lo, hi):  # type: ignore[no-untyped-def]
+    """Scores of rows ``lo:hi``. With ``mx`` the largest logit, ``rest`` = the sum of
+    ``exp(z_j - mx)`` over every logit but one largest, so the softmax denominator is
+    ``1 + rest`` and ``log p_j = (z_j - mx) - log1p(rest)``: neither rounds away a small
+    ``rest`` (confident rows: a loss of 1e-18 stays 1e-18, not 0) nor adds ``log1p(rest)`` to a
+    huge ``mx`` (logits of 1e30: the probabilities still sum to 1)."""
     c = z.shape[1]
     for i in range(lo, hi):
         row = z[i]
         mx = -np.inf
+        at = 0  # the first largest logit
         finite = True
         for j in range(c):
             v = np.float64(row[j])
@@ -63,21 +69,24 @@ def _score_block(z, labels, kind, out, lo, hi):  # type: ignore[no-untyped-def]
                 finite = False
             if v > mx:
                 mx = v
+                at = j
         if not finite:
             out[i] = np.nan
             continue
-        s = 0.0
+        rest = 0.0  # exp(z_j - mx) of every logit but the first largest (its term is 1)
         for j in range(c):
-            s += np.exp(np.float64(row[j]) - mx)
-        lse = mx + np.log(s)
+            e = np.exp(np.float64(row[j]) - mx)
+            rest += 0.0 if j == at else e
+        s = 1.0 + rest
+        log_s = np.log1p(rest) if rest < 0.25 else np.log(s)  # log is cheaper; exact enough there
         if kind == _LOSS:
-            out[i] = lse - np.float64(row[labels[i]])
+            out[i] = (mx - np.float64(row[labels[i]])) + log_s
         elif kind == _LEAST_CONFIDENCE:
-            out[i] = 1.0 - 1.0 / s  # the largest probability is exp(0) / s
+            out[i] = rest / s  # 1 - 1/s, the largest probability being exp(0) / s
         elif kind == _ENTROPY:
             h = 0.0
             for j in range(c):
-                lp = np.float64(row[j]) - lse
+                lp = (np.float64(row[j]) - mx) - log_s
                 h -= np.exp(lp) * lp
             out[i] = h
         elif kind == _MARGIN:
@@ -93,10 +102,15 @@ def _score_block(z, labels, kind, out, lo, hi):  # type: ignore[no-untyped-def]
         else:
             acc = 0.0
             y = labels[i]
+            py = 0.0
             for j in range(c):
-                d = np.exp(np.float64(row[j]) - lse) - (1.0 if j == y else 0.0)
-                acc += d * d
-            out[i] = np.sqrt(acc)
+                p = np.exp((np.float64(row[j]) - mx) - log_s)
+                at_y = j == y
+                acc += 0.0 if at_y else p * p
+                py = p if at_y else py
+            # p_y - 1 without cancellation: -rest / s for a largest logit
+            py = -rest / s if np.float64(row[y]) == mx else py - 1.0
+            out[i] = np.sqrt(acc + py * py)
 
 
 @njit(cache=True, parallel=True)

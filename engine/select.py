@@ -49,7 +49,7 @@ import numpy as np
 from engine._rank import MODE_BITS, MODE_INT, float_bits
 from engine._lazy import LazyBest
 from engine._ranked import run_select
-from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length, describe
+from engine._validate import _asarray, as_float_1d, as_int64_1d, check_int, check_same_length, describe
 from engine.errors import EngineInputError
 
 __all__ = ["TopK", "bottom_k", "top_k"]
@@ -59,7 +59,7 @@ __all__ = ["TopK", "bottom_k", "top_k"]
 
 def score_ranks_input(name: str, scores: Any) -> np.ndarray:
     """Scores as float32, float64 or int64 (integers of other widths become int64)."""
-    a = np.asarray(scores)
+    a = _asarray(name, scores)
     if a.dtype.kind in "iu":
         return as_int64_1d(name, a)
     return as_float_1d(name, a)

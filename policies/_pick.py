@@ -95,8 +95,17 @@ def newest_keys(ctx: SelectionContext, k: int, *, since: Bound = None,
 
     top = TopK(k, largest=True)
     for b in iter_rows(ctx, ["ts"], since=since, until=until):
-        top.update(np.asarray(b["ts"]).astype(np.float64), keys=b["key"])
+        top.update(_event_times(np.asarray(b["ts"])), keys=b["key"])
     return np.sort(np.asarray(top.result()[0], dtype=np.int64))
+
+
+def _event_times(ts: np.ndarray) -> np.ndarray:
+    """Event times as ranked by :func:`newest_keys`: signed integers (int64 nanoseconds for
+    datetimes) stay exact as int64 (as float64, present-day times 256 ns apart would tie);
+    other types (floats, uint64, which may not fit in int64) as float64, the same in every batch."""
+    if ts.dtype.kind == "i" or (ts.dtype.kind == "u" and ts.dtype.itemsize < 8):
+        return ts.astype(np.int64, copy=False)
+    return ts.astype(np.float64)
 
 
 def pick(ctx: SelectionContext, k: int, how: str, *, seed: int, n: int | None = None,
@@ -165,15 +174,33 @@ def label_counts(ctx: SelectionContext, *, since: Bound = None,
     return sorted_counts(counts)
 
 
+_NAN = float("nan")  # the one key of missing labels (every NaN object hashes apart)
+
+
 def add_label_counts(counts: dict[Hashable, int], values: np.ndarray, n: np.ndarray) -> None:
-    """Add the counts ``n`` of the distinct label ``values`` of one batch to ``counts``."""
+    """Add the counts ``n`` of the distinct label ``values`` of one batch to ``counts``.
+
+    A nullable integer column reads as float64 (NaN for null) in a batch holding a null and as
+    int64 in one without: ``2.0`` and ``2`` are one label, and every NaN is the one label ``nan``.
+    """
     for v, c in zip(values.tolist(), n.tolist()):
+        if isinstance(v, float) and v != v:
+            v = _NAN
         counts[v] = counts.get(v, 0) + int(c)
 
 
+def _label_order(label: Hashable) -> tuple[Any, ...]:
+    """Numbers (ints and floats alike) by value, NaN after them; other types by type, then value."""
+    if isinstance(label, (int, float, np.integer, np.floating)) and not isinstance(label, bool):
+        nan = label != label
+        return ("", nan, 0 if nan else label)
+    return (str(type(label)), False, label)
+
+
 def sorted_counts(counts: dict[Hashable, int]) -> dict[Hashable, int]:
-    """``counts`` in the label order of :func:`label_counts`."""
-    return dict(sorted(counts.items(), key=lambda kv: (str(type(kv[0])), kv[0])))
+    """``counts`` in the label order of :func:`label_counts`: ascending, NaN (missing) last,
+    which is the order of ``np.sort`` and ``np.searchsorted`` on the label values."""
+    return dict(sorted(counts.items(), key=lambda kv: _label_order(kv[0])))
 
 
 def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:

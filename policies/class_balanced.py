@@ -74,7 +74,21 @@ def integer_labels(ctx: SelectionContext) -> bool:
     return True
 
 
+#: the group of a missing label of an integer column: after every label, as NaN sorts
+MISSING_GROUP = np.iinfo(np.int64).max
+
+
 def label_groups(values: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
     """The quota group of each label value: the value itself for integer labels (``labels`` is
-    None), else its position in the sorted distinct ``labels`` (from ``label_counts``)."""
-    return values if labels is None else np.searchsorted(labels, values)
+    None), else its position in the sorted distinct ``labels`` (from ``label_counts``).
+
+    A nullable integer column reads as float64 in a batch that holds a null (NaN): its values
+    are the integer groups again, and a null is :data:`MISSING_GROUP`, so the groups and their
+    order do not depend on which batches hold nulls.
+    """
+    if labels is not None:
+        return np.searchsorted(labels, values)
+    if values.dtype.kind == "f":
+        missing = np.isnan(values)
+        return np.where(missing, MISSING_GROUP, np.where(missing, 0, values).astype(np.int64))
+    return values

@@ -82,15 +82,17 @@ class GDumb(SelectionStrategy):
         return np.searchsorted(self._labels, labels).astype(np.int64)
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
-        from engine.memory import greedy_balanced
+        from engine.memory import greedy_balanced, random_state
 
         self._drop_gone(ctx)
         since = ctx.trigger_cutoffs[-1] if ctx.trigger_cutoffs else None
-        seed = derive_seed(ctx.seed, 8, ctx.trigger_index)
-        for i, b in enumerate(iter_rows(ctx, [ctx.label_column], since=since)):
+        # one random stream over every batch: the memory does not depend on how the rows are
+        # cut into batches (``ctx.batch_size``, fragment boundaries that compaction changes)
+        rng = random_state(derive_seed(ctx.seed, 8, ctx.trigger_index))
+        for b in iter_rows(ctx, [ctx.label_column], since=since):
             codes = self._encode(np.asarray(b[ctx.label_column]))
             assert self._labels is not None
             self._keys, self._codes = greedy_balanced(
                 self._keys, self._codes, b["key"], codes, memory=self.memory,
-                n_classes=self._labels.size, seed=derive_seed(seed, i))
+                n_classes=self._labels.size, rng=rng)
         return trainset(np.sort(self._keys), ctx)

@@ -193,7 +193,9 @@ class ScoreDownsample(SelectionStrategy):
         from engine.sample import WeightedSampler
 
         src = score_source(ctx, self.score)
-        n = sum(int(np.count_nonzero(self._weights(values) > 0)) for _, values in src())
+        # the size is a share of every scored row, as with method="top" and in choose_in_batch;
+        # rows of weight 0 are never drawn, so fewer rows come back when too few are positive
+        n = sum(int(self._weights(values).size) for _, values in src())
         sampler = WeightedSampler(self.expected_size(n), seed=derive_seed(ctx.seed, 10))
         for keys, values in src():
             w = self._weights(values)

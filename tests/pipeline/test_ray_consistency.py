@@ -116,3 +116,29 @@ def test_importance_sampling_of_extreme_scores_equals_one_process(tmp_path: Path
     else:
         got = select_on_ray(strategy, snap, seed=2, scores=scores)
         assert np.array_equal(got.keys, want.keys) and np.array_equal(got.weights, want.weights)
+
+
+def test_importance_sampling_with_zero_scores_draws_the_same_share_as_one_process(tmp_path: Path) -> None:
+    st = Store.open(str(tmp_path / "s"), create=True)
+    st.append(pa.table({"ts": np.arange(200)}))
+    snap = st.as_of()
+    loss = np.where(np.arange(200) % 2 == 0, 0.0, np.linspace(0.1, 2.0, 200))  # half never drawn
+    scores = {"loss": (snap.keys(), loss)}
+    strategy = Loss(ratio=0.3, method="importance")  # 60 rows: a share of every scored row
+    want = strategy.select(SelectionContext(snapshot=snap, seed=3, computed_scores=scores))
+    got = select_on_ray(strategy, snap, seed=3, scores=scores)
+    assert want.keys.size == 60
+    assert np.array_equal(got.keys, want.keys) and np.array_equal(got.weights, want.weights)
+
+
+def test_class_quotas_over_a_nullable_integer_label_equal_one_process(tmp_path: Path) -> None:
+    st = Store.open(str(tmp_path / "s"), create=True)
+    labels = [None if i % 7 == 0 else i % 4 for i in range(120)]  # some blocks hold a null, some not
+    for part in range(3):
+        st.append(pa.table({"ts": np.arange(part * 40, part * 40 + 40),
+                            "label": pa.array(labels[part * 40:part * 40 + 40], pa.int64())}))
+    snap = st.as_of()
+    strategy = ClassBalanced(limit=25)
+    want = strategy.select(SelectionContext(snapshot=snap, seed=5)).keys
+    got = select_on_ray(strategy, snap, seed=5).keys
+    assert np.array_equal(got, want)

@@ -314,7 +314,7 @@ def select_on_ray(
     # the weight total and count as the single-process sampler sums them (same batches, same
     # order), the total kept as (largest weight, sum of weights / largest) like WeightedSampler
     # keeps it: a total beyond float64 (scores near its maximum) gives the same finite weights
-    largest, scaled, n_pos = 0.0, 0.0, 0
+    largest, scaled, n_pos, n_all = 0.0, 0.0, 0, 0
     for _, vals in score_source(ctx, strategy.score)():
         w = strategy._weights(vals)
         part_top, part = _scaled_total(w[w > 0])
@@ -323,7 +323,8 @@ def select_on_ray(
         elif part_top > 0.0:
             scaled += part * (part_top / largest)
         n_pos += int(np.count_nonzero(w > 0))
-    k = strategy.expected_size(n_pos)
+        n_all += int(w.size)
+    k = strategy.expected_size(n_all)  # a share of every scored row, as in one process
     s = derive_seed(seed, 10)
     cand = _collect(blocks.map_batches(_weighted_block, fn_kwargs={"k": k, "seed": s, "strategy": strategy},
                                        batch_format="pyarrow", batch_size=None))

@@ -89,8 +89,10 @@ def _label_counts(block: pa.Table, integer: bool) -> tuple[np.ndarray, np.ndarra
     if block.num_rows == 0:  # an empty block may come without columns
         return _EMPTY, _EMPTY
     values = column_to_numpy(block.column("label"))
-    if integer:
-        return group_counts(values)
+    if integer:  # a block holding a null reads as float64: its groups, nulls as one group
+        from policies.class_balanced import label_groups
+
+        return group_counts(np.asarray(label_groups(values, None), dtype=np.int64))
     labels, counts = np.unique(values, return_counts=True)
     return labels, counts
 
