@@ -247,8 +247,8 @@ class SeenKeys:
         ``ordered``: whether ``keys`` is known to be strictly increasing (``None``: look).
         A strictly increasing batch that spans exactly its size is one run of consecutive
         keys, recorded without a pass over it. ``own_buffer``: ``keys`` is a read-only view of a
-        buffer that holds nothing else (an Arrow key column's own values), so keeping the view
-        keeps no more memory than a copy would, and the copy is skipped."""
+        buffer that holds little else (an Arrow key column's own values, at most about twice the
+        keys' bytes), so keeping the view keeps about what a copy would, and the copy is skipped."""
         if keys.size == 0:
             return
         if ordered is None:

@@ -76,7 +76,7 @@ def live_stream(
                 k = col.to_numpy()
                 ordered = increasing(k)  # one look, shared by the two searches below
                 # dead ones too: they keep the key runs unbroken; a key column whose values
-                # buffer holds only this batch's keys is kept as a view (no 8 bytes a key copied)
+                # buffer holds little beyond this batch's keys is kept as a view (no copy)
                 own = col.offset == 0 and col.buffers()[1].size <= 2 * k.nbytes + 64
                 read_keys.add(k, ordered=ordered, own_buffer=own)
                 if not ordered and k.size >= PREFILTER_MIN and dead.size and (hashed is None or hashed.keys is not dead):
