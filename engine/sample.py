@@ -298,6 +298,17 @@ def _scaled_total(w: np.ndarray) -> tuple[float, float]:
     return top, float((w / top).sum())
 
 
+def _add_total(top: float, scaled: float, w: np.ndarray) -> tuple[float, float]:
+    """The running total ``(m, s)`` of :func:`_scaled_total` with the weights ``w`` added,
+    rescaled to the new largest weight when ``w`` holds a larger one."""
+    part_top, part = _scaled_total(w)
+    if part_top > top:
+        return part_top, scaled * (top / part_top) + part
+    if part_top > 0.0:
+        return top, scaled + part * (part_top / top)
+    return top, scaled
+
+
 def _importance(w_sel: np.ndarray, top: float, scaled: float, n: int, where: np.ndarray) -> np.ndarray:
     """Importance weights ``sum(w) / (n w_i) = (s / n) / (w_i / m)`` of the chosen weights;
     ``where`` names the chosen rows (positions or keys) in an error."""
@@ -343,12 +354,7 @@ class WeightedSampler(_Streaming):
         w = _check_weights(weights)
         kk = _keys_or_none(keys, w.shape[0], "weights")
         pos, rank, key = _weighted_ranks(w, self.k, self._state, kk, self._n_seen, self._best.floor())
-        top, scaled = _scaled_total(w)
-        if top > self._top:  # rescale the running total to the new largest weight
-            self._scaled = self._scaled * (self._top / top) + scaled
-            self._top = top
-        elif top > 0.0:
-            self._scaled += scaled * (top / self._top)
+        self._top, self._scaled = _add_total(self._top, self._scaled, w)
         self._push(rank, key, w.shape[0], w[pos])
 
     @overload

@@ -81,8 +81,15 @@ def weighted_sample(w: Sequence[float], k: int, seed: int,
     st = seed_state(seed)
     n = len(w)
     kk = list(range(n)) if keys is None else [int(v) for v in keys]
-    es = {i: math.log(to_open01(hash_key(st, kk[i]))) / w[i] for i in range(n) if w[i] > 0}
-    rows = sorted(sorted(es, key=lambda i: (-es[i], kk[i]))[:k])
+    es = {}
+    for i in range(n):
+        if w[i] > 0:
+            lu = math.log(to_open01(hash_key(st, kk[i])))
+            key = lu / w[i]
+            # a key below the float64 range (a tiny weight) ranks below every finite key, by
+            # log(-log u) - log w (smaller is better), quantized as the engine stores it
+            es[i] = (1, key) if key != -math.inf else (0, math.floor((800.0 - (math.log(-lu) - math.log(w[i]))) * 2.0**44))
+    rows = sorted(sorted(es, key=lambda i: (-es[i][0], -es[i][1], kk[i]))[:k])
     total = float(np.sum(np.asarray(w, dtype=np.float64)))
     return rows, [total / (n * w[i]) for i in rows]
 

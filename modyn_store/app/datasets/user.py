@@ -24,6 +24,7 @@ Example
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -176,15 +177,11 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
 
     def counted() -> Iterator[pa.RecordBatch]:
         try:
-            for b in (first, *()):
+            for b in itertools.chain((first,), it):
                 yield b
                 if on_batch is not None:
                     on_batch(b.num_rows)
-            for b in it:
-                yield b
-                if on_batch is not None:
-                    on_batch(b.num_rows)
-        except Exception as exc:  # kept: the writer reports it as its own (untyped) error
+        except Exception as exc:  # kept: the source's error, told apart from the store's own
             failed.append(exc)
             raise
 
@@ -195,10 +192,10 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
             message=message or f"append {src.where}",
             tables=None if label_rows is None else {LABEL_MAP_TABLE: label_rows},
         )
-    except Exception as exc:
-        if not failed or exc is failed[0]:
+    except Exception:
+        if not failed:
             raise
-        cause = failed[0]  # the source's own error, not the writer's wrapping of it
+        cause = failed[0]  # the source's own error (the store re-raises it), named as the source's
         if isinstance(cause, (pa.ArrowException, OSError)) and not isinstance(cause, ModynStoreError):
             raise SourceError("path", f"reading {src.where} failed: {cause}") from cause
         raise cause from None

@@ -308,7 +308,7 @@ def select_on_ray(
             top.update(cand["value"], keys=cand["key"])
         return trainset(np.sort(np.asarray(top.result()[0], dtype=np.int64)), ctx)
     from engine.errors import EngineInputError
-    from engine.sample import _importance, _scaled_total
+    from engine.sample import _add_total, _importance
     from policies._pick import score_source
 
     # the weight total and count as the single-process sampler sums them (same batches, same
@@ -317,11 +317,7 @@ def select_on_ray(
     largest, scaled, n_pos, n_all = 0.0, 0.0, 0, 0
     for _, vals in score_source(ctx, strategy.score)():
         w = strategy._weights(vals)
-        part_top, part = _scaled_total(w[w > 0])
-        if part_top > largest:
-            scaled, largest = scaled * (largest / part_top) + part, part_top
-        elif part_top > 0.0:
-            scaled += part * (part_top / largest)
+        largest, scaled = _add_total(largest, scaled, w[w > 0])
         n_pos += int(np.count_nonzero(w > 0))
         n_all += int(w.size)
     k = strategy.expected_size(n_all)  # a share of every scored row, as in one process
