@@ -163,6 +163,18 @@ def test_times_with_and_without_offsets_in_later_batches_write_nothing(tmp_path:
         read_stream(pa.table({"t": ["2025-01-01", "soon"], "y": [0, 1], "x": [1.0, 2.0]}), ColumnMap(ts="t", label="y"))
 
 
+def test_iso_times_with_nanosecond_digits(tmp_path: Path) -> None:
+    zeros = pa.table({"t": ["2025-01-01T00:00:00.123456000Z", "2025-01-01T00:00:01.000000000+01:00"],
+                      "x": [1.0, 2.0], "y": [0, 1]})
+    table, _ = read_stream(zeros, ColumnMap(ts="t", label="y"))
+    assert table.column("ts").cast(pa.int64()).to_pylist() == [1735686001_000000, 1735689600_123456]  # in time order
+    finer = pa.table({"t": ["2025-01-01T00:00:00", "2025-01-01T00:00:00.123456789"], "x": [1.0, 2.0], "y": [0, 1]})
+    st = Store.open(str(tmp_path / "st"), create=True)
+    with pytest.raises(SourceError, match=r"finer than a microsecond, e.g. '2025-01-01T00:00:00.123456789'"):
+        append_stream(st, finer, ColumnMap(ts="t", label="y"))
+    assert st.version == 0
+
+
 def test_nan_feature_values_are_missing_values(tmp_path: Path) -> None:
     f = tmp_path / "s.parquet"
     pq.write_table(pa.table({"t": [1, 2, 3], "x": [1.0, np.nan, None], "v": pa.array([[1.0, np.nan], [2.0, 3.0],

@@ -6,7 +6,7 @@ use:
 
 - ``key`` (int64): the mapped key column, or none (the store assigns keys; a replay numbers rows).
 - ``ts``: the mapped column (integer, float, date or timestamp; ISO date strings are parsed: without
-  zone offsets as ``timestamp[us]``, with offsets (``Z``, ``+02:00``) as ``timestamp[us, UTC]``), or
+  zone offsets as ``timestamp[us]``, with offsets (``Z``, ``+02:00``) as ``timestamp[us, UTC]``; nanosecond digits must be zero), or
   the row number when no event-time column is named (the stream is in row order).
 - ``label`` (int64 class codes, see :mod:`~modyn_store.app.datasets.labels`). Rows without a
   label are an error, or skipped with ``drop_unlabeled`` (counted in :attr:`Encoder.dropped`).
@@ -128,28 +128,38 @@ def text_times(col: pa.Array, name: str, zone: str | None = None) -> tuple[pa.Ar
     ``zone`` is the reading of earlier batches of the column, which every batch must share.
     Raises :class:`SourceError` naming the first value that cannot be read that way.
     """
-    for z in [zone] if zone is not None else list(_TEXT_TIME_TYPES):
-        try:
-            return pc.cast(col, _TEXT_TIME_TYPES[z]), z
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
     tried = [zone] if zone is not None else list(_TEXT_TIME_TYPES)
+    for z in tried:
+        out = _cast_text(col, z)
+        if out is not None:
+            return out, z
     bad = next((v for v in col.drop_null().to_pylist()[:100_000] if not _reads(v, tried)), col[0].as_py())
-    mixed = zone is not None and _reads(bad, [z for z in _TEXT_TIME_TYPES if z != zone])
-    raise SourceError("ts", f"column {name!r} " + (
-        f"mixes times with and without a zone offset (e.g. {bad!r}); give every value an offset or none"
-        if mixed or _reads(bad, list(_TEXT_TIME_TYPES)) else
-        f"holds text that is not an ISO date or time, e.g. {bad!r}"))
+    if _reads(bad, list(_TEXT_TIME_TYPES), exact=False):
+        mixed = zone is not None and _reads(bad, [z for z in _TEXT_TIME_TYPES if z != zone])
+        raise SourceError("ts", f"column {name!r} " + (
+            f"mixes times with and without a zone offset (e.g. {bad!r}); give every value an offset or none"
+            if mixed or _reads(bad, list(_TEXT_TIME_TYPES)) else
+            f"holds a time finer than a microsecond, e.g. {bad!r}; times are kept to the microsecond: "
+            "round them first"))
+    raise SourceError("ts", f"column {name!r} holds text that is not an ISO date or time, e.g. {bad!r}")
 
 
-def _reads(value: Any, zones: list[str]) -> bool:
-    for z in zones:
-        try:
-            pc.cast(pa.array([value], pa.string()), _TEXT_TIME_TYPES[z])
-            return True
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
-    return False
+def _cast_text(col: pa.Array, zone: str, exact: bool = True) -> pa.Array | None:
+    """``col`` as microsecond timestamps read with ``zone``, or ``None``. Text with nanosecond
+    digits is read through nanoseconds and kept when they are zero (``exact=False``: even if not)."""
+    kind = _TEXT_TIME_TYPES[zone]
+    try:
+        return pc.cast(col, kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:  # the nanosecond type only spans the years 1677-2262, hence microseconds first
+        return pc.cast(pc.cast(col, pa.timestamp("ns", tz=kind.tz)), kind, safe=exact)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _reads(value: Any, zones: list[str], exact: bool = True) -> bool:
+    return any(_cast_text(pa.array([value], pa.string()), z, exact) is not None for z in zones)
 
 
 class Encoder:
