@@ -6,8 +6,9 @@ use:
 
 - ``key`` (int64): the mapped key column, or none (the store assigns keys; a replay numbers rows).
 - ``ts``: the mapped column (integer, float, date or timestamp; ISO date strings are parsed: without
-  zone offsets as ``timestamp[us]``, with offsets (``Z``, ``+02:00``) as ``timestamp[us, UTC]``; nanosecond digits must be zero), or
-  the row number when no event-time column is named (the stream is in row order).
+  zone offsets as ``timestamp[us]``, with offsets (``Z``, ``+02:00``) as ``timestamp[us, UTC]``;
+  digits below a microsecond must be zero), or the row number when no event-time column is named
+  (the stream is in row order).
 - ``label`` (int64 class codes, see :mod:`~modyn_store.app.datasets.labels`). Rows without a
   label are an error, or skipped with ``drop_unlabeled`` (counted in :attr:`Encoder.dropped`).
 - ``features`` (fixed-size list of float32): the feature columns packed side by side; numbers and
