@@ -14,7 +14,7 @@ import numpy as np
 from modyn_store.core._validate import check_float_or_none, check_int_or_none
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._records import SelectionContext, column_to_numpy
+from policies._records import SelectionContext, check_seed, column_to_numpy
 from policies._stream import Bound, _isin, count_rows, iter_rows
 
 __all__ = [
@@ -38,8 +38,11 @@ _EMPTY = np.empty(0, dtype=np.int64)
 
 
 def derive_seed(seed: int, *salt: int) -> int:
-    """An independent 63-bit seed for ``(seed, *salt)``."""
-    state = np.random.SeedSequence([int(seed) & (2**63 - 1), *[int(s) & (2**63 - 1) for s in salt]])
+    """An independent 63-bit seed for ``(seed, *salt)``; each must be an integer in
+    ``[0, 2**63 - 1]`` (:class:`InvalidArgumentError` otherwise: out-of-range values are
+    refused, not wrapped, so no two seeds give the same selections)."""
+    parts = [check_seed("seed", seed), *[check_seed("salt", s) for s in salt]]
+    state = np.random.SeedSequence(parts)
     return int(state.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 

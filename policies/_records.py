@@ -27,6 +27,7 @@ from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 
 __all__ = [
+    "SEED_MAX",
     "Cutoff",
     "Firing",
     "ModelLike",
@@ -36,6 +37,7 @@ __all__ = [
     "TriggerInput",
     "UpdateContext",
     "UpdateDecision",
+    "check_seed",
     "column_to_numpy",
 ]
 
@@ -296,6 +298,17 @@ class TriggerInput:
                 f"deleted={self.deleted.size}, erased={self.erased.size})")
 
 
+#: the largest selection seed (seeds are 63-bit, like a training's ``TrainConfig.seed``)
+SEED_MAX = 2**63 - 1
+
+
+def check_seed(name: str, value: Any) -> int:
+    """``value`` as a seed: an integer in ``[0, 2**63 - 1]`` (bools and floats refused)."""
+    if isinstance(value, bool) or not hasattr(value, "__index__") or not 0 <= int(value) <= SEED_MAX:
+        raise InvalidArgumentError(name, value, "an integer in [0, 2**63 - 1]")
+    return int(value)
+
+
 @dataclass(frozen=True, eq=False)
 class SelectionContext:
     """Everything a selection strategy may read for one training.
@@ -314,7 +327,8 @@ class SelectionContext:
     history:
         Train sets of the past trainings, oldest first.
     seed:
-        Seed of this selection; the same context and seed give the same train set.
+        Seed of this selection, an integer in ``[0, 2**63 - 1]``; the same context and seed give
+        the same train set.
     excluded:
         Live keys of the snapshot past the firing's position (``TriggerInput.keys_after``).
     candidates:
@@ -349,6 +363,7 @@ class SelectionContext:
     scores_version: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "seed", check_seed("seed", self.seed))
         object.__setattr__(self, "excluded", np.sort(np.asarray(self.excluded, dtype=np.int64)))
         if self.candidates is not None:
             cand = np.sort(np.asarray(self.candidates, dtype=np.int64))

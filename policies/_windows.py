@@ -1,17 +1,77 @@
-"""A buffer of the most recent rows, bounded by a row count or an event-time span."""
+"""A buffer of the most recent rows, bounded by a row count or an event-time span.
+
+Event-time spans are exact for integer event times (int64 nanoseconds for datetimes): a span
+edge is compared as an integer, never through float64, whose spacing is 256 ns for present-day
+nanosecond times. A span ``s`` (a float, possibly not integral) holds the rows with
+``newest - ts < s``; for integer times that is ``newest - ts < ceil(s)``, the same real-number
+comparison (e.g. ``s = 1.5`` keeps the rows 0 and 1 before the newest). Float event times are
+compared as float64.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["RowBuffer"]
+__all__ = ["RowBuffer", "reached_span", "within_span"]
+
+
+def _integer_times(ts: np.ndarray, anchor: int | float) -> bool:
+    """Whether ``ts`` and ``anchor`` are integers (compared exactly)."""
+    return ts.dtype.kind in "iu" and isinstance(anchor, int)
+
+
+def within_span(ts: np.ndarray, newest: int | float, span: float) -> np.ndarray:
+    """Mask of ``ts > newest - span``: the event times less than ``span`` before ``newest``.
+
+    Exact for integer ``ts`` and an integer ``newest`` (no overflow near the int64 limits);
+    otherwise in float64. An infinite ``span`` holds every row.
+    """
+    ts = np.asarray(ts)
+    if math.isinf(span):
+        return np.ones(ts.shape, dtype=bool)
+    if not _integer_times(ts, newest):
+        return ts.astype(np.float64) > float(newest) - span
+    lo = int(newest) - math.ceil(span)  # ts > newest - span  <=>  ts > newest - ceil(span)
+    info = np.iinfo(ts.dtype)
+    if lo < info.min:
+        return np.ones(ts.shape, dtype=bool)
+    if lo >= info.max:
+        return np.zeros(ts.shape, dtype=bool)
+    return ts > ts.dtype.type(lo)
+
+
+def reached_span(ts: np.ndarray, start: int | float, span: float) -> np.ndarray:
+    """Mask of ``ts >= start + span``: the event times at least ``span`` after ``start``.
+
+    Exact for integer ``ts`` and an integer ``start`` (no overflow near the int64 limits);
+    otherwise in float64. No row reaches an infinite ``span``.
+    """
+    ts = np.asarray(ts)
+    if math.isinf(span):
+        return np.zeros(ts.shape, dtype=bool)
+    if not _integer_times(ts, start):
+        return ts.astype(np.float64) >= float(start) + span
+    hi = int(start) + math.ceil(span)  # ts - start >= span  <=>  ts >= start + ceil(span)
+    info = np.iinfo(ts.dtype)
+    if hi > info.max:
+        return np.zeros(ts.shape, dtype=bool)
+    if hi <= info.min:
+        return np.ones(ts.shape, dtype=bool)
+    return ts >= ts.dtype.type(hi)
+
+
+def _max_time(ts: np.ndarray) -> int | float:
+    """The largest event time: a Python int for integer times (exact), else a float."""
+    return int(np.max(ts)) if ts.dtype.kind in "iu" else float(np.max(ts))
 
 
 class RowBuffer:
     """The most recent rows of some columns: the last ``size`` rows, or (with ``span``) the rows
-    whose event time is within ``span`` of the newest one.
+    whose event time is within ``span`` of the newest one (``newest - ts < span``, exact for
+    integer event times; see the module docstring).
 
     Example
     -------
@@ -27,7 +87,7 @@ class RowBuffer:
         self.span = span
         self._chunks: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
         self._rows = 0
-        self._newest = -np.inf
+        self._newest: int | float = -math.inf  # a Python int once integer times arrive
 
     def __len__(self) -> int:
         return self._rows
@@ -39,9 +99,10 @@ class RowBuffer:
     def append(self, cols: Mapping[str, np.ndarray], ts: np.ndarray) -> None:
         if ts.size == 0:
             return
-        self._chunks.append(({k: np.asarray(v) for k, v in cols.items()}, np.asarray(ts)))
+        ts = np.asarray(ts)
+        self._chunks.append(({k: np.asarray(v) for k, v in cols.items()}, ts))
         self._rows += int(ts.size)
-        self._newest = max(self._newest, float(np.max(ts)))
+        self._newest = max(self._newest, _max_time(ts))  # int and float compare exactly
         limit = self.size if self.size is not None else 0
         if (self.size is not None and self._rows > 2 * limit) or (
             self.span is not None and len(self._chunks) > 64
@@ -61,5 +122,5 @@ class RowBuffer:
             keep = slice(max(0, ts.size - self.size), None)
             return {k: v[keep] for k, v in cols.items()}, ts[keep]
         assert self.span is not None
-        mask = ts.astype(np.float64) > self._newest - self.span
+        mask = within_span(ts, self._newest, self.span)
         return {k: v[mask] for k, v in cols.items()}, ts[mask]

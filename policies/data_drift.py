@@ -12,7 +12,7 @@ from modyn_store.core._validate import check_bool, check_choice, check_float, ch
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
-from policies._windows import RowBuffer
+from policies._windows import RowBuffer, reached_span
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, check_count, from_config, register
 
 __all__ = ["DataDrift"]
@@ -45,7 +45,11 @@ class DataDrift(Trigger):
         ``[1, 2**62]`` (``policies.base.MAX_COUNT``).
     window, window_time, every, overlap:
         Window size in samples; or a span of event time (``"1d"`` or a number); evaluation
-        interval in samples; whether the current window may overlap the reference.
+        interval in samples; whether the current window may overlap the reference. A window of
+        span ``s`` holds the samples with ``newest - ts < s`` (the reference: those with
+        ``ts - first < s``), compared exactly for integer event times (datetimes are int64
+        nanoseconds); a duration string is rounded to whole nanoseconds (at least 1ns), a
+        number is used as given (``1.5`` on integer times: samples 0 or 1 before the newest).
     embeddings:
         Compare model embeddings (``model.embed``) instead of raw features.
     warmup, warmup_trigger:
@@ -94,7 +98,7 @@ class DataDrift(Trigger):
         self.history = check_count("history", history, 1)
         self.window = check_int("window", window, 2)
         self.window_time = window_time
-        self._span = None if window_time is None else parse_duration("window_time", window_time)
+        self._span = None if window_time is None else _window_span(window_time)
         self.every = check_int("every", every, 1)
         self.overlap = check_bool("overlap", overlap)
         self.embeddings = check_bool("embeddings", embeddings)
@@ -115,7 +119,7 @@ class DataDrift(Trigger):
         self.seed = check_int("seed", seed, 0)
         self._buf = RowBuffer(size=None if self._span else self.window, span=self._span)
         self._ref: dict[str, np.ndarray] | None = None
-        self._ref_start: float | None = None
+        self._ref_start: int | float | None = None
         self._since = 0
         self._seen = 0
         self._evals = 0
@@ -221,8 +225,8 @@ class DataDrift(Trigger):
                     done = len(self._buf) + take >= int(self.window)
                 else:
                     if self._ref_start is None:
-                        self._ref_start = float(ts[pos])
-                    past = np.flatnonzero(ts[pos:] >= self._ref_start + self._span)
+                        self._ref_start = ts[pos].item()  # a Python int for integer times: exact
+                    past = np.flatnonzero(reached_span(ts[pos:], self._ref_start, self._span))
                     take = int(past[0]) if past.size else n - pos
                     done = bool(past.size)
                 self._buf.append({c: v[pos:pos + take] for c, v in feats.items()},
@@ -259,3 +263,15 @@ class DataDrift(Trigger):
                                         statistic=None, causes=(f,), boundary=f.boundary)))
         self._seen += n
         return [f for _, f in sorted(out, key=lambda e: e[0])]
+
+
+def _window_span(window_time: str | float) -> float:
+    """The span of ``window_time``: a duration string in whole nanoseconds, a number as given."""
+    span = parse_duration("window_time", window_time)
+    if isinstance(window_time, str):
+        if not np.isfinite(span) or round(span) < 1:
+            raise InvalidArgumentError(
+                "window_time", window_time,
+                "a finite duration of at least 1ns (event times are whole nanoseconds)")
+        span = float(round(span))
+    return span
