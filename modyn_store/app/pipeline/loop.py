@@ -42,7 +42,7 @@ from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.selection import SelectionRuntime, provided_score
 
-__all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "ts_numeric"]
+__all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "selection_seed", "ts_numeric"]
 
 #: rows per batch of a selection's scan of the snapshot: fewer, larger batches than the
 #: policies' default cut the per-batch overhead of a pass over all data (samples are the
@@ -287,7 +287,7 @@ class PipelineLoop:
         ctx = SelectionContext(
             snapshot=snap, scores=self.store.scores, trigger_index=index,
             trigger_cutoffs=tuple(self._s.cutoffs), history=tuple(self._s.history),
-            seed=self.config.training.seed * 1_000_003 + index, excluded=tin.keys_after(f), embed=embed,
+            seed=selection_seed(self.config.training.seed, index), excluded=tin.keys_after(f), embed=embed,
             batch_size=SELECT_BATCH,
         )
         ctx = self._selection.prepare(strategy, ctx, module, self.training_id(index), (int(f.version), int(f.position)))
@@ -462,6 +462,17 @@ class PipelineLoop:
     def seen_rows(self) -> int:
         """Inserted rows fed to the trigger so far."""
         return self._s.seen_rows
+
+
+def selection_seed(training_seed: int, index: int) -> int:
+    """The selection seed of a pipeline's ``index``-th training: ``training_seed * 1_000_003 +
+    index`` taken modulo 2^63, the range of selection seeds (so that every training seed the
+    configuration allows selects, and the same as before the range was checked).
+
+    >>> selection_seed(7, 2), selection_seed(2**63 - 1, 0) == 2**63 - 1_000_003
+    (7000023, True)
+    """
+    return (int(training_seed) * 1_000_003 + int(index)) % (1 << 63)
 
 
 def recorded_cost(record: Any) -> dict[str, float]:
