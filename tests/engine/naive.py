@@ -361,7 +361,7 @@ def mmd2_linear(x: np.ndarray, y: np.ndarray, sigma: float) -> tuple[float, floa
     h = k(x1, x2) + k(y1, y2) - k(x1, y2) - k(x2, y1)
     stat = float(h.mean())
     sd = float(h.std(ddof=1))
-    return stat, float(scipy.stats.norm.sf(stat / (sd / math.sqrt(m))))
+    return stat, float(scipy.stats.t.sf(stat / (sd / math.sqrt(m)), m - 1))
 
 
 def mmd2_rff(x: np.ndarray, y: np.ndarray, w: np.ndarray, phase: np.ndarray) -> float:
