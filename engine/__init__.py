@@ -15,7 +15,9 @@ Modules, one concern each:
 Every public function validates its input and raises :class:`EngineInputError` (a
 ``ValueError``) naming the bad argument. Kernels compile on first use and are cached on disk
 (``cache=True``); importing the package compiles nothing and changes no Numba setting, and
-its names load their module (and Numba) on first use.
+its names load their module (and Numba) on first use. Importing it deletes those caches when any
+source file of the package changed since they were written (:mod:`engine._jit`): Numba itself
+checks only the file that defines a kernel, not the modules whose functions it inlines.
 
 Example
 -------
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from engine._jit import drop_stale_caches
 
 if TYPE_CHECKING:
     from engine import drift, score_registry, scores
@@ -58,6 +62,8 @@ _HOMES = {
     "score_registry": "score_registry", "scores": "scores", "semi_join": "sets", "top_k": "select",
     "uniform_sample": "sample", "union": "sets", "weighted_sample": "sample",
 }  # fmt: skip
+
+drop_stale_caches()
 
 
 def __getattr__(name: str) -> Any:
