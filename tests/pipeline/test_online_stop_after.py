@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from modyn_store import Store
 from modyn_store.app.pipeline.config import parse_pipeline
+from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.online import OnlineRunner
 
 CFG = {"name": "live", "source": {"dataset": "elec2"}, "model": {"name": "logreg", "params": {"n_classes": 2}},
@@ -41,3 +45,10 @@ def test_model_serving_across_a_restart_is_evaluated_when_replaced() -> None:
     second = OnlineRunner(parse_pipeline(CFG), store, poll=0.01)
     second.run(idle_timeout=0.05)
     assert [n.training_id for n in second.next_slice][:1] == [last]
+
+
+def test_a_deletions_section_is_refused_before_the_store_is_made(tmp_path: Path) -> None:
+    cfg = parse_pipeline({**CFG, "deletions": {"every": 2, "fraction": 0.1, "mode": "erase"}})
+    with pytest.raises(PipelineConfigError, match="deletions"):
+        OnlineRunner(cfg, tmp_path / "live", poll=0.01)
+    assert not (tmp_path / "live").exists()

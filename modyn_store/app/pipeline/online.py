@@ -130,7 +130,7 @@ class OnlineRunner:
     ----------
     config:
         The validated pipeline (its ``source`` only names the data set; the store is written by
-        another process).
+        another process). A ``deletions`` section is refused: it simulates erasures in a replay.
     store:
         A :class:`modyn_store.Store` or a store location (created when missing).
     poll:
@@ -145,6 +145,10 @@ class OnlineRunner:
                  progress_every: int = 10, on_training: Callable[[TrainingInfo], None] | None = None) -> None:
         from modyn_store.core.store import Store
 
+        if config.deletions is not None:  # refused before the store is opened (or created)
+            raise PipelineConfigError("deletions", "simulates erasures while a replay writes its store; an online "
+                                                   "pipeline follows the deletions of the store another process "
+                                                   "writes: remove deletions: from the pipeline")
         self.config = config
         self.store = Store.open(str(store), create=True) if isinstance(store, (str, Path)) else store
         self.poll = float(poll)
