@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from modyn_store.core import _marker
 from modyn_store.core._failures import READ_ATTEMPTS
+from modyn_store.core._catalog_tables import check_declared
 from modyn_store.core._marker import FORMAT_VERSION
 from modyn_store.core._tables import VERSION, with_version
 from modyn_store.core._validate import check_name
@@ -84,7 +85,8 @@ class Transaction:
 def check_extension(store: Store, table: str, data: Any) -> None:
     """Refuse rows for the extension table ``table`` before anything is written: the name
     (not one of the store's own tables), the data (a pyarrow Table), and every column's type
-    against the table's (columns it lacks are filled with nulls by Lance; new columns are refused)."""
+    against the table's (columns it lacks are filled with nulls by Lance; new columns are refused),
+    or, for a table not created yet, against the columns its owner declared."""
     if table in INTERNAL_TABLES:
         raise InvalidArgumentError("table", table, f"an extension table name, not one of the store's own "
                                    f"tables {sorted(INTERNAL_TABLES)}")
@@ -93,6 +95,7 @@ def check_extension(store: Store, table: str, data: Any) -> None:
         raise InvalidArgumentError("data", type(data).__name__, "a pyarrow Table")
     ds = store._tables.open(table)
     if ds is None:
+        check_declared(table, data)
         return
     have = {f.name: f.type for f in ds.schema}
     wrong = [

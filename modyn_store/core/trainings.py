@@ -37,6 +37,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core._catalog_tables import (  # the catalog's tables (re-exported)
+    EVALUATIONS,
+    EVALUATIONS_SCHEMA,
+    PLANS,
+    PLANS_SCHEMA,
+    SELECTIONS,
+    SELECTIONS_SCHEMA,
+    TRAININGS,
+    TRAININGS_SCHEMA,
+)
 from modyn_store.core._validate import check_int, check_name
 from modyn_store.core.errors import (
     DataUnavailableError,
@@ -48,58 +58,13 @@ from modyn_store.core.trainset import TrainSet
 
 __all__ = ["Catalog", "CheckpointRef", "Cost", "LineageStep", "TrainingRecord"]
 
-TRAININGS = "trainings"
-SELECTIONS = "selections"
-PLANS = "selection_plans"
-EVALUATIONS = "evaluations"
-
-TRAININGS_SCHEMA = pa.schema(
-    [
-        ("training_id", pa.string()),
-        ("created", pa.timestamp("us", tz="UTC")),
-        ("data_version", pa.int64()),
-        ("cutoff_version", pa.int64()),
-        ("cutoff_position", pa.int64()),
-        ("trigger", pa.string()),
-        ("policy", pa.string()),
-        ("policy_params", pa.string()),
-        ("seed", pa.int64()),
-        ("config", pa.string()),
-        ("n_keys", pa.int64()),
-        ("selection_digest", pa.string()),
-        ("checkpoint_uri", pa.string()),
-        ("checkpoint_sha256", pa.string()),
-        ("parent_id", pa.string()),
-        ("update_decision", pa.string()),
-        ("metrics", pa.string()),
-        ("cost_samples", pa.int64()),
-        ("cost_wall_s", pa.float64()),
-        ("cost_device_s", pa.float64()),
-    ]
-)
-SELECTIONS_SCHEMA = pa.schema(
-    [("training_id", pa.string()), ("key", pa.int64()), ("weight", pa.float64()), ("position", pa.int64())]
-)
-PLANS_SCHEMA = pa.schema([("training_id", pa.string()), ("lengths", pa.binary()), ("positions", pa.binary())])
-EVALUATIONS_SCHEMA = pa.schema(
-    [
-        ("evaluation_id", pa.string()),
-        ("model_id", pa.string()),
-        ("slice", pa.string()),
-        ("slice_start", pa.float64()),
-        ("slice_end", pa.float64()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-        ("n", pa.int64()),
-        ("data_version", pa.int64()),
-    ]
-)
 
 
 #: hex digits of the nonce in a checkpoint's file name
 CHECKPOINT_NONCE = 12
 # ``models/<training_id>.<nonce>.pt.zst``; stores written before nonces have ``models/<id>.pt.zst``
 _CHECKPOINT_URI = re.compile(rf"models/([^/]+?)(?:\.[0-9a-f]{{{CHECKPOINT_NONCE}}})?\.pt\.zst")
+
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modyn_store.core._catalog_tables import declare_table
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
 
 LABEL_MAP_TABLE = "label_map"
 _SCHEMA = pa.schema([("code", pa.int64()), ("value", pa.string()), ("kind", pa.string())])
+declare_table(LABEL_MAP_TABLE, _SCHEMA, "label map")
 
 Kind = Literal["int", "string"]
 

@@ -61,6 +61,7 @@ from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
 from modyn_store.app.pipeline.runner import threads
+from modyn_store.core._catalog_tables import declare_table
 
 __all__ = ["PROGRESS_TABLE", "NextSlice", "OnlineRunner", "read_progress"]
 
@@ -69,6 +70,7 @@ PROGRESS_SCHEMA = pa.schema([
     ("pipeline", pa.string()), ("processed_version", pa.int64()), ("trainings", pa.int64()),
     ("seen_rows", pa.int64()), ("last_training", pa.string()),
 ])
+declare_table(PROGRESS_TABLE, PROGRESS_SCHEMA, "online pipeline runner")
 
 
 @dataclass(frozen=True)

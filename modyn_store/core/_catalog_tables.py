@@ -1,0 +1,110 @@
+"""Extension tables whose columns their writer declared, the training catalog's among them.
+
+A transaction may create any extension table, but a table that some reader expects with given
+columns (the catalog's ``trainings``, an application's label map) would be unreadable, and,
+columns being fixed once a table exists, unwritable for its owner, if rows with other columns
+created it first. :func:`declare_table` records the columns; :func:`check_declared` refuses a
+first write that does not have them.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> check_declared("trainings", pa.table({"note": ["x"]}))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+modyn_store.core.errors.SchemaMismatchError: extension table 'trainings' is the training catalog's, ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from modyn_store.core._tables import VERSION
+from modyn_store.core.errors import SchemaMismatchError
+
+__all__ = [
+    "EVALUATIONS", "EVALUATIONS_SCHEMA", "PLANS", "PLANS_SCHEMA", "SELECTIONS", "SELECTIONS_SCHEMA", "TRAININGS",
+    "TRAININGS_SCHEMA", "check_declared", "declare_table",
+]
+
+#: extension tables whose columns their writer declared (:func:`declare_table`):
+#: name -> (owner, columns, the columns a new table must have)
+_DECLARED: dict[str, tuple[str, pa.Schema, frozenset[str]]] = {}
+
+
+def declare_table(name: str, schema: pa.Schema, owner: str, required: Iterable[str] | None = None) -> None:
+    """Declare the columns of the extension table ``name``, which ``owner`` reads back: a write
+    that would create it with other columns (or without one of ``required``, default: all) is
+    refused, since the owner could not read it (nor, columns being fixed, ever write it) again."""
+    _DECLARED[name] = (owner, schema, frozenset(schema.names if required is None else required))
+
+
+def check_declared(table: str, data: pa.Table) -> None:
+    """Refuse ``data`` as the first rows of the declared table ``table`` unless it has the declared
+    columns (their types; the required ones at least); other tables pass."""
+    declared = _DECLARED.get(table)
+    if declared is None:
+        return
+    owner, schema, required = declared
+    want = {f.name: f.type for f in schema}
+    got = {f.name: f.type for f in data.schema if f.name != VERSION}
+    if any(not want.get(k, pa.null()).equals(t) for k, t in got.items()) or not required <= got.keys():
+        raise SchemaMismatchError(
+            f"extension table {table!r} is the {owner}'s, with the columns "
+            f"{[f'{f.name}: {f.type}' for f in schema]} ({sorted(required)} required); these rows have "
+            f"{[f'{k}: {v}' for k, v in got.items()]}: give them a table of their own")
+
+
+TRAININGS = "trainings"
+SELECTIONS = "selections"
+PLANS = "selection_plans"
+EVALUATIONS = "evaluations"
+
+TRAININGS_SCHEMA = pa.schema(
+    [
+        ("training_id", pa.string()),
+        ("created", pa.timestamp("us", tz="UTC")),
+        ("data_version", pa.int64()),
+        ("cutoff_version", pa.int64()),
+        ("cutoff_position", pa.int64()),
+        ("trigger", pa.string()),
+        ("policy", pa.string()),
+        ("policy_params", pa.string()),
+        ("seed", pa.int64()),
+        ("config", pa.string()),
+        ("n_keys", pa.int64()),
+        ("selection_digest", pa.string()),
+        ("checkpoint_uri", pa.string()),
+        ("checkpoint_sha256", pa.string()),
+        ("parent_id", pa.string()),
+        ("update_decision", pa.string()),
+        ("metrics", pa.string()),
+        ("cost_samples", pa.int64()),
+        ("cost_wall_s", pa.float64()),
+        ("cost_device_s", pa.float64()),
+    ]
+)
+SELECTIONS_SCHEMA = pa.schema(
+    [("training_id", pa.string()), ("key", pa.int64()), ("weight", pa.float64()), ("position", pa.int64())]
+)
+PLANS_SCHEMA = pa.schema([("training_id", pa.string()), ("lengths", pa.binary()), ("positions", pa.binary())])
+EVALUATIONS_SCHEMA = pa.schema(
+    [
+        ("evaluation_id", pa.string()),
+        ("model_id", pa.string()),
+        ("slice", pa.string()),
+        ("slice_start", pa.float64()),
+        ("slice_end", pa.float64()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("n", pa.int64()),
+        ("data_version", pa.int64()),
+    ]
+)
+
+for _name, _schema in ((TRAININGS, TRAININGS_SCHEMA), (PLANS, PLANS_SCHEMA), (EVALUATIONS, EVALUATIONS_SCHEMA)):
+    declare_table(_name, _schema, "training catalog")
+# other trainers may record their train sets here for ``erase`` (see docs/ARCHITECTURE.md)
+declare_table(SELECTIONS, SELECTIONS_SCHEMA, "training catalog", required=("training_id", "key"))
