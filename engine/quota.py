@@ -382,6 +382,7 @@ class BalancedSelector:
         self._n_pending = 0
         self._merge_min = 1 << 16  # fewer pending candidates are never worth a merge
         self._n_seen = 0
+        self._kept: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _kept_stats
 
     @property
     def n_seen(self) -> int:
@@ -431,12 +432,23 @@ class BalancedSelector:
         all_label = np.concatenate([self._c_label, *(p[0] for p in self._pending)])
         all_rank = np.concatenate([self._c_rank, *(p[1] for p in self._pending)])
         all_key = np.concatenate([self._c_key, *(p[2] for p in self._pending)])
-        self._pending, self._n_pending = [], 0
+        self._pending, self._n_pending, self._kept = [], 0, None
         if caps is not None:
             keep, _, _ = run_select(all_rank.shape[0], caps, mode=MODE_INT, vals=all_rank, keys=all_key,
                                     gids=np.searchsorted(labels, all_label))
             all_label, all_rank, all_key = all_label[keep], all_rank[keep], all_key[keep]
         self._c_label, self._c_rank, self._c_key = all_label, all_rank, all_key
+
+    def _kept_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(labels, worst rank, count) of the kept candidates per label. The kept candidates change
+        only in :meth:`_merge`, so this O(kept) pass runs once per merge, not once per chunk (per
+        chunk it cost O(budget / chunk) a row: 200-300 ns a row at a budget of 10^7)."""
+        if self._kept is None:
+            at = np.searchsorted(self._labels, self._c_label)
+            worst = np.full(self._labels.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(worst, at, self._c_rank)
+            self._kept = (self._labels, worst, np.bincount(at, minlength=self._labels.shape[0]))
+        return self._kept
 
     def _floors(self, labels: np.ndarray, caps: np.ndarray) -> np.ndarray:
         """Per label, the worst kept rank once the label keeps ``cap`` candidates (a new row
@@ -444,11 +456,10 @@ class BalancedSelector:
         floors = np.full(labels.shape[0], _I64_MIN, dtype=np.int64)
         if self._c_rank.size == 0:
             return floors
-        at = np.searchsorted(labels, self._c_label)
-        worst = np.full(labels.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(worst, at, self._c_rank)
-        full = np.bincount(at, minlength=labels.shape[0]) >= np.maximum(caps, 1)
-        floors[full] = worst[full]
+        kept_labels, worst, kept = self._kept_stats()
+        at = np.searchsorted(labels, kept_labels)  # labels only grow: every kept label is in labels
+        full = kept >= np.maximum(caps[at], 1)
+        floors[at[full]] = worst[full]
         return floors
 
     def _caps(self, counts: np.ndarray) -> np.ndarray:
