@@ -209,6 +209,31 @@ class BalancedQuota:
     track_uniform_rows_per_second.unit = "rows/s"  # type: ignore[attr-defined]
 
 
+class BalancedQuotaStream:
+    """``BalancedSelector(rows // 10, rule="top")`` fed 2^18-row chunks: a budget of many chunks,
+    where a pass over the kept candidates per chunk would cost O(budget / chunk) a row."""
+
+    params = [[10**6, 10**7]]
+    param_names = ["rows"]
+    timeout = 600
+
+    def setup(self, rows: int) -> None:
+        self.labels = _rng().integers(0, CLASSES, rows)
+        self.scores = _rng(1).random(rows)
+        warm = engine.BalancedSelector(10, rule="top")
+        warm.update(self.labels[:100], scores=self.scores[:100])
+        warm.result()
+
+    def time_streamed(self, rows: int) -> None:
+        sel = engine.BalancedSelector(rows // 10, rule="top")
+        for lo in range(0, rows, 1 << 18):
+            sel.update(self.labels[lo:lo + (1 << 18)], scores=self.scores[lo:lo + (1 << 18)])
+        sel.result()
+
+    def time_one_shot(self, rows: int) -> None:
+        engine.balanced_select(self.labels, rows // 10, rule="top", scores=self.scores)
+
+
 class MMDPermutation:
     """MMD^2 permutation test, n = m = 2000, d = 32, 200 permutations."""
 
