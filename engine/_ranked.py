@@ -3,8 +3,8 @@ rows are ranked by :mod:`engine._rank`.
 
 Every row gets an int64 rank whose order is the wanted order; :func:`select_core` keeps, per
 group, the ``quota`` rows of largest rank, ties going to the smaller key. The rank functions are
-inlined from :mod:`engine._rank` (Efraimidis-Spirakis keys below the float64 range included, see ``_es_rank``), so a
-change there needs a change here for Numba's on-disk cache of these kernels to be rebuilt.
+inlined from :mod:`engine._rank` (Efraimidis-Spirakis keys below the float64 range included, see
+``_es_rank``); :mod:`engine._jit` drops these kernels' on-disk caches when that module changes.
 """
 
 from __future__ import annotations

@@ -206,12 +206,16 @@ def _dense(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gids.astype(np.int64, copy=False).reshape(-1), labels
 
 
+def _check_rule(rule: Any) -> None:
+    if not isinstance(rule, str) or rule not in _RULES:
+        raise EngineInputError("rule", describe(rule), "one of 'uniform', 'top', 'newest'")
+
+
 def _rule_args(
     rule: str, n: int, scores: Any, timestamps: Any, seed: int
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """Keyword arguments for ``run_select`` and the float scores to NaN-check (``top`` only)."""
-    if not isinstance(rule, str) or rule not in _RULES:
-        raise EngineInputError("rule", describe(rule), "one of 'uniform', 'top', 'newest'")
+    _check_rule(rule)
     if rule == "uniform":
         return {"mode": MODE_HASH, "state": seed_state(check_int("seed", seed, minimum=None))}, None
     if rule == "top":
@@ -369,8 +373,7 @@ class BalancedSelector:
 
     def __init__(self, budget: int, *, rule: Rule = "uniform", seed: int = 0) -> None:
         self.budget = check_int("budget", budget)
-        if not isinstance(rule, str) or rule not in _RULES:
-            raise EngineInputError("rule", describe(rule), "one of 'uniform', 'top', 'newest'")
+        _check_rule(rule)
         self.rule = rule
         self.seed = check_int("seed", seed, minimum=None)
         self._labels = _EMPTY_I64  # seen labels, ascending

@@ -23,6 +23,17 @@ def _integer_times(ts: np.ndarray, anchor: int | float) -> bool:
     return ts.dtype.kind in "iu" and isinstance(anchor, int)
 
 
+def _above(ts: np.ndarray, lo: int) -> np.ndarray:
+    """Mask of ``ts > lo`` for integer ``ts``, exact for any Python int ``lo`` (one beyond the
+    range of ``ts``'s type holds every row or none, without overflow)."""
+    info = np.iinfo(ts.dtype)
+    if lo < info.min:
+        return np.ones(ts.shape, dtype=bool)
+    if lo >= info.max:
+        return np.zeros(ts.shape, dtype=bool)
+    return ts > ts.dtype.type(lo)
+
+
 def within_span(ts: np.ndarray, newest: int | float, span: float) -> np.ndarray:
     """Mask of ``ts > newest - span``: the event times less than ``span`` before ``newest``.
 
@@ -34,13 +45,7 @@ def within_span(ts: np.ndarray, newest: int | float, span: float) -> np.ndarray:
         return np.ones(ts.shape, dtype=bool)
     if not _integer_times(ts, newest):
         return ts.astype(np.float64) > float(newest) - span
-    lo = int(newest) - math.ceil(span)  # ts > newest - span  <=>  ts > newest - ceil(span)
-    info = np.iinfo(ts.dtype)
-    if lo < info.min:
-        return np.ones(ts.shape, dtype=bool)
-    if lo >= info.max:
-        return np.zeros(ts.shape, dtype=bool)
-    return ts > ts.dtype.type(lo)
+    return _above(ts, int(newest) - math.ceil(span))  # ts > newest - span <=> ts > newest - ceil(span)
 
 
 def reached_span(ts: np.ndarray, start: int | float, span: float) -> np.ndarray:
@@ -54,13 +59,7 @@ def reached_span(ts: np.ndarray, start: int | float, span: float) -> np.ndarray:
         return np.zeros(ts.shape, dtype=bool)
     if not _integer_times(ts, start):
         return ts.astype(np.float64) >= float(start) + span
-    hi = int(start) + math.ceil(span)  # ts - start >= span  <=>  ts >= start + ceil(span)
-    info = np.iinfo(ts.dtype)
-    if hi > info.max:
-        return np.zeros(ts.shape, dtype=bool)
-    if hi <= info.min:
-        return np.ones(ts.shape, dtype=bool)
-    return ts >= ts.dtype.type(hi)
+    return _above(ts, int(start) + math.ceil(span) - 1)  # ts - start >= span <=> ts > start + ceil(span) - 1
 
 
 def _max_time(ts: np.ndarray) -> int | float:

@@ -195,7 +195,7 @@ class ScoreDownsample(SelectionStrategy):
         src = score_source(ctx, self.score)
         # the size is a share of every scored row, as with method="top" and in choose_in_batch;
         # rows of weight 0 are never drawn, so fewer rows come back when too few are positive
-        n = sum(int(self._weights(values).size) for _, values in src())
+        n = sum(int(np.size(values)) for _, values in src())
         sampler = WeightedSampler(self.expected_size(n), seed=derive_seed(ctx.seed, 10))
         for keys, values in src():
             w = self._weights(values)

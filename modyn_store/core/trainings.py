@@ -58,13 +58,10 @@ from modyn_store.core.trainset import TrainSet
 
 __all__ = ["Catalog", "CheckpointRef", "Cost", "LineageStep", "TrainingRecord"]
 
-
-
 #: hex digits of the nonce in a checkpoint's file name
 CHECKPOINT_NONCE = 12
 # ``models/<training_id>.<nonce>.pt.zst``; stores written before nonces have ``models/<id>.pt.zst``
 _CHECKPOINT_URI = re.compile(rf"models/([^/]+?)(?:\.[0-9a-f]{{{CHECKPOINT_NONCE}}})?\.pt\.zst")
-
 
 
 @dataclass(frozen=True)
