@@ -340,11 +340,14 @@ def _param(b: Block) -> Any:
 def _ray_cluster() -> Any:
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    started = not ray.is_initialized()  # a module run before in this process may hold a cluster
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
 
 
 def _s3_open(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
