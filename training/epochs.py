@@ -22,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -38,8 +39,9 @@ from training.cache import CacheEntry, cache_for
 from training.entries import LoaderOptions, live_check, materialize_entry
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup
-from training.order import Ordering
+from training.order import Ordering, RowsAhead
 from training.prefetch import host_budget, prefetched
+from training.transfer import resident_batches, streamed_batches
 
 __all__ = ["Loader", "check_int"]
 
@@ -108,6 +110,7 @@ class Loader:
         self._copy_pending = False
         self._key_ranks: np.ndarray | None = None
         self._pos2row: np.ndarray | None = None
+        self._ahead: RowsAhead | None = None
         if isinstance(entry, Building):
             # positions are mapped to rows when first needed: the first block of a streamed
             # first epoch finds its rows by a search instead (see _stream_rows)
@@ -271,63 +274,30 @@ class Loader:
                 batch = {n: batch[n] for n in names}
             yield transform(batch) if transform is not None else batch
 
+    def _spare_core(self) -> bool:
+        """Whether the next epoch's order may be drawn in a background thread: batches served on
+        a device leave the host's cores to it; on the CPU only when torch's gathers leave a core
+        free (sharing one slowed the gathers more than the order cost, measured on 2 cores)."""
+        affinity = getattr(os, "sched_getaffinity", None)
+        cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+        return self.device.type != "cpu" or torch.get_num_threads() < cores
+
+    def _var_rows(self, name: str, rows: np.ndarray) -> Any:
+        return self._entry.var[name].rows(rows, text=self._entry.specs[name].kind == "string")
+
     def _batches_device(self, order: np.ndarray) -> Iterator[Batch]:
         assert self._dev is not None
-        dorder = torch.from_numpy(order).to(self.device)
-        for s, e in self._bounds(order.size):
-            ti = dorder[s:e]
-            batch: Batch = {
-                "key": self._dev["__key__"].index_select(0, ti),
-                "weight": self._dev["__weight__"].index_select(0, ti),
-            }
-            for n in self.columns:
-                if n in self._dev:
-                    batch[n] = self._dev[n].index_select(0, ti)
-                else:
-                    batch[n] = self._entry.var[n].rows(order[s:e], text=self._entry.specs[n].kind == "string")
-            yield self.transform(batch) if self.transform is not None else batch
+        gen = resident_batches(self._dev, order, self._bounds(order.size), self.columns, device=self.device,
+                               var_rows=self._var_rows)
+        return gen if self.transform is None else map(self.transform, gen)
 
     def _batches_streamed(self, order: np.ndarray) -> Iterator[Batch]:
-        """Host gather of entry rows ``order`` into pinned buffers (two, in turn), copied asynchronously."""
+        """Host gather of entry rows ``order`` into pinned buffers, copied asynchronously."""
         pin = self.options.pin_memory if self.options.pin_memory is not None else True
-        cuda = self.device.type == "cuda"
-        stream = torch.cuda.Stream(self.device) if cuda else None
-        names = ["__key__", "__weight__", *[n for n in self.columns if n in self._host]]
         src = {"__key__": self._keys, "__weight__": self._weights, **self._host}
-        slots = [
-            {
-                n: torch.empty((self.batch_size, *src[n].shape[1:]), dtype=src[n].dtype, pin_memory=pin and cuda)
-                for n in names
-            }
-            for _ in range(2)
-        ]
-        done: list[Any] = [None, None]
-        for i, (s, e) in enumerate(self._bounds(order.size)):
-            k = i % 2
-            if done[k] is not None:
-                done[k].synchronize()  # the copy out of this slot has finished
-            ti = torch.from_numpy(order[s:e])
-            host = {n: torch.index_select(src[n], 0, ti, out=slots[k][n][: e - s]) for n in names}
-            if cuda:
-                assert stream is not None
-                with torch.cuda.stream(stream):
-                    dev = {n: t.to(self.device, non_blocking=True) for n, t in host.items()}
-                    ev = torch.cuda.Event()
-                    ev.record(stream)
-                done[k] = ev
-                cur = torch.cuda.current_stream(self.device)
-                cur.wait_event(ev)
-                for t in dev.values():
-                    t.record_stream(cur)
-            else:
-                dev = {n: t.to(self.device, copy=True) for n, t in host.items()}
-            batch: Batch = {"key": dev["__key__"], "weight": dev["__weight__"]}
-            for n in self.columns:
-                if n in dev:
-                    batch[n] = dev[n]
-                else:
-                    batch[n] = self._entry.var[n].rows(order[s:e], text=self._entry.specs[n].kind == "string")
-            yield self.transform(batch) if self.transform is not None else batch
+        gen = streamed_batches(src, order, self._bounds(order.size), self.columns, device=self.device,
+                               pin=pin, var_rows=self._var_rows)
+        return gen if self.transform is None else map(self.transform, gen)
 
     def _ensure_alive(self) -> None:
         if not self._entry.alive():
@@ -418,8 +388,14 @@ class Loader:
         self._served = True
         epoch = self.epoch
         self.epoch += 1
-        # rows of the entry, in the epoch's order of positions
-        order = self._ordering.rows(self.train_set, epoch, self._mapped(), self._key_ranks)
+        # rows of the entry, in the epoch's order of positions; the next epoch's meanwhile
+        ordering, rows, ranks = self._ordering, self._mapped(), self._key_ranks
+        ahead, self._ahead = self._ahead, None
+        order = ahead.take(ordering, self.train_set, epoch, rows, ranks) if ahead is not None else None
+        if order is None:
+            order = ordering.rows(self.train_set, epoch, rows, ranks)
+        if self.shuffle and self._spare_core():
+            self._ahead = RowsAhead(ordering, self.train_set, epoch + 1, rows, ranks)
         if self.num_workers > 0:
             from training.workers import worker_batches
 

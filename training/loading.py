@@ -21,8 +21,8 @@ A batch is a dict: ``"key"`` (int64), ``"weight"`` (float32, the train set's per
 weights) and one entry per column: a tensor for fixed columns, a list of ``bytes`` (binary) or
 ``str`` (strings) for variable-length ones. On a CUDA device the fixed columns are copied to the
 device once when they fit ``device_memory_budget`` and batches are gathered there; otherwise
-each batch is gathered into pinned host buffers (two, used in turn) and copied asynchronously
-while the previous batch is in use.
+rows are gathered into pinned host buffers (two, used in turn) and copied asynchronously while
+the previous ones are in use; both a run of batches at a time (:mod:`training.transfer`).
 
 Example
 -------

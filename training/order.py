@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ import numpy as np
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 
-__all__ = ["FIRST_EPOCH_BLOCK", "Ordering", "epoch_order"]
+__all__ = ["FIRST_EPOCH_BLOCK", "Ordering", "RowsAhead", "epoch_order"]
 
 #: The keys' ranks for epoch 0 (see :class:`Ordering`), or a function that returns them.
 Ranks = np.ndarray | Callable[[], np.ndarray | None] | None
@@ -230,3 +231,50 @@ def epoch_order(
     """Positions into ``train_set.keys`` visited by ``rank`` in ``epoch`` (see the module
     docstring and :class:`Ordering`, which this calls)."""
     return Ordering(shuffle, seed, rank, world_size).order(train_set, epoch, key_ranks)
+
+
+class RowsAhead:
+    """:meth:`Ordering.rows` of one epoch, computed in a background thread (NumPy shuffles
+    without holding the GIL) while the epoch before it is served: a shuffle of millions of
+    positions takes tens of milliseconds, which a warm epoch served from memory would otherwise
+    wait for before its first batch.
+
+    :meth:`take` returns the rows only for the same ordering, epoch and the very same arrays
+    (train set, rows, key ranks) they were computed from, else None; an error in the thread is
+    raised there.
+
+    Example
+    -------
+    >>> ts = TrainSet.uniform(np.arange(10, 20), version=1)
+    >>> o, rows = Ordering(shuffle=True, seed=1, rank=0, world_size=1), np.arange(10)
+    >>> ahead = RowsAhead(o, ts, 2, rows)
+    >>> np.array_equal(ahead.take(o, ts, 2, rows), o.rows(ts, 2, rows)), ahead.take(o, ts, 3, rows)
+    (True, None)
+    """
+
+    def __init__(self, ordering: Ordering, train_set: TrainSet, epoch: int, rows: np.ndarray,
+                 key_ranks: np.ndarray | None = None) -> None:
+        self._of = (ordering, epoch)
+        self._arrays = (train_set, rows, key_ranks)
+        self._out: np.ndarray | None = None
+        self._err: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="epoch-rows-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        ordering, epoch = self._of
+        train_set, rows, key_ranks = self._arrays
+        try:
+            self._out = ordering.rows(train_set, epoch, rows, key_ranks)
+        except BaseException as e:  # raised by take() in the caller's thread
+            self._err = e
+
+    def take(self, ordering: Ordering, train_set: TrainSet, epoch: int, rows: np.ndarray,
+             key_ranks: np.ndarray | None = None) -> np.ndarray | None:
+        """The rows computed ahead, if they are those asked for (waits for the thread)."""
+        if self._of != (ordering, epoch) or any(a is not b for a, b in zip(self._arrays, (train_set, rows, key_ranks))):
+            return None
+        self._thread.join()
+        if self._err is not None:
+            raise self._err
+        return self._out

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from tests.training.conftest import reference_rows
+from training import transfer
 from training.loading import LoaderOptions, epoch_order, loader
 
 COLUMNS = ["ts", "label", "x", "img", "text"]
@@ -216,11 +217,15 @@ def test_epoch_order_shards_are_a_partition(n: int, world: int, seed: int, epoch
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("run_bytes", [None, 3000])
 @pytest.mark.parametrize("budget", [None, 0])
-def test_cuda_batches_equal_cpu_batches(store, budget) -> None:
-    """Device-resident (budget None) and streamed (budget 0) CUDA paths serve the CPU batches."""
+def test_cuda_batches_equal_cpu_batches(store, budget, run_bytes, monkeypatch) -> None:
+    """Device-resident (budget None) and streamed (budget 0) CUDA paths serve the CPU batches,
+    with the whole epoch gathered as one run (default) or as runs of a few batches."""
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
+    if run_bytes is not None:
+        monkeypatch.setattr(transfer, "RUN_BYTES", run_bytes)
     ts = _selection(store, 500, seed=12)
     cpu = [_as_lists(b) for b in loader(store, ts, columns=["x", "label", "text"], batch_size=64, seed=3)]
     dl = loader(store, ts, columns=["x", "label", "text"], batch_size=64, seed=3, device="cuda",
