@@ -12,7 +12,9 @@ a ratio measured in one run:
    have to filter); the first batch also against ``LanceDataset``'s first batch of the loader's
    batch size (4096 rows instead of 65536);
 3. a warm, shuffled epoch served from the cache vs a gather (``index_select``) of the same
-   shuffled rows from torch tensors already in memory.
+   shuffled rows from torch tensors already in memory, its permutation drawn inside the timed
+   epoch and, the stronger peer, drawn before it (the loader draws the next epoch's order in
+   a background thread while one is served).
 
 Run as a script to print the ratios (``--rows`` sets the table size; every time is the median
 of ``--repeats`` interleaved runs of both sides, printed with its spread)::
@@ -164,13 +166,18 @@ def warm_epoch(dl: Any) -> float:
     return time.perf_counter() - t0
 
 
-def tensor_gather_epoch(tensors: dict[str, Any], seed: int) -> float:
-    """The baseline: a shuffled epoch of ``index_select`` from torch tensors in memory."""
+def tensor_gather_epoch(tensors: dict[str, Any], seed: int, drawn: bool = False) -> float:
+    """The baseline: a shuffled epoch of ``index_select`` from torch tensors in memory; with
+    ``drawn`` the permutation is drawn before the timer starts (a peer that prepares the next
+    epoch's order ahead, as the loader does in a background thread)."""
     import torch
 
     n = tensors["key"].shape[0]
+    if drawn:
+        perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
     t0 = time.perf_counter()
-    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    if not drawn:
+        perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
     for s in range(0, n, BATCH):
         idx = perm[s : s + BATCH]
         _ = {k: v.index_select(0, idx) for k, v in tensors.items()}
@@ -239,16 +246,19 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
         }
         assert np.array_equal(np.sort(tensors["key"].numpy()), served)
         tensor_gather_epoch(tensors, 0)
-        times["warm"], times["gather"] = [], []
+        times["warm"], times["gather"], times["gather_drawn"] = [], [], []
         for i in range(max(repeats, 5)):  # interleaved
             times["warm"].append(warm_epoch(dl))
             times["gather"].append(tensor_gather_epoch(tensors, i))
+            times["gather_drawn"].append(tensor_gather_epoch(tensors, i, drawn=True))
         ours, gather = float(np.median(times["warm"])), float(np.median(times["gather"]))
+        drawn = float(np.median(times["gather_drawn"]))
         out.update(
             {
                 "warm_epoch_rows_per_s": sel / ours,
                 "tensor_gather_rows_per_s": sel / gather,
                 "ratio_warm_vs_gather": gather / ours,
+                "ratio_warm_vs_gather_order_drawn_ahead": drawn / ours,
                 "warm_epoch_gb_per_s": sel * (16 + 4 * DIM) / ours / 1e9,
             }
         )

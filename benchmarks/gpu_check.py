@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -52,6 +53,28 @@ def h2d_bandwidth(device: str, nbytes: int = 256 << 20, repeats: int = 5) -> flo
     return nbytes / best
 
 
+def host_gather_seconds(rows: int, device: str) -> float:
+    """Seconds to gather ``rows`` shuffled rows of key, weight, ts and x from host tensors into
+    pinned buffers, a run of :data:`training.transfer.RUN_BYTES` at a time (what the streamed
+    mode does on the host before each copy)."""
+    import numpy as np
+    import torch
+
+    from training.transfer import RUN_BYTES
+
+    pin = device.startswith("cuda")
+    src = [torch.arange(rows), torch.ones(rows), torch.arange(rows), torch.ones(rows, DIM)]
+    per = max(1, RUN_BYTES // ROW_BYTES)
+    out = [torch.empty((per, *t.shape[1:]), dtype=t.dtype, pin_memory=pin) for t in src]
+    order = torch.from_numpy(np.random.default_rng(0).permutation(rows))
+    t0 = time.perf_counter()
+    for lo in range(0, rows, per):
+        ti = order[lo : lo + per]
+        for t, o in zip(src, out):
+            torch.index_select(t, 0, ti, out=o[: ti.numel()])
+    return time.perf_counter() - t0
+
+
 def epoch_seconds(dl: object, device: str) -> float:
     import torch
 
@@ -70,10 +93,16 @@ def epoch_seconds(dl: object, device: str) -> float:
     return time.perf_counter() - t0
 
 
+def _seconds(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     import torch
 
-    from training.loading import LoaderOptions, loader
+    from training.loading import LoaderOptions, epoch_order, loader
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
@@ -87,7 +116,8 @@ def main() -> None:
         store = make_store(os.path.join(tmp, "store"), args.rows)
         ts = selection(store, 0.25, 1)
         bw = h2d_bandwidth(device)
-        print(f"device: {name}; rows: {args.rows}, selected: {ts.size}, batch: {args.batch_size}")
+        print(f"device: {name}; rows: {args.rows}, selected: {ts.size}, batch: {args.batch_size}, "
+              f"host threads: {torch.get_num_threads()}")
         print(f"{'mode':<10} {'rows/s':>14} {'GB/s':>8} {'pinned H2D GB/s':>16} {'ratio':>7}")
         modes = {"resident": None, "streamed": 0}
         for mode, budget in modes.items():
@@ -99,6 +129,14 @@ def main() -> None:
             gbs = rows_s * ROW_BYTES / 1e9
             label = mode if device == "cuda" else f"{mode}*"
             print(f"{label:<10} {rows_s:>14,.0f} {gbs:>8.2f} {bw / 1e9:>16.2f} {gbs / (bw / 1e9):>7.2f}")
+        # the streamed mode's host work alone: shuffled rows gathered into pinned buffers
+        sec = min(host_gather_seconds(ts.size, device) for _ in range(args.repeats))
+        print(f"host gather into pinned buffers alone: {ts.size / sec:,.0f} rows/s, "
+              f"{ts.size * ROW_BYTES / sec / 1e9:.2f} GB/s")
+        # the host computes each epoch's shuffled order (both modes; the next epoch's is computed
+        # while one is served)
+        sec = min(_seconds(lambda: epoch_order(ts, 1, shuffle=True, seed=0)) for _ in range(args.repeats))
+        print(f"epoch order on the host: {sec * 1e3:.1f} ms per epoch ({ts.size / sec:,.0f} rows/s alone)")
         if device != "cuda":
             print("* no CUDA device: both modes serve from host memory; the copy is host-to-host")
         print(f"target: warm epochs >= 0.5x of the pinned host-to-device bandwidth; rows of {ROW_BYTES} bytes")
