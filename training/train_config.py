@@ -49,7 +49,8 @@ class TrainConfig:
     device:
         ``"cpu"`` or a CUDA device.
     deterministic:
-        Enforce torch's deterministic algorithms during the run.
+        Enforce torch's deterministic algorithms during the run (on CUDA this sets
+        ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` for the process unless it is set).
 
     ``shuffle``, ``amp`` and ``deterministic`` must be bools. Every invalid field raises
     :class:`~modyn_store.core.errors.InvalidArgumentError` naming it when the config is built.

@@ -29,6 +29,7 @@ Example
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -78,11 +79,18 @@ class TrainResult:
 
 @contextmanager
 def deterministic(enabled: bool = True) -> Iterator[None]:
-    """Enforce torch's deterministic algorithms inside the block (restored afterwards)."""
+    """Enforce torch's deterministic algorithms inside the block (restored afterwards).
+
+    cuBLAS is deterministic only with a fixed workspace: unless the user set
+    ``CUBLAS_WORKSPACE_CONFIG``, it is set to ``:4096:8`` for the process (torch's
+    reproducibility notes ask for it; with some CUDA versions torch refuses CUDA matrix products
+    under deterministic algorithms without it).
+    """
     before = torch.are_deterministic_algorithms_enabled()
     bench = torch.backends.cudnn.benchmark
     try:
         if enabled:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
         yield
@@ -210,7 +218,9 @@ def fit(
     for epoch in range(config.epochs):
         if epoch and on_epoch is not None:
             batches = on_epoch(epoch, model) or batches
-        total, rows, step_in = 0.0, 0, 0
+        # the epoch's loss is summed on the device (float64: the same sums as Python floats) and
+        # read once per epoch: reading it per step would wait for every step's kernels
+        total, rows, step_in = torch.zeros((), dtype=torch.float64, device=dev), 0, 0
         first, group = 0, 0  # rows of the group's first batch, rows of the group so far
         opt.zero_grad(set_to_none=True)
         for step, batch in enumerate(batches):
@@ -251,7 +261,7 @@ def fit(
                 step_in = 0
             samples += n
             rows += n
-            total += float(loss.detach()) * n
+            total += loss.detach().double() * n
             if cuda:
                 end.record()
                 events.append((start, end))
@@ -259,7 +269,7 @@ def fit(
                 device_s += time.perf_counter() - c0
         if step_in:
             _step(opt, scaler, first * config.grad_accum / group if group else 1.0)
-        losses.append(total / max(rows, 1))
+        losses.append(float(total) / max(rows, 1))
     if cuda:
         torch.cuda.synchronize(dev)
         device_s = sum(s.elapsed_time(e) for s, e in events) / 1000.0
