@@ -120,6 +120,8 @@ def _fit_rank(
     scaler = torch.amp.GradScaler("cuda") if (config.amp and cuda) else None
     amp_dtype = torch.float16 if cuda else torch.bfloat16
     world = dist.get_world_size()
+    # what ranks sum lives where the backend reduces it: nccl reduces device tensors only
+    red = dev if dist.get_backend() == "nccl" else torch.device("cpu")
     samples = 0
     device_s = 0.0
     losses: list[float] = []
@@ -131,7 +133,7 @@ def _fit_rank(
                 "train_set", f"{n} rows in epoch {epoch}", f"at least one row per rank ({world} ranks)"
             )
         steps = -(-n // config.batch_size)
-        total = torch.zeros(1, dtype=torch.float64)
+        total = torch.zeros(1, dtype=torch.float64, device=red)
         step_in = 0
         opt.zero_grad(set_to_none=True)
         last: Any = None
@@ -169,7 +171,7 @@ def _fit_rank(
                 step_in = 0
             if not filler:
                 samples += int(per.shape[0])
-                total += float(part.detach())
+                total += part.detach().double().to(red)  # no wait for the step where red is its device
             device_s += time.perf_counter() - c0
         if next(it, None) is not None:  # pragma: no cover - the loader's shards guarantee it
             raise RuntimeError(f"rank {dist.get_rank()} has more than {steps} batches in epoch {epoch}")
@@ -177,7 +179,7 @@ def _fit_rank(
             _step(opt, scaler)
         dist.all_reduce(total)
         losses.append(float(total.item()) / n)
-    counts = torch.tensor([float(samples), device_s], dtype=torch.float64)
+    counts = torch.tensor([float(samples), device_s], dtype=torch.float64, device=red)
     dist.all_reduce(counts)
     return Cost(int(counts[0].item()), time.perf_counter() - t0, float(counts[1].item())), tuple(losses)
 
