@@ -12,23 +12,13 @@ import torch
 
 from modyn_store.core.trainings import Catalog
 from modyn_store.core.trainset import TrainSet
+from tests.training.test_trainer import CFG as TRAINER_CFG
 from training.models import build_model
 from training.scoring import score
-from training.trainer import TrainConfig, deterministic, state_equal, train
+from training.trainer import deterministic, state_equal, train
 
 DEV = "cuda"
-
-CFG = TrainConfig(
-    model="mlp",
-    model_params={"in_features": 8, "n_classes": 3, "hidden": [16]},
-    inputs={"features": "x"},
-    label="label",
-    epochs=2,
-    batch_size=32,
-    optimizer="adam",
-    lr=0.01,
-    seed=4,
-)
+CFG = replace(TRAINER_CFG, grad_accum=1)
 
 
 def _train_set(store, n: int = 300) -> TrainSet:
