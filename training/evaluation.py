@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 from torch import nn
 
@@ -40,7 +39,7 @@ from modyn_store.core.trainings import Catalog
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.epochs import check_int
-from training.eval_sample import EvalSample, margin, slice_keys
+from training.eval_sample import EvalSample, event_times, margin, slice_keys
 from training.loading import LoaderOptions, check_device, loader
 from training.trainer import LABEL_HINT, Prepare, TrainConfig, check_label_column, model_inputs
 
@@ -114,11 +113,15 @@ class EvalMatrix:
         return pa.Table.from_pylist(rows)
 
 
-def _ts_numeric(col: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_temporal(col.type):
-        col = pc.cast(col, pa.timestamp("us")) if pa.types.is_date(col.type) else col
-        col = col.cast(pa.int64())
-    return col.to_numpy().astype(np.float64)
+def _float_edge(v: Any, up: bool) -> float:
+    """``v`` as a float edge on its side: the least float >= ``v`` (``up``) or the greatest
+    <= ``v`` (an int64 time need not be a float64; the edge must still hold it)."""
+    f = float(v)
+    if up and f < v:
+        return math.nextafter(f, math.inf)
+    if not up and f > v:
+        return math.nextafter(f, -math.inf)
+    return f
 
 
 def time_slices(
@@ -127,7 +130,9 @@ def time_slices(
     """Split the event-time range of the live samples into ``n`` equal windows or windows of ``every``.
 
     Timestamps are compared as numbers (temporal columns as int64 microseconds for dates,
-    their own unit otherwise).
+    their own unit otherwise); the edges are floats, and integer times are compared with them
+    exactly (the first and last edges hold the earliest and latest time even where those are
+    not float64 values).
     """
     if (n is None) == (every is None):
         raise InvalidArgumentError("n/every", (n, every), "exactly one of n= or every=")
@@ -139,13 +144,17 @@ def time_slices(
         raise InvalidArgumentError("every", every, "a finite window width > 0")
     width = float(every) if every is not None else 0.0
     snap = store.as_of(version)
-    lo, hi = math.inf, -math.inf
+    first: Any = None
+    last: Any = None
     for b in snap.to_batches(["ts"], batch_size=1 << 20):  # streamed: bounded memory
-        ts = _ts_numeric(pa.chunked_array([b.column(0)]))
+        ts = event_times(b.column(0))
         if ts.size:
-            lo, hi = min(lo, float(ts.min())), max(hi, float(ts.max()))
-    if lo > hi:
+            t0, t1 = ts.min().item(), ts.max().item()  # Python ints for integer times: exact
+            first = t0 if first is None else min(first, t0)
+            last = t1 if last is None else max(last, t1)
+    if first is None:
         return []
+    lo, hi = _float_edge(first, up=False), _float_edge(last, up=True)
     if n is not None:
         edges = np.linspace(lo, hi, n + 1)
     else:
