@@ -161,3 +161,14 @@ def test_select_on_ray_refuses_a_negative_seed(real_store: Any) -> None:
     with pytest.raises(InvalidArgumentError) as exc:
         select_on_ray(Uniform(ratio=0.5), real_store.as_of(None), seed=-1)
     assert exc.value.name == "seed"
+
+
+@pytest.mark.parametrize("arg", [{"seed": 7}, {"seed": 0}, {"scores": {}}, {"scores_version": 1}])
+def test_select_on_ray_refuses_arguments_a_full_context_would_override(real_store: Any, arg: dict) -> None:
+    """A SelectionContext holds its own seed and scores: an argument beside it would be ignored."""
+    from modyn_store.app.pipeline.ray_exec import select_on_ray
+
+    ctx = SelectionContext(snapshot=real_store.as_of(None), seed=3)
+    with pytest.raises(InvalidArgumentError) as exc:
+        select_on_ray(Uniform(ratio=0.5), ctx, **arg)
+    assert exc.value.name == next(iter(arg))

@@ -244,16 +244,18 @@ def select_on_ray(
     strategy: Any,
     snapshot: Snapshot | Any,
     *,
-    seed: int = 0,
+    seed: int | None = None,
     scores: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     scores_version: int | None = None,
 ) -> TrainSet:
     """The train set ``strategy.select(SelectionContext(snapshot=snapshot, seed=seed, ...))``
     gives, computed from per-block candidates in Ray (see the module docstring).
 
-    ``scores`` (``name -> (keys, values)``, e.g. from :func:`score_on_ray`) play the part of
-    ``computed_scores``; without them score-based strategies read the store's latest scores at
-    ``scores_version`` (default: the snapshot's version).
+    ``seed`` defaults to 0. ``scores`` (``name -> (keys, values)``, e.g. from
+    :func:`score_on_ray`) play the part of ``computed_scores``; without them score-based
+    strategies read the store's latest scores at ``scores_version`` (default: the snapshot's
+    version). ``snapshot`` may also be a full ``SelectionContext`` (a pipeline's), which holds
+    its own seed and scores: ``seed``, ``scores`` and ``scores_version`` must then be left unset.
     """
     from policies._pick import derive_seed, trainset
     from policies.base import SelectionContext
@@ -261,10 +263,14 @@ def select_on_ray(
     from policies.uniform import Uniform
 
     if isinstance(snapshot, SelectionContext):  # a pipeline's full context
+        given = {"seed": seed, "scores": scores, "scores_version": scores_version}
+        for name, value in given.items():
+            if value is not None:  # the context's own would silently win
+                raise InvalidArgumentError(name, value, "None with a SelectionContext (set it in the context)")
         ctx = snapshot
         snapshot = cast(Any, ctx.snapshot)
     else:
-        ctx = SelectionContext(snapshot=snapshot, scores=snapshot._store.scores, seed=seed,
+        ctx = SelectionContext(snapshot=snapshot, scores=snapshot._store.scores, seed=0 if seed is None else seed,
                                computed_scores=dict(scores or {}), scores_version=scores_version)
     seed = ctx.seed
     quota_plan = _quota_plan(strategy)
