@@ -9,7 +9,9 @@ random selection, and times warm shuffled epochs in two modes:
   asynchronously (double buffering).
 
 It also measures the pinned host-to-device copy bandwidth (one large pinned buffer) and prints
-each mode's rows/s and GB/s next to it; the target for warm epochs is >= 0.5x of it. Without
+each mode's rows/s and GB/s next to it; the target for warm epochs is >= 0.5x of it. Two more
+lines say what bounds the modes: the host gather alone (shuffled rows into pinned buffers, the
+streamed mode's host work) and the time to draw one epoch's shuffled order. Without
 CUDA it runs the same table on the CPU (the "copy" is then a host-to-host copy of a pinned-less
 buffer), so the script is checked everywhere::
 
