@@ -173,11 +173,12 @@ def tensor_gather_epoch(tensors: dict[str, Any], seed: int, drawn: bool = False)
     import torch
 
     n = tensors["key"].shape[0]
-    if drawn:
-        perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    def draw() -> Any:
+        return torch.from_numpy(np.random.default_rng(seed).permutation(n))
+
+    ahead = draw() if drawn else None
     t0 = time.perf_counter()
-    if not drawn:
-        perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    perm = ahead if ahead is not None else draw()
     for s in range(0, n, BATCH):
         idx = perm[s : s + BATCH]
         _ = {k: v.index_select(0, idx) for k, v in tensors.items()}

@@ -26,11 +26,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.bench_training import DIM, make_store, selection  # noqa: E402
+from benchmarks.bench_training import DIM, _timed, make_store, selection  # noqa: E402
 
 ROW_BYTES = 8 + 8 + 4 * DIM + 4  # key, ts, x, and the float32 weight served with every batch
 
@@ -95,12 +94,6 @@ def epoch_seconds(dl: object, device: str) -> float:
     return time.perf_counter() - t0
 
 
-def _seconds(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     import torch
 
@@ -137,7 +130,7 @@ def main() -> None:
               f"{ts.size * ROW_BYTES / sec / 1e9:.2f} GB/s")
         # the host computes each epoch's shuffled order (both modes; the next epoch's is computed
         # while one is served)
-        sec = min(_seconds(lambda: epoch_order(ts, 1, shuffle=True, seed=0)) for _ in range(args.repeats))
+        sec = min(_timed(lambda: epoch_order(ts, 1, shuffle=True, seed=0)) for _ in range(args.repeats))
         print(f"epoch order on the host: {sec * 1e3:.1f} ms per epoch ({ts.size / sec:,.0f} rows/s alone)")
         if device != "cuda":
             print("* no CUDA device: both modes serve from host memory; the copy is host-to-host")

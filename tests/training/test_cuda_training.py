@@ -11,20 +11,14 @@ import pytest
 import torch
 
 from modyn_store.core.trainings import Catalog
-from modyn_store.core.trainset import TrainSet
 from tests.training.test_trainer import CFG as TRAINER_CFG
+from tests.training.test_trainer import _weighted_set as _train_set
 from training.models import build_model
 from training.scoring import score
 from training.trainer import deterministic, state_equal, train
 
 DEV = "cuda"
 CFG = replace(TRAINER_CFG, grad_accum=1)
-
-
-def _train_set(store, n: int = 300) -> TrainSet:
-    rng = np.random.default_rng(0)
-    keys = rng.choice(store.as_of(None).keys(), n, replace=False)
-    return TrainSet(keys=keys, weights=rng.uniform(0.5, 2, n), version=store.version)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -3,23 +3,12 @@ the same batches as the host path, each a slice of its own run's rows only."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from modyn_store.core.trainset import TrainSet
+from tests.training.test_loader import _as_lists, _selection
 from training import transfer
 from training.loading import loader
-
-
-def _lists(batch: dict) -> dict[str, list]:
-    return {n: (v.tolist() if isinstance(v, torch.Tensor) else list(v)) for n, v in batch.items()}
-
-
-def _train_set(store, n: int) -> TrainSet:
-    rng = np.random.default_rng(21)
-    keys = rng.choice(store.as_of(None).keys(), n, replace=False)
-    return TrainSet(keys=keys, weights=rng.uniform(0.5, 2.0, n), version=store.version)
 
 
 def test_runs_group_consecutive_batches_by_bytes() -> None:
@@ -34,15 +23,15 @@ def test_streamed_and_resident_runs_serve_the_host_batches(store, run_bytes, mon
     """1 byte: one batch per run; 2500: a few batches per run and a shorter last run; None: one run."""
     if run_bytes is not None:
         monkeypatch.setattr(transfer, "RUN_BYTES", run_bytes)
-    ts = _train_set(store, 230)
+    ts = _selection(store, 230, seed=21)
     columns = ["x", "label", "text"]
-    ref = [_lists(b) for b in loader(store, ts, columns=columns, batch_size=16, seed=4)]
+    ref = [_as_lists(b) for b in loader(store, ts, columns=columns, batch_size=16, seed=4)]
     dl = loader(store, ts, columns=columns, batch_size=16, seed=4)
     dl.wait_materialized()
     order = dl._pos2row[dl.order(0)]
-    streamed = [_lists(b) for b in dl._batches_streamed(order)]
+    streamed = [_as_lists(b) for b in dl._batches_streamed(order)]
     dev = {"__key__": dl._keys, "__weight__": dl._weights, **dl._host}
-    resident = [_lists(b) for b in transfer.resident_batches(
+    resident = [_as_lists(b) for b in transfer.resident_batches(
         dev, order, dl._bounds(order.size), columns, device=torch.device("cpu"), var_rows=dl._var_rows)]
     assert streamed == ref
     assert resident == ref
@@ -50,7 +39,7 @@ def test_streamed_and_resident_runs_serve_the_host_batches(store, run_bytes, mon
 
 def test_changing_a_batch_in_place_changes_no_other_batch_and_not_the_source(store, monkeypatch) -> None:
     monkeypatch.setattr(transfer, "RUN_BYTES", 1 << 20)  # every batch of the epoch in one run
-    ts = _train_set(store, 100)
+    ts = _selection(store, 100, seed=21)
     dl = loader(store, ts, columns=["x"], batch_size=10, seed=2)
     dl.wait_materialized()
     order = dl._pos2row[dl.order(0)]

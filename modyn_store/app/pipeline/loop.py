@@ -51,13 +51,10 @@ SELECT_BATCH = 1 << 18
 
 
 def ts_numeric(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Event times as float64, temporal columns in their own unit (as ``training.time_slices``)."""
-    import pyarrow.compute as pc
+    """:func:`training.eval_sample.event_times` as float64 (a cutoff is reported as a number)."""
+    from training.eval_sample import event_times
 
-    if pa.types.is_temporal(col.type):
-        col = pc.cast(col, pa.timestamp("us")) if pa.types.is_date(col.type) else col
-        col = col.cast(pa.int64())
-    return np.asarray(col.to_numpy(), dtype=np.float64)
+    return np.asarray(event_times(col), dtype=np.float64)
 
 
 @dataclass(frozen=True)
