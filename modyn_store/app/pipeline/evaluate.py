@@ -26,7 +26,26 @@ from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.loop import TrainingInfo
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
-__all__ = ["evaluate_pipeline", "slice_labels", "threads"]
+__all__ = ["cutoff_slice", "evaluate_pipeline", "slice_labels", "threads"]
+
+
+def cutoff_slice(starts: Sequence[float] | np.ndarray, cutoff: float | int) -> int:
+    """The slice (given by its ascending ``starts``) that holds a training's cutoff time: the
+    last one starting at or before it; 0 for a cutoff before every start, or not a finite number.
+
+    An integer cutoff is compared with each float start exactly (Python compares an int with a
+    float without rounding), as ``training.evaluate`` compares integer event times: a cutoff of
+    nanoseconds just below an edge stays in the slice before it.
+
+    >>> cutoff_slice([0.0, 2.0**60], 2**60 - 1), cutoff_slice([0.0, 2.0**60], 2**60)
+    (0, 1)
+    """
+    if isinstance(cutoff, (int, np.integer)) and not isinstance(cutoff, bool):
+        c = int(cutoff)
+        return max(sum(1 for s in starts if float(s) <= c) - 1, 0)
+    if not np.isfinite(cutoff):
+        return 0
+    return max(int(np.searchsorted(np.asarray(starts, dtype=np.float64), cutoff, side="right")) - 1, 0)
 
 
 @contextlib.contextmanager
@@ -64,8 +83,8 @@ def evaluate_pipeline(store: Any, config: PipelineConfig, trainings: Sequence[Tr
         matrix, margins = [], []
     recs = []
     for t in trainings:
-        s = int(np.searchsorted(starts, t.cutoff_ts, side="right") - 1) if np.isfinite(t.cutoff_ts) else 0
-        recs.append(TriggerRecord(t.index, t.cutoff[0], t.samples, t.train_seconds, slice_index=max(s, 0),
+        recs.append(TriggerRecord(t.index, t.cutoff[0], t.samples, t.train_seconds,
+                                  slice_index=cutoff_slice(starts, t.cutoff_ts),
                                   forward_passes=t.forward_passes, rows_scanned=t.rows_scanned,
                                   wall_seconds=t.wall_seconds, bookkeeping_seconds=t.bookkeeping_seconds,
                                   trigger_seconds=t.trigger_seconds, select_seconds=t.select_seconds,

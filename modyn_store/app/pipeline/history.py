@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.app.pipeline.evaluate import slice_labels
+from modyn_store.app.pipeline.evaluate import cutoff_slice, slice_labels
 from modyn_store.app.pipeline.loop import recorded_cost
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
@@ -90,10 +90,9 @@ def pipeline_results(store: Any) -> list[PipelineResult]:
         starts = np.array([s for s, _ in slices])
         trig = []
         for i, r in enumerate(recs):
-            cts = float(r.metrics.get("cutoff_ts", np.nan))
-            s = int(np.searchsorted(starts, cts, side="right") - 1) if np.isfinite(cts) else 0
+            s = cutoff_slice(starts, r.metrics.get("cutoff_ts", float("nan")))
             c = recorded_cost(r)
-            trig.append(TriggerRecord(i, r.data_version, r.cost.samples, r.cost.wall_s, slice_index=max(s, 0),
+            trig.append(TriggerRecord(i, r.data_version, r.cost.samples, r.cost.wall_s, slice_index=s,
                                       forward_passes=int(c["forward_passes"]), rows_scanned=int(c["rows_scanned"]),
                                       wall_seconds=c["wall_s"],
                                       bookkeeping_seconds=max(0.0, c["wall_s"] - r.cost.wall_s - c["score_s"]),

@@ -51,10 +51,11 @@ SELECT_BATCH = 1 << 18
 
 
 def ts_numeric(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """:func:`training.eval_sample.event_times` as float64 (a cutoff is reported as a number)."""
+    """:func:`training.eval_sample.event_times`: int64 for integer and temporal times (exact: a
+    cutoff of nanoseconds is not rounded to a float64), float64 for the others."""
     from training.eval_sample import event_times
 
-    return np.asarray(event_times(col), dtype=np.float64)
+    return event_times(col)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ class TrainingInfo:
     index: int
     training_id: str
     cutoff: tuple[int, int]
-    cutoff_ts: float
+    #: the event time of the last row the training saw (int for integer and temporal times,
+    #: exactly; NaN when no row had one yet)
+    cutoff_ts: float | int
     mode: str
     n_keys: int
     samples: int
@@ -149,7 +152,7 @@ class _State:
     training_seconds: float = 0.0
     since_retrain_keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     erased_since: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    last_ts: float = float("nan")
+    last_ts: float | int = float("nan")
     seen_rows: int = 0
     pending: _Pending = field(default_factory=_Pending)
 
@@ -246,12 +249,12 @@ class PipelineLoop:
         for f in firings:
             start = int(np.searchsorted(np.asarray(tin.versions), f.version, side="left")) if len(tin) else 0
             last = start + f.position - 1
-            cutoff_ts = float(ts[last]) if last >= 0 and ts.size else self._s.last_ts
+            cutoff_ts = ts[last].item() if last >= 0 and ts.size else self._s.last_ts
             info = self._on_firing(f, tin, cutoff_ts)
             if info is not None:
                 yield info
         if ts.size:
-            self._s.last_ts = float(ts[-1])
+            self._s.last_ts = ts[-1].item()
         self._s.seen_rows += len(tin)
 
     def _erased_trained(self) -> np.ndarray:
@@ -291,7 +294,7 @@ class PipelineLoop:
         self._scoring = self._selection.scoring
         return ctx
 
-    def _on_firing(self, f: Any, tin: Any, cutoff_ts: float) -> TrainingInfo | None:
+    def _on_firing(self, f: Any, tin: Any, cutoff_ts: float | int) -> TrainingInfo | None:
         from policies import UpdateContext
 
         s = self._s
@@ -340,7 +343,7 @@ class PipelineLoop:
             return None
 
     def _train(self, index: int, f: Any, decision: Any, strategy: Any, train_set: Any, parent: str | None,
-               cutoff_ts: float, select: tuple[float, int, float] = (0.0, 0, 0.0),
+               cutoff_ts: float | int, select: tuple[float, int, float] = (0.0, 0, 0.0),
                hooks: Mapping[str, Any] | None = None) -> TrainingInfo:
         import training
 
@@ -381,7 +384,7 @@ class PipelineLoop:
         self._after(info, f, train_set, result.model)
         return info
 
-    def adopt(self, index: int, record: Any, f: Any, cutoff_ts: float) -> TrainingInfo:
+    def adopt(self, index: int, record: Any, f: Any, cutoff_ts: float | int) -> TrainingInfo:
         """Take over a training recorded before a restart (checks that the firing matches it)."""
         from modyn_store.core.trainings import Catalog
 

@@ -173,7 +173,8 @@ class OnlineRunner:
         from training.evaluation import Slice
 
         end = info.cutoff_ts if info is not None else float("inf")
-        start = float(np.nextafter(prev.cutoff_ts, np.inf))
+        c = prev.cutoff_ts  # the window starts after it: the next integer time, or the next float
+        start = c + 1 if isinstance(c, int) else float(np.nextafter(c, np.inf))
         if start > end:  # no event time after the served model's cutoff: nothing to evaluate
             return
         sl = Slice(f"after-{prev.training_id}", start, end, closed=True)
