@@ -17,7 +17,13 @@ read of 10^6 keys. This module keeps such arrays in a per-user folder, outside t
 * entries are written atomically (a temporary file renamed over the name) by whichever
   process derived the value; each table keeps its :data:`ENTRIES_PER_TABLE` most recent, and
   when a table gets its first entry, the folders of tables that no longer exist are removed
-  and at most :data:`MAX_TABLES` tables keep entries.
+  and at most :data:`MAX_TABLES` tables keep entries;
+* the folder's **size** is bounded: after an entry of :data:`LARGE_ENTRY_BYTES` or more is
+  written, the least recently written entries of any table are removed until all of them
+  together take at most :data:`MAX_TOTAL_BYTES`. Smaller entries do not look (listing every
+  table's folder would cost more than they save); the counts above bound them to
+  ``MAX_TABLES * ENTRIES_PER_TABLE * LARGE_ENTRY_BYTES`` (2 GiB), so the folder never holds
+  much more than 3 GiB.
 
 Only tables on a local disk, with Lance's default manifest naming, and values of at most
 :data:`MAX_ENTRY_BYTES` are kept. The folder is ``$MODYN_STORE_READ_CACHE`` (``off`` turns
@@ -54,8 +60,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "ENTRIES_PER_TABLE", "ENV", "MAX_ENTRY_BYTES", "MAX_TABLES", "folder", "latest_manifest", "load", "manifest_name",
-    "save", "table_folder",
+    "ENTRIES_PER_TABLE", "ENV", "LARGE_ENTRY_BYTES", "MAX_ENTRY_BYTES", "MAX_TABLES", "MAX_TOTAL_BYTES", "folder",
+    "latest_manifest", "load", "manifest_name", "save", "table_folder",
 ]
 
 #: the environment variable naming the folder (``off``: keep nothing)
@@ -66,6 +72,10 @@ MAX_ENTRY_BYTES = 64 << 20
 ENTRIES_PER_TABLE = 8
 #: tables with entries, most recently written first (those of removed tables go first)
 MAX_TABLES = 256
+#: the bytes all entries may take together, enforced when an entry of LARGE_ENTRY_BYTES is written
+MAX_TOTAL_BYTES = 1 << 30
+#: an entry at least this large makes its writer bound the folder's size (see the module docstring)
+LARGE_ENTRY_BYTES = 1 << 20
 _MAGIC = b"MSKEPT1\n"
 _DIGEST = 32
 _V2_DIGITS = 20
@@ -232,6 +242,8 @@ def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, a
             Path(tmp).unlink(missing_ok=True)
             raise
         _trim(sub)
+        if len(body) >= LARGE_ENTRY_BYTES:
+            _bound_total(sub.parent, keep=path)
     except OSError:
         return  # (only a later read's time is lost; what was derived is returned either way)
 
@@ -255,6 +267,34 @@ def _prune(root: Path, keep: Path) -> None:
     subs.sort(reverse=True)
     for _, sub in subs[MAX_TABLES - 1 :]:
         shutil.rmtree(sub, ignore_errors=True)
+
+
+def _bound_total(root: Path, keep: Path) -> None:
+    """Remove the least recently written entries of any table until all entries take at most
+    :data:`MAX_TOTAL_BYTES` (``keep``, the entry just written, stays)."""
+    entries = []
+    total = 0
+    for sub in root.iterdir():
+        if not sub.is_dir():
+            continue
+        try:
+            names = [p for p in sub.iterdir() if p.suffix == ".kept"]
+        except OSError:  # a folder removed meanwhile by another process
+            continue
+        for p in names:
+            try:
+                st = p.stat()
+            except OSError:  # an entry removed meanwhile
+                continue
+            entries.append((st.st_mtime_ns, st.st_size, p))
+            total += st.st_size
+    entries.sort()
+    for _, size, p in entries:
+        if total <= MAX_TOTAL_BYTES:
+            break
+        if p != keep:
+            p.unlink(missing_ok=True)
+            total -= size
 
 
 def _digest(key: bytes, body: bytes | memoryview) -> bytes:

@@ -423,3 +423,40 @@ def test_the_default_folder_follows_xdg_cache_home_then_home(tmp_path: Path, mon
     for off in ("off", "OFF", ""):
         monkeypatch.setenv(_kept.ENV, off)
         assert _kept.folder() is None
+
+
+
+def test_large_entries_keep_the_folder_within_its_byte_budget(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = [tmp_path / f"t{i}.lance" for i in range(5)]
+    for t in tables:
+        t.mkdir()  # (the folders of tables that no longer exist are removed)
+    keys = np.arange(1000, dtype=np.int64)  # an entry of 8,056 bytes
+    small = (np.arange(10, dtype=np.int64),)  # 136 bytes
+    # the documented bounds: 1 GiB, enforced by entries of 1 MiB; the smaller ones 2 GiB at most
+    assert (_kept.MAX_TOTAL_BYTES, _kept.LARGE_ENTRY_BYTES) == (1 << 30, 1 << 20)
+    assert _kept.MAX_TABLES * _kept.ENTRIES_PER_TABLE * _kept.LARGE_ENTRY_BYTES <= 2 << 30
+    monkeypatch.setattr(_kept, "LARGE_ENTRY_BYTES", 4096)
+    monkeypatch.setattr(_kept, "MAX_TOTAL_BYTES", 3 * 8056 + 50)
+
+    def save(table: Path, what: str, arrays: tuple[np.ndarray, ...], at: int) -> None:
+        _kept.save(table, b"m", what, arrays)
+        paths = _kept._paths(table, b"m", what)
+        assert paths is not None and paths[1].exists()
+        os.utime(paths[1], ns=(at * 10**9, at * 10**9))  # written in this order, whatever the clock's grain
+
+    save(tables[0], "small", small, 1)
+    for i, t in enumerate(tables):
+        save(t, "sorted", (keys + i,), 2 + i)
+        assert sum(p.stat().st_size for p in cache.glob("*/*.kept")) <= _kept.MAX_TOTAL_BYTES
+    # the least recently written went first (a miss, not an answer); the newest stay and answer
+    assert _kept.load(tables[0], b"m", "small") is None
+    assert [_kept.load(t, b"m", "sorted") is not None for t in tables] == [False, False, True, True, True]
+    got = _kept.load(tables[4], b"m", "sorted")
+    assert got is not None and np.array_equal(got[0], keys + 4)
+    # smaller entries do not list the folder (the per-table and table counts bound them)
+    for i in range(3):
+        save(tables[1], f"s{i}", small, 10 + i)
+    assert sum(p.stat().st_size for p in cache.glob("*/*.kept")) > _kept.MAX_TOTAL_BYTES
+    assert all(_kept.load(t, b"m", "sorted") is not None for t in tables[2:])
