@@ -23,7 +23,7 @@ Example
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -363,7 +363,7 @@ class Loader:
                 batch.update({n: torch.from_numpy(np.take(b.fixed[n], r, axis=0)) for n in self.columns})
             yield self.transform(batch) if self.transform is not None else batch
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Generator[Batch, None, None]:
         pieces = None
         if self._may_stream():
             # the first block is selected while the build sets up its files (_streams waits)
