@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import importlib
 import io
 import random
@@ -234,7 +235,8 @@ def measure(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = 
         lance.write_dataset(pa.concat_tables(base), uri)
         return st, uri
 
-    ta, tb = [], []
+    ta: list[float] = []
+    tb: list[float] = []
     for r in range(repeat):
         st, uri = fresh_pair()
         sides = [(ta, lambda: st.append(shifted)), (tb, lambda: lance.write_dataset(shifted, uri, mode="append"))]
@@ -294,17 +296,17 @@ def writes(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
         shifted_layout = shifted.append_column("_version", pa.array(np.full(shifted.num_rows, 11, np.int64)))
         steps: list[tuple[str, str, Callable[[], object]]] = []
         for side, st in made.items():
-            steps.append(("append", side, lambda st=st: st.append(shifted)))
+            steps.append(("append", side, functools.partial(st.append, shifted)))
         steps.append(("append", "lance", lambda: lance.write_dataset(shifted, uri, mode="append")))
         steps.append(("append", "lance10", lambda: lance.write_dataset(shifted, uri10, mode="append")))
         steps.append(("append", "layout", lambda: lance.write_dataset(shifted_layout, uri_layout, mode="append")))
         for side, st in made.items():
-            steps.append(("delete", side, lambda st=st: st.delete(where="key % 100 = 0")))
+            steps.append(("delete", side, functools.partial(st.delete, where="key % 100 = 0")))
         steps.append(("delete", "lance", lambda: lance.dataset(uri).delete("key % 100 = 0")))
         steps.append(("delete", "lance10", lambda: lance.dataset(uri10).delete("key % 100 = 0")))
         # a second delete: the tombstone table exists now (a delete a day, after the first)
         for side, st in made.items():
-            steps.append(("delete2", side, lambda st=st: st.delete(where="key % 100 = 1")))
+            steps.append(("delete2", side, functools.partial(st.delete, where="key % 100 = 1")))
         steps.append(("delete2", "lance", lambda: lance.dataset(uri).delete("key % 100 = 1")))
         steps.append(("delete2", "lance10", lambda: lance.dataset(uri10).delete("key % 100 = 1")))
         # within each kind of step the sides take turns at going first (the first write after

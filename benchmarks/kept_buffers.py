@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +126,7 @@ def seen_views(keys: np.ndarray, repeat: int) -> None:
         store.delete(where="key % 100 = 0")
         snap = Store.open(d).as_of()
 
-        def stream(add: object) -> np.ndarray:
+        def stream(add: Any) -> np.ndarray:
             _keyscan.SeenKeys.add = add  # type: ignore[method-assign]
             try:
                 return np.concatenate(list(snap.iter_keys()))

@@ -42,6 +42,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -166,7 +167,8 @@ def query(path: str, what: str) -> None:
             algo.update(b.column(1).to_numpy(), keys=b.column(0).to_numpy())
             rows += b.num_rows
         done = algo.result()
-        result = int((done[0] if what == "top_k" else done).size)
+        picked: Any = done[0] if what == "top_k" else done
+        result = int(picked.size)
     else:
         quota = engine.BalancedSelector(rows_total // 100, rule="top")
         for b in _stream(snap):  # type: ignore[attr-defined]

@@ -109,7 +109,7 @@ def query(path: str, rows: int, what: str, n: int) -> None:
         dt = time.perf_counter() - t0
         size = next(d.total_size_bytes for d in lance.dataset(f"{path}/samples.lance").describe_indices()
                     if d.name == "bench_key_btree")
-        print(json.dumps({"phase": what, "seconds": round(dt, 2), "bytes": int(size), "peak_rss_gb": _peak_gb()}),
+        print(json.dumps({"phase": what, "seconds": round(dt, 2), "bytes": size, "peak_rss_gb": _peak_gb()}),
               flush=True)
         return
     if what in ("index", "reindex"):

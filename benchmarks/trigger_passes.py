@@ -89,6 +89,7 @@ def main() -> None:
             print(f"ratio {ratio}: selection {t_one:.3f} s (one pass) vs {t_two:.3f} s (count, then sample); "
                   f"locate {t_loc:.3f} s (one scan) vs {t_old_loc:.3f} s (live check + locate)")
         ds = store._tables.open("samples")
+        assert ds is not None
         t_delta, _ = _best(lambda: store.delta(top - 1, top), args.repeat)
         t_full, _ = _best(lambda: ds.to_table(columns=["key", "ts", "_version"],
                                               filter=f"_version > {top - 1} AND _version <= {top}"), args.repeat)
