@@ -27,7 +27,10 @@ class Time(Trigger):
     the ones after it are past the cutoff (the cutoff is the position of that sample). Event time
     only advances with data: a boundary is passed when a sample at or after it arrives. Several
     boundaries passed by one sample (a gap in the data) give one firing. Late samples (event time
-    before the current interval) count into the current interval.
+    before the current interval) count into the current interval. Integer event times (e.g.
+    nanoseconds since the epoch in an int64 column) are taken from the start exactly, in int64,
+    and with a whole-number ``every`` and ``start`` the boundaries are exact too; float event
+    times are computed in float64.
 
     Parameters
     ----------
@@ -122,36 +125,64 @@ class Time(Trigger):
         prev = np.concatenate(([self._interval], k[:-1]))
         ends = np.flatnonzero(k > prev)
         out = []
+        # a whole-number boundary of integer event times is exact (an int); others are floats
+        whole, frac = _whole(self._origin) if _exact(ts, self._origin, delta.ts_is_datetime) else (0, 1.0)
         for e in ends:
-            boundary = self._origin + float(k[e]) * self._every
+            boundary = (whole + int(k[e]) * int(self._every) if frac == 0.0 and float(self._every).is_integer()
+                        else self._origin + float(k[e]) * self._every)
             shown = (np.datetime64(int(boundary), "ns").astype("datetime64[s]").item().isoformat(sep=" ")
-                     if delta.ts_is_datetime else f"{boundary:g}")
+                     if delta.ts_is_datetime else str(boundary) if isinstance(boundary, int) else f"{boundary:g}")
             out.append(delta.firing(int(e), f"event time reached {shown}",
                                     trigger=self.name, seen=self._seen + int(e),
-                                    statistic=boundary))
+                                    statistic=float(boundary)))
         self._interval = int(k[-1])
         self._seen += n
         return out
 
 
+def _exact(ts: np.ndarray, origin: Any, is_datetime: bool) -> bool:
+    """Whether event times are taken from the origin in int64 (exactly): datetimes, and integer
+    event times (as float64, times of nanoseconds since the epoch are 256 apart, and a boundary
+    would move by up to that much); float event times are computed in float64."""
+    return is_datetime or (ts.dtype.kind == "i" and not isinstance(origin, bool))
+
+
+def _whole(origin: Any) -> tuple[int, float]:
+    """``origin`` as its whole part (an int) and the fraction above it (0.0 for an integer)."""
+    if isinstance(origin, (float, np.floating)):
+        whole = math.floor(origin)
+        return whole, float(origin - whole)
+    return int(origin), 0.0
+
+
 def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool, *,
                     start_given: bool = False) -> np.ndarray:
-    """``floor((ts - origin) / every)`` as int64 (exact integer nanoseconds for datetimes).
+    """``floor((ts - origin) / every)`` as int64; for datetimes and integer event times (see
+    :func:`_exact`) ``ts - origin`` is taken in int64 from the origin's whole part, and divided
+    exactly when the origin and the interval are whole numbers, else in float64 (the
+    differences are exact there).
 
     Event time whose index would not fit (an interval far too small for the span of event time,
     or a start far from it) raises :class:`InvalidArgumentError` naming ``start`` or ``every``.
     """
     if ts.size == 0:
         return np.empty(0, dtype=np.int64)
-    if is_datetime:
-        lo, hi = int(ts.min()) - int(origin), int(ts.max()) - int(origin)
+    if _exact(ts, origin, is_datetime):
+        whole, frac = _whole(origin)
+        lo, hi = int(ts.min()) - whole, int(ts.max()) - whole
+        unit = " ns" if is_datetime else ""
         if lo < _I64_MIN or hi > _I64_MAX:  # ts - origin would wrap around in int64
-            raise InvalidArgumentError("start", origin, "a start within 2**63 ns of the event "
-                                       f"times (they reach {int(ts.min())}..{int(ts.max())} ns)")
-        return np.asarray((ts - np.int64(origin)) // np.int64(round(every)), dtype=np.int64)
+            raise InvalidArgumentError("start", origin, f"a start within 2**63{unit} of the event "
+                                       f"times (they reach {int(ts.min())}..{int(ts.max())}{unit})")
+        d = ts.astype(np.int64, copy=False) - np.int64(whole)
+        if is_datetime or (frac == 0.0 and float(every).is_integer()):
+            return np.asarray(d // np.int64(round(every)), dtype=np.int64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            k = np.floor((d.astype(np.float64) - frac) / every)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            k = np.floor((ts.astype(np.float64) - origin) / every)
     t = ts.astype(np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        k = np.floor((t - origin) / every)
     worst = float(np.max(np.abs(k)))
     if not worst < _MAX_INTERVALS:  # also NaN / inf: looked into only here, off the common path
         if not np.isfinite(t).all():

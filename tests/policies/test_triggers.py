@@ -91,6 +91,29 @@ def test_time_on_datetimes() -> None:
     assert [(f.version, f.position) for f in a + b] == [(1, 3), (2, 1), (2, 2)]
 
 
+def test_time_on_integer_nanoseconds_is_exact() -> None:
+    """Integer event times of nanoseconds since the epoch (an int64 column, not a datetime one)
+    are 256 apart as float64: the boundaries are found in int64, from the start's whole part."""
+    base = 1_700_000_000_000_000_001  # not a float64 value
+    ts = base + np.arange(5000)
+    keys = np.arange(5000)
+    for t, first in [(Time(every=1000), base), (Time(every=1000, start=base), base),
+                     (Time(every=1000.0, start=float(base)), int(float(base)))]:
+        fs = t.fire(TriggerInput(version=1, keys=keys, ts=ts))
+        bounds = [first + 1000 * j for j in range(1, 6) if first + 1000 * j <= ts[-1]]
+        # each firing is the first row at or past its boundary, named exactly
+        assert [f.position for f in fs] == [int(np.searchsorted(ts, b)) for b in bounds]
+        assert [f.reason for f in fs] == [f"event time reached {b}" for b in bounds]
+    # a fractional interval divides the exact differences from the start in float64
+    fs = Time(every=999.5).fire(TriggerInput(version=1, keys=keys, ts=ts))
+    assert [f.position for f in fs] == [math.ceil(999.5 * j) for j in range(1, 6)]  # 1000, 1999, 2999, ...
+    # split over versions, the same rows fire (the whole-delta shortcut compares exactly too)
+    t = Time(every=1000)
+    split = [f for v, (lo, hi) in enumerate([(0, 999), (999, 1001), (1001, 5000)], start=1)
+             for f in t.fire(TriggerInput(version=v, keys=keys[lo:hi], ts=ts[lo:hi]))]
+    assert [(f.version, f.position) for f in split] == [(2, 1), (3, 999), (3, 1999), (3, 2999)]
+
+
 def test_time_unit_mismatch_is_an_error() -> None:
     with pytest.raises(InvalidArgumentError, match="every"):
         Time(every="1d").fire(delta(1, np.arange(3)))
