@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from modyn_store import Store
 from modyn_store.app.datasets.columns import ColumnMap
@@ -22,18 +23,20 @@ from modyn_store.core.trainings import Catalog
 BASE = 1_700_000_000_000_000_001
 
 
-def _chunk(i: int, n: int = 400) -> pa.Table:
+def _chunk(i: int, kind: pa.DataType, n: int = 400) -> pa.Table:
     rng = np.random.default_rng(i)
     x = rng.standard_normal((n, 2))
     y = np.where(x[:, 0] > 0, "up", "down")
     # consecutive nanoseconds: any rounding to float64 moves rows across a cutoff
-    return pa.table({"t": BASE + np.arange(i * n, (i + 1) * n), "y": y, "a": x[:, 0], "b": x[:, 1]})
+    t = pa.array(BASE + np.arange(i * n, (i + 1) * n)).cast(kind)
+    return pa.table({"t": t, "y": y, "a": x[:, 0], "b": x[:, 1]})
 
 
-def test_online_windows_after_integer_cutoffs_hold_every_row_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", [pa.int64(), pa.timestamp("ns")], ids=["int64", "timestamp-ns"])
+def test_online_windows_after_integer_cutoffs_hold_every_row_once(tmp_path: Path, kind: pa.DataType) -> None:
     store = Store.open(str(tmp_path / "live"), create=True)
     for i in range(5):
-        append_stream(store, _chunk(i), ColumnMap(ts="t", label="y"))
+        append_stream(store, _chunk(i, kind), ColumnMap(ts="t", label="y"))
     cfg = parse_pipeline({"name": "ns", "source": {"store": str(tmp_path / "live")}, "model": {"name": "logreg"},
                           "trigger": {"name": "data_amount", "every": 600}, "training": {"epochs": 1}})
     runner = OnlineRunner(cfg, store, poll=0.01)
