@@ -57,6 +57,7 @@ from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.loading import LoaderOptions, loader
+from training.scaling import fit_input_scale
 from training.trainer import (
     Prepare,
     TrainConfig,
@@ -243,8 +244,6 @@ def train_distributed(
         net = _build_model(config, model)
         if parent_state is not None:
             net.load_state_dict(parent_state)
-        net.to(dev).train()
-        ddp = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" and dev.index is not None else None)
         dl = loader(
             store,
             train_set,
@@ -257,6 +256,10 @@ def train_distributed(
             world_size=world,
             options=loader_options,
         )
+        if config.standardize and parent_state is None:  # every rank: the same rows, the same scale
+            fit_input_scale(net, dl.fixed_rows, config.inputs)
+        net.to(dev).train()
+        ddp = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" and dev.index is not None else None)
         cost, losses = _fit_rank(ddp, dl, train_set, config, prepare)
     rec: TrainingRecord | None = None
     failed: BaseException | None = None

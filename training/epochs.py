@@ -204,6 +204,13 @@ class Loader:
         if self._building is not None:
             self._finish_build()
 
+    def fixed_rows(self, column: str) -> np.ndarray | None:
+        """Every row of the fixed-width ``column`` of the train set, in the entry's order (2-D
+        for a vector column; waits until the train set is materialized); ``None`` for a
+        variable-length or unknown column."""
+        a = self._entry.fixed.get(column)
+        return None if a is None else np.asarray(a)
+
     @property
     def on_device(self) -> bool:
         """True when the train set is held in device memory and batches are gathered there."""

@@ -12,7 +12,8 @@ name               model                                      ``forward`` inputs
 =================  =========================================  ==============================
 
 Every model returns logits of shape ``[B, n_classes]`` (binary tasks use ``n_classes=2``) and
-names its inputs in the class attribute ``inputs``. With the tables of
+names its inputs in the class attribute ``inputs``. ``logreg`` and ``mlp`` standardize their
+``features`` first (:class:`InputScale`, identity until a training fits it to its train set). With the tables of
 :mod:`modyn_store.app.datasets`: ``logreg`` / ``mlp`` take the ``features`` column; ``dlrm`` takes
 ``i1 .. i13`` as ``dense`` and ``c1 .. c26`` as ``sparse`` (click logs) or e.g. ``user_id``,
 ``movie_id`` as ``sparse`` (MovieLens); ``text_bag`` takes ``hash_tokens(text)``. :func:`hash_tokens` turns strings into the
@@ -40,7 +41,7 @@ from torch import nn
 
 from modyn_store.core.errors import InvalidArgumentError, InvalidNameError
 
-__all__ = ["DLRM", "MLP", "MODELS", "LogisticRegression", "TextBag", "build_model", "hash_tokens"]
+__all__ = ["DLRM", "MLP", "MODELS", "InputScale", "LogisticRegression", "TextBag", "build_model", "hash_tokens"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -106,8 +107,47 @@ def hash_tokens(
     return np.asarray(ids, dtype=np.int64), offsets
 
 
+class InputScale(nn.Module):
+    """``(x - shift) * scale`` per feature: the standardization a training fits to its train set
+    (``training.train`` with ``TrainConfig.standardize``), kept in the model's checkpoint so
+    that evaluation, scoring and fine-tuning see the inputs as the training did. It starts as
+    the identity; a checkpoint written before models had it loads as the identity too.
+
+    >>> s = InputScale(2)
+    >>> s.fit_(torch.tensor([10.0, 0.0]), torch.tensor([2.0, 0.0]))  # a constant feature keeps scale 1
+    >>> s(torch.tensor([[12.0, 5.0]])).tolist()
+    [[1.0, 5.0]]
+    """
+
+    shift: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(n))
+        self.register_buffer("scale", torch.ones(n))
+
+    def fit_(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Scale to ``mean`` and ``std`` (features whose std is 0 or not finite, or whose mean
+        is not finite, are left as they are)."""
+        mean, std = mean.to(self.shift), std.to(self.scale)
+        ok = torch.isfinite(mean) & torch.isfinite(std) & (std > 0)
+        self.shift.copy_(torch.where(ok, mean, torch.zeros_like(mean)))
+        self.scale.copy_(torch.where(ok, 1.0 / torch.where(ok, std, torch.ones_like(std)), torch.ones_like(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.shift) * self.scale
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
+        # checkpoints from before models standardized their inputs: the identity they trained with
+        for name, fill in (("shift", self.shift.new_zeros), ("scale", self.shift.new_ones)):
+            if prefix + name not in state_dict:
+                state_dict[prefix + name] = fill(self.shift.shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 class LogisticRegression(nn.Module):
-    """Multinomial logistic regression: one linear layer.
+    """Multinomial logistic regression: one linear layer (after :class:`InputScale`).
 
     Parameters
     ----------
@@ -128,10 +168,11 @@ class LogisticRegression(nn.Module):
         super().__init__()
         self.in_features = _positive("in_features", in_features)
         self.n_classes = _positive("n_classes", n_classes)
+        self.input_scale = InputScale(in_features)
         self.linear = nn.Linear(in_features, n_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(features)
+        return self.linear(self.input_scale(features))
 
 
 class MLP(nn.Module):
@@ -163,11 +204,12 @@ class MLP(nn.Module):
             raise InvalidArgumentError("dropout", dropout, "a probability in [0, 1)")
         self.dropout = dropout
         sizes = (in_features, *self.hidden)
+        self.input_scale = InputScale(in_features)
         self.body = nn.Sequential(*_stack(sizes, dropout))
         self.head = nn.Linear(sizes[-1], n_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(features))
+        return self.head(self.body(self.input_scale(features)))
 
 
 class DLRM(nn.Module):

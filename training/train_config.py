@@ -51,8 +51,14 @@ class TrainConfig:
     deterministic:
         Enforce torch's deterministic algorithms during the run (on CUDA this sets
         ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` for the process unless it is set).
+    standardize:
+        A model that standardizes its ``features`` (``logreg``, ``mlp``) trained from scratch gets
+        the mean and standard deviation of each feature over the train set's rows
+        (:mod:`training.scaling`); a fine-tuned one keeps its parent's. ``False`` trains on the
+        raw values. A record written before this field existed reads back as ``False``: it
+        trained on raw values.
 
-    ``shuffle``, ``amp`` and ``deterministic`` must be bools. Every invalid field raises
+    ``shuffle``, ``amp``, ``deterministic`` and ``standardize`` must be bools. Every invalid field raises
     :class:`~modyn_store.core.errors.InvalidArgumentError` naming it when the config is built.
     """
 
@@ -74,6 +80,7 @@ class TrainConfig:
     amp: bool = False
     device: str = "cpu"
     deterministic: bool = True
+    standardize: bool = True
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -82,7 +89,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum"):
             put(name, check_int(name, getattr(self, name), 1))
         put("seed", check_int("seed", self.seed, 0, (1 << 63) - 1))  # the catalog stores an int64
-        for name in ("shuffle", "amp", "deterministic"):
+        for name in ("shuffle", "amp", "deterministic", "standardize"):
             check_bool(name, getattr(self, name))  # a string such as "no" is not False
         if self.mode not in ("scratch", "finetune"):
             raise InvalidArgumentError("mode", self.mode, "'scratch' or 'finetune'")
@@ -127,4 +134,5 @@ class TrainConfig:
         d = dict(d)
         if d.get("optimizer", "sgd") != "sgd" and d.get("momentum"):
             d["momentum"] = 0.0  # recorded when Adam ignored it: the training it describes had none
+        d.setdefault("standardize", False)  # recorded before models standardized their inputs
         return cls(**d)

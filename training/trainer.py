@@ -46,6 +46,7 @@ from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
 from training.downsampling import BatchThenSample, union_of_epochs
 from training.loading import LoaderOptions, loader
+from training.scaling import fit_input_scale
 from training.train_config import TrainConfig
 
 __all__ = [
@@ -386,6 +387,8 @@ def train(
             device=config.device,
             options=loader_options,
         )
+        if config.standardize and parent_state is None:  # a fine-tuned model keeps its parent's
+            fit_input_scale(net, dl.fixed_rows, config.inputs)
         epoch_sets = [train_set] * config.epochs
 
         def on_epoch(epoch: int, m: nn.Module) -> Any:

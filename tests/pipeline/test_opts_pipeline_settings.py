@@ -14,7 +14,7 @@ from modyn_store.core.trainings import Catalog
 from pipeline_helpers import tiny
 
 SETTINGS = {"epochs": 2, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.5,
-            "weight_decay": 0.01, "seed": 7, "threads": 2, "device": "cpu"}
+            "weight_decay": 0.01, "seed": 7, "threads": 2, "device": "cpu", "standardize": False}
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,12 @@ def test_training_settings_reach_every_training(run: dict[str, Any]) -> None:
     assert run["res"].trainings
     for t in run["res"].trainings:
         rec = cat.get(t.training_id)
-        for k in ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed", "device"):
+        for k in ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed", "device",
+                  "standardize"):
             assert rec.config[k] == SETTINGS[k], k
         assert rec.seed == 7
+        state = cat.load_checkpoint(t.training_id)  # raw inputs: the model's input scale stayed the identity
+        assert bool((state["input_scale.shift"] == 0).all()) and bool((state["input_scale.scale"] == 1).all())
         assert int(rec.cost.samples) == 2 * rec.n_keys  # two epochs over the train set
 
 

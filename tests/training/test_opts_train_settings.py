@@ -31,9 +31,16 @@ def _rows(store: Any, keys: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _reference(store: Any, keys: np.ndarray, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """One full batch per epoch with plain torch: the weights the settings must give."""
+    """One full batch per epoch with plain torch: the weights the settings must give (with
+    ``standardize``, the model's input scale set to the train set's mean and population std)."""
     torch.manual_seed(cfg.seed)
     net = build_model(cfg.model, **cfg.model_params)
+    x, y = _rows(store, keys)
+    if cfg.standardize:
+        x64 = x.double()
+        with torch.no_grad():
+            net.input_scale.shift.copy_(x64.mean(0).float())
+            net.input_scale.scale.copy_((1.0 / x64.std(0, unbiased=False)).float())
     opt: torch.optim.Optimizer
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -41,7 +48,6 @@ def _reference(store: Any, keys: np.ndarray, cfg: TrainConfig) -> dict[str, torc
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    x, y = _rows(store, keys)
     for _ in range(cfg.epochs):
         opt.zero_grad()
         logits = net(features=x)
@@ -69,6 +75,7 @@ CASES = {
     "adamw": dict(optimizer="adamw", lr=0.05, weight_decay=0.2),
     "mse": dict(loss="mse", model_params={"in_features": 8, "n_classes": 1}),
     "epochs": dict(epochs=5),
+    "raw_inputs": dict(standardize=False),
 }
 
 

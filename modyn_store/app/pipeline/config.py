@@ -91,6 +91,7 @@ class TrainingSettings:
     seed: int = 0
     threads: int = 1
     device: str = "cpu"
+    standardize: bool = True
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ _TRAINING: dict[str, dict[str, Any]] = {
     "lr": {"kind": "float", "lo": 1e-12}, "momentum": {"kind": "float", "lo": 0.0},
     "weight_decay": {"kind": "float", "lo": 0.0}, "seed": {"kind": "int", "lo": 0, "hi": SEED_MAX},
     "threads": {"kind": "int", "lo": 1, "hi": MAX_THREADS}, "device": {"kind": "str"},
+    "standardize": {"kind": "bool"},
 }
 _EVALUATION: dict[str, dict[str, Any]] = {
     "slices": {"kind": "int", "lo": 1, "hi": 10_000}, "metric": {"kind": "str", "choices": METRICS},

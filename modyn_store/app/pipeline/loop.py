@@ -214,7 +214,7 @@ class PipelineLoop:
             model=self.config.model.name, model_params=self.model_params, inputs=dict(self.config.model.inputs),
             label="label", mode="finetune" if mode == "finetune" else "scratch", epochs=t.epochs,
             batch_size=t.batch_size, seed=t.seed, optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
-            weight_decay=t.weight_decay, device=t.device,
+            weight_decay=t.weight_decay, device=t.device, standardize=t.standardize,
         )
 
     def _model_like(self) -> _TorchModel | None:
@@ -424,6 +424,7 @@ class PipelineLoop:
         recorded = dict(record.config) if isinstance(record.config, Mapping) else {}
         current = self.train_config("scratch").to_json()
         if recorded:
+            recorded.setdefault("standardize", False)  # recorded before models standardized their inputs
             fields = sorted(k for k in current if k != "mode" and k in recorded and _canon(recorded[k]) != _canon(current[k]))
             differ += [f"training/model ({', '.join(fields)})"] if fields else []
         if differ:
