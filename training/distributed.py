@@ -256,7 +256,7 @@ def train_distributed(
             world_size=world,
             options=loader_options,
         )
-        if config.standardize and parent_state is None:  # every rank: the same rows, the same scale
+        if config.standardize and parent_state is None and prepare is None:  # every rank: one scale
             fit_input_scale(net, dl.fixed_rows, config.inputs)
         net.to(dev).train()
         ddp = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" and dev.index is not None else None)

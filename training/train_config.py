@@ -54,8 +54,9 @@ class TrainConfig:
     standardize:
         A model that standardizes its ``features`` (``logreg``, ``mlp``) trained from scratch gets
         the mean and standard deviation of each feature over the train set's rows
-        (:mod:`training.scaling`); a fine-tuned one keeps its parent's. ``False`` trains on the
-        raw values. A record written before this field existed reads back as ``False``: it
+        (:mod:`training.scaling`); a fine-tuned one keeps its parent's, and one trained with a
+        ``prepare=`` function (whose outputs the model sees) keeps the identity. ``False`` trains
+        on the raw values. A record written before this field existed reads back as ``False``: it
         trained on raw values.
 
     ``shuffle``, ``amp``, ``deterministic`` and ``standardize`` must be bools. Every invalid field raises

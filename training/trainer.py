@@ -387,7 +387,9 @@ def train(
             device=config.device,
             options=loader_options,
         )
-        if config.standardize and parent_state is None:  # a fine-tuned model keeps its parent's
+        # a fine-tuned model keeps its parent's scale; with prepare= the model sees its outputs,
+        # not the columns the statistics would be taken from
+        if config.standardize and parent_state is None and prepare is None:
             fit_input_scale(net, dl.fixed_rows, config.inputs)
         epoch_sets = [train_set] * config.epochs
 

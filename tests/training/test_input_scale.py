@@ -40,6 +40,10 @@ def test_a_training_from_scratch_scales_to_its_train_set(store: Store) -> None:
     torch.testing.assert_close(scale.scale, torch.tensor(1.0 / x.std(0), dtype=torch.float32))
     raw = train(store, TrainSet.uniform(keys, version=store.version), replace(CFG, standardize=False), record=False)
     assert bool((raw.model.input_scale.shift == 0).all()) and bool((raw.model.input_scale.scale == 1).all())
+    # with prepare= the model sees what it returns (here the column doubled): no statistics of the column
+    doubled = train(store, TrainSet.uniform(keys, version=store.version), CFG, record=False,
+                    prepare=lambda b: {"features": 2 * b["x"]})
+    assert bool((doubled.model.input_scale.shift == 0).all()) and bool((doubled.model.input_scale.scale == 1).all())
 
 
 def test_a_fine_tuned_model_keeps_its_parents_scale(store: Store) -> None:
