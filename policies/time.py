@@ -126,7 +126,7 @@ class Time(Trigger):
         ends = np.flatnonzero(k > prev)
         out = []
         # a whole-number boundary of integer event times is exact (an int); others are floats
-        whole, frac = _whole(self._origin) if _exact(ts, self._origin, delta.ts_is_datetime) else (0, 1.0)
+        whole, frac = _whole(self._origin) if _exact(ts, delta.ts_is_datetime) else (0, 1.0)
         for e in ends:
             boundary = (whole + int(k[e]) * int(self._every) if frac == 0.0 and float(self._every).is_integer()
                         else self._origin + float(k[e]) * self._every)
@@ -140,11 +140,11 @@ class Time(Trigger):
         return out
 
 
-def _exact(ts: np.ndarray, origin: Any, is_datetime: bool) -> bool:
+def _exact(ts: np.ndarray, is_datetime: bool) -> bool:
     """Whether event times are taken from the origin in int64 (exactly): datetimes, and integer
     event times (as float64, times of nanoseconds since the epoch are 256 apart, and a boundary
     would move by up to that much); float event times are computed in float64."""
-    return is_datetime or (ts.dtype.kind == "i" and not isinstance(origin, bool))
+    return is_datetime or ts.dtype.kind == "i"
 
 
 def _whole(origin: Any) -> tuple[int, float]:
@@ -167,7 +167,7 @@ def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool
     """
     if ts.size == 0:
         return np.empty(0, dtype=np.int64)
-    if _exact(ts, origin, is_datetime):
+    if _exact(ts, is_datetime):
         whole, frac = _whole(origin)
         lo, hi = int(ts.min()) - whole, int(ts.max()) - whole
         unit = " ns" if is_datetime else ""

@@ -57,7 +57,6 @@ from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.loading import LoaderOptions, loader
-from training.scaling import fit_input_scale
 from training.trainer import (
     Prepare,
     TrainConfig,
@@ -69,6 +68,7 @@ from training.trainer import (
     deterministic,
     loss_per_sample,
     model_inputs,
+    scale_inputs,
 )
 
 __all__ = [
@@ -256,8 +256,7 @@ def train_distributed(
             world_size=world,
             options=loader_options,
         )
-        if config.standardize and parent_state is None and prepare is None:  # every rank: one scale
-            fit_input_scale(net, dl.fixed_rows, config.inputs)
+        scale_inputs(net, dl, config, parent_state, prepare)  # every rank the same, before wrapping
         net.to(dev).train()
         ddp = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" and dev.index is not None else None)
         cost, losses = _fit_rank(ddp, dl, train_set, config, prepare)

@@ -11,7 +11,11 @@ from typing import Any, Literal
 from modyn_store.core._validate import check_bool, check_float, check_int
 from modyn_store.core.errors import InvalidArgumentError
 
-__all__ = ["TrainConfig"]
+__all__ = ["RECORDED_BEFORE", "TrainConfig"]
+
+#: the value of each field a recorded configuration lacks: it was written before the field
+#: existed, and the training it describes ran without it (models then had no input scale)
+RECORDED_BEFORE: dict[str, Any] = {"standardize": False}
 
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 _LOSSES = ("cross_entropy", "bce", "mse")
@@ -132,8 +136,7 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise InvalidArgumentError("config", unknown, f"fields of TrainConfig: {sorted(known)}")
-        d = dict(d)
+        d = {**RECORDED_BEFORE, **d}
         if d.get("optimizer", "sgd") != "sgd" and d.get("momentum"):
             d["momentum"] = 0.0  # recorded when Adam ignored it: the training it describes had none
-        d.setdefault("standardize", False)  # recorded before models standardized their inputs
         return cls(**d)

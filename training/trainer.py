@@ -277,6 +277,14 @@ def fit(
     return Cost(samples, time.perf_counter() - t0, device_s), tuple(losses)
 
 
+def scale_inputs(net: nn.Module, dl: Any, config: TrainConfig, parent_state: Any, prepare: Prepare | None) -> None:
+    """Fit ``net``'s input scale to the rows of loader ``dl`` when ``config.standardize`` asks
+    for it: not for a fine-tune (``parent_state``: it keeps its parent's scale), nor with
+    ``prepare`` (the model sees what it returns, not the columns the statistics come from)."""
+    if config.standardize and parent_state is None and prepare is None:
+        fit_input_scale(net, dl.fixed_rows, config.inputs)
+
+
 def _step(opt: torch.optim.Optimizer, scaler: Any, factor: float = 1.0) -> None:
     """One optimizer step on the accumulated gradients, multiplied by ``factor`` first."""
     if factor != 1.0:
@@ -387,10 +395,7 @@ def train(
             device=config.device,
             options=loader_options,
         )
-        # a fine-tuned model keeps its parent's scale; with prepare= the model sees its outputs,
-        # not the columns the statistics would be taken from
-        if config.standardize and parent_state is None and prepare is None:
-            fit_input_scale(net, dl.fixed_rows, config.inputs)
+        scale_inputs(net, dl, config, parent_state, prepare)
         epoch_sets = [train_set] * config.epochs
 
         def on_epoch(epoch: int, m: nn.Module) -> Any:

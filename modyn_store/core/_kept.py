@@ -272,22 +272,8 @@ def _prune(root: Path, keep: Path) -> None:
 def _bound_total(root: Path, keep: Path) -> None:
     """Remove the least recently written entries of any table until all entries take at most
     :data:`MAX_TOTAL_BYTES` (``keep``, the entry just written, stays)."""
-    entries = []
-    total = 0
-    for sub in root.iterdir():
-        if not sub.is_dir():
-            continue
-        try:
-            names = [p for p in sub.iterdir() if p.suffix == ".kept"]
-        except OSError:  # a folder removed meanwhile by another process
-            continue
-        for p in names:
-            try:
-                st = p.stat()
-            except OSError:  # an entry removed meanwhile
-                continue
-            entries.append((st.st_mtime_ns, st.st_size, p))
-            total += st.st_size
+    entries = [e for sub in root.iterdir() if sub.is_dir() for e in _listing(sub) if e[2].suffix == ".kept"]
+    total = sum(size for _, size, _ in entries)
     entries.sort()
     for _, size, p in entries:
         if total <= MAX_TOTAL_BYTES:
@@ -308,11 +294,7 @@ def _trim(sub: Path) -> None:
     temporary files a killed writer left, once they are an hour old)."""
     entries = []
     stale = time.time() - 3600
-    for p in sub.iterdir():
-        try:
-            mtime = p.stat().st_mtime_ns
-        except OSError:
-            continue
+    for mtime, _, p in _listing(sub):
         if p.suffix == ".kept":
             entries.append((mtime, p))
         elif p.name.startswith(".tmp-") and mtime < stale * 1e9:
@@ -320,3 +302,20 @@ def _trim(sub: Path) -> None:
     entries.sort(reverse=True)
     for _, p in entries[ENTRIES_PER_TABLE:]:
         p.unlink(missing_ok=True)
+
+
+def _listing(sub: Path) -> list[tuple[int, int, Path]]:
+    """``(mtime_ns, size, path)`` of each file in a table's folder (files or a folder removed
+    meanwhile by another process are left out)."""
+    out: list[tuple[int, int, Path]] = []
+    try:
+        paths = list(sub.iterdir())
+    except OSError:
+        return out
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((st.st_mtime_ns, st.st_size, p))
+    return out

@@ -15,7 +15,9 @@ Example
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,12 +42,10 @@ def cutoff_slice(starts: Sequence[float] | np.ndarray, cutoff: float | int) -> i
     >>> cutoff_slice([0.0, 2.0**60], 2**60 - 1), cutoff_slice([0.0, 2.0**60], 2**60)
     (0, 1)
     """
-    if isinstance(cutoff, (int, np.integer)) and not isinstance(cutoff, bool):
-        c = int(cutoff)
-        return max(sum(1 for s in starts if float(s) <= c) - 1, 0)
-    if not np.isfinite(cutoff):
+    exact = isinstance(cutoff, (int, np.integer)) and not isinstance(cutoff, bool)
+    if not exact and not math.isfinite(cutoff):
         return 0
-    return max(int(np.searchsorted(np.asarray(starts, dtype=np.float64), cutoff, side="right")) - 1, 0)
+    return max(bisect.bisect_right([float(s) for s in starts], int(cutoff) if exact else float(cutoff)) - 1, 0)
 
 
 @contextlib.contextmanager

@@ -42,20 +42,12 @@ from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.selection import SelectionRuntime, provided_score
 
-__all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "selection_seed", "ts_numeric"]
+__all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "selection_seed"]
 
 #: rows per batch of a selection's scan of the snapshot: fewer, larger batches than the
 #: policies' default cut the per-batch overhead of a pass over all data (samples are the
 #: same for any batching)
 SELECT_BATCH = 1 << 18
-
-
-def ts_numeric(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """:func:`training.eval_sample.event_times`: int64 for integer and temporal times (exact: a
-    cutoff of nanoseconds is not rounded to a float64), float64 for the others."""
-    from training.eval_sample import event_times
-
-    return event_times(col)
 
 
 @dataclass(frozen=True)
@@ -234,11 +226,12 @@ class PipelineLoop:
     def process(self, a: int, b: int) -> Iterator[TrainingInfo]:
         """Feed the delta of versions ``(a, b]`` to the trigger; train on each firing (yielded)."""
         from policies import TriggerInput
+        from training.eval_sample import event_times  # int64 for integer and temporal times: exact cutoffs
 
         t0 = time.perf_counter()
         delta = self.store.delta(a, b, columns=list(self.trigger.columns) or None, labels=self.trigger.reads_labels)
         tin = TriggerInput.from_delta(delta, columns=self.trigger.columns)
-        ts = ts_numeric(delta.inserted.column("ts")) if len(delta) else np.empty(0)
+        ts = event_times(delta.inserted.column("ts")) if len(delta) else np.empty(0)
         if tin.erased.size:
             self._s.erased_since = np.union1d(self._s.erased_since, tin.erased)
         model = self._model_like() if "model" in self.trigger.requires or "embeddings" in self.trigger.requires else None
@@ -412,6 +405,8 @@ class PipelineLoop:
 
     def _check_same_pipeline(self, record: Any) -> None:
         """Refuse to adopt a training that another configuration under this name recorded."""
+        from training.train_config import RECORDED_BEFORE
+
         params = record.policy_params if isinstance(record.policy_params, Mapping) else {}
         mine: dict[str, Any] = {"trigger": dict(self.config.trigger), "update": dict(self.config.update)}
         differ = [k for k, v in mine.items() if k in params and _canon(params[k]) != _canon(v)]
@@ -424,7 +419,7 @@ class PipelineLoop:
         recorded = dict(record.config) if isinstance(record.config, Mapping) else {}
         current = self.train_config("scratch").to_json()
         if recorded:
-            recorded.setdefault("standardize", False)  # recorded before models standardized their inputs
+            recorded = {**RECORDED_BEFORE, **recorded}
             fields = sorted(k for k in current if k != "mode" and k in recorded and _canon(recorded[k]) != _canon(current[k]))
             differ += [f"training/model ({', '.join(fields)})"] if fields else []
         if differ:
