@@ -46,3 +46,18 @@ def test_other_configuration_under_the_same_name_is_refused(change: dict[str, An
     loop = PipelineLoop(parse_pipeline({**BASE, **change}), store)
     with pytest.raises(PipelineConfigError, match="another configuration"):
         list(loop.process(0, store.version))
+
+
+def test_a_training_recorded_before_input_scales_is_adopted_only_without_them() -> None:
+    """A record without ``standardize`` trained on raw inputs: a pipeline that scales them does
+    not adopt it (its chain would mix the two), one with ``standardize: false`` does."""
+    from types import SimpleNamespace
+
+    store = _store("adopt-before-scale")
+    scaled = PipelineLoop(parse_pipeline(BASE), store)
+    old = {k: v for k, v in scaled.train_config("scratch").to_json().items() if k != "standardize"}
+    record = SimpleNamespace(training_id="doc-0000", policy_params={}, config=old)
+    with pytest.raises(PipelineConfigError, match="standardize"):
+        scaled._check_same_pipeline(record)
+    raw = PipelineLoop(parse_pipeline({**BASE, "training": {"standardize": False}}), store)
+    raw._check_same_pipeline(record)  # adopted: the same configuration
