@@ -29,8 +29,8 @@ class Time(Trigger):
     boundaries passed by one sample (a gap in the data) give one firing. Late samples (event time
     before the current interval) count into the current interval. Integer event times (e.g.
     nanoseconds since the epoch in an int64 column) are taken from the start exactly, in int64,
-    and with a whole-number ``every`` and ``start`` the boundaries are exact too; float event
-    times are computed in float64.
+    and with a whole-number ``every`` the boundaries they reach are exact too; float event times
+    are computed in float64.
 
     Parameters
     ----------
@@ -127,11 +127,18 @@ class Time(Trigger):
         out = []
         # a whole-number boundary of integer event times is exact (an int); others are floats
         whole, frac = _whole(self._origin) if _exact(ts, delta.ts_is_datetime) else (0, 1.0)
+        steps = float(self._every).is_integer()
         for e in ends:
-            boundary = (whole + int(k[e]) * int(self._every) if frac == 0.0 and float(self._every).is_integer()
-                        else self._origin + float(k[e]) * self._every)
-            shown = (np.datetime64(int(boundary), "ns").astype("datetime64[s]").item().isoformat(sep=" ")
-                     if delta.ts_is_datetime else str(boundary) if isinstance(boundary, int) else f"{boundary:g}")
+            boundary: float | int = (whole + int(k[e]) * int(self._every) if frac == 0.0 and steps
+                                     else self._origin + float(k[e]) * self._every)
+            if delta.ts_is_datetime:
+                shown = np.datetime64(int(boundary), "ns").astype("datetime64[s]").item().isoformat(sep=" ")
+            elif isinstance(boundary, int):
+                shown = str(boundary)
+            elif steps and frac < 1.0:  # a fractional start: the boundary's whole part is exact
+                shown = str(whole + int(k[e]) * int(self._every)) + np.format_float_positional(frac)[1:]
+            else:
+                shown = f"{boundary:g}"
             out.append(delta.firing(int(e), f"event time reached {shown}",
                                     trigger=self.name, seen=self._seen + int(e),
                                     statistic=float(boundary)))
@@ -159,8 +166,8 @@ def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool
                     start_given: bool = False) -> np.ndarray:
     """``floor((ts - origin) / every)`` as int64; for datetimes and integer event times (see
     :func:`_exact`) ``ts - origin`` is taken in int64 from the origin's whole part, and divided
-    exactly when the origin and the interval are whole numbers, else in float64 (the
-    differences are exact there).
+    exactly when the interval is a whole number (a fractional origin lies between two integer
+    times), else in float64.
 
     Event time whose index would not fit (an interval far too small for the span of event time,
     or a start far from it) raises :class:`InvalidArgumentError` naming ``start`` or ``every``.
@@ -175,7 +182,11 @@ def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool
             raise InvalidArgumentError("start", origin, f"a start within 2**63{unit} of the event "
                                        f"times (they reach {int(ts.min())}..{int(ts.max())}{unit})")
         d = ts.astype(np.int64, copy=False) - np.int64(whole)
-        if is_datetime or (frac == 0.0 and float(every).is_integer()):
+        if is_datetime or float(every).is_integer():
+            if frac != 0.0:
+                # an integer time reaches whole + frac + j * every (0 < frac < 1) exactly when
+                # it reaches whole + 1 + j * every
+                d = d - np.int64(1)
             return np.asarray(d // np.int64(round(every)), dtype=np.int64)
         with np.errstate(over="ignore", invalid="ignore"):
             k = np.floor((d.astype(np.float64) - frac) / every)

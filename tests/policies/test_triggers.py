@@ -114,6 +114,25 @@ def test_time_on_integer_nanoseconds_is_exact() -> None:
     assert [(f.version, f.position) for f in split] == [(2, 1), (3, 999), (3, 1999), (3, 2999)]
 
 
+def test_time_with_a_fractional_start_on_integer_times_is_exact() -> None:
+    """A fractional start between two integer event times: an integer time reaches
+    ``start + j * every`` when it reaches the next integer, found in int64 however far the
+    event times lie from the start (as float64, times near 10**18 are 128 apart)."""
+    base = 10**18 + 7
+    ts = base + np.arange(5000)
+    fs = Time(every=1000, start=0.5).fire(TriggerInput(version=1, keys=np.arange(5000), ts=ts))
+    # boundaries 0.5 + 1000 j: the first row is past many of them (one firing), then every
+    # row whose time is 1 + 1000 j
+    firsts = [0] + [int(p) for p in np.flatnonzero(ts % 1000 == 1)]
+    assert [f.position for f in fs] == firsts
+    assert fs[1].reason == f"event time reached {int(ts[firsts[1]]) - 1}.5"
+    # the small case agrees with the documented rule, on int and float columns alike
+    for col in (np.array([1, 10, 11, 25]), np.array([1.0, 10.0, 11.0, 25.0])):
+        got = Time(every=10, start=0.5).fire(TriggerInput(version=1, keys=np.arange(4), ts=col))
+        assert [(f.position, f.reason) for f in got] == [(2, "event time reached 10.5"),
+                                                          (3, "event time reached 20.5")]
+
+
 def test_time_unit_mismatch_is_an_error() -> None:
     with pytest.raises(InvalidArgumentError, match="every"):
         Time(every="1d").fire(delta(1, np.arange(3)))
