@@ -234,6 +234,7 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
                 raise InvalidArgumentError(f"computed_scores[{name!r}]",
                                            (keys.shape, values.shape),
                                            "keys and values of the same length")
+            _check_pair(name, keys, values)
             keep = live(keys)  # once, not on every pass
             if not keep.all():
                 keys, values = keys[keep], values[keep]
@@ -278,6 +279,21 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
                 yield keys[mask], values[mask]
 
     return batches
+
+
+def _check_pair(name: str, keys: np.ndarray, values: np.ndarray) -> None:
+    """A computed ``(keys, values)`` pair holds numbers, one value a key: a key given twice
+    would be scored twice (and picked by whichever value wins). Keys in ascending order (a
+    scoring pass in key order) are checked in one pass, others through a sorted copy."""
+    if values.dtype.kind not in "biuf":
+        raise InvalidArgumentError(f"computed_scores[{name!r}]", values.dtype,
+                                   "numeric values (bool, integer or float)")
+    if keys.size > 1 and not bool((keys[1:] > keys[:-1]).all()):
+        ordered = np.sort(keys)
+        same = np.flatnonzero(ordered[1:] == ordered[:-1])
+        if same.size:
+            raise InvalidArgumentError(f"computed_scores[{name!r}]", int(ordered[same[0]]),
+                                       "each key once (this key has several values)")
 
 
 def _live_mask(ctx: SelectionContext) -> Callable[[np.ndarray], np.ndarray]:

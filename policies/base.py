@@ -23,7 +23,8 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
-from collections.abc import Mapping
+import weakref
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -64,6 +65,7 @@ __all__ = [
     "check_count",
     "check_registered",
     "from_config",
+    "sub_triggers",
     "get",
     "register",
 ]
@@ -185,6 +187,22 @@ class Trigger(Policy):
     #: ``False`` so the runner reads deltas without the ``label`` column (user triggers keep
     #: the default and always get labels).
     reads_labels: ClassVar[bool] = True
+    #: The trigger this one is part of (see :func:`sub_triggers`), if any.
+    _part_of: weakref.ref[Trigger] | None = None
+
+    def _parts(self) -> list[Trigger]:
+        """The triggers that are part of this one (:func:`sub_triggers`)."""
+        return []
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_part_of", None)  # a copy belongs to whichever trigger holds it
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for t in self._parts():
+            t._part_of = weakref.ref(self)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -432,11 +450,12 @@ def check_registered(field: str, kind: str, value: Any) -> str | None:
     return value
 
 
-def from_config(kind: str, config: Mapping[str, Any] | Policy) -> Any:
+def from_config(kind: str, config: Mapping[str, Any] | Policy, *, arg: str = "config") -> Any:
     """Build a policy of ``kind`` from a plain dict ``{"name": ..., **params}``.
 
     A policy instance is returned unchanged (after a kind check), so nested parameters accept
-    either form.
+    either form. ``arg``: the argument a bad ``config`` is reported as (a nested parameter's
+    name).
 
     Example
     -------
@@ -447,11 +466,43 @@ def from_config(kind: str, config: Mapping[str, Any] | Policy) -> Any:
     base = _check_kind(kind)
     if isinstance(config, Policy):
         if not isinstance(config, base):
-            raise InvalidArgumentError("config", config, f"a {base.__name__}")
+            raise InvalidArgumentError(arg, config, f"a {base.__name__}")
         return config
     if not isinstance(config, Mapping) or "name" not in config:
-        raise InvalidArgumentError("config", config, "a mapping with a 'name' entry")
+        raise InvalidArgumentError(arg, config, f"a {base.__name__} or a mapping with a 'name' entry")
     cls = get(kind, config["name"])
     cfg = dict(config)
     cfg["name"] = cls._config_name()
     return cls.from_config(cfg)
+
+
+def sub_triggers(owner: Trigger, parts: Sequence[tuple[str, Mapping[str, Any] | Trigger]]) -> list[Trigger]:
+    """``(arg, config)`` pairs built as the parts of ``owner`` (a composite's members, a warm-up
+    trigger); call it last in ``owner``'s constructor, once every other argument is checked,
+    and list them in ``owner._parts()``.
+
+    Triggers keep state across deltas, so one instance can be part of one trigger only: an
+    instance already part of another (or given twice) would see every delta twice and fire at
+    the wrong rows. It is refused (:class:`InvalidArgumentError` naming its ``arg``) before any
+    part is taken; pass ``t.clone()`` or a config instead.
+
+    Example
+    -------
+    >>> from policies import AnyOf, DataAmount
+    >>> t = DataAmount(every=3)
+    >>> AnyOf(triggers=[t, t])
+    Traceback (most recent call last):
+    ...
+    modyn_store.core.errors.InvalidArgumentError: invalid triggers[1]=DataAmount(every=3): expected a trigger that is not part of another one ...
+    """
+    built = [(arg, from_config("trigger", config, arg=arg)) for arg, config in parts]
+    taken: set[int] = set()
+    for arg, t in built:
+        held = t._part_of
+        if id(t) in taken or (held is not None and held() is not None):
+            raise InvalidArgumentError(arg, t, "a trigger that is not part of another one "
+                                       "(triggers keep state; pass t.clone() or a config)")
+        taken.add(id(t))
+    for _, t in built:
+        t._part_of = weakref.ref(owner)
+    return [t for _, t in built]

@@ -33,8 +33,9 @@ class Compose(SelectionStrategy):
     """
 
     def __init__(self, pre: Any = None, post: Any = None) -> None:
-        self.pre = from_config("selection", pre if pre is not None else {"name": "all_data"})
-        self.post = from_config("selection", post if post is not None else {"name": "all_data"})
+        self.pre = from_config("selection", pre if pre is not None else {"name": "all_data"}, arg="pre")
+        self.post = from_config("selection", post if post is not None else {"name": "all_data"},
+                                arg="post")
 
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:

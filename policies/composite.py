@@ -10,7 +10,7 @@ import numpy as np
 from modyn_store.core._validate import check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, from_config, register
+from policies.base import Firing, ModelLike, Trigger, TriggerInput, register, sub_triggers
 
 __all__ = ["All", "AnyOf", "AtLeast"]
 
@@ -29,7 +29,8 @@ class AtLeast(Trigger):
     n:
         How many distinct sub-triggers must fire, in ``[1, len(triggers)]``.
     triggers:
-        Sub-triggers, as instances or config dicts.
+        Sub-triggers, as instances or config dicts. An instance can be part of one trigger
+        only (it keeps state): use ``t.clone()`` to reuse one.
 
     Example
     -------
@@ -46,8 +47,8 @@ class AtLeast(Trigger):
             raise InvalidArgumentError("triggers", triggers, "a list of triggers or configs")
         if not triggers:
             raise InvalidArgumentError("triggers", triggers, "at least one sub-trigger")
-        self.triggers = [from_config("trigger", t) for t in triggers]
-        self.n = check_int("n", n, 1, len(self.triggers))
+        self.n = check_int("n", n, 1, len(triggers))
+        self.triggers = sub_triggers(self, [(f"triggers[{i}]", t) for i, t in enumerate(triggers)])
         self._armed: dict[int, Firing] = {}
 
     @classmethod
@@ -66,6 +67,9 @@ class AtLeast(Trigger):
     @property
     def reads_labels(self) -> bool:  # type: ignore[override]
         return any(t.reads_labels for t in self.triggers)
+
+    def _parts(self) -> list[Trigger]:
+        return list(self.triggers)
 
     def _needed(self) -> int:
         return int(self.n)  # type: ignore[arg-type]

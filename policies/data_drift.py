@@ -13,7 +13,7 @@ from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
 from policies._windows import RowBuffer, reached_span
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, check_count, from_config, register
+from policies.base import Firing, ModelLike, Trigger, TriggerInput, check_count, register, sub_triggers
 
 __all__ = ["DataDrift"]
 
@@ -57,6 +57,8 @@ class DataDrift(Trigger):
     min_samples, max_samples, n_permutations, seed:
         Fewest samples per window to evaluate (rows with a missing or infinite value are left
         out); larger windows are subsampled (seeded) to ``max_samples``; MMD permutations; seed.
+        ``max_samples`` and a ``window`` in samples are at least ``min_samples`` (smaller ones
+        could never be evaluated).
         With ``metric="mmd"`` and ``decision="p_value"`` the smallest p-value is
         ``1 / (n_permutations + 1)``; a ``threshold`` at or below it is refused (it could never
         fire), and one just above it (e.g. 100 permutations at 0.01) fires only when every
@@ -81,7 +83,7 @@ class DataDrift(Trigger):
                  every: int = 500, overlap: bool = False, embeddings: bool = False,
                  warmup: int = 0, warmup_trigger: Any = None, min_samples: int = 10,
                  max_samples: int = 1000, n_permutations: int = 200, seed: int = 0) -> None:
-        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
             raise InvalidArgumentError("columns", columns, "a list of column names")
         if not columns:
             raise InvalidArgumentError("columns", columns, "at least one feature column")
@@ -103,10 +105,16 @@ class DataDrift(Trigger):
         self.overlap = check_bool("overlap", overlap)
         self.embeddings = check_bool("embeddings", embeddings)
         self.warmup = check_int("warmup", warmup, 0)
-        self.warmup_trigger = None if warmup_trigger is None else from_config("trigger",
-                                                                              warmup_trigger)
         self.min_samples = check_int("min_samples", min_samples, 2)
         self.max_samples = check_int("max_samples", max_samples, 2)
+        if self.max_samples < self.min_samples:
+            raise InvalidArgumentError("max_samples", max_samples, f"an integer >= min_samples="
+                                       f"{self.min_samples}: windows are subsampled to it, and "
+                                       "a window of fewer rows is never evaluated")
+        if window_time is None and self.window < self.min_samples:
+            # a window of fewer rows than an evaluation needs: the trigger could never fire
+            raise InvalidArgumentError("window", window, f"an integer >= min_samples="
+                                       f"{self.min_samples} (or a smaller min_samples)")
         self.n_permutations = check_int("n_permutations", n_permutations, 1)
         if decision == "p_value" and metric == "mmd" and 1.0 / (self.n_permutations + 1) >= self.threshold:
             # the smallest p-value a permutation test can return is 1 / (n_permutations + 1)
@@ -124,6 +132,8 @@ class DataDrift(Trigger):
         self._seen = 0
         self._evals = 0
         self._past: deque[float] = deque(maxlen=self.history)
+        self.warmup_trigger = (None if warmup_trigger is None
+                               else sub_triggers(self, [("warmup_trigger", warmup_trigger)])[0])
 
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:
@@ -144,6 +154,9 @@ class DataDrift(Trigger):
     def n_evaluations(self) -> int:
         """How many times the windows were compared so far."""
         return self._evals
+
+    def _parts(self) -> list[Trigger]:
+        return [] if self.warmup_trigger is None else [self.warmup_trigger]
 
     def on_training(self, train_set: TrainSet) -> None:
         if self.warmup_trigger is not None:

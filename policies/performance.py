@@ -27,8 +27,9 @@ class Performance(Trigger):
     ``avoidable_misclassifications``: expect the accuracy ``expected`` (``None``: the first
     evaluation after each training) and fire when the cumulative misclassifications beyond the
     expected ones, ``sum(wrong - (1 - expected) * n)`` over evaluations since the last training,
-    exceed ``threshold``. Labels are class indices into the model's logits; rows without a label
-    (negative or NaN) are skipped. With no model yet and ``bootstrap``, the first evaluation point
+    exceed ``threshold``. Labels are class indices into the model's logits (a fractional label is
+    refused); rows without a label (negative or NaN) are skipped. A label beyond the logits (a
+    class the model has not seen) and a row whose logits hold a NaN count as misclassified. With no model yet and ``bootstrap``, the first evaluation point
     fires (so a pipeline gets its first model); without ``bootstrap`` it stays quiet.
 
     Parameters
@@ -58,7 +59,7 @@ class Performance(Trigger):
     def __init__(self, columns: Sequence[str] = (), *, every: int = 1000,
                  decision: str = "threshold", threshold: float = 0.8, history: int = 10,
                  expected: float | None = None, bootstrap: bool = True) -> None:
-        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
             raise InvalidArgumentError("columns", columns, "a list of column names")
         if not columns:
             raise InvalidArgumentError("columns", columns, "at least one feature column")
@@ -101,7 +102,8 @@ class Performance(Trigger):
                   labels: np.ndarray) -> tuple[float, int, int]:
         logits = np.asarray(model.logits(feats))
         pred = np.argmax(logits, axis=1)
-        wrong = int(np.count_nonzero(pred != labels))
+        # a row with a NaN logit has no prediction: a miss (argmax would say class 0)
+        wrong = int(np.count_nonzero((pred != labels) | np.isnan(logits).any(axis=1)))
         return 1.0 - wrong / labels.size, wrong, int(labels.size)
 
     def _decide(self, acc: float, wrong: int, n: int) -> bool:
@@ -130,6 +132,11 @@ class Performance(Trigger):
         if n:
             lab = np.asarray(delta.labels, dtype=np.float64)
             labelled = np.isfinite(lab) & (lab >= 0)
+            odd = np.flatnonzero(labelled & (lab != np.floor(lab)))
+            if odd.size:  # checked before any state changes
+                raise InvalidArgumentError(f"delta.labels[{int(odd[0])}]", float(lab[odd[0]]),
+                                           "a whole-number class index (or a negative / NaN "
+                                           "label for an unlabelled row)")
         cum = np.cumsum(labelled)
         pos = 0
         while pos < n:

@@ -123,18 +123,20 @@ class ScoreDownsample(SelectionStrategy):
         """The train set size for ``n`` eligible (scored) samples."""
         return n if self.mode == "batch_then_sample" else target_size(n, self.ratio, self.limit)
 
-    def _weights(self, values: np.ndarray) -> np.ndarray:
+    def _weights(self, values: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
         """Sampling weights from scores: the score, or ``1 - score`` when small is informative.
 
         A non-finite weight (an ``inf`` or NaN loss of a diverged model) cannot be sampled
-        proportionally; it raises :class:`InvalidArgumentError` naming the score.
+        proportionally; it raises :class:`InvalidArgumentError` naming the score and the row
+        (its key when ``keys`` are given, else its position in ``values``).
         """
         v = np.asarray(values, dtype=np.float64)
         w = v if self.largest else 1.0 - v
         bad = np.flatnonzero(~np.isfinite(w))
         if bad.size:
+            row = f"key {int(keys[bad[0]])}" if keys is not None else str(int(bad[0]))
             raise InvalidArgumentError(
-                f"scores[{self.score!r}][{int(bad[0])}]", float(v[bad[0]]),
+                f"scores[{self.score!r}][{row}]", float(v[bad[0]]),
                 "finite scores (method='importance' samples proportionally to the score; "
                 "use method='top' or fix the model)")
         return w
@@ -198,7 +200,7 @@ class ScoreDownsample(SelectionStrategy):
         n = sum(int(np.size(values)) for _, values in src())
         sampler = WeightedSampler(self.expected_size(n), seed=derive_seed(ctx.seed, 10))
         for keys, values in src():
-            w = self._weights(values)
+            w = self._weights(values, keys)
             ok = w > 0
             sampler.update(w[ok], keys=keys[ok])
         try:

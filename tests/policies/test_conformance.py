@@ -17,7 +17,7 @@ import pytest
 from policy_testkit import ThresholdModel
 
 from policies import REGISTRY, SelectionContext, TriggerInput, UpdateContext, from_config
-from policies.base import Firing
+from policies.base import Firing, Trigger
 
 CASES = [
     pytest.param(kind, name, i, params, id=f"{kind}-{name}-{i}")
@@ -47,11 +47,24 @@ def test_config_repr_clone_pickle(kind: str, name: str, i: int, params: dict) ->
     assert pickle.loads(pickle.dumps(p)) == p
     for arg in cls._param_names():
         assert hasattr(p, arg), f"{name}: constructor argument {arg!r} is not an attribute"
-    rebuilt = cls(**{arg: getattr(p, arg) for arg in cls._param_names()})
+    rebuilt = cls(**{arg: _fresh(getattr(p, arg)) for arg in cls._param_names()})
     assert rebuilt == p  # the public attributes are the constructor arguments
+    back = pickle.loads(pickle.dumps(p))
+    for part in back._parts() if isinstance(back, Trigger) else []:  # a copy's parts are its own
+        assert part._part_of is not None and part._part_of() is back
     for arg, value in params.items():
         if not isinstance(value, (dict, list)):
             assert getattr(p, arg) == value, arg
+
+
+def _fresh(value: object) -> object:
+    """``value`` with every trigger instance in it cloned (a trigger is part of one trigger
+    only: the rebuilt policy cannot take the original's parts)."""
+    if isinstance(value, Trigger):
+        return value.clone()
+    if isinstance(value, list):
+        return [_fresh(v) for v in value]
+    return value
 
 
 def _stream(seed: int, sizes: tuple[int, ...] = (7, 0, 23, 15, 31)) -> list[TriggerInput]:
