@@ -93,8 +93,13 @@ def reproduce(
     model: Callable[[], nn.Module] | None = None,
     prepare: Prepare | None = None,
     loader_options: LoaderOptions | None = None,
+    downsample: Any = None,
 ) -> Reproduction:
     """Retrain ``training_id`` on CPU, deterministically, and compare with its stored checkpoint.
+
+    A training that reselected its train set during training (``reselect``) is retrained on the
+    recorded set of each epoch in turn, as it was: its first epoch's set first (the one its
+    input scale was fitted to), then each later epoch's.
 
     Parameters
     ----------
@@ -107,13 +112,17 @@ def reproduce(
         model name (the same factory the training used; it is called after seeding).
     prepare:
         The same ``prepare`` the training used, if any.
+    downsample:
+        The same ``downsample`` the training used (batch then sample: it chose the rows each
+        batch trained on); required for such a training.
 
     Raises
     ------
     ErasedKeysError
         Keys of the train set can no longer be returned (erased or purged); lists them.
     ReproductionError
-        The training stored no configuration or checkpoint to compare with.
+        The training stored no configuration or checkpoint to compare with, or it sampled its
+        batches and no ``downsample`` was given.
     """
     catalog = Catalog(store)
     rec = catalog.get(training_id)
@@ -127,8 +136,17 @@ def reproduce(
         raise ReproductionError(
             f"training {training_id!r} used a model passed in code; pass model= built the same way"
         )
+    if downsample is None and rec.metrics.get("batch_then_sample"):
+        raise ReproductionError(
+            f"training {training_id!r} trained each batch on the rows a strategy chose (batch then "
+            "sample); pass downsample= the same strategy (`modyn-store reproduce` builds it from "
+            "the recorded selection)")
     parent = rec.parent_id if cfg.mode == "finetune" else None
     world = int(rec.metrics.get("world_size", 1))
+    hooks: dict[str, Any] = {} if downsample is None else {"downsample": downsample}
+    if rec.metrics.get("reselections") and ts.per_epoch is not None and world == 1:
+        ts, hooks["reselect"] = _epoch_by_epoch(ts)
+        hooks["reselect_every"] = 1
     if world > 1:
         # a DDP training is reproduced with as many local CPU ranks (gloo)
         from training.distributed import spawn_training
@@ -148,8 +166,24 @@ def reproduce(
             record=False,
             prepare=prepare,
             loader_options=loader_options,
+            **hooks,
         )
         new_state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
     stored = catalog.load_checkpoint(rec.checkpoint)
     bad = tuple(state_equal(new_state, stored))
-    return Reproduction(training_id, ts, new_state, not bad, bad)
+    return Reproduction(training_id, reproduce_train_set(store, training_id) if hooks.get("reselect") else ts,
+                        new_state, not bad, bad)
+
+
+def _epoch_by_epoch(ts: TrainSet) -> tuple[TrainSet, Callable[[nn.Module], TrainSet]]:
+    """The recorded train set of a training that reselected, as its first epoch's set and a
+    ``reselect`` that returns the set of each later epoch in turn (called before epochs 1, 2, ...)."""
+    assert ts.per_epoch is not None
+    sets = [TrainSet(keys=ts.keys[p], weights=ts.weights[p], version=ts.version) for p in ts.per_epoch]
+    epoch = [0]
+
+    def reselect(model: nn.Module) -> TrainSet:
+        epoch[0] += 1
+        return sets[epoch[0] % len(sets)]
+
+    return sets[0], reselect

@@ -308,8 +308,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     store = Store.open(args.store)
     rec = Catalog(store).get(args.training_id)
+    downsample = None
+    selection = (rec.policy_params or {}).get("selection")
+    if rec.metrics.get("batch_then_sample") and isinstance(selection, dict) and selection.get("name") != "rho_loss":
+        import policies
+
+        downsample = policies.from_config("selection", selection)  # the strategy that chose each batch's rows
     with threads(int(rec.metrics.get("threads", 1))):
-        rep = training.reproduce(store, args.training_id)
+        rep = training.reproduce(store, args.training_id, downsample=downsample)
     print(f"training {args.training_id}: {rep.train_set.size} keys at version {rep.train_set.version}; "
           f"weights {'identical' if rep.identical else 'DIFFER in ' + ', '.join(rep.mismatched)}")
     return 0 if rep.identical else 1
