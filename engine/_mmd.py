@@ -5,7 +5,10 @@ statistics) as the obvious construction, faster:
 
 * squared distances from one BLAS product, turned into distances by a parallel pass that also
   counts how many upper-triangle values fall below and inside a narrow bracket around the median
-  (the bracket comes from a sorted sample of 2^16 pairs);
+  (the bracket comes from a sorted sample of 2^16 pairs); the few pairs whose
+  ``|z_i|^2 + |z_j|^2 - 2 z_i.z_j`` cancellation may have left inaccurate (equal or near rows, or
+  ordinary rows next to one far outlier that moved the mean they are centred on) are recomputed
+  directly, ``sum_t (z_it - z_jt)^2``, in a second pass over their rows only;
 * the exact median is then a partition of the few values inside the bracket (a full partition
   of the upper triangle only when the bracket missed, which a sample of 2^16 makes very rare);
 * the kernel is one in-place ``exp`` pass (NumPy's SIMD ``exp``).
@@ -30,7 +33,8 @@ _LEAF = 512  # smallest slab of rows of the quadratic forms (fewer, larger BLAS 
 _SAMPLE = 1 << 16  # pairs sampled to bracket the median
 _BRACKET = 5.0  # half-width of the bracket, in standard errors of the sample median's rank
 _FAST_MEDIAN = 1 << 17  # upper-triangle size from which the bracketed median pays
-_ZERO_TOL = 4.0 * float(np.finfo(np.float64).eps)  # x (columns + 2) x |row|^2: a distance^2 of 0
+_ZERO_TOL = 4.0 * float(np.finfo(np.float64).eps)  # x (columns + 2) x |row|^2: the product's error
+_EXACT_BELOW = float(2**26)  # x that error bound: the distance^2 is recomputed directly below it
 
 Bracket = tuple[float, float, np.ndarray, np.ndarray]  # (lo, hi, per-row count < lo, in [lo, hi])
 
@@ -50,7 +54,17 @@ def _row_of(t, n):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _sample_finished(g, sq, tsq, count):  # type: ignore[no-untyped-def]
+def _exact(z, i, j):  # type: ignore[no-untyped-def]
+    """``sum_t (z_it - z_jt)^2``: no cancellation (0 for equal rows)."""
+    s = 0.0
+    for t in range(z.shape[1]):
+        d = z[i, t] - z[j, t]
+        s += d * d
+    return s
+
+
+@njit(cache=True)
+def _sample_finished(z, g, sq, tsq, count):  # type: ignore[no-untyped-def]
     """``count`` evenly strided upper-triangle entries of the distances that
     :func:`_finish_and_count` will make of ``g`` (computed the same way, ``g`` left as it is)."""
     n = g.shape[0]
@@ -63,49 +77,65 @@ def _sample_finished(g, sq, tsq, count):  # type: ignore[no-untyped-def]
         v = g[i, j] * -2.0
         v += sq[i]
         v += sq[j]
-        out[s] = 0.0 if v <= tsq[i] + tsq[j] else v
+        out[s] = _exact(z, i, j) if v <= tsq[i] + tsq[j] else v
     return out
 
 
 @njit(cache=True)
-def _finish_row(g, sq, tsq, lo, hi, below, inside, i):  # type: ignore[no-untyped-def]
+def _finish_row(z, g, sq, tsq, lo, hi, below, inside, i):  # type: ignore[no-untyped-def]
     n = g.shape[0]
     si = sq[i]
     ti = tsq[i]
     row = g[i]
     b = 0
     c = 0
+    m = 0  # values the product's rounding may dominate, marked -1 (branch-free: the loop vectorises)
     for j in range(n):
         v = row[j] * -2.0
         v += si
         v += sq[j]
-        if v <= ti + tsq[j] or j == i:  # at most the rounding of the sum: equal rows
-            v = 0.0
+        bad = v <= ti + tsq[j]
+        m += bad
+        v = -1.0 if bad else v
         row[j] = v
         if j > i:
             b += v < lo
             c += (v >= lo) & (v <= hi)
+    m -= row[i] < 0.0
+    row[i] = 0.0
+    if m > 0:  # rare on ordinary data (near-equal rows): recompute those directly, count again
+        b = 0
+        c = 0
+        for j in range(n):
+            v = row[j]
+            if v < 0.0:
+                v = _exact(z, i, j)
+                row[j] = v
+            if j > i:
+                b += v < lo
+                c += (v >= lo) & (v <= hi)
     below[i] = b
     inside[i] = c
 
 
 @njit(cache=True, parallel=True)
-def _finish_par(g, sq, tsq, lo, hi, below, inside):  # type: ignore[no-untyped-def]
+def _finish_par(z, g, sq, tsq, lo, hi, below, inside):  # type: ignore[no-untyped-def]
     for i in prange(g.shape[0]):
-        _finish_row(g, sq, tsq, lo, hi, below, inside, i)
+        _finish_row(z, g, sq, tsq, lo, hi, below, inside, i)
 
 
 @njit(cache=True)
-def _finish_and_count(g, sq, tsq, lo, hi, below, inside):  # type: ignore[no-untyped-def]
-    """In place: ``g[i, j] = sq_i + sq_j - 2 g[i, j]``, or 0 where that is at most the rounding
-    error ``tsq_i + tsq_j`` (equal rows, negative residues), zero diagonal; per row, how many
+def _finish_and_count(z, g, sq, tsq, lo, hi, below, inside):  # type: ignore[no-untyped-def]
+    """In place: ``g[i, j] = sq_i + sq_j - 2 g[i, j]``, or, where that is at most ``tsq_i + tsq_j``
+    (so cancellation may have left too few correct digits: equal or near rows, negative residues),
+    the direct ``sum_t (z_it - z_jt)^2``; zero diagonal; per row, how many
     upper-triangle values are ``< lo`` and in ``[lo, hi]`` (serial below ``PARALLEL_ROWS`` entries)."""
     n = g.shape[0]
     if n * n < PARALLEL_ROWS:
         for i in range(n):
-            _finish_row(g, sq, tsq, lo, hi, below, inside, i)
+            _finish_row(z, g, sq, tsq, lo, hi, below, inside, i)
     else:
-        _finish_par(g, sq, tsq, lo, hi, below, inside)
+        _finish_par(z, g, sq, tsq, lo, hi, below, inside)
 
 
 @njit(cache=True)
@@ -151,26 +181,30 @@ def _median_of(flat: np.ndarray, h: int, odd: bool, shift: int = 0) -> float:
 
 
 def sq_distances(z: np.ndarray, bracket: bool) -> tuple[np.ndarray, Bracket]:
-    """Pairwise squared distances of the rows of ``z`` (centred first to limit cancellation),
-    clipped at 0, zero diagonal; with ``bracket``, also a bracket around their median and, per
-    row, how many upper-triangle values fall below it and inside it."""
+    """Pairwise squared distances of the rows of ``z`` (centred first to limit cancellation; the
+    pairs where it may still cost digits recomputed directly), zero diagonal; with ``bracket``,
+    also a bracket around their median and, per row, how many upper-triangle values fall below
+    it and inside it."""
+    z = np.ascontiguousarray(z, dtype=np.float64)
     zc = z - z.mean(axis=0)
     sq = np.einsum("ij,ij->i", zc, zc)
-    # sq_i + sq_j - 2 g_ij of two equal rows is a rounding residue (BLAS and einsum sum in
-    # different orders), not 0; its square root would become the median-heuristic bandwidth
-    # when most pairs are equal rows. Values within the dot products' error bound are 0.
-    tsq = sq * (_ZERO_TOL * (z.shape[1] + 2))
+    # sq_i + sq_j - 2 g_ij is off by up to about _ZERO_TOL (d + 2) (sq_i + sq_j): of two equal
+    # rows a rounding residue, not 0 (its square root would become the median-heuristic bandwidth
+    # when most pairs are equal rows); of two ordinary rows next to one far outlier, which moves
+    # the mean and so inflates every sq_i, noise larger than the distance. Values below
+    # _EXACT_BELOW times that bound (relative error possibly above 2^-26) are recomputed from z.
+    tsq = sq * (_ZERO_TOL * _EXACT_BELOW * (z.shape[1] + 2))
     g = zc @ np.ascontiguousarray(zc.T)
     n = g.shape[0]
     below = np.zeros(n, dtype=np.int64)
     inside = np.zeros(n, dtype=np.int64)
     lo, hi = math.inf, -math.inf
     if bracket and n * (n - 1) // 2 >= _FAST_MEDIAN:
-        sample = np.sort(_sample_finished(g, sq, tsq, _SAMPLE))
+        sample = np.sort(_sample_finished(z, g, sq, tsq, _SAMPLE))
         half = _BRACKET * 0.5 * math.sqrt(_SAMPLE)
         lo = float(sample[max(0, int(_SAMPLE / 2 - half))])
         hi = float(sample[min(_SAMPLE - 1, int(_SAMPLE / 2 + half))])
-    _finish_and_count(g, sq, tsq, lo, hi, below, inside)
+    _finish_and_count(z, g, sq, tsq, lo, hi, below, inside)
     return g, (lo, hi, below, inside)
 
 

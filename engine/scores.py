@@ -87,7 +87,10 @@ def _score_block(z, labels, kind, out, lo, hi):  # type: ignore[no-untyped-def]
             h = 0.0
             for j in range(c):
                 lp = (np.float64(row[j]) - mx) - log_s
-                h -= np.exp(lp) * lp
+                p = np.exp(lp)
+                # p log p -> 0 as p -> 0; a logit more than 1.8e308 below the largest makes
+                # lp = -inf and p = 0, whose product would be NaN
+                h -= p * lp if p > 0.0 else 0.0
             out[i] = h
         elif kind == _MARGIN:
             second = -np.inf

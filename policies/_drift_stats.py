@@ -24,10 +24,25 @@ P_VALUE_METRICS = ("mmd", "ks")
 
 
 def _standardise(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x - mean) / std`` per column, with the reference's mean and std (1 where it is 0).
+
+    Each column is first scaled by the power of two that brings the reference's largest magnitude
+    into [0.5, 1): the sums of squares can then neither overflow (values near 1e200 made the std
+    inf and every standardised value 0) nor underflow (near 1e-200: std 0), and as scaling by a
+    power of two is exact, the result is the unscaled computation's, bit for bit, elsewhere."""
+    big = np.abs(ref).max(axis=0, initial=0.0)
+    _, e = np.frexp(np.where(np.isfinite(big), big, 0.0))
+    ref = np.ldexp(ref, -e)
+    cur = np.ldexp(cur, -e)
     mu = ref.mean(axis=0)
     sd = ref.std(axis=0)
-    sd[~(sd > 0)] = 1.0
-    return (ref - mu) / sd, (cur - mu) / sd
+    flat = ~(sd > 0)
+    sd[flat] = 1.0
+    ref, cur = (ref - mu) / sd, (cur - mu) / sd
+    if flat.any():  # a constant reference column: (x - mean) / 1 in the column's own units
+        ref[:, flat] = np.ldexp(ref[:, flat], e[flat])
+        cur[:, flat] = np.ldexp(cur[:, flat], e[flat])
+    return ref, cur
 
 
 def two_sample(metric: str, ref: np.ndarray, cur: np.ndarray, *, n_permutations: int = 200,
