@@ -15,6 +15,7 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "DivergedError",
     "ErasedKeysError",
     "EvalSample",
     "Loader",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 _WHERE = {
+    "DivergedError": "training.errors",
     "ErasedKeysError": "training.errors",
     "EvalSample": "training.eval_sample",
     "Loader": "training.loading",

@@ -56,6 +56,7 @@ from torch.nn.parallel import DistributedDataParallel
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
+from training.errors import check_loss
 from training.loading import LoaderOptions, loader
 from training.trainer import (
     Prepare,
@@ -179,7 +180,7 @@ def _fit_rank(
         if step_in:
             _step(opt, scaler)
         dist.all_reduce(total)
-        losses.append(float(total.item()) / n)
+        losses.append(check_loss(epoch, float(total.item()) / n))
     counts = torch.tensor([float(samples), device_s], dtype=torch.float64, device=red)
     dist.all_reduce(counts)
     return Cost(int(counts[0].item()), time.perf_counter() - t0, float(counts[1].item())), tuple(losses)

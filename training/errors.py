@@ -17,7 +17,7 @@ import numpy as np
 
 from modyn_store.core.errors import DataUnavailableError, ModynStoreError
 
-__all__ = ["CacheError", "ErasedKeysError", "ReproductionError"]
+__all__ = ["CacheError", "DivergedError", "ErasedKeysError", "ReproductionError"]
 
 
 class ErasedKeysError(DataUnavailableError):
@@ -48,3 +48,34 @@ class CacheError(ModynStoreError):
 
 class ReproductionError(ModynStoreError):
     """A recorded training cannot be reproduced (missing checkpoint, model or configuration)."""
+
+
+class DivergedError(ModynStoreError):
+    """An epoch's mean loss is not finite (NaN or inf): the weights are no longer meaningful, so
+    the training stops before anything of it is recorded.
+
+    Parameters
+    ----------
+    epoch:
+        The epoch (from 0) whose loss is not finite; kept in the ``epoch`` attribute.
+    loss:
+        Its mean loss; kept in the ``loss`` attribute.
+    """
+
+    def __init__(self, epoch: int, loss: float) -> None:
+        self.epoch, self.loss = epoch, loss
+        super().__init__(
+            f"epoch {epoch}: the mean training loss is {loss}: a non-finite input value (an inf "
+            "or NaN feature the model reads) or a diverging optimization (try a smaller lr); "
+            "nothing of this training was recorded")
+
+
+def check_loss(epoch: int, loss: float) -> float:
+    """``loss`` (an epoch's mean training loss), or :class:`DivergedError` if it is not finite.
+
+    >>> check_loss(0, 0.25)
+    0.25
+    """
+    if not np.isfinite(loss):
+        raise DivergedError(epoch, loss)
+    return loss

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from modyn_store.core.errors import InvalidArgumentError
 from training.models import InputScale
 
 __all__ = ["fit_input_scale", "mean_std"]
@@ -65,7 +66,8 @@ def fit_input_scale(net: nn.Module, rows: Callable[[str], np.ndarray | None], in
     ``rows(column)`` returns every row of a store column of the train set (2-D for a vector
     column), ``inputs`` maps the model's forward arguments to columns. Returns whether it was
     fitted (not for models without one, an unmapped or empty column, or rows of another width,
-    which the model's forward then reports)."""
+    which the model's forward then reports). Rows with an inf or NaN value raise
+    :class:`~modyn_store.core.errors.InvalidArgumentError` naming the column."""
     scale = getattr(net, "input_scale", None)
     column = inputs.get("features")
     if not isinstance(scale, InputScale) or column is None:
@@ -73,7 +75,12 @@ def fit_input_scale(net: nn.Module, rows: Callable[[str], np.ndarray | None], in
     a = rows(column)
     if a is None or a.ndim != 2 or a.shape[0] == 0 or a.shape[1] != scale.shift.shape[0]:
         return False
-    mean, std = mean_std(a)
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean, std = mean_std(a)
+    bad = 0 if np.isfinite(mean).all() and np.isfinite(std).all() else int(np.count_nonzero(~np.isfinite(a).all(axis=1)))
+    if bad:  # (finite values too large for float64 statistics leave their feature unscaled)
+        raise InvalidArgumentError(f"train set column {column!r}", f"{bad} rows with an inf or NaN value",
+                                   "finite values (one makes every weight of the model NaN)")
     with torch.no_grad():
         scale.fit_(torch.from_numpy(mean), torch.from_numpy(std))
     return True

@@ -45,6 +45,7 @@ from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
 from training.downsampling import BatchThenSample, union_of_epochs
+from training.errors import check_loss
 from training.loading import LoaderOptions, loader
 from training.scaling import fit_input_scale
 from training.train_config import TrainConfig
@@ -270,7 +271,7 @@ def fit(
                 device_s += time.perf_counter() - c0
         if step_in:
             _step(opt, scaler, first * config.grad_accum / group if group else 1.0)
-        losses.append(float(total) / max(rows, 1))
+        losses.append(check_loss(epoch, float(total) / max(rows, 1)))
     if cuda:
         torch.cuda.synchronize(dev)
         device_s = sum(s.elapsed_time(e) for s, e in events) / 1000.0
