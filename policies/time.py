@@ -17,6 +17,7 @@ __all__ = ["Time"]
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 #: The most intervals event time may lie from the start (interval indices are int64).
 _MAX_INTERVALS = 2**62
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 @register("time")
@@ -37,12 +38,15 @@ class Time(Trigger):
     every:
         The interval: a duration string (``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"2w"``) for
         datetime event times, from 1ns to ``2**63 - 1`` ns (about 292 years; rounded to whole
-        nanoseconds), or a finite positive number in the unit of a numeric ``ts`` column.
+        nanoseconds), or a finite positive number in the unit of a numeric ``ts`` column. A
+        number may be as large as any float: an interval longer than the span of the event
+        times is never completed, so the trigger does not fire (no boundary is reached).
     start:
         The first boundary's origin: an ISO datetime string (within the range of
         ``datetime64[ns]``, 1677-09-21 to 2262-04-11) or a finite number; ``None`` uses the
         event time of the first sample. Event time more than ``2**62`` intervals away from the
-        start is refused when it arrives.
+        start is refused when it arrives, and so are datetime event times outside the
+        ``datetime64[ns]`` range or NaT (:class:`TriggerInput` refuses them, naming ``ts[i]``).
 
     Example
     -------
@@ -59,7 +63,12 @@ class Time(Trigger):
     def __init__(self, every: str | float = "1d", start: str | float | None = None) -> None:
         self.every = every
         self.start = start
-        self._every = parse_duration("every", every)
+        self._every: float | int
+        if isinstance(every, (int, np.integer)) and not isinstance(every, (bool, np.bool_)) and every > 0:
+            # kept exact: as a float, an integer beyond 2**53 would round (beyond ~1.8e308, fail)
+            self._every = int(every)
+        else:
+            self._every = parse_duration("every", every)
         if isinstance(every, str):
             # datetime event times are whole nanoseconds: the interval is too
             if not math.isfinite(self._every) or round(self._every) > _I64_MAX:
@@ -102,6 +111,14 @@ class Time(Trigger):
         return _interval_index(ts, self._origin, self._every, delta.ts_is_datetime,
                                start_given=self.start is not None)
 
+    def _in_interval(self, delta: TriggerInput, last: np.ndarray) -> bool:
+        """Whether the event time ``last`` (one row) is still in the current interval; an event
+        time refused here is refused again by the full pass, which names its row."""
+        try:
+            return bool(self._interval_of(delta, last)[0] <= self._interval)
+        except InvalidArgumentError:
+            return False
+
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)
         if n == 0:
@@ -115,7 +132,7 @@ class Time(Trigger):
             else:
                 self._origin = self.start
         ts = delta.ts
-        if n > 1 and self._interval_of(delta, ts[-1:])[0] <= self._interval and bool((ts[1:] >= ts[:-1]).all()):
+        if n > 1 and self._in_interval(delta, ts[-1:]) and bool((ts[1:] >= ts[:-1]).all()):
             # event times in order and the last one still in the current interval: every one is
             # (the interval is monotone in time), so no boundary is passed (most deltas)
             self._seen += n
@@ -127,7 +144,7 @@ class Time(Trigger):
         out = []
         # a whole-number boundary of integer event times is exact (an int); others are floats
         whole, frac = _whole(self._origin) if _exact(ts, delta.ts_is_datetime) else (0, 1.0)
-        steps = float(self._every).is_integer()
+        steps = _is_whole(self._every)
         for e in ends:
             boundary: float | int = (whole + int(k[e]) * int(self._every) if frac == 0.0 and steps
                                      else self._origin + float(k[e]) * self._every)
@@ -162,7 +179,12 @@ def _whole(origin: Any) -> tuple[int, float]:
     return int(origin), 0.0
 
 
-def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool, *,
+def _is_whole(every: float | int) -> bool:
+    """Whether the interval is a whole number (an int, or a float without a fraction)."""
+    return isinstance(every, int) or float(every).is_integer()
+
+
+def _interval_index(ts: np.ndarray, origin: Any, every: float | int, is_datetime: bool, *,
                     start_given: bool = False) -> np.ndarray:
     """``floor((ts - origin) / every)`` as int64; for datetimes and integer event times (see
     :func:`_exact`) ``ts - origin`` is taken in int64 from the origin's whole part, and divided
@@ -171,23 +193,38 @@ def _interval_index(ts: np.ndarray, origin: Any, every: float, is_datetime: bool
 
     Event time whose index would not fit (an interval far too small for the span of event time,
     or a start far from it) raises :class:`InvalidArgumentError` naming ``start`` or ``every``.
+    An interval longer than any int64 difference gives index 0 (-1 for a time before the
+    origin): no boundary is ever reached.
     """
     if ts.size == 0:
         return np.empty(0, dtype=np.int64)
+    step = every
+    every = float(every) if every <= _FLOAT_MAX else _FLOAT_MAX  # an int past any float
     if _exact(ts, is_datetime):
         whole, frac = _whole(origin)
         lo, hi = int(ts.min()) - whole, int(ts.max()) - whole
         unit = " ns" if is_datetime else ""
         if lo < _I64_MIN or hi > _I64_MAX:  # ts - origin would wrap around in int64
+            if not start_given:  # the origin is the first event time: name the one too far away
+                bad = int(ts.argmin()) if lo < _I64_MIN else int(ts.argmax())
+                raise InvalidArgumentError(f"ts[{bad}]", int(ts[bad]), f"an event time within "
+                                           f"2**63{unit} of the first one ({origin}{unit})")
             raise InvalidArgumentError("start", origin, f"a start within 2**63{unit} of the event "
                                        f"times (they reach {int(ts.min())}..{int(ts.max())}{unit})")
         d = ts.astype(np.int64, copy=False) - np.int64(whole)
-        if is_datetime or float(every).is_integer():
-            if frac != 0.0:
-                # an integer time reaches whole + frac + j * every (0 < frac < 1) exactly when
-                # it reaches whole + 1 + j * every
-                d = d - np.int64(1)
-            return np.asarray(d // np.int64(round(every)), dtype=np.int64)
+        if is_datetime or _is_whole(step):
+            step = round(step)
+            if step > _I64_MAX:
+                # longer than any int64 difference: the index is 0, or -1 for a time before the
+                # origin (at or before it, for a fractional origin)
+                return np.where(d < (1 if frac != 0.0 else 0), np.int64(-1), np.int64(0))
+            if frac == 0.0:
+                return np.asarray(d // np.int64(step), dtype=np.int64)
+            # an integer time reaches whole + frac + j * every (0 < frac < 1) exactly when it
+            # reaches whole + 1 + j * every: the index is (d - 1) // step, taken without d - 1
+            # (which wraps around at the smallest int64)
+            q, r = np.divmod(d, np.int64(step))
+            return np.asarray(q - (r == 0), dtype=np.int64)
         with np.errstate(over="ignore", invalid="ignore"):
             k = np.floor((d.astype(np.float64) - frac) / every)
     else:
