@@ -12,7 +12,7 @@ import pytest
 
 from modyn_store import Store
 from modyn_store.core.errors import InvalidArgumentError
-from policies import ClassBalanced, SelectionContext
+from policies import ClassBalanced, GDumb, SelectionContext
 from policies.class_balanced import MISSING_GROUP, label_groups
 
 I64_MAX = 2**63 - 1
@@ -98,3 +98,21 @@ def test_label_groups_refuse_float_labels_that_may_have_been_rounded() -> None:
     with pytest.raises(InvalidArgumentError) as err:
         label_groups(np.array([1.0, np.nan, 2.0**62]), None)
     assert err.value.name == "labels[2]"
+
+
+def test_gdumb_refuses_labels_that_float64_would_merge() -> None:
+    """GDumb reads labels through float64 (NaN for a missing one): labels
+    beyond 2**53 next to a missing one would merge there, so they are refused by name."""
+    store = Store.open(f"memory://label-codes-{uuid.uuid4().hex}", create=True)
+    labels = [2**62] * 9 + [2**62 + 1] * 3 + [None]
+    snap = store.as_of(store.append(pa.table({"ts": list(range(13)), "label": labels})).version)
+    strategy = GDumb(memory=6)
+    with pytest.raises(InvalidArgumentError, match="within 2\\*\\*53") as err:
+        strategy.select(SelectionContext(snapshot=snap))
+    assert err.value.name == "label[0]"
+    # within 2**53 the same column is read as before, the missing label a class of its own
+    small = [2**53] * 9 + [2**53 - 1] * 3 + [None]
+    snap = store.as_of(store.append(pa.table({"ts": list(range(13)), "label": small})).version)
+    got = strategy.select(SelectionContext(snapshot=snap, excluded=np.arange(13))).keys - 13
+    assert sorted(small[k] is None for k in got.tolist()).count(True) == 1 and got.size == 6
+    assert {small[k] for k in got.tolist()} == {2**53, 2**53 - 1, None}
