@@ -98,6 +98,10 @@ def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: s
         bar.close()
     except SourceError as exc:
         raise SourceError(_flag(exc.key), exc.message) from None
+    except InvalidArgumentError as exc:
+        if exc.name.split("[")[0] not in _FLAGS:
+            raise
+        raise InvalidArgumentError(_flag(exc.name), exc.value, exc.expected) from None
     skipped = f" ({dropped[0]} rows without a label skipped)" if dropped and dropped[0] else ""
     print(f"{verb}: version {rec.version}, {rec.inserted} rows{skipped}; {rec.live} live rows in {store.uri}")
     return 0
@@ -115,12 +119,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from modyn_store.app.cli.main import os_reason, version_ref
-    from modyn_store.app.datasets.labels import read_label_map
+    from modyn_store.app.datasets.feature_map import layout_meta, read_layout
+    from modyn_store.app.datasets.labels import label_type, read_label_map
     from modyn_store.core.store import Store
 
     store = Store.open(args.store, storage_options=_options(args))
     snap = store.as_of(version_ref(args.version))
     labels = read_label_map(store, snap.version)
+    layout = read_layout(store, snap.version)
     schema = snap.schema
     if schema is None:
         raise InvalidArgumentError("STORE", args.store, "a store with rows to export")
@@ -133,12 +139,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         if labels is not None and "label" in batch.schema.names and not labels.identity:
             i = batch.schema.get_field_index("label")
             values = pa.array(labels.decode(batch.column(i).to_numpy(zero_copy_only=False)),
-                              type=pa.int64() if labels.kind == "int" else pa.string())
+                              type=label_type(labels.kind))
             batch = batch.set_column(i, "label", values)
         return batch
 
     def opened(batch_schema: pa.Schema) -> pq.ParquetWriter:
         meta = {b"modyn_store.version": str(snap.version).encode()}
+        if layout is not None and "features" in batch_schema.names:
+            meta.update(layout_meta(layout))  # which column each slot holds, for `import`
         try:
             return pq.ParquetWriter(args.out, batch_schema.with_metadata(meta))
         except OSError as exc:
@@ -184,11 +192,13 @@ def cmd_labels(args: argparse.Namespace) -> int:
 def _mapping_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ts", metavar="COL", help="event-time column (integer, float, date, timestamp or ISO text); "
                                                "default: a 'ts' column, else row order")
-    p.add_argument("--label", metavar="COL", help="label column (integers or strings); default: a 'label' column")
+    p.add_argument("--label", metavar="COL", help="label column (integers, strings or booleans); default: a "
+                                                    "'label' column")
     p.add_argument("--key", metavar="COL", help="unique integer key column; default: a 'key' column, else keys "
                                                 "are assigned")
     p.add_argument("--features", metavar="A,B,...", help="comma-separated feature columns (numbers or fixed-size "
-                                                         "lists), packed into 'features'; default: every numeric column")
+                                                         "lists), packed into 'features'; default: every numeric column "
+                                                         "(on a later append: the store's, matched by name)")
     p.add_argument("--format", choices=["parquet", "csv", "ipc", "lance"], help="file format when the suffix does "
                                                                                "not tell")
     p.add_argument("--drop-unlabeled", action="store_true", help="skip rows without a label (default: refuse "

@@ -13,8 +13,9 @@ use:
   label are an error, or skipped with ``drop_unlabeled`` (counted in :attr:`Encoder.dropped`).
 - ``features`` (fixed-size list of float32): the feature columns packed side by side; numbers and
   booleans give one value, fixed-size lists / tensors / equal-length lists give their values.
-  Missing values (null or NaN) become 0. Without a ``features`` list, a ``features`` column is used as it is,
-  else every numeric column that has no other role is a feature.
+  Missing values (null or NaN) become 0; an infinite value (or one beyond the float32 range) is
+  refused, naming the column and the row. Without a ``features`` list, a ``features`` column is
+  used as it is, else every numeric column that has no other role is a feature.
 - every other column, unchanged (payload for filters and reports).
 
 Example
@@ -107,7 +108,8 @@ def _flat(col: pa.Array, rows: int) -> np.ndarray:
     t = col.type
     if _numeric(t):
         arr = col.cast(pa.float64()) if not pa.types.is_boolean(t) else col.cast(pa.int8()).cast(pa.float64())
-        out = np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float32).reshape(rows, 1)
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused by the encoder naming the row
+            out = np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float32).reshape(rows, 1)
         out[np.isnan(out)] = 0.0  # NaN is a missing value too (Parquet written from NumPy keeps NaN)
         return out
     if col.null_count:
@@ -117,6 +119,23 @@ def _flat(col: pa.Array, rows: int) -> np.ndarray:
         values = values.flatten()
     flat = _flat(values, len(values))
     return flat.reshape(rows, -1) if rows else flat.reshape(0, 0)
+
+
+def _infinite(name: str, col: pa.Array, m: np.ndarray, rows: np.ndarray) -> None:
+    """Refuse the feature column ``name``, whose float32 matrix ``m`` holds an infinite value."""
+    bad = int(np.flatnonzero(~np.isfinite(m).all(axis=1))[0])
+    scalar = m.shape[1] == 1 and not (pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type)
+                                      or pa.types.is_large_list(col.type))
+    value = col[bad].as_py() if scalar else None
+    try:
+        big = value is not None and bool(np.isfinite(float(value)))
+    except (TypeError, ValueError, OverflowError):
+        big = False
+    what = f"the value {value}, beyond the float32 range of features (about +-3.4e38)" if big else "an infinite value"
+    raise SourceError("features", f"column {name!r} holds {what} at row {int(rows[bad])} (data rows counted from "
+                                  f"0 across the source); missing values and NaN become 0, but a feature "
+                                  "that is infinite as a float32 would make every training's loss NaN: replace it with a finite "
+                                  "value or an empty cell, or drop the row")
 
 
 _TEXT_TIME_TYPES = {"naive": pa.timestamp("us"), "utc": pa.timestamp("us", tz="UTC")}
@@ -253,19 +272,27 @@ class Encoder:
         self._fixed: dict[str, int] = {}
         self._ts_zone: str | None = None  # "naive" or "utc" once the first text event times are read
         self.width: int | None = sum(w for w in widths if w is not None) if all(w is not None for w in widths) else None
-        role_of = {cm.ts: "ts", cm.label: "label", cm.key: "key"}
         self.others = []
         for f in schema:
             if f.name in used or (f.name == "features" and "features" in self.features):
                 continue
             if f.name in ROLES:
-                mapped = role_of.get(f.name)
-                raise SourceError(f.name if f.name != "features" else "features",
-                                  f"the data has a column {f.name!r} that is not the {f.name} column "
-                                  f"({mapped or 'none mapped'}); rename it or map it as {f.name}")
+                mapped: Any = list(self.features) if f.name == "features" else getattr(cm, f.name)
+                which = f"the {f.name} column is {mapped!r}" if mapped else f"no column is mapped as {f.name}"
+                raise SourceError(f.name, f"the data has a column {f.name!r} that is not the {f.name} column "
+                                          f"({which}); rename it or map it as {f.name}")
             if f.name.startswith("_"):
                 raise SourceError("columns", f"column {f.name!r}: names starting with '_' are reserved; rename it")
             self.others.append(f.name)
+
+    @property
+    def widths(self) -> tuple[int | None, ...]:
+        """Values each feature column contributes (``None``: a list column, see :meth:`list_width`)."""
+        return tuple(self._widths)
+
+    def list_width(self, column: str) -> int:
+        """Values per row of the list feature column ``column`` (known once a row was encoded)."""
+        return self._fixed[column]
 
     def _role_of(self, col: str) -> str:
         cm = self.columns
@@ -304,7 +331,7 @@ class Encoder:
                 cols["label"] = pa.array(self.labels.encode(batch.column(cm.label), column=cm.label))
             except ModynStoreError as exc:
                 raise SourceError("label", str(exc)) from exc
-        cols["features"] = self._features(batch, n)
+        cols["features"] = self._features(batch, n, rows)
         for c in self.others:
             cols[c] = batch.column(c)
         self.rows += src_rows
@@ -321,7 +348,7 @@ class Encoder:
             return col.cast(pa.float64())
         return col
 
-    def _features(self, batch: pa.RecordBatch, n: int) -> pa.FixedSizeListArray:
+    def _features(self, batch: pa.RecordBatch, n: int, rows: np.ndarray) -> pa.FixedSizeListArray:
         blocks = []
         for i, (c, w) in enumerate(zip(self.features, self._widths)):
             col = batch.column(c)
@@ -336,6 +363,8 @@ class Encoder:
                                                   f"{self._fixed[c]}")
                 self._fixed[c] = first
             m = _flat(col, n)
+            if n and not np.isfinite(m).all():
+                _infinite(c, col, m, rows)
             blocks.append(m)
         full = np.ascontiguousarray(np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0)), dtype=np.float32)
         width = full.shape[1] if n else int(self.width or 0)

@@ -6,6 +6,10 @@ integers ``2 .. 12`` are stored as codes, and the code -> value map is stored wi
 later append gives the same value the same code. The number of classes is the length of the map,
 never ``max(label) + 1``.
 
+Boolean labels keep their kind (``"bool"``: ``False`` is code 0 and ``True`` code 1 when both
+occur in the first file), so ``labels`` and ``export`` give back booleans; a store made before
+booleans had a kind of their own holds them as the integers 0 and 1 and goes on taking them so.
+
 A map only grows: a value seen for the first time gets the next code. The first map of a stream
 orders its values (integers numerically, strings alphabetically), so labels that already are
 ``0 .. n-1`` keep their values as codes.
@@ -41,8 +45,10 @@ __all__ = [
     "LABEL_MAP_TABLE",
     "LabelError",
     "LabelMap",
+    "accepts",
     "describe_labels",
     "label_kind",
+    "label_type",
     "new_label_rows",
     "read_label_map",
     "store_classes",
@@ -53,7 +59,8 @@ LABEL_MAP_TABLE = "label_map"
 _SCHEMA = pa.schema([("code", pa.int64()), ("value", pa.string()), ("kind", pa.string())])
 declare_table(LABEL_MAP_TABLE, _SCHEMA, "label map")
 
-Kind = Literal["int", "string"]
+Kind = Literal["int", "string", "bool"]
+_TYPES: dict[str, pa.DataType] = {"int": pa.int64(), "string": pa.string(), "bool": pa.bool_()}
 
 
 class LabelError(ModynStoreError, ValueError):
@@ -61,10 +68,13 @@ class LabelError(ModynStoreError, ValueError):
 
 
 def label_kind(column: str, t: pa.DataType) -> Kind:
-    """``"int"`` or ``"string"`` for a label column of type ``t``; raises :class:`LabelError` otherwise."""
+    """``"int"``, ``"string"`` or ``"bool"`` for a label column of type ``t``; raises :class:`LabelError`
+    otherwise."""
     if pa.types.is_dictionary(t):
         t = t.value_type
-    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_integer(t):
         return "int"
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "string"
@@ -74,11 +84,23 @@ def label_kind(column: str, t: pa.DataType) -> Kind:
     )
 
 
-def _plain(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+def label_type(kind: str) -> pa.DataType:
+    """The Arrow type of labels of ``kind`` (what ``export`` writes them back as)."""
+    return _TYPES[kind]
+
+
+def accepts(stored: str, kind: str) -> bool:
+    """True when labels of ``kind`` can extend a map of ``stored`` labels: the same kind, or
+    booleans into an ``"int"`` map (stores made before booleans had a kind of their own map them
+    to 0 and 1)."""
+    return stored == kind or (stored == "int" and kind == "bool")
+
+
+def _plain(values: pa.Array | pa.ChunkedArray, *, as_int: bool = False) -> pa.Array:
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
-    if pa.types.is_boolean(arr.type):
+    if pa.types.is_boolean(arr.type) and as_int:
         arr = arr.cast(pa.int64())
     if pa.types.is_integer(arr.type) and not arr.type.equals(pa.int64()):
         try:
@@ -97,7 +119,8 @@ def _sorted_unique(arr: pa.Array) -> list[Any]:
 
 @dataclass(frozen=True)
 class LabelMap:
-    """Code ``i`` stands for label ``values[i]``; ``kind`` is ``"int"`` or ``"string"``."""
+    """Code ``i`` stands for label ``values[i]``; ``kind`` is ``"int"``, ``"string"`` or ``"bool"``
+    (``False`` is code 0, ``True`` code 1 when both occur in the first file)."""
 
     kind: Kind
     values: tuple[Any, ...]
@@ -123,12 +146,12 @@ class LabelMap:
     def extend(self, values: pa.Array | pa.ChunkedArray, *, column: str = "label") -> LabelMap:
         """This map plus the values not yet in it (sorted, with the next codes)."""
         kind = label_kind(column, values.type)
-        if kind != self.kind:
+        if not accepts(self.kind, kind):
             raise LabelError(
                 f"label column {column!r} holds {kind} labels, but the store's labels are {self.kind}s "
                 f"({list(self.values[:5])}...); convert the column to match"
             )
-        arr = _plain(values)
+        arr = _plain(values, as_int=self.kind == "int")
         _check_nulls(column, arr)
         known = set(self.values)
         new = [v for v in _sorted_unique(arr) if v not in known]
@@ -136,7 +159,7 @@ class LabelMap:
 
     def encode(self, values: pa.Array | pa.ChunkedArray, *, column: str = "label") -> np.ndarray:
         """The int64 codes of ``values``; a value outside the map raises :class:`LabelError`."""
-        arr = _plain(values)
+        arr = _plain(values, as_int=self.kind == "int")
         _check_nulls(column, arr)
         if len(arr) == 0:
             return np.zeros(0, np.int64)
@@ -146,7 +169,7 @@ class LabelMap:
             if bad.any():
                 raise LabelError(f"label {int(codes[bad][0])!r} of column {column!r} is not in the label map")
             return codes
-        vocab = pa.array(list(self.values), type=pa.int64() if self.kind == "int" else pa.string())
+        vocab = pa.array(list(self.values), type=label_type(self.kind))
         if not arr.type.equals(vocab.type):
             raise LabelError(f"label column {column!r} has type {arr.type}; the label map holds {self.kind}s")
         found = pc.index_in(arr, value_set=vocab)
@@ -176,7 +199,10 @@ class LabelMap:
         if len(kinds) != 1:
             raise LabelError(f"the stored label map mixes label kinds {sorted(kinds)}")
         kind = kinds.pop()
-        vals = tuple(int(r["value"]) if kind == "int" else r["value"] for r in rows)
+        if kind not in _TYPES:
+            raise LabelError(f"the stored label map has labels of an unknown kind {kind!r}")
+        vals = tuple(int(r["value"]) if kind == "int" else r["value"] == "True" if kind == "bool" else r["value"]
+                     for r in rows)
         return cls(kind, vals)
 
 

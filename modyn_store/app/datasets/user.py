@@ -32,10 +32,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modyn_store.app.datasets.columns import ColumnMap, Encoder, SourceError, text_times
+from modyn_store.app.datasets.feature_map import (
+    FEATURE_MAP_TABLE,
+    check_layout,
+    fit_columns,
+    layout_of,
+    layout_rows,
+    read_layout,
+)
 from modyn_store.app.datasets.files import Data, open_data
 from modyn_store.app.datasets.labels import (
     LABEL_MAP_TABLE,
     LabelMap,
+    accepts,
     label_kind,
     new_label_rows,
     read_label_map,
@@ -59,7 +68,7 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
     labels = base
     zone: str | None = None
     kind = label_kind(cm.label, data.schema.field(cm.label).type) if cm.label else None
-    if base is not None and kind is not None and base.kind != kind:
+    if base is not None and kind is not None and not accepts(base.kind, kind):
         raise SourceError("label", f"column {cm.label!r} holds {kind} labels but the store's labels are "
                                    f"{base.kind}s ({list(base.values[:5])}); convert the column to match")
     for batch in data.batches(wanted):
@@ -152,11 +161,15 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
     """Append a stream to ``store`` as one version, batch by batch (never loaded whole).
 
     String or gapped integer labels are stored as class codes; the store's label map gains the new
-    values in the same version, so a failed append leaves both unchanged. ``on_batch`` is called with the rows of each batch
+    values in the same version, so a failed append leaves both unchanged. The first append records
+    which column each slot of ``features`` holds; later ones pack the same columns into the same
+    slots, matched by name (see :mod:`~modyn_store.app.datasets.feature_map`). ``on_batch`` is called with the rows of each batch
     written (for a progress bar); ``on_dropped`` once at the end with the rows skipped for having
     no label (``columns.drop_unlabeled``). Returns the append's :class:`~modyn_store.core.records.VersionRecord`.
     """
     src = open_data(data, format=format, storage_options=storage_options)
+    stored = read_layout(store)
+    columns = fit_columns(stored, columns, src.schema)  # the recorded feature columns, matched by name
     cm = columns.resolved(src.schema.names)
     old = read_label_map(store)
     if cm.label is not None and old is None and store.schema is not None and "label" in store.schema.names:
@@ -171,7 +184,14 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
     first = next(it, None)
     if first is None:
         raise SourceError("path", f"{src.where} holds no rows")
+    layout = layout_of(enc, src.schema)
+    check_layout(stored, layout)
+    extra: dict[str, pa.Table] = {}
     label_rows = new_label_rows(store, labels) if labels is not None else None
+    if label_rows is not None:
+        extra[LABEL_MAP_TABLE] = label_rows
+    if stored is None and target is None:  # a new store: record which column each slot holds
+        extra[FEATURE_MAP_TABLE] = layout_rows(layout)
 
     failed: list[BaseException] = []
 
@@ -190,7 +210,7 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
         rec = store.append(
             reader,
             message=message or f"append {src.where}",
-            tables=None if label_rows is None else {LABEL_MAP_TABLE: label_rows},
+            tables=extra or None,
         )
     except Exception:
         if not failed:
