@@ -39,6 +39,13 @@ CASES = [
     ("training_seed", "", f"training: {{seed: {2**80}}}", "training.seed", 6),
     ("training_epochs", "", f"training: {{epochs: {10**21}}}", "training.epochs", 6),
     ("training_threads", "", "training: {threads: 1000000000}", "training.threads", 6),
+    # combinations the trainer refuses, and inputs the model's forward does not take
+    ("training_momentum_adam", "", "training: {momentum: 0.9}", "training.momentum", 6),
+    ("training_momentum_adamw", "", "training: {optimizer: adamw, momentum: 0.5}", "training.momentum", 6),
+    ("model_input_unknown", "model: {name: logreg}", "model: {name: logreg, inputs: {feats: features}}",
+     "model.inputs.feats", 3),
+    ("model_input_missing", "model: {name: logreg}", "model: {name: dlrm, inputs: {dense: features}}",
+     "model.inputs", 3),
     ("evaluation_seed", "evaluation: {slices: 2}", f"evaluation: {{slices: 2, seed: {2**80}}}", "evaluation.seed", 5),
     ("source_chunk_overflow", 'chunk: "14d"', 'chunk: "99999999999999999999999d"', "source.chunk", 2),
     ("time_every_rounds_to_0ns", 'every: "14d"}', 'every: "0.4ns"}', "trigger.every", 4),

@@ -31,7 +31,7 @@ from typing import Any
 from modyn_store.app.pipeline.checks import _Ctx
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 
-__all__ = ["check_device", "check_model", "check_scopes", "model_placeholders", "scope_keys"]
+__all__ = ["check_device", "check_model", "check_scopes", "check_training", "model_placeholders", "scope_keys"]
 
 
 def model_placeholders(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,13 +74,17 @@ def _param_path(name: str, params: Mapping[str, Any]) -> tuple[Any, ...]:
         return (head,)
 
 
-def check_model(ctx: _Ctx, name: str, params: Mapping[str, Any]) -> None:
-    """Build model ``name`` with ``params`` as the runner will (``training.models.build_model``).
+def check_model(ctx: _Ctx, name: str, params: Mapping[str, Any], inputs: Mapping[str, str] | None = None) -> None:
+    """Build model ``name`` with ``params`` as the runner will (``training.models.build_model``),
+    and check that ``inputs`` (forward argument -> column) name its forward's arguments.
 
     It is built on torch's ``meta`` device without initialising weights: no memory is taken and
     nothing is computed, but the factory's checks (unknown or missing parameters, sizes < 1,
-    a dropout outside [0, 1), ...) run. Errors name ``model.params.<param>``.
+    a dropout outside [0, 1), ...) run. Errors name ``model.params.<param>`` or
+    ``model.inputs.<argument>``.
     """
+    import inspect
+
     import torch
 
     from training.models import build_model
@@ -88,12 +92,40 @@ def check_model(ctx: _Ctx, name: str, params: Mapping[str, Any]) -> None:
     where: tuple[Any, ...] = ("model", "params")
     try:
         with torch.device("meta"), _no_init_mode():
-            build_model(name, **model_placeholders(name, params))
+            net = build_model(name, **model_placeholders(name, params))
     except InvalidArgumentError as exc:
         raise ctx.error(where + _param_path(str(exc.name), params), str(exc)) from exc
     except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as exc:
         raise ctx.error(where, f"model {name!r} cannot be built with these parameters: "
                                f"{type(exc).__name__}: {exc}") from exc
+    if inputs is None:
+        return
+    params_ = inspect.signature(net.forward).parameters.values()
+    args = [p for p in params_ if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    anything = any(p.kind == p.VAR_KEYWORD for p in params_)
+    for arg in inputs:
+        if not anything and arg not in {p.name for p in args}:
+            raise ctx.error(("model", "inputs", arg), f"model {name!r} takes no input {arg!r}; its "
+                                                      f"forward takes {[p.name for p in args]}")
+    for p in args:
+        if p.default is p.empty and p.name not in inputs:
+            raise ctx.error(("model", "inputs"), f"model {name!r} needs its input {p.name!r} mapped to "
+                                                 f"a column (inputs: {dict(inputs)})")
+
+
+def check_training(ctx: _Ctx, model: Any, training: Any) -> None:
+    """The ``training`` settings as the runner builds them into a ``training.TrainConfig``, so a
+    combination it refuses (``momentum`` with ``adam``, ...) fails before anything is written.
+    Errors name ``training.<field>``."""
+    from training.train_config import TrainConfig
+
+    try:
+        TrainConfig(model=model.name, inputs=dict(model.inputs), label="label", epochs=training.epochs,
+                    batch_size=training.batch_size, seed=training.seed, optimizer=training.optimizer,
+                    lr=training.lr, momentum=training.momentum, weight_decay=training.weight_decay,
+                    device=training.device, standardize=training.standardize)
+    except InvalidArgumentError as exc:
+        raise ctx.error(("training", str(exc.name)), str(exc)) from exc
 
 
 def scope_keys(cfg: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

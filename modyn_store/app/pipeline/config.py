@@ -35,7 +35,7 @@ from typing import Any
 from engine import score_registry as _score_registry
 from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import ModynStoreError
-from modyn_store.app.pipeline.build_checks import check_device, check_model, check_scopes
+from modyn_store.app.pipeline.build_checks import check_device, check_model, check_scopes, check_training
 from modyn_store.app.pipeline.checks import INT64_MAX, _Ctx, _mapping, _names, _typed
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.source_spec import ENCODINGS, SYNTHETIC, SourceConfig, check_trigger_units, parse_source
@@ -238,7 +238,7 @@ def _model(ctx: _Ctx, raw: Any) -> ModelConfig:
     inputs = _mapping(ctx, p + ("inputs",), d.get("inputs", {"features": "features"}), None)
     for k, v in inputs.items():
         _typed(ctx, p + ("inputs", k), v, "str")
-    check_model(ctx, name, params)
+    check_model(ctx, name, params, inputs)
     return ModelConfig(name, params, inputs)
 
 
@@ -382,6 +382,7 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
     model = _model(ctx, d["model"])
     training: TrainingSettings = _simple(ctx, "training", TrainingSettings, d.get("training"), _TRAINING)
     check_device(ctx, training.device)
+    check_training(ctx, model, training)
     return PipelineConfig(
         name=name,
         source=source,
