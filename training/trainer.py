@@ -169,12 +169,16 @@ def _check_label(store: Any, config: TrainConfig) -> None:
 
 
 def _save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_set: TrainSet,
-                     config: TrainConfig, **record: Any) -> TrainingRecord:
+                     config: TrainConfig, started: float | None = None, **record: Any) -> TrainingRecord:
     """Write ``net``'s checkpoint, then record the training (``record``: the other arguments
-    of :meth:`Catalog.record_training`); a checkpoint whose record fails is removed."""
+    of :meth:`Catalog.record_training`); a checkpoint whose record fails is removed. With
+    ``started`` (a ``perf_counter`` time), the metrics get ``train_wall_s``: the seconds from then
+    until the checkpoint is written (all of the training's time but the record's own write)."""
     catalog.check_unused(training_id)  # again: another training may have taken the id meanwhile
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     ckpt = catalog.save_checkpoint(training_id, state)
+    if started is not None:
+        record["metrics"] = {**dict(record.get("metrics") or {}), "train_wall_s": time.perf_counter() - started}
     try:
         return catalog.record_training(training_id, train_set, checkpoint=ckpt, seed=config.seed,
                                        config=config.to_json(), **record)
@@ -361,6 +365,7 @@ def train(
         With ``record``, also every argument the catalog would not record (an id already used,
         an invalid ``parent_id`` or ``cutoff``, values that are not JSON), before training.
     """
+    started = time.perf_counter()
     if not isinstance(config, TrainConfig):
         raise InvalidArgumentError("config", type(config).__name__, "a TrainConfig")
     if isinstance(reselect_every, bool) or not isinstance(reselect_every, int) or reselect_every < 0:
@@ -420,7 +425,7 @@ def train(
         extra["reselections"] = len({id(s) for s in epoch_sets}) - 1
     rec = None
     if record:
-        rec = _save_and_record(catalog, tid, net, train_set, config, cost=cost,
+        rec = _save_and_record(catalog, tid, net, train_set, config, started, cost=cost,
                                metrics={"epoch_losses": list(losses), **extra, **dict(metrics or {})}, **meta)
     return TrainResult(tid, net, cost, losses, rec, train_set)
 

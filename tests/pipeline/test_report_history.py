@@ -42,3 +42,21 @@ def test_trainings_after_the_latest_evaluation_are_not_mixed_into_its_row() -> N
     recs = pipeline_trainings(store)["live"][: len(evaluated)]
     assert res.total_samples == sum(r.cost.samples for r in recs)
     assert unevaluated(store) == {"live": all_ids[len(evaluated):]}
+
+
+def test_a_report_from_the_store_shows_the_costs_the_run_reported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The run's report and one made later from the catalog agree on every training's wall and
+    bookkeeping seconds: both count the training through its checkpoint write (materialization
+    included), not only the optimization loop."""
+    store = Store.open(str(tmp_path / "s"), create=True)
+    cfg = parse_pipeline(CFG)
+    for i in range(3):
+        _append(store, i)
+    run = OnlineRunner(cfg, store, poll=0.01)
+    run.run(idle_timeout=0.05)
+    assert run.loop is not None and run.loop.trainings
+    live, _ = evaluate_pipeline(store, cfg, run.loop.trainings)
+    later = pipeline_results(store)[0]
+    for a, b, t in zip(live.triggers, later.triggers, run.loop.trainings, strict=True):
+        assert (a.wall_seconds, a.bookkeeping_seconds) == (b.wall_seconds, b.bookkeeping_seconds)
+        assert b.wall_seconds > t.train_seconds + t.trigger_seconds + t.select_seconds  # more than the loop
