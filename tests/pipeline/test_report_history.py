@@ -57,6 +57,8 @@ def test_a_report_from_the_store_shows_the_costs_the_run_reported(tmp_path) -> N
     assert run.loop is not None and run.loop.trainings
     live, _ = evaluate_pipeline(store, cfg, run.loop.trainings)
     later = pipeline_results(store)[0]
+    assert (later.trigger, later.selection, later.update) == (live.trigger, live.selection, live.update)
+    assert later.trigger == "data_amount(every=20)"  # its parameters too, as the run's report
     for a, b, t in zip(live.triggers, later.triggers, run.loop.trainings, strict=True):
         assert (a.wall_seconds, a.bookkeeping_seconds) == (b.wall_seconds, b.bookkeeping_seconds)
         assert b.wall_seconds > t.train_seconds + t.trigger_seconds + t.select_seconds  # more than the loop

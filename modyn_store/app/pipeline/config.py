@@ -189,7 +189,7 @@ class PipelineConfig:
 
     def describe(self) -> dict[str, str]:
         """Short descriptions of trigger, selection and update for tables and reports."""
-        return {k: _short(k, getattr(self, k)) for k in ("trigger", "selection", "update")}
+        return {k: describe_policy(k, getattr(self, k)) for k in ("trigger", "selection", "update")}
 
 
 def _plain(v: Any) -> Any:
@@ -200,7 +200,7 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _short(kind: str, cfg: Mapping[str, Any]) -> str:
+def describe_policy(kind: str, cfg: Mapping[str, Any]) -> str:
     """``name(param=value, ...)`` with the parameters that differ from their defaults."""
     import inspect
 

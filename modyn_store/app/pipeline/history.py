@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.app.pipeline.config import describe_policy
 from modyn_store.app.pipeline.evaluate import cutoff_slice, slice_labels
 from modyn_store.app.pipeline.loop import recorded_cost
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
@@ -99,7 +100,7 @@ def pipeline_results(store: Any) -> list[PipelineResult]:
                                       trigger_seconds=c["trigger_s"], select_seconds=c["select_s"],
                                       score_seconds=c["score_s"]))
         p = recs[0].policy_params
-        desc = [_desc(p.get(k, {})) for k in ("trigger", "selection", "update")]
+        desc = [_desc(k, p.get(k, {})) for k in ("trigger", "selection", "update")]
         results.append(PipelineResult(name, desc[0], desc[1], desc[2], trig, matrix.tolist(),
                                       slice_labels(store, starts.tolist()), metric=metric, higher_is_better=metric != "loss"))
     return results
@@ -128,7 +129,8 @@ def unevaluated(store: Any) -> dict[str, list[str]]:
     return out
 
 
-def _desc(cfg: Any) -> str:
+def _desc(kind: str, cfg: Any) -> str:
+    """A recorded policy config as the run's report describes it (``name(param=value, ...)``)."""
     if not isinstance(cfg, dict) or "name" not in cfg:
         return ""
-    return str(cfg["name"])
+    return describe_policy(kind, cfg)
