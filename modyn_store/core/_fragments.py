@@ -123,6 +123,11 @@ class FragmentRanges:
         self._saved.pop(name, None)
         self._size.pop(name, None)
 
+    def files(self, name: str) -> list[str]:
+        """The paths of ``name``'s side files that exist."""
+        suffixes = (".fragments.jsonl", ".fragments.json")
+        return [self._path(name, x) for x in suffixes if self.location.exists(_relative(name, x))]
+
     def save(
         self,
         name: str,

@@ -125,6 +125,10 @@ def locate(snap: Snapshot, keys: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def take(snap: Snapshot, ds: Any, want: np.ndarray, cols: list[str]) -> pa.Table:
+    if not cols:
+        # no columns (as to_table(columns=[])): one row per key all the same, each key's row
+        # read and checked like any other take
+        return take(snap, ds, want, ["key"]).select([])
     snap._refresh()
     small = snap._point(ds, want, tuple(cols)) if snap._keys_cache is None and want.size else None
     if small is not None and small[2].live.all() and not small[2].unavailable.any():

@@ -15,7 +15,10 @@ from modyn_store.core.snapshot import _isin_sorted
 if TYPE_CHECKING:
     from modyn_store.core.store import Store, VersionRef
 
-__all__ = ["delta", "diff"]
+__all__ = ["DELTA_VERSION", "delta", "diff"]
+
+#: the column of ``Delta.inserted`` holding each row's inserting version
+DELTA_VERSION = "version"
 
 
 def diff(store: Store, a: VersionRef, b: VersionRef) -> Diff:
@@ -53,6 +56,13 @@ def delta(
     base = ["key", "ts"] + (["label"] if labels and schema is not None and "label" in schema.names else [])
     snap = store.as_of(vb)
     cols = base + [c for c in snap._check_columns(columns) if c not in base] if columns else base
+    if DELTA_VERSION in cols:
+        # a payload column may be named "version" (stores hold such data); delta's own column
+        # of that name is what triggers read, so that payload column is read with to_table/take
+        raise InvalidArgumentError(
+            "columns", [DELTA_VERSION], f"payload columns other than {DELTA_VERSION!r}: delta adds its own "
+            f"{DELTA_VERSION!r} column (the inserting store version); read that payload column with to_table or take"
+        )
     vfilter = f"_version > {va} AND _version <= {vb}"
     inserted = _inserted(store, va, vb, cols, vfilter)
     tomb = store._tables.scan("tombstones", ["key"], vfilter)

@@ -17,6 +17,7 @@ import pyarrow as pa
 from engine._search import first_unsorted
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
+from modyn_store.core._sql import key_range, sql_int
 from modyn_store.core._stream import DeadKeys
 from modyn_store.core.errors import CorruptionError
 
@@ -99,7 +100,7 @@ def _readers(
             continue
         parts = [] if all(ranges[f.fragment_id] == (w, w) for f in mine) else [f"_version = {w}"]
         if after is not None:
-            parts.append(f"key > {after}")
+            parts.append(f"key > {sql_int(after)}")
         scanner = ds.scanner(
             columns=["key", "value", "training_id"],
             filter=" AND ".join(parts) or None,
@@ -203,7 +204,7 @@ def live_mask(snap: Snapshot, sorted_keys: np.ndarray) -> np.ndarray:
         return snap.contains(sorted_keys)
     found = np.zeros(sorted_keys.size, dtype=bool)
     lo, hi = int(sorted_keys[0]), int(sorted_keys[-1])
-    flt = f"key >= {lo} AND key <= {hi}"
+    flt = key_range(lo, hi)
     for batch in snap.to_batches(["key"], flt, batch_size=1 << 20, on_unavailable="skip"):
         b = batch.column(0).to_numpy()
         pos = np.searchsorted(sorted_keys, b)

@@ -19,6 +19,7 @@ from modyn_store.core._derived import DERIVED, session
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, vanished
 from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._location import Location
+from modyn_store.core._sql import sql_int
 from modyn_store.core.errors import CorruptionError
 
 __all__ = ["Tables", "keys_predicate", "with_version"]
@@ -34,7 +35,7 @@ def keys_predicate(keys: np.ndarray, column: str = "key") -> Iterator[str]:
     """SQL predicates ``column IN (...)`` over ``keys``, in chunks Lance parses quickly."""
     for start in range(0, keys.size, _PREDICATE_CHUNK):
         chunk = keys[start : start + _PREDICATE_CHUNK]
-        yield f"{column} IN ({','.join(str(int(k)) for k in chunk)})"
+        yield f"{column} IN ({','.join(sql_int(k) for k in chunk)})"
 
 
 class Tables:
@@ -121,11 +122,17 @@ class Tables:
         return bool(self.location.fs.exists(self.location.path(f"{name}.lance"))) and not self._has_manifest(name)
 
     def drop(self, name: str) -> None:
-        """Remove a table folder (only used for tables whose creation never committed)."""
+        """Remove a table folder (only used for tables created by a write that never
+        committed), and its fragment ranges: a table made again reuses fragment ids."""
         self._unpin(name)
         self._seen.pop(name, None)
         self.ranges.forget(name)
-        self.location.fs.rm(self.location.path(f"{name}.lance"), recursive=True)
+        fs = self.location.fs
+        for path in (self.location.path(f"{name}.lance"), *self.ranges.files(name)):
+            try:
+                fs.rm(path, recursive=True)
+            except FileNotFoundError:
+                pass
 
     def open(self, name: str) -> lance.LanceDataset | None:
         """The latest committed state of ``name`` (``None`` if it does not exist or never committed)."""

@@ -64,6 +64,8 @@ class Transaction:
         self.max_key: int | None = None
         self.details: dict[str, Any] = {}
         self.touched: set[str] = set()
+        #: tables this write creates (recorded in the intent first): undone by removing them
+        self.created: set[str] = set()
         #: the last committed version's record (``None`` for an empty store)
         self.previous: VersionRecord | None = None
         #: this version's record, set once it committed
@@ -78,8 +80,20 @@ class Transaction:
         self._write(table, data)
 
     def _write(self, table: str, data: pa.Table) -> None:
-        self.touched.add(table)
+        self._writing(table)
         self.store._tables.append(table, with_version(data, self.version))
+
+    def _writing(self, table: str) -> None:
+        """Called before this write first writes ``table``. A table that does not exist yet
+        is named in the intent before Lance creates it: Lance commits the new table at once,
+        so a rollback (or the recovery after a crash) removes it whole, schema included."""
+        if table in self.touched:
+            return
+        self.touched.add(table)
+        if self.store._tables.open(table) is None:
+            self.created.add(table)
+            self.store._tables.guard()  # only the writer holding the store rewrites its intent
+            _write_json(self.store, INTENT, {"version": self.version, "op": self.op, "created": sorted(self.created)})
 
 
 def check_extension(store: Store, table: str, data: Any) -> None:
@@ -242,9 +256,10 @@ def recover(store: Store) -> None:
     except (ValueError, KeyError, TypeError):
         pending, op = committed + 1, ""
     if pending > committed:
+        created = _created(intent)
         for name in store._tables.names():
-            if store._tables.uncommitted(name):
-                store._tables.drop(name)  # created by the interrupted write, never committed
+            if store._tables.uncommitted(name) or (name in created and _only_after(store, name, committed)):
+                store._tables.drop(name)  # created by the interrupted write, which never committed
                 continue
             ds = store._tables.open(name)
             if ds is not None and "_version" in ds.schema.names:
@@ -256,6 +271,23 @@ def recover(store: Store) -> None:
     # the interrupted writer may not have recorded its fragments' versions
     store._tables.save_fragment_versions("samples")
     store.fs.rm(store._location.path(INTENT))
+
+
+def _created(intent: dict[str, Any]) -> set[str]:
+    """The tables an intent says its write created (none if the entry is malformed)."""
+    names = intent.get("created")
+    if not isinstance(names, list):
+        return set()
+    return {n for n in names if isinstance(n, str)}
+
+
+def _only_after(store: Store, name: str, committed: int) -> bool:
+    """Whether ``name`` holds no row of a committed version (so the pending write created it;
+    a damaged intent naming an older table does not remove committed rows)."""
+    ds = store._tables.open(name)
+    if ds is None:
+        return True
+    return VERSION in ds.schema.names and ds.count_rows(f"{VERSION} <= {committed}") == 0
 
 
 def _check_no_orphans(store: Store, committed: int, recorded: int | None = None) -> int:
@@ -365,8 +397,8 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
 def _rollback(store: Store, txn: Transaction) -> None:
     store._lock.check()  # a writer that lost the store to another deletes nothing
     for name in txn.touched:
-        if store._tables.uncommitted(name):
-            store._tables.drop(name)
+        if name in txn.created or store._tables.uncommitted(name):
+            store._tables.drop(name)  # created by this write: the store had no such table
             continue
         ds = store._tables.open(name)
         if ds is not None:

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from modyn_store.core import _ingest, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
+from modyn_store.core._sql import key_range
 from modyn_store.core._txn import check_extension
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, InvalidFilterError, UnknownKeyError
@@ -80,7 +81,7 @@ def append(
 
         if isinstance(data, pa.RecordBatchReader):
             # streamed: rows are written as they come and rolled back if a key clashes
-            txn.touched.add("samples")
+            txn._writing("samples")
             try:
                 store._tables.append("samples", checked(), schema=schema)
             except Exception as exc:
@@ -92,7 +93,7 @@ def append(
             # in memory: every key is checked before the store is touched
             batches = list(checked())
             _check_new_keys(store, tracker, max_key, txn.version)
-            txn.touched.add("samples")
+            txn._writing("samples")
             store._tables.append("samples", pa.Table.from_batches(batches, schema=schema))
         for name, rows in extra.items():
             txn._write(name, rows)  # checked above
@@ -142,7 +143,7 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
             targets = found[~_isin_sorted(found, _dead_keys(store, committed, found))]
             ignored = 0
         else:
-            lo_hi = f"key >= {int(want[0])} AND key <= {int(want[-1])}" if want.size else None
+            lo_hi = key_range(int(want[0]), int(want[-1])) if want.size else None
             stored = np.sort(_stored_keys(store, committed, lo_hi)) if want.size else want
             live = _isin_sorted(want, stored)
             live[live] = ~_isin_sorted(want[live], _dead_keys(store, committed, want))
@@ -221,6 +222,6 @@ def _dead_keys(store: Store, committed: int, among: np.ndarray) -> np.ndarray:
     if among.size == 0:
         return among
     lo, hi = int(among.min()), int(among.max())
-    t = store._tables.scan("tombstones", ["key"], f"key >= {lo} AND key <= {hi} AND _version <= {committed}")
+    t = store._tables.scan("tombstones", ["key"], f"{key_range(lo, hi)} AND _version <= {committed}")
     tomb = t.column("key").to_numpy() if t is not None and t.num_rows else np.empty(0, np.int64)
     return np.unique(np.concatenate([tomb, store._erased_keys(committed)]))

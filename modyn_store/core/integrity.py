@@ -27,6 +27,7 @@ import numpy as np
 
 from engine._scratch import scratch
 from modyn_store.core import _kept
+from modyn_store.core._sql import key_range
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ def erase_spans(store: Store, keys: np.ndarray, before: int) -> list[list[int]]:
     if keys.size == 0:
         return []
     lo, hi = int(keys[0]), int(keys[-1])
-    rng = f"key >= {lo} AND key <= {hi}"
+    rng = key_range(lo, hi)
     ins = np.full(keys.size, -1, np.int64)
     for name, col in (("samples", "_version"), ("purged", "inserted")):
         t = store._tables.scan(name, ["key", col], f"{rng} AND _version <= {before}")

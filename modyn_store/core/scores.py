@@ -96,6 +96,8 @@ class Scores:
             if not live.all():
                 bad = k[~live]
                 raise UnknownKeyError(f"{bad.size} keys are not live, e.g. {bad[:5].tolist()}")
+            for name, col in columns.items():  # again under the lock: another writer may have created it
+                self._check_type(name, col)
             ids = pa.array([training_id] * k.size, pa.string())
             for name, col in columns.items():
                 txn._write(f"scores/{name}", pa.table({"key": pa.array(k), "value": col, "training_id": ids}))
@@ -127,12 +129,16 @@ class Scores:
             col: pa.Array = pa.array(stored)
         else:
             col = pa.FixedSizeListArray.from_arrays(pa.array(stored.ravel()), v.shape[1])
+        self._check_type(name, col)
+        return col
+
+    def _check_type(self, name: str, col: pa.Array) -> None:
+        """Refuse values of another type than the score table holds (if it exists)."""
         existing = self._store._tables.open(f"scores/{name}")
         if existing is not None:
             have = existing.schema.field("value").type
             if not have.equals(col.type):
                 raise SchemaMismatchError(f"score {name!r} holds values of type {have}, got {col.type}")
-        return col
 
     def batches(
         self,

@@ -34,6 +34,7 @@ from modyn_store.core._location import Location, resolve
 from modyn_store.core._log import VersionLog
 from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
+from modyn_store.core._sql import key_range
 from modyn_store.core._tables import Tables
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._validate import check_bool, check_filter, check_float, check_name
@@ -301,7 +302,7 @@ class Store:
         lo, hi = int(candidates[0]), int(candidates[-1])
         hits = []
         for name in tables:
-            t = self._tables.scan(name, ["key"], f"key >= {lo} AND key <= {hi} AND _version <= {committed}")
+            t = self._tables.scan(name, ["key"], f"{key_range(lo, hi)} AND _version <= {committed}")
             if t is not None and t.num_rows:
                 k = t.column("key").to_numpy()
                 hits.append(k[_isin_sorted(k, candidates)])
@@ -449,7 +450,9 @@ class Store:
         Rows inserted in the range that ``vacuum`` has since purged cannot be returned: they
         raise :class:`~modyn_store.core.errors.DataUnavailableError` (its ``keys`` name them)
         unless ``on_unavailable="skip"``. ``labels=False`` leaves the ``label`` column out
-        (unless ``columns`` names it), for triggers that do not read labels.
+        (unless ``columns`` names it), for triggers that do not read labels. ``inserted``
+        adds a ``version`` column, so a payload column named ``version`` is refused in
+        ``columns`` (:class:`InvalidArgumentError`; read it with ``to_table`` or ``take``).
         """
         return _queries.delta(self, a, b, columns, on_unavailable=on_unavailable, labels=labels)
 

@@ -1,0 +1,31 @@
+"""Integer literals pasted into Lance SQL filters (the store's own filters, never a user's).
+
+Lance reads ``-9223372036854775808`` as the negation of ``9223372036854775808``, a number
+above int64 that it makes a Float64 and then refuses to compare with an int64 column. It folds
+``(-9223372036854775807 - 1)`` to an Int64 constant, so the comparison stays an int64 one and
+scalar indexes and pushdown still apply.
+
+Example
+-------
+>>> sql_int(-(1 << 63))
+'(-9223372036854775807 - 1)'
+>>> key_range(-5, 7)
+'key >= -5 AND key <= 7'
+"""
+
+from __future__ import annotations
+
+__all__ = ["INT64_MIN", "key_range", "sql_int"]
+
+INT64_MIN = -(1 << 63)
+
+
+def sql_int(value: int) -> str:
+    """An int64 literal for a Lance filter."""
+    v = int(value)
+    return f"({v + 1} - 1)" if v == INT64_MIN else str(v)
+
+
+def key_range(lo: int, hi: int, column: str = "key") -> str:
+    """The predicate ``lo <= column <= hi`` with int64-safe literals."""
+    return f"{column} >= {sql_int(lo)} AND {column} <= {sql_int(hi)}"
