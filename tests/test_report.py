@@ -184,3 +184,23 @@ def test_trigger_table_splits_bookkeeping_per_trigger(tmp_path: Path) -> None:
         assert parts == pytest.approx(t.bookkeeping_seconds, abs=0.011)
     with pytest.raises(InvalidArgumentError):
         TriggerRecord(0, 1, 1, 1.0, trigger_seconds=-1.0)
+
+
+def test_an_undefined_mean_metric_is_explained(tmp_path: Path) -> None:
+    from modyn_store.app.report.build import undefined_metric_notes
+
+    nan = math.nan
+    labels = ("s0", "s1", "s2")
+    t = lambda i, last: TriggerRecord(i, 1, 10, 0.1, slice_index=last)  # noqa: E731
+    cases = {
+        "never": PipelineResult("never", "t", "s", "u", (), [], labels),
+        "late": PipelineResult("late", "t", "s", "u", (t(0, 2),), [[0.5, 0.6, 0.7]], labels),
+        "empty": PipelineResult("empty", "t", "s", "u", (t(0, 0),), [[0.5, nan, nan]], labels),
+        "fine": PipelineResult("fine", "t", "s", "u", (t(0, 0),), [[0.5, 0.6, 0.7]], labels),
+    }
+    notes = undefined_metric_notes(list(cases.values()))
+    assert [n.split("**")[1] for n in notes] == ["never", "late", "empty"]
+    assert "never trained" in notes[0] and "last time slice" in notes[1] and "no evaluated rows" in notes[2]
+    files = render_report(list(cases.values()), tmp_path)
+    text = Path(files.markdown).read_text()
+    assert all(n in text for n in notes)

@@ -185,7 +185,7 @@ def _labels_section(store: Any) -> str:
 
 
 def _print_runs(runs: list[Any]) -> None:
-    from modyn_store.app.report.build import summarize
+    from modyn_store.app.report.build import summarize, undefined_metric_notes
 
     rows = []
     for s, r in zip(summarize([x.result for x in runs]), runs):
@@ -195,6 +195,8 @@ def _print_runs(runs: list[Any]) -> None:
                      f"mean {r.result.metric}": round(s.mean_metric, 3),
                      f"final {r.result.metric}": round(s.final_metric, 3), "pareto": "*" if s.pareto else ""})
     print(format_table(rows))
+    for note in undefined_metric_notes([x.result for x in runs]):
+        print(note[2:].replace("**", ""))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -182,6 +182,24 @@ def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
     return "\n".join(lines) + "\n"
 
 
+def undefined_metric_notes(results: Sequence[PipelineResult]) -> list[str]:
+    """A Markdown line for each pipeline whose mean and final metric are undefined (NaN), saying
+    why: no model, no slice after any training's cutoff, or slices without evaluated rows."""
+    out = []
+    for r in results:
+        if any(not math.isnan(v) for v in current_model_curve(r)):
+            continue
+        if not r.triggers:
+            why = "it never trained, so no model served any slice"
+        elif all(t.last_slice >= len(r.slice_labels) - 1 for t in r.triggers):
+            why = "every training's cutoff falls in the last time slice, so no model served a later one"
+        else:
+            why = ("the slices after its trainings' cutoffs hold no evaluated rows (event times that do not "
+                   "spread over the slices, e.g. one event time for every row)")
+        out.append(f"- **{_md(r.name)}**: mean and final {r.metric} are undefined (nan): {why}.")
+    return out
+
+
 def _pm(m: float) -> str:
     return "-" if math.isnan(m) else f"{m:.4f}"
 
@@ -263,11 +281,13 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
     pareto = write("cost_vs_metric.png", plot_cost_vs_metric(rows, metric=metric, cost_label=COST_LABELS[cost]))
     names = [p.rsplit("/", 1)[-1] for p in (curve, pareto, *heatmaps)]
 
-    md = [f"# {_md(title)}", "", markdown_table(rows, metric), ""]
+    notes = undefined_metric_notes(results)
+    md = [f"# {_md(title)}", "", markdown_table(rows, metric), *(["\n".join(notes), ""] if notes else []), ""]
     md += [f"![metric over time]({names[0]})", "", f"![cost vs metric]({names[1]})", ""]
     md += [f"## {_md(r.name)}\n\n![heat map]({n})\n\n{_trigger_table(r)}" for r, n in zip(results, names[2:])]
     markdown = write("report.md", "\n".join(md).encode())
     body = [f"<h1>{html.escape(title)}</h1>", _html_table(rows, metric)]
+    body += [f"<p>{html.escape(n[2:].replace('**', ''))}</p>" for n in notes]
     body += [f'<img src="{html.escape(n)}" alt="{html.escape(n)}">' for n in names[:2]]
     body += [f'<h2>{html.escape(r.name)}</h2><img src="{html.escape(n)}" alt="heat map">' for r, n in zip(results, names[2:])]
     page = (

@@ -54,6 +54,10 @@ def plot_heatmap(result: PipelineResult) -> bytes:
     n_models, n_slices = data.shape
     fig = _figure(min(16.0, 3.0 + 0.35 * n_slices), min(12.0, 2.2 + 0.3 * n_models))
     ax = fig.add_subplot()
+    if n_models == 0 or n_slices == 0:  # a pipeline that never trained: nothing to map
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{_text(result.name)}: no model was trained", ha="center", va="center")
+        return _png(fig)
     cmap = "viridis" if result.higher_is_better else "viridis_r"
     finite = data[np.isfinite(data)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
