@@ -2,7 +2,8 @@
 
 The runs are every stored key with its stable row id, sorted by key (ties in scan order), in
 three little-endian files: ``keys.i64``, ``rowids.u64`` and ``sparse.i64`` (every
-``stride``-th key). :func:`write_sorted` takes the scan as a stream of ``(keys, row ids)``
+``stride``-th key); the caller may also collect a checksum per block of ``stride`` entries
+(see :mod:`~modyn_store.core._runcheck`). :func:`write_sorted` takes the scan as a stream of ``(keys, row ids)``
 batches:
 
 * batches that arrive in key order (a store whose keys grow with its appends) are written
@@ -35,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core._runcheck import block_sums
 from modyn_store.core.errors import CorruptionError
 
 __all__ = ["RUN_ROWS", "write_sorted"]
@@ -52,14 +54,19 @@ def _raw(a: np.ndarray, dtype: np.dtype) -> memoryview:
 
 
 class _Writer:
-    """Appends sorted blocks to ``keys``/``rowids`` (and ``sparse`` when ``stride`` is set)."""
+    """Appends sorted blocks to ``keys``/``rowids`` (and ``sparse`` when ``stride`` is set;
+    the blocks' checksums into ``sums`` when it is given)."""
 
-    def __init__(self, fs: Any, folder: str, kname: str, rname: str, stride: int | None) -> None:
+    def __init__(self, fs: Any, folder: str, kname: str, rname: str, stride: int | None,
+                 sums: list[np.ndarray] | None = None, check_stride: int | None = None) -> None:
         self.paths = (f"{folder}/{kname}", f"{folder}/{rname}")
         self._k = fs.open(self.paths[0], "wb")
         self._r = fs.open(self.paths[1], "wb")
         self._s = fs.open(f"{folder}/sparse.i64", "wb") if stride else None
+        self._b = sums if stride else None
+        self._carry = np.zeros(1, _U8)  # the sum so far of the block being filled
         self.stride = stride or 0
+        self.check = check_stride or self.stride  # entries per checksum block
         self.rows = 0
         self.last: int | None = None
 
@@ -70,10 +77,32 @@ class _Writer:
         self._r.write(_raw(rowids, _U8))
         if self._s is not None:
             self._s.write(_raw(keys[(-self.rows) % self.stride::self.stride], _I8))
+        if self._b is not None:
+            self._sums(keys, rowids)
         self.rows += int(keys.size)
         self.last = int(keys[-1])
 
+    def _sums(self, keys: np.ndarray, rowids: np.ndarray) -> None:
+        """Write the checksums of the blocks this write completes; keep the partial one's."""
+        assert self._b is not None
+        off = self.rows % self.check
+        head = min(int(keys.size), (self.check - off) % self.check)
+        sums = np.concatenate([
+            block_sums(keys[:head], rowids[:head], self.rows, head) if head else np.empty(0, _U8),
+            block_sums(keys[head:], rowids[head:], self.rows + head, self.check),
+        ])
+        if off:
+            sums[:1] += self._carry
+        if (self.rows + int(keys.size)) % self.check:
+            self._carry = sums[-1:].copy()
+            sums = sums[:-1]
+        else:
+            self._carry = np.zeros(1, _U8)
+        self._b.append(sums)
+
     def close(self) -> None:
+        if self._b is not None and self.rows % self.check:
+            self._b.append(self._carry)
         for fh in (self._k, self._r, self._s):
             if fh is not None:
                 fh.close()
@@ -119,14 +148,18 @@ def _in_order(keys: np.ndarray, last: int | None) -> bool:
 
 
 def write_sorted(fs: Any, folder: str, batches: Iterator[tuple[np.ndarray, np.ndarray]], *, stride: int,
-                 run_rows: int | None = None) -> int:
+                 run_rows: int | None = None, sums: list[np.ndarray] | None = None,
+                 check_stride: int | None = None) -> int:
     """Write the sorted runs of the ``(keys, row ids)`` stream into ``folder``; returns the rows.
 
     Equal keys keep their order in the stream (as a stable sort of the whole stream would).
-    ``run_rows`` defaults to :data:`RUN_ROWS`.
+    ``run_rows`` defaults to :data:`RUN_ROWS`. ``sums``, if given, receives the checksums of
+    the final files' blocks of ``check_stride`` entries (default ``stride``; arrays to
+    concatenate, see :func:`~modyn_store.core._runcheck.block_sums`).
     """
     run_rows = RUN_ROWS if run_rows is None else int(run_rows)
-    out = _Writer(fs, folder, "keys.i64", "rowids.u64", stride)
+    first_sums: list[np.ndarray] | None = None if sums is None else []
+    out = _Writer(fs, folder, "keys.i64", "rowids.u64", stride, first_sums, check_stride)
     batches = iter(batches)
     pending: tuple[np.ndarray, np.ndarray] | None = None
     try:
@@ -138,6 +171,8 @@ def write_sorted(fs: Any, folder: str, batches: Iterator[tuple[np.ndarray, np.nd
     finally:
         out.close()
     if pending is None:
+        if sums is not None and first_sums is not None:
+            sums.extend(first_sums)
         return out.rows
     # not in key order: the prefix written so far is the first spill run
     runs: list[tuple[tuple[str, str], int]] = []
@@ -174,17 +209,19 @@ def write_sorted(fs: Any, folder: str, batches: Iterator[tuple[np.ndarray, np.nd
         if held >= run_rows:
             spill()
     spill()
-    rows = _merge(fs, folder, runs, stride, block=max(_MIN_BLOCK, run_rows // max(len(runs), 1)))
+    rows = _merge(fs, folder, runs, stride, block=max(_MIN_BLOCK, run_rows // max(len(runs), 1)), sums=sums,
+                  check_stride=check_stride)
     for paths, _ in runs:
         for p in paths:
             fs.rm(p)
     return rows
 
 
-def _merge(fs: Any, folder: str, runs: list[tuple[tuple[str, str], int]], stride: int, *, block: int) -> int:
+def _merge(fs: Any, folder: str, runs: list[tuple[tuple[str, str], int]], stride: int, *, block: int,
+           sums: list[np.ndarray] | None = None, check_stride: int | None = None) -> int:
     """Merge sorted spill runs (in stream order) into the final files, one block per run in memory."""
     readers = [_RunReader(fs, paths, rows, block) for paths, rows in runs]
-    out = _Writer(fs, folder, "keys.i64", "rowids.u64", stride)
+    out = _Writer(fs, folder, "keys.i64", "rowids.u64", stride, sums, check_stride)
     try:
         while True:
             for rd in readers:

@@ -15,9 +15,13 @@ Example
 
 from __future__ import annotations
 
-__all__ = ["INT64_MIN", "key_range", "sql_int"]
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["INT64_MIN", "key_range", "keys_predicate", "sql_int"]
 
 INT64_MIN = -(1 << 63)
+_PREDICATE_CHUNK = 4096
 
 
 def sql_int(value: int) -> str:
@@ -29,3 +33,11 @@ def sql_int(value: int) -> str:
 def key_range(lo: int, hi: int, column: str = "key") -> str:
     """The predicate ``lo <= column <= hi`` with int64-safe literals."""
     return f"{column} >= {sql_int(lo)} AND {column} <= {sql_int(hi)}"
+
+
+def keys_predicate(keys: Any, column: str = "key") -> Iterator[str]:
+    """SQL predicates ``column IN (...)`` over the int64 array ``keys``, in chunks Lance
+    parses quickly."""
+    for start in range(0, keys.size, _PREDICATE_CHUNK):
+        chunk = keys[start : start + _PREDICATE_CHUNK]
+        yield f"{column} IN ({','.join(sql_int(k) for k in chunk)})"

@@ -19,23 +19,15 @@ from modyn_store.core._derived import DERIVED, session
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, vanished
 from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._location import Location
-from modyn_store.core._sql import sql_int
+from modyn_store.core._sql import keys_predicate
 from modyn_store.core.errors import CorruptionError
 
 __all__ = ["Tables", "keys_predicate", "with_version"]
 
 VERSION = "_version"
-_PREDICATE_CHUNK = 4096
 T = TypeVar("T")
 #: Lance's own default size of a compacted fragment
 _TARGET_ROWS = 1 << 20
-
-
-def keys_predicate(keys: np.ndarray, column: str = "key") -> Iterator[str]:
-    """SQL predicates ``column IN (...)`` over ``keys``, in chunks Lance parses quickly."""
-    for start in range(0, keys.size, _PREDICATE_CHUNK):
-        chunk = keys[start : start + _PREDICATE_CHUNK]
-        yield f"{column} IN ({','.join(sql_int(k) for k in chunk)})"
 
 
 class Tables:
@@ -52,6 +44,9 @@ class Tables:
         self._seen: dict[str, lance.LanceDataset] = {}
         # derived arrays may come from and go to the per-user folder (see derived_arrays())
         self.keep_on_disk = True
+        # the first committed version that wrote a table, per the log (see _written): such a
+        # table without a manifest is damage, never "no such table"
+        self.written: Callable[[str], int | None] = lambda name: None
 
     # -- datasets held open for one write ------------------------------------------------
     @contextmanager
@@ -118,8 +113,10 @@ class Tables:
         return any(str(e).endswith(".manifest") for e in entries)
 
     def uncommitted(self, name: str) -> bool:
-        """True for a table folder whose creation never committed (a writer killed mid-create)."""
-        return bool(self.location.fs.exists(self.location.path(f"{name}.lance"))) and not self._has_manifest(name)
+        """True for a table folder whose creation never committed (a writer killed mid-create):
+        no manifest, and no committed version wrote it (else it is damage: :meth:`open` raises)."""
+        return (bool(self.location.fs.exists(self.location.path(f"{name}.lance")))
+                and not self._has_manifest(name) and self.written(name) is None)
 
     def drop(self, name: str) -> None:
         """Remove a table folder (only used for tables created by a write that never
@@ -141,7 +138,7 @@ class Tables:
             return cache[name]
         if not self.exists(name):
             self._seen.pop(name, None)
-            return None
+            return self._absent(name)
         ds = self._unchanged(name)
         if ds is not None:
             if cache is not None:
@@ -158,7 +155,7 @@ class Tables:
                 return ds
             except (ValueError, OSError) as exc:
                 if not self._has_manifest(name):
-                    return None  # created by a write that never committed
+                    return self._absent(name)  # created by a write that never committed
                 if attempt + 1 == READ_ATTEMPTS:
                     raise CorruptionError(
                         f"table {name!r} of {self.location.uri!r} cannot be opened ({exc}); "
@@ -166,6 +163,16 @@ class Tables:
                     ) from exc
                 time.sleep(0.005 * (attempt + 1))  # a concurrent cleanup removed the manifest read
         return None  # pragma: no cover
+
+    def _absent(self, name: str) -> lance.LanceDataset | None:
+        """``None`` for a table no committed version wrote; else the table lost its manifests."""
+        v = self.written(name)
+        if v is not None:
+            raise CorruptionError(
+                f"table {name!r} of {self.location.uri!r} has no readable manifest, but version {v} of "
+                "the log wrote it (its manifests were deleted or damaged); run `modyn-store verify`"
+            )
+        return None
 
     def _manifest(self, name: str, version: int) -> str:
         return self.location.path(self._manifest_file(name, version))

@@ -8,8 +8,10 @@ tombstones, the erasures and the purged rows, as for the full key set.
 What serves the lookups:
 
 * **samples: sorted key runs.** Every stored key with its stable row id, sorted by key, in
-  plain files under ``_meta/keyindex/<build>/`` (16 bytes a row, plus every 512th key), named by
-  the pointer ``_meta/keyindex.json`` with the version they cover. A lookup binary-searches
+  plain files under ``_meta/keyindex/<build>/`` (16 bytes a row, plus every 512th key and a
+  checksum per 64 rows), named by the pointer ``_meta/keyindex.json`` with the version they
+  cover and the digests of the small files. An answer is checked against the checksums of
+  the blocks it came from (:mod:`~modyn_store.core._runcheck`): damage raises, never answers. A lookup binary-searches
   them (a local store maps the files; an object store reads the sparse level, then only the
   blocks the keys fall in) and reads the rows by row id. Row ids are stable through
   compaction, so the runs stay valid; a row erased, purged or rolled back since is simply not
@@ -44,6 +46,7 @@ Example
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -54,6 +57,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modyn_store.core._keyruns import write_sorted
+from modyn_store.core._runcheck import _ADVICE, BlockCheck, digest
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -70,6 +74,9 @@ RUNS_POINTER = "_meta/keyindex.json"
 RUNS_DIR = "_meta/keyindex"
 #: every STRIDE-th key of the runs is kept in ``sparse.i64`` (the level a remote probe reads whole)
 STRIDE = 512
+#: entries per checksum block of the runs (``blocks.u64``): an answer checks the two blocks
+#: around its search position, so a small block keeps a probe's check to ~128 entries a key
+CHECK_STRIDE = 64
 #: requested keys per Lance query (each query also scans the unindexed fragments once)
 CHUNK = 1 << 20
 
@@ -150,9 +157,12 @@ def _read_pointer(store: Store) -> dict[str, Any] | None:
         return None
     try:
         body = json.loads(raw)
-        return {"dir": str(body["dir"]), "version": int(body["version"]), "rows": int(body["rows"])}
+        check = {"blocks": str(body["check"]["blocks"]), "sparse": str(body["check"]["sparse"])}
+        return {"dir": str(body["dir"]), "version": int(body["version"]), "rows": int(body["rows"]), "check": check}
     except (ValueError, KeyError, TypeError):
-        return None  # unreadable: the runs are not used, every fragment is scanned
+        # unreadable, or built before the runs had checksums: the runs are not used (every
+        # fragment is scanned) and the writer's next index_keys() builds them again
+        return None
 
 
 def _runs_stale(store: Store, built: int) -> bool:
@@ -181,10 +191,14 @@ def _build_runs(store: Store) -> TableIndex | None:
         scan = ds.scanner(columns=["key"], filter=f"_version <= {committed}", with_row_id=True,
                           batch_size=1 << 20).to_batches()
         pairs = ((b.column("key").to_numpy(), b.column("_rowid").to_numpy()) for b in scan)
-        rows = write_sorted(fs, folder, pairs, stride=STRIDE)
+        sums: list[np.ndarray] = []
+        rows = write_sorted(fs, folder, pairs, stride=STRIDE, sums=sums, check_stride=CHECK_STRIDE)
+        with fs.open(f"{folder}/blocks.u64", "wb") as fh:  # a checksum per CHECK_STRIDE rows (_runcheck)
+            fh.write(np.concatenate([np.empty(0, "<u8"), *sums]).astype("<u8").tobytes())
+        check = {leaf: digest(fs.cat_file(f"{folder}/{leaf}.{ext}")) for leaf, ext in (("blocks", "u64"), ("sparse", "i64"))}
         pointer = store._location.path(RUNS_POINTER)
         with fs.open(pointer + ".tmp", "w") as fh:
-            json.dump({"dir": token, "version": committed, "rows": int(rows)}, fh)
+            json.dump({"dir": token, "version": committed, "rows": int(rows), "check": check}, fh)
         fs.mv(pointer + ".tmp", pointer)
         base = store._location.path(RUNS_DIR)
         for entry in fs.ls(base, detail=False):
@@ -210,28 +224,88 @@ def _probe(store: Store, pointer: dict[str, Any], keys: np.ndarray) -> tuple[np.
     """``(found keys, their row ids)`` among sorted distinct ``keys`` in the sorted runs.
 
     A local store maps the files and binary-searches them; an object store reads the sparse
-    level whole, then only the blocks of ``STRIDE`` keys the requested keys fall in.
+    level whole, then only the blocks of ``STRIDE`` keys the requested keys fall in. The blocks
+    an answer comes from are checked against their checksums (:mod:`~modyn_store.core._runcheck`):
+    a file of the wrong size or a changed entry raises :class:`CorruptionError` naming the file.
     """
     folder = store._location.path(f"{RUNS_DIR}/{pointer['dir']}")
     n = pointer["rows"]
     if n == 0 or keys.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.uint64)
+    check, sparse = runs_check(store, pointer)
     if store._location.is_local:
-        sk = np.memmap(f"{folder}/keys.i64", dtype="<i8", mode="r", shape=(n,))
-        sr = np.memmap(f"{folder}/rowids.u64", dtype="<u8", mode="r", shape=(n,))
-        pos = np.minimum(np.searchsorted(sk, keys), n - 1)
+        sk, sr = mapped_runs(folder, n)
+        pos = np.searchsorted(sk, keys)
+        check.check_mapped(sk, sr, check.blocks_around(pos))
+        pos = np.minimum(pos, n - 1)
         hit = np.asarray(sk[pos]) == keys
         return keys[hit], np.asarray(sr[pos[hit]], dtype=np.uint64)
     fs = store.fs
-    sparse = np.frombuffer(fs.cat_file(f"{folder}/sparse.i64"), dtype="<i8")
     blocks = np.unique(np.maximum(np.searchsorted(sparse, keys, side="right") - 1, 0))
     starts = (blocks * STRIDE * 8).tolist()
     ends = (np.minimum((blocks + 1) * STRIDE, n) * 8).tolist()
-    bk = np.frombuffer(b"".join(fs.cat_ranges([f"{folder}/keys.i64"] * len(starts), starts, ends)), dtype="<i8")
-    br = np.frombuffer(b"".join(fs.cat_ranges([f"{folder}/rowids.u64"] * len(starts), starts, ends)), dtype="<u8")
+    try:
+        bk = np.frombuffer(b"".join(fs.cat_ranges([f"{folder}/keys.i64"] * len(starts), starts, ends)), dtype="<i8")
+        br = np.frombuffer(b"".join(fs.cat_ranges([f"{folder}/rowids.u64"] * len(starts), starts, ends)), dtype="<u8")
+    except (OSError, ValueError) as exc:
+        raise CorruptionError(f"the key index files in {folder!r} cannot be read ({exc}); {_ADVICE}") from exc
+    check.check_read(bk, br, blocks, STRIDE)
     at = np.minimum(np.searchsorted(bk, keys), bk.size - 1)
     got = bk[at] == keys
     return keys[got], br[at[got]].astype(np.uint64)
+
+
+def mapped_runs(folder: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``keys.i64`` and ``rowids.u64`` of a local build of ``n`` rows, mapped; a file of another
+    size is a :class:`CorruptionError` naming it."""
+    out = []
+    for leaf, dtype in (("keys.i64", "<i8"), ("rowids.u64", "<u8")):
+        path = f"{folder}/{leaf}"
+        try:
+            size = os.path.getsize(path)
+            if size != 8 * n:
+                raise CorruptionError(
+                    f"the key index file {path!r} holds {size} bytes, its pointer says {n} entries "
+                    f"({8 * n} bytes); {_ADVICE}"
+                )
+            out.append(np.memmap(path, dtype=dtype, mode="r", shape=(n,)))
+        except (OSError, ValueError) as exc:
+            raise CorruptionError(f"the key index file {path!r} cannot be read ({exc}); {_ADVICE}") from exc
+    return out[0], out[1]
+
+
+#: per build folder (and the pointer's digests): its block checksums and sparse level, checked
+_CHECKS: dict[tuple[str, str, str, int], tuple[BlockCheck, np.ndarray]] = {}
+
+
+def runs_check(store: Store, pointer: dict[str, Any]) -> tuple[BlockCheck, np.ndarray]:
+    """The block checksums and the sparse level of the build ``pointer`` names, both checked
+    against the pointer's digests (read once per process)."""
+    folder = store._location.path(f"{RUNS_DIR}/{pointer['dir']}")
+    n = int(pointer["rows"])
+    key = (folder, pointer["check"]["blocks"], pointer["check"]["sparse"], n)
+    got = _CHECKS.get(key)
+    if got is not None:
+        return got
+    arrays = []
+    for leaf, dtype in (("blocks.u64", "<u8"), ("sparse.i64", "<i8")):
+        path = f"{folder}/{leaf}"
+        try:
+            raw = store.fs.cat_file(path)
+        except (OSError, ValueError) as exc:
+            raise CorruptionError(f"the key index file {path!r} cannot be read ({exc}); {_ADVICE}") from exc
+        want = -(-n // (CHECK_STRIDE if leaf == "blocks.u64" else STRIDE)) * 8
+        if len(raw) != want or digest(raw) != pointer["check"][leaf.split(".")[0]]:
+            raise CorruptionError(
+                f"the key index file {path!r} is damaged ({len(raw)} bytes, {want} expected; or its "
+                f"digest differs from the pointer's); {_ADVICE}"
+            )
+        arrays.append(np.frombuffer(raw, dtype=dtype))
+    got = (BlockCheck(arrays[0], n, CHECK_STRIDE, repr(folder)), arrays[1])
+    if len(_CHECKS) > 64:
+        _CHECKS.clear()
+    _CHECKS[key] = got
+    return got
 
 
 def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...] = ()) -> pa.Table:

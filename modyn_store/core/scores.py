@@ -189,6 +189,7 @@ class Scores:
         check_name("score", name)
         snap = self._store.as_of(version)
         if name not in self.names():
+            self._store._tables.open(f"scores/{name}")  # raises if the log wrote it: a lost table
             raise InvalidArgumentError("name", name, f"a written score name: {self.names()}")
         snap._check_unavailable(on_unavailable)
         return snap, score_runs(self._store, name, snap.version)

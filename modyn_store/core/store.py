@@ -37,6 +37,7 @@ from modyn_store.core._marker import FORMAT_VERSION, MARKER
 from modyn_store.core._sql import key_range
 from modyn_store.core._tables import Tables
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
+from modyn_store.core._written import WrittenTables
 from modyn_store.core._validate import check_bool, check_filter, check_float, check_name
 from modyn_store.core.errors import (
     ConflictError,
@@ -77,6 +78,8 @@ class Store:
         self._tables.guard = self._lock.check
         self._format = format_version
         self._log = VersionLog(self)
+        self._written = WrittenTables(self._read_records)  # a table the log wrote must exist
+        self._tables.written = self._written
         self._erased_cache: tuple[int, np.ndarray] | None = None
         self._version_buffer = np.empty(0, np.int64)  # the appends' _version column (see _writes)
         self._last_purge_caches = 0

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core import _txn, integrity
+from modyn_store.core import _txn, _verify_index, integrity
 from modyn_store.core._failures import damaged_files
 from modyn_store.core._location import resolve
 from modyn_store.core._marker import open_or_create
@@ -127,6 +127,21 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
         checked.append(name)
         for bad in damaged_files(store._location, name, ds, deep=deep):
             error(f"table {name!r}: data file {bad}")
+        for bad in _verify_index.lance_indexes(store, name, ds, deep):
+            error(bad)
+    listed = set(store._tables.names())
+    for name, v in sorted(store._written.all().items()):
+        if name not in listed:  # (a listed one was opened above)
+            error(f"table {name!r} is missing, but version {v} of the log wrote it")
+    try:
+        runs_errors, runs_notes = _verify_index.key_runs(store, deep)
+    except (ModynStoreError, OSError, ValueError) as exc:
+        runs_errors, runs_notes = [f"key index: cannot be checked ({exc})"], []
+    for what in runs_errors:
+        error(what)
+    findings.extend(Finding("note", what) for what in runs_notes)
+    if store._location.read("_meta/keyindex.json") is not None:
+        checked.append("key index")
 
     if not store._tables.exists("samples"):
         return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
@@ -167,9 +182,12 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
     except (ModynStoreError, OSError, ValueError) as exc:
         error(f"live keys cannot be read: {exc}")
     if deep:
-        _check_appends(store, records, keys[~above], vers[~above], error)
-        _check_deletes(store, records, committed, error)
-        checked.append("row counts and key checksums of every append and delete")
+        try:
+            _check_appends(store, records, keys[~above], vers[~above], error)
+            _check_deletes(store, records, committed, error)
+            checked.append("row counts and key checksums of every append and delete")
+        except (ModynStoreError, OSError, ValueError) as exc:
+            error(f"appends and deletes cannot be checked: {exc}")
     _check_caches(store, findings)
     return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
 

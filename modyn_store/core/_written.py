@@ -1,0 +1,92 @@
+"""Which tables the committed version log says were written, and by which version first.
+
+A table that a committed version wrote has a manifest from then on (tables are dropped only
+when the write that created them never committed). So a table the log names but whose manifest
+is gone is damage, not "no such table": :meth:`Tables.open` raises :class:`CorruptionError`
+for it instead of answering as if it were empty (no tags, no erasures: an erased key could be
+appended again), and ``verify`` reports it.
+
+Example
+-------
+>>> from datetime import datetime, timezone
+>>> from modyn_store.core.records import VersionRecord
+>>> t = datetime.now(timezone.utc)
+>>> sorted(written_tables([VersionRecord(1, t, "append", inserted=2),
+...                        VersionRecord(2, t, "tag"), VersionRecord(3, t, "delete")]).items())
+[('samples', 1), ('tags', 2)]
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from modyn_store.core.records import VersionRecord
+
+__all__ = ["WrittenTables", "written_tables"]
+
+
+def _tables_of(r: VersionRecord) -> list[str]:
+    """The tables record ``r``'s version wrote rows to (as far as its op says)."""
+    if r.op == "append":
+        return ["samples"] if r.inserted else []
+    if r.op in ("tag", "untag"):
+        return ["tags"]
+    if r.op == "delete":
+        return ["tombstones"] if r.deleted else []
+    if r.op == "erase":
+        return ["erasures"] if r.erased else []
+    if r.op == "vacuum":
+        return ["purged"] if _int(r.details.get("purged")) else []
+    if r.op == "scores":
+        names = r.details.get("scores")
+        return [f"scores/{n}" for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    if r.op == "train":
+        return ["trainings", "selections"]
+    return []  # an extension's op: its tables are its own to check
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def written_tables(records: Iterable[VersionRecord], into: dict[str, int] | None = None) -> dict[str, int]:
+    """``table -> first version that wrote it`` over ``records`` (added to ``into``)."""
+    out = {} if into is None else into
+    for r in records:
+        for name in _tables_of(r):
+            out.setdefault(name, r.version)
+    return out
+
+
+class WrittenTables:
+    """:func:`written_tables` of a store's log, kept up to date as the log grows: called with a
+    table name, the first committed version that wrote it (``None``: none did)."""
+
+    def __init__(self, read_records: Callable[[], list[VersionRecord]]) -> None:
+        self._read = read_records
+        self._seen = 0
+        self._map: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _update(self) -> dict[str, int]:
+        records = self._read()
+        with self._lock:
+            if len(records) < self._seen:  # (another store state: start again)
+                self._seen, self._map = 0, {}
+            if len(records) > self._seen:
+                self._map = written_tables(records[self._seen :], dict(self._map))
+                self._seen = len(records)
+            return self._map
+
+    def all(self) -> dict[str, int]:
+        return dict(self._update())
+
+    def __call__(self, name: str) -> int | None:
+        if name == "versions":
+            return None  # the log itself (its loss is found by the head, see _txn.check_head)
+        return self._update().get(name)
