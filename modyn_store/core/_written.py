@@ -18,7 +18,9 @@ Example
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,16 +67,26 @@ def written_tables(records: Iterable[VersionRecord], into: dict[str, int] | None
 
 class WrittenTables:
     """:func:`written_tables` of a store's log, kept up to date as the log grows: called with a
-    table name, the first committed version that wrote it (``None``: none did)."""
+    table name, the first committed version that wrote it (``None``: none did).
 
-    def __init__(self, read_records: Callable[[], list[VersionRecord]]) -> None:
+    ``refresh_s``: the log is read again at most this often for a lookup (an object store lists
+    its log objects with a request; a table that does not exist, such as the tombstones of a
+    store without deletes, is looked up on every read). :meth:`all` always reads it."""
+
+    def __init__(self, read_records: Callable[[], list[VersionRecord]], refresh_s: float = 0.0) -> None:
         self._read = read_records
         self._seen = 0
         self._map: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._refresh_s = refresh_s
+        self._read_at = -math.inf
 
-    def _update(self) -> dict[str, int]:
+    def _update(self, fresh: bool = True) -> dict[str, int]:
+        now = time.monotonic()
+        if not fresh and now - self._read_at < self._refresh_s:
+            return self._map
         records = self._read()
+        self._read_at = now
         with self._lock:
             if len(records) < self._seen:  # (another store state: start again)
                 self._seen, self._map = 0, {}
@@ -89,4 +101,4 @@ class WrittenTables:
     def __call__(self, name: str) -> int | None:
         if name == "versions":
             return None  # the log itself (its loss is found by the head, see _txn.check_head)
-        return self._update().get(name)
+        return self._update(fresh=False).get(name)

@@ -78,7 +78,8 @@ class Store:
         self._tables.guard = self._lock.check
         self._format = format_version
         self._log = VersionLog(self)
-        self._written = WrittenTables(self._read_records)  # a table the log wrote must exist
+        # a table the log wrote must exist (an object store lists its log at most every 5 s for it)
+        self._written = WrittenTables(self._read_records, 0.0 if self._location.is_local else 5.0)
         self._tables.written = self._written
         self._erased_cache: tuple[int, np.ndarray] | None = None
         self._version_buffer = np.empty(0, np.int64)  # the appends' _version column (see _writes)
