@@ -5,8 +5,10 @@ The kernels; which score names exist, what they mean and who reads them is
 
 All functions take ``logits`` of shape ``(n, classes)`` (float32 or float64; computed in float64
 with the max-subtracted log-sum-exp) and return a float64 array of ``n`` scores. A row with any
-NaN or infinite logit scores NaN (and ``top_k`` never selects NaN). Labels are integers in
-``[0, classes)``.
+NaN or infinite logit scores NaN (and ``top_k`` never selects NaN); finite logits score finite
+values, except ``cross_entropy`` of a label whose logit lies more than ~1.8e308 below the
+largest, which is ``+inf`` (its probability underflows to 0, as in SciPy). Labels are integers
+in ``[0, classes)``.
 
 Direction: for ``cross_entropy``, ``least_confidence``, ``entropy``, ``el2n`` and ``rho_loss``
 larger means more informative; for ``margin`` (top-1 minus top-2 probability) *smaller* means
