@@ -38,6 +38,7 @@ _S3_KEYS: dict[str, str] = {
     "aws_token": "token",
     "token": "token",
     "aws_region": "region",
+    "aws_default_region": "region",
     "region": "region",
     "aws_endpoint": "endpoint",
     "aws_endpoint_url": "endpoint",
@@ -50,6 +51,8 @@ _S3_KEYS: dict[str, str] = {
     "aws_request_payer": "requester_pays",
     "request_payer": "requester_pays",
     "aws_server_side_encryption": "sse",
+    "aws_sse_kms_key_id": "sse_kms_key",
+    "aws_sse_bucket_key_enabled": "sse_bucket_key",
     "connect_timeout": "connect_timeout",
     "timeout": "read_timeout",
     "client_max_retries": "retries",
@@ -80,8 +83,12 @@ _LANCE_ONLY = frozenset(
         "user_agent",
         "new_table_enable_stable_row_ids",
         "new_table_enable_v2_manifest_paths",
+        "aws_s3_express",
+        "aws_disable_tagging",
     }
 )
+#: settings whose value is a credential: never shown in an error
+_SECRET_TARGETS = frozenset({"key", "secret", "token", "sse_kms_key"})
 
 
 def _memory_root(name: str) -> str:
@@ -142,6 +149,7 @@ def fsspec_options(scheme: str, storage_options: dict[str, Any]) -> dict[str, An
     client: dict[str, Any] = {}
     config: dict[str, Any] = {}
     extra: dict[str, Any] = {}
+    given: dict[str, tuple[str, Any]] = {}  # setting -> the first key that set it, and its value
     for raw_key, value in storage_options.items():
         if not isinstance(raw_key, str):
             raise InvalidArgumentError("storage_options", raw_key, "string keys")
@@ -154,6 +162,15 @@ def fsspec_options(scheme: str, storage_options: dict[str, Any]) -> dict[str, An
             raise InvalidArgumentError(
                 "storage_options", raw_key, f"a Lance S3 option, one of: {', '.join(valid)}"
             )
+        if target in given and str(given[target][1]) != str(value):
+            # Lance picks one spelling and the metadata files another: the store would be split
+            # between two endpoints (regions, credentials)
+            shown = "a different value" if target in _SECRET_TARGETS else str(value)
+            raise InvalidArgumentError(
+                f"storage_options[{raw_key!r}]", shown,
+                f"the same value as storage_options[{given[target][0]!r}], which sets the {target} too "
+                "(give each setting once)")
+        given.setdefault(target, (raw_key, value))
         if target in ("key", "secret", "token"):
             out[target] = str(value)
         elif target == "region":
@@ -174,6 +191,10 @@ def fsspec_options(scheme: str, storage_options: dict[str, Any]) -> dict[str, An
             out["requester_pays"] = _truthy(raw_key, value)
         elif target == "sse":
             extra["ServerSideEncryption"] = str(value)
+        elif target == "sse_kms_key":
+            extra["SSEKMSKeyId"] = str(value)
+        elif target == "sse_bucket_key":
+            extra["BucketKeyEnabled"] = _truthy(raw_key, value)
         elif target in ("connect_timeout", "read_timeout"):
             config[target] = _seconds(raw_key, value)
         elif target == "retries":

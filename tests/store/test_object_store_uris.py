@@ -110,6 +110,35 @@ def test_an_endpoint_with_credentials_in_it_is_refused_without_echoing_them() ->
     assert "pa55word" not in str(info.value) and "pa55word" not in repr(info.value)
 
 
+@pytest.mark.parametrize(("options", "name"), [
+    ({"aws_endpoint": "http://127.0.0.1:1", "endpoint": "http://127.0.0.1:2"}, "endpoint"),
+    ({"endpoint_url": "http://127.0.0.1:1", "aws_endpoint_url": "http://127.0.0.1:2"}, "aws_endpoint_url"),
+    ({"AWS_REGION": "eu-west-1", "region": "us-east-1"}, "region"),
+    ({"aws_secret_access_key": "s3cr3t-one", "secret_access_key": "s3cr3t-two"}, "secret_access_key"),
+])
+def test_two_spellings_of_one_setting_must_agree(options: dict[str, str], name: str) -> None:
+    """Lance takes one spelling and the store's own files another: with two endpoints the
+    tables and the version log would land on different servers, silently."""
+    with pytest.raises(InvalidArgumentError, match="give each setting once") as info:
+        resolve("s3://bucket/store", options)
+    assert info.value.name == f"storage_options[{name!r}]"
+    assert "s3cr3t" not in str(info.value)
+    # the same value twice is one setting
+    same = dict.fromkeys(options, next(iter(options.values())))
+    assert resolve("s3://bucket/store", same).root == "s3://bucket/store"
+
+
+def test_sse_kms_options_reach_the_store_files_too() -> None:
+    from modyn_store.core._location import fsspec_options
+
+    got = fsspec_options("s3", {"aws_server_side_encryption": "aws:kms", "aws_sse_kms_key_id": "my-key",
+                                "aws_sse_bucket_key_enabled": "true", "aws_default_region": "eu-west-1",
+                                "aws_s3_express": "false", "aws_disable_tagging": "true"})
+    assert got["s3_additional_kwargs"] == {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "my-key",
+                                           "BucketKeyEnabled": True}
+    assert got["client_kwargs"] == {"region_name": "eu-west-1"}
+
+
 @pytest.mark.s3
 def test_a_missing_bucket_is_named_and_not_created(s3_store: tuple[str, dict[str, str]]) -> None:
     from modyn_store.core.errors import NotAStoreError
