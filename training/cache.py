@@ -153,16 +153,17 @@ class Cache:
         return True
 
     # -- reading -------------------------------------------------------------------------
-    def open(self, name: str) -> CacheEntry | None:
+    def open(self, name: str, specs: dict[str, ColumnSpec] | None = None) -> CacheEntry | None:
         """The entry ``name`` if it exists (and was not removed since it was opened), else None.
 
-        An entry whose files are damaged (truncated, not arrays, inconsistent with its
-        metadata, or of another format) is removed and reported as absent, so that it is built
-        again: entries are published whole, so a damaged one never heals."""
+        An entry whose files are damaged (truncated, missing, not arrays, inconsistent with its
+        metadata, metadata of another form or format, or columns other than ``specs`` when
+        given) is removed and reported as absent, so that it is built again: entries are
+        published whole, so a damaged one never heals."""
         _name_ok(name)
         with self._mutex:
             entry = self._open.get(name)
-            if entry is not None and entry.alive():
+            if entry is not None and entry.alive() and (specs is None or entry.specs == specs):
                 self._touch(entry)
                 return entry
             self._open.pop(name, None)
@@ -171,6 +172,8 @@ class Cache:
         path = os.path.join(self.root, name)
         try:
             entry = _read_entry(name, path)
+            if specs is not None and entry.specs != specs:
+                raise CacheError(f"cache entry {path!r} holds columns {sorted(entry.specs)}, not {sorted(specs)}")
         except FileNotFoundError:
             return None
         except CacheError:
@@ -228,7 +231,7 @@ class Cache:
         memory and written to their files in one sequential write each (faster than filling a
         fresh file mapping page by page); the buffers ``fill`` got stay valid either way.
         """
-        entry = self.open(name)
+        entry = self.open(name, specs)
         if entry is not None:
             return entry
         built = self.build(name, keys, specs, fill, stage=stage)
@@ -410,16 +413,31 @@ def _load(path: str) -> np.ndarray:
 
 
 def _read_entry(name: str, path: str) -> CacheEntry:
+    """The published entry at ``path``: ``FileNotFoundError`` when it is not there (no
+    ``meta.json``), :class:`CacheError` when anything of it is missing or not what its metadata
+    says (a file gone, another dtype or shape, metadata of another form)."""
     try:
         with open(os.path.join(path, "meta.json")) as fh:
             meta = json.load(fh)
-        st = os.stat(os.path.join(path, "keys.npy"))
     except FileNotFoundError:
         raise
     except (OSError, json.JSONDecodeError) as exc:
         raise CacheError(f"cache entry {path!r} is unreadable: {exc}") from exc
-    if meta.get("format") != FORMAT:
-        raise CacheError(f"cache entry {path!r} has format {meta.get('format')!r}, expected {FORMAT}")
+    try:
+        return _entry_of(name, path, meta)
+    except CacheError:
+        raise
+    except FileNotFoundError as exc:  # published whole: a file missing is damage, not absence
+        raise CacheError(f"cache entry {path!r} lost a file: {exc}") from exc
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, InvalidArgumentError) as exc:
+        raise CacheError(f"cache entry {path!r} has unreadable metadata: {type(exc).__name__}: {exc}") from exc
+
+
+def _entry_of(name: str, path: str, meta: Any) -> CacheEntry:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CacheError(f"cache entry {path!r} has format {got!r}, expected {FORMAT}")
+    st = os.stat(os.path.join(path, "keys.npy"))
     rows = int(meta["rows"])
     keys = _load(os.path.join(path, "rows.npy"))
     specs = {d["name"]: ColumnSpec.from_json(d) for d in meta["columns"]}
@@ -434,11 +452,16 @@ def _read_entry(name: str, path: str) -> CacheEntry:
         else:
             off = _load(os.path.join(path, f"c{i}.offsets.npy"))
             data = _load(os.path.join(path, f"c{i}.data.npy"))
-            if off.shape != (rows + 1,) or (rows and int(off[-1]) != data.size):
+            if off.dtype != np.int64 or data.dtype != np.uint8 or data.ndim != 1:
+                raise CacheError(f"cache entry {path!r}: column {n!r} has offsets of {off.dtype} and data of "
+                                 f"{data.dtype} (expected int64 and uint8)")
+            if off.shape != (rows + 1,) or (rows and (int(off[0]) != 0 or int(off[-1]) != data.size)) or \
+                    bool((off[1:] < off[:-1]).any()):
                 raise CacheError(f"cache entry {path!r}: column {n!r} has inconsistent offsets")
             var[n] = VarColumn(off, data)
-    if keys.shape != (rows,):
-        raise CacheError(f"cache entry {path!r}: rows.npy has shape {keys.shape}, expected ({rows},)")
+    if keys.shape != (rows,) or keys.dtype != np.int64:
+        raise CacheError(f"cache entry {path!r}: rows.npy holds {keys.dtype} of shape {keys.shape}, "
+                         f"expected int64 of ({rows},)")
     return CacheEntry(name, keys, specs, fixed, var, path, (st.st_dev, st.st_ino))
 
 

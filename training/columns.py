@@ -51,7 +51,8 @@ class ColumnSpec:
     @classmethod
     def from_json(cls, d: dict[str, object]) -> ColumnSpec:
         shape = d["shape"]
-        assert isinstance(shape, list)
+        if not isinstance(shape, list):
+            raise InvalidArgumentError("shape", shape, "a list of sizes")
         kind = d["kind"]
         if kind not in ("fixed", "binary", "string"):
             raise InvalidArgumentError("kind", kind, "'fixed', 'binary' or 'string'")
@@ -101,6 +102,10 @@ def spec_of(field: pa.Field) -> ColumnSpec:
         t = _base_type(t.value_type)
     if pa.types.is_temporal(t):
         return ColumnSpec(field.name, "fixed", "int64", tuple(shape))
+    if pa.types.is_unsigned_integer(t) and t.bit_width > 8:
+        # torch gathers (index_select) no unsigned type but uint8: the next signed type holds
+        # every value (uint64: int64, values above 2**63 - 1 are refused when read)
+        return ColumnSpec(field.name, "fixed", "<i4" if t.bit_width == 16 else "<i8", tuple(shape))
     if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
         return ColumnSpec(field.name, "fixed", np.dtype(t.to_pandas_dtype()).str, tuple(shape))
     raise InvalidArgumentError(
@@ -134,11 +139,18 @@ def to_fixed(arr: pa.Array | pa.ChunkedArray, spec: ColumnSpec) -> np.ndarray:
             values = values.storage
         _check_nulls(values, spec.name)
     if pa.types.is_temporal(values.type):
-        values = values.view(pa.int64()) if values.type.bit_width == 64 else values.cast(pa.int64())
+        # int64 in the column's own unit (date32: days, time32: seconds or milliseconds)
+        values = (values.view(pa.int64()) if values.type.bit_width == 64
+                  else values.view(pa.int32()).cast(pa.int64()))
     if pa.types.is_boolean(values.type):
         out = values.to_numpy(zero_copy_only=False)
     else:
         out = values.to_numpy(zero_copy_only=True)
+    if out.dtype != np.dtype(spec.dtype):  # a widened unsigned column (see spec_of)
+        if out.dtype == np.uint64 and out.size and int(out.max()) > np.iinfo(np.int64).max:
+            raise InvalidArgumentError(f"columns[{spec.name!r}]", int(out.max()),
+                                       "uint64 values up to 2**63 - 1 (they are read as int64)")
+        out = out.astype(spec.dtype)
     return out.reshape((n, *spec.shape))
 
 

@@ -176,7 +176,7 @@ def start_entry(
     specs = specs_for(rows.schema, columns)
     name = selection_digest(train_set.version, sorted_keys, list(columns))
     cache = cache_for(store, max_bytes=options.max_cache_bytes)
-    entry = cache.open(name)
+    entry = cache.open(name, specs)
     if entry is not None:
         live_check(store, train_set, sorted_keys)  # served from the cache: its keys must still be live
         return entry
@@ -239,7 +239,7 @@ def start_entry(
     def opener() -> CacheEntry:
         # gone already (erased or evicted since it was published): build it again, which
         # raises ErasedKeysError for erased keys
-        return cache.open(name) or materialize_entry(store, train_set, columns, options)
+        return cache.open(name, specs) or materialize_entry(store, train_set, columns, options)
 
     building.run(build, opener)
     return building

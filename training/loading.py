@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modyn_store.core._validate import check_bool
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training import order as orders
@@ -155,7 +156,7 @@ def loader(
     opts = options if options is not None else LoaderOptions()
     if not isinstance(opts, LoaderOptions):
         raise InvalidArgumentError("options", opts, "a LoaderOptions")
-    if isinstance(columns, str):  # a string is not split into one-letter columns
+    if isinstance(columns, str) or not isinstance(columns, (list, tuple)):  # a string is not split into letters
         raise InvalidArgumentError("columns", columns, "a list of column names, e.g. ['x', 'label']")
     cols = list(columns)
     reserved = [c for c in cols if c in ("weight",)]
@@ -169,12 +170,12 @@ def loader(
         entry,
         columns=cols,
         batch_size=batch_size,
-        shuffle=bool(shuffle),
+        shuffle=check_bool("shuffle", shuffle),
         seed=seed,
         device=dev,
         rank=rank,
         world_size=world_size,
-        drop_last=bool(drop_last),
+        drop_last=check_bool("drop_last", drop_last),
         transform=transform,
         num_workers=num_workers,
         options=opts,
