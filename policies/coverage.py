@@ -19,7 +19,8 @@ __all__ = ["Coverage"]
 class Coverage(SelectionStrategy):
     """Greedy maximum coverage of k-nearest-neighbour neighbourhoods in embedding space.
 
-    Each eligible sample's neighbourhood is itself and its ``k`` nearest neighbours (a
+    Each eligible sample's neighbourhood is itself and its ``k`` nearest other samples (ties,
+    e.g. duplicated embeddings: the smaller keys; a
     :class:`~modyn_store.core.vectors.VectorIndex`: exact below 50,000 samples, LanceDB IVF-PQ
     above). The strategy repeatedly takes the sample whose neighbourhood holds the most samples
     not yet covered (ties: the smallest key) until it has ``ratio`` / ``limit`` samples; once
@@ -73,9 +74,20 @@ class Coverage(SelectionStrategy):
             nn, _ = index.search(emb, k=min(self.k + 1, n))
         finally:
             index.close()
-        hood = np.searchsorted(keys, np.where(nn >= 0, nn, keys[:, None]))  # [n, k+1] positions
-        hood[:, 0] = np.arange(n)  # a sample always covers itself
+        hood = neighbourhoods(keys, nn)
         return trainset(np.sort(keys[greedy_cover(hood, m)]), ctx)
+
+
+def neighbourhoods(keys: np.ndarray, nn: np.ndarray) -> np.ndarray:
+    """Row i: position i, then the positions of the nearest keys in ``nn[i]`` other than
+    ``keys[i]`` (``nn``: ``[n, k + 1]`` nearest keys by distance, ties to the smaller key), ``k``
+    of them. With exact duplicates a row may list smaller duplicate keys before its own key, or
+    not list it at all: the own key is dropped wherever it is, else the last neighbour."""
+    n = keys.size
+    own = np.arange(n)
+    pos = np.searchsorted(keys, np.where(nn >= 0, nn, keys[:, None]))  # padding (-1): the row itself
+    others = np.argsort(pos == own[:, None], axis=1, kind="stable")[:, :max(nn.shape[1] - 1, 0)]
+    return np.hstack([own[:, None], np.take_along_axis(pos, others, axis=1)])
 
 
 def greedy_cover(hood: np.ndarray, m: int) -> np.ndarray:

@@ -8,8 +8,9 @@ import numpy as np
 
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._pick import all_keys, check_size, derive_seed, score_source, target_size, trainset
+from policies._pick import all_keys, check_size, derive_seed, target_size, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
+from policies.near_duplicates import embedding_matrix, embeddings_of
 
 __all__ = ["KCenterGreedy"]
 
@@ -19,8 +20,10 @@ class KCenterGreedy(SelectionStrategy):
     """Greedy k-center selection on embeddings (``engine.kcenter.kcenter_greedy``).
 
     Embeddings come from the vector score named ``embedding`` (a scoring pass's
-    ``ctx.computed_scores``, or the store's scores), or, when ``ctx.embed`` is given and no such
-    score is, from ``ctx.embed(keys)``. The whole eligible set is embedded in memory: presample
+    ``ctx.computed_scores``, or the store's scores: ``ctx.scores.names()`` lists it), or, when
+    ``ctx.embed`` is given and no such score exists, from ``ctx.embed(keys)``. Embeddings must
+    be ``[n, d]`` numbers with ``d >= 1``, of one width across streamed batches
+    (``InvalidArgumentError`` otherwise). The whole eligible set is embedded in memory: presample
     large snapshots first (see ``Compose``).
 
     Parameters
@@ -56,17 +59,17 @@ class KCenterGreedy(SelectionStrategy):
         return target_size(n, self.ratio, self.limit)
 
     def _embeddings(self, ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
-        if ctx.embed is not None and self.embedding not in ctx.computed_scores:
+        if ctx.embed is not None and not self._has_score(ctx):
             keys = all_keys(ctx)
-            return keys, np.asarray(ctx.embed(keys), dtype=np.float64).reshape(keys.size, -1)
-        parts = list(score_source(ctx, self.embedding)())
-        if not parts:
-            return np.empty(0, dtype=np.int64), np.empty((0, 0))
-        keys = np.concatenate([p[0] for p in parts])
-        emb = np.concatenate([np.asarray(p[1], dtype=np.float64).reshape(p[0].size, -1)
-                              for p in parts])
-        order = np.argsort(keys)
-        return keys[order], emb[order]
+            return keys, embedding_matrix(ctx.embed(keys), keys.size, "ctx.embed(keys)", np.float64)
+        return embeddings_of(ctx, self.embedding, np.float64)
+
+    def _has_score(self, ctx: SelectionContext) -> bool:
+        """Whether the ``embedding`` score exists: computed, or written to the store's scores."""
+        if self.embedding in ctx.computed_scores:
+            return True
+        names = getattr(ctx.scores, "names", None)
+        return callable(names) and self.embedding in names()
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from engine.kcenter import kcenter_greedy

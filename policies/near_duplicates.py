@@ -7,20 +7,44 @@ from typing import Any
 import numpy as np
 
 from modyn_store.core._validate import check_float, check_int, check_name
+from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._pick import score_source, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
 
-__all__ = ["NearDuplicates", "embeddings_of"]
+__all__ = ["NearDuplicates", "embedding_matrix", "embeddings_of"]
 
 
-def embeddings_of(ctx: SelectionContext, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted eligible keys and their ``[n, d]`` embeddings (vector score ``name``)."""
+def embedding_matrix(values: Any, n: int, label: str, dtype: Any = np.float32) -> np.ndarray:
+    """``values`` as an ``[n, d]`` embedding matrix (``d >= 1``; a 1-D array is one value per
+    row), else ``InvalidArgumentError`` naming ``label`` (where they came from): not numbers,
+    not ``n`` rows, zero width, or more than two dimensions (a 3-D array is refused, not
+    flattened)."""
+    v = np.asarray(values)
+    if v.dtype.kind not in "biuf":
+        raise InvalidArgumentError(label, str(v.dtype), "numeric embeddings")
+    if v.ndim == 1:
+        v = v[:, None]
+    if v.ndim != 2 or v.shape[0] != n or v.shape[1] == 0:
+        raise InvalidArgumentError(label, v.shape, f"[{n}, d] embeddings (one row of d >= 1 values per key)")
+    with np.errstate(over="ignore"):  # beyond float32's range: refused as non-finite later
+        return v.astype(dtype, copy=False)
+
+
+def embeddings_of(ctx: SelectionContext, name: str, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted eligible keys and their ``[n, d]`` embeddings (vector score ``name``); every batch
+    of a streamed score must have the same width ``d``."""
     parts = list(score_source(ctx, name)())
     if not parts:
-        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=dtype)
     keys = np.concatenate([p[0] for p in parts])
-    emb = np.concatenate([np.asarray(p[1], dtype=np.float32).reshape(p[0].size, -1) for p in parts])
+    label = f"computed_scores[{name!r}]" if name in ctx.computed_scores else f"score {name!r}"
+    mats = [embedding_matrix(p[1], p[0].size, label, dtype) for p in parts]
+    widths = sorted({m.shape[1] for m in mats})
+    if len(widths) > 1:
+        raise InvalidArgumentError(label, f"batches of widths {widths}",
+                                   "embeddings of one width")
+    emb = np.concatenate(mats)
     order = np.argsort(keys, kind="stable")
     return keys[order], emb[order]
 

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core._knn import ExactKnn
 from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = ["VectorIndex", "snapshot_table"]
@@ -46,30 +47,25 @@ KINDS = ("auto", "exact", "ivf_pq", "hnsw")
 
 
 def _matrix(values: Any, n: int) -> np.ndarray:
+    """``values`` as a C-contiguous float32 ``[n, d]`` matrix (``d >= 1``), else
+    ``InvalidArgumentError`` naming ``vectors``."""
     if isinstance(values, (pa.ChunkedArray, pa.Array)):
         col = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        if not pa.types.is_fixed_size_list(col.type):
+        if not pa.types.is_fixed_size_list(col.type) or not (
+                pa.types.is_floating(col.type.value_type) or pa.types.is_integer(col.type.value_type)):
             raise InvalidArgumentError("embedding", str(col.type), "a vector score (fixed-size list of floats)")
+        if len(col) != n or col.type.list_size == 0:
+            raise InvalidArgumentError("vectors", f"{len(col)} vectors of {col.type.list_size} values",
+                                       f"{n} vectors (one per key) of at least one value")
         flat = col.flatten().to_numpy(zero_copy_only=False)
         return np.ascontiguousarray(flat.reshape(n, col.type.list_size), dtype=np.float32)
-    m = np.asarray(values, dtype=np.float32)
-    if m.ndim != 2 or m.shape[0] != n:
-        raise InvalidArgumentError("vectors", getattr(m, "shape", None), f"a [{n}, d] float matrix")
-    return np.ascontiguousarray(m)
-
-
-def _exact(base: np.ndarray, norms: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and squared L2 distances of the ``k`` nearest rows of ``base`` per query (ties: lower index)."""
-    d2 = norms[None, :] - 2.0 * (q @ base.T) + (q * q).sum(axis=1)[:, None]
-    np.maximum(d2, 0.0, out=d2)
-    k = min(k, base.shape[0])
-    if k == 0:
-        return np.empty((q.shape[0], 0), np.int64), np.empty((q.shape[0], 0))
-    part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < base.shape[0] else np.tile(np.arange(base.shape[0]), (q.shape[0], 1))
-    rows = np.arange(q.shape[0])[:, None]
-    order = np.lexsort((part, d2[rows, part]), axis=1)
-    idx = part[rows, order]
-    return idx.astype(np.int64), d2[rows, idx]
+    raw = np.asarray(values)
+    if raw.dtype.kind not in "biuf":
+        raise InvalidArgumentError("vectors", str(raw.dtype), "numeric (float) vectors")
+    if raw.ndim != 2 or raw.shape[0] != n or raw.shape[1] == 0:
+        raise InvalidArgumentError("vectors", raw.shape, f"a [{n}, d] float matrix with d >= 1")
+    with np.errstate(over="ignore"):  # beyond float32's range: refused as non-finite below
+        return np.ascontiguousarray(raw, dtype=np.float32)
 
 
 @dataclass
@@ -89,7 +85,7 @@ class VectorIndex:
     refine_factor: int = 10
     _store: Any = field(default=None, repr=False)
     _base: np.ndarray | None = field(default=None, repr=False)
-    _norms: np.ndarray | None = field(default=None, repr=False)
+    _knn: ExactKnn | None = field(default=None, repr=False)
     _table: Any = field(default=None, repr=False)
     _dir: str | None = field(default=None, repr=False)
     build_seconds: float = 0.0
@@ -104,7 +100,10 @@ class VectorIndex:
 
         if kind not in KINDS:
             raise InvalidArgumentError("kind", kind, f"one of {list(KINDS)}")
-        k = np.asarray(keys, dtype=np.int64)
+        raw_keys = np.asarray(keys)
+        if raw_keys.size and raw_keys.dtype.kind not in "iu":
+            raise InvalidArgumentError("keys", str(raw_keys.dtype), "integer keys")
+        k = raw_keys.astype(np.int64)
         if k.ndim != 1 or np.unique(k).size != k.size:
             raise InvalidArgumentError("keys", "duplicates or not 1-D", "unique int64 keys")
         m = _matrix(vectors, k.size)
@@ -117,7 +116,7 @@ class VectorIndex:
         if chosen == "exact" or k.size < 256:  # too few rows to train partitions: exact is exact
             idx.kind = "exact"
             idx._base = m
-            idx._norms = (m.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
+            idx._knn = ExactKnn(m)
         else:
             idx._build_lancedb(m, uri, num_partitions, num_sub_vectors)
         idx.build_seconds = time.perf_counter() - t0
@@ -164,23 +163,26 @@ class VectorIndex:
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidArgumentError("k", k, "an integer >= 1")
-        q = np.asarray(queries, dtype=np.float32)
+        q = np.asarray(queries)
+        if q.dtype.kind not in "biuf":
+            raise InvalidArgumentError("queries", str(q.dtype), "numeric (float) query vectors")
+        q = q.astype(np.float64)
         if q.ndim == 1:
             q = q[None, :]
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise InvalidArgumentError("queries", getattr(q, "shape", None), f"[n, {self.dim}] float vectors")
-        if not np.isfinite(q).all():
+        if not (np.isfinite(q).all() and (np.abs(q) <= np.finfo(np.float32).max).all()):
             raise InvalidArgumentError("queries", "non-finite values", "finite query vectors")
         k = int(k)
         n = int(self.keys.size)
         fetch = k if self._store is None else min(k + 8, max(n, 1))  # room for keys erased since the build
         while True:
             if self.kind == "exact":
-                assert self._base is not None and self._norms is not None
-                idx, dist = _exact(self._base, self._norms, q, fetch)
+                assert self._knn is not None
+                idx, dist = self._knn.search(q, fetch)
                 keys = self.keys[idx]
             else:
-                keys, dist = self._search_lancedb(q, fetch)
+                keys, dist = self._search_lancedb(q.astype(np.float32), fetch)
             keys, dist = self._live(keys, dist.astype(np.float64), k)
             # every erased candidate costs a live neighbour: look further until k live keys or all keys were seen
             if self._store is None or fetch >= n or bool((keys >= 0).all()):
