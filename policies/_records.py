@@ -37,11 +37,11 @@ __all__ = [
     "TriggerInput",
     "UpdateContext",
     "UpdateDecision",
+    "check_float_labels",
     "check_seed",
     "column_to_numpy",
     "datetimes_to_ns",
     "integer_column",
-    "labels_to_numpy",
 ]
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -136,14 +136,16 @@ def integer_column(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     return values, valid
 
 
-def labels_to_numpy(col: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
-    """A label column as :func:`column_to_numpy` reads it, refusing what float64 would merge: an
-    integer column holding a null reads as float64 (NaN for null), where integers beyond
-    ``2**53`` round into their neighbours, so such a label raises :class:`InvalidArgumentError`
-    naming ``name`` (strategies that must keep them read :func:`integer_column`).
+def check_float_labels(col: pa.Array | pa.ChunkedArray, name: str) -> None:
+    """Refuse labels that :func:`column_to_numpy` would merge: an integer column holding a null
+    reads as float64 (NaN for null), where integers beyond ``2**53`` round into their neighbours,
+    so such a label raises :class:`InvalidArgumentError` naming ``name`` (strategies that must
+    keep them read :func:`integer_column`).
 
-    >>> labels_to_numpy(pa.array([1, None, 3]), "label").tolist()
-    [1.0, nan, 3.0]
+    >>> check_float_labels(pa.array([1, None, 2**53 + 1]), "label")
+    Traceback (most recent call last):
+    ...
+    modyn_store.core.errors.InvalidArgumentError: invalid label[2]=9007199254740993: expected integer labels within 2**53 ...
     """
     if pa.types.is_integer(col.type) and col.null_count:
         values, valid = integer_column(col)
@@ -153,7 +155,6 @@ def labels_to_numpy(col: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
             raise InvalidArgumentError(f"{name}[{bad}]", int(values[bad]), "integer labels within "
                                        "2**53 in a column with missing labels (read as float64, "
                                        "larger ones would merge)")
-    return column_to_numpy(col)
 
 
 _NS_RANGE = "the datetime64[ns] range (1677-09-21 to 2262-04-11)"

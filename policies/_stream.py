@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core.errors import InvalidArgumentError
-from policies._records import Cutoff, SelectionContext, column_to_numpy, labels_to_numpy
+from policies._records import Cutoff, SelectionContext, check_float_labels, column_to_numpy
 
 __all__ = ["Bound", "count_rows", "eligible_mask", "iter_rows", "segments", "version_filter"]
 
@@ -131,7 +131,7 @@ def iter_rows(ctx: SelectionContext, columns: Sequence[str] = (), *, since: Boun
                 arrays = {c: a[mask] for c, a in arrays.items()}
             if ctx.label_column in arrays and arrays[ctx.label_column].dtype.kind == "f":
                 labels = batch.column(ctx.label_column)  # float64 with NaN: exact? (eligible rows)
-                labels_to_numpy(labels if mask is None else labels.filter(pa.array(mask)), ctx.label_column)
+                check_float_labels(labels if mask is None else labels.filter(pa.array(mask)), ctx.label_column)
             if arrays["key"].size:
                 yield {c: arrays[c] for c in cols}
 

@@ -146,14 +146,15 @@ class Time(Trigger):
         whole, frac = _whole(self._origin) if _exact(ts, delta.ts_is_datetime) else (0, 1.0)
         steps = _is_whole(self._every)
         for e in ends:
-            boundary: float | int = (whole + int(k[e]) * int(self._every) if frac == 0.0 and steps
+            stepped = whole + int(k[e]) * int(self._every) if steps else 0  # exact for whole steps
+            boundary: float | int = (stepped if frac == 0.0 and steps
                                      else self._origin + float(k[e]) * self._every)
             if delta.ts_is_datetime:
                 shown = np.datetime64(int(boundary), "ns").astype("datetime64[s]").item().isoformat(sep=" ")
             elif isinstance(boundary, int):
                 shown = str(boundary)
             elif steps and frac < 1.0:  # a fractional start: the boundary's whole part is exact
-                shown = str(whole + int(k[e]) * int(self._every)) + np.format_float_positional(frac)[1:]
+                shown = str(stepped) + np.format_float_positional(frac)[1:]
             else:
                 shown = f"{boundary:g}"
             out.append(delta.firing(int(e), f"event time reached {shown}",

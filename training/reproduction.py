@@ -144,8 +144,9 @@ def reproduce(
     parent = rec.parent_id if cfg.mode == "finetune" else None
     world = int(rec.metrics.get("world_size", 1))
     hooks: dict[str, Any] = {} if downsample is None else {"downsample": downsample}
+    first = ts  # what training starts on: the recorded set, or its first epoch's (reselection)
     if rec.metrics.get("reselections") and ts.per_epoch is not None and world == 1:
-        ts, hooks["reselect"] = _epoch_by_epoch(ts)
+        first, hooks["reselect"] = _epoch_by_epoch(ts)
         hooks["reselect_every"] = 1
     if world > 1:
         # a DDP training is reproduced with as many local CPU ranks (gloo)
@@ -159,7 +160,7 @@ def reproduce(
     else:
         result = train(
             store,
-            ts,
+            first,
             cfg,
             model=model,
             parent_id=parent,
@@ -171,8 +172,7 @@ def reproduce(
         new_state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
     stored = catalog.load_checkpoint(rec.checkpoint)
     bad = tuple(state_equal(new_state, stored))
-    return Reproduction(training_id, reproduce_train_set(store, training_id) if hooks.get("reselect") else ts,
-                        new_state, not bad, bad)
+    return Reproduction(training_id, ts, new_state, not bad, bad)
 
 
 def _epoch_by_epoch(ts: TrainSet) -> tuple[TrainSet, Callable[[nn.Module], TrainSet]]:

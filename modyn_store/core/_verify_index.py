@@ -26,13 +26,14 @@ __all__ = ["key_runs", "lance_indexes"]
 _ATTEMPTS = 3
 
 
-def key_runs(store: Store, deep: bool) -> tuple[list[str], list[str]]:
+def key_runs(store: Store, deep: bool) -> tuple[list[str], list[str]] | None:
     """(errors, notes) about the sorted key runs: sizes, digests, every block's checksum, key
-    order; with ``deep`` also that every samples row the runs cover is in them with its key."""
+    order; with ``deep`` also that every samples row the runs cover is in them with its key.
+    ``None`` when the store has no key index."""
     raw = store._location.read(keyindex.RUNS_POINTER)
     if raw is None:
-        return [], []
-    pointer = keyindex._read_pointer(store)
+        return None
+    pointer = keyindex._read_pointer(store, raw)
     if pointer is None:
         return [], [f"{keyindex.RUNS_POINTER} is unreadable or predates checksums: point reads scan "
                     "the key column until the writer's next index_keys() builds the index again"]

@@ -151,8 +151,10 @@ def update(store: Store) -> IndexReport:
     return IndexReport(out, time.perf_counter() - t0)
 
 
-def _read_pointer(store: Store) -> dict[str, Any] | None:
-    raw = store._location.read(RUNS_POINTER)
+def _read_pointer(store: Store, raw: bytes | None = None) -> dict[str, Any] | None:
+    """The runs' pointer (``raw``: its bytes, if already read), or ``None`` when there is none,
+    it is unreadable, or it predates checksums."""
+    raw = store._location.read(RUNS_POINTER) if raw is None else raw
     if raw is None:
         return None
     try:

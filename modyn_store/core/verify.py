@@ -134,13 +134,13 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
         if name not in listed:  # (a listed one was opened above)
             error(f"table {name!r} is missing, but version {v} of the log wrote it")
     try:
-        runs_errors, runs_notes = _verify_index.key_runs(store, deep)
+        runs = _verify_index.key_runs(store, deep)
     except (ModynStoreError, OSError, ValueError) as exc:
-        runs_errors, runs_notes = [f"key index: cannot be checked ({exc})"], []
-    for what in runs_errors:
-        error(what)
-    findings.extend(Finding("note", what) for what in runs_notes)
-    if store._location.read("_meta/keyindex.json") is not None:
+        runs = [f"key index: cannot be checked ({exc})"], []
+    if runs is not None:
+        for what in runs[0]:
+            error(what)
+        findings.extend(Finding("note", what) for what in runs[1])
         checked.append("key index")
 
     if not store._tables.exists("samples"):
