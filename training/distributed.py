@@ -42,6 +42,7 @@ import argparse
 import json
 import os
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -312,6 +313,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _leave(code: int) -> None:
+    """End a rank's process once its work is written: streams flushed, then ``os._exit``.
+
+    A rank that ends through interpreter finalization may abort there ("terminate called
+    without an active exception", SIGABRT) while threads of the process group or the libraries
+    it used are torn down, turning a finished training into a failed one; nothing is left to
+    finalize that the rank's results depend on."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
 def _spawned(rank: int, world: int, port: int, fn: Callable[..., Any], args: tuple[Any, ...], out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
@@ -323,6 +336,7 @@ def _spawned(rank: int, world: int, port: int, fn: Callable[..., Any], args: tup
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    _leave(0)  # (an error above reaches torch's spawn wrapper, which reports it)
 
 
 def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> Any:
@@ -477,4 +491,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - run by torchrun
-    raise SystemExit(main())
+    _leave(main())
