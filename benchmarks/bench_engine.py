@@ -393,8 +393,13 @@ def _cold_import() -> float:
     return min(runs)
 
 
+def _secs(t: float) -> str:
+    """A time with three significant digits or more: milliseconds below 0.1 s."""
+    return f"{t * 1e3:.2f} ms" if t < 0.1 else f"{t:.3f} s"
+
+
 def _row(what: str, ours: float, base: float, peer: str, target: str = "") -> tuple[str, str, str, str, str]:
-    return (what, f"{ours:.3f} s", f"{peer}: {base:.3f} s", f"{base / ours:.2f}x", target)
+    return (what, _secs(ours), f"{peer}: {_secs(base)}", f"{base / ours:.2f}x", target)
 
 
 def headline(quick: bool = False, naive: bool = True) -> list[tuple[str, str, str, str, str]]:
@@ -420,7 +425,7 @@ def headline(quick: bool = False, naive: bool = True) -> list[tuple[str, str, st
             _, ap = _pair(lambda: None, lambda: np.argpartition(x, x.size - k), 0, 3)
             rows.append(_row(what, ours, ap, "(naive) np.argpartition"))
     ours, _ = _pair(lambda: engine.top_k(x, K), lambda: None, 5, 0)
-    rows.append((f"top-{K} of {x.size:.0e} float32, best-first order", f"{ours:.3f} s", "", "", ""))
+    rows.append((f"top-{K} of {x.size:.0e} float32, best-first order", _secs(ours), "", "", ""))
     del x, t
 
     for n in (10**7 // scale, 10**6 // scale):

@@ -40,13 +40,13 @@ def _bucket(src, cnt, need, sh, hist):  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def _pack(src, cnt, sh, b, dst):  # type: ignore[no-untyped-def]
     """Writes the values of ``src[:cnt]`` whose digit at ``sh`` is ``b`` to the front of ``dst``
-    (which may be ``src``); returns how many."""
+    (which may be ``src``: a write never passes the read); returns how many. ``dst`` holds at
+    least one value more than are kept, or is ``src``."""
     w = 0
-    for j in range(cnt):
-        x = src[j]
-        if _digit(x, sh) == b:
-            dst[w] = x
-            w += 1
+    for j in range(cnt):  # branch-free (the kept digit is unpredictable): every value is
+        x = src[j]  # written, a kept one advances w; ``dst`` needs one slot beyond the count
+        dst[w] = x
+        w += _digit(x, sh) == b
     return w
 
 
@@ -66,7 +66,7 @@ def _kth_largest(a, q):  # type: ignore[no-untyped-def]
     hist = np.empty(_RADIX_MASK + 1, dtype=np.int64)
     shift = 64 - _RADIX_BITS
     b, q = _bucket(a, cnt, q, shift, hist)
-    buf = np.empty(hist[b], dtype=np.int64)  # the first pass packs into a buffer of its own
+    buf = np.empty(hist[b] + 1, dtype=np.int64)  # the first pass packs into a buffer of its own
     cnt = _pack(a, cnt, shift, b, buf)
     shift -= _RADIX_BITS
     while cnt >= _RADIX_MIN and shift > -_RADIX_BITS:
@@ -138,49 +138,67 @@ def _pick(crank, ctb, idx, q, selected):  # type: ignore[no-untyped-def]
 def _select_one(cpos, crank, keys, use_keys, offset, q):  # type: ignore[no-untyped-def]
     """:func:`select_core`'s pick for a single group: the ``q`` best candidates (rank desc, key
     asc, then position), in position order, in two passes over the candidates and without the
-    per-candidate key, order and mark arrays of the grouped path."""
+    per-candidate key, order and mark arrays of the grouped path.
+
+    The kept candidates are packed to the front of ``cpos`` and ``crank`` in place (the caller's
+    own temporaries; a write never passes the read), so only the tiebreaks are a new array.
+    """
     m = cpos.shape[0]
-    k = min(q, m)
-    opos = np.empty(max(k, 0), dtype=np.int64)
-    orank = np.empty(max(k, 0), dtype=np.int64)
-    otb = np.empty(max(k, 0), dtype=np.int64)
-    if k <= 0:
-        return opos, orank, otb
-    take_all = m <= q
-    v = _I64_MIN if take_all else _kth_largest(crank, q)  # the q-th largest rank
-    u = _I64_MAX  # among ranks equal to v: keys below u, then up to `at_u` keys equal to u
-    at_u = m
-    if not take_all:
-        n_gt = 0
-        n_eq = 0
+    k = max(min(q, m), 0)
+    otb = np.empty(k + 1, dtype=np.int64)  # one slot of slack for the branch-free pass
+    if k == 0:
+        return cpos[:0], crank[:0], otb[:0]
+    if m <= q:  # every candidate is kept
         for j in range(m):
-            n_gt += crank[j] > v
-            n_eq += crank[j] == v
-        need = q - n_gt
-        if need < n_eq:
-            tbs = np.empty(n_eq, dtype=np.int64)
-            t = 0
-            for j in range(m):
-                if crank[j] == v:
-                    tbs[t] = keys[cpos[j]] if use_keys else offset + cpos[j]
-                    t += 1
-            u, at_u = _tie_cut(tbs, need)
+            otb[j] = keys[cpos[j]] if use_keys else offset + cpos[j]
+        return cpos, crank, otb[:m]
+    v = _kth_largest(crank, q)  # the q-th largest rank
+    n_gt = 0
+    n_eq = 0
+    for j in range(m):
+        n_gt += crank[j] > v
+        n_eq += crank[j] == v
+    need = q - n_gt
     w = 0
+    if need == n_eq:  # no tie is cut (the usual case): keep rank >= v, without branches
+        for j in range(m):
+            r = crank[j]
+            p = cpos[j]
+            cpos[w] = p
+            crank[w] = r
+            otb[w] = keys[p] if use_keys else offset + p
+            w += r >= v
+        return _owned(cpos, k, m), _owned(crank, k, m), otb[:k]
+    tbs = np.empty(n_eq, dtype=np.int64)
+    t = 0
+    for j in range(m):
+        if crank[j] == v:
+            tbs[t] = keys[cpos[j]] if use_keys else offset + cpos[j]
+            t += 1
+    u, at_u = _tie_cut(tbs, need)  # among ranks equal to v: keys below u, then at_u equal to u
     for j in range(m):
         r = crank[j]
-        if not take_all and r < v:
+        if r < v:
             continue
-        tb = keys[cpos[j]] if use_keys else offset + cpos[j]
-        if not take_all and r == v:
+        p = cpos[j]
+        tb = keys[p] if use_keys else offset + p
+        if r == v:
             if tb > u or (tb == u and at_u <= 0):
                 continue
             if tb == u:
                 at_u -= 1
-        opos[w] = cpos[j]
-        orank[w] = r
+        cpos[w] = p
+        crank[w] = r
         otb[w] = tb
         w += 1
-    return opos, orank, otb
+    return _owned(cpos, k, m), _owned(crank, k, m), otb[:k]
+
+
+@njit(cache=True, inline="always")
+def _owned(a, k, m):  # type: ignore[no-untyped-def]
+    """The first ``k`` of ``m`` packed values: a view, or a copy when the view would hold on to a
+    buffer more than twice its size (a result of 10 rows out of a million candidates)."""
+    return a[:k].copy() if m > 2 * k else a[:k]
 
 
 @njit(cache=True, parallel=True)

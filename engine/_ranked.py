@@ -256,6 +256,15 @@ def _collect_block(vals, n, mode, magmask, infbits, signmin, negmask, state, key
         seen += c
         if seen > end - start:
             continue
+        if not use_groups and seen < end - start and c * 16 >= s1 - s0:
+            # many pass (a sample's candidates): branch-free, every row is written and a passing
+            # one advances w; the region keeps a slot beyond the last passing row for the rest
+            t = teff[0]
+            for j in range(s1 - s0):
+                opos[w] = s0 + j
+                orank[w] = buf[j]
+                w += buf[j] >= t
+            continue
         for j in range(s1 - s0):
             g = gv[j] if use_groups else 0
             if buf[j] >= teff[g]:
@@ -297,7 +306,10 @@ def _collect(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, use
             for t in range(counts[b]):
                 opos[offs[b] + t] = opos[b * cap + t]
                 orank[offs[b] + t] = orank[b * cap + t]
-        return opos[:offs[nb]], orank[:offs[nb]]
+        m = offs[nb]
+        if nb * cap > 2 * m:  # do not hold on to a mostly empty buffer
+            return opos[:m].copy(), orank[:m].copy()
+        return opos[:m], orank[:m]
     opos = np.empty(offs[nb], dtype=np.int64)
     orank = np.empty(offs[nb], dtype=np.int64)
     for b in prange(nb):
@@ -314,6 +326,8 @@ def _collect_serial(vals, n, mode, magmask, infbits, signmin, negmask, state, ke
     orank = np.empty(n, dtype=np.int64)
     m = _collect_block(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, use_keys,
                        offset, gids, use_groups, teff, 0, 1, opos, orank, 0, n)
+    if n > 2 * m:  # do not hold on to a mostly empty buffer
+        return opos[:m].copy(), orank[:m].copy()
     return opos[:m], orank[:m]
 
 
