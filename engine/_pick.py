@@ -147,7 +147,7 @@ def _select_one(cpos, crank, keys, use_keys, offset, q):  # type: ignore[no-unty
     k = max(min(q, m), 0)
     otb = np.empty(k + 1, dtype=np.int64)  # one slot of slack for the branch-free pass
     if k == 0:
-        return cpos[:0], crank[:0], otb[:0]
+        return cpos[:0].copy(), crank[:0].copy(), otb[:0]
     if m <= q:  # every candidate is kept
         for j in range(m):
             otb[j] = keys[cpos[j]] if use_keys else offset + cpos[j]
