@@ -45,6 +45,7 @@ _PARALLEL_MIN = 4 * PARALLEL_ROWS  # below this many rows, stay in the calling t
 _PARALLEL_MIN_HASHED = PARALLEL_ROWS  # the same for hashed ranks (a few ns a row: worth it sooner)
 
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
+_F64_TINY = float(np.finfo(np.float64).tiny)  # the smallest normal float64
 
 
 @njit(cache=True, inline="always")
@@ -223,11 +224,16 @@ def _passing_fraction(vals, n, mode, magmask, infbits, signmin, negmask, state, 
 @njit(cache=True)
 def _es_cut(mode, use_groups, teff):  # type: ignore[no-untyped-def]
     """The ES shortcut bound: the (negative, finite) key threshold, relaxed by 1e-9 against
-    rounding; -inf (no shortcut) when it does not apply."""
+    rounding; -inf (no shortcut) when it does not apply.
+
+    A subnormal threshold (weights near 1e300) gets no shortcut: a subnormal key is rounded to
+    an absolute step, up to ~1e-8 of itself, and the relaxation would round away, so a row
+    whose key ties the cut could be skipped before its tiebreak is looked at.
+    """
     if mode != MODE_ES or use_groups or teff[0] >= 0 or teff[0] <= _I64_MIN + 1:
         return -np.inf
     key = np.int64(teff[0] ^ _I64_MAX).view(np.float64)  # invert the sortable map (negatives)
-    if not np.isfinite(key) or key >= 0.0:
+    if not (-np.inf < key < -_F64_TINY):
         return -np.inf
     return key * (1.0 + 1e-9)
 
