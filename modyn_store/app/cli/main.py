@@ -18,6 +18,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -41,8 +42,10 @@ _CLI_WORDS = (("pass create=True to make one", "create one with `modyn-store app
 
 
 def _when(t: datetime) -> str:
-    """An ISO time with its offset (seconds), as ``diff`` and ``show`` accept it back."""
-    return t.isoformat(timespec="seconds")
+    """An ISO time with its offset, to the microsecond a version's time is kept at: pasted back
+    into ``diff`` or ``show`` it names that version even when several were committed within one
+    second."""
+    return t.isoformat(timespec="microseconds")
 
 
 def _size(store: Store) -> int | None:
@@ -67,12 +70,12 @@ def _details(r: object) -> str:
     return "; ".join(parts)
 
 
-def version_ref(text: str | None) -> VersionRef:
-    """A version number, an ISO time (a time to the second covers that whole second, so the times
-    ``log`` prints paste back) or a tag name."""
+def version_ref(text: str | None, arg: str = "VERSION") -> VersionRef:
+    """A version number, an ISO time (the times ``log`` prints paste back; a time to the second
+    covers that whole second) or a tag name."""
     if text is None:
         return None
-    if text.lstrip("-").isdigit():
+    if re.fullmatch(r"-?[0-9]+", text):  # ASCII digits only: int() also reads '٣', str.isdigit '²'
         return int(text)
     try:
         when = datetime.fromisoformat(text)
@@ -80,7 +83,10 @@ def version_ref(text: str | None) -> VersionRef:
         return text  # a tag name
     if when.microsecond == 0 and "." not in text:
         when = when.replace(microsecond=999_999)
-    return when if when.tzinfo is not None else when.astimezone()  # a time without offset is local
+    try:
+        return when if when.tzinfo is not None else when.astimezone()  # a time without offset is local
+    except (OverflowError, ValueError):  # e.g. 0001-01-01 west of UTC: before year 1
+        raise InvalidArgumentError(arg, text, "an ISO time between years 1 and 9999 in UTC") from None
 
 
 _version_ref = version_ref
@@ -168,7 +174,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     non_negative(args.keys, "--keys", "how many keys of each to print; 0: none")
     store = _open(args)
-    d = store.diff(version_ref(args.a), version_ref(args.b))
+    d = store.diff(version_ref(args.a, "FROM"), version_ref(args.b, "TO"))
     if args.json:
         _print_json({"from": d.start, "to": d.end, "inserted": int(d.inserted.size), "deleted": int(d.deleted.size),
                      "inserted_keys": d.inserted[: args.keys].tolist(), "deleted_keys": d.deleted[: args.keys].tolist()})
@@ -208,7 +214,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     cols = args.columns.split(",") if args.columns else [c for c in schema.names][:8]
     rows: list[dict[str, object]] = []
     try:
-        for batch in snap.to_batches(cols, args.filter, batch_size=max(args.limit, 1), on_unavailable="skip"):
+        batch_size = min(max(args.limit, 1), 1 << 16)  # a --limit above the rows means all of them
+        for batch in snap.to_batches(cols, args.filter, batch_size=batch_size, on_unavailable="skip"):
             rows.extend(batch.to_pylist())
             if len(rows) >= args.limit:
                 break
@@ -304,6 +311,10 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     store = _open(args)
     before = _size(store)
     report = store.vacuum(keep_versions=args.keep_versions, dry_run=not args.apply)
+    if not report.dry_run and report.version is None:
+        print(f"nothing to purge (version {store.version} unchanged); kept versions: last "
+              f"{args.keep_versions} and tagged")
+        return 0
     verb = "would purge" if report.dry_run else f"purged (version {report.version})"
     print(f"{verb} {report.keys.size} soft-deleted rows; kept versions: last {args.keep_versions} and tagged"
           + ("" if report.dry_run else _reclaimed(before, _size(store))))
@@ -393,12 +404,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so that a closed pipe is reported below, not at exit
+        return status
     except ModynStoreError as exc:
         text = str(exc)
         for api, cli in _CLI_WORDS:
             text = text.replace(api, cli)
         print(f"error: {text}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader stopped early (`modyn-store show STORE | head -1`): stop as other tools do,
+        # with no traceback and the status of a process ended by SIGPIPE
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"error: {exc.filename!r}: {os_reason(exc)}", file=sys.stderr)
         return 2
 
 

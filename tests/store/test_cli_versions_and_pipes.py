@@ -1,0 +1,102 @@
+"""Version references on the command line, large limits, a closed output pipe and names the
+file system refuses: a right answer or one ``error:`` line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from modyn_store import Store
+from modyn_store.app.cli import main
+
+_RUN = "import sys; from modyn_store.app.cli import main; sys.exit(main())"
+
+
+def _cli(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _RUN, *argv], capture_output=True, text=True, cwd=cwd,
+                          timeout=300, env=env)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    p = str(tmp_path / "s")
+    s = Store.open(p, create=True)
+    s.append(pa.table({"ts": [1, 2, 3], "x": [1.0, 2.0, 3.0]}))
+    s.delete(keys=[0, 1])  # usually within the same second as the append
+    return p
+
+
+def test_a_time_from_log_names_its_own_version_within_one_second(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["log", store, "--json"]) == 0
+    log = json.loads(capsys.readouterr().out)
+    records = Store.open(store).log()
+    assert [datetime.fromisoformat(r["time"]) for r in log] == [r.time for r in records]
+    for row in log:
+        assert main(["show", store, row["time"], "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["version"] == row["version"]
+
+
+def test_a_time_to_the_second_still_covers_that_second(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    last = Store.open(store).log()[-1].time
+    assert main(["show", store, last.isoformat(timespec="seconds"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 2
+
+
+@pytest.mark.parametrize("ref", ["²", "⁵", "1²"])
+def test_non_ascii_digits_are_a_tag_name_not_a_crash(store: str, ref: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", store, ref]) == 2
+    assert f"unknown tag {ref!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["show", "{store}", "0001-01-01"], "VERSION='0001-01-01'"),
+    (["diff", "{store}", "0", "0001-01-01T00:00:00"], "TO='0001-01-01T00:00:00'"),
+    (["diff", "{store}", "0001-01-01", "1"], "FROM='0001-01-01'"),
+])
+def test_times_outside_the_calendar_are_refused_by_name(store: str, tmp_path: Path, argv: list[str],
+                                                        named: str) -> None:
+    # a local time of year 1 west of UTC falls before year 1 once converted
+    env = {**__import__("os").environ, "TZ": "Etc/GMT+12"}
+    res = _cli(*(a.format(store=store) for a in argv), cwd=tmp_path, env=env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith(f"error: invalid {named}: expected an ISO time"), res.stderr
+
+
+def test_a_limit_beyond_the_rows_shows_them_all(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", store, "1", "--limit", "99999999999999999999", "--json"]) == 0
+    assert [r["key"] for r in json.loads(capsys.readouterr().out)["rows"]] == [0, 1, 2]
+
+
+def test_vacuum_with_nothing_to_purge_says_so(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    before = Store.open(store).version
+    assert main(["vacuum", store, "--apply", "--keep-versions", "5"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"nothing to purge (version {before} unchanged)") and "None" not in out
+    assert Store.open(store).version == before
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    path = str(tmp_path / "big")
+    Store.open(path, create=True).append(pa.table({"ts": list(range(20_000)), "x": [0.5] * 20_000}))
+    with subprocess.Popen([sys.executable, "-c", _RUN, "show", path, "--limit", "20000"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()  # like `| head -1`: the output (about 1 MB) no longer fits the pipe
+        err = proc.stderr.read().decode()
+        status = proc.wait(timeout=300)
+    assert status == 141, err
+    assert first.startswith(b"store ") and err == ""
+
+
+def test_a_name_too_long_for_the_file_system_is_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("ts,x\n1,0.5\n")
+    res = _cli("append", "s" * 300, str(tmp_path / "a.csv"), cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip().endswith("File name too long") and len(res.stderr.strip().splitlines()) == 1
