@@ -100,3 +100,15 @@ def test_a_name_too_long_for_the_file_system_is_one_error_line(tmp_path: Path) -
     res = _cli("append", "s" * 300, str(tmp_path / "a.csv"), cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.strip().endswith("File name too long") and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_json_output_is_strict_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "nan")
+    Store.open(path, create=True).append(pa.table({"ts": [1, 2, 3], "x": [float("nan"), float("inf"), 0.5]}))
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} is not JSON")
+
+    assert main(["show", path, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out, parse_constant=refuse)["rows"]
+    assert [r["x"] for r in rows] == [None, None, 0.5]

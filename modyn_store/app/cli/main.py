@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import math
 import os
 import re
 import sys
@@ -123,10 +124,23 @@ def _open(args: argparse.Namespace) -> Store:
     return Store.open(args.store)
 
 
+def _finite(obj: object) -> object:
+    """``obj`` with every NaN and infinity replaced by ``None``: JSON has no such numbers, and
+    ``NaN`` tokens break strict parsers (``JSON.parse``, ``jq``)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _print_json(obj: object) -> None:
+    """Strict JSON (non-finite numbers as ``null``; other values through ``str``)."""
     import json
 
-    print(json.dumps(obj, default=str))
+    print(json.dumps(_finite(obj), default=str, allow_nan=False))
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -352,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", metavar="A,B,...", help="comma-separated columns")
     p.add_argument("--filter", metavar="SQL", help="SQL filter, e.g. \"label = 1\"")
     p.add_argument("--limit", type=int, default=10, help="rows to print (default 10)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON (NaN and infinities as null)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("tag", help="name a version (or --delete a tag)")
