@@ -52,6 +52,7 @@ __all__ = [
     "new_label_rows",
     "read_label_map",
     "store_classes",
+    "stored_code_map",
     "write_label_map",
 ]
 
@@ -72,6 +73,8 @@ def label_kind(column: str, t: pa.DataType) -> Kind:
     otherwise."""
     if pa.types.is_dictionary(t):
         t = t.value_type
+    if pa.types.is_null(t):
+        raise LabelError(f"label column {column!r} has no values: every row's label is empty")
     if pa.types.is_boolean(t):
         return "bool"
     if pa.types.is_integer(t):
@@ -283,6 +286,58 @@ def store_classes(store: Any, version: int | None = None) -> tuple[int, LabelMap
     if not ordered:
         raise InvalidArgumentError("store", store.uri, "a store with labelled rows")
     return len(ordered), None
+
+
+def _stored_labels(store: Any) -> tuple[list[int], bool]:
+    """The distinct labels of every row the samples table holds (deleted rows included), and
+    whether those rows are every row ever appended (False once an erase or vacuum removed some:
+    their labels are gone with them).
+
+    One scan of the ``label`` column of the rows written by committed versions.
+    """
+    committed = store.version
+    inserted = sum(r.inserted for r in store.log())
+    ds = store.samples_dataset()
+    values: set[int] = set()
+    rows = 0
+    if ds is not None:
+        if "label" not in ds.schema.names:
+            raise LabelError(f"the store {store.uri} has no 'label' column")
+        kind = label_kind("label", ds.schema.field("label").type)
+        if kind == "string":
+            raise LabelError(
+                f"the store {store.uri} holds string labels without a label map; ingest them with "
+                "`modyn-store append STORE FILE --label COLUMN` (which stores class codes and the map)"
+            )
+        scanner = ds.scanner(columns=["label"], filter=f"_version <= {committed}")
+        for batch in scanner.to_reader():
+            rows += batch.num_rows
+            col = _plain(batch.column(0), as_int=True)
+            values.update(int(v) for v in pc.unique(col).drop_null().to_pylist())
+    return sorted(values), rows >= inserted
+
+
+def stored_code_map(store: Any) -> tuple[LabelMap, bool]:
+    """The map of a store that holds integer labels without a label map: code ``i`` is label ``i``
+    for every label any stored row holds, at any version (deleted rows included), so that a map
+    made now never gives a code another meaning than it had.
+
+    Returns the map and whether it is known complete: False when an erase or vacuum removed rows
+    (their labels are unknown, so codes past the map's may have been used). Raises
+    :class:`LabelError` for labels that cannot be codes (negative, or not ``0 .. n-1`` in a store
+    whose every row is still stored).
+    """
+    values, complete = _stored_labels(store)
+    shown: list[Any] = values if len(values) <= 8 else [*values[:4], "...", *values[-2:]]
+    n = values[-1] + 1 if values else 0
+    gaps = n - len(values)  # codes no stored row holds (rows removed, or labels that never occurred)
+    if (values and values[0] < 0) or (complete and gaps) or gaps > max(1000, len(values)):
+        raise LabelError(
+            f"the store {store.uri} holds integer labels {shown} (deleted rows included) and no label map; "
+            "they are not the class codes 0 .. n-1, so the codes of other labels are not defined. Give the "
+            "store a label map first (modyn_store.app.datasets.labels.write_label_map) or ingest into a new store"
+        )
+    return LabelMap("int", tuple(range(n))), complete
 
 
 def describe_labels(store: Any, *, limit: int = 20) -> str | None:

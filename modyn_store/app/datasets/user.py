@@ -48,8 +48,9 @@ from modyn_store.app.datasets.labels import (
     label_kind,
     new_label_rows,
     read_label_map,
+    stored_code_map,
 )
-from modyn_store.core.errors import ModynStoreError
+from modyn_store.core.errors import ModynStoreError, SchemaMismatchError
 
 __all__ = ["append_stream", "read_stream", "scan_labels"]
 
@@ -61,6 +62,10 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
     strings that are not dates, before anything is written.
     """
     cm = columns.resolved(data.schema.names)
+    if cm.label is not None and cm.label in data.schema.names and pa.types.is_null(data.schema.field(cm.label).type):
+        where = f" of {data.where}" if data.where else ""
+        raise SourceError("label", f"label column {cm.label!r}{where} has no values: every row's label is empty "
+                                   "(is it the label column?)")
     Encoder(data.schema, cm, labels=base or (LabelMap("int", ()) if cm.label else None))  # schema checks
     wanted = [c for c in dict.fromkeys([cm.label, cm.ts, cm.key]) if c is not None]
     if not wanted:
@@ -95,9 +100,6 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
     return labels
 
 
-_UNITS = ("s", "ms", "us", "ns")
-
-
 def _widens(src: pa.DataType, dst: pa.DataType) -> bool:
     """True when every value of ``src`` is a value of ``dst`` (a file's column read narrower than the store's)."""
     if pa.types.is_null(src):
@@ -106,10 +108,29 @@ def _widens(src: pa.DataType, dst: pa.DataType) -> bool:
         return pa.types.is_floating(dst) or pa.types.is_integer(dst)
     if pa.types.is_floating(src):
         return pa.types.is_floating(dst) and dst.bit_width >= src.bit_width
-    if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst):  # CSV reads seconds, Parquet keeps us
-        return src.tz == dst.tz and _UNITS.index(dst.unit) >= _UNITS.index(src.unit)
+    if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst):
+        # CSV reads seconds, Parquet keeps ms or finer: any unit, when every value converts exactly
+        # (the cast is checked); another time zone is another type
+        return src.tz == dst.tz
     text = (pa.types.is_string, pa.types.is_large_string)
     return any(f(src) for f in text) and any(f(dst) for f in text)
+
+
+def _inexact(col: pa.Array, want: pa.DataType, exc: Exception) -> str:
+    """Why ``col`` (timestamps) does not convert exactly to ``want``: its first value finer than
+    ``want``'s unit, or out of its range."""
+    try:
+        back = pc.cast(pc.cast(col, want, safe=False), col.type)
+        off = pc.fill_null(pc.not_equal(back, col), False).to_numpy(zero_copy_only=False)
+        if off.any():
+            return (f"the value {col[int(off.argmax())]} is finer than the store's unit ({want.unit}); "
+                    f"round the times to whole {_UNIT_NAMES[want.unit]}")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    return f"a value does not fit the store's type ({exc})"
+
+
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema | None) -> pa.RecordBatch:
@@ -117,7 +138,8 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema | None) -> pa.RecordBatch:
 
     A later CSV file reads a column of whole numbers as integers, or an empty column as nulls,
     where the store holds floats or text; a cast that would change a value is left to the store
-    to refuse.
+    to refuse. Timestamps of another unit are cast when every value converts exactly (a CSV's
+    seconds, an export's milliseconds); one finer than the store's unit is refused here, named.
     """
     if schema is None:
         return batch
@@ -128,8 +150,12 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema | None) -> pa.RecordBatch:
         if want is not None and not field.type.equals(want) and _widens(field.type, want):
             try:
                 col = pc.cast(col, want, safe=True)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                if pa.types.is_timestamp(field.type):
+                    raise SchemaMismatchError(
+                        f"appended data does not match the store's schema: column {field.name!r} is {field.type}, "
+                        f"the store has {want}, and {_inexact(col, want, exc)}"
+                    ) from None
         cols.append(col)
     return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
 
@@ -172,12 +198,22 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
     columns = fit_columns(stored, columns, src.schema)  # the recorded feature columns, matched by name
     cm = columns.resolved(src.schema.names)
     old = read_label_map(store)
+    known = True  # whether every code the store ever used is in ``old``
     if cm.label is not None and old is None and store.schema is not None and "label" in store.schema.names:
-        from modyn_store.app.datasets.labels import store_classes
-
-        n, _ = store_classes(store)  # labels stored without a map: they are 0 .. n-1
-        old = LabelMap("int", tuple(range(n)))
+        # labels stored without a map are their own codes: every code any stored row holds, at
+        # any version (deleted rows included), keeps its label
+        old, known = stored_code_map(store)
     labels = scan_labels(src, cm, old)
+    if not known and old is not None and labels is not None and labels.n_classes > old.n_classes:
+        new = list(labels.values[old.n_classes:])
+        raise SourceError(
+            "label",
+            f"labels {new[:5]} of column {cm.label!r} would get the class codes {old.n_classes} and up, but "
+            f"the store {store.uri} has no label map and erase or vacuum removed rows whose labels it no longer "
+            "knows: those codes may have stood for other labels. Give the store a label map first "
+            "(modyn_store.app.datasets.labels.write_label_map, naming the label of every code it used) or "
+            "ingest into a new store",
+        )
     enc = Encoder(src.schema, cm, labels=labels)
     target = store.schema
     it = (_conform(e, target) for e in (enc.encode(b) for b in src.batches(batch_size=batch_size)) if e.num_rows)

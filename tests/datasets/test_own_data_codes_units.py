@@ -1,0 +1,108 @@
+"""Own-data ingestion: class codes keep their meaning across versions, timestamp units that convert
+exactly are accepted, and an empty label column is named as such."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from modyn_store import Store
+from modyn_store.app.cli.main import main
+from modyn_store.app.datasets.labels import read_label_map
+
+
+def _api_store(path: Path, labels: list[int]) -> Store:
+    """A store written through the Python API: raw integer labels, no label map."""
+    store = Store.open(str(path), create=True)
+    n = len(labels)
+    feats = pa.FixedSizeListArray.from_arrays(pa.array([0.1 * i for i in range(n)], pa.float32()), 1)
+    store.append(pa.table({"ts": list(range(1, n + 1)), "features": feats, "label": labels}))
+    return store
+
+
+def _code_of(store: Store, version: int, key: int) -> int:
+    t = store.as_of(version).to_table(["key", "label"], on_unavailable="skip").to_pydict()
+    return dict(zip(t["key"], t["label"]))[key]
+
+
+def test_append_keeps_the_codes_of_deleted_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Labels 2 and 3 only in deleted rows: a new row of label 3 gets code 3, never code 2."""
+    store = _api_store(tmp_path / "st", [0, 1, 2, 3])
+    store.delete(keys=[2, 3])
+    (tmp_path / "new.csv").write_text("ts,features,label\n5,0.5,3\n")
+    assert main(["append", str(tmp_path / "st"), str(tmp_path / "new.csv")]) == 0
+    store = Store.open(str(tmp_path / "st"))
+    labels = read_label_map(store)
+    assert labels is not None and labels.values == (0, 1, 2, 3)
+    assert _code_of(store, 1, 2) == 2 and _code_of(store, 1, 3) == 3
+    assert labels.decode([_code_of(store, store.version, 4)]) == [3]
+
+
+def test_append_after_erasure_refuses_codes_it_cannot_prove(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Rows erased: codes past the stored labels may have meant other labels; a known one is fine."""
+    store = _api_store(tmp_path / "st", [0, 1, 2, 3])
+    store.erase([2, 3], reason="test")
+    st = str(tmp_path / "st")
+    (tmp_path / "new.csv").write_text("ts,features,label\n5,0.5,7\n")
+    assert main(["append", st, str(tmp_path / "new.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "--label" in err and "[7]" in err and "erase or vacuum" in err
+    assert Store.open(st).version == 2  # nothing written
+    (tmp_path / "old.csv").write_text("ts,features,label\n5,0.5,1\n")
+    assert main(["append", st, str(tmp_path / "old.csv")]) == 0
+    assert read_label_map(Store.open(st)).values == (0, 1)
+
+
+def test_append_after_erasure_keeps_a_code_between_stored_ones(tmp_path: Path) -> None:
+    """Label 2 erased, 3 still stored: code 2 stays label 2's (reserved), 3 stays 3."""
+    store = _api_store(tmp_path / "st", [0, 1, 2, 3])
+    store.erase([2], reason="test")
+    (tmp_path / "new.csv").write_text("ts,features,label\n5,0.5,3\n")
+    assert main(["append", str(tmp_path / "st"), str(tmp_path / "new.csv")]) == 0
+    store = Store.open(str(tmp_path / "st"))
+    assert read_label_map(store).values == (0, 1, 2, 3)
+    assert _code_of(store, store.version, 4) == 3
+
+
+def test_import_of_an_export_with_another_timestamp_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CSV times read as timestamp[s]; export writes timestamp[ms]; a sibling store takes it back."""
+    (tmp_path / "a.csv").write_text("id,time,label,x\n1,2025-01-01 00:00:00,0,0.5\n2,2025-01-01 00:00:01,1,0.6\n")
+    (tmp_path / "b.csv").write_text("id,time,label,x\n10,2025-01-02 00:00:00,0,0.5\n")
+    a, b, out = str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "b.parquet")
+    assert main(["append", a, str(tmp_path / "a.csv"), "--ts", "time", "--key", "id"]) == 0
+    assert main(["append", b, str(tmp_path / "b.csv"), "--ts", "time", "--key", "id"]) == 0
+    assert main(["export", b, out]) == 0
+    capsys.readouterr()
+    assert main(["import", a, out]) == 0, capsys.readouterr().err
+    store = Store.open(a)
+    assert store.schema.field("ts").type == pa.timestamp("s")
+    t = store.as_of().to_table(["key", "ts"]).to_pydict()
+    assert t["key"] == [1, 2, 10] and str(t["ts"][2]) == "2025-01-02 00:00:00"
+
+
+def test_timestamps_finer_than_the_store_or_of_another_zone_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.csv").write_text("time,label,x\n2025-01-01 00:00:00,0,0.5\n")
+    (tmp_path / "frac.csv").write_text("time,label,x\n2025-01-03 00:00:00.5,0,0.5\n")
+    (tmp_path / "zone.csv").write_text("time,label,x\n2025-01-03T00:00:00Z,0,0.5\n")
+    a = str(tmp_path / "a")
+    assert main(["append", a, str(tmp_path / "a.csv"), "--ts", "time"]) == 0
+    capsys.readouterr()
+    assert main(["append", a, str(tmp_path / "frac.csv"), "--ts", "time"]) == 2
+    err = capsys.readouterr().err
+    assert "column 'ts'" in err and "timestamp[s]" in err and "finer" in err
+    assert main(["append", a, str(tmp_path / "zone.csv"), "--ts", "time"]) == 2
+    assert "UTC" in capsys.readouterr().err
+    assert Store.open(a).version == 1
+
+
+def test_an_empty_label_column_is_named_as_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.csv").write_text("ts,label,x\n1,,0.5\n2,,0.6\n")
+    st = str(tmp_path / "st")
+    assert main(["append", st, str(tmp_path / "empty.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "'label'" in err and "empty.csv" in err and "no values" in err
+    assert "float" not in err and "regression" not in err
