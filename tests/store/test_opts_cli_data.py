@@ -86,6 +86,6 @@ def test_export_version_and_columns(tmp_path: Path, csv: str, capsys: pytest.Cap
     assert e.column_names == ["key", "label"]
     assert sorted(e.column("key").to_pylist()) == [100 + 3 * i for i in range(20)]  # the deleted keys too
     assert sorted(set(e.column("label").to_pylist())) == ["a", "b"]
-    assert main(["export", st, out]) == 0
+    assert main(["export", st, out, "--overwrite"]) == 0
     e = pq.read_table(out)
     assert e.num_rows == 18 and "features" in e.column_names

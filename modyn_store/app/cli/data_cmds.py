@@ -5,8 +5,10 @@
   KEY=VALUE``) into a store as one new version, with a progress bar; the store is created when
   it does not exist yet. String
   or gapped integer labels become class codes with a label map kept in the store.
-- ``export STORE OUT.parquet [--version V]``: a version's live rows as one Parquet file (labels
-  written back as their original values).
+- ``export STORE OUT.parquet [--version V] [--overwrite]``: a version's live rows as one Parquet
+  file (labels written back as their original values), written under a temporary name and
+  renamed into place; an existing OUT is replaced only with ``--overwrite``, a path in the
+  store's folder never, and an erasure that commits while it runs fails it (nothing written).
 - ``import STORE FILE.parquet``: the rows of an export into a store, keys kept.
 - ``labels STORE``: the class codes and the labels they stand for.
 
@@ -19,13 +21,14 @@ Example
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from modyn_store.app._fmt import Progress, format_table
-from modyn_store.core.errors import InvalidArgumentError, NotAStoreError
+from modyn_store.core.errors import ConflictError, DataUnavailableError, InvalidArgumentError, NotAStoreError
 
 __all__ = ["register"]
 
@@ -115,7 +118,91 @@ def cmd_import(args: argparse.Namespace) -> int:
     return _append(args.store, args.files, args, "import")
 
 
+def _out_location(out: str) -> tuple[Any, str]:
+    """(pyarrow filesystem, path) of the export's ``OUT``: a local path or a URI pyarrow knows."""
+    import pyarrow.fs as pafs
+
+    if "://" not in out:
+        return pafs.LocalFileSystem(), os.path.abspath(out)
+    try:
+        return pafs.FileSystem.from_uri(out)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidArgumentError("OUT", out, f"a local path or a file URI pyarrow can write ({exc})") from None
+
+
+def _store_root(store: Any) -> str:
+    """The store's folder (a local path) or prefix (a URI)."""
+    return str(store.path("_modyn_store.json")).rsplit("/", 1)[0]
+
+
+def _inside_store(store: Any, fs: Any, path: str) -> bool:
+    """Whether ``path`` on ``fs`` lies in the store's folder (symbolic links resolved)."""
+    import pyarrow.fs as pafs
+
+    root = _store_root(store)
+    if isinstance(fs, pafs.LocalFileSystem):
+        if "://" in root:
+            return False
+        r, q = os.path.realpath(root), os.path.realpath(path)
+        return q == r or q.startswith(r.rstrip(os.sep) + os.sep)
+    if "://" not in root:
+        return False
+    r, q = root.split("://", 1)[1].strip("/"), path.strip("/")
+    return q == r or q.startswith(r + "/")
+
+
+def _kind(fs: Any, out: str, path: str) -> Any:
+    """The ``pyarrow.fs.FileType`` at ``OUT``."""
+    from modyn_store.app.cli.main import os_reason
+
+    try:
+        return fs.get_file_info(path).type
+    except OSError as exc:
+        raise InvalidArgumentError("OUT", out, "a writable Parquet file path in an existing folder "
+                                               f"({os_reason(exc)})") from None
+
+
+def _check_out(store: Any, out: str, fs: Any, path: str, overwrite: bool) -> None:
+    """Refuse an ``OUT`` in the store's folder, a folder, or (without ``--overwrite``) an existing file."""
+    import pyarrow.fs as pafs
+
+    if _inside_store(store, fs, path):
+        raise InvalidArgumentError("OUT", out, f"a path outside the store's folder {_store_root(store)} "
+                                               "(writing there would damage the store)")
+    kind = _kind(fs, out, path)
+    if kind == pafs.FileType.Directory:
+        raise InvalidArgumentError("OUT", out, "a Parquet file path, not a folder")
+    if kind != pafs.FileType.NotFound and not overwrite:
+        raise InvalidArgumentError("OUT", out, "a path where no file exists yet (pass --overwrite to replace "
+                                               "the file)")
+
+
+def _temp_path(fs: Any, path: str) -> str:
+    """A fresh hidden name next to ``path``: the export is written there and renamed into place,
+    so a failed or killed export leaves nothing under ``OUT`` (nor replaces what was there)."""
+    import secrets
+
+    import pyarrow.fs as pafs
+
+    folder, name = os.path.split(path) if isinstance(fs, pafs.LocalFileSystem) else path.rpartition("/")[::2]
+    hidden = f".{name}.{secrets.token_hex(6)}.partial"
+    return os.path.join(folder, hidden) if isinstance(fs, pafs.LocalFileSystem) else f"{folder}/{hidden}"
+
+
+def _discard(fs: Any, path: str) -> None:
+    try:
+        fs.delete_file(path)
+    except (OSError, FileNotFoundError):
+        pass  # never created, or already gone
+
+
+def _erasures_since(store: Any, version: int) -> list[int]:
+    """Versions of the erasures committed after ``version`` (an erasure applies to every version)."""
+    return [r.version for r in store.log(since=version) if r.op == "erase"]
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
     from modyn_store.app.cli.main import os_reason, version_ref
@@ -124,13 +211,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     from modyn_store.core.store import Store
 
     store = Store.open(args.store, storage_options=_options(args))
-    snap = store.as_of(version_ref(args.version))
+    fs, out_path = _out_location(args.out)
+    _check_out(store, args.out, fs, out_path, bool(getattr(args, "overwrite", False)))
+    # every erasure committed after this version may have reached the stream part way: checked
+    # again once the file is written, before it is renamed into place
+    before = store.version
+    snap = store.as_of(version_ref(args.version, "--version"))
     labels = read_label_map(store, snap.version)
     layout = read_layout(store, snap.version)
     schema = snap.schema
     if schema is None:
         raise InvalidArgumentError("STORE", args.store, "a store with rows to export")
     cols = args.columns.split(",") if args.columns else list(schema.names)
+    tmp = _temp_path(fs, out_path)
     writer = None
     rows = 0
     bar = Progress(snap.count(), "export")
@@ -148,26 +241,54 @@ def cmd_export(args: argparse.Namespace) -> int:
         if layout is not None and "features" in batch_schema.names:
             meta.update(layout_meta(layout))  # which column each slot holds, for `import`
         try:
-            return pq.ParquetWriter(args.out, batch_schema.with_metadata(meta))
+            return pq.ParquetWriter(tmp, batch_schema.with_metadata(meta), filesystem=fs)
         except OSError as exc:
             raise InvalidArgumentError("OUT", args.out, "a writable Parquet file path in an existing folder "
                                                         f"({os_reason(exc)})") from None
 
+    done = False
     try:
-        for batch in snap.to_batches(cols):
-            batch = decoded(batch)
-            if writer is None:
-                writer = opened(batch.schema)
-            writer.write_batch(batch)
-            rows += batch.num_rows
-            bar.update(batch.num_rows)
-        if writer is None:  # no live rows: the file still holds the columns
-            empty = pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c) for c in cols]))
-            writer = opened(decoded(empty).schema)
+        try:
+            for batch in snap.to_batches(cols):
+                batch = decoded(batch)
+                if writer is None:
+                    writer = opened(batch.schema)
+                writer.write_batch(batch)
+                rows += batch.num_rows
+                bar.update(batch.num_rows)
+            if writer is None:  # no live rows: the file still holds the columns
+                empty = pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c) for c in cols]))
+                writer = opened(decoded(empty).schema)
+        finally:
+            if writer is not None:
+                writer.close()
+            bar.close()
+        # after the last row is written: an erasure that committed while the stream ran may have
+        # dropped only part of its keys (the stream applies it from when it sees it on)
+        erased = _erasures_since(store, before)
+        if erased:
+            raise ConflictError(f"an erasure committed while exporting (version {erased[0]}), so the file "
+                                f"would hold part of its keys; nothing was written to {args.out}, run the "
+                                "export again")
+        if not getattr(args, "overwrite", False) and _kind(fs, args.out, out_path) != pafs.FileType.NotFound:
+            raise InvalidArgumentError("OUT", args.out, "a path where no file exists yet (one was created "
+                                                        "while exporting; pass --overwrite to replace it)")
+        try:
+            fs.move(tmp, out_path)
+        except OSError as exc:
+            raise InvalidArgumentError("OUT", args.out, f"a Parquet file path that can be replaced "
+                                                        f"({os_reason(exc)})") from None
+        done = True
+    except DataUnavailableError as exc:
+        n = 0 if exc.keys is None else len(exc.keys)
+        keys = [] if exc.keys is None else list(exc.keys[:5].tolist())
+        raise DataUnavailableError(
+            f"version {snap.version} cannot be exported: {n} of its rows were purged by vacuum (e.g. keys "
+            f"{keys}); nothing was written to {args.out}. Export a later version instead (`modyn-store show "
+            f"{args.store} VERSION` prints how many rows of a version were purged)", keys=exc.keys) from None
     finally:
-        if writer is not None:
-            writer.close()
-        bar.close()
+        if not done:
+            _discard(fs, tmp)
     print(f"exported version {snap.version} ({rows} rows, columns {cols}) to {args.out}")
     return 0
 
@@ -233,6 +354,8 @@ def register(sub: Any) -> None:
     p.add_argument("out", metavar="OUT", help="the Parquet file to write")
     p.add_argument("--version", help="version number, tag or ISO time (default: latest)")
     p.add_argument("--columns", metavar="A,B,...", help="comma-separated columns (default: all)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT when it exists (default: refuse); "
+                                                            "a path in the store's folder is refused either way")
     _storage_arg(p)
     p.set_defaults(func=cmd_export)
 
