@@ -138,3 +138,17 @@ def test_append_skips_unlabelled_rows_when_asked(tmp_path: Path, capsys: pytest.
     assert "--label" in err and "--drop-unlabeled" in err and Store.open(st).version == 0
     assert main(["append", st, str(tmp_path / "s.parquet"), "--ts", "t", "--label", "y", "--drop-unlabeled"]) == 0
     assert "2 rows (1 rows without a label skipped)" in capsys.readouterr().out
+
+
+def test_append_into_an_empty_folder_makes_the_store_there(tmp_path: Path, csv: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "made").mkdir()  # e.g. a mounted volume or `mkdir` first
+    assert main(["append", str(tmp_path / "made"), csv]) == 0
+    assert Store.open(str(tmp_path / "made")).version == 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("not a store\n")
+    assert main(["append", str(tmp_path / "other"), csv]) == 2  # a folder holding other files is not taken
+    assert "expected a store, a new path or an empty folder" in capsys.readouterr().err
+    assert "notes.txt" in {p.name for p in (tmp_path / "other").iterdir()}
+    assert len(list((tmp_path / "other").iterdir())) == 1
+    capsys.readouterr()

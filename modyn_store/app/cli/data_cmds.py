@@ -56,8 +56,9 @@ def _open_or_create(path: str, options: dict[str, str] | None = None) -> Any:
     from modyn_store.app.cli.main import os_reason
     from modyn_store.core.store import Store
 
-    local_missing = "://" not in path and not Path(path).exists()
-    if local_missing:
+    local = Path(path) if "://" not in path else None
+    # a new store: a path that does not exist yet, or an empty folder made for it
+    if local is not None and (not local.exists() or (local.is_dir() and not any(local.iterdir()))):
         try:
             return Store.open(path, create=True, storage_options=options)
         except OSError as exc:
@@ -68,6 +69,9 @@ def _open_or_create(path: str, options: dict[str, str] | None = None) -> Any:
     except NotAStoreError:
         if "://" in path and not path.startswith("memory://"):
             return Store.open(path, create=True, storage_options=options)  # an empty object-store prefix
+        if local is not None:
+            raise InvalidArgumentError("STORE", path, "a store, a new path or an empty folder (this one holds "
+                                                      "other files)") from None
         raise
 
 
