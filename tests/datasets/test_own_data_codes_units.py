@@ -106,3 +106,25 @@ def test_an_empty_label_column_is_named_as_empty(tmp_path: Path, capsys: pytest.
     err = capsys.readouterr().err
     assert "'label'" in err and "empty.csv" in err and "no values" in err
     assert "float" not in err and "regression" not in err
+
+
+def test_an_export_rewritten_without_its_layout_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    (tmp_path / "a.csv").write_text("ts,label,x\n1,0,0.5\n2,1,0.6\n3,0,0.7\n")
+    store = str(tmp_path / "s")
+    assert main(["append", store, str(tmp_path / "a.csv")]) == 0
+    assert main(["export", store, str(tmp_path / "e.parquet")]) == 0
+    t = pq.read_table(tmp_path / "e.parquet")
+    t = t.set_column(0, "key", pc.add(t.column("key"), 100)).replace_schema_metadata(None)  # as a rewrite does
+    pq.write_table(t, tmp_path / "rewritten.parquet")
+    capsys.readouterr()
+    assert main(["import", store, str(tmp_path / "rewritten.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "'features' column without its slot layout" in err and "packs ['x'] by name" in err
+    assert "--features" not in err  # no flag was given
+    assert Store.open(store).version == 1
+    pq.write_table(t.drop_columns(["features"]), tmp_path / "plain.parquet")  # what the message advises
+    assert main(["import", store, str(tmp_path / "plain.parquet")]) == 0
+    assert Store.open(store).as_of().count() == 6

@@ -110,6 +110,12 @@ def fit_columns(stored: Layout | None, columns: ColumnMap, schema: pa.Schema) ->
     if cm.features is not None:
         given = list(dict.fromkeys(cm.features))
         meta = _meta_layout(schema) if given == ["features"] else None
+        if columns.features is None and given == ["features"] and meta is None and given != want:
+            # found, not given: a packed column whose slot layout a rewrite of an export dropped
+            raise InvalidArgumentError(
+                "FILE", "a 'features' column without its slot layout",
+                "a file whose 'features' column carries the slot layout `modyn-store export` writes (a tool "
+                f"that rewrote the file dropped it), or no 'features' column: the store packs {want} by name")
         if (_names(meta) if meta is not None else given) != want:
             raise InvalidArgumentError("features", list(cm.features), _expected(stored))
         return columns
