@@ -112,3 +112,14 @@ def test_json_output_is_strict_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["show", path, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out, parse_constant=refuse)["rows"]
     assert [r["x"] for r in rows] == [None, None, 0.5]
+
+
+def test_a_filter_on_a_label_value_says_labels_are_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.csv").write_text("ts,label,x\n1,ok,0.5\n2,bad,0.6\n")
+    store = str(tmp_path / "s")
+    assert main(["append", store, str(tmp_path / "a.csv")]) == 0
+    capsys.readouterr()
+    assert main(["show", store, "--filter", "label = 'ok'"]) == 2
+    assert "labels are stored as class codes" in capsys.readouterr().err
+    assert main(["show", store, "--filter", "x = 'ok'"]) == 2
+    assert "class codes" not in capsys.readouterr().err

@@ -23,12 +23,16 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from modyn_store.app._fmt import format_table
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 from modyn_store.core.store import Store, VersionRef
+
+if TYPE_CHECKING:
+    from modyn_store.app.datasets.labels import LabelMap
 
 __all__ = ["main"]
 
@@ -208,6 +212,12 @@ def _clean_filter_error(exc: Exception) -> str:
     return text.replace("Invalid user input: ", "")
 
 
+def _label_map(store: Store, version: int) -> LabelMap | None:
+    from modyn_store.app.datasets.labels import read_label_map
+
+    return read_label_map(store, version)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from modyn_store.core.errors import InvalidFilterError
 
@@ -234,10 +244,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             if len(rows) >= args.limit:
                 break
     except InvalidFilterError as exc:
-        raise InvalidFilterError(f"--filter: {_clean_filter_error(exc)}") from None
-    from modyn_store.app.datasets.labels import read_label_map
-
-    labels = read_label_map(store, snap.version)
+        hint = ""
+        if "label" in (args.filter or "") and _label_map(store, snap.version) is not None:
+            hint = "; labels are stored as class codes (`modyn-store labels STORE` lists them): filter on the code"
+        raise InvalidFilterError(f"--filter: {_clean_filter_error(exc)}{hint}") from None
+    labels = _label_map(store, snap.version)
     if labels is not None and not labels.identity and "label" in cols:
         for r in rows:  # the label each class code stands for, next to the code
             code = r.get("label")
