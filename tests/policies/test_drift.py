@@ -53,7 +53,7 @@ def test_missing_values_are_left_out() -> None:
     assert t.n_evaluations == clean.n_evaluations == 9
 
 
-def test_overlapping_windows_fire_earlier() -> None:
+def test_an_overlapping_window_half_past_a_step_fires() -> None:
     t = DataDrift(columns=["x"], metric="mean_shift", decision="threshold", threshold=10.0,
                   window=100, every=50, overlap=True)
     # evaluations at 150, 200, ...; at 350 the window 250-349 is half shifted: 1.5 / 0.1 = 15 sd
