@@ -33,7 +33,7 @@ from modyn_store.core.errors import ConflictError, DataUnavailableError, Invalid
 __all__ = ["register"]
 
 _FLAGS = {"ts": "--ts", "label": "--label", "key": "--key", "features": "--features", "format": "--format",
-          "path": "FILE", "data": "FILE", "columns": "FILE"}
+          "path": "FILE", "data": "FILE", "columns": "FILE", "storage_options": "--storage-option"}
 
 
 def _flag(key: str) -> str:

@@ -96,6 +96,16 @@ def detect_format(paths: Sequence[str], fs: Any) -> str:
     return found.pop()
 
 
+def _access_errors() -> tuple[type[BaseException], ...]:
+    """What a file system raises when a path cannot be reached: ``OSError``, and botocore's
+    errors (missing credentials, an unreachable endpoint), which s3fs lets through."""
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:
+        return (OSError,)
+    return (OSError, BotoCoreError)
+
+
 def _expand(path: str, fs: Any) -> list[str]:
     if any(ch in path for ch in "*?["):
         hits = sorted(fs.glob(path))
@@ -161,7 +171,12 @@ def open_data(data: Any, *, format: str | None = None, storage_options: dict[str
         fs, _ = fsspec.core.url_to_fs(paths[0], **fsspec_options(scheme, dict(storage_options or {})))
     except ModynStoreError as exc:
         raise SourceError("storage_options", str(exc)) from exc
-    expanded = [e for p in paths for e in _expand(p, fs)]
+    try:
+        expanded = [e for p in paths for e in _expand(p, fs)]
+    except _access_errors() as exc:  # the first request: no endpoint, credentials or permission
+        key, hint = ("path", "") if scheme == "file" else (
+            "storage_options", "; pass the storage options it needs (endpoint, region, credentials)")
+        raise SourceError(key, f"{paths[0]!r} cannot be read ({type(exc).__name__}: {exc}){hint}") from exc
     for p in expanded:
         if fs.isdir(p) and fs.exists(f"{p.rstrip('/')}/{STORE_MARKER}"):
             raise SourceError("path", f"{p!r} is a modyn-store store; read it as a store source (store: {p})")

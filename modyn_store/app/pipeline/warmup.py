@@ -69,7 +69,9 @@ def warm_up(config: PipelineConfig, sample: pa.Table, params: Mapping[str, Any],
         return False
     every = max(1, rows.num_rows // 3)
     trigger = {"name": "at_least", "n": 1, "triggers": [dict(config.trigger), {"name": "data_amount", "every": every}]}
-    cfg = replace(config, name="warm-up", trigger=trigger, deletions=None,
+    # a `base` names a training of the user's store, which the temporary store does not hold
+    update = {k: v for k, v in config.update.items() if k != "base"}
+    cfg = replace(config, name="warm-up", trigger=trigger, deletions=None, update=update,
                   limits=LimitsConfig(max_trainings=2, min_train_rows=1),
                   evaluation=replace(config.evaluation, slices=2) if isinstance(config.evaluation, EvaluationConfig)
                   else config.evaluation)
