@@ -85,3 +85,20 @@ def test_store_folder_is_reused_only_when_it_holds_stores(tmp_path: Path) -> Non
         _fresh_store_dir(root)
     assert info.value.key == "--store"
     assert (root / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(("override", "named"), [({"slices": 3}, "evaluation.slices=3"),
+                                                 ({"metric": "loss"}, "evaluation.metric='loss'")])
+def test_a_grid_compares_pipelines_on_the_same_slices_and_metric(override: dict[str, object], named: str) -> None:
+    # the report plots each curve at the longest pipeline's slice labels and ranks the means on a
+    # Pareto front: pipelines evaluated on other slices or by another metric cannot be compared
+    from modyn_store.app.pipeline.errors import PipelineConfigError
+
+    base = {"source": {"dataset": "elec2", "chunk": "14d", "limit": 4000}, "model": {"name": "logreg"},
+            "evaluation": {"slices": 6}}
+    pipelines = [{"name": "six", "trigger": {"name": "time", "every": "28d"}},
+                 {"name": "other", "trigger": {"name": "time", "every": "28d"}, "evaluation": override}]
+    with pytest.raises(PipelineConfigError, match=rf"same slices by the same metric.*'other' has {named}"):
+        parse_grid({"base": base, "pipelines": pipelines})
+    assert len(parse_grid({"base": base, "pipelines": pipelines[:1] + [{**pipelines[1], "evaluation": {}}]})
+               .pipelines) == 2

@@ -155,8 +155,23 @@ def parse_grid(raw: Mapping[str, Any] | YamlDoc) -> Grid:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise _err(doc, ("pipelines",), f"pipeline names must be unique; repeated: {dup}")
+    _check_comparable(out, doc)
     title = data.get("title", "Benchmark report")
     return Grid(str(title), str(data.get("description", "")), tuple(out))
+
+
+def _check_comparable(pipelines: Sequence[PipelineConfig], doc: YamlDoc | None) -> None:
+    """Refuse a grid whose pipelines are evaluated on other slices or by another metric: the
+    report plots and ranks them slice by slice (the metric over time, the Pareto front)."""
+    first = pipelines[0]
+    for p in pipelines[1:]:
+        for field_ in ("slices", "metric"):
+            mine, theirs = getattr(p.evaluation, field_, None), getattr(first.evaluation, field_, None)
+            if mine != theirs:
+                raise _err(doc, ("pipelines",), f"every pipeline of a grid is evaluated on the same slices by the "
+                                                f"same metric (the report compares them slice by slice): "
+                                                f"{p.name!r} has evaluation.{field_}={mine!r}, {first.name!r} "
+                                                f"has {theirs!r}; set it in base")
 
 
 def _key(path: tuple[Any, ...]) -> str:
