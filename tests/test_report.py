@@ -204,3 +204,16 @@ def test_an_undefined_mean_metric_is_explained(tmp_path: Path) -> None:
     files = render_report(list(cases.values()), tmp_path)
     text = Path(files.markdown).read_text()
     assert all(n in text for n in notes)
+
+
+def test_a_report_over_an_earlier_one_leaves_no_stale_heat_maps(tmp_path: Path) -> None:
+    def result(name: str) -> PipelineResult:
+        return PipelineResult(name, "amount 100", "new data", "retrain", (TriggerRecord(0, 1, 100, 0.2),),
+                              ((0.7, 0.6),), ("s0", "s1"))
+
+    render_report([result("a"), result("b"), result("c")], tmp_path)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    files = render_report([result("b"), result("c")], tmp_path)  # another store's report, same folder
+    maps = sorted(p.name for p in tmp_path.glob("heatmap_*.png"))
+    assert maps == sorted(Path(h).name for h in files.heatmaps) == ["heatmap_00_b.png", "heatmap_01_c.png"]
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"

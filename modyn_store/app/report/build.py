@@ -40,6 +40,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import fsspec
 
@@ -238,6 +239,15 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")[:60] or "pipeline"
 
 
+def _drop_stale_heatmaps(fs: Any, root: str, written: set[str]) -> None:
+    """Remove the heat maps an earlier report left in ``root`` (another store's pipelines under
+    names this report does not write); other files are left as they are."""
+    for path in fs.glob(f"{root.rstrip('/')}/heatmap_*.png"):
+        name = str(path).rsplit("/", 1)[-1]
+        if name not in written and re.fullmatch(r"heatmap_\d{2,}_[^/]*\.png", name):
+            fs.rm_file(path)
+
+
 def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, title: str = "Benchmark report",
                   cost: str = "passes") -> ReportFiles:
     """Write figures and pages for ``results`` into ``out_dir`` (a local path or fsspec URL).
@@ -297,4 +307,5 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
         + "\n".join(body) + "\n</body></html>\n"
     )
     html_path = write("report.html", page.encode())
+    _drop_stale_heatmaps(fs, root, {p.rsplit("/", 1)[-1] for p in heatmaps})
     return ReportFiles(markdown, html_path, tuple(heatmaps), curve, pareto, (markdown, html_path, curve, pareto, *heatmaps))
