@@ -312,16 +312,22 @@ def _collect(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, use
             for t in range(counts[b]):
                 opos[offs[b] + t] = opos[b * cap + t]
                 orank[offs[b] + t] = orank[b * cap + t]
-        m = offs[nb]
-        if nb * cap > 2 * m:  # do not hold on to a mostly empty buffer
-            return opos[:m].copy(), orank[:m].copy()
-        return opos[:m], orank[:m]
+        return _trimmed(opos, orank, offs[nb], nb * cap)
     opos = np.empty(offs[nb], dtype=np.int64)
     orank = np.empty(offs[nb], dtype=np.int64)
     for b in prange(nb):
         _collect_block(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, use_keys,
                        offset, gids, use_groups, teff, b, nb, opos, orank, offs[b], offs[b + 1])
     return opos, orank
+
+
+@njit(cache=True, inline="always")
+def _trimmed(opos, orank, m, size):  # type: ignore[no-untyped-def]
+    """The first ``m`` candidates of buffers of ``size``: views, or copies when the buffers are
+    mostly empty (a result should not hold on to them)."""
+    if size > 2 * m:
+        return opos[:m].copy(), orank[:m].copy()
+    return opos[:m], orank[:m]
 
 
 @njit(cache=True)
@@ -332,9 +338,7 @@ def _collect_serial(vals, n, mode, magmask, infbits, signmin, negmask, state, ke
     orank = np.empty(n, dtype=np.int64)
     m = _collect_block(vals, n, mode, magmask, infbits, signmin, negmask, state, keys, use_keys,
                        offset, gids, use_groups, teff, 0, 1, opos, orank, 0, n)
-    if n > 2 * m:  # do not hold on to a mostly empty buffer
-        return opos[:m].copy(), orank[:m].copy()
-    return opos[:m], orank[:m]
+    return _trimmed(opos, orank, m, n)
 
 
 @njit(cache=True)

@@ -156,7 +156,7 @@ def loader(
     opts = options if options is not None else LoaderOptions()
     if not isinstance(opts, LoaderOptions):
         raise InvalidArgumentError("options", opts, "a LoaderOptions")
-    if isinstance(columns, str) or not isinstance(columns, (list, tuple)):  # a string is not split into letters
+    if not isinstance(columns, (list, tuple)):  # a string is not split into one-letter columns
         raise InvalidArgumentError("columns", columns, "a list of column names, e.g. ['x', 'label']")
     cols = list(columns)
     reserved = [c for c in cols if c in ("weight",)]

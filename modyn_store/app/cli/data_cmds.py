@@ -134,16 +134,13 @@ def _out_location(out: str) -> tuple[Any, str]:
         raise InvalidArgumentError("OUT", out, f"a local path or a file URI pyarrow can write ({exc})") from None
 
 
-def _store_root(store: Any) -> str:
-    """The store's folder (a local path) or prefix (a URI)."""
-    return str(store.path("_modyn_store.json")).rsplit("/", 1)[0]
-
-
 def _inside_store(store: Any, fs: Any, path: str) -> bool:
     """Whether ``path`` on ``fs`` lies in the store's folder (symbolic links resolved)."""
     import pyarrow.fs as pafs
 
-    root = _store_root(store)
+    from modyn_store.app.cli.main import store_folder
+
+    root = store_folder(store)
     if isinstance(fs, pafs.LocalFileSystem):
         if "://" in root:
             return False
@@ -170,8 +167,10 @@ def _check_out(store: Any, out: str, fs: Any, path: str, overwrite: bool) -> Non
     """Refuse an ``OUT`` in the store's folder, a folder, or (without ``--overwrite``) an existing file."""
     import pyarrow.fs as pafs
 
+    from modyn_store.app.cli.main import store_folder
+
     if _inside_store(store, fs, path):
-        raise InvalidArgumentError("OUT", out, f"a path outside the store's folder {_store_root(store)} "
+        raise InvalidArgumentError("OUT", out, f"a path outside the store's folder {store_folder(store)} "
                                                "(writing there would damage the store)")
     kind = _kind(fs, out, path)
     if kind == pafs.FileType.Directory:
@@ -196,7 +195,7 @@ def _temp_path(fs: Any, path: str) -> str:
 def _discard(fs: Any, path: str) -> None:
     try:
         fs.delete_file(path)
-    except (OSError, FileNotFoundError):
+    except OSError:
         pass  # never created, or already gone
 
 
@@ -216,7 +215,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = Store.open(args.store, storage_options=_options(args))
     fs, out_path = _out_location(args.out)
-    _check_out(store, args.out, fs, out_path, bool(getattr(args, "overwrite", False)))
+    overwrite = bool(getattr(args, "overwrite", False))
+    _check_out(store, args.out, fs, out_path, overwrite)
     # every erasure committed after this version may have reached the stream part way: checked
     # again once the file is written, before it is renamed into place
     before = store.version
@@ -274,7 +274,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ConflictError(f"an erasure committed while exporting (version {erased[0]}), so the file "
                                 f"would hold part of its keys; nothing was written to {args.out}, run the "
                                 "export again")
-        if not getattr(args, "overwrite", False) and _kind(fs, args.out, out_path) != pafs.FileType.NotFound:
+        if not overwrite and _kind(fs, args.out, out_path) != pafs.FileType.NotFound:
             raise InvalidArgumentError("OUT", args.out, "a path where no file exists yet (one was created "
                                                         "while exporting; pass --overwrite to replace it)")
         try:

@@ -53,10 +53,15 @@ def _when(t: datetime) -> str:
     return t.isoformat(timespec="microseconds")
 
 
+def store_folder(store: Store) -> str:
+    """The store's folder (a local path) or prefix (a URI)."""
+    return str(store.path("_modyn_store.json")).rsplit("/", 1)[0]
+
+
 def _size(store: Store) -> int | None:
     """Bytes the store's folder takes (``None`` where the file system cannot tell)."""
     try:
-        return int(store.fs.du(store.path("_modyn_store.json").rsplit("/", 1)[0], total=True))
+        return int(store.fs.du(store_folder(store), total=True))
     except (OSError, NotImplementedError, TypeError, ValueError):
         return None
 
