@@ -156,6 +156,10 @@ class Loader:
         weights = np.empty(pos2row.size, dtype=np.float32)
         weights[pos2row] = self.train_set.weights
         self._weights = torch.from_numpy(weights)
+        # one weight for every row (bit for bit, e.g. a uniform train set): shuffled batches
+        # fill it instead of gathering it
+        bits = weights.view(np.uint32)
+        self._weight_fill = float(weights[0]) if bits.size and not (bits != bits[0]).any() else None
 
     def _bind(self, entry: CacheEntry, *, mapped: bool = False) -> None:
         """Serve from ``entry``: rows are in storage order, ``_pos2row`` maps train positions to
@@ -266,7 +270,9 @@ class Loader:
         # shuffled: one index per batch gathers every fixed column; the sources and the batch
         # layout are resolved once per epoch, not per batch
         entry = self._entry
-        fixed = [("key", self._keys), ("weight", self._weights)]
+        fill = self._weight_fill  # None: the weights are gathered
+        same = 0.0 if fill is None else fill
+        fixed: list[tuple[str, torch.Tensor | None]] = [("key", self._keys), ("weight", self._weights if fill is None else None)]
         fixed += [(n, self._host[n]) for n in self.columns if n in self._host]
         var = [(n, entry.var[n], entry.specs[n].kind == "string") for n in self.columns if n in entry.var]
         names = ["key", "weight", *self.columns]
@@ -274,7 +280,10 @@ class Loader:
         index = torch.from_numpy(rows)
         for s, e in self._bounds(rows.size):
             ti = index[s:e]
-            batch: Batch = {n: t.index_select(0, ti) for n, t in fixed}
+            batch: Batch = {
+                n: t.index_select(0, ti) if t is not None else torch.full((e - s,), same, dtype=torch.float32)
+                for n, t in fixed
+            }
             if var:
                 for n, col, text in var:
                     batch[n] = col.rows(rows[s:e], text=text)

@@ -54,6 +54,26 @@ def test_batches_equal_plain_reference(store, strategy: str) -> None:
         np.testing.assert_array_equal(np.array(got["weight"], np.float32), ts.weights[order].astype(np.float32))
 
 
+@pytest.mark.parametrize("value", [1.0, 0.25, 1e-50, 3e38])
+def test_one_weight_for_every_row_is_served_bit_for_bit(store, value: float) -> None:
+    """A train set whose rows share one weight: shuffled batches carry it as float32 (1e-50 is
+    0 there), in fresh tensors; one row with another weight makes every row's weight its own."""
+    keys = np.random.default_rng(2).choice(store.as_of(None).keys(), 300, replace=False)
+    for other in (False, True):
+        weights = np.full(300, value)
+        if other:
+            weights[123] = 3.0
+        ts = TrainSet(keys=keys, weights=weights, version=store.version)
+        dl = loader(store, ts, columns=["label"], batch_size=64, seed=4)
+        for epoch in range(3):  # the first epoch is served while the entry is built, then from it
+            batches = list(dl)
+            got = torch.cat([b["weight"] for b in batches]).numpy()
+            want = weights[_expected_order(ts, epoch, 4)].astype(np.float32)
+            np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+            assert all(b["weight"].dtype == torch.float32 for b in batches)
+            batches[0]["weight"].add_(1.0)  # a caller's change stays in its batch
+
+
 def test_every_row_once_per_epoch_and_order_changes(store) -> None:
     ts = _selection(store, 500, seed=3)
     dl = loader(store, ts, columns=["label"], batch_size=50, seed=11)
