@@ -45,6 +45,32 @@ def test_a_later_file_with_columns_in_another_order_fills_the_same_slots(tmp_pat
     assert _features(store) == [[1.5, 100.5], [2.5, 200.5], [3.5, 300.5], [4.5, 400.5]]
 
 
+def test_a_new_store_is_made_only_after_the_source_passed_its_checks(tmp_path: Path, ab: tuple[str, str]) -> None:
+    """``make``: a refused source makes no store; a store another process made first (it holds a
+    version) is appended to as the existing store it is, its recorded slots kept."""
+    a, b = ab
+    made: list[Store] = []
+
+    def make() -> Store:
+        made.append(Store.open(str(tmp_path / "new"), create=True))
+        return made[-1]
+
+    with pytest.raises(SourceError):
+        append_stream(None, a, ColumnMap(ts="t", label="nope"), make=make)
+    assert made == [] and not (tmp_path / "new").exists()
+    rec = append_stream(None, a, ColumnMap(ts="t", label="y"), make=make)
+    assert rec.version == 1 and len(made) == 1
+    first = made[0].read_table("feature_map")
+    # "another process" made the store meanwhile and appended file a: b is fitted to its slots
+    rec = append_stream(None, b, ColumnMap(ts="t", label="y"), make=make)
+    assert rec.version == 2 and len(made) == 2
+    store = Store.open(str(tmp_path / "new"))
+    assert store.read_table("feature_map").equals(first)
+    assert _features(store) == [[1.5, 100.5], [2.5, 200.5], [3.5, 300.5], [4.5, 400.5]]
+    with pytest.raises(InvalidArgumentError, match="store"):
+        append_stream(store, a, ColumnMap(ts="t", label="y"), make=make)
+
+
 def test_an_explicit_features_list_in_another_order_is_refused(tmp_path: Path, ab: tuple[str, str],
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     st = str(tmp_path / "s")

@@ -65,9 +65,16 @@ def test_bad_inputs_name_the_flag_and_write_nothing(tmp_path: Path, csv: str, ca
     assert main(["append", st, csv, "--ts", "t", "--key", "y", "--features", "u", "--label", "u"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --")
-    assert Store.open(st).version == 0  # created, nothing written
+    assert not Path(st).exists()  # refused before the first write: no store made
+    (tmp_path / "empty").mkdir()
+    assert main(["import", str(tmp_path / "empty"), csv, "--label", "nope"]) == 2
+    assert "--label" in capsys.readouterr().err
+    assert not any((tmp_path / "empty").iterdir())  # an empty folder stays empty
+    assert main(["append", st, csv, "--ts", "t"]) == 0
+    capsys.readouterr()
     assert main(["erase", st, "abc", "--reason", "r"]) == 2
     assert "KEY='abc'" in capsys.readouterr().err
+    assert Store.open(st).version == 1
     assert main(["log", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert "create=True" not in err and "modyn-store append" in err
@@ -135,7 +142,7 @@ def test_append_skips_unlabelled_rows_when_asked(tmp_path: Path, capsys: pytest.
     st = str(tmp_path / "st")
     assert main(["append", st, str(tmp_path / "s.parquet"), "--ts", "t", "--label", "y"]) == 2
     err = capsys.readouterr().err
-    assert "--label" in err and "--drop-unlabeled" in err and Store.open(st).version == 0
+    assert "--label" in err and "--drop-unlabeled" in err and not Path(st).exists()
     assert main(["append", st, str(tmp_path / "s.parquet"), "--ts", "t", "--label", "y", "--drop-unlabeled"]) == 0
     assert "2 rows (1 rows without a label skipped)" in capsys.readouterr().out
 

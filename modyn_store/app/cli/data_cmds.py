@@ -52,13 +52,18 @@ def _options(args: argparse.Namespace) -> dict[str, str] | None:
     return out or None
 
 
+def _new_folder(path: str) -> bool:
+    """Whether ``path`` is a local path for a new store: none yet, or an empty folder."""
+    local = Path(path) if "://" not in path else None
+    return local is not None and (not local.exists() or (local.is_dir() and not any(local.iterdir())))
+
+
 def _open_or_create(path: str, options: dict[str, str] | None = None) -> Any:
     from modyn_store.app.cli.main import os_reason
     from modyn_store.core.store import Store
 
     local = Path(path) if "://" not in path else None
-    # a new store: a path that does not exist yet, or an empty folder made for it
-    if local is not None and (not local.exists() or (local.is_dir() and not any(local.iterdir()))):
+    if _new_folder(path):
         try:
             return Store.open(path, create=True, storage_options=options)
         except OSError as exc:
@@ -90,9 +95,16 @@ def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: s
 
     data: Any = files[0] if len(files) == 1 else files
     options = _options(args)
+    made: list[Any] = []
+
+    def make() -> Any:
+        made.append(_open_or_create(store_path, options))
+        return made[0]
+
     try:
         total = open_data(data, format=args.format, storage_options=options).count_rows()
-        store = _open_or_create(store_path, options)
+        # a new folder is made only once the files passed the checks before the first write
+        store = None if _new_folder(store_path) else _open_or_create(store_path, options)
         bar = Progress(total, verb)
         dropped: list[int] = []
 
@@ -101,7 +113,9 @@ def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: s
             bar.update(n)
 
         rec = append_stream(store, data, _columns(args), format=args.format, message=args.message or "",
-                            storage_options=options, on_batch=lambda n: bar.update(n), on_dropped=on_dropped)
+                            storage_options=options, on_batch=lambda n: bar.update(n), on_dropped=on_dropped,
+                            make=make if store is None else None)
+        store = store if store is not None else made[0]
         bar.close()
     except SourceError as exc:
         raise SourceError(_flag(exc.key), exc.message) from None

@@ -50,7 +50,7 @@ from modyn_store.app.datasets.labels import (
     read_label_map,
     stored_code_map,
 )
-from modyn_store.core.errors import ModynStoreError, SchemaMismatchError
+from modyn_store.core.errors import InvalidArgumentError, ModynStoreError, SchemaMismatchError
 
 __all__ = ["append_stream", "read_stream", "scan_labels"]
 
@@ -180,11 +180,29 @@ def read_stream(data: Any, columns: ColumnMap, *, format: str | None = None,
     return table.take(order).combine_chunks(), labels
 
 
+class _Unmade:
+    """A new store not made yet, as :func:`append_stream` reads it: no tables, no schema."""
+
+    schema = None
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def read_table(self, name: str, version: int | None = None) -> None:
+        return None
+
+
 def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | None = None,
                   storage_options: dict[str, Any] | None = None, message: str = "",
                   on_batch: Callable[[int], None] | None = None, batch_size: int = 65_536,
-                  on_dropped: Callable[[int], None] | None = None) -> Any:
+                  on_dropped: Callable[[int], None] | None = None,
+                  make: Callable[[], Any] | None = None) -> Any:
     """Append a stream to ``store`` as one version, batch by batch (never loaded whole).
+
+    ``make``: instead of ``store`` (pass None), a function that creates a new store, called only
+    once the source's columns and first batch passed every check, so that a source refused
+    before that leaves no store behind. Should the store it returns hold a version already
+    (another process made it first), the append starts again against that store.
 
     String or gapped integer labels are stored as class codes; the store's label map gains the new
     values in the same version, so a failed append leaves both unchanged. The first append records
@@ -193,6 +211,10 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
     written (for a progress bar); ``on_dropped`` once at the end with the rows skipped for having
     no label (``columns.drop_unlabeled``). Returns the append's :class:`~modyn_store.core.records.VersionRecord`.
     """
+    if (store is None) == (make is None):
+        raise InvalidArgumentError("store", store, "a store, or None with make (a function that creates one)")
+    if make is not None:
+        store = _Unmade("a new store")
     src = open_data(data, format=format, storage_options=storage_options)
     stored = read_layout(store)
     columns = fit_columns(stored, columns, src.schema)  # the recorded feature columns, matched by name
@@ -228,6 +250,12 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
         extra[LABEL_MAP_TABLE] = label_rows
     if stored is None and target is None:  # a new store: record which column each slot holds
         extra[FEATURE_MAP_TABLE] = layout_rows(layout)
+    if make is not None:
+        store = make()
+        if store.version != 0:  # made by another process meanwhile: check against what it holds
+            return append_stream(store, data, columns, format=format, storage_options=storage_options,
+                                 message=message, on_batch=on_batch, batch_size=batch_size,
+                                 on_dropped=on_dropped)
 
     failed: list[BaseException] = []
 
