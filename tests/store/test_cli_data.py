@@ -80,6 +80,37 @@ def test_bad_inputs_name_the_flag_and_write_nothing(tmp_path: Path, csv: str, ca
     assert "create=True" not in err and "modyn-store append" in err
 
 
+def test_delete_by_keys_file_or_filter_and_bad_requests_write_nothing(tmp_path: Path, csv: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    st = str(tmp_path / "st")
+    assert main(["append", st, csv, "--ts", "t", "--label", "y", "--key", "id"]) == 0  # keys 10 .. 309
+    capsys.readouterr()
+    # a dry run counts and writes nothing; keys not live are named
+    assert main(["delete", st, "10", "11", "5", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would delete 2 live rows of version 1" in out and "1 keys are not live" in out and "[5]" in out
+    assert main(["delete", st, "--where", "ts < 5", "--dry-run"]) == 0
+    assert "would delete 5 live rows" in capsys.readouterr().out
+    assert Store.open(st).version == 1
+    # refused requests: typed errors naming the flag; the store is as it was
+    for bad, flag in [(["10", "5"], "--missing ignore"), (["--where", "ts < 5) OR (1=1"], "--where"),
+                      (["--where", "nope > 1"], "--where"), (["10", "--where", "ts < 5"], "--where"),
+                      ([], "KEY"), (["x1"], "KEY")]:
+        assert main(["delete", st, *bad]) == 2, bad
+        assert flag in capsys.readouterr().err, bad
+    assert Store.open(st).version == 1
+    # by keys (a file too), skipping keys not live when asked, then by a filter
+    (tmp_path / "k.txt").write_text("12\n13\n")
+    assert main(["delete", st, "10", "11", "5", "--keys-file", str(tmp_path / "k.txt"), "--missing", "ignore"]) == 0
+    assert "deleted 4 rows in version 2 (1 keys not live, skipped); 296 live rows" in capsys.readouterr().out
+    assert main(["delete", st, "--where", "ts < 10", "--message", "retention"]) == 0
+    assert "deleted 6 rows in version 3" in capsys.readouterr().out  # ts 0..3 went with keys 10..13
+    store = Store.open(st)
+    assert store.as_of().count() == 290 and store.as_of(1).count() == 300
+    assert not store.as_of().contains(np.arange(10, 20)).any()
+    assert store.log()[-1].message == "retention"
+
+
 def test_habits_json_tags_times_and_filter_errors(tmp_path: Path, csv: str, capsys: pytest.CaptureFixture[str]) -> None:
     st = str(tmp_path / "st")
     main(["append", st, csv, "--ts", "t", "--label", "y"])

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 # modules that add sub-commands: each defines ``register(subparsers)``
-EXTENSIONS = ("modyn_store.app.cli.data_cmds", "modyn_store.app.cli.pipeline_cmds", "modyn_store.app.cli.demo",
-              "modyn_store.app.cli.verify_cmd")
+EXTENSIONS = ("modyn_store.app.cli.delete_cmd", "modyn_store.app.cli.data_cmds", "modyn_store.app.cli.pipeline_cmds",
+              "modyn_store.app.cli.demo", "modyn_store.app.cli.verify_cmd")
 
 #: Python-API wording in messages -> the command line's
 _CLI_WORDS = (("pass create=True to make one", "create one with `modyn-store append STORE FILE`"),

@@ -1,0 +1,96 @@
+"""``modyn-store delete STORE [KEY ...] [--keys-file FILE | --where SQL]``: soft-delete rows.
+
+The rows leave the live set from the new version on; earlier versions still hold them (time
+travel), until ``vacuum`` purges them or ``erase`` removes their bytes. ``--dry-run`` counts the
+live rows a delete would remove and writes nothing.
+
+Example
+-------
+>>> from modyn_store.app.cli.main import main
+>>> main(["delete", "--help"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from modyn_store.core.errors import InvalidArgumentError, InvalidFilterError
+
+__all__ = ["register"]
+
+
+def _targets(args: argparse.Namespace) -> np.ndarray | None:
+    """The keys named by ``KEY`` and ``--keys-file`` (None with ``--where``)."""
+    from modyn_store.app.cli.main import _key_lines, _keys
+
+    keys = _keys(args.keys, "KEY")
+    if args.keys_file:
+        keys += _keys(_key_lines(args.keys_file), f"--keys-file {args.keys_file}")
+    if args.where is not None:
+        if keys:
+            raise InvalidArgumentError("--where", args.where, "either keys (KEY, --keys-file) or --where, not both")
+        return None
+    if not keys:
+        raise InvalidArgumentError("KEY", "(none)", "at least one key, --keys-file or --where")
+    return np.array(keys, dtype=np.int64)
+
+
+def _cli_filter_error(exc: InvalidFilterError) -> InvalidFilterError:
+    from modyn_store.app.cli.main import _clean_filter_error
+
+    return InvalidFilterError(f"--where: {_clean_filter_error(exc)}")
+
+
+def _would_delete(store: Any, keys: np.ndarray | None, where: str | None) -> tuple[int, np.ndarray]:
+    """(live rows a delete would remove, the named keys that are not live)."""
+    snap = store.as_of()
+    if keys is not None:
+        want = np.unique(keys)
+        live = snap.contains(want)
+        return int(live.sum()), want[~live]
+    return sum(b.num_rows for b in snap.to_batches(["key"], where)), np.empty(0, np.int64)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from modyn_store.core.store import Store
+
+    keys = _targets(args)
+    store = Store.open(args.store)
+    try:
+        if args.dry_run:
+            n, dead = _would_delete(store, keys, args.where)
+            print(f"would delete {n} live rows of version {store.version}; nothing written")
+            if dead.size:
+                verdict = "skipped" if args.missing == "ignore" else "refused: the delete would write nothing"
+                print(f"{dead.size} keys are not live (never stored, deleted or erased), e.g. "
+                      f"{dead[:5].tolist()}: {verdict}" + ("" if args.missing == "ignore" else
+                                                          " (--missing ignore skips them)"))
+            return 0
+        rec = store.delete(keys, where=args.where, missing=args.missing, message=args.message or "")
+    except InvalidFilterError as exc:
+        raise _cli_filter_error(exc) from None
+    ignored = rec.details.get("ignored", 0)
+    print(f"deleted {rec.deleted} rows in version {rec.version}" + (f" ({ignored} keys not live, skipped)"
+                                                                    if ignored else "")
+          + f"; {rec.live} live rows. Earlier versions still hold them: `modyn-store vacuum` purges them, "
+            "`modyn-store erase` removes their bytes")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``delete`` to the ``modyn-store`` sub-commands."""
+    p = sub.add_parser("delete", help="soft-delete rows: they leave the live set from a new version on")
+    p.add_argument("store", metavar="STORE", help="store folder or URL (memory://, s3://...)")
+    p.add_argument("keys", nargs="*", metavar="KEY", help="integer keys to delete")
+    p.add_argument("--keys-file", metavar="FILE", help="a file with one key per line")
+    p.add_argument("--where", metavar="SQL", help="delete the live rows this filter matches instead, "
+                                                  "e.g. \"ts < 1000\" (the store's columns; labels are class codes)")
+    p.add_argument("--missing", choices=["error", "ignore"], default="error",
+                   help="what to do with keys not live: never stored, deleted or erased (default: error, "
+                        "nothing is deleted)")
+    p.add_argument("--message", help="text for the version log")
+    p.add_argument("--dry-run", action="store_true", help="count the live rows it would delete; write nothing")
+    p.set_defaults(func=cmd_delete)
