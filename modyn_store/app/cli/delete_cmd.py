@@ -24,11 +24,9 @@ __all__ = ["register"]
 
 def _targets(args: argparse.Namespace) -> np.ndarray | None:
     """The keys named by ``KEY`` and ``--keys-file`` (None with ``--where``)."""
-    from modyn_store.app.cli.main import _key_lines, _keys
+    from modyn_store.app.cli.main import named_keys
 
-    keys = _keys(args.keys, "KEY")
-    if args.keys_file:
-        keys += _keys(_key_lines(args.keys_file), f"--keys-file {args.keys_file}")
+    keys = named_keys(args)
     if args.where is not None:
         if keys:
             raise InvalidArgumentError("--where", args.where, "either keys (KEY, --keys-file) or --where, not both")

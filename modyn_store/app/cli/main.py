@@ -306,10 +306,16 @@ def _key_lines(path: str) -> list[str]:
         raise InvalidArgumentError("--keys-file", path, "a UTF-8 text file with one key per line") from None
 
 
-def cmd_erase(args: argparse.Namespace) -> int:
+def named_keys(args: argparse.Namespace) -> list[int]:
+    """The keys a command names: ``KEY`` arguments, then the lines of ``--keys-file``."""
     keys = _keys(args.keys, "KEY")
     if args.keys_file:
         keys += _keys(_key_lines(args.keys_file), f"--keys-file {args.keys_file}")
+    return keys
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    keys = named_keys(args)
     if not keys:
         raise InvalidArgumentError("KEY", "(none)", "at least one key, or --keys-file")
     store = _open(args)
