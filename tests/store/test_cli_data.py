@@ -91,6 +91,11 @@ def test_delete_by_keys_file_or_filter_and_bad_requests_write_nothing(tmp_path: 
     assert "would delete 2 live rows of version 1" in out and "1 keys are not live" in out and "[5]" in out
     assert main(["delete", st, "--where", "ts < 5", "--dry-run"]) == 0
     assert "would delete 5 live rows" in capsys.readouterr().out
+    # a filter sees class codes: the dry run names the label values they stand for (code 2 is 12)
+    twelves = pcsv.read_csv(csv).column("y").to_pylist().count(12)
+    assert main(["delete", st, "--where", "label = 2", "--dry-run"]) == 0
+    assert f"would delete {twelves} live rows of version 1; by label: 12 ({twelves}); nothing written" \
+        in capsys.readouterr().out
     assert Store.open(st).version == 1
     # refused requests: typed errors naming the flag; the store is as it was
     for bad, flag in [(["10", "5"], "--missing ignore"), (["--where", "ts < 5) OR (1=1"], "--where"),

@@ -2,7 +2,8 @@
 
 The rows leave the live set from the new version on; earlier versions still hold them (time
 travel), until ``vacuum`` purges them or ``erase`` removes their bytes. ``--dry-run`` counts the
-live rows a delete would remove and writes nothing.
+live rows a delete would remove, by label value (a filter sees class codes: check it this way
+first), and writes nothing.
 
 Example
 -------
@@ -13,9 +14,11 @@ Example
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 
 from modyn_store.core.errors import InvalidArgumentError, InvalidFilterError
 
@@ -42,14 +45,37 @@ def _cli_filter_error(exc: InvalidFilterError) -> InvalidFilterError:
     return InvalidFilterError(f"--where: {_clean_filter_error(exc)}")
 
 
-def _would_delete(store: Any, keys: np.ndarray | None, where: str | None) -> tuple[int, np.ndarray]:
-    """(live rows a delete would remove, the named keys that are not live)."""
+def _would_delete(store: Any, keys: np.ndarray | None, where: str | None) -> tuple[int, Counter[Any], np.ndarray]:
+    """(the live rows a delete would remove, their count by label code where the store has
+    labels, the named keys that are not live); streamed, whatever the rows."""
     snap = store.as_of()
-    if keys is not None:
+    cols = ["key", "label"] if store.schema is not None and "label" in store.schema.names else ["key"]
+    if keys is None:
+        batches: Any = snap.to_batches(cols, where)
+        dead = np.empty(0, np.int64)
+    else:
         want = np.unique(keys)
         live = snap.contains(want)
-        return int(live.sum()), want[~live]
-    return sum(b.num_rows for b in snap.to_batches(["key"], where)), np.empty(0, np.int64)
+        batches, dead = snap.take(want[live], cols).to_batches(), want[~live]
+    n, by_code = 0, Counter[Any]()
+    for b in batches:
+        n += b.num_rows
+        if "label" in cols:
+            by_code.update({c["values"]: c["counts"] for c in pc.value_counts(b.column(1)).to_pylist()})
+    return n, by_code, dead
+
+
+def _by_label(store: Any, by_code: Counter[Any]) -> str:
+    """``"; by label: 'sun' (4), 'rain' (2)"``: rows by label value (class codes decoded through
+    the store's label map), most first; empty without labels."""
+    if not by_code:
+        return ""
+    from modyn_store.app.datasets.labels import read_label_map
+
+    labels = read_label_map(store)
+    top = by_code.most_common()
+    shown = [f"{labels.values[c] if labels is not None and c is not None else c!r} ({k})" for c, k in top[:10]]
+    return "; by label: " + ", ".join(shown) + (f", ... ({len(top) - 10} more)" if len(top) > 10 else "")
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -59,8 +85,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     store = Store.open(args.store)
     try:
         if args.dry_run:
-            n, dead = _would_delete(store, keys, args.where)
-            print(f"would delete {n} live rows of version {store.version}; nothing written")
+            n, by_code, dead = _would_delete(store, keys, args.where)
+            print(f"would delete {n} live rows of version {store.version}{_by_label(store, by_code)}; nothing written")
             if dead.size:
                 verdict = "skipped" if args.missing == "ignore" else "refused: the delete would write nothing"
                 print(f"{dead.size} keys are not live (never stored, deleted or erased), e.g. "
@@ -90,5 +116,6 @@ def register(sub: Any) -> None:
                    help="what to do with keys not live: never stored, deleted or erased (default: error, "
                         "nothing is deleted)")
     p.add_argument("--message", help="text for the version log")
-    p.add_argument("--dry-run", action="store_true", help="count the live rows it would delete; write nothing")
+    p.add_argument("--dry-run", action="store_true", help="count the live rows it would delete, by label value; "
+                                                          "write nothing")
     p.set_defaults(func=cmd_delete)
