@@ -125,6 +125,7 @@ class Cache:
         self.max_bytes = int(max_bytes)
         self._open: dict[str, CacheEntry] = {}
         self._mutex = threading.Lock()
+        self._store_ident: Any = None  # see cache_for
 
     def __repr__(self) -> str:
         return f"Cache(root={self.root!r}, max_bytes={self.max_bytes})"
@@ -475,12 +476,31 @@ def cache_for(store: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Cache:
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     root = store.path("_cache") if "file" in protocols or "local" in protocols else None
     key = (root or f"memory:{store.uri}", int(max_bytes))
+    ident = _store_identity(store)
     with _CACHES_LOCK:
         cache = _CACHES.get(key)
         if cache is None:
             cache = Cache(root, max_bytes=max_bytes, index=store.caches if root is not None else None)
             _CACHES[key] = cache
-        return cache
+    with cache._mutex:
+        if cache._store_ident != ident:
+            # another store now lives at this location (deleted and created again): entries
+            # held in process memory hold the old store's rows, whatever their names say
+            cache._open.clear()
+            cache._store_ident = ident
+    return cache
+
+
+def _store_identity(store: Any) -> Any:
+    """What tells one store from another created later at the same location: the identity of
+    its marker file (inode and creation time on a local disk, the object's tag elsewhere)."""
+    from modyn_store.core._marker import MARKER
+
+    try:
+        info = store.fs.info(store.path(MARKER))
+    except (OSError, ValueError):
+        return None
+    return tuple(str(info.get(k)) for k in ("ino", "created", "mtime", "ETag", "LastModified", "generation"))
 
 
 def forget(store: Any, keys: np.ndarray) -> int:

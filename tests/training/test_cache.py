@@ -264,3 +264,26 @@ def test_a_batch_changed_in_place_never_changes_the_cache(store) -> None:
     cache_module._CACHES.clear()  # a fresh process's view: read from the files
     again = torch.cat([b["x"] for b in loader(store, ts, columns=["x"], batch_size=256, shuffle=False)])
     assert np.array_equal(again.numpy(), want)
+
+
+def test_an_entry_held_in_memory_is_not_served_for_a_store_created_again_at_its_path(tmp_path) -> None:
+    """A store deleted and created again at the same path, with the same version, keys and
+    columns: an entry kept in process memory (above the size bound) held the old store's rows."""
+    import shutil
+
+    import pyarrow as pa
+
+    path = str(tmp_path / "again")
+    opts = LoaderOptions(max_cache_bytes=16)
+
+    def rows(scale: int) -> list[int]:
+        s = Store.open(path, create=True)
+        s.append(pa.table({"ts": np.arange(8), "x": np.arange(8, dtype=np.int64) * scale}))
+        dl = loader(s, TrainSet.uniform(np.arange(8), version=s.version), columns=["x"], batch_size=8,
+                    shuffle=False, options=opts)
+        assert dl._entry.path is None
+        return next(iter(dl))["x"].tolist()
+
+    assert rows(1) == list(range(8))
+    shutil.rmtree(path)
+    assert rows(100) == [k * 100 for k in range(8)]
