@@ -54,7 +54,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import CorruptionError, InvalidArgumentError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.errors import check_loss
@@ -285,11 +285,13 @@ def train_distributed(
 
 # -- train sets as files (for torchrun) --------------------------------------------------
 def save_train_set(train_set: TrainSet, path: str) -> None:
-    """Write ``train_set`` to ``path`` as an ``.npz`` (plain arrays, no pickles)."""
+    """Write ``train_set`` to ``path`` as an ``.npz`` (plain arrays, no pickles), with its
+    digest (:meth:`TrainSet.digest`), which :func:`load_train_set` checks."""
     arrays: dict[str, np.ndarray] = {
         "keys": train_set.keys,
         "weights": train_set.weights,
         "version": np.array([train_set.version], np.int64),
+        "digest": np.array(train_set.digest()),
     }
     for i, plan in enumerate(train_set.per_epoch or ()):
         arrays[f"epoch{i}"] = plan
@@ -298,12 +300,25 @@ def save_train_set(train_set: TrainSet, path: str) -> None:
 
 
 def load_train_set(path: str) -> TrainSet:
-    """Read a train set written by :func:`save_train_set`."""
+    """Read a train set written by :func:`save_train_set`.
+
+    Raises :class:`~modyn_store.core.errors.CorruptionError` when the file is not the train set
+    it was written as: epoch plans missing between others, or keys, weights, version or plans
+    that no longer match the digest written with them (files without a digest are read as they are).
+    """
     with np.load(path, allow_pickle=False) as z:
         plans = sorted((int(k[5:]), z[k]) for k in z.files if k.startswith("epoch"))
-        return TrainSet(
+        if [i for i, _ in plans] != list(range(len(plans))):
+            raise CorruptionError(f"train set file {path!r} holds epoch plans {[i for i, _ in plans]}, "
+                                  f"not epochs 0..{len(plans) - 1}")
+        if z["version"].shape != (1,):
+            raise CorruptionError(f"train set file {path!r} holds a version of shape {z['version'].shape}")
+        ts = TrainSet(
             z["keys"], z["weights"], int(z["version"][0]), tuple(p for _, p in plans) if plans else None
         )
+        if "digest" in z.files and str(z["digest"]) != ts.digest():
+            raise CorruptionError(f"train set file {path!r} does not match the digest written with it")
+        return ts
 
 
 # -- local launcher ----------------------------------------------------------------------

@@ -118,3 +118,31 @@ def test_torchrun_launcher(trained: tuple[Store, TrainSet, str], tmp_path: Path)
     assert catalog.get("via-torchrun").metrics["world_size"] == 2
     # the same world size and global batches give the same weights bit for bit
     assert state_equal(catalog.load_checkpoint("via-torchrun"), catalog.load_checkpoint(tid)) == []
+
+
+@pytest.mark.parametrize("change", ["version", "keys swapped", "weights", "plan dropped"])
+def test_a_train_set_file_changed_after_it_was_written_is_refused(tmp_path: Path, change: str) -> None:
+    """A torchrun rank reads its train set from a file: one that no longer holds what was written
+    (another version, keys in another order, other weights, an epoch plan missing between
+    others) is refused instead of training on another set."""
+    from modyn_store.core.errors import CorruptionError
+
+    ts = TrainSet(keys=np.array([5, 3, 9, 7]), weights=np.array([1.0, 2.0, 3.0, 4.0]), version=4,
+                  per_epoch=(np.array([0, 1]), np.array([2, 3]), np.array([0, 3])))
+    path = tmp_path / "set.npz"
+    save_train_set(ts, str(path))
+    assert load_train_set(str(path)) == ts
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    if change == "version":
+        arrays["version"] = np.array([3])
+    elif change == "keys swapped":
+        arrays["keys"] = arrays["keys"][[1, 0, 2, 3]]
+    elif change == "weights":
+        arrays["weights"] = arrays["weights"] * 2
+    else:
+        del arrays["epoch1"]
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(CorruptionError):
+        load_train_set(str(path))
