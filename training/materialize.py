@@ -55,6 +55,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import first_unsorted
+from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import increasing
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.rows import RowReader
@@ -390,15 +391,25 @@ def materialize(
     def run(j: int) -> None:
         lo, hi = layout.jobs[j]
         at = lo
-        if layout.strategy == "scan" and not (j == 0 and layout.head):
-            for batch in rows.scan(int(frag[lo]), rid[lo:hi], read, batch_size=min(batch_size, layout.rows_per_read)):
-                at += sink.add(at, hi, batch)
-                if progress is not None:
-                    progress(j, at)
-        else:
-            at += sink.add(lo, hi, rows.take(rid[lo:hi], read))
-            if progress is not None:
-                progress(j, at)
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                if attempt == 0 and layout.strategy == "scan" and not (j == 0 and layout.head):
+                    for batch in rows.scan(int(frag[lo]), rid[lo:hi], read,
+                                           batch_size=min(batch_size, layout.rows_per_read)):
+                        at += sink.add(at, hi, batch)
+                        if progress is not None:
+                            progress(j, at)
+                elif at < hi:
+                    # the rest of the job by stable row id: ids survive compaction, fragments do not
+                    at += sink.add(at, hi, rows.take(rid[at:hi], read))
+                    if progress is not None:
+                        progress(j, at)
+                break
+            except READ_ERRORS as exc:
+                # a concurrent compaction, erase or vacuum removed a file this read started from:
+                # read the rest again from the latest manifest (the sink checks every row's key)
+                if not vanished(exc) or attempt + 1 == READ_ATTEMPTS or not rows.refresh():
+                    raise
         if at != hi:
             raise ErasedKeysError(what, layout.keys[at:hi])
 

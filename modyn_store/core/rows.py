@@ -22,7 +22,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,9 +54,25 @@ class RowReader:
     ``local``: it lies on a local disk or in memory, not on object storage (see :attr:`local`).
     """
 
-    def __init__(self, dataset: Any, *, local: bool = True) -> None:
+    def __init__(self, dataset: Any, *, local: bool = True, reopen: Callable[[], Any] | None = None) -> None:
         self._ds = dataset
         self._local = bool(local)
+        self._reopen = reopen
+        self._origin = getattr(dataset, "version", None)  # the manifest the rows were located in
+
+    def refresh(self) -> bool:
+        """Read from the table's latest manifest from now on (after a concurrent compaction,
+        erase or vacuum removed the files of the one this reader started from); stable row ids
+        stay valid, fragment ids may not. False when the reader cannot reopen its table or the
+        table has no manifest newer than the one the reader was made on (a failed read is then
+        not due to such a rewrite)."""
+        if self._reopen is None:
+            return False
+        ds = self._reopen()
+        if ds is None or ds.version == self._origin:
+            return False
+        self._ds = ds
+        return True
 
     @property
     def local(self) -> bool:
@@ -101,6 +117,8 @@ class RowReader:
         from lance.dataset import serialize_row_addrs
 
         frag = self._ds.get_fragment(int(fragment))
+        if frag is None:  # compacted away since the rows were located: a vanished file
+            raise OSError(f"Not found: fragment {int(fragment)} of the table (rewritten since the rows were located)")
         allow = serialize_row_addrs(np.asarray(row_ids, dtype=np.uint64).tolist())
         scanner = self._ds.scanner(
             columns=list(columns), fragments=[frag], row_addr_allowlist=allow, batch_size=batch_size

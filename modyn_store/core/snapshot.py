@@ -466,7 +466,8 @@ class Snapshot:
         ds = self._store._tables.open("samples")
         if ds is None:
             raise DataUnavailableError("the store holds no samples yet", keys=np.empty(0, np.int64))
-        return RowReader(ds, local=self._store._location.is_local)
+        tables = self._store._tables
+        return RowReader(ds, local=self._store._location.is_local, reopen=lambda: tables.open("samples"))
 
     def row_ids(self, keys: Any) -> np.ndarray:
         """Stable Lance row ids (``_rowid``) of live ``keys``, in the order given.
