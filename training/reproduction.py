@@ -131,7 +131,11 @@ def reproduce(
         raise ReproductionError(f"training {training_id!r} stored no trainer configuration")
     if rec.checkpoint is None:
         raise ReproductionError(f"training {training_id!r} stored no checkpoint to compare with")
-    cfg = replace(TrainConfig.from_json(rec.config), device="cpu", deterministic=True, amp=False)
+    recorded = TrainConfig.from_json(rec.config)
+    # a CPU training with amp ran under bfloat16 autocast, which the CPU replays exactly; a CUDA
+    # training's float16 autocast and gradient scaler have no CPU counterpart
+    amp = recorded.amp and torch.device(recorded.device).type == "cpu"
+    cfg = replace(recorded, device="cpu", deterministic=True, amp=amp)
     if model is None and not cfg.model:
         raise ReproductionError(
             f"training {training_id!r} used a model passed in code; pass model= built the same way"

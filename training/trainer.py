@@ -372,6 +372,11 @@ def train(
         raise InvalidArgumentError("reselect_every", reselect_every, "an integer >= 0 (0: never)")
     if reselect_every and reselect is None:
         raise InvalidArgumentError("reselect", None, "a callable model -> TrainSet when reselect_every > 0")
+    plans_hint = ("a train set without per-epoch plans when it is reselected "
+                  "(the recorded union keeps one plan per epoch)")
+    if reselect_every and reselect_every < config.epochs and isinstance(train_set, TrainSet) and \
+            train_set.per_epoch is not None:
+        raise InvalidArgumentError("train_set", "per-epoch plans", plans_hint)
     ds = None
     if downsample is not None:
         ds = downsample if isinstance(downsample, BatchThenSample) else BatchThenSample(downsample, seed=config.seed)
@@ -410,6 +415,14 @@ def train(
             new = reselect(m)
             if not isinstance(new, TrainSet):
                 raise InvalidArgumentError("reselect", type(new).__name__, "a callable returning a TrainSet")
+            if new.per_epoch is not None:
+                raise InvalidArgumentError("reselect", "a train set with per-epoch plans", plans_hint)
+            if new.version != train_set.version:
+                # the training records one train set of one version (every epoch's keys as plans):
+                # a set of another version could not be reproduced from it
+                raise InvalidArgumentError(
+                    "reselect", f"a train set of version {new.version}",
+                    f"train sets of the training's version {train_set.version}")
             epoch_sets[epoch:] = [new] * (config.epochs - epoch)
             nl = loader(store, new, columns=config.columns, batch_size=config.batch_size, shuffle=config.shuffle,
                         seed=config.seed, device=config.device, options=loader_options)

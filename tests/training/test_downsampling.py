@@ -119,3 +119,35 @@ def test_bad_hooks_are_rejected(store) -> None:
         train(store, ts, CFG, record=False, reselect_every=1)
     with pytest.raises(InvalidArgumentError, match="downsample"):
         train(store, ts, CFG, record=False, downsample=object())
+
+
+def test_a_reselected_set_of_another_version_is_refused(store) -> None:
+    """The recorded train set has one version for all its epochs' plans: a training that
+    reselected from a later version (after a key of its first set was deleted) was recorded at
+    that later version, and its reproduction then refused the deleted key as if it were gone."""
+    from modyn_store.core.errors import UnknownKeyError
+
+    first_version = store.version
+    keys = store.as_of(None).keys()
+    first = TrainSet.uniform(keys[:100], version=first_version)
+    store.delete([int(keys[0])])
+    later = TrainSet.uniform(keys[1:101], version=store.version)
+    with pytest.raises(InvalidArgumentError, match="reselect"):
+        train(store, first, CFG, reselect=lambda m: later, reselect_every=1, training_id="mixed")
+    with pytest.raises(UnknownKeyError):
+        Catalog(store).get("mixed")
+
+
+def test_a_reselected_training_of_sets_with_epoch_plans_is_refused(store) -> None:
+    """The recorded union holds one plan per epoch: sets with plans of their own (each epoch a
+    subset) were recorded as if every epoch had trained on all of a set's keys."""
+    keys = store.as_of(None).keys()
+    planned = TrainSet(keys=keys[:100], weights=np.ones(100), version=store.version,
+                       per_epoch=(np.arange(0, 100, 4),))
+    plain = TrainSet.uniform(keys[100:200], version=store.version)
+    with pytest.raises(InvalidArgumentError, match="per-epoch plans"):
+        train(store, planned, CFG, reselect=lambda m: plain, reselect_every=1, training_id="planned-first")
+    with pytest.raises(InvalidArgumentError, match="per-epoch plans"):
+        train(store, plain, CFG, reselect=lambda m: planned, reselect_every=1, training_id="planned-later")
+    # a set with plans and no reselection within its epochs trains as before
+    train(store, planned, CFG, reselect=lambda m: plain, reselect_every=CFG.epochs, record=False)

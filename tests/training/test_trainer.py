@@ -116,3 +116,12 @@ def test_amp_on_cpu_runs(store) -> None:
     ts = _weighted_set(store, n=64)
     res = train(store, ts, replace(CFG, amp=True, epochs=1), record=False)
     assert all(np.isfinite(res.epoch_losses))
+
+
+def test_a_cpu_training_with_amp_reproduces(store) -> None:
+    """A CPU training with ``amp`` ran under bfloat16 autocast: its reproduction replays that
+    (it retrained in float32 and reported a recorded, reproducible training as different)."""
+    ts = _weighted_set(store, n=128, seed=3)
+    train(store, ts, replace(CFG, amp=True, device="cpu"), training_id="amp-cpu")
+    rep = reproduce(store, "amp-cpu")
+    assert rep.identical and rep.mismatched == ()
