@@ -128,3 +128,53 @@ def test_an_export_rewritten_without_its_layout_is_named(tmp_path: Path, capsys:
     pq.write_table(t.drop_columns(["features"]), tmp_path / "plain.parquet")  # what the message advises
     assert main(["import", store, str(tmp_path / "plain.parquet")]) == 0
     assert Store.open(store).as_of().count() == 6
+
+
+def test_bool_labels_into_other_integer_labels_are_refused(tmp_path: Path) -> None:
+    """Booleans extend an integer map only where it holds 0 and 1 (a store from before booleans had
+    a kind): into labels 5 and 7 they would silently become two new classes, so they are refused
+    and nothing is written."""
+    (tmp_path / "a.csv").write_text("t,x,lab\n1,0.1,5\n2,0.2,7\n3,0.3,5\n")
+    (tmp_path / "b.csv").write_text("t,x,lab\n4,0.4,True\n5,0.5,False\n")
+    st = str(tmp_path / "st")
+    assert main(["append", st, str(tmp_path / "a.csv"), "--ts", "t", "--label", "lab"]) == 0
+    assert main(["append", st, str(tmp_path / "b.csv"), "--ts", "t", "--label", "lab"]) == 2
+    store = Store.open(st)
+    assert store.version == 1
+    labels = read_label_map(store)
+    assert labels is not None and labels.values == (5, 7)
+
+
+def test_bool_labels_into_a_zero_one_integer_store_still_append(tmp_path: Path) -> None:
+    """A store whose integer labels are 0 and 1 (booleans as stores made before booleans had a kind
+    kept them) goes on taking booleans as 0 and 1."""
+    store = _api_store(tmp_path / "st", [0, 1, 0])
+    (tmp_path / "b.csv").write_text("ts,features,label\n5,0.5,True\n6,0.6,False\n")
+    assert main(["append", str(tmp_path / "st"), str(tmp_path / "b.csv")]) == 0
+    store = Store.open(str(tmp_path / "st"))
+    assert _code_of(store, store.version, 3) == 1 and _code_of(store, store.version, 4) == 0
+
+
+def test_an_empty_feature_column_in_a_later_file_is_missing_values(tmp_path: Path) -> None:
+    """A later CSV whose feature column has no value in any row (read as type null) is appended
+    like one with some values missing: 0 in ``features``, nulls in the raw column."""
+    (tmp_path / "a.csv").write_text("t,x,z,lab\n1,0.1,1.5,a\n2,0.2,2.5,b\n")
+    (tmp_path / "b.csv").write_text("t,x,z,lab\n3,0.3,,a\n4,0.4,,b\n")
+    st = str(tmp_path / "st")
+    assert main(["append", st, str(tmp_path / "a.csv"), "--ts", "t", "--label", "lab"]) == 0
+    assert main(["append", st, str(tmp_path / "b.csv"), "--ts", "t", "--label", "lab"]) == 0
+    store = Store.open(st)
+    t = store.as_of(2).to_table(["key", "features", "z"]).sort_by("key").to_pydict()
+    assert t["z"] == [1.5, 2.5, None, None]
+    assert [round(f[1], 4) for f in t["features"]] == [1.5, 2.5, 0.0, 0.0]
+    assert [round(f[0], 4) for f in t["features"]] == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_a_csv_with_only_a_header_is_named_as_holding_no_rows(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A header without rows reads every column as empty: the error says the file holds no rows,
+    not that the label column has no values."""
+    (tmp_path / "h.csv").write_text("t,x,lab\n")
+    assert main(["append", str(tmp_path / "st"), str(tmp_path / "h.csv"), "--ts", "t", "--label", "lab"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no rows" in err and "FILE" in err and "label is empty" not in err

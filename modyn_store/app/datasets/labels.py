@@ -92,11 +92,14 @@ def label_type(kind: str) -> pa.DataType:
     return _TYPES[kind]
 
 
-def accepts(stored: str, kind: str) -> bool:
+def accepts(stored: str, kind: str, values: tuple[Any, ...] | None = None) -> bool:
     """True when labels of ``kind`` can extend a map of ``stored`` labels: the same kind, or
     booleans into an ``"int"`` map (stores made before booleans had a kind of their own map them
-    to 0 and 1)."""
-    return stored == kind or (stored == "int" and kind == "bool")
+    to 0 and 1) whose ``values`` (when given) are only 0 and 1: booleans into a map of other
+    integers would silently become the new classes 0 and 1."""
+    if stored == kind:
+        return True
+    return stored == "int" and kind == "bool" and (values is None or set(values) <= {0, 1})
 
 
 def _plain(values: pa.Array | pa.ChunkedArray, *, as_int: bool = False) -> pa.Array:
@@ -149,7 +152,7 @@ class LabelMap:
     def extend(self, values: pa.Array | pa.ChunkedArray, *, column: str = "label") -> LabelMap:
         """This map plus the values not yet in it (sorted, with the next codes)."""
         kind = label_kind(column, values.type)
-        if not accepts(self.kind, kind):
+        if not accepts(self.kind, kind, self.values):
             raise LabelError(
                 f"label column {column!r} holds {kind} labels, but the store's labels are {self.kind}s "
                 f"({list(self.values[:5])}...); convert the column to match"

@@ -25,7 +25,8 @@ Example
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -64,6 +65,8 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
     cm = columns.resolved(data.schema.names)
     if cm.label is not None and cm.label in data.schema.names and pa.types.is_null(data.schema.field(cm.label).type):
         where = f" of {data.where}" if data.where else ""
+        if not any(b.num_rows for b in data.batches([cm.label])):  # a header and no rows: every column is null
+            raise SourceError("path", f"{data.where or 'the data'} holds no rows")
         raise SourceError("label", f"label column {cm.label!r}{where} has no values: every row's label is empty "
                                    "(is it the label column?)")
     Encoder(data.schema, cm, labels=base or (LabelMap("int", ()) if cm.label else None))  # schema checks
@@ -73,7 +76,7 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
     labels = base
     zone: str | None = None
     kind = label_kind(cm.label, data.schema.field(cm.label).type) if cm.label else None
-    if base is not None and kind is not None and not accepts(base.kind, kind):
+    if base is not None and kind is not None and not accepts(base.kind, kind, base.values):
         raise SourceError("label", f"column {cm.label!r} holds {kind} labels but the store's labels are "
                                    f"{base.kind}s ({list(base.values[:5])}); convert the column to match")
     for batch in data.batches(wanted):
@@ -160,6 +163,29 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema | None) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
 
 
+def _widen_empty(src: Data, target: pa.Schema | None, cm: ColumnMap) -> Data:
+    """``src`` with its empty columns (read as type ``null``: a CSV column without a value) read as
+    the store's type of that column, all values missing, so that a feature column is packed as
+    missing values (0) and kept as nulls, as in a file where only some values are missing. The
+    event-time, label and key columns keep their own checks."""
+    if target is None:
+        return src
+    roles = {c for c in (cm.ts, cm.label, cm.key) if c is not None} | {"key", "ts", "label", "features"}
+    wide = {f.name: target.field(f.name).type for f in src.schema
+            if pa.types.is_null(f.type) and f.name not in roles and f.name in target.names}
+    if not wide:
+        return src
+    schema = pa.schema([f.with_type(wide[f.name]) if f.name in wide else f for f in src.schema],
+                       metadata=src.schema.metadata)
+
+    def batches(cols: Sequence[str] | None, size: int) -> Iterator[pa.RecordBatch]:
+        for b in src.batches(cols, size):
+            arrays = [pa.nulls(b.num_rows, wide[n]) if n in wide else c for n, c in zip(b.schema.names, b.columns)]
+            yield pa.RecordBatch.from_arrays(arrays, schema=pa.schema([schema.field(n) for n in b.schema.names]))
+
+    return replace(src, schema=schema, _batches=batches)
+
+
 def read_stream(data: Any, columns: ColumnMap, *, format: str | None = None,
                 storage_options: dict[str, Any] | None = None, require_label: bool = True) -> tuple[pa.Table, LabelMap | None]:
     """The whole stream as one table in event-time order, keys numbered by source row when unmapped.
@@ -217,6 +243,7 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
         store = _Unmade("a new store")
     src = open_data(data, format=format, storage_options=storage_options)
     stored = read_layout(store)
+    src = _widen_empty(src, store.schema, columns.resolved(src.schema.names))  # an empty column: all missing
     columns = fit_columns(stored, columns, src.schema)  # the recorded feature columns, matched by name
     cm = columns.resolved(src.schema.names)
     old = read_label_map(store)
