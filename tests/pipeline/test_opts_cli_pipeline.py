@@ -138,3 +138,26 @@ def test_demo_store_only_and_where_the_report_goes(tmp_path: Path, monkeypatch: 
     assert calls == [(root / "scenario", tmp_path / "rep", True)]
     assert main(["demo", "--store", str(root)]) == 0
     assert calls[-1] == (root / "scenario", root / "report", False)
+
+
+ONE = """name: only
+source: {dataset: elec2, limit: 600, chunk: "14d"}
+model: {name: logreg}
+trigger: {name: data_amount, every: 300}
+evaluation: {slices: 2}
+"""
+
+
+def test_a_pipeline_name_that_is_not_there_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--pipeline NAME`` of a file holding one other pipeline, or of a store without it, is an
+    error naming the pipelines there; never silently another pipeline or an empty report."""
+    (tmp_path / "one.yaml").write_text(ONE)
+    st = tmp_path / "st"
+    assert main(["run", str(tmp_path / "one.yaml"), "--pipeline", "other", "--store", str(st)]) == 2
+    err = capsys.readouterr().err
+    assert "--pipeline" in err and "'only'" in err and not st.exists()
+    assert main(["run", str(tmp_path / "one.yaml"), "--pipeline", "only", "--store", str(st)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(st), "--pipeline", "other", "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "--pipeline" in err and "'only'" in err and not (tmp_path / "rep").exists()

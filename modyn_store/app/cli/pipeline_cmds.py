@@ -71,7 +71,11 @@ def _pick(doc: Any, name: str | None) -> Any:
         if name not in names:
             raise PipelineConfigError("--pipeline", f"the file holds a grid; pick one of {names}")
         return grid.pipelines[names.index(name)]
-    return parse_pipeline(doc)
+    cfg = parse_pipeline(doc)
+    if name is not None and name != cfg.name:  # a name that is not the file's one pipeline: never ignored
+        raise PipelineConfigError("--pipeline", f"{name!r} is not in the file, which holds one pipeline; pick "
+                                                f"{[cfg.name]} or leave --pipeline out")
+    return cfg
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -265,6 +269,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not groups:
         print("no pipeline trainings in this store")
         return 0
+    if args.pipeline and args.pipeline not in groups:
+        raise PipelineConfigError("--pipeline", f"no pipeline {args.pipeline!r} in this store; pick one of "
+                                                f"{list(groups)}")
     from modyn_store.app.datasets.labels import describe_labels
 
     labels = describe_labels(store)
