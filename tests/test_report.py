@@ -217,3 +217,31 @@ def test_a_report_over_an_earlier_one_leaves_no_stale_heat_maps(tmp_path: Path) 
     maps = sorted(p.name for p in tmp_path.glob("heatmap_*.png"))
     assert maps == sorted(Path(h).name for h in files.heatmaps) == ["heatmap_00_b.png", "heatmap_01_c.png"]
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_labels_of_points_close_together_do_not_overlap() -> None:
+    """Two pipelines of about the same cost and metric: their labels are stacked, a line apart,
+    where they were drawn over each other; a label far from the others keeps its place."""
+    from modyn_store.app.report.plots import _figure, _stacked
+
+    fig = _figure(8.0, 5.5)
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 1)
+    points = [(50.0, 0.5, "class-balanced"), (50.2, 0.499, "uniform-half"), (90.0, 0.1, "far")]
+    dy = _stacked(fig, ax, points, fontsize=8)
+    assert dy[2] == 4.0 and dy[0] == 4.0
+    at = ax.transData.transform([(x, y) for x, y, _ in points]) * 72.0 / fig.dpi
+    assert abs((at[0][1] + dy[0]) - (at[1][1] + dy[1])) >= 8 * 1.25  # a line apart at least
+
+
+def test_a_heat_map_title_is_wrapped_to_its_figure() -> None:
+    from modyn_store.app.report.plots import _figure, _title
+
+    fig = _figure(5.0, 4.0)
+    ax = fig.add_subplot()
+    text = "sensors-weekly: accuracy of each model on each slice (white box: model in service)"
+    _title(ax, text, 5.0 - 1.2)
+    lines = ax.get_title().split("\n")
+    assert len(lines) >= 2 and " ".join(lines) == text
+    assert max(len(line) for line in lines) <= int(3.8 * 72 / 6)

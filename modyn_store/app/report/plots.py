@@ -45,6 +45,34 @@ def _ticks(n: int, max_ticks: int = 24) -> list[int]:
     return list(range(0, n, step))
 
 
+def _stacked(fig: Any, ax: Any, points: list[tuple[float, float, str]], *, fontsize: float) -> list[float]:
+    """Vertical offsets (points) of the labels of ``points`` (x, y, text), drawn to their upper
+    right: a label that would overlap one placed before it (points close together, e.g. two
+    pipelines of the same cost and metric) moves down a line until it does not."""
+    if not points:
+        return []
+    ax.autoscale_view()
+    at = ax.transData.transform([(x, y) for x, y, _ in points]) * 72.0 / fig.dpi  # in points
+    line, char = fontsize * 1.25, fontsize * 0.6
+    placed: list[tuple[float, float, float]] = []  # left, right, bottom of each label placed
+    out = [0.0] * len(points)
+    for i in sorted(range(len(points)), key=lambda k: -at[k][1]):
+        left, right = at[i][0] + 5, at[i][0] + 5 + char * len(points[i][2])
+        dy = 4.0
+        while any(left < r and l < right and abs(at[i][1] + dy - b) < line for l, r, b in placed):
+            dy -= line
+        placed.append((left, right, at[i][1] + dy))
+        out[i] = dy
+    return out
+
+
+def _title(ax: Any, text: str, width_in: float, fontsize: float = 10) -> None:
+    """``text`` as the axes' title, wrapped to about the figure's width."""
+    import textwrap
+
+    ax.set_title(textwrap.fill(text, max(20, int(width_in * 72 / (fontsize * 0.6)))), fontsize=fontsize)
+
+
 def plot_heatmap(result: PipelineResult) -> bytes:
     """Model x time-slice heat map of ``result.matrix``; the current-model cells are outlined."""
     import numpy as np
@@ -52,7 +80,8 @@ def plot_heatmap(result: PipelineResult) -> bytes:
 
     data = np.array(result.matrix, dtype=float).reshape(len(result.triggers), len(result.slice_labels))
     n_models, n_slices = data.shape
-    fig = _figure(min(16.0, 3.0 + 0.35 * n_slices), min(12.0, 2.2 + 0.3 * n_models))
+    width = min(16.0, 3.0 + 0.35 * n_slices)
+    fig = _figure(width, min(12.0, 2.2 + 0.3 * n_models))
     ax = fig.add_subplot()
     if n_models == 0 or n_slices == 0:  # a pipeline that never trained: nothing to map
         ax.axis("off")
@@ -69,7 +98,8 @@ def plot_heatmap(result: PipelineResult) -> bytes:
     ax.set_yticks(yt, [str(i) for i in yt], fontsize=8)
     ax.set_xlabel("evaluation time slice")
     ax.set_ylabel("model (trigger index)")
-    ax.set_title(f"{_text(result.name)}: {_text(result.metric)} of each model on each slice (white box: model in service)", fontsize=10)
+    _title(ax, f"{_text(result.name)}: {_text(result.metric)} of each model on each slice (white box: model in "
+               "service)", width - 1.2)  # the colour bar takes the rest
     for s in range(n_slices):  # outline the model in service on each slice
         served = [t.index for t in result.triggers if t.last_slice < s]
         if served:
@@ -132,13 +162,13 @@ def plot_cost_vs_metric(rows: Sequence[SummaryRow], *, metric: str = "accuracy",
         ax.plot([c for c, _ in front], [s for _, s in front], color="tab:red", linewidth=1.2, zorder=3)
         ax.scatter([c for c, _ in front], [s for _, s in front], s=70, color="tab:red", edgecolor="black",
                    label="Pareto front", zorder=4)  # fmt: skip
-    for c, s, r in zip(costs, scores, rows):
-        if not math.isnan(s):
-            ax.annotate(_text(r.name), (c, s), textcoords="offset points", xytext=(5, 4), fontsize=8)
     positive = [c for c in costs if c > 0]
     if positive and max(positive) / min(positive) > 100:
         ax.set_xscale("log")
     ax.margins(x=0.12, y=0.08)
+    named = [(c, s, _text(r.name)) for c, s, r in zip(costs, scores, rows) if not math.isnan(s)]
+    for (c, s, name), dy in zip(named, _stacked(fig, ax, named, fontsize=8)):
+        ax.annotate(name, (c, s), textcoords="offset points", xytext=(5, dy), fontsize=8)
     ax.set_xlabel(f"cost: {_text(cost_label)}")
     ax.set_ylabel(f"mean {_text(metric)} of the model in service")
     ax.set_title("Cost vs metric", fontsize=10)
