@@ -86,17 +86,25 @@ class AtLeast(Trigger):
         j = 0
         while j < len(events):
             end = events[j][0]
+            group: list[Firing] = []
             while j < len(events) and events[j][0] == end:
                 self._armed[events[j][1]] = events[j][2]
+                group.append(events[j][2])
                 j += 1
             if len(self._armed) >= self._needed():
                 causes = tuple(self._armed[i] for i in sorted(self._armed))
                 names = ", ".join(c.trigger for c in causes)
                 v, pos = delta.cutoff(end)
+                boundary = delta.boundary(end)
+                # the same rows may be cut at a later version of the delta (e.g. a deletion
+                # trigger's cutoff at the end of the version that removed rows): keep the latest
+                for g in group:
+                    if g.version > v:
+                        v, pos, boundary = g.version, g.position, g.boundary
                 out.append(Firing(version=v, position=pos, trigger=self.name,
                                   reason=f"{len(causes)} of {len(self.triggers)} fired: {names}",
                                   seen=max(c.seen for c in causes), causes=causes,
-                                  boundary=delta.boundary(end)))
+                                  boundary=boundary))
                 self._armed.clear()
         return out
 

@@ -69,6 +69,12 @@ class Deletion(Trigger):
         if share < float(self.share):
             return []
         self._train_keys = None  # quiet until the next train set
-        return [delta.firing(len(delta), f"{share:.3f} of the last train set deleted or erased "
-                             f"(>= {self.share})", trigger=self.name, seen=self._seen,
-                             statistic=share)]
+        # the removals take effect with the delta's last version: the cutoff is its end (all the
+        # delta's rows), also when its rows belong to earlier versions of the delta
+        assert delta.versions is not None
+        version = int(delta.version)
+        position = int(np.count_nonzero(delta.versions == version))
+        return [Firing(version=version, position=position,
+                       reason=f"{share:.3f} of the last train set deleted or erased "
+                              f"(>= {self.share})", trigger=self.name, seen=self._seen,
+                       statistic=share, boundary=None)]
