@@ -71,21 +71,24 @@ class Coverage(SelectionStrategy):
             return trainset(keys, ctx)
         index = VectorIndex.from_arrays(keys, emb)
         try:
-            nn, _ = index.search(emb, k=min(self.k + 1, n))
+            nn, d2 = index.search(emb, k=min(self.k + 1, n))
         finally:
             index.close()
-        hood = neighbourhoods(keys, nn)
+        hood = neighbourhoods(keys, nn, d2)
         return trainset(np.sort(keys[greedy_cover(hood, m)]), ctx)
 
 
-def neighbourhoods(keys: np.ndarray, nn: np.ndarray) -> np.ndarray:
+def neighbourhoods(keys: np.ndarray, nn: np.ndarray, d2: np.ndarray | None = None) -> np.ndarray:
     """Row i: position i, then the positions of the nearest keys in ``nn[i]`` other than
     ``keys[i]`` (``nn``: ``[n, k + 1]`` nearest keys by distance, ties to the smaller key), ``k``
     of them. With exact duplicates a row may list smaller duplicate keys before its own key, or
-    not list it at all: the own key is dropped wherever it is, else the last neighbour."""
+    not list it at all: the own key is dropped wherever it is, else the last neighbour.
+    Padding (key -1, distance inf in ``d2``) stands for the row itself; without ``d2`` a key
+    -1 is taken as padding (a real key -1 then needs ``d2``)."""
     n = keys.size
     own = np.arange(n)
-    pos = np.searchsorted(keys, np.where(nn >= 0, nn, keys[:, None]))  # padding (-1): the row itself
+    pad = ~np.isfinite(d2) if d2 is not None else nn == -1
+    pos = np.searchsorted(keys, np.where(pad, keys[:, None], nn))  # padding: the row itself
     others = np.argsort(pos == own[:, None], axis=1, kind="stable")[:, :max(nn.shape[1] - 1, 0)]
     return np.hstack([own[:, None], np.take_along_axis(pos, others, axis=1)])
 

@@ -85,7 +85,7 @@ class LikeMisclassified(SelectionStrategy):
             finally:
                 index.close()
             flat, dist = nn.ravel(), d2.ravel()
-            ok = flat >= 0
+            ok = np.isfinite(dist)  # padding has distance inf (its key -1 may be a real key)
             flat, dist = flat[ok], dist[ok]
             by_dist = flat[np.lexsort((flat, dist))]
             _, first = np.unique(by_dist, return_index=True)

@@ -105,5 +105,7 @@ class NearDuplicates(SelectionStrategy):
             nn, d2 = index.search(emb, k=min(self.k + 1, keys.size))
         finally:
             index.close()
-        dup = ((nn >= 0) & (nn < keys[:, None]) & (d2 <= self.radius**2)).any(axis=1)
+        # padding (key -1) has distance inf, so the radius test leaves it out; a key test
+        # (nn >= 0) would also drop real neighbours of negative keys
+        dup = ((nn < keys[:, None]) & (d2 <= self.radius**2)).any(axis=1)
         return trainset(keys[~dup], ctx)

@@ -185,7 +185,7 @@ class VectorIndex:
                 keys, dist = self._search_lancedb(q.astype(np.float32), fetch)
             keys, dist = self._live(keys, dist.astype(np.float64), k)
             # every erased candidate costs a live neighbour: look further until k live keys or all keys were seen
-            if self._store is None or fetch >= n or bool((keys >= 0).all()):
+            if self._store is None or fetch >= n or bool(np.isfinite(dist).all()):
                 return keys, dist
             fetch = min(n, fetch * 4)
 
@@ -211,7 +211,7 @@ class VectorIndex:
     def _live(self, keys: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._store is not None:
             flat = keys.ravel()
-            valid = flat >= 0
+            valid = np.isfinite(dist).ravel()  # padding: distance inf (its key -1 may be a real key)
             alive = np.zeros(flat.size, dtype=bool)
             if valid.any():
                 alive[valid] = np.asarray(self._store.as_of(self.version).contains(flat[valid]), dtype=bool)
