@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.core._validate import check_float_or_none, check_int_or_none
+from modyn_store.core._validate import as_keys, check_float_or_none, check_int_or_none
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._records import SelectionContext, check_seed, column_to_numpy
@@ -168,12 +168,65 @@ def pick_share(ctx: SelectionContext, size_of: Callable[[int], int], how: str, *
     return pick(ctx, size_of(n), how, seed=seed, n=n, since=since, until=until)
 
 
+class _MissingLabel:
+    """The one missing label (null) of a non-numeric label column (strings, booleans), ordered
+    after every present label, as NaN is after the numbers (a null does not compare with a
+    string, so it cannot be sorted as it is read)."""
+
+    _one: _MissingLabel | None = None
+
+    def __new__(cls) -> _MissingLabel:
+        if cls._one is None:
+            cls._one = super().__new__(cls)
+        return cls._one
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __le__(self, other: object) -> bool:
+        return other is self
+
+    def __gt__(self, other: object) -> bool:
+        return other is not self
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __hash__(self) -> int:
+        return hash("modyn_store.missing_label")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_MissingLabel, ())
+
+    def __repr__(self) -> str:
+        return "<missing label>"
+
+
+MISSING_LABEL = _MissingLabel()
+
+
+def fill_missing_labels(values: Any) -> np.ndarray:
+    """``values`` with each null (``None``) of an object array (a string or boolean label column
+    holding nulls) replaced by :data:`MISSING_LABEL`, so the labels sort and compare."""
+    v = np.asarray(values)
+    if v.dtype == object and v.size:
+        miss = np.fromiter((x is None for x in v.tolist()), dtype=bool, count=v.size)
+        if miss.any():
+            v = v.copy()
+            v[miss] = MISSING_LABEL
+    return v
+
+
 def label_counts(ctx: SelectionContext, *, since: Bound = None,
                  until: Bound = None) -> dict[Hashable, int]:
-    """Eligible rows per label value, in sorted label order."""
+    """Eligible rows per label value, in sorted label order (a missing label last)."""
     counts: dict[Hashable, int] = {}
     for b in iter_rows(ctx, [ctx.label_column], since=since, until=until):
-        add_label_counts(counts, *np.unique(b[ctx.label_column], return_counts=True))
+        add_label_counts(counts, *np.unique(fill_missing_labels(b[ctx.label_column]),
+                                            return_counts=True))
     return sorted_counts(counts)
 
 
@@ -193,7 +246,10 @@ def add_label_counts(counts: dict[Hashable, int], values: np.ndarray, n: np.ndar
 
 
 def _label_order(label: Hashable) -> tuple[Any, ...]:
-    """Numbers (ints and floats alike) by value, NaN after them; other types by type, then value."""
+    """Numbers (ints and floats alike) by value, NaN after them; other types by type, then value;
+    a missing label of a non-numeric column last."""
+    if label is MISSING_LABEL:
+        return ("\U0010ffff", True, 0)
     if isinstance(label, (int, float, np.integer, np.floating)) and not isinstance(label, bool):
         nan = label != label
         return ("", nan, 0 if nan else label)
@@ -229,7 +285,10 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
         if callable(src):
             raw = src
         else:
-            keys, values = np.asarray(src[0], dtype=np.int64), np.asarray(src[1])
+            # keys by the store's rules: a float, string or out-of-range uint64 key is refused
+            # (a cast would truncate 1.5 to 1, or wrap 2**64 - 1 to -1: another row's key)
+            keys = as_keys(src[0], name=f"computed_scores[{name!r}]")
+            values = np.asarray(src[1])
             if keys.shape[0] != values.shape[0]:
                 raise InvalidArgumentError(f"computed_scores[{name!r}]",
                                            (keys.shape, values.shape),
@@ -262,7 +321,7 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
 
     def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for keys, values in raw():
-            keys = np.asarray(keys, dtype=np.int64)
+            keys = as_keys(keys, name=f"computed_scores[{name!r}]")
             values = np.asarray(values)
             if keys.shape[0] != values.shape[0]:
                 raise InvalidArgumentError(f"computed_scores[{name!r}]",

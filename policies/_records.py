@@ -461,16 +461,47 @@ class SelectionContext:
     scores_version: int | None = None
 
     def __post_init__(self) -> None:
+        from modyn_store.core._validate import as_keys, check_int, check_int_or_none
+
         object.__setattr__(self, "seed", check_seed("seed", self.seed))
-        object.__setattr__(self, "excluded", np.sort(np.asarray(self.excluded, dtype=np.int64)))
+        object.__setattr__(self, "trigger_index", check_int("trigger_index", self.trigger_index, 0))
+        # keys by the store's rules: a float key is refused, not truncated onto another key
+        object.__setattr__(self, "excluded", np.sort(as_keys(self.excluded, name="excluded")))
         if self.candidates is not None:
-            cand = np.sort(np.asarray(self.candidates, dtype=np.int64))
-            object.__setattr__(self, "candidates", cand)
-        if self.batch_size < 1:
+            object.__setattr__(self, "candidates", np.sort(as_keys(self.candidates, name="candidates")))
+        if isinstance(self.batch_size, (bool, np.bool_)) or not isinstance(self.batch_size, (int, np.integer)) \
+                or self.batch_size < 1:
             raise InvalidArgumentError("batch_size", self.batch_size, "an integer >= 1")
-        cuts = tuple(c if isinstance(c, Cutoff) else Cutoff(int(c)) for c in self.trigger_cutoffs)
-        object.__setattr__(self, "trigger_cutoffs", cuts)
-        object.__setattr__(self, "history", tuple(self.history))
+        object.__setattr__(self, "scores_version",
+                           check_int_or_none("scores_version", self.scores_version, 0))
+        if not isinstance(self.label_column, str) or not self.label_column:
+            raise InvalidArgumentError("label_column", self.label_column, "a column name")
+        cuts: list[Cutoff] = []
+        for i, c in enumerate(self.trigger_cutoffs):
+            if not isinstance(c, Cutoff):
+                if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or c < 0:
+                    raise InvalidArgumentError(f"trigger_cutoffs[{i}]", c,
+                                               "a Cutoff or a store version (an integer >= 0)")
+                c = Cutoff(int(c))
+            if cuts and _cutoff_order(c) < _cutoff_order(cuts[-1]):
+                raise InvalidArgumentError(f"trigger_cutoffs[{i}]", c, f"cutoffs oldest first "
+                                           f"(this one is before trigger_cutoffs[{i - 1}]={cuts[-1]})")
+            cuts.append(c)
+        object.__setattr__(self, "trigger_cutoffs", tuple(cuts))
+        history = tuple(self.history)
+        for i, h in enumerate(history):
+            if not isinstance(h, TrainSet):
+                raise InvalidArgumentError(f"history[{i}]", type(h).__name__, "a TrainSet")
+        object.__setattr__(self, "history", history)
+        if not isinstance(self.computed_scores, Mapping):
+            raise InvalidArgumentError("computed_scores", type(self.computed_scores).__name__,
+                                       "a mapping of score name -> (keys, values) or a callable")
+        for name, src in self.computed_scores.items():
+            if not callable(src) and (isinstance(src, (str, bytes)) or not isinstance(src, Sequence)
+                                      or len(src) != 2):
+                raise InvalidArgumentError(f"computed_scores[{name!r}]", type(src).__name__,
+                                           "a (keys, values) pair or a callable returning an "
+                                           "iterator of such batches")
 
     @property
     def version(self) -> int:
@@ -482,6 +513,14 @@ class SelectionContext:
         fields = {k: getattr(self, k) for k in self.__dataclass_fields__}
         fields.update(changes)
         return SelectionContext(**fields)
+
+
+def _cutoff_order(c: Cutoff) -> tuple[int, int, int | float, int]:
+    """Sort key of a cutoff: by version, then a cutoff inside the version by ``(ts, key)``
+    before the end of the version (``ts`` None)."""
+    if c.ts is None:
+        return (int(c.version), 1, 0, 0)
+    return (int(c.version), 0, c.ts, int(c.key or 0))
 
 
 @dataclass(frozen=True, eq=False)

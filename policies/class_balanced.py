@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._pick import RatioOrLimit, derive_seed, label_counts, trainset
+from policies._pick import RatioOrLimit, derive_seed, fill_missing_labels, label_counts, trainset
 from policies._records import column_to_numpy, integer_column
 from policies._stream import eligible_mask, iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register
@@ -172,7 +172,7 @@ def label_groups(values: np.ndarray, labels: np.ndarray | None,
     label and is refused with :class:`InvalidArgumentError`.
     """
     if labels is not None:
-        g = np.searchsorted(labels, values)
+        g = np.searchsorted(labels, fill_missing_labels(values))
         return g if valid is None else np.where(valid, g, labels.size)
     if values.dtype.kind == "f":
         missing = np.isnan(values)

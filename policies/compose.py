@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies.base import SelectionContext, SelectionStrategy, from_config, register
 
@@ -59,6 +60,10 @@ class Compose(SelectionStrategy):
         first = self.pre.select(ctx)
         cand = first.keys if ctx.candidates is None else np.intersect1d(first.keys, ctx.candidates)
         second = self.post.select(ctx.replace(candidates=cand))
+        outside = ~np.isin(second.keys, cand)
+        if outside.any():  # its weight would be taken from another row of ``pre``
+            raise InvalidArgumentError("post", f"{self.post!r} selected key {int(second.keys[outside][0])}",
+                                       "a strategy that selects among pre's keys (ctx.candidates)")
         order = np.argsort(first.keys)
         pos = order[np.searchsorted(first.keys[order], second.keys)]
         return TrainSet(keys=second.keys, weights=second.weights * first.weights[pos],

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modyn_store.core.trainset import TrainSet
-from policies._pick import derive_seed, trainset
+from policies._pick import derive_seed, fill_missing_labels, trainset
 from policies._stream import iter_rows
 from policies.base import SelectionContext, SelectionStrategy, check_count, register
 
@@ -90,9 +90,14 @@ class GDumb(SelectionStrategy):
         # cut into batches (``ctx.batch_size``, fragment boundaries that compaction changes)
         rng = random_state(derive_seed(ctx.seed, 8, ctx.trigger_index))
         for b in iter_rows(ctx, [ctx.label_column], since=since):
-            codes = self._encode(np.asarray(b[ctx.label_column]))
+            codes = self._encode(fill_missing_labels(b[ctx.label_column]))
             assert self._labels is not None
             self._keys, self._codes = greedy_balanced(
                 self._keys, self._codes, b["key"], codes, memory=self.memory,
                 n_classes=self._labels.size, rng=rng)
-        return trainset(np.sort(self._keys), ctx)
+        keys = np.sort(self._keys)
+        if ctx.candidates is not None:
+            # the memory may hold keys of earlier triggers that are not candidates now (e.g. not
+            # chosen by ``Compose``'s ``pre`` this time): they stay in memory, out of this set
+            keys = keys[np.isin(keys, ctx.candidates)]
+        return trainset(keys, ctx)

@@ -93,7 +93,9 @@ def _label_counts(block: pa.Table, integer: bool) -> tuple[np.ndarray, np.ndarra
         from policies.class_balanced import label_groups
 
         return group_counts(np.asarray(label_groups(values, None), dtype=np.int64))
-    labels, counts = np.unique(values, return_counts=True)
+    from policies._pick import fill_missing_labels
+
+    labels, counts = np.unique(fill_missing_labels(values), return_counts=True)
     return labels, counts
 
 
