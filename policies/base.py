@@ -221,7 +221,16 @@ class Trigger(Policy):
             The current model, for triggers whose ``requires`` holds ``"model"``.
         """
         if not isinstance(delta, TriggerInput):
+            if not hasattr(delta, "inserted"):
+                raise InvalidArgumentError("delta", type(delta).__name__,
+                                           "a TriggerInput or a store Delta")
             delta = TriggerInput.from_delta(delta, columns=self.columns)
+        if len(delta):
+            missing = [c for c in self.columns if c not in delta.features]
+            if missing:  # refused before the trigger's state changes
+                raise InvalidArgumentError("delta.features", missing[0],
+                                           f"the trigger's feature columns {list(self.columns)} "
+                                           f"(the delta has {sorted(delta.features)})")
         with engine_errors():
             return self._fire(delta, model)
 
@@ -275,6 +284,17 @@ _BASES: dict[str, type[Policy]] = {
     "selection": SelectionStrategy,
     "update": UpdatePolicy,
 }
+
+#: the method a policy class of each kind must implement (the base's raises NotImplementedError)
+_IMPLEMENTS = {"trigger": "_fire", "selection": "_select", "update": "_decide"}
+_PUBLIC = {"trigger": "fire", "selection": "select", "update": "decide"}
+
+
+def _is_abstract(kind: str, cls: type[Policy]) -> bool:
+    """Whether ``cls`` implements neither the kind's method nor its public entry (a bare base
+    class such as ``Trigger``): built from a config it would only fail when first used."""
+    base = _BASES[kind]
+    return all(getattr(cls, m, None) is getattr(base, m) for m in (_IMPLEMENTS[kind], _PUBLIC[kind]))
 
 #: kind -> name -> class, filled by :func:`register`.
 REGISTRY: dict[str, dict[str, type[Policy]]] = {k: {} for k in KINDS}
@@ -388,6 +408,9 @@ def _import_dotted(kind: str, path: str,
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise InvalidArgumentError("name", path, f"{expected} ({path!r} is not a "
                                                  f"{base.__name__} subclass)")
+    if _is_abstract(kind, cls):
+        raise InvalidArgumentError("name", path, f"{expected} ({path!r} is an abstract base: it "
+                                                 f"does not implement {_IMPLEMENTS[kind]})")
     return cls
 
 

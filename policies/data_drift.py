@@ -175,7 +175,7 @@ class DataDrift(Trigger):
         if self.embeddings:
             if model is None:
                 return None
-            m = np.asarray(model.embed(cols), dtype=np.float64).reshape(n, -1)
+            m = _model_rows("model.embed", model.embed(cols), n, "embeddings")
         else:
             m = np.concatenate([np.asarray(cols[c], dtype=np.float64).reshape(n, -1)
                                 for c in self._columns], axis=1)
@@ -288,3 +288,18 @@ def _window_span(window_time: str | float) -> float:
                 "a finite duration of at least 1ns (event times are whole nanoseconds)")
         span = float(round(span))
     return span
+
+
+def _model_rows(name: str, out: object, n: int, what: str) -> np.ndarray:
+    """A model's output for ``n`` rows as an ``[n, d]`` float64 matrix (``d >= 1``; a 1-D output
+    is one value per row), else :class:`InvalidArgumentError` naming ``name``: not numbers, not
+    ``n`` rows, zero width, or more than two dimensions."""
+    v = np.asarray(out)
+    if v.dtype.kind not in "biuf":
+        raise InvalidArgumentError(name, str(v.dtype), f"numeric {what}")
+    if v.ndim == 1:
+        v = v[:, None]
+    if v.ndim != 2 or v.shape[0] != n or v.shape[1] == 0:
+        raise InvalidArgumentError(name, v.shape, f"[{n}, d] {what} (one row of d >= 1 values "
+                                   "per sample)")
+    return v.astype(np.float64, copy=False)

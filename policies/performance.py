@@ -101,6 +101,12 @@ class Performance(Trigger):
     def _accuracy(self, model: ModelLike, feats: dict[str, np.ndarray],
                   labels: np.ndarray) -> tuple[float, int, int]:
         logits = np.asarray(model.logits(feats))
+        n = labels.size
+        if logits.dtype.kind not in "biuf":
+            raise InvalidArgumentError("model.logits", str(logits.dtype), "numeric logits")
+        if logits.ndim != 2 or logits.shape[0] != n or logits.shape[1] == 0:
+            raise InvalidArgumentError("model.logits", logits.shape,
+                                       f"[{n}, classes] logits (one row per sample, >= 1 class)")
         pred = np.argmax(logits, axis=1)
         # a row with a NaN logit has no prediction: a miss (argmax would say class 0)
         wrong = int(np.count_nonzero((pred != labels) | np.isnan(logits).any(axis=1)))
@@ -121,6 +127,18 @@ class Performance(Trigger):
         return self._avoidable > thr
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
+        # a failing model (or bad input) leaves the trigger as it was: the rows it consumed so
+        # far in this delta are given back
+        state = (list(self._pending), self._pending_rows, deque(self._past, maxlen=self._past.maxlen),
+                 self._expect, self._avoidable, self._seen, self._bootstrapped)
+        try:
+            return self._consume(delta, model)
+        except BaseException:
+            (self._pending, self._pending_rows, self._past, self._expect, self._avoidable,
+             self._seen, self._bootstrapped) = state
+            raise
+
+    def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)
         if n and delta.labels is None:
             raise InvalidArgumentError("delta.labels", None, "labels for a performance trigger")

@@ -120,6 +120,16 @@ class Time(Trigger):
             return False
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
+        # a refused delta (an event time too far from the start, a NaN, wrong units) leaves the
+        # trigger as it was: in particular the origin is not taken from the refused delta
+        state = (self._origin, self._interval, self._seen)
+        try:
+            return self._consume(delta)
+        except BaseException:
+            self._origin, self._interval, self._seen = state
+            raise
+
+    def _consume(self, delta: TriggerInput) -> list[Firing]:
         n = len(delta)
         if n == 0:
             return []
