@@ -497,8 +497,10 @@ class SelectionContext:
             raise InvalidArgumentError("computed_scores", type(self.computed_scores).__name__,
                                        "a mapping of score name -> (keys, values) or a callable")
         for name, src in self.computed_scores.items():
-            if not callable(src) and (isinstance(src, (str, bytes)) or not isinstance(src, Sequence)
-                                      or len(src) != 2):
+            # a pair: a tuple or list, or an array of two rows (``np.vstack([keys, values])``)
+            pair = isinstance(src, Sequence) and not isinstance(src, (str, bytes)) or \
+                isinstance(src, np.ndarray) and src.ndim >= 1
+            if not callable(src) and (not pair or len(src) != 2):
                 raise InvalidArgumentError(f"computed_scores[{name!r}]", type(src).__name__,
                                            "a (keys, values) pair or a callable returning an "
                                            "iterator of such batches")
