@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +95,15 @@ class RowBuffer:
     def clear(self) -> None:
         self._chunks = []
         self._rows = 0
+
+    def state(self) -> tuple[Any, ...]:
+        """What :meth:`restore` puts back (chunks are never changed in place: no copy of rows)."""
+        return list(self._chunks), self._rows, self._newest
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """The buffer as it was when :meth:`state` was taken."""
+        chunks, self._rows, self._newest = state
+        self._chunks = list(chunks)
 
     def append(self, cols: Mapping[str, np.ndarray], ts: np.ndarray) -> None:
         if ts.size == 0:

@@ -221,8 +221,19 @@ class DataDrift(Trigger):
             self._buf.clear()
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
+        # a failing model (or malformed embeddings) leaves the trigger as it was: the rows it
+        # buffered from this delta are given back
+        state = (self._buf.state(), self._ref, self._ref_start, self._since, self._seen, self._evals,
+                 deque(self._past, maxlen=self._past.maxlen))
+        try:
+            return self._consume(delta, model)
+        except BaseException:
+            buf, self._ref, self._ref_start, self._since, self._seen, self._evals, self._past = state
+            self._buf.restore(buf)
+            raise
+
+    def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)
-        warm = [] if self.warmup_trigger is None else self.warmup_trigger.fire(delta, model)
         feats = {c: delta.features[c] for c in self._columns} if n else {}
         ts = delta.ts
         out: list[tuple[int, Firing]] = []
@@ -267,6 +278,8 @@ class DataDrift(Trigger):
                 self._set_reference(self._buf.window()[0])
         if warming and not self._warming():
             warm_end = pos
+        # the warm-up trigger sees the delta once this trigger has consumed it without error
+        warm = [] if self.warmup_trigger is None else self.warmup_trigger.fire(delta, model)
         assert delta.versions is not None
         for f in warm:
             end = int(np.searchsorted(delta.versions, f.version, side="left")) + f.position
