@@ -130,15 +130,23 @@ def test_an_export_rewritten_without_its_layout_is_named(tmp_path: Path, capsys:
     assert Store.open(store).as_of().count() == 6
 
 
+def _two_appends(tmp_path: Path, first: str, second: str, *, status: int) -> str:
+    """A store made by appending CSV text ``first`` (which succeeds), then ``second``, whose
+    append must end with ``status``; returns the store's path."""
+    (tmp_path / "a.csv").write_text(first)
+    (tmp_path / "b.csv").write_text(second)
+    st = str(tmp_path / "st")
+    assert main(["append", st, str(tmp_path / "a.csv"), "--ts", "t", "--label", "lab"]) == 0
+    assert main(["append", st, str(tmp_path / "b.csv"), "--ts", "t", "--label", "lab"]) == status
+    return st
+
+
 def test_bool_labels_into_other_integer_labels_are_refused(tmp_path: Path) -> None:
     """Booleans extend an integer map only where it holds 0 and 1 (a store from before booleans had
     a kind): into labels 5 and 7 they would silently become two new classes, so they are refused
     and nothing is written."""
-    (tmp_path / "a.csv").write_text("t,x,lab\n1,0.1,5\n2,0.2,7\n3,0.3,5\n")
-    (tmp_path / "b.csv").write_text("t,x,lab\n4,0.4,True\n5,0.5,False\n")
-    st = str(tmp_path / "st")
-    assert main(["append", st, str(tmp_path / "a.csv"), "--ts", "t", "--label", "lab"]) == 0
-    assert main(["append", st, str(tmp_path / "b.csv"), "--ts", "t", "--label", "lab"]) == 2
+    st = _two_appends(tmp_path, "t,x,lab\n1,0.1,5\n2,0.2,7\n3,0.3,5\n", "t,x,lab\n4,0.4,True\n5,0.5,False\n",
+                      status=2)
     store = Store.open(st)
     assert store.version == 1
     labels = read_label_map(store)
@@ -158,11 +166,8 @@ def test_bool_labels_into_a_zero_one_integer_store_still_append(tmp_path: Path) 
 def test_an_empty_feature_column_in_a_later_file_is_missing_values(tmp_path: Path) -> None:
     """A later CSV whose feature column has no value in any row (read as type null) is appended
     like one with some values missing: 0 in ``features``, nulls in the raw column."""
-    (tmp_path / "a.csv").write_text("t,x,z,lab\n1,0.1,1.5,a\n2,0.2,2.5,b\n")
-    (tmp_path / "b.csv").write_text("t,x,z,lab\n3,0.3,,a\n4,0.4,,b\n")
-    st = str(tmp_path / "st")
-    assert main(["append", st, str(tmp_path / "a.csv"), "--ts", "t", "--label", "lab"]) == 0
-    assert main(["append", st, str(tmp_path / "b.csv"), "--ts", "t", "--label", "lab"]) == 0
+    st = _two_appends(tmp_path, "t,x,z,lab\n1,0.1,1.5,a\n2,0.2,2.5,b\n", "t,x,z,lab\n3,0.3,,a\n4,0.4,,b\n",
+                      status=0)
     store = Store.open(st)
     t = store.as_of(2).to_table(["key", "features", "z"]).sort_by("key").to_pydict()
     assert t["z"] == [1.5, 2.5, None, None]
