@@ -103,7 +103,9 @@ def test_a_late_unreadable_csv_value_is_a_cli_error(tmp_path: Path, capsys: pyte
         fh.write("400000,oops,a\n")
     assert main(["append", str(tmp_path / "st"), str(f), "--ts", "t", "--label", "y"]) == 2
     assert "invalid value 'oops'" in capsys.readouterr().err
-    assert Store.open(str(tmp_path / "st")).version == 0
+    # the reader may meet the value while it reads ahead for the first batch (then no store is
+    # made) or later (then the new store holds no version): nothing is written either way
+    assert not (tmp_path / "st").exists() or Store.open(str(tmp_path / "st")).version == 0
 
 
 @pytest.mark.parametrize("label", [pa.array([1, 2**63 + 5], pa.uint64())])
