@@ -45,6 +45,7 @@ import socket
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -54,7 +55,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from modyn_store.core.errors import CorruptionError, InvalidArgumentError
+from modyn_store.core.errors import CorruptionError, InvalidArgumentError, ModynStoreError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.errors import check_loss
@@ -303,10 +304,22 @@ def load_train_set(path: str) -> TrainSet:
     """Read a train set written by :func:`save_train_set`.
 
     Raises :class:`~modyn_store.core.errors.CorruptionError` when the file is not the train set
-    it was written as: epoch plans missing between others, or keys, weights, version or plans
-    that no longer match the digest written with them (files without a digest are read as they are).
+    it was written as: not a readable ``.npz`` (truncated, overwritten), arrays missing, epoch
+    plans missing between others, or keys, weights, version or plans that no longer match the
+    digest written with them (files without a digest are read as they are).
     """
-    with np.load(path, allow_pickle=False) as z:
+    try:
+        return _read_train_set(path)
+    except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as exc:
+        if isinstance(exc, ModynStoreError):  # the store's own checks (a ValueError too): as they are
+            raise
+        raise CorruptionError(f"train set file {path!r} cannot be read as one: {type(exc).__name__}: {exc}") \
+            from exc
+
+
+def _read_train_set(path: str) -> TrainSet:
+    # the file is opened here: np.load leaves its own handle open when the archive is damaged
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
         plans = sorted((int(k[5:]), z[k]) for k in z.files if k.startswith("epoch"))
         if [i for i, _ in plans] != list(range(len(plans))):
             raise CorruptionError(f"train set file {path!r} holds epoch plans {[i for i, _ in plans]}, "

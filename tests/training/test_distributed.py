@@ -146,3 +146,24 @@ def test_a_train_set_file_changed_after_it_was_written_is_refused(tmp_path: Path
         np.savez(fh, **arrays)
     with pytest.raises(CorruptionError):
         load_train_set(str(path))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a zip", "weights missing"])
+def test_a_train_set_file_that_cannot_be_read_is_a_typed_error(tmp_path: Path, damage: str) -> None:
+    from modyn_store.core.errors import CorruptionError
+
+    path = tmp_path / "set.npz"
+    save_train_set(TrainSet.uniform(np.arange(100), version=2), str(path))
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "not a zip":
+        path.write_bytes(b"\x00" * 64)
+    else:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if k != "weights"}
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+    with pytest.raises(CorruptionError, match="set.npz"):
+        load_train_set(str(path))
+
