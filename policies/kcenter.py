@@ -58,11 +58,12 @@ class KCenterGreedy(SelectionStrategy):
         """The train set size for ``n`` eligible samples."""
         return target_size(n, self.ratio, self.limit)
 
-    def _embeddings(self, ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+    def _embeddings(self, ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray, str]:
+        """Keys, their embeddings and where these came from."""
         if ctx.embed is not None and not self._has_score(ctx):
             keys = all_keys(ctx)
-            return keys, embedding_matrix(ctx.embed(keys), keys.size, "ctx.embed(keys)", np.float64)
-        return embeddings_of(ctx, self.embedding, np.float64)
+            return keys, embedding_matrix(ctx.embed(keys), keys.size, "ctx.embed(keys)", np.float64), "ctx.embed(keys)"
+        return (*embeddings_of(ctx, self.embedding, np.float64), f"score {self.embedding!r}")
 
     def _has_score(self, ctx: SelectionContext) -> bool:
         """Whether the ``embedding`` score exists: computed, or written to the store's scores."""
@@ -74,7 +75,10 @@ class KCenterGreedy(SelectionStrategy):
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from engine.kcenter import kcenter_greedy
 
-        keys, emb = self._embeddings(ctx)
+        keys, emb, source = self._embeddings(ctx)
+        if not np.isfinite(emb).all():  # refused whether or not the greedy pass runs
+            bad = int(keys[np.flatnonzero(~np.isfinite(emb).all(axis=1))[0]])
+            raise InvalidArgumentError(source, f"a non-finite embedding (key {bad})", "finite embeddings")
         k = self.expected_size(keys.size)
         if k >= keys.size:
             return trainset(keys, ctx)

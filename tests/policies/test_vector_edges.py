@@ -170,3 +170,21 @@ def test_malformed_embeddings_are_refused(case: str, strategy: Any) -> None:
 def test_vector_index_refuses_bad_inputs(call: Any, name: str) -> None:
     with pytest.raises(InvalidArgumentError, match=f"invalid {name}"):
         call()
+
+
+@pytest.mark.parametrize("limit", [2, 20, 50])
+def test_kcenter_refuses_non_finite_embeddings_whatever_its_limit(limit: int) -> None:
+    """A NaN embedding is refused, naming where it came from and its key, also when the limit
+    keeps every row (no greedy pass runs); it passed then."""
+    n = 20
+    _, snap = snapshot(n, f"kcenter-nan-{limit}")
+    emb = np.ones((n, 2))
+    emb[7, 1] = np.nan
+    computed = SelectionContext(snapshot=snap, computed_scores={"embedding": (np.arange(n), emb)})
+    with pytest.raises(InvalidArgumentError, match="key 7") as e:
+        KCenterGreedy(limit=limit).select(computed)
+    assert e.value.name == "score 'embedding'"
+    embedded = SelectionContext(snapshot=snap, embed=lambda keys: emb[np.asarray(keys)])
+    with pytest.raises(InvalidArgumentError, match="key 7") as e:
+        KCenterGreedy(limit=limit).select(embedded)
+    assert e.value.name == "ctx.embed(keys)"
