@@ -213,7 +213,7 @@ def fill_missing_labels(values: Any) -> np.ndarray:
     holding nulls) replaced by :data:`MISSING_LABEL`, so the labels sort and compare."""
     v = np.asarray(values)
     if v.dtype == object and v.size:
-        miss = np.fromiter((x is None for x in v.tolist()), dtype=bool, count=v.size)
+        miss = np.equal(v, np.array(None, dtype=object))  # one pass in C, no list of the labels
         if miss.any():
             v = v.copy()
             v[miss] = MISSING_LABEL

@@ -469,20 +469,15 @@ class SelectionContext:
         object.__setattr__(self, "excluded", np.sort(as_keys(self.excluded, name="excluded")))
         if self.candidates is not None:
             object.__setattr__(self, "candidates", np.sort(as_keys(self.candidates, name="candidates")))
-        if isinstance(self.batch_size, (bool, np.bool_)) or not isinstance(self.batch_size, (int, np.integer)) \
-                or self.batch_size < 1:
-            raise InvalidArgumentError("batch_size", self.batch_size, "an integer >= 1")
+        object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size, 1))
         object.__setattr__(self, "scores_version",
                            check_int_or_none("scores_version", self.scores_version, 0))
         if not isinstance(self.label_column, str) or not self.label_column:
             raise InvalidArgumentError("label_column", self.label_column, "a column name")
         cuts: list[Cutoff] = []
         for i, c in enumerate(self.trigger_cutoffs):
-            if not isinstance(c, Cutoff):
-                if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or c < 0:
-                    raise InvalidArgumentError(f"trigger_cutoffs[{i}]", c,
-                                               "a Cutoff or a store version (an integer >= 0)")
-                c = Cutoff(int(c))
+            if not isinstance(c, Cutoff):  # a store version
+                c = Cutoff(check_int(f"trigger_cutoffs[{i}]", c, 0))
             if cuts and _cutoff_order(c) < _cutoff_order(cuts[-1]):
                 raise InvalidArgumentError(f"trigger_cutoffs[{i}]", c, f"cutoffs oldest first "
                                            f"(this one is before trigger_cutoffs[{i - 1}]={cuts[-1]})")

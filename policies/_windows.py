@@ -10,8 +10,10 @@ compared as float64.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -96,14 +98,13 @@ class RowBuffer:
         self._chunks = []
         self._rows = 0
 
-    def state(self) -> tuple[Any, ...]:
-        """What :meth:`restore` puts back (chunks are never changed in place: no copy of rows)."""
-        return list(self._chunks), self._rows, self._newest
-
-    def restore(self, state: tuple[Any, ...]) -> None:
-        """The buffer as it was when :meth:`state` was taken."""
-        chunks, self._rows, self._newest = state
-        self._chunks = list(chunks)
+    def __copy__(self) -> RowBuffer:
+        """A buffer of the same rows that the original's appends do not change (chunks are never
+        changed in place: the list of chunks is copied, no rows)."""
+        out = RowBuffer.__new__(RowBuffer)
+        out.__dict__.update(self.__dict__)
+        out._chunks = list(self._chunks)
+        return out
 
     def append(self, cols: Mapping[str, np.ndarray], ts: np.ndarray) -> None:
         if ts.size == 0:
@@ -133,3 +134,29 @@ class RowBuffer:
         assert self.span is not None
         mask = within_span(ts, self._newest, self.span)
         return {k: v[mask] for k, v in cols.items()}, ts[mask]
+
+
+@contextlib.contextmanager
+def restored_on_error(obj: Any, *names: str) -> Iterator[None]:
+    """The attributes ``names`` of ``obj`` put back as they were when the block raises, so that a
+    trigger that refuses a delta (or whose model fails) can be fed the next one as if it had never
+    seen it. Each is copied shallowly (lists, deques, a :class:`RowBuffer`'s chunk list: no rows).
+
+    >>> class T: pass
+    >>> t = T(); t.seen, t.pending = 3, [1]
+    >>> try:
+    ...     with restored_on_error(t, "seen", "pending"):
+    ...         t.seen += 1; t.pending.append(2); raise ValueError
+    ... except ValueError:
+    ...     pass
+    >>> t.seen, t.pending
+    (3, [1])
+    """
+    saved = [(n, copy.copy(getattr(obj, n))) for n in names]
+    try:
+        yield
+    except BaseException:
+        for n, v in saved:
+            setattr(obj, n, v)
+        raise
+

@@ -12,8 +12,9 @@ from modyn_store.core._validate import check_bool, check_choice, check_float, ch
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
-from policies._windows import RowBuffer, reached_span
+from policies._windows import RowBuffer, reached_span, restored_on_error
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, check_count, register, sub_triggers
+from policies.near_duplicates import embedding_matrix
 
 __all__ = ["DataDrift"]
 
@@ -175,7 +176,7 @@ class DataDrift(Trigger):
         if self.embeddings:
             if model is None:
                 return None
-            m = _model_rows("model.embed", model.embed(cols), n, "embeddings")
+            m = embedding_matrix(model.embed(cols), n, "model.embed", np.float64)
         else:
             m = np.concatenate([np.asarray(cols[c], dtype=np.float64).reshape(n, -1)
                                 for c in self._columns], axis=1)
@@ -223,14 +224,8 @@ class DataDrift(Trigger):
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         # a failing model (or malformed embeddings) leaves the trigger as it was: the rows it
         # buffered from this delta are given back
-        state = (self._buf.state(), self._ref, self._ref_start, self._since, self._seen, self._evals,
-                 deque(self._past, maxlen=self._past.maxlen))
-        try:
+        with restored_on_error(self, "_buf", "_ref", "_ref_start", "_since", "_seen", "_evals", "_past"):
             return self._consume(delta, model)
-        except BaseException:
-            buf, self._ref, self._ref_start, self._since, self._seen, self._evals, self._past = state
-            self._buf.restore(buf)
-            raise
 
     def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)
@@ -301,18 +296,3 @@ def _window_span(window_time: str | float) -> float:
                 "a finite duration of at least 1ns (event times are whole nanoseconds)")
         span = float(round(span))
     return span
-
-
-def _model_rows(name: str, out: object, n: int, what: str) -> np.ndarray:
-    """A model's output for ``n`` rows as an ``[n, d]`` float64 matrix (``d >= 1``; a 1-D output
-    is one value per row), else :class:`InvalidArgumentError` naming ``name``: not numbers, not
-    ``n`` rows, zero width, or more than two dimensions."""
-    v = np.asarray(out)
-    if v.dtype.kind not in "biuf":
-        raise InvalidArgumentError(name, str(v.dtype), f"numeric {what}")
-    if v.ndim == 1:
-        v = v[:, None]
-    if v.ndim != 2 or v.shape[0] != n or v.shape[1] == 0:
-        raise InvalidArgumentError(name, v.shape, f"[{n}, d] {what} (one row of d >= 1 values "
-                                   "per sample)")
-    return v.astype(np.float64, copy=False)

@@ -11,6 +11,7 @@ import numpy as np
 from modyn_store.core._validate import check_bool, check_choice, check_float, check_float_or_none, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
+from policies._windows import restored_on_error
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, check_count, register
 
 __all__ = ["Performance"]
@@ -129,14 +130,9 @@ class Performance(Trigger):
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         # a failing model (or bad input) leaves the trigger as it was: the rows it consumed so
         # far in this delta are given back
-        state = (list(self._pending), self._pending_rows, deque(self._past, maxlen=self._past.maxlen),
-                 self._expect, self._avoidable, self._seen, self._bootstrapped)
-        try:
+        with restored_on_error(self, "_pending", "_pending_rows", "_past", "_expect", "_avoidable", "_seen",
+                               "_bootstrapped"):
             return self._consume(delta, model)
-        except BaseException:
-            (self._pending, self._pending_rows, self._past, self._expect, self._avoidable,
-             self._seen, self._bootstrapped) = state
-            raise
 
     def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)

@@ -10,6 +10,7 @@ import numpy as np
 
 from modyn_store.core._validate import parse_duration
 from modyn_store.core.errors import InvalidArgumentError
+from policies._windows import restored_on_error
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
 
 __all__ = ["Time"]
@@ -122,12 +123,8 @@ class Time(Trigger):
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         # a refused delta (an event time too far from the start, a NaN, wrong units) leaves the
         # trigger as it was: in particular the origin is not taken from the refused delta
-        state = (self._origin, self._interval, self._seen)
-        try:
+        with restored_on_error(self, "_origin", "_interval", "_seen"):
             return self._consume(delta)
-        except BaseException:
-            self._origin, self._interval, self._seen = state
-            raise
 
     def _consume(self, delta: TriggerInput) -> list[Firing]:
         n = len(delta)

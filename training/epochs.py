@@ -270,9 +270,9 @@ class Loader:
         # shuffled: one index per batch gathers every fixed column; the sources and the batch
         # layout are resolved once per epoch, not per batch
         entry = self._entry
-        fill = self._weight_fill  # None: the weights are gathered
-        same = 0.0 if fill is None else fill
-        fixed: list[tuple[str, torch.Tensor | None]] = [("key", self._keys), ("weight", self._weights if fill is None else None)]
+        # a float: every row's weight, filled instead of gathered
+        fill = self._weight_fill
+        fixed: list[tuple[str, torch.Tensor | float]] = [("key", self._keys), ("weight", self._weights if fill is None else fill)]
         fixed += [(n, self._host[n]) for n in self.columns if n in self._host]
         var = [(n, entry.var[n], entry.specs[n].kind == "string") for n in self.columns if n in entry.var]
         names = ["key", "weight", *self.columns]
@@ -281,7 +281,7 @@ class Loader:
         for s, e in self._bounds(rows.size):
             ti = index[s:e]
             batch: Batch = {
-                n: t.index_select(0, ti) if t is not None else torch.full((e - s,), same, dtype=torch.float32)
+                n: t.index_select(0, ti) if isinstance(t, torch.Tensor) else torch.full((e - s,), t, dtype=torch.float32)
                 for n, t in fixed
             }
             if var:

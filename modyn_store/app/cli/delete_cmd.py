@@ -40,9 +40,9 @@ def _targets(args: argparse.Namespace) -> np.ndarray | None:
 
 
 def _cli_filter_error(exc: InvalidFilterError) -> InvalidFilterError:
-    from modyn_store.app.cli.main import _clean_filter_error
+    from modyn_store.app.cli.main import clean_filter_error
 
-    return InvalidFilterError(f"--where: {_clean_filter_error(exc)}")
+    return InvalidFilterError(f"--where: {clean_filter_error(exc)}")
 
 
 def _would_delete(store: Any, keys: np.ndarray | None, where: str | None) -> tuple[int, Counter[Any], np.ndarray]:

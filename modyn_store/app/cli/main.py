@@ -209,7 +209,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clean_filter_error(exc: Exception) -> str:
+def clean_filter_error(exc: Exception) -> str:
     """Lance's parser message without the paths of its Rust sources."""
     import re
 
@@ -252,7 +252,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         hint = ""
         if "label" in (args.filter or "") and _label_map(store, snap.version) is not None:
             hint = "; labels are stored as class codes (`modyn-store labels STORE` lists them): filter on the code"
-        raise InvalidFilterError(f"--filter: {_clean_filter_error(exc)}{hint}") from None
+        raise InvalidFilterError(f"--filter: {clean_filter_error(exc)}{hint}") from None
     labels = _label_map(store, snap.version)
     if labels is not None and not labels.identity and "label" in cols:
         for r in rows:  # the label each class code stands for, next to the code
