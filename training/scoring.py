@@ -157,7 +157,8 @@ def score(
     inputs:
         Forward argument -> column (as in :class:`~training.trainer.TrainConfig`).
     train_set, version:
-        What to score: a train set, or every live sample at ``version`` (default: latest).
+        What to score: every key of a train set once (its per-epoch plans aside), or every
+        live sample at ``version`` (default: latest).
     scores:
         Names from :data:`SCORES`.
     embedding_layer:
@@ -177,6 +178,9 @@ def score(
         train_set = TrainSet.uniform(snap.keys(), version=snap.version)
     elif version is not None:
         raise InvalidArgumentError("version", version, "None when train_set is given")
+    elif train_set.per_epoch is not None:
+        # every key of the set once, not one epoch's plan (a loader serves a single epoch)
+        train_set = TrainSet(keys=train_set.keys, weights=train_set.weights, version=train_set.version)
     need_label = any(n in _NEED_LABEL for n in names)
     cols = list(dict.fromkeys([*inputs.values(), *([label] if need_label else [])]))
     dl = loader(store, train_set, columns=cols, batch_size=batch_size, shuffle=False, device=device,

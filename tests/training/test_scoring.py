@@ -73,6 +73,18 @@ def test_snapshot_pass_scores_every_live_sample(store) -> None:
     assert out.versions == {}
 
 
+def test_a_train_set_with_epoch_plans_scores_every_key_once(store) -> None:
+    """Plans say which keys each epoch trains on; a scoring pass scores the whole set, in its order."""
+    keys = store.as_of(None).keys()[:60][::-1].copy()
+    plans = (np.arange(10), np.arange(10, 60), np.array([3, 3, 4]))
+    ts = TrainSet(keys, np.ones(keys.size), store.version, per_epoch=plans)
+    model = _mlp()
+    out = score(store, model, inputs={"features": "x"}, train_set=ts, scores=("loss",), batch_size=16)
+    assert out.keys.tolist() == keys.tolist()
+    np.testing.assert_allclose(out.values["loss"], _reference(store, model, keys)["loss"], rtol=1e-5, atol=1e-6)
+    assert sorted(store.scores.as_of(None, "loss").column("key").to_pylist()) == sorted(keys.tolist())
+
+
 def test_invalid_score_requests(store) -> None:
     with pytest.raises(InvalidArgumentError, match="scores"):
         score(store, _mlp(), inputs={"features": "x"}, scores=("nope",))
