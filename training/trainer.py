@@ -223,7 +223,9 @@ def fit(
     events: list[tuple[Any, Any]] = []
     for epoch in range(config.epochs):
         if epoch and on_epoch is not None:
-            batches = on_epoch(epoch, model) or batches
+            # None keeps the batches; a loader of an empty set (falsy: no batches) replaces them
+            replaced = on_epoch(epoch, model)
+            batches = batches if replaced is None else replaced
         # the epoch's loss is summed on the device (float64: the same sums as Python floats) and
         # read once per epoch: reading it per step would wait for every step's kernels
         total, rows, step_in = torch.zeros((), dtype=torch.float64, device=dev), 0, 0

@@ -113,6 +113,18 @@ def test_reselect_every_period_serves_the_new_sets_and_records_them(store) -> No
     assert stored == recorded.train_set and recorded.record.metrics["reselections"] == 2
 
 
+def test_an_empty_reselected_set_trains_on_nothing_as_recorded(store) -> None:
+    """A reselection may choose no key: the next epochs then train on nothing, as the recorded
+    plans say, not on the set of the epochs before."""
+    first = TrainSet.uniform(store.as_of(None).keys()[:100], version=store.version)
+    empty = TrainSet.uniform(np.empty(0, np.int64), version=store.version)
+    cfg = TrainConfig(**{**CFG.to_json(), "epochs": 4})
+    res, seen = _keys_trained_on(store, first, cfg, reselect=lambda model: empty, reselect_every=2)
+    assert [p.size for p in res.train_set.per_epoch] == [100, 100, 0, 0]
+    assert sum(k.size for k in seen) == 200 and res.cost.samples == 200
+    assert res.epoch_losses[2:] == (0.0, 0.0)
+
+
 def test_bad_hooks_are_rejected(store) -> None:
     ts = TrainSet.uniform(store.as_of(None).keys()[:50], version=store.version)
     with pytest.raises(InvalidArgumentError, match="reselect"):
