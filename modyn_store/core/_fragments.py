@@ -9,9 +9,9 @@ The side file ``_meta/<table>.fragments.jsonl`` is a journal: each write appends
 holding the ranges of the fragments it created (an append to a local file, not a rewrite:
 rewriting or renaming a file makes the file system flush it, which costs more than the rest
 of a small commit). Lines are read in order, later ones win; a torn line (a writer killed
-mid-append, or a reader racing the append) is skipped, and its fragments' columns are read
-instead. After compactions, and once the journal is long, the writer rewrites it whole (a
-temporary file renamed over it). The single-object ``.fragments.json`` of earlier releases
+mid-append, or a reader racing the append) or a damaged one (each line carries a digest of its
+ranges) is skipped, and its fragments' columns are read instead. After compactions, and once
+the journal is long, the writer rewrites it whole (a temporary file renamed over it). The single-object ``.fragments.json`` of earlier releases
 is still read.
 
 Example
@@ -27,6 +27,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -38,6 +39,8 @@ from modyn_store.core._location import Location
 
 __all__ = ["FragmentRanges"]
 
+#: the key of a line's digest (of the line's other keys and values): a damaged line is skipped
+DIGEST = "#"
 #: the journal is rewritten whole once it is this long (bytes)
 REWRITE_BYTES = 1 << 16
 
@@ -69,7 +72,7 @@ class FragmentRanges:
             if not line.strip():
                 continue
             try:
-                body = json.loads(line)
+                body = _decode(line)
                 found.update({int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in body.items()})
             except (ValueError, KeyError, TypeError, IndexError, AttributeError):
                 continue  # torn or damaged: those fragments' columns are read instead
@@ -151,12 +154,12 @@ class FragmentRanges:
         if not missing and not rewrite:
             return
         if rewrite or self._size.get(name, 0) > REWRITE_BYTES:
-            body = json.dumps({str(fid): list(known[fid]) for fid in ranges}).encode()
+            body = _encode({str(fid): list(known[fid]) for fid in ranges})
             self._replace(name, body)
             self._saved[name] = set(ranges)
             self._size[name] = len(body)
             return
-        line = b"\n" + json.dumps({str(fid): list(known[fid]) for fid in missing}).encode()
+        line = b"\n" + _encode({str(fid): list(known[fid]) for fid in missing})
         self._append(_relative(name, ".fragments.jsonl"), line)
         saved.update(missing)
         self._size[name] = self._size.get(name, 0) + len(line)
@@ -191,6 +194,27 @@ class FragmentRanges:
             fs.pipe_file(path, body)
         if self.location.exists(_relative(name, ".fragments.json")):
             fs.rm(self._path(name, ".fragments.json"))
+
+
+def _encode(ranges: dict[str, list[int]]) -> bytes:
+    """One line of the journal: the ranges and a digest of them (key ``#``)."""
+    body = json.dumps(ranges)
+    return json.dumps({**ranges, DIGEST: _digest(body)}).encode()
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    """The ranges of one line; ``ValueError`` for a line whose digest does not match (a
+    damaged line: a changed digit would still parse). Lines of earlier releases have none."""
+    body = json.loads(line)
+    if isinstance(body, dict) and DIGEST in body:
+        digest = body.pop(DIGEST)
+        if digest != _digest(json.dumps(body)):
+            raise ValueError("the line's digest does not match")
+    return body  # type: ignore[no-any-return]
+
+
+def _digest(body: str) -> str:
+    return hashlib.blake2b(body.encode(), digest_size=8).hexdigest()
 
 
 def _relative(name: str, suffix: str) -> str:

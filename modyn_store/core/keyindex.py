@@ -10,7 +10,8 @@ What serves the lookups:
 * **samples: sorted key runs.** Every stored key with its stable row id, sorted by key, in
   plain files under ``_meta/keyindex/<build>/`` (16 bytes a row, plus every 512th key and a
   checksum per 64 rows), named by the pointer ``_meta/keyindex.json`` with the version they
-  cover and the digests of the small files. An answer is checked against the checksums of
+  cover and the digests of the small files and of the pointer itself (a damaged pointer is
+  not used: every fragment is scanned). An answer is checked against the checksums of
   the blocks it came from (:mod:`~modyn_store.core._runcheck`): damage raises, never answers. A lookup binary-searches
   them (a local store maps the files; an object store reads the sparse level, then only the
   blocks the keys fall in) and reads the rows by row id. Row ids are stable through
@@ -56,6 +57,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modyn_store.core._failures import READ_ATTEMPTS
 from modyn_store.core._keyruns import write_sorted
 from modyn_store.core._runcheck import _ADVICE, BlockCheck, digest
 from modyn_store.core.errors import CorruptionError
@@ -160,11 +162,22 @@ def _read_pointer(store: Store, raw: bytes | None = None) -> dict[str, Any] | No
     try:
         body = json.loads(raw)
         check = {"blocks": str(body["check"]["blocks"]), "sparse": str(body["check"]["sparse"])}
-        return {"dir": str(body["dir"]), "version": int(body["version"]), "rows": int(body["rows"]), "check": check}
+        pointer = {"dir": str(body["dir"]), "version": int(body["version"]), "rows": int(body["rows"]), "check": check}
+        # its own digest (pointers of earlier releases have none): a changed digit of the
+        # version it covers would make point reads skip the fragments written after the build
+        if "pointer" in body["check"] and body["check"]["pointer"] != _pointer_digest(pointer):
+            return None
+        return pointer
     except (ValueError, KeyError, TypeError):
-        # unreadable, or built before the runs had checksums: the runs are not used (every
-        # fragment is scanned) and the writer's next index_keys() builds them again
+        # unreadable, damaged, or built before the runs had checksums: the runs are not used
+        # (every fragment is scanned) and the writer's next index_keys() builds them again
         return None
+
+
+def _pointer_digest(pointer: dict[str, Any]) -> str:
+    """The digest of a pointer's fields (the folder, version, rows and file digests)."""
+    fields = [pointer["dir"], pointer["version"], pointer["rows"], pointer["check"]["blocks"], pointer["check"]["sparse"]]
+    return digest(json.dumps(fields).encode())
 
 
 def _runs_stale(store: Store, built: int) -> bool:
@@ -199,8 +212,10 @@ def _build_runs(store: Store) -> TableIndex | None:
             fh.write(np.concatenate([np.empty(0, "<u8"), *sums]).astype("<u8").tobytes())
         check = {leaf: digest(fs.cat_file(f"{folder}/{leaf}.{ext}")) for leaf, ext in (("blocks", "u64"), ("sparse", "i64"))}
         pointer = store._location.path(RUNS_POINTER)
+        body = {"dir": token, "version": committed, "rows": int(rows), "check": check}
+        check["pointer"] = _pointer_digest(body)
         with fs.open(pointer + ".tmp", "w") as fh:
-            json.dump({"dir": token, "version": committed, "rows": int(rows), "check": check}, fh)
+            json.dump(body, fh)
         fs.mv(pointer + ".tmp", pointer)
         base = store._location.path(RUNS_DIR)
         for entry in fs.ls(base, detail=False):
@@ -318,9 +333,20 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
 
     read = ["key", "_version", *[c for c in columns if c not in ("key", "_version")]]
     pointer = _read_pointer(store)
-    if pointer is None:
-        return lookup(ds, keys, read)
-    found, rid = _probe(store, pointer, keys)
+    for attempt in range(READ_ATTEMPTS):
+        if pointer is None:
+            return lookup(ds, keys, read)
+        try:
+            found, rid = _probe(store, pointer, keys)
+            break
+        except CorruptionError:
+            # a writer's rebuild replaced the pointer and removed the folder read here: read
+            # the new runs (damage persists under an unchanged pointer and is raised)
+            again = _read_pointer(store)
+            if again == pointer or attempt + 1 == READ_ATTEMPTS:
+                raise
+            pointer = again
+    assert pointer is not None
     parts = []
     if found.size:
         order = np.argsort(rid)
