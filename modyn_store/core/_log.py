@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
+from modyn_store.core._incarnation import Identity, identity
+from modyn_store.core._marker import MARKER
 from modyn_store.core.errors import ConflictError, CorruptionError
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
@@ -106,6 +108,8 @@ class VersionLog:
         self._waiting = 0  # record objects above the table when this process last looked
         # (versions dataset, its row count) as last read: reused while the table has not moved
         self._table_seen: tuple[Any, int] | None = None
+        # the marker file of the store the above was read from (local stores; see _same_store)
+        self._marker: Identity | None = None
 
     # -- paths ---------------------------------------------------------------------------
     @staticmethod
@@ -130,8 +134,23 @@ class VersionLog:
         return sorted(out)
 
     # -- reading -------------------------------------------------------------------------
+    def _same_store(self) -> None:
+        """Forget what was read of another store: a store deleted and made again at this
+        path (by another process) numbers its versions from 1 again, with other records."""
+        loc = self.store._location
+        found = identity(loc.path(MARKER)) if loc.is_local else None
+        if found is None:
+            return
+        if self._marker is not None and found != self._marker:
+            self._objects.clear()
+            self._checkpoint = self._table_seen = None
+            self._waiting = 0
+            self.store._forget_read_state()
+        self._marker = found
+
     def _state(self) -> tuple[Any, int, list[int]]:
         """(checkpoint dataset, its row count C, the record objects C+1, C+2 ...), consistent."""
+        self._same_store()
         gaps = 0
         for _ in range(100 * READ_ATTEMPTS):
             seen = self._table_seen

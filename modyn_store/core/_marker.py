@@ -49,6 +49,24 @@ def _write(loc: Location) -> None:
     fs.mv(tmp, marker)
 
 
+def _read(loc: Location) -> int:
+    """The format version of the existing marker at ``loc`` (checked)."""
+    with loc.fs.open(loc.path(MARKER), "r") as fh:
+        try:
+            meta = json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise NotAStoreError(f"{loc.uri!r}: {MARKER} is not valid JSON ({exc})") from exc
+    _check(loc.uri, meta)
+    return int(meta["format_version"])
+
+
+def _only_markers(entries: list[str]) -> bool:
+    """Whether a folder's ``entries`` are at most marker files being written (by concurrent
+    creators of the same store: each writes the same bytes to a temporary name, then moves it)."""
+    names = [str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries]
+    return all(n.startswith(f"{MARKER}.") and n.endswith(".tmp") for n in names)
+
+
 def open_or_create(loc: Location, *, create: bool) -> int:
     """Check the marker at ``loc`` (or write one with ``create=True`` in an empty folder).
 
@@ -56,19 +74,14 @@ def open_or_create(loc: Location, *, create: bool) -> int:
     """
     fs = loc.fs
     uri = loc.uri
-    marker = loc.path(MARKER)
     try:
         if loc.exists(MARKER):
-            with fs.open(marker, "r") as fh:
-                try:
-                    meta = json.load(fh)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise NotAStoreError(f"{uri!r}: {MARKER} is not valid JSON ({exc})") from exc
-            _check(uri, meta)
-            return int(meta["format_version"])
+            return _read(loc)
         if not create:
             raise NotAStoreError(f"{uri!r} is not a modyn-store store (no {MARKER}); pass create=True to make one")
-        if fs.exists(loc.root) and loc.is_local and (not fs.isdir(loc.root) or fs.ls(loc.root)):
+        if fs.exists(loc.root) and loc.is_local and (not fs.isdir(loc.root) or not _only_markers(fs.ls(loc.root))):
+            if loc.exists(MARKER):  # another process created the store since the look above
+                return _read(loc)
             raise NotAStoreError(f"{uri!r} exists and is not empty but holds no store; choose an empty or new folder")
         if loc.is_local:  # object stores have no folders (and buckets are not made here)
             fs.makedirs(loc.root, exist_ok=True)

@@ -18,6 +18,7 @@ from modyn_store.core import _kept
 from modyn_store.core._derived import DERIVED, session
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, vanished
 from modyn_store.core._fragments import FragmentRanges
+from modyn_store.core._incarnation import Incarnations
 from modyn_store.core._location import Location
 from modyn_store.core._sql import keys_predicate
 from modyn_store.core.errors import CorruptionError
@@ -42,6 +43,8 @@ class Tables:
         self._pins = threading.local()
         # the last dataset seen per table, reused while no newer manifest exists (see open())
         self._seen: dict[str, lance.LanceDataset] = {}
+        # which incarnation of each table was seen (a table made again restarts its numbering)
+        self._incarnations = Incarnations(location.is_local, self._manifest, self._file_exists)
         # derived arrays may come from and go to the per-user folder (see derived_arrays())
         self.keep_on_disk = True
         # the first committed version that wrote a table, per the log (see _written): such a
@@ -123,7 +126,7 @@ class Tables:
         committed), and its fragment ranges: a table made again reuses fragment ids."""
         self._unpin(name)
         self._seen.pop(name, None)
-        self.ranges.forget(name)
+        self._incarnations.forget(name, self.ranges)
         fs = self.location.fs
         for path in (self.location.path(f"{name}.lance"), *self.ranges.files(name)):
             try:
@@ -138,6 +141,7 @@ class Tables:
             return cache[name]
         if not self.exists(name):
             self._seen.pop(name, None)
+            self._incarnations.forget(name, self.ranges)  # a table made again reuses fragment ids
             return self._absent(name)
         ds = self._unchanged(name)
         if ds is not None:
@@ -195,7 +199,7 @@ class Tables:
             return None
         v = seen.version
         try:
-            if not self._file_exists(self._manifest(name, v)) or self._file_exists(self._manifest(name, v + 1)):
+            if not self._incarnations.current(name, v) or self._file_exists(self._manifest(name, v + 1)):
                 return None
             return seen.checkout_version(v)
         except (ValueError, OSError):
@@ -215,6 +219,7 @@ class Tables:
         return bool(latest != v)
 
     def _remember(self, name: str, ds: lance.LanceDataset) -> None:
+        self._incarnations.opened(name, ds.version, self.ranges)
         try:
             self._seen[name] = ds.checkout_version(ds.version)
         except (ValueError, OSError):

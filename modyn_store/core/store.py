@@ -85,6 +85,12 @@ class Store:
         self._version_buffer = np.empty(0, np.int64)  # the appends' _version column (see _writes)
         self._last_purge_caches = 0
 
+    def _forget_read_state(self) -> None:
+        """Drop what this object derived from the store's log (another store now lives here)."""
+        self._erased_cache = None
+        self._written = WrittenTables(self._read_records, 0.0 if self._location.is_local else 5.0)
+        self._tables.written = self._written
+
     # made on first use: a process that never touches scores or caches does not import them
     @functools.cached_property
     def scores(self) -> Scores:
