@@ -245,6 +245,9 @@ class SelectionStrategy(Policy):
     """Decides what to train on: maps a :class:`SelectionContext` to a ``TrainSet``."""
 
     kind: ClassVar[str] = "selection"
+    #: ``True`` when a selection changes what later ones select (GDumb's memory): a pipeline
+    #: resumed after a restart then selects again for the trainings it adopts
+    stateful: ClassVar[bool] = False
 
     def select(self, ctx: SelectionContext) -> TrainSet:
         """Select the train set of one training.

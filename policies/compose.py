@@ -47,6 +47,10 @@ class Compose(SelectionStrategy):
     def requires(self) -> frozenset[str]:  # type: ignore[override]
         return self.pre.requires | self.post.requires
 
+    @property
+    def stateful(self) -> bool:  # type: ignore[override]
+        return bool(self.pre.stateful or self.post.stateful)
+
     def expected_size(self, n: int) -> int | None:
         """The train set size for ``n`` eligible samples, when both stages know theirs."""
         pre = getattr(self.pre, "expected_size", None)

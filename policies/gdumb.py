@@ -44,6 +44,7 @@ class GDumb(SelectionStrategy):
     """
 
     update_hint: ClassVar[str] = "retrain"
+    stateful: ClassVar[bool] = True
 
     def __init__(self, memory: int = 1000) -> None:
         self.memory = check_count("memory", memory, 1)

@@ -101,6 +101,7 @@ def pipeline_results(store: Any) -> list[PipelineResult]:
                                       score_seconds=c["score_s"]))
         p = recs[0].policy_params
         desc = [_desc(k, p.get(k, {})) for k in ("trigger", "selection", "update")]
+        desc[1] = _desc("selection", _pipeline_selection(recs))
         results.append(PipelineResult(name, desc[0], desc[1], desc[2], trig, matrix.tolist(),
                                       slice_labels(store, starts.tolist()), metric=metric, higher_is_better=metric != "loss"))
     return results
@@ -127,6 +128,18 @@ def unevaluated(store: Any) -> dict[str, list[str]]:
         if missing:
             out[name] = missing
     return out
+
+
+def _pipeline_selection(recs: list[Any]) -> Any:
+    """The pipeline's own selection strategy (a training's ``selection`` is the update policy's
+    scope where its decision named one): recorded, else that of a training without a scope."""
+    recorded = recs[0].policy_params.get("pipeline_selection")
+    if recorded is not None:
+        return recorded
+    for r in recs:
+        if not json.loads(r.update_decision or "{}").get("selection_scope"):
+            return r.policy_params.get("selection", {})
+    return recs[0].policy_params.get("selection", {})
 
 
 def _desc(kind: str, cfg: Any) -> str:

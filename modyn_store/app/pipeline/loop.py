@@ -66,8 +66,8 @@ class TrainingInfo:
     index: int
     training_id: str
     cutoff: tuple[int, int]
-    #: the event time of the last row the training saw (int for integer and temporal times,
-    #: exactly; NaN when no row had one yet)
+    #: the latest event time of the rows up to the cutoff (late rows of a later version do not
+    #: move it back; int for integer and temporal times, exactly; NaN when no row had one yet)
     cutoff_ts: float | int
     mode: str
     n_keys: int
@@ -239,15 +239,17 @@ class PipelineLoop:
         pend = self._s.pending
         pend.rows += len(tin)
         pend.trigger_s += time.perf_counter() - t0
+        # a later version may hold late (earlier) rows: a cutoff's time is the latest one up to it
+        latest = np.fmax.accumulate(ts) if ts.size else ts
         for f in firings:
             start = int(np.searchsorted(np.asarray(tin.versions), f.version, side="left")) if len(tin) else 0
             last = start + f.position - 1
-            cutoff_ts = ts[last].item() if last >= 0 and ts.size else self._s.last_ts
+            cutoff_ts = _later(self._s.last_ts, latest[last].item()) if last >= 0 and ts.size else self._s.last_ts
             info = self._on_firing(f, tin, cutoff_ts)
             if info is not None:
                 yield info
         if ts.size:
-            self._s.last_ts = ts[-1].item()
+            self._s.last_ts = _later(self._s.last_ts, latest[-1].item())
         self._s.seen_rows += len(tin)
 
     def _erased_trained(self) -> np.ndarray:
@@ -297,8 +299,9 @@ class PipelineLoop:
             self.skipped.append((f.version, f.position, "max_trainings reached"))
             return None
         existing = self._existing(index)
-        if existing is not None:
-            return self.adopt(index, existing, f, cutoff_ts)
+        if existing is not None and (existing.cutoff is None or (f.version, f.position) >= tuple(existing.cutoff)):
+            return self.adopt(index, existing, f, cutoff_ts, tin)
+        # a firing before the recorded training's cutoff was skipped before a restart: replayed
         decision = self.update.decide(UpdateContext(
             trigger_index=index, firing=f, erased_trained_keys=self._erased_trained(),
             training_seconds=s.training_seconds, current_model=s.current,
@@ -323,6 +326,8 @@ class PipelineLoop:
             s.pending.rows += scored
             self.skipped.append((f.version, f.position, f"train set of {train_set.size} rows"))
             return None
+        if existing is not None:  # it trains now: refused (the cutoffs differ)
+            return self.adopt(index, existing, f, cutoff_ts)
         return self._train(index, f, decision, strategy, train_set, decision.base, cutoff_ts,
                            select=(select_s, scored, score_s), hooks=self._selection.hooks(strategy, ctx))
 
@@ -354,7 +359,7 @@ class PipelineLoop:
             policy=strategy.name or type(strategy).__name__,
             policy_params={"pipeline": self.config.name, "trigger": dict(self.config.trigger),
                            "selection": strategy.to_config(), "update": dict(self.config.update),
-                           **self._selection.lineage},
+                           "pipeline_selection": self.strategy.to_config(), **self._selection.lineage},
             trigger=firing, cutoff=(int(f.version), int(f.position)),
             update_decision=json.dumps({"mode": decision.mode, "base": decision.base, "reason": decision.reason,
                                         "selection_scope": decision.selection_scope}),
@@ -379,8 +384,9 @@ class PipelineLoop:
         self._after(info, f, train_set, result.model)
         return info
 
-    def adopt(self, index: int, record: Any, f: Any, cutoff_ts: float | int) -> TrainingInfo:
-        """Take over a training recorded before a restart (checks that the firing matches it)."""
+    def adopt(self, index: int, record: Any, f: Any, cutoff_ts: float | int, tin: Any = None) -> TrainingInfo:
+        """Take over a training recorded before a restart (checks that the firing matches it); given
+        the firing's trigger input ``tin``, a ``stateful`` strategy (GDumb) selects again, as before."""
         from modyn_store.core.trainings import Catalog
 
         if record.cutoff != (int(f.version), int(f.position)):
@@ -393,6 +399,9 @@ class PipelineLoop:
         module = self._fresh_module()
         module.load_state_dict(cat.load_checkpoint(record.training_id))
         decision = json.loads(record.update_decision or "{}")
+        strategy = self._strategy_for(decision.get("selection_scope"))
+        if tin is not None and getattr(strategy, "stateful", False):
+            strategy.select(self._context(f, tin, index, strategy))
         mode = "finetune" if decision.get("mode") == "finetune" else "retrain"
         c = recorded_cost(record)
         self._s.pending = _Pending()
@@ -483,6 +492,11 @@ def recorded_cost(record: Any) -> dict[str, float]:
     out["wall_s"] = out["trigger_s"] + out["select_s"] + float(
         train_s if isinstance(train_s, (int, float)) else record.cost.wall_s)
     return out
+
+
+def _later(a: float | int, b: float | int) -> float | int:
+    """The later of two event times, exactly (ints stay ints); NaN (no time yet) gives the other."""
+    return b if (isinstance(a, float) and a != a) or b > a else a
 
 
 def _canon(value: Any) -> str:
