@@ -14,7 +14,8 @@ import numpy as np
 from modyn_store.core._validate import as_keys, check_float_or_none, check_int_or_none
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._records import SelectionContext, check_seed, column_to_numpy
+from policies._columns import column_to_numpy
+from policies._records import SelectionContext, check_seed
 from policies._stream import Bound, _isin, count_rows, iter_rows
 
 __all__ = [

@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core.errors import InvalidArgumentError
-from policies._records import Cutoff, SelectionContext, check_float_labels, column_to_numpy
+from policies._columns import check_float_labels, column_to_numpy
+from policies._records import Cutoff, SelectionContext
 
 __all__ = ["Bound", "count_rows", "eligible_mask", "iter_rows", "segments", "version_filter"]
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._pick import RatioOrLimit, derive_seed, fill_missing_labels, label_counts, trainset
-from policies._records import column_to_numpy, integer_column
+from policies._columns import column_to_numpy, integer_column
 from policies._stream import eligible_mask, iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register
 
@@ -118,7 +118,7 @@ def _integer_column(ctx: SelectionContext) -> bool:
 
 def _integer_batches(ctx: SelectionContext) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """The eligible rows of an integer label column as ``(keys, labels, valid)`` batches: the
-    labels exact (:func:`~policies._records.integer_column`, never through float64), ``valid``
+    labels exact (:func:`~policies._columns.integer_column`, never through float64), ``valid``
     their validity (``None``: no label missing); the rows of :func:`~policies._stream.iter_rows`."""
     col = ctx.label_column
     read = list(dict.fromkeys(["key", col]))
@@ -165,7 +165,7 @@ def label_groups(values: np.ndarray, labels: np.ndarray | None,
     position of the value in the sorted distinct ``labels`` (from ``label_counts``, or the
     exact integer labels), a missing one the position after them.
 
-    Integer labels are read exactly with :func:`~policies._records.integer_column` (values and
+    Integer labels are read exactly with :func:`~policies._columns.integer_column` (values and
     validity). A nullable integer column read by ``column_to_numpy`` is float64 in a batch holding
     a null (NaN for null): such values are taken as integers again (a NaN is missing) only
     within ``±2**53``, where float64 is exact; a larger one may have been rounded into another
@@ -182,7 +182,7 @@ def label_groups(values: np.ndarray, labels: np.ndarray | None,
             raise InvalidArgumentError(
                 f"labels[{bad}]", float(values[bad]), "integer labels within 2**53 when read as "
                 "float64 (a nullable integer column with a null; read it exactly with "
-                "policies._records.integer_column)")
+                "policies._columns.integer_column)")
         return np.where(missing, MISSING_GROUP, present.astype(np.int64))
     g = values.astype(np.int64, copy=False)
     return g if valid is None else np.where(valid, g, MISSING_GROUP)

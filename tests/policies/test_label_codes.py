@@ -73,7 +73,7 @@ def test_uint64_labels_beyond_int64_are_classes_of_their_own(batch_size: int) ->
 
 
 def test_integer_column_reads_values_exactly_with_their_validity() -> None:
-    from policies._records import integer_column
+    from policies._columns import integer_column
 
     values, valid = integer_column(pa.chunked_array([[2**62 + 1, None], [I64_MAX]]))
     assert values.dtype == np.int64 and values.tolist() == [2**62 + 1, 0, I64_MAX]

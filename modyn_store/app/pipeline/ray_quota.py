@@ -61,7 +61,7 @@ def _run(ray: Any, fn: Any, refs: list[Any], **kwargs: Any) -> list[Any]:
 def _eligible(block: pa.Table, col: str | None, excluded: np.ndarray, candidates: np.ndarray | None,
               after: Any = None, within: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The eligible rows' keys (and ``col`` values) of one block, as the single-process read masks them."""
-    from policies._records import column_to_numpy
+    from policies._columns import column_to_numpy
     from policies._stream import eligible_mask
 
     keys = column_to_numpy(block.column("key"))
@@ -84,7 +84,7 @@ def _class_rows(block: pa.Table, col: str, excluded: np.ndarray, candidates: np.
 def _label_counts(block: pa.Table, integer: bool) -> tuple[np.ndarray, np.ndarray]:
     """Phase 1 task: eligible rows per label value of one block."""
     from engine.quota import group_counts
-    from policies._records import column_to_numpy
+    from policies._columns import column_to_numpy
 
     if block.num_rows == 0:  # an empty block may come without columns
         return _EMPTY, _EMPTY
@@ -103,7 +103,7 @@ def _class_candidates(block: pa.Table, labels: np.ndarray | None, groups: np.nda
                       seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Phase 2 task: per class, the block's best ``quota`` rows (their keys and groups)."""
     from engine.quota import select_quotas
-    from policies._records import column_to_numpy
+    from policies._columns import column_to_numpy
     from policies.class_balanced import label_groups
 
     if block.num_rows == 0:
