@@ -323,6 +323,9 @@ class Location:
 # characters an object-store path cannot carry the same way to Lance (a URL: percent-decoded, a
 # query and fragment dropped) and to fsspec (a literal key)
 _URL_SPECIAL = re.compile(r"[%?#\x00-\x1f\x7f]")
+# fsspec's glob characters: its rm, mv and copy expand them, so a store at ``.../x*`` would
+# remove the files (lease, log records, tables) of every store matching ``.../x?``
+_GLOB = re.compile(r"[*?\[\]]")
 
 
 def _check_object_path(text: str, scheme: str) -> None:
@@ -336,10 +339,35 @@ def _check_object_path(text: str, scheme: str) -> None:
         raise InvalidArgumentError(
             "uri", text, f"{scheme}://BUCKET/PREFIX without {bad.group()!r} ('%', '?', '#' and control "
             "characters would address other objects for the tables than for the store's own files)")
+    _check_glob(rest, text, f"{scheme}://BUCKET/PREFIX")
     segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
     if any(seg in ("", ".", "..") for seg in segments):
         raise InvalidArgumentError(
             "uri", text, f"{scheme}://BUCKET/PREFIX whose path has no empty, '.' or '..' segments")
+
+
+def _check_glob(path: str, text: str, expected: str) -> None:
+    """Refuse a store path with fsspec glob characters (its file operations would expand them)."""
+    bad = _GLOB.search(path)
+    if bad is not None:
+        raise InvalidArgumentError(
+            "uri", text, f"{expected} without {bad.group()!r} ('*', '?', '[' and ']' are glob patterns to "
+            "the store's file operations, which would reach other stores' files)")
+
+
+def _check_http(opts: dict[str, Any]) -> None:
+    """Refuse an ``http://`` endpoint that Lance would refuse: without ``allow_http`` (or
+    ``AWS_ALLOW_HTTP``) the store's own files went there and every table write failed with a
+    bare ``OSError`` ("builder error")."""
+    endpoint = _endpoint_of(opts)
+    if not endpoint.strip().lower().startswith("http://"):
+        return
+    given = [v for k, v in opts.items() if k.lower() == "allow_http"]
+    allowed = given[-1] if given else os.environ.get("AWS_ALLOW_HTTP", "false")
+    if str(allowed).strip().lower() not in ("true", "1", "yes", "on", "y"):  # object_store's truthy
+        raise InvalidArgumentError(
+            "storage_options['allow_http']", allowed, f"'true' for the http:// endpoint {endpoint} "
+            "(Lance refuses plain HTTP without it)")
 
 
 def _check_options(opts: dict[str, Any]) -> dict[str, Any]:
@@ -393,5 +421,9 @@ def resolve(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None 
     if scheme:
         _check_object_path(text, scheme)
         fsspec_options(scheme, opts)  # unknown or malformed keys fail here, before any I/O
+        if scheme == "s3":
+            _check_http(opts)
         return Location(text, text.rstrip("/"), False, opts)
-    return Location(text, os.path.abspath(os.path.expanduser(text)), True, opts)
+    root = os.path.abspath(os.path.expanduser(text))
+    _check_glob(root, text, "a local path")
+    return Location(text, root, True, opts)

@@ -125,7 +125,7 @@ def test_two_spellings_of_one_setting_must_agree(options: dict[str, str], name: 
     assert "s3cr3t" not in str(info.value)
     # the same value twice is one setting
     same = dict.fromkeys(options, next(iter(options.values())))
-    assert resolve("s3://bucket/store", same).root == "s3://bucket/store"
+    assert resolve("s3://bucket/store", {**same, "allow_http": "true"}).root == "s3://bucket/store"
 
 
 def test_sse_kms_options_reach_the_store_files_too() -> None:
@@ -176,3 +176,60 @@ def test_processes_creating_one_store_at_once_all_get_it(s3_store: tuple[str, di
         errors = [p.communicate(timeout=120)[1] for p in procs]
         assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(e[-2000:] for e in errors)
         assert Store.open(f"{uri}-{trial}", storage_options=options).as_of().count() == 9
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/x*", "s3://bucket/run[1]/store", "gs://bucket/a]b", "/tmp/stores/x*",
+                                 "/tmp/stores/run[1]"])
+def test_store_paths_with_glob_characters_are_refused(uri: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="uri"):
+        resolve(uri, {"aws_region": "us-east-1"} if uri.startswith("s3") else {})
+
+
+@pytest.mark.s3
+def test_a_glob_store_path_cannot_reach_another_stores_lease(s3_store: tuple[str, dict[str, str]]) -> None:
+    """fsspec expands '*' in rm: a store at ``.../store*`` released ``.../store1``'s writer lease
+    (and its checkpoint deleted that store's version log)."""
+    import boto3
+
+    from modyn_store.core._writable import locked
+
+    uri, options = s3_store
+    bucket = uri.split("/")[2]
+    client = boto3.client("s3", endpoint_url=options["aws_endpoint"], aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    first = Store.open(f"{uri}1", create=True, storage_options=options)
+    first.append(pa.table({"ts": np.arange(3)}))
+    with locked(first):
+        with pytest.raises(InvalidArgumentError, match="uri"):
+            Store.open(f"{uri}*", create=True, storage_options=options).append(pa.table({"ts": [5]}))
+        held = client.list_objects_v2(Bucket=bucket, Prefix="store1/_lock.json").get("KeyCount", 0)
+        assert held == 1
+
+
+def test_an_http_endpoint_without_allow_http_is_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lance refuses plain HTTP without allow_http: the store's marker was written through fsspec and
+    every append then failed with a bare OSError ("builder error")."""
+    monkeypatch.delenv("AWS_ALLOW_HTTP", raising=False)
+    opts = {"aws_endpoint": "http://127.0.0.1:9000", "aws_region": "us-east-1"}
+    for allow in ({}, {"allow_http": "false"}):
+        with pytest.raises(InvalidArgumentError, match="allow_http"):
+            resolve("s3://bucket/store", {**opts, **allow})
+    assert resolve("s3://bucket/store", {**opts, "allow_http": "true"}).scheme == "s3"
+    assert resolve("s3://bucket/store", {**opts, "aws_endpoint": "https://127.0.0.1:9000"}).scheme == "s3"
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")  # Lance reads it too
+    assert resolve("s3://bucket/store", opts).scheme == "s3"
+
+
+@pytest.mark.s3
+def test_an_http_endpoint_without_allow_http_leaves_no_store_behind(s3_store: tuple[str, dict[str, str]],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    monkeypatch.delenv("AWS_ALLOW_HTTP", raising=False)
+    uri, options = s3_store
+    options = {k: v for k, v in options.items() if k != "allow_http"}
+    with pytest.raises(InvalidArgumentError, match="allow_http"):
+        Store.open(uri, create=True, storage_options=options).append(pa.table({"ts": [1, 2]}))
+    client = boto3.client("s3", endpoint_url=options["aws_endpoint"], aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    assert client.list_objects_v2(Bucket=uri.split("/")[2]).get("KeyCount", 0) == 0

@@ -349,7 +349,7 @@ def _mapping_args(p: argparse.ArgumentParser) -> None:
 def _storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
                    help="object-store option for the files and the store (repeat it), in Lance's spelling, "
-                        "e.g. aws_endpoint=http://localhost:9000")
+                        "e.g. aws_endpoint=http://localhost:9000 (with allow_http=true)")
 
 
 def register(sub: Any) -> None:
