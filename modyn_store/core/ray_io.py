@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy
 from modyn_store.core._validate import check_filter
-from modyn_store.core.errors import InvalidFilterError
+from modyn_store.core.errors import InvalidArgumentError, InvalidFilterError
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
@@ -67,7 +67,8 @@ def to_ray(
     on_unavailable:
         ``"error"`` (default) or ``"skip"`` for rows that ``vacuum`` purged.
     concurrency, override_num_blocks, ray_remote_args:
-        Passed to ``ray.data.read_lance`` (parallel read tasks, output blocks, task resources).
+        Passed to ``ray.data.read_lance`` (parallel read tasks, output blocks, task resources);
+        ``concurrency`` and ``override_num_blocks`` are ``None`` or integers >= 1.
 
     The Dataset is lazy and reads the files of the samples table as of this call: a
     compaction, erase or vacuum that deletes them before the Dataset is consumed makes its read
@@ -78,6 +79,9 @@ def to_ray(
         import ray.data
     except ImportError as exc:
         raise ImportError("Snapshot.to_ray needs Ray Data: pip install 'modyn-store[ray]'") from exc
+    for name, value in (("concurrency", concurrency), ("override_num_blocks", override_num_blocks)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise InvalidArgumentError(name, value, "None or an integer >= 1")
     cols = snapshot._check_columns(columns)
     snapshot._check_unavailable(on_unavailable)  # type: ignore[arg-type]
     bound = f"_version <= {snapshot.version}"

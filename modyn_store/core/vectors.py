@@ -46,6 +46,14 @@ Kind = Literal["auto", "exact", "ivf_pq", "hnsw"]
 KINDS = ("auto", "exact", "ivf_pq", "hnsw")
 
 
+def _array(name: str, values: Any) -> np.ndarray:
+    """``np.asarray(values)``; ragged rows raise ``InvalidArgumentError`` naming ``name``."""
+    try:
+        return np.asarray(values)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgumentError(name, "ragged or not an array", "a [n, d] matrix of numbers") from exc
+
+
 def _matrix(values: Any, n: int) -> np.ndarray:
     """``values`` as a C-contiguous float32 ``[n, d]`` matrix (``d >= 1``), else
     ``InvalidArgumentError`` naming ``vectors``."""
@@ -54,12 +62,14 @@ def _matrix(values: Any, n: int) -> np.ndarray:
         if not pa.types.is_fixed_size_list(col.type) or not (
                 pa.types.is_floating(col.type.value_type) or pa.types.is_integer(col.type.value_type)):
             raise InvalidArgumentError("embedding", str(col.type), "a vector score (fixed-size list of floats)")
+        if col.null_count:  # flatten() skips a null vector: the rest no longer lines up with the keys
+            raise InvalidArgumentError("vectors", f"{col.null_count} null vectors", "one vector per key")
         if len(col) != n or col.type.list_size == 0:
             raise InvalidArgumentError("vectors", f"{len(col)} vectors of {col.type.list_size} values",
                                        f"{n} vectors (one per key) of at least one value")
         flat = col.flatten().to_numpy(zero_copy_only=False)
         return np.ascontiguousarray(flat.reshape(n, col.type.list_size), dtype=np.float32)
-    raw = np.asarray(values)
+    raw = _array("vectors", values)
     if raw.dtype.kind not in "biuf":
         raise InvalidArgumentError("vectors", str(raw.dtype), "numeric (float) vectors")
     if raw.ndim != 2 or raw.shape[0] != n or raw.shape[1] == 0:
@@ -163,7 +173,7 @@ class VectorIndex:
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidArgumentError("k", k, "an integer >= 1")
-        q = np.asarray(queries)
+        q = _array("queries", queries)
         if q.dtype.kind not in "biuf":
             raise InvalidArgumentError("queries", str(q.dtype), "numeric (float) query vectors")
         q = q.astype(np.float64)
@@ -232,7 +242,10 @@ class VectorIndex:
         Every key must be in the index and, for an index of a store, still live at its version
         (an erased key's vector is not returned); otherwise ``InvalidArgumentError`` naming ``keys``.
         """
-        k = np.asarray(keys, dtype=np.int64).ravel()
+        raw = np.asarray(keys)
+        if raw.size and raw.dtype.kind not in "iu":  # 1.7 must not read key 1's vector
+            raise InvalidArgumentError("keys", str(raw.dtype), "integer keys")
+        k = raw.astype(np.int64).ravel()
         order = np.argsort(self.keys)
         at = np.minimum(np.searchsorted(self.keys, k, sorter=order), max(self.keys.size - 1, 0))
         pos = order[at] if self.keys.size else np.zeros(0, np.int64)

@@ -198,3 +198,15 @@ def test_refused_rows_leave_no_bytes_on_disk(tmp_path: Path) -> None:
     assert not [p for p in root.rglob("*") if p.is_file() and b"REFUSED-ROW" in p.read_bytes()]
     store.append(pa.table({"key": [7], "ts": [3], "s": ["c"]}))
     assert store.as_of().to_table().column("s").to_pylist() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("concurrency", 0), ("concurrency", -2), ("override_num_blocks", 0),
+                                             ("override_num_blocks", True), ("concurrency", 1.5)])
+def test_ray_read_sizes_are_checked_before_ray_runs(tmp_path: Path, name: str, value: Any) -> None:
+    """``to_ray(concurrency=0)`` reached Ray Data, which raised a bare ValueError about ``size``;
+    ``override_num_blocks=0`` was passed on unchecked."""
+    pytest.importorskip("ray")
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": [1, 2, 3]}))
+    with pytest.raises(InvalidArgumentError, match=name):
+        store.as_of().to_ray(["ts"], **{name: value})

@@ -88,3 +88,24 @@ def test_bad_input_is_a_store_error(tmp_path) -> None:  # type: ignore[no-untype
         idx.search(np.zeros((1, 3)))
     with pytest.raises(InvalidArgumentError, match="k"):
         idx.search(np.zeros((1, 2)), k=0)
+
+
+@pytest.mark.parametrize("keys", [[1.7], np.array([True]), ["1"]], ids=["float", "bool", "text"])
+def test_vectors_of_keys_that_are_not_integers_are_refused(keys: object) -> None:
+    """``vectors([1.7])`` truncated the key and answered key 1's vector."""
+    idx = VectorIndex.from_arrays([1, 2], np.array([[1.0, 0.0], [2.0, 0.0]]))
+    with pytest.raises(InvalidArgumentError, match="keys"):
+        idx.vectors(keys)
+    assert idx.vectors([2]).tolist() == [[2.0, 0.0]]
+
+
+def test_null_or_ragged_vectors_and_queries_are_typed_errors() -> None:
+    """A null vector in an Arrow column and ragged rows raised a bare ValueError."""
+    nulls = pa.array([[1.0, 2.0], None, [3.0, 4.0]], pa.list_(pa.float32(), 2))
+    with pytest.raises(InvalidArgumentError, match="vectors"):
+        VectorIndex.from_arrays([0, 1, 2], nulls)
+    with pytest.raises(InvalidArgumentError, match="vectors"):
+        VectorIndex.from_arrays([0, 1], [[1.0, 2.0], [3.0]])
+    idx = VectorIndex.from_arrays([0, 1], np.array([[0.0, 0.0], [1.0, 0.0]]))
+    with pytest.raises(InvalidArgumentError, match="queries"):
+        idx.search([[1.0, 2.0], [3.0]], k=1)
