@@ -108,6 +108,10 @@ def check_filter(filter: object, *, name: str = "filter") -> str:
                     quote = None
         elif c in ("'", '"', "`"):
             quote = c
+            if c != "'":  # a quoted identifier
+                _check_column(name, filter, filter[i + 1:].split(c, 1)[0])
+        elif c == "_" and (i == 0 or not (filter[i - 1].isalnum() or filter[i - 1] in "_.")):
+            _check_column(name, filter, re.match(r"\w+", filter[i:]).group(0))  # type: ignore[union-attr]
         elif c == "(":
             depth += 1
         elif c == ")":
@@ -122,6 +126,19 @@ def check_filter(filter: object, *, name: str = "filter") -> str:
     if depth:
         raise InvalidFilterError(f"invalid {name} {filter!r}: {depth} unclosed '('")
     return f"({filter})"
+
+
+def _check_column(name: str, filter: str, column: str) -> None:
+    """Refuse a filter naming one of Lance's row columns (``_rowid``, ``_rowaddr``, ``_rowoffset``,
+    ``_row_created_at_version``, ``_row_last_updated_at_version``): they count Lance's own rows and
+    table versions, not the store's keys and versions, so a filter on them would answer about the
+    storage layout (``_row_created_at_version = 3`` is not "inserted at store version 3")."""
+    from modyn_store.core.errors import InvalidFilterError
+
+    if column.lower().startswith("_row"):
+        raise InvalidFilterError(f"invalid {name} {filter!r}: {column!r} is not a column of the store but one of "
+                                 f"the storage layer's row columns, which count its own rows and versions; "
+                                 f"filter on key, ts, label, your columns or _version (the store version)")
 
 
 def check_batch_size(value: Any) -> int:

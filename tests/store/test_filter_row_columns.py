@@ -1,0 +1,41 @@
+"""User filters cannot name Lance's row columns, whose rows and versions are not the store's."""
+
+from __future__ import annotations
+
+import itertools
+
+import pyarrow as pa
+import pytest
+
+from modyn_store import Store
+from modyn_store.core.errors import InvalidFilterError
+
+
+_N = itertools.count()
+
+
+def _store() -> Store:
+    s = Store.open(f"memory://filter-row-columns-{next(_N)}", create=True)
+    s.append(pa.table({"ts": [1, 2], "x": [0.1, 0.2], "label": [0, 1]}))
+    s.tag("a")  # store version 2 leaves the samples table alone: the two version counts differ
+    s.append(pa.table({"ts": [3, 4], "x": [0.3, 0.4], "label": [0, 1]}))
+    return s
+
+
+@pytest.mark.parametrize("flt", ["_row_created_at_version = 3", "_rowoffset = 0", "x > 0 AND _rowid >= 0",
+                                 "`_rowaddr` >= 0", '"_row_last_updated_at_version" > 0'])
+def test_row_columns_are_refused_in_reads_and_deletes(flt: str) -> None:
+    s = _store()
+    with pytest.raises(InvalidFilterError, match="row columns"):
+        s.as_of().to_table(filter=flt)
+    before = [r.version for r in s.log()]
+    with pytest.raises(InvalidFilterError, match="row columns"):
+        s.delete(where=flt)
+    assert [r.version for r in s.log()] == before
+    assert s.as_of().count() == 4
+
+
+def test_the_store_version_column_and_look_alike_text_still_filter() -> None:
+    s = _store()
+    assert s.as_of().to_table(filter="_version = 3").column("key").to_pylist() == [2, 3]
+    assert s.as_of().to_table(filter="x > 0.15 AND label = 1").column("key").to_pylist() == [1, 3]
