@@ -80,8 +80,17 @@ def _pick(doc: Any, name: str | None) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from modyn_store.app.pipeline.bench import load_definition
+    from modyn_store.app.pipeline.online import check_follow
     from modyn_store.app.pipeline.runner import Runner
 
+    if args.online:
+        check_follow(poll=1.0 if args.poll is None else args.poll, idle_timeout=args.idle_timeout,
+                     stop_after=args.stop_after, cli=True)
+    else:  # a replay reads its whole source: a follow setting would be ignored
+        for flag in ("poll", "idle_timeout", "stop_after"):
+            if getattr(args, flag) is not None:
+                raise PipelineConfigError("--" + flag.replace("_", "-"), "applies to --online only; a replay "
+                                          "reads its whole source: add --online or leave it out")
     doc = load_definition(args.file)
     if args.online and isinstance(doc.data, dict) and "source" not in doc.data and "pipelines" not in doc.data:
         if not args.store:
@@ -112,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 ns = online.next_slice[-1]
                 print(f"  {ns.training_id} while it served: {ns.metric} {ns.value:.3f} on {ns.rows} new rows", flush=True)
 
-        online = OnlineRunner(cfg, store_dir, poll=args.poll, data_dir=_data(args), on_training=trained)
+        online = OnlineRunner(cfg, store_dir, poll=1.0 if args.poll is None else args.poll, data_dir=_data(args),
+                              on_training=trained)
 
         def started() -> None:
             print(f"following {online.store.uri} as pipeline {cfg.name!r}; stop with SIGTERM or Ctrl-C", flush=True)
@@ -341,7 +351,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", help="also write a report into this folder (online: when it stops)")
     p.add_argument("--data", help=data_help)
     p.add_argument("--online", action="store_true", help="follow the store's new versions instead of replaying")
-    p.add_argument("--poll", type=float, default=1.0, help="online: seconds between looks at the store")
+    p.add_argument("--poll", type=float, default=None, help="online: seconds between looks at the store (default 1)")
     p.add_argument("--idle-timeout", type=float, default=None, help="online: stop after this many idle seconds")
     p.add_argument("--stop-after", type=int, default=None, help="online: stop at this store version")
     p.add_argument("--ray", metavar="ADDRESS", default=None,

@@ -203,12 +203,26 @@ def _parse_entry(merged: Mapping[str, Any], doc: YamlDoc | None, where: tuple[An
             for kind, label, _ in combo:
                 if label is not None and kind == top:
                     origin = ("product", kind, label) + rel[1:]
+        if origin is None and combo is not None and top == "name":  # a product's name joins its labels
+            labelled = [(kind, label) for kind, label, _ in combo if label is not None]
+            bad = [(k, lb) for k, lb in labelled if not _safe_label(lb)]
+            origin = ("product",) + (bad[0] if bad else labelled[0] if labelled else ())
+            raise PipelineConfigError(_key(origin), f"a product's pipeline name joins its labels with '-' "
+                                                    f"({exc.message})", line=doc.line(origin) if doc else None,
+                                      source=doc.source if doc else None) from exc
         if origin is None and (combo is not None or top not in entry):
             origin = ("base",) + rel
         if origin is None:
             raise
         raise PipelineConfigError(_key(origin), exc.message, line=doc.line(origin) if doc else None,
                                   source=doc.source if doc else None) from exc
+
+
+def _safe_label(label: Any) -> bool:
+    """Whether a product label is a safe pipeline name on its own (see ``parse_pipeline``)."""
+    from modyn_store.core._validate import NAME_PATTERN
+
+    return isinstance(label, str) and bool(NAME_PATTERN.match(label)) and ".." not in label and len(label) <= 80
 
 
 def _fresh_store_dir(path: Path) -> None:

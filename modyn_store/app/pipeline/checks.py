@@ -19,7 +19,7 @@ from typing import Any
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
 
-__all__ = ["INT64_MAX", "_Ctx", "_fraction", "_mapping", "_names", "_typed"]
+__all__ = ["INT64_MAX", "_Ctx", "_check_ints", "_fraction", "_mapping", "_names", "_typed"]
 
 #: The largest integer a definition may hold (every ``int`` value is bounded by it unless its own
 #: bound is smaller): seeds, counts and sizes all end up in 64-bit integers (catalog, numpy, torch).
@@ -83,6 +83,20 @@ def _typed(ctx: _Ctx, path: tuple[Any, ...], value: Any, kind: str, *, lo: float
     if choices is not None and value not in choices:
         raise ctx.error(path, f"expected one of {list(choices)}, got {value!r}")
     return value
+
+
+def _check_ints(ctx: _Ctx, path: tuple[Any, ...], value: Any) -> None:
+    """Refuse any integer outside [-2^63, 2^63-1] in a definition's plain tree (policy and model
+    parameters included), naming its dotted key."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ctx.error(path, f"expected an integer in [-2^63, 2^63-1], got {value!r}")
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_ints(ctx, path + (k,), v)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_ints(ctx, path + (i,), v)
 
 
 def _names(cls: type) -> tuple[str, ...]:

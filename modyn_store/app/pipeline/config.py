@@ -36,7 +36,7 @@ from engine import score_registry as _score_registry
 from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import ModynStoreError
 from modyn_store.app.pipeline.build_checks import check_device, check_model, check_scopes, check_training
-from modyn_store.app.pipeline.checks import INT64_MAX, _Ctx, _mapping, _names, _typed
+from modyn_store.app.pipeline.checks import INT64_MAX, _check_ints, _Ctx, _mapping, _names, _typed
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.source_spec import ENCODINGS, SYNTHETIC, SourceConfig, check_trigger_units, parse_source
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
@@ -277,6 +277,9 @@ def _evaluation(ctx: _Ctx, raw: Any) -> EvaluationConfig:
         raise ctx.error(("evaluation", "fraction"), "give sample (rows per slice) or fraction, not both")
     if ev.stratify and ev.sample is None and ev.fraction is None:
         raise ctx.error(("evaluation", "stratify"), "stratify needs sample or fraction")
+    if ev.seed != 0 and ev.sample is None and ev.fraction is None:  # it would change nothing
+        raise ctx.error(("evaluation", "seed"), f"seed={ev.seed} seeds the evaluation sample, and neither sample nor "
+                                                "fraction is given (every row is evaluated): add one, or leave seed out")
     return ev
 
 _RAY: dict[str, dict[str, Any]] = {"address": {"kind": "str"}, "workers": {"kind": "int", "lo": 1}}
@@ -361,6 +364,7 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         data = raw
     ctx = _Ctx(doc, prefix)
     d = _mapping(ctx, (), data, _names(PipelineConfig))
+    _check_ints(ctx, (), d)
     for required in ("name", "source", "model", "trigger"):
         if required not in d:
             raise ctx.error((required,), "missing")
@@ -378,6 +382,9 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
     deletions = d.get("deletions")
     ray = d.get("ray")
     source = parse_source(ctx, d["source"])
+    if deletions is not None and source.kind == "store":  # it would erase the rows of the source store itself
+        raise ctx.error(("deletions",), "simulates erasures while a replay ingests a data set or files into a new "
+                                        "store; a store source is replayed in place: remove deletions:")
     check_trigger_units(ctx, source, policies_["trigger"])
     model = _model(ctx, d["model"])
     training: TrainingSettings = _simple(ctx, "training", TrainingSettings, d.get("training"), _TRAINING)

@@ -63,7 +63,7 @@ from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
 from modyn_store.app.pipeline.runner import threads
 from modyn_store.core._catalog_tables import declare_table
 
-__all__ = ["PROGRESS_TABLE", "NextSlice", "OnlineRunner", "read_progress"]
+__all__ = ["PROGRESS_TABLE", "NextSlice", "OnlineRunner", "check_follow", "read_progress"]
 
 PROGRESS_TABLE = "pipeline_progress"
 PROGRESS_SCHEMA = pa.schema([
@@ -107,6 +107,16 @@ def _schema_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
         params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
     if "n_classes" not in params:
         params["n_classes"] = _online_classes(config, store)
+    else:
+        from modyn_store.app.datasets.labels import LabelError, store_classes
+
+        try:
+            have = store_classes(store)[0]
+        except LabelError as exc:
+            raise PipelineConfigError("model.params.n_classes", str(exc)) from exc
+        if params["n_classes"] < have:  # a label past the model's outputs would fail inside the loss
+            raise PipelineConfigError("model.params.n_classes", f"n_classes={params['n_classes']} is fewer than "
+                                      f"the {have} classes of the store; leave it out to take the store's count")
     return params
 
 
@@ -123,6 +133,33 @@ def _online_classes(config: PipelineConfig, store: Any) -> int:
     if labels is None and spec is not None and spec.n_classes is not None:
         return max(n, int(spec.n_classes))  # a class may not have arrived yet
     return max(2, n)
+
+
+def check_follow(*, poll: Any = 1.0, idle_timeout: Any = None, stop_after: Any = None, progress_every: Any = 10,
+                 cli: bool = False) -> None:
+    """Refuse follow settings that cannot mean anything (a negative or NaN wait, a negative version).
+
+    ``poll`` and ``idle_timeout`` are finite seconds >= 0 (``idle_timeout`` may be ``None``),
+    ``stop_after`` a version >= 0 or ``None``, ``progress_every`` an integer >= 1; errors are
+    :class:`~modyn_store.core.errors.InvalidArgumentError` naming the argument (``--poll``, ...
+    with ``cli``).
+
+    Example
+    -------
+    >>> check_follow(poll=float("nan"))
+    Traceback (most recent call last):
+    ...
+    modyn_store.core.errors.InvalidArgumentError: invalid poll=nan: expected a finite number in [0.0, inf]
+    """
+    from modyn_store.core._validate import check_float, check_float_or_none, check_int, check_int_or_none
+
+    def name(n: str) -> str:
+        return "--" + n.replace("_", "-") if cli else n
+
+    check_float(name("poll"), poll, 0.0)
+    check_float_or_none(name("idle_timeout"), idle_timeout, 0.0)
+    check_int_or_none(name("stop_after"), stop_after, 0)
+    check_int(name("progress_every"), progress_every, 1)
 
 
 class OnlineRunner:
@@ -151,6 +188,7 @@ class OnlineRunner:
             raise PipelineConfigError("deletions", "simulates erasures while a replay writes its store; an online "
                                                    "pipeline follows the deletions of the store another process "
                                                    "writes: remove deletions: from the pipeline")
+        check_follow(poll=poll, progress_every=progress_every)
         self.config = config
         self.store = Store.open(str(store), create=True) if isinstance(store, (str, Path)) else store
         self.poll = float(poll)
@@ -246,6 +284,7 @@ class OnlineRunner:
         ``on_start`` is called once the signal handlers are in place. Returns the number of
         trainings made by this call (adopted ones not counted).
         """
+        check_follow(idle_timeout=idle_timeout, stop_after=stop_after)
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -209,6 +209,8 @@ class Runner:
 
         stream = self.stream
         check_columns(self.config, stream.schema, policies.from_config("trigger", dict(self.config.trigger)))
+        known = stream.table if stream.table is not None else stream.head  # head: only with a label map
+        params = model_params(self.config, known)  # before a store is opened (or made)
         store = self._store_arg
         if self.config.source.kind == "store" and self.chunks is None:
             store, versions = replay_store(self.config.source, store)  # its own versions, in place
@@ -223,8 +225,7 @@ class Runner:
                                                  "replay this store's own versions with source: {store: PATH}")
         self.store = store
         prepare_store(store, stream.head)  # the source's label map, before any row
-        known = stream.table if stream.table is not None else stream.head  # head: only with a label map
-        self.loop = PipelineLoop(self.config, store, model_params=model_params(self.config, known))
+        self.loop = PipelineLoop(self.config, store, model_params=params)
         return self.loop
 
     def warm_up(self) -> bool:

@@ -58,6 +58,9 @@ def resolve_path(source: SourceConfig, data_dir: str | Path | None = None) -> Pa
         assert source.path is not None
         return Path(source.path) if "://" not in source.path else None
     base = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
+    if base is not None and not Path(base).expanduser().exists():  # a typo never falls back to other data
+        raise PipelineConfigError("data_dir", f"{str(base)!r} does not exist; the data folder (--data DIR, "
+                                              f"data_dir= or ${DATA_ENV}) must be an existing folder")
     if source.path is not None:
         p = Path(source.path).expanduser()
         if not p.is_absolute() and base is not None:
@@ -324,14 +327,19 @@ def model_params(cfg: PipelineConfig, table: pa.Table) -> dict[str, Any]:
         col = cfg.model.inputs.get("features", "features")
         t = table.schema.field(col).type
         params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
+    known = source_labels(table)
+    if known is not None and known.identity:  # a registered data set's classes, or more if its options add some
+        classes = max(known.n_classes, _dense_classes(table.column("label")))
+    elif known is not None:
+        classes = known.n_classes
+    else:
+        classes = _dense_classes(table.column("label"))
     if "n_classes" not in params:
-        known = source_labels(table)
-        if known is not None and known.identity:  # a registered data set's classes, or more if its options add some
-            params["n_classes"] = max(2, known.n_classes, _dense_classes(table.column("label")))
-        elif known is not None:
-            params["n_classes"] = max(2, known.n_classes)
-        else:
-            params["n_classes"] = max(2, _dense_classes(table.column("label")))
+        params["n_classes"] = max(2, classes)
+    elif params["n_classes"] < classes:  # a label past the model's outputs fails inside the loss, mid-run
+        raise PipelineConfigError("model.params.n_classes", f"n_classes={params['n_classes']} is fewer than the "
+                                  f"{classes} classes of the data (codes 0..{classes - 1}); leave it out to take "
+                                  "the data's count")
     if cfg.model.name == "dlrm":
         params.setdefault("n_dense", 13)
         params.setdefault("cardinalities", [1000] * 26)

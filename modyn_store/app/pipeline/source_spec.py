@@ -62,7 +62,8 @@ class SourceConfig:
 
     For every kind: ``chunk`` a chunking rule (one store version per chunk; ``None``: the data
     set's default, one version per 1000 rows for your own data); ``limit`` keeps the first rows,
-    ``fraction`` a seeded uniform share of the rows (time order kept; applied before ``limit``);
+    ``fraction`` a uniform share of the rows seeded by ``seed`` (time order kept; applied before
+    ``limit``; a ``seed`` other than 0 without ``fraction`` is refused);
     ``columns`` the payload columns kept besides key/ts/label.
     """
 
@@ -106,6 +107,8 @@ class SourceConfig:
 
 USER_KEYS = ("format", "ts", "label", "features", "key", "storage_options", "data", "drop_unlabeled")
 DATASET_KEYS = ("params", "encode")
+#: Keys that shape a replayed stream, which a store source does not have (its versions are replayed).
+STORE_IGNORED = ("chunk", "limit", "fraction", "columns")
 
 
 def _relative(ctx: _Ctx, path: str) -> str:
@@ -151,6 +154,10 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
         for k in USER_KEYS:
             if d.get(k) is not None:
                 raise ctx.error(p + (k,), "a store source is already mapped (key, ts, label, features); drop this")
+        for k in STORE_IGNORED:
+            if d.get(k) is not None:
+                raise ctx.error(p + (k,), "a store source replays (or follows) the store's own versions as they "
+                                          "were committed, every row of them: drop this")
     chunk = _typed(ctx, p + ("chunk",), d.get("chunk"), "str", optional=True)
     if chunk is not None:
         import numpy as np
@@ -210,6 +217,10 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
         data=data,
         drop_unlabeled=_typed(ctx, p + ("drop_unlabeled",), d.get("drop_unlabeled", False), "bool"),
     )
+    if cfg.seed != 0 and cfg.fraction is None:  # it would change nothing: refused rather than ignored
+        raise ctx.error(p + ("seed",), f"seed={cfg.seed} seeds the row sampling of source.fraction only, and no "
+                                       "fraction is given: add fraction, or leave seed out (a generated data "
+                                       "set takes its own seed in params.seed)")
     if kind in ("files", "data"):
         _check_mapping(ctx, cfg)
     elif kind == "store":
