@@ -29,6 +29,7 @@ _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
 _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+_BELOW_ONE = 1.0 - _TWO_M53  # the largest float64 below 1
 
 _MASK64 = (1 << 64) - 1
 
@@ -63,8 +64,13 @@ def next_u64(state: np.ndarray) -> np.uint64:
 
 @njit(cache=True, inline="always")
 def u64_to_open01(x: np.uint64) -> float:
-    """Map 64 random bits to a float in the open interval (0, 1) (53-bit resolution)."""
-    return (np.float64(np.int64(x >> _S11)) + 0.5) * _TWO_M53  # via int64: a cheap conversion
+    """Map 64 random bits to a float in the open interval (0, 1) (53-bit resolution).
+
+    ``(2**53 - 1) + 0.5`` rounds (half to even) to ``2**53``, so the top 53-bit value would map
+    to exactly 1.0: it is clamped to the largest float below 1, so ``int(u * n) < n`` for every
+    ``n < 2**53`` (an index drawn this way stays in range). Every other value is unchanged.
+    """
+    return min((np.float64(np.int64(x >> _S11)) + 0.5) * _TWO_M53, _BELOW_ONE)  # via int64: cheap
 
 
 @njit(cache=True, inline="always")

@@ -37,7 +37,7 @@ def hash_key(state: int, key: int) -> int:
 
 
 def to_open01(x: int) -> float:
-    return ((x >> 11) + 0.5) * 2.0**-53
+    return min(((x >> 11) + 0.5) * 2.0**-53, 1.0 - 2.0**-53)
 
 
 class Stream:
