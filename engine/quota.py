@@ -102,8 +102,15 @@ def allocate_quotas(counts: Any, budget: int) -> np.ndarray:
     return _allocate(c, budget)
 
 
+def _total(c: np.ndarray) -> int:
+    """``c.sum()`` as an exact Python int (an int64 sum of counts near 2**63 would wrap)."""
+    if c.size == 0 or int(c.max()) <= np.iinfo(np.int64).max // c.size:
+        return int(c.sum())
+    return sum(c.tolist())
+
+
 def _allocate(c: np.ndarray, budget: int) -> np.ndarray:
-    if budget >= int(c.sum()):
+    if budget >= _total(c):
         return c.copy()
     quotas = c.copy()
     order = np.argsort(c, kind="stable")

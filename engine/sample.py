@@ -304,9 +304,15 @@ def _add_total(top: float, scaled: float, w: np.ndarray) -> tuple[float, float]:
     part_top, part = _scaled_total(w)
     if part_top > top:
         return part_top, scaled * (top / part_top) + part
-    if part_top > 0.0:
-        return top, scaled + part * (part_top / top)
-    return top, scaled
+    if part_top <= 0.0:
+        return top, scaled
+    total = scaled + part * (part_top / top)
+    if math.isfinite(total):
+        return top, total
+    # two finite plain sums (scale 1) whose sum overflows: rescale by the larger of them, which
+    # is at least every weight so far (so, as for a largest weight, the scaled sum is small)
+    m = max(scaled, part)
+    return m, scaled / m + part / m
 
 
 def _importance(w_sel: np.ndarray, top: float, scaled: float, n: int, where: np.ndarray) -> np.ndarray:
@@ -316,7 +322,8 @@ def _importance(w_sel: np.ndarray, top: float, scaled: float, n: int, where: np.
         return np.empty(0, dtype=np.float64)
     with np.errstate(over="ignore", divide="ignore", under="ignore"):
         if top == 1.0:  # the total is sum(w) itself: the plain formula, as every peer computes it
-            out = np.asarray(scaled / (n * w_sel), dtype=np.float64)
+            nw = n * w_sel  # overflows for a weight near the float64 maximum: then divide in turn
+            out = np.asarray(np.where(np.isfinite(nw), scaled / nw, (scaled / n) / w_sel), dtype=np.float64)
         else:
             out = np.asarray((scaled / n) / (w_sel / top), dtype=np.float64)
     bad = ~np.isfinite(out)
