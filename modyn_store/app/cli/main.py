@@ -43,7 +43,8 @@ EXTENSIONS = ("modyn_store.app.cli.delete_cmd", "modyn_store.app.cli.data_cmds",
 #: Python-API wording in messages -> the command line's
 _CLI_WORDS = (("pass create=True to make one", "create one with `modyn-store append STORE FILE`"),
               ("pass missing='ignore' to skip them", "pass --missing ignore to skip them"),
-              ("missing='ignore'", "--missing ignore"), ("keep_versions", "--keep-versions"))
+              ("missing='ignore'", "--missing ignore"), ("keep_versions", "--keep-versions"),
+              ("invalid columns=", "invalid --columns="))
 
 
 def _when(t: datetime) -> str:
@@ -284,10 +285,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def _keys(texts: list[str], where: str) -> list[int]:
     out = []
     for t in texts:
-        try:
-            key = int(t)
-        except ValueError:
-            raise InvalidArgumentError(where, t, "integer keys (see `modyn-store show STORE --columns key`)") from None
+        # ASCII digits only: int() also reads '1_0' as 10 and '٣' as 3, which would erase another key
+        if not re.fullmatch(r"[+-]?[0-9]+", t.strip()):
+            raise InvalidArgumentError(where, t, "integer keys of ASCII digits, e.g. 42 or -7 (see `modyn-store "
+                                                 "show STORE --columns key`)")
+        key = int(t)
         if not _INT64_MIN <= key <= _INT64_MAX:
             raise InvalidArgumentError(where, t, "integer keys in the int64 range (-2**63 .. 2**63-1)")
         out.append(key)
