@@ -52,6 +52,8 @@ def _integers(path: Path, values: np.ndarray, *, whole: bool = True) -> np.ndarr
             raise InvalidArgumentError("path", str(path), "integers within the int64 range")
         return values.astype(np.int64)
     if values.dtype.kind == "f" and bool(np.all(np.isfinite(values))):
+        if values.size and not (-(2.0**63) <= float(values.min()) and float(values.max()) < 2.0**63):
+            raise InvalidArgumentError("path", str(path), "numbers within the int64 range (a cast would wrap them)")
         if not whole:
             return np.floor(values).astype(np.int64)
         if bool(np.all(values == np.round(values))):
@@ -82,7 +84,17 @@ def load_cloc(path: str | Path, *, time_origin: int = CLOC_TIME_ORIGIN, mmap: bo
             "path", str(path), f"features [n, d], labels [n], time [n]; got {feats.shape}, {labels.shape}, {seconds.shape}"
         )
     key = np.arange(labels.size, dtype=np.int64)
+    bound = np.iinfo(np.int64)
+    if seconds.size and not (bound.min - int(time_origin) <= int(seconds.min())
+                             and int(seconds.max()) <= bound.max - int(time_origin)):
+        raise InvalidArgumentError("path", str(files["time"]), "seconds that stay within int64 once time_origin "
+                                                              f"({int(time_origin)}) is added")
     ts = pa.array(seconds + int(time_origin), type=pa.int64()).cast(pa.timestamp("s"))
-    flat = pa.array(np.ascontiguousarray(feats, dtype=np.float32).reshape(-1), pa.float32())
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        values = np.ascontiguousarray(feats, dtype=np.float32)
+    if not bool(np.isfinite(values).all()):  # NaN, infinite or beyond the float32 range
+        raise InvalidArgumentError("path", str(files["features"]), "finite features within the float32 range "
+                                                                  "(NaN or infinity would make the loss NaN)")
+    flat = pa.array(values.reshape(-1), pa.float32())
     cols = {"key": key, "ts": ts, "label": labels, "features": pa.FixedSizeListArray.from_arrays(flat, feats.shape[1])}
     return finish(cols, time_order(ts, key))

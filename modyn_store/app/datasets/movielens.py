@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.app.datasets._encode import codes, feature_vector, finish, one_hot_codes, read_parquet, resolve_file, time_order
+from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = ["GENRES", "OCCUPATIONS", "load_movielens"]
 
@@ -63,7 +64,7 @@ def load_movielens(
     """
     ratings_file = resolve_file(path, "movielens100k.parquet")
     raw = read_parquet(ratings_file, ("user_id", "movie_id", "rating", "timestamp", "age", "gender", "occupation"),
-                       complete=("user_id", "movie_id", "rating", "timestamp"))  # an empty rating is no label
+                       complete=("user_id", "movie_id", "rating", "timestamp", "age"))  # no label / NaN features
     key = np.arange(raw.num_rows, dtype=np.int64)
     ts = raw.column("timestamp").to_numpy().astype("datetime64[s]")
     movie_id = raw.column("movie_id").to_numpy().astype(np.int64)
@@ -75,8 +76,14 @@ def load_movielens(
     extra = [gender, occupation]
     items_file = Path(items) if items is not None else ratings_file.with_name("movielens100k_items.parquet")
     if items is not None or items_file.is_file():
-        item_table = read_parquet(resolve_file(items_file, "movielens100k_items.parquet"), ("movie_id", *GENRES))
+        item_cols = ("movie_id", *GENRES)
+        item_table = read_parquet(resolve_file(items_file, "movielens100k_items.parquet"), item_cols,
+                                  complete=item_cols)
         ids = item_table.column("movie_id").to_numpy().astype(np.int64)
+        for name, found in (("path", movie_id), ("items", ids)):
+            if found.size and found.min() < 0:  # a negative id would index the genres of another movie
+                raise InvalidArgumentError(name, str(ratings_file if name == "path" else items_file),
+                                           f"non-negative movie_id values (found {int(found.min())})")
         flags = np.stack([item_table.column(g).to_numpy().astype(np.float32) for g in GENRES], axis=1)
         lookup = np.zeros((int(max(ids.max(), movie_id.max())) + 1, len(GENRES)), dtype=np.float32)
         lookup[ids] = flags

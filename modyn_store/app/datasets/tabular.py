@@ -109,7 +109,8 @@ def load_elec2(path: str | Path, *, standardize: bool = True, warmup: float = 0.
     >>> t.num_rows  # doctest: +SKIP
     45312
     """
-    raw = read_parquet(resolve_file(path, "elec2.parquet"), ("day", "class", *ELEC2_NUMERIC))
+    cols_in = ("day", "class", *ELEC2_NUMERIC)  # an empty value would become a wrong label or NaN features
+    raw = read_parquet(resolve_file(path, "elec2.parquet"), cols_in, complete=cols_in)
     n = raw.num_rows
     key = np.arange(n, dtype=np.int64)
     ts = ELEC2_START + key * np.timedelta64(1800, "s")
@@ -138,7 +139,8 @@ def load_noaa(path: str | Path, *, standardize: bool = True, warmup: float = 0.1
     >>> load_noaa("../shared/data").num_rows  # doctest: +SKIP
     18159
     """
-    raw = read_parquet(resolve_file(path, "noaa_weather.parquet"), ("day", "rain", *NOAA_NUMERIC))
+    cols_in = ("day", "rain", *NOAA_NUMERIC)  # an empty value would become a wrong label, day or NaN features
+    raw = read_parquet(resolve_file(path, "noaa_weather.parquet"), cols_in, complete=cols_in)
     key = np.arange(raw.num_rows, dtype=np.int64)
     numeric = np.stack([_f32(raw, c) for c in NOAA_NUMERIC], axis=1)
     cols: dict[str, pa.Array | np.ndarray] = {
@@ -185,7 +187,7 @@ def load_weather_aus(path: str | Path, *, standardize: bool = True, warmup: floa
     >>> load_weather_aus("../shared/data").column("label").null_count  # doctest: +SKIP
     0
     """
-    raw = read_parquet(resolve_file(path, "weather_aus.parquet"), _WEATHER_AUS_COLUMNS)
+    raw = read_parquet(resolve_file(path, "weather_aus.parquet"), _WEATHER_AUS_COLUMNS, complete=("Date",))
     key_all = np.arange(raw.num_rows, dtype=np.int64)
     keep = pc.is_valid(raw.column("RainTomorrow")).to_numpy(zero_copy_only=False)
     raw = raw.filter(pa.array(keep))
@@ -239,8 +241,8 @@ def load_acs_employment(path: str | Path, *, standardize: bool = True, warmup: f
     >>> load_acs_employment("../shared/data").num_rows  # doctest: +SKIP
     277677
     """
-    raw = read_parquet(resolve_file(path, "acs_employment_ma.parquet"),
-                       ("year", "employed", "AGEP", *ACS_CATEGORIES))
+    cols_in = ("year", "employed", "AGEP", *ACS_CATEGORIES)  # an empty value: wrong label, year or NaN features
+    raw = read_parquet(resolve_file(path, "acs_employment_ma.parquet"), cols_in, complete=cols_in)
     key = np.arange(raw.num_rows, dtype=np.int64)
     cols: dict[str, pa.Array | np.ndarray] = {
         "key": key,

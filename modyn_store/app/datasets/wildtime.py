@@ -64,7 +64,12 @@ _SPACE = re.compile(r"\s+")
 
 def category_codes(values: Sequence[str], categories: Sequence[str] | None) -> tuple[list[str], list[int]]:
     """Class list and the code of each value; a value outside a given list raises."""
+    if isinstance(categories, str):
+        raise InvalidArgumentError("categories", categories, "a list of category names, not one string")
     vocab = sorted(set(values)) if categories is None else list(categories)
+    repeated = sorted({c for c in vocab if vocab.count(c) > 1}) if len(set(vocab)) < len(vocab) else []
+    if repeated:  # a repeated name would take its last position and leave a class code unused
+        raise InvalidArgumentError("categories", repeated[:5], "each category named once")
     index = {c: i for i, c in enumerate(vocab)}
     unknown = sorted({v for v in values if v not in index})
     if unknown:
