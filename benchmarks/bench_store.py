@@ -476,7 +476,8 @@ def _interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str,
 
 def small_versions(n: int, rows: int, d: str, baseline: Any = None) -> None:
     """Fixed cost per version: ``n`` appends of ``rows`` rows, store (now, and ``baseline``'s)
-    vs Lance ``mode="append"``, one append of each in turn."""
+    vs Lance ``mode="append"``, one append of each in turn; the side that goes first rotates
+    every version (the write after another side's finds colder caches)."""
     batches = [pa.table({"key": np.arange(i * rows, (i + 1) * rows, dtype=np.int64),
                          "ts": np.arange(i * rows, (i + 1) * rows, dtype=np.int64),
                          "x": np.zeros(rows, np.float32)}) for i in range(n)]
@@ -486,15 +487,15 @@ def small_versions(n: int, rows: int, d: str, baseline: Any = None) -> None:
     lance.write_dataset(batches[0], uri)
     for st in stores.values():
         st.append(batches[0])
-    total = {k: 0.0 for k in [*stores, "lance"]}
-    for b in batches[1:]:
-        for side, st in stores.items():
+    writes: dict[str, Callable[[pa.Table], object]] = {side: st.append for side, st in stores.items()}
+    writes["lance"] = lambda b: lance.write_dataset(b, uri, mode="append")
+    names = list(writes)
+    total = {k: 0.0 for k in names}
+    for i, b in enumerate(batches[1:]):
+        for side in names[i % len(names):] + names[: i % len(names)]:
             t0 = time.perf_counter()
-            st.append(b)
+            writes[side](b)
             total[side] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        lance.write_dataset(b, uri, mode="append")
-        total["lance"] += time.perf_counter() - t0
     k = n - 1
     per = {side: t / k * 1e3 for side, t in total.items()}
     order = [s for s in ("before", "now") if s in per]
