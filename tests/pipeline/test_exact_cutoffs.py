@@ -57,5 +57,5 @@ def test_a_cutoff_just_below_a_slice_edge_stays_in_the_slice_before() -> None:
     assert float(below) == edge
     assert cutoff_slice(starts, below) == 0
     assert cutoff_slice(starts, at) == 1
-    assert cutoff_slice(starts, float(BASE) - 1e9) == 0  # before the first slice: the first
+    assert cutoff_slice(starts, float(BASE) - 1e9) == -1  # before the first slice: serves from it on
     assert cutoff_slice(starts, edge) == 1 and cutoff_slice(starts, float("nan")) == 0

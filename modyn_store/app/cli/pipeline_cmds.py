@@ -310,6 +310,15 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise PipelineConfigError("--pipeline", "the pipelines of this store were evaluated with different metrics "
                                                     f"({', '.join(f'{m}: {n}' for m, n in metrics.items())}); "
                                                     "report one of them")
+        windows: dict[tuple[str, ...], list[str]] = {}
+        for r in results:
+            windows.setdefault(tuple(r.slice_labels), []).append(r.name)
+        if len(windows) > 1:  # one report compares pipelines slice by slice, on the same time slices
+            raise PipelineConfigError("--pipeline", "the pipelines of this store were evaluated on different time "
+                                                    "slices (" + "; ".join(f"{', '.join(n)}: {len(s)} slices from "
+                                                                           f"{s[0] if s else '-'}"
+                                                                           for s, n in windows.items())
+                                      + "); report one of them")
         writable_folder(args.out, "--out")
         files = render_report(results, args.out, title=f"Pipelines of {store.uri}")
         with open(files.markdown, "a", encoding="utf-8") as fh:

@@ -33,7 +33,9 @@ __all__ = ["cutoff_slice", "evaluate_pipeline", "slice_labels", "threads"]
 
 def cutoff_slice(starts: Sequence[float] | np.ndarray, cutoff: float | int) -> int:
     """The slice (given by its ascending ``starts``) that holds a training's cutoff time: the
-    last one starting at or before it; 0 for a cutoff before every start, or not a finite number.
+    last one starting at or before it; -1 for a cutoff before every start (the model saw no row of
+    any slice, e.g. its rows were deleted since, so it serves from the first slice on); 0 for a
+    cutoff that is not a finite number.
 
     An integer cutoff is compared with each float start exactly (Python compares an int with a
     float without rounding), as ``training.evaluate`` compares integer event times: a cutoff of
@@ -45,7 +47,7 @@ def cutoff_slice(starts: Sequence[float] | np.ndarray, cutoff: float | int) -> i
     exact = isinstance(cutoff, (int, np.integer)) and not isinstance(cutoff, bool)
     if not exact and not math.isfinite(cutoff):
         return 0
-    return max(bisect.bisect_right([float(s) for s in starts], int(cutoff) if exact else float(cutoff)) - 1, 0)
+    return max(bisect.bisect_right([float(s) for s in starts], int(cutoff) if exact else float(cutoff)) - 1, -1)
 
 
 @contextlib.contextmanager

@@ -227,7 +227,8 @@ def _trigger_table(r: PipelineResult) -> str:
              "| wall seconds | bookkeeping seconds | bookkeeping % | delta + trigger s | selection s "
              "| loading + catalog s |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in r.triggers:
-        label = r.slice_labels[t.last_slice] if 0 <= t.last_slice < len(r.slice_labels) else str(t.last_slice)
+        label = (r.slice_labels[t.last_slice] if 0 <= t.last_slice < len(r.slice_labels)
+                 else "(before the first)" if t.last_slice < 0 else str(t.last_slice))
         lines.append(f"| {t.index} | {t.data_version} | {_md(label)} | {t.n_samples} | {t.train_seconds:.2f} "
                      f"| {t.forward_passes} | {t.rows_scanned} | {t.wall:.2f} | {t.bookkeeping_seconds:.2f} "
                      f"| {share(t.bookkeeping_seconds, t.wall)} | {t.trigger_seconds:.2f} "

@@ -121,11 +121,17 @@ def plot_metric_over_time(results: Sequence[PipelineResult], curves: Sequence[Se
     ``margins`` holds the half-widths of sampled evaluations)."""
     fig = _figure(10.0, 5.0)
     ax = fig.add_subplot()
+    from matplotlib import rcParams
+
     markers = "osD^v<>pXh*"
+    colors = rcParams["axes.prop_cycle"].by_key().get("color") or ["C0"]
+    styles = ("-", "--", ":", "-.")
     longest = max(results, key=lambda r: len(r.slice_labels))
     for i, (r, curve) in enumerate(zip(results, curves)):
         marker = markers[i % len(markers)] if len(curve) <= 30 else None  # markers clutter long curves
-        (line,) = ax.plot(range(len(curve)), curve, marker=marker, markersize=4, linewidth=1.4, label=_text(r.name))
+        # once the colours repeat, the line style tells the pipelines apart (long curves have no markers)
+        (line,) = ax.plot(range(len(curve)), curve, marker=marker, markersize=4, linewidth=1.4, label=_text(r.name),
+                          color=colors[i % len(colors)], linestyle=styles[(i // len(colors)) % len(styles)])
         band = margins[i] if margins is not None and i < len(margins) else []
         if any(m > 0 for m in band if not math.isnan(m)):
             lo = [c - m for c, m in zip(curve, band)]

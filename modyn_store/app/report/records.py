@@ -37,7 +37,8 @@ class TriggerRecord:
         Wall-clock training time.
     slice_index:
         The last time slice whose data the model saw; the model serves from slice
-        ``slice_index + 1`` on. ``None`` means ``index`` (one trigger per slice).
+        ``slice_index + 1`` on (``-1``: it saw none, and serves from the first slice on).
+        ``None`` means ``index`` (one trigger per slice).
     forward_passes:
         Samples passed forward without a gradient for the selection (scoring).
     rows_scanned:
