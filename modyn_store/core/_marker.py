@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import uuid
+from collections.abc import Iterator
 
 from modyn_store.core._location import Location
 from modyn_store.core.errors import FormatVersionError, InvalidArgumentError, NotAStoreError
@@ -67,8 +70,43 @@ def _only_markers(entries: list[str]) -> bool:
     return all(n.startswith(f"{MARKER}.") and n.endswith(".tmp") for n in names)
 
 
+def _parents(loc: Location) -> Iterator[Location]:
+    """The folders above ``loc`` where an enclosing store's marker could lie: every parent of the
+    resolved local path (symbolic links followed), every shorter prefix of an object-store URI
+    down to its bucket; none for ``memory://`` stores (each has a private folder)."""
+    if loc.is_local:
+        if loc.uri.startswith("memory://"):
+            return
+        here = os.path.realpath(loc.root)
+        while (up := os.path.dirname(here)) != here:
+            here = up
+            yield dataclasses.replace(loc, uri=here, root=here)
+        return
+    scheme, rest = loc.root.split("://", 1)
+    parts = rest.rstrip("/").split("/")
+    for n in range(len(parts) - 1, 0, -1):
+        up = f"{scheme}://{'/'.join(parts[:n])}"
+        yield dataclasses.replace(loc, uri=up, root=up)
+
+
+def _enclosing_store(loc: Location) -> str | None:
+    """The URI of a store whose folder holds ``loc``, or ``None``. On an object store this costs
+    one request per level of the prefix; a level the credentials may not read is skipped."""
+    for parent in _parents(loc):
+        try:
+            if parent.is_local:
+                if os.path.isfile(parent.path(MARKER)):
+                    return parent.uri
+            elif parent.exists(MARKER):
+                return parent.uri
+        except PermissionError:
+            continue
+    return None
+
+
 def open_or_create(loc: Location, *, create: bool) -> int:
-    """Check the marker at ``loc`` (or write one with ``create=True`` in an empty folder).
+    """Check the marker at ``loc`` (or write one with ``create=True`` in an empty folder that
+    lies inside no other store's folder).
 
     Returns the store's format version.
     """
@@ -79,6 +117,11 @@ def open_or_create(loc: Location, *, create: bool) -> int:
             return _read(loc)
         if not create:
             raise NotAStoreError(f"{uri!r} is not a modyn-store store (no {MARKER}); pass create=True to make one")
+        outer = _enclosing_store(loc)
+        if outer is not None:
+            raise InvalidArgumentError(
+                "uri", uri, f"a path outside the store at {outer!r} (a store inside another store's folder "
+                "is damaged or removed by that store's compact, vacuum and erase)")
         if fs.exists(loc.root) and loc.is_local and (not fs.isdir(loc.root) or not _only_markers(fs.ls(loc.root))):
             if loc.exists(MARKER):  # another process created the store since the look above
                 return _read(loc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -51,3 +52,28 @@ def test_errors_exit_2(path: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "error: version 99 does not exist" in capsys.readouterr().err
     assert main(["erase", path, "77", "--reason", "x"]) == 2
     assert main(["log", path + "-missing"]) == 2
+
+
+def _size_change(out: str) -> tuple[int, int, str]:
+    m = re.search(r"; (?:([\d,]+) bytes reclaimed|the store grew by ([\d,]+) bytes) \(([\d,]+) -> ([\d,]+)\)", out)
+    assert m, out
+    before, after = (int(g.replace(",", "")) for g in m.group(3, 4))
+    shown = m.group(1) or m.group(2)
+    return before, after, ("-" if m.group(1) else "+") + shown.replace(",", "")
+
+
+@pytest.mark.parametrize("command", [["erase", "2", "--reason", "r"], ["compact"],
+                                     ["vacuum", "--keep-versions", "1", "--apply"]])
+def test_size_change_is_the_true_one(path: str, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A store that grew is not '0 bytes reclaimed': the figure is the true change."""
+    assert main([command[0], path, *command[1:]]) == 0
+    before, after, change = _size_change(capsys.readouterr().out)
+    assert int(change) == after - before
+
+
+def test_size_change_wording() -> None:
+    from modyn_store.app.cli.main import _reclaimed
+
+    assert _reclaimed(5_000, 1_000) == "; 4,000 bytes reclaimed (5,000 -> 1,000)"
+    assert _reclaimed(1_000, 3_500) == "; the store grew by 2,500 bytes (1,000 -> 3,500)"
+    assert _reclaimed(None, 3) == ""

@@ -332,9 +332,13 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 
 def _reclaimed(before: int | None, after: int | None) -> str:
+    """The change in the store's size: bytes reclaimed, or by how much it grew (a new version's
+    files can outweigh what a purge or compaction removes)."""
     if before is None or after is None:
         return ""
-    return f"; {max(before - after, 0):,} bytes reclaimed ({before:,} -> {after:,})"
+    if after > before:
+        return f"; the store grew by {after - before:,} bytes ({before:,} -> {after:,})"
+    return f"; {before - after:,} bytes reclaimed ({before:,} -> {after:,})"
 
 
 def cmd_compact(args: argparse.Namespace) -> int:

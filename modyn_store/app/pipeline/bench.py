@@ -82,7 +82,15 @@ def scenario_path(name_or_path: str | Path) -> Path:
 def load_definition(name_or_path: str | Path) -> YamlDoc:
     """Read a pipeline or grid file (or shipped scenario) with line numbers."""
     p = scenario_path(name_or_path)
-    return read_yaml(p.read_text(encoding="utf-8"), source=str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PipelineConfigError("<file>", f"{str(p)!r} is not a UTF-8 text file (a YAML pipeline or grid "
+                                            "definition)") from None
+    except OSError as exc:
+        raise PipelineConfigError("<file>", f"{str(p)!r} cannot be read as a pipeline or grid definition "
+                                            f"({exc.strerror or type(exc).__name__})") from None
+    return read_yaml(text, source=str(p))
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

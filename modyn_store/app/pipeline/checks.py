@@ -19,11 +19,28 @@ from typing import Any
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
 
-__all__ = ["INT64_MAX", "_Ctx", "_check_ints", "_fraction", "_mapping", "_names", "_typed"]
+__all__ = ["INT64_MAX", "_Ctx", "_check_ints", "_fraction", "_mapping", "_names", "_shown", "_typed"]
 
 #: The largest integer a definition may hold (every ``int`` value is bounded by it unless its own
 #: bound is smaller): seeds, counts and sizes all end up in 64-bit integers (catalog, numpy, torch).
 INT64_MAX = 2**63 - 1
+
+
+#: The most characters of a value an error message shows: a file that is not a definition (say
+#: ``/etc/passwd``) reads as one long string, which must not be echoed whole.
+SHOWN_CHARS = 80
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`SHOWN_CHARS` characters with the full length noted.
+
+    >>> _shown("x" * 200)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (202 characters)"
+    """
+    text = repr(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
 
 
 class _Ctx:
@@ -41,13 +58,14 @@ class _Ctx:
 
     def error(self, path: tuple[Any, ...], message: str) -> PipelineConfigError:
         line = self.doc.line(self.prefix + path) if self.doc is not None else None
-        return PipelineConfigError(self.key(path), message, line=line,
+        return PipelineConfigError(self.key(path) or "<document>", message, line=line,
                                    source=self.doc.source if self.doc is not None else None)
 
 
 def _mapping(ctx: _Ctx, path: tuple[Any, ...], value: Any, allowed: tuple[str, ...] | None) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        raise ctx.error(path, f"expected a mapping, got {type(value).__name__} {value!r}")
+        what = "a mapping" if ctx.prefix + path else "a pipeline definition (a YAML mapping of its settings)"
+        raise ctx.error(path, f"expected {what}, got {type(value).__name__} {_shown(value)}")
     for k in value:
         if not isinstance(k, str):
             raise ctx.error(path, f"keys must be strings, got {k!r}")
@@ -75,13 +93,13 @@ def _typed(ctx: _Ctx, path: tuple[Any, ...], value: Any, kind: str, *, lo: float
         ok = isinstance(value, str) and bool(value)
     if not ok:
         raise ctx.error(path, f"expected {'a non-empty string' if kind == 'str' else 'a ' + kind}, "
-                              f"got {type(value).__name__} {value!r}")
+                              f"got {type(value).__name__} {_shown(value)}")
     if lo is not None and value < lo:
         raise ctx.error(path, f"expected a value >= {lo}, got {value!r}")
     if hi is not None and value > hi:
         raise ctx.error(path, f"expected a value <= {hi}, got {value!r}")
     if choices is not None and value not in choices:
-        raise ctx.error(path, f"expected one of {list(choices)}, got {value!r}")
+        raise ctx.error(path, f"expected one of {list(choices)}, got {_shown(value)}")
     return value
 
 

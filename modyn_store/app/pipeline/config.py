@@ -36,7 +36,7 @@ from engine import score_registry as _score_registry
 from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import ModynStoreError
 from modyn_store.app.pipeline.build_checks import check_device, check_model, check_scopes, check_training
-from modyn_store.app.pipeline.checks import INT64_MAX, _check_ints, _Ctx, _mapping, _names, _typed
+from modyn_store.app.pipeline.checks import INT64_MAX, _check_ints, _Ctx, _mapping, _names, _shown, _typed
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.source_spec import ENCODINGS, SYNTHETIC, SourceConfig, check_trigger_units, parse_source
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
@@ -301,7 +301,7 @@ def build_policy(kind: str, cfg: Any, *, key: str | None = None, doc: YamlDoc | 
     key = key or kind
     ctx = _Ctx(doc, prefix)
     if not isinstance(cfg, Mapping) or "name" not in cfg:
-        raise ctx.error((key,), f"expected a mapping with a 'name' entry, got {cfg!r}")
+        raise ctx.error((key,), f"expected a mapping with a 'name' entry, got {_shown(cfg)}")
     try:
         return policies.from_config(kind, dict(cfg))
     except ModynStoreError as exc:
