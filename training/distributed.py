@@ -60,6 +60,7 @@ from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
+from training.models import load_weights
 from training.trainer import (
     Prepare,
     TrainConfig,
@@ -246,7 +247,7 @@ def train_distributed(
         torch.manual_seed(config.seed)
         net = _build_model(config, model)
         if parent_state is not None:
-            net.load_state_dict(parent_state)
+            load_weights(net, parent_state, name="parent_id", training_id=str(parent_id))
         dl = loader(
             store,
             train_set,

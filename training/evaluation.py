@@ -302,15 +302,14 @@ def _check_label_codes(label: str, y: np.ndarray, n_classes: int, model: str) ->
 
 
 def _load_model(catalog: Catalog, training_id: str) -> nn.Module:
-    from training.models import build_model
+    from training.models import build_model, load_weights
 
     rec = catalog.get(training_id)
     cfg = TrainConfig.from_json(rec.config) if rec.config else None
     if cfg is None or not cfg.model:
         raise InvalidArgumentError("models", training_id, "trainings built from a model name (or pass modules)")
     model = build_model(cfg.model, **cfg.model_params)
-    model.load_state_dict(catalog.load_checkpoint(training_id))
-    return model
+    return load_weights(model, catalog.load_checkpoint(training_id), name="models", training_id=training_id)
 
 
 def evaluate(

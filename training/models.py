@@ -41,7 +41,7 @@ from torch import nn
 
 from modyn_store.core.errors import InvalidArgumentError, InvalidNameError
 
-__all__ = ["DLRM", "MLP", "MODELS", "InputScale", "LogisticRegression", "TextBag", "build_model", "hash_tokens"]
+__all__ = ["DLRM", "MLP", "MODELS", "InputScale", "LogisticRegression", "TextBag", "build_model", "hash_tokens", "load_weights"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -334,6 +334,17 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "text_bag": TextBag,
 }
+
+
+def load_weights(net: nn.Module, state: dict[str, Any], *, name: str, training_id: str) -> nn.Module:
+    """Load the checkpoint ``state`` of ``training_id`` into ``net``; a checkpoint of another
+    architecture raises :class:`InvalidArgumentError` naming ``name`` and the training."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InvalidArgumentError(
+            name, training_id, f"a training whose checkpoint fits {type(net).__name__}: {exc}") from exc
+    return net
 
 
 def build_model(name: str, **params: Any) -> nn.Module:

@@ -47,6 +47,7 @@ from training.batch import Batch
 from training.downsampling import BatchThenSample, union_of_epochs
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
+from training.models import load_weights
 from training.scaling import fit_input_scale
 from training.train_config import TrainConfig
 
@@ -397,7 +398,7 @@ def train(
         torch.manual_seed(config.seed)
         net = _build_model(config, model)
         if parent_state is not None:
-            net.load_state_dict(parent_state)
+            load_weights(net, parent_state, name="parent_id", training_id=str(parent_id))
         dl = loader(
             store,
             train_set,

@@ -35,7 +35,7 @@ __all__ = [
     "parse_duration",
 ]
 
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}\Z")  # \Z: "$" would pass a final newline
 #: the largest batch a read asks Lance for (its own bound)
 MAX_BATCH = 2**32 - 1
 

@@ -27,6 +27,7 @@ import builtins
 import hashlib
 import io
 import json
+import pickle
 import re
 import uuid
 from collections.abc import Mapping
@@ -47,8 +48,10 @@ from modyn_store.core._catalog_tables import (  # the catalog's tables (re-expor
     TRAININGS,
     TRAININGS_SCHEMA,
 )
+from modyn_store.core._checkpoints import Sha256Writer, unzip_hashed
 from modyn_store.core._validate import check_int, check_name
 from modyn_store.core.errors import (
+    CorruptionError,
     DataUnavailableError,
     InvalidArgumentError,
     UnknownKeyError,
@@ -173,22 +176,32 @@ class Catalog:
         import zstandard
 
         check_name("training_id", training_id)
-        buf = io.BytesIO()
-        torch.save(dict(state_dict), buf)
-        blob = zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
+        if not isinstance(state_dict, Mapping):
+            raise InvalidArgumentError("state_dict", type(state_dict).__name__, "a mapping of names to tensors")
         nonce = uuid.uuid4().hex[:CHECKPOINT_NONCE]
         rel = f"models/{training_id}.{nonce}.pt.zst"
         path = self.store.path(rel)
         fs = self.store.fs
         fs.makedirs(self.store.path("models"), exist_ok=True)
         tmp = self.store.path(f"models/.{training_id}.{nonce}.tmp")
-        with fs.open(tmp, "wb") as fh:
-            fh.write(blob)
+        try:
+            with fs.open(tmp, "wb") as fh:  # streamed: no serialized or compressed copy is held in memory
+                out = Sha256Writer(fh)
+                with zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False) as zw:
+                    torch.save(dict(state_dict), zw)
+        except BaseException:
+            fs.rm(tmp) if fs.exists(tmp) else None
+            raise
         fs.mv(tmp, path)
-        return CheckpointRef(rel, hashlib.sha256(blob).hexdigest())
+        return CheckpointRef(rel, out.sha256.hexdigest())
 
     def load_checkpoint(self, ref: str | CheckpointRef, *, map_location: Any = "cpu") -> dict[str, Any]:
-        """The state dict of a training (by id) or a :class:`CheckpointRef`, after verifying its sha256."""
+        """The state dict of a training (by id) or a :class:`CheckpointRef`, after verifying its sha256.
+
+        A file that does not match its recorded sha256, or that is not a zstd-compressed state
+        dict of tensors (``torch.load(weights_only=True)`` refuses any other object; nothing in
+        it is executed), raises :class:`CorruptionError` naming the file.
+        """
         import torch
         import zstandard
 
@@ -197,6 +210,8 @@ class Catalog:
             if rec.checkpoint is None:
                 raise DataUnavailableError(f"training {ref!r} recorded no checkpoint")
             ref = rec.checkpoint
+        if not isinstance(ref, CheckpointRef):
+            raise InvalidArgumentError("ref", type(ref).__name__, "a training id or a CheckpointRef")
         rel = ref.uri
         m = _CHECKPOINT_URI.fullmatch(rel) if isinstance(rel, str) else None
         if m is None:
@@ -206,12 +221,24 @@ class Catalog:
         if not self.store.fs.exists(path):
             raise DataUnavailableError(f"checkpoint {rel!r} is missing from the store")
         with self.store.fs.open(path, "rb") as fh:
-            blob = fh.read()
-        digest = hashlib.sha256(blob).hexdigest()
+            raw, digest, bad, complete = unzip_hashed(fh)
         if digest != ref.sha256:
-            raise DataUnavailableError(f"checkpoint {rel!r} is corrupt: sha256 {digest} != recorded {ref.sha256}")
-        raw = zstandard.ZstdDecompressor().decompress(blob)
-        state = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
+            raise CorruptionError(f"checkpoint {rel!r} is corrupt: sha256 {digest} != recorded {ref.sha256}")
+        try:
+            if bad is not None:
+                raise bad
+            if not complete:
+                raise EOFError("the zstd frame is cut short")
+            raw.seek(0)
+            state = torch.load(raw, map_location=map_location, weights_only=True)
+        except (zstandard.ZstdError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise CorruptionError(f"checkpoint {rel!r} is not a state dict of tensors: {exc}") from exc
+        except RuntimeError as exc:  # an unreadable archive; others (a device map_location lacks) pass
+            if "PytorchStreamReader" not in str(exc):
+                raise
+            raise CorruptionError(f"checkpoint {rel!r} is not a state dict of tensors: {exc}") from exc
+        if not isinstance(state, Mapping):
+            raise CorruptionError(f"checkpoint {rel!r} holds a {type(state).__name__}, not a state dict")
         return dict(state)
 
     # -- trainings -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from modyn_store.core.trainings import Catalog, CheckpointRef, Cost
-from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError, InvalidNameError, UnknownKeyError
+from modyn_store.core.errors import CorruptionError, DataUnavailableError, InvalidArgumentError, InvalidNameError, UnknownKeyError
 from modyn_store.core.trainset import TrainSet
 
 
@@ -66,7 +66,7 @@ def test_checkpoint_round_trip_and_corruption(store) -> None:
     with open(path, "r+b") as fh:
         fh.seek(10)
         fh.write(b"\x00\xff")
-    with pytest.raises(DataUnavailableError, match="corrupt"):
+    with pytest.raises(CorruptionError, match="corrupt"):
         cat.load_checkpoint(ref)
     with pytest.raises(InvalidArgumentError):
         cat.load_checkpoint(CheckpointRef("../../etc/passwd", ref.sha256))

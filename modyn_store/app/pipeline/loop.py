@@ -397,7 +397,10 @@ class PipelineLoop:
         cat = Catalog(self.store)
         train_set = cat.train_set(record.training_id)
         module = self._fresh_module()
-        module.load_state_dict(cat.load_checkpoint(record.training_id))
+        from training.models import load_weights
+
+        load_weights(module, cat.load_checkpoint(record.training_id), name="training_id",
+                     training_id=record.training_id)
         decision = json.loads(record.update_decision or "{}")
         strategy = self._strategy_for(decision.get("selection_scope"))
         if tin is not None and getattr(strategy, "stateful", False):

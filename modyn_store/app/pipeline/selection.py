@@ -157,10 +157,10 @@ class SelectionRuntime:
                                "selection": strategy.to_config()},
                 cutoff=cutoff, metrics={"role": "irreducible_loss_model", "for_training": training_id})
             return res.model, il_id
-        from training.models import build_model
+        from training.models import build_model, load_weights
 
         module = build_model(cfg.model, **cfg.model_params)  # recorded before a restart: reuse it
-        module.load_state_dict(cat.load_checkpoint(il_id))
+        load_weights(module, cat.load_checkpoint(il_id), name="training_id", training_id=il_id)
         return module, il_id
 
     def hooks(self, strategy: Any, ctx: Any) -> dict[str, Any]:
