@@ -285,7 +285,8 @@ def mapped_runs(folder: str, n: int) -> tuple[np.ndarray, np.ndarray]:
                     f"the key index file {path!r} holds {size} bytes, its pointer says {n} entries "
                     f"({8 * n} bytes); {_ADVICE}"
                 )
-            out.append(np.memmap(path, dtype=dtype, mode="r", shape=(n,)))
+            # an empty file cannot be mapped: a build of no rows (every key erased) is empty arrays
+            out.append(np.memmap(path, dtype=dtype, mode="r", shape=(n,)) if n else np.empty(0, dtype))
         except (OSError, ValueError) as exc:
             raise CorruptionError(f"the key index file {path!r} cannot be read ({exc}); {_ADVICE}") from exc
     return out[0], out[1]
