@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -187,10 +187,11 @@ class Catalog:
         try:
             with fs.open(tmp, "wb") as fh:  # streamed: no serialized or compressed copy is held in memory
                 out = Sha256Writer(fh)
-                with zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False) as zw:
+                with zstandard.ZstdCompressor(level=3).stream_writer(cast("IO[bytes]", out), closefd=False) as zw:
                     torch.save(dict(state_dict), zw)
         except BaseException:
-            fs.rm(tmp) if fs.exists(tmp) else None
+            if fs.exists(tmp):  # a save that failed part way leaves no file behind
+                fs.rm(tmp)
             raise
         fs.mv(tmp, path)
         return CheckpointRef(rel, out.sha256.hexdigest())
