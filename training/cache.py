@@ -494,13 +494,9 @@ def cache_for(store: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Cache:
 def _store_identity(store: Any) -> Any:
     """What tells one store from another created later at the same location: the identity of
     its marker file (inode and creation time on a local disk, the object's tag elsewhere)."""
-    from modyn_store.core._marker import MARKER
+    from modyn_store.core._marker import MARKER, identity
 
-    try:
-        info = store.fs.info(store.path(MARKER))
-    except (OSError, ValueError):
-        return None
-    return tuple(str(info.get(k)) for k in ("ino", "created", "mtime", "ETag", "LastModified", "generation"))
+    return identity(store.fs, store.path(MARKER))
 
 
 def forget(store: Any, keys: np.ndarray) -> int:

@@ -27,7 +27,6 @@ Example
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -36,6 +35,7 @@ from typing import Any
 import lance
 
 from modyn_store.core._location import Location
+from modyn_store.core._runcheck import digest
 
 __all__ = ["FragmentRanges"]
 
@@ -199,7 +199,7 @@ class FragmentRanges:
 def _encode(ranges: dict[str, list[int]]) -> bytes:
     """One line of the journal: the ranges and a digest of them (key ``#``)."""
     body = json.dumps(ranges)
-    return json.dumps({**ranges, DIGEST: _digest(body)}).encode()
+    return json.dumps({**ranges, DIGEST: digest(body.encode())}).encode()
 
 
 def _decode(line: bytes) -> dict[str, Any]:
@@ -207,14 +207,10 @@ def _decode(line: bytes) -> dict[str, Any]:
     damaged line: a changed digit would still parse). Lines of earlier releases have none."""
     body = json.loads(line)
     if isinstance(body, dict) and DIGEST in body:
-        digest = body.pop(DIGEST)
-        if digest != _digest(json.dumps(body)):
+        given = body.pop(DIGEST)
+        if given != digest(json.dumps(body).encode()):
             raise ValueError("the line's digest does not match")
     return body  # type: ignore[no-any-return]
-
-
-def _digest(body: str) -> str:
-    return hashlib.blake2b(body.encode(), digest_size=8).hexdigest()
 
 
 def _relative(name: str, suffix: str) -> str:

@@ -39,8 +39,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
-from modyn_store.core._incarnation import Identity, identity
-from modyn_store.core._marker import MARKER
+from modyn_store.core._marker import MARKER, identity
 from modyn_store.core.errors import ConflictError, CorruptionError
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
@@ -109,7 +108,7 @@ class VersionLog:
         # (versions dataset, its row count) as last read: reused while the table has not moved
         self._table_seen: tuple[Any, int] | None = None
         # the marker file of the store the above was read from (local stores; see _same_store)
-        self._marker: Identity | None = None
+        self._marker: tuple[str, ...] | None = None
 
     # -- paths ---------------------------------------------------------------------------
     @staticmethod
@@ -138,7 +137,7 @@ class VersionLog:
         """Forget what was read of another store: a store deleted and made again at this
         path (by another process) numbers its versions from 1 again, with other records."""
         loc = self.store._location
-        found = identity(loc.path(MARKER)) if loc.is_local else None
+        found = identity(loc.fs, loc.path(MARKER)) if loc.is_local else None
         if found is None:
             return
         if self._marker is not None and found != self._marker:

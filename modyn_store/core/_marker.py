@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from modyn_store.core._location import Location
 from modyn_store.core.errors import FormatVersionError, InvalidArgumentError, NotAStoreError
@@ -70,6 +71,17 @@ def _only_markers(entries: list[str]) -> bool:
     return all(n.startswith(f"{MARKER}.") and n.endswith(".tmp") for n in names)
 
 
+def identity(fs: Any, marker: str) -> tuple[str, ...] | None:
+    """What tells one store from another created later at the same location: the identity of
+    its marker file ``marker`` (inode and times on a local disk, the object's tag elsewhere);
+    ``None`` when it cannot be read."""
+    try:
+        info = fs.info(marker)
+    except (OSError, ValueError):
+        return None
+    return tuple(str(info.get(k)) for k in ("ino", "created", "mtime", "ETag", "LastModified", "generation"))
+
+
 def _parents(loc: Location) -> Iterator[Location]:
     """The folders above ``loc`` where an enclosing store's marker could lie: every parent of the
     resolved local path (symbolic links followed), every shorter prefix of an object-store URI
@@ -94,10 +106,7 @@ def _enclosing_store(loc: Location) -> str | None:
     one request per level of the prefix; a level the credentials may not read is skipped."""
     for parent in _parents(loc):
         try:
-            if parent.is_local:
-                if os.path.isfile(parent.path(MARKER)):
-                    return parent.uri
-            elif parent.exists(MARKER):
+            if parent.exists(MARKER):
                 return parent.uri
         except PermissionError:
             continue

@@ -108,12 +108,7 @@ def _schema_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
     if "n_classes" not in params:
         params["n_classes"] = _online_classes(config, store)
     else:
-        from modyn_store.app.datasets.labels import LabelError, store_classes
-
-        try:
-            have = store_classes(store)[0]
-        except LabelError as exc:
-            raise PipelineConfigError("model.params.n_classes", str(exc)) from exc
+        have = _store_classes(store)[0]
         if params["n_classes"] < have:  # a label past the model's outputs would fail inside the loss
             raise PipelineConfigError("model.params.n_classes", f"n_classes={params['n_classes']} is fewer than "
                                       f"the {have} classes of the store; leave it out to take the store's count")
@@ -123,16 +118,22 @@ def _schema_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
 def _online_classes(config: PipelineConfig, store: Any) -> int:
     """The class count: the store's label map, else its labels ``0 .. n-1``, else the data set's."""
     from modyn_store.app.datasets import DATASETS
-    from modyn_store.app.datasets.labels import LabelError, store_classes
 
     spec = DATASETS.get(config.source.dataset or "")
-    try:
-        n, labels = store_classes(store)
-    except LabelError as exc:
-        raise PipelineConfigError("model.params.n_classes", str(exc)) from exc
+    n, labels = _store_classes(store)
     if labels is None and spec is not None and spec.n_classes is not None:
         return max(n, int(spec.n_classes))  # a class may not have arrived yet
     return max(2, n)
+
+
+def _store_classes(store: Any) -> tuple[int, Any]:
+    """``store_classes(store)``, its refusal named as ``model.params.n_classes``'s."""
+    from modyn_store.app.datasets.labels import LabelError, store_classes
+
+    try:
+        return store_classes(store)
+    except LabelError as exc:
+        raise PipelineConfigError("model.params.n_classes", str(exc)) from exc
 
 
 def check_follow(*, poll: Any = 1.0, idle_timeout: Any = None, stop_after: Any = None, progress_every: Any = 10,
