@@ -33,66 +33,27 @@ Example
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
 
-from modyn_store.core._keyscan import increasing
 from modyn_store.core.errors import InvalidArgumentError
-from training.columns import ColumnSpec, VarColumn
+from training.columns import ColumnSpec
+from training._cache_files import CacheEntry, Filler, _check_rows, _read_entry, _size_of, _write_entry
 from training.errors import CacheError
 
 __all__ = ["Cache", "CacheEntry", "DEFAULT_MAX_BYTES", "cache_for", "forget"]
 
 DEFAULT_MAX_BYTES = 16 << 30
-FORMAT = 1
 _TMP = ".tmp-"
 _LOCKS = ".locks"
-
-#: ``fill(alloc) -> (row_keys, var_columns)``: fills the fixed buffers from ``alloc(spec, rows)``
-#: and returns the key of every row (in row order) and the variable-length columns.
-Filler = Callable[[Callable[[ColumnSpec, int], np.ndarray]], tuple[np.ndarray, dict[str, VarColumn]]]
-
-
-@dataclass
-class CacheEntry:
-    """An opened entry: ``keys[i]`` is the key of row ``i``; fixed columns memory-mapped."""
-
-    name: str
-    keys: np.ndarray
-    specs: dict[str, ColumnSpec]
-    fixed: dict[str, np.ndarray]
-    var: dict[str, VarColumn]
-    path: str | None = None
-    _ident: tuple[int, int] | None = field(default=None, repr=False)
-    device_copies: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
-
-    @property
-    def nbytes(self) -> int:
-        return int(
-            self.keys.nbytes + sum(a.nbytes for a in self.fixed.values()) + sum(v.nbytes for v in self.var.values())
-        )
-
-    def alive(self) -> bool:
-        """False once the entry was removed from disk (by an erasure or eviction)."""
-        if self.path is None:
-            return True
-        try:
-            st = os.stat(os.path.join(self.path, "keys.npy"))
-        except FileNotFoundError:
-            return False
-        return (st.st_dev, st.st_ino) == self._ident
-
 
 def _name_ok(name: str) -> str:
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
@@ -340,130 +301,6 @@ class Cache:
                 with self._mutex:
                     self._open.pop(n, None)
                 total -= s
-
-
-def _size_of(path: str) -> int:
-    total = 0
-    try:
-        for f in os.scandir(path):
-            if f.is_file():
-                total += f.stat().st_size
-    except FileNotFoundError:
-        return 0
-    return total
-
-
-def _sorted(a: np.ndarray) -> np.ndarray:
-    return a if increasing(a) else np.sort(a)
-
-
-def _check_rows(rows: np.ndarray, keys: np.ndarray) -> None:
-    if rows.shape != keys.shape or not np.array_equal(_sorted(rows), _sorted(keys)):
-        raise CacheError("a cache entry's rows do not hold exactly the requested keys")
-
-
-def _write_entry(tmp: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler, stage: bool) -> None:
-    # keys.npy first: an erasure running during the build finds and removes the folder
-    np.save(os.path.join(tmp, "keys.npy"), _sorted(keys), allow_pickle=False)
-    names = list(specs)
-    index = {n: i for i, n in enumerate(names)}
-    maps: list[np.ndarray] = []
-    staged: dict[str, np.ndarray] = {}
-
-    def alloc(spec: ColumnSpec, n: int) -> np.ndarray:
-        shape = (n, *spec.shape)
-        if stage:
-            arr = staged[spec.name] = np.empty(shape, dtype=np.dtype(spec.dtype))
-            return arr
-        path = os.path.join(tmp, f"c{index[spec.name]}.npy")
-        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(spec.dtype), shape=shape)
-        maps.append(arr)
-        return arr
-
-    rows, var = fill(alloc)
-    _check_rows(rows, keys)
-    for name, arr in staged.items():
-        np.save(os.path.join(tmp, f"c{index[name]}.npy"), arr, allow_pickle=False)
-    np.save(os.path.join(tmp, "rows.npy"), np.ascontiguousarray(rows, dtype=np.int64), allow_pickle=False)
-    # no msync: the rows are in the shared page cache, visible to every process once the
-    # folder is renamed; the cache is rebuilt if a machine crash ever loses them
-    del maps[:]
-    for name, col in var.items():
-        i = index[name]
-        np.save(os.path.join(tmp, f"c{i}.offsets.npy"), col.offsets, allow_pickle=False)
-        np.save(os.path.join(tmp, f"c{i}.data.npy"), col.data, allow_pickle=False)
-    meta = {
-        "format": FORMAT,
-        "rows": int(keys.size),
-        "columns": [specs[n].to_json() for n in names],
-        "created": time.time(),
-    }
-    with open(os.path.join(tmp, "meta.json"), "w") as fh:
-        json.dump(meta, fh)
-
-
-def _load(path: str) -> np.ndarray:
-    # copy-on-write mapping: pages are shared with the page cache, and the arrays are writable
-    # views (so torch.from_numpy accepts them) whose writes never reach the file
-    try:
-        return np.load(path, mmap_mode="c", allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError) as exc:  # truncated, or not an .npy file any more
-        raise CacheError(f"cache file {path!r} is damaged: {exc}") from exc
-
-
-def _read_entry(name: str, path: str) -> CacheEntry:
-    """The published entry at ``path``: ``FileNotFoundError`` when it is not there (no
-    ``meta.json``), :class:`CacheError` when anything of it is missing or not what its metadata
-    says (a file gone, another dtype or shape, metadata of another form)."""
-    try:
-        with open(os.path.join(path, "meta.json")) as fh:
-            meta = json.load(fh)
-    except FileNotFoundError:
-        raise
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CacheError(f"cache entry {path!r} is unreadable: {exc}") from exc
-    try:
-        return _entry_of(name, path, meta)
-    except CacheError:
-        raise
-    except FileNotFoundError as exc:  # published whole: a file missing is damage, not absence
-        raise CacheError(f"cache entry {path!r} lost a file: {exc}") from exc
-    except (OSError, KeyError, TypeError, ValueError, AttributeError, InvalidArgumentError) as exc:
-        raise CacheError(f"cache entry {path!r} has unreadable metadata: {type(exc).__name__}: {exc}") from exc
-
-
-def _entry_of(name: str, path: str, meta: Any) -> CacheEntry:
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise CacheError(f"cache entry {path!r} has format {got!r}, expected {FORMAT}")
-    st = os.stat(os.path.join(path, "keys.npy"))
-    rows = int(meta["rows"])
-    keys = _load(os.path.join(path, "rows.npy"))
-    specs = {d["name"]: ColumnSpec.from_json(d) for d in meta["columns"]}
-    fixed: dict[str, np.ndarray] = {}
-    var: dict[str, VarColumn] = {}
-    for i, (n, spec) in enumerate(specs.items()):
-        if spec.kind == "fixed":
-            arr = _load(os.path.join(path, f"c{i}.npy"))
-            if arr.shape != (rows, *spec.shape) or arr.dtype != np.dtype(spec.dtype):
-                raise CacheError(f"cache entry {path!r}: column {n!r} has shape {arr.shape}, dtype {arr.dtype}")
-            fixed[n] = arr
-        else:
-            off = _load(os.path.join(path, f"c{i}.offsets.npy"))
-            data = _load(os.path.join(path, f"c{i}.data.npy"))
-            if off.dtype != np.int64 or data.dtype != np.uint8 or data.ndim != 1:
-                raise CacheError(f"cache entry {path!r}: column {n!r} has offsets of {off.dtype} and data of "
-                                 f"{data.dtype} (expected int64 and uint8)")
-            if off.shape != (rows + 1,) or (rows and (int(off[0]) != 0 or int(off[-1]) != data.size)) or \
-                    bool((off[1:] < off[:-1]).any()):
-                raise CacheError(f"cache entry {path!r}: column {n!r} has inconsistent offsets")
-            var[n] = VarColumn(off, data)
-    if keys.shape != (rows,) or keys.dtype != np.int64:
-        raise CacheError(f"cache entry {path!r}: rows.npy holds {keys.dtype} of shape {keys.shape}, "
-                         f"expected int64 of ({rows},)")
-    return CacheEntry(name, keys, specs, fixed, var, path, (st.st_dev, st.st_ino))
 
 
 _CACHES: dict[tuple[str, int], Cache] = {}

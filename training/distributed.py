@@ -45,7 +45,6 @@ import socket
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,12 +54,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from modyn_store.core.errors import CorruptionError, InvalidArgumentError, ModynStoreError
+from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
+from training.train_set_files import load_train_set, save_train_set
 from training.trainer import (
     Prepare,
     TrainConfig,
@@ -283,56 +283,6 @@ def train_distributed(
     if record and rank != 0:
         rec = catalog.get(tid)
     return TrainResult(tid, net, cost, losses, rec)
-
-
-# -- train sets as files (for torchrun) --------------------------------------------------
-def save_train_set(train_set: TrainSet, path: str) -> None:
-    """Write ``train_set`` to ``path`` as an ``.npz`` (plain arrays, no pickles), with its
-    digest (:meth:`TrainSet.digest`), which :func:`load_train_set` checks."""
-    arrays: dict[str, np.ndarray] = {
-        "keys": train_set.keys,
-        "weights": train_set.weights,
-        "version": np.array([train_set.version], np.int64),
-        "digest": np.array(train_set.digest()),
-    }
-    for i, plan in enumerate(train_set.per_epoch or ()):
-        arrays[f"epoch{i}"] = plan
-    with open(path, "wb") as fh:
-        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
-
-
-def load_train_set(path: str) -> TrainSet:
-    """Read a train set written by :func:`save_train_set`.
-
-    Raises :class:`~modyn_store.core.errors.CorruptionError` when the file is not the train set
-    it was written as: not a readable ``.npz`` (truncated, overwritten), arrays missing, epoch
-    plans missing between others, or keys, weights, version or plans that no longer match the
-    digest written with them (files without a digest are read as they are).
-    """
-    try:
-        return _read_train_set(path)
-    except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as exc:
-        if isinstance(exc, ModynStoreError):  # the store's own checks (a ValueError too): as they are
-            raise
-        raise CorruptionError(f"train set file {path!r} cannot be read as one: {type(exc).__name__}: {exc}") \
-            from exc
-
-
-def _read_train_set(path: str) -> TrainSet:
-    # the file is opened here: np.load leaves its own handle open when the archive is damaged
-    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-        plans = sorted((int(k[5:]), z[k]) for k in z.files if k.startswith("epoch"))
-        if [i for i, _ in plans] != list(range(len(plans))):
-            raise CorruptionError(f"train set file {path!r} holds epoch plans {[i for i, _ in plans]}, "
-                                  f"not epochs 0..{len(plans) - 1}")
-        if z["version"].shape != (1,):
-            raise CorruptionError(f"train set file {path!r} holds a version of shape {z['version'].shape}")
-        ts = TrainSet(
-            z["keys"], z["weights"], int(z["version"][0]), tuple(p for _, p in plans) if plans else None
-        )
-        if "digest" in z.files and str(z["digest"]) != ts.digest():
-            raise CorruptionError(f"train set file {path!r} does not match the digest written with it")
-        return ts
 
 
 # -- local launcher ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from training.batch import Batch, gather_host
-from training.cache import CacheEntry, _read_entry
+from training._cache_files import CacheEntry, _read_entry
 
 if TYPE_CHECKING:
     from training.epochs import Loader

@@ -1,0 +1,75 @@
+"""Train sets as files: the ``.npz`` a ``torchrun`` launch reads its train set from.
+
+Plain arrays, no pickles, with the train set's digest, which loading checks.
+
+Example
+-------
+>>> import numpy as np, tempfile, os
+>>> from modyn_store import TrainSet
+>>> from training.train_set_files import load_train_set, save_train_set
+>>> path = os.path.join(tempfile.mkdtemp(), "set.npz")
+>>> ts = TrainSet.uniform(np.arange(5), version=3)
+>>> save_train_set(ts, path)
+>>> load_train_set(path) == ts
+True
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+
+from modyn_store.core.errors import CorruptionError, ModynStoreError
+from modyn_store.core.trainset import TrainSet
+
+__all__ = ["load_train_set", "save_train_set"]
+
+
+def save_train_set(train_set: TrainSet, path: str) -> None:
+    """Write ``train_set`` to ``path`` as an ``.npz`` (plain arrays, no pickles), with its
+    digest (:meth:`TrainSet.digest`), which :func:`load_train_set` checks."""
+    arrays: dict[str, np.ndarray] = {
+        "keys": train_set.keys,
+        "weights": train_set.weights,
+        "version": np.array([train_set.version], np.int64),
+        "digest": np.array(train_set.digest()),
+    }
+    for i, plan in enumerate(train_set.per_epoch or ()):
+        arrays[f"epoch{i}"] = plan
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+
+
+def load_train_set(path: str) -> TrainSet:
+    """Read a train set written by :func:`save_train_set`.
+
+    Raises :class:`~modyn_store.core.errors.CorruptionError` when the file is not the train set
+    it was written as: not a readable ``.npz`` (truncated, overwritten), arrays missing, epoch
+    plans missing between others, or keys, weights, version or plans that no longer match the
+    digest written with them (files without a digest are read as they are).
+    """
+    try:
+        return _read_train_set(path)
+    except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as exc:
+        if isinstance(exc, ModynStoreError):  # the store's own checks (a ValueError too): as they are
+            raise
+        raise CorruptionError(f"train set file {path!r} cannot be read as one: {type(exc).__name__}: {exc}") \
+            from exc
+
+
+def _read_train_set(path: str) -> TrainSet:
+    # the file is opened here: np.load leaves its own handle open when the archive is damaged
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+        plans = sorted((int(k[5:]), z[k]) for k in z.files if k.startswith("epoch"))
+        if [i for i, _ in plans] != list(range(len(plans))):
+            raise CorruptionError(f"train set file {path!r} holds epoch plans {[i for i, _ in plans]}, "
+                                  f"not epochs 0..{len(plans) - 1}")
+        if z["version"].shape != (1,):
+            raise CorruptionError(f"train set file {path!r} holds a version of shape {z['version'].shape}")
+        ts = TrainSet(
+            z["keys"], z["weights"], int(z["version"][0]), tuple(p for _, p in plans) if plans else None
+        )
+        if "digest" in z.files and str(z["digest"]) != ts.digest():
+            raise CorruptionError(f"train set file {path!r} does not match the digest written with it")
+        return ts
