@@ -22,7 +22,7 @@ import numpy as np
 
 from modyn_store.app.pipeline.config import describe_policy
 from modyn_store.app.pipeline.evaluate import cutoff_slice, slice_labels
-from modyn_store.app.pipeline.loop import recorded_cost
+from modyn_store.app.pipeline.training_info import recorded_cost
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
 __all__ = ["pipeline_results", "pipeline_trainings", "trainings_table", "unevaluated"]

@@ -40,7 +40,9 @@ import pyarrow as pa
 
 from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.app.pipeline.model_view import TorchModelView, column_array
 from modyn_store.app.pipeline.selection import SelectionRuntime, provided_score
+from modyn_store.app.pipeline.training_info import TrainingInfo, recorded_cost, selection_seed
 
 __all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "selection_seed"]
 
@@ -50,87 +52,12 @@ __all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "selection_seed"]
 SELECT_BATCH = 1 << 18
 
 
-@dataclass(frozen=True)
-class TrainingInfo:
-    """One training of a pipeline run (what the report and the resume logic need).
-
-    Cost comes in deterministic units (the same for the same configuration and data, whatever
-    else runs): ``samples`` trained (over all epochs), ``forward_passes`` of scoring for the
-    selection, ``rows_scanned`` (delta rows read for the trigger since the previous training plus
-    the rows materialized for training and scoring); and in wall seconds: ``wall_seconds`` is
-    everything since the previous training (delta reads, trigger, selection with scoring,
-    materialization, training, checkpoint and catalog writes), ``train_seconds`` the optimization
-    loop alone, ``bookkeeping_seconds`` what is neither optimization nor scoring forward passes.
-    """
-
-    index: int
-    training_id: str
-    cutoff: tuple[int, int]
-    #: the latest event time of the rows up to the cutoff (late rows of a later version do not
-    #: move it back; int for integer and temporal times, exactly; NaN when no row had one yet)
-    cutoff_ts: float | int
-    mode: str
-    n_keys: int
-    samples: int
-    train_seconds: float
-    wall_seconds: float
-    reason: str = ""
-    adopted: bool = False
-    forward_passes: int = 0
-    rows_scanned: int = 0
-    trigger_seconds: float = 0.0
-    select_seconds: float = 0.0
-    score_seconds: float = 0.0
-    bookkeeping_seconds: float = 0.0
-
-    def cost(self) -> dict[str, float]:
-        """The cost fields as a plain mapping (stored with the training in the catalog)."""
-        return {"samples": self.samples, "forward_passes": self.forward_passes, "rows_scanned": self.rows_scanned,
-                "wall_s": self.wall_seconds, "train_s": self.train_seconds, "trigger_s": self.trigger_seconds,
-                "select_s": self.select_seconds, "score_s": self.score_seconds,
-                "bookkeeping_s": self.bookkeeping_seconds}
-
-
 @dataclass
 class _Pending:
     """Work done since the last training (billed to the next one)."""
 
     rows: int = 0
     trigger_s: float = 0.0
-
-
-class _TorchModel:
-    """``policies.ModelLike`` over a torch module: logits and penultimate-layer embeddings."""
-
-    def __init__(self, module: Any, inputs: Mapping[str, str]) -> None:
-        self.module = module
-        self.inputs = dict(inputs)
-
-    def _forward(self, features: Mapping[str, np.ndarray], embed: bool) -> np.ndarray:
-        import torch
-
-        args = {arg: torch.from_numpy(np.array(features[col], copy=True)) for arg, col in self.inputs.items()}
-        args = {k: v.float() if v.dtype == torch.float64 else v for k, v in args.items()}
-        captured: list[Any] = []
-        hook = None
-        if embed:
-            last = [m for m in self.module.modules() if isinstance(m, torch.nn.Linear)][-1]
-            hook = last.register_forward_hook(lambda _m, inp, _o: captured.append(inp[0]))
-        try:
-            self.module.eval()
-            with torch.no_grad():
-                out = self.module(**args)
-        finally:
-            if hook is not None:
-                hook.remove()
-        res = captured[0] if embed else out
-        return res.float().cpu().numpy()
-
-    def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self._forward(features, embed=False)
-
-    def embed(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self._forward(features, embed=True)
 
 
 @dataclass
@@ -209,10 +136,10 @@ class PipelineLoop:
             weight_decay=t.weight_decay, device=t.device, standardize=t.standardize,
         )
 
-    def _model_like(self) -> _TorchModel | None:
+    def _model_like(self) -> TorchModelView | None:
         if self._s.module is None:
             return None
-        return _TorchModel(self._s.module, self.config.model.inputs)
+        return TorchModelView(self._s.module, self.config.model.inputs)
 
     def _fresh_module(self) -> Any:
         import torch
@@ -272,12 +199,12 @@ class PipelineLoop:
         embed = None
         module = self._s.module if self._s.module is not None else self._fresh_module()
         if "embeddings" in strategy.requires:
-            adapter = _TorchModel(module, self.config.model.inputs)
+            adapter = TorchModelView(module, self.config.model.inputs)
             cols = list(dict.fromkeys(self.config.model.inputs.values()))
 
             def embed(keys: np.ndarray) -> np.ndarray:
                 t = snap.take(keys, columns=cols)
-                return adapter.embed({c: _column_array(t.column(c)) for c in cols})
+                return adapter.embed({c: column_array(t.column(c)) for c in cols})
 
         ctx = SelectionContext(
             snapshot=snap, scores=self.store.scores, trigger_index=index,
@@ -474,29 +401,6 @@ class PipelineLoop:
         return self._s.seen_rows
 
 
-def selection_seed(training_seed: int, index: int) -> int:
-    """The selection seed of a pipeline's ``index``-th training: ``training_seed * 1_000_003 +
-    index`` taken modulo 2^63, the range of selection seeds (so that every training seed the
-    configuration allows selects, and the same as before the range was checked).
-
-    >>> selection_seed(7, 2), selection_seed(2**63 - 1, 0) == 2**63 - 1_000_003
-    (7000023, True)
-    """
-    return (int(training_seed) * 1_000_003 + int(index)) % (1 << 63)
-
-
-def recorded_cost(record: Any) -> dict[str, float]:
-    """The cost a pipeline stored with a training (older records: the optimization loop only)."""
-    raw = record.metrics.get("cost") if isinstance(record.metrics, Mapping) else None
-    raw = raw if isinstance(raw, Mapping) else {}
-    out = {k: float(raw.get(k, 0.0)) for k in ("forward_passes", "rows_scanned", "trigger_s", "select_s", "score_s")}
-    # the training's time through its checkpoint write (older records: the optimization loop)
-    train_s = record.metrics.get("train_wall_s") if isinstance(record.metrics, Mapping) else None
-    out["wall_s"] = out["trigger_s"] + out["select_s"] + float(
-        train_s if isinstance(train_s, (int, float)) else record.cost.wall_s)
-    return out
-
-
 def _later(a: float | int, b: float | int) -> float | int:
     """The later of two event times, exactly (ints stay ints); NaN (no time yet) gives the other."""
     return b if (isinstance(a, float) and a != a) or b > a else a
@@ -505,11 +409,3 @@ def _later(a: float | int, b: float | int) -> float | int:
 def _canon(value: Any) -> str:
     """A configuration value as canonical JSON (tuples and lists alike, keys sorted)."""
     return json.dumps(value, sort_keys=True, default=str)
-
-
-def _column_array(col: pa.ChunkedArray) -> np.ndarray:
-    t = col.type
-    if pa.types.is_fixed_size_list(t):
-        flat = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return flat.reshape(len(col), t.list_size)
-    return col.to_numpy()
