@@ -19,16 +19,12 @@ revision REV (imported beside this one) on the same files, runs interleaved, in 
 from __future__ import annotations
 
 import argparse
-import atexit
 import functools
-import importlib
 import io
 import random
 import re
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,7 +35,10 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from modyn_store import Store
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module below, under asv too
+
+from modyn_store import Store  # noqa: E402
+from store_peers import check_same_rows, delta_peer, lance_keys, load_baseline  # noqa: E402
 
 BATCH = 1 << 20
 
@@ -143,7 +142,7 @@ class _KeysSuite:
         """Anything else a suite reads beside the store at ``path``."""
 
     def time_raw_lance_key_scan(self, paths: dict[int, str], rows: int) -> None:
-        _lance_keys(f"{paths[rows]}/samples.lance")
+        lance_keys(f"{paths[rows]}/samples.lance")
 
 
 class AsOfKeysSuite(_KeysSuite):
@@ -164,7 +163,7 @@ class AsOfKeysSuite(_KeysSuite):
         store.as_of(store.version).keys()
 
     def time_lance_latest_with_deletions(self, paths: dict[int, str], rows: int) -> None:
-        _lance_keys(f"{paths[rows]}-peer.lance")
+        lance_keys(f"{paths[rows]}-peer.lance")
 
     def peakmem_as_of_keys(self, paths: dict[int, str], rows: int) -> None:
         store = Store.open(paths[rows])
@@ -204,12 +203,6 @@ def _pair(ours, peer, repeat: int) -> tuple[float, float]:
             a.append(_best(ours, 1))
             b.append(_best(peer, 1))
     return min(a), min(b)
-
-
-def _lance_keys(uri: str, version: int | None = None) -> np.ndarray:
-    """What a Lance user runs to get a version's keys as one NumPy array."""
-    ds = lance.dataset(uri, version=version) if version is not None else lance.dataset(uri)
-    return ds.to_table(columns=["key"]).column("key").to_numpy()
 
 
 def measure(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "runs") -> None:
@@ -253,7 +246,7 @@ def measure(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = 
         for times, fn in sides[r % 2:] + sides[:r % 2]:  # the sides take turns at going first
             times.append(_best(fn, 1))
     # both deleted the same rows: the store's live keys are the Lance dataset's keys
-    assert np.array_equal(st.as_of().keys(), np.sort(_lance_keys(uri))), "store and Lance deleted different rows"
+    assert np.array_equal(st.as_of().keys(), np.sort(lance_keys(uri))), "store and Lance deleted different rows"
     print(f"| delete 1% of {rows:,} rows (`key % 100 = 0`) | {min(ta) * 1e3:.1f} ms | "
           f"LanceDataset.delete: {min(tb) * 1e3:.1f} ms | {min(tb) / min(ta):.2f} |")
 
@@ -337,24 +330,6 @@ def writes(rows: int, repeat: int, d: str, baseline: Any = None) -> None:
               f"Lance (one write): {best[(what, 'lance')] * 1e3:.1f} ms | {best[(what, 'lance')] / best[(what, 'compacted')]:.2f} |")
 
 
-def load_baseline(rev: str) -> Any:
-    """The store of git revision ``rev``, imported beside this one (as ``_base_modyn_store``, on
-    ``_base_engine``) so that both read the same files in one process, runs interleaved."""
-    root = Path(tempfile.mkdtemp(prefix="store-baseline-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    repo = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "modyn_store/__init__.py",
-                              "modyn_store/core", "engine"], check=True, capture_output=True).stdout
-    tarfile.open(fileobj=io.BytesIO(archive)).extractall(root, filter="data")
-    for old in ("modyn_store", "engine"):
-        (root / old).rename(root / f"_base_{old}")
-    for path in root.rglob("*.py"):
-        text = re.sub(r"^(\s*)(from|import) (modyn_store|engine)\b", r"\1\2 _base_\3", path.read_text(), flags=re.M)
-        path.write_text(text.replace('import_module(f"engine.', 'import_module(f"_base_engine.'))
-    sys.path.insert(0, str(root))
-    return importlib.import_module("_base_modyn_store").Store
-
-
 def reads(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "runs") -> None:
     """Reads of a version with 1% deleted (the latest) and before the delete (latest - 3), each
     from a fresh ``Store.open``: the store now (and ``baseline``'s store, if given) vs a raw Lance
@@ -373,7 +348,7 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "r
     lance.dataset(peer).delete(where)
     latest = Store.open(path).version
     sides = {"now": Store} | ({"before": baseline} if baseline is not None else {})
-    delta = _delta_peer(f"{d}/qdelta", batches, where)
+    delta = delta_peer(f"{d}/qdelta", batches, where)
 
     def keys(cls: Any, v: int) -> Callable[[], object]:
         return lambda: cls.open(path).as_of(v).keys()
@@ -388,19 +363,19 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "r
         return lambda: sum(b.num_rows for b in lance.dataset(u).to_batches(batch_size=65536))
 
     for v in (latest, latest - 3):  # untimed: every side with the deletions reads the same rows
-        _check_same_rows(Store.open(path).as_of(v), peer if v == latest else None,
+        check_same_rows(Store.open(path).as_of(v), peer if v == latest else None,
                          delta(v - 1, False) if delta is not None else None)
 
     for name, v in (("latest (1% deleted)", latest), ("latest - 3 (before the delete)", latest - 3)):
         for what, make in (("keys()", keys), ("iter_keys()", iter_keys), ("to_batches()", to_batches)):
             fns = {side: make(cls, v) for side, cls in sides.items()}
-            fns["raw"] = lambda: _lance_keys(uri)
+            fns["raw"] = lambda: lance_keys(uri)
             if layout == "shuffled" and what == "keys()":
-                fns["raw sorted"] = lambda: np.sort(_lance_keys(uri))
+                fns["raw sorted"] = lambda: np.sort(lance_keys(uri))
             if what == "to_batches()":
                 fns["raw stream"] = lance_stream(uri)
             if v == latest:
-                fns["lance"] = (lambda: _lance_keys(peer)) if what != "to_batches()" else lance_stream(peer)
+                fns["lance"] = (lambda: lance_keys(peer)) if what != "to_batches()" else lance_stream(peer)
             if delta is not None:  # Delta's version of the same rows: store version v is Delta's v - 1
                 fns["delta"] = delta(v - 1, what == "to_batches()")
             t = _interleaved(fns, repeat)
@@ -415,44 +390,6 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "r
             print(f"| {what} as of {name}, {rows:,} rows, {layout} keys | {' -> '.join(cells)} | raw key scan {t['raw'] * 1e3:.1f} ms"
                   f"{stream_txt} | {t['now'] / t['raw']:.2f}x raw{stream_ratio} | Lance with the deletions: {peer_txt}"
                   f"{delta_txt} |")
-
-
-def _check_same_rows(snap: Any, lance_uri: str | None, delta_keys: Callable[[], Any] | None) -> None:
-    """The version's rows are the same on every side that applies the deletions: ``keys()`` is
-    ``iter_keys()`` and ``to_batches()`` sorted, and the Lance peer's and Delta's keys sorted
-    (those two return them in storage order, which ``keys()`` does not promise to be)."""
-    keys = snap.keys()
-    assert np.all(np.diff(keys) > 0), "keys() is not sorted"
-    streamed = [np.concatenate(list(snap.iter_keys()) or [np.empty(0, np.int64)]),
-                np.concatenate([b.column("key").to_numpy() for b in snap.to_batches()] or [np.empty(0, np.int64)])]
-    others = streamed + ([_lance_keys(lance_uri)] if lance_uri is not None else [])
-    others += [np.asarray(delta_keys())] if delta_keys is not None else []
-    for other in others:
-        assert np.array_equal(np.sort(other), keys), "a side read other rows than keys()"
-
-
-def _delta_peer(uri: str, batches: list[pa.Table], where: str = KEY_LAYOUTS["runs"]
-                ) -> Callable[[int, bool], Callable[[], object]] | None:
-    """The same rows as a Delta table (``deltalake``, if installed) written by the same 10 appends,
-    then ``DeltaTable.delete(where)``; returns ``read(delta version, all columns)``:
-    a Delta user's read of that version (the key column into one NumPy array, or every column
-    streamed in 64K-row batches), deletions applied by Delta."""
-    try:
-        from deltalake import DeltaTable, write_deltalake
-    except ImportError:
-        return None
-    table = pa.concat_tables(batches)
-    step = max(1, table.num_rows // 10)
-    for start in range(0, table.num_rows, step):
-        write_deltalake(uri, table.slice(start, step), mode="append")
-    DeltaTable(uri).delete(where)
-
-    def read(version: int, stream: bool) -> Callable[[], object]:
-        if stream:
-            return lambda: sum(b.num_rows for b in DeltaTable(uri, version=version).to_pyarrow_dataset().to_batches(batch_size=65536))
-        return lambda: DeltaTable(uri, version=version).to_pyarrow_table(columns=["key"]).column("key").to_numpy()
-
-    return read
 
 
 def _interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
