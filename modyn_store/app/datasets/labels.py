@@ -215,8 +215,8 @@ class LabelMap:
 def _check_nulls(column: str, arr: pa.Array) -> None:
     if arr.null_count:
         raise LabelError(
-            f"label column {column!r} has {arr.null_count} rows without a label (a pipeline trains on "
-            "labelled rows only); skip them with drop_unlabeled (on the command line: --drop-unlabeled) "
+            f"label column {column!r} has rows without a label ({arr.null_count} in a block of {len(arr)} rows "
+            "read; the check stops at the first such block; a pipeline trains on labelled rows only); skip them with drop_unlabeled (on the command line: --drop-unlabeled) "
             "or drop them before ingesting"
         )
 
