@@ -25,9 +25,12 @@ from modyn_store.core._tables import VERSION
 from modyn_store.core.errors import SchemaMismatchError
 
 __all__ = [
-    "EVALUATIONS", "EVALUATIONS_SCHEMA", "PLANS", "PLANS_SCHEMA", "SELECTIONS", "SELECTIONS_SCHEMA", "TRAININGS",
-    "TRAININGS_SCHEMA", "check_declared", "declare_table",
+    "EVALUATIONS", "EVALUATIONS_SCHEMA", "INTERNAL_TABLES", "LINEAGE_TABLES", "PLANS", "PLANS_SCHEMA", "SELECTIONS",
+    "SELECTIONS_SCHEMA", "TRAININGS", "TRAININGS_SCHEMA", "check_declared", "declare_table",
 ]
+
+#: the store's own tables, written only by its operations: no extension table takes their names
+INTERNAL_TABLES = frozenset({"samples", "tombstones", "erasures", "purged", "versions", "tags"})
 
 #: extension tables whose columns their writer declared (:func:`declare_table`):
 #: name -> (owner, columns, the columns a new table must have)
@@ -108,3 +111,8 @@ for _name, _schema in ((TRAININGS, TRAININGS_SCHEMA), (PLANS, PLANS_SCHEMA), (EV
     declare_table(_name, _schema, "training catalog")
 # other trainers may record their train sets here for ``erase`` (see docs/ARCHITECTURE.md)
 declare_table(SELECTIONS, SELECTIONS_SCHEMA, "training catalog", required=("training_id", "key"))
+
+#: extension tables whose ``key`` column is lineage (which trainings used a key: identifiers and
+#: weights, no sample content): ``erase`` keeps their rows, since its report is read from them.
+#: Every other extension table with an int64 ``key`` column loses an erased key's rows.
+LINEAGE_TABLES = frozenset({SELECTIONS})

@@ -19,18 +19,20 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from modyn_store.core import _marker
 from modyn_store.core._failures import READ_ATTEMPTS
-from modyn_store.core._catalog_tables import check_declared
+from modyn_store.core._catalog_tables import INTERNAL_TABLES, LINEAGE_TABLES, check_declared
 from modyn_store.core._marker import FORMAT_VERSION
 from modyn_store.core._tables import VERSION, with_version
 from modyn_store.core._validate import check_name
 from modyn_store.core._writable import READ_ONLY as _READ_ONLY
 from modyn_store.core._writable import locked
 from modyn_store.core._writable import read_only_error as _read_only
-from modyn_store.core.errors import CorruptionError, InvalidArgumentError, SchemaMismatchError
+from modyn_store.core.errors import CorruptionError, InvalidArgumentError, SchemaMismatchError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
 
 if TYPE_CHECKING:
@@ -42,7 +44,6 @@ __all__ = [
 
 INTENT = "_txn/intent.json"
 HEAD = "_meta/head.json"
-INTERNAL_TABLES = frozenset({"samples", "tombstones", "erasures", "purged", "versions", "tags"})
 
 
 class Transaction:
@@ -100,7 +101,8 @@ def check_extension(store: Store, table: str, data: Any) -> None:
     """Refuse rows for the extension table ``table`` before anything is written: the name
     (not one of the store's own tables), the data (a pyarrow Table), and every column's type
     against the table's (columns it lacks are filled with nulls by Lance; new columns are refused),
-    or, for a table not created yet, against the columns its owner declared."""
+    or, for a table not created yet, against the columns its owner declared; and rows naming an
+    erased key in an int64 ``key`` column (:class:`UnknownKeyError`, lineage tables excepted)."""
     if table in INTERNAL_TABLES:
         raise InvalidArgumentError("table", table, f"an extension table name, not one of the store's own "
                                    f"tables {sorted(INTERNAL_TABLES)}")
@@ -110,6 +112,7 @@ def check_extension(store: Store, table: str, data: Any) -> None:
     ds = store._tables.open(table)
     if ds is None:
         check_declared(table, data)
+        _refuse_erased(store, table, data)
         return
     have = {f.name: f.type for f in ds.schema}
     wrong = [
@@ -119,6 +122,28 @@ def check_extension(store: Store, table: str, data: Any) -> None:
     ]
     if wrong:
         raise SchemaMismatchError(f"rows for extension table {table!r} do not match it: " + "; ".join(wrong))
+    _refuse_erased(store, table, data)
+
+
+def _refuse_erased(store: Store, table: str, data: pa.Table) -> None:
+    """Refuse rows that name an erased key in the int64 ``key`` column of an extension table
+    (whose rows ``erase`` removes, see :func:`modyn_store.core.maintenance.keyed_extensions`):
+    the erased sample's data would be stored again. Lineage tables (``selections``) may name them."""
+    if table in LINEAGE_TABLES or "key" not in data.column_names:
+        return
+    col = data.column("key")
+    if not col.type.equals(pa.int64()) or len(col) == 0:
+        return
+    erased = store._erased_keys()
+    if erased.size == 0:
+        return
+    hit = pc.is_in(col, value_set=pa.array(erased, pa.int64()))
+    if pc.any(hit).as_py():
+        bad = np.unique(col.filter(hit).to_numpy())
+        raise UnknownKeyError(
+            f"rows for extension table {table!r} name {bad.size} erased keys, e.g. {bad[:5].tolist()}: "
+            "an erased sample's rows are not stored again"
+        )
 
 
 #: small local files are overwritten in place, padded to at least this many bytes (see _put_local)

@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core import integrity, keyindex
+from modyn_store.core._catalog_tables import INTERNAL_TABLES, LINEAGE_TABLES
+from modyn_store.core._sql import keys_predicate
 from modyn_store.core._writable import locked
 from modyn_store.core._validate import as_keys, check_int
 from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
@@ -18,7 +20,9 @@ from modyn_store.core.snapshot import _isin_sorted
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
 
-__all__ = ["compact", "erase", "finish_purge", "index_keys", "vacuum"]
+__all__ = ["compact", "erase", "finish_purge", "index_keys", "keyed_extensions", "vacuum"]
+
+KEY = "key"
 
 
 def _content_tables(store: Store) -> list[str]:
@@ -26,13 +30,57 @@ def _content_tables(store: Store) -> list[str]:
     return [n for n in store._tables.names() if n == "samples" or n.startswith("scores/")]
 
 
-def _purge(store: Store, keys: np.ndarray) -> int:
-    """Remove ``keys``' rows from every content table and every cache, then drop old files."""
+def keyed_extensions(store: Store) -> list[str]:
+    """Extension tables whose rows belong to one sample each: those with an int64 ``key``
+    column, except the lineage tables (:data:`LINEAGE_TABLES`, e.g. ``selections``).
+
+    ``erase`` removes an erased key's rows from them like from the samples. A ``key`` column of
+    another type (int32, string ...) is not read as the store's keys: such a table is left as
+    it is. The store's own tables (:data:`INTERNAL_TABLES`) and score tables are not extensions.
+    """
+    found = []
+    for name in store._tables.names():
+        if name in INTERNAL_TABLES or name in LINEAGE_TABLES or name.startswith("scores/"):
+            continue
+        ds = store._tables.open(name)
+        if ds is None:
+            continue
+        idx = ds.schema.get_field_index(KEY)
+        if idx >= 0 and ds.schema.field(idx).type.equals(pa.int64()):
+            found.append(name)
+    return found
+
+
+def _purge(store: Store, keys: np.ndarray, *, extensions: bool = False) -> int:
+    """Remove ``keys``' rows from every content table (with ``extensions``: and from every
+    :func:`keyed_extensions` table) and every cache, then drop old files."""
     keys = np.unique(keys)
     for name in _content_tables(store):
         store._tables.delete_keys(name, keys)
         store._tables.rewrite(name)
+    if extensions and keys.size:
+        for name in keyed_extensions(store):
+            _purge_extension(store, name, keys)
     return _drop_caches(store, keys)
+
+
+def _purge_extension(store: Store, name: str, keys: np.ndarray) -> None:
+    """Remove ``keys``' rows from the extension table ``name`` and rewrite its files.
+
+    A table that holds none of the keys gets no new Lance version: its files are rewritten only
+    if a fragment still has deleted rows, and old versions' files are deleted in any case (an
+    interrupted purge may have deleted the rows, or rewritten the files, and stopped there)."""
+    ds = store._tables.open(name)
+    if ds is None:
+        return
+    hit = any(ds.count_rows(pred) for pred in keys_predicate(keys))
+    if hit:
+        store._tables.delete_keys(name, keys)
+        ds = store._tables.open(name)
+    if hit or (ds is not None and any(f.metadata.deletion_file is not None for f in ds.get_fragments())):
+        store._tables.rewrite(name)
+    else:
+        store._tables.cleanup(name)
 
 
 def _drop_caches(store: Store, keys: np.ndarray) -> int:
@@ -47,14 +95,12 @@ def finish_purge(store: Store, version: int, op: str) -> int:
     else:
         t = store._tables.scan("purged", ["key"], f"_version = {version}")
     keys = t.column("key").to_numpy() if t is not None else np.empty(0, np.int64)
-    return _purge(store, keys)
+    return _purge(store, keys, extensions=op == "erase")
 
 
 def _trainings_using(store: Store, keys: np.ndarray) -> tuple[str, ...]:
     if "selections" not in store._tables.names() or keys.size == 0:
         return ()
-    from modyn_store.core._tables import keys_predicate
-
     found: set[str] = set()
     for pred in keys_predicate(keys):
         t = store._tables.scan("selections", ["training_id"], f"({pred}) AND _version <= {store.version}")
@@ -71,7 +117,22 @@ def erase(
     missing: str = "error",
     message: str = "",
 ) -> ErasureReport:
-    """Erase samples (GDPR Art. 17): their bytes leave every file of every table and cache.
+    """Erase samples (GDPR Art. 17): their rows' bytes leave every file of every per-sample
+    table and every cache.
+
+    When it returns, no file under the store folder holds the erased keys' rows of the
+    samples, of any score table, or of any extension table with an int64 ``key`` column
+    (:func:`keyed_extensions`): those rows are deleted from every version and the files that
+    held them are rewritten, old files deleted. Every registered cache folder holding an
+    erased key, and every unregistered one, is removed. Not purged, as they name keys without
+    content: the audit and bookkeeping tables (``erasures``, ``tombstones``, ``purged``,
+    ``versions``, ``tags``), the lineage table ``selections`` (training id, key, weight,
+    position), the key index and Lance indexes on ``key``. An extension table whose ``key``
+    column is not int64 is not read as holding store keys and keeps its rows; so does every
+    extension column other than ``key`` that names keys. Tables without such a column are not
+    per-sample and are not changed: a class value that only erased samples had stays in the
+    ``label_map``. Rows naming an erased key, written later to an extension table with an int64
+    ``key`` column (other than ``selections``), are refused with :class:`UnknownKeyError`.
 
     The erasure is logged in ``erasures`` (key, version, time, reason) without content. From
     the new version on no version returns the keys. The report lists the past trainings whose
