@@ -127,12 +127,18 @@ def test_an_erase_interrupted_inside_an_extension_table_purge_is_finished(
     assert 6 not in store.read_table("notes").column("key").to_pylist()
 
 
-def test_a_key_column_of_another_type_is_not_read_as_store_keys(tmp_path: Path) -> None:
+def _annotated(tmp_path: Path, table: str, keys: list[int], key_type: pa.DataType) -> tuple[Store, int]:
+    """A store of four samples and an extension ``table`` of notes on ``keys`` (a ``key`` column
+    of ``key_type``); returns the store and the table's Lance version."""
     store = Store.open(str(tmp_path / "s"), create=True)
     store.append(pa.table({"ts": np.arange(4)}))
     with store.transaction("annotate") as txn:
-        txn.append("narrow", pa.table({"key": pa.array([1, 2], pa.int32()), "note": ["a", "b"]}))
-    version = store._tables.open("narrow").version
+        txn.append(table, pa.table({"key": pa.array(keys, key_type), "note": ["a", "b"]}))
+    return store, store._tables.open(table).version
+
+
+def test_a_key_column_of_another_type_is_not_read_as_store_keys(tmp_path: Path) -> None:
+    store, version = _annotated(tmp_path, "narrow", [1, 2], pa.int32())
     store.erase([1], reason="r")
     assert store.read_table("narrow").column("key").to_pylist() == [1, 2]
     assert store._tables.open("narrow").version == version
@@ -140,11 +146,7 @@ def test_a_key_column_of_another_type_is_not_read_as_store_keys(tmp_path: Path) 
 
 
 def test_an_extension_table_without_erased_keys_is_not_rewritten(tmp_path: Path) -> None:
-    store = Store.open(str(tmp_path / "s"), create=True)
-    store.append(pa.table({"ts": np.arange(4)}))
-    with store.transaction("annotate") as txn:
-        txn.append("notes", pa.table({"key": pa.array([0, 2], pa.int64()), "note": ["a", "b"]}))
-    version = store._tables.open("notes").version
+    store, version = _annotated(tmp_path, "notes", [0, 2], pa.int64())
     store.erase([1], reason="r")
     assert store._tables.open("notes").version == version
     store.erase([2], reason="r")
