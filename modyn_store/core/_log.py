@@ -39,9 +39,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
+from modyn_store.core._logdigest import DIGEST, SEALED_SCHEMA, check, consecutive, sealed
 from modyn_store.core._marker import MARKER, identity
 from modyn_store.core.errors import ConflictError, CorruptionError
-from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
+from modyn_store.core.records import VersionRecord
 
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
@@ -61,17 +62,16 @@ _MICRO = timedelta(microseconds=1)
 
 
 def _encode(record: VersionRecord) -> bytes:
-    row = record.to_row()
-    row["time"] = (record.time - _EPOCH) // _MICRO
-    return json.dumps(row, sort_keys=True).encode()
+    return json.dumps(sealed(record, time_as_micros=True), sort_keys=True).encode()
 
 
 def _decode(raw: bytes, version: int, where: str) -> VersionRecord:
     try:
         row = json.loads(raw)
+        check(row, where)  # (a record without a digest: an earlier release's, read as before)
         row["time"] = _EPOCH + int(row["time"]) * _MICRO
         record = VersionRecord.from_row(row)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorruptionError(f"the version record {where!r} is unreadable ({exc}); run `modyn-store verify`") from exc
     if record.version != version:
         raise CorruptionError(f"the version record {where!r} holds version {record.version}; run `modyn-store verify`")
@@ -237,7 +237,12 @@ class VersionLog:
         since = known[-1].version if known else 0
         # (no filter on a first read: planning one costs more than the rows)
         rows = (ds.to_table(filter=f"_version > {since}") if since else ds.to_table()).sort_by("_version").to_pylist()
-        records = known + [VersionRecord.from_row(r) for r in rows]
+        where = self.store._tables.uri("versions")
+        for r in rows:
+            check(r, where)
+        new = [VersionRecord.from_row(r) for r in rows]
+        consecutive(new, since + 1, where)
+        records = known + new
         self._checkpoint = (lv, records)
         return list(records)
 
@@ -298,7 +303,11 @@ class VersionLog:
         if len(tail) < (CHECKPOINT_EVERY if every is None else every):
             return False
         records = self.records()[base:]
-        rows = pa.Table.from_pylist([r.to_row() for r in records], schema=VERSIONS_SCHEMA)
+        if ds is not None and DIGEST not in ds.schema.names:
+            # a table of an earlier release: add the (null) digest column first
+            self.store._tables._unpin("versions")
+            ds.add_columns(SEALED_SCHEMA.field(DIGEST))
+        rows = pa.Table.from_pylist([sealed(r) for r in records], schema=SEALED_SCHEMA)
         self.store._tables.append("versions", rows)
         fs = self.store.fs
         loc = self.store._location

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
+import struct
 import threading
+import time
 from pathlib import Path
 
+import lance
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from modyn_store import ConflictError, Store
+from modyn_store import ConflictError, CorruptionError, Store
 from modyn_store.core import _log
+from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
+from modyn_store.core.verify import verify
 
 
 def _rows(lo: int, hi: int) -> pa.Table:
@@ -109,3 +115,100 @@ def test_a_format_1_store_reads_and_is_upgraded_by_its_next_writer(tmp_path: Pat
     assert json.loads(marker.read_text())["format_version"] == 2
     assert _objects(legacy) == [3]
     assert [r.version for r in Store.open(uri).log()] == [1, 2, 3]
+
+
+def _three_versions(uri: str) -> list[VersionRecord]:
+    store = Store.open(uri, create=True)
+    for i in range(3):
+        store.append(_rows(10 * i, 10 * i + 10))
+        time.sleep(0.002)  # distinct commit times
+    return store.log()
+
+
+@pytest.mark.parametrize("field", ["time", "live", "op"])
+def test_a_changed_field_of_a_record_object_is_damage_not_an_answer(tmp_path: Path, field: str) -> None:
+    uri = str(tmp_path / "s")
+    written = _three_versions(uri)
+    path = Path(uri) / "_log" / f"{3:012d}.json"
+    row = json.loads(path.read_bytes())
+    # one field changed the way bit rot or a bad copy changes it: the record still parses
+    old, new = {
+        "time": (f'"time": {row["time"]}', f'"time": {row["time"] - 10**7}'),  # 10 s earlier
+        "live": ('"live": 30', '"live": 20'),
+        "op": ('"op": "append"', '"op": "vacuum"'),
+    }[field]
+    path.write_text(path.read_text().replace(old, new))
+    damaged = Store.open(uri)
+    with pytest.raises(CorruptionError, match=r"version 3 in .*000000000003\.json"):
+        damaged.log()
+    with pytest.raises(CorruptionError, match="version 3"):
+        damaged.as_of(written[1].time)  # (with the old time: version 3, committed "before" 2)
+    report = verify(uri, deep=True)
+    assert not report.ok and "000000000003.json" in str(report.errors[0])
+
+
+def test_a_changed_digit_in_a_row_of_the_log_table_is_damage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 3)
+    uri = str(tmp_path / "s")
+    written = _three_versions(uri)
+    assert _objects(Store.open(uri)) == []  # every record is a row of the table
+    # the commit time of version 3 made 10 s earlier in the bytes of the table's data file
+    t3 = (written[2].time - _log._EPOCH) // _log._MICRO
+    hits = 0
+    for name in glob.glob(os.path.join(uri, "versions.lance", "data", "*.lance")):
+        data = Path(name).read_bytes()
+        at = data.find(struct.pack("<q", t3))
+        if at >= 0:
+            Path(name).write_bytes(data[:at] + struct.pack("<q", t3 - 10**7) + data[at + 8 :])
+            hits += 1
+    assert hits == 1
+    with pytest.raises(CorruptionError, match=r"version 3 in .*versions\.lance"):
+        Store.open(uri).as_of(written[1].time)
+    assert not verify(uri).ok
+
+
+def test_a_duplicated_or_lost_row_of_the_log_table_is_damage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 3)
+    uri = str(tmp_path / "s")
+    written = _three_versions(uri)
+    table = os.path.join(uri, "versions.lance")
+    rows = lance.dataset(table).to_table()
+    # version 2's row lost and version 3's twice: as many rows as versions, the last one right
+    lance.write_dataset(rows.take([0, 2, 2]), table, mode="overwrite")
+    damaged = Store.open(uri)
+    with pytest.raises(CorruptionError, match="version 3 where version 2 belongs"):
+        damaged.log()
+    with pytest.raises(CorruptionError, match="version 2 belongs"):
+        damaged.as_of(written[1].time)
+    assert not verify(uri).ok
+
+
+def test_records_of_earlier_releases_without_digests_are_read_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 3)
+    uri = str(tmp_path / "s")
+    written = _three_versions(uri)
+    table = os.path.join(uri, "versions.lance")
+    # an earlier release's table (no digest column) and record object (no digest key)
+    lance.write_dataset(lance.dataset(table).to_table().select(VERSIONS_SCHEMA.names), table, mode="overwrite")
+    store = Store.open(uri)
+    written.append(store.append(_rows(30, 35)))
+    path = Path(uri) / "_log" / f"{4:012d}.json"
+    row = json.loads(path.read_bytes())
+    del row["digest"]
+    path.write_text(json.dumps(row, sort_keys=True))
+    assert Store.open(uri).log() == written
+    for i in range(2):  # the next checkpoint adds the column and seals what it folds
+        written.append(store.append(_rows(40 + i, 41 + i)))
+    digests = lance.dataset(table).to_table().column("digest").to_pylist()
+    assert digests[:3] == [None] * 3 and all(digests[3:])
+    # an earlier release's checkpoint appends rows without the column (Lance fills it with
+    # nulls) and then removes the objects
+    written.append(store.append(_rows(50, 51)))
+    old = pa.Table.from_pylist([written[-1].to_row()], schema=VERSIONS_SCHEMA)
+    lance.write_dataset(old, table, mode="append")
+    os.unlink(Path(uri) / "_log" / f"{7:012d}.json")
+    assert lance.dataset(table).to_table().column("digest").to_pylist()[6] is None
+    assert Store.open(uri).log() == written
+    assert verify(uri, deep=True).ok
