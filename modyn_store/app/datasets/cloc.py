@@ -8,7 +8,10 @@ of your choice:
 
 - ``features.npy``: float32 ``[n, d]`` (one embedding per image),
 - ``labels.npy``: int ``[n]`` (class index 0 .. 711),
-- ``time.npy``: int ``[n]``, seconds since ``time_origin`` (CLOC stores seconds since 2004).
+- ``time.npy``: int ``[n]``, seconds since ``time_origin`` (CLOC stores seconds since 2004);
+  every time, once ``time_origin`` is added, must lie in the ``datetime64[ns]`` range
+  (1677-09-21 to 2262-04-11, :data:`CLOC_TS_RANGE`), which the time policies read timestamps
+  in: a time outside it is refused naming the file and its first such row.
 
 Example
 -------
@@ -31,10 +34,13 @@ import pyarrow as pa
 from modyn_store.app.datasets._encode import finish, time_order
 from modyn_store.core.errors import InvalidArgumentError
 
-__all__ = ["CLOC_SOURCE", "CLOC_TIME_ORIGIN", "load_cloc"]
+__all__ = ["CLOC_SOURCE", "CLOC_TIME_ORIGIN", "CLOC_TS_RANGE", "load_cloc"]
 
 CLOC_SOURCE = "https://github.com/IntelLabs/continuallearning/tree/main/CLOC"
 CLOC_TIME_ORIGIN = 1_072_915_200  # 2004-01-01T00:00:00Z
+#: The seconds since 1970 a loaded time may take: the whole seconds of the ``datetime64[ns]`` range
+#: (1677-09-21T00:12:44 to 2262-04-11T23:47:16 UTC), in which policies read event times.
+CLOC_TS_RANGE = (-9_223_372_036, 9_223_372_036)
 
 
 def _load(path: Path, mmap_mode: Literal["r"] | None = None) -> np.ndarray:
@@ -64,6 +70,19 @@ def _integers(path: Path, values: np.ndarray, *, whole: bool = True) -> np.ndarr
                                                   f"{', with fractions or NaN' if values.dtype.kind == 'f' else ''})")
 
 
+def _check_times(path: Path, seconds: np.ndarray, origin: int) -> None:
+    """Refuse a time outside :data:`CLOC_TS_RANGE` once ``origin`` is added, naming its first row."""
+    lo, hi = CLOC_TS_RANGE[0] - origin, CLOC_TS_RANGE[1] - origin  # Python integers: no wrap-around
+    if not seconds.size or (lo <= int(seconds.min()) and int(seconds.max()) <= hi):
+        return
+    i64 = np.iinfo(np.int64)
+    outside = (seconds < max(lo, int(i64.min))) | (seconds > min(hi, int(i64.max)))
+    row = int(np.flatnonzero(outside)[0])
+    raise InvalidArgumentError("path", f"{path}[{row}] = {int(seconds[row])}",
+                               f"seconds since time_origin ({origin}) from {lo} to {hi}: times from 1677-09-21 to "
+                               "2262-04-11 UTC (the datetime64[ns] range in which policies read event times)")
+
+
 def load_cloc(path: str | Path, *, time_origin: int = CLOC_TIME_ORIGIN, mmap: bool = True) -> pa.Table:
     """Load CLOC features from a folder of ``features.npy``, ``labels.npy``, ``time.npy``.
 
@@ -84,11 +103,7 @@ def load_cloc(path: str | Path, *, time_origin: int = CLOC_TIME_ORIGIN, mmap: bo
             "path", str(path), f"features [n, d], labels [n], time [n]; got {feats.shape}, {labels.shape}, {seconds.shape}"
         )
     key = np.arange(labels.size, dtype=np.int64)
-    bound = np.iinfo(np.int64)
-    if seconds.size and not (bound.min - int(time_origin) <= int(seconds.min())
-                             and int(seconds.max()) <= bound.max - int(time_origin)):
-        raise InvalidArgumentError("path", str(files["time"]), "seconds that stay within int64 once time_origin "
-                                                              f"({int(time_origin)}) is added")
+    _check_times(files["time"], seconds, int(time_origin))
     ts = pa.array(seconds + int(time_origin), type=pa.int64()).cast(pa.timestamp("s"))
     with np.errstate(over="ignore", invalid="ignore"):  # refused just below
         values = np.ascontiguousarray(feats, dtype=np.float32)

@@ -48,7 +48,9 @@ def load_movielens(
         ``movielens100k.parquet`` or the folder holding it.
     items:
         The items file (``movielens100k_items.parquet``); by default looked up next to the
-        ratings file. When it is absent the genre block is left out of ``features``.
+        ratings file. When it is absent the genre block is left out of ``features``. When it is
+        there it must hold each rated movie exactly once: a rated ``movie_id`` missing from it
+        (which would get no genre at all) or listed twice is refused naming the id.
     threshold:
         ``label = rating >= threshold``.
     standardize, warmup:
@@ -84,10 +86,7 @@ def load_movielens(
             if found.size and found.min() < 0:  # a negative id would index the genres of another movie
                 raise InvalidArgumentError(name, str(ratings_file if name == "path" else items_file),
                                            f"non-negative movie_id values (found {int(found.min())})")
-        flags = np.stack([item_table.column(g).to_numpy().astype(np.float32) for g in GENRES], axis=1)
-        lookup = np.zeros((int(max(ids.max(), movie_id.max())) + 1, len(GENRES)), dtype=np.float32)
-        lookup[ids] = flags
-        extra.append(lookup[movie_id])
+        extra.append(_genres(movie_id, ids, item_table, ratings_file, items_file))
     order = time_order(pa.array(ts, type=pa.timestamp("s")), key)
     cols: dict[str, pa.Array | np.ndarray] = {
         "key": key[order],
@@ -103,3 +102,21 @@ def load_movielens(
         cols["age"][:, None], np.concatenate(extra, axis=1)[order], standardize=standardize, warmup=warmup
     )
     return finish(cols, np.arange(raw.num_rows))
+
+
+def _genres(movie_id: np.ndarray, ids: np.ndarray, items: pa.Table, ratings_file: Path, items_file: Path) -> np.ndarray:
+    """The genre flags ``[n, 19]`` of each rated movie; every rated movie must be in the items once."""
+    uniq, counts = np.unique(ids, return_counts=True)
+    if uniq.size < ids.size:
+        twice = uniq[counts > 1]
+        raise InvalidArgumentError("items", str(items_file), f"each movie_id once (movie_id {int(twice[0])} is listed "
+                                                             f"{int(counts[counts > 1][0])} times)")
+    missing = np.setdiff1d(movie_id, ids)
+    if missing.size:
+        more = f" and {missing.size - 1} more" if missing.size > 1 else ""
+        raise InvalidArgumentError("items", str(items_file), f"a row for every movie rated in {ratings_file} "
+                                                             f"(movie_id {int(missing[0])}{more} missing)")
+    flags = np.stack([items.column(g).to_numpy().astype(np.float32) for g in GENRES], axis=1)
+    lookup = np.zeros((int(max(ids.max(), movie_id.max())) + 1, len(GENRES)), dtype=np.float32)
+    lookup[ids] = flags
+    return lookup[movie_id]

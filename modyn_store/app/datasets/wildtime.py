@@ -8,7 +8,8 @@ these loaders read the original formats instead:
   is gender (``label`` 0 = F, 1 = M), ``ts`` the year, ``image`` the grayscale portrait resized
   to ``size x size`` as float32 in [0, 1] (row-major), like Wild-Time's 32 x 32 version.
 - **HuffPost** (Misra 2022, News Category Dataset): JSON lines with ``headline``, ``category``,
-  ``short_description``, ``date`` (``YYYY-MM-DD``).
+  ``short_description``, ``date`` (exactly ``YYYY-MM-DD``, a calendar date; anything else, such
+  as ``2022-09-23T10:00`` or ``2022-02-30``, is refused naming the file and line).
 - **arXiv** (Cornell's metadata snapshot): JSON lines with ``title``, ``categories`` (space
   separated, primary first) and ``versions`` (``created`` dates in RFC 2822 form); ``ts`` is the
   first version's creation time and ``label`` the primary category.
@@ -31,7 +32,7 @@ import re
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timezone
+from datetime import date, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -115,10 +116,13 @@ def _category(value: Any) -> str:
 
 
 def _iso_day(value: Any) -> str:
-    text = str(value)[:10]
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    """``value`` if it is exactly a ``YYYY-MM-DD`` calendar date (no time, no trailing text)."""
+    if not isinstance(value, str):
+        raise TypeError(f"a date is YYYY-MM-DD text, not {type(value).__name__}")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         raise ValueError("not a YYYY-MM-DD date")
-    return text
+    date.fromisoformat(value)  # a day that no month has (2022-02-30) raises ValueError
+    return value
 
 
 def _first_version_time(versions: list[Any]) -> int:
