@@ -176,7 +176,8 @@ def _save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_s
     ``started`` (a ``perf_counter`` time), the metrics get ``train_wall_s``: the seconds from then
     until the checkpoint is written (all of the training's time but the record's own write)."""
     catalog.check_unused(training_id)  # again: another training may have taken the id meanwhile
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    # extra state (``get_extra_state``) is kept as it is, and checked by ``save_checkpoint``
+    state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in net.state_dict().items()}
     ckpt = catalog.save_checkpoint(training_id, state)
     if started is not None:
         record["metrics"] = {**dict(record.get("metrics") or {}), "train_wall_s": time.perf_counter() - started}

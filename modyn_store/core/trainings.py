@@ -48,7 +48,7 @@ from modyn_store.core._catalog_tables import (  # the catalog's tables (re-expor
     TRAININGS,
     TRAININGS_SCHEMA,
 )
-from modyn_store.core._checkpoints import Sha256Writer, unzip_hashed
+from modyn_store.core._checkpoints import Sha256Writer, check_state, unzip_hashed
 from modyn_store.core._validate import check_int, check_name
 from modyn_store.core.errors import (
     CorruptionError,
@@ -170,7 +170,9 @@ class Catalog:
         ``models/<training_id>.<nonce>.pt.zst``.
 
         Every call writes a file of its own: two processes saving under the same id (only one of
-        which can record it) never overwrite each other's checkpoint.
+        which can record it) never overwrite each other's checkpoint. A value that
+        ``torch.load(weights_only=True)`` would refuse on loading is refused before anything is
+        written (:func:`~modyn_store.core._checkpoints.check_state`).
         """
         import torch
         import zstandard
@@ -178,6 +180,7 @@ class Catalog:
         check_name("training_id", training_id)
         if not isinstance(state_dict, Mapping):
             raise InvalidArgumentError("state_dict", type(state_dict).__name__, "a mapping of names to tensors")
+        check_state(dict(state_dict))
         nonce = uuid.uuid4().hex[:CHECKPOINT_NONCE]
         rel = f"models/{training_id}.{nonce}.pt.zst"
         path = self.store.path(rel)
