@@ -12,6 +12,7 @@ modyn_store.app.pipeline.errors.PipelineConfigError: grid[0].training.epochs: ex
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
@@ -19,7 +20,8 @@ from typing import Any
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
 
-__all__ = ["INT64_MAX", "_Ctx", "_check_ints", "_fraction", "_mapping", "_names", "_shown", "_typed"]
+__all__ = ["INT64_MAX", "RAY_ADDRESSES", "_Ctx", "_check_ints", "_fraction", "_mapping", "_names", "_shown", "_typed",
+           "ray_address_problem"]
 
 #: The largest integer a definition may hold (every ``int`` value is bounded by it unless its own
 #: bound is smaller): seeds, counts and sizes all end up in 64-bit integers (catalog, numpy, torch).
@@ -128,3 +130,39 @@ def _fraction(ctx: _Ctx, path: tuple[Any, ...], v: Any) -> float | None:
     return v
 
 
+#: The forms of a Ray address a pipeline takes, in words.
+RAY_ADDRESSES = "'auto', 'local', 'ray://HOST:PORT' (Ray Client) or 'HOST:PORT' (a cluster's GCS address)"
+_HOST_PORT = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:/\[\]@]+)):(?P<port>[0-9]{1,5})")
+
+
+def ray_address_problem(address: Any) -> str | None:
+    """Why ``address`` is not a Ray address ``ray.init(address=...)`` takes, or ``None`` if it is.
+
+    Ray (``ray.init``) reads ``"auto"`` (join the running cluster), ``"local"`` (a cluster on this
+    machine), an address with a scheme (``"ray://HOST:PORT"``: Ray Client; ``http(s)://`` is
+    refused by Ray itself, other schemes name a client-builder module, which pipelines do not
+    take) and a bare ``"HOST:PORT"`` (a cluster's GCS address, split at its last colon; IPv6 in
+    brackets). A host without a port is refused by Ray (``Invalid address format``), as is a
+    port that is not a number from 1 to 65535.
+
+    >>> ray_address_problem("ray://head:10001") is None, ray_address_problem("[::1]:6379") is None
+    (True, True)
+    >>> ray_address_problem("head")
+    "not HOST:PORT (no port); expected 'auto', 'local', 'ray://HOST:PORT' (Ray Client) or 'HOST:PORT' (a cluster's GCS address)"
+    """
+    if not isinstance(address, str) or not address.strip():
+        return f"expected {RAY_ADDRESSES}"
+    if address in ("auto", "local"):
+        return None
+    rest = address
+    if "://" in address:
+        scheme, rest = address.split("://", 1)
+        if scheme != "ray":
+            return f"Ray connects to a cluster with the ray:// scheme, not {scheme}://; expected {RAY_ADDRESSES}"
+    m = _HOST_PORT.fullmatch(rest)
+    if m is None:
+        why = "no port" if ":" not in rest else "a host without spaces, slashes or @, and a numeric port"
+        return f"not HOST:PORT ({why}); expected {RAY_ADDRESSES}"
+    if not 1 <= int(m.group("port")) <= 65535:
+        return f"port {int(m.group('port'))} is not in 1 .. 65535; expected {RAY_ADDRESSES}"
+    return None

@@ -36,7 +36,16 @@ from engine import score_registry as _score_registry
 from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import ModynStoreError
 from modyn_store.app.pipeline.build_checks import check_device, check_model, check_scopes, check_training
-from modyn_store.app.pipeline.checks import INT64_MAX, _check_ints, _Ctx, _mapping, _names, _shown, _typed
+from modyn_store.app.pipeline.checks import (
+    INT64_MAX,
+    _check_ints,
+    _Ctx,
+    _mapping,
+    _names,
+    _shown,
+    _typed,
+    ray_address_problem,
+)
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.source_spec import ENCODINGS, SYNTHETIC, SourceConfig, check_trigger_units, parse_source
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
@@ -123,8 +132,10 @@ class EvaluationConfig:
 class RayConfig:
     """Run scoring passes and selection on a Ray cluster (``ray:`` in YAML, ``--ray ADDRESS``).
 
-    ``address`` is ``"auto"``, ``"ray://host:port"`` or ``"local"`` (a cluster on this machine);
-    ``workers`` is the number of parallel scoring tasks. See ``docs/scale-out.md``.
+    ``address`` is ``"auto"``, ``"ray://host:port"`` (Ray Client), ``"host:port"`` (a cluster's
+    GCS address) or ``"local"`` (a cluster on this machine), checked while the definition is
+    parsed (:func:`~modyn_store.app.pipeline.checks.ray_address_problem`); ``workers`` is the
+    number of parallel scoring tasks. See ``docs/scale-out.md``.
     """
 
     address: str = "local"
@@ -401,5 +412,14 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         evaluation=_evaluation(ctx, d.get("evaluation")),
         limits=_simple(ctx, "limits", LimitsConfig, d.get("limits"), _LIMITS),
         deletions=None if deletions is None else _simple(ctx, "deletions", DeletionConfig, deletions, _DELETIONS),
-        ray=None if ray is None else _simple(ctx, "ray", RayConfig, ray, _RAY),
+        ray=None if ray is None else _ray(ctx, ray),
     )
+
+
+def _ray(ctx: _Ctx, raw: Any) -> RayConfig:
+    """``ray:``, its ``address`` checked for a form ``ray.init`` takes (before Ray is started)."""
+    cfg: RayConfig = _simple(ctx, "ray", RayConfig, raw, _RAY)
+    problem = ray_address_problem(cfg.address)
+    if problem is not None:
+        raise ctx.error(("ray", "address"), f"{cfg.address!r}: {problem}")
+    return cfg

@@ -48,10 +48,12 @@ def _ray() -> Any:
 
 
 def connect(address: str | None) -> None:
-    """Join the Ray cluster at ``address`` (``"auto"``, ``"ray://host:port"``, or ``"local"``
-    for a cluster on this machine) unless this process already joined one."""
-    if address is not None and (not isinstance(address, str) or not address.strip()):
-        raise InvalidArgumentError("ray.address", address, "'auto', 'local' or a Ray cluster address")
+    """Join the Ray cluster at ``address`` (``"auto"``, ``"ray://host:port"``, ``"host:port"``, or
+    ``"local"`` for a cluster on this machine) unless this process already joined one."""
+    from modyn_store.app.pipeline.checks import RAY_ADDRESSES, ray_address_problem
+
+    if address is not None and ray_address_problem(address) is not None:
+        raise InvalidArgumentError("ray.address", address, RAY_ADDRESSES)
     ray = _ray()
     if ray.is_initialized():
         return
