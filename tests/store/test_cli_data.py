@@ -80,6 +80,16 @@ def test_bad_inputs_name_the_flag_and_write_nothing(tmp_path: Path, csv: str, ca
     assert "create=True" not in err and "modyn-store append" in err
 
 
+def test_a_storage_option_given_twice_is_refused_naming_it(tmp_path: Path, csv: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    st = str(tmp_path / "st")
+    assert main(["append", st, csv, "--ts", "t", "--storage-option", "aws_region=us-east-1",
+                 "--storage-option", "timeout=5s", "--storage-option", "aws_region=eu-west-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--storage-option aws_region='aws_region=eu-west-1'" in err and "aws_region=us-east-1 is already given" in err
+    assert not Path(st).exists()  # refused before anything is written
+
+
 def test_delete_by_keys_file_or_filter_and_bad_requests_write_nothing(tmp_path: Path, csv: str,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     st = str(tmp_path / "st")

@@ -2,8 +2,8 @@
 
 - ``append STORE FILE... [--ts COL --label COL --key COL --features A,B]``: stream Parquet, CSV,
   Arrow IPC files (or folders, globs, a Lance dataset, ``s3://`` URLs with ``--storage-option
-  KEY=VALUE``) into a store as one new version, with a progress bar; the store is created when
-  it does not exist yet. String
+  KEY=VALUE``, repeated for each key; a key given twice is refused) into a store as one new
+  version, with a progress bar; the store is created when it does not exist yet. String
   or gapped integer labels become class codes with a label map kept in the store.
 - ``export STORE OUT.parquet [--version V] [--overwrite]``: a version's live rows as one Parquet
   file (labels written back as their original values), written under a temporary name and
@@ -42,12 +42,18 @@ def _flag(key: str) -> str:
 
 
 def _options(args: argparse.Namespace) -> dict[str, str] | None:
-    """``--storage-option KEY=VALUE`` pairs (Lance's spelling, as ``Store.open`` takes them)."""
+    """``--storage-option KEY=VALUE`` pairs (Lance's spelling, as ``Store.open`` takes them).
+
+    A key given twice is refused (naming it) rather than one of its values silently kept.
+    """
     out: dict[str, str] = {}
     for item in getattr(args, "storage_option", None) or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InvalidArgumentError("--storage-option", item, "KEY=VALUE, e.g. aws_region=us-east-1")
+        if key in out:
+            raise InvalidArgumentError(f"--storage-option {key}", item,
+                                       f"each key once ({key}={out[key]} is already given)")
         out[key] = value
     return out or None
 
@@ -348,8 +354,9 @@ def _mapping_args(p: argparse.ArgumentParser) -> None:
 
 def _storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
-                   help="object-store option for the files and the store (repeat it), in Lance's spelling, "
-                        "e.g. aws_endpoint=http://localhost:9000 (with allow_http=true)")
+                   help="object-store option for the files and the store (repeat it, once per key: a key "
+                        "given twice is refused), in Lance's spelling, e.g. aws_endpoint=http://localhost:9000 "
+                        "(with allow_http=true)")
 
 
 def register(sub: Any) -> None:

@@ -33,9 +33,12 @@ def _data(args: argparse.Namespace) -> str | None:
 
 
 def _command(args: argparse.Namespace) -> str:
-    """The command line that reruns this one as written: from its folder, with the data folder it used."""
+    """The command line that reruns this one as written: from its folder, with the data folder it used.
+
+    The values of ``--storage-option`` (credentials, often) are shown as ``KEY=...``.
+    """
     env = os.environ.get("MODYN_STORE_DATA")
-    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    argv = _hide_storage_options(list(getattr(args, "argv", None) or sys.argv[1:]))
     data = f"MODYN_STORE_DATA={shlex.quote(str(Path(env).resolve()))} " if env and "--data" not in argv else ""
     return f"cd {shlex.quote(str(Path.cwd()))} && {data}modyn-store " + " ".join(shlex.quote(a) for a in argv)
 
@@ -78,6 +81,43 @@ def _pick(doc: Any, name: str | None) -> Any:
     return cfg
 
 
+def _hide_storage_options(argv: list[str]) -> list[str]:
+    """``argv`` with each ``--storage-option KEY=VALUE`` written ``KEY=...``."""
+    out: list[str] = []
+    for i, a in enumerate(argv):
+        if a.startswith("--storage-option="):
+            a = "--storage-option=" + a.split("=", 2)[1] + "=..."
+        elif i and argv[i - 1] == "--storage-option":
+            a = a.partition("=")[0] + "=..."
+        out.append(a)
+    return out
+
+
+def _with_storage_options(doc: Any, args: argparse.Namespace) -> Any:
+    """``doc`` with ``run --storage-option KEY=VALUE`` as its source's ``storage_options``.
+
+    They apply to the source (a store, or your own files) of a file with one pipeline, and are
+    checked with it while it is parsed; a key given twice, a grid, or a source that already
+    gives ``storage_options`` is refused naming ``--storage-option``.
+    """
+    from modyn_store.app.cli.data_cmds import _options
+
+    options = _options(args)
+    if options is None:
+        return doc
+    data = doc.data
+    if not isinstance(data, dict) or "pipelines" in data or "product" in data:
+        raise PipelineConfigError("--storage-option", "applies to a file with one pipeline; in a grid give "
+                                                      "storage_options in the source section")
+    source = data.get("source")
+    if not isinstance(source, dict):
+        return doc  # no source section, or not a mapping: parsing names it
+    if source.get("storage_options") is not None:
+        raise PipelineConfigError("--storage-option", "the definition's source already gives storage_options; "
+                                                      "give them in one place")
+    return type(doc)({**data, "source": {**source, "storage_options": options}}, doc.lines, doc.source)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from modyn_store.app.pipeline.bench import load_definition
     from modyn_store.app.pipeline.online import check_follow
@@ -95,13 +135,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.online and isinstance(doc.data, dict) and "source" not in doc.data and "pipelines" not in doc.data:
         if not args.store:
             raise PipelineConfigError("source", "missing; give source: {store: PATH} or --store STORE to follow")
-        doc = type(doc)({**doc.data, "source": {"store": str(Path(args.store).resolve())}}, doc.lines, doc.source)
+        where = args.store if "://" in args.store else str(Path(args.store).resolve())
+        doc = type(doc)({**doc.data, "source": {"store": where}}, doc.lines, doc.source)
+    doc = _with_storage_options(doc, args)
     cfg = _pick(doc, args.pipeline)
     if getattr(args, "ray", None):
         from dataclasses import replace
 
         from modyn_store.app.pipeline.config import RayConfig
 
+        from modyn_store.app.pipeline.checks import ray_address_problem
+
+        problem = ray_address_problem(args.ray)
+        if problem is not None:
+            raise PipelineConfigError("--ray", f"{args.ray!r}: {problem}")
         base = cfg.ray if cfg.ray is not None else RayConfig()
         cfg = replace(cfg, ray=replace(base, address=args.ray))
     made = _folders([(args.out, "--out")]) if args.out else []  # before the run, not after it
@@ -364,7 +411,12 @@ def register(sub: Any) -> None:
     p.add_argument("--idle-timeout", type=float, default=None, help="online: stop after this many idle seconds")
     p.add_argument("--stop-after", type=int, default=None, help="online: stop at this store version")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
-                   help="score and select on this Ray cluster ('auto', 'ray://host:port', 'local')")
+                   help="score and select on this Ray cluster ('auto', 'ray://host:port', 'host:port', "
+                        "'local')")
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   help="object-store option for the source (a store or files), in Lance's spelling (repeat "
+                        "it, once per key), e.g. aws_endpoint=http://localhost:9000; the definition's "
+                        "source.storage_options must then be left out")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="run a grid of pipelines on a scenario and write the report")

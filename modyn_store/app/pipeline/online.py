@@ -191,7 +191,12 @@ class OnlineRunner:
                                                    "writes: remove deletions: from the pipeline")
         check_follow(poll=poll, progress_every=progress_every)
         self.config = config
-        self.store = Store.open(str(store), create=True) if isinstance(store, (str, Path)) else store
+        if isinstance(store, (str, Path)):
+            src = config.source  # the source store itself: opened with its storage options
+            options = dict(src.storage_options) if src.kind == "store" and src.storage_options \
+                and str(store) == str(src.store) else None
+            store = Store.open(str(store), create=True, storage_options=options)
+        self.store = store
         self.poll = float(poll)
         self.progress_every = int(progress_every)
         self.on_training = on_training

@@ -180,10 +180,10 @@ def _load_user(source: SourceConfig) -> pa.Table:
 
 def _load_store(source: SourceConfig) -> pa.Table:
     from modyn_store.app.datasets.labels import store_classes
-    from modyn_store.core.store import Store
+    from modyn_store.app.pipeline.source_spec import open_source_store
 
     try:
-        store = Store.open(str(source.store))
+        store = open_source_store(source)
         n, labels = store_classes(store)
     except ModynStoreError as exc:
         raise PipelineConfigError("source.store", str(exc)) from exc
@@ -239,12 +239,12 @@ def replay_store(source: SourceConfig, target: Any) -> tuple[Any, list[tuple[int
 
     ``target`` (the store the caller would have used) must be ``None`` or that same store.
     """
-    from modyn_store.core.store import Store
+    from modyn_store.app.pipeline.source_spec import open_source_store
 
-    store = Store.open(str(source.store))
+    store = open_source_store(source)
     if target is not None:
-        same = (target.uri == store.uri) if hasattr(target, "uri") else \
-            Path(str(target)).resolve() == Path(str(source.store)).resolve()
+        same = (target.uri == store.uri) if hasattr(target, "uri") else str(target) == str(source.store) or \
+            ("://" not in str(target) and Path(str(target)).resolve() == Path(str(source.store)).resolve())
         if not same:
             uri = target.uri if hasattr(target, "uri") else str(target)
             raise PipelineConfigError("--store", f"a store source is replayed in place: its trainings go into "

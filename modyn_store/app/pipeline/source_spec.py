@@ -32,7 +32,8 @@ import pyarrow as pa
 from modyn_store.app.pipeline.checks import _Ctx, _fraction, _mapping, _names, _typed
 from modyn_store.core.errors import ModynStoreError
 
-__all__ = ["ENCODINGS", "SYNTHETIC", "USER_KEYS", "SourceConfig", "check_trigger_units", "parse_source", "peek_schema"]
+__all__ = ["ENCODINGS", "SYNTHETIC", "USER_KEYS", "SourceConfig", "check_trigger_units", "open_source_store",
+           "parse_source", "peek_schema"]
 
 SYNTHETIC = "synthetic_clicks"
 ENCODINGS = ("hashed_bow", "clicks", "ids")
@@ -58,7 +59,8 @@ class SourceConfig:
       ``features`` vector; absent: every numeric column) and ``key`` (absent: row numbers);
       ``drop_unlabeled`` skips rows without a label (default: they are an error).
     - an existing modyn-store store: ``store`` (its versions are replayed as they were committed;
-      ``run --online`` follows it).
+      ``run --online`` follows it), a folder or a URL such as ``s3://``, with ``storage_options``
+      for object stores (as :meth:`modyn_store.Store.open` takes them).
 
     For every kind: ``chunk`` a chunking rule (one store version per chunk; ``None``: the data
     set's default, one version per 1000 rows for your own data); ``limit`` keeps the first rows,
@@ -152,7 +154,7 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
                 raise ctx.error(p + (k,), "only registered data sets take this option")
     if kind == "store":
         for k in USER_KEYS:
-            if d.get(k) is not None:
+            if k != "storage_options" and d.get(k) is not None:
                 raise ctx.error(p + (k,), "a store source is already mapped (key, ts, label, features); drop this")
         for k in STORE_IGNORED:
             if d.get(k) is not None:
@@ -268,13 +270,30 @@ def _split(key: str) -> list[Any]:
     return [name] + [int(i.rstrip("]")) for i in idx]
 
 
-def _check_store(ctx: _Ctx, cfg: SourceConfig) -> None:
+def open_source_store(cfg: SourceConfig) -> Any:
+    """The store of a store source, opened with the source's ``storage_options``."""
     from modyn_store.core.store import Store
 
+    return Store.open(str(cfg.store), storage_options=dict(cfg.storage_options) if cfg.storage_options else None)
+
+
+def _check_store(ctx: _Ctx, cfg: SourceConfig) -> None:
+    """Open the store of a store source: a bad option names ``storage_options``, a bad place ``store``."""
+    from modyn_store.app.datasets.files import _access_errors
+    from modyn_store.core.errors import InvalidArgumentError
+
     try:
-        Store.open(str(cfg.store))
+        open_source_store(cfg)
+    except InvalidArgumentError as exc:
+        key = "storage_options" if exc.name.startswith("storage_options") else "store"
+        raise ctx.error(("source", key), str(exc)) from exc
     except ModynStoreError as exc:
         raise ctx.error(("source", "store"), str(exc)) from exc
+    except _access_errors() as exc:  # the first request: no endpoint, credentials or permission
+        remote = "://" in str(cfg.store) and not str(cfg.store).startswith("memory://")
+        hint = "; pass the storage options it needs (endpoint, region, credentials)" if remote else ""
+        raise ctx.error(("source", "storage_options" if remote else "store"),
+                        f"{cfg.store!r} cannot be read ({type(exc).__name__}: {exc}){hint}") from exc
 
 
 def peek_schema(cfg: SourceConfig) -> pa.Schema | None:
@@ -282,9 +301,7 @@ def peek_schema(cfg: SourceConfig) -> pa.Schema | None:
     from modyn_store.app.datasets.files import open_data
 
     if cfg.kind == "store":
-        from modyn_store.core.store import Store
-
-        schema = Store.open(str(cfg.store)).schema
+        schema = open_source_store(cfg).schema
         return pa.schema([schema.field("ts")]) if schema is not None else None
     if cfg.kind not in ("files", "data"):
         return None
