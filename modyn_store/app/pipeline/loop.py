@@ -156,7 +156,7 @@ class PipelineLoop:
         from training.eval_sample import event_times  # int64 for integer and temporal times: exact cutoffs
 
         t0 = time.perf_counter()
-        delta = self.store.delta(a, b, columns=list(self.trigger.columns) or None, labels=self.trigger.reads_labels)
+        delta = self._delta(a, b)
         tin = TriggerInput.from_delta(delta, columns=self.trigger.columns)
         ts = event_times(delta.inserted.column("ts")) if len(delta) else np.empty(0)
         if tin.erased.size:
@@ -178,6 +178,23 @@ class PipelineLoop:
         if ts.size:
             self._s.last_ts = _later(self._s.last_ts, latest[-1].item())
         self._s.seen_rows += len(tin)
+
+    def _delta(self, a: int, b: int) -> Any:
+        """The store's delta ``(a, b]`` with the trigger's columns. Rows that ``vacuum`` purged
+        before the pipeline read them stop it (:class:`DataUnavailableError`), saying why."""
+        from modyn_store.core.errors import DataUnavailableError
+
+        try:
+            return self.store.delta(a, b, columns=list(self.trigger.columns) or None, labels=self.trigger.reads_labels)
+        except DataUnavailableError as exc:
+            keys = np.asarray(exc.keys if exc.keys is not None else [], np.int64)
+            raise DataUnavailableError(
+                f"{keys.size} rows inserted in versions ({a}, {b}] were purged by vacuum (e.g. keys "
+                f"{keys[:5].tolist()}): a pipeline reads every version of a store source from the first on "
+                "(a restart reads them again to rebuild its triggers), so it cannot run on a store whose "
+                "deleted rows were vacuumed before it read them; see 'Online mode' in docs/pipelines.md",
+                keys=keys,
+            ) from exc
 
     def _erased_trained(self) -> np.ndarray:
         s = self._s
