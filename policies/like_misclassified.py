@@ -84,7 +84,13 @@ class LikeMisclassified(SelectionStrategy):
                 nn, d2 = index.search(emb[np.searchsorted(keys, seeds)], k=min(self.k + 1, keys.size))
             finally:
                 index.close()
-            flat, dist = nn.ravel(), d2.ravel()
+            # the k nearest others of each seed: its own key is dropped wherever it is (exact
+            # duplicates of smaller keys may come first, or push it out of the k + 1 found),
+            # else the farthest one found
+            own = (nn == seeds[:, None]) & np.isfinite(d2)  # (padding: key -1, distance inf)
+            last = np.arange(nn.shape[1]) == nn.shape[1] - 1
+            drop = own | (~own.any(axis=1)[:, None] & last[None, :])
+            flat, dist = nn[~drop], d2[~drop]
             ok = np.isfinite(dist)  # padding has distance inf (its key -1 may be a real key)
             flat, dist = flat[ok], dist[ok]
             by_dist = flat[np.lexsort((flat, dist))]
