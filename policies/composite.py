@@ -21,8 +21,9 @@ class AtLeast(Trigger):
 
     Every sub-trigger sees every delta and keeps its own state. A sub-trigger that fires counts
     once until the composite fires; the composite fires at the position of the firing that
-    completes the count (sub-triggers firing at the same position count together), and its
-    firing lists those sub-firings as ``causes``.
+    completes the count (sub-triggers firing at the same position count together, also when
+    one fires at the end of a delta and another before the first row of the next: both cut the
+    same rows), and its firing lists those sub-firings as ``causes``.
 
     Parameters
     ----------
@@ -42,6 +43,10 @@ class AtLeast(Trigger):
     [3, 6]
     """
 
+    #: whether this composite fired at the end of the last delta that had rows: a sub-firing at
+    #: position 0 of the next delta is at that same cutoff, so it counts with that firing
+    _fired_at_end: bool = False
+
     def __init__(self, n: int = 1, triggers: Sequence[Any] = ()) -> None:
         if isinstance(triggers, (str, bytes)) or not isinstance(triggers, Sequence):
             raise InvalidArgumentError("triggers", triggers, "a list of triggers or configs")
@@ -50,6 +55,7 @@ class AtLeast(Trigger):
         self.n = check_int("n", n, 1, len(triggers))
         self.triggers = sub_triggers(self, [(f"triggers[{i}]", t) for i, t in enumerate(triggers)])
         self._armed: dict[int, Firing] = {}
+        self._fired_at_end = False
 
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:
@@ -82,7 +88,14 @@ class AtLeast(Trigger):
                 start = int(np.searchsorted(delta.versions, f.version, side="left"))
                 events.append((start + f.position, i, f))
         events.sort(key=lambda e: (e[0], e[1]))
+        n = len(delta)
+        if n and self._fired_at_end:
+            # a sub-trigger firing before the first row of this delta fired at the cutoff where
+            # this composite last fired (the end of the previous delta): as one delta, it would
+            # have been part of that firing, so it does not count towards the next one
+            events = [e for e in events if e[0] > 0]
         out: list[Firing] = []
+        last_end = -1
         j = 0
         while j < len(events):
             end = events[j][0]
@@ -106,6 +119,9 @@ class AtLeast(Trigger):
                                   seen=max(c.seen for c in causes), causes=causes,
                                   boundary=boundary))
                 self._armed.clear()
+                last_end = end
+        if n:
+            self._fired_at_end = bool(out) and last_end == n
         return out
 
     def on_training(self, train_set: TrainSet) -> None:

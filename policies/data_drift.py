@@ -25,7 +25,9 @@ DECISIONS = ("p_value", "threshold", "quantile", "rolling_average")
 class DataDrift(Trigger):
     """Two-sample drift detection between a reference and a current window.
 
-    The first full window is the reference. Then, every ``every`` samples, the current window
+    The first full window is the reference (a full window of fewer than ``min_samples`` rows
+    without a missing value could never be compared: the next full window is taken instead,
+    and so on). Then, every ``every`` samples, the current window
     (the last ``window`` samples, or with ``window_time`` the samples within that span of event
     time; without ``overlap`` only samples after the reference) is compared with the reference.
     On a firing the current window becomes the reference. The statistic is computed on the
@@ -54,10 +56,13 @@ class DataDrift(Trigger):
     embeddings:
         Compare model embeddings (``model.embed``) instead of raw features.
     warmup, warmup_trigger:
-        Evaluations before drift decisions; the trigger used until then (or ``None``).
+        Evaluations before drift decisions; the trigger used until then (or ``None``), whose
+        ``columns``, ``reads_labels`` and ``requires`` are part of this trigger's (it sees the
+        same deltas).
     min_samples, max_samples, n_permutations, seed:
         Fewest samples per window to evaluate (rows with a missing or infinite value are left
-        out); larger windows are subsampled (seeded) to ``max_samples``; MMD permutations; seed.
+        out, before subsampling unless ``embeddings``, whose values only the model gives);
+        larger windows are subsampled (seeded) to ``max_samples``; MMD permutations; seed.
         ``max_samples`` and a ``window`` in samples are at least ``min_samples`` (smaller ones
         could never be evaluated).
         With ``metric="mmd"`` and ``decision="p_value"`` the smallest p-value is
@@ -75,8 +80,6 @@ class DataDrift(Trigger):
     >>> [f.position for f in fs]
     [400]
     """
-
-    reads_labels = False
 
     def __init__(self, columns: Sequence[str] = (), *, metric: str = "mmd",
                  decision: str = "p_value", threshold: float = 0.05, quantile: float = 0.95,
@@ -145,11 +148,26 @@ class DataDrift(Trigger):
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self._columns
+        """The feature columns compared, then those the ``warmup_trigger`` reads (it sees the
+        same deltas)."""
+        extra = () if self.warmup_trigger is None else self.warmup_trigger.columns
+        return tuple(dict.fromkeys((*self._columns, *extra)))
 
     @property
     def requires(self) -> frozenset[str]:  # type: ignore[override]
-        return frozenset({"model"}) if self.embeddings else frozenset()
+        own = frozenset({"model"}) if self.embeddings else frozenset()
+        return own if self.warmup_trigger is None else own | self.warmup_trigger.requires
+
+    @property
+    def reads_labels(self) -> bool:  # type: ignore[override]
+        """Only the ``warmup_trigger`` may read labels."""
+        return self.warmup_trigger is not None and self.warmup_trigger.reads_labels
+
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments (``columns``: the compared columns only)."""
+        out = super().params()
+        out["columns"] = self._columns
+        return out
 
     @property
     def n_evaluations(self) -> int:
@@ -163,23 +181,34 @@ class DataDrift(Trigger):
         if self.warmup_trigger is not None:
             self.warmup_trigger.on_training(train_set)
 
+    def _features(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The compared columns of a window as one ``[n, d]`` float64 matrix."""
+        n = len(cols[self._columns[0]])
+        return np.concatenate([np.asarray(cols[c], dtype=np.float64).reshape(n, -1)
+                               for c in self._columns], axis=1)
+
     def _matrix(self, cols: Mapping[str, np.ndarray], model: ModelLike | None,
                 salt: int) -> np.ndarray | None:
+        from engine.sample import uniform_sample
+
         n = len(cols[self._columns[0]])
         cap = int(self.max_samples)
-        if n > cap:
-            from engine.sample import uniform_sample
-
-            idx = uniform_sample(n, cap, seed=int(self.seed) + salt)
+        seed = int(self.seed) + salt
+        if not self.embeddings:
+            # rows with a missing value are left out first, then the rest is subsampled: a
+            # window of enough usable rows is evaluated on max_samples of them
+            m = self._features(cols)
+            m = m[np.isfinite(m).all(axis=1)]
+            if m.shape[0] > cap:
+                m = m[uniform_sample(m.shape[0], cap, seed=seed)]
+            return m if m.shape[0] >= self.min_samples else None
+        if n > cap:  # embedded after subsampling: the model embeds at most max_samples rows
+            idx = uniform_sample(n, cap, seed=seed)
             cols = {k: v[idx] for k, v in cols.items()}
             n = cap
-        if self.embeddings:
-            if model is None:
-                return None
-            m = embedding_matrix(model.embed(cols), n, "model.embed", np.float64)
-        else:
-            m = np.concatenate([np.asarray(cols[c], dtype=np.float64).reshape(n, -1)
-                                for c in self._columns], axis=1)
+        if model is None:
+            return None
+        m = embedding_matrix(model.embed(cols), n, "model.embed", np.float64)
         m = m[np.isfinite(m).all(axis=1)]  # rows with a missing value are left out
         return m if m.shape[0] >= self.min_samples else None
 
@@ -211,6 +240,16 @@ class DataDrift(Trigger):
         fired = self._evals > int(self.warmup) and self._decide(stat, p)
         self._past.append(stat)
         return fired, stat, p
+
+    def _usable_rows(self, cols: Mapping[str, np.ndarray]) -> int:
+        """Rows of a window an evaluation can use: those without a missing or infinite value
+        (all rows with ``embeddings``, whose values only the model gives)."""
+        if not cols:
+            return 0
+        n = len(cols[self._columns[0]])
+        if self.embeddings or n == 0:
+            return n
+        return int(np.isfinite(self._features(cols)).all(axis=1).sum())
 
     def _warming(self) -> bool:
         return self._ref is None or self._evals < int(self.warmup)
@@ -252,7 +291,12 @@ class DataDrift(Trigger):
                                  ts[pos:pos + take])
                 pos += take
                 if done:
-                    self._set_reference(self._buf.window()[0])
+                    ref = self._buf.window()[0]
+                    if self._usable_rows(ref) >= int(self.min_samples):
+                        self._set_reference(ref)
+                    else:  # never comparable: the next full window is the reference instead
+                        self._buf.clear()
+                        self._ref_start = None
                 continue
             take = min(int(self.every) - self._since, n - pos)
             self._buf.append({c: v[pos:pos + take] for c, v in feats.items()}, ts[pos:pos + take])

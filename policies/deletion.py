@@ -42,11 +42,15 @@ class Deletion(Trigger):
     """
 
     reads_labels = False
+    _last_gone: np.ndarray = np.empty(0, dtype=np.int64)
+    _last_version: int = 0
 
     def __init__(self, share: float = 0.1) -> None:
         self.share = check_float("share", share, 0.0, 1.0, lo_open=True)
         self._train_keys: np.ndarray | None = None
         self._removed = np.empty(0, dtype=np.int64)
+        self._last_gone = np.empty(0, dtype=np.int64)  # keys removed by the last delta fed
+        self._last_version = 0  # the last version of that delta
         self._seen = 0
 
     @classmethod
@@ -54,15 +58,23 @@ class Deletion(Trigger):
         return [{"share": 0.05}]
 
     def on_training(self, train_set: TrainSet) -> None:
-        self._train_keys = np.sort(train_set.keys)
+        """Start counting removals from ``train_set``. A train set selected at a firing inside
+        the last delta fed (its version before the delta's last one) may hold keys that a later
+        version of that delta removed: they count at once, as they would have had the delta been
+        fed one version at a time (a snapshot never holds a key removed at its version or
+        before)."""
+        self._train_keys = np.unique(train_set.keys)
         self._removed = np.empty(0, dtype=np.int64)
+        if int(train_set.version) < self._last_version:
+            self._removed = np.intersect1d(self._train_keys, self._last_gone, assume_unique=True)
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         self._seen += len(delta)
+        gone = np.union1d(delta.deleted, delta.erased)
+        self._last_gone, self._last_version = gone, int(delta.version)
         train = self._train_keys
         if train is None or train.size == 0:
             return []
-        gone = np.union1d(delta.deleted, delta.erased)
         hit = gone[np.isin(gone, train, assume_unique=True)]
         self._removed = np.union1d(self._removed, hit)
         share = self._removed.size / train.size
