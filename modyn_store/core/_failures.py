@@ -3,12 +3,15 @@ erase or vacuum removed (read again from the latest manifest), or damage (name t
 
 from __future__ import annotations
 
+import re
+
 import lance
 import pyarrow as pa
 
 from modyn_store.core._location import Location
+from modyn_store.core.errors import ConflictError
 
-__all__ = ["READ_ATTEMPTS", "READ_ERRORS", "damaged_files", "vanished"]
+__all__ = ["READ_ATTEMPTS", "READ_ERRORS", "damaged_files", "overtaken", "vanished"]
 
 #: reads retried on a fresh manifest when a concurrent compaction, erase or vacuum removed
 #: the files of the manifest they started from
@@ -18,6 +21,8 @@ READ_ATTEMPTS = 6
 READ_ERRORS = (pa.ArrowException, OSError, ValueError)
 #: how Lance words an error raised by a filter evaluated on the rows read
 _FILTER_FAILED = "Error applying filter expression"
+#: the data file a "Not found" error names (its name in the table's ``data`` folder)
+_MISSING_DATA_FILE = re.compile(r"Not found: [^,\s]*/data/([^/,\s]+)")
 
 
 def vanished(exc: BaseException) -> bool:
@@ -68,3 +73,25 @@ def damaged_files(location: Location, name: str, ds: lance.LanceDataset, *, deep
             except (pa.ArrowException, OSError, ValueError) as exc:
                 bad.extend(f"{location.path(f'{name}.lance/data/{f.path}')} (unreadable: {exc})" for f in files)
     return bad
+
+
+def overtaken(location: Location, name: str, exc: BaseException) -> ConflictError | None:
+    """A :class:`ConflictError` when ``exc`` names a missing data file of table ``name`` that
+    its latest manifest does not use: the read started from an older manifest whose files a
+    concurrent compaction, erase or vacuum removed (on every attempt, when retries ran out),
+    so nothing is damaged. ``None`` where that is not so or cannot be told (a file the latest
+    manifest uses, an index file, a manifest, an unreadable table): the caller reports damage."""
+    found = _MISSING_DATA_FILE.search(str(exc))
+    if found is None:
+        return None
+    try:
+        ds = lance.dataset(location.table_uri(name), storage_options=location.storage_options or None)
+        used = {f.path for frag in ds.get_fragments() for f in frag.data_files()}
+    except (ValueError, OSError):
+        return None
+    if found.group(1) in used:
+        return None
+    return ConflictError(
+        f"table {name!r} of {location.uri!r}: concurrent compactions, erasures or vacuums removed the "
+        f"files this read started from on each of {READ_ATTEMPTS} attempts (nothing is damaged); read again"
+    )

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
+from modyn_store.core._failures import READ_ATTEMPTS
 from modyn_store.core._keyscan import SCAN_BATCH
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import CorruptionError, DataUnavailableError, UnknownKeyError
@@ -22,7 +23,29 @@ from modyn_store.core.rows import locate_keys, take_by_row_id
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
 
-__all__ = ["locate", "missing_rows", "purged_error", "row_ids", "take"]
+__all__ = ["contains", "locate", "missing_rows", "purged_error", "row_ids", "take"]
+
+
+def contains(snap: Snapshot, want: np.ndarray) -> np.ndarray:
+    """See :meth:`Snapshot.contains`: point lookups for a small request, else the key set.
+
+    A point lookup reads the samples, then the purged rows and erasures committed up to the
+    version the snapshot knew when it began. A vacuum (or erase) that commits and removes rows
+    in between would make a purged row look absent, a live key "not live": the lookup is made
+    again when one committed meanwhile, and the verified key set answers if they keep coming.
+    """
+    snap._refresh()
+    if snap._keys_cache is None and want.size:
+        for _ in range(READ_ATTEMPTS):
+            committed = snap._committed
+            found = snap._retrying(lambda ds: snap._point(ds, want))
+            if found is None:
+                break
+            snap._refresh()
+            if not any(r.op in ("erase", "vacuum") for r in snap._records()[committed : snap._committed]):
+                u, inverse, located = found
+                return located.live[inverse]
+    return _isin_sorted(want, snap.keys())
 
 
 def row_ids(snap: Snapshot, keys: Any) -> np.ndarray:

@@ -65,6 +65,9 @@ def delta(
         )
     vfilter = f"_version > {va} AND _version <= {vb}"
     inserted = _inserted(store, va, vb, cols, vfilter)
+    if on_unavailable == "error":
+        # again after the read: a vacuum may have purged rows between the check and the read
+        _check_purged_inserts(store, va, vb)
     tomb = store._tables.scan("tombstones", ["key"], vfilter)
     er = store._tables.scan("erasures", ["key"], vfilter)
     return Delta(

@@ -19,7 +19,7 @@ from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._sql import key_range, sql_int
 from modyn_store.core._stream import DeadKeys
-from modyn_store.core.errors import CorruptionError
+from modyn_store.core.errors import CorruptionError, DataUnavailableError
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
@@ -165,26 +165,53 @@ def _coalesce(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Recor
         yield held[0] if len(held) == 1 else pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 
 
+def _check_purged(snap: Snapshot, after: int | None) -> None:
+    """Raise :class:`DataUnavailableError` for keys live at ``snap``'s version, above ``after``
+    (the last key yielded), whose rows a vacuum purged: their scores went with them."""
+    missing = snap.unavailable()
+    if after is not None:
+        missing = missing[missing > after]
+    if missing.size:
+        raise DataUnavailableError(
+            f"{missing.size} rows live at version {snap.version} were purged by vacuum while their "
+            f"scores were read (e.g. keys {missing[:5].tolist()}); pass on_unavailable='skip' to read the rest",
+            keys=missing,
+        )
+
+
 def stream_latest(
-    store: Store, snap: Snapshot, name: str, runs: list[int], batch_size: int
+    store: Store, snap: Snapshot, name: str, runs: list[int], batch_size: int, *, on_unavailable: str = "skip"
 ) -> Iterator[pa.RecordBatch]:
     """Batches of (key, value, training_id, version): the latest score per live key at the
     snapshot's version, ascending by key. Files that vanish mid-stream (a concurrent
-    compaction, erase or vacuum) are read again on a fresh manifest from the last key yielded."""
+    compaction, erase or vacuum) are read again on a fresh manifest from the last key yielded.
+    With ``on_unavailable="error"``, rows a vacuum purged before the files read were opened
+    (and not yielded yet) raise :class:`DataUnavailableError` instead of being left out."""
     table = f"scores/{name}"
     run_batch = max(_MIN_RUN_BATCH, batch_size // max(1, len(runs)))
     after: int | None = None
     for attempt in range(READ_ATTEMPTS):
         try:
             ds = store._tables.open(table)
+            if on_unavailable == "error":
+                _check_purged(snap, after)  # after the open: these files lack what was purged by now
             if ds is None:
                 return
             ranges = store._tables.fragment_versions(table, ds)
             readers = _readers(ds, ranges, runs, after, run_batch)
-            merged = _merge([_Run(r, w, f"score table {name!r}") for r, w in readers], DeadKeys(snap))
+            dead_now = DeadKeys(snap)
+            merged = _merge([_Run(r, w, f"score table {name!r}") for r, w in readers], dead_now)
+            dead = dead_now()
             for batch in _coalesce(merged, batch_size):
-                yield batch
-                after = int(batch.column(0)[batch.num_rows - 1].as_py())
+                last = int(batch.column(0)[batch.num_rows - 1].as_py())
+                if dead_now() is not dead:
+                    # an erase committed while this batch was assembled from several merge
+                    # steps: the earlier steps' rows are dropped of its keys too
+                    dead = dead_now()
+                    batch = batch.filter(pa.array(~_isin_sorted(batch.column(0).to_numpy(), dead)))
+                if batch.num_rows:
+                    yield batch
+                after = last
             return
         except READ_ERRORS as exc:
             store._tables.retry_after(table, exc, attempt)

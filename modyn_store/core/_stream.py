@@ -111,7 +111,9 @@ def live_stream(
             snap._store._tables.retry_after("samples", exc, attempt)
             snap._refresh()
             done = read_keys.frozen()
+            # the files first, then the check: a vacuum that purged rows before they were
+            # opened is seen by it (one after reads them, or makes them vanish again)
+            ds = snap._store._tables.open("samples")
             if on_unavailable == "error":
                 snap._check_unavailable("error", seen=done)
-            ds = snap._store._tables.open("samples")
             readers = [] if ds is None else snap._readers(ds, read, filter, batch_size=batch_size)

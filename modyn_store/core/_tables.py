@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from modyn_store.core import _kept
 from modyn_store.core._derived import DERIVED, session
-from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, vanished
+from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, overtaken, vanished
 from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._incarnation import Incarnations
 from modyn_store.core._location import Location
@@ -227,12 +227,13 @@ class Tables:
 
     def retry_after(self, name: str, exc: Exception, attempt: int) -> None:
         """Wait before reading ``name`` again after attempt ``attempt`` (from 0) failed with
-        ``exc``; or raise: ``exc`` itself unless a file vanished (see :func:`vanished`), and a
-        :class:`CorruptionError` naming the damaged files when it was the last attempt."""
+        ``exc``; or raise: ``exc`` itself unless a file vanished (see :func:`vanished`), and on
+        the last attempt a :class:`ConflictError` if maintenance overtook it (:func:`overtaken`),
+        else a :class:`CorruptionError` naming the damaged files."""
         if not vanished(exc):
             raise exc
         if attempt + 1 == READ_ATTEMPTS:
-            raise self.damage(name, exc) from exc
+            raise (overtaken(self.location, name, exc) or self.damage(name, exc)) from exc
         time.sleep(0.005 * (attempt + 1))
 
     def damage(self, name: str, exc: BaseException) -> CorruptionError:

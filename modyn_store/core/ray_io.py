@@ -89,6 +89,8 @@ def to_ray(
     store = snapshot._store
     read = list(dict.fromkeys(["key", *cols]))
     ds = store._tables.open("samples")
+    # again on the manifest read: a vacuum may have purged rows since the check above
+    snapshot._check_unavailable(on_unavailable)  # type: ignore[arg-type]
     if ds is None:  # nothing appended yet: no rows, as Snapshot.to_table answers
         return ray.data.from_arrow(snapshot.to_table(read, filter, on_unavailable="skip"))
     _check_plan(ds, read, flt, filter)

@@ -169,7 +169,7 @@ class Scores:
         snap, runs = self._checked(version, name, on_unavailable)
         if runs is None:  # written before rows were sorted: merged in memory
             return iter(self._in_memory(snap, name).to_batches(max_chunksize=batch_size))
-        return stream_latest(self._store, snap, name, runs, batch_size)
+        return stream_latest(self._store, snap, name, runs, batch_size, on_unavailable=on_unavailable)
 
     def as_of(self, version: VersionRef, name: str, *, on_unavailable: OnUnavailable = "error") -> pa.Table:
         """The latest score per live key at ``version``: columns key, value, training_id, version,
@@ -183,7 +183,8 @@ class Scores:
         if runs is None:
             return self._in_memory(snap, name)
         schema = self._out_schema(name)
-        return pa.Table.from_batches(list(stream_latest(self._store, snap, name, runs, 1 << 20)), schema=schema)
+        batches = stream_latest(self._store, snap, name, runs, 1 << 20, on_unavailable=on_unavailable)
+        return pa.Table.from_batches(list(batches), schema=schema)
 
     def _checked(self, version: VersionRef, name: str, on_unavailable: OnUnavailable) -> tuple[Any, list[int] | None]:
         check_name("score", name)

@@ -300,7 +300,8 @@ class Snapshot:
         """All live keys, sorted ascending (int64), including unavailable (purged) ones."""
         self._refresh()
         if self._keys_cache is None:
-            for attempt in range(2):
+            for attempt in range(READ_ATTEMPTS):
+                began = self._committed
                 keys, checksum = self._retrying(self._collect_live)
                 records = self._records()
                 expected = integrity.expected_live(self._store, self.version, self._committed, records)
@@ -312,8 +313,10 @@ class Snapshot:
                     if want is None or want == checksum:
                         break
                     expected = -1
-                if attempt == 0:  # an erase may have committed meanwhile: look again
-                    self._refresh()
+                self._refresh()
+                # an erase or vacuum may have committed (and removed rows) meanwhile: look again
+                raced = any(r.op in ("erase", "vacuum") for r in self._records()[began : self._committed])
+                if attempt == 0 or (raced and attempt + 1 < READ_ATTEMPTS):
                     self._dead_cache = self._unavailable_cache = None
                     self._kept_ok = False
                     integrity.distrust_kept_runs()
@@ -354,14 +357,7 @@ class Snapshot:
         :mod:`~modyn_store.core.keyindex`) without reading every key; a large one, or one on a
         snapshot whose key set is already in memory, against :meth:`keys`.
         """
-        want = as_keys(keys)
-        self._refresh()
-        if self._keys_cache is None and want.size:
-            found = self._retrying(lambda ds: self._point(ds, want))
-            if found is not None:
-                u, inverse, located = found
-                return located.live[inverse]
-        return _isin_sorted(want, self.keys())
+        return _lookup.contains(self, as_keys(keys))
 
     def _point(
         self, ds: Any, want: np.ndarray, columns: tuple[str, ...] = ()
@@ -433,6 +429,8 @@ class Snapshot:
         first = self._retrying(lambda ds: None if ds is None else self._readers(ds, read, filter, batch_size=batch_size))
         if first is None:
             return iter(())
+        # again on the files the stream reads: a vacuum may have purged rows since the check above
+        self._check_unavailable(on_unavailable)
         return live_stream(self, first, read, filter, batch_size, drop_key=need_key, on_unavailable=on_unavailable)
 
     def to_table(
