@@ -187,7 +187,14 @@ class ScoreDownsample(SelectionStrategy):
             n = sum(keys.size for keys, _ in src())
             top = TopK(self.expected_size(n), largest=self.largest)
             for keys, values in src():
-                top.update(np.asarray(values, dtype=np.float64), keys=keys)
+                v = np.asarray(values, dtype=np.float64)
+                nan = np.flatnonzero(np.isnan(v))
+                if nan.size:  # never ranked: the train set would hold fewer rows than asked for
+                    raise InvalidArgumentError(
+                        f"scores[{self.score!r}][key {int(keys[nan[0]])}]", float("nan"),
+                        f"a score that is not NaN (method='top' ranks the scores; {nan.size} rows of this "
+                        "batch have none: a diverged model's scores; score again with a working model)")
+                top.update(v, keys=keys)
             return trainset(np.sort(np.asarray(top.result()[0], dtype=np.int64)), ctx)
         return self._importance(ctx)
 

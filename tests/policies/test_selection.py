@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies import (
     RS2,
@@ -144,6 +145,16 @@ def test_score_top_k_matches_numpy(name: str) -> None:
     order = np.argsort(values) if name == "margin" else np.argsort(-values)
     assert got.keys.tolist() == np.sort(keys[order[:50]]).tolist()
     assert np.all(got.weights == 1.0)
+
+
+def test_top_refuses_a_nan_score_instead_of_returning_fewer_rows() -> None:
+    values = np.linspace(0.01, 1.0, 100)
+    values[[7, 42]] = np.nan
+    ctx = _score_ctx(values)
+    with pytest.raises(InvalidArgumentError, match=r"scores\['loss'\]\[key 107\].*2 rows of this batch"):
+        Loss(ratio=0.5).select(ctx)
+    values[[7, 42]] = np.inf  # an infinite loss ranks first: it is a score
+    assert 107 in Loss(ratio=0.1).select(_score_ctx(values)).keys
 
 
 def test_score_from_real_store_matches_numpy(real_store) -> None:  # type: ignore[no-untyped-def]
