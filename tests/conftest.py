@@ -30,6 +30,17 @@ def _read_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ[ENV] = before
 
 
+def forget_aws_credentials(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """From here on this test's process knows no AWS endpoint or credentials: no environment
+    variables, no shared files (names under ``folder`` that do not exist), no instance metadata."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(folder / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 @pytest.fixture
 def data_dir() -> Path:
     """The folder of real time-ordered datasets (skips when it is not there)."""

@@ -26,6 +26,7 @@ from modyn_store.app.pipeline import parse_pipeline, run_pipeline
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.online import PROGRESS_TABLE, OnlineRunner
 from modyn_store.core.trainings import Catalog
+from tests.conftest import forget_aws_credentials
 
 
 # --- update base -------------------------------------------------------------------------------
@@ -139,12 +140,7 @@ def test_s3_source_is_read_with_its_storage_options(s3_store: tuple[str, dict[st
                                   np.stack([table.column("u").to_numpy(), table.column("v").to_numpy()], axis=1).astype(np.float32))
     # without the options neither the endpoint nor the credentials are known: the source is not
     # read, the error names the key, and no store is made
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    forget_aws_credentials(monkeypatch, tmp_path)
     with pytest.raises(PipelineConfigError, match=r"^source\.storage_options: .* cannot be read"):
         run_pipeline(parse_pipeline({**definition, "source": source}), str(tmp_path / "s2"))
     assert not (tmp_path / "s2").exists()

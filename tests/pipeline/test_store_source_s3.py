@@ -18,6 +18,7 @@ from modyn_store.app.datasets.user import append_stream
 from modyn_store.app.pipeline import parse_pipeline, run_pipeline
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.core.trainings import Catalog
+from tests.conftest import forget_aws_credentials
 
 BASE = {"name": "s3store", "model": {"name": "logreg"}, "trigger": {"name": "data_amount", "every": 60},
         "selection": {"name": "all_data"}, "training": {"epochs": 1, "batch_size": 32}, "evaluation": {"slices": 2}}
@@ -43,12 +44,7 @@ def test_pipeline_replays_a_store_on_s3_with_its_storage_options(s3_store: tuple
     reopened = Store.open(uri, storage_options=options)
     assert Catalog(reopened).train_set("s3store-0001").keys.size == 120
     # without the options the endpoint and credentials are unknown: refused while parsing
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    forget_aws_credentials(monkeypatch, tmp_path)
     with pytest.raises(PipelineConfigError, match=r"^source\.storage_options: .* cannot be read"):
         parse_pipeline({**BASE, "source": {"store": uri}})
 

@@ -26,15 +26,21 @@ Store.open(sys.argv[1]).erase([int(sys.argv[2])], reason="r")
 """
 
 
+def _key_7_deleted(tmp_path: Path) -> tuple[str, Store]:
+    """A store of keys 0..99 (version 1) whose key 7 was deleted at version 2, and a second
+    ``Store`` object (another reader) on it."""
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    store.append(pa.table({"key": np.arange(100), "ts": np.arange(100)}))
+    store.delete(keys=[7])
+    return uri, Store.open(uri)
+
+
 def test_contains_racing_a_vacuum_still_counts_the_purged_row_live(tmp_path: Path) -> None:
     """A point lookup looked at the log, then another process vacuumed (committed, and removed
     the rows) before the samples were read: the key, live at the snapshot's version, is still
     live (purged rows count as live), not "absent"."""
-    uri = str(tmp_path / "s")
-    store = Store.open(uri, create=True)
-    store.append(pa.table({"key": np.arange(100), "ts": np.arange(100)}))  # version 1
-    store.delete(keys=[7])  # version 2: key 7 is live at version 1 only
-    reader = Store.open(uri)
+    uri, reader = _key_7_deleted(tmp_path)
     snap = reader.as_of(1)
     assert snap.contains([7, 8]).tolist() == [True, True]
     opened = reader._tables.open
@@ -73,11 +79,7 @@ def _racing_vacuum(reader: Store, uri: str, tables: tuple[str, ...], caller: str
 def test_a_stream_opened_after_a_vacuum_checked_it_raises(tmp_path: Path) -> None:
     """``to_table`` checked for purged rows, then another process vacuumed before the stream
     opened its files: the purged row is an error (the default), not a shorter table."""
-    uri = str(tmp_path / "s")
-    store = Store.open(uri, create=True)
-    store.append(pa.table({"key": np.arange(100), "ts": np.arange(100)}))
-    store.delete(keys=[7])
-    reader = Store.open(uri)
+    uri, reader = _key_7_deleted(tmp_path)
     snap = reader.as_of(1)
     fired = _racing_vacuum(reader, uri, ("samples",), "_retrying")
     with pytest.raises(DataUnavailableError, match="purged by vacuum") as info:
@@ -90,11 +92,7 @@ def test_a_stream_opened_after_a_vacuum_checked_it_raises(tmp_path: Path) -> Non
 def test_a_delta_read_after_a_vacuum_checked_it_raises(tmp_path: Path) -> None:
     """``delta`` checked for purged inserts, then another process vacuumed before it read the
     inserted rows: the purged row is an error (the default), not missing from ``inserted``."""
-    uri = str(tmp_path / "s")
-    store = Store.open(uri, create=True)
-    store.append(pa.table({"key": np.arange(100), "ts": np.arange(100)}))
-    store.delete(keys=[7])
-    reader = Store.open(uri)
+    uri, reader = _key_7_deleted(tmp_path)
     fired = _racing_vacuum(reader, uri, ("samples",), "_inserted")
     with pytest.raises(DataUnavailableError, match="purged by vacuum") as info:
         reader.delta(0, 1)
@@ -113,11 +111,7 @@ def test_a_ray_dataset_planned_after_a_vacuum_checked_it_raises(
 
     planned: list[int] = []  # the Dataset itself is not needed: it would read the purged files
     monkeypatch.setattr(ray_io, "_read", lambda ray, store, ds, *rest: planned.append(ds.version))
-    uri = str(tmp_path / "s")
-    store = Store.open(uri, create=True)
-    store.append(pa.table({"key": np.arange(100), "ts": np.arange(100)}))
-    store.delete(keys=[7])
-    reader = Store.open(uri)
+    uri, reader = _key_7_deleted(tmp_path)
     snap = reader.as_of(1)
     fired = _racing_vacuum(reader, uri, ("samples",), "to_ray")
     with pytest.raises(DataUnavailableError, match="purged by vacuum") as info:
