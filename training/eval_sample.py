@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 
 from modyn_store.core.errors import InvalidArgumentError
 
-__all__ = ["EvalSample", "SliceKeys", "event_times", "inside", "margin", "slice_keys"]
+__all__ = ["EvalSample", "SliceKeys", "event_times", "inside", "margin", "predictions", "slice_keys"]
 
 Z95 = 1.959963984540054
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -332,6 +332,17 @@ def _strat_margin(values: np.ndarray, strata: np.ndarray, part: SliceKeys) -> fl
     return Z95 * math.sqrt(var)
 
 
+def predictions(logits: np.ndarray) -> np.ndarray:
+    """The predicted class of each row of ``logits`` ``[n, classes]``: its argmax, or -1 (no
+    class: never correct) for a row with a NaN logit, where ``argmax`` would name the first NaN.
+
+    >>> predictions(np.array([[0.0, 1.0], [np.nan, 0.0]])).tolist()
+    [1, -1]
+    """
+    pred = logits.argmax(axis=1)
+    return np.where(np.isnan(logits).any(axis=1), -1, pred) if pred.size else pred
+
+
 def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys, *, value: float,
            seed: int = 0, n_boot: int = 200) -> float:
     """Half-width of the 95% confidence interval of ``metric`` (``value``) measured on ``part``'s keys."""
@@ -343,7 +354,7 @@ def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys,
     fpc = max(0.0, 1.0 - n / max(part.population, 1))
     if metric in ("accuracy", "loss"):
         if metric == "accuracy":
-            per = (logits.argmax(axis=1) == labels).astype(np.float64)
+            per = (predictions(logits) == labels).astype(np.float64)
         else:
             z = logits - logits.max(axis=1, keepdims=True)
             per = -(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(n), labels]
@@ -360,7 +371,7 @@ def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys,
         se2 = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n2 - 1) * (q2 - a * a)) / (n1 * n2)
         return Z95 * math.sqrt(max(se2, 0.0) * fpc)
     # f1: a seeded bootstrap of the macro F1 over the sample
-    pred = logits.argmax(axis=1)
+    pred = predictions(logits)
     rng = np.random.default_rng(seed)
     boots = [_f1(labels[i], pred[i]) for i in (rng.integers(0, n, n) for _ in range(n_boot))]
     return Z95 * float(np.std(boots, ddof=1)) * math.sqrt(fpc)
@@ -368,7 +379,7 @@ def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys,
 
 def _f1(labels: np.ndarray, pred: np.ndarray) -> float:
     """Macro F1 over the classes present in ``labels`` or ``pred`` (as ``evaluation.f1_macro``)."""
-    classes = np.union1d(labels, pred)
+    classes = np.union1d(labels, pred[pred >= 0])
     tp = np.array([np.sum((pred == c) & (labels == c)) for c in classes], dtype=np.float64)
     fp = np.array([np.sum((pred == c) & (labels != c)) for c in classes], dtype=np.float64)
     fn = np.array([np.sum((pred != c) & (labels == c)) for c in classes], dtype=np.float64)

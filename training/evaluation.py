@@ -4,7 +4,9 @@ The result is a model x slice x metric matrix (:class:`EvalMatrix`), stored with
 in the catalog's ``evaluations`` table. Metrics: ``accuracy``, ``f1`` (macro over the classes
 present in labels or predictions), ``roc_auc`` (binary: of ``p[:, 1]``; multi-class: macro
 one-vs-rest over classes with both positives and negatives; NaN when undefined) and ``loss``
-(mean cross entropy).
+(mean cross entropy). ROC-AUC ranks rows by the log-odds of the probabilities (the same
+order, without ties from rounding confident probabilities to 1). A row with a NaN logit
+predicts no class: a miss for ``accuracy`` and ``f1``; ``roc_auc`` and ``loss`` are NaN.
 
 Example
 -------
@@ -39,11 +41,11 @@ from modyn_store.core.trainings import Catalog
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training.epochs import check_int
-from training.eval_sample import EvalSample, event_times, margin, slice_keys
+from training.eval_sample import EvalSample, event_times, margin, predictions, slice_keys
 from training.loading import LoaderOptions, check_device, loader
 from training.trainer import LABEL_HINT, Prepare, TrainConfig, check_label_column, model_inputs
 
-__all__ = ["METRICS", "EvalMatrix", "Slice", "accuracy", "evaluate", "f1_macro", "roc_auc", "time_slices"]
+__all__ = ["METRICS", "EvalMatrix", "Slice", "accuracy", "evaluate", "f1_macro", "log_odds", "roc_auc", "time_slices"]
 
 METRICS = ("accuracy", "f1", "roc_auc", "loss")
 
@@ -176,11 +178,13 @@ def accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
 
 
 def f1_macro(labels: np.ndarray, pred: np.ndarray) -> float:
-    """Macro F1 over the classes present in ``labels`` or ``pred`` (NaN when empty)."""
+    """Macro F1 over the classes present in ``labels`` or ``pred`` (NaN when empty); a
+    prediction of -1 (no class, see :func:`training.eval_sample.predictions`) is a miss of its
+    row's label, not a class of its own."""
     if labels.size == 0:
         return math.nan
     f1s = []
-    for c in np.union1d(labels, pred):
+    for c in np.union1d(labels, pred[pred >= 0]):
         tp = np.sum((pred == c) & (labels == c))
         fp = np.sum((pred == c) & (labels != c))
         fn = np.sum((pred != c) & (labels == c))
@@ -191,8 +195,8 @@ def f1_macro(labels: np.ndarray, pred: np.ndarray) -> float:
 def _auc_binary(pos_scores: np.ndarray, positive: np.ndarray) -> float:
     n_pos = int(positive.sum())
     n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
+    if n_pos == 0 or n_neg == 0 or np.isnan(pos_scores).any():
+        return math.nan  # a NaN score has no rank
     order = np.argsort(pos_scores, kind="mergesort")
     s = pos_scores[order]
     ranks = np.empty(s.size, dtype=np.float64)
@@ -209,7 +213,9 @@ def _auc_binary(pos_scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """ROC-AUC: binary of ``probs[:, 1]``; else macro one-vs-rest (NaN when undefined)."""
+    """ROC-AUC: binary of ``probs[:, 1]``; else macro one-vs-rest (NaN when undefined, e.g.
+    a NaN probability). Any scores that rank rows as the probabilities do (per class) give the
+    same value, e.g. :func:`log_odds` of the logits."""
     if labels.size == 0:
         return math.nan
     if probs.shape[1] == 2:
@@ -219,6 +225,33 @@ def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean(aucs)) if aucs else math.nan
 
 
+def log_odds(logits: np.ndarray) -> np.ndarray:
+    """``log(p / (1 - p))`` of every class's softmax probability ``p``, in float64: it ranks
+    rows as ``p[:, c]`` does, without the ties that rounding ``p`` makes of confident rows
+    (``p`` is exactly 1.0 beyond a logit gap of about 17 in float32, 37 in float64), which
+    would count a confidently wrong row as tied with the right ones in ROC-AUC.
+
+    >>> log_odds(np.array([[0.0, 20.0], [0.0, 30.0]], np.float32))[:, 1].tolist()
+    [20.0, 30.0]
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if z.size == 0 or z.shape[1] < 2:
+        return np.zeros(z.shape)
+    # computed the same way for rows that are equal up to a shift or a permutation of their
+    # logits, so that rows with equal probabilities get equal scores (ties stay ties)
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN or inf logits: NaN scores
+        z = z - z.max(axis=1, keepdims=True)
+        srt = np.sort(z, axis=1)
+        lse = np.logaddexp.reduce(srt, axis=1)
+        rest = np.logaddexp.reduce(srt[:, :-1], axis=1)  # every class but one largest
+        logp = z - lse[:, None]
+        out = logp - np.log1p(-np.exp(logp))  # accurate where p <= 1/2
+        big = logp > -math.log(2.0)  # p > 1/2: the row's only largest logit (z = 0)
+        r = np.nonzero(big)[0]
+        out[big] = -rest[r]  # log p - log(1 - p) = 0 - log(sum of exp over the others), p unrounded
+    return out
+
+
 def _metrics(names: Sequence[str], labels: np.ndarray, logits: np.ndarray) -> list[float]:
     out = []
     if logits.size:
@@ -226,14 +259,14 @@ def _metrics(names: Sequence[str], labels: np.ndarray, logits: np.ndarray) -> li
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     else:
         logp = logits
-    pred = logits.argmax(axis=1) if logits.size else labels
+    pred = predictions(logits) if logits.size else labels
     for m in names:
         if m == "accuracy":
             out.append(accuracy(labels, pred))
         elif m == "f1":
             out.append(f1_macro(labels, pred))
         elif m == "roc_auc":
-            out.append(roc_auc(labels, np.exp(logp)))
+            out.append(roc_auc(labels, log_odds(logits) if logits.size else np.exp(logp)))
         else:
             out.append(float(-logp[np.arange(labels.size), labels].mean()) if labels.size else math.nan)
     return out

@@ -1,0 +1,62 @@
+"""ROC-AUC of confident models: the softmax of float32 logits rounds every probability beyond a
+logit gap of about 17 to exactly 1.0, so a confidently wrong row tied with the confidently right
+ones and ROC-AUC moved towards 0.5. Rows are ranked by the log-odds of their probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from modyn_store import Store
+from training.evaluation import Slice, _metrics, evaluate
+
+
+def _pairwise_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """The share of (positive, negative) pairs ranked right, ties counting one half."""
+    return float(np.mean([(a > b) + 0.5 * (a == b) for a in pos for b in neg]))
+
+
+def test_confident_binary_rows_keep_their_order() -> None:
+    gap = np.array([30.0, 20.0, 25.0, 18.0], np.float32)  # z1 - z0: every p1 rounds to 1.0
+    y = np.array([1, 1, 0, 0])
+    z = np.stack([np.zeros(4, np.float32), gap], axis=1)
+    assert _metrics(["roc_auc"], y, z) == [_pairwise_auc(gap[y == 1], gap[y == 0])] == [0.75]
+    # a third class: class 1's probability still ranks rows by the gap; class 0's reversed
+    z3 = np.stack([np.zeros(4, np.float32), gap, np.full(4, -5.0, np.float32)], axis=1)
+    assert _metrics(["roc_auc"], y, z3) == [pytest.approx(0.75)]
+
+
+def test_log_odds_keep_ties_and_order() -> None:
+    from training.evaluation import log_odds
+
+    z = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0], [5.0, 6.0, 7.0], [0.0, 40.0, 0.0], [0.0, 50.0, 0.0]])
+    lo = log_odds(z)
+    p = torch.softmax(torch.tensor(z), dim=1).numpy()
+    assert lo[0, 0] == lo[1, 2] == lo[2, 0] and lo[0, 2] == lo[1, 0] == lo[2, 2]  # equal p: equal scores
+    assert lo[3, 1] == pytest.approx(40 - np.log(2)) and lo[4, 1] == pytest.approx(50 - np.log(2))
+    np.testing.assert_allclose(lo[:3], np.log(p[:3]) - np.log1p(-p[:3]), rtol=1e-12)
+
+
+class _Logits(torch.nn.Module):
+    """Returns its input as the logits."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        return input
+
+
+def test_evaluate_ranks_confident_rows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 60
+    label = rng.integers(0, 2, n)
+    gap = (rng.uniform(18, 40, n) * np.where(rng.random(n) < 0.8, 2 * label - 1, 1 - 2 * label)).astype(np.float32)
+    x = np.stack([np.zeros(n, np.float32), gap], axis=1)
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(n), "label": label.astype(np.int64),
+                           "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+    m = evaluate(store, {"m": _Logits()}, [Slice("all", 0, n - 1, closed=True)], inputs={"input": "x"},
+                 metrics=["roc_auc"], record=False)
+    assert m.matrix("roc_auc")[0, 0] == pytest.approx(_pairwise_auc(gap[label == 1], gap[label == 0]))

@@ -1,0 +1,64 @@
+"""Rows whose logits hold a NaN predict no class: ``argmax`` named the first NaN as the
+prediction, so a NaN row of label 0 counted as correct and ROC-AUC ranked NaN scores."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from modyn_store import Store
+from training.eval_sample import EvalSample, margin, slice_keys
+from training.evaluation import Slice, _metrics, evaluate, f1_macro, roc_auc
+
+NAMES = ["accuracy", "f1", "roc_auc", "loss"]
+
+
+def test_a_nan_row_is_a_miss_and_roc_auc_is_undefined() -> None:
+    y = np.array([0, 1, 0, 1])
+    z = np.array([[np.nan, np.nan], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    acc, f1, auc, loss = _metrics(NAMES, y, z)
+    assert acc == 0.75
+    # class 0: tp 1, fp 0, fn 1 -> 2/3; class 1: tp 2, fp 0, fn 0 -> 1 (no class of its own for -1)
+    assert f1 == pytest.approx((2 / 3 + 1.0) / 2)
+    assert math.isnan(auc) and math.isnan(loss)
+    # one NaN logit out of two: still no prediction
+    z1 = np.array([[0.0, np.nan], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    assert _metrics(["accuracy"], y, z1) == [0.75]
+    assert f1_macro(np.array([0, 0]), np.array([-1, -1])) == 0.0
+    assert math.isnan(roc_auc(np.array([0, 1, 2]), np.array([[np.nan] * 3, [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])))
+
+
+class _NanOnFirst(torch.nn.Module):
+    """Logits of ``x`` itself, NaN on rows whose first feature is negative."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        return torch.where(input[:, :1] < 0, torch.full_like(input, float("nan")), input)
+
+
+def test_evaluate_counts_nan_outputs_as_misses(tmp_path: Path) -> None:
+    n = 40
+    x = np.zeros((n, 2), np.float32)
+    label = np.arange(n) % 2
+    x[np.arange(n), label] = 1.0  # a perfect model on every finite row
+    x[:10, 0] = -1.0  # rows 0..9: NaN outputs (labels 0 and 1)
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(n), "label": label.astype(np.int64),
+                           "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+    sl = [Slice("all", 0, n - 1, closed=True)]
+    m = evaluate(store, {"m": _NanOnFirst()}, sl, inputs={"input": "x"}, record=False)
+    assert m.matrix("accuracy")[0, 0] == pytest.approx(30 / 40)
+    assert math.isnan(m.matrix("roc_auc")[0, 0])
+    assert m.matrix("f1")[0, 0] == pytest.approx(30 / 35)  # per class: tp 15, fn 5 -> 30/35
+    # the sampled interval counts the same misses
+    part = slice_keys(store.as_of(), sl, EvalSample(size=20, seed=1))[0]
+    ks = part.keys
+    z = np.where(x[ks, :1] < 0, np.nan, x[ks])
+    per = ~np.isnan(z).any(axis=1)  # every finite row is right, every NaN row a miss
+    got = margin("accuracy", label[ks], z, part, value=float(per.mean()))
+    fpc = 1 - ks.size / n
+    assert got == pytest.approx(1.959963984540054 * math.sqrt(fpc * per.var(ddof=1) / ks.size))
