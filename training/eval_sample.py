@@ -347,7 +347,7 @@ def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys,
            seed: int = 0, n_boot: int = 200) -> float:
     """Half-width of the 95% confidence interval of ``metric`` (``value``) measured on ``part``'s keys."""
     n = labels.size
-    if n == 0:
+    if n == 0 or math.isnan(value):  # no value, no interval (not an exact one)
         return math.nan
     if part.complete:
         return 0.0

@@ -62,3 +62,17 @@ def test_evaluate_counts_nan_outputs_as_misses(tmp_path: Path) -> None:
     got = margin("accuracy", label[ks], z, part, value=float(per.mean()))
     fpc = 1 - ks.size / n
     assert got == pytest.approx(1.959963984540054 * math.sqrt(fpc * per.var(ddof=1) / ks.size))
+
+
+def test_a_nan_metric_of_a_whole_slice_has_no_interval() -> None:
+    """A whole slice evaluated exactly has a margin of 0; a metric that is NaN there (ROC-AUC
+    of one class only) has none, not an exact one."""
+    import math
+
+    from training.eval_sample import SliceKeys, margin
+
+    part = SliceKeys(np.arange(4), 4)
+    logits = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    labels = np.zeros(4, np.int64)
+    assert margin("accuracy", labels, logits, part, value=0.5) == 0.0
+    assert math.isnan(margin("roc_auc", labels, logits, part, value=math.nan))
