@@ -38,7 +38,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module below, under asv too
 
 from modyn_store import Store  # noqa: E402
-from store_peers import check_same_rows, delta_peer, lance_keys, load_baseline  # noqa: E402
+from _store_peers import check_same_rows, delta_peer, lance_keys, load_baseline  # noqa: E402
 
 BATCH = 1 << 20
 

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from benchmarks import bench_engine, bench_policies, bench_store, store_peers
+from benchmarks import bench_engine, bench_policies, bench_store, _store_peers
 
 
 def test_mmd_peer_without_full_matrix_passes_is_the_same_test() -> None:
@@ -58,10 +58,10 @@ def test_read_sides_check_same_rows(tmp_path) -> None:  # type: ignore[no-untype
 
     snap = Store.open(str(tmp_path / "q")).as_of()
     lance.dataset(peer).delete("key % 100 = 0")
-    store_peers.check_same_rows(snap, peer, None)
+    _store_peers.check_same_rows(snap, peer, None)
     lance.dataset(peer).delete("key % 100 = 1")  # now the peer misses rows the store has
     with pytest.raises(AssertionError):
-        store_peers.check_same_rows(snap, peer, None)
+        _store_peers.check_same_rows(snap, peer, None)
 
 
 def test_policy_warm_up_store_exercises_every_strategy() -> None:
