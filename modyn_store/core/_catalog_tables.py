@@ -26,7 +26,7 @@ from modyn_store.core.errors import SchemaMismatchError
 
 __all__ = [
     "EVALUATIONS", "EVALUATIONS_SCHEMA", "INTERNAL_TABLES", "LINEAGE_TABLES", "PLANS", "PLANS_SCHEMA", "SELECTIONS",
-    "SELECTIONS_SCHEMA", "TRAININGS", "TRAININGS_SCHEMA", "check_declared", "declare_table",
+    "SELECTIONS_SCHEMA", "TRAININGS", "TRAININGS_SCHEMA", "check_declared", "declare_table", "holds_samples",
 ]
 
 #: the store's own tables, written only by its operations: no extension table takes their names
@@ -116,3 +116,21 @@ declare_table(SELECTIONS, SELECTIONS_SCHEMA, "training catalog", required=("trai
 #: weights, no sample content): ``erase`` keeps their rows, since its report is read from them.
 #: Every other extension table with an int64 ``key`` column loses an erased key's rows.
 LINEAGE_TABLES = frozenset({SELECTIONS})
+
+
+def holds_samples(name: str, schema: pa.Schema) -> bool:
+    """Whether the table ``name`` of ``schema`` is an extension table whose rows belong to one
+    sample each: an int64 ``key`` column, and neither a store table (:data:`INTERNAL_TABLES`),
+    a score table nor a lineage table (:data:`LINEAGE_TABLES`). ``erase`` removes an erased
+    key's rows from such tables, reads hide them from the erase's commit on, and writes naming
+    an erased key are refused. A ``key`` of another type is not read as the store's keys.
+
+    >>> holds_samples("notes", pa.schema([("key", pa.int64()), ("text", pa.string())]))
+    True
+    >>> holds_samples("selections", pa.schema([("key", pa.int64())]))
+    False
+    """
+    if name in INTERNAL_TABLES or name in LINEAGE_TABLES or name.startswith("scores/"):
+        return False
+    i = schema.get_field_index("key")
+    return i >= 0 and schema.field(i).type.equals(pa.int64())

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from modyn_store.core import _marker
 from modyn_store.core._failures import READ_ATTEMPTS
-from modyn_store.core._catalog_tables import INTERNAL_TABLES, LINEAGE_TABLES, check_declared
+from modyn_store.core._catalog_tables import INTERNAL_TABLES, check_declared, holds_samples
 from modyn_store.core._marker import FORMAT_VERSION
 from modyn_store.core._tables import VERSION, with_version
 from modyn_store.core._validate import check_name
@@ -129,11 +129,9 @@ def _refuse_erased(store: Store, table: str, data: pa.Table) -> None:
     """Refuse rows that name an erased key in the int64 ``key`` column of an extension table
     (whose rows ``erase`` removes, see :func:`modyn_store.core.maintenance.keyed_extensions`):
     the erased sample's data would be stored again. Lineage tables (``selections``) may name them."""
-    if table in LINEAGE_TABLES or "key" not in data.column_names:
+    if not holds_samples(table, data.schema) or data.num_rows == 0:
         return
     col = data.column("key")
-    if not col.type.equals(pa.int64()) or len(col) == 0:
-        return
     erased = store._erased_keys()
     if erased.size == 0:
         return

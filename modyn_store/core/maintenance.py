@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core import integrity, keyindex
-from modyn_store.core._catalog_tables import INTERNAL_TABLES, LINEAGE_TABLES
+from modyn_store.core._catalog_tables import INTERNAL_TABLES, LINEAGE_TABLES, holds_samples
 from modyn_store.core._sql import keys_predicate
 from modyn_store.core._writable import locked
 from modyn_store.core._validate import as_keys, check_int
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["compact", "erase", "finish_purge", "index_keys", "keyed_extensions", "vacuum"]
 
-KEY = "key"
 
 
 def _content_tables(store: Store) -> list[str]:
@@ -41,12 +40,9 @@ def keyed_extensions(store: Store) -> list[str]:
     found = []
     for name in store._tables.names():
         if name in INTERNAL_TABLES or name in LINEAGE_TABLES or name.startswith("scores/"):
-            continue
+            continue  # (not opened)
         ds = store._tables.open(name)
-        if ds is None:
-            continue
-        idx = ds.schema.get_field_index(KEY)
-        if idx >= 0 and ds.schema.field(idx).type.equals(pa.int64()):
+        if ds is not None and holds_samples(name, ds.schema):
             found.append(name)
     return found
 

@@ -36,6 +36,7 @@ from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
 from modyn_store.core._sql import key_range
 from modyn_store.core._tables import Tables
+from modyn_store.core._catalog_tables import holds_samples
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._written import WrittenTables
 from modyn_store.core._validate import check_bool, check_filter, check_float, check_name
@@ -288,21 +289,29 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------
     def read_table(self, name: str, version: VersionRef = None, *, filter: str | None = None) -> pa.Table | None:
-        """Rows of a table written at or before ``version`` (``None`` if the table does not exist)."""
+        """Rows of a table written at or before ``version`` (``None`` if the table does not exist).
+
+        Rows of erased keys in an extension table keyed by sample (an int64 ``key`` column, see
+        :func:`~modyn_store.core._catalog_tables.holds_samples`) are left out from the erase's
+        commit on, as the samples' are, also before ``erase`` has removed them from the files."""
         if name not in INTERNAL_TABLES:
             check_name("table", name)
         v = self._resolve(version)
         if filter is None:
-            return self._tables.scan(name, None, f"_version <= {v}")
-        flt = check_filter(filter)
-        try:
-            t = self._tables.scan(name, None, flt)
-        except (ValueError, OSError) as exc:
-            raise InvalidFilterError(f"invalid filter {filter!r} on table {name!r}: {exc}") from exc
-        if t is None:
-            return None
-        # the version bound is applied here, never pasted into the user's filter
-        return t.filter(pa.array(t.column("_version").to_numpy() <= v))
+            t = self._tables.scan(name, None, f"_version <= {v}")
+        else:
+            flt = check_filter(filter)
+            try:
+                t = self._tables.scan(name, None, flt)
+            except (ValueError, OSError) as exc:
+                raise InvalidFilterError(f"invalid filter {filter!r} on table {name!r}: {exc}") from exc
+            if t is not None:  # the version bound is applied here, never pasted into the user's filter
+                t = t.filter(pa.array(t.column("_version").to_numpy() <= v))
+        if t is not None and t.num_rows and holds_samples(name, t.schema):
+            erased = self._erased_keys()
+            if erased.size:
+                t = t.filter(pa.array(~_isin_sorted(t.column("key").to_numpy(), erased)))
+        return t
 
     def _find_keys(self, candidates: np.ndarray, tables: tuple[str, ...], committed: int) -> np.ndarray:
         """Sorted keys among the sorted ``candidates`` that rows of ``tables`` written at or

@@ -95,6 +95,11 @@ def test_an_erase_interrupted_after_its_commit_purges_extension_tables_on_recove
         store.erase([5], reason="r")
     monkeypatch.undo()
     assert any(_where(m, _files(root)) for m in markers[5])  # committed, not purged yet
+    # reads hide the erased key's rows from the commit on, as the samples'
+    assert 5 not in store.read_table("notes").column("key").to_pylist()
+    assert 5 not in store.read_table("notes", filter="key >= 0").column("key").to_pylist()
+    assert 5 in store.read_table("selections").column("key").to_pylist()  # lineage
+    assert any(_where(m, _files(root)) for m in markers[5])  # (still not purged: reads only)
 
     Store.open(str(root)).compact()  # the next writer finishes the erase
     after = _files(root)
