@@ -11,8 +11,9 @@ about twice the sample per slice in memory.
 
 :func:`margin` gives the half-width of a 95% confidence interval of a metric measured on a
 sample: a (stratified) normal interval with finite-population correction for ``accuracy`` and
-``loss``, Hanley & McNeil's standard error for ``roc_auc``, a seeded bootstrap for ``f1``. The
-correction makes it 0 when the sample is the whole slice.
+``loss``, Hanley & McNeil's standard error for ``roc_auc`` (multi-class: each class's one-vs-rest
+AUC with its own positives and negatives, the per-class variances averaged as independent), a
+seeded bootstrap for ``f1``. The correction makes it 0 when the sample is the whole slice.
 
 Example
 -------
@@ -362,19 +363,31 @@ def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys,
     if metric == "roc_auc":
         if math.isnan(value):
             return math.nan
-        n1 = int((labels == 1).sum()) if logits.shape[1] == 2 else n // 2
-        n2 = n - n1
-        if n1 == 0 or n2 == 0:
-            return math.nan
-        a = value
-        q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-        se2 = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n2 - 1) * (q2 - a * a)) / (n1 * n2)
-        return Z95 * math.sqrt(max(se2, 0.0) * fpc)
+        if logits.shape[1] == 2:
+            se2 = _hanley_mcneil(value, int((labels == 1).sum()), n)
+        else:  # macro one-vs-rest: the mean of the defined per-class AUCs, taken as independent
+            from training.evaluation import _auc_binary, log_odds
+
+            scores = log_odds(logits)
+            per = [(a, int((labels == c).sum())) for c in range(logits.shape[1])
+                   if not math.isnan(a := _auc_binary(scores[:, c], labels == c))]
+            se2 = sum(_hanley_mcneil(a, n1, n) for a, n1 in per) / len(per) ** 2 if per else math.nan
+        return Z95 * math.sqrt(max(se2, 0.0) * fpc) if not math.isnan(se2) else math.nan
     # f1: a seeded bootstrap of the macro F1 over the sample
     pred = predictions(logits)
     rng = np.random.default_rng(seed)
     boots = [_f1(labels[i], pred[i]) for i in (rng.integers(0, n, n) for _ in range(n_boot))]
     return Z95 * float(np.std(boots, ddof=1)) * math.sqrt(fpc)
+
+
+def _hanley_mcneil(a: float, n1: int, n: int) -> float:
+    """Hanley & McNeil's variance of an AUC ``a`` measured on ``n1`` positives of ``n`` rows
+    (NaN without a positive or a negative)."""
+    n2 = n - n1
+    if n1 == 0 or n2 == 0:
+        return math.nan
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n2 - 1) * (q2 - a * a)) / (n1 * n2)
 
 
 def _f1(labels: np.ndarray, pred: np.ndarray) -> float:
