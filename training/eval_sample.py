@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modyn_store.core.errors import InvalidArgumentError
+from training.auc import _auc_binary, log_odds
 
 __all__ = ["EvalSample", "SliceKeys", "event_times", "inside", "margin", "predictions", "slice_keys"]
 
@@ -366,8 +367,6 @@ def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys,
         if logits.shape[1] == 2:
             se2 = _hanley_mcneil(value, int((labels == 1).sum()), n)
         else:  # macro one-vs-rest: the mean of the defined per-class AUCs, taken as independent
-            from training.evaluation import _auc_binary, log_odds
-
             scores = log_odds(logits)
             per = [(a, int((labels == c).sum())) for c in range(logits.shape[1])
                    if not math.isnan(a := _auc_binary(scores[:, c], labels == c))]

@@ -40,6 +40,7 @@ from torch import nn
 from modyn_store.core.trainings import Catalog
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
+from training.auc import log_odds, roc_auc
 from training.epochs import check_int
 from training.eval_sample import EvalSample, event_times, margin, predictions, slice_keys
 from training.loading import LoaderOptions, check_device, loader
@@ -190,66 +191,6 @@ def f1_macro(labels: np.ndarray, pred: np.ndarray) -> float:
         fn = np.sum((pred != c) & (labels == c))
         f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
     return float(np.mean(f1s))
-
-
-def _auc_binary(pos_scores: np.ndarray, positive: np.ndarray) -> float:
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0 or np.isnan(pos_scores).any():
-        return math.nan  # a NaN score has no rank
-    order = np.argsort(pos_scores, kind="mergesort")
-    s = pos_scores[order]
-    ranks = np.empty(s.size, dtype=np.float64)
-    i = 0
-    while i < s.size:  # average ranks of ties
-        j = i
-        while j + 1 < s.size and s[j + 1] == s[i]:
-            j += 1
-        ranks[i : j + 1] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    r = np.empty_like(ranks)
-    r[order] = ranks
-    return float((r[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """ROC-AUC: binary of ``probs[:, 1]``; else macro one-vs-rest (NaN when undefined, e.g.
-    a NaN probability). Any scores that rank rows as the probabilities do (per class) give the
-    same value, e.g. :func:`log_odds` of the logits."""
-    if labels.size == 0:
-        return math.nan
-    if probs.shape[1] == 2:
-        return _auc_binary(probs[:, 1], labels == 1)
-    aucs = [_auc_binary(probs[:, c], labels == c) for c in range(probs.shape[1])]
-    aucs = [a for a in aucs if not math.isnan(a)]
-    return float(np.mean(aucs)) if aucs else math.nan
-
-
-def log_odds(logits: np.ndarray) -> np.ndarray:
-    """``log(p / (1 - p))`` of every class's softmax probability ``p``, in float64: it ranks
-    rows as ``p[:, c]`` does, without the ties that rounding ``p`` makes of confident rows
-    (``p`` is exactly 1.0 beyond a logit gap of about 17 in float32, 37 in float64), which
-    would count a confidently wrong row as tied with the right ones in ROC-AUC.
-
-    >>> log_odds(np.array([[0.0, 20.0], [0.0, 30.0]], np.float32))[:, 1].tolist()
-    [20.0, 30.0]
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    if z.size == 0 or z.shape[1] < 2:
-        return np.zeros(z.shape)
-    # computed the same way for rows that are equal up to a shift or a permutation of their
-    # logits, so that rows with equal probabilities get equal scores (ties stay ties)
-    with np.errstate(divide="ignore", invalid="ignore"):  # NaN or inf logits: NaN scores
-        z = z - z.max(axis=1, keepdims=True)
-        srt = np.sort(z, axis=1)
-        lse = np.logaddexp.reduce(srt, axis=1)
-        rest = np.logaddexp.reduce(srt[:, :-1], axis=1)  # every class but one largest
-        logp = z - lse[:, None]
-        out = logp - np.log1p(-np.exp(logp))  # accurate where p <= 1/2
-        big = logp > -math.log(2.0)  # p > 1/2: the row's only largest logit (z = 0)
-        r = np.nonzero(big)[0]
-        out[big] = -rest[r]  # log p - log(1 - p) = 0 - log(sum of exp over the others), p unrounded
-    return out
 
 
 def _metrics(names: Sequence[str], labels: np.ndarray, logits: np.ndarray) -> list[float]:
