@@ -34,6 +34,7 @@ def test_other_addresses_are_refused_while_parsing(address: str) -> None:
         connect(address)  # refused before Ray is imported or started
 
 
+@pytest.mark.ray  # (CI runs it in its Ray step, where Ray is installed)
 def test_host_port_split_agrees_with_rays_parser() -> None:
     raylet = pytest.importorskip("ray._raylet")
     for address in ("10.0.0.7:6379", "localhost:6379", "[::1]:6379"):

@@ -200,6 +200,7 @@ def test_refused_rows_leave_no_bytes_on_disk(tmp_path: Path) -> None:
     assert store.as_of().to_table().column("s").to_pylist() == ["a", "b", "c"]
 
 
+@pytest.mark.ray  # (CI runs it in its Ray step, where Ray is installed)
 @pytest.mark.parametrize(("name", "value"), [("concurrency", 0), ("concurrency", -2), ("override_num_blocks", 0),
                                              ("override_num_blocks", True), ("concurrency", 1.5)])
 def test_ray_read_sizes_are_checked_before_ray_runs(tmp_path: Path, name: str, value: Any) -> None:

@@ -101,6 +101,7 @@ def test_a_delta_read_after_a_vacuum_checked_it_raises(tmp_path: Path) -> None:
     assert np.array_equal(kept, np.setdiff1d(np.arange(100), [7]))
 
 
+@pytest.mark.ray  # (CI runs it in its Ray step, where Ray is installed)
 def test_a_ray_dataset_planned_after_a_vacuum_checked_it_raises(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
