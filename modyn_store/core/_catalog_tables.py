@@ -27,6 +27,7 @@ from modyn_store.core.errors import SchemaMismatchError
 __all__ = [
     "EVALUATIONS", "EVALUATIONS_SCHEMA", "INTERNAL_TABLES", "LINEAGE_TABLES", "PLANS", "PLANS_SCHEMA", "SELECTIONS",
     "SELECTIONS_SCHEMA", "TRAININGS", "TRAININGS_SCHEMA", "check_declared", "declare_table", "holds_samples",
+    "may_hold_samples",
 ]
 
 #: the store's own tables, written only by its operations: no extension table takes their names
@@ -130,7 +131,13 @@ def holds_samples(name: str, schema: pa.Schema) -> bool:
     >>> holds_samples("selections", pa.schema([("key", pa.int64())]))
     False
     """
-    if name in INTERNAL_TABLES or name in LINEAGE_TABLES or name.startswith("scores/"):
+    if not may_hold_samples(name):
         return False
     i = schema.get_field_index("key")
     return i >= 0 and schema.field(i).type.equals(pa.int64())
+
+
+def may_hold_samples(name: str) -> bool:
+    """Whether the table ``name`` may be one :func:`holds_samples` accepts (by its name alone:
+    an extension table other than a lineage table)."""
+    return not (name in INTERNAL_TABLES or name in LINEAGE_TABLES or name.startswith("scores/"))

@@ -33,13 +33,12 @@ import os
 import re
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
-from modyn_store.core._logdigest import DIGEST, SEALED_SCHEMA, check, consecutive, sealed
+from modyn_store.core._logdigest import DIGEST, SEALED_SCHEMA, check, consecutive, from_micros, sealed
 from modyn_store.core._marker import MARKER, identity
 from modyn_store.core.errors import ConflictError, CorruptionError
 from modyn_store.core.records import VersionRecord
@@ -57,8 +56,6 @@ CHECKPOINT_EVERY = 32
 #: on some file systems (a quarter of a millisecond on ext4 here), rewriting one in place does not
 FREE = f"{LOG}/.free"
 _NAME = re.compile(r"^(\d{12})\.json$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICRO = timedelta(microseconds=1)
 
 
 def _encode(record: VersionRecord) -> bytes:
@@ -69,7 +66,7 @@ def _decode(raw: bytes, version: int, where: str) -> VersionRecord:
     try:
         row = json.loads(raw)
         check(row, where)  # (a record without a digest: an earlier release's, read as before)
-        row["time"] = _EPOCH + int(row["time"]) * _MICRO
+        row["time"] = from_micros(row["time"])
         record = VersionRecord.from_row(row)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorruptionError(f"the version record {where!r} is unreadable ({exc}); run `modyn-store verify`") from exc

@@ -38,7 +38,7 @@ from modyn_store.core._runcheck import digest
 from modyn_store.core.errors import CorruptionError
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
-__all__ = ["DIGEST", "SEALED_SCHEMA", "check", "consecutive", "micros", "sealed"]
+__all__ = ["DIGEST", "SEALED_SCHEMA", "check", "consecutive", "from_micros", "micros", "sealed"]
 
 #: the key (record objects) and column (``versions`` table) of a record's digest
 DIGEST = "digest"
@@ -52,6 +52,11 @@ _MICRO = timedelta(microseconds=1)
 def micros(when: datetime) -> int:
     """``when`` as stored in a record object: microseconds since the epoch."""
     return (when - _EPOCH) // _MICRO
+
+
+def from_micros(value: int) -> datetime:
+    """The time a record object stores as ``value`` microseconds since the epoch (UTC)."""
+    return _EPOCH + int(value) * _MICRO
 
 
 def _row_digest(row: Mapping[str, Any]) -> str:

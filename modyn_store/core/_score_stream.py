@@ -19,7 +19,7 @@ from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._sql import key_range, sql_int
 from modyn_store.core._stream import DeadKeys
-from modyn_store.core.errors import CorruptionError, DataUnavailableError
+from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
@@ -165,20 +165,6 @@ def _coalesce(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Recor
         yield held[0] if len(held) == 1 else pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 
 
-def _check_purged(snap: Snapshot, after: int | None) -> None:
-    """Raise :class:`DataUnavailableError` for keys live at ``snap``'s version, above ``after``
-    (the last key yielded), whose rows a vacuum purged: their scores went with them."""
-    missing = snap.unavailable()
-    if after is not None:
-        missing = missing[missing > after]
-    if missing.size:
-        raise DataUnavailableError(
-            f"{missing.size} rows live at version {snap.version} were purged by vacuum while their "
-            f"scores were read (e.g. keys {missing[:5].tolist()}); pass on_unavailable='skip' to read the rest",
-            keys=missing,
-        )
-
-
 def stream_latest(
     store: Store, snap: Snapshot, name: str, runs: list[int], batch_size: int, *, on_unavailable: str = "skip"
 ) -> Iterator[pa.RecordBatch]:
@@ -194,7 +180,8 @@ def stream_latest(
         try:
             ds = store._tables.open(table)
             if on_unavailable == "error":
-                _check_purged(snap, after)  # after the open: these files lack what was purged by now
+                # after the open: these files lack what was purged by now
+                snap._check_unavailable("error", after=after)
             if ds is None:
                 return
             ranges = store._tables.fragment_versions(table, ds)

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import _marker
 from modyn_store.core._failures import READ_ATTEMPTS
 from modyn_store.core._catalog_tables import INTERNAL_TABLES, check_declared, holds_samples
@@ -135,9 +135,10 @@ def _refuse_erased(store: Store, table: str, data: pa.Table) -> None:
     erased = store._erased_keys()
     if erased.size == 0:
         return
-    hit = pc.is_in(col, value_set=pa.array(erased, pa.int64()))
-    if pc.any(hit).as_py():
-        bad = np.unique(col.filter(hit).to_numpy())
+    keys = col.drop_null().to_numpy()  # (a null key names no sample)
+    hit = _isin_sorted(keys, erased)
+    if hit.any():
+        bad = np.unique(keys[hit])
         raise UnknownKeyError(
             f"rows for extension table {table!r} name {bad.size} erased keys, e.g. {bad[:5].tolist()}: "
             "an erased sample's rows are not stored again"

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core import integrity, keyindex
-from modyn_store.core._catalog_tables import INTERNAL_TABLES, LINEAGE_TABLES, holds_samples
+from modyn_store.core._catalog_tables import holds_samples, may_hold_samples
 from modyn_store.core._sql import keys_predicate
 from modyn_store.core._writable import locked
 from modyn_store.core._validate import as_keys, check_int
@@ -39,7 +39,7 @@ def keyed_extensions(store: Store) -> list[str]:
     """
     found = []
     for name in store._tables.names():
-        if name in INTERNAL_TABLES or name in LINEAGE_TABLES or name.startswith("scores/"):
+        if not may_hold_samples(name):
             continue  # (not opened)
         ds = store._tables.open(name)
         if ds is not None and holds_samples(name, ds.schema):

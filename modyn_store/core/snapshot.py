@@ -390,14 +390,17 @@ class Snapshot:
             raise InvalidArgumentError("columns", twice, "each column named once")
         return list(columns)
 
-    def _check_unavailable(self, on_unavailable: OnUnavailable, *, seen: SeenSet | None = None) -> None:
-        """Raise for rows of this version that vacuum purged (other than the keys ``seen``,
-        which a stream already yielded), unless ``on_unavailable="skip"``."""
+    def _check_unavailable(self, on_unavailable: OnUnavailable, *, seen: SeenSet | None = None,
+                           after: int | None = None) -> None:
+        """Raise for rows of this version that vacuum purged (other than the keys ``seen``, or up
+        to the key ``after``, which a stream already yielded), unless ``on_unavailable="skip"``."""
         if on_unavailable not in ("error", "skip"):
             raise InvalidArgumentError("on_unavailable", on_unavailable, "'error' or 'skip'")
         missing = self.unavailable()
         if seen is not None and missing.size:
             missing = np.delete(missing, seen.positions(missing))
+        if after is not None:
+            missing = missing[missing > after]
         if missing.size and on_unavailable == "error":
             raise DataUnavailableError(
                 f"{missing.size} rows live at version {self.version} were purged by vacuum "
