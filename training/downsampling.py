@@ -45,7 +45,11 @@ from torch import nn
 
 from modyn_store.core.errors import InvalidArgumentError
 
-__all__ = ["BatchSelector", "BatchThenSample", "last_linear", "union_of_epochs"]
+__all__ = ["BatchSelector", "BatchThenSample", "check_gradient_layer", "last_linear", "union_of_epochs"]
+
+#: Scores defined as a gradient w.r.t. the layer whose input is ``hidden``: that layer must be an
+#: ``nn.Linear`` with a bias whose output is the logits (see :func:`check_gradient_layer`).
+GRADIENT_SCORES = frozenset({"gradnorm"})
 
 
 @runtime_checkable
@@ -65,6 +69,46 @@ def last_linear(model: nn.Module) -> str:
         raise InvalidArgumentError("embedding_layer", None,
                                    "a submodule name (the model has no nn.Linear to default to)")
     return names[-1]
+
+
+def check_gradient_layer(model: nn.Module, name: str, output: torch.Tensor | None = None,
+                         logits: torch.Tensor | None = None) -> None:
+    """Refuse a layer for which ``gradnorm`` (the norm of the loss gradient w.r.t. the layer's
+    weight and bias, ``|p - y| * sqrt(1 + |h|^2)``) is not that gradient's norm.
+
+    The formula holds for an ``nn.Linear`` with a bias whose output gives the model's class
+    probabilities (its output, or one that differs by a per-row constant, as ``log_softmax`` of
+    it does). Without ``output`` and ``logits`` only the layer is checked; with them, one
+    batch's layer output against the model's logits.
+    """
+    layer = model.get_submodule(name)
+    if not isinstance(layer, nn.Linear) or layer.bias is None:
+        what = "an nn.Linear without a bias" if isinstance(layer, nn.Linear) else type(layer).__name__
+        raise InvalidArgumentError(
+            "embedding_layer", name,
+            f"an nn.Linear with a bias (gradnorm is the loss gradient's norm w.r.t. that layer's weight "
+            f"and bias; {name!r} is {what})")
+    if logits is None:
+        return
+    same = (output is not None and output.shape == logits.shape
+            and torch.allclose(torch.softmax(output.detach().double(), 1),
+                               torch.softmax(logits.detach().double(), 1), rtol=1e-6, atol=1e-9))
+    if not same:
+        raise InvalidArgumentError(
+            "embedding_layer", name,
+            "the layer whose output is the model's logits (gradnorm is the loss gradient's norm w.r.t. "
+            f"that layer; the model changes {name!r}'s output before returning it)")
+
+
+def capture_hook(inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> Any:
+    """A forward hook keeping a layer's first input and its output (it returns None: a hook's
+    return value would replace the output)."""
+
+    def hook(_module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        inputs.append(args[0].detach())
+        outputs.append(out)
+
+    return hook
 
 
 def _seed(seed: int, epoch: int, step: int) -> int:
@@ -106,11 +150,14 @@ class BatchThenSample:
         needs_hidden = bool(getattr(self.selector, "needs_hidden", False))
         needs_labels = bool(getattr(self.selector, "needs_labels", True))
         captured: list[torch.Tensor] = []
+        outputs: list[torch.Tensor] = []
         hook = None
+        gradient = getattr(self.selector, "score", None) in GRADIENT_SCORES
         if needs_hidden:
             name = self.embedding_layer or last_linear(model)
-            hook = model.get_submodule(name).register_forward_hook(
-                lambda _m, inp, _o: captured.append(inp[0].detach()))
+            if gradient:
+                check_gradient_layer(model, name)
+            hook = model.get_submodule(name).register_forward_hook(capture_hook(captured, outputs))
         was_training = model.training
         model.eval()
         try:
@@ -120,6 +167,8 @@ class BatchThenSample:
             model.train(was_training)
             if hook is not None:
                 hook.remove()
+        if needs_hidden and gradient and captured:
+            check_gradient_layer(model, name, outputs[-1], logits)
         z = logits.detach().double().cpu().numpy()
         y = batch[label].detach().cpu().numpy() if needs_labels and label in batch else None
         h = captured[-1].double().reshape(z.shape[0], -1).cpu().numpy() if captured else None

@@ -41,7 +41,7 @@ from torch import nn
 from engine import score_registry
 from modyn_store.core.errors import InvalidArgumentError, engine_errors
 from modyn_store.core.trainset import TrainSet
-from training.downsampling import last_linear
+from training.downsampling import GRADIENT_SCORES, capture_hook, check_gradient_layer, last_linear
 from training.loading import LoaderOptions, loader
 from training.trainer import Prepare, model_inputs
 
@@ -187,13 +187,17 @@ def score(
                 options=loader_options)
     dev = torch.device(device)
     captured: list[torch.Tensor] = []
+    outputs: list[torch.Tensor] = []
     hook = None
+    gradient = bool(GRADIENT_SCORES & set(names))
     if embedding_layer is not None:
         try:
             layer = model.get_submodule(embedding_layer)
         except AttributeError as exc:
             raise InvalidArgumentError("embedding_layer", embedding_layer, "a submodule name of the model") from exc
-        hook = layer.register_forward_hook(lambda mod, args, out: captured.append(args[0].detach()))
+        if gradient:
+            check_gradient_layer(model, embedding_layer)
+        hook = layer.register_forward_hook(capture_hook(captured, outputs))
     was_training = model.training
     model.to(dev).eval()
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -202,10 +206,13 @@ def score(
         with torch.no_grad():
             for batch in dl:
                 captured.clear()
+                outputs.clear()
                 args = prepare(batch) if prepare is not None else model_inputs(batch, inputs)
                 logits = model(**{k: v.to(dev, non_blocking=True) for k, v in args.items()})
                 labels = batch[label].to(dev) if need_label else None
                 hidden = captured[-1] if captured else None
+                if gradient and embedding_layer is not None and outputs:
+                    check_gradient_layer(model, embedding_layer, outputs[-1], logits)
                 for n, v in scores_from_logits(names, logits, labels, hidden).items():
                     parts[n].append(v.cpu().numpy())
                 keys.append(batch["key"].cpu().numpy())

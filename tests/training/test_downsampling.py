@@ -163,3 +163,24 @@ def test_a_reselected_training_of_sets_with_epoch_plans_is_refused(store) -> Non
         train(store, plain, CFG, reselect=lambda m: planned, reselect_every=1, training_id="planned-later")
     # a set with plans and no reselection within its epochs trains as before
     train(store, planned, CFG, reselect=lambda m: plain, reselect_every=CFG.epochs, record=False)
+
+
+def test_gradnorm_downsampling_refuses_a_bias_free_head(store) -> None:
+    """Without a bias the formula's ``1 +`` is no gradient: refused before training, not a skewed pick."""
+    import policies
+
+    class NoBias(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Linear(8, 3, bias=False)
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return self.head(features)
+
+    from training.downsampling import BatchThenSample
+
+    chooser = BatchThenSample(policies.get("selection", "gradnorm")(ratio=0.5, mode="batch_then_sample"))
+    batch = {"key": torch.arange(4), "x": torch.randn(4, 8), "label": torch.tensor([0, 1, 2, 0])}
+    with pytest.raises(InvalidArgumentError, match="without a bias") as err:
+        chooser.choose(NoBias(), {"features": batch["x"]}, batch, "label", epoch=0, step=0)
+    assert err.value.name == "embedding_layer" and chooser.scored == 0

@@ -134,3 +134,56 @@ def test_engine_and_torch_paths_agree_with_numpy(use_engine: bool) -> None:
     ref["irreducible_loss"] = ref["loss"]
     for n in names:
         np.testing.assert_allclose(got[n].numpy(), ref[n], rtol=1e-9, atol=1e-12, err_msg=n)
+
+
+class _Head(torch.nn.Module):
+    """A body and a linear head; ``after`` is applied to the head's output."""
+
+    def __init__(self, bias: bool = True, after=None) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.body = torch.nn.Sequential(torch.nn.Linear(8, 5), torch.nn.Tanh())
+        self.head = torch.nn.Linear(5, 3, bias=bias)
+        self.after = after
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        z = self.head(self.body(features))
+        return z if self.after is None else self.after(z)
+
+
+def _autograd_norms(store, model, keys: np.ndarray) -> np.ndarray:
+    """The norm of each sample's cross-entropy gradient w.r.t. the head's parameters."""
+    t = store.as_of(None).take(keys, ["x", "label"])
+    x = torch.tensor(t.column("x").to_pylist(), dtype=torch.float32)
+    y = torch.tensor(t.column("label").to_pylist())
+    out = []
+    for i in range(keys.size):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1]).backward()
+        out.append(float(sum((p.grad.double() ** 2).sum() for p in model.head.parameters()) ** 0.5))
+    return np.array(out)
+
+
+def test_gradnorm_is_the_norm_of_the_last_layers_gradient(store) -> None:
+    """Against autograd, for logits and for log-probabilities (same softmax) out of the head."""
+    keys = store.as_of(None).keys()[:40]
+    ts = TrainSet.uniform(keys, version=store.version)
+    for after in (None, lambda z: torch.log_softmax(z, 1)):
+        model = _Head(after=after)
+        got = score(store, model, inputs={"features": "x"}, train_set=ts, scores=("gradnorm",), write=False)
+        np.testing.assert_allclose(got.values["gradnorm"], _autograd_norms(store, model, keys), rtol=1e-5)
+
+
+@pytest.mark.parametrize("model, what", [
+    (lambda: _Head(bias=False), "without a bias"),
+    (lambda: _Head(after=lambda z: z / 2.0), "changes 'head'"),
+])
+def test_gradnorm_refuses_a_layer_it_is_not_the_gradient_of(store, model, what) -> None:
+    """A bias-free head (no bias gradient) or logits rescaled after it: the formula is not the norm."""
+    before = store.version
+    with pytest.raises(InvalidArgumentError, match=what) as err:
+        score(store, model(), inputs={"features": "x"}, scores=("gradnorm", "loss"), training_id="g")
+    assert err.value.name == "embedding_layer"
+    assert store.version == before
+    # scores that do not differentiate through the layer still work with it
+    score(store, model(), inputs={"features": "x"}, scores=("embedding", "loss"), write=False)
