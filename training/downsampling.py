@@ -189,16 +189,23 @@ class BatchThenSample:
 def union_of_epochs(sets: list[Any], epochs: int) -> Any:
     """One ``TrainSet``: the union of ``sets[e]`` (the set of epoch ``e``) with a plan per epoch.
 
-    A key chosen in several sets keeps the weight of the last set that chose it.
+    A key chosen in several sets keeps the weight of the last set that chose it in ``weights``;
+    when some key's weight differs between the sets, ``per_epoch_weights`` holds each epoch's own.
     """
     from modyn_store.core.trainset import TrainSet
 
+    sets = sets[: max(epochs, 1)]
     keys = np.unique(np.concatenate([s.keys for s in sets]))
     weights = np.ones(keys.size)
     plans = []
+    seen = np.zeros(keys.size, dtype=bool)
+    alike = True  # every key weighs the same in every set that chose it
     for s in sets:
         pos = np.searchsorted(keys, s.keys)
+        again = seen[pos]
+        alike = alike and bool(np.array_equal(weights[pos][again], s.weights[again]))
         weights[pos] = s.weights
+        seen[pos] = True
         plans.append(pos)
-    return TrainSet(keys=keys, weights=weights, version=max(s.version for s in sets),
-                    per_epoch=tuple(plans[: max(epochs, 1)]))
+    return TrainSet(keys=keys, weights=weights, version=max(s.version for s in sets), per_epoch=tuple(plans),
+                    per_epoch_weights=None if alike else tuple(s.weights for s in sets))

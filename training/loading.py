@@ -141,6 +141,10 @@ def loader(
     """
     if not isinstance(train_set, TrainSet):
         raise InvalidArgumentError("train_set", type(train_set).__name__, "a modyn_store.core.trainset.TrainSet")
+    if train_set.per_epoch_weights is not None:
+        raise InvalidArgumentError(
+            "train_set", "a set whose epochs weigh keys differently (per_epoch_weights)",
+            "a set with one weight per key: serve each epoch's own set, train_set.epoch_set(epoch)")
     batch_size = check_int("batch_size", batch_size, 1)
     world_size = check_int("world_size", world_size, 1)
     rank = check_int("rank", rank, 0)

@@ -183,7 +183,7 @@ def _epoch_by_epoch(ts: TrainSet) -> tuple[TrainSet, Callable[[nn.Module], Train
     """The recorded train set of a training that reselected, as its first epoch's set and a
     ``reselect`` that returns the set of each later epoch in turn (called before epochs 1, 2, ...)."""
     assert ts.per_epoch is not None
-    sets = [TrainSet(keys=ts.keys[p], weights=ts.weights[p], version=ts.version) for p in ts.per_epoch]
+    sets = [ts.epoch_set(e) for e in range(len(ts.per_epoch))]
     epoch = [0]
 
     def reselect(model: nn.Module) -> TrainSet:

@@ -25,7 +25,8 @@ from modyn_store.core._tables import VERSION
 from modyn_store.core.errors import SchemaMismatchError
 
 __all__ = [
-    "EVALUATIONS", "EVALUATIONS_SCHEMA", "INTERNAL_TABLES", "LINEAGE_TABLES", "PLANS", "PLANS_SCHEMA", "SELECTIONS",
+    "EVALUATIONS", "EVALUATIONS_SCHEMA", "INTERNAL_TABLES", "LINEAGE_TABLES", "PLANS", "PLANS_SCHEMA", "PLAN_WEIGHTS",
+    "PLAN_WEIGHTS_SCHEMA", "SELECTIONS",
     "SELECTIONS_SCHEMA", "TRAININGS", "TRAININGS_SCHEMA", "check_declared", "declare_table", "holds_samples",
     "may_hold_samples",
 ]
@@ -64,6 +65,7 @@ def check_declared(table: str, data: pa.Table) -> None:
 TRAININGS = "trainings"
 SELECTIONS = "selections"
 PLANS = "selection_plans"
+PLAN_WEIGHTS = "selection_plan_weights"
 EVALUATIONS = "evaluations"
 
 TRAININGS_SCHEMA = pa.schema(
@@ -94,6 +96,8 @@ SELECTIONS_SCHEMA = pa.schema(
     [("training_id", pa.string()), ("key", pa.int64()), ("weight", pa.float64()), ("position", pa.int64())]
 )
 PLANS_SCHEMA = pa.schema([("training_id", pa.string()), ("lengths", pa.binary()), ("positions", pa.binary())])
+#: each epoch plan's weights (float64, the plans' order) where epochs weigh a key differently
+PLAN_WEIGHTS_SCHEMA = pa.schema([("training_id", pa.string()), ("weights", pa.binary())])
 EVALUATIONS_SCHEMA = pa.schema(
     [
         ("evaluation_id", pa.string()),
@@ -108,7 +112,8 @@ EVALUATIONS_SCHEMA = pa.schema(
     ]
 )
 
-for _name, _schema in ((TRAININGS, TRAININGS_SCHEMA), (PLANS, PLANS_SCHEMA), (EVALUATIONS, EVALUATIONS_SCHEMA)):
+for _name, _schema in ((TRAININGS, TRAININGS_SCHEMA), (PLANS, PLANS_SCHEMA), (PLAN_WEIGHTS, PLAN_WEIGHTS_SCHEMA),
+                      (EVALUATIONS, EVALUATIONS_SCHEMA)):
     declare_table(_name, _schema, "training catalog")
 # other trainers may record their train sets here for ``erase`` (see docs/ARCHITECTURE.md)
 declare_table(SELECTIONS, SELECTIONS_SCHEMA, "training catalog", required=("training_id", "key"))

@@ -41,6 +41,8 @@ import pyarrow as pa
 from modyn_store.core._catalog_tables import (  # the catalog's tables (re-exported)
     EVALUATIONS,
     EVALUATIONS_SCHEMA,
+    PLAN_WEIGHTS,
+    PLAN_WEIGHTS_SCHEMA,
     PLANS,
     PLANS_SCHEMA,
     SELECTIONS,
@@ -129,11 +131,11 @@ def _json(name: str, value: Any) -> str:
         raise InvalidArgumentError(name, value, "a mapping of JSON-serializable plain values") from exc
 
 
-def _npy_zst(arr: np.ndarray) -> bytes:
+def _npy_zst(arr: np.ndarray, dtype: type = np.int64) -> bytes:
     import zstandard
 
     buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr, dtype=np.int64), allow_pickle=False)
+    np.save(buf, np.ascontiguousarray(arr, dtype=dtype), allow_pickle=False)
     return zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
 
 
@@ -318,6 +320,11 @@ class Catalog:
                         schema=PLANS_SCHEMA,
                     ),
                 )
+            if train_set.per_epoch_weights is not None:
+                flat_w = np.concatenate(train_set.per_epoch_weights)
+                txn.append(PLAN_WEIGHTS, pa.table({"training_id": [training_id],
+                                                   "weights": [_npy_zst(flat_w, np.float64)]},
+                                                  schema=PLAN_WEIGHTS_SCHEMA))
             txn.details = {"training_id": training_id, "keys": train_set.size}
         return self.get(training_id)
 
@@ -453,7 +460,15 @@ class Catalog:
             lengths = _un_npy_zst(p.column("lengths")[0].as_py())
             flat = _un_npy_zst(p.column("positions")[0].as_py())
             per_epoch = tuple(np.split(flat, np.cumsum(lengths)[:-1]))
-        ts = TrainSet(keys=keys, weights=weights, version=rec.data_version, per_epoch=per_epoch)
+        epoch_weights = None
+        w = self.store.read_table(PLAN_WEIGHTS, None, filter=f"training_id = '{training_id}'")
+        if w is not None and w.num_rows and per_epoch is not None:
+            flat_w = _un_npy_zst(w.column("weights")[0].as_py())
+            if flat_w.dtype != np.float64 or flat_w.size != sum(plan.size for plan in per_epoch):
+                raise DataUnavailableError(f"the stored epoch weights of {training_id!r} do not fit its epoch plans")
+            epoch_weights = tuple(np.split(flat_w, np.cumsum([plan.size for plan in per_epoch])[:-1]))
+        ts = TrainSet(keys=keys, weights=weights, version=rec.data_version, per_epoch=per_epoch,
+                      per_epoch_weights=epoch_weights)
         if ts.digest() != rec.selection_digest:
             raise DataUnavailableError(f"the stored selection of {training_id!r} does not match its digest")
         return ts

@@ -78,6 +78,12 @@ class TrainSet:
         Optional per-epoch subsets as int64 positions into ``keys`` (e.g. RS2 draws a fresh
         subset every epoch). ``None`` means every epoch uses every key. Epochs beyond the
         given plans cycle through them.
+    per_epoch_weights:
+        Optional weights of each epoch's plan, aligned with ``per_epoch`` (same number of plans,
+        each as long as its plan; the rules of ``weights``): for a set whose epochs weigh a key
+        differently (a training that reselected its set with importance weights). ``weights``
+        then holds the weight of the last plan that chose each key. A loader serves one epoch's
+        weights only (it refuses such a set: train :meth:`epoch_set` of each epoch).
 
     Every refused argument raises :class:`~modyn_store.core.errors.InvalidArgumentError`
     naming it.
@@ -87,6 +93,7 @@ class TrainSet:
     weights: np.ndarray
     version: int
     per_epoch: tuple[np.ndarray, ...] | None = field(default=None)
+    per_epoch_weights: tuple[np.ndarray, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
         keys = _check_keys(self.keys)
@@ -108,10 +115,20 @@ class TrainSet:
             if not collected:
                 raise InvalidArgumentError("per_epoch", (), "None or at least one epoch plan")
             plans = tuple(collected)
+        epoch_weights: tuple[np.ndarray, ...] | None = None
+        if self.per_epoch_weights is not None:
+            if plans is None or len(self.per_epoch_weights) != len(plans):
+                raise InvalidArgumentError(
+                    "per_epoch_weights", f"{len(self.per_epoch_weights)} arrays",
+                    f"one array per epoch plan ({0 if plans is None else len(plans)} plans)")
+            epoch_weights = tuple(_check_weights(w, plan.shape) for w, plan in zip(self.per_epoch_weights, plans))
+            for w in epoch_weights:
+                w.setflags(write=False)
         object.__setattr__(self, "keys", keys)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "version", version)
         object.__setattr__(self, "per_epoch", plans)
+        object.__setattr__(self, "per_epoch_weights", epoch_weights)
         keys.setflags(write=False)
         weights.setflags(write=False)
 
@@ -133,8 +150,19 @@ class TrainSet:
             return np.arange(self.keys.size, dtype=np.int64)
         return self.per_epoch[epoch % len(self.per_epoch)]
 
+    def epoch_set(self, epoch: int) -> TrainSet:
+        """The train set of ``epoch`` alone: its plan's keys, in plan order, with that epoch's
+        weights (``per_epoch_weights``, else ``weights``); the set itself without plans."""
+        pos = self.for_epoch(epoch)
+        if self.per_epoch is None:
+            return self
+        assert self.per_epoch is not None
+        i = int(epoch) % len(self.per_epoch)
+        weights = self.weights[pos] if self.per_epoch_weights is None else self.per_epoch_weights[i]
+        return TrainSet(keys=self.keys[pos], weights=weights, version=self.version)
+
     def digest(self) -> str:
-        """A sha256 hex digest of keys, weights, version and epoch plans."""
+        """A sha256 hex digest of keys, weights, version, epoch plans and their weights."""
         h = hashlib.sha256()
         h.update(np.int64(self.version).tobytes())
         h.update(self.keys.tobytes())
@@ -142,6 +170,9 @@ class TrainSet:
         for plan in self.per_epoch or ():
             h.update(b"|")
             h.update(plan.tobytes())
+        for weights in self.per_epoch_weights or ():
+            h.update(b"#")
+            h.update(weights.tobytes())
         return h.hexdigest()
 
     def __eq__(self, other: object) -> bool:
@@ -154,4 +185,6 @@ class TrainSet:
 
     def __repr__(self) -> str:
         epochs = "all" if self.per_epoch is None else f"{len(self.per_epoch)} plans"
+        if self.per_epoch_weights is not None:
+            epochs += " with their weights"
         return f"TrainSet(size={self.size}, version={self.version}, per_epoch={epochs})"

@@ -36,7 +36,8 @@ def _data(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("selection", ["{name: loss, ratio: 0.5, mode: batch_then_sample}",
-                                       "{name: loss, ratio: 0.5, period: 1}"])
+                                       "{name: loss, ratio: 0.5, period: 1}",
+                                       "{name: loss, ratio: 0.5, period: 1, method: importance}"])
 def test_reproduce_trainings_that_chose_rows_while_training(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, selection: str) -> None:
     monkeypatch.chdir(tmp_path)
@@ -55,5 +56,13 @@ def test_reproduce_trainings_that_chose_rows_while_training(
         # the first epoch's rows are fewer than all epochs' rows: the scale comes from them
         ts = Catalog(store).train_set("p-0001")
         assert ts.per_epoch is not None and ts.per_epoch[0].size < ts.size
+        if "importance" in selection:
+            # each reselection weighs its keys anew: every epoch's own weights are recorded
+            assert ts.per_epoch_weights is not None
+            again = np.intersect1d(ts.keys[ts.per_epoch[0]], ts.keys[ts.per_epoch[1]])
+            first, second = ts.epoch_set(0), ts.epoch_set(1)
+            w0 = dict(zip(first.keys.tolist(), first.weights.tolist()))
+            w1 = dict(zip(second.keys.tolist(), second.weights.tolist()))
+            assert any(w0[k] != w1[k] for k in again.tolist())
     for tid in ("p-0001", "p-0002"):
         assert main(["reproduce", "st", tid]) == 0  # identical weights, input scale included

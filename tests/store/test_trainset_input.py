@@ -207,3 +207,47 @@ def test_record_training_refuses_bad_cutoff(store: Store, tmp_path: Path, cutoff
     with pytest.raises(InvalidArgumentError, match="cutoff"):
         Catalog(store).record_training("t1", TrainSet.uniform([0, 2], version=1), cutoff=cutoff)
     _assert_unchanged(store, root, before, files)
+
+
+def _two_epochs(w1: Any = (1.0, 3.0)) -> TrainSet:
+    return TrainSet(keys=np.array([0, 1, 2]), weights=np.array([1.0, 3.0, 4.0]), version=1,
+                    per_epoch=(np.array([0, 1]), np.array([2, 1])), per_epoch_weights=((1.0, 2.0), w1))
+
+
+@pytest.mark.parametrize("plans, weights, what", [
+    (None, ((1.0,),), "one array per epoch plan"),
+    ((np.array([0, 1]),), ((1.0, 2.0), (1.0,)), "one array per epoch plan"),
+    ((np.array([0, 1]),), ((1.0,),), "aligned with keys"),
+    ((np.array([0, 1]),), ((1.0, 0.0),), "finite weights > 0"),
+    ((np.array([0, 1]),), ((1.0, np.nan),), "finite weights > 0"),
+])
+def test_bad_epoch_weights_are_refused(plans: Any, weights: Any, what: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=what):
+        TrainSet(keys=np.array([0, 1]), weights=np.ones(2), version=1, per_epoch=plans, per_epoch_weights=weights)
+
+
+def test_epoch_weights_are_each_epochs_own_and_part_of_the_digest() -> None:
+    ts = _two_epochs()
+    second = ts.epoch_set(1)
+    assert second.keys.tolist() == [2, 1]
+    assert ts.epoch_set(1).weights.tolist() == [1.0, 3.0] and ts.epoch_set(2).weights.tolist() == [1.0, 2.0]
+    assert ts.epoch_set(0).per_epoch is None
+    assert ts.digest() != _two_epochs((1.0, 4.0)).digest()
+    plain = TrainSet(keys=ts.keys, weights=ts.weights, version=1, per_epoch=ts.per_epoch)
+    assert ts.digest() != plain.digest() and plain.epoch_set(1).weights.tolist() == [4.0, 3.0]
+
+
+def test_epoch_weights_round_trip_the_catalog_and_a_loader_refuses_them(store: Store) -> None:
+    ts = _two_epochs()
+    cat = Catalog(store)
+    cat.record_training("t1", ts, seed=0)
+    back = cat.train_set("t1")
+    assert back == ts and back.per_epoch_weights is not None
+    assert [w.tolist() for w in back.per_epoch_weights] == [[1.0, 2.0], [1.0, 3.0]]
+    from training.loading import loader
+
+    with pytest.raises(InvalidArgumentError, match="epoch_set") as err:
+        loader(store, back, columns=["ts"], batch_size=2)
+    assert err.value.name == "train_set"
+    assert sorted(next(iter(loader(store, back.epoch_set(1), columns=["ts"], batch_size=2)))["weight"].tolist()) \
+        == [1.0, 3.0]

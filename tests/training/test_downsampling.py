@@ -184,3 +184,19 @@ def test_gradnorm_downsampling_refuses_a_bias_free_head(store) -> None:
     with pytest.raises(InvalidArgumentError, match="without a bias") as err:
         chooser.choose(NoBias(), {"features": batch["x"]}, batch, "label", epoch=0, step=0)
     assert err.value.name == "embedding_layer" and chooser.scored == 0
+
+
+def test_union_of_epochs_keeps_each_epochs_weights_where_they_differ() -> None:
+    from training.downsampling import union_of_epochs
+
+    a = TrainSet(keys=np.array([5, 1]), weights=np.array([1.0, 2.0]), version=3)
+    b = TrainSet(keys=np.array([1, 9]), weights=np.array([2.0, 7.0]), version=3)
+    alike = union_of_epochs([a, b, b], 3)
+    assert alike.per_epoch_weights is None and alike.keys.tolist() == [1, 5, 9]
+    assert [alike.epoch_set(e).weights.tolist() for e in range(3)] == [[1.0, 2.0], [2.0, 7.0], [2.0, 7.0]]
+    c = TrainSet(keys=np.array([9, 5]), weights=np.array([0.5, 4.0]), version=3)
+    union = union_of_epochs([a, b, c], 3)
+    assert union.per_epoch_weights is not None
+    for e, s in enumerate((a, b, c)):
+        got = union.epoch_set(e)
+        assert got.keys.tolist() == s.keys.tolist() and got.weights.tolist() == s.weights.tolist()
