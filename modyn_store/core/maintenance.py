@@ -200,7 +200,9 @@ def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> Va
     A row deleted at version D is needed by versions before D. It is purged when D is at most
     ``latest - keep_versions + 1`` and no tagged version needs it. Old versions that needed it
     still list its key, report it in :meth:`Snapshot.unavailable` and refuse to return its
-    data silently. Dry run by default: the report says what would be purged.
+    data silently. Dry run by default: the report says what would be purged, and which
+    recorded trainings' train sets hold a purged row (``reproduce`` refuses those afterwards;
+    a tag on a training's data version keeps its rows).
 
     Example
     -------
@@ -219,13 +221,16 @@ def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> Va
     cutoff = latest - keep_versions + 1
     candidates = _purgeable(store, cutoff)
     if dry_run or candidates.num_rows == 0:
-        return VacuumReport(True if dry_run else False, candidates.column("key").to_numpy(), None, keep_versions)
+        keys = candidates.column("key").to_numpy()
+        return VacuumReport(True if dry_run else False, keys, None, keep_versions, _trainings_using(store, keys))
     with store.transaction("vacuum", f"keep_versions={keep_versions}") as txn:
         candidates = _purgeable(store, store.version - keep_versions + 1)
+        keys = candidates.column("key").to_numpy()
+        trainings = _trainings_using(store, keys)
         txn._write("purged", candidates)
         txn.details = {"purged": int(candidates.num_rows), "keep_versions": keep_versions}
         version = txn.version
-    return VacuumReport(False, candidates.column("key").to_numpy(), version, keep_versions)
+    return VacuumReport(False, keys, version, keep_versions, trainings)
 
 
 def _purgeable(store: Store, cutoff: int) -> pa.Table:

@@ -157,13 +157,17 @@ class ErasureReport:
 
 @dataclass(frozen=True, eq=False)
 class VacuumReport:
-    """The result of :meth:`Store.vacuum`: which soft-deleted rows are (or would be) purged."""
+    """The result of :meth:`Store.vacuum`: which soft-deleted rows are (or would be) purged,
+    and ``trainings``: the recorded trainings whose train set holds one of them (``reproduce``
+    refuses them once the rows are purged; tag their data versions to keep them)."""
 
     dry_run: bool
     keys: np.ndarray
     version: int | None
     keep_versions: int
+    trainings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         what = "would purge" if self.dry_run else "purged"
-        return f"VacuumReport({what} {self.keys.size} rows, keep_versions={self.keep_versions})"
+        return (f"VacuumReport({what} {self.keys.size} rows, keep_versions={self.keep_versions}, "
+                f"trainings={list(self.trainings)})")

@@ -77,3 +77,34 @@ def test_size_change_wording() -> None:
     assert _reclaimed(5_000, 1_000) == "; 4,000 bytes reclaimed (5,000 -> 1,000)"
     assert _reclaimed(1_000, 3_500) == "; the store grew by 2,500 bytes (1,000 -> 3,500)"
     assert _reclaimed(None, 3) == ""
+
+
+def test_vacuum_names_the_trainings_it_leaves_unreproducible(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from modyn_store.core.errors import DataUnavailableError
+    from modyn_store.core.trainings import Catalog
+    from modyn_store.core.trainset import TrainSet
+
+    p = str(tmp_path / "s")
+    s = Store.open(p, create=True)
+    s.append(pa.table({"ts": [1, 2, 3, 4]}))
+    cat = Catalog(s)
+    cat.record_training("uses-0", TrainSet.uniform(np.array([0, 1]), version=1), seed=0)
+    cat.record_training("uses-3", TrainSet.uniform(np.array([3]), version=1), seed=0)
+    s.delete(keys=[0, 2])
+    report = s.vacuum(keep_versions=1)
+    assert report.keys.tolist() == [0, 2] and report.trainings == ("uses-0",)
+    assert main(["vacuum", p, "--keep-versions", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 recorded trainings would lose rows" in out and "uses-0" in out and "uses-3" not in out
+    assert main(["tag", p, "t1", "1"]) == 0  # keeps every row version 1 needs
+    assert s.vacuum(keep_versions=1).trainings == ()
+    assert main(["tag", p, "t1", "--delete"]) == 0
+    capsys.readouterr()
+    applied = s.vacuum(keep_versions=1, dry_run=False)
+    assert applied.trainings == ("uses-0",) and applied.version == s.version
+    with pytest.raises(DataUnavailableError):
+        s.as_of(1).take(cat.train_set("uses-0").keys, ["ts"])
+    assert s.as_of(1).take(cat.train_set("uses-3").keys, ["ts"]).column("ts").to_pylist() == [4]

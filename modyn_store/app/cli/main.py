@@ -360,6 +360,11 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     verb = "would purge" if report.dry_run else f"purged (version {report.version})"
     print(f"{verb} {report.keys.size} soft-deleted rows; kept versions: last {args.keep_versions} and tagged"
           + ("" if report.dry_run else _reclaimed(before, _size(store))))
+    if report.trainings:
+        shown = ", ".join(report.trainings[:10]) + (", ..." if len(report.trainings) > 10 else "")
+        print(f"{len(report.trainings)} recorded trainings {'would lose' if report.dry_run else 'lost'} rows of "
+              f"their train sets and cannot be reproduced{' once purged' if report.dry_run else ''}: {shown}"
+              + ("; tag their data versions (`modyn-store tag`) to keep them" if report.dry_run else ""))
     if report.dry_run and report.keys.size:
         print("run again with --apply to purge them")
     return 0
