@@ -52,6 +52,9 @@ CASES = [
     ("time_every_overflow", 'every: "14d"}', 'every: "99999999999999999999999d"}', "trigger.every", 4),
     ("time_start_nan", 'every: "14d"}', 'every: "14d", start: .nan}', "trigger.start", 4),
     ("time_start_inf", 'every: "14d"}', 'every: "14d", start: .inf}', "trigger.start", 4),
+    # a parameter the policy needs, left out: named by its key, as the file spells it
+    ("policy_param_left_out", "trigger: {name: time, every: \"14d\"}", "trigger: {name: data_drift, window: 100}",
+     "trigger.columns", 4),
     ("policy_int_overflow", "trigger: {name: time, every: \"14d\"}",
      f"trigger: {{name: data_drift, columns: [features], history: {10**30}}}", "trigger.history", 4),
 ]
@@ -80,7 +83,9 @@ def test_run_refuses_before_creating_the_store(tmp_path: Path, capsys: pytest.Ca
     path.write_text(_text(old, new))
     store = tmp_path / "store"
     assert main(["run", str(path), "--store", str(store)]) == 2
-    assert f"{path}:{line}: {key}: " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{path}:{line}: {key}: " in err
+    assert "invalid --" not in err  # not reworded as a command-line flag
     assert not store.exists()
 
 

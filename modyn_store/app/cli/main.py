@@ -456,8 +456,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except ModynStoreError as exc:
         text = str(exc)
-        for api, cli in _CLI_WORDS:
-            text = text.replace(api, cli)
+        # a pipeline file's error names its keys as the file spells them, not as flags
+        config = sys.modules.get("modyn_store.app.pipeline.errors")
+        if config is None or not isinstance(exc, config.PipelineConfigError):
+            for api, cli in _CLI_WORDS:
+                text = text.replace(api, cli)
         print(f"error: {text}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -316,7 +316,7 @@ def build_policy(kind: str, cfg: Any, *, key: str | None = None, doc: YamlDoc | 
     try:
         return policies.from_config(kind, dict(cfg))
     except ModynStoreError as exc:
-        sub = _param_of(exc, cfg)
+        sub = _param_of(exc, cfg, _parameters(kind, cfg.get("name")))
         raise ctx.error((key,) + ((sub,) if sub else ()), str(exc)) from exc
     except TypeError as exc:  # a parameter of a wrong type that the policy did not check
         raise ctx.error((key,), f"{exc}") from exc
@@ -325,14 +325,29 @@ def build_policy(kind: str, cfg: Any, *, key: str | None = None, doc: YamlDoc | 
         raise ctx.error((key,) + ((big[0],) if big else ()), f"{type(exc).__name__}: {exc}") from exc
 
 
-def _param_of(exc: Exception, cfg: Mapping[str, Any]) -> str | None:
+def _parameters(kind: str, name: Any) -> frozenset[str]:
+    """The keyword parameters of the policy ``name`` of ``kind`` (none if it is not registered)."""
+    import inspect
+
+    import policies
+
+    try:
+        cls = policies.get(kind, name)
+        return frozenset(inspect.signature(cls).parameters)
+    except (ModynStoreError, TypeError, ValueError):
+        return frozenset()
+
+
+def _param_of(exc: Exception, cfg: Mapping[str, Any], known: frozenset[str] = frozenset()) -> str | None:
+    """The config key an error of a policy's constructor is about: a given key, or a parameter
+    left out (``known``: the policy's parameters)."""
     name = getattr(exc, "name", None)
     if not isinstance(name, str):
         return None
     if name in _ARG_ALIASES:
         return "name"
     last = name.split(".")[-1].split("[")[0]
-    return last if last in cfg else None
+    return last if last in cfg or last in known else None
 
 
 def _check_requires(ctx: _Ctx, kind: str, pol: Any, key: str = "name") -> None:
