@@ -134,6 +134,10 @@ def erase(
     the new version on no version returns the keys. The report lists the past trainings whose
     train sets held an erased key.
 
+    Keys never stored or already erased raise :class:`UnknownKeyError` (nothing is erased)
+    unless ``missing="ignore"`` skips them. When every key is skipped nothing is written: no
+    version is committed and the report has ``version=None`` and no keys.
+
     Example
     -------
     >>> import pyarrow as pa
@@ -152,6 +156,20 @@ def erase(
     want = np.unique(as_keys(keys))
     if want.size == 0:
         raise InvalidArgumentError("keys", [], "at least one key to erase")
+    try:
+        return _erase(store, want, reason, missing, message)
+    except _NothingToDo:
+        # every key was skipped (missing="ignore"): the transaction was rolled back, no version
+        return ErasureReport(None, np.empty(0, np.int64), reason)
+
+
+class _NothingToDo(Exception):
+    """Raised inside an erase or vacuum transaction to roll it back, committing no version,
+    when under the writer lock nothing is left to erase or purge."""
+
+
+def _erase(store: Store, want: np.ndarray, reason: str, missing: str, message: str) -> ErasureReport:
+    """Erase the sorted distinct keys ``want`` (checked by :func:`erase`) in one new version."""
     with store.transaction("erase", message) as txn:
         already = store._erased_keys()
         present = _stored_keys(store, want)
@@ -163,6 +181,8 @@ def erase(
                 "pass missing='ignore' to skip them"
             )
         targets = want[known]
+        if targets.size == 0:
+            raise _NothingToDo
         live_before = store.as_of(txn.version - 1).contains(targets)
         txn.details = {
             "reason": reason,
@@ -170,18 +190,17 @@ def erase(
             # what the erased rows were, for the log's live counts and checksums (see integrity)
             "spans": integrity.erase_spans(store, targets, txn.version - 1),
         }
-        if targets.size:
-            now = datetime.now(timezone.utc)
-            txn._write(
-                "erasures",
-                pa.table(
-                    {
-                        "key": pa.array(targets, pa.int64()),
-                        "time": pa.array([now] * targets.size, pa.timestamp("us", tz="UTC")),
-                        "reason": pa.array([reason] * targets.size, pa.string()),
-                    }
-                ),
-            )
+        now = datetime.now(timezone.utc)
+        txn._write(
+            "erasures",
+            pa.table(
+                {
+                    "key": pa.array(targets, pa.int64()),
+                    "time": pa.array([now] * targets.size, pa.timestamp("us", tz="UTC")),
+                    "reason": pa.array([reason] * targets.size, pa.string()),
+                }
+            ),
+        )
         txn.erased = int(targets.size)
         txn.live_delta = -int(live_before.sum())
         version = txn.version
@@ -202,7 +221,9 @@ def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> Va
     still list its key, report it in :meth:`Snapshot.unavailable` and refuse to return its
     data silently. Dry run by default: the report says what would be purged, and which
     recorded trainings' train sets hold a purged row (``reproduce`` refuses those afterwards;
-    a tag on a training's data version keeps its rows).
+    a tag on a training's data version keeps its rows). With nothing to purge (also when
+    another writer's vacuum purged the rows between the look and the writer lock) no version
+    is committed: the report has ``version=None`` and no keys.
 
     Example
     -------
@@ -223,13 +244,18 @@ def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> Va
     if dry_run or candidates.num_rows == 0:
         keys = candidates.column("key").to_numpy()
         return VacuumReport(True if dry_run else False, keys, None, keep_versions, _trainings_using(store, keys))
-    with store.transaction("vacuum", f"keep_versions={keep_versions}") as txn:
-        candidates = _purgeable(store, store.version - keep_versions + 1)
-        keys = candidates.column("key").to_numpy()
-        trainings = _trainings_using(store, keys)
-        txn._write("purged", candidates)
-        txn.details = {"purged": int(candidates.num_rows), "keep_versions": keep_versions}
-        version = txn.version
+    try:
+        with store.transaction("vacuum", f"keep_versions={keep_versions}") as txn:
+            candidates = _purgeable(store, store.version - keep_versions + 1)
+            if candidates.num_rows == 0:
+                raise _NothingToDo  # another writer's vacuum or erase purged them meanwhile
+            keys = candidates.column("key").to_numpy()
+            trainings = _trainings_using(store, keys)
+            txn._write("purged", candidates)
+            txn.details = {"purged": int(candidates.num_rows), "keep_versions": keep_versions}
+            version = txn.version
+    except _NothingToDo:
+        return VacuumReport(False, np.empty(0, np.int64), None, keep_versions)
     return VacuumReport(False, keys, version, keep_versions, trainings)
 
 

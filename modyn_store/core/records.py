@@ -138,11 +138,13 @@ class Delta:
 class ErasureReport:
     """The result of :meth:`Store.erase`.
 
-    ``trainings`` names the past trainings whose train sets held an erased key;
-    ``caches_removed`` counts the materialization caches that were deleted.
+    ``version`` is the erase's new version, ``None`` when nothing was erased (every key
+    skipped with ``missing="ignore"``: no version was committed); ``trainings`` names the past
+    trainings whose train sets held an erased key; ``caches_removed`` counts the
+    materialization caches that were deleted.
     """
 
-    version: int
+    version: int | None
     keys: np.ndarray
     reason: str
     trainings: tuple[str, ...] = ()
@@ -159,7 +161,10 @@ class ErasureReport:
 class VacuumReport:
     """The result of :meth:`Store.vacuum`: which soft-deleted rows are (or would be) purged,
     and ``trainings``: the recorded trainings whose train set holds one of them (``reproduce``
-    refuses them once the rows are purged; tag their data versions to keep them)."""
+    refuses them once the rows are purged; tag their data versions to keep them).
+
+    ``version`` is the vacuum's new version, ``None`` for a dry run or when nothing was purged
+    (no version was committed)."""
 
     dry_run: bool
     keys: np.ndarray

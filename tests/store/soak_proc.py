@@ -76,7 +76,8 @@ def writer(store: Store, journal: Journal, seconds: float, seed: int) -> dict[st
             gone = set(report.keys.tolist())
             live = [k for k in live if k not in gone]
             stored = [k for k in stored if k not in gone]
-            journal.log(report.version, "erase", report.keys)
+            if report.version is not None:
+                journal.log(report.version, "erase", report.keys)
             op = "erase"
         else:
             tags += 1

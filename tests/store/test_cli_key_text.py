@@ -52,3 +52,22 @@ def test_column_errors_name_the_flag(store: str, tmp_path: Path, command: str, c
     assert main([*argv, "--columns", columns]) == 2
     assert "--columns=" in capsys.readouterr().err
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_keys_after_options_are_keys(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # `erase STORE --reason R KEY...` as well as `erase STORE KEY... --reason R`
+    assert main(["erase", store, "--reason", "r", "3"]) == 0
+    assert main(["delete", store, "--missing", "ignore", "9", "99"]) == 0
+    assert "1 keys not live, skipped" in capsys.readouterr().out
+    assert main(["erase", store, "10", "--reason", "r", "--", "-5"]) == 2  # after '--' too: -5 was never stored
+    assert "[-5]" in capsys.readouterr().err
+    s = Store.open(store)
+    assert s.version == 3 and s.as_of().keys().tolist() == [10]
+    # other stray words are still refused, naming them, and nothing is written
+    with pytest.raises(SystemExit):
+        main(["delete", store, "--message", "m", "--bogus", "10"])
+    assert "unrecognized arguments: --bogus 10" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["show", store, "1", "2"])
+    assert "unrecognized arguments: 2" in capsys.readouterr().err
+    assert Store.open(store).version == 3

@@ -103,6 +103,22 @@ def test_erase_unknown_and_repeated_keys(tmp_path: Path) -> None:
     assert store.as_of().keys().tolist() == [0]
 
 
+def test_erase_with_every_key_skipped_writes_no_version(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": [1, 2, 3]}))
+    store.erase([1], reason="r")
+    log = [(r.version, r.op) for r in store.log()]
+    erasures = store.read_table("erasures").num_rows
+    # key 1 is already erased and key 99 was never stored: nothing is left to erase
+    report = store.erase([1, 99], reason="again", missing="ignore")
+    assert report.version is None and report.keys.tolist() == [] and report.trainings == ()
+    assert [(r.version, r.op) for r in store.log()] == log
+    assert Store.open(str(tmp_path / "s")).version == 2
+    assert store.read_table("erasures").num_rows == erasures
+    # the store is writable as before: the next erase takes the next version
+    assert store.erase([2], reason="r").version == 3
+
+
 def test_erase_reports_trainings_that_used_the_keys(tmp_path: Path) -> None:
     store = Store.open(str(tmp_path / "s"), create=True)
     store.append(pa.table({"ts": np.arange(10)}))

@@ -83,9 +83,22 @@ def test_erase_missing_ignore_skips_keys_that_are_not_live(store: str, capsys: p
     assert Store.open(store).as_of().keys().tolist() == [2, 3, 5, 6, 7, 8, 9, 10, 11]
     capsys.readouterr()
     assert main(["erase", store, "0", "99", "5", "--reason", "r", "--missing", "ignore"]) == 0
-    assert "erased 2 keys" in _out(capsys)  # 0 (soft-deleted) and 5; 99 skipped
+    out = _out(capsys)
+    assert "erased 2 keys" in out and "1 keys never stored or already erased, skipped" in out  # 0 and 5; 99
     assert Store.open(store).as_of().keys().tolist() == [2, 3, 6, 7, 8, 9, 10, 11]
     assert Store.open(store).as_of(3).keys().tolist() == [1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+
+
+def test_erase_missing_ignore_with_nothing_left_writes_no_version(store: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["erase", store, "5", "--reason", "r"]) == 0
+    capsys.readouterr()
+    # 5 is already erased and 99 was never stored: nothing to erase, no new version
+    assert main(["erase", store, "5", "99", "--reason", "r", "--missing", "ignore"]) == 0
+    out = _out(capsys)
+    assert "nothing to erase" in out and "version 6 unchanged" in out and "erased 0 keys" not in out
+    assert Store.open(store).version == 6
+    assert [r.op for r in Store.open(store).log()][-1] == "erase"
 
 
 def test_vacuum_keep_versions_decides_what_is_purged(store: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -323,9 +323,15 @@ def cmd_erase(args: argparse.Namespace) -> int:
     store = _open(args)
     before = _size(store)
     report = store.erase(np.array(keys, dtype=np.int64), reason=args.reason, missing=args.missing)
+    if report.version is None:
+        print(f"nothing to erase: the {len(set(keys))} keys were never stored or are already erased; "
+              f"nothing written (version {store.version} unchanged)")
+        return 0
     after = _size(store)
-    print(f"erased {report.keys.size} keys in version {report.version} (reason: {report.reason}); "
-          f"caches removed: {report.caches_removed}" + _reclaimed(before, after))
+    skipped = len(set(keys)) - report.keys.size
+    print(f"erased {report.keys.size} keys in version {report.version} (reason: {report.reason}"
+          + (f"; {skipped} keys never stored or already erased, skipped" if skipped else "")
+          + f"); caches removed: {report.caches_removed}" + _reclaimed(before, after))
     if report.trainings:
         print("trainings that used erased keys: " + ", ".join(report.trainings))
     return 0
@@ -448,7 +454,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for errors the user can fix)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # keys after an option (`erase STORE --reason R 5`): argparse gives the KEY list its
+        # (empty) share at the first positional and leaves later keys unrecognized
+        cut = extra.index("--") if "--" in extra else len(extra)  # after '--' every word is a KEY
+        named = [*extra[:cut], *extra[cut + 1:]]
+        if not isinstance(getattr(args, "keys", None), list) or any(
+            e.startswith("-") and not re.fullmatch(r"-[0-9]+", e) for e in extra[:cut]
+        ):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.keys = [*args.keys, *named]
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         status = int(args.func(args) or 0)
