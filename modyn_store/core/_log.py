@@ -40,7 +40,7 @@ import pyarrow as pa
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._logdigest import DIGEST, SEALED_SCHEMA, check, consecutive, from_micros, sealed
 from modyn_store.core._marker import MARKER, identity
-from modyn_store.core.errors import ConflictError, CorruptionError
+from modyn_store.core.errors import ConflictError, CorruptionError, NotAStoreError
 from modyn_store.core.records import VersionRecord
 
 if TYPE_CHECKING:
@@ -136,6 +136,9 @@ class VersionLog:
         loc = self.store._location
         found = identity(loc.fs, loc.path(MARKER)) if loc.is_local else None
         if found is None:
+            if loc.is_local and not loc.uri.startswith("memory://") and not os.path.exists(loc.path(MARKER)):
+                raise NotAStoreError(f"{loc.uri!r} is no longer a store: its marker {MARKER} was removed "
+                                     "(by a first write that failed and gave the path back)")
             return
         if self._marker is not None and found != self._marker:
             self._objects.clear()

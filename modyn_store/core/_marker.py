@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modyn_store.core._location import Location
 from modyn_store.core.errors import FormatVersionError, InvalidArgumentError, NotAStoreError
 
-__all__ = ["FORMAT_VERSION", "MARKER", "open_or_create", "upgrade"]
+if TYPE_CHECKING:
+    from modyn_store.core.store import Store
+
+__all__ = ["FORMAT_VERSION", "MARKER", "discard_unused", "open_or_create", "upgrade"]
 
 #: 2: the version log is one object per version (``_log/``) plus the ``versions`` table;
 #: 1: every version record in the ``versions`` table (read as is, upgraded by the next writer)
@@ -149,3 +153,46 @@ def open_or_create(loc: Location, *, create: bool) -> int:
         raise InvalidArgumentError("uri", uri, "a folder path (a parent of it is a file)") from exc
     except IsADirectoryError as exc:
         raise NotAStoreError(f"{uri!r}: {MARKER} is a folder, not a store's marker file") from exc
+
+
+#: what a local store holds after ``open(create=True)`` and writes that were all rolled back:
+#: the marker, the writer lock's file and the (empty) intent folder
+_UNUSED = frozenset({MARKER, "_lock", "_txn"})
+
+
+def discard_unused(store: Store, *, remove_folder: bool) -> bool:
+    """Remove the local ``store`` if it never committed a version and holds nothing but
+    what creating it (and rolled-back writes) left: the marker, the lock file and an empty
+    intent folder. With ``remove_folder`` the folder goes too, else it is left empty.
+
+    For a caller that created the store for a first write that failed, so that the refused
+    input leaves the path as it was. Returns whether it removed the store; a store that holds
+    anything else (a version, a pending write, another process's files) is left alone.
+    """
+    loc = store._location
+    if not loc.is_local or loc.uri.startswith("memory://"):
+        return False
+    root = loc.root
+    try:
+        # under the writer lock: a writer of another process waiting for it finds the marker
+        # gone when it reads the log and refuses (NotAStoreError), instead of writing into a
+        # folder that is no store
+        with store._lock:
+            names = set(os.listdir(root))
+            txn = os.path.join(root, "_txn")
+            if not names <= _UNUSED or MARKER not in names or (os.path.isdir(txn) and os.listdir(txn)):
+                return False
+            os.remove(os.path.join(root, MARKER))  # first: from here on the folder is no store
+            if os.path.isdir(txn):
+                os.rmdir(txn)
+        os.remove(os.path.join(root, "_lock"))
+    except FileNotFoundError:
+        return False  # removed meanwhile (by another process giving up on it as well)
+    if remove_folder:
+        try:
+            os.rmdir(root)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                raise
+            # another process writes into the folder now: it is left to it (no store any more)
+    return True

@@ -206,3 +206,44 @@ def test_append_into_an_empty_folder_makes_the_store_there(tmp_path: Path, csv: 
     assert "notes.txt" in {p.name for p in (tmp_path / "other").iterdir()}
     assert len(list((tmp_path / "other").iterdir())) == 1
     capsys.readouterr()
+
+
+def test_a_refused_first_append_leaves_a_new_path_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # duplicate keys are found by the store, after the source passed its checks and the store was made;
+    # the second file's duplicate lies in a later row group (rows already streamed into the store)
+    pq.write_table(pa.table({"id": [1, 1], "t": [1, 2], "u": [0.1, 0.2]}), tmp_path / "dup.parquet")
+    n = 3000
+    pq.write_table(pa.table({"id": list(range(n)) + [0], "t": list(range(n + 1)), "u": [0.5] * (n + 1)}),
+                   tmp_path / "late.parquet", row_group_size=1000)
+    (tmp_path / "empty").mkdir()
+    targets = [tmp_path / "new", tmp_path / "deep" / "er" / "new", tmp_path / "empty"]
+    for target in targets:
+        for name in ("dup.parquet", "late.parquet"):
+            assert main(["append", str(target), str(tmp_path / name), "--ts", "t", "--key", "id"]) == 2
+            assert "duplicate keys" in capsys.readouterr().err
+    # nothing is left: no store, no folder it made (an existing empty folder stays, empty)
+    assert not (tmp_path / "new").exists() and not (tmp_path / "deep").exists()
+    assert list((tmp_path / "empty").iterdir()) == []
+    # the path reads as a path never touched, and a correct append then makes the store
+    assert main(["show", str(tmp_path / "new")]) == 2
+    assert "not a modyn-store store" in capsys.readouterr().err
+    pq.write_table(pa.table({"id": [1, 2], "t": [1, 2], "u": [0.1, 0.2]}), tmp_path / "ok.parquet")
+    assert main(["append", str(tmp_path / "new"), str(tmp_path / "ok.parquet"), "--ts", "t", "--key", "id"]) == 0
+    assert Store.open(str(tmp_path / "new")).version == 1
+
+
+def test_a_writer_that_opened_the_store_before_it_was_given_back_refuses(tmp_path: Path) -> None:
+    """Two writers race for a new path; the first gives it back after its first write failed:
+    the second, which had opened the store already, refuses instead of writing into a folder
+    that is no store."""
+    from modyn_store.core._marker import discard_unused
+    from modyn_store.core.errors import NotAStoreError
+
+    path = str(tmp_path / "raced")
+    first = Store.open(path, create=True)
+    second = Store.open(path)
+    assert discard_unused(first, remove_folder=False)
+    with pytest.raises(NotAStoreError, match="no longer a store"):
+        second.append(pa.table({"t": [1, 2]}))
+    # no marker, no table: only the second writer's lock file, made when it took the lock
+    assert {p.name for p in Path(path).iterdir()} <= {"_lock"}

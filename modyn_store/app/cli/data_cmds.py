@@ -21,7 +21,10 @@ Example
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +98,7 @@ def _columns(args: argparse.Namespace) -> Any:
 
 
 def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: str) -> int:
-    from modyn_store.app.datasets.columns import SourceError
-    from modyn_store.app.datasets.files import open_data
-    from modyn_store.app.datasets.user import append_stream
+    from modyn_store.core._marker import discard_unused
 
     data: Any = files[0] if len(files) == 1 else files
     options = _options(args)
@@ -106,6 +107,53 @@ def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: s
     def make() -> Any:
         made.append(_open_or_create(store_path, options))
         return made[0]
+
+    missing = _missing_folders(store_path)
+    try:
+        rec, store, dropped = _append_to(store_path, data, args, verb, options, made, make)
+    except BaseException:
+        if made:  # the store made for this append: a refused first append leaves the path as it was
+            try:
+                if discard_unused(made[0], remove_folder=bool(missing)):
+                    _remove_empty(missing[1:])  # the parent folders made for it
+            except OSError as cleanup:  # told, and the append's own error raised below
+                print(f"warning: the new store at {store_path} was not removed ({cleanup})", file=sys.stderr)
+        raise
+    skipped = f" ({dropped[0]} rows without a label skipped)" if dropped and dropped[0] else ""
+    print(f"{verb}: version {rec.version}, {rec.inserted} rows{skipped}; {rec.live} live rows in {store.uri}")
+    return 0
+
+
+def _missing_folders(path: str) -> list[str]:
+    """The local folders that making a store at ``path`` would create: ``path`` first, then each
+    missing parent (none for a URI or an existing path)."""
+    if "://" in path:
+        return []
+    out: list[str] = []
+    here = os.path.abspath(path)
+    while not os.path.exists(here) and os.path.dirname(here) != here:
+        out.append(here)
+        here = os.path.dirname(here)
+    return out
+
+
+def _remove_empty(folders: list[str]) -> None:
+    """Remove ``folders`` (innermost first) up to the first that is not empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return  # something else lives there now: it and its parents stay
+            raise
+
+
+def _append_to(store_path: str, data: Any, args: argparse.Namespace, verb: str, options: dict[str, str] | None,
+               made: list[Any], make: Callable[[], Any]) -> tuple[Any, Any, list[int]]:
+    """The append of :func:`_append`: (its version record, the store, the rows skipped)."""
+    from modyn_store.app.datasets.columns import SourceError
+    from modyn_store.app.datasets.files import open_data
+    from modyn_store.app.datasets.user import append_stream
 
     try:
         total = open_data(data, format=args.format, storage_options=options).count_rows()
@@ -129,9 +177,7 @@ def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: s
         if exc.name.split("[")[0] not in _FLAGS:
             raise
         raise InvalidArgumentError(_flag(exc.name), exc.value, exc.expected) from None
-    skipped = f" ({dropped[0]} rows without a label skipped)" if dropped and dropped[0] else ""
-    print(f"{verb}: version {rec.version}, {rec.inserted} rows{skipped}; {rec.live} live rows in {store.uri}")
-    return 0
+    return rec, store, dropped
 
 
 def cmd_append(args: argparse.Namespace) -> int:
