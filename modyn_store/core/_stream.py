@@ -23,7 +23,7 @@ from modyn_store.core.errors import ConflictError, InvalidFilterError
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
 
-__all__ = ["ERASE_CHECK_S", "DeadKeys", "live_stream"]
+__all__ = ["ERASE_CHECK_S", "DeadKeys", "check_filter_on", "live_stream"]
 
 #: a stream re-checks for newly committed erasures at most this often (seconds)
 ERASE_CHECK_S = 0.1
@@ -117,3 +117,13 @@ def live_stream(
             if on_unavailable == "error":
                 snap._check_unavailable("error", seen=done)
             readers = [] if ds is None else snap._readers(ds, read, filter, batch_size=batch_size)
+
+
+def check_filter_on(ds: Any, filter: str) -> None:
+    """Refuse ``filter`` if Lance cannot evaluate it on the table ``ds`` (an unknown column, a
+    broken expression): for reads of a version without rows, which open no reader that would."""
+    try:
+        ds.scanner(columns=["key"], filter=f"({filter})", limit=0).to_table()
+    except READ_ERRORS as exc:
+        if not vanished(exc):
+            raise InvalidFilterError(f"invalid filter {filter!r}: {exc}") from exc

@@ -12,7 +12,7 @@ from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import _lookup, integrity, keyindex
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
-from modyn_store.core._stream import live_stream
+from modyn_store.core._stream import check_filter_on, live_stream
 from modyn_store.core._validate import as_keys, check_batch_size, check_filter
 from modyn_store.core.errors import (
     CorruptionError,
@@ -218,6 +218,8 @@ class Snapshot:
         """
         flt = check_filter(user_filter) if user_filter is not None else None
         full, partial = self._fragments(ds) if plan is None else plan
+        if user_filter is not None and not (full or partial):
+            check_filter_on(ds, user_filter)  # no rows at this version: no scanner checks it
         readers: list[Iterator[pa.RecordBatch]] = []
         try:
             if full:

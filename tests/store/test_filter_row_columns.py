@@ -39,3 +39,16 @@ def test_the_store_version_column_and_look_alike_text_still_filter() -> None:
     s = _store()
     assert s.as_of().to_table(filter="_version = 3").column("key").to_pylist() == [2, 3]
     assert s.as_of().to_table(filter="x > 0.15 AND label = 1").column("key").to_pylist() == [1, 3]
+
+
+@pytest.mark.parametrize("flt", ["bogus > 1", "x >"])
+def test_a_bad_filter_is_refused_at_a_version_without_rows(flt: str) -> None:
+    """Version 0 has no rows, so no scan checks the filter; it is checked against the columns
+    all the same (it was an empty answer)."""
+    s = _store()
+    for version in (0, 1):
+        with pytest.raises(InvalidFilterError, match="invalid filter"):
+            s.as_of(version).to_table(filter=flt)
+        with pytest.raises(InvalidFilterError, match="invalid filter"):
+            s.as_of(version).to_batches(["x"], flt)
+    assert s.as_of(0).to_table(["x"], filter="x > 0").num_rows == 0
