@@ -206,6 +206,31 @@ def test_an_undefined_mean_metric_is_explained(tmp_path: Path) -> None:
     assert all(n in text for n in notes)
 
 
+def test_a_metric_undefined_on_some_served_slices_is_named(tmp_path: Path) -> None:
+    # ROC-AUC is NaN on slices of one class: the mean and final figures cover only the other slices,
+    # and the report must say so instead of showing slice 1's value as the final one
+    from modyn_store.app.report.build import undefined_metric_notes
+
+    nan = math.nan
+    labels = ("d0", "d1", "d2", "d3")
+    t = lambda i, last: TriggerRecord(i, 1, 10, 0.1, slice_index=last)  # noqa: E731
+    tail = PipelineResult("tail", "t", "s", "u", (t(0, 0),), [[0.5, 0.8, nan, nan]], labels, metric="roc_auc")
+    middle = PipelineResult("middle", "t", "s", "u", (t(0, 0),), [[0.5, 0.8, nan, 0.6]], labels, metric="roc_auc")
+    fine = PipelineResult("fine", "t", "s", "u", (t(0, 0),), [[nan, 0.8, 0.7, 0.6]], labels, metric="roc_auc")
+    rows = summarize([tail, middle, fine])
+    assert (rows[0].mean_metric, rows[0].final_metric) == (0.8, 0.8)  # the figures themselves are unchanged
+    notes = undefined_metric_notes([tail, middle, fine])
+    assert [n.split("**")[1] for n in notes] == ["tail", "middle"]
+    assert "undefined (nan) on 2 of the 3 slices a model served: 2 ('d2'), 3 ('d3')" in notes[0]
+    assert "the mean roc_auc is over the other 1 slice;" in notes[0]
+    assert "the final roc_auc is that of slice 1 ('d1'), not of the last one" in notes[0]
+    assert "on 1 of the 3 slices a model served: 2 ('d2')" in notes[1] and "final" not in notes[1]
+    files = render_report([tail, middle, fine], tmp_path)
+    text = Path(files.markdown).read_text()
+    assert all(n in text for n in notes)
+    assert "not of the last one" in Path(files.html).read_text()
+
+
 def test_a_report_over_an_earlier_one_leaves_no_stale_heat_maps(tmp_path: Path) -> None:
     def result(name: str) -> PipelineResult:
         return PipelineResult(name, "amount 100", "new data", "retrain", (TriggerRecord(0, 1, 100, 0.2),),

@@ -78,8 +78,14 @@ def check_device(device: Any) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise InvalidArgumentError("device", device, "a torch device such as 'cpu' or 'cuda:0'") from exc
+    if dev.type not in ("cpu", "cuda"):
+        # torch parses 'meta', 'mps', 'xla', ... but training and evaluation run on CPU or CUDA only
+        raise InvalidArgumentError("device", device, "'cpu' or 'cuda' ('cuda:<index>')")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgumentError("device", device, "'cpu' (no CUDA device is available)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InvalidArgumentError("device", device, f"'cpu' or 'cuda:0' .. 'cuda:{torch.cuda.device_count() - 1}' "
+                                                     f"(this machine has {torch.cuda.device_count()} CUDA devices)")
     return dev
 
 

@@ -183,3 +183,38 @@ def test_a_csv_with_only_a_header_is_named_as_holding_no_rows(tmp_path: Path,
     assert main(["append", str(tmp_path / "st"), str(tmp_path / "h.csv"), "--ts", "t", "--label", "lab"]) == 2
     err = capsys.readouterr().err
     assert "holds no rows" in err and "FILE" in err and "label is empty" not in err
+
+
+def test_a_parquet_file_without_rows_is_named_as_holding_no_rows(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A typed Parquet file with no rows (no batch at all) was refused as 'a label map is required
+    to encode labels'; append and a pipeline source name the file and leave no store behind."""
+    import pyarrow.parquet as pq
+
+    from modyn_store.app.datasets.columns import ColumnMap, SourceError
+    from modyn_store.app.datasets.user import read_stream
+
+    path = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"t": pa.array([], pa.int64()), "x": pa.array([], pa.float64()),
+                             "lab": pa.array([], pa.string())}), path)
+    assert main(["append", str(tmp_path / "st"), str(path), "--ts", "t", "--label", "lab"]) == 2
+    err = capsys.readouterr().err
+    assert "e.parquet holds no rows" in err and "label map" not in err
+    assert not (tmp_path / "st").exists()
+    with pytest.raises(SourceError, match="holds no rows"):
+        read_stream(str(path), ColumnMap(ts="t", label="lab"))
+
+
+def test_a_feature_column_listed_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--features x,x`` (a typo for ``x,y``) was packed as the single feature x, silently."""
+    from modyn_store.app.datasets.columns import ColumnMap, SourceError
+    from modyn_store.app.datasets.user import read_stream
+
+    (tmp_path / "d.csv").write_text("t,x,y,lab\n1,0.5,1.5,a\n2,0.7,2.5,b\n")
+    assert main(["append", str(tmp_path / "st"), str(tmp_path / "d.csv"), "--ts", "t", "--label", "lab",
+                 "--features", "x,x"]) == 2
+    assert "--features[1]: column 'x' is listed twice (also features[0])" in capsys.readouterr().err
+    assert not (tmp_path / "st").exists()
+    with pytest.raises(SourceError) as info:
+        read_stream(str(tmp_path / "d.csv"), ColumnMap(ts="t", label="lab", features=("x", "y", "x")))
+    assert info.value.key == "features[2]"

@@ -36,6 +36,9 @@ CASES = [
     ("model_param_negative", "model: {name: logreg}", "model: {name: mlp, params: {hidden: [-3]}}",
      "model.params.hidden[0]", 3),
     ("training_device", "", "training: {device: nonsense}", "training.device", 6),
+    # devices torch parses but training cannot run on (it failed mid-run, after the ingest)
+    ("training_device_meta", "", "training: {device: meta}", "training.device", 6),
+    ("training_device_mps", "", "training: {device: mps}", "training.device", 6),
     ("training_seed", "", f"training: {{seed: {2**80}}}", "training.seed", 6),
     ("training_epochs", "", f"training: {{epochs: {10**21}}}", "training.epochs", 6),
     ("training_threads", "", "training: {threads: 1000000000}", "training.threads", 6),
@@ -55,6 +58,10 @@ CASES = [
     # a parameter the policy needs, left out: named by its key, as the file spells it
     ("policy_param_left_out", "trigger: {name: time, every: \"14d\"}", "trigger: {name: data_drift, window: 100}",
      "trigger.columns", 4),
+    # numbers YAML 1.1 reads other than they are written: 010 is octal 8, 1:40 is base-60 100
+    ("yaml_octal_int", "", "training: {epochs: 010}", "training.epochs", 6),
+    ("yaml_base60_int", 'trigger: {name: time, every: "14d"}', "trigger: {name: data_amount, every: 1:40}",
+     "trigger.every", 4),
     ("policy_int_overflow", "trigger: {name: time, every: \"14d\"}",
      f"trigger: {{name: data_drift, columns: [features], history: {10**30}}}", "trigger.history", 4),
 ]
@@ -116,3 +123,20 @@ def test_read_yaml_refuses_shared_and_repeated_nodes(text: str, key: str, line: 
         read_yaml(text, "x.yaml")
     assert (info.value.key, info.value.line) == (key, line)
 
+
+
+def test_numbers_and_dates_read_as_written() -> None:
+    # YAML 1.1 (PyYAML) reads 1e-3 and -.5 as text and an unquoted date as a date object, which the
+    # settings then refused as "expected a float, got str '1e-3'" / "expected an ISO datetime string"
+    text = BASE.replace('every: "14d"}', 'every: "14d", start: 1996-05-07 12:00:00}') + "training: {lr: 1e-3}\n"
+    cfg = parse_pipeline(read_yaml(text, "p.yaml"))
+    assert cfg.training.lr == 0.001
+    assert cfg.trigger["start"] == "1996-05-07 12:00:00"
+    doc = read_yaml("a: 5E4\nb: -.5\nc: 1.5e+3\nd: 0x10\ne: 1_000\nf: '010'\ng: 2024-01-01\nh: 0\n")
+    assert doc.data == {"a": 50000.0, "b": -0.5, "c": 1500.0, "d": 16, "e": 1000, "f": "010", "g": "2024-01-01",
+                        "h": 0}
+    import datetime
+
+    import yaml
+
+    assert yaml.safe_load("g: 2024-01-01") == {"g": datetime.date(2024, 1, 1)}  # PyYAML itself is left as it is

@@ -247,3 +247,20 @@ def test_a_writer_that_opened_the_store_before_it_was_given_back_refuses(tmp_pat
         second.append(pa.table({"t": [1, 2]}))
     # no marker, no table: only the second writer's lock file, made when it took the lock
     assert {p.name for p in Path(path).iterdir()} <= {"_lock"}
+
+
+def test_show_keeps_a_stored_label_value_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The decoded labels were written over the data's own ``label_value`` column (100, 200 shown as
+    'a', 'b'); they go under a name no stored column has."""
+    (tmp_path / "d.csv").write_text("t,x,lab,label_value\n1,0.5,a,100\n2,0.7,b,200\n")
+    st = str(tmp_path / "st")
+    assert main(["append", st, str(tmp_path / "d.csv"), "--ts", "t", "--label", "lab", "--features", "x"]) == 0
+    capsys.readouterr()
+    assert main(["show", st, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["label_value"], r["label_value_1"]) for r in rows] == [(100, "a"), (200, "b")]
+    assert main(["show", st]) == 0
+    table = capsys.readouterr().out.splitlines()
+    head = table[2].split()
+    assert head == ["key", "ts", "label", "label_value_1", "features", "x", "label_value"]
+    assert table[4].split()[-1] == "100" and table[4].split()[3] == "a"

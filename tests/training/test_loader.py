@@ -211,6 +211,16 @@ def test_invalid_arguments(store) -> None:
         loader(store, ts, columns=["x"], batch_size=4, device="cuda:0" if not torch.cuda.is_available() else "bogus")
 
 
+
+@pytest.mark.parametrize("device", ["meta", "mps", "xla", "cuda:99"])
+def test_devices_training_cannot_use_are_refused(device: str) -> None:
+    # torch.device parses each; training then failed later (autocast, a missing backend, an index)
+    from training.loading import check_device
+
+    with pytest.raises(InvalidArgumentError, match="device"):
+        check_device(device)
+
+
 def test_streamed_path_matches_cpu_path(store) -> None:
     """The pinned double-buffer path (run here with a CPU target) serves the same batches."""
     ts = _selection(store, 250, seed=6)

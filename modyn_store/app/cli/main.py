@@ -256,10 +256,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise InvalidFilterError(f"--filter: {clean_filter_error(exc)}{hint}") from None
     labels = _label_map(store, snap.version)
     if labels is not None and not labels.identity and "label" in cols:
+        decoded, i = "label_value", 0  # a name no stored column has: the data may hold a label_value column
+        while decoded in schema.names:
+            i += 1
+            decoded = f"label_value_{i}"
         for r in rows:  # the label each class code stands for, next to the code
             code = r.get("label")
-            r["label_value"] = labels.values[int(code)] if isinstance(code, int) else None
-        cols = cols[: cols.index("label") + 1] + ["label_value"] + cols[cols.index("label") + 1 :]
+            r[decoded] = labels.values[int(code)] if isinstance(code, int) else None
+        cols = cols[: cols.index("label") + 1] + [decoded] + cols[cols.index("label") + 1 :]
     if args.json:
         _print_json({**head, "columns": {f.name: str(f.type) for f in schema}, "rows": rows[: args.limit]})
         return 0

@@ -260,7 +260,10 @@ class Encoder:
                     raise SourceError(f"features[{i}]", f"no column {c!r}; the data has {names}")
                 if c in used:
                     raise SourceError(f"features[{i}]", f"column {c!r} is already the {self._role_of(c)} column")
-            self.features = tuple(dict.fromkeys(cm.features))
+                if c in cm.features[:i]:  # a typo for another column, most likely: never packed once silently
+                    raise SourceError(f"features[{i}]", f"column {c!r} is listed twice (also features"
+                                                        f"[{cm.features.index(c)}]); name each feature column once")
+            self.features = tuple(cm.features)
         widths = []
         for i, c in enumerate(self.features):
             try:

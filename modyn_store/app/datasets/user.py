@@ -100,6 +100,8 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
                 labels = LabelMap.from_values(col, column=cm.label) if labels is None else labels.extend(col, column=cm.label)
             except ModynStoreError as exc:
                 raise SourceError("label", str(exc)) from exc
+    if cm.label is not None and labels is None:  # not one batch: a file with columns and no rows
+        raise SourceError("path", f"{data.where or 'the data'} holds no rows")
     return labels
 
 

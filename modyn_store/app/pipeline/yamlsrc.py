@@ -4,7 +4,10 @@ Pipeline files are plain trees: anchors and aliases (``&a`` / ``*a``), merge key
 a key given twice in one mapping are refused with a
 :class:`~modyn_store.app.pipeline.errors.PipelineConfigError` naming the key and its line. Anchors
 and aliases are refused on the parser's events, before any node is shared, so a small file with
-nested aliases (an "alias bomb") cannot expand exponentially.
+nested aliases (an "alias bomb") cannot expand exponentially. Numbers and dates are read as
+written: ``1e-3`` is a float (YAML 1.2; YAML 1.1 reads it as text), an unquoted date stays its
+ISO text, and an integer with a leading zero (``010``: octal 8 in YAML 1.1) or a number with
+colons (``1:30``: base 60) is refused.
 
 Example
 -------
@@ -26,6 +29,7 @@ modyn_store.app.pipeline.errors.PipelineConfigError: p.yaml:1: base: YAML anchor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +89,33 @@ class _Refused(Exception):
         self.what = what
 
 
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_INT_TAG = "tag:yaml.org,2002:int"
+#: YAML 1.2's floats; checked after YAML 1.1's own, so it adds the ones YAML 1.1 reads as text:
+#: an exponent without ``.`` or sign (``1e-3``, ``5E4``, ``1.0e3``) and a signed ``.5`` (``-.5``)
+_EXP_FLOAT = re.compile(r"^[-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?$")
+#: an integer with a leading zero, which YAML 1.1 reads as octal (``010`` is 8)
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
+
+
+def _resolvers() -> dict[Any, list[tuple[str, Any]]]:
+    """SafeLoader's implicit resolvers without timestamps (an unquoted ``2024-01-01`` stays the ISO
+    text it was written as), plus YAML 1.2's exponent floats. New lists: PyYAML's own
+    ``add_implicit_resolver`` would append to the lists it shares with ``SafeLoader``."""
+    out = {ch: [(tag, rx) for tag, rx in rs if tag != _TIMESTAMP_TAG]
+           for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for ch in "-+0123456789.":
+        out.setdefault(ch, []).append((_FLOAT_TAG, _EXP_FLOAT))
+    return {ch: rs for ch, rs in out.items() if rs}
+
+
 class _TreeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses anchors and aliases on the event stream (see the module)."""
+    """``yaml.SafeLoader`` that refuses anchors and aliases on the event stream (see the module),
+    reads numbers as YAML 1.2 does where YAML 1.1 reads them as text (``1e-3``) and keeps dates
+    and times as their text."""
+
+    yaml_implicit_resolvers = _resolvers()
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -110,9 +139,27 @@ class _TreeLoader(yaml.SafeLoader):
             del self._path[len(self._path) - len(seg):]
 
 
+def _check_number(node: Any, path: Path_, source: str | None) -> None:
+    """Refuse a plain number YAML 1.1 reads other than it is written (``010`` as 8, ``1:30`` as 90)."""
+    if node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style is not None:
+        return
+    if ":" in node.value:
+        why = "has a colon, which YAML 1.1 reads as a base-60 number"
+    elif node.tag == _INT_TAG and _LEADING_ZERO.match(node.value):
+        why = "has a leading zero, which YAML 1.1 reads as an octal number"
+    else:
+        return
+    value = yaml.SafeLoader("").construct_object(node)  # what YAML 1.1 would have given
+    raise PipelineConfigError(_dotted(path), f"{node.value} {why} ({value!r}); write the number without it, or "
+                              f"quote it for text ('{node.value}')", line=node.start_mark.line + 1, source=source)
+
+
 def _walk(loader: _TreeLoader, node: Any, path: Path_, out: dict[Path_, int], source: str | None) -> None:
-    """Record the line of every key and item; refuse duplicate and merge keys (each node once)."""
-    if isinstance(node, yaml.MappingNode):
+    """Record the line of every key and item; refuse duplicate and merge keys (each node once) and
+    numbers YAML 1.1 reads other than they are written (:func:`_check_number`)."""
+    if isinstance(node, yaml.ScalarNode):
+        _check_number(node, path, source)
+    elif isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for k, v in node.value:
             line = k.start_mark.line + 1

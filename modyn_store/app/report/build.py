@@ -183,12 +183,40 @@ def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _slice_list(r: PipelineResult, slices: Sequence[int], limit: int = 6) -> str:
+    """``"4 ('399.5'), 5 ('499.4')"``: slice indices with their labels, the first ``limit``."""
+    shown = ", ".join(f"{s} ({r.slice_labels[s]!r})" for s in slices[:limit])
+    return shown + (f", ... ({len(slices) - limit} more)" if len(slices) > limit else "")
+
+
+def _partly_undefined_note(r: PipelineResult, curve: Sequence[float]) -> str | None:
+    """The note for a curve with both defined and undefined points on the slices a model served."""
+    first = min((t.last_slice + 1 for t in r.triggers), default=len(curve))
+    served = range(max(first, 0), len(curve))
+    missing = [s for s in served if math.isnan(curve[s])]
+    defined = [s for s in served if not math.isnan(curve[s])]
+    if not missing or not defined:
+        return None
+    final = (f"; the final {r.metric} is that of slice {_slice_list(r, defined[-1:])}, not of the last one"
+             if missing[-1] > defined[-1] else "")
+    return (f"- **{_md(r.name)}**: {r.metric} is undefined (nan) on {len(missing)} of the {len(served)} slices a "
+            f"model served: {_slice_list(r, missing)} (no evaluated rows, or a metric the slice's labels do not "
+            f"define, e.g. ROC-AUC on a slice of one class); the mean {r.metric} is over the other "
+            f"{len(defined)} slice{'s' if len(defined) != 1 else ''}{final}.")
+
+
 def undefined_metric_notes(results: Sequence[PipelineResult]) -> list[str]:
     """A Markdown line for each pipeline whose mean and final metric are undefined (NaN), saying
-    why: no model, no slice after any training's cutoff, or slices without evaluated rows."""
+    why: no model, no slice after any training's cutoff, or slices without evaluated rows; and
+    one for each pipeline whose curve is undefined on some of the slices a model served, naming
+    them (the mean and final metric then cover only the other slices)."""
     out = []
     for r in results:
-        if any(not math.isnan(v) for v in current_model_curve(r)):
+        curve = current_model_curve(r)
+        if any(not math.isnan(v) for v in curve):
+            note = _partly_undefined_note(r, curve)
+            if note is not None:
+                out.append(note)
             continue
         if not r.triggers:
             why = "it never trained, so no model served any slice"
