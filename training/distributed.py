@@ -60,6 +60,7 @@ from modyn_store.core.trainset import TrainSet
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
+from training.targets import TargetCheck
 from training.train_set_files import load_train_set, save_train_set
 from training.trainer import (
     Prepare,
@@ -131,6 +132,7 @@ def _fit_rank(
     device_s = 0.0
     losses: list[float] = []
     t0 = time.perf_counter()
+    check = TargetCheck(config.loss, config.label, defer=True)  # every rank raises, or none
     for epoch in range(config.epochs):
         n = int(train_set.for_epoch(epoch).size)
         if n < world:
@@ -158,6 +160,7 @@ def _fit_rank(
                 weight = torch.zeros_like(weight)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=config.amp):
                 logits = ddp(**args)
+            target = check(logits, target, batch["key"], counted=not filler)
             per = loss_per_sample(config.loss, logits, target)
             part = (per * weight).sum()
             # DDP averages over ranks: scale so the average is sum(w * loss) / global rows of the
@@ -182,7 +185,10 @@ def _fit_rank(
             raise RuntimeError(f"rank {dist.get_rank()} has more than {steps} batches in epoch {epoch}")
         if step_in:
             _step(opt, scaler)
-        dist.all_reduce(total)
+        both = torch.cat([total, torch.tensor([float(check.pending())], dtype=torch.float64, device=red)])
+        dist.all_reduce(both)
+        total = both[:1]
+        check.finish(epoch, int(both[1].item()))
         losses.append(check_loss(epoch, float(total.item()) / n))
     counts = torch.tensor([float(samples), device_s], dtype=torch.float64, device=red)
     dist.all_reduce(counts)

@@ -117,7 +117,20 @@ class Loader:
             self._building = entry
             self._stream_keys = torch.from_numpy(np.ascontiguousarray(entry.keys))
         else:
+            self._bind_opened(entry)
+
+    def _bind_opened(self, entry: CacheEntry) -> None:
+        """:meth:`_bind` an entry opened from the cache. The train set's keys were checked live
+        and the entry is named by their set, so an entry whose rows lack some of them is damaged
+        (``rows.npy`` changed in place): it is removed and built again, rather than reported as
+        erased keys on every open."""
+        try:
             self._bind(entry)
+        except ErasedKeysError:
+            if entry.path is None:
+                raise
+            cache_for(self.store, max_bytes=self.options.max_cache_bytes).discard(entry.name)
+            self._bind(materialize_entry(self.store, self.train_set, self.columns, self.options))
 
     @property
     def _entry(self) -> CacheEntry:
@@ -318,7 +331,7 @@ class Loader:
     def _ensure_alive(self) -> None:
         if not self._entry.alive():
             # removed by an erasure or eviction: rebuild (raises if keys were erased)
-            self._bind(materialize_entry(self.store, self.train_set, self.columns, self.options))
+            self._bind_opened(materialize_entry(self.store, self.train_set, self.columns, self.options))
             self._checked_version = self.store.version
         elif self._entry.path is None and self.store.version != self._checked_version:
             # entries held only in memory are invisible to the store's erase: check again

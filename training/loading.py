@@ -60,6 +60,7 @@ __all__ = [
     "Loader",
     "LoaderOptions",
     "check_device",
+    "check_weights",
     "epoch_order",
     "loader",
     "materialize_entry",
@@ -87,6 +88,29 @@ def check_device(device: Any) -> torch.device:
         raise InvalidArgumentError("device", device, f"'cpu' or 'cuda:0' .. 'cuda:{torch.cuda.device_count() - 1}' "
                                                      f"(this machine has {torch.cuda.device_count()} CUDA devices)")
     return dev
+
+
+def check_weights(train_set: TrainSet) -> None:
+    """Batches hold float32 weights: every weight of ``train_set`` must stay finite and > 0 as
+    one (``InvalidArgumentError`` naming ``train_set.weights`` otherwise). A float64 weight
+    below about 7e-46 would be served as 0 (its row would silently count for nothing), one above
+    about 3.4e38 as inf.
+
+    >>> check_weights(TrainSet(np.arange(2), np.array([1e-30, 1e30]), version=1))
+    """
+    w = train_set.weights
+    if not w.size:
+        return
+    with np.errstate(over="ignore", under="ignore"):  # the cast is monotonic: the extremes decide
+        ok = float(np.float32(w.min())) > 0 and bool(np.isfinite(np.float32(w.max())))
+        if ok:
+            return
+        w32 = w.astype(np.float32)
+    bad = ~(np.isfinite(w32) & (w32 > 0))
+    raise InvalidArgumentError(
+        "train_set.weights", f"{int(bad.sum())} weights such as {np.unique(w[bad])[:3].tolist()}",
+        "weights that stay finite and > 0 in float32, about 1e-45 .. 3.4e38 (batches hold float32 "
+        "weights): rescale them")
 
 
 def loader(
@@ -151,6 +175,7 @@ def loader(
         raise InvalidArgumentError(
             "train_set", "a set whose epochs weigh keys differently (per_epoch_weights)",
             "a set with one weight per key: serve each epoch's own set, train_set.epoch_set(epoch)")
+    check_weights(train_set)
     batch_size = check_int("batch_size", batch_size, 1)
     world_size = check_int("world_size", world_size, 1)
     rank = check_int("rank", rank, 0)

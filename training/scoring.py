@@ -178,9 +178,10 @@ def score(
         train_set = TrainSet.uniform(snap.keys(), version=snap.version)
     elif version is not None:
         raise InvalidArgumentError("version", version, "None when train_set is given")
-    elif train_set.per_epoch is not None:
-        # every key of the set once, not one epoch's plan (a loader serves a single epoch)
-        train_set = TrainSet(keys=train_set.keys, weights=train_set.weights, version=train_set.version)
+    else:
+        # every key of the set once, not one epoch's plan (a loader serves a single epoch); the
+        # scores do not use the weights (so weights no float32 holds are no reason to refuse)
+        train_set = TrainSet.uniform(train_set.keys, version=train_set.version)
     need_label = any(n in _NEED_LABEL for n in names)
     cols = list(dict.fromkeys([*inputs.values(), *([label] if need_label else [])]))
     dl = loader(store, train_set, columns=cols, batch_size=batch_size, shuffle=False, device=device,

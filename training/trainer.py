@@ -49,6 +49,7 @@ from training.errors import check_loss
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
 from training.scaling import fit_input_scale
+from training.targets import TargetCheck
 from training.train_config import TrainConfig
 
 __all__ = [
@@ -223,6 +224,7 @@ def fit(
     losses: list[float] = []
     t0 = time.perf_counter()
     events: list[tuple[Any, Any]] = []
+    check = TargetCheck(config.loss, config.label)
     for epoch in range(config.epochs):
         if epoch and on_epoch is not None:
             # None keeps the batches; a loader of an empty set (falsy: no batches) replaces them
@@ -242,14 +244,17 @@ def fit(
             args = {k: v.to(dev, non_blocking=True) for k, v in args.items()}
             target = batch[config.label].to(dev, non_blocking=True)
             weight = batch["weight"].to(dev, non_blocking=True)
+            keys = batch["key"]
             if downsample is not None:
                 pos, importance = downsample.choose(model, args, batch, config.label, epoch=epoch, step=step)
                 if pos.numel() == 0:
                     continue
                 args = {k: v[pos] for k, v in args.items()}
                 target, weight = target[pos], weight[pos] * importance.to(weight.dtype)
+                keys = None
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=config.amp):
                 logits = model(**args)
+            target = check(logits, target, keys)  # class codes the loss can take, not skipped
             per = loss_per_sample(config.loss, logits, target)
             n = int(per.shape[0])
             part = (per * weight).sum()
@@ -279,6 +284,7 @@ def fit(
                 device_s += time.perf_counter() - c0
         if step_in:
             _step(opt, scaler, first * config.grad_accum / group if group else 1.0)
+        check.finish(epoch)
         losses.append(check_loss(epoch, float(total) / max(rows, 1)))
     if cuda:
         torch.cuda.synchronize(dev)

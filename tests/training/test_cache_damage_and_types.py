@@ -40,6 +40,12 @@ def _meta(path: str, change: Callable[[dict], object]) -> None:
         json.dump(change(meta), fh)
 
 
+def _rows(path: str, change: Callable[[np.ndarray], object]) -> None:
+    rows = np.load(os.path.join(path, "rows.npy"))
+    change(rows)
+    np.save(os.path.join(path, "rows.npy"), rows)
+
+
 DAMAGE: dict[str, Callable[[str], None]] = {
     "rows.npy missing": lambda p: os.remove(os.path.join(p, "rows.npy")),
     "keys.npy missing": lambda p: os.remove(os.path.join(p, "keys.npy")),
@@ -53,6 +59,9 @@ DAMAGE: dict[str, Callable[[str], None]] = {
         os.path.join(p, "c1.data.npy"), np.zeros(np.load(os.path.join(p, "c1.data.npy")).size, dtype=np.int64)),
     "string offsets as float64": lambda p: np.save(
         os.path.join(p, "c1.offsets.npy"), np.load(os.path.join(p, "c1.offsets.npy")).astype(np.float64)),
+    # rows.npy keeps its size and shape: before, every open raised ErasedKeysError for a live key
+    "rows.npy holds a key of no train set": lambda p: _rows(p, lambda r: r.__setitem__(0, 10 * N)),
+    "rows.npy holds a key twice": lambda p: _rows(p, lambda r: r.__setitem__(5, r[4])),
 }
 
 
