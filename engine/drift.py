@@ -22,6 +22,18 @@ seeded generator, so the p-value depends only on the inputs and the seed.
 
 Inputs are float arrays of shape ``(n, d)`` (1-D arrays are one feature); NaN and inf are rejected.
 
+Scale
+-----
+The MMD statistics and the median heuristic are scale-invariant, but squared distances of
+finite values beyond about ``1e154`` overflow to inf (a NaN kernel: a NaN statistic with a
+"significant" p-value) and those of values below about ``1e-154`` underflow to 0 (no drift
+seen). Inputs whose largest magnitude lies outside ``2**-400 .. 2**400`` are therefore first
+multiplied by the power of two ``2**-e`` that brings it into [0.5, 1) (an explicit
+``bandwidth`` too, and ``median_heuristic`` scales its result back); as that is exact, the
+statistics equal those of the same data at an ordinary scale, and inputs within that range are
+computed as they are, bit for bit. The median heuristic's fallback of 1.0 (a median of 0) is
+then ``2**e`` in the data's units.
+
 Example
 -------
 >>> import numpy as np
@@ -63,6 +75,7 @@ __all__ = [
 ]
 
 _SUBSAMPLE = 1000
+_SCALE_BITS = 400  # inputs of larger (or smaller nonzero) magnitude are scaled by a power of two
 
 
 class MMDTestResult(NamedTuple):
@@ -86,7 +99,8 @@ class KSResult(NamedTuple):
     p_value: float
 
 
-def _samples(x: Any, y: Any, *, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _samples(x: Any, y: Any, *, min_rows: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both samples as float64 ``(n, d)`` arrays, scaled by ``2**-e`` (see "Scale" above), and ``e``."""
     out = []
     for name, v in (("x", x), ("y", y)):
         a = _asarray(name, v)
@@ -97,12 +111,26 @@ def _samples(x: Any, y: Any, *, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
         out.append(a.astype(np.float64, copy=False))
     if out[0].shape[1] != out[1].shape[1]:
         raise EngineInputError("y", describe(out[1]), f"{out[0].shape[1]} columns, as many as x")
-    return out[0], out[1]
+    return _unit_scale(out[0], out[1])
 
 
-def _bandwidth(bandwidth: float | None, z: np.ndarray, d2: np.ndarray | None = None) -> float:
+def _unit_scale(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(a * 2**-e, b * 2**-e, e)``: ``e = 0`` for magnitudes within ``2**+-_SCALE_BITS``, else
+    the exponent that brings the largest one into [0.5, 1). Scaling by a power of two is exact,
+    and the statistics are scale-invariant, so only squared distances that would overflow to
+    inf (NaN kernels) or underflow to 0 change."""
+    big = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
+    if big == 0.0 or 2.0 ** -_SCALE_BITS <= big <= 2.0 ** _SCALE_BITS:
+        return a, b, 0
+    e = math.frexp(big)[1]
+    return np.ldexp(a, -e), np.ldexp(b, -e), e
+
+
+def _bandwidth(bandwidth: float | None, z: np.ndarray, scale: int) -> float:
+    """``sigma`` for data scaled by ``2**-scale``: the median heuristic, or ``bandwidth``
+    (given in the data's units) scaled alike."""
     if bandwidth is None:
-        return _median_sigma(z, d2)
+        return _median_sigma(z)
     try:
         b = float(bandwidth) if not isinstance(bandwidth, (bool, np.bool_)) else math.nan
     except (TypeError, ValueError):
@@ -110,7 +138,11 @@ def _bandwidth(bandwidth: float | None, z: np.ndarray, d2: np.ndarray | None = N
     if not (math.isfinite(b) and b > 0):
         raise EngineInputError("bandwidth", bandwidth,
                                "a finite number > 0, or None for the median heuristic")
-    return b
+    scaled = math.ldexp(b, -scale)
+    if not (math.isfinite(scaled) and scaled > 0):
+        raise EngineInputError("bandwidth", bandwidth,
+                               f"a bandwidth within 2**+-1000 of the data's magnitude (2**{scale})")
+    return scaled
 
 
 @njit(cache=True)
@@ -156,16 +188,16 @@ def _subsample(z: np.ndarray, cap: int) -> np.ndarray:
 def median_heuristic(x: Any, y: Any, *, max_points: int | None = None) -> float:
     """Median distance between distinct pooled points (over a strided subsample of at most
     ``max_points`` points when given); 1.0 if the median is 0."""
-    a, b = _samples(x, y, min_rows=1)
+    a, b, scale = _samples(x, y, min_rows=1)
     z = np.concatenate([a, b])
     if max_points is not None:
         z = _subsample(z, check_int("max_points", max_points, minimum=2))
-    return _median_sigma(z)
+    return math.ldexp(_median_sigma(z), scale)
 
 
-def _kernel(x: np.ndarray, y: np.ndarray, bandwidth: float | None) -> tuple[np.ndarray, float]:
+def _kernel(x: np.ndarray, y: np.ndarray, bandwidth: float | None, scale: int) -> tuple[np.ndarray, float]:
     z = np.concatenate([x, y])
-    return pooled_kernel(z, None if bandwidth is None else _bandwidth(bandwidth, z))
+    return pooled_kernel(z, None if bandwidth is None else _bandwidth(bandwidth, z, scale))
 
 
 def _mmd2_from_sums(sxx: np.ndarray, row_x: np.ndarray, total: float, n: int, m: int) -> np.ndarray:
@@ -180,8 +212,8 @@ def mmd2_unbiased(x: Any, y: Any, *, bandwidth: float | None = None) -> float:
 
     Needs at least 2 rows in each sample; ``O((n + m)^2)`` time and memory.
     """
-    a, b = _samples(x, y, min_rows=2)
-    k, _ = _kernel(a, b, bandwidth)
+    a, b, scale = _samples(x, y, min_rows=2)
+    k, _ = _kernel(a, b, bandwidth, scale)
     n, m = a.shape[0], b.shape[0]
     ind = np.zeros((n + m, 1))
     ind[:n] = 1.0
@@ -239,10 +271,10 @@ def mmd_permutation_test(
     MMDTestResult
         ``(statistic, p_value)``.
     """
-    a, b = _samples(x, y, min_rows=2)
+    a, b, scale = _samples(x, y, min_rows=2)
     n_perm = check_int("n_permutations", n_permutations)
     seed = check_int("seed", seed, minimum=None)
-    k, _ = _kernel(a, b, bandwidth)
+    k, _ = _kernel(a, b, bandwidth, scale)
     n, m = a.shape[0], b.shape[0]
     ind = _permutation_indicators(n + m, n, n_perm, seed_state(seed))
     row = k.sum(axis=1)
@@ -288,8 +320,8 @@ def mmd2_linear(x: Any, y: Any, *, bandwidth: float | None = None) -> LinearMMDR
     A single pair (fewer than 4 rows in a sample) gives no variance estimate: p-value 1.0. Zero
     variance over several pairs: 1.0 if the statistic is <= 0, else 0.0.
     """
-    a, b = _samples(x, y, min_rows=2)
-    sigma = _bandwidth(bandwidth, _subsample(np.concatenate([a, b]), _SUBSAMPLE))
+    a, b, scale = _samples(x, y, min_rows=2)
+    sigma = _bandwidth(bandwidth, _subsample(np.concatenate([a, b]), _SUBSAMPLE), scale)
     n_pairs = min(a.shape[0], b.shape[0]) // 2
     h = _linear_terms(a, b, n_pairs, 1.0 / (2.0 * sigma * sigma))
     stat = float(h.mean())
@@ -341,10 +373,10 @@ def mmd2_rff(x: Any, y: Any, *, n_features: int = 256, bandwidth: float | None =
     ``phi(v) = sqrt(2 / D) cos(v W + b)`` with ``W ~ N(0, 1 / sigma^2)``, ``b ~ U[0, 2 pi)``; the
     estimate is ``||mean phi(x) - mean phi(y)||^2`` (a biased, non-negative estimate of the RBF MMD^2).
     """
-    a, b = _samples(x, y, min_rows=1)
+    a, b, exponent = _samples(x, y, min_rows=1)
     n_features = check_int("n_features", n_features, minimum=1)
     seed = check_int("seed", seed, minimum=None)
-    sigma = _bandwidth(bandwidth, _subsample(np.concatenate([a, b]), _SUBSAMPLE))
+    sigma = _bandwidth(bandwidth, _subsample(np.concatenate([a, b]), _SUBSAMPLE), exponent)
     w, phase = rff_features(a.shape[1], n_features, sigma, seed)
     scale = math.sqrt(2.0 / n_features)
     diff = scale * (np.cos(a @ w + phase).mean(axis=0) - np.cos(b @ w + phase).mean(axis=0))

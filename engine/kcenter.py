@@ -4,6 +4,10 @@ Each step picks the point farthest (squared Euclidean distance, accumulated in f
 center chosen so far, then updates every point's distance to its nearest center in parallel. The
 farthest point is found by a per-block argmax merged at the end; ties go to the smallest index, so
 the result does not depend on the thread count. ``O(k n d)`` time, ``O(n)`` extra memory.
+Float64 embeddings whose largest magnitude lies outside ``2**-400 .. 2**400`` are first scaled by
+a power of two (exact), so squared distances neither overflow to inf nor underflow to 0 (where
+points would tie and the smallest index, not the farthest point, would win); the centers are
+those of the same embeddings at an ordinary scale (one more copy of the embeddings then).
 
 Example
 -------
@@ -16,6 +20,7 @@ Example
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -131,7 +136,25 @@ def kcenter_greedy(embeddings: Any, k: int, *, initial: Any = None, seed: int = 
         return np.empty(0, dtype=np.int64)
     rng = np.array([seed_state(check_int("seed", seed, minimum=None))], dtype=np.uint64)
     first = int(_first_index(rng, n)) if init.size == 0 else -1
-    return _kcenter(emb, k, init, first)  # type: ignore[no-any-return]
+    return _kcenter(_unit_scale(emb), k, init, first)  # type: ignore[no-any-return]
+
+
+_SCALE_BITS = 400  # float64 embeddings of larger (or smaller nonzero) magnitude are rescaled
+
+
+def _unit_scale(emb: np.ndarray) -> np.ndarray:
+    """``emb`` times the power of two that brings its largest magnitude into [0.5, 1) when that
+    magnitude lies outside ``2**+-400`` (float64 only: float32 squares fit float64). Squared
+    distances of values beyond about 1e154 would overflow to inf, and of values below about
+    1e-154 underflow to 0, and all those points would tie; scaling by a power of two is exact
+    and changes no comparison of the others, so the centers are those of the data at an
+    ordinary scale."""
+    if emb.dtype != np.float64 or emb.size == 0:
+        return emb
+    big = float(np.abs(emb).max())
+    if big == 0.0 or 2.0 ** -_SCALE_BITS <= big <= 2.0 ** _SCALE_BITS:
+        return emb
+    return np.ldexp(emb, -math.frexp(big)[1])
 
 
 @njit(cache=True)

@@ -81,6 +81,9 @@ class DataDrift(Trigger):
     [400]
     """
 
+    #: inserted rows seen when the warm-up ended (None before it ended)
+    _warm_until: int | None = None
+
     def __init__(self, columns: Sequence[str] = (), *, metric: str = "mmd",
                  decision: str = "p_value", threshold: float = 0.05, quantile: float = 0.95,
                  history: int = 50, window: int = 500, window_time: str | float | None = None,
@@ -135,6 +138,7 @@ class DataDrift(Trigger):
         self._since = 0
         self._seen = 0
         self._evals = 0
+        self._warm_until = None
         self._past: deque[float] = deque(maxlen=self.history)
         self.warmup_trigger = (None if warmup_trigger is None
                                else sub_triggers(self, [("warmup_trigger", warmup_trigger)])[0])
@@ -263,7 +267,8 @@ class DataDrift(Trigger):
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         # a failing model (or malformed embeddings) leaves the trigger as it was: the rows it
         # buffered from this delta are given back
-        with restored_on_error(self, "_buf", "_ref", "_ref_start", "_since", "_seen", "_evals", "_past"):
+        with restored_on_error(self, "_buf", "_ref", "_ref_start", "_since", "_seen", "_evals", "_past",
+                               "_warm_until"):
             return self._consume(delta, model)
 
     def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
@@ -272,7 +277,9 @@ class DataDrift(Trigger):
         ts = delta.ts
         out: list[tuple[int, Firing]] = []
         warming = self._warming()
-        warm_end = n if warming else -1
+        # the warm-up trigger's firings count up to the row where the warm-up ended: a firing at
+        # its very end counts also when it comes with the next delta (position 0 there)
+        warm_end = n if warming else (-1 if self._warm_until is None else self._warm_until - self._seen)
         pos = 0
         while pos < n:
             if warming and not self._warming():
@@ -317,6 +324,8 @@ class DataDrift(Trigger):
                 self._set_reference(self._buf.window()[0])
         if warming and not self._warming():
             warm_end = pos
+        if self._warm_until is None and not self._warming():  # the warm-up ended in this delta
+            self._warm_until = self._seen + warm_end
         # the warm-up trigger sees the delta once this trigger has consumed it without error
         warm = [] if self.warmup_trigger is None else self.warmup_trigger.fire(delta, model)
         assert delta.versions is not None

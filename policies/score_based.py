@@ -155,12 +155,22 @@ class ScoreDownsample(SelectionStrategy):
                                             hidden=hidden))
 
     def choose_in_batch(self, scores: np.ndarray, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Positions (ascending) and weights of the samples to train on in one batch."""
+        """Positions (ascending) and weights of the samples to train on in one batch.
+
+        A NaN score (``top``), or a non-finite one (``importance``), raises
+        :class:`InvalidArgumentError` naming the score and the batch position, as in ``select``.
+        """
         scores = np.asarray(scores, dtype=np.float64)
         k = target_size(scores.size, self.ratio, None)
         with engine_errors():
             if self.method == "top":
                 from engine.select import top_k
+                nan = np.flatnonzero(np.isnan(scores))
+                if nan.size:  # never ranked: the step would train on fewer rows than the ratio
+                    raise InvalidArgumentError(
+                        f"scores[{self.score!r}][batch position {int(nan[0])}]", float("nan"),
+                        f"a score that is not NaN (method='top' ranks the scores; {nan.size} rows "
+                        "of this batch have none: a diverged model's scores)")
 
                 pos = np.sort(np.asarray(top_k(scores, k, largest=self.largest), dtype=np.int64))
                 return pos, np.ones(pos.size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -44,7 +45,8 @@ class Time(Trigger):
         times is never completed, so the trigger does not fire (no boundary is reached).
     start:
         The first boundary's origin: an ISO datetime string (within the range of
-        ``datetime64[ns]``, 1677-09-21 to 2262-04-11) or a finite number; ``None`` uses the
+        ``datetime64[ns]``, 1677-09-21 to 2262-04-11; exact to the nanosecond, so at most 9
+        fractional digits of seconds; naive means UTC) or a finite number; ``None`` uses the
         event time of the first sample. Event time more than ``2**62`` intervals away from the
         start is refused when it arrives, and so are datetime event times outside the
         ``datetime64[ns]`` range or NaT (:class:`TriggerInput` refuses them, naming ``ts[i]``).
@@ -258,16 +260,33 @@ def _fits(t: np.ndarray, origin: float, every: float) -> bool:
         return bool(float(np.max(np.abs(np.floor((t - origin) / every)))) < _MAX_INTERVALS)
 
 
+_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)[.,](\d+)")
+
+
 def _parse_start(start: str) -> int:
-    """An ISO datetime string as UTC nanoseconds since the epoch (naive means UTC)."""
+    """An ISO datetime string as UTC nanoseconds since the epoch (naive means UTC).
+
+    Fractional seconds are exact to the nanosecond (``datetime`` keeps microseconds and would
+    drop the rest); more than 9 digits are refused rather than rounded."""
+    extra_ns = 0
+    m = _FRACTION.search(start)
+    if m is not None:
+        digits = m.group(1)
+        if len(digits) > 9:
+            raise InvalidArgumentError("start", start, "an ISO datetime string with at most 9 "
+                                       "fractional digits of seconds (nanoseconds)")
+        extra_ns = int(digits[6:].ljust(3, "0"))
+        start_us = start[:m.start()] + "." + digits[:6].ljust(6, "0") + start[m.end():]
+    else:
+        start_us = start
     try:
-        dt = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(start_us.replace("Z", "+00:00"))
     except ValueError as exc:
         raise InvalidArgumentError("start", start, "an ISO datetime string") from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    ns = (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+    ns = (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000 + extra_ns
     if not _I64_MIN < ns <= _I64_MAX:  # datetime64[ns] holds 1677-09-21 .. 2262-04-11
         raise InvalidArgumentError("start", start, "an ISO datetime within the datetime64[ns] "
                                    "range (1677-09-21 to 2262-04-11)")

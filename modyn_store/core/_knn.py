@@ -10,7 +10,11 @@ steps, ``_CHUNK`` distance entries (a block of queries) at a time:
    with a 2x margin). From the ``k``-th smallest estimate of a query, an upper bound on its
    ``k``-th distance, only rows whose estimate is within twice the largest tolerance can be among
    its neighbours: those are the candidates (every row tied with the ``k``-th included). Norms
-   beyond float32's range skip this step (every row a candidate).
+   beyond float32's range skip this step (every row a candidate). Products and conversions that
+   underflow float32 (vectors of magnitude below about 1e-19) have an absolute error instead, up
+   to ``eta * (d + 16) * (1 + |q - c| + |b - c|)`` (``eta``: 2**-140, half the float32 subnormal
+   spacing with a wide margin), which every tolerance includes: for such tiny vectors most rows
+   become candidates, and the result stays exact.
 2. Candidates get their exact distances in column order: after the first ``2k + 16`` of a
    query, a later candidate (a larger row, so it loses a tie) is kept only while its lower bound
    (estimate - tol) is below the current ``k``-th exact distance, which ends long runs of equal
@@ -22,6 +26,7 @@ tie), never the ``[queries, rows]`` matrix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -31,6 +36,9 @@ __all__ = ["ExactKnn"]
 _CHUNK = 1 << 22  # distance entries per query block (16 MiB as float32)
 _PAIRS = 1 << 20  # float64 elements per block of exact pair distances (8 MiB)
 _U32 = 2.0 ** -24  # float32 unit roundoff
+# float32 underflow: a product or conversion that lands below the normal range is off by up to half
+# the subnormal spacing (2**-150) whatever its size; with a 1024x margin, per term
+_ETA32 = 2.0 ** -140
 
 
 class ExactKnn:
@@ -83,13 +91,17 @@ class ExactKnn:
         kth = np.partition(h, k - 1, axis=1)[:, k - 1] if k < n else h.max(axis=1)
         # the k-th distance is at most kth + |q|^2 + tol; a row can reach it only if its lower
         # bound h + |q|^2 - tol does (tol at most g * (|q|^2 + max |b|^2) each side)
-        slack = (2.0 * g) * (nq + self.norm_max)
+        # plus the absolute error of float32 underflow (tiny vectors), each side
+        eta = _ETA32 * (self.base.shape[1] + 16)
+        qn = np.sqrt(nq)
+        slack = (2.0 * g) * (nq + self.norm_max) + (2.0 * eta) * (1.0 + qn + math.sqrt(self.norm_max))
         flat = np.flatnonzero(h <= (kth + slack.astype(np.float32))[:, None])  # by row, then column
         hf = h.ravel()
 
         def low(at: np.ndarray) -> np.ndarray:  # lower bounds of the distances of pairs flat[at]
             r, j = np.divmod(flat[at], n)
-            return hf[flat[at]] + (nq[r] - g * (nq[r] + self.norms[j]))
+            return hf[flat[at]] + (nq[r] - g * (nq[r] + self.norms[j])
+                                   - eta * (1.0 + qn[r] + np.sqrt(self.norms[j])))
 
         return self._exact_of(q, flat, n, low, k)
 
