@@ -165,13 +165,9 @@ class ScoreDownsample(SelectionStrategy):
         with engine_errors():
             if self.method == "top":
                 from engine.select import top_k
-                nan = np.flatnonzero(np.isnan(scores))
-                if nan.size:  # never ranked: the step would train on fewer rows than the ratio
-                    raise InvalidArgumentError(
-                        f"scores[{self.score!r}][batch position {int(nan[0])}]", float("nan"),
-                        f"a score that is not NaN (method='top' ranks the scores; {nan.size} rows "
-                        "of this batch have none: a diverged model's scores)")
 
+                # never ranked: the step would train on fewer rows than the ratio
+                self._refuse_nan(scores, lambda i: f"batch position {i}", "")
                 pos = np.sort(np.asarray(top_k(scores, k, largest=self.largest), dtype=np.int64))
                 return pos, np.ones(pos.size)
             from engine.sample import weighted_sample
@@ -186,6 +182,16 @@ class ScoreDownsample(SelectionStrategy):
             order = np.argsort(ok[idx])
             return ok[idx][order], np.asarray(importance, dtype=np.float64)[order]
 
+    def _refuse_nan(self, scores: np.ndarray, row: Callable[[int], str], advice: str) -> None:
+        """Raise if a score is NaN (``method='top'`` ranks the scores: a NaN is never ranked),
+        naming the score and ``row(position)`` of the first."""
+        nan = np.flatnonzero(np.isnan(scores))
+        if nan.size:
+            raise InvalidArgumentError(
+                f"scores[{self.score!r}][{row(int(nan[0]))}]", float("nan"),
+                f"a score that is not NaN (method='top' ranks the scores; {nan.size} rows of this "
+                f"batch have none: a diverged model's scores{advice})")
+
     def _select(self, ctx: SelectionContext) -> TrainSet:
         if self.mode == "batch_then_sample":
             return trainset(pick(ctx, target_size(count_rows(ctx), None, self.limit), "uniform",
@@ -198,12 +204,8 @@ class ScoreDownsample(SelectionStrategy):
             top = TopK(self.expected_size(n), largest=self.largest)
             for keys, values in src():
                 v = np.asarray(values, dtype=np.float64)
-                nan = np.flatnonzero(np.isnan(v))
-                if nan.size:  # never ranked: the train set would hold fewer rows than asked for
-                    raise InvalidArgumentError(
-                        f"scores[{self.score!r}][key {int(keys[nan[0]])}]", float("nan"),
-                        f"a score that is not NaN (method='top' ranks the scores; {nan.size} rows of this "
-                        "batch have none: a diverged model's scores; score again with a working model)")
+                # never ranked: the train set would hold fewer rows than asked for
+                self._refuse_nan(v, lambda i: f"key {int(keys[i])}", "; score again with a working model")
                 top.update(v, keys=keys)
             return trainset(np.sort(np.asarray(top.result()[0], dtype=np.int64)), ctx)
         return self._importance(ctx)
