@@ -102,3 +102,15 @@ def test_a_grid_compares_pipelines_on_the_same_slices_and_metric(override: dict[
         parse_grid({"base": base, "pipelines": pipelines})
     assert len(parse_grid({"base": base, "pipelines": pipelines[:1] + [{**pipelines[1], "evaluation": {}}]})
                .pipelines) == 2
+
+
+def test_an_empty_product_axis_is_refused() -> None:
+    """An axis given with no label was dropped: the grid ran the base's policy unlabelled."""
+    from modyn_store.app.pipeline import PipelineConfigError
+
+    grid = _tiny_grid()
+    grid["base"]["selection"] = {"name": "all_data"}
+    grid["product"]["selection"] = {}
+    with pytest.raises(PipelineConfigError, match="empty axis") as err:
+        parse_grid(grid)
+    assert err.value.key == "product.selection"

@@ -144,6 +144,9 @@ def parse_grid(raw: Mapping[str, Any] | YamlDoc) -> Grid:
             opts = product.get(kind, {})
             if not isinstance(opts, Mapping):
                 raise _err(doc, ("product", kind), "expected a mapping of label -> policy config")
+            if kind in product and not opts:  # would run the base's policy under no label, silently
+                raise _err(doc, ("product", kind), "an empty axis: give at least one label -> policy config, "
+                                                   f"or leave {kind!r} out to use the base's")
             axes.append([(kind, label, cfg) for label, cfg in opts.items()] or [(kind, None, None)])
         for k in product:
             if k not in ("trigger", "selection", "update"):
