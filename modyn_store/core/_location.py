@@ -89,6 +89,10 @@ _LANCE_ONLY = frozenset(
 )
 #: settings whose value is a credential: never shown in an error
 _SECRET_TARGETS = frozenset({"key", "secret", "token", "sse_kms_key"})
+# an AWS region is a host label (botocore's rule, which s3fs applies when it makes its client)
+_REGION = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
+_CREDENTIALS_HINT = ("aws_access_key_id and aws_secret_access_key (or AWS credentials in the environment, "
+                     "a profile or an instance role), or aws_skip_signature='true' for a public bucket")
 
 
 def _memory_root(name: str) -> str:
@@ -174,6 +178,10 @@ def fsspec_options(scheme: str, storage_options: dict[str, Any]) -> dict[str, An
         if target in ("key", "secret", "token"):
             out[target] = str(value)
         elif target == "region":
+            if not _REGION.fullmatch(str(value)):
+                raise InvalidArgumentError(
+                    f"storage_options[{raw_key!r}]", value, "an AWS region name such as 'us-east-1' "
+                    "(letters, digits and '-', not only digits)")
             client["region_name"] = str(value)
         elif target == "endpoint":
             if "@" in str(value).split("://", 1)[-1].split("/", 1)[0]:
@@ -207,6 +215,12 @@ def fsspec_options(scheme: str, storage_options: dict[str, Any]) -> dict[str, An
             # botocore's own retries, on top of which s3fs retries transient errors once more
             config["retries"] = {"max_attempts": n + 1, "mode": "standard"}
             out["retries"] = 1
+    if ("key" in given) != ("secret" in given):
+        have, need = ("key", "secret") if "key" in given else ("secret", "key")
+        raise InvalidArgumentError(
+            f"storage_options[{given[have][0]!r}]", "a credential without its pair",
+            f"it together with {'aws_secret_access_key' if need == 'secret' else 'aws_access_key_id'} "
+            "(an access key is used with its secret)")
     if client:
         out["client_kwargs"] = client
     if config:
@@ -233,6 +247,22 @@ def _unreachable_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     return tuple(found)
+
+
+def _credential_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "no credentials to sign the request with"."""
+    try:
+        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+    except ImportError:
+        return ()
+    return (NoCredentialsError, PartialCredentialsError)
+
+
+def _no_credentials(uri: str, exc: BaseException) -> InvalidArgumentError:
+    """The typed error for a request botocore could not sign (no or half credentials)."""
+    return InvalidArgumentError(
+        "storage_options", f"no usable AWS credentials: {uri} cannot be read ({type(exc).__name__})",
+        _CREDENTIALS_HINT)
 
 
 def _endpoint_of(storage_options: dict[str, Any]) -> str:
@@ -292,6 +322,8 @@ class Location:
             return os.path.exists(path)
         try:
             return bool(self.fs.exists(path))
+        except _credential_errors() as exc:
+            raise _no_credentials(self.uri, exc) from exc
         except _unreachable_errors() as exc:
             endpoint = _endpoint_of(self.storage_options)
             raise StorageUnavailableError(
@@ -309,6 +341,8 @@ class Location:
             return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
             return None
+        except _credential_errors() as exc:
+            raise _no_credentials(self.uri, exc) from exc
 
     def table_uri(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}.lance"

@@ -75,6 +75,18 @@ def _only_markers(entries: list[str]) -> bool:
     return all(n.startswith(f"{MARKER}.") and n.endswith(".tmp") for n in names)
 
 
+def _empty(loc: Location) -> bool:
+    """Whether ``loc`` holds nothing but marker files being written: a local folder that does not
+    exist or is empty, an object-store prefix with no object below it (one listing request)."""
+    fs = loc.fs
+    if loc.is_local:
+        return not fs.exists(loc.root) or (fs.isdir(loc.root) and _only_markers(fs.ls(loc.root)))
+    try:
+        return _only_markers(fs.ls(loc.root, detail=False))
+    except FileNotFoundError:
+        return True
+
+
 def identity(fs: Any, marker: str) -> tuple[str, ...] | None:
     """What tells one store from another created later at the same location: the identity of
     its marker file ``marker`` (inode and times on a local disk, the object's tag elsewhere);
@@ -135,7 +147,7 @@ def open_or_create(loc: Location, *, create: bool) -> int:
             raise InvalidArgumentError(
                 "uri", uri, f"a path outside the store at {outer!r} (a store inside another store's folder "
                 "is damaged or removed by that store's compact, vacuum and erase)")
-        if fs.exists(loc.root) and loc.is_local and (not fs.isdir(loc.root) or not _only_markers(fs.ls(loc.root))):
+        if not _empty(loc):
             if loc.exists(MARKER):  # another process created the store since the look above
                 return _read(loc)
             raise NotAStoreError(f"{uri!r} exists and is not empty but holds no store; choose an empty or new folder")

@@ -68,7 +68,9 @@ def to_ray(
         ``"error"`` (default) or ``"skip"`` for rows that ``vacuum`` purged.
     concurrency, override_num_blocks, ray_remote_args:
         Passed to ``ray.data.read_lance`` (parallel read tasks, output blocks, task resources);
-        ``concurrency`` and ``override_num_blocks`` are ``None`` or integers >= 1.
+        ``concurrency`` and ``override_num_blocks`` are ``None`` or integers >= 1,
+        ``ray_remote_args`` ``None`` or a dict of options Ray accepts for a task (checked here,
+        :class:`~modyn_store.core.errors.InvalidArgumentError` otherwise).
 
     The Dataset is lazy and reads the files of the samples table as of this call: a
     compaction, erase or vacuum that deletes them before the Dataset is consumed makes its read
@@ -82,6 +84,7 @@ def to_ray(
     for name, value in (("concurrency", concurrency), ("override_num_blocks", override_num_blocks)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
             raise InvalidArgumentError(name, value, "None or an integer >= 1")
+    _check_remote_args(ray, ray_remote_args)
     cols = snapshot._check_columns(columns)
     snapshot._check_unavailable(on_unavailable)  # type: ignore[arg-type]
     bound = f"_version <= {snapshot.version}"
@@ -105,6 +108,22 @@ def to_ray(
             batch_format="pyarrow", batch_size=None,
         )
     return out
+
+
+def _check_remote_args(ray: Any, args: Any) -> None:
+    """Refuse task options Ray would refuse only when the Dataset is consumed (in a read task),
+    with :class:`~modyn_store.core.errors.InvalidArgumentError` naming ``ray_remote_args`` now."""
+    if args is None:
+        return
+    expected = "None or a dict of Ray task options, e.g. {'num_cpus': 1}"
+    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+        raise InvalidArgumentError("ray_remote_args", args, expected)
+    if not args:
+        return
+    try:
+        ray.remote(**args)(drop_keys)  # Ray's own check of task options; starts nothing
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgumentError("ray_remote_args", args, f"{expected} ({exc})") from exc
 
 
 def _check_plan(ds: Any, read: list[str], flt: str, user_filter: str | None) -> None:

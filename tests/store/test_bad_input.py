@@ -211,3 +211,17 @@ def test_ray_read_sizes_are_checked_before_ray_runs(tmp_path: Path, name: str, v
     store.append(pa.table({"ts": [1, 2, 3]}))
     with pytest.raises(InvalidArgumentError, match=name):
         store.as_of().to_ray(["ts"], **{name: value})
+
+
+@pytest.mark.ray  # (CI runs it in its Ray step, where Ray is installed)
+@pytest.mark.parametrize("value", ["num_cpus=1", {"num_cpus": -1}, {"no_such_option": 1}, {"memory": "2GB"},
+                                   {1: 2}, ["num_cpus"]])
+def test_ray_task_options_are_checked_before_ray_runs(tmp_path: Path, value: Any) -> None:
+    """``ray_remote_args`` that Ray refuses failed only when the Dataset was consumed, inside a
+    read task (a ``ValueError`` wrapped by Ray), or up front with an ``AttributeError``."""
+    pytest.importorskip("ray")
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": [1, 2, 3]}))
+    with pytest.raises(InvalidArgumentError, match="ray_remote_args") as info:
+        store.as_of().to_ray(["ts"], ray_remote_args=value)
+    assert info.value.name == "ray_remote_args"

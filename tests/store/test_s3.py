@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from modyn_store import ConflictError, InvalidArgumentError, Store
+from modyn_store import ConflictError, InvalidArgumentError, NotAStoreError, Store
 from modyn_store.core._location import fsspec_options, resolve
 from tests.store.test_crash_concurrency import WRITER, _check_store, _expected_text, _replay
 
@@ -328,3 +328,67 @@ def test_dead_endpoint_fails_fast_and_clearly(kind: str) -> None:
 
     assert isinstance(info.value, StorageUnavailableError)
     assert endpoint in str(info.value)
+
+
+def test_missing_credentials_are_a_typed_error_naming_storage_options(
+    s3_store: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No key in the options and none in the environment: botocore cannot sign the first request.
+    That is refused as bad ``storage_options`` (not botocore's own ``NoCredentialsError``), and
+    nothing is written."""
+    from tests.conftest import forget_aws_credentials
+
+    uri, options = s3_store
+    forget_aws_credentials(monkeypatch, tmp_path)
+    without = {k: v for k, v in options.items() if k not in ("aws_access_key_id", "aws_secret_access_key")}
+    for create in (True, False):
+        with pytest.raises(InvalidArgumentError, match="aws_access_key_id and aws_secret_access_key") as info:
+            Store.open(uri, create=create, storage_options=without)
+        assert info.value.name == "storage_options" and "cannot be read" in str(info.value)
+    assert _objects(uri, options) == {}
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"aws_region": "us east 1"}, "storage_options['aws_region']"),
+        ({"region": "12345"}, "storage_options['region']"),
+        ({"aws_region": "-us-east-1"}, "storage_options['aws_region']"),
+        ({"aws_secret_access_key": None}, "storage_options['aws_access_key_id']"),  # key without secret
+        ({"aws_access_key_id": None}, "storage_options['aws_secret_access_key']"),  # secret without key
+    ],
+)
+def test_malformed_region_and_half_credentials_are_refused_before_any_request(
+    s3_store: tuple[str, dict[str, str]], given: dict[str, str | None], named: str
+) -> None:
+    uri, options = s3_store
+    opts = {k: v for k, v in options.items() if k != "aws_region" or "region" not in given}
+    opts = {k: v for k, v in {**opts, **given}.items() if v is not None}
+    with pytest.raises(InvalidArgumentError) as info:
+        Store.open(uri, create=True, storage_options=opts)
+    assert info.value.name == named
+    assert "testing" not in str(info.value)  # a credential is never shown
+    assert _objects(uri, options) == {}
+
+
+def test_a_prefix_that_holds_objects_is_not_made_a_store(s3_store: tuple[str, dict[str, str]]) -> None:
+    """As a non-empty local folder: a prefix with other objects (user files, or a store created
+    below it earlier, which this store's compact, vacuum and erase could then remove) is refused,
+    and nothing is written there."""
+    import boto3
+
+    uri, options = s3_store
+    bucket = uri[len("s3://"):].split("/", 1)[0]
+    inner = Store.open(f"{uri}/inner", create=True, storage_options=options)
+    inner.append({"ts": [1, 2]})
+    s3 = boto3.client("s3", endpoint_url=options["aws_endpoint"], aws_access_key_id="testing",
+                      aws_secret_access_key="testing", region_name="us-east-1")
+    s3.put_object(Bucket=bucket, Key="files/rows.csv", Body=b"ts\n1\n")
+    before = _objects(f"s3://{bucket}", options)
+    for outer in (uri, f"{uri}/", f"s3://{bucket}", f"s3://{bucket}/files"):
+        with pytest.raises(NotAStoreError, match="not empty but holds no store"):
+            Store.open(outer, create=True, storage_options=options)
+    assert _objects(f"s3://{bucket}", options) == before
+    assert Store.open(f"{uri}/inner", storage_options=options).as_of().keys().tolist() == [0, 1]
+    # an empty prefix next to them is still a new store
+    assert Store.open(f"s3://{bucket}/fresh", create=True, storage_options=options).version == 0
