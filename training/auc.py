@@ -60,7 +60,8 @@ def log_odds(logits: np.ndarray) -> np.ndarray:
     """``log(p / (1 - p))`` of every class's softmax probability ``p``, in float64: it ranks
     rows as ``p[:, c]`` does, without the ties that rounding ``p`` makes of confident rows
     (``p`` is exactly 1.0 beyond a logit gap of about 17 in float32, 37 in float64), which
-    would count a confidently wrong row as tied with the right ones in ROC-AUC.
+    would count a confidently wrong row as tied with the right ones in ROC-AUC; nor does ``p``
+    near 1/2 (two classes 1e-30 apart, a tie for the largest logit) round them to 0.
 
     >>> log_odds(np.array([[0.0, 20.0], [0.0, 30.0]], np.float32))[:, 1].tolist()
     [20.0, 30.0]
@@ -69,15 +70,26 @@ def log_odds(logits: np.ndarray) -> np.ndarray:
     if z.size == 0 or z.shape[1] < 2:
         return np.zeros(z.shape)
     # computed the same way for rows that are equal up to a shift or a permutation of their
-    # logits, so that rows with equal probabilities get equal scores (ties stay ties)
-    with np.errstate(divide="ignore", invalid="ignore"):  # NaN or inf logits: NaN scores
-        z = z - z.max(axis=1, keepdims=True)
-        srt = np.sort(z, axis=1)
-        lse = np.logaddexp.reduce(srt, axis=1)
-        rest = np.logaddexp.reduce(srt[:, :-1], axis=1)  # every class but one largest
-        logp = z - lse[:, None]
-        out = logp - np.log1p(-np.exp(logp))  # accurate where p <= 1/2
-        big = logp > -math.log(2.0)  # p > 1/2: the row's only largest logit (z = 0)
-        r = np.nonzero(big)[0]
-        out[big] = -rest[r]  # log p - log(1 - p) = 0 - log(sum of exp over the others), p unrounded
+    # logits, so that rows with equal probabilities get equal scores (ties stay ties); with the
+    # row's largest logit m held by t classes and e = exp(z - m):
+    #   a largest class:  log-odds = -log(sum of e over the others) = -log((t - 1) + r)
+    #   any other class:  log-odds = (z - m) - log(t + r - e)
+    # (r: the sum of e below m), so that near p = 1/2 (a tie for the largest logit, or two
+    # classes) the score keeps its sign and size instead of rounding to 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        bad = ~np.isfinite(z.max(axis=1)) | np.isnan(z).any(axis=1)  # NaN or +inf: no probabilities
+        m = np.where(bad, 0.0, z.max(axis=1))[:, None]
+        d = z - m
+        top = d == 0.0
+        t = top.sum(axis=1, keepdims=True).astype(np.float64)
+        e = np.exp(d)
+        below = np.sort(np.where(top, 0.0, e), axis=1)  # ascending: the same sum for any order
+        r = below.sum(axis=1, keepdims=True)
+        srt = np.sort(d, axis=1)
+        # one largest class: the log of the others' sum in log space (no underflow of e)
+        rest = np.logaddexp.reduce(srt[:, :-1], axis=1)[:, None]
+        out = d - np.log(t + np.maximum(r - e, 0.0))
+        lead = np.where(t == 1.0, -rest, -np.log1p((t - 2.0) + r))
+        out = np.where(top, lead, out)
+        out[bad] = np.nan
     return out

@@ -1,7 +1,8 @@
 """Evaluation samples of time slices, read in one streaming pass, and the metric's confidence interval.
 
 :class:`EvalSample` asks for ``size`` rows or a ``fraction`` of each slice, seeded, optionally
-stratified by label (each class keeps its share of the slice, rounded by largest remainders).
+stratified by label (each class keeps its share of the slice, rounded at random: every row
+of a slice has the same chance).
 Rows are chosen by a seeded 64-bit hash of their key (the ``k`` smallest hashes of a slice or
 class): the choice does not depend on storage order or batch size, the same key is chosen for
 every model, and a sample at least as large as the slice is the whole slice, so its metric
@@ -10,7 +11,9 @@ snapshot once (twice for a stratified or fractional sample: counts first) and ke
 about twice the sample per slice in memory.
 
 :func:`margin` gives the half-width of a 95% confidence interval of a metric measured on a
-sample: a (stratified) normal interval with finite-population correction for ``accuracy`` and
+sample: for ``accuracy`` a Wilson score interval (effective sample size from the stratified,
+finite-population-corrected variance; the larger side as the half-width, so a sample without an
+error is not 0 wide), a (stratified) normal interval with finite-population correction for
 ``loss``, Hanley & McNeil's standard error for ``roc_auc`` (multi-class: each class's one-vs-rest
 AUC with its own positives and negatives, the per-class variances averaged as independent), a
 seeded bootstrap for ``f1``. The correction makes it 0 when the sample is the whole slice.
@@ -234,18 +237,28 @@ def _under_cut(pools: list[dict[int, _BottomK]], sid: np.ndarray, strata: np.nda
     return np.asarray((h <= cut) | ~inside)
 
 
-def _allocate(total: int, counts: dict[int, int]) -> dict[int, int]:
-    """``total`` split over strata in proportion to ``counts`` (largest remainders, capped)."""
+def _offset(seed: int, s: int, n: int) -> int:
+    """A seeded draw from ``0 .. n-1`` for slice ``s`` (the random start of :func:`_allocate`)."""
+    return int(_hash(np.array([s], np.uint64), seed)[0]) % max(n, 1)
+
+
+def _allocate(total: int, counts: dict[int, int], offset: int) -> dict[int, int]:
+    """``total`` split over strata in proportion to ``counts``, rounded at random (systematic
+    rounding from ``offset`` in ``0 .. n-1``, ``n`` the rows): each stratum gets the floor or the
+    ceiling of its share, the shares add up to ``total``, and over a uniform ``offset`` a stratum's
+    expected rows are exactly its share, so every row is chosen with the same probability
+    ``total / n``: the sample's mean is unbiased (a fixed rounding, ties to the lowest label,
+    would leave the same strata out of every sample)."""
     n = sum(counts.values())
     if total >= n:
         return dict(counts)
-    raw = {c: total * v / n for c, v in counts.items()}
-    out = {c: min(counts[c], int(math.floor(r))) for c, r in raw.items()}
-    for c in sorted(raw, key=lambda c: (out[c] - raw[c], c)):
-        if sum(out.values()) >= total:
-            break
-        if out[c] < counts[c]:
-            out[c] += 1
+    out: dict[int, int] = {}
+    cum, prev = 0, offset // n
+    for c in sorted(counts):
+        cum += counts[c]
+        nxt = (total * cum + offset) // n
+        out[c] = nxt - prev
+        prev = nxt
     return out
 
 
@@ -279,7 +292,7 @@ def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = Non
             want.append({})
             continue
         total = sample.size if sample.size is not None else int(round(float(sample.fraction or 0) * pop[s]))
-        want.append(_allocate(total, counts[s]) if strat else {0: total})
+        want.append(_allocate(total, counts[s], _offset(sample.seed, s, int(pop[s]))) if strat else {0: total})
     seed = sample.seed if sample is not None else 0
     pools: list[dict[int, _BottomK]] = [{} for _ in range(n_s)]
     seen = np.zeros(n_s, np.int64)
@@ -316,21 +329,29 @@ def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = Non
 
 
 def _strat_margin(values: np.ndarray, strata: np.ndarray, part: SliceKeys) -> float:
-    """Half-width of the 95% interval of a mean, stratified, finite-population corrected."""
+    """Half-width of the 95% interval of a mean, stratified, finite-population corrected.
+
+    A stratum sampled in part with fewer than 2 rows has no variance estimate: the interval is
+    then that of a simple random sample of the slice (every row has the same chance, see
+    :func:`_allocate`), and NaN when fewer than 2 rows were sampled at all."""
     n_all = part.population
     if values.size == 0 or n_all == 0:
         return math.nan
-    groups = part.strata if part.strata else {None: n_all}
+    groups: dict[Any, int] = dict(part.strata) if part.strata else {None: n_all}
+    sizes = {c: int(values.size if c is None else np.sum(strata == c)) for c in groups}
+    if any(sizes[c] < min(2, pop) for c, pop in groups.items() if sizes[c] < pop):
+        groups, sizes = {None: n_all}, {None: int(values.size)}
     var = 0.0
     for c, pop in groups.items():
+        n = sizes[c]
+        if n == 0 or pop == 0 or n >= pop:
+            continue  # a stratum read whole adds no sampling error
+        if n < 2:
+            return math.nan
         v = values if c is None else values[strata == c]
-        n = v.size
-        if n == 0 or pop == 0:
-            continue
         w = pop / n_all
         fpc = max(0.0, 1.0 - n / pop)
-        s2 = float(np.var(v, ddof=1)) if n > 1 else 0.0
-        var += w * w * fpc * s2 / n
+        var += w * w * fpc * float(np.var(v, ddof=1)) / n
     return Z95 * math.sqrt(var)
 
 
@@ -354,12 +375,12 @@ def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys,
     if part.complete:
         return 0.0
     fpc = max(0.0, 1.0 - n / max(part.population, 1))
-    if metric in ("accuracy", "loss"):
-        if metric == "accuracy":
-            per = (predictions(logits) == labels).astype(np.float64)
-        else:
-            z = logits - logits.max(axis=1, keepdims=True)
-            per = -(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(n), labels]
+    if metric == "accuracy":
+        half = _strat_margin((predictions(logits) == labels).astype(np.float64), labels, part)
+        return _wilson(value, half, n, fpc)
+    if metric == "loss":
+        z = logits - logits.max(axis=1, keepdims=True)
+        per = -(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(n), labels]
         return _strat_margin(per, labels, part)
     if metric == "roc_auc":
         if math.isnan(value):
@@ -377,6 +398,21 @@ def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys,
     rng = np.random.default_rng(seed)
     boots = [_f1(labels[i], pred[i]) for i in (rng.integers(0, n, n) for _ in range(n_boot))]
     return Z95 * float(np.std(boots, ddof=1)) * math.sqrt(fpc)
+
+
+def _wilson(p: float, half: float, n: int, fpc: float) -> float:
+    """Half-width for a share ``p`` from the Wilson score interval: the larger distance from ``p``
+    to its bounds, with the effective sample size of the normal half-width ``half`` (``n / fpc``
+    when that is 0: a sample all right or all wrong). A normal interval alone would be 0 wide
+    there, and miss the slice's value whenever its few errors were not sampled."""
+    if math.isnan(half) or fpc <= 0:
+        return half
+    var = (half / Z95) ** 2
+    m = p * (1 - p) / var if var > 0 else n / fpc
+    z2 = Z95 * Z95
+    center = (p + z2 / (2 * m)) / (1 + z2 / m)
+    rad = Z95 * math.sqrt(p * (1 - p) / m + z2 / (4 * m * m)) / (1 + z2 / m)
+    return max(p - (center - rad), center + rad - p)
 
 
 def _hanley_mcneil(a: float, n1: int, n: int) -> float:

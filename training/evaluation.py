@@ -46,7 +46,8 @@ from training.eval_sample import EvalSample, event_times, margin, predictions, s
 from training.loading import LoaderOptions, check_device, loader
 from training.trainer import LABEL_HINT, Prepare, TrainConfig, check_label_column, model_inputs
 
-__all__ = ["METRICS", "EvalMatrix", "Slice", "accuracy", "evaluate", "f1_macro", "log_odds", "roc_auc", "time_slices"]
+__all__ = ["MAX_WINDOWS", "METRICS", "EvalMatrix", "Slice", "accuracy", "evaluate", "f1_macro", "log_odds", "roc_auc",
+           "time_slices"]
 
 METRICS = ("accuracy", "f1", "roc_auc", "loss")
 
@@ -127,6 +128,29 @@ def _float_edge(v: Any, up: bool) -> float:
     return f
 
 
+#: the most windows :func:`time_slices` makes (an ``every`` in the wrong unit would make billions)
+MAX_WINDOWS = 1_000_000
+
+
+def _check_windows(lo: float, hi: float, n: int | None, width: float) -> None:
+    """Refuse windows that float64 edges cannot draw (narrower than 2 float64 spacings at these
+    times: edges would coincide, giving empty windows and others of twice the width) and more
+    than :data:`MAX_WINDOWS` windows."""
+    if not lo < hi:
+        return  # one event time: a single closed window holds it
+    arg, value = ("n", n) if n is not None else ("every", width)
+    nominal = (hi - lo) / n if n is not None else width
+    ulp = float(np.spacing(max(abs(lo), abs(hi))))
+    if nominal < 2 * ulp:
+        raise InvalidArgumentError(
+            arg, value, f"windows at least {2 * ulp:g} wide: edges are float64, {ulp:g} apart at the event "
+                        f"times {lo:g} .. {hi:g} (use fewer or wider windows, or Slice with exact bounds)")
+    if n is None and (hi - lo) / width > MAX_WINDOWS:
+        raise InvalidArgumentError(
+            "every", width, f"a width giving at most {MAX_WINDOWS} windows over the event times {lo:g} .. {hi:g} "
+                            f"(at least {(hi - lo) / MAX_WINDOWS:g}; check the unit of the timestamps)")
+
+
 def time_slices(
     store: Any, *, n: int | None = None, every: float | None = None, version: int | None = None
 ) -> list[Slice]:
@@ -135,7 +159,8 @@ def time_slices(
     Timestamps are compared as numbers (temporal columns as int64 microseconds for dates,
     their own unit otherwise); the edges are floats, and integer times are compared with them
     exactly (the first and last edges hold the earliest and latest time even where those are
-    not float64 values).
+    not float64 values). Windows narrower than two float64 spacings at these times (edges would
+    coincide) and more than :data:`MAX_WINDOWS` windows are refused (``InvalidArgumentError``).
     """
     if (n is None) == (every is None):
         raise InvalidArgumentError("n/every", (n, every), "exactly one of n= or every=")
@@ -145,6 +170,8 @@ def time_slices(
     if every is not None and (isinstance(every, bool) or not isinstance(every, (int, float))
                               or not math.isfinite(every) or every <= 0):
         raise InvalidArgumentError("every", every, "a finite window width > 0")
+    if n is not None and n > MAX_WINDOWS:
+        raise InvalidArgumentError("n", n, f"at most {MAX_WINDOWS} windows")
     width = float(every) if every is not None else 0.0
     snap = store.as_of(version)
     first: Any = None
@@ -158,6 +185,7 @@ def time_slices(
     if first is None:
         return []
     lo, hi = _float_edge(first, up=False), _float_edge(last, up=True)
+    _check_windows(lo, hi, n, width)
     if n is not None:
         edges = np.linspace(lo, hi, n + 1)
     else:
@@ -325,8 +353,8 @@ def evaluate(
     InvalidArgumentError
         A bad argument (no models, no slices or a non-:class:`Slice` one, an unknown device, a
         label column that is not integer class codes ...), refused before any model is loaded or
-        any row is read; label codes outside ``0 .. n_classes-1`` of a model's outputs, refused
-        before anything is recorded.
+        any row is read; label codes outside ``0 .. n_classes-1`` of a model's outputs, or outputs that are not logits
+        of shape ``[rows, classes]``, refused before anything is recorded.
     """
     # every argument is checked before any model is loaded or moved and before any read
     names = tuple(metrics)
@@ -370,8 +398,11 @@ def evaluate(
                 y_b = batch[label].cpu().numpy()
                 for i, (mid, m) in enumerate(named.items()):
                     z_b = m(**args).float().cpu().numpy()
-                    if z_b.ndim == 2:
-                        _check_label_codes(label, y_b, z_b.shape[1], mid)
+                    if z_b.ndim != 2 or z_b.shape[0] != y_b.shape[0]:
+                        raise InvalidArgumentError(
+                            "models", mid, f"modules whose output is logits of shape [rows, classes] "
+                                           f"([{y_b.shape[0]}, classes] here; {mid!r} gave {list(z_b.shape)})")
+                    _check_label_codes(label, y_b, z_b.shape[1], mid)
                     logits[i].append(z_b)
                 labels.append(y_b)
         y = np.concatenate(labels).astype(np.int64)

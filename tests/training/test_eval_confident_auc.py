@@ -60,3 +60,24 @@ def test_evaluate_ranks_confident_rows(tmp_path: Path) -> None:
     m = evaluate(store, {"m": _Logits()}, [Slice("all", 0, n - 1, closed=True)], inputs={"input": "x"},
                  metrics=["roc_auc"], record=False)
     assert m.matrix("roc_auc")[0, 0] == pytest.approx(_pairwise_auc(gap[label == 1], gap[label == 0]))
+
+
+def test_rows_near_one_half_keep_their_order() -> None:
+    from training.evaluation import log_odds
+
+    # two classes with logits 1e-30 apart: p1 rounds to 1/2 in float64, but the log-odds are
+    # +-1e-30 and rank the right row first; they were both 0 (a tie, ROC-AUC 0.5 instead of 1)
+    z = np.array([[0.0, 1e-30], [0.0, -1e-30]], np.float32)
+    y = np.array([1, 0])
+    assert log_odds(z)[:, 1].tolist() == [np.float32(1e-30), -np.float32(1e-30)]
+    assert _metrics(["roc_auc"], y, z) == [1.0]
+    # a tie for the largest logit: p0 = 1 / (2 + e^-80) < 1 / (2 + e^-100), both below 1/2
+    z3 = np.array([[40.0, 40.0, -40.0], [40.0, 40.0, -60.0], [40.0, -40.0, 40.0], [0.0, 0.0, 0.0]], np.float32)
+    lo = log_odds(z3)
+    assert lo[0, 0] == pytest.approx(-np.exp(-80.0), rel=1e-12)
+    assert lo[1, 0] == pytest.approx(-np.exp(-100.0), rel=1e-12)
+    assert lo[0, 0] < lo[1, 0] < 0 and lo[0, 0] == lo[0, 1] == lo[2, 0] == lo[2, 2]  # equal p: equal scores
+    assert lo[3].tolist() == [-np.log(2.0)] * 3
+    # class 0 ranks row 1 above rows 0 and 2 (tied) and row 3 (p0 = 1/3): row 0 alone positive
+    assert _metrics(["roc_auc"], np.array([0, 2, 2, 2]), z3[:, [0, 2, 1]])[0] == pytest.approx(
+        np.mean([_pairwise_auc(lo[[0], 0], lo[[1, 2, 3], 0]), _pairwise_auc(lo[[1, 2, 3], 1], lo[[0], 1])]))

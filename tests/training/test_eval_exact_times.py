@@ -9,7 +9,8 @@ import pytest
 
 from modyn_store import Store
 from training.eval_sample import event_times, inside, slice_keys
-from training.evaluation import Slice, time_slices
+from modyn_store.core.errors import InvalidArgumentError
+from training.evaluation import MAX_WINDOWS, Slice, time_slices
 
 T = 1_700_000_000_000_000_001  # ns; not a float64 value (float64(T) == T - 1)
 
@@ -62,3 +63,23 @@ def test_event_times_are_integers_for_integer_and_temporal_columns() -> None:
     assert event_times(pa.array([1.5])).dtype == np.float64
     d = event_times(pa.array([1], pa.date32()))
     assert d.tolist() == [86_400_000_000]  # a date: microseconds
+
+
+@pytest.mark.parametrize("kwargs", [{"n": 10}, {"every": 100}])
+def test_windows_narrower_than_the_float_edges_are_refused(tmp_path, kwargs) -> None:
+    # 1000 ns at present-day times, where float64 edges are 256 ns apart: 10 windows of 100 ns
+    # came out as [0, 256, 0, 256, 0, 0, 256, 0, 256, 0] ns wide (rows 0, 6, 0, 5, 0, 0, 5, 0, 4, 0)
+    store = _store(tmp_path, list(range(T, T + 1000, 50)))
+    with pytest.raises(InvalidArgumentError, match=f"invalid {next(iter(kwargs))}=.*float64, 256 apart"):
+        time_slices(store, **kwargs)
+    assert len(time_slices(store, n=1)) == 1  # windows of at least 2 spacings are drawn
+    assert sum(s.keys.size for s in slice_keys(store.as_of(None), time_slices(store, every=600))) == 20
+
+
+def test_too_many_windows_are_refused(tmp_path) -> None:
+    store = _store(tmp_path, [0, 10**7], unit=None)
+    with pytest.raises(InvalidArgumentError, match="invalid n="):
+        time_slices(store, n=MAX_WINDOWS + 1)
+    with pytest.raises(InvalidArgumentError, match="invalid every=.*at most 1000000 windows"):
+        time_slices(store, every=1)  # seconds meant for a store in milliseconds, say
+    assert len(time_slices(store, every=10**4)) == 1000

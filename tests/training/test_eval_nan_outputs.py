@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from modyn_store import Store
-from training.eval_sample import EvalSample, margin, slice_keys
+from training.eval_sample import EvalSample, _wilson, margin, slice_keys
 from training.evaluation import Slice, _metrics, evaluate, f1_macro, roc_auc
 
 NAMES = ["accuracy", "f1", "roc_auc", "loss"]
@@ -61,7 +61,8 @@ def test_evaluate_counts_nan_outputs_as_misses(tmp_path: Path) -> None:
     per = ~np.isnan(z).any(axis=1)  # every finite row is right, every NaN row a miss
     got = margin("accuracy", label[ks], z, part, value=float(per.mean()))
     fpc = 1 - ks.size / n
-    assert got == pytest.approx(1.959963984540054 * math.sqrt(fpc * per.var(ddof=1) / ks.size))
+    normal = 1.959963984540054 * math.sqrt(fpc * per.var(ddof=1) / ks.size)
+    assert got == pytest.approx(_wilson(float(per.mean()), normal, ks.size, fpc))  # Wilson, same misses
 
 
 def test_a_nan_metric_of_a_whole_slice_has_no_interval() -> None:

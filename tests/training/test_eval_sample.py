@@ -66,7 +66,7 @@ def test_sample_size_seed_and_strata(tmp_path: Path) -> None:
     # the choice does not depend on how the snapshot is cut into batches
     small = slice_keys(snap, slices, EvalSample(size=500, seed=1), batch_size=97)
     assert all(np.array_equal(a.keys, b.keys) for a, b in zip(parts, small))
-    # stratified: each label keeps its share of the slice (largest remainders)
+    # stratified: each label keeps its share of the slice (rounded down or up)
     labels = {int(k): int(v) for k, v in zip(snap.to_table(["key", "label"]).column("key").to_numpy(),
                                               snap.to_table(["key", "label"]).column("label").to_numpy())}
     for p in slice_keys(snap, slices, EvalSample(fraction=0.1, stratify=True, seed=3)):
@@ -158,7 +158,81 @@ def test_the_sample_is_the_smallest_hashes_of_each_stratum(tmp_path: Path, monke
         if sample.stratify:
             assert part.strata == {c: int(m.sum()) for c, m in groups.items()}
         total = sample.size if sample.size is not None else round(sample.fraction * part.population)
-        want = eval_sample._allocate(total, {c: int(m.sum()) for c, m in groups.items()}) if sample.stratify \
+        want = eval_sample._allocate(total, {c: int(m.sum()) for c, m in groups.items()},
+                                     eval_sample._offset(sample.seed, s, part.population)) if sample.stratify \
             else {0: total}
         expected = np.concatenate([keys[m][np.argsort(h[m], kind="stable")[:want[c]]] for c, m in groups.items()])
         assert part.keys.tolist() == np.sort(expected).tolist(), s
+
+
+def _one_hot_store(k: int = 10, per: int = 10) -> Store:
+    lab = np.repeat(np.arange(k), per)
+    np.random.default_rng(0).shuffle(lab)
+    x = np.eye(k, dtype=np.float32)[lab]
+    store = Store.open("memory://eval-sample-strata", create=True)
+    store.append(pa.table({"ts": np.arange(lab.size), "label": lab,
+                           "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), k)}))
+    return store
+
+
+def test_stratified_sample_with_more_labels_than_rows_is_unbiased() -> None:
+    # 10 labels of 10 rows, 5 rows per sample: each label's share is half a row. A model right on
+    # labels 5..9 only has accuracy 0.5; rounding the shares the same way for every seed (ties to
+    # the lowest label) sampled labels 0..4 only, and reported 0.0 with a margin of 0 every time.
+    k = 10
+    store = _one_hot_store(k)
+    model = torch.nn.Linear(k, k, bias=False)
+    w = torch.zeros(k, k)
+    for c in range(k):
+        w[c if c >= 5 else (c + 1) % 5, c] = 1.0
+    model.weight.data = w
+    slices = time_slices(store, n=1)
+    full = evaluate(store, {"m": model}, slices, inputs={"input": "x"}, metrics=("accuracy",), record=False)
+    assert full.values.item() == 0.5
+    trials = 100
+    got, margins = [], []
+    for seed in range(trials):
+        s = evaluate(store, {"m": model}, slices, inputs={"input": "x"}, metrics=("accuracy",), record=False,
+                     sample=EvalSample(size=5, stratify=True, seed=seed))
+        assert s.counts == (5,)
+        got.append(s.values.item())
+        margins.append(s.margin("accuracy").item())
+    # each estimate is a share of 5 rows (sd <= 0.25): the mean of 100 is within 4 sd / 10 of the truth
+    assert abs(np.mean(got) - 0.5) < 4 * 0.25 / np.sqrt(trials)
+    # a sample that misses the full value never claims an exact one
+    assert all(m > 0 for v, m in zip(got, margins) if v != 0.5)
+
+
+def test_a_margin_from_one_sampled_row_is_undefined() -> None:
+    store = _one_hot_store()
+    slices = time_slices(store, n=1)
+    model = {"m": torch.nn.Linear(10, 10)}
+    for strat in (False, True):
+        s = evaluate(store, model, slices, inputs={"input": "x"}, metrics=("accuracy", "loss"), record=False,
+                     sample=EvalSample(size=1, stratify=strat, seed=3))
+        assert s.counts == (1,) and np.isnan(s.margins).all()
+
+
+def test_intervals_of_a_nearly_always_right_model_cover_its_accuracy() -> None:
+    # 99.5% accurate: a sample of 200 holds no error about a third of the time; a normal
+    # interval then reported 1.0 +- 0 and missed the slice's value (coverage about 0.67)
+    rng = np.random.default_rng(0)
+    n = 4000
+    label = rng.integers(0, 2, n)
+    pred = np.where(rng.random(n) < 0.005, 1 - label, label)
+    store = Store.open("memory://eval-sample-confident", create=True)
+    store.append(pa.table({"ts": np.arange(n), "label": label, "x": pa.FixedSizeListArray.from_arrays(
+        pa.array(np.eye(2, dtype=np.float32)[pred].ravel()), 2)}))
+    model = torch.nn.Linear(2, 2, bias=False)
+    model.weight.data = 3 * torch.eye(2)
+    slices = time_slices(store, n=1)
+    full = evaluate(store, {"m": model}, slices, inputs={"input": "x"}, metrics=("accuracy",), record=False)
+    assert 0.99 < full.values.item() < 1
+    trials, hits = 60, 0
+    for seed in range(trials):
+        s = evaluate(store, {"m": model}, slices, inputs={"input": "x"}, metrics=("accuracy",), record=False,
+                     sample=EvalSample(size=200, seed=seed))
+        m = s.margin("accuracy").item()
+        assert m > 0
+        hits += abs(s.values.item() - full.values.item()) <= m
+    assert hits / trials >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / trials)  # nominal 95%, 3 standard errors

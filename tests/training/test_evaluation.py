@@ -85,3 +85,31 @@ def test_every_model_on_every_slice_is_stored(store) -> None:
         r for r in stored.to_pylist() if (r["model_id"], r["slice"], r["metric"]) == ("m1", s.name, "accuracy")
     ]
     assert row[0]["value"] == pytest.approx(acc)
+
+
+class _Squeezed(torch.nn.Module):
+    """One score per row, shape [rows]: not logits of shape [rows, classes]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 1)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        return self.lin(input).squeeze(1)
+
+
+def test_outputs_that_are_not_logits_are_refused() -> None:
+    import pyarrow as pa
+
+    from modyn_store import Store
+    from modyn_store.core.errors import InvalidArgumentError
+
+    store = Store.open("memory://eval-not-logits", create=True)
+    x = np.random.default_rng(0).standard_normal((10, 2)).astype(np.float32)
+    store.append(pa.table({"ts": np.arange(10), "label": np.arange(10) % 2,
+                           "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+    version = store.version
+    shape = r"invalid models='m'.*logits of shape \[rows, classes\].*gave \[10\]"
+    with pytest.raises(InvalidArgumentError, match=shape):
+        evaluate(store, {"m": _Squeezed()}, time_slices(store, n=1), inputs={"input": "x"})
+    assert store.version == version  # nothing recorded
