@@ -96,8 +96,20 @@ def read_progress(store: Any, pipeline: str) -> dict[str, Any] | None:
     return rows[-1]
 
 
+def _recorded_seen(store: Any, pipeline: str) -> dict[int, int]:
+    """``{processed version: rows seen}`` of the progress rows ``pipeline`` committed so far."""
+    t = store.read_table(PROGRESS_TABLE, None, filter=f"pipeline = '{pipeline}'")
+    if t is None:
+        return {}
+    return {int(r["processed_version"]): int(r["seen_rows"]) for r in t.to_pylist()}
+
+
 def _schema_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
     params = dict(config.model.params)
+    given = "n_classes" in params
+    # a restart takes the values the first run derived (recorded with its first training), not
+    # the store's of now: a class that arrived since must not change the model it resumes
+    params.update({k: v for k, v in _recorded_params(config, store).items() if k not in params})
     schema = store.schema
     if config.model.name in ("mlp", "logreg") and "in_features" not in params:
         col = config.model.inputs.get("features", "features")
@@ -107,12 +119,27 @@ def _schema_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
         params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
     if "n_classes" not in params:
         params["n_classes"] = _online_classes(config, store)
-    else:
+    elif given:
         have = _store_classes(store)[0]
         if params["n_classes"] < have:  # a label past the model's outputs would fail inside the loss
             raise PipelineConfigError("model.params.n_classes", f"n_classes={params['n_classes']} is fewer than "
                                       f"the {have} classes of the store; leave it out to take the store's count")
     return params
+
+
+def _recorded_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
+    """``in_features`` and ``n_classes`` as the pipeline's first recorded training took them."""
+    from modyn_store.core.errors import UnknownKeyError
+    from modyn_store.core.trainings import Catalog
+
+    try:
+        record = Catalog(store).get(f"{config.name}-{0:04d}")  # PipelineLoop.training_id(0)
+    except UnknownKeyError:
+        return {}
+    recorded = record.config.get("model_params") if isinstance(record.config, dict) else None
+    if not isinstance(recorded, dict):
+        return {}
+    return {k: recorded[k] for k in ("in_features", "n_classes") if isinstance(recorded.get(k), int)}
 
 
 def _online_classes(config: PipelineConfig, store: Any) -> int:
@@ -206,6 +233,7 @@ class OnlineRunner:
         self._previous: TrainingInfo | None = None
         self._stop = threading.Event()
         self._since_progress = 0
+        self._seen_before = _recorded_seen(self.store, config.name)
 
     def _next_slice(self, info: TrainingInfo | None) -> None:
         """Evaluate the model that served until now on the rows that arrived while it served."""
@@ -245,6 +273,17 @@ class OnlineRunner:
             self.loop = PipelineLoop(self.config, self.store, model_params=_schema_params(self.config, self.store))
         return self.loop
 
+    def _check_seen(self, v: int) -> None:
+        """Stop a restart whose versions no longer hold the rows the run before it had seen."""
+        before = self._seen_before.get(v)
+        now = self.loop.seen_rows if self.loop is not None else 0
+        if before is not None and before != now:
+            raise PipelineConfigError(
+                "name", f"pipeline {self.config.name!r} had seen {before} rows up to version {v} before this "
+                        f"restart, but the store's versions hold {now} rows up to there now (rows were erased "
+                        "since): its triggers cannot be rebuilt as they were, and would fire at other positions; "
+                        "use a new pipeline name (see 'Online mode' in docs/pipelines.md)")
+
     def _commit_progress(self) -> None:
         loop = self.loop
         assert loop is not None
@@ -265,6 +304,7 @@ class OnlineRunner:
             rec = records[v]
             if rec.inserted == 0 and rec.deleted == 0 and rec.erased == 0:
                 self.processed = v  # catalog, progress and tag versions carry no data
+                self._check_seen(v)
                 continue
             loop = self._ensure_loop()
             trained = False
@@ -278,6 +318,7 @@ class OnlineRunner:
                 if self.on_training is not None and not info.adopted:
                     self.on_training(info)
             self.processed = v
+            self._check_seen(v)
             self._since_progress += 1
             if trained or self._since_progress >= self.progress_every:
                 self._commit_progress()
@@ -288,9 +329,17 @@ class OnlineRunner:
         """Follow the store until a signal, ``idle_timeout`` idle seconds, or version ``stop_after``.
 
         ``on_start`` is called once the signal handlers are in place. Returns the number of
-        trainings made by this call (adopted ones not counted).
+        trainings made by this call (adopted ones not counted). Another run of this pipeline on
+        this store, in progress, refuses it (:class:`~modyn_store.core.errors.ConflictError`; see
+        :mod:`~modyn_store.app.pipeline.running`).
         """
         check_follow(idle_timeout=idle_timeout, stop_after=stop_after)
+        from modyn_store.app.pipeline.running import pipeline_running
+
+        with pipeline_running(self.store, self.config.name):  # a second run of this pipeline is refused
+            return self._run(idle_timeout, stop_after, on_start)
+
+    def _run(self, idle_timeout: float | None, stop_after: int | None, on_start: Callable[[], None] | None) -> int:
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -241,10 +241,13 @@ class Runner:
 
         Start-up (compilation, first reads) is paid by :meth:`warm_up` first, outside the timed part.
         """
+        from modyn_store.app.pipeline.running import pipeline_running
+
         loop = self.loop or self.prepare()
         self.warm_up()
         t0 = time.perf_counter()
-        with threads(self.config.training.threads):
+        # a second run of this pipeline on this store (a replay of its own versions) is refused
+        with threads(self.config.training.threads), pipeline_running(self.store, self.config.name):
             assert self.stream is not None
             if self.chunks is not None:
                 total = len(self.chunks)

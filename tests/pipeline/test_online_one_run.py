@@ -1,0 +1,162 @@
+"""One run per pipeline and store: a second run of the same pipeline is refused at once (it would
+train the same firings and race to record them), a run killed with SIGKILL leaves no lock behind;
+and a restart resumes the model the first run built, whatever classes arrived since."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import yaml
+
+from modyn_store import Store
+from modyn_store.app.datasets.columns import ColumnMap
+from modyn_store.app.datasets.user import append_stream
+from modyn_store.app.pipeline import parse_pipeline
+from modyn_store.app.pipeline.history import pipeline_trainings
+from modyn_store.app.pipeline.online import OnlineRunner
+from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.core.errors import ConflictError
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+from online_writer import batch  # noqa: E402
+
+
+def _cfg(name: str = "live") -> dict:
+    return {"name": name, "source": {"dataset": "elec2"}, "model": {"name": "logreg", "params": {"n_classes": 2}},
+            "trigger": {"name": "data_amount", "every": 130}, "training": {"epochs": 1, "batch_size": 64}}
+
+
+def _filled(path: Path, versions: int = 6) -> Store:
+    store = Store.open(str(path), create=True)
+    for i in range(versions):
+        store.append(batch(i, 50))
+    return store
+
+
+def test_a_second_runner_of_the_same_pipeline_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    store = _filled(tmp_path / "s")
+    first = OnlineRunner(parse_pipeline(_cfg()), store, poll=0.01)
+    refused: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            OnlineRunner(parse_pipeline(_cfg()), Store.open(str(tmp_path / "s")), poll=0.01).run(idle_timeout=0)
+        except ConflictError as exc:
+            refused.append(exc)
+        # another pipeline name on the same store is not held back
+        assert OnlineRunner(parse_pipeline(_cfg("other")), store, poll=0.01).run(idle_timeout=0) == 2
+
+    assert first.run(idle_timeout=0, on_start=second) == 2
+    assert len(refused) == 1 and "pipeline 'live' is already running" in str(refused[0])
+    assert [r.training_id for r in pipeline_trainings(store)["live"]] == ["live-0000", "live-0001"]
+    # the lock goes with the run: a later run adopts the two trainings
+    again = OnlineRunner(parse_pipeline(_cfg()), Store.open(str(tmp_path / "s")), poll=0.01)
+    assert again.run(idle_timeout=0) == 0 and len(again.loop.trainings) == 2
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _cli(cfg: Path, store: Path, log: Path, idle: str) -> subprocess.Popen:
+    with log.open("w") as fh:
+        return subprocess.Popen([sys.executable, "-m", "modyn_store.app.cli.main", "run", str(cfg), "--online",
+                                 "--store", str(store), "--poll", "0.05", "--idle-timeout", idle],
+                                cwd=REPO, env=_env(), stdout=fh, stderr=subprocess.STDOUT)
+
+
+def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < end, f"timed out waiting for {text!r}: {log.read_text()}"
+        time.sleep(0.05)
+
+
+def test_two_processes_on_one_pipeline_one_refused_and_sigkill_frees_the_pipeline(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    store = _filled(path)
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml.safe_dump(_cfg()))
+    first = _cli(cfg, path, tmp_path / "1.log", "600")
+    try:
+        _wait_for(tmp_path / "1.log", "following", first)  # printed once the run holds the pipeline
+        second = _cli(cfg, path, tmp_path / "2.log", "600")
+        assert second.wait(60) == 2
+        out = (tmp_path / "2.log").read_text()
+        assert "pipeline 'live' is already running on this store" in out and f"process {first.pid}" in out, out
+        assert "following" not in out
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    third = _cli(cfg, path, tmp_path / "3.log", "0")  # the killed run held nothing after its death
+    assert third.wait(120) == 0, (tmp_path / "3.log").read_text()
+    assert [r.training_id for r in pipeline_trainings(store)["live"]] == ["live-0000", "live-0001"]
+
+
+def _labelled(i: int, labels: np.ndarray, t0: int) -> pa.Table:
+    x = np.random.default_rng(i).standard_normal((labels.size, 2))
+    return pa.table({"t": np.arange(t0, t0 + labels.size), "y": labels, "a": x[:, 0], "b": x[:, 1]})
+
+
+def test_a_restart_keeps_the_class_count_of_the_first_run(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    store = Store.open(str(path), create=True)
+    cmap = ColumnMap(ts="t", label="y")
+    for i in range(2):
+        append_stream(store, _labelled(i, np.array(["up", "down"] * 200), 400 * i), cmap)
+    cfg = parse_pipeline({"name": "live", "source": {"store": str(path)}, "model": {"name": "logreg"},
+                          "trigger": {"name": "data_amount", "every": 600}})
+    first = OnlineRunner(cfg, store, poll=0.01)
+    assert first.run(idle_timeout=0) == 1 and first.loop.model_params["n_classes"] == 2
+    # a new class arrives in late rows (event times before the model's cutoff: not in its
+    # next-slice evaluation), too few to fire
+    append_stream(store, _labelled(2, np.array(["up", "down", "flat"] * 10), 0), cmap)
+    assert first.run(idle_timeout=0) == 0  # the uninterrupted run goes on with its model
+    restarted = OnlineRunner(cfg, Store.open(str(path)), poll=0.01)
+    assert restarted.run(idle_timeout=0) == 0  # adopts live-0000, instead of refusing a "changed configuration"
+    assert restarted.loop.model_params == first.loop.model_params
+    assert [t.training_id for t in restarted.loop.trainings] == ["live-0000"]
+
+
+def test_a_restart_after_an_erasure_of_rows_it_had_seen_stops_instead_of_shifting_its_triggers(tmp_path: Path) -> None:
+    def grow(store: Store, a: int, b: int) -> None:
+        for i in range(a, b):
+            store.append(batch(i, 50))
+
+    # uninterrupted: rows erased after the trigger counted them still count
+    ref = Store.open(str(tmp_path / "ref"), create=True)
+    grow(ref, 0, 4)
+    live = OnlineRunner(parse_pipeline(_cfg()), ref, poll=0.01)
+    live.run(idle_timeout=0)
+    ref.erase(np.arange(150, 170), reason="request")
+    live.run(idle_timeout=0)
+    grow(ref, 4, 6)
+    live.run(idle_timeout=0)
+    assert [r.trigger["seen"] for r in pipeline_trainings(ref)["live"]] == [130, 260]
+    # the same store history with a restart after the erasure: the rebuilt trigger would count
+    # 20 rows fewer and fire 20 rows later; the restart stops instead
+    path = tmp_path / "s"
+    store = Store.open(str(path), create=True)
+    grow(store, 0, 4)
+    first = OnlineRunner(parse_pipeline(_cfg()), store, poll=0.01)
+    first.run(idle_timeout=0)
+    store.erase(np.arange(150, 170), reason="request")
+    first.run(idle_timeout=0)
+    grow(store, 4, 6)
+    restarted = OnlineRunner(parse_pipeline(_cfg()), Store.open(str(path)), poll=0.01)
+    with pytest.raises(PipelineConfigError, match="had seen 200 rows up to version .* hold 180 rows"):
+        restarted.run(idle_timeout=0)
+    assert [r.trigger["seen"] for r in pipeline_trainings(store)["live"]] == [130]  # nothing trained at the wrong place
