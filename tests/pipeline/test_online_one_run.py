@@ -136,26 +136,25 @@ def test_a_restart_after_an_erasure_of_rows_it_had_seen_stops_instead_of_shiftin
         for i in range(a, b):
             store.append(batch(i, 50))
 
+    def history(path: Path) -> tuple[Store, OnlineRunner]:
+        """Four versions followed, 20 rows the runner counted erased and followed, two more versions."""
+        store = Store.open(str(path), create=True)
+        grow(store, 0, 4)
+        runner = OnlineRunner(parse_pipeline(_cfg()), store, poll=0.01)
+        runner.run(idle_timeout=0)
+        store.erase(np.arange(150, 170), reason="request")
+        runner.run(idle_timeout=0)
+        grow(store, 4, 6)
+        return store, runner
+
     # uninterrupted: rows erased after the trigger counted them still count
-    ref = Store.open(str(tmp_path / "ref"), create=True)
-    grow(ref, 0, 4)
-    live = OnlineRunner(parse_pipeline(_cfg()), ref, poll=0.01)
-    live.run(idle_timeout=0)
-    ref.erase(np.arange(150, 170), reason="request")
-    live.run(idle_timeout=0)
-    grow(ref, 4, 6)
+    ref, live = history(tmp_path / "ref")
     live.run(idle_timeout=0)
     assert [r.trigger["seen"] for r in pipeline_trainings(ref)["live"]] == [130, 260]
     # the same store history with a restart after the erasure: the rebuilt trigger would count
     # 20 rows fewer and fire 20 rows later; the restart stops instead
     path = tmp_path / "s"
-    store = Store.open(str(path), create=True)
-    grow(store, 0, 4)
-    first = OnlineRunner(parse_pipeline(_cfg()), store, poll=0.01)
-    first.run(idle_timeout=0)
-    store.erase(np.arange(150, 170), reason="request")
-    first.run(idle_timeout=0)
-    grow(store, 4, 6)
+    store, _ = history(path)
     restarted = OnlineRunner(parse_pipeline(_cfg()), Store.open(str(path)), poll=0.01)
     with pytest.raises(PipelineConfigError, match="had seen 200 rows up to version .* hold 180 rows"):
         restarted.run(idle_timeout=0)
