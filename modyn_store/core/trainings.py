@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import io
 import json
 import pickle
 import re
@@ -51,6 +50,7 @@ from modyn_store.core._catalog_tables import (  # the catalog's tables (re-expor
     TRAININGS_SCHEMA,
 )
 from modyn_store.core._checkpoints import Sha256Writer, check_state, unzip_hashed
+from modyn_store.core._trainset_rows import read_trainset, trainset_tables
 from modyn_store.core._validate import check_int, check_name
 from modyn_store.core.errors import (
     CorruptionError,
@@ -129,21 +129,6 @@ def _json(name: str, value: Any) -> str:
         return json.dumps(dict(value or {}), sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(name, value, "a mapping of JSON-serializable plain values") from exc
-
-
-def _npy_zst(arr: np.ndarray, dtype: type = np.int64) -> bytes:
-    import zstandard
-
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr, dtype=dtype), allow_pickle=False)
-    return zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
-
-
-def _un_npy_zst(blob: bytes) -> np.ndarray:
-    import zstandard
-
-    raw = zstandard.ZstdDecompressor().decompress(blob)
-    return np.load(io.BytesIO(raw), allow_pickle=False)
 
 
 class Catalog:
@@ -296,35 +281,12 @@ class Catalog:
             "cost_wall_s": float(cost.wall_s),
             "cost_device_s": float(cost.device_s),
         }
-        sel = pa.table(
-            {
-                "training_id": pa.array([training_id] * train_set.size, pa.string()),
-                "key": pa.array(train_set.keys, pa.int64()),
-                "weight": pa.array(train_set.weights, pa.float64()),
-                "position": pa.array(np.arange(train_set.size, dtype=np.int64)),
-            },
-            schema=SELECTIONS_SCHEMA,
-        )
         with self.store.transaction("train", message=message or f"training {training_id}") as txn:
             if self._find(training_id, None) is not None:
                 raise InvalidArgumentError("training_id", training_id, "a training id not used before")
             txn.append(TRAININGS, pa.Table.from_pylist([row], schema=TRAININGS_SCHEMA))
-            txn.append(SELECTIONS, sel)
-            if train_set.per_epoch is not None:
-                lengths = np.array([p.size for p in train_set.per_epoch], dtype=np.int64)
-                plans = np.concatenate(train_set.per_epoch) if lengths.sum() else np.empty(0, np.int64)
-                txn.append(
-                    PLANS,
-                    pa.table(
-                        {"training_id": [training_id], "lengths": [_npy_zst(lengths)], "positions": [_npy_zst(plans)]},
-                        schema=PLANS_SCHEMA,
-                    ),
-                )
-            if train_set.per_epoch_weights is not None:
-                flat_w = np.concatenate(train_set.per_epoch_weights)
-                txn.append(PLAN_WEIGHTS, pa.table({"training_id": [training_id],
-                                                   "weights": [_npy_zst(flat_w, np.float64)]},
-                                                  schema=PLAN_WEIGHTS_SCHEMA))
+            for name, rows in trainset_tables(training_id, train_set):
+                txn.append(name, rows)
             txn.details = {"training_id": training_id, "keys": train_set.size}
         return self.get(training_id)
 
@@ -443,35 +405,7 @@ class Catalog:
     def train_set(self, training_id: str) -> TrainSet:
         """The exact train set of a training: same keys, weights, order and epoch plans."""
         rec = self.get(training_id)
-        t = self.store.read_table(SELECTIONS, None, filter=f"training_id = '{training_id}'")
-        if t is None:
-            raise DataUnavailableError(f"the selections table holds no rows of {training_id!r}")
-        pos = t.column("position").to_numpy()
-        order = np.argsort(pos, kind="stable")
-        keys = t.column("key").to_numpy()[order]
-        weights = t.column("weight").to_numpy()[order]
-        if keys.size != rec.n_keys or not np.array_equal(pos[order], np.arange(keys.size)):
-            raise DataUnavailableError(
-                f"the selection of {training_id!r} holds {keys.size} rows, expected positions 0..{rec.n_keys - 1}"
-            )
-        per_epoch = None
-        p = self.store.read_table(PLANS, None, filter=f"training_id = '{training_id}'")
-        if p is not None and p.num_rows:
-            lengths = _un_npy_zst(p.column("lengths")[0].as_py())
-            flat = _un_npy_zst(p.column("positions")[0].as_py())
-            per_epoch = tuple(np.split(flat, np.cumsum(lengths)[:-1]))
-        epoch_weights = None
-        w = self.store.read_table(PLAN_WEIGHTS, None, filter=f"training_id = '{training_id}'")
-        if w is not None and w.num_rows and per_epoch is not None:
-            flat_w = _un_npy_zst(w.column("weights")[0].as_py())
-            if flat_w.dtype != np.float64 or flat_w.size != sum(plan.size for plan in per_epoch):
-                raise DataUnavailableError(f"the stored epoch weights of {training_id!r} do not fit its epoch plans")
-            epoch_weights = tuple(np.split(flat_w, np.cumsum([plan.size for plan in per_epoch])[:-1]))
-        ts = TrainSet(keys=keys, weights=weights, version=rec.data_version, per_epoch=per_epoch,
-                      per_epoch_weights=epoch_weights)
-        if ts.digest() != rec.selection_digest:
-            raise DataUnavailableError(f"the stored selection of {training_id!r} does not match its digest")
-        return ts
+        return read_trainset(self.store, training_id, rec.n_keys, rec.data_version, rec.selection_digest)
 
     def lineage(self, model_id: str) -> builtins.list[LineageStep]:
         """The chain of checkpoints ``model_id`` descends from (itself first) with their train keys."""
