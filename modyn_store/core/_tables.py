@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any, TypeVar
 
 import lance
@@ -21,17 +20,16 @@ from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._incarnation import Incarnations
 from modyn_store.core._location import Location
 from modyn_store.core._sql import keys_predicate
+from modyn_store.core._table_maintenance import TableMaintenance
 from modyn_store.core.errors import CorruptionError
 
 __all__ = ["Tables", "keys_predicate", "with_version"]
 
 VERSION = "_version"
 T = TypeVar("T")
-#: Lance's own default size of a compacted fragment
-_TARGET_ROWS = 1 << 20
 
 
-class Tables:
+class Tables(TableMaintenance):
     """The Lance tables of a store, addressed by name (``samples``, ``scores/loss`` ...)."""
 
     def __init__(self, location: Location) -> None:
@@ -50,6 +48,8 @@ class Tables:
         # the first committed version that wrote a table, per the log (see _written): such a
         # table without a manifest is damage, never "no such table"
         self.written: Callable[[str], int | None] = lambda name: None
+        # each table's Lance version as the last write left it (see _txn.recorded_tables)
+        self.floors: Callable[[], dict[str, int]] = dict
 
     # -- datasets held open for one write ------------------------------------------------
     @contextmanager
@@ -69,6 +69,13 @@ class Tables:
         finally:
             if outer is None:
                 self._pins.cache = None
+                self._pins.floors = None
+
+    def pin_floors(self, floors: dict[str, int]) -> None:
+        """Check the tables opened in this :meth:`pinned` block against ``floors`` (the head a
+        write read under the writer lock) instead of reading the head at each open."""
+        if self._pinned() is not None:
+            self._pins.floors = floors
 
     def _pinned(self) -> dict[str, lance.LanceDataset] | None:
         return getattr(self._pins, "cache", None)  # type: ignore[no-any-return]
@@ -149,10 +156,18 @@ class Tables:
                 cache[name] = ds
             return ds
         for attempt in range(READ_ATTEMPTS):
+            # read before the table (later commits only raise it); under the writer lock, the head
+            # the write read when it began (pin_floors), which no other writer moves meanwhile
+            pinned = getattr(self._pins, "floors", None) if cache is not None else None
+            least = (pinned if pinned is not None else self.floors()).get(name)
             try:
                 ds = lance.dataset(
                     self.uri(name), storage_options=self.location.storage_options or None, session=session()
                 )
+                if least is not None and ds.version < least:
+                    raise CorruptionError(f"table {name!r} of {self.location.uri!r} is at Lance version {ds.version}, "
+                                          f"a committed write left it at {least}: its latest manifests were lost; "
+                                          "run `modyn-store verify` and restore the store from a backup")
                 self._remember(name, ds)
                 if cache is not None:
                     cache[name] = ds
@@ -408,89 +423,6 @@ class Tables:
             except READ_ERRORS as exc:
                 self.retry_after(name, exc, attempt)
         return None  # pragma: no cover
-
-    def delete(self, name: str, predicate: str) -> None:
-        self.guard()
-        ds = self.open(name)
-        if ds is not None:
-            try:
-                ds.delete(predicate)
-            except BaseException:
-                self._unpin(name)
-                raise
-
-    def delete_keys(self, name: str, keys: np.ndarray) -> None:
-        self.guard()
-        ds = self.open(name)
-        if ds is None or keys.size == 0:
-            return
-        try:
-            for predicate in keys_predicate(keys):
-                ds.delete(predicate)
-        except BaseException:
-            self._unpin(name)
-            raise
-
-    def rewrite(self, name: str) -> None:
-        """Compact ``name``, rewriting every fragment that has deleted rows, and drop old files.
-
-        After this, no data file of the table holds a deleted row's bytes.
-        """
-        ds = self.open(name)
-        if ds is None:
-            return
-        self._unpin(name)
-        ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
-        self.cleanup(name)
-        if name == "samples":
-            self.save_fragment_versions(name)
-
-    def compact_if_fragmented(self, name: str, *, max_fragments: int = 64) -> None:
-        """Merge ``name``'s small fragments once it has more than ``max_fragments``.
-
-        Logs and small tables gain a fragment per write; reading thousands of tiny files
-        would make every open slow. The merge is tiered: the smallest fragments (three
-        quarters of ``max_fragments`` of them) are merged into one and larger ones are left
-        as they are, so a row is rewritten about log_48(rows) times in all instead of once
-        per merge (a merge rewrote every small fragment, including earlier merges, each time).
-        Old files stay until :meth:`cleanup`, so concurrent readers are unaffected.
-        """
-        ds = self.open(name)
-        if ds is None:
-            return
-        if len(ds.fragment_ids()) <= max_fragments:
-            return  # (a count without a Python object per fragment: this runs after every write)
-        frags = ds.get_fragments()
-        sizes = sorted(f.physical_rows for f in frags)
-        target = min(sum(sizes[: max_fragments * 3 // 4]) + 1, _TARGET_ROWS)
-        keep = [f.fragment_id for f in frags if f.physical_rows >= target]
-        self._unpin(name)
-        ds.optimize.compact_files(target_rows_per_fragment=target, excluded_fragment_ids=keep or None)
-        after = self.open(name)
-        if after is not None and len(after.get_fragments()) > max_fragments:
-            # small fragments between large ones are never merged with each other: merge all
-            self._unpin(name)
-            after.optimize.compact_files()
-        if name == "samples":
-            self.save_fragment_versions(name)
-
-    def compact(self, name: str) -> None:
-        ds = self.open(name)
-        if ds is None:
-            return
-        self._unpin(name)
-        ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
-        if name == "samples":
-            self.save_fragment_versions(name)
-
-    def cleanup(self, name: str) -> None:
-        ds = self.open(name)
-        if ds is None:
-            return
-        self._unpin(name)
-        ds.cleanup_old_versions(
-            older_than=timedelta(0), delete_unverified=True, error_if_tagged_old_versions=False
-        )
 
 
 def _no_guard() -> None:

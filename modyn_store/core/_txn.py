@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from modyn_store.core.store import Store
 
 __all__ = [
-    "HEAD", "INTENT", "INTERNAL_TABLES", "Transaction", "check_extension", "check_head", "locked", "recover", "transaction",
+    "HEAD", "INTENT", "INTERNAL_TABLES", "Transaction", "check_extension", "check_head", "locked", "recorded_tables",
+    "recover", "transaction",
 ]
 
 INTENT = "_txn/intent.json"
@@ -221,21 +222,41 @@ def read_head(store: Store) -> int | None:
     return _read_head(store)[0]
 
 
-def _read_head(store: Store) -> tuple[int | None, int | None]:
-    """``(version, samples)``: the latest committed version and the samples table's Lance
-    version the last writer recorded (``None`` where not recorded; stores written before the
-    samples field have none)."""
+def _read_head(store: Store) -> tuple[int | None, int | None, dict[str, int]]:
+    """``(version, samples, tables)``: the latest committed version, the samples table's Lance
+    version and every table's Lance version the last writers recorded (``None`` or absent
+    where not recorded; stores written before these fields have none)."""
     try:
         body = _read_json(store, HEAD)
         if body is None:
-            return None, None
+            return None, None, {}
         samples = body.get("samples")
-        return int(body["version"]), None if samples is None else int(samples)
+        tables = {str(k): int(v) for k, v in body.get("tables", {}).items()}
+        if samples is not None:
+            tables["samples"] = max(tables.get("samples", 0), int(samples))
+        return int(body["version"]), None if samples is None else int(samples), tables
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorruptionError(f"{store.uri!r}: {HEAD} is unreadable ({exc}); run `modyn-store verify`") from exc
 
 
-def check_head(store: Store, committed: int | None = None) -> int | None:
+def recorded_tables(store: Store) -> dict[str, int]:
+    """The Lance version of each table as the last write left it (see :func:`transaction`).
+
+    A table found older than this lost its latest manifests: :meth:`Tables.open` raises rather
+    than read the older state (a deleted newest tombstones manifest would bring deleted keys
+    back; a samples one would drop a version's rows). A head caught mid-write is read again.
+    """
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return _read_head(store)[2]
+        except CorruptionError:
+            if attempt + 1 == READ_ATTEMPTS:
+                raise
+            time.sleep(0.002 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises
+
+
+def check_head(store: Store, committed: int | None = None) -> tuple[int | None, dict[str, int]]:
     """Raise :class:`CorruptionError` if the version log lost versions it once committed.
 
     The head is read before the log (``committed`` = the log's last version, read now if not
@@ -243,13 +264,14 @@ def check_head(store: Store, committed: int | None = None) -> int | None:
     head that looks ahead of the log, or unreadable, is read again (with the log) before it
     counts: a local head is overwritten in place, and a reader may catch it mid-write.
 
-    Returns the samples table's Lance version the head recorded (``None`` if none).
+    Returns the samples table's Lance version the head recorded (``None`` if none) and the
+    Lance version it recorded of each table.
     """
     given = committed
     for attempt in range(READ_ATTEMPTS):
         last = attempt + 1 == READ_ATTEMPTS
         try:
-            head, samples = _read_head(store)
+            head, samples, tables = _read_head(store)
         except CorruptionError:
             if last:
                 raise
@@ -257,7 +279,7 @@ def check_head(store: Store, committed: int | None = None) -> int | None:
             continue
         committed = store.version if given is None else given
         if head is None or head <= committed:
-            return samples
+            return samples, tables
         if last:
             raise CorruptionError(
                 f"{store.uri!r}: the version log ends at version {committed} but version {head} was "
@@ -365,7 +387,8 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         prev = store._read_records()
         last = prev[-1] if prev else None
         committed = last.version if last else 0
-        recorded = check_head(store, committed)
+        recorded, tables = check_head(store, committed)
+        store._tables.pin_floors(tables)
         highest_fragment = _check_no_orphans(store, committed, recorded)
         txn = Transaction(store, committed + 1, op, message)
         txn.previous = last
@@ -400,10 +423,17 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         store._lock.check()
         store._log.commit(record)  # the commit point: an exclusive create
         txn.record = record
-        pinned = (store._tables._pinned() or {}).get("samples")
-        samples = max(recorded or 0, pinned.version if pinned is not None else 0) or None
-        _write_json(store, HEAD, {"version": txn.version} if samples is None else
-                    {"version": txn.version, "samples": samples})
+        # the Lance version of every table this write opened (a table's latest, under the lock):
+        # a reader or writer that later finds one older knows its newest manifests were lost
+        for name, ds in (store._tables._pinned() or {}).items():
+            tables[name] = max(tables.get(name, 0), ds.version)
+        samples = tables.get("samples")
+        head: dict[str, Any] = {"version": txn.version}
+        if samples is not None:
+            head["samples"] = samples
+        if tables:
+            head["tables"] = dict(sorted(tables.items()))
+        _write_json(store, HEAD, head)
         for name in txn.touched:
             store._tables.compact_if_fragmented(name)
         if "samples" in txn.touched:

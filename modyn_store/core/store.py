@@ -82,6 +82,8 @@ class Store:
         # a table the log wrote must exist (an object store lists its log at most every 5 s for it)
         self._written = WrittenTables(self._read_records, 0.0 if self._location.is_local else 5.0)
         self._tables.written = self._written
+        # each table's Lance version as the last write left it (read before a table is opened)
+        self._tables.floors = lambda: _txn.recorded_tables(self)
         self._erased_cache: tuple[int, np.ndarray] | None = None
         self._version_buffer = np.empty(0, np.int64)  # the appends' _version column (see _writes)
         self._last_purge_caches = 0

@@ -124,6 +124,50 @@ def test_a_table_the_log_wrote_without_a_manifest_is_corruption(tmp_path: Path, 
     assert errs and any(f"table '{table}'" in e and f"version {version} of the log wrote it" in e for e in errs)
 
 
+def _two_of_each(tmp_path: Path) -> str:
+    """A store whose samples, tombstones, tags, erasures and score table each have two commits."""
+    uri = str(tmp_path / "s")
+    s = Store.open(uri, create=True)
+    s.append(pa.table({"ts": list(range(10)), "x": [float(i) for i in range(10)]}))  # v1
+    s.erase([7], reason="GDPR request")  # v2 (its purge removes the samples' older manifests)
+    s.erase([8], reason="GDPR request")  # v3
+    s.tag("a", 1)  # v4
+    s.tag("b", 2)  # v5
+    s.append(pa.table({"ts": list(range(10, 20)), "x": [float(i) for i in range(10, 20)]}))  # v6
+    s.scores.write("loss", [1, 2], [0.5, 0.25])  # v7
+    s.scores.write("loss", [5], [0.125])  # v8
+    s.delete(keys=[3])  # v9
+    s.delete(keys=[4])  # v10
+    return uri
+
+
+@pytest.mark.parametrize("table", ["samples", "tombstones", "tags", "erasures", "scores/loss"])
+def test_a_table_that_lost_only_its_newest_manifest_is_corruption_not_an_older_answer(
+    tmp_path: Path, table: str
+) -> None:
+    """Lance opens the newest manifest left: without the head's record of each table's Lance
+    version, reads answered from the older state (a version's rows missing, a deleted key or
+    a tag's absence back, a score gone) with no error."""
+    uri = _two_of_each(tmp_path)
+    manifests = glob.glob(f"{uri}/{table}.lance/_versions/*.manifest")
+    assert len(manifests) >= 2
+    os.remove(min(manifests, key=lambda p: int(Path(p).stem)))  # Lance names them 2^64 - 1 - version
+    s = Store.open(uri)
+    reads = {
+        "samples": [lambda: s.as_of().to_table(), lambda: list(s.as_of().to_batches()),
+                    lambda: s.as_of().contains([15])],
+        "tombstones": [lambda: s.as_of().to_table(), lambda: s.as_of().contains([4])],
+        "tags": [s.tags, lambda: s.as_of("b")],
+        "erasures": [lambda: s.as_of(2).to_table(), lambda: s.as_of(2).contains([8])],
+        "scores/loss": [lambda: s.scores.as_of(None, "loss")],
+    }[table]
+    for read in reads:
+        with pytest.raises(CorruptionError, match=rf"table '{table}' .* latest manifests were lost"):
+            read()
+    errs = _errors(uri, deep=False)
+    assert any(f"table '{table}'" in e and "latest manifests were lost" in e for e in errs), errs
+
+
 def test_a_table_folder_the_log_wrote_removed_whole_is_reported(tmp_path: Path) -> None:
     uri = _lost(tmp_path)
     shutil.rmtree(f"{uri}/scores/loss.lance")

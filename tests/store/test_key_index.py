@@ -250,9 +250,10 @@ def test_a_lost_append_is_damage_not_an_unknown_key(tmp_path: object) -> None:
     if os.path.exists(hint):
         os.remove(hint)
     snap = Store.open(store.uri).as_of()
-    assert snap.take([3], ["x"]).column("x").to_pylist() == [4.5]
-    with pytest.raises(CorruptionError):
-        snap.take([15])
+    # the head recorded the samples table's Lance version: no key is read from the older state
+    for keys in ([15], [3]):
+        with pytest.raises(CorruptionError, match="latest manifests were lost"):
+            snap.take(keys)
 
 
 def test_random_histories_point_answers_equal_the_key_set(store: Store) -> None:

@@ -73,10 +73,11 @@ def test_a_deleted_samples_manifest(tmp_path: Path, capsys: pytest.CaptureFixtur
     hint = store.path("samples.lance/_versions/latest_version_hint.json")
     if os.path.exists(hint):
         os.remove(hint)
-    with pytest.raises(CorruptionError, match="290"):
+    # the head recorded the samples table's Lance version: the older manifest is not read
+    with pytest.raises(CorruptionError, match="samples.* latest manifests were lost"):
         Store.open(store.uri).as_of().count()
     code, report = _verify_cli(store.uri, capsys=capsys)
-    assert code == 1 and any("190 live keys" in f["what"] for f in report["findings"]), report
+    assert code == 1 and any("latest manifests were lost" in f["what"] for f in report["findings"]), report
 
 
 @pytest.mark.parametrize("lost", ["record object", "checkpoint manifest", "checkpointed record object"])

@@ -1,0 +1,123 @@
+"""The maintenance half of :class:`~modyn_store.core._tables.Tables`: deletes, compaction and
+cleanup of old files, on the datasets :class:`Tables` opens (its base class).
+
+Example
+-------
+>>> from modyn_store.core._tables import Tables
+>>> issubclass(Tables, TableMaintenance)
+True
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import lance
+import numpy as np
+
+from modyn_store.core._sql import keys_predicate
+
+__all__ = ["TableMaintenance"]
+
+#: Lance's own default size of a compacted fragment
+_TARGET_ROWS = 1 << 20
+
+
+class TableMaintenance:
+    """Deletes, compaction and cleanup of a store's tables (mixed into ``Tables``)."""
+
+    guard: Any
+
+    def open(self, name: str) -> lance.LanceDataset | None:  # pragma: no cover - Tables' own
+        raise NotImplementedError
+
+    def _unpin(self, name: str) -> None:  # pragma: no cover - Tables' own
+        raise NotImplementedError
+
+    def save_fragment_versions(self, name: str, new_version: int | None = None, *,
+                               created_after: int = -1) -> None:  # pragma: no cover - Tables' own
+        raise NotImplementedError
+
+    def delete(self, name: str, predicate: str) -> None:
+        self.guard()
+        ds = self.open(name)
+        if ds is not None:
+            try:
+                ds.delete(predicate)
+            except BaseException:
+                self._unpin(name)
+                raise
+
+    def delete_keys(self, name: str, keys: np.ndarray) -> None:
+        self.guard()
+        ds = self.open(name)
+        if ds is None or keys.size == 0:
+            return
+        try:
+            for predicate in keys_predicate(keys):
+                ds.delete(predicate)
+        except BaseException:
+            self._unpin(name)
+            raise
+
+    def rewrite(self, name: str) -> None:
+        """Compact ``name``, rewriting every fragment that has deleted rows, and drop old files.
+
+        After this, no data file of the table holds a deleted row's bytes.
+        """
+        ds = self.open(name)
+        if ds is None:
+            return
+        self._unpin(name)
+        ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        self.cleanup(name)
+        if name == "samples":
+            self.save_fragment_versions(name)
+
+    def compact_if_fragmented(self, name: str, *, max_fragments: int = 64) -> None:
+        """Merge ``name``'s small fragments once it has more than ``max_fragments``.
+
+        Logs and small tables gain a fragment per write; reading thousands of tiny files
+        would make every open slow. The merge is tiered: the smallest fragments (three
+        quarters of ``max_fragments`` of them) are merged into one and larger ones are left
+        as they are, so a row is rewritten about log_48(rows) times in all instead of once
+        per merge (a merge rewrote every small fragment, including earlier merges, each time).
+        Old files stay until :meth:`cleanup`, so concurrent readers are unaffected.
+        """
+        ds = self.open(name)
+        if ds is None:
+            return
+        if len(ds.fragment_ids()) <= max_fragments:
+            return  # (a count without a Python object per fragment: this runs after every write)
+        frags = ds.get_fragments()
+        sizes = sorted(f.physical_rows for f in frags)
+        target = min(sum(sizes[: max_fragments * 3 // 4]) + 1, _TARGET_ROWS)
+        keep = [f.fragment_id for f in frags if f.physical_rows >= target]
+        self._unpin(name)
+        ds.optimize.compact_files(target_rows_per_fragment=target, excluded_fragment_ids=keep or None)
+        after = self.open(name)
+        if after is not None and len(after.get_fragments()) > max_fragments:
+            # small fragments between large ones are never merged with each other: merge all
+            self._unpin(name)
+            after.optimize.compact_files()
+        if name == "samples":
+            self.save_fragment_versions(name)
+
+    def compact(self, name: str) -> None:
+        ds = self.open(name)
+        if ds is None:
+            return
+        self._unpin(name)
+        ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        if name == "samples":
+            self.save_fragment_versions(name)
+
+    def cleanup(self, name: str) -> None:
+        ds = self.open(name)
+        if ds is None:
+            return
+        self._unpin(name)
+        ds.cleanup_old_versions(
+            older_than=timedelta(0), delete_unverified=True, error_if_tagged_old_versions=False
+        )
