@@ -13,8 +13,10 @@ import pyarrow.parquet as pq
 from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = [
+    "binary_label",
     "codes",
     "feature_vector",
+    "int_column",
     "finish",
     "one_hot",
     "one_hot_codes",
@@ -58,6 +60,48 @@ def read_parquet(path: Path, required: Sequence[str] = (), complete: Sequence[st
             col = col.cast(col.type.value_type)
         cols.append(col)
     return pa.table(cols, names=table.column_names)
+
+
+def binary_label(path: Path, table: pa.Table, column: str, negative: object, positive: object) -> np.ndarray:
+    """The int64 label of a two-class ``column``: 1 for ``positive``, 0 for ``negative``.
+
+    Any other value (``"up"`` for ``"UP"``, ``2`` or ``0.5`` for ``0/1``, an empty value) raises
+    :class:`InvalidArgumentError` naming the file, the column and the values it holds, instead of
+    silently becoming class 0 (or a third class).
+
+    Examples
+    --------
+    >>> binary_label(Path("f"), pa.table({"c": ["UP", "DOWN"]}), "c", "DOWN", "UP").tolist()
+    [1, 0]
+    """
+    col = table.column(column)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    values = col.to_numpy(zero_copy_only=False)
+    allowed = [negative, positive]
+    is_pos = np.asarray(values == positive, dtype=bool)
+    ok = is_pos | np.asarray(values == negative, dtype=bool)
+    ok = ok & pc.is_valid(col).to_numpy(zero_copy_only=False)
+    if not ok.all():
+        bad = pc.unique(col.filter(pa.array(~ok))).to_pylist()
+        shown = ", ".join(repr(v) for v in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise InvalidArgumentError(
+            "path", str(path),
+            f"a file whose label column {column!r} holds only {allowed} "
+            f"({int((~ok).sum())} rows hold other values: {shown})",
+        )
+    return np.asarray(is_pos, dtype=np.int64)
+
+
+def int_column(path: Path, table: pa.Table, column: str) -> np.ndarray:
+    """``column`` as int64; a value that is not a whole number (``1.5``, ``"x"``) raises
+    :class:`InvalidArgumentError` naming the file and the column instead of being truncated."""
+    col = table.column(column)
+    try:
+        return np.asarray(pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InvalidArgumentError("path", str(path), f"whole numbers in the column {column!r} "
+                                                      f"({str(exc)[:120]})") from exc
 
 
 def codes(values: pa.Array | pa.ChunkedArray | Sequence[object], vocabulary: Sequence[object]) -> np.ndarray:

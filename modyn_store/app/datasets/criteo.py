@@ -9,7 +9,8 @@ of :func:`modyn_store.app.datasets.synthetic.click_schema`:
 - ``i1 .. i13``: int64, missing -> 0 (negative values are kept as they are);
 - ``c1 .. c26``: the hex hash as int64 (``0 .. 2**32 - 1``), missing -> -1 (so it differs from
   the hash ``00000000``);
-- a missing ``label`` (never seen in the published files) would be read as 0.
+- ``label`` must be 0 or 1: an empty or other label (never seen in the published files) is
+  refused naming the file and row, rather than read as "no click" or as a third class.
 
 Example
 -------
@@ -123,6 +124,17 @@ def _read(reader: Any, path: Path) -> Iterator[pa.RecordBatch]:
         yield batch
 
 
+def _labels(label: pa.Array, path: Path, first_line: int) -> pa.Array:
+    """``label`` when every value is 0 or 1, else an error naming the first bad row (1-based)."""
+    ok = pc.fill_null(pc.is_in(label, value_set=pa.array([0, 1], type=label.type)), False)
+    ok_np = ok.to_numpy(zero_copy_only=False)
+    if not ok_np.all():
+        row = int(np.argmin(ok_np))
+        raise InvalidArgumentError("path", str(path), f"click labels of 0 or 1 (row {first_line + row + 1} "
+                                                      f"has label {label[row].as_py()!r})")
+    return label
+
+
 def iter_criteo_day(
     path: str | Path, *, day: int = 0, key_offset: int = 0, block_bytes: int = 16 << 20, max_rows: int | None = None
 ) -> Iterator[pa.RecordBatch]:
@@ -171,7 +183,7 @@ def iter_criteo_day(
             arrays = [
                 pa.array(np.arange(key, key + n, dtype=np.int64)),
                 pa.array(np.full(n, day, dtype=np.int64)),
-                batch.column("label").fill_null(0),
+                _labels(batch.column("label"), path, key - key_offset),
             ]
             arrays += [batch.column(c).fill_null(0) for c in _INT_COLS]
             arrays += [pa.array(_hex_to_int(batch.column(c))) for c in _CAT_COLS]

@@ -22,14 +22,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modyn_store.app.datasets._encode import (
+    binary_label,
     codes,
     feature_vector,
+    int_column,
     finish,
     one_hot_codes,
     read_parquet,
     resolve_file,
     time_order,
 )
+from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = [
     "ACS_CATEGORIES",
@@ -94,6 +97,26 @@ def _f32(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy().astype(np.float32)
 
 
+def _check_elec2_clock(file: Path, key: np.ndarray, day: np.ndarray, period: np.ndarray) -> None:
+    """Refuse a file whose rows are not the consecutive half-hours from Tuesday 1996-05-07 00:00.
+
+    ``ts`` is rebuilt from row order, so a missing, repeated or reordered row (or a file that
+    starts on another day) would shift every later time without a word; the source's own weekday
+    ``day`` (1 = Monday) and half-hour ``period`` (slot / 47) must agree with the rebuilt time.
+    """
+    weekday = (key // 48 + 1) % 7 + 1  # row 0 is a Tuesday (2)
+    slot = key % 48
+    wrong = (day != weekday) | ~np.isclose(period * 47.0, slot, atol=1e-3)
+    if wrong.any():
+        row = int(np.argmax(wrong))
+        raise InvalidArgumentError(
+            "path", str(file),
+            "consecutive half-hours from Tuesday 1996-05-07 00:00, one per row, with no row missing or "
+            f"repeated (row {row} has day={int(day[row])}, period={period[row]:.6g}; the row's rebuilt "
+            f"time needs day={int(weekday[row])}, period={slot[row] / 47:.6g})",
+        )
+
+
 def load_elec2(path: str | Path, *, standardize: bool = True, warmup: float = 0.1) -> pa.Table:
     """Load Elec2 (New South Wales electricity prices, 1996-05-07 .. 1998-12-05, half-hourly).
 
@@ -110,16 +133,18 @@ def load_elec2(path: str | Path, *, standardize: bool = True, warmup: float = 0.
     45312
     """
     cols_in = ("day", "class", *ELEC2_NUMERIC)  # an empty value would become a wrong label or NaN features
-    raw = read_parquet(resolve_file(path, "elec2.parquet"), cols_in, complete=cols_in)
+    file = resolve_file(path, "elec2.parquet")
+    raw = read_parquet(file, cols_in, complete=cols_in)
     n = raw.num_rows
     key = np.arange(n, dtype=np.int64)
     ts = ELEC2_START + key * np.timedelta64(1800, "s")
-    day = raw.column("day").to_numpy().astype(np.int64)
+    day = int_column(file, raw, "day")
+    _check_elec2_clock(file, key, day, raw.column("period").to_numpy().astype(np.float64))
     numeric = np.stack([_f32(raw, c) for c in ELEC2_NUMERIC], axis=1)
     cols: dict[str, pa.Array | np.ndarray] = {
         "key": key,
         "ts": pa.array(ts, type=pa.timestamp("s")),
-        "label": pc.equal(raw.column("class"), "UP").to_numpy(zero_copy_only=False).astype(np.int64),
+        "label": binary_label(file, raw, "class", "DOWN", "UP"),
         "day": day,
     }
     for i, c in enumerate(ELEC2_NUMERIC):
@@ -140,13 +165,14 @@ def load_noaa(path: str | Path, *, standardize: bool = True, warmup: float = 0.1
     18159
     """
     cols_in = ("day", "rain", *NOAA_NUMERIC)  # an empty value would become a wrong label, day or NaN features
-    raw = read_parquet(resolve_file(path, "noaa_weather.parquet"), cols_in, complete=cols_in)
+    file = resolve_file(path, "noaa_weather.parquet")
+    raw = read_parquet(file, cols_in, complete=cols_in)
     key = np.arange(raw.num_rows, dtype=np.int64)
     numeric = np.stack([_f32(raw, c) for c in NOAA_NUMERIC], axis=1)
     cols: dict[str, pa.Array | np.ndarray] = {
         "key": key,
-        "ts": raw.column("day").to_numpy().astype(np.int64),
-        "label": raw.column("rain").to_numpy().astype(np.int64),
+        "ts": int_column(file, raw, "day"),
+        "label": binary_label(file, raw, "rain", 0, 1),
     }
     for i, c in enumerate(NOAA_NUMERIC):
         cols[c] = numeric[:, i]
@@ -187,7 +213,8 @@ def load_weather_aus(path: str | Path, *, standardize: bool = True, warmup: floa
     >>> load_weather_aus("../shared/data").column("label").null_count  # doctest: +SKIP
     0
     """
-    raw = read_parquet(resolve_file(path, "weather_aus.parquet"), _WEATHER_AUS_COLUMNS, complete=("Date",))
+    file = resolve_file(path, "weather_aus.parquet")
+    raw = read_parquet(file, _WEATHER_AUS_COLUMNS, complete=("Date",))
     key_all = np.arange(raw.num_rows, dtype=np.int64)
     keep = pc.is_valid(raw.column("RainTomorrow")).to_numpy(zero_copy_only=False)
     raw = raw.filter(pa.array(keep))
@@ -201,7 +228,7 @@ def load_weather_aus(path: str | Path, *, standardize: bool = True, warmup: floa
     cols: dict[str, pa.Array | np.ndarray] = {
         "key": key,
         "ts": raw.column("Date").combine_chunks(),
-        "label": pc.equal(raw.column("RainTomorrow"), "Yes").to_numpy(zero_copy_only=False).astype(np.int64),
+        "label": binary_label(file, raw, "RainTomorrow", "No", "Yes"),
         "location": location,
     }
     numeric = np.empty((n, len(WEATHER_AUS_NUMERIC)), dtype=np.float32)
@@ -242,17 +269,18 @@ def load_acs_employment(path: str | Path, *, standardize: bool = True, warmup: f
     277677
     """
     cols_in = ("year", "employed", "AGEP", *ACS_CATEGORIES)  # an empty value: wrong label, year or NaN features
-    raw = read_parquet(resolve_file(path, "acs_employment_ma.parquet"), cols_in, complete=cols_in)
+    file = resolve_file(path, "acs_employment_ma.parquet")
+    raw = read_parquet(file, cols_in, complete=cols_in)
     key = np.arange(raw.num_rows, dtype=np.int64)
     cols: dict[str, pa.Array | np.ndarray] = {
         "key": key,
-        "ts": raw.column("year").to_numpy().astype(np.int64),
-        "label": raw.column("employed").to_numpy().astype(np.int64),
+        "ts": int_column(file, raw, "year"),
+        "label": binary_label(file, raw, "employed", 0, 1),
         "AGEP": _f32(raw, "AGEP"),
     }
     blocks = []
     for c, vocab in ACS_CATEGORIES.items():
-        code = np.asarray(pc.cast(raw.column(c), pa.int64()).to_numpy(), dtype=np.int64)
+        code = int_column(file, raw, c)
         cols[c] = code
         blocks.append(one_hot_codes(codes(pa.array(code), vocab), len(vocab)))
     order = time_order(pa.array(cols["ts"]), key)
