@@ -94,10 +94,12 @@ def live_stream(
                         k = k[keep]
                     else:
                         batch = filter_batch(batch, keep)
-                if keys_only:
-                    yield k
-                else:
-                    yield batch.drop_columns(["key"]) if drop_key else batch
+                # Lance may hand back more rows than asked (e.g. under a filter): cut them to
+                # ``batch_size``, the bound callers size their memory by
+                out = k if keys_only else (batch.drop_columns(["key"]) if drop_key else batch)
+                n = out.size if keys_only else out.num_rows
+                for start in range(0, n, batch_size):
+                    yield out[start : start + batch_size] if n > batch_size else out
             return
         except READ_ERRORS as exc:
             if filter is not None and not vanished(exc):

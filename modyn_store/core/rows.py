@@ -187,8 +187,15 @@ def locate_batch(
     if np.array_equal(hits, wanted):
         dest: np.ndarray | slice = slice(lo, hi) if order is None else order[lo:hi]
     else:
-        found = np.searchsorted(sorted_keys, hits)
+        # every wanted position gets its key's hit: a key asked for more than once fills
+        # each of its positions (a key stored twice here: its last row, as above)
+        by_key = np.argsort(hits, kind="stable")
+        at = np.searchsorted(hits[by_key], wanted, side="right") - 1
+        ok = at >= 0
+        ok[ok] = hits[by_key[at[ok]]] == wanted[ok]
+        found = lo + np.flatnonzero(ok)
         dest = found if order is None else order[found]
+        idx = idx[by_key[at[ok]]]
     rid[dest] = batch.column(batch.schema.get_field_index("_rowid")).to_numpy()[idx]
     addr = batch.column(batch.schema.get_field_index("_rowaddr")).to_numpy()[idx]
     frag[dest] = (addr >> np.uint64(32)).astype(np.int64)

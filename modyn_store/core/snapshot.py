@@ -418,7 +418,7 @@ class Snapshot:
         batch_size: int = 65536,
         on_unavailable: OnUnavailable = "error",
     ) -> Iterator[pa.RecordBatch]:
-        """Stream live rows as record batches in storage order (bounded memory).
+        """Stream live rows in storage order, as record batches of at most ``batch_size`` rows.
 
         ``filter`` is a Lance SQL expression over the store's columns (e.g. ``"label = 1"``);
         it is checked before this returns.

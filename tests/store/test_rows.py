@@ -59,3 +59,25 @@ def test_snapshot_locate_finds_exactly_the_live_rows(tmp_path) -> None:  # type:
         ref_rid, ref_frag = snap.row_reader().locate(want[expect])
         assert rid[expect].tolist() == ref_rid.tolist() and frag[expect].tolist() == ref_frag.tolist()
     assert snap.locate(np.empty(0, np.int64))[0].size == 0
+
+
+@pytest.mark.parametrize("sparse", ["erase", "delete", "gaps"])
+def test_locate_answers_every_copy_of_a_key_asked_twice(tmp_path, sparse: str) -> None:  # type: ignore[no-untyped-def]
+    """A key asked for more than once (a trainset sampled with replacement) is found at each
+    of its positions, also in fragments whose keys are not consecutive."""
+    store = Store.open(str(tmp_path / "s"), create=True)
+    keys = np.arange(0, 12, 2) if sparse == "gaps" else np.arange(6)
+    store.append(pa.table({"key": keys, "ts": keys}))
+    if sparse == "erase":
+        store.erase([4], reason="test")
+    elif sparse == "delete":
+        store.delete(keys=[4])
+    want = np.array([0, 0, 4, 2, 0, 2]) if sparse != "gaps" else np.array([0, 0, 5, 2, 0, 2])
+    live = np.array([True, True, False, True, True, True])
+    snap = store.as_of(None)
+    rows = snap.row_reader()
+    # the row reader does not check liveness: a deleted key's row is still stored
+    stored = np.ones(6, bool) if sparse == "delete" else live
+    for (rid, frag), expect in ((snap.locate(want), live), (rows.locate(want), stored)):
+        assert (frag >= 0).tolist() == expect.tolist(), (sparse, frag)
+        assert rows.take(rid[frag >= 0], ["key"]).column("key").to_pylist() == want[frag >= 0].tolist()
