@@ -66,14 +66,8 @@ class TableMaintenance:
 
         After this, no data file of the table holds a deleted row's bytes.
         """
-        ds = self.open(name)
-        if ds is None:
-            return
-        self._unpin(name)
-        ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        self.compact(name)
         self.cleanup(name)
-        if name == "samples":
-            self.save_fragment_versions(name)
 
     def compact_if_fragmented(self, name: str, *, max_fragments: int = 64) -> None:
         """Merge ``name``'s small fragments once it has more than ``max_fragments``.

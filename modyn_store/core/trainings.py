@@ -37,18 +37,7 @@ from typing import IO, Any, cast
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._catalog_tables import (  # the catalog's tables (re-exported)
-    EVALUATIONS,
-    EVALUATIONS_SCHEMA,
-    PLAN_WEIGHTS,
-    PLAN_WEIGHTS_SCHEMA,
-    PLANS,
-    PLANS_SCHEMA,
-    SELECTIONS,
-    SELECTIONS_SCHEMA,
-    TRAININGS,
-    TRAININGS_SCHEMA,
-)
+from modyn_store.core._catalog_tables import EVALUATIONS, EVALUATIONS_SCHEMA, SELECTIONS, TRAININGS, TRAININGS_SCHEMA
 from modyn_store.core._checkpoints import Sha256Writer, check_state, unzip_hashed
 from modyn_store.core._trainset_rows import read_trainset, trainset_tables
 from modyn_store.core._validate import check_int, check_name
