@@ -224,3 +224,26 @@ def test_cloc_arrays(tmp_path: Path) -> None:
     np.save(tmp_path / "labels.npy", np.array([1, 2]))
     with pytest.raises(InvalidArgumentError, match="labels"):
         load("cloc", tmp_path)
+
+
+def test_fetch_without_a_checksum_does_not_serve_another_urls_file(server: tuple[str, Path], tmp_path: Path) -> None:
+    """Two URLs whose files share a name (v1/data.bin, v2/data.bin) share a cache path: the
+    second fetch got the first file's bytes when no checksum was given."""
+    base, root = server
+    for v in ("v1", "v2"):
+        (root / v).mkdir()
+        (root / v / "data.bin").write_bytes(v.encode() * 3)
+    dest = tmp_path / "cache" / "data.bin"
+    assert fetch(f"{base}/v1/data.bin", dest).read_bytes() == b"v1v1v1"
+    assert fetch(f"{base}/v2/data.bin", dest).read_bytes() == b"v2v2v2"
+    # the same URL again is served from the cache (the server no longer has it)
+    (root / "v2" / "data.bin").unlink()
+    assert fetch(f"{base}/v2/data.bin", dest).read_bytes() == b"v2v2v2"
+    # a cached file changed since its download is not trusted for its URL
+    dest.write_bytes(b"edited by hand")
+    with pytest.raises(DownloadError, match="404"):
+        fetch(f"{base}/v2/data.bin", dest)
+    assert dest.read_bytes() == b"edited by hand"
+    # a file without a download record (placed by hand) is trusted, as before
+    (tmp_path / "cache" / ".data.bin.source").unlink()
+    assert fetch(f"{base}/v2/data.bin", dest).read_bytes() == b"edited by hand"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import re
 import tempfile
@@ -92,6 +93,32 @@ def _check_sha(sha256: str | None) -> str | None:
     return sha256.lower()
 
 
+def _stamp(path: Path, url: str) -> str:
+    """What names a downloaded file: its URL, size and modification time."""
+    st = path.stat()
+    return json.dumps({"url": url, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, sort_keys=True)
+
+
+def _note_origin(origin: Path, dest: Path, url: str) -> None:
+    """Record that ``dest`` (as it is now) was downloaded from ``url``."""
+    tmp = origin.with_name(origin.name + ".tmp")
+    tmp.write_text(_stamp(dest, url))
+    os.replace(tmp, origin)
+
+
+def _same_origin(origin: Path, dest: Path, url: str) -> bool:
+    """Whether the cached ``dest`` (no checksum to verify it by) may serve ``url``: it was
+    downloaded from ``url`` and is unchanged since (a file another URL of the same name left,
+    or one replaced later, is downloaded again). A file without a record (placed by hand, or
+    cached by an earlier release) is trusted, as before."""
+    if not origin.is_file():
+        return True
+    try:
+        return origin.read_text() == _stamp(dest, url)
+    except OSError:
+        return False
+
+
 def fetch(
     url: str,
     dest: str | Path,
@@ -111,7 +138,11 @@ def fetch(
     sha256:
         Expected hex SHA-256. When given, a cached file is verified (a mismatching one is
         downloaded again) and a download is verified before it is renamed into place. When
-        ``None``, an existing file is trusted and a download is accepted as is.
+        ``None``, a download is accepted as is, and an existing file is used if this function
+        downloaded it from the same ``url`` and it has not changed since (its URL, size and
+        modification time are kept in ``.<name>.source`` beside it; a file of the same name
+        from another URL is downloaded again); a file without that record (placed by hand) is
+        trusted.
     timeout:
         Socket timeout in seconds.
     chunk_bytes:
@@ -142,7 +173,8 @@ def fetch(
         raise InvalidArgumentError("url", url, "an http:// or https:// URL")
     expected = _check_sha(sha256)
     dest = Path(dest)
-    if dest.is_file() and (expected is None or sha256_file(dest) == expected):
+    origin = dest.with_name(f".{dest.name}.source")
+    if dest.is_file() and (sha256_file(dest) == expected if expected is not None else _same_origin(origin, dest, url)):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -171,7 +203,9 @@ def fetch(
         actual = digest.hexdigest()
         if expected is not None and actual != expected:
             raise ChecksumMismatchError(url, expected, actual)
+        origin.unlink(missing_ok=True)
         os.replace(tmp, dest)
+        _note_origin(origin, dest, url)
     finally:
         tmp.unlink(missing_ok=True)
     return dest
