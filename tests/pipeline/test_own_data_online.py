@@ -146,3 +146,14 @@ def test_a_retrain_without_new_event_times_evaluates_nothing() -> None:
     runner = SimpleNamespace(_previous=prev, next_slice=[])
     OnlineRunner._next_slice(runner, same)  # type: ignore[arg-type]
     assert runner.next_slice == [] and runner._previous is same
+
+
+def test_the_labels_section_writes_label_values_as_text(tmp_path: Path) -> None:
+    """Label values are the data's own text: markup in one is shown, not rendered."""
+    from modyn_store.app.cli.pipeline_cmds import _labels_section
+
+    (tmp_path / "d.csv").write_text("t,x,y\n1,0.5,<img src=x>\n2,0.7,a|b\n")
+    assert main(["append", str(tmp_path / "st"), str(tmp_path / "d.csv"), "--ts", "t", "--label", "y",
+                 "--features", "x"]) == 0
+    section = _labels_section(Store.open(str(tmp_path / "st")))
+    assert "&lt;img src=x&gt;" in section and "<img" not in section and "a\\|b" in section

@@ -241,8 +241,11 @@ def _labels_section(store: Any) -> str:
     """A report section naming the labels behind the class codes (empty without a label map)."""
     from modyn_store.app.datasets.labels import describe_labels
 
+    from modyn_store.app.report.build import _md
+
     text = describe_labels(store)
-    return f"\n## Labels\n\n{text}\n" if text else ""
+    # label values are the data's own text: plain text in Markdown, never markup
+    return f"\n## Labels\n\n{_md(text)}\n" if text else ""
 
 
 def _print_runs(runs: list[Any]) -> None:
