@@ -55,6 +55,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine._blocks import PARALLEL_ROWS
+from engine._magnitude import power_of_two_scale
 from engine._mmd import median_upper, pooled_kernel, quadratic_forms
 from engine._random import next_u64, seed_state, u01_open, u64_to_open01
 from engine._student_t import student_t_sf
@@ -75,7 +76,6 @@ __all__ = [
 ]
 
 _SUBSAMPLE = 1000
-_SCALE_BITS = 400  # inputs of larger (or smaller nonzero) magnitude are scaled by a power of two
 
 
 class MMDTestResult(NamedTuple):
@@ -111,19 +111,10 @@ def _samples(x: Any, y: Any, *, min_rows: int) -> tuple[np.ndarray, np.ndarray, 
         out.append(a.astype(np.float64, copy=False))
     if out[0].shape[1] != out[1].shape[1]:
         raise EngineInputError("y", describe(out[1]), f"{out[0].shape[1]} columns, as many as x")
-    return _unit_scale(out[0], out[1])
-
-
-def _unit_scale(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(a * 2**-e, b * 2**-e, e)``: ``e = 0`` for magnitudes within ``2**+-_SCALE_BITS``, else
-    the exponent that brings the largest one into [0.5, 1). Scaling by a power of two is exact,
-    and the statistics are scale-invariant, so only squared distances that would overflow to
-    inf (NaN kernels) or underflow to 0 change."""
-    big = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
-    if big == 0.0 or 2.0 ** -_SCALE_BITS <= big <= 2.0 ** _SCALE_BITS:
-        return a, b, 0
-    e = math.frexp(big)[1]
-    return np.ldexp(a, -e), np.ldexp(b, -e), e
+    # scale-invariant statistics: only squared distances that would overflow to inf (NaN
+    # kernels) or underflow to 0 change
+    (a, b), e = power_of_two_scale(out[0], out[1])
+    return a, b, e
 
 
 def _bandwidth(bandwidth: float | None, z: np.ndarray, scale: int) -> float:

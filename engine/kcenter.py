@@ -20,13 +20,13 @@ Example
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
 from engine._blocks import PARALLEL_ROWS, n_blocks
+from engine._magnitude import power_of_two_scale
 from engine._random import next_u64, seed_state, u64_to_open01
 from engine._validate import as_float_2d, as_int64_1d, check_finite, check_int, describe
 from engine.errors import EngineInputError
@@ -136,25 +136,9 @@ def kcenter_greedy(embeddings: Any, k: int, *, initial: Any = None, seed: int = 
         return np.empty(0, dtype=np.int64)
     rng = np.array([seed_state(check_int("seed", seed, minimum=None))], dtype=np.uint64)
     first = int(_first_index(rng, n)) if init.size == 0 else -1
-    return _kcenter(_unit_scale(emb), k, init, first)  # type: ignore[no-any-return]
-
-
-_SCALE_BITS = 400  # float64 embeddings of larger (or smaller nonzero) magnitude are rescaled
-
-
-def _unit_scale(emb: np.ndarray) -> np.ndarray:
-    """``emb`` times the power of two that brings its largest magnitude into [0.5, 1) when that
-    magnitude lies outside ``2**+-400`` (float64 only: float32 squares fit float64). Squared
-    distances of values beyond about 1e154 would overflow to inf, and of values below about
-    1e-154 underflow to 0, and all those points would tie; scaling by a power of two is exact
-    and changes no comparison of the others, so the centers are those of the data at an
-    ordinary scale."""
-    if emb.dtype != np.float64 or emb.size == 0:
-        return emb
-    big = float(np.abs(emb).max())
-    if big == 0.0 or 2.0 ** -_SCALE_BITS <= big <= 2.0 ** _SCALE_BITS:
-        return emb
-    return np.ldexp(emb, -math.frexp(big)[1])
+    if emb.dtype == np.float64:  # float32 squares fit float64: only float64 can overflow or underflow
+        emb = power_of_two_scale(emb)[0][0]
+    return _kcenter(emb, k, init, first)  # type: ignore[no-any-return]
 
 
 @njit(cache=True)

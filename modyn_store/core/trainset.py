@@ -153,10 +153,10 @@ class TrainSet:
     def epoch_set(self, epoch: int) -> TrainSet:
         """The train set of ``epoch`` alone: its plan's keys, in plan order, with that epoch's
         weights (``per_epoch_weights``, else ``weights``); the set itself without plans."""
-        pos = self.for_epoch(epoch)
         if self.per_epoch is None:
+            check_int("epoch", epoch, lo=0)
             return self
-        assert self.per_epoch is not None
+        pos = self.for_epoch(epoch)
         i = int(epoch) % len(self.per_epoch)
         weights = self.weights[pos] if self.per_epoch_weights is None else self.per_epoch_weights[i]
         return TrainSet(keys=self.keys[pos], weights=weights, version=self.version)

@@ -326,15 +326,12 @@ def build_policy(kind: str, cfg: Any, *, key: str | None = None, doc: YamlDoc | 
 
 
 def _parameters(kind: str, name: Any) -> frozenset[str]:
-    """The keyword parameters of the policy ``name`` of ``kind`` (none if it is not registered)."""
-    import inspect
-
+    """The parameters of the policy ``name`` of ``kind`` (none if it is not registered)."""
     import policies
 
     try:
-        cls = policies.get(kind, name)
-        return frozenset(inspect.signature(cls).parameters)
-    except (ModynStoreError, TypeError, ValueError):
+        return frozenset(policies.get(kind, name)._param_names())
+    except (ModynStoreError, TypeError):
         return frozenset()
 
 

@@ -76,6 +76,11 @@ class _State:
     pending: _Pending = field(default_factory=_Pending)
 
 
+def pipeline_training_id(pipeline: str, index: int) -> str:
+    """The deterministic id of the ``index``-th training of pipeline ``pipeline``."""
+    return f"{pipeline}-{index:04d}"
+
+
 class PipelineLoop:
     """Feed version ranges to the trigger and train on its firings (see the module docstring).
 
@@ -123,7 +128,7 @@ class PipelineLoop:
     # -- helpers ---------------------------------------------------------------------------
     def training_id(self, index: int) -> str:
         """The deterministic id of the ``index``-th training of this pipeline."""
-        return f"{self.config.name}-{index:04d}"
+        return pipeline_training_id(self.config.name, index)
 
     def train_config(self, mode: str) -> Any:
         from training.trainer import TrainConfig

@@ -59,7 +59,7 @@ import pyarrow as pa
 
 from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
-from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo
+from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo, pipeline_training_id
 from modyn_store.app.pipeline.runner import threads
 from modyn_store.core._catalog_tables import declare_table
 
@@ -133,7 +133,7 @@ def _recorded_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
     from modyn_store.core.trainings import Catalog
 
     try:
-        record = Catalog(store).get(f"{config.name}-{0:04d}")  # PipelineLoop.training_id(0)
+        record = Catalog(store).get(pipeline_training_id(config.name, 0))
     except UnknownKeyError:
         return {}
     recorded = record.config.get("model_params") if isinstance(record.config, dict) else None
