@@ -60,6 +60,16 @@ def _rebatched(pieces: Iterable[np.ndarray], size: int, drop_last: bool) -> Iter
         yield held
 
 
+def _skipped(pieces: Iterable[np.ndarray], count: int) -> Iterator[np.ndarray]:
+    """The pieces' concatenation without its first ``count`` elements, piece by piece."""
+    for piece in pieces:
+        if count >= piece.size:
+            count -= piece.size
+            continue
+        yield piece[count:]
+        count = 0
+
+
 def check_int(name: str, value: Any, lo: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
         raise InvalidArgumentError(name, value, f"an integer >= {lo}")
@@ -101,6 +111,7 @@ class Loader:
         self.num_workers = num_workers
         self.options = options
         self.epoch = 0
+        self.start_batch = 0
         self._pool: Any = None
         self._checked_version = store.version
         self._served = False
@@ -240,9 +251,22 @@ class Loader:
         """Bytes of the materialized rows (fixed and variable-length columns)."""
         return self._entry.nbytes
 
-    def set_epoch(self, epoch: int) -> None:
-        """Serve ``epoch`` on the next iteration."""
-        self.epoch = check_int("epoch", epoch, 0)
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Serve ``epoch`` on the next iteration, from its batch ``start_batch`` on: exactly the
+        batches ``start_batch, start_batch + 1, ...`` of an uninterrupted ``epoch`` on this rank
+        (same rows, order and weights), without gathering or transforming the skipped ones.
+        ``start_batch`` is in ``[0, num_batches(epoch)]``; ``num_batches(epoch)`` serves no batch
+        (the epoch was done). It applies to the next iteration only; the epochs after it start
+        at their first batch. Each rank passes its own offset. ``InvalidArgumentError`` naming
+        the argument otherwise (the loader is left as it was)."""
+        e = check_int("epoch", epoch, 0)
+        n = self.num_batches(e)
+        if isinstance(start_batch, bool) or not isinstance(start_batch, (int, np.integer)) \
+                or not 0 <= start_batch <= n:
+            raise InvalidArgumentError(
+                "start_batch", start_batch,
+                f"an integer in [0, {n}] (epoch {e} has {n} batches on rank {self.rank}; {n}: none left)")
+        self.epoch, self.start_batch = e, int(start_batch)
 
     def order(self, epoch: int | None = None) -> np.ndarray:
         """Positions into ``train_set.keys`` this rank visits in ``epoch`` (default: the next one)."""
@@ -262,10 +286,17 @@ class Loader:
         stop = n - n % self.batch_size if self.drop_last else n
         return [(s, min(s + self.batch_size, n)) for s in range(0, stop, self.batch_size)]
 
-    def __len__(self) -> int:
-        """Batches of the next epoch on this rank (counted, not ordered: no epoch is computed)."""
-        n = len(range(self.rank, self.train_set.for_epoch(self.epoch).size, self.world_size))
+    def num_batches(self, epoch: int | None = None) -> int:
+        """Batches of all of ``epoch`` (default: the next one) on this rank (counted, not
+        ordered: no epoch is computed)."""
+        e = self.epoch if epoch is None else check_int("epoch", epoch, 0)
+        n = len(range(self.rank, self.train_set.for_epoch(e).size, self.world_size))
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __len__(self) -> int:
+        """Batches the next iteration serves on this rank: those of its epoch from
+        ``start_batch`` on (see :meth:`set_epoch`)."""
+        return self.num_batches() - self.start_batch
 
     # -- building batches ---------------------------------------------------------------
     def _host_batch(self, idx: np.ndarray, contiguous: bool) -> Batch:
@@ -366,9 +397,10 @@ class Loader:
             raise ErasedKeysError("cache entry", keys[row_keys[rows] != keys])
         return rows
 
-    def _batches_building(self, pieces: Iterable[np.ndarray]) -> Iterator[Batch]:
-        """Batches of the train positions in ``pieces`` (the epoch's order, piece by piece)
-        from the entry being built, each once its rows landed."""
+    def _batches_building(self, pieces: Iterable[np.ndarray], served: int = 0) -> Iterator[Batch]:
+        """Batches of the train positions in ``pieces`` (the epoch's order, piece by piece,
+        after its first ``served`` positions) from the entry being built, each once its rows
+        landed."""
         b = self._building
         assert b is not None
         host = {n: torch.from_numpy(b.fixed[n]) for n in self.columns}
@@ -379,7 +411,6 @@ class Loader:
         weights = np.asarray(self.train_set.weights, dtype=np.float32)
         in_key_order = increasing(self._stream_keys.numpy())
         sequential = not self.shuffle and self.world_size == 1
-        served = 0
         for q in _rebatched(pieces, self.batch_size, self.drop_last):
             r = self._stream_rows(q, in_key_order and served < orders.FIRST_EPOCH_BLOCK)
             served += q.size
@@ -393,6 +424,8 @@ class Loader:
             yield self.transform(batch) if self.transform is not None else batch
 
     def __iter__(self) -> Generator[Batch, None, None]:
+        # positions of the skipped batches (set_epoch's start_batch, for this iteration only)
+        skip, self.start_batch = self.start_batch * self.batch_size, 0
         pieces = None
         if self._may_stream():
             # the first block is selected while the build sets up its files (_streams waits)
@@ -401,7 +434,7 @@ class Loader:
             assert pieces is not None
             self.epoch += 1
             self._served = True
-            gen = self._batches_building(pieces)
+            gen = self._batches_building(_skipped(pieces, skip) if skip else pieces, skip)
             if self.options.prefetch <= 0:
                 yield from gen
             else:
@@ -425,6 +458,8 @@ class Loader:
             order = ordering.rows(self.train_set, epoch, rows, ranks)
         if self.shuffle and self._spare_core():
             self._ahead = RowsAhead(ordering, self.train_set, epoch + 1, rows, ranks)
+        # batches start at multiples of batch_size: the tail from one is the epoch's last batches
+        order = order[skip:] if skip else order
         if self.num_workers > 0:
             from training.workers import worker_batches
 
