@@ -126,7 +126,7 @@ class Tables(TableMaintenance):
         """True for a table folder whose creation never committed (a writer killed mid-create):
         no manifest, and no committed version wrote it (else it is damage: :meth:`open` raises)."""
         return (bool(self.location.fs.exists(self.location.path(f"{name}.lance")))
-                and not self._has_manifest(name) and self.written(name) is None)
+                and not self._has_manifest(name) and self.written(name) is None and self._recorded(name) is None)
 
     def drop(self, name: str) -> None:
         """Remove a table folder (only used for tables created by a write that never
@@ -158,8 +158,7 @@ class Tables(TableMaintenance):
         for attempt in range(READ_ATTEMPTS):
             # read before the table (later commits only raise it); under the writer lock, the head
             # the write read when it began (pin_floors), which no other writer moves meanwhile
-            pinned = getattr(self._pins, "floors", None) if cache is not None else None
-            least = (pinned if pinned is not None else self.floors()).get(name)
+            least = self._floor(name)
             try:
                 ds = lance.dataset(
                     self.uri(name), storage_options=self.location.storage_options or None, session=session()
@@ -174,7 +173,7 @@ class Tables(TableMaintenance):
                 return ds
             except (ValueError, OSError) as exc:
                 if not self._has_manifest(name):
-                    return self._absent(name)  # created by a write that never committed
+                    return self._absent(name, self._recorded(name))  # a create that never committed
                 if attempt + 1 == READ_ATTEMPTS:
                     raise CorruptionError(
                         f"table {name!r} of {self.location.uri!r} cannot be opened ({exc}); "
@@ -183,13 +182,34 @@ class Tables(TableMaintenance):
                 time.sleep(0.005 * (attempt + 1))  # a concurrent cleanup removed the manifest read
         return None  # pragma: no cover
 
-    def _absent(self, name: str) -> lance.LanceDataset | None:
-        """``None`` for a table no committed version wrote; else the table lost its manifests."""
+    def _floor(self, name: str) -> int | None:
+        """The Lance version the head recorded for ``name`` (``None``: not recorded); under the
+        writer lock, the head the write read when it began (see :meth:`pin_floors`)."""
+        pinned = getattr(self._pins, "floors", None) if self._pinned() is not None else None
+        return (pinned if pinned is not None else self.floors()).get(name)
+
+    def _recorded(self, name: str) -> int | None:
+        """:meth:`_floor` for a table folder without a manifest, but ``None`` for the version
+        log's own table, whose loss the head's version finds (see ``_txn.check_head``)."""
+        return None if name == "versions" else self._floor(name)
+
+    def _absent(self, name: str, recorded: int | None = None) -> lance.LanceDataset | None:
+        """``None`` for a table no committed version wrote; else the table lost its manifests.
+
+        ``recorded``: the Lance version the head recorded for a table folder left without a
+        manifest (an extension table the log does not name, whose only manifest after a
+        compaction or a purge was lost, would otherwise read as absent)."""
         v = self.written(name)
         if v is not None:
             raise CorruptionError(
                 f"table {name!r} of {self.location.uri!r} has no readable manifest, but version {v} of "
                 "the log wrote it (its manifests were deleted or damaged); run `modyn-store verify`"
+            )
+        if recorded is not None:
+            raise CorruptionError(
+                f"table {name!r} of {self.location.uri!r} has no readable manifest, but a committed write "
+                f"left it at Lance version {recorded} (its manifests were deleted or damaged); run "
+                "`modyn-store verify` and restore the store from a backup"
             )
         return None
 

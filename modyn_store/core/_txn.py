@@ -4,9 +4,10 @@ A write takes the writer lock, finishes or undoes an interrupted write (:func:`r
 records its intent (version and operation) before touching any table, writes rows that carry
 its version, and commits by creating the version's record object in the version log
 (:mod:`modyn_store.core._log`: an exclusive create, no second table commit). After the commit it writes
-``_meta/head.json`` (the latest committed version), finishes physical purges and removes the
-intent. The log can only be ahead of the head (a crash between the two); a head ahead of the
-log means the log lost committed versions, and no write is allowed on top of that.
+``_meta/head.json`` (the latest committed version and each table's Lance version), finishes
+physical purges, records the Lance versions these and compaction added, and removes the intent.
+The log can only be ahead of the head (a crash between the two); a head ahead of the log means
+the log lost committed versions, and no write is allowed on top of that.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
     from modyn_store.core.store import Store
 
 __all__ = [
-    "HEAD", "INTENT", "INTERNAL_TABLES", "Transaction", "check_extension", "check_head", "locked", "recorded_tables",
-    "recover", "transaction",
+    "HEAD", "INTENT", "INTERNAL_TABLES", "Transaction", "check_extension", "check_head", "locked", "record_tables",
+    "recorded_tables", "recover", "transaction",
 ]
 
 INTENT = "_txn/intent.json"
@@ -316,6 +317,8 @@ def recover(store: Store) -> None:
         maintenance.finish_purge(store, pending, op)
     # the interrupted writer may not have recorded its fragments' versions
     store._tables.save_fragment_versions("samples")
+    if pending <= committed:  # committed, but its head (or its purge's record) may be missing
+        record_tables(store)
     store.fs.rm(store._location.path(INTENT))
 
 
@@ -427,13 +430,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         # a reader or writer that later finds one older knows its newest manifests were lost
         for name, ds in (store._tables._pinned() or {}).items():
             tables[name] = max(tables.get(name, 0), ds.version)
-        samples = tables.get("samples")
-        head: dict[str, Any] = {"version": txn.version}
-        if samples is not None:
-            head["samples"] = samples
-        if tables:
-            head["tables"] = dict(sorted(tables.items()))
-        _write_json(store, HEAD, head)
+        _write_head(store, txn.version, tables)
         for name in txn.touched:
             store._tables.compact_if_fragmented(name)
         if "samples" in txn.touched:
@@ -441,11 +438,55 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
                 "samples", new_version=txn.version if op == "append" else None, created_after=highest_fragment
             )
         store._log.checkpoint()
+        moved = set(txn.touched)
         if op in ("erase", "vacuum"):
             from modyn_store.core import maintenance
 
             store._last_purge_caches = maintenance.finish_purge(store, txn.version, op)
+            moved.update(store._tables.names())
+        # record the Lance versions the compaction and purge above committed (none: no write)
+        _raise_head(store, txn.version, tables, moved)
         _finish_intent(store, txn)
+
+
+def _write_head(store: Store, version: int, tables: dict[str, int]) -> None:
+    """Write the head: the last committed ``version`` and each table's Lance version."""
+    head: dict[str, Any] = {"version": version}
+    samples = tables.get("samples")
+    if samples is not None:
+        head["samples"] = samples
+    if tables:
+        head["tables"] = dict(sorted(tables.items()))
+    _write_json(store, HEAD, head)
+
+
+def _raise_head(store: Store, version: int, tables: dict[str, int], names: Iterable[str], force: bool = False) -> None:
+    """Raise the head's record (``tables``, updated in place) to the Lance version each table of
+    ``names`` has now, and write it (with ``version``) if one moved or ``force``.
+
+    For Lance commits after the head was written, under the writer lock (compaction, a purge,
+    the key index, a killed write's finish): their lost manifests are then damage too, not an
+    older answer. A process killed before this write leaves the head behind the tables, which
+    reads fine (only a table older than the head is refused); a reader that reads the new head
+    opens the tables after it, so finds them at least as new."""
+    for name in sorted(names):
+        ds = store._tables.open(name)
+        if ds is not None and ds.version > tables.get(name, 0):
+            tables[name] = ds.version
+            force = True
+    if force:
+        _write_head(store, version, tables)
+
+
+def record_tables(store: Store) -> None:
+    """:func:`_raise_head` for every table, by maintenance (``compact``, ``index_keys``) or
+    recovery, under the writer lock with no write pending; the head's version moves up to the
+    log's last where a writer was killed before writing it."""
+    committed = store.version
+    head = read_head(store)
+    _, tables = check_head(store, committed)
+    if head is not None or committed:
+        _raise_head(store, committed, tables, store._tables.names(), force=head is None or head < committed)
 
 
 def _rollback(store: Store, txn: Transaction) -> None:

@@ -296,6 +296,7 @@ def compact(store: Store) -> None:
             store._tables.compact(name)
             store._tables.cleanup(name)
         keyindex.update(store)
+        store._record_tables()  # the new Lance versions: their loss is damage, not an older answer
 
 
 def index_keys(store: Store) -> keyindex.IndexReport:
@@ -312,4 +313,6 @@ def index_keys(store: Store) -> keyindex.IndexReport:
     """
     with locked(store):  # a read-only folder raises ReadOnlyStoreError
         store._recover()
-        return keyindex.update(store)
+        report = keyindex.update(store)
+        store._record_tables()  # (see compact)
+        return report

@@ -496,6 +496,9 @@ class Store:
     def _recover(self) -> None:
         _txn.recover(self)
 
+    def _record_tables(self) -> None:
+        _txn.record_tables(self)
+
 
 def _erased_in(ds: Any, version: int) -> np.ndarray:
     """Sorted distinct keys of the erasures table ``ds`` erased at or before ``version``."""

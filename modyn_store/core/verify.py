@@ -130,9 +130,17 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
         for bad in _verify_index.lance_indexes(store, name, ds, deep):
             error(bad)
     listed = set(store._tables.names())
-    for name, v in sorted(store._written.all().items()):
+    written = store._written.all()
+    for name, v in sorted(written.items()):
         if name not in listed:  # (a listed one was opened above)
             error(f"table {name!r} is missing, but version {v} of the log wrote it")
+    try:
+        recorded = _txn.recorded_tables(store)
+    except CorruptionError:
+        recorded = {}  # (reported above)
+    for name, lance_version in sorted(recorded.items()):
+        if name not in listed and name not in written:
+            error(f"table {name!r} is missing, but a committed write left it at Lance version {lance_version}")
     try:
         runs = _verify_index.key_runs(store, deep)
     except (ModynStoreError, OSError, ValueError) as exc:
