@@ -23,11 +23,11 @@ __all__ = ["SCALE_BITS", "power_of_two_scale"]
 SCALE_BITS = 400
 
 
-def power_of_two_scale(*arrays: np.ndarray) -> tuple[tuple[np.ndarray, ...], int]:
+def power_of_two_scale(*arrays: np.ndarray, bits: int = SCALE_BITS) -> tuple[tuple[np.ndarray, ...], int]:
     """``(arrays * 2**-e, e)``: ``e = 0`` (the arrays as given) when their largest magnitude lies
-    within ``2**+-SCALE_BITS`` or is 0, else the exponent that brings it into [0.5, 1)."""
+    within ``2**+-bits`` or is 0 or not finite, else the exponent that brings it into [0.5, 1)."""
     big = max((max(abs(float(a.max())), abs(float(a.min()))) for a in arrays if a.size), default=0.0)
-    if big == 0.0 or 2.0 ** -SCALE_BITS <= big <= 2.0 ** SCALE_BITS:
+    if big == 0.0 or not math.isfinite(big) or 2.0 ** -bits <= big <= 2.0 ** bits:
         return arrays, 0
     e = math.frexp(big)[1]
     return tuple(np.ldexp(a, -e) for a in arrays), e

@@ -10,7 +10,7 @@ from modyn_store.core._validate import check_int, check_name
 from modyn_store.core.trainset import TrainSet
 from policies._pick import check_size, target_size, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
-from policies.near_duplicates import embeddings_of
+from policies.near_duplicates import index_embeddings
 
 __all__ = ["Coverage"]
 
@@ -64,7 +64,7 @@ class Coverage(SelectionStrategy):
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from modyn_store.core.vectors import VectorIndex
 
-        keys, emb = embeddings_of(ctx, self.embedding)
+        keys, emb, _ = index_embeddings(ctx, self.embedding)
         n = keys.size
         m = self.expected_size(n)
         if m >= n:

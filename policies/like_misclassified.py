@@ -10,7 +10,7 @@ from modyn_store.core._validate import check_int, check_int_or_none, check_name
 from modyn_store.core.trainset import TrainSet
 from policies._pick import score_source, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
-from policies.near_duplicates import embeddings_of
+from policies.near_duplicates import index_embeddings
 
 __all__ = ["LikeMisclassified"]
 
@@ -68,7 +68,7 @@ class LikeMisclassified(SelectionStrategy):
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from modyn_store.core.vectors import VectorIndex
 
-        keys, emb = embeddings_of(ctx, self.embedding)
+        keys, emb, _ = index_embeddings(ctx, self.embedding)
         lk, lv = _scores(ctx, "loss")
         ck, cv = _scores(ctx, "least_confidence")
         common, li, ci = np.intersect1d(lk, ck, return_indices=True)

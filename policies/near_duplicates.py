@@ -6,20 +6,25 @@ from typing import Any
 
 import numpy as np
 
+from engine._magnitude import power_of_two_scale
 from modyn_store.core._validate import check_float, check_int, check_name
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._pick import score_source, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
 
-__all__ = ["NearDuplicates", "embedding_matrix", "embeddings_of"]
+__all__ = ["NearDuplicates", "embedding_matrix", "embeddings_of", "index_embeddings"]
+
+#: float64 embeddings whose largest magnitude lies outside ``2**+-_FLOAT32_BITS`` are rescaled
+#: before the float32 vector index (see :func:`index_embeddings`)
+_FLOAT32_BITS = 64
 
 
 def embedding_matrix(values: Any, n: int, label: str, dtype: Any = np.float32) -> np.ndarray:
     """``values`` as an ``[n, d]`` embedding matrix (``d >= 1``; a 1-D array is one value per
     row), else ``InvalidArgumentError`` naming ``label`` (where they came from): not numbers,
     not ``n`` rows, zero width, or more than two dimensions (a 3-D array is refused, not
-    flattened)."""
+    flattened). ``dtype=None`` keeps the values' own numeric type."""
     v = np.asarray(values)
     if v.dtype.kind not in "biuf":
         raise InvalidArgumentError(label, str(v.dtype), "numeric embeddings")
@@ -27,16 +32,19 @@ def embedding_matrix(values: Any, n: int, label: str, dtype: Any = np.float32) -
         v = v[:, None]
     if v.ndim != 2 or v.shape[0] != n or v.shape[1] == 0:
         raise InvalidArgumentError(label, v.shape, f"[{n}, d] embeddings (one row of d >= 1 values per key)")
+    if dtype is None:
+        return v
     with np.errstate(over="ignore"):  # beyond float32's range: refused as non-finite later
         return v.astype(dtype, copy=False)
 
 
 def embeddings_of(ctx: SelectionContext, name: str, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Sorted eligible keys and their ``[n, d]`` embeddings (vector score ``name``); every batch
-    of a streamed score must have the same width ``d``."""
+    of a streamed score must have the same width ``d``. ``dtype=None`` keeps the scores' own
+    numeric type."""
     parts = list(score_source(ctx, name)())
     if not parts:
-        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=dtype)
+        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=dtype or np.float32)
     keys = np.concatenate([p[0] for p in parts])
     label = f"computed_scores[{name!r}]" if name in ctx.computed_scores else f"score {name!r}"
     mats = [embedding_matrix(p[1], p[0].size, label, dtype) for p in parts]
@@ -47,6 +55,25 @@ def embeddings_of(ctx: SelectionContext, name: str, dtype: Any = np.float32) -> 
     emb = np.concatenate(mats)
     order = np.argsort(keys, kind="stable")
     return keys[order], emb[order]
+
+
+def index_embeddings(ctx: SelectionContext, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(keys, float32 embeddings, e)`` for a :class:`~modyn_store.core.vectors.VectorIndex`
+    (float32): the embeddings are those of :func:`embeddings_of` times ``2**-e``.
+
+    ``e`` is 0 unless the embeddings are wider than float32 (a scoring pass's float64) and
+    their largest magnitude lies outside ``2**+-64``: they are then scaled by a power of two
+    (exact) into [0.5, 1) before the float32 cast, which would otherwise turn tiny embeddings
+    into zeros (every distance 0: every sample a duplicate of every other) and huge ones into
+    inf (refused as non-finite). Neighbours do not depend on the scale; distances are those of
+    the embeddings times ``2**-e``.
+    """
+    keys, raw = embeddings_of(ctx, name, None)
+    e = 0
+    if raw.dtype.kind == "f" and raw.dtype.itemsize > 4:
+        (raw,), e = power_of_two_scale(raw, bits=_FLOAT32_BITS)
+    with np.errstate(over="ignore"):  # beyond float32's range: refused as non-finite later
+        return keys, np.ascontiguousarray(raw, dtype=np.float32), e
 
 
 @register("near_duplicates")
@@ -97,7 +124,7 @@ class NearDuplicates(SelectionStrategy):
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from modyn_store.core.vectors import VectorIndex
 
-        keys, emb = embeddings_of(ctx, self.embedding)
+        keys, emb, e = index_embeddings(ctx, self.embedding)
         if keys.size < 2:
             return trainset(keys, ctx)
         index = VectorIndex.from_arrays(keys, emb)
@@ -106,6 +133,9 @@ class NearDuplicates(SelectionStrategy):
         finally:
             index.close()
         # padding (key -1) has distance inf, so the radius test leaves it out; a key test
-        # (nn >= 0) would also drop real neighbours of negative keys
-        dup = ((nn < keys[:, None]) & (d2 <= self.radius**2)).any(axis=1)
+        # (nn >= 0) would also drop real neighbours of negative keys; distances are those of
+        # the embeddings times 2**-e, so is the radius (exact); beyond float64 it is inf
+        with np.errstate(over="ignore", under="ignore"):
+            r2 = np.square(np.ldexp(np.float64(self.radius), -e))
+        dup = ((nn < keys[:, None]) & (d2 <= r2)).any(axis=1)
         return trainset(keys[~dup], ctx)

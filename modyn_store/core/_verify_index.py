@@ -85,7 +85,9 @@ def _runs_cover_samples(store: Store, pointer: dict[str, Any], sk: np.ndarray, s
 
 def lance_indexes(store: Store, name: str, ds: Any, deep: bool) -> list[str]:
     """Every Lance index of table ``name``: its files (sizes against the manifest's record)
-    and a lookup through it (with ``deep``, a range over all its pages)."""
+    and a lookup through it of its smallest key, whose rows must all hold that key (a damaged
+    page answers with other rows); with ``deep``, lookups of every key of the table, whose rows
+    must be those a scan without the index finds."""
     try:
         described = ds.describe_indices()
     except READ_ERRORS as exc:
@@ -131,10 +133,39 @@ def _one_index(store: Store, name: str, ds: Any, index: Any, deep: bool) -> str 
         if not pa.types.is_integer(typ):
             return None
         lo = min(int(s["min"]) for s in segs)
-        flt = pc.field(field) >= lo if deep else pc.field(field).isin(pa.array([lo], typ))
-        ds.to_table(columns=[field], filter=flt)
+        got = _keys(ds, field, pc.field(field).isin(pa.array([lo], typ)))
+        if got.size and bool((got != lo).any()):
+            return (f"answers a lookup of {field} {lo} with rows of other keys "
+                    f"(e.g. {got[got != lo][:5].tolist()}): its pages are damaged")
+        if deep:
+            return _every_lookup(ds, field, typ)
     except READ_ERRORS as exc:
         return f"cannot be read ({exc})"
     except (KeyError, TypeError):
         return None  # statistics of a form this check does not know
+    return None
+
+
+#: distinct keys per lookup of ``_every_lookup``
+_LOOKUP_KEYS = 1 << 16
+
+
+def _keys(ds: Any, field: str, flt: Any = None, *, use_index: bool = True) -> np.ndarray:
+    """The sorted non-null values of ``field`` in the rows that ``flt`` selects."""
+    col = ds.to_table(columns=[field], filter=flt, use_scalar_index=use_index).column(field)
+    return np.sort(pc.drop_null(col).to_numpy())
+
+
+def _every_lookup(ds: Any, field: str, typ: pa.DataType) -> str | None:
+    """Look every key of the table up through its index, ``_LOOKUP_KEYS`` distinct keys at a
+    time: the rows found must be those a scan without the index finds."""
+    want = _keys(ds, field, use_index=False)
+    distinct = np.unique(want)
+    for s in range(0, distinct.size, _LOOKUP_KEYS):
+        part = distinct[s:s + _LOOKUP_KEYS]
+        exp = want[np.searchsorted(want, part[0], "left"):np.searchsorted(want, part[-1], "right")]
+        got = _keys(ds, field, pc.field(field).isin(pa.array(part, typ)))
+        if not np.array_equal(got, exp):
+            return (f"answers lookups of {part.size} keys of {field} ({int(part[0])} to {int(part[-1])}) "
+                    f"with {got.size} rows, a scan without it finds {exp.size}: its pages are damaged")
     return None

@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.core._knn import ExactKnn
+from modyn_store.core._validate import check_int, check_int_or_none
 from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = ["VectorIndex", "snapshot_table"]
@@ -83,8 +84,13 @@ class VectorIndex:
     """Nearest-neighbour search over ``(key, vector)`` pairs (squared L2 distances).
 
     Build with :meth:`from_store` or :meth:`from_arrays`. ``kind="auto"`` is exact below
-    ``exact_below`` vectors and IVF-PQ above. ``nprobes`` and ``refine_factor`` trade recall for
-    speed on the approximate kinds.
+    ``exact_below`` vectors and IVF-PQ above (any kind is exact below 256 vectors, too few to
+    train partitions; ``kind`` then reads ``"exact"``). ``nprobes`` (partitions searched,
+    >= 1) and ``refine_factor`` (>= 0; ``refine_factor * k`` candidates re-ranked by exact
+    distance, 0: none, the distances are then the index's approximations) trade recall for
+    speed on the approximate kinds; ``num_partitions`` (>= 1) and ``num_sub_vectors`` (>= 1,
+    a divisor of the dimension; IVF-PQ only) shape the index. Other values are refused with
+    ``InvalidArgumentError`` naming the option, before anything is written to ``uri``.
     """
 
     keys: np.ndarray
@@ -110,6 +116,10 @@ class VectorIndex:
 
         if kind not in KINDS:
             raise InvalidArgumentError("kind", kind, f"one of {list(KINDS)}")
+        exact_below = check_int("exact_below", exact_below, 0)
+        nprobes, refine_factor = check_int("nprobes", nprobes, 1), check_int("refine_factor", refine_factor, 0)
+        num_partitions = check_int_or_none("num_partitions", num_partitions, 1)
+        num_sub_vectors = check_int_or_none("num_sub_vectors", num_sub_vectors, 1)
         raw_keys = np.asarray(keys)
         if raw_keys.size and raw_keys.dtype.kind not in "iu":
             raise InvalidArgumentError("keys", str(raw_keys.dtype), "integer keys")
@@ -119,6 +129,9 @@ class VectorIndex:
         m = _matrix(vectors, k.size)
         if not np.isfinite(m).all():
             raise InvalidArgumentError("vectors", "non-finite values", "finite embeddings")
+        if num_sub_vectors is not None and m.shape[1] % num_sub_vectors:
+            raise InvalidArgumentError("num_sub_vectors", num_sub_vectors,
+                                       f"a divisor of the vectors' dimension {m.shape[1]}")
         t0 = time.perf_counter()
         chosen = ("exact" if k.size < exact_below else "ivf_pq") if kind == "auto" else kind
         idx = cls(keys=k, dim=int(m.shape[1]), kind=chosen, version=_version, nprobes=nprobes,
@@ -200,9 +213,11 @@ class VectorIndex:
             fetch = min(n, fetch * 4)
 
     def _search_lancedb(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        query = self._table.search(q, vector_column_name="vector").distance_type("l2").nprobes(self.nprobes)
-        if self.refine_factor > 0:  # re-rank refine_factor * k candidates by exact distance
-            query = query.refine_factor(self.refine_factor)
+        nprobes = check_int("nprobes", self.nprobes, 1)  # public fields: may be set after the build
+        refine = check_int("refine_factor", self.refine_factor, 0)
+        query = self._table.search(q, vector_column_name="vector").distance_type("l2").nprobes(nprobes)
+        if refine > 0:  # re-rank refine * k candidates by exact distance
+            query = query.refine_factor(refine)
         res = query.limit(k).select(["key", "_distance"]).to_arrow()
         qi = res.column("query_index").to_numpy() if "query_index" in res.column_names else np.zeros(res.num_rows, int)
         rk = res.column("key").to_numpy()
