@@ -22,9 +22,16 @@ DELTA_VERSION = "version"
 
 
 def diff(store: Store, a: VersionRef, b: VersionRef) -> Diff:
-    """Keys that entered and left the live set from version ``a`` to ``b``."""
+    """Keys that entered and left the live set from version ``a`` to ``b`` (erasures apply to
+    both, also one that commits while the two are read)."""
     va, vb = store._resolve(a), store._resolve(b)
+    before = store._erased_keys()
     ka, kb = store.as_of(va).keys(), store.as_of(vb).keys()
+    erased = store._erased_keys()
+    if erased.size != before.size:
+        # an erase committed between the two reads: it applies to both versions, so it is no
+        # change between them (else its keys would look deleted from a to b)
+        ka, kb = ka[~_isin_sorted(ka, erased)], kb[~_isin_sorted(kb, erased)]
     return Diff(va, vb, kb[~_isin_sorted(kb, ka)], ka[~_isin_sorted(ka, kb)])
 
 def delta(

@@ -8,10 +8,13 @@ already yielded. :meth:`Snapshot.to_batches` and :meth:`Snapshot.iter_keys` retu
 
 from __future__ import annotations
 
+import functools
 import time
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import lance
 import numpy as np
 import pyarrow as pa
 
@@ -23,7 +26,7 @@ from modyn_store.core.errors import ConflictError, InvalidFilterError
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
 
-__all__ = ["ERASE_CHECK_S", "DeadKeys", "check_filter_on", "live_stream"]
+__all__ = ["ERASE_CHECK_S", "DeadKeys", "check_filter_before_rows", "check_filter_on", "live_stream"]
 
 #: a stream re-checks for newly committed erasures at most this often (seconds)
 ERASE_CHECK_S = 0.1
@@ -129,3 +132,42 @@ def check_filter_on(ds: Any, filter: str) -> None:
     except READ_ERRORS as exc:
         if not vanished(exc):
             raise InvalidFilterError(f"invalid filter {filter!r}: {exc}") from exc
+
+
+#: event-time types a ``ts`` column may have: a filter before the first append must fit one
+_TS_TYPES = (pa.int64(), pa.float64(), pa.timestamp("us", tz="UTC"), pa.date32())
+
+
+@functools.lru_cache(maxsize=1)
+def _rowless_tables() -> tuple[Any, ...]:
+    """Empty in-memory Lance tables with the columns every store has: ``key``, ``_version`` and
+    ``ts`` (one table per event-time type, as the type is unknown before the first append)."""
+    tag = uuid.uuid4().hex
+    return tuple(
+        lance.write_dataset(
+            pa.schema([("key", pa.int64()), ("ts", ts), ("_version", pa.int64())]).empty_table(),
+            f"memory://modyn-filter-check-{tag}-{i}",
+        )
+        for i, ts in enumerate(_TS_TYPES)
+    )
+
+
+def check_filter_before_rows(filter: str) -> None:
+    """Refuse ``filter`` on a store that has no samples table yet (no append committed).
+
+    Its columns are not known until the first append, except ``key``, ``ts`` (of some
+    event-time type) and ``_version``: a filter that parses over those is accepted (it matches
+    no row), any other, such as one naming a payload column, raises
+    :class:`~modyn_store.core.errors.InvalidFilterError` instead of being taken on trust.
+    """
+    first: Exception | None = None
+    for ds in _rowless_tables():
+        try:
+            ds.scanner(columns=["key"], filter=f"({filter})", limit=0).to_table()
+            return
+        except READ_ERRORS as exc:
+            first = first or exc
+    raise InvalidFilterError(
+        f"invalid filter {filter!r}: the store has no rows yet, so only its columns key, ts and "
+        f"_version are known and a filter may name only those until the first append ({first})"
+    )

@@ -11,6 +11,7 @@ import pyarrow as pa
 from modyn_store.core import _ingest, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._sql import key_range
+from modyn_store.core._stream import check_filter_before_rows
 from modyn_store.core._txn import check_extension
 from modyn_store.core._validate import as_keys, check_filter
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, InvalidFilterError, UnknownKeyError
@@ -139,6 +140,8 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
     with store.transaction("delete", message) as txn:
         committed = txn.version - 1
         if where is not None:
+            if store._tables.open("samples") is None:
+                check_filter_before_rows(where)  # no columns to check it against yet
             found = np.sort(_stored_keys(store, committed, flt, user_filter=where))
             targets = found[~_isin_sorted(found, _dead_keys(store, committed, found))]
             ignored = 0

@@ -12,7 +12,8 @@ Example
 >>> from modyn_store.core.records import VersionRecord
 >>> t = datetime.now(timezone.utc)
 >>> sorted(written_tables([VersionRecord(1, t, "append", inserted=2),
-...                        VersionRecord(2, t, "tag"), VersionRecord(3, t, "delete")]).items())
+...                        VersionRecord(2, t, "tag", details={"tag": "a", "target": 1}),
+...                        VersionRecord(3, t, "delete")]).items())
 [('samples', 1), ('tags', 2)]
 """
 
@@ -33,8 +34,10 @@ def _tables_of(r: VersionRecord) -> list[str]:
     """The tables record ``r``'s version wrote rows to (as far as its op says)."""
     if r.op == "append":
         return ["samples"] if r.inserted else []
+    # tag, untag and train as the store writes them (their details name the tag or training):
+    # an extension's transaction may be named so too, and writes its own tables only
     if r.op in ("tag", "untag"):
-        return ["tags"]
+        return ["tags"] if "tag" in r.details else []
     if r.op == "delete":
         return ["tombstones"] if r.deleted else []
     if r.op == "erase":
@@ -45,7 +48,7 @@ def _tables_of(r: VersionRecord) -> list[str]:
         names = r.details.get("scores")
         return [f"scores/{n}" for n in names if isinstance(n, str)] if isinstance(names, list) else []
     if r.op == "train":
-        return ["trainings", "selections"]
+        return ["trainings", "selections"] if "training_id" in r.details else []
     return []  # an extension's op: its tables are its own to check
 
 

@@ -12,7 +12,7 @@ from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import _lookup, integrity, keyindex
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
-from modyn_store.core._stream import check_filter_on, live_stream
+from modyn_store.core._stream import check_filter_before_rows, check_filter_on, live_stream
 from modyn_store.core._validate import as_keys, check_batch_size, check_filter
 from modyn_store.core.errors import (
     CorruptionError,
@@ -421,7 +421,8 @@ class Snapshot:
         """Stream live rows in storage order, as record batches of at most ``batch_size`` rows.
 
         ``filter`` is a Lance SQL expression over the store's columns (e.g. ``"label = 1"``);
-        it is checked before this returns.
+        it is checked before this returns (before the first append, against the columns
+        every store has: ``key``, ``ts`` and ``_version``).
         """
         cols = self._check_columns(columns)
         self._check_unavailable(on_unavailable)
@@ -433,6 +434,8 @@ class Snapshot:
         # the first readers are made here, so a bad filter raises before this returns
         first = self._retrying(lambda ds: None if ds is None else self._readers(ds, read, filter, batch_size=batch_size))
         if first is None:
+            if filter is not None:
+                check_filter_before_rows(filter)  # no samples table yet: no columns to check it on
             return iter(())
         # again on the files the stream reads: a vacuum may have purged rows since the check above
         self._check_unavailable(on_unavailable)

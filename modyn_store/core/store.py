@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core import _marker, _queries, _txn, _writes
+from modyn_store.core import _marker, _queries, _tags, _txn, _writes
 from modyn_store.core._location import Location, resolve
 from modyn_store.core._log import VersionLog
 from modyn_store.core._lock import writer_lock
@@ -42,7 +42,6 @@ from modyn_store.core._written import WrittenTables
 from modyn_store.core._validate import check_bool, check_filter, check_float, check_name
 from modyn_store.core.errors import (
     ConflictError,
-    DataUnavailableError,
     InvalidArgumentError,
     InvalidFilterError,
     UnknownVersionError,
@@ -85,12 +84,14 @@ class Store:
         # each table's Lance version as the last write left it (read before a table is opened)
         self._tables.floors = lambda: _txn.recorded_tables(self)
         self._erased_cache: tuple[int, np.ndarray] | None = None
+        self._samples_committed = False  # a committed version wrote the samples (see samples_dataset)
         self._version_buffer = np.empty(0, np.int64)  # the appends' _version column (see _writes)
         self._last_purge_caches = 0
 
     def _forget_read_state(self) -> None:
         """Drop what this object derived from the store's log (another store now lives here)."""
         self._erased_cache = None
+        self._samples_committed = False
         self._written = WrittenTables(self._read_records, 0.0 if self._location.is_local else 5.0)
         self._tables.written = self._written
 
@@ -169,11 +170,18 @@ class Store:
         return self._location.path(relative)
 
     def samples_dataset(self) -> Any:
-        """The ``lance.LanceDataset`` of the samples table (``None`` before the first append).
+        """The ``lance.LanceDataset`` of the samples table (``None`` before the first append
+        commits: see :attr:`schema`).
 
         Rows carry ``_version``; use :meth:`as_of` for the live set.
         """
-        return self._tables.open("samples")
+        ds = self._tables.open("samples")
+        if ds is None or self._samples_committed:
+            return ds
+        # a table no committed version wrote: a first append under way, or one that failed
+        # before its commit and waits for the next writer to remove it
+        self._samples_committed = "samples" in self._written.all()
+        return ds if self._samples_committed else None
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r}, version={self.version})"
@@ -212,8 +220,10 @@ class Store:
 
     @property
     def schema(self) -> pa.Schema | None:
-        """The user-visible schema of the samples (``None`` before the first append)."""
-        ds = self._tables.open("samples")
+        """The user-visible schema of the samples (``None`` before the first append commits;
+        the columns of a first append that is under way or failed before its commit are not the
+        store's)."""
+        ds = self.samples_dataset()
         if ds is None:
             return None
         return pa.schema([f for f in ds.schema if f.name != "_version"])
@@ -265,16 +275,7 @@ class Store:
 
     def tags(self) -> dict[str, int]:
         """Tag name -> version."""
-        t = self._tables.scan("tags", None, f"_version <= {self.version}")
-        out: dict[str, int] = {}
-        if t is None:
-            return out
-        for row in t.sort_by("_version").to_pylist():
-            if row["target"] < 0:
-                out.pop(row["name"], None)
-            else:
-                out[row["name"]] = int(row["target"])
-        return out
+        return _tags.tags(self)
 
     def _erased_keys(self, committed: int | None = None, *, kept: bool = True) -> np.ndarray:
         """Sorted keys erased in any committed version (``committed``: the latest, if known;
@@ -382,7 +383,9 @@ class Store:
         :class:`~modyn_store.core.errors.UnknownKeyError` unless ``missing="ignore"``, in which
         case the record's ``details["ignored"]`` counts them. A filter that matches no live row,
         or keys that are all ignored, still commit a version: the request is on record, with
-        ``deleted == 0``.
+        ``deleted == 0``. Before the first append only the columns ``key``, ``ts`` and
+        ``_version`` are known, so a ``where`` naming any other column (or one that does not
+        parse) raises :class:`~modyn_store.core.errors.InvalidFilterError` and commits nothing.
         """
         return _writes.delete(self, keys, where=where, missing=missing, message=message)
 
@@ -424,33 +427,16 @@ class Store:
         return maintenance.vacuum(self, keep_versions=keep_versions, dry_run=dry_run)
 
     def tag(self, name: str, version: VersionRef = None, *, message: str = "") -> VersionRecord:
-        """Name a version (default: the latest). Tags protect their version's rows from vacuum."""
-        check_name("tag", name)
-        target = self._resolve(version)
-        with self.transaction("tag", message) as txn:
-            # checked under the writer lock: two writers can never both create the tag
-            existing = self.tags()
-            if name in existing:
-                raise InvalidArgumentError(
-                    "tag", name, f"a new tag name; {name!r} already names version {existing[name]}"
-                )
-            txn._write("tags", pa.table({"name": [name], "target": pa.array([target], pa.int64())}))
-            txn.details = {"tag": name, "target": target}
-        assert txn.record is not None
-        return txn.record
+        """Name a version (default: the latest). Tags protect their version's rows from vacuum.
+
+        A tag promises that its version can be read: a version some of whose rows ``vacuum``
+        has purged raises :class:`~modyn_store.core.errors.DataUnavailableError` (its ``keys``
+        name them) and no tag is written."""
+        return _tags.tag(self, name, version, message)
 
     def untag(self, name: str, *, message: str = "") -> VersionRecord:
         """Remove a tag."""
-        check_name("tag", name)
-        with self.transaction("untag", message) as txn:
-            tags = self.tags()
-            if name not in tags:
-                raise UnknownVersionError(f"unknown tag {name!r}; tags are {sorted(tags)}")
-            txn._write("tags", pa.table({"name": [name], "target": pa.array([-1], pa.int64())}))
-            txn.details = {"tag": name}
-        assert txn.record is not None
-        return txn.record
-
+        return _tags.untag(self, name, message)
 
     # -- comparing versions --------------------------------------------------------------
     def diff(self, a: VersionRef, b: VersionRef) -> Diff:

@@ -52,3 +52,25 @@ def test_a_bad_filter_is_refused_at_a_version_without_rows(flt: str) -> None:
         with pytest.raises(InvalidFilterError, match="invalid filter"):
             s.as_of(version).to_batches(["x"], flt)
     assert s.as_of(0).to_table(["x"], filter="x > 0").num_rows == 0
+
+
+@pytest.mark.parametrize("flt", ["bogus > 1", "x >", "label = 1", "ts = 'abc'", "_rowid >= 0"])
+def test_a_bad_filter_is_refused_before_the_first_append(flt: str) -> None:
+    """No append yet, so no samples table and no schema: the filter is checked against the
+    columns every store has (key, ts, _version), not accepted on trust."""
+    s = Store.open(f"memory://filter-before-rows-{next(_N)}", create=True)
+    with pytest.raises(InvalidFilterError, match="invalid (filter|where)"):
+        s.delete(where=flt)
+    assert s.version == 0 and s.log() == []
+    with pytest.raises(InvalidFilterError, match="invalid filter"):
+        s.as_of().to_table(filter=flt)
+
+
+@pytest.mark.parametrize("flt", ["key >= 0", "key % 5 = 0", "ts < 30", "ts > timestamp '2024-01-01 00:00:00'"])
+def test_a_valid_filter_before_the_first_append_deletes_nothing(flt: str) -> None:
+    s = Store.open(f"memory://filter-before-rows-{next(_N)}", create=True)
+    rec = s.delete(where=flt)
+    assert (rec.version, rec.deleted) == (1, 0)
+    assert s.as_of().to_table(filter=flt).num_rows == 0
+    s.append(pa.table({"ts": [10, 40]}))
+    assert s.as_of().count() == 2

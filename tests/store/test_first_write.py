@@ -1,0 +1,54 @@
+"""A first append that fails before its commit leaves no trace a reader sees, and a retry of the
+same append on the same path makes exactly the intended store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from modyn_store import Store
+
+_FIRST = pa.table({"ts": [1, 2, 3], "x": [1.0, 2.0, 3.0]})
+
+
+def _fail_first_commit(store: Store) -> None:
+    """Run ``_FIRST``'s append on ``store`` and fail its commit (the rows are written)."""
+    commit = store._log.commit
+
+    def lost(record: Any) -> None:
+        raise OSError("connection reset while committing")
+
+    store._log.commit = lost  # type: ignore[method-assign]
+    try:
+        with pytest.raises(OSError, match="connection reset"):
+            store.append(_FIRST)
+    finally:
+        store._log.commit = commit  # type: ignore[method-assign]
+
+
+def _check_reader_and_retry(reader: Store) -> None:
+    assert reader.version == 0
+    assert reader.schema is None  # the failed write's columns are not the store's
+    assert reader.samples_dataset() is None
+    assert reader.as_of().to_table().column_names == ["key"]
+    rec = reader.append(pa.table({"ts": [5], "y": ["a"]}))
+    assert rec.version == 1 and reader.schema is not None and reader.schema.names == ["key", "ts", "y"]
+    assert reader.as_of().to_table().to_pydict() == {"key": [0], "ts": [5], "y": ["a"]}
+
+
+def test_a_failed_first_commit_shows_no_schema_locally(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), create=True)
+    _fail_first_commit(store)
+    _check_reader_and_retry(store)  # the same object: it has not recovered the failed write yet
+
+
+@pytest.mark.s3
+def test_a_failed_first_commit_shows_no_schema_on_s3(s3_store: tuple[str, dict[str, str]]) -> None:
+    uri, options = s3_store
+    _fail_first_commit(Store.open(uri, create=True, storage_options=options))
+    # a reader on object storage writes nothing: the failed write waits for the next writer
+    _check_reader_and_retry(Store.open(uri, storage_options=options))
+    assert Store.open(uri, storage_options=options).as_of().count() == 1
