@@ -246,6 +246,19 @@ class Trigger(Policy):
     def on_training(self, train_set: TrainSet) -> None:
         """Told the train set of the training a firing started (default: ignored)."""
 
+    def state(self) -> dict[str, Any] | None:
+        """The trigger's state as plain data (JSON: numbers, strings, lists, dicts), from which
+        :meth:`load_state` makes a fresh trigger of the same parameters continue exactly as this
+        one would; ``None`` (the default) when the trigger cannot be resumed that way (its state
+        holds rows, a model's view or firings), and must be rebuilt by feeding it every delta
+        again."""
+        return None
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take the state :meth:`state` returned (a fresh trigger, fed nothing yet); refused with
+        :class:`InvalidArgumentError` naming ``state`` when it is not this trigger's."""
+        raise InvalidArgumentError("state", type(self).__name__, "a trigger whose state() is not None")
+
 
 class SelectionStrategy(Policy):
     """Decides what to train on: maps a :class:`SelectionContext` to a ``TrainSet``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -127,6 +127,58 @@ class AtLeast(Trigger):
     def on_training(self, train_set: TrainSet) -> None:
         for t in self.triggers:
             t.on_training(train_set)
+
+    def state(self) -> dict[str, Any] | None:
+        """The sub-triggers' states, the sub-firings armed so far and whether the composite fired
+        at the end of the last delta; ``None`` when a sub-trigger has no plain-data state."""
+        parts = [t.state() for t in self.triggers]
+        if any(p is None for p in parts):
+            return None
+        return {"parts": parts, "armed": [[i, _plain_firing(f)] for i, f in sorted(self._armed.items())],
+                "fired_at_end": bool(self._fired_at_end)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        shape = "{'parts': [a state per sub-trigger], 'armed': [[index, firing], ...], 'fired_at_end': bool}"
+        ok = isinstance(state, Mapping) and set(state) == {"parts", "armed", "fired_at_end"} \
+            and isinstance(state["parts"], list) and len(state["parts"]) == len(self.triggers) \
+            and isinstance(state["armed"], list) and isinstance(state["fired_at_end"], bool)
+        if not ok:
+            raise InvalidArgumentError("state", state, f"a composite trigger's state: {shape}")
+        try:
+            armed = {int(i): _firing(f) for i, f in state["armed"]}
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InvalidArgumentError("state", state, f"a composite trigger's state: {shape}") from exc
+        if any(not 0 <= i < len(self.triggers) for i in armed):
+            raise InvalidArgumentError("state", state, f"a composite trigger's state: {shape}")
+        before = [t.state() for t in self.triggers]
+        try:
+            for t, part in zip(self.triggers, state["parts"]):
+                t.load_state(part)
+        except BaseException:
+            for t, part in zip(self.triggers, before):
+                if part is not None:
+                    t.load_state(part)
+            raise
+        self._armed, self._fired_at_end = armed, state["fired_at_end"]
+
+
+def _plain_firing(f: Firing) -> dict[str, Any]:
+    """A firing as plain data (JSON), its causes included."""
+    def num(v: Any) -> Any:
+        return v.item() if isinstance(v, np.generic) else v
+
+    return {"version": int(f.version), "position": int(f.position), "reason": f.reason,
+            "statistic": None if f.statistic is None else float(f.statistic), "trigger": f.trigger,
+            "seen": int(f.seen), "causes": [_plain_firing(c) for c in f.causes],
+            "boundary": None if f.boundary is None else [num(f.boundary[0]), int(f.boundary[1])]}
+
+
+def _firing(d: Mapping[str, Any]) -> Firing:
+    """The firing :func:`_plain_firing` made ``d`` of."""
+    b = d["boundary"]
+    return Firing(version=int(d["version"]), position=int(d["position"]), reason=str(d["reason"]),
+                  statistic=d["statistic"], trigger=str(d["trigger"]), seen=int(d["seen"]),
+                  causes=tuple(_firing(c) for c in d["causes"]), boundary=None if b is None else (b[0], int(b[1])))
 
 
 @register("any")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from modyn_store.core._validate import check_int
+from modyn_store.core.errors import InvalidArgumentError
 from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
 
 __all__ = ["DataAmount"]
@@ -46,6 +48,16 @@ class DataAmount(Trigger):
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:
         return [{"every": 1}, {"every": 7}]
+
+    def state(self) -> dict[str, Any]:
+        """``{"seen": samples fed so far}``: all the trigger keeps (see :meth:`Trigger.state`)."""
+        return {"seen": int(self._seen)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        seen = state.get("seen") if isinstance(state, Mapping) else None
+        if not isinstance(state, Mapping) or set(state) != {"seen"} or not isinstance(seen, int) or isinstance(seen, bool) or seen < 0:
+            raise InvalidArgumentError("state", state, "a data_amount trigger's state: {'seen': int >= 0}")
+        self._seen = seen
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -121,6 +122,24 @@ class Time(Trigger):
             return bool(self._interval_of(delta, last)[0] <= self._interval)
         except InvalidArgumentError:
             return False
+
+    def state(self) -> dict[str, Any]:
+        """``{"origin", "interval", "seen"}``: the first boundary's origin (``None`` before the
+        first sample), the current interval's index and the samples fed so far."""
+        origin = self._origin.item() if isinstance(self._origin, np.generic) else self._origin
+        return {"origin": origin, "interval": int(self._interval), "seen": int(self._seen)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        def number(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        ok = isinstance(state, Mapping) and set(state) == {"origin", "interval", "seen"}
+        origin, interval, seen = (state["origin"], state["interval"], state["seen"]) if ok else (None, None, None)
+        if not (ok and (origin is None or number(origin)) and isinstance(interval, int) and number(interval)
+                and isinstance(seen, int) and number(seen) and seen >= 0):
+            raise InvalidArgumentError("state", state, "a time trigger's state: {'origin': number or None, "
+                                                       "'interval': int, 'seen': int >= 0}")
+        self._origin, self._interval, self._seen = origin, int(interval), int(seen)
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         # a refused delta (an event time too far from the start, a NaN, wrong units) leaves the

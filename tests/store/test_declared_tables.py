@@ -25,10 +25,10 @@ def test_a_catalog_table_is_not_created_with_foreign_columns() -> None:
 
 def test_app_tables_are_declared_too() -> None:
     from modyn_store.app.datasets.labels import LABEL_MAP_TABLE
-    from modyn_store.app.pipeline.online import PROGRESS_TABLE
+    from modyn_store.app.pipeline.online import PROGRESS_TABLE, STATE_TABLE
 
     store = Store.open("memory://declared-app", create=True)
-    for name in (LABEL_MAP_TABLE, PROGRESS_TABLE):
+    for name in (LABEL_MAP_TABLE, PROGRESS_TABLE, STATE_TABLE):
         with pytest.raises(SchemaMismatchError, match=repr(name)):
             with store.transaction("x") as txn:
                 txn.append(name, pa.table({"code": ["a"]}))

@@ -330,7 +330,7 @@ class PipelineLoop:
                             forward_passes=scored, rows_scanned=rows_scanned, trigger_seconds=pend.trigger_s,
                             select_seconds=select_s, score_seconds=score_s,
                             bookkeeping_seconds=max(0.0, wall - fit_s - score_s))
-        self._after(info, f, train_set, result.model)
+        self._after(info, f.cutoff, train_set, result.model)
         return info
 
     def adopt(self, index: int, record: Any, f: Any, cutoff_ts: float | int, tin: Any = None) -> TrainingInfo:
@@ -343,28 +343,37 @@ class PipelineLoop:
                 "name", f"training {record.training_id!r} was recorded with cutoff {record.cutoff}, but the trigger "
                         f"now fires at {(f.version, f.position)}; use a new pipeline name or a fresh store")
         self._check_same_pipeline(record)
-        cat = Catalog(self.store)
-        train_set = cat.train_set(record.training_id)
-        module = self._fresh_module()
-        from training.models import load_weights
-
-        load_weights(module, cat.load_checkpoint(record.training_id), name="training_id",
-                     training_id=record.training_id)
+        train_set = Catalog(self.store).train_set(record.training_id)
+        module = self._recorded_module(record.training_id)
         decision = json.loads(record.update_decision or "{}")
         strategy = self._strategy_for(decision.get("selection_scope"))
         if tin is not None and getattr(strategy, "stateful", False):
             strategy.select(self._context(f, tin, index, strategy))
+        self._s.pending = _Pending()
+        info = self._adopted_info(index, record, cutoff_ts)
+        self._after(info, f.cutoff, train_set, module)
+        return info
+
+    def _recorded_module(self, training_id: str) -> Any:
+        """The model of a recorded training, loaded from its checkpoint."""
+        from modyn_store.core.trainings import Catalog
+        from training.models import load_weights
+
+        module = self._fresh_module()
+        load_weights(module, Catalog(self.store).load_checkpoint(training_id), name="training_id",
+                     training_id=training_id)
+        return module
+
+    def _adopted_info(self, index: int, record: Any, cutoff_ts: float | int) -> TrainingInfo:
+        decision = json.loads(record.update_decision or "{}")
         mode = "finetune" if decision.get("mode") == "finetune" else "retrain"
         c = recorded_cost(record)
-        self._s.pending = _Pending()
-        info = TrainingInfo(index, record.training_id, record.cutoff, cutoff_ts, mode, record.n_keys,
+        return TrainingInfo(index, record.training_id, record.cutoff, cutoff_ts, mode, record.n_keys,
                             record.cost.samples, record.cost.wall_s, c["wall_s"],
                             str(decision.get("reason", "")), adopted=True, forward_passes=int(c["forward_passes"]),
                             rows_scanned=int(c["rows_scanned"]), trigger_seconds=c["trigger_s"],
                             select_seconds=c["select_s"], score_seconds=c["score_s"],
                             bookkeeping_seconds=max(0.0, c["wall_s"] - record.cost.wall_s - c["score_s"]))
-        self._after(info, f, train_set, module)
-        return info
 
     def _check_same_pipeline(self, record: Any) -> None:
         """Refuse to adopt a training that another configuration under this name recorded."""
@@ -390,9 +399,9 @@ class PipelineLoop:
                 "name", f"training {record.training_id!r} in this store was recorded by a pipeline {self.config.name!r} "
                         f"with another configuration ({', '.join(differ)} differ); use a new pipeline name or a fresh store")
 
-    def _after(self, info: TrainingInfo, f: Any, train_set: Any, module: Any) -> None:
+    def _after(self, info: TrainingInfo, cutoff: Any, train_set: Any, module: Any) -> None:
         s = self._s
-        s.cutoffs.append(f.cutoff)
+        s.cutoffs.append(cutoff)
         s.history.append(train_set)
         s.current = info.training_id
         s.module = module
@@ -406,6 +415,58 @@ class PipelineLoop:
             s.since_retrain_keys = np.union1d(s.since_retrain_keys, train_set.keys)
         self.trigger.on_training(train_set)
         self.trainings.append(info)
+
+    # -- resuming from plain data -----------------------------------------------------------
+    def state(self) -> dict[str, Any] | None:
+        """What a restart needs to go on from here without feeding the versions so far again
+        (plain data, JSON): the trigger's :meth:`~policies.Trigger.state`, the trainings' data
+        cutoffs, the keys erased since the last retrain and the counters. ``None`` when the
+        trigger keeps no such state or a selection strategy is ``stateful`` (it must select
+        again for every training): such a pipeline rebuilds its state by feeding every version."""
+        trig = self.trigger.state()
+        strategies = [self.strategy, *self._scoped.values()]
+        strategies += [self._strategy_for(v) for k, v in dict(self.config.update).items()
+                       if k.endswith("scope") and isinstance(v, str) and v]
+        if trig is None or any(getattr(st, "stateful", False) for st in strategies):
+            return None
+        s = self._s
+        return {"trigger_config": json.loads(_canon(dict(self.config.trigger))), "trigger": trig,
+                "trainings": len(self.trainings),
+                "cutoffs": [[int(c.version), _plain(c.ts), None if c.key is None else int(c.key)] for c in s.cutoffs],
+                "erased_since": s.erased_since.tolist(), "last_ts": _plain(s.last_ts), "seen_rows": int(s.seen_rows),
+                "pending": [int(s.pending.rows), float(s.pending.trigger_s)]}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Go on from ``state`` (made by :meth:`state`) on a fresh loop: adopt the trainings it
+        counts from the catalog (checked as :meth:`adopt` checks them), then take the trigger's
+        state and the counters; erased rows drop out of the deltas fed after this."""
+        from policies import Cutoff
+        from modyn_store.core.trainings import Catalog
+
+        if self.trainings or self._s.seen_rows:
+            raise PipelineConfigError("name", "a pipeline loop resumes only before it is fed anything")
+        if _canon(state["trigger_config"]) != _canon(dict(self.config.trigger)):
+            raise PipelineConfigError("trigger", f"the saved state of pipeline {self.config.name!r} is that of "
+                                                 f"the trigger {state['trigger_config']}; use a new pipeline name")
+        n = int(state["trainings"])
+        if len(state["cutoffs"]) != n:
+            raise PipelineConfigError("name", f"the saved state of pipeline {self.config.name!r} is damaged: {n} "
+                                              f"trainings but {len(state['cutoffs'])} cutoffs")
+        for index, (v, ts, key) in enumerate(state["cutoffs"]):
+            record = self._existing(index)
+            if record is None:
+                raise PipelineConfigError("name", f"the saved state of pipeline {self.config.name!r} counts {n} "
+                                                  f"trainings, but {self.training_id(index)!r} is not in the catalog")
+            self._check_same_pipeline(record)
+            info = self._adopted_info(index, record, record.metrics.get("cutoff_ts", float("nan")))
+            module = self._recorded_module(record.training_id) if index == n - 1 else None
+            self._after(info, Cutoff(int(v), ts, key), Catalog(self.store).train_set(record.training_id), module)
+        self.trigger.load_state(state["trigger"])
+        s = self._s
+        s.erased_since = np.asarray(state["erased_since"], np.int64)
+        s.last_ts = float("nan") if state["last_ts"] is None else state["last_ts"]
+        s.seen_rows = int(state["seen_rows"])
+        s.pending = _Pending(int(state["pending"][0]), float(state["pending"][1]))
 
     @property
     def current_model(self) -> str | None:
@@ -426,6 +487,12 @@ class PipelineLoop:
 def _later(a: float | int, b: float | int) -> float | int:
     """The later of two event times, exactly (ints stay ints); NaN (no time yet) gives the other."""
     return b if (isinstance(a, float) and a != a) or b > a else a
+
+
+def _plain(value: Any) -> Any:
+    """A number as JSON holds it: a NumPy scalar as a Python one, NaN (no time yet) as ``None``."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and value != value else value
 
 
 def _canon(value: Any) -> str:

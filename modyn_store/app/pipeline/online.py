@@ -14,15 +14,21 @@ Resuming without repeating or losing a trigger. Every training is committed to t
 one atomic store version under the deterministic id ``<pipeline>-<index>``, together with its
 trigger firing (version, position, samples seen) and data cutoff. After each training (and
 every ``progress_every`` data versions) the runner also commits a row to the
-``pipeline_progress`` table (last processed version, trainings, samples seen). On a restart the
-trigger state is rebuilt by feeding the store's versions again, one at a time, from the start:
-triggers are deterministic functions of the versions they see, so they fire at the same
-positions, and every firing that already has a training is *adopted* (its checkpoint and train
-set are loaded; the recorded cutoff must equal the new firing's, otherwise the run stops with an
-error). Only firings without a committed training train. A kill at any moment therefore leaves
-either a committed training (adopted after the restart) or none (trained after the restart).
-Trigger state is rebuilt rather than stored, so no serialized Python objects are ever read
-back from the store.
+``pipeline_progress`` table (last processed version, trainings, samples seen) and, in the same
+store version, the loop's state as JSON to the ``pipeline_state`` table
+(:meth:`PipelineLoop.state`: the trigger's plain-data state, the trainings' cutoffs, the keys
+erased since the last retrain). A restart goes on from the last saved state: it adopts the
+trainings the state counts and feeds only the versions after it, so rows erased since (which
+drop out of every later read) change nothing the run had counted. Where no state is saved (a
+trigger without a plain-data :meth:`~policies.Trigger.state`, a ``stateful`` selection
+strategy) the trigger state is rebuilt by feeding the store's versions again, one at a time,
+from the start: triggers are deterministic functions of the versions they see, so they fire at
+the same positions (such a restart stops when rows the run had seen were erased since, see
+``_check_seen``). Either way every firing that already has a training is *adopted* (its
+checkpoint and train set are loaded; the recorded cutoff must equal the new firing's, otherwise
+the run stops with an error). Only firings without a committed training train. A kill at any
+moment therefore leaves either a committed training (adopted after the restart) or none
+(trained after the restart). No serialized Python objects are ever read back from the store.
 
 Example
 -------
@@ -46,6 +52,7 @@ Example
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -63,7 +70,7 @@ from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo, pipeline_t
 from modyn_store.app.pipeline.runner import threads
 from modyn_store.core._catalog_tables import declare_table
 
-__all__ = ["PROGRESS_TABLE", "NextSlice", "OnlineRunner", "check_follow", "read_progress"]
+__all__ = ["PROGRESS_TABLE", "STATE_TABLE", "NextSlice", "OnlineRunner", "check_follow", "read_progress", "read_state"]
 
 PROGRESS_TABLE = "pipeline_progress"
 PROGRESS_SCHEMA = pa.schema([
@@ -71,6 +78,10 @@ PROGRESS_SCHEMA = pa.schema([
     ("seen_rows", pa.int64()), ("last_training", pa.string()),
 ])
 declare_table(PROGRESS_TABLE, PROGRESS_SCHEMA, "online pipeline runner")
+#: the loop's state (:meth:`PipelineLoop.state`, JSON) at a progress row, in the same store version
+STATE_TABLE = "pipeline_state"
+STATE_SCHEMA = pa.schema([("pipeline", pa.string()), ("processed_version", pa.int64()), ("state", pa.string())])
+declare_table(STATE_TABLE, STATE_SCHEMA, "online pipeline runner")
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,22 @@ def read_progress(store: Any, pipeline: str) -> dict[str, Any] | None:
         return None
     rows = sorted(t.to_pylist(), key=lambda r: r["_version"])
     return rows[-1]
+
+
+def read_state(store: Any, pipeline: str) -> tuple[int, dict[str, Any]] | None:
+    """``(processed version, loop state)`` saved with ``pipeline``'s last progress row, if that
+    row saved one (``None`` otherwise: a restart feeds every version again)."""
+    from modyn_store.core._validate import check_name
+
+    check_name("pipeline", pipeline)
+    last = read_progress(store, pipeline)
+    t = store.read_table(STATE_TABLE, None, filter=f"pipeline = '{pipeline}'")
+    if last is None or t is None or t.num_rows == 0:
+        return None
+    row = max(t.to_pylist(), key=lambda r: r["_version"])
+    if row["_version"] != last["_version"]:  # the last progress row saved none (e.g. a stateful strategy)
+        return None
+    return int(row["processed_version"]), json.loads(row["state"])
 
 
 def _recorded_seen(store: Any, pipeline: str) -> dict[int, int]:
@@ -273,6 +300,20 @@ class OnlineRunner:
             self.loop = PipelineLoop(self.config, self.store, model_params=_schema_params(self.config, self.store))
         return self.loop
 
+    def _resume(self) -> None:
+        """Go on from the state saved with the last progress row, when there is one (see the
+        module docstring): the versions up to it are not fed again."""
+        saved = read_state(self.store, self.config.name) if self.loop is None and self.processed == 0 else None
+        if saved is None:
+            return
+        loop = self._ensure_loop()
+        now = loop.state()
+        if now is None or now["trigger_config"] != saved[1].get("trigger_config"):
+            return  # another trigger under this name: fed every version (its trainings are refused)
+        loop.restore(saved[1])
+        self.processed = saved[0]
+        self._previous = loop.trainings[-1] if loop.trainings else None
+
     def _check_seen(self, v: int) -> None:
         """Stop a restart whose versions no longer hold the rows the run before it had seen."""
         before = self._seen_before.get(v)
@@ -281,7 +322,9 @@ class OnlineRunner:
             raise PipelineConfigError(
                 "name", f"pipeline {self.config.name!r} had seen {before} rows up to version {v} before this "
                         f"restart, but the store's versions hold {now} rows up to there now (rows were erased "
-                        "since): its triggers cannot be rebuilt as they were, and would fire at other positions; "
+                        "since), and it saved no state to go on from (only data_amount, time and composites of "
+                        "them save one, with a selection strategy that is not stateful): its triggers cannot be "
+                        "rebuilt as they were, and would fire at other positions; "
                         "use a new pipeline name (see 'Online mode' in docs/pipelines.md)")
 
     def _commit_progress(self) -> None:
@@ -289,14 +332,20 @@ class OnlineRunner:
         assert loop is not None
         row = {"pipeline": self.config.name, "processed_version": self.processed, "trainings": len(loop.trainings),
                "seen_rows": loop.seen_rows, "last_training": loop.current_model}
+        state = loop.state()
         with self.store.transaction("pipeline", message=f"{self.config.name} at version {self.processed}") as txn:
             txn.append(PROGRESS_TABLE, pa.Table.from_pylist([row], schema=PROGRESS_SCHEMA))
+            if state is not None:
+                txn.append(STATE_TABLE, pa.Table.from_pylist(
+                    [{"pipeline": self.config.name, "processed_version": self.processed, "state": json.dumps(state)}],
+                    schema=STATE_SCHEMA))
         self._since_progress = 0
 
     def step(self, until: int | None = None) -> int:
         """Process every version committed since the last call (up to version ``until``, when given);
         returns the number of new trainings."""
         new = 0
+        self._resume()
         records = {r.version: r for r in self.store.log(since=self.processed)}
         for v in sorted(records):
             if self._stop.is_set() or (until is not None and v > until):
