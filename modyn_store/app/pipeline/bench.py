@@ -36,6 +36,7 @@ from modyn_store.app._fmt import md_cell, share
 from modyn_store.app.pipeline.config import PipelineConfig, parse_pipeline
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.runner import RunEvent, RunResult, Runner, ingest
+from modyn_store.app.pipeline.source import prepare_store
 from modyn_store.app.pipeline.yamlsrc import YamlDoc, read_yaml
 
 __all__ = ["BenchResult", "Grid", "load_definition", "parse_grid", "run_grid", "scenario_names", "scenario_path", "shrink_pngs"]
@@ -336,6 +337,7 @@ def _run_grid(grid: Grid, out: Path, root: Path, data_dir: str | Path | None,
         folder = "shared" if len(groups) == 1 else f"shared-{first.config.name}"
         store = Store.open(str(root / folder), create=True)
         assert first.stream is not None
+        prepare_store(store, first.stream.head)  # the label map before any row, as a single run writes it
         chunks = [c for c, _ in ingest(store, first.config, first.stream)]
         for r in members:
             r._store_arg, r.chunks = store, chunks

@@ -48,6 +48,22 @@ def _key(config: PipelineConfig) -> str:
                       default=str)
 
 
+def _fit_windows(trigger: dict[str, Any], rows: int) -> dict[str, Any]:
+    """``trigger`` with the row windows of its drift tests (and of those it combines) cut to
+    ``rows``, so that the sample runs each test (and compiles its kernels) at least once."""
+    out = dict(trigger)
+    if out.get("name") == "data_drift":
+        floor = int(out.get("min_samples", 10))
+        for k, default in (("window", 500), ("every", 500), ("warmup", 0)):
+            if int(out.get(k, default)) > rows:
+                out[k] = max(rows, floor) if k == "window" else rows
+    if isinstance(out.get("triggers"), (list, tuple)):
+        out["triggers"] = [_fit_windows(dict(t), rows) if isinstance(t, Mapping) else t for t in out["triggers"]]
+    if isinstance(out.get("warmup_trigger"), Mapping):
+        out["warmup_trigger"] = _fit_windows(dict(out["warmup_trigger"]), rows)
+    return out
+
+
 def warm_up(config: PipelineConfig, sample: pa.Table, params: Mapping[str, Any], *, force: bool = False) -> bool:
     """Run ``config`` once on the first :data:`WARM_ROWS` rows of ``sample`` in a temporary store.
 
@@ -68,7 +84,8 @@ def warm_up(config: PipelineConfig, sample: pa.Table, params: Mapping[str, Any],
     if rows.num_rows < 4:
         return False
     every = max(1, rows.num_rows // 3)
-    trigger = {"name": "at_least", "n": 1, "triggers": [dict(config.trigger), {"name": "data_amount", "every": every}]}
+    scaled = _fit_windows(dict(config.trigger), max(2, rows.num_rows // 4))
+    trigger = {"name": "at_least", "n": 1, "triggers": [scaled, {"name": "data_amount", "every": every}]}
     # a `base` names a training of the user's store, which the temporary store does not hold
     update = {k: v for k, v in config.update.items() if k != "base"}
     cfg = replace(config, name="warm-up", trigger=trigger, deletions=None, update=update,

@@ -179,5 +179,5 @@ def plot_cost_vs_metric(rows: Sequence[SummaryRow], *, metric: str = "accuracy",
     ax.set_ylabel(f"mean {_text(metric)} of the model in service")
     ax.set_title("Cost vs metric", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")  # a fixed corner would hide the points that lie there
     return _png(fig)
