@@ -123,3 +123,7 @@ def test_a_filter_on_a_label_value_says_labels_are_codes(tmp_path: Path, capsys:
     assert "labels are stored as class codes" in capsys.readouterr().err
     assert main(["show", store, "--filter", "x = 'ok'"]) == 2
     assert "class codes" not in capsys.readouterr().err
+    for dry in ([], ["--dry-run"]):  # delete's --where says it the same way, and writes nothing
+        assert main(["delete", store, "--where", "label = 'ok'", *dry]) == 2
+        assert "labels are stored as class codes" in capsys.readouterr().err
+    assert Store.open(store).version == 1

@@ -39,10 +39,14 @@ def _targets(args: argparse.Namespace) -> np.ndarray | None:
     return np.array(keys, dtype=np.int64)
 
 
-def _cli_filter_error(exc: InvalidFilterError) -> InvalidFilterError:
+def _cli_filter_error(exc: InvalidFilterError, store: Any, where: str | None) -> InvalidFilterError:
     from modyn_store.app.cli.main import clean_filter_error
+    from modyn_store.app.datasets.labels import read_label_map
 
-    return InvalidFilterError(f"--where: {clean_filter_error(exc)}")
+    hint = ""
+    if "label" in (where or "") and read_label_map(store) is not None:  # as `show --filter` tells it
+        hint = "; labels are stored as class codes (`modyn-store labels STORE` lists them): filter on the code"
+    return InvalidFilterError(f"--where: {clean_filter_error(exc)}{hint}")
 
 
 def _would_delete(store: Any, keys: np.ndarray | None, where: str | None) -> tuple[int, Counter[Any], np.ndarray]:
@@ -95,7 +99,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             return 0
         rec = store.delete(keys, where=args.where, missing=args.missing, message=args.message or "")
     except InvalidFilterError as exc:
-        raise _cli_filter_error(exc) from None
+        raise _cli_filter_error(exc, store, args.where) from None
     ignored = rec.details.get("ignored", 0)
     print(f"deleted {rec.deleted} rows in version {rec.version}" + (f" ({ignored} keys not live, skipped)"
                                                                     if ignored else "")

@@ -250,7 +250,9 @@ class Encoder:
                     continue
                 feats.append(f.name)
             if not feats:
-                raise SourceError("features", f"no numeric column to use as features; the data has {names}")
+                raise SourceError("features", f"no numeric column to use as features; the data has {names} "
+                                              "(encode text or categories as numbers first, e.g. a text embedding "
+                                              "as a fixed-size list column, and name it in features)")
             self.features = tuple(feats)
         else:
             if not cm.features:

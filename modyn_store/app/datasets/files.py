@@ -219,6 +219,12 @@ def _arrow_dataset(paths: list[str], fs: Any, fmt: str, where: str, storage_opti
         if len(files) > 1:
             dataset = pds.dataset(files, schema=_common_schema(dataset, where), format=file_format,
                                   filesystem=filesystem)
+        if fmt == "csv" and any(pa.types.is_null(f.type) for f in dataset.schema):
+            types = _csv_empty_column_types(files, filesystem, dataset.schema)
+            file_format = _csv_format(files, types)
+            schema = pa.schema([f.with_type(types.get(f.name, f.type)) for f in dataset.schema],
+                               metadata=dataset.schema.metadata)
+            dataset = pds.dataset(files, schema=schema, format=file_format, filesystem=filesystem)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise SourceError("path", f"cannot read {where!r} as {fmt}: {_short(exc)}") from exc
 
@@ -251,8 +257,9 @@ def _without_pandas_index(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f for f in schema if f.name not in drop], metadata=schema.metadata) if drop else schema
 
 
-def _csv_format(files: Sequence[str]) -> Any:
-    """CSV read options: comma-separated (tab-separated for ``.tsv``), an empty field is missing."""
+def _csv_format(files: Sequence[str], types: dict[str, pa.DataType] | None = None) -> Any:
+    """CSV read options: comma-separated (tab-separated for ``.tsv``), an empty field is missing;
+    ``types``: the types of columns the reader's own inference would get wrong."""
     import pyarrow.csv as pcsv
     import pyarrow.dataset as pds
 
@@ -264,8 +271,35 @@ def _csv_format(files: Sequence[str]) -> Any:
         parse_options=pcsv.ParseOptions(delimiter="\t" if tabs.pop() else ",", newlines_in_values=True),
         read_options=pcsv.ReadOptions(block_size=1 << 22),
         # an empty text field is a missing value, as in a number column (not the text "")
-        convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+        convert_options=pcsv.ConvertOptions(strings_can_be_null=True, column_types=types or {}),
     )
+
+
+def _csv_empty_column_types(files: Sequence[str], filesystem: Any, schema: pa.Schema) -> dict[str, pa.DataType]:
+    """The types of the CSV columns the reader typed ``null``: empty in the first block it infers
+    types from, they may hold values further down. Each is read whole as text and typed by its
+    values (int64, else float64, else bool, else string); a column empty everywhere stays null."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pds
+
+    empty = [f.name for f in schema if pa.types.is_null(f.type)]
+    text = pds.dataset(files, format=_csv_format(files, {c: pa.string() for c in empty}), filesystem=filesystem)
+    kinds: list[pa.DataType] = [pa.int64(), pa.float64(), pa.bool_(), pa.string()]
+    found = {c: 0 for c in empty}  # index into kinds of each column's narrowest fitting type so far
+    seen = {c: False for c in empty}
+    for batch in text.to_batches(columns=empty):
+        for c in empty:
+            values = batch.column(c).drop_null()
+            if not len(values):
+                continue
+            seen[c] = True
+            while found[c] < len(kinds) - 1:
+                try:
+                    pc.cast(values, kinds[found[c]])
+                    break
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    found[c] += 1
+    return {c: kinds[found[c]] for c in empty if seen[c]}
 
 
 def _common_schema(dataset: Any, where: str) -> pa.Schema:

@@ -151,7 +151,9 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
     else:
         for k in DATASET_KEYS:
             if d.get(k):
-                raise ctx.error(p + (k,), "only registered data sets take this option")
+                hint = (" (your own text: store an embedding or other numbers per row as a fixed-size list "
+                        "column and name it in features; see docs/own-data.md)") if k == "encode" else ""
+                raise ctx.error(p + (k,), "only registered data sets take this option" + hint)
     if kind == "store":
         for k in USER_KEYS:
             if k != "storage_options" and d.get(k) is not None:
