@@ -21,6 +21,7 @@ import pyarrow as pa
 from engine._search import PREFILTER_MIN, HashedKeys
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
+from modyn_store.core._validate import filter_error
 from modyn_store.core.errors import ConflictError, InvalidFilterError
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def live_stream(
             return
         except READ_ERRORS as exc:
             if filter is not None and not vanished(exc):
-                raise InvalidFilterError(f"invalid filter {filter!r}: {exc}") from exc
+                raise filter_error(filter, exc) from exc
             if read_keys.overflowed and vanished(exc) and attempt + 1 < READ_ATTEMPTS:
                 raise ConflictError(
                     "files this stream was reading were removed by a concurrent compact, erase or "
@@ -131,7 +132,7 @@ def check_filter_on(ds: Any, filter: str) -> None:
         ds.scanner(columns=["key"], filter=f"({filter})", limit=0).to_table()
     except READ_ERRORS as exc:
         if not vanished(exc):
-            raise InvalidFilterError(f"invalid filter {filter!r}: {exc}") from exc
+            raise filter_error(filter, exc) from exc
 
 
 #: event-time types a ``ts`` column may have: a filter before the first append must fit one

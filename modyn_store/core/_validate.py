@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core.errors import InvalidArgumentError, InvalidNameError
+from modyn_store.core.errors import InvalidArgumentError, InvalidFilterError, InvalidNameError
 
 __all__ = [
     "MAX_BATCH",
@@ -91,8 +91,6 @@ def check_filter(filter: object, *, name: str = "filter") -> str:
     >>> check_filter("label = 1 OR ts > 5")
     '(label = 1 OR ts > 5)'
     """
-    from modyn_store.core.errors import InvalidFilterError
-
     if not isinstance(filter, str) or not filter.strip():
         raise InvalidArgumentError(name, filter, "a non-empty SQL filter expression or None")
     depth = 0
@@ -128,12 +126,28 @@ def check_filter(filter: object, *, name: str = "filter") -> str:
     return f"({filter})"
 
 
+def filter_error(filter: str, exc: Exception, on: str = "") -> InvalidFilterError:
+    """The :class:`~modyn_store.core.errors.InvalidFilterError` for a filter Lance refused
+    (``on``: where, e.g. ``" on table 'x'"``), with the way to write a time literal where a
+    text or number was compared with a time column (``ts < '2008-01-01'`` does not convert).
+
+    >>> str(filter_error("ts < 5", ValueError("could not convert to literal of type 'Timestamp(us)'")))
+    "invalid filter 'ts < 5': could not convert to literal of type 'Timestamp(us)' (write a time as TIMESTAMP '2008-01-01 00:00:00' (in UTC))"
+    """
+    text = str(exc)
+    hint = ""
+    if "literal of type 'Timestamp" in text:
+        hint = " (write a time as TIMESTAMP '2008-01-01 00:00:00' (in UTC))"
+    elif "literal of type 'Date" in text:
+        hint = " (write a date as DATE '2008-01-01')"
+    return InvalidFilterError(f"invalid filter {filter!r}{on}: {text}{hint}")
+
+
 def _check_column(name: str, filter: str, column: str) -> None:
     """Refuse a filter naming one of Lance's row columns (``_rowid``, ``_rowaddr``, ``_rowoffset``,
     ``_row_created_at_version``, ``_row_last_updated_at_version``): they count Lance's own rows and
     table versions, not the store's keys and versions, so a filter on them would answer about the
     storage layout (``_row_created_at_version = 3`` is not "inserted at store version 3")."""
-    from modyn_store.core.errors import InvalidFilterError
 
     if column.lower().startswith("_row"):
         raise InvalidFilterError(f"invalid {name} {filter!r}: {column!r} is not a column of the store but one of "

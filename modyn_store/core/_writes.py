@@ -13,8 +13,8 @@ from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._sql import key_range
 from modyn_store.core._stream import check_filter_before_rows
 from modyn_store.core._txn import check_extension
-from modyn_store.core._validate import as_keys, check_filter
-from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, InvalidFilterError, UnknownKeyError
+from modyn_store.core._validate import as_keys, check_filter, filter_error
+from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
 from modyn_store.core.snapshot import _isin_sorted
 
@@ -204,7 +204,7 @@ def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: 
         except (ValueError, OSError) as exc:
             if user_filter is None:
                 raise
-            raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
+            raise filter_error(user_filter, exc) from exc
         try:
             for batch in reader:
                 k = batch.column(0).to_numpy()
@@ -216,7 +216,7 @@ def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: 
                 raise store._tables.damage("samples", exc) from exc
             if user_filter is None:
                 raise
-            raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
+            raise filter_error(user_filter, exc) from exc
     return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 

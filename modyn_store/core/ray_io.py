@@ -29,8 +29,8 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import isin_sorted_numpy
-from modyn_store.core._validate import check_filter
-from modyn_store.core.errors import InvalidArgumentError, InvalidFilterError
+from modyn_store.core._validate import check_filter, filter_error
+from modyn_store.core.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
@@ -138,7 +138,7 @@ def _check_plan(ds: Any, read: list[str], flt: str, user_filter: str | None) -> 
     except ValueError as exc:
         if vanished(exc):  # a file gone, not a bad filter: the caller's retry rules apply
             raise
-        raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
+        raise filter_error(user_filter, exc) from exc
 
 
 def _read(ray: Any, store: Any, ds: Any, read: list[str], flt: str, opts: dict[str, Any],

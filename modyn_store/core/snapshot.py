@@ -10,15 +10,14 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core import _lookup, integrity, keyindex
-from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
+from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
 from modyn_store.core._stream import check_filter_before_rows, check_filter_on, live_stream
-from modyn_store.core._validate import as_keys, check_batch_size, check_filter
+from modyn_store.core._validate import as_keys, check_batch_size, check_filter, filter_error
 from modyn_store.core.errors import (
     CorruptionError,
     DataUnavailableError,
     InvalidArgumentError,
-    InvalidFilterError,
 )
 from modyn_store.core.rows import RowReader, take_by_row_id
 
@@ -239,7 +238,9 @@ class Snapshot:
                 )
                 readers.append(self._version_masked(scanner.to_reader()))
         except (ValueError, OSError) as exc:
-            raise InvalidFilterError(f"invalid filter {user_filter!r}: {exc}") from exc
+            if user_filter is None or vanished(exc):  # files gone: _retrying's rules apply
+                raise
+            raise filter_error(user_filter, exc) from exc
         return readers
 
     def _version_masked(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:

@@ -39,11 +39,10 @@ from modyn_store.core._tables import Tables
 from modyn_store.core._catalog_tables import holds_samples
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._written import WrittenTables
-from modyn_store.core._validate import check_bool, check_filter, check_float, check_name
+from modyn_store.core._validate import check_bool, check_filter, check_float, check_name, filter_error
 from modyn_store.core.errors import (
     ConflictError,
     InvalidArgumentError,
-    InvalidFilterError,
     UnknownVersionError,
 )
 from modyn_store.core.keyindex import IndexReport
@@ -307,7 +306,7 @@ class Store:
             try:
                 t = self._tables.scan(name, None, flt)
             except (ValueError, OSError) as exc:
-                raise InvalidFilterError(f"invalid filter {filter!r} on table {name!r}: {exc}") from exc
+                raise filter_error(filter, exc, f" on table {name!r}") from exc
             if t is not None:  # the version bound is applied here, never pasted into the user's filter
                 t = t.filter(pa.array(t.column("_version").to_numpy() <= v))
         if t is not None and t.num_rows and holds_samples(name, t.schema):

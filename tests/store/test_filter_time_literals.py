@@ -1,0 +1,54 @@
+"""A filter comparing a time column with text or a number says how to write a time literal, on
+every read and write that takes a filter; with the literal written so, it selects the rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from modyn_store import Store
+from modyn_store.core.errors import InvalidFilterError
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    s = Store.open(str(tmp_path / "s"), create=True)
+    ts = pa.array([dt.datetime(2007, 1, 1), dt.datetime(2009, 1, 1)], pa.timestamp("us", tz="UTC"))
+    day = pa.array([dt.date(2007, 1, 1), dt.date(2009, 1, 1)], pa.date32())
+    s.append(pa.table({"ts": ts, "day": day, "x": [1.0, 2.0]}))
+    return s
+
+
+READS = {
+    "to_table": lambda s, f: s.as_of().to_table(filter=f),
+    "to_batches": lambda s, f: list(s.as_of().to_batches(filter=f)),
+    "delete": lambda s, f: s.delete(where=f),
+}
+
+
+@pytest.mark.parametrize("read", sorted(READS))
+@pytest.mark.parametrize(("flt", "hint"), [
+    ("ts < '2008-01-01'", "TIMESTAMP '2008-01-01 00:00:00'"),
+    ("ts < 5", "TIMESTAMP '2008-01-01 00:00:00'"),
+    ("day < 5", "DATE '2008-01-01'"),
+])
+def test_a_time_compared_with_text_or_a_number_names_the_literal(store: Store, read: str, flt: str,
+                                                                  hint: str) -> None:
+    before = store.version
+    with pytest.raises(InvalidFilterError, match=f"invalid filter.*write a .* as {hint}"):
+        READS[read](store, flt)
+    assert store.version == before
+
+
+def test_the_literal_the_hint_names_selects_the_rows(store: Store) -> None:
+    assert store.as_of().to_table(filter="ts < TIMESTAMP '2008-01-01 00:00:00'").column("x").to_pylist() == [1.0]
+    assert store.as_of().to_table(filter="day > DATE '2008-01-01'").column("x").to_pylist() == [2.0]
+
+
+def test_other_filter_errors_get_no_time_hint(store: Store) -> None:
+    with pytest.raises(InvalidFilterError) as err:
+        store.as_of().to_table(filter="nope = 1")
+    assert "TIMESTAMP" not in str(err.value) and "DATE" not in str(err.value)
