@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,18 @@ def s3_store(s3_endpoint: str) -> tuple[str, dict[str, str]]:
         region_name="us-east-1",
     ).create_bucket(Bucket=bucket)
     return f"s3://{bucket}/store", options
+
+
+@pytest.fixture()
+def plotted_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The matplotlib figures the report's plots draw, kept (not rendered to PNG) to look into."""
+    import modyn_store.app.report.plots as plots
+
+    figs: list[Any] = []
+
+    def keep(fig: Any) -> bytes:
+        figs.append(fig)
+        return b""
+
+    monkeypatch.setattr(plots, "_png", keep)
+    return figs

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pytest
 
 import modyn_store.app.report.plots as plots
 from modyn_store.app.report.records import SummaryRow
@@ -18,14 +17,8 @@ def _row(name: str, cost: float, metric: float, pareto: bool) -> SummaryRow:
     return SummaryRow(name, "t", "s", "u", 5, int(cost), 1.0, metric, metric, pareto, cost=cost)
 
 
-def test_the_legend_leaves_every_point_visible(monkeypatch: pytest.MonkeyPatch) -> None:
-    figs: list[Any] = []
-
-    def keep(fig: Any) -> bytes:
-        figs.append(fig)
-        return b""
-
-    monkeypatch.setattr(plots, "_png", keep)
+def test_the_legend_leaves_every_point_visible(plotted_figures: list[Any]) -> None:
+    figs = plotted_figures
     rows = [_row("cheap-good", 40_000, 0.63, True), _row("mid", 169_756, 0.627, False),
             _row("costly-poor", 318_122, 0.398, False)]
     plots.plot_cost_vs_metric(rows)

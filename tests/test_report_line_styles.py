@@ -5,21 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
 import modyn_store.app.report.plots as plots
 from modyn_store.app.report.build import current_model_curve
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
 
-def test_lines_of_many_pipelines_on_long_curves_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    figs: list[Any] = []
-
-    def keep(fig: Any) -> bytes:
-        figs.append(fig)
-        return b""
-
-    monkeypatch.setattr(plots, "_png", keep)
+def test_lines_of_many_pipelines_on_long_curves_are_told_apart(plotted_figures: list[Any]) -> None:
+    figs = plotted_figures
     n = 31  # no markers on curves this long
     results = [PipelineResult(f"p{i}", "t", "s", "u", [TriggerRecord(0, 1, 10, 0.1, slice_index=0)],
                               [[0.5 + i / 100] * n], [f"s{k}" for k in range(n)]) for i in range(12)]

@@ -8,8 +8,10 @@ import os
 import shutil
 from pathlib import Path
 
+import lance
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from modyn_store import CorruptionError, Store
@@ -200,13 +202,19 @@ def test_verify_reports_a_missing_lance_index_file(tmp_path: Path) -> None:
         assert len(errs) == 1 and errs[0].startswith("table 'tombstones': index 'key_idx'"), errs
 
 
-def test_verify_reports_a_truncated_lance_index_file(tmp_path: Path) -> None:
+def _tombstone_index_page(tmp_path: Path, every: int) -> tuple[str, str]:
+    """A store of 5000 rows with every ``every``-th key deleted and the tombstones' key index
+    built: its uri and the index's page file."""
     uri = str(tmp_path / "s")
     s = Store.open(uri, create=True)
     s.append(pa.table({"ts": list(range(5000))}))
-    s.delete(keys=list(range(0, 5000, 2)))
+    s.delete(keys=list(range(0, 5000, every)))
     s.index_keys()
-    page = glob.glob(f"{uri}/tombstones.lance/_indices/*/page_data.lance")[0]
+    return uri, glob.glob(f"{uri}/tombstones.lance/_indices/*/page_data.lance")[0]
+
+
+def test_verify_reports_a_truncated_lance_index_file(tmp_path: Path) -> None:
+    uri, page = _tombstone_index_page(tmp_path, 2)
     with open(page, "r+b") as fh:
         fh.truncate(os.path.getsize(page) // 2)
     errs = _errors(uri, False)
@@ -271,3 +279,39 @@ def test_a_changed_version_in_the_key_index_pointer_never_hides_a_live_key(tmp_p
     snap = fresh.as_of()
     assert snap.contains([5, 105]).tolist() == [True, True]
     assert snap.take([105]).column("key").to_pylist() == [105]
+
+
+def _damaged(tmp_path: Path, at: float) -> str:
+    """The tombstones' key index with 16 bytes zeroed at ``at`` of its page file."""
+    uri, page = _tombstone_index_page(tmp_path, 3)
+    size = os.path.getsize(page)
+    with open(page, "r+b") as fh:  # 16 zero bytes inside, the size unchanged
+        fh.seek(int(size * at))
+        fh.write(bytes(16))
+    assert os.path.getsize(page) == size
+    return uri
+
+
+def test_a_clean_key_index_has_no_findings(tmp_path: Path) -> None:
+    uri, _ = _tombstone_index_page(tmp_path, 3)
+    assert verify(uri, deep=False).ok and verify(uri, deep=True).ok
+
+
+def test_a_damaged_page_that_answers_the_smallest_key_with_other_rows_is_found(tmp_path: Path) -> None:
+    uri = _damaged(tmp_path, 0.3)
+    got = lance.dataset(f"{uri}/tombstones.lance").to_table(columns=["key"], filter=pc.field("key").isin([0]))
+    assert sorted(set(got.column("key").to_pylist())) != [0]  # the wrong answer verify must report
+    for deep in (False, True):
+        errs = _errors(uri, deep)
+        assert len(errs) == 1 and "index 'key_idx' answers a lookup of key 0 with rows of other keys" in errs[0], errs
+
+
+@pytest.mark.parametrize("at", [0.7, 0.8])
+def test_a_damaged_page_of_other_keys_is_found_by_a_deep_verify(tmp_path: Path, at: float) -> None:
+    uri = _damaged(tmp_path, at)
+    ds = lance.dataset(f"{uri}/tombstones.lance")
+    every = ds.to_table(columns=["key"], use_scalar_index=False).column("key")
+    looked_up = ds.to_table(columns=["key"], filter=pc.field("key").isin(every)).column("key")
+    assert not np.array_equal(np.sort(looked_up.to_numpy()), np.sort(every.to_numpy()))
+    errs = _errors(uri, True)
+    assert len(errs) == 1 and "index 'key_idx' answers lookups of 1667 keys" in errs[0], errs
