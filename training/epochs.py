@@ -257,7 +257,8 @@ class Loader:
         (same rows, order and weights), without gathering or transforming the skipped ones.
         ``start_batch`` is in ``[0, num_batches(epoch)]``; ``num_batches(epoch)`` serves no batch
         (the epoch was done). It applies to the next iteration only; the epochs after it start
-        at their first batch. Each rank passes its own offset. ``InvalidArgumentError`` naming
+        at their first batch (an iteration that raises before it starts serving the epoch keeps
+        the offset). Each rank passes its own offset. ``InvalidArgumentError`` naming
         the argument otherwise (the loader is left as it was)."""
         e = check_int("epoch", epoch, 0)
         n = self.num_batches(e)
@@ -424,15 +425,16 @@ class Loader:
             yield self.transform(batch) if self.transform is not None else batch
 
     def __iter__(self) -> Generator[Batch, None, None]:
-        # positions of the skipped batches (set_epoch's start_batch, for this iteration only)
-        skip, self.start_batch = self.start_batch * self.batch_size, 0
+        # positions of the skipped batches (set_epoch's start_batch, for this iteration only:
+        # reset where the epoch moves on, so an iteration that fails before keeps it)
+        skip = self.start_batch * self.batch_size
         pieces = None
         if self._may_stream():
             # the first block is selected while the build sets up its files (_streams waits)
             pieces = self._ordering.pieces(self.train_set, self.epoch, self._ranks)
         if self._streams():
             assert pieces is not None
-            self.epoch += 1
+            self.epoch, self.start_batch = self.epoch + 1, 0
             self._served = True
             gen = self._batches_building(_skipped(pieces, skip) if skip else pieces, skip)
             if self.options.prefetch <= 0:
@@ -449,7 +451,7 @@ class Loader:
             self._copy_to_memory()
         self._served = True
         epoch = self.epoch
-        self.epoch += 1
+        self.epoch, self.start_batch = epoch + 1, 0
         # rows of the entry, in the epoch's order of positions; the next epoch's meanwhile
         ordering, rows, ranks = self._ordering, self._mapped(), self._key_ranks
         ahead, self._ahead = self._ahead, None

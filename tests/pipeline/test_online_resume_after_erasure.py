@@ -172,3 +172,18 @@ def test_a_state_that_does_not_match_the_catalog_or_the_trigger_is_refused(tmp_p
     # a loop that was fed already does not take a state
     with pytest.raises(PipelineConfigError, match="before it is fed"):
         runner.loop.restore(state)
+
+
+def test_a_restart_with_another_trigger_after_an_erasure_names_the_saved_trigger(tmp_path: Path) -> None:
+    # the run saved a state, but for another trigger configuration under this name: the refusal
+    # says so instead of claiming no state was saved
+    path = tmp_path / "s"
+    store = Store.open(str(path), create=True)
+    _grow(store, 0, 4)
+    _run(store, AMOUNT)
+    assert read_state(store, "live") is not None
+    store.erase(ERASED, reason="request")
+    with pytest.raises(PipelineConfigError, match="hold 120 rows.*the state it saved .* is that of the trigger "
+                                                  ".*'every': 130.*not of this configuration's") as err:
+        _run(Store.open(str(path)), {"name": "data_amount", "every": 150})
+    assert "saved no state" not in str(err.value)

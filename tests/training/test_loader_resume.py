@@ -209,3 +209,30 @@ def test_resumed_cuda_batches_are_the_tail_of_the_cpu_epoch(store, budget) -> No
         assert dl.on_device == (budget is None)
         dl.set_epoch(1, start_batch=b)
         assert _lists(list(dl)) == full[b:], b
+
+
+def test_an_iteration_that_fails_before_serving_keeps_the_offset(store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read error before the epoch is served (the entry's check) leaves the loader resumable:
+    the next try serves the same tail, not the whole epoch again."""
+    ts = _selection(store, 100, seed=7)
+    plain = loader(store, ts, columns=["label"], batch_size=BATCH, seed=1)
+    plain.set_epoch(1)
+    full = _lists(list(plain))
+    dl = loader(store, ts, columns=["label"], batch_size=BATCH, seed=1)
+    list(dl)  # epoch 0: the entry is bound
+    dl.set_epoch(1, start_batch=4)
+    real = dl._ensure_alive
+    failed: list[bool] = []
+
+    def flaky() -> None:
+        if not failed:
+            failed.append(True)
+            raise OSError("transient read error")
+        real()
+
+    monkeypatch.setattr(dl, "_ensure_alive", flaky)
+    with pytest.raises(OSError, match="transient"):
+        list(dl)
+    assert dl.epoch == 1 and dl.start_batch == 4 and len(dl) == len(full) - 4
+    assert _lists(list(dl)) == full[4:]
+    assert dl.epoch == 2 and dl.start_batch == 0

@@ -123,6 +123,10 @@ def read_state(store: Any, pipeline: str) -> tuple[int, dict[str, Any]] | None:
     return int(row["processed_version"]), json.loads(row["state"])
 
 
+_NO_STATE = ("it saved no state to go on from (only data_amount, time and composites of them save one, "
+             "with a selection strategy that is not stateful)")
+
+
 def _recorded_seen(store: Any, pipeline: str) -> dict[int, int]:
     """``{processed version: rows seen}`` of the progress rows ``pipeline`` committed so far."""
     t = store.read_table(PROGRESS_TABLE, None, filter=f"pipeline = '{pipeline}'")
@@ -261,6 +265,8 @@ class OnlineRunner:
         self._stop = threading.Event()
         self._since_progress = 0
         self._seen_before = _recorded_seen(self.store, config.name)
+        # why a state saved by the run before this restart was not resumed from (see _check_seen)
+        self._unused_state: str | None = None
 
     def _next_slice(self, info: TrainingInfo | None) -> None:
         """Evaluate the model that served until now on the rows that arrived while it served."""
@@ -309,7 +315,15 @@ class OnlineRunner:
         loop = self._ensure_loop()
         now = loop.state()
         if now is None or now["trigger_config"] != saved[1].get("trigger_config"):
-            return  # another trigger under this name: fed every version (its trainings are refused)
+            # another trigger under this name: fed every version (its trainings are refused)
+            self._unused_state = (
+                f"the state it saved (with version {saved[0]}) is that of the trigger "
+                f"{saved[1].get('trigger_config')}, not of this configuration's {dict(self.config.trigger)}"
+                if now is not None else
+                f"the state it saved (with version {saved[0]}) cannot be resumed by this configuration, which "
+                "keeps no such state (a trigger other than data_amount, time and composites of them, or a "
+                "stateful selection strategy)")
+            return
         loop.restore(saved[1])
         self.processed = saved[0]
         self._previous = loop.trainings[-1] if loop.trainings else None
@@ -322,8 +336,7 @@ class OnlineRunner:
             raise PipelineConfigError(
                 "name", f"pipeline {self.config.name!r} had seen {before} rows up to version {v} before this "
                         f"restart, but the store's versions hold {now} rows up to there now (rows were erased "
-                        "since), and it saved no state to go on from (only data_amount, time and composites of "
-                        "them save one, with a selection strategy that is not stateful): its triggers cannot be "
+                        f"since), and {self._unused_state or _NO_STATE}: its triggers cannot be "
                         "rebuilt as they were, and would fire at other positions; "
                         "use a new pipeline name (see 'Online mode' in docs/pipelines.md)")
 
