@@ -443,7 +443,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
             from modyn_store.core import maintenance
 
             store._last_purge_caches = maintenance.finish_purge(store, txn.version, op)
-            moved.update(store._tables.names())
+            moved.update(maintenance.purge_tables(store, op))  # (not others: a damaged one blocks no erase)
         # record the Lance versions the compaction and purge above committed (none: no write)
         _raise_head(store, txn.version, tables, moved)
         _finish_intent(store, txn)

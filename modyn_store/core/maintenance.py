@@ -47,6 +47,11 @@ def keyed_extensions(store: Store) -> list[str]:
     return found
 
 
+def purge_tables(store: Store, op: str) -> list[str]:
+    """The tables the purge of a committed ``op`` (erase or vacuum) may rewrite."""
+    return _content_tables(store) + (keyed_extensions(store) if op == "erase" else [])
+
+
 def _purge(store: Store, keys: np.ndarray, *, extensions: bool = False) -> int:
     """Remove ``keys``' rows from every content table (with ``extensions``: and from every
     :func:`keyed_extensions` table) and every cache, then drop old files."""
