@@ -87,7 +87,7 @@ class RowBuffer:
     def __init__(self, size: int | None = None, span: float | None = None) -> None:
         self.size = size
         self.span = span
-        self._chunks: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+        self._chunks: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
         self._rows = 0
         self._newest: int | float = -math.inf  # a Python int once integer times arrive
 
@@ -106,34 +106,68 @@ class RowBuffer:
         out._chunks = list(self._chunks)
         return out
 
-    def append(self, cols: Mapping[str, np.ndarray], ts: np.ndarray) -> None:
+    def append(self, cols: Mapping[str, np.ndarray], ts: np.ndarray, keys: np.ndarray | None = None) -> None:
+        """Add rows (their ``keys``, when given, for :meth:`keyed_window` and :meth:`remove`;
+        -1 otherwise)."""
         if ts.size == 0:
             return
         ts = np.asarray(ts)
-        self._chunks.append(({k: np.asarray(v) for k, v in cols.items()}, ts))
+        keys = np.full(ts.size, -1, np.int64) if keys is None else np.asarray(keys, np.int64)
+        self._chunks.append(({k: np.asarray(v) for k, v in cols.items()}, ts, keys))
         self._rows += int(ts.size)
         self._newest = max(self._newest, _max_time(ts))  # int and float compare exactly
         limit = self.size if self.size is not None else 0
         if (self.size is not None and self._rows > 2 * limit) or (
             self.span is not None and len(self._chunks) > 64
         ):
-            cols_all, ts_all = self.window()
-            self._chunks = [(cols_all, ts_all)]
-            self._rows = int(ts_all.size)
+            self._chunks = [self.keyed_window()]
+            self._rows = int(self._chunks[0][1].size)
 
     def window(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The current window: ``({column: rows}, ts)``."""
+        cols, ts, _ = self.keyed_window()
+        return cols, ts
+
+    def keyed_window(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """The current window with its rows' keys: ``({column: rows}, ts, keys)``."""
         if not self._chunks:
-            return {}, np.empty(0)
+            return {}, np.empty(0), np.empty(0, np.int64)
         names = list(self._chunks[0][0])
         cols = {k: np.concatenate([c[0][k] for c in self._chunks]) for k in names}
         ts = np.concatenate([c[1] for c in self._chunks])
+        keys = np.concatenate([c[2] for c in self._chunks])
         if self.size is not None:
             keep = slice(max(0, ts.size - self.size), None)
-            return {k: v[keep] for k, v in cols.items()}, ts[keep]
+            return {k: v[keep] for k, v in cols.items()}, ts[keep], keys[keep]
         assert self.span is not None
         mask = within_span(ts, self._newest, self.span)
-        return {k: v[mask] for k, v in cols.items()}, ts[mask]
+        return {k: v[mask] for k, v in cols.items()}, ts[mask], keys[mask]
+
+    def remove(self, keys: np.ndarray) -> None:
+        """Take the rows of ``keys`` out of the window. The buffer keeps the window only (rows
+        before it, kept until the next compaction, never move into it): the window is then the
+        same whether the buffer held such rows or not, as after :meth:`restore`."""
+        cols, ts, have = self.keyed_window()
+        keep = ~np.isin(have, keys)
+        self._chunks = [({k: v[keep] for k, v in cols.items()}, ts[keep], have[keep])] if keep.any() else []
+        self._rows = int(keep.sum())
+
+    def restore(self, cols: Mapping[str, np.ndarray], ts: np.ndarray, keys: np.ndarray,
+                newest: int | float) -> None:
+        """Hold these rows (a window :meth:`keyed_window` returned, less rows since removed) and
+        the newest event time seen (:attr:`newest`), as the buffer they came from did."""
+        self.clear()
+        self._newest = newest
+        if ts.size:
+            self._chunks = [({k: np.asarray(v) for k, v in cols.items()}, np.asarray(ts),
+                             np.asarray(keys, np.int64))]
+            self._rows = int(ts.size)
+
+    @property
+    def newest(self) -> int | float:
+        """The newest event time appended so far (``-inf`` before the first row): a span window
+        holds the rows within ``span`` of it."""
+        return self._newest
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -60,6 +60,7 @@ __all__ = [
     "Firing",
     "ModelLike",
     "Policy",
+    "RowSource",
     "ScoresLike",
     "SelectionContext",
     "SelectionStrategy",
@@ -78,6 +79,13 @@ __all__ = [
 ]
 
 Kind = Literal["trigger", "selection", "update"]
+
+#: Reads rows back by key for :meth:`Trigger.load_state`: ``rows(keys, columns, version)`` is a
+#: :class:`TriggerInput` of those of ``keys`` live in the store as of ``version`` (in any order,
+#: with the feature ``columns``); keys erased since (at every version) or never live are left out.
+#: A trigger's state names rows by key rather than holding their values, so an erasure removes
+#: them from the store and from any trigger resumed after it.
+RowSource = Callable[[np.ndarray, Sequence[str], int], TriggerInput]
 
 P = TypeVar("P", bound="Policy")
 
@@ -254,9 +262,11 @@ class Trigger(Policy):
         again."""
         return None
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
         """Take the state :meth:`state` returned (a fresh trigger, fed nothing yet); refused with
-        :class:`InvalidArgumentError` naming ``state`` when it is not this trigger's."""
+        :class:`InvalidArgumentError` naming ``state`` when it is not this trigger's, leaving the
+        trigger as it was. A state that names rows by key (``data_drift``'s windows) reads them
+        back with ``rows`` (see :data:`RowSource`)."""
         raise InvalidArgumentError("state", type(self).__name__, "a trigger whose state() is not None")
 
 

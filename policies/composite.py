@@ -10,7 +10,7 @@ import numpy as np
 from modyn_store.core._validate import check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, register, sub_triggers
+from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register, sub_triggers
 
 __all__ = ["All", "AnyOf", "AtLeast"]
 
@@ -137,7 +137,7 @@ class AtLeast(Trigger):
         return {"parts": parts, "armed": [[i, _plain_firing(f)] for i, f in sorted(self._armed.items())],
                 "fired_at_end": bool(self._fired_at_end)}
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
         shape = "{'parts': [a state per sub-trigger], 'armed': [[index, firing], ...], 'fired_at_end': bool}"
         ok = isinstance(state, Mapping) and set(state) == {"parts", "armed", "fired_at_end"} \
             and isinstance(state["parts"], list) and len(state["parts"]) == len(self.triggers) \
@@ -153,11 +153,11 @@ class AtLeast(Trigger):
         before = [t.state() for t in self.triggers]
         try:
             for t, part in zip(self.triggers, state["parts"]):
-                t.load_state(part)
+                t.load_state(part, rows)
         except BaseException:
             for t, part in zip(self.triggers, before):
                 if part is not None:
-                    t.load_state(part)
+                    t.load_state(part, rows)
             raise
         self._armed, self._fired_at_end = armed, state["fired_at_end"]
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from modyn_store.core._validate import check_int
 from modyn_store.core.errors import InvalidArgumentError
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
+from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register
 
 __all__ = ["DataAmount"]
 
@@ -53,7 +53,7 @@ class DataAmount(Trigger):
         """``{"seen": samples fed so far}``: all the trigger keeps (see :meth:`Trigger.state`)."""
         return {"seen": int(self._seen)}
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
         seen = state.get("seen") if isinstance(state, Mapping) else None
         if not isinstance(state, Mapping) or set(state) != {"seen"} or not isinstance(seen, int) or isinstance(seen, bool) or seen < 0:
             raise InvalidArgumentError("state", state, "a data_amount trigger's state: {'seen': int >= 0}")

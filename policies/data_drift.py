@@ -13,7 +13,8 @@ from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
 from policies._windows import RowBuffer, reached_span, restored_on_error
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, check_count, register, sub_triggers
+from policies.base import (Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register,
+                           sub_triggers)
 from policies.near_duplicates import embedding_matrix
 
 __all__ = ["DataDrift"]
@@ -30,7 +31,8 @@ class DataDrift(Trigger):
     and so on). Then, every ``every`` samples, the current window
     (the last ``window`` samples, or with ``window_time`` the samples within that span of event
     time; without ``overlap`` only samples after the reference) is compared with the reference.
-    On a firing the current window becomes the reference. The statistic is computed on the
+    On a firing the current window becomes the reference. Rows a delta deletes or erases leave
+    both windows (the windows hold rows live in the store; see :meth:`state`). The statistic is computed on the
     ``columns`` or, with ``embeddings``, on the current model's embeddings of them.
 
     Decisions: ``p_value`` fires when p < ``threshold`` (MMD, KS); ``threshold`` when the
@@ -134,6 +136,8 @@ class DataDrift(Trigger):
         self.seed = check_int("seed", seed, 0)
         self._buf = RowBuffer(size=None if self._span else self.window, span=self._span)
         self._ref: dict[str, np.ndarray] | None = None
+        self._ref_keys = np.empty(0, np.int64)  # the reference's keys, for state() and erasures
+        self._version = 0  # the last version fed: state() names the windows' rows as of it
         self._ref_start: int | float | None = None
         self._since = 0
         self._seen = 0
@@ -196,6 +200,8 @@ class DataDrift(Trigger):
         from engine.sample import uniform_sample
 
         n = len(cols[self._columns[0]])
+        if n < self.min_samples:  # e.g. a reference whose rows were deleted or erased since
+            return None
         cap = int(self.max_samples)
         seed = int(self.seed) + salt
         if not self.embeddings:
@@ -258,23 +264,81 @@ class DataDrift(Trigger):
     def _warming(self) -> bool:
         return self._ref is None or self._evals < int(self.warmup)
 
-    def _set_reference(self, cols: dict[str, np.ndarray]) -> None:
-        self._ref = cols
+    def _set_reference(self, window: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]) -> None:
+        self._ref, self._ref_keys = window[0], window[2]
         self._since = 0
         if not self.overlap:
             self._buf.clear()
 
+    def _drop(self, gone: np.ndarray) -> None:
+        """Take deleted or erased rows out of the reference and current windows (they hold the
+        rows live in the store; a restart reads them back by key, see :meth:`state`)."""
+        if gone.size == 0:
+            return
+        if np.isin(self._buf.keyed_window()[2], gone).any():
+            self._buf.remove(gone)
+        if self._ref is not None and np.isin(self._ref_keys, gone).any():
+            keep = ~np.isin(self._ref_keys, gone)
+            self._ref = {c: v[keep] for c, v in self._ref.items()}
+            self._ref_keys = self._ref_keys[keep]
+
+    def state(self) -> dict[str, Any] | None:
+        """The windows as the keys of their rows (never feature values: a restart reads the rows
+        back from the store, where erased ones are gone) with the last version fed, the counters,
+        the past statistics, two event times (the newest one seen, and the first of a reference
+        window being collected) and the ``warmup_trigger``'s state; ``None`` when that has none.
+        """
+        part = None if self.warmup_trigger is None else self.warmup_trigger.state()
+        if self.warmup_trigger is not None and part is None:
+            return None
+        return {"version": int(self._version), "seen": int(self._seen), "since": int(self._since),
+                "evals": int(self._evals), "warm_until": self._warm_until, "past": [float(p) for p in self._past],
+                "ref_start": _plain_time(self._ref_start), "newest": _plain_time(self._buf.newest),
+                "window": self._buf.keyed_window()[2].tolist(),
+                "reference": None if self._ref is None else self._ref_keys.tolist(), "warmup_trigger": part}
+
+    def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
+        """Take :meth:`state`'s data; the windows' rows are read with ``rows`` as of the state's
+        version (rows erased since are left out, as :meth:`fire` leaves out the rows a delta
+        deletes or erases)."""
+        shape = ("a data_drift trigger's state: {'version', 'seen', 'since', 'evals': int >= 0, 'warm_until': "
+                 "int >= 0 or None, 'past': [number], 'ref_start', 'newest': number or None, 'window': [key], "
+                 "'reference': [key] or None, 'warmup_trigger': its state or None}")
+        if not _state_ok(state, self.warmup_trigger is not None, int(self.history)):
+            raise InvalidArgumentError("state", state, shape)
+        wanted = [*state["window"], *(state["reference"] or [])]
+        if wanted and rows is None:
+            raise InvalidArgumentError("rows", None, "a row source (policies.base.RowSource): the state names "
+                                                     "the windows' rows by key")
+        read = None if not wanted or rows is None else rows(np.asarray(wanted, np.int64), self._columns,
+                                                            int(state["version"]))
+        if self.warmup_trigger is not None:
+            self.warmup_trigger.load_state(state["warmup_trigger"], rows)
+        buf = RowBuffer(size=None if self._span else self.window, span=self._span)
+        newest = -np.inf if state["newest"] is None else state["newest"]
+        empty = ({c: np.empty(0) for c in self._columns}, np.empty(0), np.empty(0, np.int64))
+        window = empty if read is None else _rows_of(read, state["window"], self._columns)
+        ref = empty if read is None else _rows_of(read, state["reference"] or [], self._columns)
+        buf.restore(window[0], window[1], window[2], newest)
+        self._ref, self._ref_keys = (None if state["reference"] is None else ref[0]), ref[2]
+        self._buf, self._version, self._seen = buf, int(state["version"]), int(state["seen"])
+        self._since, self._evals, self._warm_until = int(state["since"]), int(state["evals"]), state["warm_until"]
+        self._past = deque((float(p) for p in state["past"]), maxlen=self.history)
+        self._ref_start = state["ref_start"]
+
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         # a failing model (or malformed embeddings) leaves the trigger as it was: the rows it
         # buffered from this delta are given back
-        with restored_on_error(self, "_buf", "_ref", "_ref_start", "_since", "_seen", "_evals", "_past",
-                               "_warm_until"):
+        with restored_on_error(self, "_buf", "_ref", "_ref_keys", "_ref_start", "_since", "_seen", "_evals",
+                               "_past", "_warm_until", "_version"):
             return self._consume(delta, model)
 
     def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)
         feats = {c: delta.features[c] for c in self._columns} if n else {}
-        ts = delta.ts
+        ts, keys = delta.ts, delta.keys
+        self._drop(np.union1d(delta.deleted, delta.erased))
+        self._version = int(delta.version)
         out: list[tuple[int, Firing]] = []
         warming = self._warming()
         # the warm-up trigger's firings count up to the row where the warm-up ended: a firing at
@@ -295,18 +359,19 @@ class DataDrift(Trigger):
                     take = int(past[0]) if past.size else n - pos
                     done = bool(past.size)
                 self._buf.append({c: v[pos:pos + take] for c, v in feats.items()},
-                                 ts[pos:pos + take])
+                                 ts[pos:pos + take], keys[pos:pos + take])
                 pos += take
                 if done:
-                    ref = self._buf.window()[0]
-                    if self._usable_rows(ref) >= int(self.min_samples):
+                    ref = self._buf.keyed_window()
+                    if self._usable_rows(ref[0]) >= int(self.min_samples):
                         self._set_reference(ref)
                     else:  # never comparable: the next full window is the reference instead
                         self._buf.clear()
                         self._ref_start = None
                 continue
             take = min(int(self.every) - self._since, n - pos)
-            self._buf.append({c: v[pos:pos + take] for c, v in feats.items()}, ts[pos:pos + take])
+            self._buf.append({c: v[pos:pos + take] for c, v in feats.items()}, ts[pos:pos + take],
+                             keys[pos:pos + take])
             pos += take
             self._since += take
             if self._since < int(self.every):
@@ -321,7 +386,7 @@ class DataDrift(Trigger):
                 out.append((pos, delta.firing(pos, f"drift: {why} ({self.decision})",
                                               trigger=self.name, seen=self._seen + pos,
                                               statistic=stat)))
-                self._set_reference(self._buf.window()[0])
+                self._set_reference(self._buf.keyed_window())
         if warming and not self._warming():
             warm_end = pos
         if self._warm_until is None and not self._warming():  # the warm-up ended in this delta
@@ -337,6 +402,49 @@ class DataDrift(Trigger):
                                         statistic=None, causes=(f,), boundary=f.boundary)))
         self._seen += n
         return [f for _, f in sorted(out, key=lambda e: e[0])]
+
+
+def _plain_time(t: Any) -> int | float | None:
+    """An event time as JSON holds it: a Python number, ``None`` for none (or ``-inf``)."""
+    t = t.item() if isinstance(t, np.generic) else t
+    return None if t is None or (isinstance(t, float) and t == -np.inf) else t
+
+
+def _state_ok(state: Any, has_warmup: bool, history: int) -> bool:
+    """Whether ``state`` has the shape :meth:`DataDrift.state` gives."""
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def keys(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in v)
+
+    names = {"version", "seen", "since", "evals", "warm_until", "past", "ref_start", "newest", "window",
+             "reference", "warmup_trigger"}
+    return (isinstance(state, Mapping) and set(state) == names
+            and all(count(state[k]) for k in ("version", "seen", "since", "evals"))
+            and (state["warm_until"] is None or count(state["warm_until"]))
+            and isinstance(state["past"], list) and len(state["past"]) <= history
+            and all(number(p) for p in state["past"])
+            and all(state[k] is None or (number(state[k]) and np.isfinite(state[k])) for k in ("ref_start", "newest"))
+            and keys(state["window"]) and (state["reference"] is None or keys(state["reference"]))
+            and (state["warmup_trigger"] is None) != has_warmup)
+
+
+def _rows_of(read: TriggerInput, keys: Sequence[int], columns: Sequence[str]
+             ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The rows of ``keys`` that ``read`` holds, in the order of ``keys`` (the others are gone)."""
+    want = np.asarray(keys, np.int64)
+    if len(read) == 0 or want.size == 0:
+        hit, idx = np.zeros(want.size, bool), np.empty(0, np.intp)
+    else:
+        order = np.argsort(read.keys, kind="stable")
+        at = order[np.minimum(np.searchsorted(read.keys, want, sorter=order), len(read) - 1)]
+        hit = read.keys[at] == want
+        idx = at[hit]
+    return {c: np.asarray(read.features[c])[idx] for c in columns}, read.ts[idx], want[hit]
 
 
 def _window_span(window_time: str | float) -> float:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from modyn_store.core._validate import check_float
+from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
+from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register
 
 __all__ = ["Deletion"]
 
@@ -67,6 +69,34 @@ class Deletion(Trigger):
         self._removed = np.empty(0, dtype=np.int64)
         if int(train_set.version) < self._last_version:
             self._removed = np.intersect1d(self._train_keys, self._last_gone, assume_unique=True)
+
+    def state(self) -> dict[str, Any]:
+        """The keys of the last train set (``None`` when quiet), those of them removed since,
+        those the last delta removed and its version, and the samples fed: keys only, no rows."""
+        return {"train_keys": None if self._train_keys is None else self._train_keys.tolist(),
+                "removed": self._removed.tolist(), "last_gone": self._last_gone.tolist(),
+                "last_version": int(self._last_version), "seen": int(self._seen)}
+
+    def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
+        def count(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+        def keys(v: Any) -> bool:
+            return isinstance(v, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in v)
+
+        names = {"train_keys", "removed", "last_gone", "last_version", "seen"}
+        ok = (isinstance(state, Mapping) and set(state) == names
+              and (state["train_keys"] is None or keys(state["train_keys"])) and keys(state["removed"])
+              and keys(state["last_gone"]) and count(state["last_version"]) and count(state["seen"]))
+        if not ok:
+            raise InvalidArgumentError("state", state, "a deletion trigger's state: {'train_keys': [key] or "
+                                                       "None, 'removed': [key], 'last_gone': [key], "
+                                                       "'last_version': int >= 0, 'seen': int >= 0}")
+        train = state["train_keys"]
+        self._train_keys = None if train is None else np.unique(np.asarray(train, np.int64))
+        self._removed = np.unique(np.asarray(state["removed"], np.int64))
+        self._last_gone = np.unique(np.asarray(state["last_gone"], np.int64))
+        self._last_version, self._seen = int(state["last_version"]), int(state["seen"])
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         self._seen += len(delta)

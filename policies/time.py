@@ -13,7 +13,7 @@ import numpy as np
 from modyn_store.core._validate import parse_duration
 from modyn_store.core.errors import InvalidArgumentError
 from policies._windows import restored_on_error
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, register
+from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register
 
 __all__ = ["Time"]
 
@@ -129,7 +129,7 @@ class Time(Trigger):
         origin = self._origin.item() if isinstance(self._origin, np.generic) else self._origin
         return {"origin": origin, "interval": int(self._interval), "seen": int(self._seen)}
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
         def number(v: Any) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

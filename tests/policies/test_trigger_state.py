@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modyn_store.core.errors import InvalidArgumentError
-from policies import All, AnyOf, AtLeast, DataAmount, Deletion, Time, Trigger, TriggerInput
+from modyn_store.core.trainset import TrainSet
+from policies import All, AnyOf, AtLeast, DataAmount, DataDrift, Deletion, Performance, Time, Trigger, TriggerInput
 
 
 def _fire(t: Trigger, v: int, keys: np.ndarray, ts: np.ndarray) -> list[tuple[Any, ...]]:
@@ -43,8 +44,8 @@ def test_a_trigger_resumed_from_its_json_state_fires_as_the_one_it_came_from(mak
     assert resumed.state() == whole.state()
 
 
-@pytest.mark.parametrize("t", [Deletion(share=0.5), AnyOf(triggers=[DataAmount(every=3), Deletion(share=0.5)])],
-                         ids=["deletion", "composite_with_deletion"])
+@pytest.mark.parametrize("t", [Performance(columns=["x"]), AnyOf(triggers=[DataAmount(every=3), Performance(columns=["x"])])],
+                         ids=["performance", "composite_with_performance"])
 def test_a_trigger_without_a_plain_state_refuses_one(t: Trigger) -> None:
     assert t.state() is None
     with pytest.raises(InvalidArgumentError, match="state"):
@@ -64,3 +65,109 @@ def test_a_state_that_is_not_the_triggers_is_refused_and_changes_nothing(t: Trig
     with pytest.raises(InvalidArgumentError, match="state"):
         t.load_state(state)
     assert t.state() == before
+
+
+# -- data_drift: windows saved as keys, read back through a row source ------------------------
+N = 900
+X = np.concatenate([np.random.default_rng(0).normal(m, 1, 300) for m in (0, 2, -1)])
+TS = np.arange(N, dtype=np.int64)
+
+
+def _source(gone: np.ndarray, calls: list[int] | None = None) -> Any:
+    """A row source over ``X`` whose keys ``gone`` were erased."""
+    def rows(keys: np.ndarray, columns: Any, version: int) -> TriggerInput:
+        if calls is not None:
+            calls.append(version)
+        k = np.asarray(keys, np.int64)
+        k = k[~np.isin(k, gone)][::-1]  # in any order: the trigger puts them back in its own
+        return TriggerInput(version=version, keys=k, ts=TS[k], features={c: X[k] for c in columns})
+    return rows
+
+
+def _drift_fire(t: Trigger, v: int, a: int, b: int, erased: Any = ()) -> list[tuple[Any, ...]]:
+    tin = TriggerInput(version=v, keys=TS[a:b], ts=TS[a:b], features={"x": X[a:b]},
+                       erased=np.asarray(erased, np.int64))
+    return [(g.version, g.position, g.seen, g.reason, g.statistic) for f in t.fire(tin) for g in f.walk()]
+
+
+DRIFTS = [lambda: DataDrift(columns=["x"], metric="ks", window=100, every=50),
+          lambda: DataDrift(columns=["x"], metric="mean_shift", decision="quantile", window=80, every=40, overlap=True,
+                            warmup=6, warmup_trigger={"name": "data_amount", "every": 70}),
+          lambda: DataDrift(columns=["x"], metric="ks", window_time=100, every=50),
+          lambda: AnyOf(triggers=[DataAmount(every=170), DataDrift(columns=["x"], metric="ks", window=60, every=30)])]
+
+
+@pytest.mark.parametrize("make", DRIFTS, ids=["window", "warmup_quantile_overlap", "window_time", "composite"])
+@pytest.mark.parametrize("cut", [0, 30, 150, 250, 420, 610])
+def test_a_drift_trigger_resumed_after_an_erasure_fires_as_the_one_that_saw_it(make: Any, cut: int) -> None:
+    # the erased rows were in the windows when the state was saved: the trigger fed on drops them
+    # when fed the erasure, the resumed one never reads them back; both then fire alike
+    gone = np.unique(np.clip([cut - 5, cut - 10, cut - 30, cut - 95, 3], 0, None)) if cut else np.empty(0, np.int64)
+    whole = make()
+    _drift_fire(whole, 1, 0, cut)
+    state = json.loads(json.dumps(whole.state()))
+    assert "x" not in json.dumps(state)  # keys, no feature values
+    calls: list[int] = []
+    resumed = make()
+    resumed.load_state(state, _source(gone, calls))
+    assert calls == ([1] if cut else [])  # read as of the last version fed
+    after = [_drift_fire(t, 2, 0, 0, gone) + _drift_fire(t, 3, cut, N) for t in (whole, resumed)]
+    assert after[0] == after[1] and after[0]
+    assert resumed.state() == whole.state()
+
+
+def test_a_drift_state_names_the_rows_of_its_windows_by_key() -> None:
+    t = DataDrift(columns=["x"], metric="ks", window=100, every=50)
+    _drift_fire(t, 4, 0, 180)
+    st = t.state()
+    assert st["version"] == 4 and st["reference"] == list(range(100)) and st["window"] == list(range(100, 180))
+    _drift_fire(t, 5, 0, 0, erased=[5, 150, 999])  # a delete or erasure takes rows out of both windows
+    st = t.state()
+    assert st["version"] == 5 and 5 not in st["reference"] and 150 not in st["window"]
+    assert len(st["reference"]) == 99 and len(st["window"]) == 79
+
+
+def test_deletion_resumed_from_its_json_state_fires_as_the_one_it_came_from() -> None:
+    e = np.empty(0, dtype=np.int64)
+    whole = Deletion(share=0.5)
+    whole.on_training(TrainSet.uniform(np.arange(10), version=1))
+    whole.fire(TriggerInput(version=2, keys=e, ts=e, erased=np.array([1, 2, 20])))
+    resumed = Deletion(share=0.5)
+    resumed.load_state(json.loads(json.dumps(whole.state())))
+    later = TriggerInput(version=3, keys=e, ts=e, deleted=np.array([3, 4, 5]))
+    got, ref = resumed.fire(later), whole.fire(later)
+    assert [(f.version, f.position, f.statistic, f.seen) for f in got] == \
+        [(f.version, f.position, f.statistic, f.seen) for f in ref] == [(3, 0, 0.5, 0)]
+    assert resumed.state() == whole.state()
+
+
+@pytest.mark.parametrize(("change", "rows", "name"), [
+    ({"window": [1.5]}, _source(np.empty(0)), "state"),
+    ({"evals": -1}, _source(np.empty(0)), "state"),
+    ({"past": [0.1] * 51}, _source(np.empty(0)), "state"),  # more than history
+    ({"newest": float("inf")}, _source(np.empty(0)), "state"),
+    ({"since": None}, _source(np.empty(0)), "state"),  # None: left out
+    ({"warmup_trigger": {"seen": 1}}, _source(np.empty(0)), "state"),  # it has no warm-up trigger
+    ({}, None, "rows"),  # the windows' rows cannot be read back
+])
+def test_a_drift_state_that_is_not_the_triggers_is_refused_and_changes_nothing(change: dict[str, Any], rows: Any,
+                                                                                name: str) -> None:
+    other = DataDrift(columns=["x"], metric="ks", window=100, every=50)
+    _drift_fire(other, 1, 0, 180)
+    state = {k: v for k, v in {**other.state(), **change}.items() if v is not None or k not in change}
+    t = DataDrift(columns=["x"], metric="ks", window=100, every=50)
+    _drift_fire(t, 1, 0, 120)
+    before = t.state()
+    with pytest.raises(InvalidArgumentError, match=rf"\b{name}\b"):
+        t.load_state(state, rows)
+    assert t.state() == before
+
+
+def test_a_deletion_state_that_is_not_the_triggers_is_refused_and_changes_nothing() -> None:
+    t = Deletion(share=0.5)
+    t.on_training(TrainSet.uniform(np.arange(4), version=1))
+    before = t.state()
+    for bad in ({**before, "removed": ["a"]}, {**before, "seen": -2}, {"train_keys": None}):
+        with pytest.raises(InvalidArgumentError, match="state"):
+            t.load_state(bad)
+        assert t.state() == before

@@ -436,10 +436,10 @@ class PipelineLoop:
                 "erased_since": s.erased_since.tolist(), "last_ts": _plain(s.last_ts), "seen_rows": int(s.seen_rows),
                 "pending": [int(s.pending.rows), float(s.pending.trigger_s)]}
 
-    def restore(self, state: Mapping[str, Any]) -> None:
-        """Go on from ``state`` (made by :meth:`state`) on a fresh loop: adopt the trainings it
-        counts from the catalog (checked as :meth:`adopt` checks them), then take the trigger's
-        state and the counters; erased rows drop out of the deltas fed after this."""
+    def restore(self, state: Mapping[str, Any], rows: Any = None) -> None:
+        """Go on from ``state`` (made by :meth:`state`) on a fresh loop: adopt the trainings it counts from the
+        catalog (checked as :meth:`adopt` checks them), then take the trigger's state (rows it names by key read with
+        ``rows``, a :data:`policies.base.RowSource`) and the counters; erased rows drop out of later deltas."""
         from policies import Cutoff
         from modyn_store.core.trainings import Catalog
 
@@ -461,7 +461,7 @@ class PipelineLoop:
             info = self._adopted_info(index, record, record.metrics.get("cutoff_ts", float("nan")))
             module = self._recorded_module(record.training_id) if index == n - 1 else None
             self._after(info, Cutoff(int(v), ts, key), Catalog(self.store).train_set(record.training_id), module)
-        self.trigger.load_state(state["trigger"])
+        self.trigger.load_state(state["trigger"], rows)
         s = self._s
         s.erased_since = np.asarray(state["erased_since"], np.int64)
         s.last_ts = float("nan") if state["last_ts"] is None else state["last_ts"]

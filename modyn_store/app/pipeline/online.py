@@ -68,6 +68,7 @@ from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo, pipeline_training_id
 from modyn_store.app.pipeline.runner import threads
+from modyn_store.app.pipeline.trigger_rows import store_rows
 from modyn_store.core._catalog_tables import declare_table
 
 __all__ = ["PROGRESS_TABLE", "STATE_TABLE", "NextSlice", "OnlineRunner", "check_follow", "read_progress", "read_state"]
@@ -123,8 +124,10 @@ def read_state(store: Any, pipeline: str) -> tuple[int, dict[str, Any]] | None:
     return int(row["processed_version"]), json.loads(row["state"])
 
 
-_NO_STATE = ("it saved no state to go on from (only data_amount, time and composites of them save one, "
-             "with a selection strategy that is not stateful)")
+#: the pipelines a restart resumes from a saved state (see the module docstring)
+_STATEFUL = ("only data_amount, time, data_drift, deletion and composites of them save one, with a "
+             "selection strategy that is not stateful")
+_NO_STATE = f"it saved no state to go on from ({_STATEFUL})"
 
 
 def _recorded_seen(store: Any, pipeline: str) -> dict[int, int]:
@@ -321,10 +324,9 @@ class OnlineRunner:
                 f"{saved[1].get('trigger_config')}, not of this configuration's {dict(self.config.trigger)}"
                 if now is not None else
                 f"the state it saved (with version {saved[0]}) cannot be resumed by this configuration, which "
-                "keeps no such state (a trigger other than data_amount, time and composites of them, or a "
-                "stateful selection strategy)")
+                f"keeps no such state ({_STATEFUL})")
             return
-        loop.restore(saved[1])
+        loop.restore(saved[1], store_rows(self.store))
         self.processed = saved[0]
         self._previous = loop.trainings[-1] if loop.trainings else None
 
