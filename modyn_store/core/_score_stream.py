@@ -151,16 +151,23 @@ def _merge(runs: list[_Run], dead_now: Callable[[], np.ndarray]) -> Iterator[pa.
 
 
 def _coalesce(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
-    """Batches of about ``size`` rows from the merge's smaller steps (each run reads
-    ``size / runs`` rows at a time): consumers such as a streaming top-k pay per batch."""
+    """Batches of exactly ``size`` rows (the last one: the rest) from the merge's steps, which
+    are smaller (each run reads ``size / runs`` rows at a time: consumers such as a streaming
+    top-k pay per batch) or larger (a run reads at least ``_MIN_RUN_BATCH`` rows at a time)."""
     held: list[pa.RecordBatch] = []
     rows = 0
     for batch in batches:
         held.append(batch)
         rows += batch.num_rows
-        if rows >= size:
-            yield held[0] if len(held) == 1 else pa.Table.from_batches(held).combine_chunks().to_batches()[0]
-            held, rows = [], 0
+        if rows < size:
+            continue
+        whole = held[0] if len(held) == 1 else pa.Table.from_batches(held).combine_chunks().to_batches()[0]
+        start = 0
+        while whole.num_rows - start >= size:  # zero-copy slices
+            yield whole.slice(start, size)
+            start += size
+        held = [whole.slice(start)] if start < whole.num_rows else []
+        rows = whole.num_rows - start
     if held:
         yield held[0] if len(held) == 1 else pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 

@@ -149,7 +149,8 @@ class Scores:
         on_unavailable: OnUnavailable = "error",
     ) -> Iterator[pa.RecordBatch]:
         """Stream the latest score per live key at ``version`` in bounded memory, ascending by
-        key: batches of ``key``, ``value``, ``training_id``, ``version`` (see :meth:`as_of`).
+        key: batches of ``key``, ``value``, ``training_id``, ``version`` (see :meth:`as_of`) of
+        ``batch_size`` rows each, the last one of at most ``batch_size``.
 
         Memory is one batch per score write at or before ``version`` (each write's rows are
         stored sorted by key and merged), never the whole table. Checks run before this returns.

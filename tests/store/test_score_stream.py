@@ -177,3 +177,20 @@ def test_batches_come_in_about_the_size_asked_for(tmp_path: Path) -> None:
         store.scores.write("loss", keys, np.full(keys.size, float(i)))
     sizes = [b.num_rows for b in store.scores.batches(None, "loss", batch_size=8192)]
     assert sum(sizes) == 40000 and all(s >= 8192 for s in sizes[:-1]) and len(sizes) <= 5
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 4097])
+def test_batches_hold_at_most_batch_size(tmp_path: Path, batch_size: int) -> None:
+    """A merge step holds up to a run batch (4096 rows or more) per run: the stream still cuts
+    it into batches of batch_size rows (the last one: the rest), like ``Snapshot.to_batches``."""
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(9000)}))
+    store.scores.write("loss", [1, 2], np.array([0.1, 0.2]))
+    store.scores.write("loss", np.arange(0, 9000, 2), np.arange(0, 9000, 2) / 10)
+    store.delete(keys=[4])
+    for version in (2, 3, 4):
+        want = store.scores.as_of(version, "loss")
+        batches = list(store.scores.batches(version, "loss", batch_size=batch_size))
+        sizes = [b.num_rows for b in batches]
+        assert all(n == batch_size for n in sizes[:-1]) and 0 < sizes[-1] <= batch_size, (version, sizes[:5])
+        assert pa.Table.from_batches(batches).equals(want), version
