@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -288,3 +289,72 @@ def test_a_csv_column_empty_in_its_first_rows_reads_its_later_values(tmp_path: P
     assert (last["sun"], last["note"], last["flag"]) == ((n - 1) % 9 + 0.5, f"n{(n - 1) % 3}", True)
     assert last["features"] == [float((n - 1) % 5), (n - 1) % 9 + 0.5]
     assert t.column("sun").null_count == empty
+
+
+def test_a_csv_column_whole_in_its_first_rows_and_fractional_later_reads_as_float(tmp_path: Path) -> None:
+    # whole numbers in the first block (4 MiB) make the reader type a column int64; a later 6.6 is
+    # no int64: the column is typed from all its values, while a column whole throughout stays int64
+    f = tmp_path / "weather.csv"
+    n, whole = 450_000, 400_000  # about 7 MB; `rain` whole in the first 6 MB
+    with open(f, "w") as fh:
+        fh.write("t,rain,count,y\n")
+        fh.writelines(f"{i},{i % 7 if i < whole else i % 7 + 0.6},{i % 11},{'ab'[i % 2]}\n" for i in range(n))
+    assert open_data(str(f)).schema.field("rain").type == pa.float64()
+    assert open_data(str(f)).schema.field("count").type == pa.int64()
+    st = str(tmp_path / "st")
+    append_stream(Store.open(st, create=True), str(f), ColumnMap(ts="t", label="y", features=("rain", "count")))
+    t = Store.open(st).as_of().to_table(["ts", "rain", "count", "features"]).sort_by("ts")
+    assert t.schema.field("rain").type == pa.float64() and t.schema.field("count").type == pa.int64()
+    last = t.slice(n - 1).to_pylist()[0]
+    assert last["rain"] == pytest.approx((n - 1) % 7 + 0.6) and last["count"] == (n - 1) % 11
+    assert last["features"] == pytest.approx([(n - 1) % 7 + 0.6, float((n - 1) % 11)])
+
+
+def test_a_csv_int_column_with_a_later_word_is_refused_naming_the_row(tmp_path: Path) -> None:
+    f = tmp_path / "weather.csv"
+    with open(f, "w") as fh:
+        fh.write("t,rain,y\n")
+        fh.writelines(f"{i},{i % 7 if i != 420_000 else 'n/a?'},{'ab'[i % 2]}\n" for i in range(450_000))
+    assert open_data(str(f)).schema.field("rain").type == pa.int64()
+    st = str(tmp_path / "st")
+    with pytest.raises(SourceError, match="Row #420002.*invalid value 'n/a\\?'"):
+        append_stream(Store.open(st, create=True), str(f), ColumnMap(ts="t", label="y", features=("rain",)))
+
+
+def test_a_missing_event_time_names_its_file_and_row(tmp_path: Path) -> None:
+    # 70,000 rows: the empty time lies in the second batch read; the unlabelled rows before it
+    # are skipped (--drop-unlabeled) but still counted in the row number
+    n, bad = 70_000, 68_123
+    f = tmp_path / "readings.csv"
+    with open(f, "w") as fh:
+        fh.write("t,x,y\n")
+        fh.writelines(f"{'' if i == bad else i},{i % 5},{'' if i in (3, 9) else 'ab'[i % 2]}\n" for i in range(n))
+    st = str(tmp_path / "st")
+    with pytest.raises(SourceError, match=rf"'t' has empty rows, the first at row {bad} of .*readings\.csv"):
+        append_stream(Store.open(st, create=True), str(f), ColumnMap(ts="t", label="y", drop_unlabeled=True))
+    assert Store.open(st).version == 0
+    table = pa.table({"t": [1, 2, 3], "k": [5, None, 7], "x": [0.5, 1.5, 2.5], "y": ["a", "b", "a"]})
+    with pytest.raises(SourceError, match="'k' has empty rows, the first at row 1 of table.*needs a key"):
+        append_stream(Store.open(st), table, ColumnMap(ts="t", label="y", key="k"))
+
+
+def test_a_repeated_key_names_the_key_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "readings.csv"
+    f.write_text("t,id,x,y\n" + "".join(f"{i},{17 if i == 40 else i},{i % 5},{'ab'[i % 2]}\n" for i in range(60)))
+    st = str(tmp_path / "st")
+    args = ["append", st, str(f), "--ts", "t", "--label", "y", "--key", "id"]
+    assert main(args) == 2
+    assert re.search(r"--key: column 'id' must hold each key once.*duplicate keys within the appended data, "
+                     r"e\.g\. \[17\].*leave --key out", capsys.readouterr().err)
+    assert not Path(st).exists()
+    f.write_text("t,id,x,y\n" + "".join(f"{i},{i},{i % 5},{'ab'[i % 2]}\n" for i in range(60)))
+    assert main(args) == 0
+    assert main(args) == 2
+    assert re.search(r"--key: column 'id' must hold each key once.*60 keys already exist", capsys.readouterr().err)
+    assert Store.open(st).version == 1
+
+
+def test_a_pipeline_source_with_a_repeated_key_is_refused_naming_the_column() -> None:
+    data = pa.table({"t": list(range(6)), "id": [1, 2, 3, 2, 5, 1], "x": [0.5] * 6, "y": ["a", "b"] * 3})
+    with pytest.raises(SourceError, match=r"key: column 'id' holds 2 keys more than once, e\.g\. \[1, 2\]"):
+        read_stream(data, ColumnMap(ts="t", label="y", key="id"))

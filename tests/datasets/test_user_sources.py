@@ -148,7 +148,7 @@ def test_rows_without_label_or_ts_write_nothing(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="without a label"):
         append_stream(store, t, ColumnMap())
     t = pa.table({"ts": [1, None, 3], "label": ["a", "b", "b"], "x": [1.0, 2.0, 3.0]})
-    with pytest.raises(SourceError, match="empty rows"):
+    with pytest.raises(SourceError, match="empty rows, the first at row 1 of table"):
         append_stream(store, t, ColumnMap())
     assert store.version == 0
 

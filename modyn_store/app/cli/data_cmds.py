@@ -31,12 +31,19 @@ from typing import Any
 import pyarrow as pa
 
 from modyn_store.app._fmt import Progress, format_table
-from modyn_store.core.errors import ConflictError, DataUnavailableError, InvalidArgumentError, NotAStoreError
+from modyn_store.core.errors import (
+    ConflictError,
+    DataUnavailableError,
+    DuplicateKeyError,
+    InvalidArgumentError,
+    NotAStoreError,
+)
 
 __all__ = ["register"]
 
 _FLAGS = {"ts": "--ts", "label": "--label", "key": "--key", "features": "--features", "format": "--format",
-          "path": "FILE", "data": "FILE", "columns": "FILE", "storage_options": "--storage-option"}
+          "path": "FILE", "data": "FILE", "columns": "FILE", "storage_options": "--storage-option",
+          "missing": "--missing"}
 
 
 def _flag(key: str) -> str:
@@ -94,7 +101,8 @@ def _columns(args: argparse.Namespace) -> Any:
 
     feats = tuple(c for c in args.features.split(",") if c) if args.features else None
     return ColumnMap(ts=args.ts, label=args.label, features=feats, key=args.key,
-                     drop_unlabeled=bool(getattr(args, "drop_unlabeled", False)))
+                     drop_unlabeled=bool(getattr(args, "drop_unlabeled", False)),
+                     missing=getattr(args, "missing", "zero"))
 
 
 def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: str) -> int:
@@ -119,7 +127,10 @@ def _append(store_path: str, files: list[str], args: argparse.Namespace, verb: s
             except OSError as cleanup:  # told, and the append's own error raised below
                 print(f"warning: the new store at {store_path} was not removed ({cleanup})", file=sys.stderr)
         raise
-    skipped = f" ({dropped[0]} rows without a label skipped)" if dropped and dropped[0] else ""
+    causes = (("without a label", getattr(args, "drop_unlabeled", False)),
+              ("with a missing feature value", getattr(args, "missing", "") == "drop_row"))
+    why = " or ".join(w for w, on in causes if on)
+    skipped = f" ({dropped[0]} rows {why} skipped)" if dropped and dropped[0] else ""
     print(f"{verb}: version {rec.version}, {rec.inserted} rows{skipped}; {rec.live} live rows in {store.uri}")
     return 0
 
@@ -177,6 +188,11 @@ def _append_to(store_path: str, data: Any, args: argparse.Namespace, verb: str, 
         if exc.name.split("[")[0] not in _FLAGS:
             raise
         raise InvalidArgumentError(_flag(exc.name), exc.value, exc.expected) from None
+    except DuplicateKeyError as exc:
+        if not args.key:
+            raise
+        raise DuplicateKeyError(f"--key: column {args.key!r} must hold each key once, for all time: {exc}; leave "
+                                "--key out and the store assigns keys") from exc
     return rec, store, dropped
 
 
@@ -394,6 +410,9 @@ def _mapping_args(p: argparse.ArgumentParser) -> None:
                                                                                "not tell")
     p.add_argument("--drop-unlabeled", action="store_true", help="skip rows without a label (default: refuse "
                                                                    "the file and write nothing)")
+    p.add_argument("--missing", choices=["zero", "drop_row", "error"], default="zero",
+                   help="a missing (empty, null or NaN) feature value: 0 in the feature's units (zero, the "
+                        "default), skip its row (drop_row), or refuse the file naming the row (error)")
     p.add_argument("--message", help="text for the version log")
     _storage_arg(p)
 

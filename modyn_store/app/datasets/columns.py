@@ -13,8 +13,11 @@ use:
   label are an error, or skipped with ``drop_unlabeled`` (counted in :attr:`Encoder.dropped`).
 - ``features`` (fixed-size list of float32): the feature columns packed side by side; numbers and
   booleans give one value, fixed-size lists / tensors / equal-length lists give their values.
-  Missing values (null or NaN) become 0; an infinite value (or one beyond the float32 range) is
-  refused, naming the column and the row. Without a ``features`` list, a ``features`` column is
+  Missing values (null or NaN) become 0 in the feature's own units by default
+  (``ColumnMap.missing``: ``"zero"``); ``"drop_row"`` skips a row with any missing feature value
+  (counted in :attr:`Encoder.incomplete`) and ``"error"`` refuses it, naming the column and the
+  row. An infinite value (or one beyond the float32 range) is refused, naming the column and the
+  row. Without a ``features`` list, a ``features`` column is
   used as it is, else every numeric column that has no other role is a feature.
 - every other column, unchanged (payload for filters and reports).
 
@@ -44,9 +47,11 @@ import pyarrow.compute as pc
 from modyn_store.app.datasets.labels import LabelMap, label_kind
 from modyn_store.core.errors import ModynStoreError
 
-__all__ = ["ColumnMap", "Encoder", "SourceError", "text_times"]
+__all__ = ["MISSING", "ColumnMap", "Encoder", "SourceError", "text_times"]
 
 ROLES = ("key", "ts", "label", "features")
+#: what a missing (null or NaN) feature value becomes: 0, its row skipped, or an error
+MISSING = ("zero", "drop_row", "error")
 
 
 class SourceError(ModynStoreError, ValueError):
@@ -71,13 +76,14 @@ class ColumnMap:
     features: tuple[str, ...] | None = None
     key: str | None = None
     drop_unlabeled: bool = False
+    missing: str = "zero"
 
     def resolved(self, names: Sequence[str]) -> ColumnMap:
         """Defaults filled in from the column names: ``ts``, ``label``, ``key`` when present."""
         pick = lambda given, role: given if given is not None else (role if role in names else None)  # noqa: E731
         feats = self.features if self.features is not None or "features" not in names else ("features",)
         return ColumnMap(pick(self.ts, "ts"), pick(self.label, "label"), feats, pick(self.key, "key"),
-                         self.drop_unlabeled)
+                         self.drop_unlabeled, self.missing)
 
 
 def _numeric(t: pa.DataType) -> bool:
@@ -121,6 +127,22 @@ def _flat(col: pa.Array, rows: int) -> np.ndarray:
     return flat.reshape(rows, -1) if rows else flat.reshape(0, 0)
 
 
+def _missing_rows(col: pa.Array) -> np.ndarray:
+    """Whether each row of the feature column ``col`` has a missing (null or NaN) value."""
+    if isinstance(col.type, pa.BaseExtensionType):
+        col = col.storage
+    out = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if _numeric(col.type):
+        if pa.types.is_floating(col.type):
+            out |= np.asarray(pc.is_nan(col).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+        return out
+    values = col.flatten()  # the values of the rows that are not null, with each one's row below
+    inner = _missing_rows(values)
+    parents = pc.list_parent_indices(col).to_numpy(zero_copy_only=False)
+    out[parents[inner]] = True
+    return out
+
+
 def _infinite(name: str, col: pa.Array, m: np.ndarray, rows: np.ndarray) -> None:
     """Refuse the feature column ``name``, whose float32 matrix ``m`` holds an infinite value."""
     bad = int(np.flatnonzero(~np.isfinite(m).all(axis=1))[0])
@@ -133,9 +155,9 @@ def _infinite(name: str, col: pa.Array, m: np.ndarray, rows: np.ndarray) -> None
         big = False
     what = f"the value {value}, beyond the float32 range of features (about +-3.4e38)" if big else "an infinite value"
     raise SourceError("features", f"column {name!r} holds {what} at row {int(rows[bad])} (data rows counted from "
-                                  f"0 across the source); missing values and NaN become 0, but a feature "
-                                  "that is infinite as a float32 would make every training's loss NaN: replace it with a finite "
-                                  "value or an empty cell, or drop the row")
+                                  f"0 across the source); missing values and NaN are allowed (see missing), but "
+                                  "a feature that is infinite as a float32 would make every training's loss NaN: "
+                                  "replace it with a finite value or an empty cell, or drop the row")
 
 
 _TEXT_TIME_TYPES = {"naive": pa.timestamp("us"), "utc": pa.timestamp("us", tz="UTC")}
@@ -213,6 +235,9 @@ class Encoder:
         self.assign_keys = assign_keys
         self.rows = row_offset
         self.dropped = 0
+        self.incomplete = 0  # rows skipped for a missing feature value (missing="drop_row")
+        if cm.missing not in MISSING:
+            raise SourceError("missing", f"{cm.missing!r} is not a choice; expected one of {list(MISSING)}")
         for role in ("ts", "label", "key"):
             col = getattr(cm, role)
             if col is not None and col not in names:
@@ -313,6 +338,14 @@ class Encoder:
             rows = rows[np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)]
             self.dropped += src_rows - rows.size
             batch = batch.filter(valid)
+        if cm.missing == "drop_row" and batch.num_rows:
+            gaps = np.zeros(batch.num_rows, dtype=bool)
+            for c in self.features:
+                gaps |= _missing_rows(batch.column(c))
+            if gaps.any():
+                rows = rows[~gaps]
+                self.incomplete += int(gaps.sum())
+                batch = batch.filter(pa.array(~gaps))
         n = batch.num_rows
         cols: dict[str, pa.Array] = {}
         if cm.key is not None:
@@ -367,6 +400,11 @@ class Encoder:
                     raise SourceError("features", f"list column {c!r} has {first} values per row, earlier rows "
                                                   f"{self._fixed[c]}")
                 self._fixed[c] = first
+            if self.columns.missing == "error" and n and (gaps := _missing_rows(col)).any():
+                raise SourceError("missing", f"feature column {c!r} has a missing value (empty, null or NaN) at row "
+                                             f"{int(rows[np.flatnonzero(gaps)[0]])} (data rows counted from 0 across "
+                                             f"the source), and missing is 'error'; fill it, or choose missing "
+                                             f"'zero' (it becomes 0) or 'drop_row' (the row is skipped)")
             m = _flat(col, n)
             if n and not np.isfinite(m).all():
                 _infinite(c, col, m, rows)

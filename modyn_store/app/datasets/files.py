@@ -219,8 +219,8 @@ def _arrow_dataset(paths: list[str], fs: Any, fmt: str, where: str, storage_opti
         if len(files) > 1:
             dataset = pds.dataset(files, schema=_common_schema(dataset, where), format=file_format,
                                   filesystem=filesystem)
-        if fmt == "csv" and any(pa.types.is_null(f.type) for f in dataset.schema):
-            types = _csv_empty_column_types(files, filesystem, dataset.schema)
+        types = _csv_column_types(files, filesystem, dataset.schema) if fmt == "csv" else {}
+        if types:
             file_format = _csv_format(files, types)
             schema = pa.schema([f.with_type(types.get(f.name, f.type)) for f in dataset.schema],
                                metadata=dataset.schema.metadata)
@@ -275,31 +275,46 @@ def _csv_format(files: Sequence[str], types: dict[str, pa.DataType] | None = Non
     )
 
 
-def _csv_empty_column_types(files: Sequence[str], filesystem: Any, schema: pa.Schema) -> dict[str, pa.DataType]:
-    """The types of the CSV columns the reader typed ``null``: empty in the first block it infers
-    types from, they may hold values further down. Each is read whole as text and typed by its
-    values (int64, else float64, else bool, else string); a column empty everywhere stays null."""
+# the types a CSV column is tried in, narrowest first; a column the reader typed from its first
+# block is re-typed within a range of them: null (empty in that block) as any, int64 (whole
+# numbers there) as int64 or float64 only, so that a later value that is no number keeps the
+# reader's own error, which names its row
+_CSV_KINDS: tuple[pa.DataType, ...] = (pa.int64(), pa.float64(), pa.bool_(), pa.string())
+_CSV_RETYPED = {pa.null(): 3, pa.int64(): 1}  # the widest kind each may become
+
+
+def _csv_column_types(files: Sequence[str], filesystem: Any, schema: pa.Schema) -> dict[str, pa.DataType]:
+    """The types of the CSV columns the reader's inference from its first block (4 MiB) would get
+    wrong further down: a column typed ``null`` (empty in that block) or ``int64`` (whole numbers
+    there, fractions later) is read whole as text and typed by all its values (int64, else
+    float64, else, for a null one, bool, else string). Returns only the columns whose type
+    changes: a column empty everywhere stays null, one whole everywhere stays int64, and an int64
+    one with a value that is no number stays int64 (reading it fails naming the row)."""
     import pyarrow.compute as pc
     import pyarrow.dataset as pds
 
-    empty = [f.name for f in schema if pa.types.is_null(f.type)]
-    text = pds.dataset(files, format=_csv_format(files, {c: pa.string() for c in empty}), filesystem=filesystem)
-    kinds: list[pa.DataType] = [pa.int64(), pa.float64(), pa.bool_(), pa.string()]
-    found = {c: 0 for c in empty}  # index into kinds of each column's narrowest fitting type so far
-    seen = {c: False for c in empty}
-    for batch in text.to_batches(columns=empty):
-        for c in empty:
+    widest = {f.name: _CSV_RETYPED[f.type] for f in schema if f.type in _CSV_RETYPED}  # index into _CSV_KINDS
+    if not widest:
+        return {}
+    names = list(widest)
+    found = {c: 0 for c in names}  # each column's narrowest fitting kind so far
+    text = pds.dataset(files, format=_csv_format(files, {c: pa.string() for c in names}), filesystem=filesystem)
+    seen = {c: False for c in names}
+    for batch in text.to_batches(columns=names):
+        for c in names:
             values = batch.column(c).drop_null()
             if not len(values):
                 continue
             seen[c] = True
-            while found[c] < len(kinds) - 1:
+            while found[c] <= widest[c]:
                 try:
-                    pc.cast(values, kinds[found[c]])
+                    pc.cast(values, _CSV_KINDS[found[c]])
                     break
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     found[c] += 1
-    return {c: kinds[found[c]] for c in empty if seen[c]}
+    types = {c: _CSV_KINDS[found[c]] if found[c] <= widest[c] else schema.field(c).type
+             for c in names if seen[c]}
+    return {c: t for c, t in types.items() if t != schema.field(c).type}
 
 
 def _common_schema(dataset: Any, where: str) -> pa.Schema:

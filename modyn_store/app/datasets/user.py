@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -79,12 +80,20 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
     if base is not None and kind is not None and not accepts(base.kind, kind, base.values):
         raise SourceError("label", f"column {cm.label!r} holds {kind} labels but the store's labels are "
                                    f"{base.kind}s ({list(base.values[:5])}); convert the column to match")
+    offset = 0  # source rows before this batch
     for batch in data.batches(wanted):
+        rows = pa.array(range(offset, offset + batch.num_rows), pa.int64())  # each row's number in the source
+        offset += batch.num_rows
         if cm.label is not None and cm.drop_unlabeled and batch.column(cm.label).null_count:
-            batch = batch.filter(pc.is_valid(batch.column(cm.label)))  # skipped rows need no time or key
+            valid = pc.is_valid(batch.column(cm.label))
+            batch, rows = batch.filter(valid), rows.filter(valid)  # skipped rows need no time or key
         for role, col in (("ts", cm.ts), ("key", cm.key)):
             if col is not None and batch.column(col).null_count:
-                raise SourceError(role, f"column {col!r} has {batch.column(col).null_count} empty rows")
+                first = rows[pc.index(pc.is_null(batch.column(col)), True).as_py()].as_py()
+                what = "an event time" if role == "ts" else "a key"
+                raise SourceError(role, f"column {col!r} has empty rows, the first at row {first} of "
+                                        f"{data.where or 'the data'} (data rows counted from 0 across the files "
+                                        f"read): every row needs {what}; fill it or drop the row")
         if cm.ts is not None and pa.types.is_floating(batch.schema.field(cm.ts).type):
             bad = pc.sum(pc.invert(pc.is_finite(batch.column(cm.ts)))).as_py() or 0
             if bad:
@@ -204,6 +213,14 @@ def read_stream(data: Any, columns: ColumnMap, *, format: str | None = None,
     if not batches:
         raise SourceError("path", f"{src.where} holds no rows")
     table = pa.Table.from_batches(batches).combine_chunks()
+    if cm.key is not None:  # found here, not after some chunks of a pipeline were stored
+        keys = pc.sort_indices(table.column("key"))
+        sorted_keys = table.column("key").take(keys).to_numpy()
+        same = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+        if same.size:
+            raise SourceError("key", f"column {cm.key!r} holds {np.unique(sorted_keys[same + 1]).size} keys more "
+                                     f"than once, e.g. {np.unique(sorted_keys[same + 1])[:5].tolist()}; keys must "
+                                     "be unique (leave key out and rows are numbered)")
     order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("key", "ascending")])
     return table.take(order).combine_chunks(), labels
 
@@ -237,7 +254,8 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
     which column each slot of ``features`` holds; later ones pack the same columns into the same
     slots, matched by name (see :mod:`~modyn_store.app.datasets.feature_map`). ``on_batch`` is called with the rows of each batch
     written (for a progress bar); ``on_dropped`` once at the end with the rows skipped for having
-    no label (``columns.drop_unlabeled``). Returns the append's :class:`~modyn_store.core.records.VersionRecord`.
+    no label (``columns.drop_unlabeled``) or a missing feature value (``columns.missing="drop_row"``).
+    Returns the append's :class:`~modyn_store.core.records.VersionRecord`.
     """
     if (store is None) == (make is None):
         raise InvalidArgumentError("store", store, "a store, or None with make (a function that creates one)")
@@ -313,5 +331,5 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
             raise SourceError("path", f"reading {src.where} failed: {cause}") from cause
         raise cause from None
     if on_dropped is not None:
-        on_dropped(enc.dropped)
+        on_dropped(enc.dropped + enc.incomplete)
     return rec

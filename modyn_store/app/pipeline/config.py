@@ -194,6 +194,8 @@ class PipelineConfig:
                 src.pop(k, None)
         if not src.get("drop_unlabeled"):
             src.pop("drop_unlabeled", None)
+        if src.get("missing") == "zero":  # the default: configs recorded before the option read the same
+            src.pop("missing", None)
         if data is not None:
             src["data"] = f"<in-memory {type(data).__name__} id={id(data)}>"
         return _plain(d)

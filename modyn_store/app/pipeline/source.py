@@ -170,7 +170,7 @@ def _load_user(source: SourceConfig) -> pa.Table:
         table, labels = read_stream(
             source.data if source.kind == "data" else source.path,
             ColumnMap(ts=source.ts, label=source.label, features=source.features, key=source.key,
-                      drop_unlabeled=source.drop_unlabeled),
+                      drop_unlabeled=source.drop_unlabeled, missing=source.missing),
             format=source.format, storage_options=dict(source.storage_options) if source.storage_options else None)
     except SourceError as exc:
         key = exc.key if exc.key not in ("path", "data") else ("data" if source.kind == "data" else "path")

@@ -57,7 +57,10 @@ class SourceConfig:
       not tell; ``storage_options`` for object stores; the column mapping ``ts`` (event time;
       absent: row order), ``label`` (integers or strings), ``features`` (columns packed into the
       ``features`` vector; absent: every numeric column) and ``key`` (absent: row numbers);
-      ``drop_unlabeled`` skips rows without a label (default: they are an error).
+      ``drop_unlabeled`` skips rows without a label (default: they are an error); ``missing``
+      what a missing (empty, null or NaN) feature value becomes: ``zero`` (default: 0 in the
+      feature's own units), ``drop_row`` (the row is skipped) or ``error`` (refused, naming the
+      column and the row).
     - an existing modyn-store store: ``store`` (its versions are replayed as they were committed;
       ``run --online`` follows it), a folder or a URL such as ``s3://``, with ``storage_options``
       for object stores (as :meth:`modyn_store.Store.open` takes them).
@@ -86,6 +89,7 @@ class SourceConfig:
     store: str | None = None
     storage_options: Mapping[str, Any] | None = None
     drop_unlabeled: bool = False
+    missing: str = "zero"
     data: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -107,7 +111,7 @@ class SourceConfig:
         return "in-memory data" if self.data is not None else str(self.path)
 
 
-USER_KEYS = ("format", "ts", "label", "features", "key", "storage_options", "data", "drop_unlabeled")
+USER_KEYS = ("format", "ts", "label", "features", "key", "storage_options", "data", "drop_unlabeled", "missing")
 DATASET_KEYS = ("params", "encode")
 #: Keys that shape a replayed stream, which a store source does not have (its versions are replayed).
 STORE_IGNORED = ("chunk", "limit", "fraction", "columns")
@@ -125,6 +129,7 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
     """Validate ``source`` (see :class:`~modyn_store.app.pipeline.config.SourceConfig`)."""
     from modyn_store.app.datasets import DATASETS
     from modyn_store.app.datasets.chunking import chunk_index
+    from modyn_store.app.datasets.columns import MISSING
 
     p = ("source",)
     d = _mapping(ctx, p, raw, _names(SourceConfig))
@@ -220,6 +225,7 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
         storage_options=opts,
         data=data,
         drop_unlabeled=_typed(ctx, p + ("drop_unlabeled",), d.get("drop_unlabeled", False), "bool"),
+        missing=_typed(ctx, p + ("missing",), d.get("missing", "zero"), "str", choices=MISSING),
     )
     if cfg.seed != 0 and cfg.fraction is None:  # it would change nothing: refused rather than ignored
         raise ctx.error(p + ("seed",), f"seed={cfg.seed} seeds the row sampling of source.fraction only, and no "
@@ -241,7 +247,7 @@ def _column_map(cfg: SourceConfig) -> Any:
     from modyn_store.app.datasets.columns import ColumnMap
 
     return ColumnMap(ts=cfg.ts, label=cfg.label, features=cfg.features, key=cfg.key,
-                     drop_unlabeled=cfg.drop_unlabeled)
+                     drop_unlabeled=cfg.drop_unlabeled, missing=cfg.missing)
 
 
 def _check_mapping(ctx: _Ctx, cfg: SourceConfig) -> None:
