@@ -310,6 +310,17 @@ def test_a_csv_column_whole_in_its_first_rows_and_fractional_later_reads_as_floa
     assert last["features"] == pytest.approx([(n - 1) % 7 + 0.6, float((n - 1) % 11)])
 
 
+def test_csv_types_are_found_again_for_a_changed_file(tmp_path: Path) -> None:
+    # the types are read once per unchanged file (an append opens it twice); a rewritten file
+    # (its size, time or inode changed) is read again
+    f = tmp_path / "x.csv"
+    n = 450_000
+    f.write_text("t,v\n" + "".join(f"{i},{i % 7}\n" for i in range(n)))
+    assert open_data(str(f)).schema.field("v").type == pa.int64()
+    f.write_text("t,v\n" + "".join(f"{i},{i % 7 if i < n - 1 else 0.5}\n" for i in range(n)))
+    assert open_data(str(f)).schema.field("v").type == pa.float64()
+
+
 def test_a_csv_int_column_with_a_later_word_is_refused_naming_the_row(tmp_path: Path) -> None:
     f = tmp_path / "weather.csv"
     with open(f, "w") as fh:

@@ -219,7 +219,7 @@ def _arrow_dataset(paths: list[str], fs: Any, fmt: str, where: str, storage_opti
         if len(files) > 1:
             dataset = pds.dataset(files, schema=_common_schema(dataset, where), format=file_format,
                                   filesystem=filesystem)
-        types = _csv_column_types(files, filesystem, dataset.schema) if fmt == "csv" else {}
+        types = _csv_types_once(files, filesystem, dataset.schema) if fmt == "csv" else {}
         if types:
             file_format = _csv_format(files, types)
             schema = pa.schema([f.with_type(types.get(f.name, f.type)) for f in dataset.schema],
@@ -281,6 +281,26 @@ def _csv_format(files: Sequence[str], types: dict[str, pa.DataType] | None = Non
 # reader's own error, which names its row
 _CSV_KINDS: tuple[pa.DataType, ...] = (pa.int64(), pa.float64(), pa.bool_(), pa.string())
 _CSV_RETYPED = {pa.null(): 3, pa.int64(): 1}  # the widest kind each may become
+
+
+#: the column types :func:`_csv_column_types` found, per local files and their size and mtime: an
+#: append opens its files twice (labels, then rows), and the second need not read them again
+_CSV_TYPES_SEEN: dict[tuple[Any, ...], dict[str, pa.DataType]] = {}
+
+
+def _csv_types_once(files: Sequence[str], filesystem: Any, schema: pa.Schema) -> dict[str, pa.DataType]:
+    """:func:`_csv_column_types`, read once per unchanged set of local files (in this process)."""
+    if filesystem is not None:  # not local: no cheap identity of the files' content
+        return _csv_column_types(files, filesystem, schema)
+    import os
+
+    stats = [os.stat(f) for f in files]
+    key = (tuple(files), tuple((st.st_size, st.st_mtime_ns, st.st_ino) for st in stats), schema)
+    if key not in _CSV_TYPES_SEEN:
+        if len(_CSV_TYPES_SEEN) >= 16:
+            _CSV_TYPES_SEEN.clear()
+        _CSV_TYPES_SEEN[key] = _csv_column_types(files, filesystem, schema)
+    return _CSV_TYPES_SEEN[key]
 
 
 def _csv_column_types(files: Sequence[str], filesystem: Any, schema: pa.Schema) -> dict[str, pa.DataType]:
