@@ -141,7 +141,9 @@ _SPECS = (
     ScoreSpec("el2n", "|p - onehot(y)|_2", "scalar", ("logits", "labels"), True, MODEL_PASS,
               ("el2n",), _k.el2n),
     ScoreSpec("gradnorm", "|p - onehot(y)|_2 * sqrt(1 + |h|_2^2): the norm of the loss gradient "
-              "w.r.t. the last linear layer's weight and bias", "scalar",
+              "w.r.t. the last linear layer's weight and bias (exact; Katharopoulos & Fleuret 2018 "
+              "rank by their upper bound, the norm of the gradient w.r.t. the logits, "
+              "|p - onehot(y)|_2, which is the el2n score)", "scalar",
               ("logits", "labels", "hidden"), True, MODEL_PASS, ("gradnorm",), grad_norm),
     ScoreSpec("embedding", "h, the input of the last linear layer", "vector", ("hidden",), None,
               MODEL_PASS, ("kcenter_greedy", "near_duplicates", "like_misclassified", "coverage"),

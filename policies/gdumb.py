@@ -19,11 +19,15 @@ class GDumb(SelectionStrategy):
     """GDumb's greedy sampler (Prabhu et al., 2020) over the samples new since the last trigger.
 
     Each new sample (in storage order) enters the memory while it has room; when full, a sample
-    of a class with fewer than ``memory / classes seen`` samples replaces a random sample of the
-    currently largest class (ties: the smallest label). Deleted and erased samples leave the
-    memory. With enough samples per class the memory holds exactly ``memory // C`` or
-    ``memory // C + 1`` samples of each of the C classes. GDumb retrains from scratch on the
-    memory each time (``update_hint = "retrain"``).
+    of a class with fewer than ``memory / classes`` samples replaces a uniformly random sample of
+    the currently largest class (ties: the smallest label). ``classes`` counts the classes in
+    memory plus the new sample's: while no sample is deleted this is the paper's "classes seen
+    so far" (a class leaves the memory only once every class holds at most one sample, and then
+    both counts admit exactly the samples of classes not in memory). Deleted and erased samples
+    leave the memory, and a class of which none remain no longer counts. With enough samples
+    per class the memory holds exactly ``memory // C`` or ``memory // C + 1`` samples of each of
+    the C classes. GDumb retrains from scratch on the memory each time
+    (``update_hint = "retrain"``).
 
     Parameters
     ----------

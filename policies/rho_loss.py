@@ -25,7 +25,9 @@ class RhoLoss(ScoreDownsample):
     (:meth:`holdout`): the runner trains the irreducible-loss model on it, scores the other
     samples with that model and stores the losses as score ``irreducible_loss``; the current
     model's losses are score ``loss``. ``select`` never returns a holdout sample and ranks the
-    rest by ``engine.scores.rho_loss(loss, irreducible_loss)``.
+    rest by ``engine.scores.rho_loss(loss, irreducible_loss)``. Mindermann et al. select the top
+    of each large batch under the model being trained: ``mode="batch_then_sample"``; the default
+    ``sample_then_batch`` ranks the rows once per trigger with the model in service (cheaper).
 
     Parameters
     ----------

@@ -21,10 +21,13 @@ MAX_EPOCHS = 100_000
 class RS2(SelectionStrategy):
     """Each of ``epochs`` epochs trains on its own uniform subset of ``round(ratio * n)`` samples.
 
-    Without ``replacement`` consecutive epochs walk through one random permutation of the
-    eligible samples, so no sample repeats before every sample was used once (a new
-    permutation starts when one runs out, without the samples left over from the last one);
-    with ``replacement`` each epoch draws independently.
+    Without ``replacement`` consecutive epochs walk through random permutations of the
+    eligible samples (passes), so no sample repeats before every sample was used once, and
+    after any number of epochs the samples' draw counts differ by at most one (Okanovic et
+    al., 2023). When a pass runs out inside an epoch, that epoch takes the pass's last samples
+    plus the first samples of a fresh permutation that are not among them (so no epoch holds
+    a sample twice); those last samples stay in the new pass, later. With ``replacement``
+    each epoch draws its subset independently (a sample may then repeat before all were used).
     The returned train set holds the union of the subsets; ``per_epoch`` gives each epoch's
     positions (the training API cycles through them).
 
@@ -77,16 +80,22 @@ class RS2(SelectionStrategy):
                 plans.append(np.asarray(uniform_sample(n, m, seed=derive_seed(ctx.seed, 5, e)),
                                         dtype=np.int64))
         else:
-            perm = np.empty(0, dtype=np.int64)
+            rest = np.empty(0, dtype=np.int64)  # the current pass's samples not drawn yet
             cycle = 0
             for _ in range(self.epochs):
-                if perm.size < m:
-                    rng = np.random.default_rng(derive_seed(ctx.seed, 5, 10**6 + cycle))
-                    fresh = rng.permutation(n)
-                    perm = np.concatenate([perm, fresh[~np.isin(fresh, perm)]])
-                    cycle += 1
-                plans.append(np.sort(perm[:m]))
-                perm = perm[m:]
+                if rest.size >= m:
+                    plans.append(np.sort(rest[:m]))
+                    rest = rest[m:]
+                    continue
+                # the pass runs out: this epoch ends it and starts the next pass with samples
+                # other than its last ones; the next pass still holds every sample once (the
+                # last ones of this pass come later in it), so counts never differ by more than 1
+                rng = np.random.default_rng(derive_seed(ctx.seed, 5, 10**6 + cycle))
+                fresh = rng.permutation(n)
+                cycle += 1
+                free = np.flatnonzero(~np.isin(fresh, rest))[: m - rest.size]
+                plans.append(np.sort(np.concatenate([rest, fresh[free]])))
+                rest = np.delete(fresh, free)
         used = np.unique(np.concatenate(plans)) if plans else np.empty(0, dtype=np.int64)
         remap = np.full(n, -1, dtype=np.int64)
         remap[used] = np.arange(used.size)

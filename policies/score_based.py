@@ -16,8 +16,15 @@ Two modes:
   :meth:`ScoreDownsample.choose_in_batch` returns.
 
 ``method="top"`` keeps the ``k`` best scores (weight 1); ``method="importance"`` samples ``k``
-without replacement with probability proportional to the score and weights each sample
-``W / (N * w_i)`` (``W`` the sum of the ``N`` weights).
+without replacement with probability proportional to the score (successive sampling) and weights
+each sample ``W / (N * w_i)`` (``W`` the sum of the weights, ``N`` every scored row, rows of weight
+0 included): Katharopoulos & Fleuret's (2018) ``1 / (N p_i)``. That is the correction for draws
+with replacement, so the weighted loss is an unbiased estimate of the mean loss only while ``k``
+is a small share of ``N``.
+
+``gradnorm`` is the exact norm of the loss gradient w.r.t. the last linear layer's weight and
+bias; Katharopoulos & Fleuret rank by its upper bound, the norm of the gradient w.r.t. the
+logits ``|p - onehot(y)|``, which is the ``el2n`` score.
 """
 
 from __future__ import annotations
@@ -180,7 +187,8 @@ class ScoreDownsample(SelectionStrategy):
             except EngineInputError as exc:
                 raise self._importance_error(exc, lambda i: int(ok[i]), "batch position") from exc
             order = np.argsort(ok[idx])
-            return ok[idx][order], np.asarray(importance, dtype=np.float64)[order]
+            # W / (N w_i) with N every row of the batch (the sampler's N counts those it was fed)
+            return ok[idx][order], importance_of_all(importance, ok.size, scores.size)[order]
 
     def _refuse_nan(self, scores: np.ndarray, row: Callable[[int], str], advice: str) -> None:
         """Raise if a score is NaN (``method='top'`` ranks the scores: a NaN is never ranked),
@@ -218,15 +226,20 @@ class ScoreDownsample(SelectionStrategy):
         # rows of weight 0 are never drawn, so fewer rows come back when too few are positive
         n = sum(int(np.size(values)) for _, values in src())
         sampler = WeightedSampler(self.expected_size(n), seed=derive_seed(ctx.seed, 10))
+        n_pos = 0
         for keys, values in src():
             w = self._weights(values, keys)
             ok = w > 0
+            n_pos += int(np.count_nonzero(ok))
             sampler.update(w[ok], keys=keys[ok])
         try:
             chosen, weights = sampler.result(return_importance=True)
         except EngineInputError as exc:  # the sampler names the row by its key
             raise self._importance_error(exc, lambda key: key, "key") from exc
-        return trainset(np.asarray(chosen, dtype=np.int64), ctx, weights=weights)
+        # W / (N w_i) with N every scored row, rows of weight 0 included (the sampler's N counts
+        # the rows it was fed, those of positive weight)
+        return trainset(np.asarray(chosen, dtype=np.int64), ctx,
+                        weights=importance_of_all(weights, n_pos, n))
 
     def _importance_error(self, exc: EngineInputError, row_of: Callable[[int], int],
                           what: str) -> InvalidArgumentError:
@@ -241,6 +254,13 @@ class ScoreDownsample(SelectionStrategy):
             f"a score (of the row of {what} {row}) whose sampling weight "
             f"{'' if self.largest else '1 - score '}is {exc.expected} (method='importance'; "
             "use method='top' for such scores)")
+
+
+def importance_of_all(importance: np.ndarray, n_pos: int, n: int) -> np.ndarray:
+    """Importance weights ``W / (n_pos w_i)`` of a sampler fed the ``n_pos`` rows of positive
+    weight, turned into ``W / (n w_i)`` for all ``n`` scored rows (Katharopoulos & Fleuret's
+    ``1 / (N p_i)``: rows of weight 0 are part of the mean the weighted loss estimates)."""
+    return np.asarray(importance, dtype=np.float64) * (n_pos / n if n else 1.0)
 
 
 def _make(name: str, cls_name: str, doc: str) -> type[ScoreDownsample]:

@@ -318,6 +318,7 @@ def select_on_ray(
     from engine.errors import EngineInputError
     from engine.sample import _add_total, _importance
     from policies._pick import score_source
+    from policies.score_based import importance_of_all
 
     # the weight total and count as the single-process sampler sums them (same batches, same
     # order), the total kept as (largest weight, sum of weights / largest) like WeightedSampler
@@ -341,7 +342,8 @@ def select_on_ray(
     order = np.argsort(cand["key"], kind="stable") if cand else np.empty(0, np.int64)
     w_sel = cand["weight"][order[np.searchsorted(cand["key"], chosen, sorter=order)]] if chosen.size else np.empty(0)
     try:
-        importance = _importance(np.asarray(w_sel, dtype=np.float64), largest, scaled, n_pos, chosen)
+        importance = importance_of_all(
+            _importance(np.asarray(w_sel, dtype=np.float64), largest, scaled, n_pos, chosen), n_pos, n_all)
     except EngineInputError as exc:  # named by key, as the single-process sampler names it
         raise strategy._importance_error(exc, lambda key: key, "key") from exc
     return trainset(chosen, ctx, weights=importance)
