@@ -32,7 +32,8 @@ class DataDrift(Trigger):
     (the last ``window`` samples, or with ``window_time`` the samples within that span of event
     time; without ``overlap`` only samples after the reference) is compared with the reference.
     On a firing the current window becomes the reference. Rows a delta deletes or erases leave
-    both windows (the windows hold rows live in the store; see :meth:`state`). The statistic is computed on the
+    both windows (the windows hold rows live in the store; see :meth:`state`); a reference left
+    too small to compare is collected again from the current window on. The statistic is computed on the
     ``columns`` or, with ``embeddings``, on the current model's embeddings of them.
 
     Decisions: ``p_value`` fires when p < ``threshold`` (MMD, KS); ``threshold`` when the
@@ -262,7 +263,8 @@ class DataDrift(Trigger):
         return int(np.isfinite(self._features(cols)).all(axis=1).sum())
 
     def _warming(self) -> bool:
-        return self._ref is None or self._evals < int(self.warmup)
+        # once ended, the warm-up never comes back (a reference renewed after its rows were deleted)
+        return self._warm_until is None and (self._ref is None or self._evals < int(self.warmup))
 
     def _set_reference(self, window: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]) -> None:
         self._ref, self._ref_keys = window[0], window[2]
@@ -281,6 +283,18 @@ class DataDrift(Trigger):
             keep = ~np.isin(self._ref_keys, gone)
             self._ref = {c: v[keep] for c, v in self._ref.items()}
             self._ref_keys = self._ref_keys[keep]
+        self._renew_reference()
+
+    def _renew_reference(self) -> None:
+        """A reference left with fewer usable rows than ``min_samples`` (its rows deleted or erased)
+        can never be compared again: the rows collected from here on (starting with the current
+        window's) make the next reference, as when the first window was not comparable."""
+        if self._ref is None or self._usable_rows(self._ref) >= int(self.min_samples):
+            return
+        cols, ts, keys = self._buf.keyed_window()
+        self._buf.restore(cols, ts, keys, self._buf.newest)  # the window only: a reference's rows
+        self._ref, self._ref_keys, self._since = None, np.empty(0, np.int64), 0
+        self._ref_start = ts[0].item() if self._span is not None and ts.size else None
 
     def state(self) -> dict[str, Any] | None:
         """The windows as the keys of their rows (never feature values: a restart reads the rows
@@ -337,7 +351,8 @@ class DataDrift(Trigger):
         n = len(delta)
         feats = {c: delta.features[c] for c in self._columns} if n else {}
         ts, keys = delta.ts, delta.keys
-        self._drop(np.union1d(delta.deleted, delta.erased))
+        gone = np.union1d(delta.deleted, delta.erased)
+        self._drop(gone)
         self._version = int(delta.version)
         out: list[tuple[int, Firing]] = []
         warming = self._warming()
@@ -387,6 +402,8 @@ class DataDrift(Trigger):
                                               trigger=self.name, seen=self._seen + pos,
                                               statistic=stat)))
                 self._set_reference(self._buf.keyed_window())
+        # keys are never reused: a row this delta inserts and deletes (or erases) is not live
+        self._drop(np.intersect1d(gone, keys))
         if warming and not self._warming():
             warm_end = pos
         if self._warm_until is None and not self._warming():  # the warm-up ended in this delta

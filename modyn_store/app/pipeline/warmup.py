@@ -50,10 +50,13 @@ def _key(config: PipelineConfig) -> str:
 
 def _fit_windows(trigger: dict[str, Any], rows: int) -> dict[str, Any]:
     """``trigger`` with the row windows of its drift tests (and of those it combines) cut to
-    ``rows``, so that the sample runs each test (and compiles its kernels) at least once."""
+    ``rows``, so that the sample runs each test (and compiles its kernels) at least once. An event-time
+    window (``window_time``) becomes a row window: the sample may span less time than it."""
     out = dict(trigger)
     if out.get("name") == "data_drift":
         floor = int(out.get("min_samples", 10))
+        if out.pop("window_time", None) is not None:  # its `window` (unused until now) may be any size
+            out["window"] = max(rows, floor)
         for k, default in (("window", 500), ("every", 500), ("warmup", 0)):
             if int(out.get(k, default)) > rows:
                 out[k] = max(rows, floor) if k == "window" else rows
