@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -168,6 +168,25 @@ class RowBuffer:
         """The newest event time appended so far (``-inf`` before the first row): a span window
         holds the rows within ``span`` of it."""
         return self._newest
+
+
+def rows_by_key(read_keys: np.ndarray, keys: np.ndarray | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the rows of ``keys`` are among ``read_keys`` (the keys a
+    :data:`~policies.base.RowSource` read back, in any order): their indices, in the order of
+    ``keys``, and which of ``keys`` were read (the others are gone).
+
+    >>> idx, hit = rows_by_key(np.array([7, 3, 5]), [5, 4, 7])
+    >>> idx.tolist(), hit.tolist()
+    ([2, 0], [True, False, True])
+    """
+    want = np.asarray(keys, np.int64)
+    have = np.asarray(read_keys, np.int64)
+    if have.size == 0 or want.size == 0:
+        return np.empty(0, np.intp), np.zeros(want.size, bool)
+    order = np.argsort(have, kind="stable")
+    at = order[np.minimum(np.searchsorted(have, want, sorter=order), have.size - 1)]
+    hit = have[at] == want
+    return at[hit], hit
 
 
 @contextlib.contextmanager

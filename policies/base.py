@@ -82,7 +82,8 @@ Kind = Literal["trigger", "selection", "update"]
 
 #: Reads rows back by key for :meth:`Trigger.load_state`: ``rows(keys, columns, version)`` is a
 #: :class:`TriggerInput` of those of ``keys`` live in the store as of ``version`` (in any order,
-#: with the feature ``columns``); keys erased since (at every version) or never live are left out.
+#: with the feature ``columns`` and the labels, ``performance`` needs them); keys erased since (at
+#: every version) or never live are left out.
 #: A trigger's state names rows by key rather than holding their values, so an erasure removes
 #: them from the store and from any trigger resumed after it.
 RowSource = Callable[[np.ndarray, Sequence[str], int], TriggerInput]
@@ -265,8 +266,8 @@ class Trigger(Policy):
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
         """Take the state :meth:`state` returned (a fresh trigger, fed nothing yet); refused with
         :class:`InvalidArgumentError` naming ``state`` when it is not this trigger's, leaving the
-        trigger as it was. A state that names rows by key (``data_drift``'s windows) reads them
-        back with ``rows`` (see :data:`RowSource`)."""
+        trigger as it was. A state that names rows by key (``data_drift``'s windows,
+        ``performance``'s pending rows) reads them back with ``rows`` (see :data:`RowSource`)."""
         raise InvalidArgumentError("state", type(self).__name__, "a trigger whose state() is not None")
 
 

@@ -12,7 +12,7 @@ from modyn_store.core._validate import check_bool, check_choice, check_float, ch
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
-from policies._windows import RowBuffer, reached_span, restored_on_error
+from policies._windows import RowBuffer, reached_span, restored_on_error, rows_by_key
 from policies.base import (Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register,
                            sub_triggers)
 from policies.near_duplicates import embedding_matrix
@@ -454,13 +454,7 @@ def _rows_of(read: TriggerInput, keys: Sequence[int], columns: Sequence[str]
              ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """The rows of ``keys`` that ``read`` holds, in the order of ``keys`` (the others are gone)."""
     want = np.asarray(keys, np.int64)
-    if len(read) == 0 or want.size == 0:
-        hit, idx = np.zeros(want.size, bool), np.empty(0, np.intp)
-    else:
-        order = np.argsort(read.keys, kind="stable")
-        at = order[np.minimum(np.searchsorted(read.keys, want, sorter=order), len(read) - 1)]
-        hit = read.keys[at] == want
-        idx = at[hit]
+    idx, hit = rows_by_key(read.keys, want)
     return {c: np.asarray(read.features[c])[idx] for c in columns}, read.ts[idx], want[hit]
 
 

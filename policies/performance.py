@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,8 @@ import numpy as np
 from modyn_store.core._validate import check_bool, check_choice, check_float, check_float_or_none, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._windows import restored_on_error
-from policies.base import Firing, ModelLike, Trigger, TriggerInput, check_count, register
+from policies._windows import restored_on_error, rows_by_key
+from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register
 
 __all__ = ["Performance"]
 
@@ -32,6 +33,11 @@ class Performance(Trigger):
     refused); rows without a label (negative or NaN) are skipped. A label beyond the logits (a
     class the model has not seen) and a row whose logits hold a NaN count as misclassified. With no model yet and ``bootstrap``, the first evaluation point
     fires (so a pipeline gets its first model); without ``bootstrap`` it stays quiet.
+
+    The labelled rows waiting for the next evaluation are rows live in the store: those a delta
+    deletes or erases leave them when it is fed (before its own rows are added), so an evaluation
+    comes at the ``every``-th labelled row still live, later than it would have without the
+    removal; an evaluation already made is kept (see :meth:`state`).
 
     Parameters
     ----------
@@ -72,8 +78,10 @@ class Performance(Trigger):
         self.history = check_count("history", history, 1)
         self.expected = check_float_or_none("expected", expected, 0.0, 1.0)
         self.bootstrap = check_bool("bootstrap", bootstrap)
-        self._pending: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+        # labelled rows waiting for the next evaluation: (features, labels, keys) chunks
+        self._pending: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
         self._pending_rows = 0
+        self._version = 0  # the last version fed: state() names the pending rows as of it
         self._past: deque[float] = deque(maxlen=self.history)
         self._expect: float | None = self.expected
         self._avoidable = 0.0
@@ -127,11 +135,67 @@ class Performance(Trigger):
         self._avoidable += wrong - (1.0 - self._expect) * n
         return self._avoidable > thr
 
+    def _drop(self, gone: np.ndarray) -> None:
+        """Take deleted or erased rows out of the rows waiting for the next evaluation (they hold
+        rows live in the store; a restart reads them back by key, see :meth:`state`)."""
+        if gone.size == 0 or not any(np.isin(p[2], gone).any() for p in self._pending):
+            return
+        kept = []
+        for feats, labels, keys in self._pending:
+            keep = ~np.isin(keys, gone)
+            if keep.any():
+                kept.append(({c: v[keep] for c, v in feats.items()}, labels[keep], keys[keep]))
+        self._pending = kept
+        self._pending_rows = sum(int(p[2].size) for p in self._pending)
+
+    def state(self) -> dict[str, Any]:
+        """The labelled rows waiting for the next evaluation as their keys (never feature values
+        or labels: a restart reads the rows back from the store, where erased ones are gone) with
+        the last version fed, the samples fed, whether the bootstrap firing came, and the past
+        evaluations as numbers: the accuracies of ``rolling_average``, the expected accuracy and
+        the avoidable misclassifications so far of ``avoidable_misclassifications``."""
+        return {"version": int(self._version), "pending": [int(k) for p in self._pending for k in p[2]],
+                "seen": int(self._seen), "bootstrapped": bool(self._bootstrapped),
+                "past": [float(a) for a in self._past],
+                "expect": None if self._expect is None else float(self._expect), "avoidable": float(self._avoidable)}
+
+    def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
+        """Take :meth:`state`'s data; the pending rows, labels included, are read with ``rows`` as
+        of the state's version (rows erased since are left out, as :meth:`fire` leaves out the
+        rows a delta deletes or erases)."""
+        if not _state_ok(state, int(self.every), int(self.history)):
+            raise InvalidArgumentError("state", state, (
+                f"a performance trigger's state: {{'version', 'seen': int >= 0, 'pending': [key] (distinct, fewer "
+                f"than every={self.every}), 'bootstrapped': bool, 'past': [accuracy in [0, 1]] (at most history="
+                f"{self.history}), 'expect': accuracy in [0, 1] or None, 'avoidable': a finite number}}"))
+        want = np.asarray(state["pending"], np.int64)
+        if want.size and rows is None:
+            raise InvalidArgumentError("rows", None, "a row source (policies.base.RowSource): the state names the "
+                                                     "pending labelled rows by key")
+        pending: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
+        if want.size and rows is not None:
+            read = rows(want, self._columns, int(state["version"]))
+            idx, hit = rows_by_key(read.keys, want)
+            lab = None if read.labels is None else np.asarray(read.labels, np.float64)[idx]
+            if idx.size and (lab is None or not (np.isfinite(lab) & (lab >= 0) & (lab == np.floor(lab))).all()):
+                raise InvalidArgumentError("rows", "labels None" if lab is None else f"labels {lab[:5].tolist()}",
+                                           "a row source that reads the labels of the pending rows (whole-number "
+                                           "class indices: they were labelled)")
+            if idx.size:
+                pending = [({c: np.asarray(read.features[c])[idx] for c in self._columns},
+                            np.asarray(lab).astype(np.int64), want[hit])]
+        self._pending, self._pending_rows = pending, int(sum(p[2].size for p in pending))
+        self._version, self._seen = int(state["version"]), int(state["seen"])
+        self._bootstrapped = bool(state["bootstrapped"])
+        self._past = deque((float(a) for a in state["past"]), maxlen=self.history)
+        self._expect = None if state["expect"] is None else float(state["expect"])
+        self._avoidable = float(state["avoidable"])
+
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         # a failing model (or bad input) leaves the trigger as it was: the rows it consumed so
         # far in this delta are given back
         with restored_on_error(self, "_pending", "_pending_rows", "_past", "_expect", "_avoidable", "_seen",
-                               "_bootstrapped"):
+                               "_bootstrapped", "_version"):
             return self._consume(delta, model)
 
     def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
@@ -151,6 +215,8 @@ class Performance(Trigger):
                 raise InvalidArgumentError(f"delta.labels[{int(odd[0])}]", float(lab[odd[0]]),
                                            "a whole-number class index (or a negative / NaN "
                                            "label for an unlabelled row)")
+        self._drop(np.union1d(delta.deleted, delta.erased))
+        self._version = int(delta.version)
         cum = np.cumsum(labelled)
         pos = 0
         while pos < n:
@@ -159,7 +225,7 @@ class Performance(Trigger):
             end = int(hit[0]) + pos + 1 if hit.size else n
             rows = np.flatnonzero(labelled[pos:end]) + pos
             self._pending.append(({c: delta.features[c][rows] for c in self._columns},
-                                  np.asarray(delta.labels)[rows].astype(np.int64)))
+                                  np.asarray(delta.labels)[rows].astype(np.int64), delta.keys[rows]))
             self._pending_rows += rows.size
             pos = end
             if self._pending_rows < self.every:
@@ -181,3 +247,24 @@ class Performance(Trigger):
                 self._avoidable = 0.0
         self._seen += n
         return out
+
+
+def _state_ok(state: Any, every: int, history: int) -> bool:
+    """Whether ``state`` has the shape :meth:`Performance.state` gives."""
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def accuracy(v: Any) -> bool:
+        return number(v) and 0.0 <= v <= 1.0
+
+    names = {"version", "pending", "seen", "bootstrapped", "past", "expect", "avoidable"}
+    return (isinstance(state, Mapping) and set(state) == names and count(state["version"]) and count(state["seen"])
+            and isinstance(state["pending"], list) and len(state["pending"]) < every
+            and all(isinstance(k, int) and not isinstance(k, bool) for k in state["pending"])
+            and len(set(state["pending"])) == len(state["pending"]) and isinstance(state["bootstrapped"], bool)
+            and isinstance(state["past"], list) and len(state["past"]) <= history
+            and all(accuracy(a) for a in state["past"])
+            and (state["expect"] is None or accuracy(state["expect"])) and number(state["avoidable"]))

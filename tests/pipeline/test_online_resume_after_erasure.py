@@ -1,8 +1,9 @@
 """A restart after an erasure of rows the run had already seen goes on from the state saved with
 its last progress row (the trigger's state as plain data, the trainings' cutoffs, the erased keys):
 it trains at the same cutoffs as an uninterrupted run that saw the same erasure at the same point,
-and no erased key is in a later train set. Triggers without such a state (performance, and composites
-with it) still stop, as a restart that feeds every version again would shift them."""
+and no erased key is in a later train set. Triggers without such a state (a user trigger whose
+``state()`` is ``None``, and composites with it) still stop, as a restart that feeds every version
+again would shift them."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.history import pipeline_trainings
 from modyn_store.app.pipeline.online import OnlineRunner, read_progress, read_state
 from modyn_store.core.trainings import Catalog
+from policies import REGISTRY, Firing, Trigger, TriggerInput
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -106,10 +108,30 @@ def test_the_state_is_plain_json_saved_with_the_progress_row(tmp_path: Path) -> 
     assert state["trigger"] == {"seen": 200} and state["trainings"] == 1 and state["seen_rows"] == 200
 
 
-def test_a_trigger_without_a_plain_state_still_stops_after_an_erasure(tmp_path: Path) -> None:
-    # a performance trigger keeps rows and the model's view of them: it is rebuilt by feeding every
-    # version again, and so is a composite with one among its sub-triggers
-    trigger = {"name": "any", "triggers": [AMOUNT, {"name": "performance", "columns": ["features"], "every": 100}]}
+class _Stateless(Trigger):
+    """A user trigger that keeps no plain-data state (``state()`` is the default ``None``): fires
+    after every ``every`` rows."""
+
+    name = "test_stateless_amount"
+
+    def __init__(self, every: int = 100) -> None:
+        self.every = every
+        self._seen = 0
+
+    def _fire(self, delta: TriggerInput, model: Any) -> list[Firing]:
+        first = self.every - self._seen % self.every
+        out = [delta.firing(end, "every", trigger=self.name, seen=self._seen + end)
+               for end in range(first, len(delta) + 1, self.every)]
+        self._seen += len(delta)
+        return out
+
+
+def test_a_trigger_without_a_plain_state_still_stops_after_an_erasure(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # a user trigger without a state() is rebuilt by feeding every version again, and so is a
+    # composite with one among its sub-triggers
+    monkeypatch.setitem(REGISTRY["trigger"], _Stateless.name, _Stateless)
+    trigger = {"name": "any", "triggers": [AMOUNT, {"name": _Stateless.name, "every": 100}]}
     path = tmp_path / "s"
     store = Store.open(str(path), create=True)
     _grow(store, 0, 4)

@@ -44,8 +44,20 @@ def test_a_trigger_resumed_from_its_json_state_fires_as_the_one_it_came_from(mak
     assert resumed.state() == whole.state()
 
 
-@pytest.mark.parametrize("t", [Performance(columns=["x"]), AnyOf(triggers=[DataAmount(every=3), Performance(columns=["x"])])],
-                         ids=["performance", "composite_with_performance"])
+class _Counting(Trigger):
+    """A user trigger that keeps no plain-data state (``state()`` is the default ``None``)."""
+
+    def __init__(self, every: int = 3) -> None:
+        self.every = every
+        self._seen = 0
+
+    def _fire(self, delta: TriggerInput, model: Any) -> list[Any]:
+        self._seen += len(delta)
+        return []
+
+
+@pytest.mark.parametrize("t", [_Counting(), AnyOf(triggers=[DataAmount(every=3), Performance(columns=["x"]), _Counting()])],
+                         ids=["user_trigger", "composite_with_a_user_trigger"])
 def test_a_trigger_without_a_plain_state_refuses_one(t: Trigger) -> None:
     assert t.state() is None
     with pytest.raises(InvalidArgumentError, match="state"):
@@ -171,3 +183,150 @@ def test_a_deletion_state_that_is_not_the_triggers_is_refused_and_changes_nothin
         with pytest.raises(InvalidArgumentError, match="state"):
             t.load_state(bad)
         assert t.state() == before
+
+
+# -- performance: pending labelled rows saved as keys, read back (labels included) ---------------
+PN = 600
+PX = np.random.default_rng(1).normal(0, 1, PN)
+
+
+def _labels() -> np.ndarray:
+    """Labels the sign of ``PX`` mostly predicts (worse in rows 200..400 and from 500), a fifth
+    unlabelled (-1)."""
+    rng = np.random.default_rng(2)
+    y = (PX > 0).astype(np.float64)
+    idx = np.arange(PN)
+    flip = rng.random(PN) < np.where(((idx >= 200) & (idx < 400)) | (idx >= 500), 0.4, 0.05)
+    y[flip] = 1 - y[flip]
+    y[rng.random(PN) < 0.2] = -1
+    return y
+
+
+PY = _labels()
+
+
+class _Sign:
+    """Predicts class 1 for x > 0."""
+
+    def embed(self, f: Any) -> np.ndarray:
+        return f["x"][:, None]
+
+    def logits(self, f: Any) -> np.ndarray:
+        return np.stack([-f["x"], f["x"]], axis=1)
+
+
+def _labelled_source(gone: np.ndarray, calls: list[int] | None = None, labels: bool = True) -> Any:
+    """A row source over ``PX`` and ``PY`` whose keys ``gone`` were erased."""
+    def rows(keys: np.ndarray, columns: Any, version: int) -> TriggerInput:
+        if calls is not None:
+            calls.append(version)
+        k = np.asarray(keys, np.int64)
+        k = k[~np.isin(k, gone)][::-1]  # in any order: the trigger puts them back in its own
+        return TriggerInput(version=version, keys=k, ts=k, labels=PY[k] if labels else None,
+                            features={c: PX[k] for c in columns})
+    return rows
+
+
+def _perf_fire(t: Trigger, v: int, a: int, b: int, erased: Any = (), model: Any = None) -> list[tuple[Any, ...]]:
+    keys = np.arange(a, b, dtype=np.int64)
+    tin = TriggerInput(version=v, keys=keys, ts=keys, labels=PY[a:b], features={"x": PX[a:b]},
+                       erased=np.asarray(erased, np.int64))
+    return [(g.version, g.position, g.seen, g.reason, g.statistic) for f in t.fire(tin, model) for g in f.walk()]
+
+
+def _numbers(data: Any) -> list[float]:
+    """Every number in plain data."""
+    if isinstance(data, dict):
+        return [n for v in data.values() for n in _numbers(v)]
+    if isinstance(data, list):
+        return [n for v in data for n in _numbers(v)]
+    return [data] if isinstance(data, (int, float)) and not isinstance(data, bool) else []
+
+
+PERFS = [lambda: Performance(columns=["x"], every=40, threshold=0.85),
+         lambda: Performance(columns=["x"], every=40, decision="rolling_average", threshold=0.05, history=3),
+         lambda: Performance(columns=["x"], every=40, decision="avoidable_misclassifications", threshold=3.0),
+         lambda: AnyOf(triggers=[DataAmount(every=170), Performance(columns=["x"], every=30, threshold=0.8)])]
+
+
+@pytest.mark.parametrize("make", PERFS, ids=["threshold", "rolling_average", "avoidable", "composite"])
+@pytest.mark.parametrize("cut", [0, 37, 250, 451])
+def test_a_performance_trigger_resumed_after_an_erasure_fires_as_the_one_that_saw_it(make: Any, cut: int) -> None:
+    # the erased rows were pending when the state was saved: the trigger fed on drops them when fed
+    # the erasure, the resumed one never reads them back; both then evaluate the same batches
+    whole = make()
+    _perf_fire(whole, 1, 0, 20)  # no model yet: the bootstrap firing
+    _perf_fire(whole, 2, 20, cut, model=_Sign())
+    state = json.loads(json.dumps(whole.state()))
+    perf = state["parts"][1] if "parts" in state else state
+    assert not set(_numbers(state)) & set(PX.tolist())  # keys, no feature values
+    pending = perf["pending"]
+    assert pending or cut == 0
+    gone = np.asarray([*pending[::3], 7, 599], np.int64)  # pending rows, and rows not pending
+    calls: list[int] = []
+    resumed = make()
+    resumed.load_state(state, _labelled_source(gone, calls))
+    assert calls == ([perf["version"]] if pending else [])  # read as of the last version fed
+    after = [_perf_fire(t, 3, 0, 0, gone) + _perf_fire(t, 4, max(cut, 20), PN, model=_Sign()) for t in (whole, resumed)]
+    assert after[0] == after[1] and after[0]
+    assert resumed.state() == whole.state()
+
+
+def test_a_performance_state_names_the_pending_rows_by_key_and_a_removal_delays_the_evaluation() -> None:
+    class Wrong:  # predicts a class no row has: every evaluation fires, where its batch completes
+        def logits(self, f: Any) -> np.ndarray:
+            return np.tile([0.0, 0.0, 1.0], (len(f["x"]), 1))
+
+    t = Performance(columns=["x"], every=10, threshold=0.5, bootstrap=False)
+    labelled = np.flatnonzero(PY >= 0)
+    end = int(labelled[14]) + 1
+    got = _perf_fire(t, 1, 0, end, model=Wrong())  # 15 labelled rows: 10 evaluated, 5 pending
+    assert [g[1] for g in got] == [labelled[9] + 1]
+    st = t.state()
+    assert st["version"] == 1 and st["pending"] == labelled[10:15].tolist() and st["seen"] == end
+    # erasing two pending rows: the next evaluation comes at the 10th labelled row still live, two
+    # labelled rows later than without the erasure
+    _perf_fire(t, 2, 0, 0, erased=labelled[[11, 13]])
+    assert t.state()["pending"] == labelled[[10, 12, 14]].tolist() and t.state()["version"] == 2
+    got = _perf_fire(t, 3, end, PN, model=Wrong())
+    assert got[0][1] == labelled[21] + 1 - end  # 3 pending + 7 new labelled rows (not 5)
+    assert got[0][2] == labelled[21] + 1  # samples seen: every row fed, the removed ones included
+
+
+def test_a_performance_state_keeps_the_past_evaluations_as_numbers() -> None:
+    t = Performance(columns=["x"], every=40, decision="rolling_average", threshold=0.5, history=3)
+    _perf_fire(t, 1, 0, 400, model=_Sign())
+    st = t.state()
+    assert len(st["past"]) == 3 and all(0 <= a <= 1 for a in st["past"])
+    a = Performance(columns=["x"], every=40, decision="avoidable_misclassifications", threshold=1e9)
+    _perf_fire(a, 1, 0, 400, model=_Sign())
+    st = a.state()
+    assert st["expect"] is not None and st["avoidable"] != 0.0 and st["bootstrapped"] is False
+
+
+@pytest.mark.parametrize(("change", "rows", "name"), [
+    ({"pending": [1.5]}, _labelled_source(np.empty(0)), "state"),
+    ({"pending": list(range(40))}, _labelled_source(np.empty(0)), "state"),  # a full batch is never pending
+    ({"pending": [3, 3]}, _labelled_source(np.empty(0)), "state"),
+    ({"seen": -1}, _labelled_source(np.empty(0)), "state"),
+    ({"bootstrapped": 1}, _labelled_source(np.empty(0)), "state"),
+    ({"past": [0.5] * 4}, _labelled_source(np.empty(0)), "state"),  # more than history
+    ({"past": [1.5]}, _labelled_source(np.empty(0)), "state"),  # not an accuracy
+    ({"expect": float("nan")}, _labelled_source(np.empty(0)), "state"),
+    ({"avoidable": float("inf")}, _labelled_source(np.empty(0)), "state"),
+    ({"version": None}, _labelled_source(np.empty(0)), "state"),  # None: left out
+    ({}, None, "rows"),  # the pending rows cannot be read back
+    ({}, _labelled_source(np.empty(0), labels=False), "rows"),  # nor their labels
+])
+def test_a_performance_state_that_is_not_the_triggers_is_refused_and_changes_nothing(change: dict[str, Any], rows: Any,
+                                                                                      name: str) -> None:
+    other = Performance(columns=["x"], every=40, decision="rolling_average", threshold=0.05, history=3)
+    _perf_fire(other, 1, 0, 130, model=_Sign())
+    state = {k: v for k, v in {**other.state(), **change}.items() if v is not None or k not in change}
+    assert state.get("pending") or name == "state"
+    t = Performance(columns=["x"], every=40, decision="rolling_average", threshold=0.05, history=3)
+    _perf_fire(t, 1, 0, 90, model=_Sign())
+    before = t.state()
+    with pytest.raises(InvalidArgumentError, match=rf"\b{name}\b"):
+        t.load_state(state, rows)
+    assert t.state() == before

@@ -20,7 +20,7 @@ store version, the loop's state as JSON to the ``pipeline_state`` table
 erased since the last retrain). A restart goes on from the last saved state: it adopts the
 trainings the state counts and feeds only the versions after it, so rows erased since (which
 drop out of every later read) change nothing the run had counted. Where no state is saved (a
-trigger without a plain-data :meth:`~policies.Trigger.state`, a ``stateful`` selection
+user trigger without a plain-data :meth:`~policies.Trigger.state`, a ``stateful`` selection
 strategy) the trigger state is rebuilt by feeding the store's versions again, one at a time,
 from the start: triggers are deterministic functions of the versions they see, so they fire at
 the same positions (such a restart stops when rows the run had seen were erased since, see
@@ -125,8 +125,9 @@ def read_state(store: Any, pipeline: str) -> tuple[int, dict[str, Any]] | None:
 
 
 #: the pipelines a restart resumes from a saved state (see the module docstring)
-_STATEFUL = ("only data_amount, time, data_drift, deletion and composites of them save one, with a "
-             "selection strategy that is not stateful")
+_STATEFUL = ("the built-in triggers data_amount, time, data_drift, performance, deletion and their composites "
+             "save one; a user trigger saves one only when its state() is not None, and a composite only when "
+             "all its sub-triggers do; none is saved with a stateful selection strategy")
 _NO_STATE = f"it saved no state to go on from ({_STATEFUL})"
 
 
