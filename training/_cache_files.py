@@ -23,6 +23,7 @@ Example
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -96,6 +97,24 @@ def _check_rows(rows: np.ndarray, keys: np.ndarray) -> None:
         raise CacheError("a cache entry's rows do not hold exactly the requested keys")
 
 
+def _reserve(path: str) -> None:
+    """Allocate the disk blocks of the (sparse) file ``path`` before its mapping is written: a
+    full disk then raises ``OSError`` (ENOSPC) here, where a write to an unbacked page of the
+    mapping would kill the process with SIGBUS."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None:  # (not on macOS or Windows)
+        return
+    with open(path, "r+b") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            if size:
+                fallocate(fh.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise  # ENOSPC, EDQUOT, ...
+            # a file system that cannot reserve blocks: written as before
+
+
 def _write_entry(tmp: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill: Filler, stage: bool) -> None:
     # keys.npy first: an erasure running during the build finds and removes the folder
     np.save(os.path.join(tmp, "keys.npy"), _sorted(keys), allow_pickle=False)
@@ -111,6 +130,7 @@ def _write_entry(tmp: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill:
             return arr
         path = os.path.join(tmp, f"c{index[spec.name]}.npy")
         arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(spec.dtype), shape=shape)
+        _reserve(path)
         maps.append(arr)
         return arr
 

@@ -228,6 +228,9 @@ class Cache:
         with self._flock(name):
             if os.path.exists(os.path.join(self.root, name, "meta.json")):
                 return None
+            # entries are published whole, meta.json included: a folder without it is what a
+            # removal (eviction, erasure, discard) killed half-way left, and would block the rename
+            shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
             self._remove_stale_tmp(name)
             self._evict(size, keep=name)
             tmp_name = f"{_TMP}{name}-{uuid.uuid4().hex[:12]}"

@@ -16,7 +16,10 @@ True
 
 from __future__ import annotations
 
+import os
+import struct
 import zipfile
+from typing import BinaryIO
 
 import numpy as np
 
@@ -46,21 +49,49 @@ def load_train_set(path: str) -> TrainSet:
 
     Raises :class:`~modyn_store.core.errors.CorruptionError` when the file is not the train set
     it was written as: not a readable ``.npz`` (truncated, overwritten), arrays missing, epoch
-    plans missing between others, or keys, weights, version or plans that no longer match the
-    digest written with them (files without a digest are read as they are).
+    plans missing between others, an archive directory listing fewer arrays than its end record
+    states, or keys, weights, version or plans that no longer match the digest written with them
+    (files without a digest are read as they are). An archive that zipfile refuses for any reason
+    (a damaged format version, encryption flag or member offset) is a ``CorruptionError`` too;
+    a file that cannot be opened raises its ``OSError``.
     """
-    try:
-        return _read_train_set(path)
-    except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as exc:
-        if isinstance(exc, ModynStoreError):  # the store's own checks (a ValueError too): as they are
-            raise
-        raise CorruptionError(f"train set file {path!r} cannot be read as one: {type(exc).__name__}: {exc}") \
-            from exc
+    # opened here (a missing or unreadable file raises its OSError as it is); np.load would
+    # leave its own handle open when the archive is damaged
+    with open(path, "rb") as fh:
+        try:
+            return _read_train_set(path, fh)
+        except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError, NotImplementedError, RuntimeError) \
+                as exc:
+            # (zipfile raises NotImplementedError for an unknown format version, RuntimeError for
+            # an encryption flag, OSError for member offsets before the start of the file)
+            if isinstance(exc, ModynStoreError):  # the store's own checks (a ValueError too): as they are
+                raise
+            raise CorruptionError(f"train set file {path!r} cannot be read as one: {type(exc).__name__}: {exc}") \
+                from exc
 
 
-def _read_train_set(path: str) -> TrainSet:
-    # the file is opened here: np.load leaves its own handle open when the archive is damaged
-    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+def _members_stated(fh: BinaryIO) -> int | None:
+    """The number of members the archive's end record states, where ``np.savez`` puts that
+    record (the last 22 bytes; ``None`` when it is not there or counts in a zip64 record)."""
+    fh.seek(0, os.SEEK_END)
+    if fh.tell() < 22:
+        return None
+    fh.seek(-22, os.SEEK_END)
+    end = fh.read(22)
+    fh.seek(0)
+    if end[:4] != b"PK\x05\x06":
+        return None
+    (total,) = struct.unpack_from("<H", end, 10)
+    return None if total == 0xFFFF else int(total)
+
+
+def _read_train_set(path: str, fh: BinaryIO) -> TrainSet:
+    stated = _members_stated(fh)
+    with np.load(fh, allow_pickle=False) as z:
+        if stated is not None and stated != len(z.files):
+            # a damaged directory record that swallows the records after it hides those arrays
+            # (the digest, epoch plans), and the rest would be read as a set without them
+            raise CorruptionError(f"train set file {path!r} lists {len(z.files)} arrays, its end record {stated}")
         plans = sorted((int(k[5:]), z[k]) for k in z.files if k.startswith("epoch"))
         if [i for i, _ in plans] != list(range(len(plans))):
             raise CorruptionError(f"train set file {path!r} holds epoch plans {[i for i, _ in plans]}, "

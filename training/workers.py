@@ -15,6 +15,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from training.batch import Batch, gather_host
 from training._cache_files import CacheEntry, _read_entry
+from training.errors import CacheError
 
 if TYPE_CHECKING:
     from training.epochs import Loader
@@ -42,23 +44,38 @@ class _Rows(Dataset):  # type: ignore[type-arg]
         self.columns = columns
         self.transform = transform
         self._tensors: tuple[Any, Any, Any] | None = None
+        self._digest: bytes | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_tensors"] = None
         if self.entry.path is not None:  # reopened from disk in the worker
-            state["entry"] = (self.entry.name, self.entry.path)
+            if self._digest is None:  # (once for all workers)
+                self._digest = _rows_digest(self.entry.keys)
+            state["entry"] = (self.entry.name, self.entry.path, self._digest)
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if isinstance(state["entry"], tuple):
-            state["entry"] = _read_entry(*state["entry"])
-        self.__dict__.update(state)
-
     def __len__(self) -> int:
-        return int(self.entry.keys.size)
+        return int(self._opened().keys.size)
+
+    def _opened(self) -> CacheEntry:
+        """The entry, opened from disk on first use in a worker. Another process may have
+        evicted or erased it and built it again since the loader opened it, its rows perhaps in
+        another order (storage order after a compaction): the loader's row positions and
+        weights would then pick other rows, so a folder whose rows are not the loader's is
+        refused (``CacheError``), never served."""
+        if isinstance(self.entry, tuple):
+            name, path, digest = self.entry
+            entry = _read_entry(name, path)
+            if _rows_digest(entry.keys) != digest:
+                raise CacheError(
+                    f"cache entry {path!r} was built again since the loader opened it (evicted or erased "
+                    "meanwhile): its rows are not the ones the loader serves; iterate the loader again")
+            self.entry = entry
+        return self.entry
 
     def __getitem__(self, idx: np.ndarray) -> Batch:
+        self._opened()
         if self._tensors is None:
             self._tensors = (
                 torch.from_numpy(np.asarray(self.entry.keys)),
@@ -68,6 +85,15 @@ class _Rows(Dataset):  # type: ignore[type-arg]
         keys, weights, host = self._tensors
         batch = gather_host(self.entry, keys, weights, host, idx, self.columns, contiguous=False)
         return self.transform(batch)
+
+
+def _rows_digest(keys: np.ndarray) -> bytes:
+    """A digest of an entry's row keys (in row order): what the loader's row positions mean."""
+    h = hashlib.blake2b(digest_size=16)
+    k = np.asarray(keys, dtype=np.int64)
+    for lo in range(0, k.size, 1 << 20):  # (bounded copies)
+        h.update(k[lo : lo + (1 << 20)].tobytes())
+    return h.digest()
 
 
 class _EpochSampler(Sampler):  # type: ignore[type-arg]

@@ -157,13 +157,25 @@ class CacheIndex:
             registered.update(folders)
             if name in hit:
                 for f in folders:
-                    path = self._store.path(f"{ROOT}/{f}")
-                    if fs.exists(path):
-                        fs.rm(path, recursive=True)
+                    _remove_folder(fs, self._store.path(f"{ROOT}/{f}"))
                 self.remove(name)
                 removed += 1
         for f in present:
             if not f.startswith(".") and f not in registered:
-                fs.rm(self._store.path(f"{ROOT}/{f}"), recursive=True)
+                _remove_folder(fs, self._store.path(f"{ROOT}/{f}"))
                 removed += 1
         return removed
+
+
+def _remove_folder(fs: Any, path: str) -> None:
+    """Remove the folder ``path`` if it exists. Caches remove their own folders too (eviction,
+    a damaged entry, a build's cleanup), so the folder or files in it may vanish meanwhile:
+    that is no error, but the folder must be gone when this returns."""
+    for _ in range(8):
+        try:
+            fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            pass
+        if not fs.exists(path):
+            return
+    fs.rm(path, recursive=True)  # still there: what stops its removal is raised

@@ -134,3 +134,37 @@ def test_erase_reports_trainings_that_used_the_keys(tmp_path: Path) -> None:
     # selections keep the identifiers (not content), so lineage stays answerable afterwards
     sel = store.read_table("selections")
     assert 2 in sel.column("key").to_pylist()
+
+
+def test_erase_returns_when_caches_remove_their_folders_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caches evict and discard their own folders: one that vanishes between erase's listing of
+    ``_cache`` and its removal is gone, not an error. Before, erase raised FileNotFoundError
+    after committing, and the folders it had not reached yet kept the erased rows."""
+    import shutil
+
+    from modyn_store.core.caches import CacheIndex
+
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"key": np.arange(10), "ts": np.arange(10), "y": np.arange(10)}))
+    root = Path(store.path("_cache"))
+    for name, keys in (("e0", [3]), ("e1", [3, 4])):
+        store.caches.register(name, np.array(keys), folders=[name])
+        (root / name).mkdir(parents=True)
+        (root / name / "rows.npy").write_bytes(b"rows of keys 3 and 4")
+    (root / "unregistered" / "sub").mkdir(parents=True)
+    real = CacheIndex.entries
+
+    def entries(self: CacheIndex) -> list[str]:
+        # another process evicts e0 and removes the unregistered folder after erase listed them
+        shutil.rmtree(root / "e0", ignore_errors=True)
+        shutil.rmtree(root / "unregistered", ignore_errors=True)
+        return real(self)
+
+    monkeypatch.setattr(CacheIndex, "entries", entries)
+    report = store.erase([3], reason="test")
+    monkeypatch.undo()
+    assert report.version == store.version == 2
+    assert not any((root / n).exists() for n in ("e0", "e1", "unregistered"))
+    assert store.caches.entries() == []

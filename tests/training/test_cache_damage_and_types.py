@@ -50,6 +50,9 @@ DAMAGE: dict[str, Callable[[str], None]] = {
     "rows.npy missing": lambda p: os.remove(os.path.join(p, "rows.npy")),
     "keys.npy missing": lambda p: os.remove(os.path.join(p, "keys.npy")),
     "a column file missing": lambda p: os.remove(os.path.join(p, "c0.npy")),
+    # e.g. an eviction or erasure killed half-way through removing the folder: before, every
+    # build failed to publish (OSError, directory not empty) and no loader of the set started
+    "meta.json missing": lambda p: os.remove(os.path.join(p, "meta.json")),
     "meta without rows": lambda p: _meta(p, lambda m: {k: v for k, v in m.items() if k != "rows"}),
     "meta a list": lambda p: _meta(p, lambda m: [m]),
     "meta one column less": lambda p: _meta(p, lambda m: {**m, "columns": m["columns"][:1]}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -148,17 +149,55 @@ def test_a_train_set_file_changed_after_it_was_written_is_refused(tmp_path: Path
         load_train_set(str(path))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not a zip", "weights missing"])
+def _directory_record(data: bytearray, name: bytes) -> int:
+    """Where the zip central directory record of member ``name`` starts in ``data``."""
+    at = 0
+    while True:
+        at = data.index(b"PK\x01\x02", at)
+        (n,) = struct.unpack_from("<H", data, at + 28)
+        if data[at + 46 : at + 46 + n] == name:
+            return at
+        at += 4
+
+
+def _damage_directory(data: bytearray, damage: str) -> None:
+    """One byte field of the archive's directory changed (as a disk or a copy may do)."""
+    if damage == "unknown zip version":
+        struct.pack_into("<H", data, _directory_record(data, b"keys.npy") + 6, 166)
+    elif damage == "encryption flag":
+        at = _directory_record(data, b"keys.npy") + 8
+        struct.pack_into("<H", data, at, struct.unpack_from("<H", data, at)[0] | 1)
+    elif damage == "member offsets before the file":
+        end = data.rindex(b"PK\x05\x06")
+        struct.pack_into("<I", data, end + 16, struct.unpack_from("<I", data, end + 16)[0] + 4096)
+    else:  # the version's record's comment length swallows the records after it: digest, plans
+        end = data.rindex(b"PK\x05\x06")
+        size, start = struct.unpack_from("<II", data, end + 12)
+        at = _directory_record(data, b"version.npy")
+        n, extra = struct.unpack_from("<HH", data, at + 28)
+        struct.pack_into("<H", data, at + 32, start + size - (at + 46 + n + extra))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a zip", "weights missing", "unknown zip version",
+                                    "encryption flag", "member offsets before the file",
+                                    "a directory record swallowing the others"])
 def test_a_train_set_file_that_cannot_be_read_is_a_typed_error(tmp_path: Path, damage: str) -> None:
+    """Before, zipfile's NotImplementedError, RuntimeError and OSError came out as they were,
+    and a record swallowing the digest's and the plans' read as a set without epoch plans."""
     from modyn_store.core.errors import CorruptionError
 
     path = tmp_path / "set.npz"
-    save_train_set(TrainSet.uniform(np.arange(100), version=2), str(path))
+    save_train_set(TrainSet(np.arange(100), np.ones(100), version=2, per_epoch=(np.arange(10), np.arange(5))),
+                   str(path))
     data = path.read_bytes()
     if damage == "truncated":
         path.write_bytes(data[: len(data) // 2])
     elif damage == "not a zip":
         path.write_bytes(b"\x00" * 64)
+    elif damage != "weights missing":
+        changed = bytearray(data)
+        _damage_directory(changed, damage)
+        path.write_bytes(bytes(changed))
     else:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if k != "weights"}
