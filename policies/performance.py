@@ -215,7 +215,8 @@ class Performance(Trigger):
                 raise InvalidArgumentError(f"delta.labels[{int(odd[0])}]", float(lab[odd[0]]),
                                            "a whole-number class index (or a negative / NaN "
                                            "label for an unlabelled row)")
-        self._drop(np.union1d(delta.deleted, delta.erased))
+        gone = np.union1d(delta.deleted, delta.erased)
+        self._drop(gone)
         self._version = int(delta.version)
         cum = np.cumsum(labelled)
         pos = 0
@@ -245,6 +246,9 @@ class Performance(Trigger):
                 out.append(delta.firing(end, f"accuracy {acc:.4f} ({self.decision})",
                                         trigger=self.name, seen=self._seen + end, statistic=stat))
                 self._avoidable = 0.0
+        # keys are never reused: a row this delta inserts and deletes (or erases) is not live
+        if n:
+            self._drop(np.intersect1d(gone, delta.keys))
         self._seen += n
         return out
 

@@ -293,6 +293,14 @@ def test_a_performance_state_names_the_pending_rows_by_key_and_a_removal_delays_
     assert got[0][2] == labelled[21] + 1  # samples seen: every row fed, the removed ones included
 
 
+def test_a_pending_row_inserted_and_erased_in_one_delta_is_not_pending() -> None:
+    # keys are never reused: a row a (multi-version) delta inserts and erases is not live after it
+    t = Performance(columns=["x"], every=10_000, threshold=0.5, bootstrap=False)
+    labelled = np.flatnonzero(PY[:60] >= 0)
+    _perf_fire(t, 3, 0, 60, erased=labelled[[2, 5]], model=_Sign())
+    assert t.state()["pending"] == np.delete(labelled, [2, 5]).tolist()
+
+
 def test_a_performance_state_keeps_the_past_evaluations_as_numbers() -> None:
     t = Performance(columns=["x"], every=40, decision="rolling_average", threshold=0.5, history=3)
     _perf_fire(t, 1, 0, 400, model=_Sign())
