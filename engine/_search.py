@@ -19,7 +19,7 @@ import numpy as np
 
 from engine._scratch import scratch
 
-__all__ = ["HashedKeys", "first_unsorted", "hit_positions", "isin_sorted_numpy", "unsorted_hits"]
+__all__ = ["HashedKeys", "first_unsorted", "hit_positions", "isin_sorted_numpy", "sorted_unique", "unsorted_hits"]
 
 
 #: elements a sortedness check looks at first: keys in no order show it there, and the check
@@ -40,6 +40,19 @@ def first_unsorted(a: np.ndarray) -> int:
             return int(bad[0]) + 1
     bad = np.flatnonzero(a[1:] < a[:-1])
     return int(bad[0]) + 1 if bad.size else -1
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values: a sort (the inputs are a few sorted runs) and one comparison pass,
+    cheaper than ``np.unique``'s hashing for the dead-key sets of large snapshots."""
+    if a.size == 0:
+        return np.empty(0, dtype=np.int64)
+    s = np.sort(a, kind="stable")
+    if s.size > 1:
+        new = s[1:] != s[:-1]
+        if not new.all():
+            s = s[np.concatenate([[True], new])]
+    return s
 
 
 def hit_positions(sorted_a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
+from engine._search import sorted_unique
 from modyn_store.core import _lookup, integrity, keyindex
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
@@ -34,19 +35,6 @@ T = TypeVar("T")
 #: set (~0.5 us a stored row, whatever the request)
 POINT_MIN_KEYS = 64
 POINT_SHARE = 1 / 32
-
-
-def _sorted_unique(a: np.ndarray) -> np.ndarray:
-    """Sorted distinct values: a sort (the inputs are a few sorted runs) and one comparison pass,
-    cheaper than ``np.unique``'s hashing for the dead-key sets of large snapshots."""
-    if a.size == 0:
-        return np.empty(0, dtype=np.int64)
-    s = np.sort(a, kind="stable")
-    if s.size > 1:
-        new = s[1:] != s[:-1]
-        if not new.all():
-            s = s[np.concatenate([[True], new])]
-    return s
 
 
 class Snapshot:
@@ -142,7 +130,7 @@ class Snapshot:
             elif not tomb_sorted.size:
                 self._dead_cache = erased
             else:
-                self._dead_cache = _sorted_unique(np.concatenate([tomb_sorted, erased]))
+                self._dead_cache = sorted_unique(np.concatenate([tomb_sorted, erased]))
         return self._dead_cache
 
     def _read_tombstones(self, ds: Any) -> tuple[np.ndarray, ...]:
@@ -152,7 +140,7 @@ class Snapshot:
         t = ds.to_table(columns=["key", "_version"])
         tomb = t.column("key").to_numpy()
         tomb = tomb[t.column("_version").to_numpy() <= self.version]
-        distinct = _sorted_unique(tomb)
+        distinct = sorted_unique(tomb)
         # the checksum is order-free: without repeats the sorted keys stand for both (half the memory)
         return (distinct,) if distinct.size == tomb.size else (tomb, distinct)
 
@@ -181,7 +169,7 @@ class Snapshot:
             & (t.column("deleted").to_numpy() > self.version)
             & (t.column("_version").to_numpy() <= self._committed)
         )
-        return (_sorted_unique(t.column("key").to_numpy()[keep]),)
+        return (sorted_unique(t.column("key").to_numpy()[keep]),)
 
     def _fragments(self, ds: Any) -> tuple[list[Any], list[Any]]:
         """The fragments of ``ds`` written entirely at or before this version, and those that
