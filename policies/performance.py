@@ -35,9 +35,10 @@ class Performance(Trigger):
     fires (so a pipeline gets its first model); without ``bootstrap`` it stays quiet.
 
     The labelled rows waiting for the next evaluation are rows live in the store: those a delta
-    deletes or erases leave them when it is fed (before its own rows are added), so an evaluation
-    comes at the ``every``-th labelled row still live, later than it would have without the
-    removal; an evaluation already made is kept (see :meth:`state`).
+    deletes or erases leave them when it is fed (before its own rows are added; a row the delta
+    both inserts and deletes, after them), so an evaluation comes at the ``every``-th labelled
+    row still live, later than it would have without the removal; an evaluation already made is
+    kept (see :meth:`state`).
 
     Parameters
     ----------
