@@ -347,8 +347,14 @@ def _reuse_local(free: str, path: str, data: bytes, newest: int) -> bool | None:
             break
         src = os.path.join(free, name)
         try:
-            fd = os.open(src, os.O_WRONLY)
+            # never through a symbolic link: its target may lie outside the store
+            fd = os.open(src, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            os.unlink(src)  # a link is no free record: drops only its name
             continue
         try:
             st = os.fstat(fd)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from modyn_store.core._location import Location
-from modyn_store.core.errors import FormatVersionError, InvalidArgumentError, NotAStoreError
+from modyn_store.core.errors import CorruptionError, FormatVersionError, InvalidArgumentError, NotAStoreError
 
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
@@ -129,6 +129,44 @@ def _enclosing_store(loc: Location) -> str | None:
     return None
 
 
+#: folders of a store whose subfolders' entries are checked for links too
+_DEEPER = frozenset({"scores", "_meta"})
+
+
+def _links(root: str) -> list[str]:
+    """Symbolic links among the entries of the local store folder ``root``, of its folders, and
+    of the folders of ``scores/`` and ``_meta/`` (store-relative paths)."""
+    out: list[str] = []
+    queue = [("", 0)]
+    while queue:
+        rel, depth = queue.pop()
+        try:
+            entries = list(os.scandir(os.path.join(root, rel) if rel else root))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for e in entries:
+            sub = f"{rel}/{e.name}" if rel else e.name
+            if e.is_symlink():
+                out.append(sub)
+            elif e.is_dir(follow_symlinks=False) and (depth == 0 or (depth == 1 and rel in _DEEPER)):
+                queue.append((sub, depth + 1))
+    return sorted(out)
+
+
+def _refuse_links(loc: Location) -> None:
+    """Refuse a local store whose folder holds symbolic links where the store keeps its own
+    files and folders: its writes, compaction, erasure and cache eviction would write or
+    delete files outside the store's folder through them."""
+    if not loc.is_local or loc.uri.startswith("memory://"):
+        return
+    links = _links(loc.root)
+    if links:
+        raise CorruptionError(
+            f"{loc.uri!r} holds symbolic links ({links[:5]}): a store's own files and folders must "
+            "lie inside its folder (writes, erasure and eviction would reach the links' targets); "
+            "replace each link by the folder or file it points to")
+
+
 def open_or_create(loc: Location, *, create: bool) -> int:
     """Check the marker at ``loc`` (or write one with ``create=True`` in an empty folder that
     lies inside no other store's folder).
@@ -139,7 +177,9 @@ def open_or_create(loc: Location, *, create: bool) -> int:
     uri = loc.uri
     try:
         if loc.exists(MARKER):
-            return _read(loc)
+            fv = _read(loc)
+            _refuse_links(loc)
+            return fv
         if not create:
             raise NotAStoreError(f"{uri!r} is not a modyn-store store (no {MARKER}); pass create=True to make one")
         outer = _enclosing_store(loc)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ INDEX_NAME = "key_idx"
 #: build, which holds ``keys.i64`` (sorted), ``rowids.u64`` (aligned) and ``sparse.i64``
 RUNS_POINTER = "_meta/keyindex.json"
 RUNS_DIR = "_meta/keyindex"
+_RUNS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 #: every STRIDE-th key of the runs is kept in ``sparse.i64`` (the level a remote probe reads whole)
 STRIDE = 512
 #: entries per checksum block of the runs (``blocks.u64``): an answer checks the two blocks
@@ -167,6 +169,9 @@ def _read_pointer(store: Store, raw: bytes | None = None) -> dict[str, Any] | No
         # version it covers would make point reads skip the fragments written after the build
         if "pointer" in body["check"] and body["check"]["pointer"] != _pointer_digest(pointer):
             return None
+        folder = str(body["dir"])
+        if not _RUNS_NAME.fullmatch(folder) or folder.strip(".") == "":
+            return None  # a folder name under RUNS_DIR only: never a path that leaves it
         return pointer
     except (ValueError, KeyError, TypeError):
         # unreadable, damaged, or built before the runs had checksums: the runs are not used

@@ -123,7 +123,11 @@ class Store:
 
         With ``create=True`` an empty store is made if none exists. Raises
         :class:`~modyn_store.core.errors.NotAStoreError` for a location that holds something else
-        and :class:`~modyn_store.core.errors.FormatVersionError` for a newer format.
+        and :class:`~modyn_store.core.errors.FormatVersionError` for a newer format. A local store
+        whose folder holds a symbolic link among its own entries, the entries of its folders or
+        those of the folders in ``scores/`` and ``_meta/`` raises
+        :class:`~modyn_store.core.errors.CorruptionError` (writes, erasure and cache eviction
+        would write or delete the links' targets outside the store).
         ``lock_timeout``: seconds a write waits for another process's write to finish.
         """
         create = check_bool("create", create)
