@@ -50,6 +50,7 @@ class Deletion(Trigger):
     def __init__(self, share: float = 0.1) -> None:
         self.share = check_float("share", share, 0.0, 1.0, lo_open=True)
         self._train_keys: np.ndarray | None = None
+        self._train_version = 0  # the version of the train set told last
         self._removed = np.empty(0, dtype=np.int64)
         self._last_gone = np.empty(0, dtype=np.int64)  # keys removed by the last delta fed
         self._last_version = 0  # the last version of that delta
@@ -66,14 +67,20 @@ class Deletion(Trigger):
         fed one version at a time (a snapshot never holds a key removed at its version or
         before)."""
         self._train_keys = np.unique(train_set.keys)
+        self._train_version = int(train_set.version)
         self._removed = np.empty(0, dtype=np.int64)
         if int(train_set.version) < self._last_version:
             self._removed = np.intersect1d(self._train_keys, self._last_gone, assume_unique=True)
 
     def state(self) -> dict[str, Any]:
-        """The keys of the last train set (``None`` when quiet), those of them removed since,
-        those the last delta removed and its version, and the samples fed: keys only, no rows."""
-        return {"train_keys": None if self._train_keys is None else self._train_keys.tolist(),
+        """Whether the trigger counts removals from a train set (``None`` when quiet: its size
+        and version otherwise), those of its keys removed since, the keys the last delta removed
+        and its version, and the samples fed: keys only, no rows. The train set itself is not in
+        the state (it may hold millions of keys): a resumed trigger is told it again with
+        :meth:`on_training` before :meth:`load_state`, as the online runner does from the
+        training catalog."""
+        train = self._train_keys
+        return {"train": None if train is None else [int(train.size), int(self._train_version)],
                 "removed": self._removed.tolist(), "last_gone": self._last_gone.tolist(),
                 "last_version": int(self._last_version), "seen": int(self._seen)}
 
@@ -84,16 +91,25 @@ class Deletion(Trigger):
         def keys(v: Any) -> bool:
             return isinstance(v, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in v)
 
-        names = {"train_keys", "removed", "last_gone", "last_version", "seen"}
+        names = {"train", "removed", "last_gone", "last_version", "seen"}
         ok = (isinstance(state, Mapping) and set(state) == names
-              and (state["train_keys"] is None or keys(state["train_keys"])) and keys(state["removed"])
-              and keys(state["last_gone"]) and count(state["last_version"]) and count(state["seen"]))
+              and (state["train"] is None or (isinstance(state["train"], list) and len(state["train"]) == 2
+                                              and all(count(v) for v in state["train"])))
+              and keys(state["removed"]) and keys(state["last_gone"]) and count(state["last_version"])
+              and count(state["seen"]))
         if not ok:
-            raise InvalidArgumentError("state", state, "a deletion trigger's state: {'train_keys': [key] or "
+            raise InvalidArgumentError("state", state, "a deletion trigger's state: {'train': [size, version] or "
                                                        "None, 'removed': [key], 'last_gone': [key], "
                                                        "'last_version': int >= 0, 'seen': int >= 0}")
-        train = state["train_keys"]
-        self._train_keys = None if train is None else np.unique(np.asarray(train, np.int64))
+        told = self._train_keys
+        if state["train"] is not None and (told is None or [int(told.size), int(self._train_version)]
+                                           != state["train"]):
+            have = None if told is None else [int(told.size), int(self._train_version)]
+            raise InvalidArgumentError(
+                "state", state, f"the state of a trigger told the train set it counts from ({state['train']} as "
+                                f"[size, version]; told {have}): call on_training with that train set first")
+        if state["train"] is None:
+            self._train_keys = None
         self._removed = np.unique(np.asarray(state["removed"], np.int64))
         self._last_gone = np.unique(np.asarray(state["last_gone"], np.int64))
         self._last_version, self._seen = int(state["last_version"]), int(state["seen"])

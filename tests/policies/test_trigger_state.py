@@ -145,7 +145,12 @@ def test_deletion_resumed_from_its_json_state_fires_as_the_one_it_came_from() ->
     whole.on_training(TrainSet.uniform(np.arange(10), version=1))
     whole.fire(TriggerInput(version=2, keys=e, ts=e, erased=np.array([1, 2, 20])))
     resumed = Deletion(share=0.5)
-    resumed.load_state(json.loads(json.dumps(whole.state())))
+    state = json.loads(json.dumps(whole.state()))
+    assert state["train"] == [10, 1]  # its size and version: the keys are not in the state
+    with pytest.raises(InvalidArgumentError, match="on_training"):  # the train set is told, not saved
+        resumed.load_state(state)
+    resumed.on_training(TrainSet.uniform(np.arange(10), version=1))
+    resumed.load_state(state)
     later = TriggerInput(version=3, keys=e, ts=e, deleted=np.array([3, 4, 5]))
     got, ref = resumed.fire(later), whole.fire(later)
     assert [(f.version, f.position, f.statistic, f.seen) for f in got] == \
@@ -179,7 +184,8 @@ def test_a_deletion_state_that_is_not_the_triggers_is_refused_and_changes_nothin
     t = Deletion(share=0.5)
     t.on_training(TrainSet.uniform(np.arange(4), version=1))
     before = t.state()
-    for bad in ({**before, "removed": ["a"]}, {**before, "seen": -2}, {"train_keys": None}):
+    for bad in ({**before, "removed": ["a"]}, {**before, "seen": -2}, {"train": None},
+                {**before, "train": [5, 1]}, {**before, "train": [4, 2]}):
         with pytest.raises(InvalidArgumentError, match="state"):
             t.load_state(bad)
         assert t.state() == before
