@@ -38,6 +38,7 @@ def test_same_configuration_adopts_its_trainings() -> None:
     {"selection": {"name": "all_data"}},
     {"training": {"epochs": 3}},
     {"update": {"name": "retrain"}},
+    {"trigger": {"name": "data_amount", "every": 30}},  # fires elsewhere: named as the trigger, not a cutoff
     {"model": {"name": "logreg", "params": {"in_features": 2, "n_classes": 3}}},
 ])
 def test_other_configuration_under_the_same_name_is_refused(change: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.app.pipeline.loop_state import _canon, _Pending, loop_state, restore_loop
 from modyn_store.app.pipeline.model_view import TorchModelView, column_array
 from modyn_store.app.pipeline.selection import SelectionRuntime, provided_score
 from modyn_store.app.pipeline.training_info import TrainingInfo, recorded_cost, selection_seed
@@ -50,14 +51,8 @@ __all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "selection_seed"]
 #: policies' default cut the per-batch overhead of a pass over all data (samples are the
 #: same for any batching)
 SELECT_BATCH = 1 << 18
-
-
-@dataclass
-class _Pending:
-    """Work done since the last training (billed to the next one)."""
-
-    rows: int = 0
-    trigger_s: float = 0.0
+# selections made again when rows of a train set are erased before its training reads them
+ERASED_RETRIES = 3
 
 
 @dataclass
@@ -257,28 +252,39 @@ class PipelineLoop:
             last_retrain_index=s.last_retrain_index, last_retrain_seconds=s.last_retrain_seconds,
         ))
         strategy = self._strategy_for(decision.selection_scope)
-        t0 = time.perf_counter()
-        self._scoring = (0, 0.0)
-        ctx = self._context(f, tin, index, strategy)
-        if self.config.ray is not None:
-            from modyn_store.app.pipeline.ray_exec import select_on_ray
+        from training.errors import ErasedKeysError
 
-            train_set = select_on_ray(strategy, ctx)
-            # recorded with the training: where its selection ran
-            self._selection.lineage["ray"] = {"address": self.config.ray.address, "workers": self.config.ray.workers}
-        else:
-            train_set = strategy.select(ctx)
-        select_s = time.perf_counter() - t0
-        scored, score_s = self._scoring
-        if train_set.size < self.config.limits.min_train_rows:
-            s.pending.trigger_s += select_s  # billed to the next training
-            s.pending.rows += scored
-            self.skipped.append((f.version, f.position, f"train set of {train_set.size} rows"))
-            return None
-        if existing is not None:  # it trains now: refused (the cutoffs differ)
-            return self.adopt(index, existing, f, cutoff_ts)
-        return self._train(index, f, decision, strategy, train_set, decision.base, cutoff_ts,
-                           select=(select_s, scored, score_s), hooks=self._selection.hooks(strategy, ctx))
+        for attempt in range(ERASED_RETRIES + 1):
+            t0 = time.perf_counter()
+            self._scoring = (0, 0.0)
+            ctx = self._context(f, tin, index, strategy)
+            if self.config.ray is not None:
+                from modyn_store.app.pipeline.ray_exec import select_on_ray
+
+                train_set = select_on_ray(strategy, ctx)
+                # recorded with the training: where its selection ran
+                self._selection.lineage["ray"] = {"address": self.config.ray.address, "workers": self.config.ray.workers}
+            else:
+                train_set = strategy.select(ctx)
+            select_s = time.perf_counter() - t0
+            scored, score_s = self._scoring
+            if train_set.size < self.config.limits.min_train_rows:
+                s.pending.trigger_s += select_s  # billed to the next training
+                s.pending.rows += scored
+                self.skipped.append((f.version, f.position, f"train set of {train_set.size} rows"))
+                return None
+            if existing is not None:  # it trains now: refused (the cutoffs differ)
+                return self.adopt(index, existing, f, cutoff_ts)
+            try:
+                return self._train(index, f, decision, strategy, train_set, decision.base, cutoff_ts,
+                                   select=(select_s, scored, score_s), hooks=self._selection.hooks(strategy, ctx))
+            except ErasedKeysError:
+                # rows of the train set were erased (by another process) between its selection and its
+                # training: select again, as a restart would, now without them (not a stateful
+                # strategy, whose selection changed its memory)
+                if attempt == ERASED_RETRIES or getattr(strategy, "stateful", False):
+                    raise
+        raise AssertionError("unreachable")
 
     def _existing(self, index: int) -> Any:
         from modyn_store.core.trainings import Catalog
@@ -296,7 +302,7 @@ class PipelineLoop:
 
         s = self._s
         select_s, scored, score_s = select
-        pend, s.pending = s.pending, _Pending()
+        pend = s.pending
         rows_scanned = pend.rows + int(train_set.size) + scored
         mode = "finetune" if decision.mode == "finetune" else "retrain"
         cfg = self.train_config("finetune" if parent is not None else "scratch")
@@ -318,6 +324,7 @@ class PipelineLoop:
                               "select_s": select_s, "score_s": score_s}},
             **dict(hooks or {}),
         )
+        s.pending = _Pending()
         if result.train_set is not None:
             train_set = result.train_set  # with rescoring: every epoch's keys
         fit_s = float(result.cost.wall_s)
@@ -338,11 +345,11 @@ class PipelineLoop:
         the firing's trigger input ``tin``, a ``stateful`` strategy (GDumb) selects again, as before."""
         from modyn_store.core.trainings import Catalog
 
+        self._check_same_pipeline(record)  # first: a changed trigger is named as such, not as a cutoff
         if record.cutoff != (int(f.version), int(f.position)):
             raise PipelineConfigError(
                 "name", f"training {record.training_id!r} was recorded with cutoff {record.cutoff}, but the trigger "
                         f"now fires at {(f.version, f.position)}; use a new pipeline name or a fresh store")
-        self._check_same_pipeline(record)
         train_set = Catalog(self.store).train_set(record.training_id)
         module = self._recorded_module(record.training_id)
         decision = json.loads(record.update_decision or "{}")
@@ -416,57 +423,14 @@ class PipelineLoop:
         self.trigger.on_training(train_set)
         self.trainings.append(info)
 
-    # -- resuming from plain data -----------------------------------------------------------
+    # -- resuming from plain data (modyn_store.app.pipeline.loop_state) --------------------
     def state(self) -> dict[str, Any] | None:
-        """What a restart needs to go on from here without feeding the versions so far again
-        (plain data, JSON): the trigger's :meth:`~policies.Trigger.state`, the trainings' data
-        cutoffs, the keys erased since the last retrain and the counters. ``None`` when the
-        trigger keeps no such state or a selection strategy is ``stateful`` (it must select
-        again for every training): such a pipeline rebuilds its state by feeding every version."""
-        trig = self.trigger.state()
-        strategies = [self.strategy, *self._scoped.values()]
-        strategies += [self._strategy_for(v) for k, v in dict(self.config.update).items()
-                       if k.endswith("scope") and isinstance(v, str) and v]
-        if trig is None or any(getattr(st, "stateful", False) for st in strategies):
-            return None
-        s = self._s
-        return {"trigger_config": json.loads(_canon(dict(self.config.trigger))), "trigger": trig,
-                "trainings": len(self.trainings),
-                "cutoffs": [[int(c.version), _plain(c.ts), None if c.key is None else int(c.key)] for c in s.cutoffs],
-                "erased_since": s.erased_since.tolist(), "last_ts": _plain(s.last_ts), "seen_rows": int(s.seen_rows),
-                "pending": [int(s.pending.rows), float(s.pending.trigger_s)]}
+        """See :func:`~modyn_store.app.pipeline.loop_state.loop_state`."""
+        return loop_state(self)
 
     def restore(self, state: Mapping[str, Any], rows: Any = None) -> None:
-        """Go on from ``state`` (made by :meth:`state`) on a fresh loop: adopt the trainings it counts from the
-        catalog (checked as :meth:`adopt` checks them), then take the trigger's state (rows it names by key read with
-        ``rows``, a :data:`policies.base.RowSource`) and the counters; erased rows drop out of later deltas."""
-        from policies import Cutoff
-        from modyn_store.core.trainings import Catalog
-
-        if self.trainings or self._s.seen_rows:
-            raise PipelineConfigError("name", "a pipeline loop resumes only before it is fed anything")
-        if _canon(state["trigger_config"]) != _canon(dict(self.config.trigger)):
-            raise PipelineConfigError("trigger", f"the saved state of pipeline {self.config.name!r} is that of "
-                                                 f"the trigger {state['trigger_config']}; use a new pipeline name")
-        n = int(state["trainings"])
-        if len(state["cutoffs"]) != n:
-            raise PipelineConfigError("name", f"the saved state of pipeline {self.config.name!r} is damaged: {n} "
-                                              f"trainings but {len(state['cutoffs'])} cutoffs")
-        for index, (v, ts, key) in enumerate(state["cutoffs"]):
-            record = self._existing(index)
-            if record is None:
-                raise PipelineConfigError("name", f"the saved state of pipeline {self.config.name!r} counts {n} "
-                                                  f"trainings, but {self.training_id(index)!r} is not in the catalog")
-            self._check_same_pipeline(record)
-            info = self._adopted_info(index, record, record.metrics.get("cutoff_ts", float("nan")))
-            module = self._recorded_module(record.training_id) if index == n - 1 else None
-            self._after(info, Cutoff(int(v), ts, key), Catalog(self.store).train_set(record.training_id), module)
-        self.trigger.load_state(state["trigger"], rows)
-        s = self._s
-        s.erased_since = np.asarray(state["erased_since"], np.int64)
-        s.last_ts = float("nan") if state["last_ts"] is None else state["last_ts"]
-        s.seen_rows = int(state["seen_rows"])
-        s.pending = _Pending(int(state["pending"][0]), float(state["pending"][1]))
+        """See :func:`~modyn_store.app.pipeline.loop_state.restore_loop`."""
+        restore_loop(self, state, rows)
 
     @property
     def current_model(self) -> str | None:
@@ -487,14 +451,3 @@ class PipelineLoop:
 def _later(a: float | int, b: float | int) -> float | int:
     """The later of two event times, exactly (ints stay ints); NaN (no time yet) gives the other."""
     return b if (isinstance(a, float) and a != a) or b > a else a
-
-
-def _plain(value: Any) -> Any:
-    """A number as JSON holds it: a NumPy scalar as a Python one, NaN (no time yet) as ``None``."""
-    value = value.item() if isinstance(value, np.generic) else value
-    return None if isinstance(value, float) and value != value else value
-
-
-def _canon(value: Any) -> str:
-    """A configuration value as canonical JSON (tuples and lists alike, keys sorted)."""
-    return json.dumps(value, sort_keys=True, default=str)
