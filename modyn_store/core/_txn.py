@@ -419,9 +419,16 @@ def _raise_head(store: Store, version: int, tables: dict[str, int], names: Itera
     the key index, a killed write's finish): their lost manifests are then damage too, not an
     older answer. A process killed before this write leaves the head behind the tables, which
     reads fine (only a table older than the head is refused); a reader that reads the new head
-    opens the tables after it, so finds them at least as new."""
+    opens the tables after it, so finds them at least as new.
+
+    A table that cannot be opened (damaged) keeps the version the head had for it: the head
+    only records lower bounds, the damage is raised where that table is read and reported by
+    ``verify``, and recovery or ``index_keys`` must not stop every later write on it."""
     for name in sorted(names):
-        ds = store._tables.open(name)
+        try:
+            ds = store._tables.open(name)
+        except CorruptionError:
+            continue
         if ds is not None and ds.version > tables.get(name, 0):
             tables[name] = ds.version
             force = True
