@@ -49,7 +49,7 @@ def loop_state(loop: PipelineLoop) -> dict[str, Any] | None:
     return {"trigger_config": json.loads(_canon(dict(loop.config.trigger))), "trigger": trig,
             "trainings": len(loop.trainings),
             "cutoffs": [[int(c.version), _plain(c.ts), None if c.key is None else int(c.key)] for c in s.cutoffs],
-            "erased_since": s.erased_since.tolist(), "last_ts": _plain(s.last_ts), "seen_rows": int(s.seen_rows),
+            "erased_since": loop._erased_trained().tolist(), "last_ts": _plain(s.last_ts), "seen_rows": int(s.seen_rows),
             "pending": [int(s.pending.rows), float(s.pending.trigger_s)]}
 
 
@@ -60,6 +60,10 @@ def restore_loop(loop: PipelineLoop, state: Mapping[str, Any], rows: Any = None)
     and the counters; erased rows drop out of later deltas."""
     if loop.trainings or loop._s.seen_rows:
         raise PipelineConfigError("name", "a pipeline loop resumes only before it is fed anything")
+    if not _shaped(state):
+        raise PipelineConfigError("name", f"the saved state of pipeline {loop.config.name!r} is not one this "
+                                          f"version reads (keys {sorted(state) if isinstance(state, Mapping) else state!r}); "
+                                          "use a new pipeline name")
     if _canon(state["trigger_config"]) != _canon(dict(loop.config.trigger)):
         raise PipelineConfigError("trigger", f"the saved state of pipeline {loop.config.name!r} is that of "
                                              f"the trigger {state['trigger_config']}; use a new pipeline name")
@@ -93,3 +97,19 @@ def _plain(value: Any) -> Any:
 def _canon(value: Any) -> str:
     """A configuration value as canonical JSON (tuples and lists alike, keys sorted)."""
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _shaped(state: Any) -> bool:
+    """Whether ``state`` has the fields and types :func:`loop_state` writes (the trigger's own
+    state is checked by the trigger)."""
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    names = {"trigger_config", "trigger", "trainings", "cutoffs", "erased_since", "last_ts", "seen_rows", "pending"}
+    return (isinstance(state, Mapping) and set(state) == names and count(state["trainings"])
+            and count(state["seen_rows"]) and isinstance(state["erased_since"], list)
+            and all(isinstance(k, int) and not isinstance(k, bool) for k in state["erased_since"])
+            and isinstance(state["cutoffs"], list)
+            and all(isinstance(c, list) and len(c) == 3 and count(c[0]) for c in state["cutoffs"])
+            and isinstance(state["pending"], list) and len(state["pending"]) == 2 and count(state["pending"][0])
+            and isinstance(state["pending"][1], (int, float)) and isinstance(state["trigger_config"], dict))

@@ -79,9 +79,10 @@ PROGRESS_SCHEMA = pa.schema([
     ("seen_rows", pa.int64()), ("last_training", pa.string()),
 ])
 declare_table(PROGRESS_TABLE, PROGRESS_SCHEMA, "online pipeline runner")
-#: the loop's state (:meth:`PipelineLoop.state`, JSON) at a progress row, in the same store version
+#: the loop's state (:meth:`PipelineLoop.state`, zstd-compressed JSON) at a progress row, in the
+#: same store version (key lists compress several times over)
 STATE_TABLE = "pipeline_state"
-STATE_SCHEMA = pa.schema([("pipeline", pa.string()), ("processed_version", pa.int64()), ("state", pa.string())])
+STATE_SCHEMA = pa.schema([("pipeline", pa.string()), ("processed_version", pa.int64()), ("state", pa.binary())])
 declare_table(STATE_TABLE, STATE_SCHEMA, "online pipeline runner")
 
 
@@ -113,15 +114,19 @@ def read_state(store: Any, pipeline: str) -> tuple[int, dict[str, Any]] | None:
     row saved one (``None`` otherwise: a restart feeds every version again)."""
     from modyn_store.core._validate import check_name
 
+    import zstandard
+
     check_name("pipeline", pipeline)
     last = read_progress(store, pipeline)
-    t = store.read_table(STATE_TABLE, None, filter=f"pipeline = '{pipeline}'")
-    if last is None or t is None or t.num_rows == 0:
+    if last is None:
         return None
-    row = max(t.to_pylist(), key=lambda r: r["_version"])
-    if row["_version"] != last["_version"]:  # the last progress row saved none (e.g. a stateful strategy)
+    # only the row saved with the last progress row (none: e.g. a stateful strategy), not every
+    # state the pipeline ever saved
+    t = store.read_table(STATE_TABLE, None, filter=f"pipeline = '{pipeline}' AND _version = {int(last['_version'])}")
+    if t is None or t.num_rows == 0:
         return None
-    return int(row["processed_version"]), json.loads(row["state"])
+    row = t.to_pylist()[-1]
+    return int(row["processed_version"]), json.loads(zstandard.ZstdDecompressor().decompress(row["state"]))
 
 
 #: the pipelines a restart resumes from a saved state (see the module docstring)
@@ -349,11 +354,15 @@ class OnlineRunner:
         row = {"pipeline": self.config.name, "processed_version": self.processed, "trainings": len(loop.trainings),
                "seen_rows": loop.seen_rows, "last_training": loop.current_model}
         state = loop.state()
+        if state is not None:
+            import zstandard
+
+            packed = zstandard.ZstdCompressor(level=3).compress(json.dumps(state).encode())
         with self.store.transaction("pipeline", message=f"{self.config.name} at version {self.processed}") as txn:
             txn.append(PROGRESS_TABLE, pa.Table.from_pylist([row], schema=PROGRESS_SCHEMA))
             if state is not None:
                 txn.append(STATE_TABLE, pa.Table.from_pylist(
-                    [{"pipeline": self.config.name, "processed_version": self.processed, "state": json.dumps(state)}],
+                    [{"pipeline": self.config.name, "processed_version": self.processed, "state": packed}],
                     schema=STATE_SCHEMA))
         self._since_progress = 0
 

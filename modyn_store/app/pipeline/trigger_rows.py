@@ -3,8 +3,8 @@
 A trigger's saved state names the rows it holds (``data_drift``'s windows, ``performance``'s
 labelled rows waiting for an evaluation) by key, never by value (features or labels):
 on a restart they are read from the store as of the version the trigger was last fed, so rows
-erased since (erased at every version) are left out, and no erased value outlives its erasure in
-a saved state.
+erased since (erased at every version) are left out, and no erased feature value or label
+outlives its erasure in a saved state.
 """
 
 from __future__ import annotations
