@@ -143,6 +143,16 @@ class RowBuffer:
         mask = within_span(ts, self._newest, self.span)
         return {k: v[mask] for k, v in cols.items()}, ts[mask], keys[mask]
 
+    def window_keys(self) -> np.ndarray:
+        """The keys of the current window's rows (:meth:`keyed_window` without the columns)."""
+        if not self._chunks:
+            return np.empty(0, np.int64)
+        keys = np.concatenate([c[2] for c in self._chunks])
+        if self.size is not None:
+            return keys[max(0, keys.size - self.size):]
+        assert self.span is not None
+        return keys[within_span(np.concatenate([c[1] for c in self._chunks]), self._newest, self.span)]
+
     def remove(self, keys: np.ndarray) -> None:
         """Take the rows of ``keys`` out of the window. The buffer keeps the window only (rows
         before it, kept until the next compaction, never move into it): the window is then the

@@ -277,13 +277,13 @@ class DataDrift(Trigger):
         rows live in the store; a restart reads them back by key, see :meth:`state`)."""
         if gone.size == 0:
             return
-        if np.isin(self._buf.keyed_window()[2], gone).any():
+        if np.isin(self._buf.window_keys(), gone).any():  # (keys only: no feature column copied)
             self._buf.remove(gone)
         if self._ref is not None and np.isin(self._ref_keys, gone).any():
             keep = ~np.isin(self._ref_keys, gone)
             self._ref = {c: v[keep] for c, v in self._ref.items()}
             self._ref_keys = self._ref_keys[keep]
-        self._renew_reference()
+            self._renew_reference()  # (only a reference that lost rows can have become too small)
 
     def _renew_reference(self) -> None:
         """A reference left with fewer usable rows than ``min_samples`` (its rows deleted or erased)

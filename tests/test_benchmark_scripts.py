@@ -147,6 +147,8 @@ CASES = [
           rf"^\| scoring pass \| Ray, 2 worker\(s\) \| {NUM} rows/s \|$",
           rf"^\| selection class_balanced\(ratio=0\.1\), 10 classes \| Ray, 2 worker\(s\) \| {NUM} rows/s \|$",
           needs=("ray", "torch")),
+    _case("drift_deletions", "drift_deletions.py", "--window 2000 --columns 2 --rows 100 --repeat 1",
+          rf"\| one key deleted outside the windows \| {NUM} \|", rf"\| one key deleted inside the current window \| {NUM} \|"),
     _case("drift_decisions", "drift_decisions.py", "--data {data} --datasets elec2 --limit 4000 --out {tmp}/drift.md",
           rf"^\| elec2 \| ks p<0\.01 \| \d+ \| \d+ \| {NUM} \| \d+ \| \d+ \| {NUM} / {NUM} \| 0\.\d{{4}} \|$",
           r"^\| elec2 \| train once \| - \| \d+ \| - \| 1 \| \d+ \| ",
