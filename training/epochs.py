@@ -111,7 +111,7 @@ class Loader:
         self.num_workers = num_workers
         self.options = options
         self.epoch = 0
-        self.start_batch = 0
+        self._resume = (0, 0)  # (epoch, batches to skip) from set_epoch: applies to that epoch only
         self._pool: Any = None
         self._checked_version = store.version
         self._served = False
@@ -267,7 +267,14 @@ class Loader:
             raise InvalidArgumentError(
                 "start_batch", start_batch,
                 f"an integer in [0, {n}] (epoch {e} has {n} batches on rank {self.rank}; {n}: none left)")
-        self.epoch, self.start_batch = e, int(start_batch)
+        self.epoch, self._resume = e, (e, int(start_batch))
+
+    @property
+    def start_batch(self) -> int:
+        """The batch the next iteration starts at: ``set_epoch``'s offset while the loader is at
+        that epoch (0 once another epoch is set or the loader moved on)."""
+        e, b = self._resume
+        return b if e == self.epoch else 0
 
     def order(self, epoch: int | None = None) -> np.ndarray:
         """Positions into ``train_set.keys`` this rank visits in ``epoch`` (default: the next one)."""
@@ -425,8 +432,8 @@ class Loader:
             yield self.transform(batch) if self.transform is not None else batch
 
     def __iter__(self) -> Generator[Batch, None, None]:
-        # positions of the skipped batches (set_epoch's start_batch, for this iteration only:
-        # reset where the epoch moves on, so an iteration that fails before keeps it)
+        # positions of the skipped batches (set_epoch's start_batch, for this epoch only: spent
+        # where the loader moves past it, so an iteration that fails before keeps it)
         skip = self.start_batch * self.batch_size
         pieces = None
         if self._may_stream():
@@ -434,7 +441,7 @@ class Loader:
             pieces = self._ordering.pieces(self.train_set, self.epoch, self._ranks)
         if self._streams():
             assert pieces is not None
-            self.epoch, self.start_batch = self.epoch + 1, 0
+            self.epoch, self._resume = self.epoch + 1, (-1, 0)
             self._served = True
             gen = self._batches_building(_skipped(pieces, skip) if skip else pieces, skip)
             if self.options.prefetch <= 0:
@@ -451,7 +458,7 @@ class Loader:
             self._copy_to_memory()
         self._served = True
         epoch = self.epoch
-        self.epoch, self.start_batch = epoch + 1, 0
+        self.epoch, self._resume = epoch + 1, (-1, 0)
         # rows of the entry, in the epoch's order of positions; the next epoch's meanwhile
         ordering, rows, ranks = self._ordering, self._mapped(), self._key_ranks
         ahead, self._ahead = self._ahead, None

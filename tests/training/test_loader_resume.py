@@ -236,3 +236,22 @@ def test_an_iteration_that_fails_before_serving_keeps_the_offset(store, monkeypa
     assert dl.epoch == 1 and dl.start_batch == 4 and len(dl) == len(full) - 4
     assert _lists(list(dl)) == full[4:]
     assert dl.epoch == 2 and dl.start_batch == 0
+
+
+def test_the_offset_belongs_to_its_epoch(store) -> None:
+    """An offset set for epoch 1 does not apply to another epoch the loader is moved to
+    directly, nor again once the loader moved past it."""
+    ts = _selection(store, 100, seed=7)
+
+    def epoch(e: int) -> list[dict[str, list]]:
+        dl = loader(store, ts, columns=["label"], batch_size=BATCH, seed=1)
+        dl.set_epoch(e)
+        return _lists(list(dl))
+
+    dl = loader(store, ts, columns=["label"], batch_size=BATCH, seed=1)
+    dl.set_epoch(1, start_batch=2)
+    dl.epoch = 3
+    assert dl.start_batch == 0 and len(dl) == dl.num_batches(3)
+    assert _lists(list(dl)) == epoch(3)
+    dl.epoch = 1
+    assert dl.start_batch == 0 and _lists(list(dl)) == epoch(1)
