@@ -51,6 +51,7 @@ class Deletion(Trigger):
         self.share = check_float("share", share, 0.0, 1.0, lo_open=True)
         self._train_keys: np.ndarray | None = None
         self._train_version = 0  # the version of the train set told last
+        self._train_digest = ""  # and a digest of its keys (see state())
         self._removed = np.empty(0, dtype=np.int64)
         self._last_gone = np.empty(0, dtype=np.int64)  # keys removed by the last delta fed
         self._last_version = 0  # the last version of that delta
@@ -68,6 +69,7 @@ class Deletion(Trigger):
         before)."""
         self._train_keys = np.unique(train_set.keys)
         self._train_version = int(train_set.version)
+        self._train_digest = _digest(self._train_keys)
         self._removed = np.empty(0, dtype=np.int64)
         if int(train_set.version) < self._last_version:
             self._removed = np.intersect1d(self._train_keys, self._last_gone, assume_unique=True)
@@ -80,7 +82,7 @@ class Deletion(Trigger):
         :meth:`on_training` before :meth:`load_state`, as the online runner does from the
         training catalog."""
         train = self._train_keys
-        return {"train": None if train is None else [int(train.size), int(self._train_version)],
+        return {"train": None if train is None else [int(train.size), int(self._train_version), self._train_digest],
                 "removed": self._removed.tolist(), "last_gone": self._last_gone.tolist(),
                 "last_version": int(self._last_version), "seen": int(self._seen)}
 
@@ -93,21 +95,21 @@ class Deletion(Trigger):
 
         names = {"train", "removed", "last_gone", "last_version", "seen"}
         ok = (isinstance(state, Mapping) and set(state) == names
-              and (state["train"] is None or (isinstance(state["train"], list) and len(state["train"]) == 2
-                                              and all(count(v) for v in state["train"])))
+              and (state["train"] is None or (isinstance(state["train"], list) and len(state["train"]) == 3
+                                              and count(state["train"][0]) and count(state["train"][1])
+                                              and isinstance(state["train"][2], str)))
               and keys(state["removed"]) and keys(state["last_gone"]) and count(state["last_version"])
               and count(state["seen"]))
         if not ok:
-            raise InvalidArgumentError("state", state, "a deletion trigger's state: {'train': [size, version] or "
+            raise InvalidArgumentError("state", state, "a deletion trigger's state: {'train': [size, version, digest] or "
                                                        "None, 'removed': [key], 'last_gone': [key], "
                                                        "'last_version': int >= 0, 'seen': int >= 0}")
         told = self._train_keys
-        if state["train"] is not None and (told is None or [int(told.size), int(self._train_version)]
-                                           != state["train"]):
-            have = None if told is None else [int(told.size), int(self._train_version)]
+        have = None if told is None else [int(told.size), int(self._train_version), self._train_digest]
+        if state["train"] is not None and have != state["train"]:
             raise InvalidArgumentError(
                 "state", state, f"the state of a trigger told the train set it counts from ({state['train']} as "
-                                f"[size, version]; told {have}): call on_training with that train set first")
+                                f"[size, version, digest]; told {have}): call on_training with that train set first")
         if state["train"] is None:
             self._train_keys = None
         self._removed = np.unique(np.asarray(state["removed"], np.int64))
@@ -136,3 +138,10 @@ class Deletion(Trigger):
                        reason=f"{share:.3f} of the last train set deleted or erased "
                               f"(>= {self.share})", trigger=self.name, seen=self._seen,
                        statistic=share, boundary=None)]
+
+
+def _digest(keys: np.ndarray) -> str:
+    """A digest of a train set's sorted distinct keys: names it in a state (see ``state()``)."""
+    import hashlib
+
+    return hashlib.blake2b(np.ascontiguousarray(keys, dtype=np.int64).tobytes(), digest_size=12).hexdigest()

@@ -71,9 +71,9 @@ def untag(store: Store, name: str, message: str) -> VersionRecord:
     """:meth:`Store.untag <modyn_store.core.store.Store.untag>`."""
     check_name("tag", name)
     with store.transaction("untag", message) as txn:
-        tags = store.tags()
-        if name not in tags:
-            raise UnknownVersionError(f"unknown tag {name!r}; tags are {sorted(tags)}")
+        existing = store.tags()
+        if name not in existing:
+            raise UnknownVersionError(f"unknown tag {name!r}; tags are {sorted(existing)}")
         txn._write("tags", pa.table({"name": [name], "target": pa.array([-1], pa.int64())}))
         txn.details = {"tag": name}
     assert txn.record is not None

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine._search import sorted_unique
 from modyn_store.core import keyindex
 from modyn_store.core._failures import READ_ERRORS
 from modyn_store.core.errors import CorruptionError
@@ -160,7 +161,7 @@ def _every_lookup(ds: Any, field: str, typ: pa.DataType) -> str | None:
     """Look every key of the table up through its index, ``_LOOKUP_KEYS`` distinct keys at a
     time: the rows found must be those a scan without the index finds."""
     want = _keys(ds, field, use_index=False)
-    distinct = np.unique(want)
+    distinct = sorted_unique(want)  # (sorted already: no hashing)
     for s in range(0, distinct.size, _LOOKUP_KEYS):
         part = distinct[s:s + _LOOKUP_KEYS]
         exp = want[np.searchsorted(want, part[0], "left"):np.searchsorted(want, part[-1], "right")]

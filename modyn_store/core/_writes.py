@@ -12,7 +12,7 @@ from modyn_store.core import _ingest, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._sql import key_range
 from modyn_store.core._stream import check_filter_before_rows
-from modyn_store.core._txn import check_extension
+from modyn_store.core._extension_rows import check_extension
 from modyn_store.core._validate import as_keys, check_filter, filter_error
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import VersionRecord

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -171,11 +172,12 @@ def _remove_folder(fs: Any, path: str) -> None:
     """Remove the folder ``path`` if it exists. Caches remove their own folders too (eviction,
     a damaged entry, a build's cleanup), so the folder or files in it may vanish meanwhile:
     that is no error, but the folder must be gone when this returns."""
-    for _ in range(8):
+    for attempt in range(8):
         try:
             fs.rm(path, recursive=True)
         except FileNotFoundError:
             pass
         if not fs.exists(path):
             return
+        time.sleep(0.001 * (attempt + 1))  # another process is removing or refilling it
     fs.rm(path, recursive=True)  # still there: what stops its removal is raised

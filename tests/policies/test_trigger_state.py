@@ -146,7 +146,7 @@ def test_deletion_resumed_from_its_json_state_fires_as_the_one_it_came_from() ->
     whole.fire(TriggerInput(version=2, keys=e, ts=e, erased=np.array([1, 2, 20])))
     resumed = Deletion(share=0.5)
     state = json.loads(json.dumps(whole.state()))
-    assert state["train"] == [10, 1]  # its size and version: the keys are not in the state
+    assert state["train"][:2] == [10, 1] and len(state["train"][2]) == 24  # size, version, digest: no keys
     with pytest.raises(InvalidArgumentError, match="on_training"):  # the train set is told, not saved
         resumed.load_state(state)
     resumed.on_training(TrainSet.uniform(np.arange(10), version=1))
@@ -185,7 +185,8 @@ def test_a_deletion_state_that_is_not_the_triggers_is_refused_and_changes_nothin
     t.on_training(TrainSet.uniform(np.arange(4), version=1))
     before = t.state()
     for bad in ({**before, "removed": ["a"]}, {**before, "seen": -2}, {"train": None},
-                {**before, "train": [5, 1]}, {**before, "train": [4, 2]}):
+                {**before, "train": [5, 1, before["train"][2]]}, {**before, "train": [4, 2, before["train"][2]]},
+                {**before, "train": [4, 1, "0" * 24]}):  # another train set of the same size and version
         with pytest.raises(InvalidArgumentError, match="state"):
             t.load_state(bad)
         assert t.state() == before
