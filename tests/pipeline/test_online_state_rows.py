@@ -78,3 +78,19 @@ def test_a_saved_state_that_is_not_this_versions_is_refused_with_a_typed_error(t
         with pytest.raises(PipelineConfigError, match="is not one this version reads"):
             runner.loop.restore(bad)
         assert not runner.loop.trainings
+
+
+def test_a_runner_whose_restore_failed_keeps_no_half_restored_loop(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import modyn_store.app.pipeline.online as online
+    from modyn_store.app.pipeline import parse_pipeline
+
+    store = Store.open(str(tmp_path / "s"), create=True)
+    _grow(store, 0, 4)
+    _run(store, AMOUNT)
+    processed, state = read_state(store, "live")
+    monkeypatch.setattr(online, "read_state", lambda s, name: (processed, {**state, "trainings": 5}))
+    runner = OnlineRunner(parse_pipeline(_cfg(AMOUNT)), Store.open(store.uri), poll=0.01)
+    with pytest.raises(PipelineConfigError, match="damaged"):
+        runner.step()
+    assert runner.loop is None and runner.processed == 0

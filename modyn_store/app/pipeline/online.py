@@ -332,7 +332,11 @@ class OnlineRunner:
                 f"the state it saved (with version {saved[0]}) cannot be resumed by this configuration, which "
                 f"keeps no such state ({_STATEFUL})")
             return
-        loop.restore(saved[1], store_rows(self.store))
+        try:
+            loop.restore(saved[1], store_rows(self.store))
+        except BaseException:
+            self.loop = None  # never fed on top of a half-restored loop: a next step() starts over
+            raise
         self.processed = saved[0]
         self._previous = loop.trainings[-1] if loop.trainings else None
 
