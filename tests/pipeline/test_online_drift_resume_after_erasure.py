@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 
 from modyn_store import Store
-from modyn_store.app.pipeline import parse_pipeline
 from modyn_store.app.pipeline.history import pipeline_trainings
 from modyn_store.app.pipeline.online import OnlineRunner, read_state
 from modyn_store.core.trainings import Catalog
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from online_writer import batch  # noqa: E402
+from online_live import follow, live_config  # noqa: E402
+from online_live import grow as _grow  # noqa: E402
 
 DRIFT = {"name": "data_drift", "columns": ["features"], "metric": "mean_shift", "decision": "threshold",
          "threshold": 0.6, "window": 40, "every": 20, "warmup": 10,
@@ -31,20 +31,11 @@ ERASED = np.r_[90:120, 165:195]
 
 
 def _cfg() -> dict[str, Any]:
-    return {"name": "live", "source": {"dataset": "elec2"}, "model": {"name": "logreg", "params": {"n_classes": 2}},
-            "trigger": DRIFT, "selection": {"name": "all_data"}, "update": {"name": "deletion_aware_retrain"},
-            "training": {"epochs": 1, "batch_size": 64}}
-
-
-def _grow(store: Store, a: int, b: int) -> None:
-    for i in range(a, b):
-        store.append(batch(i, 50))
+    return live_config(DRIFT)
 
 
 def _run(store: Store, runner: OnlineRunner | None = None) -> OnlineRunner:
-    runner = runner or OnlineRunner(parse_pipeline(_cfg()), store, poll=0.01)
-    runner.run(idle_timeout=0)
-    return runner
+    return follow(store, DRIFT, runner)
 
 
 def _trainings(store: Store) -> list[tuple[Any, ...]]:

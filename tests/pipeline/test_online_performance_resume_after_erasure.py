@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 
 from modyn_store import Store
-from modyn_store.app.pipeline import parse_pipeline
 from modyn_store.app.pipeline.history import pipeline_trainings
-from modyn_store.app.pipeline.online import OnlineRunner, read_state
+from modyn_store.app.pipeline.online import read_state
 from modyn_store.core.trainings import Catalog
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from online_writer import batch  # noqa: E402
+from online_live import follow as _run  # noqa: E402
+from online_live import grow as _grow  # noqa: E402
+from online_live import live_config as _cfg  # noqa: E402
 
 THRESHOLD = {"name": "performance", "columns": ["features"], "every": 60, "threshold": 0.9}
 # saved with a past accuracy: a restart keeps the number, not the rows it came from
@@ -31,23 +32,6 @@ ROLLING = {"name": "performance", "columns": ["features"], "every": 35, "decisio
            "threshold": 0.02, "history": 3}
 # rows of the first train set and rows of the batch pending when the state was saved
 ERASED = np.r_[20:40, 185:195]
-
-
-def _cfg(trigger: dict[str, Any]) -> dict[str, Any]:
-    return {"name": "live", "source": {"dataset": "elec2"}, "model": {"name": "logreg", "params": {"n_classes": 2}},
-            "trigger": trigger, "selection": {"name": "all_data"}, "update": {"name": "deletion_aware_retrain"},
-            "training": {"epochs": 1, "batch_size": 64}}
-
-
-def _grow(store: Store, a: int, b: int) -> None:
-    for i in range(a, b):
-        store.append(batch(i, 50))
-
-
-def _run(store: Store, trigger: dict[str, Any], runner: OnlineRunner | None = None) -> OnlineRunner:
-    runner = runner or OnlineRunner(parse_pipeline(_cfg(trigger)), store, poll=0.01)
-    runner.run(idle_timeout=0)
-    return runner
 
 
 def _trainings(store: Store) -> list[tuple[Any, ...]]:

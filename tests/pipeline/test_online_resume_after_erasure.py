@@ -21,38 +21,22 @@ import pytest
 import yaml
 
 from modyn_store import Store
-from modyn_store.app.pipeline import parse_pipeline
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.history import pipeline_trainings
-from modyn_store.app.pipeline.online import OnlineRunner, read_progress, read_state
+from modyn_store.app.pipeline.online import read_progress, read_state
 from modyn_store.core.trainings import Catalog
 from policies import REGISTRY, Firing, Trigger, TriggerInput
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from online_writer import batch  # noqa: E402
+from online_live import follow as _run  # noqa: E402
+from online_live import grow as _grow  # noqa: E402
+from online_live import live_config as _cfg  # noqa: E402
 
 ERASED = np.arange(90, 120)  # rows in the first train set (all_data: every row up to its cutoff)
 AMOUNT = {"name": "data_amount", "every": 130}
 TIME = {"name": "time", "every": 120, "start": 0}
-
-
-def _cfg(trigger: dict[str, Any]) -> dict[str, Any]:
-    return {"name": "live", "source": {"dataset": "elec2"}, "model": {"name": "logreg", "params": {"n_classes": 2}},
-            "trigger": trigger, "selection": {"name": "all_data"}, "update": {"name": "deletion_aware_retrain"},
-            "training": {"epochs": 1, "batch_size": 64}}
-
-
-def _grow(store: Store, a: int, b: int) -> None:
-    for i in range(a, b):
-        store.append(batch(i, 50))
-
-
-def _run(store: Store, trigger: dict[str, Any], runner: OnlineRunner | None = None) -> OnlineRunner:
-    runner = runner or OnlineRunner(parse_pipeline(_cfg(trigger)), store, poll=0.01)
-    runner.run(idle_timeout=0)
-    return runner
 
 
 def _trainings(store: Store) -> list[tuple[Any, ...]]:

@@ -121,6 +121,11 @@ class StoreMachine(RuleBasedStateMachine):
         m = self.model
         v = data.draw(st.integers(1, m.versions))
         name = f"t{len(m.tags)}"
+        if m.unavailable(v):  # a tag promises a readable version: one whose rows were purged is refused
+            with pytest.raises(DataUnavailableError) as err:
+                self.store.tag(name, v)
+            assert set(err.value.keys.tolist()) == m.unavailable(v) and self.store.version == m.versions
+            return
         self.store.tag(name, v)
         m.versions += 1
         m.tags[name] = v
@@ -256,17 +261,19 @@ class StoreMachine(RuleBasedStateMachine):
             assert got == {k: m.payload[k] for k in readable}, f"version {v}"
 
 
+def machine_settings(examples: int, steps: int) -> settings:
+    """Hypothesis settings of a state machine run: ``examples`` runs of ``steps`` rules."""
+    return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
 class TestStoreSemantics(StoreMachine.TestCase):  # type: ignore[name-defined]
-    settings = settings(
-        max_examples=20, stateful_step_count=12, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-    )
+    settings = machine_settings(20, 12)
 
 
 @pytest.mark.slow
 class TestStoreSemanticsLong(StoreMachine.TestCase):  # type: ignore[name-defined]
-    settings = settings(
-        max_examples=150, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-    )
+    settings = machine_settings(150, 25)
 
 
 def test_model_reference_is_not_trivial() -> None:

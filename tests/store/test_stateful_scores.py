@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 
@@ -25,7 +24,7 @@ from modyn_store.core import _score_stream
 from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
 from modyn_store.core.snapshot import OnUnavailable
-from tests.store.test_stateful import Model, StoreMachine
+from tests.store.test_stateful import Model, StoreMachine, machine_settings
 
 NAMES = ("loss", "entropy")
 NOTES = "notes"
@@ -269,16 +268,12 @@ class ScoresMachine(StoreMachine):
 
 
 class TestScoresAndExtensions(ScoresMachine.TestCase):  # type: ignore[name-defined]
-    settings = settings(
-        max_examples=20, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-    )
+    settings = machine_settings(20, 20)
 
 
 @pytest.mark.slow
 class TestScoresAndExtensionsLong(ScoresMachine.TestCase):  # type: ignore[name-defined]
-    settings = settings(
-        max_examples=80, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-    )
+    settings = machine_settings(80, 30)
 
 
 def test_score_model_reference_is_not_trivial() -> None:
