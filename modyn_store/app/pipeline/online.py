@@ -15,9 +15,9 @@ one atomic store version under the deterministic id ``<pipeline>-<index>``, toge
 trigger firing (version, position, samples seen) and data cutoff. After each training (and
 every ``progress_every`` data versions) the runner also commits a row to the
 ``pipeline_progress`` table (last processed version, trainings, samples seen) and, in the same
-store version, the loop's state as JSON to the ``pipeline_state`` table
-(:meth:`PipelineLoop.state`: the trigger's plain-data state, the trainings' cutoffs, the keys
-erased since the last retrain). A restart goes on from the last saved state: it adopts the
+store version, the loop's state as zstd-compressed JSON to the ``pipeline_state`` table
+(:meth:`PipelineLoop.state`: the trigger's plain-data state, the trainings' cutoffs, the erased
+keys the trainings since the last retrain had used). A restart goes on from the last saved state: it adopts the
 trainings the state counts and feeds only the versions after it, so rows erased since (which
 drop out of every later read) change nothing the run had counted. Where no state is saved (a
 user trigger without a plain-data :meth:`~policies.Trigger.state`, a ``stateful`` selection
@@ -112,9 +112,9 @@ def read_progress(store: Any, pipeline: str) -> dict[str, Any] | None:
 def read_state(store: Any, pipeline: str) -> tuple[int, dict[str, Any]] | None:
     """``(processed version, loop state)`` saved with ``pipeline``'s last progress row, if that
     row saved one (``None`` otherwise: a restart feeds every version again)."""
-    from modyn_store.core._validate import check_name
-
     import zstandard
+
+    from modyn_store.core._validate import check_name
 
     check_name("pipeline", pipeline)
     last = read_progress(store, pipeline)
