@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,7 +83,8 @@ class Deletion(Trigger):
         :meth:`on_training` before :meth:`load_state`, as the online runner does from the
         training catalog."""
         train = self._train_keys
-        return {"train": None if train is None else [int(train.size), int(self._train_version), self._train_digest],
+        told = None if train is None else [int(train.size), int(self._train_version), self._train_digest]
+        return {"train": told,
                 "removed": self._removed.tolist(), "last_gone": self._last_gone.tolist(),
                 "last_version": int(self._last_version), "seen": int(self._seen)}
 
@@ -101,8 +103,8 @@ class Deletion(Trigger):
               and keys(state["removed"]) and keys(state["last_gone"]) and count(state["last_version"])
               and count(state["seen"]))
         if not ok:
-            raise InvalidArgumentError("state", state, "a deletion trigger's state: {'train': [size, version, digest] or "
-                                                       "None, 'removed': [key], 'last_gone': [key], "
+            raise InvalidArgumentError("state", state, "a deletion trigger's state: {'train': [size, version, "
+                                                       "digest] or None, 'removed': [key], 'last_gone': [key], "
                                                        "'last_version': int >= 0, 'seen': int >= 0}")
         told = self._train_keys
         have = None if told is None else [int(told.size), int(self._train_version), self._train_digest]
@@ -142,6 +144,4 @@ class Deletion(Trigger):
 
 def _digest(keys: np.ndarray) -> str:
     """A digest of a train set's sorted distinct keys: names it in a state (see ``state()``)."""
-    import hashlib
-
     return hashlib.blake2b(np.ascontiguousarray(keys, dtype=np.int64).tobytes(), digest_size=12).hexdigest()
