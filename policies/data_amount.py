@@ -10,6 +10,7 @@ import numpy as np
 from modyn_store.core._validate import check_int
 from modyn_store.core.errors import InvalidArgumentError
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register
+from policies._state_shape import is_count
 
 __all__ = ["DataAmount"]
 
@@ -54,10 +55,9 @@ class DataAmount(Trigger):
         return {"seen": int(self._seen)}
 
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
-        seen = state.get("seen") if isinstance(state, Mapping) else None
-        if not isinstance(state, Mapping) or set(state) != {"seen"} or not isinstance(seen, int) or isinstance(seen, bool) or seen < 0:
+        if not isinstance(state, Mapping) or set(state) != {"seen"} or not is_count(state["seen"]):
             raise InvalidArgumentError("state", state, "a data_amount trigger's state: {'seen': int >= 0}")
-        self._seen = seen
+        self._seen = int(state["seen"])
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)

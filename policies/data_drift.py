@@ -16,6 +16,7 @@ from policies._windows import RowBuffer, reached_span, restored_on_error, rows_b
 from policies.base import (Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register,
                            sub_triggers)
 from policies.near_duplicates import embedding_matrix
+from policies._state_shape import is_count, is_keys, is_number
 
 __all__ = ["DataDrift"]
 
@@ -429,15 +430,7 @@ def _plain_time(t: Any) -> int | float | None:
 
 def _state_ok(state: Any, has_warmup: bool, history: int) -> bool:
     """Whether ``state`` has the shape :meth:`DataDrift.state` gives."""
-    def count(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-    def number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    def keys(v: Any) -> bool:
-        return isinstance(v, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in v)
-
+    count, number, keys = is_count, is_number, is_keys
     names = {"version", "seen", "since", "evals", "warm_until", "past", "ref_start", "newest", "window",
              "reference", "warmup_trigger"}
     return (isinstance(state, Mapping) and set(state) == names

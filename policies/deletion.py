@@ -12,6 +12,7 @@ from modyn_store.core._validate import check_float
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register
+from policies._state_shape import is_count, is_keys
 
 __all__ = ["Deletion"]
 
@@ -89,12 +90,7 @@ class Deletion(Trigger):
                 "last_version": int(self._last_version), "seen": int(self._seen)}
 
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
-        def count(v: Any) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-        def keys(v: Any) -> bool:
-            return isinstance(v, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in v)
-
+        count, keys = is_count, is_keys
         names = {"train", "removed", "last_gone", "last_version", "seen"}
         ok = (isinstance(state, Mapping) and set(state) == names
               and (state["train"] is None or (isinstance(state["train"], list) and len(state["train"]) == 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,6 +13,7 @@ from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._windows import restored_on_error, rows_by_key
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register
+from policies._state_shape import is_count, is_finite, is_keys
 
 __all__ = ["Performance"]
 
@@ -256,11 +256,7 @@ class Performance(Trigger):
 
 def _state_ok(state: Any, every: int, history: int) -> bool:
     """Whether ``state`` has the shape :meth:`Performance.state` gives."""
-    def count(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-    def number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    count, number = is_count, is_finite
 
     def accuracy(v: Any) -> bool:
         return number(v) and 0.0 <= v <= 1.0
@@ -268,7 +264,7 @@ def _state_ok(state: Any, every: int, history: int) -> bool:
     names = {"version", "pending", "seen", "bootstrapped", "past", "expect", "avoidable"}
     return (isinstance(state, Mapping) and set(state) == names and count(state["version"]) and count(state["seen"])
             and isinstance(state["pending"], list) and len(state["pending"]) < every
-            and all(isinstance(k, int) and not isinstance(k, bool) for k in state["pending"])
+            and is_keys(state["pending"])
             and len(set(state["pending"])) == len(state["pending"]) and isinstance(state["bootstrapped"], bool)
             and isinstance(state["past"], list) and len(state["past"]) <= history
             and all(accuracy(a) for a in state["past"])

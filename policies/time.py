@@ -14,6 +14,7 @@ from modyn_store.core._validate import parse_duration
 from modyn_store.core.errors import InvalidArgumentError
 from policies._windows import restored_on_error
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register
+from policies._state_shape import is_finite
 
 __all__ = ["Time"]
 
@@ -130,9 +131,7 @@ class Time(Trigger):
         return {"origin": origin, "interval": int(self._interval), "seen": int(self._seen)}
 
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
-        def number(v: Any) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
+        number = is_finite
         ok = isinstance(state, Mapping) and set(state) == {"origin", "interval", "seen"}
         origin, interval, seen = (state["origin"], state["interval"], state["seen"]) if ok else (None, None, None)
         if not (ok and (origin is None or number(origin)) and isinstance(interval, int) and number(interval)

@@ -18,6 +18,7 @@ import numpy as np
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.core.trainings import Catalog
 from policies import Cutoff
+from policies._state_shape import is_count, is_keys
 
 if TYPE_CHECKING:
     from modyn_store.app.pipeline.loop import PipelineLoop
@@ -102,13 +103,10 @@ def _canon(value: Any) -> str:
 def _shaped(state: Any) -> bool:
     """Whether ``state`` has the fields and types :func:`loop_state` writes (the trigger's own
     state is checked by the trigger)."""
-    def count(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
+    count = is_count
     names = {"trigger_config", "trigger", "trainings", "cutoffs", "erased_since", "last_ts", "seen_rows", "pending"}
     return (isinstance(state, Mapping) and set(state) == names and count(state["trainings"])
-            and count(state["seen_rows"]) and isinstance(state["erased_since"], list)
-            and all(isinstance(k, int) and not isinstance(k, bool) for k in state["erased_since"])
+            and count(state["seen_rows"]) and is_keys(state["erased_since"])
             and isinstance(state["cutoffs"], list)
             and all(isinstance(c, list) and len(c) == 3 and count(c[0]) for c in state["cutoffs"])
             and isinstance(state["pending"], list) and len(state["pending"]) == 2 and count(state["pending"][0])
