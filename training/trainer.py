@@ -48,6 +48,7 @@ from training.downsampling import BatchThenSample, union_of_epochs
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
+from training.progress import Progress, check_save_every, fingerprint
 from training.scaling import fit_input_scale
 from training.targets import TargetCheck
 from training.train_config import TrainConfig
@@ -206,12 +207,15 @@ def fit(
     prepare: Prepare | None = None,
     downsample: BatchThenSample | None = None,
     on_epoch: Callable[[int, nn.Module], Any] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Cost, tuple[float, ...]]:
     """The optimization loop over an iterable of batches (one pass per epoch); returns cost and losses.
 
     ``downsample`` trains each batch only on the rows it chooses (batch then sample, see
     :mod:`training.downsampling`); ``on_epoch(epoch, model)``, called before every epoch after
-    the first, may return new batches to serve from then on.
+    the first, may return new batches to serve from then on. ``progress`` (a
+    :class:`~training.progress.Progress`; ``batches`` a :class:`~training.epochs.Loader`) goes
+    on from its saved state and saves the loop's state every ``progress.every`` batches.
     """
     dev = torch.device(config.device)
     model.to(dev).train()
@@ -219,13 +223,17 @@ def fit(
     cuda = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if (config.amp and cuda) else None
     amp_dtype = torch.float16 if cuda else torch.bfloat16
-    samples = 0
-    device_s = 0.0
-    losses: list[float] = []
-    t0 = time.perf_counter()
+    loop = progress.restore(model, opt, scaler) if progress is not None else {}
+    samples = int(loop.get("samples", 0))
+    device_s = float(loop.get("device_s", 0.0))
+    losses: list[float] = list(loop.get("losses", []))
+    t0 = time.perf_counter() - float(loop.get("wall_s", 0.0))
     events: list[tuple[Any, Any]] = []
     check = TargetCheck(config.loss, config.label)
-    for epoch in range(config.epochs):
+    start_epoch, start_batch = progress.start if progress is not None else (0, 0)
+    if progress is not None:
+        batches.set_epoch(start_epoch, start_batch)
+    for epoch in range(start_epoch, config.epochs):
         if epoch and on_epoch is not None:
             # None keeps the batches; a loader of an empty set (falsy: no batches) replaces them
             replaced = on_epoch(epoch, model)
@@ -233,9 +241,13 @@ def fit(
         # the epoch's loss is summed on the device (float64: the same sums as Python floats) and
         # read once per epoch: reading it per step would wait for every step's kernels
         total, rows, step_in = torch.zeros((), dtype=torch.float64, device=dev), 0, 0
+        skipped = start_batch if epoch == start_epoch else 0
+        if skipped:  # the interrupted epoch: its loss and rows so far
+            total += float(loop["total"])
+            rows = int(loop["rows"])
         first, group = 0, 0  # rows of the group's first batch, rows of the group so far
         opt.zero_grad(set_to_none=True)
-        for step, batch in enumerate(batches):
+        for step, batch in enumerate(batches, start=skipped):
             c0 = time.perf_counter()
             if cuda:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -282,13 +294,24 @@ def fit(
                 events.append((start, end))
             else:
                 device_s += time.perf_counter() - c0
+            if progress is not None and progress.due() and step_in == 0:
+                pending = check.pending()
+                if pending:
+                    check.finish(epoch, pending)
+                if cuda:
+                    torch.cuda.synchronize(dev)
+                    device_s += sum(s.elapsed_time(e) for s, e in events) / 1000.0
+                    events.clear()
+                progress.save(epoch, step + 1, model, opt, scaler, {
+                    "total": float(total), "rows": rows, "samples": samples, "device_s": device_s,
+                    "wall_s": time.perf_counter() - t0, "losses": losses})
         if step_in:
             _step(opt, scaler, first * config.grad_accum / group if group else 1.0)
         check.finish(epoch)
         losses.append(check_loss(epoch, float(total) / max(rows, 1)))
     if cuda:
         torch.cuda.synchronize(dev)
-        device_s = sum(s.elapsed_time(e) for s, e in events) / 1000.0
+        device_s += sum(s.elapsed_time(e) for s, e in events) / 1000.0
     return Cost(samples, time.perf_counter() - t0, device_s), tuple(losses)
 
 
@@ -336,6 +359,7 @@ def train(
     downsample: Any = None,
     reselect: Callable[[nn.Module], TrainSet] | None = None,
     reselect_every: int = 0,
+    save_every: int = 0,
 ) -> TrainResult:
     """Train a model on ``train_set`` and (with ``record``) store checkpoint and training.
 
@@ -366,6 +390,11 @@ def train(
         Sample then batch with rescoring: before epochs ``p, 2p, ...`` (``p = reselect_every``)
         ``reselect(model)`` returns the train set of the next epochs; the recorded train set holds
         every epoch's keys as epoch plans.
+    save_every:
+        Save the training's progress every ``save_every`` batches (0: never) under
+        ``training_id`` (required), and go on from a progress saved by an earlier, interrupted
+        call with the same arguments (see :mod:`training.progress`). Not with ``downsample`` or
+        ``reselect``.
 
     Raises
     ------
@@ -387,6 +416,7 @@ def train(
     if reselect_every and reselect_every < config.epochs and isinstance(train_set, TrainSet) and \
             train_set.per_epoch is not None:
         raise InvalidArgumentError("train_set", "per-epoch plans", plans_hint)
+    check_save_every(save_every, training_id, downsample is not None or reselect_every > 0)
     ds = None
     if downsample is not None:
         ds = downsample if isinstance(downsample, BatchThenSample) else BatchThenSample(downsample, seed=config.seed)
@@ -400,6 +430,8 @@ def train(
     if record:  # everything the catalog would refuse, before training and before any file is written
         catalog.check_record(tid, train_set, seed=config.seed, config=config.to_json(), metrics=metrics, **meta)
         catalog.check_unused(tid)
+    progress = Progress.open(catalog, tid, save_every, fingerprint(config.to_json(), train_set, parent_id)) \
+        if save_every else None
     parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
     with deterministic(config.deterministic):
         torch.manual_seed(config.seed)
@@ -439,8 +471,10 @@ def train(
             nl.set_epoch(epoch)
             return nl
 
-        cost, losses = fit(net, dl, config, prepare=prepare, downsample=ds, on_epoch=on_epoch)
+        cost, losses = fit(net, dl, config, prepare=prepare, downsample=ds, on_epoch=on_epoch, progress=progress)
     extra: dict[str, Any] = {}
+    if progress is not None and progress.restored is not None:
+        extra["resumed_from"] = list(progress.start)
     if ds is not None:
         extra["batch_then_sample"] = {"scored": ds.scored, "trained": ds.trained}
     if any(s is not train_set for s in epoch_sets):
@@ -450,6 +484,8 @@ def train(
     if record:
         rec = _save_and_record(catalog, tid, net, train_set, config, started, cost=cost,
                                metrics={"epoch_losses": list(losses), **extra, **dict(metrics or {})}, **meta)
+    if progress is not None:
+        progress.finish()
     return TrainResult(tid, net, cost, losses, rec, train_set)
 
 
