@@ -50,7 +50,7 @@ from modyn_store.core.errors import CorruptionError, InvalidArgumentError
 from modyn_store.core.trainings import Catalog, CheckpointRef
 from modyn_store.core.trainset import TrainSet
 
-__all__ = ["Progress", "check_save_every", "discard_progress", "saved_progress"]
+__all__ = ["Progress", "check_save_every", "discard_other_progress", "discard_progress", "saved_progress"]
 
 #: the keys a progress pointer holds
 _POINTER_KEYS = {"uri", "sha256", "fingerprint", "epoch", "batch"}
@@ -92,6 +92,19 @@ def discard_progress(store: Any, training_id: str) -> bool:
         if store.fs.exists(target):
             store.fs.rm(target)
     return True
+
+
+def discard_other_progress(store: Any, training_id: str, config: Any, train_set: TrainSet,
+                           parent_id: str | None) -> bool:
+    """Remove the saved progress of ``training_id`` unless it was saved for this ``config`` (a
+    ``TrainConfig``), ``train_set`` and ``parent_id``; ``True`` if one was removed. A runner that
+    picks its training ids itself calls it before ``train(..., save_every=N)``: a train set
+    selected again after an erasure is another training, which starts over instead of being
+    refused."""
+    saved = saved_progress(store, training_id)  # a damaged pointer raises: damage is never skipped
+    if saved is None or saved["fingerprint"] == fingerprint(config.to_json(), train_set, parent_id):
+        return False
+    return discard_progress(store, training_id)
 
 
 def check_save_every(save_every: Any, training_id: str | None, choosing: bool) -> None:

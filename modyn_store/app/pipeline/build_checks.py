@@ -31,7 +31,8 @@ from typing import Any
 from modyn_store.app.pipeline.checks import _Ctx
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 
-__all__ = ["check_device", "check_model", "check_scopes", "check_training", "model_placeholders", "scope_keys"]
+__all__ = ["check_device", "check_model", "check_save_every", "check_scopes", "check_training", "model_placeholders",
+           "scope_keys"]
 
 
 def model_placeholders(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,6 +127,20 @@ def check_training(ctx: _Ctx, model: Any, training: Any) -> None:
                     device=training.device, standardize=training.standardize)
     except InvalidArgumentError as exc:
         raise ctx.error(("training", str(exc.name)), str(exc)) from exc
+
+
+def check_save_every(ctx: _Ctx, training: Any, strategies: list[tuple[str, Any]]) -> None:
+    """``training.save_every`` only with selections that choose before training (progress
+    checkpoints do not hold the choices of batch-then-sample or of periodic reselection);
+    ``strategies``: ``(where, strategy)`` pairs of the selection and the update policy's scopes."""
+    if not training.save_every:
+        return
+    for where, strategy in strategies:
+        mode = getattr(strategy, "mode", None)
+        if mode == "batch_then_sample" or (mode == "sample_then_batch" and int(getattr(strategy, "period", 0) or 0)):
+            raise ctx.error(("training", "save_every"), f"0 with {where} {getattr(strategy, 'name', '')!r} in mode "
+                                                       f"{mode!r} (its choices during training are not saved with "
+                                                       "a training's progress)")
 
 
 def scope_keys(cfg: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

@@ -35,7 +35,13 @@ from typing import Any
 from engine import score_registry as _score_registry
 from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import ModynStoreError
-from modyn_store.app.pipeline.build_checks import check_device, check_model, check_scopes, check_training
+from modyn_store.app.pipeline.build_checks import (
+    check_device,
+    check_model,
+    check_save_every,
+    check_scopes,
+    check_training,
+)
 from modyn_store.app.pipeline.checks import (
     INT64_MAX,
     _check_ints,
@@ -101,6 +107,7 @@ class TrainingSettings:
     threads: int = 1
     device: str = "cpu"
     standardize: bool = True
+    save_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,8 @@ class PipelineConfig:
                 src.pop(k, None)
         if not src.get("drop_unlabeled"):
             src.pop("drop_unlabeled", None)
+        if not d["training"]["save_every"]:  # the default: configs recorded before the option read the same
+            del d["training"]["save_every"]
         if src.get("missing") == "zero":  # the default: configs recorded before the option read the same
             src.pop("missing", None)
         if data is not None:
@@ -270,7 +279,7 @@ _TRAINING: dict[str, dict[str, Any]] = {
     "lr": {"kind": "float", "lo": 1e-12}, "momentum": {"kind": "float", "lo": 0.0},
     "weight_decay": {"kind": "float", "lo": 0.0}, "seed": {"kind": "int", "lo": 0, "hi": SEED_MAX},
     "threads": {"kind": "int", "lo": 1, "hi": MAX_THREADS}, "device": {"kind": "str"},
-    "standardize": {"kind": "bool"},
+    "standardize": {"kind": "bool"}, "save_every": {"kind": "int", "lo": 0},
 }
 _EVALUATION: dict[str, dict[str, Any]] = {
     "slices": {"kind": "int", "lo": 1, "hi": 10_000}, "metric": {"kind": "str", "choices": METRICS},
@@ -396,14 +405,17 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
     name = _typed(ctx, ("name",), d["name"], "str")
     if not NAME_PATTERN.match(name) or ".." in name or len(name) > 80:
         raise ctx.error(("name",), f"expected a safe name (a letter, then letters, digits, '_.-'), got {name!r}")
-    policies_ = {}
+    policies_, strategies = {}, []
     for kind, default in (("trigger", None), ("selection", {"name": "new_data"}), ("update", {"name": "finetune"})):
         cfg = d.get(kind, default)
         pol = build_policy(kind, cfg, doc=doc, prefix=prefix)
         _check_requires(ctx, kind, pol)
         policies_[kind] = pol.to_config()
+        if kind == "selection":
+            strategies.append(("selection", pol))
     for key, strategy in check_scopes(ctx, policies_["update"]):
         _check_requires(ctx, "update", strategy, key)
+        strategies.append((f"update.{key}", strategy))
     deletions = d.get("deletions")
     ray = d.get("ray")
     source = parse_source(ctx, d["source"])
@@ -415,6 +427,7 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
     training: TrainingSettings = _simple(ctx, "training", TrainingSettings, d.get("training"), _TRAINING)
     check_device(ctx, training.device)
     check_training(ctx, model, training)
+    check_save_every(ctx, training, strategies)
     return PipelineConfig(
         name=name,
         source=source,

@@ -309,8 +309,13 @@ class PipelineLoop:
         firing = {"version": f.version, "position": f.position, "reason": f.reason, "statistic": f.statistic,
                   "trigger": f.trigger, "seen": f.seen, "index": index}
         t0 = time.perf_counter()
+        every = self.config.training.save_every
+        if every:  # a progress saved for another train set (selected before an erasure) starts over
+            from training.progress import discard_other_progress
+
+            discard_other_progress(self.store, self.training_id(index), cfg, train_set, parent)
         result = training.train(
-            self.store, train_set, cfg, parent_id=parent, training_id=self.training_id(index),
+            self.store, train_set, cfg, parent_id=parent, training_id=self.training_id(index), save_every=every,
             policy=strategy.name or type(strategy).__name__,
             policy_params={"pipeline": self.config.name, "trigger": dict(self.config.trigger),
                            "selection": strategy.to_config(), "update": dict(self.config.update),
