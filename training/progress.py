@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,13 +48,20 @@ import torch
 
 from modyn_store.core._validate import check_name
 from modyn_store.core.errors import CorruptionError, InvalidArgumentError
-from modyn_store.core.trainings import Catalog, CheckpointRef
+from modyn_store.core.trainings import CHECKPOINT_NONCE, Catalog, CheckpointRef
 from modyn_store.core.trainset import TrainSet
 
 __all__ = ["Progress", "check_save_every", "discard_other_progress", "discard_progress", "saved_progress"]
 
 #: the keys a progress pointer holds
 _POINTER_KEYS = {"uri", "sha256", "fingerprint", "epoch", "batch"}
+
+
+def _owned(uri: Any, training_id: str) -> bool:
+    """Whether ``uri`` names a checkpoint file of ``training_id`` (not one of another id that
+    merely starts with it, such as ``<id>.b``)."""
+    return isinstance(uri, str) and re.fullmatch(
+        rf"models/{re.escape(training_id)}\.[0-9a-f]{{{CHECKPOINT_NONCE}}}\.pt\.zst", uri) is not None
 
 
 def _pointer(training_id: str) -> str:
@@ -87,7 +95,7 @@ def discard_progress(store: Any, training_id: str) -> bool:
     if not store.fs.exists(path):
         return False
     store.fs.rm(path)
-    if ptr is not None and isinstance(ptr.get("uri"), str) and ptr["uri"].startswith(f"models/{training_id}."):
+    if ptr is not None and _owned(ptr.get("uri"), training_id):
         target = store.path(ptr["uri"])
         if store.fs.exists(target):
             store.fs.rm(target)
@@ -157,7 +165,7 @@ class Progress:
                 "an id whose saved progress was made by this configuration, train set and parent "
                 "(training.progress.discard_progress(store, id) removes it, or pass another id)")
         uri = ptr["uri"]
-        if not (isinstance(uri, str) and uri.startswith(f"models/{training_id}.")):
+        if not _owned(uri, training_id):
             raise CorruptionError(f"progress pointer of {training_id!r} names {uri!r}, not a file of that training")
         p._ref = CheckpointRef(uri, str(ptr["sha256"]))
         state = catalog.load_checkpoint(p._ref)

@@ -3,6 +3,7 @@ weights, losses and sample count of an uninterrupted run."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from modyn_store import Store
 from modyn_store.core.errors import CorruptionError, InvalidArgumentError
 from modyn_store.core.trainings import Catalog
 from modyn_store.core.trainset import TrainSet
-from training.progress import discard_progress, saved_progress
+from training.progress import discard_progress, fingerprint, saved_progress
 from training.trainer import TrainConfig, model_inputs, state_equal, train
 
 CFG = TrainConfig(model="", inputs={"features": "x"}, label="label", epochs=3, batch_size=32,
@@ -175,6 +176,17 @@ def test_a_damaged_progress_file_is_found(store) -> None:
         saved_progress(store, "d")
     assert discard_progress(store, "d")
     train(store, ts, CFG, model=Net, prepare=_plain, training_id="d", save_every=2)
+    # a pointer naming the file of another training (an id that starts with this one) is refused,
+    # and removing it leaves that file alone
+    train(store, ts, CFG, model=Net, prepare=_plain, training_id="e.b")
+    other = Catalog(store).get("e.b").checkpoint
+    assert other is not None
+    Path(store.path("models/e.progress.json")).write_text(json.dumps(
+        {"uri": other.uri, "sha256": other.sha256, "fingerprint": fingerprint(CFG.to_json(), ts, None),
+         "epoch": 0, "batch": 1}))
+    with pytest.raises(CorruptionError, match="not a file of that training"):
+        train(store, ts, CFG, model=Net, prepare=_plain, training_id="e", save_every=2)
+    assert discard_progress(store, "e") and Path(store.path(other.uri)).exists()
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
