@@ -22,6 +22,7 @@ from modyn_store.core.errors import CorruptionError, InvalidArgumentError
 from modyn_store.core.trainings import Catalog
 from modyn_store.core.trainset import TrainSet
 from training.progress import discard_progress, fingerprint, saved_progress
+from training.reproduction import reproduce
 from training.trainer import TrainConfig, model_inputs, state_equal, train
 
 CFG = TrainConfig(model="", inputs={"features": "x"}, label="label", epochs=3, batch_size=32,
@@ -138,6 +139,7 @@ def test_a_killed_process_goes_on(tmp_path: Path, store) -> None:
     again = train(store, ts, CFG, model=Net, prepare=_plain, training_id="k", save_every=3)
     assert state_equal(whole.model.state_dict(), again.model.state_dict()) == []
     assert again.epoch_losses == whole.epoch_losses
+    assert reproduce(store, "k", model=Net, prepare=_plain).identical  # the record reproduces in one run
 
 
 def test_a_progress_of_other_arguments_is_refused(store) -> None:
