@@ -3,11 +3,11 @@ batch size, seed and device, checked when it is built and stored with the traini
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from modyn_store.core._plainjson import plain_json
 from modyn_store.core._validate import check_bool, check_float, check_int
 from modyn_store.core.errors import InvalidArgumentError
 
@@ -123,11 +123,9 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         """A JSON-serializable dict (see :meth:`from_json`); ``InvalidArgumentError`` naming
         ``config`` if a value (e.g. in ``model_params``) is not plain JSON."""
-        try:
-            d = asdict(self)
-            json.dumps(d)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError("config", self, "JSON-serializable plain values") from exc
+        plain_json("config", self.model_params)  # before asdict, which copies it recursively
+        d = asdict(self)
+        plain_json("config", d)
         return d
 
     @classmethod

@@ -27,6 +27,7 @@ from modyn_store.core._failures import READ_ATTEMPTS
 from modyn_store.core._catalog_tables import INTERNAL_TABLES
 from modyn_store.core._extension_rows import check_extension
 from modyn_store.core._marker import FORMAT_VERSION
+from modyn_store.core._plainjson import plain_json
 from modyn_store.core._tables import VERSION, with_version
 from modyn_store.core._validate import check_name
 from modyn_store.core._writable import READ_ONLY as _READ_ONLY
@@ -356,6 +357,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
             raise
         try:
             yield txn
+            plain_json("details", txn.details)  # refused before the commit: the log stores it as JSON
         except BaseException:
             _rollback(store, txn)
             raise

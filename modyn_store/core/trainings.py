@@ -39,6 +39,7 @@ import pyarrow as pa
 
 from modyn_store.core._catalog_tables import EVALUATIONS, EVALUATIONS_SCHEMA, SELECTIONS, TRAININGS, TRAININGS_SCHEMA
 from modyn_store.core._checkpoints import Sha256Writer, check_state, unzip_hashed
+from modyn_store.core._plainjson import plain_json
 from modyn_store.core._trainset_rows import read_trainset, trainset_tables
 from modyn_store.core._validate import check_int, check_name
 from modyn_store.core.errors import (
@@ -115,9 +116,10 @@ class LineageStep:
 def _json(name: str, value: Any) -> str:
     """``value`` (a mapping, ``None`` for none) as the JSON the catalog stores."""
     try:
-        return json.dumps(dict(value or {}), sort_keys=True)
+        mapping = dict(value or {})
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(name, value, "a mapping of JSON-serializable plain values") from exc
+    return plain_json(name, mapping)
 
 
 class Catalog:

@@ -113,7 +113,9 @@ def _flat(col: pa.Array, rows: int) -> np.ndarray:
         col = col.storage
     t = col.type
     if _numeric(t):
-        arr = col.cast(pa.float64()) if not pa.types.is_boolean(t) else col.cast(pa.int8()).cast(pa.float64())
+        # unchecked: an integer beyond 2**53 (a uint64 count, an int64 id) rounds, as it would to float32 anyway
+        arr = pc.cast(col, pa.float64(), safe=False) if not pa.types.is_boolean(t) \
+            else col.cast(pa.int8()).cast(pa.float64())
         with np.errstate(over="ignore"):  # beyond float32: inf, refused by the encoder naming the row
             out = np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float32).reshape(rows, 1)
         out[np.isnan(out)] = 0.0  # NaN is a missing value too (Parquet written from NumPy keeps NaN)
@@ -324,6 +326,14 @@ class Encoder:
         """Values per row of the list feature column ``column`` (known once a row was encoded)."""
         return self._fixed[column]
 
+    def incomplete_rows(self, batch: pa.RecordBatch) -> np.ndarray:
+        """Whether each row of ``batch`` (which holds the feature columns) has a missing (null or
+        NaN) feature value: the rows ``missing="drop_row"`` skips."""
+        gaps = np.zeros(batch.num_rows, dtype=bool)
+        for c in self.features:
+            gaps |= _missing_rows(batch.column(c))
+        return gaps
+
     def _role_of(self, col: str) -> str:
         cm = self.columns
         return next(r for r in ("ts", "label", "key") if getattr(cm, r) == col)
@@ -339,9 +349,7 @@ class Encoder:
             self.dropped += src_rows - rows.size
             batch = batch.filter(valid)
         if cm.missing == "drop_row" and batch.num_rows:
-            gaps = np.zeros(batch.num_rows, dtype=bool)
-            for c in self.features:
-                gaps |= _missing_rows(batch.column(c))
+            gaps = self.incomplete_rows(batch)
             if gaps.any():
                 rows = rows[~gaps]
                 self.incomplete += int(gaps.sum())
@@ -383,6 +391,12 @@ class Encoder:
             out, self._ts_zone = text_times(col, str(name), self._ts_zone)
             return out
         if pa.types.is_decimal(col.type):
+            if col.type.scale <= 0:  # whole numbers (SQL's NUMBER(38,0)): exact as int64, where float64 rounds
+                try:
+                    return col.cast(pa.int64())
+                except pa.ArrowInvalid:
+                    raise SourceError("ts", f"column {name!r} ({col.type}) holds event times outside the int64 "
+                                            "range (-2**63 .. 2**63-1)") from None
             return col.cast(pa.float64())
         return col
 
@@ -390,21 +404,14 @@ class Encoder:
         blocks = []
         for i, (c, w) in enumerate(zip(self.features, self._widths)):
             col = batch.column(c)
-            if w is None and n:
-                lengths = pc.list_value_length(col).fill_null(-1).to_numpy(zero_copy_only=False)
-                first = int(lengths[0])
-                if first < 0 or (lengths != first).any():
-                    raise SourceError("features", f"list column {c!r} has rows of different lengths (or empty "
-                                                  "rows); tensors must have one shape")
-                if self._fixed.get(c, first) != first:
-                    raise SourceError("features", f"list column {c!r} has {first} values per row, earlier rows "
-                                                  f"{self._fixed[c]}")
-                self._fixed[c] = first
+            # missing values first: a null row of a list column is a missing value, not a length
             if self.columns.missing == "error" and n and (gaps := _missing_rows(col)).any():
                 raise SourceError("missing", f"feature column {c!r} has a missing value (empty, null or NaN) at row "
                                              f"{int(rows[np.flatnonzero(gaps)[0]])} (data rows counted from 0 across "
                                              f"the source), and missing is 'error'; fill it, or choose missing "
                                              f"'zero' (it becomes 0) or 'drop_row' (the row is skipped)")
+            if w is None and n:
+                col = self._list_rows(c, col, rows)
             m = _flat(col, n)
             if n and not np.isfinite(m).all():
                 _infinite(c, col, m, rows)
@@ -414,6 +421,32 @@ class Encoder:
         if n and self.width is None:
             self.width = width
         return pa.FixedSizeListArray.from_arrays(pa.array(full.ravel(), type=pa.float32()), width)
+
+    def _list_rows(self, name: str, col: pa.Array, rows: np.ndarray) -> pa.Array:
+        """The variable-length list feature column ``name`` checked for one length per row (the
+        same as earlier batches'), its null rows (missing values, ``missing="zero"``) as zeros."""
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)  # NaN where a row is null
+        present = np.flatnonzero(~np.isnan(lengths)) if lengths.dtype.kind == "f" else np.arange(len(lengths))
+        if present.size:
+            first = int(lengths[present[0]])
+            off = present[lengths[present] != first]
+            if off.size:
+                raise SourceError("features", f"list column {name!r} has rows of different lengths: {first} values "
+                                              f"at row {int(rows[present[0]])} but {int(lengths[off[0]])} at row "
+                                              f"{int(rows[off[0]])} (data rows counted from 0 across the source); "
+                                              "every row needs the same number of values (tensors have one shape)")
+            if self._fixed.get(name, first) != first:
+                raise SourceError("features", f"list column {name!r} has {first} values per row from row "
+                                              f"{int(rows[present[0]])}, earlier rows {self._fixed[name]}")
+            self._fixed[name] = first
+        elif name not in self._fixed:
+            raise SourceError("features", f"list column {name!r} has no values in its first rows (up to row "
+                                          f"{int(rows[-1])}, data rows counted from 0 across the source), so its "
+                                          "width is unknown; fill them, or choose missing 'drop_row'")
+        if col.null_count:
+            zeros = pa.scalar([0] * self._fixed[name], type=col.type)
+            col = col.fill_null(zeros)
+        return col
 
     def describe(self) -> dict[str, Any]:
         """The mapping in words (for progress lines and reports)."""

@@ -82,7 +82,7 @@ def _meta_layout(schema: pa.Schema) -> Layout | None:
         return None
     try:
         return tuple((str(c), int(w)) for c, w in json.loads(raw))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
 
 

@@ -251,7 +251,7 @@ def _without_pandas_index(schema: pa.Schema) -> pa.Schema:
     raw = (schema.metadata or {}).get(b"pandas")
     try:
         index = json.loads(raw).get("index_columns", []) if raw else []
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # not pandas' metadata: no index to drop
         return schema
     drop = {c for c in index if isinstance(c, str) and c.startswith("__index_level_")}
     return pa.schema([f for f in schema if f.name not in drop], metadata=schema.metadata) if drop else schema

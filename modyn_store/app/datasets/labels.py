@@ -81,10 +81,13 @@ def label_kind(column: str, t: pa.DataType) -> Kind:
         return "int"
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "string"
-    raise LabelError(
-        f"label column {column!r} has type {t}; labels must be integers or strings (class names). "
-        "A float column is a regression target, which pipelines do not train"
-    )
+    why = ""
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        why = (". A float column is a regression target, which pipelines do not train; if its values are "
+               "class numbers (pandas writes an integer column with missing values as floats), convert it to "
+               "integers first, e.g. pandas' df[c].astype('Int64'), whose missing labels stay missing")
+    raise LabelError(f"label column {column!r} has type {t}; labels must be integers, booleans or strings "
+                     f"(class names){why}")
 
 
 def label_type(kind: str) -> pa.DataType:

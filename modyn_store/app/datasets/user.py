@@ -61,7 +61,9 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
     """Read the label, event-time and key columns once: the label map, and early errors.
 
     Raises :class:`SourceError` for rows without a label, key or event time, and for event-time
-    strings that are not dates, before anything is written.
+    strings that are not dates, before anything is written. Rows the append skips (no label with
+    ``drop_unlabeled``, a missing feature value with ``missing="drop_row"``) are not checked, and
+    their labels are not in the map.
     """
     cm = columns.resolved(data.schema.names)
     if cm.label is not None and cm.label in data.schema.names and pa.types.is_null(data.schema.field(cm.label).type):
@@ -70,10 +72,14 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
             raise SourceError("path", f"{data.where or 'the data'} holds no rows")
         raise SourceError("label", f"label column {cm.label!r}{where} has no values: every row's label is empty "
                                    "(is it the label column?)")
-    Encoder(data.schema, cm, labels=base or (LabelMap("int", ()) if cm.label else None))  # schema checks
+    enc = Encoder(data.schema, cm, labels=base or (LabelMap("int", ()) if cm.label else None))  # schema checks
     wanted = [c for c in dict.fromkeys([cm.label, cm.ts, cm.key]) if c is not None]
     if not wanted:
         return None
+    # rows the encoder skips for a missing feature value need no time, key or label either
+    drop_incomplete = cm.missing == "drop_row"
+    if drop_incomplete:
+        wanted += [c for c in enc.features if c not in wanted]
     labels = base
     zone: str | None = None
     kind = label_kind(cm.label, data.schema.field(cm.label).type) if cm.label else None
@@ -87,6 +93,9 @@ def scan_labels(data: Data, columns: ColumnMap, base: LabelMap | None = None) ->
         if cm.label is not None and cm.drop_unlabeled and batch.column(cm.label).null_count:
             valid = pc.is_valid(batch.column(cm.label))
             batch, rows = batch.filter(valid), rows.filter(valid)  # skipped rows need no time or key
+        if drop_incomplete and batch.num_rows and (gaps := enc.incomplete_rows(batch)).any():
+            keep = pa.array(~gaps)
+            batch, rows = batch.filter(keep), rows.filter(keep)
         for role, col in (("ts", cm.ts), ("key", cm.key)):
             if col is not None and batch.column(col).null_count:
                 first = rows[pc.index(pc.is_null(batch.column(col)), True).as_py()].as_py()
@@ -127,6 +136,12 @@ def _widens(src: pa.DataType, dst: pa.DataType) -> bool:
         # (the cast is checked); another time zone is another type
         return src.tz == dst.tz
     text = (pa.types.is_string, pa.types.is_large_string)
+    if pa.types.is_dictionary(src) or pa.types.is_dictionary(dst):
+        # dictionary-encoded text (pandas' categoricals) and plain text hold the same values; the
+        # index width depends on how many distinct values a file had (the cast is checked)
+        src_v = src.value_type if pa.types.is_dictionary(src) else src
+        dst_v = dst.value_type if pa.types.is_dictionary(dst) else dst
+        return any(f(src_v) for f in text) and any(f(dst_v) for f in text)
     return any(f(src) for f in text) and any(f(dst) for f in text)
 
 
@@ -142,6 +157,11 @@ def _inexact(col: pa.Array, want: pa.DataType, exc: Exception) -> str:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     return f"a value does not fit the store's type ({exc})"
+
+
+def _distinct(col: pa.Array) -> int:
+    """How many distinct values ``col`` holds (a dictionary column: of its dictionary)."""
+    return len(pc.unique(col.dictionary if isinstance(col, pa.DictionaryArray) else col))
 
 
 _UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
@@ -169,6 +189,13 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema | None) -> pa.RecordBatch:
                     raise SchemaMismatchError(
                         f"appended data does not match the store's schema: column {field.name!r} is {field.type}, "
                         f"the store has {want}, and {_inexact(col, want, exc)}"
+                    ) from None
+                if pa.types.is_dictionary(want):
+                    raise SchemaMismatchError(
+                        f"appended data does not match the store's schema: column {field.name!r} is {field.type}, "
+                        f"the store has {want}, whose {want.index_type} indices cannot number the "
+                        f"{_distinct(col)} distinct values of a block of {len(col)} rows ({exc}); store the "
+                        "column in a new store as plain text, or with wider indices"
                     ) from None
         cols.append(col)
     return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)

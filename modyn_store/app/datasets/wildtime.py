@@ -92,6 +92,9 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidArgumentError("path", f"{path}:{number}", f"JSON lines ({exc.msg})") from exc
+            except RecursionError:
+                raise InvalidArgumentError("path", f"{path}:{number}", "JSON lines whose values are not nested "
+                                                                       "too deeply to read") from None
             if not isinstance(rec, dict):
                 raise InvalidArgumentError("path", f"{path}:{number}", "JSON lines of objects")
             yield number, rec

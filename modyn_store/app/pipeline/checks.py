@@ -18,10 +18,10 @@ from dataclasses import fields
 from typing import Any
 
 from modyn_store.app.pipeline.errors import PipelineConfigError
-from modyn_store.app.pipeline.yamlsrc import YamlDoc
+from modyn_store.app.pipeline.yamlsrc import MAX_DEFINITION_DEPTH, YamlDoc
 
-__all__ = ["INT64_MAX", "RAY_ADDRESSES", "_Ctx", "_check_ints", "_fraction", "_mapping", "_names", "_shown", "_typed",
-           "ray_address_problem"]
+__all__ = ["INT64_MAX", "MAX_DEFINITION_DEPTH", "RAY_ADDRESSES", "_Ctx", "_check_ints", "_fraction", "_mapping",
+           "_names", "_shown", "_typed", "ray_address_problem"]
 
 #: The largest integer a definition may hold (every ``int`` value is bounded by it unless its own
 #: bound is smaller): seeds, counts and sizes all end up in 64-bit integers (catalog, numpy, torch).
@@ -107,7 +107,11 @@ def _typed(ctx: _Ctx, path: tuple[Any, ...], value: Any, kind: str, *, lo: float
 
 def _check_ints(ctx: _Ctx, path: tuple[Any, ...], value: Any) -> None:
     """Refuse any integer outside [-2^63, 2^63-1] in a definition's plain tree (policy and model
-    parameters included), naming its dotted key."""
+    parameters included), naming its dotted key, and a tree nested more than
+    :data:`MAX_DEFINITION_DEPTH` levels deep (its values are recorded with each training as JSON)."""
+    if isinstance(value, (Mapping, list, tuple)) and len(path) >= MAX_DEFINITION_DEPTH:
+        raise ctx.error(path[:3], f"nested more than {MAX_DEFINITION_DEPTH} levels deep (each mapping or list "
+                                  "inside another is one level); flatten it")
     if isinstance(value, int) and not isinstance(value, bool):
         if not -INT64_MAX - 1 <= value <= INT64_MAX:
             raise ctx.error(path, f"expected an integer in [-2^63, 2^63-1], got {value!r}")

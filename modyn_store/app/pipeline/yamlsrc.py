@@ -36,12 +36,16 @@ from typing import Any
 import yaml
 
 from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.core._plainjson import MAX_JSON_DEPTH
 
-__all__ = ["YamlDoc", "read_yaml"]
+__all__ = ["MAX_DEFINITION_DEPTH", "YamlDoc", "read_yaml"]
 
 Path_ = tuple[Any, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+#: mappings and lists a pipeline definition may hold inside one another (below the store's limit
+#: on the JSON it records with each training, which adds a level or two around them)
+MAX_DEFINITION_DEPTH = MAX_JSON_DEPTH - 10
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,9 @@ def read_yaml(text: str, source: str | None = None) -> YamlDoc:
         problem = getattr(exc, "problem", None) or str(exc)
         raise PipelineConfigError("<document>", f"not valid YAML: {problem}", line=line, source=source) from exc
     except RecursionError:
-        raise PipelineConfigError("<document>", "nested too deeply", source=source) from None
+        raise PipelineConfigError("<document>", f"nested too deeply to read (a pipeline definition may hold "
+                                                f"mappings and lists at most {MAX_DEFINITION_DEPTH} levels deep)",
+                                  source=source) from None
     finally:
         loader.dispose()
     return YamlDoc(data, lines, source)
