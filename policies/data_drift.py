@@ -350,6 +350,8 @@ class DataDrift(Trigger):
 
     def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)
+        if n and self.window_time is not None:
+            _check_span_unit(self.window_time, delta.ts_is_datetime)
         feats = {c: delta.features[c] for c in self._columns} if n else {}
         ts, keys = delta.ts, delta.keys
         gone = np.union1d(delta.deleted, delta.erased)
@@ -449,6 +451,17 @@ def _rows_of(read: TriggerInput, keys: Sequence[int], columns: Sequence[str]
     want = np.asarray(keys, np.int64)
     idx, hit = rows_by_key(read.keys, want)
     return {c: np.asarray(read.features[c])[idx] for c in columns}, read.ts[idx], want[hit]
+
+
+def _check_span_unit(window_time: str | float, ts_is_datetime: bool) -> None:
+    """A duration string spans datetime event times, a number numeric ones (in their unit): a
+    ``"1h"`` read as 3.6e12 units of an integer column, or ``3600`` as nanoseconds of a datetime
+    one, would give windows that never fill or never hold ``min_samples``."""
+    if ts_is_datetime and not isinstance(window_time, str):
+        raise InvalidArgumentError("window_time", window_time, "a duration string like '1d' (the ts column "
+                                                               "holds datetimes)")
+    if not ts_is_datetime and isinstance(window_time, str):
+        raise InvalidArgumentError("window_time", window_time, "a number in the unit of the numeric ts column")
 
 
 def _window_span(window_time: str | float) -> float:

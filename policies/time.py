@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,7 +35,10 @@ class Time(Trigger):
     before the current interval) count into the current interval. Integer event times (e.g.
     nanoseconds since the epoch in an int64 column) are taken from the start exactly, in int64,
     and with a whole-number ``every`` the boundaries they reach are exact too; float event times
-    are computed in float64.
+    are computed in float64. A firing's reason names its boundary: for datetime event times an
+    ISO-8601 UTC time (``2024-03-31T23:00:00Z``, with the fraction of a second it has). Intervals
+    are fixed durations (``"1d"`` is 86 400 s): they do not follow a time zone's daylight-saving
+    changes, and a ``start`` offset is a fixed offset.
 
     Parameters
     ----------
@@ -61,6 +64,10 @@ class Time(Trigger):
     >>> fs = t.fire(TriggerInput(version=1, keys=np.arange(4), ts=np.array([1, 9, 12, 25])))
     >>> [(f.version, f.position) for f in fs]
     [(1, 2), (1, 3)]
+    >>> t = Time(every="1d", start="2024-03-30T00:00:00+01:00")
+    >>> ts = np.array(["2024-03-30T12:00", "2024-03-31T23:00"], dtype="datetime64[ns]")
+    >>> [f.reason for f in t.fire(TriggerInput(version=1, keys=np.arange(2), ts=ts))]
+    ['event time reached 2024-03-31T23:00:00Z']
     """
 
     reads_labels = False
@@ -177,7 +184,7 @@ class Time(Trigger):
             boundary: float | int = (stepped if frac == 0.0 and steps
                                      else self._origin + float(k[e]) * self._every)
             if delta.ts_is_datetime:
-                shown = np.datetime64(int(boundary), "ns").astype("datetime64[s]").item().isoformat(sep=" ")
+                shown = iso_utc(int(boundary))
             elif isinstance(boundary, int):
                 shown = str(boundary)
             elif steps and frac < 1.0:  # a fractional start: the boundary's whole part is exact
@@ -190,6 +197,19 @@ class Time(Trigger):
         self._interval = int(k[-1])
         self._seen += n
         return out
+
+
+def iso_utc(ns: int) -> str:
+    """Nanoseconds since the epoch as an ISO-8601 UTC time, to the second or to the finest of
+    milli-, micro- and nanoseconds that keeps it exact (also before 1970).
+
+    >>> iso_utc(0), iso_utc(1_500_000_000), iso_utc(-1)
+    ('1970-01-01T00:00:00Z', '1970-01-01T00:00:01.500Z', '1969-12-31T23:59:59.999999999Z')
+    """
+    units: tuple[tuple[Literal["s", "ms", "us", "ns"], int], ...] = (
+        ("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
+    unit = next(u for u, per in units if ns % per == 0)
+    return str(np.datetime_as_string(np.datetime64(ns, "ns"), unit=unit, timezone="UTC"))
 
 
 def _exact(ts: np.ndarray, is_datetime: bool) -> bool:

@@ -326,6 +326,12 @@ def _check_no_orphans(store: Store, committed: int, recorded: int | None = None)
     return highest
 
 
+def commit_clock() -> datetime:
+    """The wall-clock time (UTC) a commit records: the one place a commit reads the clock, so a
+    clock that goes back (NTP, a moved VM) can be reproduced; see :meth:`Store.as_of`."""
+    return datetime.now(timezone.utc)
+
+
 @contextmanager
 def transaction(store: Store, op: str, message: str = "") -> Iterator[Transaction]:
     """See :meth:`modyn_store.core.store.Store.transaction`."""
@@ -363,7 +369,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
             raise
         record = VersionRecord(
             version=txn.version,
-            time=datetime.now(timezone.utc),
+            time=commit_clock(),
             op=op,
             message=message,
             inserted=txn.inserted,

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core.errors import UnknownVersionError
+
 __all__ = ["Delta", "Diff", "ErasureReport", "VacuumReport", "VersionRecord"]
 
 
@@ -91,6 +93,36 @@ VERSIONS_SCHEMA = pa.schema(
         ("details", pa.string()),
     ]
 )
+
+
+def version_at_time(records: list[VersionRecord], when: datetime) -> int:
+    """The latest version committed, together with every version before it, at or before
+    ``when`` (time-zone aware): the versions up to the first whose commit time, or an earlier
+    version's, is after ``when``. Commit times are the writers' wall clocks; where one went back
+    between two commits, their running maximum is what counts, so the answer never holds a
+    version committed after ``when`` and moves forward with ``when``.
+
+    >>> from datetime import datetime, timezone
+    >>> at = lambda h: datetime(2024, 1, 1, h, tzinfo=timezone.utc)
+    >>> log = [VersionRecord(1, at(10), "append"), VersionRecord(2, at(20), "append"),
+    ...        VersionRecord(3, at(15), "append")]  # the clock went back before version 3
+    >>> [version_at_time(log, at(h)) for h in (10, 17, 19, 20, 23)]
+    [1, 1, 1, 3, 3]
+
+    Raises
+    ------
+    UnknownVersionError
+        ``when`` is before the first commit (or there is none).
+    """
+    found = 0
+    for r in records:  # oldest first
+        if r.time > when:
+            break
+        found = r.version
+    if not found:
+        first = f" (version {records[0].version} was committed at {records[0].time.isoformat()})" if records else ""
+        raise UnknownVersionError(f"no version was committed at or before {when.isoformat()}{first}")
+    return found
 
 
 @dataclass(frozen=True, eq=False)

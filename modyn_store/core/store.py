@@ -46,7 +46,7 @@ from modyn_store.core.errors import (
     UnknownVersionError,
 )
 from modyn_store.core.keyindex import IndexReport
-from modyn_store.core.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord
+from modyn_store.core.records import Delta, Diff, ErasureReport, VacuumReport, VersionRecord, version_at_time
 from modyn_store.core.snapshot import Snapshot, _isin_sorted
 
 if TYPE_CHECKING:
@@ -254,19 +254,18 @@ class Store:
                     "a timezone-aware datetime (a naive one is ambiguous): e.g. "
                     "datetime.now(timezone.utc), or dt.astimezone() for local time",
                 )
-            records = self._read_records()
-            when = ref
-            found = 0
-            for r in records:
-                if r.time <= when:
-                    found = r.version
-            if not records or records[0].time > when:
-                raise UnknownVersionError(f"no version was committed at or before {when.isoformat()}")
-            return found
+            return version_at_time(self._read_records(), ref)
         raise InvalidArgumentError("version", ref, "a version number, tag name, datetime or None")
 
     def as_of(self, version: VersionRef = None) -> Snapshot:
-        """A read-only snapshot as of a version number, tag, wall-clock time or the latest."""
+        """A read-only snapshot as of a version number, tag, wall-clock time or the latest.
+
+        A time-zone-aware ``datetime`` names the latest version that was committed, together
+        with every version before it, at or before that time: the commit times are read as
+        their running maximum, so a clock that went back between two commits never brings
+        in a version whose predecessor was committed after the time. A time after the last
+        commit names the latest version; one before the first commit raises
+        :class:`UnknownVersionError` (version 0, the empty store, has no commit time)."""
         latest = self.version
         if version is None or isinstance(version, bool) or not isinstance(version, (int, np.integer)):
             target = self._resolve(version) if version is not None else latest

@@ -55,9 +55,9 @@ def test_non_ascii_digits_are_a_tag_name_not_a_crash(store: str, ref: str, capsy
 
 
 @pytest.mark.parametrize(("argv", "named"), [
-    (["show", "{store}", "0001-01-01"], "VERSION='0001-01-01'"),
+    (["show", "{store}", "0001-01-01T00:00"], "VERSION='0001-01-01T00:00'"),
     (["diff", "{store}", "0", "0001-01-01T00:00:00"], "TO='0001-01-01T00:00:00'"),
-    (["diff", "{store}", "0001-01-01", "1"], "FROM='0001-01-01'"),
+    (["diff", "{store}", "0001-01-01T00", "1"], "FROM='0001-01-01T00'"),
 ])
 def test_times_outside_the_calendar_are_refused_by_name(store: str, tmp_path: Path, argv: list[str],
                                                         named: str) -> None:
@@ -66,6 +66,48 @@ def test_times_outside_the_calendar_are_refused_by_name(store: str, tmp_path: Pa
     res = _cli(*(a.format(store=store) for a in argv), cwd=tmp_path, env=env)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.startswith(f"error: invalid {named}: expected an ISO time"), res.stderr
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["show", "{store}", "2024-01-02"], "VERSION='2024-01-02'"),
+    (["show", "{store}", "2024-W01-2"], "VERSION='2024-W01-2'"),
+    (["diff", "{store}", "2024-01-02", "1"], "FROM='2024-01-02'"),
+    (["diff", "{store}", "1", "2024-01-02"], "TO='2024-01-02'"),
+    (["tag", "{store}", "t", "2024-01-02"], "VERSION='2024-01-02'"),
+    (["export", "{store}", "{out}", "--version", "2024-01-02"], "--version='2024-01-02'"),
+])
+def test_a_date_alone_is_refused_by_every_command_naming_the_formats(
+        store: str, tmp_path: Path, argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "out.parquet")
+    assert main([a.format(store=store, out=out) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: invalid {named}: expected an ISO time with a time of day, e.g. "
+                          "2024-01-02T00:00:00Z"), err
+    assert "a date alone" in err
+    assert Store.open(store).tags() == {} and not Path(out).exists()
+
+
+@pytest.mark.parametrize(("text", "offsets"), [
+    ("2024-10-27T02:30", "+02:00 or +01:00"),   # Berlin's clock shows it twice (back to winter time)
+    ("2024-03-31T02:30:00", "+01:00 or +02:00"),  # and never (on to summer time)
+])
+def test_a_local_time_a_daylight_saving_change_makes_ambiguous_is_refused(store: str, tmp_path: Path, text: str,
+                                                                          offsets: str) -> None:
+    env = {**__import__("os").environ, "TZ": "Europe/Berlin"}
+    res = _cli("show", store, text, cwd=tmp_path, env=env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith(f"error: invalid VERSION='{text}': expected a local time the clock shows once "
+                                 f"({text} is at UTC offset {offsets} around a daylight-saving change)"), res.stderr
+    res = _cli("show", store, text + offsets[:6], "--json", cwd=tmp_path, env=env)  # with its offset: read
+    assert res.returncode == 2 and "no version was committed at or before" in res.stderr, res.stderr
+
+
+def test_a_time_to_the_minute_or_hour_covers_that_minute_or_hour(store: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    last = Store.open(store).log()[-1].time
+    for spec in ("minutes", "hours"):
+        assert main(["show", store, last.isoformat(timespec=spec), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["version"] == 2
 
 
 def test_a_limit_beyond_the_rows_shows_them_all(store: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -442,7 +442,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("export", help="write a version's live rows to a Parquet file")
     p.add_argument("store", metavar="STORE", help="store folder or URL")
     p.add_argument("out", metavar="OUT", help="the Parquet file to write")
-    p.add_argument("--version", help="version number, tag or ISO time (default: latest)")
+    p.add_argument("--version", help="version number, tag or ISO time with a time of day (without an offset: "
+                   "local time; a date alone is refused; default: latest)")
     p.add_argument("--columns", metavar="A,B,...", help="comma-separated columns (default: all)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT when it exists (default: refuse); "
                                                             "a path in the store's folder is refused either way")

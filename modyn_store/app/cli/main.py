@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modyn_store.app._fmt import format_table
+from modyn_store.app.cli._times import version_ref  # (also for the data commands)
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
-from modyn_store.core.store import Store, VersionRef
+from modyn_store.core.store import Store
 
 if TYPE_CHECKING:
     from modyn_store.app.datasets.labels import LabelMap
@@ -79,25 +80,6 @@ def _details(r: object) -> str:
     if d.get("ignored"):
         parts.append(f"{d['ignored']} keys ignored")
     return "; ".join(parts)
-
-
-def version_ref(text: str | None, arg: str = "VERSION") -> VersionRef:
-    """A version number, an ISO time (the times ``log`` prints paste back; a time to the second
-    covers that whole second) or a tag name."""
-    if text is None:
-        return None
-    if re.fullmatch(r"-?[0-9]+", text):  # ASCII digits only: int() also reads '٣', str.isdigit '²'
-        return int(text)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return text  # a tag name
-    if when.microsecond == 0 and "." not in text:
-        when = when.replace(microsecond=999_999)
-    try:
-        return when if when.tzinfo is not None else when.astimezone()  # a time without offset is local
-    except (OverflowError, ValueError):  # e.g. 0001-01-01 west of UTC: before year 1
-        raise InvalidArgumentError(arg, text, "an ISO time between years 1 and 9999 in UTC") from None
 
 
 _version_ref = version_ref
@@ -388,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     store_help = "store folder or URL (memory://, s3://...)"
-    ref_help = "version number, tag or ISO time (as log prints it; a time without an offset is local time)"
+    ref_help = ("version number, tag or ISO time with a time of day (as log prints it; without an offset: local "
+                "time; a date alone is refused)")
     p = sub.add_parser("log", help="list the store's versions")
     p.add_argument("store", metavar="STORE", help=store_help)
     p.add_argument("--limit", type=int, default=0, help="only the last N versions")

@@ -5,8 +5,10 @@ Rules (strings, so they fit in YAML pipeline files):
 - ``"n:<rows>"``: consecutive blocks of ``rows`` rows (``row // rows``).
 - ``"<k>d"`` / ``"<k>h"`` / ``"<k>s"``: buckets of ``k`` days / hours / seconds of a timestamp or
   date ``ts`` (an integer or float ``ts`` is read as seconds since the epoch, fractions rounded
-  down), aligned to the epoch.
-- ``"year"``: calendar year of a timestamp or date ``ts``; an int64 ``ts`` is taken to be the year itself.
+  down, and must lie within the ``datetime64[ns]`` range, 1677-09-21 to 2262-04-11: larger
+  numbers are milliseconds or finer and are refused), aligned to the epoch (UTC days).
+- ``"year"``: calendar year of a timestamp or date ``ts``; an int64 ``ts`` is taken to be the year
+  itself (from -9999 to 9999: larger numbers are times, and refused).
 - ``"ts:<width>"``: buckets of ``width`` units of an int64 ``ts`` (e.g. ``"ts:365"`` on a day index).
 
 The result is the bucket number relative to the first row's bucket (so it starts at 0 and, for
@@ -42,23 +44,42 @@ _UNIT_SECONDS = {"d": 86_400, "h": 3_600, "s": 1}
 
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 _MAX_SIZE = 2**46  # rows, units or seconds; times a day's 86 400 s it stays within int64
+#: integer and float event times a time rule reads as seconds: the datetime64[ns] range
+_MAX_SECONDS = (2**63 - 1) // 10**9
+#: the years an integer ``ts`` may give under ``"year"`` (larger numbers are times, not years)
+_MAX_YEAR = 9999
 
 
-def _seconds(ts: pa.Array) -> np.ndarray:
-    """Whole seconds since the epoch, rounded down (so 1.5 s before it is second -2, not -1)."""
+def _seconds(ts: pa.Array, rule: str) -> np.ndarray:
+    """Whole seconds since the epoch, rounded down (so 1.5 s before it is second -2, not -1).
+
+    Integer and float event times are seconds; beyond the ``datetime64[ns]`` range (about
+    +-292 years from 1970) they are refused: such numbers are milliseconds or finer (any
+    millisecond time after mid-April 1970), which read as seconds would cut slices 1000 times
+    too short."""
     if pa.types.is_timestamp(ts.type):
         raw = np.asarray(ts.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
         return raw // _PER_SECOND[ts.type.unit]
     if pa.types.is_date(ts.type):
         return np.asarray(ts.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64) * 86_400
     if pa.types.is_integer(ts.type):
-        return np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64)
-    if pa.types.is_floating(ts.type):  # seconds since the epoch, fractions rounded down
+        secs = np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64)
+    elif pa.types.is_floating(ts.type):  # seconds since the epoch, fractions rounded down
         x = np.floor(np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.float64))
         if x.size and not (np.isfinite(x).all() and np.abs(x).max() < 2.0**62):
             raise InvalidArgumentError("ts", "NaN, infinite or beyond +-2**62 seconds", "finite event times")
-        return x.astype(np.int64)
-    raise InvalidArgumentError("ts", str(ts.type), "an integer, float, date or timestamp column")
+        secs = x.astype(np.int64)
+    else:
+        raise InvalidArgumentError("ts", str(ts.type), "an integer, float, date or timestamp column")
+    if secs.size and (int(secs.min()) < -_MAX_SECONDS or int(secs.max()) > _MAX_SECONDS):
+        bad = int(secs[int(np.argmax(np.abs(secs) > _MAX_SECONDS))])
+        raise InvalidArgumentError(
+            "ts", f"{bad} (column type {ts.type})",
+            f"seconds since the epoch within +-{_MAX_SECONDS} (1677-09-21 to 2262-04-11) for rule {rule!r}: "
+            "integer and float event times are read as seconds; for milliseconds or finer store the "
+            "column as a timestamp (e.g. timestamp[ms]) or as ISO text, or cut it in its own unit with "
+            "'ts:<width>' (a day of milliseconds: 'ts:86400000')")
+    return secs
 
 
 def _size(text: str, rule: str) -> int:
@@ -84,12 +105,18 @@ def chunk_index(ts: pa.Array | pa.ChunkedArray | np.ndarray, rule: str) -> np.nd
         return np.arange(n, dtype=np.int64) // int(m.group(1))
     m = re.fullmatch(r"(\d+)([dhs])", rule)
     if m and _size(m.group(1), rule) > 0:
-        bucket = _seconds(ts) // (int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+        bucket = _seconds(ts, rule) // (int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
     elif rule == "year":
         if pa.types.is_timestamp(ts.type) or pa.types.is_date(ts.type):
             bucket = np.asarray(pc.year(ts).to_numpy(zero_copy_only=False), dtype=np.int64)
         elif pa.types.is_integer(ts.type):
             bucket = np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64)
+            if bucket.size and (int(bucket.min()) < -_MAX_YEAR or int(bucket.max()) > _MAX_YEAR):
+                bad = int(bucket[int(np.argmax(np.abs(bucket) > _MAX_YEAR))])
+                raise InvalidArgumentError(
+                    "ts", f"{bad} (column type {ts.type})",
+                    f"a year from -{_MAX_YEAR} to {_MAX_YEAR} for rule 'year' (an integer ts is the year "
+                    "itself); for seconds, milliseconds or finer store the column as a timestamp")
         else:
             raise InvalidArgumentError("ts", str(ts.type), "an integer, date or timestamp column")
     else:

@@ -326,7 +326,8 @@ def peek_schema(cfg: SourceConfig) -> pa.Schema | None:
 
 def check_trigger_units(ctx: _Ctx, cfg: SourceConfig, trigger: Mapping[str, Any],
                         path: tuple[Any, ...] = ("trigger",)) -> None:
-    """A time trigger's ``every``/``start`` must fit the event-time column (numbers vs durations).
+    """A time trigger's ``every``/``start`` and a data drift trigger's ``window_time`` must fit the
+    event-time column (numbers vs durations).
 
     Composite triggers are checked through their ``triggers`` list, each sub-trigger by its path.
     """
@@ -336,7 +337,7 @@ def check_trigger_units(ctx: _Ctx, cfg: SourceConfig, trigger: Mapping[str, Any]
     if isinstance(subs, list):
         for i, sub in enumerate(subs):
             check_trigger_units(ctx, cfg, sub, path + ("triggers", i))
-    if trigger.get("name") != "time":
+    if trigger.get("name") not in ("time", "data_drift"):
         return
     schema = peek_schema(cfg)
     if schema is None:
@@ -344,6 +345,14 @@ def check_trigger_units(ctx: _Ctx, cfg: SourceConfig, trigger: Mapping[str, Any]
     field = schema.field("ts")
     col = (field.metadata or {}).get(b"column", b"").decode() or "(row order)"
     dated = pa.types.is_temporal(field.type)
+    if trigger.get("name") == "data_drift":
+        span = trigger.get("window_time")
+        if span is not None and dated != isinstance(span, str):
+            want = "a duration such as '1d' or '12h'" if dated else "a number in its unit"
+            raise ctx.error(path + ("window_time",), f"the event-time column {col!r} holds "
+                                                     f"{'dates' if dated else 'numbers'} ({field.type}), so "
+                                                     f"window_time must be {want}, not {span!r}")
+        return
     every, start = trigger.get("every"), trigger.get("start")
     if not dated and isinstance(every, str):
         raise ctx.error(path + ("every",), f"the event-time column {col!r} holds numbers ({field.type}), so every "
