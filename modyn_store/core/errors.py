@@ -23,6 +23,7 @@ from typing import Any
 from engine.errors import ArgumentError
 
 __all__ = [
+    "ClosedError",
     "ConflictError",
     "CorruptionError",
     "DataUnavailableError",
@@ -110,6 +111,10 @@ class FormatVersionError(ModynStoreError):
 
 class StorageUnavailableError(ModynStoreError, OSError):
     """The store's location cannot be reached (object-store endpoint down, refused or silent)."""
+
+
+class ClosedError(ModynStoreError, ValueError):
+    """An object was used after its ``close()`` (e.g. a closed vector index)."""
 
 
 class ConflictError(ModynStoreError):
