@@ -2,8 +2,14 @@
 
 An entry folder holds ``keys.npy`` (sorted keys, written first), ``rows.npy`` (keys in row
 order), ``c<i>.npy`` per fixed column, ``c<i>.offsets.npy``/``c<i>.data.npy`` per variable-length
-one and ``meta.json`` (written last). Everything is plain ``.npy``, opened memory-mapped and
-copy-on-write; anything missing or not what ``meta.json`` says is a :class:`CacheError`.
+one and ``meta.json`` (written last, with a random build id). Everything is plain ``.npy``,
+opened memory-mapped and copy-on-write; anything missing or not what ``meta.json`` says is a
+:class:`CacheError`.
+
+The files of one entry are opened as a unit: ``meta.json`` is read before the other files are
+opened and again after, and an entry whose ``meta.json`` changed meanwhile (removed and built
+again by another process: a new build id) is opened again, so the columns of two builds are
+never combined.
 
 Example
 -------
@@ -26,7 +32,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
+import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,9 +47,10 @@ from modyn_store.core.errors import InvalidArgumentError
 from training.columns import ColumnSpec, VarColumn
 from training.errors import CacheError
 
-__all__ = ["FORMAT", "CacheEntry", "Filler"]
+__all__ = ["FORMAT", "CacheEntry", "DamagedEntryError", "Filler", "remove_tree", "stamp_of"]
 
 FORMAT = 1
+_OPEN_TRIES = 50  # opens of an entry replaced by other processes while it is being opened
 
 #: ``fill(alloc) -> (row_keys, var_columns)``: fills the fixed buffers from ``alloc(spec, rows)``
 #: and returns the key of every row (in row order) and the variable-length columns.
@@ -58,6 +68,7 @@ class CacheEntry:
     var: dict[str, VarColumn]
     path: str | None = None
     _ident: tuple[int, int] | None = field(default=None, repr=False)
+    stamp: bytes | None = field(default=None, repr=False)  # its meta.json: one per build
     device_copies: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
@@ -67,14 +78,26 @@ class CacheEntry:
         )
 
     def alive(self) -> bool:
-        """False once the entry was removed from disk (by an erasure or eviction)."""
+        """False once the entry was removed from disk (by an erasure or eviction), even if
+        another build of it was published at its path since: its ``meta.json`` differs, or its
+        ``keys.npy`` is another file (a file system may give a new file a freed inode number,
+        so the inode alone does not tell)."""
         if self.path is None:
             return True
         try:
             st = os.stat(os.path.join(self.path, "keys.npy"))
         except FileNotFoundError:
             return False
-        return (st.st_dev, st.st_ino) == self._ident
+        return (st.st_dev, st.st_ino) == self._ident and stamp_of(self.path) == self.stamp
+
+
+class DamagedEntryError(CacheError):
+    """A published entry whose files are not what its ``meta.json`` says. ``stamp`` is the
+    ``meta.json`` it was opened by: only that build is to be removed, not a later one."""
+
+    def __init__(self, message: str, stamp: bytes) -> None:
+        super().__init__(message)
+        self.stamp = stamp
 
 
 def _size_of(path: str) -> int:
@@ -86,6 +109,30 @@ def _size_of(path: str) -> int:
     except FileNotFoundError:
         return 0
     return total
+
+
+def remove_tree(path: str) -> None:
+    """Remove the folder ``path`` if it exists. Other processes remove entries too (eviction,
+    erasure, a damaged entry, a build's cleanup), so the folder or files in it may vanish
+    meanwhile, and a builder may still be writing into its temporary folder: neither is an
+    error, but the folder is gone when this returns; any other failure is raised."""
+
+    def vanished_is_fine(func: Any, p: str, exc: BaseException) -> None:
+        if not isinstance(exc, FileNotFoundError):
+            raise exc
+
+    for attempt in range(8):
+        try:
+            if sys.version_info >= (3, 12):
+                shutil.rmtree(path, onexc=vanished_is_fine)
+            else:
+                shutil.rmtree(path, onerror=lambda f, p, info: vanished_is_fine(f, p, info[1]))
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY or attempt == 7:
+                raise  # (ENOTEMPTY: a file was written into it meanwhile; removed again)
+        if not os.path.lexists(path):
+            return
+        time.sleep(0.001 * (attempt + 1))
 
 
 def _sorted(a: np.ndarray) -> np.ndarray:
@@ -151,6 +198,7 @@ def _write_entry(tmp: str, keys: np.ndarray, specs: dict[str, ColumnSpec], fill:
         "rows": int(keys.size),
         "columns": [specs[n].to_json() for n in names],
         "created": time.time(),
+        "build": uuid.uuid4().hex,  # tells this build from any other at the same path
     }
     with open(os.path.join(tmp, "meta.json"), "w") as fh:
         json.dump(meta, fh)
@@ -167,28 +215,62 @@ def _load(path: str) -> np.ndarray:
         raise CacheError(f"cache file {path!r} is damaged: {exc}") from exc
 
 
+def stamp_of(path: str) -> bytes | None:
+    """The bytes of the entry's ``meta.json`` (unique per build), ``None`` when it has none,
+    ``b""`` when it cannot be read."""
+    try:
+        with open(os.path.join(path, "meta.json"), "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return b""
+
+
 def _read_entry(name: str, path: str) -> CacheEntry:
     """The published entry at ``path``: ``FileNotFoundError`` when it is not there (no
-    ``meta.json``), :class:`CacheError` when anything of it is missing or not what its metadata
-    says (a file gone, another dtype or shape, metadata of another form)."""
+    ``meta.json``), :class:`DamagedEntryError` when anything of it is missing or not what its
+    metadata says (a file gone, another dtype or shape, metadata of another form).
+
+    ``meta.json`` is read again once every file is open: if another process removed the entry
+    meanwhile (its files may then be of two builds, or missing), it is opened again, or reported
+    absent when no build is there any more; a :class:`CacheError` if it keeps being replaced."""
+    for _ in range(_OPEN_TRIES):
+        stamp = stamp_of(path)
+        if stamp is None:
+            raise FileNotFoundError(f"cache entry {path!r} has no meta.json")
+        try:
+            if not stamp:
+                raise CacheError(f"cache entry {path!r} has an unreadable meta.json")
+            entry = _entry_of(name, path, _meta_of(path, stamp), stamp)
+        except (OSError, KeyError, TypeError, ValueError, AttributeError, InvalidArgumentError, CacheError) as exc:
+            now = stamp_of(path)
+            if now is None:
+                raise FileNotFoundError(f"cache entry {path!r} was removed while it was opened") from exc
+            if now != stamp:
+                continue  # replaced while being opened: what failed was another build's file
+            if isinstance(exc, CacheError):
+                raise DamagedEntryError(str(exc), stamp) from exc
+            if isinstance(exc, FileNotFoundError):  # published whole: a file missing is damage
+                raise DamagedEntryError(f"cache entry {path!r} lost a file: {exc}", stamp) from exc
+            raise DamagedEntryError(
+                f"cache entry {path!r} has unreadable metadata: {type(exc).__name__}: {exc}", stamp) from exc
+        now = stamp_of(path)
+        if now is None:
+            raise FileNotFoundError(f"cache entry {path!r} was removed while it was opened")
+        if now == stamp:
+            return entry
+    raise CacheError(f"cache entry {path!r} was replaced by other processes {_OPEN_TRIES} times while it was opened")
+
+
+def _meta_of(path: str, stamp: bytes) -> Any:
     try:
-        with open(os.path.join(path, "meta.json")) as fh:
-            meta = json.load(fh)
-    except FileNotFoundError:
-        raise
-    except (OSError, json.JSONDecodeError) as exc:
+        return json.loads(stamp)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise CacheError(f"cache entry {path!r} is unreadable: {exc}") from exc
-    try:
-        return _entry_of(name, path, meta)
-    except CacheError:
-        raise
-    except FileNotFoundError as exc:  # published whole: a file missing is damage, not absence
-        raise CacheError(f"cache entry {path!r} lost a file: {exc}") from exc
-    except (OSError, KeyError, TypeError, ValueError, AttributeError, InvalidArgumentError) as exc:
-        raise CacheError(f"cache entry {path!r} has unreadable metadata: {type(exc).__name__}: {exc}") from exc
 
 
-def _entry_of(name: str, path: str, meta: Any) -> CacheEntry:
+def _entry_of(name: str, path: str, meta: Any, stamp: bytes) -> CacheEntry:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CacheError(f"cache entry {path!r} has format {got!r}, expected {FORMAT}")
@@ -217,4 +299,4 @@ def _entry_of(name: str, path: str, meta: Any) -> CacheEntry:
     if keys.shape != (rows,) or keys.dtype != np.int64:
         raise CacheError(f"cache entry {path!r}: rows.npy holds {keys.dtype} of shape {keys.shape}, "
                          f"expected int64 of ({rows},)")
-    return CacheEntry(name, keys, specs, fixed, var, path, (st.st_dev, st.st_ino))
+    return CacheEntry(name, keys, specs, fixed, var, path, (st.st_dev, st.st_ino), stamp)

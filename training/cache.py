@@ -8,7 +8,8 @@ An entry lives at ``<store>/_cache/<name>/`` and holds:
 - ``rows.npy``: the keys in row order;
 - ``c<i>.npy`` for fixed column ``i``, ``c<i>.offsets.npy`` and ``c<i>.data.npy`` for a
   variable-length one (all plain ``.npy``, never pickles, opened memory-mapped);
-- ``meta.json``: column specs, row count, byte size; written last.
+- ``meta.json``: column specs, row count, a random build id; written last (the files of one
+  entry are opened as one build: see :func:`training._cache_files._read_entry`).
 
 An entry is built in ``_cache/.tmp-<name>-<random>/`` under an exclusive per-name lock and
 published with one ``rename``, so readers never see a partial entry and a builder killed
@@ -34,7 +35,6 @@ Example
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -46,7 +46,17 @@ from filelock import FileLock, Timeout
 
 from modyn_store.core.errors import InvalidArgumentError
 from training.columns import ColumnSpec
-from training._cache_files import CacheEntry, Filler, _check_rows, _read_entry, _size_of, _write_entry
+from training._cache_files import (
+    CacheEntry,
+    DamagedEntryError,
+    Filler,
+    _check_rows,
+    _read_entry,
+    _size_of,
+    _write_entry,
+    remove_tree,
+    stamp_of,
+)
 from training.errors import CacheError
 
 __all__ = ["Cache", "CacheEntry", "DEFAULT_MAX_BYTES", "cache_for", "forget"]
@@ -134,12 +144,14 @@ class Cache:
         path = os.path.join(self.root, name)
         try:
             entry = _read_entry(name, path)
-            if specs is not None and entry.specs != specs:
-                raise CacheError(f"cache entry {path!r} holds columns {sorted(entry.specs)}, not {sorted(specs)}")
         except FileNotFoundError:
             return None
-        except CacheError:
-            self.discard(name)
+        except DamagedEntryError as exc:
+            self._discard_build(name, exc.stamp)
+            return None
+        if specs is not None and entry.specs != specs:
+            assert entry.stamp is not None
+            self._discard_build(name, entry.stamp)  # (this build only: one built since is kept)
             return None
         with self._mutex:
             self._open[name] = entry
@@ -170,17 +182,33 @@ class Cache:
         return sum(_size_of(os.path.join(self.root, n)) for n in self.entries())
 
     def discard(self, name: str) -> None:
-        """Remove an entry (on disk and in this process)."""
+        """Remove an entry (on disk and in this process). Idempotent: an entry that is absent,
+        or that another process removes at the same time, is no error."""
         _name_ok(name)
         with self._mutex:
             self._open.pop(name, None)
         if self.root is not None:
             with self._flock(name):
-                path = os.path.join(self.root, name)
-                if os.path.isdir(path):
-                    shutil.rmtree(path)
-                if self._index is not None:
-                    self._index.remove(name)
+                self._remove_locked(name)
+
+    def _remove_locked(self, name: str) -> None:
+        """Remove ``name``'s folder and its record in the store's index (its lock is held)."""
+        assert self.root is not None
+        remove_tree(os.path.join(self.root, name))
+        if self._index is not None:
+            self._index.remove(name)
+
+    def _discard_build(self, name: str, stamp: bytes) -> None:
+        """Remove ``name`` if the build on disk is still the one whose ``meta.json`` is
+        ``stamp`` (found damaged); a build published since by another process is kept."""
+        with self._mutex:
+            held = self._open.get(name)
+            if held is not None and held.stamp == stamp:
+                self._open.pop(name)
+        assert self.root is not None
+        with self._flock(name):
+            if stamp_of(os.path.join(self.root, name)) == stamp:
+                self._remove_locked(name)
 
     # -- building ------------------------------------------------------------------------
     def get_or_build(
@@ -230,7 +258,7 @@ class Cache:
                 return None
             # entries are published whole, meta.json included: a folder without it is what a
             # removal (eviction, erasure, discard) killed half-way left, and would block the rename
-            shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+            remove_tree(os.path.join(self.root, name))
             self._remove_stale_tmp(name)
             self._evict(size, keep=name)
             tmp_name = f"{_TMP}{name}-{uuid.uuid4().hex[:12]}"
@@ -243,7 +271,7 @@ class Cache:
                 _write_entry(tmp, keys, specs, fill, stage)
                 os.rename(tmp, os.path.join(self.root, name))
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
                 if self._index is not None:
                     self._index.remove(name)
                 raise
@@ -275,7 +303,7 @@ class Cache:
         assert self.root is not None
         for n in os.listdir(self.root):
             if n.startswith(f"{_TMP}{name}-"):
-                shutil.rmtree(os.path.join(self.root, n), ignore_errors=True)
+                remove_tree(os.path.join(self.root, n))
 
     def _evict(self, needed: int, *, keep: str) -> None:
         assert self.root is not None
@@ -284,7 +312,7 @@ class Cache:
                 if n.startswith(_TMP):
                     owner = n[len(_TMP) :].rsplit("-", 1)[0]
                     if owner != keep and self._lock_is_free(owner):
-                        shutil.rmtree(os.path.join(self.root, n), ignore_errors=True)
+                        remove_tree(os.path.join(self.root, n))
             sized = []
             for n in self.entries():
                 p = os.path.join(self.root, n)
@@ -296,14 +324,27 @@ class Cache:
             for _, n, s in sorted(sized):
                 if total + needed <= self.max_bytes:
                     break
-                if n == keep:
-                    continue
-                shutil.rmtree(os.path.join(self.root, n), ignore_errors=True)
-                if self._index is not None:
-                    self._index.remove(n)
+                if n == keep or not self._remove_unless_locked(n):
+                    continue  # (being built or removed by another process: left to it)
                 with self._mutex:
                     self._open.pop(n, None)
                 total -= s
+
+    def _remove_unless_locked(self, name: str) -> bool:
+        """Remove ``name`` under its lock if no other process holds that lock; whether it did.
+        Without the lock, a build of ``name`` starting between the folder's removal and the
+        record's could lose its record in the store's index, which erasure reads."""
+        assert self.root is not None
+        lock = FileLock(os.path.join(self.root, _LOCKS, name + ".lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return False
+        try:
+            self._remove_locked(name)
+        finally:
+            lock.release()
+        return True
 
 
 _CACHES: dict[tuple[str, int], Cache] = {}

@@ -1,6 +1,7 @@
 """Train sets as files: the ``.npz`` a ``torchrun`` launch reads its train set from.
 
-Plain arrays, no pickles, with the train set's digest, which loading checks.
+Plain arrays, no pickles, with the train set's digest, which loading checks (a file without one
+is refused: it cannot be checked).
 
 Example
 -------
@@ -50,8 +51,11 @@ def load_train_set(path: str) -> TrainSet:
     Raises :class:`~modyn_store.core.errors.CorruptionError` when the file is not the train set
     it was written as: not a readable ``.npz`` (truncated, overwritten), arrays missing, epoch
     plans missing between others, an archive directory listing fewer arrays than its end record
-    states, or keys, weights, version or plans that no longer match the digest written with them
-    (files without a digest are read as they are). An archive that zipfile refuses for any reason
+    states, or keys, weights, version or plans that no longer match the digest written with them.
+    A file without a digest (written by a release before train set files carried one, or with its
+    digest removed) cannot be checked and is refused too, with a message that says how to write
+    it again (:func:`save_train_set` of the train set, e.g. ``Catalog(store).train_set(id)`` for a
+    recorded training). An archive that zipfile refuses for any reason
     (a damaged format version, encryption flag or member offset) is a ``CorruptionError`` too;
     a file that cannot be opened raises its ``OSError``.
     """
@@ -101,6 +105,12 @@ def _read_train_set(path: str, fh: BinaryIO) -> TrainSet:
         ts = TrainSet(
             z["keys"], z["weights"], int(z["version"][0]), tuple(p for _, p in plans) if plans else None
         )
-        if "digest" in z.files and str(z["digest"]) != ts.digest():
+        if "digest" not in z.files:
+            raise CorruptionError(
+                f"train set file {path!r} holds no digest (written by a release before train set files "
+                "carried one, or the digest was removed), so what it holds cannot be checked: write it "
+                "again with training.train_set_files.save_train_set(train_set, path), e.g. from "
+                "modyn_store.core.trainings.Catalog(store).train_set(training_id) for a recorded training")
+        if str(z["digest"]) != ts.digest():
             raise CorruptionError(f"train set file {path!r} does not match the digest written with it")
         return ts

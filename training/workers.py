@@ -63,7 +63,9 @@ class _Rows(Dataset):  # type: ignore[type-arg]
         evicted or erased it and built it again since the loader opened it, its rows perhaps in
         another order (storage order after a compaction): the loader's row positions and
         weights would then pick other rows, so a folder whose rows are not the loader's is
-        refused (``CacheError``), never served."""
+        refused (``CacheError``), never served. The files are read as one build (see
+        :func:`training._cache_files._read_entry`): a rebuild landing between the opens of two
+        column files is caught and the entry opened again, never combined."""
         if isinstance(self.entry, tuple):
             name, path, digest = self.entry
             entry = _read_entry(name, path)

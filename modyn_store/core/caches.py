@@ -90,13 +90,15 @@ class CacheIndex:
         fs.mv(jpath + ".tmp", jpath)
 
     def remove(self, name: str) -> None:
-        """Forget the entry ``name`` (its folders are the caller's to delete)."""
+        """Forget the entry ``name`` (its folders are the caller's to delete); idempotent."""
         _check("name", name)
         fs = self._store.fs
         kpath, jpath = self._paths(name)
         for p in (jpath, kpath):
-            if fs.exists(p):
+            try:
                 fs.rm(p)
+            except FileNotFoundError:
+                pass  # not registered, or another process removed the record meanwhile
 
     def entries(self) -> list[str]:
         """Names of the registered entries."""
@@ -170,14 +172,18 @@ class CacheIndex:
 
 def _remove_folder(fs: Any, path: str) -> None:
     """Remove the folder ``path`` if it exists. Caches remove their own folders too (eviction,
-    a damaged entry, a build's cleanup), so the folder or files in it may vanish meanwhile:
-    that is no error, but the folder must be gone when this returns."""
+    a damaged entry, a build's cleanup), so the folder or files in it may vanish meanwhile, and
+    a builder may still write into its temporary folder: that is no error, but the folder must
+    be gone when this returns."""
     for attempt in range(8):
         try:
             fs.rm(path, recursive=True)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # (vanished, refilled, or a file where a folder was listed): tried again
         if not fs.exists(path):
             return
         time.sleep(0.001 * (attempt + 1))  # another process is removing or refilling it
-    fs.rm(path, recursive=True)  # still there: what stops its removal is raised
+    try:
+        fs.rm(path, recursive=True)  # still there: what stops its removal is raised
+    except FileNotFoundError:
+        pass  # (gone meanwhile after all)
