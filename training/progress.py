@@ -47,7 +47,7 @@ from typing import Any
 import torch
 
 from modyn_store.core._validate import check_name
-from modyn_store.core.errors import CorruptionError, InvalidArgumentError
+from modyn_store.core.errors import CorruptionError, DataUnavailableError, InvalidArgumentError
 from modyn_store.core.trainings import CHECKPOINT_NONCE, Catalog, CheckpointRef
 from modyn_store.core.trainset import TrainSet
 
@@ -168,7 +168,11 @@ class Progress:
         if not _owned(uri, training_id):
             raise CorruptionError(f"progress pointer of {training_id!r} names {uri!r}, not a file of that training")
         p._ref = CheckpointRef(uri, str(ptr["sha256"]))
-        state = catalog.load_checkpoint(p._ref)
+        try:
+            state = catalog.load_checkpoint(p._ref)
+        except DataUnavailableError as exc:
+            raise DataUnavailableError(f"{exc} (the progress of training {training_id!r}); "
+                                       "training.progress.discard_progress(store, id) starts over") from exc
         if state.get("fingerprint") != fp or state.get("epoch") != ptr["epoch"] or \
                 state.get("batch") != ptr["batch"]:
             raise CorruptionError(f"progress file {uri!r} does not match its pointer")

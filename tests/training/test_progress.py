@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from modyn_store import Store
-from modyn_store.core.errors import CorruptionError, InvalidArgumentError
+from modyn_store.core.errors import CorruptionError, DataUnavailableError, InvalidArgumentError
 from modyn_store.core.trainings import Catalog
 from modyn_store.core.trainset import TrainSet
 from training.progress import discard_progress, fingerprint, saved_progress
@@ -172,6 +172,9 @@ def test_a_damaged_progress_file_is_found(store) -> None:
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptionError, match="sha256"):
+        train(store, ts, CFG, model=Net, prepare=_plain, training_id="d", save_every=2)
+    path.rename(path.with_suffix(".moved"))
+    with pytest.raises(DataUnavailableError, match="missing.*discard_progress"):
         train(store, ts, CFG, model=Net, prepare=_plain, training_id="d", save_every=2)
     Path(store.path("models/d.progress.json")).write_text("{not json")
     with pytest.raises(CorruptionError, match="not JSON"):
