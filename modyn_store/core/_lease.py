@@ -93,6 +93,9 @@ class LeaseLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._state = threading.Lock()
+        # held across a renewal (its PUT and the new ETag noted) and across confirm()'s HEAD, so
+        # a renewal in flight is never taken for another writer's lease
+        self._renewal = threading.Lock()
 
     # -- the lease -----------------------------------------------------------------------
     def _body(self) -> bytes:
@@ -109,6 +112,10 @@ class LeaseLock:
                 out = fs.pipe_file(path, body, IfMatch=etag)
         except FileExistsError:
             return None
+        except FileNotFoundError:
+            if create:
+                raise
+            return None  # If-Match on an object that is gone: someone removed the lease
         except OSError as exc:
             if _precondition_failed(exc):
                 return None
@@ -162,23 +169,29 @@ class LeaseLock:
     def _heartbeat(self) -> None:
         fs = self.location.fs
         while not self._stop.wait(self.lease / 4):
-            with self._state:
-                etag = self._etag
-            try:
-                new = self._put(fs, self.path, self._body(), etag=etag)
-            except Exception as exc:  # noqa: BLE001 - kept: the lease ages and check() raises it
+            with self._renewal:
                 with self._state:
-                    self._error = exc
-                continue
-            with self._state:
-                self._error = None
-                if new is None:
-                    self._lost = True
-                    return
-                self._etag = new
-                self._renewed = time.monotonic()
+                    etag = self._etag
+                try:
+                    new = self._put(fs, self.path, self._body(), etag=etag)
+                except Exception as exc:  # noqa: BLE001 - kept: the lease ages and check() raises it
+                    with self._state:
+                        self._error = exc
+                    continue
+                with self._state:
+                    self._error = None
+                    if new is None:
+                        self._lost = True
+                        return
+                    self._etag = new
+                    self._renewed = time.monotonic()
 
-    def check(self) -> None:
+    def check(self, confirm: bool = False) -> None:
+        """Raise :class:`ConflictError` unless this writer still holds the lease: renewed within
+        half a lease, and (``confirm``: one HEAD request, at the commit point and before a
+        rollback deletes rows) the lease object is still the one this writer last wrote. A lease
+        object removed or replaced by another writer, which the next renewal would find only a
+        quarter lease later, stops the write there."""
         with self._state:
             lost, error = self._lost, self._error
             age = time.monotonic() - self._renewed
@@ -187,6 +200,19 @@ class LeaseLock:
                 f"this writer lost the store lease {self.path!r} (last renewed {age:.1f} s ago, "
                 f"lease {self.lease:.1f} s); another writer may have taken over: retry the write"
             ) from error
+        if confirm:
+            with self._renewal:
+                with self._state:
+                    mine = self._etag
+                current = _etag_of(self.location.fs, self.path)
+                if current != mine:
+                    with self._state:
+                        self._lost = True
+            if current != mine:
+                raise ConflictError(
+                    f"this writer lost the store lease {self.path!r}: the lease object was "
+                    f"{'removed' if current is None else 'replaced by another writer'}; retry the write"
+                )
 
     def __exit__(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 
 import fsspec
 
-from modyn_store.core.errors import InvalidArgumentError, StorageUnavailableError
+from modyn_store.core.errors import InvalidArgumentError, StorageAccessError, StorageUnavailableError
 
 __all__ = ["Location", "fsspec_options", "resolve"]
 
@@ -265,6 +265,15 @@ def _no_credentials(uri: str, exc: BaseException) -> InvalidArgumentError:
         _CREDENTIALS_HINT)
 
 
+def _access_denied(uri: str, storage_options: dict[str, Any], exc: BaseException) -> StorageAccessError:
+    """The typed error for a request the object store refused (HTTP 403): the credentials were
+    not accepted or grant no access to the store (no credential is shown)."""
+    return StorageAccessError(
+        f"the object store at {_endpoint_of(storage_options)} refused access to the store {uri!r} ({exc}): "
+        "the credentials (storage_options, the environment, a profile or an instance role) were not "
+        "accepted or grant no access to this bucket and prefix")
+
+
 def _endpoint_of(storage_options: dict[str, Any]) -> str:
     """The endpoint the options name (any of Lance's spellings), without credentials in it."""
     for key, value in storage_options.items():
@@ -324,6 +333,8 @@ class Location:
             return bool(self.fs.exists(path))
         except _credential_errors() as exc:
             raise _no_credentials(self.uri, exc) from exc
+        except PermissionError as exc:
+            raise _access_denied(self.uri, self.storage_options, exc) from exc
         except _unreachable_errors() as exc:
             endpoint = _endpoint_of(self.storage_options)
             raise StorageUnavailableError(
@@ -343,6 +354,10 @@ class Location:
             return None
         except _credential_errors() as exc:
             raise _no_credentials(self.uri, exc) from exc
+        except PermissionError as exc:
+            if self.is_local:
+                raise
+            raise _access_denied(self.uri, self.storage_options, exc) from exc
 
     def table_uri(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}.lance"

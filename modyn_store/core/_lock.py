@@ -43,8 +43,9 @@ class StoreLock(Protocol):
         """A lock on the same store that gives up at once (for optional recovery work)."""
         ...
 
-    def check(self) -> None:
-        """Raise :class:`ConflictError` unless this writer still holds the store."""
+    def check(self, confirm: bool = False) -> None:
+        """Raise :class:`ConflictError` unless this writer still holds the store (``confirm``:
+        asked of the storage itself, where a lock can be lost, before a commit or a rollback)."""
         ...
 
 
@@ -160,7 +161,7 @@ class WriterLock:
     def idle(self) -> WriterLock:
         return WriterLock(self.path, 0.0)
 
-    def check(self) -> None:
+    def check(self, confirm: bool = False) -> None:
         """A local lock cannot be lost while its process lives."""
 
 

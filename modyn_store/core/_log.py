@@ -104,7 +104,7 @@ class VersionLog:
         self._waiting = 0  # record objects above the table when this process last looked
         # (versions dataset, its row count) as last read: reused while the table has not moved
         self._table_seen: tuple[Any, int] | None = None
-        # the marker file of the store the above was read from (local stores; see _same_store)
+        # the marker file of the store the above was read from (see _same_store)
         self._marker: tuple[str, ...] | None = None
 
     # -- paths ---------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class VersionLog:
         """Forget what was read of another store: a store deleted and made again at this
         path (by another process) numbers its versions from 1 again, with other records."""
         loc = self.store._location
-        found = identity(loc.fs, loc.path(MARKER)) if loc.is_local else None
+        found = identity(loc.fs, loc.path(MARKER))
         if found is None:
             if loc.is_local and not loc.uri.startswith("memory://") and not os.path.exists(loc.path(MARKER)):
                 raise NotAStoreError(f"{loc.uri!r} is no longer a store: its marker {MARKER} was removed "

@@ -43,11 +43,14 @@ def upgrade(loc: Location) -> None:
 
 
 def _write(loc: Location) -> None:
-    """Write the marker whole. Concurrent creators write the same bytes, so whichever lands last
-    is right; none may remove a file another is about to move."""
+    """Write the marker whole. Each write names itself with a random ``id``, so a store made
+    again at the same location has another marker object (another entity tag on an object store,
+    where a rewrite within a second keeps the last-modified time; see :func:`identity`).
+    Concurrent creators write the same format, so whichever lands last is right; none may remove
+    a file another is about to move."""
     fs = loc.fs
     marker = loc.path(MARKER)
-    blob = json.dumps({"format": "modyn-store", "format_version": FORMAT_VERSION}).encode()
+    blob = json.dumps({"format": "modyn-store", "format_version": FORMAT_VERSION, "id": uuid.uuid4().hex}).encode()
     if not loc.is_local:  # one PUT is atomic on an object store (a move is a copy and a delete)
         fs.pipe_file(marker, blob)
         return

@@ -17,7 +17,7 @@ from modyn_store.core import _kept
 from modyn_store.core._derived import DERIVED, session
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, overtaken, vanished
 from modyn_store.core._fragments import FragmentRanges
-from modyn_store.core._incarnation import Incarnations
+from modyn_store.core._incarnation import Identity, Incarnations, identity, object_identity
 from modyn_store.core._location import Location
 from modyn_store.core._sql import keys_predicate
 from modyn_store.core._table_maintenance import TableMaintenance
@@ -42,7 +42,7 @@ class Tables(TableMaintenance):
         # the last dataset seen per table, reused while no newer manifest exists (see open())
         self._seen: dict[str, lance.LanceDataset] = {}
         # which incarnation of each table was seen (a table made again restarts its numbering)
-        self._incarnations = Incarnations(location.is_local, self._manifest, self._file_exists)
+        self._incarnations = Incarnations(self._manifest, self._identify)
         # derived arrays may come from and go to the per-user folder (see derived_arrays())
         self.keep_on_disk = True
         # the first committed version that wrote a table, per the log (see _written): such a
@@ -110,6 +110,10 @@ class Tables(TableMaintenance):
 
     def exists(self, name: str) -> bool:
         return self.location.exists(f"{name}.lance/_versions")
+
+    def _identify(self, path: str) -> Identity | None:
+        """The identity of the manifest file ``path`` (see :mod:`._incarnation`)."""
+        return identity(path) if self.location.is_local else object_identity(self.location.fs, path)
 
     def _file_exists(self, path: str) -> bool:
         return os.path.exists(path) if self.location.is_local else bool(self.location.fs.exists(path))

@@ -382,7 +382,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         if store._format < FORMAT_VERSION:
             _marker.upgrade(store._location)  # older releases must not read a log they cannot see
             store._format = FORMAT_VERSION
-        store._lock.check()
+        store._lock.check(confirm=True)  # still the holder, asked of the store itself
         store._log.commit(record)  # the commit point: an exclusive create
         txn.record = record
         # the Lance version of every table this write opened (a table's latest, under the lock):
@@ -456,7 +456,7 @@ def record_tables(store: Store) -> None:
 
 
 def _rollback(store: Store, txn: Transaction) -> None:
-    store._lock.check()  # a writer that lost the store to another deletes nothing
+    store._lock.check(confirm=True)  # a writer that lost the store to another deletes nothing
     for name in txn.touched:
         if name in txn.created or store._tables.uncommitted(name):
             store._tables.drop(name)  # created by this write: the store had no such table

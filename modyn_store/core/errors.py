@@ -117,6 +117,11 @@ class ClosedError(ModynStoreError, ValueError):
     """An object was used after its ``close()`` (e.g. a closed vector index)."""
 
 
+class StorageAccessError(ModynStoreError, PermissionError):
+    """The object store refused the store's requests: the credentials were not accepted (an
+    unknown access key, a wrong secret) or grant no access to the store's bucket and prefix."""
+
+
 class ConflictError(ModynStoreError):
     """A concurrent writer holds the store; the write was not applied."""
 

@@ -74,7 +74,8 @@ class Store:
         self._location = location
         self._tables = Tables(location)
         self._lock = writer_lock(location, lock_timeout)
-        self._tables.guard = self._lock.check
+        # before every table write: still the holder, asked of the storage (an S3 lease can be lost)
+        self._tables.guard = functools.partial(self._lock.check, confirm=True)
         self._format = format_version
         self._log = VersionLog(self)
         # a table the log wrote must exist (an object store lists its log at most every 5 s for it)

@@ -392,3 +392,36 @@ def test_a_prefix_that_holds_objects_is_not_made_a_store(s3_store: tuple[str, di
     assert Store.open(f"{uri}/inner", storage_options=options).as_of().keys().tolist() == [0, 1]
     # an empty prefix next to them is still a new store
     assert Store.open(f"s3://{bucket}/fresh", create=True, storage_options=options).version == 0
+
+
+def test_a_writer_whose_lease_object_was_removed_cannot_commit(
+    s3_store: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease object is deleted under a writer (by hand, a lifecycle rule): another writer
+    creates it at once and rolls the first one's pending rows back. The first writer, whose
+    last renewal is still recent, must neither write on nor commit (its pending rows are gone,
+    and rows it wrote now would be named by no intent, so the next writer's version would take
+    them up): it asks the store before each table write and at the commit point, and gets
+    ``ConflictError``; nothing of its write is visible and the store verifies clean."""
+    from modyn_store.core.verify import verify
+
+    uri, options = s3_store
+    monkeypatch.setenv("MODYN_STORE_LEASE_SECONDS", "30")
+    first = Store.open(uri, create=True, storage_options=options)
+    with first.transaction("notes") as txn:
+        txn.append("notes", pa.table({"text": ["committed"]}))
+    other = Store.open(uri, storage_options=options, lock_timeout=5)
+    fs = resolve(uri, options).fs
+    with pytest.raises(ConflictError, match="lost the store lease"):
+        with first.transaction("notes") as txn:
+            txn.append("notes", pa.table({"text": ["pending"]}))
+            fs.rm(first._lock.path)
+            # takes the lease, rolls the pending rows back, and commits nothing itself
+            assert other.erase([12345], reason="none", missing="ignore").version is None
+            txn.append("notes", pa.table({"text": ["pending, after the takeover"]}))
+    check = Store.open(uri, storage_options=options)
+    assert [r.version for r in check.log()] == [1]
+    assert check.read_table("notes").column("text").to_pylist() == ["committed"]
+    check.append({"ts": [1]})
+    assert check.read_table("notes").column("text").to_pylist() == ["committed"]
+    assert verify(uri, deep=True, storage_options=options).ok
