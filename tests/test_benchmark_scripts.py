@@ -147,6 +147,8 @@ CASES = [
           rf"^\| scoring pass \| Ray, 2 worker\(s\) \| {NUM} rows/s \|$",
           rf"^\| selection class_balanced\(ratio=0\.1\), 10 classes \| Ray, 2 worker\(s\) \| {NUM} rows/s \|$",
           needs=("ray", "torch")),
+    _case("verify_scale", "verify_scale.py", "--rows 20000",
+          rf"^\| quick \| {NUM} s \| {NUM} MiB \| True \|$", rf"^\| deep \| {NUM} s \| {NUM} MiB \| True \|$"),
     _case("drift_deletions", "drift_deletions.py", "--window 2000 --columns 2 --rows 100 --repeat 1",
           rf"\| one key deleted outside the windows \| {NUM} \|", rf"\| one key deleted inside the current window \| {NUM} \|"),
     _case("progress_saves", "progress_saves.py",

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from engine._search import sorted_unique
 from modyn_store.core import keyindex
 from modyn_store.core._failures import READ_ERRORS
+from modyn_store.core._keyscan import SCAN_BATCH
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -71,14 +72,19 @@ def _runs_cover_samples(store: Store, pointer: dict[str, Any], sk: np.ndarray, s
     covered = [f for f in ds.get_fragments() if ranges[f.fragment_id][1] <= pointer["version"]]
     if not covered:
         return []
-    rows = ds.scanner(columns=["key"], fragments=covered, with_row_id=True).to_table()
-    k, r = rows.column("key").to_numpy(), rows.column("_rowid").to_numpy()
-    lo, hi = np.searchsorted(sk, k, "left"), np.searchsorted(sk, k, "right")
-    count = hi - lo
-    ok = (count == 1) & (sr[np.minimum(lo, max(sk.size - 1, 0))] == r) if sk.size else count < 0
-    for i in np.flatnonzero(~ok & (count > 1)).tolist():
-        ok[i] = bool((sr[lo[i] : hi[i]] == r[i]).any())
-    missing = k[~ok][:5].tolist()
+    missing: list[int] = []
+    # in batches: memory is one batch whatever the number of rows (the runs are mapped files)
+    scanner = ds.scanner(columns=["key"], fragments=covered, with_row_id=True, batch_size=SCAN_BATCH)
+    for rows in scanner.to_batches():
+        k, r = rows.column("key").to_numpy(), rows.column("_rowid").to_numpy()
+        lo, hi = np.searchsorted(sk, k, "left"), np.searchsorted(sk, k, "right")
+        count = hi - lo
+        ok = (count == 1) & (sr[np.minimum(lo, max(sk.size - 1, 0))] == r) if sk.size else count < 0
+        for i in np.flatnonzero(~ok & (count > 1)).tolist():
+            ok[i] = bool((sr[lo[i] : hi[i]] == r[i]).any())
+        missing.extend(k[~ok][: 5 - len(missing)].tolist())
+        if len(missing) == 5:
+            break
     if missing:
         return [f"key index: samples rows of keys {missing} are not in the key index under their row ids"]
     return []

@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from modyn_store.core.records import VersionRecord
     from modyn_store.core.store import Store
 
-__all__ = ["MASK", "Checksum", "erase_spans", "expected_checksum", "expected_live", "key_checksum", "run_checksum"]
+__all__ = [
+    "MASK", "Checksum", "erase_spans", "expected_checksum", "expected_live", "key_checksum", "key_mixes",
+    "run_checksum",
+]
 
 MASK = (1 << 64) - 1
 
@@ -52,9 +55,9 @@ _IOTA = np.arange(CHUNK, dtype=np.uint64)
 _IOTA.flags.writeable = False
 
 
-def _mix_sum(x: np.ndarray, z: np.ndarray, t: np.ndarray) -> int:
-    """The sum of the 64-bit mixes of the keys ``x`` (``z``, ``t``: scratch of its size; ``z``
-    may be ``x``, which is then overwritten).
+def _mix(x: np.ndarray, z: np.ndarray, t: np.ndarray) -> None:
+    """The 64-bit mix of each key of ``x`` (uint64) into ``z`` (``t``: scratch of its size;
+    ``z`` may be ``x``, which is then overwritten).
 
     The bijective mix of each key: multiply, xorshift, multiply, xorshift.
     """
@@ -64,7 +67,25 @@ def _mix_sum(x: np.ndarray, z: np.ndarray, t: np.ndarray) -> int:
     np.multiply(z, _C2, out=z)
     np.right_shift(z, _S32, out=t)
     np.bitwise_xor(z, t, out=z)
+
+
+def _mix_sum(x: np.ndarray, z: np.ndarray, t: np.ndarray) -> int:
+    """The sum of the 64-bit mixes of the keys ``x`` (arguments as for :func:`_mix`)."""
+    _mix(x, z, t)
     return int(z.sum(dtype=np.uint64))
+
+
+def key_mixes(keys: np.ndarray) -> np.ndarray:
+    """The 64-bit mix of each key (uint64): their sum modulo 2**64, over any subset, is that
+    subset's :func:`key_checksum`, so checksums of groups of keys can be summed per group.
+
+    >>> int(key_mixes(np.array([1, 2, 3])).sum(dtype=np.uint64)) == key_checksum(np.array([1, 2, 3]))
+    True
+    """
+    x = np.ascontiguousarray(keys, dtype=np.int64).reshape(-1).view(np.uint64)
+    z = np.empty_like(x)
+    _mix(x, z, np.empty_like(x))
+    return z
 
 
 class Checksum:
@@ -287,13 +308,13 @@ def expected_checksum(
     store: Store,
     version: int,
     committed: int,
-    tombstoned: np.ndarray,
+    tombstoned: np.ndarray | int,
     records: Sequence[VersionRecord] | None = None,
 ) -> int | None:
     """The checksum of the keys live at ``version`` (purged ones included) that the log
-    predicts, given the keys ``tombstoned`` at or before it; ``None`` where the log cannot say
-    (appends or erases written before checksums were recorded). ``records`` as for
-    :func:`expected_live`."""
+    predicts, given the keys ``tombstoned`` at or before it (or their checksum, an int);
+    ``None`` where the log cannot say (appends or erases written before checksums were
+    recorded). ``records`` as for :func:`expected_live`."""
     if version == 0:
         return 0
     if records is None:
@@ -312,7 +333,9 @@ def expected_checksum(
             deleted = None if cs is None else deleted + _checksum_value(cs, r.version)
     # from the log where every delete recorded it (a damaged tombstone table then disagrees
     # with the keys read), else from the tombstones read (deletes written before it was recorded)
-    total -= key_checksum(tombstoned) if deleted is None else deleted
+    if deleted is None:
+        deleted = tombstoned if isinstance(tombstoned, int) else key_checksum(tombstoned)
+    total -= deleted
     for r in records[:committed]:
         if r.op != "erase":
             continue

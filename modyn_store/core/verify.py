@@ -2,7 +2,9 @@
 
 :func:`verify` reads the store without writing to it (no recovery, no lock) and returns a
 :class:`VerifyReport` of findings. The quick check looks at metadata and file sizes; ``deep``
-also reads every data file and recomputes each append's row count and key checksum.
+also reads every data file and recomputes each append's row count and key checksum. Both
+read the samples in one streamed scan, in memory that does not grow with the number of rows
+(see :mod:`~modyn_store.core._verify_samples`).
 
 Example
 -------
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core import _txn, _verify_index, integrity
+from modyn_store.core import _txn, _verify_index, _verify_samples, integrity
 from modyn_store.core._failures import damaged_files
 from modyn_store.core._location import resolve
 from modyn_store.core._marker import open_or_create
@@ -154,44 +156,38 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
     if not store._tables.exists("samples"):
         return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
 
-    # -- samples against the log --------------------------------------------------------------
+    # -- samples against the log, in one streamed scan (see _verify_samples) --------------------
+    dead: _verify_samples.DeadKeys | None = None
     try:
-        rows = store._tables.scan("samples", ["key", "_version"])
+        dead = _verify_samples.dead_keys(store, committed, records)
+    except (ModynStoreError, OSError, ValueError) as exc:
+        error(f"live keys cannot be read: {exc}")
+    try:
+        none = _verify_samples.DeadKeys.none(committed)
+        found = _verify_samples.tally(store, committed, dead if dead is not None else none)
     except (ModynStoreError, OSError, ValueError) as exc:
         error(f"samples cannot be read: {exc}")
         return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
-    assert rows is not None
-    keys = rows.column("key").to_numpy()
-    vers = rows.column("_version").to_numpy()
-    above = vers > committed
-    if above.any() and (pending is None or int(vers.max()) > pending) and store.version < int(vers.max()):
+    if found.above and (pending is None or found.top > pending) and store.version < found.top:
         # (a writer that committed them meanwhile is no damage: the log is read again)
         error(
-            f"samples hold {int(above.sum())} rows of versions above the log's last ({committed}) "
+            f"samples hold {found.above} rows of versions above the log's last ({committed}) "
             "with no pending write: the log lost versions"
         )
-    if np.unique(keys[~above]).size != int((~above).sum()):
-        error("samples hold a key more than once")
     try:
-        snap_versions = range(1, committed + 1) if deep else ([committed] if committed else [])
-        from modyn_store.core.snapshot import Snapshot
-
-        for v in snap_versions:
-            snap = Snapshot(store, v, committed=committed)
-            want = integrity.expected_live(store, v, committed)
-            live = snap._live_keys()
-            if want is not None and live.size != want:
-                error(f"version {v}: {live.size} live keys in the files, the version log records {want}")
-                continue
-            want_cs = integrity.expected_checksum(store, v, committed, snap._tombstoned)
-            if want_cs is not None and want_cs != integrity.key_checksum(live):
-                error(f"version {v}: the live keys in the files differ from those the version log records (checksum)")
-        checked.append("live counts" + (" of every version" if deep else " of the latest version"))
+        if not found.ordered and not _verify_samples.distinct_keys(store, committed):
+            error("samples hold a key more than once")
     except (ModynStoreError, OSError, ValueError) as exc:
-        error(f"live keys cannot be read: {exc}")
+        error(f"samples cannot be read: {exc}")
+    if dead is not None:  # (else reported above)
+        try:
+            _check_live(store, records, committed, deep, found, dead, error)
+            checked.append("live counts" + (" of every version" if deep else " of the latest version"))
+        except (ModynStoreError, OSError, ValueError) as exc:
+            error(f"live keys cannot be read: {exc}")
     if deep:
         try:
-            _check_appends(store, records, keys[~above], vers[~above], error)
+            _check_appends(store, records, found, error)
             _check_deletes(store, records, committed, error)
             checked.append("row counts and key checksums of every append and delete")
         except (ModynStoreError, OSError, ValueError) as exc:
@@ -200,16 +196,30 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
     return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
 
 
-def _check_appends(store: Any, records: list[Any], keys: np.ndarray, vers: np.ndarray, error: Any) -> None:
-    """Recompute each append's row count and key checksum from samples, purged rows and erasures."""
+def _check_live(store: Any, records: list[Any], committed: int, deep: bool, found: _verify_samples.SampleTally,
+                dead: _verify_samples.DeadKeys, error: Any) -> None:
+    """The live count and key checksum of the latest version (``deep``: of every version) in
+    the files against the log's."""
+    snap_versions = range(1, committed + 1) if deep else ([committed] if committed else [])
+    live_n, live_cs = _verify_samples.live_by_version(store, found)
+    for v in snap_versions:
+        want = integrity.expected_live(store, v, committed, records)
+        if want is not None and int(live_n[v]) != want:
+            error(f"version {v}: {int(live_n[v])} live keys in the files, the version log records {want}")
+            continue
+        want_cs = integrity.expected_checksum(store, v, committed, int(dead.tombstoned[v]), records)
+        if want_cs is not None and want_cs != int(live_cs[v]):
+            error(f"version {v}: the live keys in the files differ from those the version log records (checksum)")
+
+
+def _check_appends(store: Any, records: list[Any], found: _verify_samples.SampleTally, error: Any) -> None:
+    """Recompute each append's row count and key checksum from samples (their per-version
+    counts and checksums, ``found``), purged rows and erasures."""
     count: dict[int, int] = defaultdict(int)
     total: dict[int, int] = defaultdict(int)
-    order = np.argsort(vers, kind="stable")
-    sv, sk = vers[order], keys[order]
-    for v in np.unique(sv):
-        lo, hi = np.searchsorted(sv, v, "left"), np.searchsorted(sv, v, "right")
-        count[int(v)] += int(hi - lo)
-        total[int(v)] = (total[int(v)] + integrity.key_checksum(sk[lo:hi])) & integrity.MASK
+    for v in np.flatnonzero(found.inserted).tolist():
+        count[v] += int(found.inserted[v])
+        total[v] = (total[v] + int(found.inserted_sum[v])) & integrity.MASK
     erased = store._erased_keys()
     purged = store._tables.scan("purged", ["key", "inserted"])
     if purged is not None and purged.num_rows:
