@@ -10,7 +10,9 @@ part in it with a zero-weight batch, so uneven shards neither hang nor bias the 
 optimizer state stays identical on every rank. Rank 0
 alone writes the checkpoint and records the training (with ``world_size`` in its metrics, so
 :func:`training.reproduce` re-runs it with as many local CPU ranks); the other ranks wait for
-that record and return it too.
+that record and return it too. With ``save_every=N`` rank 0 also saves the training's progress
+(with every rank's own generators and counters) every ``N`` global steps, and the same call in
+as many ranks goes on from it (:mod:`training.progress`, :mod:`training._ddp_progress`).
 
 Launchers, none of them home-made schedulers:
 
@@ -40,9 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -57,9 +56,12 @@ from torch.nn.parallel import DistributedDataParallel
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
+from training._ddp_progress import open_progress, resume_epoch, save_step
+from training._spawn import _leave, spawn
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
+from training.progress import Progress, check_save_every, check_world_size, fingerprint, saved_progress
 from training.targets import TargetCheck
 from training.train_set_files import load_train_set, save_train_set
 from training.trainer import (
@@ -112,13 +114,15 @@ def _fit_rank(
     train_set: TrainSet,
     config: TrainConfig,
     prepare: Prepare | None,
+    progress: Progress | None = None,
 ) -> tuple[Cost, tuple[float, ...]]:
     """The optimization loop of one rank; returns the global cost and mean epoch losses.
 
     Every rank runs the same number of steps, ``ceil(rows / batch_size)`` per epoch: a rank
     whose shard ran out repeats its last batch with zero weights, so it adds nothing to the
     gradient but takes part in DDP's all-reduce and in the optimizer step, and the optimizer
-    state (momentum, Adam moments) stays the same on every rank.
+    state (momentum, Adam moments) stays the same on every rank. ``progress`` goes on from its
+    saved global step and saves every ``progress.every`` steps (see :mod:`training._ddp_progress`).
     """
     dev = torch.device(config.device)
     opt = _optimizer(config, ddp.parameters())
@@ -128,24 +132,27 @@ def _fit_rank(
     world = dist.get_world_size()
     # what ranks sum lives where the backend reduces it: nccl reduces device tensors only
     red = dev if dist.get_backend() == "nccl" else torch.device("cpu")
-    samples = 0
-    device_s = 0.0
-    losses: list[float] = []
-    t0 = time.perf_counter()
+    loop = progress.restore(ddp.module, opt, scaler) if progress is not None else {}
+    samples = int(loop.get("samples", 0))
+    device_s = float(loop.get("device_s", 0.0))
+    losses: list[float] = list(loop.get("losses", []))
+    t0 = time.perf_counter() - float(loop.get("wall_s", 0.0))
     check = TargetCheck(config.loss, config.label, defer=True)  # every rank raises, or none
-    for epoch in range(config.epochs):
+    start_epoch, start_step = progress.start if progress is not None else (0, 0)
+    for epoch in range(start_epoch, config.epochs):
         n = int(train_set.for_epoch(epoch).size)
         if n < world:
             raise InvalidArgumentError(
                 "train_set", f"{n} rows in epoch {epoch}", f"at least one row per rank ({world} ranks)"
             )
         steps = -(-n // config.batch_size)
-        total = torch.zeros(1, dtype=torch.float64, device=red)
+        skipped = start_step if epoch == start_epoch else 0
+        total = torch.tensor([float(loop["total"]) if skipped else 0.0], dtype=torch.float64, device=red)
         step_in = 0
         opt.zero_grad(set_to_none=True)
-        last: Any = None
-        it = iter(dl)
-        for step in range(steps):
+        it, last = resume_epoch(dl, epoch, skipped, steps) if progress is not None and epoch == start_epoch \
+            else (iter(dl), None)
+        for step in range(skipped, steps):
             batch: Any = next(it, None)
             filler = batch is None
             if filler:
@@ -181,6 +188,10 @@ def _fit_rank(
                 samples += int(per.shape[0])
                 total += part.detach().double().to(red)  # no wait for the step where red is its device
             device_s += time.perf_counter() - c0
+            if progress is not None and progress.due() and step_in == 0:
+                save_step(progress, epoch, step + 1, ddp.module, opt, scaler, check, red,
+                          {"losses": losses, "wall_s": time.perf_counter() - t0},
+                          {"total": float(total.item()), "samples": samples, "device_s": device_s})
         if next(it, None) is not None:  # pragma: no cover - the loader's shards guarantee it
             raise RuntimeError(f"rank {dist.get_rank()} has more than {steps} batches in epoch {epoch}")
         if step_in:
@@ -212,6 +223,7 @@ def train_distributed(
     update_decision: str | None = None,
     metrics: Mapping[str, Any] | None = None,
     loader_options: LoaderOptions | None = None,
+    save_every: int = 0,
 ) -> TrainResult:
     """Train on ``train_set`` in this rank of the current process group (see the module docstring).
 
@@ -221,10 +233,16 @@ def train_distributed(
     arguments the catalog would refuse (an id already used, an invalid ``parent_id`` or
     ``cutoff``, values that are not JSON) are refused in every rank before training; if rank 0
     still fails to record, every rank raises.
+
+    ``save_every`` (with a ``training_id`` of your own) saves the training's progress every
+    ``save_every`` global steps, and the same call in as many ranks goes on from a progress an
+    interrupted run saved (see :mod:`training.progress`); one saved with another world size is
+    refused (``InvalidArgumentError`` naming ``world_size``).
     """
     rank, world = _group()
     if not isinstance(config, TrainConfig):
         raise InvalidArgumentError("config", type(config).__name__, "a TrainConfig")
+    check_save_every(save_every, training_id, False)
     if config.batch_size % world:
         raise InvalidArgumentError(
             "config.batch_size", config.batch_size, f"a global batch size divisible by the world size {world}"
@@ -247,6 +265,8 @@ def train_distributed(
     tid = str(ids[0])
     if ids[1]:  # rank 0 found the id in the catalog: every rank refuses it
         raise InvalidArgumentError("training_id", tid, "a training id not used before")
+    progress = open_progress(catalog, tid, save_every, fingerprint(config.to_json(), train_set, parent_id)) \
+        if save_every else None
     parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
     dev = torch.device(config.device)
     with deterministic(config.deterministic):
@@ -269,81 +289,33 @@ def train_distributed(
         scale_inputs(net, dl, config, parent_state, prepare)  # every rank the same, before wrapping
         net.to(dev).train()
         ddp = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" and dev.index is not None else None)
-        cost, losses = _fit_rank(ddp, dl, train_set, config, prepare)
+        cost, losses = _fit_rank(ddp, dl, train_set, config, prepare, progress)
     rec: TrainingRecord | None = None
     failed: BaseException | None = None
     status: list[Any] = [None]
-    if record and rank == 0:
+    resumed = {"resumed_from": list(progress.start)} if progress is not None and progress.restored else {}
+    if rank == 0 and (record or progress is not None):
         try:
             recorded = {"epoch_losses": list(losses), "world_size": world, "backend": str(dist.get_backend()),
-                        **dict(metrics or {})}
-            rec = _save_and_record(catalog, tid, net, train_set, config, cost=cost, metrics=recorded, **meta)
+                        **resumed, **dict(metrics or {})}
+            if record:
+                rec = _save_and_record(catalog, tid, net, train_set, config, cost=cost, metrics=recorded, **meta)
+            if progress is not None:
+                progress.finish()
         except Exception as exc:
             failed, status[0] = exc, f"{type(exc).__name__}: {exc}"
     dist.broadcast_object_list(status, src=0)  # the other ranks learn whether rank 0 recorded it
     if failed is not None:
         raise failed
     if status[0] is not None:
-        raise RuntimeError(f"rank 0 did not record training {tid!r}: {status[0]}")
+        raise RuntimeError(f"rank 0 did not record training {tid!r} (or remove its progress): {status[0]}")
     dist.barrier()  # the checkpoint and the record exist before any rank returns
     if record and rank != 0:
         rec = catalog.get(tid)
     return TrainResult(tid, net, cost, losses, rec)
 
 
-# -- local launcher ----------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _leave(code: int) -> None:
-    """End a rank's process once its work is written: streams flushed, then ``os._exit``.
-
-    A rank that ends through interpreter finalization may abort there ("terminate called
-    without an active exception", SIGABRT) while threads of the process group or the libraries
-    it used are torn down, turning a finished training into a failed one; nothing is left to
-    finalize that the rank's results depend on."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(code)
-
-
-def _spawned(rank: int, world: int, port: int, fn: Callable[..., Any], args: tuple[Any, ...], out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        result = fn(*args)
-        if rank == 0 and result is not None:
-            torch.save(result, out)
-        # rank 0 hosts the group's TCP store: no rank may leave while another still uses it
-        # (ranks other than 0 return after polling the store for rank 0's record)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    _leave(0)  # (an error above reaches torch's spawn wrapper, which reports it)
-
-
-def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> Any:
-    """Run ``fn(*args)`` in ``world_size`` local processes joined by a gloo process group.
-
-    ``fn`` must be importable (a module-level function); rank 0's return value, which must
-    be tensors, dicts/lists of them or plain numbers and strings, comes back (saved with
-    ``torch.save`` and loaded with ``weights_only=True``).
-    """
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise InvalidArgumentError("world_size", world_size, "an integer >= 1")
-    import torch.multiprocessing as mp
-
-    with tempfile.TemporaryDirectory(prefix="modyn-ddp-") as tmp:
-        out = os.path.join(tmp, "rank0.pt")
-        mp.start_processes(
-            _spawned, args=(world_size, _free_port(), fn, args, out), nprocs=world_size, join=True,
-            start_method="spawn",
-        )
-        return torch.load(out, weights_only=True) if os.path.exists(out) else None
-
-
+# -- local launcher (spawn: training._spawn) -------------------------------------------
 def _open(uri: str, storage_options: dict[str, Any] | None) -> Any:
     from modyn_store.core.store import Store
 
@@ -383,7 +355,8 @@ def spawn_training(
     """Train with ``world_size`` local CPU ranks (gloo); returns rank 0's record.
 
     ``store`` is a :class:`~modyn_store.Store` or its URI; ``kwargs`` go to
-    :func:`train_distributed` (with ``record=False`` the trained state dict is returned).
+    :func:`train_distributed` (with ``record=False`` the trained state dict is returned). With
+    ``save_every``, a progress saved with another world size is refused here, before spawning.
     """
     if isinstance(store, str):
         uri, opts = store, storage_options
@@ -395,10 +368,22 @@ def spawn_training(
         raise InvalidArgumentError(
             "config.batch_size", config.batch_size, f"a global batch size divisible by the world size {world_size}"
         )
+    _check_progress(lambda: _open(uri, opts), kwargs, world_size)
     out = spawn(_spawned_training, world_size, uri, opts, train_set, config.to_json(), dict(kwargs))
     if not kwargs.get("record", True):
         return dict(out["state"])
     return Catalog(_open(uri, opts)).get(str(out["training_id"]))
+
+
+def _check_progress(store: Callable[[], Any], kwargs: Mapping[str, Any], world_size: Any) -> None:
+    """A launcher's checks of ``save_every`` before it starts ranks: a ``training_id`` of one's
+    own, and a saved progress (in ``store()``) of as many ranks (the ranks check it again)."""
+    tid, every = kwargs.get("training_id"), kwargs.get("save_every", 0)
+    check_save_every(every, tid, False)
+    if every and isinstance(world_size, int):
+        saved = saved_progress(store(), str(tid))
+        if saved is not None:
+            check_world_size(str(tid), saved.get("world_size"), world_size)
 
 
 # -- Ray Train ---------------------------------------------------------------------------
@@ -421,7 +406,9 @@ def train_on_ray(
 
     Each Ray Train worker is one DDP rank (gloo on CPU, nccl with ``use_gpu``) that opens the
     store itself, so the store must be reachable from every node (object storage, or a shared
-    folder). Needs the ``ray`` extra. Returns the record rank 0 wrote.
+    folder). Needs the ``ray`` extra. Returns the record rank 0 wrote. ``kwargs`` go to
+    :func:`train_distributed` (``save_every`` with a ``training_id``: the same call goes on from
+    the progress of an interrupted one with as many workers).
     """
     try:
         from ray.train import RunConfig, ScalingConfig
@@ -431,6 +418,7 @@ def train_on_ray(
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
         raise InvalidArgumentError("num_workers", num_workers, "an integer >= 1")
     uri, opts = store_address(store)
+    _check_progress(lambda: store, kwargs, num_workers)
     tid = kwargs.pop("training_id", None) or Catalog.new_id()
     trainer = TorchTrainer(
         _ray_loop,
@@ -458,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--train-set", required=True, help=".npz written by training.distributed.save_train_set")
     p.add_argument("--config", required=True, help="JSON file of a TrainConfig")
     p.add_argument("--training-id", default=None)
+    p.add_argument("--save-every", type=int, default=0,
+                   help="save the progress every N global steps; the same command goes on from it")
     p.add_argument("--backend", default=None, help="gloo (default on CPU) or nccl")
     a = p.parse_args(argv)
     with open(a.config) as fh:
@@ -466,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dist.init_process_group(backend)
     try:
         store = _open(a.store, json.loads(a.storage_options) if a.storage_options else None)
-        result = train_distributed(store, load_train_set(a.train_set), config, training_id=a.training_id)
+        result = train_distributed(store, load_train_set(a.train_set), config, training_id=a.training_id,
+                                   save_every=a.save_every)
         if dist.get_rank() == 0:
             print(json.dumps({"training_id": result.training_id, "samples": result.cost.samples}), flush=True)
         dist.barrier()  # every rank done with the group before any leaves it

@@ -13,6 +13,13 @@ on from it: the loader serves the rest of the interrupted epoch (:meth:`Loader.s
 sample count are those of an uninterrupted run, bit for bit. When the training is done (and
 recorded) the progress files are removed.
 
+``training.distributed.train_distributed(..., save_every=N)`` saves through the same class: rank
+0 writes one file holding the shared state (model, optimizer, scaler, the epoch and the next
+global step) and every rank's own generators and counters (``ranks``), and its pointer holds
+``world_size``. Such a progress goes on only with as many ranks; :func:`train` and
+``train_distributed`` with another world size refuse it (``InvalidArgumentError`` naming
+``world_size``).
+
 A pointer saved for another configuration, train set, parent or model shape is refused
 (:class:`~modyn_store.core.errors.InvalidArgumentError` naming ``training_id``); a damaged
 progress file raises :class:`~modyn_store.core.errors.CorruptionError`. :func:`discard_progress`
@@ -40,7 +47,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +58,10 @@ from modyn_store.core.errors import CorruptionError, DataUnavailableError, Inval
 from modyn_store.core.trainings import CHECKPOINT_NONCE, Catalog, CheckpointRef
 from modyn_store.core.trainset import TrainSet
 
-__all__ = ["Progress", "check_save_every", "discard_other_progress", "discard_progress", "saved_progress"]
+__all__ = ["Progress", "check_save_every", "check_world_size", "discard_other_progress", "discard_progress",
+           "saved_progress"]
 
-#: the keys a progress pointer holds
+#: the keys a progress pointer holds (one saved by ``train_distributed`` also ``world_size``)
 _POINTER_KEYS = {"uri", "sha256", "fingerprint", "epoch", "batch"}
 
 
@@ -70,7 +78,8 @@ def _pointer(training_id: str) -> str:
 
 def saved_progress(store: Any, training_id: str) -> dict[str, Any] | None:
     """The progress pointer of ``training_id`` (``uri``, ``sha256``, ``fingerprint``, ``epoch``,
-    ``batch``: the next batch to train), or ``None`` when none is saved."""
+    ``batch``: the next batch to train; ``world_size`` when ``train_distributed`` saved it), or
+    ``None`` when none is saved."""
     path = store.path(_pointer(training_id))
     if not store.fs.exists(path):
         return None
@@ -79,9 +88,28 @@ def saved_progress(store: Any, training_id: str) -> dict[str, Any] | None:
             ptr = json.loads(fh.read())
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptionError(f"progress pointer {_pointer(training_id)!r} is not JSON: {exc}") from exc
-    if not isinstance(ptr, dict) or set(ptr) != _POINTER_KEYS:
-        raise CorruptionError(f"progress pointer {_pointer(training_id)!r} does not hold {sorted(_POINTER_KEYS)}")
+    if not isinstance(ptr, dict) or set(ptr) - {"world_size"} != _POINTER_KEYS or \
+            not (ptr.get("world_size") is None or _positive(ptr["world_size"])):
+        raise CorruptionError(f"progress pointer {_pointer(training_id)!r} does not hold {sorted(_POINTER_KEYS)} "
+                              "(and, saved by train_distributed, a world_size >= 1)")
     return ptr
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_world_size(training_id: str, saved: Any, world_size: int | None) -> None:
+    """``InvalidArgumentError`` naming ``world_size`` unless a progress saved with ``saved`` ranks
+    (``None``: by :func:`train`, one process) goes on in ``world_size`` ranks (``None``: :func:`train`)."""
+    if saved == world_size:
+        return
+    how = "train (one process)" if saved is None else f"train_distributed in {saved} ranks"
+    now = "train (one process)" if world_size is None else f"train_distributed in {world_size} ranks"
+    raise InvalidArgumentError(
+        "world_size", world_size if world_size is not None else "train (one process)",
+        f"the progress of {training_id!r} saved by {how} (save_every goes on only with the same "
+        f"world_size, not with {now}): run it so, or discard_progress(store, {training_id!r}) to start over")
 
 
 def discard_progress(store: Any, training_id: str) -> bool:
@@ -141,7 +169,9 @@ class Progress:
     """Saves and restores one training's progress (see the module docstring).
 
     ``every``: batches between saves; ``restored``: the state loaded from a saved progress
-    (``None``: the training starts at its first batch).
+    (``None``: the training starts at its first batch). ``world_size`` and ``rank``: those of a
+    ``train_distributed`` rank (``world_size=None``: :func:`train`); its saves hold every rank's
+    generators and counters, and :meth:`restore` gives each rank its own.
     """
 
     catalog: Catalog
@@ -149,13 +179,17 @@ class Progress:
     every: int
     fingerprint: str
     restored: dict[str, Any] | None = None
+    world_size: int | None = None
+    rank: int = 0
     _since: int = 0
     _ref: CheckpointRef | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, catalog: Catalog, training_id: str, every: int, fp: str) -> Progress:
-        """The progress of ``training_id``: restored from its saved pointer when there is one."""
-        p = cls(catalog, training_id, every, fp)
+    def open(cls, catalog: Catalog, training_id: str, every: int, fp: str, *, world_size: int | None = None,
+             rank: int = 0) -> Progress:
+        """The progress of ``training_id``: restored from its saved pointer when there is one
+        (which must have been saved with this ``world_size``, see :func:`check_world_size`)."""
+        p = cls(catalog, training_id, every, fp, world_size=world_size, rank=rank)
         ptr = saved_progress(catalog.store, training_id)
         if ptr is None:
             return p
@@ -164,6 +198,7 @@ class Progress:
                 "training_id", training_id,
                 "an id whose saved progress was made by this configuration, train set and parent "
                 "(training.progress.discard_progress(store, id) removes it, or pass another id)")
+        check_world_size(training_id, ptr.get("world_size"), world_size)
         uri = ptr["uri"]
         if not _owned(uri, training_id):
             raise CorruptionError(f"progress pointer of {training_id!r} names {uri!r}, not a file of that training")
@@ -174,7 +209,8 @@ class Progress:
             raise DataUnavailableError(f"{exc} (the progress of training {training_id!r}); "
                                        "training.progress.discard_progress(store, id) starts over") from exc
         if state.get("fingerprint") != fp or state.get("epoch") != ptr["epoch"] or \
-                state.get("batch") != ptr["batch"]:
+                state.get("batch") != ptr["batch"] or state.get("world_size") != world_size or \
+                (world_size is not None and len(state.get("ranks") or ()) != world_size):
             raise CorruptionError(f"progress file {uri!r} does not match its pointer")
         p.restored = state
         return p
@@ -191,9 +227,23 @@ class Progress:
         self._since += 1
         return self._since >= self.every
 
+    def rank_state(self, loop: Mapping[str, Any]) -> dict[str, Any]:
+        """This process's own part of a save (torch's generators and ``loop``, its counters),
+        which every rank of a distributed training hands to rank 0's :meth:`save`; the count
+        towards the next save starts over."""
+        self._since = 0
+        return {"rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "loop": dict(loop)}
+
     def save(self, epoch: int, batch: int, model: torch.nn.Module, opt: torch.optim.Optimizer,
-             scaler: Any, loop: Mapping[str, Any]) -> None:
-        """Save the state before batch ``batch`` of ``epoch`` (``loop``: the loop's own counters)."""
+             scaler: Any, loop: Mapping[str, Any], ranks: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Save the state before batch ``batch`` of ``epoch`` (``loop``: the loop's own counters;
+        ``ranks``: with ``world_size``, every rank's :meth:`rank_state`, in rank order)."""
+        if (ranks is None) != (self.world_size is None) or (ranks is not None and len(ranks) != self.world_size):
+            raise InvalidArgumentError("ranks", None if ranks is None else f"{len(ranks)} states",
+                                       f"one state per rank ({self.world_size} ranks)" if self.world_size
+                                       else "None (a progress of one process)")
         self._since = 0
         state = {
             "fingerprint": self.fingerprint, "epoch": int(epoch), "batch": int(batch),
@@ -205,10 +255,13 @@ class Progress:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "loop": dict(loop),
         }
+        ptr: dict[str, Any] = {"fingerprint": self.fingerprint, "epoch": int(epoch), "batch": int(batch)}
+        if ranks is not None:
+            state.update(world_size=self.world_size, ranks=[dict(r) for r in ranks])
+            ptr["world_size"] = self.world_size
         store = self.catalog.store
         ref = self.catalog.save_checkpoint(self.training_id, state)
-        ptr = {"uri": ref.uri, "sha256": ref.sha256, "fingerprint": self.fingerprint, "epoch": int(epoch),
-               "batch": int(batch)}
+        ptr.update(uri=ref.uri, sha256=ref.sha256)
         tmp = store.path(f"models/.{self.training_id}.progress.{uuid.uuid4().hex[:12]}.tmp")
         try:
             with store.fs.open(tmp, "wb") as fh:
@@ -224,8 +277,9 @@ class Progress:
             store.fs.rm(store.path(old.uri))
 
     def restore(self, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler: Any) -> dict[str, Any]:
-        """Load the saved states into ``model``, ``opt`` and ``scaler`` and torch's generators;
-        returns the loop's counters (``{}`` when nothing was saved)."""
+        """Load the saved states into ``model``, ``opt`` and ``scaler`` and torch's generators
+        (a distributed training's: this rank's); returns the loop's counters, this rank's own
+        among them (``{}`` when nothing was saved)."""
         s = self.restored
         if s is None:
             return {}
@@ -238,10 +292,11 @@ class Progress:
         opt.load_state_dict(s["optimizer"])
         if scaler is not None and s["scaler"] is not None:
             scaler.load_state_dict(s["scaler"])
-        torch.set_rng_state(s["rng"])
-        if s["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(s["cuda_rng"])
-        return dict(s["loop"])
+        own = s["ranks"][self.rank] if self.world_size is not None else s
+        torch.set_rng_state(own["rng"])
+        if own["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(own["cuda_rng"])
+        return {**s["loop"], **own["loop"]} if own is not s else dict(s["loop"])
 
     def finish(self) -> None:
         """The training is done: remove its progress files."""

@@ -1,0 +1,98 @@
+"""Progress checkpoints of a distributed training (``train_distributed(..., save_every=N)``).
+
+The saves go through :class:`training.progress.Progress`, as those of :func:`training.train`;
+what this module adds is the ranks' agreement:
+
+- :func:`open_progress`: every rank opens the saved progress; all of them go on from the same
+  save, or all raise.
+- :func:`save_step`: at a save, every rank hands its own generators and counters to rank 0
+  (``all_gather_object``), rank 0 writes the one progress file and its pointer, and every rank
+  waits for that write (and raises if it failed) before its next step. A rank killed at any
+  moment thus leaves one saved position for all ranks: the last file rank 0 finished.
+- :func:`resume_epoch`: a rank's batches from a global step on. DDP ranks shard every global
+  batch of ``batch_size`` rows into ``batch_size / world_size`` rows each
+  (``positions[rank::world_size]``), so a rank's batch ``b`` belongs to global step ``b``; a
+  rank whose shard has one batch fewer takes part in the epoch's last step with its last batch
+  at zero weight, which the resumed rank reads again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from modyn_store.core.errors import CorruptionError
+from modyn_store.core.trainings import Catalog
+from training.progress import Progress
+from training.targets import TargetCheck
+
+__all__ = ["open_progress", "resume_epoch", "save_step"]
+
+
+def open_progress(catalog: Catalog, training_id: str, every: int, fp: str) -> Progress:
+    """The progress of ``training_id`` in this rank (see :meth:`Progress.open`; saved with this
+    world size). Call it in every rank: if any rank cannot open it, every rank raises (the
+    rank's own error, or a ``RuntimeError`` naming the rank that failed), and the ranks go on
+    only from one and the same save."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    progress: Progress | None = None
+    error: BaseException | None = None
+    try:
+        progress = Progress.open(catalog, training_id, every, fp, world_size=world, rank=rank)
+        mine: Any = ("ok", progress.start)
+    except Exception as exc:
+        error, mine = exc, ("error", f"{type(exc).__name__}: {exc}")
+    seen: list[Any] = [None] * world
+    dist.all_gather_object(seen, mine)
+    if error is not None:
+        raise error
+    for r, (kind, what) in enumerate(seen):
+        if kind == "error":
+            raise RuntimeError(f"rank {r} could not open the progress of training {training_id!r}: {what}")
+    if any(s != seen[0] for s in seen):
+        raise CorruptionError(f"the ranks of training {training_id!r} found different progress saves "
+                              f"(epoch, batch by rank: {[s[1] for s in seen]})")
+    assert progress is not None
+    return progress
+
+
+def resume_epoch(dl: Any, epoch: int, step: int, steps: int) -> tuple[Iterator[Any], Any]:
+    """This rank's batches of ``epoch`` from global step ``step`` on (``steps`` in the epoch),
+    and the batch its filler steps repeat when its shard ended before ``step`` (else ``None``:
+    the loop keeps the last batch it serves)."""
+    n = dl.num_batches(epoch)
+    if 0 < n <= step < steps:  # the shard is done: the remaining steps repeat its last batch
+        dl.set_epoch(epoch, n - 1)
+        it = iter(dl)
+        return it, next(it)
+    dl.set_epoch(epoch, min(step, n))
+    return iter(dl), None
+
+
+def save_step(progress: Progress, epoch: int, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer,
+              scaler: Any, check: TargetCheck, red: torch.device, shared: Mapping[str, Any],
+              own: Mapping[str, Any]) -> None:
+    """Save the training before global step ``step`` of ``epoch``, in every rank at once (see the
+    module docstring). ``shared``: counters every rank holds alike; ``own``: this rank's own.
+    Invalid targets counted so far raise first, in every rank alike."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    pending = torch.tensor([float(check.pending())], dtype=torch.float64, device=red)
+    dist.all_reduce(pending)
+    check.finish(epoch, int(pending.item()))
+    states: list[Any] = [None] * world
+    dist.all_gather_object(states, progress.rank_state(own))
+    status: list[Any] = [None]
+    failed: BaseException | None = None
+    if rank == 0:
+        try:
+            progress.save(epoch, step, model, opt, scaler, shared, ranks=states)
+        except Exception as exc:
+            failed, status[0] = exc, f"{type(exc).__name__}: {exc}"
+    dist.broadcast_object_list(status, src=0)  # no rank steps on before the save is written
+    if failed is not None:
+        raise failed
+    if status[0] is not None:
+        raise RuntimeError(f"rank 0 could not save the progress of training {progress.training_id!r}: {status[0]}")
