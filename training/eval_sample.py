@@ -16,7 +16,12 @@ finite-population-corrected variance; the larger side as the half-width, so a sa
 error is not 0 wide), a (stratified) normal interval with finite-population correction for
 ``loss``, Hanley & McNeil's standard error for ``roc_auc`` (multi-class: each class's one-vs-rest
 AUC with its own positives and negatives, the per-class variances averaged as independent), a
-seeded bootstrap for ``f1``. The correction makes it 0 when the sample is the whole slice.
+seeded bootstrap for ``f1`` turned into a Wilson score interval (the larger side) like
+``accuracy``'s. A sample without an error is not proof of a perfect model: where the estimate
+has no spread (F1 or an AUC of exactly 0 or 1) the width is the Wilson score half-width of that
+share measured on the rows of the smallest class (``f1``) or on ``min(positives, negatives)``
+(each class's AUC), not 0; NaN for ``f1`` from one row. The correction makes it 0 when the
+sample is the whole slice.
 
 Example
 -------
@@ -315,11 +320,12 @@ def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = Non
         order = np.lexsort((strata, sid))
         sid, keys, h, strata = sid[order], keys[order], h[order], strata[order]
         cuts = np.flatnonzero((np.diff(sid) != 0) | (np.diff(strata) != 0)) + 1
-        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, sid.size].tolist()):
-            s, c = int(sid[lo]), int(strata[lo])
+        # (a, b): one (slice, stratum) run of the sorted batch; ``lo`` stays the lowest label
+        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, sid.size].tolist()):
+            s, c = int(sid[a]), int(strata[a])
             k = None if sample is None else want[s].get(c, 0)
             pool = pools[s].setdefault(c, _BottomK(k))
-            pool.add(h[lo:hi], keys[lo:hi])
+            pool.add(h[a:b], keys[a:b])
     out = []
     for s in range(n_s):
         parts = [p.smallest(p.k) for p in pools[s].values()]
@@ -386,18 +392,40 @@ def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys,
         if math.isnan(value):
             return math.nan
         if logits.shape[1] == 2:
-            se2 = _hanley_mcneil(value, int((labels == 1).sum()), n)
+            se2 = _auc_variance(value, int((labels == 1).sum()), n, fpc)
         else:  # macro one-vs-rest: the mean of the defined per-class AUCs, taken as independent
             scores = log_odds(logits)
             per = [(a, int((labels == c).sum())) for c in range(logits.shape[1])
                    if not math.isnan(a := _auc_binary(scores[:, c], labels == c))]
-            se2 = sum(_hanley_mcneil(a, n1, n) for a, n1 in per) / len(per) ** 2 if per else math.nan
+            se2 = sum(_auc_variance(a, n1, n, fpc) for a, n1 in per) / len(per) ** 2 if per else math.nan
         return Z95 * math.sqrt(max(se2, 0.0) * fpc) if not math.isnan(se2) else math.nan
-    # f1: a seeded bootstrap of the macro F1 over the sample
+    # f1: a seeded bootstrap of the macro F1 over the sample, as a Wilson interval (NaN from
+    # one row, as for accuracy: a bootstrap of one row has no spread to measure)
+    if n < 2:
+        return math.nan
     pred = predictions(logits)
     rng = np.random.default_rng(seed)
     boots = [_f1(labels[i], pred[i]) for i in (rng.integers(0, n, n) for _ in range(n_boot))]
-    return Z95 * float(np.std(boots, ddof=1)) * math.sqrt(fpc)
+    half = Z95 * float(np.std(boots, ddof=1)) * math.sqrt(fpc)
+    return _wilson(value, half, _smallest_class(labels), fpc)
+
+
+def _smallest_class(labels: np.ndarray) -> int:
+    """Rows of the class with the fewest rows in ``labels`` (macro F1 weighs every class alike:
+    the class seen least bounds the evidence of a sample without an error)."""
+    return int(np.unique(labels, return_counts=True)[1].min())
+
+
+def _auc_variance(a: float, n1: int, n: int, fpc: float) -> float:
+    """Variance of an AUC ``a`` on ``n1`` positives of ``n`` rows: Hanley & McNeil's, and where
+    that is 0 (``a`` of 0 or 1: the sample ranks every pair alike) the variance of the Wilson
+    score half-width of a share ``a`` measured on ``min(n1, n - n1)`` rows (its larger side), so
+    that a perfect ranking of a sample is not taken for a perfect ranking of the slice."""
+    se2 = _hanley_mcneil(a, n1, n)
+    if math.isnan(se2) or se2 > 0 or fpc <= 0:
+        return se2
+    half = _wilson(a, 0.0, min(n1, n - n1), fpc)
+    return (half / Z95) ** 2 / fpc
 
 
 def _wilson(p: float, half: float, n: int, fpc: float) -> float:
