@@ -99,12 +99,20 @@ def _canonical_schema(schema: pa.Schema, roles: dict[str, str | None]) -> pa.Sch
         )
     fields.append(pa.field("ts", ts_type))
     if roles["label"] is not None:
-        fields.append(pa.field("label", schema.field(roles["label"]).type))
+        fields.append(pa.field("label", _plain(schema.field(roles["label"]).type)))
     used = {v for v in roles.values() if v is not None}
     for f in schema:
         if f.name not in used:
-            fields.append(f)
+            fields.append(f.with_type(_plain(f.type)))
     return pa.schema(fields)
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    """A dictionary-encoded column's value type (pandas' categoricals): the store holds the
+    values. Its index width was chosen for the first file's categories, and a table rewrite
+    (compaction, an erase's purge) that merges the dictionaries of later appends would overflow
+    it; the values also compare with a plain column of a later file."""
+    return t.value_type if pa.types.is_dictionary(t) else t
 
 
 def _check_storable(schema: pa.Schema) -> None:
