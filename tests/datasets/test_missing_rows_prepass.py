@@ -79,6 +79,14 @@ def test_zero_fills_a_null_list_row_with_zeros() -> None:
     assert table.column("features").to_pylist() == [[0.0, 0.0], [1.0, 2.0], [0.0, 4.0], [5.0, 6.0]]
 
 
+@pytest.mark.parametrize("value_type", [pa.bool_(), pa.int8(), pa.uint16(), pa.float32()])
+def test_zero_fills_a_null_list_row_of_any_value_type(value_type: pa.DataType) -> None:
+    rows = pa.array([None, [1, 0], [1, 1]], pa.list_(pa.int64())).cast(pa.list_(value_type))
+    t = pa.table({"t": [1, 2, 3], "y": ["a", "b", "a"], "v": rows})
+    table, _ = read_stream(t, ColumnMap(ts="t", label="y", features=("v",)))
+    assert table.column("features").to_pylist() == [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+
+
 def test_rows_of_different_lengths_are_named() -> None:
     with pytest.raises(SourceError, match=r"'v' has rows of different lengths: 2 values at row 0 but 1 at row 2\b"):
         read_stream(_lists([[1.0, 2.0], None, [3.0], [5.0, 6.0]]), ColumnMap(ts="t", label="y", features=("v",)))

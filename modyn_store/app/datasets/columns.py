@@ -444,7 +444,8 @@ class Encoder:
                                           f"{int(rows[-1])}, data rows counted from 0 across the source), so its "
                                           "width is unknown; fill them, or choose missing 'drop_row'")
         if col.null_count:
-            zeros = pa.scalar([0] * self._fixed[name], type=col.type)
+            # (built as integers and cast: a zero of every value type, booleans and decimals too)
+            zeros = pa.scalar([0] * self._fixed[name], type=pa.list_(pa.int64())).cast(col.type)
             col = col.fill_null(zeros)
         return col
 
