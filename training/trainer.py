@@ -48,7 +48,7 @@ from training.downsampling import BatchThenSample, union_of_epochs
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
-from training.progress import Progress, check_save_every, fingerprint
+from training.progress import Progress, check_save_every, discard_progress, fingerprint
 from training.scaling import fit_input_scale
 from training.targets import TargetCheck
 from training.train_config import TrainConfig
@@ -429,7 +429,12 @@ def train(
                                 parent_id=parent_id, update_decision=update_decision)
     if record:  # everything the catalog would refuse, before training and before any file is written
         catalog.check_record(tid, train_set, seed=config.seed, config=config.to_json(), metrics=metrics, **meta)
-        catalog.check_unused(tid)
+        try:
+            catalog.check_unused(tid)
+        except InvalidArgumentError:
+            if save_every:  # a recorded training's progress (its removal was cut short) is of no use
+                discard_progress(store, tid)
+            raise
     progress = Progress.open(catalog, tid, save_every, fingerprint(config.to_json(), train_set, parent_id)) \
         if save_every else None
     parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None

@@ -84,6 +84,14 @@ def test_a_pipeline_killed_mid_training_goes_on_from_its_progress(tmp_path: Path
     assert rec.metrics["resumed_from"] == [saved["epoch"], saved["batch"]]
     assert saved_progress(store, "live-0002") is None
     assert not [p for p in Path(store.path("models")).iterdir() if "progress" in p.name]
+    # a kill between a training's record and the removal of its progress: the restart, which
+    # adopts the training, removes what was left
+    Path(store.path("models/live-0001.progress.json")).write_text(
+        '{"uri": "models/live-0001.0123456789ab.pt.zst", "sha256": "0", "fingerprint": "f", "epoch": 0, "batch": 4}')
+    Path(store.path("models/live-0001.0123456789ab.pt.zst")).write_bytes(b"left")
+    _follow(killed, 4)
+    assert not [p for p in Path(store.path("models")).iterdir() if p.name.startswith("live-0001.") and
+                ("progress" in p.name or "0123456789ab" in p.name)]
 
 
 def test_a_progress_of_another_train_set_starts_over(tmp_path: Path) -> None:

@@ -215,3 +215,23 @@ def test_a_training_that_is_not_recorded_also_cleans_up(store: Store) -> None:
     assert len(_models(store)) == 2  # the progress file and its pointer
     train(store, ts, CFG, model=Net, prepare=_plain, training_id="n", save_every=4, record=False)
     assert _models(store) == []
+
+
+def test_a_progress_left_beside_a_recorded_training_is_removed_by_the_refused_rerun(store: Store) -> None:
+    """A kill between the record and the removal of the progress leaves files that can never be
+    resumed (the id is recorded): the rerun, refused for the id, removes them."""
+    ts = _set(store)
+    with pytest.raises(Stop):
+        train(store, ts, CFG, model=Net, prepare=_stopping(6), training_id="r", save_every=2)
+    saved = saved_progress(store, "r")
+    assert saved is not None
+    pointer = Path(store.path("models/r.progress.json")).read_bytes()
+    kept = Path(store.path(saved["uri"])).read_bytes()
+    train(store, ts, CFG, model=Net, prepare=_plain, training_id="r", save_every=2)
+    Path(store.path("models/r.progress.json")).write_bytes(pointer)  # as the kill would have left them
+    Path(store.path(saved["uri"])).write_bytes(kept)
+    with pytest.raises(InvalidArgumentError, match="training_id"):
+        train(store, ts, CFG, model=Net, prepare=_plain, training_id="r", save_every=2)
+    assert saved_progress(store, "r") is None and not Path(store.path(saved["uri"])).exists()
+    assert Catalog(store).load_checkpoint("r")  # the recorded checkpoint stays
+

@@ -413,6 +413,10 @@ class PipelineLoop:
 
     def _after(self, info: TrainingInfo, cutoff: Any, train_set: Any, module: Any) -> None:
         s = self._s
+        if self.config.training.save_every:  # recorded (or adopted): a progress a kill left is of no use
+            from training.progress import discard_progress
+
+            discard_progress(self.store, info.training_id)
         s.cutoffs.append(cutoff)
         s.history.append(train_set)
         s.current = info.training_id
