@@ -29,10 +29,8 @@ Example
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +42,7 @@ from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
+from training.determinism import deterministic, state_equal
 from training.downsampling import BatchThenSample, union_of_epochs
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
@@ -80,28 +79,6 @@ class TrainResult:
     epoch_losses: tuple[float, ...]
     record: TrainingRecord | None = None
     train_set: TrainSet | None = None
-
-
-@contextmanager
-def deterministic(enabled: bool = True) -> Iterator[None]:
-    """Enforce torch's deterministic algorithms inside the block (restored afterwards).
-
-    cuBLAS is deterministic only with a fixed workspace: unless the user set
-    ``CUBLAS_WORKSPACE_CONFIG``, it is set to ``:4096:8`` for the process (torch's
-    reproducibility notes ask for it; with some CUDA versions torch refuses CUDA matrix products
-    under deterministic algorithms without it).
-    """
-    before = torch.are_deterministic_algorithms_enabled()
-    bench = torch.backends.cudnn.benchmark
-    try:
-        if enabled:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
-        torch.backends.cudnn.benchmark = bench
 
 
 def model_inputs(batch: Batch, inputs: Mapping[str, str]) -> dict[str, torch.Tensor]:
@@ -492,19 +469,3 @@ def train(
     if progress is not None:
         progress.finish()
     return TrainResult(tid, net, cost, losses, rec, train_set)
-
-
-def state_equal(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> list[str]:
-    """Names of tensors that differ (in keys, dtype, shape or any bit) between two state dicts."""
-    names = sorted(set(a) | set(b))
-    bad = []
-    for n in names:
-        x, y = a.get(n), b.get(n)
-        if x is None or y is None or x.dtype != y.dtype or x.shape != y.shape:
-            bad.append(n)
-            continue
-        xb = x.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-        yb = y.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-        if not torch.equal(xb, yb):
-            bad.append(n)
-    return bad
