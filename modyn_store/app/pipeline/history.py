@@ -42,6 +42,15 @@ def pipeline_trainings(store: Any) -> dict[str, list[Any]]:
     return out
 
 
+#: the longest trigger reason a trainings table shows whole (an ISO time with nanoseconds fits)
+REASON_WIDTH = 64
+
+
+def _shortened(text: str) -> str:
+    """``text``, or its start marked as cut with an ellipsis (a cut time must not read as another)."""
+    return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"
+
+
 def trainings_table(records: list[Any]) -> list[dict[str, Any]]:
     """Rows for a table of trainings: id, cutoff, trigger reason, update, rows, samples, seconds."""
     rows = []
@@ -49,7 +58,7 @@ def trainings_table(records: list[Any]) -> list[dict[str, Any]]:
         dec = json.loads(r.update_decision or "{}")
         rows.append({
             "training": r.training_id, "cutoff": f"{r.cutoff[0]}:{r.cutoff[1]}" if r.cutoff else "",
-            "trigger": str(r.trigger.get("reason", ""))[:40], "update": dec.get("mode", ""),
+            "trigger": _shortened(str(r.trigger.get("reason", ""))), "update": dec.get("mode", ""),
             "parent": r.parent_id or "", "rows": r.n_keys, "samples": r.cost.samples,
             "forward passes": int(recorded_cost(r)["forward_passes"]),
             "rows scanned": int(recorded_cost(r)["rows_scanned"]),
