@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from modyn_store.core._keyscan import increasing
+from modyn_store.core._plainjson import read_json
 from modyn_store.core.errors import InvalidArgumentError
 from training.columns import ColumnSpec, VarColumn
 from training.errors import CacheError
@@ -265,7 +266,7 @@ def _read_entry(name: str, path: str) -> CacheEntry:
 
 def _meta_of(path: str, stamp: bytes) -> Any:
     try:
-        return json.loads(stamp)
+        return read_json(stamp)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CacheError(f"cache entry {path!r} is unreadable: {exc}") from exc
 

@@ -22,8 +22,10 @@ global step) and every rank's own generators and counters (``ranks``), and its p
 
 A pointer saved for another configuration, train set, parent or model shape is refused
 (:class:`~modyn_store.core.errors.InvalidArgumentError` naming ``training_id``); a damaged
-progress file raises :class:`~modyn_store.core.errors.CorruptionError`. :func:`discard_progress`
-removes a training's progress, so that the next run starts over.
+progress file (or one whose digest matches but which holds other contents than a save writes)
+raises :class:`~modyn_store.core.errors.CorruptionError`. :func:`discard_progress` removes a
+training's progress, so that the next run starts over; it never removes the checkpoint the
+catalog records for the training, even where a damaged pointer names it.
 
 Example
 -------
@@ -53,8 +55,9 @@ from typing import Any
 
 import torch
 
+from modyn_store.core._plainjson import read_json
 from modyn_store.core._validate import check_name
-from modyn_store.core.errors import CorruptionError, DataUnavailableError, InvalidArgumentError
+from modyn_store.core.errors import CorruptionError, DataUnavailableError, InvalidArgumentError, UnknownKeyError
 from modyn_store.core.trainings import CHECKPOINT_NONCE, Catalog, CheckpointRef
 from modyn_store.core.trainset import TrainSet
 
@@ -85,7 +88,7 @@ def saved_progress(store: Any, training_id: str) -> dict[str, Any] | None:
         return None
     try:
         with store.fs.open(path, "rb") as fh:
-            ptr = json.loads(fh.read())
+            ptr = read_json(fh.read())
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptionError(f"progress pointer {_pointer(training_id)!r} is not JSON: {exc}") from exc
     if not isinstance(ptr, dict) or set(ptr) - {"world_size"} != _POINTER_KEYS or \
@@ -93,6 +96,40 @@ def saved_progress(store: Any, training_id: str) -> dict[str, Any] | None:
         raise CorruptionError(f"progress pointer {_pointer(training_id)!r} does not hold {sorted(_POINTER_KEYS)} "
                               "(and, saved by train_distributed, a world_size >= 1)")
     return ptr
+
+
+def _check_state(uri: str, state: Mapping[str, Any], world_size: int | None) -> None:
+    """``CorruptionError`` naming ``uri`` unless the loaded progress ``state`` holds what
+    :meth:`Progress.restore` and the training loop read, of the types they read: a file with
+    the right digest may still have been written by something else than :meth:`Progress.save`."""
+    def counters(loop: Any) -> bool:
+        return isinstance(loop, dict) and all(
+            isinstance(loop.get(k, 0), (int, float)) and not isinstance(loop.get(k, 0), bool)
+            for k in ("total", "rows", "samples", "device_s", "wall_s")) and \
+            isinstance(loop.get("losses", []), list) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in loop.get("losses", []))
+
+    def own(part: Any) -> bool:
+        return isinstance(part, dict) and isinstance(part.get("rng"), torch.Tensor) and \
+            isinstance(part.get("cuda_rng"), list) and counters(part.get("loop"))
+
+    sums = {"total"} if world_size is not None else {"total", "rows"}
+
+    def resumable(part: dict[str, Any]) -> bool:  # an epoch interrupted part way needs its sums so far
+        return state["batch"] == 0 or sums <= {*state["loop"], *part["loop"]}
+
+    parts = state.get("ranks") if world_size is not None else [state]
+    ok = isinstance(state.get("model"), Mapping) and isinstance(state.get("optimizer"), Mapping) and \
+        (state.get("scaler") is None or isinstance(state.get("scaler"), Mapping)) and \
+        _natural(state.get("epoch")) and _natural(state.get("batch")) and counters(state.get("loop")) and \
+        isinstance(parts, list) and all(own(r) and resumable(r) for r in parts)
+    if not ok:
+        raise CorruptionError(f"progress file {uri!r} does not hold a saved progress (model, optimizer, scaler, "
+                              "epoch, batch, generators and counters of the types a save writes)")
+
+
+def _natural(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _positive(value: Any) -> bool:
@@ -123,11 +160,21 @@ def discard_progress(store: Any, training_id: str) -> bool:
     if not store.fs.exists(path):
         return False
     store.fs.rm(path)
-    if ptr is not None and _owned(ptr.get("uri"), training_id):
+    if ptr is not None and _owned(ptr.get("uri"), training_id) and ptr["uri"] != _recorded_uri(store, training_id):
         target = store.path(ptr["uri"])
         if store.fs.exists(target):
             store.fs.rm(target)
     return True
+
+
+def _recorded_uri(store: Any, training_id: str) -> str | None:
+    """The checkpoint file the catalog records for ``training_id`` (``None``: none recorded).
+    A damaged or crafted pointer may name it; removing a progress never removes it."""
+    try:
+        ref = Catalog(store).get(training_id).checkpoint
+    except UnknownKeyError:
+        return None
+    return None if ref is None else ref.uri
 
 
 def discard_other_progress(store: Any, training_id: str, config: Any, train_set: TrainSet,
@@ -212,6 +259,7 @@ class Progress:
                 state.get("batch") != ptr["batch"] or state.get("world_size") != world_size or \
                 (world_size is not None and len(state.get("ranks") or ()) != world_size):
             raise CorruptionError(f"progress file {uri!r} does not match its pointer")
+        _check_state(uri, state, world_size)
         p.restored = state
         return p
 

@@ -35,6 +35,7 @@ from typing import Any
 import lance
 
 from modyn_store.core._location import Location
+from modyn_store.core._plainjson import read_json
 from modyn_store.core._runcheck import digest
 
 __all__ = ["FragmentRanges"]
@@ -205,7 +206,7 @@ def _encode(ranges: dict[str, list[int]]) -> bytes:
 def _decode(line: bytes) -> dict[str, Any]:
     """The ranges of one line; ``ValueError`` for a line whose digest does not match (a
     damaged line: a changed digit would still parse). Lines of earlier releases have none."""
-    body = json.loads(line)
+    body = read_json(line)
     if isinstance(body, dict) and DIGEST in body:
         given = body.pop(DIGEST)
         if given != digest(json.dumps(body).encode()):

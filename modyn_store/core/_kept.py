@@ -48,7 +48,6 @@ True
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import struct
@@ -58,6 +57,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from modyn_store.core._plainjson import read_json
 
 __all__ = [
     "ENTRIES_PER_TABLE", "ENV", "LARGE_ENTRY_BYTES", "MAX_ENTRY_BYTES", "MAX_TABLES", "MAX_TOTAL_BYTES", "folder",
@@ -157,7 +158,7 @@ def _hinted(versions: str) -> int | None:
     """The version in Lance's ``latest_version_hint.json`` (possibly behind), if readable."""
     try:
         with open(os.path.join(versions, "latest_version_hint.json"), "rb") as fh:
-            got = json.loads(fh.read()).get("version")
+            got = read_json(fh.read()).get("version")
     except (OSError, ValueError, AttributeError):
         return None
     return got if isinstance(got, int) and got >= 1 else None

@@ -40,6 +40,7 @@ import pyarrow as pa
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._logdigest import DIGEST, SEALED_SCHEMA, check, consecutive, from_micros, sealed
 from modyn_store.core._marker import MARKER, identity
+from modyn_store.core._plainjson import read_json
 from modyn_store.core.errors import ConflictError, CorruptionError, NotAStoreError
 from modyn_store.core.records import VersionRecord
 
@@ -64,7 +65,7 @@ def _encode(record: VersionRecord) -> bytes:
 
 def _decode(raw: bytes, version: int, where: str) -> VersionRecord:
     try:
-        row = json.loads(raw)
+        row = read_json(raw)
         check(row, where)  # (a record without a digest: an earlier release's, read as before)
         row["time"] = from_micros(row["time"])
         record = VersionRecord.from_row(row)
@@ -92,6 +93,20 @@ def _decoded(raw: bytes, version: int, where: str) -> VersionRecord:
             _DECODED.clear()
         _DECODED[key] = rec
     return rec
+
+
+def _first_missing(base: int, tail: list[int], n: int) -> list[int]:
+    """The first ``n`` versions above ``base`` that ``tail`` (sorted record numbers) lacks,
+    found between neighbours: a record file named with a huge version (a damaged or crafted
+    log) costs no memory in proportion to it."""
+    out: list[int] = []
+    prev = base
+    for v in tail:
+        out.extend(range(prev + 1, min(v, prev + 1 + n - len(out))))
+        if len(out) >= n:
+            break
+        prev = v
+    return out
 
 
 class VersionLog:
@@ -172,7 +187,7 @@ class VersionLog:
                 return ds, base, tail
             gaps += 1
             if gaps == READ_ATTEMPTS:
-                missing = sorted(set(range(base + 1, tail[-1])) - set(tail))[:5]
+                missing = _first_missing(base, tail, 5)
                 raise CorruptionError(
                     f"{self.store.uri!r}: the version log has no record of versions {missing} although "
                     f"version {tail[-1]} committed: the log lost versions. Run `modyn-store verify` and "

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from modyn_store.core._location import Location
+from modyn_store.core._plainjson import read_json
 from modyn_store.core.errors import CorruptionError, FormatVersionError, InvalidArgumentError, NotAStoreError
 
 if TYPE_CHECKING:
@@ -64,8 +65,8 @@ def _read(loc: Location) -> int:
     """The format version of the existing marker at ``loc`` (checked)."""
     with loc.fs.open(loc.path(MARKER), "r") as fh:
         try:
-            meta = json.load(fh)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            meta = read_json(fh.read())
+        except (ValueError, UnicodeDecodeError) as exc:
             raise NotAStoreError(f"{loc.uri!r}: {MARKER} is not valid JSON ({exc})") from exc
     _check(loc.uri, meta)
     return int(meta["format_version"])

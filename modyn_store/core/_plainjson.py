@@ -4,7 +4,9 @@ argument, before anything is written.
 
 ``json`` encodes and decodes nested containers recursively, so a value nested thousands of levels
 deep raises ``RecursionError`` (and one stored would be unreadable); values are limited to
-:data:`MAX_JSON_DEPTH` levels, far more than any configuration or metrics need.
+:data:`MAX_JSON_DEPTH` levels, far more than any configuration or metrics need. Stored JSON (log
+records, pointers, cache metadata) is read with :func:`read_json`, which turns a file nested too
+deep to decode (damaged or crafted) into the ``ValueError`` its readers report as damage.
 
 Example
 -------
@@ -26,7 +28,7 @@ from typing import Any
 
 from modyn_store.core.errors import InvalidArgumentError
 
-__all__ = ["MAX_JSON_DEPTH", "plain_json"]
+__all__ = ["MAX_JSON_DEPTH", "plain_json", "read_json"]
 
 #: how many mappings and lists a stored JSON value may hold inside one another
 MAX_JSON_DEPTH = 100
@@ -66,3 +68,18 @@ def plain_json(name: str, value: Any, *, sort_keys: bool = True) -> str:
         return json.dumps(value, sort_keys=sort_keys)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgumentError(name, value, expected) from exc
+
+
+def read_json(raw: str | bytes | bytearray) -> Any:
+    """``json.loads(raw)``, but a text nested too deep for the decoder raises ``ValueError``
+    (as any other text that is not JSON does) instead of ``RecursionError``.
+
+    >>> read_json("[" * 100_000 + "]" * 100_000)
+    Traceback (most recent call last):
+    ...
+    ValueError: JSON nested too deep to decode (maximum recursion depth exceeded while decoding a JSON array from a unicode string)
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise ValueError(f"JSON nested too deep to decode ({exc})") from exc

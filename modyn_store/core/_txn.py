@@ -27,7 +27,7 @@ from modyn_store.core._failures import READ_ATTEMPTS
 from modyn_store.core._catalog_tables import INTERNAL_TABLES
 from modyn_store.core._extension_rows import check_extension
 from modyn_store.core._marker import FORMAT_VERSION
-from modyn_store.core._plainjson import plain_json
+from modyn_store.core._plainjson import plain_json, read_json
 from modyn_store.core._tables import VERSION, with_version
 from modyn_store.core._validate import check_name
 from modyn_store.core._writable import READ_ONLY as _READ_ONLY
@@ -143,7 +143,7 @@ def _put_local(path: str, data: bytes) -> None:
 def _read_json(store: Store, relative: str) -> Any:
     """The body of a small JSON file, ``None`` if absent; ``ValueError`` if unreadable."""
     raw = store._location.read(relative)
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else read_json(raw)
 
 
 def read_intent(store: Store) -> dict[str, Any] | None:

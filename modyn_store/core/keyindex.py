@@ -60,6 +60,7 @@ import pyarrow.compute as pc
 
 from modyn_store.core._failures import READ_ATTEMPTS
 from modyn_store.core._keyruns import write_sorted
+from modyn_store.core._plainjson import read_json
 from modyn_store.core._runcheck import _ADVICE, BlockCheck, digest
 from modyn_store.core.errors import CorruptionError
 
@@ -162,7 +163,7 @@ def _read_pointer(store: Store, raw: bytes | None = None) -> dict[str, Any] | No
     if raw is None:
         return None
     try:
-        body = json.loads(raw)
+        body = read_json(raw)
         check = {"blocks": str(body["check"]["blocks"]), "sparse": str(body["check"]["sparse"])}
         pointer = {"dir": str(body["dir"]), "version": int(body["version"]), "rows": int(body["rows"]), "check": check}
         # its own digest (pointers of earlier releases have none): a changed digit of the

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core._plainjson import read_json
 from modyn_store.core.errors import UnknownVersionError
 
 __all__ = ["Delta", "Diff", "ErasureReport", "VacuumReport", "VersionRecord"]
@@ -75,7 +76,7 @@ class VersionRecord:
             erased=int(row["erased"]),
             live=int(row["live"]),
             max_key=int(row["max_key"]),
-            details=json.loads(row["details"]),
+            details=read_json(row["details"]),
         )
 
 

@@ -37,6 +37,7 @@ Example
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import weakref
@@ -63,6 +64,8 @@ _LANCE_CONFLICTS = ("Incompatible transaction", "Retryable commit conflict", "Co
 # LanceDB computes float32 squared distances and drops rows whose distance overflows: a query
 # that may reach this distance is answered by an exact float64 search instead
 _F32_FAR = 1e37
+#: the table names LanceDB accepts
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _local_dir(uri: str) -> str | None:
@@ -75,6 +78,10 @@ def _local_dir(uri: str) -> str | None:
 @contextmanager
 def _build_lock(uri: str, name: str, timeout: float) -> Iterator[None]:
     """Hold the build lock of table ``name`` in the local folder ``uri`` (no lock elsewhere)."""
+    if not isinstance(name, str) or _TABLE_NAME.fullmatch(name) is None:
+        # checked before the lock file is made: its name holds the table's, and a name such as
+        # "./../x" would make it outside ``uri``
+        raise InvalidArgumentError("name", name, "a LanceDB table name: letters, digits, '_', '-' and '.'")
     folder = _local_dir(uri)
     if folder is None:
         yield
@@ -418,7 +425,9 @@ def snapshot_table(snapshot: Any, uri: str, *, name: str | None = None, columns:
     later writes are not in it, and erasing a key later does not reach it (drop it and copy again).
     Copies into one ``uri`` and ``name`` are serialised like index builds (``lock_timeout``
     seconds at most, then :class:`~modyn_store.core.errors.ConflictError`), so two processes
-    never interleave their batches in one table.
+    never interleave their batches in one table. A ``name`` LanceDB does not accept (only
+    letters, digits, ``_``, ``-`` and ``.``) raises :class:`InvalidArgumentError` before
+    anything is written.
 
     Example
     -------

@@ -54,6 +54,9 @@ def version_ref(text: str | None, arg: str = "VERSION") -> VersionRef:
     if text is None:
         return None
     if re.fullmatch(r"-?[0-9]+", text):  # ASCII digits only: int() also reads '٣', str.isdigit '²'
+        if len(text.lstrip("-")) > 19:  # (int() refuses more than 4300 digits with a ValueError)
+            raise InvalidArgumentError(arg, text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)",
+                                       "a version number (at most 19 digits), a tag name or " + TIME_FORMATS)
         return int(text)
     try:
         when = datetime.fromisoformat(text)
