@@ -53,7 +53,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training._ddp_progress import open_progress, resume_epoch, save_step
@@ -433,8 +433,32 @@ def train_on_ray(
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
         run_config=RunConfig(storage_path=storage_path or tempfile.mkdtemp(prefix="modyn-ray-train-")),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except Exception as exc:
+        typed = _worker_error(exc)
+        if typed is None:
+            raise
+        raise typed from exc  # e.g. ErasedKeysError, as train() and spawn_training raise it
     return Catalog(store).get(tid)
+
+
+def _worker_error(exc: BaseException) -> BaseException | None:
+    """The store's typed error a Ray Train worker raised (the lowest failed rank's), out of Ray
+    Train's ``TrainingFailedError`` (its ``worker_failures``, or its chain of causes), or None."""
+    import ray
+
+    failures = getattr(exc, "worker_failures", None)
+    queue = [failures[r] for r in sorted(failures)] if isinstance(failures, dict) else []
+    for err in [*queue, exc]:
+        for _ in range(8):  # Ray wraps a task's error, and may wrap the wrapper
+            if isinstance(err, ModynStoreError) and not isinstance(err, ray.exceptions.RayError):
+                return err
+            nxt = err.cause if isinstance(err, ray.exceptions.RayTaskError) else err.__cause__
+            if not isinstance(nxt, BaseException) or nxt is err:
+                break
+            err = nxt
+    return None
 
 
 # -- torchrun entry point ----------------------------------------------------------------

@@ -13,6 +13,8 @@ Example
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from modyn_store.core.errors import DataUnavailableError, ModynStoreError
@@ -32,6 +34,7 @@ class ErasedKeysError(DataUnavailableError):
     """
 
     def __init__(self, what: str, keys: np.ndarray) -> None:
+        self.what = what
         keys = np.sort(np.asarray(keys, dtype=np.int64))
         shown = keys[:10].tolist()
         more = f" and {keys.size - 10} more" if keys.size > 10 else ""
@@ -40,6 +43,9 @@ class ErasedKeysError(DataUnavailableError):
             f"{shown}{more}; refusing to substitute other rows",
             keys=keys,
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a Ray task or a DDP rank, read back intact
+        return (type(self), (self.what, self.keys))
 
 
 class CacheError(ModynStoreError):
@@ -68,6 +74,9 @@ class DivergedError(ModynStoreError):
             f"epoch {epoch}: the mean training loss is {loss}: a non-finite input value (an inf "
             "or NaN feature the model reads) or a diverging optimization (try a smaller lr); "
             "nothing of this training was recorded")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a Ray Train worker or a DDP rank, read back intact
+        return (type(self), (self.epoch, self.loss))
 
 
 def check_loss(epoch: int, loss: float) -> float:

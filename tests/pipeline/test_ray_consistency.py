@@ -142,3 +142,52 @@ def test_class_quotas_over_a_nullable_integer_label_equal_one_process(tmp_path: 
     want = strategy.select(SelectionContext(snapshot=snap, seed=5)).keys
     got = select_on_ray(strategy, snap, seed=5).keys
     assert np.array_equal(got, want)
+
+
+def test_an_error_inside_a_ray_task_reaches_the_caller_as_the_store_error(tmp_path: Path) -> None:
+    """A typed error raised inside a Ray task (a ``map_batches`` step or a plain task) arrives as
+    the store's own error, caught as on the single-process path, with the same message."""
+    st = Store.open(str(tmp_path / "s"), create=True)
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    rows = [None if i == 3 else list(map(float, x[i])) for i in range(10)]  # one input without a value
+    st.append(pa.table({"ts": np.arange(10), "label": np.arange(10) % 2,
+                        "x": pa.array(rows, pa.list_(pa.float32(), 4))}))
+    model = torch.nn.Linear(4, 2)
+    with pytest.raises(InvalidArgumentError) as single:
+        score(st, model, inputs={"input": "x"}, scores=("loss",), write=False)
+    with pytest.raises(InvalidArgumentError) as on_ray:
+        score_on_ray(st, model, inputs={"input": "x"}, scores=("loss",), write=False)
+    assert type(on_ray.value) is type(single.value) and str(on_ray.value) == str(single.value)
+    assert not ray.data.DataContext.get_current().raise_original_map_exception, "the user's context is left as it was"
+    # a plain Ray task of a store job (the class quotas run such tasks): the error itself
+    from modyn_store.app.pipeline.ray_exec import _reading
+    from training.errors import ErasedKeysError
+
+    @ray.remote
+    def refuse() -> None:
+        raise ErasedKeysError("train set at version 1", np.array([4, 2]))
+
+    with pytest.raises(ErasedKeysError) as erased:
+        _reading(st, lambda: ray.get(refuse.remote()))
+    assert type(erased.value) is ErasedKeysError and erased.value.keys.tolist() == [2, 4]
+
+
+@pytest.mark.parametrize("limit", [None, 4])
+@pytest.mark.parametrize("kind", ["int64-nullable", "uint64"])
+def test_class_quotas_over_large_integer_labels_equal_one_process(tmp_path: Path, limit: int | None,
+                                                                   kind: str) -> None:
+    """Integer labels beyond 2**53 next to a missing one, and uint64 labels beyond int64, are
+    distinct classes in their own order, compared exactly (float64 would merge them, int64 would
+    wrap them): the Ray path selects what one process selects."""
+    st = Store.open(str(tmp_path / "s"), create=True)
+    for part in range(3):
+        rows = range(part * 12, part * 12 + 12)
+        if kind == "uint64":  # labels on both sides of 2**63 (int64 would put the large ones first)
+            labels = pa.array([(2**63 + i % 3) if i % 2 else i % 4 for i in rows], pa.uint64())
+        else:
+            labels = pa.array([None if i % 5 == 0 else 2**60 + (i % 3) for i in rows], pa.int64())
+        st.append(pa.table({"ts": np.arange(part * 12, part * 12 + 12), "label": labels}))
+    strategy = ClassBalanced(ratio=0.5) if limit is None else ClassBalanced(limit=limit)
+    for seed in (0, 3):
+        want = strategy.select(SelectionContext(snapshot=st.as_of(), seed=seed)).keys
+        assert np.array_equal(select_on_ray(strategy, st.as_of(), seed=seed).keys, want)

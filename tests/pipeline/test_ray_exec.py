@@ -160,3 +160,25 @@ def test_ray_train_ddp_matches_one_process(tmp_path: Path) -> None:
     ddp = Catalog(st).load_checkpoint("on-ray")
     for k, v in single.items():
         torch.testing.assert_close(ddp[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_ray_train_raises_the_store_error_of_its_workers(tmp_path: Path) -> None:
+    """A train set with an erased key: Ray Train's workers refuse it, and ``train_on_ray`` raises
+    the ``ErasedKeysError`` that ``train`` raises, not Ray Train's ``TrainingFailedError``."""
+    from training.distributed import train_on_ray
+    from training.errors import ErasedKeysError
+    from training.trainer import TrainConfig, train
+
+    st = Store.open(str(tmp_path / "s"), create=True)
+    x = np.random.default_rng(0).standard_normal((20, 3)).astype(np.float32)
+    st.append(pa.table({"ts": np.arange(20), "label": (x[:, 0] > 0).astype(np.int64),
+                        "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 3)}))
+    ts = TrainSet(np.arange(20), np.ones(20), version=1)
+    st.erase([4], reason="test")
+    cfg = TrainConfig(model="logreg", model_params={"in_features": 3, "n_classes": 2}, batch_size=4, epochs=1)
+    with pytest.raises(ErasedKeysError) as single:
+        train(st, ts, cfg, record=False)
+    with pytest.raises(ErasedKeysError) as on_ray:
+        train_on_ray(st, ts, cfg, num_workers=1, storage_path=str(tmp_path / "ray-train"))
+    assert on_ray.value.keys.tolist() == single.value.keys.tolist() == [4]
+    assert str(on_ray.value) == str(single.value)

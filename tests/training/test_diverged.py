@@ -54,3 +54,17 @@ def test_a_diverging_optimizer_is_named_by_its_epoch(tmp_path: Path) -> None:
     # the same data with a sane step trains, and its losses are finite
     ok = train(store, TrainSet.uniform(np.arange(64), version=store.version), CFG, record=False)
     assert all(np.isfinite(ok.epoch_losses))
+
+
+def test_training_errors_survive_pickling() -> None:
+    """Errors raised in another process (a Ray task or Train worker, a DDP rank) are pickled back
+    to the caller: they arrive as themselves, with their attributes."""
+    import pickle
+
+    from training.errors import DivergedError, ErasedKeysError
+
+    erased = pickle.loads(pickle.dumps(ErasedKeysError("train set at version 3", np.array([9, 2]))))
+    assert type(erased) is ErasedKeysError and erased.keys.tolist() == [2, 9]
+    assert str(erased) == str(ErasedKeysError("train set at version 3", np.array([2, 9])))
+    diverged = pickle.loads(pickle.dumps(DivergedError(4, float("inf"))))
+    assert type(diverged) is DivergedError and (diverged.epoch, diverged.loss) == (4, float("inf"))

@@ -24,13 +24,14 @@ Example (needs the ``ray`` extra)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core.errors import InvalidArgumentError, engine_errors
+from modyn_store.core.errors import InvalidArgumentError, ModynStoreError, engine_errors
 from modyn_store.core.snapshot import Snapshot
 from modyn_store.core.trainset import TrainSet
 
@@ -70,6 +71,42 @@ def _quiet() -> None:
     ctx.print_on_execution_start = False
 
 
+def _raising(ds: Any) -> Any:
+    """``ds`` with its map steps raising their own exceptions: Ray Data otherwise replaces an
+    exception of a ``map_batches`` function by a ``UserCodeException`` that loses its type."""
+    ds.context.raise_original_map_exception = True
+    return ds
+
+
+def _typed_cause(exc: BaseException) -> BaseException | None:
+    """The store's (or the engine's) typed error inside Ray's wrapping of a failed task, or None."""
+    from engine.errors import EngineInputError
+
+    ray = _ray()
+    for _ in range(8):  # a task that failed on another task's failure nests the wrappings
+        if not isinstance(exc, ray.exceptions.RayTaskError) or exc.cause is None or exc.cause is exc:
+            break
+        exc = exc.cause
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        return None
+    return exc if isinstance(exc, (ModynStoreError, EngineInputError)) else None
+
+
+@contextmanager
+def _unwrapped() -> Iterator[None]:
+    """Raise the typed error a Ray task raised (``InvalidArgumentError``, ``ErasedKeysError``,
+    ...) as itself, not inside Ray's ``RayTaskError``, so callers catch it as on the
+    single-process path; Ray's error (with the task's traceback) becomes its ``__cause__``."""
+    ray = _ray()
+    try:
+        yield
+    except ray.exceptions.RayTaskError as exc:
+        cause = _typed_cause(exc)
+        if cause is None:
+            raise
+        raise cause from exc
+
+
 def _reading(store: Any, run: Callable[[], T]) -> T:
     """``run()``, a Ray job over the store's samples, run again from the latest manifest when
     files of the one it planned on vanished (a compaction, erase or vacuum, here or in another
@@ -80,7 +117,8 @@ def _reading(store: Any, run: Callable[[], T]) -> T:
 
     for attempt in range(READ_ATTEMPTS):
         try:
-            return run()
+            with _unwrapped():
+                return run()
         except READ_ERRORS as exc:
             store._tables.retry_after("samples", exc, attempt)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -156,10 +194,10 @@ def score_on_ray(
 
     def run() -> list[Any]:
         # a few large blocks per worker: each task pays for the model once, not once per small block
-        ds = snap.to_ray(cols, override_num_blocks=4 * workers).map_batches(
+        ds = _raising(snap.to_ray(cols, override_num_blocks=4 * workers).map_batches(
             _score_block, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size,
             compute=ray.data.TaskPoolStrategy(size=workers),
-        )
+        ))
         return list(ds.iter_batches(batch_format="numpy", batch_size=None))
 
     parts = _reading(store, run)
@@ -293,9 +331,9 @@ def select_on_ray(
             return trainset(all_keys(ctx), ctx)
         s = derive_seed(seed, 3)
         excluded = np.unique(np.asarray(ctx.excluded, dtype=np.int64))
-        cand = _reading(snapshot._store, lambda: _collect(snapshot.to_ray(["key"]).map_batches(
+        cand = _reading(snapshot._store, lambda: _collect(_raising(snapshot.to_ray(["key"]).map_batches(
             _uniform_block, fn_kwargs={"k": k, "seed": s, "excluded": excluded}, batch_format="pyarrow",
-            batch_size=None)))
+            batch_size=None))))
         from engine.sample import UniformSampler
 
         uniform = UniformSampler(k, seed=s)
@@ -307,8 +345,9 @@ def select_on_ray(
     blocks = ray.data.from_arrow(table).repartition(max(1, int(ray.available_resources().get("CPU", 1))))
     if strategy.method == "top":
         k = strategy.expected_size(int(keys.size))
-        cand = _collect(blocks.map_batches(_top_block, fn_kwargs={"k": k, "largest": strategy.largest},
-                                           batch_format="pyarrow", batch_size=None))
+        with _unwrapped():
+            cand = _collect(_raising(blocks.map_batches(_top_block, fn_kwargs={"k": k, "largest": strategy.largest},
+                                                        batch_format="pyarrow", batch_size=None)))
         from engine.select import TopK
 
         top = TopK(k, largest=strategy.largest)
@@ -331,8 +370,10 @@ def select_on_ray(
         n_all += int(w.size)
     k = strategy.expected_size(n_all)  # a share of every scored row, as in one process
     s = derive_seed(seed, 10)
-    cand = _collect(blocks.map_batches(_weighted_block, fn_kwargs={"k": k, "seed": s, "strategy": strategy},
-                                       batch_format="pyarrow", batch_size=None))
+    with _unwrapped():
+        cand = _collect(_raising(blocks.map_batches(
+            _weighted_block, fn_kwargs={"k": k, "seed": s, "strategy": strategy}, batch_format="pyarrow",
+            batch_size=None)))
     from engine.sample import WeightedSampler
 
     merged = WeightedSampler(k, seed=s)

@@ -39,8 +39,11 @@ _EMPTY = np.empty(0, dtype=np.int64)
 
 
 def _parts(ds: Any) -> list[Any]:
-    """Run ``ds`` once; its blocks stay in Ray's object store for both phases (refs returned)."""
-    return list(ds.to_arrow_refs())
+    """Run ``ds`` once; its blocks stay in Ray's object store for both phases (refs returned).
+    Its map steps raise their own errors (the caller unwraps the store's typed ones)."""
+    from .ray_exec import _raising
+
+    return list(_raising(ds).to_arrow_refs())
 
 
 def _read(ray: Any, snapshot: Any, columns: list[str], filter: str | None = None, *, share: int = 1) -> Any:
@@ -76,76 +79,98 @@ def _eligible(block: pa.Table, col: str | None, excluded: np.ndarray, candidates
 
 # -- ClassBalanced -------------------------------------------------------------------------------
 def _class_rows(block: pa.Table, col: str, excluded: np.ndarray, candidates: np.ndarray | None) -> pa.Table:
-    """The read: a block's eligible ``(key, label)`` rows."""
-    keys, values = _eligible(block, col, excluded, candidates)
-    return pa.table({"key": pa.array(keys, pa.int64()), "label": pa.array(values)})
-
-
-def _label_counts(block: pa.Table, integer: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Phase 1 task: eligible rows per label value of one block."""
-    from engine.quota import group_counts
+    """The read: a block's eligible ``(key, label)`` rows; an integer label column stays the
+    Arrow column it is (exact, nulls kept), never read through float64."""
     from policies._columns import column_to_numpy
+    from policies._stream import eligible_mask
 
-    if block.num_rows == 0:  # an empty block may come without columns
-        return _EMPTY, _EMPTY
-    values = column_to_numpy(block.column("label"))
-    if integer:  # a block holding a null reads as float64: its groups, nulls as one group
-        from policies.class_balanced import label_groups
+    keys = column_to_numpy(block.column("key"))
+    labels = block.column(col)
+    mask = eligible_mask(keys, None, excluded=excluded, candidates=candidates)
+    if mask is not None:
+        keys, labels = keys[mask], labels.filter(pa.array(mask))
+    if not pa.types.is_integer(labels.type):
+        labels = pa.array(column_to_numpy(labels))
+    return pa.table({"key": pa.array(keys, pa.int64()), "label": labels})
 
-        return group_counts(np.asarray(label_groups(values, None), dtype=np.int64))
+
+def _label_counts(block: pa.Table, integer: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """Phase 1 task: eligible rows per label value of one block (present labels), and for an
+    integer column the number of missing labels."""
+    from policies._columns import column_to_numpy, integer_column
     from policies._pick import fill_missing_labels
 
-    labels, counts = np.unique(fill_missing_labels(values), return_counts=True)
-    return labels, counts
+    if block.num_rows == 0:  # an empty block may come without columns
+        return _EMPTY, _EMPTY, 0
+    if integer:  # exact integers (int64, or uint64 for a uint64 column) and their validity
+        values, valid = integer_column(block.column("label"))
+        present = values if valid is None else values[valid]
+        labels, counts = np.unique(present, return_counts=True)
+        return labels, counts, 0 if valid is None else int(values.size - present.size)
+    labels, counts = np.unique(fill_missing_labels(column_to_numpy(block.column("label"))), return_counts=True)
+    return labels, counts, 0
 
 
-def _class_candidates(block: pa.Table, labels: np.ndarray | None, groups: np.ndarray, quotas: np.ndarray,
-                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _class_candidates(block: pa.Table, labels: np.ndarray, integer: bool, groups: np.ndarray,
+                      quotas: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Phase 2 task: per class, the block's best ``quota`` rows (their keys and groups)."""
     from engine.quota import select_quotas
-    from policies._columns import column_to_numpy
+    from policies._columns import column_to_numpy, integer_column
     from policies.class_balanced import label_groups
 
     if block.num_rows == 0:
         return _EMPTY, _EMPTY
     keys = column_to_numpy(block.column("key"))
-    g = np.asarray(label_groups(column_to_numpy(block.column("label")), labels), dtype=np.int64)
+    if integer:
+        values, valid = integer_column(block.column("label"))
+        g = label_groups(values, labels, valid)
+    else:
+        g = label_groups(column_to_numpy(block.column("label")), labels)
+    g = np.asarray(g, dtype=np.int64)
     pos = select_quotas(g, groups, quotas, rule="uniform", keys=keys, seed=seed)
     return keys[pos], g[pos]
 
 
 def class_balanced_on_ray(strategy: Any, ctx: Any) -> TrainSet:
-    """``strategy.select(ctx)`` for a ``ClassBalanced`` strategy, in the two phases above."""
+    """``strategy.select(ctx)`` for a ``ClassBalanced`` strategy, in the two phases above.
+
+    The groups are positions in the sorted distinct labels, a missing label the one after them:
+    the groups of the single-process strategy (integer labels compared exactly, as it reads them)."""
     import ray
 
     from engine.quota import allocate_quotas, select_quotas
     from policies._pick import add_label_counts, sorted_counts, trainset
-    from policies.class_balanced import integer_labels
+    from policies.class_balanced import _integer_column
 
     col = ctx.label_column
-    integer = integer_labels(ctx)
+    integer = _integer_column(ctx)  # the Arrow type, as the single-process strategy decides
     refs = _parts(_read(ray, ctx.snapshot, [col]).map_batches(
         _class_rows, fn_kwargs={"col": col, "excluded": ctx.excluded, "candidates": ctx.candidates},
         batch_format="pyarrow", batch_size=None))
-    counted = [c for c in _run(ray, _label_counts, refs, integer=integer) if c[0].size]
+    counted = [c for c in _run(ray, _label_counts, refs, integer=integer) if c[0].size or c[2]]
     if not counted:
         return trainset(_EMPTY, ctx)
-    labels: np.ndarray | None = None
-    if integer:  # the labels are the groups; ascending, as the streaming selector orders them
-        groups, inverse = np.unique(np.concatenate([c[0] for c in counted]).astype(np.int64), return_inverse=True)
-        counts = np.bincount(inverse.reshape(-1), weights=np.concatenate([c[1] for c in counted]),
-                             minlength=groups.size).astype(np.int64)
+    if integer:  # the sorted distinct present labels, exactly; the missing ones after them
+        present = [c for c in counted if c[0].size]
+        labels = np.unique(np.concatenate([c[0] for c in present])) if present else _EMPTY
+        counts = np.zeros(labels.size + 1, dtype=np.int64)
+        for values, n, _ in present:
+            np.add.at(counts, np.searchsorted(labels, values), n)
+        counts[-1] = sum(c[2] for c in counted)
+        if counts[-1] == 0:
+            counts = counts[:-1]
     else:  # the groups are positions in the sorted label values, as in label_counts
         merged: dict[Any, int] = {}
-        for values, n in counted:
+        for values, n, _ in counted:
             add_label_counts(merged, values, n)
         ordered = sorted_counts(merged)
         labels = np.array(list(ordered))
-        groups = np.arange(labels.size, dtype=np.int64)
         counts = np.array(list(ordered.values()), dtype=np.int64)
+    groups = np.arange(counts.size, dtype=np.int64)
     quotas = allocate_quotas(counts, strategy.expected_size(int(counts.sum())))
     seed = strategy.rank_seed(ctx)
-    cand = _run(ray, _class_candidates, refs, labels=labels, groups=groups, quotas=quotas, seed=seed)
+    cand = _run(ray, _class_candidates, refs, labels=labels, integer=integer, groups=groups, quotas=quotas,
+                seed=seed)
     keys = np.concatenate([c[0] for c in cand]).astype(np.int64)
     pos = select_quotas(np.concatenate([c[1] for c in cand]), groups, quotas, rule="uniform", keys=keys,
                         seed=seed)
