@@ -204,7 +204,11 @@ class LeaseLock:
             with self._renewal:
                 with self._state:
                     mine = self._etag
-                current = _etag_of(self.location.fs, self.path)
+                try:
+                    current = _etag_of(self.location.fs, self.path)
+                except OSError as exc:  # the store cannot tell: no write goes on without knowing
+                    raise ConflictError(f"this writer could not confirm it still holds the store lease "
+                                        f"{self.path!r} ({type(exc).__name__}: {exc}); retry the write") from exc
                 if current != mine:
                     with self._state:
                         self._lost = True

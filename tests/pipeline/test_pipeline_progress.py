@@ -118,6 +118,7 @@ def _follow_fresh(path: Path) -> Store:
 @pytest.mark.parametrize(("training", "selection", "match"), [
     ({"save_every": -1}, None, r"training\.save_every"),
     ({"save_every": 2}, {"name": "loss", "mode": "batch_then_sample"}, r"training\.save_every.*batch_then_sample"),
+    ({"save_every": 2}, {"name": "loss", "period": 1}, r"training\.save_every.*'loss' with period 1"),
 ])
 def test_save_every_is_checked_when_parsed(training, selection, match) -> None:
     cfg = _config(0)

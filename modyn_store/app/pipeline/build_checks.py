@@ -137,10 +137,13 @@ def check_save_every(ctx: _Ctx, training: Any, strategies: list[tuple[str, Any]]
         return
     for where, strategy in strategies:
         mode = getattr(strategy, "mode", None)
-        if mode == "batch_then_sample" or (mode == "sample_then_batch" and int(getattr(strategy, "period", 0) or 0)):
-            raise ctx.error(("training", "save_every"), f"0 with {where} {getattr(strategy, 'name', '')!r} in mode "
-                                                       f"{mode!r} (its choices during training are not saved with "
-                                                       "a training's progress)")
+        period = int(getattr(strategy, "period", 0) or 0)
+        if mode == "batch_then_sample" or (mode == "sample_then_batch" and period):
+            how = f"in mode {mode!r}" if mode == "batch_then_sample" else f"with period {period} (a new selection " \
+                                                                            "every period epochs)"
+            raise ctx.error(("training", "save_every"), f"0 with {where} {getattr(strategy, 'name', '')!r} {how}: "
+                                                       "its choices during training are not saved with a training's "
+                                                       "progress")
 
 
 def scope_keys(cfg: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
