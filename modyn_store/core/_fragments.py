@@ -61,8 +61,14 @@ class FragmentRanges:
     def _path(self, name: str, suffix: str = ".fragments.jsonl") -> str:
         return self.location.path(_relative(name, suffix))
 
-    def _load(self, name: str) -> None:
-        """Merge the side files' ranges into memory (memory wins: it was read from the data)."""
+    def recorded(self, name: str) -> dict[int, tuple[int, int, int]]:
+        """``fragment id -> (min _version, max _version, physical rows)`` as the side files
+        record them (later lines win; torn or damaged lines are skipped), without this process's
+        memory: what a reader that has not read those fragments itself goes by."""
+        return self._read(name)[0]
+
+    def _read(self, name: str) -> tuple[dict[int, tuple[int, int, int]], bytes | None]:
+        """The side files' ranges, and the journal's bytes (``None``: there is none)."""
         found: dict[int, tuple[int, int, int]] = {}
         raw = self.location.read(_relative(name, ".fragments.json"))  # earlier releases: one object
         lines = [raw] if raw else []
@@ -77,6 +83,11 @@ class FragmentRanges:
                 found.update({int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in body.items()})
             except (ValueError, KeyError, TypeError, IndexError, AttributeError):
                 continue  # torn or damaged: those fragments' columns are read instead
+        return found, journal
+
+    def _load(self, name: str) -> None:
+        """Merge the side files' ranges into memory (memory wins: it was read from the data)."""
+        found, journal = self._read(name)
         known = self._known.setdefault(name, {})
         for fid, hit in found.items():
             known.setdefault(fid, hit)

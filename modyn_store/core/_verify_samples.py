@@ -6,10 +6,15 @@ version, the number of rows each version inserted and their key checksum (the su
 batch by batch), and the same for the rows that stop being live at each version (their key
 was tombstoned then, or erased). The live count and checksum of every version are then
 prefix sums of these, plus the purged keys live at it, with no version's key set ever made:
-memory is one batch, a few arrays of one entry per version, and the dead keys (tombstones
+memory is one batch, a few arrays of one entry per version (and two of one per fragment),
+and the dead keys (tombstones
 and erasures, which every read of the store holds too). It is exactly what a snapshot's key
 scan finds: a row is live at ``v`` when its version is at most ``v`` and its key is not
 erased nor tombstoned at or before ``v`` (tombstones count from the first delete on).
+
+The scan also reads each row's address, whose upper half is its fragment id: the smallest
+and largest version of each fragment's rows are checked against the ranges reads go by
+(:func:`range_findings`, see :mod:`~modyn_store.core._fragments`) with no second pass.
 
 Keys are distinct when the scan meets them strictly increasing (keys assigned in order); else
 a second scan sorts them out of core (:func:`~modyn_store.core._keyruns.write_sorted`, in
@@ -20,13 +25,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
 
-from engine._search import sorted_unique
 from modyn_store.core import integrity
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core._keyruns import write_sorted
@@ -37,7 +41,8 @@ if TYPE_CHECKING:
     from modyn_store.core.store import Store
 
 __all__ = [
-    "SCAN_ROWS", "SORT_ROWS", "DeadKeys", "SampleTally", "dead_keys", "distinct_keys", "live_by_version", "tally",
+    "SCAN_ROWS", "SORT_ROWS", "DeadKeys", "SampleTally", "dead_keys", "distinct_keys", "live_by_version",
+    "range_findings", "tally",
 ]
 
 #: rows per batch of the scans (two int64 columns: 1 MiB a batch)
@@ -67,6 +72,10 @@ class SampleTally:
     gone_sum: np.ndarray
     #: whether the keys of versions up to ``committed`` came strictly increasing (so distinct)
     ordered: bool
+    #: per fragment of the scanned manifest: the smallest and largest ``_version`` of its rows
+    #: (rows Lance deleted left out), and its physical rows (deleted ones included)
+    spans: dict[int, tuple[int, int]] = field(default_factory=dict)
+    rows: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,18 +125,41 @@ def dead_keys(store: Store, committed: int, records: Sequence[VersionRecord]) ->
     return DeadKeys(k[first], v[first], tombstoned)
 
 
-def _batches(ds: Any, columns: list[str], filter: str | None = None) -> Iterator[tuple[np.ndarray, ...]]:
-    for batch in ds.to_batches(columns=columns, filter=filter, batch_size=SCAN_ROWS):
+def _batches(
+    ds: Any, columns: list[str], filter: str | None = None, *, addresses: bool = False
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Batches of ``columns`` as int64 arrays (``addresses``: and the rows' fragment ids last)."""
+    for batch in ds.to_batches(columns=columns, filter=filter, batch_size=SCAN_ROWS, with_row_address=addresses):
         if batch.num_rows:
-            yield tuple(batch.column(i).to_numpy().astype(np.int64, copy=False) for i in range(len(columns)))
+            out = [batch.column(i).to_numpy().astype(np.int64, copy=False) for i in range(len(columns))]
+            if addresses:  # (a row address is the fragment id << 32 | the row's offset in it)
+                out.append(batch.column(len(columns)).to_numpy() >> np.uint64(32))
+            yield tuple(out)
+
+
+def _note_spans(spans: dict[int, tuple[int, int]], frags: np.ndarray, vers: np.ndarray) -> None:
+    """Widen ``spans`` (fragment id -> smallest, largest version) by one batch's rows."""
+    if frags[0] == frags[-1] and bool((frags == frags[0]).all()):  # (a batch of one fragment: most are)
+        ids, lo, hi = [int(frags[0])], [int(vers.min())], [int(vers.max())]
+    else:
+        order = np.argsort(frags, kind="stable")
+        f, v = frags[order], vers[order]
+        starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
+        ids = f[starts].tolist()
+        lo, hi = np.minimum.reduceat(v, starts).tolist(), np.maximum.reduceat(v, starts).tolist()
+    for fid, a, b in zip(ids, lo, hi):
+        had = spans.get(fid)
+        spans[fid] = (a, b) if had is None else (min(had[0], a), max(had[1], b))
 
 
 def _scan(ds: Any, committed: int, dead: np.ndarray, dead_at: np.ndarray) -> SampleTally:
     n = committed + 1
     out = SampleTally(committed, 0, 0, np.zeros(n, np.int64), np.zeros(n, np.uint64), np.zeros(n, np.int64),
                       np.zeros(n, np.uint64), True)
+    out.rows = {f.fragment_id: f.physical_rows for f in ds.get_fragments()}
     last: int | None = None
-    for keys, vers in _batches(ds, ["key", "_version"]):
+    for keys, vers, frags in _batches(ds, ["key", "_version"], addresses=True):
+        _note_spans(out.spans, frags, vers)
         out.top = max(out.top, int(vers.max()))
         over = vers > committed
         if over.any():
@@ -177,6 +209,46 @@ def tally(store: Store, committed: int, dead: DeadKeys) -> SampleTally:
     return _scan_nothing(committed)
 
 
+def range_findings(store: Store, found: SampleTally) -> tuple[list[str], list[str]]:
+    """The samples' recorded fragment ranges (:mod:`~modyn_store.core._fragments`) against the
+    rows ``found`` in each fragment: ``(errors, notes)``.
+
+    A reader goes by a recorded range whose row count is the fragment's: it reads the fragment
+    without a version filter at versions at or above its largest, and skips it below its
+    smallest. A range that does not hold every row's version therefore makes reads of some
+    versions wrong (an error); a wider one only makes them filter rows they need not (fine).
+    A range recorded with another row count is not used (the reader reads the fragment's
+    versions itself): a note.
+    """
+    recorded = store._tables.ranges.recorded("samples")
+    wrong: list[str] = []
+    unused: list[int] = []
+    for fid, (lo, hi) in sorted(found.spans.items()):
+        hit = recorded.get(fid)
+        if hit is None:
+            continue
+        if hit[2] != found.rows.get(fid):
+            unused.append(fid)
+        elif hit[0] > lo or hit[1] < hi:
+            wrong.append(f"fragment {fid}: versions {hit[0]}..{hit[1]} recorded, its rows hold {lo}..{hi}")
+    errors: list[str] = []
+    notes: list[str] = []
+    where = " and ".join(store._tables.ranges.files("samples")) or "the fragment-range file"
+    if wrong:
+        errors.append(
+            f"samples: the version ranges recorded in {where} do not hold the versions of the rows of "
+            f"{len(wrong)} fragment{'s' if len(wrong) > 1 else ''} ({'; '.join(wrong[:5])}): reads of the "
+            "versions in between return wrong rows (the file is a cache: without it, reads take the "
+            "ranges from the data)"
+        )
+    if unused:
+        notes.append(
+            f"samples: {len(unused)} fragment ranges recorded in {where} give another row count than the "
+            f"fragment's, e.g. fragments {unused[:5]}; reads ignore them and read those fragments' versions"
+        )
+    return errors, notes
+
+
 def _scan_nothing(committed: int) -> SampleTally:
     n = committed + 1
     return SampleTally(committed, 0, 0, np.zeros(n, np.int64), np.zeros(n, np.uint64), np.zeros(n, np.int64),
@@ -197,21 +269,40 @@ def _purged_live(store: Store, committed: int) -> tuple[np.ndarray, np.ndarray]:
         pos = np.minimum(np.searchsorted(erased, k), erased.size - 1)
         keep = erased[pos] != k
         k, ins, dele = k[keep], ins[keep], dele[keep]
+    # live from its insert until its delete; a key purged more than once (damage or an old
+    # store) counts once while any of its spans holds it: its overlapping spans are merged
+    start = np.maximum(ins, 0)
+    live = (start <= committed) & (dele > start)
+    k, start, dele = _merged_spans(k[live], start[live], dele[live])
+    mixes = integrity.key_mixes(k)
+    count += np.bincount(start, minlength=n)[:n]
+    np.add.at(total, start, mixes)
+    ends = dele <= committed
+    count -= np.bincount(dele[ends], minlength=n)[:n]
+    np.subtract.at(total, dele[ends], mixes[ends])
+    return np.cumsum(count), np.cumsum(total, dtype=np.uint64)
+
+
+def _merged_spans(k: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The spans ``[start, end)`` (each not empty) of keys ``k``, the overlapping ones of a key
+    merged: disjoint spans, so each key is counted once at every version (sorted once)."""
     if np.unique(k).size == k.size:
-        # each key once: live from its insert until its delete, as differences
-        start = np.maximum(ins, 0)
-        live = (start <= committed) & (dele > start)
-        mixes = integrity.key_mixes(k)
-        count += np.bincount(start[live], minlength=n)[:n]
-        np.add.at(total, start[live], mixes[live])
-        ends = live & (dele <= committed)
-        count -= np.bincount(dele[ends], minlength=n)[:n]
-        np.subtract.at(total, dele[ends], mixes[ends])
-        return np.cumsum(count), np.cumsum(total, dtype=np.uint64)
-    for v in range(n):  # a key purged twice (damage or an old store): the set of each version
-        keys = sorted_unique(k[(ins <= v) & (dele > v)])
-        count[v], total[v] = keys.size, integrity.key_checksum(keys)
-    return count, total
+        return k, start, end  # (each key once: the usual case)
+    order = np.lexsort((start, k))
+    k, start, end = k[order], start[order], end[order]
+    first = np.ones(k.size, bool)
+    first[1:] = k[1:] != k[:-1]
+    # the largest end of the key's spans so far: the running maximum of the ends' ranks, each
+    # key's offset above every earlier key's so that the maximum starts again at each key
+    ends, rank = np.unique(end, return_inverse=True)
+    offset = np.cumsum(first) * ends.size
+    reach = ends[np.maximum.accumulate(offset + rank) - offset]
+    # a span starts a merged one when it is its key's first or starts after every earlier one ends
+    new = first.copy()
+    new[1:] |= start[1:] > reach[:-1]
+    at = np.flatnonzero(new)
+    last = np.r_[at[1:] - 1, k.size - 1]
+    return k[at], start[at], reach[last]
 
 
 def live_by_version(store: Store, found: SampleTally) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,9 @@
 :class:`VerifyReport` of findings. The quick check looks at metadata and file sizes; ``deep``
 also reads every data file and recomputes each append's row count and key checksum. Both
 read the samples in one streamed scan, in memory that does not grow with the number of rows
-(see :mod:`~modyn_store.core._verify_samples`).
+(see :mod:`~modyn_store.core._verify_samples`), which also checks the fragment version ranges
+that reads go by. An erase or vacuum committed by another writer during the scan makes the
+sample checks run again against the new log (see ``_check_samples_settled``).
 
 Example
 -------
@@ -32,7 +34,12 @@ from modyn_store.core._location import resolve
 from modyn_store.core._marker import open_or_create
 from modyn_store.core.errors import CorruptionError, ModynStoreError
 
-__all__ = ["Finding", "VerifyReport", "verify"]
+__all__ = ["CHANGE_ATTEMPTS", "Finding", "VerifyReport", "verify"]
+
+#: runs of the sample checks while erases or vacuums commit during them (see verify)
+CHANGE_ATTEMPTS = 3
+#: the writes that remove rows from the samples (after their commit)
+_REMOVES_ROWS = ("erase", "vacuum")
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,57 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
         return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
 
     # -- samples against the log, in one streamed scan (see _verify_samples) --------------------
+    committed = _check_samples_settled(store, records, committed, pending, deep, findings, checked)
+    _check_caches(store, findings)
+    return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
+
+
+def _check_samples_settled(store: Any, records: list[Any], committed: int, pending: int | None, deep: bool,
+                           findings: list[Finding], checked: list[str]) -> int:
+    """The sample checks, run again while an erase or vacuum commits during them.
+
+    Verify takes no lock: an erase or vacuum that commits while the samples are read removes
+    rows of versions the checks hold against the log read before it, which reads as missing
+    rows. So the log is read again after the checks; when such a write committed meanwhile
+    the checks run again against the new log, up to :data:`CHANGE_ATTEMPTS` times. If the
+    store keeps changing, the last run's errors are reported as notes, after a note that says so.
+    Returns the version of the log the checks ran against.
+    """
+    for _attempt in range(CHANGE_ATTEMPTS):
+        found, done = _check_samples(store, records, committed, pending, deep)
+        try:
+            now = store._read_records()
+        except (ModynStoreError, OSError, ValueError) as exc:
+            found.append(Finding("note", f"the version log cannot be read again after the samples' checks ({exc}): "
+                                         "an erase or vacuum committed during them would read as damage"))
+            now = records
+        moved = sorted({r.op for r in now if r.version > committed and r.op in _REMOVES_ROWS})
+        if not moved:
+            findings.extend(found)
+            checked.extend(done)
+            return committed
+        records, committed = now, now[-1].version
+    findings.append(Finding(
+        "note",
+        f"the store changed during verify: writes that remove rows ({', '.join(moved)}) committed while "
+        f"its samples were read, {CHANGE_ATTEMPTS} times; the samples were not checked against the log "
+        "(run verify again)",
+    ))
+    findings.extend(Finding("note", f"(maybe from that change) {f.what}") if f.severity == "error" else f
+                    for f in found)
+    return committed
+
+
+def _check_samples(store: Any, records: list[Any], committed: int, pending: int | None,
+                   deep: bool) -> tuple[list[Finding], list[str]]:
+    """One run of the checks of the samples against the log of version ``committed``:
+    ``(findings, what was checked)``."""
+    findings: list[Finding] = []
+    checked: list[str] = []
+
+    def error(what: str) -> None:
+        findings.append(Finding("error", what))
+
     dead: _verify_samples.DeadKeys | None = None
     try:
         dead = _verify_samples.dead_keys(store, committed, records)
@@ -167,7 +225,15 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
         found = _verify_samples.tally(store, committed, dead if dead is not None else none)
     except (ModynStoreError, OSError, ValueError) as exc:
         error(f"samples cannot be read: {exc}")
-        return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
+        return findings, checked
+    try:
+        wrong, unused = _verify_samples.range_findings(store, found)
+        for what in wrong:
+            error(what)
+        findings.extend(Finding("note", what) for what in unused)
+        checked.append("fragment version ranges")
+    except (ModynStoreError, OSError, ValueError) as exc:
+        error(f"the samples' fragment ranges cannot be read: {exc}")
     if found.above and (pending is None or found.top > pending) and store.version < found.top:
         # (a writer that committed them meanwhile is no damage: the log is read again)
         error(
@@ -192,8 +258,7 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
             checked.append("row counts and key checksums of every append and delete")
         except (ModynStoreError, OSError, ValueError) as exc:
             error(f"appends and deletes cannot be checked: {exc}")
-    _check_caches(store, findings)
-    return VerifyReport(store.uri, deep, committed, tuple(checked), tuple(findings))
+    return findings, checked
 
 
 def _check_live(store: Any, records: list[Any], committed: int, deep: bool, found: _verify_samples.SampleTally,
