@@ -11,16 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from modyn_store import Store
-from modyn_store.core.errors import CorruptionError
-from modyn_store.core.trainset import TrainSet
 from training._cache_files import _read_entry, _write_entry
 from training.cache import Cache
 from training.columns import ColumnSpec
 from training.errors import CacheError
-from training.train_set_files import load_train_set, save_train_set
 
 SPECS = {f"x{i}": ColumnSpec(f"x{i}", "fixed", "<f8", ()) for i in range(16)}
 KEYS = np.arange(50, dtype=np.int64)
@@ -134,18 +130,6 @@ def test_an_entry_open_in_a_process_is_dead_once_another_build_replaced_it(tmp_p
         fh.write(body.replace('"build": "', '"build": "0'))
     assert not entry.alive()
     assert cache.open("e", SPECS) is not entry
-
-
-def test_a_train_set_file_without_a_digest_is_refused_with_how_to_write_it_again(tmp_path: Path) -> None:
-    ts = TrainSet(keys=np.array([5, 3, 9]), weights=np.array([1.0, 2.0, 3.0]), version=4)
-    path = tmp_path / "set.npz"
-    save_train_set(ts, str(path))
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "digest"}
-    with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
-    with pytest.raises(CorruptionError, match="no digest.*save_train_set"):
-        load_train_set(str(path))
 
 
 def test_a_damaged_build_is_removed_but_not_one_published_after_it(tmp_path: Path) -> None:

@@ -199,10 +199,25 @@ def test_a_train_set_file_that_cannot_be_read_is_a_typed_error(tmp_path: Path, d
         _damage_directory(changed, damage)
         path.write_bytes(bytes(changed))
     else:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k != "weights"}
-        with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
+        _rewrite_without(path, "weights")
     with pytest.raises(CorruptionError, match="set.npz"):
+        load_train_set(str(path))
+
+
+def _rewrite_without(path: Path, name: str) -> None:
+    """Write the train-set file ``path`` again without its array ``name``."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k != name}
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def test_a_train_set_file_without_a_digest_is_refused_with_how_to_write_it_again(tmp_path: Path) -> None:
+    from modyn_store.core.errors import CorruptionError
+
+    path = tmp_path / "set.npz"
+    save_train_set(TrainSet(keys=np.array([5, 3, 9]), weights=np.array([1.0, 2.0, 3.0]), version=4), str(path))
+    _rewrite_without(path, "digest")
+    with pytest.raises(CorruptionError, match="no digest.*save_train_set"):
         load_train_set(str(path))
 
