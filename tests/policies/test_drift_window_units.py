@@ -55,3 +55,12 @@ def test_a_pipeline_names_the_key_when_the_window_does_not_fit_the_column(tmp_pa
         parse_pipeline({"name": "dw", "source": {"data": table, "ts": "t", "label": "y", "chunk": "n:1000"},
                         "model": {"name": "logreg"},
                         "trigger": {"name": "data_drift", "columns": ["features"], "window_time": "1h"}})
+
+
+def test_a_warmup_trigger_is_checked_against_the_column_too() -> None:
+    table = pa.table({"t": _SECONDS, "y": np.arange(_N) % 2, "u": np.arange(_N, dtype=np.float64)})
+    with pytest.raises(PipelineConfigError, match=r"trigger\.warmup_trigger\.every.*holds numbers"):
+        parse_pipeline({"name": "dw", "source": {"data": table, "ts": "t", "label": "y", "chunk": "n:1000"},
+                        "model": {"name": "logreg"},
+                        "trigger": {"name": "data_drift", "columns": ["features"], "window": 100, "warmup": 500,
+                                    "warmup_trigger": {"name": "time", "every": "1h"}}})

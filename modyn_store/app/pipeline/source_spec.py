@@ -329,7 +329,8 @@ def check_trigger_units(ctx: _Ctx, cfg: SourceConfig, trigger: Mapping[str, Any]
     """A time trigger's ``every``/``start`` and a data drift trigger's ``window_time`` must fit the
     event-time column (numbers vs durations).
 
-    Composite triggers are checked through their ``triggers`` list, each sub-trigger by its path.
+    Composite triggers are checked through their ``triggers`` list, each sub-trigger by its path,
+    and a data drift trigger's ``warmup_trigger`` the same way.
     """
     if cfg.kind == "dataset" or not isinstance(trigger, Mapping):
         return
@@ -337,6 +338,8 @@ def check_trigger_units(ctx: _Ctx, cfg: SourceConfig, trigger: Mapping[str, Any]
     if isinstance(subs, list):
         for i, sub in enumerate(subs):
             check_trigger_units(ctx, cfg, sub, path + ("triggers", i))
+    if isinstance(trigger.get("warmup_trigger"), Mapping):
+        check_trigger_units(ctx, cfg, trigger["warmup_trigger"], path + ("warmup_trigger",))
     if trigger.get("name") not in ("time", "data_drift"):
         return
     schema = peek_schema(cfg)
