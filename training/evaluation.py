@@ -104,15 +104,18 @@ class EvalMatrix:
         return self.values[:, :, self.metrics.index(metric)]
 
     def to_table(self) -> pa.Table:
-        """Long format: one row per (model, slice, metric)."""
+        """Long format: one row per (model, slice, metric); ``margin`` the cell's 95% half-width
+        (null where undefined), ``population`` the slice's rows (``n`` those evaluated)."""
         rows = []
         for m, model in enumerate(self.models):
             for s, sl in enumerate(self.slices):
                 for k, metric in enumerate(self.metrics):
+                    half = float(self.margins[m, s, k]) if self.margins is not None else 0.0
                     rows.append(
                         {"model_id": model, "slice": sl.name, "slice_start": sl.start, "slice_end": sl.end,
                          "metric": metric, "value": float(self.values[m, s, k]), "n": self.counts[s],
-                         "data_version": self.data_version}
+                         "data_version": self.data_version, "margin": None if math.isnan(half) else half,
+                         "population": self.population[s] if self.population else self.counts[s]}
                     )
         return pa.Table.from_pylist(rows)
 

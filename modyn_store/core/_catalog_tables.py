@@ -25,8 +25,8 @@ from modyn_store.core._tables import VERSION
 from modyn_store.core.errors import SchemaMismatchError
 
 __all__ = [
-    "EVALUATIONS", "EVALUATIONS_SCHEMA", "INTERNAL_TABLES", "LINEAGE_TABLES", "PLANS", "PLANS_SCHEMA", "PLAN_WEIGHTS",
-    "PLAN_WEIGHTS_SCHEMA", "SELECTIONS",
+    "EVALUATIONS", "EVALUATIONS_OPTIONAL", "EVALUATIONS_SCHEMA", "INTERNAL_TABLES", "LINEAGE_TABLES", "PLANS",
+    "PLANS_SCHEMA", "PLAN_WEIGHTS", "PLAN_WEIGHTS_SCHEMA", "SELECTIONS",
     "SELECTIONS_SCHEMA", "TRAININGS", "TRAININGS_SCHEMA", "check_declared", "declare_table", "holds_samples",
     "may_hold_samples",
 ]
@@ -109,12 +109,19 @@ EVALUATIONS_SCHEMA = pa.schema(
         ("value", pa.float64()),
         ("n", pa.int64()),
         ("data_version", pa.int64()),
+        # a sampled evaluation's 95% half-width and the slice's rows (null: written before these
+        # columns existed; margin 0 and population == n: the whole slice was evaluated)
+        ("margin", pa.float64()),
+        ("population", pa.int64()),
     ]
 )
+#: columns of ``evaluations`` that tables written by earlier releases lack (read back as null)
+EVALUATIONS_OPTIONAL = ("margin", "population")
 
-for _name, _schema in ((TRAININGS, TRAININGS_SCHEMA), (PLANS, PLANS_SCHEMA), (PLAN_WEIGHTS, PLAN_WEIGHTS_SCHEMA),
-                      (EVALUATIONS, EVALUATIONS_SCHEMA)):
+for _name, _schema in ((TRAININGS, TRAININGS_SCHEMA), (PLANS, PLANS_SCHEMA), (PLAN_WEIGHTS, PLAN_WEIGHTS_SCHEMA)):
     declare_table(_name, _schema, "training catalog")
+declare_table(EVALUATIONS, EVALUATIONS_SCHEMA, "training catalog",
+              required=[n for n in EVALUATIONS_SCHEMA.names if n not in EVALUATIONS_OPTIONAL])
 # other trainers may record their train sets here for ``erase`` (see docs/ARCHITECTURE.md)
 declare_table(SELECTIONS, SELECTIONS_SCHEMA, "training catalog", required=("training_id", "key"))
 

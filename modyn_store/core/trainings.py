@@ -37,7 +37,14 @@ from typing import IO, Any, cast
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._catalog_tables import EVALUATIONS, EVALUATIONS_SCHEMA, SELECTIONS, TRAININGS, TRAININGS_SCHEMA
+from modyn_store.core._catalog_tables import (
+    EVALUATIONS,
+    EVALUATIONS_OPTIONAL,
+    EVALUATIONS_SCHEMA,
+    SELECTIONS,
+    TRAININGS,
+    TRAININGS_SCHEMA,
+)
 from modyn_store.core._checkpoints import Sha256Writer, check_state, unzip_hashed
 from modyn_store.core._plainjson import plain_json
 from modyn_store.core._trainset_rows import read_trainset, trainset_tables
@@ -416,18 +423,46 @@ class Catalog:
 
     # -- evaluations ---------------------------------------------------------------------
     def record_evaluation(self, table: pa.Table, *, message: str = "") -> str:
-        """Store a model x slice x metric matrix (columns of ``EVALUATIONS_SCHEMA`` less the id)."""
+        """Store a model x slice x metric matrix (columns of ``EVALUATIONS_SCHEMA`` less the id).
+
+        ``margin`` (a sampled cell's 95% half-width) and ``population`` (the slice's rows, ``n``
+        being those evaluated) may be left out (stored null). An ``evaluations`` table written
+        before these columns existed gets them, null in its earlier rows, on the first write that
+        carries them (Lance schema evolution; a write without them appends as before)."""
         eval_id = self.new_id("e")
+        if not isinstance(table, pa.Table):
+            raise InvalidArgumentError("table", type(table).__name__, "a pyarrow Table")
         cols = [f.name for f in EVALUATIONS_SCHEMA if f.name != "evaluation_id"]
-        missing = [c for c in cols if c not in table.column_names]
+        missing = [c for c in cols if c not in table.column_names and c not in EVALUATIONS_OPTIONAL]
         if missing:
-            raise InvalidArgumentError("table", missing, f"a table with columns {cols}")
+            raise InvalidArgumentError("table", missing, f"a table with columns {cols} "
+                                                         f"({list(EVALUATIONS_OPTIONAL)} optional)")
+        for c in EVALUATIONS_OPTIONAL:
+            if c not in table.column_names:
+                table = table.append_column(c, pa.nulls(table.num_rows, EVALUATIONS_SCHEMA.field(c).type))
         out = table.select(cols).cast(pa.schema([EVALUATIONS_SCHEMA.field(c) for c in cols]))
         out = out.add_column(0, "evaluation_id", pa.array([eval_id] * out.num_rows, pa.string()))
         with self.store.transaction("evaluate", message=message or f"evaluation {eval_id}") as txn:
+            out = self._evolve_evaluations(out)
             txn.append(EVALUATIONS, out)
             txn.details = {"evaluation_id": eval_id, "rows": out.num_rows}
         return eval_id
+
+    def _evolve_evaluations(self, rows: pa.Table) -> pa.Table:
+        """``rows`` for an ``evaluations`` table of an earlier release (under the writer lock):
+        its missing optional columns are added (all null) when ``rows`` hold a value in them,
+        else dropped from ``rows``, so the table keeps its schema."""
+        ds = self.store._tables.open(EVALUATIONS)
+        if ds is None:
+            return rows
+        lacking = [c for c in EVALUATIONS_OPTIONAL if c not in ds.schema.names]
+        if not lacking:
+            return rows
+        if all(rows.column(c).null_count == rows.num_rows for c in lacking):
+            return rows.drop_columns(lacking)
+        self.store._tables._unpin(EVALUATIONS)
+        ds.add_columns([EVALUATIONS_SCHEMA.field(c) for c in lacking])
+        return rows
 
     def evaluations(self, evaluation_id: str | None = None) -> pa.Table | None:
         """Stored evaluation rows (all, or one evaluation's)."""

@@ -25,7 +25,7 @@ from modyn_store.app.pipeline.evaluate import cutoff_slice, slice_labels
 from modyn_store.app.pipeline.training_info import recorded_cost
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
-__all__ = ["pipeline_results", "pipeline_trainings", "trainings_table", "unevaluated"]
+__all__ = ["METRIC_ORDER", "pipeline_results", "pipeline_trainings", "report_metric", "trainings_table", "unevaluated"]
 
 
 def pipeline_trainings(store: Any) -> dict[str, list[Any]]:
@@ -90,13 +90,17 @@ def pipeline_results(store: Any) -> list[PipelineResult]:
         evaluated = {x["model_id"] for x in mine}
         recs = [r for r in recs if r.training_id in evaluated]  # costs and metrics of the same trainings
         ids = [r.training_id for r in recs]
-        metric = mine[0]["metric"]
+        metric = report_metric({x["metric"] for x in mine}, recs[-1].metrics.get("evaluation_metric"))
         slices = sorted({(x["slice_start"], x["slice"]) for x in mine})
         col = {s: i for i, (_, s) in enumerate(slices)}
         matrix = np.full((len(ids), len(slices)), np.nan)
+        margins = np.full((len(ids), len(slices)), np.nan)
         for x in mine:
             if x["metric"] == metric:
                 matrix[ids.index(x["model_id"]), col[x["slice"]]] = x["value"]
+                half = x.get("margin")  # absent or null in a table written before margins were kept
+                if half is not None:
+                    margins[ids.index(x["model_id"]), col[x["slice"]]] = half
         starts = np.array([s for s, _ in slices])
         trig = []
         for i, r in enumerate(recs):
@@ -112,8 +116,27 @@ def pipeline_results(store: Any) -> list[PipelineResult]:
         desc = [_desc(k, p.get(k, {})) for k in ("trigger", "selection", "update")]
         desc[1] = _desc("selection", _pipeline_selection(recs))
         results.append(PipelineResult(name, desc[0], desc[1], desc[2], trig, matrix.tolist(),
-                                      slice_labels(store, starts.tolist()), metric=metric, higher_is_better=metric != "loss"))
+                                      slice_labels(store, starts.tolist()), metric=metric, higher_is_better=metric != "loss",
+                                      margins=margins.tolist() if not np.isnan(margins).all() else ()))
     return results
+
+
+#: the order in which :func:`report_metric` prefers an evaluation's metrics (``training.METRICS``)
+METRIC_ORDER = ("accuracy", "f1", "roc_auc", "loss")
+
+
+def report_metric(metrics: set[str], configured: Any = None) -> str:
+    """The metric a pipeline's report shows from an evaluation holding ``metrics``: the pipeline's
+    configured ``evaluation.metric`` (recorded with its trainings) where the evaluation holds it,
+    else the first of :data:`METRIC_ORDER` it holds, else the alphabetically first.
+
+    >>> report_metric({"loss", "f1"}), report_metric({"loss", "f1"}, "loss"), report_metric({"x", "b"})
+    ('f1', 'loss', 'b')
+    """
+    if isinstance(configured, str) and configured in metrics:
+        return configured
+    known = [m for m in METRIC_ORDER if m in metrics]
+    return known[0] if known else min(metrics)
 
 
 def unevaluated(store: Any) -> dict[str, list[str]]:

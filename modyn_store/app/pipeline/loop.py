@@ -324,6 +324,7 @@ class PipelineLoop:
             update_decision=json.dumps({"mode": decision.mode, "base": decision.base, "reason": decision.reason,
                                         "selection_scope": decision.selection_scope}),
             metrics={"pipeline": self.config.name, "trigger_index": index, "cutoff_ts": cutoff_ts,
+                     "evaluation_metric": self.config.evaluation.metric,
                      "threads": self.config.training.threads,
                      "cost": {"forward_passes": scored, "rows_scanned": rows_scanned, "trigger_s": pend.trigger_s,
                               "select_s": select_s, "score_s": score_s}},
