@@ -47,7 +47,7 @@ class ArgumentError(ValueError):
         super().__init__(f"invalid {name}={shown}: expected {expected}")
 
     def __reduce__(self) -> tuple[Any, ...]:  # keep pickling (multiprocessing, Ray) working
-        return (type(self), (self.name, self.value, self.expected))
+        return (type(self), (self.name, self.value, self.expected), self.__dict__)
 
 
 class EngineInputError(ArgumentError):

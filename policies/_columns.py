@@ -14,6 +14,9 @@ __all__ = ["check_float_labels", "column_to_numpy", "datetimes_to_ns", "integer_
 def column_to_numpy(col: pa.Array | pa.ChunkedArray, *, name: str = "column") -> np.ndarray:
     """An Arrow column as NumPy: timestamps/dates as int64 ns, fixed-size lists as 2-D arrays.
 
+    A fixed-size list column holding a null raises :class:`InvalidArgumentError` naming the
+    first such row (``name[i]``).
+
     Datetimes outside the ``datetime64[ns]`` range (1677-09-21 to 2262-04-11) raise
     :class:`InvalidArgumentError` naming the first such row (``name[i]``). An integer column
     holding a null reads as float64 (NaN for null), which rounds integers beyond ``2**53``:
@@ -31,6 +34,10 @@ def column_to_numpy(col: pa.Array | pa.ChunkedArray, *, name: str = "column") ->
             raise  # pragma: no cover - the check above names the row
         return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     if pa.types.is_fixed_size_list(t):
+        if col.null_count:  # ``flatten`` skips null rows: the rows would no longer line up
+            bad = int(np.flatnonzero(~np.asarray(col.is_valid().to_numpy(zero_copy_only=False),
+                                                 dtype=bool))[0])
+            raise InvalidArgumentError(f"{name}[{bad}]", None, f"a {t} value in every row")
         flat = col.flatten().to_numpy(zero_copy_only=False)
         return np.asarray(flat).reshape(len(col), t.list_size)
     return np.asarray(col.to_numpy(zero_copy_only=False))

@@ -15,7 +15,11 @@ from policies._columns import column_to_numpy, integer_column
 from policies._stream import eligible_mask, iter_rows
 from policies.base import SelectionContext, SelectionStrategy, register
 
-__all__ = ["ClassBalanced", "integer_labels", "label_groups"]
+__all__ = ["LABEL_TYPES", "ClassBalanced", "check_label_type", "integer_labels", "label_groups"]
+
+#: the label columns ``ClassBalanced`` balances, in words (a nested column is refused)
+LABEL_TYPES = ("a label column of scalars: integer, floating-point, string, binary, boolean, "
+               "date or timestamp (not a list, fixed-size list, struct or map)")
 
 
 @register("class_balanced")
@@ -58,6 +62,7 @@ class ClassBalanced(RatioOrLimit, SelectionStrategy):
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from engine.quota import BalancedSelector
 
+        check_label_type(ctx)
         col = ctx.label_column
         if not _integer_column(ctx):  # floats, strings, ...: positions in the sorted labels
             counts = label_counts(ctx)
@@ -98,6 +103,18 @@ class ClassBalanced(RatioOrLimit, SelectionStrategy):
                 return None
             sel.update(label_groups(values, None, valid), keys=keys)
         return np.asarray(sel.result(), dtype=np.int64)
+
+
+def check_label_type(ctx: SelectionContext) -> None:
+    """Refuse a nested label column (list, fixed-size list, struct, map): its values are not
+    class labels. Raises :class:`InvalidArgumentError` naming the label column and
+    :data:`LABEL_TYPES`; the Ray path checks the same."""
+    col = ctx.label_column
+    for batch in ctx.snapshot.to_batches([col], None, batch_size=ctx.batch_size):
+        t = batch.schema.field(col).type
+        if pa.types.is_nested(t):
+            raise InvalidArgumentError(col, str(t), LABEL_TYPES)
+        return
 
 
 def integer_labels(ctx: SelectionContext) -> bool:

@@ -100,6 +100,9 @@ class DamagedEntryError(CacheError):
         super().__init__(message)
         self.stamp = stamp
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses processes (multiprocessing, Ray, DDP) intact
+        return (type(self), (str(self.args[0]) if self.args else "", self.stamp), self.__dict__)
+
 
 def _size_of(path: str) -> int:
     total = 0

@@ -437,7 +437,7 @@ def train_on_ray(
         trainer.fit()
     except Exception as exc:
         typed = _worker_error(exc)
-        if typed is None:
+        if typed is None or typed is exc:
             raise
         raise typed from exc  # e.g. ErasedKeysError, as train() and spawn_training raise it
     return Catalog(store).get(tid)

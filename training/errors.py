@@ -45,7 +45,7 @@ class ErasedKeysError(DataUnavailableError):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:  # raised in a Ray task or a DDP rank, read back intact
-        return (type(self), (self.what, self.keys))
+        return (type(self), (self.what, self.keys), self.__dict__)
 
 
 class CacheError(ModynStoreError):
@@ -76,7 +76,7 @@ class DivergedError(ModynStoreError):
             "nothing of this training was recorded")
 
     def __reduce__(self) -> tuple[Any, ...]:  # raised in a Ray Train worker or a DDP rank, read back intact
-        return (type(self), (self.epoch, self.loss))
+        return (type(self), (self.epoch, self.loss), self.__dict__)
 
 
 def check_loss(epoch: int, loss: float) -> float:

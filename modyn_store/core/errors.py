@@ -100,6 +100,9 @@ class DataUnavailableError(ModynStoreError):
         super().__init__(message)
         self.keys = keys
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses processes (multiprocessing, Ray, DDP) intact
+        return (type(self), (str(self.args[0]) if self.args else "", self.keys), self.__dict__)
+
 
 class NotAStoreError(ModynStoreError, FileNotFoundError):
     """The given location does not hold a modyn-store store."""

@@ -17,8 +17,11 @@ Builds into the same ``uri`` and table name are serialised across threads and pr
 file in ``uri`` (a local folder); a build that waits longer than ``lock_timeout`` seconds raises
 :class:`~modyn_store.core.errors.ConflictError`, as does a clash LanceDB detects on other URIs.
 Each index answers from the table version it built, so a later build into the same table never
-changes an earlier index's answers. A build that fails removes its temporary folder. A closed
-index raises :class:`~modyn_store.core.errors.ClosedError`.
+changes an earlier index's answers. A build that fails removes its temporary folder. A process
+killed outright (``SIGKILL``) cannot: each temporary folder names its owner process, and the next
+build without ``uri`` removes the folders of owners on this host that are no longer running
+(never a live process's, never another host's). A closed index raises
+:class:`~modyn_store.core.errors.ClosedError`.
 
 Example
 -------
@@ -39,7 +42,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,10 +53,14 @@ import pyarrow as pa
 
 from modyn_store.core._knn import ExactKnn
 from modyn_store.core._lock import WriterLock
+from modyn_store.core._tempowner import owned_tempdir, sweep_stale
 from modyn_store.core._validate import check_float, check_int, check_int_or_none
 from modyn_store.core.errors import ClosedError, ConflictError, InvalidArgumentError
 
 __all__ = ["VectorIndex", "snapshot_table"]
+
+#: the prefix of the temporary folders of indexes built without a ``uri``
+_TEMP_PREFIX = "modyn-vectors-"
 
 Kind = Literal["auto", "exact", "ivf_pq", "hnsw"]
 KINDS = ("auto", "exact", "ivf_pq", "hnsw")
@@ -247,7 +253,8 @@ class VectorIndex:
 
         temp = uri is None
         if uri is None:
-            uri = tempfile.mkdtemp(prefix="modyn-vectors-")
+            sweep_stale(_TEMP_PREFIX)  # the folders of builders killed before they could clean up
+            uri = owned_tempdir(_TEMP_PREFIX)
         name = f"v{self.version}" if self.version is not None else "vectors"
         n, d = m.shape
         parts = num_partitions or max(1, min(4096, int(np.sqrt(n))))

@@ -170,6 +170,16 @@ def test_an_error_inside_a_ray_task_reaches_the_caller_as_the_store_error(tmp_pa
     with pytest.raises(ErasedKeysError) as erased:
         _reading(st, lambda: ray.get(refuse.remote()))
     assert type(erased.value) is ErasedKeysError and erased.value.keys.tolist() == [2, 4]
+    # an engine kernel's refusal: the store's InvalidArgumentError, as engine_errors() gives in one process
+    from engine.errors import EngineInputError
+
+    @ray.remote
+    def kernel_refuses() -> None:
+        raise EngineInputError("k", -1, "an integer >= 0")
+
+    with pytest.raises(InvalidArgumentError, match=r"invalid k=-1: expected an integer >= 0") as kernel:
+        _reading(st, lambda: ray.get(kernel_refuses.remote()))
+    assert type(kernel.value) is InvalidArgumentError
 
 
 @pytest.mark.parametrize("limit", [None, 4])

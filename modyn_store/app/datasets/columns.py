@@ -66,6 +66,9 @@ class SourceError(ModynStoreError, ValueError):
         self.message = message
         super().__init__(f"{key}: {message}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses processes (multiprocessing, Ray, DDP) intact
+        return (type(self), (self.key, self.message), self.__dict__)
+
 
 @dataclass(frozen=True)
 class ColumnMap:

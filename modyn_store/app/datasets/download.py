@@ -49,6 +49,9 @@ class ChecksumMismatchError(ModynStoreError):
         self.path, self.expected, self.actual = path, expected, actual
         super().__init__(f"sha256 of {path} is {actual}, expected {expected}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses processes (multiprocessing, Ray, DDP) intact
+        return (type(self), (self.path, self.expected, self.actual), self.__dict__)
+
 
 class DownloadError(ModynStoreError):
     """The server could not be reached or answered with an error."""

@@ -12,6 +12,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 from modyn_store.core.errors import ModynStoreError
 
 __all__ = ["PipelineConfigError"]
@@ -43,3 +45,15 @@ class PipelineConfigError(ModynStoreError, ValueError):
         elif line is not None:
             where = f"line {line}: "
         super().__init__(f"{where}{key}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses processes (multiprocessing, Ray, DDP) intact
+        return (_rebuild_config_error, (type(self), self.key, self.message, self.line, self.source),
+                self.__dict__)
+
+
+def _rebuild_config_error(cls: type[PipelineConfigError], key: str, message: str, line: int | None,
+                          source: str | None) -> PipelineConfigError:
+    """A :class:`PipelineConfigError` again, from its pickled fields (``line`` and ``source``
+    are keyword-only)."""
+    return cls(key, message, line=line, source=source)
+

@@ -31,6 +31,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.app.pipeline._ray_data import raising_errors as _raising
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError, engine_errors
 from modyn_store.core.snapshot import Snapshot
 from modyn_store.core.trainset import TrainSet
@@ -71,13 +72,6 @@ def _quiet() -> None:
     ctx.print_on_execution_start = False
 
 
-def _raising(ds: Any) -> Any:
-    """``ds`` with its map steps raising their own exceptions: Ray Data otherwise replaces an
-    exception of a ``map_batches`` function by a ``UserCodeException`` that loses its type."""
-    ds.context.raise_original_map_exception = True
-    return ds
-
-
 def _typed_cause(exc: BaseException) -> BaseException | None:
     """The store's (or the engine's) typed error inside Ray's wrapping of a failed task, or None."""
     from engine.errors import EngineInputError
@@ -104,6 +98,10 @@ def _unwrapped() -> Iterator[None]:
         cause = _typed_cause(exc)
         if cause is None:
             raise
+        from engine.errors import EngineInputError
+
+        if isinstance(cause, EngineInputError):  # as engine_errors() turns it in one process
+            raise InvalidArgumentError(cause.name, cause.value, cause.expected) from exc
         raise cause from exc
 
 

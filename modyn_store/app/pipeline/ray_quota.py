@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.app.pipeline._ray_data import raising_errors
 from modyn_store.core.trainset import TrainSet
 
 __all__ = ["class_balanced_on_ray", "trigger_balanced_on_ray"]
@@ -41,9 +42,7 @@ _EMPTY = np.empty(0, dtype=np.int64)
 def _parts(ds: Any) -> list[Any]:
     """Run ``ds`` once; its blocks stay in Ray's object store for both phases (refs returned).
     Its map steps raise their own errors (the caller unwraps the store's typed ones)."""
-    from .ray_exec import _raising
-
-    return list(_raising(ds).to_arrow_refs())
+    return list(raising_errors(ds).to_arrow_refs())
 
 
 def _read(ray: Any, snapshot: Any, columns: list[str], filter: str | None = None, *, share: int = 1) -> Any:
@@ -140,8 +139,9 @@ def class_balanced_on_ray(strategy: Any, ctx: Any) -> TrainSet:
 
     from engine.quota import allocate_quotas, select_quotas
     from policies._pick import add_label_counts, sorted_counts, trainset
-    from policies.class_balanced import _integer_column
+    from policies.class_balanced import _integer_column, check_label_type
 
+    check_label_type(ctx)  # a nested label column is refused, as in the single-process strategy
     col = ctx.label_column
     integer = _integer_column(ctx)  # the Arrow type, as the single-process strategy decides
     refs = _parts(_read(ray, ctx.snapshot, [col]).map_batches(

@@ -92,6 +92,9 @@ class _Refused(Exception):
         self.line = line
         self.what = what
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses processes (multiprocessing, Ray, DDP) intact
+        return (type(self), (self.path, self.line, self.what), self.__dict__)
+
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
