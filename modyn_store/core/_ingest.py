@@ -107,6 +107,19 @@ def _canonical_schema(schema: pa.Schema, roles: dict[str, str | None]) -> pa.Sch
     return pa.schema(fields)
 
 
+def _as_stored(target: pa.Schema, stored: pa.Schema) -> pa.Schema:
+    """``target`` with the dictionary types of a store made by an earlier release, where its
+    values are the same type: such a store holds a dictionary column, and later values (plain,
+    or dictionary-encoded: :func:`_plain` made them plain) are encoded into it."""
+    fields = []
+    for f in target:
+        want = stored.field(f.name).type if f.name in stored.names else None
+        if want is not None and pa.types.is_dictionary(want) and want.value_type.equals(f.type):
+            f = f.with_type(want)
+        fields.append(f)
+    return pa.schema(fields)
+
+
 def _plain(t: pa.DataType) -> pa.DataType:
     """A dictionary-encoded column's value type (pandas' categoricals): the store holds the
     values. Its index width was chosen for the first file's categories, and a table rewrite
@@ -160,7 +173,7 @@ def prepare(
     roles = _roles(reader.schema, key, ts, label)
     target = _canonical_schema(reader.schema, roles)
     if store_schema is not None:
-        _compare(store_schema, target)
+        _compare(store_schema, _as_stored(target, store_schema))
         target = pa.schema([store_schema.field(n) for n in store_schema.names])
     else:
         _check_storable(target)
@@ -210,8 +223,20 @@ def _batches(
         for name in batch.schema.names:
             if name not in used:
                 cols[name] = batch.column(name)
-        arrays = [cols[f.name].cast(f.type) if not cols[f.name].type.equals(f.type) else cols[f.name] for f in target]
-        yield pa.RecordBatch.from_arrays(arrays, schema=target)
+        yield pa.RecordBatch.from_arrays([_cast(cols[f.name], f) for f in target], schema=target)
+
+
+def _cast(col: pa.Array, field: pa.Field) -> pa.Array:
+    """``col`` as the stored ``field``'s type; a value that does not fit (text beyond a
+    dictionary column's index width, in a store made by an earlier release) is a
+    :class:`SchemaMismatchError` naming the column."""
+    if col.type.equals(field.type):
+        return col
+    try:
+        return col.cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaMismatchError(f"column {field.name!r} ({col.type}) does not fit the store's type "
+                                  f"{field.type}: {exc}") from None
 
 
 def check_unique(keys: np.ndarray) -> np.ndarray:

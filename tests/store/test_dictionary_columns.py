@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from modyn_store import Store
 
@@ -31,3 +32,29 @@ def test_appends_with_new_categories_survive_compaction_and_erasure(tmp_path: Pa
         assert t.column("cat").to_pylist() == [want[k] for k in t.column("key").to_pylist()]
         assert t.column("label").to_pylist() == t.column("cat").to_pylist()
     assert 3 not in store.as_of(None).keys()
+
+
+def test_a_store_of_an_earlier_release_with_a_dictionary_column_takes_later_text(
+        tmp_path: Path, monkeypatch) -> None:
+    """Stores made before the values were stored hold a dictionary column: later appends, plain
+    or dictionary-encoded, are encoded into it; text its indices cannot number is refused."""
+    from modyn_store.core import _ingest
+    from modyn_store.core.errors import SchemaMismatchError
+
+    path = str(tmp_path / "old")
+    with monkeypatch.context() as m:  # what the earlier release did: the column kept as given
+        m.setattr(_ingest, "_plain", lambda t: t)
+        Store.open(path, create=True).append(_categories(0, 50))
+    store = Store.open(path)
+    assert store.schema.field("cat").type == pa.dictionary(pa.int8(), pa.string())
+    store.append(_categories(50, 30))  # dictionary-encoded
+    store.append(pa.table({"ts": [500], "cat": ["plain"], "label": ["plain"]}))  # plain text
+    t = store.as_of(None).to_table(["key", "cat"]).sort_by("key")
+    assert t.column("cat").cast(pa.string()).to_pylist() == [f"c{i}" for i in range(80)] + ["plain"]
+    version = store.version
+    many = pa.table({"ts": np.arange(300), "cat": [f"n{i}" for i in range(300)],
+                     "label": [f"n{i}" for i in range(300)]})
+    with pytest.raises(SchemaMismatchError,
+                       match=r"column '(cat|label)' \(string\) does not fit the store's type dictionary"):
+        store.append(many)
+    assert store.version == version
