@@ -159,11 +159,14 @@ def discard_progress(store: Any, training_id: str) -> bool:
     path = store.path(_pointer(training_id))
     if not store.fs.exists(path):
         return False
+    # the file to remove is decided before the pointer goes (a catalog read that fails leaves
+    # both, not a file that nothing names)
+    owned = ptr is not None and _owned(ptr.get("uri"), training_id)
+    target = store.path(ptr["uri"]) if owned and ptr is not None and \
+        ptr["uri"] != _recorded_uri(store, training_id) else None
     store.fs.rm(path)
-    if ptr is not None and _owned(ptr.get("uri"), training_id) and ptr["uri"] != _recorded_uri(store, training_id):
-        target = store.path(ptr["uri"])
-        if store.fs.exists(target):
-            store.fs.rm(target)
+    if target is not None and store.fs.exists(target):
+        store.fs.rm(target)
     return True
 
 
