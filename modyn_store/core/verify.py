@@ -171,46 +171,77 @@ def verify(uri: str, *, deep: bool = False, storage_options: dict[str, Any] | No
 
 def _check_samples_settled(store: Any, records: list[Any], committed: int, pending: int | None, deep: bool,
                            findings: list[Finding], checked: list[str]) -> int:
-    """The sample checks, run again while an erase or vacuum commits during them.
+    """The sample checks, run again while an erase or vacuum removes rows during them.
 
-    Verify takes no lock: an erase or vacuum that commits while the samples are read removes
-    rows of versions the checks hold against the log read before it, which reads as missing
-    rows. So the log is read again after the checks; when such a write committed meanwhile
-    the checks run again against the new log, up to :data:`CHANGE_ATTEMPTS` times. If the
-    store keeps changing, the last run's errors are reported as notes, after a note that says so.
+    Verify takes no lock: an erase or vacuum removes its rows after its commit, while its intent
+    is on disk, so rows it removes while the samples are read (or has not removed yet: a purge
+    still running, or one whose process was killed, which the next writer finishes) disagree
+    with the log. So the log and the intent are read again after the checks; when such a write
+    committed meanwhile, or the purge pending at the start has finished, the checks run again,
+    up to :data:`CHANGE_ATTEMPTS` times. Where the store still changes, or a committed erase or
+    vacuum has not finished its purge, the counts and checksums of the last run (what a removal
+    of rows explains) are reported as notes, after a note that says why; every other error (a
+    repeated key, a wrong fragment range, rows above the log, unreadable files) stays an error.
     Returns the version of the log the checks ran against.
     """
+    purging = _unfinished_purge(store, records, committed)
     for _attempt in range(CHANGE_ATTEMPTS):
-        found, done = _check_samples(store, records, committed, pending, deep)
+        found, done, by_removal = _check_samples(store, records, committed, pending, deep)
         try:
             now = store._read_records()
+            after = _unfinished_purge(store, now, now[-1].version if now else 0)
         except (ModynStoreError, OSError, ValueError) as exc:
             found.append(Finding("note", f"the version log cannot be read again after the samples' checks ({exc}): "
                                          "an erase or vacuum committed during them would read as damage"))
-            now = records
+            now, after = records, purging
         moved = sorted({r.op for r in now if r.version > committed and r.op in _REMOVES_ROWS})
-        if not moved:
-            findings.extend(found)
+        if not moved and (purging is None or after == purging):
+            if purging is not None and by_removal:
+                findings.append(Finding("note", f"the {purging[1]} committed as version {purging[0]} has not finished "
+                                                "removing its rows (its purge is running, or its process was "
+                                                "killed: the next writer finishes it); run verify again after"))
+            findings.extend(_demoted(found, by_removal, "unfinished purge") if purging is not None else found)
             checked.extend(done)
             return committed
-        records, committed = now, now[-1].version
+        records, committed, purging = now, now[-1].version, after
     findings.append(Finding(
         "note",
-        f"the store changed during verify: writes that remove rows ({', '.join(moved)}) committed while "
-        f"its samples were read, {CHANGE_ATTEMPTS} times; the samples were not checked against the log "
+        f"the store changed during verify: writes that remove rows ({', '.join(moved) or 'a purge'}) ran while "
+        f"its samples were read, {CHANGE_ATTEMPTS} times; the samples' counts were not checked against the log "
         "(run verify again)",
     ))
-    findings.extend(Finding("note", f"(maybe from that change) {f.what}") if f.severity == "error" else f
-                    for f in found)
+    findings.extend(_demoted(found, by_removal, "that change"))
     return committed
 
 
+def _unfinished_purge(store: Any, records: list[Any], committed: int) -> tuple[int, str] | None:
+    """``(version, op)`` of a committed erase or vacuum whose intent is still on disk (its rows
+    are being removed, or will be by the next writer), else ``None``."""
+    intent = _txn.read_intent(store)
+    try:
+        version = int(intent["version"]) if intent is not None else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    if version is None or not 1 <= version <= committed or version > len(records):
+        return None
+    op = records[version - 1].op
+    return (version, op) if op in _REMOVES_ROWS else None
+
+
+def _demoted(found: list[Finding], by_removal: set[int], why: str) -> list[Finding]:
+    """``found`` with the errors at ``by_removal`` (what rows removed meanwhile explain) as notes."""
+    return [Finding("note", f"(maybe from {why}) {f.what}") if i in by_removal and f.severity == "error" else f
+            for i, f in enumerate(found)]
+
+
 def _check_samples(store: Any, records: list[Any], committed: int, pending: int | None,
-                   deep: bool) -> tuple[list[Finding], list[str]]:
+                   deep: bool) -> tuple[list[Finding], list[str], set[int]]:
     """One run of the checks of the samples against the log of version ``committed``:
-    ``(findings, what was checked)``."""
+    ``(findings, what was checked, the positions of the count and checksum findings)``: those
+    rows removed during the checks explain."""
     findings: list[Finding] = []
     checked: list[str] = []
+    by_removal: set[int] = set()
 
     def error(what: str) -> None:
         findings.append(Finding("error", what))
@@ -225,7 +256,7 @@ def _check_samples(store: Any, records: list[Any], committed: int, pending: int 
         found = _verify_samples.tally(store, committed, dead if dead is not None else none)
     except (ModynStoreError, OSError, ValueError) as exc:
         error(f"samples cannot be read: {exc}")
-        return findings, checked
+        return findings, checked, by_removal
     try:
         wrong, unused = _verify_samples.range_findings(store, found)
         for what in wrong:
@@ -245,6 +276,7 @@ def _check_samples(store: Any, records: list[Any], committed: int, pending: int 
             error("samples hold a key more than once")
     except (ModynStoreError, OSError, ValueError) as exc:
         error(f"samples cannot be read: {exc}")
+    first = len(findings)  # from here on: counts and checksums
     if dead is not None:  # (else reported above)
         try:
             _check_live(store, records, committed, deep, found, dead, error)
@@ -258,7 +290,8 @@ def _check_samples(store: Any, records: list[Any], committed: int, pending: int 
             checked.append("row counts and key checksums of every append and delete")
         except (ModynStoreError, OSError, ValueError) as exc:
             error(f"appends and deletes cannot be checked: {exc}")
-    return findings, checked
+    by_removal.update(i for i, f in enumerate(findings) if i >= first and "cannot be" not in f.what)
+    return findings, checked, by_removal
 
 
 def _check_live(store: Any, records: list[Any], committed: int, deep: bool, found: _verify_samples.SampleTally,

@@ -129,3 +129,73 @@ def test_a_log_that_cannot_be_read_again_is_a_note(tmp_path: Path, monkeypatch: 
     assert report.ok and checked == [1]
     assert [f.severity for f in report.findings] == ["note"]
     assert "cannot be read again" in report.findings[0].what
+
+
+def _killed_erase(path: str, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """A store whose erase committed and was killed before its purge (its intent stays)."""
+    from modyn_store.core import maintenance
+
+    store = Store.open(path, create=True)
+    store.append(pa.table({"ts": np.arange(10)}))
+    store.delete(keys=[1, 2])
+    store.append(pa.table({"ts": np.arange(10, 12)}))
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise SystemExit("killed after the commit point")
+
+    with monkeypatch.context() as m:
+        m.setattr(maintenance, "_purge", killed)
+        with pytest.raises(SystemExit):
+            store.erase([3, 4], reason="test")
+    return store
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_an_erase_killed_before_its_purge_is_no_damage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       deep: bool) -> None:
+    path = str(tmp_path / "s")
+    _killed_erase(path, monkeypatch)
+    report = verify(path, deep=deep)
+    assert report.ok, [f.what for f in report.errors]
+    # (deep: the erased rows still in the files disagree with the erase's counts, noted as such)
+    assert any("has not finished removing its rows" in f.what for f in report.findings) == deep
+    Store.open(path).tag("after")  # the next writer finishes the purge
+    report = verify(path, deep=True)
+    assert report.ok and not [f for f in report.findings if "purge" in f.what or "maybe" in f.what]
+
+
+def test_other_damage_beside_an_unfinished_purge_stays_an_error(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the counts a removal of rows explains become notes: a wrong fragment range does not."""
+    from modyn_store.core._fragments import _encode
+
+    path = str(tmp_path / "s")
+    store = _killed_erase(path, monkeypatch)
+    ds = store._tables.open("samples")
+    assert ds is not None
+    with open(store.path("_meta/samples.fragments.jsonl"), "wb") as fh:
+        fh.write(_encode({str(f.fragment_id): [1, 1, f.physical_rows] for f in ds.get_fragments()}))
+    report = verify(path, deep=True)
+    assert not report.ok
+    assert [f.what for f in report.errors if "version ranges" in f.what]
+
+
+def test_a_store_that_keeps_changing_keeps_its_other_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When removals keep running (a purge seen to change at every look), only counts become
+    notes: a wrong fragment range stays an error, so ``ok`` is False."""
+    from modyn_store.core import verify as verify_mod
+    from modyn_store.core._fragments import _encode
+
+    path = str(tmp_path / "s")
+    store = Store.open(path, create=True)
+    store.append(pa.table({"ts": np.arange(10)}))
+    store.append(pa.table({"ts": np.arange(10, 15)}))
+    ds = store._tables.open("samples")
+    assert ds is not None
+    with open(store.path("_meta/samples.fragments.jsonl"), "wb") as fh:
+        fh.write(_encode({str(f.fragment_id): [1, 1, f.physical_rows] for f in ds.get_fragments()}))
+    looks = iter(range(100))
+    monkeypatch.setattr(verify_mod, "_unfinished_purge", lambda *a: (next(looks), "erase"))
+    report = verify(path, deep=True)
+    assert any("the store changed during verify" in f.what for f in report.findings)
+    assert not report.ok and [f.what for f in report.errors if "version ranges" in f.what]
