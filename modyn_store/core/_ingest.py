@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 from lance.schema import LanceSchema
 
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, SchemaMismatchError
@@ -163,6 +163,7 @@ def prepare(
     label: str | None,
     store_schema: pa.Schema | None,
     next_key: int,
+    stored_values: Callable[[str], pa.ChunkedArray | None] | None = None,
 ) -> Prepared:
     """Check the input's schema and return canonical batches (keys assigned where absent).
 
@@ -177,11 +178,54 @@ def prepare(
         target = pa.schema([store_schema.field(n) for n in store_schema.names])
     else:
         _check_storable(target)
-    return Prepared(target, _batches(reader, roles, target, next_key))
+    room = _DictionaryRoom(target, stored_values) if store_schema is not None else None
+    return Prepared(target, _batches(reader, roles, target, next_key, room))
+
+
+class _DictionaryRoom:
+    """The values of a store's narrow dictionary columns (int8/int16 indices: stores of an
+    earlier release, see :func:`_as_stored`) with those appended so far: a table rewrite merges
+    every fragment's dictionary, so the column may never hold more values than its indices
+    number, across appends, or every later read of it fails."""
+
+    def __init__(self, target: pa.Schema, stored_values: Callable[[str], pa.ChunkedArray | None] | None) -> None:
+        self.values: dict[str, set[Any]] = {}
+        self.room: dict[str, int] = {}
+        for f in target:
+            t = f.type
+            if pa.types.is_dictionary(t) and t.index_type.bit_width < 32:
+                self.room[f.name] = 2 ** (t.index_type.bit_width - (0 if pa.types.is_unsigned_integer(t.index_type)
+                                                                      else 1))
+                col = stored_values(f.name) if stored_values is not None else None
+                self.values[f.name] = set() if col is None else _distinct(col)
+
+    def add(self, name: str, col: pa.Array) -> None:
+        if name not in self.room:
+            return
+        seen = self.values[name]
+        seen |= _distinct(col)
+        if len(seen) > self.room[name]:
+            raise SchemaMismatchError(
+                f"column {name!r} holds dictionary-encoded values with {self.room[name]} codes at most (a store "
+                f"made by an earlier release), and this append would bring it to {len(seen)} distinct values, "
+                "which no later rewrite of the table could hold: export the store and import it into a new one, "
+                "which holds the values themselves")
+
+
+def _distinct(col: pa.Array | pa.ChunkedArray) -> set[Any]:
+    """The distinct non-null values of a (dictionary-encoded) column, decoded."""
+    t = col.type
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    out: set[Any] = set()
+    for ch in chunks:
+        plain = ch.cast(t.value_type) if pa.types.is_dictionary(t) else ch
+        out.update(v for v in pc.unique(plain).to_pylist() if v is not None)
+    return out
 
 
 def _batches(
-    reader: pa.RecordBatchReader, roles: dict[str, str | None], target: pa.Schema, next_key: int
+    reader: pa.RecordBatchReader, roles: dict[str, str | None], target: pa.Schema, next_key: int,
+    room: _DictionaryRoom | None = None,
 ) -> Iterator[pa.RecordBatch]:
     assigned = next_key
     for batch in reader:
@@ -203,7 +247,7 @@ def _batches(
             if k.null_count:
                 raise InvalidArgumentError("key", f"{k.null_count} null keys", "non-null integer keys")
             if pa.types.is_unsigned_integer(k.type) and len(k):
-                top = int(pa.compute.max(k).as_py())
+                top = int(pc.max(k).as_py())
                 if top > INT64_MAX:
                     raise InvalidArgumentError("key", top, f"keys that fit int64 (<= {INT64_MAX})")
             cols["key"] = k.cast(pa.int64())
@@ -223,7 +267,11 @@ def _batches(
         for name in batch.schema.names:
             if name not in used:
                 cols[name] = batch.column(name)
-        yield pa.RecordBatch.from_arrays([_cast(cols[f.name], f) for f in target], schema=target)
+        arrays = [_cast(cols[f.name], f) for f in target]
+        if room is not None:
+            for f, col in zip(target, arrays):
+                room.add(f.name, col)
+        yield pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
 def _cast(col: pa.Array, field: pa.Field) -> pa.Array:

@@ -2,12 +2,13 @@
 
 A process killed with ``SIGKILL`` runs no cleanup, so a temporary folder it made would stay
 forever. :func:`owned_tempdir` writes an owner file (:data:`OWNER_FILE`) into each folder it
-makes: the pid, the host name, the boot id and the process's start time. :func:`sweep_stale`
-removes a folder of the given prefix only when its owner file says it was made on this host by
-a process that is gone: the pid is not running, is a zombie, or now belongs to a process that
+makes: the pid, the host name, the machine id, the pid namespace, the boot id and the process's
+start time. :func:`sweep_stale` removes a folder of the given prefix only when its owner file
+says it was made on this machine, in this pid namespace, by a process that is gone: the pid is not running, is a zombie, or now belongs to a process that
 started at another time, or the machine has rebooted since. A folder of a live process, of
 another host, of another user, or without a readable owner file (one being made right now) is
-never touched. The owner file is removed last, so a sweep that is itself killed is resumed by
+never touched, nor one made on another machine or in another pid namespace (containers sharing
+the folder), or by a release that recorded neither. The owner file is removed last, so a sweep that is itself killed is resumed by
 the next one.
 
 Example
@@ -58,10 +59,29 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[19])
 
 
+def _machine_id() -> str | None:
+    """This machine's id (``/etc/machine-id``), ``None`` where unknown."""
+    try:
+        with open("/etc/machine-id", encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def _pid_namespace() -> int | None:
+    """The inode of this process's pid namespace (Linux): two containers sharing a temporary
+    folder and a host name see each other's pids as absent, so only a folder made in this pid
+    namespace can be judged."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
 def _identity(pid: int) -> dict[str, Any]:
     stat = _proc_stat(pid)
-    return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(),
-            "start": None if stat is None else stat[1]}
+    return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(), "machine_id": _machine_id(),
+            "pid_ns": _pid_namespace(), "start": None if stat is None else stat[1]}
 
 
 def owned_tempdir(prefix: str) -> str:
@@ -80,9 +100,19 @@ def _owner_gone(owner: dict[str, Any]) -> bool:
     pid = owner.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False  # not ours to judge
+    # a boot id is random per boot: the same one means this machine since that boot. Another
+    # machine sharing the folder (a network file system, one host name) has another, and so has
+    # this machine after a reboot: only a known machine id tells them apart (else: kept)
     boot = _boot_id()
-    if boot is not None and owner.get("boot_id") not in (None, boot):
-        return True  # made before a reboot
+    if boot is None or owner.get("boot_id") is None:
+        return False
+    if owner["boot_id"] != boot:
+        machine = _machine_id()
+        return machine is not None and owner.get("machine_id") == machine  # made before a reboot
+    # another pid namespace (containers sharing /tmp and the host) sees other pids: kept
+    namespace = _pid_namespace()
+    if namespace is None or owner.get("pid_ns") != namespace:
+        return False
     stat = _proc_stat(pid)
     if stat is not None:
         state, start = stat

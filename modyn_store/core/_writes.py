@@ -45,7 +45,8 @@ def append(
             check_extension(store, name, rows)
         max_key = txn.previous.max_key if txn.previous is not None else -1
         prepared = _ingest.prepare(
-            data, key=key, ts=ts, label=label, store_schema=store.schema, next_key=max_key + 1
+            data, key=key, ts=ts, label=label, store_schema=store.schema, next_key=max_key + 1,
+            stored_values=lambda column: _stored_column(store, column),
         )
         tracker = _ingest.KeyTracker()
         schema = prepared.schema.append(pa.field("_version", pa.int64()))
@@ -228,3 +229,10 @@ def _dead_keys(store: Store, committed: int, among: np.ndarray) -> np.ndarray:
     t = store._tables.scan("tombstones", ["key"], f"{key_range(lo, hi)} AND _version <= {committed}")
     tomb = t.column("key").to_numpy() if t is not None and t.num_rows else np.empty(0, np.int64)
     return np.unique(np.concatenate([tomb, store._erased_keys(committed)]))
+
+
+def _stored_column(store: Store, column: str) -> pa.ChunkedArray | None:
+    """Every stored row's ``column`` (deleted rows too: a rewrite of the table keeps them), for
+    the check of a narrow dictionary column of an earlier release's store (``_ingest``)."""
+    t = store._tables.scan("samples", [column])
+    return None if t is None else t.column(column)

@@ -97,3 +97,24 @@ def test_a_reused_pid_does_not_keep_a_folder(tmp_path: Path, monkeypatch: pytest
     Path(folder, OWNER_FILE).write_text(json.dumps({**owner, "start": owner["start"] - 1}))
     assert sweep_stale(_PREFIX, str(tmp_path)) == [folder]
     assert not Path(folder).exists()
+
+
+@pytest.mark.parametrize("other", [{"pid_ns": 1}, {"boot_id": "another-boot", "machine_id": "another-machine"},
+                                   {"pid_ns": None}, {"boot_id": None}])
+def test_a_folder_of_another_namespace_or_machine_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          other: dict[str, object]) -> None:
+    """Containers sharing /tmp and the host name see each other's pids as absent, and machines
+    sharing a folder with one host name have other boot ids: such a folder is not judged."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)  # a pid that no longer runs
+    folder = owned_tempdir(_PREFIX)
+    owner = json.loads(Path(folder, OWNER_FILE).read_text())
+    if owner["boot_id"] is None or owner["pid_ns"] is None:
+        pytest.skip("no /proc: boot ids and pid namespaces unknown")
+    Path(folder, OWNER_FILE).write_text(json.dumps({**owner, "pid": gone.pid, "start": None}))
+    assert sweep_stale(_PREFIX, str(tmp_path)) == [folder]  # the same machine and namespace: swept
+    folder = owned_tempdir(_PREFIX)
+    Path(folder, OWNER_FILE).write_text(json.dumps({**owner, "pid": gone.pid, "start": None, **other}))
+    assert sweep_stale(_PREFIX, str(tmp_path)) == []
+    assert Path(folder).exists()
