@@ -179,9 +179,9 @@ def _check_samples_settled(store: Any, records: list[Any], committed: int, pendi
     with the log. So the log and the intent are read again after the checks; when such a write
     committed meanwhile, or the purge pending at the start has finished, the checks run again,
     up to :data:`CHANGE_ATTEMPTS` times. Where the store still changes, or a committed erase or
-    vacuum has not finished its purge, the counts and checksums of the last run (what a removal
-    of rows explains) are reported as notes, after a note that says why; every other error (a
-    repeated key, a wrong fragment range, rows above the log, unreadable files) stays an error.
+    vacuum has not finished its purge, a note says so and the count and checksum errors of the
+    last run (what a removal of rows may explain) are marked as maybe coming from it; they stay
+    errors (verify cannot tell them from damage: a store it could not check is not clean).
     Returns the version of the log the checks ran against.
     """
     purging = _unfinished_purge(store, records, committed)
@@ -199,18 +199,19 @@ def _check_samples_settled(store: Any, records: list[Any], committed: int, pendi
             if purging is not None and by_removal:
                 findings.append(Finding("note", f"the {purging[1]} committed as version {purging[0]} has not finished "
                                                 "removing its rows (its purge is running, or its process was "
-                                                "killed: the next writer finishes it); run verify again after"))
-            findings.extend(_demoted(found, by_removal, "unfinished purge") if purging is not None else found)
+                                                "killed: the next writer finishes it); the counts marked below may "
+                                                "come from it: run verify again after a write"))
+            findings.extend(_marked(found, by_removal, "the unfinished purge") if purging is not None else found)
             checked.extend(done)
             return committed
         records, committed, purging = now, now[-1].version, after
     findings.append(Finding(
         "note",
         f"the store changed during verify: writes that remove rows ({', '.join(moved) or 'a purge'}) ran while "
-        f"its samples were read, {CHANGE_ATTEMPTS} times; the samples' counts were not checked against the log "
+        f"its samples were read, {CHANGE_ATTEMPTS} times; the counts marked below may come from them "
         "(run verify again)",
     ))
-    findings.extend(_demoted(found, by_removal, "that change"))
+    findings.extend(_marked(found, by_removal, "that change"))
     return committed
 
 
@@ -228,9 +229,11 @@ def _unfinished_purge(store: Any, records: list[Any], committed: int) -> tuple[i
     return (version, op) if op in _REMOVES_ROWS else None
 
 
-def _demoted(found: list[Finding], by_removal: set[int], why: str) -> list[Finding]:
-    """``found`` with the errors at ``by_removal`` (what rows removed meanwhile explain) as notes."""
-    return [Finding("note", f"(maybe from {why}) {f.what}") if i in by_removal and f.severity == "error" else f
+def _marked(found: list[Finding], by_removal: set[int], why: str) -> list[Finding]:
+    """``found`` with the errors at ``by_removal`` (what rows removed meanwhile may explain)
+    marked as such; they stay errors: verify cannot tell them from damage, and a store it could
+    not check is not reported clean."""
+    return [Finding("error", f"{f.what} (maybe from {why})") if i in by_removal and f.severity == "error" else f
             for i, f in enumerate(found)]
 
 
