@@ -460,7 +460,10 @@ class Catalog:
             return rows
         if all(rows.column(c).null_count == rows.num_rows for c in lacking):
             return rows.drop_columns(lacking)
+        self.store._tables.guard()  # still the writer (an object store's lease), as every table write checks
         self.store._tables._unpin(EVALUATIONS)
+        # (a schema change of its own: a write that fails after it leaves the columns, all null,
+        # which read as "no margin" at every version)
         ds.add_columns([EVALUATIONS_SCHEMA.field(c) for c in lacking])
         return rows
 
