@@ -32,8 +32,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -44,6 +42,7 @@ import numpy as np
 
 from modyn_store.core._keyscan import increasing
 from modyn_store.core._plainjson import read_json
+from modyn_store.core._trees import remove_tree  # (re-exported: the cache's removals)
 from modyn_store.core.errors import InvalidArgumentError
 from training.columns import ColumnSpec, VarColumn
 from training.errors import CacheError
@@ -113,30 +112,6 @@ def _size_of(path: str) -> int:
     except FileNotFoundError:
         return 0
     return total
-
-
-def remove_tree(path: str) -> None:
-    """Remove the folder ``path`` if it exists. Other processes remove entries too (eviction,
-    erasure, a damaged entry, a build's cleanup), so the folder or files in it may vanish
-    meanwhile, and a builder may still be writing into its temporary folder: neither is an
-    error, but the folder is gone when this returns; any other failure is raised."""
-
-    def vanished_is_fine(func: Any, p: str, exc: BaseException) -> None:
-        if not isinstance(exc, FileNotFoundError):
-            raise exc
-
-    for attempt in range(8):
-        try:
-            if sys.version_info >= (3, 12):
-                shutil.rmtree(path, onexc=vanished_is_fine)
-            else:
-                shutil.rmtree(path, onerror=lambda f, p, info: vanished_is_fine(f, p, info[1]))
-        except OSError as exc:
-            if exc.errno != errno.ENOTEMPTY or attempt == 7:
-                raise  # (ENOTEMPTY: a file was written into it meanwhile; removed again)
-        if not os.path.lexists(path):
-            return
-        time.sleep(0.001 * (attempt + 1))
 
 
 def _sorted(a: np.ndarray) -> np.ndarray:

@@ -61,7 +61,7 @@ from modyn_store.core.errors import CorruptionError, DataUnavailableError, Inval
 from modyn_store.core.trainings import CHECKPOINT_NONCE, Catalog, CheckpointRef
 from modyn_store.core.trainset import TrainSet
 
-__all__ = ["Progress", "check_save_every", "check_world_size", "discard_other_progress", "discard_progress",
+__all__ = ["Progress", "check_save_every", "check_world_size", "cpu_state", "discard_other_progress", "discard_progress",
            "saved_progress"]
 
 #: the keys a progress pointer holds (one saved by ``train_distributed`` also ``world_size``)
@@ -73,6 +73,12 @@ def _owned(uri: Any, training_id: str) -> bool:
     merely starts with it, such as ``<id>.b``)."""
     return isinstance(uri, str) and re.fullmatch(
         rf"models/{re.escape(training_id)}\.[0-9a-f]{{{CHECKPOINT_NONCE}}}\.pt\.zst", uri) is not None
+
+
+def cpu_state(model: torch.nn.Module) -> dict[str, Any]:
+    """``model``'s state dict with its tensors detached and on the CPU (what a checkpoint holds;
+    extra state from ``get_extra_state`` is kept as it is)."""
+    return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
 
 
 def _pointer(training_id: str) -> str:
@@ -295,16 +301,10 @@ class Progress:
             raise InvalidArgumentError("ranks", None if ranks is None else f"{len(ranks)} states",
                                        f"one state per rank ({self.world_size} ranks)" if self.world_size
                                        else "None (a progress of one process)")
-        self._since = 0
         state = {
-            "fingerprint": self.fingerprint, "epoch": int(epoch), "batch": int(batch),
-            "model": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
-                      for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "loop": dict(loop),
+            "fingerprint": self.fingerprint, "epoch": int(epoch), "batch": int(batch), "model": cpu_state(model),
+            "optimizer": opt.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
+            **self.rank_state(loop),  # this process's generators and counters (the count starts over)
         }
         ptr: dict[str, Any] = {"fingerprint": self.fingerprint, "epoch": int(epoch), "batch": int(batch)}
         if ranks is not None:

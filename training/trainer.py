@@ -47,7 +47,7 @@ from training.downsampling import BatchThenSample, union_of_epochs
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
-from training.progress import Progress, check_save_every, discard_progress, fingerprint
+from training.progress import Progress, check_save_every, cpu_state, discard_progress, fingerprint
 from training.scaling import fit_input_scale
 from training.targets import TargetCheck
 from training.train_config import TrainConfig
@@ -155,9 +155,7 @@ def _save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_s
     ``started`` (a ``perf_counter`` time), the metrics get ``train_wall_s``: the seconds from then
     until the checkpoint is written (all of the training's time but the record's own write)."""
     catalog.check_unused(training_id)  # again: another training may have taken the id meanwhile
-    # extra state (``get_extra_state``) is kept as it is, and checked by ``save_checkpoint``
-    state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in net.state_dict().items()}
-    ckpt = catalog.save_checkpoint(training_id, state)
+    ckpt = catalog.save_checkpoint(training_id, cpu_state(net))  # (extra state checked by save_checkpoint)
     if started is not None:
         record["metrics"] = {**dict(record.get("metrics") or {}), "train_wall_s": time.perf_counter() - started}
     try:

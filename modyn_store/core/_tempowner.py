@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import sys
 import tempfile
 from typing import Any
+
+from modyn_store.core._trees import remove_tree
 
 __all__ = ["OWNER_FILE", "owned_tempdir", "sweep_stale"]
 
@@ -38,13 +38,18 @@ __all__ = ["OWNER_FILE", "owned_tempdir", "sweep_stale"]
 OWNER_FILE = ".modyn-owner.json"
 
 
+def _read_id(path: str) -> str | None:
+    """The id a system file holds (its stripped text), ``None`` where unknown or unreadable."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _boot_id() -> str | None:
     """This boot's id (Linux), ``None`` where unknown."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-            return fh.read().strip() or None
-    except OSError:
-        return None
+    return _read_id("/proc/sys/kernel/random/boot_id")
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -61,11 +66,7 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
 
 def _machine_id() -> str | None:
     """This machine's id (``/etc/machine-id``), ``None`` where unknown."""
-    try:
-        with open("/etc/machine-id", encoding="ascii") as fh:
-            return fh.read().strip() or None
-    except OSError:
-        return None
+    return _read_id("/etc/machine-id")
 
 
 def _pid_namespace() -> int | None:
@@ -128,19 +129,6 @@ def _owner_gone(owner: dict[str, Any]) -> bool:
     return False
 
 
-def _skip_missing(_func: Any, _path: str, exc: BaseException) -> None:
-    """``shutil.rmtree``'s error handler: an entry a concurrent sweep removed is skipped."""
-    if not isinstance(exc, FileNotFoundError):
-        raise exc
-
-
-def _rmtree(path: str) -> None:
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=_skip_missing)
-    else:
-        shutil.rmtree(path, onerror=lambda f, p, info: _skip_missing(f, p, info[1]))
-
-
 def _remove(folder: str) -> None:
     """Remove ``folder``, its owner file last (a removal cut short is found again); entries
     a concurrent sweep removed meanwhile are skipped."""
@@ -154,7 +142,7 @@ def _remove(folder: str) -> None:
         path = os.path.join(folder, entry)
         try:
             if os.path.isdir(path) and not os.path.islink(path):
-                _rmtree(path)
+                remove_tree(path)
             else:
                 os.unlink(path)
         except FileNotFoundError:
