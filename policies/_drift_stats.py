@@ -24,7 +24,9 @@ P_VALUE_METRICS = ("mmd", "ks")
 
 
 def _standardise(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(x - mean) / std`` per column, with the reference's mean and std (1 where it is 0).
+    """``(x - mean) / std`` per column, with the reference's mean and std; a constant reference
+    column (all values equal, whatever its computed mean and std round to) keeps its own units:
+    ``x - value``.
 
     Each column is first scaled by the power of two that brings the reference's largest magnitude
     into [0.5, 1): the sums of squares can then neither overflow (values near 1e200 made the std
@@ -36,7 +38,11 @@ def _standardise(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarr
     cur = np.ldexp(cur, -e)
     mu = ref.mean(axis=0)
     sd = ref.std(axis=0)
-    flat = ~(sd > 0)
+    # a constant column is flat however its mean rounds: a mean an ulp off its value gives a
+    # std of ~1e-16 (0.422915 in 300 rows), which would read a shift of 1e-3 as 1e13 stds
+    flat = ~(sd > 0) | (ref.max(axis=0, initial=-np.inf) == ref.min(axis=0, initial=np.inf))
+    if ref.shape[0]:
+        mu[flat] = ref[0, flat]
     sd[flat] = 1.0
     ref, cur = (ref - mu) / sd, (cur - mu) / sd
     if flat.any():  # a constant reference column: (x - mean) / 1 in the column's own units

@@ -16,6 +16,8 @@ a trigger that fires "after the 3rd sample" of a version fires at position 3; po
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -23,6 +25,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 
+from modyn_store.core._validate import as_keys, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._columns import column_to_numpy, datetimes_to_ns
@@ -182,8 +185,11 @@ class TriggerInput:
     ts_is_datetime: bool = False
 
     def __post_init__(self) -> None:
-        keys = np.ascontiguousarray(self.keys, dtype=np.int64)
+        # keys by the store's rules (a cast would truncate 1.7 to 1 or wrap 2**64 - 1 to -1:
+        # another row's key, so a firing's cutoff, keys_after and removals would name other rows)
+        keys = np.ascontiguousarray(as_keys(self.keys, name="keys"))
         n = keys.size
+        version = check_int("version", self.version, 0)
         ts = np.asarray(self.ts)
         if ts.shape != (n,):
             raise InvalidArgumentError("ts", ts.shape, f"an array of shape ({n},) aligned with keys")
@@ -191,9 +197,9 @@ class TriggerInput:
             ts = datetimes_to_ns(ts, "ts")
             object.__setattr__(self, "ts_is_datetime", True)
         versions = (
-            np.full(n, int(self.version), dtype=np.int64)
+            np.full(n, version, dtype=np.int64)
             if self.versions is None
-            else np.ascontiguousarray(self.versions, dtype=np.int64)
+            else _int_array("versions", self.versions)
         )
         if versions.shape != (n,) or (n and np.any(np.diff(versions) < 0)):
             raise InvalidArgumentError("versions", versions.shape, f"{n} non-decreasing versions")
@@ -205,9 +211,9 @@ class TriggerInput:
         object.__setattr__(self, "keys", keys)
         object.__setattr__(self, "ts", ts)
         object.__setattr__(self, "versions", versions)
-        object.__setattr__(self, "deleted", np.asarray(self.deleted, dtype=np.int64))
-        object.__setattr__(self, "erased", np.asarray(self.erased, dtype=np.int64))
-        object.__setattr__(self, "version", int(self.version))
+        object.__setattr__(self, "deleted", as_keys(self.deleted, name="deleted"))
+        object.__setattr__(self, "erased", as_keys(self.erased, name="erased"))
+        object.__setattr__(self, "version", version)
 
     def __len__(self) -> int:
         return int(self.keys.size)
@@ -282,6 +288,12 @@ class TriggerInput:
     def __repr__(self) -> str:
         return (f"TriggerInput(version={self.version}, inserted={len(self)}, "
                 f"deleted={self.deleted.size}, erased={self.erased.size})")
+
+
+def _int_array(name: str, values: Any) -> np.ndarray:
+    """``values`` as a C-contiguous int64 array; floats (a cast would truncate them), strings
+    and integers beyond int64 are refused, as keys are (``as_keys``)."""
+    return np.ascontiguousarray(as_keys(values, name=name))
 
 
 #: the largest selection seed (seeds are 63-bit, like a training's ``TrainConfig.seed``)
@@ -439,10 +451,26 @@ class UpdateContext:
     last_retrain_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        if int(self.trigger_index) < 0:
-            raise InvalidArgumentError("trigger_index", self.trigger_index, "an integer >= 0")
-        keys = np.asarray(self.erased_trained_keys, dtype=np.int64)
-        object.__setattr__(self, "erased_trained_keys", keys)
+        # checked, not cast: int(1.7) would be trigger 1, a float key another row's key, and a
+        # NaN duration compares false with every budget (a cost budget would never retrain)
+        object.__setattr__(self, "trigger_index", check_int("trigger_index", self.trigger_index, 0))
+        if self.last_retrain_index is not None:
+            object.__setattr__(self, "last_retrain_index",
+                               check_int("last_retrain_index", self.last_retrain_index, 0))
+        object.__setattr__(self, "erased_trained_keys",
+                           as_keys(self.erased_trained_keys, name="erased_trained_keys"))
+        object.__setattr__(self, "training_seconds", _seconds("training_seconds", self.training_seconds))
+        if self.last_retrain_seconds is not None:
+            object.__setattr__(self, "last_retrain_seconds",
+                               _seconds("last_retrain_seconds", self.last_retrain_seconds))
+
+
+def _seconds(name: str, value: Any) -> float:
+    """A duration in seconds: a finite real number >= 0 (bools refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(float(value)) or float(value) < 0:
+        raise InvalidArgumentError(name, value, "a finite number of seconds >= 0")
+    return float(value)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,13 @@ from policies._pick import score_source, trainset
 from policies.base import SelectionContext, SelectionStrategy, register
 from policies.near_duplicates import index_embeddings
 
-__all__ = ["LikeMisclassified"]
+__all__ = ["MISCLASSIFIED_RTOL", "LikeMisclassified"]
+
+#: a label probability ``exp(-loss)`` within this relative distance of the top probability
+#: ``1 - least_confidence`` counts as the top (correctly classified): scores computed in float32
+#: (a torch scoring pass, a user's own) are off by about 1e-7 to 1e-6 relative, and with a
+#: tighter bound about half of the correctly classified rows of such a pass read as misclassified
+MISCLASSIFIED_RTOL = 1e-5
 
 
 def _scores(ctx: SelectionContext, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +34,8 @@ class LikeMisclassified(SelectionStrategy):
     """Samples like the ones the current model misclassifies.
 
     A sample is misclassified when its label's probability is below the top probability:
-    ``exp(-loss) < 1 - least_confidence`` (scores ``loss`` and ``least_confidence``). The
+    ``exp(-loss) < (1 - least_confidence) * (1 - MISCLASSIFIED_RTOL)`` (scores ``loss`` and
+    ``least_confidence``; the tolerance, 1e-5, absorbs float32 rounding of the scores). The
     ``seeds`` misclassified samples of highest loss, plus the ``k`` nearest neighbours of each in
     embedding space (a :class:`~modyn_store.core.vectors.VectorIndex`), form the train set; with
     ``limit`` the seeds come first (by loss), then neighbours by distance.
@@ -73,7 +80,7 @@ class LikeMisclassified(SelectionStrategy):
         ck, cv = _scores(ctx, "least_confidence")
         common, li, ci = np.intersect1d(lk, ck, return_indices=True)
         loss, top = lv[li], 1.0 - cv[ci]
-        wrong = np.flatnonzero((np.exp(-loss) < top * (1.0 - 1e-9)) & np.isin(common, keys))
+        wrong = np.flatnonzero((np.exp(-loss) < top * (1.0 - MISCLASSIFIED_RTOL)) & np.isin(common, keys))
         order = np.lexsort((common[wrong], -loss[wrong]))[: self.seeds]
         seeds = common[wrong][order]
         if seeds.size == 0 or self.k == 0 or keys.size == 0:

@@ -58,6 +58,8 @@ __all__ = [
 
 MODES = ("sample_then_batch", "batch_then_sample")
 
+_EXACT = 2**53  # every integer up to this magnitude is exact in float64
+
 _WEIGHT_AT = re.compile(r"^weights\[(-?\d+)\]$")
 
 
@@ -167,7 +169,7 @@ class ScoreDownsample(SelectionStrategy):
         A NaN score (``top``), or a non-finite one (``importance``), raises
         :class:`InvalidArgumentError` naming the score and the batch position, as in ``select``.
         """
-        scores = np.asarray(scores, dtype=np.float64)
+        scores = self._as_float(scores, lambda i: f"batch position {i}")
         k = target_size(scores.size, self.ratio, None)
         with engine_errors():
             if self.method == "top":
@@ -190,6 +192,20 @@ class ScoreDownsample(SelectionStrategy):
             # W / (N w_i) with N every row of the batch (the sampler's N counts those it was fed)
             return ok[idx][order], importance_of_all(importance, ok.size, scores.size)[order]
 
+    def _as_float(self, values: Any, row: Callable[[int], str]) -> np.ndarray:
+        """Scores as float64, the type they are ranked in. Integer scores beyond ``2**53`` would
+        round (``2**53 + 1`` ties with ``2**53``, and the smaller key, not the larger score,
+        would win): they raise :class:`InvalidArgumentError` naming the score and the row."""
+        v = np.asarray(values)
+        if v.dtype.kind in "iu" and v.size:
+            big = np.flatnonzero(v > _EXACT) if v.dtype.kind == "u" else np.flatnonzero((v > _EXACT) | (v < -_EXACT))
+            if big.size:
+                raise InvalidArgumentError(
+                    f"scores[{self.score!r}][{row(int(big[0]))}]", int(v[big[0]]),
+                    "integer scores within 2**53 (scores are ranked as float64, where larger "
+                    "integers round and tie; pass them as floats)")
+        return np.asarray(v, dtype=np.float64)
+
     def _refuse_nan(self, scores: np.ndarray, row: Callable[[int], str], advice: str) -> None:
         """Raise if a score is NaN (``method='top'`` ranks the scores: a NaN is never ranked),
         naming the score and ``row(position)`` of the first."""
@@ -211,7 +227,7 @@ class ScoreDownsample(SelectionStrategy):
             n = sum(keys.size for keys, _ in src())
             top = TopK(self.expected_size(n), largest=self.largest)
             for keys, values in src():
-                v = np.asarray(values, dtype=np.float64)
+                v = self._as_float(values, lambda i: f"key {int(keys[i])}")
                 # never ranked: the train set would hold fewer rows than asked for
                 self._refuse_nan(v, lambda i: f"key {int(keys[i])}", "; score again with a working model")
                 top.update(v, keys=keys)

@@ -68,3 +68,28 @@ def test_data_drift_sees_a_shift_of_huge_or_tiny_values(metric: str, decision: s
     d = TriggerInput(version=1, keys=np.arange(800), ts=np.arange(800), features={"x": x})
     t = DataDrift(columns=["x"], metric=metric, decision=decision, threshold=threshold, window=100, every=100)
     assert [f.position for f in t.fire(d)] == [500]
+
+
+@pytest.mark.parametrize("n", [50, 200, 300, 1000])
+@pytest.mark.parametrize("value", [0.1, 0.422915, 0.414912, 2.2])
+def test_a_constant_reference_column_is_flat_whatever_its_mean_rounds_to(n: int, value: float) -> None:
+    """A constant reference column is compared in its own units (std taken as 1). Its mean
+    computed in floating point may be an ulp off (0.422915 in 300 rows), which gave a std of
+    ~1e-16: a shift of 1e-3 then read as ~1e13 standard deviations, for some window lengths only
+    (Elec2's VIC columns are constant for 17,424 rows; window 300 fired, 200 and 400 did not)."""
+    ref = np.full((n, 1), value)
+    cur = np.full((n, 1), value + 1e-3)
+    for metric in ("mean_shift", "wasserstein"):
+        stat, _ = two_sample(metric, ref, cur)
+        assert stat == pytest.approx(1e-3, rel=1e-6), metric
+    r, c = _standardise(ref, ref.copy())
+    assert np.all(r == 0.0) and np.all(c == 0.0)
+
+
+def test_drift_on_a_constant_column_does_not_depend_on_the_window_length() -> None:
+    x = np.concatenate([np.full(600, 0.422915), np.linspace(0.3, 0.6, 400)])
+    for window in (200, 300, 400):
+        t = DataDrift(columns=["x"], metric="mean_shift", decision="threshold", threshold=3.0,
+                      window=window, every=100)
+        assert t.fire(TriggerInput(version=1, keys=np.arange(x.size), ts=np.arange(x.size),
+                                   features={"x": x})) == [], window

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from policies import LikeMisclassified, SelectionContext
+from policies.like_misclassified import MISCLASSIFIED_RTOL
 
 
 def _ctx(keys: np.ndarray, emb: np.ndarray, loss: np.ndarray, lc: np.ndarray) -> SelectionContext:
@@ -28,7 +29,7 @@ def _ctx(keys: np.ndarray, emb: np.ndarray, loss: np.ndarray, lc: np.ndarray) ->
 def _reference(keys: np.ndarray, emb: np.ndarray, loss: np.ndarray, lc: np.ndarray, seeds: int,
                k: int, limit: int | None) -> list[int]:
     e = emb.astype(np.float64)
-    wrong = [i for i in range(keys.size) if np.exp(-loss[i]) < (1 - lc[i]) * (1 - 1e-9)]
+    wrong = [i for i in range(keys.size) if np.exp(-loss[i]) < (1 - lc[i]) * (1 - MISCLASSIFIED_RTOL)]
     chosen_seeds = sorted(wrong, key=lambda i: (-loss[i], keys[i]))[:seeds]
     best: dict[int, float] = {}
     for s in chosen_seeds:
@@ -65,3 +66,27 @@ def test_like_misclassified_matches_a_brute_force_reference(seed: int) -> None:
     limit = None if rng.integers(0, 2) else int(rng.integers(1, n + 1))
     got = LikeMisclassified(seeds=seeds, k=k, limit=limit).select(_ctx(keys, emb, loss, lc))
     assert got.keys.tolist() == _reference(keys, emb, loss, lc, seeds, k, limit)
+
+
+def _float32_scores(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``loss`` and ``least_confidence`` computed in float32, as a torch scoring pass does."""
+    z = z.astype(np.float32)
+    logp = z - z.max(axis=1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    loss = -logp[np.arange(y.size), y]
+    lc = np.float32(1) - np.exp(logp).max(axis=1)
+    return loss.astype(np.float64), lc.astype(np.float64)
+
+
+def test_like_misclassified_seeds_are_the_wrong_rows_of_float32_scores() -> None:
+    rng = np.random.default_rng(5)
+    n = 400
+    z = rng.normal(0, 1, (n, 10))
+    y = z.argmax(axis=1)
+    wrong = np.array([7, 123, 301])
+    y[wrong] = (y[wrong] + 1) % 10
+    loss, lc = _float32_scores(z, y)
+    keys = np.arange(n, dtype=np.int64)
+    # with a 1e-9 tolerance about half of the right rows were seeds, ahead of the wrong ones
+    got = LikeMisclassified(seeds=n, k=0).select(_ctx(keys, rng.normal(size=(n, 2)), loss, lc))
+    assert got.keys.tolist() == wrong.tolist()

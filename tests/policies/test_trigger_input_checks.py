@@ -51,3 +51,32 @@ def test_not_a_delta_is_refused(bad) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidArgumentError) as e:
         DataAmount(every=2).fire(bad)
     assert e.value.name == "delta"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("keys", np.array([1.7, 2.2])),  # a cast truncated these to keys 1 and 2
+    ("keys", np.array([2**63 + 5, 2**63 + 6], dtype=np.uint64)),  # wrapped to negative keys
+    ("keys", np.array(["1", "2"])),
+    ("deleted", np.array([3.9])),
+    ("erased", np.array([2**64 - 1], dtype=np.uint64)),  # wrapped to key -1
+    ("versions", np.array([0.5, 1.5])),
+    ("version", 1.9),
+])
+def test_keys_and_versions_are_integers_never_cast(field: str, value: object) -> None:
+    args: dict[str, object] = {"version": 2, "keys": np.array([1, 2]), "ts": np.array([0, 1])}
+    args[field] = value
+    with pytest.raises(InvalidArgumentError) as e:
+        TriggerInput(**args)  # type: ignore[arg-type]
+    assert e.value.name == field
+
+
+def test_removed_float_key_never_counts_as_another_train_row() -> None:
+    from modyn_store.core.trainset import TrainSet
+    from policies import Deletion
+
+    t = Deletion(share=0.5)
+    t.on_training(TrainSet.uniform(np.array([3, 4]), version=1))
+    e = np.empty(0, dtype=np.int64)
+    with pytest.raises(InvalidArgumentError):  # 3.9 is no key; cast, it named row 3
+        t.fire(TriggerInput(version=2, keys=e, ts=e, deleted=np.array([3.9])))
+    assert t.fire(TriggerInput(version=2, keys=e, ts=e, deleted=[], erased=np.array([], dtype=float))) == []

@@ -148,3 +148,28 @@ def test_decision_and_context_validation() -> None:
         PeriodicRetrain(every=0)
     with pytest.raises(InvalidArgumentError, match="budget"):
         CostBudget(budget=0)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("trigger_index", 1.7),  # int() made it trigger 1
+    ("trigger_index", True),
+    ("last_retrain_index", 0.5),
+    ("erased_trained_keys", np.array([1.5])),  # cast to key 1
+    ("training_seconds", float("nan")),  # compared false with the budget: never a retrain
+    ("training_seconds", -5.0),
+    ("last_retrain_seconds", float("inf")),
+])
+def test_update_context_checks_its_numbers(field: str, value: object) -> None:
+    args: dict[str, object] = {"trigger_index": 2, "current_model": "m1"}
+    args[field] = value
+    with pytest.raises(InvalidArgumentError) as e:
+        UpdateContext(**args)  # type: ignore[arg-type]
+    assert e.value.name == field
+
+
+def test_update_context_takes_numpy_numbers() -> None:
+    c = UpdateContext(np.int64(3), training_seconds=np.float32(2.5), last_retrain_index=np.int64(1),
+                      last_retrain_seconds=np.int64(4), current_model="m2", erased_trained_keys=[])
+    assert (c.trigger_index, c.training_seconds, c.last_retrain_index, c.last_retrain_seconds) == (3, 2.5, 1, 4.0)
+    assert type(c.trigger_index) is int and c.erased_trained_keys.dtype == np.int64
+    assert CostBudget(budget=10.0).decide(c).mode == "retrain"  # 2.5 + 4 <= 10
