@@ -97,6 +97,7 @@ class Cache:
         self._open: dict[str, CacheEntry] = {}
         self._mutex = threading.Lock()
         self._store_ident: Any = None  # see cache_for
+        self._erased_through = 0  # entries held in memory lack the keys erased up to this version
 
     def __repr__(self) -> str:
         return f"Cache(root={self.root!r}, max_bytes={self.max_bytes})"
@@ -363,13 +364,33 @@ def cache_for(store: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Cache:
         if cache is None:
             cache = Cache(root, max_bytes=max_bytes, index=store.caches if root is not None else None)
             _CACHES[key] = cache
+    latest = store.version
     with cache._mutex:
         if cache._store_ident != ident:
             # another store now lives at this location (deleted and created again): entries
             # held in process memory hold the old store's rows, whatever their names say
             cache._open.clear()
             cache._store_ident = ident
+            cache._erased_through = latest
+        since = cache._erased_through
+        held = any(e.path is None for e in cache._open.values())
+    if latest > since:
+        if held:
+            _drop_erased(cache, store, since, latest)
+        with cache._mutex:
+            cache._erased_through = max(cache._erased_through, latest)
     return cache
+
+
+def _drop_erased(cache: Cache, store: Any, since: int, latest: int) -> None:
+    """Drop the entries held in process memory that hold a key erased after version ``since``
+    (up to ``latest``): the store's ``erase`` removes the entries on disk, not these, which
+    would otherwise keep the erased rows for as long as the process runs. Entries built in
+    between were built from live rows (a build that overlapped an erase discards itself)."""
+    erased = store.read_table("erasures", latest, filter=f"_version > {since}")
+    if erased is None or erased.num_rows == 0:
+        return
+    forget(store, erased.column("key").to_numpy())
 
 
 def _store_identity(store: Any) -> Any:

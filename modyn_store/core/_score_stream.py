@@ -198,11 +198,12 @@ def stream_latest(
             dead = dead_now()
             for batch in _coalesce(merged, batch_size):
                 last = int(batch.column(0)[batch.num_rows - 1].as_py())
-                if dead_now() is not dead:
-                    # an erase committed while this batch was assembled from several merge
-                    # steps: the earlier steps' rows are dropped of its keys too
-                    dead = dead_now()
-                    batch = batch.filter(pa.array(~_isin_sorted(batch.column(0).to_numpy(), dead)))
+                now = dead_now()
+                if now is not dead:
+                    # an erase committed since the stream began: this batch may hold rows of merge
+                    # steps taken before it (one step's rows are sliced into many batches), so
+                    # every batch from here on is dropped of the keys dead now
+                    batch = batch.filter(pa.array(~_isin_sorted(batch.column(0).to_numpy(), now)))
                 if batch.num_rows:
                     yield batch
                 after = last

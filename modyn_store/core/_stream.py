@@ -27,27 +27,40 @@ from modyn_store.core.errors import ConflictError, InvalidFilterError
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
 
-__all__ = ["ERASE_CHECK_S", "DeadKeys", "check_filter_before_rows", "check_filter_on", "live_stream"]
+__all__ = ["ERASE_CHECK_S", "DeadKeys", "check_filter_before_rows", "check_filter_on", "erased_here",
+           "live_stream"]
 
-#: a stream re-checks for newly committed erasures at most this often (seconds)
+#: a stream re-checks for newly committed erasures of other processes at most this often (seconds)
 ERASE_CHECK_S = 0.1
+
+#: erases this process committed: a stream of the process re-checks at its next batch after one
+_ERASES_HERE = [0]
+
+
+def erased_here() -> None:
+    """Note that this process committed an erase: every stream of the process reads the dead
+    set again before its next batch, so none returns an erased row once ``erase`` returned."""
+    _ERASES_HERE[0] += 1
 
 
 class DeadKeys:
     """The keys a stream of ``snap`` must drop now: an erase committed while it streams applies
-    to the rest of the stream, looked for at most every :data:`ERASE_CHECK_S` seconds.
+    to the rest of the stream, looked for at most every :data:`ERASE_CHECK_S` seconds, and at
+    once after an erase of this process (:func:`erased_here`).
 
     The same array object is returned while the set is unchanged (callers key caches on it).
     """
 
     def __init__(self, snap: Snapshot) -> None:
         self._snap = snap
+        self._here = _ERASES_HERE[0]
         self._keys = snap._dead()
         self._checked = time.monotonic()
 
     def __call__(self) -> np.ndarray:
-        if time.monotonic() - self._checked > ERASE_CHECK_S:
-            self._keys, self._checked = self._snap._dead(), time.monotonic()
+        here = _ERASES_HERE[0]
+        if here != self._here or time.monotonic() - self._checked > ERASE_CHECK_S:
+            self._keys, self._checked, self._here = self._snap._dead(), time.monotonic(), here
         return self._keys
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import lance
 import numpy as np
+import pyarrow as pa
 
 from modyn_store.core._sql import keys_predicate
 
@@ -22,6 +23,22 @@ __all__ = ["TableMaintenance"]
 
 #: Lance's own default size of a compacted fragment
 _TARGET_ROWS = 1 << 20
+
+#: the names ``arrow_cast`` gives the value types of dictionary columns (see ``_dictionary_casts``)
+_CAST_NAMES = {
+    pa.string(): "Utf8", pa.large_string(): "LargeUtf8", pa.binary(): "Binary", pa.large_binary(): "LargeBinary",
+    pa.int8(): "Int8", pa.int16(): "Int16", pa.int32(): "Int32", pa.int64(): "Int64",
+    pa.uint8(): "UInt8", pa.uint16(): "UInt16", pa.uint32(): "UInt32", pa.uint64(): "UInt64",
+    pa.float32(): "Float32", pa.float64(): "Float64",
+}
+
+
+def _dictionary_casts(schema: pa.Schema) -> dict[str, str]:
+    """Column -> an update expression that writes the column's values again, for the
+    dictionary-encoded top-level columns of ``schema`` (tables of stores made by an earlier
+    release): the rows written get a dictionary of their own values only."""
+    return {f.name: f"arrow_cast(`{f.name}`, '{_CAST_NAMES[f.type.value_type]}')"
+            for f in schema if pa.types.is_dictionary(f.type) and f.type.value_type in _CAST_NAMES}
 
 
 class TableMaintenance:
@@ -66,8 +83,41 @@ class TableMaintenance:
 
         After this, no data file of the table holds a deleted row's bytes.
         """
+        self._own_dictionaries(name)
         self.compact(name)
         self.cleanup(name)
+
+    def _own_dictionaries(self, name: str) -> None:
+        """Write the live rows of every fragment with deleted rows again, with dictionaries of
+        their own values, where ``name`` has dictionary-encoded columns.
+
+        A fragment's dictionary holds every value its rows had when it was written; compaction
+        copies it as it is (and merges those of the fragments it joins), so a deleted row's
+        value, the only one to use it, would stay in the rewritten file and in every read of the
+        column's dictionary. Lance's update keeps the rows' (stable) row ids; the rewritten
+        fragments are then merged and the old files dropped by :meth:`compact` and :meth:`cleanup`.
+        """
+        ds = self.open(name)
+        if ds is None:
+            return
+        casts = _dictionary_casts(ds.schema)
+        if not casts:
+            return
+        hit = sorted(f.fragment_id for f in ds.get_fragments() if f.metadata.deletion_file is not None)
+        if not hit:
+            return
+        spans: list[list[int]] = []  # runs of consecutive fragment ids: a row address is id << 32 | offset
+        for i in hit:
+            if spans and spans[-1][1] == i - 1:
+                spans[-1][1] = i
+            else:
+                spans.append([i, i])
+        where = " OR ".join(f"(_rowaddr >= {lo << 32} AND _rowaddr < {(hi + 1) << 32})" for lo, hi in spans)
+        self.guard()
+        try:
+            ds.update(casts, where=where)
+        finally:
+            self._unpin(name)
 
     def compact_if_fragmented(self, name: str, *, max_fragments: int = 64) -> None:
         """Merge ``name``'s small fragments once it has more than ``max_fragments``.

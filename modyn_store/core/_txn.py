@@ -28,6 +28,7 @@ from modyn_store.core._catalog_tables import INTERNAL_TABLES
 from modyn_store.core._extension_rows import check_extension
 from modyn_store.core._marker import FORMAT_VERSION
 from modyn_store.core._plainjson import plain_json, read_json
+from modyn_store.core._stream import erased_here
 from modyn_store.core._tables import VERSION, with_version
 from modyn_store.core._validate import check_name
 from modyn_store.core._writable import READ_ONLY as _READ_ONLY
@@ -385,6 +386,8 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         store._lock.check(confirm=True)  # still the holder, asked of the store itself
         store._log.commit(record)  # the commit point: an exclusive create
         txn.record = record
+        if op == "erase":
+            erased_here()  # streams of this process drop the keys from their next batch on
         # the Lance version of every table this write opened (a table's latest, under the lock):
         # a reader or writer that later finds one older knows its newest manifests were lost
         for name, ds in (store._tables._pinned() or {}).items():

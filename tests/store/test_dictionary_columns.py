@@ -66,3 +66,43 @@ def test_a_store_of_an_earlier_release_with_a_dictionary_column_takes_later_text
     store.compact()  # every append's rows in one file: the merged dictionary fits its indices
     t = store.as_of(None).to_table(["key", "cat"]).sort_by("key")
     assert t.num_rows == 121 and t.column("cat").cast(pa.string()).to_pylist()[-1] == "c1039"
+
+
+@pytest.mark.parametrize("how", ["erase", "vacuum"])
+def test_a_removed_rows_value_leaves_the_dictionary_of_an_earlier_release_store(
+        tmp_path: Path, monkeypatch, how: str) -> None:
+    """A fragment's dictionary holds every value its rows had when written, and compaction
+    copies it: the value of a removed row, the only one to use it, stayed in the rewritten file
+    and in the dictionary every read of the column returned."""
+    import lance
+
+    from modyn_store.core import _ingest
+
+    path = str(tmp_path / "old")
+    with monkeypatch.context() as m:  # what the earlier release did: the column kept as given
+        m.setattr(_ingest, "_plain", lambda t: t)
+        Store.open(path, create=True).append(_categories(0, 50))
+    store = Store.open(path)
+    store.append(pa.table({"ts": np.arange(500, 520), "cat": ["plain"] * 20, "label": ["plain"] * 20}))
+    assert store.schema is not None and store.schema.field("cat").type == pa.dictionary(pa.int8(), pa.string())
+    if how == "erase":
+        store.erase([7, 8], reason="user request")
+    else:
+        store.delete(keys=[7, 8])
+        assert store.vacuum(keep_versions=1, dry_run=False).keys.tolist() == [7, 8]
+    gone = {"c7", "c8"}
+
+    def values(column: pa.ChunkedArray) -> set[str]:
+        return {v for chunk in column.chunks for v in chunk.dictionary.to_pylist()}
+
+    for version in range(1, store.version + 1):
+        t = store.as_of(version).to_table(["key", "cat", "label"], on_unavailable="skip")
+        assert not gone & (values(t.column("cat")) | values(t.column("label"))), version
+    for fragment in lance.dataset(f"{path}/samples.lance").get_fragments():  # every data file
+        t = fragment.to_table(columns=["cat", "label"])
+        assert not gone & (values(t.column("cat")) | values(t.column("label")))
+    # the rows kept read as before, their values in their dictionaries
+    t = store.as_of(None).to_table(["key", "cat"]).sort_by("key")
+    assert t.column("cat").cast(pa.string()).to_pylist() == [f"c{k}" for k in range(50) if k not in (7, 8)] + ["plain"] * 20
+    assert {"c6", "c9", "plain"} <= values(t.column("cat"))
+    assert store.as_of(None).take([6, 9], ["cat"]).column("cat").cast(pa.string()).to_pylist() == ["c6", "c9"]

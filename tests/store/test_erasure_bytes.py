@@ -178,3 +178,35 @@ def test_rows_naming_an_erased_key_are_refused_except_lineage(tmp_path: Path) ->
         txn.append("selections", pa.table({"training_id": ["t"], "key": pa.array([1], pa.int64())}))
         txn.append("notes", pa.table({"key": pa.array([2, None], pa.int64()), "note": ["b", "c"]}))
     assert store.read_table("notes").column("key").to_pylist() == [0, 2, None]
+
+
+def test_an_erased_rows_value_leaves_an_extension_tables_dictionary(tmp_path: Path) -> None:
+    """Extension tables keep dictionary-encoded columns as written. Compaction copies a file's
+    dictionary whole, so the rewritten file (and every read of the column) kept the value only
+    the erased row had."""
+    import lance
+
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(40)}))
+    notes = [f"NOTE-{secrets.token_hex(8)}" for _ in range(20)]
+    with store.transaction("annotate") as txn:
+        txn.append("notes", pa.table({"key": pa.array(np.arange(20), pa.int64()),
+                                      "note": pa.DictionaryArray.from_arrays(pa.array(np.arange(20), pa.int8()), notes)}))
+    with store.transaction("annotate") as txn:
+        txn.append("notes", pa.table({"key": pa.array(np.arange(20, 40), pa.int64()),
+                                      "note": pa.DictionaryArray.from_arrays(pa.array(np.zeros(20), pa.int8()), ["plain"])}))
+
+    store.erase([7], reason="user request")
+
+    def values(column: pa.ChunkedArray) -> set[str]:
+        return {v for chunk in column.chunks for v in chunk.dictionary.to_pylist()}
+
+    for version in range(1, store.version + 1):
+        t = store.read_table("notes", version)
+        assert t is None or notes[7] not in values(t.column("note")), version
+    for fragment in lance.dataset(str(tmp_path / "s" / "notes.lance")).get_fragments():  # every data file
+        assert notes[7] not in values(fragment.to_table(columns=["note"]).column("note"))
+    t = store.read_table("notes")
+    assert t is not None and t.num_rows == 39
+    kept = dict(zip(t.column("key").to_pylist(), t.column("note").cast(pa.string()).to_pylist()))
+    assert kept == {**{k: notes[k] for k in range(20) if k != 7}, **{k: "plain" for k in range(20, 40)}}
