@@ -33,6 +33,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from modyn_store.core._location import object_info
+
 __all__ = ["Identity", "Incarnations", "identity", "object_identity"]
 
 #: (inode, modification time in ns, size) of a local manifest file; (entity tag, last-modified
@@ -52,9 +54,8 @@ def identity(path: str) -> Identity | None:
 def object_identity(fs: Any, path: str) -> Identity | None:
     """The identity of the object ``path`` of the fsspec object store ``fs`` (``None`` if it
     does not exist): one HEAD request."""
-    try:
-        info = fs.info(path)
-    except FileNotFoundError:
+    info = object_info(fs, path)
+    if info is None:
         return None
     tag = next((info[k] for k in ("ETag", "etag", "generation", "md5Hash") if info.get(k) is not None), None)
     when = next((info[k] for k in ("LastModified", "last_modified", "updated", "mtime") if info.get(k) is not None), None)

@@ -282,6 +282,50 @@ def _endpoint_of(storage_options: dict[str, Any]) -> str:
     return "the default endpoint"
 
 
+def object_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any] | None:
+    """The metadata of the object (file) ``path``, ``None`` if there is none.
+
+    On S3 one HEAD request: s3fs's ``info``/``exists`` follow a missing key with a listing that
+    looks for a folder of that name, a second round trip that a file's existence check (a
+    manifest, a record) does not need. Other file systems answer through ``fs.info``.
+    """
+    call = getattr(fs, "call_s3", None)
+    if call is None or not callable(getattr(fs, "split_path", None)):
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            return None
+        return None if info.get("type") == "directory" else dict(info)
+    bucket, key, _ = fs.split_path(path)
+    try:
+        out = call("head_object", getattr(fs, "kwargs", {}), Bucket=bucket, Key=key)
+    except FileNotFoundError:
+        return None
+    return {"ETag": out.get("ETag", ""), "LastModified": out.get("LastModified", ""),
+            "size": out.get("ContentLength"), "type": "file"}
+
+
+def folder_has_objects(fs: fsspec.AbstractFileSystem, path: str, suffix: str = "") -> bool:
+    """Whether the folder ``path`` of an S3 file system holds an object whose name ends with
+    ``suffix``: listings of its direct entries (one request when ``suffix`` is empty), where
+    s3fs's ``exists`` and ``ls`` of a folder cost a HEAD or a second listing more."""
+    bucket, key, _ = fs.split_path(path)  # type: ignore[attr-defined]
+    args: dict[str, Any] = {"Bucket": bucket, "Prefix": key.rstrip("/") + "/", "Delimiter": "/"}
+    if not suffix:
+        args["MaxKeys"] = 1
+    while True:
+        out = fs.call_s3("list_objects_v2", getattr(fs, "kwargs", {}), **args)  # type: ignore[attr-defined]
+        names = [str(o.get("Key", "")) for o in out.get("Contents", []) or []]
+        if not suffix and (names or out.get("CommonPrefixes")):
+            return True
+        if suffix and any(n.endswith(suffix) for n in names):
+            return True
+        token = out.get("NextContinuationToken")
+        if suffix == "" or not out.get("IsTruncated") or not token:
+            return False
+        args["ContinuationToken"] = token
+
+
 @dataclass(frozen=True)
 class Location:
     """A resolved store location.
@@ -322,14 +366,17 @@ class Location:
             fs.retries = retries
         return fs
 
-    def exists(self, relative: str) -> bool:
-        """Whether ``relative`` exists in the store; an unreachable object store raises
-        :class:`~modyn_store.core.errors.StorageUnavailableError` (within the configured
-        ``connect_timeout``/``timeout``/``client_max_retries``) instead of a backend's error."""
+    def exists(self, relative: str, *, folder: bool = False) -> bool:
+        """Whether the file ``relative`` (``folder=True``: the folder) exists in the store; an
+        unreachable object store raises :class:`~modyn_store.core.errors.StorageUnavailableError`
+        (within the configured ``connect_timeout``/``timeout``/``client_max_retries``) instead of
+        a backend's error. On S3 one request: a HEAD for a file, a one-key listing for a folder."""
         path = self.path(relative)
         if self.is_local:
             return os.path.exists(path)
         try:
+            if self.scheme == "s3":
+                return folder_has_objects(self.fs, path) if folder else object_info(self.fs, path) is not None
             return bool(self.fs.exists(path))
         except _credential_errors() as exc:
             raise _no_credentials(self.uri, exc) from exc
@@ -349,6 +396,10 @@ class Location:
             if self.is_local:
                 with open(path, "rb") as fh:
                     return fh.read()
+            if self.scheme == "s3":
+                # one GET: s3fs otherwise asks the size first (a HEAD, and for a missing file a
+                # listing that looks for a folder of that name) to split large reads
+                return bytes(self.fs.cat_file(path, max_concurrency=1))
             return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
             return None

@@ -63,11 +63,13 @@ def _write(loc: Location) -> None:
 
 def _read(loc: Location) -> int:
     """The format version of the existing marker at ``loc`` (checked)."""
-    with loc.fs.open(loc.path(MARKER), "r") as fh:
-        try:
-            meta = read_json(fh.read())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise NotAStoreError(f"{loc.uri!r}: {MARKER} is not valid JSON ({exc})") from exc
+    raw = loc.read(MARKER)  # one GET on an object store
+    if raw is None:
+        raise NotAStoreError(f"{loc.uri!r}: its {MARKER} was removed while the store was opened")
+    try:
+        meta = read_json(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NotAStoreError(f"{loc.uri!r}: {MARKER} is not valid JSON ({exc})") from exc
     _check(loc.uri, meta)
     return int(meta["format_version"])
 

@@ -18,7 +18,7 @@ from modyn_store.core._derived import DERIVED, session
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, overtaken, vanished
 from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._incarnation import Identity, Incarnations, identity, object_identity
-from modyn_store.core._location import Location
+from modyn_store.core._location import Location, folder_has_objects, object_info
 from modyn_store.core._sql import keys_predicate
 from modyn_store.core._table_maintenance import TableMaintenance
 from modyn_store.core.errors import CorruptionError
@@ -109,17 +109,20 @@ class Tables(TableMaintenance):
         return self.location.table_uri(name)
 
     def exists(self, name: str) -> bool:
-        return self.location.exists(f"{name}.lance/_versions")
+        return self.location.exists(f"{name}.lance/_versions", folder=True)
 
     def _identify(self, path: str) -> Identity | None:
         """The identity of the manifest file ``path`` (see :mod:`._incarnation`)."""
         return identity(path) if self.location.is_local else object_identity(self.location.fs, path)
 
     def _file_exists(self, path: str) -> bool:
-        return os.path.exists(path) if self.location.is_local else bool(self.location.fs.exists(path))
+        """Whether the file (a manifest) ``path`` exists: one HEAD request on an object store."""
+        return os.path.exists(path) if self.location.is_local else object_info(self.location.fs, path) is not None
 
     def _has_manifest(self, name: str) -> bool:
         fs = self.location.fs
+        if self.location.scheme == "s3":
+            return folder_has_objects(fs, self.location.path(f"{name}.lance/_versions"), ".manifest")
         try:
             entries = fs.ls(self.location.path(f"{name}.lance/_versions"), detail=False)
         except FileNotFoundError:
@@ -150,15 +153,16 @@ class Tables(TableMaintenance):
         cache = self._pinned()
         if cache is not None and name in cache:
             return cache[name]
-        if not self.exists(name):
-            self._seen.pop(name, None)
-            self._incarnations.forget(name, self.ranges)  # a table made again reuses fragment ids
-            return self._absent(name)
+        # the manifest seen still there (the table exists) and no next one: no folder check
         ds = self._unchanged(name)
         if ds is not None:
             if cache is not None:
                 cache[name] = ds
             return ds
+        if not self.exists(name):
+            self._seen.pop(name, None)
+            self._incarnations.forget(name, self.ranges)  # a table made again reuses fragment ids
+            return self._absent(name)
         for attempt in range(READ_ATTEMPTS):
             # read before the table (later commits only raise it); under the writer lock, the head
             # the write read when it began (pin_floors), which no other writer moves meanwhile
