@@ -4,7 +4,8 @@ The saves go through :class:`training.progress.Progress`, as those of :func:`tra
 what this module adds is the ranks' agreement:
 
 - :func:`open_progress`: every rank opens the saved progress; all of them go on from the same
-  save, or all raise.
+  save, or all raise. Rank 0 holds the training's lock (:mod:`training._training_lock`) until
+  the training returns.
 - :func:`save_step`: at a save, every rank hands its own generators and counters to rank 0
   (``all_gather_object``), rank 0 writes the one progress file and its pointer, and every rank
   waits for that write (and raises if it failed) before its next step. A rank killed at any
@@ -46,15 +47,20 @@ def open_progress(catalog: Catalog, training_id: str, every: int, fp: str) -> Pr
     except Exception as exc:
         error, mine = exc, ("error", f"{type(exc).__name__}: {exc}")
     seen: list[Any] = [None] * world
-    dist.all_gather_object(seen, mine)
-    if error is not None:
-        raise error
-    for r, (kind, what) in enumerate(seen):
-        if kind == "error":
-            raise RuntimeError(f"rank {r} could not open the progress of training {training_id!r}: {what}")
-    if any(s != seen[0] for s in seen):
-        raise CorruptionError(f"the ranks of training {training_id!r} found different progress saves "
-                              f"(epoch, batch by rank: {[s[1] for s in seen]})")
+    try:
+        dist.all_gather_object(seen, mine)
+        if error is not None:
+            raise error
+        for r, (kind, what) in enumerate(seen):
+            if kind == "error":
+                raise RuntimeError(f"rank {r} could not open the progress of training {training_id!r}: {what}")
+        if any(s != seen[0] for s in seen):
+            raise CorruptionError(f"the ranks of training {training_id!r} found different progress saves "
+                                  f"(epoch, batch by rank: {[s[1] for s in seen]})")
+    except BaseException:
+        if progress is not None:
+            progress.close()  # rank 0's lock of the training (see training._training_lock)
+        raise
     assert progress is not None
     return progress
 

@@ -267,52 +267,58 @@ def train_distributed(
         raise InvalidArgumentError("training_id", tid, "a training id not used before")
     progress = open_progress(catalog, tid, save_every, fingerprint(config.to_json(), train_set, parent_id)) \
         if save_every else None
-    parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
-    dev = torch.device(config.device)
-    with deterministic(config.deterministic):
-        torch.manual_seed(config.seed)
-        net = _build_model(config, model)
-        if parent_state is not None:
-            load_weights(net, parent_state, name="parent_id", training_id=str(parent_id))
-        dl = loader(
-            store,
-            train_set,
-            columns=config.columns,
-            batch_size=config.batch_size // world,
-            shuffle=config.shuffle,
-            seed=config.seed,
-            device=config.device,
-            rank=rank,
-            world_size=world,
-            options=loader_options,
-        )
-        scale_inputs(net, dl, config, parent_state, prepare)  # every rank the same, before wrapping
-        net.to(dev).train()
-        ddp = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" and dev.index is not None else None)
-        cost, losses = _fit_rank(ddp, dl, train_set, config, prepare, progress)
-    rec: TrainingRecord | None = None
-    failed: BaseException | None = None
-    status: list[Any] = [None]
-    resumed = {"resumed_from": list(progress.start)} if progress is not None and progress.restored else {}
-    if rank == 0 and (record or progress is not None):
-        try:
-            recorded = {"epoch_losses": list(losses), "world_size": world, "backend": str(dist.get_backend()),
-                        **resumed, **dict(metrics or {})}
-            if record:
-                rec = _save_and_record(catalog, tid, net, train_set, config, cost=cost, metrics=recorded, **meta)
-            if progress is not None:
-                progress.finish()
-        except Exception as exc:
-            failed, status[0] = exc, f"{type(exc).__name__}: {exc}"
-    dist.broadcast_object_list(status, src=0)  # the other ranks learn whether rank 0 recorded it
-    if failed is not None:
-        raise failed
-    if status[0] is not None:
-        raise RuntimeError(f"rank 0 did not record training {tid!r} (or remove its progress): {status[0]}")
-    dist.barrier()  # the checkpoint and the record exist before any rank returns
-    if record and rank != 0:
-        rec = catalog.get(tid)
-    return TrainResult(tid, net, cost, losses, rec)
+    try:
+        parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
+        dev = torch.device(config.device)
+        with deterministic(config.deterministic):
+            torch.manual_seed(config.seed)
+            net = _build_model(config, model)
+            if parent_state is not None:
+                load_weights(net, parent_state, name="parent_id", training_id=str(parent_id))
+            dl = loader(
+                store,
+                train_set,
+                columns=config.columns,
+                batch_size=config.batch_size // world,
+                shuffle=config.shuffle,
+                seed=config.seed,
+                device=config.device,
+                rank=rank,
+                world_size=world,
+                options=loader_options,
+            )
+            scale_inputs(net, dl, config, parent_state, prepare)  # every rank the same, before wrapping
+            net.to(dev).train()
+            ddp = DistributedDataParallel(
+                net, device_ids=[dev.index] if dev.type == "cuda" and dev.index is not None else None)
+            cost, losses = _fit_rank(ddp, dl, train_set, config, prepare, progress)
+        rec: TrainingRecord | None = None
+        failed: BaseException | None = None
+        status: list[Any] = [None]
+        resumed = {"resumed_from": list(progress.start)} if progress is not None and progress.restored else {}
+        if rank == 0 and (record or progress is not None):
+            try:
+                recorded = {"epoch_losses": list(losses), "world_size": world, "backend": str(dist.get_backend()),
+                            **resumed, **dict(metrics or {})}
+                if record:
+                    rec = _save_and_record(catalog, tid, net, train_set, config, None, progress, cost=cost,
+                                           metrics=recorded, **meta)
+                if progress is not None:
+                    progress.finish()
+            except Exception as exc:
+                failed, status[0] = exc, f"{type(exc).__name__}: {exc}"
+        dist.broadcast_object_list(status, src=0)  # the other ranks learn whether rank 0 recorded it
+        if failed is not None:
+            raise failed
+        if status[0] is not None:
+            raise RuntimeError(f"rank 0 did not record training {tid!r} (or remove its progress): {status[0]}")
+        dist.barrier()  # the checkpoint and the record exist before any rank returns
+        if record and rank != 0:
+            rec = catalog.get(tid)
+        return TrainResult(tid, net, cost, losses, rec)
+    finally:
+        if progress is not None:
+            progress.close()  # rank 0's lock of the training (see training._training_lock)
 
 
 # -- local launcher (spawn: training._spawn) -------------------------------------------

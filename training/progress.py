@@ -27,6 +27,11 @@ raises :class:`~modyn_store.core.errors.CorruptionError`. :func:`discard_progres
 training's progress, so that the next run starts over; it never removes the checkpoint the
 catalog records for the training, even where a damaged pointer names it.
 
+One process at a time saves a training's progress: the saving process holds the training's lock
+(:mod:`training._training_lock`) from :meth:`Progress.open` to :meth:`Progress.close`, and
+another training of that id with ``save_every``, or :func:`discard_progress` of it, is refused
+meanwhile with :class:`~modyn_store.core.errors.ConflictError`.
+
 Example
 -------
 >>> import numpy as np, pyarrow as pa
@@ -60,6 +65,7 @@ from modyn_store.core._validate import check_name
 from modyn_store.core.errors import CorruptionError, DataUnavailableError, InvalidArgumentError, UnknownKeyError
 from modyn_store.core.trainings import CHECKPOINT_NONCE, Catalog, CheckpointRef
 from modyn_store.core.trainset import TrainSet
+from training._training_lock import TrainingLock
 
 __all__ = ["Progress", "check_save_every", "check_world_size", "cpu_state", "discard_other_progress", "discard_progress",
            "saved_progress"]
@@ -157,7 +163,17 @@ def check_world_size(training_id: str, saved: Any, world_size: int | None) -> No
 
 def discard_progress(store: Any, training_id: str) -> bool:
     """Remove the saved progress of ``training_id`` (its pointer, then its file); ``True`` if
-    there was one. The next ``train(..., save_every=N)`` under that id starts over."""
+    there was one. The next ``train(..., save_every=N)`` under that id starts over.
+
+    Refused with :class:`~modyn_store.core.errors.ConflictError` while another process trains
+    that id with ``save_every`` (its next save would bring the progress back; see
+    :mod:`training._training_lock`)."""
+    with TrainingLock(store, training_id).acquire("discard its progress"):
+        return _discard(store, training_id)
+
+
+def _discard(store: Any, training_id: str) -> bool:
+    """:func:`discard_progress` by the holder of the training's lock."""
     try:
         ptr = saved_progress(store, training_id)
     except CorruptionError:
@@ -239,16 +255,32 @@ class Progress:
     rank: int = 0
     _since: int = 0
     _ref: CheckpointRef | None = field(default=None, repr=False)
+    _lock: TrainingLock | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, catalog: Catalog, training_id: str, every: int, fp: str, *, world_size: int | None = None,
              rank: int = 0) -> Progress:
         """The progress of ``training_id``: restored from its saved pointer when there is one
-        (which must have been saved with this ``world_size``, see :func:`check_world_size`)."""
+        (which must have been saved with this ``world_size``, see :func:`check_world_size`).
+        The process that saves (``rank`` 0) holds the training's lock from here until
+        :meth:`close` (:class:`~modyn_store.core.errors.ConflictError` when another process
+        holds it, see :mod:`training._training_lock`)."""
         p = cls(catalog, training_id, every, fp, world_size=world_size, rank=rank)
+        if rank == 0:
+            p._lock = TrainingLock(catalog.store, training_id).acquire()
+        try:
+            p._load()
+        except BaseException:
+            p.close()
+            raise
+        return p
+
+    def _load(self) -> None:
+        """Restore from the saved pointer of this training, when there is one (see :meth:`open`)."""
+        catalog, training_id, fp, world_size = self.catalog, self.training_id, self.fingerprint, self.world_size
         ptr = saved_progress(catalog.store, training_id)
         if ptr is None:
-            return p
+            return
         if ptr["fingerprint"] != fp:
             raise InvalidArgumentError(
                 "training_id", training_id,
@@ -258,9 +290,9 @@ class Progress:
         uri = ptr["uri"]
         if not _owned(uri, training_id):
             raise CorruptionError(f"progress pointer of {training_id!r} names {uri!r}, not a file of that training")
-        p._ref = CheckpointRef(uri, str(ptr["sha256"]))
+        self._ref = CheckpointRef(uri, str(ptr["sha256"]))
         try:
-            state = catalog.load_checkpoint(p._ref)
+            state = catalog.load_checkpoint(self._ref)
         except DataUnavailableError as exc:
             raise DataUnavailableError(f"{exc} (the progress of training {training_id!r}); "
                                        "training.progress.discard_progress(store, id) starts over") from exc
@@ -269,8 +301,7 @@ class Progress:
                 (world_size is not None and len(state.get("ranks") or ()) != world_size):
             raise CorruptionError(f"progress file {uri!r} does not match its pointer")
         _check_state(uri, state, world_size)
-        p.restored = state
-        return p
+        self.restored = state
 
     @property
     def start(self) -> tuple[int, int]:
@@ -350,7 +381,15 @@ class Progress:
         return {**s["loop"], **own["loop"]} if own is not s else dict(s["loop"])
 
     def finish(self) -> None:
-        """The training is done: remove its progress files."""
-        discard_progress(self.catalog.store, self.training_id)
+        """The training is done: remove its progress files (and give its lock back)."""
+        _discard(self.catalog.store, self.training_id)
         if self._ref is not None and self.catalog.store.fs.exists(self.catalog.store.path(self._ref.uri)):
             self.catalog.store.fs.rm(self.catalog.store.path(self._ref.uri))
+        self.close(remove=True)
+
+    def close(self, remove: bool = False) -> None:
+        """Give the training's lock back (the progress files stay, for a rerun to go on from;
+        ``remove``: its lock file goes too)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release(remove)

@@ -38,8 +38,8 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
-from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
+from modyn_store.core.errors import ConflictError, InvalidArgumentError, UnknownKeyError
+from modyn_store.core.trainings import Catalog, CheckpointRef, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
 from training.determinism import deterministic, state_equal
@@ -149,24 +149,34 @@ def _check_label(store: Any, config: TrainConfig) -> None:
 
 
 def _save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_set: TrainSet,
-                     config: TrainConfig, started: float | None = None, **record: Any) -> TrainingRecord:
+                     config: TrainConfig, started: float | None = None, progress: Progress | None = None,
+                     **record: Any) -> TrainingRecord:
     """Write ``net``'s checkpoint, then record the training (``record``: the other arguments
     of :meth:`Catalog.record_training`); a checkpoint whose record fails is removed. With
     ``started`` (a ``perf_counter`` time), the metrics get ``train_wall_s``: the seconds from then
-    until the checkpoint is written (all of the training's time but the record's own write)."""
-    catalog.check_unused(training_id)  # again: another training may have taken the id meanwhile
-    ckpt = catalog.save_checkpoint(training_id, cpu_state(net))  # (extra state checked by save_checkpoint)
-    if started is not None:
-        record["metrics"] = {**dict(record.get("metrics") or {}), "train_wall_s": time.perf_counter() - started}
+    until the checkpoint is written (all of the training's time but the record's own write).
+    ``progress`` (this training's) is removed when the record fails on an id that the catalog
+    holds (another process recorded it meanwhile: the progress can never be gone on from)."""
+    ckpt: CheckpointRef | None = None
     try:
+        catalog.check_unused(training_id)  # again: another training may have taken the id meanwhile
+        ckpt = catalog.save_checkpoint(training_id, cpu_state(net))  # (extra state checked by save_checkpoint)
+        if started is not None:
+            record["metrics"] = {**dict(record.get("metrics") or {}), "train_wall_s": time.perf_counter() - started}
         return catalog.record_training(training_id, train_set, checkpoint=ckpt, seed=config.seed,
                                        config=config.to_json(), **record)
     except BaseException:
         try:
-            kept = catalog.get(training_id).checkpoint
+            kept, taken = catalog.get(training_id).checkpoint, True
         except UnknownKeyError:
-            kept = None
-        if kept is None or kept.uri != ckpt.uri:  # not recorded with this file: none may stay behind
+            kept, taken = None, False
+        if taken and progress is not None:
+            try:
+                progress.finish()
+            except Exception:  # pragma: no cover - best effort, the original error matters
+                pass
+        # not recorded with this file: none may stay behind
+        if ckpt is not None and (kept is None or kept.uri != ckpt.uri):
             try:
                 catalog.store.fs.rm(catalog.store.path(ckpt.uri))
             except Exception:  # pragma: no cover - best effort, the original error matters
@@ -408,10 +418,31 @@ def train(
             catalog.check_unused(tid)
         except InvalidArgumentError:
             if save_every:  # a recorded training's progress (its removal was cut short) is of no use
-                discard_progress(store, tid)
+                try:
+                    discard_progress(store, tid)
+                except ConflictError:  # another process trains the id: it removes its own progress
+                    pass
             raise
+    # its lock is held until this call returns (see training._training_lock)
     progress = Progress.open(catalog, tid, save_every, fingerprint(config.to_json(), train_set, parent_id)) \
         if save_every else None
+    try:
+        return _train_opened(store, catalog, tid, train_set, config, progress, started, model=model, prepare=prepare,
+                             record=record, meta=meta, metrics=metrics, loader_options=loader_options, ds=ds,
+                             reselect=reselect, reselect_every=reselect_every, plans_hint=plans_hint)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def _train_opened(store: Any, catalog: Catalog, tid: str, train_set: TrainSet, config: TrainConfig,
+                  progress: Progress | None, started: float, *, model: nn.Module | Callable[[], nn.Module] | None,
+                  prepare: Prepare | None, record: bool, meta: dict[str, Any], metrics: Mapping[str, Any] | None,
+                  loader_options: LoaderOptions | None, ds: BatchThenSample | None,
+                  reselect: Callable[[nn.Module], TrainSet] | None, reselect_every: int,
+                  plans_hint: str) -> TrainResult:
+    """:func:`train` once its arguments are checked and its progress (if any) is opened."""
+    parent_id = meta["parent_id"]
     parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
     with deterministic(config.deterministic):
         torch.manual_seed(config.seed)
@@ -462,7 +493,7 @@ def train(
         extra["reselections"] = len({id(s) for s in epoch_sets}) - 1
     rec = None
     if record:
-        rec = _save_and_record(catalog, tid, net, train_set, config, started, cost=cost,
+        rec = _save_and_record(catalog, tid, net, train_set, config, started, progress, cost=cost,
                                metrics={"epoch_losses": list(losses), **extra, **dict(metrics or {})}, **meta)
     if progress is not None:
         progress.finish()

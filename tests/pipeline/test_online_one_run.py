@@ -104,6 +104,32 @@ def test_two_processes_on_one_pipeline_one_refused_and_sigkill_frees_the_pipelin
     assert [r.training_id for r in pipeline_trainings(store)["live"]] == ["live-0000", "live-0001"]
 
 
+def test_a_step_beside_a_running_process_of_the_pipeline_is_refused(tmp_path: Path) -> None:
+    """``OnlineRunner.step()`` called outside ``run()`` (a resume by hand) holds the pipeline too:
+    beside a running process of it, it is refused before it reads or trains anything."""
+    path = tmp_path / "s"
+    _filled(path)
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(yaml.safe_dump(_cfg()))
+    first = _cli(cfg, path, tmp_path / "1.log", "600")
+    try:
+        _wait_for(tmp_path / "1.log", "following", first)
+        runner = OnlineRunner(parse_pipeline(_cfg()), Store.open(str(path)), poll=0.01)
+        try:
+            runner.step()
+        except ConflictError as exc:
+            assert f"process {first.pid}" in str(exc)
+        else:
+            raise AssertionError("a step beside a running process of the pipeline was not refused")
+        assert runner.loop is None and runner.processed == 0
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    runner = OnlineRunner(parse_pipeline(_cfg()), Store.open(str(path)), poll=0.01)
+    runner.step()  # the lock went with the killed process
+    assert [t.training_id for t in runner.loop.trainings] == ["live-0000", "live-0001"]
+
+
 def _labelled(i: int, labels: np.ndarray, t0: int) -> pa.Table:
     x = np.random.default_rng(i).standard_normal((labels.size, 2))
     return pa.table({"t": np.arange(t0, t0 + labels.size), "y": labels, "a": x[:, 0], "b": x[:, 1]})

@@ -273,7 +273,8 @@ class OnlineRunner:
         self._previous: TrainingInfo | None = None
         self._stop = threading.Event()
         self._since_progress = 0
-        self._seen_before = _recorded_seen(self.store, config.name)
+        self._seen_before: dict[int, int] | None = None  # read once this runner holds the pipeline
+        self._holding = False  # run() holds the pipeline's lock (see running.pipeline_running)
         # why a state saved by the run before this restart was not resumed from (see _check_seen)
         self._unused_state: str | None = None
 
@@ -342,7 +343,7 @@ class OnlineRunner:
 
     def _check_seen(self, v: int) -> None:
         """Stop a restart whose versions no longer hold the rows the run before it had seen."""
-        before = self._seen_before.get(v)
+        before = (self._seen_before or {}).get(v)
         now = self.loop.seen_rows if self.loop is not None else 0
         if before is not None and before != now:
             raise PipelineConfigError(
@@ -372,7 +373,19 @@ class OnlineRunner:
 
     def step(self, until: int | None = None) -> int:
         """Process every version committed since the last call (up to version ``until``, when given);
-        returns the number of new trainings."""
+        returns the number of new trainings. Outside :meth:`run` it holds the pipeline's lock for
+        the call: another run of this pipeline on this store, in progress, refuses it
+        (:class:`~modyn_store.core.errors.ConflictError`)."""
+        if self._holding:
+            return self._step(until)
+        from modyn_store.app.pipeline.running import pipeline_running
+
+        with pipeline_running(self.store, self.config.name):
+            return self._step(until)
+
+    def _step(self, until: int | None) -> int:
+        if self._seen_before is None:  # what the runs before this one had seen (see _check_seen)
+            self._seen_before = _recorded_seen(self.store, self.config.name)
         new = 0
         self._resume()
         records = {r.version: r for r in self.store.log(since=self.processed)}
@@ -415,7 +428,11 @@ class OnlineRunner:
         from modyn_store.app.pipeline.running import pipeline_running
 
         with pipeline_running(self.store, self.config.name):  # a second run of this pipeline is refused
-            return self._run(idle_timeout, stop_after, on_start)
+            self._holding = True
+            try:
+                return self._run(idle_timeout, stop_after, on_start)
+            finally:
+                self._holding = False
 
     def _run(self, idle_timeout: float | None, stop_after: int | None, on_start: Callable[[], None] | None) -> int:
         handlers = {}

@@ -163,6 +163,15 @@ class _Counted:
         return np.concatenate(self._keys) if self._keys else np.empty(0, np.int64)
 
 
+def _refuse_used(store: Any) -> None:
+    """A replay ingests its whole source: into a store holding rows (an earlier, interrupted or
+    concurrent replay) its keys collide, or its versions mix with other data."""
+    if any(r.inserted for r in store.log()):
+        raise PipelineConfigError("--store", f"{store.uri} already holds data (version {store.version}); a replay "
+                                             "ingests its source into a new store: choose an empty store, or "
+                                             "replay this store's own versions with source: {store: PATH}")
+
+
 class Runner:
     """Run one pipeline in replay mode (see the module docstring).
 
@@ -217,12 +226,8 @@ class Runner:
             self.chunks = [ChunkVersion(i, rows, a, b) for i, (rows, a, b) in enumerate(versions)]
         if isinstance(store, (str, Path)):
             store = Store.open(str(store), create=True)
-        if self.chunks is None and any(r.inserted for r in store.log()):
-            # a replay ingests its whole source: into a store holding rows (an earlier or interrupted
-            # replay) its keys collide, or its versions mix with other data
-            raise PipelineConfigError("--store", f"{store.uri} already holds data (version {store.version}); a replay "
-                                                 "ingests its source into a new store: choose an empty store, or "
-                                                 "replay this store's own versions with source: {store: PATH}")
+        if self.chunks is None:
+            _refuse_used(store)
         self.store = store
         prepare_store(store, stream.head)  # the source's label map, before any row
         self.loop = PipelineLoop(self.config, store, model_params=params)
@@ -249,6 +254,8 @@ class Runner:
         # a second run of this pipeline on this store (a replay of its own versions) is refused
         with threads(self.config.training.threads), pipeline_running(self.store, self.config.name):
             assert self.stream is not None
+            if self.chunks is None:  # again, holding the pipeline: another run may have ingested meanwhile
+                _refuse_used(self.store)
             if self.chunks is not None:
                 total = len(self.chunks)
                 steps: Iterator[tuple[ChunkVersion, DeletionEvent | None]] = ((c, None) for c in self.chunks)
