@@ -225,3 +225,18 @@ def test_ray_task_options_are_checked_before_ray_runs(tmp_path: Path, value: Any
     with pytest.raises(InvalidArgumentError, match="ray_remote_args") as info:
         store.as_of().to_ray(["ts"], ray_remote_args=value)
     assert info.value.name == "ray_remote_args"
+
+
+@pytest.mark.parametrize("values", [np.array([1, 2, 2**53 + 1], np.int64), np.array([0, 1, 2**64 - 1], np.uint64),
+                                    np.array([-(2**63), 0, 1], np.int64)])
+def test_integer_scores_beyond_2_53_are_refused_not_rounded(tmp_path: Path, values: np.ndarray) -> None:
+    """Scores are stored as float64: the integer 2**53 + 1 was read back as 2**53, and two
+    scores that differed came back equal (a ranking by score then picked by key)."""
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": [1, 2, 3]}))
+    version = store.version
+    with pytest.raises(InvalidArgumentError, match="beyond 2\\*\\*53") as info:
+        store.scores.write("s", np.arange(3), values)
+    assert info.value.name == "values" and store.version == version
+    store.scores.write("s", np.arange(3), np.array([1, 2, 2**53], np.int64))  # exact: accepted
+    assert store.scores.as_of(None, "s").column("value").to_pylist()[-1] == 2.0**53
