@@ -237,3 +237,14 @@ def test_an_empty_movielens_rating_is_refused_not_read_as_no_click(tmp_path: Pat
                              "age": [30, 40], "gender": ["F", "M"], "occupation": ["other", "other"]}), f)
     with pytest.raises(InvalidArgumentError, match="empty rows: {'rating': 1}"):
         load("movielens100k", f)
+
+
+def test_a_constant_warmup_column_keeps_its_units_however_its_mean_rounds() -> None:
+    """The mean of 300 copies of 0.422915 is an ulp off the value, so its std came out 1.7e-16
+    instead of 0, and every later value of the column was divided by it (0.5 -> 4.6e14)."""
+    from modyn_store.app.datasets._encode import feature_vector
+
+    column = np.concatenate([np.full(300, 0.422915), [0.5, 0.6]])
+    assert np.full(300, 0.422915).std() > 0  # the rounding this is about
+    out = np.asarray(feature_vector(column[:, None], None, standardize=True, warmup=300 / 302).flatten())
+    assert np.allclose(out, column - 0.422915, atol=1e-7)

@@ -157,7 +157,11 @@ def feature_vector(
         head = block[: max(1, int(round(block.shape[0] * warmup)))]
         mean = head.mean(axis=0)
         std = head.std(axis=0)
-        std[std == 0] = 1.0
+        # a constant column is flat however its mean rounds (a mean an ulp off its value gives a
+        # std of ~1e-16, which would scale every later value by ~1e16): x - value, scale 1
+        flat = ~(std > 0) | (head.max(axis=0) == head.min(axis=0))
+        mean[flat] = head[0, flat]
+        std[flat] = 1.0
         block = (block - mean) / std
     parts = [block.astype(np.float32)]
     if extra is not None:
