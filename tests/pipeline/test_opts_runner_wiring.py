@@ -106,3 +106,24 @@ def test_run_ray_flag_with_a_bad_address_is_refused(tmp_path: Path, capsys: pyte
     assert main(["run", str(tmp_path / "p.yaml"), "--store", str(tmp_path / "s"), "--ray", "http://head:1"]) == 2
     assert "--ray" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_training_seed_seeds_the_selection(tmp_path: Path) -> None:
+    # a seeded strategy draws the i-th train set with selection_seed(training.seed, i)
+    import policies
+    from modyn_store.app.pipeline.training_info import selection_seed
+
+    def first_train_set(seed: int) -> Any:
+        cfg = parse_pipeline(tiny(f"drawn-{seed}", source=SOURCE, trigger={"name": "data_amount", "every": 300},
+                                  selection={"name": "uniform", "ratio": 0.5}, limits={"max_trainings": 1},
+                                  training={"epochs": 1, "seed": seed}))
+        res = run_pipeline(cfg, tmp_path / str(seed))
+        store = Store.open(str(tmp_path / str(seed)))
+        return store, Catalog(store).train_set(res.trainings[0].training_id)
+
+    store, drawn = first_train_set(3)
+    ctx = policies.SelectionContext(snapshot=store.as_of(drawn.version), seed=selection_seed(3, 0))
+    want = policies.Uniform(ratio=0.5).select(ctx)
+    assert sorted(drawn.keys.tolist()) == sorted(want.keys.tolist())
+    _, other = first_train_set(0)
+    assert sorted(other.keys.tolist()) != sorted(drawn.keys.tolist())

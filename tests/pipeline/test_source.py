@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from modyn_store.app.pipeline import PipelineConfigError
@@ -62,3 +64,32 @@ def test_text_and_id_encodings(data_dir: Path) -> None:
     ids = np.array(m.column("sparse").to_pylist())
     np.testing.assert_array_equal(ids[:, 0], m.column("user_id").to_numpy())
     np.testing.assert_array_equal(ids[:, 1], m.column("movie_id").to_numpy())
+
+
+@pytest.mark.parametrize("kw", [{"fraction": 0.5, "seed": 3}, {"fraction": 0.5, "seed": 4}, {"limit": 700},
+                                {"fraction": 0.3, "seed": 1, "limit": 500}], ids=str)
+def test_the_generated_stream_samples_and_limits_as_the_loaded_table(kw: dict[str, Any]) -> None:
+    # the runner streams synthetic_clicks chunk by chunk; fraction, seed and limit keep the rows
+    # the whole table keeps
+    from modyn_store.app.pipeline.stream import open_stream
+
+    cfg = SourceConfig("synthetic_clicks", params={"n_rows": 3000, "n_days": 2}, **kw)
+    stream = open_stream(cfg)
+    streamed = pa.Table.from_batches(list(stream.batches()), schema=stream.schema)
+    loaded = load_source(cfg)
+    assert 0 < loaded.num_rows < 3000
+    assert streamed.column("key").to_pylist() == loaded.column("key").to_pylist()
+
+
+@pytest.mark.parametrize("rule, sizes", [("n:300", [300, 300, 300, 100]), ("n:1000", [1000])])
+def test_a_row_count_chunk_appends_versions_of_that_many_rows(tmp_path: Path, rule: str, sizes: list[int]) -> None:
+    from modyn_store import Store
+    from modyn_store.app.pipeline import parse_pipeline
+    from modyn_store.app.pipeline.runner import ingest
+
+    cfg = parse_pipeline({"name": "rows", "source": {"dataset": "elec2", "limit": 1000, "chunk": rule},
+                          "model": {"name": "logreg"}, "trigger": {"name": "data_amount", "every": 500}})
+    store = Store.open(str(tmp_path / "s"), create=True)
+    got = [chunk.rows for chunk, _ in ingest(store, cfg, load_source(cfg.source))]
+    assert got == sizes
+    assert [r.inserted for r in store.log()] == sizes

@@ -13,6 +13,7 @@ difference of the two offsets ``|c - c_ref|``.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,6 +108,16 @@ def test_quantile_sets_the_level_of_the_past_statistics_to_exceed() -> None:
     assert [(p, s) for p, s, _ in median] == [(80, 4.0)]
     assert run(DataDrift(**cfg, quantile=0.95), x) == []
     assert run(DataDrift(**cfg), x) == []  # the default is 0.95
+
+
+def test_rolling_average_fires_above_the_mean_of_the_past_statistics_plus_threshold() -> None:
+    """Statistics 5 then 6: the second evaluation compares 6 with mean([5]) + threshold, so it
+    fires with threshold 0.5 (6 > 5.5) and not with threshold 2 (6 < 7)."""
+    cfg: dict[str, Any] = {"columns": ["x"], "metric": "mean_shift", "decision": "rolling_average", "window": 20,
+           "every": 20}
+    x = blocks([0, 5, 6])
+    assert [(p, s) for p, s, _ in run(DataDrift(**cfg, threshold=0.5), x)] == [(60, 6.0)]
+    assert run(DataDrift(**cfg, threshold=2.0), x) == []
 
 
 # -- history ---------------------------------------------------------------------------------

@@ -297,3 +297,19 @@ def test_trigger_balanced_one_scan_equals_two_scans(monkeypatch: pytest.MonkeyPa
         assert one == two
         groups = np.searchsorted([1, 2, 4], versions[one.keys - 100])
         assert np.bincount(groups).tolist() == [60, 20, 60, 60]
+
+
+def test_sample_picks_newest_or_a_seeded_uniform_share_of_new_and_all_data() -> None:
+    # with a limit, "newest" keeps the rows of the latest event times whatever the seed, while
+    # "uniform" draws rows that change with the seed (both within the eligible rows)
+    versions = np.repeat([1, 2, 3, 4], 10)
+    ts_col = np.random.default_rng(0).permutation(40)
+    ctx = SelectionContext(snapshot=snapshot(np.zeros(40, dtype=int), versions=versions, ts=ts_col),
+                           trigger_cutoffs=(1, 3))
+    latest = np.sort(100 + np.argsort(-ts_col)[:5]).tolist()
+    for strategy, newest in ((NewData(tail=3, limit=5), True), (NewData(tail=3, limit=5, sample="uniform"), False),
+                             (AllData(limit=5, sample="newest"), True), (AllData(limit=5), False)):
+        draws = {tuple(strategy.select(ctx.replace(seed=s)).keys.tolist()) for s in range(6)}
+        assert all(len(d) == 5 for d in draws)
+        assert (draws == {tuple(latest)}) == newest, strategy
+        assert (len(draws) > 1) == (not newest), strategy

@@ -137,6 +137,16 @@ def test_first_training_without_model_is_a_retrain_for_every_policy() -> None:
         assert p.decide(ctx).mode == "retrain", p
 
 
+def test_finetune_starts_its_first_training_from_base() -> None:
+    # no current model yet: the first training is a retrain from ``base``; later ones fine-tune
+    p = Finetune(base="pretrained", scope="all_data")
+    first = p.decide(UpdateContext(0, current_model=None))
+    assert (first.mode, first.base, first.selection_scope) == ("retrain", "pretrained", "all_data")
+    later = p.decide(UpdateContext(1, current_model="m0"))
+    assert (later.mode, later.base, later.selection_scope) == ("finetune", "m0", "all_data")
+    assert Finetune().decide(UpdateContext(0, current_model=None)).base is None
+
+
 def test_decision_and_context_validation() -> None:
     with pytest.raises(InvalidArgumentError, match="mode"):
         UpdateDecision("warm", None, "x")  # type: ignore[arg-type]

@@ -50,6 +50,20 @@ def test_show_limit_bounds_the_rows_printed(store: str, capsys: pytest.CaptureFi
     assert keys == ["2", "3"]
 
 
+def test_show_limit_above_the_default_prints_that_many_rows(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    p = str(tmp_path / "wide")
+    Store.open(p, create=True).append(pa.table({"ts": list(range(30)), "label": [0] * 30}))
+    for flags in ([], ["--json"]):
+        assert main(["show", p, "--columns", "key", "--limit", "25", *flags]) == 0
+        out = _out(capsys)
+        if flags:
+            keys = [str(r["key"]) for r in json.loads(out)["rows"]]
+        else:
+            keys = [line.strip() for line in out.split("columns: ", 1)[1].splitlines()[1:] if line.strip().isdigit()]
+        assert keys == [str(k) for k in range(25)], flags
+
+
 def test_show_columns_selects_the_columns_printed(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", store, "--json", "--columns", "key,x"]) == 0
     rows = json.loads(_out(capsys))["rows"]

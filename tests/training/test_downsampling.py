@@ -200,3 +200,28 @@ def test_union_of_epochs_keeps_each_epochs_weights_where_they_differ() -> None:
     for e, s in enumerate((a, b, c)):
         got = union.epoch_set(e)
         assert got.keys.tolist() == s.keys.tolist() and got.weights.tolist() == s.weights.tolist()
+
+
+def test_reselected_epochs_are_visited_in_the_recorded_seeded_order(store) -> None:
+    """The sets a reselection serves are shuffled with the training's seed: every epoch visits
+    its keys in the order ``visit_order`` gives from the record (the order reproduce() replays)."""
+    from training.reproduction import visit_order
+
+    all_keys = store.as_of(None).keys()
+    first = TrainSet.uniform(all_keys[:100], version=store.version)
+    sets = iter([all_keys[100:200], all_keys[150:250]])
+
+    def reselect(model: torch.nn.Module) -> TrainSet:
+        return TrainSet.uniform(next(sets), version=store.version)
+
+    seen: list[np.ndarray] = []
+
+    def prepare(batch: dict) -> dict:
+        seen.append(batch["key"].numpy().copy())
+        return {"features": batch["x"]}
+
+    cfg = TrainConfig(**{**CFG.to_json(), "epochs": 3, "shuffle": True, "seed": 7})
+    train(store, first, cfg, reselect=reselect, reselect_every=1, training_id="order", prepare=prepare)
+    want = [visit_order(store, "order", e) for e in range(3)]
+    np.testing.assert_array_equal(np.concatenate(seen), np.concatenate(want))
+    assert not np.array_equal(want[1], np.sort(want[1]))  # shuffled

@@ -1,9 +1,11 @@
-"""The loader runs transforms in worker processes when asked, and its read strategy and thread
-count are the ones LoaderOptions names."""
+"""The loader runs transforms in worker processes when asked, prepares batches ahead in a thread
+of its own with ``LoaderOptions.prefetch``, and its read strategy and thread count are the ones
+LoaderOptions names."""
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -50,3 +52,24 @@ def test_strategy_and_threads_reach_the_read(store: Any, monkeypatch: pytest.Mon
     assert seen and seen[0][:2] == (strategy, threads)
     if seen[0][2] is not None:
         assert seen[0][2] == strategy
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_prefetch_prepares_the_batches_in_a_thread_of_its_own(store: Any, prefetch: int) -> None:
+    # the transform runs where the batches are prepared: in the iterating thread, or with
+    # prefetch > 0 in the loader's background thread, both in the epoch that builds the cache
+    # entry and in the epochs served from it
+    ts = TrainSet.uniform(np.sort(store.as_of(None).keys()[:90]), version=store.version)
+    seen: list[str] = []
+
+    def where(batch: dict) -> dict:
+        seen.append(threading.current_thread().name)
+        return batch
+
+    dl = loader(store, ts, columns=["label"], batch_size=30, transform=where,
+                options=LoaderOptions(prefetch=prefetch))
+    for epoch in range(2):
+        assert sum(len(b["key"]) for b in dl) == 90
+        names = set(seen[3 * epoch:])
+        assert len(seen) == 3 * (epoch + 1)
+        assert names == ({threading.current_thread().name} if prefetch == 0 else {"modyn-store-loader"}), epoch

@@ -125,3 +125,10 @@ def test_evaluate_prepare_builds_the_forward_arguments(store: Store) -> None:
     zero = evaluate(store, {"m": model}, _whole(store), inputs={"features": "x"}, metrics=("loss",), record=False,
                     prepare=lambda b: {"features": torch.zeros_like(b["x"])})
     assert plain.matrix("loss")[0, 0] != pytest.approx(zero.matrix("loss")[0, 0])
+
+
+def test_time_slices_version_spans_that_snapshot(store: Store) -> None:
+    # version 1 holds ts 0..299, the latest 0..599: the windows cover the snapshot asked for
+    for version, last in ((1, 299.0), (None, 599.0), (2, 599.0)):
+        slices = time_slices(store, n=3, version=version)
+        assert (slices[0].start, slices[-1].end) == (0.0, last), version

@@ -1,4 +1,4 @@
-"""``batch_size`` and ``shuffle`` of a ``TrainConfig`` reach the batches ``training.train`` steps on."""
+"""``batch_size``, ``shuffle`` and ``seed`` of a ``TrainConfig`` reach the batches ``training.train`` steps on."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from modyn_store.core.trainset import TrainSet
+from training.loading import epoch_order
 from training.trainer import TrainConfig, train
 
 N = 120
@@ -37,3 +38,24 @@ def test_shuffle_changes_the_batch_order(store: Any) -> None:
     shuffled = _weights(store, batch_size=N // 4, shuffle=True)
     assert not _differ(shuffled, _weights(store, batch_size=N // 4, shuffle=True))  # seeded
     assert _differ(ordered, shuffled)
+
+
+def test_seed_sets_the_shuffled_batch_order(store: Any) -> None:
+    # the seed shuffles the epochs, not only the initial weights: the rows come in the order
+    # epoch_order gives for that seed (the order reproduce() replays)
+    keys = np.sort(store.as_of(None).keys()[:N])
+    ts = TrainSet.uniform(keys, version=store.version)
+    seen: list[np.ndarray] = []
+
+    def prepare(batch: dict[str, Any]) -> dict[str, Any]:
+        seen.append(batch["key"].numpy().copy())
+        return {"features": batch["x"]}
+
+    cfg = replace(BASE, batch_size=N // 4, shuffle=True, seed=5)
+    train(store, ts, cfg, record=False, prepare=prepare)
+
+    def visits(seed: int) -> np.ndarray:
+        return np.concatenate([ts.keys[epoch_order(ts, e, shuffle=True, seed=seed)] for e in range(cfg.epochs)])
+
+    assert not np.array_equal(visits(5), visits(0))
+    np.testing.assert_array_equal(np.concatenate(seen), visits(5))
