@@ -33,7 +33,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from modyn_store.core._location import object_info
 
 __all__ = ["Identity", "Incarnations", "identity", "object_identity"]
 
@@ -51,10 +50,9 @@ def identity(path: str) -> Identity | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def object_identity(fs: Any, path: str) -> Identity | None:
-    """The identity of the object ``path`` of the fsspec object store ``fs`` (``None`` if it
-    does not exist): one HEAD request."""
-    info = object_info(fs, path)
+def object_identity(info: dict[str, Any] | None) -> Identity | None:
+    """The identity of a manifest object from its metadata ``info`` (one HEAD request:
+    ``Location.info``; ``None`` if it does not exist)."""
     if info is None:
         return None
     tag = next((info[k] for k in ("ETag", "etag", "generation", "md5Hash") if info.get(k) is not None), None)

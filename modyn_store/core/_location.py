@@ -14,11 +14,14 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
 
+from modyn_store.core._objects import folder_has_objects, object_info, read_object
 from modyn_store.core.errors import InvalidArgumentError, StorageAccessError, StorageUnavailableError
 
 __all__ = ["Location", "fsspec_options", "resolve"]
@@ -282,50 +285,6 @@ def _endpoint_of(storage_options: dict[str, Any]) -> str:
     return "the default endpoint"
 
 
-def object_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any] | None:
-    """The metadata of the object (file) ``path``, ``None`` if there is none.
-
-    On S3 one HEAD request: s3fs's ``info``/``exists`` follow a missing key with a listing that
-    looks for a folder of that name, a second round trip that a file's existence check (a
-    manifest, a record) does not need. Other file systems answer through ``fs.info``.
-    """
-    call = getattr(fs, "call_s3", None)
-    if call is None or not callable(getattr(fs, "split_path", None)):
-        try:
-            info = fs.info(path)
-        except FileNotFoundError:
-            return None
-        return None if info.get("type") == "directory" else dict(info)
-    bucket, key, _ = fs.split_path(path)
-    try:
-        out = call("head_object", getattr(fs, "kwargs", {}), Bucket=bucket, Key=key)
-    except FileNotFoundError:
-        return None
-    return {"ETag": out.get("ETag", ""), "LastModified": out.get("LastModified", ""),
-            "size": out.get("ContentLength"), "type": "file"}
-
-
-def folder_has_objects(fs: fsspec.AbstractFileSystem, path: str, suffix: str = "") -> bool:
-    """Whether the folder ``path`` of an S3 file system holds an object whose name ends with
-    ``suffix``: listings of its direct entries (one request when ``suffix`` is empty), where
-    s3fs's ``exists`` and ``ls`` of a folder cost a HEAD or a second listing more."""
-    bucket, key, _ = fs.split_path(path)  # type: ignore[attr-defined]
-    args: dict[str, Any] = {"Bucket": bucket, "Prefix": key.rstrip("/") + "/", "Delimiter": "/"}
-    if not suffix:
-        args["MaxKeys"] = 1
-    while True:
-        out = fs.call_s3("list_objects_v2", getattr(fs, "kwargs", {}), **args)  # type: ignore[attr-defined]
-        names = [str(o.get("Key", "")) for o in out.get("Contents", []) or []]
-        if not suffix and (names or out.get("CommonPrefixes")):
-            return True
-        if suffix and any(n.endswith(suffix) for n in names):
-            return True
-        token = out.get("NextContinuationToken")
-        if suffix == "" or not out.get("IsTruncated") or not token:
-            return False
-        args["ContinuationToken"] = token
-
-
 @dataclass(frozen=True)
 class Location:
     """A resolved store location.
@@ -366,49 +325,66 @@ class Location:
             fs.retries = retries
         return fs
 
-    def exists(self, relative: str, *, folder: bool = False) -> bool:
-        """Whether the file ``relative`` (``folder=True``: the folder) exists in the store; an
-        unreachable object store raises :class:`~modyn_store.core.errors.StorageUnavailableError`
-        (within the configured ``connect_timeout``/``timeout``/``client_max_retries``) instead of
-        a backend's error. On S3 one request: a HEAD for a file, a one-key listing for a folder."""
-        path = self.path(relative)
-        if self.is_local:
-            return os.path.exists(path)
+    @contextmanager
+    def _requests(self) -> Iterator[None]:
+        """Typed errors for an object store's requests: missing or half credentials
+        (``InvalidArgumentError``), refused ones (:class:`StorageAccessError`), an endpoint that
+        does not answer (:class:`StorageUnavailableError`, within the configured
+        ``connect_timeout``/``timeout``/``client_max_retries``)."""
         try:
-            if self.scheme == "s3":
-                return folder_has_objects(self.fs, path) if folder else object_info(self.fs, path) is not None
-            return bool(self.fs.exists(path))
+            yield
         except _credential_errors() as exc:
             raise _no_credentials(self.uri, exc) from exc
         except PermissionError as exc:
+            if self.is_local or isinstance(exc, StorageAccessError):
+                raise
             raise _access_denied(self.uri, self.storage_options, exc) from exc
         except _unreachable_errors() as exc:
+            if isinstance(exc, StorageUnavailableError):
+                raise
             endpoint = _endpoint_of(self.storage_options)
             raise StorageUnavailableError(
                 f"cannot reach the store {self.uri!r} at {endpoint}: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def exists(self, relative: str, *, folder: bool = False) -> bool:
+        """Whether the file ``relative`` (``folder=True``: the folder) exists in the store (typed
+        errors: see :meth:`_requests`). On S3 one request: a HEAD for a file, a one-key listing
+        for a folder."""
+        path = self.path(relative)
+        if self.is_local:
+            return os.path.exists(path)
+        with self._requests():
+            if self.scheme == "s3":
+                return folder_has_objects(self.fs, path) if folder else object_info(self.fs, path) is not None
+            return bool(self.fs.exists(path))
+
+    def info(self, path: str) -> dict[str, Any] | None:
+        """The metadata of the object (file) at the fsspec path ``path`` of an object store,
+        ``None`` if there is none (one HEAD on S3; typed errors: see :meth:`_requests`)."""
+        with self._requests():
+            return object_info(self.fs, path)
+
+    def holds(self, relative: str, suffix: str) -> bool | None:
+        """On S3, whether the folder ``relative`` holds an object named ``...suffix`` (listings,
+        typed errors); ``None`` elsewhere (list the folder through ``fs``)."""
+        if self.scheme != "s3":
+            return None
+        with self._requests():
+            return folder_has_objects(self.fs, self.path(relative), suffix)
+
     def read(self, relative: str) -> bytes | None:
         """The bytes of the small file ``relative`` (``None`` if it does not exist): a plain
         read on a local disk, one GET on an object store."""
         path = self.path(relative)
-        try:
-            if self.is_local:
+        if self.is_local:
+            try:
                 with open(path, "rb") as fh:
                     return fh.read()
-            if self.scheme == "s3":
-                # one GET: s3fs otherwise asks the size first (a HEAD, and for a missing file a
-                # listing that looks for a folder of that name) to split large reads
-                return bytes(self.fs.cat_file(path, max_concurrency=1))
-            return bytes(self.fs.cat_file(path))
-        except FileNotFoundError:
-            return None
-        except _credential_errors() as exc:
-            raise _no_credentials(self.uri, exc) from exc
-        except PermissionError as exc:
-            if self.is_local:
-                raise
-            raise _access_denied(self.uri, self.storage_options, exc) from exc
+            except FileNotFoundError:
+                return None
+        with self._requests():
+            return read_object(self.fs, path)
 
     def table_uri(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}.lance"

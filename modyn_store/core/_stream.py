@@ -111,12 +111,28 @@ def live_stream(
                         k = k[keep]
                     else:
                         batch = filter_batch(batch, keep)
-                # Lance may hand back more rows than asked (e.g. under a filter): cut them to
-                # ``batch_size``, the bound callers size their memory by
                 out = k if keys_only else (batch.drop_columns(["key"]) if drop_key else batch)
                 n = out.size if keys_only else out.num_rows
+                if n <= batch_size:
+                    yield out
+                    continue
+                # Lance may hand back more rows than asked (e.g. under a filter): cut them to
+                # ``batch_size``, the bound callers size their memory by
+                if drop.size and not keys_only:
+                    k = k[keep]  # the keys of out's rows, for the slices' check below
                 for start in range(0, n, batch_size):
-                    yield out[start : start + batch_size] if n > batch_size else out
+                    part = out[start : start + batch_size]
+                    now = current()
+                    if now is not dead:
+                        # an erase committed while the slices before were consumed: the batch
+                        # was checked against the keys dead then, this slice is checked again
+                        pk = k[start : start + batch_size]
+                        gone = dead_positions(pk, now, ordered=bool(increasing(pk)))
+                        if gone.size:
+                            mask = np.ones(pk.size, bool)
+                            mask[gone] = False
+                            part = part[mask] if keys_only else filter_batch(part, mask)
+                    yield part
             return
         except READ_ERRORS as exc:
             if filter is not None and not vanished(exc):

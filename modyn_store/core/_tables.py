@@ -18,10 +18,10 @@ from modyn_store.core._derived import DERIVED, session
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, overtaken, vanished
 from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._incarnation import Identity, Incarnations, identity, object_identity
-from modyn_store.core._location import Location, folder_has_objects, object_info
+from modyn_store.core._location import Location
 from modyn_store.core._sql import keys_predicate
 from modyn_store.core._table_maintenance import TableMaintenance
-from modyn_store.core.errors import CorruptionError
+from modyn_store.core.errors import CorruptionError, StorageAccessError, StorageUnavailableError
 
 __all__ = ["Tables", "keys_predicate", "with_version"]
 
@@ -113,16 +113,17 @@ class Tables(TableMaintenance):
 
     def _identify(self, path: str) -> Identity | None:
         """The identity of the manifest file ``path`` (see :mod:`._incarnation`)."""
-        return identity(path) if self.location.is_local else object_identity(self.location.fs, path)
+        return identity(path) if self.location.is_local else object_identity(self.location.info(path))
 
     def _file_exists(self, path: str) -> bool:
         """Whether the file (a manifest) ``path`` exists: one HEAD request on an object store."""
-        return os.path.exists(path) if self.location.is_local else object_info(self.location.fs, path) is not None
+        return os.path.exists(path) if self.location.is_local else self.location.info(path) is not None
 
     def _has_manifest(self, name: str) -> bool:
+        held = self.location.holds(f"{name}.lance/_versions", ".manifest")  # S3: listings, typed errors
+        if held is not None:
+            return held
         fs = self.location.fs
-        if self.location.scheme == "s3":
-            return folder_has_objects(fs, self.location.path(f"{name}.lance/_versions"), ".manifest")
         try:
             entries = fs.ls(self.location.path(f"{name}.lance/_versions"), detail=False)
         except FileNotFoundError:
@@ -245,6 +246,8 @@ class Tables(TableMaintenance):
             if not self._incarnations.current(name, v) or self._file_exists(self._manifest(name, v + 1)):
                 return None
             return seen.checkout_version(v)
+        except (StorageUnavailableError, StorageAccessError):
+            raise  # the object store did not answer or refused: not a table that moved
         except (ValueError, OSError):
             return None
 
@@ -257,6 +260,8 @@ class Tables(TableMaintenance):
             if self._file_exists(self._manifest(name, v)):
                 return self._file_exists(self._manifest(name, v + 1))
             latest = lance.dataset(self.uri(name), storage_options=self.location.storage_options or None).version
+        except (StorageUnavailableError, StorageAccessError):
+            raise
         except (ValueError, OSError):
             return True
         return bool(latest != v)

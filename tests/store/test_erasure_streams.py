@@ -61,3 +61,29 @@ def test_a_score_stream_drops_erased_keys_from_every_later_batch(
     rest = np.concatenate([b.column("key").to_numpy() for b in stream])
     assert not np.isin(victims, rest).any()
     assert np.array_equal(np.concatenate([first.column("key").to_numpy(), rest]), np.setdiff1d(np.arange(400), victims))
+
+
+@pytest.mark.parametrize("keys_only", [False, True])
+def test_slices_of_an_oversized_batch_are_checked_again_after_an_erase(
+        store: Store, monkeypatch: pytest.MonkeyPatch, keys_only: bool) -> None:
+    """A batch Lance hands back larger than asked (it may under a filter) is cut into slices of
+    ``batch_size``; an erase committed while the first slices were consumed reached the later
+    slices of that batch only at the next batch. Lance is made to read 10 times the rows asked."""
+    from modyn_store.core import snapshot
+
+    readers = snapshot.Snapshot._readers
+
+    def oversized(self: snapshot.Snapshot, ds: object, read: object, filter: object = None,  # noqa: A002
+                  batch_size: int | None = None, **kw: object) -> object:
+        return readers(self, ds, read, filter, batch_size=None if batch_size is None else batch_size * 10, **kw)
+
+    monkeypatch.setattr(snapshot.Snapshot, "_readers", oversized)
+    snap = store.as_of()
+    stream = iter(snap.iter_keys(batch_size=10) if keys_only else snap.to_batches(batch_size=10))
+    first = next(stream)
+    assert len(first) == 10
+    victims = [20, 21, 399]  # 20 and 21 in the slices of the first 100-row batch
+    store.erase(victims, reason="user request")
+    rest = list(stream)
+    got = np.concatenate([np.asarray(b) if keys_only else b.column("key").to_numpy() for b in rest])
+    assert not np.isin(victims, got).any() and got.size == 390 - len(victims)

@@ -20,7 +20,9 @@ import pyarrow as pa
 import pytest
 
 from modyn_store import Store
-from modyn_store.core._location import folder_has_objects, resolve
+from modyn_store.core._location import resolve
+from modyn_store.core._objects import _one_get, _request_kwargs, folder_has_objects, object_info, read_object
+from modyn_store.core.errors import StorageUnavailableError
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 from s3_requests import Counting, start_server  # noqa: E402
@@ -111,3 +113,55 @@ def test_an_unchanged_table_costs_two_heads_and_a_new_commit_is_seen(counted: An
     with counter.counting() as got:
         assert store._tables.open("purged") is None
     assert _store_requests(got) == {"LIST": 1}  # a table never written: one folder listing
+
+
+def test_a_missing_bucket_is_no_folder_and_no_file(counted: Any) -> None:
+    """s3fs answers "no such bucket" with ``FileNotFoundError``: a folder or file check of a
+    store whose bucket is gone says it is not there (as s3fs's ``exists`` did), not a raw error."""
+    _, opts, client = counted
+    bucket = _bucket(client)
+    loc = resolve(f"s3://{bucket}/st", opts)
+    client.delete_bucket(Bucket=bucket)
+    assert not loc.exists("_versions", folder=True) and not loc.exists("a.json")
+    assert loc.read("a.json") is None and loc.holds("t.lance/_versions", ".manifest") is False
+
+
+def test_s3fs_releases_without_one_get_reads_and_requester_pays_is_passed(counted: Any) -> None:
+    """s3fs before 2026.3 has no ``max_concurrency`` (its ``cat_file`` is one GET anyway), and
+    before 2026.9 its ``call_s3`` does not add ``RequestPayer``: both are asked of the release."""
+    import s3fs
+
+    class Older(s3fs.S3FileSystem):  # the signature of s3fs 2025.2 - 2026.2
+        async def _cat_file(self, path, version_id=None, start=None, end=None):  # type: ignore[no-untyped-def, override]
+            return await super()._cat_file(path, version_id=version_id, start=start, end=end)
+
+    _, opts, client = counted
+    bucket = _bucket(client)
+    client.put_object(Bucket=bucket, Key="a.json", Body=b"{}")
+    old = Older(key="testing", secret="testing", client_kwargs={"endpoint_url": opts["aws_endpoint"],
+                                                                "region_name": "us-east-1"}, skip_instance_cache=True)
+    assert _one_get(old) == {} and read_object(old, f"{bucket}/a.json") == b"{}"
+    assert _one_get(resolve(f"s3://{bucket}/x", opts).fs) == {"max_concurrency": 1}
+    payer = s3fs.S3FileSystem(requester_pays=True, skip_instance_cache=True)
+    assert _request_kwargs(payer)["RequestPayer"] == "requester"
+    assert object_info(old, f"{bucket}/a.json") is not None and object_info(old, f"{bucket}/b.json") is None
+
+
+def test_an_unreachable_endpoint_is_a_typed_error_for_a_table_read_before() -> None:
+    """A table opened before is checked by its manifests' HEADs first: an endpoint that stopped
+    answering raised botocore's ``EndpointConnectionError`` there, not ``StorageUnavailableError``."""
+    import boto3
+
+    endpoint, _, server = start_server()
+    opts = {"aws_endpoint": endpoint, "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+            "aws_region": "us-east-1", "allow_http": "true", "connect_timeout": "1s", "client_max_retries": "0"}
+    bucket = f"req-{uuid.uuid4().hex[:20]}"
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                 region_name="us-east-1").create_bucket(Bucket=bucket)
+    store = Store.open(f"s3://{bucket}/store", create=True, storage_options=opts)
+    store.append(pa.table({"ts": np.arange(3)}))
+    assert store._tables.open("samples") is not None
+    server.shutdown()
+    server.server_close()
+    with pytest.raises(StorageUnavailableError, match="cannot reach the store"):
+        store._tables.open("samples")
