@@ -326,7 +326,7 @@ class Location:
         return fs
 
     @contextmanager
-    def _requests(self) -> Iterator[None]:
+    def typed_errors(self) -> Iterator[None]:
         """Typed errors for an object store's requests: missing or half credentials
         (``InvalidArgumentError``), refused ones (:class:`StorageAccessError`), an endpoint that
         does not answer (:class:`StorageUnavailableError`, within the configured
@@ -349,20 +349,20 @@ class Location:
 
     def exists(self, relative: str, *, folder: bool = False) -> bool:
         """Whether the file ``relative`` (``folder=True``: the folder) exists in the store (typed
-        errors: see :meth:`_requests`). On S3 one request: a HEAD for a file, a one-key listing
+        errors: see :meth:`typed_errors`). On S3 one request: a HEAD for a file, a one-key listing
         for a folder."""
         path = self.path(relative)
         if self.is_local:
             return os.path.exists(path)
-        with self._requests():
+        with self.typed_errors():
             if self.scheme == "s3":
                 return folder_has_objects(self.fs, path) if folder else object_info(self.fs, path) is not None
             return bool(self.fs.exists(path))
 
     def info(self, path: str) -> dict[str, Any] | None:
         """The metadata of the object (file) at the fsspec path ``path`` of an object store,
-        ``None`` if there is none (one HEAD on S3; typed errors: see :meth:`_requests`)."""
-        with self._requests():
+        ``None`` if there is none (one HEAD on S3; typed errors: see :meth:`typed_errors`)."""
+        with self.typed_errors():
             return object_info(self.fs, path)
 
     def holds(self, relative: str, suffix: str) -> bool | None:
@@ -370,7 +370,7 @@ class Location:
         typed errors); ``None`` elsewhere (list the folder through ``fs``)."""
         if self.scheme != "s3":
             return None
-        with self._requests():
+        with self.typed_errors():
             return folder_has_objects(self.fs, self.path(relative), suffix)
 
     def read(self, relative: str) -> bytes | None:
@@ -383,7 +383,7 @@ class Location:
                     return fh.read()
             except FileNotFoundError:
                 return None
-        with self._requests():
+        with self.typed_errors():
             return read_object(self.fs, path)
 
     def table_uri(self, name: str) -> str:

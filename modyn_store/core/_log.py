@@ -149,7 +149,8 @@ class VersionLog:
         """Forget what was read of another store: a store deleted and made again at this
         path (by another process) numbers its versions from 1 again, with other records."""
         loc = self.store._location
-        found = identity(loc.fs, loc.path(MARKER))
+        with loc.typed_errors():  # an endpoint that does not answer: StorageUnavailableError
+            found = identity(loc.fs, loc.path(MARKER))
         if found is None:
             if loc.is_local and not loc.uri.startswith("memory://") and not os.path.exists(loc.path(MARKER)):
                 raise NotAStoreError(f"{loc.uri!r} is no longer a store: its marker {MARKER} was removed "

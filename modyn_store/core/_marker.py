@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from modyn_store.core._location import Location
+from modyn_store.core._objects import object_info
 from modyn_store.core._plainjson import read_json
 from modyn_store.core.errors import CorruptionError, FormatVersionError, InvalidArgumentError, NotAStoreError
 
@@ -98,8 +99,10 @@ def identity(fs: Any, marker: str) -> tuple[str, ...] | None:
     its marker file ``marker`` (inode and times on a local disk, the object's tag elsewhere);
     ``None`` when it cannot be read."""
     try:
-        info = fs.info(marker)
+        info = object_info(fs, marker)  # on S3 one HEAD (s3fs's info lists a missing key's folder)
     except (OSError, ValueError):
+        return None
+    if info is None:
         return None
     return tuple(str(info.get(k)) for k in ("ino", "created", "mtime", "ETag", "LastModified", "generation"))
 

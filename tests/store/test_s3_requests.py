@@ -165,3 +165,5 @@ def test_an_unreachable_endpoint_is_a_typed_error_for_a_table_read_before() -> N
     server.server_close()
     with pytest.raises(StorageUnavailableError, match="cannot reach the store"):
         store._tables.open("samples")
+    with pytest.raises(StorageUnavailableError, match="cannot reach the store"):
+        store.as_of().count()  # the log's first request: the marker's HEAD
