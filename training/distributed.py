@@ -63,20 +63,10 @@ from training.loading import LoaderOptions, loader
 from training.models import load_weights
 from training.progress import Progress, check_save_every, check_world_size, fingerprint, saved_progress
 from training.targets import TargetCheck
+from training.train_config import check_metrics
 from training.train_set_files import load_train_set, save_train_set
-from training.trainer import (
-    Prepare,
-    TrainConfig,
-    TrainResult,
-    _build_model,
-    _optimizer,
-    _save_and_record,
-    _step,
-    deterministic,
-    loss_per_sample,
-    model_inputs,
-    scale_inputs,
-)
+from training.trainer import (Prepare, TrainConfig, TrainResult, _build_model, _optimizer, _save_and_record, _step,
+                              deterministic, loss_per_sample, model_inputs, scale_inputs)
 
 __all__ = [
     "load_train_set",
@@ -243,6 +233,7 @@ def train_distributed(
     if not isinstance(config, TrainConfig):
         raise InvalidArgumentError("config", type(config).__name__, "a TrainConfig")
     check_save_every(save_every, training_id, False)
+    check_metrics(metrics)
     if config.batch_size % world:
         raise InvalidArgumentError(
             "config.batch_size", config.batch_size, f"a global batch size divisible by the world size {world}"
@@ -382,8 +373,9 @@ def spawn_training(
 
 
 def _check_progress(store: Callable[[], Any], kwargs: Mapping[str, Any], world_size: Any) -> None:
-    """A launcher's checks of ``save_every`` before it starts ranks: a ``training_id`` of one's
-    own, and a saved progress (in ``store()``) of as many ranks (the ranks check it again)."""
+    """A launcher's checks before it starts ranks (the ranks check again): ``metrics``, and for
+    ``save_every`` a ``training_id`` of one's own and a saved progress (in ``store()``) of as many ranks."""
+    check_metrics(kwargs.get("metrics"))
     tid, every = kwargs.get("training_id"), kwargs.get("save_every", 0)
     check_save_every(every, tid, False)
     if every and isinstance(world_size, int):

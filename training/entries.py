@@ -30,7 +30,7 @@ from modyn_store.core._keyscan import increasing
 from modyn_store.core._validate import check_choice, check_int, check_int_or_none
 from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from training.cache import DEFAULT_MAX_BYTES, CacheEntry, cache_for
+from training.cache import DEFAULT_MAX_BYTES, Cache, CacheEntry, cache_for
 from training.errors import ErasedKeysError
 from training.building import Building
 from training.materialize import KeyLookup, Strategy, materialize, plan, specs_for
@@ -73,10 +73,17 @@ class LoaderOptions:
         that opens an existing entry copies it from the mapping before its second epoch. Random
         gathers from anonymous memory were up to 2-3x faster than from the file mapping on the
         machine measured (docs/PERFORMANCE.md); the copy is one sequential read per loader.
+    shared_cache:
+        ``True`` (default): serve an entry of the store's cache, built once and shared by every
+        loader of the same key set and columns. ``False``: read the rows from the store into
+        an entry of this loader's own, in process memory, that no other loader opens; an entry
+        of the store's cache is neither opened nor published. :func:`training.reproduce` uses
+        it, so that a reproduction compares the training with the store's rows rather than with
+        the copy the training itself read.
 
     Every field is checked when the options are built: ``threads`` an integer >= 1 or ``None``,
     the byte counts and ``prefetch`` integers >= 0 (the budgets also ``None``), ``pin_memory``
-    a bool or ``None``; anything else raises
+    a bool or ``None``, ``shared_cache`` a bool; anything else raises
     :class:`~modyn_store.core.errors.InvalidArgumentError` naming the field.
     """
 
@@ -87,6 +94,7 @@ class LoaderOptions:
     prefetch: int = 0
     pin_memory: bool | None = None
     host_memory_budget: int | None = None
+    shared_cache: bool = True
 
     def __post_init__(self) -> None:
         # checked when the options are built, so a bad value never reaches a read or an epoch;
@@ -102,6 +110,8 @@ class LoaderOptions:
         }
         if self.pin_memory is not None and not isinstance(self.pin_memory, bool):
             raise InvalidArgumentError("LoaderOptions.pin_memory", self.pin_memory, "True, False or None")
+        if not isinstance(self.shared_cache, bool):
+            raise InvalidArgumentError("LoaderOptions.shared_cache", self.shared_cache, "True or False")
         for name, value in ints.items():
             object.__setattr__(self, name, value)
 
@@ -175,7 +185,9 @@ def start_entry(
         raise ErasedKeysError(f"train set at version {train_set.version}", train_set.keys) from exc
     specs = specs_for(rows.schema, columns)
     name = selection_digest(train_set.version, sorted_keys, list(columns))
-    cache = cache_for(store, max_bytes=options.max_cache_bytes)
+    # an entry of this loader's own is read from the store, never from a copy another loader made
+    cache = cache_for(store, max_bytes=options.max_cache_bytes) if options.shared_cache else \
+        Cache(None, max_bytes=options.max_cache_bytes)
     entry = cache.open(name, specs)
     if entry is not None:
         live_check(store, train_set, sorted_keys)  # served from the cache: its keys must still be live

@@ -3,7 +3,9 @@
 :func:`reproduce` rebuilds the exact train set of a training (same keys, weights, epoch plans
 and, for the recorded seed, the same order), checks that every key can still be returned, and
 retrains with the recorded configuration on CPU with deterministic algorithms (a DDP training
-with as many local gloo ranks as it had: see :mod:`training.distributed`). It then compares
+with as many local gloo ranks as it had: see :mod:`training.distributed`) on rows read from
+the store for the reproduction, never from the store's cache of materialized rows (which the
+training read, and which a reproduction would otherwise only agree with). It then compares
 the new weights with the stored checkpoint bit for bit. After an erasure it refuses: it raises
 :class:`~training.errors.ErasedKeysError` naming the keys it can no longer return, and never
 substitutes other rows.
@@ -112,6 +114,9 @@ def reproduce(
         model name (the same factory the training used; it is called after seeding).
     prepare:
         The same ``prepare`` the training used, if any.
+    loader_options:
+        Tuning of the loader; its ``shared_cache`` is always ``False`` here (the rows are read
+        from the store into process memory, see :class:`~training.loading.LoaderOptions`).
     downsample:
         The same ``downsample`` the training used (batch then sample: it chose the rows each
         batch trained on); required for such a training.
@@ -123,6 +128,8 @@ def reproduce(
     ReproductionError
         The training stored no configuration or checkpoint to compare with, or it sampled its
         batches and no ``downsample`` was given.
+    CorruptionError
+        The recorded train set's rows or the checkpoint are not the ones recorded (their digest).
     """
     catalog = Catalog(store)
     rec = catalog.get(training_id)
@@ -145,6 +152,9 @@ def reproduce(
             f"training {training_id!r} trained each batch on the rows a strategy chose (batch then "
             "sample); pass downsample= the same strategy (`modyn-store reproduce` builds it from "
             "the recorded selection)")
+    # the train set's rows as the store returns them, not the cache entry the training read: an
+    # entry changed since it was built would give the same weights and hide it
+    loader_options = replace(loader_options or LoaderOptions(), shared_cache=False)
     parent = rec.parent_id if cfg.mode == "finetune" else None
     world = int(rec.metrics.get("world_size", 1))
     hooks: dict[str, Any] = {} if downsample is None else {"downsample": downsample}
@@ -156,9 +166,8 @@ def reproduce(
         # a DDP training is reproduced with as many local CPU ranks (gloo)
         from training.distributed import spawn_training
 
-        kwargs: dict[str, Any] = {"model": model, "parent_id": parent, "record": False, "prepare": prepare}
-        if loader_options is not None:
-            kwargs["loader_options"] = loader_options
+        kwargs: dict[str, Any] = {"model": model, "parent_id": parent, "record": False, "prepare": prepare,
+                                  "loader_options": loader_options}
         new_state = spawn_training(store, ts, cfg, world_size=world, **kwargs)
         assert isinstance(new_state, dict)
     else:

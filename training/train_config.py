@@ -11,13 +11,31 @@ from modyn_store.core._plainjson import plain_json
 from modyn_store.core._validate import check_bool, check_float, check_int
 from modyn_store.core.errors import InvalidArgumentError
 
-__all__ = ["RECORDED_BEFORE", "TrainConfig"]
+__all__ = ["RECORDED_BEFORE", "TRAINER_METRICS", "TrainConfig", "check_metrics"]
 
 #: the value of each field a recorded configuration lacks: it was written before the field
 #: existed, and the training it describes ran without it (models then had no input scale)
 RECORDED_BEFORE: dict[str, Any] = {"standardize": False}
 
+#: the metrics a training records of itself: what it measured, and what :func:`training.reproduce`
+#: reads to retrain it as it ran (one process or ``world_size`` ranks, rows chosen per batch,
+#: train sets chosen again during training); a caller's metrics may not name them
+TRAINER_METRICS = ("epoch_losses", "train_wall_s", "resumed_from", "batch_then_sample", "reselections",
+                   "world_size", "backend")
+
 _OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def check_metrics(metrics: Any) -> None:
+    """Refuse caller ``metrics`` that name a key of :data:`TRAINER_METRICS` (``InvalidArgumentError``
+    naming ``metrics``): recorded under the training's own facts, they would replace them."""
+    if isinstance(metrics, Mapping):
+        taken = sorted(k for k in metrics if k in TRAINER_METRICS)
+        if taken:
+            raise InvalidArgumentError("metrics", taken, f"keys other than those a training records of itself "
+                                                         f"{list(TRAINER_METRICS)}")
+
+
 _LOSSES = ("cross_entropy", "bce", "mse")
 
 

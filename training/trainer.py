@@ -50,22 +50,14 @@ from training.models import load_weights
 from training.progress import Progress, check_save_every, cpu_state, discard_progress, fingerprint
 from training.scaling import fit_input_scale
 from training.targets import TargetCheck
-from training.train_config import TrainConfig
+from training.train_config import TrainConfig, check_metrics
 
-__all__ = [
-    "LABEL_HINT",
-    "TrainConfig",
-    "TrainResult",
-    "check_label_column",
-    "deterministic",
-    "fit",
-    "loss_per_sample",
-    "model_inputs",
-    "state_equal",
-    "train",
-]
+__all__ = ["LABEL_HINT", "TrainConfig", "TrainResult", "check_label_column", "deterministic", "fit", "loss_per_sample",
+           "model_inputs", "state_equal", "train"]
 
 Prepare = Callable[[Batch], dict[str, torch.Tensor]]
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """A finished training: the model, its catalog record (when recorded), cost and mean epoch losses.
@@ -366,7 +358,8 @@ def train(
     prepare:
         ``prepare(batch) -> forward kwargs`` for inputs that are not plain tensors (e.g. text).
     policy, policy_params, trigger, cutoff, update_decision, metrics:
-        Facts stored with the training.
+        Facts stored with the training (``metrics`` beside the training's own, which it may not
+        name: :data:`training.train_config.TRAINER_METRICS`).
     downsample:
         Batch then sample: an object with ``score_batch``/``choose_in_batch`` (e.g. a score-based
         strategy with ``mode="batch_then_sample"``) or a :class:`~training.downsampling.BatchThenSample`;
@@ -402,6 +395,7 @@ def train(
             train_set.per_epoch is not None:
         raise InvalidArgumentError("train_set", "per-epoch plans", plans_hint)
     check_save_every(save_every, training_id, downsample is not None or reselect_every > 0)
+    check_metrics(metrics)
     ds = None
     if downsample is not None:
         ds = downsample if isinstance(downsample, BatchThenSample) else BatchThenSample(downsample, seed=config.seed)

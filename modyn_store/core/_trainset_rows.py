@@ -27,7 +27,7 @@ from modyn_store.core._catalog_tables import (
     SELECTIONS,
     SELECTIONS_SCHEMA,
 )
-from modyn_store.core.errors import DataUnavailableError
+from modyn_store.core.errors import CorruptionError, DataUnavailableError
 from modyn_store.core.trainset import TrainSet
 
 __all__ = ["read_trainset", "trainset_tables"]
@@ -75,8 +75,9 @@ def trainset_tables(training_id: str, train_set: TrainSet) -> list[tuple[str, pa
 
 def read_trainset(store: Any, training_id: str, n_keys: int, version: int, digest: str) -> TrainSet:
     """The train set recorded for ``training_id`` (``n_keys`` keys selected at ``version``),
-    checked against its ``digest``; :class:`DataUnavailableError` when its rows are missing or
-    damaged."""
+    checked against its ``digest``; :class:`DataUnavailableError` when its rows are missing,
+    :class:`CorruptionError` when they are not the ones recorded (other keys, weights or plans
+    than the digest's, rows missing or added): damage, not data that was erased."""
     t = store.read_table(SELECTIONS, None, filter=f"training_id = '{training_id}'")
     if t is None:
         raise DataUnavailableError(f"the selections table holds no rows of {training_id!r}")
@@ -85,7 +86,7 @@ def read_trainset(store: Any, training_id: str, n_keys: int, version: int, diges
     keys = t.column("key").to_numpy()[order]
     weights = t.column("weight").to_numpy()[order]
     if keys.size != n_keys or not np.array_equal(pos[order], np.arange(keys.size)):
-        raise DataUnavailableError(
+        raise CorruptionError(
             f"the selection of {training_id!r} holds {keys.size} rows, expected positions 0..{n_keys - 1}"
         )
     per_epoch = None
@@ -99,9 +100,9 @@ def read_trainset(store: Any, training_id: str, n_keys: int, version: int, diges
     if w is not None and w.num_rows and per_epoch is not None:
         flat_w = _un_npy_zst(w.column("weights")[0].as_py())
         if flat_w.dtype != np.float64 or flat_w.size != sum(plan.size for plan in per_epoch):
-            raise DataUnavailableError(f"the stored epoch weights of {training_id!r} do not fit its epoch plans")
+            raise CorruptionError(f"the stored epoch weights of {training_id!r} do not fit its epoch plans")
         epoch_weights = tuple(np.split(flat_w, np.cumsum([plan.size for plan in per_epoch])[:-1]))
     ts = TrainSet(keys=keys, weights=weights, version=version, per_epoch=per_epoch, per_epoch_weights=epoch_weights)
     if ts.digest() != digest:
-        raise DataUnavailableError(f"the stored selection of {training_id!r} does not match its digest")
+        raise CorruptionError(f"the stored selection of {training_id!r} does not match its digest")
     return ts

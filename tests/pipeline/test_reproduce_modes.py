@@ -36,6 +36,9 @@ def _data(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("selection", ["{name: loss, ratio: 0.5, mode: batch_then_sample}",
+                                       # `reproduce` computes the irreducible losses with the recorded
+                                       # irreducible-loss model (it refused: "pass downsample=")
+                                       "{name: rho_loss, ratio: 0.5, mode: batch_then_sample}",
                                        "{name: loss, ratio: 0.5, period: 1}",
                                        "{name: loss, ratio: 0.5, period: 1, method: importance}"])
 def test_reproduce_trainings_that_chose_rows_while_training(

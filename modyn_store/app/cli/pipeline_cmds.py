@@ -384,15 +384,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     import training
 
+    from modyn_store.app.pipeline.selection import recorded_downsample
+
     store = Store.open(args.store)
     rec = Catalog(store).get(args.training_id)
-    downsample = None
-    selection = (rec.policy_params or {}).get("selection")
-    if rec.metrics.get("batch_then_sample") and isinstance(selection, dict) and selection.get("name") != "rho_loss":
-        import policies
-
-        downsample = policies.from_config("selection", selection)  # the strategy that chose each batch's rows
     with threads(int(rec.metrics.get("threads", 1))):
+        # the strategy that chose each batch's rows (RHO-LOSS: with its recorded irreducible-loss model)
+        downsample = recorded_downsample(store, rec)
         rep = training.reproduce(store, args.training_id, downsample=downsample)
     print(f"training {args.training_id}: {rep.train_set.size} keys at version {rep.train_set.version}; "
           f"weights {'identical' if rep.identical else 'DIFFER in ' + ', '.join(rep.mismatched)}")

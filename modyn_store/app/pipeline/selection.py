@@ -33,7 +33,7 @@ import numpy as np
 
 from engine import score_registry
 
-__all__ = ["SelectionRuntime", "provided_score"]
+__all__ = ["SelectionRuntime", "provided_score", "recorded_downsample"]
 
 IRREDUCIBLE = "irreducible_loss"
 
@@ -181,3 +181,43 @@ class SelectionRuntime:
 
             return {"reselect": reselect, "reselect_every": period}
         return {}
+
+
+def recorded_downsample(store: Any, record: Any) -> Any:
+    """The ``downsample`` that chose each batch's rows of the batch-then-sample training ``record``,
+    built again from its recorded selection (``None`` for a training that did not sample its
+    batches). A RHO-LOSS strategy gets each row's irreducible loss from the irreducible-loss
+    model recorded with it (``policy_params["irreducible_model"]``), computed for the keys of the
+    training's train set; :class:`~training.errors.ReproductionError` when none is recorded."""
+    import policies
+    from modyn_store.core.trainings import Catalog
+    from training.errors import ReproductionError
+
+    params = record.policy_params if isinstance(record.policy_params, Mapping) else {}
+    selection = params.get("selection")
+    if not record.metrics.get("batch_then_sample") or not isinstance(selection, Mapping):
+        return None
+    strategy = policies.from_config("selection", dict(selection))  # the strategy that chose each batch's rows
+    if not any(r == f"score:{IRREDUCIBLE}" for r in getattr(strategy, "requires", ())):
+        return strategy
+    il_id = params.get("irreducible_model")
+    if not isinstance(il_id, str):
+        raise ReproductionError(f"training {record.training_id!r} chose each batch's rows by irreducible losses, "
+                                "and no irreducible-loss model is recorded with it; pass downsample= in code")
+    import training
+    from training.loading import LoaderOptions
+    from training.models import build_model, load_weights
+    from training.reproduction import reproduce_train_set
+    from training.trainer import TrainConfig
+
+    catalog = Catalog(store)
+    il = catalog.get(il_id)
+    cfg = TrainConfig.from_json(il.config)
+    module = build_model(cfg.model, **cfg.model_params)
+    load_weights(module, catalog.load_checkpoint(il_id), name="training_id", training_id=il_id)
+    res = training.score(store, module, inputs=dict(cfg.inputs), label=cfg.label,
+                         train_set=reproduce_train_set(store, record.training_id), scores=(IRREDUCIBLE,), write=False,
+                         batch_size=4096, loader_options=LoaderOptions(shared_cache=False))  # the store's rows
+    keys = np.asarray(res.keys, dtype=np.int64)
+    order = np.argsort(keys)
+    return _RhoBatches(strategy, keys[order], np.asarray(res.values[IRREDUCIBLE])[order])
