@@ -141,7 +141,6 @@ def test_s3fs_releases_without_one_get_reads_and_requester_pays_is_passed(counte
     old = Older(key="testing", secret="testing", client_kwargs={"endpoint_url": opts["aws_endpoint"],
                                                                 "region_name": "us-east-1"}, skip_instance_cache=True)
     assert _one_get(old) == {} and read_object(old, f"{bucket}/a.json") == b"{}"
-    assert _one_get(resolve(f"s3://{bucket}/x", opts).fs) == {"max_concurrency": 1}
     payer = s3fs.S3FileSystem(requester_pays=True, skip_instance_cache=True)
     assert _request_kwargs(payer)["RequestPayer"] == "requester"
     assert object_info(old, f"{bucket}/a.json") is not None and object_info(old, f"{bucket}/b.json") is None
