@@ -37,7 +37,8 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -94,7 +95,12 @@ class Cache:
         # the store's CacheIndex: entries are registered there before their folders are written
         self._index = index
         self.max_bytes = int(max_bytes)
-        self._open: dict[str, CacheEntry] = {}
+        # entries opened or built by this process, by name. A cache with a folder holds them
+        # weakly: an entry (its mapped files, its rows held in memory when it is above the bound,
+        # the device copies its loaders made) is released with the last loader that serves it,
+        # rather than kept for the life of the process; one without a folder holds them (they
+        # are the cache), bounded by max_bytes.
+        self._open: MutableMapping[str, CacheEntry] = weakref.WeakValueDictionary() if root is not None else {}
         self._mutex = threading.Lock()
         self._store_ident: Any = None  # see cache_for
         self._erased_through = 0  # entries held in memory lack the keys erased up to this version
@@ -138,6 +144,8 @@ class Cache:
             entry = self._open.get(name)
             if entry is not None and entry.alive() and (specs is None or entry.specs == specs):
                 self._touch(entry)
+                if self.root is None:  # most recently used: evicted last (_build_in_memory)
+                    self._open[name] = self._open.pop(name)
                 return entry
             self._open.pop(name, None)
         if self.root is None:
@@ -291,11 +299,16 @@ class Cache:
         entry = CacheEntry(name, np.ascontiguousarray(rows, dtype=np.int64), dict(specs), fixed, var)
         with self._mutex:
             if self.root is None:
-                budget = self.max_bytes - entry.nbytes
-                for old in list(self._open):
-                    if sum(e.nbytes for e in self._open.values()) <= budget:
+                # least recently used first (open() moves an entry it returns to the end); a
+                # loader serving an evicted entry keeps its own reference
+                held = [n for n in self._open if n != name]
+                total = sum(self._open[n].nbytes for n in held)
+                for old in held:
+                    if total <= self.max_bytes - entry.nbytes:
                         break
-                    self._open.pop(old)
+                    total -= self._open.pop(old).nbytes
+                self._open.pop(name, None)
+            # (with a folder: an entry above the bound, held while a loader serves it)
             self._open[name] = entry
         return entry
 
