@@ -62,6 +62,7 @@ from modyn_store.core._failures import READ_ATTEMPTS
 from modyn_store.core._keyruns import write_sorted
 from modyn_store.core._plainjson import read_json
 from modyn_store.core._runcheck import _ADVICE, BlockCheck, digest
+from modyn_store.core._sql import keys_predicate
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -369,11 +370,7 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
     fresh = [f for f in ds.get_fragments() if ranges[f.fragment_id][1] > pointer["version"]]
     if fresh:
         chunk = pa.array(np.ascontiguousarray(keys, dtype=np.int64))
-        parts.append(
-            ds.scanner(
-                columns=read, filter=pc.field("key").isin(chunk), fragments=fresh, with_row_id=True
-            ).to_table()
-        )
+        parts.append(_rows_of_keys(ds, chunk, columns=read, fragments=fresh, with_row_id=True))
     if not parts:
         return ds.to_table(columns=read, limit=0, with_row_id=True)
     out = pa.concat_tables([p.select([*read, "_rowid"]) for p in parts])
@@ -381,6 +378,20 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
         _, first = np.unique(out.column("_rowid").to_numpy(), return_index=True)
         out = out.take(pa.array(np.sort(first)))
     return out
+
+
+def _rows_of_keys(ds: Any, chunk: pa.Array, **scan: Any) -> pa.Table:
+    """The rows of ``ds`` whose ``key`` is in ``chunk`` (``scan``: the scanner's other
+    arguments). The filter is an Arrow expression, which Lance converts through Substrait with
+    the table's schema; a table holding a column type Substrait has no name for (``duration``)
+    is filtered by the same predicate in SQL instead."""
+    try:
+        return ds.scanner(filter=pc.field("key").isin(chunk), **scan).to_table()
+    except pa.ArrowNotImplementedError as exc:
+        if "substrait" not in str(exc).lower():
+            raise
+    parts = [ds.scanner(filter=p, **scan).to_table() for p in keys_predicate(chunk.to_numpy())]
+    return pa.concat_tables(parts) if parts else ds.scanner(**scan, limit=0).to_table()
 
 
 def lookup(ds: Any, keys: np.ndarray, columns: list[str]) -> pa.Table:
@@ -392,7 +403,7 @@ def lookup(ds: Any, keys: np.ndarray, columns: list[str]) -> pa.Table:
     parts = []
     for start in range(0, keys.size, CHUNK):
         chunk = pa.array(np.ascontiguousarray(keys[start : start + CHUNK], dtype=np.int64))
-        parts.append(ds.to_table(columns=columns, filter=pc.field("key").isin(chunk), with_row_id=True))
+        parts.append(_rows_of_keys(ds, chunk, columns=columns, with_row_id=True))
     if not parts:
         return ds.to_table(columns=columns, limit=0, with_row_id=True)
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
