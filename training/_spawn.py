@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from modyn_store.core.errors import InvalidArgumentError
 
-__all__ = ["spawn"]
+__all__ = ["rank_error", "spawn"]
 
 
 def _free_port() -> int:
@@ -63,8 +63,47 @@ def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> Any:
 
     with tempfile.TemporaryDirectory(prefix="modyn-ddp-") as tmp:
         out = os.path.join(tmp, "rank0.pt")
-        mp.start_processes(
-            _spawned, args=(world_size, _free_port(), fn, args, out), nprocs=world_size, join=True,
-            start_method="spawn",
-        )
+        try:
+            mp.start_processes(
+                _spawned, args=(world_size, _free_port(), fn, args, out), nprocs=world_size, join=True,
+                start_method="spawn",
+            )
+        except mp.ProcessRaisedException as exc:
+            typed = rank_error(str(exc))
+            if typed is None:
+                raise
+            raise typed from exc
         return torch.load(out, weights_only=True) if os.path.exists(out) else None
+
+
+#: the modules whose errors a rank's failure is raised as again in the caller
+_ERROR_MODULES = ("modyn_store.core.errors", "training.errors", "engine.errors")
+
+
+def rank_error(report: str) -> Exception | None:
+    r"""The store's typed error a rank raised, from torch's report of it (its traceback's last
+    line, ``module.Class: message``), for errors made from their message alone (a
+    ``ConflictError``, a ``CorruptionError``); ``None`` for anything else (the report stands).
+
+    >>> type(rank_error("Traceback ...\nmodyn_store.core.errors.ConflictError: held by another")).__name__
+    'ConflictError'
+    >>> rank_error("Traceback ...\nValueError: no") is None
+    True
+    """
+    import importlib
+
+    from modyn_store.core.errors import ModynStoreError
+
+    last = next((line for line in reversed(report.strip().splitlines()) if line.strip()), "")
+    where, _, message = last.partition(": ")
+    module, _, name = where.rpartition(".")
+    if module not in _ERROR_MODULES:
+        return None
+    cls = getattr(importlib.import_module(module), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, ModynStoreError)):
+        return None
+    try:
+        made = cls(message)
+    except TypeError:
+        return None
+    return made if str(made) == message else None

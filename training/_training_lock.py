@@ -21,31 +21,14 @@ progress.
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
-from modyn_store.core._validate import check_name
+from modyn_store.core._namedlock import NamedLock
 from modyn_store.core.errors import ConflictError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["LOCK_DIR", "TrainingLock"]
 
 LOCK_DIR = "_trainings"
-
-
-def _same_file(fd: int, path: str) -> bool:
-    """Whether the open file ``fd`` is still the one at ``path`` (not removed or replaced)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    own = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 class TrainingLock:
@@ -54,55 +37,32 @@ class TrainingLock:
 
     def __init__(self, store: Any, training_id: str) -> None:
         self.store = store
-        self.training_id = check_name("training_id", training_id)
-        self._fd: int | None = None
-        self._path = ""
+        self.training_id = training_id
+        self._doing = "train it"
+        self._lock = NamedLock(store, LOCK_DIR, training_id, self._busy, argument="training_id")
+
+    def _busy(self, holder: str) -> ConflictError:
+        who = f" ({holder})" if holder else ""
+        return ConflictError(
+            f"the progress of training {self.training_id!r} on {str(self.store.uri)!r} is held by another "
+            f"training with save_every, or a discard_progress, of that id{who}: cannot {self._doing} now; "
+            "wait for it to end, or stop it first")
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock (never on an object store: no lock there)."""
+        return self._lock.held
 
     def acquire(self, doing: str = "train it") -> TrainingLock:
         """Take the lock at once or raise :class:`ConflictError` (``doing``: what was refused)."""
-        uri = str(self.store.uri)
-        if self._fd is not None or fcntl is None or ("://" in uri and not uri.startswith("memory://")):
-            return self  # held already, or an object store: no lock (see the module docstring)
-        folder = self.store.path(LOCK_DIR)
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"{self.training_id}.lock")
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if _same_file(fd, path):
-                    break
-                os.close(fd)  # a holder removed the file when it was done: lock the one there now
-            except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-                os.close(fd)
-                who = f" ({holder})" if holder else ""
-                raise ConflictError(
-                    f"the progress of training {self.training_id!r} on {uri!r} is held by another training "
-                    f"with save_every, or a discard_progress, of that id{who}: cannot {doing} now; wait "
-                    "for it to end, or stop it first") from None
-            except BaseException:
-                os.close(fd)
-                raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        self._fd, self._path = fd, path
+        self._doing = doing
+        self._lock.acquire()
         return self
 
     def release(self, remove: bool = False) -> None:
         """Give the lock back (nothing when it is not held); ``remove``: remove its file first
         (the training is done, or its progress discarded: no lock file stays behind)."""
-        fd, self._fd = self._fd, None
-        if fd is not None and fcntl is not None:
-            try:
-                if remove:
-                    try:
-                        os.unlink(self._path)  # under the lock: a waiter that opened it locks it again
-                    except FileNotFoundError:
-                        pass
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+        self._lock.release(remove)
 
     def __enter__(self) -> TrainingLock:
         return self.acquire()

@@ -269,6 +269,10 @@ class Progress:
         if rank == 0:
             p._lock = TrainingLock(catalog.store, training_id).acquire()
         try:
+            if rank == 0:
+                # again, holding the lock: a training of this id that held it until it recorded
+                # (after this one's first check) leaves the id used
+                catalog.check_unused(training_id)
             p._load()
         except BaseException:
             p.close()

@@ -29,11 +29,16 @@ _OPTIMIZERS = ("sgd", "adam", "adamw")
 def check_metrics(metrics: Any) -> None:
     """Refuse caller ``metrics`` that name a key of :data:`TRAINER_METRICS` (``InvalidArgumentError``
     naming ``metrics``): recorded under the training's own facts, they would replace them."""
-    if isinstance(metrics, Mapping):
-        taken = sorted(k for k in metrics if k in TRAINER_METRICS)
-        if taken:
-            raise InvalidArgumentError("metrics", taken, f"keys other than those a training records of itself "
-                                                         f"{list(TRAINER_METRICS)}")
+    if metrics is None:
+        return
+    try:
+        names = list(dict(metrics))  # what the trainer records: dict(metrics), pairs included
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError("metrics", type(metrics).__name__, "a mapping of name -> value") from exc
+    taken = sorted(str(k) for k in names if k in TRAINER_METRICS)
+    if taken:
+        raise InvalidArgumentError("metrics", taken, f"keys other than those a training records of itself "
+                                                     f"{list(TRAINER_METRICS)}")
 
 
 _LOSSES = ("cross_entropy", "bce", "mse")

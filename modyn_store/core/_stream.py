@@ -128,6 +128,8 @@ def live_stream(
                         # was checked against the keys dead then, this slice is checked again
                         pk = k[start : start + batch_size]
                         gone = dead_positions(pk, now, ordered=bool(increasing(pk)))
+                        if gone.size == pk.size:
+                            continue  # every row of the slice erased: no empty batch
                         if gone.size:
                             mask = np.ones(pk.size, bool)
                             mask[gone] = False

@@ -59,7 +59,8 @@ class Scores:
 
         ``values`` is a float array of shape ``(n,)`` (stored as float64) or ``(n, d)`` (vectors
         such as embeddings, stored as float32). Keys must be live; values must be finite;
-        integer scores must lie within ``+-2**53`` (larger ones would be rounded as float64).
+        integer scores must lie within ``+-2**53`` (larger ones would be rounded as float64), integer
+        vector components within ``+-2**24`` (float32).
         """
         return self.write_many(keys, {name: values}, training_id=training_id, message=message)
 
@@ -119,13 +120,16 @@ class Scores:
             raise InvalidArgumentError("values", f"dtype {v.dtype}", "a numeric array")
         if v.ndim not in (1, 2) or v.shape[0] != n or (v.ndim == 2 and v.shape[1] == 0):
             raise InvalidArgumentError("values", f"shape {v.shape}", f"shape ({n},) or ({n}, d) with d >= 1")
-        if v.ndim == 1 and v.dtype.kind in "iu" and v.size and max(-int(v.min()), int(v.max())) > 2**53:
-            # stored as float64: 2**53 + 1 would be read back as 2**53
-            bad = int(np.count_nonzero((v > 2**53) | (v < -(2**53)))) if v.dtype.kind == "i" else int(
-                np.count_nonzero(v > 2**53))
-            raise InvalidArgumentError("values", f"{bad} integer scores beyond 2**53",
-                                       "integers within +-2**53 (scores are stored as float64, which rounds "
-                                       "larger ones), or floats")
+        exact = 2**53 if v.ndim == 1 else 2**24  # the integers float64 / float32 hold exactly
+        if v.dtype.kind in "iu" and v.size and max(-int(v.min()), int(v.max())) > exact:
+            # stored as float64 (vectors: float32): 2**53 + 1 would be read back as 2**53
+            bad = int(np.count_nonzero((v > exact) | (v < -exact))) if v.dtype.kind == "i" else int(
+                np.count_nonzero(v > exact))
+            kind = "scores" if v.ndim == 1 else "vector components"
+            as_type = "float64" if v.ndim == 1 else "float32"
+            raise InvalidArgumentError("values", f"{bad} integer {kind} beyond 2**{exact.bit_length() - 1}",
+                                       f"integers within +-2**{exact.bit_length() - 1} ({kind} are stored as "
+                                       f"{as_type}, which rounds larger ones), or floats")
         # checked as stored: a vector's float32 cast turns values beyond +-3.4e38 into inf
         with np.errstate(over="ignore", invalid="ignore"):  # judged below, not warned about
             stored = v.astype(np.float64) if v.ndim == 1 else np.ascontiguousarray(v, dtype=np.float32)

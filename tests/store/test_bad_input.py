@@ -240,3 +240,13 @@ def test_integer_scores_beyond_2_53_are_refused_not_rounded(tmp_path: Path, valu
     assert info.value.name == "values" and store.version == version
     store.scores.write("s", np.arange(3), np.array([1, 2, 2**53], np.int64))  # exact: accepted
     assert store.scores.as_of(None, "s").column("value").to_pylist()[-1] == 2.0**53
+
+
+def test_integer_vector_components_beyond_2_24_are_refused_not_rounded(tmp_path: Path) -> None:
+    """Vector scores are stored as float32: the integer 2**24 + 1 came back as 2**24."""
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": [1, 2]}))
+    with pytest.raises(InvalidArgumentError, match="vector components beyond 2\\*\\*24"):
+        store.scores.write("v", np.arange(2), np.array([[1, 2**24 + 1], [0, 0]], np.int64))
+    store.scores.write("v", np.arange(2), np.array([[1, 2**24], [0, -(2**24)]], np.int64))
+    assert store.scores.as_of(None, "v").column("value").to_pylist()[0] == [1.0, 2.0**24]

@@ -82,8 +82,9 @@ def test_slices_of_an_oversized_batch_are_checked_again_after_an_erase(
     stream = iter(snap.iter_keys(batch_size=10) if keys_only else snap.to_batches(batch_size=10))
     first = next(stream)
     assert len(first) == 10
-    victims = [20, 21, 399]  # 20 and 21 in the slices of the first 100-row batch
+    victims = [20, 21, 399, *range(30, 40)]  # in the slices of the first 100-row batch; 30-39 a whole slice
     store.erase(victims, reason="user request")
     rest = list(stream)
     got = np.concatenate([np.asarray(b) if keys_only else b.column("key").to_numpy() for b in rest])
     assert not np.isin(victims, got).any() and got.size == 390 - len(victims)
+    assert all(len(b) for b in rest)  # no empty batch

@@ -182,3 +182,20 @@ def test_torchrun_save_every(whole: tuple[Store, TrainSet, str], tmp_path: Path)
     catalog = Catalog(store)
     assert state_equal(catalog.load_checkpoint("via-torchrun"), catalog.load_checkpoint("plain")) == []
     assert saved_progress(store, "via-torchrun") is None
+
+
+def test_a_rank_refused_the_training_lock_is_a_conflict_error_for_the_caller(tmp_path: Path) -> None:
+    """Rank 0 takes the training's lock; its refusal reached the caller of ``spawn_training`` as
+    torch's ``ProcessRaisedException`` wrapping the traceback, not as ``ConflictError``."""
+    from modyn_store import ConflictError
+    from training._training_lock import TrainingLock
+
+    store = _store(tmp_path / "store")
+    ts = TrainSet(store.as_of().keys()[:40], np.ones(40), store.version)
+    held = TrainingLock(store, "held").acquire()  # another training of this id, running
+    try:
+        with pytest.raises(ConflictError, match="'held'"):
+            spawn_training(store, ts, CFG, world_size=2, training_id="held", save_every=2, prepare=StopAt())
+    finally:
+        held.release(remove=True)
+    assert saved_progress(store, "held") is None and "held" not in [r.training_id for r in Catalog(store).list()]

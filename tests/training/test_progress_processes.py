@@ -105,3 +105,16 @@ def test_a_training_whose_id_another_process_recorded_leaves_no_progress(store: 
     assert _models(store) == [ckpt.uri.split("/")[-1]]
     with pytest.raises(InvalidArgumentError, match="training_id"):
         train(store, _set(store), CFG, training_id="d", save_every=2)
+
+
+def test_the_id_is_checked_again_once_the_lock_is_held(store: Store) -> None:
+    """The trainer checks the id before it takes the lock; a training of that id that held the
+    lock until it recorded, between the two, made this one train to its end and then be refused."""
+    from training.progress import Progress
+
+    train(store, _set(store), CFG, training_id="d", save_every=2)  # recorded: the id is used
+    with pytest.raises(InvalidArgumentError, match="training_id"):
+        Progress.open(Catalog(store), "d", 2, "any fingerprint")
+    from training._training_lock import TrainingLock
+
+    TrainingLock(store, "d").acquire().release(remove=True)  # given back

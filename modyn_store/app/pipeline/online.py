@@ -274,7 +274,9 @@ class OnlineRunner:
         self._stop = threading.Event()
         self._since_progress = 0
         self._seen_before: dict[int, int] | None = None  # read once this runner holds the pipeline
-        self._holding = False  # run() holds the pipeline's lock (see running.pipeline_running)
+        # the thread whose run() holds the pipeline's lock (see running.pipeline_running): its own
+        # steps need not take it; a step() from any other thread does (and is refused meanwhile)
+        self._holder: int | None = None
         # why a state saved by the run before this restart was not resumed from (see _check_seen)
         self._unused_state: str | None = None
 
@@ -376,7 +378,7 @@ class OnlineRunner:
         returns the number of new trainings. Outside :meth:`run` it holds the pipeline's lock for
         the call: another run of this pipeline on this store, in progress, refuses it
         (:class:`~modyn_store.core.errors.ConflictError`)."""
-        if self._holding:
+        if self._holder == threading.get_ident():
             return self._step(until)
         from modyn_store.app.pipeline.running import pipeline_running
 
@@ -428,11 +430,11 @@ class OnlineRunner:
         from modyn_store.app.pipeline.running import pipeline_running
 
         with pipeline_running(self.store, self.config.name):  # a second run of this pipeline is refused
-            self._holding = True
+            self._holder = threading.get_ident()
             try:
                 return self._run(idle_timeout, stop_after, on_start)
             finally:
-                self._holding = False
+                self._holder = None
 
     def _run(self, idle_timeout: float | None, stop_after: int | None, on_start: Callable[[], None] | None) -> int:
         handlers = {}

@@ -28,18 +28,12 @@ modyn_store.core.errors.ConflictError: pipeline 'live' is already running on thi
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from modyn_store.core._namedlock import NamedLock
 from modyn_store.core.errors import ConflictError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["LOCK_DIR", "pipeline_running"]
 
@@ -56,27 +50,9 @@ def _busy(store: Any, name: str, holder: str) -> ConflictError:
 @contextmanager
 def pipeline_running(store: Any, name: str) -> Iterator[None]:
     """Hold the lock of pipeline ``name`` on ``store`` (refused with :class:`ConflictError` when
-    another run holds it; see the module docstring)."""
-    from modyn_store.core._validate import check_name
-
-    check_name("name", name)
-    if "://" in store.uri and not store.uri.startswith("memory://") or fcntl is None:
-        yield  # an object store: no lock (see the module docstring)
-        return
-    folder = store.path(LOCK_DIR)
-    os.makedirs(folder, exist_ok=True)
-    fd = os.open(os.path.join(folder, f"{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    another run holds it, in another process or this one; see the module docstring)."""
+    lock = NamedLock(store, LOCK_DIR, name, lambda holder: _busy(store, name, holder)).acquire()
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-            raise _busy(store, name, holder) from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield
     finally:
-        os.close(fd)
+        lock.release()
