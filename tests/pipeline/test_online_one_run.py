@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import yaml
 
 from modyn_store import Store
@@ -184,3 +185,32 @@ def test_a_restart_after_an_erasure_of_rows_it_had_seen_goes_on_from_its_saved_s
     assert restarted.run(idle_timeout=0) == 1
     assert [(r.cutoff, r.trigger["seen"]) for r in pipeline_trainings(store)["live"]] == \
         [(r.cutoff, r.trigger["seen"]) for r in pipeline_trainings(ref)["live"]]
+
+
+def test_a_step_from_another_thread_than_run_is_refused(tmp_path: Path) -> None:
+    """``run()`` holds the pipeline's lock and its own steps skip taking it again; that was a flag
+    of the runner, so a ``step()`` from another thread of the process, while ``run()`` was inside
+    a step, skipped the lock too and trained the same firings beside it."""
+    import threading
+
+    path = tmp_path / "s"
+    _filled(path)
+    runner = OnlineRunner(parse_pipeline(_cfg()), Store.open(str(path)), poll=0.05)
+    inside, release = threading.Event(), threading.Event()
+
+    def on_training(info: object) -> None:
+        inside.set()
+        release.wait(60)
+
+    runner.on_training = on_training
+    worker = threading.Thread(target=lambda: runner.run(idle_timeout=1.0))
+    worker.start()
+    try:
+        assert inside.wait(120)
+        with pytest.raises(ConflictError, match="'live'"):
+            runner.step()
+    finally:
+        release.set()
+        runner.on_training = None
+        worker.join(120)
+    assert not worker.is_alive()

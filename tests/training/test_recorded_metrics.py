@@ -38,6 +38,8 @@ def test_metrics_naming_the_trainings_own_are_refused_before_anything_is_written
     for key in OWN:
         with pytest.raises(InvalidArgumentError, match=key):
             train(store, _set(store, 1), CFG, training_id="b", metrics={key: 1})
+        with pytest.raises(InvalidArgumentError, match=key):  # pairs, which the record takes as dict(metrics)
+            train(store, _set(store, 1), CFG, training_id="b", metrics=[(key, 1)])  # type: ignore[arg-type]
     assert store.version == version and sorted(os.listdir(store.path("models"))) == models
     assert [r.training_id for r in Catalog(store).list()] == ["a"]
 
