@@ -45,6 +45,7 @@ _PARALLEL_MIN = 4 * PARALLEL_ROWS  # below this many rows, stay in the calling t
 _PARALLEL_MIN_HASHED = PARALLEL_ROWS  # the same for hashed ranks (a few ns a row: worth it sooner)
 
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
+_EMPTY_I64.flags.writeable = False
 _F64_TINY = float(np.finfo(np.float64).tiny)  # the smallest normal float64
 
 
@@ -458,11 +459,22 @@ def run_select(
     if floor is None:
         floor = np.full(quotas.shape[0], _I64_MIN, dtype=np.int64)
     return select_core(  # type: ignore[no-any-return]
-        vals, n, mode, magmask, infbits, signmin, np.int64(-1 if negate else 0), np.uint64(state),
-        _EMPTY_I64 if keys is None else keys, keys is not None, np.int64(offset),
-        _EMPTY_I64 if gids is None else gids, gids is not None, quotas,
-        np.ascontiguousarray(floor, dtype=np.int64),
+        _read_only(vals), n, mode, magmask, infbits, signmin, np.int64(-1 if negate else 0), np.uint64(state),
+        _EMPTY_I64 if keys is None else _read_only(keys), keys is not None, np.int64(offset),
+        _EMPTY_I64 if gids is None else _read_only(gids), gids is not None, _read_only(quotas),
+        _read_only(np.ascontiguousarray(floor, dtype=np.int64)),
     )
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (no copy). Numba compiles a kernel once per argument type, and a
+    read-only array (one Arrow or Lance lent) is another type than a writable one: without this, a
+    pipeline whose warm-up saw only writable keys compiled again in its first timed selection."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def floor_of(ranks: np.ndarray, k: int) -> np.ndarray | None:

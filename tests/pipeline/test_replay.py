@@ -85,6 +85,10 @@ def test_cli_run_report_reproduce(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "clip-0000" in out and (tmp_path / "rep2" / "metric_over_time.png").exists()
     assert main(["reproduce", str(store), "clip-0001"]) == 0
     assert "identical" in capsys.readouterr().out
+    # a mistyped id names the trainings there are
+    assert main(["reproduce", str(store), "clip-1"]) == 2
+    err = capsys.readouterr().err
+    assert "no training 'clip-1' in the catalog; TRAINING_ID is one of its" in err and "clip-0000, clip-0001" in err
 
 
 def test_model_aware_trigger_and_embedding_selection(tmp_path: Path) -> None:

@@ -271,7 +271,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0 if args.list else 2
     grid = parse_grid(load_definition(args.grid))
     out = args.out or f"modyn-store-bench/{Path(args.grid).stem}"
-    _folders([(out, "--out")] + ([(args.store, "--store")] if args.store else []))
+    made = _folders([(out, "--out")] + ([(args.store, "--store")] if args.store else []))
     print(f"{grid.title}: {len(grid.pipelines)} pipelines -> {out}", file=sys.stderr)
     bars: dict[str, Progress] = {}
 
@@ -283,7 +283,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         elif ev.kind == "done":
             bars[name].close()
 
-    result = run_grid(grid, out, store_dir=args.store, data_dir=_data(args), on_event=on_event, command=_command(args))
+    try:
+        result = run_grid(grid, out, store_dir=args.store, data_dir=_data(args), on_event=on_event,
+                          command=_command(args))
+    except BaseException:
+        _remove_empty(made)  # the folders this command made, where the failure left them empty
+        raise
     _print_runs(list(result.runs))
     stores = {r.store_uri for r in result.runs}
     if len(stores) == 1:
@@ -377,6 +382,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_recorded(store: Any, training_id: str) -> None:
+    """Refuse a training id the store's catalog does not hold, naming the ids it does."""
+    from modyn_store.core.errors import UnknownKeyError
+    from modyn_store.core.trainings import Catalog
+
+    catalog = Catalog(store)
+    try:
+        catalog.get(training_id)
+    except UnknownKeyError as exc:
+        ids = [r.training_id for r in catalog.list()]
+        shown = ids if len(ids) <= 6 else [*ids[:3], "...", *ids[-2:]]
+        raise UnknownKeyError(f"{exc}; TRAINING_ID is one of its {len(ids)} trainings: {', '.join(shown)}" if ids
+                              else f"{exc}, which holds no training yet (`modyn-store run` records them)") from None
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from modyn_store.core.trainings import Catalog
     from modyn_store.app.pipeline.runner import threads
@@ -387,6 +407,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from modyn_store.app.pipeline.selection import recorded_downsample
 
     store = Store.open(args.store)
+    _check_recorded(store, args.training_id)
     rec = Catalog(store).get(args.training_id)
     with threads(int(rec.metrics.get("threads", 1))):
         # the strategy that chose each batch's rows (RHO-LOSS: with its recorded irreducible-loss model)

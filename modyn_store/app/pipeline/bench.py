@@ -315,6 +315,8 @@ def _run_grid(grid: Grid, out: Path, root: Path, data_dir: str | Path | None,
         key = json.dumps(cfg.to_dict()["source"], sort_keys=True)
         if key not in tables:
             tables[key] = open_stream(cfg.source, data_dir)
+            if cfg.source.kind != "store":  # a chunk rule that does not fit the event times, before any store
+                Runner(cfg, None, data_dir=data_dir, stream=tables[key]).chunk_count()
     _fresh_store_dir(root)
     runners: list[Runner] = []
     groups: dict[str, list[Runner]] = {}

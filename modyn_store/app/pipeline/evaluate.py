@@ -98,10 +98,19 @@ def evaluate_pipeline(store: Any, config: PipelineConfig, trainings: Sequence[Tr
 
 def slice_labels(store: Any, starts: Sequence[float]) -> list[str]:
     """A distinct label per slice start: dates (finer when slices are shorter than a day) for
-    temporal event times, else the numbers with as many digits as it takes to tell them apart."""
+    temporal event times; for integer event times the first integer each slice holds (a slice
+    from 2015.75 of survey years holds 2016 on, and is labelled 2016), where every slice holds
+    one; else the numbers with as many digits as it takes to tell them apart."""
     schema = store.schema
     t = schema.field("ts").type if schema is not None and "ts" in schema.names else None
     labels: list[str] = []
+    if t is not None and pa.types.is_integer(t) and all(math.isfinite(float(v)) for v in starts):
+        # an integer event time is in a slice when it is at or after the float start (compared
+        # exactly, see cutoff_slice): the first one is the start's ceiling; distinct ceilings
+        # mean every slice holds an integer
+        labels = [str(math.ceil(float(v))) for v in starts]
+        if len(set(labels)) == len(labels):
+            return labels
     if t is not None and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
         unit = t.unit if pa.types.is_timestamp(t) else "us"  # dates are compared as microseconds
         values = np.array([int(v) for v in starts], dtype=f"datetime64[{unit}]")

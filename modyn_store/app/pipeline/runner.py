@@ -204,6 +204,7 @@ class Runner:
         self.chunks = list(chunks) if chunks is not None else None
         self.loop: PipelineLoop | None = None
         self.result: RunResult | None = None
+        self._total: int | None = None
 
     def prepare(self) -> PipelineLoop:
         """Load the source, check columns and policies, open the store: everything before work."""
@@ -220,6 +221,8 @@ class Runner:
         check_columns(self.config, stream.schema, policies.from_config("trigger", dict(self.config.trigger)))
         known = stream.table if stream.table is not None else stream.head  # head: only with a label map
         params = model_params(self.config, known)  # before a store is opened (or made)
+        if self.config.source.kind != "store" and self.chunks is None:
+            self._total = self.chunk_count()  # the chunk rule read on the event times, before a store is made
         store = self._store_arg
         if self.config.source.kind == "store" and self.chunks is None:
             store, versions = replay_store(self.config.source, store)  # its own versions, in place
@@ -260,7 +263,7 @@ class Runner:
                 total = len(self.chunks)
                 steps: Iterator[tuple[ChunkVersion, DeletionEvent | None]] = ((c, None) for c in self.chunks)
             else:
-                total = self._chunk_count()
+                total = self._total if self._total is not None else self.chunk_count()
                 steps = ingest(self.store, self.config, self.stream)
             rows = 0
             for i, (chunk, deleted) in enumerate(steps, start=1):
@@ -279,13 +282,24 @@ class Runner:
                                 time.perf_counter() - t0, rows, evaluation_seconds=t_eval)
         yield RunEvent("done", total, total, f"{len(loop.trainings)} trainings in {self.result.seconds:.1f} s")
 
-    def _chunk_count(self) -> int:
-        """Chunks of the stream (``0`` when unknown before it is read: a generated stream)."""
-        from modyn_store.app.datasets import chunk_index
+    def chunk_count(self) -> int:
+        """Chunks of the stream (``0`` when unknown before it is read: a streamed source).
 
-        if self.table is None:
+        A rule that does not fit the event times (``7d`` on an integer column of milliseconds) is
+        refused naming ``source.chunk``: on the whole stream where it is loaded, else on its head.
+        """
+        from modyn_store.app.datasets import chunk_index
+        from modyn_store.core.errors import InvalidArgumentError
+
+        whole = self.table if self.table is not None else (self.stream.table if self.stream is not None else None)
+        rows = whole if whole is not None else (self.stream.head if self.stream is not None else None)
+        if rows is None or "ts" not in rows.column_names:
             return 0
-        return int(np.unique(chunk_index(self.table.column("ts"), chunk_rule(self.config.source))).size)
+        try:
+            chunks = chunk_index(rows.column("ts"), chunk_rule(self.config.source))
+        except InvalidArgumentError as exc:
+            raise PipelineConfigError("source.chunk", str(exc)) from exc
+        return int(np.unique(chunks).size) if whole is not None else 0
 
 
 def run_pipeline(config: PipelineConfig, store: Any, *, data_dir: str | Path | None = None,
