@@ -60,13 +60,12 @@ from training._ddp_progress import open_progress, resume_epoch, save_step
 from training._spawn import _leave, spawn
 from training.errors import check_loss
 from training.loading import LoaderOptions, loader
-from training.models import load_weights
 from training.progress import Progress, check_save_every, check_world_size, fingerprint, saved_progress
 from training.targets import TargetCheck
 from training.train_config import check_metrics
 from training.train_set_files import load_train_set, save_train_set
-from training.trainer import (Prepare, TrainConfig, TrainResult, _build_model, _optimizer, _save_and_record, _step,
-                              deterministic, loss_per_sample, model_inputs, scale_inputs)
+from training.trainer import (Prepare, TrainConfig, TrainResult, _optimizer, _save_and_record, _step, deterministic,
+                              loss_per_sample, model_inputs, scale_inputs, start_model)
 
 __all__ = [
     "load_train_set",
@@ -259,13 +258,9 @@ def train_distributed(
     progress = open_progress(catalog, tid, save_every, fingerprint(config.to_json(), train_set, parent_id)) \
         if save_every else None
     try:
-        parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
         dev = torch.device(config.device)
         with deterministic(config.deterministic):
-            torch.manual_seed(config.seed)
-            net = _build_model(config, model)
-            if parent_state is not None:
-                load_weights(net, parent_state, name="parent_id", training_id=str(parent_id))
+            net, parent_state = start_model(catalog, config, model, parent_id)
             dl = loader(
                 store,
                 train_set,

@@ -316,6 +316,17 @@ def _step(opt: torch.optim.Optimizer, scaler: Any, factor: float = 1.0) -> None:
     opt.zero_grad(set_to_none=True)
 
 
+def start_model(catalog: Any, config: TrainConfig, model: nn.Module | Callable[[], nn.Module] | None,
+                parent_id: str | None) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The model a training starts from (seeded; call it inside :func:`deterministic`) and the state of its parent."""
+    parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
+    torch.manual_seed(config.seed)
+    net = _build_model(config, model)
+    if parent_state is not None:
+        load_weights(net, parent_state, name="parent_id", training_id=str(parent_id))
+    return net, parent_state
+
+
 def train(
     store: Any,
     train_set: TrainSet,
@@ -436,13 +447,8 @@ def _train_opened(store: Any, catalog: Catalog, tid: str, train_set: TrainSet, c
                   reselect: Callable[[nn.Module], TrainSet] | None, reselect_every: int,
                   plans_hint: str) -> TrainResult:
     """:func:`train` once its arguments are checked and its progress (if any) is opened."""
-    parent_id = meta["parent_id"]
-    parent_state = catalog.load_checkpoint(parent_id) if (config.mode == "finetune" and parent_id) else None
     with deterministic(config.deterministic):
-        torch.manual_seed(config.seed)
-        net = _build_model(config, model)
-        if parent_state is not None:
-            load_weights(net, parent_state, name="parent_id", training_id=str(parent_id))
+        net, parent_state = start_model(catalog, config, model, meta["parent_id"])
         dl = loader(
             store,
             train_set,
