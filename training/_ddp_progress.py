@@ -25,9 +25,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from modyn_store.core.errors import CorruptionError
+from modyn_store.core.errors import CorruptionError, ModynStoreError
 from modyn_store.core.trainings import Catalog
-from training._spawn import rank_error
 from training.progress import Progress
 from training.targets import TargetCheck
 
@@ -37,8 +36,8 @@ __all__ = ["open_progress", "resume_epoch", "save_step"]
 def open_progress(catalog: Catalog, training_id: str, every: int, fp: str) -> Progress:
     """The progress of ``training_id`` in this rank (see :meth:`Progress.open`; saved with this
     world size). Call it in every rank: if any rank cannot open it, every rank raises (the
-    rank's own error; the failed rank's typed error where :func:`training._spawn.rank_error` can
-    make it again, else a ``RuntimeError`` naming that rank), and the ranks go on
+    rank's own error; the failed rank's, where it is one of the store's typed errors, else a
+    ``RuntimeError`` naming that rank), and the ranks go on
     only from one and the same save."""
     rank, world = dist.get_rank(), dist.get_world_size()
     progress: Progress | None = None
@@ -47,7 +46,9 @@ def open_progress(catalog: Catalog, training_id: str, every: int, fp: str) -> Pr
         progress = Progress.open(catalog, training_id, every, fp, world_size=world, rank=rank)
         mine: Any = ("ok", progress.start)
     except Exception as exc:
-        error, mine = exc, ("error", f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+        # the store's typed errors go to the other ranks as they are (all_gather_object pickles
+        # them), so every rank raises the same one, whichever torch's launcher reports
+        error, mine = exc, ("error", exc if isinstance(exc, ModynStoreError) else f"{type(exc).__name__}: {exc}")
     seen: list[Any] = [None] * world
     try:
         dist.all_gather_object(seen, mine)
@@ -55,10 +56,9 @@ def open_progress(catalog: Catalog, training_id: str, every: int, fp: str) -> Pr
             raise error
         for r, (kind, what) in enumerate(seen):
             if kind == "error":
-                # the store's typed error where it is made from its message (a refused lock's
-                # ConflictError): whichever rank torch reports first, the caller gets that type
-                raise rank_error(what) or RuntimeError(
-                    f"rank {r} could not open the progress of training {training_id!r}: {what}")
+                if isinstance(what, ModynStoreError):
+                    raise what  # (a refused lock's ConflictError, in every rank)
+                raise RuntimeError(f"rank {r} could not open the progress of training {training_id!r}: {what}")
         if any(s != seen[0] for s in seen):
             raise CorruptionError(f"the ranks of training {training_id!r} found different progress saves "
                                   f"(epoch, batch by rank: {[s[1] for s in seen]})")

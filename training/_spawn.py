@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import socket
 import sys
 import tempfile
@@ -13,9 +15,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 
-__all__ = ["rank_error", "spawn"]
+__all__ = ["spawn"]
 
 
 def _free_port() -> int:
@@ -45,9 +47,30 @@ def _spawned(rank: int, world: int, port: int, fn: Callable[..., Any], args: tup
         # rank 0 hosts the group's TCP store: no rank may leave while another still uses it
         # (ranks other than 0 return after polling the store for rank 0's record)
         dist.barrier()
+    except ModynStoreError as exc:
+        # the store's typed error, kept for the caller (see spawn): torch reports it as text
+        with open(_error_file(out, rank), "wb") as fh:
+            pickle.dump(exc, fh)
+        raise
     finally:
         dist.destroy_process_group()
     _leave(0)  # (an error above reaches torch's spawn wrapper, which reports it)
+
+
+def _error_file(out: str, rank: int) -> str:
+    return os.path.join(os.path.dirname(out), f"rank{rank}.error")
+
+
+def _rank_error(out: str, report: str) -> BaseException | None:
+    """The typed error the rank torch reports (``-- Process N terminated``) kept, if any: the
+    file its own process wrote into this call's private temporary folder, just made."""
+    found = re.search(r"-- Process (\d+) terminated", report)
+    path = _error_file(out, int(found.group(1))) if found else ""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path, "rb") as fh:
+        err = pickle.load(fh)  # noqa: S301 - written by this call's own rank process, not stored data
+    return err if isinstance(err, ModynStoreError) else None
 
 
 def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> Any:
@@ -69,41 +92,8 @@ def spawn(fn: Callable[..., Any], world_size: int, *args: Any) -> Any:
                 start_method="spawn",
             )
         except mp.ProcessRaisedException as exc:
-            typed = rank_error(str(exc))
+            typed = _rank_error(out, str(exc))
             if typed is None:
                 raise
             raise typed from exc
         return torch.load(out, weights_only=True) if os.path.exists(out) else None
-
-
-#: the modules whose errors a rank's failure is raised as again in the caller
-_ERROR_MODULES = ("modyn_store.core.errors", "training.errors", "engine.errors")
-
-
-def rank_error(report: str) -> Exception | None:
-    r"""The store's typed error a rank raised, from torch's report of it (its traceback's last
-    line, ``module.Class: message``), for errors made from their message alone (a
-    ``ConflictError``, a ``CorruptionError``); ``None`` for anything else (the report stands).
-
-    >>> type(rank_error("Traceback ...\nmodyn_store.core.errors.ConflictError: held by another")).__name__
-    'ConflictError'
-    >>> rank_error("Traceback ...\nValueError: no") is None
-    True
-    """
-    import importlib
-
-    from modyn_store.core.errors import ModynStoreError
-
-    last = next((line for line in reversed(report.strip().splitlines()) if line.strip()), "")
-    where, _, message = last.partition(": ")
-    module, _, name = where.rpartition(".")
-    if module not in _ERROR_MODULES:
-        return None
-    cls = getattr(importlib.import_module(module), name, None)
-    if not (isinstance(cls, type) and issubclass(cls, ModynStoreError)):
-        return None
-    try:
-        made = cls(message)
-    except TypeError:
-        return None
-    return made if str(made) == message else None

@@ -232,7 +232,7 @@ def train_distributed(
     if not isinstance(config, TrainConfig):
         raise InvalidArgumentError("config", type(config).__name__, "a TrainConfig")
     check_save_every(save_every, training_id, False)
-    check_metrics(metrics)
+    metrics = check_metrics(metrics)
     if config.batch_size % world:
         raise InvalidArgumentError(
             "config.batch_size", config.batch_size, f"a global batch size divisible by the world size {world}"
@@ -360,23 +360,27 @@ def spawn_training(
         raise InvalidArgumentError(
             "config.batch_size", config.batch_size, f"a global batch size divisible by the world size {world_size}"
         )
-    _check_progress(lambda: _open(uri, opts), kwargs, world_size)
+    kwargs = _check_progress(lambda: _open(uri, opts), kwargs, world_size)
     out = spawn(_spawned_training, world_size, uri, opts, train_set, config.to_json(), dict(kwargs))
     if not kwargs.get("record", True):
         return dict(out["state"])
     return Catalog(_open(uri, opts)).get(str(out["training_id"]))
 
 
-def _check_progress(store: Callable[[], Any], kwargs: Mapping[str, Any], world_size: Any) -> None:
-    """A launcher's checks before it starts ranks (the ranks check again): ``metrics``, and for
-    ``save_every`` a ``training_id`` of one's own and a saved progress (in ``store()``) of as many ranks."""
-    check_metrics(kwargs.get("metrics"))
+def _check_progress(store: Callable[[], Any], kwargs: Mapping[str, Any], world_size: Any) -> dict[str, Any]:
+    """A launcher's checks before it starts ranks (the ranks check again): ``metrics`` (the
+    returned arguments hold them as a dict), and for ``save_every`` a ``training_id`` of one's
+    own and a saved progress (in ``store()``) of as many ranks."""
+    kwargs = dict(kwargs)
+    if "metrics" in kwargs:
+        kwargs["metrics"] = check_metrics(kwargs["metrics"])
     tid, every = kwargs.get("training_id"), kwargs.get("save_every", 0)
     check_save_every(every, tid, False)
     if every and isinstance(world_size, int):
         saved = saved_progress(store(), str(tid))
         if saved is not None:
             check_world_size(str(tid), saved.get("world_size"), world_size)
+    return kwargs
 
 
 # -- Ray Train ---------------------------------------------------------------------------
@@ -411,7 +415,7 @@ def train_on_ray(
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
         raise InvalidArgumentError("num_workers", num_workers, "an integer >= 1")
     uri, opts = store_address(store)
-    _check_progress(lambda: store, kwargs, num_workers)
+    kwargs = _check_progress(lambda: store, kwargs, num_workers)
     tid = kwargs.pop("training_id", None) or Catalog.new_id()
     trainer = TorchTrainer(
         _ray_loop,

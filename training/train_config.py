@@ -26,19 +26,22 @@ TRAINER_METRICS = ("epoch_losses", "train_wall_s", "resumed_from", "batch_then_s
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
-def check_metrics(metrics: Any) -> None:
-    """Refuse caller ``metrics`` that name a key of :data:`TRAINER_METRICS` (``InvalidArgumentError``
-    naming ``metrics``): recorded under the training's own facts, they would replace them."""
+def check_metrics(metrics: Any) -> dict[Any, Any] | None:
+    """``metrics`` as the dict a training records (``None`` stays ``None``; pairs are read once,
+    so use what this returns); refused (``InvalidArgumentError`` naming ``metrics``) when not a
+    mapping or when naming a key of :data:`TRAINER_METRICS`: recorded under the training's own
+    facts, they would replace them."""
     if metrics is None:
-        return
+        return None
     try:
-        names = list(dict(metrics))  # what the trainer records: dict(metrics), pairs included
+        out = dict(metrics)  # what the trainer records: dict(metrics), pairs included
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError("metrics", type(metrics).__name__, "a mapping of name -> value") from exc
-    taken = sorted(str(k) for k in names if k in TRAINER_METRICS)
+    taken = sorted(str(k) for k in out if k in TRAINER_METRICS)
     if taken:
         raise InvalidArgumentError("metrics", taken, f"keys other than those a training records of itself "
                                                      f"{list(TRAINER_METRICS)}")
+    return out
 
 
 _LOSSES = ("cross_entropy", "bce", "mse")

@@ -406,7 +406,7 @@ def train(
             train_set.per_epoch is not None:
         raise InvalidArgumentError("train_set", "per-epoch plans", plans_hint)
     check_save_every(save_every, training_id, downsample is not None or reselect_every > 0)
-    check_metrics(metrics)
+    metrics = check_metrics(metrics)  # pairs read once: the dict recorded
     ds = None
     if downsample is not None:
         ds = downsample if isinstance(downsample, BatchThenSample) else BatchThenSample(downsample, seed=config.seed)

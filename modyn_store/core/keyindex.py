@@ -383,11 +383,11 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
 def _rows_of_keys(ds: Any, chunk: pa.Array, **scan: Any) -> pa.Table:
     """The rows of ``ds`` whose ``key`` is in ``chunk`` (``scan``: the scanner's other
     arguments). The filter is an Arrow expression, which Lance converts through Substrait with
-    the table's schema; a table holding a column type Substrait has no name for (``duration``)
-    is filtered by the same predicate in SQL instead."""
+    the table's schema; a table holding a column type Substrait has no name for (``duration``,
+    ``time64``) is filtered by the same predicate in SQL instead (``chunk``'s keys distinct)."""
     try:
         return ds.scanner(filter=pc.field("key").isin(chunk), **scan).to_table()
-    except pa.ArrowNotImplementedError as exc:
+    except (pa.ArrowNotImplementedError, ValueError) as exc:  # Arrow's or Lance's refusal of the type
         if "substrait" not in str(exc).lower():
             raise
     parts = [ds.scanner(filter=p, **scan).to_table() for p in keys_predicate(chunk.to_numpy())]

@@ -199,3 +199,17 @@ def test_a_rank_refused_the_training_lock_is_a_conflict_error_for_the_caller(tmp
     finally:
         held.release(remove=True)
     assert saved_progress(store, "held") is None and "held" not in [r.training_id for r in Catalog(store).list()]
+
+
+def test_a_ranks_erased_keys_error_reaches_the_caller_with_its_keys(tmp_path: Path) -> None:
+    """Every rank's error came back as torch's ``ProcessRaisedException`` (text); the store's
+    typed errors now come back as they were raised, attributes included."""
+    from training.errors import ErasedKeysError
+
+    store = _store(tmp_path / "store")
+    keys = store.as_of().keys()[:40]
+    ts = TrainSet(keys, np.ones(40), store.version)
+    store.erase(keys[[3, 7]], reason="user request")
+    with pytest.raises(ErasedKeysError) as info:
+        spawn_training(store, ts, CFG, world_size=2, training_id="gone", prepare=StopAt())
+    assert sorted(np.asarray(info.value.keys).tolist()) == sorted(keys[[3, 7]].tolist())

@@ -49,3 +49,9 @@ def test_a_launcher_refuses_them_before_starting_ranks(store: Store) -> None:
     with pytest.raises(InvalidArgumentError, match="world_size"):
         spawn_training(store, _set(store, 0), CFG, world_size=2, training_id="d", metrics={"world_size": 4})
     assert Catalog(store).list() == [] and store.version == version
+
+
+def test_metrics_given_as_an_iterator_of_pairs_are_recorded(store: Store) -> None:
+    """The check read an iterator of pairs to its end, and the training recorded none of them."""
+    rec = train(store, _set(store, 0), CFG, training_id="z", metrics=zip(["note", "run"], ["kept", 3])).record  # type: ignore[arg-type]
+    assert rec is not None and rec.metrics["note"] == "kept" and rec.metrics["run"] == 3
