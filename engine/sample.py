@@ -47,7 +47,7 @@ from engine._blocks import PARALLEL_ROWS, n_blocks
 from engine._random import next_u64, seed_state, u01_open, u64_to_open01
 from engine._rank import MODE_ES, MODE_HASH
 from engine._lazy import LazyBest
-from engine._ranked import merge_best, run_select
+from engine._ranked import _read_only, merge_best, run_select
 from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length
 from engine.errors import EngineInputError
 
@@ -124,7 +124,7 @@ def _first_invalid_block(w, b, nb):  # type: ignore[no-untyped-def]
 
 def _check_weights(weights: Any) -> np.ndarray:
     w = as_float_1d("weights", weights, keep_float32=False)
-    bad = _first_invalid_weight(w)
+    bad = _first_invalid_weight(_read_only(w))  # one compiled signature, as the selection kernel
     if bad >= 0:
         raise EngineInputError(f"weights[{bad}]", float(w[bad]), "finite weights >= 0 (0 = never pick)")
     return w

@@ -31,3 +31,15 @@ def test_selection_kernel_compiles_one_signature_for_writable_and_read_only_keys
     assert signatures
     for signature in signatures:
         assert not any(_array_flags(signature)), f"a writable array reached the kernel: {signature}"
+
+
+def test_the_weight_check_compiles_one_signature() -> None:
+    from engine.sample import _first_invalid_weight, weighted_sample
+
+    w = np.ones(100)
+    ro = np.ones(100)
+    ro.flags.writeable = False
+    for weights in (w, ro):
+        weighted_sample(weights, 5, seed=1)
+    for signature in _first_invalid_weight.signatures:
+        assert not any(_array_flags(signature)), f"a writable array reached the kernel: {signature}"
