@@ -199,7 +199,7 @@ class TriggerInput:
         versions = (
             np.full(n, version, dtype=np.int64)
             if self.versions is None
-            else _int_array("versions", self.versions)
+            else np.ascontiguousarray(as_keys(self.versions, name="versions"))  # checked as keys are
         )
         if versions.shape != (n,) or (n and np.any(np.diff(versions) < 0)):
             raise InvalidArgumentError("versions", versions.shape, f"{n} non-decreasing versions")
@@ -288,12 +288,6 @@ class TriggerInput:
     def __repr__(self) -> str:
         return (f"TriggerInput(version={self.version}, inserted={len(self)}, "
                 f"deleted={self.deleted.size}, erased={self.erased.size})")
-
-
-def _int_array(name: str, values: Any) -> np.ndarray:
-    """``values`` as a C-contiguous int64 array; floats (a cast would truncate them), strings
-    and integers beyond int64 are refused, as keys are (``as_keys``)."""
-    return np.ascontiguousarray(as_keys(values, name=name))
 
 
 #: the largest selection seed (seeds are 63-bit, like a training's ``TrainConfig.seed``)

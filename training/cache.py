@@ -377,18 +377,20 @@ def cache_for(store: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Cache:
         if cache is None:
             cache = Cache(root, max_bytes=max_bytes, index=store.caches if root is not None else None)
             _CACHES[key] = cache
-    latest = store.version
     with cache._mutex:
         if cache._store_ident != ident:
             # another store now lives at this location (deleted and created again): entries
             # held in process memory hold the old store's rows, whatever their names say
             cache._open.clear()
             cache._store_ident = ident
-            cache._erased_through = latest
+            cache._erased_through = -1  # the version now, read below
         since = cache._erased_through
         held = any(e.path is None for e in cache._open.values())
-    if latest > since:
-        if held:
+    # the log is read only where entries are held in memory (the store's erase removes those on
+    # disk) or to start the count: no read per loader otherwise
+    if since < 0 or held:
+        latest = store.version
+        if held and 0 <= since < latest:
             _drop_erased(cache, store, since, latest)
         with cache._mutex:
             cache._erased_through = max(cache._erased_through, latest)
