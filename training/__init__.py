@@ -1,4 +1,5 @@
-"""Training on a store: materialize a train set into a loader, train, score, evaluate, reproduce.
+"""Training on a store: materialize a train set into a loader, train, score, evaluate, reproduce,
+load a recorded training's model.
 
 Heavy modules (torch) load on first use of a name.
 
@@ -23,6 +24,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "evaluate",
+    "load_model",
     "loader",
     "reproduce",
     "score",
@@ -39,6 +41,7 @@ _WHERE = {
     "TrainConfig": "training.trainer",
     "TrainResult": "training.trainer",
     "evaluate": "training.evaluation",
+    "load_model": "training.recorded",
     "loader": "training.loading",
     "reproduce": "training.reproduction",
     "score": "training.scoring",

@@ -44,7 +44,8 @@ from training.auc import log_odds, roc_auc
 from training.epochs import check_int
 from training.eval_sample import EvalSample, event_times, margin, predictions, slice_keys
 from training.loading import LoaderOptions, check_device, loader
-from training.trainer import LABEL_HINT, Prepare, TrainConfig, check_label_column, model_inputs
+from training.recorded import load_model
+from training.trainer import LABEL_HINT, Prepare, check_label_column, model_inputs
 
 __all__ = ["MAX_WINDOWS", "METRICS", "EvalMatrix", "Slice", "accuracy", "evaluate", "f1_macro", "log_odds", "roc_auc",
            "time_slices"]
@@ -307,14 +308,8 @@ def _check_label_codes(label: str, y: np.ndarray, n_classes: int, model: str) ->
 
 
 def _load_model(catalog: Catalog, training_id: str) -> nn.Module:
-    from training.models import build_model, load_weights
-
-    rec = catalog.get(training_id)
-    cfg = TrainConfig.from_json(rec.config) if rec.config else None
-    if cfg is None or not cfg.model:
-        raise InvalidArgumentError("models", training_id, "trainings built from a model name (or pass modules)")
-    model = build_model(cfg.model, **cfg.model_params)
-    return load_weights(model, catalog.load_checkpoint(training_id), name="models", training_id=training_id)
+    """The recorded model of ``training_id`` (:func:`training.recorded.load_model`; errors name ``models``)."""
+    return load_model(catalog.store, training_id, name="models")
 
 
 def evaluate(

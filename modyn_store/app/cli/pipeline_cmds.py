@@ -305,13 +305,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _folders(folders: list[tuple[str, str]]) -> list[Path]:
     """Create every ``(path, flag)`` folder, or none: a refused one removes the folders made before it.
 
-    Returns the folders this call created, deepest first (for :func:`_remove_empty`)."""
+    Returns the folders this call created (for :func:`_remove_empty`)."""
     made: list[Path] = []
     try:
         for path, flag in folders:
-            missing = [] if "://" in path else [p for p in (Path(path), *Path(path).parents) if not p.exists()]
-            writable_folder(path, flag)
-            made += missing  # deepest first
+            missing = [] if "://" in path else [p for p in (Path(path), *Path(path).parents) if not os.path.exists(p)]
+            try:
+                writable_folder(path, flag)
+            except Exception:
+                made += [p for p in missing if os.path.isdir(p)]  # the parents it made before the refusal
+                raise
+            made += missing
     except Exception:
         _remove_empty(made)
         raise
@@ -319,8 +323,9 @@ def _folders(folders: list[tuple[str, str]]) -> list[Path]:
 
 
 def _remove_empty(made: list[Path]) -> None:
-    """Remove the folders of ``made`` (deepest first) that are still empty."""
-    for p in made:
+    """Remove the folders of ``made`` that are still empty, deepest first over all of them: a new
+    parent that two folders share (``--out new/out --store new/store``) is emptied by both first."""
+    for p in sorted(made, key=lambda p: len(p.absolute().parts), reverse=True):
         if p.is_dir() and not any(p.iterdir()):
             p.rmdir()
 

@@ -305,7 +305,7 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
 
 def _run_grid(grid: Grid, out: Path, root: Path, data_dir: str | Path | None,
               on_event: Callable[[str, RunEvent], None] | None, command: str | None) -> BenchResult:
-    from modyn_store.app.pipeline.stream import open_stream
+    from modyn_store.app.pipeline.stream import chunk_count, open_stream
     from modyn_store.app.report.build import render_report
     from modyn_store.core.store import Store
 
@@ -316,7 +316,7 @@ def _run_grid(grid: Grid, out: Path, root: Path, data_dir: str | Path | None,
         if key not in tables:
             tables[key] = open_stream(cfg.source, data_dir)
             if cfg.source.kind != "store":  # a chunk rule that does not fit the event times, before any store
-                Runner(cfg, None, data_dir=data_dir, stream=tables[key]).chunk_count()
+                chunk_count(cfg.source, tables[key])
     _fresh_store_dir(root)
     runners: list[Runner] = []
     groups: dict[str, list[Runner]] = {}

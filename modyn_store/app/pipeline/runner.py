@@ -40,7 +40,7 @@ from modyn_store.app.pipeline.source import (
     prepare_store,
     replay_store,
 )
-from modyn_store.app.pipeline.stream import SourceStream, open_stream
+from modyn_store.app.pipeline.stream import SourceStream, chunk_count, open_stream
 from modyn_store.app.pipeline.stream import iter_chunks as stream_chunks
 from modyn_store.app.report.records import PipelineResult
 
@@ -283,23 +283,10 @@ class Runner:
         yield RunEvent("done", total, total, f"{len(loop.trainings)} trainings in {self.result.seconds:.1f} s")
 
     def chunk_count(self) -> int:
-        """Chunks of the stream (``0`` when unknown before it is read: a streamed source).
-
-        A rule that does not fit the event times (``7d`` on an integer column of milliseconds) is
-        refused naming ``source.chunk``: on the whole stream where it is loaded, else on its head.
-        """
-        from modyn_store.app.datasets import chunk_index
-        from modyn_store.core.errors import InvalidArgumentError
-
-        whole = self.table if self.table is not None else (self.stream.table if self.stream is not None else None)
-        rows = whole if whole is not None else (self.stream.head if self.stream is not None else None)
-        if rows is None or "ts" not in rows.column_names:
-            return 0
-        try:
-            chunks = chunk_index(rows.column("ts"), chunk_rule(self.config.source))
-        except InvalidArgumentError as exc:
-            raise PipelineConfigError("source.chunk", str(exc)) from exc
-        return int(np.unique(chunks).size) if whole is not None else 0
+        """Chunks of the stream (``0`` when unknown before it is read: a streamed source); see
+        :func:`~modyn_store.app.pipeline.stream.chunk_count`, which refuses a rule that does not
+        fit the event times naming ``source.chunk``."""
+        return chunk_count(self.config.source, self.stream, table=self.table)
 
 
 def run_pipeline(config: PipelineConfig, store: Any, *, data_dir: str | Path | None = None,

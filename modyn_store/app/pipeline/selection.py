@@ -157,11 +157,7 @@ class SelectionRuntime:
                                "selection": strategy.to_config()},
                 cutoff=cutoff, metrics={"role": "irreducible_loss_model", "for_training": training_id})
             return res.model, il_id
-        from training.models import build_model, load_weights
-
-        module = build_model(cfg.model, **cfg.model_params)  # recorded before a restart: reuse it
-        load_weights(module, cat.load_checkpoint(il_id), name="training_id", training_id=il_id)
-        return module, il_id
+        return training.load_model(self.store, il_id), il_id  # recorded before a restart: reuse it
 
     def hooks(self, strategy: Any, ctx: Any) -> dict[str, Any]:
         """Keyword arguments of ``training.train`` that run ``strategy``'s mode and period."""
@@ -206,15 +202,11 @@ def recorded_downsample(store: Any, record: Any) -> Any:
                                 "and no irreducible-loss model is recorded with it; pass downsample= in code")
     import training
     from training.loading import LoaderOptions
-    from training.models import build_model, load_weights
     from training.reproduction import reproduce_train_set
     from training.trainer import TrainConfig
 
-    catalog = Catalog(store)
-    il = catalog.get(il_id)
-    cfg = TrainConfig.from_json(il.config)
-    module = build_model(cfg.model, **cfg.model_params)
-    load_weights(module, catalog.load_checkpoint(il_id), name="training_id", training_id=il_id)
+    module = training.load_model(store, il_id)
+    cfg = TrainConfig.from_json(Catalog(store).get(il_id).config)  # its inputs and label
     res = training.score(store, module, inputs=dict(cfg.inputs), label=cfg.label,
                          train_set=reproduce_train_set(store, record.training_id), scores=(IRREDUCIBLE,), write=False,
                          batch_size=4096, loader_options=LoaderOptions(shared_cache=False))  # the store's rows

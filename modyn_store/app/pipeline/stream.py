@@ -34,11 +34,11 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.app.pipeline.errors import PipelineConfigError
-from modyn_store.app.pipeline.source import _subset, _with_labels, load_source
+from modyn_store.app.pipeline.source import _subset, _with_labels, chunk_rule, load_source
 from modyn_store.app.pipeline.source_spec import SYNTHETIC, SourceConfig
 from modyn_store.core.errors import ModynStoreError
 
-__all__ = ["HEAD_ROWS", "SourceStream", "iter_chunks", "open_stream"]
+__all__ = ["HEAD_ROWS", "SourceStream", "chunk_count", "iter_chunks", "open_stream"]
 
 HEAD_ROWS = 4096
 
@@ -67,6 +67,34 @@ def open_stream(source: SourceConfig, data_dir: str | Path | None = None) -> Sou
     if source.kind == "dataset" and source.dataset == SYNTHETIC:
         return _synthetic(source)
     return SourceStream.of_table(load_source(source, data_dir))
+
+
+def chunk_count(source: SourceConfig, stream: SourceStream | None, *, table: pa.Table | None = None) -> int:
+    """Chunks of ``source``'s rows under its chunk rule (``0`` when unknown before they are read: a
+    streamed source).
+
+    The rows are ``table`` where given, else ``stream.table`` (the source loaded whole). A rule
+    that does not fit the event times (``7d`` on an integer column of milliseconds) is refused
+    naming ``source.chunk``: on the whole rows where they are loaded, else on the stream's head.
+
+    Example
+    -------
+    >>> t = pa.table({"ts": [0, 1, 5, 6, 12], "label": [0, 1, 0, 1, 0]})
+    >>> chunk_count(SourceConfig(chunk="ts:5"), SourceStream.of_table(t))
+    3
+    """
+    from modyn_store.app.datasets import chunk_index
+    from modyn_store.core.errors import InvalidArgumentError
+
+    whole = table if table is not None else (stream.table if stream is not None else None)
+    rows = whole if whole is not None else (stream.head if stream is not None else None)
+    if rows is None or "ts" not in rows.column_names:
+        return 0
+    try:
+        chunks = chunk_index(rows.column("ts"), chunk_rule(source))
+    except InvalidArgumentError as exc:
+        raise PipelineConfigError("source.chunk", str(exc)) from exc
+    return int(np.unique(chunks).size) if whole is not None else 0
 
 
 def _synthetic(source: SourceConfig) -> SourceStream:
