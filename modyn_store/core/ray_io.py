@@ -1,11 +1,13 @@
 """A snapshot as a Ray Dataset: the samples table's fragments read in parallel by Ray Data.
 
-:func:`to_ray` uses Ray Data's Lance reader (``ray.data.read_lance``): one read task per Lance
-fragment, pinned to the Lance version of the samples table when it is called, with the
+:func:`to_ray` uses Ray Data's Lance reader (the datasource of ``ray.data.read_lance``): one
+read task per Lance fragment, pinned to the Lance version of the samples table when it is called, with the
 snapshot's version bound (``_version <= N``) pushed down to Lance. Deleted and erased keys are
 removed by a ``map_batches`` step that holds the snapshot's sorted dead keys; rows that
 ``vacuum`` purged raise :class:`~modyn_store.core.errors.DataUnavailableError` up front
 (or are skipped with ``on_unavailable="skip"``), exactly as :meth:`Snapshot.to_table`.
+A compaction, erase or vacuum that removes the planned files before the Dataset reads them
+makes the read raise the store's typed error (:class:`Overtaken`), never erased rows.
 
 Ray is imported only here, on first use (``pip install 'modyn-store[ray]'``).
 
@@ -23,6 +25,7 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,12 +33,12 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy
 from modyn_store.core._validate import check_filter, filter_error
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
 
-__all__ = ["drop_keys", "to_ray"]
+__all__ = ["Overtaken", "drop_keys", "to_ray"]
 
 
 def drop_keys(batch: pa.Table, dead: np.ndarray) -> pa.Table:
@@ -67,15 +70,23 @@ def to_ray(
     on_unavailable:
         ``"error"`` (default) or ``"skip"`` for rows that ``vacuum`` purged.
     concurrency, override_num_blocks, ray_remote_args:
-        Passed to ``ray.data.read_lance`` (parallel read tasks, output blocks, task resources);
+        Passed to Ray Data's Lance read (parallel read tasks, output blocks, task resources);
         ``concurrency`` and ``override_num_blocks`` are ``None`` or integers >= 1,
         ``ray_remote_args`` ``None`` or a dict of options Ray accepts for a task (checked here,
         :class:`~modyn_store.core.errors.InvalidArgumentError` otherwise).
 
-    The Dataset is lazy and reads the files of the samples table as of this call: a
-    compaction, erase or vacuum that deletes them before the Dataset is consumed makes its read
-    fail (``score_on_ray`` and ``select_on_ray`` then plan again on the new files). A filter
-    over unknown columns raises :class:`~modyn_store.core.errors.InvalidFilterError` here.
+    The Dataset is lazy and reads the files of the samples table as of this call. A
+    compaction, erase or vacuum that deletes them before the Dataset reads them makes its read
+    raise a store error (see :class:`Overtaken`), never Lance's, and never return the rows of
+    the deleted files (so no row erased meanwhile):
+    :class:`~modyn_store.core.errors.DataUnavailableError` naming the keys, as
+    :meth:`Snapshot.to_table` raises, where a vacuum purged rows of the version (with
+    ``on_unavailable="error"``); else :class:`~modyn_store.core.errors.ConflictError`
+    naming the version and the keys erased since: call ``to_ray`` again, which plans on the
+    current files (``score_on_ray`` and ``select_on_ray`` do so themselves). Ray raises either
+    wrapped in its ``RayTaskError``, an instance of the store's error class too (``except
+    ConflictError`` catches it; ``.cause`` is the store's error itself). A filter over unknown
+    columns raises :class:`~modyn_store.core.errors.InvalidFilterError` here.
     """
     try:
         import ray.data
@@ -101,7 +112,8 @@ def to_ray(
     if on_unavailable == "skip":
         dead = np.union1d(dead, snapshot.unavailable())
     opts = store._location.storage_options
-    out = _read(ray, store, ds, read, flt, opts, concurrency, override_num_blocks, ray_remote_args)
+    plan = Overtaken(snapshot, ds.version, on_unavailable)
+    out = _read(ray, store, ds, read, flt, opts, concurrency, override_num_blocks, ray_remote_args, plan)
     if dead.size:
         out = out.map_batches(
             drop_keys, fn_kwargs={"dead": np.ascontiguousarray(dead, dtype=np.int64)},
@@ -142,14 +154,95 @@ def _check_plan(ds: Any, read: list[str], flt: str, user_filter: str | None) -> 
 
 
 def _read(ray: Any, store: Any, ds: Any, read: list[str], flt: str, opts: dict[str, Any],
-          concurrency: int | None, blocks: int | None, ray_remote_args: dict[str, Any] | None) -> Any:
-    return ray.data.read_lance(
+          concurrency: int | None, blocks: int | None, ray_remote_args: dict[str, Any] | None,
+          plan: Overtaken) -> Any:
+    """Ray Data's Lance reader of the samples table at ``ds.version``, each read task guarded
+    by ``plan`` (see :class:`Overtaken`)."""
+    from ray.data._internal.datasource.lance_datasource import LanceDatasource
+
+    class GuardedLance(LanceDatasource):  # type: ignore[misc]
+        def get_read_tasks(self, *args: Any, **kwargs: Any) -> list[Any]:
+            tasks = super().get_read_tasks(*args, **kwargs)
+            for task in tasks:
+                task._read_fn = _GuardedRead(task._read_fn, plan)
+            return tasks  # type: ignore[no-any-return]
+
+    source = GuardedLance(
         store._tables.uri("samples"),
         version=ds.version,
         columns=read,
         scanner_options={"filter": flt},  # Lance SQL, pushed down to every fragment's scan
         storage_options={str(k): str(v) for k, v in opts.items()} or None,
-        concurrency=concurrency,
-        override_num_blocks=blocks,
+    )
+    return ray.data.read_datasource(
+        source, concurrency=concurrency, override_num_blocks=blocks,
         **({"ray_remote_args": ray_remote_args} if ray_remote_args else {}),
     )
+
+
+class Overtaken:
+    """What a read task of a :func:`to_ray` Dataset raises when files it planned on are gone.
+
+    The Dataset is lazy: a compaction, erase or vacuum committed between :func:`to_ray` and the
+    Dataset's consumption deletes the files of the samples table's Lance version it was planned
+    on (``lance``). A read task that finds a data file gone which the table's latest version no
+    longer uses opens the store and raises its error instead of Lance's: rows live at
+    ``version`` that a vacuum purged meanwhile raise
+    :class:`~modyn_store.core.errors.DataUnavailableError` (its ``keys`` name them) with
+    ``on_unavailable="error"``, as :meth:`Snapshot.to_table` does; otherwise
+    :class:`~modyn_store.core.errors.ConflictError` ("read again"), naming the version and the
+    keys erased since the plan (``committed``: the latest version the plan knew). No read task
+    returns rows of the gone files, so no row erased meanwhile is returned. A file gone that the
+    latest version still uses is damage: Lance's error is raised as it is.
+    """
+
+    def __init__(self, snapshot: Snapshot, lance: int, on_unavailable: str) -> None:
+        store = snapshot._store
+        # the classes travel with the plan (by name): this module imports neither
+        self.store_class, self.snapshot_class = type(store), type(snapshot)
+        # ``root``: where the store is (an absolute path: a task's working folder may differ)
+        self.uri, self.root = store.uri, store._location.root
+        self.storage_options = dict(store._location.storage_options)
+        self.version, self.committed, self.lance = snapshot.version, snapshot._committed, lance
+        self.on_unavailable = on_unavailable
+
+    def error(self, exc: BaseException) -> Exception | None:
+        """The store's error for this plan's failed read ``exc``, as the store is now, or
+        ``None`` where maintenance did not remove the file (damage, or not a missing file)."""
+        from modyn_store.core._failures import overtaken
+        from modyn_store.core.errors import ConflictError
+
+        store = self.store_class.open(self.root, storage_options=self.storage_options or None)
+        if overtaken(store._location, "samples", exc) is None:
+            return None
+        if self.on_unavailable == "error":
+            try:  # rows of the version purged since the plan: to_table's error and message
+                self.snapshot_class(store, self.version, committed=self.committed)._check_unavailable("error")
+            except DataUnavailableError as unavailable:
+                return unavailable
+        erased = np.setdiff1d(store._erased_keys(), store._erased_keys(self.committed))
+        since = f"; {erased.size} keys were erased since (e.g. {erased[:5].tolist()})" if erased.size else ""
+        return ConflictError(
+            f"version {self.version} of {self.uri!r}: a compaction, erase or vacuum removed the files "
+            f"of the samples table (Lance version {self.lance}) this Ray Dataset was planned on before "
+            f"it read them{since}; call Snapshot.to_ray again to read the version from the current files"
+        )
+
+
+class _GuardedRead:
+    """A read task's function: Lance's error for a data file that maintenance removed becomes
+    :meth:`Overtaken.error`; any other failure is raised as it is."""
+
+    def __init__(self, read: Callable[[], Iterable[Any]], plan: Overtaken) -> None:
+        self._read, self._plan = read, plan
+
+    def __call__(self) -> Iterator[Any]:
+        from modyn_store.core._failures import READ_ERRORS, vanished
+
+        try:
+            yield from self._read()
+        except READ_ERRORS as exc:
+            typed = self._plan.error(exc) if vanished(exc) else None
+            if typed is None:
+                raise
+            raise typed from exc

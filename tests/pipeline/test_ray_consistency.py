@@ -1,5 +1,6 @@
-"""Ray reads of a snapshot: bad filters refused up front, an empty store read as no rows, and
-jobs that maintenance overtakes between planning and reading run again on the new files."""
+"""Ray reads of a snapshot: bad filters refused up front, an empty store read as no rows,
+jobs that maintenance overtakes between planning and reading run again on the new files, and a
+Dataset so overtaken raises the store's error, never erased rows."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from modyn_store import InvalidArgumentError, InvalidFilterError, Store
+from modyn_store import ConflictError, DataUnavailableError, InvalidArgumentError, InvalidFilterError, Store
 from modyn_store.app.pipeline.ray_exec import score_on_ray, select_on_ray
 from modyn_store.core.snapshot import Snapshot
 from policies import ClassBalanced, Loss, Uniform
@@ -201,3 +202,97 @@ def test_class_quotas_over_large_integer_labels_equal_one_process(tmp_path: Path
     for seed in (0, 3):
         want = strategy.select(SelectionContext(snapshot=st.as_of(), seed=seed)).keys
         assert np.array_equal(select_on_ray(strategy, st.as_of(), seed=seed).keys, want)
+
+
+def _three_appends(path: Path) -> Store:
+    st = Store.open(str(path), create=True)
+    for i in range(3):  # three fragments of 50 rows: keys 0-49, 50-99, 100-149
+        st.append(pa.table({"ts": np.arange(i * 50, i * 50 + 50), "label": np.arange(50) % 3}))
+    return st
+
+
+def _consumed(ds: Any) -> tuple[np.ndarray, BaseException | None]:
+    """The keys of the blocks ``ds`` yields, and the error that stopped it (or None)."""
+    got: list[np.ndarray] = []
+    try:
+        for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
+            got.append(np.asarray(batch["key"]))
+    except Exception as exc:  # the test looks at what it is
+        return np.concatenate(got) if got else np.empty(0, np.int64), exc
+    return np.concatenate(got) if got else np.empty(0, np.int64), None
+
+
+@pytest.mark.parametrize("after", ["nothing", "compact", "vacuum"])
+def test_a_ray_dataset_overtaken_by_an_erase_raises_a_conflict_and_returns_no_erased_row(
+    tmp_path: Path, after: str
+) -> None:
+    """An erase (then a compaction or vacuum) between ``to_ray`` and the Dataset's reads removes
+    the files it was planned on: the reads raise the store's ConflictError naming the version
+    and the erased keys, never Lance's error, and no erased row comes out; a new ``to_ray``
+    reads what ``to_table`` reads."""
+    st = _three_appends(tmp_path / "s")
+    snap = st.as_of()
+    ds = snap.to_ray(["ts"])
+    st.erase([3, 60, 120], reason="request")
+    if after == "compact":
+        st.compact()
+    elif after == "vacuum":
+        st.vacuum(keep_versions=1, dry_run=False)
+    keys, exc = _consumed(ds)
+    assert isinstance(exc, ConflictError), repr(exc)
+    assert f"version {snap.version} of {st.uri!r}" in str(exc)
+    assert "3 keys were erased since (e.g. [3, 60, 120])" in str(exc)
+    assert not np.isin(keys, [3, 60, 120]).any()
+    again = np.sort(snap.to_ray(["ts"]).to_pandas()["key"].to_numpy())
+    assert np.array_equal(again, snap.to_table(["key"]).column("key").to_numpy())
+    assert again.size == 147
+
+
+def test_a_ray_dataset_whose_rows_a_vacuum_purges_raises_what_to_table_raises(tmp_path: Path) -> None:
+    """A vacuum that purges rows of the Dataset's version before it reads them: the reads raise
+    ``DataUnavailableError`` naming the keys, with ``to_table``'s message; with
+    ``on_unavailable="skip"`` a ConflictError ("read again"), and a new ``to_ray`` skips them."""
+    st = _three_appends(tmp_path / "s")
+    snap = st.as_of()
+    ds, skipping = snap.to_ray(["ts"]), snap.to_ray(["ts"], on_unavailable="skip")
+    st.delete(keys=[3, 4])
+    st.vacuum(keep_versions=1, dry_run=False)
+    with pytest.raises(DataUnavailableError) as single:
+        snap.to_table(["ts"])
+    keys, exc = _consumed(ds)
+    assert isinstance(exc, DataUnavailableError), repr(exc)
+    assert exc.keys.tolist() == [3, 4] and str(single.value) in str(exc)
+    assert not np.isin(keys, [3, 4]).any()
+    keys, exc = _consumed(skipping)
+    assert isinstance(exc, ConflictError) and "call Snapshot.to_ray again" in str(exc), repr(exc)
+    again = np.sort(snap.to_ray(["ts"], on_unavailable="skip").to_pandas()["key"].to_numpy())
+    assert np.array_equal(again, snap.to_table(["key"], on_unavailable="skip").column("key").to_numpy())
+    assert again.size == 148
+
+
+def test_scoring_overtaken_by_an_erase_equals_one_process_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``score_on_ray`` planned before an erase plans again on the new files (the reads' ConflictError
+    is its cue) and scores what one process scores after the erase."""
+    st = _store(tmp_path / "s")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    original = Snapshot.to_ray
+    calls: list[int] = []
+
+    def planned_then_erased(self: Snapshot, *args: Any, **kwargs: Any) -> Any:
+        ds = original(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            st.erase([1, 200, 470], reason="request")
+        return ds
+
+    monkeypatch.setattr(Snapshot, "to_ray", planned_then_erased)
+    dist = score_on_ray(st, model, inputs={"input": "x"}, scores=("loss",), write=False)
+    monkeypatch.undo()
+    single = score(st, model, inputs={"input": "x"}, scores=("loss",), write=False)
+    assert len(calls) >= 2
+    assert not np.isin(dist.keys, [1, 200, 470]).any()
+    assert np.array_equal(dist.keys, single.keys)
+    np.testing.assert_allclose(dist.values["loss"], single.values["loss"], rtol=1e-6, atol=0)

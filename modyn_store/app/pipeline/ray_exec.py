@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from modyn_store.app.pipeline._ray_data import raising_errors as _raising
-from modyn_store.core.errors import InvalidArgumentError, ModynStoreError, engine_errors
+from modyn_store.core.errors import ConflictError, InvalidArgumentError, ModynStoreError, engine_errors
 from modyn_store.core.snapshot import Snapshot
 from modyn_store.core.trainset import TrainSet
 
@@ -109,7 +109,9 @@ def _reading(store: Any, run: Callable[[], T]) -> T:
     """``run()``, a Ray job over the store's samples, run again from the latest manifest when
     files of the one it planned on vanished (a compaction, erase or vacuum, here or in another
     process, deletes them at once), as the single-process reads do; the snapshot's key sets are
-    refreshed by the new plan. A failure that persists raises
+    refreshed by the new plan. A read task of :meth:`Snapshot.to_ray` reports such files as
+    :class:`~modyn_store.core.errors.ConflictError` ("read again"): run again too, and raised on
+    the last attempt. A failure that persists raises
     :class:`~modyn_store.core.errors.CorruptionError`; any other error reaches the caller."""
     from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 
@@ -119,6 +121,9 @@ def _reading(store: Any, run: Callable[[], T]) -> T:
                 return run()
         except READ_ERRORS as exc:
             store._tables.retry_after("samples", exc, attempt)
+        except ConflictError:
+            if attempt + 1 == READ_ATTEMPTS:
+                raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 
