@@ -230,8 +230,12 @@ def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, a
     body = b"".join(parts)
     try:
         if not sub.is_dir():
-            sub.mkdir(parents=True, exist_ok=True)
-            (sub / "table").write_text(os.path.realpath(table_dir))  # (what _prune checks)
+            # the folder is per user: folders 0700, files 0600 (mkstemp's mode), whatever the umask
+            sub.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            sub.mkdir(exist_ok=True, mode=0o700)
+            fd = os.open(sub / "table", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(os.path.realpath(table_dir))  # (what _prune checks)
             _prune(sub.parent, keep=sub)
         fd, tmp = tempfile.mkstemp(dir=sub, prefix=".tmp-")
         try:
@@ -257,9 +261,9 @@ def _prune(root: Path, keep: Path) -> None:
         if sub == keep or not sub.is_dir():
             continue
         try:
-            gone = not os.path.exists((sub / "table").read_text())
+            gone = not os.path.exists((sub / "table").read_text(encoding="utf-8"))
             mtime = sub.stat().st_mtime_ns
-        except OSError:  # (no ``table`` file: a folder being made, or not ours)
+        except (OSError, ValueError):  # (no ``table`` file: a folder being made, or not ours)
             continue
         if gone:
             shutil.rmtree(sub, ignore_errors=True)

@@ -403,7 +403,12 @@ def test_the_latest_manifest_is_found_without_listing_a_long_history(tmp_path: P
             Path(versions, "latest_version_hint.json").unlink(missing_ok=True)
         calls: list[str] = []
         real = os.listdir
-        monkeypatch.setattr(os, "listdir", lambda p: calls.append(p) or real(p))
+
+        def listing(p: str) -> list[str]:
+            calls.append(p)
+            return real(p)
+
+        monkeypatch.setattr(os, "listdir", listing)
         got = _kept.latest_manifest(uri)
         monkeypatch.setattr(os, "listdir", real)
         assert got == Path(_kept._v2_path(versions, latest)).read_bytes(), hint
@@ -460,3 +465,20 @@ def test_large_entries_keep_the_folder_within_its_byte_budget(
         save(tables[1], f"s{i}", small, 10 + i)
     assert sum(p.stat().st_size for p in cache.glob("*/*.kept")) > _kept.MAX_TOTAL_BYTES
     assert all(_kept.load(t, b"m", "sorted") is not None for t in tables[2:])
+
+
+def test_the_folder_is_the_users_alone(tmp_path: Path, cache: Path) -> None:
+    # the folder is per user (docs/RELIABILITY.md): every file it holds (the entries and the file
+    # naming each table's path) is mode 0600 and every folder 0700, whatever the umask
+    old = os.umask(0o022)
+    try:
+        uri = str(tmp_path / "s")
+        _store(uri)
+        assert _fresh_keys(uri) == sorted(set(range(100)) - {3, 5, 7})
+    finally:
+        os.umask(old)
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    folders = [cache, *(p for p in cache.rglob("*") if p.is_dir())]
+    assert any(p.name == "table" for p in files) and any(p.suffix == ".kept" for p in files)
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o600)}
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(0o700)}

@@ -36,7 +36,8 @@ __all__ = ["load_arxiv_source", "load_cloc_source", "load_huffpost_source", "loa
 def resolve_source(
     name: str, path: str | Path | None, url: str | None, sha256: str | None, cache_dir: str | Path | None
 ) -> Path:
-    """``path`` when given, else ``url`` fetched (and verified) into ``cache_dir/<name>/``."""
+    """``path`` when given, else ``url`` fetched (and verified) into ``cache_dir`` (default:
+    :func:`~modyn_store.app.datasets.download.default_cache_dir` ``/ <name>``)."""
     if path is not None:
         return Path(path)
     if url is None:
