@@ -329,11 +329,14 @@ def _importance(w_sel: np.ndarray, top: float, scaled: float, n: int, where: np.
     bad = ~np.isfinite(out)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        least = top * (scaled / n) / np.finfo(np.float64).max
+        fmax = np.finfo(np.float64).max
+        least = top * (scaled / n) / fmax  # sum(weights) / (n * fmax), without forming the sum
+        # ``top`` is the scale of the running total (1 while the plain sum is finite), not the
+        # largest weight: the bound is stated through the sum and n
         raise EngineInputError(
             f"weights[{int(where[i])}]", float(w_sel[i]),
-            f"0 or a weight of at least {least:.3g} next to the largest weight {top:.3g}, so that "
-            "its importance weight sum(weights) / (n * weight) is a finite float64")
+            f"0 or a weight of at least {least:.3g} (sum(weights) / (n * {fmax:.3g}), n = {n} "
+            "rows), so that its importance weight sum(weights) / (n * weight) is a finite float64")
     return out
 
 

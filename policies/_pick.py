@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.core._validate import as_keys, check_float_or_none, check_int_or_none
+from modyn_store.core._validate import as_array, as_keys, check_float_or_none, check_int_or_none
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._columns import column_to_numpy
@@ -289,7 +289,8 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
             # keys by the store's rules: a float, string or out-of-range uint64 key is refused
             # (a cast would truncate 1.5 to 1, or wrap 2**64 - 1 to -1: another row's key)
             keys = as_keys(src[0], name=f"computed_scores[{name!r}]")
-            values = np.asarray(src[1])
+            # a masked value refused: NumPy would drop the mask and select on the value behind it
+            values = as_array(src[1], name=f"computed_scores[{name!r}]", expected="numeric values")
             if keys.shape[0] != values.shape[0]:
                 raise InvalidArgumentError(f"computed_scores[{name!r}]",
                                            (keys.shape, values.shape),
@@ -323,7 +324,7 @@ def score_source(ctx: SelectionContext, name: str) -> Callable[[], Iterator[tupl
     def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for keys, values in raw():
             keys = as_keys(keys, name=f"computed_scores[{name!r}]")
-            values = np.asarray(values)
+            values = as_array(values, name=f"computed_scores[{name!r}]", expected="numeric values")
             if keys.shape[0] != values.shape[0]:
                 raise InvalidArgumentError(f"computed_scores[{name!r}]",
                                            (keys.shape, values.shape),

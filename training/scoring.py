@@ -86,7 +86,10 @@ def scores_from_logits(
     """The requested scores of one batch (float64 tensors on the logits' device).
 
     ``use_engine`` (default: when the logits are on the CPU) computes what it can with the
-    engine's kernels; otherwise torch computes everything.
+    engine's kernels; otherwise torch computes everything, with the kernels' definitions: a row
+    with a NaN or infinite logit scores NaN (``embedding`` aside), and finite logits score
+    finite values (``loss`` aside, ``+inf`` for a label whose probability underflows to 0); a
+    label outside ``[0, classes)`` raises :class:`InvalidArgumentError` naming ``labels[i]``.
     """
     unknown = [n for n in names if n not in SCORES]
     if unknown:
@@ -100,6 +103,18 @@ def scores_from_logits(
     z = logits.double()
     logp = torch.log_softmax(z, dim=1)
     p = logp.exp()
+    # as the engine's kernels: a row with a NaN or infinite logit scores NaN (an -inf logit
+    # would otherwise give finite scores here and NaN there), and a probability that underflows
+    # to 0 adds 0 to the entropy (its log is -inf and the product NaN)
+    nonfinite = ~torch.isfinite(z).all(dim=1)
+    if labels is not None and any(n in _NEED_LABEL for n in names):
+        # as the engine's kernels: a label outside the classes is refused, typed (torch's
+        # gather raises a bare error on the CPU and a device-side assert on CUDA)
+        codes = labels.long()
+        bad = (codes < 0) | (codes >= z.shape[1])
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0, 0])
+            raise InvalidArgumentError(f"labels[{i}]", int(codes[i]), f"a class in [0, {z.shape[1]})")
     out: dict[str, torch.Tensor] = {}
     err = None
     if labels is not None and any(n in ("el2n", "gradnorm") for n in names):
@@ -112,7 +127,7 @@ def scores_from_logits(
         elif n == "least_confidence":
             out[n] = 1.0 - p.max(dim=1).values
         elif n == "entropy":
-            out[n] = -(p * logp).sum(dim=1)
+            out[n] = -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(dim=1)
         elif n == "margin":
             top = torch.topk(p, k=min(2, p.shape[1]), dim=1).values
             out[n] = top[:, 0] - top[:, 1] if top.shape[1] > 1 else top[:, 0]
@@ -126,6 +141,9 @@ def scores_from_logits(
         elif n == "embedding":
             assert hidden is not None
             out[n] = hidden.double().reshape(hidden.shape[0], -1)
+    for n in out:
+        if n != "embedding":  # the layer's input, not a function of the logits
+            out[n] = out[n].masked_fill(nonfinite, float("nan"))
     return out
 
 

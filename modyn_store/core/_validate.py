@@ -21,6 +21,7 @@ from modyn_store.core.errors import InvalidArgumentError, InvalidFilterError, In
 __all__ = [
     "MAX_BATCH",
     "NAME_PATTERN",
+    "as_array",
     "as_keys",
     "check_batch_size",
     "check_bool",
@@ -58,15 +59,42 @@ def check_name(kind: str, name: object) -> str:
     return name
 
 
+def as_array(value: Any, *, name: str, expected: str) -> np.ndarray:
+    """``np.asarray(value)`` for user input, refusing what would not stand for the values given.
+
+    A masked array's masked entries are refused (``np.asarray`` drops the mask, so the hidden
+    values behind it would be used: the keys a caller masked out deleted, erased or scored); one
+    without masked entries is read as its data. What NumPy cannot make one array of (ragged
+    nested lists, a tensor that needs ``.detach()``) raises :class:`InvalidArgumentError` too.
+
+    Example
+    -------
+    >>> as_array(np.ma.array([1, 2], mask=[False, True]), name="keys", expected="integer keys")
+    Traceback (most recent call last):
+    ...
+    modyn_store.core.errors.InvalidArgumentError: invalid keys='1 masked entries': expected integer keys without masked entries
+    """
+    if np.ma.isMaskedArray(value):
+        masked = int(np.ma.count_masked(value))
+        if masked:
+            raise InvalidArgumentError(name, f"{masked} masked entries", f"{expected} without masked entries")
+        value = np.ma.getdata(value)
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as exc:  # ragged lists, tensors needing .detach()
+        raise InvalidArgumentError(name, f"{type(value).__name__} NumPy cannot convert ({exc})", expected) from exc
+
+
 def as_keys(keys: Any, *, name: str = "keys") -> np.ndarray:
-    """Coerce user keys (list, NumPy or Arrow array) to a 1-D int64 array; reject nulls and floats."""
+    """Coerce user keys (list, NumPy or Arrow array) to a 1-D int64 array; reject nulls, floats
+    and masked entries (see :func:`as_array`)."""
     if isinstance(keys, (pa.Array, pa.ChunkedArray)):
         if keys.null_count:
             raise InvalidArgumentError(name, f"{keys.null_count} null keys", "non-null int64 keys")
         keys = keys.to_numpy(zero_copy_only=False)
     if isinstance(keys, (int, np.integer)):
         keys = [keys]
-    arr = np.asarray(keys)
+    arr = as_array(keys, name=name, expected="a one-dimensional sequence of integer keys")
     if arr.size == 0:
         return np.empty(0, dtype=np.int64)
     if arr.ndim != 1:

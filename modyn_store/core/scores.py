@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from engine._search import first_unsorted
 from modyn_store.core._score_stream import live_mask, score_runs, stream_latest
-from modyn_store.core._validate import as_keys, check_batch_size, check_name
+from modyn_store.core._validate import as_array, as_keys, check_batch_size, check_name
 from modyn_store.core.errors import InvalidArgumentError, SchemaMismatchError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
 from modyn_store.core.snapshot import OnUnavailable
@@ -43,8 +43,10 @@ class Scores:
         self._store = store
 
     def names(self) -> list[str]:
-        """The score names that have been written."""
-        return [n[len("scores/") :] for n in self._store._tables.names() if n.startswith("scores/")]
+        """The score names that have been written: by a committed version (the table a write
+        still in progress, or one killed before its commit, created is none)."""
+        written = self._store._written.all()
+        return [n[len("scores/") :] for n in self._store._tables.names() if n.startswith("scores/") and n in written]
 
     def write(
         self,
@@ -60,7 +62,8 @@ class Scores:
         ``values`` is a float array of shape ``(n,)`` (stored as float64) or ``(n, d)`` (vectors
         such as embeddings, stored as float32). Keys must be live; values must be finite;
         integer scores must lie within ``+-2**53`` (larger ones would be rounded as float64), integer
-        vector components within ``+-2**24`` (float32).
+        vector components within ``+-2**24`` (float32). Vectors of unequal lengths (ragged lists)
+        and masked arrays with masked entries (keys or values) are refused.
         """
         return self.write_many(keys, {name: values}, training_id=training_id, message=message)
 
@@ -115,7 +118,10 @@ class Scores:
     def _column(self, name: str, n: int, values: Any) -> pa.Array:
         """Validate one score's values and return them as an Arrow column."""
         check_name("score", name)
-        v = np.asarray(values)
+        if isinstance(values, (pa.Array, pa.ChunkedArray)) and values.null_count:
+            # (NumPy would read them as NaN, and the error would name NaN the caller never gave)
+            raise InvalidArgumentError("values", f"{values.null_count} null scores", "non-null, finite scores")
+        v = as_array(values, name="values", expected=f"a numeric array of shape ({n},) or ({n}, d)")
         if v.dtype == object or not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
             raise InvalidArgumentError("values", f"dtype {v.dtype}", "a numeric array")
         if v.ndim not in (1, 2) or v.shape[0] != n or (v.ndim == 2 and v.shape[1] == 0):
@@ -145,7 +151,10 @@ class Scores:
         return col
 
     def _check_type(self, name: str, col: pa.Array) -> None:
-        """Refuse values of another type than the score table holds (if it exists)."""
+        """Refuse values of another type than the score table holds (if a committed version
+        wrote it: a table only an uncommitted write created is dropped by the writer's recovery)."""
+        if f"scores/{name}" not in self._store._written.all():
+            return
         existing = self._store._tables.open(f"scores/{name}")
         if existing is not None:
             have = existing.schema.field("value").type

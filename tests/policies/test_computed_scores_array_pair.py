@@ -34,3 +34,13 @@ def test_an_array_of_two_rows_is_a_pair(snap) -> None:  # type: ignore[no-untype
 def test_other_arrays_are_still_refused(snap, src) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidArgumentError, match="computed_scores"):
         SelectionContext(snapshot=snap, computed_scores={"loss": src})
+
+
+@pytest.mark.parametrize("masked", ["keys", "values"])
+def test_masked_entries_of_a_pair_are_refused(snap, masked: str) -> None:  # type: ignore[no-untyped-def]
+    """NumPy drops a masked array's mask: the value hidden behind it would be selected on (a key
+    the caller masked out picked, or picked by a value the caller masked out)."""
+    keys = np.ma.array(snap.keys(), mask=[False] * 5 + [masked == "keys"])
+    values = np.ma.array(np.arange(6.0), mask=[False] * 5 + [masked == "values"])
+    with pytest.raises(InvalidArgumentError, match="masked"):
+        Loss(limit=1).select(SelectionContext(snapshot=snap, computed_scores={"loss": (keys, values)}))

@@ -323,6 +323,19 @@ def test_importance_weights_stay_finite_for_huge_scores() -> None:
     assert np.isfinite(ts.weights).all() and ts.weights.tolist() == pytest.approx([2 / 3, 2 / 3])
 
 
+def test_importance_overflow_states_the_bound_it_applies() -> None:
+    # sum(weights) = 1e308 (finite): a weight is refused below sum / (n * float64 max) = 0.0556;
+    # the message must give that bound with n, not a "largest weight" that is the sum's scale
+    snap = _snap_of(list(range(10)))
+    ctx = SelectionContext(snapshot=snap, computed_scores={
+        "loss": (np.arange(10), np.array([1e308] + [1e-300] * 9))})
+    with pytest.raises(InvalidArgumentError) as err:
+        Loss(ratio=0.5, method="importance").select(ctx)
+    bound = 1e308 / (10 * sys.float_info.max)
+    assert f"at least {bound:.3g}" in err.value.expected and "n = 10 rows" in err.value.expected
+    assert "largest weight 1," not in err.value.expected
+
+
 def test_importance_overflow_names_the_score_and_the_row() -> None:
     snap = _snap_of([5, 9])
     ctx = SelectionContext(snapshot=snap, computed_scores={

@@ -97,6 +97,13 @@ CASES: list[tuple[str, type[Exception], str, Callable[[Store], Any]]] = [
     ("ragged columns", SchemaMismatchError, "Arrow columns", lambda s: s.append({"key": [9, 10], "ts": [1], "label": [0], "x": [1.0]})),
     ("vector beyond float32", InvalidArgumentError, "float32", lambda s: s.scores.write("emb", [1], np.full((1, 2), 1e300))),
     ("vector of width 0", InvalidArgumentError, "d >= 1", lambda s: s.scores.write("emb", [1], np.zeros((1, 0)))),
+    ("ragged vector scores", InvalidArgumentError, "values", lambda s: s.scores.write("emb", [1, 2], [[0.1, 0.2], [0.3]])),
+    ("null scores (Arrow)", InvalidArgumentError, "1 null scores", lambda s: s.scores.write("loss", [1, 2], pa.array([0.5, None]))),
+    ("masked scores", InvalidArgumentError, "masked", lambda s: s.scores.write("loss", [1, 2], np.ma.array([0.5, 0.7], mask=[False, True]))),
+    ("masked score keys", InvalidArgumentError, "masked", lambda s: s.scores.write("loss", np.ma.array([1, 3], mask=[False, True]), [0.5, 0.7])),
+    ("ragged score keys", InvalidArgumentError, "keys", lambda s: s.scores.write("loss", [[1], [2, 3]], [0.5, 0.7])),
+    ("masked keys on delete", InvalidArgumentError, "masked", lambda s: s.delete(keys=np.ma.array([1, 3], mask=[False, True]))),
+    ("masked keys on erase", InvalidArgumentError, "masked", lambda s: s.erase(np.ma.array([1, 3], mask=[False, True]), reason="request")),
     ("extension table: bad name", InvalidNameError, "table", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0]}), tables={"../x": pa.table({"a": [1]})})),
     ("extension table: not a table", InvalidArgumentError, "pyarrow Table", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0]}), tables={"ext": {"a": [1]}})),
 ]

@@ -136,6 +136,37 @@ def test_engine_and_torch_paths_agree_with_numpy(use_engine: bool) -> None:
         np.testing.assert_allclose(got[n].numpy(), ref[n], rtol=1e-9, atol=1e-12, err_msg=n)
 
 
+@pytest.mark.parametrize("row", [[-np.inf, 0.0, 1.0], [np.inf, 0.0, 1.0], [np.nan, 0.0, 1.0],
+                                 [1e308, -1e308, 0.0], [-1.7e308, 1.7e308, 0.0]])
+def test_torch_path_scores_non_finite_and_extreme_logits_as_the_engine(row: list[float]) -> None:
+    # an -inf logit (a masked class) scores NaN in the engine's kernels, as every non-finite
+    # logit does; finite logits whose spread overflows score a finite entropy there
+    from training.scoring import scores_from_logits
+
+    names = ["loss", "least_confidence", "entropy", "margin", "el2n", "gradnorm"]
+    z = torch.tensor([row, [0.5, 0.0, -0.5]], dtype=torch.float64)
+    y, h = torch.tensor([1, 2]), torch.ones(2, 3, dtype=torch.float64)
+    engine = scores_from_logits(names, z, y, h, use_engine=True)
+    torch_path = scores_from_logits(names, z, y, h, use_engine=False)
+    for n in names:
+        np.testing.assert_allclose(torch_path[n].numpy(), engine[n].numpy(), rtol=1e-12, atol=0,
+                                   equal_nan=True, err_msg=n)
+    assert np.isfinite(engine["entropy"][1].item())
+
+
+@pytest.mark.parametrize("use_engine", [True, False])
+@pytest.mark.parametrize(("label", "names"), [(5, ["loss"]), (-1, ["el2n"]), (3, ["gradnorm", "entropy"])])
+def test_a_label_outside_the_classes_is_refused_typed_on_both_paths(use_engine: bool, label: int,
+                                                                    names: list[str]) -> None:
+    from training.scoring import scores_from_logits
+
+    z, h = torch.zeros(3, 3, dtype=torch.float64), torch.ones(3, 2, dtype=torch.float64)
+    with pytest.raises(InvalidArgumentError) as err:
+        scores_from_logits(names, z, torch.tensor([0, 1, label]), h, use_engine=use_engine)
+    assert err.value.name == "labels[2]" and err.value.value == label
+    assert err.value.expected == "a class in [0, 3)"
+
+
 class _Head(torch.nn.Module):
     """A body and a linear head; ``after`` is applied to the head's output."""
 
