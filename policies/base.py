@@ -193,6 +193,10 @@ class Trigger(Policy):
     """Decides when to train: fed each new version's delta, returns where it fires.
 
     Triggers are stateful across versions: feed every delta exactly once, in version order.
+    :meth:`fire` refuses a delta that covers a version already fed (a delta fed again would
+    count its rows and removals twice) and rows out of ``(version, ts, key)`` order
+    (:meth:`TriggerInput.check_order`), both with :class:`InvalidArgumentError` before the
+    trigger's state changes.
     ``columns`` names the feature columns a trigger needs in the delta (the runner asks the store
     for them).
     """
@@ -204,6 +208,8 @@ class Trigger(Policy):
     reads_labels: ClassVar[bool] = True
     #: The trigger this one is part of (see :func:`sub_triggers`), if any.
     _part_of: weakref.ref[Trigger] | None = None
+    #: The last version of the deltas fed so far (``None``: none fed, or resumed by load_state).
+    _fed_through: int | None = None
 
     def _parts(self) -> list[Trigger]:
         """The triggers that are part of this one (:func:`sub_triggers`)."""
@@ -234,6 +240,16 @@ class Trigger(Policy):
             :meth:`TriggerInput.from_delta` using :attr:`columns`).
         model:
             The current model, for triggers whose ``requires`` holds ``"model"``.
+
+        Raises
+        ------
+        InvalidArgumentError
+            Naming ``delta.version`` when the delta covers a version at or before the last one
+            this trigger was fed (the same versions given again); a delta holding nothing at
+            the last version fed is taken as no change (``[]``, the state untouched). Naming
+            ``delta.ts[i]`` or ``delta.keys[i]`` when its rows are not in ``(version, ts, key)``
+            order. Either way the trigger is left as it was. A trigger resumed with
+            :meth:`load_state` checks versions from the next delta it is fed on.
         """
         if not isinstance(delta, TriggerInput):
             if not hasattr(delta, "inserted"):
@@ -246,8 +262,34 @@ class Trigger(Policy):
                 raise InvalidArgumentError("delta.features", missing[0],
                                            f"the trigger's feature columns {list(self.columns)} "
                                            f"(the delta has {sorted(delta.features)})")
+        delta.check_order()
+        span = self._check_new(delta)
+        if span is None:  # nothing, at the last version fed: as if not fed
+            return []
         with engine_errors():
-            return self._fire(delta, model)
+            out = self._fire(delta, model)
+        self._fed_through = span[1]
+        return out
+
+    def _check_new(self, delta: TriggerInput) -> tuple[int, int] | None:
+        """The versions ``(first, last)`` ``delta`` covers (its rows' versions and its own),
+        refused with :class:`InvalidArgumentError` naming ``delta.version`` when they are not
+        all after the versions fed so far; ``None`` for a delta with nothing in it (no rows,
+        deletions or erasures) at the last version fed."""
+        assert delta.versions is not None
+        n = len(delta)
+        first = min(int(delta.versions[0]), delta.version) if n else delta.version
+        last = max(int(delta.versions[-1]), delta.version) if n else delta.version
+        fed = self._fed_through
+        if fed is None or first > fed:
+            return first, last
+        if not n and not delta.deleted.size and not delta.erased.size and delta.version == fed:
+            return None
+        given = f"{first}..{last}" if first != last else f"{last}"
+        raise InvalidArgumentError(
+            "delta.version", delta.version, f"a delta of versions after {fed}, the last version this "
+            f"trigger consumed (this delta covers versions {given}): a trigger counts every row and "
+            f"removal it is fed, so feed each version once, in version order (a fresh trigger: clone())")
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         raise NotImplementedError

@@ -52,3 +52,38 @@ def test_a_deletions_section_is_refused_before_the_store_is_made(tmp_path: Path)
     with pytest.raises(PipelineConfigError, match="deletions"):
         OnlineRunner(cfg, tmp_path / "live", poll=0.01)
     assert not (tmp_path / "live").exists()
+
+
+@pytest.mark.parametrize("progress_every", [1, 10])
+def test_a_step_that_raised_is_taken_again_from_the_saved_progress(progress_every: int) -> None:
+    """A step whose ``on_training`` raised after its trigger consumed versions: the next step goes
+    on as a restarted process would (the trainings recorded before the failure adopted, none made
+    twice), not with the trigger's refusal of versions fed again, nor with a training too many."""
+    plain = Store.open(f"memory://online-retry-plain-{progress_every}", create=True)
+    failing = Store.open(f"memory://online-retry-fail-{progress_every}", create=True)
+    for store in (plain, failing):
+        for i in range(3):
+            _append(store, i)
+    reference = OnlineRunner(parse_pipeline(CFG), plain, poll=0.01, progress_every=progress_every)
+    reference.step()
+    assert reference.loop is not None
+    want = [t.cutoff for t in reference.loop.trainings]
+    assert len(want) >= 3
+
+    calls: list[tuple[int, int]] = []
+
+    def fails_once(info: object) -> None:
+        calls.append(info.cutoff)  # type: ignore[attr-defined]
+        if len(calls) == 2:
+            raise RuntimeError("the callback failed")
+
+    runner = OnlineRunner(parse_pipeline(CFG), failing, poll=0.01, progress_every=progress_every,
+                          on_training=fails_once)
+    with pytest.raises(RuntimeError, match="the callback failed"):
+        runner.step()
+    runner.step()
+    assert runner.loop is not None
+    assert [t.cutoff for t in runner.loop.trainings] == want
+    from modyn_store.core.trainings import Catalog
+
+    assert len(Catalog(failing).list()) == len(want)  # no training made twice

@@ -106,8 +106,8 @@ class _Sign:
         return np.stack([-f["x"], f["x"]], axis=1)
 
 
-def _labelled(y: np.ndarray, x: np.ndarray) -> TriggerInput:
-    return TriggerInput(version=1, keys=np.arange(len(y)), ts=np.arange(len(y)), labels=y,
+def _labelled(y: np.ndarray, x: np.ndarray, version: int = 1) -> TriggerInput:
+    return TriggerInput(version=version, keys=np.arange(len(y)), ts=np.arange(len(y)), labels=y,
                         features={"x": x})
 
 
@@ -120,7 +120,7 @@ def test_performance_refuses_fractional_labels_before_any_state_changes() -> Non
     # nothing of the refused delta was kept: the next 4 rows are one evaluation on their own
     assert t.fire(_labelled(np.array([0.0, 0.0, 0.0, 1.0]), x), model=_Sign())[0].statistic == 0.25
     # whole-number floats, NaN and negative (unlabelled) rows are fine
-    assert t.fire(_labelled(np.array([1.0, np.nan, -1.0, 1.0, 1.0, 1.0]), np.ones(6)),
+    assert t.fire(_labelled(np.array([1.0, np.nan, -1.0, 1.0, 1.0, 1.0]), np.ones(6), version=2),
                   model=_Sign()) == []
 
 

@@ -270,6 +270,13 @@ def test_time_firings_equal_the_one_sample_rule(cuts: list[int], seed: int, ever
     ts = np.cumsum(steps)
     late = rng.random(400) < (0.05 if seed % 2 else 0.0)
     ts[late] -= rng.uniform(0, 20, int(late.sum()))
-    x = np.zeros(400)
     expected = [i for i in _time_reference(ts, every, 0.0)]
-    assert _global_ends(Time(every=every, start=0), x, ts, cuts) == expected
+    # a late sample is one of a later version than the rows before it (within a version rows
+    # are in event-time order): each row its own version, deltas split at ``cuts``
+    bounds = [0, *sorted(set(cuts)), ts.size]
+    t, ends = Time(every=every, start=0), []
+    for a, b in zip(bounds, bounds[1:]):
+        rows = np.arange(a, b)
+        d = TriggerInput(version=b, keys=rows, ts=ts[a:b], versions=rows + 1)
+        ends += [f.version - 1 + f.position for f in t.fire(d)]
+    assert ends == expected

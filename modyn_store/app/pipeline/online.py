@@ -386,6 +386,16 @@ class OnlineRunner:
             return self._step(until)
 
     def _step(self, until: int | None) -> int:
+        try:
+            return self._feed(until)
+        except BaseException:
+            # the trigger may have consumed versions past the last saved progress (and refuses
+            # them fed again): the next step starts over from that progress, as a restarted
+            # process does (the trainings recorded since are adopted, not made again)
+            self.loop, self.processed, self._previous, self._since_progress = None, 0, None, 0
+            raise
+
+    def _feed(self, until: int | None) -> int:
         if self._seen_before is None:  # what the runs before this one had seen (see _check_seen)
             self._seen_before = _recorded_seen(self.store, self.config.name)
         new = 0
