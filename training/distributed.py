@@ -451,7 +451,10 @@ def _worker_error(exc: BaseException) -> BaseException | None:
         for _ in range(8):  # Ray wraps a task's error, and may wrap the wrapper
             if isinstance(err, ModynStoreError) and not isinstance(err, ray.exceptions.RayError):
                 return err
-            nxt = err.cause if isinstance(err, ray.exceptions.RayTaskError) else err.__cause__
+            # a task's error is its ``cause``; Ray Train's wrapper of a worker's error (with its
+            # traceback as text) keeps it as ``_base_exc`` in the releases that use one
+            nxt = err.cause if isinstance(err, ray.exceptions.RayTaskError) else \
+                getattr(err, "_base_exc", None) or err.__cause__
             if not isinstance(nxt, BaseException) or nxt is err:
                 break
             err = nxt
