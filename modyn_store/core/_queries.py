@@ -75,6 +75,12 @@ def delta(
     if on_unavailable == "error":
         # again after the read: a vacuum may have purged rows between the check and the read
         _check_purged_inserts(store, va, vb)
+    else:
+        # a vacuum commits before it removes the rows: until its purge finished they are still
+        # stored, and are left out here as they are after the purge
+        gone = _purged_inserts(store, va, vb)
+        if gone.size and inserted.num_rows:
+            inserted = inserted.filter(pa.array(~_isin_sorted(inserted.column("key").to_numpy(), gone)))
     tomb = store._tables.scan("tombstones", ["key"], vfilter)
     er = store._tables.scan("erasures", ["key"], vfilter)
     return Delta(
@@ -154,12 +160,17 @@ def _in_delta_order(t: pa.Table) -> bool:
     return bool(ok.all())
 
 
-def _check_purged_inserts(store: Store, va: int, vb: int) -> None:
+def _purged_inserts(store: Store, va: int, vb: int) -> np.ndarray:
+    """Sorted keys inserted in ``(va, vb]`` whose rows a committed vacuum purged (erased ones left out)."""
     t = store._tables.scan("purged", ["key"], f"inserted > {va} AND inserted <= {vb}")
     if t is None or t.num_rows == 0:
-        return
+        return np.empty(0, np.int64)
     keys = np.unique(t.column("key").to_numpy())
-    keys = keys[~_isin_sorted(keys, store._erased_keys())]
+    return keys[~_isin_sorted(keys, store._erased_keys())]  # type: ignore[no-any-return]
+
+
+def _check_purged_inserts(store: Store, va: int, vb: int) -> None:
+    keys = _purged_inserts(store, va, vb)
     if keys.size:
         raise DataUnavailableError(
             f"{keys.size} rows inserted in versions ({va}, {vb}] were purged by vacuum "

@@ -263,6 +263,11 @@ class Snapshot:
             return LiveKeys(dead, unavailable.size).finish(unavailable)
         plan = self._fragments(ds)
         upper = sum(f.metadata.physical_rows for part in plan for f in part) + unavailable.size
+        if unavailable.size:
+            # a vacuum commits before it purges: until its purge finished (another process's
+            # vacuum, or one killed before the next writer recovered it) the purged keys' rows are
+            # still stored. They are counted once, as unavailable, not again as scanned.
+            dead = sorted_unique(np.concatenate([dead, unavailable]))
         live = LiveKeys(dead, upper)
         kept = self._store._tables.kept_dir("samples")
         if kept is not None:

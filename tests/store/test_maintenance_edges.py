@@ -51,3 +51,40 @@ def test_a_vacuum_that_another_vacuum_overtook_commits_no_version(tmp_path: Path
     assert report.version is None and report.keys.tolist() == [] and not report.dry_run
     assert [(r.version, r.op) for r in store.log()] == [(1, "append"), (2, "delete"), (3, "append"), (4, "vacuum")]
     assert verify(path, deep=True).ok
+
+
+def test_a_reader_of_an_older_version_between_a_vacuums_commit_and_its_purge(tmp_path: Path) -> None:
+    """The local counterpart of the object-store case in ``test_s3.py``: a reader that opened the
+    store before another process's vacuum committed (and was killed before its purge) reads the
+    older version as after the purge; opening the store again finishes the purge."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from modyn_store import DataUnavailableError
+    from tests.store.test_s3 import _VACUUM_KILLED_BEFORE_PURGE
+
+    path = str(tmp_path / "s")
+    store = Store.open(path, create=True)
+    for start in (0, 10, 20):
+        store.append({"key": np.arange(start, start + 10), "ts": np.arange(10)})
+    store.delete(keys=[0, 1, 2, 3, 4])
+    reader = Store.open(path)
+    env = dict(os.environ, MODYN_TEST_STORAGE_OPTIONS=json.dumps(None),
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", _VACUUM_KILLED_BEFORE_PURGE, path], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    for opened in (lambda: reader, lambda: Store.open(path)):  # before and after the recovery
+        snap = opened().as_of(3)
+        assert snap.keys().tolist() == list(range(30)) and snap.unavailable().tolist() == [0, 1, 2, 3, 4]
+        assert sorted(np.concatenate(list(snap.iter_keys(batch_size=7))).tolist()) == list(range(5, 30))
+        assert sorted(snap.to_table(["key"], on_unavailable="skip").column("key").to_pylist()) == list(range(5, 30))
+        with pytest.raises(DataUnavailableError):
+            snap.to_table(["key"])
+        assert opened().delta(0, 3, on_unavailable="skip").inserted.column("key").to_pylist() == list(range(5, 30))
+    assert verify(path, deep=True).ok

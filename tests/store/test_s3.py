@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from modyn_store import ConflictError, InvalidArgumentError, NotAStoreError, Store
+from modyn_store import ConflictError, DataUnavailableError, InvalidArgumentError, NotAStoreError, Store
 from modyn_store.core._location import fsspec_options, resolve
 from tests.store.test_crash_concurrency import WRITER, _check_store, _expected_text, _replay
 
@@ -424,4 +424,54 @@ def test_a_writer_whose_lease_object_was_removed_cannot_commit(
     assert check.read_table("notes").column("text").to_pylist() == ["committed"]
     check.append({"ts": [1]})
     assert check.read_table("notes").column("text").to_pylist() == ["committed"]
+    assert verify(uri, deep=True, storage_options=options).ok
+
+
+_VACUUM_KILLED_BEFORE_PURGE = """
+import json, os, signal, sys
+from modyn_store import Store
+from modyn_store.core import maintenance
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)  # the vacuum committed; its purge never ran
+
+maintenance._purge = killed
+store = Store.open(sys.argv[1], storage_options=json.loads(os.environ["MODYN_TEST_STORAGE_OPTIONS"]))
+store.vacuum(keep_versions=1, dry_run=False)
+"""
+
+
+def test_an_older_version_reads_between_a_vacuums_commit_and_its_purge(
+    s3_store: tuple[str, dict[str, str]],
+) -> None:
+    """A vacuum commits (its purged keys are listed) before it removes their rows. A reader in
+    another process (no writer recovers on an object store before the next write) finds those
+    rows still stored: an older version's keys, count and ``unavailable`` are as after the purge
+    (not each purged key twice, read as damage), its streams and deltas skip the purged rows as they
+    do after the purge, and the next writer's purge leaves the same answers."""
+    from modyn_store.core.verify import verify
+
+    uri, options = s3_store
+    store = Store.open(uri, create=True, storage_options=options)
+    for start in (0, 10, 20):
+        store.append({"key": np.arange(start, start + 10), "ts": np.arange(10)})
+    store.delete(keys=[0, 1, 2, 3, 4])
+    proc = subprocess.run([sys.executable, "-c", _VACUUM_KILLED_BEFORE_PURGE, uri], env=_env(options, lease="30"),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    for recovered in (False, True):  # before and after the next writer finished the purge
+        reader = Store.open(uri, storage_options=options)
+        assert reader.version == 5 and reader.log()[-1].op == "vacuum"
+        old = reader.as_of(3)
+        assert old.keys().tolist() == list(range(30)) and old.count() == 30
+        assert old.unavailable().tolist() == [0, 1, 2, 3, 4]
+        rest = list(range(5, 30))
+        assert sorted(old.to_table(["key"], on_unavailable="skip").column("key").to_pylist()) == rest
+        assert sorted(np.concatenate(list(old.iter_keys(batch_size=7))).tolist()) == rest
+        with pytest.raises(DataUnavailableError):
+            old.to_table(["key"])
+        assert reader.delta(0, 3, on_unavailable="skip").inserted.column("key").to_pylist() == rest
+        assert reader.as_of().keys().tolist() == list(range(5, 30))
+        if not recovered:
+            Store.open(uri, storage_options=options, lock_timeout=60).compact()
     assert verify(uri, deep=True, storage_options=options).ok
