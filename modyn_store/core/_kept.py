@@ -237,6 +237,8 @@ def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, a
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(os.path.realpath(table_dir))  # (what _prune checks)
             _prune(sub.parent, keep=sub)
+        else:
+            _private(sub)
         fd, tmp = tempfile.mkstemp(dir=sub, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -251,6 +253,17 @@ def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, a
             _bound_total(sub.parent, keep=path)
     except OSError:
         return  # (only a later read's time is lost; what was derived is returned either way)
+
+
+def _private(sub: Path) -> None:
+    """Make a table's folder, the folder above it and its ``table`` file the user's alone where
+    an earlier release left them readable by others (it made them by the umask)."""
+    for p, mode in ((sub.parent, 0o700), (sub, 0o700), (sub / "table", 0o600)):
+        try:
+            if os.stat(p).st_mode & 0o077:
+                os.chmod(p, mode)
+        except FileNotFoundError:
+            pass
 
 
 def _prune(root: Path, keep: Path) -> None:

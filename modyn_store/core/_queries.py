@@ -162,7 +162,8 @@ def _in_delta_order(t: pa.Table) -> bool:
 
 def _purged_inserts(store: Store, va: int, vb: int) -> np.ndarray:
     """Sorted keys inserted in ``(va, vb]`` whose rows a committed vacuum purged (erased ones left out)."""
-    t = store._tables.scan("purged", ["key"], f"inserted > {va} AND inserted <= {vb}")
+    # rows of committed vacuums only: one under way (or killed before its commit) purged nothing
+    t = store._tables.scan("purged", ["key"], f"inserted > {va} AND inserted <= {vb} AND _version <= {store.version}")
     if t is None or t.num_rows == 0:
         return np.empty(0, np.int64)
     keys = np.unique(t.column("key").to_numpy())

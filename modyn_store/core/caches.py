@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class CacheIndex:
             raise InvalidArgumentError("folders", folders, "a non-empty list of folder names under _cache")
         for f in folders:
             _check("folders", f)
-        k = np.asarray(keys, dtype=np.int64)
+        k = as_keys(keys)  # (a float key refused, never truncated to another key)
         if k.size > 1 and not bool((k[1:] > k[:-1]).all()):  # sorted unique keys need no pass
             k = np.unique(k)
         fs = self._store.fs
@@ -130,7 +131,7 @@ class CacheIndex:
 
     def holding(self, keys: Any) -> list[str]:
         """Registered entries that hold one of ``keys`` (an unreadable record counts as holding all)."""
-        want = np.unique(np.asarray(keys, dtype=np.int64))
+        want = np.unique(as_keys(keys))
         out = []
         for name in self.entries():
             held, _ = self._record(name)

@@ -54,7 +54,7 @@ import pyarrow as pa
 from modyn_store.core._knn import ExactKnn
 from modyn_store.core._lock import WriterLock
 from modyn_store.core._tempowner import owned_tempdir, sweep_stale
-from modyn_store.core._validate import check_float, check_int, check_int_or_none
+from modyn_store.core._validate import as_array, check_float, check_int, check_int_or_none
 from modyn_store.core.errors import ClosedError, ConflictError, InvalidArgumentError
 
 __all__ = ["VectorIndex", "snapshot_table"]
@@ -119,11 +119,8 @@ def _building(uri: str, name: str, timeout: float) -> Iterator[None]:
 
 
 def _array(name: str, values: Any) -> np.ndarray:
-    """``np.asarray(values)``; ragged rows raise ``InvalidArgumentError`` naming ``name``."""
-    try:
-        return np.asarray(values)
-    except (ValueError, TypeError) as exc:
-        raise InvalidArgumentError(name, "ragged or not an array", "a [n, d] matrix of numbers") from exc
+    """``values`` as an array; ragged rows and masked entries raise ``InvalidArgumentError`` naming ``name``."""
+    return as_array(values, name=name, expected="a [n, d] matrix of numbers (no masked entries)")
 
 
 def _matrix(values: Any, n: int) -> np.ndarray:
@@ -203,7 +200,7 @@ class VectorIndex:
         lock_timeout = check_float("lock_timeout", lock_timeout, 0.0)
         if uri is not None and not isinstance(uri, (str, os.PathLike)):
             raise InvalidArgumentError("uri", uri, "a folder path or LanceDB URI, or None")
-        raw_keys = np.asarray(keys)
+        raw_keys = as_array(keys, name="keys", expected="integer keys")
         if raw_keys.size and raw_keys.dtype.kind not in "iu":
             raise InvalidArgumentError("keys", str(raw_keys.dtype), "integer keys")
         k = raw_keys.astype(np.int64)
@@ -383,7 +380,7 @@ class VectorIndex:
         (an erased key's vector is not returned); otherwise ``InvalidArgumentError`` naming ``keys``.
         """
         self._check_open()
-        raw = np.asarray(keys)
+        raw = as_array(keys, name="keys", expected="integer keys")
         if raw.size and raw.dtype.kind not in "iu":  # 1.7 must not read key 1's vector
             raise InvalidArgumentError("keys", str(raw.dtype), "integer keys")
         k = raw.astype(np.int64).ravel()

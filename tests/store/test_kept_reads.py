@@ -482,3 +482,18 @@ def test_the_folder_is_the_users_alone(tmp_path: Path, cache: Path) -> None:
     assert any(p.name == "table" for p in files) and any(p.suffix == ".kept" for p in files)
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o600)}
     assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(0o700)}
+
+
+def test_a_folder_an_earlier_release_left_open_is_made_the_users_alone(tmp_path: Path, cache: Path) -> None:
+    # an earlier release made the folders and the file naming each table's path by the umask
+    # (0755, 0644): the next entry kept for that table makes them the user's alone
+    uri = str(tmp_path / "s")
+    s = _store(uri)
+    assert _fresh_keys(uri) == sorted(set(range(100)) - {3, 5, 7})
+    opened = [cache, *(p for p in cache.rglob("*") if p.is_dir()), *cache.rglob("table")]
+    for p in opened:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    s.delete(keys=[9])  # a new version: a new entry is kept in the same table's folder
+    assert _fresh_keys(uri) == sorted(set(range(100)) - {3, 5, 7, 9})
+    assert {oct(p.stat().st_mode & 0o777) for p in opened} == {oct(0o700), oct(0o600)}
+    assert all(p.stat().st_mode & 0o077 == 0 for p in opened)

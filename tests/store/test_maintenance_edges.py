@@ -87,4 +87,51 @@ def test_a_reader_of_an_older_version_between_a_vacuums_commit_and_its_purge(tmp
         with pytest.raises(DataUnavailableError):
             snap.to_table(["key"])
         assert opened().delta(0, 3, on_unavailable="skip").inserted.column("key").to_pylist() == list(range(5, 30))
+        # the rows a loader would read: a purged key is not live, whether its row is still stored or not
+        assert snap.locate([2, 3, 7])[1].tolist()[:2] == [-1, -1] and snap.locate([7])[1][0] >= 0
     assert verify(path, deep=True).ok
+
+
+_VACUUM_KILLED_BEFORE_COMMIT = """
+import os, signal, sys
+from modyn_store import Store
+from modyn_store.core import _txn
+
+real = _txn.Transaction._write
+
+def write(self, table, data):
+    real(self, table, data)
+    if table == "purged":
+        os.kill(os.getpid(), signal.SIGKILL)  # the purged rows written; the version never committed
+
+_txn.Transaction._write = write
+Store.open(sys.argv[1]).vacuum(keep_versions=1, dry_run=False)
+"""
+
+
+def test_a_delta_beside_a_vacuum_that_never_committed_returns_every_row(tmp_path: Path) -> None:
+    """A vacuum killed after it wrote its purged rows and before its commit purged nothing: a
+    reader that finds its table (before a writer rolls it back) reads every inserted row of a
+    delta, in both modes, as ``to_table`` does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    path = str(tmp_path / "s")
+    store = Store.open(path, create=True)
+    for start in (0, 10, 20):
+        store.append({"key": np.arange(start, start + 10), "ts": np.arange(10)})
+    store.delete(keys=[0, 1, 2, 3, 4])
+    reader = Store.open(path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", _VACUUM_KILLED_BEFORE_COMMIT, path], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert reader.version == 4 and os.path.isdir(os.path.join(path, "purged.lance"))
+    assert reader.as_of(3).to_table(["key"]).num_rows == 30
+    for mode in ("skip", "error"):
+        assert reader.delta(0, 3, on_unavailable=mode).inserted.column("key").to_pylist() == list(range(30))
