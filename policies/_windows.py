@@ -222,37 +222,3 @@ def restored_on_error(obj: Any, *names: str) -> Iterator[None]:
         for n, v in saved:
             setattr(obj, n, v)
         raise
-
-
-
-@contextlib.contextmanager
-def parts_restored_on_error(parts: Sequence[Any]) -> Iterator[None]:
-    """Every attribute of the triggers ``parts`` (and of their own parts, see
-    ``Trigger._parts``) put back as it was when the block raises, attributes set in the block
-    removed: a composite whose later part refuses a delta leaves the parts that consumed it
-    as they were, so the delta may be fed again (each attribute copied shallowly, as in
-    :func:`restored_on_error`).
-
-    >>> class T:
-    ...     def _parts(self): return []
-    >>> a = T(); a.seen = 1
-    >>> try:
-    ...     with parts_restored_on_error([a]):
-    ...         a.seen, a.fed = 2, 1; raise ValueError
-    ... except ValueError:
-    ...     pass
-    >>> vars(a)
-    {'seen': 1}
-    """
-    todo, saved = list(parts), []
-    while todo:
-        t = todo.pop()
-        saved.append((t, {n: copy.copy(v) for n, v in vars(t).items()}))
-        todo.extend(t._parts())
-    try:
-        yield
-    except BaseException:
-        for t, attrs in saved:
-            vars(t).clear()
-            vars(t).update(attrs)
-        raise

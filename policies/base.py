@@ -256,20 +256,31 @@ class Trigger(Policy):
                 raise InvalidArgumentError("delta", type(delta).__name__,
                                            "a TriggerInput or a store Delta")
             delta = TriggerInput.from_delta(delta, columns=self.columns)
-        if len(delta):
-            missing = [c for c in self.columns if c not in delta.features]
-            if missing:  # refused before the trigger's state changes
-                raise InvalidArgumentError("delta.features", missing[0],
-                                           f"the trigger's feature columns {list(self.columns)} "
-                                           f"(the delta has {sorted(delta.features)})")
         delta.check_order()
-        span = self._check_new(delta)
+        span = self._admit(delta)
         if span is None:  # nothing, at the last version fed: as if not fed
             return []
         with engine_errors():
             out = self._fire(delta, model)
         self._fed_through = span[1]
         return out
+
+    def _admit(self, delta: TriggerInput) -> tuple[int, int] | None:
+        """Every refusal of ``delta`` before any state changes, this trigger's and its parts'
+        (:meth:`_parts`, which are fed the same delta): feature columns missing, versions fed
+        before (see :meth:`_check_new`, whose value it returns). A composite or a trigger with a
+        warm-up part is thus refused as a whole, before a part counts the delta."""
+        if len(delta):
+            missing = [c for c in self.columns if c not in delta.features]
+            if missing:
+                raise InvalidArgumentError("delta.features", missing[0],
+                                           f"the trigger's feature columns {list(self.columns)} "
+                                           f"(the delta has {sorted(delta.features)})")
+        span = self._check_new(delta)
+        if span is not None:
+            for part in self._parts():
+                part._admit(delta)
+        return span
 
     def _check_new(self, delta: TriggerInput) -> tuple[int, int] | None:
         """The versions ``(first, last)`` ``delta`` covers (its rows' versions and its own),

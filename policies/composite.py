@@ -10,7 +10,6 @@ import numpy as np
 from modyn_store.core._validate import check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._windows import parts_restored_on_error
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register, sub_triggers
 
 __all__ = ["All", "AnyOf", "AtLeast"]
@@ -25,7 +24,8 @@ class AtLeast(Trigger):
     completes the count (sub-triggers firing at the same position count together, also when
     one fires at the end of a delta and another before the first row of the next: both cut the
     same rows), and its firing lists those sub-firings as ``causes``. A delta that one
-    sub-trigger refuses leaves every sub-trigger as it was (none has counted it).
+    sub-trigger refuses before firing (versions fed before, feature columns missing, event
+    times in other units than a time trigger's) is refused before any sub-trigger counts it.
 
     Parameters
     ----------
@@ -83,11 +83,7 @@ class AtLeast(Trigger):
         return int(self.n)  # type: ignore[arg-type]
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
-        # a part refusing the delta leaves the parts before it as they were (not counting it)
-        with parts_restored_on_error(self.triggers):
-            return self._consume(delta, model)
-
-    def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
+        # (every part admitted the delta before any part fires: Trigger._admit)
         assert delta.versions is not None
         events: list[tuple[int, int, Firing]] = []
         for i, t in enumerate(self.triggers):

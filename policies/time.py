@@ -119,6 +119,12 @@ class Time(Trigger):
             raise InvalidArgumentError("start", self.start, "nanoseconds since the epoch within "
                                        "int64 (the ts column holds datetimes)")
 
+    def _admit(self, delta: TriggerInput) -> tuple[int, int] | None:
+        span = super()._admit(delta)
+        if span is not None and len(delta):
+            self._check_units(delta)  # before a composite's other parts count the delta
+        return span
+
     def _interval_of(self, delta: TriggerInput, ts: np.ndarray) -> np.ndarray:
         return _interval_index(ts, self._origin, self._every, delta.ts_is_datetime,
                                start_given=self.start is not None)

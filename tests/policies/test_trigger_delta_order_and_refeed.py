@@ -199,3 +199,36 @@ def test_a_composite_whose_later_part_refuses_a_delta_leaves_every_part_as_it_wa
     fs = t.fire(TriggerInput(version=1, keys=np.arange(3), ts=days))
     assert [(f.version, f.position, f.seen) for f in fs] == [(1, 2, 2), (1, 3, 3)]
     assert t.triggers[0].state() == {"seen": 3}
+
+
+def _walk(t: Any) -> list[Any]:
+    return [t, *(q for p in t._parts() for q in _walk(p))]
+
+
+@pytest.mark.parametrize("warmup", ["data_amount", "any_of"])
+def test_a_composite_refused_by_a_part_leaves_a_drift_with_a_warmup_part_as_it_was(warmup: str) -> None:
+    """A part fed a later version elsewhere refuses the delta: it is refused before any part
+    counts it, also the warm-up part of a drift trigger inside the composite (its buffer and
+    pending firings untouched, the same objects in place), and the composite's state unchanged."""
+    import json
+
+    from policies import AnyOf, DataAmount, DataDrift
+
+    rng = np.random.default_rng(0)
+
+    def delta(v: int, n: int, start: int) -> TriggerInput:
+        k = np.arange(start, start + n)
+        return TriggerInput(version=v, keys=k, ts=k, labels=(rng.random(n) > 0.5).astype(np.int64),
+                            features={"x": rng.normal(size=n)})
+
+    part = DataAmount(every=4) if warmup == "data_amount" else AnyOf(triggers=[DataAmount(every=4), DataAmount(every=6)])
+    drift = DataDrift(columns=["x"], window=20, every=10, min_samples=5, warmup=1000, warmup_trigger=part)
+    blocker = DataAmount(every=1000)
+    blocker.fire(delta(5, 3, 10_000))
+    comp = AnyOf(triggers=[drift, blocker])
+    objects = [id(t) for t in _walk(comp)]
+    before = json.dumps(comp.state(), sort_keys=True, default=str)
+    with pytest.raises(InvalidArgumentError, match="delta.version"):
+        comp.fire(delta(1, 15, 0))
+    assert [id(t) for t in _walk(comp)] == objects
+    assert json.dumps(comp.state(), sort_keys=True, default=str) == before
