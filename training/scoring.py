@@ -30,7 +30,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,13 +39,13 @@ import torch
 from torch import nn
 
 from engine import score_registry
-from modyn_store.core.errors import InvalidArgumentError, engine_errors
+from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError, engine_errors
 from modyn_store.core.trainset import TrainSet
 from training.downsampling import GRADIENT_SCORES, capture_hook, check_gradient_layer, last_linear
 from training.loading import LoaderOptions, loader
 from training.trainer import Prepare, model_inputs
 
-__all__ = ["SCORES", "ScoreResult", "last_linear", "score", "scores_from_logits"]
+__all__ = ["SCORES", "ScoreResult", "check_writable", "class_codes", "last_linear", "score", "scores_from_logits"]
 
 #: Scores one forward pass can compute (registry entries whose inputs are logits/labels/hidden).
 SCORES: tuple[str, ...] = tuple(
@@ -61,6 +61,49 @@ class ScoreResult:
     keys: np.ndarray
     values: dict[str, np.ndarray] = field(repr=False)
     versions: dict[str, int] = field(default_factory=dict)
+
+
+#: what a label must be to score (a float label is a class code only when a whole number)
+_CODES = "integer class codes (a float label must be a whole number: a fraction is no class)"
+
+
+def _first_bad_float(labels: torch.Tensor) -> int | None:
+    """The position of the first NaN, infinite, fractional or beyond-``2**53`` value of a
+    float ``labels`` tensor (``None`` when none is, or the tensor is not float): ``.long()``
+    would truncate 1.7 to class 1 and make NaN an arbitrary integer."""
+    if not labels.is_floating_point():
+        return None
+    y = labels.reshape(-1)
+    bad = ~torch.isfinite(y) | (y != torch.trunc(y)) | (y.abs() > 2.0**53)
+    return int(torch.nonzero(bad)[0, 0]) if bool(bad.any()) else None
+
+
+def class_codes(labels: torch.Tensor, *, name: str = "labels") -> torch.Tensor:
+    """``labels`` as int64 class codes: integer and boolean tensors as they are, float ones only
+    when every value is a whole number (0.0, 1.0); otherwise :class:`InvalidArgumentError`
+    naming ``name[i]`` of the first bad value (one vectorized check, no loop over rows)."""
+    i = _first_bad_float(labels)
+    if i is not None:
+        raise InvalidArgumentError(f"{name}[{i}]", float(labels.reshape(-1)[i]), _CODES)
+    return labels.long()
+
+
+def check_writable(store: Any, version: int, keys: Callable[[], np.ndarray]) -> None:
+    """Refuse, before any forward pass, a scoring pass whose scores could not be written: scores
+    are written for keys live at the latest version, so keys (``keys()``, read only when
+    ``version`` is not the latest) deleted or erased since ``version`` raise the
+    :class:`UnknownKeyError` the write would raise after the whole pass."""
+    latest = store.as_of(None)
+    if latest.version == version:
+        return
+    k = np.asarray(keys(), dtype=np.int64)
+    live = latest.contains(k) if k.size else np.ones(0, dtype=bool)
+    if not live.all():
+        bad = np.sort(k[~live])
+        raise UnknownKeyError(
+            f"{bad.size} keys are not live, e.g. {bad[:5].tolist()}: deleted or erased since version {version} "
+            f"(latest {latest.version}); scores are written for live keys only: score with write=False, or the "
+            f"latest version")
 
 
 def _engine_scores(
@@ -89,13 +132,17 @@ def scores_from_logits(
     engine's kernels; otherwise torch computes everything, with the kernels' definitions: a row
     with a NaN or infinite logit scores NaN (``embedding`` aside), and finite logits score
     finite values (``loss`` aside, ``+inf`` for a label whose probability underflows to 0); a
-    label outside ``[0, classes)`` raises :class:`InvalidArgumentError` naming ``labels[i]``.
+    label outside ``[0, classes)`` raises :class:`InvalidArgumentError` naming ``labels[i]``, and
+    so does a float label that is not a whole number (fractional, NaN or infinite: see
+    :func:`class_codes`).
     """
     unknown = [n for n in names if n not in SCORES]
     if unknown:
         raise InvalidArgumentError("scores", list(names), f"names from {list(SCORES)}")
     if labels is None and any(n in _NEED_LABEL for n in names):
         raise InvalidArgumentError("labels", None, f"labels (needed by {sorted(_NEED_LABEL & set(names))})")
+    if labels is not None and any(n in _NEED_LABEL for n in names):
+        labels = class_codes(labels)  # a fractional, NaN or infinite float label is refused, never truncated
     if hidden is None and any(n in _NEED_EMBEDDING for n in names):
         raise InvalidArgumentError("hidden", None, f"the last layer's input (needed by {sorted(_NEED_EMBEDDING & set(names))})")
     if use_engine if use_engine is not None else logits.device.type == "cpu":
@@ -137,7 +184,9 @@ def scores_from_logits(
         elif n == "gradnorm":
             assert err is not None and hidden is not None
             hh = hidden.double().reshape(hidden.shape[0], -1)
-            out[n] = err * torch.sqrt(1.0 + (hh * hh).sum(dim=1))
+            # as the engine: a row whose layer input is not finite (an overflowed activation) is NaN
+            out[n] = (err * torch.sqrt(1.0 + (hh * hh).sum(dim=1))).masked_fill(
+                ~torch.isfinite(hh).all(dim=1), float("nan"))
         elif n == "embedding":
             assert hidden is not None
             out[n] = hidden.double().reshape(hidden.shape[0], -1)
@@ -145,6 +194,17 @@ def scores_from_logits(
         if n != "embedding":  # the layer's input, not a function of the logits
             out[n] = out[n].masked_fill(nonfinite, float("nan"))
     return out
+
+
+def _batch_labels(batch: Mapping[str, Any], label: str) -> torch.Tensor:
+    """A batch's labels as class codes; a bad float label names ``label``, its value and key."""
+    y = batch[label]
+    i = _first_bad_float(y) if isinstance(y, torch.Tensor) else None
+    if i is not None:
+        key = int(batch["key"].reshape(-1)[i])
+        value = float(y.reshape(-1)[i])
+        raise InvalidArgumentError("label", f"{label!r} value {value} in the row of key {key}", _CODES)
+    return y  # type: ignore[no-any-return]
 
 
 def score(
@@ -182,8 +242,15 @@ def score(
     embedding_layer:
         Name of the submodule whose *input* is ``h`` (for ``embedding`` and ``gradnorm``);
         default: the model's last ``nn.Linear``.
+    label:
+        The label column (for the scores that need labels): integer class codes; a float column
+        only of whole numbers (0.0, 1.0). A fractional, NaN or infinite label raises
+        :class:`InvalidArgumentError` naming ``label``, the value and its row's key, before that
+        batch's forward pass, and nothing is written.
     write:
-        Write each score to the store (one version per score) tagged with ``training_id``.
+        Write the scores to the store (one version for all of them) tagged with ``training_id``.
+        Scores are written for live keys only: when keys of ``version`` (or of ``train_set``)
+        were deleted or erased since, :class:`UnknownKeyError` is raised before any forward pass.
     """
     names = list(scores)
     unknown = [n for n in names if n not in SCORES]
@@ -200,6 +267,9 @@ def score(
         # every key of the set once, not one epoch's plan (a loader serves a single epoch); the
         # scores do not use the weights (so weights no float32 holds are no reason to refuse)
         train_set = TrainSet.uniform(train_set.keys, version=train_set.version)
+    if write:
+        scored = train_set
+        check_writable(store, scored.version, lambda: scored.keys)
     need_label = any(n in _NEED_LABEL for n in names)
     cols = list(dict.fromkeys([*inputs.values(), *([label] if need_label else [])]))
     dl = loader(store, train_set, columns=cols, batch_size=batch_size, shuffle=False, device=device,
@@ -226,9 +296,10 @@ def score(
             for batch in dl:
                 captured.clear()
                 outputs.clear()
+                labels = _batch_labels(batch, label) if need_label else None
                 args = prepare(batch) if prepare is not None else model_inputs(batch, inputs)
                 logits = model(**{k: v.to(dev, non_blocking=True) for k, v in args.items()})
-                labels = batch[label].to(dev) if need_label else None
+                labels = labels.to(dev) if labels is not None else None
                 hidden = captured[-1] if captured else None
                 if gradient and embedding_layer is not None and outputs:
                     check_gradient_layer(model, embedding_layer, outputs[-1], logits)

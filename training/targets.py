@@ -3,7 +3,10 @@
 ``cross_entropy`` needs class codes ``0 .. n_classes - 1`` of the model's outputs: torch raises a
 bare ``IndexError`` for a code outside them on the CPU (a device-side assert on CUDA) and
 silently skips a row whose code is ``-100`` (its ``ignore_index``), so that row would train
-with no loss while it is counted as trained. ``bce`` needs targets in ``[0, 1]``: torch takes
+with no loss while it is counted as trained; a float target (a batch of :func:`~training.trainer.fit`
+not read through :func:`~training.trainer.train`, which refuses a float label column for
+``cross_entropy``) must be a whole number, as the loss truncates 1.7 to class 1 and NaN to an
+arbitrary code. ``bce`` needs targets in ``[0, 1]``: torch takes
 any value and returns a loss without meaning (negative for a target above 1 or below 0).
 :class:`TargetCheck` refuses both with an :class:`~modyn_store.core.errors.InvalidArgumentError`
 naming ``config.label``; ``mse`` takes any value.
@@ -55,7 +58,10 @@ class TargetCheck:
         if self.kind == "cross_entropy" and logits.ndim >= 2:
             n = int(logits.shape[1])
             self._expected = f"integer class codes 0 .. {n - 1} (the model outputs {n} classes)"
-            return (target < 0) | (target >= n)
+            bad = (target < 0) | (target >= n)
+            if target.is_floating_point():  # the loss takes .long(): 1.7 would train as class 1
+                bad |= target != torch.trunc(target)  # NaN too (NaN != NaN)
+            return bad
         if self.kind == "bce":
             self._expected = "targets in [0, 1] (binary cross-entropy)"
             return ~((target >= 0) & (target <= 1))  # NaN is invalid too

@@ -20,6 +20,23 @@ if TYPE_CHECKING:
 
 __all__ = ["Scores"]
 
+#: the forms of score values :meth:`Scores.write` takes (named when others are refused)
+_NUMERIC = ("numbers: a NumPy array, list or Arrow array of shape (n,), or vectors of shape (n, d) as a 2-D "
+            "NumPy array, equal-length lists or an Arrow FixedSizeListArray (or ChunkedArray of one) of numbers")
+
+
+def _vectors(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An Arrow fixed-size list column of numbers as an ``(n, d)`` array: its flat values
+    reshaped (no copy per row; a ChunkedArray's chunks are joined first). Null vectors are
+    refused by the caller; a null component is refused here (NumPy would read it as NaN)."""
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    flat = arr.flatten()  # the rows' components, the array's slice offset applied
+    if flat.null_count:
+        raise InvalidArgumentError("values", f"{flat.null_count} null vector components", "non-null, finite scores")
+    if not (pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type)):
+        raise InvalidArgumentError("values", f"vectors of {flat.type}", _NUMERIC)
+    return flat.to_numpy(zero_copy_only=False).reshape(len(arr), arr.type.list_size)
+
 
 class Scores:
     """The store's score tables, one per score name (``scores/<name>.lance``).
@@ -62,8 +79,12 @@ class Scores:
         ``values`` is a float array of shape ``(n,)`` (stored as float64) or ``(n, d)`` (vectors
         such as embeddings, stored as float32). Keys must be live; values must be finite;
         integer scores must lie within ``+-2**53`` (larger ones would be rounded as float64), integer
-        vector components within ``+-2**24`` (float32). Vectors of unequal lengths (ragged lists)
-        and masked arrays with masked entries (keys or values) are refused.
+        vector components within ``+-2**24`` (float32). ``values`` may be a NumPy array, a list or
+        an Arrow array; vectors also an Arrow ``FixedSizeListArray`` (or a ChunkedArray of one) of
+        numbers, as :meth:`as_of` returns them (its flat values reshaped, not converted row by
+        row). Vectors of unequal lengths (ragged lists, variable-size Arrow lists), nulls (Arrow
+        scores or vector components) and masked arrays with masked entries (keys or values) are
+        refused.
         """
         return self.write_many(keys, {name: values}, training_id=training_id, message=message)
 
@@ -121,9 +142,11 @@ class Scores:
         if isinstance(values, (pa.Array, pa.ChunkedArray)) and values.null_count:
             # (NumPy would read them as NaN, and the error would name NaN the caller never gave)
             raise InvalidArgumentError("values", f"{values.null_count} null scores", "non-null, finite scores")
+        if isinstance(values, (pa.Array, pa.ChunkedArray)) and pa.types.is_fixed_size_list(values.type):
+            values = _vectors(values)
         v = as_array(values, name="values", expected=f"a numeric array of shape ({n},) or ({n}, d)")
         if v.dtype == object or not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
-            raise InvalidArgumentError("values", f"dtype {v.dtype}", "a numeric array")
+            raise InvalidArgumentError("values", f"dtype {v.dtype}", _NUMERIC)
         if v.ndim not in (1, 2) or v.shape[0] != n or (v.ndim == 2 and v.shape[1] == 0):
             raise InvalidArgumentError("values", f"shape {v.shape}", f"shape ({n},) or ({n}, d) with d >= 1")
         exact = 2**53 if v.ndim == 1 else 2**24  # the integers float64 / float32 hold exactly

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._validate import as_keys, check_int
+from modyn_store.core._validate import as_array, as_keys, check_int
 from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = ["TrainSet"]
@@ -31,10 +31,8 @@ _WEIGHTS_EXPECTED = "a one-dimensional array of finite real numbers > 0 (integer
 def _check_keys(keys: object) -> np.ndarray:
     """``keys`` as a contiguous 1-D int64 array, by the store's own key rules (:func:`as_keys`)."""
     if not isinstance(keys, (pa.Array, pa.ChunkedArray)):
-        try:
-            arr = np.asarray(keys)
-        except (TypeError, ValueError) as exc:  # ragged nesting and the like
-            raise InvalidArgumentError("keys", type(keys).__name__, _KEYS_EXPECTED) from exc
+        # (a masked array's masked entries are refused: ``np.asarray`` would drop the mask)
+        arr = as_array(keys, name="keys", expected=_KEYS_EXPECTED)
         if arr.ndim != 1:
             raise InvalidArgumentError("keys", f"shape {arr.shape}", _KEYS_EXPECTED)
         keys = arr
@@ -42,11 +40,9 @@ def _check_keys(keys: object) -> np.ndarray:
 
 
 def _check_weights(weights: object, shape: tuple[int, ...]) -> np.ndarray:
-    """``weights`` as a contiguous float64 array of ``shape``, every one finite and > 0."""
-    try:
-        arr = np.asarray(weights)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError("weights", type(weights).__name__, _WEIGHTS_EXPECTED) from exc
+    """``weights`` as a contiguous float64 array of ``shape``, every one finite and > 0 (a
+    masked array with masked entries refused, see :func:`as_array`)."""
+    arr = as_array(weights, name="weights", expected=_WEIGHTS_EXPECTED)
     if arr.shape != shape:
         raise InvalidArgumentError("weights", f"shape {arr.shape}", f"an array aligned with keys, shape {shape}")
     if arr.size and (arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer)
@@ -71,6 +67,9 @@ class TrainSet:
     weights:
         Positive, finite per-sample weights aligned with ``keys`` (same length), of an integer or
         float dtype (bools, strings and complex numbers are refused). Stored as float64.
+        Masked NumPy arrays (keys, weights, ``per_epoch`` plans and their weights) are refused
+        when an entry is masked (NumPy would drop the mask and use the value behind it) and read
+        as their data otherwise.
     version:
         The store version the set was selected from (its data cutoff): an integer >= 0 (a
         Python or NumPy integer; bools and floats are refused).

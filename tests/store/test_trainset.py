@@ -1,4 +1,4 @@
-"""``TrainSet`` validation: keys must be distinct whatever their order."""
+"""``TrainSet`` validation: keys must be distinct whatever their order; masked entries are refused."""
 
 from __future__ import annotations
 
@@ -19,3 +19,27 @@ def test_duplicate_keys_are_refused(keys: list[int]) -> None:
 def test_distinct_keys_in_any_order_are_accepted(keys: list[int]) -> None:
     ts = TrainSet(np.array(keys, dtype=np.int64), np.ones(len(keys)), version=1)
     assert ts.keys.tolist() == keys
+
+
+def _masked(values: list, masked: int) -> np.ma.MaskedArray:
+    return np.ma.array(values, mask=[i == masked for i in range(len(values))])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: TrainSet(np.array([1, 2, 3]), _masked([1.0, -5.0, 2.0], 1), version=1),
+    lambda: TrainSet(np.array([1, 2, 3]), _masked([1.0, 0.5, 2.0], 2), version=1),  # valid value behind the mask
+    lambda: TrainSet(_masked([1, 2, 3], 0), np.ones(3), version=1),
+    lambda: TrainSet.uniform(_masked([1, 2, 3], 2), version=1),
+    lambda: TrainSet(np.array([1, 2]), np.ones(2), version=1, per_epoch=(np.array([0, 1]),),
+                     per_epoch_weights=(_masked([1.0, 3.0], 1),)),
+], ids=["weights", "weights-valid-behind-mask", "keys", "uniform-keys", "per-epoch-weights"])
+def test_masked_entries_are_refused_not_unmasked(make) -> None:
+    # np.asarray drops the mask: the values behind it were trained on
+    with pytest.raises(InvalidArgumentError, match="masked entries"):
+        make()
+
+
+def test_a_masked_array_without_masked_entries_is_its_data() -> None:
+    ts = TrainSet(np.ma.array([4, 2]), np.ma.array([0.5, 2.0], mask=[False, False]), version=1)
+    assert ts.keys.tolist() == [4, 2] and ts.weights.tolist() == [0.5, 2.0]
+    assert not isinstance(ts.weights, np.ma.MaskedArray) and not isinstance(ts.keys, np.ma.MaskedArray)

@@ -154,6 +154,22 @@ def test_torch_path_scores_non_finite_and_extreme_logits_as_the_engine(row: list
     assert np.isfinite(engine["entropy"][1].item())
 
 
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_torch_path_scores_a_non_finite_layer_input_as_the_engine(value: float) -> None:
+    # finite logits, an overflowed activation in the last layer's input: gradnorm is NaN on both
+    from training.scoring import scores_from_logits
+
+    names = ["el2n", "gradnorm"]
+    z = torch.tensor([[0.5, 0.0, -0.5], [0.1, 0.2, 0.3]], dtype=torch.float64)
+    y, h = torch.tensor([1, 2]), torch.tensor([[1.0, value], [1.0, 2.0]], dtype=torch.float64)
+    engine = scores_from_logits(names, z, y, h, use_engine=True)
+    torch_path = scores_from_logits(names, z, y, h, use_engine=False)
+    assert np.isnan(engine["gradnorm"][0].item()) and np.isfinite(engine["el2n"][0].item())
+    for n in names:
+        np.testing.assert_allclose(torch_path[n].numpy(), engine[n].numpy(), rtol=1e-12, atol=0,
+                                   equal_nan=True, err_msg=n)
+
+
 @pytest.mark.parametrize("use_engine", [True, False])
 @pytest.mark.parametrize(("label", "names"), [(5, ["loss"]), (-1, ["el2n"]), (3, ["gradnorm", "entropy"])])
 def test_a_label_outside_the_classes_is_refused_typed_on_both_paths(use_engine: bool, label: int,

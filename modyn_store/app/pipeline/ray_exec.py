@@ -178,7 +178,7 @@ def score_on_ray(
     """The scoring pass of :func:`training.scoring.score` over every live sample at ``version``,
     run by ``workers`` parallel Ray tasks (fused with the fragment reads); returns the same :class:`~training.scoring.ScoreResult`
     (keys ascending) and writes every score as one store version."""
-    from training.scoring import _NEED_EMBEDDING, _NEED_LABEL, SCORES, ScoreResult, last_linear
+    from training.scoring import _NEED_EMBEDDING, _NEED_LABEL, SCORES, ScoreResult, check_writable, last_linear
 
     names = list(scores)
     if not names or len(set(names)) != len(names) or any(n not in SCORES for n in names):
@@ -189,6 +189,8 @@ def score_on_ray(
         embedding_layer = last_linear(model)
     need_label = any(n in _NEED_LABEL for n in names)
     snap = store.as_of(version)
+    if write:  # keys deleted since ``version`` are refused before any task runs, as score() does
+        check_writable(store, snap.version, snap.keys)
     cols = list(dict.fromkeys([*inputs.values(), *([label] if need_label else [])]))
     ray = _ray()
     _quiet()
