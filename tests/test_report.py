@@ -106,7 +106,9 @@ def test_render_writes_valid_files_and_table_equals_input(tmp_path: Path) -> Non
     for name in ("metric_over_time.png", "cost_vs_metric.png"):
         assert f"]({name})" in md
     page = Path(files.html).read_text()
-    assert page.startswith("<!DOCTYPE html>") and "every | slice" in page and page.count("<tr>") == len(results) + 1
+    # the summary table (a header and a row per pipeline), then each pipeline's per-trigger table
+    n_rows = len(results) + 1 + sum(len(r.triggers) + 1 for r in results)
+    assert page.startswith("<!DOCTYPE html>") and "every | slice" in page and page.count("<tr>") == n_rows
     summary = summarize(results)  # the Pareto front is on the deterministic cost by default
     passes = [sum(t.n_samples + t.forward_passes for t in r.triggers) for r in results]
     assert [s.cost for s in summary] == passes

@@ -38,15 +38,17 @@ def test_tiny_grid_end_to_end(tmp_path: Path) -> None:
     report = tmp_path / "report"
     md = (report / "report.md").read_text()
     assert "modyn-store bench tiny.yaml" in md and "t14-all-ft" in md
-    # where the wall time went: every pipeline's parts add up to no more than its wall time,
-    # and evaluation (timed around the slices) is part of it
+    # where the wall time went: every pipeline's parts add up to its wall time (bookkeeping is
+    # the rest, its trainings' and the versions replayed after them), and evaluation (timed
+    # around the slices) is part of it
     table = md.split("## Where the wall time went", 1)[1]
     for r in res.runs:
         row = next(line for line in table.splitlines() if line.startswith(f"| pipeline {r.config.name} |"))
         wall, fit, score, ev, book = (float(c) for c in row.split("|")[2:7])
         assert ev > 0 and wall >= fit + score + ev + book - 0.02
         assert ev == pytest.approx(r.evaluation_seconds, abs=0.006)
-        assert book == pytest.approx(sum(t.bookkeeping_seconds for t in r.trainings), abs=0.006)
+        assert book >= sum(t.bookkeeping_seconds for t in r.trainings) - 0.02
+        assert fit + score + ev + book == pytest.approx(wall, abs=0.02)
     whole = next(line for line in table.splitlines() if line.startswith("| whole run |"))
     assert float(whole.split("|")[2]) >= sum(r.seconds for r in res.runs)
     pngs = sorted(report.glob("*.png"))

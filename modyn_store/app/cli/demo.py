@@ -78,6 +78,11 @@ def store_walkthrough(path: str | Path, *, weeks_per_version: int = 4) -> Store:
         snap = store.as_of(ref)
         rows.append({"as_of": str(ref), "version": snap.version, "rows": snap.count(), "UP share": float(np.mean(snap.to_table(["label"]).column("label").to_numpy()))})
     print(format_table(rows))
+    before = latest - 2  # the last version before the deletion and the erasure
+    live_then = next(r.live for r in store.log() if r.version == before)
+    print(f"   rows: as the version reads today; the {report.keys.size} erased keys are gone from every version, "
+          f"so version {before} has {store.as_of(before).count()} where the log (counted at commit) says "
+          f"{live_then}; UP share: the share of rows whose price went UP")
     d = store.diff("midpoint", latest)
     print(f"   diff midpoint -> {latest}: +{d.inserted.size} inserted, -{d.deleted.size} deleted")
     return store

@@ -203,11 +203,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     assert res is not None
     _print_runs([res])
     if args.out:
-        from modyn_store.app.report.build import render_report
+        from modyn_store.app.report.build import append_section, render_report
 
         files = render_report([res.result], args.out, title=f"Pipeline {cfg.name}")
-        with open(files.markdown, "a", encoding="utf-8") as fh:
-            fh.write(_labels_section(runner.store) + "\n## How this report was made\n\n```\n" + _command(args) + "\n```\n")
+        append_section(files, _labels_section(runner.store) + "\n## How this report was made\n\n```\n"
+                       + _command(args) + "\n```\n")
         print(f"report: {files.markdown}")
     print(f"store: {res.store_uri}")
     return 0
@@ -216,7 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _online_report(online: Any, cfg: Any, args: argparse.Namespace) -> None:
     """Evaluate the trainings of a stopped online pipeline and write its report into ``out``."""
     from modyn_store.app.pipeline.runner import evaluate_pipeline, threads
-    from modyn_store.app.report.build import render_report
+    from modyn_store.app.report.build import append_section, render_report
 
     out = args.out
     trainings = list(online.loop.trainings) if online.loop is not None else []
@@ -232,8 +232,7 @@ def _online_report(online: Any, cfg: Any, args: argparse.Namespace) -> None:
     lines += [f"| {n.training_id} | {n.replaced_by or '(stop)'} | {n.rows} | {n.metric} | {n.value:.4f} |"
               for n in online.next_slice]
     lines += [_labels_section(online.store), "## How this report was made", "", "```", _command(args), "```", ""]
-    with open(files.markdown, "a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    append_section(files, "\n".join(lines) + "\n")
     print(f"report: {files.markdown}")
 
 
@@ -296,8 +295,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         section = _labels_section(Store.open(stores.pop()))
         if section:
-            with open(Path(out) / "report.md", "a", encoding="utf-8") as fh:
-                fh.write(section)
+            from modyn_store.app.report.build import ReportFiles, append_section
+
+            append_section(ReportFiles(str(Path(out) / "report.md"), str(Path(out) / "report.html"), (), "", ""),
+                           section)
     print(f"report: {Path(out) / 'report.md'} ({result.seconds:.0f} s)")
     return 0
 
@@ -357,7 +358,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if missing:
             print(f"not in the latest evaluation (left out of the report's metrics and costs): {', '.join(missing)}")
     if args.out:
-        from modyn_store.app.report.build import render_report
+        from modyn_store.app.report.build import append_section, render_report
 
         results = [r for r in pipeline_results(store) if not args.pipeline or r.name == args.pipeline]
         if not results:
@@ -381,8 +382,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                                       + "); report one of them")
         writable_folder(args.out, "--out")
         files = render_report(results, args.out, title=f"Pipelines of {store.uri}")
-        with open(files.markdown, "a", encoding="utf-8") as fh:
-            fh.write(_labels_section(store))
+        section = _labels_section(store)
+        if section:
+            append_section(files, section)
         print(f"\nreport: {files.markdown}")
     return 0
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modyn_store.app._fmt import md_cell, share
 from modyn_store.app.pipeline.config import PipelineConfig, parse_pipeline
@@ -38,6 +38,9 @@ from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.runner import RunEvent, RunResult, Runner, ingest
 from modyn_store.app.pipeline.source import prepare_store
 from modyn_store.app.pipeline.yamlsrc import YamlDoc, read_yaml
+
+if TYPE_CHECKING:
+    from modyn_store.app.report.build import ReportFiles
 
 __all__ = ["BenchResult", "Grid", "load_definition", "parse_grid", "run_grid", "scenario_names", "scenario_path", "shrink_pngs"]
 
@@ -367,8 +370,8 @@ def _run_grid(grid: Grid, out: Path, root: Path, data_dir: str | Path | None,
     shared = len(groups) < len(runners)
     files = render_report([x.result for x in runs], out, title=grid.title)
     shrink_pngs(files.all)
-    _append_notes(Path(files.markdown), grid, runs, command, shared)
-    _append_time_table(Path(files.markdown), runs, phases, time.perf_counter() - t0)
+    _append_notes(files, grid, runs, command, shared)
+    _append_time_table(files, runs, phases, time.perf_counter() - t0)
     return BenchResult(grid, tuple(runs), str(out), time.perf_counter() - t0)
 
 
@@ -392,7 +395,8 @@ def shrink_pngs(paths: Sequence[str], *, colors: int = 256) -> None:
         small.save(p, optimize=True)
 
 
-def _append_notes(md: Path, grid: Grid, runs: Sequence[RunResult], command: str | None, shared: bool) -> None:
+def _append_notes(files: ReportFiles, grid: Grid, runs: Sequence[RunResult], command: str | None,
+                  shared: bool) -> None:
     lines = ["", "## How this report was made", ""]
     if grid.description:
         lines += [grid.description.strip(), ""]
@@ -408,14 +412,19 @@ def _append_notes(md: Path, grid: Grid, runs: Sequence[RunResult], command: str 
         lines.append(f"| {r.config.name} | {desc['trigger']} | {desc['selection']} | {desc['update']} | {n_re} | "
                      f"{len(r.trainings) - n_re} | {sum(t.n_keys for t in r.trainings)} | "
                      f"{sum(t.wall_seconds for t in r.trainings):.1f} |")
-    with md.open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    from modyn_store.app.report.build import append_section
+
+    append_section(files, "\n".join(lines) + "\n")
 
 
 def time_table(runs: Sequence[RunResult], phases: Mapping[str, float], total: float) -> str:
     """Where a grid run's wall time went: each pipeline's replay split into optimization,
     scoring forward passes, evaluation and bookkeeping (delta reads, triggers, selection,
     materialization, checkpoint and catalog writes), then the run's shared phases.
+
+    A pipeline's bookkeeping is the rest of its wall time, so its parts add up to it: the
+    bookkeeping of its trainings and what it did outside them (the versions replayed after its
+    last training, read and shown to the trigger).
 
     Example
     -------
@@ -428,7 +437,7 @@ def time_table(runs: Sequence[RunResult], phases: Mapping[str, float], total: fl
     for r in runs:
         fit = sum(t.train_seconds for t in r.trainings)
         score = sum(t.score_seconds for t in r.trainings)
-        book = sum(t.bookkeeping_seconds for t in r.trainings)
+        book = max(0.0, r.seconds - fit - score - r.evaluation_seconds)
         book_all += book
         lines.append(f"| pipeline {md_cell(r.config.name)} | {r.seconds:.2f} | {fit:.2f} | {score:.2f} "
                      f"| {r.evaluation_seconds:.2f} | {book:.2f} | {share(book, r.seconds)} |")
@@ -438,12 +447,15 @@ def time_table(runs: Sequence[RunResult], phases: Mapping[str, float], total: fl
     return "\n".join(lines) + "\n"
 
 
-def _append_time_table(md: Path, runs: Sequence[RunResult], phases: Mapping[str, float], total: float) -> None:
+def _append_time_table(files: ReportFiles, runs: Sequence[RunResult], phases: Mapping[str, float],
+                       total: float) -> None:
     intro = ("", "## Where the wall time went", "",
              "A pipeline's wall time is its replay from the first version to its last evaluation; "
-             "bookkeeping is what is neither optimization, nor scoring nor evaluation forward passes "
-             "(per training in the tables above). The run's own phases follow; the whole run's "
+             "bookkeeping is the rest of it, what is neither optimization, nor scoring forward passes "
+             "nor evaluation: the trainings' bookkeeping (per training in the tables above) and the "
+             "versions replayed outside them. The run's own phases follow; the whole run's "
              "bookkeeping share is of the run's wall time up to this report.", "")
-    with md.open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(intro) + "\n" + time_table(runs, phases, total))
+    from modyn_store.app.report.build import append_section
+
+    append_section(files, "\n".join(intro) + "\n" + time_table(runs, phases, total))
 

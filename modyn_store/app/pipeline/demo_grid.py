@@ -21,7 +21,7 @@ from modyn_store.app._fmt import Progress, format_table
 from modyn_store.app.pipeline.bench import BenchResult, Grid, parse_grid, run_grid
 from modyn_store.app.pipeline.runner import RunEvent
 
-__all__ = ["demo_grid", "results_table", "run_scenario_demo"]
+__all__ = ["demo_grid", "results_legend", "results_table", "run_scenario_demo"]
 
 EVERY = "56d"
 
@@ -63,10 +63,24 @@ def results_table(result: BenchResult) -> str:
         rows.append({
             "pipeline": s.name, "trigger": s.trigger, "selection": s.selection, "update": s.update,
             "trainings": s.n_triggers, "samples trained": s.samples_trained,
-            "train s": round(s.train_seconds, 2), f"mean {run.result.metric}": round(s.mean_metric, 3),
-            f"final {run.result.metric}": round(s.final_metric, 3), "pareto": "*" if s.pareto else "",
+            "train s": round(s.train_seconds, 2), f"mean {run.result.metric}": s.mean_metric,
+            f"final {run.result.metric}": s.final_metric, "pareto": "*" if s.pareto else "",
         })
     return format_table(rows)
+
+
+def results_legend(result: BenchResult) -> str:
+    """What each column of :func:`results_table` measures, in the units it prints."""
+    metric = result.runs[0].result.metric if result.runs else "accuracy"
+    better = "higher" if not result.runs or result.runs[0].result.higher_is_better else "lower"
+    slices = result.grid.pipelines[0].evaluation.slices if result.grid.pipelines else 0
+    return "\n".join([
+        "   trainings: models trained; samples trained: rows trained on, summed over epochs and trainings;",
+        "   train s: seconds in the optimization loops (wall seconds of everything: report.md);",
+        f"   mean {metric}: of the model in service on each of the {slices} equal event-time slices after the",
+        f"   first training, averaged; final {metric}: on the last slice; pareto *: no other pipeline beats it",
+        f"   on both cost (samples trained + scoring forward passes, lower) and mean {metric} ({better}).",
+    ])
 
 
 def run_scenario_demo(store_dir: Path, out_dir: Path, *, quick: bool) -> BenchResult:
@@ -88,7 +102,9 @@ def run_scenario_demo(store_dir: Path, out_dir: Path, *, quick: bool) -> BenchRe
     result = run_grid(grid, out_dir, store_dir=store_dir, on_event=on_event,
                       command=f"modyn-store demo{' --quick' if quick else ''}")
     print(results_table(result))
-    print(f"\n   {time.perf_counter() - t0:.1f} s; report: {Path(out_dir) / 'report.md'}")
+    print(results_legend(result))
+    print(f"\n   pipelines run in {time.perf_counter() - t0:.1f} s (warm-up included); "
+          f"report: {Path(out_dir) / 'report.md'}")
     print(f"   plots: {Path(out_dir) / 'metric_over_time.png'}, {Path(out_dir) / 'cost_vs_metric.png'}, "
           f"heatmap_*.png")
     return result

@@ -52,9 +52,11 @@ from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = [
     "ReportFiles",
+    "append_section",
     "current_model_curve",
     "current_model_margins",
     "markdown_table",
+    "markdown_to_html",
     "pareto_front",
     "render_report",
     "summarize",
@@ -264,6 +266,69 @@ def _trigger_table(r: PipelineResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _colour_limits(results: Sequence[PipelineResult]) -> tuple[float, float] | None:
+    """The lowest and highest finite metric value of all the pipelines' matrices (``None`` when
+    there is none): the ends of the colour scale that every heat map of a report shares."""
+    values = [v for r in results for row in r.matrix for v in row if math.isfinite(v)]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+
+def _html_text(md: str) -> str:
+    """Markdown text of a report (names already made plain by :func:`_md` or :func:`md_cell`) as
+    HTML text: escaped pipes and ``**`` dropped, every character shown as written."""
+    return html.escape(html.unescape(md.replace("\\|", "|").replace("**", "")), quote=False)
+
+
+def markdown_to_html(md: str) -> str:
+    """The Markdown of a report section as HTML: ``##`` headings, pipe tables, fenced code and
+    paragraphs, the only forms the report writes; text is escaped, never markup."""
+    out: list[str] = []
+    lines = md.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
+            out.append("<pre>" + html.escape("\n".join(lines[i + 1:end])) + "</pre>")
+            i = end + 1
+            continue
+        if line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(lines[i])
+                i += 1
+            cells = [[c.strip() for c in re.split(r"(?<!\\)\|", r.strip())[1:-1]] for r in rows]
+            body = [c for k, c in enumerate(cells) if not (k == 1 and all(re.fullmatch(r":?-+:?", x) for x in c))]
+            tags = ["th" if k == 0 else "td" for k in range(len(body))]
+            out.append("<table>" + "".join("<tr>" + "".join(f"<{t}>{_html_text(c)}</{t}>" for c in row) + "</tr>"
+                                           for t, row in zip(tags, body)) + "</table>")
+            continue
+        m = re.match(r"(#{1,3}) (.*)", line)
+        if m:
+            out.append(f"<h{len(m.group(1))}>{_html_text(m.group(2))}</h{len(m.group(1))}>")
+        elif line.strip():
+            out.append(f"<p>{_html_text(line.removeprefix('- '))}</p>")
+        i += 1
+    return "\n".join(out)
+
+
+def append_section(files: ReportFiles, markdown: str) -> None:
+    """Add ``markdown`` (a section such as "How this report was made") to the end of the report:
+    as written to ``report.md``, as HTML to ``report.html``, so the two pages hold the same."""
+    fs, md_path = fsspec.core.url_to_fs(files.markdown)
+    with fs.open(md_path, "a", encoding="utf-8") as fh:
+        fh.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    fs, html_path = fsspec.core.url_to_fs(files.html)
+    with fs.open(html_path, "r", encoding="utf-8") as fh:
+        page = fh.read()
+    head, tail = page.rsplit("</body>", 1)
+    with fs.open(html_path, "w", encoding="utf-8") as fh:
+        fh.write(head + markdown_to_html(markdown) + "\n</body>" + tail)
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")[:60] or "pipeline"
 
@@ -285,7 +350,8 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
     cost-vs-metric plot and the Pareto front; the default counts work (samples trained plus
     forward passes), not seconds.
 
-    Files: ``heatmap_<i>_<name>.png`` per pipeline, ``metric_over_time.png``,
+    Files: ``heatmap_<i>_<name>.png`` per pipeline (all on one colour scale, from the lowest to
+    the highest value of every pipeline's matrix), ``metric_over_time.png``,
     ``cost_vs_metric.png``, ``report.md`` and ``report.html``. File names are derived from the
     pipeline position plus a sanitized name, so names cannot leave ``out_dir``.
 
@@ -313,8 +379,9 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
         return path
 
     heatmaps = []
+    limits = _colour_limits(results)
     for i, r in enumerate(results):
-        heatmaps.append(write(f"heatmap_{i:02d}_{_slug(r.name)}.png", plot_heatmap(r)))
+        heatmaps.append(write(f"heatmap_{i:02d}_{_slug(r.name)}.png", plot_heatmap(r, limits)))
     curve = write("metric_over_time.png", plot_metric_over_time(results, [current_model_curve(r) for r in results],
                                                                  [current_model_margins(r) for r in results]))
     pareto = write("cost_vs_metric.png", plot_cost_vs_metric(rows, metric=metric, cost_label=COST_LABELS[cost]))
@@ -328,7 +395,8 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
     body = [f"<h1>{html.escape(title)}</h1>", _html_table(rows, metric)]
     body += [f"<p>{html.escape(n[2:].replace('**', ''))}</p>" for n in notes]
     body += [f'<img src="{html.escape(n)}" alt="{html.escape(n)}">' for n in names[:2]]
-    body += [f'<h2>{html.escape(r.name)}</h2><img src="{html.escape(n)}" alt="heat map">' for r, n in zip(results, names[2:])]
+    body += [f'<h2>{html.escape(r.name)}</h2><img src="{html.escape(n)}" alt="heat map">\n'
+             + markdown_to_html(_trigger_table(r)) for r, n in zip(results, names[2:])]
     page = (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(title) + "</title>"
         "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["plot_cost_vs_metric", "plot_heatmap", "plot_metric_over_time"]
 
 _DPI = 110
+_DX = 7.0  # a point's name starts this many points right of it, clear of its own marker
 
 
 def _figure(width: float, height: float) -> Any:
@@ -45,21 +46,30 @@ def _ticks(n: int, max_ticks: int = 24) -> list[int]:
     return list(range(0, n, step))
 
 
-def _stacked(fig: Any, ax: Any, points: list[tuple[float, float, str]], *, fontsize: float) -> list[float]:
+def _stacked(fig: Any, ax: Any, points: list[tuple[float, float, str]], *, fontsize: float,
+             marker: float = 0.0) -> list[float]:
     """Vertical offsets (points) of the labels of ``points`` (x, y, text), drawn to their upper
     right: a label that would overlap one placed before it (points close together, e.g. two
-    pipelines of the same cost and metric) moves down a line until it does not."""
+    pipelines of the same cost and metric), or the marker (of radius ``marker`` points) of
+    another point, moves down a line until it does not."""
     if not points:
         return []
     ax.autoscale_view()
     at = ax.transData.transform([(x, y) for x, y, _ in points]) * 72.0 / fig.dpi  # in points
     line, char = fontsize * 1.25, fontsize * 0.6
     placed: list[tuple[float, float, float]] = []  # left, right, bottom of each label placed
+
+    def on_marker(i: int, left: float, right: float, bottom: float) -> bool:
+        return marker > 0 and any(
+            k != i and left < x + marker and x - marker < right and bottom < y + marker and y - marker < bottom + line
+            for k, (x, y) in enumerate(at))  # fmt: skip
+
     out = [0.0] * len(points)
     for i in sorted(range(len(points)), key=lambda k: -at[k][1]):
-        left, right = at[i][0] + 5, at[i][0] + 5 + char * len(points[i][2])
+        left, right = at[i][0] + _DX, at[i][0] + _DX + char * len(points[i][2])
         dy = 4.0
-        while any(left < r and l < right and abs(at[i][1] + dy - b) < line for l, r, b in placed):
+        while (any(left < r and l < right and abs(at[i][1] + dy - b) < line for l, r, b in placed)
+               or on_marker(i, left, right, at[i][1] + dy)):
             dy -= line
         placed.append((left, right, at[i][1] + dy))
         out[i] = dy
@@ -73,8 +83,12 @@ def _title(ax: Any, text: str, width_in: float, fontsize: float = 10) -> None:
     ax.set_title(textwrap.fill(text, max(20, int(width_in * 72 / (fontsize * 0.6)))), fontsize=fontsize)
 
 
-def plot_heatmap(result: PipelineResult) -> bytes:
-    """Model x time-slice heat map of ``result.matrix``; the current-model cells are outlined."""
+def plot_heatmap(result: PipelineResult, limits: tuple[float, float] | None = None) -> bytes:
+    """Model x time-slice heat map of ``result.matrix``; the current-model cells are outlined.
+
+    ``limits`` (low, high) are the metric values of the two ends of the colour scale; a report
+    passes those of all its pipelines so that a colour means the same value in every heat map.
+    Without them the scale spans this matrix's finite values."""
     import numpy as np
     from matplotlib.patches import Rectangle
 
@@ -90,13 +104,15 @@ def plot_heatmap(result: PipelineResult) -> bytes:
     cmap = "viridis" if result.higher_is_better else "viridis_r"
     finite = data[np.isfinite(data)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if limits is not None:
+        vmin, vmax = float(limits[0]), float(limits[1])
     im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     cbar = fig.colorbar(im, ax=ax, shrink=0.9)
     cbar.set_label(_text(result.metric))
     xt, yt = _ticks(n_slices), _ticks(n_models)
     ax.set_xticks(xt, [_text(result.slice_labels[i]) for i in xt], rotation=45, ha="right", fontsize=8)
     ax.set_yticks(yt, [str(i) for i in yt], fontsize=8)
-    ax.set_xlabel("evaluation time slice")
+    ax.set_xlabel("evaluation time slice (labelled by its start)")
     ax.set_ylabel("model (trigger index)")
     _title(ax, f"{_text(result.name)}: {_text(result.metric)} of each model on each slice (white box: model in "
                "service)", width - 1.2)  # the colour bar takes the rest
@@ -140,7 +156,7 @@ def plot_metric_over_time(results: Sequence[PipelineResult], curves: Sequence[Se
     n = len(longest.slice_labels)
     xt = _ticks(n)
     ax.set_xticks(xt, [_text(longest.slice_labels[i]) for i in xt], rotation=45, ha="right", fontsize=8)
-    ax.set_xlabel("time slice")
+    ax.set_xlabel("time slice (labelled by its start)")
     ax.set_ylabel(f"{_text(results[0].metric)} of the model in service")
     ax.set_title("Metric over time (each slice scored by the latest model trained before it)", fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -173,11 +189,12 @@ def plot_cost_vs_metric(rows: Sequence[SummaryRow], *, metric: str = "accuracy",
         ax.set_xscale("log")
     ax.margins(x=0.12, y=0.08)
     named = [(c, s, _text(r.name)) for c, s, r in zip(costs, scores, rows) if not math.isnan(s)]
-    for (c, s, name), dy in zip(named, _stacked(fig, ax, named, fontsize=8)):
-        ax.annotate(name, (c, s), textcoords="offset points", xytext=(5, dy), fontsize=8)
+    # the Pareto front's markers (s=70, edged) are the larger: no name is drawn under one
+    for (c, s, name), dy in zip(named, _stacked(fig, ax, named, fontsize=8, marker=math.sqrt(70) / 2 + 1)):
+        ax.annotate(name, (c, s), textcoords="offset points", xytext=(_DX, dy), fontsize=8)
     ax.set_xlabel(f"cost: {_text(cost_label)}")
     ax.set_ylabel(f"mean {_text(metric)} of the model in service")
-    ax.set_title("Cost vs metric", fontsize=10)
+    ax.set_title(f"Cost vs mean {_text(metric)} (red: the Pareto front)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")  # a fixed corner would hide the points that lie there
     return _png(fig)
