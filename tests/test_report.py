@@ -272,3 +272,19 @@ def test_a_heat_map_title_is_wrapped_to_its_figure() -> None:
     lines = ax.get_title().split("\n")
     assert len(lines) >= 2 and " ".join(lines) == text
     assert max(len(line) for line in lines) <= int(3.8 * 72 / 6)
+
+
+def test_a_report_into_a_folder_named_like_a_pattern_removes_no_heat_map_elsewhere(tmp_path: Path) -> None:
+    """The stale heat maps are those of the report's own folder: a folder named ``out*`` or
+    ``out[12]`` is no pattern matching the heat maps of ``out-old`` or ``out1``."""
+    result = PipelineResult("a", "amount 100", "new data", "retrain", (TriggerRecord(0, 1, 100, 0.2),),
+                            ((0.7, 0.6),), ("s0", "s1"))
+    for other in ("out-old", "out1"):
+        (tmp_path / other).mkdir()
+        (tmp_path / other / "heatmap_07_theirs.png").write_bytes(b"png")
+    for name in ("out*", "out[12]"):
+        files = render_report([result], tmp_path / name)
+        assert [Path(h).name for h in files.heatmaps] == ["heatmap_00_a.png"]
+        assert (tmp_path / name / "heatmap_00_a.png").exists()
+    assert (tmp_path / "out-old" / "heatmap_07_theirs.png").read_bytes() == b"png"
+    assert (tmp_path / "out1" / "heatmap_07_theirs.png").read_bytes() == b"png"

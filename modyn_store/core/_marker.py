@@ -162,6 +162,33 @@ def _links(root: str) -> list[str]:
     return sorted(out)
 
 
+def _links_under(root: str, folder: str) -> list[str]:
+    """Symbolic links anywhere under ``folder`` (store-relative) of the local store folder
+    ``root``, at any depth (store-relative paths); links are not followed."""
+    out: list[str] = []
+    queue = [folder]
+    while queue:
+        rel = queue.pop()
+        try:
+            entries = list(os.scandir(os.path.join(root, rel)))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for e in entries:
+            sub = f"{rel}/{e.name}"
+            if e.is_symlink():
+                out.append(sub)
+            elif e.is_dir(follow_symlinks=False):
+                queue.append(sub)
+    return sorted(out)
+
+
+def _links_error(loc: Location, links: list[str]) -> CorruptionError:
+    return CorruptionError(
+        f"{loc.uri!r} holds symbolic links ({links[:5]}): a store's own files and folders must "
+        "lie inside its folder (writes, erasure and eviction would reach the links' targets); "
+        "replace each link by the folder or file it points to")
+
+
 def _refuse_links(loc: Location) -> None:
     """Refuse a local store whose folder holds symbolic links where the store keeps its own
     files and folders: its writes, compaction, erasure and cache eviction would write or
@@ -170,10 +197,21 @@ def _refuse_links(loc: Location) -> None:
         return
     links = _links(loc.root)
     if links:
-        raise CorruptionError(
-            f"{loc.uri!r} holds symbolic links ({links[:5]}): a store's own files and folders must "
-            "lie inside its folder (writes, erasure and eviction would reach the links' targets); "
-            "replace each link by the folder or file it points to")
+        raise _links_error(loc, links)
+
+
+def refuse_table_links(loc: Location, tables: list[str]) -> None:
+    """Refuse, before any file is deleted, a local store with a symbolic link at any depth of the
+    folders of the tables ``tables``: the storage layer's cleanup of old files lists a table's
+    folder following links, and deletes the files it finds through a linked folder (those of
+    the link's target, outside the store) as files no version uses. Opening the store looks
+    only at the upper levels (:func:`_refuse_links`); this walks the whole folder of each table,
+    as the cleanup does."""
+    if not loc.is_local or loc.uri.startswith("memory://"):
+        return
+    links = [link for name in tables for link in _links_under(loc.root, f"{name}.lance")]
+    if links:
+        raise _links_error(loc, links)
 
 
 def open_or_create(loc: Location, *, create: bool) -> int:

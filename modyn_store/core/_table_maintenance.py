@@ -11,13 +11,16 @@ True
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lance
 import numpy as np
 import pyarrow as pa
 
 from modyn_store.core._sql import keys_predicate
+
+if TYPE_CHECKING:
+    from modyn_store.core._location import Location
 
 __all__ = ["TableMaintenance"]
 
@@ -45,6 +48,7 @@ class TableMaintenance:
     """Deletes, compaction and cleanup of a store's tables (mixed into ``Tables``)."""
 
     guard: Any
+    location: Location
 
     def open(self, name: str) -> lance.LanceDataset | None:  # pragma: no cover - Tables' own
         raise NotImplementedError
@@ -154,9 +158,14 @@ class TableMaintenance:
             self.save_fragment_versions(name)
 
     def cleanup(self, name: str) -> None:
+        """Delete the files of ``name`` no version uses; refused (:class:`CorruptionError`, nothing
+        deleted) when the table's folder holds a symbolic link (see ``refuse_table_links``)."""
+        from modyn_store.core._marker import refuse_table_links
+
         ds = self.open(name)
         if ds is None:
             return
+        refuse_table_links(self.location, [name])
         self._unpin(name)
         ds.cleanup_old_versions(
             older_than=timedelta(0), delete_unverified=True, error_if_tagged_old_versions=False

@@ -40,11 +40,17 @@ __all__ = ["CacheIndex"]
 
 INDEX = "_meta/caches"
 ROOT = "_cache"
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+
+
+def _valid(name: object) -> bool:
+    """Whether ``name`` is an entry or folder name: 1-200 of ``[A-Za-z0-9_.-]``, no ``..``, not ``.``
+    (``re.fullmatch``: a final newline is no match)."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None and ".." not in name and name != "."
 
 
 def _check(kind: str, name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name or name == ".":
+    if not isinstance(name, str) or not _valid(name):
         raise InvalidArgumentError(kind, name, "1-200 letters, digits, '_', '.', '-' (no '/', no '..')")
     return name
 
@@ -102,13 +108,14 @@ class CacheIndex:
                 pass  # not registered, or another process removed the record meanwhile
 
     def entries(self) -> list[str]:
-        """Names of the registered entries."""
+        """Names of the registered entries. A file in the index whose name :meth:`register`
+        refuses (``...json`` would name the entry ``..``) registers nothing and is left out."""
         fs = self._store.fs
         base = self._store.path(INDEX)
         if not fs.exists(base):
             return []
         names = [str(e).rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(base, detail=False)]
-        return sorted(n[: -len(".json")] for n in names if n.endswith(".json") and not n.endswith(".tmp"))
+        return sorted(e for e in (n[: -len(".json")] for n in names if n.endswith(".json")) if _valid(e))
 
     def _record(self, name: str) -> tuple[np.ndarray | None, list[str]]:
         """(keys or None if unreadable, folders) of a registered entry."""
@@ -117,7 +124,7 @@ class CacheIndex:
         try:
             with fs.open(jpath, "r") as fh:
                 body = json.load(fh)
-            folders = [str(f) for f in body["folders"] if _NAME.match(str(f)) and ".." not in str(f)]
+            folders = [str(f) for f in body["folders"] if _valid(str(f))]
         except (OSError, ValueError, KeyError, TypeError):
             return None, [name]
         try:

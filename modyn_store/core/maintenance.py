@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from modyn_store.core import integrity, keyindex
 from modyn_store.core._catalog_tables import holds_samples, may_hold_samples
+from modyn_store.core._marker import refuse_table_links
 from modyn_store.core._sql import keys_predicate
 from modyn_store.core._writable import locked
 from modyn_store.core._validate import as_keys, check_int
@@ -161,6 +162,7 @@ def erase(
     want = np.unique(as_keys(keys))
     if want.size == 0:
         raise InvalidArgumentError("keys", [], "at least one key to erase")
+    refuse_table_links(store._location, store._tables.names())  # before anything is written
     try:
         return _erase(store, want, reason, missing, message)
     except _NothingToDo:
@@ -249,6 +251,7 @@ def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> Va
     if dry_run or candidates.num_rows == 0:
         keys = candidates.column("key").to_numpy()
         return VacuumReport(True if dry_run else False, keys, None, keep_versions, _trainings_using(store, keys))
+    refuse_table_links(store._location, store._tables.names())  # before anything is written
     try:
         with store.transaction("vacuum", f"keep_versions={keep_versions}") as txn:
             candidates = _purgeable(store, store.version - keep_versions + 1)
@@ -296,6 +299,7 @@ def compact(store: Store) -> None:
     """Merge small files of every table, drop files no longer referenced, and build or update
     the key index (:func:`modyn_store.core.keyindex.update`)."""
     with locked(store):  # a read-only folder raises ReadOnlyStoreError
+        refuse_table_links(store._location, store._tables.names())  # before anything is written
         store._recover()
         for name in store._tables.names():
             store._tables.compact(name)

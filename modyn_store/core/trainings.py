@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import json
 import pickle
 import re
 import uuid
@@ -46,7 +45,7 @@ from modyn_store.core._catalog_tables import (
     TRAININGS_SCHEMA,
 )
 from modyn_store.core._checkpoints import Sha256Writer, check_state, unzip_hashed
-from modyn_store.core._plainjson import plain_json
+from modyn_store.core._plainjson import plain_json, read_json
 from modyn_store.core._trainset_rows import read_trainset, trainset_tables
 from modyn_store.core._validate import check_int, check_name
 from modyn_store.core.errors import (
@@ -118,6 +117,15 @@ class LineageStep:
     training_id: str
     checkpoint: CheckpointRef | None
     keys: np.ndarray = field(repr=False)
+
+
+def _stored_json(row: dict[str, Any], field: str) -> Any:
+    """The JSON field ``field`` of a stored training row, decoded; damage is :class:`CorruptionError`."""
+    try:
+        return read_json(row[field])
+    except (ValueError, TypeError) as exc:
+        raise CorruptionError(f"training {row.get('training_id')!r}: its recorded {field} is not readable "
+                              f"JSON ({exc})") from exc
 
 
 def _json(name: str, value: Any) -> str:
@@ -360,6 +368,8 @@ class Catalog:
 
     @staticmethod
     def _record(row: dict[str, Any]) -> TrainingRecord:
+        """The record a catalog row holds; :class:`CorruptionError` for a JSON field that does not
+        decode (damaged, or crafted: nested too deep for the decoder)."""
         ckpt = CheckpointRef(row["checkpoint_uri"], row["checkpoint_sha256"]) if row["checkpoint_uri"] else None
         cutoff = (
             (int(row["cutoff_version"]), int(row["cutoff_position"])) if row["cutoff_version"] is not None else None
@@ -369,17 +379,17 @@ class Catalog:
             created=row["created"],
             data_version=int(row["data_version"]),
             cutoff=cutoff,
-            trigger=json.loads(row["trigger"]),
+            trigger=_stored_json(row, "trigger"),
             policy=row["policy"],
-            policy_params=json.loads(row["policy_params"]),
+            policy_params=_stored_json(row, "policy_params"),
             seed=int(row["seed"]),
-            config=json.loads(row["config"]),
+            config=_stored_json(row, "config"),
             n_keys=int(row["n_keys"]),
             selection_digest=row["selection_digest"],
             checkpoint=ckpt,
             parent_id=row["parent_id"],
             update_decision=row["update_decision"],
-            metrics=json.loads(row["metrics"]),
+            metrics=_stored_json(row, "metrics"),
             cost=Cost(int(row["cost_samples"]), float(row["cost_wall_s"]), float(row["cost_device_s"])),
             recorded_version=int(row["_version"]),
         )

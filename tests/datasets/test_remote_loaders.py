@@ -247,3 +247,21 @@ def test_fetch_without_a_checksum_does_not_serve_another_urls_file(server: tuple
     # a file without a download record (placed by hand) is trusted, as before
     (tmp_path / "cache" / ".data.bin.source").unlink()
     assert fetch(f"{base}/v2/data.bin", dest).read_bytes() == b"edited by hand"
+
+
+def test_fetch_writes_no_file_through_a_link_beside_the_download(server: tuple[str, Path], tmp_path: Path) -> None:
+    """The download record is written through no predictable name: a link planted at
+    ``.<name>.source.tmp`` in a shared data folder would make fetch overwrite its target."""
+    base, root = server
+    (root / "blob.bin").write_bytes(b"payload")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".blob.bin.source.tmp").symlink_to(victim)
+    dest = fetch(f"{base}/blob.bin", cache / "blob.bin")
+    assert dest.read_bytes() == b"payload"
+    assert victim.read_text() == "keep me"
+    # the record was written and serves the same URL from the cache
+    (root / "blob.bin").unlink()
+    assert fetch(f"{base}/blob.bin", cache / "blob.bin").read_bytes() == b"payload"

@@ -98,3 +98,53 @@ def test_a_version_of_too_many_digits_is_a_typed_error(text: str) -> None:
     with pytest.raises(InvalidArgumentError, match="--version.*at most 19 digits"):
         version_ref(text, "--version")
     assert version_ref("9" * 19) == int("9" * 19)
+
+
+@pytest.mark.parametrize("stray", ["...json", "..json", ".json"])
+def test_a_stray_cache_index_file_does_not_block_erasure(tmp_path: Path, stray: str) -> None:
+    """A file in the cache index whose name is no entry name (``...json`` reads as the entry
+    ``..``) registers nothing: erase still erases, and the store opens afterwards."""
+    import numpy as np
+
+    uri = _store_with_two_versions(tmp_path)
+    store = Store.open(uri)
+    store.caches.register("e1", np.array([0]), folders=["e1"])
+    (Path(uri) / "_cache" / "e1").mkdir(parents=True)
+    (Path(uri) / "_meta" / "caches" / stray).write_text("not json")
+    assert store.caches.entries() == ["e1"]
+    rec = store.erase([0], reason="test")
+    assert rec.caches_removed == 1 and not (Path(uri) / "_cache" / "e1").exists()
+    assert Store.open(uri).as_of(rec.version).keys().tolist() == [1, 2]
+    assert (Path(uri) / "_meta" / "caches" / stray).read_text() == "not json"  # not the store's to remove
+
+
+@pytest.mark.parametrize("name", ["e1\n", "..", "a/b", ""])
+def test_a_cache_entry_name_with_a_final_newline_or_dots_is_refused(tmp_path: Path, name: str) -> None:
+    import numpy as np
+
+    store = Store.open(_store_with_two_versions(tmp_path))
+    with pytest.raises(InvalidArgumentError, match="name"):
+        store.caches.register(name, np.array([0]), folders=["e1"])
+    with pytest.raises(InvalidArgumentError, match="folders"):
+        store.caches.register("e1", np.array([0]), folders=[name])
+    assert store.caches.entries() == []
+
+
+@pytest.mark.parametrize("field", ["metrics", "config", "trigger", "policy_params"])
+def test_a_training_record_nested_too_deep_is_corruption(tmp_path: Path, field: str) -> None:
+    """A catalog row whose JSON field a crafted store nested too deep reads as damage, not as a
+    ``RecursionError``."""
+    import lance
+    import numpy as np
+
+    from modyn_store import TrainSet
+    from modyn_store.core.trainings import Catalog
+
+    uri = _store_with_two_versions(tmp_path)
+    Catalog(Store.open(uri)).record_training("t1", TrainSet.uniform(np.array([0, 1]), version=2))
+    lance.dataset(str(Path(uri) / "trainings.lance")).update({field: "'" + DEEP + "'"})
+    catalog = Catalog(Store.open(uri))
+    with pytest.raises(CorruptionError, match=f"'t1'.*{field}.*nested too deep"):
+        catalog.get("t1")
+    with pytest.raises(CorruptionError, match=f"'t1'.*{field}.*nested too deep"):
+        catalog.list()

@@ -116,3 +116,59 @@ def test_a_linked_free_log_record_is_never_rewritten(tmp_path: Path) -> None:
     assert target.read_text() == "keep me " * 200
     assert not (path / FREE / f"{0:012d}").is_symlink()
     assert Store.open(str(path)).version == 2 * CHECKPOINT_EVERY + 5
+
+
+#: folders deep inside a table's folder, below what opening a store looks at
+DEEP_LINKS = ["samples.lance/_indices/0e1f2a3b-1111-2222-3333-444455556666", "samples.lance/data/elsewhere",
+              "samples.lance/_deletions/elsewhere", "samples.lance/_transactions/elsewhere"]
+
+
+@pytest.mark.parametrize("op", ["erase", "compact", "vacuum"])
+@pytest.mark.parametrize("link", DEEP_LINKS)
+def test_a_linked_folder_deep_in_a_table_deletes_nothing_outside(tmp_path: Path, link: str, op: str) -> None:
+    """The cleanup of old files after an erase, compaction or vacuum lists a table's folder
+    following links, and deleted every file of a linked folder's target as a file no version
+    uses (an index folder: all of them; the data folder: its ``*.lance`` files)."""
+    path = _store(tmp_path)
+    victim = tmp_path / "outside"
+    victim.mkdir()
+    names = ["notes.txt", "a.lance", "b.arrow", "c.bin", "d.txn", "e.manifest"]
+    for name in names:
+        (victim / name).write_text("keep me")
+    s = Store.open(str(path))
+    s.delete(keys=[1])
+    version = s.version
+    (path / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(victim, path / link)
+    with pytest.raises(CorruptionError, match=link.replace(".", r"\.")):
+        if op == "erase":
+            s.erase([2], reason="test")
+        elif op == "compact":
+            s.compact()
+        else:
+            s.vacuum(keep_versions=1, dry_run=False)
+    assert sorted(p.name for p in victim.iterdir()) == sorted(names)
+    assert all((victim / name).read_text() == "keep me" for name in names)
+    os.unlink(path / link)
+    assert Store.open(str(path)).version == version  # refused before anything was written
+    assert Store.open(str(path)).as_of().keys().tolist() == [2, 3]
+
+
+def test_a_rolled_back_write_beside_a_deep_link_deletes_nothing_outside(tmp_path: Path) -> None:
+    """A write that fails drops its rows' files with the same cleanup: refused, and the write's
+    own error is kept as the context of the refusal."""
+    path = _store(tmp_path)
+    victim = tmp_path / "outside"
+    victim.mkdir()
+    (victim / "a.lance").write_text("keep me")
+    link = path / DEEP_LINKS[0]
+    link.parent.mkdir(parents=True)
+    os.symlink(victim, link)
+    s = Store.open(str(path))
+    with pytest.raises(CorruptionError, match="symbolic links") as info:
+        with s.transaction("append", "fails") as txn:
+            txn._write("samples", pa.table({"key": pa.array([9], pa.int64()), "ts": pa.array([9], pa.int64()),
+                                            "x": [9.0]}))
+            raise RuntimeError("the write fails")
+    assert isinstance(info.value.__context__, RuntimeError)
+    assert (victim / "a.lance").read_text() == "keep me"

@@ -103,10 +103,17 @@ def _stamp(path: Path, url: str) -> str:
 
 
 def _note_origin(origin: Path, dest: Path, url: str) -> None:
-    """Record that ``dest`` (as it is now) was downloaded from ``url``."""
-    tmp = origin.with_name(origin.name + ".tmp")
-    tmp.write_text(_stamp(dest, url))
-    os.replace(tmp, origin)
+    """Record that ``dest`` (as it is now) was downloaded from ``url``. The record is written to
+    a new file of a random name (``mkstemp``), never through a name another user of a shared data
+    folder could have placed a link at, then renamed over ``origin``."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{origin.name}.", suffix=".tmp", dir=origin.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(_stamp(dest, url))
+        os.replace(tmp_name, origin)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def _same_origin(origin: Path, dest: Path, url: str) -> bool:

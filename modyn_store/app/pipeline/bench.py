@@ -258,6 +258,22 @@ def _fresh_store_dir(path: Path) -> None:
         shutil.rmtree(c)
 
 
+def _refuse_sources_inside(grid: Grid, root: Path) -> None:
+    """Refuse a ``--store`` folder that is, or holds, the store a pipeline of ``grid`` reads
+    (``source: {store: ...}``): the run replaces the stores in that folder, the source included."""
+    top = root.resolve()
+    for cfg in grid.pipelines:
+        uri = str(cfg.source.store) if cfg.source.kind == "store" else ""
+        uri = uri[len("file://"):] if uri.startswith("file://") else uri
+        if not uri or "://" in uri:
+            continue
+        src = Path(uri).resolve()
+        if src == top or top in src.parents:
+            raise PipelineConfigError("--store", f"{str(root)!r} is or holds {cfg.source.store!r}, the source store of "
+                                                 f"pipeline {cfg.name!r}, and a grid run replaces the stores in "
+                                                 "that folder; choose a folder outside the source store")
+
+
 def _claim(folder: Path, flag: str) -> Any:
     """An exclusive lock on ``folder`` for one grid run (a lock file in the temporary folder, keyed by
     the folder's absolute path); another run holding it is refused, naming ``flag``."""
@@ -284,6 +300,7 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
     ----------
     store_dir:
         Folder for the stores (default ``<out_dir>/store``); a previous store there is replaced.
+        A folder that is or holds a pipeline's source store is refused.
     on_event:
         Called with ``(pipeline name, event)`` for progress.
     command:
@@ -292,10 +309,12 @@ def run_grid(grid: Grid, out_dir: str | Path, *, store_dir: str | Path | None = 
     Raises
     ------
     PipelineConfigError
-        ``--out`` or ``--store`` while another grid run uses that folder.
+        ``--out`` or ``--store`` while another grid run uses that folder; ``--store`` that is or
+        holds a pipeline's source store.
     """
     out = Path(out_dir)
     root = Path(store_dir) if store_dir is not None else out / "store"
+    _refuse_sources_inside(grid, root)
     locks = [_claim(out, "--out")]
     try:
         if root.resolve() != out.resolve():

@@ -15,14 +15,13 @@ Example
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
 from modyn_store.app.pipeline.config import describe_policy
 from modyn_store.app.pipeline.evaluate import cutoff_slice, slice_labels
-from modyn_store.app.pipeline.training_info import recorded_cost
+from modyn_store.app.pipeline.training_info import recorded_cost, recorded_decision
 from modyn_store.app.report.records import PipelineResult, TriggerRecord
 
 __all__ = ["METRIC_ORDER", "pipeline_results", "pipeline_trainings", "report_metric", "trainings_table", "unevaluated"]
@@ -55,7 +54,7 @@ def trainings_table(records: list[Any]) -> list[dict[str, Any]]:
     """Rows for a table of trainings: id, cutoff, trigger reason, update, rows, samples, seconds."""
     rows = []
     for r in records:
-        dec = json.loads(r.update_decision or "{}")
+        dec = recorded_decision(r)
         rows.append({
             "training": r.training_id, "cutoff": f"{r.cutoff[0]}:{r.cutoff[1]}" if r.cutoff else "",
             "trigger": _shortened(str(r.trigger.get("reason", ""))), "update": dec.get("mode", ""),
@@ -169,7 +168,7 @@ def _pipeline_selection(recs: list[Any]) -> Any:
     if recorded is not None:
         return recorded
     for r in recs:
-        if not json.loads(r.update_decision or "{}").get("selection_scope"):
+        if not recorded_decision(r).get("selection_scope"):
             return r.policy_params.get("selection", {})
     return recs[0].policy_params.get("selection", {})
 

@@ -43,7 +43,7 @@ from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.loop_state import _canon, _Pending, loop_state, restore_loop
 from modyn_store.app.pipeline.model_view import TorchModelView, column_array
 from modyn_store.app.pipeline.selection import SelectionRuntime, provided_score
-from modyn_store.app.pipeline.training_info import TrainingInfo, recorded_cost, selection_seed
+from modyn_store.app.pipeline.training_info import TrainingInfo, recorded_cost, recorded_decision, selection_seed
 
 __all__ = ["PipelineLoop", "TrainingInfo", "recorded_cost", "selection_seed"]
 
@@ -358,7 +358,7 @@ class PipelineLoop:
                         f"now fires at {(f.version, f.position)}; use a new pipeline name or a fresh store")
         train_set = Catalog(self.store).train_set(record.training_id)
         module = self._recorded_module(record.training_id)
-        decision = json.loads(record.update_decision or "{}")
+        decision = recorded_decision(record)
         strategy = self._strategy_for(decision.get("selection_scope"))
         if tin is not None and getattr(strategy, "stateful", False):
             strategy.select(self._context(f, tin, index, strategy))
@@ -378,7 +378,7 @@ class PipelineLoop:
         return module
 
     def _adopted_info(self, index: int, record: Any, cutoff_ts: float | int) -> TrainingInfo:
-        decision = json.loads(record.update_decision or "{}")
+        decision = recorded_decision(record)
         mode = "finetune" if decision.get("mode") == "finetune" else "retrain"
         c = recorded_cost(record)
         return TrainingInfo(index, record.training_id, record.cutoff, cutoff_ts, mode, record.n_keys,

@@ -70,6 +70,8 @@ from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo, pipeline_t
 from modyn_store.app.pipeline.runner import threads
 from modyn_store.app.pipeline.trigger_rows import store_rows
 from modyn_store.core._catalog_tables import declare_table
+from modyn_store.core._plainjson import read_json
+from modyn_store.core.errors import CorruptionError
 
 __all__ = ["PROGRESS_TABLE", "STATE_TABLE", "NextSlice", "OnlineRunner", "check_follow", "read_progress", "read_state"]
 
@@ -111,7 +113,8 @@ def read_progress(store: Any, pipeline: str) -> dict[str, Any] | None:
 
 def read_state(store: Any, pipeline: str) -> tuple[int, dict[str, Any]] | None:
     """``(processed version, loop state)`` saved with ``pipeline``'s last progress row, if that
-    row saved one (``None`` otherwise: a restart feeds every version again)."""
+    row saved one (``None`` otherwise: a restart feeds every version again). A saved state that
+    does not decompress or decode is :class:`~modyn_store.core.errors.CorruptionError`."""
     import zstandard
 
     from modyn_store.core._validate import check_name
@@ -126,7 +129,12 @@ def read_state(store: Any, pipeline: str) -> tuple[int, dict[str, Any]] | None:
     if t is None or t.num_rows == 0:
         return None
     row = t.to_pylist()[-1]
-    return int(row["processed_version"]), json.loads(zstandard.ZstdDecompressor().decompress(row["state"]))
+    try:
+        state = read_json(zstandard.ZstdDecompressor().decompress(row["state"]))
+    except (zstandard.ZstdError, ValueError) as exc:  # damaged, or crafted (JSON nested too deep)
+        raise CorruptionError(f"the saved state of pipeline {pipeline!r} at version {int(last['_version'])} "
+                              f"is not readable: {exc}") from exc
+    return int(row["processed_version"]), state
 
 
 #: the pipelines a restart resumes from a saved state (see the module docstring)

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TrainingInfo", "recorded_cost", "selection_seed"]
+from modyn_store.core._plainjson import read_json
+from modyn_store.core.errors import CorruptionError
+
+__all__ = ["TrainingInfo", "recorded_cost", "recorded_decision", "selection_seed"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,18 @@ def recorded_cost(record: Any) -> dict[str, float]:
     out["wall_s"] = out["trigger_s"] + out["select_s"] + float(
         train_s if isinstance(train_s, (int, float)) else record.cost.wall_s)
     return out
+
+
+def recorded_decision(record: Any) -> dict[str, Any]:
+    """The update decision a pipeline stored with a training (a JSON mapping; ``{}`` when none).
+    One that does not decode to a mapping (damaged, or crafted: nested too deep for the decoder)
+    is :class:`~modyn_store.core.errors.CorruptionError` naming the training."""
+    try:
+        decision = read_json(record.update_decision or "{}")
+    except ValueError as exc:
+        raise CorruptionError(f"training {record.training_id!r}: its recorded update decision is not "
+                              f"readable JSON ({exc})") from exc
+    if not isinstance(decision, dict):
+        raise CorruptionError(f"training {record.training_id!r}: its recorded update decision is a "
+                              f"{type(decision).__name__}, not a mapping")
+    return decision

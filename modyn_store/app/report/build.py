@@ -335,10 +335,11 @@ def _slug(name: str) -> str:
 
 def _drop_stale_heatmaps(fs: Any, root: str, written: set[str]) -> None:
     """Remove the heat maps an earlier report left in ``root`` (another store's pipelines under
-    names this report does not write); other files are left as they are."""
-    for path in fs.glob(f"{root.rstrip('/')}/heatmap_*.png"):
-        name = str(path).rsplit("/", 1)[-1]
-        if name not in written and re.fullmatch(r"heatmap_\d{2,}_[^/]*\.png", name):
+    names this report does not write); other files are left as they are. The folder is listed,
+    not globbed: a folder named ``out*`` or ``out[12]`` is no pattern over other folders."""
+    for path in fs.ls(root, detail=False):
+        name = str(path).rstrip("/").rsplit("/", 1)[-1]
+        if name not in written and re.fullmatch(r"heatmap_\d{2,}_[^/]*\.png", name) and fs.isfile(path):
             fs.rm_file(path)
 
 
