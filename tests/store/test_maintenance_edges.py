@@ -53,10 +53,9 @@ def test_a_vacuum_that_another_vacuum_overtook_commits_no_version(tmp_path: Path
     assert verify(path, deep=True).ok
 
 
-def test_a_reader_of_an_older_version_between_a_vacuums_commit_and_its_purge(tmp_path: Path) -> None:
-    """The local counterpart of the object-store case in ``test_s3.py``: a reader that opened the
-    store before another process's vacuum committed (and was killed before its purge) reads the
-    older version as after the purge; opening the store again finishes the purge."""
+def _reader_beside_a_killed_vacuum(path: str, vacuum: str) -> Store:
+    """A store of keys 0-29 in three appends with 0-4 deleted, a reader opened on it, then the
+    script ``vacuum`` run (and SIGKILLed) in another process: the reader, which did not recover."""
     import json
     import os
     import signal
@@ -65,10 +64,6 @@ def test_a_reader_of_an_older_version_between_a_vacuums_commit_and_its_purge(tmp
 
     import numpy as np
 
-    from modyn_store import DataUnavailableError
-    from tests.store.test_s3 import _VACUUM_KILLED_BEFORE_PURGE
-
-    path = str(tmp_path / "s")
     store = Store.open(path, create=True)
     for start in (0, 10, 20):
         store.append({"key": np.arange(start, start + 10), "ts": np.arange(10)})
@@ -76,9 +71,22 @@ def test_a_reader_of_an_older_version_between_a_vacuums_commit_and_its_purge(tmp
     reader = Store.open(path)
     env = dict(os.environ, MODYN_TEST_STORAGE_OPTIONS=json.dumps(None),
                PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-c", _VACUUM_KILLED_BEFORE_PURGE, path], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", vacuum, path], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return reader
+
+
+def test_a_reader_of_an_older_version_between_a_vacuums_commit_and_its_purge(tmp_path: Path) -> None:
+    """The local counterpart of the object-store case in ``test_s3.py``: a reader that opened the
+    store before another process's vacuum committed (and was killed before its purge) reads the
+    older version as after the purge; opening the store again finishes the purge."""
+    import numpy as np
+
+    from modyn_store import DataUnavailableError
+    from tests.store.test_s3 import _VACUUM_KILLED_BEFORE_PURGE
+
+    path = str(tmp_path / "s")
+    reader = _reader_beside_a_killed_vacuum(path, _VACUUM_KILLED_BEFORE_PURGE)
     for opened in (lambda: reader, lambda: Store.open(path)):  # before and after the recovery
         snap = opened().as_of(3)
         assert snap.keys().tolist() == list(range(30)) and snap.unavailable().tolist() == [0, 1, 2, 3, 4]
@@ -114,23 +122,9 @@ def test_a_delta_beside_a_vacuum_that_never_committed_returns_every_row(tmp_path
     reader that finds its table (before a writer rolls it back) reads every inserted row of a
     delta, in both modes, as ``to_table`` does."""
     import os
-    import signal
-    import subprocess
-    import sys
-
-    import numpy as np
 
     path = str(tmp_path / "s")
-    store = Store.open(path, create=True)
-    for start in (0, 10, 20):
-        store.append({"key": np.arange(start, start + 10), "ts": np.arange(10)})
-    store.delete(keys=[0, 1, 2, 3, 4])
-    reader = Store.open(path)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
-                                                      os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-c", _VACUUM_KILLED_BEFORE_COMMIT, path], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    reader = _reader_beside_a_killed_vacuum(path, _VACUUM_KILLED_BEFORE_COMMIT)
     assert reader.version == 4 and os.path.isdir(os.path.join(path, "purged.lance"))
     assert reader.as_of(3).to_table(["key"]).num_rows == 30
     for mode in ("skip", "error"):
