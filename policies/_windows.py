@@ -222,3 +222,47 @@ def restored_on_error(obj: Any, *names: str) -> Iterator[None]:
         for n, v in saved:
             setattr(obj, n, v)
         raise
+
+
+@contextlib.contextmanager
+def parts_restored_on_error(parts: Sequence[Any]) -> Iterator[None]:
+    """The triggers ``parts`` (and their own parts, ``_parts()``) put back as they were when the
+    block raises, in place: a composite (or a drift trigger with a warm-up part) whose later part
+    fails while firing leaves the parts that fired before it as they were, so the same delta may
+    be fed again. Attributes that are triggers or arrays are kept as they are (a part is restored
+    in place, and a trigger replaces its arrays, never writes into them); the others are copied
+    shallowly, as in :func:`restored_on_error` (lists and dicts, a :class:`RowBuffer`'s chunk
+    list: no rows). Attributes set in the block are removed.
+
+    >>> class T:
+    ...     def _parts(self): return []
+    ...     def fire(self): pass
+    >>> a, inner = T(), T()
+    >>> a.seen, a.pending, a.part = 1, [1], inner
+    >>> try:
+    ...     with parts_restored_on_error([a]):
+    ...         a.seen, a.fed = 2, 1; a.pending.append(2); a.part = T(); raise ValueError
+    ... except ValueError:
+    ...     pass
+    >>> a.seen, a.pending, a.part is inner, hasattr(a, "fed")
+    (1, [1], True, False)
+    """
+    todo, saved = list(parts), []
+    while todo:
+        t = todo.pop()
+        saved.append((t, {n: _as_it_was(v) for n, v in vars(t).items()}))
+        todo.extend(t._parts())
+    try:
+        yield
+    except BaseException:
+        for t, attrs in saved:
+            vars(t).clear()
+            vars(t).update(attrs)
+        raise
+
+
+def _as_it_was(value: Any) -> Any:
+    """What :func:`parts_restored_on_error` keeps of an attribute's value."""
+    if isinstance(value, np.ndarray) or (hasattr(value, "_parts") and hasattr(value, "fire")):
+        return value
+    return copy.copy(value)

@@ -50,6 +50,7 @@ from policies._records import (
     UpdateContext,
     UpdateDecision,
 )
+from policies._windows import parts_restored_on_error
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -250,6 +251,10 @@ class Trigger(Policy):
             ``delta.ts[i]`` or ``delta.keys[i]`` when its rows are not in ``(version, ts, key)``
             order. Either way the trigger is left as it was. A trigger resumed with
             :meth:`load_state` checks versions from the next delta it is fed on.
+
+        A trigger with parts (a composite, a drift trigger's warm-up trigger) whose part fails
+        while firing (a model's error) puts the parts back as they were before re-raising
+        (containers copied, arrays and parts kept: no rows copied), so the delta may be fed again.
         """
         if not isinstance(delta, TriggerInput):
             if not hasattr(delta, "inserted"):
@@ -260,7 +265,9 @@ class Trigger(Policy):
         span = self._admit(delta)
         if span is None:  # nothing, at the last version fed: as if not fed
             return []
-        with engine_errors():
+        # a part that fails while firing (a model's error, a refused label) leaves the parts
+        # that fired before it as they were: the delta may be fed again
+        with engine_errors(), parts_restored_on_error(self._parts()):
             out = self._fire(delta, model)
         self._fed_through = span[1]
         return out

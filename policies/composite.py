@@ -25,7 +25,9 @@ class AtLeast(Trigger):
     one fires at the end of a delta and another before the first row of the next: both cut the
     same rows), and its firing lists those sub-firings as ``causes``. A delta that one
     sub-trigger refuses before firing (versions fed before, feature columns missing, event
-    times in other units than a time trigger's) is refused before any sub-trigger counts it.
+    times in other units than a time trigger's) is refused before any sub-trigger counts it;
+    one that fails while firing (a model's error) leaves the sub-triggers before it as they were
+    (see :meth:`Trigger.fire`), so the delta may be fed again.
 
     Parameters
     ----------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +29,16 @@ def md_cell(text: str) -> str:
     a\\|b
     """
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def md_text(text: object) -> str:
+    """``text`` as plain text in Markdown (a table cell, a heading, a paragraph): pipes escaped,
+    ``<``, ``>`` and ``&`` as entities, so a name never becomes markup and reads back as written.
+
+    >>> print(md_text("R&amp;D <b>|x"))
+    R&amp;amp;D &lt;b&gt;\\|x
+    """
+    return html.escape(md_cell(str(text)), quote=False)
 
 
 def share(part: float, whole: float) -> str:

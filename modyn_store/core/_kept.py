@@ -256,14 +256,15 @@ def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, a
 
 
 def _private(sub: Path) -> None:
-    """Make a table's folder, the folder above it and its ``table`` file the user's alone where
-    an earlier release left them readable by others (it made them by the umask)."""
-    for p, mode in ((sub.parent, 0o700), (sub, 0o700), (sub / "table", 0o600)):
+    """Make a table's folder and its ``table`` file the user's alone where an earlier release
+    left them readable by others (it made them by the umask). The cache folder itself is left
+    as it is: the user may have chosen it (``MODYN_STORE_READ_CACHE``), shared or not theirs."""
+    for p, mode in ((sub, 0o700), (sub / "table", 0o600)):
         try:
             if os.stat(p).st_mode & 0o077:
                 os.chmod(p, mode)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # (gone meanwhile, or not the user's: the entry is still kept where it can be)
 
 
 def _prune(root: Path, keep: Path) -> None:

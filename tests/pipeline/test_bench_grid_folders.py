@@ -37,24 +37,28 @@ def test_a_folder_in_use_by_another_grid_run_is_refused(tmp_path: Path) -> None:
     again.release()
 
 
+@pytest.mark.parametrize("home", [False, True])
 @pytest.mark.parametrize("where", ["the source itself", "its folder"])
-def test_a_store_folder_holding_a_pipelines_source_store_is_refused(tmp_path: Path, where: str) -> None:
-    """A grid run replaces the stores in ``--store``: a source store there was removed with them."""
+def test_a_store_folder_holding_a_pipelines_source_store_is_refused(tmp_path: Path, where: str, home: bool,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grid run replaces the stores in ``--store``: a source store there was removed with them,
+    also one named from the home folder (``~/stores/mine``, which the store opens expanded)."""
     import numpy as np
     import pyarrow as pa
 
     from modyn_store.app.pipeline.bench import parse_grid
 
+    monkeypatch.setenv("HOME", str(tmp_path))
     src = tmp_path / "stores" / "mine"
     store = Store.open(str(src), create=True)
     for i in range(3):
         features = pa.FixedSizeListArray.from_arrays(pa.array(np.linspace(0, 1, 80), pa.float32()), 2)
         store.append(pa.table({"ts": np.arange(i * 40, (i + 1) * 40), "features": features,
                                "label": np.arange(40) % 2}))
-    grid = parse_grid({"title": "t", "base": {"source": {"store": str(src)},
+    grid = parse_grid({"title": "t", "base": {"source": {"store": "~/stores/mine" if home else str(src)},
                                               "model": {"name": "logreg"}},
                        "pipelines": [{"name": "a", "trigger": {"name": "data_amount", "every": 40}}]})
-    root = src if where == "the source itself" else src.parent
+    root = src if where == "the source itself" else src.parent  # (as a shell expands ~ in --store)
     with pytest.raises(PipelineConfigError) as info:
         run_grid(grid, tmp_path / "out", store_dir=root)
     assert info.value.key == "--store" and "source store" in str(info.value)

@@ -47,3 +47,18 @@ def test_bookkeeping_is_never_negative() -> None:
     # timer jitter: parts measured apart may exceed the wall time by a hair
     table = time_table([_run(0.15, 0.11)], {}, 1.0)
     assert float(_row(table, "| pipeline once |")[5]) == 0.0
+
+
+def test_a_pipeline_name_reads_back_as_written_in_both_pages() -> None:
+    # the name is text in report.md (pipes escaped, entities for < > &) and in report.html
+    import dataclasses
+    import html
+
+    from modyn_store.app.report.build import markdown_to_html
+
+    run = _run(0.40, 0.11)
+    name = "R&amp;D|<b>x</b>"
+    run = dataclasses.replace(run, config=dataclasses.replace(run.config, name=name))
+    page = markdown_to_html(time_table([run], {}, 1.0))
+    cell = page.split("<td>", 2)[1].split("</td>", 1)[0]
+    assert html.unescape(cell) == f"pipeline {name}" and "<b>" not in page

@@ -232,3 +232,53 @@ def test_a_composite_refused_by_a_part_leaves_a_drift_with_a_warmup_part_as_it_w
         comp.fire(delta(1, 15, 0))
     assert [id(t) for t in _walk(comp)] == objects
     assert json.dumps(comp.state(), sort_keys=True, default=str) == before
+
+
+class _Flaky:
+    """A model whose first ``fails`` calls raise (a transient failure), then a fixed sign rule."""
+
+    def __init__(self, fails: int) -> None:
+        self.fails = fails
+
+    def _ok(self) -> None:
+        if self.fails:
+            self.fails -= 1
+            raise RuntimeError("transient model failure")
+
+    def logits(self, f: Any) -> np.ndarray:
+        self._ok()
+        return np.stack([-f["x"], f["x"]], axis=1)
+
+    def embed(self, f: Any) -> np.ndarray:
+        self._ok()
+        return f["x"][:, None]
+
+
+def _labelled(v: int, n: int) -> TriggerInput:
+    k = np.arange(n) + 100 * v
+    return TriggerInput(version=v, keys=k, ts=k, labels=np.ones(n, dtype=np.int64),
+                        features={"x": np.linspace(-1, 1, n)})
+
+
+@pytest.mark.parametrize("build", ["composite", "drift_with_warmup"])
+def test_a_part_failing_while_firing_leaves_the_parts_before_it_as_they_were(build: str) -> None:
+    """A part whose model fails after the parts before it fired: the delta fed again (the model
+    back) gives what a trigger fed it once gives, not a refusal of versions fed before."""
+    from policies import AnyOf, DataAmount, DataDrift, Performance
+
+    def make() -> Trigger:
+        if build == "composite":
+            return AnyOf(triggers=[DataAmount(every=3), Performance(columns=["x"], every=4, threshold=0.9)])
+        return DataDrift(columns=["x"], window=4, every=4, min_samples=2, warmup=1000, warmup_trigger=AnyOf(
+            triggers=[DataAmount(every=3), Performance(columns=["x"], every=4, threshold=0.9)]))
+
+    def fired(fs: list[Firing]) -> list[tuple[int, int]]:
+        return [(f.version, f.position) for f in fs]
+
+    fresh, flaky = make(), make()
+    want = [fired(fresh.fire(_labelled(v, 8), model=_Flaky(0))) for v in (1, 2)]
+    with pytest.raises(RuntimeError, match="transient"):
+        flaky.fire(_labelled(1, 8), model=_Flaky(1))
+    got = [fired(flaky.fire(_labelled(v, 8), model=_Flaky(0))) for v in (1, 2)]
+    assert got == want and any(want)
+    assert flaky.state() == fresh.state()

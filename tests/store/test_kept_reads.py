@@ -490,10 +490,12 @@ def test_a_folder_an_earlier_release_left_open_is_made_the_users_alone(tmp_path:
     uri = str(tmp_path / "s")
     s = _store(uri)
     assert _fresh_keys(uri) == sorted(set(range(100)) - {3, 5, 7})
-    opened = [cache, *(p for p in cache.rglob("*") if p.is_dir()), *cache.rglob("table")]
-    for p in opened:
+    opened = [*(p for p in cache.rglob("*") if p.is_dir()), *cache.rglob("table")]
+    for p in [cache, *opened]:
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     s.delete(keys=[9])  # a new version: a new entry is kept in the same table's folder
     assert _fresh_keys(uri) == sorted(set(range(100)) - {3, 5, 7, 9})
     assert {oct(p.stat().st_mode & 0o777) for p in opened} == {oct(0o700), oct(0o600)}
     assert all(p.stat().st_mode & 0o077 == 0 for p in opened)
+    # the cache folder itself is the user's choice (MODYN_STORE_READ_CACHE): left as it was
+    assert cache.stat().st_mode & 0o777 == 0o755

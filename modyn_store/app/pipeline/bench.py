@@ -32,7 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modyn_store.app._fmt import md_cell, share
+from modyn_store.app._fmt import md_text, share
 from modyn_store.app.pipeline.config import PipelineConfig, parse_pipeline
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.runner import RunEvent, RunResult, Runner, ingest
@@ -261,13 +261,13 @@ def _fresh_store_dir(path: Path) -> None:
 def _refuse_sources_inside(grid: Grid, root: Path) -> None:
     """Refuse a ``--store`` folder that is, or holds, the store a pipeline of ``grid`` reads
     (``source: {store: ...}``): the run replaces the stores in that folder, the source included."""
-    top = root.resolve()
+    top = root.expanduser().resolve()  # (a store path opens with ~ expanded)
     for cfg in grid.pipelines:
         uri = str(cfg.source.store) if cfg.source.kind == "store" else ""
         uri = uri[len("file://"):] if uri.startswith("file://") else uri
         if not uri or "://" in uri:
             continue
-        src = Path(uri).resolve()
+        src = Path(uri).expanduser().resolve()
         if src == top or top in src.parents:
             raise PipelineConfigError("--store", f"{str(root)!r} is or holds {cfg.source.store!r}, the source store of "
                                                  f"pipeline {cfg.name!r}, and a grid run replaces the stores in "
@@ -418,7 +418,7 @@ def _append_notes(files: ReportFiles, grid: Grid, runs: Sequence[RunResult], com
                   shared: bool) -> None:
     lines = ["", "## How this report was made", ""]
     if grid.description:
-        lines += [grid.description.strip(), ""]
+        lines += [md_text(grid.description.strip()), ""]
     if command:
         lines += ["```", command, "```", ""]
     lines += [f"Python {sys.version.split()[0]}; the stream was ingested "
@@ -428,7 +428,8 @@ def _append_notes(files: ReportFiles, grid: Grid, runs: Sequence[RunResult], com
     for r in runs:
         desc = r.config.describe()
         n_re = sum(t.mode == "retrain" for t in r.trainings)
-        lines.append(f"| {r.config.name} | {desc['trigger']} | {desc['selection']} | {desc['update']} | {n_re} | "
+        lines.append(f"| {md_text(r.config.name)} | {md_text(desc['trigger'])} | {md_text(desc['selection'])} | "
+                     f"{md_text(desc['update'])} | {n_re} | "
                      f"{len(r.trainings) - n_re} | {sum(t.n_keys for t in r.trainings)} | "
                      f"{sum(t.wall_seconds for t in r.trainings):.1f} |")
     from modyn_store.app.report.build import append_section
@@ -458,7 +459,7 @@ def time_table(runs: Sequence[RunResult], phases: Mapping[str, float], total: fl
         score = sum(t.score_seconds for t in r.trainings)
         book = max(0.0, r.seconds - fit - score - r.evaluation_seconds)
         book_all += book
-        lines.append(f"| pipeline {md_cell(r.config.name)} | {r.seconds:.2f} | {fit:.2f} | {score:.2f} "
+        lines.append(f"| pipeline {md_text(r.config.name)} | {r.seconds:.2f} | {fit:.2f} | {score:.2f} "
                      f"| {r.evaluation_seconds:.2f} | {book:.2f} | {share(book, r.seconds)} |")
     for name, sec in phases.items():
         lines.append(f"| {name} | {sec:.2f} | | | | | |")

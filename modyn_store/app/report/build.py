@@ -44,8 +44,7 @@ from typing import Any
 
 import fsspec
 
-from modyn_store.app._fmt import md_cell as _md_cell
-from modyn_store.app._fmt import share
+from modyn_store.app._fmt import md_text, share
 from modyn_store.app.report.plots import plot_cost_vs_metric, plot_heatmap, plot_metric_over_time
 from modyn_store.app.report.records import COST_LABELS, COSTS, PipelineResult, SummaryRow, TriggerRecord
 from modyn_store.core.errors import InvalidArgumentError
@@ -78,7 +77,7 @@ class ReportFiles:
 def _md(text: str) -> str:
     """``text`` as plain text in a Markdown cell or heading: pipes escaped, ``<``, ``>`` and ``&``
     as entities, so a name never becomes markup."""
-    return html.escape(_md_cell(str(text)), quote=False)
+    return md_text(text)
 
 
 def current_model_curve(result: PipelineResult) -> list[float]:
@@ -277,7 +276,7 @@ def _colour_limits(results: Sequence[PipelineResult]) -> tuple[float, float] | N
 
 
 def _html_text(md: str) -> str:
-    """Markdown text of a report (names already made plain by :func:`_md` or :func:`md_cell`) as
+    """Markdown text of a report (names made plain by :func:`~modyn_store.app._fmt.md_text`) as
     HTML text: escaped pipes and ``**`` dropped, every character shown as written."""
     return html.escape(html.unescape(md.replace("\\|", "|").replace("**", "")), quote=False)
 
