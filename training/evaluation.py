@@ -307,11 +307,6 @@ def _check_label_codes(label: str, y: np.ndarray, n_classes: int, model: str) ->
             f"integer class codes 0 .. {n_classes - 1} (model {model!r} outputs {n_classes} classes); {LABEL_HINT}")
 
 
-def _load_model(catalog: Catalog, training_id: str) -> nn.Module:
-    """The recorded model of ``training_id`` (:func:`training.recorded.load_model`; errors name ``models``)."""
-    return load_model(catalog.store, training_id, name="models")
-
-
 def evaluate(
     store: Any,
     models: Mapping[str, nn.Module] | Sequence[str],
@@ -371,7 +366,7 @@ def evaluate(
     if isinstance(models, Mapping):
         named = dict(models)
     else:
-        named = {tid: _load_model(catalog, tid) for tid in models}
+        named = {tid: load_model(catalog.store, tid, name="models") for tid in models}
     snap = store.as_of(version)
     parts = slice_keys(snap, slices, sample, label=label)
     for m in named.values():

@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
-from engine._search import sorted_unique
 from modyn_store.core._failures import READ_ATTEMPTS
 from modyn_store.core._keyscan import SCAN_BATCH
 from modyn_store.core._validate import as_keys
@@ -144,11 +143,7 @@ def locate(snap: Snapshot, keys: Any) -> tuple[np.ndarray, np.ndarray]:
             return locate_keys(want, ())
         readers = snap._readers(ds, ["key"], batch_size=SCAN_BATCH, with_row_id=True, with_row_address=True)
         # a purged key's row may still be stored (a vacuum's commit comes before its purge): not live
-        gone = snap._dead()
-        unavailable = snap._unavailable(refresh=False)
-        if unavailable.size:
-            gone = sorted_unique(np.concatenate([gone, unavailable]))
-        return locate_keys(want, (b for r in readers for b in r), gone)
+        return locate_keys(want, (b for r in readers for b in r), snap._with_unavailable(snap._dead()))
 
     return snap._retrying(read)
 

@@ -18,7 +18,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from engine._search import PREFILTER_MIN, HashedKeys, sorted_unique
+from engine._search import PREFILTER_MIN, HashedKeys
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
 from modyn_store.core._validate import filter_error
@@ -48,10 +48,10 @@ class DeadKeys:
     to the rest of the stream, looked for at most every :data:`ERASE_CHECK_S` seconds, and at
     once after an erase of this process (:func:`erased_here`).
 
-    The keys a committed vacuum purged when the stream began (``snap.unavailable()``) are
-    dropped too: a vacuum commits before it removes their rows, so until its purge finished
-    (another process's vacuum, or one killed before the next writer finished it) they are
-    still stored, and a stream returns the rows it returns after the purge.
+    The keys a committed vacuum purged (``Snapshot._with_unavailable``) are dropped too: a
+    vacuum commits before it removes their rows, so until its purge finished (another process's
+    vacuum, or one killed before the next writer finished it) they are still stored, and a
+    stream returns the rows it returns after the purge.
 
     The same array object is returned while the set is unchanged (callers key caches on it).
     """
@@ -60,19 +60,15 @@ class DeadKeys:
         self._snap = snap
         self._here = _ERASES_HERE[0]
         self._dead = snap._dead()
-        self._purged = snap._unavailable(refresh=False)
-        self._keys = self._with_purged(self._dead)
+        self._keys = snap._with_unavailable(self._dead)
         self._checked = time.monotonic()
-
-    def _with_purged(self, dead: np.ndarray) -> np.ndarray:
-        return sorted_unique(np.concatenate([dead, self._purged])) if self._purged.size else dead
 
     def __call__(self) -> np.ndarray:
         here = _ERASES_HERE[0]
         if here != self._here or time.monotonic() - self._checked > ERASE_CHECK_S:
             dead = self._snap._dead()
             if dead is not self._dead:
-                self._dead, self._keys = dead, self._with_purged(dead)
+                self._dead, self._keys = dead, self._snap._with_unavailable(dead)
             self._checked, self._here = time.monotonic(), here
         return self._keys
 

@@ -161,6 +161,14 @@ class Snapshot:
             self._unavailable_cache = keys[~_isin_sorted(keys, erased)]
         return self._unavailable_cache
 
+    def _with_unavailable(self, dead: np.ndarray) -> np.ndarray:
+        """``dead`` and the keys whose rows a committed vacuum purged (as the snapshot knows them,
+        no look at the log): the keys whose stored rows a read leaves out. A vacuum commits before
+        it purges, so until its purge finished (another process's vacuum, or one killed before
+        the next writer recovered it) those rows are still stored."""
+        unavailable = self._unavailable(refresh=False)
+        return sorted_unique(np.concatenate([dead, unavailable])) if unavailable.size else dead
+
     def _read_purged(self, ds: Any) -> tuple[np.ndarray]:
         """Sorted distinct keys of ``ds`` (the purged table) live at this version."""
         t = ds.to_table(columns=["key", "inserted", "deleted", "_version"])
@@ -263,12 +271,8 @@ class Snapshot:
             return LiveKeys(dead, unavailable.size).finish(unavailable)
         plan = self._fragments(ds)
         upper = sum(f.metadata.physical_rows for part in plan for f in part) + unavailable.size
-        if unavailable.size:
-            # a vacuum commits before it purges: until its purge finished (another process's
-            # vacuum, or one killed before the next writer recovered it) the purged keys' rows are
-            # still stored. They are counted once, as unavailable, not again as scanned.
-            dead = sorted_unique(np.concatenate([dead, unavailable]))
-        live = LiveKeys(dead, upper)
+        # purged rows still stored are counted once, as unavailable, not again as scanned
+        live = LiveKeys(self._with_unavailable(dead), upper)
         kept = self._store._tables.kept_dir("samples")
         if kept is not None:
             integrity.load_kept_runs(kept)

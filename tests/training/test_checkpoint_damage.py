@@ -81,7 +81,7 @@ def test_names_with_a_final_newline_are_refused(store) -> None:
 
 
 def test_checkpoint_of_another_architecture_names_the_training(store) -> None:
-    from training.evaluation import _load_model
+    from training.recorded import load_model
     from training.trainer import TrainConfig, train
 
     cat = Catalog(store)
@@ -90,7 +90,7 @@ def test_checkpoint_of_another_architecture_names_the_training(store) -> None:
     ts = TrainSet.uniform(store.as_of(None).keys()[:64], version=store.version)
     cat.record_training("wide", ts, checkpoint=ref, config=cfg.to_json())
     with pytest.raises(InvalidArgumentError, match="models='wide'"):
-        _load_model(cat, "wide")
+        load_model(store, "wide", name="models")  # as evaluate() loads the models it names
     from dataclasses import replace
 
     with pytest.raises(InvalidArgumentError, match="parent_id='wide'"):

@@ -240,11 +240,11 @@ def _labels_section(store: Any) -> str:
     """A report section naming the labels behind the class codes (empty without a label map)."""
     from modyn_store.app.datasets.labels import describe_labels
 
-    from modyn_store.app.report.build import _md
+    from modyn_store.app._fmt import md_text
 
     text = describe_labels(store)
     # label values are the data's own text: plain text in Markdown, never markup
-    return f"\n## Labels\n\n{_md(text)}\n" if text else ""
+    return f"\n## Labels\n\n{md_text(text)}\n" if text else ""
 
 
 def _print_runs(runs: list[Any]) -> None:

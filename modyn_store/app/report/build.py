@@ -74,12 +74,6 @@ class ReportFiles:
     all: tuple[str, ...] = field(default=())
 
 
-def _md(text: str) -> str:
-    """``text`` as plain text in a Markdown cell or heading: pipes escaped, ``<``, ``>`` and ``&``
-    as entities, so a name never becomes markup."""
-    return md_text(text)
-
-
 def current_model_curve(result: PipelineResult) -> list[float]:
     """The metric of the model in service on each slice (``NaN`` before the first model)."""
     curve: list[float] = []
@@ -176,7 +170,7 @@ def markdown_table(rows: Sequence[SummaryRow], metric: str = "accuracy") -> str:
     lines = [head, "|" + "---|" * 4 + "---:|" * 10 + ":---:|"]
     for r in rows:
         lines.append(
-            f"| {_md(r.name)} | {_md(r.trigger)} | {_md(r.selection)} | {_md(r.update)} | {r.n_triggers} "
+            f"| {md_text(r.name)} | {md_text(r.trigger)} | {md_text(r.selection)} | {md_text(r.update)} | {r.n_triggers} "
             f"| {r.samples_trained} | {r.forward_passes} | {r.rows_scanned} | {r.wall_seconds:.2f} "
             f"| {share(r.bookkeeping_seconds, r.wall_seconds)} | {r.train_seconds:.2f} "
             f"| {r.mean_metric:.4f} | {_pm(r.mean_margin)} | {r.final_metric:.4f} | {'yes' if r.pareto else ''} |"
@@ -200,7 +194,7 @@ def _partly_undefined_note(r: PipelineResult, curve: Sequence[float]) -> str | N
         return None
     final = (f"; the final {r.metric} is that of slice {_slice_list(r, defined[-1:])}, not of the last one"
              if missing[-1] > defined[-1] else "")
-    return (f"- **{_md(r.name)}**: {r.metric} is undefined (nan) on {len(missing)} of the {len(served)} slices a "
+    return (f"- **{md_text(r.name)}**: {r.metric} is undefined (nan) on {len(missing)} of the {len(served)} slices a "
             f"model served: {_slice_list(r, missing)} (no evaluated rows, or a metric the slice's labels do not "
             f"define, e.g. ROC-AUC on a slice of one class); the mean {r.metric} is over the other "
             f"{len(defined)} slice{'s' if len(defined) != 1 else ''}{final}.")
@@ -226,7 +220,7 @@ def undefined_metric_notes(results: Sequence[PipelineResult]) -> list[str]:
         else:
             why = ("the slices after its trainings' cutoffs hold no evaluated rows (event times that do not "
                    "spread over the slices, e.g. one event time for every row)")
-        out.append(f"- **{_md(r.name)}**: mean and final {r.metric} are undefined (nan): {why}.")
+        out.append(f"- **{md_text(r.name)}**: mean and final {r.metric} are undefined (nan): {why}.")
     return out
 
 
@@ -258,7 +252,7 @@ def _trigger_table(r: PipelineResult) -> str:
     for t in r.triggers:
         label = (r.slice_labels[t.last_slice] if 0 <= t.last_slice < len(r.slice_labels)
                  else "(before the first)" if t.last_slice < 0 else str(t.last_slice))
-        lines.append(f"| {t.index} | {t.data_version} | {_md(label)} | {t.n_samples} | {t.train_seconds:.2f} "
+        lines.append(f"| {t.index} | {t.data_version} | {md_text(label)} | {t.n_samples} | {t.train_seconds:.2f} "
                      f"| {t.forward_passes} | {t.rows_scanned} | {t.wall:.2f} | {t.bookkeeping_seconds:.2f} "
                      f"| {share(t.bookkeeping_seconds, t.wall)} | {t.trigger_seconds:.2f} "
                      f"| {t.selection_bookkeeping:.2f} | {t.loading_seconds:.2f} |")
@@ -388,9 +382,9 @@ def render_report(results: Sequence[PipelineResult], out_dir: str | Path, *, tit
     names = [p.rsplit("/", 1)[-1] for p in (curve, pareto, *heatmaps)]
 
     notes = undefined_metric_notes(results)
-    md = [f"# {_md(title)}", "", markdown_table(rows, metric), *(["\n".join(notes), ""] if notes else []), ""]
+    md = [f"# {md_text(title)}", "", markdown_table(rows, metric), *(["\n".join(notes), ""] if notes else []), ""]
     md += [f"![metric over time]({names[0]})", "", f"![cost vs metric]({names[1]})", ""]
-    md += [f"## {_md(r.name)}\n\n![heat map]({n})\n\n{_trigger_table(r)}" for r, n in zip(results, names[2:])]
+    md += [f"## {md_text(r.name)}\n\n![heat map]({n})\n\n{_trigger_table(r)}" for r, n in zip(results, names[2:])]
     markdown = write("report.md", "\n".join(md).encode())
     body = [f"<h1>{html.escape(title)}</h1>", _html_table(rows, metric)]
     body += [f"<p>{html.escape(n[2:].replace('**', ''))}</p>" for n in notes]
