@@ -38,13 +38,13 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from modyn_store.core.errors import ConflictError, InvalidArgumentError, UnknownKeyError
+from modyn_store.core.errors import ConflictError, DataUnavailableError, InvalidArgumentError, UnknownKeyError
 from modyn_store.core.trainings import Catalog, CheckpointRef, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
 from training.determinism import deterministic, state_equal
 from training.downsampling import BatchThenSample, union_of_epochs
-from training.errors import check_loss
+from training.errors import ErasedKeysError, check_loss
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
 from training.progress import Progress, check_save_every, cpu_state, discard_progress, fingerprint
@@ -157,7 +157,7 @@ def _save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_s
             record["metrics"] = {**dict(record.get("metrics") or {}), "train_wall_s": time.perf_counter() - started}
         return catalog.record_training(training_id, train_set, checkpoint=ckpt, seed=config.seed,
                                        config=config.to_json(), **record)
-    except BaseException:
+    except BaseException as exc:
         try:
             kept, taken = catalog.get(training_id).checkpoint, True
         except UnknownKeyError:
@@ -173,6 +173,8 @@ def _save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_s
                 catalog.store.fs.rm(catalog.store.path(ckpt.uri))
             except Exception:  # pragma: no cover - best effort, the original error matters
                 pass
+        if isinstance(exc, DataUnavailableError) and not isinstance(exc, ErasedKeysError) and exc.keys is not None:
+            raise ErasedKeysError(f"training {training_id!r}", exc.keys) from exc  # erased while it trained
         raise
 
 

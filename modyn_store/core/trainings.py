@@ -36,6 +36,7 @@ from typing import IO, Any, cast
 import numpy as np
 import pyarrow as pa
 
+from engine._search import unsorted_hits
 from modyn_store.core._catalog_tables import (
     EVALUATIONS,
     EVALUATIONS_OPTIONAL,
@@ -259,7 +260,8 @@ class Catalog:
     ) -> TrainingRecord:
         """Record a training and its exact train set as one atomic store version.
 
-        Refused before anything is written: see :meth:`check_record`, and an id already used.
+        Refused before anything is written: see :meth:`check_record`, an id already used, and
+        (:class:`DataUnavailableError`) a train set holding keys erased since it was read.
         """
         seed = self.check_record(
             training_id, train_set, policy=policy, policy_params=policy_params, seed=seed, config=config,
@@ -290,6 +292,14 @@ class Catalog:
         with self.store.transaction("train", message=message or f"training {training_id}") as txn:
             if self._find(training_id, None) is not None:
                 raise InvalidArgumentError("training_id", training_id, "a training id not used before")
+            # keys erased since the train set was read: the erase's report, which names the
+            # recorded trainings that used them, would never name this one
+            erased = self.store._erased_keys(kept=False)
+            hit = np.unique(train_set.keys[unsorted_hits(train_set.keys, erased)]) if erased.size else erased
+            if hit.size:
+                raise DataUnavailableError(
+                    f"train set of training {training_id!r}: {hit.size} keys were erased since it was read, "
+                    f"e.g. {hit[:5].tolist()}; a training on erased rows is not recorded", keys=hit)
             txn.append(TRAININGS, pa.Table.from_pylist([row], schema=TRAININGS_SCHEMA))
             for name, rows in trainset_tables(training_id, train_set):
                 txn.append(name, rows)

@@ -129,3 +129,16 @@ def test_import_modyn_store_does_not_import_torch() -> None:
     code = "import sys, modyn_store, modyn_store.core.trainings; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_train_set_holding_keys_erased_since_it_was_read_is_not_recorded(store) -> None:
+    cat = Catalog(store)
+    keys = store.as_of(None).keys()[:20]
+    ts = TrainSet.uniform(keys, version=store.version)
+    store.erase([int(keys[4]), int(keys[9])], reason="user request")
+    before = (store.version, store.read_table("selections"))
+    with pytest.raises(DataUnavailableError, match="erased since") as info:
+        cat.record_training("late", ts, policy="all")
+    assert info.value.keys.tolist() == [int(keys[4]), int(keys[9])]
+    assert (store.version, store.read_table("selections")) == before and cat.list() == []
+    assert cat.record_training("kept", TrainSet.uniform(keys[10:], version=store.version)).n_keys == 10

@@ -69,6 +69,33 @@ def test_reproduce_after_erasure_names_the_keys(store) -> None:
     assert all(str(k) in str(info.value) for k in gone)
 
 
+def test_a_training_whose_keys_are_erased_while_it_trains_is_not_recorded(store) -> None:
+    """An erase names the recorded trainings that used its keys; one that commits while a
+    training reads the rows came before its record, which then named the erased keys unseen."""
+    ts = _weighted_set(store, seed=6)
+    gone = int(ts.keys[3])
+
+    class Erasing(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 3)
+            self.erased = None
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            if self.erased is None:  # the rows are in the training's hands already
+                self.erased = store.erase([gone], reason="user request")
+            return self.fc(features)
+
+    before = store.version
+    with pytest.raises(ErasedKeysError) as info:
+        train(store, ts, replace(CFG, epochs=1), training_id="e1", model=Erasing)
+    assert info.value.keys.tolist() == [gone]
+    assert Catalog(store).list() == [] and store.version == before + 1  # the erase's version only
+    assert store.log()[-1].op == "erase" and store.log()[-1].details["trainings"] == []
+    models = store.path("models")  # the checkpoint written before the record went with it
+    assert not store.fs.exists(models) or store.fs.ls(models, detail=False) == []
+
+
 def test_finetune_starts_from_the_parent(store) -> None:
     ts = _weighted_set(store, seed=3)
     parent = train(store, ts, CFG, training_id="p1")
