@@ -140,6 +140,8 @@ def erase(
     the new version on no version returns the keys. The report lists the past trainings whose
     train sets held an erased key.
 
+    A key whose rows only an extension table with an int64 ``key`` column holds (never a
+    sample's) is stored too: its rows are erased and the key is taken for all time.
     Keys never stored or already erased raise :class:`UnknownKeyError` (nothing is erased)
     unless ``missing="ignore"`` skips them. When every key is skipped nothing is written: no
     version is committed and the report has ``version=None`` and no keys.
@@ -209,6 +211,9 @@ def _erase(store: Store, want: np.ndarray, reason: str, missing: str, message: s
             ),
         )
         txn.erased = int(targets.size)
+        # an erased key is taken for all time: keys assigned later start above it (a key that
+        # only an extension table held may lie above every stored key)
+        txn.max_key = int(targets[-1])
         txn.live_delta = -int(live_before.sum())
         version = txn.version
     caches = store._last_purge_caches
@@ -216,8 +221,26 @@ def _erase(store: Store, want: np.ndarray, reason: str, missing: str, message: s
 
 
 def _stored_keys(store: Store, keys: np.ndarray) -> np.ndarray:
-    """Mask: which sorted ``keys`` have a stored row (any committed version, deleted or not)."""
-    return _isin_sorted(keys, store._find_keys(keys, ("samples", "purged"), store.version))
+    """Mask: which sorted ``keys`` have a stored row (any committed version, deleted or not),
+    of the samples or of a :func:`keyed_extensions` table."""
+    found = _isin_sorted(keys, store._find_keys(keys, ("samples", "purged"), store.version))
+    if not found.all():
+        # an extension table's rows for a key the samples never held are that key's data too:
+        # refusing the key would leave them on disk with no way to erase them
+        found[~found] = _isin_sorted(keys[~found], _extension_keys(store, keys[~found]))
+    return found
+
+
+def _extension_keys(store: Store, keys: np.ndarray) -> np.ndarray:
+    """Sorted ``keys`` that rows of a :func:`keyed_extensions` table name (its rows, as
+    ``erase`` deletes them: by key alone, whatever other columns the table has)."""
+    hits = [np.empty(0, np.int64)]
+    for name in keyed_extensions(store):
+        for pred in keys_predicate(keys):
+            t = store._tables.scan(name, ["key"], pred)
+            if t is not None and t.num_rows:
+                hits.append(t.column("key").drop_null().to_numpy())
+    return np.unique(np.concatenate(hits))
 
 
 def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> VacuumReport:

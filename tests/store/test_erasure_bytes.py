@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from modyn_store import Store, UnknownKeyError
+from modyn_store import DuplicateKeyError, Store, UnknownKeyError
 from modyn_store.core import maintenance
 
 
@@ -210,3 +210,27 @@ def test_an_erased_rows_value_leaves_an_extension_tables_dictionary(tmp_path: Pa
     assert t is not None and t.num_rows == 39
     kept = dict(zip(t.column("key").to_pylist(), t.column("note").cast(pa.string()).to_pylist()))
     assert kept == {**{k: notes[k] for k in range(20) if k != 7}, **{k: "plain" for k in range(20, 40)}}
+
+
+def test_rows_only_an_extension_table_holds_for_a_key_are_erased(tmp_path: Path) -> None:
+    """Rows of an extension table may name a key no sample has (yet). Erasing that key was
+    refused as never stored, so no call could remove those rows' bytes."""
+    root = tmp_path / "s"
+    store = Store.open(str(root), create=True)
+    store.append(pa.table({"ts": np.arange(4)}))
+    notes = ["NOTE-" + secrets.token_hex(24) for _ in range(3)]
+    with store.transaction("annotate") as txn:
+        txn.append("notes", pa.table({"key": pa.array([2, 500, -4], pa.int64()), "note": notes}))
+    with pytest.raises(UnknownKeyError, match="never stored"):
+        store.erase([501], reason="r")
+    report = store.erase([-4, 500], reason="user request")
+    assert report.keys.tolist() == [-4, 500]
+    files = _files(root)
+    assert _where(notes[1].encode(), files) == [] and _where(notes[2].encode(), files) == []
+    assert _where(notes[0].encode(), files) != []  # (the check finds what is there)
+    assert store.read_table("notes").column("key").to_pylist() == [2]
+    # the erased key is taken for all time: keys assigned later start above it
+    after = store.append(pa.table({"ts": [9]}))
+    assert store.delta(after.version - 1, after.version).inserted.column("key").to_pylist() == [501]
+    with pytest.raises(DuplicateKeyError):
+        store.append(pa.table({"key": pa.array([500], pa.int64()), "ts": [9]}))
