@@ -11,7 +11,8 @@ SQL, vector or full-text queries as of its version.
 The index is a derived cache outside the store (a temporary folder unless ``uri`` is given): an
 embedding written after its version is not in it, and every answer drops keys that are no longer
 live at that version (erased after the index was built). Erasure removes the bytes from the store,
-not from such a cache: close the index (or rebuild it) after an erasure.
+not from such a cache: close the index (or rebuild it) after an erasure. A local ``uri`` in a
+store's folder (or below it) is refused: the store would read the table as one of its own.
 
 Builds into the same ``uri`` and table name are serialised across threads and processes by a lock
 file in ``uri`` (a local folder); a build that waits longer than ``lock_timeout`` seconds raises
@@ -53,6 +54,7 @@ import pyarrow as pa
 
 from modyn_store.core._knn import ExactKnn
 from modyn_store.core._lock import WriterLock
+from modyn_store.core._marker import MARKER
 from modyn_store.core._tempowner import owned_tempdir, sweep_stale
 from modyn_store.core._validate import as_array, check_float, check_int, check_int_or_none
 from modyn_store.core.errors import ClosedError, ConflictError, InvalidArgumentError
@@ -81,6 +83,20 @@ def _local_dir(uri: str) -> str | None:
     return None if "://" in uri else uri
 
 
+def _refuse_store_folder(uri: str, folder: str) -> None:
+    """Refuse a local ``uri`` in a store's folder (or below it): the store reads a table there as
+    one of its own, so a table named like one of the store's (``samples``) replaces it, and the
+    store's erase, compact and vacuum rewrite or remove the others' files."""
+    path = os.path.abspath(folder)
+    while True:
+        if os.path.isfile(os.path.join(path, MARKER)):
+            raise InvalidArgumentError("uri", uri, f"a folder outside every store (it lies in the store {path!r})")
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
 @contextmanager
 def _build_lock(uri: str, name: str, timeout: float) -> Iterator[None]:
     """Hold the build lock of table ``name`` in the local folder ``uri`` (no lock elsewhere)."""
@@ -92,6 +108,7 @@ def _build_lock(uri: str, name: str, timeout: float) -> Iterator[None]:
     if folder is None:
         yield
         return
+    _refuse_store_folder(uri, folder)
     os.makedirs(folder, exist_ok=True)
     try:
         lock = WriterLock(os.path.join(folder, f".{name}.build-lock"), timeout).__enter__()

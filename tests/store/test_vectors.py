@@ -109,3 +109,19 @@ def test_null_or_ragged_vectors_and_queries_are_typed_errors() -> None:
     idx = VectorIndex.from_arrays([0, 1], np.array([[0.0, 0.0], [1.0, 0.0]]))
     with pytest.raises(InvalidArgumentError, match="queries"):
         idx.search([[1.0, 2.0], [3.0]], k=1)
+
+
+def test_a_uri_in_a_stores_folder_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A table written in a store's folder is read by the store as one of its own: a copy named
+    ``samples`` replaced the store's rows, and another one became an extension table."""
+    store, emb = _store(tmp_path, n=300)
+    root = tmp_path / "s"
+    listing = sorted(p.name for p in root.iterdir())
+    for uri in (root, root / "ldb"):
+        with pytest.raises(InvalidArgumentError, match="uri"):
+            snapshot_table(store.as_of(None), str(uri), name="samples", columns=["ts"])
+        with pytest.raises(InvalidArgumentError, match="uri"):
+            VectorIndex.from_store(store, "embedding", kind="ivf_pq", uri=str(uri))
+    assert sorted(p.name for p in root.iterdir()) == listing
+    reopened = Store.open(str(root))
+    assert reopened.as_of(None).count() == 300 and reopened._tables.names() == store._tables.names()
