@@ -76,13 +76,18 @@ class TrainSet:
     per_epoch:
         Optional per-epoch subsets as int64 positions into ``keys`` (e.g. RS2 draws a fresh
         subset every epoch). ``None`` means every epoch uses every key. Epochs beyond the
-        given plans cycle through them.
+        given plans cycle through them. A flat array of positions is refused (one plan is
+        ``(positions,)``), not taken as one-position plans.
     per_epoch_weights:
         Optional weights of each epoch's plan, aligned with ``per_epoch`` (same number of plans,
         each as long as its plan; the rules of ``weights``): for a set whose epochs weigh a key
         differently (a training that reselected its set with importance weights). ``weights``
         then holds the weight of the last plan that chose each key. A loader serves one epoch's
         weights only (it refuses such a set: train :meth:`epoch_set` of each epoch).
+
+    The set keeps the arrays it is given, made read-only (no copy: a set of 10^8 keys holds no
+    second array of them); memory they view must not be changed afterwards through another
+    array (the set's checks and digest would no longer describe it).
 
     Every refused argument raises :class:`~modyn_store.core.errors.InvalidArgumentError`
     naming it.
@@ -105,6 +110,9 @@ class TrainSet:
         if self.per_epoch is not None:
             collected: list[np.ndarray] = []
             for i, plan in enumerate(self.per_epoch):
+                if isinstance(plan, (int, np.integer)):  # a flat array of positions is one plan, not one per epoch
+                    raise InvalidArgumentError(f"per_epoch[{i}]", plan,
+                                               "an array of positions per epoch, e.g. per_epoch=(positions,)")
                 p = np.ascontiguousarray(as_keys(plan, name=f"per_epoch[{i}]"))  # integers, never truncated
                 if p.size and (p.min() < 0 or p.max() >= keys.size):
                     raise InvalidArgumentError(
@@ -114,6 +122,8 @@ class TrainSet:
             if not collected:
                 raise InvalidArgumentError("per_epoch", (), "None or at least one epoch plan")
             plans = tuple(collected)
+            for p in plans:
+                p.setflags(write=False)
         epoch_weights: tuple[np.ndarray, ...] | None = None
         if self.per_epoch_weights is not None:
             if plans is None or len(self.per_epoch_weights) != len(plans):

@@ -251,3 +251,22 @@ def test_epoch_weights_round_trip_the_catalog_and_a_loader_refuses_them(store: S
     assert err.value.name == "train_set"
     assert sorted(next(iter(loader(store, back.epoch_set(1), columns=["ts"], batch_size=2)))["weight"].tolist()) \
         == [1.0, 3.0]
+
+
+def test_every_array_of_a_set_is_read_only() -> None:
+    """Plans stayed writable: a plan changed after the set's checks gave positions out of range
+    and another digest than the one recorded."""
+    plan, plan_w = np.array([0, 1, 2]), np.full(3, 2.0)
+    ts = TrainSet(keys=np.arange(5), weights=np.ones(5), version=1, per_epoch=(plan,), per_epoch_weights=(plan_w,))
+    assert ts.per_epoch is not None and ts.per_epoch_weights is not None
+    for arr in (ts.keys, ts.weights, ts.per_epoch[0], ts.per_epoch_weights[0]):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = 4
+
+
+@pytest.mark.parametrize("plans", [np.array([0, 1, 2]), [0, 1, 2]], ids=["array", "list"])
+def test_a_flat_array_of_positions_is_not_one_plan_per_epoch(plans: Any) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        TrainSet(keys=np.arange(3), weights=np.ones(3), version=1, per_epoch=plans)
+    assert info.value.name == "per_epoch[0]"
+    assert TrainSet(keys=np.arange(3), weights=np.ones(3), version=1, per_epoch=(plans,)).for_epoch(5).tolist() == [0, 1, 2]
