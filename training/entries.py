@@ -182,6 +182,8 @@ def start_entry(
     try:
         rows = snap.row_reader()
     except DataUnavailableError as exc:
+        if not train_set.size:
+            raise  # no key to name: the snapshot's own reason (e.g. no samples yet)
         raise ErasedKeysError(f"train set at version {train_set.version}", train_set.keys) from exc
     specs = specs_for(rows.schema, columns)
     name = selection_digest(train_set.version, sorted_keys, list(columns))

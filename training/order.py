@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modyn_store.core._validate import check_bool, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 
@@ -169,6 +170,15 @@ class Ordering:
     rank: int = 0
     world_size: int = 1
 
+    def __post_init__(self) -> None:
+        # checked here, as the loader checks them: a rank outside the world would wrap around to
+        # another rank's shard, a world size below 1 give every position, a float seed another order
+        object.__setattr__(self, "shuffle", check_bool("shuffle", self.shuffle))
+        object.__setattr__(self, "seed", check_int("seed", self.seed, lo=0))
+        world_size = check_int("world_size", self.world_size, lo=1)
+        object.__setattr__(self, "world_size", world_size)
+        object.__setattr__(self, "rank", check_int("rank", self.rank, lo=0, hi=world_size - 1))
+
     def pieces(self, train_set: TrainSet, epoch: int, key_ranks: Ranks = None) -> Iterator[np.ndarray]:
         """:meth:`order` in consecutive pieces (their concatenation is the same array).
 
@@ -177,6 +187,7 @@ class Ordering:
         (``key_ranks`` called then, if it is a function), then permuted one at a time, so that
         a loader serves its first block without ranking every key first.
         """
+        epoch = check_int("epoch", epoch, lo=0)  # (a float epoch is not truncated to another's order)
         if _one_permutation(train_set, epoch, self.shuffle):
             rng = np.random.default_rng([int(self.seed), int(epoch)])
             pieces = iter([rng.permutation(train_set.size)])  # the same as arange(n)[permutation(n)], two passes fewer
@@ -209,6 +220,7 @@ class Ordering:
         itself: the same result without a gather of random positions (NumPy shuffles an array
         by the same swaps as a range; checked once per process, else the gather is used).
         """
+        epoch = check_int("epoch", epoch, lo=0)
         rows = np.asarray(rows)
         if rows.shape != (train_set.size,) or not np.issubdtype(rows.dtype, np.integer):
             raise InvalidArgumentError("rows", f"shape {rows.shape}, {rows.dtype}", f"{train_set.size} integers")

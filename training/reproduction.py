@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from modyn_store.core._validate import check_int
 from modyn_store.core.trainings import Catalog
 from modyn_store.core.trainset import TrainSet
 from training.errors import ErasedKeysError, ReproductionError
@@ -81,10 +82,15 @@ def reproduce_train_set(store: Any, training_id: str) -> TrainSet:
 
 
 def visit_order(store: Any, training_id: str, epoch: int) -> np.ndarray:
-    """The keys in the order ``training_id`` visited them in ``epoch`` (seeded, as recorded)."""
+    """The keys in the order ``training_id`` visited them in ``epoch`` (seeded, as recorded):
+    one of its epochs, ``0 <= epoch < epochs`` (``InvalidArgumentError`` naming ``epoch``
+    otherwise; an epoch it never ran has no order to give)."""
     rec = Catalog(store).get(training_id)
-    ts = reproduce_train_set(store, training_id)
+    if not rec.config:  # (the defaults' seed and shuffle would give an order it never used)
+        raise ReproductionError(f"training {training_id!r} stored no trainer configuration")
     cfg = TrainConfig.from_json(rec.config)
+    epoch = check_int("epoch", epoch, lo=0, hi=cfg.epochs - 1)
+    ts = reproduce_train_set(store, training_id)
     return ts.keys[epoch_order(ts, epoch, shuffle=cfg.shuffle, seed=cfg.seed)]
 
 

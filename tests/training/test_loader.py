@@ -10,10 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store import Store
+from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from tests.training.conftest import reference_rows
 from training import transfer
+from training.errors import ErasedKeysError
 from training.loading import LoaderOptions, epoch_order, loader
 
 COLUMNS = ["ts", "label", "x", "img", "text"]
@@ -214,6 +216,15 @@ def test_invalid_arguments(store) -> None:
 
 
 
+def test_an_empty_set_of_a_store_without_samples_says_so_not_that_keys_were_erased(tmp_path) -> None:
+    empty = Store.open(str(tmp_path / "empty"), create=True)
+    with pytest.raises(DataUnavailableError, match="no samples") as info:
+        loader(empty, TrainSet.uniform(np.array([], np.int64), version=0), columns=["x"], batch_size=2)
+    assert not isinstance(info.value, ErasedKeysError)
+    with pytest.raises(ErasedKeysError):  # keys to name: they are not there
+        loader(empty, TrainSet.uniform(np.array([1]), version=0), columns=["x"], batch_size=2)
+
+
 @pytest.mark.parametrize("device", ["meta", "mps", "xla", "cuda:99"])
 def test_devices_training_cannot_use_are_refused(device: str) -> None:
     # torch.device parses each; training then failed later (autocast, a missing backend, an index)
@@ -246,6 +257,31 @@ def test_epoch_order_shards_are_a_partition(n: int, world: int, seed: int, epoch
     assert all(np.array_equal(shards[r], full[r::world]) for r in range(world))
     if not shuffle:
         assert full.tolist() == list(range(n))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"rank": 2, "world_size": 2}, "rank"),  # would wrap around to rank 0's shard
+        ({"rank": -1, "world_size": 2}, "rank"),
+        ({"world_size": 0}, "world_size"),  # would give every position
+        ({"world_size": -2}, "world_size"),
+        ({"rank": 1.0, "world_size": 2}, "rank"),
+        ({"seed": 1.5}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"shuffle": "no"}, "shuffle"),  # truthy: would shuffle
+        ({"shuffle": None}, "shuffle"),
+        ({"epoch": 1.7}, "epoch"),  # would be epoch 1's order
+    ],
+)
+def test_epoch_order_refuses_what_the_loader_refuses(kwargs: dict, name: str) -> None:
+    ts = TrainSet.uniform(np.arange(10), version=1)
+    args = {"shuffle": True, "seed": 0, **kwargs}
+    epoch = args.pop("epoch", 1)
+    with pytest.raises(InvalidArgumentError) as info:
+        epoch_order(ts, epoch, **args)
+    assert info.value.name == name
+    assert epoch_order(ts, np.int64(1), shuffle=True, seed=np.uint64(0), rank=np.int32(1), world_size=2).size == 5
 
 
 @pytest.mark.gpu

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainings import Catalog
 from modyn_store.core.trainset import TrainSet
-from training.errors import ErasedKeysError
+from training.errors import ErasedKeysError, ReproductionError
 from training.loading import epoch_order, loader
 from training.reproduction import reproduce, reproduce_train_set, visit_order
 from training.trainer import TrainConfig, state_equal, train
@@ -56,6 +57,20 @@ def test_reproduced_order_matches_the_loader(store) -> None:
         served = np.concatenate([b["key"].numpy() for b in dl])
         assert np.array_equal(served, visit_order(store, "r2", epoch))
         assert np.array_equal(served, ts.keys[epoch_order(ts, epoch, shuffle=True, seed=CFG.seed)])
+
+
+def test_visit_order_gives_only_epochs_the_training_ran(store) -> None:
+    ts = _weighted_set(store, seed=2)
+    train(store, ts, CFG, training_id="r3")
+    assert visit_order(store, "r3", CFG.epochs - 1).size == ts.size
+    for epoch in (CFG.epochs, CFG.epochs + 5, -1, 1.0):
+        with pytest.raises(InvalidArgumentError) as info:
+            visit_order(store, "r3", epoch)
+        assert info.value.name == "epoch"
+    # a training recorded without a trainer configuration has no recorded seed or shuffle
+    Catalog(store).record_training("bare", ts)
+    with pytest.raises(ReproductionError, match="no trainer configuration"):
+        visit_order(store, "bare", 0)
 
 
 def test_reproduce_after_erasure_names_the_keys(store) -> None:
