@@ -43,6 +43,10 @@ def describe(x: Any) -> Any:
 
 
 def _asarray(name: str, x: Any) -> np.ndarray:
+    if isinstance(x, np.ma.MaskedArray) and np.ma.count_masked(x):
+        # np.asarray drops the mask: the values hidden behind it would be ranked or sampled
+        raise EngineInputError(name, f"{int(np.ma.count_masked(x))} masked entries",
+                               "an array without masked entries")
     try:
         return np.asarray(x)
     except Exception as exc:  # ragged lists and the like

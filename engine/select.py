@@ -172,13 +172,12 @@ class TopK:
         """Feed one chunk; ``keys`` default to global row positions (``n_seen + i``)."""
         s = score_ranks_input("scores", scores)
         kind = "f" if s.dtype.kind == "f" else "i"
-        if self._kind is None:
-            self._kind = kind
-        elif kind != self._kind:
+        if self._kind is not None and kind != self._kind:
             raise EngineInputError("scores", describe(s), "the same kind (float or int) as earlier chunks")
         if kind == "f":
             s = s.astype(np.float64, copy=False)
         kk = _keys_arg(keys, s.shape[0])
+        self._kind = kind  # only once the chunk is accepted: a refused one sets no kind
         pos, rank, tb = run_select(
             s.shape[0], np.array([min(self.k, s.shape[0])]), keys=kk, offset=self._n_seen,
             floor=self._best.floor(), **_rank_args(s, self.largest)

@@ -34,3 +34,26 @@ def test_bad_argument_is_named(call: Callable[[], Any], name: str) -> None:
     with pytest.raises(EngineInputError) as info:
         call()
     assert info.value.name == name
+
+
+_MASKED = np.ma.masked_array([5.0, 2.0], mask=[True, False])
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda: engine.top_k(_MASKED, 1), "scores"),
+    (lambda: engine.TopK(1).update(_MASKED), "scores"),
+    (lambda: engine.weighted_sample(np.ma.masked_array([1.0, 0.0], mask=[True, False]), 1, seed=0), "weights"),
+    (lambda: engine.balanced_select([0, 1], 1, rule="top", scores=_MASKED), "scores"),
+    (lambda: engine.top_k([1.0, 2.0], 1, keys=np.ma.masked_array([1, 2], mask=[False, True])), "keys"),
+    (lambda: engine.kcenter_greedy(np.ma.masked_array(np.eye(2), mask=[[True, False], [False, False]]), 1),
+     "embeddings"),
+], ids=["top_k", "TopK", "weighted_sample", "balanced_select", "keys", "kcenter"])
+def test_masked_entries_are_refused(call: Callable[[], Any], name: str) -> None:
+    # np.asarray drops the mask: the hidden 5.0 (or weight 1.0) would be selected
+    with pytest.raises(EngineInputError) as info:
+        call()
+    assert info.value.name == name
+
+
+def test_masked_array_without_masked_entries_is_its_data() -> None:
+    assert engine.top_k(np.ma.masked_array([5.0, 2.0], mask=[False, False]), 1).tolist() == [0]

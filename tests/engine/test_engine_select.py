@@ -169,6 +169,15 @@ def test_streaming_rejects_mixed_kinds() -> None:
         acc.update(np.array([1, 2]))
 
 
+def test_streaming_refused_chunk_sets_no_kind() -> None:
+    # a float chunk refused for its keys was never fed: an integer chunk after it is the first
+    acc = TopK(1)
+    with pytest.raises(EngineInputError, match="keys"):
+        acc.update([1.0, 2.0], keys=[1])
+    acc.update(np.array([5, 6]))
+    assert acc.result()[0].tolist() == [1]
+
+
 def test_deterministic_and_thread_count_independent() -> None:
     import numba
 
