@@ -106,7 +106,11 @@ def newest_keys(ctx: SelectionContext, k: int, *, since: Bound = None,
 def _event_times(ts: np.ndarray) -> np.ndarray:
     """Event times as ranked by :func:`newest_keys`: signed integers (int64 nanoseconds for
     datetimes) stay exact as int64 (as float64, present-day times 256 ns apart would tie);
-    other types (floats, uint64, which may not fit in int64) as float64, the same in every batch."""
+    uint64, which may not fit in int64, is shifted by ``-2**63`` into int64 (same order, exact:
+    as float64, ``2**53`` and ``2**53 + 1`` would tie); other types (floats) as float64. A
+    column has one type, so every batch is ranked the same way."""
+    if ts.dtype == np.uint64:
+        return (ts ^ np.uint64(1 << 63)).view(np.int64)
     if ts.dtype.kind == "i" or (ts.dtype.kind == "u" and ts.dtype.itemsize < 8):
         return ts.astype(np.int64, copy=False)
     return ts.astype(np.float64)

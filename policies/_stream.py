@@ -47,16 +47,18 @@ def segments(since: Bound, until: Bound) -> list[tuple[str | None, Cutoff | None
         if lo_v > hi_v or not lo_cut:
             return []  # ``since`` already covers all of ``until``'s version
         return [(f"_version = {lo_v}", lo if lo_cut else None, hi if hi_cut else None)]
+    # in version order (the rest of ``since``'s version, the versions between, then ``until``'s):
+    # a sequential consumer (GDumb's greedy memory) sees the rows in the order they arrived
     segs: list[tuple[str | None, Cutoff | None, Cutoff | None]] = []
     if lo_cut:
         assert lo_v is not None
         segs.append((f"_version = {lo_v}", lo, None))
+    main = version_filter(lo_v, None if hi_v is None else (hi_v - 1 if hi_cut else hi_v))
+    if not (lo_v is not None and hi_v is not None and hi_v - (1 if hi_cut else 0) <= lo_v):
+        segs.append((main, None, None))
     if hi_cut:
         assert hi_v is not None
         segs.append((f"_version = {hi_v}", None, hi))
-    main = version_filter(lo_v, None if hi_v is None else (hi_v - 1 if hi_cut else hi_v))
-    if not (lo_v is not None and hi_v is not None and hi_v - (1 if hi_cut else 0) <= lo_v):
-        segs.insert(0, (main, None, None))
     return segs
 
 

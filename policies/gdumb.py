@@ -89,17 +89,24 @@ class GDumb(SelectionStrategy):
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from engine.memory import greedy_balanced, random_state
 
-        self._drop_gone(ctx)
-        since = ctx.trigger_cutoffs[-1] if ctx.trigger_cutoffs else None
-        # one random stream over every batch: the memory does not depend on how the rows are
-        # cut into batches (``ctx.batch_size``, fragment boundaries that compaction changes)
-        rng = random_state(derive_seed(ctx.seed, 8, ctx.trigger_index))
-        for b in iter_rows(ctx, [ctx.label_column], since=since):
-            codes = self._encode(fill_missing_labels(b[ctx.label_column]))
-            assert self._labels is not None
-            self._keys, self._codes = greedy_balanced(
-                self._keys, self._codes, b["key"], codes, memory=self.memory,
-                n_classes=self._labels.size, rng=rng)
+        # the memory as it was: a call that fails part way (a read error) leaves it unchanged,
+        # since the rows it had fed would otherwise enter a second time when selected again
+        before = (self._keys, self._codes, self._labels)
+        try:
+            self._drop_gone(ctx)
+            since = ctx.trigger_cutoffs[-1] if ctx.trigger_cutoffs else None
+            # one random stream over every batch: the memory does not depend on how the rows are
+            # cut into batches (``ctx.batch_size``, fragment boundaries that compaction changes)
+            rng = random_state(derive_seed(ctx.seed, 8, ctx.trigger_index))
+            for b in iter_rows(ctx, [ctx.label_column], since=since):
+                codes = self._encode(fill_missing_labels(b[ctx.label_column]))
+                assert self._labels is not None
+                self._keys, self._codes = greedy_balanced(
+                    self._keys, self._codes, b["key"], codes, memory=self.memory,
+                    n_classes=self._labels.size, rng=rng)
+        except BaseException:
+            self._keys, self._codes, self._labels = before
+            raise
         keys = np.sort(self._keys)
         if ctx.candidates is not None:
             # the memory may hold keys of earlier triggers that are not candidates now (e.g. not

@@ -105,6 +105,46 @@ def test_gdumb_uneven_memory_and_deletions() -> None:
     assert ts2.size == 8 and not np.isin(ts2.keys, gone).any()
 
 
+def test_gdumb_feeds_new_rows_in_arrival_order_after_a_cutoff_inside_a_version() -> None:
+    import uuid
+
+    from modyn_store import Store
+    from policies.base import Cutoff
+
+    store = Store.open(f"memory://gdumb-arrival-{uuid.uuid4().hex}", create=True)
+    for keys in ([0, 1], [10, 11, 12], [20, 21]):  # versions 1, 2, 3
+        store.append(pa.table({"key": keys, "ts": keys, "label": [0] * len(keys)}))
+    # the last training used version 2 up to key 10: keys 11 and 12 arrived before 20 and 21,
+    # enter the memory of 2 first, and find it full when 20 and 21 come
+    ctx = SelectionContext(snapshot=store.as_of(3), trigger_cutoffs=(Cutoff(2, ts=11, key=11),),
+                           trigger_index=1)
+    assert GDumb(memory=2).select(ctx).keys.tolist() == [11, 12]
+
+
+class _FailingRead(MemorySnapshot):
+    """A snapshot whose third batch of labels fails to read while ``fail`` is set."""
+
+    fail = True
+
+    def to_batches(self, columns=None, filter=None, *, batch_size=65536):  # type: ignore[no-untyped-def]
+        for i, b in enumerate(super().to_batches(columns, filter, batch_size=batch_size)):
+            if i == 2 and self.fail and columns and "label" in columns:
+                raise OSError("read failed")
+            yield b
+
+
+def test_gdumb_memory_unchanged_by_a_failed_selection() -> None:
+    labels = np.arange(20) % 2
+    snap = _FailingRead(pa.table({"key": np.arange(100, 120), "ts": np.arange(20), "label": labels}), 1)
+    ctx = SelectionContext(snapshot=snap, batch_size=3)
+    g = GDumb(memory=10)
+    with pytest.raises(OSError):
+        g.select(ctx)
+    assert g._keys.size == 0 and g._labels is None
+    snap.fail = False  # selected again, the rows read before the failure enter once
+    assert g.select(ctx) == GDumb(memory=10).select(ctx)
+
+
 def test_rs2_without_replacement_walks_a_permutation() -> None:
     snap = snapshot(np.zeros(40, dtype=int))
     ts = RS2(ratio=0.25, epochs=6).select(SelectionContext(snapshot=snap, seed=5))
@@ -313,3 +353,15 @@ def test_sample_picks_newest_or_a_seeded_uniform_share_of_new_and_all_data() -> 
         assert all(len(d) == 5 for d in draws)
         assert (draws == {tuple(latest)}) == newest, strategy
         assert (len(draws) > 1) == (not newest), strategy
+
+
+def test_newest_ranks_uint64_event_times_exactly() -> None:
+    # uint64 event times beyond 2**53 (and beyond int64) differ by 1: as float64 they would tie
+    # and the smaller key, not the later time, would be kept
+    for a in (2**53, 2**64 - 2):
+        ts_col = pa.array([a, a + 1, 5], pa.uint64())
+        snap = MemorySnapshot(pa.table({"key": np.array([100, 101, 102]), "ts": ts_col}), 1)
+        ctx = SelectionContext(snapshot=snap, batch_size=1)
+        for strategy in (NewData(limit=1), AllData(limit=1, sample="newest")):
+            assert strategy.select(ctx).keys.tolist() == [101], (a, strategy)
+        assert AllData(limit=2, sample="newest").select(ctx).keys.tolist() == [100, 101]
