@@ -106,6 +106,44 @@ def test_selection_on_ray_equals_single_process(store: Store, strategy: object) 
                                   select_on_ray(strategy, snap, seed=2, scores=computed).keys)
 
 
+def test_rho_loss_on_ray_selects_what_it_selects_without(store: Store) -> None:
+    # its score is loss minus irreducible loss over the non-holdout rows: run in the driver
+    from policies import RhoLoss
+
+    strategy = RhoLoss(ratio=0.2)
+    assert not supports(strategy)
+    snap = store.as_of()
+    keys = snap.keys()
+    rng = np.random.default_rng(0)
+    computed = {"loss": (keys, rng.uniform(0, 2, keys.size)),
+                "irreducible_loss": (keys, rng.uniform(0, 1, keys.size))}
+    single = strategy.select(SelectionContext(snapshot=snap, seed=0, computed_scores=computed))
+    assert select_on_ray(strategy, snap, seed=0, scores=computed) == single
+
+
+def test_nan_score_on_ray_is_refused_as_in_one_process(store: Store) -> None:
+    from modyn_store.core.errors import InvalidArgumentError
+
+    snap = store.as_of()
+    keys = snap.keys()
+    values = np.linspace(0.1, 2.0, keys.size)
+    values[3] = np.nan
+    computed = {"loss": (keys, values)}
+    with pytest.raises(InvalidArgumentError) as single:
+        Loss(ratio=0.5).select(SelectionContext(snapshot=snap, computed_scores=computed))
+    with pytest.raises(InvalidArgumentError) as on_ray:  # not a train set without that row
+        select_on_ray(Loss(ratio=0.5), snap, seed=0, scores=computed)
+    assert on_ray.value.name == single.value.name == f"scores['loss'][key {int(keys[3])}]"
+    with pytest.raises(InvalidArgumentError) as single:
+        Loss(ratio=0.5, method="importance").select(SelectionContext(snapshot=snap, computed_scores=computed))
+    with pytest.raises(InvalidArgumentError) as on_ray:
+        select_on_ray(Loss(ratio=0.5, method="importance"), snap, seed=0, scores=computed)
+    assert on_ray.value.name == single.value.name == f"scores['loss'][key {int(keys[3])}]"
+    big = {"loss": (keys, np.full(keys.size, 2**53 + 1, dtype=np.int64))}
+    with pytest.raises(InvalidArgumentError, match="2\\*\\*53"):
+        select_on_ray(Loss(ratio=0.5), snap, seed=0, scores=big)
+
+
 def test_pipeline_with_ray_selects_what_it_selects_without(tmp_path: Path) -> None:
     from modyn_store.app.pipeline import parse_pipeline
     from modyn_store.app.pipeline.runner import Runner

@@ -222,12 +222,15 @@ def supports(strategy: Any) -> bool:
     """Whether :func:`select_on_ray` has a distributed plan for ``strategy``: ``Uniform``,
     ``ClassBalanced``, ``TriggerBalanced`` and score-based ``sample_then_batch`` downsampling.
     Not ``GDumb``: its memory follows from a sequential greedy process (docs/scale-out.md)."""
+    from policies.rho_loss import RhoLoss
     from policies.score_based import ScoreDownsample
     from policies.uniform import Uniform
 
     if isinstance(strategy, Uniform) or _quota_plan(strategy) is not None:
         return True
-    return isinstance(strategy, ScoreDownsample) and strategy.mode == "sample_then_batch"
+    # not RhoLoss: its score is derived from two others on the non-holdout rows, not read
+    return (isinstance(strategy, ScoreDownsample) and not isinstance(strategy, RhoLoss)
+            and strategy.mode == "sample_then_batch")
 
 
 def _quota_plan(strategy: Any) -> Any:
@@ -345,7 +348,7 @@ def select_on_ray(
         uniform.update(cand.get("key", np.empty(0, np.int64)))
         return trainset(np.sort(np.asarray(uniform.result(), dtype=np.int64)), ctx)
     assert isinstance(strategy, ScoreDownsample)
-    keys, values = _score_arrays(strategy.score, ctx)
+    keys, values = _score_arrays(strategy, ctx)
     table = pa.table({"key": pa.array(keys, pa.int64()), "value": pa.array(values, pa.float64())})
     blocks = ray.data.from_arrow(table).repartition(max(1, int(ray.available_resources().get("CPU", 1))))
     if strategy.method == "top":
@@ -368,8 +371,8 @@ def select_on_ray(
     # order), the total kept as (largest weight, sum of weights / largest) like WeightedSampler
     # keeps it: a total beyond float64 (scores near its maximum) gives the same finite weights
     largest, scaled, n_pos, n_all = 0.0, 0.0, 0, 0
-    for _, vals in score_source(ctx, strategy.score)():
-        w = strategy._weights(vals)
+    for batch_keys, vals in score_source(ctx, strategy.score)():
+        w = strategy._weights(vals, batch_keys)  # a non-finite score named by its key, as in one process
         largest, scaled = _add_total(largest, scaled, w[w > 0])
         n_pos += int(np.count_nonzero(w > 0))
         n_all += int(w.size)
@@ -395,11 +398,17 @@ def select_on_ray(
     return trainset(chosen, ctx, weights=importance)
 
 
-def _score_arrays(name: str, ctx: Any) -> tuple[np.ndarray, np.ndarray]:
-    """All eligible ``(keys, values)`` of score ``name`` as the single-process source reads them."""
+def _score_arrays(strategy: Any, ctx: Any) -> tuple[np.ndarray, np.ndarray]:
+    """All eligible ``(keys, values)`` of the strategy's score as the single-process source reads
+    them, refused where it refuses them: integers beyond ``2**53`` and, for ``method="top"``, NaN
+    (a block's ``TopK`` would skip it and fill the train set with other rows)."""
     from policies._pick import score_source
 
-    parts = list(score_source(ctx, name)())
+    parts = list(score_source(ctx, strategy.score)())
     if not parts:
         return np.empty(0, np.int64), np.empty(0)
-    return np.concatenate([k for k, _ in parts]), np.concatenate([np.asarray(v, np.float64) for _, v in parts])
+    keys = np.concatenate([k for k, _ in parts])
+    values = np.concatenate([strategy._as_float(v, lambda i, k=k: f"key {int(k[i])}") for k, v in parts])
+    if strategy.method == "top":
+        strategy._refuse_nan(values, lambda i: f"key {int(keys[i])}", "; score again with a working model")
+    return keys, values
