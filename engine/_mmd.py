@@ -240,7 +240,15 @@ def pooled_kernel(z: np.ndarray, sigma: float | None) -> tuple[np.ndarray, float
     d2, bracket = sq_distances(z, bracket=sigma is None)
     if sigma is None:
         sigma = median_upper(d2, bracket)
-    np.multiply(d2, -1.0 / (2.0 * sigma * sigma), out=d2)
+    two_s2 = 2.0 * sigma * sigma
+    coef = -1.0 / two_s2 if two_s2 > 0.0 else -math.inf
+    if math.isfinite(coef):
+        np.multiply(d2, coef, out=d2)
+    else:  # sigma^2 underflows: -inf x 0 would be a NaN kernel; dividing twice keeps 0 (k = 1)
+        with np.errstate(over="ignore", under="ignore"):
+            np.divide(d2, sigma, out=d2)
+            np.divide(d2, sigma, out=d2)
+        np.multiply(d2, -0.5, out=d2)
     np.exp(d2, out=d2)
     return d2, sigma
 

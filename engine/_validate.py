@@ -89,8 +89,9 @@ def as_int64_1d(name: str, x: Any) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = 0) -> int:
-    """A Python int from an int-like (bool and floats rejected), at least ``minimum``."""
+def check_int(name: str, value: Any, *, minimum: int | None = 0, maximum: int | None = None) -> int:
+    """A Python int from an int-like (bool and floats rejected), at least ``minimum`` (and at
+    most ``maximum`` when given)."""
     if isinstance(value, (bool, np.bool_)):
         raise EngineInputError(name, value, "an integer")
     try:
@@ -99,6 +100,8 @@ def check_int(name: str, value: Any, *, minimum: int | None = 0) -> int:
         raise EngineInputError(name, value, "an integer") from None
     if minimum is not None and out < minimum:
         raise EngineInputError(name, value, f"an integer >= {minimum}")
+    if maximum is not None and out > maximum:
+        raise EngineInputError(name, value, f"an integer in [{minimum}, {maximum}]")
     return out
 
 

@@ -17,8 +17,11 @@ median from a bracket found in the same pass, kernel by NumPy's SIMD ``exp``; se
 first sample" per permutation, the within-first-sample sums are ``diag(A^T K A)``, computed over
 the symmetric ``K`` by 2 x 2 blocks with half the multiply-adds of ``K @ A``, and the other two
 sums follow from the row sums of ``K``. The p-value is
-``(1 + #{perm stat >= observed}) / (1 + permutations)``. Permutations come from the engine's own
-seeded generator, so the p-value depends only on the inputs and the seed.
+``(1 + #{perm stat >= observed}) / (1 + permutations)``, where a permutation statistic within
+``2**-40 (n + m)`` below the observed one counts as equal (ties computed from other sums differ in
+their last bits: tied or binary features, or the swapped split when ``n == m``). Permutations
+come from the engine's own seeded generator, so the p-value depends only on the inputs and the
+seed.
 
 Inputs are float arrays of shape ``(n, d)`` (1-D arrays are one feature); NaN and inf are rejected.
 
@@ -76,6 +79,11 @@ __all__ = [
 ]
 
 _SUBSAMPLE = 1000
+#: the most permutations or random features: counts beyond int64 would not reach the kernels
+_MAX_COUNT = 2**62
+#: per pooled point, how far below the observed MMD^2 a permutation's may be and still count as
+#: equal (rounding of the kernel sums: a few ulps per point, measured; 2**-40 leaves a margin)
+_TIE_TOL = 2.0**-40
 
 
 class MMDTestResult(NamedTuple):
@@ -251,7 +259,7 @@ def mmd_permutation_test(
     x, y:
         Samples of shape ``(n, d)`` and ``(m, d)``, ``n, m >= 2``.
     n_permutations:
-        Random relabellings of the pooled sample, ``>= 0`` (0 gives p-value 1.0).
+        Random relabellings of the pooled sample, in ``[0, 2**62]`` (0 gives p-value 1.0).
     seed:
         Seed of the permutations.
     bandwidth:
@@ -263,7 +271,7 @@ def mmd_permutation_test(
         ``(statistic, p_value)``.
     """
     a, b, scale = _samples(x, y, min_rows=2)
-    n_perm = check_int("n_permutations", n_permutations)
+    n_perm = check_int("n_permutations", n_permutations, maximum=_MAX_COUNT)
     seed = check_int("seed", seed, minimum=None)
     k, _ = _kernel(a, b, bandwidth, scale)
     n, m = a.shape[0], b.shape[0]
@@ -272,12 +280,18 @@ def mmd_permutation_test(
     sxx = quadratic_forms(k, ind)
     stats = _mmd2_from_sums(sxx, row @ ind, float(row.sum()), n, m)
     observed = float(stats[0])
-    p = (1.0 + float(np.count_nonzero(stats[1:] >= observed))) / (1.0 + n_perm)
+    # a relabelling whose statistic equals the observed one (the same split, the swapped one
+    # when n == m, or any with the same counts of tied values) comes out of other sums, a few
+    # ulps per pooled point off it: those count as equal (kernel values are at most 1)
+    tol = _TIE_TOL * (n + m)
+    p = (1.0 + float(np.count_nonzero(stats[1:] >= observed - tol))) / (1.0 + n_perm)
     return MMDTestResult(observed, p)
 
 
 @njit(cache=True)
-def _linear_terms(x, y, n_pairs, gamma):  # type: ignore[no-untyped-def]
+def _linear_terms(x, y, n_pairs, gamma, sigma=1.0):  # type: ignore[no-untyped-def]
+    """The terms ``h_i`` of :func:`mmd2_linear`, ``gamma = 1 / (2 sigma^2)`` (``sigma`` is read
+    only where that is inf)."""
     d = x.shape[1]
     h = np.empty(n_pairs, dtype=np.float64)
     for i in range(n_pairs):
@@ -295,8 +309,18 @@ def _linear_terms(x, y, n_pairs, gamma):  # type: ignore[no-untyped-def]
             s_xy += u * u
             u = x[a2, t] - y[b1, t]
             s_yx += u * u
-        h[i] = np.exp(-gamma * s_xx) + np.exp(-gamma * s_yy) - np.exp(-gamma * s_xy) - np.exp(-gamma * s_yx)
+        h[i] = (_rbf(s_xx, gamma, sigma) + _rbf(s_yy, gamma, sigma)
+                - _rbf(s_xy, gamma, sigma) - _rbf(s_yx, gamma, sigma))
     return h
+
+
+@njit(cache=True)
+def _rbf(s, gamma, sigma):  # type: ignore[no-untyped-def]
+    """``exp(-s / (2 sigma^2))``; where sigma^2 underflows (``gamma`` inf, and inf x 0 is NaN),
+    by dividing ``s`` by ``sigma`` twice."""
+    if gamma < np.inf:
+        return np.exp(-gamma * s)
+    return np.exp(-0.5 * ((s / sigma) / sigma))
 
 
 def mmd2_linear(x: Any, y: Any, *, bandwidth: float | None = None) -> LinearMMDResult:
@@ -314,7 +338,8 @@ def mmd2_linear(x: Any, y: Any, *, bandwidth: float | None = None) -> LinearMMDR
     a, b, scale = _samples(x, y, min_rows=2)
     sigma = _bandwidth(bandwidth, _subsample(np.concatenate([a, b]), _SUBSAMPLE), scale)
     n_pairs = min(a.shape[0], b.shape[0]) // 2
-    h = _linear_terms(a, b, n_pairs, 1.0 / (2.0 * sigma * sigma))
+    two_s2 = 2.0 * sigma * sigma
+    h = _linear_terms(a, b, n_pairs, 1.0 / two_s2 if two_s2 > 0.0 else math.inf, sigma)
     stat = float(h.mean())
     if n_pairs < 2:  # one pair: a sign, not a test (it would reject half the time under the null)
         return LinearMMDResult(stat, 1.0)
@@ -365,12 +390,18 @@ def mmd2_rff(x: Any, y: Any, *, n_features: int = 256, bandwidth: float | None =
     estimate is ``||mean phi(x) - mean phi(y)||^2`` (a biased, non-negative estimate of the RBF MMD^2).
     """
     a, b, exponent = _samples(x, y, min_rows=1)
-    n_features = check_int("n_features", n_features, minimum=1)
+    n_features = check_int("n_features", n_features, minimum=1, maximum=_MAX_COUNT)
     seed = check_int("seed", seed, minimum=None)
     sigma = _bandwidth(bandwidth, _subsample(np.concatenate([a, b]), _SUBSAMPLE), exponent)
-    w, phase = rff_features(a.shape[1], n_features, sigma, seed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        w, phase = rff_features(a.shape[1], n_features, sigma, seed)
+        pa, pb = a @ w + phase, b @ w + phase
+    if not (np.isfinite(pa).all() and np.isfinite(pb).all()):
+        # frequencies N(0, 1) / sigma or projections beyond float64: cos(inf) is NaN
+        raise EngineInputError("bandwidth", bandwidth, "a bandwidth at which the random features "
+                                                       "stay finite (x W / bandwidth overflows)")
     scale = math.sqrt(2.0 / n_features)
-    diff = scale * (np.cos(a @ w + phase).mean(axis=0) - np.cos(b @ w + phase).mean(axis=0))
+    diff = scale * (np.cos(pa).mean(axis=0) - np.cos(pb).mean(axis=0))
     return float(diff @ diff)
 
 

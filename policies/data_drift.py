@@ -126,7 +126,7 @@ class DataDrift(Trigger):
             # a window of fewer rows than an evaluation needs: the trigger could never fire
             raise InvalidArgumentError("window", window, f"an integer >= min_samples="
                                        f"{self.min_samples} (or a smaller min_samples)")
-        self.n_permutations = check_int("n_permutations", n_permutations, 1)
+        self.n_permutations = check_count("n_permutations", n_permutations, 1)
         if decision == "p_value" and metric == "mmd" and 1.0 / (self.n_permutations + 1) >= self.threshold:
             # the smallest p-value a permutation test can return is 1 / (n_permutations + 1)
             need = int(np.floor(1.0 / self.threshold))

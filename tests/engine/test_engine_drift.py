@@ -160,3 +160,77 @@ def test_invalid_input() -> None:
         drift.mmd2_linear(np.zeros((3, 2)), np.array([[0.0, np.inf], [0.0, 0.0]]))
     with pytest.raises(EngineInputError, match="n_permutations"):
         drift.mmd_permutation_test(np.zeros((3, 2)), np.zeros((3, 2)), n_permutations=-1)
+
+
+@pytest.mark.parametrize("bandwidth", [1e-150, 1e-160, 1e-200])
+def test_a_bandwidth_whose_square_underflows_gives_the_identity_kernel(bandwidth: float) -> None:
+    # sigma^2 underflows to 0 (or 1 / (2 sigma^2) overflows): the kernel is 1 between equal
+    # rows and 0 elsewhere, not NaN (a NaN statistic with a "significant" p-value) or a crash
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 2)), rng.normal(size=(10, 2))
+    x[1] = x[0]  # one pair of equal rows in x: sum K[X, X] off the diagonal is 2
+    want = 2.0 / (10 * 9)
+    assert drift.mmd2_unbiased(x, y, bandwidth=bandwidth) == pytest.approx(want, rel=1e-12)
+    stat, p = drift.mmd_permutation_test(x, y, n_permutations=50, seed=0, bandwidth=bandwidth)
+    perms = drift.permutations(20, 10, 50, 0)
+    assert (stat, p) == pytest.approx(naive.mmd_permutation_test(x, y, perms, sigma=1e-20))  # identity too
+    lin = drift.mmd2_linear(x, y, bandwidth=bandwidth)
+    assert lin.statistic == pytest.approx(1.0 / 5)  # the pair (x0, x1) has h = 1, the others 0
+    big = drift.mmd2_unbiased(x * 1e200, y * 1e200, bandwidth=2.5)  # rescaled below the square's range
+    assert big == pytest.approx(want, rel=1e-12)
+
+
+def test_counts_beyond_int64_are_refused_by_name() -> None:
+    x = np.arange(6.0).reshape(3, 2)
+    for n in (2**63, 2**70):
+        with pytest.raises(EngineInputError) as err:
+            drift.mmd_permutation_test(x, x + 1, n_permutations=n)
+        assert err.value.name == "n_permutations"
+        with pytest.raises(EngineInputError) as err:
+            drift.mmd2_rff(x, x + 1, n_features=n)
+        assert err.value.name == "n_features"
+
+
+def test_permutations_tied_with_the_observed_split_count_as_equal() -> None:
+    # binary features: the statistic depends only on how many ones each sample holds, so many
+    # relabellings tie with the observed one exactly; computed from other sums they come out a
+    # few ulps off it, and a strict >= dropped some (p = 0.062 where the exact one is 0.118)
+    from fractions import Fraction
+
+    def exact(c: int, tot: int, n: int, m: int, k01: Fraction) -> Fraction:
+        def within(ones: int, size: int) -> Fraction:
+            zeros = size - ones
+            return (ones * (ones - 1) + zeros * (zeros - 1) + 2 * ones * zeros * k01) / (size * (size - 1))
+        cy = tot - c
+        cross = (c * cy + (n - c) * (m - cy) + (c * (m - cy) + (n - c) * cy) * k01) / Fraction(n * m)
+        return within(c, n) + within(cy, m) - 2 * cross
+
+    rng = np.random.default_rng(5)
+    for trial in range(6):
+        x = (rng.random((30, 1)) < 0.5).astype(float)
+        y = (rng.random((30, 1)) < 0.6).astype(float)
+        got = drift.mmd_permutation_test(x, y, n_permutations=500, seed=trial).p_value
+        z = np.concatenate([x, y])[:, 0]
+        sigma = drift.median_heuristic(x, y)
+        k01 = Fraction(float(np.exp(-1.0 / (2.0 * sigma * sigma))))
+        tot = int(z.sum())
+        observed = exact(int(x.sum()), tot, 30, 30, k01)
+        perms = drift.permutations(60, 30, 500, trial)
+        hits = sum(exact(int(z[p].sum()), tot, 30, 30, k01) >= observed for p in perms)
+        assert got == (1 + hits) / 501
+    # two rows each: the observed split and its swap recur among the relabellings
+    x, y = np.array([[0.0, 1.0], [2.0, 0.5]]), np.array([[1.0, 1.0], [0.3, 2.0]])
+    stat, p = drift.mmd_permutation_test(x, y, n_permutations=200, seed=11)
+    perms = drift.permutations(4, 2, 200, 11)
+    same = sum(set(q.tolist()) in ({0, 1}, {2, 3}) for q in perms)
+    assert p >= (1 + same) / 201
+
+
+@pytest.mark.parametrize("bandwidth", [1e-308, 1e-310, 5e-324])
+def test_rff_bandwidth_whose_frequencies_overflow_is_refused(bandwidth: float) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 2)), rng.normal(size=(10, 2))
+    with pytest.raises(EngineInputError) as err:  # was a NaN estimate
+        drift.mmd2_rff(x, y, bandwidth=bandwidth)
+    assert err.value.name == "bandwidth"
+    assert np.isfinite(drift.mmd2_rff(x, y, bandwidth=1e-300))

@@ -184,3 +184,12 @@ def test_a_permutation_count_that_cannot_resolve_the_threshold_is_refused() -> N
     # analytic p-values and statistic thresholds do not depend on permutations
     DataDrift(columns=["x"], metric="ks", threshold=0.01, n_permutations=1)
     DataDrift(columns=["x"], metric="mmd", decision="quantile", n_permutations=1)
+
+
+def test_a_permutation_count_beyond_the_count_bound_is_refused_on_construction() -> None:
+    from modyn_store.core.errors import InvalidArgumentError
+    from policies import DataDrift
+
+    with pytest.raises(InvalidArgumentError) as err:
+        DataDrift(columns=["x"], metric="mmd", n_permutations=2**70)
+    assert err.value.name == "n_permutations" and "2**62" in err.value.expected
