@@ -120,7 +120,9 @@ class Performance(Trigger):
         pred = np.argmax(logits, axis=1)
         # a row with a NaN logit has no prediction: a miss (argmax would say class 0)
         wrong = int(np.count_nonzero((pred != labels) | np.isnan(logits).any(axis=1)))
-        return 1.0 - wrong / labels.size, wrong, int(labels.size)
+        # (n - wrong) / n is the accuracy correctly rounded; 1 - wrong / n can fall an ulp below
+        # it (2 of 10 right gave 0.19999999999999996, "below" a threshold of 0.2)
+        return (n - wrong) / n, wrong, int(n)
 
     def _decide(self, acc: float, wrong: int, n: int) -> bool:
         thr = self.threshold
@@ -133,7 +135,14 @@ class Performance(Trigger):
         if self._expect is None:
             self._expect = acc
             return False
-        self._avoidable += wrong - (1.0 - self._expect) * n
+        expected_wrong = (1.0 - self._expect) * n
+        whole = round(expected_wrong)
+        if abs(expected_wrong - whole) <= 8.0 * n * 2.0**-53:
+            # within the rounding of 1 - expect and the product, a whole number of misses is that
+            # number: an accuracy of 0.9 on 10 rows expects 1 miss, not 0.9999999999999998 (which
+            # made 1 miss "avoidable" by 2e-16, above a threshold of 0)
+            expected_wrong = float(whole)
+        self._avoidable += wrong - expected_wrong
         return self._avoidable > thr
 
     def _drop(self, gone: np.ndarray) -> None:

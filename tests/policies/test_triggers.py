@@ -195,6 +195,18 @@ def test_performance_threshold_and_bootstrap() -> None:
     assert [(f.version, f.position, f.statistic) for f in fs] == [(2, 2, 0.5), (2, 6, 0.0)]
 
 
+@pytest.mark.parametrize(("every", "right"), [(10, 2), (5, 1), (10, 1), (11, 9)])
+def test_performance_accuracy_exactly_at_the_threshold_does_not_fire(every: int, right: int) -> None:
+    # right / every equals the threshold: not below it (1 - wrong / every fell an ulp under)
+    x = np.where(np.arange(every) < right, 1.0, -1.0)
+    y = np.ones(every, dtype=np.int64)
+    t = Performance(columns=["x"], every=every, threshold=right / every)
+    assert t.fire(delta(1, np.arange(every), labels=y, x=x), model=ThresholdModel()) == []
+    t = Performance(columns=["x"], every=every, threshold=right / every + 1e-9)
+    fs = t.fire(delta(1, np.arange(every), labels=y, x=x), model=ThresholdModel())
+    assert [f.statistic for f in fs] == [right / every]
+
+
 def test_performance_skips_unlabelled_rows() -> None:
     x = np.ones(8)
     y = np.array([1, -1, 0, -1, 0, 1, 0, 0])  # -1: unlabelled
@@ -223,6 +235,19 @@ def test_performance_avoidable_misclassifications() -> None:
     fs = t.fire(delta(1, np.arange(x.size), labels=y, x=x), model=ThresholdModel())
     # avoidable per window: 0, 1, 1 (cum 2 > 1.5: fire, reset), then 2 (> 1.5: fire)
     assert [(f.position, f.statistic) for f in fs] == [(16, 2.0), (20, 2.0)]
+
+
+@pytest.mark.parametrize(("every", "right", "expected"), [(10, 9, None), (5, 4, None), (22, 15, None),
+                                                         (10, 9, 0.9), (3, 2, None)])
+def test_performance_as_many_misses_as_expected_are_not_avoidable(every: int, right: int,
+                                                                  expected: float | None) -> None:
+    # every window misses exactly the expected count: nothing is avoidable, threshold 0 never fires
+    x = np.tile(np.where(np.arange(every) < right, 1.0, -1.0), 4)
+    y = np.ones(x.size, dtype=np.int64)
+    t = Performance(columns=["x"], every=every, decision="avoidable_misclassifications",
+                    threshold=0.0, expected=expected)
+    assert t.fire(delta(1, np.arange(x.size), labels=y, x=x), model=ThresholdModel()) == []
+    assert t.state()["avoidable"] == 0.0
 
 
 def _global_ends(trigger, x, ts, cuts):  # type: ignore[no-untyped-def]
