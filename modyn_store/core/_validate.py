@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ __all__ = [
     "check_int_or_none",
     "check_name",
     "check_scope",
+    "check_zoned_times",
     "parse_duration",
 ]
 
@@ -111,8 +112,9 @@ def check_filter(filter: object, *, name: str = "filter") -> str:
 
     Lance pastes a filter into ``SELECT ... WHERE <filter>`` and ignores trailing clauses, so
     ``"label = 1) OR (true"`` or ``"x = 1 LIMIT 1"`` would otherwise parse. Parentheses must
-    balance outside string literals and quoted identifiers; ``;`` and comments are refused. The
-    wrapped result can only parse as a single expression.
+    balance outside string literals and quoted identifiers; ``;``, comments and double quotes
+    (which Lance reads as text, not as a column name) are refused. The wrapped result can only
+    parse as a single expression.
 
     Example
     -------
@@ -133,9 +135,17 @@ def check_filter(filter: object, *, name: str = "filter") -> str:
                 else:
                     quote = None
         elif c in ("'", '"', "`"):
+            if c == "'" and i and filter[i - 1] in "nNbBrR" and not _word_char(filter, i - 2):
+                raise InvalidFilterError(f"invalid {name} {filter!r}: {filter[i - 1:i + 1]!r} at offset {i - 1}: "
+                                         f"prefixed text (N'..', B'..', R'..') is not supported; write text as 'text'")
             quote = c
             if c != "'":  # a quoted identifier
                 _check_column(name, filter, filter[i + 1:].split(c, 1)[0])
+            if c == '"':
+                # Lance reads "x" as the text 'x', not the column x: "name" = 'a' would compare
+                # two constants and silently match no row (or every row)
+                raise InvalidFilterError(f"invalid {name} {filter!r}: double quotes are not allowed in a filter; "
+                                         f"write a column name as `name` (in backticks) and text as 'text'")
         elif c == "_" and (i == 0 or not (filter[i - 1].isalnum() or filter[i - 1] in "_.")):
             _check_column(name, filter, re.match(r"\w+", filter[i:]).group(0))  # type: ignore[union-attr]
         elif c == "(":
@@ -144,6 +154,12 @@ def check_filter(filter: object, *, name: str = "filter") -> str:
             depth -= 1
             if depth < 0:
                 raise InvalidFilterError(f"invalid {name} {filter!r}: ')' at offset {i} closes nothing")
+        elif c == "?" or (c == "$" and not _word_char(filter, i - 1)) or (
+            c == ":" and not filter.startswith("::", i) and filter[i - 1 : i] != ":" and not _word_char(filter, i - 1)
+        ):
+            # placeholders ($1, ?, :x) and $$-quoted text parse, then abort Lance's planner
+            raise InvalidFilterError(f"invalid {name} {filter!r}: {c!r} at offset {i}: placeholders ($1, ?, :name) "
+                                     f"and $$-quoted text are not supported; write values as literals ('text', 42)")
         elif c == ";" or filter.startswith("--", i) or filter.startswith("/*", i):
             raise InvalidFilterError(f"invalid {name} {filter!r}: ';' and comments are not allowed in a filter")
         i += 1
@@ -152,6 +168,39 @@ def check_filter(filter: object, *, name: str = "filter") -> str:
     if depth:
         raise InvalidFilterError(f"invalid {name} {filter!r}: {depth} unclosed '('")
     return f"({filter})"
+
+
+#: a time written in a filter: a TIMESTAMP '..' literal, a cast to TIMESTAMP or a to_timestamp* call
+_TIME_IN_FILTER = re.compile(r"\bTIMESTAMP\s*'|\bAS\s+TIMESTAMP\b|::\s*TIMESTAMP\b|\bto_timestamp\w*\s*\(",
+                             re.IGNORECASE)
+#: an arrow_cast to a timestamp type without a zone (read, as a literal is, as the column's clock)
+_NAIVE_CAST = re.compile(r"Timestamp\(\s*\w+\s*,\s*None\s*\)")
+_UTC = frozenset({"UTC", "Etc/UTC", "+00:00", "Z"})
+
+
+def check_zoned_times(filter: str, schema: pa.Schema | Callable[[], pa.Schema | None], *, name: str = "filter") -> None:
+    """Refuse a time written in ``filter`` (``TIMESTAMP '..'``, a cast to a timestamp without a
+    zone, ``to_timestamp``) where a column of ``schema`` (or of what it returns: read only when
+    the filter writes a time) holds times of a zone other than UTC. Lance reads such a time as
+    the wall-clock time of the column's zone and drops an offset written in it, so
+    ``ts < TIMESTAMP '2024-01-01 00:00:00'`` on an America/New_York column means 05:00 UTC, not
+    the midnight UTC the filter documents.
+
+    >>> zoned = pa.schema([("ts", pa.timestamp("s", tz="Europe/Berlin"))])
+    >>> check_zoned_times("ts < DATE '2024-01-01' AND x <> 'TIMESTAMP'", zoned)  # a date is UTC's
+    """
+    text = re.sub(r"`[^`]*`", "``", re.sub(r"'(?:[^']|'')*'", "''", filter))  # names and text say nothing
+    if not (_TIME_IN_FILTER.search(text) or _NAIVE_CAST.search(filter)):
+        return
+    fields = schema() if callable(schema) else schema
+    for f in fields or ():
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None and f.type.tz not in _UTC:
+            raise InvalidFilterError(
+                f"invalid {name} {filter!r}: column {f.name!r} holds times in zone {f.type.tz}, where Lance reads "
+                f"a time written in a filter as that zone's clock time (an offset in it is dropped), not UTC; "
+                f"write the time in UTC as arrow_cast('2024-01-01 00:00:00', "
+                f"'Timestamp(Microsecond, Some(\"UTC\"))')"
+            )
 
 
 def filter_error(filter: str, exc: Exception, on: str = "") -> InvalidFilterError:
@@ -169,6 +218,12 @@ def filter_error(filter: str, exc: Exception, on: str = "") -> InvalidFilterErro
     elif "literal of type 'Date" in text:
         hint = " (write a date as DATE '2008-01-01')"
     return InvalidFilterError(f"invalid filter {filter!r}{on}: {text}{hint}")
+
+
+def _word_char(text: str, i: int) -> bool:
+    """Whether ``text[i]`` continues a name or a value (``x$``, ``st:a``, ``f(x)::int``); ``False``
+    before the start."""
+    return i >= 0 and (text[i].isalnum() or text[i] in "_$`)]")
 
 
 def _check_column(name: str, filter: str, column: str) -> None:

@@ -13,7 +13,7 @@ from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._sql import key_range
 from modyn_store.core._stream import check_filter_before_rows
 from modyn_store.core._extension_rows import check_extension
-from modyn_store.core._validate import as_keys, check_filter, filter_error
+from modyn_store.core._validate import as_keys, check_filter, check_zoned_times, filter_error
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, UnknownKeyError
 from modyn_store.core.records import VersionRecord
 from modyn_store.core.snapshot import _isin_sorted
@@ -181,6 +181,8 @@ def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: 
     ds = store._tables.open("samples")
     if ds is None:
         return np.empty(0, np.int64)
+    if user_filter is not None:
+        check_zoned_times(user_filter, ds.schema, name="where")
     ranges = store._tables.fragment_versions("samples", ds)
     plan: list[tuple[list[Any] | None, list[str]]]
     if all(hi <= committed for _, hi in ranges.values()):

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import isin_sorted_numpy
-from modyn_store.core._validate import check_filter, filter_error
+from modyn_store.core._validate import check_filter, check_zoned_times, filter_error
 from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -143,6 +143,7 @@ def _check_plan(ds: Any, read: list[str], flt: str, user_filter: str | None) -> 
     :class:`~modyn_store.core.errors.InvalidFilterError` now, not inside a Ray task later."""
     if user_filter is None:
         return
+    check_zoned_times(user_filter, ds.schema)
     from modyn_store.core._failures import vanished
 
     try:

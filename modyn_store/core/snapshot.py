@@ -14,7 +14,7 @@ from modyn_store.core import _lookup, integrity, keyindex
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
 from modyn_store.core._stream import check_filter_before_rows, check_filter_on, live_stream
-from modyn_store.core._validate import as_keys, check_batch_size, check_filter, filter_error
+from modyn_store.core._validate import as_keys, check_batch_size, check_filter, check_zoned_times, filter_error
 from modyn_store.core.errors import (
     CorruptionError,
     DataUnavailableError,
@@ -212,6 +212,8 @@ class Snapshot:
         the version bound.
         """
         flt = check_filter(user_filter) if user_filter is not None else None
+        if user_filter is not None:
+            check_zoned_times(user_filter, ds.schema)
         full, partial = self._fragments(ds) if plan is None else plan
         if user_filter is not None and not (full or partial):
             check_filter_on(ds, user_filter)  # no rows at this version: no scanner checks it

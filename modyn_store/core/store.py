@@ -39,7 +39,7 @@ from modyn_store.core._tables import Tables
 from modyn_store.core._catalog_tables import holds_samples
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._written import WrittenTables
-from modyn_store.core._validate import check_bool, check_filter, check_float, check_name, filter_error
+from modyn_store.core._validate import check_bool, check_filter, check_float, check_name, check_zoned_times, filter_error
 from modyn_store.core.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -307,6 +307,7 @@ class Store:
             t = self._tables.scan(name, None, f"_version <= {v}")
         else:
             flt = check_filter(filter)
+            check_zoned_times(filter, lambda: getattr(self._tables.open(name), "schema", None))
             try:
                 t = self._tables.scan(name, None, flt)
             except (ValueError, OSError) as exc:

@@ -1,4 +1,5 @@
-"""User filters cannot name Lance's row columns, whose rows and versions are not the store's."""
+"""User filters cannot name Lance's row columns, whose rows and versions are not the store's,
+nor use SQL that Lance reads otherwise than written or cannot plan."""
 
 from __future__ import annotations
 
@@ -74,3 +75,37 @@ def test_a_valid_filter_before_the_first_append_deletes_nothing(flt: str) -> Non
     assert s.as_of().to_table(filter=flt).num_rows == 0
     s.append(pa.table({"ts": [10, 40]}))
     assert s.as_of().count() == 2
+
+
+@pytest.mark.parametrize("flt", ['"label" = 1', '"name" = \'a\'', '"name" <> \'a\'', "x > 0 AND \"name\" IS NULL"])
+def test_a_double_quoted_name_is_refused_not_read_as_text(flt: str) -> None:
+    """Lance reads "name" as the text 'name': the filter would compare constants and match no
+    row or every row; a backtick-quoted name is the column."""
+    s = Store.open(f"memory://filter-double-quotes-{next(_N)}", create=True)
+    s.append(pa.table({"ts": [1, 2, 3], "x": [0.1, 0.2, 0.3], "label": [0, 1, 1], "name": ["a", "b", "name"]}))
+    with pytest.raises(InvalidFilterError, match="double quotes"):
+        s.as_of().to_table(filter=flt)
+    with pytest.raises(InvalidFilterError, match="double quotes"):
+        s.delete(where=flt)
+    assert s.version == 1 and s.as_of().count() == 3
+    assert s.as_of().to_table(filter="`name` = 'a'").column("key").to_pylist() == [0]
+
+
+@pytest.mark.parametrize("flt", ["label = $1", "label = ?", "label = :x", "x > 0 AND label = $$1$$",
+                                 "label = 1 OR x = N'a'", "b'1' = x", "x = R'a'"])
+def test_placeholders_and_prefixed_text_are_refused_before_lance_plans_them(flt: str) -> None:
+    """Lance's planner aborted on these (a RuntimeError, not a typed error)."""
+    s = _store()
+    with pytest.raises(InvalidFilterError, match="not supported"):
+        s.as_of().to_table(filter=flt)
+    before = [r.version for r in s.log()]
+    with pytest.raises(InvalidFilterError, match="not supported"):
+        s.delete(where=flt)
+    assert [r.version for r in s.log()] == before and s.as_of().count() == 4
+
+
+def test_names_with_dollar_signs_and_casts_still_filter() -> None:
+    s = Store.open(f"memory://filter-dollar-{next(_N)}", create=True)
+    s.append(pa.table({"ts": [1, 2], "price$": [5, 7], "label": [0, 1]}))
+    assert s.as_of().to_table(filter="price$ > 6").column("key").to_pylist() == [1]
+    assert s.as_of().to_table(filter="label::bigint = 1 AND `price$` = 7").column("key").to_pylist() == [1]

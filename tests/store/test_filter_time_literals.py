@@ -4,6 +4,7 @@ every read and write that takes a filter; with the literal written so, it select
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -52,3 +53,28 @@ def test_other_filter_errors_get_no_time_hint(store: Store) -> None:
     with pytest.raises(InvalidFilterError) as err:
         store.as_of().to_table(filter="nope = 1")
     assert "TIMESTAMP" not in str(err.value) and "DATE" not in str(err.value)
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "+05:30"])
+def test_a_time_literal_on_a_zoned_column_is_refused_not_read_as_local_time(tmp_path: Path, tz: str) -> None:
+    """Lance read TIMESTAMP '2024-01-01 00:00:00' as midnight in the column's zone, so on a New
+    York column the filter matched (and delete removed) rows up to 05:00 UTC."""
+    s = Store.open(str(tmp_path / "z"), create=True)
+    midnight = 1704067200  # 2024-01-01 00:00:00 UTC
+    s.append(pa.table({"ts": pa.array([midnight - 3600, midnight, midnight + 3600], pa.timestamp("s", tz=tz))}))
+    for flt in ("ts < TIMESTAMP '2024-01-01 00:00:00'", "ts < TIMESTAMP '2024-01-01T00:00:00Z'",
+                "ts < CAST('2024-01-01 00:00:00' AS TIMESTAMP)", "ts < to_timestamp(1704067200)",
+                "ts < arrow_cast('2024-01-01 00:00:00', 'Timestamp(Second, None)')"):
+        for read in sorted(READS):
+            with pytest.raises(InvalidFilterError, match=f"zone {re.escape(tz)}.*arrow_cast"):
+                READS[read](s, flt)
+        with pytest.raises(InvalidFilterError, match="arrow_cast"):
+            s.read_table("samples", filter=flt)
+    assert s.version == 1 and s.as_of().count() == 3
+    utc = "ts < arrow_cast('2024-01-01 00:00:00', 'Timestamp(Microsecond, Some(\"UTC\"))')"
+    assert s.as_of().to_table(filter=utc).column("key").to_pylist() == [0]
+    assert s.delete(where=utc).deleted == 1
+
+
+def test_a_time_literal_on_a_utc_column_still_filters(store: Store) -> None:
+    assert store.as_of().to_table(filter="`ts` < TIMESTAMP '2008-01-01 00:00:00'").column("x").to_pylist() == [1.0]
