@@ -55,9 +55,11 @@ def _roles(schema: pa.Schema, key: str | None, ts: str | None, label: str | None
     if twice:
         raise SchemaMismatchError(f"the data names columns {twice} more than once")
     for name in names:
-        if not name or "." in name:
+        if not name or "." in name or "`" in name:
+            # Lance quotes each column it reads in backticks and has no escape for one inside
             raise SchemaMismatchError(
-                f"column name {name!r}: names must be non-empty and contain no '.' (a nested field's path)"
+                f"column name {name!r}: names must be non-empty and contain no '.' (a nested field's path) "
+                f"and no '`' (every later read of the column would fail)"
             )
     chosen: dict[str, str | None] = {}
     for role, given in (("key", key), ("ts", ts), ("label", label)):
@@ -254,6 +256,9 @@ def _batches(
         t = batch.column(roles["ts"])
         if t.null_count:
             raise InvalidArgumentError("ts", f"{t.null_count} null event times", "non-null event times")
+        if pa.types.is_uint64(t.type) and len(t) and pc.max(t).as_py() > INT64_MAX:
+            # readers of event times take them as int64, where such a time turns negative
+            raise InvalidArgumentError("ts", pc.max(t).as_py(), f"event times that fit int64 (<= {INT64_MAX})")
         if pa.types.is_floating(t.type):
             finite = np.isfinite(t.to_numpy(zero_copy_only=False))
             if not finite.all():

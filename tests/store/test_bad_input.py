@@ -93,6 +93,7 @@ CASES: list[tuple[str, type[Exception], str, Callable[[Store], Any]]] = [
     ("score batch above Lance's bound", InvalidArgumentError, "batch_size", lambda s: list(s.scores.batches(None, "loss", batch_size=2**32))),
     ("empty column name", SchemaMismatchError, "non-empty", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0], "": [1]}))),
     ("dotted column name", SchemaMismatchError, "no '.'", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0], "a.b": [1]}))),
+    ("backtick in a column name", SchemaMismatchError, "no '`'", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0], "a`b": [1]}))),
     ("a column named twice", SchemaMismatchError, "more than once", lambda s: s.append(pa.Table.from_arrays([pa.array([9]), pa.array([1]), pa.array([1]), pa.array([0]), pa.array([1.0])], names=["key", "ts", "ts", "label", "x"]))),
     ("ragged columns", SchemaMismatchError, "Arrow columns", lambda s: s.append({"key": [9, 10], "ts": [1], "label": [0], "x": [1.0]})),
     ("vector beyond float32", InvalidArgumentError, "float32", lambda s: s.scores.write("emb", [1], np.full((1, 2), 1e300))),
@@ -159,6 +160,13 @@ def test_columns_the_store_cannot_hold_are_refused_before_the_first_append(store
         with pytest.raises(SchemaMismatchError, match=words):
             store.append(data)
         assert store.version == 0 and store.schema is None
+    with pytest.raises(InvalidArgumentError, match="event times that fit int64"):  # read back as -1
+        store.append(pa.table({"ts": pa.array([2, 2**64 - 1], pa.uint64())}))
+    assert store.version == 0 and store.schema is None
+    tick = pa.table({"ts": [1, 2], "a`b": [10, 20]})  # stored, then every read, erase and compact failed
+    with pytest.raises(SchemaMismatchError, match="no '`'"):
+        store.append(tick)
+    assert store.version == 0 and store.schema is None
     nested = pa.table({"ts": [1, 2], "st": pa.array([{"a.b": 1}, {"a.b": 2}])})  # a dot inside a struct is a field name
     store.append(nested)
     assert store.as_of().to_table().column("st").to_pylist() == [{"a.b": 1}, {"a.b": 2}]

@@ -97,6 +97,12 @@ def chunk_index(ts: pa.Array | pa.ChunkedArray | np.ndarray, rule: str) -> np.nd
         ts = pa.array(ts)
     if ts.null_count:
         raise InvalidArgumentError("ts", f"<{ts.null_count} nulls>", "a column without nulls")
+    if pa.types.is_uint64(ts.type):  # read as int64 below, a time beyond 2**63-1 would turn negative
+        try:
+            ts = ts.cast(pa.int64())
+        except pa.ArrowInvalid:
+            raise InvalidArgumentError("ts", f"{pc.max(ts).as_py()} (column type uint64)",
+                                       "event times within the int64 range (-2**63 .. 2**63-1)") from None
     if not isinstance(rule, str):
         raise InvalidArgumentError("rule", rule, _EXPECTED)
     n = len(ts)

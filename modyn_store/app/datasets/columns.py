@@ -401,6 +401,10 @@ class Encoder:
                     raise SourceError("ts", f"column {name!r} ({col.type}) holds event times outside the int64 "
                                             "range (-2**63 .. 2**63-1)") from None
             return col.cast(pa.float64())
+        if pa.types.is_uint64(col.type) and len(col) and pc.max(col).as_py() > (1 << 63) - 1:
+            # every reader of event times takes them as int64, where such a time turns negative
+            raise SourceError("ts", f"column {name!r} ({col.type}) holds event times outside the int64 range "
+                                    "(-2**63 .. 2**63-1)")
         return col
 
     def _features(self, batch: pa.RecordBatch, n: int, rows: np.ndarray) -> pa.FixedSizeListArray:
