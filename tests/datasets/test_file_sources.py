@@ -57,6 +57,22 @@ def test_a_folder_reads_only_the_files_named_for_its_format(tmp_path: Path) -> N
     assert sum(b.num_rows for b in open_data(str(p), format="csv").batches()) == 1
 
 
+def test_a_file_read_twice_is_refused_not_stored_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Named by a glob and again by name, or inside a folder given too, its rows were all
+    appended twice (under new keys)."""
+    d = tmp_path / "d"
+    d.mkdir()
+    pq.write_table(pa.table({"t": [1, 2], "x": [1.0, 2.0], "y": [0, 1]}), d / "a.parquet")
+    pq.write_table(pa.table({"t": [3], "x": [3.0], "y": [1]}), d / "b.parquet")
+    monkeypatch.chdir(tmp_path)
+    for paths in (["d/a.parquet", "d/a.parquet"], ["d/*.parquet", "./d/a.parquet"], ["d", "d/b.parquet"]):
+        with pytest.raises(SourceError, match="read more than once"):
+            open_data(paths)
+        assert main(["append", "s", *paths, "--ts", "t", "--label", "y"]) == 2
+        assert not (tmp_path / "s").exists()
+    assert sum(b.num_rows for b in open_data(["d/a.parquet", "d/b.parquet"]).batches()) == 3
+
+
 @pytest.mark.parametrize("other", [{"t": [3], "x": [3.0], "z": [9.0], "y": [1]}, {"t": [3], "y": [1]}])
 def test_files_with_other_columns_are_refused_and_nothing_is_written(tmp_path: Path, other: dict) -> None:
     d = tmp_path / "d"
@@ -122,6 +138,26 @@ def test_nan_event_times_are_refused_before_writing(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="NaN or infinite") as err:
         append_stream(st, pa.table({"t": [1.0, np.nan], "x": [1.0, 2.0], "y": [0, 1]}), ColumnMap(ts="t", label="y"))
     assert err.value.key == "ts" and st.version == 0
+
+
+def test_uint64_event_times_beyond_int64_are_refused_not_wrapped(tmp_path: Path) -> None:
+    """2**64-1 was stored, and cut as slice -1 (read as int64)."""
+    big = pa.array([2, 2**64 - 1], pa.uint64())
+    for rule in ("ts:5", "year", "1d"):
+        with pytest.raises(InvalidArgumentError, match="int64 range"):
+            chunk_index(big, rule)
+    assert chunk_index(pa.array([2, 12], pa.uint64()), "ts:5").tolist() == [0, 2]
+    with pytest.raises(SourceError, match="int64 range") as err:
+        read_stream(pa.table({"t": big, "x": [1.0, 2.0], "y": [0, 1]}), ColumnMap(ts="t", label="y"))
+    assert err.value.key == "ts"
+    assert main(["append", str(tmp_path / "s"), str(_write(tmp_path, big)), "--ts", "t", "--label", "y"]) == 2
+    assert not (tmp_path / "s").exists()
+
+
+def _write(tmp_path: Path, ts: pa.Array) -> Path:
+    path = tmp_path / "u.parquet"
+    pq.write_table(pa.table({"t": ts, "x": [1.0] * len(ts), "y": [0] * len(ts)}), path)
+    return path
 
 
 def test_day_buckets_of_sub_second_timestamps_round_down() -> None:

@@ -90,3 +90,15 @@ def test_zero_fills_a_null_list_row_of_any_value_type(value_type: pa.DataType) -
 def test_rows_of_different_lengths_are_named() -> None:
     with pytest.raises(SourceError, match=r"'v' has rows of different lengths: 2 values at row 0 but 1 at row 2\b"):
         read_stream(_lists([[1.0, 2.0], None, [3.0], [5.0, 6.0]]), ColumnMap(ts="t", label="y", features=("v",)))
+
+
+def test_a_source_whose_every_row_is_skipped_says_so(tmp_path: Path) -> None:
+    """It was refused as holding no rows, as if the file were empty."""
+    incomplete = pa.table({"t": [1, 2], "y": ["a", "b"], "x": [None, float("nan")]})
+    with pytest.raises(SourceError, match=r"holds no rows to store: every row was skipped, 2 with a missing feature"):
+        read_stream(incomplete, ColumnMap(ts="t", label="y", missing="drop_row"))
+    store = Store.open(str(tmp_path / "s"), create=True)
+    append_stream(store, pa.table({"t": [0], "y": ["a"], "x": [1.0]}), ColumnMap(ts="t", label="y"))
+    with pytest.raises(SourceError, match=r"every row was skipped, 2 with a missing feature"):
+        append_stream(store, incomplete, ColumnMap(ts="t", label="y", missing="drop_row"))
+    assert store.version == 1

@@ -21,6 +21,7 @@ Example
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -210,6 +211,13 @@ def _arrow_dataset(paths: list[str], fs: Any, fmt: str, where: str, storage_opti
     files = _files_of(paths, fs, fmt)
     local = type(fs).__name__ == "LocalFileSystem"
     files = [fs._strip_protocol(f) if not local else f for f in files]
+    seen: dict[str, str] = {}
+    for f in files:  # a file named twice (by a glob and by name, or inside a folder given too)
+        real = os.path.realpath(f) if local else f
+        if real in seen:
+            raise SourceError("path", f"{f!r} is read more than once (also as {seen[real]!r}): its rows "
+                                      f"would be stored twice; name each file once")
+        seen[real] = f
     filesystem = None if local else PyFileSystem(FSSpecHandler(fs))
     file_format: Any = {"parquet": "parquet", "ipc": "ipc"}.get(fmt)
     if fmt == "csv":

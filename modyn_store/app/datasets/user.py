@@ -224,6 +224,13 @@ def _widen_empty(src: Data, target: pa.Schema | None, cm: ColumnMap) -> Data:
     return replace(src, schema=schema, _batches=batches)
 
 
+def _all_skipped(enc: Encoder) -> str:
+    """Why a source with rows left none to store: each was skipped (unlabelled or incomplete)."""
+    parts = [f"{n} {what}" for n, what in ((enc.dropped, "without a label (drop_unlabeled)"),
+                                           (enc.incomplete, "with a missing feature value (missing='drop_row')")) if n]
+    return f" to store: every row was skipped, {' and '.join(parts)}" if parts else ""
+
+
 def read_stream(data: Any, columns: ColumnMap, *, format: str | None = None,
                 storage_options: dict[str, Any] | None = None, require_label: bool = True) -> tuple[pa.Table, LabelMap | None]:
     """The whole stream as one table in event-time order, keys numbered by source row when unmapped.
@@ -238,7 +245,7 @@ def read_stream(data: Any, columns: ColumnMap, *, format: str | None = None,
     enc = Encoder(src.schema, cm, labels=labels, assign_keys=True, require_label=require_label)
     batches = [e for e in (enc.encode(b) for b in src.batches()) if e.num_rows]
     if not batches:
-        raise SourceError("path", f"{src.where} holds no rows")
+        raise SourceError("path", f"{src.where} holds no rows{_all_skipped(enc)}")
     table = pa.Table.from_batches(batches).combine_chunks()
     if cm.key is not None:  # found here, not after some chunks of a pipeline were stored
         keys = pc.sort_indices(table.column("key"))
@@ -315,7 +322,7 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
     it = (_conform(e, target) for e in (enc.encode(b) for b in src.batches(batch_size=batch_size)) if e.num_rows)
     first = next(it, None)
     if first is None:
-        raise SourceError("path", f"{src.where} holds no rows")
+        raise SourceError("path", f"{src.where} holds no rows{_all_skipped(enc)}")
     layout = layout_of(enc, src.schema)
     check_layout(stored, layout)
     extra: dict[str, pa.Table] = {}
