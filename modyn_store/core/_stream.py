@@ -21,7 +21,7 @@ import pyarrow as pa
 from engine._search import PREFILTER_MIN, HashedKeys
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
-from modyn_store.core._validate import filter_error
+from modyn_store.core._validate import filter_error, lance_reason
 from modyn_store.core.errors import ConflictError, InvalidFilterError
 
 if TYPE_CHECKING:
@@ -210,5 +210,5 @@ def check_filter_before_rows(filter: str) -> None:
             first = first or exc
     raise InvalidFilterError(
         f"invalid filter {filter!r}: the store has no rows yet, so only its columns key, ts and "
-        f"_version are known and a filter may name only those until the first append ({first})"
+        f"_version are known and a filter may name only those until the first append ({lance_reason(str(first))})"
     )

@@ -34,6 +34,7 @@ __all__ = [
     "check_name",
     "check_scope",
     "check_zoned_times",
+    "lance_reason",
     "parse_duration",
 ]
 
@@ -211,13 +212,54 @@ def filter_error(filter: str, exc: Exception, on: str = "") -> InvalidFilterErro
     >>> str(filter_error("ts < 5", ValueError("could not convert to literal of type 'Timestamp(us)'")))
     "invalid filter 'ts < 5': could not convert to literal of type 'Timestamp(us)' (write a time as TIMESTAMP '2008-01-01 00:00:00' (in UTC))"
     """
-    text = str(exc)
+    text = lance_reason(str(exc))
     hint = ""
+    huge = _beyond_int64(filter)
+    if huge is not None and "Received literal Float64" in text:
+        # Lance reads an integer beyond int64 as a float, which no int64 column compares with;
+        # -2**63 is one: its digits are read before the sign
+        if huge == str(-(2**63)):
+            why = ("Lance reads -9223372036854775808 (the smallest int64) as minus 9223372036854775808, a number "
+                   "beyond int64")
+            how = "write it as (-9223372036854775807 - 1)"
+        else:
+            why, how = f"{huge} is beyond int64", "write integers from -9223372036854775808 to 9223372036854775807"
+        return InvalidFilterError(f"invalid filter {filter!r}{on}: {why}, so it is read as a float, which an "
+                                  f"integer column does not compare with; {how}")
     if "literal of type 'Timestamp" in text:
         hint = " (write a time as TIMESTAMP '2008-01-01 00:00:00' (in UTC))"
     elif "literal of type 'Date" in text:
         hint = " (write a date as DATE '2008-01-01')"
     return InvalidFilterError(f"invalid filter {filter!r}{on}: {text}{hint}")
+
+
+#: Lance's own row columns in its list of a table's fields (refused in a filter, see _check_column)
+_ROW_FIELDS = re.compile(r"_row(?:id|addr|offset|_created_at_version|_last_updated_at_version)")
+
+
+def lance_reason(text: str) -> str:
+    """Lance's message with its own row columns left out of the fields it calls valid (a filter
+    naming one is refused).
+
+    >>> lance_reason("No field named x. Valid fields are key, ts, _version, _rowid, _rowaddr.")
+    'No field named x. Valid fields are key, ts, _version.'
+    """
+    head, sep, fields = text.partition("Valid fields are ")
+    if not sep:
+        return text
+    listed, dot, rest = fields.partition(".")
+    names = [f for f in (x.strip() for x in listed.split(",")) if not _ROW_FIELDS.fullmatch(f)]
+    return f"{head}{sep}{', '.join(names)}{dot}{rest}"
+
+
+def _beyond_int64(filter: str) -> str | None:
+    """The first whole number written in ``filter`` (outside text and quoted names) beyond
+    2**63-1, with its minus sign: Lance reads such a number as a float."""
+    bare = re.sub(r"`[^`]*`", "``", re.sub(r"'(?:[^']|'')*'", "''", filter))
+    for m in re.finditer(r"(-\s*)?(?<![\w.])(\d+)(?![\w.])", bare):
+        if int(m.group(2)) > 2**63 - 1:
+            return ("-" if m.group(1) else "") + m.group(2)
+    return None
 
 
 def _word_char(text: str, i: int) -> bool:

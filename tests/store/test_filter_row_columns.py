@@ -109,3 +109,26 @@ def test_names_with_dollar_signs_and_casts_still_filter() -> None:
     s.append(pa.table({"ts": [1, 2], "price$": [5, 7], "label": [0, 1]}))
     assert s.as_of().to_table(filter="price$ > 6").column("key").to_pylist() == [1]
     assert s.as_of().to_table(filter="label::bigint = 1 AND `price$` = 7").column("key").to_pylist() == [1]
+
+
+def test_an_unknown_name_lists_only_the_columns_a_filter_may_name() -> None:
+    s = _store()
+    for read in (lambda f: s.as_of().to_table(filter=f), lambda f: Store.open(
+            f"memory://filter-row-columns-{next(_N)}", create=True).as_of().to_table(filter=f)):
+        with pytest.raises(InvalidFilterError, match="Valid fields are") as err:
+            read("nosuch = 1")
+        assert "_version" in str(err.value) and "_row" not in str(err.value)
+
+
+@pytest.mark.parametrize("flt", ["key = -9223372036854775808", "key > - 9223372036854775808 AND x > 0"])
+def test_the_smallest_int64_in_a_filter_is_refused_saying_how_to_write_it(flt: str) -> None:
+    s = _store()
+    with pytest.raises(InvalidFilterError, match=r"write it as \(-9223372036854775807 - 1\)") as err:
+        s.as_of().to_table(filter=flt)
+    assert "Float64" not in str(err.value) and ".rs:" not in str(err.value)
+    with pytest.raises(InvalidFilterError, match="smallest int64"):
+        s.delete(where=flt)
+    assert s.as_of().count() == 4
+    assert s.as_of().to_table(filter="key > (-9223372036854775807 - 1)").num_rows == 4
+    with pytest.raises(InvalidFilterError, match="99999999999999999999 is beyond int64"):
+        s.as_of().to_table(filter="key < 99999999999999999999")
