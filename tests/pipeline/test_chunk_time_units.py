@@ -109,6 +109,17 @@ def test_year_reads_integer_years_and_refuses_integer_times() -> None:
         chunk_index(pa.array(_MS), "year")
 
 
+@pytest.mark.parametrize("tz", ["America/New_York", "Asia/Kolkata", "+05:30"])
+def test_year_and_day_rules_cut_a_zoned_timestamp_at_the_same_utc_boundaries(tz: str) -> None:
+    new_year = 1704067200  # 2024-01-01T00:00Z
+    secs = np.array([new_year - 7 * 3600, new_year - 1, new_year, new_year + 7 * 3600], np.int64)
+    zoned = pa.array(secs, pa.timestamp("s", tz=tz))
+    by_day = chunk_index(zoned, "1d")
+    assert by_day.tolist() == [0, 0, 1, 1]
+    assert chunk_index(zoned, "year").tolist() == by_day.tolist()
+    assert chunk_index(zoned, "year").tolist() == chunk_index(pa.array(secs, pa.timestamp("s")), "year").tolist()
+
+
 def test_bench_refuses_the_rule_before_any_store_and_removes_the_folders_it_made(tmp_path: Path,
                                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """A grid used to ingest its shared store (label map first) before the rule was checked, and

@@ -188,3 +188,16 @@ def test_export_of_a_vacuumed_version_gives_cli_advice(tmp_path: Path, capsys: p
     assert not out.exists() and _leftovers(tmp_path) == []
     assert main(["export", st, str(out)]) == 0  # the latest version still exports
     assert pq.read_table(out).column("key").to_pylist() == [1, 2]
+
+
+def test_an_out_named_for_another_format_is_refused(store: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """export writes Parquet: a name `import` would read as CSV or Arrow is refused, nothing written."""
+    for name in ("out.csv", "out.TSV", "out.arrow", "out.feather"):
+        capsys.readouterr()
+        assert main(["export", store, str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert "OUT=" in err and ".parquet or .pq" in err, err
+        assert not (tmp_path / name).exists()
+    assert main(["export", store, str(tmp_path / "out.pq")]) == 0
+    assert pq.read_table(tmp_path / "out.pq").num_rows == N

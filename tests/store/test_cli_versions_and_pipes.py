@@ -87,6 +87,22 @@ def test_a_date_alone_is_refused_by_every_command_naming_the_formats(
     assert Store.open(store).tags() == {} and not Path(out).exists()
 
 
+@pytest.mark.parametrize(("argv", "named"), [
+    (["show", "{store}", "2026-12-06T25:00"], "VERSION='2026-12-06T25:00'"),
+    (["show", "{store}", "2024-02-30T10:00Z"], "VERSION='2024-02-30T10:00Z'"),
+    (["diff", "{store}", "1", "2024-01-02T10:61"], "TO='2024-01-02T10:61'"),
+    (["export", "{store}", "{out}", "--version", "2026-12-06T25:00"], "--version='2026-12-06T25:00'"),
+])
+def test_an_invalid_time_is_refused_as_neither_a_time_nor_a_tag(
+        store: str, tmp_path: Path, argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "out.parquet")
+    assert main([a.format(store=store, out=out) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: invalid {named}: expected a version number, a tag name or an ISO time"), err
+    assert "neither a valid time" in err and "nor a tag name" in err and "unknown tag" not in err
+    assert not Path(out).exists()
+
+
 @pytest.mark.parametrize(("text", "offsets"), [
     ("2024-10-27T02:30", "+02:00 or +01:00"),   # Berlin's clock shows it twice (back to winter time)
     ("2024-03-31T02:30:00", "+01:00 or +02:00"),  # and never (on to summer time)

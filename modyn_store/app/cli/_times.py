@@ -60,7 +60,11 @@ def version_ref(text: str | None, arg: str = "VERSION") -> VersionRef:
         return int(text)
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
+    except ValueError as exc:
+        if _DATE.match(text):  # a tag name starts with a letter: text that starts as a date is a bad time
+            raise InvalidArgumentError(arg, text, f"a version number, a tag name or {TIME_FORMATS}; {text!r} is "
+                                                  f"neither a valid time ({exc}) nor a tag name (a letter, then "
+                                                  "letters, digits, '_', '.', '-')") from None
         return text  # a tag name
     day = _time_of_day(text)
     if day is None:  # 2024-01-02, 2024-W01-2: which time of that day, in which zone?

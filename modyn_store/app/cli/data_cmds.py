@@ -8,7 +8,9 @@
 - ``export STORE OUT.parquet [--version V] [--overwrite]``: a version's live rows as one Parquet
   file (labels written back as their original values), written under a temporary name and
   renamed into place; an existing OUT is replaced only with ``--overwrite``, a path in the
-  store's folder never, and an erasure that commits while it runs fails it (nothing written).
+  store's folder never, a name that says another format (``out.csv``) never, and an erasure
+  that commits while it runs fails it (nothing written). ``timestamp[s]`` columns, which Parquet
+  stores as milliseconds, are named in the file's metadata and read back as seconds.
 - ``import STORE FILE.parquet``: the rows of an export into a store, keys kept.
 - ``labels STORE``: the class codes and the labels they stand for.
 
@@ -250,10 +252,15 @@ def _check_out(store: Any, out: str, fs: Any, path: str, overwrite: bool) -> Non
     import pyarrow.fs as pafs
 
     from modyn_store.app.cli.main import store_folder
+    from modyn_store.app.datasets.files import suffix_format
 
     if _inside_store(store, fs, path):
         raise InvalidArgumentError("OUT", out, f"a path outside the store's folder {store_folder(store)} "
                                                "(writing there would damage the store)")
+    named = suffix_format(out)
+    if named is not None and named != "parquet":  # `import` (and any reader) would read it as `named`
+        raise InvalidArgumentError("OUT", out, f"a Parquet file name, ending in .parquet or .pq (export writes "
+                                               f"Parquet only; the name says {named})")
     kind = _kind(fs, out, path)
     if kind == pafs.FileType.Directory:
         raise InvalidArgumentError("OUT", out, "a Parquet file path, not a folder")
@@ -292,6 +299,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from modyn_store.app.cli.main import os_reason, version_ref
     from modyn_store.app.datasets.feature_map import layout_meta, read_layout
+    from modyn_store.app.datasets.files import units_meta
     from modyn_store.app.datasets.labels import label_type, read_label_map
     from modyn_store.core.store import Store
 
@@ -326,6 +334,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         meta = {b"modyn_store.version": str(snap.version).encode()}
         if layout is not None and "features" in batch_schema.names:
             meta.update(layout_meta(layout))  # which column each slot holds, for `import`
+        meta.update(units_meta(batch_schema))  # Parquet has no seconds: `import` casts them back
         try:
             return pq.ParquetWriter(tmp, batch_schema.with_metadata(meta), filesystem=fs)
         except OSError as exc:

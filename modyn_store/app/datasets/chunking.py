@@ -7,7 +7,8 @@ Rules (strings, so they fit in YAML pipeline files):
   date ``ts`` (an integer or float ``ts`` is read as seconds since the epoch, fractions rounded
   down, and must lie within the ``datetime64[ns]`` range, 1677-09-21 to 2262-04-11: larger
   numbers are milliseconds or finer and are refused), aligned to the epoch (UTC days).
-- ``"year"``: calendar year of a timestamp or date ``ts``; an int64 ``ts`` is taken to be the year
+- ``"year"``: calendar year of a timestamp or date ``ts``, in UTC like the days above (a
+  timestamp of another zone is cut at UTC's New Year, not its own); an int64 ``ts`` is taken to be the year
   itself (from -9999 to 9999: larger numbers are times, and refused).
 - ``"ts:<width>"``: buckets of ``width`` units of an int64 ``ts`` (e.g. ``"ts:365"`` on a day index).
 
@@ -114,6 +115,10 @@ def chunk_index(ts: pa.Array | pa.ChunkedArray | np.ndarray, rule: str) -> np.nd
         bucket = _seconds(ts, rule) // (int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
     elif rule == "year":
         if pa.types.is_timestamp(ts.type) or pa.types.is_date(ts.type):
+            if pa.types.is_timestamp(ts.type) and ts.type.tz is not None:
+                # the UTC year, as '<k>d' counts UTC days: a zone's own year would cut a New York
+                # New Year's Eve evening into the next year's slice under one rule and not the other
+                ts = ts.cast(pa.timestamp(ts.type.unit))
             bucket = np.asarray(pc.year(ts).to_numpy(zero_copy_only=False), dtype=np.int64)
         elif pa.types.is_integer(ts.type):
             bucket = np.asarray(ts.to_numpy(zero_copy_only=False), dtype=np.int64)
