@@ -313,14 +313,14 @@ def test_a_csv_column_empty_in_its_first_rows_reads_its_later_values(tmp_path: P
     f = tmp_path / "sensors.csv"
     n, empty = 450_000, 400_000  # about 7 MB; `sun`, `note` and `flag` empty in the first 6 MB
     with open(f, "w") as fh:
-        fh.write("t,x,sun,note,flag,never,y\n")
+        fh.write("t,x,sun,note,flag,y\n")
         fh.writelines(f"{i},{i % 5},{'' if i < empty else i % 9 + 0.5},{'' if i < empty else 'n' + str(i % 3)},"
-                      f"{'' if i < empty else 'true'},,{'ab'[i % 2]}\n" for i in range(n))
+                      f"{'' if i < empty else 'true'},{'ab'[i % 2]}\n" for i in range(n))
     st = str(tmp_path / "st")
     append_stream(Store.open(st, create=True), str(f), ColumnMap(ts="t", label="y", features=("x", "sun")))
-    t = Store.open(st).as_of().to_table(["ts", "sun", "note", "flag", "never", "features"]).sort_by("ts")
+    t = Store.open(st).as_of().to_table(["ts", "sun", "note", "flag", "features"]).sort_by("ts")
     assert t.schema.field("sun").type == pa.float64() and t.schema.field("note").type == pa.string()
-    assert t.schema.field("flag").type == pa.bool_() and t.schema.field("never").type == pa.null()
+    assert t.schema.field("flag").type == pa.bool_()
     last = t.slice(n - 1).to_pylist()[0]
     assert (last["sun"], last["note"], last["flag"]) == ((n - 1) % 9 + 0.5, f"n{(n - 1) % 3}", True)
     assert last["features"] == [float((n - 1) % 5), (n - 1) % 9 + 0.5]

@@ -83,6 +83,18 @@ def test_import_of_an_export_with_another_timestamp_unit(tmp_path: Path, capsys:
     assert t["key"] == [1, 2, 10] and str(t["ts"][2]) == "2025-01-02 00:00:00"
 
 
+def test_a_store_of_second_times_comes_back_from_its_export_as_it_was(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Parquet has no seconds unit: the export names its timestamp[s] columns, import casts them back."""
+    (tmp_path / "a.csv").write_text("id,time,label,x\n1,2025-01-01 00:00:00,0,0.5\n2,2025-01-01 00:00:01,1,0.6\n")
+    a, b, out = str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a.parquet")
+    assert main(["append", a, str(tmp_path / "a.csv"), "--ts", "time", "--key", "id"]) == 0
+    assert main(["export", a, out]) == 0
+    assert main(["import", b, out]) == 0, capsys.readouterr().err
+    assert Store.open(b).schema.field("ts").type == pa.timestamp("s")
+    assert Store.open(b).as_of().to_table().equals(Store.open(a).as_of().to_table())
+
+
 def test_timestamps_finer_than_the_store_or_of_another_zone_are_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a.csv").write_text("time,label,x\n2025-01-01 00:00:00,0,0.5\n")
@@ -173,6 +185,24 @@ def test_an_empty_feature_column_in_a_later_file_is_missing_values(tmp_path: Pat
     assert t["z"] == [1.5, 2.5, None, None]
     assert [round(f[1], 4) for f in t["features"]] == [1.5, 2.5, 0.0, 0.0]
     assert [round(f[0], 4) for f in t["features"]] == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_a_column_empty_in_every_row_of_a_new_stores_first_file_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Typed null, it would refuse every later file with values in it: named at the first file,
+    nothing made; read together with a file holding its values it takes their type."""
+    (tmp_path / "a.csv").write_text("t,y,x,later\n1,a,0.1,\n2,b,0.2,\n")
+    (tmp_path / "b.csv").write_text("t,y,x,later\n3,a,0.3,5\n4,b,0.4,6\n")
+    st = str(tmp_path / "st")
+    assert main(["append", st, str(tmp_path / "a.csv"), "--ts", "t", "--label", "y"]) == 2
+    err = capsys.readouterr().err
+    assert "column 'later'" in err and "no value in any row" in err and "FILE" in err
+    assert not (tmp_path / "st").exists()
+    assert main(["append", st, str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--ts", "t", "--label", "y"]) == 0
+    assert main(["append", st, str(tmp_path / "a.csv"), "--ts", "t", "--label", "y"]) == 0  # later: all missing
+    store = Store.open(st)
+    assert store.schema.field("later").type == pa.int64()
+    assert store.as_of().to_table(["later"]).column("later").null_count == 4
 
 
 def test_a_csv_with_only_a_header_is_named_as_holding_no_rows(tmp_path: Path,

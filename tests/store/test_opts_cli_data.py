@@ -41,6 +41,18 @@ def test_append_mapping_flags_pick_the_columns(tmp_path: Path, csv: str) -> None
     assert feats[:, 0].tolist() == [2.0 * i for i in range(20)] and feats[:, 1].tolist() == [float(i) for i in range(20)]
 
 
+def test_one_column_may_be_both_the_key_and_the_event_time(tmp_path: Path, csv: str) -> None:
+    """A sequence number orders the rows across appends and keys them: both roles take its values,
+    and a repeated one is still refused as a key."""
+    st = str(tmp_path / "st")
+    assert main(["append", st, csv, "--ts", "id", "--key", "id", "--label", "y", "--features", "u"]) == 0
+    t = _rows(st)
+    assert t.column("key").to_pylist() == t.column("ts").to_pylist() == [100 + 3 * i for i in range(20)]
+    assert "id" not in Store.open(st).schema.names
+    assert main(["append", st, csv, "--ts", "id", "--key", "id", "--label", "y", "--features", "u"]) == 2
+    assert Store.open(st).version == 1
+
+
 def test_append_without_mapping_flags_uses_the_defaults(tmp_path: Path, csv: str) -> None:
     """The contrast to the test above: without --key the keys are assigned, without --features every
     numeric column is packed."""

@@ -31,12 +31,14 @@ import pyarrow as pa
 from modyn_store.app.datasets.columns import SourceError
 from modyn_store.core.errors import ModynStoreError
 
-__all__ = ["FORMATS", "Data", "detect_format", "open_data"]
+__all__ = ["FORMATS", "UNITS_META", "Data", "detect_format", "open_data", "suffix_format", "units_meta"]
 
 FORMATS = ("parquet", "csv", "ipc", "lance")
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".csv.gz": "csv", ".tsv": "csv",
              ".arrow": "ipc", ".ipc": "ipc", ".feather": "ipc", ".lance": "lance"}
 STORE_MARKER = "_modyn_store.json"
+#: Parquet metadata of an export: its columns of ``timestamp[s]``, which Parquet stores as milliseconds
+UNITS_META = b"modyn_store.seconds"
 
 
 @dataclass
@@ -65,7 +67,12 @@ def _short(exc: Exception) -> str:
     return text[:300]
 
 
-def _suffix_format(path: str) -> str | None:
+def suffix_format(path: str) -> str | None:
+    """The format a reader takes ``path`` to hold from its name (``None``: the name does not say).
+
+    >>> suffix_format("out.csv"), suffix_format("out.parquet"), suffix_format("out")
+    ('csv', 'parquet', None)
+    """
     low = path.lower().rstrip("/")
     for suffix, fmt in sorted(_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
         if low.endswith(suffix):
@@ -73,16 +80,40 @@ def _suffix_format(path: str) -> str | None:
     return None
 
 
+def units_meta(schema: pa.Schema) -> dict[bytes, bytes]:
+    """Schema metadata naming the ``timestamp[s]`` columns of ``schema`` (what ``export`` writes):
+    Parquet stores them as milliseconds, and reading the file casts them back to seconds."""
+    import json
+
+    seconds = [f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "s"]
+    return {UNITS_META: json.dumps(seconds).encode()} if seconds else {}
+
+
+def _in_seconds(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the columns its :data:`UNITS_META` names as ``timestamp[s]`` again (an
+    export's second-precision times; a value that is no whole second fails the read, named)."""
+    import json
+
+    raw = (schema.metadata or {}).get(UNITS_META)
+    try:
+        named = set(json.loads(raw)) if raw else set()
+    except (ValueError, TypeError, RecursionError):  # not our metadata: read the file as it is
+        return schema
+    return pa.schema([f.with_type(pa.timestamp("s", tz=f.type.tz))
+                      if f.name in named and pa.types.is_timestamp(f.type) else f for f in schema],
+                     metadata=schema.metadata)
+
+
 def detect_format(paths: Sequence[str], fs: Any) -> str:
     """The format of ``paths`` from their suffixes (or, for a folder, its files' suffixes)."""
     found = set()
     for p in paths:
-        fmt = _suffix_format(p)
+        fmt = suffix_format(p)
         if fmt is None and fs.isdir(p):
             if fs.exists(f"{p.rstrip('/')}/_versions"):
                 fmt = "lance"
             else:
-                inner = {f for f in (_suffix_format(str(x)) for x in fs.find(p)) if f is not None}
+                inner = {f for f in (suffix_format(str(x)) for x in fs.find(p)) if f is not None}
                 if len(inner) == 1:
                     fmt = inner.pop()
                 elif len(inner) > 1:
@@ -130,8 +161,8 @@ def _files_of(paths: list[str], fs: Any, fmt: str) -> list[str]:
         if fs.isdir(p):
             found = sorted(str(f) for f in fs.find(p))
             base = str(fs._strip_protocol(p)).rstrip("/")  # find() answers without the protocol
-            named = [f for f in found if _suffix_format(f) == fmt and not _hidden(f, base)]
-            inner = named or [f for f in found if _suffix_format(f) is None and not _hidden(f, base)]
+            named = [f for f in found if suffix_format(f) == fmt and not _hidden(f, base)]
+            inner = named or [f for f in found if suffix_format(f) is None and not _hidden(f, base)]
             if not inner:
                 raise SourceError("path", f"the folder {p!r} holds no {fmt} files")
             out += inner
@@ -227,6 +258,9 @@ def _arrow_dataset(paths: list[str], fs: Any, fmt: str, where: str, storage_opti
         if len(files) > 1:
             dataset = pds.dataset(files, schema=_common_schema(dataset, where), format=file_format,
                                   filesystem=filesystem)
+        seconds = _in_seconds(dataset.schema) if fmt == "parquet" else dataset.schema
+        if not seconds.equals(dataset.schema):
+            dataset = pds.dataset(files, schema=seconds, format=file_format, filesystem=filesystem)
         types = _csv_types_once(files, filesystem, dataset.schema) if fmt == "csv" else {}
         if types:
             file_format = _csv_format(files, types)

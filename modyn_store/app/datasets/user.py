@@ -224,6 +224,18 @@ def _widen_empty(src: Data, target: pa.Schema | None, cm: ColumnMap) -> Data:
     return replace(src, schema=schema, _batches=batches)
 
 
+def _refuse_empty_columns(src: Data, cm: ColumnMap) -> None:
+    """Refuse a column without a value in any row (type ``null``) at a store's first append: the
+    store would hold it as ``null`` for good, and refuse every later file with values in it."""
+    roles = {c for c in (cm.ts, cm.label, cm.key) if c is not None}
+    empty = [f.name for f in src.schema if pa.types.is_null(f.type) and f.name not in roles]
+    if empty:
+        raise SourceError("path", f"column {empty[0]!r} of {src.where} has no value in any row, so its type is "
+                                  f"unknown; a new store would hold it as empty (type null) and refuse every later "
+                                  f"file with values in it. Leave the column out, or append it together with "
+                                  f"files that hold its values (files read together are typed by all their values)")
+
+
 def _all_skipped(enc: Encoder) -> str:
     """Why a source with rows left none to store: each was skipped (unlabelled or incomplete)."""
     parts = [f"{n} {what}" for n, what in ((enc.dropped, "without a label (drop_unlabeled)"),
@@ -323,6 +335,8 @@ def append_stream(store: Any, data: Any, columns: ColumnMap, *, format: str | No
     first = next(it, None)
     if first is None:
         raise SourceError("path", f"{src.where} holds no rows{_all_skipped(enc)}")
+    if target is None:
+        _refuse_empty_columns(src, cm)
     layout = layout_of(enc, src.schema)
     check_layout(stored, layout)
     extra: dict[str, pa.Table] = {}
