@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from modyn_store.core.errors import DataUnavailableError, ModynStoreError
+from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError, ModynStoreError
+from modyn_store.core.trainset import TrainSet
 
 __all__ = ["CacheError", "DivergedError", "ErasedKeysError", "ReproductionError"]
 
@@ -88,3 +89,16 @@ def check_loss(epoch: int, loss: float) -> float:
     if not np.isfinite(loss):
         raise DivergedError(epoch, loss)
     return loss
+
+
+def check_rows(train_set: Any, epochs: int) -> None:
+    """Every epoch ``train_set`` serves (its first ``epochs``) must hold a row: a mean loss over
+    none is undefined, and the checkpoint recorded would be the untrained model."""
+    if not isinstance(train_set, TrainSet):
+        return  # (named by the catalog's checks, or by the loader)
+    for epoch in range(epochs if train_set.per_epoch is not None else min(epochs, 1)):
+        n = int(train_set.for_epoch(epoch).size)
+        if n == 0:
+            raise InvalidArgumentError(
+                "train_set", f"{n} rows in epoch {epoch} (set of {train_set.size} keys)",
+                "at least one row in every epoch (a pipeline skips a train set under limits.min_train_rows)")

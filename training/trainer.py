@@ -44,7 +44,7 @@ from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
 from training.determinism import deterministic, state_equal
 from training.downsampling import BatchThenSample, union_of_epochs
-from training.errors import ErasedKeysError, check_loss
+from training.errors import ErasedKeysError, check_loss, check_rows
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
 from training.progress import Progress, check_save_every, cpu_state, discard_progress, fingerprint
@@ -392,6 +392,8 @@ def train(
     ErasedKeysError
         Keys of the train set are no longer live.
     InvalidArgumentError
+        Naming ``train_set`` when it holds no row, or an epoch plan it serves is empty, before
+        anything is built or written.
         With ``record``, also every argument the catalog would not record (an id already used,
         an invalid ``parent_id`` or ``cutoff``, values that are not JSON), before training.
     """
@@ -408,6 +410,7 @@ def train(
             train_set.per_epoch is not None:
         raise InvalidArgumentError("train_set", "per-epoch plans", plans_hint)
     check_save_every(save_every, training_id, downsample is not None or reselect_every > 0)
+    check_rows(train_set, min(config.epochs, reselect_every) if reselect_every else config.epochs)
     metrics = check_metrics(metrics)  # pairs read once: the dict recorded
     ds = None
     if downsample is not None:

@@ -39,3 +39,26 @@ def test_the_irreducible_loss_model_recorded_before_a_restart_is_reused(tmp_path
     ka, va = a.computed_scores["irreducible_loss"]
     kb, vb = b.computed_scores["irreducible_loss"]
     assert np.array_equal(ka, kb) and np.array_equal(va, vb)
+
+
+def test_no_eligible_row_trains_no_irreducible_loss_model(tmp_path: Path) -> None:
+    """A firing without eligible rows selects nothing (and is skipped): it trains no irreducible-loss
+    model on an empty holdout (``training.train`` refuses an empty train set)."""
+    import policies
+    from modyn_store.app.pipeline.selection import SelectionRuntime
+    from policies import SelectionContext
+    from training.models import build_model
+
+    store = Store.open(str(tmp_path / "s"), create=True)
+    x = np.random.default_rng(0).standard_normal((30, 2)).astype(np.float32)
+    store.append(pa.table({"ts": np.arange(30), "label": (x[:, 0] > 0).astype(np.int64),
+                           "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+    cfg = TrainConfig(model="logreg", model_params={"in_features": 2, "n_classes": 2}, inputs={"features": "features"},
+                      batch_size=32, seed=0)
+    strategy = policies.from_config("selection", {"name": "rho_loss", "ratio": 0.5})
+    module = build_model("logreg", in_features=2, n_classes=2)
+    ctx = SelectionContext(snapshot=store.as_of(None), scores=store.scores, seed=0, excluded=store.as_of(None).keys())
+    runtime = SelectionRuntime(store, {"features": "features"}, lambda mode: cfg, "p")
+    prepared = runtime.prepare(strategy, ctx, module, "p-0001", (store.version, 30))
+    assert Catalog(store).list() == [] and "irreducible_model" not in runtime.lineage
+    assert strategy.select(prepared).size == 0

@@ -119,6 +119,24 @@ def test_a_train_set_of_a_future_version_is_refused_before_training(store: Store
     assert factory.calls == 0 and _models(store) == {}
 
 
+def test_an_empty_train_set_or_epoch_plan_is_refused_before_training(store: Store) -> None:
+    """A mean loss over no row is undefined: such a training was recorded with epoch loss 0.0 and
+    its untrained model as checkpoint."""
+    keys = store.as_of().keys()[:4]
+    empty = TrainSet.uniform(np.empty(0, np.int64), version=store.version)
+    second_empty = TrainSet(keys, np.ones(4), store.version, per_epoch=(np.array([0, 1]), np.empty(0, np.int64)))
+    version = store.version
+    for ts, epoch in ((empty, 0), (second_empty, 1)):
+        for record in (True, False):
+            factory = _Factory()
+            with pytest.raises(InvalidArgumentError, match=f"in epoch {epoch}") as info:
+                train(store, ts, _cfg(epochs=2), model=factory, training_id="e", record=record)
+            assert info.value.name == "train_set" and factory.calls == 0
+    assert _models(store) == {} and Catalog(store).list() == [] and store.version == version
+    # an empty plan of an epoch it does not train is not served
+    assert train(store, second_empty, _cfg(epochs=1), model=_Factory(), record=False).cost.samples == 2
+
+
 def test_a_checkpoint_whose_record_fails_is_removed(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_a: object, **_k: object) -> None:
         raise InvalidArgumentError("training_id", "t9", "a training id not used before")

@@ -128,8 +128,13 @@ class SelectionRuntime:
         if model_pass:
             computed.update(self._score(module, model_pass, ctx.version))
             rows += int(computed[model_pass[0]][0].size)
-        if IRREDUCIBLE in needs:
-            il_model, il_id = self._irreducible_model(strategy, ctx, training_id, cutoff)
+        holdout = strategy.holdout(ctx) if IRREDUCIBLE in needs else None
+        if holdout is not None and holdout.size == 0:
+            # no eligible row: nothing to train the irreducible-loss model on, and the selection
+            # is empty (the firing is skipped, see limits.min_train_rows)
+            computed[IRREDUCIBLE] = (np.empty(0, np.int64), np.empty(0, np.float64))
+        elif holdout is not None:
+            il_model, il_id = self._irreducible_model(strategy, holdout, training_id, cutoff)
             computed.update({IRREDUCIBLE: self._score(il_model, ("irreducible_loss",), ctx.version)[IRREDUCIBLE]})
             keys, values = computed[IRREDUCIBLE]
             order = np.argsort(keys)
@@ -139,7 +144,8 @@ class SelectionRuntime:
         self.scoring = (rows, time.perf_counter() - t0)
         return ctx.replace(computed_scores=computed)
 
-    def _irreducible_model(self, strategy: Any, ctx: Any, training_id: str, cutoff: tuple[int, int]) -> tuple[Any, str]:
+    def _irreducible_model(self, strategy: Any, holdout: Any, training_id: str,
+                           cutoff: tuple[int, int]) -> tuple[Any, str]:
         import training
         from modyn_store.core.errors import UnknownKeyError
         from modyn_store.core.trainings import Catalog
@@ -150,7 +156,6 @@ class SelectionRuntime:
         try:
             cat.get(il_id)
         except UnknownKeyError:
-            holdout = strategy.holdout(ctx)
             res = training.train(
                 self.store, holdout, cfg, training_id=il_id, policy=f"{strategy.name}:irreducible_loss_model",
                 policy_params={"pipeline": self.pipeline, "for_training": training_id,
