@@ -141,6 +141,14 @@ class TrainSet:
         keys.setflags(write=False)
         weights.setflags(write=False)
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # unpickled arrays (e.g. in spawned ranks) are new and writable: read-only, as built
+        for value in state.values():
+            for arr in value if isinstance(value, tuple) else (value,):
+                if isinstance(arr, np.ndarray):
+                    arr.setflags(write=False)
+        self.__dict__.update(state)
+
     @classmethod
     def uniform(cls, keys: np.ndarray, *, version: int) -> TrainSet:
         """A train set of ``keys`` with weight 1 each (``keys`` as in :class:`TrainSet`)."""
@@ -161,14 +169,32 @@ class TrainSet:
 
     def epoch_set(self, epoch: int) -> TrainSet:
         """The train set of ``epoch`` alone: its plan's keys, in plan order, with that epoch's
-        weights (``per_epoch_weights``, else ``weights``); the set itself without plans."""
+        weights (``per_epoch_weights``, else ``weights``); the set itself without plans.
+
+        A plan that repeats a position (drawn with replacement) gives its distinct keys, in the
+        order they first occur, with one plan that serves them as the epoch did (the keys of a
+        set are unique); such a plan whose ``per_epoch_weights`` weigh one key differently is
+        refused (``InvalidArgumentError`` naming ``per_epoch_weights[i]``: a loader serves one
+        weight per key)."""
         if self.per_epoch is None:
             check_int("epoch", epoch, lo=0)
             return self
         pos = self.for_epoch(epoch)
         i = int(epoch) % len(self.per_epoch)
         weights = self.weights[pos] if self.per_epoch_weights is None else self.per_epoch_weights[i]
-        return TrainSet(keys=self.keys[pos], weights=weights, version=self.version)
+        distinct, first, inverse = np.unique(pos, return_index=True, return_inverse=True)
+        if distinct.size == pos.size:
+            return TrainSet(keys=self.keys[pos], weights=weights, version=self.version)
+        order = np.argsort(first, kind="stable")  # the distinct positions in the order they first occur
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        plan = rank[inverse.reshape(-1)]
+        kept = weights[first[order]]
+        if not np.array_equal(kept[plan], weights):
+            raise InvalidArgumentError(
+                f"per_epoch_weights[{i}]", f"weights that differ for one key of the plan of epoch {epoch}",
+                "one weight per key in a plan that repeats positions (a loader serves one weight per key)")
+        return TrainSet(keys=self.keys[distinct[order]], weights=kept, version=self.version, per_epoch=(plan,))
 
     def digest(self) -> str:
         """A sha256 hex digest of keys, weights, version, epoch plans and their weights."""

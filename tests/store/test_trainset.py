@@ -43,3 +43,31 @@ def test_a_masked_array_without_masked_entries_is_its_data() -> None:
     ts = TrainSet(np.ma.array([4, 2]), np.ma.array([0.5, 2.0], mask=[False, False]), version=1)
     assert ts.keys.tolist() == [4, 2] and ts.weights.tolist() == [0.5, 2.0]
     assert not isinstance(ts.weights, np.ma.MaskedArray) and not isinstance(ts.keys, np.ma.MaskedArray)
+
+
+def test_epoch_set_of_a_plan_drawn_with_replacement_serves_the_plan() -> None:
+    """A plan that repeats a position was refused as "duplicate keys"; its set holds the distinct
+    keys (first occurrence order) with one plan serving the epoch's rows as drawn."""
+    ts = TrainSet(np.array([10, 20, 30, 40]), np.array([1.0, 2.0, 3.0, 4.0]), 1,
+                  per_epoch=(np.array([2, 0, 2, 1]), np.array([3])))
+    e0 = ts.epoch_set(0)
+    assert e0.keys.tolist() == [30, 10, 20] and e0.weights.tolist() == [3.0, 1.0, 2.0]
+    assert e0.keys[e0.for_epoch(0)].tolist() == [30, 10, 30, 20] and len(e0.per_epoch) == 1
+    assert ts.epoch_set(1).per_epoch is None and ts.epoch_set(1).keys.tolist() == [40]  # no repeat: no plan
+    odd = TrainSet(np.array([10, 20]), np.ones(2), 1, per_epoch=(np.array([0, 0, 1]),),
+                   per_epoch_weights=(np.array([1.0, 2.0, 1.0]),))
+    with pytest.raises(InvalidArgumentError, match="epoch 0") as info:
+        odd.epoch_set(0)
+    assert info.value.name == "per_epoch_weights[0]"
+
+
+def test_an_unpickled_set_stays_read_only() -> None:
+    import copy
+    import pickle
+
+    ts = TrainSet(np.array([3, 1]), np.array([1.0, 2.0]), 1, per_epoch=(np.array([1]),),
+                  per_epoch_weights=(np.array([5.0]),))
+    for back in (pickle.loads(pickle.dumps(ts)), copy.deepcopy(ts)):
+        assert back == ts
+        arrays = [back.keys, back.weights, *(back.per_epoch or ()), *(back.per_epoch_weights or ())]
+        assert len(arrays) == 4 and not any(a.flags.writeable for a in arrays)

@@ -330,3 +330,30 @@ def test_prefetch_gathers_in_a_background_thread_with_the_same_batches(store) ->
             for n in ("key", "weight", "x"):
                 assert torch.equal(a[n], b[n])
             assert a["img"] == b["img"]
+
+
+def test_fixed_size_binary_is_served_as_uint8_tensors_as_documented(tmp_path) -> None:
+    """``fixed_size_binary(w)`` columns are fixed (uint8 ``[B, w]``), other binary columns lists
+    of ``bytes``: docs/training.md said every binary column was a list of ``bytes``."""
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    s = Store.open(str(tmp_path / "fsb"), create=True)
+    s.append(pa.table({"ts": np.arange(3), "h": pa.array([b"ab", b"cd", b"ef"], pa.binary(2)),
+                       "b": pa.array([b"x", b"", b"yz"], pa.binary())}))
+    ts = TrainSet.uniform(s.as_of(None).keys(), version=s.version)
+    batch = next(iter(loader(s, ts, columns=["h", "b"], batch_size=3, shuffle=False)))
+    assert batch["h"].dtype == torch.uint8 and batch["h"].tolist() == [[97, 98], [99, 100], [101, 102]]
+    assert batch["b"] == [b"x", b"", b"yz"]
+    doc = " ".join((Path(__file__).parents[2] / "docs" / "training.md").read_text().split())
+    assert "`fixed_size_binary(w)` columns are fixed too, as uint8 tensors `[B, w]`" in doc
+    assert "variable-length binary columns (`binary`, `large_binary`, `binary_view`) as lists of `bytes`" in doc
+
+
+def test_the_epoch_set_of_a_plan_with_repeats_serves_that_epoch(store) -> None:
+    keys = store.as_of(None).keys()[:5]
+    ts = TrainSet(keys=keys, weights=np.arange(1.0, 6.0), version=store.version, per_epoch=(np.array([4, 1, 4, 4]),))
+    served = [b for b in loader(store, ts.epoch_set(0), columns=["ts"], batch_size=10, shuffle=False)]
+    got = sorted(zip(served[0]["key"].tolist(), served[0]["weight"].tolist()))
+    assert got == sorted(zip(keys[[4, 1, 4, 4]].tolist(), [5.0, 2.0, 5.0, 5.0]))
