@@ -369,7 +369,8 @@ class SelectionContext:
     embed:
         Maps keys to embeddings (``[n, d]`` float) with the current model, if provided.
     label_column, batch_size:
-        The label column name and the streaming batch size.
+        The label column name and the streaming batch size (an integer in ``[1, 2**32 - 1]``,
+        the store's bound on a read's batch).
     scores_version:
         The store version to read ``scores`` at (``None``: the snapshot's version). Set it to
         the version a scoring pass wrote its scores at, when that is after the snapshot.
@@ -390,7 +391,7 @@ class SelectionContext:
     scores_version: int | None = None
 
     def __post_init__(self) -> None:
-        from modyn_store.core._validate import as_keys, check_int, check_int_or_none
+        from modyn_store.core._validate import as_keys, check_batch_size, check_int, check_int_or_none
 
         object.__setattr__(self, "seed", check_seed("seed", self.seed))
         object.__setattr__(self, "trigger_index", check_int("trigger_index", self.trigger_index, 0))
@@ -398,7 +399,10 @@ class SelectionContext:
         object.__setattr__(self, "excluded", np.sort(as_keys(self.excluded, name="excluded")))
         if self.candidates is not None:
             object.__setattr__(self, "candidates", np.sort(as_keys(self.candidates, name="candidates")))
-        object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size, 1))
+        # the store's read bound: a larger size was refused only by the first read
+        object.__setattr__(self, "batch_size", check_batch_size(self.batch_size))
+        if self.embed is not None and not callable(self.embed):
+            raise InvalidArgumentError("embed", type(self.embed).__name__, "None or a callable keys -> embeddings")
         object.__setattr__(self, "scores_version",
                            check_int_or_none("scores_version", self.scores_version, 0))
         if not isinstance(self.label_column, str) or not self.label_column:

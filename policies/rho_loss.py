@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -92,18 +93,34 @@ class RhoLoss(ScoreDownsample):
             assume_unique=True))
         if self.mode == "batch_then_sample":
             return super()._select(rest)
-        lk, lv = _collect(score_source(rest, "loss"))
-        ik, iv = _collect(score_source(rest, "irreducible_loss"))
-        keys, li, ii = np.intersect1d(lk, ik, return_indices=True)
-        values = np.asarray(sc.rho_loss(lv[li], iv[ii]))
-        scored = rest.replace(computed_scores={**rest.computed_scores, "rho_loss": (keys, values)})
+        lk, lv = self._collect(rest, "loss")
+        ik, iv = self._collect(rest, "irreducible_loss")
+        # the rows ranked are those with a loss (as for the other score strategies); each needs
+        # its irreducible loss, or its reducible loss is unknown (a batch refuses it the same way)
+        order = np.argsort(ik, kind="stable")
+        ik, iv = ik[order], iv[order]
+        pos = np.minimum(np.searchsorted(ik, lk), max(ik.size - 1, 0))
+        missing = np.flatnonzero(ik[pos] != lk) if ik.size else np.arange(lk.size)
+        if missing.size:
+            raise InvalidArgumentError(
+                "scores['irreducible_loss']",
+                f"none for {missing.size} of {lk.size} rows with a loss (keys {lk[missing[:5]].tolist()})",
+                "an irreducible loss for every eligible row with a loss (score them with the irreducible-loss model)")
+        values = np.asarray(sc.rho_loss(lv, iv[pos]))
+        scored = rest.replace(computed_scores={**rest.computed_scores, "rho_loss": (lk, values)})
         return super()._select(scored)
 
+    def _collect(self, ctx: SelectionContext, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """All ``(keys, values)`` batches of score ``name`` as two arrays (keys unique), the values
+        as float64 (integers beyond ``2**53`` refused, as by the other score strategies)."""
+        parts = list(score_source(ctx, name)())
+        if not parts:
+            return np.empty(0, np.int64), np.empty(0)
+        keys = [np.asarray(k, dtype=np.int64) for k, _ in parts]
+        values = [self._as_float(v, _key_of(k), name) for k, (_, v) in zip(keys, parts)]
+        return np.concatenate(keys), np.concatenate(values)
 
-def _collect(src: Any) -> tuple[np.ndarray, np.ndarray]:
-    """All ``(keys, values)`` batches of a score source as two arrays (keys unique)."""
-    parts = list(src())
-    if not parts:
-        return np.empty(0, np.int64), np.empty(0)
-    return (np.concatenate([np.asarray(k, dtype=np.int64) for k, _ in parts]),
-            np.concatenate([np.asarray(v, dtype=np.float64) for _, v in parts]))
+
+def _key_of(keys: np.ndarray) -> Callable[[int], str]:
+    """The row name of position ``i`` of a batch of ``keys`` (in errors)."""
+    return lambda i: f"key {int(keys[i])}"

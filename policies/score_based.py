@@ -192,16 +192,17 @@ class ScoreDownsample(SelectionStrategy):
             # W / (N w_i) with N every row of the batch (the sampler's N counts those it was fed)
             return ok[idx][order], importance_of_all(importance, ok.size, scores.size)[order]
 
-    def _as_float(self, values: Any, row: Callable[[int], str]) -> np.ndarray:
+    def _as_float(self, values: Any, row: Callable[[int], str], score: str | None = None) -> np.ndarray:
         """Scores as float64, the type they are ranked in. Integer scores beyond ``2**53`` would
         round (``2**53 + 1`` ties with ``2**53``, and the smaller key, not the larger score,
-        would win): they raise :class:`InvalidArgumentError` naming the score and the row."""
+        would win): they raise :class:`InvalidArgumentError` naming the score (``score``, else
+        the strategy's) and the row."""
         v = np.asarray(values)
         if v.dtype.kind in "iu" and v.size:
             big = np.flatnonzero(v > _EXACT) if v.dtype.kind == "u" else np.flatnonzero((v > _EXACT) | (v < -_EXACT))
             if big.size:
                 raise InvalidArgumentError(
-                    f"scores[{self.score!r}][{row(int(big[0]))}]", int(v[big[0]]),
+                    f"scores[{score or self.score!r}][{row(int(big[0]))}]", int(v[big[0]]),
                     "integer scores within 2**53 (scores are ranked as float64, where larger "
                     "integers round and tie; pass them as floats)")
         return np.asarray(v, dtype=np.float64)

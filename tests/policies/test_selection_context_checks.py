@@ -43,6 +43,10 @@ def snap():  # type: ignore[no-untyped-def]
     ({"computed_scores": {"loss": (1, 2, 3)}}, "computed_scores['loss']"),
     ({"computed_scores": [("loss", 1)]}, "computed_scores"),
     ({"batch_size": "8"}, "batch_size"),
+    ({"batch_size": 2**70}, "batch_size"),  # the store's bound, 2**32 - 1: refused here, not at the first read
+    ({"batch_size": 2**32}, "batch_size"),
+    ({"embed": 3}, "embed"),
+    ({"embed": np.zeros((2, 2))}, "embed"),
     ({"scores_version": -1}, "scores_version"),
     ({"label_column": ""}, "label_column"),
 ])
@@ -58,6 +62,7 @@ def test_good_fields_still_work(snap) -> None:  # type: ignore[no-untyped-def]
                            trigger_index=np.int64(2), history=(TrainSet.uniform(np.array([1]), version=1),),
                            computed_scores={"loss": ([1, 2], [0.5, 0.1]), "x": lambda: iter(())})
     assert ctx.candidates.tolist() == [1, 9, 10, 11] and ctx.excluded.tolist() == [11]
+    assert SelectionContext(snapshot=snap, batch_size=2**32 - 1, embed=np.asarray).batch_size == 2**32 - 1
     assert NewData().select(ctx).keys.tolist() == [9, 10]
     assert Uniform(ratio=1.0).select(ctx).keys.tolist() == [1, 9, 10]
     assert TriggerBalanced(ratio=1.0).select(ctx).keys.tolist() == [1, 9, 10]
