@@ -52,6 +52,7 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -130,10 +131,11 @@ def _bandwidth(bandwidth: float | None, z: np.ndarray, scale: int) -> float:
     (given in the data's units) scaled alike."""
     if bandwidth is None:
         return _median_sigma(z)
-    try:
-        b = float(bandwidth) if not isinstance(bandwidth, (bool, np.bool_)) else math.nan
-    except (TypeError, ValueError):
-        b = math.nan
+    if isinstance(bandwidth, np.ndarray) and bandwidth.ndim == 0 and bandwidth.dtype.kind in "iuf":
+        bandwidth = bandwidth.item()
+    # a number only: float() would also take the text "1" (and bytes)
+    b = (float(bandwidth) if isinstance(bandwidth, numbers.Real)
+         and not isinstance(bandwidth, (bool, np.bool_)) else math.nan)
     if not (math.isfinite(b) and b > 0):
         raise EngineInputError("bandwidth", bandwidth,
                                "a finite number > 0, or None for the median heuristic")
@@ -242,7 +244,16 @@ def _permutation_indicators(n_total, n_x, n_perm, state):  # type: ignore[no-unt
 
 def permutations(n_total: int, n_x: int, n_permutations: int, seed: int) -> np.ndarray:
     """The index sets used by :func:`mmd_permutation_test`: ``(n_permutations, n_x)`` int64,
-    row p = positions (in the pooled ``[x; y]``) assigned to the first sample by permutation p."""
+    row p = positions (in the pooled ``[x; y]``) assigned to the first sample by permutation p.
+
+    ``n_total`` and ``n_x`` are counts with ``n_x <= n_total``; ``n_permutations`` is in
+    ``[0, 2**62]`` and ``seed`` any integer, as for :func:`mmd_permutation_test`."""
+    n_total = check_int("n_total", n_total, maximum=_MAX_COUNT)
+    n_x = check_int("n_x", n_x)
+    if n_x > n_total:  # the shuffle would write past the pooled positions
+        raise EngineInputError("n_x", n_x, f"an integer in [0, {n_total}] (at most n_total)")
+    n_permutations = check_int("n_permutations", n_permutations, maximum=_MAX_COUNT)
+    seed = check_int("seed", seed, minimum=None)
     a = _permutation_indicators(n_total, n_x, n_permutations, seed_state(seed))
     if n_permutations == 0:
         return np.empty((0, n_x), dtype=np.int64)

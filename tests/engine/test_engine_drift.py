@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import naive
 import numpy as np
 import pytest
@@ -234,3 +236,30 @@ def test_rff_bandwidth_whose_frequencies_overflow_is_refused(bandwidth: float) -
         drift.mmd2_rff(x, y, bandwidth=bandwidth)
     assert err.value.name == "bandwidth"
     assert np.isfinite(drift.mmd2_rff(x, y, bandwidth=1e-300))
+
+
+@pytest.mark.parametrize("bandwidth", ["1", b"1", "nan", [1.0], np.array([1.0])])
+def test_a_bandwidth_that_is_not_a_number_is_refused_by_name(bandwidth: Any) -> None:
+    x, y = _pair(0, n=10, m=10, d=2)
+    for f in (drift.mmd2_unbiased, drift.mmd_permutation_test, drift.mmd2_linear, drift.mmd2_rff):
+        with pytest.raises(EngineInputError, match="bandwidth"):
+            f(x, y, bandwidth=bandwidth)
+
+
+def test_a_numpy_or_zero_dimensional_bandwidth_is_taken_as_its_number() -> None:
+    x, y = _pair(0, n=10, m=10, d=2)
+    want = drift.mmd2_unbiased(x, y, bandwidth=2.0)
+    for bandwidth in (np.float32(2.0), np.int64(2), 2, np.array(2.0)):
+        assert drift.mmd2_unbiased(x, y, bandwidth=bandwidth) == want  # type: ignore[arg-type]
+
+
+def test_permutations_checks_its_arguments_by_name() -> None:
+    bad = [((-1, 0, 3, 5), "n_total"), ((10.5, 4, 3, 5), "n_total"), ((10, -1, 3, 5), "n_x"),
+           ((10, 4, -3, 5), "n_permutations"), ((10, 4, 2**63, 5), "n_permutations"),
+           ((10, 4, 3, "a"), "seed"), ((10, 4, 3, 1.5), "seed"),
+           ((10, 11, 3, 5), "n_x")]  # last: the shuffle wrote past the pooled positions (a crash)
+    for args, name in bad:
+        with pytest.raises(EngineInputError, match=name):
+            drift.permutations(*args)  # type: ignore[arg-type]
+    assert drift.permutations(10, 10, 2, 0).shape == (2, 10)
+    assert drift.permutations(10, 0, 2, 0).shape == (2, 0)
