@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -34,8 +35,14 @@ class Time(Trigger):
     boundaries passed by one sample (a gap in the data) give one firing. Late samples (event time
     before the current interval) count into the current interval. Integer event times (e.g.
     nanoseconds since the epoch in an int64 column) are taken from the start exactly, in int64,
-    and with a whole-number ``every`` the boundaries they reach are exact too; float event times
-    are computed in float64. A firing's reason names its boundary: for datetime event times an
+    and with a whole-number ``every`` the boundaries they reach are exact too. Otherwise boundary
+    ``j`` is one float64, the one the firing reports: the float nearest to ``start + j * every``
+    taken in decimals (``3 * 0.1`` is ``0.3``) while ``start`` and ``every`` are short decimals
+    and ``j * every`` stays within 2**53 of their last digit, else ``start + j * every`` in
+    float64; an event time reaches it exactly when it is at or after that float (integer event
+    times are compared with it above the start's whole part, exactly). An interval below the
+    spacing of floats at the start makes several boundaries one float, reached together. A
+    firing's reason names its boundary: for datetime event times an
     ISO-8601 UTC time (``2024-03-31T23:00:00Z``, with the fraction of a second it has). Intervals
     are fixed durations (``"1d"`` is 86 400 s): they do not follow a time zone's daylight-saving
     changes, and a ``start`` offset is a fixed offset.
@@ -137,6 +144,15 @@ class Time(Trigger):
         except InvalidArgumentError:
             return False
 
+    def _float_boundary(self, k: int, delta: TriggerInput) -> float:
+        """Boundary ``k`` as compared with float event times (see :func:`_boundary`); integer
+        event times are compared with it above the origin's whole part, exactly."""
+        exact = _exact(delta.ts, delta.ts_is_datetime)
+        every = float(self._every) if self._every <= _FLOAT_MAX else _FLOAT_MAX
+        base, decimal = _frame(self._origin, every, exact)
+        above = float(_boundary(np.array([k]), base, every, decimal)[0])
+        return _whole(self._origin)[0] + above if exact else above
+
     def state(self) -> dict[str, Any]:
         """``{"origin", "interval", "seen"}``: the first boundary's origin (``None`` before the
         first sample), the current interval's index and the samples fed so far."""
@@ -151,6 +167,21 @@ class Time(Trigger):
                 and isinstance(seen, int) and number(seen) and seen >= 0):
             raise InvalidArgumentError("state", state, "a time trigger's state: {'origin': number or None, "
                                                        "'interval': int, 'seen': int >= 0}")
+        # the origin is the start (once a sample came), or the first event time: whole
+        # nanoseconds for datetimes; another one is a state of another time trigger
+        start = _parse_start(self.start) if isinstance(self.start, str) else self.start
+        if origin is None and (interval != 0 or seen != 0):
+            raise InvalidArgumentError("state", state, "a time trigger's state before its first sample: "
+                                                       "{'origin': None, 'interval': 0, 'seen': 0}")
+        if origin is not None and start is not None and origin != start:
+            raise InvalidArgumentError("state", state, f"a time trigger's state whose origin is its start "
+                                                       f"({start})")
+        if origin is not None and isinstance(self.every, str) and not isinstance(origin, int):
+            raise InvalidArgumentError("state", state, "a time trigger's state whose origin is whole "
+                                                       "nanoseconds (every is a duration)")
+        if abs(interval) > _MAX_INTERVALS:
+            raise InvalidArgumentError("state", state, f"a time trigger's state whose interval is within "
+                                                       f"2**62 of 0 (got {interval})")
         self._origin, self._interval, self._seen = origin, int(interval), int(seen)
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
@@ -188,7 +219,7 @@ class Time(Trigger):
         for e in ends:
             stepped = whole + int(k[e]) * int(self._every) if steps else 0  # exact for whole steps
             boundary: float | int = (stepped if frac == 0.0 and steps
-                                     else self._origin + float(k[e]) * self._every)
+                                     else self._float_boundary(int(k[e]), delta))
             if delta.ts_is_datetime:
                 shown = iso_utc(int(boundary))
             elif isinstance(boundary, int):
@@ -279,11 +310,15 @@ def _interval_index(ts: np.ndarray, origin: Any, every: float | int, is_datetime
             # (which wraps around at the smallest int64)
             q, r = np.divmod(d, np.int64(step))
             return np.asarray(q - (r == 0), dtype=np.int64)
+        # from the origin's whole part (exact): boundaries are frac + k * every above it
+        base, decimal = _frame(origin, every, True)
+        rel = d.astype(np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
-            k = np.floor((d.astype(np.float64) - frac) / every)
+            k = np.floor((rel - frac) / every)
     else:
+        (base, decimal), rel = _frame(origin, every, False), ts.astype(np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
-            k = np.floor((ts.astype(np.float64) - origin) / every)
+            k = np.floor((rel - base) / every)
     t = ts.astype(np.float64)
     worst = float(np.max(np.abs(k)))
     if not worst < _MAX_INTERVALS:  # also NaN / inf: looked into only here, off the common path
@@ -295,7 +330,76 @@ def _interval_index(ts: np.ndarray, origin: Any, every: float | int, is_datetime
         raise InvalidArgumentError(name, value, f"event time within 2**62 intervals of the start "
                                    f"(every={every:g}, start={origin:g}, event times "
                                    f"{t.min():g}..{t.max():g})")
-    return np.asarray(k, dtype=np.int64)
+    return _settle(np.asarray(k, dtype=np.int64), rel, base, every, decimal)
+
+
+def _frame(origin: Any, every: float, exact: bool) -> tuple[float, tuple[int, int, int] | None]:
+    """Where boundaries are counted from, and their decimal form.
+
+    Float event times count from the origin; integer ones from the origin's whole part (see
+    :func:`_exact`), so the base is the fraction above it. The decimal form ``(E, O, D)`` has
+    ``every == E / D`` and ``base == O / D`` (``D = 10**p``) when both are short decimals as
+    written (``0.1`` is ``1 / 10``), else it is ``None``."""
+    base = _whole(origin)[1] if exact else float(origin)
+    try:
+        ds = [Decimal(repr(float(every))), Decimal(int(origin)) if isinstance(origin, (int, np.integer))
+              else Decimal(repr(float(origin)))]
+    except OverflowError:  # an integer origin beyond any float
+        return base, None
+    digits = max(0, *(-int(d.as_tuple().exponent) for d in ds))
+    if digits > 22:  # 10**p is exact in float64 up to 10**22
+        return base, None
+    scale = 10**digits
+    e, o = int(ds[0] * scale), int(ds[1] * scale) - (_whole(origin)[0] * scale if exact else 0)
+    if e > 2**53 or abs(o) > 2**53 or e / scale != every or o / scale != base:
+        return base, None
+    return base, (e, o, scale)
+
+
+def _boundary(k: np.ndarray, base: float, every: float,
+              decimal: tuple[int, int, int] | None) -> np.ndarray:
+    """Boundary ``k`` as the trigger reports it (from the frame's base, see :func:`_frame`):
+    the float64 nearest to ``base + k * every`` taken in decimals (``3 * 0.1`` is ``0.3``)
+    while ``O + k * E`` is within ``2**53``, else ``base + k * every`` in float64."""
+    kf = k.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = base + kf * every
+        if decimal is not None:
+            e, o, scale = decimal
+            small = np.abs(kf) * e + abs(o) <= 2.0**53
+            if small.any():  # an exact integer over an exact power of ten: rounded once
+                out = np.where(small, (o + np.where(small, kf, 0.0) * e) / scale, out)
+    return out
+
+
+def _settle(k: np.ndarray, t: np.ndarray, base: float, every: float,
+            decimal: tuple[int, int, int] | None) -> np.ndarray:
+    """The largest ``k`` whose boundary (:func:`_boundary`) is at or before ``t``, starting from
+    the estimate ``floor((t - base) / every)``: the division rounds (``0.3 / 0.1`` is
+    ``2.9999999999999996``), so the estimate may be one off, or more where the interval is
+    below the spacing of floats at the origin. Boundaries are non-decreasing in ``k``."""
+    for _ in range(4):
+        up = _boundary(k + 1, base, every, decimal) <= t
+        down = _boundary(k, base, every, decimal) > t
+        if not (up.any() or down.any()):
+            return k
+        k = k + up - down
+    # boundaries closer than the spacing of floats: bracket the index and bisect
+    lo, hi, step = k.copy(), k + 1, np.ones_like(k)
+    while (m := _boundary(lo, base, every, decimal) > t).any():
+        lo = np.where(m, np.maximum(lo - step, -_MAX_INTERVALS), lo)
+        step = np.where(m, step * 2, step)
+    step[:] = 1
+    while (m := _boundary(hi, base, every, decimal) <= t).any():
+        hi = np.where(m, np.minimum(hi + step, _MAX_INTERVALS), hi)
+        step = np.where(m, step * 2, step)
+        if (hi[m] == _MAX_INTERVALS).all():
+            break
+    while (m := hi - lo > 1).any():
+        mid = lo + (hi - lo) // 2
+        below = _boundary(mid, base, every, decimal) <= t
+        lo, hi = np.where(m & below, mid, lo), np.where(m & ~below, mid, hi)
+    return lo
 
 
 def _fits(t: np.ndarray, origin: float, every: float) -> bool:
