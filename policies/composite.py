@@ -10,6 +10,7 @@ import numpy as np
 from modyn_store.core._validate import check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
+from policies._state_shape import is_count, is_keys, is_number
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register, sub_triggers
 
 __all__ = ["All", "AnyOf", "AtLeast"]
@@ -150,11 +151,17 @@ class AtLeast(Trigger):
         if not ok:
             raise InvalidArgumentError("state", state, f"a composite trigger's state: {shape}")
         try:
-            armed = {int(i): _firing(f) for i, f in state["armed"]}
+            pairs = [(i, _firing(f)) for i, f in state["armed"]]
+            armed = dict(pairs)
         except (TypeError, ValueError, KeyError) as exc:
             raise InvalidArgumentError("state", state, f"a composite trigger's state: {shape}") from exc
-        if any(not 0 <= i < len(self.triggers) for i in armed):
-            raise InvalidArgumentError("state", state, f"a composite trigger's state: {shape}")
+        # each index once, of a sub-trigger; as many as fire the composite would have fired it
+        # (and been cleared): such a state is another composite's (n, any or all)
+        if (len(armed) != len(pairs) or len(armed) >= self._needed()
+                or any(not (is_count(i) and i < len(self.triggers)) for i in armed)):
+            raise InvalidArgumentError("state", state, f"a composite trigger's state: {shape}, "
+                                       f"indices distinct in [0, {len(self.triggers)}), fewer than "
+                                       f"{self._needed()}")
         before = [t.state() for t in self.triggers]
         try:
             for t, part in zip(self.triggers, state["parts"]):
@@ -178,12 +185,24 @@ def _plain_firing(f: Firing) -> dict[str, Any]:
             "boundary": None if f.boundary is None else [num(f.boundary[0]), int(f.boundary[1])]}
 
 
-def _firing(d: Mapping[str, Any]) -> Firing:
-    """The firing :func:`_plain_firing` made ``d`` of."""
-    b = d["boundary"]
-    return Firing(version=int(d["version"]), position=int(d["position"]), reason=str(d["reason"]),
-                  statistic=d["statistic"], trigger=str(d["trigger"]), seen=int(d["seen"]),
-                  causes=tuple(_firing(c) for c in d["causes"]), boundary=None if b is None else (b[0], int(b[1])))
+_FIRING_FIELDS = {"version", "position", "reason", "statistic", "trigger", "seen", "causes", "boundary"}
+
+
+def _firing(d: Any) -> Firing:
+    """The firing :func:`_plain_firing` made ``d`` of; ``ValueError`` when ``d`` is not one (its
+    fields are taken as they are, not converted: a text or a fraction is not a version)."""
+    if not (isinstance(d, Mapping) and set(d) == _FIRING_FIELDS):
+        raise ValueError("not a firing")
+    b, statistic = d["boundary"], d["statistic"]
+    if not (is_count(d["version"]) and is_count(d["position"]) and is_count(d["seen"])
+            and isinstance(d["reason"], str) and isinstance(d["trigger"], str)
+            and (statistic is None or is_number(statistic)) and isinstance(d["causes"], list)
+            and (b is None or (isinstance(b, list) and len(b) == 2 and is_number(b[0])
+                               and is_keys(b[1:])))):
+        raise ValueError("not a firing")
+    return Firing(version=d["version"], position=d["position"], reason=d["reason"],
+                  statistic=statistic, trigger=d["trigger"], seen=d["seen"],
+                  causes=tuple(_firing(c) for c in d["causes"]), boundary=None if b is None else (b[0], b[1]))
 
 
 @register("any")

@@ -321,6 +321,13 @@ class DataDrift(Trigger):
                  "'reference': [key] or None, 'warmup_trigger': its state or None}")
         if not _state_ok(state, self.warmup_trigger is not None, int(self.history)):
             raise InvalidArgumentError("state", state, shape)
+        # a state of a trigger with another interval or window: rows past 'every' would be
+        # taken back (a negative count left to take), a longer window cut without a word
+        longest = max(len(state["window"]), len(state["reference"] or []))
+        if state["since"] >= int(self.every) or (self._span is None and longest > int(self.window)):
+            raise InvalidArgumentError("state", state, f"{shape}, with 'since' < every ({self.every})"
+                                       + ("" if self._span is not None else f" and at most window ({self.window}) keys "
+                                                                f"in 'window' and 'reference'"))
         wanted = [*state["window"], *(state["reference"] or [])]
         if wanted and rows is None:
             raise InvalidArgumentError("rows", None, "a row source (policies.base.RowSource): the state names "

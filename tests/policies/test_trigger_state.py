@@ -363,3 +363,85 @@ def test_a_performance_row_inserted_and_deleted_in_one_delta_is_not_pending() ->
     resumed.load_state(json.loads(json.dumps(whole.state())), _labelled_source(gone))
     after = [_perf_fire(t, 2, end, PN, model=_Sign()) for t in (whole, resumed)]
     assert after[0] == after[1] and resumed.state() == whole.state()
+
+
+def _armed_state() -> tuple[dict[str, Any], Any]:
+    """An at_least(2 of 3) state with one sub-firing armed, and a maker of that composite."""
+    def make() -> AtLeast:
+        return AtLeast(n=2, triggers=[DataAmount(every=3), Time(every=10, start=0), DataAmount(every=5)])
+    t = make()
+    t.fire(TriggerInput(version=1, keys=np.arange(4), ts=np.array([1, 2, 3, 4])))
+    return json.loads(json.dumps(t.state())), make
+
+
+def _with(state: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(state))
+    at = out
+    for p in path[:-1]:
+        at = at[p]
+    at[path[-1]] = value
+    return out
+
+
+FIRING = ("armed", 0, 1)
+ODD_STATES = [(("armed", 0, 0), "0"), (("armed", 0, 0), True), (("armed", 0, 0), 0.5),
+              (FIRING + ("version",), True), (FIRING + ("version",), 1.7), (FIRING + ("version",), "1"),
+              (FIRING + ("position",), "3"), (FIRING + ("position",), -1), (FIRING + ("reason",), 5),
+              (FIRING + ("statistic",), "x"), (FIRING + ("trigger",), None), (FIRING + ("seen",), -3),
+              (FIRING + ("boundary",), [1]), (FIRING + ("boundary",), ["a", 1]), (FIRING + ("extra",), 1),
+              (("parts", 1), {"origin": 5, "interval": 0, "seen": 4}),      # another start's
+              (("parts", 1), {"origin": None, "interval": 3, "seen": 4}),   # counted without an origin
+              (("parts", 1), {"origin": 0, "interval": 2**70, "seen": 4})]
+
+
+@pytest.mark.parametrize(("path", "value"), ODD_STATES, ids=[f"{p[-1]}={v!r}" for p, v in ODD_STATES])
+def test_a_composite_state_with_a_field_of_another_kind_is_refused_and_changes_nothing(path: tuple[Any, ...],
+                                                                                        value: Any) -> None:
+    state, make = _armed_state()
+    make().load_state(state)  # the state as saved is taken
+    t = make()
+    before = t.state()
+    with pytest.raises(InvalidArgumentError, match="state"):
+        t.load_state(_with(state, path, value))
+    assert t.state() == before
+
+
+def test_a_composite_state_of_another_composite_is_refused() -> None:
+    state, make = _armed_state()
+    first = state["armed"][0]
+    for armed in ([first, first], [first, [1, first[1]]]):  # an index twice; as many as fire it
+        with pytest.raises(InvalidArgumentError, match="state"):
+            make().load_state({**state, "armed": armed})
+    both = All(triggers=[DataAmount(every=3), DataAmount(every=5)])
+    both.fire(TriggerInput(version=1, keys=np.arange(4), ts=np.arange(4)))
+    with pytest.raises(InvalidArgumentError, match="state"):  # one armed of two: any would have fired
+        AnyOf(triggers=[DataAmount(every=3), DataAmount(every=5)]).load_state(json.loads(json.dumps(both.state())))
+
+
+def test_a_time_state_of_another_start_or_unit_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="state"):
+        Time(every="1d", start="2024-01-01").load_state({"origin": 1.5, "interval": 0, "seen": 1})
+    with pytest.raises(InvalidArgumentError, match="state"):
+        Time(every="1d").load_state({"origin": 1.5, "interval": 0, "seen": 1})
+    t = Time(every="1d", start="2024-01-01")
+    t.load_state({"origin": 1704067200 * 10**9, "interval": 2, "seen": 7})
+    assert t.state() == {"origin": 1704067200 * 10**9, "interval": 2, "seen": 7}
+
+
+@pytest.mark.parametrize(("make", "change"), [
+    (lambda: DataDrift(columns=["x"], metric="ks", window=100, every=20), {}),  # 30 since: past every
+    (lambda: DataDrift(columns=["x"], metric="ks", window=60, every=50), {}),  # 80 keys, a window of 60
+    (lambda: DataDrift(columns=["x"], metric="ks", window=100, every=50), {"since": 50}),
+    (lambda: DataDrift(columns=["x"], metric="ks", window=100, every=50), {"reference": list(range(101))}),
+], ids=["other_every", "shorter_window", "since_every", "long_reference"])
+def test_a_drift_state_of_another_interval_or_window_is_refused(make: Any, change: dict[str, Any]) -> None:
+    other = DataDrift(columns=["x"], metric="ks", window=100, every=50)
+    _drift_fire(other, 1, 0, 180)
+    saved = json.loads(json.dumps(other.state()))
+    assert saved["since"] == 30 and len(saved["window"]) == 80
+    state = {**saved, **change}
+    t = make()
+    before = t.state()
+    with pytest.raises(InvalidArgumentError, match="state"):
+        t.load_state(state, _source(np.empty(0)))
+    assert t.state() == before
