@@ -45,6 +45,9 @@ def delta(
 ) -> Delta:
     """Rows inserted and keys deleted or erased in versions ``(a, b]`` (for triggers).
 
+    ``deleted`` leaves out keys erased since (in the range or later): an erased key is erased
+    at every version, so it is only in ``erased`` of the delta holding its erase.
+
     Rows inserted in the range that ``vacuum`` has since purged cannot be returned: they
     raise :class:`~modyn_store.core.errors.DataUnavailableError` (its ``keys`` name them)
     unless ``on_unavailable="skip"``. ``labels=False`` leaves the ``label`` column out
@@ -83,11 +86,17 @@ def delta(
             inserted = inserted.filter(pa.array(~_isin_sorted(inserted.column("key").to_numpy(), gone)))
     tomb = store._tables.scan("tombstones", ["key"], vfilter)
     er = store._tables.scan("erasures", ["key"], vfilter)
+    deleted = np.sort(tomb.column("key").to_numpy()) if tomb is not None else np.empty(0, np.int64)
+    if deleted.size:
+        # an erased key is erased at every version, so it was never live at ``a`` and was not
+        # deleted in the range (as in ``diff``); its erase's own delta lists it in ``erased``.
+        # Read after the tombstones, so an erase committed meanwhile is applied too.
+        deleted = deleted[~_isin_sorted(deleted, store._erased_keys())]
     return Delta(
         va,
         vb,
         inserted,
-        np.sort(tomb.column("key").to_numpy()) if tomb is not None else np.empty(0, np.int64),
+        deleted,
         np.sort(er.column("key").to_numpy()) if er is not None else np.empty(0, np.int64),
     )
 

@@ -148,7 +148,8 @@ class Delta:
 
     ``inserted`` holds the inserted rows that still exist (erased rows are gone), with the
     columns asked for plus ``key``, ``ts``, ``label`` (if the store has labels) and ``version``,
-    sorted by (version, ts, key). ``deleted`` and ``erased`` are sorted key arrays.
+    sorted by (version, ts, key). ``deleted`` (keys soft-deleted in the range and not erased
+    since) and ``erased`` (keys erased in the range) are sorted key arrays.
     """
 
     start: int
@@ -174,7 +175,8 @@ class ErasureReport:
     ``version`` is the erase's new version, ``None`` when nothing was erased (every key
     skipped with ``missing="ignore"``: no version was committed); ``trainings`` names the past
     trainings whose train sets held an erased key; ``caches_removed`` counts the
-    materialization caches that were deleted.
+    materialization caches that were deleted; ``descendants`` names the past trainings
+    fine-tuned from one in ``trainings`` (directly or through others) that are not in it.
     """
 
     version: int | None
@@ -182,11 +184,13 @@ class ErasureReport:
     reason: str
     trainings: tuple[str, ...] = ()
     caches_removed: int = 0
+    descendants: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
             f"ErasureReport(version={self.version}, keys={self.keys.size}, "
-            f"trainings={list(self.trainings)}, caches_removed={self.caches_removed})"
+            f"trainings={list(self.trainings)}, descendants={list(self.descendants)}, "
+            f"caches_removed={self.caches_removed})"
         )
 
 

@@ -133,3 +133,19 @@ def test_delta_sorts_ties_in_time_by_key(store: Store) -> None:
     model = _Model()
     _append(store, model, np.array([9, 3, 7, 1]), np.array([5, 5, 1, 5]))
     assert store.delta(0, 1).inserted.column("key").to_pylist() == [7, 1, 3, 9]
+
+
+def test_a_key_deleted_in_the_range_and_erased_later_is_not_in_deleted(store: Store) -> None:
+    # an erased key is erased at every version: it was never live at a, so delta and diff
+    # agree that it left nothing in (a, b]; the delta of its erase lists it in erased
+    store.append(_batch(np.arange(10), np.arange(10)))
+    deleted_at = store.delete(keys=[5, 6]).version
+    store.delete(keys=[7])
+    erased_at = store.erase([5, 7], reason="test").version
+    d = store.delta(1, deleted_at)
+    assert d.deleted.tolist() == [6] and d.erased.tolist() == []
+    assert store.diff(1, deleted_at).deleted.tolist() == [6]
+    assert store.delta(1, erased_at - 1).deleted.tolist() == store.diff(1, erased_at - 1).deleted.tolist() == [6]
+    whole = store.delta(1, erased_at)
+    assert whole.deleted.tolist() == [6] and whole.erased.tolist() == [5, 7]
+    assert store.delta(erased_at - 1, erased_at).erased.tolist() == [5, 7]
