@@ -31,6 +31,7 @@ import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from modyn_store.core._thread_gate import ThreadGate
 from modyn_store.core.errors import ConflictError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class LeaseLock:
         self.timeout = timeout
         self.lease = lease_seconds() if lease is None else float(lease)
         self.path = location.path(LOCK_OBJECT)
-        self._local = threading.Lock()
+        self._local = ThreadGate()
         self._owner = ""
         self._etag: str | None = None
         self._renewed = 0.0
@@ -124,7 +125,7 @@ class LeaseLock:
 
     def __enter__(self) -> LeaseLock:
         deadline = time.monotonic() + self.timeout
-        if not self._local.acquire(timeout=max(self.timeout, 0.0)):
+        if not self._local.acquire(self.timeout):
             raise ConflictError(f"another writer in this process held the store for {self.timeout:.1f} s")
         try:
             self._acquire(deadline)

@@ -8,13 +8,13 @@ on POSIX, ``msvcrt`` on Windows). A store on S3 is locked through the object sto
 from __future__ import annotations
 
 import os
-import threading
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 import filelock
 
+from modyn_store.core._thread_gate import ThreadGate
 from modyn_store.core.errors import ConflictError
 
 try:
@@ -69,7 +69,7 @@ class WriterLock:
     def __init__(self, path: str | None, timeout: float) -> None:
         self.path = path
         self.timeout = timeout
-        self._local = threading.Lock()
+        self._local = ThreadGate()
         self._file: filelock.BaseFileLock | None = None
         # POSIX: the lock file stays open between writes and each write only flocks it (an
         # open, a lock and a close per write cost more than the rest of a small commit)
@@ -79,7 +79,7 @@ class WriterLock:
 
     def __enter__(self) -> WriterLock:
         deadline = time.monotonic() + self.timeout
-        if not self._local.acquire(timeout=max(self.timeout, 0.0)):
+        if not self._local.acquire(self.timeout):
             raise ConflictError(f"another writer in this process held the store for {self.timeout:.1f} s")
         if self.path is None:
             return self

@@ -33,6 +33,7 @@ __all__ = [
     "InvalidFilterError",
     "InvalidNameError",
     "ModynStoreError",
+    "NestedWriteError",
     "NotAStoreError",
     "ReadOnlyStoreError",
     "SchemaMismatchError",
@@ -127,6 +128,12 @@ class StorageAccessError(ModynStoreError, PermissionError):
 
 class ConflictError(ModynStoreError):
     """A concurrent writer holds the store; the write was not applied."""
+
+
+class NestedWriteError(ConflictError):
+    """A write was started inside an open transaction (or another write) of the same store
+    handle, in the thread that holds its writer lock: it could never get the lock, so it is
+    refused at once. Finish the block first, or write from another handle or thread."""
 
 
 class CorruptionError(ModynStoreError):

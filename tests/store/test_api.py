@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -9,7 +11,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from modyn_store import DataUnavailableError, DuplicateKeyError, InvalidArgumentError, Store, UnknownKeyError
+from modyn_store import (
+    DataUnavailableError,
+    DuplicateKeyError,
+    InvalidArgumentError,
+    NestedWriteError,
+    Store,
+    UnknownKeyError,
+)
 
 
 @pytest.fixture
@@ -138,6 +147,30 @@ def test_transaction_rolls_back_on_error(store: Store) -> None:
         txn.append("notes", pa.table({"text": ["y"]}))
     assert store.read_table("notes").column("text").to_pylist() == ["y"]
     assert store.log()[-1].op == "note"
+
+
+def test_a_write_inside_an_open_transaction_of_the_same_store_is_refused_at_once(store_uri: str) -> None:
+    store = Store.open(store_uri, create=True, lock_timeout=5.0)
+    store.append(_rows([1, 2]))
+    done: list[int] = []
+    with store.transaction("note") as txn:
+        txn.append("notes", pa.table({"text": ["x"]}))
+        start = time.monotonic()
+        for write in (lambda: store.erase([1], reason="r"), lambda: store.append(_rows([3])),
+                      lambda: store.delete(keys=[2]), lambda: store.transaction("note").__enter__()):
+            with pytest.raises(NestedWriteError, match="nested inside an open transaction"):
+                write()
+        assert time.monotonic() - start < 2.0  # not after the lock's timeout
+        # another thread's write is no nested one: it waits for the lock, then commits
+        other = threading.Thread(target=lambda: done.append(store.append(_rows([4])).version))
+        other.start()
+        time.sleep(0.3)
+        assert not done
+    other.join(10)
+    assert done == [3] and store.log()[1].op == "note"
+    assert store.read_table("notes").column("text").to_pylist() == ["x"]
+    assert store.as_of().keys().tolist() == [1, 2, 4]  # nothing of the refused writes
+    assert store.erase([1], reason="r").version == 4  # the lock is free again
 
 
 def test_vacuum_reports_unavailable_rows(store: Store) -> None:
