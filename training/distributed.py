@@ -58,7 +58,7 @@ from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training._ddp_progress import open_progress, resume_epoch, save_step
 from training._spawn import _leave, spawn
-from training.errors import check_loss
+from training.errors import ErasedKeysError, check_loss
 from training.loading import LoaderOptions, loader
 from training.progress import Progress, check_save_every, check_world_size, fingerprint, saved_progress
 from training.targets import TargetCheck
@@ -292,10 +292,19 @@ def train_distributed(
                 if progress is not None:
                     progress.finish()
             except Exception as exc:
-                failed, status[0] = exc, f"{type(exc).__name__}: {exc}"
+                failed = exc
+                if isinstance(exc, ErasedKeysError) and progress is not None:
+                    try:  # as train(), and before the other ranks raise (the launcher then stops rank 0)
+                        progress.finish()
+                    except Exception as gone:  # raised instead, the refusal as its context
+                        failed = gone
+                # typed errors go to the other ranks as they are: every rank raises the caller's one
+                status[0] = failed if isinstance(failed, ModynStoreError) else f"{type(failed).__name__}: {failed}"
         dist.broadcast_object_list(status, src=0)  # the other ranks learn whether rank 0 recorded it
         if failed is not None:
             raise failed
+        if isinstance(status[0], ModynStoreError):
+            raise status[0]
         if status[0] is not None:
             raise RuntimeError(f"rank 0 did not record training {tid!r} (or remove its progress): {status[0]}")
         dist.barrier()  # the checkpoint and the record exist before any rank returns

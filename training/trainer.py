@@ -390,7 +390,8 @@ def train(
     Raises
     ------
     ErasedKeysError
-        Keys of the train set are no longer live.
+        Keys of the train set are no longer live (also erased while it trained); a progress
+        saved with ``save_every`` is removed.
     InvalidArgumentError
         Naming ``train_set`` when it holds no row, or an epoch plan it serves is empty, before
         anything is built or written.
@@ -440,6 +441,10 @@ def train(
         return _train_opened(store, catalog, tid, train_set, config, progress, started, model=model, prepare=prepare,
                              record=record, meta=meta, metrics=metrics, loader_options=loader_options, ds=ds,
                              reselect=reselect, reselect_every=reselect_every, plans_hint=plans_hint)
+    except ErasedKeysError:
+        if progress is not None:  # its saved state learned from rows now gone: it may not stay
+            progress.finish()
+        raise
     finally:
         if progress is not None:
             progress.close()

@@ -111,6 +111,28 @@ def _trainings_using(store: Store, keys: np.ndarray) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def _descendants(store: Store, named: tuple[str, ...]) -> tuple[str, ...]:
+    """Recorded trainings fine-tuned from one in ``named`` (directly or through others), not in
+    ``named`` themselves: they start from a checkpoint that learned from the erased rows."""
+    ds = store._tables.open("trainings") if named and "trainings" in store._tables.names() else None
+    if ds is None or not {"training_id", "parent_id"} <= set(ds.schema.names):
+        return ()
+    t = store._tables.scan("trainings", ["training_id", "parent_id"], f"_version <= {store.version}")
+    children: dict[str, list[str]] = {}
+    if t is not None:
+        for tid, parent in zip(t.column("training_id").to_pylist(), t.column("parent_id").to_pylist()):
+            if parent is not None:
+                children.setdefault(parent, []).append(tid)
+    seen, todo, found = set(named), list(named), []
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                found.append(child)
+                todo.append(child)
+    return tuple(sorted(found))
+
+
 def erase(
     store: Store,
     keys: Any,
@@ -138,7 +160,8 @@ def erase(
 
     The erasure is logged in ``erasures`` (key, version, time, reason) without content. From
     the new version on no version returns the keys. The report lists the past trainings whose
-    train sets held an erased key.
+    train sets held an erased key (``trainings``) and those fine-tuned from one of them,
+    directly or through others (``descendants``: their checkpoints descend from the erased rows).
 
     A key whose rows only an extension table with an int64 ``key`` column holds (never a
     sample's) is stored too: its rows are erased and the key is taken for all time.
@@ -193,9 +216,11 @@ def _erase(store: Store, want: np.ndarray, reason: str, missing: str, message: s
         if targets.size == 0:
             raise _NothingToDo
         live_before = store.as_of(txn.version - 1).contains(targets)
+        trainings = _trainings_using(store, targets)
         txn.details = {
             "reason": reason,
-            "trainings": list(_trainings_using(store, targets)),
+            "trainings": list(trainings),
+            "descendants": list(_descendants(store, trainings)),
             # what the erased rows were, for the log's live counts and checksums (see integrity)
             "spans": integrity.erase_spans(store, targets, txn.version - 1),
         }
@@ -217,7 +242,8 @@ def _erase(store: Store, want: np.ndarray, reason: str, missing: str, message: s
         txn.live_delta = -int(live_before.sum())
         version = txn.version
     caches = store._last_purge_caches
-    return ErasureReport(version, targets, reason, tuple(txn.details["trainings"]), caches)
+    return ErasureReport(version, targets, reason, tuple(txn.details["trainings"]), caches,
+                         tuple(txn.details["descendants"]))
 
 
 def _stored_keys(store: Store, keys: np.ndarray) -> np.ndarray:

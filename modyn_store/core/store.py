@@ -459,6 +459,7 @@ class Store:
     ) -> Delta:
         """Rows inserted and keys deleted or erased in versions ``(a, b]`` (for triggers).
 
+        ``deleted`` leaves out keys erased since (erased at every version, as in ``diff``).
         Rows inserted in the range that ``vacuum`` has since purged cannot be returned: they
         raise :class:`~modyn_store.core.errors.DataUnavailableError` (its ``keys`` name them)
         unless ``on_unavailable="skip"``. ``labels=False`` leaves the ``label`` column out
@@ -471,6 +472,8 @@ class Store:
     # -- writing -------------------------------------------------------------------------
     def transaction(self, op: str, message: str = "") -> AbstractContextManager[Transaction]:
         """Write several tables in one atomic store version.
+
+        A write of this handle started inside the block by its thread raises ``NestedWriteError``.
 
         Example
         -------

@@ -47,6 +47,21 @@ def test_tag_erase_vacuum_compact(path: str, capsys: pytest.CaptureFixture[str])
     assert Store.open(path).as_of().keys().tolist() == [1, 3]
 
 
+def test_erase_names_the_trainings_fine_tuned_from_those_that_used_the_keys(
+        path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from modyn_store import TrainSet
+    from modyn_store.core.trainings import Catalog
+
+    catalog = Catalog(Store.open(path))
+    for tid, parent, keys in (("p", None, [2]), ("c", "p", [3])):
+        catalog.record_training(tid, TrainSet(keys=np.array(keys), weights=np.ones(1), version=1), parent_id=parent)
+    assert main(["erase", path, "2", "--reason", "request"]) == 0
+    out = capsys.readouterr().out
+    assert "trainings that used erased keys: p\n" in out and "trainings fine-tuned from them: c\n" in out
+
+
 def test_errors_exit_2(path: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", path, "99"]) == 2
     assert "error: version 99 does not exist" in capsys.readouterr().err

@@ -136,6 +136,24 @@ def test_erase_reports_trainings_that_used_the_keys(tmp_path: Path) -> None:
     assert 2 in sel.column("key").to_pylist()
 
 
+def test_erase_reports_the_trainings_fine_tuned_from_those_that_used_the_keys(tmp_path: Path) -> None:
+    from modyn_store import TrainSet
+    from modyn_store.core.trainings import Catalog
+
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(10)}))
+    catalog = Catalog(store)
+    # (id, parent, keys): c and g descend from p through its checkpoint, g2 through c2 (which used key 2 itself)
+    for tid, parent, keys in (("p", None, [1, 2]), ("c", "p", [4]), ("g", "c", [5]), ("c2", "p", [2, 6]),
+                              ("g2", "c2", [6]), ("u", None, [7]), ("x", "u", [8])):
+        catalog.record_training(tid, TrainSet(keys=np.array(keys), weights=np.ones(len(keys)), version=1),
+                                parent_id=parent)
+    report = store.erase([2], reason="request")
+    assert report.trainings == ("c2", "p") and report.descendants == ("c", "g", "g2")
+    assert store.log()[-1].details["descendants"] == ["c", "g", "g2"]
+    assert store.erase([9], reason="request").descendants == ()
+
+
 def test_erase_returns_when_caches_remove_their_folders_meanwhile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +214,33 @@ def test_a_ranks_erased_keys_error_reaches_the_caller_with_its_keys(tmp_path: Pa
     with pytest.raises(ErasedKeysError) as info:
         spawn_training(store, ts, CFG, world_size=2, training_id="gone", prepare=StopAt())
     assert sorted(np.asarray(info.value.keys).tolist()) == sorted(keys[[3, 7]].tolist())
+
+
+class EraseAt:
+    """A ``prepare`` that erases ``key`` from the store at ``uri`` before rank 0's ``at``-th step."""
+
+    def __init__(self, uri: str, key: int, at: int) -> None:
+        self.uri, self.key, self.at, self.seen = uri, key, at, 0
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        import torch.distributed as dist
+
+        self.seen += 1
+        if self.seen == self.at and dist.get_rank() == 0:
+            Store.open(self.uri).erase([self.key], reason="user request")
+        return model_inputs(batch, CFG.inputs)
+
+
+def test_the_progress_of_a_ddp_training_whose_keys_are_erased_while_it_trains_is_removed(tmp_path: Path) -> None:
+    """Its record is refused; a progress saved before the erase holds state learned from the erased rows."""
+    from training.errors import ErasedKeysError
+
+    store = _store(tmp_path / "store")
+    keys = store.as_of().keys()[:40]
+    ts = TrainSet(keys, np.ones(40), store.version)
+    cfg = replace(CFG, epochs=1)
+    with pytest.raises(ErasedKeysError):
+        spawn_training(store, ts, cfg, world_size=2, training_id="e", save_every=2,
+                       prepare=EraseAt(str(tmp_path / "store"), int(keys[0]), 4))
+    assert store.log()[-1].op == "erase" and Catalog(store).list() == []
+    assert saved_progress(store, "e") is None and _models(store) == []

@@ -13,6 +13,7 @@ from modyn_store.core.trainings import Catalog
 from modyn_store.core.trainset import TrainSet
 from training.errors import ErasedKeysError, ReproductionError
 from training.loading import epoch_order, loader
+from training.progress import saved_progress
 from training.reproduction import reproduce, reproduce_train_set, visit_order
 from training.trainer import TrainConfig, state_equal, train
 
@@ -108,6 +109,32 @@ def test_a_training_whose_keys_are_erased_while_it_trains_is_not_recorded(store)
     assert Catalog(store).list() == [] and store.version == before + 1  # the erase's version only
     assert store.log()[-1].op == "erase" and store.log()[-1].details["trainings"] == []
     models = store.path("models")  # the checkpoint written before the record went with it
+    assert not store.fs.exists(models) or store.fs.ls(models, detail=False) == []
+
+
+def test_the_progress_of_a_training_whose_keys_are_erased_while_it_trains_is_removed(store) -> None:
+    """A progress saved before the erase holds model state learned from the erased rows."""
+    ts = _weighted_set(store, seed=7)
+    gone = int(ts.keys[5])
+    calls = []
+
+    class Erasing(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 3)
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            calls.append(1)
+            if len(calls) == 6:  # after a save of the progress (every 2 batches)
+                assert saved_progress(store, "e2") is not None
+                store.erase([gone], reason="user request")
+            return self.fc(features)
+
+    with pytest.raises(ErasedKeysError) as info:
+        train(store, ts, replace(CFG, epochs=1), training_id="e2", model=Erasing, save_every=2)
+    assert info.value.keys.tolist() == [gone] and Catalog(store).list() == []
+    assert saved_progress(store, "e2") is None
+    models = store.path("models")  # no progress file, no checkpoint
     assert not store.fs.exists(models) or store.fs.ls(models, detail=False) == []
 
 

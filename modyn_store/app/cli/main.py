@@ -320,6 +320,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
           + f"); caches removed: {report.caches_removed}" + _reclaimed(before, after))
     if report.trainings:
         print("trainings that used erased keys: " + ", ".join(report.trainings))
+    if report.descendants:
+        print("trainings fine-tuned from them: " + ", ".join(report.descendants))
     return 0
 
 
