@@ -64,7 +64,8 @@ from training.progress import Progress, check_save_every, check_world_size, fing
 from training.targets import TargetCheck
 from training.train_config import check_metrics
 from training.train_set_files import load_train_set, save_train_set
-from training.trainer import (Prepare, TrainConfig, TrainResult, _optimizer, _save_and_record, _step, deterministic,
+from training.recording import save_and_record
+from training.trainer import (Prepare, TrainConfig, TrainResult, _optimizer, _step, deterministic,
                               loss_per_sample, model_inputs, scale_inputs, start_model)
 
 __all__ = [
@@ -287,7 +288,7 @@ def train_distributed(
                 recorded = {"epoch_losses": list(losses), "world_size": world, "backend": str(dist.get_backend()),
                             **resumed, **dict(metrics or {})}
                 if record:
-                    rec = _save_and_record(catalog, tid, net, train_set, config, None, progress, cost=cost,
+                    rec = save_and_record(catalog, tid, net, train_set, config, None, progress, cost=cost,
                                            metrics=recorded, **meta)
                 if progress is not None:
                     progress.finish()

@@ -38,8 +38,8 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from modyn_store.core.errors import ConflictError, DataUnavailableError, InvalidArgumentError, UnknownKeyError
-from modyn_store.core.trainings import Catalog, CheckpointRef, Cost, TrainingRecord
+from modyn_store.core.errors import ConflictError, InvalidArgumentError
+from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
 from training.batch import Batch
 from training.determinism import deterministic, state_equal
@@ -47,7 +47,8 @@ from training.downsampling import BatchThenSample, union_of_epochs
 from training.errors import ErasedKeysError, check_loss, check_rows
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
-from training.progress import Progress, check_save_every, cpu_state, discard_progress, fingerprint
+from training.progress import Progress, check_save_every, discard_progress, fingerprint
+from training.recording import save_and_record
 from training.scaling import fit_input_scale
 from training.targets import TargetCheck
 from training.train_config import TrainConfig, check_metrics
@@ -138,44 +139,6 @@ def check_label_column(store: Any, label: str, *, name: str = "label", floats: b
 def _check_label(store: Any, config: TrainConfig) -> None:
     if config.loss != "mse":
         check_label_column(store, config.label, name="config.label", floats=config.loss == "bce")
-
-
-def _save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_set: TrainSet,
-                     config: TrainConfig, started: float | None = None, progress: Progress | None = None,
-                     **record: Any) -> TrainingRecord:
-    """Write ``net``'s checkpoint, then record the training (``record``: the other arguments
-    of :meth:`Catalog.record_training`); a checkpoint whose record fails is removed. With
-    ``started`` (a ``perf_counter`` time), the metrics get ``train_wall_s``: the seconds from then
-    until the checkpoint is written (all of the training's time but the record's own write).
-    ``progress`` (this training's) is removed when the record fails on an id that the catalog
-    holds (another process recorded it meanwhile: the progress can never be gone on from)."""
-    ckpt: CheckpointRef | None = None
-    try:
-        catalog.check_unused(training_id)  # again: another training may have taken the id meanwhile
-        ckpt = catalog.save_checkpoint(training_id, cpu_state(net))  # (extra state checked by save_checkpoint)
-        if started is not None:
-            record["metrics"] = {**dict(record.get("metrics") or {}), "train_wall_s": time.perf_counter() - started}
-        return catalog.record_training(training_id, train_set, checkpoint=ckpt, seed=config.seed,
-                                       config=config.to_json(), **record)
-    except BaseException as exc:
-        try:
-            kept, taken = catalog.get(training_id).checkpoint, True
-        except UnknownKeyError:
-            kept, taken = None, False
-        if taken and progress is not None:
-            try:
-                progress.finish()
-            except Exception:  # pragma: no cover - best effort, the original error matters
-                pass
-        # not recorded with this file: none may stay behind
-        if ckpt is not None and (kept is None or kept.uri != ckpt.uri):
-            try:
-                catalog.store.fs.rm(catalog.store.path(ckpt.uri))
-            except Exception:  # pragma: no cover - best effort, the original error matters
-                pass
-        if isinstance(exc, DataUnavailableError) and not isinstance(exc, ErasedKeysError) and exc.keys is not None:
-            raise ErasedKeysError(f"training {training_id!r}", exc.keys) from exc  # erased while it trained
-        raise
 
 
 def fit(
@@ -503,7 +466,7 @@ def _train_opened(store: Any, catalog: Catalog, tid: str, train_set: TrainSet, c
         extra["reselections"] = len({id(s) for s in epoch_sets}) - 1
     rec = None
     if record:
-        rec = _save_and_record(catalog, tid, net, train_set, config, started, progress, cost=cost,
+        rec = save_and_record(catalog, tid, net, train_set, config, started, progress, cost=cost,
                                metrics={"epoch_losses": list(losses), **extra, **dict(metrics or {})}, **meta)
     if progress is not None:
         progress.finish()

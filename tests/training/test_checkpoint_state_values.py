@@ -93,7 +93,7 @@ def test_accepted_values_load_back_with_weights_only(store: Store) -> None:
 
 
 def test_a_model_with_unloadable_extra_state_is_refused_before_its_checkpoint(store: Store) -> None:
-    from training.trainer import _save_and_record
+    from training.recording import save_and_record
 
     class Net(torch.nn.Linear):
         def get_extra_state(self) -> Any:
@@ -103,5 +103,5 @@ def test_a_model_with_unloadable_extra_state_is_refused_before_its_checkpoint(st
             pass
 
     with pytest.raises(InvalidArgumentError, match=r"state_dict\['_extra_state'\]"):
-        _save_and_record(Catalog(store), "t9", Net(2, 2), None, None)  # type: ignore[arg-type]
+        save_and_record(Catalog(store), "t9", Net(2, 2), None, None)  # type: ignore[arg-type]
     assert not store.fs.exists(store.path("models"))

@@ -268,7 +268,7 @@ def test_a_writer_that_loses_the_id_race_keeps_the_winners_checkpoint(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two processes pass the id check before either records: the loser's checkpoint goes to a file
     of its own and is removed when its record is refused; the winner's stays intact."""
-    from training import trainer
+    from training.recording import save_and_record
 
     ts = _set(store)
     train(store, ts, CFG, training_id="t1")  # the winner recorded first
@@ -276,6 +276,6 @@ def test_a_writer_that_loses_the_id_race_keeps_the_winners_checkpoint(
     with monkeypatch.context() as m:  # the loser checked the id before the winner recorded it
         m.setattr(Catalog, "check_unused", lambda self, tid: None)
         with pytest.raises(InvalidArgumentError, match="not used before"):
-            trainer._save_and_record(Catalog(store), "t1", nn.Linear(3, 2), ts, CFG)
+            save_and_record(Catalog(store), "t1", nn.Linear(3, 2), ts, CFG)
     assert _models(store) == before
     Catalog(store).load_checkpoint("t1")  # its sha256 still matches
