@@ -176,26 +176,38 @@ _TIME_IN_FILTER = re.compile(r"\bTIMESTAMP\s*'|\bAS\s+TIMESTAMP\b|::\s*TIMESTAMP
                              re.IGNORECASE)
 #: an arrow_cast to a timestamp type without a zone (read, as a literal is, as the column's clock)
 _NAIVE_CAST = re.compile(r"Timestamp\(\s*\w+\s*,\s*None\s*\)")
-_UTC = frozenset({"UTC", "Etc/UTC", "+00:00", "Z"})
+#: zones that are UTC under another name (also with ``Etc/`` before them), and zero offsets
+_UTC = frozenset({"UTC", "UCT", "GMT", "GMT0", "GMT+0", "GMT-0", "Universal", "Zulu", "Greenwich", "Z"})
+_ZERO_OFFSET = re.compile(r"[+-]00:?00")
+
+
+def _is_utc(tz: str) -> bool:
+    return tz.removeprefix("Etc/") in _UTC or _ZERO_OFFSET.fullmatch(tz) is not None
 
 
 def check_zoned_times(filter: str, schema: pa.Schema | Callable[[], pa.Schema | None], *, name: str = "filter") -> None:
     """Refuse a time written in ``filter`` (``TIMESTAMP '..'``, a cast to a timestamp without a
     zone, ``to_timestamp``) where a column of ``schema`` (or of what it returns: read only when
-    the filter writes a time) holds times of a zone other than UTC. Lance reads such a time as
-    the wall-clock time of the column's zone and drops an offset written in it, so
+    the filter writes a time) that the filter names holds times of a zone other than UTC (or
+    UTC by another name: ``GMT``, ``Etc/UTC``, ``+00:00``). Lance reads such a time as the
+    wall-clock time of the column's zone and drops an offset written in it, so
     ``ts < TIMESTAMP '2024-01-01 00:00:00'`` on an America/New_York column means 05:00 UTC, not
     the midnight UTC the filter documents.
 
     >>> zoned = pa.schema([("ts", pa.timestamp("s", tz="Europe/Berlin"))])
     >>> check_zoned_times("ts < DATE '2024-01-01' AND x <> 'TIMESTAMP'", zoned)  # a date is UTC's
     """
-    text = re.sub(r"`[^`]*`", "``", re.sub(r"'(?:[^']|'')*'", "''", filter))  # names and text say nothing
+    bare = re.sub(r"'(?:[^']|'')*'", "''", filter)
+    text = re.sub(r"`[^`]*`", "``", bare)  # names and text say nothing
     if not (_TIME_IN_FILTER.search(text) or _NAIVE_CAST.search(filter)):
         return
+    # only the columns the filter names: a time compared with a UTC column is read as UTC even
+    # where another column of the table has a zone
+    named = {w.lower() for w in re.findall(r"`([^`]*)`", bare) + re.findall(r"\w+", text)}
     fields = schema() if callable(schema) else schema
     for f in fields or ():
-        if pa.types.is_timestamp(f.type) and f.type.tz is not None and f.type.tz not in _UTC:
+        if (pa.types.is_timestamp(f.type) and f.type.tz is not None and not _is_utc(f.type.tz)
+                and f.name.lower() in named):
             raise InvalidFilterError(
                 f"invalid {name} {filter!r}: column {f.name!r} holds times in zone {f.type.tz}, where Lance reads "
                 f"a time written in a filter as that zone's clock time (an offset in it is dropped), not UTC; "

@@ -78,3 +78,22 @@ def test_a_time_literal_on_a_zoned_column_is_refused_not_read_as_local_time(tmp_
 
 def test_a_time_literal_on_a_utc_column_still_filters(store: Store) -> None:
     assert store.as_of().to_table(filter="`ts` < TIMESTAMP '2008-01-01 00:00:00'").column("x").to_pylist() == [1.0]
+
+
+def test_a_time_literal_on_a_utc_column_filters_beside_a_zoned_column(tmp_path: Path) -> None:
+    s = Store.open(str(tmp_path / "z"), create=True)
+    midnight = 1704067200  # 2024-01-01 00:00:00 UTC
+    s.append(pa.table({"ts": pa.array([midnight - 3600, midnight, midnight + 3600], pa.timestamp("s", tz="UTC")),
+                       "local": pa.array([midnight] * 3, pa.timestamp("s", tz="Europe/Berlin"))}))
+    assert s.as_of().to_table(filter="ts < TIMESTAMP '2024-01-01 00:00:00'").column("key").to_pylist() == [0]
+    with pytest.raises(InvalidFilterError, match="zone Europe/Berlin"):  # the zoned column named: refused
+        s.as_of().to_table(filter="`local` < TIMESTAMP '2024-01-01 00:00:00'")
+    assert s.delete(where="ts < TIMESTAMP '2024-01-01 00:00:00'").deleted == 1
+
+
+@pytest.mark.parametrize("tz", ["GMT", "Etc/GMT", "UCT", "Zulu", "-00:00"])
+def test_a_time_literal_on_a_column_of_utc_by_another_name_filters(tmp_path: Path, tz: str) -> None:
+    s = Store.open(str(tmp_path / "z"), create=True)
+    midnight = 1704067200  # 2024-01-01 00:00:00 UTC
+    s.append(pa.table({"ts": pa.array([midnight - 3600, midnight, midnight + 3600], pa.timestamp("s", tz=tz))}))
+    assert s.as_of().to_table(filter="ts < TIMESTAMP '2024-01-01 00:00:00'").column("key").to_pylist() == [0]
