@@ -176,7 +176,8 @@ class Time(Trigger):
         if origin is not None and start is not None and origin != start:
             raise InvalidArgumentError("state", state, f"a time trigger's state whose origin is its start "
                                                        f"({start})")
-        if origin is not None and isinstance(self.every, str) and not isinstance(origin, int):
+        # (a numeric start is the origin as given, checked above: a float one is kept a float)
+        if origin is not None and isinstance(self.every, str) and start is None and not isinstance(origin, int):
             raise InvalidArgumentError("state", state, "a time trigger's state whose origin is whole "
                                                        "nanoseconds (every is a duration)")
         if abs(interval) > _MAX_INTERVALS:

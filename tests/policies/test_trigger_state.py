@@ -428,6 +428,17 @@ def test_a_time_state_of_another_start_or_unit_is_refused() -> None:
     assert t.state() == {"origin": 1704067200 * 10**9, "interval": 2, "seen": 7}
 
 
+def test_a_time_state_with_a_numeric_start_on_datetimes_is_restored() -> None:
+    t = Time(every="1d", start=1.7e18)  # nanoseconds since the epoch, kept as given
+    day = 86400 * 10**9
+    ts = np.array([1_700_000_000_000_000_000 + day // 24, 1_700_000_000_000_000_000 + 2 * day], dtype="datetime64[ns]")
+    t.fire(TriggerInput(version=1, keys=np.arange(2), ts=ts))
+    saved = json.loads(json.dumps(t.state()))
+    restored = Time(every="1d", start=1.7e18)
+    restored.load_state(saved)
+    assert restored.state() == t.state()
+
+
 @pytest.mark.parametrize(("make", "change"), [
     (lambda: DataDrift(columns=["x"], metric="ks", window=100, every=20), {}),  # 30 since: past every
     (lambda: DataDrift(columns=["x"], metric="ks", window=60, every=50), {}),  # 80 keys, a window of 60
