@@ -56,6 +56,7 @@ __all__ = ["EvalSample", "SliceKeys", "event_times", "inside", "margin", "predic
 
 Z95 = 1.959963984540054
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+_SEED_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,14 @@ class EvalSample:
             raise InvalidArgumentError("size/fraction", (self.size, self.fraction), "exactly one of size= or fraction=")
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1):
             raise InvalidArgumentError("size", self.size, "an integer >= 1 (rows per slice)")
-        if self.fraction is not None and not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
+        if self.fraction is not None and (isinstance(self.fraction, bool) or not (
+                isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1)):
             raise InvalidArgumentError("fraction", self.fraction, "a share in (0, 1]")
         if not isinstance(self.stratify, bool):
             raise InvalidArgumentError("stratify", self.stratify, "True or False")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidArgumentError("seed", self.seed, "an integer >= 0")
+        # the row hash mixes the seed as a 64-bit integer (a larger one fails there, untyped)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= _SEED_MAX:
+            raise InvalidArgumentError("seed", self.seed, f"an integer in 0 .. {_SEED_MAX}")
 
 
 @dataclass(frozen=True)

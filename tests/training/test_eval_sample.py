@@ -100,6 +100,14 @@ def test_bad_samples_are_rejected() -> None:
             EvalSample(**kw)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("kw", [{"size": 3, "seed": 2**64}, {"size": 3, "seed": 10**30}, {"fraction": True}])
+def test_seeds_beyond_64_bits_and_boolean_fractions_are_refused(kw: dict) -> None:
+    name = "seed" if "seed" in kw else "fraction"
+    with pytest.raises(InvalidArgumentError, match=f"invalid {name}="):
+        EvalSample(**kw)
+    assert EvalSample(size=3, seed=2**64 - 1).seed == 2**64 - 1  # the hash's whole range stays usable
+
+
 def test_batches_outside_every_slice_are_skipped(tmp_path: Path) -> None:
     from training.evaluation import Slice
 
