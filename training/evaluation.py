@@ -45,7 +45,7 @@ from training.epochs import check_int
 from training.eval_sample import EvalSample, event_times, margin, predictions, slice_keys
 from training.loading import LoaderOptions, check_device, loader
 from training.recorded import load_model
-from training.trainer import LABEL_HINT, Prepare, check_label_column, model_inputs
+from training.trainer import LABEL_HINT, Prepare, check_inputs, check_label_column, model_inputs
 
 __all__ = ["MAX_WINDOWS", "METRICS", "EvalMatrix", "Slice", "accuracy", "evaluate", "f1_macro", "log_odds", "roc_auc",
            "time_slices"]
@@ -351,8 +351,10 @@ def evaluate(
     """
     # every argument is checked before any model is loaded or moved and before any read
     names = tuple(metrics)
-    if not names or any(m not in METRICS for m in names):
-        raise InvalidArgumentError("metrics", list(names), f"names from {METRICS}")
+    # a repeated name would store each of its cells twice in the evaluations table
+    if not names or any(m not in METRICS for m in names) or len(set(names)) != len(names):
+        raise InvalidArgumentError("metrics", list(names), f"distinct names from {METRICS}")
+    check_inputs(inputs)
     _check_models(models)
     slices = _check_slices(slices)
     if sample is not None and not isinstance(sample, EvalSample):
@@ -369,43 +371,49 @@ def evaluate(
         named = {tid: load_model(catalog.store, tid, name="models") for tid in models}
     snap = store.as_of(version)
     parts = slice_keys(snap, slices, sample, label=label)
+    # the caller's modules get their mode back (as after score), also when a slice is refused
+    was_training = [m.training for m in named.values()]
     for m in named.values():
         m.to(dev).eval()
-    values = np.full((len(named), len(slices), len(names)), math.nan)
-    margins = np.full_like(values, math.nan)
-    counts = []
-    cols = list(dict.fromkeys([*inputs.values(), label]))
-    for s, part in enumerate(parts):
-        sel = part.keys
-        counts.append(int(sel.size))
-        if sel.size == 0:
-            continue
-        dl = loader(store, TrainSet.uniform(sel, version=snap.version), columns=cols, batch_size=batch_size,
-                    shuffle=False, device=device, options=loader_options)
-        logits: list[list[np.ndarray]] = [[] for _ in named]
-        labels: list[np.ndarray] = []
-        with torch.no_grad():
-            for batch in dl:
-                args = prepare(batch) if prepare is not None else model_inputs(batch, inputs)
-                args = {k: v.to(dev) for k, v in args.items()}
-                y_b = batch[label].cpu().numpy()
-                for i, (mid, m) in enumerate(named.items()):
-                    z_b = m(**args).float().cpu().numpy()
-                    if z_b.ndim != 2 or z_b.shape[0] != y_b.shape[0]:
-                        raise InvalidArgumentError(
-                            "models", mid, f"modules whose output is logits of shape [rows, classes] "
-                                           f"([{y_b.shape[0]}, classes] here; {mid!r} gave {list(z_b.shape)})")
-                    _check_label_codes(label, y_b, z_b.shape[1], mid)
-                    logits[i].append(z_b)
-                labels.append(y_b)
-        y = np.concatenate(labels).astype(np.int64)
-        for i in range(len(named)):
-            z = np.concatenate(logits[i])
-            values[i, s] = _metrics(names, y, z)
-            for k, metric in enumerate(names):
-                margins[i, s, k] = margin(metric, y, z, part, value=float(values[i, s, k]),
-                                          seed=sample.seed if sample is not None else 0)
-        del logits, labels
+    try:
+        values = np.full((len(named), len(slices), len(names)), math.nan)
+        margins = np.full_like(values, math.nan)
+        counts = []
+        cols = list(dict.fromkeys([*inputs.values(), label]))
+        for s, part in enumerate(parts):
+            sel = part.keys
+            counts.append(int(sel.size))
+            if sel.size == 0:
+                continue
+            dl = loader(store, TrainSet.uniform(sel, version=snap.version), columns=cols, batch_size=batch_size,
+                        shuffle=False, device=device, options=loader_options)
+            logits: list[list[np.ndarray]] = [[] for _ in named]
+            labels: list[np.ndarray] = []
+            with torch.no_grad():
+                for batch in dl:
+                    args = prepare(batch) if prepare is not None else model_inputs(batch, inputs)
+                    args = {k: v.to(dev) for k, v in args.items()}
+                    y_b = batch[label].cpu().numpy()
+                    for i, (mid, m) in enumerate(named.items()):
+                        z_b = m(**args).float().cpu().numpy()
+                        if z_b.ndim != 2 or z_b.shape[0] != y_b.shape[0]:
+                            raise InvalidArgumentError(
+                                "models", mid, f"modules whose output is logits of shape [rows, classes] "
+                                               f"([{y_b.shape[0]}, classes] here; {mid!r} gave {list(z_b.shape)})")
+                        _check_label_codes(label, y_b, z_b.shape[1], mid)
+                        logits[i].append(z_b)
+                    labels.append(y_b)
+            y = np.concatenate(labels).astype(np.int64)
+            for i in range(len(named)):
+                z = np.concatenate(logits[i])
+                values[i, s] = _metrics(names, y, z)
+                for k, metric in enumerate(names):
+                    margins[i, s, k] = margin(metric, y, z, part, value=float(values[i, s, k]),
+                                              seed=sample.seed if sample is not None else 0)
+            del logits, labels
+    finally:
+        for m, flag in zip(named.values(), was_training):
+            m.train(flag)
     population = tuple(p.population for p in parts)
     out = EvalMatrix(tuple(named), tuple(slices), names, values, tuple(counts), snap.version, None, margins, population)
     if record:

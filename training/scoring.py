@@ -43,7 +43,7 @@ from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError, engin
 from modyn_store.core.trainset import TrainSet
 from training.downsampling import GRADIENT_SCORES, capture_hook, check_gradient_layer, last_linear
 from training.loading import LoaderOptions, loader
-from training.trainer import Prepare, model_inputs
+from training.trainer import Prepare, check_inputs, model_inputs
 
 __all__ = ["SCORES", "ScoreResult", "check_writable", "class_codes", "last_linear", "score", "scores_from_logits"]
 
@@ -256,6 +256,7 @@ def score(
     unknown = [n for n in names if n not in SCORES]
     if unknown or not names or len(set(names)) != len(names):
         raise InvalidArgumentError("scores", names, f"distinct names from {SCORES}")
+    check_inputs(inputs)
     if any(n in _NEED_EMBEDDING for n in names) and embedding_layer is None:
         embedding_layer = last_linear(model)
     if train_set is None:

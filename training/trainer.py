@@ -74,6 +74,14 @@ class TrainResult:
     train_set: TrainSet | None = None
 
 
+def check_inputs(inputs: Any) -> None:
+    """``inputs`` must be a non-empty ``{forward argument: column}`` mapping of strings (a list
+    or a column name alone would fail later as an ``AttributeError``)."""
+    if (not isinstance(inputs, Mapping) or not inputs
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in inputs.items())):
+        raise InvalidArgumentError("inputs", inputs, "a non-empty mapping of forward argument -> column name")
+
+
 def model_inputs(batch: Batch, inputs: Mapping[str, str]) -> dict[str, torch.Tensor]:
     """Forward arguments from a batch: ``{arg: batch[column]}`` (float64 features become float32)."""
     out = {}

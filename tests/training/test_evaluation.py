@@ -113,3 +113,50 @@ def test_outputs_that_are_not_logits_are_refused() -> None:
     with pytest.raises(InvalidArgumentError, match=shape):
         evaluate(store, {"m": _Squeezed()}, time_slices(store, n=1), inputs={"input": "x"})
     assert store.version == version  # nothing recorded
+
+
+def _small_store(name: str):
+    import pyarrow as pa
+
+    from modyn_store import Store
+
+    store = Store.open(f"memory://{name}", create=True)
+    x = np.random.default_rng(0).standard_normal((10, 2)).astype(np.float32)
+    store.append(pa.table({"ts": np.arange(10), "label": np.arange(10) % 2,
+                           "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+    return store
+
+
+@pytest.mark.parametrize("inputs", [["x"], "x", {}, {"input": 5}])
+def test_inputs_that_are_not_a_column_mapping_are_refused(inputs) -> None:
+    from modyn_store.core.errors import InvalidArgumentError
+
+    store = _small_store("eval-bad-inputs")
+    with pytest.raises(InvalidArgumentError, match="invalid inputs="):
+        evaluate(store, {"m": torch.nn.Linear(2, 2)}, time_slices(store, n=1), inputs=inputs)
+
+
+def test_repeated_metrics_are_refused() -> None:
+    from modyn_store.core.errors import InvalidArgumentError
+
+    store = _small_store("eval-repeated-metrics")
+    version = store.version
+    with pytest.raises(InvalidArgumentError, match="distinct names"):
+        evaluate(store, {"m": torch.nn.Linear(2, 2)}, time_slices(store, n=1), inputs={"input": "x"},
+                 metrics=("loss", "loss"))
+    assert store.version == version  # no cell recorded twice
+
+
+def test_modules_get_their_mode_back() -> None:
+    from modyn_store.core.errors import InvalidArgumentError
+
+    store = _small_store("eval-mode-back")
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5)).train()
+    frozen = torch.nn.Linear(2, 2).eval()
+    evaluate(store, {"net": net, "frozen": frozen}, time_slices(store, n=1), inputs={"input": "x"}, record=False)
+    assert net.training and not frozen.training
+    # also when a slice is refused (label codes beyond a model's outputs)
+    with pytest.raises(InvalidArgumentError, match="label"):
+        evaluate(store, {"one": torch.nn.Sequential(torch.nn.Linear(2, 1)).train(), "net": net},
+                 time_slices(store, n=1), inputs={"input": "x"}, record=False)
+    assert net.training

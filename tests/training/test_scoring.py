@@ -94,6 +94,12 @@ def test_invalid_score_requests(store) -> None:
         score(store, _mlp(), inputs={"features": "x"}, scores=("gradnorm",), embedding_layer="nope")
 
 
+@pytest.mark.parametrize("inputs", [["x"], "x", {}, {"features": 5}])
+def test_inputs_that_are_not_a_column_mapping_are_refused(store, inputs) -> None:
+    with pytest.raises(InvalidArgumentError, match="invalid inputs="):
+        score(store, _mlp(), inputs=inputs, scores=("loss",), write=False)
+
+
 class _NoLinear(torch.nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return features[:, :3]
