@@ -214,3 +214,21 @@ def test_a_step_from_another_thread_than_run_is_refused(tmp_path: Path) -> None:
         runner.on_training = None
         worker.join(120)
     assert not worker.is_alive()
+
+
+def test_online_dlrm_takes_the_model_defaults_a_replay_takes(tmp_path: Path) -> None:
+    from modyn_store.app.pipeline import run_pipeline
+
+    dlrm = {"name": "dlrm", "params": {"embedding_dim": 4, "bottom": [8], "top": [8]},
+            "inputs": {"dense": "dense", "sparse": "sparse"}}
+    replay = {"name": "replay", "model": dlrm, "trigger": {"name": "data_amount", "every": 100},
+              "source": {"dataset": "synthetic_clicks", "params": {"n_rows": 200, "n_days": 2, "seed": 0},
+                         "encode": "clicks", "chunk": "ts:1"},
+              "training": {"epochs": 1, "batch_size": 64}, "evaluation": {"slices": 2, "metric": "roc_auc"}}
+    path = tmp_path / "s"
+    run_pipeline(parse_pipeline(replay), str(path))
+    # the same model section over the replayed store: n_dense and cardinalities left out, as above
+    cfg = parse_pipeline({**replay, "name": "live", "source": {"store": str(path)}})
+    runner = OnlineRunner(cfg, Store.open(str(path)), poll=0.01)
+    assert runner.run(idle_timeout=0) == 2
+    assert runner.loop.model_params["n_dense"] == 13 and len(runner.loop.model_params["cardinalities"]) == 26

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from modyn_store.app.pipeline import PipelineConfigError
-from modyn_store.app.pipeline.config import SourceConfig
+from modyn_store.app.pipeline.config import PipelineConfig, SourceConfig
 from modyn_store.app.pipeline.source import DATA_ENV, load_source, resolve_path
 
 
@@ -93,3 +93,41 @@ def test_a_row_count_chunk_appends_versions_of_that_many_rows(tmp_path: Path, ru
     got = [chunk.rows for chunk, _ in ingest(store, cfg, load_source(cfg.source))]
     assert got == sizes
     assert [r.inserted for r in store.log()] == sizes
+
+
+def _dlrm_cfg(**params: object) -> PipelineConfig:
+    from modyn_store.app.pipeline import parse_pipeline
+
+    return parse_pipeline({"name": "d", "source": {"dataset": "synthetic_clicks", "encode": "clicks"},
+                           "model": {"name": "dlrm", "params": {"embedding_dim": 4, **params},
+                                     "inputs": {"dense": "dense", "sparse": "sparse"}},
+                           "trigger": {"name": "data_amount", "every": 10}})
+
+
+def test_dlrm_sizes_come_from_the_widths_of_its_inputs() -> None:
+    from modyn_store.app.pipeline.source import model_params
+
+    table = pa.table({
+        "dense": pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(12, np.float32)), 4),
+        "sparse": pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(6, np.int64)), 2),
+        "label": pa.array([0, 1, 0], pa.int64())})
+    params = model_params(_dlrm_cfg(), table)
+    assert (params["n_dense"], params["cardinalities"]) == (4, [1000, 1000])
+    # given sizes the data does not have: refused before a store is made, not inside the first forward pass
+    with pytest.raises(PipelineConfigError) as info:
+        model_params(_dlrm_cfg(n_dense=13), table)
+    assert info.value.key == "model.params.n_dense"
+    with pytest.raises(PipelineConfigError) as info:
+        model_params(_dlrm_cfg(cardinalities=[10, 10, 10]), table)
+    assert info.value.key == "model.params.cardinalities"
+
+
+def test_a_given_in_features_must_be_the_width_of_the_features(tmp_path: Path) -> None:
+    from modyn_store.app.cli.main import main
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nsource: {dataset: elec2, limit: 300, chunk: \"14d\"}\n"
+                    "model: {name: mlp, params: {in_features: 3}}\ntrigger: {name: data_amount, every: 100}\n")
+    # it failed inside the first forward pass, after the store was made
+    assert main(["run", str(path), "--store", str(tmp_path / "store")]) == 2
+    assert not (tmp_path / "store").exists()

@@ -68,6 +68,7 @@ from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.loop import PipelineLoop, TrainingInfo, pipeline_training_id
 from modyn_store.app.pipeline.runner import threads
+from modyn_store.app.pipeline.source import check_in_features, dlrm_widths
 from modyn_store.app.pipeline.trigger_rows import store_rows
 from modyn_store.core._catalog_tables import declare_table
 from modyn_store.core._plainjson import read_json
@@ -159,12 +160,16 @@ def _schema_params(config: PipelineConfig, store: Any) -> dict[str, Any]:
     # the store's of now: a class that arrived since must not change the model it resumes
     params.update({k: v for k, v in _recorded_params(config, store).items() if k not in params})
     schema = store.schema
-    if config.model.name in ("mlp", "logreg") and "in_features" not in params:
+    if config.model.name in ("mlp", "logreg"):
         col = config.model.inputs.get("features", "features")
-        if schema is None or col not in schema.names:
+        if schema is not None and col in schema.names:
+            t = schema.field(col).type
+            params.setdefault("in_features", t.list_size if pa.types.is_fixed_size_list(t) else 1)
+            check_in_features(params, t)
+        elif "in_features" not in params:
             raise PipelineConfigError(f"model.inputs.features", f"the store has no column {col!r} yet")
-        t = schema.field(col).type
-        params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
+    if config.model.name == "dlrm":  # as a replay takes them (source.model_params)
+        dlrm_widths(config, schema, params)
     if "n_classes" not in params:
         params["n_classes"] = _online_classes(config, store)
     elif given:

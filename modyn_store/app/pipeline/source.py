@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -323,10 +323,11 @@ def _dense_classes(col: pa.ChunkedArray) -> int:
 def model_params(cfg: PipelineConfig, table: pa.Table) -> dict[str, Any]:
     """The model's parameters with ``in_features`` and ``n_classes`` filled in from the data."""
     params = dict(cfg.model.params)
-    if cfg.model.name in ("mlp", "logreg") and "in_features" not in params:
+    if cfg.model.name in ("mlp", "logreg"):
         col = cfg.model.inputs.get("features", "features")
         t = table.schema.field(col).type
-        params["in_features"] = t.list_size if pa.types.is_fixed_size_list(t) else 1
+        params.setdefault("in_features", t.list_size if pa.types.is_fixed_size_list(t) else 1)
+        check_in_features(params, t)
     known = source_labels(table)
     if known is not None and known.identity:  # a registered data set's classes, or more if its options add some
         classes = max(known.n_classes, _dense_classes(table.column("label")))
@@ -341,6 +342,33 @@ def model_params(cfg: PipelineConfig, table: pa.Table) -> dict[str, Any]:
                                   f"{classes} classes of the data (codes 0..{classes - 1}); leave it out to take "
                                   "the data's count")
     if cfg.model.name == "dlrm":
-        params.setdefault("n_dense", 13)
-        params.setdefault("cardinalities", [1000] * 26)
+        dlrm_widths(cfg, table.schema, params)
     return params
+
+
+def check_in_features(params: Mapping[str, Any], t: pa.DataType) -> None:
+    """A given ``in_features`` must be the width of the features column (else the first forward pass fails)."""
+    if pa.types.is_fixed_size_list(t) and params["in_features"] != t.list_size:
+        raise PipelineConfigError("model.params.in_features", f"in_features={params['in_features']} differs from "
+                                  f"the width {t.list_size} of the features input; leave it out to take the data's")
+
+
+def dlrm_widths(cfg: PipelineConfig, schema: pa.Schema | None, params: dict[str, Any]) -> None:
+    """``n_dense`` and ``cardinalities`` (1,000 rows per id column) from the widths of the ``dense``
+    and ``sparse`` inputs (13 and 26 where a width is not known); given ones must match them."""
+    widths: dict[str, int | None] = {}
+    for arg in ("dense", "sparse"):
+        col = cfg.model.inputs.get(arg, arg)
+        t = schema.field(col).type if schema is not None and col in schema.names else None
+        widths[arg] = t.list_size if t is not None and pa.types.is_fixed_size_list(t) else None
+    params.setdefault("n_dense", widths["dense"] or 13)
+    params.setdefault("cardinalities", [1000] * (widths["sparse"] or 26))
+    # a width the model does not take fails inside its first forward pass, mid-run
+    if widths["dense"] is not None and params["n_dense"] != widths["dense"]:
+        raise PipelineConfigError("model.params.n_dense", f"n_dense={params['n_dense']} differs from the width "
+                                  f"{widths['dense']} of the dense input; leave it out to take the data's")
+    n_ids = len(params["cardinalities"]) if isinstance(params["cardinalities"], (list, tuple)) else None
+    if widths["sparse"] is not None and n_ids is not None and n_ids != widths["sparse"]:
+        raise PipelineConfigError("model.params.cardinalities", f"{n_ids} tables differ from the "
+                                  f"{widths['sparse']} id columns of the sparse input; leave it out to take "
+                                  "the data's")
