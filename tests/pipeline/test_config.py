@@ -131,6 +131,26 @@ pipelines:
     assert "unique" in info.value.message
 
 
+_GRID_ENTRY = "pipelines:\n  - {name: a, source: {dataset: elec2}, model: {name: logreg}, trigger: {name: data_amount, every: 9}}\n"
+
+
+@pytest.mark.parametrize(("head", "key"), [
+    ("title: [a, b]\n", "title"),
+    ("description: 5\n", "description"),
+    ("base: []\n", "base"),
+    ("base: 0\n", "base"),
+])
+def test_grid_title_description_and_base_types(head: str, key: str) -> None:
+    with pytest.raises(PipelineConfigError) as info:
+        parse_grid(read_yaml(head + _GRID_ENTRY, "g.yaml"))
+    assert (info.value.key, info.value.line) == (key, 1)
+
+
+def test_grid_null_title_is_the_default() -> None:
+    grid = parse_grid(read_yaml("title: null\ndescription: null\n" + _GRID_ENTRY, "g.yaml"))
+    assert (grid.title, grid.description) == ("Benchmark report", "")
+
+
 def test_shipped_scenarios_parse_and_cover_the_default_grid() -> None:
     names = scenario_names()
     assert {"elec2", "noaa_weather", "reuters21578", "movielens100k", "synthetic_clicks"} <= set(names)

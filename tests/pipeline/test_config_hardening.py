@@ -64,6 +64,25 @@ CASES = [
      "trigger.every", 4),
     ("policy_int_overflow", "trigger: {name: time, every: \"14d\"}",
      f"trigger: {{name: data_drift, columns: [features], history: {10**30}}}", "trigger.history", 4),
+    # params of a wrong type that is falsy: not read as "no parameters"
+    ("model_params_list", "model: {name: logreg}", "model: {name: logreg, params: []}", "model.params", 3),
+    ("model_params_false", "model: {name: logreg}", "model: {name: logreg, params: false}", "model.params", 3),
+    ("source_params_zero", 'chunk: "14d"', 'chunk: "14d", params: 0', "source.params", 2),
+    # a part of a composite trigger is named by its own key and line
+    ("composite_part", 'trigger: {name: time, every: "14d"}',
+     'trigger:\n  name: any\n  triggers:\n    - {name: time, every: "14d"}\n    - {name: data_amount, every: 0}',
+     "trigger.triggers[1].every", 8),
+    ("composite_part_unknown_param", 'trigger: {name: time, every: "14d"}',
+     "trigger:\n  name: all\n  triggers:\n    - {name: data_amount, every: 5, evry: 3}",
+     "trigger.triggers[0].evry", 7),
+    # ... and so is a drift trigger's warm-up trigger (not the drift trigger's own `every`), and a
+    # part of a composed selection
+    ("warmup_trigger_part", 'trigger: {name: time, every: "14d"}',
+     "trigger:\n  name: data_drift\n  columns: [features]\n  warmup_trigger:\n    name: data_amount\n    every: 0",
+     "trigger.warmup_trigger.every", 9),
+    ("compose_part", "",
+     "selection:\n  name: compose\n  pre: {name: uniform, ratio: 0.5}\n  post: {name: uniform, ratio: 9}",
+     "selection.post.ratio", 9),
 ]
 
 

@@ -127,11 +127,11 @@ def parse_grid(raw: Mapping[str, Any] | YamlDoc) -> Grid:
     for k in data:
         if k not in _GRID_KEYS:
             raise _err(doc, (k,), f"unknown key; expected one of {list(_GRID_KEYS)}")
-    base = data.get("base") or {}
+    base = {} if data.get("base") is None else data["base"]
     if not isinstance(base, Mapping):
         raise _err(doc, ("base",), "expected a mapping (the shared pipeline settings)")
     out: list[PipelineConfig] = []
-    entries = data.get("pipelines") or []
+    entries = [] if data.get("pipelines") is None else data["pipelines"]
     if not isinstance(entries, list):
         raise _err(doc, ("pipelines",), "expected a list of pipelines")
     for i, e in enumerate(entries):
@@ -171,8 +171,13 @@ def parse_grid(raw: Mapping[str, Any] | YamlDoc) -> Grid:
     if dup:
         raise _err(doc, ("pipelines",), f"pipeline names must be unique; repeated: {dup}")
     _check_comparable(out, doc)
-    title = data.get("title", "Benchmark report")
-    return Grid(str(title), str(data.get("description", "")), tuple(out))
+    texts = {"title": "Benchmark report", "description": ""}
+    for k, default in texts.items():
+        v = data.get(k)
+        if v is not None and not isinstance(v, str):  # str() would print a list or a number as the report's heading
+            raise _err(doc, (k,), f"expected a string, got {type(v).__name__} {v!r:.80}")
+        texts[k] = default if v is None else v
+    return Grid(texts["title"], texts["description"], tuple(out))
 
 
 def _check_comparable(pipelines: Sequence[PipelineConfig], doc: YamlDoc | None) -> None:

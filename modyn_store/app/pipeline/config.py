@@ -256,7 +256,8 @@ def _model(ctx: _Ctx, raw: Any) -> ModelConfig:
     name = _typed(ctx, p + ("name",), d.get("name"), "str")
     if name not in MODELS:
         raise ctx.error(p + ("name",), f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-    params = _mapping(ctx, p + ("params",), d.get("params", {}) or {}, None)
+    # only null stands for "no parameters": [] or false would otherwise pass as {}
+    params = _mapping(ctx, p + ("params",), {} if d.get("params") is None else d["params"], None)
     inputs = _mapping(ctx, p + ("inputs",), d.get("inputs", {"features": "features"}), None)
     for k, v in inputs.items():
         _typed(ctx, p + ("inputs", k), v, "str")
@@ -318,22 +319,41 @@ def build_policy(kind: str, cfg: Any, *, key: str | None = None, doc: YamlDoc | 
     >>> build_policy("trigger", {"name": "data_amount", "every": 5})
     DataAmount(every=5)
     """
+    return _build_policy(kind, cfg, _Ctx(doc, prefix), (key or kind,))
+
+
+#: Parameters of built-in policies that hold policy configs (``(kind, name)`` -> ``(param, kind)``):
+#: those parts are built first, so that an error names the part's own key and line.
+_PARTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("trigger", "any"): (("triggers", "trigger"),), ("trigger", "all"): (("triggers", "trigger"),),
+    ("trigger", "at_least"): (("triggers", "trigger"),), ("trigger", "data_drift"): (("warmup_trigger", "trigger"),),
+    ("selection", "compose"): (("pre", "selection"), ("post", "selection")),
+}
+
+
+def _build_policy(kind: str, cfg: Any, ctx: _Ctx, path: tuple[Any, ...]) -> Any:
     import policies
 
-    key = key or kind
-    ctx = _Ctx(doc, prefix)
     if not isinstance(cfg, Mapping) or "name" not in cfg:
-        raise ctx.error((key,), f"expected a mapping with a 'name' entry, got {_shown(cfg)}")
+        raise ctx.error(path, f"expected a mapping with a 'name' entry, got {_shown(cfg)}")
+    # the owner reports a part's error under the part's own parameter name only ("every"),
+    # which would point at the owner's key and line, or at an owner's parameter of that name
+    for param, part_kind in _PARTS.get((kind, cfg["name"]) if isinstance(cfg["name"], str) else ("", ""), ()):
+        parts = cfg.get(param)
+        items: list[tuple[int | None, Any]] = list(enumerate(parts)) if isinstance(parts, list) else [(None, parts)]
+        for i, part in items:
+            if isinstance(part, Mapping):
+                _build_policy(part_kind, part, ctx, path + (param,) + (() if i is None else (i,)))
     try:
         return policies.from_config(kind, dict(cfg))
     except ModynStoreError as exc:
         sub = _param_of(exc, cfg, _parameters(kind, cfg.get("name")))
-        raise ctx.error((key,) + ((sub,) if sub else ()), str(exc)) from exc
+        raise ctx.error(path + ((sub,) if sub else ()), str(exc)) from exc
     except TypeError as exc:  # a parameter of a wrong type that the policy did not check
-        raise ctx.error((key,), f"{exc}") from exc
+        raise ctx.error(path, f"{exc}") from exc
     except (OverflowError, ValueError) as exc:  # e.g. an integer too large for the policy's arrays
         big = [k for k, v in cfg.items() if isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT64_MAX]
-        raise ctx.error((key,) + ((big[0],) if big else ()), f"{type(exc).__name__}: {exc}") from exc
+        raise ctx.error(path + ((big[0],) if big else ()), f"{type(exc).__name__}: {exc}") from exc
 
 
 def _parameters(kind: str, name: Any) -> frozenset[str]:

@@ -183,7 +183,7 @@ def parse_source(ctx: _Ctx, raw: Any) -> SourceConfig:
         if not isinstance(cols, list) or not all(isinstance(c, str) and c for c in cols):
             raise ctx.error(p + ("columns",), f"expected a list of column names, got {cols!r}")
         cols = tuple(cols)
-    params = _mapping(ctx, p + ("params",), d.get("params", {}) or {}, None)
+    params = _mapping(ctx, p + ("params",), {} if d.get("params") is None else d["params"], None)
     path = d.get("path")
     if path is not None and (not isinstance(path, str) or not path):
         raise ctx.error(p + ("path",), f"expected a path string, got {path!r}")
