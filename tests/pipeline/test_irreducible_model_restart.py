@@ -4,6 +4,7 @@ training itself reuses the recorded model (``training.load_model``) instead of t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,20 +14,27 @@ from modyn_store.core.trainings import Catalog
 from training.trainer import TrainConfig
 
 
-def test_the_irreducible_loss_model_recorded_before_a_restart_is_reused(tmp_path: Path) -> None:
+def _rho_setup(tmp_path: Path, rows: int) -> tuple[Store, TrainConfig, Any, Any]:
+    """A store of ``rows`` labelled 2-feature rows, a logistic-regression config, a RHO-LOSS
+    strategy and a fresh model."""
     import policies
-    from modyn_store.app.pipeline.selection import SelectionRuntime
-    from policies import SelectionContext
     from training.models import build_model
 
     store = Store.open(str(tmp_path / "s"), create=True)
-    x = np.random.default_rng(0).standard_normal((300, 2)).astype(np.float32)
-    store.append(pa.table({"ts": np.arange(300), "label": (x[:, 0] > 0).astype(np.int64),
+    x = np.random.default_rng(0).standard_normal((rows, 2)).astype(np.float32)
+    store.append(pa.table({"ts": np.arange(rows), "label": (x[:, 0] > 0).astype(np.int64),
                            "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
     cfg = TrainConfig(model="logreg", model_params={"in_features": 2, "n_classes": 2}, inputs={"features": "features"},
                       batch_size=32, seed=0)
     strategy = policies.from_config("selection", {"name": "rho_loss", "ratio": 0.5})
-    module = build_model("logreg", in_features=2, n_classes=2)
+    return store, cfg, strategy, build_model("logreg", in_features=2, n_classes=2)
+
+
+def test_the_irreducible_loss_model_recorded_before_a_restart_is_reused(tmp_path: Path) -> None:
+    from modyn_store.app.pipeline.selection import SelectionRuntime
+    from policies import SelectionContext
+
+    store, cfg, strategy, module = _rho_setup(tmp_path, 300)
     ctx = SelectionContext(snapshot=store.as_of(None), scores=store.scores, seed=0)
     first = SelectionRuntime(store, {"features": "features"}, lambda mode: cfg, "p")
     a = first.prepare(strategy, ctx, module, "p-0001", (store.version, 300))
@@ -44,19 +52,10 @@ def test_the_irreducible_loss_model_recorded_before_a_restart_is_reused(tmp_path
 def test_no_eligible_row_trains_no_irreducible_loss_model(tmp_path: Path) -> None:
     """A firing without eligible rows selects nothing (and is skipped): it trains no irreducible-loss
     model on an empty holdout (``training.train`` refuses an empty train set)."""
-    import policies
     from modyn_store.app.pipeline.selection import SelectionRuntime
     from policies import SelectionContext
-    from training.models import build_model
 
-    store = Store.open(str(tmp_path / "s"), create=True)
-    x = np.random.default_rng(0).standard_normal((30, 2)).astype(np.float32)
-    store.append(pa.table({"ts": np.arange(30), "label": (x[:, 0] > 0).astype(np.int64),
-                           "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
-    cfg = TrainConfig(model="logreg", model_params={"in_features": 2, "n_classes": 2}, inputs={"features": "features"},
-                      batch_size=32, seed=0)
-    strategy = policies.from_config("selection", {"name": "rho_loss", "ratio": 0.5})
-    module = build_model("logreg", in_features=2, n_classes=2)
+    store, cfg, strategy, module = _rho_setup(tmp_path, 30)
     ctx = SelectionContext(snapshot=store.as_of(None), scores=store.scores, seed=0, excluded=store.as_of(None).keys())
     runtime = SelectionRuntime(store, {"features": "features"}, lambda mode: cfg, "p")
     prepared = runtime.prepare(strategy, ctx, module, "p-0001", (store.version, 30))
