@@ -56,7 +56,7 @@ def _rank_blocks(ranks: np.ndarray, keys: np.ndarray, dtype: type) -> np.ndarray
     n = keys.size
     b = FIRST_EPOCH_BLOCK
     ranks = np.asarray(ranks)
-    valid = ranks.shape == (n,) and np.issubdtype(ranks.dtype, np.integer)
+    valid = ranks.shape == (n,) and ranks.dtype.kind in "iu"
     if not valid or (n and not 0 <= ranks.min() <= ranks.max() < n):
         raise InvalidArgumentError("key_ranks", f"shape {ranks.shape}, {ranks.dtype}", f"{n} integer ranks in [0, {n})")
     blk: np.ndarray = (ranks // b).astype(dtype)
@@ -222,7 +222,7 @@ class Ordering:
         """
         epoch = check_int("epoch", epoch, lo=0)
         rows = np.asarray(rows)
-        if rows.shape != (train_set.size,) or not np.issubdtype(rows.dtype, np.integer):
+        if rows.shape != (train_set.size,) or rows.dtype.kind not in "iu":
             raise InvalidArgumentError("rows", f"shape {rows.shape}, {rows.dtype}", f"{train_set.size} integers")
         if _one_permutation(train_set, epoch, self.shuffle) and _shuffles_like_a_range():
             out = np.random.default_rng([int(self.seed), int(epoch)]).permutation(rows.astype(np.int64, copy=False))

@@ -101,7 +101,8 @@ def as_keys(keys: Any, *, name: str = "keys") -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     if arr.ndim != 1:
         raise InvalidArgumentError(name, f"shape {arr.shape}", "a one-dimensional sequence of keys")
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer):
+    # (by kind: NumPy counts timedelta64 as an integer type, whose unit would set the key)
+    if arr.dtype.kind not in "iu":
         raise InvalidArgumentError(name, f"dtype {arr.dtype}", "integer keys (int64)")
     if np.issubdtype(arr.dtype, np.unsignedinteger) and arr.dtype.itemsize >= 8 and int(arr.max()) > (1 << 63) - 1:
         raise InvalidArgumentError(name, int(arr.max()), "keys that fit int64 (<= 2**63-1)")

@@ -145,7 +145,7 @@ class Scores:
         if isinstance(values, (pa.Array, pa.ChunkedArray)) and pa.types.is_fixed_size_list(values.type):
             values = _vectors(values)
         v = as_array(values, name="values", expected=f"a numeric array of shape ({n},) or ({n}, d)")
-        if v.dtype == object or not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+        if v.dtype.kind not in "fiu":  # (a timedelta64 is an integer type to NumPy: its unit would set the score)
             raise InvalidArgumentError("values", f"dtype {v.dtype}", _NUMERIC)
         if v.ndim not in (1, 2) or v.shape[0] != n or (v.ndim == 2 and v.shape[1] == 0):
             raise InvalidArgumentError("values", f"shape {v.shape}", f"shape ({n},) or ({n}, d) with d >= 1")

@@ -45,8 +45,7 @@ def _check_weights(weights: object, shape: tuple[int, ...]) -> np.ndarray:
     arr = as_array(weights, name="weights", expected=_WEIGHTS_EXPECTED)
     if arr.shape != shape:
         raise InvalidArgumentError("weights", f"shape {arr.shape}", f"an array aligned with keys, shape {shape}")
-    if arr.size and (arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer)
-                                                  or np.issubdtype(arr.dtype, np.floating))):
+    if arr.size and arr.dtype.kind not in "fiu":  # (by kind: NumPy counts timedelta64 as an integer type)
         raise InvalidArgumentError("weights", f"dtype {arr.dtype}", _WEIGHTS_EXPECTED)
     out = np.ascontiguousarray(arr, dtype=np.float64)
     if out.size and (not np.all(np.isfinite(out)) or np.any(out <= 0)):

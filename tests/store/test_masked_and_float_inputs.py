@@ -38,3 +38,31 @@ def test_the_vector_index_refuses_masked_keys_vectors_and_queries() -> None:
     with pytest.raises(InvalidArgumentError, match="queries"):
         index.search(np.ma.array([[5.0, 5.0]], mask=[[1, 1]]), k=1)
     assert index.vectors([0, 2]).tolist() == [[0.0, 0.0], [5.0, 5.0]]
+
+
+@pytest.mark.parametrize("keys", [np.array([3000], "timedelta64[ms]").astype("timedelta64[s]"),
+                                  pa.array([3], pa.duration("s"))], ids=["numpy", "arrow"])
+def test_durations_are_refused_as_keys_and_as_scores(tmp_path: Path, keys: object) -> None:
+    """NumPy counts timedelta64 as an integer type: 3000 ms in seconds was key 3 (taken,
+    deleted, erased), and a duration score was stored as a number in its unit."""
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(4)}))
+    before = store.version
+    with pytest.raises(InvalidArgumentError, match="keys"):
+        store.as_of(None).take(keys, ["key"])
+    with pytest.raises(InvalidArgumentError, match="keys"):
+        store.delete(keys)
+    with pytest.raises(InvalidArgumentError, match="values"):
+        store.scores.write("loss", [3], np.array([1500], "timedelta64[ms]"))
+    with pytest.raises(InvalidArgumentError, match="values"):
+        store.scores.write("loss", [3], pa.array([1500], pa.duration("ms")))
+    assert store.version == before and store.as_of(None).keys().tolist() == [0, 1, 2, 3]
+
+
+def test_durations_are_refused_as_train_set_weights() -> None:
+    """A timedelta64 is an integer type to NumPy: its unit set the weight (3000 ms weighed 3)."""
+    from modyn_store.core.trainset import TrainSet
+
+    with pytest.raises(InvalidArgumentError) as info:
+        TrainSet(keys=np.arange(2), weights=np.array([3000, 1000], "timedelta64[ms]").astype("timedelta64[s]"), version=1)
+    assert info.value.name == "weights"
