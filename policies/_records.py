@@ -3,7 +3,8 @@
 ``TriggerInput`` is the delta a trigger consumes, ``Firing`` what it returns;
 ``SelectionContext`` is what a selection strategy reads; ``UpdateContext`` / ``UpdateDecision``
 are the input and output of an update policy. ``SnapshotLike``, ``ScoresLike`` and ``ModelLike``
-name the few methods policies need of a store snapshot, the store's scores and a model.
+(:mod:`policies._protocols`) name the few methods policies need of a store snapshot, the store's
+scores and a model.
 
 Positions
 ---------
@@ -20,7 +21,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +30,7 @@ from modyn_store.core._validate import as_keys, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._columns import column_to_numpy, datetimes_to_ns
+from policies._protocols import ModelLike, ScoresLike, SnapshotLike
 
 __all__ = [
     "SEED_MAX",
@@ -45,44 +47,6 @@ __all__ = [
 ]
 
 _EMPTY = np.empty(0, dtype=np.int64)
-
-
-@runtime_checkable
-class SnapshotLike(Protocol):
-    """What selection reads of a store snapshot (``Store.as_of(v)``)."""
-
-    @property
-    def version(self) -> int: ...
-
-    def keys(self) -> np.ndarray: ...
-
-    def count(self) -> int: ...
-
-    def to_batches(
-        self,
-        columns: list[str] | None = None,
-        filter: str | None = None,
-        *,
-        batch_size: int = 65536,
-    ) -> Iterator[pa.RecordBatch]: ...
-
-    def take(self, keys: Any, columns: list[str] | None = None) -> pa.Table: ...
-
-
-@runtime_checkable
-class ScoresLike(Protocol):
-    """The store's per-sample scores (``Store.scores``)."""
-
-    def as_of(self, version: int, name: str) -> pa.Table: ...
-
-
-@runtime_checkable
-class ModelLike(Protocol):
-    """The current model as triggers see it: embeddings and logits of feature columns."""
-
-    def embed(self, features: Mapping[str, np.ndarray]) -> np.ndarray: ...
-
-    def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
