@@ -144,14 +144,15 @@ class Time(Trigger):
         except InvalidArgumentError:
             return False
 
-    def _float_boundary(self, k: int, delta: TriggerInput) -> float:
-        """Boundary ``k`` as compared with float event times (see :func:`_boundary`); integer
-        event times are compared with it above the origin's whole part, exactly."""
+    def _float_boundaries(self, k: np.ndarray, delta: TriggerInput) -> list[float]:
+        """Boundaries ``k`` as compared with float event times (see :func:`_boundary`); integer
+        event times are compared with them above the origin's whole part, exactly. (One frame
+        for all: a delta may pass thousands of boundaries.)"""
         exact = _exact(delta.ts, delta.ts_is_datetime)
         every = float(self._every) if self._every <= _FLOAT_MAX else _FLOAT_MAX
         base, decimal = _frame(self._origin, every, exact)
-        above = float(_boundary(np.array([k]), base, every, decimal)[0])
-        return _whole(self._origin)[0] + above if exact else above
+        above = _boundary(np.asarray(k, dtype=np.int64), base, every, decimal)
+        return [_whole(self._origin)[0] + float(a) for a in above] if exact else above.tolist()
 
     def state(self) -> dict[str, Any]:
         """``{"origin", "interval", "seen"}``: the first boundary's origin (``None`` before the
@@ -217,10 +218,10 @@ class Time(Trigger):
         # a whole-number boundary of integer event times is exact (an int); others are floats
         whole, frac = _whole(self._origin) if _exact(ts, delta.ts_is_datetime) else (0, 1.0)
         steps = _is_whole(self._every)
-        for e in ends:
+        floats = [] if frac == 0.0 and steps else self._float_boundaries(k[ends], delta)
+        for j, e in enumerate(ends):
             stepped = whole + int(k[e]) * int(self._every) if steps else 0  # exact for whole steps
-            boundary: float | int = (stepped if frac == 0.0 and steps
-                                     else self._float_boundary(int(k[e]), delta))
+            boundary: float | int = stepped if frac == 0.0 and steps else floats[j]
             if delta.ts_is_datetime:
                 shown = iso_utc(int(boundary))
             elif isinstance(boundary, int):

@@ -126,6 +126,8 @@ CASES = [
           r'^\{"phase": "build", "rows": 20000, "versions": 5,', r'^\{"phase": "take", "keys": 50, "first_s": ',
           r'^\{"phase": "old_many", "keys": 2000,', r'^\{"phase": "lance_in", "keys": 50,',
           r'^\{"phase": "reindex", "seconds": '),
+    _case("time_boundaries", "time_boundaries.py", "--rows 20000 --every 0.1 --span 100 --repeat 1",
+          rf"^float64 times: +{NUM} ms  999 firings$", rf"^int64 ms times: +{NUM} ms  999 firings$"),
     _case("trigger_passes", "trigger_passes.py", "--rows 20000 --versions 4 --repeat 1",
           rf"^ratio 0\.01: selection {NUM} s \(one pass\) vs {NUM} s \(count, then sample\); locate {NUM} s",
           rf"^delta of one version: {NUM} s \(its fragments\) vs {NUM} s", rf"^raw key stream: {NUM} s$"),
