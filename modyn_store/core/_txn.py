@@ -74,6 +74,8 @@ class Transaction:
         self.previous: VersionRecord | None = None
         #: this version's record, set once it committed
         self.record: VersionRecord | None = None
+        #: the finished intent found before this write's own (local stores), put back on rollback
+        self.finished: Any = None
 
     def append(self, table: str, data: pa.Table) -> None:
         """Append ``data`` to the extension table ``table`` (created on first use).
@@ -147,21 +149,36 @@ def _read_json(store: Store, relative: str) -> Any:
     return None if raw is None else read_json(raw)
 
 
+#: what :func:`_intent_body` gives for an intent file that is not JSON (torn)
+_TORN = object()
+#: :func:`recover` reads the intent file itself
+_UNREAD = object()
+
+
+def _intent_body(store: Store) -> Any:
+    """The intent file's body (``None`` if absent, :data:`_TORN` if torn)."""
+    try:
+        return _read_json(store, INTENT)
+    except ValueError:
+        return _TORN
+
+
+def _pending(body: Any) -> dict[str, Any] | None:
+    """The pending write an intent file's ``body`` names (``{}`` if torn), ``None`` if none."""
+    if body is None:
+        return None
+    if body is _TORN or not isinstance(body, dict):
+        return {}
+    return None if body.get("done") is True else body
+
+
 def read_intent(store: Store) -> dict[str, Any] | None:
     """The pending write's intent (``{}`` if torn), or ``None`` if no write is pending.
 
     The writer marks its intent ``done`` when the write finished (on a local disk: the file
     stays, overwritten in place), or removes it (object stores).
     """
-    try:
-        body = _read_json(store, INTENT)
-    except ValueError:
-        return {}
-    if body is None:
-        return None
-    if not isinstance(body, dict):
-        return {}
-    return None if body.get("done") is True else body
+    return _pending(_intent_body(store))
 
 
 def _finish_intent(store: Store, txn: Transaction) -> None:
@@ -244,9 +261,10 @@ def check_head(store: Store, committed: int | None = None) -> tuple[int | None, 
     raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises
 
 
-def recover(store: Store) -> None:
-    """Roll back rows of an interrupted write, and finish an interrupted erase or vacuum."""
-    intent = read_intent(store)
+def recover(store: Store, body: Any = _UNREAD) -> None:
+    """Roll back rows of an interrupted write, and finish an interrupted erase or vacuum
+    (``body``: the intent file's, if the caller read it already)."""
+    intent = read_intent(store) if body is _UNREAD else _pending(body)
     if intent is None:
         return
     committed = store.version
@@ -340,8 +358,9 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
     if not isinstance(message, str):
         raise InvalidArgumentError("message", message, "a string")
     with locked(store), store._tables.pinned():
+        found = _intent_body(store)
         try:
-            recover(store)
+            recover(store, found)
         except OSError as exc:
             if exc.errno in _READ_ONLY:
                 raise _read_only(store, exc) from exc
@@ -354,6 +373,9 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         highest_fragment = _check_no_orphans(store, committed, recorded)
         txn = Transaction(store, committed + 1, op, message)
         txn.previous = last
+        # a refused write puts back the finished intent it found (a local store keeps one), so
+        # it leaves the store's files as they were
+        txn.finished = found if store._location.is_local and _pending(found) is None and found is not None else None
         # written before any row, so an interrupted write is always found and undone; a torn
         # intent reads as "the version after the last committed one", which is what it says
         try:
@@ -470,6 +492,9 @@ def _rollback(store: Store, txn: Transaction) -> None:
             # the refused rows' files go too, not only out of the latest manifest (readers of
             # older manifests read again, as after a compaction)
             store._tables.cleanup(name)
+    if isinstance(txn.finished, dict) and txn.finished.get("done") is True:
+        _write_json(store, INTENT, txn.finished)
+        return
     intent = store._location.path(INTENT)
     if store.fs.exists(intent):
         store.fs.rm(intent)

@@ -9,7 +9,12 @@ import pyarrow as pa
 import pytest
 
 from modyn_store import Store
-from modyn_store.core.errors import DataUnavailableError
+from modyn_store.core.errors import (
+    DataUnavailableError,
+    InvalidArgumentError,
+    UnknownKeyError,
+    UnknownVersionError,
+)
 
 
 def _vacuumed(path: Path) -> Store:
@@ -136,3 +141,27 @@ def test_an_extension_transaction_named_like_a_store_operation_is_no_damage(tmp_
     assert Store.open(path).read_table("trainings") is None
     report = verify(path)
     assert report.ok, str(report)
+
+
+def test_a_refused_tag_or_write_leaves_every_file_as_it_was(tmp_path: Path) -> None:
+    """The checks under the writer lock come after the write's intent: a refusal puts back the
+    finished intent it found, so the store's files are as before the call."""
+    path = tmp_path / "s"
+    store = Store.open(str(path), create=True)
+    store.append(pa.table({"key": [0, 1], "ts": [1, 2]}), key="key", ts="ts")
+    store.tag("t1")
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+    before, log = files(), [r.version for r in store.log()]
+    with pytest.raises(InvalidArgumentError, match="already names version 1"):
+        store.tag("t1")
+    with pytest.raises(UnknownVersionError):
+        store.untag("nope")
+    with pytest.raises(UnknownVersionError):
+        store.tag("t2", "nope")
+    with pytest.raises(UnknownKeyError):
+        store.delete(keys=[99])
+    assert files() == before
+    assert [r.version for r in store.log()] == log
