@@ -185,3 +185,12 @@ def test_a_filter_on_a_label_value_says_labels_are_codes(tmp_path: Path, capsys:
         assert main(["delete", store, "--where", "label = 'ok'", *dry]) == 2
         assert "labels are stored as class codes" in capsys.readouterr().err
     assert Store.open(store).version == 1
+
+
+def test_tag_delete_with_a_version_is_refused_and_keeps_the_tag(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tag", store, "t", "1"]) == 0
+    log = [r.version for r in Store.open(store).log()]
+    assert main(["tag", store, "t", "2", "--delete"]) == 2
+    assert "VERSION='2'" in capsys.readouterr().err
+    assert Store.open(store).tags() == {"t": 1}
+    assert [r.version for r in Store.open(store).log()] == log

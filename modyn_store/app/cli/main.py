@@ -258,6 +258,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
+    if args.delete and args.version is not None:
+        # a tag is removed by its name alone: a VERSION would be ignored, not checked
+        raise InvalidArgumentError("VERSION", args.version, "no VERSION with --delete (it removes the tag NAME "
+                                                            "whatever version it names; see `modyn-store tags STORE`)")
     store = _open(args)
     if args.delete:
         rec = store.untag(args.name)
