@@ -40,6 +40,7 @@ Example
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -187,6 +188,16 @@ def loader(
         raise InvalidArgumentError("transform", transform, "a callable taking and returning a batch dict")
     if num_workers and transform is None:
         raise InvalidArgumentError("num_workers", num_workers, "0 unless a transform is given")
+    if num_workers:
+        # worker processes receive the transform pickled when the first epoch starts them: a
+        # lambda or a local function would fail there with pickle's own error
+        try:
+            pickle.dumps(transform)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise InvalidArgumentError(
+                "transform", transform,
+                f"a picklable callable with num_workers > 0 (a module-level function or a callable "
+                f"object; {exc}), or num_workers=0") from exc
     dev = check_device(device)
     opts = options if options is not None else LoaderOptions()
     if not isinstance(opts, LoaderOptions):

@@ -31,6 +31,22 @@ def test_num_workers_runs_the_transform_in_other_processes(store: Any) -> None:
     assert pids and os.getpid() not in pids
 
 
+def test_num_workers_refuses_a_transform_workers_cannot_receive(store: Any) -> None:
+    # refused by loader() itself, naming the transform, rather than by pickle's own error when
+    # the first epoch starts the workers
+    from modyn_store.core.errors import InvalidArgumentError
+
+    ts = TrainSet.uniform(np.sort(store.as_of(None).keys()[:30]), version=store.version)
+    def local(batch: dict) -> dict:
+        return batch
+
+    for transform in (lambda b: b, local):
+        with pytest.raises(InvalidArgumentError, match="transform"):
+            loader(store, ts, columns=["label"], batch_size=10, transform=transform, num_workers=2)  # type: ignore[arg-type]
+    here = loader(store, ts, columns=["label"], batch_size=10, transform=lambda b: b)
+    assert sum(len(b["key"]) for b in here) == 30
+
+
 @pytest.mark.parametrize("strategy, threads", [("scan", 1), ("take", 3)])
 def test_strategy_and_threads_reach_the_read(store: Any, monkeypatch: pytest.MonkeyPatch, strategy: str,
                                              threads: int) -> None:
