@@ -114,7 +114,7 @@ def _trainings_using(store: Store, keys: np.ndarray) -> tuple[str, ...]:
 def _descendants(store: Store, named: tuple[str, ...]) -> tuple[str, ...]:
     """Recorded trainings fine-tuned from one in ``named`` (directly or through others), not in
     ``named`` themselves: they start from a checkpoint that learned from the erased rows."""
-    ds = store._tables.open("trainings") if named and "trainings" in store._tables.names() else None
+    ds = store._tables.open("trainings") if named else None  # (None: no such table)
     if ds is None or not {"training_id", "parent_id"} <= set(ds.schema.names):
         return ()
     t = store._tables.scan("trainings", ["training_id", "parent_id"], f"_version <= {store.version}")
