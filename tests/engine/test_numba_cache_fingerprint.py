@@ -210,9 +210,9 @@ def test_read_only_or_busy_directories_are_left_alone(tmp_path: Path, monkeypatc
 def test_cache_dirs_are_numbas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from numba.core import caching
 
-    from engine import _jit, drift
+    from engine import _jit, _univariate
 
-    py_func, py_file = drift._ks_stat.py_func, drift.__file__
+    py_func, py_file = _univariate._ks_stat.py_func, _univariate.__file__
     dirs = _jit.cache_dirs()
     assert caching.InTreeCacheLocator(py_func, py_file).get_cache_path() in dirs
     monkeypatch.setattr(caching.config, "CACHE_DIR", str(tmp_path))
