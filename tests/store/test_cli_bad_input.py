@@ -90,3 +90,15 @@ def test_non_negative_counts_still_work(store: str, tmp_path: Path) -> None:
     res = _cli("erase", store, "--reason", "r", "--keys-file", str(keys), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert Store.open(store).as_of().keys().tolist() == [0]
+
+
+def test_options_are_taken_only_as_spelled_in_full(store: str, tmp_path: Path) -> None:
+    """``erase --keys 1`` is not ``--keys-file 1``: a file named ``1`` listing other keys stays unread."""
+    (tmp_path / "1").write_text("0\n2\n")
+    res = _cli("erase", store, "--keys", "1", "--reason", "r", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "unrecognized arguments: --keys" in res.stderr
+    res = _cli("delete", store, "0", "--dry", cwd=tmp_path)  # not --dry-run: nothing may be written
+    assert res.returncode == 2 and "unrecognized arguments: --dry" in res.stderr
+    assert Store.open(store).version == 1
+    assert Store.open(store).as_of().keys().tolist() == [0, 1, 2]
