@@ -93,12 +93,15 @@ class Progress:
         self._start = time.perf_counter()
         self._last = 0.0
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._finished = False  # the line of the last item is written once off a terminal
 
     def update(self, n: int = 1, note: str = "") -> None:
         self.done += n
         now = time.perf_counter()
-        if self._tty or now - self._last >= self.every or (self.total is not None and self.done >= self.total):
+        finished = self.total is not None and self.done >= self.total
+        if self._tty or now - self._last >= self.every or (finished and not self._finished):
             self._last = now
+            self._finished = finished
             self._draw(note)
 
     def _draw(self, note: str) -> None:

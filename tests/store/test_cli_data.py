@@ -264,3 +264,18 @@ def test_show_keeps_a_stored_label_value_column(tmp_path: Path, capsys: pytest.C
     head = table[2].split()
     assert head == ["key", "ts", "label", "label_value_1", "features", "x", "label_value"]
     assert table[4].split()[-1] == "100" and table[4].split()[3] == "a"
+
+
+def test_progress_off_a_terminal_writes_the_last_line_once() -> None:
+    import io
+
+    from modyn_store.app._fmt import Progress
+
+    out = io.StringIO()
+    bar = Progress(3, "append", stream=out, every=3600.0)
+    bar.update(1)  # off a terminal: a line every `every` seconds and one at the end
+    bar.update(2)
+    bar.update(0)  # a count of rows dropped, none: the bar is not drawn again
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("append [") and "3/3" in lines[0]
