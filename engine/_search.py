@@ -92,8 +92,9 @@ def isin_sorted_numpy(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     keys vs deleted keys) it is searched in ``a``: O(|b| log |a|) searches instead of
     O(|a| log |b|); hits are marked directly when each value of ``sorted_b`` occurs at most once
     in ``a`` (always for a snapshot's keys), else by a running count over ``a``. A long
-    unsorted ``a`` (user keys in no order) goes through a hashed prefilter first
-    (:class:`HashedKeys`): ~5 ns a key instead of ~50.
+    unsorted ``a`` (user keys in no order) goes through a table of ``sorted_b`` first
+    (:class:`HashedKeys`: direct where ``sorted_b`` spans few values, else a hashed prefilter):
+    ~2-5 ns a key instead of ~50.
     """
     if a.size == 0 or sorted_b.size == 0:
         return np.zeros(a.size, dtype=bool)
@@ -160,13 +161,18 @@ class HashedKeys:
     """The ascending, distinct keys ``sorted_b``, ready to find in batches of keys in any order.
 
     A binary search per key in ``sorted_b`` costs ~50 ns (branchy, one cache miss per level).
-    Each key is instead hashed (multiply by the 64-bit golden ratio, keep the top bits) into a
-    table marking the slots of ``sorted_b``'s keys (a byte a slot up to 2^BYTE_TABLE_BITS
-    slots, a bit a slot above), and only the keys landing on a marked slot are searched:
-    ~3-13 ns a key (the table in or out of cache). The table is only a
-    filter: every answer comes from the search, whatever the keys' hashes. Built once, it
-    serves every batch of a stream; the caller must not change ``sorted_b`` meanwhile.
-    ``max_bits``: at most 2^max_bits slots.
+    Where ``sorted_b`` spans at most 2^max_bits values (its last minus its first key; the dead
+    keys of a store whose keys are dense), the table is **direct**: slot ``key - first + 1`` of
+    a table of the span is marked for each key of ``sorted_b``, and the table's answer is exact
+    (no search; keys outside the span land on unmarked end slots through a clipped gather or a
+    clamp, in unsigned arithmetic that cannot wrap into the span). Otherwise each key is
+    hashed (multiply by the 64-bit golden ratio, keep the top bits) into a table marking the
+    slots of ``sorted_b``'s keys, and only the keys landing on a marked slot are searched:
+    the table is only a filter there, every answer comes from the search, whatever the keys'
+    hashes. Either table keeps a byte a slot up to 2^BYTE_TABLE_BITS slots and a bit a slot
+    above: ~2-13 ns a key (the table in or out of cache). Built once, it serves every batch of
+    a stream; the caller must not change ``sorted_b`` meanwhile. ``max_bits``: at most
+    2^max_bits slots.
 
     >>> HashedKeys(np.array([2, 3, 9])).hits(np.array([9, 2, 7, 2])).tolist()
     [0, 1, 3]
@@ -178,7 +184,22 @@ class HashedKeys:
         self._shift = np.uint64(64 - bits)
         self._table: np.ndarray | None = None
         self._bytes: np.ndarray | None = None
-        if sorted_b.size and sorted_b.size * 16 <= 1 << bits:
+        # direct tables: slot = key - self._base (uint64), clamped to self._cap (an unmarked slot)
+        self._base: np.uint64 | None = None
+        self._cap = np.uint64(0)
+        span = int(sorted_b[-1]) - int(sorted_b[0]) + 3 if sorted_b.size else 0  # + unmarked slots at both ends
+        if sorted_b.size and span <= 1 << max_bits:
+            self._base = np.uint64((int(sorted_b[0]) - 1) % (1 << 64))
+            self._cap = np.uint64(span - 1)
+            marked = np.zeros(span, dtype=bool)
+            marked[sorted_b - sorted_b[0] + 1] = True  # (the span is small: no overflow)
+            if span <= 1 << BYTE_TABLE_BITS:
+                self._bytes = marked.view(np.uint8)
+            else:
+                self._table = np.packbits(marked, bitorder="little")
+                self._table = np.concatenate([self._table, np.zeros(-self._table.size % 8, np.uint8)])
+                self._table = self._table.view("<u8").astype(np.uint64, copy=False)
+        elif sorted_b.size and sorted_b.size * 16 <= 1 << bits:
             marked = np.zeros(1 << bits, dtype=bool)
             marked[self._slots(sorted_b)] = True
             if bits <= BYTE_TABLE_BITS:
@@ -195,7 +216,13 @@ class HashedKeys:
 
     def _slots(self, keys: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The table slot of each key (into ``out``, a uint64 array of its size, if given)."""
-        slot = np.multiply(np.asarray(keys, dtype=np.int64).view(np.uint64), _FIB, out=out)
+        unsigned = np.asarray(keys, dtype=np.int64).view(np.uint64)
+        if self._base is not None:
+            slot = np.subtract(unsigned, self._base, out=out)
+            if self._bytes is None:  # (a byte table's gather clips instead: no pass)
+                np.minimum(slot, self._cap, out=slot)
+            return slot  # type: ignore[no-any-return]
+        slot = np.multiply(unsigned, _FIB, out=out)
         slot >>= self._shift
         return slot  # type: ignore[no-any-return]
 
@@ -214,7 +241,7 @@ class HashedKeys:
             return np.flatnonzero(_isin_searched(a, self.keys))
         else:
             candidates = self._word_hits(a)
-        if not candidates.size:
+        if not candidates.size or self._base is not None:  # (a direct table's answer is exact)
             return candidates
         return candidates[_isin_searched(a[candidates], self.keys)]  # type: ignore[no-any-return]
 

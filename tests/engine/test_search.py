@@ -69,21 +69,46 @@ def test_hash_prefilter_is_exact_when_every_key_collides() -> None:
     assert 0 < int(got.sum()) < a.size
 
 
-@pytest.mark.parametrize("every, kind", [(97, "bytes"), (3, "bits")])
-def test_a_stream_table_answers_batch_after_batch_on_kept_and_fresh_buffers(every: int, kind: str) -> None:
+@pytest.mark.parametrize("rows, spread, every, way, kind", [
+    (400_000, 1, 97, "direct", "bytes"), (2_000_000, 1, 97, "direct", "bits"),
+    (400_000, 1_000_003, 97, "hashed", "bytes"), (400_000, 1_000_003, 3, "hashed", "bits")])
+def test_a_stream_table_answers_batch_after_batch_on_kept_and_fresh_buffers(
+        rows: int, spread: int, every: int, way: str, kind: str) -> None:
     """One table serves every batch of a stream; its passes run in the thread's kept scratch
     buffers up to ``KEPT`` keys and in fresh arrays above. Each batch's answer must be its own
-    (nothing left over from the batch before, whatever their sizes), with a byte a slot (small
-    sets) and a bit a slot (sets whose table exceeds 2^BYTE_TABLE_BITS slots)."""
+    (nothing left over from the batch before, whatever their sizes): direct tables (dense keys:
+    the set spans at most 2^23 values) and hashed ones (keys spread wide), each with a byte a
+    slot (at most 2^BYTE_TABLE_BITS slots) and a bit a slot (more)."""
     from engine._scratch import KEPT
     from engine._search import HashedKeys
 
     rng = np.random.default_rng(5)
-    keys = rng.permutation(400_000).astype(np.int64)
-    dead = np.sort(keys[keys % every == 0])
+    keys = rng.permutation(rows).astype(np.int64) * spread
+    dead = np.sort(keys[keys // spread % every == 0])
     table = HashedKeys.for_batch(dead, 1 << 16, slots_per_key=512)
-    # the hashed path of the expected kind, not the plain search
+    # the table of the expected kind, not the plain search
+    assert (table._base is not None) == (way == "direct")
     assert (table._bytes if kind == "bytes" else table._table) is not None
     for size in (1 << 16, KEPT + 1000, 10, 1 << 16, 5000, KEPT):
         batch = keys[rng.integers(0, keys.size - size) :][:size]
         assert table.hits(batch).tolist() == np.flatnonzero(np.isin(batch, dead)).tolist()
+
+
+@pytest.mark.parametrize("span", [1_000, 3_000_000])  # a byte a slot; a bit a slot
+def test_a_direct_table_is_exact_outside_its_span_at_the_ends_of_int64(span: int) -> None:
+    """A direct table's slot is ``key - (first - 1)`` in unsigned arithmetic: keys below, above,
+    next to the set's span and at both ends of int64 must land on unmarked slots, never wrap
+    into the span (its answers are not checked by a search)."""
+    from engine._search import HashedKeys
+
+    lo64, hi64 = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    for first in (lo64, -5, 0, hi64 - span):
+        dead = first + np.arange(0, span, 7, dtype=np.int64)
+        dead = np.unique(np.append(dead, first + span - 1))
+        table = HashedKeys(dead)
+        assert table._base is not None and (table._bytes is not None) == (span < 1 << 20)
+        near = [first - 2, first - 1, first, first + 1, first + span - 2, first + span - 1, first + span,
+                first + span + 1, lo64, lo64 + 1, hi64, hi64 - 1, 0, -1, 1]
+        probe = np.array([k for k in near if lo64 <= k <= hi64], dtype=np.int64)
+        probe = np.concatenate([probe[::-1], np.random.default_rng(2).permutation(dead)[:5000], probe])
+        assert table.hits(probe).tolist() == np.flatnonzero(np.isin(probe, dead)).tolist(), first
