@@ -4,6 +4,7 @@ ones and ROC-AUC moved towards 0.5. Rows are ranked by the log-odds of their pro
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,49 @@ def test_rows_near_one_half_keep_their_order() -> None:
     # class 0 ranks row 1 above rows 0 and 2 (tied) and row 3 (p0 = 1/3): row 0 alone positive
     assert _metrics(["roc_auc"], np.array([0, 2, 2, 2]), z3[:, [0, 2, 1]])[0] == pytest.approx(
         np.mean([_pairwise_auc(lo[[0], 0], lo[[1, 2, 3], 0]), _pairwise_auc(lo[[1, 2, 3], 1], lo[[0], 1])]))
+
+
+def _loop_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The rank-sum AUC with ties averaged by a loop over the sorted scores (the reference)."""
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    order = np.argsort(scores, kind="mergesort")
+    s = scores[order]
+    ranks = np.empty(s.size, dtype=np.float64)
+    i = 0
+    while i < s.size:
+        j = i
+        while j + 1 < s.size and s[j + 1] == s[i]:
+            j += 1
+        ranks[i : j + 1] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    r = np.empty_like(ranks)
+    r[order] = ranks
+    return float((r[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tie_heavy_auc_equals_the_rank_sum_and_the_pairwise_count(seed: int) -> None:
+    from training.auc import _auc_binary
+
+    rng = np.random.default_rng(seed)
+    for n, distinct in ((7, 2), (60, 3), (300, 5), (5000, 40), (20000, 20000)):
+        scores = rng.integers(0, distinct, n).astype(np.float64)
+        scores[rng.random(n) < 0.05] = rng.choice([-np.inf, np.inf])
+        positive = rng.random(n) < rng.uniform(0.05, 0.95)
+        if not 0 < positive.sum() < n:
+            continue
+        got = _auc_binary(scores, positive)
+        assert got == _loop_auc(scores, positive)  # identical, not only close
+        if n <= 300:
+            assert got == pytest.approx(_pairwise_auc(scores[positive], scores[~positive]), abs=1e-12)
+
+
+def test_auc_edge_cases() -> None:
+    from training.auc import _auc_binary
+
+    assert _auc_binary(np.array([1.0, 1.0, 1.0]), np.array([True, False, True])) == 0.5  # all tied
+    assert _auc_binary(np.array([0.0, 1.0]), np.array([False, True])) == 1.0
+    assert _auc_binary(np.array([0.0, 1.0]), np.array([True, False])) == 0.0
+    assert math.isnan(_auc_binary(np.array([0.0, 1.0]), np.array([True, True])))  # one class only
+    assert math.isnan(_auc_binary(np.array([np.nan, 1.0]), np.array([True, False])))
