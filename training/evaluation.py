@@ -6,7 +6,11 @@ present in labels or predictions), ``roc_auc`` (binary: of ``p[:, 1]``; multi-cl
 one-vs-rest over classes with both positives and negatives; NaN when undefined) and ``loss``
 (mean cross entropy). ROC-AUC ranks rows by the log-odds of the probabilities (the same
 order, without ties from rounding confident probabilities to 1). A row with a NaN logit
-predicts no class: a miss for ``accuracy`` and ``f1``; ``roc_auc`` and ``loss`` are NaN.
+predicts no class: a miss for ``accuracy`` and ``f1``; ``roc_auc`` and ``loss`` are NaN. A row
+whose largest logit is infinite (+inf, or -inf in every class) has no probabilities and is
+refused (``InvalidArgumentError`` naming the model and the slice); -inf in some classes is a
+probability of 0 (an infinite ``loss`` where it is the row's label). A null label on a row of a
+slice is refused before any model runs, sampled or not.
 
 Example
 -------
@@ -307,6 +311,34 @@ def _check_label_codes(label: str, y: np.ndarray, n_classes: int, model: str) ->
             f"integer class codes 0 .. {n_classes - 1} (model {model!r} outputs {n_classes} classes); {LABEL_HINT}")
 
 
+def _logits_of(model: str, out: Any, rows: int, slice_name: str) -> np.ndarray:
+    """A module's output on a batch of ``rows`` as float32 logits ``[rows, classes]``, refused
+    (``InvalidArgumentError`` naming the model and the slice) when it is not a tensor of that
+    shape (a tuple or a dict of outputs is not guessed from) or when a row's largest logit is
+    infinite: a row with +inf (or only -inf) has no softmax probabilities, so its loss and
+    ROC-AUC would be NaN while its argmax still counted for accuracy. A row with a NaN logit
+    predicts no class (see :func:`training.eval_sample.predictions`)."""
+    if not isinstance(out, torch.Tensor):
+        raise InvalidArgumentError(
+            "models", model, f"modules whose output is a tensor of logits [rows, classes] ({model!r} gave "
+                             f"{type(out).__name__}; wrap it to return the logits tensor)")
+    z = out.detach().float().cpu().numpy()
+    if z.ndim != 2 or z.shape[0] != rows or z.shape[1] < 1:
+        raise InvalidArgumentError(
+            "models", model, f"modules whose output is logits of shape [rows, classes] "
+                             f"([{rows}, classes] here; {model!r} gave {list(z.shape)})")
+    with np.errstate(invalid="ignore"):
+        top = z.max(axis=1) if rows else np.empty(0, np.float32)
+    inf = np.isinf(top)  # a row with a NaN logit has a NaN max: left to predictions()
+    if inf.any():
+        first = z[np.flatnonzero(inf)[0]].tolist()
+        raise InvalidArgumentError(
+            "models", f"{model!r} on slice {slice_name!r}: {int(inf.sum())} rows whose largest logit is "
+                      f"infinite (first: {first[:8]})",
+            "finite logits (an output beyond float32's range is read as inf; a NaN row counts as no prediction)")
+    return z
+
+
 def evaluate(
     store: Any,
     models: Mapping[str, nn.Module] | Sequence[str],
@@ -346,8 +378,10 @@ def evaluate(
     InvalidArgumentError
         A bad argument (no models, no slices or a non-:class:`Slice` one, an unknown device, a
         label column that is not integer class codes ...), refused before any model is loaded or
-        any row is read; label codes outside ``0 .. n_classes-1`` of a model's outputs, or outputs that are not logits
-        of shape ``[rows, classes]``, refused before anything is recorded.
+        any row is read; a null label on a row of a slice, refused before any model runs; label
+        codes outside ``0 .. n_classes-1`` of a model's outputs, outputs that are not a tensor of
+        logits of shape ``[rows, classes]`` (a tuple is not guessed from), or a row whose largest
+        logit is infinite, refused before anything is recorded.
     """
     # every argument is checked before any model is loaded or moved and before any read
     names = tuple(metrics)
@@ -395,11 +429,7 @@ def evaluate(
                     args = {k: v.to(dev) for k, v in args.items()}
                     y_b = batch[label].cpu().numpy()
                     for i, (mid, m) in enumerate(named.items()):
-                        z_b = m(**args).float().cpu().numpy()
-                        if z_b.ndim != 2 or z_b.shape[0] != y_b.shape[0]:
-                            raise InvalidArgumentError(
-                                "models", mid, f"modules whose output is logits of shape [rows, classes] "
-                                               f"([{y_b.shape[0]}, classes] here; {mid!r} gave {list(z_b.shape)})")
+                        z_b = _logits_of(mid, m(**args), y_b.shape[0], slices[s].name)
                         _check_label_codes(label, y_b, z_b.shape[1], mid)
                         logits[i].append(z_b)
                     labels.append(y_b)

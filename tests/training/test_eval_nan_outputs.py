@@ -77,3 +77,86 @@ def test_a_nan_metric_of_a_whole_slice_has_no_interval() -> None:
     labels = np.zeros(4, np.int64)
     assert margin("accuracy", labels, logits, part, value=0.5) == 0.0
     assert math.isnan(margin("roc_auc", labels, logits, part, value=math.nan))
+
+
+class _Inf(torch.nn.Module):
+    """Logits of ``x`` itself, with ``value`` put in column ``col`` of the first ``rows`` rows."""
+
+    def __init__(self, value: float, rows: int = 3, col: int | slice = 0) -> None:
+        super().__init__()
+        self.value, self.rows, self.col = value, rows, col
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        out = input.clone()
+        out[: self.rows, self.col] = self.value
+        return out
+
+
+def _store_2d(name: str, n: int = 40) -> Store:
+    x = np.random.default_rng(0).standard_normal((n, 2)).astype(np.float32)
+    store = Store.open(f"memory://{name}", create=True)
+    store.append(pa.table({"ts": np.arange(n), "label": (x[:, 1] > x[:, 0]).astype(np.int64),
+                           "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+    return store
+
+
+class _Wide(torch.nn.Module):
+    """float64 logits, 1e39 (beyond float32's range) on the first row."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        out = input.double()
+        out[0, 0] = 1e39
+        return out
+
+
+@pytest.mark.parametrize("module", [_Inf(math.inf), _Inf(-math.inf, col=slice(None)), _Wide()],
+                         ids=["+inf", "all -inf", "beyond float32"])
+@pytest.mark.parametrize("sample", [None, EvalSample(size=30, seed=1)])
+def test_rows_with_an_infinite_largest_logit_are_refused(module: torch.nn.Module, sample: EvalSample | None) -> None:
+    # +inf counted for accuracy (argmax) while loss and ROC-AUC came back NaN, silently
+    from modyn_store.core.errors import InvalidArgumentError
+
+    store = _store_2d("eval-inf-logits")
+    version = store.version
+    sl = [Slice("all", 0, 39, closed=True)]
+    with pytest.raises(InvalidArgumentError, match=r"invalid models=\"'m' on slice 'all': \d+ rows whose largest "
+                                                   r"logit is infinite .*expected finite logits"):
+        evaluate(store, {"m": module}, sl, inputs={"input": "x"}, sample=sample)
+    assert store.version == version  # nothing recorded
+
+
+def test_minus_inf_in_some_classes_is_a_probability_of_zero() -> None:
+    # -inf for class 0 on rows 0..2: those rows predict class 1 with certainty; the loss is exact
+    # (0 where the label is 1, inf where it is 0) instead of NaN
+    store = _store_2d("eval-minus-inf")
+    sl = [Slice("all", 0, 39, closed=True)]
+    m = evaluate(store, {"m": _Inf(-math.inf)}, sl, inputs={"input": "x"}, record=False)
+    y = store.as_of().to_table(["label"]).column(0).to_numpy()
+    assert not np.isnan(m.values).any()
+    assert (m.matrix("loss")[0, 0] == math.inf) == bool((y[:3] == 0).any())
+
+
+class _Pair(torch.nn.Module):
+    def forward(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: A002
+        return input, input.sum(1)
+
+
+def test_outputs_that_are_not_a_tensor_are_refused() -> None:
+    # a tuple failed with AttributeError: 'tuple' object has no attribute 'float'
+    from modyn_store.core.errors import InvalidArgumentError
+
+    store = _store_2d("eval-tuple-output")
+    with pytest.raises(InvalidArgumentError, match=r"invalid models='m'.*a tensor of logits.*'m' gave tuple"):
+        evaluate(store, {"m": _Pair()}, [Slice("all", 0, 39, closed=True)], inputs={"input": "x"})
+
+
+def test_an_infinite_sampled_loss_has_no_interval() -> None:
+    store = _store_2d("eval-minus-inf-sampled")
+    y = store.as_of().to_table(["label"]).column(0).to_numpy()
+    # -inf for each row's own label class on the first rows: a certain, wrong prediction
+    col = int(y[0])
+    m = evaluate(store, {"m": _Inf(-math.inf, rows=40, col=col)}, [Slice("all", 0, 39, closed=True)],
+                 inputs={"input": "x"}, record=False, sample=EvalSample(size=30, seed=1))
+    assert m.matrix("loss")[0, 0] == math.inf
+    assert math.isnan(m.margin("loss")[0, 0])
+    assert not np.isnan(m.matrix("accuracy")).any()
