@@ -6,22 +6,23 @@ of a slice has the same chance).
 Rows are chosen by a seeded 64-bit hash of their key (the ``k`` smallest hashes of a slice or
 class): the choice does not depend on storage order or batch size, the same key is chosen for
 every model, and a sample at least as large as the slice is the whole slice, so its metric
-equals the full evaluation's. :func:`slice_keys` streams ``key``/``ts`` (and ``label``) of a
+equals the full evaluation's. :func:`slice_keys` streams ``key``/``ts`` and the label of a
 snapshot once (twice for a stratified or fractional sample: counts first) and keeps at most
-about twice the sample per slice in memory.
+about twice the sample per slice in memory; a null label on a row of a slice is refused, whether
+or not the sample would draw that row.
 
-:func:`margin` gives the half-width of a 95% confidence interval of a metric measured on a
-sample: for ``accuracy`` a Wilson score interval (effective sample size from the stratified,
-finite-population-corrected variance; the larger side as the half-width, so a sample without an
-error is not 0 wide), a (stratified) normal interval with finite-population correction for
-``loss``, Hanley & McNeil's standard error for ``roc_auc`` (multi-class: each class's one-vs-rest
-AUC with its own positives and negatives, the per-class variances averaged as independent), a
-seeded bootstrap for ``f1`` turned into a Wilson score interval (the larger side) like
-``accuracy``'s. A sample without an error is not proof of a perfect model: where the estimate
-has no spread (F1 or an AUC of exactly 0 or 1) the width is the Wilson score half-width of that
-share measured on the rows of the smallest class (``f1``) or on ``min(positives, negatives)``
-(each class's AUC), not 0; NaN for ``f1`` from one row. The correction makes it 0 when the
-sample is the whole slice.
+:func:`margin` (in :mod:`training._eval_margin`) gives the half-width of a 95% confidence
+interval of a metric measured on a sample: for ``accuracy`` a Wilson score interval (effective
+sample size from the stratified, finite-population-corrected variance; the larger side as the
+half-width, so a sample without an error is not 0 wide), a (stratified) normal interval with
+finite-population correction for ``loss`` (none for an infinite loss), Hanley & McNeil's
+standard error for ``roc_auc`` (multi-class: each class's one-vs-rest AUC with its own positives
+and negatives, the per-class variances averaged as independent), a seeded bootstrap for ``f1``
+turned into a Wilson score interval (the larger side) like ``accuracy``'s. A sample without an
+error is not proof of a perfect model: where the estimate has no spread (F1 or an AUC of
+exactly 0 or 1) the width is the Wilson score half-width of that share measured on the rows of
+the smallest class (``f1``) or on ``min(positives, negatives)`` (each class's AUC), not 0; NaN
+for ``f1`` from one row. The correction makes it 0 when the sample is the whole slice.
 
 Example
 -------
@@ -50,11 +51,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modyn_store.core.errors import InvalidArgumentError
-from training.auc import _auc_binary, log_odds
+from training._eval_margin import Z95, margin, predictions
+from training._eval_margin import _wilson as _wilson  # (read by tests of the interval)
 
-__all__ = ["EvalSample", "SliceKeys", "event_times", "inside", "margin", "predictions", "slice_keys"]
+__all__ = ["Z95", "EvalSample", "SliceKeys", "event_times", "inside", "margin", "predictions", "slice_keys"]
 
-Z95 = 1.959963984540054
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _SEED_MAX = 2**64 - 1
 
@@ -62,6 +63,9 @@ _SEED_MAX = 2**64 - 1
 @dataclass(frozen=True)
 class EvalSample:
     """A per-slice evaluation sample: exactly one of ``size`` (rows per slice) or ``fraction``.
+
+    ``fraction`` keeps ``fraction x rows`` of each slice, rounded, and at least one row of every
+    non-empty slice (so that every slice with rows has a metric and an interval).
 
     ``stratify`` keeps each label's share of the slice; ``seed`` picks the rows.
     """
@@ -270,26 +274,72 @@ def _allocate(total: int, counts: dict[int, int], offset: int) -> dict[int, int]
     return out
 
 
-def _scan(snap: Any, slices: Sequence[Any], cols: list[str], batch_size: int) -> Any:
+def _fraction_rows(fraction: float, rows: int) -> int:
+    """Rows a ``fraction`` sample keeps of a slice of ``rows``: ``fraction x rows`` rounded, and
+    at least one of a non-empty slice (a small slice would round to none and have no metric).
+
+    >>> _fraction_rows(0.1, 3), _fraction_rows(0.1, 0), _fraction_rows(0.5, 7)
+    (1, 0, 4)
+    """
+    return max(1, int(round(fraction * rows))) if rows > 0 else 0
+
+
+def _refuse_null_labels(label: str, lab: pa.Array, keys: np.ndarray, sid: np.ndarray, slices: Sequence[Any]) -> None:
+    """Refuse a batch whose label column is null on a row of a slice (checked through Arrow's
+    ``null_count``: a batch without nulls costs nothing more). Such a row has no metric: a sample
+    that missed it would measure another population than the slice, and one that drew it would
+    fail while reading."""
+    if not lab.null_count:
+        return
+    null = np.asarray(lab.is_null().to_numpy(zero_copy_only=False)) & (sid >= 0)
+    if not null.any():
+        return  # nulls only outside the slices evaluated
+    first = int(sid[null][0])
+    rows = null & (sid == first)
+    raise InvalidArgumentError(
+        "label", f"{label!r} null on {int(rows.sum())} rows of slice {slices[first].name!r} "
+                 f"(keys {keys[rows][:5].tolist()})",
+        "a label on every row of the slices evaluated (unlabelled rows have no metric: drop or delete them, "
+        "e.g. append --drop-unlabeled, or evaluate slices without them)")
+
+
+def _scan(snap: Any, slices: Sequence[Any], cols: list[str], batch_size: int, strat: bool) -> Any:
+    """``(slice number, key, label or None)`` of the rows in a slice, batch by batch; ``cols``:
+    key, ts and (if the store has it) the label column, whose nulls in a slice are refused."""
     for b in snap.to_batches(cols, batch_size=batch_size):
         sid = _slice_of(event_times(b.column(1)), slices)
+        all_keys = b.column(0).to_numpy()
+        if len(cols) > 2:
+            _refuse_null_labels(cols[2], b.column(2), all_keys, sid, slices)
         keep = sid >= 0
-        keys = b.column(0).to_numpy()[keep]
-        lab = np.asarray(b.column(2).to_numpy(zero_copy_only=False), dtype=np.int64)[keep] if len(cols) > 2 else None
+        keys = all_keys[keep]
+        lab = None
+        if strat:  # nulls only outside the slices here: filled so that the column stays integer
+            col = b.column(2)
+            col = pc.fill_null(col, pa.scalar(0).cast(col.type)) if col.null_count else col
+            lab = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)[keep]
         yield sid[keep], keys, lab
 
 
 def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = None, *, label: str = "label",
                batch_size: int = 1 << 20) -> list[SliceKeys]:
-    """The keys to evaluate on each slice of ``snap`` (every key without ``sample``), streamed."""
+    """The keys to evaluate on each slice of ``snap`` (every key without ``sample``), streamed.
+
+    A null in the ``label`` column on a row of a slice is refused (``InvalidArgumentError``
+    naming the slice), whether or not a sample would draw that row: the metric of a slice is
+    over all its rows."""
     n_s = len(slices)
     strat = sample is not None and sample.stratify
-    cols = ["key", "ts"] + ([label] if strat else [])
+    schema = getattr(snap, "schema", None)
+    # (a column declared without nulls is not read for them)
+    nullable = (schema is not None and label in schema.names and label not in ("key", "ts")
+                and schema.field(label).nullable)
+    cols = ["key", "ts"] + ([label] if nullable or strat else [])
     need_counts = sample is not None and (strat or sample.fraction is not None)
     pop = np.zeros(n_s, np.int64)
     counts: list[dict[int, int]] = [{} for _ in range(n_s)]
     if need_counts:  # first pass: rows per slice (and label)
-        for sid, _, lab in _scan(snap, slices, cols, batch_size):
+        for sid, _, lab in _scan(snap, slices, cols, batch_size, strat):
             pop += np.bincount(sid, minlength=n_s)
             if lab is not None:
                 _add_counts(counts, sid, lab, n_s)
@@ -299,7 +349,7 @@ def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = Non
         if sample is None:
             want.append({})
             continue
-        total = sample.size if sample.size is not None else int(round(float(sample.fraction or 0) * pop[s]))
+        total = sample.size if sample.size is not None else _fraction_rows(float(sample.fraction or 0), int(pop[s]))
         want.append(_allocate(total, counts[s], _offset(sample.seed, s, int(pop[s]))) if strat else {0: total})
     seed = sample.seed if sample is not None else 0
     pools: list[dict[int, _BottomK]] = [{} for _ in range(n_s)]
@@ -307,7 +357,9 @@ def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = Non
     labels = sorted({v for c in counts for v in c}) if strat else [0]
     lo = int(labels[0]) if labels else 0
     width = int(labels[-1]) - lo + 1 if labels else 1
-    for sid, keys, lab in _scan(snap, slices, cols, batch_size):  # second (or only) pass: the sample
+    # the label's nulls are checked by the first pass of two: the second reads it only to stratify
+    cols = cols if strat or not need_counts else ["key", "ts"]
+    for sid, keys, lab in _scan(snap, slices, cols, batch_size, strat):  # second (or only) pass: the sample
         if keys.size == 0:
             continue
         seen += np.bincount(sid, minlength=n_s)
@@ -335,132 +387,3 @@ def slice_keys(snap: Any, slices: Sequence[Any], sample: EvalSample | None = Non
         keys = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
         out.append(SliceKeys(keys, int(seen[s]), dict(counts[s]) if strat else {}))
     return out
-
-
-def _strat_margin(values: np.ndarray, strata: np.ndarray, part: SliceKeys) -> float:
-    """Half-width of the 95% interval of a mean, stratified, finite-population corrected.
-
-    A stratum sampled in part with fewer than 2 rows has no variance estimate: the interval is
-    then that of a simple random sample of the slice (every row has the same chance, see
-    :func:`_allocate`), and NaN when fewer than 2 rows were sampled at all."""
-    n_all = part.population
-    if values.size == 0 or n_all == 0:
-        return math.nan
-    groups: dict[Any, int] = dict(part.strata) if part.strata else {None: n_all}
-    sizes = {c: int(values.size if c is None else np.sum(strata == c)) for c in groups}
-    if any(sizes[c] < min(2, pop) for c, pop in groups.items() if sizes[c] < pop):
-        groups, sizes = {None: n_all}, {None: int(values.size)}
-    var = 0.0
-    for c, pop in groups.items():
-        n = sizes[c]
-        if n == 0 or pop == 0 or n >= pop:
-            continue  # a stratum read whole adds no sampling error
-        if n < 2:
-            return math.nan
-        v = values if c is None else values[strata == c]
-        w = pop / n_all
-        fpc = max(0.0, 1.0 - n / pop)
-        var += w * w * fpc * float(np.var(v, ddof=1)) / n
-    return Z95 * math.sqrt(var)
-
-
-def predictions(logits: np.ndarray) -> np.ndarray:
-    """The predicted class of each row of ``logits`` ``[n, classes]``: its argmax, or -1 (no
-    class: never correct) for a row with a NaN logit, where ``argmax`` would name the first NaN.
-
-    >>> predictions(np.array([[0.0, 1.0], [np.nan, 0.0]])).tolist()
-    [1, -1]
-    """
-    pred = logits.argmax(axis=1)
-    return np.where(np.isnan(logits).any(axis=1), -1, pred) if pred.size else pred
-
-
-def margin(metric: str, labels: np.ndarray, logits: np.ndarray, part: SliceKeys, *, value: float,
-           seed: int = 0, n_boot: int = 200) -> float:
-    """Half-width of the 95% confidence interval of ``metric`` (``value``) measured on ``part``'s keys."""
-    n = labels.size
-    if n == 0 or math.isnan(value):  # no value, no interval (not an exact one)
-        return math.nan
-    if part.complete:
-        return 0.0
-    fpc = max(0.0, 1.0 - n / max(part.population, 1))
-    if metric == "accuracy":
-        half = _strat_margin((predictions(logits) == labels).astype(np.float64), labels, part)
-        return _wilson(value, half, n, fpc)
-    if metric == "loss":
-        z = logits - logits.max(axis=1, keepdims=True)
-        per = -(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(n), labels]
-        return _strat_margin(per, labels, part)
-    if metric == "roc_auc":
-        if math.isnan(value):
-            return math.nan
-        if logits.shape[1] == 2:
-            se2 = _auc_variance(value, int((labels == 1).sum()), n, fpc)
-        else:  # macro one-vs-rest: the mean of the defined per-class AUCs, taken as independent
-            scores = log_odds(logits)
-            per = [(a, int((labels == c).sum())) for c in range(logits.shape[1])
-                   if not math.isnan(a := _auc_binary(scores[:, c], labels == c))]
-            se2 = sum(_auc_variance(a, n1, n, fpc) for a, n1 in per) / len(per) ** 2 if per else math.nan
-        return Z95 * math.sqrt(max(se2, 0.0) * fpc) if not math.isnan(se2) else math.nan
-    # f1: a seeded bootstrap of the macro F1 over the sample, as a Wilson interval (NaN from
-    # one row, as for accuracy: a bootstrap of one row has no spread to measure)
-    if n < 2:
-        return math.nan
-    pred = predictions(logits)
-    rng = np.random.default_rng(seed)
-    boots = [_f1(labels[i], pred[i]) for i in (rng.integers(0, n, n) for _ in range(n_boot))]
-    half = Z95 * float(np.std(boots, ddof=1)) * math.sqrt(fpc)
-    return _wilson(value, half, _smallest_class(labels), fpc)
-
-
-def _smallest_class(labels: np.ndarray) -> int:
-    """Rows of the class with the fewest rows in ``labels`` (macro F1 weighs every class alike:
-    the class seen least bounds the evidence of a sample without an error)."""
-    return int(np.unique(labels, return_counts=True)[1].min())
-
-
-def _auc_variance(a: float, n1: int, n: int, fpc: float) -> float:
-    """Variance of an AUC ``a`` on ``n1`` positives of ``n`` rows: Hanley & McNeil's, and where
-    that is 0 (``a`` of 0 or 1: the sample ranks every pair alike) the variance of the Wilson
-    score half-width of a share ``a`` measured on ``min(n1, n - n1)`` rows (its larger side), so
-    that a perfect ranking of a sample is not taken for a perfect ranking of the slice."""
-    se2 = _hanley_mcneil(a, n1, n)
-    if math.isnan(se2) or se2 > 0 or fpc <= 0:
-        return se2
-    half = _wilson(a, 0.0, min(n1, n - n1), fpc)
-    return (half / Z95) ** 2 / fpc
-
-
-def _wilson(p: float, half: float, n: int, fpc: float) -> float:
-    """Half-width for a share ``p`` from the Wilson score interval: the larger distance from ``p``
-    to its bounds, with the effective sample size of the normal half-width ``half`` (``n / fpc``
-    when that is 0: a sample all right or all wrong). A normal interval alone would be 0 wide
-    there, and miss the slice's value whenever its few errors were not sampled."""
-    if math.isnan(half) or fpc <= 0:
-        return half
-    var = (half / Z95) ** 2
-    m = p * (1 - p) / var if var > 0 else n / fpc
-    z2 = Z95 * Z95
-    center = (p + z2 / (2 * m)) / (1 + z2 / m)
-    rad = Z95 * math.sqrt(p * (1 - p) / m + z2 / (4 * m * m)) / (1 + z2 / m)
-    return max(p - (center - rad), center + rad - p)
-
-
-def _hanley_mcneil(a: float, n1: int, n: int) -> float:
-    """Hanley & McNeil's variance of an AUC ``a`` measured on ``n1`` positives of ``n`` rows
-    (NaN without a positive or a negative)."""
-    n2 = n - n1
-    if n1 == 0 or n2 == 0:
-        return math.nan
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    return (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n2 - 1) * (q2 - a * a)) / (n1 * n2)
-
-
-def _f1(labels: np.ndarray, pred: np.ndarray) -> float:
-    """Macro F1 over the classes present in ``labels`` or ``pred`` (as ``evaluation.f1_macro``)."""
-    classes = np.union1d(labels, pred[pred >= 0])
-    tp = np.array([np.sum((pred == c) & (labels == c)) for c in classes], dtype=np.float64)
-    fp = np.array([np.sum((pred == c) & (labels != c)) for c in classes], dtype=np.float64)
-    fn = np.array([np.sum((pred != c) & (labels == c)) for c in classes], dtype=np.float64)
-    den = 2 * tp + fp + fn
-    return float(np.mean(np.where(den > 0, 2 * tp / np.maximum(den, 1), 0.0)))

@@ -244,3 +244,61 @@ def test_intervals_of_a_nearly_always_right_model_cover_its_accuracy() -> None:
         assert m > 0
         hits += abs(s.values.item() - full.values.item()) <= m
     assert hits / trials >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / trials)  # nominal 95%, 3 standard errors
+
+
+def test_a_fraction_keeps_a_row_of_every_non_empty_slice() -> None:
+    # 0.1 of a 3-row slice rounded to 0 rows: its metrics were NaN over n=0 with no word why
+    from training.evaluation import Slice
+
+    store = Store.open("memory://eval-fraction-small", create=True)
+    x = np.random.default_rng(0).standard_normal((40, 2)).astype(np.float32)
+    store.append(pa.table({"ts": np.arange(40), "label": np.arange(40) % 2,
+                           "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+    slices = [Slice("small", 0, 3), Slice("large", 3, 39, closed=True), Slice("empty", 100, 200)]
+    for sample in (EvalSample(fraction=0.1), EvalSample(fraction=0.1, stratify=True, seed=3),
+                   EvalSample(fraction=0.001)):
+        parts = slice_keys(store.as_of(), slices, sample)
+        assert [p.population for p in parts] == [3, 37, 0]
+        assert [p.keys.size for p in parts] == [1, max(1, round(float(sample.fraction or 0) * 37)), 0]
+    torch.manual_seed(0)
+    m = evaluate(store, {"lin": torch.nn.Linear(2, 2)}, slices, inputs={"input": "x"}, record=False,
+                 sample=EvalSample(fraction=0.1))
+    assert m.counts == (1, 4, 0) and m.population == (3, 37, 0)
+    assert not np.isnan(m.matrix("accuracy")[0, :2]).any()
+    assert np.isnan(m.matrix("accuracy")[0, 2])  # a slice without rows has no metric
+
+
+def _null_label_store(name: str, null_at: list[int]) -> Store:
+    store = Store.open(f"memory://{name}", create=True)
+    x = np.random.default_rng(0).standard_normal((40, 2)).astype(np.float32)
+    lab = pa.array([None if i in null_at else i % 2 for i in range(40)], pa.int64())
+    store.append(pa.table({"ts": np.arange(40), "label": lab,
+                           "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)}))
+    return store
+
+
+@pytest.mark.parametrize("sample", [None, *(EvalSample(size=3, seed=s) for s in range(6)),
+                                    EvalSample(fraction=0.1, seed=1), EvalSample(size=5, stratify=True)])
+def test_a_null_label_in_a_slice_is_refused_whether_sampled_or_not(sample: EvalSample | None) -> None:
+    # a sample that missed the unlabelled row gave metrics silently; one that drew it failed
+    # while reading (and a stratified one counted the null as a class of its own)
+    from training.evaluation import Slice
+
+    store = _null_label_store("eval-null-label", [25])
+    version = store.version
+    slices = [Slice("early", 0, 20), Slice("late", 20, 39, closed=True)]
+    with pytest.raises(InvalidArgumentError, match=r"invalid label=\"'label' null on 1 rows of slice 'late' "
+                                                   r"\(keys \[25\]\)\".*a label on every row"):
+        evaluate(store, {"lin": torch.nn.Linear(2, 2)}, slices, inputs={"input": "x"}, sample=sample)
+    assert store.version == version  # nothing recorded
+
+
+def test_null_labels_outside_the_slices_are_not_read() -> None:
+    from training.evaluation import Slice
+
+    store = _null_label_store("eval-null-label-outside", [30, 31])
+    slices = [Slice("early", 0, 20)]
+    m = evaluate(store, {"lin": torch.nn.Linear(2, 2)}, slices, inputs={"input": "x"}, record=False,
+                 sample=EvalSample(size=5, stratify=True))
+    assert m.counts == (5,) and m.population == (20,)
+    assert slice_keys(store.as_of(), slices, EvalSample(size=5, stratify=True))[0].strata == {0: 10, 1: 10}
