@@ -320,13 +320,20 @@ class Trigger(Policy):
         :meth:`load_state` makes a fresh trigger of the same parameters continue exactly as this
         one would; ``None`` (the default) when the trigger cannot be resumed that way (its state
         holds rows, a model's view or firings), and must be rebuilt by feeding it every delta
-        again."""
+        again. The built-in triggers' states record the parameters that give them meaning under
+        ``"params"`` (:meth:`_state_params`), which :meth:`load_state` checks."""
         return None
+
+    def _state_params(self) -> dict[str, Any]:
+        """The parameters a built-in trigger's state records (``"params"``): its configuration
+        (:meth:`to_config`); a composite's own (its parts' states record theirs)."""
+        return self.to_config()
 
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
         """Take the state :meth:`state` returned (a fresh trigger, fed nothing yet); refused with
-        :class:`InvalidArgumentError` naming ``state`` when it is not this trigger's, leaving the
-        trigger as it was. A state that names rows by key (``data_drift``'s windows,
+        :class:`InvalidArgumentError` naming ``state`` when it is not this trigger's (naming
+        ``state.params.<name>`` when it was saved by a trigger whose parameter ``<name>`` differs
+        from this one's), leaving the trigger as it was. A state that names rows by key (``data_drift``'s windows,
         ``performance``'s pending rows) reads them back with ``rows`` (see :data:`RowSource`)."""
         raise InvalidArgumentError("state", type(self).__name__, "a trigger whose state() is not None")
 

@@ -10,7 +10,7 @@ import numpy as np
 from modyn_store.core._validate import check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
-from policies._state_shape import is_count, is_keys, is_number
+from policies._state_shape import PARAMS, is_count, is_keys, is_number, own_state
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register, sub_triggers
 
 __all__ = ["All", "AnyOf", "AtLeast"]
@@ -135,16 +135,28 @@ class AtLeast(Trigger):
             t.on_training(train_set)
 
     def state(self) -> dict[str, Any] | None:
-        """The sub-triggers' states, the sub-firings armed so far and whether the composite fired
-        at the end of the last delta; ``None`` when a sub-trigger has no plain-data state."""
+        """The composite's own parameters (``"params"``: its name and ``n``; each sub-trigger's
+        state records its own), the sub-triggers' states, the sub-firings armed so far and
+        whether the composite fired at the end of the last delta; ``None`` when a sub-trigger has
+        no plain-data state."""
         parts = [t.state() for t in self.triggers]
         if any(p is None for p in parts):
             return None
-        return {"parts": parts, "armed": [[i, _plain_firing(f)] for i, f in sorted(self._armed.items())],
+        return {PARAMS: self._state_params(), "parts": parts,
+                "armed": [[i, _plain_firing(f)] for i, f in sorted(self._armed.items())],
                 "fired_at_end": bool(self._fired_at_end)}
 
+    def _state_params(self) -> dict[str, Any]:
+        return {"name": self._config_name(), "n": self._needed()}
+
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
-        shape = "{'parts': [a state per sub-trigger], 'armed': [[index, firing], ...], 'fired_at_end': bool}"
+        """Take :meth:`state`'s data. A state saved by another composite (another name or ``n``)
+        is refused naming ``state.params.<name>``, and one whose sub-trigger ``i`` had other
+        parameters naming ``state.parts[i].params.<name>``; the sub-triggers are left as they
+        were."""
+        state = own_state(state, self._state_params(), "a composite trigger's state")
+        shape = ("{'params': its name and n, 'parts': [a state per sub-trigger], 'armed': [[index, firing], ...], "
+                 "'fired_at_end': bool}")
         ok = isinstance(state, Mapping) and set(state) == {"parts", "armed", "fired_at_end"} \
             and isinstance(state["parts"], list) and len(state["parts"]) == len(self.triggers) \
             and isinstance(state["armed"], list) and isinstance(state["fired_at_end"], bool)
@@ -164,8 +176,15 @@ class AtLeast(Trigger):
                                        f"{self._needed()}")
         before = [t.state() for t in self.triggers]
         try:
-            for t, part in zip(self.triggers, state["parts"]):
-                t.load_state(part, rows)
+            for i, (t, part) in enumerate(zip(self.triggers, state["parts"])):
+                try:
+                    t.load_state(part, rows)
+                except InvalidArgumentError as exc:
+                    if not exc.name.startswith("state"):
+                        raise
+                    # named as a path into this state: which sub-trigger's state is refused
+                    raise InvalidArgumentError(f"state.parts[{i}]{exc.name[len('state'):]}", exc.value,
+                                               exc.expected) from exc
         except BaseException:
             for t, part in zip(self.triggers, before):
                 if part is not None:

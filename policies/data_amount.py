@@ -10,7 +10,7 @@ import numpy as np
 from modyn_store.core._validate import check_int
 from modyn_store.core.errors import InvalidArgumentError
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register
-from policies._state_shape import is_count
+from policies._state_shape import PARAMS, is_count, own_state
 
 __all__ = ["DataAmount"]
 
@@ -51,12 +51,18 @@ class DataAmount(Trigger):
         return [{"every": 1}, {"every": 7}]
 
     def state(self) -> dict[str, Any]:
-        """``{"seen": samples fed so far}``: all the trigger keeps (see :meth:`Trigger.state`)."""
-        return {"seen": int(self._seen)}
+        """``{"params", "seen"}``: the parameters (``every``) and the samples fed so far, all the
+        trigger keeps (see :meth:`Trigger.state`)."""
+        return {PARAMS: self._state_params(), "seen": int(self._seen)}
 
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
+        """Take :meth:`state`'s data; one saved with another ``every`` is refused, naming
+        ``state.params.every``. A ``{"seen"}`` state without parameters is taken: the samples
+        seen mean the same for any ``every`` (the firings are at its multiples)."""
+        state = own_state(state, self._state_params(), "a data_amount trigger's state", bare_ok=True)
         if not isinstance(state, Mapping) or set(state) != {"seen"} or not is_count(state["seen"]):
-            raise InvalidArgumentError("state", state, "a data_amount trigger's state: {'seen': int >= 0}")
+            raise InvalidArgumentError("state", state, "a data_amount trigger's state: {'params': its "
+                                                       "parameters, 'seen': int >= 0}")
         self._seen = int(state["seen"])
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:

@@ -12,11 +12,12 @@ from modyn_store.core._validate import check_bool, check_choice, check_float, ch
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
+from policies._mean_gap import above_mean
 from policies._windows import RowBuffer, reached_span, restored_on_error, rows_by_key
 from policies.base import (Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register,
                            sub_triggers)
 from policies.near_duplicates import embedding_matrix
-from policies._state_shape import is_count, is_keys, is_number
+from policies._state_shape import PARAMS, is_count, is_keys, is_number, own_state
 
 __all__ = ["DataDrift"]
 
@@ -39,7 +40,9 @@ class DataDrift(Trigger):
 
     Decisions: ``p_value`` fires when p < ``threshold`` (MMD, KS); ``threshold`` when the
     statistic > ``threshold``; ``quantile`` when it exceeds the ``quantile`` of the last
-    ``history`` statistics; ``rolling_average`` when it exceeds their mean + ``threshold``.
+    ``history`` statistics; ``rolling_average`` when it exceeds their mean + ``threshold`` (compared
+    as the decimals the numbers print as: 0.8 does not exceed ``0.7 + 0.1``, which float64 gives
+    as 0.7999999999999999).
     During the first ``warmup`` evaluations it never fires on drift (dynamic decisions collect
     statistics); ``warmup_trigger`` (a trigger or config) may fire instead until then.
 
@@ -51,7 +54,9 @@ class DataDrift(Trigger):
         See above; ``metric`` in ``'mmd', 'ks', 'wasserstein', 'mean_shift'``; ``history`` in
         ``[1, 2**62]`` (``policies.base.MAX_COUNT``).
     window, window_time, every, overlap:
-        Window size in samples; or a span of event time (``"1d"`` or a number); evaluation
+        Window size in samples (``None``: 500, or none with ``window_time``); or a span of event
+        time (``"1d"`` or a number), given instead of ``window`` (both given are refused, naming
+        ``window``; ``window`` then reads ``None``); evaluation
         interval in samples; whether the current window may overlap the reference. A window of
         span ``s`` holds the samples with ``newest - ts < s`` (the reference: those with
         ``ts - first < s``), compared exactly for integer event times (datetimes are int64
@@ -90,7 +95,7 @@ class DataDrift(Trigger):
 
     def __init__(self, columns: Sequence[str] = (), *, metric: str = "mmd",
                  decision: str = "p_value", threshold: float = 0.05, quantile: float = 0.95,
-                 history: int = 50, window: int = 500, window_time: str | float | None = None,
+                 history: int = 50, window: int | None = None, window_time: str | float | None = None,
                  every: int = 500, overlap: bool = False, embeddings: bool = False,
                  warmup: int = 0, warmup_trigger: Any = None, min_samples: int = 10,
                  max_samples: int = 1000, n_permutations: int = 200, seed: int = 0) -> None:
@@ -109,7 +114,14 @@ class DataDrift(Trigger):
                                      lo_open=lo_open)
         self.quantile = check_float("quantile", quantile, 0.0, 1.0)
         self.history = check_count("history", history, 1)
-        self.window = check_int("window", window, 2)
+        if window is not None and window_time is not None:
+            raise InvalidArgumentError("window", window, f"None with window_time={window_time!r}: a window "
+                                       "is either a number of samples (window) or a span of event time "
+                                       "(window_time), not both")
+        # the window in samples (None: a span of event time)
+        self._size: int | None = None if window_time is not None else check_int(
+            "window", 500 if window is None else window, 2)
+        self.window = self._size
         self.window_time = window_time
         self._span = None if window_time is None else _window_span(window_time)
         self.every = check_int("every", every, 1)
@@ -122,9 +134,9 @@ class DataDrift(Trigger):
             raise InvalidArgumentError("max_samples", max_samples, f"an integer >= min_samples="
                                        f"{self.min_samples}: windows are subsampled to it, and "
                                        "a window of fewer rows is never evaluated")
-        if window_time is None and self.window < self.min_samples:
+        if self._size is not None and self._size < self.min_samples:
             # a window of fewer rows than an evaluation needs: the trigger could never fire
-            raise InvalidArgumentError("window", window, f"an integer >= min_samples="
+            raise InvalidArgumentError("window", self._size, f"an integer >= min_samples="
                                        f"{self.min_samples} (or a smaller min_samples)")
         self.n_permutations = check_count("n_permutations", n_permutations, 1)
         if decision == "p_value" and metric == "mmd" and 1.0 / (self.n_permutations + 1) >= self.threshold:
@@ -136,7 +148,7 @@ class DataDrift(Trigger):
                 f"n_permutations={n_permutations} never gives p < {1.0 / (self.n_permutations + 1):.4g}, "
                 "so the trigger could never fire")
         self.seed = check_int("seed", seed, 0)
-        self._buf = RowBuffer(size=None if self._span else self.window, span=self._span)
+        self._buf = RowBuffer(size=self._size, span=self._span)
         self._ref: dict[str, np.ndarray] | None = None
         self._ref_keys = np.empty(0, np.int64)  # the reference's keys, for state() and erasures
         self._version = 0  # the last version fed: state() names the windows' rows as of it
@@ -235,7 +247,7 @@ class DataDrift(Trigger):
         past = np.fromiter(self._past, dtype=np.float64)
         if self.decision == "quantile":
             return stat > float(np.quantile(past, float(self.quantile)))
-        return stat > float(past.mean()) + thr
+        return above_mean(stat, past, thr) > 0  # in decimals: 0.8 is not above 0.7 + 0.1
 
     def _evaluate(self, model: ModelLike | None) -> tuple[bool, float, float | None] | None:
         cols, _ = self._buf.window()
@@ -298,7 +310,8 @@ class DataDrift(Trigger):
         self._ref_start = ts[0].item() if self._span is not None and ts.size else None
 
     def state(self) -> dict[str, Any] | None:
-        """The windows as the keys of their rows (never feature values: a restart reads the rows
+        """The parameters (``"params"``: ``window``, ``window_time``, ``every`` and the others,
+        which the windows and counters depend on), the windows as the keys of their rows (never feature values: a restart reads the rows
         back from the store, where erased ones are gone) with the last version fed, the counters,
         the past statistics, two event times (the newest one seen, and the first of a reference
         window being collected) and the ``warmup_trigger``'s state; ``None`` when that has none.
@@ -306,7 +319,7 @@ class DataDrift(Trigger):
         part = None if self.warmup_trigger is None else self.warmup_trigger.state()
         if self.warmup_trigger is not None and part is None:
             return None
-        return {"version": int(self._version), "seen": int(self._seen), "since": int(self._since),
+        return {PARAMS: self._state_params(), "version": int(self._version), "seen": int(self._seen), "since": int(self._since),
                 "evals": int(self._evals), "warm_until": self._warm_until, "past": [float(p) for p in self._past],
                 "ref_start": _plain_time(self._ref_start), "newest": _plain_time(self._buf.newest),
                 "window": self._buf.keyed_window()[2].tolist(),
@@ -315,8 +328,10 @@ class DataDrift(Trigger):
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
         """Take :meth:`state`'s data; the windows' rows are read with ``rows`` as of the state's
         version (rows erased since are left out, as :meth:`fire` leaves out the rows a delta
-        deletes or erases)."""
-        shape = ("a data_drift trigger's state: {'version', 'seen', 'since', 'evals': int >= 0, 'warm_until': "
+        deletes or erases). A state saved by a trigger with other parameters (or without them)
+        is refused, naming ``state.params.<name>`` (``state.params``)."""
+        state = own_state(state, self._state_params(), "a data_drift trigger's state")
+        shape = ("a data_drift trigger's state: {'params': its parameters, 'version', 'seen', 'since', 'evals': int >= 0, 'warm_until': "
                  "int >= 0 or None, 'past': [number], 'ref_start', 'newest': number or None, 'window': [key], "
                  "'reference': [key] or None, 'warmup_trigger': its state or None}")
         if not _state_ok(state, self.warmup_trigger is not None, int(self.history)):
@@ -324,9 +339,9 @@ class DataDrift(Trigger):
         # a state of a trigger with another interval or window: rows past 'every' would be
         # taken back (a negative count left to take), a longer window cut without a word
         longest = max(len(state["window"]), len(state["reference"] or []))
-        if state["since"] >= int(self.every) or (self._span is None and longest > int(self.window)):
+        if state["since"] >= int(self.every) or (self._size is not None and longest > self._size):
             raise InvalidArgumentError("state", state, f"{shape}, with 'since' < every ({self.every})"
-                                       + ("" if self._span is not None else f" and at most window ({self.window}) keys "
+                                       + ("" if self._size is None else f" and at most window ({self._size}) keys "
                                                                 f"in 'window' and 'reference'"))
         wanted = [*state["window"], *(state["reference"] or [])]
         if wanted and rows is None:
@@ -336,7 +351,7 @@ class DataDrift(Trigger):
                                                             int(state["version"]))
         if self.warmup_trigger is not None:
             self.warmup_trigger.load_state(state["warmup_trigger"], rows)
-        buf = RowBuffer(size=None if self._span else self.window, span=self._span)
+        buf = RowBuffer(size=self._size, span=self._span)
         newest = -np.inf if state["newest"] is None else state["newest"]
         empty = ({c: np.empty(0) for c in self._columns}, np.empty(0), np.empty(0, np.int64))
         window = empty if read is None else _rows_of(read, state["window"], self._columns)
@@ -374,10 +389,11 @@ class DataDrift(Trigger):
             if warming and not self._warming():
                 warming, warm_end = False, pos
             if self._ref is None:
-                if self._span is None:
-                    take = min(int(self.window) - len(self._buf), n - pos)
-                    done = len(self._buf) + take >= int(self.window)
+                if self._size is not None:
+                    take = min(self._size - len(self._buf), n - pos)
+                    done = len(self._buf) + take >= self._size
                 else:
+                    assert self._span is not None
                     if self._ref_start is None:
                         self._ref_start = ts[pos].item()  # a Python int for integer times: exact
                     past = np.flatnonzero(reached_span(ts[pos:], self._ref_start, self._span))

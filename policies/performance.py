@@ -11,9 +11,10 @@ import numpy as np
 from modyn_store.core._validate import check_bool, check_choice, check_float, check_float_or_none, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
+from policies._mean_gap import above_mean
 from policies._windows import restored_on_error, rows_by_key
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register
-from policies._state_shape import is_count, is_finite, is_keys
+from policies._state_shape import PARAMS, is_count, is_finite, is_keys, own_state
 
 __all__ = ["Performance"]
 
@@ -25,7 +26,9 @@ class Performance(Trigger):
     """Evaluate the current model on every ``every`` newly arrived labelled samples.
 
     ``threshold``: fire when accuracy < ``threshold``. ``rolling_average``: fire when accuracy
-    < mean of the last ``history`` accuracies - ``threshold`` (the allowed deviation).
+    < mean of the last ``history`` accuracies - ``threshold`` (the allowed deviation), compared
+    as the decimals the numbers print as (an accuracy of 0.6 after one of 0.9 is not below
+    ``0.9 - 0.3``, which float64 gives as ``0.6000000000000001``).
     ``avoidable_misclassifications``: expect the accuracy ``expected`` (``None``: the first
     evaluation after each training) and fire when the cumulative misclassifications beyond the
     expected ones, ``sum(wrong - (1 - expected) * n)`` over evaluations since the last training,
@@ -47,7 +50,8 @@ class Performance(Trigger):
     every:
         Labelled samples per evaluation.
     decision, threshold, history, expected, bootstrap:
-        See above; ``history`` in ``[1, 2**62]`` (``policies.base.MAX_COUNT``).
+        See above; ``history`` in ``[1, 2**62]`` (``policies.base.MAX_COUNT``); ``expected`` with
+        another decision than ``avoidable_misclassifications`` is refused (it would be ignored).
 
     Example
     -------
@@ -78,6 +82,10 @@ class Performance(Trigger):
         self.threshold = check_float("threshold", threshold, 0.0, hi)
         self.history = check_count("history", history, 1)
         self.expected = check_float_or_none("expected", expected, 0.0, 1.0)
+        if expected is not None and decision != "avoidable_misclassifications":
+            # read by that decision only: with another one the accuracy given would be ignored
+            raise InvalidArgumentError("expected", expected, f"None with decision={decision!r} (the expected "
+                                       "accuracy is that of decision='avoidable_misclassifications')")
         self.bootstrap = check_bool("bootstrap", bootstrap)
         # labelled rows waiting for the next evaluation: (features, labels, keys) chunks
         self._pending: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
@@ -129,7 +137,8 @@ class Performance(Trigger):
         if self.decision == "threshold":
             return acc < thr
         if self.decision == "rolling_average":
-            fired = bool(self._past) and acc < float(np.mean(self._past)) - thr
+            # in decimals, as the threshold decision: 0.6 after 0.9 is not below 0.9 - 0.3
+            fired = bool(self._past) and above_mean(acc, self._past, -thr) < 0
             self._past.append(acc)
             return fired
         if self._expect is None:
@@ -159,12 +168,15 @@ class Performance(Trigger):
         self._pending_rows = sum(int(p[2].size) for p in self._pending)
 
     def state(self) -> dict[str, Any]:
-        """The labelled rows waiting for the next evaluation as their keys (never feature values
+        """The parameters (``"params"``: ``every``, ``decision``, ``threshold``, ``history``,
+        ``expected`` and the others, which the counts below depend on), the labelled rows waiting
+        for the next evaluation as their keys (never feature values
         or labels: a restart reads the rows back from the store, where erased ones are gone) with
         the last version fed, the samples fed, whether the bootstrap firing came, and the past
         evaluations as numbers: the accuracies of ``rolling_average``, the expected accuracy and
         the avoidable misclassifications so far of ``avoidable_misclassifications``."""
-        return {"version": int(self._version), "pending": [int(k) for p in self._pending for k in p[2]],
+        return {PARAMS: self._state_params(), "version": int(self._version),
+                "pending": [int(k) for p in self._pending for k in p[2]],
                 "seen": int(self._seen), "bootstrapped": bool(self._bootstrapped),
                 "past": [float(a) for a in self._past],
                 "expect": None if self._expect is None else float(self._expect), "avoidable": float(self._avoidable)}
@@ -172,10 +184,13 @@ class Performance(Trigger):
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
         """Take :meth:`state`'s data; the pending rows, labels included, are read with ``rows`` as
         of the state's version (rows erased since are left out, as :meth:`fire` leaves out the
-        rows a delta deletes or erases)."""
+        rows a delta deletes or erases). A state saved by a trigger with other parameters (or
+        without them) is refused, naming ``state.params.<name>`` (``state.params``)."""
+        state = own_state(state, self._state_params(), "a performance trigger's state")
         if not _state_ok(state, int(self.every), int(self.history)):
             raise InvalidArgumentError("state", state, (
-                f"a performance trigger's state: {{'version', 'seen': int >= 0, 'pending': [key] (distinct, fewer "
+                f"a performance trigger's state: {{'params': its parameters, 'version', 'seen': int >= 0, "
+                f"'pending': [key] (distinct, fewer "
                 f"than every={self.every}), 'bootstrapped': bool, 'past': [accuracy in [0, 1]] (at most history="
                 f"{self.history}), 'expect': accuracy in [0, 1] or None, 'avoidable': a finite number}}"))
         want = np.asarray(state["pending"], np.int64)

@@ -15,7 +15,7 @@ from modyn_store.core._validate import parse_duration
 from modyn_store.core.errors import InvalidArgumentError
 from policies._windows import restored_on_error
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, register
-from policies._state_shape import is_finite
+from policies._state_shape import PARAMS, is_finite, own_state
 
 __all__ = ["Time"]
 
@@ -155,19 +155,25 @@ class Time(Trigger):
         return [_whole(self._origin)[0] + float(a) for a in above] if exact else above.tolist()
 
     def state(self) -> dict[str, Any]:
-        """``{"origin", "interval", "seen"}``: the first boundary's origin (``None`` before the
+        """``{"params", "origin", "interval", "seen"}``: the parameters (``every`` and ``start``,
+        which the interval's index counts in), the first boundary's origin (``None`` before the
         first sample), the current interval's index and the samples fed so far."""
         origin = self._origin.item() if isinstance(self._origin, np.generic) else self._origin
-        return {"origin": origin, "interval": int(self._interval), "seen": int(self._seen)}
+        return {PARAMS: self._state_params(), "origin": origin, "interval": int(self._interval),
+                "seen": int(self._seen)}
 
     def load_state(self, state: Mapping[str, Any], rows: RowSource | None = None) -> None:
+        """Take :meth:`state`'s data; a state saved by a time trigger with another ``every`` or
+        ``start`` (or without its parameters) is refused, naming ``state.params.every`` (or
+        ``state.params.start``, ``state.params``)."""
+        state = own_state(state, self._state_params(), "a time trigger's state")
         number = is_finite
         ok = isinstance(state, Mapping) and set(state) == {"origin", "interval", "seen"}
         origin, interval, seen = (state["origin"], state["interval"], state["seen"]) if ok else (None, None, None)
         if not (ok and (origin is None or number(origin)) and isinstance(interval, int) and number(interval)
                 and isinstance(seen, int) and number(seen) and seen >= 0):
-            raise InvalidArgumentError("state", state, "a time trigger's state: {'origin': number or None, "
-                                                       "'interval': int, 'seen': int >= 0}")
+            raise InvalidArgumentError("state", state, "a time trigger's state: {'params': its parameters, "
+                                                       "'origin': number or None, 'interval': int, 'seen': int >= 0}")
         # the origin is the start (once a sample came), or the first event time: whole
         # nanoseconds for datetimes; another one is a state of another time trigger
         start = _parse_start(self.start) if isinstance(self.start, str) else self.start

@@ -71,9 +71,12 @@ def test_a_drift_trigger_restarted_after_an_erasure_trains_as_the_uninterrupted_
     ends = [read_state(s, "live")[1]["trigger"] for s in (ref_store, store)]
     assert [{k: v for k, v in e.items() if k != "version"} for e in ends] == \
         [{k: v for k, v in ends[1].items() if k != "version"}] * 2
-    # the saved state names the windows' rows by key and holds no feature value
+    # the saved state names the windows' rows by key and holds no feature value (the column's
+    # name is in the trigger's parameters only)
     trig = state["trigger"]
-    assert json.loads(json.dumps(trig)) == trig and "features" not in json.dumps(trig)
+    rest = {k: v for k, v in trig.items() if k != "params"}
+    assert json.loads(json.dumps(trig)) == trig and "features" not in json.dumps(rest)
+    assert trig["params"]["columns"] == ["features"]
     held = set(trig["window"]) | set(trig["reference"] or [])
     erased = set(ERASED.tolist())
     assert held & erased  # the erasure took rows out of the restored windows

@@ -72,7 +72,7 @@ def test_a_performance_trigger_restarted_after_an_erasure_trains_as_the_uninterr
     # the saved state names the pending rows by key and holds no feature value or label
     trig = state["trigger"]
     assert json.loads(json.dumps(trig)) == trig and set(trig) == {
-        "version", "pending", "seen", "bootstrapped", "past", "expect", "avoidable"}
+        "params", "version", "pending", "seen", "bootstrapped", "past", "expect", "avoidable"}
     erased = set(ERASED.tolist())
     assert set(trig["pending"]) & erased  # the erasure took rows out of the restored batch
     assert trig["bootstrapped"] and got[0][3] == "no model yet"

@@ -89,7 +89,7 @@ def test_the_state_is_plain_json_saved_with_the_progress_row(tmp_path: Path) -> 
     version, state = saved
     assert version == read_progress(store, "live")["processed_version"] == store.log()[-1].version - 1
     assert json.loads(json.dumps(state)) == state
-    assert state["trigger"] == {"seen": 200} and state["trainings"] == 1 and state["seen_rows"] == 200
+    assert state["trigger"] == {"params": {"name": "data_amount", "every": 130}, "seen": 200} and state["trainings"] == 1 and state["seen_rows"] == 200
 
 
 class _Stateless(Trigger):
@@ -202,3 +202,36 @@ def test_a_deletion_trigger_fires_on_the_erasure_after_a_restart(tmp_path: Path)
     got = _trainings(_history(tmp_path / "s", trigger, restart=True))
     # the erasure removed 30 of the first train set's 130 keys: the restarted trigger fires on it
     assert [t[1] for t in got[:2]] == [(2, 30), (4, 0)]  # the erasure is the fifth such version
+
+
+@pytest.mark.parametrize("trigger", [TIME, {"name": "at_least", "n": 2, "triggers": [AMOUNT, TIME]}],
+                         ids=["time", "at_least"])
+def test_a_saved_trigger_state_without_its_parameters_is_resumed_under_the_same_configuration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trigger: dict[str, Any]) -> None:
+    # a state saved in the format before trigger states recorded their parameters: the pipeline's
+    # saved trigger configuration is the one resumed, so the state is that trigger's and resumes it
+    # (after an erasure, where feeding every version again would fire elsewhere)
+    ref = _trainings(_history(tmp_path / "ref", trigger, restart=False))
+    from modyn_store.app.pipeline import online
+
+    saved = online.read_state
+
+    def bare(state: Any) -> Any:
+        if isinstance(state, list):
+            return [bare(v) for v in state]
+        return {k: bare(v) for k, v in state.items() if k != "params"} if isinstance(state, dict) else state
+
+    def read(store: Store, name: str) -> Any:
+        got = saved(store, name)
+        return None if got is None else (got[0], {**got[1], "trigger": bare(got[1]["trigger"])})
+
+    path = tmp_path / "s"
+    store = Store.open(str(path), create=True)
+    _grow(store, 0, 4)
+    _run(store, trigger)
+    store.erase(ERASED, reason="request")
+    _grow(store, 4, 8)
+    monkeypatch.setattr(online, "read_state", read)
+    runner = _run(Store.open(str(path)), trigger)
+    assert runner._unused_state is None
+    assert _trainings(store) == ref

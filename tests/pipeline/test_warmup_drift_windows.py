@@ -28,8 +28,9 @@ def test_a_drift_test_runs_during_warm_up(monkeypatch: pytest.MonkeyPatch, neste
     monkeypatch.setattr(data_drift, "two_sample", counted)
     drift = {"name": "data_drift", "columns": ["features"], "metric": "mmd", "window": 3 * WARM_ROWS,
              "every": 3 * WARM_ROWS, "n_permutations": 100, "threshold": 0.01}
-    if span is not None:  # an event-time window longer than the sample's span; `window` is then unused
-        drift.update(window_time=span, window=5)
+    if span is not None:  # an event-time window longer than the sample's span, instead of `window`
+        drift.pop("window")
+        drift.update(window_time=span)
     trig = {"name": "any", "triggers": [{"name": "time", "every": "56d"}, drift]} if nested else drift
     cfg = parse_pipeline(tiny(f"warm-drift-{nested}", trigger=trig))
     t = load_source(cfg.source)

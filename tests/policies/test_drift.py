@@ -193,3 +193,18 @@ def test_a_permutation_count_beyond_the_count_bound_is_refused_on_construction()
     with pytest.raises(InvalidArgumentError) as err:
         DataDrift(columns=["x"], metric="mmd", n_permutations=2**70)
     assert err.value.name == "n_permutations" and "2**62" in err.value.expected
+
+
+@pytest.mark.parametrize(("stats", "threshold", "fires"), [([0.7, 0.8], 0.1, False), ([0.7, 0.80001], 0.1, True),
+                                                          ([0.2, 0.3, 0.55], 0.3, False), ([0.4, 1.0], 0.6, False)])
+def test_drift_rolling_average_exactly_at_the_mean_plus_threshold_does_not_fire(
+        monkeypatch: pytest.MonkeyPatch, stats: list[float], threshold: float, fires: bool) -> None:
+    # 0.8 is the mean 0.7 plus 0.1 in decimals, not above it (float64 gives 0.7999999999999999)
+    import policies.data_drift as data_drift
+
+    given = iter(stats)
+    monkeypatch.setattr(data_drift, "two_sample", lambda *a, **kw: (next(given), None))
+    t = DataDrift(columns=["x"], metric="mean_shift", decision="rolling_average", threshold=threshold,
+                  window=10, every=10, overlap=True)
+    ends = run(t, np.arange(10.0 * (len(stats) + 1)), [10 * (len(stats) + 1)])
+    assert ends == ([10 * (len(stats) + 1)] if fires else [])

@@ -64,3 +64,21 @@ def test_a_warmup_trigger_is_checked_against_the_column_too() -> None:
                         "model": {"name": "logreg"},
                         "trigger": {"name": "data_drift", "columns": ["features"], "window": 100, "warmup": 500,
                                     "warmup_trigger": {"name": "time", "every": "1h"}}})
+
+
+@pytest.mark.parametrize("window", [20, 500, 2])
+def test_a_window_in_samples_and_one_of_event_time_together_are_refused(window: int) -> None:
+    # one of them would be ignored: the window would not be the one asked for
+    with pytest.raises(InvalidArgumentError) as err:
+        DataDrift(columns=["x"], window=window, window_time=5.0)
+    assert err.value.name == "window" and "window_time=5.0" in str(err.value)
+    with pytest.raises(InvalidArgumentError, match="window_time"):
+        DataDrift.from_config({"name": "data_drift", "columns": ["x"], "window": window, "window_time": "1h"})
+
+
+def test_either_window_round_trips_through_its_config() -> None:
+    spanned = DataDrift(columns=["x"], window_time="1h")
+    assert spanned.window is None and spanned.to_config()["window"] is None
+    assert DataDrift.from_config(spanned.to_config()) == spanned
+    counted = DataDrift(columns=["x"])
+    assert counted.window == 500 and DataDrift.from_config(counted.to_config()) == counted

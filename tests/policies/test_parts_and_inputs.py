@@ -93,7 +93,7 @@ def test_data_drift_settings_that_could_never_evaluate_are_refused() -> None:
         fs = t.fire(_rows(80, x=x))
         assert fs and t.n_evaluations > 0 and fs[0].position == (50 if kw["window"] == 10 else 60)
     # a window of event time may hold any number of rows: not checked against min_samples
-    assert DataDrift(columns=["x"], window=2, window_time=5.0).window == 2
+    assert DataDrift(columns=["x"], window_time=5.0, min_samples=40).window is None
 
 
 class _Sign:

@@ -61,7 +61,7 @@ def test_amount_refuses_keys_out_of_order_at_one_event_time() -> None:
     with pytest.raises(InvalidArgumentError) as err:  # its cutoff after "2 rows" held one row
         t.fire(_rows(1, [4, 3, 2, 1], [5, 5, 5, 5]))
     assert err.value.name == "delta.keys[1]" and err.value.value == 3
-    assert t.state() == {"seen": 0}
+    assert t.state()["seen"] == 0
 
 
 def test_a_row_given_twice_in_one_version_is_refused() -> None:
@@ -150,7 +150,7 @@ def test_amount_counted_a_delta_fed_again() -> None:
     assert t.fire(d) == []
     with pytest.raises(InvalidArgumentError):  # fired "after 3 samples" with 2 inserted
         t.fire(d)
-    assert t.state() == {"seen": 2}
+    assert t.state()["seen"] == 2
 
 
 def test_a_delta_overlapping_the_versions_fed_is_refused() -> None:
@@ -161,7 +161,7 @@ def test_a_delta_overlapping_the_versions_fed_is_refused() -> None:
     assert err.value.name == "delta.version" and "after 3" in str(err.value) and "3..4" in str(err.value)
     with pytest.raises(InvalidArgumentError):  # an older version
         t.fire(TriggerInput(version=2, keys=_E, ts=_E))
-    assert t.state() == {"seen": 3}
+    assert t.state()["seen"] == 3
     assert [(f.version, f.position) for f in t.fire(_rows(4, [9, 10, 11], [0, 1, 2]))] == [(4, 3)]
 
 
@@ -194,11 +194,11 @@ def test_a_composite_whose_later_part_refuses_a_delta_leaves_every_part_as_it_wa
     assert err.value.name == "every"
     inner = t.triggers[1]
     assert isinstance(inner, AtLeast)
-    assert t.triggers[0].state() == {"seen": 0} and inner.triggers[0].state() == {"seen": 0}
+    assert (t.triggers[0].state() or {})["seen"] == 0 and (inner.triggers[0].state() or {})["seen"] == 0
     days = np.array(["2024-01-01", "2024-01-01T12", "2024-01-02T01"], dtype="datetime64[ns]")
     fs = t.fire(TriggerInput(version=1, keys=np.arange(3), ts=days))
     assert [(f.version, f.position, f.seen) for f in fs] == [(1, 2, 2), (1, 3, 3)]
-    assert t.triggers[0].state() == {"seen": 3}
+    assert (t.triggers[0].state() or {})["seen"] == 3
 
 
 def _walk(t: Any) -> list[Any]:

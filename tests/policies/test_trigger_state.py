@@ -419,13 +419,14 @@ def test_a_composite_state_of_another_composite_is_refused() -> None:
 
 
 def test_a_time_state_of_another_start_or_unit_is_refused() -> None:
+    day = {"name": "time", "every": "1d", "start": "2024-01-01"}
     with pytest.raises(InvalidArgumentError, match="state"):
-        Time(every="1d", start="2024-01-01").load_state({"origin": 1.5, "interval": 0, "seen": 1})
+        Time(every="1d", start="2024-01-01").load_state({"params": day, "origin": 1.5, "interval": 0, "seen": 1})
     with pytest.raises(InvalidArgumentError, match="state"):
-        Time(every="1d").load_state({"origin": 1.5, "interval": 0, "seen": 1})
+        Time(every="1d").load_state({"params": {**day, "start": None}, "origin": 1.5, "interval": 0, "seen": 1})
     t = Time(every="1d", start="2024-01-01")
-    t.load_state({"origin": 1704067200 * 10**9, "interval": 2, "seen": 7})
-    assert t.state() == {"origin": 1704067200 * 10**9, "interval": 2, "seen": 7}
+    t.load_state({"params": day, "origin": 1704067200 * 10**9, "interval": 2, "seen": 7})
+    assert t.state() == {"params": day, "origin": 1704067200 * 10**9, "interval": 2, "seen": 7}
 
 
 def test_a_time_state_with_a_numeric_start_on_datetimes_is_restored() -> None:
@@ -456,3 +457,81 @@ def test_a_drift_state_of_another_interval_or_window_is_refused(make: Any, chang
     with pytest.raises(InvalidArgumentError, match="state"):
         t.load_state(state, _source(np.empty(0)))
     assert t.state() == before
+
+
+# -- a state records the parameters that give it meaning ----------------------------------------
+def _time_input(v: int, ts: list[int]) -> TriggerInput:
+    return TriggerInput(version=v, keys=np.arange(len(ts)) + 100 * v, ts=np.asarray(ts, np.int64))
+
+
+@pytest.mark.parametrize(("saver", "taker", "name"), [
+    (lambda: Time(every=10), lambda: Time(every=3), "every"),
+    (lambda: Time(every=10), lambda: Time(every=10, start=0), "start"),
+    (lambda: Time(every=10, start=0), lambda: Time(every=10), "start"),
+    (lambda: DataAmount(every=3), lambda: DataAmount(every=5), "every"),
+    (lambda: AtLeast(n=2, triggers=[DataAmount(every=3), Time(every=4)]),
+     lambda: AtLeast(n=1, triggers=[DataAmount(every=3), Time(every=4)]), "n"),
+    (lambda: AnyOf(triggers=[DataAmount(every=3)]), lambda: All(triggers=[DataAmount(every=3)]), "name"),
+])
+def test_a_state_saved_with_other_parameters_is_refused_naming_the_parameter(saver: Any, taker: Any,
+                                                                              name: str) -> None:
+    # Time(every=3) resumed from Time(every=10)'s interval index 1 fired at boundaries of neither
+    saved = saver()
+    saved.fire(_time_input(1, [0, 5, 12]))
+    state = json.loads(json.dumps(saved.state()))
+    t = taker()
+    before = t.state()
+    with pytest.raises(InvalidArgumentError) as err:
+        t.load_state(state)
+    assert err.value.name == f"state.params.{name}"
+    assert t.state() == before
+
+
+def test_a_composite_names_the_sub_trigger_whose_parameters_differ_and_keeps_its_parts() -> None:
+    saved = AtLeast(n=2, triggers=[DataAmount(every=3), Time(every=10)])
+    saved.fire(_time_input(1, [0, 5, 12]))
+    t = AtLeast(n=2, triggers=[DataAmount(every=3), Time(every=4)])
+    t.fire(_time_input(1, [1, 2]))
+    before = t.state()
+    with pytest.raises(InvalidArgumentError) as err:
+        t.load_state(json.loads(json.dumps(saved.state())))
+    assert err.value.name == "state.parts[1].params.every" and "every=4" in str(err.value)
+    assert t.state() == before
+
+
+@pytest.mark.parametrize(("make", "key"), [
+    (lambda: Performance(columns=["x"], every=10), {"every": 12}),
+    (lambda: Performance(columns=["x"], every=10, decision="avoidable_misclassifications", threshold=2.0),
+     {"expected": 0.9}),
+    (lambda: DataDrift(columns=["x"], metric="ks", window=100, every=50), {"window": 80}),
+    (lambda: DataDrift(columns=["x"], metric="ks", window_time=100, every=50), {"window_time": 50}),
+])
+def test_a_performance_or_drift_state_of_other_parameters_is_refused(make: Any, key: dict) -> None:
+    state = json.loads(json.dumps(make().state()))
+    other = type(make()).from_config({**make().to_config(), **key})
+    with pytest.raises(InvalidArgumentError) as err:
+        other.load_state(state)
+    assert err.value.name == f"state.params.{next(iter(key))}"
+    make().load_state(state)  # the trigger of the same parameters takes it
+
+
+@pytest.mark.parametrize("make", [lambda: Time(every=10), lambda: Performance(columns=["x"], every=10),
+                                  lambda: DataDrift(columns=["x"], metric="ks", window=100, every=50),
+                                  lambda: AnyOf(triggers=[DataAmount(every=3)])],
+                         ids=["time", "performance", "data_drift", "composite"])
+def test_a_state_without_its_parameters_is_refused(make: Any) -> None:
+    # nothing tells it from the state of a trigger with another interval, window or batch size
+    state = {k: v for k, v in make().state().items() if k != "params"}
+    t = make()
+    before = t.state()
+    with pytest.raises(InvalidArgumentError) as err:
+        t.load_state(state)
+    assert err.value.name == "state.params" and t.state() == before
+
+
+def test_a_data_amount_state_without_parameters_is_taken() -> None:
+    # the samples seen mean the same for any interval: firings are at multiples of every
+    t = DataAmount(every=3)
+    t.load_state({"seen": 5})
+    assert [f.position for f in t.fire(_time_input(1, [0, 1, 2, 3]))] == [1, 4]
+    assert t.state() == {"params": {"name": "data_amount", "every": 3}, "seen": 9}

@@ -226,6 +226,24 @@ def test_performance_rolling_average() -> None:
     assert [(f.position, f.statistic) for f in fs] == [(16, 0.25)]
 
 
+@pytest.mark.parametrize(("first", "then", "threshold"), [(9, 6, 0.3), (4, 1, 0.3), (8, 6, 0.2), (4, 3, 0.1),
+                                                          (8, 3, 0.5), (7, 4, 0.3)])
+def test_performance_rolling_average_exactly_at_the_mean_less_threshold_does_not_fire(
+        first: int, then: int, threshold: float) -> None:
+    # an accuracy of then/10 after one of first/10 is at the mean less the threshold in decimals
+    # (0.9 - 0.3 is 0.6), not below it (float64 gives 0.6000000000000001): the threshold decision
+    # is exact at its threshold, this one at its boundary
+    x = np.concatenate([np.where(np.arange(10) < r, 1.0, -1.0) for r in (first, then)])
+    y = np.ones(x.size, dtype=np.int64)
+    t = Performance(columns=["x"], every=10, decision="rolling_average", threshold=threshold)
+    assert t.fire(delta(1, np.arange(x.size), labels=y, x=x), model=ThresholdModel()) == []
+    # one row fewer right is below it: fires
+    x = np.concatenate([np.where(np.arange(10) < r, 1.0, -1.0) for r in (first, then - 1)])
+    t = Performance(columns=["x"], every=10, decision="rolling_average", threshold=threshold)
+    fs = t.fire(delta(1, np.arange(x.size), labels=y, x=x), model=ThresholdModel())
+    assert [(f.position, f.statistic) for f in fs] == [(20, (then - 1) / 10)]
+
+
 def test_performance_avoidable_misclassifications() -> None:
     accs = [0.75, 0.75, 0.5, 0.5, 0.25]  # expected 0.75 from the first window
     x = np.concatenate([np.where(np.arange(4) < a * 4, 1.0, -1.0) for a in accs])
@@ -305,3 +323,11 @@ def test_time_firings_equal_the_one_sample_rule(cuts: list[int], seed: int, ever
         d = TriggerInput(version=b, keys=rows, ts=ts[a:b], versions=rows + 1)
         ends += [f.version - 1 + f.position for f in t.fire(d)]
     assert ends == expected
+
+
+@pytest.mark.parametrize("decision", ["threshold", "rolling_average"])
+def test_performance_refuses_an_expected_accuracy_its_decision_would_ignore(decision: str) -> None:
+    with pytest.raises(InvalidArgumentError) as err:
+        Performance(columns=["x"], decision=decision, expected=0.9)
+    assert err.value.name == "expected" and "avoidable_misclassifications" in str(err.value)
+    assert Performance(columns=["x"], decision="avoidable_misclassifications", expected=0.9, threshold=2.0).expected == 0.9

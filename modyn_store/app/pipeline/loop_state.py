@@ -18,7 +18,7 @@ import numpy as np
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.core.trainings import Catalog
 from policies import Cutoff
-from policies._state_shape import is_count, is_keys
+from policies._state_shape import is_count, is_keys, with_params
 
 if TYPE_CHECKING:
     from modyn_store.app.pipeline.loop import PipelineLoop
@@ -81,7 +81,9 @@ def restore_loop(loop: PipelineLoop, state: Mapping[str, Any], rows: Any = None)
         info = loop._adopted_info(index, record, record.metrics.get("cutoff_ts", float("nan")))
         module = loop._recorded_module(record.training_id) if index == n - 1 else None
         loop._after(info, Cutoff(int(v), ts, key), Catalog(loop.store).train_set(record.training_id), module)
-    loop.trigger.load_state(state["trigger"], rows)
+    # the trigger configuration matched: a trigger state saved before states recorded their
+    # trigger's parameters is that trigger's, and is given them
+    loop.trigger.load_state(with_params(loop.trigger, state["trigger"]), rows)
     s = loop._s
     s.erased_since = np.asarray(state["erased_since"], np.int64)
     s.last_ts = float("nan") if state["last_ts"] is None else state["last_ts"]

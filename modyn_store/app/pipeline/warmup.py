@@ -55,7 +55,7 @@ def _fit_windows(trigger: dict[str, Any], rows: int) -> dict[str, Any]:
     out = dict(trigger)
     if out.get("name") == "data_drift":
         floor = int(out.get("min_samples", 10))
-        if out.pop("window_time", None) is not None:  # its `window` (unused until now) may be any size
+        if out.pop("window_time", None) is not None:  # a row window instead (its `window` is None)
             out["window"] = max(rows, floor)
         for k, default in (("window", 500), ("every", 500), ("warmup", 0)):
             if int(out.get(k, default)) > rows:
