@@ -9,6 +9,10 @@ Two flavours, both built on SplitMix64 (Steele, Lea & Flood 2014), which passes 
 * **sequential**: ``next_u64(state)`` advances a one-element ``uint64`` array. Used where an
   algorithm consumes a stream (reservoir sampling, permutations, random features).
 
+Seeds are integers in ``[0, 2**64 - 1]``, the 64-bit start of SplitMix64: the public functions
+refuse any other (``EngineInputError`` naming ``seed``), since one taken modulo 2**64 would give
+another seed's numbers (``-1`` those of ``2**64 - 1``).
+
 The same arithmetic written with Python integers lives in ``tests/engine/naive.py``, so the kernels
 that use it can be checked bit for bit. Results are a function of the seed alone and stay the same
 across NumPy and Numba releases.
@@ -42,7 +46,9 @@ def _mix(z: np.uint64) -> np.uint64:
 
 
 def seed_state(seed: int) -> np.uint64:
-    """The SplitMix64 start state for an integer seed (any Python int; taken modulo 2**64)."""
+    """The SplitMix64 start state for an integer seed in ``[0, 2**64 - 1]`` (the public functions
+    refuse others with :func:`engine._validate.check_seed`: taken modulo 2**64 they would give
+    another seed's numbers)."""
     z = (int(seed) + 0x9E3779B97F4A7C15) & _MASK64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64

@@ -20,6 +20,7 @@ __all__ = [
     "as_int64_1d",
     "check_finite",
     "check_int",
+    "check_seed",
     "check_same_length",
     "describe",
     "first_bad",
@@ -103,6 +104,19 @@ def check_int(name: str, value: Any, *, minimum: int | None = 0, maximum: int | 
     if maximum is not None and out > maximum:
         raise EngineInputError(name, value, f"an integer in [{minimum}, {maximum}]")
     return out
+
+
+#: the largest seed: seeds are the 64-bit start of SplitMix64 (see :mod:`engine._random`)
+SEED_MAX = 2**64 - 1
+
+
+def check_seed(name: str, value: Any) -> int:
+    """``value`` as a seed: an integer in ``[0, 2**64 - 1]`` (bool and floats refused). Out of
+    range it would wrap onto another seed (``-1`` is ``2**64 - 1``), so it is refused."""
+    if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__") or \
+            not 0 <= operator.index(value) <= SEED_MAX:
+        raise EngineInputError(name, value, "an integer in [0, 2**64 - 1]")
+    return operator.index(value)
 
 
 def check_same_length(name: str, a: np.ndarray, length: int, other: str) -> None:

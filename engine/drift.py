@@ -64,7 +64,7 @@ from engine._mmd import median_upper, pooled_kernel, quadratic_forms
 from engine._random import next_u64, seed_state, u01_open, u64_to_open01
 from engine._student_t import student_t_sf
 from engine._univariate import KSResult, ks_2samp, wasserstein_1d
-from engine._validate import _asarray, as_float_1d, as_float_2d, check_finite, check_int, describe
+from engine._validate import _asarray, as_float_1d, as_float_2d, check_finite, check_int, check_seed, describe
 from engine.errors import EngineInputError
 
 __all__ = [
@@ -241,13 +241,13 @@ def permutations(n_total: int, n_x: int, n_permutations: int, seed: int) -> np.n
     row p = positions (in the pooled ``[x; y]``) assigned to the first sample by permutation p.
 
     ``n_total`` and ``n_x`` are counts with ``n_x <= n_total``; ``n_permutations`` is in
-    ``[0, 2**62]`` and ``seed`` any integer, as for :func:`mmd_permutation_test`."""
+    ``[0, 2**62]`` and ``seed`` an integer in ``[0, 2**64 - 1]``, as for :func:`mmd_permutation_test`."""
     n_total = check_int("n_total", n_total, maximum=_MAX_COUNT)
     n_x = check_int("n_x", n_x)
     if n_x > n_total:  # the shuffle would write past the pooled positions
         raise EngineInputError("n_x", n_x, f"an integer in [0, {n_total}] (at most n_total)")
     n_permutations = check_int("n_permutations", n_permutations, maximum=_MAX_COUNT)
-    seed = check_int("seed", seed, minimum=None)
+    seed = check_seed("seed", seed)
     a = _permutation_indicators(n_total, n_x, n_permutations, seed_state(seed))
     if n_permutations == 0:
         return np.empty((0, n_x), dtype=np.int64)
@@ -277,7 +277,7 @@ def mmd_permutation_test(
     """
     a, b, scale = _samples(x, y, min_rows=2)
     n_perm = check_int("n_permutations", n_permutations, maximum=_MAX_COUNT)
-    seed = check_int("seed", seed, minimum=None)
+    seed = check_seed("seed", seed)
     k, _ = _kernel(a, b, bandwidth, scale)
     n, m = a.shape[0], b.shape[0]
     ind = _permutation_indicators(n + m, n, n_perm, seed_state(seed))
@@ -396,7 +396,7 @@ def mmd2_rff(x: Any, y: Any, *, n_features: int = 256, bandwidth: float | None =
     """
     a, b, exponent = _samples(x, y, min_rows=1)
     n_features = check_int("n_features", n_features, minimum=1, maximum=_MAX_COUNT)
-    seed = check_int("seed", seed, minimum=None)
+    seed = check_seed("seed", seed)
     sigma = _bandwidth(bandwidth, _subsample(np.concatenate([a, b]), _SUBSAMPLE), exponent)
     with np.errstate(over="ignore", invalid="ignore"):
         w, phase = rff_features(a.shape[1], n_features, sigma, seed)

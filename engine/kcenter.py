@@ -28,7 +28,7 @@ from numba import njit, prange
 from engine._blocks import PARALLEL_ROWS, n_blocks
 from engine._magnitude import power_of_two_scale
 from engine._random import next_u64, seed_state, u64_to_open01
-from engine._validate import as_float_2d, as_int64_1d, check_finite, check_int, describe
+from engine._validate import as_float_2d, as_int64_1d, check_finite, check_int, check_seed, describe
 from engine.errors import EngineInputError
 
 __all__ = ["kcenter_greedy"]
@@ -134,7 +134,7 @@ def kcenter_greedy(embeddings: Any, k: int, *, initial: Any = None, seed: int = 
     k = min(k, n - init.size)
     if k <= 0:
         return np.empty(0, dtype=np.int64)
-    rng = np.array([seed_state(check_int("seed", seed, minimum=None))], dtype=np.uint64)
+    rng = np.array([seed_state(check_seed("seed", seed))], dtype=np.uint64)
     first = int(_first_index(rng, n)) if init.size == 0 else -1
     if emb.dtype == np.float64:  # float32 squares fit float64: only float64 can overflow or underflow
         emb = power_of_two_scale(emb)[0][0]

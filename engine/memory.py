@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from engine._random import next_u64, seed_state, u64_to_open01
-from engine._validate import as_int64_1d, check_int, check_same_length
+from engine._validate import as_int64_1d, check_int, check_seed, check_same_length
 from engine.errors import EngineInputError
 
 __all__ = ["greedy_balanced", "random_state"]
@@ -77,7 +77,7 @@ def random_state(seed: int) -> np.ndarray:
     """A random stream for :func:`greedy_balanced`'s ``rng``: a one-element uint64 array that
     each call advances in place, so consecutive chunks of one stream, each fed with the same
     array, give the memory of one call over the whole stream (whatever the chunking)."""
-    return np.array([seed_state(check_int("seed", seed, minimum=None))], dtype=np.uint64)
+    return np.array([seed_state(check_seed("seed", seed))], dtype=np.uint64)
 
 
 def _check_rng(rng: Any) -> np.ndarray:

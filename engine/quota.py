@@ -65,7 +65,7 @@ from engine._blocks import PARALLEL_ROWS, n_blocks
 from engine._random import seed_state
 from engine._rank import MODE_BITS, MODE_HASH, MODE_INT, float_bits
 from engine._ranked import run_select
-from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length, describe
+from engine._validate import as_float_1d, as_int64_1d, check_int, check_seed, check_same_length, describe
 from engine.errors import EngineInputError
 
 __all__ = ["BalancedSelector", "Rule", "allocate_quotas", "balanced_select", "group_counts", "select_quotas"]
@@ -224,7 +224,7 @@ def _rule_args(
     """Keyword arguments for ``run_select`` and the float scores to NaN-check (``top`` only)."""
     _check_rule(rule)
     if rule == "uniform":
-        return {"mode": MODE_HASH, "state": seed_state(check_int("seed", seed, minimum=None))}, None
+        return {"mode": MODE_HASH, "state": seed_state(check_seed("seed", seed))}, None
     if rule == "top":
         if scores is None:
             raise EngineInputError("scores", None, "an array of scores for rule='top'")
@@ -382,7 +382,7 @@ class BalancedSelector:
         self.budget = check_int("budget", budget)
         _check_rule(rule)
         self.rule = rule
-        self.seed = check_int("seed", seed, minimum=None)
+        self.seed = check_seed("seed", seed)
         self._labels = _EMPTY_I64  # seen labels, ascending
         self._counts = _EMPTY_I64  # eligible rows per label
         self._c_label = _EMPTY_I64  # candidates: label, rank, key

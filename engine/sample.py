@@ -48,7 +48,7 @@ from engine._random import next_u64, seed_state, u01_open, u64_to_open01
 from engine._rank import MODE_ES, MODE_HASH
 from engine._lazy import LazyBest
 from engine._ranked import _read_only, merge_best, run_select
-from engine._validate import as_float_1d, as_int64_1d, check_int, check_same_length
+from engine._validate import as_float_1d, as_int64_1d, check_int, check_seed, check_same_length
 from engine.errors import EngineInputError
 
 __all__ = [
@@ -66,7 +66,7 @@ _I64_MAX = 2**63 - 1
 
 
 def _seed(seed: Any) -> int:
-    return check_int("seed", seed, minimum=None)
+    return check_seed("seed", seed)
 
 
 def _rows(name: str, n: Any) -> int:

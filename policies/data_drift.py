@@ -13,6 +13,7 @@ from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
 from policies._mean_gap import above_mean
+from policies._records import check_seed
 from policies._windows import RowBuffer, reached_span, restored_on_error, rows_by_key
 from policies.base import (Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register,
                            sub_triggers)
@@ -71,7 +72,8 @@ class DataDrift(Trigger):
     min_samples, max_samples, n_permutations, seed:
         Fewest samples per window to evaluate (rows with a missing or infinite value are left
         out, before subsampling unless ``embeddings``, whose values only the model gives);
-        larger windows are subsampled (seeded) to ``max_samples``; MMD permutations; seed.
+        larger windows are subsampled (seeded) to ``max_samples``; MMD permutations; seed (an integer in
+        ``[0, 2**63 - 1]``, as a selection's).
         ``max_samples`` and a ``window`` in samples are at least ``min_samples`` (smaller ones
         could never be evaluated).
         With ``metric="mmd"`` and ``decision="p_value"`` the smallest p-value is
@@ -147,7 +149,7 @@ class DataDrift(Trigger):
                 f"an integer >= {need} with threshold={self.threshold}: a permutation test with "
                 f"n_permutations={n_permutations} never gives p < {1.0 / (self.n_permutations + 1):.4g}, "
                 "so the trigger could never fire")
-        self.seed = check_int("seed", seed, 0)
+        self.seed = check_seed("seed", seed)  # (a policy's seed: 63 bits, as a selection's)
         self._buf = RowBuffer(size=self._size, span=self._span)
         self._ref: dict[str, np.ndarray] | None = None
         self._ref_keys = np.empty(0, np.int64)  # the reference's keys, for state() and erasures
