@@ -24,6 +24,16 @@ T = TypeVar("T")
 _END = object()
 
 
+class _Failed:
+    """What the producer thread hands over when ``gen`` raised: the error, in a type no item
+    has, so an item that is itself an exception instance is delivered, never raised."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 def host_budget(budget: int | None) -> int:
     """``budget``, or a quarter of the available memory (0 where the platform cannot say)."""
     if budget is not None:
@@ -35,7 +45,8 @@ def host_budget(budget: int | None) -> int:
 
 
 def prefetched(gen: Iterator[T], depth: int) -> Iterator[T]:
-    """Run ``gen`` in a background thread, ``depth`` items ahead; errors re-raise here."""
+    """Run ``gen`` in a background thread, ``depth`` items ahead; errors it raises re-raise
+    here (an exception instance it yields as an item is yielded as it is)."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     threads = torch.get_num_threads()
@@ -55,7 +66,7 @@ def prefetched(gen: Iterator[T], depth: int) -> Iterator[T]:
                     return
             q.put(_END)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            q.put(exc)
+            q.put(_Failed(exc))
 
     t = threading.Thread(target=produce, name="modyn-store-loader", daemon=True)
     t.start()
@@ -64,8 +75,8 @@ def prefetched(gen: Iterator[T], depth: int) -> Iterator[T]:
             item = q.get()
             if item is _END:
                 return
-            if isinstance(item, BaseException):
-                raise item
+            if type(item) is _Failed:
+                raise item.error
             yield item
     finally:
         stop.set()

@@ -332,6 +332,31 @@ def test_prefetch_gathers_in_a_background_thread_with_the_same_batches(store) ->
             assert a["img"] == b["img"]
 
 
+class _Unreadable(Exception):
+    """What a transform below returns for a batch it cannot decode (a value, not a failure)."""
+
+
+def _as_error_value(batch: dict) -> object:
+    return _Unreadable(batch["key"].tolist())
+
+
+def _failing(batch: dict) -> dict:
+    raise _Unreadable("a real failure")
+
+
+def test_prefetch_serves_an_exception_a_transform_returns_and_raises_the_ones_it_raises(store) -> None:
+    """The background thread hands its failures over in a type of their own: an exception
+    instance returned as a batch is served as one (it was raised), a raised one still raises."""
+    ts = _selection(store, 100, seed=2)
+    opts = LoaderOptions(prefetch=2)
+    served = list(loader(store, ts, columns=["x"], batch_size=40, shuffle=False, transform=_as_error_value,
+                         options=opts))
+    assert [type(b) for b in served] == [_Unreadable] * 3
+    assert sum((b.args[0] for b in served), []) == ts.keys.tolist()
+    with pytest.raises(_Unreadable, match="a real failure"):
+        list(loader(store, ts, columns=["x"], batch_size=40, transform=_failing, options=opts))
+
+
 def test_fixed_size_binary_is_served_as_uint8_tensors_as_documented(tmp_path) -> None:
     """``fixed_size_binary(w)`` columns are fixed (uint8 ``[B, w]``), other binary columns lists
     of ``bytes``: docs/training.md said every binary column was a list of ``bytes``."""
