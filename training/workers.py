@@ -132,16 +132,44 @@ class WorkerPool:
             multiprocessing_context="forkserver",
         )
         self.entry = owner._entry
+        self._running = 0  # iterations of run() not yet finished
+        self._retired = False
 
     def run(self, rows: np.ndarray, bounds: list[tuple[int, int]]) -> Iterator[Batch]:
         self.sampler.batches = [rows[s:e] for s, e in bounds]
-        yield from self.dataloader
+        self._running += 1
+        try:
+            yield from self.dataloader
+        finally:
+            self._running -= 1
+            if self._retired and not self._running:
+                self._stop_workers()
+
+    def close(self) -> None:
+        """Stop the worker processes: at once, or when the iteration still running ends (an
+        epoch a caller has not finished keeps its workers until it is finished or dropped)."""
+        self._retired = True
+        if not self._running:
+            self._stop_workers()
+
+    @property
+    def closed(self) -> bool:
+        """True once the worker processes are stopped."""
+        return self._retired and getattr(self.dataloader, "_iterator", None) is None
+
+    def _stop_workers(self) -> None:
+        # persistent workers live in the DataLoader's iterator until it is shut down
+        it, self.dataloader._iterator = getattr(self.dataloader, "_iterator", None), None
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
 
 
 def worker_batches(owner: Loader, rows: np.ndarray) -> Iterator[Batch]:
     """Yield the transformed batches of entry ``rows``, computed by ``owner.num_workers`` processes."""
     pool = owner._pool
     if pool is None or pool.entry is not owner._entry:
+        if pool is not None:  # the entry was built again: the old entry's workers are of no use
+            pool.close()
         pool = WorkerPool(owner)
         owner._pool = pool
     for batch in pool.run(rows, owner._bounds(rows.size)):

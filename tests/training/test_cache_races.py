@@ -90,3 +90,37 @@ def test_mapped_column_files_are_allocated_before_rows_are_written(
     assert sum(len(b["key"]) for b in dl) == keys.size
     assert seen and all(size > 8 * 4096 for _, size in seen)
     assert all(allocated >= size for allocated, size in seen), seen
+
+
+def test_the_workers_of_an_entry_built_again_are_stopped_when_the_loader_replaces_them(store: Any) -> None:
+    """An entry removed (evicted) between epochs is built again; the next epoch starts workers
+    for it and stops those of the old entry there, not when the garbage collector gets to them."""
+    keys = np.sort(store.as_of(None).keys()[:300:3])
+    ts = TrainSet(keys, np.ones(keys.size), version=store.version)
+    dl = loader(store, ts, columns=["label"], batch_size=25, shuffle=False, transform=unchanged, num_workers=1)
+    first = [b["key"].tolist() for b in dl]
+    old = dl._pool
+    workers = list(old.dataloader._iterator._workers)
+    assert workers and all(w.is_alive() for w in workers)
+    path = dl._entry.path
+    assert path is not None
+    shutil.rmtree(path)  # evicted by another process
+    assert [b["key"].tolist() for b in dl] == first
+    assert dl._pool is not old
+    assert not any(w.is_alive() for w in workers)
+    assert old.closed
+    dl._pool.close()
+    assert dl._pool.closed
+
+
+def test_a_pool_closed_during_an_epoch_stops_its_workers_when_the_epoch_ends(store: Any) -> None:
+    keys = np.sort(store.as_of(None).keys()[:300:3])
+    ts = TrainSet(keys, np.ones(keys.size), version=store.version)
+    dl = loader(store, ts, columns=["label"], batch_size=25, shuffle=False, transform=unchanged, num_workers=1)
+    it = iter(dl)
+    next(it)
+    pool = dl._pool
+    pool.close()  # an epoch is still being served: its workers stay until it ends
+    assert not pool.closed
+    assert len([next(it)] + list(it)) == 3
+    assert pool.closed
