@@ -161,7 +161,9 @@ def erase(
     The erasure is logged in ``erasures`` (key, version, time, reason) without content. From
     the new version on no version returns the keys. The report lists the past trainings whose
     train sets held an erased key (``trainings``) and those fine-tuned from one of them,
-    directly or through others (``descendants``: their checkpoints descend from the erased rows).
+    directly or through others (``descendants``: their checkpoints descend from the erased rows),
+    among all the trainings recorded by then (also those fine-tuned, after an earlier erasure,
+    from a training it named).
 
     A key whose rows only an extension table with an int64 ``key`` column holds (never a
     sample's) is stored too: its rows are erased and the key is taken for all time.

@@ -186,3 +186,30 @@ def test_erase_returns_when_caches_remove_their_folders_meanwhile(
     assert report.version == store.version == 2
     assert not any((root / n).exists() for n in ("e0", "e1", "unregistered"))
     assert store.caches.entries() == []
+
+
+def test_a_training_fine_tuned_after_an_erasure_is_a_descendant_in_later_reports(tmp_path: Path) -> None:
+    """Fine-tuning from a training an erasure named is allowed (a Finetune pipeline goes on from
+    its last model); a later erasure of its ancestor's keys names it, at any depth."""
+    from modyn_store import TrainSet
+    from modyn_store.core.trainings import Catalog
+
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": np.arange(10)}))
+    catalog = Catalog(store)
+
+    def record(tid: str, parent: str | None, keys: list[int]) -> None:
+        catalog.record_training(tid, TrainSet(keys=np.array(keys), weights=np.ones(len(keys)),
+                                              version=store.version), parent_id=parent)
+
+    record("p", None, [1, 2])
+    record("c", "p", [4])
+    first = store.erase([2], reason="request")
+    assert (first.trainings, first.descendants) == (("p",), ("c",))
+    record("d", "p", [5])  # after the erasure that named its parent
+    record("g", "d", [6])
+    assert [s.training_id for s in catalog.lineage("g")] == ["g", "d", "p"]
+    assert store.erase([8], reason="request").descendants == ()  # keys no training of the lineage used
+    later = store.erase([1], reason="request")
+    assert (later.trainings, later.descendants) == (("p",), ("c", "d", "g"))
+    assert store.log()[-1].details["descendants"] == ["c", "d", "g"]

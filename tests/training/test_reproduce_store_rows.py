@@ -108,3 +108,23 @@ def test_selection_rows_changed_after_the_record_are_reported_as_damage_not_as_e
 def test_shared_cache_must_be_a_bool() -> None:
     with pytest.raises(InvalidArgumentError, match="LoaderOptions.shared_cache"):
         LoaderOptions(shared_cache="no")  # type: ignore[arg-type]
+
+
+def test_a_model_fine_tuned_after_an_erasure_named_its_parent_trains_reproduces_and_is_reported_later(
+        store: Store) -> None:
+    """Fine-tuning from a training an erasure named goes on (a Finetune pipeline's path, see
+    docs/pipelines.md "Deletion in the loop"): the parent's checkpoint is kept, the child's own
+    rows are live, so the child reproduces while the parent does not; a later erasure of the
+    parent's keys names the child among its descendants."""
+    keys = store.as_of(None).keys()
+    parent_set = TrainSet.uniform(keys[:400:2], version=store.version)
+    train(store, parent_set, CFG, training_id="p")
+    first = store.erase([int(parent_set.keys[0])], reason="request")
+    assert first.trainings == ("p",) and first.descendants == ()
+    child_set = TrainSet.uniform(keys[1:400:2], version=store.version)
+    train(store, child_set, replace(CFG, mode="finetune"), training_id="d", parent_id="p")
+    with pytest.raises(ErasedKeysError):
+        reproduce(store, "p")
+    assert reproduce(store, "d").identical
+    later = store.erase([int(parent_set.keys[1])], reason="request")
+    assert later.trainings == ("p",) and later.descendants == ("d",)
