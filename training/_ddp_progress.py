@@ -10,6 +10,10 @@ what this module adds is the ranks' agreement:
   (``all_gather_object``), rank 0 writes the one progress file and its pointer, and every rank
   waits for that write (and raises if it failed) before its next step. A rank killed at any
   moment thus leaves one saved position for all ranks: the last file rank 0 finished.
+- :func:`epoch_batches`: a rank's batches of an epoch, its first one read in every rank before
+  any steps: where a rank's loader finds keys of the train set erased there
+  (:class:`~training.errors.ErasedKeysError`), every rank raises it, rank 0 once it removed the
+  training's progress (saved from rows that are gone), the other ranks once rank 0 is done.
 - :func:`resume_epoch`: a rank's batches from a global step on. DDP ranks shard every global
   batch of ``batch_size`` rows into ``batch_size / world_size`` rows each
   (``positions[rank::world_size]``), so a rank's batch ``b`` belongs to global step ``b``; a
@@ -19,6 +23,7 @@ what this module adds is the ranks' agreement:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -27,10 +32,12 @@ import torch.distributed as dist
 
 from modyn_store.core.errors import CorruptionError, ModynStoreError
 from modyn_store.core.trainings import Catalog
+from training.errors import ErasedKeysError
 from training.progress import Progress
+from training.recording import refuse_erased
 from training.targets import TargetCheck
 
-__all__ = ["open_progress", "resume_epoch", "save_step"]
+__all__ = ["epoch_batches", "open_progress", "resume_epoch", "save_step"]
 
 
 def open_progress(catalog: Catalog, training_id: str, every: int, fp: str) -> Progress:
@@ -68,6 +75,44 @@ def open_progress(catalog: Catalog, training_id: str, every: int, fp: str) -> Pr
         raise
     assert progress is not None
     return progress
+
+
+def epoch_batches(dl: Any, epoch: int, skipped: int, steps: int, resume: bool, progress: Progress | None,
+                  red: torch.device) -> tuple[Iterator[Any], Any]:
+    """This rank's batches of ``epoch`` and the batch its filler steps repeat (with ``resume``,
+    the epoch a progress goes on from: from global step ``skipped`` on, see :func:`resume_epoch`).
+    The epoch's first batch is read here, in every rank before any step: a rank whose loader
+    raises :class:`~training.errors.ErasedKeysError` (keys erased since the last epoch) makes
+    every rank raise one, rank 0 after removing ``progress`` (see
+    :func:`training.recording.refuse_erased`), the others after rank 0 is done with it."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    erased: ErasedKeysError | None = None
+    it: Iterator[Any] = iter(())
+    last: Any = None
+    try:
+        it, last = resume_epoch(dl, epoch, skipped, steps) if resume else (iter(dl), None)
+        first = next(it, None)  # (the loader checks the train set's keys as it starts the epoch)
+        it = itertools.chain((first,), it) if first is not None else it
+    except ErasedKeysError as exc:
+        erased = exc
+    flag = torch.tensor([1.0 if erased is not None else 0.0], dtype=torch.float64, device=red)
+    dist.all_reduce(flag)  # (one small reduction an epoch)
+    if not flag.item():
+        return it, last
+    seen: list[Any] = [None] * world
+    dist.all_gather_object(seen, erased)
+    if erased is None:  # this rank's loader had not looked yet: the first rank's keys
+        erased = next(e for e in seen if e is not None)
+    status: list[Any] = [None]
+    failed: BaseException = erased
+    if rank == 0:
+        failed = refuse_erased(progress, erased)
+        status[0] = None if failed is erased else f"{type(failed).__name__}: {failed}"
+    dist.broadcast_object_list(status, src=0)  # no rank raises before rank 0 removed the progress
+    if rank != 0 and status[0] is not None:
+        raise RuntimeError(f"rank 0 could not remove the progress of training "
+                           f"{progress.training_id if progress else None!r}: {status[0]}") from erased
+    raise failed
 
 
 def resume_epoch(dl: Any, epoch: int, step: int, steps: int) -> tuple[Iterator[Any], Any]:

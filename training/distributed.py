@@ -56,7 +56,7 @@ from torch.nn.parallel import DistributedDataParallel
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
-from training._ddp_progress import open_progress, resume_epoch, save_step
+from training._ddp_progress import epoch_batches, open_progress, save_step
 from training._spawn import _leave, spawn
 from training.errors import ErasedKeysError, check_loss
 from training.loading import LoaderOptions, loader
@@ -64,7 +64,7 @@ from training.progress import Progress, check_save_every, check_world_size, fing
 from training.targets import TargetCheck
 from training.train_config import check_metrics
 from training.train_set_files import load_train_set, save_train_set
-from training.recording import save_and_record
+from training.recording import refuse_erased, save_and_record
 from training.trainer import (Prepare, TrainConfig, TrainResult, _optimizer, _step, deterministic,
                               loss_per_sample, model_inputs, scale_inputs, start_model)
 
@@ -140,8 +140,8 @@ def _fit_rank(
         total = torch.tensor([float(loop["total"]) if skipped else 0.0], dtype=torch.float64, device=red)
         step_in = 0
         opt.zero_grad(set_to_none=True)
-        it, last = resume_epoch(dl, epoch, skipped, steps) if progress is not None and epoch == start_epoch \
-            else (iter(dl), None)
+        it, last = epoch_batches(dl, epoch, skipped, steps, progress is not None and epoch == start_epoch,
+                                 progress, red)
         for step in range(skipped, steps):
             batch: Any = next(it, None)
             filler = batch is None
@@ -294,11 +294,8 @@ def train_distributed(
                     progress.finish()
             except Exception as exc:
                 failed = exc
-                if isinstance(exc, ErasedKeysError) and progress is not None:
-                    try:  # as train(), and before the other ranks raise (the launcher then stops rank 0)
-                        progress.finish()
-                    except Exception as gone:  # raised instead, the refusal as its context
-                        failed = gone
+                if isinstance(exc, ErasedKeysError):  # as train(), and before the other ranks raise
+                    failed = refuse_erased(progress, exc)  # (the launcher then stops rank 0)
                 # typed errors go to the other ranks as they are: every rank raises the caller's one
                 status[0] = failed if isinstance(failed, ModynStoreError) else f"{type(failed).__name__}: {failed}"
         dist.broadcast_object_list(status, src=0)  # the other ranks learn whether rank 0 recorded it
@@ -312,6 +309,8 @@ def train_distributed(
         if record and rank != 0:
             rec = catalog.get(tid)
         return TrainResult(tid, net, cost, losses, rec)
+    except ErasedKeysError as exc:  # (also one that rank 0's loader raised in an epoch, see _ddp_progress)
+        raise refuse_erased(progress if rank == 0 else None, exc)
     finally:
         if progress is not None:
             progress.close()  # rank 0's lock of the training (see training._training_lock)

@@ -256,6 +256,7 @@ class Progress:
     _since: int = 0
     _ref: CheckpointRef | None = field(default=None, repr=False)
     _lock: TrainingLock | None = field(default=None, repr=False)
+    _finished: bool = field(default=False, repr=False)
 
     @classmethod
     def open(cls, catalog: Catalog, training_id: str, every: int, fp: str, *, world_size: int | None = None,
@@ -385,11 +386,15 @@ class Progress:
         return {**s["loop"], **own["loop"]} if own is not s else dict(s["loop"])
 
     def finish(self) -> None:
-        """The training is done: remove its progress files (and give its lock back)."""
+        """The training is done: remove its progress files (and give its lock back). Once done,
+        a second call does nothing (another process may hold the id's lock and progress by then)."""
+        if self._finished:
+            return
         _discard(self.catalog.store, self.training_id)
         if self._ref is not None and self.catalog.store.fs.exists(self.catalog.store.path(self._ref.uri)):
             self.catalog.store.fs.rm(self.catalog.store.path(self._ref.uri))
         self.close(remove=True)
+        self._finished = True
 
     def close(self, remove: bool = False) -> None:
         """Give the training's lock back (the progress files stay, for a rerun to go on from;

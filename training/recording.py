@@ -3,7 +3,9 @@
 :func:`save_and_record` writes a model's checkpoint, then records the training in the catalog;
 a checkpoint whose record fails is removed, and a training refused because its keys were erased
 while it trained raises :class:`~training.errors.ErasedKeysError`. :func:`training.train` and
-:func:`training.distributed.train_distributed` end with it.
+:func:`training.distributed.train_distributed` end with it. :func:`refuse_erased` removes the
+saved progress of a training refused so, wherever the refusal is raised (when the loader finds
+keys erased, or when the record is refused).
 
 Example
 -------
@@ -35,7 +37,7 @@ from training.errors import ErasedKeysError
 from training.progress import Progress, cpu_state
 from training.train_config import TrainConfig
 
-__all__ = ["save_and_record"]
+__all__ = ["refuse_erased", "save_and_record"]
 
 
 def save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_set: TrainSet,
@@ -74,3 +76,17 @@ def save_and_record(catalog: Catalog, training_id: str, net: nn.Module, train_se
         if isinstance(exc, DataUnavailableError) and not isinstance(exc, ErasedKeysError) and exc.keys is not None:
             raise ErasedKeysError(f"training {training_id!r}", exc.keys) from exc  # erased while it trained
         raise
+
+
+def refuse_erased(progress: Progress | None, exc: ErasedKeysError) -> BaseException:
+    """The error to raise for a training refused with ``exc`` (keys of its train set were erased
+    while it trained): ``exc``, once ``progress`` (this training's saved progress, if any) is
+    removed, since its saved state learned from rows that are gone. An error removing it is
+    returned instead, with ``exc`` as its context (the progress may still be there)."""
+    if progress is not None:
+        try:
+            progress.finish()
+        except Exception as gone:
+            gone.__context__ = exc
+            return gone
+    return exc

@@ -48,7 +48,7 @@ from training.errors import ErasedKeysError, check_loss, check_rows
 from training.loading import LoaderOptions, loader
 from training.models import load_weights
 from training.progress import Progress, check_save_every, discard_progress, fingerprint
-from training.recording import save_and_record
+from training.recording import refuse_erased, save_and_record
 from training.scaling import fit_input_scale
 from training.targets import TargetCheck
 from training.train_config import TrainConfig, check_metrics
@@ -412,10 +412,8 @@ def train(
         return _train_opened(store, catalog, tid, train_set, config, progress, started, model=model, prepare=prepare,
                              record=record, meta=meta, metrics=metrics, loader_options=loader_options, ds=ds,
                              reselect=reselect, reselect_every=reselect_every, plans_hint=plans_hint)
-    except ErasedKeysError:
-        if progress is not None:  # its saved state learned from rows now gone: it may not stay
-            progress.finish()
-        raise
+    except ErasedKeysError as exc:
+        raise refuse_erased(progress, exc)  # its saved state learned from rows now gone: it may not stay
     finally:
         if progress is not None:
             progress.close()

@@ -244,3 +244,20 @@ def test_the_progress_of_a_ddp_training_whose_keys_are_erased_while_it_trains_is
                        prepare=EraseAt(str(tmp_path / "store"), int(keys[0]), 4))
     assert store.log()[-1].op == "erase" and Catalog(store).list() == []
     assert saved_progress(store, "e") is None and _models(store) == []
+
+
+def test_the_progress_of_a_ddp_training_whose_loader_finds_its_keys_erased_is_removed(tmp_path: Path) -> None:
+    """Keys erased in epoch 0 make every rank's loader raise as epoch 1 starts, after progress
+    saves at steps 2 and 4: those saves learned from the erased rows and go with the refusal."""
+    from training.errors import ErasedKeysError
+
+    store = _store(tmp_path / "store")
+    keys = store.as_of().keys()[:40]
+    ts = TrainSet(keys, np.ones(40), store.version)
+    cfg = replace(CFG, epochs=2)  # 40 rows, global batch 8: 5 steps an epoch
+    with pytest.raises(ErasedKeysError) as info:
+        spawn_training(store, ts, cfg, world_size=2, training_id="e", save_every=2,
+                       prepare=EraseAt(str(tmp_path / "store"), int(keys[0]), 3))
+    assert np.asarray(info.value.keys).tolist() == [int(keys[0])]
+    assert store.log()[-1].op == "erase" and Catalog(store).list() == []
+    assert saved_progress(store, "e") is None and _models(store) == []
