@@ -85,7 +85,7 @@ class LeaseLock:
         self.timeout = timeout
         self.lease = lease_seconds() if lease is None else float(lease)
         self.path = location.path(LOCK_OBJECT)
-        self._local = ThreadGate()
+        self._local = ThreadGate(f"{location.scheme}://{self.path}")
         self._owner = ""
         self._etag: str | None = None
         self._renewed = 0.0

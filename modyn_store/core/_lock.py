@@ -54,7 +54,9 @@ class WriterLock:
 
     Each lock object holds its own open lock file (on POSIX, an ``flock`` per write on a file
     kept open), and a thread lock in front of it: two threads of one process exclude each other,
-    and so do two lock objects of one process or two processes. Waits up to ``timeout`` seconds, then raises
+    and so do two lock objects of one process or two processes. A write asked by a thread that is
+    already inside a write of the store, through any lock object of it, raises
+    :class:`~modyn_store.core.errors.NestedWriteError` at once (:class:`ThreadGate`). Waits up to ``timeout`` seconds, then raises
     :class:`~modyn_store.core.errors.ConflictError`. With ``path=None`` (object stores without a
     conditional-write protocol) the lock only serialises the threads of this process.
 
@@ -69,7 +71,8 @@ class WriterLock:
     def __init__(self, path: str | None, timeout: float) -> None:
         self.path = path
         self.timeout = timeout
-        self._local = ThreadGate()
+        # keyed by the lock file's real path: every handle of the store shares the key
+        self._local = ThreadGate(os.path.realpath(path) if path is not None else None)
         self._file: filelock.BaseFileLock | None = None
         # POSIX: the lock file stays open between writes and each write only flocks it (an
         # open, a lock and a close per write cost more than the rest of a small commit)

@@ -131,9 +131,10 @@ class ConflictError(ModynStoreError):
 
 
 class NestedWriteError(ConflictError):
-    """A write was started inside an open transaction (or another write) of the same store
-    handle, in the thread that holds its writer lock: it could never get the lock, so it is
-    refused at once. Finish the block first, or write from another handle or thread."""
+    """A write was started inside an open transaction (or another write) of the same store,
+    through the same handle or another handle of that store, in the thread that holds its writer
+    lock: it could never get the lock, so it is refused at once. Finish the block first, or
+    write from another thread."""
 
 
 class CorruptionError(ModynStoreError):

@@ -173,6 +173,55 @@ def test_a_write_inside_an_open_transaction_of_the_same_store_is_refused_at_once
     assert store.erase([1], reason="r").version == 4  # the lock is free again
 
 
+def test_a_write_nested_through_a_second_handle_of_the_store_is_refused_at_once(store_uri: str) -> None:
+    # a small lock_timeout: a write that waited for the lock would fail with ConflictError, not hang
+    first = Store.open(store_uri, create=True, lock_timeout=1.5)
+    first.append(_rows([1, 2]))
+    second = Store.open(store_uri, lock_timeout=1.5)
+    done: list[int] = []
+    with first.transaction("note") as txn:
+        txn.append("notes", pa.table({"text": ["x"]}))
+        start = time.monotonic()
+        for write in (lambda: second.append(_rows([3])), lambda: second.erase([1], reason="r"),
+                      lambda: second.tag("t"), lambda: second.transaction("note").__enter__(),
+                      lambda: Store.open(store_uri, lock_timeout=1.5).delete(keys=[2])):
+            with pytest.raises(NestedWriteError, match="through another handle of the store"):
+                write()
+        assert time.monotonic() - start < 1.0  # at once, not after the lock's timeout
+        # another thread's write through the second handle waits for the lock, then commits
+        other = threading.Thread(target=lambda: done.append(Store.open(store_uri, lock_timeout=10.0)
+                                                            .append(_rows([4])).version))
+        other.start()
+        time.sleep(0.3)
+        assert not done
+    other.join(10)
+    assert done == [3] and [r.op for r in second.log()] == ["append", "note", "append"]
+    assert second.as_of().keys().tolist() == [1, 2, 4] and second.tags() == {}  # nothing of the refused writes
+    assert second.append(_rows([5])).version == 4 and first.erase([1], reason="r").version == 5  # both free
+
+
+def test_two_handles_in_two_threads_wait_for_each_other(store_uri: str) -> None:
+    Store.open(store_uri, create=True).append(_rows([0]))
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def write(first_key: int) -> None:
+        handle = Store.open(store_uri, lock_timeout=20.0)
+        try:
+            for k in range(first_key, first_key + 5):
+                versions.append(handle.append(_rows([k])).version)
+        except BaseException as exc:  # noqa: BLE001  (asserted empty below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in (10, 20, 30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and sorted(versions) == list(range(2, 17))
+    assert Store.open(store_uri).as_of().count() == 16
+
+
 def test_vacuum_reports_unavailable_rows(store: Store) -> None:
     store.append(_rows([1, 2, 3]))
     store.delete(keys=[2])
