@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ from lance.schema import LanceSchema
 
 from modyn_store.core.errors import DuplicateKeyError, InvalidArgumentError, SchemaMismatchError
 
-__all__ = ["RESERVED", "KeyTracker", "Prepared", "check_unique", "prepare"]
+__all__ = ["RESERVED", "KeyTracker", "Prepared", "check_new", "check_unique", "empty_columns", "prepare"]
 
 RESERVED = ("_version", "_rowid", "_rowaddr")
 INT64_MAX = (1 << 63) - 1
@@ -27,18 +27,15 @@ class Prepared:
         self.batches = batches
 
 
-def _to_reader(data: Any) -> pa.RecordBatchReader:
-    if isinstance(data, pa.RecordBatchReader):
+def _to_arrow(data: Any) -> pa.Table | pa.RecordBatch | pa.RecordBatchReader:
+    """``data`` as Arrow: a table, batch or reader as it is, a DataFrame or dict of columns as a table."""
+    if isinstance(data, (pa.RecordBatchReader, pa.Table, pa.RecordBatch)):
         return data
-    if isinstance(data, pa.Table):
-        return data.to_reader()
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data]).to_reader()
     try:
         if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
-            return pa.Table.from_pandas(data, preserve_index=False).to_reader()
+            return pa.Table.from_pandas(data, preserve_index=False)
         if isinstance(data, Mapping):
-            return pa.table(dict(data)).to_reader()
+            return pa.table(dict(data))
     except (pa.ArrowException, TypeError, ValueError) as exc:  # ragged columns, mixed objects
         raise SchemaMismatchError(f"the data cannot be read as Arrow columns: {exc}") from exc
     raise InvalidArgumentError(
@@ -46,6 +43,15 @@ def _to_reader(data: Any) -> pa.RecordBatchReader:
         type(data).__name__,
         "a pyarrow Table, RecordBatch or RecordBatchReader, a pandas DataFrame or a dict of columns",
     )
+
+
+def _to_reader(data: Any) -> pa.RecordBatchReader:
+    data = _to_arrow(data)
+    if isinstance(data, pa.RecordBatchReader):
+        return data
+    if isinstance(data, pa.Table):
+        return data.to_reader()
+    return pa.Table.from_batches([data]).to_reader()
 
 
 def _roles(schema: pa.Schema, key: str | None, ts: str | None, label: str | None) -> dict[str, str | None]:
@@ -130,9 +136,27 @@ def _plain(t: pa.DataType) -> pa.DataType:
     return t.value_type if pa.types.is_dictionary(t) else t
 
 
+def empty_columns(schema: pa.Schema, skip: Collection[str] = ()) -> list[str]:
+    """The columns of ``schema`` (but ``skip``) of type ``null``: no value in any row, so of no
+    known type. A new store would hold such a column as ``null`` for good and refuse every later
+    append with values in it; the command line's import refuses them too.
+
+    >>> empty_columns(pa.schema([("ts", pa.int64()), ("x", pa.null())]))
+    ['x']
+    """
+    return [f.name for f in schema if pa.types.is_null(f.type) and f.name not in skip]
+
+
 def _check_storable(schema: pa.Schema) -> None:
     """Refuse column types Lance cannot store (unions, month-day-nano intervals, run-end
-    encoding ...) before a first append writes anything."""
+    encoding ...) and columns without a type (:func:`empty_columns`) before a first append
+    writes anything."""
+    empty = empty_columns(schema)
+    if empty:
+        raise SchemaMismatchError(
+            f"column {empty[0]!r} has no value in any row (type null), so its type is unknown; a new store would "
+            "hold it as empty for good and refuse every later append with values in it. Leave the column out, or "
+            "give it a type (e.g. pa.nulls(n, pa.float64()) for a column of missing numbers)")
     for f in schema:
         try:
             LanceSchema.from_pyarrow(pa.schema([f]))
@@ -155,6 +179,15 @@ def _compare(expected: pa.Schema, got: pa.Schema) -> None:
         for n in changed:
             parts.append(f"column {n!r} is {have[n]}, the store has {exp[n]}")
         raise SchemaMismatchError("appended data does not match the store's schema: " + "; ".join(parts))
+
+
+def check_new(data: Any, *, key: str | None, ts: str | None, label: str | None) -> Any:
+    """``data`` as Arrow (no row of a reader read; a DataFrame or dict converted once, for
+    :func:`prepare` to take), its schema checked as :func:`prepare` checks the first append of a
+    new store: a refusal before any writer lock is taken or file written."""
+    arrow = _to_arrow(data)
+    _check_storable(_canonical_schema(arrow.schema, _roles(arrow.schema, key, ts, label)))
+    return arrow
 
 
 def prepare(

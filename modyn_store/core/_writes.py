@@ -40,6 +40,10 @@ def append(
     if tables is not None and not isinstance(tables, Mapping):
         raise InvalidArgumentError("tables", type(tables).__name__, "a mapping of extension table name -> pyarrow Table")
     extra = dict(tables or {})
+    # a new store: refuse a schema it cannot hold before the lock is taken or any file written
+    # (a store known to hold samples skips the look)
+    if not store._samples_committed and store.schema is None:
+        data = _ingest.check_new(data, key=key, ts=ts, label=label)
     with store.transaction("append", message) as txn:
         for name, rows in extra.items():  # under the lock, before any sample is written
             check_extension(store, name, rows)

@@ -352,7 +352,7 @@ class Store:
             A pyarrow Table, RecordBatch or RecordBatchReader (streamed), a pandas DataFrame
             or a dict of columns. Payload columns may be numbers, fixed-size lists (tensors),
             strings or binary; a dictionary-encoded column (a pandas categorical) is stored
-            as its values.
+            as its values. A new store refuses a column of type ``null`` (no value in any row).
         key:
             The column holding unique int64 keys; by default a ``key`` column, else keys are
             assigned after the largest key ever used.

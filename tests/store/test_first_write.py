@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from modyn_store import Store
+from modyn_store import SchemaMismatchError, Store
 
 _FIRST = pa.table({"ts": [1, 2, 3], "x": [1.0, 2.0, 3.0]})
 
@@ -52,3 +52,35 @@ def test_a_failed_first_commit_shows_no_schema_on_s3(s3_store: tuple[str, dict[s
     # a reader on object storage writes nothing: the failed write waits for the next writer
     _check_reader_and_retry(Store.open(uri, storage_options=options))
     assert Store.open(uri, storage_options=options).as_of().count() == 1
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("data", [
+    pa.table({"ts": [1, 2], "x": pa.nulls(2)}),  # a column with no value: of no known type
+    pa.table({"ts": [1, 2], "x": [1.0, 2.0], "label": pa.nulls(2)}),
+    {"ts": [1, 2], "x": [None, None]},  # a dict of columns: pyarrow reads the column as type null
+    pa.table({"ts": [1, 2], "_x": [1, 2]}),  # a reserved name: refused before the lock too
+])
+def test_a_refused_first_append_leaves_the_store_as_it_was(tmp_path: Path, data: Any) -> None:
+    store = Store.open(str(tmp_path / "s"), create=True)
+    before = _files(tmp_path / "s")
+    with pytest.raises(SchemaMismatchError) as exc:
+        store.append(data)
+    if "_x" not in (data.column_names if isinstance(data, pa.Table) else list(data)):
+        assert "has no value in any row (type null)" in str(exc.value)
+    assert _files(tmp_path / "s") == before  # no version, no lock file, no transaction folder
+    assert store.version == 0 and store.schema is None
+    assert store.append(pa.table({"ts": [1], "x": [1.5]})).version == 1  # the store takes a typed append
+
+
+def test_an_all_null_column_of_the_stored_type_appends_to_a_store(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), create=True)
+    store.append(pa.table({"ts": [1], "x": [1.5]}))
+    rec = store.append(pa.table({"ts": [2], "x": pa.nulls(1, pa.float64())}))
+    assert rec.version == 2 and store.as_of().to_table().column("x").to_pylist() == [1.5, None]
+    with pytest.raises(SchemaMismatchError, match="column 'x' is null, the store has double"):
+        store.append(pa.table({"ts": [3], "x": pa.nulls(1)}))
+    assert store.version == 2

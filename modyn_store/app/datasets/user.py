@@ -52,6 +52,7 @@ from modyn_store.app.datasets.labels import (
     read_label_map,
     stored_code_map,
 )
+from modyn_store.core._ingest import empty_columns
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError, SchemaMismatchError
 
 __all__ = ["append_stream", "read_stream", "scan_labels"]
@@ -227,8 +228,7 @@ def _widen_empty(src: Data, target: pa.Schema | None, cm: ColumnMap) -> Data:
 def _refuse_empty_columns(src: Data, cm: ColumnMap) -> None:
     """Refuse a column without a value in any row (type ``null``) at a store's first append: the
     store would hold it as ``null`` for good, and refuse every later file with values in it."""
-    roles = {c for c in (cm.ts, cm.label, cm.key) if c is not None}
-    empty = [f.name for f in src.schema if pa.types.is_null(f.type) and f.name not in roles]
+    empty = empty_columns(src.schema, skip={c for c in (cm.ts, cm.label, cm.key) if c is not None})
     if empty:
         raise SourceError("path", f"column {empty[0]!r} of {src.where} has no value in any row, so its type is "
                                   f"unknown; a new store would hold it as empty (type null) and refuse every later "
