@@ -161,3 +161,45 @@ def test_a_pipeline_name_that_is_not_there_is_refused(tmp_path: Path, capsys: py
     assert main(["report", str(st), "--pipeline", "other", "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err
     assert "--pipeline" in err and "'only'" in err and not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("out", [False, True])
+def test_report_on_a_store_without_pipeline_trainings_is_an_error(tmp_path: Path, out: bool,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing to report is said on stderr with exit status 2, as for any refused command; never
+    an empty report, or none, with status 0."""
+    from modyn_store import TrainSet
+
+    st = tmp_path / "st"
+    store = Store.open(str(st), create=True)
+    store.append(pa.table({"ts": [1, 2], "x": [1.0, 2.0]}))
+    rep = ["--out", str(tmp_path / "rep")] if out else []
+    for held in ("it holds no training", "its 1 trainings were not made by a pipeline"):
+        before = store.version
+        assert main(["report", str(st), *rep]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith(f"error: invalid STORE={str(st)!r}: expected a "
+                                                              "store with pipeline trainings to report"), captured.err
+        assert held in captured.err and "modyn-store run" in captured.err
+        assert not (tmp_path / "rep").exists() and Store.open(str(st)).version == before
+        if held == "it holds no training":  # then a training recorded through the API, by no pipeline
+            Catalog(store).record_training("manual", TrainSet.uniform(np.array([0, 1]), version=1))
+
+
+def test_report_out_of_pipelines_without_evaluations_is_an_error(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from modyn_store import TrainSet
+
+    st = tmp_path / "st"
+    store = Store.open(str(st), create=True)
+    store.append(pa.table({"ts": [1, 2], "x": [1.0, 2.0]}))
+    Catalog(store).record_training("p-0000", TrainSet.uniform(np.array([0, 1]), version=1),
+                                   metrics={"pipeline": "p", "trigger_index": 0})
+    assert main(["report", str(st)]) == 0  # the trainings table
+    assert "== p: 1 trainings" in capsys.readouterr().out
+    assert main(["report", str(st), "--out", str(tmp_path / "rep")]) == 2
+    captured = capsys.readouterr()
+    assert "== p: 1 trainings" in captured.out and not (tmp_path / "rep").exists()
+    assert captured.err.startswith(f"error: invalid --out={str(tmp_path / 'rep')!r}: expected a folder for the plots "
+                                   "and pages of evaluated pipelines; no pipeline of this store has an evaluation "
+                                   "recorded, so nothing was written"), captured.err

@@ -33,6 +33,18 @@ def test_log_diff_show(path: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "live rows 4" in out and "x:double" in out
 
 
+def test_show_version_0_names_the_empty_store_before_the_first_write(path: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", path, "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"store {path}  version 0 of 2 (the empty store before the first write)  live rows 0")
+    assert "None" not in out and "(no rows)" in out
+    assert main(["show", path, "0", "--json"]) == 0
+    assert '"time": null' in capsys.readouterr().out  # JSON's own word for no value
+    assert main(["show", path, "1"]) == 0
+    assert re.search(r"version 1 of 2 \(\d{4}-\d\d-\d\dT[0-9:.]+[+-][0-9:]+\)", capsys.readouterr().out)
+
+
 def test_tag_erase_vacuum_compact(path: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tag", path, "v1", "1"]) == 0
     assert "-> version 1" in capsys.readouterr().out

@@ -47,6 +47,11 @@ CASES = [
     (["bench", "elec2", "--out", "{tmp}/bench", "--store", "{tmp}/afile/x"], "--store="),
     (["run", "elec2", "--pipeline", "no-retrain", "--store", "{tmp}/runs", "--out", "{tmp}/afile"], "--out="),
     (["demo", "--store", "{tmp}/afile", "--store-only"], "--store="),
+    (["show", "{store}", "--columns", ""], "--columns=['']"),
+    (["export", "{store}", "{tmp}/out.parquet", "--columns", ""], "--columns=['']"),
+    (["show", "{store}", "25:00"], "VERSION='25:00'"),
+    (["tag", "{store}", "t", "../x"], "VERSION='../x'"),
+    (["report", "{store}"], "STORE="),
 ]
 
 
@@ -102,3 +107,29 @@ def test_options_are_taken_only_as_spelled_in_full(store: str, tmp_path: Path) -
     assert res.returncode == 2 and "unrecognized arguments: --dry" in res.stderr
     assert Store.open(store).version == 1
     assert Store.open(store).as_of().keys().tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("where", ["{tmp}/nothere", "{tmp}/afile", "{tmp}/adir", "{store}/samples.lance"])
+@pytest.mark.parametrize("command", [["show"], ["log"], ["tags"], ["diff", "0", "1"], ["tag", "t"], ["compact"],
+                                     ["vacuum"], ["erase", "1", "--reason", "r"], ["report"]])
+def test_a_path_that_is_no_store_is_one_error_line(store: str, tmp_path: Path, where: str, command: list[str],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from modyn_store.app.cli.main import main
+
+    path = where.format(tmp=tmp_path, store=store)
+    assert main([command[0], path, *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path!r} is not a modyn-store store (no _modyn_store.json); create one with " \
+                  "`modyn-store append STORE FILE`\n"
+    assert not Path(path, "_modyn_store.json").exists() and not Path(path, "_lock").exists()
+
+
+@pytest.mark.parametrize("argv", [["show", "{store}", "--", "-1"], ["diff", "{store}", "--", "-1", "1"],
+                                  ["tag", "{store}", "t", "--", "-1"], ["show", "{store}", "5"]])
+def test_a_version_that_does_not_exist_is_named_with_the_valid_ones(store: str, argv: list[str],
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from modyn_store.app.cli.main import main
+
+    assert main([a.format(store=store) for a in argv]) == 2
+    assert capsys.readouterr().err.endswith("does not exist: valid versions are 0..1\n")
+    assert Store.open(store).tags() == {} and Store.open(store).version == 1

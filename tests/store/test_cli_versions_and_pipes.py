@@ -49,9 +49,40 @@ def test_a_time_to_the_second_still_covers_that_second(store: str, capsys: pytes
 
 
 @pytest.mark.parametrize("ref", ["²", "⁵", "1²"])
-def test_non_ascii_digits_are_a_tag_name_not_a_crash(store: str, ref: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["show", store, ref]) == 2
-    assert f"unknown tag {ref!r}" in capsys.readouterr().err
+def test_non_ascii_digits_are_refused_not_a_crash(store: str, ref: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", store, ref]) == 2  # no version number, and no tag name either (a tag starts with a letter)
+    assert capsys.readouterr().err.startswith(f"error: invalid VERSION={ref!r}: expected a version number, a tag name")
+
+
+@pytest.mark.parametrize(("ref", "why"), [
+    ("25:00", "'25:00' is neither a valid time (hour must be in 0..23) nor a tag name"),
+    ("12:61:00", "'12:61:00' is neither a valid time (minute must be in 0..59) nor a tag name"),
+    ("9:30", "'9:30' is neither a valid time"),
+    ("12:00", "'12:00' is a time of day without its date: give the date too, e.g. 2024-01-02T12:00"),
+    ("23:59:59Z", "'23:59:59Z' is a time of day without its date"),
+    ("../x", "'../x' is none of these"),
+    ("x/../y", "'x/../y' is none of these"),
+    ("a b", "'a b' is none of these"),
+    ("3.5", "'3.5' is none of these"),
+])
+def test_a_reference_no_tag_can_spell_is_refused_as_a_bad_time_not_an_unknown_tag(
+        store: str, tmp_path: Path, ref: str, why: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "out.parquet")
+    for argv, named in ((["show", store, ref], "VERSION"), (["diff", store, "1", ref], "TO"),
+                        (["tag", store, "t", ref], "VERSION"), (["export", store, out, "--version", ref], "--version")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: invalid {named}={ref!r}: expected a version number, a tag name"), err
+        assert why in err and "unknown tag" not in err, err
+    assert Store.open(store).tags() == {} and Store.open(store).version == 2 and not Path(out).exists()
+
+
+def test_a_tag_name_is_still_looked_up(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", store, "nightly"]) == 2
+    assert "unknown tag 'nightly'" in capsys.readouterr().err
+    Store.open(store).tag("nightly", 1)
+    assert main(["show", store, "nightly", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 1
 
 
 @pytest.mark.parametrize(("argv", "named"), [

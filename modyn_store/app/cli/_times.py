@@ -3,7 +3,9 @@
 A time names the latest version committed at or before it. It has a time of day (a date alone
 is refused, :data:`TIME_FORMATS`); without an offset it is local time, refused where a
 daylight-saving change makes the local clock show it twice or never; given to the hour, minute
-or second it covers that whole hour, minute or second.
+or second it covers that whole hour, minute or second. Text no tag can spell (a tag starts with
+a letter) is refused as a bad time (``25:00``, ``12:00`` without its date) or as no reference at
+all (``../x``), never looked up as an unknown tag.
 
 >>> version_ref("3"), version_ref("nightly")
 (3, 'nightly')
@@ -16,6 +18,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from modyn_store.core._validate import NAME_PATTERN
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.store import VersionRef
 
@@ -43,6 +46,28 @@ def _time_of_day(text: str) -> re.Match[str] | None:
     return _TIME_OF_DAY.match(text, start.end() + 1)
 
 
+#: a time of day without its date: hours, then minutes, seconds and a fraction or an offset
+_CLOCK = re.compile(r"[0-9]{1,2}:[0-9]{1,2}(?::[0-9]{1,2}(?:[.,][0-9]+)?)?(?:Z|[+-][0-9:]+)?", re.IGNORECASE)
+
+
+def _tag_name(text: str, arg: str) -> str:
+    """``text`` as a tag name, or the error naming what it is not: text a tag cannot spell (a
+    tag starts with a letter; ``25:00``, ``../x``) is a bad time or no version reference."""
+    if NAME_PATTERN.match(text) and ".." not in text:
+        return text
+    tag = "a tag name (a letter, then letters, digits, '_', '.', '-'; no '..')"
+    if _CLOCK.fullmatch(text):
+        try:
+            datetime.fromisoformat(f"2000-01-01T{text.upper()}")
+        except ValueError as bad:  # 25:00, 12:60
+            why = f"{text!r} is neither a valid time ({bad}) nor {tag}"
+        else:
+            why = f"{text!r} is a time of day without its date: give the date too, e.g. 2024-01-02T{text}"
+    else:
+        why = f"{text!r} is none of these"
+    raise InvalidArgumentError(arg, text, f"a version number, {tag} or {TIME_FORMATS}; {why}") from None
+
+
 def version_ref(text: str | None, arg: str = "VERSION") -> VersionRef:
     """A version number, an ISO time or a tag name.
 
@@ -65,7 +90,7 @@ def version_ref(text: str | None, arg: str = "VERSION") -> VersionRef:
             raise InvalidArgumentError(arg, text, f"a version number, a tag name or {TIME_FORMATS}; {text!r} is "
                                                   f"neither a valid time ({exc}) nor a tag name (a letter, then "
                                                   "letters, digits, '_', '.', '-')") from None
-        return text  # a tag name
+        return _tag_name(text, arg)
     day = _time_of_day(text)
     if day is None:  # 2024-01-02, 2024-W01-2: which time of that day, in which zone?
         raise InvalidArgumentError(arg, text, TIME_FORMATS + "; a date alone does not say which time of "

@@ -316,7 +316,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     schema = snap.schema
     if schema is None:
         raise InvalidArgumentError("STORE", args.store, "a store with rows to export")
-    cols = args.columns.split(",") if args.columns else list(schema.names)
+    cols = args.columns.split(",") if args.columns is not None else list(schema.names)
     tmp = _temp_path(fs, out_path)
     writer = None
     rows = 0

@@ -223,7 +223,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         else:
             print(f"store {store.uri}  version {snap.version} of {store.version}  live rows 0\n(empty store)")
         return 0
-    cols = args.columns.split(",") if args.columns else [c for c in schema.names][:8]
+    cols = args.columns.split(",") if args.columns is not None else [c for c in schema.names][:8]
     rows: list[dict[str, object]] = []
     try:
         batch_size = min(max(args.limit, 1), 1 << 16)  # a --limit above the rows means all of them
@@ -249,7 +249,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**head, "columns": {f.name: str(f.type) for f in schema}, "rows": rows[: args.limit]})
         return 0
-    print(f"store {store.uri}  version {snap.version} of {store.version} ({head['time']})  live rows {snap.count()}")
+    when = head["time"] if rec is not None else "the empty store before the first write"  # version 0: no commit
+    print(f"store {store.uri}  version {snap.version} of {store.version} ({when})  live rows {snap.count()}")
     if head["unavailable"]:
         print(f"unavailable (purged by vacuum): {head['unavailable']} rows")
     print("columns: " + ", ".join(f"{f.name}:{f.type}" for f in schema))

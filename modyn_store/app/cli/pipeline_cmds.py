@@ -19,11 +19,12 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from modyn_store.app._fmt import Progress, format_table
 from modyn_store.app.cli.main import writable_folder
 from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = ["register"]
 
@@ -337,9 +338,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = Store.open(args.store)
     groups = pipeline_trainings(store)
-    if not groups:
-        print("no pipeline trainings in this store")
-        return 0
+    if not groups:  # an empty report (or none, with --out) would read as a success
+        _no_trainings(store)
     if args.pipeline and args.pipeline not in groups:
         raise PipelineConfigError("--pipeline", f"no pipeline {args.pipeline!r} in this store; pick one of "
                                                 f"{list(groups)}")
@@ -362,8 +362,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         results = [r for r in pipeline_results(store) if not args.pipeline or r.name == args.pipeline]
         if not results:
-            print("no evaluations recorded; nothing to plot")
-            return 0
+            raise InvalidArgumentError("--out", args.out, "a folder for the plots and pages of evaluated pipelines; "
+                                                         f"{'pipeline ' + repr(args.pipeline) if args.pipeline else 'no pipeline'} "
+                                                         "of this store has an evaluation recorded, so nothing was "
+                                                         "written (the trainings table above is all there is)")
         metrics: dict[str, list[str]] = {}
         for r in results:
             metrics.setdefault(r.metric, []).append(r.name)
@@ -387,6 +389,16 @@ def cmd_report(args: argparse.Namespace) -> int:
             append_section(files, section)
         print(f"\nreport: {files.markdown}")
     return 0
+
+
+def _no_trainings(store: Any) -> NoReturn:
+    """Refuse to report on a store whose catalog holds no pipeline's training, naming what it holds."""
+    from modyn_store.core.trainings import Catalog
+
+    others = len(Catalog(store).list())
+    held = f"its {others} trainings were not made by a pipeline" if others else "it holds no training"
+    raise InvalidArgumentError("STORE", store.uri, "a store with pipeline trainings to report (`modyn-store run "
+                                                   f"PIPELINE.yaml --store STORE` records them); {held}")
 
 
 def _check_recorded(store: Any, training_id: str) -> None:
