@@ -161,8 +161,8 @@ class HashedKeys:
     """The ascending, distinct keys ``sorted_b``, ready to find in batches of keys in any order.
 
     A binary search per key in ``sorted_b`` costs ~50 ns (branchy, one cache miss per level).
-    Where ``sorted_b`` spans at most 2^max_bits values (its last minus its first key; the dead
-    keys of a store whose keys are dense), the table is **direct**: slot ``key - first + 1`` of
+    Where ``sorted_b`` spans at most 2^(max_bits + 1) values (its last minus its first key; the
+    dead keys of a store whose keys are dense), the table is **direct**: slot ``key - first + 1`` of
     a table of the span is marked for each key of ``sorted_b``, and the table's answer is exact
     (no search; keys outside the span land on unmarked end slots through a clipped gather or a
     clamp, in unsigned arithmetic that cannot wrap into the span). Otherwise each key is
@@ -172,7 +172,7 @@ class HashedKeys:
     hashes. Either table keeps a byte a slot up to 2^BYTE_TABLE_BITS slots and a bit a slot
     above: ~2-13 ns a key (the table in or out of cache). Built once, it serves every batch of
     a stream; the caller must not change ``sorted_b`` meanwhile. ``max_bits``: at most
-    2^max_bits slots.
+    2^max_bits slots in a hashed table, 2^(max_bits + 1) in a direct one.
 
     >>> HashedKeys(np.array([2, 3, 9])).hits(np.array([9, 2, 7, 2])).tolist()
     [0, 1, 3]
@@ -188,7 +188,7 @@ class HashedKeys:
         self._base: np.uint64 | None = None
         self._cap = np.uint64(0)
         span = int(sorted_b[-1]) - int(sorted_b[0]) + 3 if sorted_b.size else 0  # + unmarked slots at both ends
-        if sorted_b.size and span <= 1 << max_bits:
+        if sorted_b.size and span <= 1 << (max_bits + 1):  # (twice a hashed table: no search to pay)
             self._base = np.uint64((int(sorted_b[0]) - 1) % (1 << 64))
             self._cap = np.uint64(span - 1)
             marked = np.zeros(span, dtype=bool)

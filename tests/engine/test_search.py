@@ -77,7 +77,7 @@ def test_a_stream_table_answers_batch_after_batch_on_kept_and_fresh_buffers(
     """One table serves every batch of a stream; its passes run in the thread's kept scratch
     buffers up to ``KEPT`` keys and in fresh arrays above. Each batch's answer must be its own
     (nothing left over from the batch before, whatever their sizes): direct tables (dense keys:
-    the set spans at most 2^23 values) and hashed ones (keys spread wide), each with a byte a
+    the set spans at most 2^24 values) and hashed ones (keys spread wide), each with a byte a
     slot (at most 2^BYTE_TABLE_BITS slots) and a bit a slot (more)."""
     from engine._scratch import KEPT
     from engine._search import HashedKeys
@@ -112,3 +112,16 @@ def test_a_direct_table_is_exact_outside_its_span_at_the_ends_of_int64(span: int
         probe = np.array([k for k in near if lo64 <= k <= hi64], dtype=np.int64)
         probe = np.concatenate([probe[::-1], np.random.default_rng(2).permutation(dead)[:5000], probe])
         assert table.hits(probe).tolist() == np.flatnonzero(np.isin(probe, dead)).tolist(), first
+
+
+def test_a_direct_table_may_take_twice_the_slots_of_a_hashed_one() -> None:
+    """A stream's table holds at most 2^23 hashed slots; a direct one answers without a search
+    and may span twice that (10^7 dense keys: 1.25 MB as bits), no more."""
+    from engine._search import PREFILTER_BITS, HashedKeys
+
+    for span, direct in ((1 << (PREFILTER_BITS + 1), True), ((1 << (PREFILTER_BITS + 1)) + 1, False)):
+        dead = np.array([0, 5, span - 3], dtype=np.int64)  # + 2 unmarked end slots: `span` slots
+        table = HashedKeys(dead)
+        assert (table._base is not None) == direct, span
+        probe = np.array([-1, 0, 1, 5, span - 4, span - 3, span - 2, 1 << 40], dtype=np.int64)
+        assert table.hits(probe).tolist() == [1, 3, 5]
