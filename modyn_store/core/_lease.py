@@ -31,6 +31,7 @@ import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from modyn_store.core._location import _endpoint_of
 from modyn_store.core._thread_gate import ThreadGate
 from modyn_store.core.errors import ConflictError
 
@@ -85,7 +86,9 @@ class LeaseLock:
         self.timeout = timeout
         self.lease = lease_seconds() if lease is None else float(lease)
         self.path = location.path(LOCK_OBJECT)
-        self._local = ThreadGate(f"{location.scheme}://{self.path}")
+        # keyed by the lease object and the endpoint that serves it: every handle of the store
+        # shares the key, a store at the same path of another endpoint (another server) does not
+        self._local = ThreadGate(f"{self.path} at {_endpoint_of(location.storage_options)}")
         self._owner = ""
         self._etag: str | None = None
         self._renewed = 0.0

@@ -72,7 +72,8 @@ class WriterLock:
         self.path = path
         self.timeout = timeout
         # keyed by the lock file's real path: every handle of the store shares the key
-        self._local = ThreadGate(os.path.realpath(path) if path is not None else None)
+        # (a forked child re-opens the lock file: a gate another thread held at the fork is freed there)
+        self._local = ThreadGate(os.path.realpath(path) if path is not None else None, free_in_child=True)
         self._file: filelock.BaseFileLock | None = None
         # POSIX: the lock file stays open between writes and each write only flocks it (an
         # open, a lock and a close per write cost more than the rest of a small commit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 
 from modyn_store.core.errors import NestedWriteError
 
@@ -24,12 +25,27 @@ _WRITING: dict[str, set[tuple[int, int]]] = {}
 _WRITING_LOCK = threading.Lock()
 
 
+#: every gate of the process, for a forked child to free those held by threads it does not have
+_GATES: weakref.WeakSet[ThreadGate] = weakref.WeakSet()
+
+
 def _forget_after_fork() -> None:
-    """A forked child starts outside every write, with a fresh lock (another thread of the
-    parent may have held it at the fork)."""
+    """A forked child starts outside every write, with a fresh table lock (another thread of the
+    parent may have held it at the fork). A gate held by another thread of the parent is free in
+    the child: that thread does not exist there, so nothing would ever release it (a write of
+    the child through that handle would wait out ``lock_timeout`` and fail). A gate held by the
+    forking thread stays held: the child goes on inside that write and leaves it. Only gates
+    whose lock re-opens its file in a child are freed (``free_in_child``: the child's own open
+    file then waits for the parent's OS lock); a lease lock's gate stays held in the child."""
     global _WRITING_LOCK
     _WRITING_LOCK = threading.Lock()
     _WRITING.clear()
+    me = threading.get_ident()
+    for gate in list(_GATES):
+        if gate._free_in_child and gate._holder is not None and gate._holder != me:
+            gate._lock = threading.Lock()
+            gate._holder = None
+            gate._entry = None
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -62,11 +78,13 @@ class ThreadGate:
     >>> a.release()
     """
 
-    def __init__(self, key: str | None = None) -> None:
+    def __init__(self, key: str | None = None, *, free_in_child: bool = False) -> None:
         self._lock = threading.Lock()
         self._holder: int | None = None
         self._key = key
         self._entry: tuple[int, int] | None = None
+        self._free_in_child = free_in_child
+        _GATES.add(self)
 
     def acquire(self, timeout: float) -> bool:
         if self._holder == threading.get_ident():  # only this thread sets its own id

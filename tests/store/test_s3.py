@@ -491,3 +491,39 @@ def test_an_older_version_reads_between_a_vacuums_commit_and_its_purge(
         if not recovered:
             Store.open(uri, storage_options=options, lock_timeout=60).compact()
     assert verify(uri, deep=True, storage_options=options).ok
+
+
+def test_a_write_nested_through_a_second_handle_on_s3_is_refused_at_once(s3_store: tuple[str, dict[str, str]]) -> None:
+    from modyn_store import NestedWriteError
+
+    uri, options = s3_store
+    first = Store.open(uri, create=True, storage_options=options, lock_timeout=5.0)
+    first.append(pa.table({"ts": [1], "x": [1.0]}))
+    second = Store.open(uri, storage_options=options, lock_timeout=5.0)
+    with first.transaction("note") as txn:
+        txn.append("notes", pa.table({"text": ["x"]}))
+        start = time.monotonic()
+        with pytest.raises(NestedWriteError, match="through another handle of the store"):
+            second.append(pa.table({"ts": [2], "x": [2.0]}))
+        assert time.monotonic() - start < 2.0  # not after the lock's timeout
+    assert second.append(pa.table({"ts": [2], "x": [2.0]})).version == 3
+
+
+def test_stores_at_one_path_of_two_endpoints_are_two_stores_to_the_writer_gate() -> None:
+    """A thread inside a write of ``s3://bucket/store`` on one server may write the store at the
+    same path on another server (a replica): no write of one could wait for the other's lock."""
+    from modyn_store import NestedWriteError
+    from modyn_store.core._lease import LeaseLock
+
+    def lock(endpoint: str) -> LeaseLock:
+        return LeaseLock(resolve("s3://bucket/store", {"aws_endpoint": endpoint, "aws_region": "us-east-1"}), 1.0)
+
+    here, there, here_again = lock("https://a.example"), lock("https://b.example"), lock("https://a.example")
+    assert here._local.acquire(1.0)  # the thread gate alone: no request to either server
+    try:
+        assert there._local.acquire(0.1)
+        there._local.release()
+        with pytest.raises(NestedWriteError):
+            here_again._local.acquire(0.1)
+    finally:
+        here._local.release()

@@ -76,6 +76,48 @@ def test_a_forked_child_does_not_share_the_parents_lock(tmp_path: Path) -> None:
     assert out.stdout.split() == ["conflict"]
 
 
+_FORK_BESIDE_A_WRITE = """
+import os, sys, threading, warnings
+warnings.simplefilter("ignore")  # Lance warns about forking a process that loaded it
+from modyn_store.core._lock import WriterLock
+lock = WriterLock(sys.argv[1], timeout=5.0)
+inside, leave = threading.Event(), threading.Event()
+def write():
+    with lock:
+        inside.set()
+        leave.wait()
+writer = threading.Thread(target=write)
+writer.start()
+inside.wait()
+pid = os.fork()  # while another thread is inside a write through ``lock``
+if pid == 0:
+    import time
+    start = time.monotonic()
+    try:
+        with lock:  # that thread is not in the child: its write ends in the parent
+            # not before the parent's thread left its write (0.3 s after the fork): the OS lock of
+            # the child's own open file waits for it
+            print("acquired", 0.2 <= time.monotonic() - start < 2.0, flush=True)
+    except BaseException as exc:
+        print(type(exc).__name__, flush=True)
+    os._exit(0)
+import time
+time.sleep(0.3)
+leave.set()
+writer.join()
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_beside_a_write_of_another_thread_writes_once_the_parent_is_done(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", _FORK_BESIDE_A_WRITE, str(tmp_path / "_lock")], capture_output=True,
+                         text=True, timeout=120, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["acquired", "True"]  # not a ConflictError after the 5 s timeout
+
+
 # -- the intent -----------------------------------------------------------------------------
 def test_a_finished_write_leaves_no_pending_intent_and_a_pending_one_is_undone(tmp_path: Path) -> None:
     uri = str(tmp_path / "s")
