@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
 from modyn_store.core._catalog_tables import INTERNAL_TABLES, check_declared, holds_samples
+from modyn_store.core._ingest import empty_columns
 from modyn_store.core._tables import VERSION
 from modyn_store.core._validate import check_name
 from modyn_store.core.errors import InvalidArgumentError, SchemaMismatchError, UnknownKeyError
@@ -26,7 +27,9 @@ def check_extension(store: Store, table: str, data: Any) -> None:
     (not one of the store's own tables), the data (a pyarrow Table), and every column's type
     against the table's (columns it lacks are filled with nulls by Lance; new columns are refused),
     or, for a table not created yet, against the columns its owner declared; and rows naming an
-    erased key in an int64 ``key`` column (:class:`UnknownKeyError`, lineage tables excepted)."""
+    erased key in an int64 ``key`` column (:class:`UnknownKeyError`, lineage tables excepted). A
+    table not created yet refuses a column of type ``null`` (no value in any row): the table would
+    hold it as ``null`` for good and refuse every later row with values in it."""
     if table in INTERNAL_TABLES:
         raise InvalidArgumentError("table", table, f"an extension table name, not one of the store's own "
                                    f"tables {sorted(INTERNAL_TABLES)}")
@@ -35,6 +38,14 @@ def check_extension(store: Store, table: str, data: Any) -> None:
         raise InvalidArgumentError("data", type(data).__name__, "a pyarrow Table")
     ds = store._tables.open(table)
     if ds is None:
+        empty = empty_columns(data.schema, skip=(VERSION,))
+        if empty:
+            kind = data.schema.field(empty[0]).type
+            raise SchemaMismatchError(
+                f"column {empty[0]!r} of the new extension table {table!r} has type {kind}: "
+                "no value in any row, so its type is unknown; the table would hold it as empty for good and refuse "
+                "every later row with values in it. Leave the column out (later rows may add it), or give it a "
+                "type (e.g. pa.nulls(n, pa.float64()) for a column of missing numbers)")
         check_declared(table, data)
         _refuse_erased(store, table, data)
         return

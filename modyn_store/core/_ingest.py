@@ -136,15 +136,26 @@ def _plain(t: pa.DataType) -> pa.DataType:
     return t.value_type if pa.types.is_dictionary(t) else t
 
 
-def empty_columns(schema: pa.Schema, skip: Collection[str] = ()) -> list[str]:
-    """The columns of ``schema`` (but ``skip``) of type ``null``: no value in any row, so of no
-    known type. A new store would hold such a column as ``null`` for good and refuse every later
-    append with values in it; the command line's import refuses them too.
+def _untyped(t: pa.DataType) -> bool:
+    """Whether ``t`` is ``null`` or holds ``null`` values (``list<null>``, a struct field of type null ...)."""
+    if pa.types.is_null(t):
+        return True
+    if pa.types.is_dictionary(t):
+        return _untyped(t.value_type)
+    return any(_untyped(t.field(i).type) for i in range(t.num_fields))
 
-    >>> empty_columns(pa.schema([("ts", pa.int64()), ("x", pa.null())]))
-    ['x']
+
+def empty_columns(schema: pa.Schema, skip: Collection[str] = ()) -> list[str]:
+    """The columns of ``schema`` (but ``skip``) of type ``null``, or of a nested type with
+    ``null`` values (``list<null>``: lists that are all empty or hold only nulls, a struct field
+    of type null): no value in any row, so of no known type. A new store would hold such a
+    column as it is for good and refuse every later append with values in it; the command line's
+    import refuses them too.
+
+    >>> empty_columns(pa.schema([("ts", pa.int64()), ("x", pa.null()), ("y", pa.list_(pa.null()))]))
+    ['x', 'y']
     """
-    return [f.name for f in schema if pa.types.is_null(f.type) and f.name not in skip]
+    return [f.name for f in schema if _untyped(f.type) and f.name not in skip]
 
 
 def _check_storable(schema: pa.Schema) -> None:
@@ -153,10 +164,12 @@ def _check_storable(schema: pa.Schema) -> None:
     writes anything."""
     empty = empty_columns(schema)
     if empty:
+        t = schema.field(empty[0]).type
         raise SchemaMismatchError(
-            f"column {empty[0]!r} has no value in any row (type null), so its type is unknown; a new store would "
-            "hold it as empty for good and refuse every later append with values in it. Leave the column out, or "
-            "give it a type (e.g. pa.nulls(n, pa.float64()) for a column of missing numbers)")
+            f"column {empty[0]!r} has type {t}: {'it' if pa.types.is_null(t) else 'its part of type null'} has no "
+            "value in any row, so its type is unknown; a new store would hold it as empty for good and refuse every "
+            "later append with values in it. Leave the column out, or give it a type (e.g. pa.nulls(n, pa.float64()) "
+            "for a column of missing numbers, pa.array(rows, pa.list_(pa.float32())) for lists that are all empty)")
     for f in schema:
         try:
             LanceSchema.from_pyarrow(pa.schema([f]))

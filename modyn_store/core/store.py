@@ -352,7 +352,9 @@ class Store:
             A pyarrow Table, RecordBatch or RecordBatchReader (streamed), a pandas DataFrame
             or a dict of columns. Payload columns may be numbers, fixed-size lists (tensors),
             strings or binary; a dictionary-encoded column (a pandas categorical) is stored
-            as its values. A new store refuses a column of type ``null`` (no value in any row).
+            as its values. A new store refuses a column of type ``null`` (no value in any row)
+            or of a nested type holding ``null`` (``list<null>``: lists all empty or of nulls).
+            An extension table in ``tables`` not created yet refuses them too.
         key:
             The column holding unique int64 keys; by default a ``key`` column, else keys are
             assigned after the largest key ever used.

@@ -107,6 +107,9 @@ CASES: list[tuple[str, type[Exception], str, Callable[[Store], Any]]] = [
     ("masked keys on erase", InvalidArgumentError, "masked", lambda s: s.erase(np.ma.array([1, 3], mask=[False, True]), reason="request")),
     ("extension table: bad name", InvalidNameError, "table", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0]}), tables={"../x": pa.table({"a": [1]})})),
     ("extension table: not a table", InvalidArgumentError, "pyarrow Table", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0]}), tables={"ext": {"a": [1]}})),
+    # a new extension table would hold a column of type null for good, refusing every later value in it
+    ("extension table: column of type null", SchemaMismatchError, "column 'c' of the new extension table 'ext' has type null", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0]}), tables={"ext": pa.table({"key": [9], "c": pa.nulls(1)})})),
+    ("extension table: list column of type null", SchemaMismatchError, "has type list<item: null>", lambda s: s.append(pa.table({"key": [9], "ts": [1], "label": [0], "x": [1.0]}), tables={"ext": pa.table({"key": [9], "c": pa.array([[]])})})),
 ]
 
 

@@ -64,6 +64,7 @@ def test_non_ascii_digits_are_refused_not_a_crash(store: str, ref: str, capsys: 
     ("x/../y", "'x/../y' is none of these"),
     ("a b", "'a b' is none of these"),
     ("3.5", "'3.5' is none of these"),
+    ("v" * 129, "a tag name has at most 128 characters, this text has 129"),
 ])
 def test_a_reference_no_tag_can_spell_is_refused_as_a_bad_time_not_an_unknown_tag(
         store: str, tmp_path: Path, ref: str, why: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -70,10 +70,26 @@ def test_a_refused_first_append_leaves_the_store_as_it_was(tmp_path: Path, data:
     with pytest.raises(SchemaMismatchError) as exc:
         store.append(data)
     if "_x" not in (data.column_names if isinstance(data, pa.Table) else list(data)):
-        assert "has no value in any row (type null)" in str(exc.value)
+        assert "has type null: it has no value in any row" in str(exc.value)
     assert _files(tmp_path / "s") == before  # no version, no lock file, no transaction folder
     assert store.version == 0 and store.schema is None
     assert store.append(pa.table({"ts": [1], "x": [1.5]})).version == 1  # the store takes a typed append
+
+
+@pytest.mark.parametrize("column", [
+    pa.array([[], []]),  # lists that are all empty: list<null>
+    pa.array([[None], []], pa.large_list(pa.null())),
+    pa.array([[None], [None]], pa.list_(pa.null(), 1)),
+    pa.array([{"a": None}, {"a": None}]),  # a struct field without a value: struct<a: null>
+])
+def test_a_first_append_with_a_nested_column_of_no_type_is_refused(tmp_path: Path, column: pa.Array) -> None:
+    store = Store.open(str(tmp_path / "s"), create=True)
+    before = _files(tmp_path / "s")
+    with pytest.raises(SchemaMismatchError, match=r"column 'x' has type .*null.*: its part of type null has no value"):
+        store.append(pa.table({"ts": [1, 2], "x": column}))
+    assert _files(tmp_path / "s") == before and store.version == 0 and store.schema is None
+    store.append(pa.table({"ts": [1], "x": pa.array([[1.5]], pa.list_(pa.float64()))}))
+    assert store.append(pa.table({"ts": [2], "x": pa.array([[]], pa.list_(pa.float64()))})).version == 2
 
 
 def test_an_all_null_column_of_the_stored_type_appends_to_a_store(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def _tag_name(text: str, arg: str) -> str:
     tag starts with a letter; ``25:00``, ``../x``) is a bad time or no version reference."""
     if NAME_PATTERN.match(text) and ".." not in text:
         return text
-    tag = "a tag name (a letter, then letters, digits, '_', '.', '-'; no '..')"
+    tag = "a tag name (1-128 characters: a letter, then letters, digits, '_', '.', '-'; no '..')"
     if _CLOCK.fullmatch(text):
         try:
             datetime.fromisoformat(f"2000-01-01T{text.upper()}")
@@ -63,6 +63,8 @@ def _tag_name(text: str, arg: str) -> str:
             why = f"{text!r} is neither a valid time ({bad}) nor {tag}"
         else:
             why = f"{text!r} is a time of day without its date: give the date too, e.g. 2024-01-02T{text}"
+    elif re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", text) and ".." not in text:
+        why = f"a tag name has at most 128 characters, this text has {len(text)}"
     else:
         why = f"{text!r} is none of these"
     raise InvalidArgumentError(arg, text, f"a version number, {tag} or {TIME_FORMATS}; {why}") from None
