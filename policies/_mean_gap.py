@@ -33,7 +33,8 @@ def above_mean(value: float, past: Iterable[float], offset: float) -> int:
     """The sign of ``value - (mean(past) + offset)``: 1 above, 0 at, -1 below, each number taken
     as the shortest decimal it prints as (``repr``), so a value at the boundary in decimals is at
     it. ``past`` holds at least one number. An infinite number among them is compared as float64
-    compares it (an infinite mean is above any finite value), and a NaN gap (``inf - inf``) is 0.
+    compares it (an infinite mean is above any finite value), and a NaN gap (``inf - inf``, or a
+    NaN among them, ``past`` included) is 0.
 
     The float64 gap decides when it is clearly away from 0; only near 0 are the values summed
     as fractions (the past values once)."""
@@ -44,7 +45,7 @@ def above_mean(value: float, past: Iterable[float], offset: float) -> int:
     scale = max(1.0, abs(float(value)), abs(float(offset)), float(np.abs(arr).max()))
     if math.isfinite(gap) and abs(gap) > _CLEAR * scale:
         return 1 if gap > 0 else -1
-    if not (math.isfinite(scale) and math.isfinite(float(value)) and math.isfinite(float(offset))):
+    if not (math.isfinite(float(value)) and math.isfinite(float(offset)) and bool(np.isfinite(arr).all())):
         return (gap > 0) - (gap < 0)  # infinities: as float64 has them (NaN: neither)
     mean = sum((_exact(p) for p in arr.tolist()), Fraction(0)) / arr.size
     exact = _exact(value) - (mean + _exact(offset))
