@@ -13,7 +13,8 @@ what this module adds is the ranks' agreement:
 - :func:`epoch_batches`: a rank's batches of an epoch, its first one read in every rank before
   any steps: where a rank's loader finds keys of the train set erased there
   (:class:`~training.errors.ErasedKeysError`), every rank raises it, rank 0 once it removed the
-  training's progress (saved from rows that are gone), the other ranks once rank 0 is done.
+  training's progress (saved from rows that are gone), the other ranks once rank 0 is done; any
+  other error a rank's loader raises there is raised in every rank too.
 - :func:`resume_epoch`: a rank's batches from a global step on. DDP ranks shard every global
   batch of ``batch_size`` rows into ``batch_size / world_size`` rows each
   (``positions[rank::world_size]``), so a rank's batch ``b`` belongs to global step ``b``; a
@@ -84,9 +85,12 @@ def epoch_batches(dl: Any, epoch: int, skipped: int, steps: int, resume: bool, p
     The epoch's first batch is read here, in every rank before any step: a rank whose loader
     raises :class:`~training.errors.ErasedKeysError` (keys erased since the last epoch) makes
     every rank raise one, rank 0 after removing ``progress`` (see
-    :func:`training.recording.refuse_erased`), the others after rank 0 is done with it."""
+    :func:`training.recording.refuse_erased`), the others after rank 0 is done with it. Any other
+    error a rank's loader raises there is raised by that rank, and by every other one as a
+    ``RuntimeError`` naming it, so that no rank waits for the failed one in a later reduction."""
     rank, world = dist.get_rank(), dist.get_world_size()
     erased: ErasedKeysError | None = None
+    other: Exception | None = None
     it: Iterator[Any] = iter(())
     last: Any = None
     try:
@@ -95,10 +99,14 @@ def epoch_batches(dl: Any, epoch: int, skipped: int, steps: int, resume: bool, p
         it = itertools.chain((first,), it) if first is not None else it
     except ErasedKeysError as exc:
         erased = exc
-    flag = torch.tensor([1.0 if erased is not None else 0.0], dtype=torch.float64, device=red)
-    dist.all_reduce(flag)  # (one small reduction an epoch)
-    if not flag.item():
+    except Exception as exc:  # any rank's failure reaches every rank: none waits in a later reduction
+        other = exc
+    flags = torch.tensor([float(erased is not None), float(other is not None)], dtype=torch.float64, device=red)
+    dist.all_reduce(flags)  # (one small reduction an epoch)
+    if not flags.any():
         return it, last
+    if not flags[0].item():
+        _raise_failed(other, epoch, rank, world)
     seen: list[Any] = [None] * world
     dist.all_gather_object(seen, erased)
     if erased is None:  # this rank's loader had not looked yet: the first rank's keys
@@ -109,10 +117,28 @@ def epoch_batches(dl: Any, epoch: int, skipped: int, steps: int, resume: bool, p
         failed = refuse_erased(progress, erased)
         status[0] = None if failed is erased else f"{type(failed).__name__}: {failed}"
     dist.broadcast_object_list(status, src=0)  # no rank raises before rank 0 removed the progress
+    if other is not None:
+        raise other  # this rank's own failure (another rank found the keys erased)
     if rank != 0 and status[0] is not None:
         raise RuntimeError(f"rank 0 could not remove the progress of training "
                            f"{progress.training_id if progress else None!r}: {status[0]}") from erased
     raise failed
+
+
+def _raise_failed(own: Exception | None, epoch: int, rank: int, world: int) -> None:
+    """Raise, in every rank, the failure of the ranks whose loader failed as ``epoch`` started
+    (another error than erased keys): a rank its own error, the others the first failed rank's
+    error if it is one of the store's typed errors (as it was raised), else a ``RuntimeError``
+    naming that rank and its error."""
+    seen: list[Any] = [None] * world
+    dist.all_gather_object(seen, own if own is None or isinstance(own, ModynStoreError)
+                           else f"{type(own).__name__}: {own}")
+    if own is not None:
+        raise own
+    first = next(r for r, e in enumerate(seen) if e is not None)
+    if isinstance(seen[first], ModynStoreError):
+        raise seen[first]
+    raise RuntimeError(f"rank {first}'s loader failed as epoch {epoch} started: {seen[first]}")
 
 
 def resume_epoch(dl: Any, epoch: int, step: int, steps: int) -> tuple[Iterator[Any], Any]:

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -261,3 +262,75 @@ def test_the_progress_of_a_ddp_training_whose_loader_finds_its_keys_erased_is_re
     assert np.asarray(info.value.keys).tolist() == [int(keys[0])]
     assert store.log()[-1].op == "erase" and Catalog(store).list() == []
     assert saved_progress(store, "e") is None and _models(store) == []
+
+
+class _FailingLoader:
+    """A loader of two batches an epoch whose rank ``rank`` fails as an epoch starts (``typed``:
+    with one of the store's errors), and whose rank ``erased`` finds keys erased."""
+
+    def __init__(self, rank: int, typed: bool, erased: int = -1) -> None:
+        self.rank, self.typed, self.erased = rank, typed, erased
+
+    def num_batches(self, epoch: int) -> int:
+        return 2
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        pass
+
+    def __iter__(self) -> Any:
+        import torch.distributed as dist
+
+        from training.errors import ErasedKeysError
+
+        if dist.get_rank() == self.erased:
+            raise ErasedKeysError("training 't'", np.asarray([5], np.int64))
+        if dist.get_rank() == self.rank:
+            raise InvalidArgumentError("rows", "shard", "readable rows") if self.typed else OSError("shard unreadable")
+        return iter([{"x": torch.zeros(1)}] * 2)
+
+
+def _epoch_start(fail_rank: int, typed: bool, erased: int = -1) -> str:
+    from training._ddp_progress import epoch_batches
+
+    try:
+        epoch_batches(_FailingLoader(fail_rank, typed, erased), 0, 0, 2, False, None, torch.device("cpu"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "no error"
+
+
+@pytest.mark.parametrize(("fail_rank", "typed"), [(0, False), (1, False), (1, True)])
+def test_a_loader_failing_in_one_rank_as_an_epoch_starts_fails_every_rank(fail_rank: int, typed: bool) -> None:
+    """No rank is left waiting in a reduction the failed rank never reaches: every rank raises,
+    a store's typed error as it is (rank 0 reports what it raised; run in a subprocess, so that a
+    wait fails the test)."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_distributed_progress import _epoch_start
+        from training._spawn import spawn
+        print("RANK0", spawn(_epoch_start, 2, {fail_rank}, {typed}))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    want = "OSError: shard unreadable" if fail_rank == 0 else \
+        "InvalidArgumentError: invalid rows='shard'" if typed else \
+        "RuntimeError: rank 1's loader failed as epoch 0 started: OSError: shard unreadable"
+    assert f"RANK0 {want}" in out, out
+
+
+def test_keys_erased_in_one_rank_and_another_failure_in_another_raise_in_every_rank() -> None:
+    """Rank 0 finds keys erased, rank 1's loader fails otherwise: each raises its own error."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_distributed_progress import _epoch_start
+        from training._spawn import spawn
+        print("RANK0", spawn(_epoch_start, 2, 1, False, 0))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    assert "RANK0 ErasedKeysError" in proc.stdout.decode(), proc.stdout.decode()
