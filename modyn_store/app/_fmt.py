@@ -91,7 +91,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.every = every
         self._start = time.perf_counter()
-        self._last = 0.0
+        self._last = self._start  # off a terminal: the first line after `every` seconds (or at the end)
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._finished = False  # the line of the last item is written once off a terminal
 

@@ -273,7 +273,7 @@ def test_progress_off_a_terminal_writes_the_last_line_once() -> None:
 
     out = io.StringIO()
     bar = Progress(3, "append", stream=out, every=3600.0)
-    bar.update(1)  # off a terminal: a line every `every` seconds and one at the end
+    bar.update(1)  # off a terminal: a line every `every` seconds (none yet) and one at the end
     bar.update(2)
     bar.update(0)  # a count of rows dropped, none: the bar is not drawn again
     bar.close()
