@@ -4,6 +4,7 @@ forward arguments they are given, and record only when asked."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,7 @@ import torch
 
 from modyn_store import Store
 from modyn_store.core.trainset import TrainSet
+from training.entries import LoaderOptions
 from training.evaluation import Slice, evaluate, time_slices
 from training.models import build_model
 from training.scoring import score
@@ -132,3 +134,58 @@ def test_time_slices_version_spans_that_snapshot(store: Store) -> None:
     for version, last in ((1, 299.0), (None, 599.0), (2, 599.0)):
         slices = time_slices(store, n=3, version=version)
         assert (slices[0].start, slices[-1].end) == (0.0, last), version
+
+
+class _Sizes(torch.nn.Module):
+    """A model that records how many rows each forward pass holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _mlp()
+        self.rows: list[int] = []
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        self.rows.append(int(features.shape[0]))
+        return self.net(features=features)  # type: ignore[no-any-return]
+
+
+def test_score_batch_size_sets_the_rows_of_each_forward_pass(store: Store) -> None:
+    model = _Sizes()
+    score(store, model, inputs={"features": "x"}, scores=("entropy",), version=1, batch_size=64, write=False)
+    assert model.rows == [64, 64, 64, 64, 44]
+
+
+def test_evaluate_batch_size_sets_the_rows_of_each_forward_pass(store: Store) -> None:
+    model = _Sizes()
+    evaluate(store, {"m": model}, _whole(store), inputs={"features": "x"}, metrics=("accuracy",), batch_size=250,
+             record=False)
+    assert model.rows == [250, 250, 100]
+
+
+def _planned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+    """The (strategy, threads) of every materialization the loader plans."""
+    import training.entries as entries
+
+    seen: list[tuple[Any, Any]] = []
+    real_plan = entries.plan
+
+    def plan(*args: Any, **kwargs: Any) -> Any:
+        seen.append((kwargs.get("strategy"), kwargs.get("threads")))
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(entries, "plan", plan)
+    return seen
+
+
+def test_score_loader_options_reach_the_read(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _planned(monkeypatch)
+    score(store, _mlp(), inputs={"features": "x"}, scores=("entropy",), write=False,
+          loader_options=LoaderOptions(strategy="scan", threads=2))
+    assert seen == [("scan", 2)]
+
+
+def test_evaluate_loader_options_reach_the_read(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _planned(monkeypatch)
+    evaluate(store, {"m": _mlp()}, time_slices(store, n=2), inputs={"features": "x"}, metrics=("accuracy",),
+             record=False, loader_options=LoaderOptions(strategy="take", threads=3))
+    assert seen == [("take", 3), ("take", 3)]

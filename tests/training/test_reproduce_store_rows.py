@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+from typing import Any
 
 from dataclasses import replace
 
@@ -71,6 +72,25 @@ def test_a_reproduction_publishes_no_cache_entry(store: Store) -> None:
     shutil.rmtree(store.path("_cache"))
     assert reproduce(store, "t", loader_options=LoaderOptions(threads=2)).identical
     assert glob.glob(os.path.join(store.path("_cache"), "v*")) == []
+
+
+def test_reproduce_loader_options_tune_its_read(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``loader_options=`` reaches the reproduction's own read (its strategy and threads), with
+    ``shared_cache`` forced off whatever it says."""
+    import training.entries as entries
+
+    ts = _train_set(store)
+    train(store, ts, CFG, training_id="tuned")
+    seen: list[tuple[Any, Any]] = []
+    real_plan = entries.plan
+
+    def plan(*args: Any, **kwargs: Any) -> Any:
+        seen.append((kwargs.get("strategy"), kwargs.get("threads")))
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(entries, "plan", plan)
+    assert reproduce(store, "tuned", loader_options=LoaderOptions(strategy="scan", threads=2)).identical
+    assert seen == [("scan", 2)]
 
 
 def test_an_erasure_during_a_reproduction_raises_the_erased_keys(store: Store) -> None:
