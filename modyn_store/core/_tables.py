@@ -163,7 +163,12 @@ class Tables(TableMaintenance):
         if not self.exists(name):
             self._seen.pop(name, None)
             self._incarnations.forget(name, self.ranges)  # a table made again reuses fragment ids
-            return self._absent(name)
+            # the log is read after the folder: a table that another process created and
+            # committed in between is there when the folder is looked at again
+            if self.written(name) is None:
+                return None
+            if not self.exists(name):
+                return self._absent(name)
         for attempt in range(READ_ATTEMPTS):
             # read before the table (later commits only raise it); under the writer lock, the head
             # the write read when it began (pin_floors), which no other writer moves meanwhile
@@ -182,7 +187,10 @@ class Tables(TableMaintenance):
                 return ds
             except (ValueError, OSError) as exc:
                 if not self._has_manifest(name):
-                    return self._absent(name, self._recorded(name))  # a create that never committed
+                    recorded = self._recorded(name)
+                    # a create that never committed, unless it committed since the listing
+                    if (self.written(name) is None and recorded is None) or not self._has_manifest(name):
+                        return self._absent(name, recorded)
                 if attempt + 1 == READ_ATTEMPTS:
                     raise CorruptionError(
                         f"table {name!r} of {self.location.uri!r} cannot be opened ({exc}); "
