@@ -353,41 +353,58 @@ def check_unique(keys: np.ndarray) -> np.ndarray:
 
 
 class KeyTracker:
-    """Follows the keys of a streamed append without copying them while they stay increasing.
+    """Follows the keys of an append: their count, range and whether they stay increasing.
 
     Time-ordered ingest usually appends increasing keys; then uniqueness within the append
-    is proven batch by batch and only the range is needed to check against the store.
+    is proven batch by batch and only the range is needed to check against the store. With
+    ``keep=False`` (a streamed append) no key is held, so memory does not grow with the rows;
+    :meth:`sorted_unique` then needs the keys from elsewhere (the rows written).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = True) -> None:
+        self.keep = keep
         self.parts: list[np.ndarray] = []
         self.increasing = True
         self.count = 0
         self.first = 0
         self.last = 0
+        self.low = 0
+        self.high = 0
 
     def add(self, keys: np.ndarray) -> None:
         if keys.size == 0:
             return
+        was_increasing = self.increasing
         if self.increasing and (
             (self.count and keys[0] <= self.last) or (keys.size > 1 and not bool((keys[1:] > keys[:-1]).all()))
         ):
             self.increasing = False
         if self.count == 0:
             self.first = int(keys[0])
+        if not self.increasing:  # the range needs a look at every key from here on
+            lo, hi = int(keys.min()), int(keys.max())
+            if self.count:
+                if was_increasing:
+                    self.low, self.high = self.first, self.last
+                lo, hi = min(lo, self.low), max(hi, self.high)
+            self.low, self.high = lo, hi
         self.last = int(keys[-1])
         self.count += int(keys.size)
-        self.parts.append(keys)
+        if self.keep:
+            self.parts.append(keys)
 
-    def sorted_unique(self) -> np.ndarray:
-        """All keys, sorted; raises :class:`DuplicateKeyError` on a repeated key."""
+    def sorted_unique(self, keys: np.ndarray | None = None) -> np.ndarray:
+        """All keys (``keys``: the appended keys read back, for a tracker that keeps none),
+        sorted; raises :class:`DuplicateKeyError` on a repeated key."""
+        if keys is not None:
+            return check_unique(keys)  # read back in storage order: sorted where they increased
         keys = np.concatenate(self.parts) if self.parts else np.empty(0, np.int64)
         return keys if self.increasing else check_unique(keys)
 
     @property
     def lowest(self) -> int:
-        return self.first if self.increasing else int(min(int(p.min()) for p in self.parts))
+        return self.first if self.increasing else self.low
 
     @property
     def highest(self) -> int:
-        return self.last if self.increasing else int(max(int(p.max()) for p in self.parts))
+        return self.last if self.increasing else self.high

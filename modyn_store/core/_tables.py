@@ -379,6 +379,31 @@ class Tables(TableMaintenance):
                 self.retry_after(name, exc, attempt)
         return None  # pragma: no cover
 
+    def scan_kept(
+        self,
+        name: str,
+        columns: list[str],
+        filter: str | None,
+        keep: Callable[[pa.RecordBatch], pa.RecordBatch],
+        *,
+        batch_size: int = 1 << 16,
+    ) -> pa.Table | None:
+        """The rows of ``name`` that ``keep`` retains, read batch by batch: memory holds one
+        scanned batch and what was kept, never the whole table (``None`` if the table does not
+        exist). A read that loses its files to a concurrent maintenance starts over."""
+        for attempt in range(READ_ATTEMPTS):
+            ds = self.open(name)
+            if ds is None:
+                return None
+            try:
+                scanner = ds.scanner(columns=columns, filter=filter, batch_size=batch_size)
+                reader = scanner.to_reader()
+                kept = [keep(batch) for batch in reader]
+                return pa.Table.from_batches([b for b in kept if b.num_rows], schema=reader.schema)
+            except READ_ERRORS as exc:
+                self.retry_after(name, exc, attempt)
+        return None  # pragma: no cover
+
     def derived(self, name: str, what: Hashable, compute: Callable[[lance.LanceDataset], T]) -> T | None:
         """``compute(latest dataset of name)``, kept by the process for the same table content
         (see :mod:`~modyn_store.core._derived`); ``None`` if the table does not exist."""

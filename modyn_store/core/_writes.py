@@ -52,7 +52,9 @@ def append(
             data, key=key, ts=ts, label=label, store_schema=store.schema, next_key=max_key + 1,
             stored_values=lambda column: _stored_column(store, column),
         )
-        tracker = _ingest.KeyTracker()
+        streamed = isinstance(data, pa.RecordBatchReader)
+        # a streamed append holds no keys: they are read back from the rows written if needed
+        tracker = _ingest.KeyTracker(keep=not streamed)
         schema = prepared.schema.append(pa.field("_version", pa.int64()))
         # the _version column of every batch is a view of one buffer the store keeps between
         # appends (under the writer lock, and Lance has written the batches when an append
@@ -85,7 +87,7 @@ def append(
                     filled = n
                 yield pa.RecordBatch.from_arrays([*batch.columns, pa.array(version_column[:n])], schema=schema)
 
-        if isinstance(data, pa.RecordBatchReader):
+        if streamed:
             # streamed: rows are written as they come and rolled back if a key clashes
             txn._writing("samples")
             try:
@@ -116,7 +118,11 @@ def _check_new_keys(store: Store, tracker: _ingest.KeyTracker, max_key: int, ver
         raise InvalidArgumentError("data", "0 rows", "at least one row to append")
     if tracker.increasing and tracker.lowest > max_key:
         return  # unique within the append and above every key ever used
-    s = tracker.sorted_unique()
+    written = None
+    if not tracker.keep:  # a streamed append: its keys are the rows of its version
+        rows = store._tables.scan("samples", ["key"], f"_version = {version}")
+        written = rows.column("key").to_numpy() if rows is not None else np.empty(0, np.int64)
+    s = tracker.sorted_unique(written)
     if s[0] <= max_key:
         # keys are unique for all time: stored (deleted too), purged and erased keys are taken
         clash = store._find_keys(s, ("samples", "erasures", "purged"), version - 1)

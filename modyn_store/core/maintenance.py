@@ -328,13 +328,16 @@ def _purgeable(store: Store, cutoff: int) -> pa.Table:
     tv = tomb.column("_version").to_numpy()
     order = np.argsort(tk)
     tk, tv = tk[order], tv[order]
-    rows = store._tables.scan("samples", ["key", "_version"], f"_version <= {store.version}")
+
+    def tombstoned(batch: pa.RecordBatch) -> pa.RecordBatch:
+        return batch.filter(pa.array(_isin_sorted(batch.column(0).to_numpy(), tk)))
+
+    # batch by batch: only the tombstoned rows are kept, never every stored key
+    rows = store._tables.scan_kept("samples", ["key", "_version"], f"_version <= {store.version}", tombstoned)
     if rows is None:
         return empty
     sk = rows.column("key").to_numpy()
     sv = rows.column("_version").to_numpy()
-    mask = _isin_sorted(sk, tk)
-    sk, sv = sk[mask], sv[mask]
     dv = tv[np.searchsorted(tk, sk)]
     tagged = np.array(sorted(store.tags().values()), dtype=np.int64)
     if tagged.size:

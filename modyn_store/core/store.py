@@ -349,8 +349,9 @@ class Store:
         Parameters
         ----------
         data:
-            A pyarrow Table, RecordBatch or RecordBatchReader (streamed), a pandas DataFrame
-            or a dict of columns. Payload columns may be numbers, fixed-size lists (tensors),
+            A pyarrow Table, RecordBatch or RecordBatchReader (streamed: its keys are not held
+            while it is written), a pandas DataFrame or a dict of columns. Payload columns may
+            be numbers, fixed-size lists (tensors),
             strings or binary; a dictionary-encoded column (a pandas categorical) is stored
             as its values. A new store refuses a column of type ``null`` (no value in any row)
             or of a nested type holding ``null`` (``list<null>``: lists all empty or of nulls).
