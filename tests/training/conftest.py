@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,3 +45,20 @@ def reference_rows(store: Store, keys: np.ndarray, columns: list[str]) -> dict[s
     pos = {k: i for i, k in enumerate(t.column("key").to_pylist())}
     idx = [pos[int(k)] for k in keys]
     return {c: t.column(c).take(pa.array(idx, pa.int64())).to_pylist() for c in ["key", *columns]}
+
+
+@pytest.fixture
+def planned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+    """The (strategy, threads) of every materialization the loader plans from here on (the
+    planning itself runs as it is)."""
+    import training.entries as entries
+
+    seen: list[tuple[Any, Any]] = []
+    real_plan = entries.plan
+
+    def plan(*args: Any, **kwargs: Any) -> Any:
+        seen.append((kwargs.get("strategy"), kwargs.get("threads")))
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(entries, "plan", plan)
+    return seen

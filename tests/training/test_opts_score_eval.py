@@ -162,30 +162,15 @@ def test_evaluate_batch_size_sets_the_rows_of_each_forward_pass(store: Store) ->
     assert model.rows == [250, 250, 100]
 
 
-def _planned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
-    """The (strategy, threads) of every materialization the loader plans."""
-    import training.entries as entries
-
-    seen: list[tuple[Any, Any]] = []
-    real_plan = entries.plan
-
-    def plan(*args: Any, **kwargs: Any) -> Any:
-        seen.append((kwargs.get("strategy"), kwargs.get("threads")))
-        return real_plan(*args, **kwargs)
-
-    monkeypatch.setattr(entries, "plan", plan)
-    return seen
-
-
-def test_score_loader_options_reach_the_read(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = _planned(monkeypatch)
+def test_score_loader_options_reach_the_read(store: Store, planned: list[tuple[Any, Any]]) -> None:
+    seen = planned
     score(store, _mlp(), inputs={"features": "x"}, scores=("entropy",), write=False,
           loader_options=LoaderOptions(strategy="scan", threads=2))
     assert seen == [("scan", 2)]
 
 
-def test_evaluate_loader_options_reach_the_read(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = _planned(monkeypatch)
+def test_evaluate_loader_options_reach_the_read(store: Store, planned: list[tuple[Any, Any]]) -> None:
+    seen = planned
     evaluate(store, {"m": _mlp()}, time_slices(store, n=2), inputs={"features": "x"}, metrics=("accuracy",),
              record=False, loader_options=LoaderOptions(strategy="take", threads=3))
     assert seen == [("take", 3), ("take", 3)]

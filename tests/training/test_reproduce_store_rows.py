@@ -74,21 +74,13 @@ def test_a_reproduction_publishes_no_cache_entry(store: Store) -> None:
     assert glob.glob(os.path.join(store.path("_cache"), "v*")) == []
 
 
-def test_reproduce_loader_options_tune_its_read(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reproduce_loader_options_tune_its_read(store: Store, planned: list[tuple[Any, Any]]) -> None:
     """``loader_options=`` reaches the reproduction's own read (its strategy and threads), with
     ``shared_cache`` forced off whatever it says."""
-    import training.entries as entries
-
     ts = _train_set(store)
     train(store, ts, CFG, training_id="tuned")
-    seen: list[tuple[Any, Any]] = []
-    real_plan = entries.plan
-
-    def plan(*args: Any, **kwargs: Any) -> Any:
-        seen.append((kwargs.get("strategy"), kwargs.get("threads")))
-        return real_plan(*args, **kwargs)
-
-    monkeypatch.setattr(entries, "plan", plan)
+    planned.clear()  # (the training's own read)
+    seen = planned
     assert reproduce(store, "tuned", loader_options=LoaderOptions(strategy="scan", threads=2)).identical
     assert seen == [("scan", 2)]
 
