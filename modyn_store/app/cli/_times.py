@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from modyn_store.core._validate import NAME_PATTERN
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core._validate import check_name
+from modyn_store.core.errors import InvalidArgumentError, InvalidNameError
 from modyn_store.core.store import VersionRef
 
 __all__ = ["TIME_FORMATS", "version_ref"]
@@ -50,10 +50,19 @@ def _time_of_day(text: str) -> re.Match[str] | None:
 _CLOCK = re.compile(r"[0-9]{1,2}:[0-9]{1,2}(?::[0-9]{1,2}(?:[.,][0-9]+)?)?(?:Z|[+-][0-9:]+)?", re.IGNORECASE)
 
 
+def _spells_a_tag(text: str) -> bool:
+    """Whether ``text`` is a valid tag name (the store's own check, :func:`check_name`)."""
+    try:
+        check_name("tag", text)
+    except InvalidNameError:
+        return False
+    return True
+
+
 def _tag_name(text: str, arg: str) -> str:
     """``text`` as a tag name, or the error naming what it is not: text a tag cannot spell (a
     tag starts with a letter; ``25:00``, ``../x``) is a bad time or no version reference."""
-    if NAME_PATTERN.match(text) and ".." not in text:
+    if _spells_a_tag(text):
         return text
     tag = "a tag name (1-128 characters: a letter, then letters, digits, '_', '.', '-'; no '..')"
     if _CLOCK.fullmatch(text):
@@ -63,7 +72,7 @@ def _tag_name(text: str, arg: str) -> str:
             why = f"{text!r} is neither a valid time ({bad}) nor {tag}"
         else:
             why = f"{text!r} is a time of day without its date: give the date too, e.g. 2024-01-02T{text}"
-    elif re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", text) and ".." not in text:
+    elif len(text) > 128 and _spells_a_tag(text[:128]) and ".." not in text:
         why = f"a tag name has at most 128 characters, this text has {len(text)}"
     else:
         why = f"{text!r} is none of these"
