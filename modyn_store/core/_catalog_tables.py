@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 
 from modyn_store.core._tables import VERSION
@@ -28,7 +29,7 @@ __all__ = [
     "EVALUATIONS", "EVALUATIONS_OPTIONAL", "EVALUATIONS_SCHEMA", "INTERNAL_TABLES", "LINEAGE_TABLES", "PLANS",
     "PLANS_SCHEMA", "PLAN_WEIGHTS", "PLAN_WEIGHTS_SCHEMA", "SELECTIONS",
     "SELECTIONS_SCHEMA", "TRAININGS", "TRAININGS_SCHEMA", "check_declared", "declare_table", "holds_samples",
-    "may_hold_samples",
+    "may_hold_samples", "sample_keys",
 ]
 
 #: the store's own tables, written only by its operations: no extension table takes their names
@@ -153,3 +154,17 @@ def may_hold_samples(name: str) -> bool:
     """Whether the table ``name`` may be one :func:`holds_samples` accepts (by its name alone:
     an extension table other than a lineage table)."""
     return not (name in INTERNAL_TABLES or name in LINEAGE_TABLES or name.startswith("scores/"))
+
+
+def sample_keys(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The int64 ``key`` column of a table :func:`holds_samples` accepts, as NumPy int64 (a
+    null read as 0), and which of its values are keys (``None``: all, no nulls). ``to_numpy``
+    of a column with nulls gives float64, which rounds keys beyond 2^53 to others.
+
+    >>> values, valid = sample_keys(pa.array([2**53 + 1, None], pa.int64()))
+    >>> values.tolist(), valid.tolist()
+    ([9007199254740993, 0], [True, False])
+    """
+    if not column.null_count:
+        return np.asarray(column.to_numpy(), dtype=np.int64), None
+    return column.fill_null(0).to_numpy(), np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)

@@ -17,7 +17,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._sql import keys_predicate
+from engine._search import sorted_unique
 
 if TYPE_CHECKING:
     from modyn_store.core._location import Location
@@ -71,13 +71,19 @@ class TableMaintenance:
                 raise
 
     def delete_keys(self, name: str, keys: np.ndarray) -> None:
+        """Delete every row of ``name`` whose ``key`` is one of the int64 ``keys`` (repeats
+        allowed; null keys are never deleted), as one Lance version: a join of the table's key
+        column with the keys (Lance's merge insert), whatever their number. A ``key IN (...)``
+        predicate took a delete, a parse and a scan per 4,096 keys: 8.5 s for 10^5 of 10^7 rows.
+        """
         self.guard()
         ds = self.open(name)
         if ds is None or keys.size == 0:
             return
+        # distinct keys: a source row may match target rows, never another source row
+        source = pa.table({"key": pa.array(sorted_unique(np.asarray(keys, dtype=np.int64)), pa.int64())})
         try:
-            for predicate in keys_predicate(keys):
-                ds.delete(predicate)
+            ds.merge_insert("key").when_matched_delete().execute(source)
         except BaseException:
             self._unpin(name)
             raise

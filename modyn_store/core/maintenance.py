@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from engine._search import HashedKeys, sorted_unique
 from modyn_store.core import integrity, keyindex
-from modyn_store.core._catalog_tables import holds_samples, may_hold_samples
+from modyn_store.core._catalog_tables import holds_samples, may_hold_samples, sample_keys
 from modyn_store.core._marker import refuse_table_links
-from modyn_store.core._sql import keys_predicate
 from modyn_store.core._writable import locked
 from modyn_store.core._validate import as_keys, check_int
 from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
@@ -56,7 +56,7 @@ def purge_tables(store: Store, op: str) -> list[str]:
 def _purge(store: Store, keys: np.ndarray, *, extensions: bool = False) -> int:
     """Remove ``keys``' rows from every content table (with ``extensions``: and from every
     :func:`keyed_extensions` table) and every cache, then drop old files."""
-    keys = np.unique(keys)
+    keys = sorted_unique(keys)
     for name in _content_tables(store):
         store._tables.delete_keys(name, keys)
         store._tables.rewrite(name)
@@ -75,7 +75,8 @@ def _purge_extension(store: Store, name: str, keys: np.ndarray) -> None:
     ds = store._tables.open(name)
     if ds is None:
         return
-    hit = any(ds.count_rows(pred) for pred in keys_predicate(keys))
+    found = _rows_naming(store, name, keys, ["key"])
+    hit = found is not None and found.num_rows > 0
     if hit:
         store._tables.delete_keys(name, keys)
         ds = store._tables.open(name)
@@ -103,12 +104,8 @@ def finish_purge(store: Store, version: int, op: str) -> int:
 def _trainings_using(store: Store, keys: np.ndarray) -> tuple[str, ...]:
     if "selections" not in store._tables.names() or keys.size == 0:
         return ()
-    found: set[str] = set()
-    for pred in keys_predicate(keys):
-        t = store._tables.scan("selections", ["training_id"], f"({pred}) AND _version <= {store.version}")
-        if t is not None:
-            found.update(t.column("training_id").to_pylist())
-    return tuple(sorted(found))
+    t = _rows_naming(store, "selections", keys, ["key", "training_id"], f"_version <= {store.version}")
+    return () if t is None else tuple(sorted(set(t.column("training_id").to_pylist())))
 
 
 def _descendants(store: Store, named: tuple[str, ...]) -> tuple[str, ...]:
@@ -186,7 +183,7 @@ def erase(
         raise InvalidArgumentError("reason", reason, "a non-empty string (kept in the erasure audit log)")
     if missing not in ("error", "ignore"):
         raise InvalidArgumentError("missing", missing, "'error' or 'ignore'")
-    want = np.unique(as_keys(keys))
+    want = sorted_unique(as_keys(keys))
     if want.size == 0:
         raise InvalidArgumentError("keys", [], "at least one key to erase")
     refuse_table_links(store._location, store._tables.names())  # before anything is written
@@ -264,11 +261,29 @@ def _extension_keys(store: Store, keys: np.ndarray) -> np.ndarray:
     ``erase`` deletes them: by key alone, whatever other columns the table has)."""
     hits = [np.empty(0, np.int64)]
     for name in keyed_extensions(store):
-        for pred in keys_predicate(keys):
-            t = store._tables.scan(name, ["key"], pred)
-            if t is not None and t.num_rows:
-                hits.append(t.column("key").drop_null().to_numpy())
-    return np.unique(np.concatenate(hits))
+        t = _rows_naming(store, name, keys, ["key"])
+        if t is not None and t.num_rows:
+            hits.append(t.column("key").to_numpy())
+    return sorted_unique(np.concatenate(hits))
+
+
+def _rows_naming(store: Store, name: str, keys: np.ndarray, columns: list[str],
+                 filter: str | None = None) -> pa.Table | None:
+    """The rows of table ``name`` (``columns``, ``key`` among them; ``filter``: a predicate on
+    the others) whose ``key`` is one of the int64 ``keys`` (any order); a null key names none.
+
+    One streamed scan whatever the number of keys, each batch's keys found through one table of
+    ``keys`` (:class:`~engine._search.HashedKeys`) and only the rows found kept (``None``: no
+    such table). A ``key IN (...)`` predicate took a scan per 4,096 keys.
+    """
+    table = HashedKeys(sorted_unique(keys))
+
+    def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
+        values, valid = sample_keys(batch.column("key"))
+        at = table.hits(values)
+        return batch.take(pa.array(at if valid is None else at[valid[at]]))
+
+    return store._tables.scan_kept(name, columns, filter, keep)
 
 
 def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> VacuumReport:

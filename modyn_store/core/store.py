@@ -36,7 +36,7 @@ from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
 from modyn_store.core._sql import key_range
 from modyn_store.core._tables import Tables
-from modyn_store.core._catalog_tables import holds_samples
+from modyn_store.core._catalog_tables import holds_samples, sample_keys
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._written import WrittenTables
 from modyn_store.core._validate import check_bool, check_filter, check_float, check_name, check_zoned_times, filter_error
@@ -317,7 +317,8 @@ class Store:
         if t is not None and t.num_rows and holds_samples(name, t.schema):
             erased = self._erased_keys()
             if erased.size:
-                t = t.filter(pa.array(~_isin_sorted(t.column("key").to_numpy(), erased)))
+                keys, valid = sample_keys(t.column("key"))  # (a null key names none)
+                t = t.filter(pa.array(~(_isin_sorted(keys, erased) & (True if valid is None else valid))))
         return t
 
     def _find_keys(self, candidates: np.ndarray, tables: tuple[str, ...], committed: int) -> np.ndarray:

@@ -234,3 +234,14 @@ def test_rows_only_an_extension_table_holds_for_a_key_are_erased(tmp_path: Path)
     assert store.delta(after.version - 1, after.version).inserted.column("key").to_pylist() == [501]
     with pytest.raises(DuplicateKeyError):
         store.append(pa.table({"key": pa.array([500], pa.int64()), "ts": [9]}))
+
+
+def test_reads_of_an_extension_table_with_null_keys_hide_exactly_the_erased_keys(tmp_path: Path) -> None:
+    """A ``key`` column with nulls came to NumPy as float64: a key beyond 2^53 was rounded onto
+    an erased neighbour and hidden with it (and NaN keys passed the sortedness check)."""
+    big = 2**53
+    store, _ = _annotated(tmp_path, "notes", [3, big + 1], pa.int64())
+    with store.transaction("annotate") as txn:
+        txn.append("notes", pa.table({"key": pa.array([None, big], pa.int64()), "note": ["c", "d"]}))
+    store.erase([big], reason="r")
+    assert store.read_table("notes").column("key").to_pylist() == [3, big + 1, None]
