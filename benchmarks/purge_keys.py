@@ -17,6 +17,13 @@ key). Then, timed:
 * ``vacuum``: then ``store.vacuum(keep_versions=1, dry_run=False)``: the same purge as the
   erase's, of the soft-deleted rows.
 
+The peer, ``lance``: the same rows as two plain Lance datasets (the samples in the same 10
+appends, the score as one write), and what a Lance user runs to remove the same keys' bytes: a
+delete of each dataset by the keys (a merge insert, Lance's fastest for many keys), a compaction
+that rewrites every fragment with a deleted row (``materialize_deletions_threshold=0``; the default
+leaves fragments with under 10% deleted as they are) and a cleanup of every old version. It keeps
+no log, no lineage and no checksums. The peer times its erase only (a vacuum is the same work).
+
 ``--baseline REV`` also times the store of git revision ``REV``, imported beside this one; the
 sides run one after the other in one process, each on its own store. After each side the script
 checks, outside the timers, that no purged key is left in any Lance version of the samples or of
@@ -76,6 +83,37 @@ def left(path: str, keys: np.ndarray) -> int:
     return found
 
 
+def lance_peer(root: str, rows: int, n_keys: int) -> None:
+    """The same rows as plain Lance datasets, and their keys' removal as a Lance user runs it."""
+    from datetime import timedelta
+
+    paths = {t: f"{root}/lance-{n_keys}/{t}.lance" for t in ("samples", "loss")}
+    step = -(-rows // 10)
+    rng = np.random.default_rng(0)
+    for lo in range(0, rows, step):
+        n = min(step, rows - lo)
+        keys = np.arange(lo, lo + n, dtype=np.int64)
+        rows_now = pa.table({"key": keys, "ts": keys, "label": rng.integers(0, 10, n),
+                             "x": rng.random(n, dtype=np.float32)})
+        lance.write_dataset(rows_now, paths["samples"], mode="append" if lo else "create")
+    lance.write_dataset(pa.table({"key": np.arange(rows, dtype=np.int64), "loss": rng.random(rows)}), paths["loss"])
+    erased = np.arange(0, rows, max(rows // n_keys, 2), dtype=np.int64)[:n_keys]
+    t0 = time.perf_counter()
+    for path in paths.values():
+        ds = lance.dataset(path)
+        ds.merge_insert("key").when_matched_delete().execute(pa.table({"key": erased}))
+        ds = lance.dataset(path)
+        ds.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        lance.dataset(path).cleanup_old_versions(older_than=timedelta(0), delete_unverified=True)
+    t_erase = time.perf_counter() - t0
+    rest = sum(int(np.isin(lance.dataset(path, version=v["version"]).to_table(columns=["key"]).column("key").to_numpy(),
+                           erased).sum()) for path in paths.values() for v in lance.dataset(path).versions())
+    print(json.dumps({"side": "lance", "rows": rows, "keys": int(erased.size), "erase_s": round(t_erase, 3),
+                      "rows_left_of_purged_keys": rest}), flush=True)
+    assert rest == 0, f"lance: {rest} rows of purged keys remain"
+    shutil.rmtree(f"{root}/lance-{n_keys}", ignore_errors=True)
+
+
 def run(side: str, store_cls: Any, rows: int, n_keys: int, root: str) -> None:
     path = f"{root}/{side}-{n_keys}"
     store = build(store_cls, path, rows)
@@ -116,6 +154,7 @@ def main() -> None:
         for n_keys in args.keys:
             for side, cls in sides.items():
                 run(side, cls, args.rows, n_keys, root)
+            lance_peer(root, args.rows, n_keys)
     finally:
         if args.path is None:
             shutil.rmtree(root, ignore_errors=True)

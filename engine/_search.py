@@ -19,7 +19,10 @@ import numpy as np
 
 from engine._scratch import scratch
 
-__all__ = ["HashedKeys", "first_unsorted", "hit_positions", "isin_sorted_numpy", "sorted_unique", "unsorted_hits"]
+__all__ = [
+    "HashedKeys", "first_unsorted", "hit_positions", "intersect_keys", "isin_sorted_numpy", "setdiff_keys",
+    "sorted_unique", "union_keys", "unsorted_hits",
+]
 
 
 #: elements a sortedness check looks at first: keys in no order show it there, and the check
@@ -43,8 +46,18 @@ def first_unsorted(a: np.ndarray) -> int:
 
 
 def sorted_unique(a: np.ndarray) -> np.ndarray:
-    """Sorted distinct values: a sort (the inputs are a few sorted runs) and one comparison pass,
-    cheaper than ``np.unique``'s hashing for the dead-key sets of large snapshots."""
+    """Sorted distinct values of the int64 keys ``a`` (``np.unique(a)``, a new array): a stable
+    sort (linear on the few sorted runs keys usually come in) and one comparison pass.
+
+    NumPy 2.4's ``np.unique`` finds the distinct values of an integer array through a hash set
+    first: about 1 us a key once the set outgrows the caches, 10-700 times this function's time
+    on 10^5-10^7 keys (``docs/PERFORMANCE.md``, "Distinct keys"). The store, the policies and the
+    training code take the distinct values, unions, intersections and differences of key arrays
+    through these functions.
+
+    >>> sorted_unique(np.array([5, 1, 5, 3])).tolist()
+    [1, 3, 5]
+    """
     if a.size == 0:
         return np.empty(0, dtype=np.int64)
     s = np.sort(a, kind="stable")
@@ -53,6 +66,35 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
         if not new.all():
             s = s[np.concatenate([[True], new])]
     return s
+
+
+def union_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.union1d(a, b)`` of int64 keys, without its hash set (see :func:`sorted_unique`).
+
+    >>> union_keys(np.array([4, 1, 4]), np.array([2, 1])).tolist()
+    [1, 2, 4]
+    """
+    return sorted_unique(np.concatenate([np.asarray(a, np.int64).ravel(), np.asarray(b, np.int64).ravel()]))
+
+
+def intersect_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.intersect1d(a, b)`` of int64 keys: sorted distinct values in both.
+
+    >>> intersect_keys(np.array([4, 1, 4, 9]), np.array([9, 4, 2])).tolist()
+    [4, 9]
+    """
+    ua = sorted_unique(np.asarray(a, np.int64).ravel())
+    return ua[isin_sorted_numpy(ua, sorted_unique(np.asarray(b, np.int64).ravel()))]  # type: ignore[no-any-return]
+
+
+def setdiff_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.setdiff1d(a, b)`` of int64 keys: sorted distinct values of ``a`` not in ``b``.
+
+    >>> setdiff_keys(np.array([4, 1, 4, 9]), np.array([9, 2])).tolist()
+    [1, 4]
+    """
+    ua = sorted_unique(np.asarray(a, np.int64).ravel())
+    return ua[~isin_sorted_numpy(ua, sorted_unique(np.asarray(b, np.int64).ravel()))]  # type: ignore[no-any-return]
 
 
 def hit_positions(sorted_a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:

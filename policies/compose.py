@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from engine._search import intersect_keys
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies.base import SelectionContext, SelectionStrategy, from_config, register
@@ -62,7 +63,7 @@ class Compose(SelectionStrategy):
 
     def _select(self, ctx: SelectionContext) -> TrainSet:
         first = self.pre.select(ctx)
-        cand = first.keys if ctx.candidates is None else np.intersect1d(first.keys, ctx.candidates)
+        cand = first.keys if ctx.candidates is None else intersect_keys(first.keys, ctx.candidates)
         second = self.post.select(ctx.replace(candidates=cand))
         outside = ~np.isin(second.keys, cand)
         if outside.any():  # its weight would be taken from another row of ``pre``

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from engine._search import intersect_keys, union_keys
 from modyn_store.core._validate import check_bool, check_choice, check_float, check_int, parse_duration
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
@@ -378,7 +379,7 @@ class DataDrift(Trigger):
             _check_span_unit(self.window_time, delta.ts_is_datetime)
         feats = {c: delta.features[c] for c in self._columns} if n else {}
         ts, keys = delta.ts, delta.keys
-        gone = np.union1d(delta.deleted, delta.erased)
+        gone = union_keys(delta.deleted, delta.erased)
         self._drop(gone)
         self._version = int(delta.version)
         out: list[tuple[int, Firing]] = []
@@ -431,7 +432,7 @@ class DataDrift(Trigger):
                                               statistic=stat)))
                 self._set_reference(self._buf.keyed_window())
         # keys are never reused: a row this delta inserts and deletes (or erases) is not live
-        self._drop(np.intersect1d(gone, keys))
+        self._drop(intersect_keys(gone, keys))
         if warming and not self._warming():
             warm_end = pos
         if self._warm_until is None and not self._warming():  # the warm-up ended in this delta

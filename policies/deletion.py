@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from engine._search import sorted_unique, union_keys
 from modyn_store.core._validate import check_float
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
@@ -69,7 +70,7 @@ class Deletion(Trigger):
         version of that delta removed: they count at once, as they would have had the delta been
         fed one version at a time (a snapshot never holds a key removed at its version or
         before)."""
-        self._train_keys = np.unique(train_set.keys)
+        self._train_keys = sorted_unique(train_set.keys)
         self._train_version = int(train_set.version)
         self._train_digest = _digest(self._train_keys)
         self._removed = np.empty(0, dtype=np.int64)
@@ -110,19 +111,19 @@ class Deletion(Trigger):
                                 f"[size, version, digest]; told {have}): call on_training with that train set first")
         if state["train"] is None:
             self._train_keys = None
-        self._removed = np.unique(np.asarray(state["removed"], np.int64))
-        self._last_gone = np.unique(np.asarray(state["last_gone"], np.int64))
+        self._removed = sorted_unique(np.asarray(state["removed"], np.int64))
+        self._last_gone = sorted_unique(np.asarray(state["last_gone"], np.int64))
         self._last_version, self._seen = int(state["last_version"]), int(state["seen"])
 
     def _fire(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         self._seen += len(delta)
-        gone = np.union1d(delta.deleted, delta.erased)
+        gone = union_keys(delta.deleted, delta.erased)
         self._last_gone, self._last_version = gone, int(delta.version)
         train = self._train_keys
         if train is None or train.size == 0:
             return []
         hit = gone[np.isin(gone, train, assume_unique=True)]
-        self._removed = np.union1d(self._removed, hit)
+        self._removed = union_keys(self._removed, hit)
         share = self._removed.size / train.size
         if share < float(self.share):
             return []

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from engine._search import sorted_unique
 from modyn_store.core._validate import check_float
 from modyn_store.core.trainset import TrainSet
 from policies._pick import check_size, derive_seed, target_size, trainset
@@ -61,7 +62,7 @@ class Freshness(SelectionStrategy):
     def _select(self, ctx: SelectionContext) -> TrainSet:
         from engine.sample import UniformSampler
 
-        used = (np.unique(np.concatenate([t.keys for t in ctx.history]))
+        used = (sorted_unique(np.concatenate([t.keys for t in ctx.history]))
                 if ctx.history else np.empty(0, dtype=np.int64))
         n_used = n_unused = 0
         for b in iter_rows(ctx):

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from engine._search import union_keys
 from modyn_store.core._validate import check_bool, check_choice, check_float, check_float_or_none, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
@@ -240,7 +241,7 @@ class Performance(Trigger):
                 raise InvalidArgumentError(f"delta.labels[{int(odd[0])}]", float(lab[odd[0]]),
                                            "a whole-number class index (or a negative / NaN "
                                            "label for an unlabelled row)")
-        gone = np.union1d(delta.deleted, delta.erased)
+        gone = union_keys(delta.deleted, delta.erased)
         self._drop(gone)
         self._version = int(delta.version)
         cum = np.cumsum(labelled)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from engine._search import sorted_unique
 from modyn_store.core._validate import check_bool
 from modyn_store.core.trainset import TrainSet
 from policies._pick import all_keys, check_size, derive_seed, target_size, trainset
@@ -96,7 +97,7 @@ class RS2(SelectionStrategy):
                 free = np.flatnonzero(~np.isin(fresh, rest))[: m - rest.size]
                 plans.append(np.sort(np.concatenate([rest, fresh[free]])))
                 rest = np.delete(fresh, free)
-        used = np.unique(np.concatenate(plans)) if plans else np.empty(0, dtype=np.int64)
+        used = sorted_unique(np.concatenate(plans)) if plans else np.empty(0, dtype=np.int64)
         remap = np.full(n, -1, dtype=np.int64)
         remap[used] = np.arange(used.size)
         return trainset(pool[used], ctx, per_epoch=tuple(remap[p] for p in plans))

@@ -157,7 +157,8 @@ CASES = [
     _case("purge_keys", "purge_keys.py", "--rows 20000 --keys 5000",
           rf'^\{{"side": "now", "rows": 20000, "keys": 5000, "erase_s": {NUM}, "delete_s": {NUM},'
           rf' "vacuum_s": {NUM}, "vacuum_purged": 5000,'
-          r' "rows_left_of_purged_keys": 0\}$'),
+          r' "rows_left_of_purged_keys": 0\}$',
+          rf'^\{{"side": "lance", "rows": 20000, "keys": 5000, "erase_s": {NUM}, "rows_left_of_purged_keys": 0\}}$'),
     _case("drift_deletions", "drift_deletions.py", "--window 2000 --columns 2 --rows 100 --repeat 1",
           rf"\| one key deleted outside the windows \| {NUM} \|", rf"\| one key deleted inside the current window \| {NUM} \|"),
     _case("progress_saves", "progress_saves.py",

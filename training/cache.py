@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from engine._search import sorted_unique
 from modyn_store.core.errors import InvalidArgumentError
 from training.columns import ColumnSpec
 from training._cache_files import (
@@ -422,7 +423,7 @@ def forget(store: Any, keys: np.ndarray) -> int:
     On-disk entries are removed by the store's ``erase``; open entries notice it on their next
     use. This also covers stores held in memory.
     """
-    keys = np.unique(np.asarray(keys, dtype=np.int64))
+    keys = sorted_unique(np.asarray(keys, dtype=np.int64))
     dropped = 0
     with _CACHES_LOCK:
         caches = [c for (r, _), c in _CACHES.items() if r in (store.path("_cache"), f"memory:{store.uri}")]

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine._search import sorted_unique
 from modyn_store.core.errors import InvalidArgumentError
 
 __all__ = ["BatchSelector", "BatchThenSample", "check_gradient_layer", "last_linear", "union_of_epochs"]
@@ -195,7 +196,7 @@ def union_of_epochs(sets: list[Any], epochs: int) -> Any:
     from modyn_store.core.trainset import TrainSet
 
     sets = sets[: max(epochs, 1)]
-    keys = np.unique(np.concatenate([s.keys for s in sets]))
+    keys = sorted_unique(np.concatenate([s.keys for s in sets]))
     weights = np.ones(keys.size)
     plans = []
     seen = np.zeros(keys.size, dtype=bool)

@@ -54,7 +54,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from engine._search import first_unsorted
+from engine._search import first_unsorted, sorted_unique
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import increasing
 from modyn_store.core.errors import InvalidArgumentError
@@ -274,7 +274,7 @@ def plan(
     for keys without a stored row (fragment id -1).
     """
     keys = np.ascontiguousarray(keys, dtype=np.int64)
-    if not increasing(keys) and np.unique(keys).size != keys.size:
+    if not increasing(keys) and sorted_unique(keys).size != keys.size:
         raise InvalidArgumentError("keys", "duplicates", "unique keys")
     chosen = choose_strategy(int(keys.size), int(rows.count_rows()), strategy, local=rows.local)
     if keys.size == 0:

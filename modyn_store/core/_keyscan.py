@@ -32,7 +32,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine._search import PROBE, HashedKeys, first_unsorted, hit_positions, isin_sorted_numpy, unsorted_hits
+from engine._search import (
+    PROBE, HashedKeys, first_unsorted, hit_positions, isin_sorted_numpy, sorted_unique, unsorted_hits,
+)
 from modyn_store.core.integrity import Checksum, run_checksum
 
 __all__ = ["SCAN_BATCH", "LiveKeys", "SeenKeys", "SeenSet", "arrow_mask", "dead_positions", "filter_batch", "increasing"]
@@ -296,7 +298,7 @@ class SeenKeys:
             starts, ends = starts[order], np.maximum.accumulate(ends[order])
         else:
             starts = ends = np.empty(0, np.int64)
-        explicit = np.unique(np.concatenate(self._explicit)) if self._explicit else np.empty(0, np.int64)
+        explicit = sorted_unique(np.concatenate(self._explicit)) if self._explicit else np.empty(0, np.int64)
         return SeenSet(starts, ends, explicit)
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from engine._search import sorted_unique
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
 from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 from modyn_store.core.records import Delta, Diff
@@ -175,7 +176,7 @@ def _purged_inserts(store: Store, va: int, vb: int) -> np.ndarray:
     t = store._tables.scan("purged", ["key"], f"inserted > {va} AND inserted <= {vb} AND _version <= {store.version}")
     if t is None or t.num_rows == 0:
         return np.empty(0, np.int64)
-    keys = np.unique(t.column("key").to_numpy())
+    keys = sorted_unique(t.column("key").to_numpy())
     return keys[~_isin_sorted(keys, store._erased_keys())]  # type: ignore[no-any-return]
 
 

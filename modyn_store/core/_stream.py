@@ -18,7 +18,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from engine._search import PREFILTER_MIN, HashedKeys
+from engine._search import PREFILTER_MIN, HashedKeys, union_keys
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
 from modyn_store.core._validate import filter_error, lance_reason
@@ -110,7 +110,7 @@ def live_stream(
                     hashed = HashedKeys.for_batch(dead, k.size, slots_per_key=512)
                 drop = dead_positions(k, dead, ordered=ordered, hashed=hashed)
                 if done is not None:
-                    drop = np.union1d(drop, done.positions(k))
+                    drop = union_keys(drop, done.positions(k))
                 if drop.size == k.size:
                     continue
                 if drop.size:

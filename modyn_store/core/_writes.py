@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from engine._search import sorted_unique
 from modyn_store.core import _ingest, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._sql import key_range
@@ -145,7 +146,7 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
             raise InvalidArgumentError("where", where, "a non-empty filter expression")
         flt = check_filter(where, name="where")
     else:
-        want = np.unique(as_keys(keys))
+        want = sorted_unique(as_keys(keys))
         if not want.size:
             raise InvalidArgumentError("keys", [], "at least one key to delete")
     with store.transaction("delete", message) as txn:
@@ -240,7 +241,7 @@ def _dead_keys(store: Store, committed: int, among: np.ndarray) -> np.ndarray:
     lo, hi = int(among.min()), int(among.max())
     t = store._tables.scan("tombstones", ["key"], f"{key_range(lo, hi)} AND _version <= {committed}")
     tomb = t.column("key").to_numpy() if t is not None and t.num_rows else np.empty(0, np.int64)
-    return np.unique(np.concatenate([tomb, store._erased_keys(committed)]))
+    return sorted_unique(np.concatenate([tomb, store._erased_keys(committed)]))
 
 
 def _stored_column(store: Store, column: str) -> pa.ChunkedArray | None:

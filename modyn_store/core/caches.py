@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine._search import sorted_unique
 from modyn_store.core._validate import as_keys
 from modyn_store.core.errors import InvalidArgumentError
 
@@ -82,7 +83,7 @@ class CacheIndex:
             _check("folders", f)
         k = as_keys(keys)  # (a float key refused, never truncated to another key)
         if k.size > 1 and not bool((k[1:] > k[:-1]).all()):  # sorted unique keys need no pass
-            k = np.unique(k)
+            k = sorted_unique(k)
         fs = self._store.fs
         kpath, jpath = self._paths(name)
         fs.makedirs(kpath.rsplit("/", 1)[0], exist_ok=True)
@@ -138,7 +139,7 @@ class CacheIndex:
 
     def holding(self, keys: Any) -> list[str]:
         """Registered entries that hold one of ``keys`` (an unreadable record counts as holding all)."""
-        want = np.unique(as_keys(keys))
+        want = sorted_unique(as_keys(keys))
         out = []
         for name in self.entries():
             held, _ = self._record(name)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from engine._search import isin_sorted_numpy
+from engine._search import isin_sorted_numpy, setdiff_keys, union_keys
 from modyn_store.core._validate import check_filter, check_zoned_times, filter_error
 from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 
@@ -110,7 +110,7 @@ def to_ray(
     _check_plan(ds, read, flt, filter)
     dead = snapshot._dead()
     if on_unavailable == "skip":
-        dead = np.union1d(dead, snapshot.unavailable())
+        dead = union_keys(dead, snapshot.unavailable())
     opts = store._location.storage_options
     plan = Overtaken(snapshot, ds.version, on_unavailable)
     out = _read(ray, store, ds, read, flt, opts, concurrency, override_num_blocks, ray_remote_args, plan)
@@ -221,7 +221,7 @@ class Overtaken:
                 self.snapshot_class(store, self.version, committed=self.committed)._check_unavailable("error")
             except DataUnavailableError as unavailable:
                 return unavailable
-        erased = np.setdiff1d(store._erased_keys(), store._erased_keys(self.committed))
+        erased = setdiff_keys(store._erased_keys(), store._erased_keys(self.committed))
         since = f"; {erased.size} keys were erased since (e.g. {erased[:5].tolist()})" if erased.size else ""
         return ConflictError(
             f"version {self.version} of {self.uri!r}: a compaction, erase or vacuum removed the files "

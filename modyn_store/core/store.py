@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from engine._search import sorted_unique
 from modyn_store.core import _marker, _queries, _tags, _txn, _writes
 from modyn_store.core._location import Location, resolve
 from modyn_store.core._log import VersionLog
@@ -333,7 +334,7 @@ class Store:
             if t is not None and t.num_rows:
                 k = t.column("key").to_numpy()
                 hits.append(k[_isin_sorted(k, candidates)])
-        return np.unique(np.concatenate(hits)) if hits else np.empty(0, np.int64)
+        return sorted_unique(np.concatenate(hits)) if hits else np.empty(0, np.int64)
 
     def append(
         self,
@@ -502,4 +503,4 @@ def _erased_in(ds: Any, version: int) -> np.ndarray:
     """Sorted distinct keys of the erasures table ``ds`` erased at or before ``version``."""
     t = ds.to_table(columns=["key", "_version"])
     keys = t.column("key").to_numpy()
-    return np.unique(keys[t.column("_version").to_numpy() <= version])
+    return sorted_unique(keys[t.column("_version").to_numpy() <= version])

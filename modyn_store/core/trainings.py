@@ -36,7 +36,7 @@ from typing import IO, Any, cast
 import numpy as np
 import pyarrow as pa
 
-from engine._search import unsorted_hits
+from engine._search import sorted_unique, unsorted_hits
 from modyn_store.core._catalog_tables import (
     EVALUATIONS,
     EVALUATIONS_OPTIONAL,
@@ -295,7 +295,7 @@ class Catalog:
             # keys erased since the train set was read: the erase's report, which names the
             # recorded trainings that used them, would never name this one
             erased = self.store._erased_keys(kept=False)
-            hit = np.unique(train_set.keys[unsorted_hits(train_set.keys, erased)]) if erased.size else erased
+            hit = sorted_unique(train_set.keys[unsorted_hits(train_set.keys, erased)]) if erased.size else erased
             if hit.size:
                 raise DataUnavailableError(
                     f"train set of training {training_id!r}: {hit.size} keys were erased since it was read, "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from engine._search import sorted_unique
 from modyn_store.core._validate import as_array, as_keys, check_int
 from modyn_store.core.errors import InvalidArgumentError
 
@@ -102,7 +103,7 @@ class TrainSet:
         keys = _check_keys(self.keys)
         weights = _check_weights(self.weights, keys.shape)
         # strictly increasing keys (what selections return) are distinct without a sort
-        if keys.size > 1 and bool((keys[1:] <= keys[:-1]).any()) and np.unique(keys).size != keys.size:
+        if keys.size > 1 and bool((keys[1:] <= keys[:-1]).any()) and sorted_unique(keys).size != keys.size:
             raise InvalidArgumentError("keys", "duplicates", "unique keys")
         version = check_int("version", self.version, lo=0)
         plans: tuple[np.ndarray, ...] | None = None

@@ -52,6 +52,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from engine._search import sorted_unique
 from modyn_store.core._knn import ExactKnn
 from modyn_store.core._lock import WriterLock
 from modyn_store.core._marker import MARKER
@@ -221,7 +222,7 @@ class VectorIndex:
         if raw_keys.size and raw_keys.dtype.kind not in "iu":
             raise InvalidArgumentError("keys", str(raw_keys.dtype), "integer keys")
         k = raw_keys.astype(np.int64)
-        if k.ndim != 1 or np.unique(k).size != k.size:
+        if k.ndim != 1 or sorted_unique(k).size != k.size:
             raise InvalidArgumentError("keys", "duplicates or not 1-D", "unique int64 keys")
         m = _matrix(vectors, k.size)
         if not np.isfinite(m).all():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine._search import hit_positions, isin_sorted_numpy
+from engine._search import hit_positions, intersect_keys, isin_sorted_numpy, setdiff_keys, sorted_unique, union_keys
 
 _ints = st.lists(st.integers(-20, 20), max_size=60)
 
@@ -28,6 +28,33 @@ def test_isin_sorted_numpy_matches_isin(a: list[int], b: list[int]) -> None:
     sb = np.unique(np.array(b, dtype=np.int64))
     assert isin_sorted_numpy(aa, sb).tolist() == np.isin(aa, sb).tolist()
     assert isin_sorted_numpy(np.sort(aa), sb).tolist() == np.isin(np.sort(aa), sb).tolist()
+
+
+_EDGES = [np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1, 0, 2**53, 2**53 + 1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ints, _ints, st.booleans())
+def test_key_set_operations_match_numpys(a: list[int], b: list[int], edges: bool) -> None:
+    """Distinct values, unions, intersections and differences of int64 keys are NumPy's,
+    in value and type, keys in any order and with repeats, at the ends of int64 too."""
+    aa = np.array(a + (_EDGES if edges else []), dtype=np.int64)
+    bb = np.array(b + (_EDGES[::2] if edges else []), dtype=np.int64)
+    for got, want in ((sorted_unique(aa), np.unique(aa)), (union_keys(aa, bb), np.union1d(aa, bb)),
+                      (intersect_keys(aa, bb), np.intersect1d(aa, bb)), (setdiff_keys(aa, bb), np.setdiff1d(aa, bb))):
+        assert got.dtype == np.int64 and got.tolist() == want.tolist()
+
+
+def test_key_set_operations_of_many_keys_in_any_order() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.integers(-(2**62), 2**62, 300_000)
+    a = np.concatenate([a, a[:1000], np.arange(70_000)])  # repeats, and a run
+    b = np.concatenate([a[::7], rng.integers(-(2**62), 2**62, 1000)])
+    rng.shuffle(a)
+    assert sorted_unique(a).tolist() == np.unique(a).tolist()
+    assert union_keys(a, b).tolist() == np.union1d(a, b).tolist()
+    assert intersect_keys(a, b).tolist() == np.intersect1d(a, b).tolist()
+    assert setdiff_keys(a, b).tolist() == np.setdiff1d(a, b).tolist()
 
 
 def _unsorted_case(seed: int) -> tuple[np.ndarray, np.ndarray]:

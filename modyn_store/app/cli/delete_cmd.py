@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from engine._search import sorted_unique
 from modyn_store.core.errors import InvalidArgumentError, InvalidFilterError
 
 __all__ = ["register"]
@@ -58,7 +59,7 @@ def _would_delete(store: Any, keys: np.ndarray | None, where: str | None) -> tup
         batches: Any = snap.to_batches(cols, where)
         dead = np.empty(0, np.int64)
     else:
-        want = np.unique(keys)
+        want = sorted_unique(keys)
         live = snap.contains(want)
         batches, dead = snap.take(want[live], cols).to_batches(), want[~live]
     n, by_code = 0, Counter[Any]()

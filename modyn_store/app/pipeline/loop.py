@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from engine._search import union_keys
 from modyn_store.app.pipeline.config import PipelineConfig
 from modyn_store.app.pipeline.errors import PipelineConfigError
 from modyn_store.app.pipeline.loop_state import _canon, _Pending, loop_state, restore_loop
@@ -160,7 +161,7 @@ class PipelineLoop:
         tin = TriggerInput.from_delta(delta, columns=self.trigger.columns)
         ts = event_times(delta.inserted.column("ts")) if len(delta) else np.empty(0)
         if tin.erased.size:
-            self._s.erased_since = np.union1d(self._s.erased_since, tin.erased)
+            self._s.erased_since = union_keys(self._s.erased_since, tin.erased)
         model = self._model_like() if "model" in self.trigger.requires or "embeddings" in self.trigger.requires else None
         firings = list(self.trigger.fire(tin, model))
         pend = self._s.pending
@@ -429,7 +430,7 @@ class PipelineLoop:
             s.since_retrain_keys = np.sort(train_set.keys)
             s.erased_since = np.empty(0, np.int64)
         else:
-            s.since_retrain_keys = np.union1d(s.since_retrain_keys, train_set.keys)
+            s.since_retrain_keys = union_keys(s.since_retrain_keys, train_set.keys)
         self.trigger.on_training(train_set)
         self.trainings.append(info)
 

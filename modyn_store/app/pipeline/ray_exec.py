@@ -31,6 +31,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import pyarrow as pa
 
+from engine._search import sorted_unique
 from modyn_store.app.pipeline._ray_data import raising_errors as _raising
 from modyn_store.core.errors import ConflictError, InvalidArgumentError, ModynStoreError, engine_errors
 from modyn_store.core.snapshot import Snapshot
@@ -338,7 +339,7 @@ def select_on_ray(
         if k >= n:
             return trainset(all_keys(ctx), ctx)
         s = derive_seed(seed, 3)
-        excluded = np.unique(np.asarray(ctx.excluded, dtype=np.int64))
+        excluded = sorted_unique(np.asarray(ctx.excluded, dtype=np.int64))
         cand = _reading(snapshot._store, lambda: _collect(_raising(snapshot.to_ray(["key"]).map_batches(
             _uniform_block, fn_kwargs={"k": k, "seed": s, "excluded": excluded}, batch_format="pyarrow",
             batch_size=None))))

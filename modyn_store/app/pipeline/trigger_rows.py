@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine._search import sorted_unique
 from policies import TriggerInput
 from policies.base import RowSource
 
@@ -28,7 +29,7 @@ def store_rows(store: Any) -> RowSource:
 
     def rows(keys: np.ndarray, columns: Sequence[str], version: int) -> TriggerInput:
         snap = store.as_of(int(version))
-        want = np.unique(np.asarray(keys, np.int64))
+        want = sorted_unique(np.asarray(keys, np.int64))
         live = want[snap.contains(want)] if want.size else want
         schema = store.schema
         label = ["label"] if schema is not None and "label" in schema.names else []
