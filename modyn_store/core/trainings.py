@@ -261,7 +261,8 @@ class Catalog:
         """Record a training and its exact train set as one atomic store version.
 
         Refused before anything is written: see :meth:`check_record`, an id already used, and
-        (:class:`DataUnavailableError`) a train set holding keys erased since it was read.
+        (:class:`DataUnavailableError`) a train set holding keys erased, or rows a ``vacuum``
+        purged, since it was read.
         """
         seed = self.check_record(
             training_id, train_set, policy=policy, policy_params=policy_params, seed=seed, config=config,
@@ -300,6 +301,15 @@ class Catalog:
                 raise DataUnavailableError(
                     f"train set of training {training_id!r}: {hit.size} keys were erased since it was read, "
                     f"e.g. {hit[:5].tolist()}; a training on erased rows is not recorded", keys=hit)
+            # rows a vacuum purged since: the training could never be reproduced, and the
+            # vacuum's report, which names the trainings that used them, would never name it
+            purged = self.store.as_of(train_set.version).unavailable()
+            hit = train_set.keys[unsorted_hits(train_set.keys, purged)] if purged.size else purged
+            if hit.size:
+                hit = sorted_unique(hit)
+                raise DataUnavailableError(
+                    f"train set of training {training_id!r}: the rows of {hit.size} keys were purged by a vacuum since "
+                    f"it was read, e.g. {hit[:5].tolist()}; tag a version to keep its rows", keys=hit)
             txn.append(TRAININGS, pa.Table.from_pylist([row], schema=TRAININGS_SCHEMA))
             for name, rows in trainset_tables(training_id, train_set):
                 txn.append(name, rows)

@@ -123,6 +123,28 @@ def test_evaluation_matrix_is_stored(store) -> None:
     assert back.column("evaluation_id").to_pylist() == [eid, eid]
 
 
+def test_a_train_set_holding_rows_a_vacuum_purged_since_it_was_read_is_not_recorded(store) -> None:
+    """It could never be reproduced, and the vacuum's report did not name it."""
+    cat = Catalog(store)
+    keys = store.as_of(None).keys()[:20]
+    ts = TrainSet.uniform(keys, version=store.version)
+    store.delete(keys=[int(keys[3]), int(keys[7])])
+    report = store.vacuum(keep_versions=1, dry_run=False)
+    assert report.keys.tolist() == [int(keys[3]), int(keys[7])] and report.trainings == ()
+    before = (store.version, store.read_table("selections"))
+    with pytest.raises(DataUnavailableError, match="purged by a vacuum since it was read") as info:
+        cat.record_training("late", ts, policy="all")
+    assert info.value.keys.tolist() == [int(keys[3]), int(keys[7])]
+    assert (store.version, store.read_table("selections")) == before and cat.list() == []
+    # a train set read after the delete holds none of them; one of a tagged version keeps its rows
+    assert cat.record_training("fresh", TrainSet.uniform(keys[8:], version=store.version)).n_keys == 12
+    kept = store.version
+    store.tag("kept", kept)
+    store.delete(keys=[int(keys[10])])
+    assert store.vacuum(keep_versions=1, dry_run=False).keys.size == 0
+    assert cat.record_training("tagged", TrainSet.uniform(keys[8:], version=kept)).n_keys == 12
+
+
 def test_import_modyn_store_does_not_import_torch() -> None:
     import subprocess
 
