@@ -11,6 +11,7 @@ import pyarrow as pa
 from engine._search import isin_sorted_numpy as _isin_sorted
 from engine._search import sorted_unique
 from modyn_store.core import _lookup, integrity, keyindex
+from modyn_store.core._count import live_count
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
 from modyn_store.core._stream import check_filter_before_rows, check_filter_on, live_stream
@@ -339,8 +340,9 @@ class Snapshot:
         return self._retrying(self._collect_live)[0]
 
     def count(self) -> int:
-        """The number of live rows."""
-        return int(self.keys().size)
+        """The number of live rows (``keys().size``), counted in bounded memory and checked
+        against the version log (:func:`~modyn_store.core._count.live_count`)."""
+        return live_count(self)
 
     def count_bound(self) -> int:
         """An upper bound of :meth:`count` from metadata, without a scan: the rows stored in
