@@ -6,6 +6,8 @@ the purged ones, then checks the sum against the count the version log predicts
 (:func:`~modyn_store.core.integrity.expected_live`), as ``keys()`` checks its array: a version
 whose files hold fewer or more live keys than the log recorded raises :class:`CorruptionError`
 instead of a wrong count. A snapshot whose keys are in memory already answers from them.
+``keys()`` shares the rule for reading again after a disagreement (:func:`read_again`) and the
+error when the disagreement stays (:func:`log_mismatch`).
 
 Example
 -------
@@ -29,7 +31,7 @@ from modyn_store.core.errors import CorruptionError
 if TYPE_CHECKING:
     from modyn_store.core.snapshot import Snapshot
 
-__all__ = ["live_count"]
+__all__ = ["live_count", "log_mismatch", "read_again"]
 
 
 def live_count(snap: Snapshot) -> int:
@@ -43,17 +45,31 @@ def live_count(snap: Snapshot) -> int:
         expected = integrity.expected_live(snap._store, snap.version, snap._committed, snap._records())
         if expected is None or expected == n:
             return n
-        snap._refresh()
-        # an erase or vacuum may have committed (and removed rows) meanwhile: count again; a
-        # first mismatch also counts again without the entries kept on disk (see _kept)
-        raced = any(r.op in ("erase", "vacuum") for r in snap._records()[began : snap._committed])
-        if attempt == 0 or (raced and attempt + 1 < READ_ATTEMPTS):
-            snap._dead_cache = snap._unavailable_cache = None
-            snap._kept_ok = False
-            integrity.distrust_kept_runs()
-            continue
-        break
-    raise CorruptionError(
-        f"version {snap.version} of {snap._store.uri!r} has {n} live keys, but the version log "
-        f"records ({expected}): data or manifests are missing or damaged; run `modyn-store verify`"
+        if not read_again(snap, began, attempt):
+            break
+    raise log_mismatch(snap, f"{n} live keys, but", expected)
+
+
+def read_again(snap: Snapshot, began: int, attempt: int) -> bool:
+    """Whether a read of ``snap``'s keys that disagreed with the log (on its ``attempt``-th try,
+    begun when ``began`` was the latest committed version) reads again: on the first try, with no
+    entries kept on disk (see ``_kept``), or when an erase or vacuum committed meanwhile (and
+    removed rows) and tries are left. Forgets the sets it must read again."""
+    snap._refresh()
+    raced = any(r.op in ("erase", "vacuum") for r in snap._records()[began : snap._committed])
+    if attempt == 0 or (raced and attempt + 1 < READ_ATTEMPTS):
+        snap._dead_cache = snap._unavailable_cache = None
+        snap._kept_ok = False
+        integrity.distrust_kept_runs()
+        return True
+    return False
+
+
+def log_mismatch(snap: Snapshot, what: str, expected: int | None = None) -> CorruptionError:
+    """The error of a read of ``snap``'s keys that has ``what`` (e.g. ``"10 live keys, but"``)
+    the version log records (``expected`` keys, if the count differs)."""
+    count = "" if expected is None else f" ({expected})"
+    return CorruptionError(
+        f"version {snap.version} of {snap._store.uri!r} has {what} the version log records{count}: data or "
+        "manifests are missing or damaged; run `modyn-store verify`"
     )

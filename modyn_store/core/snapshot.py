@@ -11,16 +11,12 @@ import pyarrow as pa
 from engine._search import isin_sorted_numpy as _isin_sorted
 from engine._search import sorted_unique
 from modyn_store.core import _lookup, integrity, keyindex
-from modyn_store.core._count import live_count
+from modyn_store.core._count import live_count, log_mismatch, read_again
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
 from modyn_store.core._stream import check_filter_before_rows, check_filter_on, live_stream
 from modyn_store.core._validate import as_keys, check_batch_size, check_filter, check_zoned_times, filter_error
-from modyn_store.core.errors import (
-    CorruptionError,
-    DataUnavailableError,
-    InvalidArgumentError,
-)
+from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
 from modyn_store.core.rows import RowReader, take_by_row_id
 
 if TYPE_CHECKING:
@@ -316,20 +312,11 @@ class Snapshot:
                     if want is None or want == checksum:
                         break
                     expected = -1
-                self._refresh()
-                # an erase or vacuum may have committed (and removed rows) meanwhile: look again
-                raced = any(r.op in ("erase", "vacuum") for r in self._records()[began : self._committed])
-                if attempt == 0 or (raced and attempt + 1 < READ_ATTEMPTS):
-                    self._dead_cache = self._unavailable_cache = None
-                    self._kept_ok = False
-                    integrity.distrust_kept_runs()
+                if read_again(self, began, attempt):
                     continue
-                what = "other keys than" if expected == -1 else f"{keys.size} live keys, but"
-                raise CorruptionError(
-                    f"version {self.version} of {self._store.uri!r} has {what} the version log "
-                    f"records{'' if expected == -1 else f' ({expected})'}: data or manifests are "
-                    "missing or damaged; run `modyn-store verify`"
-                )
+                if expected == -1:
+                    raise log_mismatch(self, "other keys than")
+                raise log_mismatch(self, f"{keys.size} live keys, but", expected)
             keys.setflags(write=False)
             self._keys_cache = keys
         return self._keys_cache
