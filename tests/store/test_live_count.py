@@ -58,3 +58,39 @@ def test_a_count_the_files_disagree_with_is_corruption(tmp_path: Path) -> None:
     lance.dataset(store._tables.uri("samples")).delete("key = 5")  # damage: one row gone
     with pytest.raises(CorruptionError, match=r"has 999 live keys, but the version log records \(1000\)"):
         Store.open(store.uri).as_of().count()
+
+
+def test_a_count_whose_files_vanish_after_keys_out_of_order_reads_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream of keys read out of order beyond what it keeps to resume from cannot resume when
+    a concurrent compact, erase or vacuum removes its files; a count needs no resume: it starts
+    over, as ``keys()`` does, instead of raising ConflictError."""
+    from modyn_store.core import _keyscan
+    from modyn_store.core.snapshot import Snapshot
+
+    keys = np.random.default_rng(5).permutation(3000).astype(np.int64)
+    store = _store(tmp_path / "s", keys)
+    store.delete(keys=keys[::50])
+    monkeypatch.setattr(_keyscan, "SEEN_CAP", 200)
+    real = Snapshot._readers
+    calls = [0]
+
+    def vanishing(self: Snapshot, *args: object, **kwargs: object) -> list[object]:
+        readers = real(self, *args, **kwargs)
+        calls[0] += 1
+        if calls[0] > 1:
+            return readers
+
+        def broken() -> object:
+            for n, b in enumerate(b for r in readers for b in r):
+                if n == 2:  # 1,500 keys read out of order: past the cap
+                    raise OSError("file vanished")
+                yield b
+
+        return [broken()]
+
+    monkeypatch.setattr(Snapshot, "_readers", vanishing)
+    snap = Store.open(store.uri).as_of()
+    assert snap.count() == 3000 - 60
+    assert calls[0] >= 2 and snap.keys().size == 3000 - 60
