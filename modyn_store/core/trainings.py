@@ -308,8 +308,8 @@ class Catalog:
             if hit.size:
                 hit = sorted_unique(hit)
                 raise DataUnavailableError(
-                    f"train set of training {training_id!r}: the rows of {hit.size} keys were purged by a vacuum since "
-                    f"it was read, e.g. {hit[:5].tolist()}; tag a version to keep its rows", keys=hit)
+                    f"train set of training {training_id!r}: a vacuum purged the rows of {hit.size} of its keys, e.g. "
+                    f"{hit[:5].tolist()}: it could never be reproduced; tag a version to keep its rows", keys=hit)
             txn.append(TRAININGS, pa.Table.from_pylist([row], schema=TRAININGS_SCHEMA))
             for name, rows in trainset_tables(training_id, train_set):
                 txn.append(name, rows)
