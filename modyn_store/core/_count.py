@@ -1,11 +1,12 @@
 """How many live keys a version holds, counted in bounded memory: :func:`live_count`.
 
-``Snapshot.count()`` was ``keys().size``: a sorted array of every live key (8 bytes a key: 8 GB
-at 10^9 rows) built to be measured. The count here streams the keys (``iter_keys``) and adds
-the purged ones, then checks the sum against the count the version log predicts
+``Snapshot.count()`` is ``keys().size`` without the sorted array of every live key (8 bytes a
+key: 8 GB at 10^9 rows): it streams the keys (``iter_keys``), adds the purged ones, and checks
+the sum against the count the version log predicts
 (:func:`~modyn_store.core.integrity.expected_live`), as ``keys()`` checks its array: a version
 whose files hold fewer or more live keys than the log recorded raises :class:`CorruptionError`
-instead of a wrong count. A snapshot whose keys are in memory already answers from them.
+instead of a wrong count (the keys' checksum, which ``keys()`` also checks, cannot change a
+count and is not computed). A snapshot whose keys are in memory already answers from them.
 ``keys()`` shares the rule for reading again after a disagreement (:func:`read_again`) and the
 error when the disagreement stays (:func:`log_mismatch`).
 
