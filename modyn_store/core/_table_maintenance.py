@@ -73,8 +73,9 @@ class TableMaintenance:
     def delete_keys(self, name: str, keys: np.ndarray) -> None:
         """Delete every row of ``name`` whose ``key`` is one of the int64 ``keys`` (repeats
         allowed; null keys are never deleted), as one Lance version: a join of the table's key
-        column with the keys (Lance's merge insert), whatever their number. A ``key IN (...)``
-        predicate took a delete, a parse and a scan per 4,096 keys: 8.5 s for 10^5 of 10^7 rows.
+        column with the keys (Lance's merge insert), whatever their number; ``key IN (...)``
+        predicates would cost a delete, a parse and a scan per few thousand keys
+        (docs/PERFORMANCE.md, "Erase and vacuum of many keys").
         """
         self.guard()
         ds = self.open(name)

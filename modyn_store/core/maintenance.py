@@ -274,7 +274,7 @@ def _rows_naming(store: Store, name: str, keys: np.ndarray, columns: list[str],
 
     One streamed scan whatever the number of keys, each batch's keys found through one table of
     ``keys`` (:class:`~engine._search.HashedKeys`) and only the rows found kept (``None``: no
-    such table). A ``key IN (...)`` predicate took a scan per 4,096 keys.
+    such table), where ``key IN (...)`` predicates would cost a scan per few thousand keys.
     """
     table = HashedKeys(sorted_unique(keys))
 
