@@ -344,11 +344,8 @@ def _purgeable(store: Store, cutoff: int) -> pa.Table:
     order = np.argsort(tk)
     tk, tv = tk[order], tv[order]
 
-    def tombstoned(batch: pa.RecordBatch) -> pa.RecordBatch:
-        return batch.filter(pa.array(_isin_sorted(batch.column(0).to_numpy(), tk)))
-
     # batch by batch: only the tombstoned rows are kept, never every stored key
-    rows = store._tables.scan_kept("samples", ["key", "_version"], f"_version <= {store.version}", tombstoned)
+    rows = _rows_naming(store, "samples", tk, ["key", "_version"], f"_version <= {store.version}")
     if rows is None:
         return empty
     sk = rows.column("key").to_numpy()

@@ -129,6 +129,11 @@ def _stored_json(row: dict[str, Any], field: str) -> Any:
                               f"JSON ({exc})") from exc
 
 
+def _held(keys: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """The sorted distinct ``keys`` (any order) that the sorted ``gone`` holds."""
+    return sorted_unique(keys[unsorted_hits(keys, gone)]) if gone.size else gone
+
+
 def _json(name: str, value: Any) -> str:
     """``value`` (a mapping, ``None`` for none) as the JSON the catalog stores."""
     try:
@@ -293,20 +298,15 @@ class Catalog:
         with self.store.transaction("train", message=message or f"training {training_id}") as txn:
             if self._find(training_id, None) is not None:
                 raise InvalidArgumentError("training_id", training_id, "a training id not used before")
-            # keys erased since the train set was read: the erase's report, which names the
-            # recorded trainings that used them, would never name this one
-            erased = self.store._erased_keys(kept=False)
-            hit = sorted_unique(train_set.keys[unsorted_hits(train_set.keys, erased)]) if erased.size else erased
+            # keys erased, or rows purged, since the train set was read: the erase's or vacuum's
+            # report, which names the recorded trainings that used them, would never name this one
+            hit = _held(train_set.keys, self.store._erased_keys(kept=False))
             if hit.size:
                 raise DataUnavailableError(
                     f"train set of training {training_id!r}: {hit.size} keys were erased since it was read, "
                     f"e.g. {hit[:5].tolist()}; a training on erased rows is not recorded", keys=hit)
-            # rows a vacuum purged since: the training could never be reproduced, and the
-            # vacuum's report, which names the trainings that used them, would never name it
-            purged = self.store.as_of(train_set.version).unavailable()
-            hit = train_set.keys[unsorted_hits(train_set.keys, purged)] if purged.size else purged
+            hit = _held(train_set.keys, self.store.as_of(train_set.version).unavailable())
             if hit.size:
-                hit = sorted_unique(hit)
                 raise DataUnavailableError(
                     f"train set of training {training_id!r}: a vacuum purged the rows of {hit.size} of its keys, e.g. "
                     f"{hit[:5].tolist()}: it could never be reproduced; tag a version to keep its rows", keys=hit)

@@ -200,6 +200,23 @@ def test_a_point_read_racing_a_key_index_rebuild_reads_the_new_build(
 _DELETE = "import sys\nfrom modyn_store import Store\nStore.open(sys.argv[1]).delete(keys=[3])\n"
 
 
+def _delete_after_first(monkeypatch: pytest.MonkeyPatch, tables: object, look: str, uri: str) -> dict[str, int]:
+    """Make the first ``tables.<look>("tombstones")`` return, then let another process delete a
+    key (creating and committing the table) before the reader goes on; counts those looks."""
+    looked = {"n": 0}
+    real = getattr(tables, look)
+
+    def look_then_commit(name: str) -> bool:
+        out = real(name)
+        if name == "tombstones" and not looked["n"]:
+            looked["n"] += 1
+            subprocess.run([sys.executable, "-c", _DELETE, uri], check=True, timeout=120)
+        return bool(out)
+
+    monkeypatch.setattr(tables, look, look_then_commit)
+    return looked
+
+
 def test_a_table_another_process_creates_between_a_readers_looks_is_opened(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader finds no tombstones folder; another process then creates the table and commits
@@ -208,19 +225,9 @@ def test_a_table_another_process_creates_between_a_readers_looks_is_opened(tmp_p
     Store.open(uri, create=True).append({"key": np.arange(10), "ts": np.arange(10)})
     reader = Store.open(uri)
     tables = reader._tables
-    looked = {"folder": 0}
-    exists = tables.exists
-
-    def exists_then_commit(name: str) -> bool:
-        out = exists(name)
-        if name == "tombstones" and not looked["folder"]:
-            looked["folder"] += 1
-            subprocess.run([sys.executable, "-c", _DELETE, uri], check=True, timeout=120)
-        return out
-
-    monkeypatch.setattr(tables, "exists", exists_then_commit)
+    looked = _delete_after_first(monkeypatch, tables, "exists", uri)
     ds = tables.open("tombstones")
-    assert looked["folder"] == 1 and ds is not None
+    assert looked["n"] == 1 and ds is not None
     assert ds.to_table(columns=["key"]).column("key").to_pylist() == [3]
     assert reader.as_of(1).count() == 10 and reader.as_of(2).count() == 9
 
@@ -234,17 +241,7 @@ def test_a_table_created_between_a_failed_open_and_its_listing_is_opened(tmp_pat
     reader = Store.open(uri)
     tables = reader._tables
     Path(uri, "tombstones.lance", "_versions").mkdir(parents=True)  # the create has begun
-    listed = {"n": 0}
-    has_manifest = tables._has_manifest
-
-    def listing_then_commit(name: str) -> bool:
-        out = has_manifest(name)
-        if name == "tombstones" and not listed["n"]:
-            listed["n"] += 1
-            subprocess.run([sys.executable, "-c", _DELETE, uri], check=True, timeout=120)
-        return out
-
-    monkeypatch.setattr(tables, "_has_manifest", listing_then_commit)
+    listed = _delete_after_first(monkeypatch, tables, "_has_manifest", uri)
     ds = tables.open("tombstones")
     assert listed["n"] == 1 and ds is not None
     assert ds.to_table(columns=["key"]).column("key").to_pylist() == [3]
