@@ -1,4 +1,5 @@
-"""Membership in a sorted int64 key set, in NumPy alone (no Numba).
+"""Membership in a sorted int64 key set, in NumPy (and the kernels of :mod:`engine._bloom`
+where the process has loaded Numba already: :class:`HashedKeys`).
 
 This is the path :func:`engine.sets.isin_sorted` takes for inputs under ``NUMPY_BELOW``
 elements, and the one the store's queries call directly: a query never waits for a kernel to
@@ -14,6 +15,9 @@ Example
 """
 
 from __future__ import annotations
+
+import sys
+from typing import Any
 
 import numpy as np
 
@@ -181,6 +185,8 @@ PREFILTER_BITS = 23
 #: tables of at most 2^BYTE_TABLE_BITS slots keep a byte a slot (at most 1 MiB, as cache-friendly
 #: as the largest bit table): one gather and no bit extraction, 15% faster lookups
 BYTE_TABLE_BITS = 20
+#: the most bits the kernels' filter of a large set takes (64 MiB: 16 bits a key up to 2^25 keys)
+MAX_BLOOM_BITS = 29
 _FIB = np.uint64(0x9E3779B97F4A7C15)
 _ZERO, _ONE, _SIX, _63 = np.uint64(0), np.uint64(1), np.uint64(6), np.uint64(63)
 
@@ -189,6 +195,14 @@ def _isin_searched(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(sorted_b, a)
     idx[idx == sorted_b.size] = 0
     return sorted_b[idx] == a  # type: ignore[no-any-return]
+
+
+def _numba_loaded() -> bool:
+    """Whether this process has imported Numba (a pipeline, a policy, a training process): only
+    then does a spread key set go to the kernels (:mod:`engine._bloom`) by default. Elsewhere
+    their first use would cost Numba's import and the kernels' load (~0.6 s with a warm cache,
+    seconds without), more than the NumPy filter loses on the reads of most processes."""
+    return "numba" in sys.modules
 
 
 def _hashed_for(a: np.ndarray, sorted_b: np.ndarray) -> HashedKeys | None:
@@ -212,20 +226,25 @@ class HashedKeys:
     slots of ``sorted_b``'s keys, and only the keys landing on a marked slot are searched:
     the table is only a filter there, every answer comes from the search, whatever the keys'
     hashes. Either table keeps a byte a slot up to 2^BYTE_TABLE_BITS slots and a bit a slot
-    above: ~2-13 ns a key (the table in or out of cache). Built once, it serves every batch of
-    a stream; the caller must not change ``sorted_b`` meanwhile. ``max_bits``: at most
-    2^max_bits slots in a hashed table, 2^(max_bits + 1) in a direct one.
+    above: ~2-13 ns a key (the table in or out of cache). Where the kernels pay
+    (``kernel``; ``None``: where Numba is loaded, :func:`_numba_loaded`), a spread set goes to
+    :class:`engine._bloom.KeySet` instead (a filter and a hash set read in one pass: 1.5-3 ns
+    a key against 3.7-5.9 for the NumPy filter, 10^6-10^7 keys with 1% in the set). Built
+    once, it serves every batch of a stream; the caller must not change ``sorted_b``
+    meanwhile. ``max_bits``: at most 2^max_bits slots in a hashed table (the kernels' filter
+    may take more), 2^(max_bits + 1) in a direct one.
 
     >>> HashedKeys(np.array([2, 3, 9])).hits(np.array([9, 2, 7, 2])).tolist()
     [0, 1, 3]
     """
 
-    def __init__(self, sorted_b: np.ndarray, max_bits: int = PREFILTER_BITS) -> None:
+    def __init__(self, sorted_b: np.ndarray, max_bits: int = PREFILTER_BITS, *, kernel: bool | None = None) -> None:
         self.keys = sorted_b
         bits = min(max(int(sorted_b.size * PREFILTER_SLOTS - 1).bit_length(), 8), max_bits)
         self._shift = np.uint64(64 - bits)
         self._table: np.ndarray | None = None
         self._bytes: np.ndarray | None = None
+        self._set: Any = None  # an engine._bloom.KeySet (the kernels' filter and hash set), if taken
         # direct tables: slot = key - self._base (uint64), clamped to self._cap (an unmarked slot)
         self._base: np.uint64 | None = None
         self._cap = np.uint64(0)
@@ -241,6 +260,11 @@ class HashedKeys:
                 self._table = np.packbits(marked, bitorder="little")
                 self._table = np.concatenate([self._table, np.zeros(-self._table.size % 8, np.uint8)])
                 self._table = self._table.view("<u8").astype(np.uint64, copy=False)
+        elif sorted_b.size and (kernel if kernel is not None else _numba_loaded()):
+            from engine._bloom import KeySet  # (imports Numba: see _numba_loaded)
+
+            # at least 16 filter bits a key, past max_bits if the set needs it
+            self._set = KeySet(sorted_b, max(bits, min(int(sorted_b.size * 16 - 1).bit_length(), MAX_BLOOM_BITS)))
         elif sorted_b.size and sorted_b.size * 16 <= 1 << bits:
             marked = np.zeros(1 << bits, dtype=bool)
             marked[self._slots(sorted_b)] = True
@@ -251,10 +275,11 @@ class HashedKeys:
                 self._table = np.packbits(marked, bitorder="little").view("<u8").astype(np.uint64, copy=False)
 
     @classmethod
-    def for_batch(cls, sorted_b: np.ndarray, batch: int, slots_per_key: int = 32) -> HashedKeys:
+    def for_batch(cls, sorted_b: np.ndarray, batch: int, slots_per_key: int = 32, *,
+                  kernel: bool | None = None) -> HashedKeys:
         """A table of at most ``slots_per_key`` slots a key of a ``batch``-key batch (one call:
         4 bytes a key; a stream, which reuses it for every batch, affords more)."""
-        return cls(sorted_b, max_bits=min(PREFILTER_BITS, int(batch * slots_per_key - 1).bit_length()))
+        return cls(sorted_b, max_bits=min(PREFILTER_BITS, int(batch * slots_per_key - 1).bit_length()), kernel=kernel)
 
     def _slots(self, keys: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The table slot of each key (into ``out``, a uint64 array of its size, if given)."""
@@ -279,6 +304,10 @@ class HashedKeys:
             marked = flags.view(np.uint8)[: a.size]
             np.take(self._bytes, slot.view(np.intp), out=marked, mode="clip")
             candidates = np.flatnonzero(marked.view(np.bool_))
+        elif self._set is not None:
+            out, passed = scratch(a.size, 2)
+            n = self._set.hits(np.ascontiguousarray(a, dtype=np.int64), out.view(np.int64), passed.view(np.uint8))
+            return out[:n].astype(np.intp)  # (a copy: the scratch buffer is reused by the next call)
         elif self._table is None:
             return np.flatnonzero(_isin_searched(a, self.keys))
         else:

@@ -44,6 +44,13 @@ assert (gk.tolist(), gm.tolist()) == naive.greedy_balanced([], [], list(range(10
 e = rng.normal(size=(60, 3))
 got = engine.kcenter_greedy(e, 5, seed=2)
 assert got.tolist() == naive.kcenter_greedy(e, 5, [], int(got[0]))
+from engine._bloom import KeySet
+ks = np.unique(rng.integers(-2**63, 2**63 - 1, 300, dtype=np.int64, endpoint=True))
+ks[0] = np.iinfo(np.int64).min  # the hash set's empty-slot value, a member here
+probe = np.concatenate([ks[::3], rng.integers(-2**63, 2**63 - 1, 500, dtype=np.int64), ks[:1]])
+out = np.empty(probe.size, np.int64)
+n = KeySet(ks, 9).hits(probe, out)
+assert out[:n].tolist() == np.flatnonzero(np.isin(probe, ks)).tolist()
 print("ok")
 """
 

@@ -66,9 +66,10 @@ def _unsorted_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_unsorted_keys_take_the_hash_prefilter_and_still_answer_exactly() -> None:
-    """A long unsorted batch against few sorted keys goes through the hashed byte table; about
-    1.6% of the keys not in ``b`` pass it, so a filter that skipped the search would say True
-    for over a hundred of them, and one that lost a slot would miss members (repeats included)."""
+    """A long unsorted batch against few sorted keys goes through a hashed filter (the NumPy
+    byte table, or the kernels' where this process loaded Numba); about 1.6% of the keys not in
+    ``b`` pass the byte table, so a filter that skipped the search would say True for over a
+    hundred of them, and one that lost a slot would miss members (repeats included)."""
     import engine._search as search
 
     for seed in range(5):
@@ -94,6 +95,10 @@ def test_hash_prefilter_is_exact_when_every_key_collides() -> None:
     got = isin_sorted_numpy(a, b)  # (a is unsorted and long enough: the hashed path)
     assert got.tolist() == np.isin(a, b).tolist()
     assert 0 < int(got.sum()) < a.size
+    # the NumPy filter itself, whether or not this process has loaded the kernels
+    table = search.HashedKeys.for_batch(b, a.size, kernel=False)
+    assert table._set is None and table._base is None and table._bytes is not None
+    assert table.hits(a).tolist() == np.flatnonzero(got).tolist()
 
 
 @pytest.mark.parametrize("rows, spread, every, way, kind", [
@@ -112,7 +117,7 @@ def test_a_stream_table_answers_batch_after_batch_on_kept_and_fresh_buffers(
     rng = np.random.default_rng(5)
     keys = rng.permutation(rows).astype(np.int64) * spread
     dead = np.sort(keys[keys // spread % every == 0])
-    table = HashedKeys.for_batch(dead, 1 << 16, slots_per_key=512)
+    table = HashedKeys.for_batch(dead, 1 << 16, slots_per_key=512, kernel=False)  # (kernels: test_key_set.py)
     # the table of the expected kind, not the plain search
     assert (table._base is not None) == (way == "direct")
     assert (table._bytes if kind == "bytes" else table._table) is not None
