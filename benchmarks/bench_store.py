@@ -5,6 +5,7 @@ Run with asv (``asv run``) or as a script for the ratios recorded in docs/PERFOR
     python benchmarks/bench_store.py --rows 100000 1000000 10000000 --repeat 3
     python benchmarks/bench_store.py --rows 1000000 10000000 --reads-only --baseline REV   # reads, before/after
     python benchmarks/bench_store.py --rows 1000000 --reads-only --keys gaps       # keys that are not runs
+    python benchmarks/bench_store.py --rows 1000000 --reads-only --keys spread --kernels  # ids spread wide, Numba loaded
     python benchmarks/bench_store.py --rows 100000 1000000 --writes-only --small-versions 1000 --baseline REV
 
 Peers: ``lance.write_dataset`` (fresh and ``mode="append"``), ``LanceDataset.delete`` of the same
@@ -46,8 +47,24 @@ BATCH = 1 << 20
 #: key layouts of the read rows (``--keys``): the keys of row ``i`` and the filter that deletes 1%
 #: of them. ``runs``: ``i`` (auto-assigned or time-ordered keys: every scanned batch is a run of
 #: consecutive keys); ``gaps``: ``2i`` (sorted, never consecutive); ``shuffled``: a seeded
-#: permutation of ``0 .. rows - 1`` (user keys in no order; ``keys()`` must sort them)
-KEY_LAYOUTS = {"runs": "key % 100 = 0", "gaps": "key % 200 = 0", "shuffled": "key % 100 = 0"}
+#: permutation of ``0 .. rows - 1`` (user keys in no order; ``keys()`` must sort them);
+#: ``spread``: a bijective mix of ``i`` over ``0 .. 2^63 - 1`` (distinct keys in no order over the
+#: whole non-negative int64 range, as hashed user or document ids are: no table of their span fits)
+KEY_LAYOUTS = {"runs": "key % 100 = 0", "gaps": "key % 200 = 0", "shuffled": "key % 100 = 0",
+               "spread": "key % 100 = 0"}
+_M63 = np.uint64((1 << 63) - 1)
+
+
+def spread_keys(rows: int) -> np.ndarray:
+    """Keys ``mix(i)`` of ``i = 0 .. rows - 1``: multiplications by odd constants modulo 2^63 and
+    xor-shifts, each a bijection of ``0 .. 2^63 - 1`` (so the keys are distinct), in the manner
+    of splitmix64. (A single multiplication would leave a Weyl sequence, whose top bits are
+    evenly spread by construction: kinder to a hashed table than real ids are.)"""
+    x = np.arange(rows, dtype=np.uint64)
+    for mult, shift in ((0xBF58476D1CE4E5B9, 31), (0x94D049BB133111EB, 29), (0xD6E8FEB86659FD93, 32)):
+        x = (x * np.uint64(mult)) & _M63
+        x ^= x >> np.uint64(shift)
+    return x.astype(np.int64)
 
 
 def make_keys(rows: int, layout: str = "runs") -> np.ndarray:
@@ -56,6 +73,8 @@ def make_keys(rows: int, layout: str = "runs") -> np.ndarray:
         return np.arange(rows, dtype=np.int64) * 2
     if layout == "shuffled":
         return np.random.default_rng(7).permutation(rows).astype(np.int64)
+    if layout == "spread":
+        return spread_keys(rows)
     return np.arange(rows, dtype=np.int64)
 
 
@@ -370,7 +389,7 @@ def reads(rows: int, repeat: int, d: str, baseline: Any = None, layout: str = "r
         for what, make in (("keys()", keys), ("iter_keys()", iter_keys), ("to_batches()", to_batches)):
             fns = {side: make(cls, v) for side, cls in sides.items()}
             fns["raw"] = lambda: lance_keys(uri)
-            if layout == "shuffled" and what == "keys()":
+            if layout in ("shuffled", "spread") and what == "keys()":
                 fns["raw sorted"] = lambda: np.sort(lance_keys(uri))
             if what == "to_batches()":
                 fns["raw stream"] = lance_stream(uri)
@@ -449,7 +468,11 @@ def main() -> None:
     parser.add_argument("--reads-only", action="store_true", help="only the read rows (keys, iter_keys, to_batches)")
     parser.add_argument("--writes-only", action="store_true", help="only the write rows (append, delete, small versions)")
     parser.add_argument("--keys", choices=sorted(KEY_LAYOUTS), default="runs",
-                        help="key layout of the read rows (runs: 0, 1, 2, ...; gaps: 0, 2, 4, ...; shuffled: a permutation)")
+                        help="key layout of the read rows (runs: 0, 1, 2, ...; gaps: 0, 2, 4, ...; shuffled: a permutation; "
+                             "spread: distinct keys in no order over the whole int64 range)")
+    parser.add_argument("--kernels", action="store_true",
+                        help="import Numba first, as a pipeline, policy or training process has: streams over "
+                             "spread keys then take the engine's kernels (engine._bloom) for their dead keys")
     parser.add_argument("--baseline", metavar="REV", help="also time the store at git revision REV (reads; writes with --writes-only)")
     args = parser.parse_args()
     if args.writes_only and args.keys != "runs":
@@ -457,7 +480,9 @@ def main() -> None:
     import os
 
     baseline = load_baseline(args.baseline) if args.baseline else None
-    print(f"load average {os.getloadavg()[0]:.1f}; pylance {lance.__version__}")
+    if args.kernels:
+        import numba  # noqa: F401
+    print(f"load average {os.getloadavg()[0]:.1f}; pylance {lance.__version__}; Numba loaded: {'numba' in sys.modules}")
     print("| what | store | peer | ratio (peer time / store time; > 1: store faster) |")
     print("|---|---|---|---|")
     for rows in args.rows:

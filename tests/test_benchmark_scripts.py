@@ -57,6 +57,14 @@ CASES = [
     _case("bench_store-shuffled", "bench_store.py", "--rows 20000 --repeat 1 --reads-only --keys shuffled",
           rf"\| keys\(\) as of latest \(1% deleted\), 20,000 rows, shuffled keys \| {NUM} ms \| raw key scan {NUM} ms;"
           rf" raw key scan \+ `np\.sort` {NUM} ms \| {NUM}x raw \({NUM}x scan \+ sort\)"),
+    _case("bench_store-spread", "bench_store.py", "--rows 20000 --repeat 1 --reads-only --keys spread --kernels",
+          r"Numba loaded: True",
+          rf"\| iter_keys\(\) as of latest \(1% deleted\), 20,000 rows, spread keys \| {NUM} ms \| raw key scan {NUM} ms"
+          rf" \| {NUM}x raw \| Lance with the deletions: {NUM} ms \({NUM}\)"),
+    _case("spread_keys", "spread_keys.py", "--rows 100000 --repeat 1",
+          rf"Numba's import and the kernels' load, once a process: {NUM} ms",
+          rf"^\| 100,000 \| {NUM} ns/key \({NUM} ms\) \| {NUM} ns/key \({NUM} ms\) \| {NUM} ns/key \| {NUM} ns/key"
+          rf" \| {NUM}x \|$"),
     _case("bench_store-gaps", "bench_store.py", "--rows 20000 --repeat 1 --reads-only --keys gaps",
           rf"\| to_batches\(\) as of latest - 3 \(before the delete\), 20,000 rows, gaps keys \| {NUM} ms \|"
           rf" raw key scan {NUM} ms; raw stream of all columns {NUM} ms \| {NUM}x raw \({NUM}x the stream\)"),

@@ -1,0 +1,86 @@
+"""Finding a stream's dead keys in batches of keys spread over the whole int64 range.
+
+Keys in no order whose dead set spans too many values for a direct table go through a hashed
+filter (:class:`engine._search.HashedKeys`): NumPy's (a table of a bit or a byte a slot, then a
+binary search of the keys that pass) or the kernels' (:class:`engine._bloom.KeySet`: a blocked
+Bloom filter and a hash set, one pass), which a stream takes where the process has loaded
+Numba already (a pipeline, a policy, a training process). Each side finds the positions of the dead keys in
+64K-key batches of ``--rows`` keys (``bench_store.py``'s ``spread`` layout), 1% of them dead;
+best of ``--repeat``, sides interleaved. Peers a user would pick for the same answer: NumPy's
+``np.isin`` of each batch (``kind`` chosen by NumPy) and a ``searchsorted`` of each batch in
+the dead keys.
+
+    python benchmarks/spread_keys.py --rows 1000000 10000000 100000000 --repeat 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_store import spread_keys  # noqa: E402
+from engine._search import PREFILTER_BITS, HashedKeys  # noqa: E402
+
+BATCH = 1 << 16
+
+
+def _searched(batch: np.ndarray, dead: np.ndarray) -> np.ndarray:
+    at = np.searchsorted(dead, batch)
+    at[at == dead.size] = 0
+    return np.flatnonzero(dead[at] == batch)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    p.add_argument("--repeat", type=int, default=7)
+    args = p.parse_args()
+    t0 = time.perf_counter()
+    HashedKeys(np.array([1, 2**40], np.int64), kernel=True)  # imports Numba, loads (or compiles) the kernels
+    print(f"load average {os.getloadavg()[0]:.1f}; Numba's import and the kernels' load, once a process: "
+          f"{(time.perf_counter() - t0) * 1e3:.0f} ms")
+    print("| keys (1% dead) | kernels (build) | NumPy filter (build) | np.isin | searchsorted | NumPy filter / kernels |")
+    print("|---|---|---|---|---|---|")
+    for rows in args.rows:
+        keys = spread_keys(rows)
+        dead = np.sort(keys[keys % 100 == 0])
+        batches = [keys[i : i + BATCH] for i in range(0, rows, BATCH)]
+        built: dict[str, float] = {}
+        tables = {}
+        for side, kernel in (("kernels", True), ("numpy", False)):
+            t0 = time.perf_counter()
+            tables[side] = HashedKeys(dead, max_bits=PREFILTER_BITS, kernel=kernel)
+            built[side] = time.perf_counter() - t0
+        want = [np.flatnonzero(np.isin(b, dead)) for b in batches]
+        for side, table in tables.items():  # untimed: every side gives the same positions
+            assert all(np.array_equal(table.hits(b), w) for b, w in zip(batches, want)), side
+        fns: dict[str, Callable[[], object]] = {
+            "kernels": lambda: [tables["kernels"].hits(b) for b in batches],
+            "numpy": lambda: [tables["numpy"].hits(b) for b in batches],
+            "isin": lambda: [np.flatnonzero(np.isin(b, dead)) for b in batches],
+            "searchsorted": lambda: [_searched(b, dead) for b in batches],
+        }
+        best = {k: float("inf") for k in fns}
+        for r in range(args.repeat):
+            for k in list(fns)[r % len(fns):] + list(fns)[: r % len(fns)]:
+                t0 = time.perf_counter()
+                fns[k]()
+                best[k] = min(best[k], time.perf_counter() - t0)
+
+        def ns(side: str) -> str:
+            return f"{best[side] / rows * 1e9:.2f} ns/key"
+
+        print(f"| {rows:,} | {ns('kernels')} ({built['kernels'] * 1e3:.1f} ms) | {ns('numpy')} "
+              f"({built['numpy'] * 1e3:.1f} ms) | {ns('isin')} | {ns('searchsorted')} | "
+              f"{best['numpy'] / best['kernels']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
