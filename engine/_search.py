@@ -281,6 +281,16 @@ class HashedKeys:
         4 bytes a key; a stream, which reuses it for every batch, affords more)."""
         return cls(sorted_b, max_bits=min(PREFILTER_BITS, int(batch * slots_per_key - 1).bit_length()), kernel=kernel)
 
+    @classmethod
+    def for_stream(cls, sorted_b: np.ndarray, batch: int) -> HashedKeys:
+        """The table a stream of ``batch``-key batches (or a scan of a whole table) reuses for
+        every batch: 512 slots a key of a batch (at most 2^PREFILTER_BITS), and the kernels
+        where Numba is loaded or where the set is too large for NumPy's table (over
+        ``2^PREFILTER_BITS / 16`` keys: NumPy would search every key, 100-200 ns; a read that
+        looks for so many keys reads enough rows to repay Numba's load)."""
+        big = sorted_b.size * 16 > 1 << PREFILTER_BITS
+        return cls.for_batch(sorted_b, batch, slots_per_key=512, kernel=True if big else None)
+
     def _slots(self, keys: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The table slot of each key (into ``out``, a uint64 array of its size, if given)."""
         unsigned = np.asarray(keys, dtype=np.int64).view(np.uint64)

@@ -107,7 +107,7 @@ def live_stream(
                 read_keys.add(k, ordered=ordered, own_buffer=own)
                 if not ordered and k.size >= PREFILTER_MIN and dead.size and (hashed is None or hashed.keys is not dead):
                     # built once for the stream: its table may hold 512 slots (64 bytes) a key of this batch
-                    hashed = HashedKeys.for_batch(dead, k.size, slots_per_key=512)
+                    hashed = HashedKeys.for_stream(dead, k.size)
                 drop = dead_positions(k, dead, ordered=ordered, hashed=hashed)
                 if done is not None:
                     drop = union_keys(drop, done.positions(k))

@@ -11,6 +11,7 @@ import pyarrow as pa
 from engine._search import HashedKeys, sorted_unique
 from modyn_store.core import integrity, keyindex
 from modyn_store.core._catalog_tables import holds_samples, may_hold_samples, sample_keys
+from modyn_store.core._keyscan import SCAN_BATCH
 from modyn_store.core._marker import refuse_table_links
 from modyn_store.core._writable import locked
 from modyn_store.core._validate import as_keys, check_int
@@ -276,7 +277,7 @@ def _rows_naming(store: Store, name: str, keys: np.ndarray, columns: list[str],
     ``keys`` (:class:`~engine._search.HashedKeys`) and only the rows found kept (``None``: no
     such table), where ``key IN (...)`` predicates would cost a scan per few thousand keys.
     """
-    table = HashedKeys(sorted_unique(keys))
+    table = HashedKeys.for_stream(sorted_unique(keys), SCAN_BATCH)
 
     def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
         values, valid = sample_keys(batch.column("key"))

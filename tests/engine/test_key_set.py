@@ -89,6 +89,27 @@ def test_the_kernels_serve_spread_sets_only_where_numba_is_loaded() -> None:
     assert out.stdout.split() == ["True", "True", "False", "False", "True", "False", "False"]
 
 
+def test_a_stream_takes_the_kernels_for_a_set_too_large_for_numpys_table() -> None:
+    """A stream's table (``for_stream``) of over 2^PREFILTER_BITS / 16 spread keys has no NumPy
+    table (every key would be searched, 100-200 ns): it takes the kernels even in a process that
+    had not loaded Numba; smaller sets keep the NumPy filter there."""
+    code = (
+        "import sys, numpy as np\n"
+        "from engine._search import HashedKeys, PREFILTER_BITS\n"
+        "rng = np.random.default_rng(1)\n"
+        "n = (1 << PREFILTER_BITS) // 16\n"
+        "at = np.unique(rng.integers(-2**62, 2**62, n + 100))[:n]\n"
+        "print(HashedKeys.for_stream(at, 1 << 16)._set is None, 'numba' in sys.modules)\n"
+        "over = np.unique(rng.integers(-2**62, 2**62, n + 100))\n"
+        "t = HashedKeys.for_stream(over, 1 << 16)\n"
+        "probe = np.concatenate([over[::5], rng.integers(-2**62, 2**62, 70000)])\n"
+        "ok = t.hits(probe).tolist() == np.flatnonzero(np.isin(probe, over)).tolist()\n"
+        "print(t._set is None, 'numba' in sys.modules, ok)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False", "True", "True"]
+
+
 def test_a_large_set_gets_a_filter_of_16_bits_a_key() -> None:
     """A set past the NumPy table's bound keeps at least 16 filter bits a key (the filter grows
     past ``max_bits``), so that few keys not in it reach the hash set."""

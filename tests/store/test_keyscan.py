@@ -77,16 +77,25 @@ def test_live_keys_with_nothing_scanned() -> None:
     assert got.size == 0 and checksum == 0
 
 
-@pytest.mark.parametrize("order", ["ascending", "random"])
-def test_every_read_of_every_version_equals_the_reference(tmp_path: object, order: str) -> None:
+@pytest.mark.parametrize("order", ["ascending", "random", "spread-numpy", "spread-kernels"])
+def test_every_read_of_every_version_equals_the_reference(
+        tmp_path: object, order: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow as pa
 
+    import engine._search
     from modyn_store import InvalidArgumentError, Store
 
     rng = np.random.default_rng(11)
     # 20,000 keys in 4 appends: unsorted batches of 5,000 keys take the hashed lookup of dead keys
+    # (a direct table for keys below 10^6; spread over int64, NumPy's filter or the kernels')
     n = 20_000
-    keys = np.arange(n, dtype=np.int64) if order == "ascending" else rng.permutation(10**6)[:n].astype(np.int64)
+    if order == "ascending":
+        keys = np.arange(n, dtype=np.int64)
+    elif order == "random":
+        keys = rng.permutation(10**6)[:n].astype(np.int64)
+    else:
+        keys = rng.permutation(np.unique(rng.integers(-(2**63), 2**63 - 1, n + 50, dtype=np.int64))[:n])
+        monkeypatch.setattr(engine._search, "_numba_loaded", lambda: order == "spread-kernels")
     store = Store.open(f"{tmp_path}/s", create=True)
     live: dict[int, set[int]] = {0: set()}
     current: set[int] = set()
