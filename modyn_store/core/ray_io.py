@@ -25,6 +25,8 @@ Example
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -158,15 +160,27 @@ def _read(ray: Any, store: Any, ds: Any, read: list[str], flt: str, opts: dict[s
           concurrency: int | None, blocks: int | None, ray_remote_args: dict[str, Any] | None,
           plan: Overtaken) -> Any:
     """Ray Data's Lance reader of the samples table at ``ds.version``, each read task guarded
-    by ``plan`` (see :class:`Overtaken`)."""
+    by ``plan`` (see :class:`Overtaken`).
+
+    Lance's reader describes each read task by its whole fragments: all the table's columns
+    (``_version`` included) and all their rows. The tasks here say what they return instead:
+    the ``read`` columns, and an unknown row count (``flt`` drops rows of later versions and
+    the user filter's), so ``Dataset.schema()`` names the read columns and ``Dataset.count()``
+    counts the rows read, not the rows of the fragments."""
+    from dataclasses import replace
+
+    from ray.data import ReadTask
     from ray.data._internal.datasource.lance_datasource import LanceDatasource
+
+    schema = pa.schema([ds.schema.field(c) for c in read])
 
     class GuardedLance(LanceDatasource):  # type: ignore[misc]
         def get_read_tasks(self, *args: Any, **kwargs: Any) -> list[Any]:
-            tasks = super().get_read_tasks(*args, **kwargs)
-            for task in tasks:
-                task._read_fn = _GuardedRead(task._read_fn, plan)
-            return tasks  # type: ignore[no-any-return]
+            return [
+                ReadTask(_GuardedRead(task.read_fn, plan), replace(task.metadata, num_rows=None),
+                         schema=schema, per_task_row_limit=task.per_task_row_limit)
+                for task in super().get_read_tasks(*args, **kwargs)
+            ]
 
     source = GuardedLance(
         store._tables.uri("samples"),
@@ -175,10 +189,27 @@ def _read(ray: Any, store: Any, ds: Any, read: list[str], flt: str, opts: dict[s
         scanner_options={"filter": flt},  # Lance SQL, pushed down to every fragment's scan
         storage_options={str(k): str(v) for k, v in opts.items()} or None,
     )
-    return ray.data.read_datasource(
-        source, concurrency=concurrency, override_num_blocks=blocks,
-        **({"ray_remote_args": ray_remote_args} if ray_remote_args else {}),
-    )
+    named, rest = _task_options(ray, ray_remote_args or {})
+    with warnings.catch_warnings():  # the options Ray names no parameter for go the deprecated way
+        if rest:
+            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
+        return ray.data.read_datasource(
+            source, concurrency=concurrency, override_num_blocks=blocks, **named,
+            **({"ray_remote_args": rest} if rest else {}),
+        )
+
+
+# task options that Ray Data's reads take as parameters of their own (Ray >= 2.60)
+_NAMED_OPTIONS = ("num_cpus", "num_gpus", "memory", "resources", "runtime_env", "accelerator_type",
+                  "label_selector", "fallback_strategy", "max_calls")
+
+
+def _task_options(ray: Any, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``args`` split into the options ``ray.data.read_datasource`` of this Ray takes as its own
+    parameters and the rest, for its ``ray_remote_args`` (deprecated since Ray 2.60)."""
+    params = inspect.signature(ray.data.read_datasource).parameters
+    named = {k: v for k, v in args.items() if k in _NAMED_OPTIONS and k in params}
+    return named, {k: v for k, v in args.items() if k not in named}
 
 
 class Overtaken:

@@ -74,6 +74,72 @@ def test_to_ray_refuses_purged_rows(tmp_path: Path) -> None:
     assert sorted(skipped) == [0, *range(3, 10)]
 
 
+def test_to_ray_reads_and_names_only_the_columns_asked(store: Store) -> None:
+    """``columns``: the Dataset's schema and every block hold ``key`` and those columns, in that
+    order; without them, every user column (never the internal ``_version``)."""
+    snap = store.as_of(3)
+    ds = snap.to_ray(["text", "ts"])
+    assert ds.schema().names == ["key", "text", "ts"]
+    assert {tuple(ray.get(ref).schema.names) for ref in ds.to_arrow_refs()} == {("key", "text", "ts")}
+    assert snap.to_ray().schema().names == ["key", *snap.to_table().drop_columns(["key"]).column_names]
+
+
+def test_to_ray_describes_the_rows_it_reads(tmp_path: Path) -> None:
+    """A snapshot without deletions: ``Dataset.schema()`` names the columns read (not every
+    column of the table, nor the internal ``_version``) and ``Dataset.count()`` counts the rows
+    that the version and the filter keep, not the rows of the fragments read."""
+    st = Store.open(str(tmp_path / "s"), create=True)
+    for i in range(3):
+        st.append({"ts": np.arange(i * 100, (i + 1) * 100), "text": [f"r{j}" for j in range(100)]})
+    assert st.as_of().to_ray(["ts"]).schema().names == ["key", "ts"]
+    assert st.as_of().to_ray().schema().names == ["key", "ts", "text"]
+    assert st.as_of(1).to_ray(["ts"]).count() == 100
+    assert st.as_of().to_ray(["ts"], "ts >= 150").count() == 150
+
+
+def _read_op(ds: object) -> object:
+    """The Read operator of a Dataset's logical plan (what Ray Data will run)."""
+    op = ds._logical_plan.dag  # type: ignore[attr-defined]
+    while op.input_dependencies:
+        op = op.input_dependencies[0]
+    return op
+
+
+def _read_concurrency(ds: object) -> object:
+    """The read tasks Ray Data runs at once for ``ds`` (``None``: as many as it likes), as the
+    Read operator holds it: its compute strategy's size (Ray >= 2.60) or ``_concurrency``."""
+    op = _read_op(ds)
+    compute = getattr(op, "compute", None)
+    return getattr(compute, "size", None) if compute is not None else getattr(op, "_concurrency")
+
+
+def test_to_ray_passes_its_read_options_to_ray(store: Store) -> None:
+    """``override_num_blocks`` is the number of blocks read, ``concurrency`` the number of read
+    tasks Ray Data runs at once, and ``ray_remote_args`` the read tasks' options (a node that is
+    not there makes them unschedulable)."""
+    from ray.exceptions import TaskUnschedulableError
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    snap = store.as_of()
+    want = snap.to_table(["key"]).column("key").to_numpy()
+    for blocks in (1, 2):
+        read = snap.to_ray(["ts"], override_num_blocks=blocks).materialize()
+        assert read.num_blocks() == blocks
+        assert np.array_equal(np.sort(read.to_pandas()["key"].to_numpy()), np.sort(want))
+    assert _read_concurrency(snap.to_ray(["ts"], concurrency=1)) == 1
+    assert _read_concurrency(snap.to_ray(["ts"])) != 1
+    # an option Ray Data's read names a parameter for is passed as one (no deprecation warning)
+    read_op = _read_op(snap.to_ray(["ts"], ray_remote_args={"num_cpus": 0.5}))
+    task_args = getattr(read_op, "ray_remote_args", None) or getattr(read_op, "_ray_remote_args")  # (Ray < 2.60)
+    assert task_args["num_cpus"] == 0.5
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    got = snap.to_ray(["ts"], ray_remote_args={"scheduling_strategy": here}).to_pandas()["key"].to_numpy()
+    assert np.array_equal(np.sort(got), np.sort(want))
+    nowhere = NodeAffinitySchedulingStrategy("ab" * 28, soft=False)
+    with pytest.raises(TaskUnschedulableError):
+        snap.to_ray(["ts"], ray_remote_args={"scheduling_strategy": nowhere}).materialize()
+
+
 def test_scoring_on_ray_equals_single_process(store: Store) -> None:
     model = _model()
     names = ("loss", "entropy", "margin", "el2n", "gradnorm")
