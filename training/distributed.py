@@ -56,6 +56,7 @@ from torch.nn.parallel import DistributedDataParallel
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
+from training._addresses import json_options, open_store, store_address
 from training._ddp_progress import epoch_batches, open_progress, save_step
 from training._spawn import _leave, spawn
 from training.errors import ErasedKeysError, check_loss
@@ -317,12 +318,6 @@ def train_distributed(
 
 
 # -- local launcher (spawn: training._spawn) -------------------------------------------
-def _open(uri: str, storage_options: dict[str, Any] | None) -> Any:
-    from modyn_store.core.store import Store
-
-    return Store.open(uri, storage_options=storage_options)
-
-
 def _spawned_training(
     uri: str,
     storage_options: dict[str, Any] | None,
@@ -330,18 +325,12 @@ def _spawned_training(
     config_json: dict[str, Any],
     kwargs: dict[str, Any],
 ) -> dict[str, Any]:
-    store = _open(uri, storage_options)
+    store = open_store(uri, storage_options)
     result = train_distributed(store, train_set, TrainConfig.from_json(config_json), **kwargs)
     return {
         "training_id": result.training_id,
         "state": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
     }
-
-
-def store_address(store: Any) -> tuple[str, dict[str, Any] | None]:
-    """Where other processes open ``store``: its folder (``memory://`` stores too) or URI."""
-    loc = store._location
-    return (loc.root if loc.is_local else loc.uri), (dict(loc.storage_options) or None)
 
 
 def spawn_training(
@@ -369,11 +358,11 @@ def spawn_training(
         raise InvalidArgumentError(
             "config.batch_size", config.batch_size, f"a global batch size divisible by the world size {world_size}"
         )
-    kwargs = _check_progress(lambda: _open(uri, opts), kwargs, world_size)
+    kwargs = _check_progress(lambda: open_store(uri, opts), kwargs, world_size)
     out = spawn(_spawned_training, world_size, uri, opts, train_set, config.to_json(), dict(kwargs))
     if not kwargs.get("record", True):
         return dict(out["state"])
-    return Catalog(_open(uri, opts)).get(str(out["training_id"]))
+    return Catalog(open_store(uri, opts)).get(str(out["training_id"]))
 
 
 def _check_progress(store: Callable[[], Any], kwargs: Mapping[str, Any], world_size: Any) -> dict[str, Any]:
@@ -394,7 +383,7 @@ def _check_progress(store: Callable[[], Any], kwargs: Mapping[str, Any], world_s
 
 # -- Ray Train ---------------------------------------------------------------------------
 def _ray_loop(cfg: dict[str, Any]) -> None:
-    store = _open(cfg["uri"], cfg["storage_options"])
+    store = open_store(cfg["uri"], cfg["storage_options"])
     train_distributed(store, cfg["train_set"], TrainConfig.from_json(cfg["config"]), **cfg["kwargs"])
 
 
@@ -483,12 +472,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="save the progress every N global steps; the same command goes on from it")
     p.add_argument("--backend", default=None, help="gloo (default on CPU) or nccl")
     a = p.parse_args(argv)
+    options = json_options(a.storage_options)
     with open(a.config) as fh:
         config = TrainConfig.from_json(json.load(fh))
     backend = a.backend or ("nccl" if config.device.startswith("cuda") else "gloo")
     dist.init_process_group(backend)
     try:
-        store = _open(a.store, json.loads(a.storage_options) if a.storage_options else None)
+        store = open_store(a.store, options)
         result = train_distributed(store, load_train_set(a.train_set), config, training_id=a.training_id,
                                    save_every=a.save_every)
         if dist.get_rank() == 0:
