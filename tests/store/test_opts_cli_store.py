@@ -82,6 +82,19 @@ def test_show_version_reads_that_version(store: str, capsys: pytest.CaptureFixtu
     assert shown["version"] == 2 and [r["key"] for r in shown["rows"]] == list(range(8))
 
 
+@pytest.mark.parametrize("order", [["--json", "0"], ["--json", "--limit", "5", "2"], ["--limit", "5", "2", "--json"]],
+                         ids=["json-then-0", "options-then-2", "2-between-options"])
+def test_show_version_after_options_reads_that_version(store: str, order: list[str],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``show STORE --json 0``: the version may follow the options (argparse alone read ``0`` as
+    an unrecognized argument), and ``0`` is the empty store before the first write."""
+    assert main(["show", store, *order]) == 0
+    shown = json.loads(_out(capsys))
+    want = int(order[-1] if order[-1] != "--json" else order[-2])
+    assert shown["version"] == want and shown["live_rows"] == 4 * want
+    assert [r["key"] for r in shown["rows"]] == list(range(min(4 * want, 5)))
+
+
 def test_diff_keys_bounds_the_keys_in_json(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", store, "1", "3", "--json", "--keys", "3"]) == 0
     d = json.loads(_out(capsys))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modyn_store.app._fmt import format_table
+from modyn_store.app.cli._parser import CommandParser, Parser
 from modyn_store.app.cli._times import version_ref  # (also for the data commands)
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 from modyn_store.core.store import Store
@@ -369,21 +370,12 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser that takes options only as spelled in full: with prefixes,
-    ``erase --keys 5`` would read the keys from a file named ``5`` (``--keys-file``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="modyn-store",
         description="An embedded, versioned dataset store for training on dynamic data.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
 
     store_help = "store folder or URL (memory://, s3://...)"
     ref_help = ("version number, tag or ISO time with a time of day (as log prints it; without an offset: local "
