@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["KeySet"]
+__all__ = ["HASH_SET_MAX", "KeySet"]
 
 _FIB = np.uint64(0x9E3779B97F4A7C15)  # the filter's multiplier (64-bit golden ratio)
 _MIX = np.uint64(0xD6E8FEB86659FD93)  # the hash set's (another odd constant: other collisions)
@@ -38,6 +38,9 @@ _63 = np.uint64(63)
 _ONE = np.uint64(1)
 #: the hash set's empty slot; whether the key itself is in the set is kept beside it
 _EMPTY = np.iinfo(np.int64).min
+#: the most keys a set holds in a hash set (256 MiB of slots at most); larger sets search the
+#: keys that pass the filter in the sorted keys
+HASH_SET_MAX = 1 << 24
 
 
 @njit(cache=True, inline="always")
@@ -49,13 +52,14 @@ def _mask(h, shift):  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def _build(keys, words, shift, slots, tshift):  # type: ignore[no-untyped-def]
     """Set the filter bits of the distinct ``keys`` in ``words`` and insert them in ``slots``
-    (filled with ``_EMPTY``, at least 4/3 as many slots as keys; ``_EMPTY`` itself is skipped)."""
+    (filled with ``_EMPTY``, at least 4/3 as many slots as keys, or empty: no hash set;
+    ``_EMPTY`` itself is skipped)."""
     last = slots.size - 1
     for i in range(keys.size):
         k = keys[i]
         h = np.uint64(k) * _FIB
         words[h >> shift] |= _mask(h, shift)
-        if k == _EMPTY:
+        if k == _EMPTY or slots.size == 0:
             continue
         j = np.int64((np.uint64(k) * _MIX) >> tshift)
         while slots[j] != _EMPTY:
@@ -64,20 +68,31 @@ def _build(keys, words, shift, slots, tshift):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _hits(a, words, shift, slots, tshift, has_empty, passed, out):  # type: ignore[no-untyped-def]
+def _hits(a, words, shift, slots, tshift, has_empty, sorted_keys, out):  # type: ignore[no-untyped-def]
     """Write the ascending positions of ``a`` whose keys are in the set to ``out``; return how
-    many. ``passed``: a byte a key of ``a``, scratch."""
-    for i in range(a.size):  # the filter, into flags: no store waits on a read of the filter
+    many. Without a hash set (``slots`` empty) a key that passed the filter is searched in
+    ``sorted_keys``."""
+    n = 0
+    for i in range(a.size):  # the filter: every position is written, a passing one kept
         h = np.uint64(a[i]) * _FIB
         bits = _mask(h, shift)
-        passed[i] = (words[h >> shift] & bits) == bits
-    n = 0
+        out[n] = i  # (n <= i: never past a.size)
+        n += (words[h >> shift] & bits) == bits
+    m = 0
     last = slots.size - 1
-    for i in range(a.size):  # the hash set, for the few keys that passed
-        if not passed[i]:
-            continue
+    for c in range(n):  # the exact answer, for the few keys that passed
+        i = out[c]
         k = a[i]
-        if k == _EMPTY:
+        if slots.size == 0:
+            lo = 0
+            size = sorted_keys.size
+            while size > 1:
+                half = size >> 1
+                if sorted_keys[lo + half] <= k:
+                    lo += half
+                size -= half
+            found = sorted_keys.size > 0 and sorted_keys[lo] == k
+        elif k == _EMPTY:
             found = has_empty
         else:
             j = np.int64((np.uint64(k) * _MIX) >> tshift)
@@ -85,27 +100,34 @@ def _hits(a, words, shift, slots, tshift, has_empty, passed, out):  # type: igno
                 j = (j + 1) & last
             found = slots[j] == k
         if found:
-            out[n] = i
-            n += 1
-    return n
+            out[m] = i
+            m += 1
+    return m
 
 
 class KeySet:
-    """The distinct int64 ``keys`` (any order), ready for :meth:`hits` on batches of any keys.
+    """The ascending, distinct int64 ``sorted_keys``, ready for :meth:`hits` on batches of any keys.
 
-    ``filter_bits``: log2 of the filter's bits (at least 7). Memory: the filter, plus 8 bytes
-    a slot of the hash set (between 4/3 and 8/3 slots a key).
+    ``filter_bits``: log2 of the filter's bits (at least 7). Memory: the filter, plus 8 bytes a
+    slot of the hash set (between 4/3 and 8/3 slots a key); a set of over
+    :data:`HASH_SET_MAX` keys keeps no hash set (it would take gigabytes) and searches the keys
+    that pass the filter in ``sorted_keys`` instead (kept by reference: not to be changed).
     """
 
-    def __init__(self, keys: np.ndarray, filter_bits: int) -> None:
-        keys = np.ascontiguousarray(keys, dtype=np.int64)
+    def __init__(self, sorted_keys: np.ndarray, filter_bits: int) -> None:
+        keys = np.ascontiguousarray(sorted_keys, dtype=np.int64)
+        self._keys = keys
         self.filter_bits = max(int(filter_bits), 7)
         self._words = np.zeros(1 << (self.filter_bits - 6), np.uint64)
         self._shift = np.uint64(64 - (self.filter_bits - 6))
-        tbits = max(int((keys.size * 4 + 2) // 3).bit_length(), 1)
-        self._slots = np.full(1 << tbits, _EMPTY, np.int64)
-        self._tshift = np.uint64(64 - tbits)
-        self._has_empty = bool(keys.size and (keys == _EMPTY).any())
+        if keys.size > HASH_SET_MAX:
+            self._slots = np.empty(0, np.int64)
+            self._tshift = np.uint64(63)
+        else:
+            tbits = max(int((keys.size * 4 + 2) // 3).bit_length(), 1)
+            self._slots = np.full(1 << tbits, _EMPTY, np.int64)
+            self._tshift = np.uint64(64 - tbits)
+        self._has_empty = bool(keys.size and keys[0] == _EMPTY)
         _build(keys, self._words, self._shift, self._slots, self._tshift)
 
     @property
@@ -113,10 +135,7 @@ class KeySet:
         """The bytes of the filter and the hash set."""
         return int(self._words.nbytes + self._slots.nbytes)
 
-    def hits(self, a: np.ndarray, out: np.ndarray, passed: np.ndarray | None = None) -> int:
+    def hits(self, a: np.ndarray, out: np.ndarray) -> int:
         """Write the ascending positions of ``a`` (int64) whose keys are in the set to ``out``
-        (int64, at least ``a.size`` long); return how many. ``passed``: scratch of at least
-        ``a.size`` bytes (uint8), made if not given."""
-        if passed is None:
-            passed = np.empty(a.size, np.uint8)
-        return int(_hits(a, self._words, self._shift, self._slots, self._tshift, self._has_empty, passed, out))
+        (int64, at least ``a.size`` long); return how many."""
+        return int(_hits(a, self._words, self._shift, self._slots, self._tshift, self._has_empty, self._keys, out))

@@ -315,8 +315,8 @@ class HashedKeys:
             np.take(self._bytes, slot.view(np.intp), out=marked, mode="clip")
             candidates = np.flatnonzero(marked.view(np.bool_))
         elif self._set is not None:
-            out, passed = scratch(a.size, 2)
-            n = self._set.hits(np.ascontiguousarray(a, dtype=np.int64), out.view(np.int64), passed.view(np.uint8))
+            (out,) = scratch(a.size, 1)
+            n = self._set.hits(np.ascontiguousarray(a, dtype=np.int64), out.view(np.int64))
             return out[:n].astype(np.intp)  # (a copy: the scratch buffer is reused by the next call)
         elif self._table is None:
             return np.flatnonzero(_isin_searched(a, self.keys))

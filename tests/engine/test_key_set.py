@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import engine._bloom as bloom
 from engine._bloom import _FIB, _MIX, KeySet
 from engine._search import HashedKeys
 
@@ -26,11 +27,18 @@ def _hits(s: KeySet, a: np.ndarray) -> list[int]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(_keys, _keys, st.integers(7, 12))
-def test_hits_are_every_position_of_a_member(members: list[int], probe: list[int], bits: int) -> None:
+@given(_keys, _keys, st.integers(7, 12), st.booleans())
+def test_hits_are_every_position_of_a_member(members: list[int], probe: list[int], bits: int, search: bool) -> None:
+    """Either exact stage: the hash set, or (``search``: a set past ``HASH_SET_MAX`` keys,
+    here every set) the binary search of the sorted keys."""
     b = np.unique(np.array(members, dtype=np.int64))
     a = np.array(probe + members, dtype=np.int64)  # members (some repeated) and other keys
-    assert _hits(KeySet(b, bits), a) == np.flatnonzero(np.isin(a, b)).tolist()
+    with pytest.MonkeyPatch.context() as mp:
+        if search:
+            mp.setattr(bloom, "HASH_SET_MAX", -1)
+        s = KeySet(b, bits)
+    assert (s._slots.size == 0) == search
+    assert _hits(s, a) == np.flatnonzero(np.isin(a, b)).tolist()
 
 
 def _preimages(values: list[int], multiplier: np.uint64) -> np.ndarray:
@@ -39,11 +47,15 @@ def _preimages(values: list[int], multiplier: np.uint64) -> np.ndarray:
     return np.array([(v * inverse) % 2**64 for v in values], dtype=np.uint64).view(np.int64)
 
 
+@pytest.mark.parametrize("search", [False, True])
 @pytest.mark.parametrize("top", [False, True])
-def test_keys_that_all_collide_are_told_apart(top: bool) -> None:
+def test_keys_that_all_collide_are_told_apart(top: bool, search: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys built to share one filter word and its two bits (every key passes the filter), and
     keys built to share the hash set's first or last slot (one long probe chain, wrapping past
-    the table's end for ``top``): only the hash set's comparisons tell members from the rest."""
+    the table's end for ``top``): only the exact stage tells members from the rest (the hash
+    set, or with ``search`` the binary search of a set too large for one)."""
+    if search:
+        monkeypatch.setattr(bloom, "HASH_SET_MAX", 10)
     m = np.arange(1, 400)
     values = [2**64 - int(x) if top else int(x) for x in m]
     for multiplier in (_FIB, _MIX):
