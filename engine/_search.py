@@ -228,8 +228,9 @@ class HashedKeys:
     hashes. Either table keeps a byte a slot up to 2^BYTE_TABLE_BITS slots and a bit a slot
     above: ~2-13 ns a key (the table in or out of cache). Where the kernels pay
     (``kernel``; ``None``: where Numba is loaded, :func:`_numba_loaded`), a spread set goes to
-    :class:`engine._bloom.KeySet` instead (a filter and a hash set read in one pass: 1.5-3 ns
-    a key against 3.7-5.9 for the NumPy filter, 10^6-10^7 keys with 1% in the set). Built
+    :class:`engine._bloom.KeySet` instead (a filter and an exact stage read by one kernel: about
+    2x faster than the NumPy filter at 10^6-10^7 keys with 1% in the set, 60x at 10^8, where
+    NumPy has no table; ``benchmarks/spread_keys.py``). Built
     once, it serves every batch of a stream; the caller must not change ``sorted_b``
     meanwhile. ``max_bits``: at most 2^max_bits slots in a hashed table (the kernels' filter
     may take more), 2^(max_bits + 1) in a direct one.
