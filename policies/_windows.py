@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RowBuffer", "reached_span", "within_span"]
+from modyn_store.core._validate import parse_duration
+from modyn_store.core.errors import InvalidArgumentError
+
+__all__ = ["RowBuffer", "check_span_unit", "reached_span", "window_span", "within_span"]
 
 
 def _integer_times(ts: np.ndarray, anchor: int | float) -> bool:
@@ -266,3 +269,26 @@ def _as_it_was(value: Any) -> Any:
     if isinstance(value, np.ndarray) or (hasattr(value, "_parts") and hasattr(value, "fire")):
         return value
     return copy.copy(value)
+
+
+def check_span_unit(window_time: str | float, ts_is_datetime: bool) -> None:
+    """A duration string spans datetime event times, a number numeric ones (in their unit): a
+    ``"1h"`` read as 3.6e12 units of an integer column, or ``3600`` as nanoseconds of a datetime
+    one, would give windows that never fill or never hold ``min_samples``."""
+    if ts_is_datetime and not isinstance(window_time, str):
+        raise InvalidArgumentError("window_time", window_time, "a duration string like '1d' (the ts column "
+                                                               "holds datetimes)")
+    if not ts_is_datetime and isinstance(window_time, str):
+        raise InvalidArgumentError("window_time", window_time, "a number in the unit of the numeric ts column")
+
+
+def window_span(window_time: str | float) -> float:
+    """The span of ``window_time``: a duration string in whole nanoseconds, a number as given."""
+    span = parse_duration("window_time", window_time)
+    if isinstance(window_time, str):
+        if not np.isfinite(span) or round(span) < 1:
+            raise InvalidArgumentError(
+                "window_time", window_time,
+                "a finite duration of at least 1ns (event times are whole nanoseconds)")
+        span = float(round(span))
+    return span

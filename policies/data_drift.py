@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 
 from engine._search import intersect_keys, union_keys
-from modyn_store.core._validate import check_bool, check_choice, check_float, check_int, parse_duration
+from modyn_store.core._validate import check_bool, check_choice, check_float, check_int
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._drift_stats import METRICS, P_VALUE_METRICS, two_sample
 from policies._mean_gap import above_mean
+from policies._options import only_with
 from policies._records import check_seed
-from policies._windows import RowBuffer, reached_span, restored_on_error, rows_by_key
+from policies._windows import (RowBuffer, check_span_unit, reached_span, restored_on_error, rows_by_key,
+                               window_span)
 from policies.base import (Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register,
                            sub_triggers)
 from policies.near_duplicates import embedding_matrix
@@ -24,6 +26,9 @@ from policies._state_shape import PARAMS, is_count, is_keys, is_number, own_stat
 __all__ = ["DataDrift"]
 
 DECISIONS = ("p_value", "threshold", "quantile", "rolling_average")
+#: The decisions that read each of the options ``threshold``, ``quantile`` and ``history``.
+USES = {"threshold": ("p_value", "threshold", "rolling_average"), "quantile": ("quantile",),
+        "history": ("quantile", "rolling_average")}
 
 
 @register("data_drift")
@@ -54,7 +59,10 @@ class DataDrift(Trigger):
         Feature columns (numeric or fixed-size vectors).
     metric, decision, threshold, quantile, history:
         See above; ``metric`` in ``'mmd', 'ks', 'wasserstein', 'mean_shift'``; ``history`` in
-        ``[1, 2**62]`` (``policies.base.MAX_COUNT``).
+        ``[1, 2**62]`` (``policies.base.MAX_COUNT``). An option the decision does not read
+        (``threshold`` with ``quantile``; ``quantile`` with any other; ``history`` with ``p_value``
+        and ``threshold``) given with another value than its default is refused
+        (:class:`InvalidArgumentError` naming it and the decisions that read it).
     window, window_time, every, overlap:
         Window size in samples (``None``: 500, or none with ``window_time``); or a span of event
         time (``"1d"`` or a number), given instead of ``window`` (both given are refused, naming
@@ -73,8 +81,9 @@ class DataDrift(Trigger):
     min_samples, max_samples, n_permutations, seed:
         Fewest samples per window to evaluate (rows with a missing or infinite value are left
         out, before subsampling unless ``embeddings``, whose values only the model gives);
-        larger windows are subsampled (seeded) to ``max_samples``; MMD permutations; seed (an integer in
-        ``[0, 2**63 - 1]``, as a selection's).
+        larger windows are subsampled (seeded) to ``max_samples``; MMD permutations (read with
+        ``metric="mmd"`` only: another value than 200 with another metric is refused); seed (an
+        integer in ``[0, 2**63 - 1]``, as a selection's).
         ``max_samples`` and a ``window`` in samples are at least ``min_samples`` (smaller ones
         could never be evaluated).
         With ``metric="mmd"`` and ``decision="p_value"`` the smallest p-value is
@@ -113,10 +122,13 @@ class DataDrift(Trigger):
             raise InvalidArgumentError("decision", decision,
                                        f"not 'p_value' for metric {metric!r} (no p-value)")
         lo_open = decision == "p_value"
-        self.threshold = check_float("threshold", threshold, 0.0, 1.0 if lo_open else None,
-                                     lo_open=lo_open)
-        self.quantile = check_float("quantile", quantile, 0.0, 1.0)
-        self.history = check_count("history", history, 1)
+        # an option the decision ignores is refused (unless it is the default, as configs list it)
+        thr = check_float("threshold", threshold, 0.0, 1.0 if lo_open else None, lo_open=lo_open)
+        self.threshold = only_with("threshold", thr, 0.05, "decision", decision, USES["threshold"])
+        self.quantile = only_with("quantile", check_float("quantile", quantile, 0.0, 1.0), 0.95, "decision",
+                                  decision, USES["quantile"])
+        self.history = only_with("history", check_count("history", history, 1), 50, "decision", decision,
+                                 USES["history"])
         if window is not None and window_time is not None:
             raise InvalidArgumentError("window", window, f"None with window_time={window_time!r}: a window "
                                        "is either a number of samples (window) or a span of event time "
@@ -126,7 +138,7 @@ class DataDrift(Trigger):
             "window", 500 if window is None else window, 2)
         self.window = self._size
         self.window_time = window_time
-        self._span = None if window_time is None else _window_span(window_time)
+        self._span = None if window_time is None else window_span(window_time)
         self.every = check_int("every", every, 1)
         self.overlap = check_bool("overlap", overlap)
         self.embeddings = check_bool("embeddings", embeddings)
@@ -141,7 +153,8 @@ class DataDrift(Trigger):
             # a window of fewer rows than an evaluation needs: the trigger could never fire
             raise InvalidArgumentError("window", self._size, f"an integer >= min_samples="
                                        f"{self.min_samples} (or a smaller min_samples)")
-        self.n_permutations = check_count("n_permutations", n_permutations, 1)
+        self.n_permutations = only_with("n_permutations", check_count("n_permutations", n_permutations, 1), 200,
+                                        "metric", metric, ("mmd",))
         if decision == "p_value" and metric == "mmd" and 1.0 / (self.n_permutations + 1) >= self.threshold:
             # the smallest p-value a permutation test can return is 1 / (n_permutations + 1)
             need = int(np.floor(1.0 / self.threshold))
@@ -376,7 +389,7 @@ class DataDrift(Trigger):
     def _consume(self, delta: TriggerInput, model: ModelLike | None) -> list[Firing]:
         n = len(delta)
         if n and self.window_time is not None:
-            _check_span_unit(self.window_time, delta.ts_is_datetime)
+            check_span_unit(self.window_time, delta.ts_is_datetime)
         feats = {c: delta.features[c] for c in self._columns} if n else {}
         ts, keys = delta.ts, delta.keys
         gone = union_keys(delta.deleted, delta.erased)
@@ -477,26 +490,3 @@ def _rows_of(read: TriggerInput, keys: Sequence[int], columns: Sequence[str]
     want = np.asarray(keys, np.int64)
     idx, hit = rows_by_key(read.keys, want)
     return {c: np.asarray(read.features[c])[idx] for c in columns}, read.ts[idx], want[hit]
-
-
-def _check_span_unit(window_time: str | float, ts_is_datetime: bool) -> None:
-    """A duration string spans datetime event times, a number numeric ones (in their unit): a
-    ``"1h"`` read as 3.6e12 units of an integer column, or ``3600`` as nanoseconds of a datetime
-    one, would give windows that never fill or never hold ``min_samples``."""
-    if ts_is_datetime and not isinstance(window_time, str):
-        raise InvalidArgumentError("window_time", window_time, "a duration string like '1d' (the ts column "
-                                                               "holds datetimes)")
-    if not ts_is_datetime and isinstance(window_time, str):
-        raise InvalidArgumentError("window_time", window_time, "a number in the unit of the numeric ts column")
-
-
-def _window_span(window_time: str | float) -> float:
-    """The span of ``window_time``: a duration string in whole nanoseconds, a number as given."""
-    span = parse_duration("window_time", window_time)
-    if isinstance(window_time, str):
-        if not np.isfinite(span) or round(span) < 1:
-            raise InvalidArgumentError(
-                "window_time", window_time,
-                "a finite duration of at least 1ns (event times are whole nanoseconds)")
-        span = float(round(span))
-    return span

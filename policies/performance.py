@@ -13,6 +13,7 @@ from modyn_store.core._validate import check_bool, check_choice, check_float, ch
 from modyn_store.core.errors import InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from policies._mean_gap import above_mean
+from policies._options import only_with
 from policies._windows import restored_on_error, rows_by_key
 from policies.base import Firing, ModelLike, RowSource, Trigger, TriggerInput, check_count, register
 from policies._state_shape import PARAMS, is_count, is_finite, is_keys, own_state
@@ -52,7 +53,9 @@ class Performance(Trigger):
         Labelled samples per evaluation.
     decision, threshold, history, expected, bootstrap:
         See above; ``history`` in ``[1, 2**62]`` (``policies.base.MAX_COUNT``); ``expected`` with
-        another decision than ``avoidable_misclassifications`` is refused (it would be ignored).
+        another decision than ``avoidable_misclassifications`` is refused (it would be ignored),
+        as is a ``history`` other than the default 10 with another decision than
+        ``rolling_average`` (:class:`InvalidArgumentError` naming it and that decision).
 
     Example
     -------
@@ -81,7 +84,9 @@ class Performance(Trigger):
         self.decision = check_choice("decision", decision, DECISIONS)
         hi = None if decision == "avoidable_misclassifications" else 1.0
         self.threshold = check_float("threshold", threshold, 0.0, hi)
-        self.history = check_count("history", history, 1)
+        # read by decision='rolling_average' only: another value with another decision is refused
+        self.history = only_with("history", check_count("history", history, 1), 10, "decision", decision,
+                                 ("rolling_average",))
         self.expected = check_float_or_none("expected", expected, 0.0, 1.0)
         if expected is not None and decision != "avoidable_misclassifications":
             # read by that decision only: with another one the accuracy given would be ignored

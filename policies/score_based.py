@@ -42,6 +42,7 @@ from engine.score_registry import get as get_score
 from modyn_store.core._validate import check_choice, check_int
 from modyn_store.core.errors import InvalidArgumentError, engine_errors
 from modyn_store.core.trainset import TrainSet
+from policies._options import only_with
 from policies._pick import check_size, derive_seed, pick, score_source, target_size, trainset
 from policies._stream import count_rows
 from policies.base import SelectionContext, SelectionStrategy
@@ -75,7 +76,8 @@ class ScoreDownsample(SelectionStrategy):
     mode:
         ``"sample_then_batch"`` or ``"batch_then_sample"``.
     period:
-        Epochs between rescoring passes in ``sample_then_batch`` (0: once per trigger).
+        Epochs between rescoring passes in ``sample_then_batch`` (0: once per trigger); another
+        value than 0 with ``batch_then_sample`` (which scores every batch) is refused.
 
     Example
     -------
@@ -96,7 +98,8 @@ class ScoreDownsample(SelectionStrategy):
         self.ratio, self.limit = check_size(ratio, limit)
         self.method = check_choice("method", method, ("top", "importance"))
         self.mode = check_choice("mode", mode, MODES)
-        self.period = check_int("period", period, 0)
+        # read by mode='sample_then_batch' only: another value with the other mode is refused
+        self.period = only_with("period", check_int("period", period, 0), 0, "mode", mode, ("sample_then_batch",))
 
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:

@@ -64,6 +64,10 @@ CASES = [
      "trigger.every", 4),
     ("policy_int_overflow", "trigger: {name: time, every: \"14d\"}",
      f"trigger: {{name: data_drift, columns: [features], history: {10**30}}}", "trigger.history", 4),
+    # an option the chosen decision does not read: refused, not silently ignored
+    ("drift_option_the_decision_ignores", "trigger: {name: time, every: \"14d\"}",
+     "trigger: {name: data_drift, columns: [features], metric: ks, decision: threshold, threshold: 0.2, "
+     "quantile: 0.9}", "trigger.quantile", 4),
     # params of a wrong type that is falsy: not read as "no parameters"
     ("model_params_list", "model: {name: logreg}", "model: {name: logreg, params: []}", "model.params", 3),
     ("model_params_false", "model: {name: logreg}", "model: {name: logreg, params: false}", "model.params", 3),

@@ -86,12 +86,12 @@ def periodic_stream(at: int, shift: float, n: int = 1000, period: int = 50) -> n
 
 @pytest.mark.parametrize("decision", ["quantile", "rolling_average"])
 def test_dynamic_decisions_fire_on_the_step_only(decision: str) -> None:
-    t = DataDrift(columns=["x"], metric="wasserstein", decision=decision, quantile=0.95,
-                  threshold=0.1, window=50, every=50, warmup=3)
+    # each decision with the option it reads: the quantile, or the margin over the mean
+    own = {"quantile": 0.95} if decision == "quantile" else {"threshold": 0.1}
+    t = DataDrift(columns=["x"], metric="wasserstein", decision=decision, **own, window=50, every=50, warmup=3)
     # evaluations at 100, 150, ...: distance 0 until the window 800-849 is shifted
     assert run(t, periodic_stream(at=800, shift=0.5), [1000]) == [850]
-    t = DataDrift(columns=["x"], metric="wasserstein", decision=decision, quantile=0.95,
-                  threshold=0.1, window=50, every=50, warmup=19)
+    t = DataDrift(columns=["x"], metric="wasserstein", decision=decision, **own, window=50, every=50, warmup=19)
     assert run(t, periodic_stream(at=800, shift=0.5), [1000]) == []  # 19 evaluations: warm-up
 
 
@@ -126,18 +126,18 @@ def _feed_matrix(trigger: DataDrift, m: np.ndarray, chunk: int = 1000) -> int:
 
 
 @pytest.mark.parametrize(("metric", "rows", "window", "seeds", "perms"), [
-    ("ks", 12000, 400, 20, 1),
+    ("ks", 12000, 400, 20, None),  # (KS has no permutations)
     ("mmd", 6000, 120, 2, 50),
     pytest.param("mmd", 12000, 150, 30, 200, marks=pytest.mark.slow),
 ])
 def test_elec2_drifts_and_shuffled_copy_stays_at_alpha(metric: str, rows: int, window: int,
-                                                       seeds: int, perms: int) -> None:
+                                                       seeds: int, perms: int | None) -> None:
     """Elec2's demand and transfer drift over months; a shuffled copy is exchangeable, so every
     evaluation's p-value is valid and the firing rate must stay at ``alpha`` (3 sigma)."""
     m = _elec2(rows)
     alpha = 0.05
     cfg = {"columns": ELEC2_COLUMNS, "metric": metric, "threshold": alpha, "window": window,
-           "every": window, "n_permutations": perms}
+           "every": window, **({"n_permutations": perms} if perms is not None else {})}
     real = DataDrift(**cfg)
     real_rate = _feed_matrix(real, m) / real.n_evaluations
     fired = evals = 0
@@ -181,8 +181,8 @@ def test_a_permutation_count_that_cannot_resolve_the_threshold_is_refused() -> N
     with pytest.raises(InvalidArgumentError, match="n_permutations"):
         DataDrift(columns=["x"], metric="mmd", threshold=0.05, n_permutations=10)
     assert DataDrift(columns=["x"], metric="mmd", threshold=0.01, n_permutations=100).n_permutations == 100
-    # analytic p-values and statistic thresholds do not depend on permutations
-    DataDrift(columns=["x"], metric="ks", threshold=0.01, n_permutations=1)
+    # statistic thresholds do not depend on permutations (analytic p-values do not read them at
+    # all: a count other than the default with metric="ks" is refused, see test_ignored_options_refused.py)
     DataDrift(columns=["x"], metric="mmd", decision="quantile", n_permutations=1)
 
 

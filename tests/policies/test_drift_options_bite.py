@@ -128,8 +128,8 @@ def test_history_limits_the_past_statistics_compared_with(decision: str) -> None
     """Statistics 10, 1, 1, 1, 2. With history=3 the last evaluation compares 2 with [1, 1, 1]
     (0.95-quantile 1; mean 1 + threshold 0.5 = 1.5) and fires; with history=50 the early 10 is
     still remembered (quantile ~8.65; mean 3.25 + 0.5) and nothing fires."""
-    cfg = {"columns": ["x"], "metric": "mean_shift", "decision": decision, "quantile": 0.95,
-           "threshold": 0.5, "window": 20, "every": 20}
+    own = {"quantile": 0.95} if decision == "quantile" else {"threshold": 0.5}
+    cfg = {"columns": ["x"], "metric": "mean_shift", "decision": decision, **own, "window": 20, "every": 20}
     x = blocks([0, 10, 1, 1, 1, 2])
     short = DataDrift(**cfg, history=3)
     assert [(p, s) for p, s, _ in run(short, x)] == [(120, 2.0)]

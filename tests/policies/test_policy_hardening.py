@@ -195,8 +195,9 @@ def test_huge_counts_are_refused_naming_the_parameter(make, field: str) -> None:
 
 
 def test_largest_counts_are_accepted_and_work() -> None:
-    assert DataDrift(columns=["x"], history=MAX_COUNT).history == MAX_COUNT
-    assert Performance(columns=["x"], history=MAX_COUNT).history == MAX_COUNT
+    # (history is read by the rolling-average decision)
+    assert DataDrift(columns=["x"], metric="ks", decision="rolling_average", history=MAX_COUNT).history == MAX_COUNT
+    assert Performance(columns=["x"], decision="rolling_average", history=MAX_COUNT).history == MAX_COUNT
     store = Store.open(f"memory://gdumb-{uuid.uuid4().hex}", create=True)
     snap = store.as_of(store.append(pa.table({"ts": [0, 1, 2], "label": [0, 1, 1]})).version)
     # a memory far larger than the data allocates nothing for it and keeps every sample
