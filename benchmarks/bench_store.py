@@ -201,6 +201,17 @@ class ShuffledStreamSuite(_KeysSuite):
             pass
 
 
+class SpreadStreamSuite(ShuffledStreamSuite):
+    """The same read of keys spread over the whole int64 range (the hashed filter, not a direct
+    table) with Numba loaded first, as a pipeline or training process has it: the kernels'
+    path (``engine._bloom``). Peer: the raw scan."""
+
+    layout = "spread"
+
+    def setup(self, paths: dict[int, str], rows: int) -> None:
+        import numba  # noqa: F401  (as a pipeline or training process has it)
+
+
 def _best(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
