@@ -1,6 +1,7 @@
 """Kernels that find keys of a batch in a set of int64 keys spread over too many values for a
 direct table (:class:`engine._search.HashedKeys`): a blocked Bloom filter in front of an
-open-addressing hash set, both read in one pass over the batch.
+open-addressing hash set, both read by one kernel call a batch (the filter over every key,
+then the hash set for the keys that passed).
 
 Each key is hashed once for the filter (multiplied by the 64-bit golden ratio): the top bits
 of the product pick one 64-bit word, the next two 6-bit fields two bits in it, and both bits are
@@ -9,8 +10,9 @@ to stay in a core's cache up to 1 MiB); only where both bits are set is it looke
 hash set (another multiplier, linear probing, at most 3/4 full), whose answer is exact. With
 64 filter bits a key about 0.1% of the keys not in the set pass the filter, with 16 bits 1.4%.
 
-A binary search in the sorted keys instead of the hash set cost 150-250 ns a passing key
-(a dependent cache miss a level); a probe of the hash set costs one miss.
+A probe of the hash set costs about one cache miss; a binary search of the sorted keys, which
+sets of over :data:`HASH_SET_MAX` keys take instead (their hash set would take gigabytes),
+costs one a level.
 
 Example
 -------
