@@ -56,7 +56,7 @@ from torch.nn.parallel import DistributedDataParallel
 from modyn_store.core.errors import InvalidArgumentError, ModynStoreError
 from modyn_store.core.trainings import Catalog, Cost, TrainingRecord
 from modyn_store.core.trainset import TrainSet
-from training._addresses import json_options, open_store, store_address
+from training._rank_setup import group_backend, json_options, open_store, store_address
 from training._ddp_progress import epoch_batches, open_progress, save_step
 from training._spawn import _leave, spawn
 from training.errors import ErasedKeysError, check_loss
@@ -475,8 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = json_options(a.storage_options)
     with open(a.config) as fh:
         config = TrainConfig.from_json(json.load(fh))
-    backend = a.backend or ("nccl" if config.device.startswith("cuda") else "gloo")
-    dist.init_process_group(backend)
+    dist.init_process_group(group_backend(a.backend, config.device))
     try:
         store = open_store(a.store, options)
         result = train_distributed(store, load_train_set(a.train_set), config, training_id=a.training_id,

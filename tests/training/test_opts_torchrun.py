@@ -77,3 +77,19 @@ def test_storage_options_reach_the_store(tmp_path: Path, s3_store: tuple[str, di
             main([*args, "--storage-options", bad])
     assert main([*args, "--storage-options", json.dumps(options)]) == 0
     assert Catalog(Store.open(uri, storage_options=options)).get("on-s3").cost.samples == CFG.epochs * 16
+
+
+@pytest.mark.usefixtures("one_rank")
+def test_backend_is_the_group_backend(tmp_path: Path) -> None:
+    """``--backend``: a backend this torch build lacks is refused before the group starts (a
+    run that ignored the option would train on gloo); ``gloo`` given by name trains."""
+    store = _store(tmp_path / "store", n=8)
+    ts = TrainSet(store.as_of().keys(), np.ones(8), store.version)
+    args = _args(tmp_path, store._location.root, ts, "--training-id", "b")
+    missing = next(b for b in ("nccl", "mpi", "ucc", "xccl") if not dist.is_backend_available(b))
+    for bad in ("nope", missing):
+        with pytest.raises(InvalidArgumentError, match="--backend"):
+            main([*args, "--backend", bad])
+    assert not dist.is_initialized()
+    assert main([*args, "--backend", "gloo"]) == 0
+    assert Catalog(store).get("b").cost.samples == CFG.epochs * 8

@@ -1,5 +1,6 @@
-"""Where the processes of a distributed training open the store: its address, the storage
-options a command line gives as JSON, and the opening itself.
+"""What each rank of a distributed training sets up before it trains: where it opens the store
+(its address, the storage options a command line gives as JSON, the opening itself) and the
+process group's backend.
 
 Example
 -------
@@ -9,6 +10,8 @@ Example
 (True, None)
 >>> json_options('{"aws_region": "eu-west-1"}')
 {'aws_region': 'eu-west-1'}
+>>> group_backend(None, "cpu")
+'gloo'
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from typing import Any
 
 from modyn_store.core.errors import InvalidArgumentError
 
-__all__ = ["json_options", "open_store", "store_address"]
+__all__ = ["BACKENDS", "group_backend", "json_options", "open_store", "store_address"]
+
+#: the process-group backends torch knows (``torch.distributed.Backend``); a build has some of them
+BACKENDS = ("gloo", "nccl", "mpi", "ucc", "xccl")
 
 
 def store_address(store: Any) -> tuple[str, dict[str, Any] | None]:
@@ -43,3 +49,16 @@ def json_options(text: str | None) -> dict[str, Any] | None:
     if options is not None and not isinstance(options, dict):
         raise InvalidArgumentError("--storage-options", text, 'a JSON object, e.g. \'{"aws_region": "eu-west-1"}\'')
     return options
+
+
+def group_backend(name: str | None, device: str) -> str:
+    """``--backend``: ``name``, if this torch build has it (else :class:`InvalidArgumentError`
+    naming the option and the backends it has); ``None``: nccl for a CUDA ``device``, else gloo."""
+    import torch.distributed as dist
+
+    if name is None:
+        return "nccl" if device.startswith("cuda") else "gloo"
+    have = [b for b in BACKENDS if dist.is_backend_available(b)]
+    if name not in have:
+        raise InvalidArgumentError("--backend", name, f"a backend this torch build has: {', '.join(have)}")
+    return name
