@@ -18,6 +18,12 @@ Example
 >>> dl = loader(store, TrainSet.uniform(np.arange(4), version=1), columns=["x"], batch_size=2, seed=3)
 >>> isinstance(dl, Loader), len(dl), sorted(np.concatenate([b["x"].numpy() for b in dl]).tolist())
 (True, 2, [0, 1, 2, 3])
+>>> with dl:  # closed at the end of the block: its workers stop, later epochs are refused
+...     batches = sum(1 for _ in dl)
+>>> next(iter(dl))
+Traceback (most recent call last):
+...
+modyn_store.core.errors.ClosedError: this loader was closed: make a new one (training.loading.loader)
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import numpy as np
 import torch
 
 from modyn_store.core._keyscan import increasing
-from modyn_store.core.errors import InvalidArgumentError
+from modyn_store.core.errors import ClosedError, InvalidArgumentError
 from modyn_store.core.trainset import TrainSet
 from training import order as orders
 from training.batch import Batch, gather_host
@@ -39,35 +45,12 @@ from training.cache import CacheEntry, cache_for
 from training.entries import LoaderOptions, live_check, materialize_entry
 from training.errors import ErasedKeysError
 from training.materialize import KeyLookup
+from training._pieces import rebatched, skipped
 from training.order import Ordering, RowsAhead
 from training.prefetch import host_budget, prefetched
 from training.transfer import resident_batches, streamed_batches
 
 __all__ = ["Loader", "check_int"]
-
-
-def _rebatched(pieces: Iterable[np.ndarray], size: int, drop_last: bool) -> Iterator[np.ndarray]:
-    """Consecutive runs of ``size`` elements of the pieces' concatenation (the last one shorter,
-    or dropped with ``drop_last``), without concatenating them all."""
-    held = np.empty(0, np.int64)
-    for piece in pieces:
-        run = np.concatenate([held, piece]) if held.size else piece
-        full = run.size - run.size % size
-        for lo in range(0, full, size):
-            yield run[lo : lo + size]
-        held = run[full:]
-    if held.size and not drop_last:
-        yield held
-
-
-def _skipped(pieces: Iterable[np.ndarray], count: int) -> Iterator[np.ndarray]:
-    """The pieces' concatenation without its first ``count`` elements, piece by piece."""
-    for piece in pieces:
-        if count >= piece.size:
-            count -= piece.size
-            continue
-        yield piece[count:]
-        count = 0
 
 
 def check_int(name: str, value: Any, lo: int) -> int:
@@ -122,6 +105,7 @@ class Loader:
         self._key_ranks: np.ndarray | None = None
         self._pos2row: np.ndarray | None = None
         self._ahead: RowsAhead | None = None
+        self._closed = False
         if isinstance(entry, Building):
             # positions are mapped to rows when first needed: the first block of a streamed
             # first epoch finds its rows by a search instead (see _stream_rows)
@@ -419,7 +403,7 @@ class Loader:
         weights = np.asarray(self.train_set.weights, dtype=np.float32)
         in_key_order = increasing(self._stream_keys.numpy())
         sequential = not self.shuffle and self.world_size == 1
-        for q in _rebatched(pieces, self.batch_size, self.drop_last):
+        for q in rebatched(pieces, self.batch_size, self.drop_last):
             r = self._stream_rows(q, in_key_order and served < orders.FIRST_EPOCH_BLOCK)
             served += q.size
             b.wait_rows(r)
@@ -431,7 +415,26 @@ class Loader:
                 batch.update({n: torch.from_numpy(np.take(b.fixed[n], r, axis=0)) for n in self.columns})
             yield self.transform(batch) if self.transform is not None else batch
 
+    def close(self) -> None:
+        """Stop the loader's worker processes (an epoch still being iterated keeps them until it
+        ends or is dropped) and the drawing of the next epoch's order ahead. The cache entry's
+        files stay for other loaders; the loader's copies of the rows go with the object. Epochs
+        started afterwards raise :class:`~modyn_store.core.errors.ClosedError`; ``with
+        loader(...) as dl:`` closes at the end of the block."""
+        self._closed = True
+        pool, self._pool, self._ahead = self._pool, None, None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> Loader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __iter__(self) -> Generator[Batch, None, None]:
+        if self._closed:
+            raise ClosedError("this loader was closed: make a new one (training.loading.loader)")
         # positions of the skipped batches (set_epoch's start_batch, for this epoch only: spent
         # where the loader moves past it, so an iteration that fails before keeps it)
         skip = self.start_batch * self.batch_size
@@ -443,7 +446,7 @@ class Loader:
             assert pieces is not None
             self.epoch, self._resume = self.epoch + 1, (-1, 0)
             self._served = True
-            gen = self._batches_building(_skipped(pieces, skip) if skip else pieces, skip)
+            gen = self._batches_building(skipped(pieces, skip) if skip else pieces, skip)
             if self.options.prefetch <= 0:
                 yield from gen
             else:
