@@ -238,7 +238,9 @@ def test_writer_that_lost_its_lease_cannot_commit(
     s3_store: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri, options = s3_store
-    monkeypatch.setenv("MODYN_STORE_LEASE_SECONDS", "1")
+    # a lease short enough for a quick test, long enough that the other writer's renewals (a PUT
+    # every quarter lease, slow on a loaded machine) keep it within half a lease while it commits
+    monkeypatch.setenv("MODYN_STORE_LEASE_SECONDS", "3")
     slow = Store.open(uri, create=True, storage_options=options)
     slow.append({"ts": [0]})
     fast = Store.open(uri, storage_options=options, lock_timeout=20)
@@ -246,7 +248,7 @@ def test_writer_that_lost_its_lease_cannot_commit(
         with slow.transaction("append") as txn:
             txn.append("notes", pa.table({"text": ["from the paused writer"]}))
             slow._lock._stop.set()  # the writer is paused: no renewals
-            time.sleep(1.2)
+            time.sleep(3.3)  # past its lease
             # another writer (a thread: one of this thread's own would be a nested write) takes
             # the lease over and rolls the paused write back
             done: list[int] = []
