@@ -86,14 +86,8 @@ def _hits(a, words, shift, slots, tshift, has_empty, sorted_keys, out):  # type:
         i = out[c]
         k = a[i]
         if slots.size == 0:
-            lo = 0
-            size = sorted_keys.size
-            while size > 1:
-                half = size >> 1
-                if sorted_keys[lo + half] <= k:
-                    lo += half
-                size -= half
-            found = sorted_keys.size > 0 and sorted_keys[lo] == k
+            at = np.searchsorted(sorted_keys, k)
+            found = at < sorted_keys.size and sorted_keys[at] == k
         elif k == _EMPTY:
             found = has_empty
         else:

@@ -124,10 +124,11 @@ class DataDrift(Trigger):
         lo_open = decision == "p_value"
         # an option the decision ignores is refused (unless it is the default, as configs list it)
         thr = check_float("threshold", threshold, 0.0, 1.0 if lo_open else None, lo_open=lo_open)
-        self.threshold = only_with("threshold", thr, 0.05, "decision", decision, USES["threshold"])
-        self.quantile = only_with("quantile", check_float("quantile", quantile, 0.0, 1.0), 0.95, "decision",
+        own = DataDrift.__init__  # (whose signature holds the defaults)
+        self.threshold = only_with(own, "threshold", thr, "decision", decision, USES["threshold"])
+        self.quantile = only_with(own, "quantile", check_float("quantile", quantile, 0.0, 1.0), "decision",
                                   decision, USES["quantile"])
-        self.history = only_with("history", check_count("history", history, 1), 50, "decision", decision,
+        self.history = only_with(own, "history", check_count("history", history, 1), "decision", decision,
                                  USES["history"])
         if window is not None and window_time is not None:
             raise InvalidArgumentError("window", window, f"None with window_time={window_time!r}: a window "
@@ -153,7 +154,7 @@ class DataDrift(Trigger):
             # a window of fewer rows than an evaluation needs: the trigger could never fire
             raise InvalidArgumentError("window", self._size, f"an integer >= min_samples="
                                        f"{self.min_samples} (or a smaller min_samples)")
-        self.n_permutations = only_with("n_permutations", check_count("n_permutations", n_permutations, 1), 200,
+        self.n_permutations = only_with(own, "n_permutations", check_count("n_permutations", n_permutations, 1),
                                         "metric", metric, ("mmd",))
         if decision == "p_value" and metric == "mmd" and 1.0 / (self.n_permutations + 1) >= self.threshold:
             # the smallest p-value a permutation test can return is 1 / (n_permutations + 1)

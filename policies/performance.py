@@ -85,8 +85,8 @@ class Performance(Trigger):
         hi = None if decision == "avoidable_misclassifications" else 1.0
         self.threshold = check_float("threshold", threshold, 0.0, hi)
         # read by decision='rolling_average' only: another value with another decision is refused
-        self.history = only_with("history", check_count("history", history, 1), 10, "decision", decision,
-                                 ("rolling_average",))
+        self.history = only_with(Performance.__init__, "history", check_count("history", history, 1), "decision",
+                                 decision, ("rolling_average",))
         self.expected = check_float_or_none("expected", expected, 0.0, 1.0)
         if expected is not None and decision != "avoidable_misclassifications":
             # read by that decision only: with another one the accuracy given would be ignored

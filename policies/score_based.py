@@ -99,7 +99,8 @@ class ScoreDownsample(SelectionStrategy):
         self.method = check_choice("method", method, ("top", "importance"))
         self.mode = check_choice("mode", mode, MODES)
         # read by mode='sample_then_batch' only: another value with the other mode is refused
-        self.period = only_with("period", check_int("period", period, 0), 0, "mode", mode, ("sample_then_batch",))
+        self.period = only_with(ScoreDownsample.__init__, "period", check_int("period", period, 0), "mode", mode,
+                                ("sample_then_batch",))
 
     @classmethod
     def _test_params(cls) -> list[dict[str, Any]]:
