@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from engine._search import sorted_unique
+from engine._search import HashedKeys, first_unsorted, sorted_unique
 from modyn_store.core import _ingest, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._sql import key_range
@@ -158,9 +158,7 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
             targets = found[~_isin_sorted(found, _dead_keys(store, committed, found))]
             ignored = 0
         else:
-            lo_hi = key_range(int(want[0]), int(want[-1])) if want.size else None
-            stored = np.sort(_stored_keys(store, committed, lo_hi)) if want.size else want
-            live = _isin_sorted(want, stored)
+            live = _stored_among(store, committed, want)
             live[live] = ~_isin_sorted(want[live], _dead_keys(store, committed, want))
             ignored = int((~live).sum())
             if ignored and missing == "error":
@@ -182,8 +180,48 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
     return txn.record
 
 
-def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: str | None = None) -> np.ndarray:
-    """Keys of the samples rows written at or before ``committed`` that match ``flt``.
+def _stored_keys(store: Store, committed: int, flt: str, *, user_filter: str) -> np.ndarray:
+    """Keys of the samples rows written at or before ``committed`` that match ``flt``."""
+    parts = list(_stored_key_batches(store, committed, flt, user_filter=user_filter))
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+
+def _stored_among(store: Store, committed: int, want: np.ndarray) -> np.ndarray:
+    """Mask: which of the ascending, distinct ``want`` have a samples row written at or before
+    ``committed``.
+
+    One streamed scan of the key column without a filter (Lance's range filter cost more than
+    the comparisons below), each batch answered against ``want`` as it comes: memory holds one
+    batch and the mask, never the key column (a delete of a few keys spread over 10^8 rows
+    would otherwise gather and sort 800 MB of keys). A sorted batch (the keys of an append in
+    order) costs a binary search of its part of ``want`` in it; a batch in no order goes through
+    a table of ``want`` (:class:`~engine._search.HashedKeys`).
+    """
+    found = np.zeros(want.size, dtype=bool)
+    table: HashedKeys | None = None
+    for k in _stored_key_batches(store, committed, None):
+        if k.size == 0:
+            continue
+        if first_unsorted(k) < 0:
+            first = int(np.searchsorted(want, k[0], side="left"))
+            last = int(np.searchsorted(want, k[-1], side="right"))
+            if last > first:
+                part = want[first:last]
+                found[first:last] |= k[np.searchsorted(k, part)] == part  # (part <= k[-1]: in bounds)
+            continue
+        if table is None:
+            table = HashedKeys.for_stream(want, _SCAN_BATCH)
+        at = table.hits(k)
+        if at.size:
+            found[np.searchsorted(want, k[at])] = True
+    return found
+
+
+def _stored_key_batches(
+    store: Store, committed: int, flt: str | None, *, user_filter: str | None = None
+) -> Iterator[np.ndarray]:
+    """Keys of the samples rows written at or before ``committed`` that match ``flt``, a batch
+    at a time (in no particular order).
 
     Reads the key column only: fragments written entirely at or before ``committed`` (all of
     them, once recovery has run) need no version filter; fragments past it are skipped, and
@@ -191,7 +229,7 @@ def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: 
     """
     ds = store._tables.open("samples")
     if ds is None:
-        return np.empty(0, np.int64)
+        return
     if user_filter is not None:
         check_zoned_times(user_filter, ds.schema, name="where")
     ranges = store._tables.fragment_versions("samples", ds)
@@ -207,7 +245,6 @@ def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: 
             elif lo <= committed:
                 partial.append(frag)
         plan = [(frags, columns) for frags, columns in ((full, ["key"]), (partial, ["key", "_version"])) if frags]
-    parts: list[np.ndarray] = []
     for frags, columns in plan:
         try:
             # large batches, in any order (the keys are sorted after): a filtered scan pays per
@@ -224,14 +261,13 @@ def _stored_keys(store: Store, committed: int, flt: str | None, *, user_filter: 
                 k = batch.column(0).to_numpy()
                 if len(columns) == 2:
                     k = k[batch.column(1).to_numpy() <= committed]
-                parts.append(k)
+                yield k
         except READ_ERRORS as exc:
             if vanished(exc):
                 raise store._tables.damage("samples", exc) from exc
             if user_filter is None:
                 raise
             raise filter_error(user_filter, exc) from exc
-    return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
 def _dead_keys(store: Store, committed: int, among: np.ndarray) -> np.ndarray:

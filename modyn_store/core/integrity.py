@@ -27,7 +27,6 @@ import numpy as np
 
 from engine._scratch import scratch
 from modyn_store.core import _kept
-from modyn_store.core._sql import key_range
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from modyn_store.core.store import Store
 
 __all__ = [
-    "MASK", "Checksum", "erase_spans", "expected_checksum", "expected_live", "key_checksum", "key_mixes",
+    "MASK", "Checksum", "expected_checksum", "expected_live", "key_checksum", "key_mixes",
     "run_checksum",
 ]
 
@@ -235,36 +234,6 @@ def run_checksum(first: int, n: int) -> int:
                 break
         _RUNS[key] = value
     return value
-
-
-def erase_spans(store: Store, keys: np.ndarray, before: int) -> list[list[int]]:
-    """``[inserted, deleted (-1: never), count, checksum]`` groups of the sorted ``keys`` as of
-    version ``before`` (the erase's version minus one)."""
-    if keys.size == 0:
-        return []
-    lo, hi = int(keys[0]), int(keys[-1])
-    rng = key_range(lo, hi)
-    ins = np.full(keys.size, -1, np.int64)
-    for name, col in (("samples", "_version"), ("purged", "inserted")):
-        t = store._tables.scan(name, ["key", col], f"{rng} AND _version <= {before}")
-        if t is not None and t.num_rows:
-            k, v = t.column("key").to_numpy(), t.column(col).to_numpy()
-            pos = np.searchsorted(keys, k)
-            ok = (pos < keys.size) & (keys[np.minimum(pos, keys.size - 1)] == k)
-            ins[pos[ok]] = v[ok]
-    dele = np.full(keys.size, -1, np.int64)
-    t = store._tables.scan("tombstones", ["key", "_version"], f"{rng} AND _version <= {before}")
-    if t is not None and t.num_rows:
-        k, v = t.column("key").to_numpy(), t.column("_version").to_numpy()
-        pos = np.searchsorted(keys, k)
-        ok = (pos < keys.size) & (keys[np.minimum(pos, keys.size - 1)] == k)
-        dele[pos[ok]] = v[ok]
-    spans = []
-    pairs = np.stack([ins, dele], axis=1)
-    for pair in np.unique(pairs, axis=0):
-        sel = (ins == pair[0]) & (dele == pair[1])
-        spans.append([int(pair[0]), int(pair[1]), int(sel.sum()), key_checksum(keys[sel])])
-    return spans
 
 
 def expected_live(

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from engine._search import HashedKeys, sorted_unique
+from engine._search import sorted_unique
 from modyn_store.core import integrity, keyindex
-from modyn_store.core._catalog_tables import holds_samples, may_hold_samples, sample_keys
-from modyn_store.core._keyscan import SCAN_BATCH
+from modyn_store.core._catalog_tables import holds_samples, may_hold_samples
+from modyn_store.core._key_rows import rows_naming
 from modyn_store.core._marker import refuse_table_links
+from modyn_store.core._sql import key_range
 from modyn_store.core._writable import locked
 from modyn_store.core._validate import as_keys, check_int
 from modyn_store.core.errors import InvalidArgumentError, UnknownKeyError
@@ -76,7 +77,7 @@ def _purge_extension(store: Store, name: str, keys: np.ndarray) -> None:
     ds = store._tables.open(name)
     if ds is None:
         return
-    found = _rows_naming(store, name, keys, ["key"])
+    found = rows_naming(store._tables, name, keys, ["key"])
     hit = found is not None and found.num_rows > 0
     if hit:
         store._tables.delete_keys(name, keys)
@@ -105,7 +106,7 @@ def finish_purge(store: Store, version: int, op: str) -> int:
 def _trainings_using(store: Store, keys: np.ndarray) -> tuple[str, ...]:
     if "selections" not in store._tables.names() or keys.size == 0:
         return ()
-    t = _rows_naming(store, "selections", keys, ["key", "training_id"], f"_version <= {store.version}")
+    t = rows_naming(store._tables, "selections", keys, ["key", "training_id"], f"_version <= {store.version}")
     return () if t is None else tuple(sorted(set(t.column("training_id").to_pylist())))
 
 
@@ -222,7 +223,7 @@ def _erase(store: Store, want: np.ndarray, reason: str, missing: str, message: s
             "trainings": list(trainings),
             "descendants": list(_descendants(store, trainings)),
             # what the erased rows were, for the log's live counts and checksums (see integrity)
-            "spans": integrity.erase_spans(store, targets, txn.version - 1),
+            "spans": _erase_spans(store, targets, txn.version - 1),
         }
         now = datetime.now(timezone.utc)
         txn._write(
@@ -246,6 +247,27 @@ def _erase(store: Store, want: np.ndarray, reason: str, missing: str, message: s
                          tuple(txn.details["descendants"]))
 
 
+def _erase_spans(store: Store, keys: np.ndarray, before: int) -> list[list[int]]:
+    """``[inserted, deleted (-1: never), count, checksum]`` groups of the sorted ``keys`` as of
+    version ``before`` (the erase's version minus one)."""
+    if keys.size == 0:
+        return []
+    flt = f"{key_range(int(keys[0]), int(keys[-1]))} AND _version <= {before}"
+    ins = np.full(keys.size, -1, np.int64)
+    dele = np.full(keys.size, -1, np.int64)
+    for name, col, out in (("samples", "_version", ins), ("purged", "inserted", ins), ("tombstones", "_version", dele)):
+        # only the rows holding one of ``keys`` are kept from the scan (never the key range)
+        t = rows_naming(store._tables, name, keys, ["key", col], flt)
+        if t is not None and t.num_rows:
+            out[np.searchsorted(keys, t.column("key").to_numpy())] = t.column(col).to_numpy()
+    spans = []
+    pairs = np.stack([ins, dele], axis=1)
+    for pair in np.unique(pairs, axis=0):
+        sel = (ins == pair[0]) & (dele == pair[1])
+        spans.append([int(pair[0]), int(pair[1]), int(sel.sum()), integrity.key_checksum(keys[sel])])
+    return spans
+
+
 def _stored_keys(store: Store, keys: np.ndarray) -> np.ndarray:
     """Mask: which sorted ``keys`` have a stored row (any committed version, deleted or not),
     of the samples or of a :func:`keyed_extensions` table."""
@@ -262,29 +284,10 @@ def _extension_keys(store: Store, keys: np.ndarray) -> np.ndarray:
     ``erase`` deletes them: by key alone, whatever other columns the table has)."""
     hits = [np.empty(0, np.int64)]
     for name in keyed_extensions(store):
-        t = _rows_naming(store, name, keys, ["key"])
+        t = rows_naming(store._tables, name, keys, ["key"])
         if t is not None and t.num_rows:
             hits.append(t.column("key").to_numpy())
     return sorted_unique(np.concatenate(hits))
-
-
-def _rows_naming(store: Store, name: str, keys: np.ndarray, columns: list[str],
-                 filter: str | None = None) -> pa.Table | None:
-    """The rows of table ``name`` (``columns``, ``key`` among them; ``filter``: a predicate on
-    the others) whose ``key`` is one of the int64 ``keys`` (any order); a null key names none.
-
-    One streamed scan whatever the number of keys, each batch's keys found through one table of
-    ``keys`` (:class:`~engine._search.HashedKeys`) and only the rows found kept (``None``: no
-    such table), where ``key IN (...)`` predicates would cost a scan per few thousand keys.
-    """
-    table = HashedKeys.for_stream(sorted_unique(keys), SCAN_BATCH)
-
-    def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
-        values, valid = sample_keys(batch.column("key"))
-        at = table.hits(values)
-        return batch.take(pa.array(at if valid is None else at[valid[at]]))
-
-    return store._tables.scan_kept(name, columns, filter, keep)
 
 
 def vacuum(store: Store, *, keep_versions: int = 10, dry_run: bool = True) -> VacuumReport:
@@ -346,7 +349,7 @@ def _purgeable(store: Store, cutoff: int) -> pa.Table:
     tk, tv = tk[order], tv[order]
 
     # batch by batch: only the tombstoned rows are kept, never every stored key
-    rows = _rows_naming(store, "samples", tk, ["key", "_version"], f"_version <= {store.version}")
+    rows = rows_naming(store._tables, "samples", tk, ["key", "_version"], f"_version <= {store.version}")
     if rows is None:
         return empty
     sk = rows.column("key").to_numpy()

@@ -35,9 +35,9 @@ from modyn_store.core._location import Location, resolve
 from modyn_store.core._log import VersionLog
 from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
-from modyn_store.core._sql import key_range
 from modyn_store.core._tables import Tables
 from modyn_store.core._catalog_tables import holds_samples, sample_keys
+from modyn_store.core._key_rows import found_keys
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._written import WrittenTables
 from modyn_store.core._validate import check_bool, check_filter, check_float, check_name, check_zoned_times, filter_error
@@ -324,17 +324,8 @@ class Store:
 
     def _find_keys(self, candidates: np.ndarray, tables: tuple[str, ...], committed: int) -> np.ndarray:
         """Sorted keys among the sorted ``candidates`` that rows of ``tables`` written at or
-        before version ``committed`` hold (one range-filtered key scan per table)."""
-        if candidates.size == 0:
-            return candidates
-        lo, hi = int(candidates[0]), int(candidates[-1])
-        hits = []
-        for name in tables:
-            t = self._tables.scan(name, ["key"], f"{key_range(lo, hi)} AND _version <= {committed}")
-            if t is not None and t.num_rows:
-                k = t.column("key").to_numpy()
-                hits.append(k[_isin_sorted(k, candidates)])
-        return sorted_unique(np.concatenate(hits)) if hits else np.empty(0, np.int64)
+        before version ``committed`` hold (one streamed key scan per table, see ``_key_rows``)."""
+        return found_keys(self._tables, candidates, tables, committed)
 
     def append(
         self,

@@ -1,0 +1,64 @@
+"""Rows of a table that hold one of many keys, found in one streamed scan.
+
+A ``key IN (...)`` predicate costs Lance a scan per few thousand keys, and gathering a key range
+then searching it holds every key of the range (800 MB for a range over 10^8 rows). Here each
+scanned batch's keys are looked up in one table of the keys asked for
+(:class:`~engine._search.HashedKeys`, built once) and only the rows found are kept: memory holds
+one batch and the hits, whatever the size of the table or the spread of the keys.
+
+Example
+-------
+>>> import numpy as np, pyarrow as pa
+>>> from modyn_store import Store
+>>> store = Store.open("memory://key-rows-doc", create=True)
+>>> _ = store.append(pa.table({"ts": [5, 6, 7, 8]}))  # keys 0 .. 3
+>>> found_keys(store._tables, np.array([1, 3, 9]), ("samples",), store.version).tolist()
+[1, 3]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from engine._search import HashedKeys, sorted_unique
+from modyn_store.core._catalog_tables import sample_keys
+from modyn_store.core._keyscan import SCAN_BATCH
+from modyn_store.core._sql import key_range
+
+if TYPE_CHECKING:
+    from modyn_store.core._tables import Tables
+
+__all__ = ["found_keys", "rows_naming"]
+
+
+def rows_naming(tables: Tables, name: str, keys: np.ndarray, columns: list[str],
+                filter: str | None = None) -> pa.Table | None:
+    """The rows of table ``name`` (``columns``, ``key`` among them; ``filter``: a predicate on
+    the others) whose ``key`` is one of the int64 ``keys`` (any order); a null key names none;
+    ``None`` where there is no such table."""
+    table = HashedKeys.for_stream(sorted_unique(keys), SCAN_BATCH)
+
+    def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
+        values, valid = sample_keys(batch.column("key"))
+        at = table.hits(values)
+        return batch.take(pa.array(at if valid is None else at[valid[at]]))
+
+    return tables.scan_kept(name, columns, filter, keep)
+
+
+def found_keys(tables: Tables, candidates: np.ndarray, names: tuple[str, ...], committed: int) -> np.ndarray:
+    """Sorted keys among the ascending, distinct ``candidates`` that rows of the tables
+    ``names`` written at or before version ``committed`` hold (a scan of each table's key range
+    of ``candidates``, keeping only the hits)."""
+    if candidates.size == 0:
+        return candidates
+    flt = f"{key_range(int(candidates[0]), int(candidates[-1]))} AND _version <= {committed}"
+    hits = [np.empty(0, np.int64)]
+    for name in names:
+        t = rows_naming(tables, name, candidates, ["key"], flt)
+        if t is not None and t.num_rows:
+            hits.append(t.column("key").to_numpy())
+    return sorted_unique(np.concatenate(hits))
