@@ -70,6 +70,8 @@ CASES = [
           rf" raw key scan {NUM} ms; raw stream of all columns {NUM} ms \| {NUM}x raw \({NUM}x the stream\)"),
     _case("bench_store-writes", "bench_store.py", "--rows 20000 --repeat 1 --writes-only --small-versions 5",
           rf"\| then delete 1% more \(`key % 100 = 1`\) \| {NUM} ms \| Lance \(10 appends\): {NUM} ms \| {NUM} \|",
+          rf"\| then delete 1% more by keys \(`delete\(keys=\.\.\.\)`; Lance: `key IN \(\.\.\.\)` or a merge-insert delete\) \| "
+          rf"{NUM} ms \| Lance \(one write\), merge-insert delete of the keys: {NUM} ms \| {NUM} \|",
           rf"\| append 20,000 rows to a 10-version table \| {NUM} ms \| Lance, the store's layout \(10 appends, "
           rf"`_version`, stable row ids\): {NUM} ms \| {NUM} \|",
           rf"\| 4 appends of 100 rows \| {NUM} ms/version \| Lance append: {NUM} ms/version \| -?{NUM} ms fixed cost"),
