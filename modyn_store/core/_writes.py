@@ -11,7 +11,7 @@ import pyarrow as pa
 from engine._search import HashedKeys, first_unsorted, sorted_unique
 from modyn_store.core import _ingest, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
-from modyn_store.core._sql import key_range
+from modyn_store.core._key_rows import found_keys
 from modyn_store.core._stream import check_filter_before_rows
 from modyn_store.core._extension_rows import check_extension
 from modyn_store.core._validate import as_keys, check_filter, check_zoned_times, filter_error
@@ -271,12 +271,11 @@ def _stored_key_batches(
 
 
 def _dead_keys(store: Store, committed: int, among: np.ndarray) -> np.ndarray:
-    """Sorted keys within ``among``'s range deleted or erased at or before ``committed``."""
+    """Sorted keys deleted at or before ``committed`` among the ascending, distinct ``among``,
+    and every key erased by then (the tombstones are scanned keeping only ``among``'s)."""
     if among.size == 0:
         return among
-    lo, hi = int(among.min()), int(among.max())
-    t = store._tables.scan("tombstones", ["key"], f"{key_range(lo, hi)} AND _version <= {committed}")
-    tomb = t.column("key").to_numpy() if t is not None and t.num_rows else np.empty(0, np.int64)
+    tomb = found_keys(store._tables, among, ("tombstones",), committed)
     return sorted_unique(np.concatenate([tomb, store._erased_keys(committed)]))
 
 

@@ -77,3 +77,21 @@ def test_erase_of_a_few_keys_does_not_gather_their_key_range(store_uri: str) -> 
     spans = sorted(store.log()[-1].details["spans"])
     assert [s[:3] for s in spans] == [[1, -1, 2], [1, 2, 1]]
     assert peak < 8 << 20, peak
+
+
+def test_delete_reads_only_the_tombstones_of_the_keys_it_is_given(store_uri: str) -> None:
+    n = 2_000_000
+    store = Store.open(store_uri, create=True)
+    store.append(pa.table({"ts": np.arange(n, dtype=np.int64)}))
+    store.delete(keys=np.arange(1, n - 1, 2))  # a million tombstones between the keys below
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnknownKeyError, match="1 keys are not live"):
+            store.delete(keys=[0, 3, n - 2])  # 3 was deleted
+        record = store.delete(keys=[0, 3, n - 2], missing="ignore")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert record.deleted == 2
+    assert store.as_of().count() == n - (n // 2 - 1) - 2  # the odd keys but n - 1 were deleted
+    assert peak < 4 << 20, peak  # the tombstones' keys alone are 8 MB
