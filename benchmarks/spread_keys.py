@@ -7,8 +7,10 @@ Bloom filter and a hash set, one pass), which a stream takes where the process h
 Numba already (a pipeline, a policy, a training process). Each side finds the positions of the dead keys in
 64K-key batches of ``--rows`` keys (``bench_store.py``'s ``spread`` layout), 1% of them dead;
 best of ``--repeat``, sides interleaved. Peers a user would pick for the same answer: NumPy's
-``np.isin`` of each batch (``kind`` chosen by NumPy) and a ``searchsorted`` of each batch in
-the dead keys (up to :data:`PEERS_UP_TO` keys).
+``np.isin`` of each batch (``kind`` chosen by NumPy), a ``searchsorted`` of each batch in
+the dead keys and, where pandas is installed, a hash table of the dead keys built once
+(``pd.Index(dead).get_indexer(batch) >= 0``; ``Series.isin`` would hash the dead keys again
+for every batch), each up to :data:`PEERS_UP_TO` keys.
 
     python benchmarks/spread_keys.py --rows 1000000 10000000 100000000 --repeat 7
 """
@@ -21,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +52,9 @@ def main() -> None:
     HashedKeys(np.array([1, 2**40], np.int64), kernel=True)  # imports Numba, loads (or compiles) the kernels
     print(f"load average {os.getloadavg()[0]:.1f}; Numba's import and the kernels' load, once a process: "
           f"{(time.perf_counter() - t0) * 1e3:.0f} ms")
-    print("| keys (1% dead) | kernels (build) | NumPy filter (build) | np.isin | searchsorted | NumPy filter / kernels |")
-    print("|---|---|---|---|---|---|")
+    print("| keys (1% dead) | kernels (build) | NumPy filter (build) | np.isin | searchsorted | pandas hash table "
+          "(build) | NumPy filter / kernels |")
+    print("|---|---|---|---|---|---|---|")
     for rows in args.rows:
         keys = spread_keys(rows)
         dead = np.sort(keys[keys % 100 == 0])
@@ -71,6 +75,10 @@ def main() -> None:
         if rows <= PEERS_UP_TO:
             fns["isin"] = lambda: [np.flatnonzero(np.isin(b, dead)) for b in batches]
             fns["searchsorted"] = lambda: [_searched(b, dead) for b in batches]
+            index = _pandas_index(dead, built)
+            if index is not None:
+                assert all(np.array_equal(np.flatnonzero(index.get_indexer(b) >= 0), w) for b, w in zip(batches, want))
+                fns["pandas"] = lambda: [np.flatnonzero(index.get_indexer(b) >= 0) for b in batches]
         best = {k: float("inf") for k in fns}
         for r in range(args.repeat):
             for k in list(fns)[r % len(fns):] + list(fns)[: r % len(fns)]:
@@ -81,9 +89,24 @@ def main() -> None:
         def ns(side: str) -> str:
             return f"{best[side] / rows * 1e9:.2f} ns/key" if side in best else "-"
 
+        pandas = f"{ns('pandas')} ({built['pandas'] * 1e3:.1f} ms)" if "pandas" in best else "-"
         print(f"| {rows:,} | {ns('kernels')} ({built['kernels'] * 1e3:.1f} ms) | {ns('numpy')} "
-              f"({built['numpy'] * 1e3:.1f} ms) | {ns('isin')} | {ns('searchsorted')} | "
+              f"({built['numpy'] * 1e3:.1f} ms) | {ns('isin')} | {ns('searchsorted')} | {pandas} | "
               f"{best['numpy'] / best['kernels']:.2f}x |")
+
+
+def _pandas_index(dead: np.ndarray, built: dict[str, float]) -> Any:
+    """``pd.Index(dead)`` with its hash table built (timed into ``built``), or ``None``
+    without pandas."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return None
+    t0 = time.perf_counter()
+    index = pd.Index(dead)
+    index.get_indexer(dead[:1])  # builds the hash table (once: the Index keeps it)
+    built["pandas"] = time.perf_counter() - t0
+    return index
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ CASES = [
     _case("spread_keys", "spread_keys.py", "--rows 100000 --repeat 1",
           rf"Numba's import and the kernels' load, once a process: {NUM} ms",
           rf"^\| 100,000 \| {NUM} ns/key \({NUM} ms\) \| {NUM} ns/key \({NUM} ms\) \| {NUM} ns/key \| {NUM} ns/key"
-          rf" \| {NUM}x \|$"),
+          rf" \| {NUM} ns/key \({NUM} ms\) \| {NUM}x \|$"),
     _case("bench_store-gaps", "bench_store.py", "--rows 20000 --repeat 1 --reads-only --keys gaps",
           rf"\| to_batches\(\) as of latest - 3 \(before the delete\), 20,000 rows, gaps keys \| {NUM} ms \|"
           rf" raw key scan {NUM} ms; raw stream of all columns {NUM} ms \| {NUM}x raw \({NUM}x the stream\)"),
