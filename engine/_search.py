@@ -24,7 +24,7 @@ import numpy as np
 from engine._scratch import scratch
 
 __all__ = [
-    "HashedKeys", "first_unsorted", "hit_positions", "intersect_keys", "isin_sorted_numpy", "setdiff_keys",
+    "HashedKeys", "first_unsorted", "hit_positions", "intersect_keys", "isin_sorted_numpy", "numba_loaded", "setdiff_keys",
     "sorted_unique", "union_keys", "unsorted_hits",
 ]
 
@@ -197,7 +197,7 @@ def _isin_searched(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     return sorted_b[idx] == a  # type: ignore[no-any-return]
 
 
-def _numba_loaded() -> bool:
+def numba_loaded() -> bool:
     """Whether this process has imported Numba (a pipeline, a policy, a training process): only
     then does a spread key set go to the kernels (:mod:`engine._bloom`) by default. Elsewhere
     their first use would cost Numba's import and the kernels' load (~0.6 s with a warm cache,
@@ -227,7 +227,7 @@ class HashedKeys:
     the table is only a filter there, every answer comes from the search, whatever the keys'
     hashes. Either table keeps a byte a slot up to 2^BYTE_TABLE_BITS slots and a bit a slot
     above: ~2-13 ns a key (the table in or out of cache). Where the kernels pay
-    (``kernel``; ``None``: where Numba is loaded, :func:`_numba_loaded`), a spread set goes to
+    (``kernel``; ``None``: where Numba is loaded, :func:`numba_loaded`), a spread set goes to
     :class:`engine._bloom.KeySet` instead (a filter and an exact stage read by one kernel: about
     2x faster than the NumPy filter at 10^6-10^7 keys with 1% in the set, 60x at 10^8, where
     NumPy has no table; ``benchmarks/spread_keys.py``). Built
@@ -261,8 +261,8 @@ class HashedKeys:
                 self._table = np.packbits(marked, bitorder="little")
                 self._table = np.concatenate([self._table, np.zeros(-self._table.size % 8, np.uint8)])
                 self._table = self._table.view("<u8").astype(np.uint64, copy=False)
-        elif sorted_b.size and (kernel if kernel is not None else _numba_loaded()):
-            from engine._bloom import KeySet  # (imports Numba: see _numba_loaded)
+        elif sorted_b.size and (kernel if kernel is not None else numba_loaded()):
+            from engine._bloom import KeySet  # (imports Numba: see numba_loaded)
 
             # at least 16 filter bits a key, past max_bits if the set needs it
             self._set = KeySet(sorted_b, max(bits, min(int(sorted_b.size * 16 - 1).bit_length(), MAX_BLOOM_BITS)))

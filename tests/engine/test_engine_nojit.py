@@ -51,6 +51,9 @@ probe = np.concatenate([ks[::3], rng.integers(-2**63, 2**63 - 1, 500, dtype=np.i
 out = np.empty(probe.size, np.int64)
 n = KeySet(ks, 9).hits(probe, out)
 assert out[:n].tolist() == np.flatnonzero(np.isin(probe, ks)).tolist()
+from engine._shuffle import agrees, permutation
+assert agrees()
+assert permutation([4, 2], 3000).tolist() == np.random.default_rng([4, 2]).permutation(3000).tolist()
 print("ok")
 """
 

@@ -95,7 +95,7 @@ def test_every_read_of_every_version_equals_the_reference(
         keys = rng.permutation(10**6)[:n].astype(np.int64)
     else:
         keys = rng.permutation(np.unique(rng.integers(-(2**63), 2**63 - 1, n + 50, dtype=np.int64))[:n])
-        monkeypatch.setattr(engine._search, "_numba_loaded", lambda: order == "spread-kernels")
+        monkeypatch.setattr(engine._search, "numba_loaded", lambda: order == "spread-kernels")
     store = Store.open(f"{tmp_path}/s", create=True)
     live: dict[int, set[int]] = {0: set()}
     current: set[int] = set()
