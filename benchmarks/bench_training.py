@@ -12,9 +12,12 @@ a ratio measured in one run:
    have to filter); the first batch also against ``LanceDataset``'s first batch of the loader's
    batch size (4096 rows instead of 65536);
 3. a warm, shuffled epoch served from the cache vs a gather (``index_select``) of the same
-   shuffled rows from torch tensors already in memory, its permutation drawn inside the timed
-   epoch and, the stronger peer, drawn before it (the loader draws the next epoch's order in
-   a background thread while one is served).
+   shuffled rows from torch tensors already in memory, its permutation drawn by
+   ``torch.randperm`` inside the timed epoch and, the stronger peer, drawn before it (the loader
+   draws the next epoch's order in a background thread while one is served, where a core is
+   free). The loader's order is NumPy's seeded permutation (what recorded trainings replay),
+   drawn by ``engine._shuffle`` where Numba is loaded (``--kernels``: a pipeline's or a
+   policy's process), else by NumPy.
 
 Run as a script to print the ratios (``--rows`` sets the table size; every time is the median
 of ``--repeats`` interleaved runs of both sides, printed with its spread)::
@@ -167,14 +170,15 @@ def warm_epoch(dl: Any) -> float:
 
 
 def tensor_gather_epoch(tensors: dict[str, Any], seed: int, drawn: bool = False) -> float:
-    """The baseline: a shuffled epoch of ``index_select`` from torch tensors in memory; with
+    """The baseline: a shuffled epoch of ``index_select`` from torch tensors in memory, its
+    order drawn by ``torch.randperm`` (the faster of torch's and NumPy's shuffles); with
     ``drawn`` the permutation is drawn before the timer starts (a peer that prepares the next
-    epoch's order ahead, as the loader does in a background thread)."""
+    epoch's order ahead, as the loader does in a background thread where a core is free)."""
     import torch
 
     n = tensors["key"].shape[0]
     def draw() -> Any:
-        return torch.from_numpy(np.random.default_rng(seed).permutation(n))
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
     ahead = draw() if drawn else None
     t0 = time.perf_counter()
@@ -371,7 +375,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--cold-only", action="store_true", help="only the cold loader, default vs takes")
+    ap.add_argument("--kernels", action="store_true",
+                    help="load Numba first, as a pipeline or policy process has: epoch orders drawn by engine._shuffle")
     args = ap.parse_args()
+    if args.kernels:
+        import engine._shuffle  # noqa: F401  (imports Numba)
+    print(f"# Numba loaded: {'numba' in sys.modules}")
     if args.threads:
         import torch
 
