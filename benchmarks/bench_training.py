@@ -189,6 +189,30 @@ def tensor_gather_epoch(tensors: dict[str, Any], seed: int, drawn: bool = False)
     return time.perf_counter() - t0
 
 
+def order_times(n: int, repeats: int) -> dict[str, float]:
+    """Best time to draw an epoch's order of ``n`` positions: NumPy's seeded permutation (the
+    loader's order), ``engine._shuffle``'s kernel drawing the same array (where Numba is loaded)
+    and ``torch.randperm`` (another order: what a torch user would call)."""
+    import torch
+
+    fns: dict[str, Any] = {
+        "numpy": lambda: np.random.default_rng([0, 1]).permutation(n),
+        "randperm": lambda: torch.randperm(n, generator=torch.Generator().manual_seed(1)),
+    }
+    if "numba" in sys.modules:
+        from engine._shuffle import permutation
+
+        assert np.array_equal(permutation([0, 1], n), fns["numpy"]())
+        fns["kernel"] = lambda: permutation([0, 1], n)
+    best = {k: float("inf") for k in fns}
+    for r in range(repeats):
+        for k in list(fns)[r % len(fns):] + list(fns)[: r % len(fns)]:
+            t0 = time.perf_counter()
+            fns[k]()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
 def run(rows: int, repeats: int = 3) -> dict[str, float]:
     import torch
 
@@ -258,6 +282,7 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
             times["gather_drawn"].append(tensor_gather_epoch(tensors, i, drawn=True))
         ours, gather = float(np.median(times["warm"])), float(np.median(times["gather"]))
         drawn = float(np.median(times["gather_drawn"]))
+        orders = order_times(sel, max(repeats, 5))
         out.update(
             {
                 "warm_epoch_rows_per_s": sel / ours,
@@ -265,8 +290,12 @@ def run(rows: int, repeats: int = 3) -> dict[str, float]:
                 "ratio_warm_vs_gather": gather / ours,
                 "ratio_warm_vs_gather_order_drawn_ahead": drawn / ours,
                 "warm_epoch_gb_per_s": sel * (16 + 4 * DIM) / ours / 1e9,
+                **{f"order_{k}_ms": v * 1e3 for k, v in orders.items()},
             }
         )
+        if "kernel" in orders:
+            out["ratio_order_kernel_vs_numpy"] = orders["numpy"] / orders["kernel"]
+            out["ratio_order_kernel_vs_randperm"] = orders["randperm"] / orders["kernel"]
         print("# seconds per run, median [min - max] of the interleaved repeats:")
         for k, v in times.items():
             print(f"#   {k:<10} {np.median(v):.3f} [{min(v):.3f} - {max(v):.3f}]")
