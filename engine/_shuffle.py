@@ -43,6 +43,7 @@ _ONE = np.uint64(1)
 _32 = np.uint64(32)
 #: NumPy draws 32-bit halves for every ``i`` up to this (64-bit outputs above it)
 _U32_MAX = 0xFFFFFFFF
+_I32_MAX = 2**31 - 1
 #: raw outputs a position needs, on average (1.39 draws of 32 bits a position at most sizes),
 #: with a margin: a first chunk this long seldom needs a second
 _RAW_PER_POSITION = 0.75
@@ -77,7 +78,7 @@ def _consume(x: np.ndarray, i: int, raw: np.ndarray) -> int:  # pragma: no cover
 
 
 def _shuffle(generator: np.random.Generator, out: np.ndarray) -> None:
-    """Shuffle the contiguous 1-D int64 ``out`` in place as ``generator.shuffle`` would."""
+    """Shuffle the contiguous 1-D int32 or int64 ``out`` in place as ``generator.shuffle`` would."""
     bits: Any = generator.bit_generator
     i = out.size - 1
     while i > 0:
@@ -98,13 +99,14 @@ def agrees() -> bool:
     """Whether :func:`_shuffle` gives NumPy's permutations in this process (checked once, on
     sizes that need one and several chunks of the stream)."""
     for seed, n in (([3, 1], 1), ([3, 1], 2), ([0, 0], 97), (12345, 4099), ([7, 2**40], 70_001)):
-        ours = np.arange(n, dtype=np.int64)
-        generator = np.random.default_rng(seed)
-        if not _numpy_like(generator, n):
-            return False
-        _shuffle(generator, ours)
-        if not np.array_equal(ours, np.random.default_rng(seed).permutation(n)):
-            return False
+        for dtype in (np.int64, np.int32):
+            ours = np.arange(n, dtype=dtype)
+            generator = np.random.default_rng(seed)
+            if not _numpy_like(generator, n):
+                return False
+            _shuffle(generator, ours)
+            if not np.array_equal(ours, np.random.default_rng(seed).permutation(n)):
+                return False
     return True
 
 
@@ -114,14 +116,23 @@ def permutation(seed: Any, x: np.ndarray | int) -> np.ndarray:
     as it does, else by NumPy."""
     generator = np.random.default_rng(seed)
     if isinstance(x, (int, np.integer)):
-        out = np.arange(int(x), dtype=np.int64)
+        n, arr = int(x), None
     else:
         arr = np.asarray(x)
         if arr.ndim != 1 or arr.dtype.kind not in "iu":
             return generator.permutation(arr)  # type: ignore[no-any-return]
-        out = np.array(arr, dtype=np.int64, copy=True, order="C")
-    if out.size > 1 and _numpy_like(generator, out.size) and agrees():
-        _shuffle(generator, out)
-        return out
+        n = arr.size
+    if n > 1 and _numpy_like(generator, n) and agrees():
+        # values that fit are shuffled as int32: half the bytes for the random swaps to miss
+        # in the caches (an epoch's order is drawn right after gathers that evicted them)
+        if arr is None:
+            work = np.arange(n, dtype=np.int32 if n <= _I32_MAX + 1 else np.int64)
+        elif arr.min() >= -_I32_MAX - 1 and arr.max() <= _I32_MAX:
+            work = arr.astype(np.int32)
+        else:
+            work = np.array(arr, dtype=np.int64, copy=True, order="C")
+        _shuffle(generator, work)
+        return work.astype(np.int64, copy=False)
+    out = np.arange(n, dtype=np.int64) if arr is None else np.array(arr, dtype=np.int64, copy=True, order="C")
     generator.shuffle(out)
     return out

@@ -50,3 +50,12 @@ def test_falls_back_to_numpy_where_the_kernel_would_disagree(monkeypatch: pytest
     monkeypatch.setattr(_shuffle, "agrees", lambda: False)
     monkeypatch.setattr(_shuffle, "_consume", lambda *a: pytest.fail("the kernel was used"))
     assert np.array_equal(permutation(9, 777), np.random.default_rng(9).permutation(777))
+
+
+def test_values_beyond_int32_are_kept_whole() -> None:
+    # positions are shuffled as int32 where every value fits, else as int64
+    x = np.array([0, 2**31 - 1, -(2**31), 2**31, -(2**31) - 1, 2**62, 5], dtype=np.int64)
+    for seed in range(30):
+        assert np.array_equal(permutation([seed], x), np.random.default_rng([seed]).permutation(x))
+    fits = np.array([-(2**31), 2**31 - 1, 0, 7], dtype=np.int64)
+    assert np.array_equal(permutation(3, fits), np.random.default_rng(3).permutation(fits))
