@@ -111,16 +111,16 @@ def agrees() -> bool:
 
 
 def permutation(seed: Any, x: np.ndarray | int) -> np.ndarray:
-    """``np.random.default_rng(seed).permutation(x)`` for a 1-D integer array ``x`` (as int64) or a
-    count ``x`` (``arange(x)``): the same array, drawn by :func:`_consume` where NumPy would draw
-    as it does, else by NumPy."""
+    """``np.random.default_rng(seed).permutation(x)`` for a 1-D integer array ``x`` (as int64;
+    uint64 and other arrays as NumPy returns them) or a count ``x`` (``arange(x)``): the same
+    array, drawn by :func:`_consume` where NumPy would draw as it does, else by NumPy."""
     generator = np.random.default_rng(seed)
     if isinstance(x, (int, np.integer)):
         n, arr = int(x), None
     else:
         arr = np.asarray(x)
-        if arr.ndim != 1 or arr.dtype.kind not in "iu":
-            return generator.permutation(arr)  # type: ignore[no-any-return]
+        if arr.ndim != 1 or arr.dtype.kind not in "iu" or arr.dtype == np.uint64:
+            return generator.permutation(arr)  # type: ignore[no-any-return]  # (uint64: not as int64)
         n = arr.size
     if n > 1 and _numpy_like(generator, n) and agrees():
         # values that fit are shuffled as int32: half the bytes for the random swaps to miss

@@ -33,6 +33,9 @@ def test_inputs_of_other_kinds_keep_numpy_semantics() -> None:
     strided = np.arange(40)[::3]
     assert np.array_equal(permutation(5, strided), np.random.default_rng(5).permutation(strided))
     assert strided.tolist() == list(range(0, 40, 3))  # the input is not shuffled in place
+    huge = np.array([2**64 - 1, 3, 2**63], dtype=np.uint64)  # not int64 values: NumPy's, kept uint64
+    got = permutation(5, huge)
+    assert got.dtype == np.uint64 and np.array_equal(got, np.random.default_rng(5).permutation(huge))
     floats = np.linspace(0, 1, 9)  # not integers: NumPy's own permutation
     assert np.array_equal(permutation(5, floats), np.random.default_rng(5).permutation(floats))
 
