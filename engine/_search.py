@@ -198,7 +198,7 @@ def _isin_searched(a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
 
 
 def numba_loaded() -> bool:
-    """Whether this process has imported Numba (a pipeline, a policy, a training process): only
+    """Whether this process has imported Numba (a pipeline, a policy, a training that scores): only
     then does a spread key set go to the kernels (:mod:`engine._bloom`) by default. Elsewhere
     their first use would cost Numba's import and the kernels' load (~0.6 s with a warm cache,
     seconds without), more than the NumPy filter loses on the reads of most processes."""
