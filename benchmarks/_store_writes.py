@@ -4,16 +4,20 @@ deletes of the store against Lance's, interleaved, one fresh store or dataset pe
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lance
 import numpy as np
 import pyarrow as pa
 
-from modyn_store import Store
-from _store_data import build_store, make_batches
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module below, under asv too
+
+from modyn_store import Store  # noqa: E402
+from _store_data import build_store, make_batches  # noqa: E402
 
 
 def writes(rows: int, repeat: int, d: str, baseline: Any = None) -> None:

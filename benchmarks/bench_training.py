@@ -426,3 +426,32 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class EpochOrder:
+    """An epoch's order of 500,000 positions: the loader's (NumPy's seeded permutation, drawn by
+    ``engine._shuffle``'s kernel), NumPy drawing the same array, and ``torch.randperm``."""
+
+    params = [[500_000]]
+    param_names = ["n"]
+
+    def setup(self, n: int) -> None:
+        import torch
+
+        from engine._shuffle import permutation
+
+        permutation([0, 1], n)  # compiled or loaded from Numba's cache before the timers
+        torch.randperm(n, generator=torch.Generator().manual_seed(1))  # (torch's first call sets up)
+
+    def time_kernel(self, n: int) -> None:
+        from engine._shuffle import permutation
+
+        permutation([0, 1], n)
+
+    def time_numpy(self, n: int) -> None:
+        np.random.default_rng([0, 1]).permutation(n)
+
+    def time_randperm(self, n: int) -> None:
+        import torch
+
+        torch.randperm(n, generator=torch.Generator().manual_seed(1))

@@ -191,6 +191,17 @@ CASES = [
 ]
 
 
+def test_the_helper_modules_import_as_asv_imports_them() -> None:
+    """asv imports every module under ``benchmarks/`` as ``benchmarks.<name>``, the helpers
+    (``_*.py``) included and possibly before any script has put their folder on ``sys.path``:
+    each must import on its own, in a fresh process."""
+    helpers = sorted(p.stem for p in (REPO / "benchmarks").glob("_*.py") if p.stem != "__init__")
+    code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module('benchmarks.' + m)\n"
+    for name in helpers:
+        done = subprocess.run([sys.executable, "-c", code, name], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"benchmarks/{name}.py: {done.stderr[-2000:]}"
+
+
 def test_every_script_has_a_case() -> None:
     """A new script under ``benchmarks/`` gets a case here (or fails this check); modules whose
     name starts with ``_`` are what the scripts import, not scripts."""
