@@ -12,7 +12,7 @@ Example
 >>> from modyn_store import Store
 >>> store = Store.open("memory://key-rows-doc", create=True)
 >>> _ = store.append(pa.table({"ts": [5, 6, 7, 8]}))  # keys 0 .. 3
->>> found_keys(store._tables, np.array([1, 3, 9]), ("samples",), store.version).tolist()
+>>> found_keys(store._tables, np.array([1, 3, 9]), ("samples", "tombstones"), store.version).tolist()
 [1, 3]
 """
 
@@ -39,11 +39,13 @@ def rows_naming(tables: Tables, name: str, keys: np.ndarray, columns: list[str],
     """The rows of table ``name`` (``columns``, ``key`` among them; ``filter``: a predicate on
     the others) whose ``key`` is one of the int64 ``keys`` (any order); a null key names none;
     ``None`` where there is no such table."""
-    table = HashedKeys.for_stream(sorted_unique(keys), SCAN_BATCH)
+    found: list[HashedKeys] = []  # built at the first batch: none where the table is missing or empty
 
     def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not found:
+            found.append(HashedKeys.for_stream(sorted_unique(keys), SCAN_BATCH))
         values, valid = sample_keys(batch.column("key"))
-        at = table.hits(values)
+        at = found[0].hits(values)
         return batch.take(pa.array(at if valid is None else at[valid[at]]))
 
     return tables.scan_kept(name, columns, filter, keep)

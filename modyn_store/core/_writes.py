@@ -126,7 +126,7 @@ def _check_new_keys(store: Store, tracker: _ingest.KeyTracker, max_key: int, ver
     s = tracker.sorted_unique(written)
     if s[0] <= max_key:
         # keys are unique for all time: stored (deleted too), purged and erased keys are taken
-        clash = store._find_keys(s, ("samples", "erasures", "purged"), version - 1)
+        clash = found_keys(store._tables, s, ("samples", "erasures", "purged"), version - 1)
         if clash.size:
             raise DuplicateKeyError(
                 f"{clash.size} keys already exist in the store (keys are unique for all time, "

@@ -37,7 +37,6 @@ from modyn_store.core._lock import writer_lock
 from modyn_store.core._marker import FORMAT_VERSION, MARKER
 from modyn_store.core._tables import Tables
 from modyn_store.core._catalog_tables import holds_samples, sample_keys
-from modyn_store.core._key_rows import found_keys
 from modyn_store.core._txn import INTERNAL_TABLES, Transaction
 from modyn_store.core._written import WrittenTables
 from modyn_store.core._validate import check_bool, check_filter, check_float, check_name, check_zoned_times, filter_error
@@ -321,11 +320,6 @@ class Store:
                 keys, valid = sample_keys(t.column("key"))  # (a null key names none)
                 t = t.filter(pa.array(~(_isin_sorted(keys, erased) & (True if valid is None else valid))))
         return t
-
-    def _find_keys(self, candidates: np.ndarray, tables: tuple[str, ...], committed: int) -> np.ndarray:
-        """Sorted keys among the sorted ``candidates`` that rows of ``tables`` written at or
-        before version ``committed`` hold (one streamed key scan per table, see ``_key_rows``)."""
-        return found_keys(self._tables, candidates, tables, committed)
 
     def append(
         self,
