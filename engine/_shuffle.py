@@ -7,7 +7,7 @@ by masked rejection from 32-bit halves of the PCG64 stream, low half first: ``v 
 (``mask`` the smallest ``2^k - 1 >= i``), drawn again while ``v > i``. About 28% of the draws
 are rejected in no predictable pattern, so the branch that decides it mispredicts, and each
 mispredict also discards the reads of ``x`` in flight: that, not the generator, is most of the
-shuffle's time (4.7 ms for 500,000 positions; the generator's raw output alone 0.9 ms).
+shuffle's time (docs/PERFORMANCE.md, "Epoch orders drawn by a branchless kernel").
 
 Here the raw 64-bit outputs come from NumPy's own generator (``BitGenerator.random_raw``: the
 same stream, in chunks), and one kernel consumes them without a branch on the draw: every
