@@ -187,3 +187,32 @@ def test_policies_needing_what_the_runner_cannot_provide_are_rejected() -> None:
 def test_rho_loss_and_gradnorm_are_accepted() -> None:
     for sel in ("  name: rho_loss\n  ratio: 0.5", "  name: gradnorm\n  ratio: 0.5"):
         parse_pipeline(read_yaml(GOOD.replace("  name: new_data", sel), "p.yaml"))
+
+
+def test_feature_triggers_watch_the_model_inputs_where_columns_are_left_out() -> None:
+    drift = {"name": "data_drift", "window": 100, "warmup_trigger": {"name": "performance"}}
+    cfg = parse_pipeline(tiny(trigger={"name": "any", "triggers": [drift, {"name": "time"}]}))
+    first = cfg.trigger["triggers"][0]
+    assert first["columns"] == ["features"] and first["warmup_trigger"]["columns"] == ["features"]
+    assert "columns" not in cfg.trigger["triggers"][1]
+    # the model's input columns, each once (two inputs may read one column)
+    model = {"name": "dlrm", "inputs": {"dense": "d", "sparse": "s"}}
+    assert parse_pipeline(tiny(model=model, trigger={"name": "performance"})).trigger["columns"] == ["d", "s"]
+    # what is given is kept; an empty list is still refused, naming its key
+    assert parse_pipeline(tiny(trigger={"name": "data_drift", "columns": ["x"]})).trigger["columns"] == ["x"]
+    with pytest.raises(PipelineConfigError) as info:
+        parse_pipeline(tiny(trigger={"name": "performance", "columns": []}))
+    assert info.value.key == "trigger.columns"
+    # the filled-in columns are part of the saved definition (what a reproduction reads back)
+    cfg = parse_pipeline(tiny(trigger={"name": "performance", "every": 500}))
+    again = parse_pipeline(yaml.safe_load(yaml.safe_dump(cfg.to_dict())))
+    assert again == cfg and again.trigger["columns"] == ["features"]
+
+
+def test_a_performance_trigger_without_columns_runs_on_the_model_inputs(tmp_path: Path) -> None:
+    from modyn_store.app.pipeline import run_pipeline
+
+    cfg = parse_pipeline(tiny(trigger={"name": "performance", "every": 300, "threshold": 0.99}))
+    result = run_pipeline(cfg, str(tmp_path / "s"))
+    # the first training, then one per batch of 300 rows the model misjudges
+    assert len(result.trainings) > 2

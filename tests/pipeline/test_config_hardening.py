@@ -55,9 +55,9 @@ CASES = [
     ("time_every_overflow", 'every: "14d"}', 'every: "99999999999999999999999d"}', "trigger.every", 4),
     ("time_start_nan", 'every: "14d"}', 'every: "14d", start: .nan}', "trigger.start", 4),
     ("time_start_inf", 'every: "14d"}', 'every: "14d", start: .inf}', "trigger.start", 4),
-    # a parameter the policy needs, left out: named by its key, as the file spells it
-    ("policy_param_left_out", "trigger: {name: time, every: \"14d\"}", "trigger: {name: data_drift, window: 100}",
-     "trigger.columns", 4),
+    # a parameter the policy needs, given empty: named by its key, as the file spells it
+    ("policy_param_given_empty", "trigger: {name: time, every: \"14d\"}",
+     "trigger: {name: data_drift, window: 100, columns: []}", "trigger.columns", 4),
     # numbers YAML 1.1 reads other than they are written: 010 is octal 8, 1:40 is base-60 100
     ("yaml_octal_int", "", "training: {epochs: 010}", "training.epochs", 6),
     ("yaml_base60_int", 'trigger: {name: time, every: "14d"}', "trigger: {name: data_amount, every: 1:40}",

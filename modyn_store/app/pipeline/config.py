@@ -53,6 +53,7 @@ from modyn_store.app.pipeline.checks import (
     ray_address_problem,
 )
 from modyn_store.app.pipeline.errors import PipelineConfigError
+from modyn_store.app.pipeline.policy_parts import PARTS, with_model_columns
 from modyn_store.app.pipeline.source_spec import ENCODINGS, SYNTHETIC, SourceConfig, check_trigger_units, parse_source
 from modyn_store.app.pipeline.yamlsrc import YamlDoc
 
@@ -322,15 +323,6 @@ def build_policy(kind: str, cfg: Any, *, key: str | None = None, doc: YamlDoc | 
     return _build_policy(kind, cfg, _Ctx(doc, prefix), (key or kind,))
 
 
-#: Parameters of built-in policies that hold policy configs (``(kind, name)`` -> ``(param, kind)``):
-#: those parts are built first, so that an error names the part's own key and line.
-_PARTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
-    ("trigger", "any"): (("triggers", "trigger"),), ("trigger", "all"): (("triggers", "trigger"),),
-    ("trigger", "at_least"): (("triggers", "trigger"),), ("trigger", "data_drift"): (("warmup_trigger", "trigger"),),
-    ("selection", "compose"): (("pre", "selection"), ("post", "selection")),
-}
-
-
 def _build_policy(kind: str, cfg: Any, ctx: _Ctx, path: tuple[Any, ...]) -> Any:
     import policies
 
@@ -338,7 +330,7 @@ def _build_policy(kind: str, cfg: Any, ctx: _Ctx, path: tuple[Any, ...]) -> Any:
         raise ctx.error(path, f"expected a mapping with a 'name' entry, got {_shown(cfg)}")
     # the owner reports a part's error under the part's own parameter name only ("every"),
     # which would point at the owner's key and line, or at an owner's parameter of that name
-    for param, part_kind in _PARTS.get((kind, cfg["name"]) if isinstance(cfg["name"], str) else ("", ""), ()):
+    for param, part_kind in PARTS.get((kind, cfg["name"]) if isinstance(cfg["name"], str) else ("", ""), ()):
         parts = cfg.get(param)
         items: list[tuple[int | None, Any]] = list(enumerate(parts)) if isinstance(parts, list) else [(None, parts)]
         for i, part in items:
@@ -425,9 +417,12 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
     name = _typed(ctx, ("name",), d["name"], "str")
     if not NAME_PATTERN.match(name) or ".." in name or len(name) > 80:
         raise ctx.error(("name",), f"expected a safe name (a letter, then letters, digits, '_.-'), got {name!r}")
+    model = _model(ctx, d["model"])
     policies_, strategies = {}, []
     for kind, default in (("trigger", None), ("selection", {"name": "new_data"}), ("update", {"name": "finetune"})):
         cfg = d.get(kind, default)
+        if kind == "trigger":
+            cfg = with_model_columns(cfg, list(dict.fromkeys(model.inputs.values())))
         pol = build_policy(kind, cfg, doc=doc, prefix=prefix)
         _check_requires(ctx, kind, pol)
         policies_[kind] = pol.to_config()
@@ -443,7 +438,6 @@ def parse_pipeline(raw: Mapping[str, Any] | YamlDoc, *, prefix: tuple[Any, ...] 
         raise ctx.error(("deletions",), "simulates erasures while a replay ingests a data set or files into a new "
                                         "store; a store source is replayed in place: remove deletions:")
     check_trigger_units(ctx, source, policies_["trigger"])
-    model = _model(ctx, d["model"])
     training: TrainingSettings = _simple(ctx, "training", TrainingSettings, d.get("training"), _TRAINING)
     check_device(ctx, training.device)
     check_training(ctx, model, training)
