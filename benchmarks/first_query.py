@@ -2,10 +2,16 @@
 ``as_of().keys()`` twice, and say whether Numba was imported.
 
 ``read_cache`` says whether the per-user folder of derived values (``$MODYN_STORE_READ_CACHE``,
-see docs/ARCHITECTURE.md) held entries for the store's tables when the process started (``warm``:
-an earlier process read the same tables; ``cold``: this process derives and writes them;
-``off``). Measure the cold case with a new empty folder per process
-(``MODYN_STORE_READ_CACHE=$(mktemp -d)``).
+see docs/ARCHITECTURE.md) answered the first read (``warm``: an earlier process read the same
+tables as they are now; ``cold``: this process derived values and wrote entries; ``off``). Two
+cold cases: a new empty folder per process (``MODYN_STORE_READ_CACHE=$(mktemp -d)``: the first
+process on a machine), and the first process after a delete, with the folder an earlier read
+filled (the tombstones' entry is of the table before the delete): ``--delete-next`` deletes one
+more key and exits, so that the next process measures that case::
+
+    for i in $(seq 20); do python benchmarks/first_query.py /tmp/fq-1m 1000000 --delete-next; \
+        python benchmarks/first_query.py /tmp/fq-1m 1000000; \
+        python benchmarks/first_query.py /tmp/fq-1m 1000000 --raw; done
 
 Run it once per tree to compare (see docs/PERFORMANCE.md, "The store's key-set searches")::
 
@@ -42,7 +48,14 @@ def main() -> None:
     p.add_argument("path")
     p.add_argument("rows", type=int)
     p.add_argument("--raw", action="store_true", help="time Lance's raw key scan of the store's samples instead")
+    p.add_argument("--delete-next", action="store_true",
+                   help="delete the smallest live key in this process and exit (a version with one more tombstone)")
     args = p.parse_args()
+    if args.delete_next:
+        s = Store.open(args.path)
+        s.delete(keys=s.as_of().keys()[:1])
+        print(f"deleted one key: version {s.version}")
+        return
     if not Path(args.path).exists():
         s = Store.open(args.path, create=True)
         s.append(pa.table({"ts": np.arange(args.rows), "x": np.zeros(args.rows)}))
@@ -60,7 +73,7 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         print(f"rows={args.rows} raw_first_ms={1e3 * times[0]:.1f} raw_second_ms={1e3 * times[1]:.1f}")
         return
-    cache = _read_cache(Path(args.path))
+    before = _entries(Path(args.path))
     t_open = time.perf_counter()
     s = Store.open(args.path)
     t0 = time.perf_counter()
@@ -68,20 +81,22 @@ def main() -> None:
     t1 = time.perf_counter()
     s.as_of().keys()
     t2 = time.perf_counter()
+    after = _entries(Path(args.path))
+    cache = "off" if after is None else "cold" if after - (before or set()) else "warm"
     print(f"rows={args.rows} first_ms={1e3 * (t1 - t0):.0f} second_ms={1e3 * (t2 - t1):.0f} "
           f"numba_imported={'numba' in sys.modules} open_and_first_ms={1e3 * (t1 - t_open):.1f} "
           f"bytecode_cached={_bytecode_cached()} read_cache={cache}")
 
 
-def _read_cache(store: Path) -> str:
-    """``off``, ``cold`` or ``warm``: whether the read cache held entries for the store's
-    tombstones and samples."""
+def _entries(store: Path) -> set[tuple[str, int]] | None:
+    """The read cache's entries for the store's tombstones and samples with their modification
+    times (``None``: keeping is off): a read that derived a value and kept it adds or rewrites one."""
     from modyn_store.core import _kept
 
     subs = [_kept.table_folder(store / f"{t}.lance") for t in ("tombstones", "samples")]
     if any(sub is None for sub in subs):
-        return "off"
-    return "warm" if all(sub is not None and any(sub.glob("*.kept")) for sub in subs) else "cold"
+        return None
+    return {(str(p), p.stat().st_mtime_ns) for sub in subs if sub is not None for p in sub.glob("*.kept")}
 
 
 def _bytecode_cached() -> bool:

@@ -43,8 +43,8 @@ class Case:
 
 
 def _case(id: str, script: str, args: str, *expect: str, needs: tuple[str, ...] = (), data: bool = False,
-          then: str | None = None) -> Case:
-    runs = (tuple(args.split()),) + ((tuple(then.split()),) if then is not None else ())
+          then: str | tuple[str, ...] = ()) -> Case:
+    runs = tuple(tuple(a.split()) for a in (args, *((then,) if isinstance(then, str) else then)))
     return Case(id, script, runs, expect, needs, data)
 
 
@@ -113,6 +113,15 @@ CASES = [
           rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}"
           rf" bytecode_cached=(True|False) read_cache=cold$",
           then="{tmp}/fq 20000"),
+    # the first read after a delete finds the entries of the tables before it: it derives the tombstones
+    _case("first_query-after-delete", "first_query.py", "{tmp}/fq 20000",
+          rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}"
+          rf" bytecode_cached=(True|False) read_cache=cold$",
+          then=("{tmp}/fq 20000", "{tmp}/fq 20000 --delete-next", "{tmp}/fq 20000")),
+    _case("small_deletes", "small_deletes.py", "--rows 20000 --deletes 20 --reads 1",
+          rf"^20 deletes of one key of 20,000 rows: median {NUM} ms, p90 {NUM} ms, max {NUM} ms; tombstone fragments "
+          rf"after each: mean {NUM}, max 16, at the end \d+$",
+          rf"^fresh process, read cache off: open \+ keys\(\) {NUM} ms, Lance open \+ key scan {NUM} ms \({NUM}x the raw scan\)$"),
     _case("first_query-raw", "first_query.py", "{tmp}/fq 20000",
           rf"^rows=20000 raw_first_ms={NUM} raw_second_ms={NUM}$", then="{tmp}/fq 20000 --raw"),
     _case("gpu_check", "gpu_check.py", "--rows 20000 --batch-size 1024 --repeats 1",

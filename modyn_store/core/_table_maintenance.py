@@ -22,10 +22,18 @@ from engine._search import sorted_unique
 if TYPE_CHECKING:
     from modyn_store.core._location import Location
 
-__all__ = ["TableMaintenance"]
+__all__ = ["MAX_FRAGMENTS", "MAX_FRAGMENTS_READ_WHOLE", "TableMaintenance"]
 
 #: Lance's own default size of a compacted fragment
 _TARGET_ROWS = 1 << 20
+#: fragments a table may have before a write merges its small ones
+MAX_FRAGMENTS = 64
+#: the same for the small tables every read of a version reads whole where no kept entry
+#: answers (the first process after a delete, a store on object storage) and every delete
+#: searches: each delete adds a fragment, and each fragment costs those reads a file (a request
+#: on object storage); a merge of a dozen small ones costs the write that does it a few ms
+#: (``benchmarks/small_deletes.py``, docs/PERFORMANCE.md)
+MAX_FRAGMENTS_READ_WHOLE = {"tombstones": 16, "purged": 16}
 
 #: the names ``arrow_cast`` gives the value types of dictionary columns (see ``_dictionary_casts``)
 _CAST_NAMES = {
@@ -126,8 +134,9 @@ class TableMaintenance:
         finally:
             self._unpin(name)
 
-    def compact_if_fragmented(self, name: str, *, max_fragments: int = 64) -> None:
-        """Merge ``name``'s small fragments once it has more than ``max_fragments``.
+    def compact_if_fragmented(self, name: str, *, max_fragments: int | None = None) -> None:
+        """Merge ``name``'s small fragments once it has more than ``max_fragments`` (default:
+        :data:`MAX_FRAGMENTS_READ_WHOLE` for the tables named there, else :data:`MAX_FRAGMENTS`).
 
         Logs and small tables gain a fragment per write; reading thousands of tiny files
         would make every open slow. The merge is tiered: the smallest fragments (three
@@ -136,6 +145,8 @@ class TableMaintenance:
         per merge (a merge rewrote every small fragment, including earlier merges, each time).
         Old files stay until :meth:`cleanup`, so concurrent readers are unaffected.
         """
+        if max_fragments is None:
+            max_fragments = MAX_FRAGMENTS_READ_WHOLE.get(name, MAX_FRAGMENTS)
         ds = self.open(name)
         if ds is None:
             return

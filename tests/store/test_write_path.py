@@ -239,6 +239,33 @@ def test_merges_are_tiered_large_fragments_are_not_rewritten(tmp_path: Path) -> 
     assert fresh.as_of(6).keys().tolist() == list(range(5000)) + [k for v in range(2, 7) for k in range(5000 + 10 * v, 5010 + 10 * v)]
 
 
+def test_small_deletes_keep_the_tombstone_table_in_few_fragments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each delete adds a fragment to the tombstone table, which reads without a kept entry
+    (object storage, the first process after a delete) read whole: it is merged past
+    MAX_FRAGMENTS_READ_WHOLE, not past the 64 fragments other tables may have; every version's
+    answer stays as it was, through a key index built on the way."""
+    from modyn_store.core._table_maintenance import MAX_FRAGMENTS, MAX_FRAGMENTS_READ_WHOLE
+
+    bound = MAX_FRAGMENTS_READ_WHOLE["tombstones"]
+    assert bound < MAX_FRAGMENTS
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    store.append(_rows(0, 1000))
+    counts = []
+    for i in range(2 * bound + 5):
+        store.delete(keys=[3 * i])
+        if i == bound // 2:
+            store.index_keys()
+        counts.append(len(store._tables.open("tombstones").get_fragments()))
+    assert max(counts) <= bound and counts[bound] < counts[bound - 1]  # merged where it passed the bound
+    monkeypatch.setenv("MODYN_STORE_READ_CACHE", "off")  # (the tables answer, not kept entries)
+    fresh = Store.open(uri)
+    for v in range(1, store.version + 1):
+        gone = {3 * i for i in range(v - 1)}
+        assert fresh.as_of(v).keys().tolist() == [k for k in range(1000) if k not in gone]
+    assert fresh.as_of().contains([0, 1, 3 * (2 * bound + 4), 3 * (2 * bound + 5)]).tolist() == [False, True, False, True]
+
+
 # -- record files rewritten for later versions ----------------------------------------------
 def test_record_files_are_reused_and_the_log_stays_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 2)

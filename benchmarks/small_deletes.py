@@ -1,0 +1,97 @@
+"""Many small deletes, one version each (erasure requests as they arrive): what each delete
+costs, and what the first read of a fresh process costs after them.
+
+Each delete adds a fragment to the store's tombstone table, which every read of a version
+reads whole where the per-user read cache has no entry for it (the first process after a
+delete, a store on object storage, ``MODYN_STORE_READ_CACHE=off``), and which every delete
+searches for the keys it names. The script builds a store of ``--rows`` rows (10 appends),
+deletes one live key at a time ``--deletes`` times and reports the deletes' median and 90th
+percentile, the tombstone table's fragments, and then, alternating in fresh processes
+(``--reads`` each, the read cache off: what a process reads where no entry answers), the
+store's ``Store.open`` plus first ``keys()`` of the latest version against Lance's open and
+key scan of the samples table (no deletions: the raw scan, the peer of
+``benchmarks/first_query.py``)::
+
+    python benchmarks/small_deletes.py --rows 1000000 --deletes 200 --reads 15
+
+Compare trees by running it with the older tree first on ``PYTHONPATH`` (a ``git worktree``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from modyn_store import Store
+
+_READ = """
+import sys, time
+t = time.perf_counter()
+from modyn_store import Store
+t0 = time.perf_counter()
+Store.open(sys.argv[1]).as_of().keys()
+print(1e3 * (time.perf_counter() - t0))
+"""
+_RAW = """
+import sys, time
+import lance
+t0 = time.perf_counter()
+lance.dataset(sys.argv[1] + "/samples.lance").to_table(columns=["key"]).column("key").to_numpy()
+print(1e3 * (time.perf_counter() - t0))
+"""
+
+
+def _fresh(code: str, path: str, cache: str) -> float:
+    """Milliseconds a fresh process reports for ``code`` on the store at ``path``."""
+    env = {**os.environ, "MODYN_STORE_READ_CACHE": cache}
+    done = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--deletes", type=int, default=200)
+    p.add_argument("--reads", type=int, default=15, help="fresh processes per side")
+    args = p.parse_args()
+    import lance
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "store")
+        store = Store.open(path, create=True)
+        per = max(args.rows // 10, 1)
+        for start in range(0, args.rows, per):
+            n = min(per, args.rows - start)
+            store.append(pa.table({"ts": np.arange(start, start + n), "x": np.zeros(n, np.float32)}))
+        victims = store.as_of().keys()[:: max(args.rows // max(args.deletes, 1), 1)][: args.deletes]
+        tombstones = str(Path(path) / "tombstones.lance")
+        times, counts = [], []
+        for k in victims:
+            t = time.perf_counter()
+            store.delete(keys=[int(k)])
+            times.append(time.perf_counter() - t)
+            counts.append(len(lance.dataset(tombstones).get_fragments()))  # (outside the timer)
+        ms = sorted(1e3 * t for t in times)
+        print(f"{len(ms)} deletes of one key of {args.rows:,} rows: median {statistics.median(ms):.2f} ms, "
+              f"p90 {ms[int(0.9 * (len(ms) - 1))]:.2f} ms, max {ms[-1]:.2f} ms; tombstone fragments after "
+              f"each: mean {statistics.mean(counts):.1f}, max {max(counts)}, at the end {counts[-1]}")
+        ours, raw = [], []
+        for _ in range(args.reads):
+            ours.append(_fresh(_READ, path, "off"))
+            raw.append(_fresh(_RAW, path, "off"))
+        a, b = statistics.median(ours), statistics.median(raw)
+        print(f"fresh process, read cache off: open + keys() {a:.1f} ms, Lance open + key scan {b:.1f} ms "
+              f"({a / b:.2f}x the raw scan)")
+
+
+if __name__ == "__main__":
+    main()
