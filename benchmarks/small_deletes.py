@@ -6,7 +6,9 @@ reads whole where the per-user read cache has no entry for it (the first process
 delete, a store on object storage, ``MODYN_STORE_READ_CACHE=off``), and which every delete
 searches for the keys it names. The script builds a store of ``--rows`` rows (10 appends),
 deletes one live key at a time ``--deletes`` times and reports the deletes' median and 90th
-percentile, the tombstone table's fragments, and then, alternating in fresh processes
+percentile and the tombstone table's fragments, beside Lance deleting the same keys one at a
+time (``LanceDataset.delete("key = k")``, its deletion files, on a dataset of the same rows
+written by 10 appends; the two sides take turns), and then, alternating in fresh processes
 (``--reads`` each, the read cache off: what a process reads where no entry answers), the
 store's ``Store.open`` plus first ``keys()`` of the latest version against Lance's open and
 key scan of the samples table (no deletions: the raw scan, the peer of
@@ -68,22 +70,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "store")
         store = Store.open(path, create=True)
+        peer = str(Path(tmp) / "peer.lance")
         per = max(args.rows // 10, 1)
         for start in range(0, args.rows, per):
             n = min(per, args.rows - start)
-            store.append(pa.table({"ts": np.arange(start, start + n), "x": np.zeros(n, np.float32)}))
+            rows = pa.table({"ts": np.arange(start, start + n), "x": np.zeros(n, np.float32)})
+            store.append(rows)
+            lance.write_dataset(pa.table({"key": np.arange(start, start + n), **{c: rows[c] for c in rows.column_names}}),
+                                peer, mode="append" if start else "create")
+        lance_ds = lance.dataset(peer)
         victims = store.as_of().keys()[:: max(args.rows // max(args.deletes, 1), 1)][: args.deletes]
         tombstones = str(Path(path) / "tombstones.lance")
-        times, counts = [], []
+        times, counts, peer_times = [], [], []
         for k in victims:
             t = time.perf_counter()
             store.delete(keys=[int(k)])
             times.append(time.perf_counter() - t)
             counts.append(len(lance.dataset(tombstones).get_fragments()))  # (outside the timer)
+            t = time.perf_counter()
+            lance_ds.delete(f"key = {int(k)}")
+            peer_times.append(time.perf_counter() - t)
         ms = sorted(1e3 * t for t in times)
+        peer_ms = sorted(1e3 * t for t in peer_times)
         print(f"{len(ms)} deletes of one key of {args.rows:,} rows: median {statistics.median(ms):.2f} ms, "
               f"p90 {ms[int(0.9 * (len(ms) - 1))]:.2f} ms, max {ms[-1]:.2f} ms; tombstone fragments after "
               f"each: mean {statistics.mean(counts):.1f}, max {max(counts)}, at the end {counts[-1]}")
+        print(f"Lance, the same deletes: median {statistics.median(peer_ms):.2f} ms, p90 "
+              f"{peer_ms[int(0.9 * (len(peer_ms) - 1))]:.2f} ms, max {peer_ms[-1]:.2f} ms "
+              f"({statistics.median(peer_ms) / statistics.median(ms):.2f}x the store's median time)")
         ours, raw = [], []
         for _ in range(args.reads):
             ours.append(_fresh(_READ, path, "off"))

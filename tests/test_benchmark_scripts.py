@@ -121,6 +121,7 @@ CASES = [
     _case("small_deletes", "small_deletes.py", "--rows 20000 --deletes 20 --reads 1",
           rf"^20 deletes of one key of 20,000 rows: median {NUM} ms, p90 {NUM} ms, max {NUM} ms; tombstone fragments "
           rf"after each: mean {NUM}, max 16, at the end \d+$",
+          rf"^Lance, the same deletes: median {NUM} ms, p90 {NUM} ms, max {NUM} ms \({NUM}x the store's median time\)$",
           rf"^fresh process, read cache off: open \+ keys\(\) {NUM} ms, Lance open \+ key scan {NUM} ms \({NUM}x the raw scan\)$"),
     _case("first_query-raw", "first_query.py", "{tmp}/fq 20000",
           rf"^rows=20000 raw_first_ms={NUM} raw_second_ms={NUM}$", then="{tmp}/fq 20000 --raw"),
