@@ -141,8 +141,8 @@ class TableMaintenance:
         Logs and small tables gain a fragment per write; reading thousands of tiny files
         would make every open slow. The merge is tiered: the smallest fragments (three
         quarters of ``max_fragments`` of them) are merged into one and larger ones are left
-        as they are, so a row is rewritten about log_48(rows) times in all instead of once
-        per merge (a merge rewrote every small fragment, including earlier merges, each time).
+        as they are, so a row is rewritten about log_k(rows) times in all (k: those three
+        quarters, 48 at 64 fragments, 12 at 16) instead of once per merge (a merge rewrote every small fragment, including earlier merges, each time).
         Old files stay until :meth:`cleanup`, so concurrent readers are unaffected.
         """
         if max_fragments is None:
