@@ -11,8 +11,8 @@ time (``LanceDataset.delete("key = k")``, its deletion files, on a dataset of th
 written by 10 appends; the two sides take turns), and then, alternating in fresh processes
 (``--reads`` each, the read cache off: what a process reads where no entry answers), the
 store's ``Store.open`` plus first ``keys()`` of the latest version against Lance's open and
-key scan of the samples table (no deletions: the raw scan, the peer of
-``benchmarks/first_query.py``)::
+key scan of the samples table (no deletions: the raw scan), both timed by
+``benchmarks/first_query.py``::
 
     python benchmarks/small_deletes.py --rows 1000000 --deletes 200 --reads 15
 
@@ -35,28 +35,18 @@ import pyarrow as pa
 
 from modyn_store import Store
 
-_READ = """
-import sys, time
-t = time.perf_counter()
-from modyn_store import Store
-t0 = time.perf_counter()
-Store.open(sys.argv[1]).as_of().keys()
-print(1e3 * (time.perf_counter() - t0))
-"""
-_RAW = """
-import sys, time
-import lance
-t0 = time.perf_counter()
-lance.dataset(sys.argv[1] + "/samples.lance").to_table(columns=["key"]).column("key").to_numpy()
-print(1e3 * (time.perf_counter() - t0))
-"""
+_FIRST_QUERY = Path(__file__).resolve().parent / "first_query.py"
 
 
-def _fresh(code: str, path: str, cache: str) -> float:
-    """Milliseconds a fresh process reports for ``code`` on the store at ``path``."""
-    env = {**os.environ, "MODYN_STORE_READ_CACHE": cache}
-    done = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+def _fresh(path: str, rows: int, *flags: str) -> float:
+    """The first read's milliseconds in a fresh process: ``first_query.py`` on the store at
+    ``path`` with the read cache off (``Store.open`` and ``keys()``; with ``--raw``, Lance's
+    open and key scan of its samples)."""
+    env = {**os.environ, "MODYN_STORE_READ_CACHE": "off"}
+    done = subprocess.run([sys.executable, str(_FIRST_QUERY), path, str(rows), *flags], env=env,
+                          capture_output=True, text=True, check=True)
+    field = "raw_first_ms" if flags else "open_and_first_ms"
+    return float(done.stdout.split(f"{field}=")[1].split()[0])
 
 
 def main() -> None:
@@ -100,8 +90,8 @@ def main() -> None:
               f"({statistics.median(peer_ms) / statistics.median(ms):.2f}x the store's median time)")
         ours, raw = [], []
         for _ in range(args.reads):
-            ours.append(_fresh(_READ, path, "off"))
-            raw.append(_fresh(_RAW, path, "off"))
+            ours.append(_fresh(path, args.rows))
+            raw.append(_fresh(path, args.rows, "--raw"))
         a, b = statistics.median(ours), statistics.median(raw)
         print(f"fresh process, read cache off: open + keys() {a:.1f} ms, Lance open + key scan {b:.1f} ms "
               f"({a / b:.2f}x the raw scan)")

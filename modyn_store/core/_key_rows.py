@@ -39,13 +39,14 @@ def rows_naming(tables: Tables, name: str, keys: np.ndarray, columns: list[str],
     """The rows of table ``name`` (``columns``, ``key`` among them; ``filter``: a predicate on
     the others) whose ``key`` is one of the int64 ``keys`` (any order); a null key names none;
     ``None`` where there is no such table."""
-    found: list[HashedKeys] = []  # built at the first batch: none where the table is missing or empty
+    table: HashedKeys | None = None  # built at the first batch: none where the table is missing or empty
 
     def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
-        if not found:
-            found.append(HashedKeys.for_stream(sorted_unique(keys), SCAN_BATCH))
+        nonlocal table
+        if table is None:
+            table = HashedKeys.for_stream(sorted_unique(keys), SCAN_BATCH)
         values, valid = sample_keys(batch.column("key"))
-        at = found[0].hits(values)
+        at = table.hits(values)
         return batch.take(pa.array(at if valid is None else at[valid[at]]))
 
     return tables.scan_kept(name, columns, filter, keep)
