@@ -266,6 +266,28 @@ def test_small_deletes_keep_the_tombstone_table_in_few_fragments(tmp_path: Path,
     assert fresh.as_of().contains([0, 1, 3 * (2 * bound + 4), 3 * (2 * bound + 5)]).tolist() == [False, True, False, True]
 
 
+def test_vacuums_keep_the_purged_table_in_few_fragments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each vacuum that purges rows adds a fragment to the purged table, which reads of a
+    version without a kept entry read whole: it is merged past its MAX_FRAGMENTS_READ_WHOLE bound
+    too, and every version still names the rows vacuum took from it."""
+    from modyn_store.core._table_maintenance import MAX_FRAGMENTS_READ_WHOLE
+
+    bound = MAX_FRAGMENTS_READ_WHOLE["purged"]
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    store.append(_rows(0, 100))
+    counts = []
+    for i in range(bound + 3):
+        store.delete(keys=[i])
+        store.vacuum(keep_versions=1, dry_run=False)
+        counts.append(len(store._tables.open("purged").get_fragments()))
+    assert counts[: bound] == list(range(1, bound + 1))  # a fragment a vacuum
+    assert max(counts) <= bound and counts[bound] < bound  # merged where it passed the bound
+    monkeypatch.setenv("MODYN_STORE_READ_CACHE", "off")  # (the tables answer, not kept entries)
+    fresh = Store.open(uri)
+    assert fresh.as_of(1).unavailable().tolist() == list(range(bound + 3))
+
+
 # -- record files rewritten for later versions ----------------------------------------------
 def test_record_files_are_reused_and_the_log_stays_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 2)
