@@ -21,6 +21,7 @@ from modyn_store.core._incarnation import Identity, Incarnations, identity, obje
 from modyn_store.core._location import Location
 from modyn_store.core._sql import keys_predicate
 from modyn_store.core._table_maintenance import TableMaintenance
+from modyn_store.core._table_values import TableValues
 from modyn_store.core.errors import CorruptionError, StorageAccessError, StorageUnavailableError
 
 __all__ = ["Tables", "keys_predicate", "with_version"]
@@ -29,7 +30,7 @@ VERSION = "_version"
 T = TypeVar("T")
 
 
-class Tables(TableMaintenance):
+class Tables(TableMaintenance, TableValues):
     """The Lance tables of a store, addressed by name (``samples``, ``scores/loss`` ...)."""
 
     def __init__(self, location: Location) -> None:
@@ -403,77 +404,6 @@ class Tables(TableMaintenance):
             except READ_ERRORS as exc:
                 self.retry_after(name, exc, attempt)
         return None  # pragma: no cover
-
-    def derived(self, name: str, what: Hashable, compute: Callable[[lance.LanceDataset], T]) -> T | None:
-        """``compute(latest dataset of name)``, kept by the process for the same table content
-        (see :mod:`~modyn_store.core._derived`); ``None`` if the table does not exist."""
-        got = self._derived(name, what, compute)
-        return None if got is None else got[1]
-
-    def _derived(
-        self, name: str, what: Hashable, compute: Callable[[lance.LanceDataset], T]
-    ) -> tuple[lance.LanceDataset, T, bool] | None:
-        """(the dataset read, :meth:`derived`'s value, whether it was computed now)."""
-        for attempt in range(READ_ATTEMPTS):
-            ds = self.open(name)
-            if ds is None:
-                return None
-            computed: list[bool] = []
-
-            def compute_and_note(d: lance.LanceDataset) -> T:
-                computed.append(True)
-                return compute(d)
-
-            try:
-                return ds, DERIVED.get(ds, what, compute_and_note), bool(computed)
-            except READ_ERRORS as exc:
-                self.retry_after(name, exc, attempt)
-        return None  # pragma: no cover
-
-    def kept_dir(self, name: str) -> str | None:
-        """The folder of ``name`` where values derived from it may be kept on disk between
-        processes (a table on a local disk; not for ``memory://`` stores nor under ``verify``)."""
-        if not self.keep_on_disk or not self.location.is_local or self.location.uri.startswith("memory://"):
-            return None
-        return self.uri(name)
-
-    def derived_arrays(
-        self, name: str, what: str, compute: Callable[[lance.LanceDataset], tuple[np.ndarray, ...]],
-        *, kept: bool = True,
-    ) -> tuple[np.ndarray, ...] | None:
-        """:meth:`derived` for int64 arrays, also kept on disk between processes where the
-        table is on a local disk (see :mod:`~modyn_store.core._kept`): a fresh process then
-        reads one small file instead of opening and scanning the table. ``kept=False`` takes
-        the value from the table (or the process's memory, which only holds values derived from
-        tables) and, where it derived it, writes the entry again."""
-        table_dir = self.kept_dir(name)
-        if table_dir is None or self._pinned() is not None:  # (a writer decides from the tables alone)
-            return self.derived(name, what, compute)
-
-        def memo(manifest: bytes) -> tuple[str, str, bytes, str]:
-            # what this process took from disk or derived, named like the entry on disk
-            return ("kept", table_dir, manifest, what)
-
-        if kept:
-            manifest = _kept.latest_manifest(table_dir)
-            if manifest is not None:
-                got = DERIVED.peek(memo(manifest))
-                if got is None:
-                    got = _kept.load(table_dir, manifest, what)
-                    if got is not None:
-                        DERIVED.put(memo(manifest), got)
-                if got is not None:
-                    return got  # type: ignore[no-any-return]
-        found = self._derived(name, what, compute)
-        if found is None:
-            return None
-        ds, value, computed = found
-        if computed or not kept:  # new here, or replacing an entry a read found wrong
-            read = self.location.read(self._manifest_file(name, ds.version))
-            if read is not None:
-                _kept.save(table_dir, read, what, value)
-                DERIVED.put(memo(read), value, replace=True)
-        return value
 
     def lookup(self, name: str, keys: np.ndarray, columns: list[str]) -> pa.Table | None:
         """Rows of ``name`` holding one of ``keys`` (with ``_rowid``), through the key index

@@ -85,9 +85,10 @@ class Transaction:
         check_extension(self.store, table, data)
         self._write(table, data)
 
-    def _write(self, table: str, data: pa.Table) -> None:
+    def _write(self, table: str, data: pa.Table) -> Any:
+        """Append ``data`` to ``table`` at this version; the table as written (a Lance dataset)."""
         self._writing(table)
-        self.store._tables.append(table, with_version(data, self.version))
+        return self.store._tables.append(table, with_version(data, self.version))
 
     def _writing(self, table: str) -> None:
         """Called before this write first writes ``table``. A table that does not exist yet

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import HashedKeys, first_unsorted, sorted_unique
-from modyn_store.core import _ingest, integrity
+from modyn_store.core import _ingest, _tombstoned, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._key_rows import found_keys
 from modyn_store.core._stream import check_filter_before_rows
@@ -169,7 +169,10 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
                 )
             targets = want[live]
         if targets.size:
-            txn._write("tombstones", pa.table({"key": pa.array(targets, pa.int64())}))
+            before = store._tables.open("tombstones")
+            after = txn._write("tombstones", pa.table({"key": pa.array(targets, pa.int64())}))
+            if before is not None:
+                _tombstoned.carry_over(before, after, targets, txn.version)
         txn.deleted = int(targets.size)
         txn.live_delta = -int(targets.size)
         # the tombstoned keys' checksum: reads check the tombstone table against the log too
@@ -177,6 +180,8 @@ def delete(store: Store, keys: Any, *, where: str | None, missing: str, message:
         if ignored:
             txn.details["ignored"] = ignored
     assert txn.record is not None
+    if txn.deleted:
+        _tombstoned.keep_for_reads(store._tables, txn.record.version)
     return txn.record
 
 
@@ -275,7 +280,7 @@ def _dead_keys(store: Store, committed: int, among: np.ndarray) -> np.ndarray:
     and every key erased by then (the tombstones are scanned keeping only ``among``'s)."""
     if among.size == 0:
         return among
-    tomb = found_keys(store._tables, among, ("tombstones",), committed)
+    tomb = _tombstoned.tombstoned(store._tables, among, committed)
     return sorted_unique(np.concatenate([tomb, store._erased_keys(committed)]))
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from engine._search import isin_sorted_numpy as _isin_sorted
 from engine._search import sorted_unique
-from modyn_store.core import _lookup, integrity, keyindex
+from modyn_store.core import _lookup, _tombstoned, integrity, keyindex
 from modyn_store.core._count import live_count, log_mismatch, read_again
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
@@ -115,7 +115,7 @@ class Snapshot:
             # only deletes write tombstones: a version with none at or before it reads no table
             if any(r.op == "delete" or r.deleted for r in self._records()[: self.version]):
                 got = self._store._tables.derived_arrays(
-                    "tombstones", f"tombstoned/1/at-or-before/{self.version}", self._read_tombstones,
+                    "tombstones", _tombstoned.read_what(self.version), self._read_tombstones,
                     kept=self._kept_ok,
                 )
                 if got is not None:
