@@ -2,9 +2,10 @@
 costs, and what the first read of a fresh process costs after them.
 
 Each delete adds a fragment to the store's tombstone table, which every read of a version
-reads whole where the per-user read cache has no entry for it (the first process after a
-delete, a store on object storage, ``MODYN_STORE_READ_CACHE=off``), and which every delete
-searches for the keys it names. The script builds a store of ``--rows`` rows (10 appends),
+reads whole where the per-user read cache has no entry for it (the delete writes the entry of
+the version it committed; not after a delete that merged the table, nor on object storage or
+with ``MODYN_STORE_READ_CACHE=off``), and which a delete reads where its process does not
+keep the table's content (the first delete of a process, the one after a merge). The script builds a store of ``--rows`` rows (10 appends),
 deletes one live key at a time ``--deletes`` times and reports the deletes' median and 90th
 percentile and the tombstone table's fragments, beside Lance deleting the same keys one at a
 time (``LanceDataset.delete("key = k")``, its deletion files, on a dataset of the same rows
