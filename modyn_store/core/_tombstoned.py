@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine._search import isin_sorted_numpy
 from modyn_store.core._derived import DERIVED, identity
 from modyn_store.core._key_rows import found_keys
 
@@ -83,9 +84,8 @@ def tombstoned(tables: Tables, among: np.ndarray, committed: int) -> np.ndarray:
     if not got:  # too large to keep
         return found_keys(tables, among, ("tombstones",), committed)
     keys, versions, _ = got
-    at = _positions(keys, among)
-    hit = at >= 0
-    hit[hit] = versions[at[hit]] <= committed
+    hit = isin_sorted_numpy(among, keys)  # (searches the shorter side in the longer one)
+    hit[hit] = versions[np.searchsorted(keys, among[hit])] <= committed
     return among[hit]
 
 

@@ -206,3 +206,17 @@ def test_a_table_with_a_key_tombstoned_twice_is_left_to_the_read(tmp_path: Path)
     assert not _tombstoned.keep_for_reads(s._tables, s.version)  # rows of a later version
     _derived.DERIVED.put((ident, _tombstoned.WHAT, None), _tombstoned.first_versions(ds), replace=True)
     assert _tombstoned.keep_for_reads(s._tables, s.version)
+
+
+@pytest.mark.parametrize("among", ["few", "all", "beyond"])
+def test_the_kept_content_answers_as_the_scan_for_any_keys(tmp_path: Path, among: str) -> None:
+    s = _store(str(tmp_path / "s"), 5000)
+    s.delete(keys=np.arange(0, 5000, 7))
+    for k in (1, 2, 4999):
+        s.delete(keys=[k])
+    s.delete(where="key >= 4000 AND key < 4100")
+    want = {"few": np.array([1, 3, 7, 4050]), "all": np.arange(5000),
+            "beyond": np.arange(-50, 20000, 3)}[among].astype(np.int64)
+    for v in range(1, s.version + 1):
+        scanned = found_keys(s._tables, want, ("tombstones",), v)
+        assert _tombstoned.tombstoned(s._tables, want, v).tolist() == scanned.tolist(), v
