@@ -215,10 +215,12 @@ def load(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str) -
     return tuple(out)
 
 
-def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, arrays: Sequence[np.ndarray]) -> None:
+def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, arrays: Sequence[np.ndarray],
+         *, make: bool = True) -> None:
     """Keep ``arrays`` (integer arrays) as ``what`` of the table's content named by
-    ``manifest``. Nothing is kept when keeping is off, the value is too large, or the folder
-    cannot be written (a read-only home, a full disk): the entry only saves a later read time."""
+    ``manifest``. Nothing is kept when keeping is off, the value is too large, the folder
+    cannot be written (a read-only home, a full disk), or (``make=False``) the table has no
+    folder of entries yet: the entry only saves a later read time."""
     if manifest is None:
         return
     paths = _paths(table_dir, manifest, what)
@@ -230,6 +232,8 @@ def save(table_dir: str | os.PathLike[str], manifest: bytes | None, what: str, a
     body = b"".join(parts)
     try:
         if not sub.is_dir():
+            if not make:
+                return
             # the folder is per user: folders 0700, files 0600 (mkstemp's mode), whatever the umask
             sub.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             sub.mkdir(exist_ok=True, mode=0o700)

@@ -120,19 +120,22 @@ class TableValues:
     def keep_arrays(self, name: str, ds: lance.LanceDataset, what: str, value: tuple[np.ndarray, ...]) -> None:
         """Keep ``value`` as :meth:`derived_arrays` ``(name, what)`` of ``ds`` without reading the
         table: for a writer that knows the content it left (``ds``, the latest state). The
-        process keeps it, and the per-user folder too where :meth:`derived_arrays` would."""
+        process keeps it, and the per-user folder too where :meth:`derived_arrays` would and a
+        read has kept an entry of the table before (a table's first entry also tidies the
+        folders of other tables: a read's work, not a write's)."""
         ident = identity(ds)
         if ident is not None:
             DERIVED.put((ident, what, None), value, replace=True)
         table_dir = self.kept_dir(name)
         if table_dir is not None:
-            self._save(table_dir, name, ds, what, value)
+            self._save(table_dir, name, ds, what, value, make=False)
 
-    def _save(self, table_dir: str, name: str, ds: lance.LanceDataset, what: str, value: tuple[np.ndarray, ...]) -> None:
-        """Write the entry of ``value`` for ``ds``'s manifest, and keep it in the process under
-        the name a lookup of that manifest uses."""
+    def _save(self, table_dir: str, name: str, ds: lance.LanceDataset, what: str, value: tuple[np.ndarray, ...],
+              *, make: bool = True) -> None:
+        """Write the entry of ``value`` for ``ds``'s manifest (``make=False``: only into a table
+        folder that exists), and keep it in the process under the name a lookup of that manifest uses."""
         read = self.location.read(self._manifest_file(name, ds.version))
         if read is not None:
-            _kept.save(table_dir, read, what, value)
+            _kept.save(table_dir, read, what, value, make=make)
             DERIVED.put(("kept", table_dir, read, what), value, replace=True)
 

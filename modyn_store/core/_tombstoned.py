@@ -1,19 +1,21 @@
 """Which keys a delete finds tombstoned already: the tombstone table as the process keeps it.
 
-Every delete checks the keys it names against the tombstone table. Scanning that table costs
-about a millisecond per fragment batch it opens, more than the rest of a one-key delete's
-checks; and each delete adds a fragment. So a writer keeps the table's content, each key with
-the first version that tombstoned it, in the process's map of derived values (keyed by the
-table's manifest, see :mod:`~modyn_store.core._derived`), and after its own append to the table
-keeps the merged content under the new manifest. The merge is taken only where the new
-manifest is provably the old one plus the appended fragment: every old fragment with the same
-data and deletion files (data files are uniquely named) and one new fragment of as many rows
-as were appended. Anything else (another writer, a compaction, an erase, a table made again)
-is a miss, and the table is read again.
+Every delete checks the keys it names against the tombstone table, and a scan of that table
+opens each of its fragments (about ten under one-key deletes, each of which adds one). So a
+writer keeps the table's content, each key with the first version that tombstoned it, in the
+process's map of derived values (keyed by the table's manifest, see
+:mod:`~modyn_store.core._derived`), and after its own append to the table keeps the merged
+content under the new manifest. The merge is taken only where the new manifest is provably the
+old one plus the appended fragment: every old fragment with the same data and deletion files
+(data files are uniquely named) and one new fragment of as many rows as were appended.
+Anything else (another writer, a compaction, an erase, a table made again) is a miss, and the
+table is read again.
 
-Tables of more than :data:`MAX_KEPT_ROWS` rows are searched by a filtered scan instead, which
-holds only the rows it hits: a delete of a few keys never holds a large table's keys, and
-there a scan's cost is its rows rather than its fragments.
+Only a delete of at most :data:`READ_FOR_KEYS` keys reads the whole table to keep its content;
+a larger one where nothing is kept scans the table for its keys, as does every delete of a
+table of more than :data:`MAX_KEPT_ROWS` rows (a filtered scan, which holds only the rows it
+hits: a delete of a few keys never holds a large table's keys, and there a scan's cost is its
+rows rather than its fragments).
 
 Example
 -------
@@ -41,10 +43,14 @@ from modyn_store.core._key_rows import found_keys
 if TYPE_CHECKING:
     from modyn_store.core._tables import Tables
 
-__all__ = ["MAX_KEPT_ROWS", "WHAT", "carry_over", "first_versions", "keep_for_reads", "read_what", "tombstoned"]
+__all__ = ["MAX_KEPT_ROWS", "READ_FOR_KEYS", "WHAT", "carry_over", "first_versions", "keep_for_reads", "read_what", "tombstoned"]
 
 #: the largest tombstone table a writer keeps in memory (16 bytes a row: 1 MiB)
 MAX_KEPT_ROWS = 1 << 16
+#: a delete of at most this many keys reads the whole table to keep its content where the
+#: process keeps none (larger ones scan it for their keys: reading and sorting the table would
+#: cost them more than the scan, and they come one at a time rarely)
+READ_FOR_KEYS = 1 << 10
 #: the name of the kept value (its form: the keys ascending and distinct, the first version
 #: that tombstoned each, and the table's row count)
 WHAT = "tombstones/first-version/1"
@@ -78,10 +84,14 @@ def tombstoned(tables: Tables, among: np.ndarray, committed: int) -> np.ndarray:
     version at or before ``committed`` (ascending)."""
     if among.size == 0:
         return among
-    got = tables.derived("tombstones", WHAT, first_versions)
-    if got is None:  # no tombstone table: no key tombstoned
+    ds = tables.open("tombstones")
+    if ds is None:  # no tombstone table: no key tombstoned
         return np.empty(0, np.int64)
-    if not got:  # too large to keep
+    ident = identity(ds)
+    got = None if ident is None else DERIVED.peek((ident, WHAT, None))
+    if got is None and among.size <= READ_FOR_KEYS:
+        got = tables.derived("tombstones", WHAT, first_versions)
+    if not got:  # not kept (a large delete scans instead), or too large to keep
         return found_keys(tables, among, ("tombstones",), committed)
     keys, versions, _ = got
     hit = isin_sorted_numpy(among, keys)  # (searches the shorter side in the longer one)

@@ -169,8 +169,7 @@ def test_the_first_read_after_a_delete_finds_its_tombstones_kept(
     monkeypatch.setenv(_kept.ENV, str(tmp_path / "cache"))
     s = _store(store_uri)
     s.delete(keys=[3, 5])
-    s.delete(keys=[7])
-    s.delete(keys=[9])  # kept by the delete: the next read needs no scan of the table
+    s.delete(keys=[7])  # kept by the delete: the next read needs no scan of the table
     reads: list[int] = []
     real = Snapshot._read_tombstones
 
@@ -179,17 +178,24 @@ def test_the_first_read_after_a_delete_finds_its_tombstones_kept(
         return real(self, ds)
 
     monkeypatch.setattr(Snapshot, "_read_tombstones", counted)
-    want = sorted(set(range(100)) - {3, 5, 7, 9})
+    want = sorted(set(range(100)) - {3, 5, 7})
     assert s.as_of().keys().tolist() == want and reads == []  # in the process
-    assert Store.open(store_uri).as_of(s.version - 1).keys().tolist() == sorted(set(want) | {9})
+    table = Path(store_uri) / "tombstones.lance"
+    folder = _kept.table_folder(table)
+    assert folder is not None and not folder.exists()  # a table's first entry is a read's to make
+    assert Store.open(store_uri).as_of(s.version - 1).keys().tolist() == sorted(set(want) | {7})
     assert reads == [s.version - 1]  # an older version's read is not the delete's to keep
     if store_uri.startswith("memory://"):
         return  # (nothing on disk)
-    table = Path(store_uri) / "tombstones.lance"
+    assert folder.is_dir()  # that read kept the table's first entry
+    _derived.DERIVED.clear()  # a fresh process
+    assert Store.open(store_uri).as_of().keys().tolist() == want and reads == [s.version - 1, s.version]
+    s.delete(keys=[9])
     entry = _kept.load(table, _kept.latest_manifest(table), _tombstoned.read_what(s.version))
     assert entry is not None and entry[0].tolist() == [3, 5, 7, 9]
-    _derived.DERIVED.clear()  # a fresh process: the entry on disk
-    assert Store.open(store_uri).as_of().keys().tolist() == want and reads == [s.version - 1]
+    _derived.DERIVED.clear()  # a fresh process: the entry the delete wrote
+    assert Store.open(store_uri).as_of().keys().tolist() == sorted(set(want) - {9})
+    assert reads == [s.version - 2, s.version - 1]
 
 
 def test_a_table_with_a_key_tombstoned_twice_is_left_to_the_read(tmp_path: Path) -> None:
@@ -215,8 +221,22 @@ def test_the_kept_content_answers_as_the_scan_for_any_keys(tmp_path: Path, among
     for k in (1, 2, 4999):
         s.delete(keys=[k])
     s.delete(where="key >= 4000 AND key < 4100")
+    ds = s._tables.open("tombstones")
+    assert ds is not None and _derived.DERIVED.peek((_derived.identity(ds), _tombstoned.WHAT, None))
     want = {"few": np.array([1, 3, 7, 4050]), "all": np.arange(5000),
             "beyond": np.arange(-50, 20000, 3)}[among].astype(np.int64)
     for v in range(1, s.version + 1):
         scanned = found_keys(s._tables, want, ("tombstones",), v)
         assert _tombstoned.tombstoned(s._tables, want, v).tolist() == scanned.tolist(), v
+
+
+def test_a_large_delete_scans_for_its_keys_where_nothing_is_kept(tmp_path: Path, table_scans: list[int]) -> None:
+    s = _store(str(tmp_path / "s"), 5000)
+    s.delete(keys=[0])
+    _derived.DERIVED.clear()  # a fresh process
+    record = s.delete(where=f"key < {_tombstoned.READ_FOR_KEYS + 10}")  # one more key than it may read for
+    assert record.deleted == _tombstoned.READ_FOR_KEYS + 9 and table_scans == []
+    s.delete(keys=[4000])  # a small one reads the table (and keeps it from here on)
+    assert len(table_scans) == 1
+    with pytest.raises(UnknownKeyError):
+        s.delete(keys=[5])
