@@ -48,9 +48,10 @@ __all__ = ["MAX_KEPT_ROWS", "READ_FOR_KEYS", "WHAT", "carry_over", "first_versio
 #: the largest tombstone table a writer keeps in memory (16 bytes a row: 1 MiB)
 MAX_KEPT_ROWS = 1 << 16
 #: a delete of at most this many keys reads the whole table to keep its content where the
-#: process keeps none (larger ones scan it for their keys: reading and sorting the table would
-#: cost them more than the scan, and they come one at a time rarely)
-READ_FOR_KEYS = 1 << 10
+#: process keeps none: deletes that come one after another are small (erasure requests as they
+#: arrive); a large one scans for its keys as before, without paying to read, sort and carry
+#: over the whole table for deletes that may not follow
+READ_FOR_KEYS = 64
 #: the name of the kept value (its form: the keys ascending and distinct, the first version
 #: that tombstoned each, and the table's row count)
 WHAT = "tombstones/first-version/1"
