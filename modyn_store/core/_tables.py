@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import lance
 import numpy as np
 import pyarrow as pa
 
 from modyn_store.core import _kept
-from modyn_store.core._derived import DERIVED, session
+from modyn_store.core._derived import session
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, overtaken, vanished
 from modyn_store.core._fragments import FragmentRanges
 from modyn_store.core._incarnation import Identity, Incarnations, identity, object_identity
@@ -27,7 +27,6 @@ from modyn_store.core.errors import CorruptionError, StorageAccessError, Storage
 __all__ = ["Tables", "keys_predicate", "with_version"]
 
 VERSION = "_version"
-T = TypeVar("T")
 
 
 class Tables(TableMaintenance, TableValues):
