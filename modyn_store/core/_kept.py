@@ -16,9 +16,9 @@ read of 10^6 keys. This module keeps such arrays in a per-user folder, outside t
   (and written again), not an answer;
 * entries are written atomically (a temporary file renamed over the name) by whichever
   process derived the value (or, for the version a delete committed, by the delete, which
-  knows the table's content: :mod:`._tombstoned`); each table keeps its :data:`ENTRIES_PER_TABLE` most recent, and
-  when a table gets its first entry, the folders of tables that no longer exist are removed
-  and at most :data:`MAX_TABLES` tables keep entries;
+  knows the table's content: :mod:`._tombstoned`); each table keeps its
+  :data:`ENTRIES_PER_TABLE` most recent, and when a table gets its first entry, the folders of
+  tables that no longer exist are removed and at most :data:`MAX_TABLES` tables keep entries;
 * the folder's **size** is bounded: after an entry of :data:`LARGE_ENTRY_BYTES` or more is
   written, the least recently written entries of any table are removed until all of them
   together take at most :data:`MAX_TOTAL_BYTES`. Smaller entries do not look (listing every

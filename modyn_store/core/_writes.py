@@ -277,7 +277,8 @@ def _stored_key_batches(
 
 def _dead_keys(store: Store, committed: int, among: np.ndarray) -> np.ndarray:
     """Sorted keys deleted at or before ``committed`` among the ascending, distinct ``among``,
-    and every key erased by then (the tombstones are scanned keeping only ``among``'s)."""
+    and every key erased by then (the tombstones as the process keeps them, or scanned keeping
+    only ``among``'s: see :mod:`~modyn_store.core._tombstoned`)."""
     if among.size == 0:
         return among
     tomb = _tombstoned.tombstoned(store._tables, among, committed)
