@@ -3,11 +3,12 @@
 
 ``read_cache`` says whether the per-user folder of derived values (``$MODYN_STORE_READ_CACHE``,
 see docs/ARCHITECTURE.md) answered the first read (``warm``: an earlier process read the same
-tables as they are now; ``cold``: this process derived values and wrote entries; ``off``). Two
-cold cases: a new empty folder per process (``MODYN_STORE_READ_CACHE=$(mktemp -d)``: the first
-process on a machine), and the first process after a delete, with the folder an earlier read
-filled (the tombstones' entry is of the table before the delete): ``--delete-next`` deletes one
-more key and exits, so that the next process measures that case::
+tables as they are now, or the delete that made the version wrote its entry; ``cold``: this
+process derived values and wrote entries; ``off``). A new empty folder per process
+(``MODYN_STORE_READ_CACHE=$(mktemp -d)``) is the first process on a machine. The first process
+after a delete, with the folder an earlier read filled: ``--delete-next`` deletes one more key
+and exits, so that the next process measures that case (warm where the delete wrote the entry
+of its version, cold after a delete that merged the tombstone table)::
 
     for i in $(seq 20); do python benchmarks/first_query.py /tmp/fq-1m 1000000 --delete-next; \
         python benchmarks/first_query.py /tmp/fq-1m 1000000; \
