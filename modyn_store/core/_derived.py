@@ -135,6 +135,14 @@ class Derived:
                     _, (_, dropped) = self._items.popitem(last=False)
                     self._bytes -= dropped
 
+    def discard(self, key: Hashable) -> None:
+        """Forget the value kept under ``key`` (if any): for one whose content no reader of the
+        process will ask for again."""
+        with self._lock:
+            hit = self._items.pop(key, None)
+            if hit is not None:
+                self._bytes -= hit[1]
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

@@ -141,6 +141,9 @@ def carry_over(before: Any, after: Any, added: np.ndarray, version: int) -> bool
     at = np.searchsorted(keys, fresh)
     merged = (np.insert(keys, at, fresh), np.insert(versions, at, version), np.array([total], np.int64))
     DERIVED.put((new_id, WHAT, None), merged)
+    # the state before is superseded: only a delete asks for this value, and a delete reads the
+    # table's latest state (up to 1 MiB a delete would otherwise stay until the map is full)
+    DERIVED.discard((old_id, WHAT, None))
     return True
 
 

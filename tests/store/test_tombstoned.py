@@ -115,7 +115,12 @@ def test_the_content_is_carried_over_only_a_provable_append(tmp_path: Path, tabl
     s.delete(keys=[0])
     s.delete(keys=[1])  # reads the table: its content is kept from here on
     before, after, added = _written(s, [2])
+    # the delete carried the content over and dropped the state before it
+    assert _derived.DERIVED.peek((_derived.identity(after), _tombstoned.WHAT, None)) is not None
+    assert _derived.DERIVED.peek((_derived.identity(before), _tombstoned.WHAT, None)) is None
+    _keep(before)
     assert _tombstoned.carry_over(before, after, added, s.version)
+    _keep(before)  # (each refusal below is of a state before that is kept)
     # the same append, claimed with other rows: another fragment size
     assert not _tombstoned.carry_over(before, after, np.array([2, 3], np.int64), s.version)
     # another table
