@@ -5,8 +5,8 @@ Each delete adds a fragment to the store's tombstone table, which every read of 
 reads whole where the per-user read cache has no entry for it (the delete writes the entry of
 the version it committed; not after a delete that merged the table, nor on object storage or
 with ``MODYN_STORE_READ_CACHE=off``), and which a delete reads where its process does not
-keep the table's content (the first delete of a process, the one after a merge). The script builds a store of ``--rows`` rows (10 appends),
-deletes one live key at a time ``--deletes`` times and reports the deletes' median and 90th
+keep the table's content (the first delete of a process, the one after a merge). The script
+builds a store of ``--rows`` rows (10 appends), deletes one live key at a time ``--deletes`` times and reports the deletes' median and 90th
 percentile and the tombstone table's fragments, beside Lance deleting the same keys one at a
 time (``LanceDataset.delete("key = k")``, its deletion files, on a dataset of the same rows
 written by 10 appends; the two sides take turns), and then, alternating in fresh processes

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine._search import isin_sorted_numpy
+from engine._search import isin_sorted_numpy, sorted_unique
 from modyn_store.core._derived import DERIVED, identity
 from modyn_store.core._key_rows import found_keys
 
@@ -64,6 +64,13 @@ def read_what(version: int) -> str:
     return f"tombstoned/1/at-or-before/{version}"
 
 
+def _key(ds: Any) -> tuple[Any, ...] | None:
+    """The name the content of the tombstone table ``ds`` is kept under in the process's map
+    (``None`` where this pylance cannot name a manifest: then nothing is kept)."""
+    ident = identity(ds)
+    return None if ident is None else (ident, WHAT, None)
+
+
 def first_versions(ds: Any) -> tuple[np.ndarray, ...]:
     """(distinct keys ascending, the lowest ``_version`` of each key's rows, [the row count]) of
     the tombstone table ``ds``; ``()`` where it has more than :data:`MAX_KEPT_ROWS` rows."""
@@ -88,8 +95,8 @@ def tombstoned(tables: Tables, among: np.ndarray, committed: int) -> np.ndarray:
     ds = tables.open("tombstones")
     if ds is None:  # no tombstone table: no key tombstoned
         return np.empty(0, np.int64)
-    ident = identity(ds)
-    got = None if ident is None else DERIVED.peek((ident, WHAT, None))
+    key = _key(ds)
+    got = None if key is None else DERIVED.peek(key)
     if got is None and among.size <= READ_FOR_KEYS:
         got = tables.derived("tombstones", WHAT, first_versions)
     if not got:  # not kept (a large delete scans instead), or too large to keep
@@ -98,15 +105,6 @@ def tombstoned(tables: Tables, among: np.ndarray, committed: int) -> np.ndarray:
     hit = isin_sorted_numpy(among, keys)  # (searches the shorter side in the longer one)
     hit[hit] = versions[np.searchsorted(keys, among[hit])] <= committed
     return among[hit]
-
-
-def _positions(keys: np.ndarray, want: np.ndarray) -> np.ndarray:
-    """The position of each of ``want`` in the ascending ``keys`` (-1 where absent)."""
-    at = np.searchsorted(keys, want)
-    inside = at < keys.size
-    found = np.zeros(want.size, bool)
-    found[inside] = keys[at[inside]] == want[inside]
-    return np.where(found, at, -1)
 
 
 def _files(ds: Any) -> dict[int, Any]:
@@ -120,10 +118,10 @@ def carry_over(before: Any, after: Any, added: np.ndarray, version: int) -> bool
     of ``added``'s keys at ``version``) where ``before``'s is kept and ``after`` is provably
     that: ``before``'s fragments unchanged (the same data files, uniquely named, and deletion
     files) and one new fragment of ``added.size`` rows. Returns whether it was kept."""
-    old_id, new_id = identity(before), identity(after)
-    if old_id is None or new_id is None:
+    old_key, new_key = _key(before), _key(after)
+    if old_key is None or new_key is None:
         return False
-    old = DERIVED.peek((old_id, WHAT, None))
+    old = DERIVED.peek(old_key)
     if not old:  # (not kept, or too large to keep)
         return False
     was, now = _files(before), _files(after)
@@ -136,14 +134,14 @@ def carry_over(before: Any, after: Any, added: np.ndarray, version: int) -> bool
         return False
     # (a delete's keys are distinct and not tombstoned yet; a key already there keeps its
     # first version, so the merge stays exact whatever ``added`` holds)
-    distinct = np.unique(added)
-    fresh = distinct[_positions(keys, distinct) < 0]
+    distinct = sorted_unique(added)
+    fresh = distinct[~isin_sorted_numpy(distinct, keys)]
     at = np.searchsorted(keys, fresh)
     merged = (np.insert(keys, at, fresh), np.insert(versions, at, version), np.array([total], np.int64))
-    DERIVED.put((new_id, WHAT, None), merged)
+    DERIVED.put(new_key, merged)
     # the state before is superseded: only a delete asks for this value, and a delete reads the
     # table's latest state (up to 1 MiB a delete would otherwise stay until the map is full)
-    DERIVED.discard((old_id, WHAT, None))
+    DERIVED.discard(old_key)
     return True
 
 
@@ -153,8 +151,8 @@ def keep_for_reads(tables: Tables, version: int) -> bool:
     from it too, so that the first read of the new version, in this process or (through the
     per-user folder) a fresh one, reads no tombstones. Returns whether it did."""
     ds = tables.open("tombstones")
-    ident = None if ds is None else identity(ds)
-    got = None if ident is None else DERIVED.peek((ident, WHAT, None))
+    key = None if ds is None else _key(ds)
+    got = None if key is None else DERIVED.peek(key)
     if ds is None or not got:
         return False
     keys, versions, rows = got

@@ -38,6 +38,8 @@ from modyn_store.core.errors import CorruptionError, InvalidArgumentError
 from modyn_store.core.records import VersionRecord
 
 if TYPE_CHECKING:
+    import lance
+
     from modyn_store.core.store import Store
 
 __all__ = [
@@ -85,7 +87,7 @@ class Transaction:
         check_extension(self.store, table, data)
         self._write(table, data)
 
-    def _write(self, table: str, data: pa.Table) -> Any:
+    def _write(self, table: str, data: pa.Table) -> lance.LanceDataset:
         """Append ``data`` to ``table`` at this version; the table as written (a Lance dataset)."""
         self._writing(table)
         return self.store._tables.append(table, with_version(data, self.version))
