@@ -123,6 +123,8 @@ CASES = [
           rf"after each: mean {NUM}, max 16, at the end \d+$",
           rf"^Lance, the same deletes: median {NUM} ms, p90 {NUM} ms, max {NUM} ms \({NUM}x the store's median time\)$",
           rf"^fresh process, read cache off: open \+ keys\(\) {NUM} ms, Lance open \+ key scan {NUM} ms \({NUM}x the raw scan\)$"),
+    _case("small_deletes-no-reads", "small_deletes.py", "--rows 20000 --deletes 20 --reads 0",
+          rf"^Lance, the same deletes: median {NUM} ms, p90 {NUM} ms, max {NUM} ms \({NUM}x the store's median time\)$"),
     _case("first_query-raw", "first_query.py", "{tmp}/fq 20000",
           rf"^rows=20000 raw_first_ms={NUM} raw_second_ms={NUM}$", then="{tmp}/fq 20000 --raw"),
     _case("gpu_check", "gpu_check.py", "--rows 20000 --batch-size 1024 --repeats 1",

@@ -3,7 +3,13 @@
 Lance fragments are immutable apart from deletion files, and their ids are never reused, so
 a fragment's ``(min _version, max _version, physical rows)`` once known stays a valid bound.
 Ranges come from this process's memory, from a side file the writer keeps, or from reading
-that fragment's ``_version`` column once.
+that fragment's ``_version`` column once. Of a table with a ``key`` column (the samples) the
+range of its keys is kept beside them where known, ``(..., min key, max key)``: an append
+records the bounds of the keys it wrote for the fragments it created (every key of each lies
+between them), a fragment read once gives its own. A delete by key scans only the fragments
+whose bounds hold one of its keys; a fragment without them is scanned. A deletion file only
+removes rows, so a bound stays a bound. Lines of earlier releases carry no key range; earlier
+releases read the first three numbers of a line and ignore the rest.
 
 The side file ``_meta/<table>.fragments.jsonl`` is a journal: each write appends one line
 holding the ranges of the fragments it created (an append to a local file, not a rewrite:
@@ -23,6 +29,8 @@ Example
 >>> ds = store._tables.open("samples")
 >>> sorted(store._tables.fragment_versions("samples", ds).values())
 [(1, 1), (2, 2)]
+>>> sorted(store._tables.fragment_key_bounds("samples", ds).values())
+[(0, 1), (2, 2)]
 """
 
 from __future__ import annotations
@@ -38,7 +46,11 @@ from modyn_store.core._location import Location
 from modyn_store.core._plainjson import read_json
 from modyn_store.core._runcheck import digest
 
-__all__ = ["FragmentRanges"]
+__all__ = ["FragmentRanges", "Known"]
+
+#: what is known of a fragment: (min _version, max _version, physical rows), then (min key,
+#: max key) where known
+Known = tuple[int, ...]
 
 #: the key of a line's digest (of the line's other keys and values): a damaged line is skipped
 DIGEST = "#"
@@ -51,25 +63,25 @@ class FragmentRanges:
 
     def __init__(self, location: Location) -> None:
         self.location = location
-        self._known: dict[str, dict[int, tuple[int, int, int]]] = {}
+        self._known: dict[str, dict[int, Known]] = {}
         # fragment ids the journal holds as far as this process knows, and its size
         self._saved: dict[str, set[int]] = {}
         self._size: dict[str, int] = {}
-        # the last answer of get() per table: (Lance version, ranges)
-        self._memo: dict[str, tuple[int, dict[int, tuple[int, int]]]] = {}
+        # the last answer of get() per table: (Lance version, ranges, key bounds where known)
+        self._memo: dict[str, tuple[int, dict[int, tuple[int, int]], dict[int, tuple[int, int]]]] = {}
 
     def _path(self, name: str, suffix: str = ".fragments.jsonl") -> str:
         return self.location.path(_relative(name, suffix))
 
-    def recorded(self, name: str) -> dict[int, tuple[int, int, int]]:
-        """``fragment id -> (min _version, max _version, physical rows)`` as the side files
-        record them (later lines win; torn or damaged lines are skipped), without this process's
+    def recorded(self, name: str) -> dict[int, Known]:
+        """``fragment id -> (min _version, max _version, physical rows[, min key, max key])`` as
+        the side files record them (later lines win; torn or damaged lines are skipped), without this process's
         memory: what a reader that has not read those fragments itself goes by."""
         return self._read(name)[0]
 
-    def _read(self, name: str) -> tuple[dict[int, tuple[int, int, int]], bytes | None]:
+    def _read(self, name: str) -> tuple[dict[int, Known], bytes | None]:
         """The side files' ranges, and the journal's bytes (``None``: there is none)."""
-        found: dict[int, tuple[int, int, int]] = {}
+        found: dict[int, Known] = {}
         raw = self.location.read(_relative(name, ".fragments.json"))  # earlier releases: one object
         lines = [raw] if raw else []
         journal = self.location.read(_relative(name, ".fragments.jsonl"))
@@ -80,7 +92,7 @@ class FragmentRanges:
                 continue
             try:
                 body = _decode(line)
-                found.update({int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in body.items()})
+                found.update({int(k): _known(v) for k, v in body.items()})
             except (ValueError, KeyError, TypeError, IndexError, AttributeError):
                 continue  # torn or damaged: those fragments' columns are read instead
         return found, journal
@@ -95,21 +107,34 @@ class FragmentRanges:
         self._size[name] = len(journal) if journal is not None else 0
 
     def get(
-        self, name: str, ds: lance.LanceDataset, *, assume: int | None = None, created_after: int = -1
+        self, name: str, ds: lance.LanceDataset, *, assume: int | None = None, created_after: int = -1,
+        keys: tuple[int, int] | None = None,
     ) -> dict[int, tuple[int, int]]:
         """``fragment id -> (min _version, max _version)`` for every fragment of ``ds``.
 
         With ``assume``, unknown fragments with an id above ``created_after`` are taken to
-        hold only version ``assume`` (the writer's own, just appended) without reading them.
+        hold only version ``assume`` (the writer's own, just appended) without reading them,
+        and ``keys`` (the smallest and largest key the writer wrote), if given, as their keys'
+        bounds.
 
         The answer for the Lance version last asked about is kept: a Lance version of a table
         never changes its fragments (a new commit is a new version), so a writer's check at
         the start of its write, its delete's scan and the readers between two writes do not
         walk the fragment list again.
         """
+        return dict(self._get(name, ds, assume, created_after, keys)[1])
+
+    def key_bounds(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
+        """``fragment id -> (min key, max key)`` for the fragments of ``ds`` whose key bounds
+        are known (every key of the fragment lies between them; the rest have none here)."""
+        return dict(self._get(name, ds, None, -1, None)[2])
+
+    def _get(
+        self, name: str, ds: lance.LanceDataset, assume: int | None, created_after: int, keys: tuple[int, int] | None
+    ) -> tuple[int, dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
         memo = self._memo.get(name)
         if memo is not None and memo[0] == ds.version:
-            return dict(memo[1])
+            return memo
         frags = [(f.fragment_id, f.physical_rows, f) for f in ds.get_fragments()]
         known = self._known.get(name)
         if known is None or any(
@@ -118,18 +143,21 @@ class FragmentRanges:
             self._load(name)  # another process may have recorded them
             known = self._known[name]
         out: dict[int, tuple[int, int]] = {}
+        bounds: dict[int, tuple[int, int]] = {}
+        keyed = "key" in ds.schema.names
         for fid, rows, frag in frags:
             hit = known.get(fid)
             if hit is None or hit[2] != rows:
                 if assume is not None and fid > created_after:
-                    hit = (assume, assume, rows)
+                    hit = (assume, assume, rows, *(keys if keys is not None and keyed else ()))
                 else:
-                    col = frag.to_table(columns=["_version"]).column(0).to_numpy()
-                    hit = (int(col.min()), int(col.max()), rows) if col.size else (0, -1, rows)
+                    hit = _read_fragment(frag, rows, keyed)
                 known[fid] = hit
             out[fid] = (hit[0], hit[1])
-        self._memo[name] = (ds.version, out)
-        return dict(out)
+            if len(hit) == 5:
+                bounds[fid] = (hit[3], hit[4])
+        self._memo[name] = memo = (ds.version, out, bounds)
+        return memo
 
     def forget(self, name: str) -> None:
         """Drop what memory holds of ``name`` (its folder was removed)."""
@@ -151,13 +179,14 @@ class FragmentRanges:
         new_version: int | None = None,
         created_after: int = -1,
         rewrite: bool = False,
+        keys: tuple[int, int] | None = None,
     ) -> None:
         """Record the ranges of ``ds``'s fragments that the side file lacks (the writer's call).
 
-        ``new_version``/``created_after`` as in :meth:`get`. ``rewrite`` (after fragments
-        were replaced) writes the file whole, without the ranges of fragments gone.
+        ``new_version``/``created_after``/``keys`` as in :meth:`get`. ``rewrite`` (after
+        fragments were replaced) writes the file whole, without the ranges of fragments gone.
         """
-        ranges = self.get(name, ds, assume=new_version, created_after=created_after)
+        ranges = self.get(name, ds, assume=new_version, created_after=created_after, keys=keys)
         known = self._known[name]
         if name not in self._saved:
             self._load(name)
@@ -206,6 +235,26 @@ class FragmentRanges:
             fs.pipe_file(path, body)
         if self.location.exists(_relative(name, ".fragments.json")):
             fs.rm(self._path(name, ".fragments.json"))
+
+
+def _known(v: Any) -> Known:
+    """One fragment's entry of a line: three numbers, or five with its keys' bounds (a line of
+    another length is damaged: ``ValueError``)."""
+    if len(v) not in (3, 5):
+        raise ValueError(f"a fragment entry of {len(v)} numbers")
+    return tuple(int(x) for x in v)
+
+
+def _read_fragment(frag: Any, rows: int, keyed: bool) -> Known:
+    """What one read of ``frag``'s ``_version`` (and ``key``, where ``keyed``) columns gives."""
+    t = frag.to_table(columns=["_version", "key"] if keyed else ["_version"])
+    col = t.column(0).to_numpy()
+    if not col.size:
+        return (0, -1, rows)
+    if not keyed:
+        return (int(col.min()), int(col.max()), rows)
+    k = t.column(1).to_numpy()
+    return (int(col.min()), int(col.max()), rows, int(k.min()), int(k.max()))
 
 
 def _encode(ranges: dict[str, list[int]]) -> bytes:

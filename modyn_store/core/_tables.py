@@ -85,24 +85,31 @@ class Tables(TableMaintenance, TableValues):
         if cache is not None:
             cache.pop(name, None)
 
-    # -- per-fragment version ranges (see modyn_store.core._fragments) --------------------
+    # -- per-fragment version and key ranges (see modyn_store.core._fragments) ------------
     def fragment_versions(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
         """``fragment id -> (min _version, max _version)`` for every fragment of ``ds``."""
         return self.ranges.get(name, ds)
 
-    def save_fragment_versions(self, name: str, new_version: int | None = None, *, created_after: int = -1) -> None:
+    def fragment_key_bounds(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
+        """``fragment id -> (min key, max key)`` for the fragments of ``ds`` whose bounds are known."""
+        return self.ranges.key_bounds(name, ds)
+
+    def save_fragment_versions(
+        self, name: str, new_version: int | None = None, *, created_after: int = -1, keys: tuple[int, int] | None = None
+    ) -> None:
         """Record the ranges of ``name``'s current fragments (called by the writer).
 
         With ``new_version``, fragments unknown so far whose id is above ``created_after``
         (the highest fragment id when the writer took the lock) are the ones the current write
-        created, all at that version, and need no reading. Without it, the fragments were
-        replaced (compaction, recovery, a purge) and the side file is rewritten whole.
+        created, all at that version, and need no reading; ``keys``: the smallest and largest
+        key it wrote. Without it, the fragments were replaced (compaction, recovery, a purge)
+        and the side file is rewritten whole.
         """
         ds = self.open(name)
         if ds is None:
             return
         self.ranges.save(
-            name, ds, new_version=new_version, created_after=created_after, rewrite=new_version is None
+            name, ds, new_version=new_version, created_after=created_after, rewrite=new_version is None, keys=keys
         )
 
     def uri(self, name: str) -> str:

@@ -68,6 +68,7 @@ class Transaction:
         self.erased = 0
         self.live_delta = 0
         self.max_key: int | None = None
+        self.key_bounds: tuple[int, int] | None = None  # an append's smallest and largest key
         self.details: dict[str, Any] = {}
         self.touched: set[str] = set()
         #: tables this write creates (recorded in the intent first): undone by removing them
@@ -422,7 +423,8 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
             store._tables.compact_if_fragmented(name)
         if "samples" in txn.touched:
             store._tables.save_fragment_versions(
-                "samples", new_version=txn.version if op == "append" else None, created_after=highest_fragment
+                "samples", new_version=txn.version if op == "append" else None, created_after=highest_fragment,
+                keys=txn.key_bounds,
             )
         store._log.checkpoint()
         moved = set(txn.touched)

@@ -76,6 +76,8 @@ class SampleTally:
     #: (rows Lance deleted left out), and its physical rows (deleted ones included)
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)
     rows: dict[int, int] = field(default_factory=dict)
+    #: per fragment: the smallest and largest key of its rows (rows Lance deleted left out)
+    key_spans: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,8 @@ def _batches(
 
 
 def _note_spans(spans: dict[int, tuple[int, int]], frags: np.ndarray, vers: np.ndarray) -> None:
-    """Widen ``spans`` (fragment id -> smallest, largest version) by one batch's rows."""
+    """Widen ``spans`` (fragment id -> smallest, largest value) by one batch's rows' values
+    ``vers`` (versions or keys)."""
     if frags[0] == frags[-1] and bool((frags == frags[0]).all()):  # (a batch of one fragment: most are)
         ids, lo, hi = [int(frags[0])], [int(vers.min())], [int(vers.max())]
     else:
@@ -160,6 +163,7 @@ def _scan(ds: Any, committed: int, dead: np.ndarray, dead_at: np.ndarray) -> Sam
     last: int | None = None
     for keys, vers, frags in _batches(ds, ["key", "_version"], addresses=True):
         _note_spans(out.spans, frags, vers)
+        _note_spans(out.key_spans, frags, keys)
         out.top = max(out.top, int(vers.max()))
         over = vers > committed
         if over.any():
@@ -218,7 +222,9 @@ def range_findings(store: Store, found: SampleTally) -> tuple[list[str], list[st
     smallest. A range that does not hold every row's version therefore makes reads of some
     versions wrong (an error); a wider one only makes them filter rows they need not (fine).
     A range recorded with another row count is not used (the reader reads the fragment's
-    versions itself): a note.
+    versions itself): a note. The same holds of the keys' bounds recorded beside a range: a
+    delete by key does not read a fragment whose bounds leave out its keys, so bounds that do
+    not hold every key of the fragment's rows make such deletes miss live keys (an error).
     """
     recorded = store._tables.ranges.recorded("samples")
     wrong: list[str] = []
@@ -229,17 +235,21 @@ def range_findings(store: Store, found: SampleTally) -> tuple[list[str], list[st
             continue
         if hit[2] != found.rows.get(fid):
             unused.append(fid)
-        elif hit[0] > lo or hit[1] < hi:
+            continue
+        if hit[0] > lo or hit[1] < hi:
             wrong.append(f"fragment {fid}: versions {hit[0]}..{hit[1]} recorded, its rows hold {lo}..{hi}")
+        k_lo, k_hi = found.key_spans[fid]
+        if len(hit) == 5 and (hit[3] > k_lo or hit[4] < k_hi):
+            wrong.append(f"fragment {fid}: keys {hit[3]}..{hit[4]} recorded, its rows hold {k_lo}..{k_hi}")
     errors: list[str] = []
     notes: list[str] = []
     where = " and ".join(store._tables.ranges.files("samples")) or "the fragment-range file"
     if wrong:
         errors.append(
-            f"samples: the version ranges recorded in {where} do not hold the versions of the rows of "
+            f"samples: the ranges recorded in {where} do not hold the versions or keys of the rows of "
             f"{len(wrong)} fragment{'s' if len(wrong) > 1 else ''} ({'; '.join(wrong[:5])}): reads of the "
-            "versions in between return wrong rows (the file is a cache: without it, reads take the "
-            "ranges from the data)"
+            "versions in between return wrong rows, deletes by key miss the keys outside (the file is a "
+            "cache: without it, reads take the ranges from the data)"
         )
     if unused:
         notes.append(

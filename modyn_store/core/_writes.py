@@ -108,6 +108,7 @@ def append(
             txn._write(name, rows)  # checked above
         txn.inserted = txn.live_delta = tracker.count
         txn.max_key = tracker.highest
+        txn.key_bounds = (tracker.lowest, tracker.highest)
         txn.details = {"checksum": f"{checksum:016x}"}
     assert txn.record is not None
     return txn.record
@@ -195,7 +196,11 @@ def _stored_among(store: Store, committed: int, want: np.ndarray) -> np.ndarray:
     """Mask: which of the ascending, distinct ``want`` have a samples row written at or before
     ``committed``.
 
-    One streamed scan of the key column without a filter (Lance's range filter cost more than
+    Fragments whose known key bounds (see :mod:`~modyn_store.core._fragments`) hold none of
+    ``want`` are not read, nor are those that answer from their bounds alone
+    (:func:`_answered_by_bounds`): a one-key delete of a store whose appends wrote dense keys
+    reads no key. The rest take one streamed scan of the key column without a filter (Lance's
+    range filter cost more than
     the comparisons below), each batch answered against ``want`` as it comes: memory holds one
     batch and the mask, never the key column (a delete of a few keys spread over 10^8 rows
     would otherwise gather and sort 800 MB of keys). A sorted batch (the keys of an append in
@@ -204,7 +209,8 @@ def _stored_among(store: Store, committed: int, want: np.ndarray) -> np.ndarray:
     """
     found = np.zeros(want.size, dtype=bool)
     table: HashedKeys | None = None
-    for k in _stored_key_batches(store, committed, None):
+    skip = _answered_by_bounds(store, committed, want, found)
+    for k in _stored_key_batches(store, committed, None, skip=skip):
         if k.size == 0:
             continue
         if first_unsorted(k) < 0:
@@ -222,11 +228,37 @@ def _stored_among(store: Store, committed: int, want: np.ndarray) -> np.ndarray:
     return found
 
 
+def _answered_by_bounds(store: Store, committed: int, want: np.ndarray, found: np.ndarray) -> set[int]:
+    """The ids of the samples fragments a scan for the ascending ``want`` need not read, their
+    answers set in ``found``: fragments whose key bounds hold none of ``want``, and fragments
+    written at or before ``committed`` whose bounds they fill (as many physical rows as keys in
+    the bounds, no deletion file: keys are distinct, so every key in the bounds is a row)."""
+    ds = store._tables.open("samples")
+    bounds = store._tables.fragment_key_bounds("samples", ds) if ds is not None else {}
+    if ds is None or not bounds:
+        return set()
+    ids = np.fromiter(bounds, np.int64, len(bounds))
+    lo, hi = np.array(list(bounds.values()), np.int64).reshape(-1, 2).T
+    first = np.searchsorted(want, lo, side="left")
+    last = np.searchsorted(want, hi, side="right")
+    skip = set(ids[first >= last].tolist())
+    ranges = store._tables.fragment_versions("samples", ds)
+    for i in np.flatnonzero(first < last).tolist():
+        fid = int(ids[i])
+        if ranges[fid][1] > committed:
+            continue
+        frag = ds.get_fragment(fid)
+        if frag is not None and frag.physical_rows == int(hi[i]) - int(lo[i]) + 1 and frag.metadata.deletion_file is None:
+            found[first[i] : last[i]] = True
+            skip.add(fid)
+    return skip
+
+
 def _stored_key_batches(
-    store: Store, committed: int, flt: str | None, *, user_filter: str | None = None
+    store: Store, committed: int, flt: str | None, *, user_filter: str | None = None, skip: set[int] | None = None
 ) -> Iterator[np.ndarray]:
     """Keys of the samples rows written at or before ``committed`` that match ``flt``, a batch
-    at a time (in no particular order).
+    at a time (in no particular order), leaving out the fragments whose ids are in ``skip``.
 
     Reads the key column only: fragments written entirely at or before ``committed`` (all of
     them, once recovery has run) need no version filter; fragments past it are skipped, and
@@ -239,12 +271,14 @@ def _stored_key_batches(
         check_zoned_times(user_filter, ds.schema, name="where")
     ranges = store._tables.fragment_versions("samples", ds)
     plan: list[tuple[list[Any] | None, list[str]]]
-    if all(hi <= committed for _, hi in ranges.values()):
+    if not skip and all(hi <= committed for _, hi in ranges.values()):
         plan = [(None, ["key"])]  # every fragment in full (the usual case): no fragment list
     else:
         full, partial = [], []
         for frag in ds.get_fragments():
             lo, hi = ranges[frag.fragment_id]
+            if skip and frag.fragment_id in skip:
+                continue
             if hi <= committed:
                 full.append(frag)
             elif lo <= committed:

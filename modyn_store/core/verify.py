@@ -4,7 +4,7 @@
 :class:`VerifyReport` of findings. The quick check looks at metadata and file sizes; ``deep``
 also reads every data file and recomputes each append's row count and key checksum. Both
 read the samples in one streamed scan, in memory that does not grow with the number of rows
-(see :mod:`~modyn_store.core._verify_samples`), which also checks the fragment version ranges
+(see :mod:`~modyn_store.core._verify_samples`), which also checks the fragment version and key ranges
 that reads go by. An erase or vacuum committed by another writer during the scan makes the
 sample checks run again against the new log (see ``_check_samples_settled``).
 
@@ -265,7 +265,7 @@ def _check_samples(store: Any, records: list[Any], committed: int, pending: int 
         for what in wrong:
             error(what)
         findings.extend(Finding("note", what) for what in unused)
-        checked.append("fragment version ranges")
+        checked.append("fragment version and key ranges")
     except (ModynStoreError, OSError, ValueError) as exc:
         error(f"the samples' fragment ranges cannot be read: {exc}")
     if found.above and (pending is None or found.top > pending) and store.version < found.top:

@@ -247,9 +247,9 @@ def test_a_changed_digit_in_the_fragment_journal_is_read_around(tmp_path: Path) 
     journal = store.path("_meta/samples.fragments.jsonl")
     with open(journal, "rb") as fh:
         body = fh.read()
-    assert body.count(b"[3, 3, 10]") == 1
+    assert body.count(b"[3, 3, 10, 20, 29]") == 1
     with open(journal, "wb") as fh:
-        fh.write(body.replace(b"[3, 3, 10]", b"[2, 2, 10]"))
+        fh.write(body.replace(b"[3, 3, 10, 20, 29]", b"[2, 2, 10, 20, 29]"))
     fresh = Store.open(uri)
     snap = fresh.as_of(2)
     assert snap.to_table().num_rows == 20

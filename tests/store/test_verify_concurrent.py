@@ -179,7 +179,7 @@ def test_other_damage_beside_an_unfinished_purge_stays_an_error(tmp_path: Path,
         fh.write(_encode({str(f.fragment_id): [1, 1, f.physical_rows] for f in ds.get_fragments()}))
     report = verify(path, deep=True)
     assert not report.ok
-    assert [f.what for f in report.errors if "version ranges" in f.what]
+    assert [f.what for f in report.errors if "ranges recorded" in f.what]
 
 
 def test_a_store_that_keeps_changing_keeps_its_other_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,4 +200,4 @@ def test_a_store_that_keeps_changing_keeps_its_other_errors(tmp_path: Path, monk
     monkeypatch.setattr(verify_mod, "_unfinished_purge", lambda *a: (next(looks), "erase"))
     report = verify(path, deep=True)
     assert any("the store changed during verify" in f.what for f in report.findings)
-    assert not report.ok and [f.what for f in report.errors if "version ranges" in f.what]
+    assert not report.ok and [f.what for f in report.errors if "ranges recorded" in f.what]

@@ -90,7 +90,7 @@ def test_a_wider_range_is_no_damage(tmp_path: Path) -> None:
     assert [fresh.as_of(v).count() for v in range(3)] == [0, 10, 15]
     report = verify(store.uri, deep=True)
     assert report.findings == ()
-    assert "fragment version ranges" in report.checked
+    assert "fragment version and key ranges" in report.checked
 
 
 def test_a_range_of_another_row_count_is_not_used_and_is_a_note(tmp_path: Path) -> None:
