@@ -370,6 +370,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
                 raise _read_only(store, exc) from exc
             raise
         prev = store._read_records()
+        store._written.hold(prev)  # (until locked() lets the lock go: no other commit meanwhile)
         last = prev[-1] if prev else None
         committed = last.version if last else 0
         recorded, tables = check_head(store, committed)
@@ -377,8 +378,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         highest_fragment = _check_no_orphans(store, committed, recorded)
         txn = Transaction(store, committed + 1, op, message)
         txn.previous = last
-        # a refused write puts back the finished intent it found (a local store keeps one), so
-        # it leaves the store's files as they were
+        # a refused write puts back the finished intent it found (a local store keeps one): files left as they were
         txn.finished = found if store._location.is_local and _pending(found) is None and found is not None else None
         # written before any row, so an interrupted write is always found and undone; a torn
         # intent reads as "the version after the last committed one", which is what it says
@@ -411,6 +411,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
             store._format = FORMAT_VERSION
         store._lock.check(confirm=True)  # still the holder, asked of the store itself
         store._log.commit(record)  # the commit point: an exclusive create
+        store._written.release()  # (from here on, lookups see this version too)
         txn.record = record
         if op == "erase":
             erased_here()  # streams of this process drop the keys from their next batch on

@@ -38,4 +38,5 @@ def locked(store: Store) -> Iterator[None]:
     try:
         yield
     finally:
+        store._written.release()  # (a transaction holds the log it read under the lock)
         store._lock.__exit__(None, None, None)

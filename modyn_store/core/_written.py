@@ -74,7 +74,12 @@ class WrittenTables:
 
     ``refresh_s``: the log is read again at most this often for a lookup (an object store lists
     its log objects with a request; a table that does not exist, such as the tombstones of a
-    store without deletes, is looked up on every read). :meth:`all` always reads it."""
+    store without deletes, is looked up on every read). :meth:`all` always reads it.
+
+    A writer holds (:meth:`hold`) the records it read under the writer lock until its version
+    committed or rolled back (:meth:`release`): no other version can commit meanwhile, so a
+    lookup answers from them without reading the log again (the erasures table that a delete
+    looks for in a store without erasures cost a read of the log each time)."""
 
     def __init__(self, read_records: Callable[[], list[VersionRecord]], refresh_s: float = 0.0) -> None:
         self._read = read_records
@@ -83,13 +88,26 @@ class WrittenTables:
         self._lock = threading.Lock()
         self._refresh_s = refresh_s
         self._read_at = -math.inf
+        self._held = False
+
+    def hold(self, records: list[VersionRecord]) -> None:
+        """Answer lookups from ``records`` (every committed one, read under the writer lock)
+        until :meth:`release`."""
+        self._absorb(records)
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
 
     def _update(self, fresh: bool = True) -> dict[str, int]:
         now = time.monotonic()
-        if not fresh and now - self._read_at < self._refresh_s:
+        if not fresh and (self._held or now - self._read_at < self._refresh_s):
             return self._map
         records = self._read()
         self._read_at = now
+        return self._absorb(records)
+
+    def _absorb(self, records: list[VersionRecord]) -> dict[str, int]:
         with self._lock:
             if len(records) < self._seen:  # (another store state: start again)
                 self._seen, self._map = 0, {}
