@@ -6,10 +6,12 @@ Ranges come from this process's memory, from a side file the writer keeps, or fr
 that fragment's ``_version`` column once. Of a table with a ``key`` column (the samples) the
 range of its keys is kept beside them where known, ``(..., min key, max key)``: an append
 records the bounds of the keys it wrote for the fragments it created (every key of each lies
-between them), a fragment read once gives its own. A delete by key scans only the fragments
-whose bounds hold one of its keys; a fragment without them is scanned. A deletion file only
-removes rows, so a bound stays a bound. Lines of earlier releases carry no key range; earlier
-releases read the first three numbers of a line and ignore the rest.
+between them), a fragment the writer reads (after a merge) its own; readers read
+``_version`` only, and no write reads the keys of fragments it did not read anyway (a lost
+journal, lines of earlier releases: those fragments have no bounds). A delete by key scans
+only the fragments whose bounds hold one of its keys, and every fragment without bounds. A
+deletion file only removes rows, so a bound stays a bound. Earlier releases read the first
+three numbers of a line and ignore the rest.
 
 The side file ``_meta/<table>.fragments.jsonl`` is a journal: each write appends one line
 holding the ranges of the fragments it created (an append to a local file, not a rewrite:
@@ -108,29 +110,31 @@ class FragmentRanges:
 
     def get(
         self, name: str, ds: lance.LanceDataset, *, assume: int | None = None, created_after: int = -1,
-        keys: tuple[int, int] | None = None,
+        keys: tuple[int, int] | None = None, read_keys: bool = False,
     ) -> dict[int, tuple[int, int]]:
         """``fragment id -> (min _version, max _version)`` for every fragment of ``ds``.
 
         With ``assume``, unknown fragments with an id above ``created_after`` are taken to
         hold only version ``assume`` (the writer's own, just appended) without reading them,
         and ``keys`` (the smallest and largest key the writer wrote), if given, as their keys'
-        bounds.
+        bounds. A fragment read here gives its keys' bounds too where ``read_keys`` (the writer,
+        which records them; a reader reads ``_version`` only).
 
         The answer for the Lance version last asked about is kept: a Lance version of a table
         never changes its fragments (a new commit is a new version), so a writer's check at
         the start of its write, its delete's scan and the readers between two writes do not
         walk the fragment list again.
         """
-        return dict(self._get(name, ds, assume, created_after, keys)[1])
+        return dict(self._get(name, ds, assume, created_after, keys, read_keys)[1])
 
     def key_bounds(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
         """``fragment id -> (min key, max key)`` for the fragments of ``ds`` whose key bounds
         are known (every key of the fragment lies between them; the rest have none here)."""
-        return dict(self._get(name, ds, None, -1, None)[2])
+        return dict(self._get(name, ds, None, -1, None, False)[2])
 
     def _get(
-        self, name: str, ds: lance.LanceDataset, assume: int | None, created_after: int, keys: tuple[int, int] | None
+        self, name: str, ds: lance.LanceDataset, assume: int | None, created_after: int, keys: tuple[int, int] | None,
+        read_keys: bool,
     ) -> tuple[int, dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
         memo = self._memo.get(name)
         if memo is not None and memo[0] == ds.version:
@@ -151,7 +155,7 @@ class FragmentRanges:
                 if assume is not None and fid > created_after:
                     hit = (assume, assume, rows, *(keys if keys is not None and keyed else ()))
                 else:
-                    hit = _read_fragment(frag, rows, keyed)
+                    hit = _read_fragment(frag, rows, keyed and read_keys)
                 known[fid] = hit
             out[fid] = (hit[0], hit[1])
             if len(hit) == 5:
@@ -186,7 +190,7 @@ class FragmentRanges:
         ``new_version``/``created_after``/``keys`` as in :meth:`get`. ``rewrite`` (after
         fragments were replaced) writes the file whole, without the ranges of fragments gone.
         """
-        ranges = self.get(name, ds, assume=new_version, created_after=created_after, keys=keys)
+        ranges = self.get(name, ds, assume=new_version, created_after=created_after, keys=keys, read_keys=True)
         known = self._known[name]
         if name not in self._saved:
             self._load(name)

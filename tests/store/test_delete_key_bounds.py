@@ -188,8 +188,24 @@ def test_verify_reports_bounds_that_leave_out_a_key(tmp_path: Path, deep: bool) 
 
 def test_an_entry_of_another_length_is_read_around(tmp_path: Path) -> None:
     store = _three_fragments(str(tmp_path / "s"))
-    with open(store.path("_meta/samples.fragments.jsonl"), "wb") as fh:  # a valid digest, four numbers
-        fh.write(_encode({"0": [1, 1, 10, 5], "1": [2, 2, 5, 20, 28], "2": [3, 3, 5, 40, 44]}))
+    with open(store.path("_meta/samples.fragments.jsonl"), "wb") as fh:  # a valid digest, two numbers
+        fh.write(_encode({"0": [1, 1]}) + b"\n" + _encode({"1": [2, 2, 5, 20, 28], "2": [3, 3, 5, 40, 44]}))
     fresh = Store.open(store.uri)
-    assert _bounds(fresh) == {0: (0, 9), 1: (20, 28), 2: (40, 44)}  # fragment 0's read from its rows
-    assert fresh.delete(keys=[4]).deleted == 1
+    assert _bounds(fresh) == {1: (20, 28), 2: (40, 44)}  # fragment 0 is read for its versions only
+    assert fresh.delete(keys=[4]).deleted == 1  # and scanned for the key
+
+
+def test_a_lost_journal_leaves_the_fragments_before_to_the_scan(tmp_path: Path) -> None:
+    """Readers read a fragment's versions, not its keys; a write records the bounds of the keys
+    it wrote, and reads no other fragment's keys (a store of an earlier release would otherwise
+    have every key read by its next small write)."""
+    store = _three_fragments(str(tmp_path / "s"))
+    os.remove(store.path("_meta/samples.fragments.jsonl"))
+    reader = Store.open(store.uri)
+    assert reader.as_of(2).count() == 15  # reads the fragments' versions
+    assert _bounds(reader) == {}
+    writer = Store.open(store.uri)
+    writer.append(_keyed([100, 101]))
+    assert _bounds(writer) == {3: (100, 101)}
+    assert _bounds(Store.open(store.uri)) == {3: (100, 101)}
+    assert writer.delete(keys=[5, 100]).deleted == 2
