@@ -70,6 +70,37 @@ class AppendSuite:
         Store.open(self._path(), create=True).append(self.table)
 
 
+class OneKeyDeleteSuite:
+    """One-key deletes, one version each (erasure requests as they arrive), on a store of 10
+    appends, against ``LanceDataset.delete("key = k")`` on a dataset of the same 10 appends;
+    each call deletes the next of a shuffled list of live keys (``small_deletes.py`` times 200 in
+    a row with turns taken, for the ratios in docs/PERFORMANCE.md)."""
+
+    params = [[10**5, 10**6]]
+    param_names = ["rows"]
+    timeout = 600
+
+    def setup(self, rows: int) -> None:
+        self.dir = tempfile.mkdtemp()
+        table = pa.concat_tables(make_batches(rows))
+        self.store = build_store(f"{self.dir}/s", [table], delete=False)
+        step = max(1, rows // 10)
+        for start in range(0, rows, step):
+            lance.write_dataset(table.slice(start, step), f"{self.dir}/peer.lance", mode="append" if start else "create")
+        self.peer = lance.dataset(f"{self.dir}/peer.lance")
+        order = np.random.default_rng(0).permutation(table.column("key").to_numpy())
+        self.ours, self.theirs = iter(order.tolist()), iter(order.tolist())
+
+    def teardown(self, rows: int) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def time_store_delete_one_key(self, rows: int) -> None:
+        self.store.delete(keys=[next(self.ours)])
+
+    def time_lance_delete_one_key(self, rows: int) -> None:
+        self.peer.delete(f"key = {next(self.theirs)}")
+
+
 class _KeysSuite:
     """A store per size (10 appends, then 1% deleted) for the read suites below, built once by
     asv; ``layout`` is the key layout (see :data:`KEY_LAYOUTS`). Peer: the raw key scan."""
