@@ -48,7 +48,7 @@ from modyn_store.core._location import Location
 from modyn_store.core._plainjson import read_json
 from modyn_store.core._runcheck import digest
 
-__all__ = ["FragmentRanges", "Known"]
+__all__ = ["FragmentRanges"]
 
 #: what is known of a fragment: (min _version, max _version, physical rows), then (min key,
 #: max key) where known

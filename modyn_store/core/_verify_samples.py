@@ -139,14 +139,14 @@ def _batches(
             yield tuple(out)
 
 
-def _note_spans(spans: dict[int, tuple[int, int]], frags: np.ndarray, vers: np.ndarray) -> None:
-    """Widen ``spans`` (fragment id -> smallest, largest value) by one batch's rows' values
-    ``vers`` (versions or keys)."""
+def _note_spans(spans: dict[int, tuple[int, int]], frags: np.ndarray, values: np.ndarray) -> None:
+    """Widen ``spans`` (fragment id -> smallest, largest value) by one batch's rows' ``values``
+    (versions or keys)."""
     if frags[0] == frags[-1] and bool((frags == frags[0]).all()):  # (a batch of one fragment: most are)
-        ids, lo, hi = [int(frags[0])], [int(vers.min())], [int(vers.max())]
+        ids, lo, hi = [int(frags[0])], [int(values.min())], [int(values.max())]
     else:
         order = np.argsort(frags, kind="stable")
-        f, v = frags[order], vers[order]
+        f, v = frags[order], values[order]
         starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
         ids = f[starts].tolist()
         lo, hi = np.minimum.reduceat(v, starts).tolist(), np.maximum.reduceat(v, starts).tolist()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -255,7 +255,7 @@ def _answered_by_bounds(store: Store, committed: int, want: np.ndarray, found: n
 
 
 def _stored_key_batches(
-    store: Store, committed: int, flt: str | None, *, user_filter: str | None = None, skip: set[int] | None = None
+    store: Store, committed: int, flt: str | None, *, user_filter: str | None = None, skip: Collection[int] = ()
 ) -> Iterator[np.ndarray]:
     """Keys of the samples rows written at or before ``committed`` that match ``flt``, a batch
     at a time (in no particular order), leaving out the fragments whose ids are in ``skip``.
@@ -277,7 +277,7 @@ def _stored_key_batches(
         full, partial = [], []
         for frag in ds.get_fragments():
             lo, hi = ranges[frag.fragment_id]
-            if skip and frag.fragment_id in skip:
+            if frag.fragment_id in skip:
                 continue
             if hi <= committed:
                 full.append(frag)
