@@ -12,9 +12,11 @@ unsorted batch in the dead set cost ~50 ns a key, 5x the rest of such a read at 
 A batch that is strictly increasing and spans exactly its length (auto-assigned or time-ordered
 keys) holds exactly the keys ``first .. last``: its dead keys are at their offsets from the
 first (no search), and its checksum is :func:`~modyn_store.core.integrity.run_checksum` of the
-two ends (kept by the process) minus that of the dead keys dropped, so the six passes of the
-mix run over the dead keys instead of the batch. The one pass that establishes the run reads
-every key, so a changed key still changes the answer or the checksum.
+two ends (kept by the process), or the checksum an append recorded for the run the batches
+cover (:mod:`~modyn_store.core._runclaims`, in :meth:`LiveKeys.finish`), minus that of the dead
+keys dropped, so the six passes of the mix run over the dead keys instead of the batch. The one
+pass that establishes the run reads every key, so a changed key still changes the answer or
+the checksum.
 
 Example
 -------
@@ -35,7 +37,8 @@ import pyarrow as pa
 from engine._search import (
     PROBE, HashedKeys, first_unsorted, hit_positions, isin_sorted_numpy, sorted_unique, unsorted_hits,
 )
-from modyn_store.core.integrity import Checksum, run_checksum
+from modyn_store.core._runclaims import RunClaims, runs_checksum
+from modyn_store.core.integrity import Checksum
 
 __all__ = ["SCAN_BATCH", "LiveKeys", "SeenKeys", "SeenSet", "arrow_mask", "dead_positions", "filter_batch", "increasing"]
 
@@ -119,6 +122,8 @@ class LiveKeys:
         self._gone: list[tuple[int, int]] = []  # ranges of ``dead`` dropped from runs
         self._deferred = False  # unsorted batches were added with their dead keys
         self.runs: list[tuple[int, int]] = []  # (first, length) of each batch taken as a run
+        #: the pieces of the runs whose checksum :meth:`finish` took from ``run_checksum``
+        self.mixed: list[tuple[int, int]] = []
 
     def _room(self, m: int) -> np.ndarray:
         if self._n + m > self._out.size:
@@ -168,8 +173,7 @@ class LiveKeys:
         dst = self._room(keys.size)
         np.copyto(dst, keys)
         if run:
-            self.checksum.add_value(run_checksum(first, m))
-            self.runs.append((first, m))
+            self.runs.append((first, m))  # (its checksum is added in finish())
         else:
             self.checksum.add(dst)
         self._n += dst.size
@@ -183,9 +187,13 @@ class LiveKeys:
         else:
             self._gone.append((lo, hi))
 
-    def finish(self, extra: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    def finish(self, extra: np.ndarray | None = None, claims: RunClaims | None = None) -> tuple[np.ndarray, int]:
         """The collected keys plus ``extra`` (keys with no stored row), sorted ascending, and
-        their checksum (of exactly the keys returned)."""
+        their checksum (of exactly the keys returned). The runs' checksum is taken from
+        ``claims`` (the appends' records) where the runs cover one (see
+        :mod:`~modyn_store.core._runclaims`); :attr:`mixed` then lists the pieces it was not."""
+        total, self.mixed = runs_checksum(self.runs, claims)
+        self.checksum.add_value(total)
         for lo, hi in self._gone:
             self.checksum.remove(self._dead[lo:hi])
         self._gone = []

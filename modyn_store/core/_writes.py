@@ -12,6 +12,7 @@ from engine._search import HashedKeys, first_unsorted, sorted_unique
 from modyn_store.core import _ingest, _tombstoned, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._key_rows import found_keys
+from modyn_store.core._runclaims import claim_of
 from modyn_store.core._stream import check_filter_before_rows
 from modyn_store.core._extension_rows import check_extension
 from modyn_store.core._validate import as_keys, check_filter, check_zoned_times, filter_error
@@ -110,6 +111,9 @@ def append(
         txn.max_key = tracker.highest
         txn.key_bounds = (tracker.lowest, tracker.highest)
         txn.details = {"checksum": f"{checksum:016x}"}
+        run = claim_of(tracker.lowest, tracker.highest, tracker.count)
+        if run is not None:  # reads take the checksum of these keys from here (see _runclaims)
+            txn.details["run"] = run
     assert txn.record is not None
     return txn.record
 

@@ -14,6 +14,7 @@ from modyn_store.core import _lookup, _tombstoned, integrity, keyindex
 from modyn_store.core._count import live_count, log_mismatch, read_again
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SCAN_BATCH, LiveKeys, SeenSet
+from modyn_store.core._runclaims import run_claims
 from modyn_store.core._stream import check_filter_before_rows, check_filter_on, live_stream
 from modyn_store.core._validate import as_keys, check_batch_size, check_filter, check_zoned_times, filter_error
 from modyn_store.core.errors import DataUnavailableError, InvalidArgumentError
@@ -265,10 +266,13 @@ class Snapshot:
         """The live keys of this version read from ``ds`` (sorted, purged ones included) and
         their checksum, in one pass over the scanned batches (see :class:`LiveKeys`)."""
         # the caller refreshed (keys(), _live_keys(), or _retrying before a retry)
+        if ds is not None:
+            # the scan is set up first: Lance starts reading while the dead keys are found
+            plan = self._fragments(ds)
+            readers = self._readers(ds, ["key"], batch_size=SCAN_BATCH, plan=plan)
         dead, unavailable = self._dead(refresh=False), self._unavailable(refresh=False)
         if ds is None:
             return LiveKeys(dead, unavailable.size).finish(unavailable)
-        plan = self._fragments(ds)
         upper = sum(f.metadata.physical_rows for part in plan for f in part) + unavailable.size
         # purged rows still stored are counted once, as unavailable, not again as scanned
         live = LiveKeys(self._with_unavailable(dead), upper)
@@ -276,12 +280,13 @@ class Snapshot:
         if kept is not None:
             integrity.load_kept_runs(kept)
         computed = integrity.runs_computed()
-        for reader in self._readers(ds, ["key"], batch_size=SCAN_BATCH, plan=plan):
+        for reader in readers:
             for batch in reader:
                 live.add(batch.column(0).to_numpy())
-        if kept is not None and integrity.runs_computed() != computed and live.runs:
-            integrity.keep_runs(kept, live.runs)
-        return live.finish(unavailable)
+        out = live.finish(unavailable, run_claims(self._records(), self.version))
+        if kept is not None and integrity.runs_computed() != computed and live.mixed:
+            integrity.keep_runs(kept, live.mixed)
+        return out
 
     def iter_keys(self, batch_size: int = 1 << 20) -> Iterator[np.ndarray]:
         """Live keys with stored rows, in storage order, in arrays of at most ``batch_size``

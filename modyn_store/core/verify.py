@@ -31,6 +31,7 @@ import pyarrow as pa
 from modyn_store.core import _txn, _verify_index, _verify_samples, integrity
 from modyn_store.core._failures import damaged_files
 from modyn_store.core._location import resolve
+from modyn_store.core._runclaims import run_claims
 from modyn_store.core._marker import open_or_create
 from modyn_store.core.errors import CorruptionError, ModynStoreError
 
@@ -279,6 +280,8 @@ def _check_samples(store: Any, records: list[Any], committed: int, pending: int 
             error("samples hold a key more than once")
     except (ModynStoreError, OSError, ValueError) as exc:
         error(f"samples cannot be read: {exc}")
+    _check_run_claims(records, error)
+    checked.append("key runs the appends recorded")
     first = len(findings)  # from here on: counts and checksums
     if dead is not None:  # (else reported above)
         try:
@@ -311,6 +314,21 @@ def _check_live(store: Any, records: list[Any], committed: int, deep: bool, foun
         want_cs = integrity.expected_checksum(store, v, committed, int(dead.tombstoned[v]), records)
         if want_cs is not None and want_cs != int(live_cs[v]):
             error(f"version {v}: the live keys in the files differ from those the version log records (checksum)")
+
+
+def _check_run_claims(records: list[Any], error: Any) -> None:
+    """Each append's recorded run of keys (reads take the run's checksum from its record, see
+    :mod:`~modyn_store.core._runclaims`) against the record's own checksum and row count."""
+    for r in records:
+        if r.op != "append" or "run" not in r.details:
+            continue
+        claims = run_claims([r], 1)
+        if claims is None:
+            error(f"version {r.version}: the key run its record holds ({r.details['run']!r}) is malformed "
+                  f"or disagrees with its {r.inserted} inserted rows")
+        elif integrity.run_checksum(int(claims.first[0]), int(claims.last[0] - claims.first[0]) + 1) != claims.values[0]:
+            error(f"version {r.version}: the key run its record holds ({r.details['run']!r}) does not match "
+                  "the checksum it records")
 
 
 def _check_appends(store: Any, records: list[Any], found: _verify_samples.SampleTally, error: Any) -> None:

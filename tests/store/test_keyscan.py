@@ -249,9 +249,9 @@ def test_runs_and_lookalikes_give_the_reference_keys_and_checksum(monkeypatch: p
         runs.append((first, n))
         return real(first, n)
 
-    from modyn_store.core import _keyscan
+    from modyn_store.core import _runclaims
 
-    monkeypatch.setattr(_keyscan, "run_checksum", counted)
+    monkeypatch.setattr(_runclaims, "run_checksum", counted)
     batches = [
         np.arange(0, 100),  # a run, dead keys at both ends
         np.arange(100, 200),  # the next run: its dropped dead keys adjoin the previous ones
