@@ -151,6 +151,43 @@ class AsOfKeysSuite(_KeysSuite):
         store.as_of(store.version - 3).keys()
 
 
+class FirstReadSuite(_KeysSuite):
+    """``as_of().keys()`` as the first read of a process that derived nothing and keeps no
+    read-cache entry (the first process on a machine): the tombstones are read and the key
+    checksum checked from scratch before every sample. The stores' appends record their key
+    runs, so no run is mixed (``core/_runclaims.py``); a regression that mixes them again
+    costs about 2 ms per 10^6 keys here. Peer: the raw scan."""
+
+    params = [[10**6, 10**7]]
+    number = 1  # (setup forgets what the process derived before each timed read)
+    repeat = 10
+
+    def setup(self, paths: dict[int, str], rows: int) -> None:
+        import os
+
+        from modyn_store.core import _derived, _kept, integrity
+
+        self._env = os.environ.get(_kept.ENV)
+        os.environ[_kept.ENV] = "off"
+        _derived.DERIVED.clear()
+        integrity._RUNS.clear()
+        integrity._LOADED.clear()
+        integrity._FROM_DISK.clear()
+
+    def teardown(self, paths: dict[int, str], rows: int) -> None:
+        import os
+
+        from modyn_store.core import _kept
+
+        if self._env is None:
+            os.environ.pop(_kept.ENV, None)
+        else:
+            os.environ[_kept.ENV] = self._env
+
+    def time_first_latest_keys(self, paths: dict[int, str], rows: int) -> None:
+        Store.open(paths[rows]).as_of().keys()
+
+
 class ShuffledStreamSuite(_KeysSuite):
     """``iter_keys()`` of the latest version (1% deleted) of a store whose keys were written in
     shuffled order: every batch's dead keys go through the hashed lookup. Peer: the raw scan."""
