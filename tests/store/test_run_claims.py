@@ -16,9 +16,10 @@ import pyarrow as pa
 import pytest
 
 from modyn_store import CorruptionError, Store
-from modyn_store.core import _derived, _kept, _logdigest, _runclaims, integrity
+from modyn_store.core import _kept, _logdigest, _runclaims, integrity
 from modyn_store.core._runclaims import RunClaims, claim_of, run_claims, runs_checksum
 from modyn_store.core.verify import verify
+from tests.store.test_kept_reads import _new_process, mixes  # noqa: F401 (a fixture)
 
 
 def _rows(keys: np.ndarray | list[int]) -> pa.Table:
@@ -26,27 +27,10 @@ def _rows(keys: np.ndarray | list[int]) -> pa.Table:
     return pa.table({"key": keys, "ts": keys, "x": np.ones(keys.size, np.float32)})
 
 
-def _new_process() -> None:
-    """Forget what this process derived and mixed, as a new process starts."""
-    _derived.DERIVED.clear()
-    integrity._RUNS.clear()
-    integrity._LOADED.clear()
-    integrity._FROM_DISK.clear()
-
-
-@pytest.fixture
-def mixes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """The runs whose checksums the process computes (mixes key by key), read cache off."""
+@pytest.fixture(autouse=True)
+def _no_read_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is taken from or kept in the read cache: what a read mixes is what it computed."""
     monkeypatch.setenv(_kept.ENV, "off")
-    calls: list[tuple[int, int]] = []
-    real = integrity.Checksum.add_run
-
-    def counted(self: integrity.Checksum, first: int, n: int) -> None:
-        calls.append((int(first), int(n)))
-        real(self, first, n)
-
-    monkeypatch.setattr(integrity.Checksum, "add_run", counted)
-    return calls
 
 
 # -- what appends record ------------------------------------------------------------------
