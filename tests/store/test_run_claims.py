@@ -291,3 +291,27 @@ def test_erase_and_vacuum_inside_claimed_runs_read_right(tmp_path: Path, mixes: 
     # are no runs: their keys are mixed one by one (Checksum.add), none as a run
     assert mixes == []
     assert verify(uri, deep=True).ok
+
+
+def test_run_claims_are_kept_by_the_records_they_read(tmp_path: Path) -> None:
+    s = Store.open(str(tmp_path / "s"), create=True)
+    for a in range(0, 500, 100):
+        s.append(_rows(np.arange(a, a + 100)))
+    records = s.log()
+    _runclaims._MEMO.clear()
+    first = run_claims(records, 4)
+    assert run_claims(records, 4) is first  # the same records: the same answer, no record read
+    nxt = run_claims(records, 5)  # the next version: extended by one record
+    _runclaims._MEMO.clear()
+    fresh = run_claims(records, 5)
+    assert first is not None and nxt is not None and fresh is not None
+    assert nxt.first.tolist() == fresh.first.tolist() == [0, 100, 200, 300, 400]
+    assert nxt.values == fresh.values
+    # other records (another store, the same store after a checkpoint) are never taken for these
+    other = [type(r)(**{**r.__dict__, "details": {**r.details, "run": [r.details["run"][0] - 1, 100]}})
+             for r in records[:4]] + [records[4]]
+    assert run_claims(other, 5).first.tolist() == [-1, 99, 199, 299, 400]  # type: ignore[union-attr]
+    _runclaims._MEMO.clear()
+    run_claims(records, 4)
+    mixed = [other[0], *records[1:]]  # the same records from the second on: not extended from those
+    assert run_claims(mixed, 5).first.tolist() == [-1, 100, 200, 300, 400]  # type: ignore[union-attr]
