@@ -26,8 +26,8 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,13 @@ def claim_of(lowest: int, highest: int, count: int) -> list[int] | None:
     return [int(lowest), int(count)]
 
 
+#: the last answers of :func:`run_claims`, by the id of the last record read: (first record,
+#: last record, the claims as triples, the claims)
+_MEMO: dict[int, tuple[Any, Any, list[tuple[int, int, int]], RunClaims | None]] = {}
+_MEMO_MAX = 8
+_LOCK = threading.Lock()
+
+
 def run_claims(records: Sequence[Any], version: int) -> RunClaims | None:
     """The runs that the appends at or before ``version`` recorded (those with a well-formed
     ``"run"`` detail and a checksum; others claim nothing and their keys are mixed).
@@ -101,13 +108,6 @@ def run_claims(records: Sequence[Any], version: int) -> RunClaims | None:
             _MEMO.pop(next(iter(_MEMO)))
         _MEMO[id(last)] = (first, last, triples, claims)  # (holding ``last``: its id stays its own)
     return claims
-
-
-#: the last answers of :func:`run_claims`, by the id of the last record read: (first record,
-#: last record, the claims as triples, the claims)
-_MEMO: dict[int, tuple[Any, Any, list[tuple[int, int, int]], RunClaims | None]] = {}
-_MEMO_MAX = 8
-_LOCK = threading.Lock()
 
 
 def _parsed(records: Sequence[Any]) -> list[tuple[int, int, int]]:
@@ -160,11 +160,10 @@ def runs_checksum(runs: Sequence[tuple[int, int]], claims: RunClaims | None) -> 
     arr[:, 1] += arr[:, 0] - 1  # (first, last): a run may end at the largest int64
     arr = arr[np.argsort(arr[:, 0], kind="stable")]
     inside = _held(arr, claims) if claims is not None else None
-    if inside is None or not inside.any():
+    if claims is None or inside is None or not inside.any():
         return sum(run_checksum(f, n) for f, n in runs) & MASK, list(runs)
-    total = sum(v for v, keep in zip(claims.values, inside.tolist()) if keep)  # type: ignore[union-attr]
-    lo_c = claims.first[inside]  # type: ignore[union-attr]
-    hi_c = claims.last[inside]  # type: ignore[union-attr]
+    total = sum(v for v, keep in zip(claims.values, inside.tolist()) if keep)
+    lo_c, hi_c = claims.first[inside], claims.last[inside]
     mixed: list[tuple[int, int]] = []
     for f, last in arr.tolist():
         # the parts of [f, last] outside the held claims (sorted, disjoint)
