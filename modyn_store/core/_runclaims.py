@@ -35,7 +35,7 @@ import numpy as np
 
 from modyn_store.core.integrity import MASK, run_checksum
 
-__all__ = ["RunClaims", "claim_of", "run_claims", "runs_checksum"]
+__all__ = ["RunClaims", "claim_of", "parsed_claims", "run_claims", "runs_checksum"]
 
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
@@ -99,9 +99,9 @@ def run_claims(records: Sequence[Any], version: int) -> RunClaims | None:
         return hit[3]
     prev = _MEMO.get(id(records[version - 2])) if version > 1 else None
     if prev is not None and prev[0] is first and prev[1] is records[version - 2]:
-        triples = prev[2] + _parsed(records[version - 1 : version])
+        triples = prev[2] + parsed_claims(records[version - 1 : version])
     else:
-        triples = _parsed(records[:version])
+        triples = parsed_claims(records[:version])
     claims = RunClaims.of(triples)
     with _LOCK:
         if len(_MEMO) >= _MEMO_MAX:
@@ -110,8 +110,9 @@ def run_claims(records: Sequence[Any], version: int) -> RunClaims | None:
     return claims
 
 
-def _parsed(records: Sequence[Any]) -> list[tuple[int, int, int]]:
-    """``(first, n, checksum)`` of each well-formed claim among ``records``."""
+def parsed_claims(records: Sequence[Any]) -> list[tuple[int, int, int]]:
+    """``(first, n, checksum)`` of each well-formed claim among ``records`` (the appends' with
+    a ``"run"`` of ``inserted`` keys within int64 and a checksum), in their order."""
     out: list[tuple[int, int, int]] = []
     for r in records:
         if r.op != "append":

@@ -31,8 +31,8 @@ import pyarrow as pa
 from modyn_store.core import _txn, _verify_index, _verify_samples, integrity
 from modyn_store.core._failures import damaged_files
 from modyn_store.core._location import resolve
-from modyn_store.core._runclaims import run_claims
 from modyn_store.core._marker import open_or_create
+from modyn_store.core._runclaims import parsed_claims
 from modyn_store.core.errors import CorruptionError, ModynStoreError
 
 __all__ = ["CHANGE_ATTEMPTS", "Finding", "VerifyReport", "verify"]
@@ -322,11 +322,11 @@ def _check_run_claims(records: list[Any], error: Any) -> None:
     for r in records:
         if r.op != "append" or "run" not in r.details:
             continue
-        claims = run_claims([r], 1)
-        if claims is None:
+        claim = parsed_claims([r])
+        if not claim:
             error(f"version {r.version}: the key run its record holds ({r.details['run']!r}) is malformed "
                   f"or disagrees with its {r.inserted} inserted rows")
-        elif integrity.run_checksum(int(claims.first[0]), int(claims.last[0] - claims.first[0]) + 1) != claims.values[0]:
+        elif integrity.run_checksum(claim[0][0], claim[0][1]) != claim[0][2]:
             error(f"version {r.version}: the key run its record holds ({r.details['run']!r}) does not match "
                   "the checksum it records")
 

@@ -19,12 +19,7 @@ from modyn_store import CorruptionError, Store
 from modyn_store.core import _kept, _logdigest, _runclaims, integrity
 from modyn_store.core._runclaims import RunClaims, claim_of, run_claims, runs_checksum
 from modyn_store.core.verify import verify
-from tests.store.test_kept_reads import _new_process, mixes  # noqa: F401 (a fixture)
-
-
-def _rows(keys: np.ndarray | list[int]) -> pa.Table:
-    keys = np.asarray(keys, dtype=np.int64)
-    return pa.table({"key": keys, "ts": keys, "x": np.ones(keys.size, np.float32)})
+from tests.store.test_kept_reads import _new_process, _rows, mixes  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(autouse=True)
