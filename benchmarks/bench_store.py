@@ -396,6 +396,8 @@ def main() -> None:
                 writes(rows, args.repeat, d, baseline)
             else:
                 measure(rows, args.repeat, d, baseline, args.keys)
+        if not args.writes_only:  # (a build may load Numba: a large delete's lookups take the kernels)
+            print(f"Numba loaded after the reads of {rows:,} rows: {'numba' in sys.modules}")
     if args.small_versions and not args.reads_only:
         with tempfile.TemporaryDirectory() as d:
             small_versions(args.small_versions, 100, d, baseline if args.writes_only else None)

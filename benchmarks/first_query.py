@@ -1,5 +1,7 @@
 """The first query of a fresh process: open a store with 2% of its rows deleted, time
-``as_of().keys()`` twice, and say whether Numba was imported.
+``as_of().keys()`` (``--stream``: ``iter_keys()``) twice, and say whether Numba was imported.
+``--spread`` builds the store with keys spread over the int64 range (hashed ids; see
+``_store_data.spread_keys``) instead of auto-assigned ones.
 
 ``read_cache`` says whether the per-user folder of derived values (``$MODYN_STORE_READ_CACHE``,
 see docs/ARCHITECTURE.md) answered the first read (``warm``: an earlier process read the same
@@ -43,12 +45,17 @@ import pyarrow as pa  # noqa: E402
 
 from modyn_store import Store  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("path")
     p.add_argument("rows", type=int)
     p.add_argument("--raw", action="store_true", help="time Lance's raw key scan of the store's samples instead")
+    p.add_argument("--spread", action="store_true",
+                   help="build the store with keys spread over the int64 range (hashed ids) instead of auto keys")
+    p.add_argument("--stream", action="store_true", help="time iter_keys() (a stream in storage order) instead of keys()")
     p.add_argument("--delete-next", action="store_true",
                    help="delete the smallest live key in this process and exit (a version with one more tombstone)")
     args = p.parse_args()
@@ -59,8 +66,15 @@ def main() -> None:
         return
     if not Path(args.path).exists():
         s = Store.open(args.path, create=True)
-        s.append(pa.table({"ts": np.arange(args.rows), "x": np.zeros(args.rows)}))
-        s.delete(keys=np.arange(0, args.rows, 50))
+        if args.spread:
+            from _store_data import spread_keys
+
+            keys = spread_keys(args.rows)
+            s.append(pa.table({"key": keys, "ts": np.arange(args.rows), "x": np.zeros(args.rows)}))
+            s.delete(keys=keys[::50])
+        else:
+            s.append(pa.table({"ts": np.arange(args.rows), "x": np.zeros(args.rows)}))
+            s.delete(keys=np.arange(0, args.rows, 50))
         print("built; run again in a fresh process to measure")
         return
     if args.raw:
@@ -77,27 +91,30 @@ def main() -> None:
     before = _entries(Path(args.path))
     t_open = time.perf_counter()
     s = Store.open(args.path)
+    read = (lambda: sum(k.size for k in s.as_of().iter_keys())) if args.stream else (lambda: s.as_of().keys())
     t0 = time.perf_counter()
-    s.as_of().keys()
+    read()
     t1 = time.perf_counter()
-    s.as_of().keys()
+    read()
     t2 = time.perf_counter()
     after = _entries(Path(args.path))
     cache = "off" if after is None else "cold" if after - (before or set()) else "warm"
+    # a stream keeps what it dropped beside the samples table's other entries (see _deadpos)
+    samples = "" if not args.stream or after is None else f" samples_entries={sum(t == 'samples' for t, _, _ in after)}"
     print(f"rows={args.rows} first_ms={1e3 * (t1 - t0):.0f} second_ms={1e3 * (t2 - t1):.0f} "
           f"numba_imported={'numba' in sys.modules} open_and_first_ms={1e3 * (t1 - t_open):.1f} "
-          f"bytecode_cached={_bytecode_cached()} read_cache={cache}")
+          f"bytecode_cached={_bytecode_cached()} read_cache={cache}{samples}")
 
 
-def _entries(store: Path) -> set[tuple[str, int]] | None:
+def _entries(store: Path) -> set[tuple[str, str, int]] | None:
     """The read cache's entries for the store's tombstones and samples with their modification
     times (``None``: keeping is off): a read that derived a value and kept it adds or rewrites one."""
     from modyn_store.core import _kept
 
-    subs = [_kept.table_folder(store / f"{t}.lance") for t in ("tombstones", "samples")]
-    if any(sub is None for sub in subs):
+    subs = {t: _kept.table_folder(store / f"{t}.lance") for t in ("tombstones", "samples")}
+    if any(sub is None for sub in subs.values()):
         return None
-    return {(str(p), p.stat().st_mtime_ns) for sub in subs if sub is not None for p in sub.glob("*.kept")}
+    return {(t, str(p), p.stat().st_mtime_ns) for t, sub in subs.items() if sub is not None for p in sub.glob("*.kept")}
 
 
 def _bytecode_cached() -> bool:

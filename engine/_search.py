@@ -275,6 +275,12 @@ class HashedKeys:
                 # slot s: bit s % 64 of word s // 64 (bytes read as little-endian words, whatever the machine)
                 self._table = np.packbits(marked, bitorder="little").view("<u8").astype(np.uint64, copy=False)
 
+    @property
+    def numpy_filter(self) -> bool:
+        """Whether :meth:`hits` runs NumPy's hashed filter and search (neither a direct table
+        nor the kernels): several passes over every key, the costly case."""
+        return self._base is None and self._set is None
+
     @classmethod
     def for_batch(cls, sorted_b: np.ndarray, batch: int, slots_per_key: int = 32, *,
                   kernel: bool | None = None) -> HashedKeys:

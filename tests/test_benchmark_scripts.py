@@ -118,6 +118,15 @@ CASES = [
           rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}"
           rf" bytecode_cached=(True|False) read_cache=warm$",
           then=("{tmp}/fq 20000", "{tmp}/fq 20000 --delete-next", "{tmp}/fq 20000")),
+    # a stream of spread keys keeps what it dropped (cold), the next process's stream derives nothing (warm)
+    _case("first_query-spread-stream", "first_query.py", "{tmp}/fq 20000 --spread",
+          rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=False open_and_first_ms={NUM}"
+          rf" bytecode_cached=(True|False) read_cache=cold samples_entries=1$",
+          then="{tmp}/fq 20000 --stream"),
+    _case("first_query-spread-stream-again", "first_query.py", "{tmp}/fq 20000 --spread",
+          rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=False open_and_first_ms={NUM}"
+          rf" bytecode_cached=(True|False) read_cache=warm samples_entries=1$",
+          then=("{tmp}/fq 20000 --stream", "{tmp}/fq 20000 --stream")),
     _case("small_deletes", "small_deletes.py", "--rows 20000 --deletes 20 --reads 1",
           rf"^20 deletes of one key of 20,000 rows: median {NUM} ms, p90 {NUM} ms, max {NUM} ms; tombstone fragments "
           rf"after each: mean {NUM}, max 16, at the end \d+$",

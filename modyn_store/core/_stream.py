@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import PREFILTER_MIN, HashedKeys, union_keys
+from modyn_store.core import _deadpos
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, vanished
 from modyn_store.core._keyscan import SeenKeys, SeenSet, dead_positions, filter_batch, increasing
 from modyn_store.core._validate import filter_error, lance_reason
@@ -83,19 +84,25 @@ def live_stream(
     drop_key: bool = False,
     keys_only: bool = False,
     on_unavailable: str = "skip",
+    source: Any = None,
 ) -> Iterator[Any]:
     """Live rows of ``readers`` as record batches (or, with ``keys_only``, key arrays); if
     files vanish mid-stream, resume on a fresh manifest, skipping the keys already yielded
     (storage order may differ after a compaction). A vacuum that purged rows this stream has
     not read yet raises :class:`DataUnavailableError` when it resumes, unless
-    ``on_unavailable="skip"``."""
+    ``on_unavailable="skip"``. ``source``: the Lance dataset ``readers`` read; without a
+    ``filter``, the rows the stream drops by NumPy's hashed filter are kept for the next
+    stream of the same version (:mod:`~modyn_store.core._deadpos`)."""
     at = read.index("key")
     read_keys = SeenKeys()
     done: SeenSet | None = None
     hashed: HashedKeys | None = None  # the dead keys made ready for batches in any order
+    named = None if filter is not None or source is None else snap._store._tables.kept_source("samples", source)
     for attempt in range(READ_ATTEMPTS):
         try:
             current = DeadKeys(snap)
+            # the drops of this version's stream, kept by an earlier stream or kept by this one
+            drops = _deadpos.Drops(named, snap.version, current()) if named is not None and not attempt else None
             for batch in (b for r in readers for b in r):
                 dead = current()
                 col = batch.column(at)
@@ -108,7 +115,12 @@ def live_stream(
                 if not ordered and k.size >= PREFILTER_MIN and dead.size and (hashed is None or hashed.keys is not dead):
                     # built once for the stream: its table may hold 512 slots (64 bytes) a key of this batch
                     hashed = HashedKeys.for_stream(dead, k.size)
-                drop = dead_positions(k, dead, ordered=ordered, hashed=hashed)
+                costly = not ordered and hashed is not None and hashed.keys is dead and hashed.numpy_filter
+                drop = drops.take(k, dead, costly) if drops is not None else None
+                if drop is None:
+                    drop = dead_positions(k, dead, ordered=ordered, hashed=hashed)
+                if drops is not None:
+                    drops.add(drop, k.size, costly)
                 if done is not None:
                     drop = union_keys(drop, done.positions(k))
                 if drop.size == k.size:
@@ -144,6 +156,8 @@ def live_stream(
                             mask[gone] = False
                             part = part[mask] if keys_only else filter_batch(part, mask)
                     yield part
+            if drops is not None:
+                drops.finish(current())
             return
         except READ_ERRORS as exc:
             if filter is not None and not vanished(exc):

@@ -11,6 +11,8 @@ True
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -138,4 +140,16 @@ class TableValues:
         if read is not None:
             _kept.save(table_dir, read, what, value, make=make)
             DERIVED.put(("kept", table_dir, read, what), value, replace=True)
+
+    def kept_source(self, name: str, ds: lance.LanceDataset) -> tuple[str, bytes] | None:
+        """``(folder, manifest bytes)`` naming ``ds``'s content for values kept between reads
+        (see :meth:`kept_dir`), or ``None`` where none are kept (nor for a writer)."""
+        table_dir = self.kept_dir(name)
+        if table_dir is None or self._pinned() is not None:
+            return None
+        try:  # (a local file: read directly, a tenth of the time through the location's layers)
+            with open(os.path.join(table_dir, "_versions", _kept.manifest_name(ds.version)), "rb") as fh:
+                return table_dir, fh.read()
+        except OSError:
+            return None
 

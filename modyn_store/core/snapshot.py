@@ -295,10 +295,10 @@ class Snapshot:
         self._check_unavailable("skip")
         # Lance's smaller batches scan faster than 1M-row ones (their buffers are reused)
         size = min(batch_size, SCAN_BATCH)
-        first = self._retrying(lambda ds: None if ds is None else self._readers(ds, ["key"], batch_size=size))
+        first = self._retrying(lambda ds: None if ds is None else (ds, self._readers(ds, ["key"], batch_size=size)))
         if first is None:
             return iter(())
-        return live_stream(self, first, ["key"], None, size, keys_only=True)
+        return live_stream(self, first[1], ["key"], None, size, keys_only=True, source=first[0])
 
     def keys(self) -> np.ndarray:
         """All live keys, sorted ascending (int64), including unavailable (purged) ones."""
@@ -426,14 +426,15 @@ class Snapshot:
         need_key = "key" not in cols
         read = cols + (["key"] if need_key else [])
         # the first readers are made here, so a bad filter raises before this returns
-        first = self._retrying(lambda ds: None if ds is None else self._readers(ds, read, filter, batch_size=batch_size))
+        first = self._retrying(lambda ds: None if ds is None else (ds, self._readers(ds, read, filter, batch_size=batch_size)))
         if first is None:
             if filter is not None:
                 check_filter_before_rows(filter)  # no samples table yet: no columns to check it on
             return iter(())
         # again on the files the stream reads: a vacuum may have purged rows since the check above
         self._check_unavailable(on_unavailable)
-        return live_stream(self, first, read, filter, batch_size, drop_key=need_key, on_unavailable=on_unavailable)
+        ds, readers = first
+        return live_stream(self, readers, read, filter, batch_size, drop_key=need_key, on_unavailable=on_unavailable, source=ds)
 
     def to_table(
         self,
