@@ -42,6 +42,12 @@ class Case:
     timeout: float = 180.0
 
 
+def _first_query(numba: str, cache: str) -> str:
+    """The line ``first_query.py`` prints for a read of its 20,000-row store."""
+    return (rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported={numba} open_and_first_ms={NUM}"
+            rf" bytecode_cached=(True|False) read_cache={cache}$")
+
+
 def _case(id: str, script: str, args: str, *expect: str, needs: tuple[str, ...] = (), data: bool = False,
           then: str | tuple[str, ...] = ()) -> Case:
     runs = tuple(tuple(a.split()) for a in (args, *((then,) if isinstance(then, str) else then)))
@@ -109,24 +115,16 @@ CASES = [
     _case("append_phases", "append_phases.py", "--rows 20000 --rounds 2",
           rf"^\| the append \| {NUM} \|$", rf"^\| store's own work \(the append minus lance\.write_dataset\) \| {NUM} \|$",
           rf"^\| key checksum \| {NUM} \|$", rf"^\| the record's exclusive create \(the commit\) \| {NUM} \|$"),
-    _case("first_query", "first_query.py", "{tmp}/fq 20000",
-          rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}"
-          rf" bytecode_cached=(True|False) read_cache=cold$",
+    _case("first_query", "first_query.py", "{tmp}/fq 20000", _first_query("(True|False)", "cold"),
           then="{tmp}/fq 20000"),
     # the first read after a delete finds the entry the delete wrote for its version: it derives nothing
-    _case("first_query-after-delete", "first_query.py", "{tmp}/fq 20000",
-          rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=(True|False) open_and_first_ms={NUM}"
-          rf" bytecode_cached=(True|False) read_cache=warm$",
+    _case("first_query-after-delete", "first_query.py", "{tmp}/fq 20000", _first_query("(True|False)", "warm"),
           then=("{tmp}/fq 20000", "{tmp}/fq 20000 --delete-next", "{tmp}/fq 20000")),
     # a stream of spread keys keeps what it dropped (cold), the next process's stream derives nothing (warm)
     _case("first_query-spread-stream", "first_query.py", "{tmp}/fq 20000 --spread",
-          rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=False open_and_first_ms={NUM}"
-          rf" bytecode_cached=(True|False) read_cache=cold samples_entries=1$",
-          then="{tmp}/fq 20000 --stream"),
+          _first_query("False", "cold samples_entries=1"), then="{tmp}/fq 20000 --stream"),
     _case("first_query-spread-stream-again", "first_query.py", "{tmp}/fq 20000 --spread",
-          rf"^rows=20000 first_ms=\d+ second_ms=\d+ numba_imported=False open_and_first_ms={NUM}"
-          rf" bytecode_cached=(True|False) read_cache=warm samples_entries=1$",
-          then=("{tmp}/fq 20000 --stream", "{tmp}/fq 20000 --stream")),
+          _first_query("False", "warm samples_entries=1"), then=("{tmp}/fq 20000 --stream", "{tmp}/fq 20000 --stream")),
     _case("small_deletes", "small_deletes.py", "--rows 20000 --deletes 20 --reads 1",
           rf"^20 deletes of one key of 20,000 rows: median {NUM} ms, p90 {NUM} ms, max {NUM} ms; tombstone fragments "
           rf"after each: mean {NUM}, max 16, at the end \d+$",

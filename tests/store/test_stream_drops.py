@@ -13,19 +13,13 @@ import pytest
 
 import engine._search
 from modyn_store import Store
-from modyn_store.core import _deadpos, _derived, _kept
+from modyn_store.core import _deadpos, _kept
 from modyn_store.core._deadpos import KeptDrops
+from tests.store.test_kept_reads import _new_process, cache  # noqa: F401 (a fixture)
 
 N = 30_000
 #: batches of this many keys in no order take the hashed lookup (>= PREFILTER_MIN)
 BATCH = 1 << 13
-
-
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv(_kept.ENV, str(folder))
-    return folder
 
 
 @pytest.fixture
@@ -53,10 +47,6 @@ def _store(uri: str, keys: np.ndarray) -> Store:
     s.append(pa.table({"key": keys, "ts": np.arange(keys.size), "x": keys.astype(np.float64)}))
     s.delete(keys=keys[::97])
     return s
-
-
-def _new_process() -> None:
-    _derived.DERIVED.clear()
 
 
 def _keys(store: Store, version: int | None = None) -> np.ndarray:
