@@ -244,3 +244,31 @@ def test_a_batch_past_the_entry_or_a_live_key_is_not_answered() -> None:
     assert kept.drops(np.array([3, 4, 50, 7]), 3, dead) is None  # rows 3-6: one past the entry
     assert kept.drops(np.array([3, 4, 7]), 3, dead) is None  # key 7 at row 5 is not dead
     assert kept.drops(np.array([0, 10, 2]), 0, dead) is None  # not used again after that
+
+
+def test_a_stream_that_resumes_on_fresh_files_filters_again(
+    tmp_path: Path, cache: Path, filtered: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modyn_store.core import _stream
+
+    keys = _spread(N)
+    s = _store(f"{tmp_path}/s", keys)
+    order = _keys(s)  # keeps the entry
+    snap = s.as_of()
+
+    def vanishing(ds: object) -> object:
+        for n, b in enumerate(b for r in snap._readers(ds, ["key"], batch_size=BATCH) for b in r):
+            if n == 2:
+                raise OSError("file vanished")  # (a compaction removed the files meanwhile)
+            yield b
+
+    dead = snap._with_unavailable(snap._dead())
+    looked: list[int] = []  # keys looked up in the dead set (not in the keys the stream yielded before)
+    counted = engine._search.HashedKeys.hits
+    monkeypatch.setattr(engine._search.HashedKeys, "hits",
+                        lambda self, a: (looked.append(a.size) if self.keys.size == dead.size else None) or counted(self, a))
+    ds = s._tables.open("samples")
+    got = np.concatenate(list(_stream.live_stream(snap, [vanishing(ds)], ["key"], None, BATCH, keys_only=True,
+                                                  source=ds)))
+    assert np.array_equal(np.sort(got), np.sort(order)) and got.size == order.size
+    assert sum(looked) == N  # the first two batches took the entry; the resumed stream looked up every key
