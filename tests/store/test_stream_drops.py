@@ -5,6 +5,7 @@ damaged or forged entries, mid-stream erasures and user filters."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +90,14 @@ def test_the_next_stream_takes_the_kept_drops_in_the_process_and_from_disk(
 def test_nothing_is_kept_where_the_filter_is_cheap_or_keeping_is_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filtered: list[int]
 ) -> None:
-    looked: list[int] = []
+    looked: list[str] = []
     real = _deadpos._find
-    monkeypatch.setattr(_deadpos, "_find", lambda *a: looked.append(1) or real(*a))
+
+    def find(table_dir: str, manifest: bytes, what: str) -> KeptDrops | None:
+        looked.append(what)
+        return real(table_dir, manifest, what)
+
+    monkeypatch.setattr(_deadpos, "_find", find)
     monkeypatch.setenv(_kept.ENV, str(tmp_path / "cache"))
     for name, keys in (("sorted", np.arange(N)), ("dense", np.random.default_rng(1).permutation(N))):
         s = _store(f"{tmp_path}/{name}", keys.astype(np.int64))
@@ -184,6 +190,7 @@ def test_an_entry_serves_only_its_version_and_dead_set(tmp_path: Path, cache: Pa
 def _forge(s: Store, offsets: np.ndarray, rows: int) -> None:
     """Replace the store's entry by ``offsets`` under a valid digest (what a writer of the folder could do)."""
     ds = s._tables.open("samples")
+    assert ds is not None
     named = s._tables.kept_source("samples", ds)
     assert named is not None
     dead = s.as_of()._with_unavailable(s.as_of()._dead())
@@ -240,7 +247,8 @@ def test_malformed_entries_are_not_read(arrays: tuple[np.ndarray, ...]) -> None:
 def test_a_batch_past_the_entry_or_a_live_key_is_not_answered() -> None:
     kept = KeptDrops(np.array([1, 5]), 6)
     dead = np.array([10, 50])
-    assert kept.drops(np.array([0, 10, 2]), 0, dead).tolist() == [1]
+    first = kept.drops(np.array([0, 10, 2]), 0, dead)
+    assert first is not None and first.tolist() == [1]
     assert kept.drops(np.array([3, 4, 50, 7]), 3, dead) is None  # rows 3-6: one past the entry
     assert kept.drops(np.array([3, 4, 7]), 3, dead) is None  # key 7 at row 5 is not dead
     assert kept.drops(np.array([0, 10, 2]), 0, dead) is None  # not used again after that
@@ -256,7 +264,7 @@ def test_a_stream_that_resumes_on_fresh_files_filters_again(
     order = _keys(s)  # keeps the entry
     snap = s.as_of()
 
-    def vanishing(ds: object) -> object:
+    def vanishing(ds: object) -> Iterator[pa.RecordBatch]:
         for n, b in enumerate(b for r in snap._readers(ds, ["key"], batch_size=BATCH) for b in r):
             if n == 2:
                 raise OSError("file vanished")  # (a compaction removed the files meanwhile)
@@ -265,8 +273,13 @@ def test_a_stream_that_resumes_on_fresh_files_filters_again(
     dead = snap._with_unavailable(snap._dead())
     looked: list[int] = []  # keys looked up in the dead set (not in the keys the stream yielded before)
     counted = engine._search.HashedKeys.hits
-    monkeypatch.setattr(engine._search.HashedKeys, "hits",
-                        lambda self, a: (looked.append(a.size) if self.keys.size == dead.size else None) or counted(self, a))
+
+    def hits(self: engine._search.HashedKeys, a: np.ndarray) -> np.ndarray:
+        if self.keys.size == dead.size:
+            looked.append(a.size)
+        return counted(self, a)
+
+    monkeypatch.setattr(engine._search.HashedKeys, "hits", hits)
     ds = s._tables.open("samples")
     got = np.concatenate(list(_stream.live_stream(snap, [vanishing(ds)], ["key"], None, BATCH, keys_only=True,
                                                   source=ds)))
