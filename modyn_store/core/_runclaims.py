@@ -26,13 +26,13 @@ Example
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from modyn_store.core._logfold import LogFold
 from modyn_store.core.integrity import MASK, run_checksum
 
 __all__ = ["RunClaims", "claim_of", "parsed_claims", "run_claims", "runs_checksum"]
@@ -43,11 +43,11 @@ _INT64 = (-(1 << 63), (1 << 63) - 1)
 @dataclass(frozen=True)
 class RunClaims:
     """The runs appends recorded, sorted and disjoint: ``first`` and ``last`` keys (int64,
-    inclusive) and each run's checksum (``values``, Python ints)."""
+    inclusive) and each run's checksum (``values``, uint64)."""
 
     first: np.ndarray
     last: np.ndarray
-    values: tuple[int, ...]
+    values: np.ndarray
 
     @classmethod
     def of(cls, runs: Sequence[tuple[int, int, int]]) -> RunClaims | None:
@@ -60,7 +60,16 @@ class RunClaims:
         last = np.array([f + n - 1 for f, n, _ in runs], np.int64)
         if first.size > 1 and bool((first[1:] <= last[:-1]).any()):
             return None
-        return cls(first, last, tuple(v for _, _, v in runs))
+        return cls(first, last, np.array([v for _, _, v in runs], np.uint64))
+
+    def extended(self, runs: Sequence[tuple[int, int, int]]) -> RunClaims | None:
+        """These claims and ``runs``, where every one of ``runs`` starts after the last claim
+        (an append of keys above every earlier append's, the usual order); else ``None``."""
+        more = RunClaims.of(runs)
+        if more is None or int(more.first[0]) <= int(self.last[-1]):
+            return None
+        return RunClaims(np.concatenate([self.first, more.first]), np.concatenate([self.last, more.last]),
+                         np.concatenate([self.values, more.values]))
 
 
 def claim_of(lowest: int, highest: int, count: int) -> list[int] | None:
@@ -76,38 +85,31 @@ def claim_of(lowest: int, highest: int, count: int) -> list[int] | None:
     return [int(lowest), int(count)]
 
 
-#: the last answers of :func:`run_claims`, by the id of the last record read: (first record,
-#: last record, the claims as triples, the claims)
-_MEMO: dict[int, tuple[Any, Any, list[tuple[int, int, int]], RunClaims | None]] = {}
-_MEMO_MAX = 8
-_LOCK = threading.Lock()
+def _fold(before: tuple[list[tuple[int, int, int]], RunClaims | None] | None,
+          records: Sequence[Any]) -> tuple[list[tuple[int, int, int]], RunClaims | None]:
+    """The claims of the records before (triples, claims) extended by those of ``records``."""
+    new = parsed_claims(records)
+    if before is None:
+        return new, RunClaims.of(new)
+    triples, claims = before
+    if not new:
+        return triples, claims
+    grown = claims.extended(new) if claims is not None else None
+    return triples + new, grown if grown is not None else RunClaims.of(triples + new)
+
+
+#: the claims of the last logs read (see :class:`~modyn_store.core._logfold.LogFold`)
+_CLAIMS = LogFold(_fold)
 
 
 def run_claims(records: Sequence[Any], version: int) -> RunClaims | None:
     """The runs that the appends at or before ``version`` recorded (those with a well-formed
     ``"run"`` detail and a checksum; others claim nothing and their keys are mixed).
 
-    Records are immutable and a log hands out the same objects while it holds them, so the
-    process keeps the last few answers by the identity of the first and last record they read:
-    another read of the same version looks at no record, a read of the next version at one."""
-    version = min(int(version), len(records))
-    if version <= 0:
-        return None
-    first, last = records[0], records[version - 1]
-    hit = _MEMO.get(id(last))
-    if hit is not None and hit[0] is first and hit[1] is last:
-        return hit[3]
-    prev = _MEMO.get(id(records[version - 2])) if version > 1 else None
-    if prev is not None and prev[0] is first and prev[1] is records[version - 2]:
-        triples = prev[2] + parsed_claims(records[version - 1 : version])
-    else:
-        triples = parsed_claims(records[:version])
-    claims = RunClaims.of(triples)
-    with _LOCK:
-        if len(_MEMO) >= _MEMO_MAX:
-            _MEMO.pop(next(iter(_MEMO)))
-        _MEMO[id(last)] = (first, last, triples, claims)  # (holding ``last``: its id stays its own)
-    return claims
+    Kept per process by the records read (:class:`~modyn_store.core._logfold.LogFold`): another
+    read of the same version looks at no record, a read of the next version at one."""
+    got = _CLAIMS(records, version)
+    return None if got is None else got[1]
 
 
 def parsed_claims(records: Sequence[Any]) -> list[tuple[int, int, int]]:
@@ -163,7 +165,7 @@ def runs_checksum(runs: Sequence[tuple[int, int]], claims: RunClaims | None) -> 
     inside = _held(arr, claims) if claims is not None else None
     if claims is None or inside is None or not inside.any():
         return sum(run_checksum(f, n) for f, n in runs) & MASK, list(runs)
-    total = sum(v for v, keep in zip(claims.values, inside.tolist()) if keep)
+    total = int(claims.values[inside].sum(dtype=np.uint64))  # (wraps modulo 2^64, as the checksum does)
     lo_c, hi_c = claims.first[inside], claims.last[inside]
     mixed: list[tuple[int, int]] = []
     for f, last in arr.tolist():

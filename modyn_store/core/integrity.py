@@ -21,12 +21,14 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine._scratch import scratch
 from modyn_store.core import _kept
+from modyn_store.core._logfold import LogFold
 from modyn_store.core.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -250,9 +252,7 @@ def expected_live(
     if version > len(records) or records[version - 1].version != version:
         return None
     live = records[version - 1].live
-    for r in records[version:committed]:
-        if r.op != "erase":
-            continue
+    for r in _erases(records, committed, version):
         spans = r.details.get("spans")
         if spans is None:
             return None
@@ -273,6 +273,43 @@ def _checksum_value(cs: object, version: int) -> int:
     )
 
 
+@dataclass(frozen=True)
+class _Sums:
+    """What the first records of a log predict of the key checksum: the appends' checksums
+    summed (``None`` from an append that recorded none on) and the deletes' (``None`` from a
+    delete that recorded none on)."""
+
+    appended: int | None
+    deleted: int | None
+
+
+def _fold_sums(before: _Sums | None, records: Sequence[VersionRecord]) -> _Sums:
+    appended, deleted = (0, 0) if before is None else (before.appended, before.deleted)
+    for r in records:
+        if appended is None:
+            break  # (the log cannot say: nothing more is read)
+        if r.op == "append":
+            cs = r.details.get("checksum")  # (written before checksums were recorded: none)
+            appended = None if cs is None else (appended + _checksum_value(cs, r.version)) & MASK
+        elif r.op == "delete" and deleted is not None:
+            cs = r.details.get("checksum")
+            deleted = None if cs is None else (deleted + _checksum_value(cs, r.version)) & MASK
+    return _Sums(appended, deleted)
+
+
+#: the sums of the last logs read, extended record by record (see ``_logfold``)
+_SUMS = LogFold(_fold_sums)
+#: the erase records of the last logs read
+_ERASES: LogFold[tuple[VersionRecord, ...]] = LogFold(
+    lambda before, records: (before or ()) + tuple(r for r in records if r.op == "erase")
+)
+
+
+def _erases(records: Sequence[VersionRecord], committed: int, after: int) -> list[VersionRecord]:
+    """The erase records of versions ``after + 1 .. committed``."""
+    return [r for r in _ERASES(records, committed) or () if r.version > after]
+
+
 def expected_checksum(
     store: Store,
     version: int,
@@ -283,31 +320,24 @@ def expected_checksum(
     """The checksum of the keys live at ``version`` (purged ones included) that the log
     predicts, given the keys ``tombstoned`` at or before it (or their checksum, an int);
     ``None`` where the log cannot say (appends or erases written before checksums were
-    recorded). ``records`` as for :func:`expected_live`."""
+    recorded). ``records`` as for :func:`expected_live`. The sums over the records are kept
+    per process (a read of the next version adds one record to them)."""
     if version == 0:
         return 0
     if records is None:
         records = store._read_records()
     if version > len(records) or records[version - 1].version != version:
         return None
-    total = 0
-    deleted: int | None = 0  # the tombstoned keys' checksum as the deletes recorded it
-    for r in records[:version]:
-        if r.op == "append":
-            if "checksum" not in r.details:  # written before checksums were recorded
-                return None
-            total += _checksum_value(r.details["checksum"], r.version)
-        elif r.op == "delete" and deleted is not None:
-            cs = r.details.get("checksum")
-            deleted = None if cs is None else deleted + _checksum_value(cs, r.version)
+    sums = _SUMS(records, version)
+    if sums is None or sums.appended is None:
+        return None
     # from the log where every delete recorded it (a damaged tombstone table then disagrees
     # with the keys read), else from the tombstones read (deletes written before it was recorded)
+    deleted = sums.deleted
     if deleted is None:
         deleted = tombstoned if isinstance(tombstoned, int) else key_checksum(tombstoned)
-    total -= deleted
-    for r in records[:committed]:
-        if r.op != "erase":
-            continue
+    total = sums.appended - deleted
+    for r in _erases(records, committed, 0):
         spans = r.details.get("spans")
         if spans is None:
             return None
