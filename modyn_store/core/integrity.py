@@ -289,8 +289,10 @@ def _fold_sums(before: _Sums | None, records: Sequence[VersionRecord]) -> _Sums:
         if appended is None:
             break  # (the log cannot say: nothing more is read)
         if r.op == "append":
-            cs = r.details.get("checksum")  # (written before checksums were recorded: none)
-            appended = None if cs is None else (appended + _checksum_value(cs, r.version)) & MASK
+            if "checksum" not in r.details:  # written before checksums were recorded
+                appended = None
+            else:  # (anything else than a checksum there, null included, is damage)
+                appended = (appended + _checksum_value(r.details["checksum"], r.version)) & MASK
         elif r.op == "delete" and deleted is not None:
             cs = r.details.get("checksum")
             deleted = None if cs is None else (deleted + _checksum_value(cs, r.version)) & MASK
