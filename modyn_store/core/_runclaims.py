@@ -120,8 +120,8 @@ def parsed_claims(records: Sequence[Any]) -> list[tuple[int, int, int]]:
         if r.op != "append":
             continue
         run, cs = r.details.get("run"), r.details.get("checksum")
-        if not (isinstance(run, list) and len(run) == 2 and isinstance(cs, str)):
-            continue
+        if not (isinstance(run, list) and len(run) == 2 and isinstance(cs, str) and 0 < len(cs) <= 16):
+            continue  # (a checksum is at most 16 hex digits: anything else is damage, not a claim)
         f, n = run
         if type(f) is not int or type(n) is not int or n < 1 or n != r.inserted:
             continue
