@@ -39,11 +39,13 @@ import numpy as np
 from engine._search import isin_sorted_numpy, sorted_unique
 from modyn_store.core._derived import DERIVED, identity
 from modyn_store.core._key_rows import found_keys
+from modyn_store.core._logfold import LogFold
 
 if TYPE_CHECKING:
     from modyn_store.core._tables import Tables
 
-__all__ = ["MAX_KEPT_ROWS", "READ_FOR_KEYS", "WHAT", "carry_over", "first_versions", "keep_for_reads", "read_what", "tombstoned"]
+__all__ = ["MAX_KEPT_ROWS", "READ_FOR_KEYS", "WHAT", "carry_over", "first_versions", "keep_for_reads", "last_delete",
+           "read_what", "tombstoned"]
 
 #: the largest tombstone table a writer keeps in memory (16 bytes a row: 1 MiB)
 MAX_KEPT_ROWS = 1 << 16
@@ -62,6 +64,29 @@ def read_what(version: int) -> str:
     ``Snapshot._dead``): (the keys tombstoned at or before it, the same sorted and distinct),
     or only the second where no key is tombstoned twice."""
     return f"tombstoned/1/at-or-before/{version}"
+
+
+def _fold_last(before: int | None, records: Any) -> int:
+    return max([before or 0, *(r.version for r in records if r.op == "delete" or r.deleted)])
+
+
+#: the last version that deleted, of the last logs read (see ``_logfold``)
+_LAST = LogFold(_fold_last)
+
+
+def last_delete(records: Any, version: int) -> int:
+    """The last version at or before ``version`` whose record deleted keys (0: none). Only
+    deletes write tombstones, so every version from it up to the next delete has its keys
+    tombstoned at or before it: a read of any of them derives (and keeps) :func:`read_what` of
+    that version, which the delete may have kept already (:func:`keep_for_reads`).
+
+    >>> from types import SimpleNamespace as R
+    >>> log = [R(version=1, op="append", deleted=0), R(version=2, op="delete", deleted=3),
+    ...        R(version=3, op="append", deleted=0)]
+    >>> last_delete(log, 1), last_delete(log, 3)
+    (0, 2)
+    """
+    return _LAST(records, version) or 0
 
 
 def _key(ds: Any) -> tuple[Any, ...] | None:

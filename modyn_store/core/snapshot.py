@@ -113,10 +113,11 @@ class Snapshot:
             self._refresh()
         if self._dead_cache is None:
             tomb, tomb_sorted = np.empty(0, np.int64), np.empty(0, np.int64)
-            # only deletes write tombstones: a version with none at or before it reads no table
-            if any(r.op == "delete" or r.deleted for r in self._records()[: self.version]):
+            # only deletes write tombstones: a version shares the set of the last delete at or before it
+            last = _tombstoned.last_delete(self._records(), self.version)
+            if last:
                 got = self._store._tables.derived_arrays(
-                    "tombstones", _tombstoned.read_what(self.version), self._read_tombstones,
+                    "tombstones", _tombstoned.read_what(last), lambda ds: self._read_tombstones(ds, last),
                     kept=self._kept_ok,
                 )
                 if got is not None:
@@ -131,13 +132,13 @@ class Snapshot:
                 self._dead_cache = sorted_unique(np.concatenate([tomb_sorted, erased]))
         return self._dead_cache
 
-    def _read_tombstones(self, ds: Any) -> tuple[np.ndarray, ...]:
-        """(keys tombstoned at or before this version, the same sorted and distinct) of ``ds``,
-        or only the second where they are the same (no key tombstoned twice)."""
+    def _read_tombstones(self, ds: Any, upto: int | None = None) -> tuple[np.ndarray, ...]:
+        """(keys tombstoned at or before ``upto`` (default: this version), the same sorted and distinct)
+        of ``ds``, or only the second where they are the same (no key tombstoned twice)."""
         # both columns, the bound applied here: cheaper than planning a Lance filter
         t = ds.to_table(columns=["key", "_version"])
         tomb = t.column("key").to_numpy()
-        tomb = tomb[t.column("_version").to_numpy() <= self.version]
+        tomb = tomb[t.column("_version").to_numpy() <= (self.version if upto is None else upto)]
         distinct = sorted_unique(tomb)
         # the checksum is order-free: without repeats the sorted keys stand for both (half the memory)
         return (distinct,) if distinct.size == tomb.size else (tomb, distinct)
@@ -493,8 +494,7 @@ class Snapshot:
 
         A few keys are read by point lookups (the key index of ``Store.index_keys()``, see
         :mod:`~modyn_store.core.keyindex`), never the whole key column; every row read back
-        is checked to hold the key asked for.
-        """
+        is checked to hold the key asked for."""
         cols = self._check_columns(columns)
         want = as_keys(keys)
         return self._retrying(lambda ds: _lookup.take(self, ds, want, cols))

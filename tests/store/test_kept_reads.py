@@ -46,9 +46,9 @@ def table_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = Snapshot._read_tombstones
 
-    def counted(self: Snapshot, ds: object) -> tuple[np.ndarray, ...]:
+    def counted(self: Snapshot, ds: object, upto: int | None = None) -> tuple[np.ndarray, ...]:
         calls.append(self.version)
-        return real(self, ds)
+        return real(self, ds, upto)
 
     monkeypatch.setattr(Snapshot, "_read_tombstones", counted)
     return calls

@@ -178,9 +178,9 @@ def test_the_first_read_after_a_delete_finds_its_tombstones_kept(
     reads: list[int] = []
     real = Snapshot._read_tombstones
 
-    def counted(self: Snapshot, ds: lance.LanceDataset) -> tuple[np.ndarray, ...]:
+    def counted(self: Snapshot, ds: lance.LanceDataset, upto: int | None = None) -> tuple[np.ndarray, ...]:
         reads.append(self.version)
-        return real(self, ds)
+        return real(self, ds, upto)
 
     monkeypatch.setattr(Snapshot, "_read_tombstones", counted)
     want = sorted(set(range(100)) - {3, 5, 7})
@@ -245,3 +245,39 @@ def test_a_large_delete_scans_for_its_keys_where_nothing_is_kept(tmp_path: Path,
     assert len(table_scans) == 1
     with pytest.raises(UnknownKeyError):
         s.delete(keys=[5])
+
+
+def test_versions_after_a_delete_share_its_tombstones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Appends write no tombstone: every version up to the next delete reads (and keeps) the set
+    of the last delete at or before it, so a consumer reading each new version of a store that
+    appends reads the tombstone table no more."""
+    monkeypatch.setenv(_kept.ENV, str(tmp_path / "cache"))
+    s = _store(str(tmp_path / "s"))
+    s.delete(keys=[3, 5])
+    deleted_at = s.version
+    reads: list[int] = []
+    real = Snapshot._read_tombstones
+
+    def counted(self: Snapshot, ds: lance.LanceDataset, upto: int | None = None) -> tuple[np.ndarray, ...]:
+        reads.append(self.version if upto is None else upto)
+        return real(self, ds, upto)
+
+    monkeypatch.setattr(Snapshot, "_read_tombstones", counted)
+    _derived.DERIVED.clear()
+    live = set(range(100)) - {3, 5}
+    for i in range(3):
+        s.append(pa.table({"ts": np.arange(5, dtype=np.int64)}))
+        live |= set(range(100 + 5 * i, 105 + 5 * i))
+        assert s.as_of().keys().tolist() == sorted(live)
+    assert reads == [deleted_at]  # read once, for the first of them; the others share it
+    _derived.DERIVED.clear()  # a fresh process: the entry kept on disk
+    assert Store.open(s.uri).as_of().keys().tolist() == sorted(live) and reads == [deleted_at]
+    s.delete(keys=[100, 7])
+    assert s.as_of().keys().tolist() == sorted(live - {100, 7})
+    assert reads == [deleted_at]  # the delete kept the set of its version
+    # the versions before it share the first delete's set, read once more from the table the
+    # second delete changed (another manifest)
+    for v in (s.version - 1, s.version - 2):  # (the appends were versions deleted_at + 1 ..)
+        assert s.as_of(v).keys().tolist() == sorted(set(range(100 + 5 * (v - deleted_at))) - {3, 5})
+    assert s.as_of(deleted_at - 1).keys().tolist() == list(range(100))  # before any delete: no read
+    assert reads == [deleted_at, deleted_at]
