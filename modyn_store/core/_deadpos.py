@@ -36,6 +36,8 @@ True
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+
 import numpy as np
 
 from modyn_store.core import _kept
@@ -93,12 +95,15 @@ class KeptDrops:
 
 
 class Drops:
-    """What one stream of ``version`` over the table's content ``named`` (``(folder, manifest
-    bytes)``) drops for the keys ``dead``: taken from a kept entry where one exists, else noted
-    batch by batch and kept at the stream's end (:meth:`finish`) if it used NumPy's filter."""
+    """What one stream of ``version`` drops for the keys ``dead``: taken from a kept entry where
+    one exists, else noted batch by batch and kept at the stream's end (:meth:`finish`) if it
+    used NumPy's filter. ``source`` names the table's content the stream reads (``(folder,
+    manifest bytes)``, ``None`` where nothing is kept); it is asked once, at the first batch
+    that would take NumPy's filter (a stream that never does reads no manifest)."""
 
-    def __init__(self, named: tuple[str, bytes], version: int, dead: np.ndarray) -> None:
-        self._named = named
+    def __init__(self, source: Callable[[], tuple[str, bytes] | None], version: int, dead: np.ndarray) -> None:
+        self._source = source
+        self._named: tuple[str, bytes] | None = None
         self._version = version
         self._dead = dead
         self._parts: list[np.ndarray] = []
@@ -106,7 +111,6 @@ class Drops:
         self._entry: KeptDrops | None = None
         self._looked = False
         self._found = False  # an entry was found (nothing new to keep)
-        self._filtered = False  # a batch took NumPy's filter
         self._changed = False  # the dead set changed mid-stream (an erase): nothing is kept
         self._what = ""  # the entry's name (the dead set's digest: made once, when first needed)
 
@@ -119,10 +123,13 @@ class Drops:
         if not costly or self._changed:
             return None
         if not self._looked:
-            self._looked, self._what = True, _name(self._version, dead)
+            self._looked, self._named = True, self._source()
+            if self._named is None:
+                return None
+            self._what = _name(self._version, dead)
             self._entry = _find(*self._named, self._what)
             self._found = self._entry is not None
-        if self._entry is None:
+        if self._named is None or self._entry is None:
             return None
         got = self._entry.drops(keys, self.rows, dead)
         if got is None and self._entry.rows < 0:  # a key it drops is not dead: not used again
@@ -130,16 +137,16 @@ class Drops:
             self._entry = None
         return got
 
-    def add(self, drop: np.ndarray, n: int, costly: bool) -> None:
+    def add(self, drop: np.ndarray, n: int) -> None:
         """Note the next batch's drops ``drop`` (ascending positions in its ``n`` rows)."""
         if drop.size:
             self._parts.append(drop.astype(np.int64) + self.rows)
         self.rows += n
-        self._filtered |= costly and self._entry is None
 
     def finish(self, dead: np.ndarray) -> None:
-        """The stream ended, dropping ``dead`` last: keep what it noted if it filtered."""
-        if self._found or self._changed or dead is not self._dead or not self._filtered:
+        """The stream ended, dropping ``dead`` last: keep what it noted where a batch would have
+        taken NumPy's filter (the source was asked) and no entry was found."""
+        if self._named is None or self._found or self._changed or dead is not self._dead:
             return
         offsets = np.concatenate(self._parts) if self._parts else np.empty(0, np.int64)
         _keep(*self._named, self._what, (offsets, np.array([self.rows], np.int64)))

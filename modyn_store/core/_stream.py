@@ -97,12 +97,14 @@ def live_stream(
     read_keys = SeenKeys()
     done: SeenSet | None = None
     hashed: HashedKeys | None = None  # the dead keys made ready for batches in any order
-    named = None if filter is not None or source is None else snap._store._tables.kept_source("samples", source)
+    keeps = filter is None and source is not None
     for attempt in range(READ_ATTEMPTS):
         try:
             current = DeadKeys(snap)
             # the drops of this version's stream, kept by an earlier stream or kept by this one
-            drops = _deadpos.Drops(named, snap.version, current()) if named is not None and not attempt else None
+            drops = None
+            if keeps and not attempt:
+                drops = _deadpos.Drops(lambda: snap._store._tables.kept_source("samples", source), snap.version, current())
             for batch in (b for r in readers for b in r):
                 dead = current()
                 col = batch.column(at)
@@ -120,7 +122,7 @@ def live_stream(
                 if drop is None:
                     drop = dead_positions(k, dead, ordered=ordered, hashed=hashed)
                 if drops is not None:
-                    drops.add(drop, k.size, costly)
+                    drops.add(drop, k.size)
                 if done is not None:
                     drop = union_keys(drop, done.positions(k))
                 if drop.size == k.size:

@@ -12,7 +12,6 @@ True
 from __future__ import annotations
 
 import os
-
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -152,4 +151,3 @@ class TableValues:
                 return table_dir, fh.read()
         except OSError:
             return None
-

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,7 @@ import engine._search
 from modyn_store import Store
 from modyn_store.core import _deadpos, _kept
 from modyn_store.core._deadpos import KeptDrops
+from modyn_store.core._table_values import TableValues
 from tests.store.test_kept_reads import _new_process, cache  # noqa: F401 (a fixture)
 
 N = 30_000
@@ -98,12 +100,20 @@ def test_nothing_is_kept_where_the_filter_is_cheap_or_keeping_is_off(
         return real(table_dir, manifest, what)
 
     monkeypatch.setattr(_deadpos, "_find", find)
+    named: list[int] = []
+    source = TableValues.kept_source
+
+    def kept_source(self: TableValues, name: str, ds: Any) -> tuple[str, bytes] | None:
+        named.append(1)
+        return source(self, name, ds)
+
+    monkeypatch.setattr(TableValues, "kept_source", kept_source)
     monkeypatch.setenv(_kept.ENV, str(tmp_path / "cache"))
     for name, keys in (("sorted", np.arange(N)), ("dense", np.random.default_rng(1).permutation(N))):
         s = _store(f"{tmp_path}/{name}", keys.astype(np.int64))
         assert np.array_equal(np.sort(_keys(s)), _live(keys, keys[::97]))
         assert _entries(s.uri) == []  # a search or a direct table: nothing to save
-    assert looked == []  # nor looked up (a digest of the dead set, a file)
+    assert looked == [] and named == []  # nor looked up (no manifest read, no digest of the dead set, no file)
     monkeypatch.setenv(_kept.ENV, "off")
     keys = _spread(N)
     t = _store(f"{tmp_path}/spread", keys)
