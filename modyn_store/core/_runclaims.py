@@ -62,6 +62,10 @@ class RunClaims:
             return None
         return cls(first, last, np.array([v for _, _, v in runs], np.uint64))
 
+    def triples(self) -> list[tuple[int, int, int]]:
+        """``(first, n, checksum)`` of each claim, as :meth:`of` takes them."""
+        return [(f, last - f + 1, v) for f, last, v in zip(self.first.tolist(), self.last.tolist(), self.values.tolist())]
+
     def extended(self, runs: Sequence[tuple[int, int, int]]) -> RunClaims | None:
         """These claims and ``runs``, where every one of ``runs`` starts after the last claim
         (an append of keys above every earlier append's, the usual order); else ``None``."""
@@ -85,17 +89,17 @@ def claim_of(lowest: int, highest: int, count: int) -> list[int] | None:
     return [int(lowest), int(count)]
 
 
-def _fold(before: tuple[list[tuple[int, int, int]], RunClaims | None] | None,
-          records: Sequence[Any]) -> tuple[list[tuple[int, int, int]], RunClaims | None]:
-    """The claims of the records before (triples, claims) extended by those of ``records``."""
+def _fold(before: tuple[RunClaims | None, bool] | None, records: Sequence[Any]) -> tuple[RunClaims | None, bool]:
+    """(the claims, whether two of them overlap) of the records before, extended by those of
+    ``records``: the arrays grow where the new runs start above the others (the usual order)."""
+    claims, overlapped = before if before is not None else (None, False)
     new = parsed_claims(records)
-    if before is None:
-        return new, RunClaims.of(new)
-    triples, claims = before
-    if not new:
-        return triples, claims
-    grown = claims.extended(new) if claims is not None else None
-    return triples + new, grown if grown is not None else RunClaims.of(triples + new)
+    if not new or overlapped:
+        return claims, overlapped  # (claims that overlap stay so: none is used)
+    grown = RunClaims.of(new) if claims is None else claims.extended(new)
+    if grown is None and claims is not None:
+        grown = RunClaims.of(claims.triples() + new)
+    return grown, grown is None
 
 
 #: the claims of the last logs read (see :class:`~modyn_store.core._logfold.LogFold`)
@@ -109,7 +113,7 @@ def run_claims(records: Sequence[Any], version: int) -> RunClaims | None:
     Kept per process by the records read (:class:`~modyn_store.core._logfold.LogFold`): another
     read of the same version looks at no record, a read of the next version at one."""
     got = _CLAIMS(records, version)
-    return None if got is None else got[1]
+    return None if got is None else got[0]
 
 
 def parsed_claims(records: Sequence[Any]) -> list[tuple[int, int, int]]:

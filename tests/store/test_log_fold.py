@@ -171,3 +171,21 @@ def test_claims_of_runs_in_any_order_are_kept_sorted(tmp_path: Path) -> None:
         assert got.values.tolist() == want.values.tolist()
         assert np.array_equal(s.as_of(v).keys(), np.sort(np.concatenate(
             [np.arange(f, f + 100) for f in (500, 700, 100, 900, 0, 300)[:v]])))
+
+
+def test_claims_that_overlap_stay_unused_at_every_later_version() -> None:
+    """Keys are unique for all time: claims that overlap are damage, and no claim is used from
+    there on, whatever a later append claims (kept sums are extended record by record)."""
+    from modyn_store.core import _runclaims
+    from modyn_store.core._runclaims import run_claims
+
+    def append(v: int, first: int, n: int) -> SimpleNamespace:
+        return SimpleNamespace(version=v, op="append", inserted=n,
+                               details={"run": [first, n], "checksum": f"{integrity.run_checksum(first, n):x}"})
+
+    log = [append(1, 0, 100), append(2, 50, 100), append(3, 200, 100), append(4, 300, 100)]
+    for start in (1, 2, 3):
+        _runclaims._CLAIMS.clear()
+        for v in range(start, 5):
+            got = run_claims(log, v)
+            assert (got is not None) == (v == 1), (start, v)
