@@ -12,13 +12,17 @@ against the log's count and checksum) and ``as_of().count()`` of that version, t
 no deletions). Medians over the rounds; ``per version`` is the store's time above the raw scan
 divided by the number of versions: what each version of the log costs a read. Then
 ``verify(deep=True)`` of the store, once (it checks the live count and key checksum of every
-version against the log).
+version against the log). Last, the median of three fresh processes' ``Store.open`` and first
+``as_of().keys()`` (the log read from disk, every record's digest checked), against three
+fresh processes' Lance open and key scan (imports not counted on either side).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -64,13 +68,31 @@ def run(appends: int, reads: int, root: str) -> None:
         raw.append(t3 - t2)
     o, cm, w = (statistics.median(x) * 1e3 for x in (ours, counts, raw))
     v = store.version
+    fresh = statistics.median(_fresh(f"{root}/s{appends}", "store") for _ in range(3))
+    fresh_raw = statistics.median(_fresh(f"{root}/s{appends}", "raw") for _ in range(3))
     t = time.perf_counter()
     report = verify(f"{root}/s{appends}", deep=True)
     deep = time.perf_counter() - t
     assert report.ok, report
     print(f"| {v:,} versions, {n:,} live keys (built in {built:.1f} s) | keys() {o:.2f} ms | count() {cm:.2f} ms "
           f"| raw key scan {w:.2f} ms | {o / w:.2f}x raw | per version {1e3 * max(o - w, 0.0) / v:.2f} us "
-          f"| verify(deep=True) {deep:.2f} s |")
+          f"| verify(deep=True) {deep:.2f} s | fresh process: open + keys() {fresh:.1f} ms, "
+          f"Lance open + key scan {fresh_raw:.1f} ms |")
+
+
+#: per side: (the imports, the timed open and first read of the store at ``p``)
+_FRESH = {
+    "store": ("from modyn_store import Store", "Store.open(p).as_of().keys()"),
+    "raw": ("import lance", "lance.dataset(p + '/samples.lance').to_table(columns=['key'])"),
+}
+
+
+def _fresh(path: str, side: str) -> float:
+    """Milliseconds of a fresh process's open and first read (imports not counted)."""
+    imports, read = _FRESH[side]
+    code = f"import sys, time\n{imports}\np = sys.argv[1]\nt = time.perf_counter()\n{read}\nprint((time.perf_counter() - t) * 1e3)"
+    out = subprocess.run([sys.executable, "-c", code, path], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -78,8 +100,8 @@ def main() -> None:
     p.add_argument("--versions", type=int, nargs="+", default=[1000, 5000], help="appends before the timed reads")
     p.add_argument("--reads", type=int, default=20, help="timed rounds (each a new version)")
     args = p.parse_args()
-    print("| log | store | count | peer | ratio | store above the raw scan | deep verify |")
-    print("|---|---|---|---|---|---|---|")
+    print("| log | store | count | peer | ratio | store above the raw scan | deep verify | fresh process |")
+    print("|---|---|---|---|---|---|---|---|")
     for appends in args.versions:
         with tempfile.TemporaryDirectory() as root:
             run(appends, args.reads, root)

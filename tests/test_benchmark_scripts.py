@@ -127,7 +127,8 @@ CASES = [
           _first_query("False", "warm samples_entries=1"), then=("{tmp}/fq 20000 --stream", "{tmp}/fq 20000 --stream")),
     _case("long_logs", "long_logs.py", "--versions 30 --reads 2",
           rf"^\| [0-9,]+ versions, [0-9,]+ live keys \(built in {NUM} s\) \| keys\(\) {NUM} ms \| count\(\) {NUM} ms "
-          rf"\| raw key scan {NUM} ms \| {NUM}x raw \| per version {NUM} us \| verify\(deep=True\) {NUM} s \|$"),
+          rf"\| raw key scan {NUM} ms \| {NUM}x raw \| per version {NUM} us \| verify\(deep=True\) {NUM} s "
+          rf"\| fresh process: open \+ keys\(\) {NUM} ms, Lance open \+ key scan {NUM} ms \|$"),
     _case("small_deletes", "small_deletes.py", "--rows 20000 --deletes 20 --reads 1",
           rf"^20 deletes of one key of 20,000 rows: median {NUM} ms, p90 {NUM} ms, max {NUM} ms; tombstone fragments "
           rf"after each: mean {NUM}, max 16, at the end \d+$",
