@@ -170,9 +170,7 @@ class FirstReadSuite(_KeysSuite):
         self._env = os.environ.get(_kept.ENV)
         os.environ[_kept.ENV] = "off"
         _derived.DERIVED.clear()
-        integrity._RUNS.clear()
-        integrity._LOADED.clear()
-        integrity._FROM_DISK.clear()
+        integrity.forget_runs()
 
     def teardown(self, paths: dict[int, str], rows: int) -> None:
         import os

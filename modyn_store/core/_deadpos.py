@@ -106,7 +106,10 @@ class Drops:
         self._named: tuple[str, bytes] | None = None
         self._version = version
         self._dead = dead
-        self._parts: list[np.ndarray] = []
+        # the drops of every batch so far (all of them: a later stream with other batch bounds may
+        # take the entry for rows this one did not filter); None past what an entry can hold
+        self._parts: list[np.ndarray] | None = []
+        self._noted = 0
         self.rows = 0  # rows of the batches noted so far
         self._entry: KeptDrops | None = None
         self._looked = False
@@ -139,14 +142,17 @@ class Drops:
 
     def add(self, drop: np.ndarray, n: int) -> None:
         """Note the next batch's drops ``drop`` (ascending positions in its ``n`` rows)."""
-        if drop.size:
+        if drop.size and self._parts is not None:
             self._parts.append(drop.astype(np.int64) + self.rows)
+            self._noted += drop.size
+            if self._noted * 8 > _kept.MAX_ENTRY_BYTES:
+                self._parts = None  # (more than the read cache keeps: nothing is kept)
         self.rows += n
 
     def finish(self, dead: np.ndarray) -> None:
         """The stream ended, dropping ``dead`` last: keep what it noted where a batch would have
         taken NumPy's filter (the source was asked) and no entry was found."""
-        if self._named is None or self._found or self._changed or dead is not self._dead:
+        if self._named is None or self._parts is None or self._found or self._changed or dead is not self._dead:
             return
         offsets = np.concatenate(self._parts) if self._parts else np.empty(0, np.int64)
         _keep(*self._named, self._what, (offsets, np.array([self.rows], np.int64)))

@@ -48,10 +48,6 @@ class TableValues:
     def _pinned(self) -> dict[str, lance.LanceDataset] | None:  # pragma: no cover - Tables' own
         raise NotImplementedError
 
-    @staticmethod
-    def _manifest_file(name: str, version: int) -> str:  # pragma: no cover - Tables' own
-        raise NotImplementedError
-
     def derived(self, name: str, what: Hashable, compute: Callable[[lance.LanceDataset], T]) -> T | None:
         """``compute(latest dataset of name)``, kept by the process for the same table content
         (see :mod:`~modyn_store.core._derived`); ``None`` if the table does not exist."""
@@ -135,7 +131,7 @@ class TableValues:
               *, make: bool = True) -> None:
         """Write the entry of ``value`` for ``ds``'s manifest (``make=False``: only into a table
         folder that exists), and keep it in the process under the name a lookup of that manifest uses."""
-        read = self.location.read(self._manifest_file(name, ds.version))
+        read = self._manifest_bytes(table_dir, ds)
         if read is not None:
             _kept.save(table_dir, read, what, value, make=make)
             DERIVED.put(("kept", table_dir, read, what), value, replace=True)
@@ -146,8 +142,15 @@ class TableValues:
         table_dir = self.kept_dir(name)
         if table_dir is None or self._pinned() is not None:
             return None
-        try:  # (a local file: read directly, a tenth of the time through the location's layers)
+        read = self._manifest_bytes(table_dir, ds)
+        return None if read is None else (table_dir, read)
+
+    @staticmethod
+    def _manifest_bytes(table_dir: str, ds: lance.LanceDataset) -> bytes | None:
+        """The manifest ``ds`` was opened from, in the local table folder ``table_dir`` (a
+        :meth:`kept_dir`): read directly, a tenth of the time through the location's layers."""
+        try:
             with open(os.path.join(table_dir, "_versions", _kept.manifest_name(ds.version)), "rb") as fh:
-                return table_dir, fh.read()
+                return fh.read()
         except OSError:
             return None

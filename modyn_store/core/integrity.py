@@ -182,6 +182,14 @@ def _kept_runs(table_dir: str) -> list[tuple[int, int, int]]:
     return list(zip(got[0].tolist(), got[1].tolist(), got[2].view(np.uint64).tolist()))
 
 
+def forget_runs() -> None:
+    """Forget every run checksum this process computed or took from disk, and which tables'
+    kept runs it loaded: the state of a new process."""
+    _RUNS.clear()
+    _LOADED.clear()
+    _FROM_DISK.clear()
+
+
 def distrust_kept_runs() -> None:
     """Drop the run checksums taken from disk (a read whose keys disagree with the log
     computes them again before it reports damage; the tables are not loaded again)."""

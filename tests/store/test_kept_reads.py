@@ -234,9 +234,7 @@ def test_entries_hold_several_arrays_in_order(tmp_path: Path, cache: Path) -> No
 def _new_process() -> None:
     """Forget what this process derived and mixed, as a new process starts."""
     _derived.DERIVED.clear()
-    integrity._RUNS.clear()
-    integrity._LOADED.clear()
-    integrity._FROM_DISK.clear()
+    integrity.forget_runs()
 
 
 @pytest.fixture

@@ -295,3 +295,16 @@ def test_a_stream_that_resumes_on_fresh_files_filters_again(
                                                   source=ds)))
     assert np.array_equal(np.sort(got), np.sort(order)) and got.size == order.size
     assert sum(looked) == N  # the first two batches took the entry; the resumed stream looked up every key
+
+
+def test_a_stream_dropping_more_than_an_entry_holds_keeps_nothing(
+    tmp_path: Path, cache: Path, filtered: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = _spread(N)
+    s = _store(f"{tmp_path}/s", keys)
+    monkeypatch.setattr(_kept, "MAX_ENTRY_BYTES", 8 * 100)  # (the stream drops 310 rows)
+    assert np.array_equal(np.sort(_keys(s)), _live(keys, keys[::97]))
+    assert _entries(s.uri) == []
+    filtered.clear()
+    assert np.array_equal(np.sort(_keys(s)), _live(keys, keys[::97]))
+    assert sum(filtered) == N  # filtered again: nothing was kept, in the process either
