@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
-from modyn_store.core._logdigest import DIGEST, SEALED_SCHEMA, check, consecutive, from_micros, sealed
+from modyn_store.core._logdigest import DIGEST, SEALED_SCHEMA, check, consecutive, from_micros, sealed, table_records
 from modyn_store.core._marker import MARKER, identity
 from modyn_store.core._plainjson import read_json
 from modyn_store.core.errors import ConflictError, CorruptionError, NotAStoreError
@@ -252,11 +252,9 @@ class VersionLog:
         known = cached[1] if cached is not None and cached[0] < lv else []
         since = known[-1].version if known else 0
         # (no filter on a first read: planning one costs more than the rows)
-        rows = (ds.to_table(filter=f"_version > {since}") if since else ds.to_table()).sort_by("_version").to_pylist()
+        rows = ds.to_table(filter=f"_version > {since}") if since else ds.to_table()
         where = self.store._tables.uri("versions")
-        for r in rows:
-            check(r, where)
-        new = [VersionRecord.from_row(r) for r in rows]
+        new = table_records(rows, where)
         consecutive(new, since + 1, where)
         records = known + new
         self._checkpoint = (lv, records)

@@ -34,11 +34,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from modyn_store.core._plainjson import read_json
 from modyn_store.core._runcheck import digest
 from modyn_store.core.errors import CorruptionError
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
-__all__ = ["DIGEST", "SEALED_SCHEMA", "check", "consecutive", "from_micros", "micros", "sealed"]
+__all__ = ["DIGEST", "SEALED_SCHEMA", "check", "consecutive", "from_micros", "micros", "sealed", "table_records"]
 
 #: the key (record objects) and column (``versions`` table) of a record's digest
 DIGEST = "digest"
@@ -77,6 +78,14 @@ def sealed(record: VersionRecord, *, time_as_micros: bool = False) -> dict[str, 
     return row
 
 
+def _mismatch(version: Any, where: str) -> CorruptionError:
+    return CorruptionError(
+        f"the record of version {version!r} in {where!r} does not match its digest "
+        "(a field was changed after it was written); run `modyn-store verify` and restore the "
+        "store from a backup"
+    )
+
+
 def check(row: Mapping[str, Any], where: str) -> None:
     """Raise :class:`CorruptionError` if the stored ``row`` (found in ``where``) carries a
     digest its fields do not match; a row without one (an earlier release's) passes."""
@@ -84,11 +93,72 @@ def check(row: Mapping[str, Any], where: str) -> None:
     if given is None:
         return
     if given != _row_digest(row):
-        raise CorruptionError(
-            f"the record of version {row.get('_version')!r} in {where!r} does not match its digest "
-            "(a field was changed after it was written); run `modyn-store verify` and restore the "
-            "store from a backup"
-        )
+        raise _mismatch(row.get("_version"), where)
+
+
+def _unreadable(where: str, exc: Exception) -> CorruptionError:
+    return CorruptionError(f"a record in {where!r} is unreadable ({exc}); run `modyn-store verify`")
+
+
+def table_records(table: pa.Table, where: str) -> list[VersionRecord]:
+    """The records of rows of the ``versions`` table (found in ``where``), by version, each
+    checked against its digest as :func:`check` checks it.
+
+    A table of this release's types without nulls (every table this and earlier releases
+    wrote) is read column by column, and each digest is checked on the text ``json.dumps``
+    gives the row's values, formatted directly (no dict or list per row: the first read of a
+    long log in a process, docs/PERFORMANCE.md). Any other table is read row by row. A row that
+    is not a record raises :class:`CorruptionError`.
+    """
+    table = table.sort_by("_version")
+    try:
+        if _plain(table):
+            return _columns(table, where)
+        rows = table.to_pylist()
+        for r in rows:
+            check(r, where)
+        return [VersionRecord.from_row(r) for r in rows]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _unreadable(where, exc) from exc
+
+
+def _plain(table: pa.Table) -> bool:
+    """Whether ``table`` has this release's column types and no nulls but (maybe) digests."""
+    for f in VERSIONS_SCHEMA:
+        i = table.schema.get_field_index(f.name)
+        if i < 0 or table.schema.field(i).type != f.type or table.column(i).null_count:
+            return False
+    i = table.schema.get_field_index(DIGEST)
+    return i < 0 or table.schema.field(i).type == pa.string()
+
+
+def _columns(table: pa.Table, where: str) -> list[VersionRecord]:
+    n = table.num_rows
+    cols = [
+        table.column(f).cast(pa.int64()).to_pylist() if f == "time" else table.column(f).to_pylist()
+        for f in _FIELDS
+    ]
+    given = table.column(DIGEST).to_pylist() if DIGEST in table.schema.names else [None] * n
+    text = json.encoder.encode_basestring_ascii  # (what ``json.dumps`` writes strings with)
+    for v, t, op, msg, ins, dele, era, live, mk, det, g in zip(*cols, given):
+        # json.dumps([v, t, op, ...]) without building the list: ints as repr, strings as JSON
+        if g is not None and g != digest(
+            f"[{v}, {t}, {text(op)}, {text(msg)}, {ins}, {dele}, {era}, {live}, {mk}, {text(det)}]".encode()
+        ):
+            raise _mismatch(v, where)
+    dets = cols[-1]
+    if None not in given:
+        # every details text is one that json.dumps wrote (its digest says so): as an array
+        # they read as one text, value for value
+        details = read_json("[" + ",".join(dets) + "]")
+        if len(details) != n:
+            raise ValueError(f"{n} details texts read as {len(details)} values")
+    else:  # an earlier release's rows: one text at a time, so a damaged one fails alone
+        details = [read_json(d) for d in dets]
+    return [
+        VersionRecord(v, from_micros(t), op, msg, ins, dele, era, live, mk, det)
+        for v, t, op, msg, ins, dele, era, live, mk, det in zip(*cols[:-1], details)
+    ]
 
 
 def consecutive(records: Sequence[VersionRecord], first: int, where: str) -> None:
