@@ -537,3 +537,25 @@ def test_a_write_on_a_samples_table_that_lost_its_latest_manifest_is_refused(tmp
     assert sorted(p.name for p in (path / "samples.lance" / "_versions").iterdir()) == left
     intent = path / "_txn" / "intent.json"  # no write was started
     assert not intent.exists() or json.loads(intent.read_text()).get("done") is True
+
+
+def test_checkpoints_keep_the_log_table_in_few_fragments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each checkpoint adds a fragment to the log's table, which every process's first read of
+    the log reads whole: it is merged past its MAX_FRAGMENTS_READ_WHOLE bound, and the log a
+    fresh process reads stays exact."""
+    from modyn_store.core._table_maintenance import MAX_FRAGMENTS, MAX_FRAGMENTS_READ_WHOLE
+
+    bound = MAX_FRAGMENTS_READ_WHOLE["versions"]
+    assert bound < MAX_FRAGMENTS
+    monkeypatch.setattr(_log, "CHECKPOINT_EVERY", 2)
+    uri = str(tmp_path / "s")
+    store = Store.open(uri, create=True)
+    counts = []
+    for v in range(1, 2 * (3 * bound + 2) + 1):
+        store.append(_rows(10 * v, 10 * v + 1))
+        if v % 2 == 0:
+            counts.append(len(store._tables.open("versions").get_fragments()))
+    assert counts[:bound] == list(range(1, bound + 1))  # a fragment a checkpoint
+    assert max(counts) <= bound and counts[bound] < bound  # merged where it passed the bound
+    assert Store.open(uri).log() == store.log() and [r.version for r in Store.open(uri).log()] == list(range(1, v + 1))
+    assert Store.open(uri).as_of().keys().tolist() == [10 * k for k in range(1, v + 1)]
