@@ -8,8 +8,9 @@ range of its keys is kept beside them where known, ``(..., min key, max key)``: 
 records the bounds of the keys it wrote for the fragments it created (every key of each lies
 between them), a fragment the writer reads (after a merge) its own; readers read
 ``_version`` only, and no write reads the keys of fragments it did not read anyway (a lost
-journal, lines of earlier releases: those fragments have no bounds). A delete by key scans
-only the fragments whose bounds hold one of its keys, and every fragment without bounds. A
+journal, lines of earlier releases: those fragments have no bounds). A delete by key and a
+point read (``take``, ``contains``, ``row_ids`` of a few keys) scan only the fragments whose
+bounds hold one of their keys, and every fragment without bounds. A
 deletion file only removes rows, so a bound stays a bound. Earlier releases read the first
 three numbers of a line and ignore the rest.
 
@@ -43,16 +44,42 @@ import uuid
 from typing import Any
 
 import lance
+import numpy as np
 
 from modyn_store.core._location import Location
 from modyn_store.core._plainjson import read_json
 from modyn_store.core._runcheck import digest
 
-__all__ = ["FragmentRanges"]
+__all__ = ["FragmentRanges", "key_spans", "ruled_out"]
 
 #: what is known of a fragment: (min _version, max _version, physical rows), then (min key,
 #: max key) where known
 Known = tuple[int, ...]
+
+def key_spans(
+    bounds: dict[int, tuple[int, int]], want: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids, lo, hi, first, last)`` over the fragments whose key bounds are known: the
+    ascending keys ``want[first[i]:last[i]]`` are those inside ``[lo[i], hi[i]]``, fragment
+    ``ids[i]``'s bounds.
+
+    >>> ids, lo, hi, first, last = key_spans({3: (0, 9), 4: (10, 19)}, np.array([5, 6, 30]))
+    >>> first.tolist(), last.tolist()
+    ([0, 2], [2, 2])
+    """
+    ids = np.fromiter(bounds, np.int64, len(bounds))
+    lo, hi = np.array(list(bounds.values()), np.int64).reshape(-1, 2).T
+    return ids, lo, hi, np.searchsorted(want, lo, side="left"), np.searchsorted(want, hi, side="right")
+
+
+def ruled_out(bounds: dict[int, tuple[int, int]], want: np.ndarray) -> set[int]:
+    """The ids of the fragments whose key bounds hold none of the ascending keys ``want``
+    (a fragment without bounds may hold any key: never among them)."""
+    if not bounds:
+        return set()
+    ids, _, _, first, last = key_spans(bounds, want)
+    return set(ids[first >= last].tolist())
+
 
 #: the key of a line's digest (of the line's other keys and values): a damaged line is skipped
 DIGEST = "#"

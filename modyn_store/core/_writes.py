@@ -11,6 +11,7 @@ import pyarrow as pa
 from engine._search import HashedKeys, first_unsorted, sorted_unique
 from modyn_store.core import _ingest, _tombstoned, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
+from modyn_store.core._fragments import key_spans
 from modyn_store.core._key_rows import found_keys
 from modyn_store.core._runclaims import claim_of
 from modyn_store.core._stream import check_filter_before_rows
@@ -241,10 +242,7 @@ def _answered_by_bounds(store: Store, committed: int, want: np.ndarray, found: n
     bounds = store._tables.fragment_key_bounds("samples", ds) if ds is not None else {}
     if ds is None or not bounds:
         return set()
-    ids = np.fromiter(bounds, np.int64, len(bounds))
-    lo, hi = np.array(list(bounds.values()), np.int64).reshape(-1, 2).T
-    first = np.searchsorted(want, lo, side="left")
-    last = np.searchsorted(want, hi, side="right")
+    ids, lo, hi, first, last = key_spans(bounds, want)
     skip = set(ids[first >= last].tolist())
     ranges = store._tables.fragment_versions("samples", ds)
     for i in np.flatnonzero(first < last).tolist():

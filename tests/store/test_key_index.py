@@ -89,9 +89,9 @@ def test_the_index_is_used(store: Store, monkeypatch: pytest.MonkeyPatch) -> Non
     flat: list[str] = []
     real = keyindex.lookup
 
-    def recorded(ds: object, keys: np.ndarray, columns: list[str]) -> pa.Table:
+    def recorded(ds: object, keys: np.ndarray, columns: list[str], fragments: list | None = None) -> pa.Table:
         flat.append(str(ds.uri))  # type: ignore[attr-defined]
-        return real(ds, keys, columns)
+        return real(ds, keys, columns, fragments)
 
     monkeypatch.setattr(keyindex, "lookup", recorded)
     assert store.as_of().contains([1, 2]).tolist() == [False, True]
@@ -101,7 +101,7 @@ def test_the_index_is_used(store: Store, monkeypatch: pytest.MonkeyPatch) -> Non
     assert store.as_of().contains([1, 2]).tolist() == [False, True]
     assert not any("samples" in u for u in flat)  # answered by the sorted runs
     plan = store._tables.open("tombstones").scanner(  # type: ignore[union-attr]
-        columns=["key"], filter=pc.field("key").isin(pa.array([3, 4]))
+        columns=["key", "_version"], filter=pc.field("key").isin(pa.array([3, 4])), late_materialization=True
     ).explain_plan()
     assert "ScalarIndexQuery" in plan and keyindex.INDEX_NAME in plan
 
