@@ -10,6 +10,12 @@ one version). Then, each phase in a fresh process (``first``: the first call of 
 
 * ``take_noindex``: ``store.as_of().take(keys)`` before any index exists (point lookups: one
   flat scan of ``key`` with a hash filter, plus the tombstones);
+* ``take_few_noindex`` / ``lance_in_few`` / ``lance_in_few_late``: the same for ``--few`` random
+  live keys (default 10), which lie in at most that many of the ``--versions`` fragments: the
+  store reads only the fragments whose recorded key bounds hold one of them; the peers are
+  Lance's ``to_table(filter="key IN (...)")`` with no index (a scan of every fragment, as yet),
+  as a user writes it and with ``late_materialization=True`` (the other columns read for the
+  matching rows only, as the store's point lookups read them);
 * ``index``: ``store.index_keys()`` (the writer's maintenance call): seconds and bytes of the
   sorted key runs of the samples and the BTREE of the tombstones;
 * ``take``: ``store.as_of().take(keys)`` with the index (rows in the order of ``keys``);
@@ -47,8 +53,8 @@ import pyarrow as pa
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PHASES = ("take_noindex", "index", "take", "take_many", "old", "old_many", "lance_index", "lance_in", "append",
-          "take_stale", "reindex")
+PHASES = ("take_noindex", "take_few_noindex", "lance_in_few", "lance_in_few_late", "index", "take", "take_many", "old",
+          "old_many", "lance_index", "lance_in", "append", "take_stale", "reindex")
 COLUMNS = ["key", "ts", "label"]
 
 
@@ -130,15 +136,16 @@ def query(path: str, rows: int, what: str, n: int) -> None:
     for i in range(calls):
         want = _live_keys(rows, n, seed=100 + i)
         t0 = time.perf_counter()
-        if what == "lance_in":
+        if what.startswith("lance_in"):
             ds = lance.dataset(f"{path}/samples.lance")
-            t = ds.to_table(columns=COLUMNS, filter=f"key IN ({','.join(map(str, want.tolist()))})")
+            t = ds.to_table(columns=COLUMNS, filter=f"key IN ({','.join(map(str, want.tolist()))})",
+                            late_materialization=True if what.endswith("late") else None)
         else:
             t = Store.open(path).as_of().take(want, COLUMNS)
         times.append(time.perf_counter() - t0)
         # the checks are not timed: every row holds its key (and its ts); Lance's in storage order
         got = t.column("key").to_numpy()
-        if what == "lance_in":
+        if what.startswith("lance_in"):
             ok = t.num_rows == want.size and np.array_equal(np.sort(got), np.sort(want))
         else:
             ok = np.array_equal(got, want)
@@ -158,6 +165,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=100)
     parser.add_argument("--keys", type=int, default=10**4)
     parser.add_argument("--many", type=int, default=10**6)
+    parser.add_argument("--few", type=int, default=10)
     parser.add_argument("--path", default="/tmp/take-keys")
     parser.add_argument("--phases", default="build," + ",".join(PHASES),
                         help="comma-separated: build and/or " + ", ".join(PHASES))
@@ -168,7 +176,8 @@ def main() -> None:
         build(args.path, args.rows, args.versions)
         return
     if args.one:
-        query(args.path, args.rows, args.one, args.many if args.one.endswith("many") else args.keys)
+        query(args.path, args.rows, args.one,
+              args.many if args.one.endswith("many") else args.few if "few" in args.one else args.keys)
         return
     phases = [p for p in args.phases.split(",") if p]
     if "build" in phases:
@@ -176,7 +185,8 @@ def main() -> None:
     try:
         for phase in phases:
             subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--versions", str(args.versions),
-                            "--keys", str(args.keys), "--many", str(args.many), "--path", args.path,
+                            "--keys", str(args.keys), "--many", str(args.many), "--few", str(args.few),
+                            "--path", args.path,
                             "--one", phase], check=True)
     finally:
         if not args.keep:

@@ -161,6 +161,7 @@ CASES = [
     _case("take_keys", "take_keys.py", "--rows 20000 --versions 4 --keys 50 --many 2000 --path {tmp}/tk",
           r'^\{"phase": "build", "rows": 20000, "versions": 5,', r'^\{"phase": "take", "keys": 50, "first_s": ',
           r'^\{"phase": "old_many", "keys": 2000,', r'^\{"phase": "lance_in", "keys": 50,',
+          r'^\{"phase": "take_few_noindex", "keys": 10, "first_s": ', r'^\{"phase": "lance_in_few", "keys": 10,',
           r'^\{"phase": "reindex", "seconds": '),
     _case("time_boundaries", "time_boundaries.py", "--rows 20000 --every 0.1 --span 100 --repeat 1",
           rf"^float64 times: +{NUM} ms  999 firings$", rf"^int64 ms times: +{NUM} ms  999 firings$"),
