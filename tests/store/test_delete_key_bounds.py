@@ -109,15 +109,22 @@ def test_answers_from_bounds_match_a_scan(store_uri: str, missing: str) -> None:
     assert np.array_equal(store.as_of().keys(), np.setdiff1d(stored, asked))
 
 
-def test_lines_without_bounds_leave_every_fragment_to_the_read(tmp_path: Path) -> None:
-    store = _three_fragments(str(tmp_path / "s"))
+def _without_bounds(uri: str) -> Store:
+    """:func:`_three_fragments` with a journal as an earlier release wrote it (no key bounds),
+    opened again."""
+    store = _three_fragments(uri)
     ds = store._tables.open("samples")
     assert ds is not None
-    with open(store.path("_meta/samples.fragments.jsonl"), "wb") as fh:  # as an earlier release wrote it
+    with open(store.path("_meta/samples.fragments.jsonl"), "wb") as fh:
         fh.write(_encode({str(f.fragment_id): [v + 1, v + 1, f.physical_rows]
                           for v, f in enumerate(ds.get_fragments())}))
-    old = Store.open(store.uri)
+    old = Store.open(uri)
     assert _bounds(old) == {}
+    return old
+
+
+def test_lines_without_bounds_leave_every_fragment_to_the_read(tmp_path: Path) -> None:
+    old = _without_bounds(str(tmp_path / "s"))
     assert old.delete(keys=[5, 26]).deleted == 2
     with pytest.raises(UnknownKeyError):
         old.delete(keys=[27])

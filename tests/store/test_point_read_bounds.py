@@ -15,9 +15,7 @@ import numpy as np
 import pytest
 
 from modyn_store import CorruptionError, Store
-from modyn_store.core._fragments import _encode
-
-from tests.store.test_delete_key_bounds import _bounds, _keyed, _remove_data, _three_fragments
+from tests.store.test_delete_key_bounds import _keyed, _remove_data, _three_fragments, _without_bounds
 
 
 def test_point_reads_open_no_fragment_whose_bounds_leave_the_keys_out(tmp_path: Path) -> None:
@@ -54,18 +52,11 @@ def test_with_the_index_only_fresh_fragments_that_may_hold_the_keys_are_scanned(
 
 
 def test_fragments_without_bounds_are_read(tmp_path: Path) -> None:
-    store = _three_fragments(str(tmp_path / "s"))
-    ds = store._tables.open("samples")
-    assert ds is not None
-    with open(store.path("_meta/samples.fragments.jsonl"), "wb") as fh:  # as an earlier release wrote it
-        fh.write(_encode({str(f.fragment_id): [v + 1, v + 1, f.physical_rows]
-                          for v, f in enumerate(ds.get_fragments())}))
-    old = Store.open(store.uri)
-    assert _bounds(old) == {}
+    old = _without_bounds(str(tmp_path / "s"))
     assert old.as_of().take([5, 26]).column("key").to_pylist() == [5, 26]
     _remove_data(old, 0)
     with pytest.raises(CorruptionError, match="missing|not found|No such file"):
-        Store.open(store.uri).as_of().take([42])  # no bounds: fragment 0 is read too
+        Store.open(old.uri).as_of().take([42])  # no bounds: fragment 0 is read too
 
 
 @pytest.mark.parametrize("indexed", [False, True])
