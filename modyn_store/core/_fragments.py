@@ -56,6 +56,7 @@ __all__ = ["FragmentRanges", "key_spans", "ruled_out"]
 #: max key) where known
 Known = tuple[int, ...]
 
+
 def key_spans(
     bounds: dict[int, tuple[int, int]], want: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

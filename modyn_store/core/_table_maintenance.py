@@ -33,9 +33,9 @@ MAX_FRAGMENTS = 64
 #: searches: each delete adds a fragment, and each fragment costs those reads a file (a request
 #: on object storage); a merge of a dozen small ones costs the write that does it a few ms
 #: (``benchmarks/small_deletes.py``, docs/PERFORMANCE.md). The log's table gains a fragment per
-#: checkpoint and every process's first read of the log reads it whole: at 64 fragments of 32
-#: records that read took three times as long as at 8 (``benchmarks/long_logs.py``); a merge of
-#: six costs the checkpoint that does it, one in six, a few ms
+#: checkpoint and every process's first read of the log reads it whole, a file per fragment
+#: (``benchmarks/long_logs.py``, docs/PERFORMANCE.md, long logs): past 8 a checkpoint, one in
+#: six, merges six small ones
 MAX_FRAGMENTS_READ_WHOLE = {"tombstones": 16, "purged": 16, "versions": 8}
 
 #: the names ``arrow_cast`` gives the value types of dictionary columns (see ``_dictionary_casts``)

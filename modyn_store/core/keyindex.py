@@ -349,7 +349,8 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
     skip = ruled_out(store._tables.fragment_key_bounds("samples", ds), keys)
     for attempt in range(READ_ATTEMPTS):
         if pointer is None:
-            return lookup(ds, keys, read, [f for f in ds.get_fragments() if f.fragment_id not in skip] if skip else None)
+            held = [f for f in ds.get_fragments() if f.fragment_id not in skip] if skip else None
+            return lookup(ds, keys, read, held)
         try:
             found, rid = _probe(store, pointer, keys)
             break
@@ -373,7 +374,8 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
         got = got.append_column("_rowid", pa.array(ids, pa.uint64())).filter(pa.array(ok))
         parts.append(got)
     ranges = store._tables.fragment_versions("samples", ds)
-    fresh = [f for f in ds.get_fragments() if ranges[f.fragment_id][1] > pointer["version"] and f.fragment_id not in skip]
+    fresh = [f for f in ds.get_fragments()
+             if ranges[f.fragment_id][1] > pointer["version"] and f.fragment_id not in skip]
     if fresh:
         chunk = pa.array(np.ascontiguousarray(keys, dtype=np.int64))
         parts.append(_rows_of_keys(ds, chunk, columns=read, fragments=fresh, with_row_id=True))

@@ -54,7 +54,9 @@ def test_the_columns_read_as_the_rows_do_in_any_stored_order() -> None:
     assert table_records(_table([]), "t") == []
 
 
-@pytest.mark.parametrize("field", ["time", "op", "message", "inserted", "deleted", "erased", "live", "max_key", "details"])
+@pytest.mark.parametrize(
+    "field", ["time", "op", "message", "inserted", "deleted", "erased", "live", "max_key", "details"]
+)
 def test_a_changed_field_is_damage_read_by_columns(field: str) -> None:
     rows = [sealed(r) for r in _records()]
     bad = dict(rows[16])
