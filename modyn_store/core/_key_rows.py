@@ -38,18 +38,21 @@ def rows_naming(tables: Tables, name: str, keys: np.ndarray, columns: list[str],
                 filter: str | None = None) -> pa.Table | None:
     """The rows of table ``name`` (``columns``, ``key`` among them; ``filter``: a predicate on
     the others) whose ``key`` is one of the int64 ``keys`` (any order); a null key names none;
-    ``None`` where there is no such table."""
+    ``None`` where there is no such table. Of the samples, the fragments whose recorded key
+    bounds hold none of the keys are not read (:meth:`Tables.fragments_holding`)."""
     table: HashedKeys | None = None  # built at the first batch: none where the table is missing or empty
+    wanted = sorted_unique(keys)
 
     def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
         nonlocal table
         if table is None:
-            table = HashedKeys.for_stream(sorted_unique(keys), SCAN_BATCH)
+            table = HashedKeys.for_stream(wanted, SCAN_BATCH)
         values, valid = sample_keys(batch.column("key"))
         at = table.hits(values)
         return batch.take(pa.array(at if valid is None else at[valid[at]]))
 
-    return tables.scan_kept(name, columns, filter, keep)
+    return tables.scan_kept(name, columns, filter, keep,
+                            fragments=lambda ds: tables.fragments_holding(name, ds, wanted))
 
 
 def found_keys(tables: Tables, candidates: np.ndarray, names: tuple[str, ...], committed: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import pyarrow as pa
 from modyn_store.core import _kept
 from modyn_store.core._derived import session
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS, damaged_files, overtaken, vanished
-from modyn_store.core._fragments import FragmentRanges
+from modyn_store.core._fragments import FragmentRanges, ruled_out
 from modyn_store.core._incarnation import Identity, Incarnations, identity, object_identity
 from modyn_store.core._location import Location
 from modyn_store.core._sql import keys_predicate
@@ -93,6 +93,15 @@ class Tables(TableMaintenance, TableValues):
     def fragment_key_bounds(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
         """``fragment id -> (min key, max key)`` for the fragments of ``ds`` whose bounds are known."""
         return self.ranges.key_bounds(name, ds)
+
+    def fragments_holding(self, name: str, ds: lance.LanceDataset, keys: np.ndarray) -> list[Any] | None:
+        """The fragments of ``ds`` that may hold one of the ascending ``keys``: all but those
+        whose recorded key bounds hold none of them (``None``: none is ruled out, or ``name``
+        is not the samples, the one table whose writes record bounds)."""
+        if name != "samples":
+            return None
+        skip = ruled_out(self.fragment_key_bounds(name, ds), keys)
+        return [f for f in ds.get_fragments() if f.fragment_id not in skip] if skip else None
 
     def save_fragment_versions(
         self, name: str, new_version: int | None = None, *, created_after: int = -1, keys: tuple[int, int] | None = None
@@ -394,16 +403,19 @@ class Tables(TableMaintenance, TableValues):
         keep: Callable[[pa.RecordBatch], pa.RecordBatch],
         *,
         batch_size: int = 1 << 16,
+        fragments: Callable[[lance.LanceDataset], list[Any] | None] | None = None,
     ) -> pa.Table | None:
         """The rows of ``name`` that ``keep`` retains, read batch by batch: memory holds one
         scanned batch and what was kept, never the whole table (``None`` if the table does not
-        exist). A read that loses its files to a concurrent maintenance starts over."""
+        exist). A read that loses its files to a concurrent maintenance starts over.
+        ``fragments``: of the dataset opened, the fragments to read (``None`` from it: all)."""
         for attempt in range(READ_ATTEMPTS):
             ds = self.open(name)
             if ds is None:
                 return None
             try:
-                scanner = ds.scanner(columns=columns, filter=filter, batch_size=batch_size)
+                scanner = ds.scanner(columns=columns, filter=filter, batch_size=batch_size,
+                                     fragments=fragments(ds) if fragments is not None else None)
                 reader = scanner.to_reader()
                 kept = [keep(batch) for batch in reader]
                 return pa.Table.from_batches([b for b in kept if b.num_rows], schema=reader.schema)

@@ -59,7 +59,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modyn_store.core._failures import READ_ATTEMPTS
-from modyn_store.core._fragments import ruled_out
 from modyn_store.core._keyruns import write_sorted
 from modyn_store.core._plainjson import read_json
 from modyn_store.core._runcheck import _ADVICE, BlockCheck, digest
@@ -346,10 +345,9 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
     read = ["key", "_version", *[c for c in columns if c not in ("key", "_version")]]
     pointer = _read_pointer(store)
     # fragments whose key bounds hold none of the keys are not read (a delete by key does the same)
-    skip = ruled_out(store._tables.fragment_key_bounds("samples", ds), keys)
+    held = store._tables.fragments_holding("samples", ds, keys)
     for attempt in range(READ_ATTEMPTS):
         if pointer is None:
-            held = [f for f in ds.get_fragments() if f.fragment_id not in skip] if skip else None
             return lookup(ds, keys, read, held)
         try:
             found, rid = _probe(store, pointer, keys)
@@ -374,8 +372,8 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
         got = got.append_column("_rowid", pa.array(ids, pa.uint64())).filter(pa.array(ok))
         parts.append(got)
     ranges = store._tables.fragment_versions("samples", ds)
-    fresh = [f for f in ds.get_fragments()
-             if ranges[f.fragment_id][1] > pointer["version"] and f.fragment_id not in skip]
+    fresh = [f for f in (ds.get_fragments() if held is None else held)
+             if ranges[f.fragment_id][1] > pointer["version"]]
     if fresh:
         chunk = pa.array(np.ascontiguousarray(keys, dtype=np.int64))
         parts.append(_rows_of_keys(ds, chunk, columns=read, fragments=fresh, with_row_id=True))
