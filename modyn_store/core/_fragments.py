@@ -160,6 +160,27 @@ class FragmentRanges:
         are known (every key of the fragment lies between them; the rest have none here)."""
         return dict(self._get(name, ds, None, -1, None, False)[2])
 
+    def recorded_key_bounds(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
+        """The key bounds of the fragments of ``ds`` that memory or the journal records,
+        reading no fragment and remembering nothing of the others. A writer's fragments not
+        yet committed (a streamed append checking its keys) stay unknown, so its commit
+        records their bounds, which :meth:`key_bounds` would have read over (it reads
+        ``_version`` only)."""
+        memo = self._memo.get(name)
+        if memo is not None and memo[0] == ds.version:
+            return dict(memo[2])
+        frags = [(f.fragment_id, f.physical_rows) for f in ds.get_fragments()]
+        known = self._known.get(name)
+        if known is None or any(fid not in known for fid, _ in frags):
+            self._load(name)  # another process may have recorded them
+            known = self._known[name]
+        out: dict[int, tuple[int, int]] = {}
+        for fid, rows in frags:
+            hit = known.get(fid)
+            if hit is not None and len(hit) == 5 and hit[2] == rows:
+                out[fid] = (hit[3], hit[4])
+        return out
+
     def _get(
         self, name: str, ds: lance.LanceDataset, assume: int | None, created_after: int, keys: tuple[int, int] | None,
         read_keys: bool,

@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from modyn_store import CorruptionError, DuplicateKeyError, Store
-from tests.store.test_delete_key_bounds import _keyed, _remove_data, _three_fragments, _without_bounds
+from tests.store.test_delete_key_bounds import _bounds, _keyed, _remove_data, _three_fragments, _without_bounds
 
 
 def test_an_append_below_the_highest_key_reads_only_fragments_that_may_hold_its_keys(tmp_path: Path) -> None:
@@ -65,3 +66,14 @@ def test_checks_by_bounds_answer_as_a_full_scan(store_uri: str, by: str) -> None
                 assert report.keys.size == int(clash.sum())
                 stored = np.setdiff1d(stored, asked)
     assert np.array_equal(store.as_of().keys(), np.sort(stored))
+
+
+def test_a_streamed_append_below_the_highest_key_records_its_bounds(store_uri: str) -> None:
+    # its rows are written before its keys are checked: the check must not take their
+    # fragment for one without bounds
+    store = Store.open(store_uri, create=True)
+    store.append(_keyed(np.arange(0, 20, 2)))
+    table = _keyed([3, 1, 5, 7])
+    store.append(pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=2)))
+    assert _bounds(store) == {0: (0, 18), 1: (1, 7)}
+    assert _bounds(Store.open(store_uri)) == {0: (0, 18), 1: (1, 7)}
