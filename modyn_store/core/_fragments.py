@@ -157,15 +157,11 @@ class FragmentRanges:
 
     def key_bounds(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
         """``fragment id -> (min key, max key)`` for the fragments of ``ds`` whose key bounds
-        are known (every key of the fragment lies between them; the rest have none here)."""
-        return dict(self._get(name, ds, None, -1, None, False)[2])
-
-    def recorded_key_bounds(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
-        """The key bounds of the fragments of ``ds`` that memory or the journal records,
-        reading no fragment and remembering nothing of the others. A writer's fragments not
-        yet committed (a streamed append checking its keys) stay unknown, so its commit
-        records their bounds, which :meth:`key_bounds` would have read over (it reads
-        ``_version`` only)."""
+        memory or the journal records (every key of the fragment lies between them; the rest
+        have none here). Reads no fragment and remembers nothing of the others: a reader would
+        read ``_version`` only, which gives no bounds, and a writer's fragments not yet
+        committed (a streamed append checking its keys) must stay unknown for its commit to
+        record their bounds."""
         memo = self._memo.get(name)
         if memo is not None and memo[0] == ds.version:
             return dict(memo[2])

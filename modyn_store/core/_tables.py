@@ -100,7 +100,7 @@ class Tables(TableMaintenance, TableValues):
         is not the samples, the one table whose writes record bounds)."""
         if name != "samples":
             return None
-        skip = ruled_out(self.ranges.recorded_key_bounds(name, ds), keys)
+        skip = ruled_out(self.fragment_key_bounds(name, ds), keys)
         return [f for f in ds.get_fragments() if f.fragment_id not in skip] if skip else None
 
     def save_fragment_versions(

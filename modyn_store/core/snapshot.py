@@ -132,13 +132,13 @@ class Snapshot:
                 self._dead_cache = sorted_unique(np.concatenate([tomb_sorted, erased]))
         return self._dead_cache
 
-    def _read_tombstones(self, ds: Any, upto: int | None = None) -> tuple[np.ndarray, ...]:
-        """(keys tombstoned at or before ``upto`` (default: this version), the same sorted and distinct)
-        of ``ds``, or only the second where they are the same (no key tombstoned twice)."""
+    def _read_tombstones(self, ds: Any, upto: int) -> tuple[np.ndarray, ...]:
+        """(keys tombstoned at or before version ``upto``, the same sorted and distinct) of
+        ``ds``, or only the second where they are the same (no key tombstoned twice)."""
         # both columns, the bound applied here: cheaper than planning a Lance filter
         t = ds.to_table(columns=["key", "_version"])
         tomb = t.column("key").to_numpy()
-        tomb = tomb[t.column("_version").to_numpy() <= (self.version if upto is None else upto)]
+        tomb = tomb[t.column("_version").to_numpy() <= upto]
         distinct = sorted_unique(tomb)
         # the checksum is order-free: without repeats the sorted keys stand for both (half the memory)
         return (distinct,) if distinct.size == tomb.size else (tomb, distinct)
