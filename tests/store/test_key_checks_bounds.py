@@ -1,7 +1,8 @@
 """Scans for the rows of some keys go by the key bounds recorded for each samples fragment
 (``Tables.fragments_holding``), as point reads and deletes by key do: an append's check that
-keys below the store's highest are new, and erase's check that its keys were stored, read only
-the fragments whose bounds hold one of the keys, and every fragment without bounds.
+keys below the store's highest are new, vacuum's read of the tombstoned rows and erase's check
+that its keys were stored (its purge then reads every fragment anyway) read only the fragments
+whose bounds hold one of the keys, and every fragment without bounds.
 
 As in ``test_delete_key_bounds.py``, removing a fragment's data file shows which fragments a
 write reads: a read of a removed file fails.
