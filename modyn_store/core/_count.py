@@ -70,6 +70,8 @@ def read_again(snap: Snapshot, began: int, attempt: int) -> bool:
         snap._dead_cache = snap._unavailable_cache = None
         snap._kept_ok = False
         integrity.distrust_kept_runs()
+        snap._store._log.distrust_kept()
+        snap._records_cache = None
         return True
     return False
 

@@ -37,8 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from modyn_store.core import _kept, _logkept
 from modyn_store.core._failures import READ_ATTEMPTS, READ_ERRORS
-from modyn_store.core._logdigest import DIGEST, SEALED_SCHEMA, check, consecutive, from_micros, sealed, table_records
+from modyn_store.core._logdigest import (
+    DIGEST, SEALED_SCHEMA, check, consecutive, from_micros, in_order, plain_table, sealed, table_records,
+)
 from modyn_store.core._marker import MARKER, identity
 from modyn_store.core._plainjson import read_json
 from modyn_store.core.errors import ConflictError, CorruptionError, NotAStoreError
@@ -121,6 +124,9 @@ class VersionLog:
         self._table_seen: tuple[Any, int] | None = None
         # the marker file of the store the above was read from (see _same_store)
         self._marker: tuple[str, ...] | None = None
+        # whether a first read may take the records kept on disk (see _logkept, distrust_kept)
+        self._kept_ok = True
+        self._from_kept = False  # whether _checkpoint came from there
 
     # -- paths ---------------------------------------------------------------------------
     @staticmethod
@@ -251,14 +257,33 @@ class VersionLog:
         # manifest) is read again in full, never trusted from memory
         known = cached[1] if cached is not None and cached[0] < lv else []
         since = known[-1].version if known else 0
-        # (no filter on a first read: planning one costs more than the rows)
-        rows = ds.to_table(filter=f"_version > {since}") if since else ds.to_table()
         where = self.store._tables.uri("versions")
-        new = table_records(rows, where)
-        consecutive(new, since + 1, where)
+        # a first read takes what a fresh process read of this very table before, if kept
+        source = None if cached is not None else self.store._tables.kept_source("versions", ds)
+        kept = _kept.load(*source, _logkept.WHAT) if source is not None and self._kept_ok else None
+        new = _logkept.decoded(kept) if kept is not None else None
+        self._from_kept = new is not None
+        if new is not None:
+            consecutive(new, 1, where)
+        else:
+            # (no filter on a first read: planning one costs more than the rows)
+            rows = in_order(ds.to_table(filter=f"_version > {since}") if since else ds.to_table())
+            new = table_records(rows, where)
+            consecutive(new, since + 1, where)
+            if source is not None and plain_table(rows):  # every row checked: keep them for the next process
+                _kept.save(*source, _logkept.WHAT, _logkept.encoded(rows))
         records = known + new
         self._checkpoint = (lv, records)
         return list(records)
+
+    def distrust_kept(self) -> None:
+        """Read the ``versions`` table itself from now on: a read disagreed with the log
+        (``_count.read_again``). Records taken from the read cache are forgotten; the next read
+        of the table keeps its records again, in place of the entry read before."""
+        if self._from_kept:
+            self._checkpoint = None
+            self._from_kept = False
+        self._kept_ok = False
 
     # -- writing (under the writer lock) ---------------------------------------------------
     def commit(self, record: VersionRecord) -> None:

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from modyn_store.core._plainjson import read_json
@@ -39,7 +40,10 @@ from modyn_store.core._runcheck import digest
 from modyn_store.core.errors import CorruptionError
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
-__all__ = ["DIGEST", "SEALED_SCHEMA", "check", "consecutive", "from_micros", "micros", "sealed", "table_records"]
+__all__ = [
+    "DIGEST", "SEALED_SCHEMA", "check", "consecutive", "from_micros", "in_order", "micros", "plain_table", "sealed",
+    "table_records",
+]
 
 #: the key (record objects) and column (``versions`` table) of a record's digest
 DIGEST = "digest"
@@ -110,9 +114,9 @@ def table_records(table: pa.Table, where: str) -> list[VersionRecord]:
     long log in a process, docs/PERFORMANCE.md). Any other table is read row by row. A row that
     is not a record raises :class:`CorruptionError`.
     """
-    table = table.sort_by("_version")
+    table = in_order(table)
     try:
-        if _plain(table):
+        if plain_table(table):
             return _columns(table, where)
         rows = table.to_pylist()
         for r in rows:
@@ -122,7 +126,17 @@ def table_records(table: pa.Table, where: str) -> list[VersionRecord]:
         raise _unreadable(where, exc) from exc
 
 
-def _plain(table: pa.Table) -> bool:
+def in_order(table: pa.Table) -> pa.Table:
+    """``table`` sorted by ``_version`` (as it is: the table is written in version order)."""
+    version = table.column("_version")
+    if version.null_count == 0 and version.type == pa.int64():
+        v = version.to_numpy()
+        if v.size < 2 or bool(np.all(v[1:] > v[:-1])):
+            return table
+    return table.sort_by("_version")
+
+
+def plain_table(table: pa.Table) -> bool:
     """Whether ``table`` has this release's column types and no nulls but (maybe) digests."""
     for f in VERSIONS_SCHEMA:
         i = table.schema.get_field_index(f.name)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from modyn_store import CorruptionError
-from modyn_store.core._logdigest import SEALED_SCHEMA, _plain, _row_digest, check, sealed, table_records
+from modyn_store.core._logdigest import SEALED_SCHEMA, _row_digest, check, plain_table, sealed, table_records
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
 _T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -44,7 +44,7 @@ def test_the_columns_read_as_the_rows_do_in_any_stored_order() -> None:
     written = _records()
     rows = [sealed(r) for r in written]
     shuffled = _table(rows[::-1][:20] + rows[:20])
-    assert _plain(shuffled)  # (read by columns)
+    assert plain_table(shuffled)  # (read by columns)
     assert table_records(shuffled, "t") == _row_by_row(shuffled) == written
     # rows of an earlier release: no digest (null) or no digest column at all
     mixed = [dict(r, digest=None) if r["_version"] % 3 == 0 else r for r in rows]
