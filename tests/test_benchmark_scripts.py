@@ -131,8 +131,14 @@ CASES = [
           rf"\| fresh process: open \+ keys\(\) {NUM} ms with nothing kept, {NUM} ms with the log kept by an "
           rf"earlier one, Lance open \+ key scan {NUM} ms \|$"),
     _case("late_keys", "late_keys.py", "--rows 20000 --appends 4 --batch 100 --rounds 2",
-          rf"^20,000 rows in 4 appends, 2 late appends of 100 keys: store {NUM} ms, Lance merge_insert \(insert the "
-          rf"new keys\) {NUM} ms, {NUM}x the store's time$"),
+          rf"^20,000 rows in 4 appends, 2 late appends of 100 keys \(keys in a narrow stretch\): store {NUM} ms, "
+          rf"Lance merge_insert \(insert the new keys\) {NUM} ms, {NUM}x the store's time; each late append's keys "
+          rf"fall in the key ranges of up to [12] of the 4 appends$"),
+    _case("late_keys-spread-index", "late_keys.py", "--rows 20000 --appends 4 --batch 100 --rounds 3 --spread --index",
+          r"^key index: 20,000 rows; Lance BTREE on key: 20,000 rows$",
+          rf"^20,000 rows in 4 appends, 3 late appends of 100 keys \(keys spread over the range, key indexes built\): "
+          rf"store {NUM} ms, Lance merge_insert \(insert the new keys\) {NUM} ms, {NUM}x the store's time; each late "
+          rf"append's keys fall in the key ranges of up to 4 of the 4 appends$"),
     _case("small_deletes", "small_deletes.py", "--rows 20000 --deletes 20 --reads 1",
           rf"^20 deletes of one key of 20,000 rows: median {NUM} ms, p90 {NUM} ms, max {NUM} ms; tombstone fragments "
           rf"after each: mean {NUM}, max 16, at the end \d+$",

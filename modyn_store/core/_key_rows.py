@@ -24,14 +24,16 @@ import numpy as np
 import pyarrow as pa
 
 from engine._search import HashedKeys, sorted_unique
+from modyn_store.core import keyindex
 from modyn_store.core._catalog_tables import sample_keys
 from modyn_store.core._keyscan import SCAN_BATCH
 from modyn_store.core._sql import key_range
 
 if TYPE_CHECKING:
     from modyn_store.core._tables import Tables
+    from modyn_store.core.store import Store
 
-__all__ = ["found_keys", "rows_naming"]
+__all__ = ["found_keys", "rows_naming", "stored_keys"]
 
 
 def rows_naming(tables: Tables, name: str, keys: np.ndarray, columns: list[str],
@@ -68,3 +70,20 @@ def found_keys(tables: Tables, candidates: np.ndarray, names: tuple[str, ...], c
         if t is not None and t.num_rows:
             hits.append(t.column("key").to_numpy())
     return sorted_unique(np.concatenate(hits))
+
+
+def stored_keys(store: Store, keys: np.ndarray, committed: int) -> np.ndarray:
+    """The sorted distinct ``keys`` (ascending, distinct) that samples rows written at or before
+    ``committed`` hold, deleted ones included.
+
+    Where the key index is built, its sorted runs are probed (a binary search per key, the rows
+    found read back by row id) and only the fragments written since its build are scanned: keys
+    spread over the whole key range would otherwise read every fragment. Without it, the
+    fragments whose key bounds may hold one of the keys are scanned (:func:`found_keys`)."""
+    if keys.size == 0 or keyindex.read_pointer(store) is None:
+        return found_keys(store._tables, keys, ("samples",), committed)
+    ds = store._tables.open("samples")
+    if ds is None:
+        return keys[:0]
+    rows = keyindex.sample_rows(store, ds, keys)
+    return sorted_unique(rows.column("key").to_numpy()[rows.column("_version").to_numpy() <= committed])

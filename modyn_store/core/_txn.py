@@ -79,6 +79,7 @@ class Transaction:
         self.record: VersionRecord | None = None
         #: the finished intent found before this write's own (local stores), put back on rollback
         self.finished: Any = None
+        self.highest_fragment = -1  #: the highest samples fragment id before it: those above are its own
 
     def append(self, table: str, data: pa.Table) -> None:
         """Append ``data`` to the extension table ``table`` (created on first use).
@@ -378,6 +379,7 @@ def transaction(store: Store, op: str, message: str = "") -> Iterator[Transactio
         highest_fragment = _check_no_orphans(store, committed, recorded)
         txn = Transaction(store, committed + 1, op, message)
         txn.previous = last
+        txn.highest_fragment = highest_fragment
         # a refused write puts back the finished intent it found (a local store keeps one): files left as they were
         txn.finished = found if store._location.is_local and _pending(found) is None and found is not None else None
         # written before any row, so an interrupted write is always found and undone; a torn

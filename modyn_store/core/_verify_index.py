@@ -35,7 +35,7 @@ def key_runs(store: Store, deep: bool) -> tuple[list[str], list[str]] | None:
     raw = store._location.read(keyindex.RUNS_POINTER)
     if raw is None:
         return None
-    pointer = keyindex._read_pointer(store, raw)
+    pointer = keyindex.read_pointer(store, raw)
     if pointer is None:
         return [], [f"{keyindex.RUNS_POINTER} is unreadable or predates checksums: point reads scan "
                     "the key column until the writer's next index_keys() builds the index again"]

@@ -12,7 +12,7 @@ from engine._search import HashedKeys, first_unsorted, sorted_unique
 from modyn_store.core import _ingest, _tombstoned, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._fragments import key_spans
-from modyn_store.core._key_rows import found_keys
+from modyn_store.core._key_rows import found_keys, stored_keys
 from modyn_store.core._runclaims import claim_of
 from modyn_store.core._stream import check_filter_before_rows
 from modyn_store.core._extension_rows import check_extension
@@ -99,11 +99,11 @@ def append(
                 if failed and exc is not failed[0]:
                     raise failed[0] from None  # the input's own error (typed), not Lance's wrapping
                 raise
-            _check_new_keys(store, tracker, max_key, txn.version)
+            _check_new_keys(store, tracker, max_key, txn.version, txn.highest_fragment)
         else:
             # in memory: every key is checked before the store is touched
             batches = list(checked())
-            _check_new_keys(store, tracker, max_key, txn.version)
+            _check_new_keys(store, tracker, max_key, txn.version, txn.highest_fragment)
             txn._writing("samples")
             store._tables.append("samples", pa.Table.from_batches(batches, schema=schema))
         for name, rows in extra.items():
@@ -120,19 +120,27 @@ def append(
 
 
 
-def _check_new_keys(store: Store, tracker: _ingest.KeyTracker, max_key: int, version: int) -> None:
+def _check_new_keys(
+    store: Store, tracker: _ingest.KeyTracker, max_key: int, version: int, highest_fragment: int
+) -> None:
     if tracker.count == 0:
         raise InvalidArgumentError("data", "0 rows", "at least one row to append")
     if tracker.increasing and tracker.lowest > max_key:
         return  # unique within the append and above every key ever used
     written = None
-    if not tracker.keep:  # a streamed append: its keys are the rows of its version
-        rows = store._tables.scan("samples", ["key"], f"_version = {version}")
+    if not tracker.keep:
+        # a streamed append: its keys are the rows of its version, in the fragments it wrote
+        # (those above the highest before it: the others are not read)
+        rows = store._tables.scan_kept(
+            "samples", ["key"], f"_version = {version}", lambda b: b,
+            fragments=lambda ds: [f for f in ds.get_fragments() if f.fragment_id > highest_fragment],
+        )
         written = rows.column("key").to_numpy() if rows is not None else np.empty(0, np.int64)
     s = tracker.sorted_unique(written)
     if s[0] <= max_key:
         # keys are unique for all time: stored (deleted too), purged and erased keys are taken
-        clash = found_keys(store._tables, s, ("samples", "erasures", "purged"), version - 1)
+        clash = found_keys(store._tables, s, ("erasures", "purged"), version - 1)
+        clash = sorted_unique(np.concatenate([clash, stored_keys(store, s, version - 1)]))
         if clash.size:
             raise DuplicateKeyError(
                 f"{clash.size} keys already exist in the store (keys are unique for all time, "

@@ -68,7 +68,9 @@ from modyn_store.core.errors import CorruptionError
 if TYPE_CHECKING:
     from modyn_store.core.store import Store
 
-__all__ = ["INDEXED_TABLES", "IndexReport", "Located", "TableIndex", "locate", "lookup", "table_index", "update"]
+__all__ = [
+    "INDEXED_TABLES", "IndexReport", "Located", "TableIndex", "locate", "lookup", "read_pointer", "table_index", "update",
+]
 
 #: tables whose ``key`` column a Lance BTREE index covers (samples have sorted key runs)
 INDEXED_TABLES = ("tombstones", "purged")
@@ -160,9 +162,9 @@ def update(store: Store) -> IndexReport:
     return IndexReport(out, time.perf_counter() - t0)
 
 
-def _read_pointer(store: Store, raw: bytes | None = None) -> dict[str, Any] | None:
-    """The runs' pointer (``raw``: its bytes, if already read), or ``None`` when there is none,
-    it is unreadable, or it predates checksums."""
+def read_pointer(store: Store, raw: bytes | None = None) -> dict[str, Any] | None:
+    """The samples' sorted key runs' pointer (``raw``: its bytes, if already read), or ``None``
+    when there is none, it is unreadable, or it predates checksums (then lookups scan)."""
     raw = store._location.read(RUNS_POINTER) if raw is None else raw
     if raw is None:
         return None
@@ -204,7 +206,7 @@ def _build_runs(store: Store) -> TableIndex | None:
     """
     committed = store.version
     ds = store._tables.open("samples")
-    current = _read_pointer(store)
+    current = read_pointer(store)
     fs = store.fs
     if ds is None:
         return None
@@ -235,7 +237,7 @@ def _build_runs(store: Store) -> TableIndex | None:
 
 
 def _runs_state(store: Store, ds: Any) -> TableIndex | None:
-    current = _read_pointer(store)
+    current = read_pointer(store)
     if current is None:
         return None
     fs = store.fs
@@ -343,7 +345,7 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
     from modyn_store.core.rows import take_by_row_id
 
     read = ["key", "_version", *[c for c in columns if c not in ("key", "_version")]]
-    pointer = _read_pointer(store)
+    pointer = read_pointer(store)
     # fragments whose key bounds hold none of the keys are not read (a delete by key does the same)
     held = store._tables.fragments_holding("samples", ds, keys)
     for attempt in range(READ_ATTEMPTS):
@@ -355,7 +357,7 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
         except CorruptionError:
             # a writer's rebuild replaced the pointer and removed the folder read here: read
             # the new runs (damage persists under an unchanged pointer and is raised)
-            again = _read_pointer(store)
+            again = read_pointer(store)
             if again == pointer or attempt + 1 == READ_ATTEMPTS:
                 raise
             pointer = again
@@ -377,8 +379,8 @@ def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...
     if fresh:
         chunk = pa.array(np.ascontiguousarray(keys, dtype=np.int64))
         parts.append(_rows_of_keys(ds, chunk, columns=read, fragments=fresh, with_row_id=True))
-    if not parts:
-        return ds.to_table(columns=read, limit=0, with_row_id=True)
+    if not parts:  # (no scan: planning an empty one over every fragment costs about a millisecond)
+        return pa.schema([ds.schema.field(c) for c in read] + [pa.field("_rowid", pa.uint64())]).empty_table()
     out = pa.concat_tables([p.select([*read, "_rowid"]) for p in parts])
     if len(parts) > 1:  # a row in a fragment that straddles the runs' version comes twice
         _, first = np.unique(out.column("_rowid").to_numpy(), return_index=True)

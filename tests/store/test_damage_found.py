@@ -88,7 +88,7 @@ def test_a_key_index_without_checksums_is_not_used_and_is_rebuilt(tmp_path: Path
     assert Store.open(store.uri).as_of().contains([500, 2000]).tolist() == [True, False]  # scanned flat
     assert verify(store.uri, deep=True).ok
     store.index_keys()
-    assert keyindex._read_pointer(store) is not None
+    assert keyindex.read_pointer(store) is not None
     assert Store.open(store.uri).as_of().contains([500]).tolist() == [True]
 
 

@@ -2,7 +2,9 @@
 (``Tables.fragments_holding``), as point reads and deletes by key do: an append's check that
 keys below the store's highest are new, vacuum's read of the tombstoned rows and erase's check
 that its keys were stored (its purge then reads every fragment anyway) read only the fragments
-whose bounds hold one of the keys, and every fragment without bounds.
+whose bounds hold one of the keys, and every fragment without bounds. Where the key index is
+built, the append's and erase's checks probe its sorted runs instead and scan only the fragments
+written since its build; a streamed append reads its own keys back from its own fragments only.
 
 As in ``test_delete_key_bounds.py``, removing a fragment's data file shows which fragments a
 write reads: a read of a removed file fails.
@@ -87,3 +89,84 @@ def test_vacuum_reads_the_tombstoned_rows_in_the_fragments_that_may_hold_them(tm
     _remove_data(store, 2)
     report = store.vacuum(keep_versions=1, dry_run=True)  # (the purge itself rewrites every fragment)
     assert report.keys.tolist() == [22, 24]
+
+
+def _indexed_spread(uri: str) -> Store:
+    """Three fragments of even keys interleaved over one range (every fragment's bounds hold
+    every odd key between 0 and 58), then the key index."""
+    store = Store.open(uri, create=True)
+    for first in range(3):
+        store.append(_keyed(np.arange(2 * first, 60, 6)))
+    store.index_keys()
+    return store
+
+
+def test_with_the_key_index_a_late_append_of_spread_keys_reads_no_indexed_fragment(tmp_path: Path) -> None:
+    store = _indexed_spread(str(tmp_path / "s"))
+    for f in range(3):
+        _remove_data(store, f)  # every fragment's bounds hold the keys below: none may be read
+    assert store.append(_keyed([1, 31, 57])).inserted == 3
+    assert store.append(_keyed([3, 33])).inserted == 2  # the fragment written since the index is scanned
+    with pytest.raises(DuplicateKeyError, match="1 keys already exist.*31"):
+        store.append(_keyed([5, 31]))  # stored since the index: found by the scan of fresh fragments
+    # streamed: its rows are written before the check, which must not take them for stored ones
+    table = _keyed([35, 37, 39])
+    assert store.append(pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=2))).inserted == 3
+    assert store.as_of().contains([1, 3, 5, 31, 33, 35, 39]).tolist() == [True, True, False, True, True, True, True]
+
+
+def test_with_the_key_index_erase_checks_its_keys_without_reading_indexed_fragments(tmp_path: Path) -> None:
+    from modyn_store.core import maintenance
+
+    store = _indexed_spread(str(tmp_path / "s"))
+    store.append(_keyed([31]))  # after the index: scanned flat
+    _remove_data(store, 1)  # keys 2, 8 .. 56: their bounds hold every key asked, none of them is
+    _remove_data(store, 2)  # keys 4, 10 .. 58 (fragment 0, keys 0, 6 .. 54, holds those found)
+    asked = np.array([1, 12, 30, 31, 33, 54, 57])
+    assert maintenance._stored_keys(store, asked).tolist() == [False, True, True, True, False, True, False]
+
+
+def test_with_the_key_index_a_clash_with_any_stored_key_is_found(store_uri: str) -> None:
+    store = _indexed_spread(store_uri)
+    store.delete(keys=[12])
+    store.erase([18], reason="test")
+    with pytest.raises(DuplicateKeyError, match="1 keys already exist.*30"):
+        store.append(_keyed([7, 30]))  # in the index's runs
+    with pytest.raises(DuplicateKeyError, match="1 keys already exist.*12"):
+        store.append(_keyed([9, 12]))  # deleted: still taken
+    with pytest.raises(DuplicateKeyError, match="1 keys already exist.*18"):
+        store.append(_keyed([11, 18]))  # erased: its row is gone, the erasures name it
+    assert store.append(_keyed([7, 9, 11])).inserted == 3
+    assert store.erase([7, 30], reason="test").keys.tolist() == [7, 30]  # erase's check by the index
+    assert store.erase([13], reason="test", missing="ignore").keys.size == 0  # never stored
+
+
+@pytest.mark.parametrize("by", ["append", "erase"])
+def test_checks_by_the_key_index_answer_as_a_full_scan(store_uri: str, by: str) -> None:
+    rng = np.random.default_rng(5)
+    store = Store.open(store_uri, create=True)
+    taken = np.empty(0, np.int64)  # every key ever stored
+    live = np.empty(0, np.int64)
+    for step in range(12):
+        if step % 4 == 1:
+            store.index_keys()  # the runs, then appends after them scanned flat
+        fresh = np.setdiff1d(np.unique(rng.integers(-500, 5000, 40)), taken)
+        store.append(_keyed(rng.permutation(fresh)))
+        taken, live = np.union1d(taken, fresh), np.union1d(live, fresh)
+        asked = np.unique(rng.integers(-600, 5100, 15))
+        if by == "append":
+            clash = np.isin(asked, taken)
+            if clash.any():
+                with pytest.raises(DuplicateKeyError, match=f"{int(clash.sum())} keys already exist"):
+                    store.append(_keyed(asked))
+            else:
+                store.append(_keyed(asked))
+                taken, live = np.union1d(taken, asked), np.union1d(live, asked)
+        elif np.isin(asked, live).any():
+            report = store.erase(asked, reason="test", missing="ignore")
+            erased = asked[np.isin(asked, live)]
+            assert report.keys.tolist() == erased.tolist()
+            live = np.setdiff1d(live, erased)
+            with pytest.raises(DuplicateKeyError):
+                store.append(_keyed(erased[:1]))  # erased keys stay taken
+    assert np.array_equal(store.as_of().keys(), live)

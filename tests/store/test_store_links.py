@@ -74,14 +74,14 @@ def test_key_index_pointer_naming_a_folder_outside_its_own_is_not_used(tmp_path:
     s.index_keys()
     pointer = path / "_meta" / "keyindex.json"
     body = json.loads(pointer.read_text())
-    assert keyindex._read_pointer(s) is not None
+    assert keyindex.read_pointer(s) is not None
     shutil.move(str(path / "_meta" / "keyindex" / body["dir"]), str(tmp_path / "elsewhere"))
     body["dir"] = folder
     fields = {"dir": folder, "version": body["version"], "rows": body["rows"], "check": body["check"]}
     body["check"]["pointer"] = keyindex._pointer_digest(fields)
     pointer.write_text(json.dumps(body))
     s = Store.open(str(path))
-    assert keyindex._read_pointer(s) is None  # the runs are not used: every fragment is scanned
+    assert keyindex.read_pointer(s) is None  # the runs are not used: every fragment is scanned
     assert s.as_of().take([2, 3], columns=["x"]).column("x").to_pylist() == [2.0, 3.0]
 
 
