@@ -251,6 +251,8 @@ class VersionLog:
             return []
         lv = ds.version
         cached = self._checkpoint
+        if cached is not None and self._from_kept and self.store._tables._pinned() is not None:
+            cached = None  # a writer decides from the table itself, never from the read cache
         if cached is not None and cached[0] == lv:
             return list(cached[1])
         # the table only grows, so read just the new rows; a table that went back (a lost

@@ -12,7 +12,8 @@ table and checking the digests again.
 What is kept is the rows' values as they are stored: the numbers as int64 arrays, and one JSON
 text ``[[op, ...], [message, ...], [details, ...]]`` whose details are the stored texts (each a
 text ``json.dumps`` wrote, so the array reads back value for value). ``verify`` reads the table
-itself, never an entry, and writers decide from the table alone (:mod:`._table_values`).
+itself, never an entry, and a writer reads the table again where its process took the records
+from an entry (``VersionLog._checkpointed``): what a write decides comes from the tables.
 
 Example
 -------

@@ -141,6 +141,25 @@ def test_a_forged_entry_that_disagrees_with_the_keys_is_read_around(tmp_path: Pa
     assert _fresh_records(uri) == want_records  # the entry was written again from the table
 
 
+def test_a_writer_never_takes_the_kept_records(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = str(tmp_path / "s")
+    s = _store(uri, 27)  # 32 versions: all folded into the table, no record object left
+    assert s._log.latest() == 32 and s._log._listed() == []
+    ds = s._tables.open("versions")
+    source = s._tables.kept_source("versions", ds)
+    assert source is not None
+    rows = ds.to_table()
+    live = rows.schema.get_field_index("live")
+    forged = rows.set_column(live, "live", pa.array([n + 5 for n in rows.column("live").to_pylist()], pa.int64()))
+    _kept.save(*source, _logkept.WHAT, _logkept.encoded(forged))
+    same = Store.open(uri)
+    assert same._log.records()[-1].live == 27 * 10 - 5 + 5  # a read took the entry
+    k = np.arange(1000, 1010, dtype=np.int64)
+    assert same.append(pa.table({"key": k, "ts": k})).live == 27 * 10 - 5 + 10  # counted from the table
+    monkeypatch.setenv(_kept.ENV, "off")
+    assert Store.open(uri).as_of().count() == 27 * 10 - 5 + 10
+
+
 def test_keeping_off_reads_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(_kept.ENV, "off")
     uri = str(tmp_path / "s")
