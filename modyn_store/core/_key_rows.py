@@ -72,18 +72,18 @@ def found_keys(tables: Tables, candidates: np.ndarray, names: tuple[str, ...], c
     return sorted_unique(np.concatenate(hits))
 
 
-def stored_keys(store: Store, keys: np.ndarray, committed: int) -> np.ndarray:
+def stored_keys(store: Store, keys: np.ndarray, committed: int, also: tuple[str, ...] = ()) -> np.ndarray:
     """The sorted distinct ``keys`` (ascending, distinct) that samples rows written at or before
-    ``committed`` hold, deleted ones included.
+    ``committed`` hold, deleted ones included, and those rows of the tables ``also`` hold.
 
     Where the key index is built, its sorted runs are probed (a binary search per key, the rows
     found read back by row id) and only the fragments written since its build are scanned: keys
     spread over the whole key range would otherwise read every fragment. Without it, the
     fragments whose key bounds may hold one of the keys are scanned (:func:`found_keys`)."""
-    if keys.size == 0 or keyindex.read_pointer(store) is None:
-        return found_keys(store._tables, keys, ("samples",), committed)
-    ds = store._tables.open("samples")
+    pointer = keyindex.read_pointer(store) if keys.size else None
+    ds = store._tables.open("samples") if pointer is not None else None
     if ds is None:
-        return keys[:0]
-    rows = keyindex.sample_rows(store, ds, keys)
-    return sorted_unique(rows.column("key").to_numpy()[rows.column("_version").to_numpy() <= committed])
+        return found_keys(store._tables, keys, ("samples", *also), committed)
+    rows = keyindex.sample_rows(store, ds, keys, pointer=pointer)
+    held = rows.column("key").to_numpy()[rows.column("_version").to_numpy() <= committed]
+    return sorted_unique(np.concatenate([held, found_keys(store._tables, keys, also, committed)]))

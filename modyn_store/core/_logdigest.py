@@ -41,8 +41,8 @@ from modyn_store.core.errors import CorruptionError
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
 __all__ = [
-    "DIGEST", "SEALED_SCHEMA", "check", "consecutive", "from_micros", "in_order", "micros", "plain_table", "sealed",
-    "table_records",
+    "DIGEST", "SEALED_SCHEMA", "check", "consecutive", "from_micros", "in_order", "micros", "plain_table",
+    "records_of", "sealed", "table_records",
 ]
 
 #: the key (record objects) and column (``versions`` table) of a record's digest
@@ -169,9 +169,15 @@ def _columns(table: pa.Table, where: str) -> list[VersionRecord]:
             raise ValueError(f"{n} details texts read as {len(details)} values")
     else:  # an earlier release's rows: one text at a time, so a damaged one fails alone
         details = [read_json(d) for d in dets]
+    return records_of(cols[:-1], details)
+
+
+def records_of(fields: Sequence[list[Any]], details: list[Any]) -> list[VersionRecord]:
+    """The records of the ``versions`` table's fields given as one list each, in the table's
+    order from ``_version`` to ``max_key`` (``time`` in microseconds), and their parsed details."""
     return [
         VersionRecord(v, from_micros(t), op, msg, ins, dele, era, live, mk, det)
-        for v, t, op, msg, ins, dele, era, live, mk, det in zip(*cols[:-1], details)
+        for v, t, op, msg, ins, dele, era, live, mk, det in zip(*fields, details)
     ]
 
 

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from modyn_store.core._logdigest import from_micros
+from modyn_store.core._logdigest import records_of
 from modyn_store.core._plainjson import read_json
 from modyn_store.core.records import VersionRecord
 
@@ -80,8 +80,4 @@ def decoded(arrays: Sequence[np.ndarray]) -> list[VersionRecord] | None:
         return None
     ops, messages, details = parts
     version, when, inserted, deleted, erased, live, max_key = arrays[0].reshape(len(_INTS), n).tolist()
-    return [
-        VersionRecord(v, from_micros(t), op, msg, ins, dele, era, lv, mk, det)
-        for v, t, op, msg, ins, dele, era, lv, mk, det
-        in zip(version, when, ops, messages, inserted, deleted, erased, live, max_key, details)
-    ]
+    return records_of((version, when, ops, messages, inserted, deleted, erased, live, max_key), details)

@@ -12,7 +12,7 @@ from engine._search import HashedKeys, first_unsorted, sorted_unique
 from modyn_store.core import _ingest, _tombstoned, integrity
 from modyn_store.core._failures import READ_ERRORS, vanished
 from modyn_store.core._fragments import key_spans
-from modyn_store.core._key_rows import found_keys, stored_keys
+from modyn_store.core._key_rows import stored_keys
 from modyn_store.core._runclaims import claim_of
 from modyn_store.core._stream import check_filter_before_rows
 from modyn_store.core._extension_rows import check_extension
@@ -139,8 +139,7 @@ def _check_new_keys(
     s = tracker.sorted_unique(written)
     if s[0] <= max_key:
         # keys are unique for all time: stored (deleted too), purged and erased keys are taken
-        clash = found_keys(store._tables, s, ("erasures", "purged"), version - 1)
-        clash = sorted_unique(np.concatenate([clash, stored_keys(store, s, version - 1)]))
+        clash = stored_keys(store, s, version - 1, also=("erasures", "purged"))
         if clash.size:
             raise DuplicateKeyError(
                 f"{clash.size} keys already exist in the store (keys are unique for all time, "

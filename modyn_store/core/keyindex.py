@@ -338,14 +338,16 @@ def runs_check(store: Store, pointer: dict[str, Any]) -> tuple[BlockCheck, np.nd
     return got
 
 
-def sample_rows(store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...] = ()) -> pa.Table:
+def sample_rows(
+    store: Store, ds: Any, keys: np.ndarray, columns: tuple[str, ...] = (), pointer: dict[str, Any] | None = None
+) -> pa.Table:
     """``key``, ``_version``, ``columns`` and ``_rowid`` of the samples rows (not deleted) holding
     one of the sorted distinct ``keys``: from the sorted runs where they cover, scanned flat
-    elsewhere."""
+    elsewhere (``pointer``: the runs' pointer where the caller read it, else read here)."""
     from modyn_store.core.rows import take_by_row_id
 
     read = ["key", "_version", *[c for c in columns if c not in ("key", "_version")]]
-    pointer = read_pointer(store)
+    pointer = read_pointer(store) if pointer is None else pointer
     # fragments whose key bounds hold none of the keys are not read (a delete by key does the same)
     held = store._tables.fragments_holding("samples", ds, keys)
     for attempt in range(READ_ATTEMPTS):

@@ -11,7 +11,7 @@ import pyarrow as pa
 from engine._search import sorted_unique
 from modyn_store.core import integrity, keyindex
 from modyn_store.core._catalog_tables import holds_samples, may_hold_samples
-from modyn_store.core._key_rows import found_keys, rows_naming, stored_keys
+from modyn_store.core._key_rows import rows_naming, stored_keys
 from modyn_store.core._marker import refuse_table_links
 from modyn_store.core._sql import key_range
 from modyn_store.core._writable import locked
@@ -271,8 +271,7 @@ def _erase_spans(store: Store, keys: np.ndarray, before: int) -> list[list[int]]
 def _stored_keys(store: Store, keys: np.ndarray) -> np.ndarray:
     """Mask: which sorted ``keys`` have a stored row (any committed version, deleted or not),
     of the samples or of a :func:`keyed_extensions` table."""
-    held = [stored_keys(store, keys, store.version), found_keys(store._tables, keys, ("purged",), store.version)]
-    found = _isin_sorted(keys, sorted_unique(np.concatenate(held)))
+    found = _isin_sorted(keys, stored_keys(store, keys, store.version, also=("purged",)))
     if not found.all():
         # an extension table's rows for a key the samples never held are that key's data too:
         # refusing the key would leave them on disk with no way to erase them

@@ -49,6 +49,18 @@ def _fresh_records(uri: str) -> list[VersionRecord]:
     return Store.open(uri)._log.records()  # a new store object: nothing of the log in memory
 
 
+def _forge_live(store: Store, shift: int) -> None:
+    """Keep an entry for the log's table as it is, but every live count ``shift`` higher: well
+    formed, with a valid digest."""
+    ds = store._tables.open("versions")
+    source = store._tables.kept_source("versions", ds)
+    assert source is not None
+    rows = ds.to_table()
+    live = rows.schema.get_field_index("live")
+    forged = rows.set_column(live, "live", pa.array([n + shift for n in rows.column("live").to_pylist()], pa.int64()))
+    _kept.save(*source, _logkept.WHAT, _logkept.encoded(forged))
+
+
 def _without_table_data(uri: str) -> None:
     for f in (Path(uri) / "versions.lance" / "data").iterdir():
         f.unlink()
@@ -125,14 +137,7 @@ def test_a_forged_entry_that_disagrees_with_the_keys_is_read_around(tmp_path: Pa
     s = _store(uri, 40)
     want_records = s._log.records()
     want = {v: s.as_of(v).keys().tolist() for v in (30, 48)}
-    reader = Store.open(uri)
-    ds = reader._tables.open("versions")
-    source = reader._tables.kept_source("versions", ds)
-    assert source is not None
-    rows = ds.to_table()
-    live = rows.schema.get_field_index("live")
-    forged = rows.set_column(live, "live", pa.array([n + 1 for n in rows.column("live").to_pylist()], pa.int64()))
-    _kept.save(*source, _logkept.WHAT, _logkept.encoded(forged))  # well formed, with a valid digest
+    _forge_live(Store.open(uri), 1)
     fooled = Store.open(uri)
     assert fooled._log.records()[29].live == want_records[29].live + 1  # (the entry is read)
     assert fooled.as_of(30).keys().tolist() == want[30]  # disagreed: the table read instead
@@ -145,13 +150,7 @@ def test_a_writer_never_takes_the_kept_records(tmp_path: Path, cache: Path, monk
     uri = str(tmp_path / "s")
     s = _store(uri, 27)  # 32 versions: all folded into the table, no record object left
     assert s._log.latest() == 32 and s._log._listed() == []
-    ds = s._tables.open("versions")
-    source = s._tables.kept_source("versions", ds)
-    assert source is not None
-    rows = ds.to_table()
-    live = rows.schema.get_field_index("live")
-    forged = rows.set_column(live, "live", pa.array([n + 5 for n in rows.column("live").to_pylist()], pa.int64()))
-    _kept.save(*source, _logkept.WHAT, _logkept.encoded(forged))
+    _forge_live(s, 5)
     same = Store.open(uri)
     assert same._log.records()[-1].live == 27 * 10 - 5 + 5  # a read took the entry
     k = np.arange(1000, 1010, dtype=np.int64)
