@@ -381,7 +381,7 @@ def sample_rows(
     if fresh:
         chunk = pa.array(np.ascontiguousarray(keys, dtype=np.int64))
         parts.append(_rows_of_keys(ds, chunk, columns=read, fragments=fresh, with_row_id=True))
-    if not parts:  # (no scan: planning an empty one over every fragment costs about a millisecond)
+    if not parts:  # (no scan: even an empty one is planned over every fragment)
         return pa.schema([ds.schema.field(c) for c in read] + [pa.field("_rowid", pa.uint64())]).empty_table()
     out = pa.concat_tables([p.select([*read, "_rowid"]) for p in parts])
     if len(parts) > 1:  # a row in a fragment that straddles the runs' version comes twice
