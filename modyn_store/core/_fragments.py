@@ -165,17 +165,26 @@ class FragmentRanges:
         memo = self._memo.get(name)
         if memo is not None and memo[0] == ds.version:
             return dict(memo[2])
+        return {fid: (hit[3], hit[4]) for fid, hit in self._recorded_hits(name, ds).items() if len(hit) == 5}
+
+    def recorded_versions(self, name: str, ds: lance.LanceDataset) -> dict[int, tuple[int, int]]:
+        """``fragment id -> (min _version, max _version)`` for the fragments of ``ds`` whose
+        ranges memory or the journal records; like :meth:`key_bounds`, reads no fragment and
+        remembers nothing of the others (a writer's own fragments stay unknown)."""
+        memo = self._memo.get(name)
+        if memo is not None and memo[0] == ds.version:
+            return dict(memo[1])
+        return {fid: (hit[0], hit[1]) for fid, hit in self._recorded_hits(name, ds).items()}
+
+    def _recorded_hits(self, name: str, ds: lance.LanceDataset) -> dict[int, Known]:
+        """What memory or the journal records of the fragments of ``ds`` (those whose recorded
+        row count is the fragment's)."""
         frags = [(f.fragment_id, f.physical_rows) for f in ds.get_fragments()]
         known = self._known.get(name)
         if known is None or any(fid not in known for fid, _ in frags):
             self._load(name)  # another process may have recorded them
             known = self._known[name]
-        out: dict[int, tuple[int, int]] = {}
-        for fid, rows in frags:
-            hit = known.get(fid)
-            if hit is not None and len(hit) == 5 and hit[2] == rows:
-                out[fid] = (hit[3], hit[4])
-        return out
+        return {fid: hit for fid, rows in frags if (hit := known.get(fid)) is not None and hit[2] == rows}
 
     def _get(
         self, name: str, ds: lance.LanceDataset, assume: int | None, created_after: int, keys: tuple[int, int] | None,

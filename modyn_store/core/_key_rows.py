@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from engine._search import HashedKeys, sorted_unique
+from engine._search import HashedKeys, first_unsorted, hit_positions, sorted_unique
 from modyn_store.core import keyindex
 from modyn_store.core._catalog_tables import sample_keys
 from modyn_store.core._keyscan import SCAN_BATCH
@@ -37,24 +37,46 @@ __all__ = ["found_keys", "rows_naming", "stored_keys"]
 
 
 def rows_naming(tables: Tables, name: str, keys: np.ndarray, columns: list[str],
-                filter: str | None = None) -> pa.Table | None:
+                filter: str | None = None, *, settled: int | None = None) -> pa.Table | None:
     """The rows of table ``name`` (``columns``, ``key`` among them; ``filter``: a predicate on
     the others) whose ``key`` is one of the int64 ``keys`` (any order); a null key names none;
     ``None`` where there is no such table. Of the samples, the fragments whose recorded key
-    bounds hold none of the keys are not read (:meth:`Tables.fragments_holding`)."""
+    bounds hold none of the keys are not read (:meth:`Tables.fragments_holding`), and where
+    ``filter`` only keeps rows written at or before version ``settled`` (and keys among those
+    asked), the fragments recorded to hold no later row are read without it: only their keys.
+
+    A batch whose keys ascend (the usual layout: keys assigned in order, or merged) is searched
+    for the few asked keys inside its key range (:func:`hit_positions`), not hashed key by key."""
     table: HashedKeys | None = None  # built at the first batch: none where the table is missing or empty
     wanted = sorted_unique(keys)
 
     def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
         nonlocal table
-        if table is None:
-            table = HashedKeys.for_stream(wanted, SCAN_BATCH)
         values, valid = sample_keys(batch.column("key"))
-        at = table.hits(values)
+        if values.size and first_unsorted(values) < 0 and _few_in_range(values, wanted):
+            at = hit_positions(values, wanted)
+        else:
+            if table is None:
+                table = HashedKeys.for_stream(wanted, SCAN_BATCH)
+            at = table.hits(values)
         return batch.take(pa.array(at if valid is None else at[valid[at]]))
 
+    exempt = None if settled is None or name != "samples" else lambda ds: tables.fragments_settled(name, ds, settled)
     return tables.scan_kept(name, columns, filter, keep,
-                            fragments=lambda ds: tables.fragments_holding(name, ds, wanted))
+                            fragments=lambda ds: tables.fragments_holding(name, ds, wanted), exempt=exempt)
+
+
+#: a sorted batch is searched for the asked keys in its range (two binary searches of each in
+#: the batch, ~100 ns a key) where they are at most this fraction of its keys; more are hashed
+#: (a few ns a key of the batch)
+SEARCH_FRACTION = 1 / 64
+
+
+def _few_in_range(values: np.ndarray, wanted: np.ndarray) -> bool:
+    """Whether the ascending ``wanted`` has at most ``SEARCH_FRACTION`` of ``values``' count
+    inside ``[values[0], values[-1]]`` (``values`` ascending)."""
+    inside = np.searchsorted(wanted, values[-1], side="right") - np.searchsorted(wanted, values[0], side="left")
+    return bool(inside <= values.size * SEARCH_FRACTION)
 
 
 def found_keys(tables: Tables, candidates: np.ndarray, names: tuple[str, ...], committed: int) -> np.ndarray:
@@ -66,7 +88,7 @@ def found_keys(tables: Tables, candidates: np.ndarray, names: tuple[str, ...], c
     flt = f"{key_range(int(candidates[0]), int(candidates[-1]))} AND _version <= {committed}"
     hits = [np.empty(0, np.int64)]
     for name in names:
-        t = rows_naming(tables, name, candidates, ["key"], flt)
+        t = rows_naming(tables, name, candidates, ["key"], flt, settled=committed)
         if t is not None and t.num_rows:
             hits.append(t.column("key").to_numpy())
     return sorted_unique(np.concatenate(hits))

@@ -94,6 +94,11 @@ class Tables(TableMaintenance, TableValues):
         """``fragment id -> (min key, max key)`` for the fragments of ``ds`` whose bounds are known."""
         return self.ranges.key_bounds(name, ds)
 
+    def fragments_settled(self, name: str, ds: lance.LanceDataset, version: int) -> set[int]:
+        """The ids of the fragments of ``ds`` recorded to hold only rows written at or before
+        ``version`` (those whose ranges are unknown here are never among them)."""
+        return {fid for fid, (_, top) in self.ranges.recorded_versions(name, ds).items() if top <= version}
+
     def fragments_holding(self, name: str, ds: lance.LanceDataset, keys: np.ndarray) -> list[Any] | None:
         """The fragments of ``ds`` that may hold one of the ascending ``keys``: all but those
         whose recorded key bounds hold none of them (``None``: none is ruled out, or ``name``
@@ -404,21 +409,32 @@ class Tables(TableMaintenance, TableValues):
         *,
         batch_size: int = 1 << 16,
         fragments: Callable[[lance.LanceDataset], list[Any] | None] | None = None,
+        exempt: Callable[[lance.LanceDataset], set[int]] | None = None,
     ) -> pa.Table | None:
         """The rows of ``name`` that ``keep`` retains, read batch by batch: memory holds one
         scanned batch and what was kept, never the whole table (``None`` if the table does not
         exist). A read that loses its files to a concurrent maintenance starts over.
-        ``fragments``: of the dataset opened, the fragments to read (``None`` from it: all)."""
+        ``fragments``: of the dataset opened, the fragments to read (``None`` from it: all).
+        ``exempt``: of the same dataset, the ids of fragments read without ``filter`` (the
+        caller vouches that ``keep`` retains the same rows of them either way: a filter whose
+        columns need not be read there is not read)."""
         for attempt in range(READ_ATTEMPTS):
             ds = self.open(name)
             if ds is None:
                 return None
             try:
-                scanner = ds.scanner(columns=columns, filter=filter, batch_size=batch_size,
-                                     fragments=fragments(ds) if fragments is not None else None)
-                reader = scanner.to_reader()
-                kept = [keep(batch) for batch in reader]
-                return pa.Table.from_batches([b for b in kept if b.num_rows], schema=reader.schema)
+                chosen = fragments(ds) if fragments is not None else None
+                parts: list[tuple[list[Any] | None, str | None]] = [(chosen, filter)]
+                free = exempt(ds) if exempt is not None and filter is not None else set()
+                if free:
+                    every = chosen if chosen is not None else ds.get_fragments()
+                    parts = [([f for f in every if f.fragment_id in free], None),
+                             ([f for f in every if f.fragment_id not in free], filter)]
+                kept: list[pa.RecordBatch] = []
+                for frags, flt in [p for p in parts if p[0] is None or p[0]] or parts[:1]:  # (one for the schema)
+                    reader = ds.scanner(columns=columns, filter=flt, batch_size=batch_size, fragments=frags).to_reader()
+                    kept.extend(b for b in (keep(batch) for batch in reader) if b.num_rows)
+                return pa.Table.from_batches(kept, schema=reader.schema)
             except READ_ERRORS as exc:
                 self.retry_after(name, exc, attempt)
         return None  # pragma: no cover
