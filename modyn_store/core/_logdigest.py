@@ -42,7 +42,7 @@ from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
 __all__ = [
     "DIGEST", "SEALED_SCHEMA", "check", "consecutive", "from_micros", "in_order", "micros", "plain_table",
-    "records_of", "sealed", "table_records",
+    "RECORD_FIELDS", "records_of", "sealed", "table_records",
 ]
 
 #: the key (record objects) and column (``versions`` table) of a record's digest
@@ -172,13 +172,26 @@ def _columns(table: pa.Table, where: str) -> list[VersionRecord]:
     return records_of(cols[:-1], details)
 
 
+#: the fields of a :class:`VersionRecord`, in order: :func:`records_of` fills them directly
+RECORD_FIELDS = ("version", "time", "op", "message", "inserted", "deleted", "erased", "live", "max_key", "details")
+
+
 def records_of(fields: Sequence[list[Any]], details: list[Any]) -> list[VersionRecord]:
     """The records of the ``versions`` table's fields given as one list each, in the table's
-    order from ``_version`` to ``max_key`` (``time`` in microseconds), and their parsed details."""
-    return [
-        VersionRecord(v, from_micros(t), op, msg, ins, dele, era, live, mk, det)
-        for v, t, op, msg, ins, dele, era, live, mk, det in zip(*fields, details)
-    ]
+    order from ``_version`` to ``max_key`` (``time`` in microseconds), and their parsed details.
+
+    Each record's attributes are set as one dictionary (what the frozen dataclass's
+    ``__init__`` would set, one ``object.__setattr__`` per field): a fresh process makes one
+    record per version of the log, thousands before its first answer."""
+    new, put = object.__new__, object.__setattr__
+    out: list[VersionRecord] = []
+    for v, t, op, msg, ins, dele, era, live, mk, det in zip(*fields, details):
+        record = new(VersionRecord)
+        put(record, "__dict__", {"version": v, "time": _EPOCH + int(t) * _MICRO, "op": op, "message": msg,
+                                 "inserted": ins, "deleted": dele, "erased": era, "live": live, "max_key": mk,
+                                 "details": det})
+        out.append(record)
+    return out
 
 
 def consecutive(records: Sequence[VersionRecord], first: int, where: str) -> None:

@@ -3,13 +3,16 @@ as row by row, for every field a writer stores."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
 
 from modyn_store import CorruptionError
-from modyn_store.core._logdigest import SEALED_SCHEMA, _row_digest, check, plain_table, sealed, table_records
+from modyn_store.core._logdigest import (
+    RECORD_FIELDS, SEALED_SCHEMA, _row_digest, check, plain_table, records_of, sealed, table_records,
+)
 from modyn_store.core.records import VERSIONS_SCHEMA, VersionRecord
 
 _T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -98,3 +101,19 @@ def test_a_details_text_that_is_two_values_is_damage() -> None:
     rows[1]["digest"] = _row_digest(rows[1])
     with pytest.raises(CorruptionError, match="3 details texts read as 4 values"):
         table_records(_table(rows), "t")
+
+
+def test_records_made_field_by_field_equal_those_of_the_dataclass() -> None:
+    assert tuple(f.name for f in dataclasses.fields(VersionRecord)) == RECORD_FIELDS  # a new field: fill it there
+    when = [0, 1_700_000_000_123_456, -5]
+    fields = [[1, 2, 3], when, ["append", "delete", "tag"], ["", "m\n", "é"], [10, 0, 0], [0, 4, 0], [0, 0, 0],
+              [10, 6, 6], [9, 9, -1]]
+    details = [{"checksum": "ab", "run": [0, 10]}, {}, {"tag": "t"}]
+    got = records_of(fields, details)
+    want = [VersionRecord(v, datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=t), op, msg, i, d, e, lv, mk, det)
+            for v, t, op, msg, i, d, e, lv, mk, det in zip(*fields, details)]
+    assert got == want
+    assert [repr(r) for r in got] == [repr(r) for r in want]
+    assert [r.to_row() for r in got] == [r.to_row() for r in want]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got[0].live = 3  # type: ignore[misc]
