@@ -82,7 +82,8 @@ def _few_in_range(values: np.ndarray, wanted: np.ndarray) -> bool:
 def found_keys(tables: Tables, candidates: np.ndarray, names: tuple[str, ...], committed: int) -> np.ndarray:
     """Sorted keys among the ascending, distinct ``candidates`` that rows of the tables
     ``names`` written at or before version ``committed`` hold (a scan of each table's key range
-    of ``candidates``, keeping only the hits)."""
+    of ``candidates``, keeping only the hits; the samples fragments recorded to hold no row
+    after ``committed`` are read without the filter, see :func:`rows_naming`)."""
     if candidates.size == 0:
         return candidates
     flt = f"{key_range(int(candidates[0]), int(candidates[-1]))} AND _version <= {committed}"
