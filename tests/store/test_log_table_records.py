@@ -110,6 +110,7 @@ def test_records_made_field_by_field_equal_those_of_the_dataclass() -> None:
               [10, 6, 6], [9, 9, -1]]
     details = [{"checksum": "ab", "run": [0, 10]}, {}, {"tag": "t"}]
     got = records_of(fields, details)
+    assert all(tuple(vars(r)) == RECORD_FIELDS for r in got)  # every field set, none more
     want = [VersionRecord(v, datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=t), op, msg, i, d, e, lv, mk, det)
             for v, t, op, msg, i, d, e, lv, mk, det in zip(*fields, details)]
     assert got == want
