@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from engine._search import HashedKeys, first_unsorted, hit_positions, sorted_unique
+from engine._search import HashedKeys, first_unsorted, sorted_unique
 from modyn_store.core import keyindex
 from modyn_store.core._catalog_tables import sample_keys
-from modyn_store.core._keyscan import SCAN_BATCH
+from modyn_store.core._keyscan import SCAN_BATCH, dead_positions
 from modyn_store.core._sql import key_range
 
 if TYPE_CHECKING:
@@ -46,19 +46,18 @@ def rows_naming(tables: Tables, name: str, keys: np.ndarray, columns: list[str],
     asked), the fragments recorded to hold no later row are read without it: only their keys.
 
     A batch whose keys ascend (the usual layout: keys assigned in order, or merged) is searched
-    for the few asked keys inside its key range (:func:`hit_positions`), not hashed key by key."""
+    for the few asked keys inside its key range (:func:`~modyn_store.core._keyscan.dead_positions`,
+    as a key scan drops dead keys), not hashed key by key."""
     table: HashedKeys | None = None  # built at the first batch: none where the table is missing or empty
     wanted = sorted_unique(keys)
 
     def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
         nonlocal table
         values, valid = sample_keys(batch.column("key"))
-        if values.size and first_unsorted(values) < 0 and _few_in_range(values, wanted):
-            at = hit_positions(values, wanted)
-        else:
-            if table is None:
-                table = HashedKeys.for_stream(wanted, SCAN_BATCH)
-            at = table.hits(values)
+        searched = bool(values.size) and first_unsorted(values) < 0 and _few_in_range(values, wanted)
+        if not searched and table is None:
+            table = HashedKeys.for_stream(wanted, SCAN_BATCH)
+        at = dead_positions(values, wanted, ordered=searched, hashed=table)
         return batch.take(pa.array(at if valid is None else at[valid[at]]))
 
     exempt = None if settled is None or name != "samples" else lambda ds: tables.fragments_settled(name, ds, settled)

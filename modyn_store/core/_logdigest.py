@@ -187,7 +187,7 @@ def records_of(fields: Sequence[list[Any]], details: list[Any]) -> list[VersionR
     out: list[VersionRecord] = []
     for v, t, op, msg, ins, dele, era, live, mk, det in zip(*fields, details):
         record = new(VersionRecord)
-        put(record, "__dict__", {"version": v, "time": _EPOCH + int(t) * _MICRO, "op": op, "message": msg,
+        put(record, "__dict__", {"version": v, "time": from_micros(t), "op": op, "message": msg,
                                  "inserted": ins, "deleted": dele, "erased": era, "live": live, "max_key": mk,
                                  "details": det})
         out.append(record)
